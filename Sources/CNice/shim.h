@@ -1,0 +1,3 @@
+#include <nice/agent.h>
+#include <glib.h>
+#include <glib-object.h>

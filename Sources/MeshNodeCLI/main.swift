@@ -1,0 +1,2 @@
+import MeshNode
+print("meshnode \(MeshNodeVersion.string)")

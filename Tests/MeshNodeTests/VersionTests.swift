@@ -1,0 +1,6 @@
+import Testing
+@testable import MeshNode
+
+@Suite struct VersionTests {
+    @Test func versionIsSemantic() { #expect(MeshNodeVersion.string.split(separator: ".").count == 3) }
+}

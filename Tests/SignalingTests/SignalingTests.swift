@@ -1,0 +1,6 @@
+import Testing
+@testable import Signaling
+
+@Suite struct SignalingModuleTests {
+    @Test func subprotocolName() { #expect(SignalingProtocol.subprotocol == "meshnode.v1") }
+}
