@@ -8,7 +8,7 @@ func systemLibrary(_ name: String, pkgConfig: String, apt: String) -> Target {
 
 let package = Package(
     name: "meshnode",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "meshnode", targets: ["MeshNodeCLI"]),
         .library(name: "MeshNode", targets: ["MeshNode"]),

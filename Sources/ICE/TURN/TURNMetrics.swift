@@ -1,0 +1,42 @@
+import Metrics
+
+/// The TURN server's counters (exported by the node at `/metrics`).
+///
+/// Per-packet counts are summed on each event loop and added here in batches, so the hot path
+/// touches no shared memory.
+struct TURNMetrics: Sendable {
+    let allocationsCreated = Counter(label: "meshnode_turn_allocations_total")
+    let allocationsActive = Gauge(label: "meshnode_turn_allocations_active")
+    let packetsToPeer = Counter(label: "meshnode_turn_relayed_packets_total", dimensions: [("direction", "to_peer")])
+    let packetsToClient = Counter(label: "meshnode_turn_relayed_packets_total", dimensions: [("direction", "to_client")])
+    let bytesToPeer = Counter(label: "meshnode_turn_relayed_bytes_total", dimensions: [("direction", "to_peer")])
+    let bytesToClient = Counter(label: "meshnode_turn_relayed_bytes_total", dimensions: [("direction", "to_client")])
+    let droppedOverBandwidth = Counter(label: "meshnode_turn_dropped_packets_total", dimensions: [("reason", "bandwidth")])
+    let droppedNoPermission = Counter(label: "meshnode_turn_dropped_packets_total", dimensions: [("reason", "no_permission")])
+    let authFailures = Counter(label: "meshnode_turn_auth_failures_total")
+    let bindingRequests = Counter(label: "meshnode_stun_binding_requests_total")
+    let malformed = Counter(label: "meshnode_turn_malformed_total")
+
+    /// A refusal by reason: forbidden_peer, quota, wrong_transport, stale_nonce, mismatch, …
+    func refused(_ reason: String) {
+        Counter(label: "meshnode_turn_refusals_total", dimensions: [("reason", reason)]).increment()
+    }
+}
+
+/// Per-loop tallies flushed into ``TURNMetrics`` periodically.
+struct RelayTally {
+    var packetsToPeer = 0
+    var bytesToPeer = 0
+    var packetsToClient = 0
+    var bytesToClient = 0
+    var droppedOverBandwidth = 0
+    var droppedNoPermission = 0
+
+    mutating func flush(into metrics: TURNMetrics) {
+        if packetsToPeer > 0 { metrics.packetsToPeer.increment(by: packetsToPeer); metrics.bytesToPeer.increment(by: bytesToPeer) }
+        if packetsToClient > 0 { metrics.packetsToClient.increment(by: packetsToClient); metrics.bytesToClient.increment(by: bytesToClient) }
+        if droppedOverBandwidth > 0 { metrics.droppedOverBandwidth.increment(by: droppedOverBandwidth) }
+        if droppedNoPermission > 0 { metrics.droppedNoPermission.increment(by: droppedNoPermission) }
+        self = RelayTally()
+    }
+}

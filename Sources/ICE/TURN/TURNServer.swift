@@ -1,0 +1,192 @@
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import Synchronization
+
+/// A STUN and TURN server (RFC 8489, RFC 8656, RFC 6062, RFC 6156) on SwiftNIO: UDP, TCP and
+/// TLS listeners on every bind address, allocations sharded over the event loops.
+public final class TURNServer: Sendable {
+    /// One open listener.
+    public struct Listener: Sendable, CustomStringConvertible {
+        public var transport: ClientTransport
+        public var address: SocketAddress
+        public var description: String {
+            let ip = address.ipAddress ?? "?"
+            return "\(transport.rawValue)://\(ip.contains(":") ? "[\(ip)]" : ip):\(address.port ?? 0)"
+        }
+    }
+
+    private struct State {
+        var channels: [Channel] = []
+        var listeners: [Listener] = []
+        var loops: [ObjectIdentifier: NIOLoopBound<TURNLoop>] = [:]
+    }
+
+    public let configuration: TURNServerConfiguration
+    /// Datagrams read per system call (recvmmsg) on listeners and on relayed addresses.
+    static let listenerVectorReads = 32
+    static let relayVectorReads = 8
+    /// Larger datagrams are cut: 4 KiB covers every MTU a relay sees in practice.
+    static let maximumDatagram = 4096
+    private let group: MultiThreadedEventLoopGroup
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    public init(configuration: TURNServerConfiguration, logger: Logger = Logger(label: "meshnode.turn")) {
+        self.configuration = configuration
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
+        self.logger = logger
+    }
+
+    /// The listeners that are open, with their actual ports.
+    public var listeners: [Listener] { state.withLock { $0.listeners } }
+
+    /// Opens every listener. Port 0 picks a free port, the same for UDP and TCP.
+    public func start() async throws {
+        let config = configuration
+        guard !config.bindAddresses.isEmpty else { throw TURNServerError(.configuration, "no bind address given") }
+        let (relay4, relay6) = try Self.relayAddresses(config)
+        let shared = TURNShared(config: config, relayIPv4: relay4, relayIPv6: relay6, logger: logger)
+        var loops: [ObjectIdentifier: NIOLoopBound<TURNLoop>] = [:]
+        for loop in group.makeIterator() {
+            let bound = try await loop.submit {
+                let turnLoop = TURNLoop(eventLoop: loop, shared: shared)
+                turnLoop.start()
+                return NIOLoopBound(turnLoop, eventLoop: loop)
+            }.get()
+            loops[ObjectIdentifier(loop)] = bound
+        }
+        state.withLock { $0.loops = loops }
+        let tls = try config.tlsPort.map { _ in try Self.makeTLSContext(config) }
+
+        var port = config.port
+        var tlsPort = config.tlsPort ?? 0
+        for host in config.bindAddresses {
+            let wildcardV6 = host == "::"
+            for loop in group.makeIterator() {
+                let bound = loops[ObjectIdentifier(loop)]!
+                var bootstrap = DatagramBootstrap(group: loop)
+                    .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .channelOption(.datagramVectorReadMessageCount, value: Self.listenerVectorReads)
+                    // NIO slices one buffer into the vector's messages: size it for all of them.
+                    .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: Self.listenerVectorReads * Self.maximumDatagram))
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(TURNDatagramHandler(loop: bound))
+                        }
+                    }
+                if config.threads > 1 { bootstrap = bootstrap.channelOption(.reusePort, value: 1) }
+                if wildcardV6 { bootstrap = bootstrap.channelOption(.ipv6Only, value: 1) }
+                let channel = try await bind { try await bootstrap.bind(host: host, port: port).get() }
+                port = channel.localAddress?.port ?? port
+                record(channel, .udp)
+            }
+            let tcp = try await bind { try await self.streamBootstrap(tls: nil, v6only: wildcardV6).bind(host: host, port: port).get() }
+            record(tcp, .tcp)
+            if let tls {
+                let channel = try await bind { try await self.streamBootstrap(tls: tls, v6only: wildcardV6).bind(host: host, port: tlsPort).get() }
+                tlsPort = channel.localAddress?.port ?? tlsPort
+                record(channel, .tls)
+            }
+        }
+        logger.info("STUN/TURN listening", metadata: [
+            "listeners": "\(listeners.map(\.description).joined(separator: " "))",
+            "relay": "\([relay4, relay6].compactMap { $0?.description }.joined(separator: " "))",
+            "relay_ports": "\(config.relayPorts.lowerBound)-\(config.relayPorts.upperBound)",
+        ])
+    }
+
+    private func bind(_ open: () async throws -> Channel) async throws -> Channel {
+        do { return try await open() } catch {
+            throw TURNServerError(.bind, "cannot listen: \(error)")
+        }
+    }
+
+    private func record(_ channel: Channel, _ transport: ClientTransport) {
+        state.withLock { s in
+            s.channels.append(channel)
+            if let address = channel.localAddress,
+               !s.listeners.contains(where: { $0.transport == transport && $0.address == address }) {
+                s.listeners.append(Listener(transport: transport, address: address))
+            }
+        }
+    }
+
+    private func streamBootstrap(tls: NIOSSLContext?, v6only: Bool) -> ServerBootstrap {
+        let loops = state.withLock { $0.loops }
+        var bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let loop = loops[ObjectIdentifier(channel.eventLoop)]!
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+                    try channel.pipeline.syncOperations.addHandler(TURNStreamHandler(loop: loop, transport: tls == nil ? .tcp : .tls))
+                }
+            }
+        if v6only { bootstrap = bootstrap.serverChannelOption(.ipv6Only, value: 1) }
+        return bootstrap
+    }
+
+    /// Closes the listeners, deletes every allocation and stops the event loops.
+    public func stop() async {
+        let (channels, loops) = state.withLock { s in
+            defer { s.channels = []; s.loops = [:] }
+            return (s.channels, s.loops)
+        }
+        for channel in channels { try? await channel.close() }
+        for (_, bound) in loops {
+            try? await bound.eventLoop.submit { bound.value.stop() }.get()
+        }
+        try? await group.shutdownGracefully()
+    }
+
+    // MARK: Configuration helpers
+
+    static func relayAddresses(_ config: TURNServerConfiguration) throws -> (IPAddress?, IPAddress?) {
+        var candidates: [IPAddress] = []
+        for text in config.relayAddresses {
+            guard let ip = IPAddress(string: text) else { throw TURNServerError(.configuration, "relay address \(text) is not an IP address") }
+            candidates.append(ip)
+        }
+        if candidates.isEmpty {
+            for host in config.bindAddresses {
+                guard let ip = IPAddress(string: host) else { throw TURNServerError(.configuration, "bind address \(host) is not an IP address") }
+                if ip == .v4(0) || ip == .v6(0, 0) {
+                    let devices = (try? System.enumerateDevices()) ?? []
+                    let wanted = ip.isIPv4
+                    let addresses = devices.compactMap { $0.address.flatMap(IPAddress.init) }.filter { $0.isIPv4 == wanted }
+                    // Prefer a routable address; fall back to loopback on a machine without one.
+                    if let pick = addresses.first(where: { PeerAddressPolicy().refusal(for: $0) == nil }) ?? addresses.first {
+                        candidates.append(pick)
+                    }
+                } else {
+                    candidates.append(ip)
+                }
+            }
+        }
+        return (candidates.first(where: \.isIPv4), candidates.first(where: { !$0.isIPv4 }))
+    }
+
+    static func makeTLSContext(_ config: TURNServerConfiguration) throws -> NIOSSLContext {
+        do {
+            let chain: [NIOSSLCertificateSource]
+            let key: NIOSSLPrivateKeySource
+            if let certPath = config.tlsCertificatePath, let keyPath = config.tlsKeyPath {
+                chain = try NIOSSLCertificate.fromPEMFile(certPath).map { .certificate($0) }
+                key = .privateKey(try NIOSSLPrivateKey(file: keyPath, format: .pem))
+            } else {
+                let generated = try SelfSignedCertificate(commonName: "meshnode")
+                chain = [.certificate(try NIOSSLCertificate(bytes: Array(generated.certificatePEM.utf8), format: .pem))]
+                key = .privateKey(try NIOSSLPrivateKey(bytes: Array(generated.privateKeyPEM.utf8), format: .pem))
+            }
+            return try NIOSSLContext(configuration: .makeServerConfiguration(certificateChain: chain, privateKey: key))
+        } catch let error as TURNServerError {
+            throw error
+        } catch {
+            throw TURNServerError(.tls, "cannot set up TLS: \(error)")
+        }
+    }
+}

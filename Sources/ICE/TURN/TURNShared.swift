@@ -1,0 +1,51 @@
+import Foundation
+import Logging
+import NIOCore
+import Synchronization
+
+/// State every event loop of the server shares: configuration, credentials, quotas, the
+/// relay port pool and RFC 6062 connections waiting for their ConnectionBind.
+final class TURNShared: Sendable {
+    let config: TURNServerConfiguration
+    let nonces: NonceIssuer
+    let quota: AllocationQuota
+    let ports: RelayPortPool
+    let metrics = TURNMetrics()
+    let logger: Logger
+    let relayIPv4: IPAddress?
+    let relayIPv6: IPAddress?
+    let pendingConnections = Mutex<[UInt32: PendingPeerConnection]>([:])
+
+    init(config: TURNServerConfiguration, relayIPv4: IPAddress?, relayIPv6: IPAddress?, logger: Logger) {
+        self.config = config
+        self.nonces = NonceIssuer(lifetime: config.nonceLifetime)
+        self.quota = AllocationQuota(userLimit: config.userQuota, totalLimit: config.totalQuota)
+        self.ports = RelayPortPool(range: config.relayPorts)
+        self.relayIPv4 = relayIPv4
+        self.relayIPv6 = relayIPv6
+        self.logger = logger
+    }
+
+    /// The password of a user: a static user, or a TURN REST username that has not expired.
+    func password(for username: String, now: Date = Date()) -> String? {
+        if let password = config.users[username] { return password }
+        if let secret = config.restSecret, let expiry = TURNRESTCredentials.expiry(ofUsername: username),
+           expiry > Int(now.timeIntervalSince1970) {
+            return TURNRESTCredentials.password(secret: secret, username: username)
+        }
+        return nil
+    }
+
+    /// RFC 8489 §14.4: finds the static user whose USERHASH this is.
+    func username(forUserhash hash: [UInt8]) -> String? {
+        config.users.keys.first { LongTermCredentials.userhash(username: $0, realm: config.realm) == hash }
+    }
+}
+
+/// An RFC 6062 peer connection between its creation (Connect or an incoming connection) and
+/// the client's ConnectionBind; dropped after 30 s (RFC 6062 §5.3, §5.4).
+struct PendingPeerConnection: Sendable {
+    var peerChannel: Channel
+    var username: String
+    var timeout: Scheduled<Void>
+}

@@ -1,0 +1,106 @@
+import Foundation
+import Hummingbird
+import ICE
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+
+/// A meshnode node: STUN/TURN server, HTTP (web page, `/metrics`) and, later, signaling and
+/// links, run as one `ServiceGroup` that stops gracefully on SIGTERM and SIGINT.
+public struct Node: Sendable {
+    public let configuration: NodeConfiguration
+    public let logger: Logger
+
+    public init(configuration: NodeConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// The host the HTTP server listens on: the first bind address.
+    var httpHost: String { configuration.turn.bindAddresses.first ?? "127.0.0.1" }
+
+    /// Runs until SIGTERM or SIGINT. `onReady` gets the addresses a user needs.
+    public func run(onReady: @escaping @Sendable (NodeAddresses) -> Void = { _ in }) async throws {
+        NodeMetrics.bootstrap()
+        let turn = TURNServer(configuration: configuration.turn, logger: logger)
+        let readiness = NodeReadiness(onReady: onReady)
+        let turnService = TURNService(server: turn) { listeners in readiness.turnStarted(listeners) }
+
+        let router = Router()
+        router.get("/health") { _, _ in "ok\n" }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(string: NodeMetrics.render())))
+        }
+        let status = NodeStatusPage(configuration: configuration, turn: turn)
+        router.get("/") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(string: status.html())))
+        }
+        let host = httpHost
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(host, port: configuration.httpPort), serverName: "meshnode"),
+            services: [turnService],
+            onServerRunning: { channel in readiness.httpStarted(channel.localAddress) },
+            logger: logger
+        )
+        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+    }
+}
+
+/// What a user needs to reach a running node.
+public struct NodeAddresses: Sendable {
+    public var web: String
+    public var metrics: String
+    public var turn: [String]
+}
+
+/// Calls `onReady` once both the TURN listeners and the HTTP server are up.
+final class NodeReadiness: Sendable {
+    private struct State {
+        var listeners: [TURNServer.Listener]?
+        var http: SocketAddress??
+        var fired = false
+    }
+
+    private let state = Mutex(State())
+    private let onReady: @Sendable (NodeAddresses) -> Void
+
+    init(onReady: @escaping @Sendable (NodeAddresses) -> Void) {
+        self.onReady = onReady
+    }
+
+    func turnStarted(_ listeners: [TURNServer.Listener]) { update { $0.listeners = listeners } }
+    func httpStarted(_ address: SocketAddress?) { update { $0.http = .some(address) } }
+
+    private func update(_ change: (inout State) -> Void) {
+        let ready: NodeAddresses? = state.withLock { s in
+            change(&s)
+            guard !s.fired, let listeners = s.listeners, let http = s.http else { return nil }
+            s.fired = true
+            let base = Self.url(http)
+            return NodeAddresses(web: base + "/", metrics: base + "/metrics", turn: listeners.map(Self.turnURL))
+        }
+        if let ready { onReady(ready) }
+    }
+
+    static func url(_ address: SocketAddress?) -> String {
+        guard let address, let ip = address.ipAddress, let port = address.port else { return "http://localhost" }
+        if case .v6 = address { return "http://[\(ip)]:\(port)" }
+        return "http://\(ip):\(port)"
+    }
+
+    /// RFC 7065 URIs: `turn:HOST:PORT?transport=udp|tcp`, `turns:HOST:PORT?transport=tcp`.
+    static func turnURL(_ listener: TURNServer.Listener) -> String {
+        let ip = listener.address.ipAddress ?? "?"
+        let host = ip.contains(":") ? "[\(ip)]" : ip
+        let port = listener.address.port ?? 0
+        switch listener.transport {
+        case .udp: return "turn:\(host):\(port)?transport=udp"
+        case .tcp: return "turn:\(host):\(port)?transport=tcp"
+        case .tls: return "turns:\(host):\(port)?transport=tcp"
+        }
+    }
+}

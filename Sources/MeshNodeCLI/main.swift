@@ -1,2 +1,0 @@
-import MeshNode
-print("meshnode \(MeshNodeVersion.string)")
