@@ -25,13 +25,14 @@ public struct NodeSettings: Codable, Sendable, Equatable {
     public var logLevel: String?
     public var threads: Int?
     public var rfc5780: Bool?
+    public var nonceLifetime: Int?
 
     enum CodingKeys: String, CodingKey {
         case bind, realm, user, threads, rfc5780
         case stunPort = "stun-port", tlsPort = "tls-port", tlsCert = "tls-cert", tlsKey = "tls-key"
         case httpPort = "http-port", turnSecret = "turn-secret", allowPeer = "allow-peer", denyPeer = "deny-peer"
         case relayIP = "relay-ip", relayPorts = "relay-ports", userQuota = "user-quota", totalQuota = "total-quota"
-        case maxBps = "max-bps", logLevel = "log-level"
+        case maxBps = "max-bps", logLevel = "log-level", nonceLifetime = "nonce-lifetime"
     }
 
     public init() {}
@@ -50,7 +51,7 @@ public struct NodeSettings: Codable, Sendable, Equatable {
             if let mapping = try Yams.load(yaml: text) as? [String: Any] {
                 let known = Set(["bind", "realm", "user", "threads", "rfc5780", "stun-port", "tls-port", "tls-cert", "tls-key",
                                  "http-port", "turn-secret", "allow-peer", "deny-peer", "relay-ip", "relay-ports", "user-quota",
-                                 "total-quota", "max-bps", "log-level"])
+                                 "total-quota", "max-bps", "log-level", "nonce-lifetime"])
                 if let unknown = mapping.keys.sorted().first(where: { !known.contains($0) }) {
                     throw NodeConfigurationError(key: unknown, reason: "\(source): unknown key")
                 }
@@ -86,6 +87,7 @@ public struct NodeSettings: Codable, Sendable, Equatable {
         result.logLevel = logLevel ?? merged.logLevel
         result.threads = threads ?? merged.threads
         result.rfc5780 = rfc5780 ?? merged.rfc5780
+        result.nonceLifetime = nonceLifetime ?? merged.nonceLifetime
         return result
     }
 }
@@ -119,6 +121,7 @@ public struct NodeConfiguration: Sendable {
             turn.bindAddresses = bind
         }
         turn.port = try Self.port(settings.stunPort, key: "stun-port") ?? turn.port
+        // tls-port: -1 (the --no-tls flag) turns TLS off.
         if let tls = settings.tlsPort { turn.tlsPort = tls == -1 ? nil : try Self.port(tls, key: "tls-port") }
         turn.tlsCertificatePath = settings.tlsCert
         turn.tlsKeyPath = settings.tlsKey
@@ -171,6 +174,10 @@ public struct NodeConfiguration: Sendable {
             turn.threads = threads
         }
         turn.enableRFC5780 = settings.rfc5780 ?? false
+        if let lifetime = settings.nonceLifetime {
+            guard (1...86_400).contains(lifetime) else { throw NodeConfigurationError(key: "nonce-lifetime", reason: "must be 1 to 86400 seconds") }
+            turn.nonceLifetime = lifetime
+        }
         if let level = settings.logLevel {
             guard let parsed = Logger.Level(rawValue: level) else {
                 throw NodeConfigurationError(key: "log-level", reason: "'\(level)' is not one of trace, debug, info, notice, warning, error, critical")

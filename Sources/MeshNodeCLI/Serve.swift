@@ -18,8 +18,10 @@ struct Serve: AsyncParsableCommand {
     var bind: [String] = []
     @Option(help: "STUN/TURN port for UDP and TCP (default 3478; 0 picks a free port).")
     var stunPort: Int?
-    @Option(help: "STUN/TURN over TLS port (default 5349; -1 disables TLS).")
+    @Option(help: "STUN/TURN over TLS port (default 5349; 0 picks a free port).")
     var tlsPort: Int?
+    @Flag(help: "Do not listen for TLS.")
+    var noTLS = false
     @Option(help: "PEM certificate chain for TLS (default: a fresh self-signed certificate).")
     var tlsCert: String?
     @Option(help: "PEM private key for TLS.")
@@ -50,6 +52,8 @@ struct Serve: AsyncParsableCommand {
     var threads: Int?
     @Flag(help: "Answer RFC 5780 NAT behaviour discovery requests (off by default: it helps reflection attacks).")
     var rfc5780 = false
+    @Option(help: "Seconds a nonce stays valid before requests get 438 Stale Nonce (default 600).")
+    var nonceLifetime: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical (default info).")
     var logLevel: String?
     @Option(help: "YAML config file with the same keys as these flags.")
@@ -59,7 +63,7 @@ struct Serve: AsyncParsableCommand {
         var flags = NodeSettings()
         flags.bind = bind.isEmpty ? nil : bind
         flags.stunPort = stunPort
-        flags.tlsPort = tlsPort
+        flags.tlsPort = noTLS ? -1 : tlsPort
         flags.tlsCert = tlsCert
         flags.tlsKey = tlsKey
         flags.httpPort = httpPort
@@ -76,6 +80,7 @@ struct Serve: AsyncParsableCommand {
         flags.threads = threads
         flags.rfc5780 = rfc5780 ? true : nil
         flags.logLevel = logLevel
+        flags.nonceLifetime = nonceLifetime
 
         let configuration: NodeConfiguration
         do {

@@ -14,14 +14,17 @@
  *       answered requests per second.
  *
  *   loadgen relay   --server IP:PORT --peer IP:PORT [--user U --pass P] [--allocs N]
- *                   [--rate R] [--size B] [--duration S] [--drain MS] [--server-pid PID] [--direct]
- *       Makes N TURN allocations over UDP (long-term credentials, RFC 8656 §9.2), installs a
+ *                   [--rate R] [--size B] [--duration S] [--drain MS] [--server-pid PID]
+ *                   [--direct | --paired]
+ *       Makes N TURN allocations over UDP (long-term credentials, RFC 8489 §9.2), installs a
  *       permission and binds a channel to the echo peer on each, then sends R ChannelData
  *       messages per second in total (B payload bytes each) round-robin over the allocations for
  *       S seconds. Each payload carries a sequence number and a send timestamp; the echo comes
  *       back through the relay, and the kernel receive timestamp gives the round trip.
  *       --direct skips TURN and sends the same payloads straight to the echo peer: the baseline
- *       round trip that the relay's added latency is measured against.
+ *       round trip that the relay's added latency is measured against. --paired does both at
+ *       once: every payload goes through the relay and, in the same tick, straight to the peer,
+ *       and both round-trip distributions are reported (direct_rtt_*).
  *
  * --server-pid PID: utime+stime of that process (all its threads) is read from /proc/PID/stat
  * just before the first packet and after the last answer, and reported as server_cpu_s.
@@ -533,58 +536,74 @@ static double hist_pct(const uint32_t *hist, uint64_t total, double q) {
     return HIST_US;
 }
 
+/* Per-path receive state: path 0 is the measured one (relayed, or direct with --direct), path 1
+ * the direct companion of --paired. */
+typedef struct {
+    uint8_t *seen;
+    uint32_t *hist;
+    uint64_t received, rtt_n, dup;
+    uint32_t own_drops_max[MAX_SOCKS];
+} path_t;
+
 static int mode_relay(const struct sockaddr_in *server, const struct sockaddr_in *peer, const char *user,
                       const char *pass, int nallocs, double rate, int size, double duration, int drain_ms,
-                      int server_pid, int direct, double tick_us) {
-    if (nallocs < 1 || nallocs > MAX_SOCKS) fail("--allocs must be 1..64");
+                      int server_pid, int direct, int paired, double tick_us) {
+    if (paired && direct) fail("--paired and --direct exclude each other");
+    if (nallocs < 1 || nallocs > (paired ? MAX_SOCKS / 2 : MAX_SOCKS)) fail("--allocs must be 1..64 (1..32 paired)");
     if (size < (int)sizeof(payload_hdr_t) || size > 1400) fail("--size must be 24..1400");
     if (rate <= 0 || duration <= 0) fail("--rate and --duration must be positive");
     uint64_t total = (uint64_t)(rate * duration) + 1;
     if (total < 1 || total > 50000000ull) fail("rate x duration must be 1..50M packets");
 
-    int fds[MAX_SOCKS];
+    /* Sockets 0..nallocs-1 carry the measured path; with --paired, sockets nallocs..2*nallocs-1
+     * send the very same payloads straight to the peer in the same ticks, so the relayed and the
+     * direct round trips are sampled under the same conditions on the box. */
+    const int nsock = paired ? 2 * nallocs : nallocs;
+    int fds[MAX_SOCKS], sock_direct[MAX_SOCKS];
     struct pollfd pfs[MAX_SOCKS];
     creds_t creds[MAX_SOCKS];
     uint64_t setup0 = mono_ns();
-    for (int a = 0; a < nallocs; a++) {
-        fds[a] = udp_socket(NULL, direct ? peer : server);
-        pfs[a] = (struct pollfd){fds[a], POLLIN, 0};
-        if (!direct) {
-            memset(&creds[a], 0, sizeof creds[a]);
-            creds[a].user = user;
-            creds[a].pass = pass;
+    for (int i = 0; i < nsock; i++) {
+        sock_direct[i] = direct || i >= nallocs;
+        fds[i] = udp_socket(NULL, sock_direct[i] ? peer : server);
+        pfs[i] = (struct pollfd){fds[i], POLLIN, 0};
+        if (!sock_direct[i]) {
+            memset(&creds[i], 0, sizeof creds[i]);
+            creds[i].user = user;
+            creds[i].pass = pass;
             struct sockaddr_in relayed;
-            if (turn_setup(fds[a], &creds[a], peer, &relayed) < 0) {
-                printf("{\"mode\":\"relay\",\"error\":\"TURN setup failed on allocation %d\"}\n", a);
+            if (turn_setup(fds[i], &creds[i], peer, &relayed) < 0) {
+                printf("{\"mode\":\"relay\",\"error\":\"TURN setup failed on allocation %d\"}\n", i);
                 return 1;
             }
         }
-        fcntl(fds[a], F_SETFL, O_NONBLOCK);
+        fcntl(fds[i], F_SETFL, O_NONBLOCK);
     }
     double setup_s = (mono_ns() - setup0) / 1e9;
 
-    uint8_t *seen = calloc((size_t)(total / 8 + 1), 1);
-    uint32_t *hist = calloc(HIST_US + 1, sizeof *hist);
+    path_t paths[2];
+    memset(paths, 0, sizeof paths);
+    for (int k = 0; k < 2; k++) {
+        paths[k].seen = calloc((size_t)(total / 8 + 1), 1);
+        paths[k].hist = calloc(HIST_US + 1, sizeof(uint32_t));
+        if (!paths[k].seen || !paths[k].hist) fail("out of memory");
+    }
     static uint8_t obuf[MAX_SOCKS][BATCH][1408];
     static uint8_t ibuf[BATCH][MAX_PKT];
     static char cbuf[BATCH][128];
     struct mmsghdr om[BATCH], im[BATCH];
     struct iovec oiov[BATCH], iiov[BATCH];
-    if (!seen || !hist) fail("out of memory");
 
-    const size_t hdr = direct ? 0 : 4; /* ChannelData header: channel number, length */
-    const size_t wire = hdr + (size_t)size;
-    for (int a = 0; a < nallocs; a++)
-        for (int i = 0; i < BATCH; i++) {
-            memset(obuf[a][i], 0, wire);
-            if (!direct) {
-                put16(obuf[a][i], CHANNEL);
-                put16(obuf[a][i] + 2, (uint16_t)size);
+    for (int i = 0; i < nsock; i++)
+        for (int b = 0; b < BATCH; b++) {
+            memset(obuf[i][b], 0, 4 + (size_t)size);
+            if (!sock_direct[i]) { /* ChannelData header: channel number, length */
+                put16(obuf[i][b], CHANNEL);
+                put16(obuf[i][b] + 2, (uint16_t)size);
             }
         }
 
-    uint64_t sent = 0, received = 0, dup = 0, foreign = 0, rtt_n = 0, send_errors = 0;
-    uint32_t own_drops_max[MAX_SOCKS] = {0};
+    uint64_t sent = 0, foreign = 0, send_errors = 0;
     uint64_t max_lag_ns = 0, skipped = 0;
     const uint64_t tick_ns = (uint64_t)(tick_us * 1000.0);
     /* A generator that was descheduled for long does not catch up with one big burst (that would
@@ -601,8 +620,10 @@ static int mode_relay(const struct sockaddr_in *server, const struct sockaddr_in
     for (uint64_t pass = 0; pass < 2000000000ull; pass++) {
         uint64_t now = mono_ns();
         if (!done_sending && (now >= send_end || sent >= total)) done_sending = now;
-        if (done_sending && (received >= sent || now >= done_sending + drain_ns)) break;
-        /* Send what is due: packet k goes to allocation k % nallocs. */
+        if (done_sending && ((paths[0].received >= sent && (!paired || paths[1].received >= sent)) ||
+                             now >= done_sending + drain_ns))
+            break;
+        /* Send what is due: packet k goes to allocation k % nallocs (and its direct twin). */
         if (!done_sending && now >= next_tick) {
             uint64_t due = (uint64_t)((double)(now - t0) * rate / 1e9) + 1 - skipped;
             if (due > sent + burst_max) {
@@ -614,20 +635,22 @@ static int mode_relay(const struct sockaddr_in *server, const struct sockaddr_in
             if (due > total) due = total;
             uint64_t first = sent;
             uint64_t stamp = real_ns();
-            for (int a = 0; a < nallocs && first < due; a++) {
+            for (int i = 0; i < nsock && first < due; i++) {
+                int a = i % nallocs;
+                size_t hdr = sock_direct[i] ? 0 : 4;
                 int k = 0;
                 for (uint64_t seq = first + (uint64_t)((a - (int)(first % (uint64_t)nallocs) + nallocs) % nallocs);
                      seq < due && k < BATCH; seq += (uint64_t)nallocs, k++) {
                     payload_hdr_t ph = {PAYLOAD_MAGIC, (uint32_t)a, seq, stamp};
-                    memcpy(obuf[a][k] + hdr, &ph, sizeof ph);
-                    oiov[k] = (struct iovec){obuf[a][k], wire};
+                    memcpy(obuf[i][k] + hdr, &ph, sizeof ph);
+                    oiov[k] = (struct iovec){obuf[i][k], hdr + (size_t)size};
                     memset(&om[k], 0, sizeof om[k]);
                     om[k].msg_hdr.msg_iov = &oiov[k];
                     om[k].msg_hdr.msg_iovlen = 1;
                 }
                 int done = 0;
                 for (int tries = 0; tries < 8 && done < k; tries++) {
-                    int r = sendmmsg(fds[a], om + done, (unsigned)(k - done), 0);
+                    int r = sendmmsg(fds[i], om + done, (unsigned)(k - done), 0);
                     if (r <= 0) {
                         send_errors++;
                         break;
@@ -645,10 +668,11 @@ static int mode_relay(const struct sockaddr_in *server, const struct sockaddr_in
         /* Wait for answers until the next tick. */
         uint64_t wait_ns = !done_sending ? (next_tick > now ? next_tick - now : 0) : 2000000ull;
         struct timespec to = {(time_t)(wait_ns / 1000000000ull), (long)(wait_ns % 1000000000ull)};
-        int pr = ppoll(pfs, (nfds_t)nallocs, &to, NULL);
+        int pr = ppoll(pfs, (nfds_t)nsock, &to, NULL);
         if (pr <= 0) continue;
-        for (int a = 0; a < nallocs; a++) {
-            if (!(pfs[a].revents & POLLIN)) continue;
+        for (int s = 0; s < nsock; s++) {
+            if (!(pfs[s].revents & POLLIN)) continue;
+            path_t *pt = &paths[s >= nallocs ? 1 : 0];
             for (int rounds = 0; rounds < 8; rounds++) {
                 for (int i = 0; i < BATCH; i++) {
                     iiov[i] = (struct iovec){ibuf[i], MAX_PKT};
@@ -658,7 +682,7 @@ static int mode_relay(const struct sockaddr_in *server, const struct sockaddr_in
                     im[i].msg_hdr.msg_control = cbuf[i];
                     im[i].msg_hdr.msg_controllen = sizeof cbuf[i];
                 }
-                int n = recvmmsg(fds[a], im, BATCH, MSG_DONTWAIT, NULL);
+                int n = recvmmsg(fds[s], im, BATCH, MSG_DONTWAIT, NULL);
                 if (n <= 0) break;
                 uint64_t fallback_rx = real_ns();
                 for (int i = 0; i < n; i++) {
@@ -673,12 +697,12 @@ static int mode_relay(const struct sockaddr_in *server, const struct sockaddr_in
                         } else if (cm->cmsg_type == SO_RXQ_OVFL) {
                             uint32_t d;
                             memcpy(&d, CMSG_DATA(cm), sizeof d);
-                            if (d > own_drops_max[a]) own_drops_max[a] = d;
+                            if (d > pt->own_drops_max[s]) pt->own_drops_max[s] = d;
                         }
                     }
                     const uint8_t *p = ibuf[i];
                     size_t len = im[i].msg_len;
-                    if (!direct) {
+                    if (!sock_direct[s]) {
                         if (len < 4 || (p[0] & 0xC0) != 0x40) {
                             foreign++;
                             continue;
@@ -696,16 +720,16 @@ static int mode_relay(const struct sockaddr_in *server, const struct sockaddr_in
                         foreign++;
                         continue;
                     }
-                    if (seen[ph.seq / 8] & (1u << (ph.seq % 8))) {
-                        dup++;
+                    if (pt->seen[ph.seq / 8] & (1u << (ph.seq % 8))) {
+                        pt->dup++;
                         continue;
                     }
-                    seen[ph.seq / 8] |= (uint8_t)(1u << (ph.seq % 8));
-                    received++;
+                    pt->seen[ph.seq / 8] |= (uint8_t)(1u << (ph.seq % 8));
+                    pt->received++;
                     if (rx >= ph.ts_ns) {
                         uint64_t us = (rx - ph.ts_ns) / 1000ull;
-                        hist[us > HIST_US ? HIST_US : us]++;
-                        rtt_n++;
+                        pt->hist[us > HIST_US ? HIST_US : us]++;
+                        pt->rtt_n++;
                     }
                 }
                 if (n < BATCH) break;
@@ -717,21 +741,34 @@ static int mode_relay(const struct sockaddr_in *server, const struct sockaddr_in
     double send_s = (last_send - t0) / 1e9;
     if (send_s <= 0) send_s = duration;
     uint64_t own_drops = 0;
-    for (int a = 0; a < nallocs; a++) own_drops += own_drops_max[a];
-    if (!direct)
-        for (int a = 0; a < nallocs; a++) turn_release(fds[a], &creds[a]);
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < nsock; i++) own_drops += paths[k].own_drops_max[i];
+    for (int i = 0; i < nsock; i++)
+        if (!sock_direct[i]) turn_release(fds[i], &creds[i]);
+    const path_t *m = &paths[0];
     printf("{\"mode\":\"%s\",\"allocs\":%d,\"size\":%d,\"target_rate\":%.1f,\"duration_s\":%.3f,"
            "\"setup_s\":%.3f,\"send_s\":%.3f,\"wall_s\":%.3f,\"sent\":%" PRIu64 ",\"received\":%" PRIu64
            ",\"lost\":%" PRIu64 ",\"loss\":%.6f,\"duplicates\":%" PRIu64 ",\"unexpected\":%" PRIu64
            ",\"send_errors\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"own_socket_drops\":%" PRIu64 ",\"max_lag_ms\":%.3f,"
            "\"offered_rate\":%.1f,\"rtt_samples\":%" PRIu64 ",\"rtt_p50_us\":%.1f,\"rtt_p99_us\":%.1f,"
-           "\"server_cpu_s\":%.3f,\"loadgen_cpu_s\":%.3f}\n",
+           "\"server_cpu_s\":%.3f,\"loadgen_cpu_s\":%.3f",
            direct ? "direct" : "relay", nallocs, size, rate, duration, setup_s, send_s, (t_end - t0) / 1e9, sent,
-           received, sent - received, sent ? (double)(sent - received) / (double)sent : 0.0, dup, foreign,
-           send_errors, skipped, own_drops, max_lag_ns / 1e6, sent / send_s, rtt_n, hist_pct(hist, rtt_n, 0.50),
-           hist_pct(hist, rtt_n, 0.99), (cpu0 >= 0 && cpu1 >= 0) ? cpu1 - cpu0 : -1.0, self_cpu_s() - self0);
-    free(seen);
-    free(hist);
+           m->received, sent - m->received, sent ? (double)(sent - m->received) / (double)sent : 0.0, m->dup,
+           foreign, send_errors, skipped, own_drops, max_lag_ns / 1e6, sent / send_s, m->rtt_n,
+           hist_pct(m->hist, m->rtt_n, 0.50), hist_pct(m->hist, m->rtt_n, 0.99),
+           (cpu0 >= 0 && cpu1 >= 0) ? cpu1 - cpu0 : -1.0, self_cpu_s() - self0);
+    if (paired) {
+        const path_t *d = &paths[1];
+        printf(",\"direct_received\":%" PRIu64 ",\"direct_lost\":%" PRIu64 ",\"direct_rtt_samples\":%" PRIu64
+               ",\"direct_rtt_p50_us\":%.1f,\"direct_rtt_p99_us\":%.1f",
+               d->received, sent - d->received, d->rtt_n, hist_pct(d->hist, d->rtt_n, 0.50),
+               hist_pct(d->hist, d->rtt_n, 0.99));
+    }
+    printf("}\n");
+    for (int k = 0; k < 2; k++) {
+        free(paths[k].seen);
+        free(paths[k].hist);
+    }
     return 0;
 }
 
@@ -741,7 +778,8 @@ static void usage(void) {
             "       loadgen ping --server IP:PORT [--timeout S]\n"
             "       loadgen binding --server IP:PORT [--duration S] [--sockets K] [--window W] [--server-pid PID]\n"
             "       loadgen relay --server IP:PORT --peer IP:PORT [--user U] [--pass P] [--allocs N] [--rate R]\n"
-            "                     [--size B] [--duration S] [--drain MS] [--tick-us US] [--server-pid PID] [--direct]\n");
+            "                     [--size B] [--duration S] [--drain MS] [--tick-us US] [--server-pid PID]\n"
+            "                     [--direct | --paired]\n");
     exit(2);
 }
 
@@ -750,12 +788,13 @@ int main(int argc, char **argv) {
     const char *mode = argv[1];
     const char *server = NULL, *peer = NULL, *bindaddr = NULL, *user = "bench", *pass = "bench";
     double duration = 2, timeout = 10, rate = 10000, tick_us = 250;
-    int sockets = 8, window = 16, allocs = 8, size = 200, drain_ms = 500, server_pid = 0, direct = 0;
+    int sockets = 8, window = 16, allocs = 8, size = 200, drain_ms = 500, server_pid = 0, direct = 0, paired = 0;
     static const struct option opts[] = {
         {"server", 1, 0, 's'},   {"peer", 1, 0, 'p'},    {"bind", 1, 0, 'b'},       {"user", 1, 0, 'u'},
         {"pass", 1, 0, 'P'},     {"duration", 1, 0, 'd'}, {"timeout", 1, 0, 't'},   {"rate", 1, 0, 'r'},
         {"sockets", 1, 0, 'k'},  {"window", 1, 0, 'w'},  {"allocs", 1, 0, 'n'},    {"size", 1, 0, 'z'},
         {"drain", 1, 0, 'D'},    {"server-pid", 1, 0, 'i'}, {"direct", 0, 0, 'x'}, {"tick-us", 1, 0, 'T'},
+        {"paired", 0, 0, 'y'},
         {0, 0, 0, 0}};
     optind = 2;
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
@@ -775,6 +814,7 @@ int main(int argc, char **argv) {
         case 'D': drain_ms = atoi(optarg); break;
         case 'i': server_pid = atoi(optarg); break;
         case 'x': direct = 1; break;
+        case 'y': paired = 1; break;
         case 'T': tick_us = atof(optarg); break;
         default: usage();
         }
@@ -797,7 +837,7 @@ int main(int argc, char **argv) {
         if (!peer) usage();
         struct sockaddr_in p = parse_addr(peer);
         if (!strcmp(mode, "direct")) direct = 1;
-        return mode_relay(&s, &p, user, pass, allocs, rate, size, duration, drain_ms, server_pid, direct, tick_us);
+        return mode_relay(&s, &p, user, pass, allocs, rate, size, duration, drain_ms, server_pid, direct, paired, tick_us);
     }
     usage();
     return 2;

@@ -7,8 +7,8 @@ public final class RelayPortPool: Sendable {
     private struct State {
         var free: [Int]
         var inUse: Set<Int> = []
-        /// RESERVATION-TOKEN → reserved port.
-        var reservations: [UInt64: Int] = [:]
+        /// RESERVATION-TOKEN → reserved port and whether it is on the IPv6 relay address.
+        var reservations: [UInt64: (port: Int, ipv6: Bool)] = [:]
     }
 
     private let state: Mutex<State>
@@ -29,8 +29,8 @@ public final class RelayPortPool: Sendable {
         }
     }
 
-    /// Takes an even port and reserves the next one under a fresh token.
-    public func takeEvenWithReservation() -> (port: Int, token: UInt64)? {
+    /// Takes an even port and reserves the next one, of the same address family, under a fresh token.
+    public func takeEvenWithReservation(ipv6: Bool) -> (port: Int, token: UInt64)? {
         state.withLock { s in
             guard let index = s.free.lastIndex(where: { $0 % 2 == 0 && s.free.contains($0 + 1) }) else { return nil }
             let port = s.free.remove(at: index)
@@ -38,20 +38,20 @@ public final class RelayPortPool: Sendable {
             s.inUse.insert(port)
             s.inUse.insert(port + 1)
             let token = UInt64.random(in: 1...UInt64.max)
-            s.reservations[token] = port + 1
+            s.reservations[token] = (port + 1, ipv6)
             return (port, token)
         }
     }
 
     /// Claims the port a RESERVATION-TOKEN names; nil when unknown or expired.
-    public func claim(token: UInt64) -> Int? {
+    public func claim(token: UInt64) -> (port: Int, ipv6: Bool)? {
         state.withLock { $0.reservations.removeValue(forKey: token) }
     }
 
     /// Ends a reservation that was never claimed.
     public func expire(token: UInt64) {
         state.withLock { s in
-            if let port = s.reservations.removeValue(forKey: token) {
+            if let (port, _) = s.reservations.removeValue(forKey: token) {
                 s.inUse.remove(port)
                 s.free.insert(port, at: 0)
             }

@@ -150,7 +150,7 @@ extension TURNLoop {
         }
         guard !pending.contains(tuple) else { return }
         let transport: UInt8
-        let family: UInt8
+        var family: UInt8
         let evenPort: (reserveNext: Bool, present: Bool)
         let token: UInt64?
         let requestedLifetime: UInt32?
@@ -187,16 +187,28 @@ extension TURNLoop {
             reply.send(reply.error(.badRequest, "EVEN-PORT and RESERVATION-TOKEN are exclusive"))
             return
         }
+        // RFC 8656 §7.2: a reserved port keeps the family of the allocation that reserved it.
+        var claimed: Int?
+        if let token {
+            guard let reservation = shared.ports.claim(token: token) else {
+                reply.send(reply.error(.badRequest, "unknown or expired RESERVATION-TOKEN"))
+                return
+            }
+            claimed = reservation.port
+            family = reservation.ipv6 ? 0x02 : 0x01
+        }
         guard family == 0x01 || family == 0x02 else {
             reply.send(reply.error(.addressFamilyNotSupported, "unknown address family \(family)"))
             return
         }
         guard let relayIP = family == 0x01 ? shared.relayIPv4 : shared.relayIPv6 else {
+            if let claimed { shared.ports.release(claimed) }
             shared.metrics.refused("address_family")
             reply.send(reply.error(.addressFamilyNotSupported, "this server has no IPv\(family == 1 ? 4 : 6) relay address"))
             return
         }
         if let why = shared.quota.acquire(user: username) {
+            if let claimed { shared.ports.release(claimed) }
             shared.metrics.refused("quota")
             logger.notice("allocation refused", metadata: ["user": "\(username)", "reason": "\(why)"])
             reply.send(reply.error(.allocationQuotaReached, why))
@@ -204,10 +216,10 @@ extension TURNLoop {
         }
         var port: Int?
         var newToken: UInt64?
-        if let token {
-            port = shared.ports.claim(token: token)
+        if let claimed {
+            port = claimed
         } else if evenPort.reserveNext {
-            if let (p, t) = shared.ports.takeEvenWithReservation() {
+            if let (p, t) = shared.ports.takeEvenWithReservation(ipv6: family == 0x02) {
                 port = p
                 newToken = t
             }
@@ -217,8 +229,7 @@ extension TURNLoop {
         guard let port else {
             shared.quota.release(user: username)
             shared.metrics.refused("capacity")
-            let code: STUNErrorCode = token != nil ? .badRequest : .insufficientCapacity
-            reply.send(reply.error(code, token != nil ? "unknown or expired RESERVATION-TOKEN" : "no relay port is free"))
+            reply.send(reply.error(.insufficientCapacity, "no relay port is free"))
             return
         }
         let reservation = newToken
@@ -227,18 +238,19 @@ extension TURNLoop {
             eventLoop.scheduleTask(in: .seconds(30)) { ports.expire(token: newToken) }
         }
         pending.insert(tuple)
-        let relayAddress = relayIP.socketAddress(port: port)
         let lifetime = lifetime(requested: requestedLifetime)
         let additionalFamilyRefused = request.has(.additionalAddressFamily)
-        bindRelay(address: relayAddress, tcp: transport == 6).whenComplete { [self] result in
+        // A reserved port must be used as is; a pooled one may be swapped when another
+        // program holds it.
+        openRelay(ip: relayIP, port: port, tcp: transport == 6, retries: token == nil && newToken == nil ? 4 : 0).assumeIsolated().whenComplete { [self] result in
             pending.remove(tuple)
             switch result {
             case .failure(let error):
-                shared.ports.release(port)
                 shared.quota.release(user: username)
-                logger.warning("relay bind failed", metadata: ["address": "\(relayAddress)", "error": "\(error)"])
+                logger.warning("relay bind failed", metadata: ["ip": "\(relayIP)", "error": "\(error)"])
                 reply.send(reply.error(.insufficientCapacity, "could not open a relay socket"))
-            case .success(let relayChannel):
+            case .success(let (relayChannel, port)):
+                let relayAddress = relayIP.socketAddress(port: port)
                 let allocation = Allocation(
                     tuple: tuple, username: username, key: reply.key ?? [], client: reply.link, relayAddress: relayAddress,
                     relayPort: port, isTCP: transport == 6, relayChannel: relayChannel, transactionID: request.transactionID,
@@ -268,6 +280,16 @@ extension TURNLoop {
                 ])
             }
         }
+    }
+
+    /// Binds the relay on `port`, moving on to other pooled ports when one is taken; the port
+    /// is released on failure.
+    private func openRelay(ip: IPAddress, port: Int, tcp: Bool, retries: Int) -> EventLoopFuture<(Channel, Int)> {
+        bindRelay(address: ip.socketAddress(port: port), tcp: tcp).map { ($0, port) }.assumeIsolated().flatMapError { [self] error in
+            shared.ports.release(port)
+            guard retries > 0, let next = shared.ports.take() else { return eventLoop.makeFailedFuture(error) }
+            return openRelay(ip: ip, port: next, tcp: tcp, retries: retries - 1)
+        }.nonisolated()
     }
 
     /// Opens the relayed transport address: a UDP socket, or for RFC 6062 a TCP listener that

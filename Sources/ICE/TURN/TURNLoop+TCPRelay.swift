@@ -43,6 +43,7 @@ extension TURNLoop {
             }
             .bind(to: allocation.relayAddress)
             .connect(to: peer)
+            .assumeIsolated()
             .whenComplete { [self] result in
                 guard allocations[tuple] === allocation else {
                     if case .success(let channel) = result { channel.close(promise: nil) }

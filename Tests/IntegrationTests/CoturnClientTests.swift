@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+
+/// coturn's `turnutils_uclient` relays through `meshnode serve` to a `turnutils_peer` echo
+/// peer on loopback, over every client transport, with channels and with Send indications,
+/// and in RFC 6062 TCP-relay mode. Each run must report zero loss.
+@Suite(.serialized, .enabled(if: CoturnTools.available, "coturn's tools are installed by .ci/run"))
+struct CoturnClientTests {
+    static let modes: [(name: String, flags: [String], tls: Bool)] = [
+        ("UDP with channels", [], false),
+        ("UDP with Send indications", ["-s"], false),
+        ("TCP with channels", ["-t"], false),
+        ("TCP with Send indications", ["-t", "-s"], false),
+        ("TLS with channels", ["-t", "-S"], true),
+        ("TLS with Send indications", ["-t", "-S", "-s"], true),
+        ("RFC 6062 TCP relay", ["-T"], false),
+        ("RFC 6062 TCP relay over TLS", ["-T", "-S"], true),
+    ]
+
+    @Test("turnutils_uclient relays with zero loss", arguments: 0..<modes.count)
+    func uclientZeroLoss(mode index: Int) async throws {
+        let mode = Self.modes[index]
+        let server = try await MeshNodeServer(["--user", "alice:wonderland", "--allow-peer", "127.0.0.0/8"])
+        defer { server.stop() }
+        let (peer, peerPort) = try await CoturnTools.startPeer(address: "127.0.0.1")
+        defer { peer.stop() }
+        let port = mode.tls ? server.tlsPort : server.udpPort
+        let report = try await CoturnTools.uclient(mode.flags + [
+            "-p", "\(port)", "-u", "alice", "-w", "wonderland", "-e", "127.0.0.1", "-r", "\(peerPort)",
+            "-n", "100", "-m", "4", "-l", "180", "-z", "5", "127.0.0.1",
+        ])
+        #expect(report.sent >= 400, "\(mode.name): sent \(report.sent)")
+        #expect(report.received == report.sent, "\(mode.name): received \(report.received) of \(report.sent)")
+        #expect(report.lost == 0, "\(mode.name): lost \(report.lost)")
+        let metrics = try await server.metrics()
+        #expect(metrics.contains("meshnode_turn_allocations_total"))
+    }
+
+    @Test("IPv6 relay (RFC 6156) to an IPv6 peer")
+    func ipv6() async throws {
+        let server = try await MeshNodeServer(["--user", "alice:wonderland", "--allow-peer", "::1/128"], bind: ["::1"])
+        defer { server.stop() }
+        let (peer, peerPort) = try await CoturnTools.startPeer(address: "::1")
+        defer { peer.stop() }
+        let report = try await CoturnTools.uclient([
+            "-x", "-p", "\(server.udpPort)", "-u", "alice", "-w", "wonderland", "-e", "::1", "-r", "\(peerPort)",
+            "-n", "50", "-m", "2", "-l", "180", "-z", "5", "::1",
+        ])
+        #expect(report.sent >= 100)
+        #expect(report.received == report.sent)
+        #expect(report.lost == 0)
+    }
+
+    @Test("TURN REST credentials from the shared secret")
+    func restCredentials() async throws {
+        let server = try await MeshNodeServer(["--turn-secret", "s3cret", "--allow-peer", "127.0.0.0/8"])
+        defer { server.stop() }
+        let (peer, peerPort) = try await CoturnTools.startPeer(address: "127.0.0.1")
+        defer { peer.stop() }
+        // -W: uclient derives EXPIRY:user and the HMAC password from the secret itself.
+        let report = try await CoturnTools.uclient([
+            "-W", "s3cret", "-u", "carol", "-p", "\(server.udpPort)", "-e", "127.0.0.1", "-r", "\(peerPort)",
+            "-n", "50", "-m", "2", "-l", "100", "-z", "5", "127.0.0.1",
+        ])
+        #expect(report.sent >= 100)
+        #expect(report.received == report.sent)
+    }
+
+    @Test("turnutils_stunclient gets its reflexive address")
+    func stunClient() async throws {
+        let server = try await MeshNodeServer([])
+        defer { server.stop() }
+        let run = try Subprocess("turnutils_stunclient", ["-p", "\(server.udpPort)", "127.0.0.1"])
+        _ = await run.waitForExit(timeout: 20)
+        #expect(run.output.contains("UDP reflexive addr: 127.0.0.1:"), "\(run.output)")
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A real `meshnode serve` on loopback with free ports, for tests.
+final class MeshNodeServer: Sendable {
+    let process: Subprocess
+    let udpPort: Int
+    let tlsPort: Int
+    let httpPort: Int
+
+    /// The built `meshnode` next to the test bundle (or `MESHNODE_BIN`).
+    static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["MESHNODE_BIN"] { return path }
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        var dir = bundle
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("meshnode").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return ".build/debug/meshnode"
+    }
+
+    init(_ extra: [String], bind: [String] = ["127.0.0.1", "::1"]) async throws {
+        let http = Int.random(in: 20_000...29_999)
+        var arguments = ["serve", "--stun-port", "0", "--tls-port", "0", "--http-port", "\(http)", "--log-level", "notice"]
+        arguments += bind.flatMap { ["--bind", $0] }
+        // A relay range of its own per server, so parallel tests never share ports.
+        let low = Int.random(in: 30_000...44_000)
+        arguments += ["--relay-ports", "\(low)-\(low + 199)"]
+        process = try Subprocess(Self.binary, arguments + extra, name: "meshnode serve")
+        try await process.waitForOutput("meshnode is running.")
+        try await Task.sleep(for: .milliseconds(100))
+        let text = process.output
+        func port(_ pattern: String) -> Int? {
+            guard let range = text.range(of: pattern + "[0-9]+", options: .regularExpression) else { return nil }
+            return Int(text[range].split(separator: ":").last!)
+        }
+        guard let udp = port("turn:127.0.0.1:") ?? port("turn:\\[::1\\]:") else {
+            throw TestFailure("meshnode serve printed no TURN address:\n\(text)")
+        }
+        udpPort = udp
+        tlsPort = port("turns:127.0.0.1:") ?? port("turns:\\[::1\\]:") ?? 0
+        httpPort = http
+    }
+
+    func stop() { process.stop() }
+
+    /// The body of `/metrics`.
+    func metrics() async throws -> String {
+        let (data, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(httpPort)/metrics")!)
+        return String(decoding: data, as: UTF8.self)
+    }
+}
