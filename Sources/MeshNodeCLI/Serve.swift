@@ -46,7 +46,7 @@ struct Serve: AsyncParsableCommand {
     var userQuota: Int?
     @Option(help: "Maximum allocations in total (default 10000).")
     var totalQuota: Int?
-    @Option(help: "Bandwidth cap per allocation in bits per second (default: none).")
+    @Option(help: "Bandwidth cap per allocation and direction in bits per second (default: none).")
     var maxBps: Int?
     @Option(help: "Event loop threads for STUN/TURN (default 1).")
     var threads: Int?

@@ -30,7 +30,9 @@ final class Allocation {
     var permissions: [IPAddress: NIODeadline] = [:]
     var channels: [UInt16: ChannelBinding] = [:]
     var channelByPeer: [SocketAddress: UInt16] = [:]
-    var bucket: TokenBucket?
+    /// The bandwidth cap, one budget per direction.
+    var toPeerBudget: TokenBucket?
+    var toClientBudget: TokenBucket?
     /// RFC 6062: peer connections by peer address, and their channels to close with the allocation.
     var peerConnections: [SocketAddress: UInt32] = [:]
     var peerChannels: [ObjectIdentifier: Channel] = [:]
@@ -49,7 +51,8 @@ final class Allocation {
         self.allocateTransactionID = transactionID
         self.allocateResponse = ByteBuffer()
         self.expiry = expiry
-        self.bucket = bitsPerSecond.map { TokenBucket(bitsPerSecond: $0) }
+        self.toPeerBudget = bitsPerSecond.map { TokenBucket(bitsPerSecond: $0) }
+        self.toClientBudget = bitsPerSecond.map { TokenBucket(bitsPerSecond: $0) }
     }
 
     func hasPermission(_ ip: IPAddress, now: NIODeadline) -> Bool {
@@ -93,9 +96,13 @@ final class Allocation {
         installPermission(IPAddress(peer)!, now: now)
     }
 
-    /// Spends bandwidth budget; false when the packet must be dropped.
-    func admit(_ bytes: Int) -> Bool {
-        guard bucket != nil else { return true }
-        return bucket!.take(bytes)
+    /// Spends bandwidth budget of one direction; false when the packet must be dropped.
+    func admit(_ bytes: Int, toPeer: Bool) -> Bool {
+        if toPeer {
+            guard toPeerBudget != nil else { return true }
+            return toPeerBudget!.take(bytes)
+        }
+        guard toClientBudget != nil else { return true }
+        return toClientBudget!.take(bytes)
     }
 }

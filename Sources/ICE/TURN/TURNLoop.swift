@@ -107,7 +107,7 @@ final class TURNLoop {
     }
 
     private func sendToPeer(_ data: ByteBuffer, peer: SocketAddress, allocation: Allocation) {
-        guard allocation.admit(data.readableBytes) else {
+        guard allocation.admit(data.readableBytes, toPeer: true) else {
             tally.droppedOverBandwidth += 1
             return
         }
@@ -126,7 +126,7 @@ final class TURNLoop {
             tally.droppedNoPermission += 1
             return
         }
-        guard allocation.admit(envelope.data.readableBytes) else {
+        guard allocation.admit(envelope.data.readableBytes, toPeer: false) else {
             tally.droppedOverBandwidth += 1
             return
         }

@@ -25,7 +25,7 @@ public struct TURNServerConfiguration: Sendable {
     public var userQuota: Int = 10
     /// Maximum allocations the server holds at once (486).
     public var totalQuota: Int = 10_000
-    /// Relayed bytes per second per allocation, both directions together; nil is unlimited.
+    /// Relayed bits per second per allocation and direction; nil is unlimited.
     public var maxBitsPerSecond: Int?
     /// How long a nonce stays valid before a request earns 438 Stale Nonce.
     public var nonceLifetime: Int = 600

@@ -9,6 +9,7 @@ enum CoturnTools {
     static func startPeer(address: String) async throws -> (Subprocess, Int) {
         let port = Int.random(in: 45_000...47_999)
         let peer = try Subprocess("turnutils_peer", ["-L", address, "-p", "\(port)"])
+        peer.terminationGrace = 0.2
         try await Task.sleep(for: .milliseconds(300))
         guard peer.process.isRunning else { throw TestFailure("turnutils_peer did not start:\n\(peer.output)") }
         return (peer, port)
@@ -25,6 +26,7 @@ enum CoturnTools {
     /// Runs `turnutils_uclient` to completion and reads its totals.
     static func uclient(_ arguments: [String], timeout: Double = 60) async throws -> UClientReport {
         let run = try Subprocess("turnutils_uclient", arguments)
+        run.terminationGrace = 0.2
         let status = await run.waitForExit(timeout: timeout)
         let text = run.output
         guard status != nil else { throw TestFailure("turnutils_uclient timed out:\n\(text.suffix(3000))") }

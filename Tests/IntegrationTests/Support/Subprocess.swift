@@ -7,6 +7,8 @@ final class Subprocess: @unchecked Sendable {
     let process = Process()
     let outputURL: URL
     let name: String
+    /// How long `stop()` waits after SIGTERM before SIGKILL (coturn's tools ignore SIGTERM).
+    var terminationGrace: Double = 5
 
     init(_ executable: String, _ arguments: [String], name: String? = nil) throws {
         self.name = name ?? URL(fileURLWithPath: executable).lastPathComponent
@@ -60,11 +62,11 @@ final class Subprocess: @unchecked Sendable {
         return process.terminationStatus
     }
 
-    /// SIGTERM, then SIGKILL if it does not go within 5 s.
+    /// SIGTERM, then SIGKILL if it does not go within `terminationGrace`.
     func stop() {
         guard process.isRunning else { return }
         process.terminate()
-        let deadline = Date().addingTimeInterval(5)
+        let deadline = Date().addingTimeInterval(terminationGrace)
         while process.isRunning && Date() < deadline { usleep(20_000) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()

@@ -1,0 +1,123 @@
+import Foundation
+import ICE
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A small blocking TURN client over UDP, built on our STUN codec, for the refusal tests:
+/// it sends exactly the requests a test wants and returns the server's raw answers.
+final class TURNTestClient {
+    let fd: Int32
+    var username: String
+    var password: String
+    var realm: String?
+    var nonce: String?
+    let ipv6: Bool
+
+    init(port: Int, host: String = "127.0.0.1", username: String = "alice", password: String = "wonderland") throws {
+        ipv6 = host.contains(":")
+        self.username = username
+        self.password = password
+        fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket() failed") }
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let address = try SocketAddress(ipAddress: host, port: port)
+        let result: Int32
+        switch address {
+        case .v4(let a):
+            var raw = a.address
+            result = withUnsafePointer(to: &raw) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        case .v6(let a):
+            var raw = a.address
+            result = withUnsafePointer(to: &raw) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        default:
+            throw TestFailure("not an IP address")
+        }
+        guard result == 0 else { throw TestFailure("connect() failed") }
+    }
+
+    deinit { close(fd) }
+
+    func sendRaw(_ bytes: [UInt8]) {
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+    }
+
+    func sendRaw(_ buffer: ByteBuffer) { sendRaw(Array(buffer.readableBytesView)) }
+
+    /// The next datagram, or nil after the receive timeout.
+    func receiveRaw(timeout: Double = 2) -> ByteBuffer? {
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var storage = [UInt8](repeating: 0, count: 65_536)
+        let count = storage.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        guard count > 0 else { return nil }
+        return ByteBuffer(bytes: storage.prefix(count))
+    }
+
+    /// Sends a request and waits for the response with its transaction ID.
+    func transact(_ request: STUNMessage, key: [UInt8]? = nil) throws -> STUNMessage {
+        sendRaw(request.encode(integrity: key, fingerprint: true))
+        let deadline = Date().addingTimeInterval(4)
+        while Date() < deadline {
+            guard let bytes = receiveRaw() else { break }
+            guard let response = try? STUNMessage(parsing: bytes), response.transactionID == request.transactionID else { continue }
+            return response
+        }
+        throw TestFailure("no response to \(request.type)")
+    }
+
+    var key: [UInt8] { LongTermCredentials.key(username: username, realm: realm ?? "", password: password) }
+
+    /// Sends an authenticated request: learns realm and nonce from the 401 challenge first and
+    /// follows one 438 with the fresh nonce (RFC 8489 §9.2.5).
+    func request(_ method: STUNMethod, retryStale: Bool = true, build: (inout STUNMessage) -> Void = { _ in }) throws -> STUNMessage {
+        if nonce == nil {
+            var probe = STUNMessage(type: STUNMessageType(method, .request))
+            build(&probe)
+            let challenge = try transact(probe)
+            guard try challenge.errorCode()?.code == .unauthenticated else { return challenge }
+            realm = challenge.realm
+            nonce = challenge.nonce
+        }
+        var message = STUNMessage(type: STUNMessageType(method, .request))
+        build(&message)
+        message.append(.username, string: username)
+        message.append(.realm, string: realm ?? "")
+        message.append(.nonce, string: nonce ?? "")
+        let response = try transact(message, key: key)
+        if retryStale, try response.errorCode()?.code == .staleNonce {
+            nonce = response.nonce
+            return try request(method, retryStale: false, build: build)
+        }
+        return response
+    }
+
+    func allocate(family: UInt8? = nil, transport: UInt8 = 17, build: (inout STUNMessage) -> Void = { _ in }) throws -> STUNMessage {
+        try request(.allocate) {
+            $0.appendRequestedTransport(transport)
+            if let family { $0.appendAddressFamily(.requestedAddressFamily, family) }
+            build(&$0)
+        }
+    }
+
+    func createPermission(_ peer: String, port: Int = 5000) throws -> STUNMessage {
+        let address = try SocketAddress(ipAddress: peer, port: port)
+        return try request(.createPermission) { $0.appendXORAddress(.xorPeerAddress, address) }
+    }
+
+    func channelBind(_ peer: String, port: Int, channel: UInt16 = 0x4001) throws -> STUNMessage {
+        let address = try SocketAddress(ipAddress: peer, port: port)
+        return try request(.channelBind) {
+            $0.appendChannelNumber(channel)
+            $0.appendXORAddress(.xorPeerAddress, address)
+        }
+    }
+}
+
+extension STUNMessage {
+    /// The error code of an error response, nil for a success.
+    var code: Int? { (try? errorCode())?.code.rawValue }
+    var isSuccess: Bool { type.messageClass == .successResponse }
+}

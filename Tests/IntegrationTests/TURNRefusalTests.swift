@@ -1,0 +1,278 @@
+import Foundation
+import ICE
+import NIOCore
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Every refusal the server must make, each against a real `meshnode serve` (RFC 8656 §7–§12,
+/// RFC 8489 §9.2, and the secure-by-default peer policy of DESIGN.md).
+@Suite(.serialized)
+struct TURNRefusalTests {
+    static let user = ["--user", "alice:wonderland"]
+
+    @Test("IPv4 peers that are loopback, private, shared, link-local, multicast, reserved or unspecified get 403")
+    func forbiddenIPv4Peers() async throws {
+        let server = try await MeshNodeServer(Self.user)
+        defer { server.stop() }
+        let client = try TURNTestClient(port: server.udpPort)
+        #expect(try client.allocate().isSuccess)
+        for peer in ["127.0.0.1", "127.255.0.9", "10.1.2.3", "172.16.5.4", "172.31.255.1", "192.168.1.1", "100.64.0.1",
+                     "169.254.1.1", "224.0.0.1", "239.255.255.250", "0.0.0.0", "0.1.2.3", "255.255.255.255", "240.0.0.1"] {
+            #expect(try client.createPermission(peer).code == 403, "CreatePermission to \(peer)")
+        }
+        #expect(try client.channelBind("127.0.0.1", port: 9).code == 403)
+        #expect(try client.channelBind("192.168.0.1", port: 9).code == 403)
+        // A routable address is allowed: the policy is not a blanket refusal. Nothing is sent to it.
+        #expect(try client.createPermission("203.0.113.5").isSuccess)
+        #expect(try await server.metrics().contains(#"meshnode_turn_refusals_total{reason="forbidden_peer"}"#))
+    }
+
+    @Test("IPv6 peers, and IPv6 forms that embed forbidden IPv4 addresses, get 403")
+    func forbiddenIPv6Peers() async throws {
+        let server = try await MeshNodeServer(Self.user)
+        defer { server.stop() }
+        let client = try TURNTestClient(port: server.udpPort, host: "::1")
+        let allocation = try client.allocate(family: 0x02)
+        #expect(allocation.isSuccess)
+        #expect(try allocation.xorAddress(.xorRelayedAddress)?.ipAddress == "::1")
+        for peer in ["::1", "::", "fc00::1", "fd12:3456::1", "fe80::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+                     "::ffff:192.168.0.1", "::ffff:224.0.0.1", "::127.0.0.1", "::10.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::1",
+                     "2002:c0a8:101::"] {
+            #expect(try client.createPermission(peer).code == 403, "CreatePermission to \(peer)")
+        }
+        #expect(try client.createPermission("127.0.0.1").code == 443, "an IPv4 peer on an IPv6 relay")
+        #expect(try client.createPermission("2001:db8::5").isSuccess)
+    }
+
+    @Test("allow rules open a block, deny rules beat them")
+    func allowAndDeny() async throws {
+        let server = try await MeshNodeServer(Self.user + ["--allow-peer", "10.0.0.0/8", "--deny-peer", "10.9.0.0/16"])
+        defer { server.stop() }
+        let client = try TURNTestClient(port: server.udpPort)
+        #expect(try client.allocate().isSuccess)
+        #expect(try client.createPermission("10.1.1.1").isSuccess)
+        #expect(try client.createPermission("10.9.1.1").code == 403)
+        #expect(try client.createPermission("127.0.0.1").code == 403)
+        let v6 = try TURNTestClient(port: server.udpPort, host: "::1")
+        #expect(try v6.allocate(family: 0x02).isSuccess)
+        #expect(try v6.createPermission("::ffff:10.1.1.1").isSuccess)
+        #expect(try v6.createPermission("::ffff:10.9.1.1").code == 403)
+    }
+
+    @Test("wrong password, unknown user, wrong realm and expired REST credentials get 401")
+    func badCredentials() async throws {
+        let server = try await MeshNodeServer(Self.user + ["--turn-secret", "s3cret"])
+        defer { server.stop() }
+        #expect(try TURNTestClient(port: server.udpPort, password: "wrong").allocate().code == 401)
+        #expect(try TURNTestClient(port: server.udpPort, username: "mallory").allocate().code == 401)
+        let wrongRealm = try TURNTestClient(port: server.udpPort)
+        _ = try wrongRealm.allocate()
+        let realmClient = try TURNTestClient(port: server.udpPort)
+        realmClient.realm = "elsewhere"
+        realmClient.nonce = wrongRealm.nonce
+        #expect(try realmClient.allocate().code == 401)
+        let expired = "1000:bob"
+        #expect(try TURNTestClient(port: server.udpPort, username: expired,
+                                   password: TURNRESTCredentials.password(secret: "s3cret", username: expired)).allocate().code == 401)
+        let fresh = TURNRESTCredentials(secret: "s3cret", id: "bob", lifetime: 600)
+        #expect(try TURNTestClient(port: server.udpPort, username: fresh.username, password: fresh.password).allocate().isSuccess)
+        let unsigned = try TURNTestClient(port: server.udpPort)
+        #expect(try unsigned.transact(STUNMessage(type: STUNMessageType(.allocate, .request))).code == 401)
+        #expect(try await server.metrics().contains("meshnode_turn_auth_failures_total"))
+    }
+
+    @Test("an expired nonce gets 438 Stale Nonce with a fresh nonce that then works")
+    func staleNonce() async throws {
+        let server = try await MeshNodeServer(Self.user + ["--nonce-lifetime", "1"])
+        defer { server.stop() }
+        let client = try TURNTestClient(port: server.udpPort)
+        #expect(try client.allocate().isSuccess)
+        let oldNonce = client.nonce
+        try await Task.sleep(for: .milliseconds(2_200))
+        let stale = try client.request(.refresh, retryStale: false)
+        #expect(stale.code == 438)
+        #expect(stale.nonce != nil && stale.nonce != oldNonce)
+        client.nonce = stale.nonce
+        #expect(try client.request(.refresh, retryStale: false).isSuccess)
+    }
+
+    @Test("per-user and total allocation quotas give 486")
+    func quotas() async throws {
+        let server = try await MeshNodeServer(["--user", "a:pa", "--user", "b:pb", "--user-quota", "2", "--total-quota", "3"])
+        defer { server.stop() }
+        let a = try (0..<3).map { _ in try TURNTestClient(port: server.udpPort, username: "a", password: "pa") }
+        #expect(try a[0].allocate().isSuccess)
+        #expect(try a[1].allocate().isSuccess)
+        #expect(try a[2].allocate().code == 486)
+        let b = try (0..<2).map { _ in try TURNTestClient(port: server.udpPort, username: "b", password: "pb") }
+        #expect(try b[0].allocate().isSuccess)
+        #expect(try b[1].allocate().code == 486)
+        // Freeing one (Refresh with lifetime 0, RFC 8656 §7.3) makes room again.
+        #expect(try a[0].request(.refresh) { $0.append(.lifetime, uint32: 0) }.isSuccess)
+        #expect(try b[1].allocate().isSuccess)
+    }
+
+    @Test("unsupported transports: 442 for an unknown protocol, 400 for TCP relaying over UDP")
+    func wrongTransport() async throws {
+        let server = try await MeshNodeServer(Self.user)
+        defer { server.stop() }
+        #expect(try TURNTestClient(port: server.udpPort).allocate(transport: 99).code == 442)
+        #expect(try TURNTestClient(port: server.udpPort).allocate(transport: 6).code == 400)
+        #expect(try TURNTestClient(port: server.udpPort).request(.allocate).code == 400, "no REQUESTED-TRANSPORT")
+        #expect(try TURNTestClient(port: server.udpPort).allocate(family: 0x07).code == 440)
+    }
+
+    @Test("437 for a second Allocate and for requests without an allocation; a retransmission gets the same answer")
+    func allocationMismatch() async throws {
+        let server = try await MeshNodeServer(Self.user)
+        defer { server.stop() }
+        let client = try TURNTestClient(port: server.udpPort)
+        var request = STUNMessage(type: STUNMessageType(.allocate, .request))
+        _ = try client.allocate() // learns realm and nonce, creates the allocation
+        #expect(try client.allocate().code == 437)
+        let other = try TURNTestClient(port: server.udpPort)
+        #expect(try other.request(.refresh).code == 437)
+        #expect(try other.createPermission("203.0.113.1").code == 437)
+        // Retransmission: the same transaction ID gets the cached success.
+        let fresh = try TURNTestClient(port: server.udpPort)
+        request.appendRequestedTransport(17)
+        request.append(.username, string: "alice")
+        fresh.realm = client.realm
+        fresh.nonce = client.nonce
+        request.append(.realm, string: client.realm!)
+        request.append(.nonce, string: client.nonce!)
+        let first = try fresh.transact(request, key: fresh.key)
+        let again = try fresh.transact(request, key: fresh.key)
+        #expect(first.isSuccess && again.isSuccess)
+        #expect(try first.xorAddress(.xorRelayedAddress) == again.xorAddress(.xorRelayedAddress))
+    }
+
+    @Test("an unknown comprehension-required attribute gets 420 with UNKNOWN-ATTRIBUTES")
+    func unknownAttribute() async throws {
+        let server = try await MeshNodeServer(Self.user)
+        defer { server.stop() }
+        let client = try TURNTestClient(port: server.udpPort)
+        let response = try client.allocate { $0.append(STUNAttributeType(rawValue: 0x7F00), bytes: [1, 2, 3, 4]) }
+        #expect(response.code == 420)
+        #expect(response.unknownAttributes() == [STUNAttributeType(rawValue: 0x7F00)])
+    }
+
+    @Test("RFC 5780 is off by default: CHANGE-REQUEST gets 420")
+    func rfc5780Off() async throws {
+        let server = try await MeshNodeServer([])
+        defer { server.stop() }
+        let client = try TURNTestClient(port: server.udpPort)
+        var binding = STUNMessage(type: STUNMessageType(.binding, .request))
+        binding.append(.changeRequest, uint32: 0x6)
+        let response = try client.transact(binding)
+        #expect(response.code == 420)
+        let plain = try client.transact(STUNMessage(type: STUNMessageType(.binding, .request)))
+        #expect(plain.isSuccess)
+        #expect(try plain.xorAddress(.xorMappedAddress)?.ipAddress == "127.0.0.1")
+    }
+
+    @Test("malformed datagrams and TCP garbage leave the server answering")
+    func survivesGarbage() async throws {
+        let server = try await MeshNodeServer(Self.user)
+        defer { server.stop() }
+        let client = try TURNTestClient(port: server.udpPort)
+        var rng = SystemRandomNumberGenerator()
+        let valid = Array(STUNMessage(type: STUNMessageType(.binding, .request)).encode(fingerprint: true).readableBytesView)
+        for i in 0..<600 {
+            switch i % 4 {
+            case 0: client.sendRaw((0..<Int.random(in: 1...200, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) })
+            case 1: client.sendRaw(Array(valid.prefix(Int.random(in: 0..<valid.count, using: &rng))))
+            case 2: client.sendRaw([0x40, 0x01, 0xFF, 0xFF, 1, 2])
+            default:
+                var mutated = valid
+                mutated[Int.random(in: 0..<mutated.count, using: &rng)] ^= UInt8.random(in: 1...255, using: &rng)
+                client.sendRaw(mutated)
+            }
+        }
+        let tcp = try await TCPGarbage.send(port: server.udpPort, bytes: (0..<4096).map { _ in UInt8.random(in: 0...255) })
+        #expect(tcp, "the server closed the garbage TCP connection")
+        let probe = try TURNTestClient(port: server.udpPort)
+        #expect(try probe.transact(STUNMessage(type: STUNMessageType(.binding, .request))).isSuccess)
+        #expect(try probe.allocate().isSuccess)
+    }
+
+    @Test("data without a permission is dropped; a Refresh with lifetime 0 deletes the allocation")
+    func permissionsAndDeletion() async throws {
+        let server = try await MeshNodeServer(Self.user + ["--allow-peer", "127.0.0.0/8"])
+        defer { server.stop() }
+        let (peer, peerPort) = try await CoturnTools.startPeerIfAvailable()
+        defer { peer?.stop() }
+        let client = try TURNTestClient(port: server.udpPort)
+        #expect(try client.allocate().isSuccess)
+        var send = STUNMessage(type: STUNMessageType(.send, .indication))
+        send.appendXORAddress(.xorPeerAddress, try SocketAddress(ipAddress: "127.0.0.1", port: peerPort))
+        send.append(.data, bytes: Array("hello".utf8))
+        client.sendRaw(send.encode())
+        #expect(client.receiveRaw(timeout: 0.5) == nil, "relayed without a permission")
+        if peer != nil {
+            #expect(try client.createPermission("127.0.0.1", port: peerPort).isSuccess)
+            client.sendRaw(send.encode())
+            let echoed = try #require(client.receiveRaw(timeout: 2))
+            let data = try STUNMessage(parsing: echoed)
+            #expect(data.type == STUNMessageType(.data, .indication))
+            #expect(data.attribute(.data).map { Array($0.readableBytesView) } == Array("hello".utf8))
+        }
+        #expect(try client.request(.refresh) { $0.append(.lifetime, uint32: 0) }.isSuccess)
+        #expect(try client.createPermission("127.0.0.1").code == 437)
+    }
+
+    @Test("the per-allocation bandwidth cap drops what exceeds it")
+    func bandwidthCap() async throws {
+        let server = try await MeshNodeServer(Self.user + ["--allow-peer", "127.0.0.0/8", "--max-bps", "80000"])
+        defer { server.stop() }
+        let (peer, peerPort) = try await CoturnTools.startPeerIfAvailable()
+        defer { peer?.stop() }
+        try #require(peer != nil, "turnutils_peer is needed as the echo peer")
+        let client = try TURNTestClient(port: server.udpPort)
+        #expect(try client.allocate().isSuccess)
+        #expect(try client.channelBind("127.0.0.1", port: peerPort).isSuccess)
+        let payload = ByteBuffer(bytes: [UInt8](repeating: 7, count: 1000))
+        let frame = ChannelData(channel: 0x4001, data: payload).encode(padded: false)
+        for _ in 0..<100 { client.sendRaw(frame) } // 100 kB at once against a 10 kB/s cap
+        var echoed = 0
+        while client.receiveRaw(timeout: 0.5) != nil { echoed += 1 }
+        // Budget per direction: 5 kB of burst plus 10 kB/s.
+        #expect(echoed >= 3 && echoed <= 12, "echoed \(echoed) of 100")
+        try await Task.sleep(for: .milliseconds(1_100)) // the metrics are flushed each second
+        #expect(try await server.metrics().contains(#"meshnode_turn_dropped_packets_total{reason="bandwidth"}"#))
+    }
+}
+
+extension CoturnTools {
+    /// The echo peer when coturn's tools are installed; tests that only need it for one step
+    /// still check the rest without it.
+    static func startPeerIfAvailable() async throws -> (Subprocess?, Int) {
+        guard available else { return (nil, 9) }
+        let (peer, port) = try await startPeer(address: "127.0.0.1")
+        return (peer, port)
+    }
+}
+
+/// Sends bytes on a TCP connection and reports whether the server closed it.
+enum TCPGarbage {
+    static func send(port: Int, bytes: [UInt8]) async throws -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { return false }
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        var timeout = timeval(tv_sec: 3, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        return n == 0 || (n < 0 && errno == ECONNRESET)
+    }
+}
