@@ -1,4 +1,5 @@
 // swift-tools-version:6.1
+import Foundation
 import PackageDescription
 
 /// One `.systemLibrary` target per C library; pkg-config finds the flags, apt names the package.
@@ -99,3 +100,20 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// `make fuzz` sets MESHNODE_FUZZ=1: it adds libFuzzer targets and instruments the parsers'
+// module for coverage. Normal builds never see these flags.
+if ProcessInfo.processInfo.environment["MESHNODE_FUZZ"] == "1" {
+    let fuzzFlags: [SwiftSetting] = [.unsafeFlags(["-sanitize=fuzzer"])]
+    for index in package.targets.indices where package.targets[index].name == "ICE" {
+        package.targets[index].swiftSettings = (package.targets[index].swiftSettings ?? []) + fuzzFlags
+    }
+    package.targets.append(.executableTarget(
+        name: "FuzzSTUN",
+        dependencies: ["ICE", .product(name: "NIOCore", package: "swift-nio")],
+        path: "fuzz/STUN",
+        swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer"])],
+        linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]
+    ))
+    package.products.append(.executable(name: "fuzz-stun", targets: ["FuzzSTUN"]))
+}
