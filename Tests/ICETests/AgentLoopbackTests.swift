@@ -1,0 +1,81 @@
+import ICE
+import NIOCore
+import Testing
+
+/// Two agents in one process, gathering only on 127.0.0.1 (RFC 8445 host candidates).
+@Suite("ICE agent over loopback", .serialized, .timeLimit(.minutes(1)))
+struct AgentLoopbackTests {
+    @Test("two agents connect over 127.0.0.1 and exchange data both ways")
+    func connectAndExchange() async throws {
+        let (a, b, elapsed) = try await connect(.loopback())
+        defer { a.stop(); b.stop() }
+
+        try await deliver("ping from A", from: a, to: b)
+        try await deliver("pong from B", from: b, to: a)
+
+        let pairA = try #require(try await a.agent.selectedPair())
+        let pairB = try #require(try await b.agent.selectedPair())
+        // Host candidates on both sides; a peer-reflexive remote is possible when a check
+        // arrives before the trickled candidate does (RFC 8445 §7.3.1.3).
+        #expect(pairA.local.kind == .host)
+        #expect([.host, .peerReflexive].contains(pairA.remote.kind))
+        #expect(pairB.local.kind == .host)
+        #expect(pairA.local.address == "127.0.0.1" && pairA.remote.address == "127.0.0.1")
+        #expect(a.snapshot.candidates.allSatisfy { $0.address == "127.0.0.1" })
+        print("loopback connect: \(elapsed.milliseconds) ms, A: \(pairA), B: \(pairB)")
+
+        await a.agent.close()
+        await b.agent.close()
+        try await a.wait(for: "events to finish", seconds: 5) { $0.finished }
+        #expect(throws: ICEAgentError.self) { try a.agent.send([1]) }
+    }
+
+    @Test("gathering on 127.0.0.1 yields one UDP host candidate and then gathering-done")
+    func gatherHostCandidate() async throws {
+        let agent = try await ICEAgent(configuration: ICEAgentConfiguration(localAddresses: ["127.0.0.1"]))
+        let probe = AgentProbe(agent, name: "A")
+        probe.start(trickleTo: nil)
+        try await agent.gather()
+        try await probe.wait(for: "gathering done", seconds: 5) { $0.gatheringDone }
+        let candidates = probe.snapshot.candidates
+        #expect(candidates.count == 1)
+        let host = try #require(candidates.first)
+        #expect(host.kind == .host && host.transport == .udp && host.address == "127.0.0.1" && host.port != 0)
+        #expect(try await agent.localCandidates() == candidates)
+        // The SDP form round-trips through the parser.
+        #expect(try ICECandidate(sdp: host.sdpAttribute) == host)
+        let credentials = try await agent.localCredentials()
+        #expect(credentials.ufrag.count >= 4 && credentials.password.count >= 22)
+        await agent.close()
+        probe.stop()
+    }
+
+    @Test("sending before a pair is selected fails with notConnected")
+    func sendBeforeConnected() async throws {
+        let agent = try await ICEAgent(configuration: ICEAgentConfiguration(localAddresses: ["127.0.0.1"]))
+        #expect { try agent.send([1, 2, 3]) } throws: { ($0 as? ICEAgentError)?.code == .notConnected }
+        await agent.close()
+    }
+
+    @Test("servers and local addresses must be IP literals")
+    func rejectsNames() async throws {
+        var config = ICEAgentConfiguration(localAddresses: ["127.0.0.1"])
+        config.stunServer = .init(host: "stun.example.org")
+        await #expect { try await ICEAgent(configuration: config) } throws: {
+            ($0 as? ICEAgentError)?.code == .invalidConfiguration
+        }
+        let relayOnlyWithoutTURN = ICEAgentConfiguration(relayOnly: true, localAddresses: ["127.0.0.1"])
+        await #expect { try await ICEAgent(configuration: relayOnlyWithoutTURN) } throws: {
+            ($0 as? ICEAgentError)?.code == .invalidConfiguration
+        }
+    }
+
+    @Test("remote mDNS candidates are refused with a clear error")
+    func refusesMDNS() async throws {
+        let agent = try await ICEAgent(configuration: ICEAgentConfiguration(localAddresses: ["127.0.0.1"]))
+        await #expect { try await agent.addRemoteCandidate(sdp: "candidate:1 1 udp 2122260223 1f4712db-ea17-4bcf-a596-105139dfd8bf.local 54321 typ host") } throws: {
+            ($0 as? ICEAgentError)?.code == .invalidCandidate
+        }
+        await agent.close()
+    }
+}
