@@ -74,7 +74,7 @@ final class CoturnServer: TestTURNServer {
     func stop() {
         if process.isRunning {
             process.terminate()
-            let deadline = ContinuousClock.now + .seconds(3)
+            let deadline = ContinuousClock.now + .milliseconds(500)
             while process.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }

@@ -103,8 +103,8 @@ final class NiceAgentObject: @unchecked Sendable {
         }
     }
 
-    /// Detaches the receive callback, releases TURN allocations (`nice_agent_close_async`),
-    /// drops the agent and finishes the event stream; `completion` runs when that is done.
+    /// Releases TURN allocations (`nice_agent_close_async`), then detaches the receive
+    /// callback, drops the agent and finishes the event stream; `completion` runs when that is done.
     /// Call on the GLib thread. Does nothing after the first call.
     func close(completion: (@Sendable () -> Void)?) {
         let wasClosed = closed.withLock { closed in
@@ -131,15 +131,19 @@ final class NiceAgentObject: @unchecked Sendable {
         _ agent: OpaquePointer, streamID: UInt32, componentID: UInt32, sink: NiceEventSink,
         completion: (@Sendable () -> Void)?
     ) {
-        nice_agent_attach_recv(agent, streamID, componentID, GLibMainLoop.shared.context, nil, nil)
-        let box = Unmanaged.passRetained(CloseBox(sink: sink, completion: completion)).toOpaque()
+        // The receive path stays attached until the close completes: the TURN server's
+        // answers to the deallocating refreshes arrive through it.
+        let box = Unmanaged.passRetained(CloseBox(sink: sink, streamID: streamID, componentID: componentID, completion: completion)).toOpaque()
         nice_agent_close_async(
             agent,
             { source, _, data in
                 let box = Unmanaged<CloseBox>.fromOpaque(data!).takeRetainedValue()
+                if let source {
+                    nice_agent_attach_recv(OpaquePointer(source), box.streamID, box.componentID, GLibMainLoop.shared.context, nil, nil)
+                    g_object_unref(UnsafeMutableRawPointer(source))
+                }
                 box.sink.logger.debug("ICE agent closed")
                 box.sink.continuation.finish()
-                if let source { g_object_unref(UnsafeMutableRawPointer(source)) }
                 box.completion?()
             },
             box
@@ -164,9 +168,13 @@ final class NiceAgentObject: @unchecked Sendable {
 
 private final class CloseBox {
     let sink: NiceEventSink
+    let streamID: UInt32
+    let componentID: UInt32
     let completion: (@Sendable () -> Void)?
-    init(sink: NiceEventSink, completion: (@Sendable () -> Void)?) {
+    init(sink: NiceEventSink, streamID: UInt32, componentID: UInt32, completion: (@Sendable () -> Void)?) {
         self.sink = sink
+        self.streamID = streamID
+        self.componentID = componentID
         self.completion = completion
     }
 }
