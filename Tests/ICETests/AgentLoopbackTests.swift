@@ -30,6 +30,51 @@ struct AgentLoopbackTests {
         #expect(throws: ICEAgentError.self) { try a.agent.send([1]) }
     }
 
+    @Test("two agents connect over IPv6 loopback ::1")
+    func connectIPv6() async throws {
+        let (a, b, elapsed) = try await connect(.loopback(address: "::1"))
+        defer { a.stop(); b.stop() }
+        try await deliver("v6 ping", from: a, to: b)
+        try await deliver("v6 pong", from: b, to: a)
+        let pair = try #require(try await a.agent.selectedPair())
+        print("IPv6 loopback connect: \(elapsed.milliseconds) ms, A: \(pair)")
+        #expect(pair.local.address == "::1" && pair.remote.address == "::1")
+        await a.agent.close()
+        await b.agent.close()
+    }
+
+    @Test("sends racing close never crash; after close they fail with closed")
+    func sendRacesClose() async throws {
+        let (a, b, _) = try await connect(.loopback())
+        defer { a.stop(); b.stop() }
+        let agent = a.agent
+        let senders = (0..<4).map { _ in
+            Task.detached {
+                for _ in 0..<2_000 { _ = try? agent.send(Array(repeating: 7, count: 100)) }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(5))
+        await agent.close()
+        for sender in senders { await sender.value }
+        #expect { try agent.send([1]) } throws: { ($0 as? ICEAgentError)?.code == .closed }
+        await #expect { try await agent.gather() } throws: { ($0 as? ICEAgentError)?.code == .closed }
+        await agent.close()  // idempotent
+        await b.agent.close()
+    }
+
+    @Test("an agent dropped without close tears itself down and finishes its events")
+    func dropWithoutClose() async throws {
+        var agent: ICEAgent? = try await ICEAgent(configuration: ICEAgentConfiguration(localAddresses: ["127.0.0.1"]))
+        try await agent!.gather()
+        let events = agent!.events
+        agent = nil
+        let finished = try await withTimeout(5, "the event stream to finish") {
+            for await _ in events {}
+            return true
+        }
+        #expect(finished)
+    }
+
     @Test("gathering on 127.0.0.1 yields one UDP host candidate and then gathering-done")
     func gatherHostCandidate() async throws {
         let agent = try await ICEAgent(configuration: ICEAgentConfiguration(localAddresses: ["127.0.0.1"]))

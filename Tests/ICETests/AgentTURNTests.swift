@@ -48,6 +48,24 @@ struct AgentTURNTests {
         probe.stop()
     }
 
+    @Test("relay-only agents reach the TURN server over TCP (for UDP-blocked networks) and exchange data")
+    func relayOnlyOverTCP() async throws {
+        let server = try await startTestTURNServer()
+        defer { server.stop() }
+        var turn = turnConfig(server)
+        turn.transport = .tcp
+        let (a, b, elapsed) = try await connect(.loopback(turn: [turn], relayOnly: true), timeout: 15)
+        defer { a.stop(); b.stop() }
+        try await deliver("TURN/TCP from A", from: a, to: b)
+        try await deliver("TURN/TCP from B", from: b, to: a)
+        let pairA = try #require(try await a.agent.selectedPair())
+        print("relay-only over TURN/TCP connect: \(elapsed.milliseconds) ms, A: \(pairA)")
+        // The relayed transport address itself is UDP (RFC 8656); only the client-server leg is TCP.
+        #expect(pairA.local.kind == .relay && pairA.local.transport == .udp)
+        await a.agent.close()
+        await b.agent.close()
+    }
+
     @Test("two relay-only agents connect through the TURN server and exchange data")
     func relayOnlyConnects() async throws {
         let server = try await startTestTURNServer()

@@ -132,8 +132,10 @@ struct ICEConfigurationPair {
     var controlled: ICEAgentConfiguration
 
     /// Both agents gather only on 127.0.0.1: no traffic leaves loopback.
-    static func loopback(turn: [ICEAgentConfiguration.TURNServer] = [], relayOnly: Bool = false) -> Self {
-        var a = ICEAgentConfiguration(role: .controlling, turnServers: turn, relayOnly: relayOnly, localAddresses: ["127.0.0.1"])
+    static func loopback(
+        turn: [ICEAgentConfiguration.TURNServer] = [], relayOnly: Bool = false, address: String = "127.0.0.1"
+    ) -> Self {
+        var a = ICEAgentConfiguration(role: .controlling, turnServers: turn, relayOnly: relayOnly, localAddresses: [address])
         a.trickle = true
         var b = a
         b.role = .controlled
