@@ -10,12 +10,14 @@ protocol TestTURNServer: Sendable {
     var port: UInt16 { get }
     var username: String { get }
     var password: String { get }
+    /// Port of the TURN-over-TLS listener (RFC 8656 §3.1), when started with TLS.
+    var tlsPort: UInt16? { get }
     func stop()
 }
 
 /// Starts the TURN server the agent tests use. The one place to swap coturn for our own.
-func startTestTURNServer() async throws -> any TestTURNServer {
-    try await CoturnServer.start()
+func startTestTURNServer(tls: Bool = false) async throws -> any TestTURNServer {
+    try await CoturnServer.start(tls: tls)
 }
 
 /// Debian's coturn `turnserver`, listening only on 127.0.0.1, long-term credentials
@@ -25,11 +27,13 @@ final class CoturnServer: TestTURNServer {
     let port: UInt16
     let username = "u"
     let password = "p"
+    let tlsPort: UInt16?
     private let process: Process
     private let directory: URL
 
-    private init(port: UInt16, process: Process, directory: URL) {
+    private init(port: UInt16, tlsPort: UInt16?, process: Process, directory: URL) {
         self.port = port
+        self.tlsPort = tlsPort
         self.process = process
         self.directory = directory
     }
@@ -38,8 +42,9 @@ final class CoturnServer: TestTURNServer {
         var description: String
     }
 
-    static func start() async throws -> CoturnServer {
+    static func start(tls: Bool) async throws -> CoturnServer {
         let port = try freeLoopbackPort()
+        var tlsPort: UInt16?
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("meshnode-turn-\(port)-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -49,18 +54,30 @@ final class CoturnServer: TestTURNServer {
             "-n", "--log-file=stdout", "--no-cli",
             "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--listening-port=\(port)",
             "--lt-cred-mech", "--user=u:p", "--realm=meshnode",
-            "--no-tls", "--no-dtls", "--allow-loopback-peers",
+            "--no-dtls", "--allow-loopback-peers",
             "--pidfile=\(directory.path)/turnserver.pid",
             "--userdb=\(directory.path)/turndb",
         ]
+        if tls {
+            let tls = try freeLoopbackPort()
+            tlsPort = tls
+            let (cert, key) = (directory.path + "/cert.pem", directory.path + "/key.pem")
+            try runTool("/usr/bin/openssl", [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
+            ])
+            process.arguments! += ["--tls-listening-port=\(tls)", "--cert=\(cert)", "--pkey=\(key)"]
+        } else {
+            process.arguments!.append("--no-tls")
+        }
         let log = FileHandle(forWritingAtPath: "/dev/null")
         process.standardOutput = log
         process.standardError = log
         try process.run()
-        let server = CoturnServer(port: port, process: process, directory: directory)
-        // Ready when its TCP listener (same port as UDP) accepts, at most 5 s.
+        let server = CoturnServer(port: port, tlsPort: tlsPort, process: process, directory: directory)
+        // Ready when its TCP listeners (the UDP one shares the port) accept, at most 5 s.
         let deadline = ContinuousClock.now + .seconds(5)
-        while !canConnectTCP(port: port) {
+        while !canConnectTCP(port: port) || !(tlsPort.map(canConnectTCP) ?? true) {
             guard process.isRunning, ContinuousClock.now < deadline else {
                 server.stop()
                 throw StartError(description: "turnserver did not start listening on 127.0.0.1:\(port)")
@@ -79,6 +96,20 @@ final class CoturnServer: TestTURNServer {
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }
         try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+private func runTool(_ path: String, _ arguments: [String]) throws {
+    let tool = Process()
+    tool.executableURL = URL(fileURLWithPath: path)
+    tool.arguments = arguments
+    let null = FileHandle(forWritingAtPath: "/dev/null")
+    tool.standardOutput = null
+    tool.standardError = null
+    try tool.run()
+    tool.waitUntilExit()
+    guard tool.terminationStatus == 0 else {
+        throw CoturnServer.StartError(description: "\(path) \(arguments.joined(separator: " ")) failed")
     }
 }
 

@@ -66,6 +66,24 @@ struct AgentTURNTests {
         await b.agent.close()
     }
 
+    @Test("relay-only agents reach the TURN server over TLS and exchange data")
+    func relayOnlyOverTLS() async throws {
+        let server = try await startTestTURNServer(tls: true)
+        defer { server.stop() }
+        var turn = turnConfig(server)
+        turn.transport = .tls
+        turn.port = try #require(server.tlsPort)
+        let (a, b, elapsed) = try await connect(.loopback(turn: [turn], relayOnly: true), timeout: 15)
+        defer { a.stop(); b.stop() }
+        try await deliver("TURN/TLS from A", from: a, to: b)
+        try await deliver("TURN/TLS from B", from: b, to: a)
+        let pairA = try #require(try await a.agent.selectedPair())
+        print("relay-only over TURN/TLS connect: \(elapsed.milliseconds) ms, A: \(pairA)")
+        #expect(pairA.local.kind == .relay)
+        await a.agent.close()
+        await b.agent.close()
+    }
+
     @Test("two relay-only agents connect through the TURN server and exchange data")
     func relayOnlyConnects() async throws {
         let server = try await startTestTURNServer()
