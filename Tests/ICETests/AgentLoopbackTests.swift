@@ -30,6 +30,31 @@ struct AgentLoopbackTests {
         #expect(throws: ICEAgentError.self) { try a.agent.send([1]) }
     }
 
+    @Test("two agents that both start controlling resolve the role conflict and connect (RFC 8445 §7.3.1.1)")
+    func roleConflict() async throws {
+        var pair = ICEConfigurationPair.loopback()
+        pair.controlled.role = .controlling
+        let (a, b, elapsed) = try await connect(pair)
+        defer { a.stop(); b.stop() }
+        try await deliver("conflict resolved A", from: a, to: b)
+        try await deliver("conflict resolved B", from: b, to: a)
+        print("role-conflict connect: \(elapsed.milliseconds) ms")
+        await a.agent.close()
+        await b.agent.close()
+    }
+
+    @Test("two agents connect without trickle once all candidates are known")
+    func withoutTrickle() async throws {
+        var pair = ICEConfigurationPair.loopback()
+        pair.controlling.trickle = false
+        pair.controlled.trickle = false
+        let (a, b, _) = try await connect(pair)
+        defer { a.stop(); b.stop() }
+        try await deliver("no trickle", from: a, to: b)
+        await a.agent.close()
+        await b.agent.close()
+    }
+
     @Test("two agents connect over IPv6 loopback ::1")
     func connectIPv6() async throws {
         let (a, b, elapsed) = try await connect(.loopback(address: "::1"))
