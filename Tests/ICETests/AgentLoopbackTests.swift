@@ -120,6 +120,27 @@ struct AgentLoopbackTests {
         probe.stop()
     }
 
+    @Test("with ICE-TCP on, TCP host candidates (RFC 6544) are gathered and survive the SDP round trip")
+    func iceTCPCandidates() async throws {
+        var config = ICEAgentConfiguration(localAddresses: ["127.0.0.1"])
+        config.iceTCP = true
+        let agent = try await ICEAgent(configuration: config)
+        let probe = AgentProbe(agent, name: "A")
+        probe.start(trickleTo: nil)
+        try await agent.gather()
+        try await probe.wait(for: "gathering done", seconds: 5) { $0.gatheringDone }
+        let tcp = probe.snapshot.candidates.filter { $0.transport == .tcp }
+        #expect(!tcp.isEmpty)
+        #expect(tcp.allSatisfy { $0.tcpType != nil })
+        #expect(tcp.filter { $0.tcpType == .active }.allSatisfy { $0.port == 9 })
+        for candidate in probe.snapshot.candidates {
+            #expect(try ICECandidate(sdp: candidate.sdp) == candidate)
+        }
+        print("ICE-TCP candidates: \(probe.snapshot.candidates.map(\.sdp))")
+        await agent.close()
+        probe.stop()
+    }
+
     @Test("sending before a pair is selected fails with notConnected")
     func sendBeforeConnected() async throws {
         let agent = try await ICEAgent(configuration: ICEAgentConfiguration(localAddresses: ["127.0.0.1"]))

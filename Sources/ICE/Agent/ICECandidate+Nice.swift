@@ -24,7 +24,9 @@ extension ICECandidate {
         let foundation = withUnsafeBytes(of: c.foundation) { bytes in
             String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
         }
-        let (address, port) = NiceAddressText.split(c.addr) ?? ("0.0.0.0", 0)
+        var (address, port) = NiceAddressText.split(c.addr) ?? ("0.0.0.0", 0)
+        // RFC 6544 §4.5: an active TCP candidate is signalled with port 9; libnice has 0.
+        if tcpType == .active && port == 0 { port = 9 }
         var relatedAddress: String?
         var relatedPort: UInt16?
         if kind != .host, let (raddr, rport) = NiceAddressText.split(c.base_addr) {
