@@ -8,6 +8,7 @@ public struct ICECredentials: Sendable, Hashable {
     public var ufrag: String
     /// `ice-pwd`: 22–256 `ice-char`s.
     public var password: String
+    /// Creates credentials; they are validated when handed to the agent.
     public init(ufrag: String, password: String) {
         self.ufrag = ufrag
         self.password = password

@@ -5,7 +5,9 @@
 public struct ICEAgentConfiguration: Sendable, Hashable {
     /// The ICE role (RFC 8445 §6.1.1). The offerer of a full-ICE session is controlling.
     public enum Role: Sendable, Hashable {
+        /// Nominates the pair (the offerer).
         case controlling
+        /// Follows the controlling agent's nomination (the answerer).
         case controlled
     }
 
@@ -13,7 +15,9 @@ public struct ICEAgentConfiguration: Sendable, Hashable {
     public struct STUNServer: Sendable, Hashable {
         /// IPv4 or IPv6 literal.
         public var host: String
+        /// UDP port (3478 by default).
         public var port: UInt16
+        /// Creates a STUN server entry.
         public init(host: String, port: UInt16 = 3478) {
             self.host = host
             self.port = port
@@ -32,10 +36,15 @@ public struct ICEAgentConfiguration: Sendable, Hashable {
         }
         /// IPv4 or IPv6 literal.
         public var host: String
+        /// Port of the listener for ``transport`` (3478 for UDP/TCP, usually 5349 for TLS).
         public var port: UInt16
+        /// Long-term credential user name (or TURN REST `expiry:id`).
         public var username: String
+        /// Long-term credential password.
         public var password: String
+        /// How to reach the server.
         public var transport: Transport
+        /// Creates a TURN server entry.
         public init(host: String, port: UInt16 = 3478, username: String, password: String, transport: Transport = .udp) {
             self.host = host
             self.port = port

@@ -25,6 +25,7 @@ public struct ICEAgentError: Error, Hashable, Sendable, CustomStringConvertible 
         /// libnice refused the operation.
         public static let operationFailed = Code(.operationFailed)
 
+        /// The code's name.
         public var description: String { value.rawValue }
     }
 
@@ -39,5 +40,6 @@ public struct ICEAgentError: Error, Hashable, Sendable, CustomStringConvertible 
         self.reason = reason
     }
 
+    /// Code and reason.
     public var description: String { "ICEAgentError.\(code): \(reason)" }
 }

@@ -20,8 +20,11 @@ public enum ICEComponentState: String, Sendable, Hashable {
 
 /// The candidate pair the agent sends on.
 public struct ICESelectedPair: Sendable, Hashable, CustomStringConvertible {
+    /// This agent's side; its ``ICECandidate/kind`` says whether it sends via a relay.
     public var local: ICECandidate
+    /// The peer's side (peer-reflexive when learned from a check, RFC 8445 §7.3.1.3).
     public var remote: ICECandidate
+    /// Creates a pair.
     public init(local: ICECandidate, remote: ICECandidate) {
         self.local = local
         self.remote = remote

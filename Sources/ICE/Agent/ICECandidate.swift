@@ -27,14 +27,22 @@ public struct ICECandidate: Hashable, Sendable, CustomStringConvertible {
 
     /// The connection role of a TCP candidate (RFC 6544 §4.5).
     public enum TCPType: String, Hashable, Sendable {
-        case active, passive, so
+        /// Opens the connection.
+        case active
+        /// Accepts the connection.
+        case passive
+        /// Simultaneous open.
+        case so
     }
 
     /// An extension attribute after the fixed fields (RFC 8839 §5.1 `cand-extension`),
     /// kept so that a parsed candidate can be written back unchanged.
     public struct Extension: Hashable, Sendable {
+        /// The attribute name, for example `generation`.
         public var name: String
+        /// Its value, kept verbatim.
         public var value: String
+        /// Creates an extension attribute.
         public init(name: String, value: String) {
             self.name = name
             self.value = value
@@ -45,11 +53,15 @@ public struct ICECandidate: Hashable, Sendable, CustomStringConvertible {
     public var foundation: String
     /// The component ID (1 = RTP, or the only component with rtcp-mux).
     public var component: Int
+    /// UDP, or TCP for ICE-TCP candidates.
     public var transport: Transport
+    /// RFC 8445 §5.1.2 priority; higher is preferred.
     public var priority: UInt32
     /// An IPv4 or IPv6 literal, or a host name (such as a browser's mDNS `.local` name).
     public var address: String
+    /// The port (9 for active TCP candidates, RFC 6544 §4.5).
     public var port: UInt16
+    /// host, srflx, prflx or relay.
     public var kind: Kind
     /// The base (srflx, prflx) or mapped (relay) address, `raddr` in SDP.
     public var relatedAddress: String?
@@ -97,6 +109,7 @@ public struct ICECandidate: Hashable, Sendable, CustomStringConvertible {
     /// The SDP attribute line, `a=candidate:...`.
     public var sdpAttribute: String { "a=" + sdp }
 
+    /// The ``sdp`` form.
     public var description: String { sdp }
 
     /// Parses an RFC 8839 §5.1 candidate attribute, with or without a leading `a=`.
