@@ -10,4 +10,11 @@
 int CMeshShims_self_signed_pem(const char *common_name, int days,
                                char **cert_pem, char **key_pem);
 
+/* GObject property setters for libnice's NiceAgent (g_object_set is variadic).
+   `object` is a GObject*; `property` must name a property of that type and
+   value type, or GLib logs a critical warning and ignores the call. */
+void CMeshShims_object_set_bool(void *object, const char *property, int value);
+void CMeshShims_object_set_uint(void *object, const char *property, unsigned int value);
+void CMeshShims_object_set_string(void *object, const char *property, const char *value);
+
 #endif

@@ -1,0 +1,50 @@
+public import NIOCore
+
+/// The state of the agent's single component (RFC 8445 §6.1.3 / libnice's component
+/// state machine).
+public enum ICEComponentState: String, Sendable, Hashable {
+    /// No activity yet, or the component was reset.
+    case disconnected
+    /// Local candidates are being gathered.
+    case gathering
+    /// Connectivity checks are running.
+    case connecting
+    /// At least one pair works; selection may still change.
+    case connected
+    /// A pair is nominated; ICE has completed for this component.
+    case ready
+    /// Every check failed (with trickle, only after the end of remote candidates), or
+    /// consent was lost (RFC 7675 §5.1).
+    case failed
+}
+
+/// The candidate pair the agent sends on.
+public struct ICESelectedPair: Sendable, Hashable, CustomStringConvertible {
+    /// This agent's side; its ``ICECandidate/kind`` says whether it sends via a relay.
+    public var local: ICECandidate
+    /// The peer's side (peer-reflexive when learned from a check, RFC 8445 §7.3.1.3).
+    public var remote: ICECandidate
+    /// Creates a pair.
+    public init(local: ICECandidate, remote: ICECandidate) {
+        self.local = local
+        self.remote = remote
+    }
+    /// For example `host 127.0.0.1:40000 <-> relay 127.0.0.1:50000`.
+    public var description: String {
+        "\(local.kind.rawValue) \(local.address):\(local.port) <-> \(remote.kind.rawValue) \(remote.address):\(remote.port)"
+    }
+}
+
+/// Something the agent reports, in the order libnice reports it.
+public enum ICEAgentEvent: Sendable {
+    /// A local candidate was gathered; signal it to the peer (trickle, RFC 8838 §8).
+    case localCandidate(ICECandidate)
+    /// Local gathering finished; signal end-of-candidates to the peer.
+    case gatheringDone
+    /// The component changed state.
+    case stateChanged(ICEComponentState)
+    /// A pair was selected (or replaced by a better one) for sending.
+    case selectedPair(ICESelectedPair)
+    /// A packet arrived from the peer (not STUN; libnice consumes those).
+    case dataReceived(ByteBuffer)
+}
