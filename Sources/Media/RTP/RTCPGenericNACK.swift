@@ -8,7 +8,8 @@ public struct RTCPGenericNACK: Hashable, Sendable {
     public var senderSSRC: UInt32
     /// The SSRC of the media source whose packets are missing.
     public var mediaSSRC: UInt32
-    /// The missing sequence numbers, in the order they are encoded.
+    /// The missing sequence numbers. Parsing yields them unique and in ascending order from the first
+    /// PID; serializing accepts any order and duplicates.
     public var lostSequenceNumbers: [UInt16]
 
     /// Creates a NACK for `lostSequenceNumbers`.
@@ -33,13 +34,20 @@ public struct RTCPGenericNACK: Hashable, Sendable {
                 lost.append(pid &+ UInt16(bit + 1))
             }
         }
-        self.init(senderSSRC: sender, mediaSSRC: media, lostSequenceNumbers: lost)
+        self.init(senderSSRC: sender, mediaSSRC: media, lostSequenceNumbers: Self.ordered(lost))
+    }
+
+    /// Unique sequence numbers in ascending order, counted from the first one so that the 16-bit wrap
+    /// keeps its meaning (65535 comes before 0).
+    static func ordered(_ sequences: [UInt16]) -> [UInt16] {
+        guard let first = sequences.first else { return [] }
+        return Set(sequences).sorted { ($0 &- first) < ($1 &- first) }
     }
 
     /// The FCI entries: each a PID and a bitmask of the following 16 sequence numbers.
     var entries: [(pid: UInt16, blp: UInt16)] {
         var entries: [(pid: UInt16, blp: UInt16)] = []
-        for sequence in lostSequenceNumbers {
+        for sequence in Self.ordered(lostSequenceNumbers) {
             if let last = entries.indices.last {
                 let distance = sequence &- entries[last].pid
                 if distance == 0 { continue }

@@ -23,8 +23,11 @@ public struct RTCPGoodbye: Hashable, Sendable {
         }
         var reason: String?
         if let length = body.readInteger(as: UInt8.self) {
-            guard let text = body.readString(length: Int(length)) else {
+            guard let bytes = body.readBytes(length: Int(length)) else {
                 throw MediaError(.truncated, "RTCP BYE reason announces \(length) octets, \(body.readableBytes) remain")
+            }
+            guard let text = String(validating: bytes, as: UTF8.self) else {
+                throw MediaError(.malformed, "RTCP BYE reason is not UTF-8 text (RFC 3550 §6.6)")
             }
             reason = text
         }

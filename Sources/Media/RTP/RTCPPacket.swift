@@ -137,18 +137,21 @@ public enum RTCPPacket: Hashable, Sendable {
             guard unknown.count <= 31 else {
                 throw MediaError(.invalidArgument, "RTCP count field is 5 bits, got \(unknown.count)")
             }
-            guard unknown.body.readableBytes % 4 == 0 else {
-                throw MediaError(.invalidArgument, "an RTCP body is a whole number of 32-bit words, got \(unknown.body.readableBytes) bytes")
-            }
             body = unknown.body
             (packetType, count) = (unknown.packetType, unknown.count)
         }
-        body.writeRepeatingByte(0, count: (4 - body.readableBytes % 4) % 4)
+        // Known bodies are whole words; an unknown one that was parsed from a padded packet gets its
+        // padding back, with the count in the last octet (RFC 3550 §6.4.1).
+        let padding = (4 - body.readableBytes % 4) % 4
+        if padding > 0 {
+            body.writeRepeatingByte(0, count: padding - 1)
+            body.writeInteger(UInt8(padding))
+        }
         let words = body.readableBytes / 4
         guard words <= Int(UInt16.max) else {
             throw MediaError(.invalidArgument, "RTCP packet of \(words + 1) words exceeds the 16-bit length field")
         }
-        buffer.writeMultipleIntegers(UInt8(0x80) | count, packetType, UInt16(words))
+        buffer.writeMultipleIntegers(UInt8(0x80) | (padding > 0 ? 0x20 : 0) | count, packetType, UInt16(words))
         buffer.writeBuffer(&body)
     }
 }

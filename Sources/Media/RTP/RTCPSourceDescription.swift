@@ -62,8 +62,11 @@ public struct RTCPSourceDescription: Hashable, Sendable {
                     throw MediaError(.truncated, "RTCP SDES chunk for SSRC \(ssrc) has no END item")
                 }
                 if type == 0 { break }
-                guard let length = body.readInteger(as: UInt8.self), let text = body.readString(length: Int(length)) else {
+                guard let length = body.readInteger(as: UInt8.self), let bytes = body.readBytes(length: Int(length)) else {
                     throw MediaError(.truncated, "RTCP SDES item type \(type) runs past the end of the packet")
+                }
+                guard let text = String(validating: bytes, as: UTF8.self) else {
+                    throw MediaError(.malformed, "RTCP SDES item type \(type) is not UTF-8 text (RFC 3550 §6.5)")
                 }
                 items.append(Item(type: ItemType(rawValue: type), text: text))
             }

@@ -71,6 +71,9 @@ public enum RTPHeaderExtension: Hashable, Sendable {
             if header == 0 { continue }
             let id = header >> 4
             if id == 15 { break }
+            guard id != 0 else {
+                throw MediaError(.malformed, "one-byte header extension element with the reserved id 0 and a non-zero length (RFC 8285 §4.2)")
+            }
             let length = Int(header & 0x0F) + 1
             guard let data = body.readSlice(length: length) else {
                 throw MediaError(.truncated, "one-byte header extension id \(id) announces \(length) bytes, \(body.readableBytes) remain")

@@ -13,8 +13,8 @@ extension SessionDescription {
             throw MediaError(.sdpSyntax, "session description of \(text.utf8.count) bytes exceeds \(Self.maximumSize)")
         }
         var lines: [(number: Int, type: Character, value: Substring)] = []
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.last == "\r" ? rawLine.dropLast() : rawLine
+        // Swift treats CRLF as one Character, so split on both forms.
+        for (index, line) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\r\n" || $0 == "\n" }).enumerated() {
             if line.isEmpty { continue }
             let number = index + 1
             guard line.count >= 2, let type = line.first, type.isASCII, type.isLowercase,
