@@ -3,7 +3,12 @@ import Testing
 
 @Suite("SDP (RFC 8866) with JSEP attributes, on browser-format fixtures")
 struct SDPTests {
-    @Test("every fixture serializes back to exactly its text", arguments: ["chromium-offer.sdp", "chromium-answer.sdp", "firefox-offer.sdp"])
+    static let fixtures = [
+        "chromium156-captured-offer.sdp", "chromium156-captured-offer-gathered.sdp", "chromium156-captured-answer.sdp",
+        "chromium-offer.sdp", "chromium-answer.sdp", "firefox-offer.sdp",
+    ]
+
+    @Test("every fixture serializes back to exactly its text", arguments: fixtures)
     func roundTrip(name: String) throws {
         let text = try Fixtures.text(name)
         let description = try SessionDescription(parsing: text)
@@ -74,6 +79,38 @@ struct SDPTests {
         // video-orientation, toffset, playout-delay and the rest are not offered back.
         #expect(Set(sections[1].extensions.map(\.id)) == [2, 3, 4])
         #expect(sections[1].remoteSSRCs == [1_502_733_415, 3_904_426_611])
+    }
+
+    @Test("captured Chromium 156 offer and answer: candidates, BUNDLE, negotiation")
+    func capturedChromium() throws {
+        let offer = try SessionDescription(parsing: try Fixtures.text("chromium156-captured-offer.sdp"))
+        let gathered = try SessionDescription(parsing: try Fixtures.text("chromium156-captured-offer-gathered.sdp"))
+        let answer = try SessionDescription(parsing: try Fixtures.text("chromium156-captured-answer.sdp"))
+        #expect(offer.bundleGroup == ["0", "1"] && answer.bundleGroup == ["0", "1"])
+        #expect(offer.media.allSatisfy { $0.port == 9 && $0.candidates.isEmpty })
+        // Gathering fills in the port, the c= line and host candidates (UDP and TCP active, IPv4 and IPv6).
+        let audio = gathered.media[0]
+        #expect(audio.port != 9 && !audio.candidates.isEmpty)
+        #expect(audio.candidates.contains { $0.transport == "udp" && $0.type == "host" && $0.port == audio.port })
+        #expect(audio.candidates.contains { $0.transport == "tcp" && $0.extensions.contains { $0.name == "tcptype" && $0.value == "active" } })
+        // Everything but the transport details is the same as before gathering.
+        var stripped = gathered
+        for index in stripped.media.indices {
+            stripped.media[index].port = 9
+            stripped.media[index].connections = [.init()]
+            stripped.media[index].attributes.removeAll { if case .candidate = $0 { true } else { false } }
+        }
+        #expect(stripped == offer)
+        #expect(answer.media.allSatisfy { $0.attributes.contains(.setup(.active)) && $0.direction == .recvonly })
+
+        let sections = try CodecNegotiation.negotiate(offer: gathered)
+        #expect(sections.map(\.codec?.encoding) == ["opus", "VP8"])
+        #expect(sections[0].codec?.payloadType == 111 && sections[0].codec?.usesInbandFEC == true)
+        #expect(sections[1].codec?.payloadType == 96 && sections[1].codec?.retransmissionPayloadType == 97)
+        #expect(Set(sections[1].codec?.feedback.map(\.description) ?? []) == ["96 goog-remb", "96 transport-cc", "96 ccm fir", "96 nack", "96 nack pli"])
+        #expect(sections.map(\.remoteSSRCs.count) == [1, 2])
+        // The answer negotiates back to the same choice.
+        #expect(try CodecNegotiation.negotiate(offer: answer).map(\.codec?.payloadType) == [111, 96])
     }
 
     @Test("negotiation on Firefox's offer: its own payload type numbers and stereo Opus")
