@@ -60,6 +60,9 @@ public final class VP8Encoder {
         public var timestamp: UInt32
     }
 
+    /// The highest target bitrate accepted, in kb/s (100 Mb/s, far above any WebRTC stream).
+    public static let maximumBitrateKbps = 100_000
+
     /// The RTP clock rate for VP8 (RFC 7741 §6.1).
     public static let clockRate = 90_000
 
@@ -76,8 +79,9 @@ public final class VP8Encoder {
         guard (16...16384).contains(configuration.width), (16...16384).contains(configuration.height) else {
             throw MediaError(.invalidArgument, "VP8 frame size \(configuration.width)×\(configuration.height) is outside 16–16384 pixels per side")
         }
-        guard configuration.bitrateKbps > 0, (1...240).contains(configuration.framesPerSecond), (-16...16).contains(configuration.cpuUsed),
-              configuration.keyframeInterval > 0, (1...16).contains(configuration.threads)
+        guard (1...Self.maximumBitrateKbps).contains(configuration.bitrateKbps), (1...240).contains(configuration.framesPerSecond),
+              (-16...16).contains(configuration.cpuUsed), (1...Int(Int32.max)).contains(configuration.keyframeInterval),
+              (1...16).contains(configuration.threads)
         else {
             throw MediaError(.invalidArgument, "VP8 settings out of range: \(configuration)")
         }
@@ -157,8 +161,8 @@ public final class VP8Encoder {
 
     /// Changes the target bitrate while running, as a rate controller does after feedback.
     public func setBitrate(kbps: Int) throws(MediaError) {
-        guard kbps > 0 else {
-            throw MediaError(.invalidArgument, "VP8 bitrate must be positive, got \(kbps) kb/s")
+        guard (1...Self.maximumBitrateKbps).contains(kbps) else {
+            throw MediaError(.invalidArgument, "VP8 bitrate must be 1–\(Self.maximumBitrateKbps) kb/s, got \(kbps)")
         }
         encoderConfig.pointee.rc_target_bitrate = UInt32(kbps)
         guard vpx_codec_enc_config_set(context, encoderConfig) == VPX_CODEC_OK else {
