@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import Testing
 @testable import Media
@@ -21,8 +22,11 @@ struct OpusTests {
         let frames = SyntheticMedia.voice(frames: 100)
         var decoded: [Int16] = []
         var bytes = 0
+        var encodeTime = Duration.zero
         for pcm in frames {
+            let start = ContinuousClock.now
             let packet = try encoder.encode(pcm)
+            encodeTime += ContinuousClock.now - start
             bytes += packet.readableBytes
             let payload = try OpusPayload(parsing: packet)
             #expect(payload.samplesPerChannel == 960)
@@ -30,7 +34,8 @@ struct OpusTests {
             decoded += try decoder.decode(packet)
         }
         let (lag, snr) = bestLagSNR(decoded: decoded, original: frames.flatMap { $0 })
-        print("Opus mono 32 kb/s: \(bytes * 8 / 2) b/s actual, delay \(lag) samples, SNR \(String(format: "%.1f", snr)) dB")
+        let realTime = 2.0 / (Double(encodeTime.components.seconds) + Double(encodeTime.components.attoseconds) / 1e18)
+        print("Opus mono 32 kb/s: \(bytes * 8 / 2) b/s actual, delay \(lag) samples, SNR \(String(format: "%.1f", snr)) dB, encode \(String(format: "%.0f", realTime))x real time")
         #expect(snr > 10)
         #expect((20_000...44_000).contains(bytes * 8 / 2))
     }
