@@ -197,3 +197,31 @@ struct SDPTests {
         #expect(try SessionDescription(parsing: text) == description)
     }
 }
+
+@Suite("SDP parser robustness")
+struct SDPRobustnessTests {
+    @Test("mutated browser descriptions never trap; whatever parses re-serializes to an equal description")
+    func mutations() throws {
+        var generator = SplitMix64(seed: 0xD5C0)
+        let seeds = try SDPTests.fixtures.map { Array(try Fixtures.text($0).utf8) }
+        let alphabet = Array("=: /;\r\n0a9-*".utf8)
+        var parsed = 0
+        for _ in 0..<1500 {
+            var bytes = seeds[Int.random(in: 0..<seeds.count, using: &generator)]
+            for _ in 0..<Int.random(in: 1...3, using: &generator) {
+                let index = Int.random(in: 0..<bytes.count, using: &generator)
+                switch Int.random(in: 0..<3, using: &generator) {
+                case 0: bytes[index] = alphabet[Int.random(in: 0..<alphabet.count, using: &generator)]
+                case 1: bytes.remove(at: index)
+                default: bytes.insert(alphabet[Int.random(in: 0..<alphabet.count, using: &generator)], at: index)
+                }
+            }
+            guard let description = try? SessionDescription(parsing: String(decoding: bytes, as: UTF8.self)) else { continue }
+            parsed += 1
+            #expect(try SessionDescription(parsing: description.serialized) == description)
+            _ = try? CodecNegotiation.negotiate(offer: description)
+        }
+        // Most single-byte changes land in values that stay valid; the test must exercise both paths.
+        #expect(parsed > 100 && parsed < 1500)
+    }
+}

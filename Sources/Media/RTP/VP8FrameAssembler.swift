@@ -57,9 +57,12 @@ public struct VP8FrameAssembler: Sendable {
         return drain()
     }
 
-    /// Sequence numbers between the last delivered frame and the newest packet that have not arrived.
+    /// Sequence numbers between the last delivered frame and the newest packet that have not arrived,
+    /// at most ``capacity`` of the newest.
     public var missingSequenceNumbers: [UInt16] {
-        guard let highest, let start = lastDelivered.map({ $0 + 1 }) ?? packets.keys.min() else { return [] }
+        guard let highest, let first = lastDelivered.map({ $0 + 1 }) ?? packets.keys.min() else { return [] }
+        // A sequence number far ahead (a burst of loss or a hostile sender) must not produce a huge list.
+        let start = max(first, highest - Int64(capacity) + 1)
         guard start <= highest else { return [] }
         return (start...highest).filter { packets[$0] == nil }.map { UInt16(truncatingIfNeeded: $0) }
     }
