@@ -91,7 +91,11 @@ let package = Package(
             dependencies: ["ICE", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]
         ),
         .testTarget(name: "SignalingTests", dependencies: ["Signaling"]),
-        .testTarget(name: "MediaTests", dependencies: ["Media"]),
+        .testTarget(
+            name: "MediaTests",
+            dependencies: ["Media", .product(name: "NIOCore", package: "swift-nio")],
+            exclude: ["Fixtures"]
+        ),
         .testTarget(name: "MeshNodeTests", dependencies: ["MeshNode"]),
         .testTarget(
             name: "IntegrationTests",

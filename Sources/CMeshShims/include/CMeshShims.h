@@ -16,5 +16,27 @@ int CMeshShims_self_signed_pem(const char *common_name, int days,
 void CMeshShims_object_set_bool(void *object, const char *property, int value);
 void CMeshShims_object_set_uint(void *object, const char *property, unsigned int value);
 void CMeshShims_object_set_string(void *object, const char *property, const char *value);
+#include <stdint.h>
+
+/* libopus ctl requests (Opus.c). `encoder` is an OpusEncoder *; each returns
+   the libopus error code, OPUS_OK (0) on success. */
+int CMeshShims_opus_set_bitrate(void *encoder, int32_t bits_per_second);
+int CMeshShims_opus_get_bitrate(void *encoder, int32_t *bits_per_second);
+int CMeshShims_opus_set_inband_fec(void *encoder, int32_t enabled);
+int CMeshShims_opus_set_packet_loss_percent(void *encoder, int32_t percent);
+int CMeshShims_opus_set_dtx(void *encoder, int32_t enabled);
+int CMeshShims_opus_set_complexity(void *encoder, int32_t complexity);
+int CMeshShims_opus_set_signal_voice(void *encoder, int32_t voice);
+int CMeshShims_opus_get_lookahead(void *encoder, int32_t *samples);
+int CMeshShims_opus_get_in_dtx(void *encoder, int32_t *in_dtx);
+
+/* libvpx VP8 init and controls (VPX.c). `context` is a vpx_codec_ctx_t *,
+   `config` a vpx_codec_enc_cfg_t *; each returns a vpx_codec_err_t
+   (VPX_CODEC_OK is 0). */
+int CMeshShims_vp8_enc_config_default(void *config);
+int CMeshShims_vp8_enc_init(void *context, const void *config);
+int CMeshShims_vp8_dec_init(void *context, unsigned int threads);
+int CMeshShims_vpx_control_int(void *context, int control_id, int value);
+int CMeshShims_vpx_control_get_int(void *context, int control_id, int *value);
 
 #endif
