@@ -1,10 +1,11 @@
 import Foundation
+import ICE
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A TURN server on 127.0.0.1 that a test allocates on. Start it with `startTestTURNServer()`;
-/// today that is coturn, later `meshnode serve` can take its place behind the same shape.
+/// A TURN server on 127.0.0.1 that a test allocates on. Start it with `startTestTURNServer()`:
+/// our own `TURNServer`; coturn stays available as `CoturnServer` for cross-checks.
 protocol TestTURNServer: Sendable {
     var host: String { get }
     var port: UInt16 { get }
@@ -15,9 +16,47 @@ protocol TestTURNServer: Sendable {
     func stop()
 }
 
-/// Starts the TURN server the agent tests use. The one place to swap coturn for our own.
+/// Starts the TURN server the agent tests use: ours, in process, so libnice's TURN client
+/// is tested against meshnode's server (UDP, TCP and TLS).
 func startTestTURNServer(tls: Bool = false) async throws -> any TestTURNServer {
-    try await CoturnServer.start(tls: tls)
+    try await MeshNodeTestTURNServer.start(tls: tls)
+}
+
+/// meshnode's `TURNServer` on 127.0.0.1 with user `u`/`p` and loopback peers allowed.
+final class MeshNodeTestTURNServer: TestTURNServer {
+    let host = "127.0.0.1"
+    let port: UInt16
+    let username = "u"
+    let password = "p"
+    let tlsPort: UInt16?
+    private let server: TURNServer
+
+    private init(server: TURNServer) {
+        self.server = server
+        port = UInt16(server.listeners.first { $0.transport == .udp }?.address.port ?? 0)
+        tlsPort = server.listeners.first { $0.transport == .tls }.flatMap { $0.address.port.map(UInt16.init) }
+    }
+
+    static func start(tls: Bool) async throws -> MeshNodeTestTURNServer {
+        var configuration = TURNServerConfiguration()
+        configuration.bindAddresses = ["127.0.0.1"]
+        configuration.port = 0
+        configuration.tlsPort = tls ? 0 : nil
+        configuration.users = ["u": "p"]
+        configuration.realm = "meshnode"
+        configuration.peerPolicy = PeerAddressPolicy(allow: [CIDR(string: "127.0.0.0/8")!])
+        let low = Int.random(in: 30_000...44_000)
+        configuration.relayPorts = low...(low + 199)
+        let server = TURNServer(configuration: configuration)
+        try await server.start()
+        return MeshNodeTestTURNServer(server: server)
+    }
+
+    /// Stops in the background: tests call this from `defer`, and each server has ports of its own.
+    func stop() {
+        let server = self.server
+        Task { await server.stop() }
+    }
 }
 
 /// Debian's coturn `turnserver`, listening only on 127.0.0.1, long-term credentials

@@ -66,7 +66,7 @@ struct AgentTURNTests {
         await b.agent.close()
     }
 
-    @Test("relay-only agents reach the TURN server over TLS and exchange data")
+    @Test("relay-only agents reach the TURN server's TLS port (libnice speaks plain TCP there) and exchange data")
     func relayOnlyOverTLS() async throws {
         let server = try await startTestTURNServer(tls: true)
         defer { server.stop() }

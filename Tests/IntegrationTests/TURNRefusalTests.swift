@@ -191,7 +191,9 @@ struct TURNRefusalTests {
                 client.sendRaw(mutated)
             }
         }
-        let tcp = try await TCPGarbage.send(port: server.udpPort, bytes: (0..<4096).map { _ in UInt8.random(in: 0...255) })
+        // A first byte of 0x80 or more can start neither STUN nor ChannelData (RFC 7983).
+        let garbage = [UInt8.random(in: 0x80...0xFF)] + (0..<4095).map { _ in UInt8.random(in: 0...255) }
+        let tcp = try await TCPGarbage.send(port: server.udpPort, bytes: garbage)
         #expect(tcp, "the server closed the garbage TCP connection")
         let probe = try TURNTestClient(port: server.udpPort)
         #expect(try probe.transact(STUNMessage(type: STUNMessageType(.binding, .request))).isSuccess)

@@ -31,7 +31,8 @@ public struct ICEAgentConfiguration: Sendable, Hashable {
         public enum Transport: Sendable, Hashable {
             case udp
             case tcp
-            /// TLS over TCP. libnice does not verify the server certificate.
+            /// The server's TLS port. libnice (RFC 5245 mode) speaks plain TCP to it; servers that
+            /// detect TLS by its first byte (ours, coturn) accept that. No encryption, no certificate check.
             case tls
         }
         /// IPv4 or IPv6 literal.

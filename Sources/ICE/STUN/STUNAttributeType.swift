@@ -103,6 +103,6 @@ public struct STUNAttributeType: RawRepresentable, Hashable, Sendable, CustomStr
         .messageIntegritySHA256, .passwordAlgorithm, .userhash, .xorMappedAddress, .channelNumber,
         .lifetime, .xorPeerAddress, .data, .xorRelayedAddress, .requestedAddressFamily, .evenPort,
         .requestedTransport, .dontFragment, .reservationToken, .connectionID, .priority, .useCandidate,
-        .changeRequest, .padding, .responsePort,
+        .changeRequest, .padding,
     ]
 }

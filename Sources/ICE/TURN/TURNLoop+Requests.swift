@@ -6,6 +6,8 @@ import NIOPosix
 /// RFC 8656 §7–§12.
 extension TURNLoop {
     /// What answers a request: the response bytes go back over the link they came in on.
+    /// Responses always carry FINGERPRINT: clients that multiplex STUN with media (libnice,
+    /// browsers) use it to tell STUN apart (RFC 8489 §14.7).
     struct Reply {
         var link: ClientLink
         var request: STUNMessage
@@ -15,7 +17,7 @@ extension TURNLoop {
             var response = STUNMessage(type: STUNMessageType(request.type.method, .successResponse),
                                        transactionID: request.transactionID)
             build(&response)
-            return response.encode(integrity: key, fingerprint: request.hasFingerprint, allocator: link.channel.allocator)
+            return response.encode(integrity: key, fingerprint: true, allocator: link.channel.allocator)
         }
 
         func error(_ code: STUNErrorCode, _ reason: String? = nil, build: (inout STUNMessage) -> Void = { _ in }) -> ByteBuffer {
@@ -23,7 +25,7 @@ extension TURNLoop {
                                        transactionID: request.transactionID)
             response.appendErrorCode(code, reason: reason)
             build(&response)
-            return response.encode(integrity: key, fingerprint: request.hasFingerprint, allocator: link.channel.allocator)
+            return response.encode(integrity: key, fingerprint: true, allocator: link.channel.allocator)
         }
 
         func send(_ bytes: ByteBuffer) { link.send(bytes, flush: true) }
@@ -115,19 +117,50 @@ extension TURNLoop {
 
     private func handleBinding(_ reply: Reply, tuple: FiveTuple) {
         shared.metrics.bindingRequests.increment()
-        if reply.request.has(.changeRequest) && !config.enableRFC5780 {
-            reply.send(reply.error(.unknownAttribute) { $0.appendUnknownAttributes([.changeRequest]) })
-            return
-        }
-        let unknown = reply.request.unknownComprehensionRequired
+        let unknown = reply.request.unknownComprehensionRequired.filter { $0 != .changeRequest }
         guard unknown.isEmpty else {
             reply.send(reply.error(.unknownAttribute) { $0.appendUnknownAttributes(unknown) })
             return
         }
-        reply.send(reply.success {
+        guard config.enableRFC5780, tuple.transport == .udp else {
+            if reply.request.has(.changeRequest) {
+                reply.send(reply.error(.unknownAttribute) { $0.appendUnknownAttributes([.changeRequest]) })
+            } else {
+                reply.send(reply.success { $0.appendXORAddress(.xorMappedAddress, tuple.client) })
+            }
+            return
+        }
+        respondRFC5780(reply, tuple: tuple)
+    }
+
+    /// RFC 5780 §6: OTHER-ADDRESS and RESPONSE-ORIGIN in every response, and a CHANGE-REQUEST
+    /// answered from the other IP and/or port. Without a second address the server cannot
+    /// change IP and refuses such requests with 420 (§6.1).
+    private func respondRFC5780(_ reply: Reply, tuple: FiveTuple) {
+        let other = shared.otherAddress(of: tuple.server)
+        let change: (changeIP: Bool, changePort: Bool)
+        do { change = try reply.request.changeRequest() ?? (false, false) } catch {
+            reply.send(reply.error(.badRequest, error.reason))
+            return
+        }
+        var origin = tuple.server
+        if change.changeIP || change.changePort {
+            guard let other, let ip = IPAddress(change.changeIP ? other : tuple.server) else {
+                reply.send(reply.error(.unknownAttribute) { $0.appendUnknownAttributes([.changeRequest]) })
+                return
+            }
+            origin = ip.socketAddress(port: change.changePort ? (other.port ?? 0) : (tuple.server.port ?? 0))
+        }
+        let response = reply.success {
             $0.appendXORAddress(.xorMappedAddress, tuple.client)
-            if config.enableRFC5780 { $0.appendAddress(.responseOrigin, tuple.server) }
-        })
+            $0.appendAddress(.responseOrigin, origin)
+            if let other { $0.appendAddress(.otherAddress, other) }
+        }
+        if origin == tuple.server {
+            reply.send(response)
+        } else if let channel = shared.udpListener(at: origin) {
+            channel.writeAndFlush(AddressedEnvelope(remoteAddress: tuple.client, data: response), promise: nil)
+        }
     }
 
     // MARK: Allocate (RFC 8656 §7.2, RFC 6062 §5.1)

@@ -64,23 +64,10 @@ public final class TURNServer: Sendable {
         var tlsPort = config.tlsPort ?? 0
         for host in config.bindAddresses {
             let wildcardV6 = host == "::"
-            for loop in group.makeIterator() {
-                let bound = loops[ObjectIdentifier(loop)]!
-                var bootstrap = DatagramBootstrap(group: loop)
-                    .channelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .channelOption(.datagramVectorReadMessageCount, value: Self.listenerVectorReads)
-                    // NIO slices one buffer into the vector's messages: size it for all of them.
-                    .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: Self.listenerVectorReads * Self.maximumDatagram))
-                    .channelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(TURNDatagramHandler(loop: bound))
-                        }
-                    }
-                if config.threads > 1 { bootstrap = bootstrap.channelOption(.reusePort, value: 1) }
-                if wildcardV6 { bootstrap = bootstrap.channelOption(.ipv6Only, value: 1) }
-                let channel = try await bind { try await bootstrap.bind(host: host, port: port).get() }
-                port = channel.localAddress?.port ?? port
-                record(channel, .udp)
+            port = try await bindUDP(host: host, port: port, loops: loops, shared: shared)
+            if config.enableRFC5780 {
+                // RFC 5780 §4.1: a second UDP port on every address lets CHANGE-REQUEST change port.
+                _ = try await bindUDP(host: host, port: TURNShared.otherPort(port), loops: loops, shared: shared)
             }
             let tcp = try await bind { try await self.streamBootstrap(tls: nil, v6only: wildcardV6).bind(host: host, port: port).get() }
             record(tcp, .tcp)
@@ -95,6 +82,34 @@ public final class TURNServer: Sendable {
             "relay": "\([relay4, relay6].compactMap { $0?.description }.joined(separator: " "))",
             "relay_ports": "\(config.relayPorts.lowerBound)-\(config.relayPorts.upperBound)",
         ])
+    }
+
+    /// One UDP listener per event loop on `host:port` (SO_REUSEPORT when there are several);
+    /// returns the port bound.
+    private func bindUDP(host: String, port: Int, loops: [ObjectIdentifier: NIOLoopBound<TURNLoop>], shared: TURNShared) async throws -> Int {
+        var port = port
+        for loop in group.makeIterator() {
+            let bound = loops[ObjectIdentifier(loop)]!
+            var bootstrap = DatagramBootstrap(group: loop)
+                .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .channelOption(.datagramVectorReadMessageCount, value: Self.listenerVectorReads)
+                // NIO slices one buffer into the vector's messages: size it for all of them.
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: Self.listenerVectorReads * Self.maximumDatagram))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(TURNDatagramHandler(loop: bound))
+                    }
+                }
+            if configuration.threads > 1 { bootstrap = bootstrap.channelOption(.reusePort, value: 1) }
+            if host == "::" { bootstrap = bootstrap.channelOption(.ipv6Only, value: 1) }
+            let channel = try await bind { try await bootstrap.bind(host: host, port: port).get() }
+            port = channel.localAddress?.port ?? port
+            record(channel, .udp)
+            if configuration.enableRFC5780, let local = channel.localAddress {
+                shared.udpListeners.withLock { $0[local] = channel }
+            }
+        }
+        return port
     }
 
     private func bind(_ open: () async throws -> Channel) async throws -> Channel {
@@ -122,8 +137,11 @@ public final class TURNServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let loop = loops[ObjectIdentifier(channel.eventLoop)]!
-                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
-                    try channel.pipeline.syncOperations.addHandler(TURNStreamHandler(loop: loop, transport: tls == nil ? .tcp : .tls))
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(TLSDetectHandler(tls: tls, loop: loop))
+                    } else {
+                        try channel.pipeline.syncOperations.addHandler(TURNStreamHandler(loop: loop, transport: .tcp))
+                    }
                 }
             }
         if v6only { bootstrap = bootstrap.serverChannelOption(.ipv6Only, value: 1) }

@@ -15,6 +15,9 @@ final class TURNShared: Sendable {
     let relayIPv4: IPAddress?
     let relayIPv6: IPAddress?
     let pendingConnections = Mutex<[UInt32: PendingPeerConnection]>([:])
+    /// UDP listeners by local address, for answering RFC 5780 CHANGE-REQUESTs from another
+    /// address or port. Filled only when RFC 5780 is enabled.
+    let udpListeners = Mutex<[SocketAddress: Channel]>([:])
 
     init(config: TURNServerConfiguration, relayIPv4: IPAddress?, relayIPv6: IPAddress?, logger: Logger) {
         self.config = config
@@ -34,6 +37,23 @@ final class TURNShared: Sendable {
             return TURNRESTCredentials.password(secret: secret, username: username)
         }
         return nil
+    }
+
+    /// RFC 5780 §4.1: the address that differs from `local` in IP and port, from which a
+    /// CHANGE-REQUEST can be answered; nil when the server has no second address.
+    func otherAddress(of local: SocketAddress) -> SocketAddress? {
+        guard let ip = IPAddress(local), let port = local.port else { return nil }
+        let listeners = udpListeners.withLock { Array($0.keys) }
+        guard let otherIP = listeners.compactMap(IPAddress.init).first(where: { $0 != ip && $0.isIPv4 == ip.isIPv4 }) else { return nil }
+        return otherIP.socketAddress(port: Self.otherPort(port))
+    }
+
+    /// The primary port and the alternate port (primary + 1) map to each other.
+    static func otherPort(_ port: Int) -> Int { port % 2 == 0 ? port + 1 : port - 1 }
+
+    /// The listener bound to `address`, if any.
+    func udpListener(at address: SocketAddress) -> Channel? {
+        udpListeners.withLock { $0[address] }
     }
 
     /// RFC 8489 §14.4: finds the static user whose USERHASH this is.

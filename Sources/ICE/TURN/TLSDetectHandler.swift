@@ -1,0 +1,40 @@
+import NIOCore
+import NIOSSL
+
+/// First handler on the TLS port: a connection whose first byte opens a TLS handshake record
+/// (0x16, RFC 8446 §5.1) gets TLS; anything else is served as plain TURN over TCP.
+///
+/// coturn does the same, and clients need it: libnice's "TURN over TLS" relay type sends plain
+/// TCP unless it runs in Google or MSOC compatibility (its TLS is a pseudo-TLS for those).
+final class TLSDetectHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let tls: NIOSSLContext
+    private let loop: NIOLoopBound<TURNLoop>
+
+    init(tls: NIOSSLContext, loop: NIOLoopBound<TURNLoop>) {
+        self.tls = tls
+        self.loop = loop
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = unwrapInboundIn(data)
+        guard let first = bytes.getInteger(at: bytes.readerIndex, as: UInt8.self) else { return }
+        let pipeline = context.pipeline.syncOperations
+        do {
+            let stream = TURNStreamHandler(loop: loop, transport: first == 0x16 ? .tls : .tcp)
+            try pipeline.addHandler(stream, position: .after(self))
+            if first == 0x16 { try pipeline.addHandler(NIOSSLServerHandler(context: tls), position: .after(self)) }
+            // The new handlers missed channelActive: replay it, then the bytes.
+            context.fireChannelActive()
+            context.fireChannelRead(data)
+            pipeline.removeHandler(context: context, promise: nil)
+        } catch {
+            context.close(promise: nil)
+        }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        // Held back until the first bytes show which handlers follow.
+    }
+}
