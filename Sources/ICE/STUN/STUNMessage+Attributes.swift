@@ -225,3 +225,69 @@ extension STUNMessage {
         return buffer
     }
 }
+
+/// A password algorithm of PASSWORD-ALGORITHM(S) (RFC 8489 §14.11, §14.12, §18.5).
+public struct STUNPasswordAlgorithm: Hashable, Sendable {
+    public var number: UInt16
+    public var parameters: [UInt8]
+
+    public init(number: UInt16, parameters: [UInt8] = []) {
+        self.number = number
+        self.parameters = parameters
+    }
+
+    public static let md5 = STUNPasswordAlgorithm(number: 0x0001)
+    public static let sha256 = STUNPasswordAlgorithm(number: 0x0002)
+}
+
+extension STUNMessage {
+    /// PASSWORD-ALGORITHMS: the algorithms a server offers, in its order of preference.
+    public func passwordAlgorithms() throws(STUNParseError) -> [STUNPasswordAlgorithm] {
+        guard var value = attribute(.passwordAlgorithms) else { return [] }
+        var result: [STUNPasswordAlgorithm] = []
+        while value.readableBytes > 0 {
+            result.append(try Self.readPasswordAlgorithm(&value))
+        }
+        return result
+    }
+
+    /// PASSWORD-ALGORITHM: the one a client chose.
+    public func passwordAlgorithm() throws(STUNParseError) -> STUNPasswordAlgorithm? {
+        guard var value = attribute(.passwordAlgorithm) else { return nil }
+        let algorithm = try Self.readPasswordAlgorithm(&value)
+        guard value.readableBytes == 0 else { throw STUNParseError(.badAttribute, "PASSWORD-ALGORITHM has trailing bytes") }
+        return algorithm
+    }
+
+    public mutating func appendPasswordAlgorithms(_ algorithms: [STUNPasswordAlgorithm]) {
+        var buffer = ByteBuffer()
+        for algorithm in algorithms { Self.writePasswordAlgorithm(algorithm, into: &buffer) }
+        append(.passwordAlgorithms, buffer: buffer)
+    }
+
+    public mutating func appendPasswordAlgorithm(_ algorithm: STUNPasswordAlgorithm) {
+        var buffer = ByteBuffer()
+        Self.writePasswordAlgorithm(algorithm, into: &buffer)
+        append(.passwordAlgorithm, buffer: buffer)
+    }
+
+    private static func readPasswordAlgorithm(_ value: inout ByteBuffer) throws(STUNParseError) -> STUNPasswordAlgorithm {
+        guard let (number, length) = value.readMultipleIntegers(as: (UInt16, UInt16).self),
+              let parameters = value.readBytes(length: Int(length)) else {
+            throw STUNParseError(.badAttribute, "truncated password algorithm")
+        }
+        // Parameters are padded to 4 bytes inside the attribute.
+        let padding = (4 - Int(length) % 4) % 4
+        guard value.readableBytes >= padding || padding == 0 else {
+            throw STUNParseError(.badAttribute, "password algorithm parameters lack their padding")
+        }
+        value.moveReaderIndex(forwardBy: min(padding, value.readableBytes))
+        return STUNPasswordAlgorithm(number: number, parameters: parameters)
+    }
+
+    private static func writePasswordAlgorithm(_ algorithm: STUNPasswordAlgorithm, into buffer: inout ByteBuffer) {
+        buffer.writeMultipleIntegers(algorithm.number, UInt16(algorithm.parameters.count))
+        buffer.writeBytes(algorithm.parameters)
+        buffer.writeRepeatingByte(0, count: (4 - algorithm.parameters.count % 4) % 4)
+    }
+}

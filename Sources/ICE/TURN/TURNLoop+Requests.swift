@@ -98,9 +98,8 @@ extension TURNLoop {
             reply.send(reply.error(.unauthenticated, build: challenge))
             return nil
         }
-        // RFC 8489 §14.12: PASSWORD-ALGORITHM 0x0002 asks for the SHA-256 key.
-        let algorithm = (try? request.uint32(.passwordAlgorithm)) ?? nil
-        let sha256Key = algorithm.map { $0 >> 16 == 0x0002 } ?? false
+        // RFC 8489 §14.12: PASSWORD-ALGORITHM SHA-256 asks for the SHA-256 key.
+        let sha256Key = ((try? request.passwordAlgorithm()) ?? nil)?.number == STUNPasswordAlgorithm.sha256.number
         let key = sha256Key
             ? LongTermCredentials.keySHA256(username: username, realm: realm, password: password)
             : LongTermCredentials.key(username: username, realm: realm, password: password)
