@@ -23,10 +23,6 @@ final class TURNDatagramHandler: ChannelInboundHandler {
         loop.value.receive(envelope.data, from: .datagram(context.channel, envelope.remoteAddress), tuple: tuple)
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
-        loop.value.flushPending()
-    }
-
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // ICMP errors surface here on Linux (ECONNREFUSED); a UDP listener must survive them.
     }
@@ -46,10 +42,6 @@ final class RelayHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         loop.value.relayReceived(unwrapInboundIn(data), allocation: allocation.value)
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        loop.value.flushPending()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -129,7 +121,6 @@ final class TURNStreamHandler: ChannelInboundHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         spliced?.flush()
-        loop.value.flushPending()
     }
 
     func channelInactive(context: ChannelHandlerContext) {

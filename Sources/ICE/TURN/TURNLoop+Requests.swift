@@ -342,6 +342,9 @@ extension TURNLoop {
         }
         return DatagramBootstrap(group: eventLoop)
             .channelOption(.datagramVectorReadMessageCount, value: TURNServer.relayVectorReads)
+            .channelOption(.maxMessagesPerRead, value: 1)
+            .channelOption(.socketOption(.so_rcvbuf), value: TURNServer.relaySocketBuffer)
+            .channelOption(.socketOption(.so_sndbuf), value: TURNServer.relaySocketBuffer)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: TURNServer.relayVectorReads * TURNServer.maximumDatagram))
             .bind(to: address)
     }

@@ -15,6 +15,7 @@ final class TURNLoop {
     var pending: Set<FiveTuple> = []
     var tally = RelayTally()
     private var unflushed: [ObjectIdentifier: Channel] = [:]
+    private var flushScheduled = false
     private var metricsTimer: RepeatedTask?
 
     var config: TURNServerConfiguration { shared.config }
@@ -39,12 +40,20 @@ final class TURNLoop {
 
     // MARK: Flushing
 
-    /// Remembers a channel written to without a flush; flushed at the end of the read burst.
+    /// Remembers a channel written to without a flush. All of them are flushed once, after the
+    /// event loop has handled every socket that was readable in this turn: a listener that
+    /// answers many relay sockets then hands the kernel one sendmmsg batch instead of one
+    /// sendmsg per relay socket.
     func markUnflushed(_ channel: Channel) {
         unflushed[ObjectIdentifier(channel)] = channel
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        eventLoop.execute { bound.value.flushPending() }
     }
 
     func flushPending() {
+        flushScheduled = false
         guard !unflushed.isEmpty else { return }
         for channel in unflushed.values { channel.flush() }
         unflushed.removeAll(keepingCapacity: true)

@@ -26,9 +26,14 @@ public final class TURNServer: Sendable {
     public let configuration: TURNServerConfiguration
     /// Datagrams read per system call (recvmmsg) on listeners and on relayed addresses.
     static let listenerVectorReads = 32
+    /// Kernel socket buffer sizes asked for; the kernel uses memory only for what is queued.
+    static let listenerSocketBuffer = 4 << 20
+    static let relaySocketBuffer = 1 << 20
     static let relayVectorReads = 8
-    /// Larger datagrams are cut: 4 KiB covers every MTU a relay sees in practice.
-    static let maximumDatagram = 4096
+    /// Larger datagrams are cut: 2 KiB covers the 1500-byte MTU of every path a relay sees in
+    /// practice, and keeps a listener's receive buffer (32 × 2 KiB) under glibc's mmap
+    /// threshold, so each read's buffer comes from the heap instead of a fresh mapping.
+    static let maximumDatagram = 2048
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
     private let state = Mutex(State())
@@ -93,6 +98,13 @@ public final class TURNServer: Sendable {
             var bootstrap = DatagramBootstrap(group: loop)
                 .channelOption(.socketOption(.so_reuseaddr), value: 1)
                 .channelOption(.datagramVectorReadMessageCount, value: Self.listenerVectorReads)
+                // One recvmmsg per readiness event: NIO would otherwise read again until
+                // EAGAIN, a wasted system call for every burst (epoll is level-triggered).
+                .channelOption(.maxMessagesPerRead, value: 1)
+                // Bursts from many clients must wait in the kernel, not be dropped there
+                // (capped by net.core.rmem_max / wmem_max).
+                .channelOption(.socketOption(.so_rcvbuf), value: Self.listenerSocketBuffer)
+                .channelOption(.socketOption(.so_sndbuf), value: Self.listenerSocketBuffer)
                 // NIO slices one buffer into the vector's messages: size it for all of them.
                 .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: Self.listenerVectorReads * Self.maximumDatagram))
                 .channelInitializer { channel in
