@@ -1,6 +1,8 @@
 import Foundation
 import ICE
 import Logging
+import NIOCore
+import NIOPosix
 import Yams
 
 /// The settings of `meshnode serve`, as flags or as keys of a YAML config file. The keys are
@@ -114,6 +116,8 @@ public struct NodeConfiguration: Sendable {
     /// Applies the defaults of a node on localhost and checks every value.
     public init(_ settings: NodeSettings) throws {
         var turn = TURNServerConfiguration()
+        // The default is a node on localhost: 127.0.0.1, and ::1 where IPv6 is up.
+        turn.bindAddresses = Self.hasIPv6Loopback ? ["127.0.0.1", "::1"] : ["127.0.0.1"]
         if let bind = settings.bind, !bind.isEmpty {
             for host in bind where IPAddress(string: host) == nil {
                 throw NodeConfigurationError(key: "bind", reason: "\(host) is not a numeric IP address")
@@ -188,6 +192,12 @@ public struct NodeConfiguration: Sendable {
         }
         self.turn = turn
     }
+
+    /// Whether this machine has ::1 (IPv6 can be disabled in containers).
+    static let hasIPv6Loopback: Bool = {
+        let devices = (try? System.enumerateDevices()) ?? []
+        return devices.contains { $0.address.flatMap(IPAddress.init) == IPAddress.v6(0, 1) }
+    }()
 
     private static func port(_ value: Int?, key: String) throws -> Int? {
         guard let value else { return nil }
