@@ -55,7 +55,8 @@ struct AiortcInteropTests {
         let remote: SessionDescription
         let role: DTLSRole
         if meshnodeOffers {
-            let offer = Self.sdp(credentials: credentials, fingerprint: certificate.fingerprint, setup: .actpass, candidates: candidates, ssrc: ssrc)
+            let offer = Self.sdp(credentials: credentials, fingerprint: certificate.fingerprint, setup: .actpass, candidates: candidates,
+                                 ssrc: ssrc, payloadType: 111, mid: "0")
             try peer.send(["type": "offer", "sdp": offer])
             let answer = try await withDeadline(30, "aiortc's answer") { try await peer.next(type: "answer") }
             remote = try SessionDescription(parsing: try #require(answer["sdp"] as? String))
@@ -65,7 +66,11 @@ struct AiortcInteropTests {
             let offer = try await withDeadline(30, "aiortc's offer") { try await peer.next(type: "offer") }
             remote = try SessionDescription(parsing: try #require(offer["sdp"] as? String))
             role = try DTLSRole(local: .active, remote: try #require(Self.setup(of: remote)))
-            let answer = Self.sdp(credentials: credentials, fingerprint: certificate.fingerprint, setup: .active, candidates: candidates, ssrc: ssrc)
+            // Answer with the offerer's Opus payload type and mid (RFC 8829 §5.3.1).
+            let offered = try #require(remote.media.first)
+            let opus = try #require(offered.rtpMaps.first { $0.encoding.lowercased() == "opus" })
+            let answer = Self.sdp(credentials: credentials, fingerprint: certificate.fingerprint, setup: .active, candidates: candidates,
+                                  ssrc: ssrc, payloadType: opus.payloadType, mid: offered.mid ?? "0")
             try peer.send(["type": "answer", "sdp": answer])
         }
         #expect(role == (meshnodeOffers ? .server : .client))
@@ -133,15 +138,15 @@ struct AiortcInteropTests {
 
     /// A one-m-line JSEP description (BUNDLE, rtcp-mux, Opus/111) with every candidate.
     static func sdp(credentials: ICECredentials, fingerprint: SDPFingerprint, setup: SDPSetupRole,
-                    candidates: [ICECandidate], ssrc: UInt32) -> String {
+                    candidates: [ICECandidate], ssrc: UInt32, payloadType: Int, mid: String) -> String {
         var lines = [
             "v=0", "o=- 4611731400430051336 2 IN IP4 127.0.0.1", "s=-", "t=0 0",
-            "a=group:BUNDLE 0", "a=msid-semantic: WMS meshnode",
-            "m=audio 9 UDP/TLS/RTP/SAVPF 111", "c=IN IP4 0.0.0.0", "a=rtcp:9 IN IP4 0.0.0.0",
+            "a=group:BUNDLE \(mid)", "a=msid-semantic: WMS meshnode",
+            "m=audio 9 UDP/TLS/RTP/SAVPF \(payloadType)", "c=IN IP4 0.0.0.0", "a=rtcp:9 IN IP4 0.0.0.0",
             "a=ice-ufrag:\(credentials.ufrag)", "a=ice-pwd:\(credentials.password)",
-            "a=fingerprint:\(fingerprint)", "a=setup:\(setup.rawValue)", "a=mid:0", "a=sendrecv",
-            "a=msid:meshnode audio0", "a=rtcp-mux", "a=rtpmap:111 opus/48000/2",
-            "a=fmtp:111 minptime=10;useinbandfec=1", "a=ssrc:\(ssrc) cname:meshnode",
+            "a=fingerprint:\(fingerprint)", "a=setup:\(setup.rawValue)", "a=mid:\(mid)", "a=sendrecv",
+            "a=msid:meshnode audio0", "a=rtcp-mux", "a=rtpmap:\(payloadType) opus/48000/2",
+            "a=fmtp:\(payloadType) minptime=10;useinbandfec=1", "a=ssrc:\(ssrc) cname:meshnode",
         ]
         lines += candidates.map { "a=\($0.sdp)" }
         lines.append("a=end-of-candidates")
