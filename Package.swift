@@ -112,9 +112,12 @@ if ProcessInfo.processInfo.environment["MESHNODE_FUZZ"] == "1" {
     for index in package.targets.indices where ["ICE", "Media"].contains(package.targets[index].name) {
         package.targets[index].swiftSettings = (package.targets[index].swiftSettings ?? []) + fuzzFlags
     }
+    // SwiftPM links executables with `--defsym main=<Target>_main`; FuzzMain defines those
+    // symbols and hands control to libFuzzer's driver.
+    package.targets.append(.target(name: "FuzzMain", path: "fuzz/Main"))
     package.targets.append(.executableTarget(
         name: "FuzzSTUN",
-        dependencies: ["ICE", .product(name: "NIOCore", package: "swift-nio")],
+        dependencies: ["ICE", "FuzzMain", .product(name: "NIOCore", package: "swift-nio")],
         path: "fuzz/STUN",
         swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer"])],
         linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]
@@ -125,7 +128,7 @@ if ProcessInfo.processInfo.environment["MESHNODE_FUZZ"] == "1" {
     for (name, path, product) in [("FuzzDemux", "fuzz/Demux", "fuzz-demux"), ("FuzzRTP", "fuzz/RTP", "fuzz-rtp")] {
         package.targets.append(.executableTarget(
             name: name,
-            dependencies: ["Media", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["Media", "FuzzMain", .product(name: "NIOCore", package: "swift-nio")],
             path: path,
             swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer"])],
             linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]

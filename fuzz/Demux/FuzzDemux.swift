@@ -2,10 +2,10 @@ import NIOCore
 
 @testable import Media
 
-/// Inputs that reach the transport from the network are fed to one fresh DTLS server and one
-/// SRTP inbound session per run; libFuzzer runs inputs one at a time on one thread.
-nonisolated(unsafe) private let certificate = try! DTLSCertificate(commonName: "fuzz")
-nonisolated(unsafe) private let peerFingerprint = certificate.fingerprint
+/// Inputs that reach the transport from the network are fed to a fresh DTLS server and fresh
+/// SRTP inbound sessions per input; the certificate is made once.
+private let certificate = try! DTLSCertificate(commonName: "fuzz")
+private let peerFingerprint = certificate.fingerprint
 private let srtpKey = [UInt8](repeating: 7, count: 30)
 
 /// libFuzzer entry: everything that arrives on the bundled ICE component. The RFC 7983
