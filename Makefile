@@ -51,7 +51,7 @@ fuzz: deps
 	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product fuzz-stun
 	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product fuzz-demux
 	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product fuzz-rtp
-	mkdir -p fuzz/corpus-work/demux fuzz/corpus-work/rtp
+	mkdir -p fuzz/corpus-work/demux fuzz/corpus-work/rtp fuzz/corpus/stun
 	.build-fuzz/debug/fuzz-stun -runs=$(FUZZ_RUNS) -max_len=2048 -timeout=10 fuzz/corpus-work fuzz/corpus/stun
 	.build-fuzz/debug/fuzz-demux -runs=$(FUZZ_RUNS) -max_len=1500 -timeout=10 fuzz/corpus-work/demux
 	.build-fuzz/debug/fuzz-rtp -runs=$(FUZZ_RUNS) -max_len=1500 -timeout=10 fuzz/corpus-work/rtp

@@ -36,6 +36,7 @@ public struct TransportError: Error, Hashable, Sendable, CustomStringConvertible
         /// A caller passed a value outside the allowed range.
         public static let invalidArgument = Code(.invalidArgument)
 
+        /// The code's name, for logs.
         public var description: String { value.rawValue }
     }
 
@@ -50,5 +51,6 @@ public struct TransportError: Error, Hashable, Sendable, CustomStringConvertible
         self.reason = reason
     }
 
+    /// `TransportError(code): reason`.
     public var description: String { "TransportError(\(code)): \(reason)" }
 }

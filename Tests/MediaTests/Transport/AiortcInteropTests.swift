@@ -125,9 +125,7 @@ struct AiortcInteropTests {
         #expect((result["packetsReceived"] as? Int ?? 0) >= 50, "aiortc received our RTP")
         #expect((result["framesDecoded"] as? Int ?? 0) >= 50, "aiortc decoded our Opus frames")
 
-        transport.close()
-        await agent.close()
-        probe.shutdownTask()
+        await probe.shutdown()
     }
 
     static func setup(of description: SessionDescription) -> SDPSetupRole? {
@@ -161,10 +159,6 @@ extension SRTPProfile {
         case .aeadAES128GCM: "SRTP_AEAD_AES_128_GCM"
         }
     }
-}
-
-extension TransportPeer {
-    func shutdownTask() { transport.close() }
 }
 
 /// Collects an agent's local candidates until gathering is done, before a transport takes

@@ -63,7 +63,7 @@ struct DTLSSRTPLoopbackTests {
         #expect(error?.reason.contains(impostor.fingerprint.hexDigest) == true)
         #expect(error?.reason.contains(pair.a.certificate.fingerprint.hexDigest) == true)
         // A gets the alert (or times out): either way it never connects and no keys exist.
-        let errorA = try await withDeadline(12, "A to fail") { () -> TransportError? in
+        let errorA = try await withDeadline(20, "A to fail") { () -> TransportError? in
             do {
                 _ = try await pair.a.transport.connected()
                 return nil
@@ -81,7 +81,7 @@ struct DTLSSRTPLoopbackTests {
     func noCommonProfile() async throws {
         let pair = try await TransportPair.make(profilesA: [.aeadAES128GCM], profilesB: [.aes128CMHMACSHA1_80])
         try await pair.start()
-        let error = try await withDeadline(12, "B to fail") { () -> TransportError? in
+        let error = try await withDeadline(20, "B to fail") { () -> TransportError? in
             do {
                 _ = try await pair.b.transport.connected()
                 return nil

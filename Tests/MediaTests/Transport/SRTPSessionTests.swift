@@ -38,6 +38,14 @@ struct SRTPSessionTests {
         #expect(String(buffer: try RTPPacket(parsing: try inbound.unprotectRTP(next)).payload) == "twice")
     }
 
+    @Test("the sender refuses to protect the same sequence number twice (no keystream reuse, RFC 3711 §9.1)", arguments: SRTPProfile.allCases)
+    func noRepeatedSend(profile: SRTPProfile) throws {
+        let (outbound, _) = try Self.sessions(profile)
+        let packet = try rtpPacket(sequence: 42, ssrc: 3, payload: "once only")
+        _ = try outbound.protectRTP(packet)
+        #expect(throws: TransportError.self) { try outbound.protectRTP(packet) }
+    }
+
     @Test("a packet far behind the replay window is refused", arguments: SRTPProfile.allCases)
     func tooOld(profile: SRTPProfile) throws {
         let (outbound, inbound) = try Self.sessions(profile)

@@ -213,8 +213,7 @@ final class DTLSConnection {
 
     /// The profile the handshake negotiated, once connected.
     var selectedProfile: SRTPProfile? {
-        guard state == .connected, let profile = SSL_get_selected_srtp_profile(ssl) else { return nil }
-        return SRTPProfile(identifier: UInt64(profile.pointee.id))
+        state == .connected ? negotiatedProfile() : nil
     }
 
     /// Whether the negotiated protocol is DTLS 1.2.
@@ -247,7 +246,7 @@ final class DTLSConnection {
             guard verifier.verified else {
                 return fail(TransportError(.fingerprintMismatch, "the handshake completed without the peer's certificate being checked"), keeping: output)
             }
-            guard selectedProfile(ignoringState: true) != nil else {
+            guard negotiatedProfile() != nil else {
                 return fail(TransportError(.noSRTPProfile, "the peer negotiated none of the offered SRTP profiles (RFC 5764 §4.1.2); DTLS without SRTP carries no media"), keeping: output)
             }
             state = .connected
@@ -272,7 +271,8 @@ final class DTLSConnection {
         }
     }
 
-    private func selectedProfile(ignoringState: Bool) -> SRTPProfile? {
+    /// What `use_srtp` negotiated, whatever the state.
+    private func negotiatedProfile() -> SRTPProfile? {
         guard let profile = SSL_get_selected_srtp_profile(ssl) else { return nil }
         return SRTPProfile(identifier: UInt64(profile.pointee.id))
     }
