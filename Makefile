@@ -9,8 +9,10 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 DEBIAN_PACKAGES := pkg-config libssl-dev libglib2.0-dev libnice-dev libsrtp2-dev libopus-dev \
                    libvpx-dev libsodium-dev coturn ca-certificates gcc libc6-dev python3
 FUZZ_RUNS ?= 200000
+# The independent WebRTC peer of the transport interop test (Tests/Interop/aiortc_peer.py).
+AIORTC_VERSION := 1.16.0
 
-.PHONY: deps build release run test fuzz bench clean
+.PHONY: deps test-deps build release run test fuzz bench bench-transport clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -32,19 +34,36 @@ release: deps
 run: build
 	.build/debug/meshnode serve $(ARGS)
 
-test: deps
+# Test-only tools: aiortc from PyPI, pinned (its tests are skipped with a message without it).
+test-deps: deps
+	@python3 -c "import aiortc, sys; sys.exit(aiortc.__version__ != '$(AIORTC_VERSION)')" 2>/dev/null || \
+	  python3 -m pip install --quiet --disable-pip-version-check "aiortc==$(AIORTC_VERSION)" || \
+	  python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "aiortc==$(AIORTC_VERSION)"
+
+test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 
-# Coverage-guided fuzzing of the STUN/ChannelData parsers (libFuzzer), FUZZ_RUNS iterations.
+# Coverage-guided fuzzing (libFuzzer), FUZZ_RUNS iterations per target: the STUN/ChannelData
+# parsers, the RFC 7983 demultiplexer with what it feeds (DTLS records, SRTP/SRTCP), and the
+# RTP/RTCP header parsers.
 fuzz: deps
 	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product fuzz-stun
-	mkdir -p fuzz/corpus-work
-	.build-fuzz/debug/fuzz-stun -runs=$(FUZZ_RUNS) -max_len=2048 -timeout=10 fuzz/corpus-work fuzz/corpus/stun
+	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product fuzz-demux
+	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product fuzz-rtp
+	mkdir -p fuzz/corpus-work/stun fuzz/corpus-work/demux fuzz/corpus-work/rtp
+	.build-fuzz/debug/fuzz-stun -runs=$(FUZZ_RUNS) -max_len=2048 -timeout=10 fuzz/corpus-work/stun fuzz/corpus/stun
+	.build-fuzz/debug/fuzz-demux -runs=$(FUZZ_RUNS) -max_len=1500 -timeout=10 fuzz/corpus-work/demux
+	.build-fuzz/debug/fuzz-rtp -runs=$(FUZZ_RUNS) -max_len=1500 -timeout=10 fuzz/corpus-work/rtp
 
 # Throughput and latency against coturn in the same run (prints ratios); not a test.
 bench: deps release
 	bench/run $(BENCH_ARGS)
+	bench/transport/run
+
+# SRTP (libsrtp2 against OpenSSL EVP), DTLS handshake and ICE connect times; see bench/transport.
+bench-transport: deps
+	bench/transport/run
 
 clean:
 	rm -rf .build .build-fuzz fuzz/corpus-work

@@ -93,7 +93,7 @@ let package = Package(
         .testTarget(name: "SignalingTests", dependencies: ["Signaling"]),
         .testTarget(
             name: "MediaTests",
-            dependencies: ["Media", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["Media", "ICE", .product(name: "NIOCore", package: "swift-nio")],
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "MeshNodeTests", dependencies: ["MeshNode"]),
@@ -109,15 +109,30 @@ let package = Package(
 // module for coverage. Normal builds never see these flags.
 if ProcessInfo.processInfo.environment["MESHNODE_FUZZ"] == "1" {
     let fuzzFlags: [SwiftSetting] = [.unsafeFlags(["-sanitize=fuzzer"])]
-    for index in package.targets.indices where package.targets[index].name == "ICE" {
+    for index in package.targets.indices where ["ICE", "Media"].contains(package.targets[index].name) {
         package.targets[index].swiftSettings = (package.targets[index].swiftSettings ?? []) + fuzzFlags
     }
+    // SwiftPM links executables with `--defsym main=<Target>_main`; FuzzMain defines those
+    // symbols and hands control to libFuzzer's driver.
+    package.targets.append(.target(name: "FuzzMain", path: "fuzz/Main"))
     package.targets.append(.executableTarget(
         name: "FuzzSTUN",
-        dependencies: ["ICE", .product(name: "NIOCore", package: "swift-nio")],
+        dependencies: ["ICE", "FuzzMain", .product(name: "NIOCore", package: "swift-nio")],
         path: "fuzz/STUN",
         swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer"])],
         linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]
     ))
     package.products.append(.executable(name: "fuzz-stun", targets: ["FuzzSTUN"]))
+    // The RFC 7983 demultiplexer and what it feeds (DTLS records, SRTP/SRTCP), and the
+    // RTP/RTCP header parsers.
+    for (name, path, product) in [("FuzzDemux", "fuzz/Demux", "fuzz-demux"), ("FuzzRTP", "fuzz/RTP", "fuzz-rtp")] {
+        package.targets.append(.executableTarget(
+            name: name,
+            dependencies: ["Media", "FuzzMain", .product(name: "NIOCore", package: "swift-nio")],
+            path: path,
+            swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer"])],
+            linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]
+        ))
+        package.products.append(.executable(name: product, targets: [name]))
+    }
 }

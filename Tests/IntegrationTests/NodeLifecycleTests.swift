@@ -17,7 +17,7 @@ import Testing
         #expect(String(decoding: page, as: UTF8.self).contains("turn:127.0.0.1:\(server.udpPort)?transport=udp"))
         let metrics = try await server.metrics()
         #expect(metrics.contains("meshnode_turn_allocations_active"))
-        server.process.process.terminate()
+        server.process.terminate()
         let status = await server.process.waitForExit(timeout: 10)
         #expect(status == 0, "exit status \(String(describing: status)):\n\(server.process.output)")
     }

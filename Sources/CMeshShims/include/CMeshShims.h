@@ -39,4 +39,19 @@ int CMeshShims_vp8_dec_init(void *context, unsigned int threads);
 int CMeshShims_vpx_control_int(void *context, int control_id, int value);
 int CMeshShims_vpx_control_get_int(void *context, int control_id, int *value);
 
+/* DTLS over memory BIOs (DTLS.c). `ssl` is an SSL *, `ctx` an SSL_CTX *,
+   `bio` a BIO *. */
+/* DTLSv1_get_timeout: 1 and the time left while a retransmission timer runs, else 0. */
+int CMeshShims_DTLS_get_timeout(void *ssl, long *seconds, long *microseconds);
+/* DTLSv1_handle_timeout: 1 if a flight was retransmitted, 0 if nothing was due, -1 on error. */
+int CMeshShims_DTLS_handle_timeout(void *ssl);
+/* Restricts the context to DTLS 1.2 (min and max protocol version). Returns 1 on success. */
+int CMeshShims_SSL_CTX_use_dtls12_only(void *ctx);
+/* Sets a fixed path MTU (no kernel query: the BIO is memory). */
+void CMeshShims_SSL_set_fixed_mtu(void *ssl, long mtu);
+/* BIO_set_mem_eof_return: -1 makes an empty memory BIO "retry" instead of EOF. */
+void CMeshShims_BIO_set_mem_eof_return(void *bio, int value);
+/* 1 when the negotiated protocol is DTLS 1.2. */
+int CMeshShims_SSL_is_dtls12(const void *ssl);
+
 #endif

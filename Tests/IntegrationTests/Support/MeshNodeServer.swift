@@ -31,8 +31,10 @@ final class MeshNodeServer: Sendable {
         let low = Int.random(in: 30_000...44_000)
         arguments += ["--relay-ports", "\(low)-\(low + 199)"]
         process = try Subprocess(Self.binary, arguments + extra, name: "meshnode serve")
-        try await process.waitForOutput("meshnode is running.")
-        try await Task.sleep(for: .milliseconds(100))
+        // The banner ends with the TURN URLs; wait until the first of them is complete.
+        try await process.waitForOutput(describe: "its addresses") {
+            $0.contains("meshnode is running.") && $0.range(of: "stun/turn: turns?:[^ ]+transport=[a-z]+\n", options: .regularExpression) != nil
+        }
         let text = process.output
         func port(_ pattern: String) -> Int? {
             guard let range = text.range(of: pattern + "[0-9]+", options: .regularExpression) else { return nil }

@@ -1,26 +1,37 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A child process for integration tests: a real `meshnode serve`, coturn's tools, or a peer.
-/// Output goes to a file so a chatty child never blocks on a full pipe.
+/// Started with posix_spawn and reaped with waitpid, so its state never depends on a
+/// Foundation run loop; output goes to a file so a chatty child never blocks on a full pipe.
 final class Subprocess: @unchecked Sendable {
-    // @unchecked: Foundation's Process is not Sendable; each instance is used by one test.
-    let process = Process()
+    // @unchecked: the mutable exit status is guarded by `lock`.
+    let pid: pid_t
     let outputURL: URL
     let name: String
     /// How long `stop()` waits after SIGTERM before SIGKILL (coturn's tools ignore SIGTERM).
     var terminationGrace: Double = 5
+    private let lock = NSLock()
+    private var exitStatus: Int32?
 
     init(_ executable: String, _ arguments: [String], name: String? = nil) throws {
         self.name = name ?? URL(fileURLWithPath: executable).lastPathComponent
         outputURL = FileManager.default.temporaryDirectory.appendingPathComponent("meshnode-test-\(UUID().uuidString).log")
-        _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: outputURL)
-        process.executableURL = URL(fileURLWithPath: Self.resolve(executable))
-        process.arguments = arguments
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let path = Self.resolve(executable)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputURL.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var child: pid_t = 0
+        let result = posix_spawn(&child, path, &actions, nil, argv, environ)
+        guard result == 0 else { throw TestFailure("cannot start \(path): \(String(cString: strerror(result)))") }
+        pid = child
     }
 
     /// Full path of a program on PATH.
@@ -39,37 +50,63 @@ final class Subprocess: @unchecked Sendable {
 
     var output: String { (try? String(contentsOf: outputURL, encoding: .utf8)) ?? "" }
 
-    /// Waits until the output contains `text`, or fails after `timeout` seconds.
-    func waitForOutput(_ text: String, timeout: Double = 20) async throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if output.contains(text) { return }
-            if !process.isRunning { throw TestFailure("\(name) exited (\(process.terminationStatus)) before printing '\(text)':\n\(output)") }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        throw TestFailure("\(name) did not print '\(text)' within \(timeout) s:\n\(output)")
+    /// The exit status once the child has exited (128 + signal when killed), else nil.
+    var status: Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        if let exitStatus { return exitStatus }
+        var raw: Int32 = 0
+        guard waitpid(pid, &raw, WNOHANG) == pid else { return nil }
+        let code = raw & 0x7F == 0 ? (raw >> 8) & 0xFF : 128 + (raw & 0x7F)
+        exitStatus = code
+        return code
     }
 
-    /// Waits for the process to exit on its own; kills it after `timeout` seconds.
+    var isRunning: Bool { status == nil }
+
+    /// Sends a signal (SIGTERM by default).
+    func terminate(_ signal: Int32 = SIGTERM) {
+        if isRunning { kill(pid, signal) }
+    }
+
+    /// Waits until the output contains `text`, or fails after `timeout` seconds.
+    func waitForOutput(_ text: String, timeout: Double = 20) async throws {
+        try await waitForOutput(timeout: timeout, describe: "'\(text)'") { $0.contains(text) }
+    }
+
+    /// Waits until `ready` holds for the output, or fails after `timeout` seconds.
+    func waitForOutput(timeout: Double = 20, describe: String, _ ready: (String) -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if ready(output) { return }
+            if let status { throw TestFailure("\(name) exited (\(status)) before printing \(describe):\n\(output)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestFailure("\(name) did not print \(describe) within \(timeout) s:\n\(output)")
+    }
+
+    /// Waits for the process to exit on its own; kills it after `timeout` seconds (nil then).
     @discardableResult
     func waitForExit(timeout: Double) async -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(50)) }
-        if process.isRunning {
-            stop()
-            return nil
+        while Date() < deadline {
+            if let status { return status }
+            try? await Task.sleep(for: .milliseconds(50))
         }
-        return process.terminationStatus
+        stop()
+        return nil
     }
 
-    /// SIGTERM, then SIGKILL if it does not go within `terminationGrace`.
+    /// SIGTERM, then SIGKILL if it does not go within `terminationGrace`; reaps the child.
     func stop() {
-        guard process.isRunning else { return }
-        process.terminate()
+        guard isRunning else { return }
+        kill(pid, SIGTERM)
         let deadline = Date().addingTimeInterval(terminationGrace)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        while isRunning && Date() < deadline { usleep(20_000) }
+        if isRunning {
+            kill(pid, SIGKILL)
+            while isRunning { usleep(5_000) }
+        }
     }
 
     deinit {
