@@ -10,7 +10,8 @@ or
   stdin  <- {"type": "answer", "sdp": "..."}
   stdin  <- {"type": "stop"}                  (or EOF) when meshnode has finished
   stdout -> {"type": "result", ...}           what aiortc saw: ICE/DTLS states, RTP counters,
-                                              decoded audio frames
+                                              decoded audio frames, the loss meshnode's RTCP
+                                              receiver reports announced
 
 aiortc sends an Opus audio track (aiortc's silence generator, encoded by aiortc) and decodes
 what meshnode sends. It never gathers 127.0.0.1; we point its host gathering at 127.0.0.2,
@@ -93,6 +94,8 @@ async def main():
     stats = await pc.getStats()
     inbound = [s for s in stats.values() if s.type == "inbound-rtp"]
     outbound = [s for s in stats.values() if s.type == "outbound-rtp"]
+    # Built by aiortc from the receiver reports meshnode sends over SRTCP.
+    remote_inbound = [s for s in stats.values() if s.type == "remote-inbound-rtp"]
     dtls_state = None
     srtp_profile = None
     for transceiver in pc.getTransceivers():
@@ -110,6 +113,7 @@ async def main():
         "packetsReceived": sum(s.packetsReceived for s in inbound),
         "packetsSent": sum(s.packetsSent for s in outbound),
         "framesDecoded": frames["decoded"],
+        "reportedLost": remote_inbound[0].packetsLost if remote_inbound else None,
     })
     for consumer in consumers:
         consumer.cancel()

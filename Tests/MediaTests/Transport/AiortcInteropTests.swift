@@ -110,6 +110,17 @@ struct AiortcInteropTests {
         }
         try await probe.wait(for: "RTP and RTCP from aiortc", seconds: 10) { $0.rtp.count >= 20 && !$0.rtcp.isEmpty }
 
+        // SRTCP the other way: receiver reports on aiortc's stream with a loss figure aiortc
+        // can only know by decrypting and parsing them (its remote-inbound-rtp stats).
+        let firstFromAiortc = try #require(probe.snapshot.rtp.first)
+        let aiortcSSRC = try RTPPacket(parsing: firstFromAiortc).ssrc
+        let report = RTCPReportBlock(ssrc: aiortcSSRC, fractionLost: 0, cumulativeLost: 7, extendedHighestSequenceNumber: 0,
+                                     jitter: 0, lastSenderReport: 0, delaySinceLastSenderReport: 0)
+        for _ in 0..<3 {
+            try transport.sendRTCP(try RTCPPacket.serializeCompound([.receiverReport(RTCPReceiverReport(ssrc: ssrc, reports: [report]))]))
+            try await Task.sleep(for: .milliseconds(50))
+        }
+
         try peer.send(["type": "stop"])
         let result = try await withDeadline(20, "aiortc's result") { try await peer.next(type: "result") }
         print("aiortc interop (\(meshnodeOffers ? "meshnode offers" : "aiortc offers"), \(profile)): aiortc \(result), meshnode \(transport.statistics)")
@@ -124,6 +135,7 @@ struct AiortcInteropTests {
         #expect(result["srtpProfile"] as? String == profile.openSSLNameForTests)
         #expect((result["packetsReceived"] as? Int ?? 0) >= 50, "aiortc received our RTP")
         #expect((result["framesDecoded"] as? Int ?? 0) >= 50, "aiortc decoded our Opus frames")
+        #expect(result["reportedLost"] as? Int == 7, "aiortc decrypted and parsed our SRTCP receiver report")
 
         await probe.shutdown()
     }

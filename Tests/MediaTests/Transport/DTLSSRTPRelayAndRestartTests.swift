@@ -7,20 +7,27 @@ import Testing
 /// restart.
 @Suite("DTLS-SRTP over TURN and across ICE restart", .serialized, .timeLimit(.minutes(2)))
 struct DTLSSRTPRelayAndRestartTests {
-    @Test("relay-only agents through our TURN server (UDP) complete DTLS and carry SRTP both ways")
-    func relayOnly() async throws {
+    /// Our TURN server on 127.0.0.1 (UDP only, user `u`/`p`), relaying to loopback peers,
+    /// which it refuses by default. Relay ports lie above the ephemeral range.
+    static func startTURN(relayPorts: ClosedRange<Int> = 61_000...61_999) async throws -> (TURNServer, ICEAgentConfiguration.TURNServer) {
         var configuration = TURNServerConfiguration()
         configuration.bindAddresses = ["127.0.0.1"]
         configuration.port = 0
         configuration.tlsPort = nil
         configuration.users = ["u": "p"]
-        // The agents are on loopback: allow relaying to it (refused by default).
+        configuration.relayPorts = relayPorts
         configuration.peerPolicy = PeerAddressPolicy(allow: [CIDR(string: "127.0.0.0/8")!])
         let server = TURNServer(configuration: configuration)
         try await server.start()
         let listener = try #require(server.listeners.first { $0.transport == .udp })
         let port = UInt16(try #require(listener.address.port))
-        let turn = [ICEAgentConfiguration.TURNServer(host: "127.0.0.1", port: port, username: "u", password: "p")]
+        return (server, ICEAgentConfiguration.TURNServer(host: "127.0.0.1", port: port, username: "u", password: "p"))
+    }
+
+    @Test("relay-only agents through our TURN server (UDP) complete DTLS and carry SRTP both ways")
+    func relayOnly() async throws {
+        let (server, entry) = try await Self.startTURN()
+        let turn = [entry]
 
         let pair = try await TransportPair.make(
             profilesB: [.aes128CMHMACSHA1_80],
@@ -44,7 +51,9 @@ struct DTLSSRTPRelayAndRestartTests {
 
     /// RFC 8445 §9 / RFC 8829 §5.2.1: an ICE restart changes the path, not the DTLS
     /// association; SRTP continues with the same keys (no second handshake). The break of the
-    /// old path itself is not emulated on loopback (that needs the testnet's namespaces).
+    /// old path itself is not emulated: libnice keeps one relay candidate per local base (a
+    /// second TURN server's relay is dropped as redundant), so no second relay path exists to
+    /// fall back to, and a host path cannot be cut on loopback without namespaces or nftables.
     @Test("SRTP keeps flowing across an ICE restart without a new DTLS handshake")
     func iceRestart() async throws {
         let pair = try await TransportPair.make()

@@ -54,7 +54,7 @@ struct TransportBenchmarks {
 
     @Test("SRTP protect+unprotect through the Swift wrapper (libsrtp2 underneath)", arguments: SRTPProfile.allCases)
     func srtpWrapper(profile: SRTPProfile) throws {
-        let key = (0..<(profile.masterKeyLength + profile.masterSaltLength)).map { UInt8($0 * 13 + 5) }
+        let key = (0..<(profile.masterKeyLength + profile.masterSaltLength)).map { UInt8(truncatingIfNeeded: $0 * 13 + 5) }
         for size in [160, 1200] {
             let outbound = try SRTPSession(profile: profile, keyAndSalt: key, direction: .outbound)
             let inbound = try SRTPSession(profile: profile, keyAndSalt: key, direction: .inbound)
