@@ -13,7 +13,7 @@ public enum NATMapping: String, Sendable, Codable, CaseIterable {
 
     public var meaning: String {
         switch self {
-        case .none: "no NAT (mapped address is the local address)"
+        case .none: "no NAT: the mapped address is the local address"
         case .eim: "endpoint-independent"
         case .adm: "address-dependent"
         case .apdm: "address-and-port-dependent"

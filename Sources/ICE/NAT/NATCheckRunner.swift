@@ -62,7 +62,8 @@ public enum NATCheckRunner {
                            localAddress: SocketAddress? = nil, testTimeout: Duration = .seconds(3),
                            overallLimit: Duration = .seconds(60)) throws(NATCheckError) -> NATBehaviorReport {
         let family = server.protocol
-        let bindTo = try localAddress ?? sourceAddress(towards: server)
+        let bindTo: SocketAddress
+        if let localAddress { bindTo = localAddress } else { bindTo = try sourceAddress(towards: server) }
         let fd = socket(family.rawValue, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { throw NATCheckError("socket: \(errnoText())") }
         defer { close(fd) }
