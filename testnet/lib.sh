@@ -206,6 +206,16 @@ mn_wan_link_netem() {
     if ! mn_have_netem && [ "$l" != 0 ]; then mn_wan_loss "$port" "$l"; fi
 }
 
+# Whether any wan link is to get delay or jitter.
+mn_wan_wants_delay() {
+    local name d j l
+    for name in $MN_NODES $MN_NATS; do
+        read -r d j l <<<"$(mn_link_params "$name")"
+        [ "$d" != 0 ] || [ "$j" != 0 ] && return 0
+    done
+    return 1
+}
+
 # Loss without netem: the bridge in mn-wan drops a random share of the frames entering and
 # leaving one port (nftables numgen), so each direction of that link loses LOSS_PCT.
 mn_wan_loss() {
@@ -213,7 +223,7 @@ mn_wan_loss() {
     per10k=$(awk -v l="$loss" 'BEGIN { printf "%d", l * 100 + 0.5 }')
     [ "$per10k" -gt 0 ] || return 0
     ip netns exec "$MN_WAN_NS" nft -f - <<EOF
-table bridge mnloss {
+table bridge mnloss_$port {
     chain forward {
         type filter hook forward priority filter; policy accept;
         iifname "$port" numgen random mod 10000 < $per10k drop
