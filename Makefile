@@ -10,7 +10,7 @@ DEBIAN_PACKAGES := pkg-config libssl-dev libglib2.0-dev libnice-dev libsrtp2-dev
                    libvpx-dev libsodium-dev coturn ca-certificates
 FUZZ_RUNS ?= 200000
 
-.PHONY: deps build release run test fuzz bench clean
+.PHONY: deps build release run test fuzz bench testnet clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -45,6 +45,10 @@ fuzz: deps
 # Throughput and latency against coturn in the same run (prints ratios); not a test.
 bench: deps release
 	bench/run $(BENCH_ARGS)
+
+# The NAT testnet (network namespaces; root): up, checks, both RFC 5780 verifications, down.
+testnet: build
+	testnet/selftest
 
 clean:
 	rm -rf .build .build-fuzz fuzz/corpus-work

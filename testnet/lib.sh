@@ -48,7 +48,8 @@ mn_require_root() {
 # Installs what the testnet needs from Debian when it is missing (root only).
 mn_ensure_tools() {
     local missing="" tool pkg
-    for pair in ip:iproute2 nft:nftables tc:iproute2 turnserver:coturn turnutils_natdiscovery:coturn; do
+    for pair in ip:iproute2 nft:nftables tc:iproute2 turnserver:coturn turnutils_natdiscovery:coturn \
+        jq:jq ethtool:ethtool cc:gcc; do
         tool=${pair%%:*}
         pkg=${pair##*:}
         command -v "$tool" >/dev/null 2>&1 || missing="$missing $pkg"
