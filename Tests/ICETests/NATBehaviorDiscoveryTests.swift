@@ -241,6 +241,20 @@ struct NATBehaviorDiscoveryTests {
         #expect(report.name == "unknown")
     }
 
+    @Test("an alternate server on the primary port cannot tell adm from apdm, and says so")
+    func alternateOnPrimaryPort() {
+        var path = SimulatedPath(mapping: .apdm, filtering: .apdf)
+        path.server = .noOtherAddress
+        let samePort = try! SocketAddress(ipAddress: "198.51.100.3", port: 3478)
+        let (report, _) = discover(&path, alternate: samePort)
+        #expect(report.mapping == nil)
+        #expect(report.tests.map(\.test) == [.binding, .mappingAlternateIP])
+        #expect(report.notes.contains { $0.contains("cannot be told apart") })
+        var eim = SimulatedPath(mapping: .eim, filtering: .apdf)
+        eim.server = .noOtherAddress
+        #expect(discover(&eim, alternate: samePort).0.mapping == .eim)
+    }
+
     @Test("a server that ignores CHANGE-REQUEST is caught, not taken for endpoint-independent filtering")
     func ignoredChangeRequest() {
         var path = SimulatedPath(mapping: .eim, filtering: .apdf)

@@ -140,6 +140,12 @@ public struct NATBehaviorDiscovery: Sendable {
         return false
     }
 
+    /// With an alternate server on the primary port, mapping tests II and III would go to the
+    /// same place: address-dependent and address-and-port-dependent cannot be told apart.
+    private var alternatePortIsPrimaryPort: Bool {
+        otherAddress?.port == configuration.server.port
+    }
+
     private var mappedByTestI: SocketAddress? {
         if case let .response(_, mapped, _, _) = outcomes[.binding] { return mapped }
         return nil
@@ -157,7 +163,8 @@ public struct NATBehaviorDiscovery: Sendable {
         case .filteringChangePort:
             return beginMapping(now: now)
         case .mappingAlternateIP:
-            if case let .response(_, mapped, _, _) = outcomes[.mappingAlternateIP], mapped != mappedByTestI {
+            if case let .response(_, mapped, _, _) = outcomes[.mappingAlternateIP], mapped != mappedByTestI,
+               !alternatePortIsPrimaryPort {
                 return begin(.mappingAlternateIPAndPort, now: now)
             }
             return finish()
@@ -305,6 +312,10 @@ public struct NATBehaviorDiscovery: Sendable {
             return nil
         }
         if mapped2 == mapped1 { return .eim }
+        if alternatePortIsPrimaryPort {
+            notes.append("the alternate address \(otherAddress!.compactDescription) has the primary port: the mapping is not endpoint-independent, but address- and address-and-port-dependent cannot be told apart")
+            return nil
+        }
         guard case let .response(_, mapped3, _, _) = outcomes[.mappingAlternateIPAndPort] else {
             notes.append("no usable response to mapping test III (alternate IP and port)")
             return nil
