@@ -41,6 +41,12 @@ MN_STUN_PORT=3478
 mn_log() { printf '[testnet] %s\n' "$*" >&2; }
 mn_die() { printf '[testnet] error: %s\n' "$*" >&2; exit 1; }
 
+# One up or down at a time (a bounded wait for another one to finish).
+mn_lock() {
+    exec 9>"/run/mn-testnet.lock"
+    flock -w 300 9 || mn_die "another testnet/up or testnet/down is still running"
+}
+
 mn_require_root() {
     [ "$(id -u)" = 0 ] || mn_die "must run as root (network namespaces, nftables)"
 }

@@ -38,7 +38,10 @@ public struct STUNServerSpec: Sendable, Equatable {
             port = p
         }
         guard !host.isEmpty else { throw NATCheckError("'\(text)': no host") }
-        guard (1...65535).contains(port) else { throw NATCheckError("'\(text)': port \(port) out of range") }
+        // Port 0 ("any") only where the default is 0: a local address to bind.
+        guard (defaultPort == 0 ? 0...65535 : 1...65535).contains(port) else {
+            throw NATCheckError("'\(text)': port \(port) out of range")
+        }
         self.host = host
         self.port = port
     }
