@@ -25,6 +25,7 @@ MN_NODES="ref node1 node2"
 MN_NODE_PREFIX="198.51.100"
 MN_ROUTER_PREFIX="203.0.113"
 MN_PUBLIC_LAN_PREFIX="192.0.2"
+# shellcheck disable=SC2034 # used by the scripts that source this file
 MN_STUN_PORT=3478
 
 # Defaults; `up` options and environment variables override them.
@@ -367,8 +368,8 @@ mn_teardown() {
         local sig=TERM
         [ "$round" = 3 ] && sig=KILL
         for pid in $pids; do kill -s "$sig" "$pid" 2>/dev/null || true; done
-        local w
-        for w in 1 2 3 4 5 6 7 8 9 10; do
+
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
             local alive=""
             for pid in $pids; do kill -0 "$pid" 2>/dev/null && alive=1; done
             [ -z "$alive" ] && break
