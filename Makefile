@@ -12,7 +12,7 @@ FUZZ_RUNS ?= 200000
 # The independent WebRTC peer of the transport interop test (Tests/Interop/aiortc_peer.py).
 AIORTC_VERSION := 1.16.0
 
-.PHONY: deps test-deps build release run test fuzz bench bench-transport clean
+.PHONY: deps test-deps build release run test fuzz bench bench-transport testnet clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -64,6 +64,10 @@ bench: deps release
 # SRTP (libsrtp2 against OpenSSL EVP), DTLS handshake and ICE connect times; see bench/transport.
 bench-transport: deps
 	bench/transport/run
+
+# The NAT testnet (network namespaces; root): up, checks, both RFC 5780 verifications, down.
+testnet: build
+	testnet/selftest
 
 clean:
 	rm -rf .build .build-fuzz fuzz/corpus-work
