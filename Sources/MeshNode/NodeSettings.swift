@@ -26,6 +26,8 @@ public struct NodeSettings: Codable, Sendable, Equatable {
     public var threads: Int?
     public var rfc5780: Bool?
     public var nonceLifetime: Int?
+    public var dataDir: String?
+    public var heartbeat: Double?
 
     enum CodingKeys: String, CodingKey {
         case bind, realm, user, threads, rfc5780
@@ -33,6 +35,7 @@ public struct NodeSettings: Codable, Sendable, Equatable {
         case httpPort = "http-port", turnSecret = "turn-secret", allowPeer = "allow-peer", denyPeer = "deny-peer"
         case relayIP = "relay-ip", relayPorts = "relay-ports", userQuota = "user-quota", totalQuota = "total-quota"
         case maxBps = "max-bps", logLevel = "log-level", nonceLifetime = "nonce-lifetime"
+        case dataDir = "data-dir", heartbeat
     }
 
     public init() {}
@@ -51,7 +54,7 @@ public struct NodeSettings: Codable, Sendable, Equatable {
             if let mapping = try Yams.load(yaml: text) as? [String: Any] {
                 let known = Set(["bind", "realm", "user", "threads", "rfc5780", "stun-port", "tls-port", "tls-cert", "tls-key",
                                  "http-port", "turn-secret", "allow-peer", "deny-peer", "relay-ip", "relay-ports", "user-quota",
-                                 "total-quota", "max-bps", "log-level", "nonce-lifetime"])
+                                 "total-quota", "max-bps", "log-level", "nonce-lifetime", "data-dir", "heartbeat"])
                 if let unknown = mapping.keys.sorted().first(where: { !known.contains($0) }) {
                     throw NodeConfigurationError(key: unknown, reason: "\(source): unknown key")
                 }
@@ -88,6 +91,8 @@ public struct NodeSettings: Codable, Sendable, Equatable {
         result.threads = threads ?? merged.threads
         result.rfc5780 = rfc5780 ?? merged.rfc5780
         result.nonceLifetime = nonceLifetime ?? merged.nonceLifetime
+        result.dataDir = dataDir ?? merged.dataDir
+        result.heartbeat = heartbeat ?? merged.heartbeat
         return result
     }
 }
@@ -110,6 +115,9 @@ public struct NodeConfiguration: Sendable {
     public var turn: TURNServerConfiguration
     public var httpPort: Int
     public var logLevel: Logger.Level
+    /// Signaling: where the SQLite store lives, and the heartbeat interval (NodeConfiguration+Signaling.swift).
+    public var dataDirectory: String
+    public var heartbeat: Duration
 
     /// Applies the defaults of a node on localhost and checks every value.
     public init(_ settings: NodeSettings) throws {
@@ -187,6 +195,7 @@ public struct NodeConfiguration: Sendable {
             logLevel = .info
         }
         self.turn = turn
+        (dataDirectory, heartbeat) = try Self.signaling(settings)
     }
 
     private static func port(_ value: Int?, key: String) throws -> Int? {
