@@ -181,7 +181,8 @@ import Testing
         try await mute.login("mute", .generate())
         _ = try await events.wait { if case .presence(let p) = $0, p.name == "mute", p.status == .online { p } else { nil } }
         let silentSince = ContinuousClock.now
-        _ = try await events.wait(timeout: .seconds(3)) { if case .presence(let p) = $0, p.name == "mute", p.status == .offline { p } else { nil } }
+        let mark = await events.count
+        _ = try await events.wait(timeout: .seconds(3), after: mark) { if case .presence(let p) = $0, p.name == "mute", p.status == .offline { p } else { nil } }
         let dropped = ContinuousClock.now - silentSince
         #expect(dropped <= .milliseconds(1_000 + 200))
         print("figure: silent connection dropped after \(String(format: "%.0f", milliseconds(dropped))) ms (heartbeat 500 ms)")
@@ -199,20 +200,20 @@ import Testing
         try await bob.connect()
         let raw = RawSignalingSocket(url: node.signalingURL)
         let identity = Identity.generate()
-        _ = try await raw.next()  // challenge
+        guard case .challenge(let challenge) = try await raw.next().payload else { throw TestFailure("no challenge") }
         raw.send(text: #"{"type":"chat","id":"1","to":"bob","body":{"text":"x"}}"#)
-        #expect(try await errorCode(raw) == .notLoggedIn)
-        _ = try await raw.login("mallory", identity)
+        #expect(try await errorCode(raw, "before login") == .notLoggedIn)
+        _ = try await raw.login("mallory", identity, nonce: challenge.nonce)
         raw.send(text: "]]]")
-        #expect(try await errorCode(raw) == .badJSON)
+        #expect(try await errorCode(raw, "bad json") == .badJSON)
         raw.send(text: String(repeating: "x", count: 100_000))
-        #expect(try await errorCode(raw) == .tooLarge)
+        #expect(try await errorCode(raw, "too large") == .tooLarge)
         raw.send(SignalingMessage(id: "f", from: "bob", to: "alice", payload: .ping))
-        #expect(try await errorCode(raw) == .forbidden)
+        #expect(try await errorCode(raw, "forbidden") == .forbidden)
         var forged = CallSigning.sign(CallPayload(type: .call, from: "mallory", to: "bob", call: "c", kind: .audio, ts: 1), with: identity)
         forged.payload = forged.payload.replacingOccurrences(of: "audio", with: "video")
         raw.send(SignalingMessage(id: "t", from: "mallory", to: "bob", payload: .callSetup(.call, forged)))
-        #expect(try await errorCode(raw) == .badSignature)
+        #expect(try await errorCode(raw, "forged") == .badSignature)
         raw.send(SignalingMessage(id: "p", from: "mallory", to: "@node", payload: .ping))
         #expect(try await raw.next().payload == .pong)
         // bob saw none of it and is still served.
@@ -222,8 +223,8 @@ import Testing
         await bob.close()
     }
 
-    private func errorCode(_ socket: RawSignalingSocket) async throws -> SignalingError.Code {
-        let message = try await socket.next()
+    private func errorCode(_ socket: RawSignalingSocket, _ step: String) async throws -> SignalingError.Code {
+        guard let message = try? await socket.next() else { throw TestFailure("\(step): no answer") }
         guard case .error(let body) = message.payload else { throw TestFailure("expected an error, got \(message)") }
         return body.code
     }

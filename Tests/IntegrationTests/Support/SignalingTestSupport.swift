@@ -113,8 +113,14 @@ final class RawSignalingSocket: Sendable {
     func login(_ name: String, _ identity: Identity) async throws -> WelcomeBody {
         let challenge = try await next()
         guard case .challenge(let body) = challenge.payload else { throw TestFailure("expected challenge, got \(challenge)") }
+        return try await login(name, identity, nonce: body.nonce)
+    }
+
+    /// Logs in with a challenge already read.
+    @discardableResult
+    func login(_ name: String, _ identity: Identity, nonce: String) async throws -> WelcomeBody {
         send(SignalingMessage(id: "login", from: "", to: "@node", payload: .login(LoginBody(
-            name: name, key: identity.publicKeyBase64, sig: identity.sign(text: LoginBody.signedText(nonce: body.nonce, name: name))))))
+            name: name, key: identity.publicKeyBase64, sig: identity.sign(text: LoginBody.signedText(nonce: nonce, name: name))))))
         let reply = try await next()
         guard case .welcome(let welcome) = reply.payload else { throw TestFailure("expected welcome, got \(reply)") }
         return welcome
