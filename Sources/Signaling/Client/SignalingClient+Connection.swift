@@ -71,11 +71,12 @@ extension SignalingClient {
         link = (serial, sink)
     }
 
-    /// Pings every heartbeat interval; returns (ending the connection) when nothing was heard
+    /// Pings every half heartbeat interval (the node allows 1.5 intervals of silence, so one late
+    /// ping does not cost the connection); returns, ending the connection, when nothing was heard
     /// from the node for two intervals.
     func keepAlive(serial: Int) async {
         while !Task.isCancelled {
-            try? await Task.sleep(for: heartbeat)
+            try? await Task.sleep(for: heartbeat / 2)
             guard link?.serial == serial, !Task.isCancelled else { return }
             if ContinuousClock.now - lastHeard > heartbeat * 2 {
                 endReason = "nothing heard from the node for two heartbeat intervals"
