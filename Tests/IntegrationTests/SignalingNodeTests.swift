@@ -251,3 +251,26 @@ import Testing
         #expect(try wrong.allocate().code == 401)
     }
 }
+
+/// The client side of liveness: a node that stops answering (SIGSTOP: the socket stays open) is
+/// given up after two heartbeat intervals, and the client is back once the node answers again.
+@Suite(.timeLimit(.minutes(1))) struct SignalingClientLivenessTests {
+    @Test func clientNoticesASilentNodeAndComesBack() async throws {
+        let node = try await MeshNodeServer(["--heartbeat", "1"])
+        defer { node.stop() }
+        let alice = SignalingClient(url: node.signalingURL, name: "alice", identity: .generate(), reconnectDelay: .seconds(1))
+        let events = EventLog(alice)
+        try await alice.connect()
+        let pid = node.process.process.processIdentifier
+        kill(pid, SIGSTOP)
+        let stopped = ContinuousClock.now
+        let reason = try await events.wait(timeout: .seconds(5)) { if case .disconnected(let reason) = $0 { reason } else { nil } }
+        let noticed = ContinuousClock.now - stopped
+        kill(pid, SIGCONT)
+        #expect(reason.contains("two heartbeat intervals"))
+        #expect(noticed >= .milliseconds(1_500) && noticed <= .milliseconds(3_000))
+        try await events.wait(timeout: .seconds(10)) { if case .reconnected = $0 { true } else { nil } }
+        print("figure: client noticed a silent node after \(String(format: "%.0f", milliseconds(noticed))) ms (heartbeat 1000 ms)")
+        await alice.close()
+    }
+}

@@ -73,16 +73,23 @@ extension SignalingClient {
 
     /// Pings every half heartbeat interval (the node allows 1.5 intervals of silence, so one late
     /// ping does not cost the connection); returns, ending the connection, when nothing was heard
-    /// from the node for two intervals.
+    /// from the node for two intervals. It wakes at least every 250 ms, so a heartbeat learnt
+    /// from `welcome` applies at once.
     func keepAlive(serial: Int) async {
+        var lastPing = ContinuousClock.now
         while !Task.isCancelled {
-            try? await Task.sleep(for: heartbeat / 2)
+            let nextPing = lastPing + heartbeat / 2
+            try? await Task.sleep(until: min(nextPing, .now + .milliseconds(250)))
             guard link?.serial == serial, !Task.isCancelled else { return }
-            if ContinuousClock.now - lastHeard > heartbeat * 2 {
+            let now = ContinuousClock.now
+            if now - lastHeard > heartbeat * 2 {
                 endReason = "nothing heard from the node for two heartbeat intervals"
                 return
             }
-            if loggedIn { transmit(SignalingMessage(id: UUID().uuidString, from: name, to: SignalingProtocol.nodeAddress, payload: .ping)) }
+            if loggedIn && now >= lastPing + heartbeat / 2 {
+                lastPing = now
+                transmit(SignalingMessage(id: UUID().uuidString, from: name, to: SignalingProtocol.nodeAddress, payload: .ping))
+            }
         }
     }
 
