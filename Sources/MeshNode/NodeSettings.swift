@@ -28,6 +28,8 @@ public struct NodeSettings: Codable, Sendable, Equatable {
     public var nonceLifetime: Int?
     public var dataDir: String?
     public var heartbeat: Double?
+    public var nodeKey: String?
+    public var link: [String]?
 
     enum CodingKeys: String, CodingKey {
         case bind, realm, user, threads, rfc5780
@@ -35,7 +37,7 @@ public struct NodeSettings: Codable, Sendable, Equatable {
         case httpPort = "http-port", turnSecret = "turn-secret", allowPeer = "allow-peer", denyPeer = "deny-peer"
         case relayIP = "relay-ip", relayPorts = "relay-ports", userQuota = "user-quota", totalQuota = "total-quota"
         case maxBps = "max-bps", logLevel = "log-level", nonceLifetime = "nonce-lifetime"
-        case dataDir = "data-dir", heartbeat
+        case dataDir = "data-dir", heartbeat, nodeKey = "node-key", link
     }
 
     public init() {}
@@ -54,7 +56,7 @@ public struct NodeSettings: Codable, Sendable, Equatable {
             if let mapping = try Yams.load(yaml: text) as? [String: Any] {
                 let known = Set(["bind", "realm", "user", "threads", "rfc5780", "stun-port", "tls-port", "tls-cert", "tls-key",
                                  "http-port", "turn-secret", "allow-peer", "deny-peer", "relay-ip", "relay-ports", "user-quota",
-                                 "total-quota", "max-bps", "log-level", "nonce-lifetime", "data-dir", "heartbeat"])
+                                 "total-quota", "max-bps", "log-level", "nonce-lifetime", "data-dir", "heartbeat", "node-key", "link"])
                 if let unknown = mapping.keys.sorted().first(where: { !known.contains($0) }) {
                     throw NodeConfigurationError(key: unknown, reason: "\(source): unknown key")
                 }
@@ -93,6 +95,8 @@ public struct NodeSettings: Codable, Sendable, Equatable {
         result.nonceLifetime = nonceLifetime ?? merged.nonceLifetime
         result.dataDir = dataDir ?? merged.dataDir
         result.heartbeat = heartbeat ?? merged.heartbeat
+        result.nodeKey = nodeKey ?? merged.nodeKey
+        result.link = link ?? merged.link
         return result
     }
 }
@@ -115,9 +119,8 @@ public struct NodeConfiguration: Sendable {
     public var turn: TURNServerConfiguration
     public var httpPort: Int
     public var logLevel: Logger.Level
-    /// Signaling: where the SQLite store lives, and the heartbeat interval (NodeConfiguration+Signaling.swift).
-    public var dataDirectory: String
-    public var heartbeat: Duration
+    /// Signaling: store, heartbeat, node key and links (NodeConfiguration+Signaling.swift).
+    public var signaling: SignalingSettings
 
     /// Applies the defaults of a node on localhost and checks every value.
     public init(_ settings: NodeSettings) throws {
@@ -195,7 +198,7 @@ public struct NodeConfiguration: Sendable {
             logLevel = .info
         }
         self.turn = turn
-        (dataDirectory, heartbeat) = try Self.signaling(settings)
+        signaling = try SignalingSettings(settings)
     }
 
     private static func port(_ value: Int?, key: String) throws -> Int? {

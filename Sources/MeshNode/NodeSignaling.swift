@@ -12,6 +12,7 @@ struct NodeSignaling: Sendable {
     let hub: SignalingHub
     let store: SignalingStore
     let endpoint: SignalingEndpoint
+    let links: [NodeLink]
 
     /// Lifetime of the TURN REST credentials handed out at login, in seconds. A client gets new
     /// ones at every login.
@@ -20,17 +21,36 @@ struct NodeSignaling: Sendable {
     static func make(configuration: NodeConfiguration, turn: TURNServer, restSecret: String, logger: Logger) async throws -> NodeSignaling {
         let store: SignalingStore
         do {
-            store = try await SignalingStore.open(directory: configuration.dataDirectory, logger: logger)
+            store = try await SignalingStore.open(directory: configuration.signaling.dataDirectory, logger: logger)
         } catch {
             throw NodeConfigurationError(key: "data-dir", reason: error.reason)
         }
         var hubConfiguration = HubConfiguration()
-        hubConfiguration.heartbeat = configuration.heartbeat
+        hubConfiguration.heartbeat = configuration.signaling.heartbeat
+        let identity = try nodeIdentity(path: configuration.signaling.nodeKeyPath)
+        let host = configuration.turn.bindAddresses.first ?? "127.0.0.1"
+        let address = (host.contains(":") ? "[\(host)]" : host) + ":\(configuration.httpPort)"
+        hubConfiguration.nodeAddress = address
+        hubConfiguration.nodeIdentity = identity
         try? await store.prune(olderThan: hubConfiguration.retention)
         let hub = SignalingHub(store: store, configuration: hubConfiguration, logger: logger) { name, hostHint in
             iceServers(listeners: turn.listeners, secret: restSecret, name: name, hostHint: hostHint)
         }
-        return NodeSignaling(hub: hub, store: store, endpoint: SignalingEndpoint(hub: hub))
+        let links = configuration.signaling.links.map {
+            NodeLink(url: $0, hub: hub, identity: identity, nodeAddress: address, logger: logger)
+        }
+        logger.info("signaling ready", metadata: ["node": "\(address)", "node-key": "\(identity.publicKeyBase64)", "links": "\(links.count)"])
+        return NodeSignaling(hub: hub, store: store, endpoint: SignalingEndpoint(hub: hub), links: links)
+    }
+
+    /// The node's Ed25519 identity for links; made on first start when the file is missing.
+    static func nodeIdentity(path: String) throws -> Identity {
+        do {
+            if FileManager.default.fileExists(atPath: path) { return try IdentityFile.load(from: path) }
+            return try IdentityFile.create(at: path)
+        } catch {
+            throw NodeConfigurationError(key: "node-key", reason: error.reason)
+        }
     }
 
     /// `GET /ws` without a WebSocket upgrade: 426 with a hint.
@@ -41,7 +61,7 @@ struct NodeSignaling: Sendable {
         }
     }
 
-    var service: some Service { SignalingService(hub: hub, store: store) }
+    var service: some Service { SignalingService(hub: hub, store: store, links: links) }
 
     /// STUN and TURN URLs of the node's listeners (RFC 7064, RFC 7065) with TURN REST
     /// credentials for `name`. A wildcard listener is named by the host the client connected to.
@@ -78,13 +98,21 @@ struct NodeSignaling: Sendable {
     }
 }
 
-/// Runs the hub's heartbeat sweeper until graceful shutdown, then closes the store.
+/// Runs the hub's heartbeat sweeper and the node links until graceful shutdown, then closes
+/// the store.
 struct SignalingService: Service {
     let hub: SignalingHub
     let store: SignalingStore
+    let links: [NodeLink]
 
     func run() async throws {
-        await cancelWhenGracefulShutdown { await hub.runSweeper() }
+        let (hub, links) = (hub, links)
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await hub.runSweeper() }
+                for link in links { group.addTask { await link.run() } }
+            }
+        }
         await store.close()
     }
 }

@@ -60,6 +60,10 @@ struct Serve: AsyncParsableCommand {
     var dataDir: String?
     @Option(help: "Signaling heartbeat interval in seconds (default 15).")
     var heartbeat: Double?
+    @Option(help: "The node's Ed25519 identity for links (default <data-dir>/node-identity, made on first start).")
+    var nodeKey: String?
+    @Option(name: .customLong("link"), help: "Keep a link to the node at this WebSocket URL, ws://HOST:PORT/ws (repeatable).")
+    var links: [String] = []
     @Option(help: "YAML config file with the same keys as these flags.")
     var config: String?
 
@@ -87,6 +91,8 @@ struct Serve: AsyncParsableCommand {
         flags.nonceLifetime = nonceLifetime
         flags.dataDir = dataDir
         flags.heartbeat = heartbeat
+        flags.nodeKey = nodeKey
+        flags.link = links.isEmpty ? nil : links
 
         let configuration: NodeConfiguration
         do {

@@ -10,27 +10,33 @@ import Testing
         let file = try NodeSettings.parse(yaml: """
             data-dir: /var/lib/meshnode
             heartbeat: 5
+            link: [ws://192.0.2.1:8080/ws]
             """)
         var configuration = try NodeConfiguration(file)
-        #expect(configuration.dataDirectory == "/var/lib/meshnode")
-        #expect(configuration.heartbeat == .seconds(5))
+        #expect(configuration.signaling.dataDirectory == "/var/lib/meshnode")
+        #expect(configuration.signaling.heartbeat == .seconds(5))
+        #expect(configuration.signaling.links == ["ws://192.0.2.1:8080/ws"])
+        #expect(configuration.signaling.nodeKeyPath == "/var/lib/meshnode/node-identity")
         var flags = NodeSettings()
         flags.dataDir = "/tmp/x"
         flags.heartbeat = 0.5
         configuration = try NodeConfiguration(flags.overriding(file))
-        #expect(configuration.dataDirectory == "/tmp/x")
-        #expect(configuration.heartbeat == .milliseconds(500))
+        #expect(configuration.signaling.dataDirectory == "/tmp/x")
+        #expect(configuration.signaling.heartbeat == .milliseconds(500))
     }
 
     @Test func defaults() throws {
         let configuration = try NodeConfiguration(NodeSettings())
-        #expect(configuration.dataDirectory.hasSuffix("/meshnode"))
-        #expect(configuration.heartbeat == .seconds(15))
+        #expect(configuration.signaling.dataDirectory.hasSuffix("/meshnode"))
+        #expect(configuration.signaling.heartbeat == .seconds(15))
     }
 
     @Test func badValuesNameTheirKey() {
         var settings = NodeSettings()
         settings.heartbeat = 0
+        #expect(throws: NodeConfigurationError.self) { try NodeConfiguration(settings) }
+        settings = NodeSettings()
+        settings.link = ["not a url"]
         #expect(throws: NodeConfigurationError.self) { try NodeConfiguration(settings) }
         settings = NodeSettings()
         settings.dataDir = ""

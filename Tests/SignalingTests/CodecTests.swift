@@ -23,6 +23,8 @@ import Testing
         .ack(AckBody(of: "m1", status: .duplicate)),
         .error(ErrorBody(code: .badJSON, reason: "no", of: "m1")),
         .timeout(TimeoutBody(call: "c1")),
+        .link(LinkBody(node: "192.0.2.1:8080", key: "a2V5", sig: "c2ln", nonce: "bm9uY2U=")),
+        .linked(LinkedBody(node: "192.0.2.2:8080", key: "a2V5", sig: "c2ln", heartbeat: 15)),
     ] + CallSetupType.allCases.map { .callSetup($0, signed) }
 
     @Test func everyTypeRoundTrips() throws {
@@ -110,6 +112,17 @@ import Testing
             if (try? SignalingCodec.decode(Data(bytes))) != nil { decoded += 1 }
         }
         #expect(decoded < 3000)
+    }
+
+    @Test func remoteAddresses() {
+        #expect(Address.parse("alice")! == ("alice", nil))
+        #expect(Address.parse("alice@127.0.0.1:8080")! == ("alice", "127.0.0.1:8080"))
+        #expect(Address.parse("alice@[::1]:8080")! == ("alice", "[::1]:8080"))
+        #expect(Address.parse("alice@host") == nil)
+        #expect(Address.parse("alice@host:0") == nil)
+        #expect(Address.parse("@host:1") == nil)
+        #expect(Address.parse("a b@host:1") == nil)
+        #expect(Address.bareName("alice@127.0.0.1:8080") == "alice")
     }
 
     @Test func namesAndRooms() {

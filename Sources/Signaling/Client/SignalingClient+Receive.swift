@@ -52,16 +52,21 @@ extension SignalingClient {
             }
         case .timeout(let body):
             eventSink.yield(.callTimeout(call: body.call))
-        case .pong, .ping, .login, .subscribe, .unsubscribe, .join, .leave:
+        case .pong, .ping, .login, .subscribe, .unsubscribe, .join, .leave, .link, .linked:
             break
         }
     }
 
     /// Checks a call-setup message against the sender's pinned key (pinning it on first use)
-    /// and the signature over the payload (DESIGN.md "Security model").
+    /// and the signature over the payload (DESIGN.md "Security model"). The payload returned
+    /// names the peers as this client addresses them (`alice@host:port` for a peer at another
+    /// node), so that an answer can go to `payload.from`.
     func verifyCallSetup(_ type: CallSetupType, _ body: SignedBody, from: String, to: String, id: String) throws(SignalingError) -> CallPayload {
         try pins.check(pinAddress(of: from), key: body.key)
-        return try CallSigning.verify(body, type: type, from: from, to: to, key: body.key, of: id)
+        var payload = try CallSigning.verify(body, type: type, from: from, to: to, key: body.key, of: id)
+        payload.from = from
+        payload.to = to
+        return payload
     }
 
     private static func answeredID(_ message: SignalingMessage) -> String? {

@@ -31,7 +31,10 @@ public enum CallSigning {
         } catch {
             throw SignalingError(.badField, "the signed payload of the \(type.rawValue) is not a call-setup payload", of: id)
         }
-        guard payload.type == type, payload.from == from, payload.to == to else {
+        // Across a node link the envelope qualifies names (`alice@host:port`) that the sender
+        // signed bare, and the other way round: compare the names.
+        guard payload.type == type, Address.bareName(payload.from) == Address.bareName(from),
+              Address.bareName(payload.to) == Address.bareName(to) else {
             throw SignalingError(.badSignature, "the signed payload says \(payload.type.rawValue) from \(payload.from) to \(payload.to), the envelope \(type.rawValue) from \(from) to \(to)", of: id)
         }
         guard !payload.call.isEmpty, payload.call.utf8.count <= 64 else {

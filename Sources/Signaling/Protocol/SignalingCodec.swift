@@ -49,6 +49,8 @@ public enum SignalingCodec {
         case .error(let body): frame(message, body)
         case .callSetup(_, let body): frame(message, body)
         case .timeout(let body): frame(message, body)
+        case .link(let body): frame(message, body)
+        case .linked(let body): frame(message, body)
         }
     }
 
@@ -92,6 +94,8 @@ public enum SignalingCodec {
         case .call, .accept, .reject, .cancel, .busy, .hangup, .sdp, .candidate:
             return .callSetup(type.callSetup!, try body(SignedBody.self))
         case .timeout: return .timeout(try body(TimeoutBody.self))
+        case .link: return .link(try body(LinkBody.self))
+        case .linked: return .linked(try body(LinkedBody.self))
         }
     }
 

@@ -27,6 +27,7 @@ public enum MessageType: String, Sendable, CaseIterable, Codable {
     case chat, ack, error
     case call, accept, reject, cancel, busy, hangup, sdp, candidate
     case timeout
+    case link, linked
 
     /// The call-setup type this is, if it is one.
     public var callSetup: CallSetupType? { CallSetupType(rawValue: rawValue) }
@@ -51,6 +52,8 @@ public enum SignalingPayload: Sendable, Equatable {
     case error(ErrorBody)
     case callSetup(CallSetupType, SignedBody)
     case timeout(TimeoutBody)
+    case link(LinkBody)
+    case linked(LinkedBody)
 
     public var type: MessageType {
         switch self {
@@ -71,6 +74,8 @@ public enum SignalingPayload: Sendable, Equatable {
         case .error: .error
         case .callSetup(let kind, _): MessageType(rawValue: kind.rawValue)!
         case .timeout: .timeout
+        case .link: .link
+        case .linked: .linked
         }
     }
 }

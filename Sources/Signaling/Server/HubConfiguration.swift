@@ -12,6 +12,10 @@ public struct HubConfiguration: Sendable {
     public var maxRing = 120
     /// Delivered messages are kept this long (seconds) so that late resends stay deduplicated.
     public var retention: Double = 7 * 86_400
+    /// This node's address (`host:port` of its HTTP endpoint) and key, for node links
+    /// (docs/protocol.md "Node links"). Without them the node neither takes nor makes links.
+    public var nodeAddress: String?
+    public var nodeIdentity: Identity?
 
     public init() {}
 }

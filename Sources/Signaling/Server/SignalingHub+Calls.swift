@@ -6,8 +6,8 @@ extension SignalingHub {
                    reply: ConnectionHandle) async {
         let id = message.id
         let to = message.to
-        guard Address.isValidName(to) else {
-            return reply.send(errorMessage(SignalingError(.badField, "call setup goes to a peer name, not '\(to.prefix(40))'", of: id), to: name))
+        guard let target = normalise(to) else {
+            return reply.send(errorMessage(SignalingError(.badField, "call setup goes to a peer name or name@host:port, not '\(to.prefix(40))'", of: id), to: name))
         }
         let payload: CallPayload
         do {
@@ -15,16 +15,24 @@ extension SignalingHub {
         } catch {
             return reply.send(errorMessage(error, to: name))
         }
-        guard let target = handle(of: to) else {
-            return reply.send(errorMessage(SignalingError(.unavailable, "\(to) is offline; call setup is not stored", of: id), to: name))
+        if let node = Address.parse(target)?.node {
+            guard let link = link(to: node) else {
+                return reply.send(errorMessage(SignalingError(.unavailable, "no link to node \(node) now; call setup is not stored", of: id), to: name))
+            }
+            remember(id, sentBy: name)
+            link.send(SignalingMessage(id: id, from: qualified(name), to: target, payload: .callSetup(type, body)))
+        } else {
+            guard let callee = handle(of: target) else {
+                return reply.send(errorMessage(SignalingError(.unavailable, "\(target) is offline; call setup is not stored", of: id), to: name))
+            }
+            callee.send(SignalingMessage(id: id, from: name, to: target, payload: .callSetup(type, body)))
         }
-        target.send(SignalingMessage(id: id, from: name, to: to, payload: .callSetup(type, body)))
         reply.send(ack(id, to: name))
-        track(type, payload, from: name, to: to)
+        track(type, payload, from: name, to: target)
     }
 
     /// Keeps ringing calls to time them out; any answer or end stops the timer.
-    private func track(_ type: CallSetupType, _ payload: CallPayload, from: String, to: String) {
+    func track(_ type: CallSetupType, _ payload: CallPayload, from: String, to: String) {
         let callID = payload.call
         switch type {
         case .call:
@@ -49,7 +57,7 @@ extension SignalingHub {
     private func ringTimedOut(_ callID: String) {
         guard let call = calls.removeValue(forKey: callID) else { return }
         for party in [call.caller, call.callee] {
-            handle(of: party)?.send(nodeMessage(to: party, .timeout(TimeoutBody(call: callID))))
+            route(nodeMessage(to: party, .timeout(TimeoutBody(call: callID))), to: party)
         }
     }
 }

@@ -23,15 +23,18 @@ extension SignalingHub {
                 }
                 recipients = members.filter { $0 != name }
             } else {
-                guard Address.isValidName(to) else {
-                    return reply.send(errorMessage(SignalingError(.badField, "'\(to.prefix(40))' is not a valid name or #room", of: id), to: name))
+                guard let target = normalise(to) else {
+                    return reply.send(errorMessage(SignalingError(.badField, "'\(to.prefix(40))' is not a valid name, name@host:port or #room", of: id), to: name))
                 }
-                guard try await store.key(of: to) != nil else {
-                    return reply.send(errorMessage(SignalingError(.unknownRecipient, "\(to) has never logged in at this node", of: id), to: name))
+                if let node = Address.parse(target)?.node {
+                    return await remoteChat(body, id: id, name: name, to: target, node: node, reply: reply)
                 }
-                recipients = [to]
+                guard try await store.key(of: target) != nil else {
+                    return reply.send(errorMessage(SignalingError(.unknownRecipient, "\(target) has never logged in at this node", of: id), to: name))
+                }
+                recipients = [target]
             }
-            let delivered = SignalingMessage(id: id, from: name, to: to,
+            let delivered = SignalingMessage(id: id, from: name, to: recipients.count == 1 && !to.hasPrefix("#") ? recipients[0] : to,
                                              payload: .chat(ChatBody(text: body.text, sent: Date().timeIntervalSince1970)))
             let text = SignalingCodec.encode(delivered)
             let duplicate = try await store.hasMessage(sender: name, id: id)

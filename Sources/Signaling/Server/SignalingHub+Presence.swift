@@ -11,11 +11,12 @@ extension SignalingHub {
         }
     }
 
-    func subscribe(_ names: [String], id: String, on connection: Int, name: String) async {
+    func subscribe(_ requested: [String], id: String, on connection: Int, name: String) async {
         guard let session = sessions[connection] else { return }
-        if let bad = names.first(where: { !Address.isValidName($0) }) {
-            return session.handle.send(errorMessage(SignalingError(.badField, "'\(bad.prefix(40))' is not a valid name", of: id), to: name))
+        if let bad = requested.first(where: { normalise($0) == nil }) {
+            return session.handle.send(errorMessage(SignalingError(.badField, "'\(bad.prefix(40))' is not a valid name or name@host:port", of: id), to: name))
         }
+        let names = requested.compactMap(normalise)
         guard session.watching.count + names.count <= Self.maxWatchedNames else {
             return session.handle.send(errorMessage(SignalingError(.badField, "at most \(Self.maxWatchedNames) subscriptions per connection", of: id), to: name))
         }
@@ -24,8 +25,11 @@ extension SignalingHub {
             sessions[connection]?.watching.insert(watched)
         }
         session.handle.send(ack(id, to: name))
-        // The current status of each, so that the subscriber does not wait for a change.
-        for watched in names {
+        // Peers at other nodes: their node answers over the link with their current status.
+        let remote = names.filter { $0.contains("@") }
+        subscribeRemote(remote)
+        // The current status of each local peer, so that the subscriber does not wait for a change.
+        for watched in names where !watched.contains("@") {
             let key = (try? await store.key(of: watched)) ?? nil
             let status: PresenceStatus = online[watched] != nil ? .online : .offline
             session.handle.send(nodeMessage(to: name, .presence(PresenceBody(name: watched, status: status, key: key))))
@@ -33,7 +37,7 @@ extension SignalingHub {
     }
 
     func unsubscribe(_ names: [String], id: String, on connection: Int, name: String) {
-        for watched in names {
+        for watched in names.compactMap(normalise) {
             watchers[watched]?.remove(connection)
             sessions[connection]?.watching.remove(watched)
         }

@@ -15,6 +15,8 @@ public actor SignalingHub {
         var lastSeen: ContinuousClock.Instant
         var limiter: RateLimiter
         var watching: Set<String> = []
+        /// The other node's address when this connection is a node link.
+        var node: String?
     }
 
     /// A call that rings: the node sends `timeout` if nobody answers in time.
@@ -35,6 +37,10 @@ public actor SignalingHub {
     /// Name → connections subscribed to its presence.
     var watchers: [String: Set<Int>] = [:]
     var calls: [String: RingingCall] = [:]
+    /// Node address → the connection of the link to it.
+    var links: [String: Int] = [:]
+    /// Id of a message sent over a link → the local name that sent it, to route errors back.
+    var forwarded: [String: String] = [:]
     private var nextConnectionID = 0
 
     public init(store: SignalingStore, configuration: HubConfiguration = HubConfiguration(), logger: Logger,
@@ -50,12 +56,17 @@ public actor SignalingHub {
 
     /// Registers a new connection and sends it a `challenge`.
     public func open(hostHint: String?, sink: AsyncStream<ConnectionHandle.Outbound>.Continuation) -> ConnectionHandle {
+        open(hostHint: hostHint, sink: sink, silent: false)
+    }
+
+    /// Registers a connection; `silent` skips the challenge (a link this node dialled).
+    func open(hostHint: String?, sink: AsyncStream<ConnectionHandle.Outbound>.Continuation, silent: Bool) -> ConnectionHandle {
         nextConnectionID += 1
         let handle = ConnectionHandle(id: nextConnectionID, hostHint: hostHint, sink: sink)
         let nonce = Self.makeNonce()
         sessions[handle.id] = Session(handle: handle, nonce: nonce, lastSeen: .now,
                                       limiter: RateLimiter(rate: configuration.rate, burst: configuration.burst))
-        handle.send(nodeMessage(to: "", .challenge(ChallengeBody(nonce: nonce))))
+        if !silent { handle.send(nodeMessage(to: "", .challenge(ChallengeBody(nonce: nonce)))) }
         return handle
     }
 
@@ -114,6 +125,9 @@ public actor SignalingHub {
         guard let session = sessions.removeValue(forKey: connection) else { return }
         session.handle.close()
         for name in session.watching { watchers[name]?.remove(connection) }
+        if let node = session.node, links[node] == connection {
+            linkDown(node)
+        }
         if let name = session.name, online[name] == connection {
             online[name] = nil
             announce(name: name, status: .offline, key: session.key)
@@ -124,9 +138,13 @@ public actor SignalingHub {
 
     private func handle(_ message: SignalingMessage, on connection: Int) async {
         guard let session = sessions[connection] else { return }
+        if let node = session.node {
+            return await fromLink(message, node: node, on: connection)
+        }
         guard let name = session.name, let key = session.key else {
             switch message.payload {
             case .login(let body): await login(body, id: message.id, on: connection)
+            case .link(let body): await acceptLink(body, id: message.id, on: connection)
             case .ping: session.handle.send(nodeMessage(to: "", .pong, id: message.id))
             default: session.handle.send(errorMessage(SignalingError(.notLoggedIn, "log in first: answer the challenge with a login", of: message.id), to: nil))
             }
@@ -149,7 +167,7 @@ public actor SignalingHub {
         case .chat(let body): await chat(body, message: message, name: name, reply: reply)
         case .ack(let body): await recipientAck(body, name: name, reply: reply)
         case .callSetup(let type, let body): await callSetup(type, body, message: message, name: name, key: key, reply: reply)
-        case .challenge, .welcome, .presence, .room, .error, .timeout:
+        case .challenge, .welcome, .presence, .room, .error, .timeout, .link, .linked:
             reply.send(errorMessage(SignalingError(.forbidden, "only the node sends \(message.type.rawValue) messages", of: message.id), to: name))
         }
     }
@@ -171,6 +189,33 @@ public actor SignalingHub {
     /// The connection a name is online on.
     func handle(of name: String) -> ConnectionHandle? {
         online[name].flatMap { sessions[$0]?.handle }
+    }
+
+    /// The link to a node, if it is up.
+    func link(to node: String) -> ConnectionHandle? {
+        links[node].flatMap { sessions[$0]?.handle }
+    }
+
+    /// An address as this node files it: a bare name for a local peer (also when written
+    /// `name@<this node>`), `name@host:port` for a peer at another node; nil when invalid.
+    func normalise(_ address: String) -> String? {
+        guard let parsed = Address.parse(address) else { return nil }
+        guard let node = parsed.node, node != configuration.nodeAddress else { return parsed.name }
+        return "\(parsed.name)@\(node)"
+    }
+
+    /// A local name qualified with this node's address, as other nodes see it.
+    func qualified(_ name: String) -> String {
+        configuration.nodeAddress.map { "\(name)@\($0)" } ?? name
+    }
+
+    /// Sends `message` to a local peer if online, or over the link to a remote peer's node.
+    func route(_ message: SignalingMessage, to address: String) {
+        if let node = Address.parse(address)?.node {
+            link(to: node)?.send(message)
+        } else {
+            handle(of: address)?.send(message)
+        }
     }
 
     static func makeNonce() -> String {

@@ -154,6 +154,22 @@ public final class SignalingStore: Sendable {
         _ = try await run("UPDATE messages SET delivered = 1 WHERE recipient = ? AND sender = ? AND id = ?", [.text(recipient), .text(sender), .text(id)])
     }
 
+    /// Messages waiting to be handed to another node (recipients `name@node`), oldest first.
+    public func pending(forNode node: String, limit: Int = 10_000) async throws(SignalingError) -> [Pending] {
+        let rows = try await run("SELECT sender, id, frame, recipient FROM messages WHERE delivered = 0 AND substr(recipient, -?) = ? ORDER BY seq LIMIT ?",
+                                 [.integer(node.count + 1), .text("@" + node), .integer(limit)])
+        return rows.compactMap { row in
+            guard let sender = row.column("sender")?.string, let id = row.column("id")?.string, let frame = row.column("frame")?.string else { return nil }
+            return Pending(sender: sender, id: id, frame: frame)
+        }
+    }
+
+    /// The other node took over a message (stored it for its recipient) or refused it for good.
+    public func markDelivered(sender: String, id: String, node: String) async throws(SignalingError) {
+        _ = try await run("UPDATE messages SET delivered = 1 WHERE sender = ? AND id = ? AND substr(recipient, -?) = ?",
+                          [.text(sender), .text(id), .integer(node.count + 1), .text("@" + node)])
+    }
+
     /// Forgets delivered messages older than `age` seconds (their ids then stop deduplicating).
     public func prune(olderThan age: Double) async throws(SignalingError) {
         _ = try await run("DELETE FROM messages WHERE delivered = 1 AND created < ?", [.float(Date().timeIntervalSince1970 - age)])
