@@ -56,7 +56,12 @@ public struct Node: Sendable {
             onServerRunning: { channel in readiness.httpStarted(channel.localAddress) },
             logger: logger
         )
-        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        do {
+            try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        } catch {
+            await signaling.store.close()
+            throw error
+        }
     }
 }
 

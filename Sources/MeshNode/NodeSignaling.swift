@@ -27,7 +27,13 @@ struct NodeSignaling: Sendable {
         }
         var hubConfiguration = HubConfiguration()
         hubConfiguration.heartbeat = configuration.signaling.heartbeat
-        let identity = try nodeIdentity(path: configuration.signaling.nodeKeyPath)
+        let identity: Identity
+        do {
+            identity = try nodeIdentity(path: configuration.signaling.nodeKeyPath)
+        } catch {
+            await store.close()
+            throw error
+        }
         let host = configuration.turn.bindAddresses.first ?? "127.0.0.1"
         let address = (host.contains(":") ? "[\(host)]" : host) + ":\(configuration.httpPort)"
         hubConfiguration.nodeAddress = address

@@ -214,8 +214,19 @@ import Testing
         forged.payload = forged.payload.replacingOccurrences(of: "audio", with: "video")
         raw.send(SignalingMessage(id: "t", from: "mallory", to: "bob", payload: .callSetup(.call, forged)))
         #expect(try await errorCode(raw, "forged") == .badSignature)
+        raw.send(text: #"{"type":"teleport","id":"u","body":{}}"#)
+        #expect(try await errorCode(raw, "unknown type") == .unknownType)
         raw.send(SignalingMessage(id: "p", from: "mallory", to: "@node", payload: .ping))
         #expect(try await raw.next().payload == .pong)
+        // A flood: the node answers the first 200 or so and refuses the rest, and stays up.
+        for index in 0..<400 { raw.send(SignalingMessage(id: "f\(index)", from: "", to: "@node", payload: .ping)) }
+        var limited = 0
+        var pongs = 0
+        while let message = try? await raw.next(timeout: .seconds(1)) {
+            if case .pong = message.payload { pongs += 1 }
+            if case .error(let body) = message.payload, body.code == .rateLimited { limited += 1 }
+        }
+        #expect(pongs >= 190 && limited >= 100 && pongs + limited == 400)
         // bob saw none of it and is still served.
         #expect(try await bob.send(text: "still here", to: "bob") == .ok)
         #expect(await bobEvents.events.contains { if case .callSetup = $0 { true } else { false } } == false)
@@ -263,6 +274,7 @@ import Testing
         try await alice.connect()
         let pid = node.process.process.processIdentifier
         kill(pid, SIGSTOP)
+        defer { kill(pid, SIGCONT) }
         let stopped = ContinuousClock.now
         let reason = try await events.wait(timeout: .seconds(5)) { if case .disconnected(let reason) = $0 { reason } else { nil } }
         let noticed = ContinuousClock.now - stopped

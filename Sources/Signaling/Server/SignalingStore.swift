@@ -65,7 +65,9 @@ public final class SignalingStore: Sendable {
         _ = try await db.query("CREATE INDEX IF NOT EXISTS messages_pending ON messages (recipient, delivered, seq)")
     }
 
+    /// Closes the database; safe to call more than once.
     public func close() async {
+        guard !db.isClosed else { return }
         try? await db.close()
     }
 
