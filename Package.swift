@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.0"),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.10.0"),
     ],
     targets: [
         systemLibrary("CNice", pkgConfig: "nice", apt: "libnice-dev"),
@@ -52,7 +54,12 @@ let package = Package(
             dependencies: [
                 "ICE", "CSodium",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
             ]
         ),
         .target(
@@ -75,13 +82,14 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
         .executableTarget(
             name: "MeshNodeCLI",
             dependencies: [
-                "MeshNode",
+                "MeshNode", "Signaling",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -90,7 +98,7 @@ let package = Package(
             name: "ICETests",
             dependencies: ["ICE", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]
         ),
-        .testTarget(name: "SignalingTests", dependencies: ["Signaling"]),
+        .testTarget(name: "SignalingTests", dependencies: ["Signaling", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "MediaTests",
             dependencies: ["Media", "ICE", .product(name: "NIOCore", package: "swift-nio")],
@@ -99,7 +107,11 @@ let package = Package(
         .testTarget(name: "MeshNodeTests", dependencies: ["MeshNode"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["MeshNode", "ICE", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
+            dependencies: [
+                "MeshNode", "ICE", "Signaling",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

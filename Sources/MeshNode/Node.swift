@@ -3,7 +3,9 @@ import Hummingbird
 import ICE
 import Logging
 import NIOCore
+import HummingbirdWebSocket
 import ServiceLifecycle
+import Signaling
 import Synchronization
 
 /// A meshnode node: STUN/TURN server, HTTP (web page, `/metrics`) and, later, signaling and
@@ -23,7 +25,12 @@ public struct Node: Sendable {
     /// Runs until SIGTERM or SIGINT. `onReady` gets the addresses a user needs.
     public func run(onReady: @escaping @Sendable (NodeAddresses) -> Void = { _ in }) async throws {
         NodeMetrics.bootstrap()
-        let turn = TURNServer(configuration: configuration.turn, logger: logger)
+        // Signaling hands out TURN REST credentials: without a configured secret, make one.
+        var turnConfiguration = configuration.turn
+        let restSecret = turnConfiguration.restSecret ?? NodeSignaling.randomSecret()
+        turnConfiguration.restSecret = restSecret
+        let turn = TURNServer(configuration: turnConfiguration, logger: logger)
+        let signaling = try await NodeSignaling.make(configuration: configuration, turn: turn, restSecret: restSecret, logger: logger)
         let readiness = NodeReadiness(onReady: onReady)
         let turnService = TURNService(server: turn) { listeners in readiness.turnStarted(listeners) }
 
@@ -38,15 +45,23 @@ public struct Node: Sendable {
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(string: status.html())))
         }
+        signaling.addRoutes(to: router)
         let host = httpHost
         let app = Application(
             router: router,
+            server: .http1WebSocketUpgrade(configuration: .init(ws: SignalingEndpoint.webSocketConfiguration),
+                                           shouldUpgrade: signaling.endpoint.shouldUpgrade),
             configuration: .init(address: .hostname(host, port: configuration.httpPort), serverName: "meshnode"),
-            services: [turnService],
+            services: [turnService, signaling.service],
             onServerRunning: { channel in readiness.httpStarted(channel.localAddress) },
             logger: logger
         )
-        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        do {
+            try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        } catch {
+            await signaling.store.close()
+            throw error
+        }
     }
 }
 

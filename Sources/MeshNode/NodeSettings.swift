@@ -28,6 +28,10 @@ public struct NodeSettings: Codable, Sendable, Equatable {
     public var threads: Int?
     public var rfc5780: Bool?
     public var nonceLifetime: Int?
+    public var dataDir: String?
+    public var heartbeat: Double?
+    public var nodeKey: String?
+    public var link: [String]?
 
     enum CodingKeys: String, CodingKey {
         case bind, realm, user, threads, rfc5780
@@ -35,6 +39,7 @@ public struct NodeSettings: Codable, Sendable, Equatable {
         case httpPort = "http-port", turnSecret = "turn-secret", allowPeer = "allow-peer", denyPeer = "deny-peer"
         case relayIP = "relay-ip", relayPorts = "relay-ports", userQuota = "user-quota", totalQuota = "total-quota"
         case maxBps = "max-bps", logLevel = "log-level", nonceLifetime = "nonce-lifetime"
+        case dataDir = "data-dir", heartbeat, nodeKey = "node-key", link
     }
 
     public init() {}
@@ -53,7 +58,7 @@ public struct NodeSettings: Codable, Sendable, Equatable {
             if let mapping = try Yams.load(yaml: text) as? [String: Any] {
                 let known = Set(["bind", "realm", "user", "threads", "rfc5780", "stun-port", "tls-port", "tls-cert", "tls-key",
                                  "http-port", "turn-secret", "allow-peer", "deny-peer", "relay-ip", "relay-ports", "user-quota",
-                                 "total-quota", "max-bps", "log-level", "nonce-lifetime"])
+                                 "total-quota", "max-bps", "log-level", "nonce-lifetime", "data-dir", "heartbeat", "node-key", "link"])
                 if let unknown = mapping.keys.sorted().first(where: { !known.contains($0) }) {
                     throw NodeConfigurationError(key: unknown, reason: "\(source): unknown key")
                 }
@@ -90,6 +95,10 @@ public struct NodeSettings: Codable, Sendable, Equatable {
         result.threads = threads ?? merged.threads
         result.rfc5780 = rfc5780 ?? merged.rfc5780
         result.nonceLifetime = nonceLifetime ?? merged.nonceLifetime
+        result.dataDir = dataDir ?? merged.dataDir
+        result.heartbeat = heartbeat ?? merged.heartbeat
+        result.nodeKey = nodeKey ?? merged.nodeKey
+        result.link = link ?? merged.link
         return result
     }
 }
@@ -112,6 +121,8 @@ public struct NodeConfiguration: Sendable {
     public var turn: TURNServerConfiguration
     public var httpPort: Int
     public var logLevel: Logger.Level
+    /// Signaling: store, heartbeat, node key and links (NodeConfiguration+Signaling.swift).
+    public var signaling: SignalingSettings
 
     /// Applies the defaults of a node on localhost and checks every value.
     public init(_ settings: NodeSettings) throws {
@@ -191,6 +202,7 @@ public struct NodeConfiguration: Sendable {
             logLevel = .info
         }
         self.turn = turn
+        signaling = try SignalingSettings(settings)
     }
 
     /// Whether this machine has ::1 (IPv6 can be disabled in containers).

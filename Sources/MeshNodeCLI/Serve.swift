@@ -56,6 +56,14 @@ struct Serve: AsyncParsableCommand {
     var nonceLifetime: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical (default info).")
     var logLevel: String?
+    @Option(help: "Directory of the signaling store (default ~/.local/share/meshnode).")
+    var dataDir: String?
+    @Option(help: "Signaling heartbeat interval in seconds (default 15).")
+    var heartbeat: Double?
+    @Option(help: "The node's Ed25519 identity for links (default <data-dir>/node-identity, made on first start).")
+    var nodeKey: String?
+    @Option(name: .customLong("link"), help: "Keep a link to the node at this WebSocket URL, ws://HOST:PORT/ws (repeatable).")
+    var links: [String] = []
     @Option(help: "YAML config file with the same keys as these flags.")
     var config: String?
 
@@ -81,6 +89,10 @@ struct Serve: AsyncParsableCommand {
         flags.rfc5780 = rfc5780 ? true : nil
         flags.logLevel = logLevel
         flags.nonceLifetime = nonceLifetime
+        flags.dataDir = dataDir
+        flags.heartbeat = heartbeat
+        flags.nodeKey = nodeKey
+        flags.link = links.isEmpty ? nil : links
 
         let configuration: NodeConfiguration
         do {

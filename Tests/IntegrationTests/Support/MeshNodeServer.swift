@@ -23,13 +23,17 @@ final class MeshNodeServer: Sendable {
         return ".build/debug/meshnode"
     }
 
-    init(_ extra: [String], bind: [String] = ["127.0.0.1", "::1"]) async throws {
-        let http = Int.random(in: 20_000...29_999)
+    init(_ extra: [String], bind: [String] = ["127.0.0.1", "::1"], httpPort: Int? = nil) async throws {
+        let http = httpPort ?? Int.random(in: 20_000...29_999)
         var arguments = ["serve", "--stun-port", "0", "--tls-port", "0", "--http-port", "\(http)", "--log-level", "notice"]
         arguments += bind.flatMap { ["--bind", $0] }
         // A relay range of its own per server, so parallel tests never share ports.
         let low = Int.random(in: 30_000...44_000)
         arguments += ["--relay-ports", "\(low)-\(low + 199)"]
+        // A signaling store of its own unless the test gives one.
+        if !extra.contains("--data-dir") {
+            arguments += ["--data-dir", FileManager.default.temporaryDirectory.appendingPathComponent("meshnode-data-\(UUID().uuidString)").path]
+        }
         process = try Subprocess(Self.binary, arguments + extra, name: "meshnode serve")
         // The banner ends with the TURN URLs; wait until the first of them is complete.
         try await process.waitForOutput(describe: "its addresses") {
@@ -45,7 +49,7 @@ final class MeshNodeServer: Sendable {
         }
         udpPort = udp
         tlsPort = port("turns:127.0.0.1:") ?? port("turns:\\[::1\\]:") ?? 0
-        httpPort = http
+        self.httpPort = http
     }
 
     func stop() { process.stop() }

@@ -1,0 +1,124 @@
+import Foundation
+import Hummingbird
+import ICE
+import Logging
+import ServiceLifecycle
+import Signaling
+
+/// The signaling part of a node (DESIGN.md "Signaling protocol"): the store, the hub, the
+/// `/ws` endpoint, and a service that runs the heartbeat sweeper and closes the store on
+/// shutdown.
+struct NodeSignaling: Sendable {
+    let hub: SignalingHub
+    let store: SignalingStore
+    let endpoint: SignalingEndpoint
+    let links: [NodeLink]
+
+    /// Lifetime of the TURN REST credentials handed out at login, in seconds. A client gets new
+    /// ones at every login.
+    static let credentialLifetime = 3600
+
+    static func make(configuration: NodeConfiguration, turn: TURNServer, restSecret: String, logger: Logger) async throws -> NodeSignaling {
+        let store: SignalingStore
+        do {
+            store = try await SignalingStore.open(directory: configuration.signaling.dataDirectory, logger: logger)
+        } catch {
+            throw NodeConfigurationError(key: "data-dir", reason: error.reason)
+        }
+        var hubConfiguration = HubConfiguration()
+        hubConfiguration.heartbeat = configuration.signaling.heartbeat
+        let identity: Identity
+        do {
+            identity = try nodeIdentity(path: configuration.signaling.nodeKeyPath)
+        } catch {
+            await store.close()
+            throw error
+        }
+        let host = configuration.turn.bindAddresses.first ?? "127.0.0.1"
+        let address = (host.contains(":") ? "[\(host)]" : host) + ":\(configuration.httpPort)"
+        hubConfiguration.nodeAddress = address
+        hubConfiguration.nodeIdentity = identity
+        try? await store.prune(olderThan: hubConfiguration.retention)
+        let hub = SignalingHub(store: store, configuration: hubConfiguration, logger: logger) { name, hostHint in
+            iceServers(listeners: turn.listeners, secret: restSecret, name: name, hostHint: hostHint)
+        }
+        let links = configuration.signaling.links.map {
+            NodeLink(url: $0, hub: hub, identity: identity, nodeAddress: address, logger: logger)
+        }
+        logger.info("signaling ready", metadata: ["node": "\(address)", "node-key": "\(identity.publicKeyBase64)", "links": "\(links.count)"])
+        return NodeSignaling(hub: hub, store: store, endpoint: SignalingEndpoint(hub: hub), links: links)
+    }
+
+    /// The node's Ed25519 identity for links; made on first start when the file is missing.
+    static func nodeIdentity(path: String) throws -> Identity {
+        do {
+            if FileManager.default.fileExists(atPath: path) { return try IdentityFile.load(from: path) }
+            return try IdentityFile.create(at: path)
+        } catch {
+            throw NodeConfigurationError(key: "node-key", reason: error.reason)
+        }
+    }
+
+    /// `GET /ws` without a WebSocket upgrade: 426 with a hint.
+    func addRoutes(to router: Router<BasicRequestContext>) {
+        router.get(RouterPath(stringLiteral: SignalingProtocol.path)) { _, _ in
+            Response(status: .upgradeRequired, headers: [.contentType: "text/plain; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(string: SignalingEndpoint.upgradeRequiredText)))
+        }
+    }
+
+    var service: some Service { SignalingService(hub: hub, store: store, links: links) }
+
+    /// STUN and TURN URLs of the node's listeners (RFC 7064, RFC 7065) with TURN REST
+    /// credentials for `name`. A wildcard listener is named by the host the client connected to.
+    static func iceServers(listeners: [TURNServer.Listener], secret: String, name: String, hostHint: String?) -> [ICEServer] {
+        var stun: [String] = []
+        var turn: [String] = []
+        for listener in listeners {
+            guard var host = listener.address.ipAddress, let port = listener.address.port else { continue }
+            if host == "0.0.0.0" || host == "::" {
+                guard let hostHint else { continue }
+                host = hostHint
+            }
+            if host.contains(":") { host = "[\(host)]" }
+            switch listener.transport {
+            case .udp:
+                stun.append("stun:\(host):\(port)")
+                turn.append("turn:\(host):\(port)?transport=udp")
+            case .tcp:
+                turn.append("turn:\(host):\(port)?transport=tcp")
+            case .tls:
+                turn.append("turns:\(host):\(port)?transport=tcp")
+            }
+        }
+        let credentials = TURNRESTCredentials(secret: secret, id: name, lifetime: credentialLifetime)
+        var servers: [ICEServer] = []
+        if !stun.isEmpty { servers.append(ICEServer(urls: stun)) }
+        if !turn.isEmpty { servers.append(ICEServer(urls: turn, username: credentials.username, credential: credentials.password)) }
+        return servers
+    }
+
+    /// A secret for TURN REST credentials when none is configured: 32 random bytes, base64.
+    static func randomSecret() -> String {
+        Data(Digest.randomBytes(32)).base64EncodedString()
+    }
+}
+
+/// Runs the hub's heartbeat sweeper and the node links until graceful shutdown, then closes
+/// the store.
+struct SignalingService: Service {
+    let hub: SignalingHub
+    let store: SignalingStore
+    let links: [NodeLink]
+
+    func run() async throws {
+        let (hub, links) = (hub, links)
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await hub.runSweeper() }
+                for link in links { group.addTask { await link.run() } }
+            }
+        }
+        await store.close()
+    }
+}

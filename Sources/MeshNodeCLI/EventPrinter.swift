@@ -1,0 +1,46 @@
+import Foundation
+import Signaling
+
+/// Terminal output of `meshnode join`: one line per event, readable or JSON.
+struct EventPrinter: Sendable {
+    let json: Bool
+
+    func print(_ event: SignalingEvent) {
+        switch event {
+        case .connected(let welcome):
+            print("connected", ["name": welcome.name, "key": welcome.key, "iceServers": welcome.iceServers.flatMap(\.urls).joined(separator: " ")])
+        case .disconnected(let reason):
+            print("disconnected", ["reason": reason])
+        case .reconnected(let welcome):
+            print("reconnected", ["name": welcome.name])
+        case .presence(let body):
+            print("presence", ["name": body.name, "status": body.status.rawValue])
+        case .chat(let message):
+            print("chat", ["from": message.from, "to": message.to, "text": message.text, "id": message.id])
+        case .room(let body):
+            print("room", ["room": body.room, "member": body.member, "change": body.event.rawValue])
+        case .callSetup(let payload):
+            var fields = ["type": payload.type.rawValue, "from": payload.from, "call": payload.call]
+            if let kind = payload.kind { fields["kind"] = kind.rawValue }
+            print("call", fields)
+        case .callTimeout(let call):
+            print("call", ["type": "timeout", "call": call])
+        case .error(let error):
+            print("error", ["code": error.code.rawValue, "reason": error.reason])
+        }
+    }
+
+    func print(_ event: String, _ fields: [String: String]) {
+        let line: String
+        if json {
+            var object: [String: String] = fields
+            object["event"] = event
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+            line = String(decoding: data, as: UTF8.self)
+        } else {
+            line = ([event] + fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).joined(separator: " ")
+        }
+        Swift.print(line)
+        fflush(nil)
+    }
+}

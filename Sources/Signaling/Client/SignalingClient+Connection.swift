@@ -1,0 +1,108 @@
+import Foundation
+import Hummingbird
+import HummingbirdWSClient
+import Logging
+
+/// The connection loop of `SignalingClient`: one WebSocket at a time, reconnecting every
+/// `reconnectDelay` plus up to `jitter` (docs/protocol.md "Liveness").
+extension SignalingClient {
+    func run() async {
+        while !closed && !Task.isCancelled {
+            let reason = await runConnection()
+            let wasOnline = loggedIn
+            loggedIn = false
+            link = nil
+            failWaiting(SignalingError(.disconnected, "connection lost: \(reason)"), keepChat: true)
+            if let continuation = firstLogin {
+                firstLogin = nil
+                continuation.resume(throwing: fatal ?? SignalingError(.disconnected, "cannot connect to \(url): \(reason)"))
+                return
+            }
+            if let fatal {
+                eventSink.yield(.error(fatal))
+                return
+            }
+            if closed { return }
+            if wasOnline { eventSink.yield(.disconnected(reason: reason)) }
+            let spread = Double(jitter.components.seconds) + Double(jitter.components.attoseconds) / 1e18
+            try? await Task.sleep(for: reconnectDelay + .seconds(Double.random(in: 0...spread)))
+        }
+    }
+
+    /// One WebSocket connection, from connect to close; returns why it ended.
+    private func runConnection() async -> String {
+        serial += 1
+        let current = serial
+        var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 20, closeTimeout: .seconds(2))
+        configuration.additionalHeaders[.secWebSocketProtocol] = SignalingProtocol.subprotocol
+        let client = WebSocketClient(url: url, configuration: configuration, logger: logger) { inbound, outbound, _ in
+            let (frames, sink) = AsyncStream.makeStream(of: String.self)
+            await self.attach(serial: current, sink: sink)
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await text in frames {
+                        do { try await outbound.write(.text(text)) } catch { break }
+                    }
+                }
+                group.addTask {
+                    do {
+                        for try await message in inbound.messages(maxSize: 1 << 20) {
+                            if case .text(let text) = message { await self.receive(text) }
+                        }
+                    } catch {}
+                }
+                group.addTask { await self.keepAlive(serial: current) }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+        do {
+            try await client.run()
+            defer { endReason = nil }
+            return endReason ?? "the node closed the connection"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    func attach(serial: Int, sink: AsyncStream<String>.Continuation) {
+        lastHeard = .now
+        if closed { sink.finish() }
+        link = (serial, sink)
+    }
+
+    /// Pings every half heartbeat interval (the node allows 1.5 intervals of silence, so one late
+    /// ping does not cost the connection); returns, ending the connection, when nothing was heard
+    /// from the node for two intervals. It wakes at least every 250 ms, so a heartbeat learnt
+    /// from `welcome` applies at once.
+    func keepAlive(serial: Int) async {
+        var lastPing = ContinuousClock.now
+        while !Task.isCancelled {
+            let nextPing = lastPing + heartbeat / 2
+            try? await Task.sleep(until: min(nextPing, .now + .milliseconds(250)))
+            guard link?.serial == serial, !Task.isCancelled else { return }
+            let now = ContinuousClock.now
+            if now - lastHeard > heartbeat * 2 {
+                endReason = "nothing heard from the node for two heartbeat intervals"
+                return
+            }
+            if loggedIn && now >= lastPing + heartbeat / 2 {
+                lastPing = now
+                transmit(SignalingMessage(id: UUID().uuidString, from: name, to: SignalingProtocol.nodeAddress, payload: .ping))
+            }
+        }
+    }
+
+    func transmit(_ message: SignalingMessage) {
+        link?.sink.yield(SignalingCodec.encode(message))
+    }
+
+    /// Fails requests waiting for an answer; chat stays in the outbox to be resent when `keepChat`.
+    func failWaiting(_ error: SignalingError, keepChat: Bool = false) {
+        let chatIDs = Set(outbox.map(\.id))
+        for (id, continuation) in waiting where !(keepChat && chatIDs.contains(id)) {
+            waiting[id] = nil
+            continuation.resume(throwing: SignalingError(error.code, error.reason, of: id))
+        }
+    }
+}

@@ -1,0 +1,31 @@
+/// What a `SignalingClient` reports, in order, on its `events` stream.
+public enum SignalingEvent: Sendable, Equatable {
+    /// The first login succeeded.
+    case connected(WelcomeBody)
+    /// The connection to the node was lost; the client reconnects on its own.
+    case disconnected(reason: String)
+    /// Logged in again after a `disconnected`; subscriptions and unacknowledged messages were resent.
+    case reconnected(WelcomeBody)
+    case presence(PresenceBody)
+    /// A chat message, once per sender and id even when the node delivers it again.
+    case chat(ChatMessage)
+    case room(RoomEventBody)
+    /// A call-setup message whose signature verified against the sender's pinned key.
+    case callSetup(CallPayload)
+    /// The node ended a call that rang unanswered.
+    case callTimeout(call: String)
+    /// An error the node sent unprompted, or a message the client refused (a changed key, a bad
+    /// signature); nothing was delivered for it.
+    case error(SignalingError)
+}
+
+/// One delivered chat message.
+public struct ChatMessage: Sendable, Equatable {
+    public var id: String
+    public var from: String
+    /// The recipient name, or the `#room` it was sent to.
+    public var to: String
+    public var text: String
+    /// Unix time in seconds when the node accepted it.
+    public var sent: Double?
+}

@@ -1,0 +1,45 @@
+import Foundation
+
+/// End-to-end signatures of call-setup bodies (DESIGN.md "Security model": a node cannot swap a
+/// DTLS fingerprint). The signed bytes are `"meshnode.v1 call-setup\n"` followed by the payload's
+/// exact JSON text, so no canonical JSON form is needed.
+public enum CallSigning {
+    static let context = "meshnode.v1 call-setup\n"
+
+    /// Signs `payload` with `identity`.
+    public static func sign(_ payload: CallPayload, with identity: Identity) -> SignedBody {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let text = String(decoding: (try? encoder.encode(payload)) ?? Data(), as: UTF8.self)
+        return SignedBody(payload: text, key: identity.publicKeyBase64, sig: identity.sign(text: context + text))
+    }
+
+    /// Verifies a received call-setup message against `key` (the sender's key as pinned or as
+    /// bound at the node) and checks that the signed payload matches the envelope: the same
+    /// type, sender and recipient. Returns the payload.
+    public static func verify(_ body: SignedBody, type: CallSetupType, from: String, to: String, key: String,
+                              of id: String? = nil) throws(SignalingError) -> CallPayload {
+        guard body.key == key else {
+            throw SignalingError(.badSignature, "the \(type.rawValue) from \(from) is signed by key \(body.key), not by \(from)'s key \(key)", of: id)
+        }
+        guard Identity.verify(signatureBase64: body.sig, text: context + body.payload, publicKeyBase64: key) else {
+            throw SignalingError(.badSignature, "the signature of the \(type.rawValue) from \(from) does not verify: the body was altered or signed by another key", of: id)
+        }
+        let payload: CallPayload
+        do {
+            payload = try JSONDecoder().decode(CallPayload.self, from: Data(body.payload.utf8))
+        } catch {
+            throw SignalingError(.badField, "the signed payload of the \(type.rawValue) is not a call-setup payload", of: id)
+        }
+        // Across a node link the envelope qualifies names (`alice@host:port`) that the sender
+        // signed bare, and the other way round: compare the names.
+        guard payload.type == type, Address.bareName(payload.from) == Address.bareName(from),
+              Address.bareName(payload.to) == Address.bareName(to) else {
+            throw SignalingError(.badSignature, "the signed payload says \(payload.type.rawValue) from \(payload.from) to \(payload.to), the envelope \(type.rawValue) from \(from) to \(to)", of: id)
+        }
+        guard !payload.call.isEmpty, payload.call.utf8.count <= 64 else {
+            throw SignalingError(.badField, "the call id must be 1 to 64 characters", of: id)
+        }
+        return payload
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import Hummingbird
+import HummingbirdWSClient
+import Logging
+
+/// The dialling side of a node-to-node link (docs/protocol.md "Node links"): connects to another
+/// node's `/ws`, proves this node's key, checks the other node's key (trust on first use, kept in
+/// the store), then hands the connection to the hub as a link. Reconnects every
+/// `reconnectDelay` plus up to a second of jitter, and pings every half heartbeat.
+public actor NodeLink {
+    public nonisolated let url: String
+    let hub: SignalingHub
+    let identity: Identity
+    let nodeAddress: String
+    let reconnectDelay: Duration
+    let logger: Logger
+    var lastHeard: ContinuousClock.Instant = .now
+
+    public init(url: String, hub: SignalingHub, identity: Identity, nodeAddress: String,
+                reconnectDelay: Duration = .seconds(5), logger: Logger) {
+        self.url = SignalingClient.webSocketURL(url)
+        self.hub = hub
+        self.identity = identity
+        self.nodeAddress = nodeAddress
+        self.reconnectDelay = reconnectDelay
+        self.logger = logger
+    }
+
+    /// Keeps the link up until the task is cancelled.
+    public func run() async {
+        while !Task.isCancelled {
+            let reason = await connectOnce()
+            logger.info("node link ended", metadata: ["url": "\(url)", "reason": "\(reason)"])
+            try? await Task.sleep(for: reconnectDelay + .milliseconds(Int.random(in: 0...1000)))
+        }
+    }
+
+    /// One connection: handshake, then frames in both directions until either side ends.
+    private func connectOnce() async -> String {
+        var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 20, closeTimeout: .seconds(2))
+        configuration.additionalHeaders[.secWebSocketProtocol] = SignalingProtocol.subprotocol
+        let client = WebSocketClient(url: url, configuration: configuration, logger: logger) { inbound, outbound, _ in
+            let (frames, sink) = AsyncStream.makeStream(of: ConnectionHandle.Outbound.self, bufferingPolicy: .bufferingOldest(16_384))
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await item in frames {
+                        guard case .frame(let text) = item else { break }
+                        do { try await outbound.write(.text(text)) } catch { break }
+                    }
+                }
+                group.addTask { await self.read(inbound, sink: sink) }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+        do {
+            try await client.run()
+            return "closed"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    /// Reads the handshake, then feeds the hub until the connection ends.
+    private func read(_ inbound: WebSocketInboundStream, sink: AsyncStream<ConnectionHandle.Outbound>.Continuation) async {
+        let myNonce = Data(Sodium.randomBytes(32)).base64EncodedString()
+        var handle: ConnectionHandle?
+        var keepAlive: Task<Void, Never>?
+        defer {
+            keepAlive?.cancel()
+            sink.finish()
+        }
+        do {
+            for try await message in inbound.messages(maxSize: 1 << 20) {
+                guard case .text(let text) = message else { continue }
+                lastHeard = .now
+                if let handle {
+                    await hub.receive(text, on: handle.id)
+                    continue
+                }
+                let frame = try SignalingCodec.decode(text)
+                switch frame.payload {
+                case .challenge(let body):
+                    let link = LinkBody(node: nodeAddress, key: identity.publicKeyBase64,
+                                        sig: identity.sign(text: LinkBody.signedText(nonce: body.nonce, node: nodeAddress)), nonce: myNonce)
+                    sink.yield(.frame(SignalingCodec.encode(SignalingMessage(id: UUID().uuidString, from: "", to: SignalingProtocol.nodeAddress, payload: .link(link)))))
+                case .linked(let body):
+                    guard Address.isValidNode(body.node),
+                          Identity.verify(signatureBase64: body.sig, text: LinkBody.signedText(nonce: myNonce, node: body.node), publicKeyBase64: body.key) else {
+                        logger.error("node link refused: the other node's signature does not verify", metadata: ["url": "\(url)"])
+                        return
+                    }
+                    try await hub.checkNodeKey(node: body.node, key: body.key)
+                    let opened = await hub.openLink(node: body.node, sink: sink)
+                    handle = opened
+                    let interval = Duration.milliseconds(Int(max(body.heartbeat, 0.1) * 500))
+                    keepAlive = Task { await self.ping(opened, every: interval) }
+                case .error(let body):
+                    logger.error("node link refused", metadata: ["url": "\(url)", "code": "\(body.code)", "reason": "\(body.reason)"])
+                    return
+                default:
+                    continue
+                }
+            }
+        } catch {
+            logger.warning("node link failed", metadata: ["url": "\(url)", "error": "\(error)"])
+        }
+        if let handle { await hub.closed(handle.id) }
+    }
+
+    /// Pings over the link; ends it when the other node has been silent for four pings.
+    private func ping(_ handle: ConnectionHandle, every interval: Duration) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            if ContinuousClock.now - lastHeard > interval * 4 {
+                handle.close()
+                return
+            }
+            handle.send(SignalingMessage(id: UUID().uuidString, from: "", to: SignalingProtocol.nodeAddress, payload: .ping))
+        }
+    }
+}

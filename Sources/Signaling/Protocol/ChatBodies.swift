@@ -1,0 +1,55 @@
+/// Bodies of chat, acknowledgements and errors (docs/protocol.md, "Chat", "ack", "error").
+
+/// `chat`: text to a peer (`to` = name) or a room (`to` = `#room`). The sender's `id` makes it
+/// idempotent: a resend with the same id is acknowledged again but not delivered twice.
+public struct ChatBody: Codable, Sendable, Equatable {
+    public var text: String
+    /// Unix time in seconds when the node accepted it (set by the node on delivery).
+    public var sent: Double?
+
+    public init(text: String, sent: Double? = nil) {
+        self.text = text
+        self.sent = sent
+    }
+}
+
+/// How the node handled a request.
+public enum AckStatus: String, Codable, Sendable, Equatable {
+    /// Done (and, for chat, stored until every recipient acknowledged it).
+    case ok
+    /// A resend of an id already accepted: nothing was done again.
+    case duplicate
+}
+
+/// `ack`. Node → client: the request with id `of` was handled (`status`). Client → node: the
+/// delivered message with id `of` from `sender` arrived and may be forgotten.
+public struct AckBody: Codable, Sendable, Equatable {
+    public var of: String
+    public var status: AckStatus?
+    public var sender: String?
+
+    public init(of: String, status: AckStatus? = nil, sender: String? = nil) {
+        self.of = of
+        self.status = status
+        self.sender = sender
+    }
+}
+
+/// `error`, node → client (docs/protocol.md, "Errors").
+public struct ErrorBody: Codable, Sendable, Equatable {
+    public var code: SignalingError.Code
+    public var reason: String
+    public var of: String?
+
+    public init(code: SignalingError.Code, reason: String, of: String? = nil) {
+        self.code = code
+        self.reason = reason
+        self.of = of
+    }
+
+    public init(_ error: SignalingError) {
+        self.init(code: error.code, reason: error.reason, of: error.of)
+    }
+
+    public var error: SignalingError { SignalingError(code, reason, of: of) }
+}

@@ -1,0 +1,71 @@
+/// Bodies of the login exchange (docs/protocol.md, "Login"): `challenge` → `login` → `welcome`.
+
+/// `challenge`, node → client: a fresh nonce to sign. Sent on connect and after a failed login.
+public struct ChallengeBody: Codable, Sendable, Equatable {
+    /// 32 random bytes, base64.
+    public var nonce: String
+    /// Protocol version the node speaks (1).
+    public var version: Int
+
+    public init(nonce: String, version: Int = 1) {
+        self.nonce = nonce
+        self.version = version
+    }
+}
+
+/// `login`, client → node: the name, the Ed25519 public key, and the signature of
+/// `LoginBody.signedText(nonce:name:)` under that key.
+public struct LoginBody: Codable, Sendable, Equatable {
+    public var name: String
+    /// 32-byte Ed25519 public key, base64.
+    public var key: String
+    /// 64-byte Ed25519 signature, base64.
+    public var sig: String
+
+    public init(name: String, key: String, sig: String) {
+        self.name = name
+        self.key = key
+        self.sig = sig
+    }
+
+    /// The exact UTF-8 text a client signs to log in: a context line, the nonce, the name.
+    public static func signedText(nonce: String, name: String) -> String {
+        "meshnode.v1 login\n\(nonce)\n\(name)"
+    }
+}
+
+/// One entry of `welcome.iceServers`, shaped like WebRTC's `RTCIceServer`.
+public struct ICEServer: Codable, Sendable, Equatable {
+    public var urls: [String]
+    public var username: String?
+    public var credential: String?
+
+    public init(urls: [String], username: String? = nil, credential: String? = nil) {
+        self.urls = urls
+        self.username = username
+        self.credential = credential
+    }
+}
+
+/// `welcome`, node → client: the login succeeded.
+public struct WelcomeBody: Codable, Sendable, Equatable {
+    public var name: String
+    public var key: String
+    /// Heartbeat interval in seconds: the client pings at least this often; the node drops a
+    /// connection silent for two intervals.
+    public var heartbeat: Double
+    /// STUN and TURN servers with short-lived TURN REST credentials (RTCIceServer form).
+    public var iceServers: [ICEServer]
+
+    public init(name: String, key: String, heartbeat: Double, iceServers: [ICEServer]) {
+        self.name = name
+        self.key = key
+        self.heartbeat = heartbeat
+        self.iceServers = iceServers
+    }
+}
+
+/// The body of `ping` and `pong`: empty.
+public struct EmptyBody: Codable, Sendable, Equatable {
+    public init() {}
+}

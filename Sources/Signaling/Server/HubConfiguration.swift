@@ -1,0 +1,21 @@
+/// Settings of a node's signaling hub.
+public struct HubConfiguration: Sendable {
+    /// Clients ping at least this often; a connection silent for two intervals is dropped.
+    public var heartbeat: Duration = SignalingProtocol.defaultHeartbeat
+    /// Frames per second per connection on average, and the burst allowed.
+    public var rate: Double = 50
+    public var burst: Double = 200
+    /// Largest chat text in bytes.
+    public var maxChatBytes = 16 * 1024
+    /// Default and maximum ringing time of a call before the node sends `timeout`.
+    public var defaultRing = 30
+    public var maxRing = 120
+    /// Delivered messages are kept this long (seconds) so that late resends stay deduplicated.
+    public var retention: Double = 7 * 86_400
+    /// This node's address (`host:port` of its HTTP endpoint) and key, for node links
+    /// (docs/protocol.md "Node links"). Without them the node neither takes nor makes links.
+    public var nodeAddress: String?
+    public var nodeIdentity: Identity?
+
+    public init() {}
+}

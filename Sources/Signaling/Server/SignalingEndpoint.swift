@@ -1,0 +1,81 @@
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+
+/// The WebSocket endpoint `/ws` with subprotocol `meshnode.v1` (docs/protocol.md "Transport"):
+/// it upgrades matching requests and pumps frames between the socket and the hub.
+public struct SignalingEndpoint: Sendable {
+    public let hub: SignalingHub
+    /// The largest WebSocket message read at all; between `SignalingProtocol.maxFrameBytes` and
+    /// this, the client gets a `too-large` error and stays connected.
+    public static let hardFrameLimit = 1 << 20
+
+    public init(hub: SignalingHub) {
+        self.hub = hub
+    }
+
+    /// The WebSocket settings the HTTP server needs for this endpoint.
+    public static var webSocketConfiguration: WebSocketServerConfiguration {
+        // Liveness is the protocol's own ping/pong (browsers cannot send WebSocket pings).
+        WebSocketServerConfiguration(maxFrameSize: hardFrameLimit, autoPing: .disabled, closeTimeout: .seconds(2))
+    }
+
+    /// Decides whether an HTTP request becomes a signaling connection: `GET /ws` offering the
+    /// `meshnode.v1` subprotocol. Anything else goes on to the HTTP router.
+    public func shouldUpgrade(_ request: HTTPRequest, channel: any Channel, logger: Logger)
+        -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
+        let path = request.path.map { String($0.prefix { $0 != "?" }) } ?? ""
+        guard path == SignalingProtocol.path else { return .dontUpgrade }
+        let offered = request.headerFields[values: .secWebSocketProtocol]
+            .flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+        guard offered.contains(SignalingProtocol.subprotocol) else { return .dontUpgrade }
+        let host = request.authority.map(Self.host(ofAuthority:))
+        let hub = hub
+        return .upgrade([.secWebSocketProtocol: SignalingProtocol.subprotocol]) { inbound, outbound, _ in
+            await Self.serve(hub: hub, hostHint: host, inbound: inbound, outbound: outbound)
+        }
+    }
+
+    /// The text an HTTP client gets at `/ws` without a WebSocket upgrade.
+    public static let upgradeRequiredText = "This is the meshnode signaling endpoint: open a WebSocket with subprotocol \(SignalingProtocol.subprotocol) (see docs/protocol.md).\n"
+
+    static func serve(hub: SignalingHub, hostHint: String?, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
+        let (frames, sink) = AsyncStream.makeStream(of: ConnectionHandle.Outbound.self, bufferingPolicy: .bufferingOldest(4096))
+        let handle = await hub.open(hostHint: hostHint, sink: sink)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await item in frames {
+                    guard case .frame(let text) = item else { break }
+                    do { try await outbound.write(.text(text)) } catch { break }
+                }
+            }
+            group.addTask {
+                do {
+                    for try await message in inbound.messages(maxSize: hardFrameLimit) {
+                        switch message {
+                        case .text(let text): await hub.receive(text, on: handle.id)
+                        case .binary: await hub.receiveBinary(on: handle.id)
+                        }
+                    }
+                } catch {
+                    // The socket failed or the peer broke the WebSocket protocol: the connection ends.
+                }
+            }
+            // Whichever side ends first (peer closed, or the hub closed the connection) ends both.
+            await group.next()
+            group.cancelAll()
+        }
+        await hub.closed(handle.id)
+    }
+
+    /// `host` of `host:port` or `[v6]:port`.
+    static func host(ofAuthority authority: String) -> String {
+        if authority.hasPrefix("["), let end = authority.firstIndex(of: "]") {
+            return String(authority[authority.index(after: authority.startIndex)..<end])
+        }
+        return String(authority.split(separator: ":").first ?? Substring(authority))
+    }
+}

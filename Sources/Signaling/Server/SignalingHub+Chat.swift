@@ -1,0 +1,62 @@
+import Foundation
+
+/// Chat to a peer or a room (docs/protocol.md "Chat", "Delivery guarantees"): stored per
+/// recipient before the `ack`, delivered now to those online and at login to the others,
+/// forgotten only when the recipient acknowledges it. A resent id is acknowledged as
+/// `duplicate` and not delivered again.
+extension SignalingHub {
+    func chat(_ body: ChatBody, message: SignalingMessage, name: String, reply: ConnectionHandle) async {
+        let id = message.id
+        guard body.text.utf8.count <= configuration.maxChatBytes else {
+            return reply.send(errorMessage(SignalingError(.tooLarge, "chat text over \(configuration.maxChatBytes) bytes", of: id), to: name))
+        }
+        let to = message.to
+        var recipients: [String]
+        do {
+            if to.hasPrefix("#") {
+                guard Address.isValidRoom(to) else {
+                    return reply.send(errorMessage(SignalingError(.badField, "'\(to.prefix(40))' is not a valid room", of: id), to: name))
+                }
+                let members = try await store.members(of: to)
+                guard members.contains(name) else {
+                    return reply.send(errorMessage(SignalingError(.notMember, "join \(to) before writing to it", of: id), to: name))
+                }
+                recipients = members.filter { $0 != name }
+            } else {
+                guard let target = normalise(to) else {
+                    return reply.send(errorMessage(SignalingError(.badField, "'\(to.prefix(40))' is not a valid name, name@host:port or #room", of: id), to: name))
+                }
+                if let node = Address.parse(target)?.node {
+                    return await remoteChat(body, id: id, name: name, to: target, node: node, reply: reply)
+                }
+                guard try await store.key(of: target) != nil else {
+                    return reply.send(errorMessage(SignalingError(.unknownRecipient, "\(target) has never logged in at this node", of: id), to: name))
+                }
+                recipients = [target]
+            }
+            let delivered = SignalingMessage(id: id, from: name, to: recipients.count == 1 && !to.hasPrefix("#") ? recipients[0] : to,
+                                             payload: .chat(ChatBody(text: body.text, sent: Date().timeIntervalSince1970)))
+            let text = SignalingCodec.encode(delivered)
+            let duplicate = try await store.hasMessage(sender: name, id: id)
+            let fresh = duplicate ? [] : try await store.enqueue(sender: name, id: id, recipients: recipients, frame: text)
+            reply.send(ack(id, duplicate ? .duplicate : .ok, to: name))
+            for recipient in fresh {
+                handle(of: recipient)?.send(text: text)
+            }
+        } catch {
+            reply.send(errorMessage(SignalingError(error.code, error.reason, of: id), to: name))
+        }
+    }
+
+    /// The recipient confirms a delivered message; it will not be delivered again.
+    func recipientAck(_ body: AckBody, name: String, reply: ConnectionHandle) async {
+        guard let sender = body.sender else {
+            return reply.send(errorMessage(SignalingError(.badField, "an ack from a client names the sender of the message it confirms"), to: name))
+        }
+        do {
+            try await store.markDelivered(recipient: name, sender: sender, id: body.of)
+        } catch {
+            reply.send(errorMessage(error, to: name))
+        }
+    }
+}

@@ -1,0 +1,62 @@
+/// Login by challenge (docs/protocol.md "Login"): verify the signature of the nonce, bind the
+/// name to the key on first use, then welcome the client and deliver what was stored for it.
+extension SignalingHub {
+    func login(_ body: LoginBody, id: String, on connection: Int) async {
+        guard let session = sessions[connection] else { return }
+        let nonce = session.nonce
+        // A nonce is good for one attempt: a failed login gets a fresh challenge.
+        let next = Self.makeNonce()
+        sessions[connection]?.nonce = next
+        func fail(_ error: SignalingError) {
+            session.handle.send(errorMessage(error, to: nil))
+            session.handle.send(nodeMessage(to: "", .challenge(ChallengeBody(nonce: next))))
+        }
+        guard Address.isValidName(body.name) else {
+            return fail(SignalingError(.badField, "a name is 1 to 32 characters of A-Z a-z 0-9 . _ - and does not start with . or -", of: id))
+        }
+        guard Identity.decodeKey(body.key) != nil else {
+            return fail(SignalingError(.badField, "key must be a base64 Ed25519 public key (32 bytes)", of: id))
+        }
+        guard Identity.verify(signatureBase64: body.sig, text: LoginBody.signedText(nonce: nonce, name: body.name), publicKeyBase64: body.key) else {
+            return fail(SignalingError(.badSignature, "the signature does not verify for this key over the current challenge nonce and name", of: id))
+        }
+        let bound: String
+        do {
+            bound = try await store.bind(name: body.name, key: body.key)
+        } catch {
+            return fail(SignalingError(error.code, error.reason, of: id))
+        }
+        guard bound == body.key else {
+            return fail(SignalingError(.nameTaken, "the name \(body.name) is bound to another key at this node; log in with that key or choose another name", of: id))
+        }
+        guard sessions[connection] != nil else { return }
+        let name = body.name
+        let wasOnline = online[name] != nil
+        if let old = online[name], old != connection, let previous = sessions[old] {
+            // The same key logged in again (a reconnect that beat the old connection's timeout).
+            previous.handle.send(errorMessage(SignalingError(.replaced, "\(name) logged in on another connection"), to: name))
+            sessions[old]?.name = nil
+            drop(old)
+        }
+        sessions[connection]?.name = name
+        sessions[connection]?.key = body.key
+        online[name] = connection
+        let seconds = Double(configuration.heartbeat.components.seconds) + Double(configuration.heartbeat.components.attoseconds) / 1e18
+        let welcome = WelcomeBody(name: name, key: body.key, heartbeat: seconds, iceServers: iceServers(name, session.handle.hostHint))
+        session.handle.send(nodeMessage(to: name, .welcome(welcome), id: id))
+        logger.info("login", metadata: ["name": "\(name)", "connection": "\(connection)"])
+        if !wasOnline { announce(name: name, status: .online, key: body.key) }
+        await deliverPending(to: name, handle: session.handle)
+    }
+
+    /// Sends every stored message the recipient has not acknowledged, oldest first.
+    func deliverPending(to name: String, handle: ConnectionHandle) async {
+        do {
+            for pending in try await store.pending(for: name) {
+                handle.send(text: pending.frame)
+            }
+        } catch {
+            logger.error("cannot read stored messages", metadata: ["name": "\(name)", "error": "\(error)"])
+        }
+    }
+}

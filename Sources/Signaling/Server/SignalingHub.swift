@@ -1,0 +1,224 @@
+import Foundation
+import Logging
+
+/// The rendezvous of one node (DESIGN.md "Signaling protocol"): it authenticates connections,
+/// tracks who is online, routes presence, chat and call setup, and keeps chat in the
+/// `SignalingStore` until it is acknowledged. One actor serialises all routing decisions.
+public actor SignalingHub {
+    /// What the hub knows about one connection.
+    struct Session {
+        let handle: ConnectionHandle
+        var name: String?
+        var key: String?
+        /// The nonce the next `login` must sign; replaced after every attempt.
+        var nonce: String
+        var lastSeen: ContinuousClock.Instant
+        var limiter: RateLimiter
+        var watching: Set<String> = []
+        /// The other node's address when this connection is a node link.
+        var node: String?
+    }
+
+    /// A call that rings: the node sends `timeout` if nobody answers in time.
+    struct RingingCall {
+        let caller: String
+        let callee: String
+        let timer: Task<Void, Never>
+    }
+
+    let store: SignalingStore
+    let configuration: HubConfiguration
+    let iceServers: @Sendable (_ name: String, _ hostHint: String?) -> [ICEServer]
+    let logger: Logger
+
+    var sessions: [Int: Session] = [:]
+    /// Logged-in name → connection id.
+    var online: [String: Int] = [:]
+    /// Name → connections subscribed to its presence.
+    var watchers: [String: Set<Int>] = [:]
+    var calls: [String: RingingCall] = [:]
+    /// Node address → the connection of the link to it.
+    var links: [String: Int] = [:]
+    /// Id of a message sent over a link → the local name that sent it, to route errors back.
+    var forwarded: [String: String] = [:]
+    private var nextConnectionID = 0
+
+    public init(store: SignalingStore, configuration: HubConfiguration = HubConfiguration(), logger: Logger,
+                iceServers: @escaping @Sendable (_ name: String, _ hostHint: String?) -> [ICEServer]) {
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+        self.iceServers = iceServers
+    }
+
+    /// Names logged in now.
+    public var onlineNames: [String] { online.keys.sorted() }
+
+    /// Registers a new connection and sends it a `challenge`.
+    public func open(hostHint: String?, sink: AsyncStream<ConnectionHandle.Outbound>.Continuation) -> ConnectionHandle {
+        open(hostHint: hostHint, sink: sink, silent: false)
+    }
+
+    /// Registers a connection; `silent` skips the challenge (a link this node dialled).
+    func open(hostHint: String?, sink: AsyncStream<ConnectionHandle.Outbound>.Continuation, silent: Bool) -> ConnectionHandle {
+        nextConnectionID += 1
+        let handle = ConnectionHandle(id: nextConnectionID, hostHint: hostHint, sink: sink)
+        let nonce = Self.makeNonce()
+        sessions[handle.id] = Session(handle: handle, nonce: nonce, lastSeen: .now,
+                                      limiter: RateLimiter(rate: configuration.rate, burst: configuration.burst))
+        if !silent { handle.send(nodeMessage(to: "", .challenge(ChallengeBody(nonce: nonce)))) }
+        return handle
+    }
+
+    /// One text frame from a connection.
+    public func receive(_ text: String, on connection: Int) async {
+        guard var session = sessions[connection] else { return }
+        session.lastSeen = .now
+        let allowed = session.limiter.allow()
+        sessions[connection] = session
+        guard allowed else {
+            session.handle.send(errorMessage(SignalingError(.rateLimited, "more than \(Int(configuration.rate)) frames/s (burst \(Int(configuration.burst))); this frame was dropped"), to: session.name))
+            return
+        }
+        let message: SignalingMessage
+        do {
+            message = try SignalingCodec.decode(text)
+        } catch {
+            session.handle.send(errorMessage(error, to: session.name))
+            return
+        }
+        await handle(message, on: connection)
+    }
+
+    /// A binary frame: protocol v1 has none.
+    public func receiveBinary(on connection: Int) {
+        guard let session = sessions[connection] else { return }
+        sessions[connection]?.lastSeen = .now
+        session.handle.send(errorMessage(SignalingError(.badFrame, "binary frames are not part of meshnode.v1; send JSON text frames"), to: session.name))
+    }
+
+    /// The connection ended (closed by the peer, by the network, or by the node).
+    public func closed(_ connection: Int) {
+        drop(connection)
+    }
+
+    /// Closes connections silent for more than 1.5 heartbeat intervals; run every quarter
+    /// interval, it drops a dead connection within two intervals (docs/protocol.md "Liveness").
+    public func sweep(now: ContinuousClock.Instant = .now) {
+        let limit = configuration.heartbeat * 3 / 2
+        for (id, session) in sessions where now - session.lastSeen > limit {
+            logger.info("dropping silent connection", metadata: ["connection": "\(id)", "name": "\(session.name ?? "-")"])
+            drop(id)
+        }
+    }
+
+    /// Runs `sweep` every quarter heartbeat until cancelled.
+    public func runSweeper() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: configuration.heartbeat / 4)
+            sweep()
+        }
+    }
+
+    /// Forgets a connection, closes it, and announces its name offline if it was the one online.
+    func drop(_ connection: Int) {
+        guard let session = sessions.removeValue(forKey: connection) else { return }
+        session.handle.close()
+        for name in session.watching { watchers[name]?.remove(connection) }
+        if let node = session.node, links[node] == connection {
+            linkDown(node)
+        }
+        if let name = session.name, online[name] == connection {
+            online[name] = nil
+            announce(name: name, status: .offline, key: session.key)
+        }
+    }
+
+    // MARK: - Dispatch
+
+    private func handle(_ message: SignalingMessage, on connection: Int) async {
+        guard let session = sessions[connection] else { return }
+        if let node = session.node {
+            return await fromLink(message, node: node, on: connection)
+        }
+        guard let name = session.name, let key = session.key else {
+            switch message.payload {
+            case .login(let body): await login(body, id: message.id, on: connection)
+            case .link(let body): await acceptLink(body, id: message.id, on: connection)
+            case .ping: session.handle.send(nodeMessage(to: "", .pong, id: message.id))
+            default: session.handle.send(errorMessage(SignalingError(.notLoggedIn, "log in first: answer the challenge with a login", of: message.id), to: nil))
+            }
+            return
+        }
+        guard message.from.isEmpty || message.from == name else {
+            session.handle.send(errorMessage(SignalingError(.forbidden, "from is '\(message.from.prefix(40))' but this connection is logged in as \(name)", of: message.id), to: name))
+            return
+        }
+        let reply = session.handle
+        switch message.payload {
+        case .ping: reply.send(nodeMessage(to: name, .pong, id: message.id))
+        case .pong: break
+        case .login: reply.send(errorMessage(SignalingError(.badField, "already logged in as \(name)", of: message.id), to: name))
+        case .subscribe(let body): await subscribe(body.names, id: message.id, on: connection, name: name)
+        case .unsubscribe(let body): unsubscribe(body.names, id: message.id, on: connection, name: name)
+        case .join(let body): await join(body.room, id: message.id, name: name, reply: reply)
+        case .leave(let body): await leave(body.room, id: message.id, name: name, reply: reply)
+        case .members(let body): await members(body.room, id: message.id, name: name, reply: reply)
+        case .chat(let body): await chat(body, message: message, name: name, reply: reply)
+        case .ack(let body): await recipientAck(body, name: name, reply: reply)
+        case .callSetup(let type, let body): await callSetup(type, body, message: message, name: name, key: key, reply: reply)
+        case .challenge, .welcome, .presence, .room, .error, .timeout, .link, .linked:
+            reply.send(errorMessage(SignalingError(.forbidden, "only the node sends \(message.type.rawValue) messages", of: message.id), to: name))
+        }
+    }
+
+    // MARK: - Helpers
+
+    func nodeMessage(to: String, _ payload: SignalingPayload, id: String = UUID().uuidString) -> SignalingMessage {
+        SignalingMessage(id: id, from: SignalingProtocol.nodeAddress, to: to, payload: payload)
+    }
+
+    func errorMessage(_ error: SignalingError, to name: String?) -> SignalingMessage {
+        nodeMessage(to: name ?? "", .error(ErrorBody(error)))
+    }
+
+    func ack(_ id: String, _ status: AckStatus = .ok, to name: String) -> SignalingMessage {
+        nodeMessage(to: name, .ack(AckBody(of: id, status: status)))
+    }
+
+    /// The connection a name is online on.
+    func handle(of name: String) -> ConnectionHandle? {
+        online[name].flatMap { sessions[$0]?.handle }
+    }
+
+    /// The link to a node, if it is up.
+    func link(to node: String) -> ConnectionHandle? {
+        links[node].flatMap { sessions[$0]?.handle }
+    }
+
+    /// An address as this node files it: a bare name for a local peer (also when written
+    /// `name@<this node>`), `name@host:port` for a peer at another node; nil when invalid.
+    func normalise(_ address: String) -> String? {
+        guard let parsed = Address.parse(address) else { return nil }
+        guard let node = parsed.node, node != configuration.nodeAddress else { return parsed.name }
+        return "\(parsed.name)@\(node)"
+    }
+
+    /// A local name qualified with this node's address, as other nodes see it.
+    func qualified(_ name: String) -> String {
+        configuration.nodeAddress.map { "\(name)@\($0)" } ?? name
+    }
+
+    /// Sends `message` to a local peer if online, or over the link to a remote peer's node.
+    func route(_ message: SignalingMessage, to address: String) {
+        if let node = Address.parse(address)?.node {
+            link(to: node)?.send(message)
+        } else {
+            handle(of: address)?.send(message)
+        }
+    }
+
+    static func makeNonce() -> String {
+        Data(Sodium.randomBytes(32)).base64EncodedString()
+    }
+}

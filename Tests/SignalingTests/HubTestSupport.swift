@@ -1,0 +1,125 @@
+import Foundation
+import Logging
+import Testing
+@testable import Signaling
+
+/// A hub on a temporary store, driven without sockets: each `TestPeer` is one connection whose
+/// frames the test reads back.
+struct HubFixture {
+    let hub: SignalingHub
+    let store: SignalingStore
+    let directory: String
+
+    init(heartbeat: Duration = .seconds(15), rate: Double = 50, burst: Double = 200) async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshnode-hub-\(UUID().uuidString)").path
+        store = try await SignalingStore.open(directory: directory, logger: Logger(label: "test"))
+        var configuration = HubConfiguration()
+        configuration.heartbeat = heartbeat
+        configuration.rate = rate
+        configuration.burst = burst
+        hub = SignalingHub(store: store, configuration: configuration, logger: Logger(label: "test")) { name, _ in
+            [ICEServer(urls: ["turn:127.0.0.1:3478?transport=udp"], username: "1:\(name)", credential: "x")]
+        }
+    }
+
+    func peer() async -> TestPeer {
+        await TestPeer(hub: hub)
+    }
+
+    func close() async {
+        await store.close()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// Frames received by one test connection.
+actor FrameBuffer {
+    var frames: [String] = []
+    var finished = false
+    func append(_ frame: String) { frames.append(frame) }
+    func finish() { finished = true }
+    func take() -> String? { frames.isEmpty ? nil : frames.removeFirst() }
+}
+
+final class TestPeer: Sendable {
+    let hub: SignalingHub
+    let handle: ConnectionHandle
+    let buffer = FrameBuffer()
+    let reader: Task<Void, Never>
+
+    init(hub: SignalingHub) async {
+        self.hub = hub
+        let (stream, sink) = AsyncStream.makeStream(of: ConnectionHandle.Outbound.self)
+        handle = await hub.open(hostHint: "127.0.0.1", sink: sink)
+        let buffer = buffer
+        reader = Task {
+            for await item in stream {
+                if case .frame(let text) = item { await buffer.append(text) } else { break }
+            }
+            await buffer.finish()
+        }
+    }
+
+    var isClosed: Bool { get async { await buffer.finished } }
+
+    func send(_ text: String) async {
+        await hub.receive(text, on: handle.id)
+    }
+
+    func send(_ message: SignalingMessage) async {
+        await send(SignalingCodec.encode(message))
+    }
+
+    func send(_ payload: SignalingPayload, to: String = "@node", from: String = "", id: String = UUID().uuidString) async {
+        await send(SignalingMessage(id: id, from: from, to: to, payload: payload))
+    }
+
+    /// The next frame, decoded; fails the test after `timeout`.
+    func next(timeout: Duration = .seconds(5)) async throws -> SignalingMessage {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let text = await buffer.take() { return try SignalingCodec.decode(text) }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        throw HubTestFailure("no frame within \(timeout)")
+    }
+
+    /// Skips frames until one matches.
+    func next<T>(timeout: Duration = .seconds(5), _ match: (SignalingMessage) -> T?) async throws -> T {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let message = try? await next(timeout: deadline - ContinuousClock.now), let value = match(message) { return value }
+        }
+        throw HubTestFailure("no matching frame within \(timeout)")
+    }
+
+    /// Nothing arrives for `period`.
+    func expectSilence(_ period: Duration = .milliseconds(200)) async throws {
+        try await Task.sleep(for: period)
+        if let text = await buffer.take() { throw HubTestFailure("unexpected frame \(text)") }
+    }
+
+    /// Answers the challenge; returns the welcome.
+    @discardableResult
+    func login(_ name: String, _ identity: Identity) async throws -> WelcomeBody {
+        let nonce = try await next { if case .challenge(let body) = $0.payload { body.nonce } else { nil } }
+        let sig = identity.sign(text: LoginBody.signedText(nonce: nonce, name: name))
+        await send(.login(LoginBody(name: name, key: identity.publicKeyBase64, sig: sig)))
+        let reply = try await next()
+        guard case .welcome(let welcome) = reply.payload else { throw HubTestFailure("expected welcome, got \(reply)") }
+        return welcome
+    }
+
+    func error(timeout: Duration = .seconds(5)) async throws -> SignalingError {
+        try await next(timeout: timeout) { if case .error(let body) = $0.payload { body.error } else { nil } }
+    }
+
+    func ack(timeout: Duration = .seconds(5)) async throws -> AckBody {
+        try await next(timeout: timeout) { if case .ack(let body) = $0.payload { body } else { nil } }
+    }
+}
+
+struct HubTestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,254 @@
+import Foundation
+import Testing
+@testable import Signaling
+
+/// The hub's behaviour as a client sees it, without sockets (docs/protocol.md).
+@Suite struct HubTests {
+    @Test func loginBindsTheNameOnFirstUseAndRefusesAnotherKey() async throws {
+        let node = try await HubFixture()
+        let alice = Identity.generate()
+        let first = await node.peer()
+        let welcome = try await first.login("alice", alice)
+        #expect(welcome.name == "alice" && welcome.key == alice.publicKeyBase64)
+        #expect(welcome.iceServers.first?.username == "1:alice")
+
+        let impostor = await node.peer()
+        let nonce = try await impostor.next { if case .challenge(let b) = $0.payload { b.nonce } else { nil } }
+        let mallory = Identity.generate()
+        await impostor.send(.login(LoginBody(name: "alice", key: mallory.publicKeyBase64,
+                                             sig: mallory.sign(text: LoginBody.signedText(nonce: nonce, name: "alice")))))
+        #expect(try await impostor.error().code == .nameTaken)
+        // A fresh challenge follows; the connection survives and may log in as someone else.
+        try await impostor.login("mallory", mallory)
+        await node.close()
+    }
+
+    @Test func loginWithABadSignatureOrReplayedNonceFails() async throws {
+        let node = try await HubFixture()
+        let alice = Identity.generate()
+        let peer = await node.peer()
+        let nonce = try await peer.next { if case .challenge(let b) = $0.payload { b.nonce } else { nil } }
+        await peer.send(.login(LoginBody(name: "alice", key: alice.publicKeyBase64, sig: alice.sign(text: "something else"))))
+        #expect(try await peer.error().code == .badSignature)
+        // The nonce was used up: signing it again does not work.
+        await peer.send(.login(LoginBody(name: "alice", key: alice.publicKeyBase64,
+                                         sig: alice.sign(text: LoginBody.signedText(nonce: nonce, name: "alice")))))
+        #expect(try await peer.error().code == .badSignature)
+        await node.close()
+    }
+
+    @Test func everythingButLoginNeedsALogin() async throws {
+        let node = try await HubFixture()
+        let peer = await node.peer()
+        await peer.send(.chat(ChatBody(text: "hi")), to: "bob")
+        #expect(try await peer.error().code == .notLoggedIn)
+        await node.close()
+    }
+
+    @Test func presenceGoesToSubscribers() async throws {
+        let node = try await HubFixture()
+        let watcher = await node.peer()
+        try await watcher.login("watcher", .generate())
+        await watcher.send(.subscribe(NamesBody(names: ["bob"])))
+        #expect(try await watcher.ack().status == .ok)
+        #expect(try await watcher.next() .payload == .presence(PresenceBody(name: "bob", status: .offline, key: nil)))
+        let bobKey = Identity.generate()
+        let bob = await node.peer()
+        try await bob.login("bob", bobKey)
+        #expect(try await watcher.next().payload == .presence(PresenceBody(name: "bob", status: .online, key: bobKey.publicKeyBase64)))
+        await node.hub.closed(bob.handle.id)
+        #expect(try await watcher.next().payload == .presence(PresenceBody(name: "bob", status: .offline, key: bobKey.publicKeyBase64)))
+        await node.close()
+    }
+
+    @Test func chatIsAcknowledgedAndResendsAreNotDeliveredTwice() async throws {
+        let node = try await HubFixture()
+        let alice = await node.peer()
+        try await alice.login("alice", .generate())
+        let bob = await node.peer()
+        try await bob.login("bob", .generate())
+        await alice.send(.chat(ChatBody(text: "one")), to: "bob", id: "m1")
+        #expect(try await alice.ack() == AckBody(of: "m1", status: .ok))
+        let delivered = try await bob.next()
+        #expect(delivered.id == "m1" && delivered.from == "alice")
+        guard case .chat(let body) = delivered.payload else { throw HubTestFailure("not chat: \(delivered)") }
+        #expect(body.text == "one" && body.sent != nil)
+        await alice.send(.chat(ChatBody(text: "one")), to: "bob", id: "m1")
+        #expect(try await alice.ack() == AckBody(of: "m1", status: .duplicate))
+        try await bob.expectSilence()
+        await node.close()
+    }
+
+    @Test func offlinePeersGetTheirMessagesAtLoginUntilTheyAcknowledge() async throws {
+        let node = try await HubFixture()
+        let bobKey = Identity.generate()
+        let bob = await node.peer()
+        try await bob.login("bob", bobKey)
+        await node.hub.closed(bob.handle.id)
+        let alice = await node.peer()
+        try await alice.login("alice", .generate())
+        for index in 1...3 {
+            await alice.send(.chat(ChatBody(text: "m\(index)")), to: "bob", id: "m\(index)")
+            _ = try await alice.ack()
+        }
+        // bob comes back without acknowledging: everything comes again next time.
+        let again = await node.peer()
+        try await again.login("bob", bobKey)
+        for index in 1...3 { #expect(try await again.next().id == "m\(index)") }
+        await again.send(.ack(AckBody(of: "m1", sender: "alice")), from: "bob")
+        await again.send(.ack(AckBody(of: "m2", sender: "alice")), from: "bob")
+        await node.hub.closed(again.handle.id)
+        let third = await node.peer()
+        try await third.login("bob", bobKey)
+        #expect(try await third.next().id == "m3")
+        try await third.expectSilence()
+        await node.close()
+    }
+
+    @Test func chatToAnUnknownPeerIsAnError() async throws {
+        let node = try await HubFixture()
+        let alice = await node.peer()
+        try await alice.login("alice", .generate())
+        await alice.send(.chat(ChatBody(text: "x")), to: "nobody", id: "m1")
+        let error = try await alice.error()
+        #expect(error.code == .unknownRecipient && error.of == "m1")
+        await node.close()
+    }
+
+    @Test func roomsJoinLeaveMembersAndGroupChat() async throws {
+        let node = try await HubFixture()
+        let alice = await node.peer()
+        try await alice.login("alice", .generate())
+        let bob = await node.peer()
+        try await bob.login("bob", .generate())
+        await alice.send(.chat(ChatBody(text: "early")), to: "#ops")
+        #expect(try await alice.error().code == .notMember)
+        await alice.send(.join(RoomBody(room: "#ops")))
+        _ = try await alice.ack()
+        await bob.send(.join(RoomBody(room: "#ops")))
+        _ = try await bob.ack()
+        #expect(try await alice.next { if case .room(let e) = $0.payload { e } else { nil } } == RoomEventBody(room: "#ops", member: "alice", event: .joined))
+        #expect(try await alice.next { if case .room(let e) = $0.payload { e } else { nil } } == RoomEventBody(room: "#ops", member: "bob", event: .joined))
+        await alice.send(.members(MembersBody(room: "#ops")), id: "q")
+        let members = try await alice.next { if case .members(let b) = $0.payload { b } else { nil } }
+        #expect(members.of == "q" && members.members?.map(\.name) == ["alice", "bob"])
+        await alice.send(.chat(ChatBody(text: "hello room")), to: "#ops", id: "r1")
+        #expect(try await alice.ack().of == "r1")
+        let delivered = try await bob.next { if case .chat = $0.payload { $0 } else { nil } }
+        #expect(delivered.to == "#ops" && delivered.from == "alice")
+        await bob.send(.leave(RoomBody(room: "#ops")))
+        #expect(try await alice.next { if case .room(let e) = $0.payload { e } else { nil } } == RoomEventBody(room: "#ops", member: "bob", event: .left))
+        await node.close()
+    }
+
+    @Test func callSetupIsRelayedVerifiedAndTimedOut() async throws {
+        let node = try await HubFixture()
+        let aliceKey = Identity.generate()
+        let alice = await node.peer()
+        try await alice.login("alice", aliceKey)
+        let bob = await node.peer()
+        try await bob.login("bob", .generate())
+        let call = CallSigning.sign(CallPayload(type: .call, from: "alice", to: "bob", call: "c1", kind: .video, ring: 1, ts: 1), with: aliceKey)
+        await alice.send(.callSetup(.call, call), to: "bob", id: "x1")
+        #expect(try await alice.ack().of == "x1")
+        #expect(try await bob.next().payload == .callSetup(.call, call))
+        // Nobody answers: both get a timeout after the ring time.
+        #expect(try await bob.next(timeout: .seconds(3)).payload == .timeout(TimeoutBody(call: "c1")))
+        #expect(try await alice.next(timeout: .seconds(3)).payload == .timeout(TimeoutBody(call: "c1")))
+
+        // A body altered after signing never reaches bob.
+        var tampered = CallSigning.sign(CallPayload(type: .sdp, from: "alice", to: "bob", call: "c1", sdp: "a=fingerprint:sha-256 AA", ts: 1), with: aliceKey)
+        tampered.payload = tampered.payload.replacingOccurrences(of: "AA", with: "BB")
+        await alice.send(.callSetup(.sdp, tampered), to: "bob", id: "x2")
+        let error = try await alice.error()
+        #expect(error.code == .badSignature && error.of == "x2")
+        try await bob.expectSilence()
+        await node.close()
+    }
+
+    @Test func callsToOfflinePeersAreUnavailable() async throws {
+        let node = try await HubFixture()
+        let aliceKey = Identity.generate()
+        let alice = await node.peer()
+        try await alice.login("alice", aliceKey)
+        let call = CallSigning.sign(CallPayload(type: .call, from: "alice", to: "bob", call: "c1", kind: .audio, ts: 1), with: aliceKey)
+        await alice.send(.callSetup(.call, call), to: "bob")
+        #expect(try await alice.error().code == .unavailable)
+        await node.close()
+    }
+
+    @Test func claimingAnotherNameIsForbidden() async throws {
+        let node = try await HubFixture()
+        let alice = await node.peer()
+        try await alice.login("alice", .generate())
+        await alice.send(.subscribe(NamesBody(names: ["x"])), from: "bob", id: "f1")
+        let error = try await alice.error()
+        #expect(error.code == .forbidden && error.of == "f1")
+        await node.close()
+    }
+
+    @Test func badFramesGetErrorsAndTheConnectionSurvives() async throws {
+        let node = try await HubFixture()
+        let alice = await node.peer()
+        try await alice.login("alice", .generate())
+        await alice.send("{nope")
+        #expect(try await alice.error().code == .badJSON)
+        await alice.send(#"{"type":"warp","id":"w","body":{}}"#)
+        #expect(try await alice.error().code == .unknownType)
+        await alice.send(String(repeating: " ", count: SignalingProtocol.maxFrameBytes + 1))
+        #expect(try await alice.error().code == .tooLarge)
+        await node.hub.receiveBinary(on: alice.handle.id)
+        #expect(try await alice.error().code == .badFrame)
+        await alice.send(.welcome(WelcomeBody(name: "x", key: "y", heartbeat: 1, iceServers: [])))
+        #expect(try await alice.error().code == .forbidden)
+        await alice.send(.ping, id: "p1")
+        #expect(try await alice.next().payload == .pong)
+        await node.close()
+    }
+
+    @Test func floodsAreRateLimitedWithoutClosing() async throws {
+        let node = try await HubFixture(rate: 10, burst: 20)
+        let alice = await node.peer()
+        try await alice.login("alice", .generate())
+        for index in 0..<60 { await alice.send(.ping, id: "p\(index)") }
+        var pongs = 0
+        var limited = 0
+        while let message = try? await alice.next(timeout: .milliseconds(300)) {
+            if case .pong = message.payload { pongs += 1 }
+            if case .error(let body) = message.payload, body.code == .rateLimited { limited += 1 }
+        }
+        #expect(pongs >= 18 && pongs < 40)
+        #expect(limited == 60 - pongs)
+        #expect(await !alice.isClosed)
+        await node.close()
+    }
+
+    /// docs/protocol.md "Liveness": silent for 1.5 intervals, dropped within two, announced offline.
+    @Test func silentConnectionsAreDroppedAndAnnouncedOffline() async throws {
+        // A 1 s heartbeat keeps the scheduling slack of a loaded 2-core machine small against
+        // the two-interval bound.
+        let node = try await HubFixture(heartbeat: .seconds(1))
+        let sweeper = Task { await node.hub.runSweeper() }
+        defer { sweeper.cancel() }
+        let watcher = await node.peer()
+        try await watcher.login("watcher", .generate())
+        let bob = await node.peer()
+        try await bob.login("bob", .generate())
+        await watcher.send(.subscribe(NamesBody(names: ["bob"])))
+        _ = try await watcher.ack()
+        _ = try await watcher.next()  // bob online
+        let start = ContinuousClock.now
+        // The watcher keeps pinging; bob says nothing.
+        var offline: PresenceBody?
+        while offline == nil && ContinuousClock.now - start < .seconds(5) {
+            await watcher.send(.ping)
+            if let message = try? await watcher.next(timeout: .milliseconds(100)), case .presence(let body) = message.payload { offline = body }
+        }
+        let elapsed = ContinuousClock.now - start
+        #expect(offline?.status == .offline && offline?.name == "bob")
+        #expect(elapsed <= .milliseconds(2_000 + 400))
+        #expect(await bob.isClosed)
+        #expect(await !watcher.isClosed)
+        await node.close()
+    }
+}
