@@ -11,7 +11,7 @@ struct NATCheck: ParsableCommand {
         discussion: """
         Sends Binding requests from one UDP socket to a STUN server that does RFC 5780 (it \
         answers with OTHER-ADDRESS and honours CHANGE-REQUEST: coturn listening on two addresses, \
-        or a node started with --rfc5780 once it answers from its alternate address) and prints \
+        or a node started with --rfc5780 and two --bind addresses) and prints \
         the NAT type by the names of DESIGN.md: eim-eif, eim-adf, eim-apdf, apdm-apdf, \
         udp-blocked, none (other combinations by the same rule, such as adm-apdf; none-adf and \
         none-apdf for a public address behind a filtering firewall; unknown when the server \
