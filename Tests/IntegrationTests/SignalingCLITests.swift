@@ -38,3 +38,39 @@ import Testing
         join.stop()
     }
 }
+
+/// Issue 3's "Done when", with the CLI only: two `meshnode join` peers on two linked nodes see
+/// each other come online, chat, and exchange a call request and its acceptance.
+@Suite(.timeLimit(.minutes(2))) struct LinkedJoinTests {
+    @Test func twoJoinPeersOnLinkedNodes() async throws {
+        let east = try await MeshNodeServer([], bind: ["127.0.0.1"])
+        defer { east.stop() }
+        let west = try await MeshNodeServer(["--link", east.signalingURL], bind: ["127.0.0.1"])
+        defer { west.stop() }
+        let home = TemporaryDirectory("linked")
+        let eastAddress = "127.0.0.1:\(east.httpPort)"
+        let westAddress = "127.0.0.1:\(west.httpPort)"
+        for name in ["alice", "bob"] {
+            let keygen = try Subprocess(MeshNodeServer.binary, ["keygen", "--identity", home.path + "/\(name).id"])
+            #expect(await keygen.waitForExit(timeout: 10) == 0)
+        }
+        func options(_ name: String) -> [String] {
+            ["--identity", home.path + "/\(name).id", "--known-peers", home.path + "/\(name)-pins.json", "--json"]
+        }
+        let bob = try Subprocess(MeshNodeServer.binary, ["join", "--node", east.signalingURL, "--name", "bob",
+                                                         "--subscribe", "alice@\(westAddress)", "--accept", "auto"] + options("bob"))
+        defer { bob.stop() }
+        try await bob.waitForOutput(#""event":"connected""#)
+        let alice = try Subprocess(MeshNodeServer.binary, ["join", "--node", west.signalingURL, "--name", "alice",
+                                                           "--subscribe", "bob@\(eastAddress)",
+                                                           "--send", "bob@\(eastAddress):hello east",
+                                                           "--call", "bob@\(eastAddress):video"] + options("alice"))
+        defer { alice.stop() }
+        try await alice.waitForOutput(#""event":"presence","name":"bob@\#(eastAddress)","status":"online""#, timeout: 15)
+        try await bob.waitForOutput(#""event":"presence","name":"alice@\#(westAddress)","status":"online""#, timeout: 15)
+        try await bob.waitForOutput(#""text":"hello east""#, timeout: 15)
+        try await bob.waitForOutput(#""answer":"accept""#, timeout: 15)
+        try await alice.waitForOutput(#""type":"accept""#, timeout: 15)
+        #expect(bob.output.contains(#""kind":"video""#))
+    }
+}
