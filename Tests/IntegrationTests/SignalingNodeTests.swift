@@ -280,7 +280,8 @@ import Testing
         let noticed = ContinuousClock.now - stopped
         kill(pid, SIGCONT)
         #expect(reason.contains("two heartbeat intervals"))
-        #expect(noticed >= .milliseconds(1_500) && noticed <= .milliseconds(3_000))
+        // Two 1 s intervals, with room for a loaded 2-core machine to run the timer late.
+        #expect(noticed >= .milliseconds(1_500) && noticed <= .milliseconds(4_000), "noticed after \(noticed)")
         try await events.wait(timeout: .seconds(10)) { if case .reconnected = $0 { true } else { nil } }
         print("figure: client noticed a silent node after \(String(format: "%.0f", milliseconds(noticed))) ms (heartbeat 1000 ms)")
         await alice.close()

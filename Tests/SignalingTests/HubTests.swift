@@ -247,6 +247,9 @@ import Testing
         let elapsed = ContinuousClock.now - start
         #expect(offline?.status == .offline && offline?.name == "bob")
         #expect(elapsed <= .milliseconds(2_000 + 400))
+        // The close may trail the announcement by a moment.
+        let closeDeadline = ContinuousClock.now + .seconds(2)
+        while await !bob.isClosed, ContinuousClock.now < closeDeadline { try await Task.sleep(for: .milliseconds(20)) }
         #expect(await bob.isClosed)
         #expect(await !watcher.isClosed)
         await node.close()

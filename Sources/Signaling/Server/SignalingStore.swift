@@ -65,6 +65,12 @@ public final class SignalingStore: Sendable {
         _ = try await db.query("CREATE INDEX IF NOT EXISTS messages_pending ON messages (recipient, delivered, seq)")
     }
 
+    /// A store dropped without `close()` (a node that failed half-way, a test that threw) still
+    /// closes its database: the close keeps the connection alive until it has run.
+    deinit {
+        if !db.isClosed { _ = db.close() }
+    }
+
     /// Closes the database; safe to call more than once.
     public func close() async {
         guard !db.isClosed else { return }

@@ -12,7 +12,7 @@ final class Subprocess: @unchecked Sendable {
     let outputURL: URL
     let name: String
     /// How long `stop()` waits after SIGTERM before SIGKILL (coturn's tools ignore SIGTERM).
-    var terminationGrace: Double = 5
+    var terminationGrace: Double = 3
     private let lock = NSLock()
     private var exitStatus: Int32?
 
@@ -97,10 +97,12 @@ final class Subprocess: @unchecked Sendable {
         return nil
     }
 
-    /// SIGTERM, then SIGKILL if it does not go within `terminationGrace`; reaps the child.
+    /// SIGTERM (and SIGCONT, in case a test stopped it), then SIGKILL if it does not go within
+    /// `terminationGrace`; reaps the child. It blocks its thread: keep the grace short.
     func stop() {
         guard isRunning else { return }
         kill(pid, SIGTERM)
+        kill(pid, SIGCONT)
         let deadline = Date().addingTimeInterval(terminationGrace)
         while isRunning && Date() < deadline { usleep(20_000) }
         if isRunning {
