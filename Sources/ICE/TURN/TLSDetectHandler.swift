@@ -11,6 +11,7 @@ final class TLSDetectHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let tls: NIOSSLContext
     private let loop: NIOLoopBound<TURNLoop>
+    private var silenceTimer: Scheduled<Void>?
 
     init(tls: NIOSSLContext, loop: NIOLoopBound<TURNLoop>) {
         self.tls = tls
@@ -20,6 +21,7 @@ final class TLSDetectHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = unwrapInboundIn(data)
         guard let first = bytes.getInteger(at: bytes.readerIndex, as: UInt8.self) else { return }
+        silenceTimer?.cancel()
         let pipeline = context.pipeline.syncOperations
         do {
             let stream = TURNStreamHandler(loop: loop, transport: first == 0x16 ? .tls : .tcp)
@@ -35,6 +37,14 @@ final class TLSDetectHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        // Held back until the first bytes show which handlers follow.
+        // Held back until the first bytes show which handlers follow; a connection that sends
+        // nothing is closed like one that never completes a frame.
+        let channel = context.channel
+        silenceTimer = context.eventLoop.scheduleTask(in: TURNStreamHandler.firstFrameTimeout) { channel.close(promise: nil) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        silenceTimer?.cancel()
+        context.fireChannelInactive()
     }
 }

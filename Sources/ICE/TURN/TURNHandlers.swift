@@ -56,6 +56,9 @@ final class TURNStreamHandler: ChannelInboundHandler {
 
     /// Frames larger than this cannot be STUN or ChannelData; a buffer this full means abuse.
     static let maximumBuffered = 128 * 1024
+    /// A connection that has not sent one whole frame by then is closed (slow or idle
+    /// connections must not pile up: each holds a file descriptor).
+    static let firstFrameTimeout = TimeAmount.seconds(30)
 
     private let loop: NIOLoopBound<TURNLoop>
     private let transport: ClientTransport
@@ -63,6 +66,8 @@ final class TURNStreamHandler: ChannelInboundHandler {
     private var buffered: ByteBuffer?
     private var tuple: FiveTuple?
     private var spliced: Channel?
+    private var framesSeen = 0
+    private var firstFrameTimer: Scheduled<Void>?
 
     init(loop: NIOLoopBound<TURNLoop>, transport: ClientTransport) {
         self.loop = loop
@@ -73,6 +78,8 @@ final class TURNStreamHandler: ChannelInboundHandler {
         if let client = context.channel.remoteAddress, let server = context.channel.localAddress {
             tuple = FiveTuple(client: client, server: server, transport: transport)
         }
+        let channel = context.channel
+        firstFrameTimer = context.eventLoop.scheduleTask(in: Self.firstFrameTimeout) { channel.close(promise: nil) }
         context.fireChannelActive()
     }
 
@@ -96,6 +103,8 @@ final class TURNStreamHandler: ChannelInboundHandler {
         let link = ClientLink.stream(context.channel)
         do {
             while spliced == nil, let frame = try framer.next(from: &buffered!) {
+                framesSeen += 1
+                if framesSeen == 1 { firstFrameTimer?.cancel() }
                 switch frame {
                 case .stun(let message), .channelData(let message):
                     loop.value.receive(message, from: link, tuple: tuple)
@@ -124,6 +133,7 @@ final class TURNStreamHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        firstFrameTimer?.cancel()
         spliced?.close(promise: nil)
         if let tuple { loop.value.clientClosed(tuple) }
         context.fireChannelInactive()
