@@ -1,0 +1,236 @@
+import Foundation
+import NIOCore
+
+/// The whole media pipeline in one process over simulated links, for `meshnode media-loop` and the
+/// end-to-end tests: test-pattern video and tone audio → VP8/Opus → RTP → a lossy, reordering
+/// path → NACK/PLI through RTCP on the way back → jitter buffer and playout buffer → decoders →
+/// IVF/WAV files and per-stream statistics.
+///
+/// Time is simulated (1 ms steps), so a run is repeatable for a seed and takes as long as the
+/// encoding and decoding take, not the stream's duration.
+public final class MediaLoop {
+    /// What to run.
+    public struct Configuration: Sendable {
+        public var width: Int
+        public var height: Int
+        public var framesPerSecond: Int
+        public var videoBitrateKbps: Int
+        public var audioBitrate: Int
+        /// Simulated duration.
+        public var duration: Duration
+        /// Random loss on both directions, 0–1.
+        public var lossProbability: Double
+        /// Share of packets delayed by up to ``reorderDelay``, 0–1.
+        public var reorderProbability: Double
+        public var reorderDelay: Duration
+        /// One-way delay.
+        public var delay: Duration
+        /// Use RTX (RFC 4588) for retransmissions instead of resending the original packets.
+        public var useRTX: Bool
+        /// Where to write `video.ivf` and `audio.wav`; `nil` writes nothing.
+        public var outputDirectory: String?
+        /// Seed of the link's random choices.
+        public var seed: UInt64
+
+        /// Creates a configuration: 320×240 at 30 fps, 600 kb/s, 5 s, 5 % loss and 5 % reordering.
+        public init(width: Int = 320, height: Int = 240, framesPerSecond: Int = 30, videoBitrateKbps: Int = 600, audioBitrate: Int = 32_000,
+                    duration: Duration = .seconds(5), lossProbability: Double = 0.05, reorderProbability: Double = 0.05,
+                    reorderDelay: Duration = .milliseconds(15), delay: Duration = .milliseconds(20), useRTX: Bool = true,
+                    outputDirectory: String? = nil, seed: UInt64 = 1) {
+            self.width = width
+            self.height = height
+            self.framesPerSecond = framesPerSecond
+            self.videoBitrateKbps = videoBitrateKbps
+            self.audioBitrate = audioBitrate
+            self.duration = duration
+            self.lossProbability = lossProbability
+            self.reorderProbability = reorderProbability
+            self.reorderDelay = reorderDelay
+            self.delay = delay
+            self.useRTX = useRTX
+            self.outputDirectory = outputDirectory
+            self.seed = seed
+        }
+    }
+
+    /// What a run produced.
+    public struct Report: Sendable, Codable {
+        /// The received video stream.
+        public var video: StreamStatistics
+        /// The received audio stream.
+        public var audio: StreamStatistics
+        /// Frames the sender encoded, and keyframes among them.
+        public var framesSent: Int
+        public var keyframesSent: Int
+        /// Retransmissions the sender made and PLIs/FIRs it answered.
+        public var retransmissions: Int
+        public var keyframeRequests: Int
+        /// Luma PSNR of the decoded pictures against the pictures sent, in dB.
+        public var meanPSNR: Double
+        public var minimumPSNR: Double
+        /// Packets the links lost (both directions, both media).
+        public var packetsLostOnLinks: Int
+        /// Files written.
+        public var files: [String]
+    }
+
+    /// The settings of the run.
+    public let configuration: Configuration
+
+    /// Creates a loop.
+    public init(configuration: Configuration) {
+        self.configuration = configuration
+    }
+
+    private struct Datagram: Sendable {
+        var bytes: ByteBuffer
+    }
+
+    /// Runs the loop to the end and returns the statistics.
+    ///
+    /// - Throws: ``MediaError`` when a codec or a file fails.
+    public func run() throws(MediaError) -> Report {
+        let config = configuration
+        let videoSSRC: UInt32 = 0x1111_0001, rtxSSRC: UInt32 = 0x1111_0002, audioSSRC: UInt32 = 0x1111_0003, receiverSSRC: UInt32 = 0x2222_0001
+        var source = try TestPatternVideoSource(width: config.width, height: config.height, framesPerSecond: config.framesPerSecond)
+        let sender = try VideoSendStream(
+            encoder: .init(width: config.width, height: config.height, bitrateKbps: config.videoBitrateKbps, framesPerSecond: config.framesPerSecond),
+            payloadType: 96, ssrc: videoSSRC,
+            retransmission: config.useRTX ? .rtx(payloadType: 97, ssrc: rtxSSRC, firstSequenceNumber: 1000) : .plain,
+            firstSequenceNumber: 65_000)
+        let receiver = try VideoReceiveStream(ssrc: videoSSRC, payloadType: 96, localSSRC: receiverSSRC,
+                                              rtx: config.useRTX ? (97, rtxSSRC) : nil)
+        let rtt = config.delay * 2
+        sender.roundTripTime = rtt
+        receiver.roundTripTime = rtt
+
+        var tones = try ToneAudioSource(channels: [[.init(frequency: 440, amplitude: 0.25), .init(frequency: 660, amplitude: 0.1)]])
+        let audioEncoder = try OpusAudioEncoder(.init(bitrate: config.audioBitrate, application: .audio, inbandFEC: true,
+                                                      expectedPacketLossPercent: max(1, Int(config.lossProbability * 100))))
+        let playout = try AudioPlayoutBuffer()
+        var audioStatistics = StreamStatistics(kind: "audio", codec: "opus")
+        var audioReception = ReceptionStatistics(ssrc: audioSSRC, clockRate: OpusPayload.clockRate)
+
+        let linkConfiguration = SimulatedLink<Datagram>.Configuration(
+            delay: config.delay, lossProbability: config.lossProbability,
+            reorderProbability: config.reorderProbability, reorderDelay: config.reorderDelay)
+        var forward = SimulatedLink<Datagram>(configuration: linkConfiguration, seed: config.seed)
+        var backward = SimulatedLink<Datagram>(configuration: linkConfiguration, seed: config.seed &+ 1)
+
+        var files: [String] = []
+        var audioWriter: WAVFileWriter?
+        if let directory = config.outputDirectory {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw MediaError(.io, "cannot create \(directory): \(error)")
+            }
+            let videoPath = (directory as NSString).appendingPathComponent("video.ivf")
+            let audioPath = (directory as NSString).appendingPathComponent("audio.wav")
+            receiver.recorder = try IVFFileWriter(path: videoPath, width: config.width, height: config.height)
+            audioWriter = try WAVFileWriter(path: audioPath)
+            files = [videoPath, audioPath]
+        }
+
+        let frameInterval = Duration.seconds(1.0 / Double(config.framesPerSecond))
+        let audioInterval = Duration.milliseconds(20)
+        var nextVideo = Duration.zero
+        var nextAudio = Duration.zero
+        var nextPlayout = Duration.milliseconds(40)
+        var nextReport = Duration.seconds(1)
+        var audioSequence: UInt16 = 30_000
+        var audioTimestamp: UInt32 = 0
+        var psnrSum = 0.0, psnrCount = 0, psnrMinimum = Double.infinity
+        let step = Duration.milliseconds(1)
+        var now = Duration.zero
+        let end = config.duration
+
+        func transmit(_ packets: [RTPPacket], on link: inout SimulatedLink<Datagram>, at now: Duration) throws(MediaError) {
+            for packet in packets {
+                let bytes = try packet.serialized()
+                link.send(Datagram(bytes: bytes), size: bytes.readableBytes + 28, now: now)
+            }
+        }
+
+        while now <= end + .milliseconds(300) {
+            // Sender: capture and encode on the frame clock, Opus every 20 ms.
+            if now >= nextVideo, now <= end {
+                let picture = source.nextFrame(sendTimeMilliseconds: UInt64(now.milliseconds))
+                let number = source.nextFrameNumber - 1
+                try transmit(try sender.send(picture, timestamp: source.rtpTimestamp(of: number), now: now), on: &forward, at: now)
+                nextVideo += frameInterval
+            }
+            if now >= nextAudio, now <= end {
+                let payload = try audioEncoder.encode(tones.nextFrame())
+                let packet = RTPPacket(payloadType: 111, sequenceNumber: audioSequence, timestamp: audioTimestamp, ssrc: audioSSRC, payload: payload)
+                audioSequence &+= 1
+                audioTimestamp &+= UInt32(OpusAudioEncoder.frameSize)
+                try transmit([packet], on: &forward, at: now)
+                nextAudio += audioInterval
+            }
+            // Receiver: packets that arrived, then feedback.
+            for (datagram, arrival) in forward.receive(now: now) {
+                guard let packet = try? RTPPacket(parsing: datagram.bytes) else { continue }
+                if packet.ssrc == audioSSRC {
+                    audioStatistics.packets += 1
+                    audioStatistics.bytes += datagram.bytes.readableBytes
+                    audioReception.record(sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp, arrival: arrival)
+                    playout.insert(packet)
+                    continue
+                }
+                for picture in receiver.receive(packet, now: arrival) {
+                    guard let pattern = picture.pattern else { continue }
+                    let reference = TestPatternVideoSource.picture(number: pattern.frameNumber, width: config.width, height: config.height,
+                                                                   sendTimeMilliseconds: pattern.sendTimeMilliseconds)
+                    if let psnr = picture.frame.lumaPSNR(against: reference), psnr.isFinite {
+                        psnrSum += psnr
+                        psnrCount += 1
+                        psnrMinimum = min(psnrMinimum, psnr)
+                    }
+                }
+            }
+            var rtcp = receiver.feedback(now: now)
+            if now >= nextReport {
+                rtcp.append(receiver.receiverReport())
+                nextReport += .seconds(1)
+            }
+            if !rtcp.isEmpty {
+                let compound = try RTCPPacket.serializeCompound(rtcp)
+                backward.send(Datagram(bytes: compound), size: compound.readableBytes + 28, now: now)
+            }
+            // Sender: feedback that arrived.
+            for (datagram, arrival) in backward.receive(now: now) {
+                guard let packets = try? RTCPPacket.parseCompound(datagram.bytes) else { continue }
+                for packet in packets {
+                    try transmit(sender.handle(packet, now: arrival), on: &forward, at: now)
+                }
+            }
+            // The audio device's clock.
+            if now >= nextPlayout {
+                let frame = playout.nextFrame()
+                if frame.source != .silence || playout.counters.decoded > 0 {
+                    try audioWriter?.write(frame.pcm)
+                }
+                nextPlayout += audioInterval
+            }
+            now += step
+        }
+        try receiver.recorder?.close()
+        try audioWriter?.close()
+
+        let counters = playout.counters
+        audioStatistics.frames = counters.decoded + counters.recoveredByFEC + counters.concealed
+        audioStatistics.recoveredByFEC = counters.recoveredByFEC
+        audioStatistics.concealed = counters.concealed
+        audioStatistics.decodeErrors = counters.decodeErrors
+        audioStatistics.lost = Int(max(0, audioReception.cumulativeLost))
+        audioStatistics.jitterMilliseconds = audioReception.jitterSeconds * 1000
+        audioStatistics.bitrateKbps = Double(audioStatistics.bytes * 8) / max(config.duration.seconds, 0.001) / 1000
+        return Report(
+            video: receiver.currentStatistics, audio: audioStatistics,
+            framesSent: sender.counters.frames, keyframesSent: sender.counters.keyframes,
+            retransmissions: sender.counters.retransmissions, keyframeRequests: sender.counters.keyframeRequests,
+            meanPSNR: psnrCount > 0 ? psnrSum / Double(psnrCount) : 0, minimumPSNR: psnrCount > 0 ? psnrMinimum : 0,
+            packetsLostOnLinks: forward.counters.lostAtRandom + backward.counters.lostAtRandom, files: files)
+    }
+}

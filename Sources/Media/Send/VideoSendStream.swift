@@ -1,0 +1,86 @@
+import NIOCore
+
+/// The sending half of one VP8 stream: encoder, RFC 7741 packetizer and retransmission history,
+/// answering the receiver's RTCP feedback — NACK with retransmissions (RFC 4585 §6.2.1, RFC 4588),
+/// PLI and FIR with a keyframe (RFC 4585 §6.3.1, RFC 5104 §4.3.1).
+///
+/// Sans-IO: it returns packets to send and never touches a socket. Not `Sendable`: it owns an encoder.
+public final class VideoSendStream {
+    /// Counters for statistics.
+    public struct Counters: Hashable, Sendable {
+        public var frames = 0
+        public var keyframes = 0
+        public var packets = 0
+        public var bytes = 0
+        public var retransmissions = 0
+        public var keyframeRequests = 0
+        public var nacksReceived = 0
+    }
+
+    /// The media SSRC.
+    public let ssrc: UInt32
+    /// The encoder, whose bitrate a rate controller may change.
+    public let encoder: VP8Encoder
+    private var packetizer: VP8Packetizer
+    private var history: RetransmissionHistory
+    /// Counters so far.
+    public private(set) var counters = Counters()
+
+    /// Creates a stream.
+    ///
+    /// - Parameter retransmission: `.plain` resends the original packets, `.rtx` wraps them (RFC 4588).
+    /// - Throws: ``MediaError`` when the encoder or packetizer refuses the settings.
+    public init(encoder configuration: VP8Encoder.Configuration, payloadType: UInt8 = 96, ssrc: UInt32,
+                retransmission: RetransmissionHistory.Mode = .plain, firstSequenceNumber: UInt16 = 0) throws(MediaError) {
+        self.ssrc = ssrc
+        self.encoder = try VP8Encoder(configuration)
+        self.packetizer = try VP8Packetizer(payloadType: payloadType, ssrc: ssrc, firstSequenceNumber: firstSequenceNumber)
+        self.history = RetransmissionHistory(mode: retransmission)
+    }
+
+    /// The round-trip time, which keeps a packet from being resent twice within one RTT.
+    public var roundTripTime: Duration {
+        get { history.roundTripTime }
+        set { history.roundTripTime = newValue }
+    }
+
+    /// Encodes a picture taken at RTP time `timestamp` and returns its packets, remembered for retransmission.
+    public func send(_ picture: VideoFrame, timestamp: UInt32, now: Duration) throws(MediaError) -> [RTPPacket] {
+        guard let encoded = try encoder.encode(picture, timestamp: timestamp) else { return [] }
+        return send(encoded: encoded, now: now)
+    }
+
+    /// Packetizes an already encoded frame (from a file, say) and remembers its packets.
+    public func send(encoded: VP8Encoder.EncodedFrame, now: Duration) -> [RTPPacket] {
+        let packets = packetizer.packetize(frame: encoded.data, timestamp: encoded.timestamp)
+        counters.frames += 1
+        if encoded.isKeyframe { counters.keyframes += 1 }
+        for packet in packets {
+            history.record(packet, now: now)
+            counters.packets += 1
+            counters.bytes += RTPPacket.fixedHeaderSize + packet.payload.readableBytes
+        }
+        return packets
+    }
+
+    /// Handles one RTCP packet from the receiver and returns the retransmissions it calls for.
+    /// Feedback for other SSRCs is ignored.
+    public func handle(_ feedback: RTCPPacket, now: Duration) -> [RTPPacket] {
+        switch feedback {
+        case .nack(let nack) where nack.mediaSSRC == ssrc:
+            counters.nacksReceived += 1
+            let packets = history.retransmissions(for: nack, ssrc: ssrc, now: now)
+            counters.retransmissions += packets.count
+            return packets
+        case .pictureLossIndication(let pli) where pli.mediaSSRC == ssrc:
+            counters.keyframeRequests += 1
+            encoder.requestKeyframe()
+        case .fullIntraRequest(let fir) where fir.entries.contains(where: { $0.ssrc == ssrc }):
+            counters.keyframeRequests += 1
+            encoder.requestKeyframe()
+        default:
+            break
+        }
+        return []
+    }
+}

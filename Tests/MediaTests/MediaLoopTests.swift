@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+@testable import Media
+
+@Suite("End to end: test pattern → VP8 → RTP → 5% loss and reordering → NACK/PLI → decode")
+struct MediaLoopTests {
+    @Test("5% loss and reordering both ways: NACK (RTX) recovers, frame numbers are continuous, PSNR above the floor")
+    func lossyLoop() throws {
+        let loop = MediaLoop(configuration: .init(duration: .seconds(6), lossProbability: 0.05, reorderProbability: 0.05, useRTX: true, seed: 11))
+        let report = try loop.run()
+        let video = report.video
+        print("media loop 5% loss: frames sent \(report.framesSent), decoded \(video.patternFrameNumbers.count), lost \(video.lost), recovered by NACK \(video.recoveredByNACK), NACK requests \(video.nackRequests), lost for good \(video.lostForGood), PLIs \(video.pictureLossIndications), keyframes sent \(report.keyframesSent), PSNR mean \(String(format: "%.1f", report.meanPSNR)) min \(String(format: "%.1f", report.minimumPSNR)) dB, jitter \(String(format: "%.2f", video.jitterMilliseconds)) ms, latency \(String(format: "%.0f", video.meanLatencyMilliseconds)) ms, audio FEC \(report.audio.recoveredByFEC) PLC \(report.audio.concealed)")
+        #expect(video.lost > 0, "the link lost packets")
+        #expect(video.recoveredByNACK > 0)
+        #expect(video.patternInOrder)
+        #expect(video.patternUnreadable == 0)
+        #expect(report.minimumPSNR > 30)
+        #expect(report.meanPSNR > 34)
+        // Every frame the sender encoded is decoded, except where a PLI had to cut a gap.
+        if video.lostForGood == 0 {
+            #expect(video.patternFrameNumbers == Array(0..<report.framesSent))
+        }
+        #expect(video.patternGaps <= 3 * video.pictureLossIndications)
+        #expect(video.patternFrameNumbers.count >= report.framesSent * 9 / 10)
+        #expect(report.audio.recoveredByFEC + report.audio.concealed > 0)
+    }
+
+    @Test("an outage longer than the NACK budget: PLI, keyframe, and the stream resumes in order")
+    func outageRecoveredByPLI() throws {
+        // 30% loss both ways: some packets exhaust their retries (or the NACKs are lost), so PLIs are needed.
+        let loop = MediaLoop(configuration: .init(duration: .seconds(4), lossProbability: 0.3, reorderProbability: 0.05, useRTX: false, seed: 3))
+        let report = try loop.run()
+        let video = report.video
+        print("media loop 30% loss: decoded \(video.patternFrameNumbers.count)/\(report.framesSent), gaps \(video.patternGaps), recovered by NACK \(video.recoveredByNACK), PLIs \(video.pictureLossIndications), keyframes sent \(report.keyframesSent)")
+        #expect(video.patternInOrder)
+        #expect(video.recoveredByNACK > 0)
+        #expect(video.patternFrameNumbers.count > report.framesSent / 2)
+        #expect(video.patternFrameNumbers.last ?? 0 >= report.framesSent - 5, "the stream is running at the end")
+    }
+}
