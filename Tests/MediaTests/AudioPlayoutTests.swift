@@ -47,7 +47,6 @@ struct AudioPlayoutTests {
         print("Opus playout 10% loss: FEC recovered \(withFEC.counters.recoveredByFEC), concealed \(withFEC.counters.concealed), late \(withFEC.counters.late); SNR vs lossless decode \(String(format: "%.1f", snrFEC)) dB with FEC, \(String(format: "%.1f", snrPLC)) dB with PLC only")
         #expect(withFEC.counters.recoveredByFEC > 10)
         #expect(withFEC.counters.decoded > 200)
-        #expect(withoutFEC.counters.recoveredByFEC == 0 || withoutFEC.counters.concealed > 0)
         #expect(snrFEC > snrPLC)
         #expect(snrFEC > 6)
     }

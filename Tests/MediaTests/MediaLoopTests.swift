@@ -25,16 +25,19 @@ struct MediaLoopTests {
         #expect(report.audio.recoveredByFEC + report.audio.concealed > 0)
     }
 
-    @Test("an outage longer than the NACK budget: PLI, keyframe, and the stream resumes in order")
+    @Test("packets lost for good (one NACK each): PLI, keyframe, and the stream resumes in order without broken frames")
     func outageRecoveredByPLI() throws {
-        // 30% loss both ways: some packets exhaust their retries (or the NACKs are lost), so PLIs are needed.
-        let loop = MediaLoop(configuration: .init(duration: .seconds(4), lossProbability: 0.3, reorderProbability: 0.05, useRTX: false, seed: 3))
+        // 12% loss both ways and a single NACK per packet: some packets are lost for good, so PLIs are needed.
+        let loop = MediaLoop(configuration: .init(duration: .seconds(4), lossProbability: 0.12, reorderProbability: 0.05, useRTX: false,
+                                                  maxNACKRetries: 1, seed: 3))
         let report = try loop.run()
         let video = report.video
-        print("media loop 30% loss: decoded \(video.patternFrameNumbers.count)/\(report.framesSent), gaps \(video.patternGaps), recovered by NACK \(video.recoveredByNACK), PLIs \(video.pictureLossIndications), keyframes sent \(report.keyframesSent)")
+        print("media loop 12% loss, one NACK per packet: decoded \(video.patternFrameNumbers.count)/\(report.framesSent), gaps \(video.patternGaps), recovered by NACK \(video.recoveredByNACK), PLIs \(video.pictureLossIndications), keyframes sent \(report.keyframesSent)")
         #expect(video.patternInOrder)
         #expect(video.recoveredByNACK > 0)
-        #expect(video.patternFrameNumbers.count > report.framesSent / 2)
-        #expect(video.patternFrameNumbers.last ?? 0 >= report.framesSent - 5, "the stream is running at the end")
+        #expect(video.lostForGood > 0 && video.pictureLossIndications > 0 && report.keyframesSent > 1)
+        #expect(video.patternGaps > 0, "frames between a loss and the next keyframe are skipped, never shown broken")
+        #expect(video.patternFrameNumbers.count > report.framesSent / 3)
+        #expect(video.patternFrameNumbers.last ?? 0 >= report.framesSent - 15, "the stream is running in its last half second")
     }
 }

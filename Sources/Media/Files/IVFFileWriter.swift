@@ -13,28 +13,34 @@ public final class IVFFileWriter {
     private var header: IVFHeader
     private var firstTimestamp: UInt32?
 
-    /// Creates the file (replacing any) and writes the header. Timestamps are RTP timestamps, so the
-    /// time base is the 90 kHz RTP clock (RFC 7741 §6.1).
+    /// The frame rate, which is also the time base (1/fps), as libvpx's tools write IVF: ffmpeg
+    /// reads the header's frame count as the duration in time-base units.
+    public let framesPerSecond: Int
+
+    /// Creates the file (replacing any) and writes the header.
     ///
-    /// - Throws: ``MediaError`` `.io` when the file cannot be created, `.invalidArgument` for a size above 65535.
-    public init(path: String, width: Int, height: Int) throws(MediaError) {
-        guard (1...Int(UInt16.max)).contains(width), (1...Int(UInt16.max)).contains(height) else {
-            throw MediaError(.invalidArgument, "IVF frame size \(width)×\(height) does not fit 16 bits")
+    /// - Throws: ``MediaError`` `.io` when the file cannot be created, `.invalidArgument` for a size
+    ///   above 65535 or a frame rate outside 1–240.
+    public init(path: String, width: Int, height: Int, framesPerSecond: Int = 30) throws(MediaError) {
+        guard (1...Int(UInt16.max)).contains(width), (1...Int(UInt16.max)).contains(height), (1...240).contains(framesPerSecond) else {
+            throw MediaError(.invalidArgument, "IVF needs a frame size within 16 bits and 1–240 fps, got \(width)×\(height) at \(framesPerSecond)")
         }
-        header = IVFHeader(width: UInt16(width), height: UInt16(height))
+        self.framesPerSecond = framesPerSecond
+        header = IVFHeader(width: UInt16(width), height: UInt16(height), timeBaseDenominator: UInt32(framesPerSecond), timeBaseNumerator: 1)
         file = try MediaFileWriter(path: path)
         var bytes = ByteBuffer()
         header.write(into: &bytes)
         try file.write(bytes)
     }
 
-    /// Appends one compressed frame with its RTP timestamp; presentation times count from the first frame.
+    /// Appends one compressed frame with its RTP timestamp (90 kHz, RFC 7741 §6.1); presentation
+    /// times count frames from the first one.
     public func write(frame: ByteBuffer, timestamp: UInt32) throws(MediaError) {
         let first = firstTimestamp ?? timestamp
         firstTimestamp = first
         var bytes = ByteBuffer()
         bytes.reserveCapacity(IVFHeader.frameHeaderSize + frame.readableBytes)
-        bytes.writeMultipleIntegers(UInt32(frame.readableBytes), UInt64(timestamp &- first), endianness: .little)
+        bytes.writeMultipleIntegers(UInt32(frame.readableBytes), UInt64((Double(timestamp &- first) * Double(framesPerSecond) / Double(VP8Encoder.clockRate)).rounded()), endianness: .little)
         var data = frame
         bytes.writeBuffer(&data)
         try file.write(bytes)

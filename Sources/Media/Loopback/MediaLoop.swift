@@ -29,6 +29,8 @@ public final class MediaLoop {
         public var useRTX: Bool
         /// Where to write `video.ivf` and `audio.wav`; `nil` writes nothing.
         public var outputDirectory: String?
+        /// NACKs sent for one packet before it is given up and a PLI asks for a keyframe.
+        public var maxNACKRetries: Int
         /// Seed of the link's random choices.
         public var seed: UInt64
 
@@ -36,7 +38,7 @@ public final class MediaLoop {
         public init(width: Int = 320, height: Int = 240, framesPerSecond: Int = 30, videoBitrateKbps: Int = 600, audioBitrate: Int = 32_000,
                     duration: Duration = .seconds(5), lossProbability: Double = 0.05, reorderProbability: Double = 0.05,
                     reorderDelay: Duration = .milliseconds(15), delay: Duration = .milliseconds(20), useRTX: Bool = true,
-                    outputDirectory: String? = nil, seed: UInt64 = 1) {
+                    outputDirectory: String? = nil, maxNACKRetries: Int = 10, seed: UInt64 = 1) {
             self.width = width
             self.height = height
             self.framesPerSecond = framesPerSecond
@@ -49,6 +51,7 @@ public final class MediaLoop {
             self.delay = delay
             self.useRTX = useRTX
             self.outputDirectory = outputDirectory
+            self.maxNACKRetries = maxNACKRetries
             self.seed = seed
         }
     }
@@ -99,7 +102,8 @@ public final class MediaLoop {
             retransmission: config.useRTX ? .rtx(payloadType: 97, ssrc: rtxSSRC, firstSequenceNumber: 1000) : .plain,
             firstSequenceNumber: 65_000)
         let receiver = try VideoReceiveStream(ssrc: videoSSRC, payloadType: 96, localSSRC: receiverSSRC,
-                                              rtx: config.useRTX ? (97, rtxSSRC) : nil)
+                                              rtx: config.useRTX ? (97, rtxSSRC) : nil,
+                                              configuration: .init(nack: .init(maxRetries: config.maxNACKRetries)))
         let rtt = config.delay * 2
         sender.roundTripTime = rtt
         receiver.roundTripTime = rtt
@@ -127,7 +131,7 @@ public final class MediaLoop {
             }
             let videoPath = (directory as NSString).appendingPathComponent("video.ivf")
             let audioPath = (directory as NSString).appendingPathComponent("audio.wav")
-            receiver.recorder = try IVFFileWriter(path: videoPath, width: config.width, height: config.height)
+            receiver.recorder = try IVFFileWriter(path: videoPath, width: config.width, height: config.height, framesPerSecond: config.framesPerSecond)
             audioWriter = try WAVFileWriter(path: audioPath)
             files = [videoPath, audioPath]
         }
