@@ -82,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "MeshNodeCLI",
             dependencies: [
-                "MeshNode",
+                "MeshNode", "Media",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

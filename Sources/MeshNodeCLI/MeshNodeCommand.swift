@@ -7,6 +7,6 @@ struct MeshNodeCommand: AsyncParsableCommand {
         commandName: "meshnode",
         abstract: "A peer-to-peer mesh for real-time audio, video and desktop sharing.",
         version: "0.1.0",
-        subcommands: [Serve.self]
+        subcommands: [Serve.self, MediaLoopCommand.self]
     )
 }

@@ -22,6 +22,12 @@ struct ReceiveSideTests {
         #expect(scheduler.due(now: .seconds(1)).nack.isEmpty, "an abandoned packet is not requested again")
     }
 
+    @Test("NACK lists are ascending across the sequence number wrap")
+    func ascendingAcrossWrap() {
+        #expect(NACKScheduler.ascending([2, 65_534, 0, 65_535]) == [65_534, 65_535, 0, 2])
+        #expect(NACKScheduler.ascending([9, 3, 5]) == [3, 5, 9])
+    }
+
     @Test("a packet that arrives inside the reorder window is never NACKed")
     func reorderedNotNacked() {
         var scheduler = NACKScheduler()

@@ -27,7 +27,9 @@ final class VirtualDisplay {
     }
 
     deinit {
-        process.terminate()
+        // SIGKILL, not terminate(): a child spawned from a test thread inherits its blocked signal
+        // mask, SIGTERM included, and would never exit.
+        kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 

@@ -129,7 +129,21 @@ public struct NACKScheduler: Sendable {
         }
         expiredCount += expired.count
         requestsSent += nack.count
-        return Due(nack: RTCPGenericNACK.ordered(nack), expired: RTCPGenericNACK.ordered(expired))
+        return Due(nack: Self.ascending(nack), expired: Self.ascending(expired))
+    }
+
+    /// Sequence numbers in ascending order across the 16-bit wrap: the sorted list is rotated to start
+    /// after its largest circular gap, so that 65535 comes before 0.
+    static func ascending(_ sequences: [UInt16]) -> [UInt16] {
+        let sorted = sequences.sorted()
+        guard sorted.count > 1 else { return sorted }
+        var start = 0
+        var largestGap = Int(sorted[0]) + 65_536 - Int(sorted[sorted.count - 1])
+        for index in 1..<sorted.count where Int(sorted[index]) - Int(sorted[index - 1]) > largestGap {
+            largestGap = Int(sorted[index]) - Int(sorted[index - 1])
+            start = index
+        }
+        return Array(sorted[start...] + sorted[..<start])
     }
 
     /// The earliest time something becomes due, for a caller that sets a timer; `nil` when nothing is tracked.
