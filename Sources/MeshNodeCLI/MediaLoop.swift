@@ -27,6 +27,8 @@ struct MediaLoopCommand: ParsableCommand {
     var bitrate: Int = 600
     @Option(help: "One-way link delay in milliseconds (default 20).")
     var delay: Int = 20
+    @Option(help: "Bottleneck capacity of the forward path in kb/s; the sender then adapts its bitrates to it.")
+    var capacity: Int?
     @Option(help: "Directory for video.ivf and audio.wav.")
     var out: String?
     @Flag(help: "Resend the original packets instead of using RTX (RFC 4588).")
@@ -39,6 +41,7 @@ struct MediaLoopCommand: ParsableCommand {
     func validate() throws {
         guard (0...100).contains(loss), (0...100).contains(reorder) else { throw ValidationError("--loss and --reorder are percentages, 0–100") }
         guard duration > 0, duration <= 3600 else { throw ValidationError("--duration must be between 0 and 3600 seconds") }
+        guard capacity.map({ $0 >= 50 }) ?? true else { throw ValidationError("--capacity is at least 50 kb/s") }
         guard parsedSize != nil else { throw ValidationError("--size must look like 640x480, even numbers, at least 128x48") }
     }
 
@@ -53,7 +56,7 @@ struct MediaLoopCommand: ParsableCommand {
         let configuration = MediaLoop.Configuration(
             width: width, height: height, videoBitrateKbps: bitrate, duration: .milliseconds(Int64(duration * 1000)),
             lossProbability: loss / 100, reorderProbability: reorder / 100, delay: .milliseconds(delay), useRTX: !noRTX,
-            outputDirectory: out, seed: seed)
+            outputDirectory: out, capacityBitsPerSecond: capacity.map { Double($0) * 1000 }, adaptBitrate: capacity != nil, seed: seed)
         let report: MediaLoop.Report
         do {
             report = try MediaLoop(configuration: configuration).run()
@@ -71,6 +74,9 @@ struct MediaLoopCommand: ParsableCommand {
         print("       packets \(video.packets), lost \(video.lost), recovered by NACK \(video.recoveredByNACK) (\(video.nackRequests) requests, \(report.retransmissions) resent), lost for good \(video.lostForGood), PLI \(video.pictureLossIndications)")
         print("       PSNR mean \(String(format: "%.1f", report.meanPSNR)) dB, min \(String(format: "%.1f", report.minimumPSNR)) dB; jitter \(String(format: "%.2f", video.jitterMilliseconds)) ms; latency \(String(format: "%.0f", video.meanLatencyMilliseconds)) ms; \(String(format: "%.0f", video.bitrateKbps)) kb/s; decode errors \(video.decodeErrors)")
         print("audio  Opus: packets \(audio.packets), lost \(audio.lost), FEC \(audio.recoveredByFEC), concealed \(audio.concealed), jitter \(String(format: "%.2f", audio.jitterMilliseconds)) ms, \(String(format: "%.0f", audio.bitrateKbps)) kb/s")
+        if !report.targetKbpsPerSecond.isEmpty {
+            print("rate   target per second (kb/s): \(report.targetKbpsPerSecond.map(String.init).joined(separator: " ")); VP8 \(report.finalVideoKbps) kb/s and Opus \(report.finalAudioBitrate / 1000) kb/s at the end; \(report.packetsDroppedByQueue) packets dropped by the bottleneck queue")
+        }
         for file in report.files { print("wrote  \(file)") }
     }
 }

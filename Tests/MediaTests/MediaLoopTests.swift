@@ -40,4 +40,21 @@ struct MediaLoopTests {
         #expect(video.patternFrameNumbers.count > report.framesSent / 3)
         #expect(video.patternFrameNumbers.last ?? 0 >= report.framesSent - 15, "the stream is running in its last half second")
     }
+
+    @Test("a 400 kb/s bottleneck: the sender lowers VP8 and Opus to fit (transport-cc), and the stream stays continuous")
+    func adaptsToBottleneck() throws {
+        let loop = MediaLoop(configuration: .init(videoBitrateKbps: 900, duration: .seconds(15), lossProbability: 0, reorderProbability: 0,
+                                                  capacityBitsPerSecond: 400_000, adaptBitrate: true, seed: 2))
+        let report = try loop.run()
+        let video = report.video
+        let settled = report.targetKbpsPerSecond.suffix(5)
+        print("media loop, 400 kb/s bottleneck from 900 kb/s: target per second \(report.targetKbpsPerSecond) kb/s; VP8 \(report.finalVideoKbps) kb/s, Opus \(report.finalAudioBitrate) b/s at the end; queue drops \(report.packetsDroppedByQueue); decoded \(video.patternFrameNumbers.count)/\(report.framesSent), gaps \(video.patternGaps), latency \(String(format: "%.0f", video.meanLatencyMilliseconds)) ms")
+        let mean = settled.reduce(0, +) / max(settled.count, 1)
+        #expect(mean < 400 && mean > 250, "the target settles below the capacity")
+        #expect(settled.allSatisfy { $0 < 450 }, "probing overshoots little")
+        #expect(report.finalVideoKbps < 400)
+        #expect(report.finalAudioBitrate <= 48_000, "Opus gets about a tenth")
+        #expect(video.patternInOrder)
+        #expect(video.patternFrameNumbers.count >= report.framesSent * 9 / 10)
+    }
 }

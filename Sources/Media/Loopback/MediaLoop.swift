@@ -4,7 +4,9 @@ import NIOCore
 /// The whole media pipeline in one process over simulated links, for `meshnode media-loop` and the
 /// end-to-end tests: test-pattern video and tone audio → VP8/Opus → RTP → a lossy, reordering
 /// path → NACK/PLI through RTCP on the way back → jitter buffer and playout buffer → decoders →
-/// IVF/WAV files and per-stream statistics.
+/// IVF/WAV files and per-stream statistics. With a bottleneck capacity set, the sender adapts both
+/// encoders' bitrates to it through transport-wide congestion control feedback and receiver
+/// reports (``SendSideBandwidthEstimator``).
 ///
 /// Time is simulated (1 ms steps), so a run is repeatable for a seed and takes as long as the
 /// encoding and decoding take, not the stream's duration.
@@ -29,6 +31,10 @@ public final class MediaLoop {
         public var useRTX: Bool
         /// Where to write `video.ivf` and `audio.wav`; `nil` writes nothing.
         public var outputDirectory: String?
+        /// Capacity of the forward path's bottleneck in bits per second; `nil` for unlimited.
+        public var capacityBitsPerSecond: Double?
+        /// Whether the sender adapts its bitrates (transport-cc, RR loss) or keeps the configured ones.
+        public var adaptBitrate: Bool
         /// NACKs sent for one packet before it is given up and a PLI asks for a keyframe.
         public var maxNACKRetries: Int
         /// Seed of the link's random choices.
@@ -38,7 +44,8 @@ public final class MediaLoop {
         public init(width: Int = 320, height: Int = 240, framesPerSecond: Int = 30, videoBitrateKbps: Int = 600, audioBitrate: Int = 32_000,
                     duration: Duration = .seconds(5), lossProbability: Double = 0.05, reorderProbability: Double = 0.05,
                     reorderDelay: Duration = .milliseconds(15), delay: Duration = .milliseconds(20), useRTX: Bool = true,
-                    outputDirectory: String? = nil, maxNACKRetries: Int = 10, seed: UInt64 = 1) {
+                    outputDirectory: String? = nil, capacityBitsPerSecond: Double? = nil, adaptBitrate: Bool = false,
+                    maxNACKRetries: Int = 10, seed: UInt64 = 1) {
             self.width = width
             self.height = height
             self.framesPerSecond = framesPerSecond
@@ -51,6 +58,8 @@ public final class MediaLoop {
             self.delay = delay
             self.useRTX = useRTX
             self.outputDirectory = outputDirectory
+            self.capacityBitsPerSecond = capacityBitsPerSecond
+            self.adaptBitrate = adaptBitrate
             self.maxNACKRetries = maxNACKRetries
             self.seed = seed
         }
@@ -75,6 +84,13 @@ public final class MediaLoop {
         public var packetsLostOnLinks: Int
         /// Files written.
         public var files: [String]
+        /// The sender's total target bitrate (kb/s) at the end of each second, when it adapts.
+        public var targetKbpsPerSecond: [Int]
+        /// The VP8 and Opus bitrates in force at the end.
+        public var finalVideoKbps: Int
+        public var finalAudioBitrate: Int
+        /// Packets the bottleneck queue dropped.
+        public var packetsDroppedByQueue: Int
     }
 
     /// The settings of the run.
@@ -100,7 +116,7 @@ public final class MediaLoop {
             encoder: .init(width: config.width, height: config.height, bitrateKbps: config.videoBitrateKbps, framesPerSecond: config.framesPerSecond),
             payloadType: 96, ssrc: videoSSRC,
             retransmission: config.useRTX ? .rtx(payloadType: 97, ssrc: rtxSSRC, firstSequenceNumber: 1000) : .plain,
-            firstSequenceNumber: 65_000)
+            firstSequenceNumber: 65_000, reservedExtensionBytes: 8)
         let receiver = try VideoReceiveStream(ssrc: videoSSRC, payloadType: 96, localSSRC: receiverSSRC,
                                               rtx: config.useRTX ? (97, rtxSSRC) : nil,
                                               configuration: .init(nack: .init(maxRetries: config.maxNACKRetries)))
@@ -118,8 +134,23 @@ public final class MediaLoop {
         let linkConfiguration = SimulatedLink<Datagram>.Configuration(
             delay: config.delay, lossProbability: config.lossProbability,
             reorderProbability: config.reorderProbability, reorderDelay: config.reorderDelay)
-        var forward = SimulatedLink<Datagram>(configuration: linkConfiguration, seed: config.seed)
+        var forwardConfiguration = linkConfiguration
+        forwardConfiguration.capacityBitsPerSecond = config.capacityBitsPerSecond
+        var forward = SimulatedLink<Datagram>(configuration: forwardConfiguration, seed: config.seed)
         var backward = SimulatedLink<Datagram>(configuration: linkConfiguration, seed: config.seed &+ 1)
+
+        // Transport-wide congestion control: the sender numbers every packet (extension id 3), the
+        // receiver reports arrivals every 50 ms.
+        let transportExtensionID: UInt8 = 3
+        let startBitrate = Double(config.videoBitrateKbps * 1000 + config.audioBitrate)
+        var estimator = SendSideBandwidthEstimator(configuration: .init(
+            startBitrate: startBitrate, minimumBitrate: 80_000, maximumBitrate: max(startBitrate * 4, 2_500_000)))
+        estimator.roundTripTime = rtt
+        var feedbackGenerator = TransportFeedbackGenerator(senderSSRC: receiverSSRC, mediaSSRC: videoSSRC)
+        var nextTransportFeedback = Duration.milliseconds(50)
+        var lastAllocation: BitrateAllocation?
+        var targets: [Int] = []
+        var nextTargetSample = Duration.seconds(1)
 
         var files: [String] = []
         var audioWriter: WAVFileWriter?
@@ -143,6 +174,8 @@ public final class MediaLoop {
         var nextPlayout = Duration.milliseconds(40)
         var nextReport = Duration.seconds(1)
         var audioSequence: UInt16 = 30_000
+        var audioFramesSent = 0
+        var audioFramesWritten = 0
         var audioTimestamp: UInt32 = 0
         var psnrSum = 0.0, psnrCount = 0, psnrMinimum = Double.infinity
         let step = Duration.milliseconds(1)
@@ -150,7 +183,12 @@ public final class MediaLoop {
         let end = config.duration
 
         func transmit(_ packets: [RTPPacket], on link: inout SimulatedLink<Datagram>, at now: Duration) throws(MediaError) {
-            for packet in packets {
+            for var packet in packets {
+                if config.adaptBitrate {
+                    let size = RTPPacket.fixedHeaderSize + packet.payload.readableBytes + 8 + 28
+                    let sequence = estimator.packetSent(size: size, now: now)
+                    packet.headerExtension = .compact([.transportSequenceNumber(id: transportExtensionID, sequence)])
+                }
                 let bytes = try packet.serialized()
                 link.send(Datagram(bytes: bytes), size: bytes.readableBytes + 28, now: now)
             }
@@ -168,6 +206,7 @@ public final class MediaLoop {
                 let payload = try audioEncoder.encode(tones.nextFrame())
                 let packet = RTPPacket(payloadType: 111, sequenceNumber: audioSequence, timestamp: audioTimestamp, ssrc: audioSSRC, payload: payload)
                 audioSequence &+= 1
+                audioFramesSent += 1
                 audioTimestamp &+= UInt32(OpusAudioEncoder.frameSize)
                 try transmit([packet], on: &forward, at: now)
                 nextAudio += audioInterval
@@ -175,6 +214,10 @@ public final class MediaLoop {
             // Receiver: packets that arrived, then feedback.
             for (datagram, arrival) in forward.receive(now: now) {
                 guard let packet = try? RTPPacket(parsing: datagram.bytes) else { continue }
+                if let element = packet.headerExtension?.element(id: transportExtensionID), element.readableBytes == 2,
+                   let sequence = element.getInteger(at: element.readerIndex, as: UInt16.self) {
+                    feedbackGenerator.packetArrived(sequence: sequence, arrival: arrival)
+                }
                 if packet.ssrc == audioSSRC {
                     audioStatistics.packets += 1
                     audioStatistics.bytes += datagram.bytes.readableBytes
@@ -194,6 +237,10 @@ public final class MediaLoop {
                 }
             }
             var rtcp = receiver.feedback(now: now)
+            if config.adaptBitrate, now >= nextTransportFeedback {
+                if let feedback = feedbackGenerator.makeFeedback() { rtcp.append(.transportFeedback(feedback)) }
+                nextTransportFeedback += .milliseconds(50)
+            }
             if now >= nextReport {
                 rtcp.append(receiver.receiverReport())
                 nextReport += .seconds(1)
@@ -207,13 +254,27 @@ public final class MediaLoop {
                 guard let packets = try? RTCPPacket.parseCompound(datagram.bytes) else { continue }
                 for packet in packets {
                     try transmit(sender.handle(packet, now: arrival), on: &forward, at: now)
+                    if config.adaptBitrate { estimator.handle(packet, now: now) }
                 }
+                if config.adaptBitrate {
+                    let allocation = BitrateAllocation(target: estimator.targetBitrate)
+                    if allocation != lastAllocation {
+                        try allocation.apply(video: sender.encoder, audio: audioEncoder)
+                        lastAllocation = allocation
+                    }
+                }
+            }
+            if config.adaptBitrate, now >= nextTargetSample {
+                targets.append(Int(estimator.targetBitrate / 1000))
+                nextTargetSample += .seconds(1)
             }
             // The audio device's clock.
             if now >= nextPlayout {
                 let frame = playout.nextFrame()
-                if frame.source != .silence || playout.counters.decoded > 0 {
+                // From the first sound to as many frames as were sent: the file is as long as the stream.
+                if (frame.source != .silence || audioFramesWritten > 0), audioFramesWritten < audioFramesSent {
                     try audioWriter?.write(frame.pcm)
+                    audioFramesWritten += 1
                 }
                 nextPlayout += audioInterval
             }
@@ -235,6 +296,8 @@ public final class MediaLoop {
             framesSent: sender.counters.frames, keyframesSent: sender.counters.keyframes,
             retransmissions: sender.counters.retransmissions, keyframeRequests: sender.counters.keyframeRequests,
             meanPSNR: psnrCount > 0 ? psnrSum / Double(psnrCount) : 0, minimumPSNR: psnrCount > 0 ? psnrMinimum : 0,
-            packetsLostOnLinks: forward.counters.lostAtRandom + backward.counters.lostAtRandom, files: files)
+            packetsLostOnLinks: forward.counters.lostAtRandom + backward.counters.lostAtRandom, files: files,
+            targetKbpsPerSecond: targets, finalVideoKbps: sender.encoder.configuration.bitrateKbps,
+            finalAudioBitrate: audioEncoder.configuration.bitrate, packetsDroppedByQueue: forward.counters.droppedByQueue)
     }
 }

@@ -28,13 +28,18 @@ public final class VideoSendStream {
 
     /// Creates a stream.
     ///
-    /// - Parameter retransmission: `.plain` resends the original packets, `.rtx` wraps them (RFC 4588).
+    /// - Parameters:
+    ///   - retransmission: `.plain` resends the original packets, `.rtx` wraps them (RFC 4588).
+    ///   - reservedExtensionBytes: room kept in every packet for header extensions added later
+    ///     (8 bytes for a transport-wide sequence number, RFC 8285 one-byte form).
     /// - Throws: ``MediaError`` when the encoder or packetizer refuses the settings.
     public init(encoder configuration: VP8Encoder.Configuration, payloadType: UInt8 = 96, ssrc: UInt32,
-                retransmission: RetransmissionHistory.Mode = .plain, firstSequenceNumber: UInt16 = 0) throws(MediaError) {
+                retransmission: RetransmissionHistory.Mode = .plain, firstSequenceNumber: UInt16 = 0,
+                reservedExtensionBytes: Int = 0) throws(MediaError) {
         self.ssrc = ssrc
         self.encoder = try VP8Encoder(configuration)
-        self.packetizer = try VP8Packetizer(payloadType: payloadType, ssrc: ssrc, firstSequenceNumber: firstSequenceNumber)
+        self.packetizer = try VP8Packetizer(payloadType: payloadType, ssrc: ssrc, firstSequenceNumber: firstSequenceNumber,
+                                            reservedExtensionBytes: reservedExtensionBytes)
         self.history = RetransmissionHistory(mode: retransmission)
     }
 
