@@ -120,4 +120,40 @@ struct ReceiveSideTests {
         let last = delivered.last.map(Int.init)
         #expect(last == 57_000, "the stream runs to its last frame")
     }
+
+    @Test("a frame the decoder rejects leads to a PLI; the keyframe that answers it is decoded (RFC 4585 §6.3.1)")
+    func decodeFailureLeadsToPLI() throws {
+        let sender = try VideoSendStream(encoder: .init(width: 160, height: 128, bitrateKbps: 300), ssrc: 0xAA)
+        let receiver = try VideoReceiveStream(ssrc: 0xAA, localSSRC: 0xBB)
+        var source = try TestPatternVideoSource(width: 160, height: 128)
+        // The first keyframe arrives with its VP8 start code damaged (RFC 6386 §9.1: 9d 01 2a).
+        var packets = try sender.send(source.nextFrame(sendTimeMilliseconds: 0), timestamp: 0, now: .zero)
+        var payload = packets[0].payload
+        let offset = payload.readerIndex + VP8PayloadDescriptor(startOfPartition: true, pictureID: 0).encodedSize + 3
+        payload.setBytes([0, 0, 0], at: offset)
+        packets[0].payload = payload
+        var pictures = packets.flatMap { receiver.receive($0, now: .milliseconds(5)) }
+        #expect(pictures.isEmpty)
+        let feedback = receiver.feedback(now: .milliseconds(6))
+        #expect(feedback.contains { if case .pictureLossIndication(let pli) = $0 { pli.mediaSSRC == 0xAA } else { false } })
+        for packet in feedback { _ = sender.handle(packet, now: .milliseconds(10)) }
+        #expect(sender.counters.keyframeRequests == 1)
+        let next = try sender.send(source.nextFrame(sendTimeMilliseconds: 33), timestamp: 3000, now: .milliseconds(33))
+        pictures = next.flatMap { receiver.receive($0, now: .milliseconds(40)) }
+        #expect(pictures.count == 1 && pictures.first?.pattern?.frameNumber == 1)
+        #expect(sender.counters.keyframes == 2)
+        #expect(receiver.currentStatistics.decodeErrors == 1 && receiver.currentStatistics.pictureLossIndications == 1)
+    }
+
+    @Test("simulated link: capacity spaces packets, the drop-tail queue overflows, delay is added")
+    func simulatedLink() {
+        var link = SimulatedLink<Int>(configuration: .init(capacityBitsPerSecond: 800_000, queueLimitBytes: 5_000, delay: .milliseconds(20)))
+        // 10 packets of 1000 bytes at once: 10 ms each on an 800 kb/s link; the queue holds 5.
+        for index in 0..<10 { link.send(index, size: 1_000, now: .zero) }
+        #expect(link.counters.droppedByQueue == 5)
+        #expect(link.receive(now: .milliseconds(29)).isEmpty)
+        let arrived = link.receive(now: .seconds(1))
+        #expect(arrived.map(\.payload) == [0, 1, 2, 3, 4])
+        #expect(arrived.map { Int($0.arrival.milliseconds.rounded()) } == [30, 40, 50, 60, 70])
+    }
 }
