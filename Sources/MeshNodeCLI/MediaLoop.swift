@@ -74,6 +74,7 @@ struct MediaLoopCommand: ParsableCommand {
         print("       packets \(video.packets), lost \(video.lost), recovered by NACK \(video.recoveredByNACK) (\(video.nackRequests) requests, \(report.retransmissions) resent), lost for good \(video.lostForGood), PLI \(video.pictureLossIndications)")
         print("       PSNR mean \(String(format: "%.1f", report.meanPSNR)) dB, min \(String(format: "%.1f", report.minimumPSNR)) dB; jitter \(String(format: "%.2f", video.jitterMilliseconds)) ms; latency \(String(format: "%.0f", video.meanLatencyMilliseconds)) ms; \(String(format: "%.0f", video.bitrateKbps)) kb/s; decode errors \(video.decodeErrors)")
         print("audio  Opus: packets \(audio.packets), lost \(audio.lost), FEC \(audio.recoveredByFEC), concealed \(audio.concealed), jitter \(String(format: "%.2f", audio.jitterMilliseconds)) ms, \(String(format: "%.0f", audio.bitrateKbps)) kb/s")
+        if let rtt = report.measuredRoundTripMilliseconds { print("rtt    \(String(format: "%.1f", rtt)) ms measured from SR/RR") }
         if !report.targetKbpsPerSecond.isEmpty {
             print("rate   target per second (kb/s): \(report.targetKbpsPerSecond.map(String.init).joined(separator: " ")); VP8 \(report.finalVideoKbps) kb/s and Opus \(report.finalAudioBitrate / 1000) kb/s at the end; \(report.packetsDroppedByQueue) packets dropped by the bottleneck queue")
         }

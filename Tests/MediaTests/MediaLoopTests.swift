@@ -9,7 +9,7 @@ struct MediaLoopTests {
         let loop = MediaLoop(configuration: .init(duration: .seconds(6), lossProbability: 0.05, reorderProbability: 0.05, useRTX: true, seed: 11))
         let report = try loop.run()
         let video = report.video
-        print("media loop 5% loss: frames sent \(report.framesSent), decoded \(video.patternFrameNumbers.count), lost \(video.lost), recovered by NACK \(video.recoveredByNACK), NACK requests \(video.nackRequests), lost for good \(video.lostForGood), PLIs \(video.pictureLossIndications), keyframes sent \(report.keyframesSent), PSNR mean \(String(format: "%.1f", report.meanPSNR)) min \(String(format: "%.1f", report.minimumPSNR)) dB, jitter \(String(format: "%.2f", video.jitterMilliseconds)) ms, latency \(String(format: "%.0f", video.meanLatencyMilliseconds)) ms, audio FEC \(report.audio.recoveredByFEC) PLC \(report.audio.concealed)")
+        print("media loop 5% loss: frames sent \(report.framesSent), decoded \(video.patternFrameNumbers.count), lost \(video.lost), recovered by NACK \(video.recoveredByNACK), NACK requests \(video.nackRequests), lost for good \(video.lostForGood), PLIs \(video.pictureLossIndications), keyframes sent \(report.keyframesSent), PSNR mean \(String(format: "%.1f", report.meanPSNR)) min \(String(format: "%.1f", report.minimumPSNR)) dB, jitter \(String(format: "%.2f", video.jitterMilliseconds)) ms, latency \(String(format: "%.0f", video.meanLatencyMilliseconds)) ms, audio FEC \(report.audio.recoveredByFEC) PLC \(report.audio.concealed), RTT \(report.measuredRoundTripMilliseconds.map { String(format: "%.1f", $0) } ?? "-") ms")
         #expect(video.lost > 0, "the link lost packets")
         #expect(video.recoveredByNACK > 0)
         #expect(video.patternInOrder)
@@ -23,6 +23,9 @@ struct MediaLoopTests {
         #expect(video.patternGaps <= 3 * video.pictureLossIndications)
         #expect(video.patternFrameNumbers.count >= report.framesSent * 9 / 10)
         #expect(report.audio.recoveredByFEC + report.audio.concealed > 0)
+        // SR/RR (RFC 3550 §6.4.1) measure the 2 × 20 ms path, plus up to 15 ms of reordering delay.
+        let rtt = try #require(report.measuredRoundTripMilliseconds)
+        #expect(rtt >= 39 && rtt < 60, "measured RTT \(rtt) ms")
     }
 
     @Test("packets lost for good (one NACK each): PLI, keyframe, and the stream resumes in order without broken frames")

@@ -121,6 +121,27 @@ struct ReceiveSideTests {
         #expect(last == 57_000, "the stream runs to its last frame")
     }
 
+    @Test("RFC 3550 §6.4.1: RTT = arrival − LSR − DLSR, from a sender report echoed in a receiver report")
+    func roundTripTime() throws {
+        let sender = try VideoSendStream(encoder: .init(width: 160, height: 128), ssrc: 0xAA)
+        var reception = ReceptionStatistics(ssrc: 0xAA, clockRate: 90_000)
+        reception.record(sequenceNumber: 1, timestamp: 0, arrival: .seconds(100))
+        // The SR leaves at 100.000 s and takes 30 ms; the receiver holds it 250 ms; the RR takes 30 ms back.
+        guard case .senderReport(let report) = sender.senderReport(now: .seconds(100)) else { throw MediaError(.malformed, "no SR") }
+        reception.senderReportReceived(report, arrival: .milliseconds(100_030))
+        let block = reception.makeReportBlock(now: .milliseconds(100_280))
+        #expect(block.lastSenderReport == report.compactNTP)
+        #expect(block.delaySinceLastSenderReport == 16_384, "250 ms in 1/65536 s")
+        _ = sender.handle(.receiverReport(.init(ssrc: 0xBB, reports: [block])), now: .milliseconds(100_310))
+        let rtt = try #require(sender.measuredRoundTripTime)
+        #expect(abs(rtt.milliseconds - 60) < 0.1)
+        #expect(sender.roundTripTime == rtt, "the retransmission guard follows the measurement")
+        var estimator = RoundTripTimeEstimator()
+        #expect(estimator.update(with: RTCPReportBlock(ssrc: 1, fractionLost: 0, cumulativeLost: 0, extendedHighestSequenceNumber: 0, jitter: 0,
+                                                       lastSenderReport: 0, delaySinceLastSenderReport: 0), arrival: .seconds(5)) == nil,
+                "no SR echoed yet")
+    }
+
     @Test("a frame the decoder rejects leads to a PLI; the keyframe that answers it is decoded (RFC 4585 §6.3.1)")
     func decodeFailureLeadsToPLI() throws {
         let sender = try VideoSendStream(encoder: .init(width: 160, height: 128, bitrateKbps: 300), ssrc: 0xAA)

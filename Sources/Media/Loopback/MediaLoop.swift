@@ -91,6 +91,8 @@ public final class MediaLoop {
         public var finalAudioBitrate: Int
         /// Packets the bottleneck queue dropped.
         public var packetsDroppedByQueue: Int
+        /// The round-trip time the sender measured from SR/RR (RFC 3550 §6.4.1), in milliseconds.
+        public var measuredRoundTripMilliseconds: Double?
     }
 
     /// The settings of the run.
@@ -173,6 +175,8 @@ public final class MediaLoop {
         var nextAudio = Duration.zero
         var nextPlayout = Duration.milliseconds(40)
         var nextReport = Duration.seconds(1)
+        var nextSenderReport = Duration.milliseconds(500)
+        var measuredRTT: Duration?
         var audioSequence: UInt16 = 30_000
         var audioFramesSent = 0
         var audioFramesWritten = 0
@@ -213,6 +217,10 @@ public final class MediaLoop {
             }
             // Receiver: packets that arrived, then feedback.
             for (datagram, arrival) in forward.receive(now: now) {
+                if RTPPacket.isRTCP(datagram.bytes) {
+                    for packet in (try? RTCPPacket.parseCompound(datagram.bytes)) ?? [] { receiver.handle(packet, now: arrival) }
+                    continue
+                }
                 guard let packet = try? RTPPacket(parsing: datagram.bytes) else { continue }
                 if let element = packet.headerExtension?.element(id: transportExtensionID), element.readableBytes == 2,
                    let sequence = element.getInteger(at: element.readerIndex, as: UInt16.self) {
@@ -236,13 +244,18 @@ public final class MediaLoop {
                     }
                 }
             }
+            if now >= nextSenderReport {
+                let report = try RTCPPacket.serializeCompound([sender.senderReport(now: now)])
+                forward.send(Datagram(bytes: report), size: report.readableBytes + 28, now: now)
+                nextSenderReport += .seconds(1)
+            }
             var rtcp = receiver.feedback(now: now)
             if config.adaptBitrate, now >= nextTransportFeedback {
                 if let feedback = feedbackGenerator.makeFeedback() { rtcp.append(.transportFeedback(feedback)) }
                 nextTransportFeedback += .milliseconds(50)
             }
             if now >= nextReport {
-                rtcp.append(receiver.receiverReport())
+                rtcp.append(receiver.receiverReport(now: now))
                 nextReport += .seconds(1)
             }
             if !rtcp.isEmpty {
@@ -255,6 +268,10 @@ public final class MediaLoop {
                 for packet in packets {
                     try transmit(sender.handle(packet, now: arrival), on: &forward, at: now)
                     if config.adaptBitrate { estimator.handle(packet, now: now) }
+                }
+                if let measured = sender.measuredRoundTripTime {
+                    estimator.roundTripTime = measured
+                    measuredRTT = measured
                 }
                 if config.adaptBitrate {
                     let allocation = BitrateAllocation(target: estimator.targetBitrate)
@@ -298,6 +315,7 @@ public final class MediaLoop {
             meanPSNR: psnrCount > 0 ? psnrSum / Double(psnrCount) : 0, minimumPSNR: psnrCount > 0 ? psnrMinimum : 0,
             packetsLostOnLinks: forward.counters.lostAtRandom + backward.counters.lostAtRandom, files: files,
             targetKbpsPerSecond: targets, finalVideoKbps: sender.encoder.configuration.bitrateKbps,
-            finalAudioBitrate: audioEncoder.configuration.bitrate, packetsDroppedByQueue: forward.counters.droppedByQueue)
+            finalAudioBitrate: audioEncoder.configuration.bitrate, packetsDroppedByQueue: forward.counters.droppedByQueue,
+            measuredRoundTripMilliseconds: measuredRTT?.milliseconds)
     }
 }

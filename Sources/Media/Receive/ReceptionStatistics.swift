@@ -16,6 +16,7 @@ public struct ReceptionStatistics: Sendable {
     private var lastTransit: Double?
     /// Interarrival jitter in timestamp units, the running estimate of RFC 3550 §A.8.
     public private(set) var jitter: Double = 0
+    private var lastSenderReport: (compactNTP: UInt32, arrival: Duration)?
 
     /// Creates empty statistics.
     public init(ssrc: UInt32, clockRate: Int) {
@@ -66,9 +67,22 @@ public struct ReceptionStatistics: Sendable {
     /// Jitter in seconds.
     public var jitterSeconds: Double { jitter / Double(clockRate) }
 
+    /// Notes a sender report from this source that arrived at `arrival`, to echo it as LSR/DLSR
+    /// (RFC 3550 §6.4.1) so that the sender can measure the round-trip time.
+    public mutating func senderReportReceived(_ report: RTCPSenderReport, arrival: Duration) {
+        lastSenderReport = (report.compactNTP, arrival)
+    }
+
     /// A report block for an RTCP RR or SR (RFC 3550 §6.4.1), with the fraction lost since the previous
-    /// call (§A.3). `lastSenderReport` and `delaySinceLastSenderReport` come from the caller's SR bookkeeping.
-    public mutating func makeReportBlock(lastSenderReport: UInt32 = 0, delaySinceLastSenderReport: UInt32 = 0) -> RTCPReportBlock {
+    /// call (§A.3), and LSR/DLSR for the last sender report when `now` is given.
+    public mutating func makeReportBlock(now: Duration? = nil) -> RTCPReportBlock {
+        var lastSenderReport: UInt32 = 0
+        var delaySinceLastSenderReport: UInt32 = 0
+        if let now, let report = self.lastSenderReport {
+            lastSenderReport = report.compactNTP
+            // DLSR in units of 1/65536 s.
+            delaySinceLastSenderReport = UInt32(clamping: Int64(max(0, (now - report.arrival).seconds) * 65_536))
+        }
         let expectedInterval = expected - expectedPrior
         let receivedInterval = received - receivedPrior
         expectedPrior = expected

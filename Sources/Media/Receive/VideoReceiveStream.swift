@@ -127,9 +127,16 @@ public final class VideoReceiveStream {
     public var nextDeadline: Duration? { jitterBuffer.nextDeadline }
 
     /// A receiver report (RFC 3550 §6.4.2) with this stream's report block; the fraction lost covers
-    /// the time since the previous report.
-    public func receiverReport() -> RTCPPacket {
-        .receiverReport(RTCPReceiverReport(ssrc: localSSRC, reports: [reception.makeReportBlock()]))
+    /// the time since the previous report, LSR/DLSR echo the last sender report.
+    public func receiverReport(now: Duration) -> RTCPPacket {
+        .receiverReport(RTCPReceiverReport(ssrc: localSSRC, reports: [reception.makeReportBlock(now: now)]))
+    }
+
+    /// Handles RTCP from the sender that arrived at `now`: a sender report is remembered for LSR/DLSR.
+    public func handle(_ packet: RTCPPacket, now: Duration) {
+        if case .senderReport(let report) = packet, report.ssrc == ssrc {
+            reception.senderReportReceived(report, arrival: now)
+        }
     }
 
     /// Statistics so far.

@@ -2,7 +2,8 @@ import NIOCore
 
 /// The sending half of one VP8 stream: encoder, RFC 7741 packetizer and retransmission history,
 /// answering the receiver's RTCP feedback — NACK with retransmissions (RFC 4585 §6.2.1, RFC 4588),
-/// PLI and FIR with a keyframe (RFC 4585 §6.3.1, RFC 5104 §4.3.1).
+/// PLI and FIR with a keyframe (RFC 4585 §6.3.1, RFC 5104 §4.3.1) — and measuring the round-trip
+/// time from receiver reports that echo its sender reports (RFC 3550 §6.4.1).
 ///
 /// Sans-IO: it returns packets to send and never touches a socket. Not `Sendable`: it owns an encoder.
 public final class VideoSendStream {
@@ -23,6 +24,8 @@ public final class VideoSendStream {
     public let encoder: VP8Encoder
     private var packetizer: VP8Packetizer
     private var history: RetransmissionHistory
+    private var roundTrip = RoundTripTimeEstimator()
+    private var lastTimestamp: (rtp: UInt32, time: Duration)?
     /// Counters so far.
     public private(set) var counters = Counters()
 
@@ -43,10 +46,26 @@ public final class VideoSendStream {
         self.history = RetransmissionHistory(mode: retransmission)
     }
 
-    /// The round-trip time, which keeps a packet from being resent twice within one RTT.
+    /// The round-trip time, which keeps a packet from being resent twice within one RTT. Receiver
+    /// reports that echo this stream's sender reports update it (RFC 3550 §6.4.1).
     public var roundTripTime: Duration {
         get { history.roundTripTime }
         set { history.roundTripTime = newValue }
+    }
+
+    /// The latest RTT measured from a receiver report, if any.
+    public var measuredRoundTripTime: Duration? { roundTrip.smoothed }
+
+    /// A sender report (RFC 3550 §6.4.1) stamped with `now` (NTP form of the caller's clock) and the
+    /// RTP time that corresponds to it.
+    public func senderReport(now: Duration) -> RTCPPacket {
+        var rtpTimestamp: UInt32 = 0
+        if let last = lastTimestamp {
+            rtpTimestamp = last.rtp &+ UInt32(truncatingIfNeeded: Int64((now - last.time).seconds * Double(VP8Encoder.clockRate)))
+        }
+        return .senderReport(RTCPSenderReport(
+            ssrc: ssrc, ntpTimestamp: RoundTripTimeEstimator.ntp(now), rtpTimestamp: rtpTimestamp,
+            packetCount: UInt32(truncatingIfNeeded: counters.packets), octetCount: UInt32(truncatingIfNeeded: counters.bytes)))
     }
 
     /// Encodes a picture taken at RTP time `timestamp` and returns its packets, remembered for retransmission.
@@ -58,6 +77,7 @@ public final class VideoSendStream {
     /// Packetizes an already encoded frame (from a file, say) and remembers its packets.
     public func send(encoded: VP8Encoder.EncodedFrame, now: Duration) -> [RTPPacket] {
         let packets = packetizer.packetize(frame: encoded.data, timestamp: encoded.timestamp)
+        lastTimestamp = (encoded.timestamp, now)
         counters.frames += 1
         if encoded.isKeyframe { counters.keyframes += 1 }
         for packet in packets {
@@ -83,6 +103,12 @@ public final class VideoSendStream {
         case .fullIntraRequest(let fir) where fir.entries.contains(where: { $0.ssrc == ssrc }):
             counters.keyframeRequests += 1
             encoder.requestKeyframe()
+        case .receiverReport(let report):
+            for block in report.reports where block.ssrc == ssrc {
+                if roundTrip.update(with: block, arrival: now) != nil, let smoothed = roundTrip.smoothed {
+                    history.roundTripTime = smoothed
+                }
+            }
         default:
             break
         }
