@@ -110,6 +110,30 @@ struct MediaFileTests {
         }
     }
 
+    @Test("Ogg Opus (RFC 7845): 100 packets that ffprobe reads as 2 s of Opus and ffmpeg decodes")
+    func oggOpus() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/audio.opus"
+        let encoder = try OpusAudioEncoder(.init(channels: 2, application: .audio))
+        var tones = try ToneAudioSource(channels: [[.init(frequency: 440)], [.init(frequency: 660)]])
+        let writer = try OggOpusFileWriter(path: path, channels: 2)
+        for _ in 0..<100 { try writer.write(packet: encoder.encode(tones.nextFrame())) }
+        try writer.close()
+        let info = try probe(path)
+        #expect(info["codec_name"] as? String == "opus")
+        #expect(info["channels"] as? Int == 2)
+        let duration = Double(info["duration"] as? String ?? "") ?? 0
+        #expect(abs(duration - (2.0 - 312.0 / 48_000)) < 0.01, "2 s less the pre-skip, got \(duration)")
+        // ffmpeg decodes every page (a CRC error would stop it).
+        let decoded = directory + "/decoded.wav"
+        let result = try #require(try runTool("ffmpeg", ["-v", "error", "-i", path, "-c:a", "pcm_s16le", decoded]))
+        #expect(result.status == 0)
+        let reader = try WAVFileReader(path: decoded)
+        #expect(abs(Int(reader.header.dataSize) / 4 - (96_000 - 312)) < 10)
+        expectMediaError(.truncated) { try writer.write(packet: ByteBuffer()) }
+    }
+
     @Test("Y4M and WAV made by ffmpeg are read as sources")
     func filesFromFFmpeg() throws {
         let directory = try temporaryDirectory()
@@ -153,6 +177,9 @@ struct MediaFileTests {
         let audio = try probe(directory + "/audio.wav")
         #expect(audio["codec_name"] as? String == "pcm_s16le")
         let duration = Double(audio["duration"] as? String ?? "") ?? 0
-        #expect(duration > 1.8 && duration < 2.4, "about 2 s of audio, got \(duration)")
+        #expect(duration > 1.9 && duration < 2.1, "2 s of audio, got \(duration)")
+        let opus = try probe(directory + "/audio.opus")
+        #expect(opus["codec_name"] as? String == "opus")
+        #expect((Double(opus["duration"] as? String ?? "") ?? 0) > 1.5)
     }
 }

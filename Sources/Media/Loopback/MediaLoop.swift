@@ -29,7 +29,7 @@ public final class MediaLoop {
         public var delay: Duration
         /// Use RTX (RFC 4588) for retransmissions instead of resending the original packets.
         public var useRTX: Bool
-        /// Where to write `video.ivf` and `audio.wav`; `nil` writes nothing.
+        /// Where to write `video.ivf`, `audio.wav` and `audio.opus`; `nil` writes nothing.
         public var outputDirectory: String?
         /// Capacity of the forward path's bottleneck in bits per second; `nil` for unlimited.
         public var capacityBitsPerSecond: Double?
@@ -156,6 +156,7 @@ public final class MediaLoop {
 
         var files: [String] = []
         var audioWriter: WAVFileWriter?
+        var opusWriter: OggOpusFileWriter?
         if let directory = config.outputDirectory {
             do {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -165,8 +166,10 @@ public final class MediaLoop {
             let videoPath = (directory as NSString).appendingPathComponent("video.ivf")
             let audioPath = (directory as NSString).appendingPathComponent("audio.wav")
             receiver.recorder = try IVFFileWriter(path: videoPath, width: config.width, height: config.height, framesPerSecond: config.framesPerSecond)
+            let opusPath = (directory as NSString).appendingPathComponent("audio.opus")
             audioWriter = try WAVFileWriter(path: audioPath)
-            files = [videoPath, audioPath]
+            opusWriter = try OggOpusFileWriter(path: opusPath)
+            files = [videoPath, audioPath, opusPath]
         }
 
         let frameInterval = Duration.seconds(1.0 / Double(config.framesPerSecond))
@@ -291,6 +294,7 @@ public final class MediaLoop {
                 // From the first sound to as many frames as were sent: the file is as long as the stream.
                 if (frame.source != .silence || audioFramesWritten > 0), audioFramesWritten < audioFramesSent {
                     try audioWriter?.write(frame.pcm)
+                    if let packet = frame.packet { try opusWriter?.write(packet: packet) }
                     audioFramesWritten += 1
                 }
                 nextPlayout += audioInterval
@@ -299,6 +303,7 @@ public final class MediaLoop {
         }
         try receiver.recorder?.close()
         try audioWriter?.close()
+        try opusWriter?.close()
 
         let counters = playout.counters
         audioStatistics.frames = counters.decoded + counters.recoveredByFEC + counters.concealed

@@ -48,6 +48,8 @@ public final class AudioPlayoutBuffer {
         public var source: FrameSource
         /// The RTP sequence number this frame stands for; `nil` for buffering silence.
         public var sequenceNumber: UInt16?
+        /// The Opus packet decoded for this frame (`.decoded` only), for recording without re-encoding.
+        public var packet: ByteBuffer?
     }
 
     /// Counters for statistics.
@@ -131,7 +133,7 @@ public final class AudioPlayoutBuffer {
             do {
                 let pcm = try decoder.decode(payload)
                 counters.decoded += 1
-                return Frame(pcm: pcm, source: .decoded, sequenceNumber: sequenceNumber)
+                return Frame(pcm: pcm, source: .decoded, sequenceNumber: sequenceNumber, packet: payload)
             } catch {
                 counters.decodeErrors += 1
             }
