@@ -97,7 +97,7 @@ struct ReceiveSideTests {
         var delivered: [UInt32] = []
         var plis = 0
         for number in 0..<20 {
-            let picture = TestPatternVideoSource.picture(number: UInt32(number), width: 160, height: 128, sendTimeMilliseconds: 0)
+            let picture = try TestPatternVideoSource.picture(number: UInt32(number), width: 160, height: 128, sendTimeMilliseconds: 0)
             let timestamp = UInt32(number * 3000)
             guard let encoded = try encoder.encode(picture, timestamp: timestamp) else { continue }
             let packets = packetizer.packetize(frame: encoded.data, timestamp: timestamp)

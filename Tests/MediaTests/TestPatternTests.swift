@@ -23,7 +23,7 @@ struct TestPatternTests {
 
     @Test("a damaged band fails the CRC instead of giving a wrong number")
     func damagedBandRejected() throws {
-        var picture = TestPatternVideoSource.picture(number: 1234, width: 256, height: 144, sendTimeMilliseconds: 99)
+        var picture = try TestPatternVideoSource.picture(number: 1234, width: 256, height: 144, sendTimeMilliseconds: 99)
         #expect(TestPatternCode(reading: picture)?.frameNumber == 1234)
         let cell = TestPatternCode.cellSize(width: 256)
         // Flip bit 3 of the frame number.

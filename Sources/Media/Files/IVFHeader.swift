@@ -6,10 +6,13 @@ import NIOCore
 public struct IVFHeader: Hashable, Sendable {
     /// The codec FourCC, "VP80" for VP8.
     public var fourCC: String
+    /// Frame width in pixels.
     public var width: UInt16
+    /// Frame height in pixels.
     public var height: UInt16
-    /// The time base: pts count units of `timeBaseNumerator / timeBaseDenominator` seconds.
+    /// The time base's denominator: pts count units of `timeBaseNumerator / timeBaseDenominator` seconds.
     public var timeBaseDenominator: UInt32
+    /// The time base's numerator.
     public var timeBaseNumerator: UInt32
     /// Frames in the file (written last, when the file is closed).
     public var frameCount: UInt32

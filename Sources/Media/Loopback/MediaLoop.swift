@@ -238,7 +238,7 @@ public final class MediaLoop {
                 }
                 for picture in receiver.receive(packet, now: arrival) {
                     guard let pattern = picture.pattern else { continue }
-                    let reference = TestPatternVideoSource.picture(number: pattern.frameNumber, width: config.width, height: config.height,
+                    let reference = try TestPatternVideoSource.picture(number: pattern.frameNumber, width: config.width, height: config.height,
                                                                    sendTimeMilliseconds: pattern.sendTimeMilliseconds)
                     if let psnr = picture.frame.lumaPSNR(against: reference), psnr.isFinite {
                         psnrSum += psnr

@@ -54,13 +54,21 @@ public final class AudioPlayoutBuffer {
 
     /// Counters for statistics.
     public struct Counters: Hashable, Sendable {
+        /// Packets inserted.
         public var packets = 0
+        /// Frames decoded from their own packet.
         public var decoded = 0
+        /// Frames decoded from the next packet's FEC (libopus conceals when that packet has none).
         public var recoveredByFEC = 0
+        /// Frames synthesized by packet loss concealment.
         public var concealed = 0
+        /// Frames of buffering silence.
         public var silence = 0
+        /// Packets that arrived after their turn and were dropped.
         public var late = 0
+        /// Packets received twice.
         public var duplicates = 0
+        /// Packets libopus rejected (their frames were concealed).
         public var decodeErrors = 0
     }
 

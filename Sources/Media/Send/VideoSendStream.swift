@@ -9,12 +9,19 @@ import NIOCore
 public final class VideoSendStream {
     /// Counters for statistics.
     public struct Counters: Hashable, Sendable {
+        /// Frames encoded and sent.
         public var frames = 0
+        /// Keyframes among them.
         public var keyframes = 0
+        /// RTP packets sent, retransmissions not included.
         public var packets = 0
+        /// Bytes of those packets (RTP header and payload).
         public var bytes = 0
+        /// Packets retransmitted in answer to NACKs.
         public var retransmissions = 0
+        /// PLIs and FIRs answered with a keyframe.
         public var keyframeRequests = 0
+        /// NACK packets received.
         public var nacksReceived = 0
     }
 

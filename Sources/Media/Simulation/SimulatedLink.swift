@@ -33,11 +33,17 @@ public struct SimulatedLink<Payload: Sendable>: Sendable {
 
     /// Counters.
     public struct Counters: Hashable, Sendable {
+        /// Packets put on the link.
         public var sent = 0
+        /// Packets that arrived.
         public var delivered = 0
+        /// Packets lost at random.
         public var lostAtRandom = 0
+        /// Packets dropped because the bottleneck queue was full.
         public var droppedByQueue = 0
+        /// Packets given extra delay.
         public var reordered = 0
+        /// Bytes that arrived.
         public var bytesDelivered = 0
     }
 
@@ -121,6 +127,7 @@ public struct SplitMixRandom: RandomNumberGenerator, Sendable {
         state = seed
     }
 
+    /// The next 64 random bits.
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state

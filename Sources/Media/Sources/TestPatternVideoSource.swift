@@ -38,11 +38,24 @@ public struct TestPatternVideoSource: Sendable {
     public mutating func nextFrame(sendTimeMilliseconds: UInt64) -> VideoFrame {
         let number = nextFrameNumber
         nextFrameNumber &+= 1
-        return Self.picture(number: number, width: width, height: height, sendTimeMilliseconds: sendTimeMilliseconds)
+        // The size was checked when the source was created, so drawing cannot fail.
+        return (try? Self.picture(number: number, width: width, height: height, sendTimeMilliseconds: sendTimeMilliseconds))
+            ?? Self.blank(width: width, height: height)
+    }
+
+    private static func blank(width: Int, height: Int) -> VideoFrame {
+        let chroma = ((width + 1) / 2) * ((height + 1) / 2)
+        return VideoFrame(unchecked: width, height, [UInt8](repeating: 16, count: width * height),
+                          [UInt8](repeating: 128, count: chroma), [UInt8](repeating: 128, count: chroma))
     }
 
     /// The picture of frame `number`, the same every time it is asked for (a receiver's reference for PSNR).
-    public static func picture(number: UInt32, width: Int, height: Int, sendTimeMilliseconds: UInt64) -> VideoFrame {
+    ///
+    /// - Throws: ``MediaError`` `.invalidArgument` when the size cannot carry the ``TestPatternCode``.
+    public static func picture(number: UInt32, width: Int, height: Int, sendTimeMilliseconds: UInt64) throws(MediaError) -> VideoFrame {
+        guard TestPatternCode.fits(width: width, height: height), width <= 16384, height <= 16384 else {
+            throw MediaError(.invalidArgument, "test pattern needs at least 128×\(TestPatternCode.bandHeight(width: 128) + 8) pixels, got \(width)×\(height)")
+        }
         let n = Int(number)
         var y = [UInt8](repeating: 0, count: width * height)
         y.withUnsafeMutableBufferPointer { plane in
@@ -77,9 +90,8 @@ public struct TestPatternVideoSource: Sendable {
                 v[row * chromaWidth + column] = bars[bar].1
             }
         }
-        // The planes match the size by construction.
-        var frame = try! VideoFrame(width: width, height: height, y: y, u: u, v: v)
-        try? TestPatternCode(frameNumber: number, sendTimeMilliseconds: sendTimeMilliseconds).draw(into: &frame)
+        var frame = try VideoFrame(width: width, height: height, y: y, u: u, v: v)
+        try TestPatternCode(frameNumber: number, sendTimeMilliseconds: sendTimeMilliseconds).draw(into: &frame)
         return frame
     }
 
