@@ -34,6 +34,7 @@ let package = Package(
         systemLibrary("COpus", pkgConfig: "opus", apt: "libopus-dev"),
         systemLibrary("CVPX", pkgConfig: "vpx", apt: "libvpx-dev"),
         systemLibrary("CSodium", pkgConfig: "libsodium", apt: "libsodium-dev"),
+        .systemLibrary(name: "CXCB", pkgConfig: "xcb-shm", providers: [.apt(["libxcb1-dev", "libxcb-shm0-dev"])]),
         .target(
             name: "CMeshShims",
             dependencies: ["CNice", "COpenSSL", "COpus", "CVPX"]
@@ -65,7 +66,7 @@ let package = Package(
         .target(
             name: "Media",
             dependencies: [
-                "ICE", "CMeshShims", "COpenSSL", "CSRTP", "COpus", "CVPX",
+                "ICE", "CMeshShims", "COpenSSL", "CSRTP", "COpus", "CVPX", "CXCB",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -89,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "MeshNodeCLI",
             dependencies: [
-                "MeshNode", "Signaling",
+                "MeshNode", "Signaling", "Media",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

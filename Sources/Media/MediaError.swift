@@ -6,7 +6,7 @@ public struct MediaError: Error, Hashable, Sendable, CustomStringConvertible {
     /// What kind of failure this is.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: String, Hashable, Sendable {
-            case truncated, malformed, unsupportedVersion, invalidArgument, codecFailure, sdpSyntax, negotiationFailed
+            case truncated, malformed, unsupportedVersion, invalidArgument, codecFailure, sdpSyntax, negotiationFailed, io, unavailable
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -25,6 +25,10 @@ public struct MediaError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let sdpSyntax = Code(.sdpSyntax)
         /// An offer has nothing this side can answer with.
         public static let negotiationFailed = Code(.negotiationFailed)
+        /// A media file could not be opened, read or written.
+        public static let io = Code(.io)
+        /// A system facility the operation needs is missing (an X display, the MIT-SHM extension…).
+        public static let unavailable = Code(.unavailable)
 
         public var description: String { value.rawValue }
     }

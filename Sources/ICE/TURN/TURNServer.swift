@@ -65,6 +65,33 @@ public final class TURNServer: Sendable {
         state.withLock { $0.loops = loops }
         let tls = try config.tlsPort.map { _ in try Self.makeTLSContext(config) }
 
+        // With port 0 the UDP port is the kernel's pick; TCP may find it taken by another
+        // socket, so a few fresh picks are tried before giving up.
+        let attempts = config.port == 0 ? 5 : 1
+        for attempt in 1...attempts {
+            do {
+                try await bindListeners(config: config, loops: loops, shared: shared, tls: tls)
+                break
+            } catch {
+                let channels = state.withLock { s in
+                    defer { s.channels = []; s.listeners = [] }
+                    return s.channels
+                }
+                for channel in channels { try? await channel.close() }
+                shared.udpListeners.withLock { $0 = [:] }
+                if attempt == attempts { throw error }
+            }
+        }
+        logger.info("STUN/TURN listening", metadata: [
+            "listeners": "\(listeners.map(\.description).joined(separator: " "))",
+            "relay": "\([relay4, relay6].compactMap { $0?.description }.joined(separator: " "))",
+            "relay_ports": "\(config.relayPorts.lowerBound)-\(config.relayPorts.upperBound)",
+        ])
+    }
+
+    /// Binds UDP, TCP and TLS listeners on every bind address.
+    private func bindListeners(config: TURNServerConfiguration, loops: [ObjectIdentifier: NIOLoopBound<TURNLoop>],
+                               shared: TURNShared, tls: NIOSSLContext?) async throws {
         var port = config.port
         var tlsPort = config.tlsPort ?? 0
         for host in config.bindAddresses {
@@ -82,11 +109,6 @@ public final class TURNServer: Sendable {
                 record(channel, .tls)
             }
         }
-        logger.info("STUN/TURN listening", metadata: [
-            "listeners": "\(listeners.map(\.description).joined(separator: " "))",
-            "relay": "\([relay4, relay6].compactMap { $0?.description }.joined(separator: " "))",
-            "relay_ports": "\(config.relayPorts.lowerBound)-\(config.relayPorts.upperBound)",
-        ])
     }
 
     /// One UDP listener per event loop on `host:port` (SO_REUSEPORT when there are several);

@@ -32,6 +32,15 @@ public struct VideoFrame: Hashable, Sendable {
         self.v = v
     }
 
+    /// A frame from planes the caller has sized correctly (internal: sources that computed them).
+    init(unchecked width: Int, _ height: Int, _ y: [UInt8], _ u: [UInt8], _ v: [UInt8]) {
+        self.width = width
+        self.height = height
+        self.y = y
+        self.u = u
+        self.v = v
+    }
+
     /// A frame of one flat colour.
     public init(width: Int, height: Int, y: UInt8 = 16, u: UInt8 = 128, v: UInt8 = 128) throws(MediaError) {
         let chroma = ((width + 1) / 2) * ((height + 1) / 2)

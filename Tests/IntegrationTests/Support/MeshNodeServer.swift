@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -24,7 +25,7 @@ final class MeshNodeServer: Sendable {
     }
 
     init(_ extra: [String], bind: [String] = ["127.0.0.1", "::1"], httpPort: Int? = nil) async throws {
-        let http = httpPort ?? Int.random(in: 20_000...29_999)
+        let http = httpPort ?? Self.nextHTTPPort()
         var arguments = ["serve", "--stun-port", "0", "--tls-port", "0", "--http-port", "\(http)", "--log-level", "notice"]
         arguments += bind.flatMap { ["--bind", $0] }
         // A relay range of its own per server, so parallel tests never share ports.
@@ -53,6 +54,17 @@ final class MeshNodeServer: Sendable {
     }
 
     func stop() { process.stop() }
+
+    /// HTTP ports for test nodes: consecutive from a random start below the ephemeral range, so
+    /// the nodes of one test run never pick the same port (random picks collided).
+    private static let httpPorts = Mutex(Int.random(in: 20_000...26_000))
+
+    static func nextHTTPPort() -> Int {
+        httpPorts.withLock { port in
+            port += 1
+            return port
+        }
+    }
 
     /// The body of `/metrics`.
     func metrics() async throws -> String {
