@@ -13,7 +13,7 @@ FUZZ_RUNS ?= 200000
 # The independent WebRTC peer of the transport interop test (Tests/Interop/aiortc_peer.py).
 AIORTC_VERSION := 1.16.0
 
-.PHONY: deps test-deps build release run test fuzz bench bench-transport testnet clean
+.PHONY: deps test-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps testnet clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -41,26 +41,44 @@ test-deps: deps
 	  python3 -m pip install --quiet --disable-pip-version-check "aiortc==$(AIORTC_VERSION)" || \
 	  python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "aiortc==$(AIORTC_VERSION)"
 
+# Tests run one at a time: on 2 cores the codec tests' CPU and the subprocess tests' blocking
+# waits starve Swift's cooperative pool, and the liveness tests measure time (about 2 minutes).
 test: test-deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test
+	$(SWIFT) test --no-parallel
 
 # Coverage-guided fuzzing (libFuzzer), FUZZ_RUNS iterations per target: the STUN/ChannelData
 # parsers, the RFC 7983 demultiplexer with what it feeds (DTLS records, SRTP/SRTCP), and the
-# RTP/RTCP header parsers.
+# RTP/RTCP header parsers, and the signaling message decoder (JSON frames from clients and links).
 fuzz: deps
 	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product fuzz-stun
 	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product fuzz-demux
 	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product fuzz-rtp
-	mkdir -p fuzz/corpus-work/stun fuzz/corpus-work/demux fuzz/corpus-work/rtp
+	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product fuzz-signaling
+	mkdir -p fuzz/corpus-work/stun fuzz/corpus-work/demux fuzz/corpus-work/rtp fuzz/corpus-work/signaling
 	.build-fuzz/debug/fuzz-stun -runs=$(FUZZ_RUNS) -max_len=2048 -timeout=10 fuzz/corpus-work/stun fuzz/corpus/stun
 	.build-fuzz/debug/fuzz-demux -runs=$(FUZZ_RUNS) -max_len=1500 -timeout=10 fuzz/corpus-work/demux
 	.build-fuzz/debug/fuzz-rtp -runs=$(FUZZ_RUNS) -max_len=1500 -timeout=10 fuzz/corpus-work/rtp
+	.build-fuzz/debug/fuzz-signaling -runs=$(FUZZ_RUNS) -max_len=4096 -timeout=10 fuzz/corpus-work/signaling fuzz/corpus/signaling
+
+# Signaling benchmark client tools from PyPI, pinned (bench/signaling/README.md).
+WEBSOCKETS_VERSION := 15.0.1
+PYNACL_VERSION := 1.6.2
+bench-signaling-deps:
+	@python3 -c "import websockets, nacl, sys; sys.exit(websockets.__version__ != '$(WEBSOCKETS_VERSION)' or nacl.__version__ != '$(PYNACL_VERSION)')" 2>/dev/null || \
+	  python3 -m pip install --quiet --disable-pip-version-check "websockets==$(WEBSOCKETS_VERSION)" "pynacl==$(PYNACL_VERSION)" || \
+	  python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "websockets==$(WEBSOCKETS_VERSION)" "pynacl==$(PYNACL_VERSION)"
 
 # Throughput and latency against coturn in the same run (prints ratios); not a test.
-bench: deps release
+bench: deps release bench-signaling-deps
 	bench/run $(BENCH_ARGS)
 	bench/transport/run
+	bench/signaling/run $(SIGBENCH_ARGS)
+
+# Signaling over WebSocket: idle connections held (memory per connection), routed chat/s and
+# delivery latency against one release `meshnode serve`; see bench/signaling/README.md.
+bench-signaling: deps release bench-signaling-deps
+	bench/signaling/run $(SIGBENCH_ARGS)
 
 # SRTP (libsrtp2 against OpenSSL EVP), DTLS handshake and ICE connect times; see bench/transport.
 bench-transport: deps

@@ -122,7 +122,7 @@ let package = Package(
 // module for coverage. Normal builds never see these flags.
 if ProcessInfo.processInfo.environment["MESHNODE_FUZZ"] == "1" {
     let fuzzFlags: [SwiftSetting] = [.unsafeFlags(["-sanitize=fuzzer"])]
-    for index in package.targets.indices where ["ICE", "Media"].contains(package.targets[index].name) {
+    for index in package.targets.indices where ["ICE", "Media", "Signaling"].contains(package.targets[index].name) {
         package.targets[index].swiftSettings = (package.targets[index].swiftSettings ?? []) + fuzzFlags
     }
     // SwiftPM links executables with `--defsym main=<Target>_main`; FuzzMain defines those
@@ -148,4 +148,13 @@ if ProcessInfo.processInfo.environment["MESHNODE_FUZZ"] == "1" {
         ))
         package.products.append(.executable(name: product, targets: [name]))
     }
+    // The signaling message decoder (SignalingCodec): decode, and round trip what decodes.
+    package.targets.append(.executableTarget(
+        name: "FuzzSignaling",
+        dependencies: ["Signaling", "FuzzMain"],
+        path: "fuzz/Signaling",
+        swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer"])],
+        linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]
+    ))
+    package.products.append(.executable(name: "fuzz-signaling", targets: ["FuzzSignaling"]))
 }
