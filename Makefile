@@ -54,11 +54,13 @@ fuzz: deps
 	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product fuzz-stun
 	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product fuzz-demux
 	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product fuzz-rtp
+	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product fuzz-sdp
 	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product fuzz-signaling
-	mkdir -p fuzz/corpus-work/stun fuzz/corpus-work/demux fuzz/corpus-work/rtp fuzz/corpus-work/signaling
+	mkdir -p fuzz/corpus-work/stun fuzz/corpus-work/demux fuzz/corpus-work/rtp fuzz/corpus-work/sdp fuzz/corpus-work/signaling
 	.build-fuzz/debug/fuzz-stun -runs=$(FUZZ_RUNS) -max_len=2048 -timeout=10 fuzz/corpus-work/stun fuzz/corpus/stun
 	.build-fuzz/debug/fuzz-demux -runs=$(FUZZ_RUNS) -max_len=1500 -timeout=10 fuzz/corpus-work/demux
 	.build-fuzz/debug/fuzz-rtp -runs=$(FUZZ_RUNS) -max_len=1500 -timeout=10 fuzz/corpus-work/rtp
+	.build-fuzz/debug/fuzz-sdp -runs=$(FUZZ_RUNS) -max_len=8192 -timeout=10 fuzz/corpus-work/sdp Tests/MediaTests/Fixtures
 	.build-fuzz/debug/fuzz-signaling -runs=$(FUZZ_RUNS) -max_len=4096 -timeout=10 fuzz/corpus-work/signaling fuzz/corpus/signaling
 
 # Signaling benchmark client tools from PyPI, pinned (bench/signaling/README.md).

@@ -138,7 +138,7 @@ if ProcessInfo.processInfo.environment["MESHNODE_FUZZ"] == "1" {
     package.products.append(.executable(name: "fuzz-stun", targets: ["FuzzSTUN"]))
     // The RFC 7983 demultiplexer and what it feeds (DTLS records, SRTP/SRTCP), and the
     // RTP/RTCP header parsers.
-    for (name, path, product) in [("FuzzDemux", "fuzz/Demux", "fuzz-demux"), ("FuzzRTP", "fuzz/RTP", "fuzz-rtp")] {
+    for (name, path, product) in [("FuzzDemux", "fuzz/Demux", "fuzz-demux"), ("FuzzRTP", "fuzz/RTP", "fuzz-rtp"), ("FuzzSDP", "fuzz/SDP", "fuzz-sdp")] {
         package.targets.append(.executableTarget(
             name: name,
             dependencies: ["Media", "FuzzMain", .product(name: "NIOCore", package: "swift-nio")],

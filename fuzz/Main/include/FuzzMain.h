@@ -10,5 +10,6 @@ int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*callback)(const uint8_t *
 int FuzzSTUN_main(int argc, char **argv);
 int FuzzDemux_main(int argc, char **argv);
 int FuzzRTP_main(int argc, char **argv);
+int FuzzSDP_main(int argc, char **argv);
 int FuzzSignaling_main(int argc, char **argv);
 #endif
