@@ -63,8 +63,6 @@ public final class RelayPortPool: Sendable {
             if s.inUse.remove(port) != nil { s.free.insert(port, at: 0) }
         }
     }
-
-    public var freeCount: Int { state.withLock { $0.free.count } }
 }
 
 /// Per-user and total allocation counts (RFC 8656 §7.2: 486 Allocation Quota Reached).

@@ -15,6 +15,8 @@ final class TURNShared: Sendable {
     let relayIPv4: IPAddress?
     let relayIPv6: IPAddress?
     let pendingConnections = Mutex<[UInt32: PendingPeerConnection]>([:])
+    /// USERHASH → static user, computed once (RFC 8489 §14.4) instead of per request.
+    private let usersByHash: [[UInt8]: String]
     /// UDP listeners by local address, for answering RFC 5780 CHANGE-REQUESTs from another
     /// address or port. Filled only when RFC 5780 is enabled.
     let udpListeners = Mutex<[SocketAddress: Channel]>([:])
@@ -27,6 +29,8 @@ final class TURNShared: Sendable {
         self.relayIPv4 = relayIPv4
         self.relayIPv6 = relayIPv6
         self.logger = logger
+        self.usersByHash = Dictionary(config.users.keys.map { (LongTermCredentials.userhash(username: $0, realm: config.realm), $0) },
+                                      uniquingKeysWith: { first, _ in first })
     }
 
     /// The password of a user: a static user, or a TURN REST username that has not expired.
@@ -58,7 +62,7 @@ final class TURNShared: Sendable {
 
     /// RFC 8489 §14.4: finds the static user whose USERHASH this is.
     func username(forUserhash hash: [UInt8]) -> String? {
-        config.users.keys.first { LongTermCredentials.userhash(username: $0, realm: config.realm) == hash }
+        usersByHash[hash]
     }
 }
 

@@ -29,8 +29,7 @@ enum CoturnTools {
     static func uclient(_ arguments: [String], timeout: Double = 60) async throws -> UClientReport {
         do {
             return try await uclientOnce(arguments, timeout: timeout)
-        } catch let failure as SilentRun {
-            _ = failure
+        } catch is SilentRun {
             return try await uclientOnce(arguments, timeout: timeout)
         }
     }
