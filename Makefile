@@ -13,7 +13,7 @@ FUZZ_RUNS ?= 200000
 # The independent WebRTC peer of the transport interop test (Tests/Interop/aiortc_peer.py).
 AIORTC_VERSION := 1.16.0
 
-.PHONY: deps test-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps testnet clean
+.PHONY: deps test-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps testnet testnet-quick testnet-build clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -86,9 +86,18 @@ bench-signaling: deps release bench-signaling-deps
 bench-transport: deps
 	bench/transport/run
 
-# The NAT testnet (network namespaces; root): up, checks, both RFC 5780 verifications, down.
-testnet: build
-	testnet/selftest
+# The NAT testnet (network namespaces; root; docs/testnet.md): selftest (up, checks, both
+# RFC 5780 verifications, down), the full traversal matrix (docs/nat-matrix.md) and every
+# fault scenario, about 10 minutes. testnet-quick (CI, about 5 minutes): selftest, five
+# representative pairs and the quick faults. Only the meshnode product is built.
+testnet-build: deps
+	$(SWIFT) build --product meshnode
+
+testnet: testnet-build
+	testnet/all
+
+testnet-quick: testnet-build
+	testnet/all --quick
 
 clean:
 	rm -rf .build .build-fuzz fuzz/corpus-work

@@ -44,13 +44,16 @@ mn_node_start() {
     [ -f "$dir/turn-secret" ] || head -c 24 /dev/urandom | base64 >"$dir/turn-secret"
     local before=0
     [ -f "$log" ] && before=$(grep -c "meshnode is running" "$log" || true)
+    before=${before:-0}
     ip netns exec "mn-$host" "$MESHNODE" serve --bind "$ip" --http-port "$MN_NODE_HTTP_PORT" \
         --turn-secret "$(cat "$dir/turn-secret")" --data-dir "$dir/data" --node-key "$dir/node-key" \
         ${MN_NODE_ARGS:-} </dev/null > >(mn_stamp >>"$log") 2>&1 &
     pid=$!
     printf -v "MN_NODE_PID_$host" '%s' "$pid"
     for _ in $(seq 1 100); do
-        [ "$(grep -c "meshnode is running" "$log" 2>/dev/null || true)" -gt "$before" ] && return 0
+        local now
+        now=$(grep -c "meshnode is running" "$log" 2>/dev/null || true)
+        [ "${now:-0}" -gt "$before" ] && return 0
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
@@ -118,7 +121,7 @@ mn_join_start() {
 mn_join_stop() {
     local pid=${1:-$MN_JOIN_PID}
     [ -n "$pid" ] || return 0
-    kill -INT "$pid" 2>/dev/null || true
+    kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
