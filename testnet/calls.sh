@@ -222,7 +222,7 @@ mn_flow_stop() {
     MN_FLOW_PID=""
 }
 
-# mn_flow_analyse FILE FROM TO: media flows both ways at a time when each router forwarded at
+# mn_flow_analyse FILE FROM TO [FLOWING]: media flows both ways at a time when each router forwarded at
 # least MN_FLOW_MIN bytes (default 4000) into its LAN in the 0.5 s before it (audio alone is
 # about 3 kB per 0.5 s, video several times that; STUN checks and signaling stay below).
 # Prints "first_flow outage_end longest_gap" for the window FROM..TO (epoch seconds):
@@ -230,11 +230,13 @@ mn_flow_stop() {
 #   outage_end   the end of the last interruption that started after FROM and the first flow
 #                ("-" when none), i.e. when media was back
 #   longest_gap  the longest interruption (s) after the first flow, 0 if none
+# With FLOWING=1 media is known to flow at FROM (a fault injected then): an interruption may
+# start at once.
 mn_flow_analyse() {
-    awk -v from="$2" -v to="$3" -v min="${MN_FLOW_MIN:-4000}" '
+    awk -v from="$2" -v to="$3" -v flowing_at_start="${4:-0}" -v min="${MN_FLOW_MIN:-4000}" '
         NF == 3 { t[n] = $1; a[n] = $2; b[n] = $3; n++ }
         END {
-            first = "-"; end = "-"; gap = 0; down = -1; j = 0
+            first = flowing_at_start ? from : "-"; end = "-"; gap = 0; down = -1; j = 0
             for (i = 0; i < n; i++) {
                 if (t[i] < from || t[i] > to) continue
                 while (j < i && t[j] < t[i] - 0.5) j++
