@@ -104,7 +104,8 @@ final class MediaSessionCore {
             if engine.keyframeWanted.exchange(false, ordering: .relaxed) { videoSender?.sender.encoder.requestKeyframe() }
             sendMedia(now: now)
             playAudio(now: now)
-            sendFeedback(now: now)
+            // Fresh time: an encode may have taken milliseconds, and reports carry send times (RFC 3550 §6.4).
+            sendFeedback(now: MediaEngine.now())
             if now >= nextSnapshot {
                 publish(now: now)
                 nextSnapshot = now + .milliseconds(250)
