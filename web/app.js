@@ -359,7 +359,8 @@ function wire() {
     const call = app.call;
     if (!call || call.state !== 'ringing-in') return;
     if ($('incoming').returnValue === 'accept') call.accept().catch((error) => showCallStatus(`Cannot accept: ${error.message}`));
-    else call.reject();
+    else call.reject(app.rejectReason || 'rejected');
+    app.rejectReason = null;
   });
   // Come back as the same person after a reload.
   if (session?.name) login(session.node, session.name).catch((error) => ($('login-error').textContent = error.message));
@@ -376,6 +377,7 @@ window.meshnodeTest = {
     else await app.call?.accept();
   },
   reject: async (reason) => {
+    app.rejectReason = reason;
     if ($('incoming').open) $('incoming').close('reject');
     else await app.call?.reject(reason);
   },

@@ -242,7 +242,7 @@ export class Call extends EventTarget {
         return this.offer();
       case 'reject':
       case 'busy':
-        return this.end(`${this.peer} ${type === 'busy' ? 'is busy' : 'rejected'}${payload.reason ? ': ' + payload.reason : ''}`);
+        return this.end(`${this.peer} ${type === 'busy' ? 'is busy' : 'rejected the call'}${payload.reason && payload.reason !== 'rejected' ? ': ' + payload.reason : ''}`);
       case 'cancel':
         return this.end(`${this.peer} cancelled`);
       case 'hangup':

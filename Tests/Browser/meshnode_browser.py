@@ -197,22 +197,22 @@ def summary(stats):
 # ---- scenarios: two pages through one node ------------------------------------------------------
 
 def login_pair(alice, bob):
-    a = alice.login("alice")
-    b = bob.login("bob")
+    a = alice.login(alice.label)
+    b = bob.login(bob.label)
     emit("logged-in", alice=a["loginMs"], bob=b["loginMs"], aliceWall=a["wallMs"], bobWall=b["wallMs"])
-    alice.hook("addContact", "bob")
-    bob.hook("addContact", "alice")
-    alice.wait_online("bob")
-    bob.wait_online("alice")
+    alice.hook("addContact", bob.label)
+    bob.hook("addContact", alice.label)
+    alice.wait_online(bob.label)
+    bob.wait_online(alice.label)
     emit("presence", alice_sees_bob="online", bob_sees_alice="online")
     return {"loginMs": [a["loginMs"], b["loginMs"]]}
 
 
 def scenario_chat(alice, bob, _args):
-    chat_id = alice.hook("chat", "bob", "hello bob, from alice's browser")
+    chat_id = alice.hook("chat", bob.label, "hello bob, from alice's browser")
     alice.wait_state("chat acknowledged by the node", lambda s: any(m["id"] == chat_id and m["status"] == "stored" for m in s["messages"]), 10)
     bob.wait_state("chat from alice", lambda s: any(m["id"] == chat_id and not m["mine"] for m in s["messages"]), 10)
-    reply = bob.hook("chat", "alice", "hi alice")
+    reply = bob.hook("chat", alice.label, "hi alice")
     alice.wait_state("reply from bob", lambda s: any(m["id"] == reply and not m["mine"] for m in s["messages"]), 10)
     return {"delivered": 2}
 
@@ -249,12 +249,15 @@ def scenario_call(alice, bob, args):
     b_first, b_last = bob.wait_media()
     setup_ms = round((time.monotonic() - started) * 1000)
     call = alice.state()["call"]
-    shot = alice.screenshot(args.artifacts, "browser-call-alice.png")
-    bob.screenshot(args.artifacts, "browser-call-bob.png")
+    shot = alice.screenshot(args.artifacts, "browser-call-caller.png")
+    bob.screenshot(args.artifacts, "browser-call-callee.png")
     emit("screenshot", path=shot)
     hang_up(alice, bob)
+    times = call["times"]
     return {
-        "setupMs": setup_ms, "pageTimesMs": call["times"],
+        "mediaConfirmedMs": setup_ms, "pageTimesMs": times,
+        "acceptToFirstFrameMs": times.get("firstFrameShown", 0) - times.get("connecting", 0),
+        "acceptToConnectedMs": times.get("connected", 0) - times.get("connecting", 0),
         "alice": summary(a_last), "bob": summary(b_last),
         "framesDecodedGrowth": [a_last["video"]["framesDecoded"] - a_first["video"]["framesDecoded"],
                                 b_last["video"]["framesDecoded"] - b_first["video"]["framesDecoded"]],
@@ -278,7 +281,7 @@ def scenario_desktop(alice, bob, args):
     call = bob.state()["call"]
     if call["localTracks"]:
         raise Failure(f"bob (watching) sends {call['localTracks']}")
-    bob.screenshot(args.artifacts, "browser-desktop-bob.png")
+    bob.screenshot(args.artifacts, "browser-desktop-viewer.png")
     setup_ms = round((time.monotonic() - started) * 1000)
     hang_up(alice, bob)
     return {"setupMs": setup_ms, "bob": summary(last)}
@@ -291,14 +294,15 @@ def scenario_reconnect(alice, bob, args):
         page.wait_state("noticing the node is gone", lambda s: s["connection"] == "reconnecting", 20)
     lost = time.monotonic()
     # Sent while away: kept and resent with the same id once back (session resume).
-    chat_id = alice.hook("chat", "bob", "sent while the node was down")
+    chat_id = alice.hook("chat", bob.label, "sent while the node was down")
     node_up = wait_for("the node back", lambda: health(args.url), 30, 0.05)
     up = time.monotonic()
     for page in (alice, bob):
-        page.wait_state("back online", lambda s: s["connection"] == "online", 10)
+        # The next attempt comes within 5 s + 1 s of jitter of the node being back.
+        page.wait_state("back online", lambda s: s["connection"] == "online", 7.5)
     online = time.monotonic()
-    alice.wait_online("bob", 10)
-    bob.wait_online("alice", 10)
+    alice.wait_online(bob.label, 10)
+    bob.wait_online(alice.label, 10)
     bob.wait_state("the chat sent while away", lambda s: any(m["id"] == chat_id for m in s["messages"]), 10)
     return {
         "disconnectedToOnlineMs": round((online - lost) * 1000),
@@ -320,7 +324,9 @@ SCENARIOS = {"chat": scenario_chat, "call": scenario_call, "reject": scenario_re
 
 
 def run_scenarios(args):
-    alice, bob = open_pages(args.url, ["alice", "bob"])
+    # Fresh profiles make fresh keys: fresh names too, so a node that already bound "alice" works.
+    suffix = os.urandom(3).hex()
+    alice, bob = open_pages(args.url, [f"alice-{suffix}", f"bob-{suffix}"])
     emit("browsers-started")
     results = {"scenarios": {}}
     try:
