@@ -55,7 +55,11 @@ async function login(nodeText, name) {
   client.addEventListener('presence', (e) => presence(e.detail));
   client.addEventListener('chat', (e) => chatReceived(e.detail));
   client.addEventListener('chat-status', (e) => chatStatus(e.detail));
-  client.addEventListener('message', (e) => message(e.detail));
+  // One at a time, in arrival order: verifying a signature is asynchronous, and an answer must
+  // not overtake its offer.
+  client.addEventListener('message', (e) => {
+    app.inbox = (app.inbox || Promise.resolve()).then(() => message(e.detail)).catch((error) => log('refused', { reason: String(error) }));
+  });
   client.addEventListener('error', (e) => log('error', e.detail));
   save('meshnode.session', { node: nodeText, name });
   app.contacts.clear();
