@@ -255,6 +255,7 @@ function newCall(options) {
     const labels = { 'ringing-out': `Calling ${call.peer}…`, 'ringing-in': `${call.peer} is calling`, connecting: 'Connecting…', connected: `In a ${call.kind} call with ${call.peer}`, ended: `Call ended: ${detail.reason}` };
     showCallStatus(labels[detail.state] || detail.state);
     $('hangup').hidden = detail.state === 'ended' || detail.state === 'ringing-in';
+    document.body.classList.toggle('in-call', detail.state !== 'ended');
     if (detail.state === 'ended') {
       remote.srcObject = null;
       local.srcObject = null;
