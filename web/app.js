@@ -19,6 +19,7 @@ const app = {
   messages: [], // {id, from, to, text, mine, status, sent}
   seen: new Set(), // `${from} ${id}` of received chat, to drop repeats
   autoAccept: false,
+  relayOnly: false,
   events: [],
 };
 
@@ -246,7 +247,7 @@ function showCallStatus(text) {
 }
 
 function newCall(options) {
-  const call = new Call({ client: app.client, identity: app.identity, pins: app.pins, ...options });
+  const call = new Call({ client: app.client, identity: app.identity, pins: app.pins, relayOnly: app.relayOnly, ...options });
   app.call = call;
   const remote = $('remote-video');
   const local = $('local-video');
@@ -389,6 +390,9 @@ window.meshnodeTest = {
   hangup: () => app.call?.hangup(),
   setAutoAccept: (on) => {
     app.autoAccept = !!on;
+  },
+  setRelayOnly: (on) => {
+    app.relayOnly = !!on;
   },
   chat: (to, text) => sendChat(to, text).id,
   state: () => ({

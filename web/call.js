@@ -103,9 +103,9 @@ export async function localMedia(kind, role) {
  * States: ringing-out, ringing-in, connecting, connected, ended.
  */
 export class Call extends EventTarget {
-  constructor({ client, identity, pins, peer, id, kind, role }) {
+  constructor({ client, identity, pins, peer, id, kind, role, relayOnly = false }) {
     super();
-    Object.assign(this, { client, identity, pins, peer, id, kind, role });
+    Object.assign(this, { client, identity, pins, peer, id, kind, role, relayOnly });
     this.state = role === 'caller' ? 'ringing-out' : 'ringing-in';
     this.reason = '';
     this.pc = null;
@@ -168,6 +168,7 @@ export class Call extends EventTarget {
 
   async hangup(reason = 'hangup') {
     if (this.state === 'ended') return;
+    if (this.state === 'ringing-in') return this.reject(reason);
     await this.sendSigned(this.state === 'ringing-out' ? 'cancel' : 'hangup', { reason });
     this.end(reason);
   }
@@ -182,7 +183,11 @@ export class Call extends EventTarget {
 
   createConnection() {
     if (this.pc) return this.pc;
-    const pc = new RTCPeerConnection({ iceServers: this.client.iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    const pc = new RTCPeerConnection({
+      iceServers: this.client.iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require',
+      // Relay only: every path goes through the node's TURN (tests, or to hide one's addresses).
+      iceTransportPolicy: this.relayOnly ? 'relay' : 'all',
+    });
     this.pc = pc;
     pc.onicecandidate = (event) => {
       if (!event.candidate || !event.candidate.candidate) return;

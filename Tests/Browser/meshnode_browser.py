@@ -287,6 +287,25 @@ def scenario_desktop(alice, bob, args):
     return {"setupMs": setup_ms, "bob": summary(last)}
 
 
+def scenario_relay(alice, bob, _args):
+    """Both pages relay-only: the call runs through the node's TURN with the credentials from
+    `welcome` (the node must allow relaying to loopback: --allow-peer 127.0.0.0/8)."""
+    for page in (alice, bob):
+        page.hook("setRelayOnly", True)
+    try:
+        place_and_accept(alice, bob, "video")
+        _, a_last = alice.wait_media()
+        _, b_last = bob.wait_media()
+        for page, st in ((alice, a_last), (bob, b_last)):
+            if not (st["path"] and st["path"]["relayed"]):
+                raise Failure(f"{page.label}: path is not relayed: {st['path']}")
+        hang_up(alice, bob)
+    finally:
+        for page in (alice, bob):
+            page.hook("setRelayOnly", False)
+    return {"alice": summary(a_last), "bob": summary(b_last)}
+
+
 def scenario_reconnect(alice, bob, args):
     """The caller of this script restarts the node when it reads `restart-node`."""
     emit("restart-node")
@@ -320,7 +339,7 @@ def health(url):
         return False
 
 
-SCENARIOS = {"chat": scenario_chat, "call": scenario_call, "reject": scenario_reject, "desktop": scenario_desktop, "reconnect": scenario_reconnect}
+SCENARIOS = {"chat": scenario_chat, "call": scenario_call, "relay": scenario_relay, "reject": scenario_reject, "desktop": scenario_desktop, "reconnect": scenario_reconnect}
 
 
 def run_scenarios(args):
@@ -427,6 +446,9 @@ def main():
     except Failure as failure:
         emit("failed", reason=str(failure))
         sys.exit(1)
+    except Exception as error:  # noqa: BLE001 - WebDriver and Chromium errors, reported as JSON too
+        emit("failed", reason=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+        raise
     emit("result", ok=True, durationMs=round((time.monotonic() - START) * 1000), **result)
 
 

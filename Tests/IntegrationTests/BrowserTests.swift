@@ -35,13 +35,14 @@ struct BrowserTests {
         return result
     }
 
-    @Test("two pages log in, see each other online, chat, make a video call with audio, reject a call and share a desktop")
+    @Test("two pages log in, see each other online, chat, make a video call with audio, reject a call, share a desktop and call through the node's TURN")
     func browserToBrowser() async throws {
-        let node = try await MeshNodeServer([], bind: ["127.0.0.1"])
+        // Relaying to loopback is refused by default; the relay-only call needs it here.
+        let node = try await MeshNodeServer(["--allow-peer", "127.0.0.0/8"], bind: ["127.0.0.1"])
         defer { node.stop() }
-        let result = try await runDriver(["scenario", "chat", "call", "reject", "desktop"], url: "http://127.0.0.1:\(node.httpPort)/", timeout: 100)
+        let result = try await runDriver(["scenario", "chat", "call", "reject", "desktop", "relay"], url: "http://127.0.0.1:\(node.httpPort)/", timeout: 120)
         let scenarios = result["scenarios"] as? [String: [String: Any]] ?? [:]
-        #expect(Set(scenarios.keys) == ["chat", "call", "reject", "desktop"])
+        #expect(Set(scenarios.keys) == ["chat", "call", "reject", "desktop", "relay"])
         // framesDecoded grew on both sides between two stats samples (the driver checks audio too).
         let growth = scenarios["call"]?["framesDecodedGrowth"] as? [Int] ?? []
         #expect(growth.count == 2 && growth.allSatisfy { $0 > 0 }, "frames decoded did not grow: \(growth)")
