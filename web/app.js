@@ -80,8 +80,9 @@ async function login(nodeText, name) {
   });
 }
 
-function logout() {
-  if (app.call) app.call.hangup('logged out');
+async function logout() {
+  // The hangup must leave before the socket closes.
+  if (app.call) await app.call.hangup('logged out').catch(() => {});
   if (app.client) app.client.stop();
   app.client = null;
   localStorage.removeItem('meshnode.session');
