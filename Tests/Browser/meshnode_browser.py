@@ -83,10 +83,18 @@ class Page:
         ]:
             options.add_argument(flag)
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-        self.driver.set_script_timeout(30)
-        self.driver.get(url)
-        wait_for(f"{label}: the page's test hook", lambda: self.js("return !!window.meshnodeTest"), 15)
+        try:
+            self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        except Exception:
+            shutil.rmtree(self.profile, ignore_errors=True)
+            raise
+        try:
+            self.driver.set_script_timeout(30)
+            self.driver.get(url)
+            wait_for(f"{label}: the page's test hook", lambda: self.js("return !!window.meshnodeTest"), 15)
+        except Exception:
+            self.close()
+            raise
 
     def js(self, script, *args):
         return self.driver.execute_script(script, *args)
