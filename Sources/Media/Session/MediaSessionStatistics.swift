@@ -58,12 +58,13 @@ public struct MediaSessionStatistics: Sendable, Codable, Hashable {
 
     public init() {}
 
-    /// Every negotiated direction of every stream carried media (a receive-only stream needs only
-    /// received frames), and something was both sent and received.
+    /// Every negotiated direction of every stream carried media: what this side sends went out,
+    /// what it receives was decoded. For a call that is both ways; for a desktop share to a peer
+    /// that only watches, the one way negotiated.
     public var mediaFlowedBothWays: Bool {
         let streams = [audio, video].compactMap { $0 }
         let sentAll = streams.allSatisfy { !$0.sending || $0.sentPackets > 0 }
         let receivedAll = streams.allSatisfy { !$0.receiving || $0.receivedFrames > 0 }
-        return sentAll && receivedAll && streams.contains { $0.sentPackets > 0 } && streams.contains { $0.receivedFrames > 0 }
+        return sentAll && receivedAll && streams.contains { $0.sending || $0.receiving }
     }
 }
