@@ -64,6 +64,8 @@ struct Serve: AsyncParsableCommand {
     var nodeKey: String?
     @Option(name: .customLong("link"), help: "Keep a link to the node at this WebSocket URL, ws://HOST:PORT/ws (repeatable).")
     var links: [String] = []
+    @Option(help: "Directory of the web page's files (default: web/ of the source tree meshnode was built from).")
+    var webRoot: String?
     @Option(help: "YAML config file with the same keys as these flags.")
     var config: String?
 
@@ -93,6 +95,7 @@ struct Serve: AsyncParsableCommand {
         flags.heartbeat = heartbeat
         flags.nodeKey = nodeKey
         flags.link = links.isEmpty ? nil : links
+        flags.webRoot = webRoot
 
         let configuration: NodeConfiguration
         do {
