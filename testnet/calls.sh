@@ -11,6 +11,8 @@
 #                "lost":N,"recovered":N},…],"rttMs":1.9,"iceRestarts":0,"error":null}
 
 MN_NODE_HTTP_PORT=8080
+MN_TURN_PORT=3478
+MN_TURNS_PORT=5349
 
 # Seconds since the epoch with milliseconds.
 mn_now() { date +%s.%3N; }
@@ -118,6 +120,18 @@ mn_join_start() {
     return 1
 }
 
+# mn_join_report NAME OUT: waits (3 s at most) for the report of the call that peer NAME
+# answered (`"event":"call-ended"` in its log) and writes it to OUT ({} when there is none).
+mn_join_report() {
+    local log="$MN_CALL_DIR/join-$1.log"
+    for _ in $(seq 1 30); do
+        grep -q '"event":"call-ended"' "$log" 2>/dev/null && break
+        sleep 0.1
+    done
+    grep '"event":"call-ended"' "$log" 2>/dev/null | tail -1 | cut -d' ' -f2- | jq -c . 2>/dev/null >"$2" || true
+    [ -s "$2" ] || echo '{}' >"$2"
+}
+
 mn_join_stop() {
     local pid=${1:-$MN_JOIN_PID}
     [ -n "$pid" ] || return 0
@@ -183,21 +197,37 @@ mn_recorded_longest_gap() {
 # A counter of the bytes each router forwards into its LAN (what reaches the peer behind it),
 # sampled every 0.2 s while a call runs: independent of what meshnode reports about itself.
 mn_flow_counter_add() {
-    ip netns exec "mn-r-$1" nft -f - <<'EOF'
+    ip netns exec "mn-r-$1" nft -f - <<EOF
 table ip mnmon
 delete table ip mnmon
 table ip mnmon {
     counter lan_in { }
+    counter turn_tcp { }
+    counter turn_tls { }
     chain forward {
         type filter hook forward priority filter - 10; policy accept;
         iifname "wan0" oifname "lan0" counter name "lan_in"
+        iifname "lan0" oifname "wan0" tcp dport $MN_TURN_PORT counter name "turn_tcp"
+        iifname "lan0" oifname "wan0" tcp dport $MN_TURNS_PORT counter name "turn_tls"
     }
 }
 EOF
 }
 
+# mn_turn_transport ROUTER: how the peer behind ROUTER reached TURN since its counters were
+# (re)made by mn_flow_counter_add, judged by the bytes it sent to the TURN ports over TCP:
+# "tcp", "tls", "tcp+tls" or nothing (MN_TURN_TCP_MIN, 20000 bytes: more than an allocation).
+mn_turn_transport() {
+    local tcp tls out=""
+    tcp=$(mn_flow_bytes "$1" turn_tcp)
+    tls=$(mn_flow_bytes "$1" turn_tls)
+    [ "${tcp:-0}" -ge "${MN_TURN_TCP_MIN:-20000}" ] && out=tcp
+    [ "${tls:-0}" -ge "${MN_TURN_TCP_MIN:-20000}" ] && out="${out:+$out+}tls"
+    echo "$out"
+}
+
 mn_flow_bytes() {
-    ip netns exec "mn-r-$1" nft list counter ip mnmon lan_in 2>/dev/null | awk '/bytes/ { for (i = 1; i < NF; i++) if ($i == "bytes") print $(i + 1) }'
+    ip netns exec "mn-r-$1" nft list counter ip mnmon "${2:-lan_in}" 2>/dev/null | awk '/bytes/ { for (i = 1; i < NF; i++) if ($i == "bytes") print $(i + 1) }'
 }
 
 # mn_flow_start OUT ROUTER_A ROUTER_B: samples "time bytes_into_A bytes_into_B" into OUT.
