@@ -183,16 +183,6 @@ mn_recorded_video_frames() {
     ffprobe -v error -select_streams v:0 -count_packets -show_entries stream=nb_read_packets -of csv=p=0 "$file" 2>/dev/null | head -1 || echo "-"
 }
 
-# The longest gap between consecutive video frames a joined peer recorded (s, by presentation
-# time), "-" without a recording.
-mn_recorded_longest_gap() {
-    local dir="$MN_CALL_DIR/rec-$1" file
-    file=$(find "$dir" -maxdepth 2 -name '*.ivf' -o -maxdepth 2 -name '*.webm' 2>/dev/null | head -1)
-    if [ -z "$file" ] || ! command -v ffprobe >/dev/null 2>&1; then echo "-"; return; fi
-    ffprobe -v error -select_streams v:0 -show_entries packet=pts_time -of csv=p=0 "$file" 2>/dev/null |
-        awk 'NF && $1 != "N/A" { if (n++ && $1 - last > gap) gap = $1 - last; last = $1 } END { if (n < 2) print "-"; else printf "%.3f\n", gap }'
-}
-
 # --- media flow ------------------------------------------------------------------------------
 # A counter of the bytes each router forwards into its LAN (what reaches the peer behind it),
 # sampled every 0.2 s while a call runs: independent of what meshnode reports about itself.
