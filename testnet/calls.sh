@@ -73,6 +73,20 @@ mn_node_kill() {
     printf -v "MN_NODE_PID_$host" '%s' ""
 }
 
+# mn_node_alive HOST: whether the node started by mn_node_start still runs; when it has
+# exited, logs its exit status and returns 1.
+mn_node_alive() {
+    local var="MN_NODE_PID_$1" status=0
+    local pid=${!var:-}
+    [ -n "$pid" ] || return 1
+    kill -0 "$pid" 2>/dev/null && return 0
+    wait "$pid" 2>/dev/null || status=$?
+    printf -v "MN_NODE_PID_$1" '%s' ""
+    mn_log "the node on $1 exited with status $status: $(grep -v 'allocation\|login' "$MN_CALL_DIR/$1.log" | tail -3)"
+    MN_NODE_EXITS="${MN_NODE_EXITS:-}$1 exited with status $status at $(date -u +%T); "
+    return 1
+}
+
 # The signaling URL of a node host.
 mn_node_url() {
     local ip
