@@ -46,7 +46,7 @@ struct NodeSignaling: Sendable {
             NodeLink(url: $0, hub: hub, identity: identity, nodeAddress: address, logger: logger)
         }
         logger.info("signaling ready", metadata: ["node": "\(address)", "node-key": "\(identity.publicKeyBase64)", "links": "\(links.count)"])
-        return NodeSignaling(hub: hub, store: store, endpoint: SignalingEndpoint(hub: hub), links: links)
+        return NodeSignaling(hub: hub, store: store, endpoint: SignalingEndpoint(hub: hub, limit: ConnectionLimit(maximum: configuration.signaling.maxConnections)), links: links)
     }
 
     /// The node's Ed25519 identity for links; made on first start when the file is missing.
@@ -61,8 +61,13 @@ struct NodeSignaling: Sendable {
 
     /// `GET /ws` without a WebSocket upgrade: 426 with a hint.
     func addRoutes(to router: Router<BasicRequestContext>) {
-        router.get(RouterPath(stringLiteral: SignalingProtocol.path)) { _, _ in
-            Response(status: .upgradeRequired, headers: [.contentType: "text/plain; charset=utf-8"],
+        router.get(RouterPath(stringLiteral: SignalingProtocol.path)) { request, _ in
+            // A WebSocket upgrade that reaches the router was refused for the connection cap.
+            if SignalingEndpoint.isSignalingUpgrade(request.head) {
+                return Response(status: .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8", .retryAfter: "5"],
+                                body: .init(byteBuffer: ByteBuffer(string: SignalingEndpoint.fullText)))
+            }
+            return Response(status: .upgradeRequired, headers: [.contentType: "text/plain; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(string: SignalingEndpoint.upgradeRequiredText)))
         }
     }

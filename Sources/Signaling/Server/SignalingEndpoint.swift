@@ -8,12 +8,15 @@ import NIOCore
 /// it upgrades matching requests and pumps frames between the socket and the hub.
 public struct SignalingEndpoint: Sendable {
     public let hub: SignalingHub
+    /// WebSocket connections held at once (`max-connections`); upgrades beyond it are refused.
+    public let limit: ConnectionLimit
     /// The largest WebSocket message read at all; between `SignalingProtocol.maxFrameBytes` and
     /// this, the client gets a `too-large` error and stays connected.
     public static let hardFrameLimit = 1 << 20
 
-    public init(hub: SignalingHub) {
+    public init(hub: SignalingHub, limit: ConnectionLimit = ConnectionLimit(maximum: ConnectionLimit.defaultMaximum())) {
         self.hub = hub
+        self.limit = limit
     }
 
     /// The WebSocket settings the HTTP server needs for this endpoint.
@@ -32,19 +35,41 @@ public struct SignalingEndpoint: Sendable {
             .flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }
         guard offered.contains(SignalingProtocol.subprotocol) else { return .dontUpgrade }
+        // At the cap the request is not upgraded: the router answers it 503 (`refusal`).
+        guard limit.acquire() else {
+            logger.warning("refusing a WebSocket connection: at max-connections", metadata: ["max-connections": "\(limit.maximum)"])
+            return .dontUpgrade
+        }
+        // Released when the TCP connection closes, whatever ends it (also a failed upgrade).
+        let limit = limit
+        channel.closeFuture.whenComplete { _ in limit.release() }
         let host = request.authority.map(Self.host(ofAuthority:))
+        let remoteIP = channel.remoteAddress?.ipAddress
         let hub = hub
         return .upgrade([.secWebSocketProtocol: SignalingProtocol.subprotocol]) { inbound, outbound, _ in
-            await Self.serve(hub: hub, hostHint: host, inbound: inbound, outbound: outbound)
+            await Self.serve(hub: hub, hostHint: host, remoteIP: remoteIP, inbound: inbound, outbound: outbound)
         }
     }
+
+    /// True when `request` asked for a signaling WebSocket: the router sees such a request
+    /// only when `shouldUpgrade` refused it for the connection cap.
+    public static func isSignalingUpgrade(_ request: HTTPRequest) -> Bool {
+        let upgrade = request.headerFields[values: .upgrade].contains { $0.lowercased().contains("websocket") }
+        let offered = request.headerFields[values: .secWebSocketProtocol]
+            .flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+        return upgrade && offered.contains(SignalingProtocol.subprotocol)
+    }
+
+    /// The text a client refused for the connection cap gets with HTTP 503.
+    public static let fullText = "This node is at its connection limit (max-connections); try again later or another node.\n"
 
     /// The text an HTTP client gets at `/ws` without a WebSocket upgrade.
     public static let upgradeRequiredText = "This is the meshnode signaling endpoint: open a WebSocket with subprotocol \(SignalingProtocol.subprotocol) (see docs/protocol.md).\n"
 
-    static func serve(hub: SignalingHub, hostHint: String?, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
+    static func serve(hub: SignalingHub, hostHint: String?, remoteIP: String?, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
         let (frames, sink) = AsyncStream.makeStream(of: ConnectionHandle.Outbound.self, bufferingPolicy: .bufferingOldest(4096))
-        let handle = await hub.open(hostHint: hostHint, sink: sink)
+        let handle = await hub.open(hostHint: hostHint, remoteIP: remoteIP, sink: sink)
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await item in frames {
