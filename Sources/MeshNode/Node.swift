@@ -29,8 +29,12 @@ public struct Node: Sendable {
         var turnConfiguration = configuration.turn
         let restSecret = turnConfiguration.restSecret ?? NodeSignaling.randomSecret()
         turnConfiguration.restSecret = restSecret
+        // TURN accepts the mesh's credentials (docs/mesh.md): issued by live members, per relay.
+        let credentials = MeshCredentials(identity: try NodeSignaling.nodeIdentity(path: configuration.signaling.nodeKeyPath))
+        turnConfiguration.credentialResolver = { credentials.password(forUsername: $0) }
         let turn = TURNServer(configuration: turnConfiguration, logger: logger)
-        let signaling = try await NodeSignaling.make(configuration: configuration, turn: turn, restSecret: restSecret, logger: logger)
+        let signaling = try await NodeSignaling.make(configuration: configuration, turn: turn, restSecret: restSecret,
+                                                     credentials: credentials, logger: logger)
         let readiness = NodeReadiness(onReady: onReady)
         let turnService = TURNService(server: turn) { listeners in readiness.turnStarted(listeners) }
 
@@ -46,6 +50,7 @@ public struct Node: Sendable {
                      body: .init(byteBuffer: ByteBuffer(string: status.html())))
         }
         signaling.addRoutes(to: router)
+        signaling.addMeshRoute(to: router)
         let host = httpHost
         let app = Application(
             router: router,
