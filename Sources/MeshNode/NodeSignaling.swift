@@ -65,13 +65,8 @@ struct NodeSignaling: Sendable {
 
     /// `GET /ws` without a WebSocket upgrade: 426 with a hint.
     func addRoutes(to router: Router<BasicRequestContext>) {
-        router.get(RouterPath(stringLiteral: SignalingProtocol.path)) { request, _ in
-            // A WebSocket upgrade that reaches the router was refused for the connection cap.
-            if SignalingEndpoint.isSignalingUpgrade(request.head) {
-                return Response(status: .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8", .retryAfter: "5"],
-                                body: .init(byteBuffer: ByteBuffer(string: SignalingEndpoint.fullText)))
-            }
-            return Response(status: .upgradeRequired, headers: [.contentType: "text/plain; charset=utf-8"],
+        router.get(RouterPath(stringLiteral: SignalingProtocol.path)) { _, _ in
+            Response(status: .upgradeRequired, headers: [.contentType: "text/plain; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(string: SignalingEndpoint.upgradeRequiredText)))
         }
     }
@@ -134,7 +129,9 @@ struct SignalingService: Service {
 
     func run() async throws {
         let (hub, links, mesh) = (hub, links, mesh)
-        let work = Task {
+        // Detached: the links' WebSocket clients would otherwise see the graceful shutdown
+        // (a task local) and close before the leaving record is out.
+        let work = Task.detached {
             await withDiscardingTaskGroup { group in
                 group.addTask { await hub.runSweeper() }
                 group.addTask { await mesh.run() }

@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NIOWebSocket
 
 /// The WebSocket endpoint `/ws` with subprotocol `meshnode.v1` (docs/protocol.md "Transport"):
 /// it upgrades matching requests and pumps frames between the socket and the hub.
@@ -35,10 +36,16 @@ public struct SignalingEndpoint: Sendable {
             .flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }
         guard offered.contains(SignalingProtocol.subprotocol) else { return .dontUpgrade }
-        // At the cap the request is not upgraded: the router answers it 503 (`refusal`).
+        // At the cap the connection is upgraded only to be closed at once with 1013 "Try Again
+        // Later" (RFC 6455 §7.4, IANA registry) and a reason: Hummingbird answers any refused
+        // upgrade with a bare 400, which would not tell the client why.
         guard limit.acquire() else {
             logger.warning("refusing a WebSocket connection: at max-connections", metadata: ["max-connections": "\(limit.maximum)"])
-            return .dontUpgrade
+            let maximum = limit.maximum
+            return .upgrade([.secWebSocketProtocol: SignalingProtocol.subprotocol]) { _, outbound, _ in
+                try? await outbound.close(WebSocketErrorCode(codeNumber: Self.tryAgainLater),
+                                          reason: "node at max-connections (\(maximum)); try again later")
+            }
         }
         // Released when the TCP connection closes, whatever ends it (also a failed upgrade).
         let limit = limit
@@ -51,18 +58,8 @@ public struct SignalingEndpoint: Sendable {
         }
     }
 
-    /// True when `request` asked for a signaling WebSocket: the router sees such a request
-    /// only when `shouldUpgrade` refused it for the connection cap.
-    public static func isSignalingUpgrade(_ request: HTTPRequest) -> Bool {
-        let upgrade = request.headerFields[values: .upgrade].contains { $0.lowercased().contains("websocket") }
-        let offered = request.headerFields[values: .secWebSocketProtocol]
-            .flatMap { $0.split(separator: ",") }
-            .map { $0.trimmingCharacters(in: .whitespaces) }
-        return upgrade && offered.contains(SignalingProtocol.subprotocol)
-    }
-
-    /// The text a client refused for the connection cap gets with HTTP 503.
-    public static let fullText = "This node is at its connection limit (max-connections); try again later or another node.\n"
+    /// The WebSocket close code for a node at its connection cap: 1013 Try Again Later.
+    public static let tryAgainLater = 1013
 
     /// The text an HTTP client gets at `/ws` without a WebSocket upgrade.
     public static let upgradeRequiredText = "This is the meshnode signaling endpoint: open a WebSocket with subprotocol \(SignalingProtocol.subprotocol) (see docs/protocol.md).\n"
