@@ -89,6 +89,9 @@ import FoundationNetworking
             return aCount == 2 && bCount == 2
         }
         print("mesh on loopback: a leaving node dropped everywhere in \(Int(milliseconds(ContinuousClock.now - left))) ms")
+        // And it stays dropped: nothing it sent before leaving brings it back.
+        try await Task.sleep(for: .milliseconds(1500))
+        #expect(try await status(a).nodes.count == 2)
     }
 
     /// Issue 8, item 7: at `max-connections` the node refuses further WebSocket clients (close

@@ -33,6 +33,8 @@ final class MeshService: Sendable {
         var ranked: [RankedRelay] = []
         var changed = true
         var seq = 0
+        /// Set by `leave()`: no ordinary record may follow the leaving one.
+        var left = false
     }
 
     let hub: SignalingHub
@@ -94,6 +96,7 @@ final class MeshService: Sendable {
 
     /// A last record that tells the mesh this node is gone.
     func leave() async {
+        state.withLock { $0.left = true }
         await publish(leaving: true)
         try? await Task.sleep(for: .milliseconds(300))
     }
@@ -136,6 +139,7 @@ final class MeshService: Sendable {
     }
 
     func publish(leaving: Bool = false) async {
+        guard leaving || !state.withLock({ $0.left }) else { return }
         let record = ownRecord(leaving: leaving, links: await hub.linkedNodes)
         await hub.publish(record.signed(by: identity))
     }
