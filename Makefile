@@ -13,7 +13,7 @@ FUZZ_RUNS ?= 200000
 # The independent WebRTC peer of the transport interop test (Tests/Interop/aiortc_peer.py).
 AIORTC_VERSION := 1.16.0
 
-.PHONY: deps test-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps testnet clean
+.PHONY: deps test-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps testnet testnet-mesh clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -89,6 +89,10 @@ bench-transport: deps
 # The NAT testnet (network namespaces; root): up, checks, both RFC 5780 verifications, down.
 testnet: build
 	testnet/selftest
+
+# The mesh scenarios of issue 8 (docs/mesh.md), quick version; `testnet/mesh` runs them all.
+testnet-mesh: build
+	testnet/mesh --quick
 
 clean:
 	rm -rf .build .build-fuzz fuzz/corpus-work

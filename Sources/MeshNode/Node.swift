@@ -25,6 +25,8 @@ public struct Node: Sendable {
     /// Runs until SIGTERM or SIGINT. `onReady` gets the addresses a user needs.
     public func run(onReady: @escaping @Sendable (NodeAddresses) -> Void = { _ in }) async throws {
         NodeMetrics.bootstrap()
+        // Every socket counts against RLIMIT_NOFILE: take the whole hard limit (max-connections).
+        _ = ConnectionLimit.openFileLimit()
         // Signaling hands out TURN REST credentials: without a configured secret, make one.
         var turnConfiguration = configuration.turn
         let restSecret = turnConfiguration.restSecret ?? NodeSignaling.randomSecret()
