@@ -35,7 +35,8 @@ import Testing
         let selector = RelaySelector(probes: 2, timeout: .milliseconds(300), keepUnanswered: true)
         let start = ContinuousClock.now
         let result = await selector.rank(candidates)
-        #expect(ContinuousClock.now - start < selector.timeLimit + .milliseconds(300))
+        // Bounded: two rounds of 300 ms for the silent one, plus scheduling on a busy machine.
+        #expect(ContinuousClock.now - start < selector.timeLimit + .seconds(1))
         #expect(result.map(\.candidate.id) == ["ours", "silent"])
         #expect(result[0].answered == 2 && result[0].rtt != nil)
         #expect(result[1].rtt == nil)
