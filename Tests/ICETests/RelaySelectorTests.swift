@@ -35,8 +35,9 @@ import Testing
         let selector = RelaySelector(probes: 2, timeout: .milliseconds(300), keepUnanswered: true)
         let start = ContinuousClock.now
         let result = await selector.rank(candidates)
-        // Bounded: two rounds of 300 ms for the silent one, plus scheduling on a busy machine.
-        #expect(ContinuousClock.now - start < selector.timeLimit + .seconds(1))
+        // Bounded: two rounds of 300 ms for the silent one; a loaded 2-core machine (the full
+        // suite in parallel) has been seen to add over a second of scheduling to that.
+        #expect(ContinuousClock.now - start < selector.timeLimit + .seconds(3))
         #expect(result.map(\.candidate.id) == ["ours", "silent"])
         #expect(result[0].answered == 2 && result[0].rtt != nil)
         #expect(result[1].rtt == nil)
