@@ -17,7 +17,7 @@ AIORTC_VERSION := 1.16.0
 TEST_DEBIAN_PACKAGES := chromium chromium-driver
 SELENIUM_VERSION := 4.40.0
 
-.PHONY: deps test-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps testnet clean
+.PHONY: deps test-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps bench-media testnet clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -90,6 +90,12 @@ bench: deps release bench-signaling-deps
 	bench/run $(BENCH_ARGS)
 	bench/transport/run
 	bench/signaling/run $(SIGBENCH_ARGS)
+	bench/media/run $(MEDIABENCH_ARGS)
+
+# Opus and VP8 encode/decode speed and RTP packetization with our Swift code (release
+# `media-bench`) against ffmpeg's libopus and libvpx on the same input; see bench/README.md.
+bench-media: deps
+	bench/media/run $(MEDIABENCH_ARGS)
 
 # Signaling over WebSocket: idle connections held (memory per connection), routed chat/s and
 # delivery latency against one release `meshnode serve`; see bench/signaling/README.md.
