@@ -8,12 +8,16 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 # Build and test dependencies from Debian.
 DEBIAN_PACKAGES := pkg-config libssl-dev libglib2.0-dev libnice-dev libsrtp2-dev libopus-dev \
                    libvpx-dev libsodium-dev libxcb1-dev libxcb-shm0-dev coturn ca-certificates gcc libc6-dev \
-                   python3 xvfb x11-xserver-utils ffmpeg
+                   python3 xvfb x11-xserver-utils ffmpeg nftables
 FUZZ_RUNS ?= 200000
 # The independent WebRTC peer of the transport interop test (Tests/Interop/aiortc_peer.py).
 AIORTC_VERSION := 1.16.0
+# Test-only: headless Chromium and its WebDriver for the web page's tests (Tests/Browser, docs/web.md),
+# driven from Python with selenium (newer selenium needs a certifi newer than the registry has).
+TEST_DEBIAN_PACKAGES := chromium chromium-driver
+SELENIUM_VERSION := 4.40.0
 
-.PHONY: deps test-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps testnet testnet-mesh clean
+.PHONY: deps test-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps bench-media testnet testnet-mesh clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -31,15 +35,25 @@ release: deps
 	$(SWIFT) build -c release
 
 # A node with embedded defaults on localhost: STUN/TURN on 3478 (UDP, TCP), TLS on 5349,
-# web page and /metrics on http://127.0.0.1:8080/.
+# the web page (web/) at http://127.0.0.1:8080/, /status and /metrics.
 run: build
 	.build/debug/meshnode serve $(ARGS)
 
-# Test-only tools: aiortc from PyPI, pinned (its tests are skipped with a message without it).
+# Test-only tools: Chromium from Debian; aiortc and selenium from PyPI, pinned (the aiortc tests
+# are skipped with a message without it, the browser tests without chromium).
 test-deps: deps
+	@missing=""; for p in $(TEST_DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 	@python3 -c "import aiortc, sys; sys.exit(aiortc.__version__ != '$(AIORTC_VERSION)')" 2>/dev/null || \
 	  python3 -m pip install --quiet --disable-pip-version-check "aiortc==$(AIORTC_VERSION)" || \
 	  python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "aiortc==$(AIORTC_VERSION)"
+	@python3 -c "import selenium, sys; sys.exit(selenium.__version__ != '$(SELENIUM_VERSION)')" 2>/dev/null || \
+	  python3 -m pip install --quiet --disable-pip-version-check "selenium==$(SELENIUM_VERSION)" || \
+	  python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "selenium==$(SELENIUM_VERSION)"
 
 # Tests run one at a time: on 2 cores the codec tests' CPU and the subprocess tests' blocking
 # waits starve Swift's cooperative pool, and the liveness tests measure time (about 2 minutes).
@@ -76,6 +90,12 @@ bench: deps release bench-signaling-deps
 	bench/run $(BENCH_ARGS)
 	bench/transport/run
 	bench/signaling/run $(SIGBENCH_ARGS)
+	bench/media/run $(MEDIABENCH_ARGS)
+
+# Opus and VP8 encode/decode speed and RTP packetization with our Swift code (release
+# `media-bench`) against ffmpeg's libopus and libvpx on the same input; see bench/README.md.
+bench-media: deps
+	bench/media/run $(MEDIABENCH_ARGS)
 
 # Signaling over WebSocket: idle connections held (memory per connection), routed chat/s and
 # delivery latency against one release `meshnode serve`; see bench/signaling/README.md.

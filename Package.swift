@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "meshnode", targets: ["MeshNodeCLI"]),
+        .executable(name: "media-bench", targets: ["MediaBench"]),
         .library(name: "MeshNode", targets: ["MeshNode"]),
     ],
     dependencies: [
@@ -96,6 +97,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The Swift side of `make bench-media` (bench/media/run): times our codecs and RTP code.
+        .executableTarget(
+            name: "MediaBench",
+            dependencies: ["Media", .product(name: "NIOCore", package: "swift-nio")],
+            path: "bench/media/MediaBench"
+        ),
         .testTarget(
             name: "ICETests",
             dependencies: ["ICE", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]
@@ -110,7 +117,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "MeshNode", "ICE", "Signaling",
+                "MeshNode", "ICE", "Signaling", "Media",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ]

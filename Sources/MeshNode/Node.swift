@@ -47,12 +47,22 @@ public struct Node: Sendable {
                      body: .init(byteBuffer: ByteBuffer(string: NodeMetrics.render())))
         }
         let status = NodeStatusPage(configuration: configuration, turn: turn)
-        router.get("/") { _, _ in
+        let statusResponse: @Sendable () -> Response = {
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(string: status.html())))
         }
+        router.get("/status") { _, _ in statusResponse() }
         signaling.addRoutes(to: router)
         signaling.addMeshRoute(to: router)
+        // The browser page (docs/web.md); without its files the status page stands at `/`.
+        let web = WebRoot(directory: configuration.webRoot)
+        if web.hasPage {
+            router.get("/") { request, _ in web.response(for: request.uri.path) }
+            router.get("**") { request, _ in web.response(for: request.uri.path) }
+        } else {
+            logger.warning("no web page: \(web.directory)/index.html is missing; serving the status page at /")
+            router.get("/") { _, _ in statusResponse() }
+        }
         let host = httpHost
         let app = Application(
             router: router,

@@ -34,6 +34,7 @@ public struct NodeSettings: Codable, Sendable, Equatable {
     public var link: [String]?
     public var maxConnections: Int?
     public var gossipInterval: Double?
+    public var webRoot: String?
 
     enum CodingKeys: String, CodingKey {
         case bind, realm, user, threads, rfc5780
@@ -41,7 +42,7 @@ public struct NodeSettings: Codable, Sendable, Equatable {
         case httpPort = "http-port", turnSecret = "turn-secret", allowPeer = "allow-peer", denyPeer = "deny-peer"
         case relayIP = "relay-ip", relayPorts = "relay-ports", userQuota = "user-quota", totalQuota = "total-quota"
         case maxBps = "max-bps", logLevel = "log-level", nonceLifetime = "nonce-lifetime"
-        case dataDir = "data-dir", heartbeat, nodeKey = "node-key", link
+        case dataDir = "data-dir", heartbeat, nodeKey = "node-key", link, webRoot = "web-root"
         case maxConnections = "max-connections", gossipInterval = "gossip-interval"
     }
 
@@ -61,7 +62,7 @@ public struct NodeSettings: Codable, Sendable, Equatable {
             if let mapping = try Yams.load(yaml: text) as? [String: Any] {
                 let known = Set(["bind", "realm", "user", "threads", "rfc5780", "stun-port", "tls-port", "tls-cert", "tls-key",
                                  "http-port", "turn-secret", "allow-peer", "deny-peer", "relay-ip", "relay-ports", "user-quota",
-                                 "total-quota", "max-bps", "log-level", "nonce-lifetime", "data-dir", "heartbeat", "node-key", "link",
+                                 "total-quota", "max-bps", "log-level", "nonce-lifetime", "data-dir", "heartbeat", "node-key", "link", "web-root",
                                  "max-connections", "gossip-interval"])
                 if let unknown = mapping.keys.sorted().first(where: { !known.contains($0) }) {
                     throw NodeConfigurationError(key: unknown, reason: "\(source): unknown key")
@@ -105,6 +106,7 @@ public struct NodeSettings: Codable, Sendable, Equatable {
         result.link = link ?? merged.link
         result.maxConnections = maxConnections ?? merged.maxConnections
         result.gossipInterval = gossipInterval ?? merged.gossipInterval
+        result.webRoot = webRoot ?? merged.webRoot
         return result
     }
 }
@@ -129,6 +131,8 @@ public struct NodeConfiguration: Sendable {
     public var logLevel: Logger.Level
     /// Signaling: store, heartbeat, node key and links (NodeConfiguration+Signaling.swift).
     public var signaling: SignalingSettings
+    /// The directory of the browser page (`web-root`, default: `web/` of the source tree).
+    public var webRoot: String
 
     /// Applies the defaults of a node on localhost and checks every value.
     public init(_ settings: NodeSettings) throws {
@@ -209,6 +213,15 @@ public struct NodeConfiguration: Sendable {
         }
         self.turn = turn
         signaling = try SignalingSettings(settings)
+        if let root = settings.webRoot {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw NodeConfigurationError(key: "web-root", reason: "\(root) is not a directory")
+            }
+            webRoot = root
+        } else {
+            webRoot = WebRoot.defaultDirectory
+        }
     }
 
     /// Whether this machine has ::1 (IPv6 can be disabled in containers).

@@ -1,7 +1,7 @@
 import ICE
 
-/// The page a node serves at `/` until the calling page (web/) takes its place: what this
-/// node offers and how to use it.
+/// The page a node serves at `/status` (and at `/` when the web page's files are missing):
+/// what this node offers and how to use it.
 struct NodeStatusPage: Sendable {
     let configuration: NodeConfiguration
     let turn: TURNServer
@@ -22,7 +22,7 @@ struct NodeStatusPage: Sendable {
         <p>This node runs a STUN/TURN server (realm <code>\(escape(configuration.turn.realm))</code>).</p>
         <h2>STUN/TURN</h2><ul>\(listeners)</ul>
         <p>Credentials: \(auth.isEmpty ? "none configured: TURN allocations are refused, STUN works" : escape(auth)).</p>
-        <p>Metrics: <a href="/metrics">/metrics</a> (Prometheus text format).</p>
+        <p>Metrics: <a href="/metrics">/metrics</a> (Prometheus text format). The calling page: <a href="/">/</a>.</p>
         </body></html>
         """
     }

@@ -1,4 +1,5 @@
 import Foundation
+import MeshNode
 import Signaling
 
 /// Terminal output of `meshnode join`: one line per event, readable or JSON.
@@ -28,6 +29,22 @@ struct EventPrinter: Sendable {
         case .error(let error):
             print("error", ["code": error.code.rawValue, "reason": error.reason])
         }
+    }
+
+    /// A finished call: its report, as one JSON object (`event` = `call-ended`) or a text summary.
+    func print(report: CallReport) {
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            guard let data = try? encoder.encode(report),
+                  var object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return }
+            object["event"] = "call-ended"
+            let line = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+            Swift.print(String(decoding: line, as: UTF8.self))
+        } else {
+            Swift.print(StatusLine.summary(report))
+        }
+        fflush(nil)
     }
 
     func print(_ event: String, _ fields: [String: String]) {

@@ -1,20 +1,23 @@
 import ArgumentParser
 import Foundation
+import MeshNode
 import Signaling
 
 /// `meshnode join`: stays online at a node and prints every event, one line each.
 struct Join: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Log in at a node, stay online and print presence, chat and call events.",
+        abstract: "Log in at a node, stay online, answer calls and print presence, chat and call events.",
         discussion: """
         Reconnects every 5 s (with jitter) when the connection is lost. Incoming calls are \
-        declined with `busy`, or accepted with --accept auto; --call TO:KIND places a call \
-        request. Until `meshnode call` exists (the calls issue) this is call setup signaling \
-        only: no media flows. With --json each line is one JSON object with an `event` field.
+        declined with `busy` (--accept never, the default), accepted (--accept auto) or asked \
+        about on the terminal (--accept ask); an accepted call sends this peer's sources back \
+        and records what arrives into --record DIR. --call TO:KIND places a call. With --json \
+        each line is one JSON object with an `event` field; a call's end prints its report.
         """
     )
 
     @OptionGroup var peer: PeerOptions
+    @OptionGroup var media: MediaOptions
     @Flag(help: "Print one JSON object per line.")
     var json = false
     @Option(name: .customLong("subscribe"), help: "Follow this peer's presence (repeatable).")
@@ -23,13 +26,13 @@ struct Join: AsyncParsableCommand {
     var rooms: [String] = []
     @Option(name: .customLong("send"), help: "Send TO:TEXT once online (repeatable); TO is a name, name@host:port or #room.")
     var sends: [String] = []
-    @Option(help: "Answer incoming call requests: never (busy, the default) or auto (accept).")
+    @Option(help: "Answer incoming calls: never (busy, the default), auto (accept) or ask (on the terminal).")
     var accept: AcceptPolicy = .never
     @Option(name: .customLong("call"), help: "Send a call request TO:KIND once online (KIND: audio, video or desktop).")
     var calls: [String] = []
 
     enum AcceptPolicy: String, ExpressibleByArgument {
-        case auto, never
+        case auto, ask, never
     }
 
     func validate() throws {
@@ -43,11 +46,16 @@ struct Join: AsyncParsableCommand {
 
     func run() async throws {
         let client = try peer.client()
+        let policy: Peer.AcceptPolicy = switch accept {
+        case .auto: .auto
+        case .ask: .ask
+        case .never: .never
+        }
+        let peerActor = Peer(client: client, options: try media.callOptions(), acceptPolicy: policy)
         let output = EventPrinter(json: json)
-        let policy = accept
-        let printing = Task { await Self.handle(client.events, client: client, output: output, accept: policy) }
+        let printing = Task { await Self.handle(peerActor.events, peer: peerActor, output: output) }
         do {
-            try await client.connect()
+            try await peerActor.connect()
             for room in rooms { try await client.join(room: room) }
             if !subscriptions.isEmpty { try await client.subscribe(subscriptions) }
             for send in sends {
@@ -59,12 +67,12 @@ struct Join: AsyncParsableCommand {
                 let separator = call.lastIndex(of: ":")!
                 let to = String(call[..<separator])
                 let kind = CallKind(rawValue: String(call[call.index(after: separator)...]))!
-                let id = try await client.call(to, kind: kind)
-                output.print("calling", ["to": to, "kind": kind.rawValue, "call": id])
+                let placed = try await peerActor.call(to, kind: kind)
+                output.print("calling", ["to": to, "kind": kind.rawValue, "call": placed.id])
             }
         } catch let error as SignalingError {
             output.print("error", ["code": error.code.rawValue, "reason": error.reason])
-            await client.close()
+            await peerActor.close()
             throw ExitCode(1)
         }
         await printing.value
@@ -83,19 +91,39 @@ struct Join: AsyncParsableCommand {
         return (to, String(argument[argument.index(after: colon)...]))
     }
 
-    /// Prints events until the client stops; answers incoming call requests by the policy.
-    static func handle(_ events: AsyncStream<SignalingEvent>, client: SignalingClient, output: EventPrinter,
-                       accept: AcceptPolicy) async {
+    /// Prints events until the peer stops; asks on the terminal about calls with --accept ask.
+    static func handle(_ events: AsyncStream<PeerEvent>, peer: Peer, output: EventPrinter) async {
         for await event in events {
-            output.print(event)
-            guard case .callSetup(let payload) = event, payload.type == .call else { continue }
-            switch accept {
-            case .auto:
-                try? await client.callSetup(.accept, to: payload.from, call: payload.call)
-                output.print("answered", ["call": payload.call, "from": payload.from, "answer": "accept"])
-            case .never:
-                try? await client.callSetup(.busy, to: payload.from, call: payload.call, reason: "not taking calls")
-                output.print("answered", ["call": payload.call, "from": payload.from, "answer": "busy"])
+            switch event {
+            case .signaling(let signaling):
+                output.print(signaling)
+            case .answered(let payload, let answer):
+                output.print("answered", ["call": payload.call, "from": payload.from, "answer": answer.rawValue])
+            case .incomingCall(let payload):
+                output.print("ringing", ["call": payload.call, "from": payload.from, "kind": payload.kind?.rawValue ?? "video"])
+                let accepted = await Self.ask("Accept the \(payload.kind?.rawValue ?? "video") call from \(payload.from)? [y/N] ")
+                if accepted {
+                    _ = try? await peer.accept(payload.call)
+                    output.print("answered", ["call": payload.call, "from": payload.from, "answer": "accept"])
+                } else {
+                    await peer.decline(payload.call)
+                    output.print("answered", ["call": payload.call, "from": payload.from, "answer": "reject"])
+                }
+            case .callStarted(let call):
+                output.print("call-started", ["call": call.id, "with": call.remote, "kind": call.kind.rawValue])
+            case .callEnded(_, let report):
+                output.print(report: report)
+            }
+        }
+    }
+
+    /// Reads y/n from the terminal without blocking the cooperative pool.
+    static func ask(_ question: String) async -> Bool {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                FileHandle.standardError.write(Data(question.utf8))
+                let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+                continuation.resume(returning: answer == "y" || answer == "yes")
             }
         }
     }

@@ -13,13 +13,16 @@ import Testing
         let output = server.process.output
         #expect(output.contains("web page: http://127.0.0.1:\(server.httpPort)/"))
         #expect(output.contains("turns:127.0.0.1:"))
-        let (page, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(server.httpPort)/")!)
-        #expect(String(decoding: page, as: UTF8.self).contains("turn:127.0.0.1:\(server.udpPort)?transport=udp"))
+        let (status, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(server.httpPort)/status")!)
+        #expect(String(decoding: status, as: UTF8.self).contains("turn:127.0.0.1:\(server.udpPort)?transport=udp"))
+        let (page, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(server.httpPort)/")!)
+        #expect(String(decoding: page, as: UTF8.self).contains("<script type=\"module\" src=\"app.js\">"))
+        #expect((response as? HTTPURLResponse)?.value(forHTTPHeaderField: "Content-Type") == "text/html; charset=utf-8")
         let metrics = try await server.metrics()
         #expect(metrics.contains("meshnode_turn_allocations_active"))
         server.process.terminate()
-        let status = await server.process.waitForExit(timeout: 10)
-        #expect(status == 0, "exit status \(String(describing: status)):\n\(server.process.output)")
+        let exit = await server.process.waitForExit(timeout: 10)
+        #expect(exit == 0, "exit status \(String(describing: exit)):\n\(server.process.output)")
     }
 
     @Test("a bad setting fails fast with the key and the reason")

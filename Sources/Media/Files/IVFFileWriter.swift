@@ -47,6 +47,14 @@ public final class IVFFileWriter {
         frameCount += 1
     }
 
+    /// Sets the frame size the header states, for a stream whose size is known only once its first
+    /// keyframe decodes; it is written when the file is closed.
+    public func setFrameSize(width: Int, height: Int) {
+        guard let width = UInt16(exactly: width), let height = UInt16(exactly: height), width > 0, height > 0 else { return }
+        header.width = width
+        header.height = height
+    }
+
     /// Writes the frame count into the header and closes the file.
     public func close() throws(MediaError) {
         guard !file.isClosed else { return }

@@ -91,17 +91,22 @@ public final class DTLSSRTPTransport: Sendable {
     private let counters = Mutex(TransportStatistics())
     private let tasks = Mutex<[Task<Void, Never>]>([])
     private let clock = ContinuousClock()
+    private let agentEvents: AsyncStream<ICEAgentEvent>
 
     /// Creates the transport; nothing happens until ``start()``.
+    /// - Parameter events: the agent's events, when the caller consumes ``ICEAgent/events`` itself
+    ///   (to trickle candidates before the peer's fingerprint is known) and forwards them here;
+    ///   `nil` to take over the agent's stream.
     /// - Throws: ``TransportError`` `invalidFingerprint` for a fingerprint we cannot check,
     ///   `invalidArgument` for no profiles or a bad MTU, `handshakeFailed` when OpenSSL
     ///   refuses the setup.
-    public init(agent: ICEAgent, configuration: Configuration) throws(TransportError) {
+    public init(agent: ICEAgent, events: AsyncStream<ICEAgentEvent>? = nil, configuration: Configuration) throws(TransportError) {
         let connection = try DTLSConnection(
             certificate: configuration.certificate, role: configuration.role,
             remoteFingerprint: configuration.remoteFingerprint, profiles: configuration.profiles, mtu: configuration.mtu)
         self.state = Mutex(State(connection: connection))
         self.agent = agent
+        self.agentEvents = events ?? agent.events
         self.configuration = configuration
         (self.events, self.continuation) = AsyncStream<TransportEvent>.makeStream()
     }
@@ -115,8 +120,9 @@ public final class DTLSSRTPTransport: Sendable {
     /// is connected (at once if it already is).
     public func start() {
         let agent = self.agent
+        let agentEvents = self.agentEvents
         let pump = Task { [weak self] in
-            for await event in agent.events {
+            for await event in agentEvents {
                 guard let self else { return }
                 self.handle(event)
             }

@@ -1,0 +1,364 @@
+import Foundation
+import NIOCore
+
+/// The media thread's state: every codec, buffer and timer of one session. Only the engine's
+/// thread touches it.
+final class MediaSessionCore {
+    private let engine: MediaEngine
+    private let configuration: MediaEngine.Configuration
+    private let start = MediaEngine.now()
+
+    // Sending.
+    private var videoSender: (stream: NegotiatedStream, sender: VideoSendStream, source: any LiveVideoSource, interval: Duration)?
+    private var audioSender: (stream: NegotiatedStream, encoder: OpusAudioEncoder, source: any LiveAudioSource)?
+    private var audioSequence = UInt16.random(in: 0...UInt16.max)
+    private var audioTimestamp = UInt32.random(in: 0...UInt32.max)
+    private var audioSent = (packets: 0, bytes: 0, frames: 0)
+    private var nextVideo: Duration
+    private var nextAudio: Duration
+    private var estimator: SendSideBandwidthEstimator
+    private var lastAllocation: BitrateAllocation?
+
+    // Receiving.
+    private let videoIn: NegotiatedStream?
+    private let audioIn: NegotiatedStream?
+    private var videoReceiver: VideoReceiveStream?
+    private let playout: AudioPlayoutBuffer
+    private var audioReception: ReceptionStatistics?
+    private var audioReceived = (packets: 0, bytes: 0)
+    private var audioWriter: WAVFileWriter?
+    private var audioFramesWritten = 0
+    private var feedbackGenerator: TransportFeedbackGenerator?
+    private let localSSRC: UInt32
+    private var pictureSize: (width: Int, height: Int)?
+    private var firstVideoFrame: Duration?
+    private var files: [String] = []
+
+    // Timers.
+    private var nextPlayout: Duration
+    private var nextReport: Duration
+    private var nextTransportFeedback: Duration
+    private var nextSnapshot: Duration
+    private var meter = RateMeter()
+
+    init(engine: MediaEngine) throws(MediaError) {
+        self.engine = engine
+        configuration = engine.configuration
+        let streams = configuration.streams
+        let videoStream = streams.first { $0.kind == "video" }
+        let audioStream = streams.first { $0.kind == "audio" }
+        videoIn = videoStream?.receives == true ? videoStream : nil
+        audioIn = audioStream?.receives == true ? audioStream : nil
+        localSSRC = videoStream?.sends == true ? configuration.videoSSRC : configuration.audioSSRC
+        nextVideo = start
+        nextAudio = start
+        nextPlayout = start + .milliseconds(60)
+        nextReport = start + .milliseconds(500)
+        nextTransportFeedback = start + .milliseconds(100)
+        nextSnapshot = start + .milliseconds(250)
+        let startBitrate = Double(configuration.videoBitrateKbps * 1000 + configuration.audioBitrate)
+        estimator = SendSideBandwidthEstimator(configuration: .init(
+            startBitrate: startBitrate, minimumBitrate: 80_000, maximumBitrate: Double(max(configuration.maximumBitrateKbps * 1000, Int(startBitrate)))))
+        playout = try AudioPlayoutBuffer()
+
+        if let videoStream, videoStream.sends, let spec = configuration.video {
+            let source = try spec.open()
+            let rtx: RetransmissionHistory.Mode = if let pt = videoStream.rtxPayloadType {
+                .rtx(payloadType: pt, ssrc: configuration.rtxSSRC, firstSequenceNumber: .random(in: 0...UInt16.max))
+            } else { .plain }
+            let sender = try VideoSendStream(
+                encoder: .init(width: source.width, height: source.height, bitrateKbps: configuration.videoBitrateKbps,
+                               framesPerSecond: spec.framesPerSecond, content: spec.content),
+                payloadType: videoStream.payloadType, ssrc: configuration.videoSSRC, retransmission: rtx,
+                firstSequenceNumber: .random(in: 0...UInt16.max), reservedExtensionBytes: videoStream.transportCCExtensionID == nil ? 0 : 8)
+            videoSender = (videoStream, sender, source, .seconds(1.0 / Double(spec.framesPerSecond)))
+        }
+        if let audioStream, audioStream.sends, let spec = configuration.audio {
+            let encoder = try OpusAudioEncoder(.init(bitrate: configuration.audioBitrate, application: .voip, inbandFEC: true, expectedPacketLossPercent: 5))
+            audioSender = (audioStream, encoder, try spec.open())
+        }
+        if let directory = configuration.recordDirectory {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw MediaError(.io, "cannot create \(directory): \(error)")
+            }
+            if audioIn != nil {
+                let path = (directory as NSString).appendingPathComponent(configuration.recordPrefix + "audio.wav")
+                audioWriter = try WAVFileWriter(path: path)
+                files.append(path)
+            }
+        }
+    }
+
+    func run() {
+        while !engine.stopping.load(ordering: .relaxed) {
+            let now = MediaEngine.now()
+            let arrived = engine.inbound.withLock { queue in
+                defer { queue.removeAll(keepingCapacity: true) }
+                return queue
+            }
+            for packet in arrived {
+                if packet.isRTCP { handleRTCP(packet.bytes, now: packet.arrival) } else { handleRTP(packet.bytes, now: packet.arrival) }
+            }
+            if engine.keyframeWanted.exchange(false, ordering: .relaxed) { videoSender?.sender.encoder.requestKeyframe() }
+            sendMedia(now: now)
+            playAudio(now: now)
+            // Fresh time: an encode may have taken milliseconds, and reports carry send times (RFC 3550 §6.4).
+            sendFeedback(now: MediaEngine.now())
+            if now >= nextSnapshot {
+                publish(now: now)
+                nextSnapshot = now + .milliseconds(250)
+            }
+            let deadline = [nextVideo, nextAudio, nextPlayout, now + .milliseconds(10)].min()!
+            let wait = deadline - MediaEngine.now()
+            if wait > .zero { _ = engine.wake.wait(timeout: .now() + .microseconds(Int(wait.seconds * 1_000_000))) }
+        }
+        close()
+        publish(now: MediaEngine.now())
+    }
+
+    // MARK: - Sending
+
+    private func sendMedia(now: Duration) {
+        if let (stream, sender, source, interval) = videoSender, now >= nextVideo {
+            // After a stall (the machine was busy) skip ahead rather than burst frames.
+            nextVideo = max(nextVideo + interval, now - interval)
+            do throws(MediaError) {
+                let picture = try source.nextFrame(sendTimeMilliseconds: UInt64(now.milliseconds))
+                let packets = try sender.send(picture, timestamp: source.lastTimestamp, now: now)
+                transmit(packets, stream: stream, now: now)
+            } catch {
+                // A frame the source or encoder refused is skipped; the next one tries again.
+            }
+        }
+        if let (stream, encoder, source) = audioSender, now >= nextAudio {
+            nextAudio = max(nextAudio + .milliseconds(20), now - .milliseconds(20))
+            do throws(MediaError) {
+                let payload = try encoder.encode(try source.nextFrame())
+                let packet = RTPPacket(payloadType: stream.payloadType, sequenceNumber: audioSequence, timestamp: audioTimestamp,
+                                       ssrc: configuration.audioSSRC, payload: payload)
+                audioSequence &+= 1
+                audioTimestamp &+= UInt32(OpusAudioEncoder.frameSize)
+                audioSent.frames += 1
+                audioSent.packets += 1
+                audioSent.bytes += RTPPacket.fixedHeaderSize + payload.readableBytes
+                transmit([packet], stream: stream, now: now)
+            } catch {}
+        }
+    }
+
+    private func transmit(_ packets: [RTPPacket], stream: NegotiatedStream, now: Duration) {
+        for var packet in packets {
+            if let id = stream.transportCCExtensionID {
+                let size = RTPPacket.fixedHeaderSize + packet.payload.readableBytes + 8 + 16 + 28
+                packet.headerExtension = .compact([.transportSequenceNumber(id: id, estimator.packetSent(size: size, now: now))])
+            }
+            guard let bytes = try? packet.serialized() else { continue }
+            meter.sent[packet.ssrc == configuration.audioSSRC ? 0 : 1] += bytes.readableBytes
+            engine.send(.rtp(bytes))
+        }
+    }
+
+    // MARK: - Receiving
+
+    private func handleRTP(_ bytes: ByteBuffer, now: Duration) {
+        guard let packet = try? RTPPacket(parsing: bytes) else { return }
+        if let id = (videoIn ?? audioIn)?.transportCCExtensionID ?? audioIn?.transportCCExtensionID,
+           let element = packet.headerExtension?.element(id: id), element.readableBytes == 2,
+           let sequence = element.getInteger(at: element.readerIndex, as: UInt16.self) {
+            if feedbackGenerator == nil { feedbackGenerator = TransportFeedbackGenerator(senderSSRC: localSSRC, mediaSSRC: packet.ssrc) }
+            feedbackGenerator?.packetArrived(sequence: sequence, arrival: now)
+        }
+        if let audio = audioIn, packet.payloadType == audio.payloadType {
+            audioReceived.packets += 1
+            audioReceived.bytes += bytes.readableBytes
+            meter.received[0] += bytes.readableBytes
+            if audioReception == nil { audioReception = ReceptionStatistics(ssrc: packet.ssrc, clockRate: OpusPayload.clockRate) }
+            audioReception?.record(sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp, arrival: now)
+            playout.insert(packet)
+            return
+        }
+        guard let video = videoIn, packet.payloadType == video.payloadType || packet.payloadType == video.rtxPayloadType else { return }
+        meter.received[1] += bytes.readableBytes
+        if videoReceiver == nil {
+            // The SSRCs the peer announced (media first, then its FID repair stream), or the first one seen.
+            let mediaSSRC = video.remoteSSRCs.first ?? packet.ssrc
+            guard packet.payloadType == video.payloadType || !video.remoteSSRCs.isEmpty else { return }
+            let rtx: (UInt8, UInt32)? = if let pt = video.rtxPayloadType, video.remoteSSRCs.count > 1 { (pt, video.remoteSSRCs[1]) } else { nil }
+            videoReceiver = try? VideoReceiveStream(ssrc: mediaSSRC, payloadType: video.payloadType, localSSRC: localSSRC, rtx: rtx)
+            if let directory = configuration.recordDirectory {
+                let path = (directory as NSString).appendingPathComponent(configuration.recordPrefix + "video.ivf")
+                videoReceiver?.recorder = try? IVFFileWriter(path: path, width: 640, height: 480, framesPerSecond: 30)
+                files.append(path)
+            }
+        }
+        guard let receiver = videoReceiver else { return }
+        for picture in receiver.receive(packet, now: now) {
+            if firstVideoFrame == nil { firstVideoFrame = now }
+            if pictureSize == nil { receiver.recorder?.setFrameSize(width: picture.frame.width, height: picture.frame.height) }
+            pictureSize = (picture.frame.width, picture.frame.height)
+        }
+    }
+
+    private func handleRTCP(_ bytes: ByteBuffer, now: Duration) {
+        guard let packets = try? RTCPPacket.parseCompound(bytes) else { return }
+        for packet in packets {
+            videoReceiver?.handle(packet, now: now)
+            if case .senderReport(let report) = packet, report.ssrc == audioReception?.ssrc {
+                audioReception?.senderReportReceived(report, arrival: now)
+            }
+            if let video = videoSender {
+                transmit(video.sender.handle(packet, now: now), stream: video.stream, now: now)
+            }
+            _ = estimator.handle(packet, now: now)
+        }
+        if let measured = videoSender?.sender.measuredRoundTripTime {
+            estimator.roundTripTime = measured
+            videoReceiver?.roundTripTime = measured
+        }
+        let allocation = BitrateAllocation(target: estimator.targetBitrate)
+        if allocation != lastAllocation {
+            try? allocation.apply(video: videoSender?.sender.encoder, audio: audioSender?.encoder)
+            lastAllocation = allocation
+        }
+    }
+
+    private func playAudio(now: Duration) {
+        guard audioIn != nil, now >= nextPlayout else { return }
+        nextPlayout = max(nextPlayout + .milliseconds(20), now - .milliseconds(20))
+        let frame = playout.nextFrame()
+        // From the first sound on, the recording runs with the device clock.
+        if frame.source != .silence || audioFramesWritten > 0 {
+            try? audioWriter?.write(frame.pcm)
+            audioFramesWritten += 1
+        }
+    }
+
+    // MARK: - RTCP out
+
+    private func sendFeedback(now: Duration) {
+        var packets: [RTCPPacket] = videoReceiver?.feedback(now: now) ?? []
+        if now >= nextTransportFeedback {
+            if let feedback = feedbackGenerator?.makeFeedback() { packets.append(.transportFeedback(feedback)) }
+            nextTransportFeedback = now + .milliseconds(100)
+        }
+        if now >= nextReport {
+            nextReport = now + .seconds(1)
+            sendReports(now: now)
+        }
+        guard !packets.isEmpty else { return }
+        // A compound packet starts with a report (RFC 3550 §6.1); an empty RR keeps feedback small.
+        if let compound = try? RTCPPacket.serializeCompound([.receiverReport(RTCPReceiverReport(ssrc: localSSRC))] + packets) {
+            engine.send(.rtcp(compound))
+        }
+    }
+
+    /// Sender reports for what this side sends, one receiver report with a block per received
+    /// stream, and the CNAME (RFC 3550 §6.1, §6.4).
+    private func sendReports(now: Duration) {
+        var packets: [RTCPPacket] = []
+        if let video = videoSender, video.sender.counters.packets > 0 { packets.append(video.sender.senderReport(now: now)) }
+        if audioSender != nil, audioSent.packets > 0 {
+            packets.append(.senderReport(RTCPSenderReport(
+                ssrc: configuration.audioSSRC, ntpTimestamp: RoundTripTimeEstimator.ntp(now), rtpTimestamp: audioTimestamp,
+                packetCount: UInt32(truncatingIfNeeded: audioSent.packets), octetCount: UInt32(truncatingIfNeeded: audioSent.bytes))))
+        }
+        var blocks: [RTCPReportBlock] = []
+        if let receiver = videoReceiver, case .receiverReport(let report) = receiver.receiverReport(now: now) { blocks += report.reports }
+        if audioReception != nil, let block = audioReception?.makeReportBlock(now: now) { blocks.append(block) }
+        if !blocks.isEmpty || packets.isEmpty { packets.append(.receiverReport(RTCPReceiverReport(ssrc: localSSRC, reports: blocks))) }
+        packets.append(.sourceDescription(RTCPSourceDescription(chunks: [.init(ssrc: localSSRC, items: [.init(type: .cname, text: configuration.cname)])])))
+        if let compound = try? RTCPPacket.serializeCompound(packets) { engine.send(.rtcp(compound)) }
+    }
+
+    // MARK: - Statistics and shutdown
+
+    private func publish(now: Duration) {
+        var snapshot = MediaSessionStatistics()
+        snapshot.elapsedMilliseconds = (now - start).milliseconds
+        snapshot.firstVideoFrameMilliseconds = firstVideoFrame.map { ($0 - start).milliseconds }
+        let rates = meter.rates(now: now)
+        let streams = configuration.streams
+        if let stream = streams.first(where: { $0.kind == "audio" }) {
+            var audio = MediaSessionStatistics.Stream(kind: "audio")
+            audio.sending = audioSender != nil
+            audio.receiving = stream.receives
+            audio.sentPackets = audioSent.packets
+            audio.sentFrames = audioSent.frames
+            audio.sentBytes = audioSent.bytes
+            let counters = playout.counters
+            audio.receivedPackets = audioReceived.packets
+            audio.receivedBytes = audioReceived.bytes
+            audio.receivedFrames = counters.decoded + counters.recoveredByFEC
+            audio.recovered = counters.recoveredByFEC
+            audio.concealed = counters.concealed
+            audio.decodeErrors = counters.decodeErrors
+            audio.lost = Int(max(0, audioReception?.cumulativeLost ?? 0))
+            audio.jitterMilliseconds = (audioReception?.jitterSeconds ?? 0) * 1000
+            (audio.sendKbps, audio.receiveKbps) = (rates.sent[0], rates.received[0])
+            snapshot.audio = audio
+        }
+        if let stream = streams.first(where: { $0.kind == "video" }) {
+            var video = MediaSessionStatistics.Stream(kind: "video")
+            video.sending = videoSender != nil
+            video.receiving = stream.receives
+            if let sender = videoSender?.sender {
+                video.sentPackets = sender.counters.packets
+                video.sentFrames = sender.counters.frames
+                video.sentBytes = sender.counters.bytes
+                video.keyframesSent = sender.counters.keyframes
+                video.retransmissions = sender.counters.retransmissions
+                video.keyframeRequestsReceived = sender.counters.keyframeRequests
+            }
+            if let received = videoReceiver?.currentStatistics {
+                video.receivedPackets = received.packets
+                video.receivedBytes = received.bytes
+                video.receivedFrames = received.frames - received.decodeErrors
+                video.lost = received.lost
+                video.recovered = received.recoveredByNACK
+                video.pictureLossIndicationsSent = received.pictureLossIndications
+                video.decodeErrors = received.decodeErrors
+                video.jitterMilliseconds = received.jitterMilliseconds
+                video.firstPatternFrame = received.patternFrameNumbers.first
+                video.lastPatternFrame = received.patternFrameNumbers.last
+                video.patternFrames = received.patternFrameNumbers.count
+                video.meanLatencyMilliseconds = received.patternFrameNumbers.isEmpty ? nil : received.meanLatencyMilliseconds
+            }
+            video.width = pictureSize?.width
+            video.height = pictureSize?.height
+            (video.sendKbps, video.receiveKbps) = (rates.sent[1], rates.received[1])
+            snapshot.video = video
+        }
+        snapshot.roundTripMilliseconds = videoSender?.sender.measuredRoundTripTime?.milliseconds
+        snapshot.targetKbps = estimator.targetBitrate / 1000
+        snapshot.files = files
+        engine.snapshot.withLock { $0 = snapshot }
+    }
+
+    private func close() {
+        try? videoReceiver?.recorder?.close()
+        try? audioWriter?.close()
+    }
+}
+
+/// Bytes sent and received per kind (0 audio, 1 video), turned into kb/s over the last second.
+private struct RateMeter {
+    var sent = [0, 0]
+    var received = [0, 0]
+    private var window: (time: Duration, sent: [Int], received: [Int])?
+    private var last = (sent: [0.0, 0.0], received: [0.0, 0.0])
+
+    mutating func rates(now: Duration) -> (sent: [Double], received: [Double]) {
+        guard let window else {
+            self.window = (now, sent, received)
+            return last
+        }
+        let elapsed = (now - window.time).seconds
+        guard elapsed >= 1 else { return last }
+        last.sent = (0..<2).map { Double(sent[$0] - window.sent[$0]) * 8 / elapsed / 1000 }
+        last.received = (0..<2).map { Double(received[$0] - window.received[$0]) * 8 / elapsed / 1000 }
+        self.window = (now, sent, received)
+        return last
+    }
+}

@@ -1,0 +1,74 @@
+/// What an offer/answer exchange settled for one media kind: the payload types both directions use
+/// (JSEP keeps the offerer's, RFC 8829 §5.3.1), the feedback and header extensions in force, the
+/// SSRCs the peer announced, and which directions flow.
+public struct NegotiatedStream: Sendable, Hashable {
+    /// `audio` or `video`.
+    public var kind: String
+    public var mid: String?
+    public var payloadType: UInt8
+    /// RTX (RFC 4588) payload type for video, when negotiated.
+    public var rtxPayloadType: UInt8?
+    /// Feedback in force: NACK, PLI, FIR, transport-cc, REMB.
+    public var nack: Bool
+    public var pictureLossIndication: Bool
+    public var transportCC: Bool
+    public var remb: Bool
+    /// The transport-wide sequence number extension id (RFC 8285), when negotiated.
+    public var transportCCExtensionID: UInt8?
+    /// Whether Opus in-band FEC was asked for by the peer.
+    public var opusFEC: Bool
+    /// The SSRCs the peer announced (`a=ssrc`); empty when it sends unsignalled.
+    public var remoteSSRCs: [UInt32]
+    public var sends: Bool
+    public var receives: Bool
+
+    /// Reads one section's outcome. `local` is the direction this side takes for it (for an answer,
+    /// the answer's direction; for an offer, the offer's), `peer` the peer's section.
+    public init?(section: CodecNegotiation.Section, localDirection: SDPDirection, peer: MediaDescription) {
+        guard let codec = section.codec, let payloadType = UInt8(exactly: codec.payloadType) else { return nil }
+        kind = section.kind
+        mid = section.mid
+        self.payloadType = payloadType
+        rtxPayloadType = codec.retransmissionPayloadType.flatMap(UInt8.init(exactly:))
+        let feedback = Set(codec.feedback.map { $0.type + ($0.parameter.map { " \($0)" } ?? "") })
+        nack = feedback.contains("nack")
+        pictureLossIndication = feedback.contains("nack pli")
+        transportCC = feedback.contains("transport-cc")
+        remb = feedback.contains("goog-remb")
+        transportCCExtensionID = section.extensions.first { $0.uri == RTPHeaderExtensionURI.transportWideCC }.flatMap { UInt8(exactly: $0.id) }
+        opusFEC = codec.usesInbandFEC
+        remoteSSRCs = peer.ssrcs
+        sends = localDirection == .sendrecv || localDirection == .sendonly
+        receives = localDirection == .sendrecv || localDirection == .recvonly
+        if !nack { rtxPayloadType = nil }
+    }
+
+    /// The streams of an answer this side makes to `offer` (it answered with `answer`).
+    public static func fromAnswering(offer: SessionDescription, answer: SessionDescription) throws(MediaError) -> [NegotiatedStream] {
+        let sections = try CodecNegotiation.negotiate(offer: offer)
+        return zip(zip(sections, offer.media), answer.media).compactMap { pair, answered in
+            NegotiatedStream(section: pair.0, localDirection: answered.direction, peer: pair.1)
+        }
+    }
+
+    /// The streams of this side's `offer` once the peer's `answer` came back: the codec and
+    /// extensions the answer kept (RFC 3264 §6), directions as the offer asked and the answer allows.
+    public static func fromOffering(offer: SessionDescription, answer: SessionDescription) throws(MediaError) -> [NegotiatedStream] {
+        guard answer.media.count == offer.media.count else {
+            throw MediaError(.negotiationFailed, "the answer has \(answer.media.count) media sections, the offer \(offer.media.count) (RFC 3264 §6)")
+        }
+        var streams: [NegotiatedStream] = []
+        for (offered, answered) in zip(offer.media, answer.media) where answered.port != 0 {
+            let section = CodecNegotiation.negotiate(section: answered)
+            // The answer's direction is the peer's; ours is its mirror image (RFC 3264 §6.1).
+            guard let stream = NegotiatedStream(section: section, localDirection: answered.direction.reversed, peer: answered) else { continue }
+            var adjusted = stream
+            adjusted.sends = stream.sends && (offered.direction == .sendrecv || offered.direction == .sendonly)
+            streams.append(adjusted)
+        }
+        guard !streams.isEmpty else {
+            throw MediaError(.negotiationFailed, "the answer accepted no Opus or VP8 section")
+        }
+        return streams
+    }
+}

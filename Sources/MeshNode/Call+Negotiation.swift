@@ -1,0 +1,209 @@
+import Foundation
+import ICE
+import Media
+import NIOCore
+import Signaling
+
+/// Offer/answer (JSEP RFC 8829) and the DTLS-SRTP transport of a ``Call``.
+extension Call {
+    /// The kinds this call carries and what this side sends on each.
+    var sending: [String: (ssrc: UInt32, retransmissionSSRC: UInt32?)] {
+        var result: [String: (ssrc: UInt32, retransmissionSSRC: UInt32?)] = [:]
+        if options.audioSource != nil { result["audio"] = (ssrcs.audio, nil) }
+        if videoSource != nil { result["video"] = (ssrcs.video, ssrcs.rtx) }
+        return result
+    }
+
+    /// What this side sends as video: the desktop for the sharer of a desktop call, else its video source.
+    var videoSource: VideoSourceSpec? {
+        kind == .desktop && isCaller ? options.desktopSource : options.videoSource
+    }
+
+    /// Caller: the first offer, or an ICE restart's offer with new credentials and every local
+    /// candidate written in (RFC 8829 §5.2.1, RFC 8445 §9).
+    func sendOffer(restart: Bool) async throws {
+        let agent: ICEAgent
+        let credentials: ICECredentials
+        var candidates: [SDPCandidate] = []
+        if restart, let existing = self.agent {
+            agent = existing
+            credentials = try await agent.restart()
+            remoteCredentials = nil
+            candidates = try await agent.localCandidates().compactMap(Self.sdpCandidate)
+        } else {
+            agent = try await makeAgent(role: .controlling)
+            credentials = try await agent.localCredentials()
+        }
+        let kinds = kind == .audio ? ["audio"] : ["audio", "video"]
+        let offer = try JSEPOffer.make(local: .init(
+            iceUsernameFragment: credentials.ufrag, icePassword: credentials.password, fingerprint: certificate.fingerprint,
+            cname: streamID, streamID: streamID, kinds: kinds, sending: sending.filter { kinds.contains($0.key) },
+            sessionID: sessionID, sessionVersion: sessionVersion, candidates: candidates, gatheringDone: restart && localGatheringDone))
+        sessionVersion += 1
+        localOffer = offer
+        if offerSent == nil { offerSent = .now }
+        try await signal(.sdp, sdpType: "offer", sdp: offer.serialized)
+        if !restart { try await agent.gather() }
+    }
+
+    /// Caller: the answer to our offer (the first one sets up DTLS; later ones finish a restart).
+    func receiveAnswer(_ text: String) async throws {
+        guard let agent, let offer = localOffer else { return }
+        let answer = try SessionDescription(parsing: text)
+        let remote = try SDPTransportParameters(answer)
+        let restart = transport != nil
+        try await setRemote(remote, on: agent)
+        guard !restart else { return }
+        streams = try NegotiatedStream.fromOffering(offer: offer, answer: answer)
+        // RFC 8842 §5.3: an answer without a=setup is active.
+        let setup: SDPSetupRole = answer.media.contains { $0.attributes.contains { if case .setup = $0 { true } else { false } } } ? remote.setup : .active
+        try startTransport(agent: agent, local: .actpass, remote: setup, fingerprint: remote.fingerprint)
+    }
+
+    /// Callee: the caller's offer — the first sets everything up, a later one with new ICE
+    /// credentials is an ICE restart.
+    func receiveOffer(_ text: String) async throws {
+        let offer = try SessionDescription(parsing: text)
+        let remote = try SDPTransportParameters(offer)
+        if let agent, transport != nil {
+            guard remote.iceUsernameFragment != remoteCredentials?.ufrag else { return }
+            if state == .connected { setState(.reconnecting) }
+            restartStarted = restartStarted ?? .now
+            iceRestarts += 1
+            let credentials = try await agent.restart()
+            try await setRemote(remote, on: agent)
+            let candidates = try await agent.localCandidates().compactMap(Self.sdpCandidate)
+            let answer = try makeAnswer(offer: offer, credentials: credentials, candidates: candidates)
+            try await signal(.sdp, sdpType: "answer", sdp: answer.serialized)
+            return
+        }
+        guard !isCaller else { return }
+        let agent = try await makeAgent(role: .controlled)
+        try await setRemote(remote, on: agent)
+        let credentials = try await agent.localCredentials()
+        let answer = try makeAnswer(offer: offer, credentials: credentials, candidates: [])
+        streams = try NegotiatedStream.fromAnswering(offer: offer, answer: answer)
+        offerSent = .now
+        try await signal(.sdp, sdpType: "answer", sdp: answer.serialized)
+        try await agent.gather()
+        try startTransport(agent: agent, local: .active, remote: remote.setup, fingerprint: remote.fingerprint)
+    }
+
+    func makeAnswer(offer: SessionDescription, credentials: ICECredentials, candidates: [SDPCandidate]) throws -> SessionDescription {
+        var answer = try JSEPAnswer.make(offer: offer, local: .init(
+            iceUsernameFragment: credentials.ufrag, icePassword: credentials.password, fingerprint: certificate.fingerprint,
+            setup: .active, cname: streamID, streamID: streamID, sending: sending, sessionID: sessionID))
+        answer.origin.sessionVersion = String(sessionVersion)
+        sessionVersion += 1
+        if !candidates.isEmpty, let first = answer.media.firstIndex(where: { $0.port != 0 }) {
+            answer.media[first].attributes += candidates.map { .candidate($0) }
+            if localGatheringDone { answer.media[first].attributes.append(.endOfCandidates) }
+        }
+        localAnswer = answer
+        return answer
+    }
+
+    /// Sets the peer's ICE credentials and the candidates its description carries, then the
+    /// trickled ones that came early.
+    func setRemote(_ remote: SDPTransportParameters, on agent: ICEAgent) async throws {
+        let credentials = ICECredentials(ufrag: remote.iceUsernameFragment, password: remote.icePassword)
+        try await agent.setRemoteCredentials(credentials)
+        remoteCredentials = credentials
+        for candidate in remote.candidates {
+            await addRemoteCandidate(CandidateInfo(candidate: "candidate:\(candidate)", sdpMid: "0", sdpMLineIndex: 0))
+        }
+        if remote.gatheringDone { try? await agent.endOfRemoteCandidates() }
+        await addPendingCandidates()
+    }
+
+    /// Starts DTLS over the agent's component; media starts when the handshake completes.
+    func startTransport(agent: ICEAgent, local: SDPSetupRole, remote: SDPSetupRole, fingerprint: SDPFingerprint) throws {
+        guard transport == nil, let events = forwarded else { return }
+        let role = try DTLSRole(local: local, remote: remote)
+        let transport = try DTLSSRTPTransport(agent: agent, events: events, configuration: .init(
+            certificate: certificate, role: role, remoteFingerprint: fingerprint))
+        self.transport = transport
+        let media = self.media
+        tasks.append(Task { [weak self] in
+            for await event in transport.events {
+                switch event {
+                case .rtp(let packet): media.engine?.receive(rtp: packet)
+                case .rtcp(let packet): media.engine?.receive(rtcp: packet)
+                case .connected: await self?.transportConnected()
+                case .failed(let error): await self?.end("DTLS failed: \(error.reason)", failed: true)
+                case .closedByPeer: await self?.end("\(self?.remote ?? "the peer") closed the session")
+                case .ice: break
+                }
+            }
+        })
+        transport.start()
+        // The whole setup, from the call request to media, has a deadline.
+        let timeout = options.setupTimeout - (.now - created)
+        tasks.append(Task { [weak self] in
+            try? await Task.sleep(for: max(timeout, .seconds(1)))
+            guard let self, await self.state == .connecting else { return }
+            await self.end("no media path within \(self.options.setupTimeout)", failed: true)
+        })
+    }
+
+    func transportConnected() async {
+        guard state == .connecting, let transport else { return }
+        let engine = MediaEngine(configuration: .init(
+            streams: streams, video: videoSource, audio: options.audioSource, videoBitrateKbps: options.videoBitrateKbps,
+            recordDirectory: options.recordDirectory, recordPrefix: "\(Self.fileSafe(remote))-\(id.prefix(8))-",
+            audioSSRC: ssrcs.audio, videoSSRC: ssrcs.video, rtxSSRC: ssrcs.rtx, cname: streamID)) { outgoing in
+            switch outgoing {
+            case .rtp(let packet): try? transport.sendRTP(packet)
+            case .rtcp(let packet): try? transport.sendRTCP(packet)
+            }
+        }
+        do {
+            try engine.start()
+        } catch {
+            await end("media could not start: \(error.reason)", failed: true)
+            return
+        }
+        media.engine = engine
+        mediaStarted = .now
+        setState(.connected)
+        watchLiveness(transport)
+        logger.info("call \(id): media flowing (\(transport.profile.map { "\($0)" } ?? "?"))")
+    }
+
+    /// Media is the best sign of a live path: audio alone sends 50 packets a second. When nothing
+    /// at all arrives for `silenceLimit`, the path is treated as dead without waiting for RFC 7675's
+    /// 30 s consent expiry — as browsers go `disconnected` after a few silent seconds.
+    func watchLiveness(_ transport: DTLSSRTPTransport) {
+        let limit = options.silenceLimit
+        tasks.append(Task { [weak self] in
+            var last = -1
+            var changed = ContinuousClock.now
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(250))
+                let statistics = transport.statistics
+                let count = statistics.rtpReceived + statistics.rtcpReceived
+                if count != last {
+                    last = count
+                    changed = .now
+                } else if ContinuousClock.now - changed >= limit {
+                    changed = .now
+                    await self?.mediaSilent(for: limit)
+                }
+            }
+        })
+    }
+
+    func mediaSilent(for limit: Duration) async {
+        guard state == .connected else { return }
+        logger.info("call \(id): nothing received for \(limit); the path is treated as dead")
+        await pathFailed()
+    }
+
+    static func sdpCandidate(_ candidate: ICECandidate) -> SDPCandidate? {
+        try? SDPCandidate(line: candidate.sdp)
+    }
+
+    static func fileSafe(_ text: String) -> String {
+        String(text.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" })
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import ICE
+import Media
+
+/// The summary of a call that `meshnode call --json` prints (docs/calls.md): whether media
+/// flowed both ways, the path ICE chose, setup times and per-stream counters.
+public struct CallReport: Codable, Sendable {
+    /// The selected candidate pair.
+    public struct Path: Codable, Sendable {
+        /// `host`, `srflx`, `prflx` or `relay` on each side.
+        public var local: String
+        public var remote: String
+        /// `udp` or `tcp` (ICE-TCP); TURN over TCP/TLS shows as a relay candidate over udp.
+        public var transport: String
+        /// The relayed address (IP:port on the TURN server) when either side sends through a relay.
+        public var relay: String?
+        public var localAddress: String
+        public var remoteAddress: String
+    }
+
+    public var ok: Bool
+    public var call: String
+    public var to: String
+    public var kind: String
+    /// From the call request (caller) or the incoming request (callee) to the first decoded video
+    /// frame (the first media packet for audio-only calls), ms.
+    public var setupMs: Double?
+    /// From the offer to ICE connected, ms.
+    public var iceMs: Double?
+    /// The DTLS handshake, ms.
+    public var dtlsMs: Double?
+    public var path: Path?
+    public var streams: [MediaSessionStatistics.Stream]
+    public var rttMs: Double?
+    public var iceRestarts: Int
+    /// How long the last ICE restart took to bring media back, ms.
+    public var restartMs: Double?
+    /// How long media flowed, ms.
+    public var durationMs: Double?
+    public var files: [String]
+    public var error: String?
+}
+
+extension CallReport {
+    /// The report of a call that never started.
+    public static func failure(to: String, kind: String, error: String) -> CallReport {
+        CallReport(ok: false, call: "", to: to, kind: kind, setupMs: nil, iceMs: nil, dtlsMs: nil, path: nil, streams: [],
+                   rttMs: nil, iceRestarts: 0, restartMs: nil, durationMs: nil, files: [], error: error)
+    }
+}
+
+extension Call {
+    /// The report now; `ok` says whether media flowed both ways and the call did not fail.
+    public func report() -> CallReport {
+        let stats = statistics
+        func ms(_ duration: Duration?) -> Double? { duration.map { ($0.inMilliseconds * 10).rounded() / 10 } }
+        var setup: Duration?
+        if let mediaStarted {
+            let firstFrame = stats?.firstVideoFrameMilliseconds.map { Duration.milliseconds($0) } ?? .zero
+            setup = (mediaStarted - created) + firstFrame
+        }
+        let path = selectedPair.map { pair -> CallReport.Path in
+            let relayed = pair.local.kind == .relay ? pair.local : (pair.remote.kind == .relay ? pair.remote : nil)
+            return CallReport.Path(
+                local: pair.local.kind.rawValue, remote: pair.remote.kind.rawValue, transport: pair.local.transport.rawValue.lowercased(),
+                relay: relayed.map { Self.hostPort($0.address, $0.port) },
+                localAddress: Self.hostPort(pair.local.address, pair.local.port), remoteAddress: Self.hostPort(pair.remote.address, pair.remote.port))
+        }
+        let flowed = stats?.mediaFlowedBothWays ?? false
+        let error: String? = if failed { endReason ?? "failed" } else if !flowed { endReason.map { "no media both ways (\($0))" } ?? "no media both ways yet" } else { nil }
+        return CallReport(
+            ok: flowed && !failed, call: id, to: remote, kind: kind.rawValue, setupMs: ms(setup),
+            iceMs: ms(offerSent.flatMap { sent in iceConnected.map { $0 - sent } }),
+            dtlsMs: ms(transport?.statistics.handshakeDuration), path: path,
+            streams: [stats?.audio, stats?.video].compactMap { $0 }, rttMs: stats?.roundTripMilliseconds.map { ($0 * 10).rounded() / 10 },
+            iceRestarts: iceRestarts, restartMs: ms(lastRestartDuration), durationMs: stats.map { ($0.elapsedMilliseconds).rounded() },
+            files: stats?.files ?? [], error: error)
+    }
+
+    static func hostPort(_ address: String, _ port: UInt16) -> String {
+        address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)"
+    }
+}

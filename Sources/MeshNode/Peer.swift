@@ -1,0 +1,171 @@
+import Foundation
+import Logging
+import Media
+import Signaling
+
+/// A headless participant (DESIGN.md "Roles"): its identity and signaling client at its home
+/// node, the ICE servers the node hands out, and its calls — placed with ``call(_:kind:)`` or
+/// answered by the ``AcceptPolicy``.
+public actor Peer {
+    /// How incoming calls are answered.
+    public enum AcceptPolicy: String, Sendable {
+        /// Accept every call (while no other call runs).
+        case auto
+        /// Report ``PeerEvent/incomingCall(_:)`` and wait for ``accept(_:)`` or ``decline(_:reason:)``.
+        case ask
+        /// Answer `busy`.
+        case never
+    }
+
+    public nonisolated let client: SignalingClient
+    /// Everything that happens: signaling events, incoming calls, calls starting and ending.
+    public nonisolated let events: AsyncStream<PeerEvent>
+    private let sink: AsyncStream<PeerEvent>.Continuation
+    public let options: CallOptions
+    public var acceptPolicy: AcceptPolicy
+    private let logger: Logger
+    private var iceServers: [ICEServer] = []
+    private var calls: [String: Call] = [:]
+    /// Incoming calls waiting for ``accept(_:)`` (policy `ask`).
+    private var ringing: [String: CallPayload] = [:]
+    private var loop: Task<Void, Never>?
+
+    public init(client: SignalingClient, options: CallOptions = CallOptions(), acceptPolicy: AcceptPolicy = .never,
+                logger: Logger = Logger(label: "meshnode.peer")) {
+        self.client = client
+        self.options = options
+        self.acceptPolicy = acceptPolicy
+        self.logger = logger
+        (events, sink) = AsyncStream.makeStream(of: PeerEvent.self)
+    }
+
+    /// Logs in (the client then reconnects on its own) and starts answering.
+    @discardableResult
+    public func connect() async throws -> WelcomeBody {
+        let client = self.client
+        loop = Task { [weak self] in
+            for await event in client.events {
+                await self?.handle(event)
+            }
+            await self?.finish()
+        }
+        let welcome = try await client.connect()
+        iceServers = welcome.iceServers
+        return welcome
+    }
+
+    /// Places a call and returns at once; follow it through ``Call/states``.
+    public func call(_ address: String, kind: CallKind, ring: Int? = nil) async throws -> Call {
+        let id = UUID().uuidString
+        let call = try Call(id: id, remote: address, kind: kind, isCaller: true, client: client, options: options,
+                            iceServers: iceServers, logger: logger)
+        register(call)
+        do {
+            try await client.call(address, kind: kind, ring: ring, call: id)
+        } catch {
+            await call.end("the call request failed: \(error)", failed: true)
+            throw error
+        }
+        return call
+    }
+
+    /// Accepts a ringing call (policy `ask`).
+    @discardableResult
+    public func accept(_ callID: String) async throws -> Call? {
+        guard let payload = ringing.removeValue(forKey: callID) else { return nil }
+        return try await answer(payload)
+    }
+
+    /// Declines a ringing call.
+    public func decline(_ callID: String, reason: String = "declined") async {
+        guard let payload = ringing.removeValue(forKey: callID) else { return }
+        try? await client.callSetup(.reject, to: payload.from, call: payload.call, reason: reason)
+    }
+
+    /// Hangs up every call and leaves the node.
+    public func close() async {
+        for call in calls.values { await call.hangup() }
+        await client.close()
+    }
+
+    public var activeCalls: [Call] { Array(calls.values) }
+
+    // MARK: - Events
+
+    private func handle(_ event: SignalingEvent) async {
+        sink.yield(.signaling(event))
+        switch event {
+        case .connected(let welcome), .reconnected(let welcome):
+            iceServers = welcome.iceServers
+        case .callSetup(let payload):
+            if payload.type == .call {
+                await incoming(payload)
+            } else if let call = calls[payload.call] {
+                await call.handle(payload)
+            } else if payload.type == .cancel {
+                ringing[payload.call] = nil
+            }
+        case .callTimeout(let id):
+            ringing[id] = nil
+            await calls[id]?.timedOut()
+        default:
+            break
+        }
+    }
+
+    private func incoming(_ payload: CallPayload) async {
+        guard calls[payload.call] == nil else { return }
+        if !calls.isEmpty {
+            try? await client.callSetup(.busy, to: payload.from, call: payload.call, reason: "in another call")
+            sink.yield(.answered(payload, .busy))
+            return
+        }
+        switch acceptPolicy {
+        case .auto:
+            if (try? await answer(payload)) != nil { sink.yield(.answered(payload, .accept)) }
+        case .ask:
+            ringing[payload.call] = payload
+            sink.yield(.incomingCall(payload))
+        case .never:
+            try? await client.callSetup(.busy, to: payload.from, call: payload.call, reason: "not taking calls")
+            sink.yield(.answered(payload, .busy))
+        }
+    }
+
+    private func answer(_ payload: CallPayload) async throws -> Call {
+        let call = try Call(id: payload.call, remote: payload.from, kind: payload.kind ?? .video, isCaller: false, client: client,
+                            options: options, iceServers: iceServers, logger: logger)
+        register(call)
+        try await client.callSetup(.accept, to: payload.from, call: payload.call)
+        return call
+    }
+
+    private func register(_ call: Call) {
+        calls[call.id] = call
+        sink.yield(.callStarted(call))
+        Task { [weak self] in
+            await call.waitUntilEnded()
+            await self?.ended(call)
+        }
+    }
+
+    private func ended(_ call: Call) async {
+        calls[call.id] = nil
+        sink.yield(.callEnded(call, await call.report()))
+    }
+
+    private func finish() {
+        sink.finish()
+    }
+}
+
+/// What a ``Peer`` reports.
+public enum PeerEvent: Sendable {
+    case signaling(SignalingEvent)
+    /// A call rings and waits for ``Peer/accept(_:)`` (policy `ask`).
+    case incomingCall(CallPayload)
+    /// The policy answered a call request (`accept` or `busy`).
+    case answered(CallPayload, CallSetupType)
+    case callStarted(Call)
+    case callEnded(Call, CallReport)
+}

@@ -1,0 +1,116 @@
+import ArgumentParser
+import Foundation
+import MeshNode
+import Signaling
+
+/// `meshnode call`: places a call, runs it for a while, hangs up and reports.
+struct CallCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "call",
+        abstract: "Call a peer (audio, video or desktop), run the call for --duration seconds, hang up and report.",
+        discussion: """
+        ADDR is a name at your node or name@host:port at a linked node. Exits 0 only if media \
+        flowed both ways. With --json it prints one JSON summary (docs/calls.md): selected \
+        candidate pair, relay if any, setup time, packets and frames per stream, loss, RTT. On a \
+        terminal a status line shows state, path, RTT, bitrate, loss and frames.
+        """
+    )
+
+    @Argument(help: "Whom to call: NAME or NAME@HOST:PORT.")
+    var address: String
+    @OptionGroup var peer: PeerOptions
+    @OptionGroup var media: MediaOptions
+    @Flag(help: "Audio only (unless --video or --desktop).")
+    var audio = false
+    @Flag(help: "Audio and video (the default).")
+    var video = false
+    @Flag(help: "Share this X display's desktop (VP8 screen content).")
+    var desktop = false
+    @Option(help: "Seconds the call runs once media flows.")
+    var duration: Double = 10
+    @Flag(help: "Print one JSON summary instead of text.")
+    var json = false
+
+    var kind: CallKind { desktop ? .desktop : (audio && !video ? .audio : .video) }
+
+    func validate() throws {
+        guard duration > 0, duration <= 86_400 else { throw ValidationError("--duration is 0-86400 seconds") }
+    }
+
+    func run() async throws {
+        let report = try await CallRunner(peer: peer, media: media, json: json).run(address: address, kind: kind, duration: duration)
+        throw ExitCode(report.ok ? 0 : 1)
+    }
+}
+
+/// `meshnode share`: a desktop call.
+struct Share: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Share this X display's desktop with a peer (a call of kind desktop).",
+        discussion: "The same as `meshnode call ADDR --desktop`; the display is $DISPLAY or --source x11:DISPLAY.")
+
+    @Argument(help: "Whom to share with: NAME or NAME@HOST:PORT.")
+    var address: String
+    @OptionGroup var peer: PeerOptions
+    @OptionGroup var media: MediaOptions
+    @Option(help: "Seconds the share runs once media flows.")
+    var duration: Double = 60
+    @Flag(help: "Print one JSON summary instead of text.")
+    var json = false
+
+    func run() async throws {
+        let report = try await CallRunner(peer: peer, media: media, json: json).run(address: address, kind: .desktop, duration: duration)
+        throw ExitCode(report.ok ? 0 : 1)
+    }
+}
+
+/// Runs one outgoing call for `call` and `share`.
+struct CallRunner {
+    let peer: PeerOptions
+    let media: MediaOptions
+    let json: Bool
+
+    func run(address: String, kind: CallKind, duration: Double) async throws -> CallReport {
+        let peerActor = Peer(client: try peer.client(), options: try media.callOptions(), acceptPolicy: .never)
+        let status = StatusLine(enabled: !json)
+        do {
+            try await peerActor.connect()
+        } catch let error as SignalingError {
+            return finish(CallReport.failure(to: address, kind: kind.rawValue, error: "\(error.code.rawValue): \(error.reason)"))
+        }
+        let call: Call
+        do {
+            call = try await peerActor.call(address, kind: kind)
+        } catch {
+            await peerActor.close()
+            return finish(CallReport.failure(to: address, kind: kind.rawValue, error: "\(error)"))
+        }
+        status.note("calling \(address) (\(kind.rawValue))")
+        // Wait for media, then let the call run for the duration, updating the status line.
+        var connectedAt: ContinuousClock.Instant?
+        while await call.state != .ended {
+            let state = await call.state
+            if state != .ringing, state != .connecting, connectedAt == nil { connectedAt = .now }
+            if let connectedAt, ContinuousClock.now - connectedAt >= .seconds(duration) { break }
+            status.update(await call.report(), state: state)
+            try? await Task.sleep(for: .milliseconds(250))
+        }
+        await call.hangup()
+        let report = await call.report()
+        status.clear()
+        await peerActor.close()
+        return finish(report)
+    }
+
+    private func finish(_ report: CallReport) -> CallReport {
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: (try? encoder.encode(report)) ?? Data(), as: UTF8.self))
+        } else {
+            print(StatusLine.summary(report))
+        }
+        fflush(nil)
+        return report
+    }
+}

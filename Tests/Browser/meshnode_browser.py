@@ -1,0 +1,464 @@
+#!/usr/bin/env python3
+"""Drives meshnode's web page in headless Chromium (Debian's chromium + chromedriver, selenium).
+
+The page exposes `window.meshnodeTest` (web/app.js); everything here goes through it, so no
+test depends on the page's layout. Used three ways:
+
+  scenario call reject desktop   two pages through one node (Tests/IntegrationTests/BrowserTests.swift)
+  scenario reconnect             the node is restarted by the caller of this script
+  answer / call                  one page as a peer for interop tests with `meshnode call`/`join`
+
+Every mode prints one JSON object per line; the last line is the result. Exit 0 means passed.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+try:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+except ImportError:
+    print(json.dumps({"event": "error", "reason": "selenium is not importable: run `make test-deps` (pip install selenium==4.40.0)"}))
+    sys.exit(3)
+
+CHROMIUM = os.environ.get("MESHNODE_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("MESHNODE_CHROMEDRIVER", "/usr/bin/chromedriver")
+START = time.monotonic()
+
+
+def emit(event, **fields):
+    print(json.dumps({"event": event, "t": round(time.monotonic() - START, 3), **fields}), flush=True)
+
+
+class Failure(Exception):
+    pass
+
+
+def wait_for(describe, predicate, timeout, interval=0.1):
+    """Polls `predicate` until it returns something truthy; Failure after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise Failure(f"timed out after {timeout} s waiting for {describe} (last: {json.dumps(last)[:400]})")
+
+
+class Page:
+    """One Chromium with its own profile (so its own key) showing the page at `url`."""
+
+    def __init__(self, url, label, width=1280, height=800):
+        self.url = url
+        self.label = label
+        self.profile = tempfile.mkdtemp(prefix=f"meshnode-chromium-{label}-")
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for flag in [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--disable-gpu",
+            f"--user-data-dir={self.profile}",
+            f"--window-size={width},{height}",
+            # Fake camera (a moving test pattern) and microphone (a beep), no permission prompts.
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+            # getDisplayMedia without a picker: the fake capture device stands in for the screen.
+            "--auto-select-desktop-capture-source=Entire screen",
+            "--auto-accept-this-tab-capture",
+            "--allow-loopback-in-peer-connection",
+            "--autoplay-policy=no-user-gesture-required",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--mute-audio",
+        ]:
+            options.add_argument(flag)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        try:
+            self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        except Exception:
+            shutil.rmtree(self.profile, ignore_errors=True)
+            raise
+        try:
+            self.driver.set_script_timeout(30)
+            self.driver.get(url)
+            wait_for(f"{label}: the page's test hook", lambda: self.js("return !!window.meshnodeTest"), 15)
+        except Exception:
+            self.close()
+            raise
+
+    def js(self, script, *args):
+        return self.driver.execute_script(script, *args)
+
+    def hook(self, function, *args):
+        """Calls `meshnodeTest[function](...args)`; a returned promise is awaited by WebDriver."""
+        return self.js(f"return window.meshnodeTest.{function}(...arguments)", *args)
+
+    def state(self):
+        return self.hook("state")
+
+    def stats(self):
+        return self.hook("stats")
+
+    def login(self, name, node=None):
+        started = time.monotonic()
+        result = self.js(
+            "return window.meshnodeTest.login(arguments[0], arguments[1]).then(r => r, e => ({error: String(e.message || e)}))",
+            node, name)
+        if "error" in result:
+            raise Failure(f"{self.label}: login as {name} failed: {result['error']}")
+        result["wallMs"] = round((time.monotonic() - started) * 1000)
+        return result
+
+    def wait_state(self, describe, predicate, timeout):
+        return wait_for(f"{self.label}: {describe}", lambda: predicate(self.state()), timeout)
+
+    def wait_online(self, peer, timeout=10):
+        self.wait_state(f"{peer} online", lambda s: s["contacts"].get(peer, {}).get("status") == "online", timeout)
+
+    def wait_call(self, states, timeout):
+        return self.wait_state(f"call state in {states}", lambda s: s["call"] if s["call"] and s["call"]["state"] in states else None, timeout)
+
+    def wait_media(self, video=True, audio=True, timeout=15):
+        """Waits until frames decoded and audio samples received both grow; returns (first, last)."""
+        def ready():
+            st = self.stats()
+            if not st:
+                return None
+            ok_v = not video or st["video"]["framesDecoded"] > 0
+            ok_a = not audio or st["audio"]["totalSamplesReceived"] > 0
+            return st if ok_v and ok_a else None
+        first = wait_for(f"{self.label}: media arriving", ready, timeout, 0.25)
+
+        def grew():
+            st = self.stats()
+            if st["time"] <= first["time"]:
+                return None
+            ok_v = not video or st["video"]["framesDecoded"] > first["video"]["framesDecoded"]
+            ok_a = not audio or st["audio"]["totalSamplesReceived"] > first["audio"]["totalSamplesReceived"]
+            return st if ok_v and ok_a else None
+        last = wait_for(f"{self.label}: media still flowing", grew, 10, 0.25)
+        return first, last
+
+    def screenshot(self, directory, name):
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(os.path.abspath(directory), name)
+        self.driver.save_screenshot(path)
+        return path
+
+    def console(self):
+        try:
+            return [f"{e['level']} {e['message']}" for e in self.driver.get_log("browser")]
+        except Exception:
+            return []
+
+    def close(self):
+        try:
+            self.driver.quit()
+        finally:
+            shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def open_pages(url, labels):
+    """Starts the Chromiums side by side (each takes about a second)."""
+    pages, errors = {}, []
+
+    def start(label):
+        try:
+            pages[label] = Page(url, label)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(f"{label}: {error}")
+    threads = [threading.Thread(target=start, args=(label,)) for label in labels]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        for page in pages.values():
+            page.close()
+        raise Failure("cannot start Chromium: " + "; ".join(errors))
+    return [pages[label] for label in labels]
+
+
+def summary(stats):
+    """The numbers a test asserts on, small enough for a log line."""
+    if not stats:
+        return None
+    return {
+        "path": stats["path"], "rttMs": stats["rttMs"],
+        "framesDecoded": stats["video"]["framesDecoded"], "frameSize": f"{stats['video']['frameWidth']}x{stats['video']['frameHeight']}",
+        "videoKbps": stats["video"]["kbps"], "audioSamples": stats["audio"]["totalSamplesReceived"],
+        "audioPackets": stats["audio"]["packetsReceived"], "audioKbps": stats["audio"]["kbps"],
+        "packetsLost": stats["video"]["packetsLost"] + stats["audio"]["packetsLost"],
+    }
+
+
+# ---- scenarios: two pages through one node ------------------------------------------------------
+
+def login_pair(alice, bob):
+    a = alice.login(alice.label)
+    b = bob.login(bob.label)
+    emit("logged-in", alice=a["loginMs"], bob=b["loginMs"], aliceWall=a["wallMs"], bobWall=b["wallMs"])
+    alice.hook("addContact", bob.label)
+    bob.hook("addContact", alice.label)
+    alice.wait_online(bob.label)
+    bob.wait_online(alice.label)
+    emit("presence", alice_sees_bob="online", bob_sees_alice="online")
+    return {"loginMs": [a["loginMs"], b["loginMs"]]}
+
+
+def scenario_chat(alice, bob, _args):
+    chat_id = alice.hook("chat", bob.label, "hello bob, from alice's browser")
+    alice.wait_state("chat acknowledged by the node", lambda s: any(m["id"] == chat_id and m["status"] == "stored" for m in s["messages"]), 10)
+    bob.wait_state("chat from alice", lambda s: any(m["id"] == chat_id and not m["mine"] for m in s["messages"]), 10)
+    reply = bob.hook("chat", alice.label, "hi alice")
+    alice.wait_state("reply from bob", lambda s: any(m["id"] == reply and not m["mine"] for m in s["messages"]), 10)
+    return {"delivered": 2}
+
+
+def place_and_accept(caller, callee, kind, accept=True):
+    started = time.monotonic()
+    call_id = caller.js(
+        "return window.meshnodeTest.call(arguments[0], arguments[1]).then(r => r, e => ({error: String(e.message || e)}))",
+        callee.label, kind)
+    if isinstance(call_id, dict):
+        raise Failure(f"{caller.label}: cannot place a {kind} call: {call_id['error']}")
+    incoming = callee.wait_call(["ringing-in"], 10)
+    if incoming["kind"] != kind or incoming["peer"] != caller.label:
+        raise Failure(f"{callee.label}: incoming call is {incoming}, expected {kind} from {caller.label}")
+    if not callee.state()["incomingDialog"]:
+        raise Failure(f"{callee.label}: no incoming-call dialog")
+    if not accept:
+        return started, call_id
+    callee.hook("accept")
+    caller.wait_call(["connected"], 15)
+    callee.wait_call(["connected"], 15)
+    return started, call_id
+
+
+def hang_up(caller, callee):
+    caller.hook("hangup")
+    callee.wait_state("the call to end", lambda s: s["call"] is None and s["lastCall"] and s["lastCall"]["state"] == "ended", 10)
+    caller.wait_state("the call to end", lambda s: s["call"] is None, 5)
+
+
+def scenario_call(alice, bob, args):
+    started, _ = place_and_accept(alice, bob, "video")
+    a_first, a_last = alice.wait_media()
+    b_first, b_last = bob.wait_media()
+    setup_ms = round((time.monotonic() - started) * 1000)
+    call = alice.state()["call"]
+    shot = alice.screenshot(args.artifacts, "browser-call-caller.png")
+    bob.screenshot(args.artifacts, "browser-call-callee.png")
+    emit("screenshot", path=shot)
+    hang_up(alice, bob)
+    times = call["times"]
+    return {
+        "mediaConfirmedMs": setup_ms, "pageTimesMs": times,
+        "acceptToFirstFrameMs": times.get("firstFrameShown", 0) - times.get("connecting", 0),
+        "acceptToConnectedMs": times.get("connected", 0) - times.get("connecting", 0),
+        "alice": summary(a_last), "bob": summary(b_last),
+        "framesDecodedGrowth": [a_last["video"]["framesDecoded"] - a_first["video"]["framesDecoded"],
+                                b_last["video"]["framesDecoded"] - b_first["video"]["framesDecoded"]],
+        "screenshot": shot,
+    }
+
+
+def scenario_reject(alice, bob, _args):
+    place_and_accept(bob, alice, "audio", accept=False)
+    alice.hook("reject", "not now")
+    ended = bob.wait_state("the rejection", lambda s: s["lastCall"] if s["call"] is None and s["lastCall"] else None, 10)
+    if "rejected" not in ended["reason"]:
+        raise Failure(f"bob: call ended with '{ended['reason']}', expected a rejection")
+    alice.wait_state("no call", lambda s: s["call"] is None, 5)
+    return {"reason": ended["reason"]}
+
+
+def scenario_desktop(alice, bob, args):
+    started, _ = place_and_accept(alice, bob, "desktop")
+    _, last = bob.wait_media(video=True, audio=False)
+    call = bob.state()["call"]
+    if call["localTracks"]:
+        raise Failure(f"bob (watching) sends {call['localTracks']}")
+    bob.screenshot(args.artifacts, "browser-desktop-viewer.png")
+    setup_ms = round((time.monotonic() - started) * 1000)
+    hang_up(alice, bob)
+    return {"setupMs": setup_ms, "bob": summary(last)}
+
+
+def scenario_relay(alice, bob, _args):
+    """Both pages relay-only: the call runs through the node's TURN with the credentials from
+    `welcome` (the node must allow relaying to loopback: --allow-peer 127.0.0.0/8)."""
+    for page in (alice, bob):
+        page.hook("setRelayOnly", True)
+    try:
+        place_and_accept(alice, bob, "video")
+        _, a_last = alice.wait_media()
+        _, b_last = bob.wait_media()
+        for page, st in ((alice, a_last), (bob, b_last)):
+            if not (st["path"] and st["path"]["relayed"]):
+                raise Failure(f"{page.label}: path is not relayed: {st['path']}")
+        hang_up(alice, bob)
+    finally:
+        for page in (alice, bob):
+            page.hook("setRelayOnly", False)
+    return {"alice": summary(a_last), "bob": summary(b_last)}
+
+
+def scenario_reconnect(alice, bob, args):
+    """The caller of this script restarts the node when it reads `restart-node`."""
+    emit("restart-node")
+    for page in (alice, bob):
+        page.wait_state("noticing the node is gone", lambda s: s["connection"] == "reconnecting", 20)
+    lost = time.monotonic()
+    # Sent while away: kept and resent with the same id once back (session resume).
+    chat_id = alice.hook("chat", bob.label, "sent while the node was down")
+    node_up = wait_for("the node back", lambda: health(args.url), 30, 0.05)
+    up = time.monotonic()
+    for page in (alice, bob):
+        # The next attempt comes within 5 s + 1 s of jitter of the node being back.
+        page.wait_state("back online", lambda s: s["connection"] == "online", 7.5)
+    online = time.monotonic()
+    alice.wait_online(bob.label, 10)
+    bob.wait_online(alice.label, 10)
+    bob.wait_state("the chat sent while away", lambda s: any(m["id"] == chat_id for m in s["messages"]), 10)
+    return {
+        "disconnectedToOnlineMs": round((online - lost) * 1000),
+        "nodeUpToOnlineMs": round((online - up) * 1000),
+        "reconnects": [alice.state()["reconnects"], bob.state()["reconnects"]],
+        "nodeUp": bool(node_up),
+    }
+
+
+def health(url):
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=0.5) as response:
+            return response.status == 200
+    except Exception:
+        return False
+
+
+SCENARIOS = {"chat": scenario_chat, "call": scenario_call, "relay": scenario_relay, "reject": scenario_reject, "desktop": scenario_desktop, "reconnect": scenario_reconnect}
+
+
+def run_scenarios(args):
+    # Fresh profiles make fresh keys: fresh names too, so a node that already bound "alice" works.
+    suffix = os.urandom(3).hex()
+    alice, bob = open_pages(args.url, [f"alice-{suffix}", f"bob-{suffix}"])
+    emit("browsers-started")
+    results = {"scenarios": {}}
+    try:
+        results["login"] = login_pair(alice, bob)
+        for name in args.names:
+            began = time.monotonic()
+            outcome = SCENARIOS[name](alice, bob, args)
+            outcome["durationMs"] = round((time.monotonic() - began) * 1000)
+            results["scenarios"][name] = outcome
+            emit("passed", scenario=name, **outcome)
+    except Exception:
+        for page in (alice, bob):
+            emit("page-state", page=page.label, state=page.state(), console=page.console()[-20:], events=page.hook("events")[-30:])
+            page.screenshot(args.artifacts, f"failure-{page.label}.png")
+        raise
+    finally:
+        alice.close()
+        bob.close()
+    return results
+
+
+# ---- one page as a peer (interop with `meshnode call` / `meshnode join`) -------------------------
+
+def run_answer(args):
+    """Log in as NAME, accept the first call, let it run, report the stats."""
+    page = Page(args.url, args.name)
+    try:
+        login = page.login(args.name)
+        emit("logged-in", name=args.name, loginMs=login["loginMs"])
+        page.hook("setAutoAccept", True)
+        call = page.wait_call(["connecting", "connected"], args.wait)
+        emit("call", peer=call["peer"], kind=call["kind"])
+        page.wait_call(["connected"], 20)
+        want_video = call["kind"] != "audio"
+        first, last = page.wait_media(video=want_video, audio=call["kind"] != "desktop", timeout=20)
+        deadline = time.monotonic() + args.seconds
+        while time.monotonic() < deadline and page.state()["call"]:
+            time.sleep(0.5)
+        final = page.stats() or last
+        shot = page.screenshot(args.artifacts, f"browser-answer-{args.name}.png")
+        page.hook("hangup")
+        return {"kind": call["kind"], "peer": call["peer"], "times": page.state()["lastCall"]["times"] if page.state()["lastCall"] else None,
+                "first": summary(first), "stats": summary(final), "screenshot": shot}
+    finally:
+        page.close()
+
+
+def run_call(args):
+    """Log in as NAME, call ADDR with KIND, run for SECONDS, hang up, report the stats."""
+    page = Page(args.url, args.name)
+    try:
+        login = page.login(args.name)
+        emit("logged-in", name=args.name, loginMs=login["loginMs"])
+        page.hook("addContact", args.to)
+        page.wait_online(args.to, args.wait)
+        started = time.monotonic()
+        result = page.js("return window.meshnodeTest.call(arguments[0], arguments[1]).then(r => r, e => ({error: String(e.message || e)}))", args.to, args.kind)
+        if isinstance(result, dict):
+            raise Failure(f"cannot call {args.to}: {result['error']}")
+        page.wait_call(["connected"], 30)
+        first, last = page.wait_media(video=args.kind == "video", audio=args.kind != "desktop", timeout=20)
+        setup_ms = round((time.monotonic() - started) * 1000)
+        time.sleep(max(0, args.seconds - (time.monotonic() - started)))
+        final = page.stats() or last
+        shot = page.screenshot(args.artifacts, f"browser-call-{args.name}.png")
+        times = page.state()["call"]["times"]
+        page.hook("hangup")
+        return {"kind": args.kind, "to": args.to, "setupMs": setup_ms, "times": times, "first": summary(first), "stats": summary(final), "screenshot": shot}
+    finally:
+        page.close()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", required=True, help="the node's page, http://HOST:PORT/")
+    parser.add_argument("--artifacts", default=os.environ.get("MESHNODE_ARTIFACTS", ".build/test-artifacts"), help="where screenshots go")
+    modes = parser.add_subparsers(dest="mode", required=True)
+    scenario = modes.add_parser("scenario", help="two pages through one node")
+    scenario.add_argument("names", nargs="+", choices=sorted(SCENARIOS))
+    answer = modes.add_parser("answer", help="log in, accept the first call, report stats")
+    answer.add_argument("--name", required=True)
+    answer.add_argument("--seconds", type=float, default=5, help="how long to keep the call after media flows")
+    answer.add_argument("--wait", type=float, default=60, help="how long to wait for the call")
+    call = modes.add_parser("call", help="log in, call ADDR, report stats")
+    call.add_argument("--name", required=True)
+    call.add_argument("--to", required=True)
+    call.add_argument("--kind", choices=["audio", "video", "desktop"], default="video")
+    call.add_argument("--seconds", type=float, default=5)
+    call.add_argument("--wait", type=float, default=30, help="how long to wait for ADDR to be online")
+    args = parser.parse_args()
+    try:
+        if args.mode == "scenario":
+            result = run_scenarios(args)
+        elif args.mode == "answer":
+            result = run_answer(args)
+        else:
+            result = run_call(args)
+    except Failure as failure:
+        emit("failed", reason=str(failure))
+        sys.exit(1)
+    except Exception as error:  # noqa: BLE001 - WebDriver and Chromium errors, reported as JSON too
+        emit("failed", reason=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+        raise
+    emit("result", ok=True, durationMs=round((time.monotonic() - START) * 1000), **result)
+
+
+if __name__ == "__main__":
+    main()

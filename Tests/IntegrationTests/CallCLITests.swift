@@ -1,0 +1,253 @@
+import Foundation
+import Media
+import NIOCore
+import Testing
+
+/// Issue 6 with the CLI: `meshnode join --accept auto --record` answers, `meshnode call` calls;
+/// the recordings are real VP8/WAV files whose test-pattern frame numbers advance.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct CallCLITests {
+    @Test("CLI ↔ CLI video+audio call through one node: media both ways, recordings decode")
+    func callThroughOneNode() async throws {
+        let node = try await MeshNodeServer([], bind: ["127.0.0.1"])
+        defer { node.stop() }
+        let peers = try CallPeers("one-node")
+        let bob = try await peers.join("bob", node: node.signalingURL)
+        defer { bob.stop() }
+        let report = try await peers.call("alice", to: "bob", node: node.signalingURL, duration: 4)
+        try CallPeers.expectMediaBothWays(report)
+        try await peers.expectRecording(of: bob, from: "alice")
+    }
+
+    @Test("CLI ↔ CLI call between peers on two linked nodes (name@host:port)")
+    func callThroughLinkedNodes() async throws {
+        let east = try await MeshNodeServer([], bind: ["127.0.0.1"])
+        defer { east.stop() }
+        let west = try await MeshNodeServer(["--link", east.signalingURL], bind: ["127.0.0.1"])
+        defer { west.stop() }
+        let peers = try CallPeers("linked")
+        let bob = try await peers.join("bob", node: east.signalingURL)
+        defer { bob.stop() }
+        // The link is up once west's peers can route to east: retry the first call briefly.
+        var report: [String: Any] = [:]
+        for attempt in 0..<5 {
+            report = try await peers.call("alice", to: "bob@127.0.0.1:\(east.httpPort)", node: west.signalingURL, duration: 3)
+            if report["ok"] as? Bool == true || attempt == 4 { break }
+            try await Task.sleep(for: .seconds(1))
+        }
+        try CallPeers.expectMediaBothWays(report)
+        try await peers.expectRecording(of: bob, from: "alice@127.0.0.1:\(west.httpPort)")
+    }
+
+    @Test("relay-only: the call goes through the node's TURN relay")
+    func callThroughTURN() async throws {
+        let node = try await MeshNodeServer(["--allow-peer", "127.0.0.0/8"], bind: ["127.0.0.1"])
+        defer { node.stop() }
+        let peers = try CallPeers("relay")
+        let bob = try await peers.join("bob", node: node.signalingURL)
+        defer { bob.stop() }
+        let report = try await peers.call("alice", to: "bob", node: node.signalingURL, duration: 3, extra: ["--relay-only"])
+        try CallPeers.expectMediaBothWays(report)
+        let path = try #require(report["path"] as? [String: Any])
+        #expect(path["local"] as? String == "relay", "\(path)")
+        #expect(path["relay"] is String)
+    }
+
+    @Test("a call the callee declines fails with a reason and exit 1")
+    func declined() async throws {
+        let node = try await MeshNodeServer([], bind: ["127.0.0.1"])
+        defer { node.stop() }
+        let peers = try CallPeers("declined")
+        let bob = try await peers.join("bob", node: node.signalingURL, accept: "never")
+        defer { bob.stop() }
+        let report = try await peers.call("alice", to: "bob", node: node.signalingURL, duration: 2, expectExit: 1)
+        #expect(report["ok"] as? Bool == false)
+        #expect((report["error"] as? String ?? "").contains("busy"), "\(report)")
+    }
+
+    @Test("the home node is killed mid-call: media keeps flowing, both peers come back online")
+    func nodeKilledDuringCall() async throws {
+        let http = MeshNodeServer.nextHTTPPort()
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("meshnode-data-\(UUID().uuidString)").path
+        var node: MeshNodeServer? = try await MeshNodeServer(["--data-dir", data], bind: ["127.0.0.1"], httpPort: http)
+        let url = node!.signalingURL
+        let peers = try CallPeers("node-kill")
+        let bob = try await peers.join("bob", node: url)
+        defer { bob.stop() }
+        let alice = try peers.startCall("alice", to: "bob", node: url, duration: 12)
+        try await bob.waitForOutput(#""event":"call-started""#, timeout: 15)
+        try await Task.sleep(for: .seconds(3))
+        node?.process.terminate(SIGKILL)
+        _ = await node?.process.waitForExit(timeout: 10)
+        try await Task.sleep(for: .seconds(2))
+        let restarted = ContinuousClock.now
+        node = try await MeshNodeServer(["--data-dir", data], bind: ["127.0.0.1"], httpPort: http)
+        defer { node?.stop() }
+        try await bob.waitForOutput(#""event":"reconnected""#, timeout: 12)
+        let back = ContinuousClock.now - restarted
+        #expect(await alice.waitForExit(timeout: 30) == 0, "\(alice.output)")
+        let report = try CallPeers.report(from: alice.output)
+        try CallPeers.expectMediaBothWays(report)
+        // Twelve seconds at 30 fps: frames kept arriving across the restart, not just before it.
+        let video = try #require((report["streams"] as? [[String: Any]])?.first { $0["kind"] as? String == "video" })
+        #expect((video["receivedFrames"] as? Int ?? 0) > 200, "\(video)")
+        #expect(back < .seconds(7), "bob came back \(back) after the node restarted")
+        print("node-kill: bob back online \(back) after the restart; alice received \(video["receivedFrames"] ?? 0) frames")
+    }
+
+    @Test("the path dies for 5 s mid-call (nftables drops it): the silence is noticed, ICE restarts, media comes back",
+          .enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/nft"), "needs root and nftables"))
+    func iceRestartAfterPathLoss() async throws {
+        let node = try await MeshNodeServer([], bind: ["127.0.0.1"])
+        defer { node.stop() }
+        let peers = try CallPeers("restart")
+        let bob = try await peers.join("bob", node: node.signalingURL)
+        defer { bob.stop() }
+        _ = try await peers.options("alice")
+        let alice = try peers.startCall("alice", to: "bob", node: node.signalingURL, duration: 14)
+        try await bob.waitForOutput("selected pair host 127.0.0.1:", timeout: 20)
+        let line = bob.output.components(separatedBy: "selected pair host 127.0.0.1:")[1]
+        let port = try #require(Int(line.prefix { $0.isNumber }))
+        try await Task.sleep(for: .seconds(2))
+        // Drop the callee's selected port both ways, on loopback only, in a table of our own.
+        let table = "meshnode_test_\(port)"
+        func nft(_ arguments: [String]) async -> Int32? {
+            await (try? Subprocess("/usr/sbin/nft", arguments, name: "nft"))?.waitForExit(timeout: 10) ?? nil
+        }
+        #expect(await nft(["add", "table", "inet", table]) == 0)
+        _ = await nft(["add", "chain", "inet", table, "out", "{ type filter hook output priority 0 ; }"])
+        _ = await nft(["add", "rule", "inet", table, "out", "oif", "lo", "udp", "dport", "\(port)", "drop"])
+        _ = await nft(["add", "rule", "inet", table, "out", "oif", "lo", "udp", "sport", "\(port)", "drop"])
+        try await Task.sleep(for: .seconds(5))
+        _ = await nft(["delete", "table", "inet", table])
+        #expect(await alice.waitForExit(timeout: 40) == 0, "\(alice.output.suffix(3000))")
+        let report = try CallPeers.report(from: alice.output)
+        try CallPeers.expectMediaBothWays(report)
+        #expect((report["iceRestarts"] as? Int ?? 0) >= 1, "\(report)")
+        let restart = report["restartMs"] as? Double ?? .infinity
+        #expect(restart < 10_000, "restart took \(restart) ms")
+        print("ICE restart after a 5 s outage: media back \(restart) ms after the restart began")
+    }
+
+    @Test("desktop sharing under Xvfb: the receiver decodes the shared screen",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/Xvfb"), "Xvfb is not installed (`make deps`)"))
+    func desktopShare() async throws {
+        let node = try await MeshNodeServer([], bind: ["127.0.0.1"])
+        defer { node.stop() }
+        let number = (400..<600).first { !FileManager.default.fileExists(atPath: "/tmp/.X11-unix/X\($0)") } ?? 599
+        let xvfb = try Subprocess("/usr/bin/Xvfb", [":\(number)", "-screen", "0", "800x600x24", "-nolisten", "tcp", "-noreset"], name: "Xvfb")
+        defer { xvfb.terminate(SIGKILL) }
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: "/tmp/.X11-unix/X\(number)") { try await Task.sleep(for: .milliseconds(50)) }
+        let paint = try Subprocess("/usr/bin/xsetroot", ["-display", ":\(number)", "-solid", "#00ff00"], name: "xsetroot")
+        _ = await paint.waitForExit(timeout: 10)
+        let peers = try CallPeers("share")
+        let bob = try await peers.join("bob", node: node.signalingURL)
+        defer { bob.stop() }
+        let report = try await peers.call("alice", to: "bob", node: node.signalingURL, duration: 3, command: "share",
+                                          extra: ["--source", "x11::\(number)"])
+        try CallPeers.expectMediaBothWays(report)
+        #expect(report["kind"] as? String == "desktop")
+        // Bob decodes an 800×600 green screen.
+        try await bob.waitForOutput(#""event":"call-ended""#, timeout: 15)
+        let path = try #require(try FileManager.default.contentsOfDirectory(atPath: peers.recordings).first { $0.hasSuffix("video.ivf") })
+        let reader = try IVFFileReader(path: peers.recordings + "/" + path)
+        let decoder = try VP8Decoder()
+        var last: VideoFrame?
+        while let frame = try reader.nextFrame() { if let picture = try decoder.decode(frame.data) { last = picture } }
+        let picture = try #require(last)
+        #expect(picture.width == 800 && picture.height == 600)
+        // BT.601 limited range: pure green has luma about 145.
+        let luma = Int(picture.y[300 * picture.width + 400])
+        #expect(abs(luma - 145) < 12, "luma \(luma)")
+    }
+}
+
+/// Identities, pins and recordings of the peers of one test, and the commands they run.
+struct CallPeers {
+    let home: TemporaryDirectory
+    var recordings: String { home.path + "/recordings" }
+
+    init(_ name: String) throws {
+        home = TemporaryDirectory(name)
+    }
+
+    func options(_ name: String) async throws -> [String] {
+        let identity = home.path + "/\(name).id"
+        if !FileManager.default.fileExists(atPath: identity) {
+            let keygen = try Subprocess(MeshNodeServer.binary, ["keygen", "--identity", identity])
+            guard await keygen.waitForExit(timeout: 10) == 0 else { throw TestFailure("keygen failed: \(keygen.output)") }
+        }
+        return ["--name", name, "--identity", identity, "--known-peers", home.path + "/\(name)-pins.json", "--ice-address", "127.0.0.1"]
+    }
+
+    /// `meshnode join --accept auto --record` that is online.
+    func join(_ name: String, node: String, accept: String = "auto") async throws -> Subprocess {
+        let process = try Subprocess(MeshNodeServer.binary, ["join", "--node", node, "--json", "--accept", accept, "--record", recordings]
+                                     + (try await options(name)), name: "join \(name)")
+        try await process.waitForOutput(#""event":"connected""#, timeout: 15)
+        return process
+    }
+
+    func startCall(_ name: String, to address: String, node: String, duration: Int, command: String = "call", extra: [String] = []) throws -> Subprocess {
+        // Options are synchronous here: the identity exists once join/keygen ran for this name.
+        let identity = home.path + "/\(name).id"
+        if !FileManager.default.fileExists(atPath: identity) {
+            let keygen = try Subprocess(MeshNodeServer.binary, ["keygen", "--identity", identity])
+            while keygen.isRunning { usleep(20_000) }
+        }
+        let options = ["--name", name, "--identity", identity, "--known-peers", home.path + "/\(name)-pins.json", "--ice-address", "127.0.0.1"]
+        return try Subprocess(MeshNodeServer.binary, [command, address, "--node", node, "--duration", "\(duration)", "--json"] + options + extra,
+                              name: "\(command) \(name)")
+    }
+
+    /// Runs `meshnode call … --json` to the end and returns its report.
+    func call(_ name: String, to address: String, node: String, duration: Int, command: String = "call", extra: [String] = [],
+              expectExit: Int32 = 0) async throws -> [String: Any] {
+        _ = try await options(name)
+        let process = try startCall(name, to: address, node: node, duration: duration, command: command, extra: extra)
+        let status = await process.waitForExit(timeout: Double(duration) + 40)
+        let report = try Self.report(from: process.output)
+        #expect(status == expectExit, "exit \(String(describing: status)): \(process.output.suffix(2000))")
+        return report
+    }
+
+    static func report(from output: String) throws -> [String: Any] {
+        guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") && $0.contains("\"streams\"") }),
+              let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+        else { throw TestFailure("no JSON report in:\n\(output.suffix(2000))") }
+        return object
+    }
+
+    static func expectMediaBothWays(_ report: [String: Any]) throws {
+        #expect(report["ok"] as? Bool == true, "\(report)")
+        let streams = try #require(report["streams"] as? [[String: Any]])
+        for stream in streams {
+            #expect((stream["sentPackets"] as? Int ?? 0) > 0 && (stream["receivedFrames"] as? Int ?? 0) > 0, "\(stream)")
+        }
+        #expect((report["setupMs"] as? Double ?? 1e9) < 10_000)
+    }
+
+    /// The callee's recording of the call: ffprobe reads both files, and the test-pattern frame
+    /// numbers decoded from the video advance.
+    func expectRecording(of callee: Subprocess, from caller: String) async throws {
+        try await callee.waitForOutput(#""event":"call-ended""#, timeout: 15)
+        let files = try FileManager.default.contentsOfDirectory(atPath: recordings).map { recordings + "/" + $0 }
+        let video = try #require(files.first { $0.hasSuffix("video.ivf") }, "\(files)")
+        let audio = try #require(files.first { $0.hasSuffix("audio.wav") }, "\(files)")
+        if Subprocess.isInstalled("ffprobe") {
+            for (file, codec) in [(video, "vp8"), (audio, "pcm_s16le")] {
+                let probe = try Subprocess(Subprocess.resolve("ffprobe"), ["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", file])
+                #expect(await probe.waitForExit(timeout: 20) == 0)
+                #expect(probe.output.contains(codec), "\(file): \(probe.output)")
+            }
+        }
+        let reader = try IVFFileReader(path: video)
+        let decoder = try VP8Decoder()
+        var numbers: [UInt32] = []
+        while let frame = try reader.nextFrame() {
+            if let picture = try decoder.decode(frame.data), let code = TestPatternCode(reading: picture) { numbers.append(code.frameNumber) }
+        }
+        #expect(numbers.count > 30, "\(numbers.count) pattern frames decoded")
+        #expect(zip(numbers, numbers.dropFirst()).allSatisfy { $0 < $1 }, "frame numbers do not advance: \(numbers.prefix(40))")
+        #expect((numbers.last ?? 0) - (numbers.first ?? 0) > 30)
+    }
+}

@@ -1,0 +1,418 @@
+// The page: login, contacts with presence, calls, chat and statistics, plus `window.meshnodeTest`,
+// the hook the browser tests drive the page through (docs/web.md).
+
+import { identitySupport, loadIdentity } from './identity.js';
+import { SignalingClient, defaultNodeURL, normalizeNodeURL, newId } from './signaling.js';
+import { Call, CallSetupError, KeyPins, SETUP_TYPES, bareName, openBody, signBody } from './call.js';
+import { describe } from './stats.js';
+
+const $ = (id) => document.getElementById(id);
+const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,31}(@.+)?$/;
+
+const app = {
+  client: null,
+  identity: null,
+  pins: null,
+  contacts: new Map(), // address → {status, key, keyWarning}
+  selected: null,
+  call: null,
+  messages: [], // {id, from, to, text, mine, status, sent}
+  seen: new Set(), // `${from} ${id}` of received chat, to drop repeats
+  autoAccept: false,
+  relayOnly: false,
+  events: [],
+};
+
+function log(event, detail = {}) {
+  app.events.push({ t: Date.now(), event, ...detail });
+  if (app.events.length > 200) app.events.shift();
+}
+
+function saved(key, fallback) {
+  try {
+    return JSON.parse(localStorage.getItem(key)) ?? fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+function save(key, value) {
+  localStorage.setItem(key, JSON.stringify(value));
+}
+
+// ---- login and connection ----------------------------------------------------------------
+
+async function login(nodeText, name) {
+  const problem = identitySupport();
+  if (problem) throw new Error(problem);
+  if (!NAME_PATTERN.test(name) || name.includes('@')) throw new Error('a name is 1–32 of A–Z a–z 0–9 . _ - and does not start with . or -');
+  const url = normalizeNodeURL(nodeText);
+  if (app.client) app.client.stop();
+  app.identity = await loadIdentity(name);
+  app.pins = new KeyPins(new URL(url).host);
+  const client = new SignalingClient({ url, identity: app.identity });
+  app.client = client;
+  client.addEventListener('state', (e) => connectionChanged(e.detail));
+  client.addEventListener('presence', (e) => presence(e.detail));
+  client.addEventListener('chat', (e) => chatReceived(e.detail));
+  client.addEventListener('chat-status', (e) => chatStatus(e.detail));
+  // One at a time, in arrival order: verifying a signature is asynchronous, and an answer must
+  // not overtake its offer.
+  client.addEventListener('message', (e) => {
+    app.inbox = (app.inbox || Promise.resolve()).then(() => message(e.detail)).catch((error) => log('refused', { reason: String(error) }));
+  });
+  client.addEventListener('error', (e) => log('error', e.detail));
+  save('meshnode.session', { node: nodeText, name });
+  app.contacts.clear();
+  for (const contact of saved(`meshnode.contacts.${name}`, [])) app.contacts.set(contact, { status: 'offline', key: null });
+  client.subscribe([...app.contacts.keys()]);
+  $('me').textContent = name;
+  client.start();
+  renderContacts();
+  return new Promise((resolve, reject) => {
+    const done = (e) => {
+      if (e.detail.state === 'online') resolve({ loginMs: client.loginMs, name, key: app.identity.publicKey });
+      else if (e.detail.state === 'refused') reject(new Error(e.detail.reason));
+      else return;
+      client.removeEventListener('state', done);
+    };
+    client.addEventListener('state', done);
+  });
+}
+
+async function logout() {
+  // The hangup must leave before the socket closes.
+  if (app.call) await app.call.hangup('logged out').catch(() => {});
+  if (app.client) app.client.stop();
+  app.client = null;
+  localStorage.removeItem('meshnode.session');
+  $('workspace').hidden = true;
+  $('login').hidden = false;
+  $('logout').hidden = true;
+  $('me').textContent = '';
+}
+
+function connectionChanged({ state, reason }) {
+  log('connection', { state, reason });
+  const badge = $('connection');
+  badge.dataset.state = state;
+  badge.textContent = state === 'reconnecting' ? `reconnecting (${reason})` : state;
+  badge.title = reason;
+  if (state === 'online') {
+    $('login').hidden = true;
+    $('workspace').hidden = false;
+    $('logout').hidden = false;
+    $('login-error').textContent = '';
+    if (app.reconnectCountdown) clearInterval(app.reconnectCountdown);
+  } else if (state === 'reconnecting') {
+    // Contacts' presence is unknown while we are away.
+    for (const c of app.contacts.values()) c.status = 'unknown';
+    renderContacts();
+    clearInterval(app.reconnectCountdown);
+    app.reconnectCountdown = setInterval(() => {
+      const left = Math.max(0, (app.client?.nextAttemptAt ?? 0) - Date.now());
+      if (app.client?.state === 'reconnecting') badge.textContent = `reconnecting in ${(left / 1000).toFixed(0)} s`;
+    }, 500);
+  } else if (state === 'refused' || state === 'replaced') {
+    $('login-error').textContent = reason;
+    if (state === 'refused') {
+      $('login').hidden = false;
+      $('workspace').hidden = true;
+    }
+  }
+}
+
+// ---- contacts and presence ---------------------------------------------------------------
+
+function addContact(address) {
+  address = address.trim();
+  if (!address || address === app.identity?.name) return;
+  if (!app.contacts.has(address)) {
+    app.contacts.set(address, { status: 'offline', key: null });
+    save(`meshnode.contacts.${app.identity.name}`, [...app.contacts.keys()]);
+  }
+  app.client?.subscribe([address]);
+  if (!app.selected) selectContact(address);
+  renderContacts();
+}
+
+function presence(body) {
+  const contact = app.contacts.get(body.name) || { status: 'offline', key: null };
+  contact.status = body.status;
+  if (body.key) {
+    contact.key = body.key;
+    contact.keyWarning = app.pins.check(body.name, body.key) ? null : 'key changed since first seen: calls are refused';
+  }
+  app.contacts.set(body.name, contact);
+  log('presence', { name: body.name, status: body.status });
+  renderContacts();
+}
+
+function selectContact(address) {
+  app.selected = address;
+  $('chat-peer').textContent = address ? `with ${address}` : '';
+  renderContacts();
+  renderMessages();
+}
+
+function renderContacts() {
+  const list = $('contact-list');
+  list.replaceChildren();
+  for (const [address, contact] of app.contacts) {
+    const item = document.createElement('li');
+    item.className = 'contact' + (address === app.selected ? ' selected' : '');
+    item.dataset.status = contact.status;
+    item.dataset.name = address;
+    const dot = document.createElement('span');
+    dot.className = 'dot';
+    dot.title = contact.status;
+    const who = document.createElement('span');
+    who.className = 'who';
+    who.textContent = address;
+    who.onclick = () => selectContact(address);
+    item.append(dot, who);
+    if (contact.keyWarning) {
+      const warn = document.createElement('span');
+      warn.className = 'warn';
+      warn.textContent = contact.keyWarning;
+      item.append(warn);
+    }
+    const actions = document.createElement('span');
+    actions.className = 'actions';
+    for (const [kind, label] of [['audio', 'Audio'], ['video', 'Video'], ['desktop', 'Share screen']]) {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.textContent = label;
+      button.disabled = contact.status !== 'online' || !!app.call;
+      button.onclick = () => placeCall(address, kind).catch((error) => showCallStatus(`Call failed: ${error.message}`));
+      actions.append(button);
+    }
+    item.append(actions);
+    list.append(item);
+  }
+}
+
+// ---- chat ----------------------------------------------------------------------------------
+
+function sendChat(to, text) {
+  const record = app.client.chat(to, text);
+  app.messages.push({ ...record, mine: true });
+  renderMessages();
+  return record;
+}
+
+function chatStatus(record) {
+  const shown = app.messages.find((m) => m.mine && m.id === record.id);
+  if (shown) Object.assign(shown, { status: record.status, error: record.error });
+  renderMessages();
+}
+
+function chatReceived(message) {
+  const key = `${message.from} ${message.id}`;
+  if (app.seen.has(key)) return;
+  app.seen.add(key);
+  const from = message.from;
+  if (!app.contacts.has(from) && !from.startsWith('@')) addContact(from);
+  app.messages.push({ id: message.id, from, to: message.to, text: message.body?.text ?? '', mine: false, sent: message.body?.sent });
+  log('chat', { from, id: message.id });
+  renderMessages();
+}
+
+function renderMessages() {
+  const list = $('messages');
+  list.replaceChildren();
+  const peer = app.selected;
+  for (const m of app.messages) {
+    const other = m.mine ? m.to : m.to.startsWith('#') ? m.to : m.from;
+    if (peer && other !== peer) continue;
+    const item = document.createElement('li');
+    item.className = m.mine ? 'mine' : '';
+    if (m.mine) item.dataset.status = m.status;
+    item.textContent = m.text;
+    const meta = document.createElement('span');
+    meta.className = 'meta';
+    const time = new Date((m.sent ?? m.sentAt / 1000) * 1000).toLocaleTimeString();
+    meta.textContent = m.mine
+      ? `${time} · ${m.status === 'stored' ? '✓ delivered to the node' : m.status === 'failed' ? `not sent: ${m.error}` : 'sending…'}`
+      : `${m.from} · ${time}`;
+    item.append(meta);
+    list.append(item);
+  }
+  list.scrollTop = list.scrollHeight;
+}
+
+// ---- calls ---------------------------------------------------------------------------------
+
+function showCallStatus(text) {
+  $('call-status').textContent = text;
+}
+
+function newCall(options) {
+  const call = new Call({ client: app.client, identity: app.identity, pins: app.pins, relayOnly: app.relayOnly, ...options });
+  app.call = call;
+  const remote = $('remote-video');
+  const local = $('local-video');
+  call.addEventListener('state', ({ detail }) => {
+    log('call', { state: detail.state, reason: detail.reason, id: call.id });
+    const labels = { 'ringing-out': `Calling ${call.peer}…`, 'ringing-in': `${call.peer} is calling`, connecting: 'Connecting…', connected: `In a ${call.kind} call with ${call.peer}`, ended: `Call ended: ${detail.reason}` };
+    showCallStatus(labels[detail.state] || detail.state);
+    $('hangup').hidden = detail.state === 'ended' || detail.state === 'ringing-in';
+    document.body.classList.toggle('in-call', detail.state !== 'ended');
+    if (detail.state === 'ended') {
+      remote.srcObject = null;
+      local.srcObject = null;
+      delete local.dataset.live;
+      if ($('incoming').open) $('incoming').close();
+      if (app.call === call) {
+        app.lastCall = call.view();
+        app.lastCallStats = call.lastStats;
+        app.call = null;
+      }
+      renderContacts();
+    }
+  });
+  call.addEventListener('local-stream', ({ detail }) => {
+    if (detail.getVideoTracks().length) {
+      local.srcObject = detail;
+      local.dataset.live = '';
+    }
+  });
+  call.addEventListener('remote-stream', ({ detail }) => {
+    if (remote.srcObject !== detail) remote.srcObject = detail;
+    remote.play().catch(() => {});
+    if (remote.requestVideoFrameCallback) remote.requestVideoFrameCallback(() => call.firstFrameShown());
+  });
+  call.addEventListener('stats', ({ detail }) => {
+    const list = $('stats');
+    list.replaceChildren(...describe(detail).map((line) => Object.assign(document.createElement('li'), { textContent: line })));
+  });
+  renderContacts();
+  return call;
+}
+
+async function placeCall(peer, kind) {
+  if (app.call) throw new Error('already in a call');
+  if (!app.client || app.client.state !== 'online') throw new Error('not connected');
+  const call = newCall({ peer, id: newId('call'), kind, role: 'caller' });
+  try {
+    await call.start();
+  } catch (error) {
+    call.end(`no media: ${error.message}`);
+    throw error;
+  }
+  return call.id;
+}
+
+/** Every message after login: call setup goes to the call it belongs to, after the checks. */
+async function message(msg) {
+  if (msg.type === 'timeout' && app.call && msg.body?.call === app.call.id) return app.call.handle('timeout', {});
+  if (msg.type === 'error' && app.call && msg.body?.code === 'unavailable' && app.call.state === 'ringing-out') {
+    return app.call.end(`${app.call.peer} is not online`);
+  }
+  if (!SETUP_TYPES.includes(msg.type) || msg.type === 'timeout') return;
+  let payload;
+  try {
+    payload = await openBody(msg, app.pins);
+  } catch (error) {
+    log('refused', { type: msg.type, from: msg.from, code: error.code || 'bad-field', reason: error.message });
+    if (error instanceof CallSetupError && app.call && bareName(app.call.peer) === bareName(msg.from)) showCallStatus(`Refused a message from ${msg.from}: ${error.message}`);
+    return;
+  }
+  if (msg.type === 'call') return incoming(msg.from, payload);
+  if (app.call && app.call.id === payload.call && bareName(app.call.peer) === bareName(msg.from)) app.call.handle(msg.type, payload);
+}
+
+async function incoming(from, payload) {
+  if (app.call) {
+    const body = await signBody(app.identity, { type: 'busy', from: app.identity.name, to: from, call: payload.call, ts: Date.now() / 1000, reason: 'in another call' });
+    app.client.send('busy', from, body);
+    return;
+  }
+  if (!['audio', 'video', 'desktop'].includes(payload.kind)) return;
+  if (!app.contacts.has(from)) addContact(from);
+  const call = newCall({ peer: from, id: payload.call, kind: payload.kind, role: 'callee' });
+  if (app.autoAccept) return call.accept();
+  const what = { audio: 'an audio call', video: 'a video call', desktop: 'to share their screen' }[payload.kind];
+  $('incoming-text').textContent = `${from} wants ${what}.`;
+  $('incoming').showModal();
+}
+
+// ---- the page ------------------------------------------------------------------------------
+
+function wire() {
+  const session = saved('meshnode.session', null);
+  $('node').value = session?.node || defaultNodeURL();
+  $('name').value = session?.name || '';
+  $('login-form').onsubmit = (e) => {
+    e.preventDefault();
+    $('login-error').textContent = '';
+    login($('node').value, $('name').value.trim()).catch((error) => ($('login-error').textContent = error.message));
+  };
+  $('logout').onclick = logout;
+  $('contact-form').onsubmit = (e) => {
+    e.preventDefault();
+    addContact($('contact-name').value);
+    $('contact-name').value = '';
+  };
+  $('chat-form').onsubmit = (e) => {
+    e.preventDefault();
+    const text = $('chat-text').value;
+    if (!text || !app.selected || !app.client) return;
+    sendChat(app.selected, text);
+    $('chat-text').value = '';
+  };
+  $('hangup').onclick = () => app.call?.hangup();
+  $('incoming').addEventListener('close', () => {
+    const call = app.call;
+    if (!call || call.state !== 'ringing-in') return;
+    if ($('incoming').returnValue === 'accept') call.accept().catch((error) => showCallStatus(`Cannot accept: ${error.message}`));
+    else call.reject(app.rejectReason || 'rejected');
+    app.rejectReason = null;
+  });
+  // Come back as the same person after a reload.
+  if (session?.name) login(session.node, session.name).catch((error) => ($('login-error').textContent = error.message));
+}
+
+/** The hook the browser tests (Tests/Browser) drive the page through; every result is JSON. */
+window.meshnodeTest = {
+  login: (node, name) => login(node || defaultNodeURL(), name),
+  logout,
+  addContact: (name) => addContact(name),
+  call: (peer, kind = 'video') => placeCall(peer, kind),
+  accept: async () => {
+    if ($('incoming').open) $('incoming').close('accept');
+    else await app.call?.accept();
+  },
+  reject: async (reason) => {
+    app.rejectReason = reason;
+    if ($('incoming').open) $('incoming').close('reject');
+    else await app.call?.reject(reason);
+  },
+  hangup: () => app.call?.hangup(),
+  setAutoAccept: (on) => {
+    app.autoAccept = !!on;
+  },
+  setRelayOnly: (on) => {
+    app.relayOnly = !!on;
+  },
+  chat: (to, text) => sendChat(to, text).id,
+  state: () => ({
+    name: app.identity?.name ?? null,
+    key: app.identity?.publicKey ?? null,
+    connection: app.client?.state ?? 'offline',
+    reason: app.client?.reason ?? '',
+    loginMs: app.client?.loginMs ?? null,
+    reconnects: app.client?.reconnects ?? 0,
+    onlineSince: app.client?.onlineSince ?? null,
+    iceServers: app.client?.iceServers ?? [],
+    contacts: Object.fromEntries([...app.contacts].map(([n, c]) => [n, { status: c.status, key: c.key, keyWarning: c.keyWarning || null }])),
+    call: app.call?.view() ?? null,
+    incomingDialog: $('incoming').open,
+    lastCall: app.lastCall ?? null,
+    messages: app.messages.map(({ id, from, to, text, mine, status }) => ({ id, from, to, text, mine, status: status ?? null })),
+  }),
+  stats: () => app.call?.lastStats ?? app.lastCallStats ?? null,
+  events: () => app.events,
+};
+
+wire();

@@ -1,0 +1,310 @@
+// One call (docs/protocol.md "Call setup"): signed call-setup bodies, the caller's offer, the
+// callee's answer, trickle ICE both ways, local media, remote tracks and statistics.
+
+import { verifySignature } from './identity.js';
+import { summarize } from './stats.js';
+
+export const SETUP_TYPES = ['call', 'accept', 'reject', 'cancel', 'busy', 'hangup', 'sdp', 'candidate', 'timeout'];
+const SIGNING_CONTEXT = 'meshnode.v1 call-setup\n';
+
+/** The name part of an address (`bob@host:port` → `bob`). */
+export function bareName(address) {
+  const at = (address || '').indexOf('@');
+  return at > 0 ? address.slice(0, at) : address || '';
+}
+
+/** Pinned peer keys (trust on first use), kept in localStorage by qualified address. */
+export class KeyPins {
+  constructor(nodeHost, storage = globalThis.localStorage) {
+    this.nodeHost = nodeHost;
+    this.storage = storage;
+  }
+
+  qualify(address) {
+    return address.includes('@') ? address : `${address}@${this.nodeHost}`;
+  }
+
+  all() {
+    try {
+      return JSON.parse(this.storage.getItem('meshnode.pins') || '{}');
+    } catch {
+      return {};
+    }
+  }
+
+  get(address) {
+    return this.all()[this.qualify(address)] || null;
+  }
+
+  /** Pins `key` for `address` if none is pinned; returns false when another key is pinned. */
+  check(address, key) {
+    const pins = this.all();
+    const name = this.qualify(address);
+    if (!pins[name]) {
+      pins[name] = key;
+      this.storage.setItem('meshnode.pins', JSON.stringify(pins));
+      return true;
+    }
+    return pins[name] === key;
+  }
+}
+
+/** A signed call-setup body: `payload` is the JSON text that was signed. */
+export async function signBody(identity, fields) {
+  const payload = JSON.stringify(fields);
+  const sig = await identity.sign(SIGNING_CONTEXT + payload);
+  return { payload, key: identity.publicKey, sig };
+}
+
+export class CallSetupError extends Error {
+  constructor(code, reason) {
+    super(reason);
+    this.code = code;
+  }
+}
+
+/** The payload of a received call-setup message after every check, or a CallSetupError. */
+export async function openBody(message, pins) {
+  const body = message.body || {};
+  if (typeof body.payload !== 'string' || typeof body.key !== 'string' || typeof body.sig !== 'string') {
+    throw new CallSetupError('bad-field', `${message.type} from ${message.from} is not signed`);
+  }
+  let payload;
+  try {
+    payload = JSON.parse(body.payload);
+  } catch {
+    throw new CallSetupError('bad-field', 'the signed payload is not JSON');
+  }
+  // The envelope must say what was signed: no replay as another type or to another peer.
+  if (payload.type !== message.type || bareName(payload.from) !== bareName(message.from) || bareName(payload.to) !== bareName(message.to)) {
+    throw new CallSetupError('bad-signature', 'the signed payload does not match the envelope');
+  }
+  if (!pins.check(message.from, body.key)) {
+    throw new CallSetupError('key-changed', `${message.from} signed with a key other than the one pinned for it (localStorage meshnode.pins, entry ${pins.qualify(message.from)})`);
+  }
+  if (!(await verifySignature(body.key, body.sig, SIGNING_CONTEXT + body.payload))) {
+    throw new CallSetupError('bad-signature', `the signature of ${message.from} does not verify`);
+  }
+  return payload;
+}
+
+/** Local media for a call of `kind` (`audio`, `video`, `desktop`) in the role given. */
+export async function localMedia(kind, role) {
+  if (kind === 'desktop') {
+    // The caller of a desktop call shares its screen; the callee only watches.
+    if (role !== 'caller') return new MediaStream();
+    return navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 15 }, audio: false });
+  }
+  return navigator.mediaDevices.getUserMedia({ audio: true, video: kind === 'video' });
+}
+
+/**
+ * Events: `state` ({state, reason}), `remote-stream` (MediaStream), `local-stream`, `stats` (summary).
+ * States: ringing-out, ringing-in, connecting, connected, ended.
+ */
+export class Call extends EventTarget {
+  constructor({ client, identity, pins, peer, id, kind, role, relayOnly = false }) {
+    super();
+    Object.assign(this, { client, identity, pins, peer, id, kind, role, relayOnly });
+    this.state = role === 'caller' ? 'ringing-out' : 'ringing-in';
+    this.reason = '';
+    this.pc = null;
+    this.localStream = null;
+    this.remoteStream = new MediaStream();
+    this.queuedCandidates = [];
+    this.startedAt = performance.now();
+    this.times = {};
+    this.lastStats = null;
+    this.setupSteps = Promise.resolve();
+  }
+
+  set(state, reason = '') {
+    if (this.state === 'ended') return;
+    this.state = state;
+    this.reason = reason;
+    this.times[state] = Math.round(performance.now() - this.startedAt);
+    this.dispatchEvent(new CustomEvent('state', { detail: { state, reason } }));
+  }
+
+  /** Signs and sends; sends leave in the order they were asked for (signing is asynchronous). */
+  sendSigned(type, extra = {}) {
+    const fields = { type, from: this.identity.name, to: this.peer, call: this.id, ts: Date.now() / 1000, ...extra };
+    this.sendChain = (this.sendChain || Promise.resolve()).then(async () => {
+      const body = await signBody(this.identity, fields);
+      this.client.send(type, this.peer, body);
+    });
+    return this.sendChain;
+  }
+
+  /** Caller: get media, then ring the peer. */
+  async start(ring = 30) {
+    this.localStream = await localMedia(this.kind, 'caller');
+    this.dispatchEvent(new CustomEvent('local-stream', { detail: this.localStream }));
+    // A shared screen that the user stops (browser's "Stop sharing") ends the call.
+    for (const track of this.localStream.getTracks()) track.onended = () => this.hangup('sharing stopped');
+    await this.sendSigned('call', { kind: this.kind, ring });
+  }
+
+  /** Callee: get media and accept; the caller's offer follows. */
+  async accept() {
+    if (this.state !== 'ringing-in') return;
+    this.set('connecting');
+    try {
+      this.localStream = await localMedia(this.kind, 'callee');
+    } catch (error) {
+      await this.reject(`no media: ${error.message}`);
+      throw error;
+    }
+    this.dispatchEvent(new CustomEvent('local-stream', { detail: this.localStream }));
+    this.createConnection();
+    await this.sendSigned('accept');
+  }
+
+  async reject(reason = 'rejected') {
+    if (this.state !== 'ringing-in') return;
+    await this.sendSigned('reject', { reason });
+    this.end(`you rejected: ${reason}`);
+  }
+
+  async hangup(reason = 'hangup') {
+    if (this.state === 'ended') return;
+    if (this.state === 'ringing-in') return this.reject(reason);
+    await this.sendSigned(this.state === 'ringing-out' ? 'cancel' : 'hangup', { reason });
+    this.end(reason);
+  }
+
+  end(reason) {
+    if (this.state === 'ended') return;
+    clearInterval(this.statsTimer);
+    if (this.pc) this.pc.close();
+    if (this.localStream) for (const t of this.localStream.getTracks()) t.stop();
+    this.set('ended', reason);
+  }
+
+  createConnection() {
+    if (this.pc) return this.pc;
+    const pc = new RTCPeerConnection({
+      iceServers: this.client.iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require',
+      // Relay only: every path goes through the node's TURN (tests, or to hide one's addresses).
+      iceTransportPolicy: this.relayOnly ? 'relay' : 'all',
+    });
+    this.pc = pc;
+    pc.onicecandidate = (event) => {
+      if (!event.candidate || !event.candidate.candidate) return;
+      const { candidate, sdpMid, sdpMLineIndex } = event.candidate;
+      this.sendSigned('candidate', { candidate: { candidate, sdpMid, sdpMLineIndex } });
+    };
+    pc.ontrack = (event) => {
+      if (!this.remoteStream.getTracks().includes(event.track)) this.remoteStream.addTrack(event.track);
+      this.dispatchEvent(new CustomEvent('remote-stream', { detail: this.remoteStream }));
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === 'connected' && this.state !== 'connected') this.set('connected');
+      if (pc.connectionState === 'failed' && this.role === 'caller') this.restartIce();
+    };
+    this.statsTimer = setInterval(() => this.collectStats(), 1000);
+    return pc;
+  }
+
+  /** The caller renegotiates with fresh ICE credentials when the path fails. */
+  async restartIce() {
+    if (this.state === 'ended') return;
+    const offer = await this.pc.createOffer({ iceRestart: true });
+    await this.pc.setLocalDescription(offer);
+    await this.sendSigned('sdp', { sdpType: 'offer', sdp: offer.sdp });
+  }
+
+  async collectStats() {
+    if (!this.pc || this.state === 'ended') return;
+    const report = await this.pc.getStats();
+    this.lastStats = summarize(report, this.lastStats);
+    if (!this.times.firstFrame && this.lastStats.video.framesDecoded > 0) {
+      this.times.firstFrame = Math.round(performance.now() - this.startedAt);
+    }
+    this.dispatchEvent(new CustomEvent('stats', { detail: this.lastStats }));
+  }
+
+  /** Marks the first remote video frame on screen (the page sees it before the stats do). */
+  firstFrameShown() {
+    if (!this.times.firstFrameShown) this.times.firstFrameShown = Math.round(performance.now() - this.startedAt);
+  }
+
+  /** A verified call-setup message for this call. Steps run one at a time, in arrival order. */
+  handle(type, payload) {
+    this.setupSteps = this.setupSteps.then(() => this.step(type, payload)).catch((error) => {
+      console.error('call setup', error);
+      this.hangup(`setup failed: ${error.message || error}`);
+    });
+    return this.setupSteps;
+  }
+
+  async step(type, payload) {
+    if (this.state === 'ended') return;
+    switch (type) {
+      case 'accept':
+        if (this.role !== 'caller' || this.state !== 'ringing-out') return;
+        this.set('connecting');
+        return this.offer();
+      case 'reject':
+      case 'busy':
+        return this.end(`${this.peer} ${type === 'busy' ? 'is busy' : 'rejected the call'}${payload.reason && payload.reason !== 'rejected' ? ': ' + payload.reason : ''}`);
+      case 'cancel':
+        return this.end(`${this.peer} cancelled`);
+      case 'hangup':
+        return this.end(`${this.peer} hung up${payload.reason && payload.reason !== 'hangup' ? ': ' + payload.reason : ''}`);
+      case 'timeout':
+        return this.end('no answer');
+      case 'sdp':
+        return this.description(payload);
+      case 'candidate':
+        return this.candidate(payload.candidate);
+      default:
+    }
+  }
+
+  async offer() {
+    const pc = this.createConnection();
+    for (const track of this.localStream.getTracks()) pc.addTrack(track, this.localStream);
+    // A callee that sends nothing back still needs an m-line to receive on.
+    const kinds = new Set(this.localStream.getTracks().map((t) => t.kind));
+    const wanted = this.kind === 'audio' ? ['audio'] : this.kind === 'video' ? ['audio', 'video'] : ['video'];
+    for (const kind of wanted) if (!kinds.has(kind)) pc.addTransceiver(kind, { direction: 'recvonly' });
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    await this.sendSigned('sdp', { sdpType: 'offer', sdp: offer.sdp });
+  }
+
+  async description(payload) {
+    if (payload.sdpType !== 'offer' && payload.sdpType !== 'answer') throw new Error(`sdpType ${payload.sdpType}`);
+    const pc = this.createConnection();
+    await pc.setRemoteDescription({ type: payload.sdpType, sdp: payload.sdp });
+    if (payload.sdpType === 'offer') {
+      // addTrack reuses the transceivers the offer made, so the answer says sendrecv.
+      const senders = pc.getSenders().map((s) => s.track);
+      for (const track of this.localStream?.getTracks() || []) if (!senders.includes(track)) pc.addTrack(track, this.localStream);
+      const answer = await pc.createAnswer();
+      await pc.setLocalDescription(answer);
+      await this.sendSigned('sdp', { sdpType: 'answer', sdp: answer.sdp });
+    }
+    for (const candidate of this.queuedCandidates.splice(0)) await pc.addIceCandidate(candidate);
+  }
+
+  async candidate(candidate) {
+    if (!candidate || typeof candidate.candidate !== 'string') return;
+    if (!this.pc || !this.pc.remoteDescription) {
+      this.queuedCandidates.push(candidate);
+      return;
+    }
+    await this.pc.addIceCandidate(candidate);
+  }
+
+  /** JSON-friendly view for the page and tests. */
+  view() {
+    return {
+      id: this.id, peer: this.peer, kind: this.kind, role: this.role, state: this.state, reason: this.reason,
+      times: this.times, connectionState: this.pc?.connectionState || null,
+      localTracks: this.localStream ? this.localStream.getTracks().map((t) => t.kind) : [],
+      remoteTracks: this.remoteStream.getTracks().map((t) => t.kind),
+    };
+  }
+}
