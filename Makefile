@@ -8,7 +8,7 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 # Build and test dependencies from Debian.
 DEBIAN_PACKAGES := pkg-config libssl-dev libglib2.0-dev libnice-dev libsrtp2-dev libopus-dev \
                    libvpx-dev libsodium-dev libxcb1-dev libxcb-shm0-dev coturn ca-certificates gcc libc6-dev \
-                   python3 xvfb x11-xserver-utils ffmpeg
+                   python3 xvfb x11-xserver-utils ffmpeg nftables
 FUZZ_RUNS ?= 200000
 # The independent WebRTC peer of the transport interop test (Tests/Interop/aiortc_peer.py).
 AIORTC_VERSION := 1.16.0
@@ -17,7 +17,7 @@ AIORTC_VERSION := 1.16.0
 TEST_DEBIAN_PACKAGES := chromium chromium-driver
 SELENIUM_VERSION := 4.40.0
 
-.PHONY: deps test-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps testnet testnet-quick testnet-build clean
+.PHONY: deps test-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps bench-media testnet testnet-quick testnet-build testnet-mesh clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -90,6 +90,12 @@ bench: deps release bench-signaling-deps
 	bench/run $(BENCH_ARGS)
 	bench/transport/run
 	bench/signaling/run $(SIGBENCH_ARGS)
+	bench/media/run $(MEDIABENCH_ARGS)
+
+# Opus and VP8 encode/decode speed and RTP packetization with our Swift code (release
+# `media-bench`) against ffmpeg's libopus and libvpx on the same input; see bench/README.md.
+bench-media: deps
+	bench/media/run $(MEDIABENCH_ARGS)
 
 # Signaling over WebSocket: idle connections held (memory per connection), routed chat/s and
 # delivery latency against one release `meshnode serve`; see bench/signaling/README.md.
@@ -112,6 +118,10 @@ testnet: testnet-build
 
 testnet-quick: testnet-build
 	testnet/all --quick
+
+# The mesh scenarios of issue 8 (docs/mesh.md), quick version; `testnet/mesh` runs them all.
+testnet-mesh: build
+	testnet/mesh --quick
 
 clean:
 	rm -rf .build .build-fuzz fuzz/corpus-work

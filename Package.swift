@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "meshnode", targets: ["MeshNodeCLI"]),
+        .executable(name: "media-bench", targets: ["MediaBench"]),
         .library(name: "MeshNode", targets: ["MeshNode"]),
     ],
     dependencies: [
@@ -56,6 +57,7 @@ let package = Package(
                 "ICE", "CSodium",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
@@ -94,6 +96,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        // The Swift side of `make bench-media` (bench/media/run): times our codecs and RTP code.
+        .executableTarget(
+            name: "MediaBench",
+            dependencies: ["Media", .product(name: "NIOCore", package: "swift-nio")],
+            path: "bench/media/MediaBench"
         ),
         .testTarget(
             name: "ICETests",

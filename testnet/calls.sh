@@ -47,7 +47,7 @@ mn_node_start() {
     local before=0
     [ -f "$log" ] && before=$(grep -c "meshnode is running" "$log" || true)
     before=${before:-0}
-    ip netns exec "mn-$host" "$MESHNODE" serve --bind "$ip" --http-port "$MN_NODE_HTTP_PORT" \
+    ip netns exec "$MN_PREFIX$host" "$MESHNODE" serve --bind "$ip" --http-port "$MN_NODE_HTTP_PORT" \
         --turn-secret "$(cat "$dir/turn-secret")" --data-dir "$dir/data" --node-key "$dir/node-key" \
         ${MN_NODE_ARGS:-} </dev/null > >(mn_stamp >>"$log") 2>&1 &
     pid=$!
@@ -122,7 +122,7 @@ mn_join_start() {
         record=(--record "$MN_CALL_DIR/rec-$name")
     fi
     # shellcheck disable=SC2046
-    ip netns exec "mn-p-$router" "$MESHNODE" join --node "$(mn_node_url "$host")" $(mn_peer_args "$name") \
+    ip netns exec "${MN_PREFIX}p-$router" "$MESHNODE" join --node "$(mn_node_url "$host")" $(mn_peer_args "$name") \
         --accept auto "${record[@]}" --json </dev/null > >(mn_stamp >"$log") 2>&1 &
     MN_JOIN_PID=$!
     for _ in $(seq 1 100); do
@@ -162,7 +162,7 @@ mn_call() {
     local router=$1 name=$2 to=$3 host=$4 duration=$5 out=$6
     shift 6
     # shellcheck disable=SC2046
-    timeout --kill-after=5 $((duration + 60)) ip netns exec "mn-p-$router" "$MESHNODE" call "$to" \
+    timeout --kill-after=5 $((duration + 60)) ip netns exec "${MN_PREFIX}p-$router" "$MESHNODE" call "$to" \
         --node "$(mn_node_url "$host")" $(mn_peer_args "$name") --audio --video --duration "$duration" --json "$@" \
         </dev/null >"$out" 2>"$out.err"
 }
@@ -201,7 +201,7 @@ mn_recorded_video_frames() {
 # A counter of the bytes each router forwards into its LAN (what reaches the peer behind it),
 # sampled every 0.2 s while a call runs: independent of what meshnode reports about itself.
 mn_flow_counter_add() {
-    ip netns exec "mn-r-$1" nft -f - <<EOF
+    ip netns exec "${MN_PREFIX}r-$1" nft -f - <<EOF
 table ip mnmon
 delete table ip mnmon
 table ip mnmon {
@@ -231,7 +231,7 @@ mn_turn_transport() {
 }
 
 mn_flow_bytes() {
-    ip netns exec "mn-r-$1" nft list counter ip mnmon "${2:-lan_in}" 2>/dev/null | awk '/bytes/ { for (i = 1; i < NF; i++) if ($i == "bytes") print $(i + 1) }'
+    ip netns exec "${MN_PREFIX}r-$1" nft list counter ip mnmon "${2:-lan_in}" 2>/dev/null | awk '/bytes/ { for (i = 1; i < NF; i++) if ($i == "bytes") print $(i + 1) }'
 }
 
 # mn_flow_start OUT ROUTER_A ROUTER_B: samples "time bytes_into_A bytes_into_B" into OUT.

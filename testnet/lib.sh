@@ -17,9 +17,11 @@
 #   mn-p-NAME         10.0.i.2/24                   the peer host behind router i
 #                     (type "none": 192.0.2.(8i+2))
 
-MN_PREFIX="mn-"
-MN_WAN_NS="mn-wan"
-MN_STATE_DIR="${MN_STATE_DIR:-/run/mn-testnet}"
+# MN_PREFIX lets a second testnet run beside the usual one (testnet/mesh uses "mm-"): every
+# namespace name, the state directory and the lock take it.
+: "${MN_PREFIX:=mn-}"
+MN_WAN_NS="${MN_PREFIX}wan"
+MN_STATE_DIR="${MN_STATE_DIR:-/run/${MN_PREFIX}testnet}"
 MN_TYPES="eim-eif eim-adf eim-apdf apdm-apdf udp-blocked none"
 MN_NODES="ref node1 node2"
 MN_NODE_PREFIX="198.51.100"
@@ -44,7 +46,7 @@ mn_die() { printf '[testnet] error: %s\n' "$*" >&2; exit 1; }
 
 # One up or down at a time (a bounded wait for another one to finish).
 mn_lock() {
-    exec 9>"/run/mn-testnet.lock"
+    exec 9>"/run/${MN_PREFIX}testnet.lock"
     flock -w 300 9 || mn_die "another testnet/up or testnet/down is still running"
 }
 
@@ -120,13 +122,13 @@ mn_node_ips() {
 mn_ns_of() {
     local host=$1
     case $host in
-        mn-*) echo "$host" ;;
+        "$MN_PREFIX"*) echo "$host" ;;
         wan) echo "$MN_WAN_NS" ;;
-        ref | node1 | node2) echo "mn-$host" ;;
-        r-* ) echo "mn-r-${host#r-}" ;;
-        router-*) echo "mn-r-${host#router-}" ;;
-        p-*) echo "mn-p-${host#p-}" ;;
-        *) mn_type_of "$host" >/dev/null || return 1; echo "mn-p-$host" ;;
+        ref | node1 | node2) echo "$MN_PREFIX$host" ;;
+        r-* ) echo "${MN_PREFIX}r-${host#r-}" ;;
+        router-*) echo "${MN_PREFIX}r-${host#router-}" ;;
+        p-*) echo "${MN_PREFIX}p-${host#p-}" ;;
+        *) mn_type_of "$host" >/dev/null || return 1; echo "${MN_PREFIX}p-$host" ;;
     esac
 }
 
@@ -255,7 +257,7 @@ mn_wan_routes() {
         i=$((i + 1))
         type=$(mn_type_of "$name")
         [ "$type" = none ] || continue
-        [ "$ns" = "mn-r-$name" ] && continue
+        [ "$ns" = "${MN_PREFIX}r-$name" ] && continue
         ip -n "$ns" route add "$(mn_lan_net "$i" none)" via "$(mn_router_wan_ip "$i")" dev wan0
     done
 }

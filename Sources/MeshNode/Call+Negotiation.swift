@@ -166,7 +166,37 @@ extension Call {
         media.engine = engine
         mediaStarted = .now
         setState(.connected)
+        watchLiveness(transport)
         logger.info("call \(id): media flowing (\(transport.profile.map { "\($0)" } ?? "?"))")
+    }
+
+    /// Media is the best sign of a live path: audio alone sends 50 packets a second. When nothing
+    /// at all arrives for `silenceLimit`, the path is treated as dead without waiting for RFC 7675's
+    /// 30 s consent expiry — as browsers go `disconnected` after a few silent seconds.
+    func watchLiveness(_ transport: DTLSSRTPTransport) {
+        let limit = options.silenceLimit
+        tasks.append(Task { [weak self] in
+            var last = -1
+            var changed = ContinuousClock.now
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(250))
+                let statistics = transport.statistics
+                let count = statistics.rtpReceived + statistics.rtcpReceived
+                if count != last {
+                    last = count
+                    changed = .now
+                } else if ContinuousClock.now - changed >= limit {
+                    changed = .now
+                    await self?.mediaSilent(for: limit)
+                }
+            }
+        })
+    }
+
+    func mediaSilent(for limit: Duration) async {
+        guard state == .connected else { return }
+        logger.info("call \(id): nothing received for \(limit); the path is treated as dead")
+        await pathFailed()
     }
 
     static func sdpCandidate(_ candidate: ICECandidate) -> SDPCandidate? {

@@ -20,12 +20,15 @@ public struct CallOptions: Sendable {
     public var setupTimeout: Duration
     /// How long an ICE restart may take before another one is tried.
     public var restartTimeout: Duration
+    /// How long nothing may arrive on a connected call before its path counts as dead.
+    public var silenceLimit: Duration
 
     public init(videoSource: VideoSourceSpec? = .testPattern(width: 640, height: 360, framesPerSecond: 30),
                 audioSource: AudioSourceSpec? = .tone(frequency: 440),
                 desktopSource: VideoSourceSpec = .screen(display: nil, framesPerSecond: 15),
                 recordDirectory: String? = nil, localAddresses: [String] = [], relayOnly: Bool = false,
-                videoBitrateKbps: Int = 800, setupTimeout: Duration = .seconds(30), restartTimeout: Duration = .seconds(8)) {
+                videoBitrateKbps: Int = 800, setupTimeout: Duration = .seconds(30), restartTimeout: Duration = .seconds(8),
+                silenceLimit: Duration = .seconds(3)) {
         self.videoSource = videoSource
         self.audioSource = audioSource
         self.desktopSource = desktopSource
@@ -35,6 +38,7 @@ public struct CallOptions: Sendable {
         self.videoBitrateKbps = videoBitrateKbps
         self.setupTimeout = setupTimeout
         self.restartTimeout = restartTimeout
+        self.silenceLimit = silenceLimit
     }
 }
 

@@ -25,12 +25,18 @@ public struct Node: Sendable {
     /// Runs until SIGTERM or SIGINT. `onReady` gets the addresses a user needs.
     public func run(onReady: @escaping @Sendable (NodeAddresses) -> Void = { _ in }) async throws {
         NodeMetrics.bootstrap()
+        // Every socket counts against RLIMIT_NOFILE: take the whole hard limit (max-connections).
+        _ = ConnectionLimit.openFileLimit()
         // Signaling hands out TURN REST credentials: without a configured secret, make one.
         var turnConfiguration = configuration.turn
         let restSecret = turnConfiguration.restSecret ?? NodeSignaling.randomSecret()
         turnConfiguration.restSecret = restSecret
+        // TURN accepts the mesh's credentials (docs/mesh.md): issued by live members, per relay.
+        let credentials = MeshCredentials(identity: try NodeSignaling.nodeIdentity(path: configuration.signaling.nodeKeyPath))
+        turnConfiguration.credentialResolver = { credentials.password(forUsername: $0) }
         let turn = TURNServer(configuration: turnConfiguration, logger: logger)
-        let signaling = try await NodeSignaling.make(configuration: configuration, turn: turn, restSecret: restSecret, logger: logger)
+        let signaling = try await NodeSignaling.make(configuration: configuration, turn: turn, restSecret: restSecret,
+                                                     credentials: credentials, logger: logger)
         let readiness = NodeReadiness(onReady: onReady)
         let turnService = TURNService(server: turn) { listeners in readiness.turnStarted(listeners) }
 
@@ -47,6 +53,7 @@ public struct Node: Sendable {
         }
         router.get("/status") { _, _ in statusResponse() }
         signaling.addRoutes(to: router)
+        signaling.addMeshRoute(to: router)
         // The browser page (docs/web.md); without its files the status page stands at `/`.
         let web = WebRoot(directory: configuration.webRoot)
         if web.hasPage {

@@ -32,6 +32,8 @@ public struct NodeSettings: Codable, Sendable, Equatable {
     public var heartbeat: Double?
     public var nodeKey: String?
     public var link: [String]?
+    public var maxConnections: Int?
+    public var gossipInterval: Double?
     public var webRoot: String?
 
     enum CodingKeys: String, CodingKey {
@@ -41,6 +43,7 @@ public struct NodeSettings: Codable, Sendable, Equatable {
         case relayIP = "relay-ip", relayPorts = "relay-ports", userQuota = "user-quota", totalQuota = "total-quota"
         case maxBps = "max-bps", logLevel = "log-level", nonceLifetime = "nonce-lifetime"
         case dataDir = "data-dir", heartbeat, nodeKey = "node-key", link, webRoot = "web-root"
+        case maxConnections = "max-connections", gossipInterval = "gossip-interval"
     }
 
     public init() {}
@@ -59,7 +62,8 @@ public struct NodeSettings: Codable, Sendable, Equatable {
             if let mapping = try Yams.load(yaml: text) as? [String: Any] {
                 let known = Set(["bind", "realm", "user", "threads", "rfc5780", "stun-port", "tls-port", "tls-cert", "tls-key",
                                  "http-port", "turn-secret", "allow-peer", "deny-peer", "relay-ip", "relay-ports", "user-quota",
-                                 "total-quota", "max-bps", "log-level", "nonce-lifetime", "data-dir", "heartbeat", "node-key", "link", "web-root"])
+                                 "total-quota", "max-bps", "log-level", "nonce-lifetime", "data-dir", "heartbeat", "node-key", "link", "web-root",
+                                 "max-connections", "gossip-interval"])
                 if let unknown = mapping.keys.sorted().first(where: { !known.contains($0) }) {
                     throw NodeConfigurationError(key: unknown, reason: "\(source): unknown key")
                 }
@@ -100,6 +104,8 @@ public struct NodeSettings: Codable, Sendable, Equatable {
         result.heartbeat = heartbeat ?? merged.heartbeat
         result.nodeKey = nodeKey ?? merged.nodeKey
         result.link = link ?? merged.link
+        result.maxConnections = maxConnections ?? merged.maxConnections
+        result.gossipInterval = gossipInterval ?? merged.gossipInterval
         result.webRoot = webRoot ?? merged.webRoot
         return result
     }

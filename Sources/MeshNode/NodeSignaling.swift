@@ -4,6 +4,7 @@ import ICE
 import Logging
 import ServiceLifecycle
 import Signaling
+import Synchronization
 
 /// The signaling part of a node (DESIGN.md "Signaling protocol"): the store, the hub, the
 /// `/ws` endpoint, and a service that runs the heartbeat sweeper and closes the store on
@@ -13,12 +14,14 @@ struct NodeSignaling: Sendable {
     let store: SignalingStore
     let endpoint: SignalingEndpoint
     let links: [NodeLink]
+    let mesh: MeshService
 
     /// Lifetime of the TURN REST credentials handed out at login, in seconds. A client gets new
     /// ones at every login.
     static let credentialLifetime = 3600
 
-    static func make(configuration: NodeConfiguration, turn: TURNServer, restSecret: String, logger: Logger) async throws -> NodeSignaling {
+    static func make(configuration: NodeConfiguration, turn: TURNServer, restSecret: String, credentials: MeshCredentials,
+                     logger: Logger) async throws -> NodeSignaling {
         let store: SignalingStore
         do {
             store = try await SignalingStore.open(directory: configuration.signaling.dataDirectory, logger: logger)
@@ -27,26 +30,27 @@ struct NodeSignaling: Sendable {
         }
         var hubConfiguration = HubConfiguration()
         hubConfiguration.heartbeat = configuration.signaling.heartbeat
-        let identity: Identity
-        do {
-            identity = try nodeIdentity(path: configuration.signaling.nodeKeyPath)
-        } catch {
-            await store.close()
-            throw error
-        }
+        let identity = credentials.identity
         let host = configuration.turn.bindAddresses.first ?? "127.0.0.1"
         let address = (host.contains(":") ? "[\(host)]" : host) + ":\(configuration.httpPort)"
         hubConfiguration.nodeAddress = address
         hubConfiguration.nodeIdentity = identity
         try? await store.prune(olderThan: hubConfiguration.retention)
+        // The hub needs the ICE servers before the mesh service (which needs the hub) exists.
+        let meshReference = Mutex<MeshService?>(nil)
         let hub = SignalingHub(store: store, configuration: hubConfiguration, logger: logger) { name, hostHint in
-            iceServers(listeners: turn.listeners, secret: restSecret, name: name, hostHint: hostHint)
+            let own = iceServers(listeners: turn.listeners, secret: restSecret, name: name, hostHint: hostHint)
+            return meshReference.withLock { $0 }?.iceServers(own: own, name: name, lifetime: credentialLifetime) ?? own
         }
+        let mesh = MeshService(hub: hub, turn: turn, credentials: credentials, address: address,
+                               interval: configuration.signaling.gossipInterval, logger: logger)
+        meshReference.withLock { $0 = mesh }
         let links = configuration.signaling.links.map {
             NodeLink(url: $0, hub: hub, identity: identity, nodeAddress: address, logger: logger)
         }
         logger.info("signaling ready", metadata: ["node": "\(address)", "node-key": "\(identity.publicKeyBase64)", "links": "\(links.count)"])
-        return NodeSignaling(hub: hub, store: store, endpoint: SignalingEndpoint(hub: hub), links: links)
+        return NodeSignaling(hub: hub, store: store, endpoint: SignalingEndpoint(hub: hub, limit: ConnectionLimit(maximum: configuration.signaling.maxConnections)),
+                             links: links, mesh: mesh)
     }
 
     /// The node's Ed25519 identity for links; made on first start when the file is missing.
@@ -67,7 +71,18 @@ struct NodeSignaling: Sendable {
         }
     }
 
-    var service: some Service { SignalingService(hub: hub, store: store, links: links) }
+    var service: some Service { SignalingService(hub: hub, store: store, links: links, mesh: mesh) }
+
+    /// `GET /mesh`: the mesh as this node sees it (`MeshStatus`, JSON).
+    func addMeshRoute(to router: Router<BasicRequestContext>) {
+        let mesh = mesh
+        router.get("/mesh") { _, _ in
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
+            let data = (try? encoder.encode(await mesh.status())) ?? Data("{}".utf8)
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        }
+    }
 
     /// STUN and TURN URLs of the node's listeners (RFC 7064, RFC 7065) with TURN REST
     /// credentials for `name`. A wildcard listener is named by the host the client connected to.
@@ -104,21 +119,30 @@ struct NodeSignaling: Sendable {
     }
 }
 
-/// Runs the hub's heartbeat sweeper and the node links until graceful shutdown, then closes
-/// the store.
+/// Runs the hub's heartbeat sweeper, the node links and the mesh until graceful shutdown;
+/// then tells the mesh this node leaves and closes the store.
 struct SignalingService: Service {
     let hub: SignalingHub
     let store: SignalingStore
     let links: [NodeLink]
+    let mesh: MeshService
 
     func run() async throws {
-        let (hub, links) = (hub, links)
-        await cancelWhenGracefulShutdown {
+        let (hub, links, mesh) = (hub, links, mesh)
+        // Detached: the links' WebSocket clients would otherwise see the graceful shutdown
+        // (a task local) and close before the leaving record is out.
+        let work = Task.detached {
             await withDiscardingTaskGroup { group in
                 group.addTask { await hub.runSweeper() }
+                group.addTask { await mesh.run() }
                 for link in links { group.addTask { await link.run() } }
             }
         }
+        // Until SIGTERM (or cancellation); the leaving record goes out while links are still up.
+        try? await gracefulShutdown()
+        await mesh.leave()
+        work.cancel()
+        await work.value
         await store.close()
     }
 }

@@ -1,6 +1,8 @@
 import Foundation
+import ICE
 import Logging
 import Media
+import NIOCore
 import Signaling
 
 /// A headless participant (DESIGN.md "Roles"): its identity and signaling client at its home
@@ -50,7 +52,7 @@ public actor Peer {
             await self?.finish()
         }
         let welcome = try await client.connect()
-        iceServers = welcome.iceServers
+        serversChanged(welcome.iceServers)
         return welcome
     }
 
@@ -96,7 +98,7 @@ public actor Peer {
         sink.yield(.signaling(event))
         switch event {
         case .connected(let welcome), .reconnected(let welcome):
-            iceServers = welcome.iceServers
+            serversChanged(welcome.iceServers)
         case .callSetup(let payload):
             if payload.type == .call {
                 await incoming(payload)
@@ -111,6 +113,53 @@ public actor Peer {
         default:
             break
         }
+    }
+
+    // MARK: - Relay choice
+
+    /// The ICE servers calls use now: the node's list, re-ordered by measured distance once the
+    /// measurement is in.
+    public var currentICEServers: [ICEServer] { iceServers }
+
+    /// Takes the node's list at once, then measures the relays in the background (DESIGN.md
+    /// "Data flow of one call" step 3, docs/mesh.md "Relay choice").
+    private func serversChanged(_ servers: [ICEServer]) {
+        iceServers = servers
+        guard servers.filter({ $0.urls.contains { $0.hasPrefix("turn") } }).count > 1 else { return }
+        Task { [weak self] in
+            let ranked = await Self.rankRelays(servers)
+            await self?.rankedServers(ranked, from: servers)
+        }
+    }
+
+    private func rankedServers(_ ranked: [ICEServer], from original: [ICEServer]) {
+        // Only if the node has not sent a newer list meanwhile.
+        guard iceServers == original else { return }
+        iceServers = ranked
+        logger.info("relays by round trip: \(ranked.compactMap { $0.urls.first { $0.hasPrefix("turn") } }.joined(separator: ", "))")
+    }
+
+    /// How many relays (ICE server entries with TURN) a call's agent gets: two, so that when the
+    /// one carrying a call dies, an ICE restart finds the other already allocated.
+    static let relaysPerCall = 2
+
+    /// Orders the entries that carry TURN by the median STUN round trip to their server, keeps
+    /// the nearest ``relaysPerCall``, and puts the nearest entry's STUN first (the agent uses the
+    /// first STUN server). Entries that do not answer go last; if none answers the order stays.
+    static func rankRelays(_ servers: [ICEServer]) async -> [ICEServer] {
+        var candidates: [RelaySelector.Candidate] = []
+        for (index, server) in servers.enumerated() where server.urls.contains(where: { $0.hasPrefix("turn") }) {
+            let uris = server.urls.compactMap(ICEServerSettings.parse)
+            guard let uri = uris.first(where: { $0.scheme == "stun" }) ?? uris.first(where: { $0.scheme == "turn" && $0.transport == "udp" }),
+                  let host = ICEServerSettings.resolve(uri.host),
+                  let address = try? SocketAddress(ipAddress: host, port: Int(uri.port)) else { continue }
+            candidates.append(.init(id: String(index), stun: address))
+        }
+        let ranked = await RelaySelector(probes: 2, timeout: .milliseconds(400), keepUnanswered: true).rank(candidates)
+        guard ranked.contains(where: { $0.rtt != nil }) else { return servers }
+        let relays = ranked.prefix(relaysPerCall).compactMap { Int($0.candidate.id).map { servers[$0] } }
+        let others = servers.filter { !$0.urls.contains { $0.hasPrefix("turn") } }
+        return relays + others
     }
 
     private func incoming(_ payload: CallPayload) async {

@@ -64,6 +64,10 @@ struct Serve: AsyncParsableCommand {
     var nodeKey: String?
     @Option(name: .customLong("link"), help: "Keep a link to the node at this WebSocket URL, ws://HOST:PORT/ws (repeatable).")
     var links: [String] = []
+    @Option(help: "WebSocket connections held at once; more are closed at once with 1013 Try Again Later (default: open-file limit minus a tenth, at least 512 less).")
+    var maxConnections: Int?
+    @Option(help: "Seconds between node record refreshes over links (default 5; records expire after six intervals).")
+    var gossipInterval: Double?
     @Option(help: "Directory of the web page's files (default: web/ of the source tree meshnode was built from).")
     var webRoot: String?
     @Option(help: "YAML config file with the same keys as these flags.")
@@ -95,6 +99,8 @@ struct Serve: AsyncParsableCommand {
         flags.heartbeat = heartbeat
         flags.nodeKey = nodeKey
         flags.link = links.isEmpty ? nil : links
+        flags.maxConnections = maxConnections
+        flags.gossipInterval = gossipInterval
         flags.webRoot = webRoot
 
         let configuration: NodeConfiguration

@@ -94,6 +94,40 @@ import Testing
         print("node-kill: bob back online \(back) after the restart; alice received \(video["receivedFrames"] ?? 0) frames")
     }
 
+    @Test("the path dies for 5 s mid-call (nftables drops it): the silence is noticed, ICE restarts, media comes back",
+          .enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/nft"), "needs root and nftables"))
+    func iceRestartAfterPathLoss() async throws {
+        let node = try await MeshNodeServer([], bind: ["127.0.0.1"])
+        defer { node.stop() }
+        let peers = try CallPeers("restart")
+        let bob = try await peers.join("bob", node: node.signalingURL)
+        defer { bob.stop() }
+        _ = try await peers.options("alice")
+        let alice = try peers.startCall("alice", to: "bob", node: node.signalingURL, duration: 14)
+        try await bob.waitForOutput("selected pair host 127.0.0.1:", timeout: 20)
+        let line = bob.output.components(separatedBy: "selected pair host 127.0.0.1:")[1]
+        let port = try #require(Int(line.prefix { $0.isNumber }))
+        try await Task.sleep(for: .seconds(2))
+        // Drop the callee's selected port both ways, on loopback only, in a table of our own.
+        let table = "meshnode_test_\(port)"
+        func nft(_ arguments: [String]) async -> Int32? {
+            await (try? Subprocess("/usr/sbin/nft", arguments, name: "nft"))?.waitForExit(timeout: 10) ?? nil
+        }
+        #expect(await nft(["add", "table", "inet", table]) == 0)
+        _ = await nft(["add", "chain", "inet", table, "out", "{ type filter hook output priority 0 ; }"])
+        _ = await nft(["add", "rule", "inet", table, "out", "oif", "lo", "udp", "dport", "\(port)", "drop"])
+        _ = await nft(["add", "rule", "inet", table, "out", "oif", "lo", "udp", "sport", "\(port)", "drop"])
+        try await Task.sleep(for: .seconds(5))
+        _ = await nft(["delete", "table", "inet", table])
+        #expect(await alice.waitForExit(timeout: 40) == 0, "\(alice.output.suffix(3000))")
+        let report = try CallPeers.report(from: alice.output)
+        try CallPeers.expectMediaBothWays(report)
+        #expect((report["iceRestarts"] as? Int ?? 0) >= 1, "\(report)")
+        let restart = report["restartMs"] as? Double ?? .infinity
+        #expect(restart < 10_000, "restart took \(restart) ms")
+        print("ICE restart after a 5 s outage: media back \(restart) ms after the restart began")
+    }
+
     @Test("desktop sharing under Xvfb: the receiver decodes the shared screen",
           .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/Xvfb"), "Xvfb is not installed (`make deps`)"))
     func desktopShare() async throws {

@@ -31,6 +31,25 @@ struct JSEPAnswerTests {
         #expect(try CodecNegotiation.negotiate(offer: parsed).map(\.codec?.payloadType) == [111, 96])
     }
 
+    @Test("answer to the captured Firefox 153 offer (gathered): its payload types, RTX, active DTLS role")
+    func answerCapturedFirefox() throws {
+        let offer = try SessionDescription(parsing: try Fixtures.text("firefox153-captured-offer-gathered.sdp"))
+        let answer = try JSEPAnswer.make(offer: offer, local: Self.local)
+        let parsed = try SessionDescription(parsing: answer.serialized)
+        #expect(parsed == answer)
+        #expect(parsed.bundleGroup == ["0", "1"])
+        #expect(parsed.media.map(\.mid) == ["0", "1"])
+        #expect(parsed.media.map(\.formats) == [["109"], ["120", "124"]])
+        for section in parsed.media {
+            #expect(section.attributes.contains(.setup(.active)))
+            #expect(section.isRTCPMuxed && section.direction == .sendrecv)
+        }
+        #expect(parsed.media[0].formatParameters(for: 109)?.values["useinbandfec"] == "1")
+        #expect(parsed.media[1].feedback(for: 120).count == 5)
+        #expect(parsed.media[1].attributes.contains(.ssrcGroup(SDPSourceGroup(semantics: "FID", ssrcs: [2222, 3333]))))
+        #expect(try CodecNegotiation.negotiate(offer: parsed).map(\.codec?.payloadType) == [109, 120])
+    }
+
     @Test("answer to Firefox: its payload types; receive-only video becomes recvonly, a recvonly offer sendonly")
     func answerFirefox() throws {
         var offer = try SessionDescription(parsing: try Fixtures.text("firefox-offer.sdp"))

@@ -6,6 +6,8 @@ struct SDPTests {
     static let fixtures = [
         "chromium156-captured-offer.sdp", "chromium156-captured-offer-gathered.sdp", "chromium156-captured-answer.sdp",
         "chromium-offer.sdp", "chromium-answer.sdp", "firefox-offer.sdp",
+        "firefox153-captured-offer.sdp", "firefox153-captured-offer-gathered.sdp", "firefox153-captured-answer.sdp",
+        "firefox153-captured-answer-to-chromium156.sdp",
     ]
 
     @Test("every fixture serializes back to exactly its text", arguments: fixtures)
@@ -111,6 +113,60 @@ struct SDPTests {
         #expect(sections.map(\.remoteSSRCs.count) == [1, 2])
         // The answer negotiates back to the same choice.
         #expect(try CodecNegotiation.negotiate(offer: answer).map(\.codec?.payloadType) == [111, 96])
+    }
+
+    @Test("captured Firefox 153 offer and answer: candidates, BUNDLE, negotiation")
+    func capturedFirefox() throws {
+        let offer = try SessionDescription(parsing: try Fixtures.text("firefox153-captured-offer.sdp"))
+        let gathered = try SessionDescription(parsing: try Fixtures.text("firefox153-captured-offer-gathered.sdp"))
+        let answer = try SessionDescription(parsing: try Fixtures.text("firefox153-captured-answer.sdp"))
+        #expect(offer.bundleGroup == ["0", "1"] && answer.bundleGroup == ["0", "1"])
+        #expect(offer.media.allSatisfy { $0.port == 9 && $0.candidates.isEmpty })
+        #expect(offer.media.map(\.formats) == [["109", "9", "0", "8", "101"], ["120", "124", "121", "125", "99", "100", "123", "122", "119"]])
+        // Firefox gathers for RTCP (component 2) too until rtcp-mux is accepted, and ends with end-of-candidates.
+        let audio = gathered.media[0]
+        #expect(audio.port != 9 && audio.attributes.contains(.endOfCandidates))
+        #expect(audio.candidates.contains { $0.transport.lowercased() == "udp" && $0.type == "host" && $0.port == audio.port && $0.component == 1 })
+        #expect(audio.candidates.contains { $0.address == "::1" })
+        #expect(audio.candidates.contains { $0.component == 2 })
+        #expect(audio.candidates.contains { $0.transport.lowercased() == "tcp" && $0.port == 9 && $0.extensions.contains { $0.name == "tcptype" && $0.value == "active" } })
+        // Unlike Chromium's, Firefox's description after setLocalDescription differs from what
+        // createOffer returned beyond the transport: a session-level direction, a=rtcp lines,
+        // transport-cc feedback on every audio codec, telephone-event without its channel count.
+        #expect(gathered.attributes.contains(.direction(.sendrecv)) && !offer.attributes.contains(.direction(.sendrecv)))
+        #expect(audio.attributes.contains { if case .other(name: "rtcp", _) = $0 { true } else { false } })
+        #expect(gathered.media.map(\.formats) == offer.media.map(\.formats))
+        #expect(answer.media.allSatisfy { $0.attributes.contains(.setup(.active)) && $0.direction == .sendrecv })
+
+        let sections = try CodecNegotiation.negotiate(offer: gathered)
+        #expect(sections.map(\.codec?.encoding) == ["opus", "VP8"])
+        let opus = try #require(sections[0].codec)
+        #expect(opus.payloadType == 109 && opus.prefersStereo && opus.usesInbandFEC)
+        #expect(opus.feedback.map(\.description) == ["109 transport-cc"])
+        let vp8 = try #require(sections[1].codec)
+        #expect(vp8.payloadType == 120 && vp8.retransmissionPayloadType == 124)
+        #expect(Set(vp8.feedback.map(\.description)) == ["120 goog-remb", "120 transport-cc", "120 ccm fir", "120 nack", "120 nack pli"])
+        // mid, audio level and transport-cc for audio; mid, abs-send-time and transport-cc for video.
+        #expect(Set(sections[0].extensions.map(\.id)) == [1, 3, 7])
+        #expect(Set(sections[1].extensions.map(\.id)) == [3, 4, 7])
+        #expect(sections.map(\.remoteSSRCs.count) == [1, 2])
+        // Firefox's answer to its own offer negotiates back to the same choice.
+        #expect(try CodecNegotiation.negotiate(offer: answer).map(\.codec?.payloadType) == [109, 120])
+    }
+
+    @Test("captured Firefox 153 answer to the captured Chromium 156 offer: Chromium's payload types kept")
+    func capturedFirefoxAnswerToChromium() throws {
+        let answer = try SessionDescription(parsing: try Fixtures.text("firefox153-captured-answer-to-chromium156.sdp"))
+        let offer = try SessionDescription(parsing: try Fixtures.text("chromium156-captured-offer-gathered.sdp"))
+        #expect(answer.media.map(\.mid) == offer.media.map(\.mid))
+        #expect(answer.media.allSatisfy { $0.attributes.contains(.setup(.active)) })
+        #expect(!answer.media[0].candidates.isEmpty)
+        // Session-level direction and extmap-allow-mixed (Firefox puts them there in answers).
+        #expect(answer.attributes.contains(.direction(.sendrecv)))
+        let sections = try CodecNegotiation.negotiate(offer: answer)
+        #expect(sections.map(\.codec?.payloadType) == [111, 96])
+        #expect(sections[1].codec?.retransmissionPayloadType == 97)
+        #expect(sections[0].codec?.feedback.map(\.description) == ["111 transport-cc"])
     }
 
     @Test("negotiation on Firefox's offer: its own payload type numbers and stereo Opus")

@@ -1,6 +1,7 @@
 import Foundation
 @testable import ICE
 import NIOCore
+import Signaling
 import Testing
 @testable import MeshNode
 
@@ -23,6 +24,25 @@ import Testing
         configuration = try NodeConfiguration(flags.overriding(file))
         #expect(configuration.signaling.dataDirectory == "/tmp/x")
         #expect(configuration.signaling.heartbeat == .milliseconds(500))
+    }
+
+    @Test func meshAndConnectionSettings() throws {
+        let file = try NodeSettings.parse(yaml: """
+            max-connections: 100
+            gossip-interval: 2.5
+            """)
+        let configuration = try NodeConfiguration(file)
+        #expect(configuration.signaling.maxConnections == 100)
+        #expect(configuration.signaling.gossipInterval == .milliseconds(2500))
+        let defaults = try NodeConfiguration(NodeSettings())
+        #expect(defaults.signaling.gossipInterval == .seconds(5))
+        #expect(defaults.signaling.maxConnections == ConnectionLimit.defaultMaximum())
+        var bad = NodeSettings()
+        bad.maxConnections = 0
+        #expect(throws: NodeConfigurationError.self) { try NodeConfiguration(bad) }
+        bad = NodeSettings()
+        bad.gossipInterval = 0
+        #expect(throws: NodeConfigurationError.self) { try NodeConfiguration(bad) }
     }
 
     @Test func defaults() throws {

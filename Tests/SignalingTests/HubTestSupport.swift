@@ -10,13 +10,16 @@ struct HubFixture {
     let store: SignalingStore
     let directory: String
 
-    init(heartbeat: Duration = .seconds(15), rate: Double = 50, burst: Double = 200) async throws {
+    init(heartbeat: Duration = .seconds(15), rate: Double = 50, burst: Double = 200,
+         node: String? = nil, identity: Identity? = nil) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshnode-hub-\(UUID().uuidString)").path
         store = try await SignalingStore.open(directory: directory, logger: Logger(label: "test"))
         var configuration = HubConfiguration()
         configuration.heartbeat = heartbeat
         configuration.rate = rate
         configuration.burst = burst
+        configuration.nodeAddress = node
+        configuration.nodeIdentity = identity
         hub = SignalingHub(store: store, configuration: configuration, logger: Logger(label: "test")) { name, _ in
             [ICEServer(urls: ["turn:127.0.0.1:3478?transport=udp"], username: "1:\(name)", credential: "x")]
         }

@@ -21,6 +21,7 @@ public final class TURNServer: Sendable {
         var channels: [Channel] = []
         var listeners: [Listener] = []
         var loops: [ObjectIdentifier: NIOLoopBound<TURNLoop>] = [:]
+        var shared: TURNShared?
     }
 
     public let configuration: TURNServerConfiguration
@@ -47,6 +48,9 @@ public final class TURNServer: Sendable {
     /// The listeners that are open, with their actual ports.
     public var listeners: [Listener] { state.withLock { $0.listeners } }
 
+    /// Allocations held now (the load a node reports to the mesh); 0 before start.
+    public var activeAllocations: Int { state.withLock { $0.shared?.quota.total ?? 0 } }
+
     /// Opens every listener. Port 0 picks a free port, the same for UDP and TCP.
     public func start() async throws {
         let config = configuration
@@ -62,7 +66,7 @@ public final class TURNServer: Sendable {
             }.get()
             loops[ObjectIdentifier(loop)] = bound
         }
-        state.withLock { $0.loops = loops }
+        state.withLock { $0.loops = loops; $0.shared = shared }
         let tls = try config.tlsPort.map { _ in try Self.makeTLSContext(config) }
 
         // With port 0 the UDP port is the kernel's pick; TCP may find it taken by another

@@ -20,6 +20,10 @@ public struct TURNServerConfiguration: Sendable {
     public var users: [String: String] = [:]
     /// Shared secret of the TURN REST API form; nil disables it.
     public var restSecret: String?
+    /// Other credentials, looked up after the static users and before the REST secret: the
+    /// password for a username, or nil when the username is not of its kind (the mesh's
+    /// credentials issued by other nodes, docs/mesh.md). Called on the event loop: it must be fast.
+    public var credentialResolver: (@Sendable (String) -> String?)?
     public var peerPolicy = PeerAddressPolicy()
     /// Maximum allocations one username may hold at once (RFC 8656 §7.2: 486).
     public var userQuota: Int = 10

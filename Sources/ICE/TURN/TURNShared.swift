@@ -36,6 +36,7 @@ final class TURNShared: Sendable {
     /// The password of a user: a static user, or a TURN REST username that has not expired.
     func password(for username: String, now: Date = Date()) -> String? {
         if let password = config.users[username] { return password }
+        if let resolver = config.credentialResolver, let password = resolver(username) { return password }
         if let secret = config.restSecret, let expiry = TURNRESTCredentials.expiry(ofUsername: username),
            expiry > Int(now.timeIntervalSince1970) {
             return TURNRESTCredentials.password(secret: secret, username: username)

@@ -13,7 +13,7 @@ public struct Identity: Sendable {
     /// The 32-byte seed the key pair is derived from: what the identity file stores.
     let seed: [UInt8]
     /// libsodium's 64-byte secret key (seed followed by public key).
-    private let secretKey: [UInt8]
+    let secretKey: [UInt8]
 
     /// A new random identity.
     public static func generate() -> Identity {

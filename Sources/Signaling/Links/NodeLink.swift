@@ -91,7 +91,7 @@ public actor NodeLink {
                         return
                     }
                     try await hub.checkNodeKey(node: body.node, key: body.key)
-                    let opened = await hub.openLink(node: body.node, sink: sink)
+                    let opened = await hub.openLink(node: body.node, key: body.key, remoteIP: URL(string: url)?.host, sink: sink)
                     handle = opened
                     let interval = Duration.milliseconds(Int(max(body.heartbeat, 0.1) * 500))
                     keepAlive = Task { await self.ping(opened, every: interval) }

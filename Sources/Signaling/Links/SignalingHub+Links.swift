@@ -36,6 +36,7 @@ extension SignalingHub {
         let linked = LinkedBody(node: own, key: identity.publicKeyBase64,
                                 sig: identity.sign(text: LinkBody.signedText(nonce: body.nonce, node: own)), heartbeat: seconds)
         session.handle.send(nodeMessage(to: "", .linked(linked), id: id))
+        linkKeys[body.node] = body.key
         await linkUp(body.node, on: connection)
     }
 
@@ -49,8 +50,10 @@ extension SignalingHub {
     }
 
     /// The dialling side: `NodeLink` finished the handshake; the link now carries routed traffic.
-    public func openLink(node: String, sink: AsyncStream<ConnectionHandle.Outbound>.Continuation) async -> ConnectionHandle {
-        let handle = open(hostHint: nil, sink: sink, silent: true)
+    public func openLink(node: String, key: String? = nil, remoteIP: String? = nil,
+                         sink: AsyncStream<ConnectionHandle.Outbound>.Continuation) async -> ConnectionHandle {
+        let handle = open(hostHint: nil, remoteIP: remoteIP, sink: sink, silent: true)
+        if let key { linkKeys[node] = key }
         await linkUp(node, on: handle.id)
         return handle
     }
@@ -67,6 +70,7 @@ extension SignalingHub {
         sessions[connection]?.limiter = RateLimiter(rate: configuration.rate * 20, burst: configuration.burst * 20)
         links[node] = connection
         logger.info("node link up", metadata: ["node": "\(node)", "connection": "\(connection)"])
+        sendMesh(to: connection)
         subscribeRemote(watchers.filter { !$0.value.isEmpty }.keys.filter { Address.parse($0)?.node == node })
         do {
             for pending in try await store.pending(forNode: node) {
@@ -81,6 +85,8 @@ extension SignalingHub {
     /// Peers at a node whose link went down are offline as far as anyone here can tell.
     func linkDown(_ node: String) {
         links[node] = nil
+        linkKeys[node] = nil
+        meshHooks?.changed()
         logger.info("node link down", metadata: ["node": "\(node)"])
         for (address, connections) in watchers where !connections.isEmpty && Address.parse(address)?.node == node {
             announce(name: address, status: .offline, key: nil)
@@ -187,10 +193,20 @@ extension SignalingHub {
                 handle(of: target)?.send(nodeMessage(to: target, .timeout(body)))
             }
         case .error(let body):
+            if let of = body.of, let pending = pendingDialbacks.removeValue(forKey: of) {
+                logger.info("mesh: dialback refused", metadata: ["node": "\(node)", "code": "\(body.code)", "reason": "\(body.reason)"])
+                return pending.resume(returning: nil)
+            }
             guard let of = body.of, let local = forwarded.removeValue(forKey: of) else { return }
             // The other node refused a message for good (unknown peer, offline callee).
             try? await store.markDelivered(sender: local, id: of, node: node)
             handle(of: local)?.send(errorMessage(SignalingError(body.code, "node \(node): \(body.reason)", of: of), to: local))
+        case .mesh(let body):
+            await receiveRecords(body.records, from: node, on: connection)
+        case .dialback(let body):
+            serveDialback(body, id: message.id, from: node, on: connection)
+        case .dialbackResult(let body):
+            pendingDialbacks.removeValue(forKey: body.of)?.resume(returning: body)
         default:
             refuse(SignalingError(.forbidden, "\(message.type.rawValue) is not used on a node link", of: message.id))
         }

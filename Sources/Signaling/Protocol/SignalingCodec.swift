@@ -51,6 +51,9 @@ public enum SignalingCodec {
         case .timeout(let body): frame(message, body)
         case .link(let body): frame(message, body)
         case .linked(let body): frame(message, body)
+        case .mesh(let body): frame(message, body)
+        case .dialback(let body): frame(message, body)
+        case .dialbackResult(let body): frame(message, body)
         }
     }
 
@@ -96,6 +99,9 @@ public enum SignalingCodec {
         case .timeout: return .timeout(try body(TimeoutBody.self))
         case .link: return .link(try body(LinkBody.self))
         case .linked: return .linked(try body(LinkedBody.self))
+        case .mesh: return .mesh(try body(MeshBody.self))
+        case .dialback: return .dialback(try body(DialbackBody.self))
+        case .dialbackResult: return .dialbackResult(try body(DialbackResultBody.self))
         }
     }
 

@@ -28,6 +28,8 @@ public enum MessageType: String, Sendable, CaseIterable, Codable {
     case call, accept, reject, cancel, busy, hangup, sdp, candidate
     case timeout
     case link, linked
+    case mesh, dialback
+    case dialbackResult = "dialback-result"
 
     /// The call-setup type this is, if it is one.
     public var callSetup: CallSetupType? { CallSetupType(rawValue: rawValue) }
@@ -54,6 +56,9 @@ public enum SignalingPayload: Sendable, Equatable {
     case timeout(TimeoutBody)
     case link(LinkBody)
     case linked(LinkedBody)
+    case mesh(MeshBody)
+    case dialback(DialbackBody)
+    case dialbackResult(DialbackResultBody)
 
     public var type: MessageType {
         switch self {
@@ -76,6 +81,9 @@ public enum SignalingPayload: Sendable, Equatable {
         case .timeout: .timeout
         case .link: .link
         case .linked: .linked
+        case .mesh: .mesh
+        case .dialback: .dialback
+        case .dialbackResult: .dialbackResult
         }
     }
 }

@@ -10,11 +10,15 @@ public final class ConnectionHandle: Sendable {
     public let id: Int
     /// The host the client used to reach the node (its `Host` header), for ICE server URLs.
     public let hostHint: String?
+    /// The IP address the connection comes from (for a link this node dialled: the other
+    /// node's), when known; dial-back only dials this address.
+    public let remoteIP: String?
     private let sink: AsyncStream<Outbound>.Continuation
 
-    public init(id: Int, hostHint: String?, sink: AsyncStream<Outbound>.Continuation) {
+    public init(id: Int, hostHint: String?, remoteIP: String? = nil, sink: AsyncStream<Outbound>.Continuation) {
         self.id = id
         self.hostHint = hostHint
+        self.remoteIP = remoteIP
         self.sink = sink
     }
 

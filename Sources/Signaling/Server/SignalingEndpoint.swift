@@ -3,17 +3,21 @@ import Hummingbird
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NIOWebSocket
 
 /// The WebSocket endpoint `/ws` with subprotocol `meshnode.v1` (docs/protocol.md "Transport"):
 /// it upgrades matching requests and pumps frames between the socket and the hub.
 public struct SignalingEndpoint: Sendable {
     public let hub: SignalingHub
+    /// WebSocket connections held at once (`max-connections`); upgrades beyond it are refused.
+    public let limit: ConnectionLimit
     /// The largest WebSocket message read at all; between `SignalingProtocol.maxFrameBytes` and
     /// this, the client gets a `too-large` error and stays connected.
     public static let hardFrameLimit = 1 << 20
 
-    public init(hub: SignalingHub) {
+    public init(hub: SignalingHub, limit: ConnectionLimit = ConnectionLimit(maximum: ConnectionLimit.defaultMaximum())) {
         self.hub = hub
+        self.limit = limit
     }
 
     /// The WebSocket settings the HTTP server needs for this endpoint.
@@ -32,19 +36,37 @@ public struct SignalingEndpoint: Sendable {
             .flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }
         guard offered.contains(SignalingProtocol.subprotocol) else { return .dontUpgrade }
+        // At the cap the connection is upgraded only to be closed at once with 1013 "Try Again
+        // Later" (RFC 6455 §7.4, IANA registry) and a reason: Hummingbird answers any refused
+        // upgrade with a bare 400, which would not tell the client why.
+        guard limit.acquire() else {
+            logger.warning("refusing a WebSocket connection: at max-connections", metadata: ["max-connections": "\(limit.maximum)"])
+            let maximum = limit.maximum
+            return .upgrade([.secWebSocketProtocol: SignalingProtocol.subprotocol]) { _, outbound, _ in
+                try? await outbound.close(WebSocketErrorCode(codeNumber: Self.tryAgainLater),
+                                          reason: "node at max-connections (\(maximum)); try again later")
+            }
+        }
+        // Released when the TCP connection closes, whatever ends it (also a failed upgrade).
+        let limit = limit
+        channel.closeFuture.whenComplete { _ in limit.release() }
         let host = request.authority.map(Self.host(ofAuthority:))
+        let remoteIP = channel.remoteAddress?.ipAddress
         let hub = hub
         return .upgrade([.secWebSocketProtocol: SignalingProtocol.subprotocol]) { inbound, outbound, _ in
-            await Self.serve(hub: hub, hostHint: host, inbound: inbound, outbound: outbound)
+            await Self.serve(hub: hub, hostHint: host, remoteIP: remoteIP, inbound: inbound, outbound: outbound)
         }
     }
+
+    /// The WebSocket close code for a node at its connection cap: 1013 Try Again Later.
+    public static let tryAgainLater = 1013
 
     /// The text an HTTP client gets at `/ws` without a WebSocket upgrade.
     public static let upgradeRequiredText = "This is the meshnode signaling endpoint: open a WebSocket with subprotocol \(SignalingProtocol.subprotocol) (see docs/protocol.md).\n"
 
-    static func serve(hub: SignalingHub, hostHint: String?, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
+    static func serve(hub: SignalingHub, hostHint: String?, remoteIP: String?, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
         let (frames, sink) = AsyncStream.makeStream(of: ConnectionHandle.Outbound.self, bufferingPolicy: .bufferingOldest(4096))
-        let handle = await hub.open(hostHint: hostHint, sink: sink)
+        let handle = await hub.open(hostHint: hostHint, remoteIP: remoteIP, sink: sink)
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await item in frames {

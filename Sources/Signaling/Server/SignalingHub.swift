@@ -41,6 +41,17 @@ public actor SignalingHub {
     var links: [String: Int] = [:]
     /// Id of a message sent over a link → the local name that sent it, to route errors back.
     var forwarded: [String: String] = [:]
+    /// The mesh as this node knows it (Mesh/SignalingHub+Mesh.swift); nil without a node identity.
+    var mesh: MeshDirectory?
+    /// This node's own current record, sent to every link that comes up.
+    var ownRecord: SignedNodeRecord?
+    var meshHooks: MeshHooks?
+    /// `dialback` requests this node sent, by id, waiting for their `dialback-result`.
+    var pendingDialbacks: [String: CheckedContinuation<DialbackResultBody?, Never>] = [:]
+    /// When each link last had a `dialback` answered: at most one per `dialbackSpacing`.
+    var dialbacksServed: [Int: ContinuousClock.Instant] = [:]
+    /// Node address → the key its link proved, while the link is up.
+    var linkKeys: [String: String] = [:]
     private var nextConnectionID = 0
 
     public init(store: SignalingStore, configuration: HubConfiguration = HubConfiguration(), logger: Logger,
@@ -49,20 +60,23 @@ public actor SignalingHub {
         self.configuration = configuration
         self.logger = logger
         self.iceServers = iceServers
+        if let own = configuration.nodeAddress, let identity = configuration.nodeIdentity {
+            mesh = MeshDirectory(ownNode: own, ownKey: identity.publicKeyBase64)
+        }
     }
 
     /// Names logged in now.
     public var onlineNames: [String] { online.keys.sorted() }
 
     /// Registers a new connection and sends it a `challenge`.
-    public func open(hostHint: String?, sink: AsyncStream<ConnectionHandle.Outbound>.Continuation) -> ConnectionHandle {
-        open(hostHint: hostHint, sink: sink, silent: false)
+    public func open(hostHint: String?, remoteIP: String? = nil, sink: AsyncStream<ConnectionHandle.Outbound>.Continuation) -> ConnectionHandle {
+        open(hostHint: hostHint, remoteIP: remoteIP, sink: sink, silent: false)
     }
 
     /// Registers a connection; `silent` skips the challenge (a link this node dialled).
-    func open(hostHint: String?, sink: AsyncStream<ConnectionHandle.Outbound>.Continuation, silent: Bool) -> ConnectionHandle {
+    func open(hostHint: String?, remoteIP: String? = nil, sink: AsyncStream<ConnectionHandle.Outbound>.Continuation, silent: Bool) -> ConnectionHandle {
         nextConnectionID += 1
-        let handle = ConnectionHandle(id: nextConnectionID, hostHint: hostHint, sink: sink)
+        let handle = ConnectionHandle(id: nextConnectionID, hostHint: hostHint, remoteIP: remoteIP, sink: sink)
         let nonce = Self.makeNonce()
         sessions[handle.id] = Session(handle: handle, nonce: nonce, lastSeen: .now,
                                       limiter: RateLimiter(rate: configuration.rate, burst: configuration.burst))
@@ -110,6 +124,7 @@ public actor SignalingHub {
             logger.info("dropping silent connection", metadata: ["connection": "\(id)", "name": "\(session.name ?? "-")"])
             drop(id)
         }
+        expireRecords()
     }
 
     /// Runs `sweep` every quarter heartbeat until cancelled.
@@ -124,6 +139,7 @@ public actor SignalingHub {
     func drop(_ connection: Int) {
         guard let session = sessions.removeValue(forKey: connection) else { return }
         session.handle.close()
+        dialbacksServed[connection] = nil
         for name in session.watching { watchers[name]?.remove(connection) }
         if let node = session.node, links[node] == connection {
             linkDown(node)
@@ -167,7 +183,7 @@ public actor SignalingHub {
         case .chat(let body): await chat(body, message: message, name: name, reply: reply)
         case .ack(let body): await recipientAck(body, name: name, reply: reply)
         case .callSetup(let type, let body): await callSetup(type, body, message: message, name: name, key: key, reply: reply)
-        case .challenge, .welcome, .presence, .room, .error, .timeout, .link, .linked:
+        case .challenge, .welcome, .presence, .room, .error, .timeout, .link, .linked, .mesh, .dialback, .dialbackResult:
             reply.send(errorMessage(SignalingError(.forbidden, "only the node sends \(message.type.rawValue) messages", of: message.id), to: name))
         }
     }

@@ -45,11 +45,11 @@ final class MeshNodeServer: Sendable {
             guard let range = text.range(of: pattern + "[0-9]+", options: .regularExpression) else { return nil }
             return Int(text[range].split(separator: ":").last!)
         }
-        guard let udp = port("turn:127.0.0.1:") ?? port("turn:\\[::1\\]:") else {
+        guard let udp = port("turn:127.0.0.1:") ?? port("turn:\\[::1\\]:") ?? port("turn:127\\.[0-9.]+:") else {
             throw TestFailure("meshnode serve printed no TURN address:\n\(text)")
         }
         udpPort = udp
-        tlsPort = port("turns:127.0.0.1:") ?? port("turns:\\[::1\\]:") ?? 0
+        tlsPort = port("turns:127.0.0.1:") ?? port("turns:\\[::1\\]:") ?? port("turns:127\\.[0-9.]+:") ?? 0
         self.httpPort = http
     }
 

@@ -1,0 +1,158 @@
+import Foundation
+import MeshNode
+import Signaling
+import Testing
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Issue 8 on loopback with real `meshnode serve` processes: membership by gossip, dial-back,
+/// relays at login with mesh-wide TURN credentials, a node that leaves. Node C binds
+/// 127.0.0.2 but its link to A comes from 127.0.0.1: to A it looks like a node behind a NAT
+/// (its advertised address is not where it connects from), so dial-back must not vouch for it.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct MeshTests {
+    func status(_ node: MeshNodeServer, host: String = "127.0.0.1") async throws -> MeshStatus {
+        let (data, _) = try await URLSession.shared.data(from: URL(string: "http://\(host):\(node.httpPort)/mesh")!)
+        return try JSONDecoder().decode(MeshStatus.self, from: data)
+    }
+
+    func waitFor(_ what: String, timeout: Duration = .seconds(20), _ check: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if (try? await check()) == true { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestFailure("timed out waiting for \(what)")
+    }
+
+    @Test func threeNodesConvergeTheNATedOneIsNeverARelayAndCredentialsWorkMeshWide() async throws {
+        let gossip = ["--gossip-interval", "1"]
+        let a = try await MeshNodeServer(["--bind", "127.0.0.1"] + gossip, bind: [])
+        defer { a.stop() }
+        let start = ContinuousClock.now
+        let b = try await MeshNodeServer(["--bind", "127.0.0.1", "--link", a.signalingURL] + gossip, bind: [])
+        defer { b.stop() }
+        let c = try await MeshNodeServer(["--bind", "127.0.0.2", "--link", a.signalingURL] + gossip, bind: [])
+        defer { c.stop() }
+        let (aAddress, bAddress, cAddress) = ("127.0.0.1:\(a.httpPort)", "127.0.0.1:\(b.httpPort)", "127.0.0.2:\(c.httpPort)")
+
+        // Membership: every node knows the other two; B and C learn each other only through A.
+        try await waitFor("all three nodes to know each other") {
+            let views = [try await status(a), try await status(b), try await status(c, host: "127.0.0.2")]
+            return views.allSatisfy { $0.nodes.count == 3 }
+        }
+        let converged = ContinuousClock.now - start
+        let bView = try await status(b)
+        let cInB = try #require(bView.nodes.first { $0.node == cAddress })
+        #expect(cInB.via == aAddress && !cInB.linked)
+
+        // Reachability: A and B verified from outside, C not; the verdict reaches the others.
+        try await waitFor("dial-back verdicts in every view") {
+            let aView = try await status(a)
+            let cView = try await status(c, host: "127.0.0.2")
+            let bView = try await status(b)
+            return aView.relay && bView.relay && cView.reachability == "unreachable"
+                && bView.nodes.first { $0.node == cAddress }?.reachability == "unreachable"
+        }
+        let aView = try await status(a)
+        let cView = try await status(c, host: "127.0.0.2")
+        #expect(!cView.relay)
+        for view in [aView, try await status(b), cView] {
+            #expect(!view.relays.contains(cAddress), "C offered as a relay by \(view.node)")
+            #expect(view.nodes.first { $0.node == cAddress }?.relay == false)
+        }
+        #expect(cView.checkedBy == [aAddress])
+        print("mesh on loopback: 3 nodes converged in \(Int(milliseconds(converged))) ms; dial-back A \(aView.dialbackMs ?? -1) ms, C \(cView.dialbackMs ?? -1) ms")
+
+        // Mesh-wide credentials: alice at B gets A's TURN with credentials B issued; A accepts them.
+        try await waitFor("A among B's relays") { try await status(b).relays.contains(aAddress) }
+        let alice = SignalingClient(url: b.signalingURL, name: "alice", identity: .generate(), requestTimeout: .seconds(20))
+        let welcome = try await alice.connect()
+        await alice.close()
+        let atA = try #require(welcome.iceServers.first { $0.urls.contains("turn:127.0.0.1:\(a.udpPort)?transport=udp") })
+        let username = try #require(atA.username)
+        #expect(username.hasSuffix(":alice") && username.split(separator: ":").count == 3)
+        let allocation = try TURNTestClient(port: a.udpPort, username: username, password: try #require(atA.credential)).allocate()
+        #expect(allocation.isSuccess, "A refused B's credentials: \(allocation.code ?? 0)")
+        // The same credentials are worthless at C (they were made for A).
+        let atC = try TURNTestClient(port: c.udpPort, host: "127.0.0.2", username: username, password: atA.credential!).allocate()
+        #expect(atC.code == 401)
+        // Nothing in the welcome points at C.
+        #expect(!welcome.iceServers.flatMap(\.urls).contains { $0.contains("127.0.0.2") })
+
+        // A node that leaves (SIGTERM) is dropped before its record would expire.
+        c.stop()
+        let left = ContinuousClock.now
+        try await waitFor("C to be dropped", timeout: .seconds(5)) {
+            let aCount = try await status(a).nodes.count
+            let bCount = try await status(b).nodes.count
+            return aCount == 2 && bCount == 2
+        }
+        print("mesh on loopback: a leaving node dropped everywhere in \(Int(milliseconds(ContinuousClock.now - left))) ms")
+        // And it stays dropped: nothing it sent before leaving brings it back.
+        try await Task.sleep(for: .milliseconds(1500))
+        #expect(try await status(a).nodes.count == 2)
+    }
+
+    /// Issue 8, item 7: at `max-connections` the node refuses further WebSocket clients (close
+    /// 1013 Try Again Later with a reason) instead of running out of file descriptors, and the
+    /// clients it holds carry on.
+    @Test func connectionCapRefusesExtraClientsAndKeepsTheOthers() async throws {
+        let node = try await MeshNodeServer(["--bind", "127.0.0.1", "--max-connections", "2"], bind: [])
+        defer { node.stop() }
+        let first = RawSignalingSocket(url: node.signalingURL)
+        try await first.login("one", .generate())
+        let second = RawSignalingSocket(url: node.signalingURL)
+        try await second.login("two", .generate())
+
+        let refused = try rawUpgrade(port: node.httpPort)
+        #expect(refused.status.hasPrefix("HTTP/1.1 101"), "\(refused.status)")
+        #expect(refused.closeCode == 1013)
+        #expect(refused.reason.contains("max-connections"), "\(refused.reason)")
+        // The clients already there are unaffected.
+        first.send(SignalingMessage(id: "p1", from: "", to: "@node", payload: .ping))
+        #expect(try await first.next().payload == .pong)
+        second.send(SignalingMessage(id: "p2", from: "", to: "@node", payload: .ping))
+        #expect(try await second.next().payload == .pong)
+
+        // A slot that frees up is usable again.
+        first.close()
+        try await waitFor("a freed slot", timeout: .seconds(5)) { try rawUpgrade(port: node.httpPort).closeCode == nil }
+        second.close()
+    }
+
+    /// A WebSocket upgrade request on a plain socket: the status line, and the close frame's
+    /// code and reason if the node sent one within half a second.
+    func rawUpgrade(port: Int) throws -> (status: String, closeCode: Int?, reason: String) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard connected == 0 else { throw TestFailure("connect failed") }
+        var timeout = timeval(tv_sec: 0, tv_usec: 500_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let request = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: meshnode.v1\r\n\r\n"
+        _ = request.withCString { send(fd, $0, strlen($0), 0) }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            guard count > 0 else { break }
+            received += buffer[0..<count]
+        }
+        let text = String(decoding: received, as: UTF8.self)
+        let status = String(text.prefix { $0 != "\r" })
+        // The first frame after the headers: 0x88 = FIN + close, then length, code, reason.
+        guard let end = received.indices.first(where: { received[$0...].starts(with: Array("\r\n\r\n".utf8)) }) else { return (status, nil, "") }
+        let frame = Array(received[(end + 4)...])
+        guard frame.count >= 4, frame[0] == 0x88 else { return (status, nil, "") }
+        let length = Int(frame[1] & 0x7f)
+        let code = Int(frame[2]) << 8 | Int(frame[3])
+        let reason = String(decoding: frame[4..<min(frame.count, 2 + length)], as: UTF8.self)
+        return (status, code, reason)
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import Testing
+@testable import Signaling
+
+/// Issue 8, "Membership": node records are signed, spread, refreshed, expire, and a bad or
+/// forged record is rejected with a reason (one test per rejection).
+@Suite struct MeshDirectoryTests {
+    let own = Identity.generate()
+    let now = Date(timeIntervalSince1970: 1_800_000_000)
+
+    func record(_ identity: Identity, node: String = "198.51.100.20:8080", seq: Int = 1, expiresIn: Double = 30,
+                relay: Bool = true, leaving: Bool? = nil) -> NodeRecord {
+        NodeRecord(node: node, key: identity.publicKeyBase64, stun: ["stun:198.51.100.20:3478"],
+                   turn: ["turn:198.51.100.20:3478?transport=udp", "turns:198.51.100.20:5349?transport=tcp"],
+                   reachability: relay ? .reachable : .unknown, relay: relay, capacity: 100, load: 3, version: "0.1.0",
+                   seq: seq, expires: now.timeIntervalSince1970 + expiresIn, links: ["198.51.100.10:8080"], leaving: leaving)
+    }
+
+    func directory() -> MeshDirectory { MeshDirectory(ownNode: "198.51.100.10:8080", ownKey: own.publicKeyBase64) }
+
+    func rejection(_ outcome: MeshDirectory.Outcome) -> MeshRecordRejection.Code? {
+        if case .rejected(let why) = outcome { return why.code }
+        return nil
+    }
+
+    @Test func aSignedRecordIsLearnedRefreshedAndExpires() {
+        var mesh = directory()
+        let other = Identity.generate()
+        #expect(mesh.accept(record(other).signed(by: other), via: "198.51.100.10:8080", pinnedKey: nil, now: now) == .added(record(other)))
+        // The same record again (gossip brings it many times) and an older one change nothing.
+        #expect(mesh.accept(record(other).signed(by: other), via: nil, pinnedKey: nil, now: now) == .unchanged)
+        let newer = record(other, seq: 2, expiresIn: 40)
+        #expect(mesh.accept(newer.signed(by: other), via: nil, pinnedKey: nil, now: now) == .updated(newer))
+        #expect(mesh.accept(record(other, seq: 1).signed(by: other), via: nil, pinnedKey: nil, now: now) == .unchanged)
+        #expect(mesh.records == [newer])
+        // Not refreshed: gone at expiry.
+        #expect(mesh.expire(now: now.addingTimeInterval(39)).isEmpty)
+        #expect(mesh.expire(now: now.addingTimeInterval(40)) == [newer])
+        #expect(mesh.records.isEmpty)
+    }
+
+    @Test func aLeavingNodeIsDroppedAndAnOlderCopyDoesNotBringItBack() {
+        var mesh = directory()
+        let other = Identity.generate()
+        _ = mesh.accept(record(other).signed(by: other), via: nil, pinnedKey: nil, now: now)
+        let bye = record(other, seq: 2, leaving: true)
+        #expect(mesh.accept(bye.signed(by: other), via: nil, pinnedKey: nil, now: now) == .left(bye))
+        #expect(mesh.records.isEmpty)
+        #expect(mesh.accept(record(other, seq: 1).signed(by: other), via: nil, pinnedKey: nil, now: now) == .unchanged)
+        #expect(mesh.records.isEmpty)
+        // A restarted node signs a higher sequence number and is back.
+        #expect(mesh.accept(record(other, seq: 3).signed(by: other), via: nil, pinnedKey: nil, now: now) == .added(record(other, seq: 3)))
+    }
+
+    @Test func ourOwnRecordComingBackIsIgnored() {
+        var mesh = directory()
+        #expect(mesh.accept(record(own, node: "198.51.100.10:8080").signed(by: own), via: nil, pinnedKey: nil, now: now) == .unchanged)
+        #expect(mesh.records.isEmpty)
+    }
+
+    // MARK: - One test per rejection
+
+    @Test func rejectsAForgedSignature() {
+        var mesh = directory()
+        let victim = Identity.generate()
+        let forger = Identity.generate()
+        // The forger signs a record that names the victim's key.
+        var signed = record(victim).signed(by: forger)
+        #expect(rejection(mesh.accept(signed, via: nil, pinnedKey: nil, now: now)) == .badSignature)
+        // A field changed after signing.
+        signed = record(victim).signed(by: victim)
+        signed.payload = signed.payload.replacingOccurrences(of: "\"load\":3", with: "\"load\":0")
+        #expect(rejection(mesh.accept(signed, via: nil, pinnedKey: nil, now: now)) == .badSignature)
+    }
+
+    @Test func rejectsMalformedRecords() {
+        var mesh = directory()
+        #expect(rejection(mesh.accept(SignedNodeRecord(payload: "{\"node\":1}", sig: ""), via: nil, pinnedKey: nil, now: now)) == .malformed)
+        #expect(rejection(mesh.accept(SignedNodeRecord(payload: String(repeating: "x", count: 9000), sig: ""), via: nil, pinnedKey: nil, now: now)) == .malformed)
+    }
+
+    @Test func rejectsAnExpiredRecord() {
+        var mesh = directory()
+        let other = Identity.generate()
+        #expect(rejection(mesh.accept(record(other, expiresIn: -1).signed(by: other), via: nil, pinnedKey: nil, now: now)) == .expired)
+    }
+
+    @Test func rejectsARecordThatWouldLiveTooLong() {
+        var mesh = directory()
+        let other = Identity.generate()
+        #expect(rejection(mesh.accept(record(other, expiresIn: 86_400).signed(by: other), via: nil, pinnedKey: nil, now: now)) == .tooLongLived)
+    }
+
+    @Test func rejectsBadFields() {
+        var mesh = directory()
+        let other = Identity.generate()
+        var bad = record(other, node: "no port")
+        #expect(rejection(mesh.accept(bad.signed(by: other), via: nil, pinnedKey: nil, now: now)) == .badField)
+        bad = record(other)
+        bad.turn = ["turn:relay.example.com:3478"]  // a name, not an address: nothing to verify
+        #expect(rejection(mesh.accept(bad.signed(by: other), via: nil, pinnedKey: nil, now: now)) == .badField)
+        bad = record(other)
+        bad.stun = ["turn:198.51.100.20:3478"]
+        #expect(rejection(mesh.accept(bad.signed(by: other), via: nil, pinnedKey: nil, now: now)) == .badField)
+        bad = record(other)
+        bad.reachability = .unreachable  // relay claimed without reachability
+        #expect(rejection(mesh.accept(bad.signed(by: other), via: nil, pinnedKey: nil, now: now)) == .badField)
+        bad = record(other)
+        bad.load = -1
+        #expect(rejection(mesh.accept(bad.signed(by: other), via: nil, pinnedKey: nil, now: now)) == .badField)
+    }
+
+    @Test func rejectsAnAddressHeldByAnotherKey() {
+        var mesh = directory()
+        let first = Identity.generate()
+        let squatter = Identity.generate()
+        _ = mesh.accept(record(first).signed(by: first), via: nil, pinnedKey: nil, now: now)
+        #expect(rejection(mesh.accept(record(squatter).signed(by: squatter), via: nil, pinnedKey: nil, now: now)) == .addressTaken)
+        // A link pinned the address to a key: another key's record for it is refused.
+        var fresh = directory()
+        #expect(rejection(fresh.accept(record(squatter).signed(by: squatter), via: nil, pinnedKey: first.publicKeyBase64, now: now)) == .addressTaken)
+    }
+
+    @Test func rejectsARecordClaimingThisNodesAddress() {
+        var mesh = directory()
+        let impostor = Identity.generate()
+        #expect(rejection(mesh.accept(record(impostor, node: "198.51.100.10:8080").signed(by: impostor), via: nil, pinnedKey: nil, now: now)) == .impersonation)
+    }
+
+    @Test func rejectsNodesBeyondTheLimit() {
+        var mesh = directory()
+        for index in 0..<MeshDirectory.maximumNodes {
+            let identity = Identity.generate()
+            _ = mesh.accept(record(identity, node: "10.\(index / 256).\(index % 256).1:8080").signed(by: identity), via: nil, pinnedKey: nil, now: now)
+        }
+        let late = Identity.generate()
+        #expect(rejection(mesh.accept(record(late).signed(by: late), via: nil, pinnedKey: nil, now: now)) == .full)
+    }
+
+    @Test func recordsTravelInMeshMessages() throws {
+        let other = Identity.generate()
+        let message = SignalingMessage(id: "g1", from: "@node", to: "@node", payload: .mesh(MeshBody(records: [record(other).signed(by: other)])))
+        #expect(try SignalingCodec.decode(SignalingCodec.encode(message)) == message)
+        let ask = SignalingMessage(id: "d1", from: "@node", to: "@node", payload: .dialback(DialbackBody(udp: ["198.51.100.20:3478"], tcp: [])))
+        #expect(try SignalingCodec.decode(SignalingCodec.encode(ask)) == ask)
+        let answer = SignalingMessage(id: "d2", from: "@node", to: "@node", payload: .dialbackResult(DialbackResultBody(
+            of: "d1", results: [DialbackOutcome(transport: "udp", address: "198.51.100.20:3478", ok: true, rttMs: 1.5)], observed: "198.51.100.20")))
+        #expect(try SignalingCodec.decode(SignalingCodec.encode(answer)) == answer)
+        #expect(SignalingCodec.encode(answer).contains("\"type\":\"dialback-result\""))
+    }
+
+    @Test func sharedSecretIsTheSameOnBothSidesAndDiffersPerPair() throws {
+        let a = Identity.generate()
+        let b = Identity.generate()
+        let c = Identity.generate()
+        let ab = try #require(a.sharedSecret(with: b.publicKeyBase64, context: "x"))
+        #expect(b.sharedSecret(with: a.publicKeyBase64, context: "x") == ab)
+        #expect(a.sharedSecret(with: c.publicKeyBase64, context: "x") != ab)
+        #expect(a.sharedSecret(with: b.publicKeyBase64, context: "y") != ab)
+        #expect(a.sharedSecret(with: "not a key", context: "x") == nil)
+    }
+}
