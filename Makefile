@@ -17,7 +17,7 @@ AIORTC_VERSION := 1.16.0
 TEST_DEBIAN_PACKAGES := chromium chromium-driver
 SELENIUM_VERSION := 4.40.0
 
-.PHONY: deps test-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps bench-media testnet testnet-quick testnet-build testnet-mesh clean
+.PHONY: deps test-deps aiortc-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps bench-media bench-calls testnet testnet-quick testnet-build testnet-mesh clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -39,18 +39,21 @@ release: deps
 run: build
 	.build/debug/meshnode serve $(ARGS)
 
+# aiortc, the independent WebRTC peer of the interop tests and the call benchmark's reference.
+aiortc-deps:
+	@python3 -c "import aiortc, sys; sys.exit(aiortc.__version__ != '$(AIORTC_VERSION)')" 2>/dev/null || \
+	  python3 -m pip install --quiet --disable-pip-version-check "aiortc==$(AIORTC_VERSION)" || \
+	  python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "aiortc==$(AIORTC_VERSION)"
+
 # Test-only tools: Chromium from Debian; aiortc and selenium from PyPI, pinned (the aiortc tests
 # are skipped with a message without it, the browser tests without chromium).
-test-deps: deps
+test-deps: deps aiortc-deps
 	@missing=""; for p in $(TEST_DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
-	@python3 -c "import aiortc, sys; sys.exit(aiortc.__version__ != '$(AIORTC_VERSION)')" 2>/dev/null || \
-	  python3 -m pip install --quiet --disable-pip-version-check "aiortc==$(AIORTC_VERSION)" || \
-	  python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "aiortc==$(AIORTC_VERSION)"
 	@python3 -c "import selenium, sys; sys.exit(selenium.__version__ != '$(SELENIUM_VERSION)')" 2>/dev/null || \
 	  python3 -m pip install --quiet --disable-pip-version-check "selenium==$(SELENIUM_VERSION)" || \
 	  python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "selenium==$(SELENIUM_VERSION)"
@@ -86,11 +89,12 @@ bench-signaling-deps:
 	  python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "websockets==$(WEBSOCKETS_VERSION)" "pynacl==$(PYNACL_VERSION)"
 
 # Throughput and latency against coturn in the same run (prints ratios); not a test.
-bench: deps release bench-signaling-deps
+bench: deps release bench-signaling-deps aiortc-deps
 	bench/run $(BENCH_ARGS)
 	bench/transport/run
 	bench/signaling/run $(SIGBENCH_ARGS)
 	bench/media/run $(MEDIABENCH_ARGS)
+	bench/calls/run $(CALLBENCH_ARGS)
 
 # Opus and VP8 encode/decode speed and RTP packetization with our Swift code (release
 # `media-bench`) against ffmpeg's libopus and libvpx on the same input; see bench/README.md.
@@ -101,6 +105,12 @@ bench-media: deps
 # delivery latency against one release `meshnode serve`; see bench/signaling/README.md.
 bench-signaling: deps release bench-signaling-deps
 	bench/signaling/run $(SIGBENCH_ARGS)
+
+# Calls CLI <-> CLI through a release node against two aiortc peers: setup time, end-to-end video
+# latency, CPU per call-second (about 2 minutes); see bench/README.md ("Calls").
+bench-calls: deps aiortc-deps
+	$(SWIFT) build -c release --product meshnode
+	bench/calls/run $(CALLBENCH_ARGS)
 
 # SRTP (libsrtp2 against OpenSSL EVP), DTLS handshake and ICE connect times; see bench/transport.
 bench-transport: deps

@@ -32,6 +32,7 @@ final class MediaSessionCore {
     private let localSSRC: UInt32
     private var pictureSize: (width: Int, height: Int)?
     private var firstVideoFrame: Duration?
+    private var latency = (sum: 0.0, count: 0)
     private var files: [String] = []
 
     // Timers.
@@ -195,7 +196,13 @@ final class MediaSessionCore {
         }
         guard let receiver = videoReceiver else { return }
         for picture in receiver.receive(packet, now: now) {
-            if firstVideoFrame == nil { firstVideoFrame = now }
+            // Latency and setup count to the decoded picture, not to the packet that completed it.
+            let decoded = MediaEngine.now()
+            if firstVideoFrame == nil { firstVideoFrame = decoded }
+            if let pattern = picture.pattern {
+                latency.sum += decoded.milliseconds - Double(pattern.sendTimeMilliseconds)
+                latency.count += 1
+            }
             if pictureSize == nil { receiver.recorder?.setFrameSize(width: picture.frame.width, height: picture.frame.height) }
             pictureSize = (picture.frame.width, picture.frame.height)
         }
@@ -323,7 +330,7 @@ final class MediaSessionCore {
                 video.firstPatternFrame = received.patternFrameNumbers.first
                 video.lastPatternFrame = received.patternFrameNumbers.last
                 video.patternFrames = received.patternFrameNumbers.count
-                video.meanLatencyMilliseconds = received.patternFrameNumbers.isEmpty ? nil : received.meanLatencyMilliseconds
+                video.meanLatencyMilliseconds = latency.count > 0 ? latency.sum / Double(latency.count) : nil
             }
             video.width = pictureSize?.width
             video.height = pictureSize?.height
