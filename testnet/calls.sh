@@ -3,12 +3,11 @@
 # a node, peers (identities, `meshnode join --accept auto`, `meshnode call --json`), the
 # call summary, and a media-flow monitor on the routers. Source after lib.sh.
 #
-# The call summary is the one `meshnode call --json` prints (docs/nat-matrix.md):
-#   {"ok":true,"call":"c-…","to":"bob","setupMs":812.5,"iceMs":…,"dtlsMs":…,
-#    "path":{"local":"host|srflx|prflx|relay","remote":…,"transport":"udp|tcp","relay":"IP:PORT"|null,
-#            "localAddress":"IP:PORT","remoteAddress":"IP:PORT"},
-#    "streams":[{"kind":"video","sentPackets":N,"sentFrames":N,"receivedPackets":N,"receivedFrames":N,
-#                "lost":N,"recovered":N},…],"rttMs":1.9,"iceRestarts":0,"error":null}
+# The call summary is the one object `meshnode call --json` prints (docs/calls.md): `ok`,
+# `error`, `setupMs`, `iceMs`, `dtlsMs`, `path` {local, remote (candidate types), transport,
+# relay, localAddress, remoteAddress}, `streams` [{kind, sentFrames, receivedFrames, lost,
+# recovered, …}], `rttMs`, `iceRestarts`. `join --json` prints the callee's own report as the
+# event `call-ended`.
 
 MN_NODE_HTTP_PORT=8080
 MN_TURN_PORT=3478
