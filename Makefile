@@ -118,7 +118,7 @@ bench-transport: deps
 
 # The NAT testnet (network namespaces; root; docs/testnet.md): selftest (up, checks, both
 # RFC 5780 verifications, down), the full traversal matrix (docs/nat-matrix.md) and every
-# fault scenario, about 10 minutes. testnet-quick (CI, about 5 minutes): selftest, five
+# fault scenario, about 8 minutes. testnet-quick (CI, about 3 minutes): selftest, five
 # representative pairs and the quick faults. Only the meshnode product is built.
 testnet-build: deps
 	$(SWIFT) build --product meshnode
