@@ -131,13 +131,16 @@ public actor Call {
         await end("no answer within the ring time", failed: true)
     }
 
-    /// Runs a step; a failure ends the call with its reason.
+    /// Runs a step; a failure ends the call with its reason and tells the peer, whose side of
+    /// the call would otherwise stay up (and answer `busy` to the next call) until its deadline.
     func run(_ step: String, _ body: () async throws -> Void) async {
         do {
             try await body()
         } catch {
             logger.warning("call \(id): \(step) failed: \(error)")
-            await end("\(step) failed: \(error)", failed: true)
+            let reason = "\(step) failed: \(error)"
+            if state != .ended { try? await client.callSetup(state == .ringing ? .cancel : .hangup, to: remote, call: id, reason: reason) }
+            await end(reason, failed: true)
         }
     }
 

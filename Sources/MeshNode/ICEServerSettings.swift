@@ -64,8 +64,10 @@ public enum ICEServerSettings {
         return candidates.first { !$0.contains(":") } ?? candidates.first
     }
 
-    /// The agent configuration for `servers`: the first STUN server, every TURN server (UDP, then
-    /// TCP, then TLS, as ICE prefers them).
+    /// The agent configuration for `servers`: the first STUN server, the TURN servers (UDP, then
+    /// TCP, then TLS, as ICE prefers them; within a transport in the order of `servers`), at most
+    /// ``ICEAgentConfiguration/maxTURNServers`` of them: three relays with UDP, TCP and TLS each
+    /// would be nine, and libnice refuses the ninth, so the last relay's TLS URL is left out.
     public static func agentConfiguration(servers: [ICEServer], role: ICEAgentConfiguration.Role, localAddresses: [String],
                                           relayOnly: Bool) -> ICEAgentConfiguration {
         var configuration = ICEAgentConfiguration(role: role, relayOnly: relayOnly, localAddresses: localAddresses)
@@ -86,7 +88,8 @@ public enum ICEServerSettings {
             }
         }
         let order: [ICEAgentConfiguration.TURNServer.Transport] = [.udp, .tcp, .tls]
-        configuration.turnServers = turn.sorted { order.firstIndex(of: $0.transport)! < order.firstIndex(of: $1.transport)! }
+        let sorted = order.flatMap { transport in turn.filter { $0.transport == transport } }
+        configuration.turnServers = Array(sorted.prefix(ICEAgentConfiguration.maxTURNServers))
         return configuration
     }
 }

@@ -27,6 +27,8 @@ public actor Peer {
     public var acceptPolicy: AcceptPolicy
     private let logger: Logger
     private var iceServers: [ICEServer] = []
+    /// The measurement of the relays of the last `welcome`, while it runs.
+    private var ranking: Task<Void, Never>?
     private var calls: [String: Call] = [:]
     /// Incoming calls waiting for ``accept(_:)`` (policy `ask`).
     private var ringing: [String: CallPayload] = [:]
@@ -59,6 +61,7 @@ public actor Peer {
     /// Places a call and returns at once; follow it through ``Call/states``.
     public func call(_ address: String, kind: CallKind, ring: Int? = nil) async throws -> Call {
         let id = UUID().uuidString
+        await relaysRanked()
         let call = try Call(id: id, remote: address, kind: kind, isCaller: true, client: client, options: options,
                             iceServers: iceServers, logger: logger)
         register(call)
@@ -126,10 +129,17 @@ public actor Peer {
     private func serversChanged(_ servers: [ICEServer]) {
         iceServers = servers
         guard servers.filter({ $0.urls.contains { $0.hasPrefix("turn") } }).count > 1 else { return }
-        Task { [weak self] in
+        ranking = Task { [weak self] in
             let ranked = await Self.rankRelays(servers)
             await self?.rankedServers(ranked, from: servers)
         }
+    }
+
+    /// Waits for a measurement still running (at most `probes × timeout` of ``rankRelays(_:)``,
+    /// 800 ms), so that a call placed or answered right after login gets the nearest relays
+    /// and not every relay of the node's list.
+    private func relaysRanked() async {
+        await ranking?.value
     }
 
     private func rankedServers(_ ranked: [ICEServer], from original: [ICEServer]) {
@@ -146,6 +156,15 @@ public actor Peer {
     /// Orders the entries that carry TURN by the median STUN round trip to their server, keeps
     /// the nearest ``relaysPerCall``, and puts the nearest entry's STUN first (the agent uses the
     /// first STUN server). Entries that do not answer go last; if none answers the order stays.
+    ///
+    /// A relay that answered the UDP probes keeps only its UDP TURN URLs: UDP reaches it, and a
+    /// TURN-over-TCP/TLS allocation to it would only be a liability. libnice 0.1.21 keeps one of
+    /// a relay's allocations (the first to complete, often the TLS one) and drops the others as
+    /// redundant; when the TCP connection of the allocation carrying the selected pair breaks
+    /// (the relay died), it clears the selected pair while other nominated pairs remain, and
+    /// `priv_prune_pending_checks` aborts the process (`assertion failed: (priority > 0)`). A
+    /// relay that did not answer over UDP keeps its TCP and TLS URLs (peers behind UDP-blocking
+    /// firewalls need them).
     static func rankRelays(_ servers: [ICEServer]) async -> [ICEServer] {
         var candidates: [RelaySelector.Candidate] = []
         for (index, server) in servers.enumerated() where server.urls.contains(where: { $0.hasPrefix("turn") }) {
@@ -157,7 +176,17 @@ public actor Peer {
         }
         let ranked = await RelaySelector(probes: 2, timeout: .milliseconds(400), keepUnanswered: true).rank(candidates)
         guard ranked.contains(where: { $0.rtt != nil }) else { return servers }
-        let relays = ranked.prefix(relaysPerCall).compactMap { Int($0.candidate.id).map { servers[$0] } }
+        let relays = ranked.prefix(relaysPerCall).compactMap { ranking -> ICEServer? in
+            guard let index = Int(ranking.candidate.id) else { return nil }
+            var server = servers[index]
+            if ranking.rtt != nil {
+                server.urls = server.urls.filter { url in
+                    guard let uri = ICEServerSettings.parse(url), uri.scheme.hasPrefix("turn") else { return true }
+                    return uri.scheme == "turn" && uri.transport == "udp"
+                }
+            }
+            return server
+        }
         let others = servers.filter { !$0.urls.contains { $0.hasPrefix("turn") } }
         return relays + others
     }
@@ -182,6 +211,7 @@ public actor Peer {
     }
 
     private func answer(_ payload: CallPayload) async throws -> Call {
+        await relaysRanked()
         let call = try Call(id: payload.call, remote: payload.from, kind: payload.kind ?? .video, isCaller: false, client: client,
                             options: options, iceServers: iceServers, logger: logger)
         register(call)

@@ -59,8 +59,12 @@ public struct ICEAgentConfiguration: Sendable, Hashable {
     public var role: Role = .controlling
     /// STUN server for server-reflexive candidates; none by default.
     public var stunServer: STUNServer?
-    /// TURN servers for relay candidates, tried in order; none by default.
+    /// TURN servers for relay candidates, tried in order; none by default. At most
+    /// ``maxTURNServers``: libnice refuses more.
     public var turnServers: [TURNServer] = []
+    /// libnice's `NICE_CANDIDATE_MAX_TURN_SERVERS`: a relay candidate's priority holds the
+    /// server's index in 3 bits, so `nice_agent_set_relay_info` fails for a ninth server.
+    public static let maxTURNServers = 8
     /// Gather and use only relay candidates (hides the host's addresses from the peer).
     public var relayOnly: Bool = false
     /// IP literals of the local addresses to gather host candidates on. Empty means every

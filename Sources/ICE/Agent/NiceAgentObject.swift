@@ -76,7 +76,11 @@ final class NiceAgentObject: @unchecked Sendable {
         if let range = config.portRange {
             nice_agent_set_port_range(agent, stream, componentID, UInt32(range.lowerBound), UInt32(range.upperBound))
         }
-        for server in config.turnServers {
+        // libnice ranks a relay candidate by its server's position in the component's list, the
+        // last added highest (`turn->preference = length` in nice_agent_set_relay_info, bits 6–8
+        // of the local preference). `turnServers` is in order of preference, so add it backwards:
+        // the first server's relay candidates get the highest priority and ICE prefers them.
+        for server in config.turnServers.reversed() {
             let type: NiceRelayType = switch server.transport {
             case .udp: NICE_RELAY_TYPE_TURN_UDP
             case .tcp: NICE_RELAY_TYPE_TURN_TCP
