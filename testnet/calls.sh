@@ -48,7 +48,7 @@ mn_node_start() {
     before=${before:-0}
     ip netns exec "$MN_PREFIX$host" "$MESHNODE" serve --bind "$ip" --http-port "$MN_NODE_HTTP_PORT" \
         --turn-secret "$(cat "$dir/turn-secret")" --data-dir "$dir/data" --node-key "$dir/node-key" \
-        ${MN_NODE_ARGS:-} </dev/null > >(mn_stamp >>"$log") 2>&1 &
+        ${MN_NODE_ARGS:-} </dev/null > >(mn_stamp >>"$log") 2>&1 9>&- &
     pid=$!
     printf -v "MN_NODE_PID_$host" '%s' "$pid"
     for _ in $(seq 1 100); do
@@ -122,7 +122,7 @@ mn_join_start() {
     fi
     # shellcheck disable=SC2046
     ip netns exec "${MN_PREFIX}p-$router" "$MESHNODE" join --node "$(mn_node_url "$host")" $(mn_peer_args "$name") \
-        --accept auto "${record[@]}" --json </dev/null > >(mn_stamp >"$log") 2>&1 &
+        --accept auto "${record[@]}" --json </dev/null > >(mn_stamp >"$log") 2>&1 9>&- &
     MN_JOIN_PID=$!
     for _ in $(seq 1 100); do
         grep -q '"event":"connected"' "$log" 2>/dev/null && return 0
@@ -163,7 +163,7 @@ mn_call() {
     # shellcheck disable=SC2046
     timeout --kill-after=5 $((duration + 60)) ip netns exec "${MN_PREFIX}p-$router" "$MESHNODE" call "$to" \
         --node "$(mn_node_url "$host")" $(mn_peer_args "$name") --audio --video --duration "$duration" --json "$@" \
-        </dev/null >"$out" 2>"$out.err"
+        </dev/null >"$out" 2>"$out.err" 9>&-
 }
 
 # mn_call_start …: mn_call in the background; sets MN_CALL_PID.
@@ -244,7 +244,7 @@ mn_flow_start() {
             echo "$(mn_now) $(mn_flow_bytes "$ra") $(mn_flow_bytes "$rb")"
             sleep 0.2
         done
-    ) >"$out" 2>/dev/null &
+    ) >"$out" 2>/dev/null 9>&- &
     MN_FLOW_PID=$!
 }
 

@@ -46,8 +46,18 @@ mn_die() { printf '[testnet] error: %s\n' "$*" >&2; exit 1; }
 
 # One up or down at a time (a bounded wait for another one to finish).
 mn_lock() {
+    [ "${MN_LOCK_HELD:-}" = "$MN_PREFIX" ] && return 0
     exec 9>"/run/${MN_PREFIX}testnet.lock"
     flock -w 300 9 || mn_die "another testnet/up or testnet/down is still running"
+}
+
+# For a script that uses the testnet for a while (selftest, matrix, faults): holds the same
+# lock until it exits, so that another user's up or down (which would stop every process in
+# our namespaces and rebuild them) waits instead of breaking a run; the script's own up and
+# down see MN_LOCK_HELD and go ahead.
+mn_hold_lock() {
+    mn_lock
+    export MN_LOCK_HELD=$MN_PREFIX
 }
 
 mn_require_root() {
