@@ -219,13 +219,14 @@ EOF
 
 # mn_turn_transport ROUTER: how the peer behind ROUTER reached TURN since its counters were
 # (re)made by mn_flow_counter_add, judged by the bytes it sent to the TURN ports over TCP:
-# "tcp", "tls", "tcp+tls" or nothing (MN_TURN_TCP_MIN, 20000 bytes: more than an allocation).
+# "tcp 412 kB", "tls 388 kB", both, or nothing. Below MN_TURN_TCP_MIN (100000 bytes) it was
+# allocations and ICE checks, not media (a 6 s call sends about 400 kB of media each way).
 mn_turn_transport() {
-    local tcp tls out=""
+    local tcp tls out="" min=${MN_TURN_TCP_MIN:-100000}
     tcp=$(mn_flow_bytes "$1" turn_tcp)
     tls=$(mn_flow_bytes "$1" turn_tls)
-    [ "${tcp:-0}" -ge "${MN_TURN_TCP_MIN:-20000}" ] && out=tcp
-    [ "${tls:-0}" -ge "${MN_TURN_TCP_MIN:-20000}" ] && out="${out:+$out+}tls"
+    [ "${tcp:-0}" -ge "$min" ] && out="tcp $((tcp / 1000)) kB"
+    [ "${tls:-0}" -ge "$min" ] && out="${out:+$out + }tls $((tls / 1000)) kB"
     echo "$out"
 }
 
