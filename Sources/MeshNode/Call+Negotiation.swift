@@ -21,11 +21,19 @@ extension Call {
 
     /// Caller: the first offer, or an ICE restart's offer with new credentials and every local
     /// candidate written in (RFC 8829 §5.2.1, RFC 8445 §9).
-    func sendOffer(restart: Bool) async throws {
+    func sendOffer(restart: Bool, fresh: Bool = false) async throws {
         let agent: ICEAgent
         let credentials: ICECredentials
         var candidates: [SDPCandidate] = []
-        if restart, let existing = self.agent {
+        var replaced: ICEAgent?
+        if restart, fresh, let transport {
+            replaced = self.agent
+            agent = try await makeAgent(role: .controlling)
+            transport.replaceAgent(agent, events: forwarded!)
+            localGatheringDone = false
+            remoteCredentials = nil
+            credentials = try await agent.localCredentials()
+        } else if restart, let existing = self.agent {
             agent = existing
             credentials = try await agent.restart()
             remoteCredentials = nil
@@ -38,12 +46,14 @@ extension Call {
         let offer = try JSEPOffer.make(local: .init(
             iceUsernameFragment: credentials.ufrag, icePassword: credentials.password, fingerprint: certificate.fingerprint,
             cname: streamID, streamID: streamID, kinds: kinds, sending: sending.filter { kinds.contains($0.key) },
-            sessionID: sessionID, sessionVersion: sessionVersion, candidates: candidates, gatheringDone: restart && localGatheringDone))
+            sessionID: sessionID, sessionVersion: sessionVersion, candidates: candidates,
+            gatheringDone: restart && replaced == nil && localGatheringDone))
         sessionVersion += 1
         localOffer = offer
         if offerSent == nil { offerSent = .now }
         try await signal(.sdp, sdpType: "offer", sdp: offer.serialized)
-        if !restart { try await agent.gather() }
+        if !restart || replaced != nil { try await agent.gather() }
+        await replaced?.close()
     }
 
     /// Caller: the answer to our offer (the first one sets up DTLS; later ones finish a restart).

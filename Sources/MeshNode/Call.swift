@@ -52,6 +52,8 @@ public actor Call {
     var selectedPair: ICESelectedPair?
     var iceRestarts = 0
     var restartStarted: ContinuousClock.Instant?
+    var lastRestart: ContinuousClock.Instant?
+    var restartsSinceRecovery = 0
     var lastRestartDuration: Duration?
     var tasks: [Task<Void, Never>] = []
     var endWaiters: [CheckedContinuation<Void, Never>] = []
@@ -177,7 +179,9 @@ public actor Call {
             for await event in agent.events {
                 continuation.yield(event)
                 if case .dataReceived = event { continue }
-                await self?.iceEvent(event)
+                // A replaced agent's last events (its failure, its closing) are not this call's news.
+                guard let self, await self.agent === agent else { continue }
+                await self.iceEvent(event)
             }
             continuation.finish()
         })
@@ -211,6 +215,8 @@ public actor Call {
             if state == .reconnecting, let started = restartStarted {
                 lastRestartDuration = .now - started
                 restartStarted = nil
+                restartsSinceRecovery = 0
+                lastRestart = nil
                 setState(.connected)
                 media.engine?.requestKeyframe()
                 logger.info("call \(id): ICE restart done in \(lastRestartDuration!)")
@@ -234,20 +240,31 @@ public actor Call {
         await restartICE()
     }
 
-    func restartICE() async {
+    /// A first restart keeps the agent's local candidates (enough when a NAT lost its mapping or
+    /// the peer moved). If it has not brought media back within `restartTimeout`, the next ones
+    /// use a fresh agent that gathers anew — the old one's relay allocations may be gone (libnice
+    /// releases TCP/TLS allocations it finds redundant while UDP works, so a firewall that starts
+    /// dropping UDP mid-call leaves nothing to fall back to) — and the DTLS session moves to it.
+    func restartICE(fresh: Bool = false) async {
         guard state == .reconnecting || state == .connected, agent != nil else { return }
+        // The failure of a restart that is still young is its checks giving up; the retry timer
+        // decides when to try again, so restarts never pile up.
+        if let lastRestart, ContinuousClock.now - lastRestart < options.restartTimeout / 2 { return }
+        let fresh = fresh || restartsSinceRecovery > 0
         if state == .connected { setState(.reconnecting) }
         restartStarted = restartStarted ?? .now
+        lastRestart = .now
+        restartsSinceRecovery += 1
         iceRestarts += 1
-        logger.info("call \(id): ICE restart \(iceRestarts)")
-        await run("ICE restart") { try await self.sendOffer(restart: true) }
+        logger.info("call \(id): ICE restart \(iceRestarts)\(fresh ? " with a fresh agent" : "")")
+        await run("ICE restart") { try await self.sendOffer(restart: true, fresh: fresh) }
         // If this restart does not bring the path back, try again.
         let attempt = iceRestarts
         let timeout = options.restartTimeout
         tasks.append(Task { [weak self] in
             try? await Task.sleep(for: timeout)
             guard let self, await self.state == .reconnecting, await self.iceRestarts == attempt else { return }
-            await self.restartICE()
+            await self.restartICE(fresh: true)
         })
     }
 

@@ -76,8 +76,9 @@ public final class DTLSSRTPTransport: Sendable {
         }
     }
 
-    /// The ICE agent whose component carries everything.
-    public let agent: ICEAgent
+    /// The ICE agent whose component carries everything (the newest, after ``replaceAgent(_:events:)``).
+    public var agent: ICEAgent { current.withLock { $0.agent } }
+    private let current: Mutex<(agent: ICEAgent, generation: Int)>
     /// The configuration the transport was made with.
     public let configuration: Configuration
     /// Everything the transport reports; consume it from one task. Finishes after
@@ -105,7 +106,7 @@ public final class DTLSSRTPTransport: Sendable {
             certificate: configuration.certificate, role: configuration.role,
             remoteFingerprint: configuration.remoteFingerprint, profiles: configuration.profiles, mtu: configuration.mtu)
         self.state = Mutex(State(connection: connection))
-        self.agent = agent
+        self.current = Mutex((agent, 0))
         self.agentEvents = events ?? agent.events
         self.configuration = configuration
         (self.events, self.continuation) = AsyncStream<TransportEvent>.makeStream()
@@ -120,20 +121,37 @@ public final class DTLSSRTPTransport: Sendable {
     /// is connected (at once if it already is).
     public func start() {
         let agent = self.agent
-        let agentEvents = self.agentEvents
-        let pump = Task { [weak self] in
-            for await event in agentEvents {
-                guard let self else { return }
-                self.handle(event)
-            }
-            self?.agentFinished()
-        }
+        pump(agentEvents, generation: 0)
         let probe = Task { [weak self] in
             // The agent may have connected before we took over its events.
             guard let state = try? await agent.state(), state == .connected || state == .ready else { return }
             self?.iceConnected()
         }
-        tasks.withLock { $0 += [pump, probe] }
+        tasks.withLock { $0.append(probe) }
+    }
+
+    /// Moves the session onto another agent — a new path with freshly gathered candidates, when an
+    /// ICE restart of the old agent cannot help (its relay allocations are gone). The DTLS session
+    /// and SRTP keys stay; the old agent's end no longer ends the transport. Close the old agent
+    /// afterwards.
+    public func replaceAgent(_ agent: ICEAgent, events: AsyncStream<ICEAgentEvent>) {
+        let generation = current.withLock { state -> Int in
+            state = (agent, state.generation + 1)
+            return state.generation
+        }
+        pump(events, generation: generation)
+    }
+
+    private func pump(_ events: AsyncStream<ICEAgentEvent>, generation: Int) {
+        let task = Task { [weak self] in
+            for await event in events {
+                guard let self else { return }
+                self.handle(event)
+            }
+            guard let self, self.current.withLock({ $0.generation }) == generation else { return }
+            self.agentFinished()
+        }
+        tasks.withLock { $0.append(task) }
     }
 
     /// Waits for the handshake and returns the negotiated profile.
