@@ -76,11 +76,18 @@ final class NiceAgentObject: @unchecked Sendable {
         if let range = config.portRange {
             nice_agent_set_port_range(agent, stream, componentID, UInt32(range.lowerBound), UInt32(range.upperBound))
         }
-        // libnice ranks a relay candidate by its server's position in the component's list, the
-        // last added highest (`turn->preference = length` in nice_agent_set_relay_info, bits 6–8
-        // of the local preference). `turnServers` is in order of preference, so add it backwards:
-        // the first server's relay candidates get the highest priority and ICE prefers them.
-        for server in config.turnServers.reversed() {
+        // Two libnice behaviours decide the order servers are added in:
+        // - a relay candidate's priority grows with its server's position in the component's list,
+        //   the last added highest (`turn->preference = length` in nice_agent_set_relay_info), so
+        //   within one transport the servers go in backwards: the first (nearest) wins;
+        // - of the relay candidates one server gives over several transports, libnice keeps the
+        //   first gathered and releases the others as redundant, so UDP servers go in before TCP
+        //   and TLS ones: a relay reachable over UDP is used over UDP. (The TCP/TLS allocations
+        //   that a firewall dropping UDP mid-call would need come back with the fresh agent of a
+        //   later ICE restart, which gathers anew.)
+        let byTransport: [ICEAgentConfiguration.TURNServer.Transport] = [.udp, .tcp, .tls]
+        let addOrder = byTransport.flatMap { transport in config.turnServers.filter { $0.transport == transport }.reversed() }
+        for server in addOrder {
             let type: NiceRelayType = switch server.transport {
             case .udp: NICE_RELAY_TYPE_TURN_UDP
             case .tcp: NICE_RELAY_TYPE_TURN_TCP
