@@ -21,7 +21,7 @@ struct BrowserCallTests {
         #expect((stats["framesDecoded"] as? Int ?? 0) > 30, "Chromium decoded too few of our frames: \(stats)")
         #expect((stats["audioPackets"] as? Int ?? 0) > 50, "\(stats)")
         try await bob.waitForOutput(#""event":"call-ended""#, timeout: 15)
-        let report = try CallPeers.report(from: bob.output.split(separator: "\n").filter { $0.contains("call-ended") }.joined(separator: "\n"))
+        let report = try CallPeers.callEndedReport(of: bob)
         try CallPeers.expectMediaBothWays(report)
         let files = try FileManager.default.contentsOfDirectory(atPath: peers.recordings)
         #expect(files.contains { $0.hasPrefix("carol") && $0.hasSuffix("video.ivf") } && files.contains { $0.hasSuffix("audio.wav") }, "\(files)")
@@ -54,7 +54,7 @@ struct BrowserCallTests {
         _ = try await browser.runDriver(["call", "--name", "carol", "--to", "bob", "--kind", "desktop", "--seconds", "3"],
                                         url: "http://127.0.0.1:\(node.httpPort)/", timeout: 90)
         try await bob.waitForOutput(#""event":"call-ended""#, timeout: 15)
-        let bobReport = try CallPeers.report(from: bob.output.split(separator: "\n").filter { $0.contains("call-ended") }.joined(separator: "\n"))
+        let bobReport = try CallPeers.callEndedReport(of: bob)
         #expect(bobReport["kind"] as? String == "desktop")
         let received = (bobReport["streams"] as? [[String: Any]])?.first { $0["kind"] as? String == "video" }
         #expect((received?["receivedFrames"] as? Int ?? 0) > 10, "\(bobReport)")

@@ -73,6 +73,7 @@ import Testing
         let peers = try CallPeers("node-kill")
         let bob = try await peers.join("bob", node: url)
         defer { bob.stop() }
+        _ = try await peers.options("alice")
         let alice = try peers.startCall("alice", to: "bob", node: url, duration: 12)
         try await bob.waitForOutput(#""event":"call-started""#, timeout: 15)
         try await Task.sleep(for: .seconds(3))
@@ -170,13 +171,19 @@ struct CallPeers {
         home = TemporaryDirectory(name)
     }
 
+    /// The peer options of `name`; its identity is made on first use.
     func options(_ name: String) async throws -> [String] {
         let identity = home.path + "/\(name).id"
         if !FileManager.default.fileExists(atPath: identity) {
             let keygen = try Subprocess(MeshNodeServer.binary, ["keygen", "--identity", identity])
             guard await keygen.waitForExit(timeout: 10) == 0 else { throw TestFailure("keygen failed: \(keygen.output)") }
         }
-        return ["--name", name, "--identity", identity, "--known-peers", home.path + "/\(name)-pins.json", "--ice-address", "127.0.0.1"]
+        return knownOptions(name)
+    }
+
+    /// The peer options of `name` whose identity exists.
+    func knownOptions(_ name: String) -> [String] {
+        ["--name", name, "--identity", home.path + "/\(name).id", "--known-peers", home.path + "/\(name)-pins.json", "--ice-address", "127.0.0.1"]
     }
 
     /// `meshnode join --accept auto --record` that is online.
@@ -187,16 +194,10 @@ struct CallPeers {
         return process
     }
 
+    /// Starts `meshnode call|share … --json`; `options(name)` must have run for `name`.
     func startCall(_ name: String, to address: String, node: String, duration: Int, command: String = "call", extra: [String] = []) throws -> Subprocess {
-        // Options are synchronous here: the identity exists once join/keygen ran for this name.
-        let identity = home.path + "/\(name).id"
-        if !FileManager.default.fileExists(atPath: identity) {
-            let keygen = try Subprocess(MeshNodeServer.binary, ["keygen", "--identity", identity])
-            while keygen.isRunning { usleep(20_000) }
-        }
-        let options = ["--name", name, "--identity", identity, "--known-peers", home.path + "/\(name)-pins.json", "--ice-address", "127.0.0.1"]
-        return try Subprocess(MeshNodeServer.binary, [command, address, "--node", node, "--duration", "\(duration)", "--json"] + options + extra,
-                              name: "\(command) \(name)")
+        try Subprocess(MeshNodeServer.binary, [command, address, "--node", node, "--duration", "\(duration)", "--json"] + knownOptions(name) + extra,
+                       name: "\(command) \(name)")
     }
 
     /// Runs `meshnode call … --json` to the end and returns its report.
@@ -215,6 +216,11 @@ struct CallPeers {
               let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
         else { throw TestFailure("no JSON report in:\n\(output.suffix(2000))") }
         return object
+    }
+
+    /// The report a `join --json` printed when its call ended.
+    static func callEndedReport(of join: Subprocess) throws -> [String: Any] {
+        try report(from: join.output.split(separator: "\n").filter { $0.contains(#""event":"call-ended""#) }.joined(separator: "\n"))
     }
 
     static func expectMediaBothWays(_ report: [String: Any]) throws {
