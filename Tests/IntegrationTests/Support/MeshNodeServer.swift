@@ -28,8 +28,10 @@ final class MeshNodeServer: Sendable {
         let http = httpPort ?? Self.nextHTTPPort()
         var arguments = ["serve", "--stun-port", "0", "--tls-port", "0", "--http-port", "\(http)", "--log-level", "notice"]
         arguments += bind.flatMap { ["--bind", $0] }
-        // A relay range of its own per server, so parallel tests never share ports.
-        let low = Int.random(in: 30_000...44_000)
+        // A relay range of its own per server, so parallel tests never share ports, below Linux's
+        // ephemeral range (32768–60999): a port some other socket got from the kernel (a peer's
+        // host candidate, a browser) made an EVEN-PORT reservation fail with 508 now and then.
+        let low = Int.random(in: 26_200...32_400)
         arguments += ["--relay-ports", "\(low)-\(low + 199)"]
         // A signaling store of its own unless the test gives one.
         if !extra.contains("--data-dir") {
