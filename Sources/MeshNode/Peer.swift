@@ -93,8 +93,6 @@ public actor Peer {
         await client.close()
     }
 
-    public var activeCalls: [Call] { Array(calls.values) }
-
     // MARK: - Events
 
     private func handle(_ event: SignalingEvent) async {
@@ -119,10 +117,6 @@ public actor Peer {
     }
 
     // MARK: - Relay choice
-
-    /// The ICE servers calls use now: the node's list, re-ordered by measured distance once the
-    /// measurement is in.
-    public var currentICEServers: [ICEServer] { iceServers }
 
     /// Takes the node's list at once, then measures the relays in the background (DESIGN.md
     /// "Data flow of one call" step 3, docs/mesh.md "Relay choice").

@@ -27,6 +27,10 @@ public final class VideoReceiveStream {
     public let payloadType: UInt8
     /// Where compressed frames are recorded, if anywhere.
     public var recorder: IVFFileWriter?
+    /// The clock that stamps a picture when the decoder hands it back, for the latency read from
+    /// the test pattern; `nil` stamps it with the arrival time given to ``receive(_:now:)`` (the
+    /// simulated clock of ``MediaLoop``, on which a decode takes no time).
+    public var decodeClock: (@Sendable () -> Duration)?
 
     private var jitterBuffer: VideoJitterBuffer
     private let decoder: VP8Decoder
@@ -96,7 +100,7 @@ public final class VideoReceiveStream {
                 let pattern = TestPatternCode(reading: picture)
                 if let pattern {
                     statistics.patternFrameNumbers.append(Int(pattern.frameNumber))
-                    latencySum += now.milliseconds - Double(pattern.sendTimeMilliseconds)
+                    latencySum += (decodeClock?() ?? now).milliseconds - Double(pattern.sendTimeMilliseconds)
                     latencyCount += 1
                 } else {
                     statistics.patternUnreadable += 1

@@ -32,7 +32,8 @@ final class MediaSessionCore {
     private let localSSRC: UInt32
     private var pictureSize: (width: Int, height: Int)?
     private var firstVideoFrame: Duration?
-    private var latency = (sum: 0.0, count: 0)
+    /// The transport-wide sequence number extension id of incoming packets, when negotiated.
+    private let transportCCExtensionID: UInt8?
     private var files: [String] = []
 
     // Timers.
@@ -51,6 +52,8 @@ final class MediaSessionCore {
         videoIn = videoStream?.receives == true ? videoStream : nil
         audioIn = audioStream?.receives == true ? audioStream : nil
         localSSRC = videoStream?.sends == true ? configuration.videoSSRC : configuration.audioSSRC
+        transportCCExtensionID = (videoIn?.transportCC == true ? videoIn?.transportCCExtensionID : nil)
+            ?? (audioIn?.transportCC == true ? audioIn?.transportCCExtensionID : nil)
         nextVideo = start
         nextAudio = start
         nextPlayout = start + .milliseconds(60)
@@ -75,7 +78,9 @@ final class MediaSessionCore {
             videoSender = (videoStream, sender, source, .seconds(1.0 / Double(spec.framesPerSecond)))
         }
         if let audioStream, audioStream.sends, let spec = configuration.audio {
-            let encoder = try OpusAudioEncoder(.init(bitrate: configuration.audioBitrate, application: .voip, inbandFEC: true, expectedPacketLossPercent: 5))
+            // In-band FEC only when the peer said it decodes it (RFC 7587 §6.1, `useinbandfec=1`).
+            let encoder = try OpusAudioEncoder(.init(bitrate: configuration.audioBitrate, application: .voip, inbandFEC: audioStream.opusFEC,
+                                                     expectedPacketLossPercent: 5))
             audioSender = (audioStream, encoder, try spec.open())
         }
         if let directory = configuration.recordDirectory {
@@ -165,7 +170,7 @@ final class MediaSessionCore {
 
     private func handleRTP(_ bytes: ByteBuffer, now: Duration) {
         guard let packet = try? RTPPacket(parsing: bytes) else { return }
-        if let id = (videoIn ?? audioIn)?.transportCCExtensionID ?? audioIn?.transportCCExtensionID,
+        if let id = transportCCExtensionID,
            let element = packet.headerExtension?.element(id: id), element.readableBytes == 2,
            let sequence = element.getInteger(at: element.readerIndex, as: UInt16.self) {
             if feedbackGenerator == nil { feedbackGenerator = TransportFeedbackGenerator(senderSSRC: localSSRC, mediaSSRC: packet.ssrc) }
@@ -188,6 +193,8 @@ final class MediaSessionCore {
             guard packet.payloadType == video.payloadType || !video.remoteSSRCs.isEmpty else { return }
             let rtx: (UInt8, UInt32)? = if let pt = video.rtxPayloadType, video.remoteSSRCs.count > 1 { (pt, video.remoteSSRCs[1]) } else { nil }
             videoReceiver = try? VideoReceiveStream(ssrc: mediaSSRC, payloadType: video.payloadType, localSSRC: localSSRC, rtx: rtx)
+            // Latency and setup count to the decoded picture, not to the packet that completed it.
+            videoReceiver?.decodeClock = MediaEngine.now
             if let directory = configuration.recordDirectory {
                 let path = (directory as NSString).appendingPathComponent(configuration.recordPrefix + "video.ivf")
                 videoReceiver?.recorder = try? IVFFileWriter(path: path, width: 640, height: 480, framesPerSecond: 30)
@@ -196,13 +203,7 @@ final class MediaSessionCore {
         }
         guard let receiver = videoReceiver else { return }
         for picture in receiver.receive(packet, now: now) {
-            // Latency and setup count to the decoded picture, not to the packet that completed it.
-            let decoded = MediaEngine.now()
-            if firstVideoFrame == nil { firstVideoFrame = decoded }
-            if let pattern = picture.pattern {
-                latency.sum += decoded.milliseconds - Double(pattern.sendTimeMilliseconds)
-                latency.count += 1
-            }
+            if firstVideoFrame == nil { firstVideoFrame = MediaEngine.now() }
             if pictureSize == nil { receiver.recorder?.setFrameSize(width: picture.frame.width, height: picture.frame.height) }
             pictureSize = (picture.frame.width, picture.frame.height)
         }
@@ -245,7 +246,14 @@ final class MediaSessionCore {
     // MARK: - RTCP out
 
     private func sendFeedback(now: Duration) {
-        var packets: [RTCPPacket] = videoReceiver?.feedback(now: now) ?? []
+        // Only the feedback the peer negotiated (RFC 4585 §4.2): generic NACK, PLI.
+        var packets: [RTCPPacket] = (videoReceiver?.feedback(now: now) ?? []).filter { packet in
+            switch packet {
+            case .nack: videoIn?.nack == true
+            case .pictureLossIndication: videoIn?.pictureLossIndication == true
+            default: true
+            }
+        }
         if now >= nextTransportFeedback {
             if let feedback = feedbackGenerator?.makeFeedback() { packets.append(.transportFeedback(feedback)) }
             nextTransportFeedback = now + .milliseconds(100)
@@ -330,7 +338,7 @@ final class MediaSessionCore {
                 video.firstPatternFrame = received.patternFrameNumbers.first
                 video.lastPatternFrame = received.patternFrameNumbers.last
                 video.patternFrames = received.patternFrameNumbers.count
-                video.meanLatencyMilliseconds = latency.count > 0 ? latency.sum / Double(latency.count) : nil
+                video.meanLatencyMilliseconds = received.patternFrameNumbers.isEmpty ? nil : received.meanLatencyMilliseconds
             }
             video.width = pictureSize?.width
             video.height = pictureSize?.height

@@ -8,11 +8,10 @@ public struct NegotiatedStream: Sendable, Hashable {
     public var payloadType: UInt8
     /// RTX (RFC 4588) payload type for video, when negotiated.
     public var rtxPayloadType: UInt8?
-    /// Feedback in force: NACK, PLI, FIR, transport-cc, REMB.
+    /// Feedback in force: NACK, PLI, transport-cc.
     public var nack: Bool
     public var pictureLossIndication: Bool
     public var transportCC: Bool
-    public var remb: Bool
     /// The transport-wide sequence number extension id (RFC 8285), when negotiated.
     public var transportCCExtensionID: UInt8?
     /// Whether Opus in-band FEC was asked for by the peer.
@@ -34,7 +33,6 @@ public struct NegotiatedStream: Sendable, Hashable {
         nack = feedback.contains("nack")
         pictureLossIndication = feedback.contains("nack pli")
         transportCC = feedback.contains("transport-cc")
-        remb = feedback.contains("goog-remb")
         transportCCExtensionID = section.extensions.first { $0.uri == RTPHeaderExtensionURI.transportWideCC }.flatMap { UInt8(exactly: $0.id) }
         opusFEC = codec.usesInbandFEC
         remoteSSRCs = peer.ssrcs
