@@ -77,7 +77,7 @@ fuzz: deps
 	.build-fuzz/debug/fuzz-stun -runs=$(FUZZ_RUNS) -max_len=2048 -timeout=10 fuzz/corpus-work/stun fuzz/corpus/stun
 	.build-fuzz/debug/fuzz-demux -runs=$(FUZZ_RUNS) -max_len=1500 -timeout=10 fuzz/corpus-work/demux
 	.build-fuzz/debug/fuzz-rtp -runs=$(FUZZ_RUNS) -max_len=1500 -timeout=10 fuzz/corpus-work/rtp
-	.build-fuzz/debug/fuzz-sdp -runs=$(FUZZ_RUNS) -max_len=8192 -timeout=10 fuzz/corpus-work/sdp Tests/MediaTests/Fixtures
+	.build-fuzz/debug/fuzz-sdp -runs=$(FUZZ_RUNS) -max_len=8192 -timeout=10 fuzz/corpus-work/sdp Tests/SDPTests/Fixtures
 	.build-fuzz/debug/fuzz-signaling -runs=$(FUZZ_RUNS) -max_len=4096 -timeout=10 fuzz/corpus-work/signaling fuzz/corpus/signaling
 
 # Signaling benchmark client tools from PyPI, pinned (bench/signaling/README.md).

@@ -7,6 +7,9 @@ func systemLibrary(_ name: String, pkgConfig: String, apt: String) -> Target {
     .systemLibrary(name: name, pkgConfig: pkgConfig, providers: [.apt([apt])])
 }
 
+/// A product of swift-nio.
+func nio(_ name: String) -> Target.Dependency { .product(name: name, package: "swift-nio") }
+
 let package = Package(
     name: "meshnode",
     platforms: [.macOS(.v15)],
@@ -29,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.10.0"),
     ],
     targets: [
+        // C libraries (docs/architecture.md: each is imported `internal` by one layer only).
         systemLibrary("CNice", pkgConfig: "nice", apt: "libnice-dev"),
         systemLibrary("COpenSSL", pkgConfig: "openssl", apt: "libssl-dev"),
         systemLibrary("CSRTP", pkgConfig: "libsrtp2", apt: "libsrtp2-dev"),
@@ -36,28 +40,40 @@ let package = Package(
         systemLibrary("CVPX", pkgConfig: "vpx", apt: "libvpx-dev"),
         systemLibrary("CSodium", pkgConfig: "libsodium", apt: "libsodium-dev"),
         .systemLibrary(name: "CXCB", pkgConfig: "xcb-shm", providers: [.apt(["libxcb1-dev", "libxcb-shm0-dev"])]),
+        // Wrappers for C macros and variadic functions, one per library family, so that a layer
+        // links only the libraries it uses.
+        .target(name: "CNiceShims", dependencies: ["CNice"]),
+        .target(name: "COpenSSLShims", dependencies: ["COpenSSL"]),
+        .target(name: "CCodecShims", dependencies: ["COpus", "CVPX"]),
+
+        // The layers, bottom up (docs/architecture.md has what each owns and must not import;
+        // scripts/check-layers enforces it in CI).
+        .target(name: "MeshCore"),
+        .target(name: "STUN", dependencies: ["MeshCore", "COpenSSL", nio("NIOCore")]),
+        // Self-signed TLS/DTLS identities (OpenSSL): the TURN server's TLS and the DTLS layer share them.
+        .target(name: "Certificates", dependencies: ["MeshCore", "COpenSSLShims"]),
         .target(
-            name: "CMeshShims",
-            dependencies: ["CNice", "COpenSSL", "COpus", "CVPX"]
-        ),
-        .target(
-            name: "ICE",
+            name: "TURNServer",
             dependencies: [
-                "CMeshShims", "CNice", "COpenSSL",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                "MeshCore", "STUN", "Certificates", nio("NIOCore"), nio("NIOPosix"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
         .target(
+            name: "ICE",
+            dependencies: ["MeshCore", "STUN", "CNice", "CNiceShims", nio("NIOCore"), .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(name: "SDP", dependencies: ["MeshCore"]),
+        .target(name: "RTP", dependencies: ["MeshCore", nio("NIOCore")]),
+        .target(name: "DTLSSRTP", dependencies: ["MeshCore", "SDP", "Certificates", "COpenSSL", "COpenSSLShims", "CSRTP", nio("NIOCore")]),
+        .target(name: "Codecs", dependencies: ["MeshCore", "CCodecShims", "COpus", "CVPX", "CXCB", nio("NIOCore")]),
+        .target(name: "Media", dependencies: ["MeshCore", "SDP", "RTP", "Codecs", nio("NIOCore")]),
+        .target(
             name: "Signaling",
             dependencies: [
-                "ICE", "CSodium",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOWebSocket", package: "swift-nio"),
+                "MeshCore", "STUN", "CSodium", nio("NIOCore"), nio("NIOWebSocket"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
@@ -66,20 +82,10 @@ let package = Package(
             ]
         ),
         .target(
-            name: "Media",
-            dependencies: [
-                "ICE", "CMeshShims", "COpenSSL", "CSRTP", "COpus", "CVPX", "CXCB",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ]
-        ),
-        .target(
             name: "MeshNode",
             dependencies: [
-                "ICE", "Signaling", "Media",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                "MeshCore", "STUN", "Certificates", "TURNServer", "ICE", "SDP", "RTP", "DTLSSRTP", "Codecs", "Media", "Signaling",
+                nio("NIOCore"), nio("NIOPosix"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -92,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "MeshNodeCLI",
             dependencies: [
-                "MeshNode", "Signaling", "Media",
+                "MeshNode", "Signaling", "STUN", "ICE", "Codecs", "Media", nio("NIOCore"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -100,25 +106,30 @@ let package = Package(
         // The Swift side of `make bench-media` (bench/media/run): times our codecs and RTP code.
         .executableTarget(
             name: "MediaBench",
-            dependencies: ["Media", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["Codecs", "RTP", "Media", nio("NIOCore")],
             path: "bench/media/MediaBench"
         ),
-        .testTarget(
-            name: "ICETests",
-            dependencies: ["ICE", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]
-        ),
+
+        // Tests: one target per layer, each depending on its layer (and on what it composes
+        // with, for the integration targets). TestSupport holds what several of them share.
+        .target(name: "TestSupport", dependencies: ["MeshCore", "Codecs", "RTP", nio("NIOCore")], path: "Tests/TestSupport"),
+        .testTarget(name: "STUNTests", dependencies: ["STUN", "MeshCore", nio("NIOCore")]),
+        .testTarget(name: "ICETests", dependencies: ["ICE", "STUN", "TURNServer", nio("NIOCore"), nio("NIOEmbedded")]),
+        .testTarget(name: "SDPTests", dependencies: ["SDP", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "RTPTests", dependencies: ["RTP", "TestSupport", nio("NIOCore")]),
+        .testTarget(name: "DTLSSRTPTests", dependencies: ["DTLSSRTP", "SDP", "RTP", "Certificates", "TestSupport", nio("NIOCore")]),
+        .testTarget(name: "CodecsTests", dependencies: ["Codecs", "TestSupport", nio("NIOCore")]),
+        .testTarget(name: "MediaTests", dependencies: ["Media", "Codecs", "RTP", "SDP", "TestSupport", nio("NIOCore")]),
         .testTarget(name: "SignalingTests", dependencies: ["Signaling", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
-            name: "MediaTests",
-            dependencies: ["Media", "ICE", .product(name: "NIOCore", package: "swift-nio")],
-            exclude: ["Fixtures"]
+            name: "MeshNodeTests",
+            dependencies: ["MeshNode", "ICE", "STUN", "TURNServer", "SDP", "RTP", "DTLSSRTP", "Signaling", "TestSupport", nio("NIOCore")]
         ),
-        .testTarget(name: "MeshNodeTests", dependencies: ["MeshNode"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "MeshNode", "ICE", "Signaling", "Media",
-                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                "MeshNode", "STUN", "TURNServer", "ICE", "Signaling", "Codecs", "Media",
+                nio("NIOCore"), nio("NIOPosix"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ]
         ),
@@ -129,40 +140,31 @@ let package = Package(
 // `make fuzz` sets MESHNODE_FUZZ=1: it adds libFuzzer targets and instruments the parsers'
 // module for coverage. Normal builds never see these flags.
 if ProcessInfo.processInfo.environment["MESHNODE_FUZZ"] == "1" {
-    let fuzzFlags: [SwiftSetting] = [.unsafeFlags(["-sanitize=fuzzer"])]
-    for index in package.targets.indices where ["ICE", "Media", "Signaling"].contains(package.targets[index].name) {
-        package.targets[index].swiftSettings = (package.targets[index].swiftSettings ?? []) + fuzzFlags
+    // Each fuzz target links only the layer it fuzzes (and what that layer imports).
+    let fuzzed: [(target: String, path: String, product: String, layer: [Target.Dependency])] = [
+        ("FuzzSTUN", "fuzz/STUN", "fuzz-stun", ["STUN"]),
+        // The RFC 7983 demultiplexer and what it feeds (DTLS records, SRTP/SRTCP).
+        ("FuzzDemux", "fuzz/Demux", "fuzz-demux", ["DTLSSRTP"]),
+        ("FuzzRTP", "fuzz/RTP", "fuzz-rtp", ["RTP"]),
+        ("FuzzSDP", "fuzz/SDP", "fuzz-sdp", ["SDP"]),
+        // The signaling message decoder (SignalingCodec): decode, and round trip what decodes.
+        ("FuzzSignaling", "fuzz/Signaling", "fuzz-signaling", ["Signaling"]),
+    ]
+    let instrumented = ["STUN", "DTLSSRTP", "RTP", "SDP", "Signaling"]
+    for index in package.targets.indices where instrumented.contains(package.targets[index].name) {
+        package.targets[index].swiftSettings = (package.targets[index].swiftSettings ?? []) + [.unsafeFlags(["-sanitize=fuzzer"])]
     }
     // SwiftPM links executables with `--defsym main=<Target>_main`; FuzzMain defines those
     // symbols and hands control to libFuzzer's driver.
     package.targets.append(.target(name: "FuzzMain", path: "fuzz/Main"))
-    package.targets.append(.executableTarget(
-        name: "FuzzSTUN",
-        dependencies: ["ICE", "FuzzMain", .product(name: "NIOCore", package: "swift-nio")],
-        path: "fuzz/STUN",
-        swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer"])],
-        linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]
-    ))
-    package.products.append(.executable(name: "fuzz-stun", targets: ["FuzzSTUN"]))
-    // The RFC 7983 demultiplexer and what it feeds (DTLS records, SRTP/SRTCP), and the
-    // RTP/RTCP header parsers.
-    for (name, path, product) in [("FuzzDemux", "fuzz/Demux", "fuzz-demux"), ("FuzzRTP", "fuzz/RTP", "fuzz-rtp"), ("FuzzSDP", "fuzz/SDP", "fuzz-sdp")] {
+    for fuzz in fuzzed {
         package.targets.append(.executableTarget(
-            name: name,
-            dependencies: ["Media", "FuzzMain", .product(name: "NIOCore", package: "swift-nio")],
-            path: path,
+            name: fuzz.target,
+            dependencies: fuzz.layer + ["FuzzMain", nio("NIOCore")],
+            path: fuzz.path,
             swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer"])],
             linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]
         ))
-        package.products.append(.executable(name: product, targets: [name]))
+        package.products.append(.executable(name: fuzz.product, targets: [fuzz.target]))
     }
-    // The signaling message decoder (SignalingCodec): decode, and round trip what decodes.
-    package.targets.append(.executableTarget(
-        name: "FuzzSignaling",
-        dependencies: ["Signaling", "FuzzMain"],
-        path: "fuzz/Signaling",
-        swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer"])],
-        linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]
-    ))
-    package.products.append(.executable(name: "fuzz-signaling", targets: ["FuzzSignaling"]))
 }

@@ -1,8 +1,11 @@
 import Foundation
 import ICE
 import Media
+import MeshCore
 import NIOCore
 import Signaling
+import SDP
+import DTLSSRTP
 
 /// Offer/answer (JSEP RFC 8829) and the DTLS-SRTP transport of a ``Call``.
 extension Call {
@@ -29,7 +32,8 @@ extension Call {
         if restart, fresh, let transport {
             replaced = self.agent
             agent = try await makeAgent(role: .controlling)
-            transport.replaceAgent(agent, events: forwarded!)
+            let path = ICEDatagramPath(agent: agent)
+            transport.replacePath(path, events: path.datagramEvents(from: forwarded!))
             localGatheringDone = false
             remoteCredentials = nil
             credentials = try await agent.localCredentials()
@@ -130,7 +134,8 @@ extension Call {
     func startTransport(agent: ICEAgent, local: SDPSetupRole, remote: SDPSetupRole, fingerprint: SDPFingerprint) throws {
         guard transport == nil, let events = forwarded else { return }
         let role = try DTLSRole(local: local, remote: remote)
-        let transport = try DTLSSRTPTransport(agent: agent, events: events, configuration: .init(
+        let path = ICEDatagramPath(agent: agent)
+        let transport = try DTLSSRTPTransport(path: path, events: path.datagramEvents(from: events), configuration: .init(
             certificate: certificate, role: role, remoteFingerprint: fingerprint))
         self.transport = transport
         let media = self.media
@@ -142,7 +147,6 @@ extension Call {
                 case .connected: await self?.transportConnected()
                 case .failed(let error): await self?.end("DTLS failed: \(error.reason)", failed: true)
                 case .closedByPeer: await self?.end("\(self?.remote ?? "the peer") closed the session")
-                case .ice: break
                 }
             }
         })
@@ -170,7 +174,7 @@ extension Call {
         do {
             try engine.start()
         } catch {
-            await end("media could not start: \(error.reason)", failed: true)
+            await end("media could not start: \(error.errorReason)", failed: true)
             return
         }
         media.engine = engine

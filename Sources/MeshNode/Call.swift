@@ -5,6 +5,8 @@ import Media
 import NIOCore
 import Signaling
 import Synchronization
+import SDP
+import DTLSSRTP
 
 /// One call, like an RTCPeerConnection with its signaling (DESIGN.md "Data flow of one call"):
 /// the caller sends `call`, and once the callee accepts, offers; the callee answers; candidates

@@ -1,6 +1,8 @@
 import Foundation
 import ICE
 import Signaling
+import STUN
+import TURNServer
 
 /// Turns the RTCIceServer list a node hands out at login into an ICE agent configuration.
 public enum ICEServerSettings {

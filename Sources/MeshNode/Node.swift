@@ -7,6 +7,7 @@ import HummingbirdWebSocket
 import ServiceLifecycle
 import Signaling
 import Synchronization
+import TURNServer
 
 /// A meshnode node: STUN/TURN server, HTTP (web page, `/metrics`) and, later, signaling and
 /// links, run as one `ServiceGroup` that stops gracefully on SIGTERM and SIGINT.

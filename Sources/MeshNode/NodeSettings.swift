@@ -4,6 +4,8 @@ import Logging
 import NIOCore
 import NIOPosix
 import Yams
+import STUN
+import TURNServer
 
 /// The settings of `meshnode serve`, as flags or as keys of a YAML config file. The keys are
 /// the flag names without dashes in front; a flag given on the command line wins over the file.

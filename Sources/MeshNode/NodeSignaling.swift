@@ -5,6 +5,8 @@ import Logging
 import ServiceLifecycle
 import Signaling
 import Synchronization
+import STUN
+import TURNServer
 
 /// The signaling part of a node (DESIGN.md "Signaling protocol"): the store, the hub, the
 /// `/ws` endpoint, and a service that runs the heartbeat sweeper and closes the store on

@@ -1,4 +1,5 @@
 import ICE
+import TURNServer
 
 /// The page a node serves at `/status` (and at `/` when the web page's files are missing):
 /// what this node offers and how to use it.

@@ -1,5 +1,6 @@
 import ICE
 import ServiceLifecycle
+import TURNServer
 
 /// Runs the STUN/TURN server as a service of the node's `ServiceGroup`: it starts, waits for
 /// graceful shutdown (SIGTERM), then closes listeners and allocations.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import MeshNode
+import STUN
 
 /// `meshnode serve`: a node with STUN/TURN, the web page and metrics.
 struct Serve: AsyncParsableCommand {

@@ -55,7 +55,7 @@ struct AgentCandidateSDPTests {
         #expect {
             try ICECandidate(sdp: line)
         } throws: { error in
-            guard let error = error as? ICEAgentError else { return false }
+            guard let error = error as? ICEError else { return false }
             return error.code == .invalidCandidate && error.reason.contains(field)
         }
     }

@@ -27,7 +27,7 @@ struct AgentLoopbackTests {
         await a.agent.close()
         await b.agent.close()
         try await a.wait(for: "events to finish", seconds: 5) { $0.finished }
-        #expect(throws: ICEAgentError.self) { try a.agent.send([1]) }
+        #expect(throws: ICEError.self) { try a.agent.send([1]) }
     }
 
     @Test("two agents that both start controlling resolve the role conflict and connect (RFC 8445 §7.3.1.1)")
@@ -81,8 +81,8 @@ struct AgentLoopbackTests {
         try await Task.sleep(for: .milliseconds(5))
         await agent.close()
         for sender in senders { await sender.value }
-        #expect { try agent.send([1]) } throws: { ($0 as? ICEAgentError)?.code == .closed }
-        await #expect { try await agent.gather() } throws: { ($0 as? ICEAgentError)?.code == .closed }
+        #expect { try agent.send([1]) } throws: { ($0 as? ICEError)?.code == .closed }
+        await #expect { try await agent.gather() } throws: { ($0 as? ICEError)?.code == .closed }
         await agent.close()  // idempotent
         await b.agent.close()
     }
@@ -144,7 +144,7 @@ struct AgentLoopbackTests {
     @Test("sending before a pair is selected fails with notConnected")
     func sendBeforeConnected() async throws {
         let agent = try await ICEAgent(configuration: ICEAgentConfiguration(localAddresses: ["127.0.0.1"]))
-        #expect { try agent.send([1, 2, 3]) } throws: { ($0 as? ICEAgentError)?.code == .notConnected }
+        #expect { try agent.send([1, 2, 3]) } throws: { ($0 as? ICEError)?.code == .notConnected }
         await agent.close()
     }
 
@@ -153,11 +153,11 @@ struct AgentLoopbackTests {
         var config = ICEAgentConfiguration(localAddresses: ["127.0.0.1"])
         config.stunServer = .init(host: "stun.example.org")
         await #expect { try await ICEAgent(configuration: config) } throws: {
-            ($0 as? ICEAgentError)?.code == .invalidConfiguration
+            ($0 as? ICEError)?.code == .invalidConfiguration
         }
         let relayOnlyWithoutTURN = ICEAgentConfiguration(relayOnly: true, localAddresses: ["127.0.0.1"])
         await #expect { try await ICEAgent(configuration: relayOnlyWithoutTURN) } throws: {
-            ($0 as? ICEAgentError)?.code == .invalidConfiguration
+            ($0 as? ICEError)?.code == .invalidConfiguration
         }
     }
 
@@ -165,7 +165,7 @@ struct AgentLoopbackTests {
     func refusesMDNS() async throws {
         let agent = try await ICEAgent(configuration: ICEAgentConfiguration(localAddresses: ["127.0.0.1"]))
         await #expect { try await agent.addRemoteCandidate(sdp: "candidate:1 1 udp 2122260223 1f4712db-ea17-4bcf-a596-105139dfd8bf.local 54321 typ host") } throws: {
-            ($0 as? ICEAgentError)?.code == .invalidCandidate
+            ($0 as? ICEError)?.code == .invalidCandidate
         }
         await agent.close()
     }

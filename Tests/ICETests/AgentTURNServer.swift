@@ -2,6 +2,8 @@ import Foundation
 import ICE
 #if canImport(Glibc)
 import Glibc
+import STUN
+import TURNServer
 #endif
 
 /// A TURN server on 127.0.0.1 that a test allocates on. Start it with `startTestTURNServer()`:

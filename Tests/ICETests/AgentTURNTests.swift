@@ -1,5 +1,6 @@
 import ICE
 import Testing
+import TURNServer
 
 /// TURN relaying through a TURN server on 127.0.0.1 (RFC 8656; RFC 8445 §5.1.1.2 relay
 /// candidates).

@@ -2,6 +2,7 @@ import Foundation
 import ICE
 import NIOCore
 import Synchronization
+import TURNServer
 
 /// Thrown when a bounded wait in a test runs out.
 struct TestTimeout: Error, CustomStringConvertible {

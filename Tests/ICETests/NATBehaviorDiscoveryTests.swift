@@ -1,6 +1,7 @@
 import ICE
 import NIOCore
 import Testing
+import STUN
 
 /// A simulated path for the sans-IO discovery: one NAT (or none) in front of the socket, and an
 /// RFC 5780 server on two IPs and two ports. Every datagram goes through the model; nothing

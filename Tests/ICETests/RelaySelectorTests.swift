@@ -2,6 +2,7 @@ import NIOCore
 import NIOPosix
 import Testing
 @testable import ICE
+import TURNServer
 
 /// Issue 8, "Relay choice": relays ordered by measured STUN round trip, full ones skipped.
 @Suite(.serialized) struct RelaySelectorTests {

@@ -2,6 +2,7 @@ import Foundation
 import Media
 import NIOCore
 import Testing
+import Codecs
 
 /// Issue 6 with the CLI: `meshnode join --accept auto --record` answers, `meshnode call` calls;
 /// the recordings are real VP8/WAV files whose test-pattern frame numbers advance.

@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import Testing
+import Codecs
 
 /// `meshnode serve` as an operator sees it: addresses printed, page and metrics served,
 /// clean exit on SIGTERM, clear errors for bad settings.

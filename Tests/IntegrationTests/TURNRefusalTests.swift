@@ -4,6 +4,7 @@ import NIOCore
 import Testing
 #if canImport(Glibc)
 import Glibc
+import STUN
 #endif
 
 /// Every refusal the server must make, each against a real `meshnode serve` (RFC 8656 §7–§12,

@@ -1,6 +1,9 @@
 import NIOCore
 import Testing
+import TestSupport
 @testable import Media
+import Codecs
+import RTP
 
 @Suite("Audio playout buffer: Opus with FEC and PLC (RFC 6716 §2.1.7, §4.4; RFC 7587)")
 struct AudioPlayoutTests {

@@ -1,6 +1,7 @@
 import NIOCore
 import Testing
 @testable import Media
+import RTP
 
 @Suite("Rate control: GCC delay-based, loss-based and REMB over a simulated bottleneck")
 struct RateControlTests {
@@ -138,7 +139,7 @@ struct RateControlTests {
         let made = generator.makeFeedback()
         let feedback = try #require(made)
         let parsed = try RTCPPacket.parseCompound(RTCPPacket.serializeCompound([.transportFeedback(feedback)]))
-        guard case .transportFeedback(let received) = parsed.first else { throw MediaError(.malformed, "feedback did not survive") }
+        guard case .transportFeedback(let received) = parsed.first else { throw MediaError(.invalidArgument, "feedback did not survive") }
         let results = adapter.results(of: received)
         #expect(results.count == 10)
         #expect(results[4].arrivalTime == nil)

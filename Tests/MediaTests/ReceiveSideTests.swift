@@ -1,6 +1,9 @@
 import NIOCore
 import Testing
+import TestSupport
 @testable import Media
+import Codecs
+import RTP
 
 @Suite("Receive side: NACK scheduling, retransmission history, jitter buffer (RFC 4585, RFC 4588)")
 struct ReceiveSideTests {
@@ -59,7 +62,7 @@ struct ReceiveSideTests {
         #expect(wrapped.payload.readableBytesView.elementsEqual([0, 42, 9, 8, 7]), "OSN first, then the original payload")
         let parsed = try RTPPacket(parsing: wrapped.serialized())
         #expect(try RTXPacket.unwrap(parsed, originalPayloadType: 96, originalSSRC: 5) == original)
-        expectMediaError(.truncated) {
+        expectError(RTPError.Code.truncated) {
             _ = try RTXPacket.unwrap(RTPPacket(payloadType: 97, sequenceNumber: 1, timestamp: 0, ssrc: 6, payload: ByteBuffer(bytes: [1])),
                                      originalPayloadType: 96, originalSSRC: 5)
         }
@@ -127,7 +130,7 @@ struct ReceiveSideTests {
         var reception = ReceptionStatistics(ssrc: 0xAA, clockRate: 90_000)
         reception.record(sequenceNumber: 1, timestamp: 0, arrival: .seconds(100))
         // The SR leaves at 100.000 s and takes 30 ms; the receiver holds it 250 ms; the RR takes 30 ms back.
-        guard case .senderReport(let report) = sender.senderReport(now: .seconds(100)) else { throw MediaError(.malformed, "no SR") }
+        guard case .senderReport(let report) = sender.senderReport(now: .seconds(100)) else { throw MediaError(.invalidArgument, "no SR") }
         reception.senderReportReceived(report, arrival: .milliseconds(100_030))
         let block = reception.makeReportBlock(now: .milliseconds(100_280))
         #expect(block.lastSenderReport == report.compactNTP)

@@ -1,6 +1,9 @@
 import Foundation
 import NIOCore
 import Testing
+import TestSupport
+import Codecs
+import RTP
 @testable import Media
 
 @Suite("VP8 encode → RTP → loss/reorder → NACK/PLI → reassemble → decode")
@@ -48,7 +51,7 @@ struct VP8RoundTripTests {
             if !missing.isEmpty {
                 let nack = RTCPGenericNACK(senderSSRC: 1, mediaSSRC: 0xCAFE, lostSequenceNumbers: missing)
                 let received = try RTCPPacket.parseCompound(RTCPPacket.serializeCompound([.nack(nack)]))
-                guard case .nack(let request) = received.first else { throw MediaError(.malformed, "NACK did not survive") }
+                guard case .nack(let request) = received.first else { throw CodecError(.malformed, "NACK did not survive") }
                 for sequence in request.lostSequenceNumbers {
                     guard let packet = history[sequence] else { continue }
                     nacked += 1
@@ -119,7 +122,7 @@ struct VP8RoundTripTests {
         let low = Double(sizesLow.reduce(0, +)) / Double(sizesLow.count)
         print("VP8 mean frame size at 1500 kb/s: \(Int(high)) B, after lowering to 150 kb/s: \(Int(low)) B")
         #expect(low < high / 2)
-        #expect(throws: MediaError.self) { try encoder.setBitrate(kbps: 0) }
+        #expect(throws: CodecError.self) { try encoder.setBitrate(kbps: 0) }
     }
 
     @Test("screen-content mode: static desktop frames cost little and decode sharply")
@@ -152,11 +155,11 @@ struct VP8RoundTripTests {
     @Test("bad input: wrong frame size, a corrupt bitstream")
     func badInput() throws {
         let encoder = try VP8Encoder(.init(width: 160, height: 120))
-        expectMediaError(.invalidArgument) { _ = try encoder.encode(try VideoFrame(width: 320, height: 240), timestamp: 0) }
-        expectMediaError(.invalidArgument) { _ = try VP8Encoder(.init(width: 8, height: 8)) }
-        expectMediaError(.invalidArgument) { _ = try VideoFrame(width: 4, height: 4, y: [1], u: [], v: []) }
+        expectError(CodecError.Code.invalidArgument) { _ = try encoder.encode(try VideoFrame(width: 320, height: 240), timestamp: 0) }
+        expectError(CodecError.Code.invalidArgument) { _ = try VP8Encoder(.init(width: 8, height: 8)) }
+        expectError(CodecError.Code.invalidArgument) { _ = try VideoFrame(width: 4, height: 4, y: [1], u: [], v: []) }
         let decoder = try VP8Decoder()
-        expectMediaError(.codecFailure) { _ = try decoder.decode(ByteBuffer(bytes: [0x00, 0x01, 0x02, 0x03, 0x04])) }
+        expectError(CodecError.Code.codecFailure) { _ = try decoder.decode(ByteBuffer(bytes: [0x00, 0x01, 0x02, 0x03, 0x04])) }
     }
 
     @Test("encode speed at 1280x720 on one thread (reported, floor well below the field figure)")

@@ -3,6 +3,7 @@ import ICE
 import Signaling
 import Testing
 @testable import MeshNode
+import STUN
 
 /// Issue 8, "Relay choice": TURN credentials issued by a peer's home node are accepted by the
 /// relays of the mesh, and by nobody else (docs/mesh.md "TURN credentials").

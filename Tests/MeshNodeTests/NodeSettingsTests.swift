@@ -1,6 +1,7 @@
 import ICE
 import Testing
 @testable import MeshNode
+import STUN
 
 @Suite struct NodeSettingsTests {
     @Test("YAML keys are the flag names, and flags win over the file")

@@ -4,6 +4,8 @@ import NIOCore
 import Signaling
 import Testing
 @testable import MeshNode
+import STUN
+import TURNServer
 
 /// The signaling settings of `meshnode serve`: `data-dir` and `heartbeat`, as flags and YAML keys.
 @Suite struct SignalingSettingsTests {

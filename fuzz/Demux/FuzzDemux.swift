@@ -1,6 +1,6 @@
 import NIOCore
 
-@testable import Media
+@testable import DTLSSRTP
 
 /// Inputs that reach the transport from the network are fed to a fresh DTLS server and fresh
 /// SRTP inbound sessions per input; the certificate is made once.

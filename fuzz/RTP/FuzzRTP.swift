@@ -1,4 +1,4 @@
-import Media
+import RTP
 import NIOCore
 
 /// libFuzzer entry: the RTP (RFC 3550 §5.1, RFC 8285) and RTCP (RFC 3550 §6, RFC 4585, RFC 5104)

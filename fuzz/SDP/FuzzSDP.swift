@@ -1,4 +1,4 @@
-import Media
+import SDP
 
 /// libFuzzer entry: the session description parser (RFC 8866) and codec negotiation. Bad text
 /// must throw; a description that parses must serialise to text that parses to the same text.

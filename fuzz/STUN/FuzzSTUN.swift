@@ -1,4 +1,4 @@
-import ICE
+import STUN
 import NIOCore
 
 /// libFuzzer entry: everything our STUN/TURN server parses from the network. Parsers must

@@ -38,7 +38,7 @@ public final class ICEAgent: Sendable {
     private let logger: Logger
 
     /// Creates an agent and its stream; nothing is sent until ``gather()``.
-    /// - Throws: ``ICEAgentError`` `invalidConfiguration` when a server or local address
+    /// - Throws: ``ICEError`` `invalidConfiguration` when a server or local address
     ///   is not an IP literal, or relay-only is asked for without a TURN server.
     public init(configuration: ICEAgentConfiguration, logger: Logger = Logger(label: "meshnode.ice.agent")) async throws {
         let (events, continuation) = AsyncStream<ICEAgentEvent>.makeStream()
@@ -61,7 +61,7 @@ public final class ICEAgent: Sendable {
     public func gather() async throws {
         try await onLoop { agent, object in
             guard nice_agent_gather_candidates(agent, object.streamID) != 0 else {
-                throw ICEAgentError(.operationFailed, "libnice could not gather candidates: no usable local address (check localAddresses) or ports in portRange")
+                throw ICEError(.operationFailed, "libnice could not gather candidates: no usable local address (check localAddresses) or ports in portRange")
             }
         }
     }
@@ -74,7 +74,7 @@ public final class ICEAgent: Sendable {
             guard nice_agent_get_local_credentials(agent, object.streamID, &ufrag, &password) != 0,
                 let ufrag, let password
             else {
-                throw ICEAgentError(.operationFailed, "libnice has no local credentials for the stream")
+                throw ICEError(.operationFailed, "libnice has no local credentials for the stream")
             }
             defer {
                 g_free(ufrag)
@@ -110,7 +110,7 @@ public final class ICEAgent: Sendable {
         try Self.validate(credentials)
         try await onLoop { agent, object in
             guard nice_agent_set_remote_credentials(agent, object.streamID, credentials.ufrag, credentials.password) != 0 else {
-                throw ICEAgentError(.invalidCredentials, "libnice refused the remote credentials")
+                throw ICEError(.invalidCredentials, "libnice refused the remote credentials")
             }
         }
     }
@@ -121,7 +121,7 @@ public final class ICEAgent: Sendable {
     ///   `.local` names are not resolved) or a component other than 1.
     public func addRemoteCandidate(_ candidate: ICECandidate) async throws {
         guard candidate.component == 1 else {
-            throw ICEAgentError(.invalidCandidate, "candidate is for component \(candidate.component); the agent has one component (rtcp-mux)")
+            throw ICEError(.invalidCandidate, "candidate is for component \(candidate.component); the agent has one component (rtcp-mux)")
         }
         try await onLoop { agent, object in
             let nice = try candidate.makeNiceCandidate(streamID: object.streamID)
@@ -129,7 +129,7 @@ public final class ICEAgent: Sendable {
             let list = g_slist_append(nil, nice)
             defer { g_slist_free(list) }
             guard nice_agent_set_remote_candidates(agent, object.streamID, object.componentID, list) >= 0 else {
-                throw ICEAgentError(.operationFailed, "libnice refused remote candidate \(candidate.sdp)")
+                throw ICEError(.operationFailed, "libnice refused remote candidate \(candidate.sdp)")
             }
         }
     }
@@ -170,7 +170,7 @@ public final class ICEAgent: Sendable {
             )
         }
         guard sent >= 0 else {
-            throw ICEAgentError(.notConnected, "no candidate pair is selected yet (or consent was lost); wait for state connected")
+            throw ICEError(.notConnected, "no candidate pair is selected yet (or consent was lost); wait for state connected")
         }
     }
 
@@ -202,7 +202,7 @@ public final class ICEAgent: Sendable {
     public func restart() async throws -> ICECredentials {
         try await onLoop { agent, object in
             guard nice_agent_restart_stream(agent, object.streamID) != 0 else {
-                throw ICEAgentError(.operationFailed, "libnice could not restart the stream")
+                throw ICEError(.operationFailed, "libnice could not restart the stream")
             }
         }
         logger.debug("ICE restart")
@@ -239,10 +239,10 @@ public final class ICEAgent: Sendable {
             }
         }
         guard (4...256).contains(credentials.ufrag.utf8.count), isICEChars(credentials.ufrag) else {
-            throw ICEAgentError(.invalidCredentials, "ice-ufrag '\(credentials.ufrag.prefix(64))' must be 4-256 of ALPHA / DIGIT / '+' / '/' (RFC 8839 §5.4)")
+            throw ICEError(.invalidCredentials, "ice-ufrag '\(credentials.ufrag.prefix(64))' must be 4-256 of ALPHA / DIGIT / '+' / '/' (RFC 8839 §5.4)")
         }
         guard (22...256).contains(credentials.password.utf8.count), isICEChars(credentials.password) else {
-            throw ICEAgentError(.invalidCredentials, "ice-pwd must be 22-256 of ALPHA / DIGIT / '+' / '/' (RFC 8839 §5.4)")
+            throw ICEError(.invalidCredentials, "ice-pwd must be 22-256 of ALPHA / DIGIT / '+' / '/' (RFC 8839 §5.4)")
         }
     }
 }

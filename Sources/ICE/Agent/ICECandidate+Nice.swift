@@ -44,7 +44,7 @@ extension ICECandidate {
     /// with `nice_candidate_free`.
     func makeNiceCandidate(streamID: UInt32) throws -> UnsafeMutablePointer<NiceCandidate> {
         if address.hasSuffix(".local") || address.hasSuffix(".local.") {
-            throw ICEAgentError(.invalidCandidate, "candidate address '\(address)' is an mDNS name; resolving mDNS candidates is not supported")
+            throw ICEError(.invalidCandidate, "candidate address '\(address)' is an mDNS name; resolving mDNS candidates is not supported")
         }
         let type: NiceCandidateType
         switch kind {
@@ -62,7 +62,7 @@ extension ICECandidate {
         }
         guard nice_address_set_from_string(&candidate.pointee.addr, address) != 0 else {
             nice_candidate_free(candidate)
-            throw ICEAgentError(.invalidCandidate, "candidate address '\(address)' is not an IPv4 or IPv6 literal")
+            throw ICEError(.invalidCandidate, "candidate address '\(address)' is not an IPv4 or IPv6 literal")
         }
         nice_address_set_port(&candidate.pointee.addr, UInt32(port))
         if let relatedAddress, nice_address_set_from_string(&candidate.pointee.base_addr, relatedAddress) != 0 {

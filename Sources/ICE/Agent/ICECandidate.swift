@@ -115,7 +115,7 @@ public struct ICECandidate: Hashable, Sendable, CustomStringConvertible {
     /// Parses an RFC 8839 §5.1 candidate attribute, with or without a leading `a=`.
     ///
     /// Transport and candidate type are matched case-insensitively (browsers send `udp`).
-    /// - Throws: ``ICEAgentError`` with code `invalidCandidate`, naming the bad field.
+    /// - Throws: ``ICEError`` with code `invalidCandidate`, naming the bad field.
     public init(sdp: String) throws {
         var text = Substring(sdp)
         while let last = text.last, last.isNewline { text = text.dropLast() }
@@ -203,7 +203,7 @@ public struct ICECandidate: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    private static func invalid(_ sdp: String, _ why: String) -> ICEAgentError {
-        ICEAgentError(.invalidCandidate, "candidate '\(sdp.prefix(200))' is invalid: \(why)")
+    private static func invalid(_ sdp: String, _ why: String) -> ICEError {
+        ICEError(.invalidCandidate, "candidate '\(sdp.prefix(200))' is invalid: \(why)")
     }
 }

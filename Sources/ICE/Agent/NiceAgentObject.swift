@@ -1,4 +1,4 @@
-internal import CMeshShims
+internal import CNiceShims
 internal import CNice
 import Logging
 import NIOCore
@@ -47,18 +47,18 @@ final class NiceAgentObject: @unchecked Sendable {
         if config.consentFreshness { options |= NICE_AGENT_OPTION_CONSENT_FRESHNESS.rawValue }
         if config.trickle { options |= NICE_AGENT_OPTION_ICE_TRICKLE.rawValue }
         guard let agent = nice_agent_new_full(context, NICE_COMPATIBILITY_RFC5245, NiceAgentOption(rawValue: options)) else {
-            throw ICEAgentError(.operationFailed, "libnice could not create an agent")
+            throw ICEError(.operationFailed, "libnice could not create an agent")
         }
         let object = UnsafeMutableRawPointer(agent)
-        CMeshShims_object_set_bool(object, "controlling-mode", config.role == .controlling ? 1 : 0)
+        CNiceShims_object_set_bool(object, "controlling-mode", config.role == .controlling ? 1 : 0)
         // UPnP would multicast SSDP on the LAN and open router ports: never wanted here.
-        CMeshShims_object_set_bool(object, "upnp", 0)
-        CMeshShims_object_set_bool(object, "ice-udp", 1)
-        CMeshShims_object_set_bool(object, "ice-tcp", config.iceTCP ? 1 : 0)
-        CMeshShims_object_set_bool(object, "force-relay", config.relayOnly ? 1 : 0)
+        CNiceShims_object_set_bool(object, "upnp", 0)
+        CNiceShims_object_set_bool(object, "ice-udp", 1)
+        CNiceShims_object_set_bool(object, "ice-tcp", config.iceTCP ? 1 : 0)
+        CNiceShims_object_set_bool(object, "force-relay", config.relayOnly ? 1 : 0)
         if let stun = config.stunServer {
-            CMeshShims_object_set_string(object, "stun-server", stun.host)
-            CMeshShims_object_set_uint(object, "stun-server-port", UInt32(stun.port))
+            CNiceShims_object_set_string(object, "stun-server", stun.host)
+            CNiceShims_object_set_uint(object, "stun-server-port", UInt32(stun.port))
         }
         nice_agent_set_software(agent, "meshnode")
         for text in config.localAddresses {
@@ -71,7 +71,7 @@ final class NiceAgentObject: @unchecked Sendable {
         let stream = nice_agent_add_stream(agent, 1)
         guard stream != 0 else {
             g_object_unref(object)
-            throw ICEAgentError(.operationFailed, "libnice could not add a stream")
+            throw ICEError(.operationFailed, "libnice could not add a stream")
         }
         if let range = config.portRange {
             nice_agent_set_port_range(agent, stream, componentID, UInt32(range.lowerBound), UInt32(range.upperBound))
@@ -95,7 +95,7 @@ final class NiceAgentObject: @unchecked Sendable {
             }
             guard nice_agent_set_relay_info(agent, stream, componentID, server.host, UInt32(server.port), server.username, server.password, type) != 0 else {
                 g_object_unref(object)
-                throw ICEAgentError(.invalidConfiguration, "libnice refused TURN server \(server.host):\(server.port)")
+                throw ICEError(.invalidConfiguration, "libnice refused TURN server \(server.host):\(server.port)")
             }
         }
 
@@ -109,7 +109,7 @@ final class NiceAgentObject: @unchecked Sendable {
     /// throws `closed` after close.
     func withAgent<T>(_ body: (OpaquePointer) throws -> T) throws -> T {
         try closed.withLock { closed in
-            guard !closed else { throw ICEAgentError(.closed, "the ICE agent is closed") }
+            guard !closed else { throw ICEError(.closed, "the ICE agent is closed") }
             return try body(agent)
         }
     }
@@ -163,16 +163,16 @@ final class NiceAgentObject: @unchecked Sendable {
 
     private static func validate(_ config: ICEAgentConfiguration) throws {
         if let stun = config.stunServer, !NiceAddressText.isIPLiteral(stun.host) {
-            throw ICEAgentError(.invalidConfiguration, "STUN server '\(stun.host)' must be an IP address literal; resolve names before configuring the agent")
+            throw ICEError(.invalidConfiguration, "STUN server '\(stun.host)' must be an IP address literal; resolve names before configuring the agent")
         }
         for server in config.turnServers where !NiceAddressText.isIPLiteral(server.host) {
-            throw ICEAgentError(.invalidConfiguration, "TURN server '\(server.host)' must be an IP address literal; resolve names before configuring the agent")
+            throw ICEError(.invalidConfiguration, "TURN server '\(server.host)' must be an IP address literal; resolve names before configuring the agent")
         }
         for address in config.localAddresses where !NiceAddressText.isIPLiteral(address) {
-            throw ICEAgentError(.invalidConfiguration, "local address '\(address)' must be an IP address literal of a local interface")
+            throw ICEError(.invalidConfiguration, "local address '\(address)' must be an IP address literal of a local interface")
         }
         if config.relayOnly && config.turnServers.isEmpty {
-            throw ICEAgentError(.invalidConfiguration, "relay-only policy needs at least one TURN server")
+            throw ICEError(.invalidConfiguration, "relay-only policy needs at least one TURN server")
         }
     }
 }

@@ -1,4 +1,5 @@
 import NIOCore
+import STUN
 
 /// RFC 5780 NAT behaviour discovery (§4.3 mapping, §4.4 filtering) as a sans-IO state machine.
 ///

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import NIOCore
+import STUN
 
 /// Why ``NATCheckRunner`` could not run.
 public struct NATCheckError: Error, CustomStringConvertible, Sendable {

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import Foundation
 import NIOCore
+import STUN
 
 /// STUN Binding requests (RFC 8489 §3) sent to see whether a server answers and how fast:
 /// the measuring half of dial-back (docs/mesh.md "Reachability") and of ``RelaySelector``.

@@ -1,5 +1,7 @@
 import Foundation
 import NIOCore
+import RTP
+import Codecs
 
 /// The whole media pipeline in one process over simulated links, for `meshnode media-loop` and the
 /// end-to-end tests: test-pattern video and tone audio → VP8/Opus → RTP → a lossy, reordering
@@ -109,8 +111,8 @@ public final class MediaLoop {
 
     /// Runs the loop to the end and returns the statistics.
     ///
-    /// - Throws: ``MediaError`` when a codec or a file fails.
-    public func run() throws(MediaError) -> Report {
+    /// - Throws: ``CodecError`` when a codec or a file fails.
+    public func run() throws -> Report {
         let config = configuration
         let videoSSRC: UInt32 = 0x1111_0001, rtxSSRC: UInt32 = 0x1111_0002, audioSSRC: UInt32 = 0x1111_0003, receiverSSRC: UInt32 = 0x2222_0001
         var source = try TestPatternVideoSource(width: config.width, height: config.height, framesPerSecond: config.framesPerSecond)
@@ -189,7 +191,7 @@ public final class MediaLoop {
         var now = Duration.zero
         let end = config.duration
 
-        func transmit(_ packets: [RTPPacket], on link: inout SimulatedLink<Datagram>, at now: Duration) throws(MediaError) {
+        func transmit(_ packets: [RTPPacket], on link: inout SimulatedLink<Datagram>, at now: Duration) throws {
             for var packet in packets {
                 if config.adaptBitrate {
                     let size = RTPPacket.fixedHeaderSize + packet.payload.readableBytes + 8 + 28

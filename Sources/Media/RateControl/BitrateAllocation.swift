@@ -1,3 +1,4 @@
+import Codecs
 /// How a sender splits its bandwidth estimate between one Opus and one VP8 stream: audio first
 /// (it is small and matters most), within Opus's useful range, the rest to video after an
 /// allowance for RTP/UDP/SRTP overhead.
@@ -16,7 +17,7 @@ public struct BitrateAllocation: Hashable, Sendable {
     }
 
     /// Sets the encoders' bitrates.
-    public func apply(video: VP8Encoder?, audio: OpusAudioEncoder?) throws(MediaError) {
+    public func apply(video: VP8Encoder?, audio: OpusAudioEncoder?) throws {
         try video?.setBitrate(kbps: min(videoKbps, VP8Encoder.maximumBitrateKbps))
         try audio?.setBitrate(audioBitrate)
     }

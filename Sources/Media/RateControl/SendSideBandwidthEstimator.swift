@@ -1,3 +1,5 @@
+import RTP
+import Codecs
 /// The sender's bandwidth estimate in the style of Google Congestion Control
 /// (draft-ietf-rmcat-gcc-02): the minimum of a delay-based estimate from transport-wide feedback
 /// (packet groups → ``TrendlineEstimator`` → ``OveruseDetector`` → ``AIMDRateControl``), a

@@ -1,3 +1,4 @@
+import RTP
 /// The sender's side of transport-wide congestion control
 /// (draft-holmer-rmcat-transport-wide-cc-extensions-01 §3): it numbers outgoing packets with the
 /// transport-wide sequence number, remembers when each was sent and how big it was, and turns the

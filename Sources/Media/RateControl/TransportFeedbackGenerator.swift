@@ -1,3 +1,4 @@
+import RTP
 /// The receiver's side of transport-wide congestion control
 /// (draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1): it notes when each transport-wide
 /// sequence number arrived and builds the RTCP feedback that reports them, typically every 50–100 ms.

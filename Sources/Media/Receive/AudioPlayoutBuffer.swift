@@ -1,4 +1,6 @@
 import NIOCore
+import RTP
+import Codecs
 
 /// The audio receive side: a playout buffer for Opus RTP packets (RFC 7587) that hides loss with
 /// in-band FEC from the following packet (RFC 6716 §2.1.7) or, when that is not there either, with
@@ -84,8 +86,8 @@ public final class AudioPlayoutBuffer {
 
     /// Creates a buffer that decodes `channels` channels.
     ///
-    /// - Throws: ``MediaError`` when the Opus decoder cannot be created or the settings are out of range.
-    public init(channels: Int = 1, configuration: Configuration = Configuration()) throws(MediaError) {
+    /// - Throws: ``CodecError`` when the Opus decoder cannot be created or the settings are out of range.
+    public init(channels: Int = 1, configuration: Configuration = Configuration()) throws {
         guard configuration.targetDelayFrames >= 1, configuration.capacityFrames > configuration.targetDelayFrames else {
             throw MediaError(.invalidArgument, "playout buffer needs 1 ≤ target delay (\(configuration.targetDelayFrames)) < capacity (\(configuration.capacityFrames)) frames")
         }

@@ -1,3 +1,5 @@
+import RTP
+import Codecs
 /// Decides when to ask for each missing RTP packet again (RFC 4585 §6.2.1 generic NACK), and when to
 /// give up on it.
 ///

@@ -1,3 +1,4 @@
+import RTP
 /// The receiver's RFC 3550 bookkeeping for one source: extended sequence numbers (§A.1), packets
 /// expected and lost (§6.4.1, §A.3) and interarrival jitter (§6.4.1, §A.8), turned into report
 /// blocks for RTCP receiver reports.

@@ -1,3 +1,5 @@
+import RTP
+import Codecs
 /// The video receive side: frame assembly on top of ``VP8FrameAssembler``, NACK scheduling for the
 /// gaps (RFC 4585 §6.2.1) and picture loss indications (RFC 4585 §6.3.1) when a frame is lost for
 /// good or the decoder fails.

@@ -1,4 +1,6 @@
 import NIOCore
+import RTP
+import Codecs
 
 /// The receiving half of one VP8 stream: RTX unwrapping (RFC 4588), the ``VideoJitterBuffer``, the
 /// decoder, RFC 3550 reception statistics and the feedback to send (NACK, PLI, receiver reports).
@@ -43,9 +45,9 @@ public final class VideoReceiveStream {
 
     /// Creates a stream.
     ///
-    /// - Throws: ``MediaError`` when the decoder cannot be created.
+    /// - Throws: ``CodecError`` when the decoder cannot be created.
     public init(ssrc: UInt32, payloadType: UInt8 = 96, localSSRC: UInt32, rtx: (payloadType: UInt8, ssrc: UInt32)? = nil,
-                configuration: VideoJitterBuffer.Configuration = .init()) throws(MediaError) {
+                configuration: VideoJitterBuffer.Configuration = .init()) throws {
         self.ssrc = ssrc
         self.payloadType = payloadType
         self.localSSRC = localSSRC

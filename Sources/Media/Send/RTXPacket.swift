@@ -1,4 +1,5 @@
 import NIOCore
+import RTP
 
 /// The RTP retransmission payload format (RFC 4588 §4): a retransmitted packet travels in its own
 /// stream (its own SSRC, payload type and sequence numbers) and carries the original sequence
@@ -21,11 +22,11 @@ public enum RTXPacket {
     /// number; the caller supplies the original stream's payload type and SSRC, which it knows from
     /// `a=fmtp:<rtx> apt=<pt>` and `a=ssrc-group:FID` (RFC 4588 §8).
     ///
-    /// - Throws: ``MediaError`` `.truncated` when the payload is shorter than the 2-byte OSN.
-    public static func unwrap(_ rtx: RTPPacket, originalPayloadType: UInt8, originalSSRC: UInt32) throws(MediaError) -> RTPPacket {
+    /// - Throws: ``RTPError`` `.truncated` when the payload is shorter than the 2-byte OSN.
+    public static func unwrap(_ rtx: RTPPacket, originalPayloadType: UInt8, originalSSRC: UInt32) throws(RTPError) -> RTPPacket {
         var payload = rtx.payload
         guard let osn = payload.readInteger(as: UInt16.self) else {
-            throw MediaError(.truncated, "RTX packet of \(rtx.payload.readableBytes) payload bytes lacks the 2-byte original sequence number (RFC 4588 §4)")
+            throw RTPError(.truncated, "RTX packet of \(rtx.payload.readableBytes) payload bytes lacks the 2-byte original sequence number (RFC 4588 §4)")
         }
         return RTPPacket(
             marker: rtx.marker, payloadType: originalPayloadType, sequenceNumber: osn, timestamp: rtx.timestamp,

@@ -1,4 +1,6 @@
 import NIOCore
+import RTP
+import Codecs
 
 /// The sender's memory of recently sent RTP packets, which answers generic NACKs (RFC 4585 §6.2.1)
 /// with retransmissions: the original packets again, or RTX packets in their own stream (RFC 4588).

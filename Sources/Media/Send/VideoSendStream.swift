@@ -1,4 +1,6 @@
 import NIOCore
+import RTP
+import Codecs
 
 /// The sending half of one VP8 stream: encoder, RFC 7741 packetizer and retransmission history,
 /// answering the receiver's RTCP feedback — NACK with retransmissions (RFC 4585 §6.2.1, RFC 4588),
@@ -42,10 +44,10 @@ public final class VideoSendStream {
     ///   - retransmission: `.plain` resends the original packets, `.rtx` wraps them (RFC 4588).
     ///   - reservedExtensionBytes: room kept in every packet for header extensions added later
     ///     (8 bytes for a transport-wide sequence number, RFC 8285 one-byte form).
-    /// - Throws: ``MediaError`` when the encoder or packetizer refuses the settings.
+    /// - Throws: ``CodecError`` or ``RTPError`` when the encoder or packetizer refuses the settings.
     public init(encoder configuration: VP8Encoder.Configuration, payloadType: UInt8 = 96, ssrc: UInt32,
                 retransmission: RetransmissionHistory.Mode = .plain, firstSequenceNumber: UInt16 = 0,
-                reservedExtensionBytes: Int = 0) throws(MediaError) {
+                reservedExtensionBytes: Int = 0) throws {
         self.ssrc = ssrc
         self.encoder = try VP8Encoder(configuration)
         self.packetizer = try VP8Packetizer(payloadType: payloadType, ssrc: ssrc, firstSequenceNumber: firstSequenceNumber,
@@ -76,7 +78,7 @@ public final class VideoSendStream {
     }
 
     /// Encodes a picture taken at RTP time `timestamp` and returns its packets, remembered for retransmission.
-    public func send(_ picture: VideoFrame, timestamp: UInt32, now: Duration) throws(MediaError) -> [RTPPacket] {
+    public func send(_ picture: VideoFrame, timestamp: UInt32, now: Duration) throws -> [RTPPacket] {
         guard let encoded = try encoder.encode(picture, timestamp: timestamp) else { return [] }
         return send(encoded: encoded, now: now)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Codecs
 
 /// Where a live session's video comes from.
 public enum VideoSourceSpec: Sendable, Hashable {
@@ -34,18 +35,18 @@ protocol LiveVideoSource: AnyObject {
     var width: Int { get }
     var height: Int { get }
     /// The next picture, stamped with `sendTimeMilliseconds` where the source can draw it.
-    func nextFrame(sendTimeMilliseconds: UInt64) throws(MediaError) -> VideoFrame
+    func nextFrame(sendTimeMilliseconds: UInt64) throws -> VideoFrame
     /// The RTP timestamp of the picture just returned.
     var lastTimestamp: UInt32 { get }
 }
 
 /// An audio source opened on the media thread: 20 ms mono frames.
 protocol LiveAudioSource: AnyObject {
-    func nextFrame() throws(MediaError) -> [Int16]
+    func nextFrame() throws -> [Int16]
 }
 
 extension VideoSourceSpec {
-    func open() throws(MediaError) -> any LiveVideoSource {
+    func open() throws -> any LiveVideoSource {
         switch self {
         case .testPattern(let width, let height, let fps): try PatternSource(width: width, height: height, fps: fps)
         case .screen(let display, let fps): try ScreenSource(display: display, fps: fps)
@@ -55,7 +56,7 @@ extension VideoSourceSpec {
 }
 
 extension AudioSourceSpec {
-    func open() throws(MediaError) -> any LiveAudioSource {
+    func open() throws -> any LiveAudioSource {
         switch self {
         case .tone(let frequency): try ToneSource(frequency: frequency)
         case .wav(let path): try WAVSource(path: path)
@@ -69,11 +70,11 @@ private final class PatternSource: LiveVideoSource {
     var height: Int { source.height }
     private(set) var lastTimestamp: UInt32 = 0
 
-    init(width: Int, height: Int, fps: Int) throws(MediaError) {
+    init(width: Int, height: Int, fps: Int) throws {
         source = try TestPatternVideoSource(width: width, height: height, framesPerSecond: fps)
     }
 
-    func nextFrame(sendTimeMilliseconds: UInt64) throws(MediaError) -> VideoFrame {
+    func nextFrame(sendTimeMilliseconds: UInt64) throws -> VideoFrame {
         let frame = source.nextFrame(sendTimeMilliseconds: sendTimeMilliseconds)
         lastTimestamp = source.rtpTimestamp(of: source.nextFrameNumber - 1)
         return frame
@@ -94,11 +95,11 @@ private final class ScreenSource: ClockedSource, LiveVideoSource {
     var width: Int { capture.width }
     var height: Int { capture.height }
 
-    init(display: String?, fps: Int) throws(MediaError) {
+    init(display: String?, fps: Int) throws {
         capture = try X11ScreenCapture(display: display)
     }
 
-    func nextFrame(sendTimeMilliseconds: UInt64) throws(MediaError) -> VideoFrame {
+    func nextFrame(sendTimeMilliseconds: UInt64) throws -> VideoFrame {
         stamp()
         return try capture.capture()
     }
@@ -110,7 +111,7 @@ private final class Y4MSource: ClockedSource, LiveVideoSource {
     let width: Int
     let height: Int
 
-    init(path: String, fps: Int) throws(MediaError) {
+    init(path: String, fps: Int) throws {
         self.path = path
         reader = try Y4MFileReader(path: path)
         guard let first = try reader.nextFrame() else { throw MediaError(.invalidArgument, "\(path) has no frames") }
@@ -119,7 +120,7 @@ private final class Y4MSource: ClockedSource, LiveVideoSource {
         reader = try Y4MFileReader(path: path)
     }
 
-    func nextFrame(sendTimeMilliseconds: UInt64) throws(MediaError) -> VideoFrame {
+    func nextFrame(sendTimeMilliseconds: UInt64) throws -> VideoFrame {
         stamp()
         if let frame = try reader.nextFrame() { return frame }
         reader = try Y4MFileReader(path: path)
@@ -130,23 +131,23 @@ private final class Y4MSource: ClockedSource, LiveVideoSource {
 
 private final class ToneSource: LiveAudioSource {
     private var tones: ToneAudioSource
-    init(frequency: Double) throws(MediaError) {
+    init(frequency: Double) throws {
         tones = try ToneAudioSource(channels: [[.init(frequency: frequency, amplitude: 0.25), .init(frequency: frequency * 1.5, amplitude: 0.1)]])
     }
-    func nextFrame() throws(MediaError) -> [Int16] { tones.nextFrame() }
+    func nextFrame() throws -> [Int16] { tones.nextFrame() }
 }
 
 private final class WAVSource: LiveAudioSource {
     private let path: String
     private var reader: WAVFileReader
-    init(path: String) throws(MediaError) {
+    init(path: String) throws {
         self.path = path
         reader = try WAVFileReader(path: path)
         guard Int(reader.header.sampleRate) == OpusAudioEncoder.sampleRate else {
             throw MediaError(.invalidArgument, "\(path) is \(Int(reader.header.sampleRate)) Hz; meshnode sends 48000 Hz audio (resample it first)")
         }
     }
-    func nextFrame() throws(MediaError) -> [Int16] {
+    func nextFrame() throws -> [Int16] {
         let samples = OpusAudioEncoder.frameSize
         var frame = try reader.read(samplesPerChannel: samples)
         if frame == nil || frame!.count < samples * Int(reader.header.channels) {

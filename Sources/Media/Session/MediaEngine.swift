@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import Synchronization
+import Codecs
 
 /// The media of one live call: sources → Opus/VP8 → RTP out, RTP/RTCP in → jitter and playout
 /// buffers → decoders → optional files, with RTCP reports, NACK/PLI, transport-wide congestion
@@ -81,13 +82,13 @@ public final class MediaEngine: Sendable {
 
     /// Opens the sources, codecs and files and starts the media thread.
     ///
-    /// - Throws: ``MediaError`` when a source, codec or file cannot be opened.
-    public func start() throws(MediaError) {
-        let opened = Mutex<Result<Void, MediaError>?>(nil)
+    /// - Throws: ``CodecError`` or ``MediaError`` when a source, codec or file cannot be opened.
+    public func start() throws {
+        let opened = Mutex<Result<Void, any Error>?>(nil)
         let ready = DispatchSemaphore(value: 0)
         let thread = Thread { [self] in
             let core: MediaSessionCore
-            do throws(MediaError) {
+            do {
                 core = try MediaSessionCore(engine: self)
                 opened.withLock { $0 = .success(()) }
                 ready.signal()

@@ -1,5 +1,7 @@
 import Foundation
 import NIOCore
+import RTP
+import Codecs
 
 /// The media thread's state: every codec, buffer and timer of one session. Only the engine's
 /// thread touches it.
@@ -43,7 +45,7 @@ final class MediaSessionCore {
     private var nextSnapshot: Duration
     private var meter = RateMeter()
 
-    init(engine: MediaEngine) throws(MediaError) {
+    init(engine: MediaEngine) throws {
         self.engine = engine
         configuration = engine.configuration
         let streams = configuration.streams
@@ -130,7 +132,7 @@ final class MediaSessionCore {
         if let (stream, sender, source, interval) = videoSender, now >= nextVideo {
             // After a stall (the machine was busy) skip ahead rather than burst frames.
             nextVideo = max(nextVideo + interval, now - interval)
-            do throws(MediaError) {
+            do {
                 let picture = try source.nextFrame(sendTimeMilliseconds: UInt64(now.milliseconds))
                 let packets = try sender.send(picture, timestamp: source.lastTimestamp, now: now)
                 transmit(packets, stream: stream, now: now)
@@ -140,7 +142,7 @@ final class MediaSessionCore {
         }
         if let (stream, encoder, source) = audioSender, now >= nextAudio {
             nextAudio = max(nextAudio + .milliseconds(20), now - .milliseconds(20))
-            do throws(MediaError) {
+            do {
                 let payload = try encoder.encode(try source.nextFrame())
                 let packet = RTPPacket(payloadType: stream.payloadType, sequenceNumber: audioSequence, timestamp: audioTimestamp,
                                        ssrc: configuration.audioSSRC, payload: payload)

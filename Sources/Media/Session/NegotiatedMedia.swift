@@ -1,3 +1,5 @@
+import SDP
+import RTP
 /// What an offer/answer exchange settled for one media kind: the payload types both directions use
 /// (JSEP keeps the offerer's, RFC 8829 §5.3.1), the feedback and header extensions in force, the
 /// SSRCs the peer announced, and which directions flow.
@@ -42,7 +44,7 @@ public struct NegotiatedStream: Sendable, Hashable {
     }
 
     /// The streams of an answer this side makes to `offer` (it answered with `answer`).
-    public static func fromAnswering(offer: SessionDescription, answer: SessionDescription) throws(MediaError) -> [NegotiatedStream] {
+    public static func fromAnswering(offer: SessionDescription, answer: SessionDescription) throws -> [NegotiatedStream] {
         let sections = try CodecNegotiation.negotiate(offer: offer)
         return zip(zip(sections, offer.media), answer.media).compactMap { pair, answered in
             NegotiatedStream(section: pair.0, localDirection: answered.direction, peer: pair.1)
@@ -51,7 +53,7 @@ public struct NegotiatedStream: Sendable, Hashable {
 
     /// The streams of this side's `offer` once the peer's `answer` came back: the codec and
     /// extensions the answer kept (RFC 3264 §6), directions as the offer asked and the answer allows.
-    public static func fromOffering(offer: SessionDescription, answer: SessionDescription) throws(MediaError) -> [NegotiatedStream] {
+    public static func fromOffering(offer: SessionDescription, answer: SessionDescription) throws -> [NegotiatedStream] {
         guard answer.media.count == offer.media.count else {
             throw MediaError(.negotiationFailed, "the answer has \(answer.media.count) media sections, the offer \(offer.media.count) (RFC 3264 §6)")
         }

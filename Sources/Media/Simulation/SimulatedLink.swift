@@ -1,3 +1,4 @@
+import Codecs
 /// A one-way network path for tests and the media loop, sans-IO: a bottleneck with a capacity and
 /// a drop-tail queue, a propagation delay, random loss, and random extra delay that reorders packets.
 ///

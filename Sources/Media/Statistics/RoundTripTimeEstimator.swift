@@ -1,3 +1,4 @@
+import RTP
 /// The round-trip time a sender derives from reception reports (RFC 3550 §6.4.1): the report's
 /// arrival time minus the LSR it echoes minus the DLSR the receiver held it, all in the compact
 /// 32-bit NTP form (16.16 fixed-point seconds), smoothed like TCP's SRTT (RFC 6298 §2, α = 1/8).

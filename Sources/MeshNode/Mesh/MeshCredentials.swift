@@ -2,6 +2,7 @@ import Foundation
 import ICE
 import Signaling
 import Synchronization
+import STUN
 
 /// TURN credentials that one node issues and every relay of the mesh accepts (docs/mesh.md
 /// "TURN credentials"), in the long-term credential form every TURN client and browser speaks:

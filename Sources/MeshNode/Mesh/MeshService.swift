@@ -4,6 +4,8 @@ import Logging
 import NIOCore
 import Signaling
 import Synchronization
+import STUN
+import TURNServer
 
 /// This node's part in the mesh (docs/mesh.md): it publishes the node's signed record every
 /// gossip interval, asks linked nodes to dial its STUN/TURN ports back (reachability), measures

@@ -3,6 +3,7 @@ import ICE
 import NIOCore
 #if canImport(Glibc)
 import Glibc
+import STUN
 #endif
 
 /// A small blocking TURN client over UDP, built on our STUN codec, for the refusal tests:

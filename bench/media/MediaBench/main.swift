@@ -17,6 +17,8 @@ import Darwin
 import Foundation
 import Media
 import NIOCore
+import Codecs
+import RTP
 
 /// CPU seconds used so far by this thread.
 func threadCPUSeconds() -> Double {

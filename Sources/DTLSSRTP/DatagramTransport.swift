@@ -1,0 +1,21 @@
+public import NIOCore
+
+/// The path under DTLS-SRTP: anything that sends and receives whole datagrams. In a call it is
+/// the selected pair of an ICE component (adapted in the composing layer, `MeshNode`); in tests
+/// it can be a UDP socket pair or an in-memory link. Keeping ICE out of this layer is what lets
+/// DTLS and SRTP be read, tested and fuzzed without libnice.
+public protocol DatagramTransport: Sendable {
+    /// Sends one datagram to the peer, as is. Throws when the path cannot send now (no
+    /// selected pair yet, closed); the transport maps that to ``TransportError`` `notConnected`.
+    func send(_ datagram: ByteBuffer) throws
+}
+
+/// What a ``DatagramTransport`` delivers to ``DTLSSRTPTransport``, in order. The stream ending
+/// means the path is gone for good.
+public enum DatagramEvent: Sendable {
+    /// A datagram from the peer (DTLS, SRTP, SRTCP or anything else: RFC 7983 sorts them).
+    case received(ByteBuffer)
+    /// The path can carry datagrams to the peer now (ICE connected): the DTLS client may send
+    /// its ClientHello. Repeating it is harmless.
+    case ready
+}

@@ -1,0 +1,109 @@
+import NIOCore
+import STUN
+
+/// One TURN allocation (RFC 8656 §2): the relayed transport address, its permissions and
+/// channel bindings. Lives on, and is touched only from, the event loop of its client.
+final class Allocation {
+    /// RFC 8656 §9: permissions last 300 s; §12: channel bindings 600 s, and a channel number
+    /// or peer stays reserved for 300 s after its binding expires.
+    static let permissionLifetime = TimeAmount.seconds(300)
+    static let channelLifetime = TimeAmount.seconds(600)
+    static let channelQuarantine = TimeAmount.seconds(300)
+
+    struct ChannelBinding {
+        var peer: SocketAddress
+        var expiry: NIODeadline
+    }
+
+    let tuple: FiveTuple
+    let username: String
+    let key: [UInt8]
+    let client: ClientLink
+    let relayAddress: SocketAddress
+    let relayPort: Int
+    /// RFC 6062: the relay is a TCP listener and data flows over separate connections.
+    let isTCP: Bool
+    let relayChannel: Channel
+    let allocateTransactionID: STUNTransactionID
+    var allocateResponse: ByteBuffer
+    var expiry: NIODeadline
+    var expiryTimer: Scheduled<Void>?
+    var permissions: [IPAddress: NIODeadline] = [:]
+    var channels: [UInt16: ChannelBinding] = [:]
+    var channelByPeer: [SocketAddress: UInt16] = [:]
+    /// The bandwidth cap, one budget per direction.
+    var toPeerBudget: TokenBucket?
+    var toClientBudget: TokenBucket?
+    /// RFC 6062: peer connections by peer address, and their channels to close with the allocation.
+    var peerConnections: [SocketAddress: UInt32] = [:]
+    var peerChannels: [ObjectIdentifier: Channel] = [:]
+
+    init(tuple: FiveTuple, username: String, key: [UInt8], client: ClientLink, relayAddress: SocketAddress,
+         relayPort: Int, isTCP: Bool, relayChannel: Channel, transactionID: STUNTransactionID, expiry: NIODeadline,
+         bitsPerSecond: Int?) {
+        self.tuple = tuple
+        self.username = username
+        self.key = key
+        self.client = client
+        self.relayAddress = relayAddress
+        self.relayPort = relayPort
+        self.isTCP = isTCP
+        self.relayChannel = relayChannel
+        self.allocateTransactionID = transactionID
+        self.allocateResponse = ByteBuffer()
+        self.expiry = expiry
+        self.toPeerBudget = bitsPerSecond.map { TokenBucket(bitsPerSecond: $0) }
+        self.toClientBudget = bitsPerSecond.map { TokenBucket(bitsPerSecond: $0) }
+    }
+
+    func hasPermission(_ ip: IPAddress, now: NIODeadline) -> Bool {
+        guard let until = permissions[ip] else { return false }
+        return until > now
+    }
+
+    func installPermission(_ ip: IPAddress, now: NIODeadline) {
+        permissions[ip] = now + Self.permissionLifetime
+    }
+
+    /// The peer a live channel leads to.
+    func peer(forChannel number: UInt16, now: NIODeadline) -> SocketAddress? {
+        guard let binding = channels[number], binding.expiry > now else { return nil }
+        return binding.peer
+    }
+
+    /// The live channel bound to a peer, if any.
+    func channel(forPeer peer: SocketAddress, now: NIODeadline) -> UInt16? {
+        guard let number = channelByPeer[peer], let binding = channels[number], binding.expiry > now else { return nil }
+        return number
+    }
+
+    /// RFC 8656 §12.2: why a ChannelBind conflicts with existing or recently expired bindings.
+    func bindConflict(channel number: UInt16, peer: SocketAddress, now: NIODeadline) -> String? {
+        if let binding = channels[number], binding.peer != peer, binding.expiry + Self.channelQuarantine > now {
+            return "channel 0x\(String(number, radix: 16)) is bound to another peer"
+        }
+        if let other = channelByPeer[peer], other != number, let binding = channels[other],
+           binding.expiry + Self.channelQuarantine > now {
+            return "peer \(peer) is bound to channel 0x\(String(other, radix: 16))"
+        }
+        return nil
+    }
+
+    func bind(channel number: UInt16, peer: SocketAddress, now: NIODeadline) {
+        if let old = channels[number], old.peer != peer { channelByPeer[old.peer] = nil }
+        if let oldNumber = channelByPeer[peer], oldNumber != number { channels[oldNumber] = nil }
+        channels[number] = ChannelBinding(peer: peer, expiry: now + Self.channelLifetime)
+        channelByPeer[peer] = number
+        installPermission(IPAddress(peer)!, now: now)
+    }
+
+    /// Spends bandwidth budget of one direction; false when the packet must be dropped.
+    func admit(_ bytes: Int, toPeer: Bool) -> Bool {
+        if toPeer {
+            guard toPeerBudget != nil else { return true }
+            return toPeerBudget!.take(bytes)
+        }
+        guard toClientBudget != nil else { return true }
+        return toClientBudget!.take(bytes)
+    }
+}

@@ -1,0 +1,146 @@
+import NIOCore
+import STUN
+
+/// Receives datagrams on a UDP listener (STUN, TURN control, ChannelData and Send).
+final class TURNDatagramHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+
+    private let loop: NIOLoopBound<TURNLoop>
+    private var localAddress: SocketAddress?
+
+    init(loop: NIOLoopBound<TURNLoop>) {
+        self.loop = loop
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        localAddress = context.channel.localAddress
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        guard let server = localAddress ?? context.channel.localAddress else { return }
+        let tuple = FiveTuple(client: envelope.remoteAddress, server: server, transport: .udp)
+        loop.value.receive(envelope.data, from: .datagram(context.channel, envelope.remoteAddress), tuple: tuple)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // ICMP errors surface here on Linux (ECONNREFUSED); a UDP listener must survive them.
+    }
+}
+
+/// Receives datagrams from peers on an allocation's relayed address.
+final class RelayHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+
+    private let loop: NIOLoopBound<TURNLoop>
+    private let allocation: NIOLoopBound<Allocation>
+
+    init(loop: NIOLoopBound<TURNLoop>, allocation: NIOLoopBound<Allocation>) {
+        self.loop = loop
+        self.allocation = allocation
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        loop.value.relayReceived(unwrapInboundIn(data), allocation: allocation.value)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // A peer's ICMP port unreachable must not end the allocation.
+    }
+}
+
+/// A client's TCP or TLS connection: cuts the stream into STUN and ChannelData frames
+/// (RFC 8656 §12.5), or after an RFC 6062 ConnectionBind copies raw bytes to the peer.
+final class TURNStreamHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    /// Frames larger than this cannot be STUN or ChannelData; a buffer this full means abuse.
+    static let maximumBuffered = 128 * 1024
+    /// A connection that has not sent one whole frame by then is closed (slow or idle
+    /// connections must not pile up: each holds a file descriptor).
+    static let firstFrameTimeout = TimeAmount.seconds(30)
+
+    private let loop: NIOLoopBound<TURNLoop>
+    private let transport: ClientTransport
+    private var framer = STUNStreamFramer()
+    private var buffered: ByteBuffer?
+    private var tuple: FiveTuple?
+    private var spliced: Channel?
+    private var framesSeen = 0
+    private var firstFrameTimer: Scheduled<Void>?
+
+    init(loop: NIOLoopBound<TURNLoop>, transport: ClientTransport) {
+        self.loop = loop
+        self.transport = transport
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if let client = context.channel.remoteAddress, let server = context.channel.localAddress {
+            tuple = FiveTuple(client: client, server: server, transport: transport)
+        }
+        let channel = context.channel
+        firstFrameTimer = context.eventLoop.scheduleTask(in: Self.firstFrameTimeout) { channel.close(promise: nil) }
+        context.fireChannelActive()
+    }
+
+    /// RFC 6062 §5.4: from now on this connection carries the peer's bytes, unframed.
+    func splice(to peer: Channel) {
+        spliced = peer
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        if let peer = spliced {
+            peer.write(bytes, promise: nil)
+            return
+        }
+        if buffered == nil || buffered!.readableBytes == 0 {
+            buffered = bytes
+        } else {
+            buffered!.writeBuffer(&bytes)
+        }
+        guard let tuple else { return }
+        let link = ClientLink.stream(context.channel)
+        do {
+            while spliced == nil, let frame = try framer.next(from: &buffered!) {
+                framesSeen += 1
+                if framesSeen == 1 { firstFrameTimer?.cancel() }
+                switch frame {
+                case .stun(let message), .channelData(let message):
+                    loop.value.receive(message, from: link, tuple: tuple)
+                }
+            }
+        } catch {
+            loop.value.shared.metrics.malformed.increment()
+            context.close(promise: nil)
+            return
+        }
+        if let peer = spliced, var rest = buffered, rest.readableBytes > 0 {
+            buffered = nil
+            peer.write(rest.readSlice(length: rest.readableBytes)!, promise: nil)
+        }
+        if let count = buffered?.readableBytes, count > Self.maximumBuffered {
+            context.close(promise: nil)
+        } else if buffered?.readableBytes == 0 {
+            buffered = nil
+        } else {
+            buffered?.discardReadBytes()
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        spliced?.flush()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        firstFrameTimer?.cancel()
+        spliced?.close(promise: nil)
+        if let tuple { loop.value.clientClosed(tuple) }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,184 @@
+import Foundation
+import Logging
+import NIOCore
+import STUN
+
+/// The allocations of one event loop and the request processing for the clients on it.
+///
+/// UDP listeners are sharded per loop with SO_REUSEPORT and each TCP connection lives on one
+/// loop, so a client's allocation, its relay socket and its listener share a thread: the data
+/// path takes no lock.
+final class TURNLoop {
+    let eventLoop: EventLoop
+    let shared: TURNShared
+    var allocations: [FiveTuple: Allocation] = [:]
+    /// 5-tuples whose Allocate waits for its relay socket to bind.
+    var pending: Set<FiveTuple> = []
+    var tally = RelayTally()
+    private var unflushed: [ObjectIdentifier: Channel] = [:]
+    private var flushScheduled = false
+    private var metricsTimer: RepeatedTask?
+
+    var config: TURNServerConfiguration { shared.config }
+    var logger: Logger { shared.logger }
+
+    init(eventLoop: EventLoop, shared: TURNShared) {
+        self.eventLoop = eventLoop
+        self.shared = shared
+    }
+
+    func start() {
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        metricsTimer = eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            bound.value.tally.flush(into: bound.value.shared.metrics)
+        }
+    }
+
+    func stop() {
+        metricsTimer?.cancel()
+        for allocation in Array(allocations.values) { delete(allocation, reason: "server shutdown") }
+    }
+
+    // MARK: Flushing
+
+    /// Remembers a channel written to without a flush. All of them are flushed once, after the
+    /// event loop has handled every socket that was readable in this turn: a listener that
+    /// answers many relay sockets then hands the kernel one sendmmsg batch instead of one
+    /// sendmsg per relay socket.
+    func markUnflushed(_ channel: Channel) {
+        unflushed[ObjectIdentifier(channel)] = channel
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        eventLoop.execute { bound.value.flushPending() }
+    }
+
+    func flushPending() {
+        flushScheduled = false
+        guard !unflushed.isEmpty else { return }
+        for channel in unflushed.values { channel.flush() }
+        unflushed.removeAll(keepingCapacity: true)
+    }
+
+    // MARK: Entry points from the listeners
+
+    /// A STUN message or ChannelData from a client.
+    func receive(_ buffer: ByteBuffer, from link: ClientLink, tuple: FiveTuple) {
+        if ChannelData.looksLikeChannelData(buffer) {
+            receiveChannelData(buffer, tuple: tuple)
+            return
+        }
+        let message: STUNMessage
+        do {
+            message = try STUNMessage(parsing: buffer)
+        } catch {
+            shared.metrics.malformed.increment()
+            logger.debug("dropped malformed STUN", metadata: ["client": "\(tuple.client)", "error": "\(error)"])
+            return
+        }
+        switch message.type.messageClass {
+        case .request:
+            handleRequest(message, link: link, tuple: tuple)
+        case .indication where message.type.method == .send:
+            receiveSendIndication(message, tuple: tuple)
+        default:
+            break // RFC 8489 §6.3.2: other indications and stray responses are dropped.
+        }
+    }
+
+    /// The client's connection closed: allocations made over it end (RFC 8656 §3.1, RFC 6062 §5).
+    func clientClosed(_ tuple: FiveTuple) {
+        if let allocation = allocations[tuple] { delete(allocation, reason: "client connection closed") }
+    }
+
+    // MARK: Data path, client → peer
+
+    private func receiveChannelData(_ buffer: ByteBuffer, tuple: FiveTuple) {
+        guard let allocation = allocations[tuple], !allocation.isTCP,
+              let frame = try? ChannelData(parsing: buffer) else { return }
+        let now = NIODeadline.now()
+        guard let peer = allocation.peer(forChannel: frame.channel, now: now),
+              allocation.hasPermission(IPAddress(peer)!, now: now) else {
+            tally.droppedNoPermission += 1
+            return
+        }
+        sendToPeer(frame.data, peer: peer, allocation: allocation)
+    }
+
+    private func receiveSendIndication(_ message: STUNMessage, tuple: FiveTuple) {
+        guard let allocation = allocations[tuple], !allocation.isTCP,
+              let peer = try? message.xorAddress(.xorPeerAddress), let data = message.attribute(.data),
+              let ip = IPAddress(peer) else { return }
+        guard allocation.hasPermission(ip, now: .now()) else {
+            tally.droppedNoPermission += 1
+            return
+        }
+        sendToPeer(data, peer: peer, allocation: allocation)
+    }
+
+    private func sendToPeer(_ data: ByteBuffer, peer: SocketAddress, allocation: Allocation) {
+        guard allocation.admit(data.readableBytes, toPeer: true) else {
+            tally.droppedOverBandwidth += 1
+            return
+        }
+        tally.packetsToPeer += 1
+        tally.bytesToPeer += data.readableBytes
+        allocation.relayChannel.write(AddressedEnvelope(remoteAddress: peer, data: data), promise: nil)
+        markUnflushed(allocation.relayChannel)
+    }
+
+    // MARK: Data path, peer → client
+
+    /// A datagram from a peer arrived at an allocation's relayed address (RFC 8656 §11.3).
+    func relayReceived(_ envelope: AddressedEnvelope<ByteBuffer>, allocation: Allocation) {
+        let now = NIODeadline.now()
+        guard let ip = IPAddress(envelope.remoteAddress), allocation.hasPermission(ip, now: now) else {
+            tally.droppedNoPermission += 1
+            return
+        }
+        guard allocation.admit(envelope.data.readableBytes, toPeer: false) else {
+            tally.droppedOverBandwidth += 1
+            return
+        }
+        var out: ByteBuffer
+        if let number = allocation.channel(forPeer: envelope.remoteAddress, now: now) {
+            out = allocation.relayChannel.allocator.buffer(capacity: envelope.data.readableBytes + 8)
+            ChannelData.write(channel: number, data: envelope.data, padded: allocation.client.isStream, into: &out)
+        } else {
+            var indication = STUNMessage(type: STUNMessageType(.data, .indication))
+            indication.appendXORAddress(.xorPeerAddress, envelope.remoteAddress)
+            indication.append(.data, buffer: envelope.data)
+            out = indication.encode(allocator: allocation.relayChannel.allocator)
+        }
+        tally.packetsToClient += 1
+        tally.bytesToClient += envelope.data.readableBytes
+        allocation.client.send(out, flush: false)
+        markUnflushed(allocation.client.channel)
+    }
+
+    // MARK: Lifetime
+
+    func scheduleExpiry(_ allocation: Allocation, lifetime: Int) {
+        allocation.expiryTimer?.cancel()
+        allocation.expiry = .now() + .seconds(Int64(lifetime))
+        let bound = NIOLoopBound((self, allocation), eventLoop: eventLoop)
+        allocation.expiryTimer = eventLoop.scheduleTask(deadline: allocation.expiry) {
+            let (loop, allocation) = bound.value
+            loop.delete(allocation, reason: "lifetime expired")
+        }
+    }
+
+    func delete(_ allocation: Allocation, reason: String) {
+        guard allocations[allocation.tuple] === allocation else { return }
+        allocations[allocation.tuple] = nil
+        allocation.expiryTimer?.cancel()
+        allocation.relayChannel.close(promise: nil)
+        for channel in allocation.peerChannels.values { channel.close(promise: nil) }
+        shared.ports.release(allocation.relayPort)
+        shared.quota.release(user: allocation.username)
+        shared.metrics.allocationsActive.record(shared.quota.total)
+        logger.info("allocation deleted", metadata: [
+            "client": "\(allocation.tuple.client)", "relay": "\(allocation.relayAddress)", "reason": "\(reason)",
+        ])
+    }
+}
