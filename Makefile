@@ -17,7 +17,7 @@ AIORTC_VERSION := 1.16.0
 TEST_DEBIAN_PACKAGES := chromium chromium-driver
 SELENIUM_VERSION := 4.40.0
 
-.PHONY: deps test-deps aiortc-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps bench-media bench-calls testnet testnet-quick testnet-build testnet-mesh clean
+.PHONY: check-layers deps test-deps aiortc-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps bench-media bench-calls testnet testnet-quick testnet-build testnet-mesh clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -60,9 +60,13 @@ test-deps: deps aiortc-deps
 
 # Tests run one at a time: on 2 cores the codec tests' CPU and the subprocess tests' blocking
 # waits starve Swift's cooperative pool, and the liveness tests measure time (about 2 minutes).
-test: test-deps
+test: test-deps check-layers
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --no-parallel
+
+# Every import under Sources/ against the layer table of docs/architecture.md.
+check-layers:
+	scripts/check-layers
 
 # Coverage-guided fuzzing (libFuzzer), FUZZ_RUNS iterations per target: the STUN/ChannelData
 # parsers, the RFC 7983 demultiplexer with what it feeds (DTLS records, SRTP/SRTCP), and the

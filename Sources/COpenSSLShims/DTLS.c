@@ -3,7 +3,7 @@
 #include <openssl/bio.h>
 
 /* DTLS 1.2 over memory BIOs: the function-like macros of OpenSSL 3.0 that the
-   Swift DTLS layer needs (Sources/Media/Transport/DTLS). */
+   Swift DTLS layer needs (Sources/DTLSSRTP/DTLS). */
 
 int COpenSSLShims_DTLS_get_timeout(void *ssl, long *seconds, long *microseconds) {
     struct timeval tv = {0, 0};

@@ -6,46 +6,6 @@ import TURNServer
 
 /// Turns the RTCIceServer list a node hands out at login into an ICE agent configuration.
 public enum ICEServerSettings {
-    /// A STUN or TURN URI (RFC 7064, RFC 7065) split into its parts.
-    struct ServerURI: Equatable {
-        var scheme: String
-        var host: String
-        var port: UInt16
-        var transport: String
-    }
-
-    /// Parses `stun:HOST[:PORT]`, `turn:HOST[:PORT][?transport=udp|tcp]`, `turns:…`; IPv6 hosts in brackets.
-    static func parse(_ uri: String) -> ServerURI? {
-        guard let colon = uri.firstIndex(of: ":") else { return nil }
-        let scheme = uri[..<colon].lowercased()
-        guard ["stun", "stuns", "turn", "turns"].contains(scheme) else { return nil }
-        var rest = uri[uri.index(after: colon)...]
-        var transport = scheme.hasSuffix("s") ? "tcp" : "udp"
-        if let question = rest.firstIndex(of: "?") {
-            let query = rest[rest.index(after: question)...]
-            for pair in query.split(separator: "&") where pair.hasPrefix("transport=") {
-                transport = pair.dropFirst("transport=".count).lowercased()
-            }
-            rest = rest[..<question]
-        }
-        var host: Substring
-        var portText: Substring?
-        if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else { return nil }
-            host = rest[rest.index(after: rest.startIndex)..<close]
-            let after = rest[rest.index(after: close)...]
-            if after.hasPrefix(":") { portText = after.dropFirst() }
-        } else if let portColon = rest.lastIndex(of: ":") {
-            host = rest[..<portColon]
-            portText = rest[rest.index(after: portColon)...]
-        } else {
-            host = rest
-        }
-        let defaultPort: UInt16 = scheme.hasSuffix("s") ? 5349 : 3478
-        guard !host.isEmpty, let port = portText.map({ UInt16($0) }) ?? defaultPort else { return nil }
-        return ServerURI(scheme: scheme, host: String(host), port: port, transport: transport)
-    }
-
     /// An IP literal for `host`: itself if it is one, else its first IPv4 (then IPv6) address.
     static func resolve(_ host: String) -> String? {
         if IPAddress(string: host) != nil { return host }
@@ -75,17 +35,17 @@ public enum ICEServerSettings {
         var configuration = ICEAgentConfiguration(role: role, relayOnly: relayOnly, localAddresses: localAddresses)
         var turn: [ICEAgentConfiguration.TURNServer] = []
         for server in servers {
-            for uri in server.urls.compactMap(parse) {
-                guard let host = resolve(uri.host) else { continue }
+            for uri in server.urls.compactMap(ICEServerURI.init) {
+                guard let host = resolve(uri.host), let port = UInt16(exactly: uri.port) else { continue }
                 switch uri.scheme {
-                case "stun":
-                    if configuration.stunServer == nil { configuration.stunServer = .init(host: host, port: uri.port) }
-                case "turn", "turns":
+                case .stun:
+                    if configuration.stunServer == nil { configuration.stunServer = .init(host: host, port: port) }
+                case .turn, .turns:
                     guard let username = server.username, let password = server.credential else { continue }
                     let transport: ICEAgentConfiguration.TURNServer.Transport =
-                        uri.scheme == "turns" ? .tls : (uri.transport == "tcp" ? .tcp : .udp)
-                    turn.append(.init(host: host, port: uri.port, username: username, password: password, transport: transport))
-                default: continue
+                        uri.scheme == .turns ? .tls : (uri.transport == .tcp ? .tcp : .udp)
+                    turn.append(.init(host: host, port: port, username: username, password: password, transport: transport))
+                case .stuns: continue  // libnice has no STUN over TLS
                 }
             }
         }

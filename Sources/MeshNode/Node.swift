@@ -125,15 +125,8 @@ final class NodeReadiness: Sendable {
         return "http://\(ip):\(port)"
     }
 
-    /// RFC 7065 URIs: `turn:HOST:PORT?transport=udp|tcp`, `turns:HOST:PORT?transport=tcp`.
+    /// The listener's TURN URI (RFC 7065), as `make run` prints it.
     static func turnURL(_ listener: TURNServer.Listener) -> String {
-        let ip = listener.address.ipAddress ?? "?"
-        let host = ip.contains(":") ? "[\(ip)]" : ip
-        let port = listener.address.port ?? 0
-        switch listener.transport {
-        case .udp: return "turn:\(host):\(port)?transport=udp"
-        case .tcp: return "turn:\(host):\(port)?transport=tcp"
-        case .tls: return "turns:\(host):\(port)?transport=tcp"
-        }
+        listener.iceServerURIs(host: listener.address.ipAddress ?? "?").first { $0.scheme.isTURN }?.description ?? "?"
     }
 }

@@ -92,20 +92,13 @@ struct NodeSignaling: Sendable {
         var stun: [String] = []
         var turn: [String] = []
         for listener in listeners {
-            guard var host = listener.address.ipAddress, let port = listener.address.port else { continue }
+            guard var host = listener.address.ipAddress else { continue }
             if host == "0.0.0.0" || host == "::" {
                 guard let hostHint else { continue }
                 host = hostHint
             }
-            if host.contains(":") { host = "[\(host)]" }
-            switch listener.transport {
-            case .udp:
-                stun.append("stun:\(host):\(port)")
-                turn.append("turn:\(host):\(port)?transport=udp")
-            case .tcp:
-                turn.append("turn:\(host):\(port)?transport=tcp")
-            case .tls:
-                turn.append("turns:\(host):\(port)?transport=tcp")
+            for uri in listener.iceServerURIs(host: host) {
+                if uri.scheme.isTURN { turn.append(uri.description) } else { stun.append(uri.description) }
             }
         }
         let credentials = TURNRESTCredentials(secret: secret, id: name, lifetime: credentialLifetime)

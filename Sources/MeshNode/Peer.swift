@@ -4,6 +4,7 @@ import Logging
 import Media
 import NIOCore
 import Signaling
+import STUN
 
 /// A headless participant (DESIGN.md "Roles"): its identity and signaling client at its home
 /// node, the ICE servers the node hands out, and its calls — placed with ``call(_:kind:)`` or
@@ -162,10 +163,10 @@ public actor Peer {
     static func rankRelays(_ servers: [ICEServer]) async -> [ICEServer] {
         var candidates: [RelaySelector.Candidate] = []
         for (index, server) in servers.enumerated() where server.urls.contains(where: { $0.hasPrefix("turn") }) {
-            let uris = server.urls.compactMap(ICEServerSettings.parse)
-            guard let uri = uris.first(where: { $0.scheme == "stun" }) ?? uris.first(where: { $0.scheme == "turn" && $0.transport == "udp" }),
+            let uris = server.urls.compactMap(ICEServerURI.init)
+            guard let uri = uris.first(where: { $0.scheme == .stun }) ?? uris.first(where: { $0.scheme == .turn && $0.transport == .udp }),
                   let host = ICEServerSettings.resolve(uri.host),
-                  let address = try? SocketAddress(ipAddress: host, port: Int(uri.port)) else { continue }
+                  let address = try? SocketAddress(ipAddress: host, port: uri.port) else { continue }
             candidates.append(.init(id: String(index), stun: address))
         }
         let ranked = await RelaySelector(probes: 2, timeout: .milliseconds(400), keepUnanswered: true).rank(candidates)
@@ -175,8 +176,8 @@ public actor Peer {
             var server = servers[index]
             if ranking.rtt != nil {
                 server.urls = server.urls.filter { url in
-                    guard let uri = ICEServerSettings.parse(url), uri.scheme.hasPrefix("turn") else { return true }
-                    return uri.scheme == "turn" && uri.transport == "udp"
+                    guard let uri = ICEServerURI(url), uri.scheme.isTURN else { return true }
+                    return uri.scheme == .turn && uri.transport == .udp
                 }
             }
             return server

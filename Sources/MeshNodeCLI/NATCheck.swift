@@ -35,12 +35,12 @@ struct NATCheck: ParsableCommand {
         let report: NATBehaviorReport
         do {
             let server = try STUNServerSpec(parsing: stun).resolve()
-            let alternate = try altStun.map { text throws(NATCheckError) in try STUNServerSpec(parsing: text).resolve() }
-            let localAddress = try local.map { text throws(NATCheckError) in try STUNServerSpec(parsing: text, defaultPort: 0).resolveLocal() }
+            let alternate = try altStun.map { text throws(ICEError) in try STUNServerSpec(parsing: text).resolve() }
+            let localAddress = try local.map { text throws(ICEError) in try STUNServerSpec(parsing: text, defaultPort: 0).resolveLocal() }
             report = try NATCheckRunner.run(server: server, alternateServer: alternate, localAddress: localAddress,
                                             testTimeout: .milliseconds(Int(timeout * 1000)))
         } catch {
-            throw ValidationError(error.description)
+            throw ValidationError(error.reason)
         }
         print(json ? Self.json(report) : Self.text(report))
         if !report.isComplete { throw ExitCode(1) }
@@ -108,11 +108,11 @@ struct NATCheck: ParsableCommand {
 
 extension STUNServerSpec {
     /// A numeric local address to bind (no name resolution).
-    func resolveLocal() throws(NATCheckError) -> SocketAddress {
+    func resolveLocal() throws(ICEError) -> SocketAddress {
         do {
             return try SocketAddress(ipAddress: host, port: port)
         } catch {
-            throw NATCheckError("--local needs a numeric address, not \(host)")
+            throw ICEError(.invalidServer, "--local needs a numeric address, not \(host)")
         }
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import ICE
 import MeshNode
 import NIOCore
+import STUN
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -79,7 +80,7 @@ struct Status: AsyncParsableCommand {
     /// The relays of the status (every node with `relay`), measured from here.
     static func probe(_ status: MeshStatus) async -> [RelaySelector.Ranked] {
         let candidates = status.nodes.filter(\.relay).compactMap { node -> RelaySelector.Candidate? in
-            guard let url = node.stun.compactMap(ICEURLText.parse).first,
+            guard let url = node.stun.compactMap(ICEServerURI.init).first,
                   let address = try? SocketAddress(ipAddress: url.host, port: url.port) else { return nil }
             return RelaySelector.Candidate(id: node.node, stun: address, load: node.load, capacity: node.capacity)
         }
@@ -98,17 +99,5 @@ struct Status: AsyncParsableCommand {
         components.query = nil
         guard let url = components.url else { throw ValidationError("'\(text)' is not http://HOST:PORT") }
         return url
-    }
-}
-
-/// `stun:HOST:PORT` → host and port.
-enum ICEURLText {
-    static func parse(_ text: String) -> (host: String, port: Int)? {
-        guard text.hasPrefix("stun:") else { return nil }
-        let rest = text.dropFirst(5)
-        guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]) else { return nil }
-        var host = String(rest[..<colon])
-        if host.hasPrefix("[") { host = String(host.dropFirst().dropLast()) }
-        return (host, port)
     }
 }

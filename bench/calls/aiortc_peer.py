@@ -3,7 +3,7 @@
 
 It sends the same kind of video as `meshnode call`: a 640x360@30 moving picture with the frame
 number and the send wall-clock time drawn into its top rows as meshnode's test-pattern code
-(Sources/Media/Sources/TestPatternCode.swift), plus an Opus audio track (aiortc's silence). It
+(Sources/Codecs/Sources/TestPatternCode.swift), plus an Opus audio track (aiortc's silence). It
 reads the code back from every decoded frame and keeps decode wall time minus send time.
 
 Protocol with bench/calls/run, one JSON object per line:

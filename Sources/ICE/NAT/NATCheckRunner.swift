@@ -6,12 +6,6 @@ import Darwin
 import NIOCore
 import STUN
 
-/// Why ``NATCheckRunner`` could not run.
-public struct NATCheckError: Error, CustomStringConvertible, Sendable {
-    public var description: String
-    public init(_ description: String) { self.description = description }
-}
-
 /// A `HOST[:PORT]` argument: `198.51.100.2`, `stun.example:3478`, `[2001:db8::1]:3478`.
 public struct STUNServerSpec: Sendable, Equatable {
     public var host: String
@@ -22,37 +16,37 @@ public struct STUNServerSpec: Sendable, Equatable {
         self.port = port
     }
 
-    public init(parsing text: String, defaultPort: Int = 3478) throws(NATCheckError) {
+    public init(parsing text: String, defaultPort: Int = 3478) throws(ICEError) {
         var host = text
         var port = defaultPort
         if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]") else { throw NATCheckError("'\(text)': missing ]") }
+            guard let close = text.firstIndex(of: "]") else { throw ICEError(.invalidServer, "'\(text)': missing ]") }
             host = String(text[text.index(after: text.startIndex)..<close])
             let rest = text[text.index(after: close)...]
             if !rest.isEmpty {
-                guard rest.hasPrefix(":"), let p = Int(rest.dropFirst()) else { throw NATCheckError("'\(text)': bad port") }
+                guard rest.hasPrefix(":"), let p = Int(rest.dropFirst()) else { throw ICEError(.invalidServer, "'\(text)': bad port") }
                 port = p
             }
         } else if text.filter({ $0 == ":" }).count == 1, let colon = text.firstIndex(of: ":") {
             host = String(text[..<colon])
-            guard let p = Int(text[text.index(after: colon)...]) else { throw NATCheckError("'\(text)': bad port") }
+            guard let p = Int(text[text.index(after: colon)...]) else { throw ICEError(.invalidServer, "'\(text)': bad port") }
             port = p
         }
-        guard !host.isEmpty else { throw NATCheckError("'\(text)': no host") }
+        guard !host.isEmpty else { throw ICEError(.invalidServer, "'\(text)': no host") }
         // Port 0 ("any") only where the default is 0: a local address to bind.
         guard (defaultPort == 0 ? 0...65535 : 1...65535).contains(port) else {
-            throw NATCheckError("'\(text)': port \(port) out of range")
+            throw ICEError(.invalidServer, "'\(text)': port \(port) out of range")
         }
         self.host = host
         self.port = port
     }
 
     /// Resolves the host (numeric or by name, blocking).
-    public func resolve() throws(NATCheckError) -> SocketAddress {
+    public func resolve() throws(ICEError) -> SocketAddress {
         do {
             return try SocketAddress.makeAddressResolvingHost(host, port: port)
         } catch {
-            throw NATCheckError("cannot resolve \(host): \(error)")
+            throw ICEError(.invalidServer, "cannot resolve \(host): \(error)")
         }
     }
 }
@@ -64,15 +58,15 @@ public enum NATCheckRunner {
     /// after `overallLimit` whatever the server does.
     public static func run(server: SocketAddress, alternateServer: SocketAddress? = nil,
                            localAddress: SocketAddress? = nil, testTimeout: Duration = .seconds(3),
-                           overallLimit: Duration = .seconds(60)) throws(NATCheckError) -> NATBehaviorReport {
+                           overallLimit: Duration = .seconds(60)) throws(ICEError) -> NATBehaviorReport {
         let family = server.protocol
         let bindTo: SocketAddress
         if let localAddress { bindTo = localAddress } else { bindTo = try sourceAddress(towards: server) }
         let fd = socket(family.rawValue, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { throw NATCheckError("socket: \(errnoText())") }
+        guard fd >= 0 else { throw ICEError(.discoveryFailed, "socket: \(errnoText())") }
         defer { close(fd) }
-        try withSockAddr(bindTo) { pointer, length throws(NATCheckError) in
-            guard bind(fd, pointer, length) == 0 else { throw NATCheckError("bind \(bindTo.compactDescription): \(errnoText())") }
+        try withSockAddr(bindTo) { pointer, length throws(ICEError) in
+            guard bind(fd, pointer, length) == 0 else { throw ICEError(.discoveryFailed, "bind \(bindTo.compactDescription): \(errnoText())") }
         }
         let local = try boundAddress(fd)
 
@@ -100,7 +94,7 @@ public enum NATCheckRunner {
             let milliseconds = Int32(clamping: wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000 + 1)
             var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ready = poll(&poller, 1, milliseconds)
-            if ready < 0 && errno != EINTR { throw NATCheckError("poll: \(errnoText())") }
+            if ready < 0 && errno != EINTR { throw ICEError(.discoveryFailed, "poll: \(errnoText())") }
             if ready > 0 {
                 var storage = sockaddr_storage()
                 var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
@@ -119,17 +113,17 @@ public enum NATCheckRunner {
                 outputs = machine.timerFired(now: elapsed())
             }
         }
-        throw NATCheckError("gave up after \(overallLimit)")
+        throw ICEError(.discoveryFailed, "gave up after \(overallLimit)")
     }
 
     /// The local address the kernel picks to reach `server` (a connected UDP socket sends nothing).
-    public static func sourceAddress(towards server: SocketAddress) throws(NATCheckError) -> SocketAddress {
+    public static func sourceAddress(towards server: SocketAddress) throws(ICEError) -> SocketAddress {
         let fd = socket(server.protocol.rawValue, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { throw NATCheckError("socket: \(errnoText())") }
+        guard fd >= 0 else { throw ICEError(.discoveryFailed, "socket: \(errnoText())") }
         defer { close(fd) }
-        try withSockAddr(server) { pointer, length throws(NATCheckError) in
+        try withSockAddr(server) { pointer, length throws(ICEError) in
             guard connect(fd, pointer, length) == 0 else {
-                throw NATCheckError("no route to \(server.compactDescription): \(errnoText())")
+                throw ICEError(.discoveryFailed, "no route to \(server.compactDescription): \(errnoText())")
             }
         }
         let address = try boundAddress(fd)
@@ -138,24 +132,24 @@ public enum NATCheckRunner {
 
     // MARK: sockaddr plumbing
 
-    private static func send(_ fd: Int32, _ datagram: ByteBuffer, to destination: SocketAddress) throws(NATCheckError) {
+    private static func send(_ fd: Int32, _ datagram: ByteBuffer, to destination: SocketAddress) throws(ICEError) {
         let bytes = Array(datagram.readableBytesView)
-        try withSockAddr(destination) { pointer, length throws(NATCheckError) in
+        try withSockAddr(destination) { pointer, length throws(ICEError) in
             let sent = bytes.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, 0, pointer, length) }
             // A refused or unreachable destination is a lost datagram, as far as the tests go.
             if sent < 0 && errno != ECONNREFUSED && errno != EHOSTUNREACH && errno != ENETUNREACH && errno != EAGAIN {
-                throw NATCheckError("sendto \(destination.compactDescription): \(errnoText())")
+                throw ICEError(.discoveryFailed, "sendto \(destination.compactDescription): \(errnoText())")
             }
         }
     }
 
-    private static func boundAddress(_ fd: Int32) throws(NATCheckError) -> SocketAddress {
+    private static func boundAddress(_ fd: Int32) throws(ICEError) -> SocketAddress {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let result = withUnsafeMutablePointer(to: &storage) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
-        guard result == 0, let address = socketAddress(storage) else { throw NATCheckError("getsockname: \(errnoText())") }
+        guard result == 0, let address = socketAddress(storage) else { throw ICEError(.discoveryFailed, "getsockname: \(errnoText())") }
         return address
     }
 
@@ -174,24 +168,24 @@ public enum NATCheckRunner {
     }
 
     private static func withSockAddr<T>(_ address: SocketAddress,
-                                        _ body: (UnsafePointer<sockaddr>, socklen_t) throws(NATCheckError) -> T) throws(NATCheckError) -> T {
+                                        _ body: (UnsafePointer<sockaddr>, socklen_t) throws(ICEError) -> T) throws(ICEError) -> T {
         switch address {
         case let .v4(v4):
             var raw = v4.address
-            return try withUnsafePointer(to: &raw) { pointer throws(NATCheckError) in
-                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer throws(NATCheckError) in
+            return try withUnsafePointer(to: &raw) { pointer throws(ICEError) in
+                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer throws(ICEError) in
                     try body(pointer, socklen_t(MemoryLayout<sockaddr_in>.size))
                 }
             }
         case let .v6(v6):
             var raw = v6.address
-            return try withUnsafePointer(to: &raw) { pointer throws(NATCheckError) in
-                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer throws(NATCheckError) in
+            return try withUnsafePointer(to: &raw) { pointer throws(ICEError) in
+                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer throws(ICEError) in
                     try body(pointer, socklen_t(MemoryLayout<sockaddr_in6>.size))
                 }
             }
         case .unixDomainSocket:
-            throw NATCheckError("not an IP address: \(address)")
+            throw ICEError(.discoveryFailed, "not an IP address: \(address)")
         }
     }
 

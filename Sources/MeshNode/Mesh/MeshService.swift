@@ -113,18 +113,14 @@ final class MeshService: Sendable {
             guard let ip = listener.address.ipAddress, let port = listener.address.port, ip != "0.0.0.0", ip != "::" else { continue }
             let hostPort = ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
             // Once verified, only what other nodes reached is published.
-            let ipVerified = s.verifiedUDP.contains { $0.hasPrefix(ip.contains(":") ? "[\(ip)]:" : "\(ip):") }
-            switch listener.transport {
-            case .udp:
-                guard s.reachability != .reachable || s.verifiedUDP.contains(hostPort) else { continue }
-                stun.append("stun:\(hostPort)")
-                turnURLs.append("turn:\(hostPort)?transport=udp")
-            case .tcp:
-                guard s.reachability != .reachable || s.verifiedTCP.contains(hostPort) else { continue }
-                turnURLs.append("turn:\(hostPort)?transport=tcp")
-            case .tls:
-                guard s.reachability != .reachable || ipVerified else { continue }
-                turnURLs.append("turns:\(hostPort)?transport=tcp")
+            let verified = switch listener.transport {
+            case .udp: s.verifiedUDP.contains(hostPort)
+            case .tcp: s.verifiedTCP.contains(hostPort)
+            case .tls: s.verifiedUDP.contains { $0.hasPrefix(ip.contains(":") ? "[\(ip)]:" : "\(ip):") }
+            }
+            guard s.reachability != .reachable || verified else { continue }
+            for uri in listener.iceServerURIs(host: ip) {
+                if uri.scheme.isTURN { turnURLs.append(uri.description) } else { stun.append(uri.description) }
             }
         }
         let hasTURN = turn.configuration.restSecret != nil
@@ -228,7 +224,7 @@ final class MeshService: Sendable {
         var tcpTargets: [(String, SocketAddress)] = []
         for (transport, list) in [("udp", body.udp), ("tcp", body.tcp)] {
             for text in list {
-                guard let url = ICEURL("stun:" + text), let target = try? SocketAddress(ipAddress: url.host, port: url.port) else {
+                guard let url = ICEServerURI("stun:" + text), url.hostIsNumeric, let target = try? SocketAddress(ipAddress: url.host, port: url.port) else {
                     outcomes.append(DialbackOutcome(transport: transport, address: text, ok: false, reason: "not an ip:port address"))
                     continue
                 }
@@ -261,7 +257,7 @@ final class MeshService: Sendable {
         let records = await hub.meshEntries.map(\.record)
         var candidates: [RelaySelector.Candidate] = []
         for record in records {
-            guard let url = record.stun.compactMap(ICEURL.init).first,
+            guard let url = record.stun.compactMap(ICEServerURI.init).first,
                   let target = try? SocketAddress(ipAddress: url.host, port: url.port) else { continue }
             candidates.append(RelaySelector.Candidate(id: record.key, stun: target))
         }

@@ -1,4 +1,5 @@
 import Foundation
+import STUN
 
 /// The mesh as one node knows it: the newest valid record of every other node, checked on the
 /// way in, dropped at expiry or when its node leaves (docs/mesh.md). Pure: time and pinned keys
@@ -127,57 +128,19 @@ public struct MeshDirectory: Sendable {
         guard record.seq >= 0, record.capacity >= 0, record.load >= 0, record.stun.count + record.turn.count <= 32, record.links.count <= 256 else {
             throw MeshRecordRejection(.badField, "negative numbers or too many URLs or links")
         }
-        for url in record.stun + record.turn where ICEURL(url) == nil {
-            throw MeshRecordRejection(.badField, "'\(url.prefix(80))' is not a STUN/TURN URL with a numeric host and a port")
+        // Nodes publish numeric hosts: a record must not make other nodes resolve names.
+        for url in record.stun + record.turn where url.utf8.count > 200 || ICEServerURI(url)?.hostIsNumeric != true {
+            throw MeshRecordRejection(.badField, "'\(url.prefix(80))' is not a STUN/TURN URL with a numeric host")
         }
-        for url in record.stun where ICEURL(url)?.scheme != "stun" {
+        for url in record.stun where ICEServerURI(url)?.scheme != .stun {
             throw MeshRecordRejection(.badField, "'\(url.prefix(80))' is listed as STUN but is not stun:")
         }
-        for url in record.turn where !["turn", "turns"].contains(ICEURL(url)?.scheme ?? "") {
+        for url in record.turn where ICEServerURI(url)?.scheme.isTURN != true {
             throw MeshRecordRejection(.badField, "'\(url.prefix(80))' is listed as TURN but is not turn: or turns:")
         }
         guard !record.relay || (record.reachability == .reachable && !record.turn.isEmpty) else {
             throw MeshRecordRejection(.badField, "a relay must be reachable and list TURN URLs")
         }
         return record
-    }
-}
-
-/// A STUN or TURN URI of the forms nodes publish (RFC 7064, RFC 7065): `stun:HOST:PORT`,
-/// `turn:HOST:PORT?transport=udp|tcp`, `turns:HOST:PORT?transport=tcp`, with a numeric host.
-public struct ICEURL: Sendable, Equatable {
-    public var scheme: String
-    public var host: String
-    public var port: Int
-    /// `udp` or `tcp` (`turns` is TLS over TCP).
-    public var transport: String
-
-    public init?(_ text: String) {
-        guard text.utf8.count <= 200, let colon = text.firstIndex(of: ":") else { return nil }
-        scheme = String(text[..<colon])
-        guard ["stun", "turn", "turns"].contains(scheme) else { return nil }
-        var rest = Substring(text[text.index(after: colon)...])
-        transport = scheme == "turns" ? "tcp" : "udp"
-        if let question = rest.firstIndex(of: "?") {
-            let query = rest[rest.index(after: question)...]
-            guard scheme != "stun", query.hasPrefix("transport="), ["udp", "tcp"].contains(String(query.dropFirst(10))) else { return nil }
-            transport = String(query.dropFirst(10))
-            rest = rest[..<question]
-        }
-        guard let portColon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: portColon)...]), (1...65_535).contains(port) else { return nil }
-        var host = String(rest[..<portColon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard Self.isNumericHost(host) else { return nil }
-        self.host = host
-        self.port = port
-    }
-
-    /// `host:port` (IPv6 in brackets).
-    public var hostPort: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-
-    private static func isNumericHost(_ host: String) -> Bool {
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+public import MeshCore
 
 /// What one node says about itself to the mesh (docs/mesh.md "Node records"): its address and
 /// key, where its STUN/TURN listeners are, whether another node verified them from outside,
@@ -80,35 +81,28 @@ public struct SignedNodeRecord: Codable, Sendable, Equatable {
     }
 }
 
+/// Node records' refusals, a layer of errors of their own: they are logged, never sent.
+public enum MeshRecordLayer: ErrorLayer { public static let name = "MeshRecordRejection" }
+
 /// Why a node record was refused (docs/mesh.md "Rejected records"). Each is logged with the
 /// record's claimed node and the link it came over.
-public struct MeshRecordRejection: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Code: String, Sendable {
-        /// Not a JSON record with every field, or a record over the size limit.
-        case malformed
-        /// The signature does not verify with the key in the record.
-        case badSignature = "bad-signature"
-        /// `expires` is in the past.
-        case expired
-        /// `expires` is further ahead than a node may claim (`MeshDirectory.maximumLifetime`).
-        case tooLongLived = "too-long-lived"
-        /// An invalid node address, key, URL or number.
-        case badField = "bad-field"
-        /// The node address belongs to another key (a live record, or a link's key pinned here).
-        case addressTaken = "address-taken"
-        /// The record claims this node's own address or key.
-        case impersonation
-        /// The directory holds as many nodes as it will.
-        case full
-    }
+public typealias MeshRecordRejection = LayerError<MeshRecordLayer>
 
-    public var code: Code
-    public var reason: String
-
-    public init(_ code: Code, _ reason: String) {
-        self.code = code
-        self.reason = reason
-    }
-
-    public var description: String { "\(code.rawValue): \(reason)" }
+extension LayerError.Code where Layer == MeshRecordLayer {
+    /// Not a JSON record with every field, or a record over the size limit.
+    public static let malformed = Self("malformed")
+    /// The signature does not verify with the key in the record.
+    public static let badSignature = Self("bad-signature")
+    /// `expires` is in the past.
+    public static let expired = Self("expired")
+    /// `expires` is further ahead than a node may claim (`MeshDirectory.maximumLifetime`).
+    public static let tooLongLived = Self("too-long-lived")
+    /// An invalid node address, key, URL or number.
+    public static let badField = Self("bad-field")
+    /// The node address belongs to another key (a live record, or a link's key pinned here).
+    public static let addressTaken = Self("address-taken")
+    /// The record claims this node's own address or key.
+    public static let impersonation = Self("impersonation")
+    /// The directory holds as many nodes as it will.
+    public static let full = Self("full")
 }

@@ -79,7 +79,7 @@ extension SignalingHub {
                 break
             case .rejected(let rejection):
                 logger.warning("mesh: node record rejected", metadata: [
-                    "claimed-node": "\(claimed ?? "?")", "via": "\(node)", "code": "\(rejection.code.rawValue)", "reason": "\(rejection.reason)",
+                    "claimed-node": "\(claimed ?? "?")", "via": "\(node)", "code": "\(rejection.code.name)", "reason": "\(rejection.reason)",
                 ])
             }
         }
