@@ -114,6 +114,7 @@ let package = Package(
         // with, for the integration targets). TestSupport holds what several of them share.
         .target(name: "TestSupport", dependencies: ["MeshCore", "Codecs", "RTP", nio("NIOCore")], path: "Tests/TestSupport"),
         .testTarget(name: "STUNTests", dependencies: ["STUN", "MeshCore", nio("NIOCore")]),
+        .testTarget(name: "TURNServerTests", dependencies: ["TURNServer", "STUN", nio("NIOCore")]),
         .testTarget(name: "ICETests", dependencies: ["ICE", "STUN", "TURNServer", nio("NIOCore"), nio("NIOEmbedded")]),
         .testTarget(name: "SDPTests", dependencies: ["SDP", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "RTPTests", dependencies: ["RTP", "TestSupport", nio("NIOCore")]),

@@ -31,19 +31,19 @@ extension Call {
         var replaced: ICEAgent?
         if restart, fresh, let transport {
             replaced = self.agent
-            agent = try await makeAgent(role: .controlling)
+            let link = try await makeAgent(role: .controlling)
+            agent = link.agent
             let path = ICEDatagramPath(agent: agent)
-            transport.replacePath(path, events: path.datagramEvents(from: forwarded!))
-            localGatheringDone = false
-            remoteCredentials = nil
+            transport.replacePath(path, events: path.datagramEvents(from: link.events))
+            await transition(.localCredentialsRenewed)
             credentials = try await agent.localCredentials()
         } else if restart, let existing = self.agent {
             agent = existing
             credentials = try await agent.restart()
-            remoteCredentials = nil
+            await transition(.localCredentialsRenewed)
             candidates = try await agent.localCandidates().compactMap(Self.sdpCandidate)
         } else {
-            agent = try await makeAgent(role: .controlling)
+            agent = try await makeAgent(role: .controlling).agent
             credentials = try await agent.localCredentials()
         }
         let kinds = kind == .audio ? ["audio"] : ["audio", "video"]
@@ -51,7 +51,7 @@ extension Call {
             iceUsernameFragment: credentials.ufrag, icePassword: credentials.password, fingerprint: certificate.fingerprint,
             cname: streamID, streamID: streamID, kinds: kinds, sending: sending.filter { kinds.contains($0.key) },
             sessionID: sessionID, sessionVersion: sessionVersion, candidates: candidates,
-            gatheringDone: restart && replaced == nil && localGatheringDone))
+            gatheringDone: restart && replaced == nil && ice?.gatheringDone == true))
         sessionVersion += 1
         localOffer = offer
         if offerSent == nil { offerSent = .now }
@@ -60,12 +60,12 @@ extension Call {
         await replaced?.close()
     }
 
-    /// Caller: the answer to our offer (the first one sets up DTLS; later ones finish a restart).
-    func receiveAnswer(_ text: String) async throws {
+    /// Caller: the answer to our offer. The first one sets up DTLS with the fingerprint from the
+    /// signed SDP; a restart's answer only brings the peer's new ICE credentials.
+    func receiveAnswer(_ text: String, restart: Bool) async throws {
         guard let agent, let offer = localOffer else { return }
         let answer = try SessionDescription(parsing: text)
         let remote = try SDPTransportParameters(answer)
-        let restart = transport != nil
         try await setRemote(remote, on: agent)
         guard !restart else { return }
         streams = try NegotiatedStream.fromOffering(offer: offer, answer: answer)
@@ -74,25 +74,24 @@ extension Call {
         try startTransport(agent: agent, local: .actpass, remote: setup, fingerprint: remote.fingerprint)
     }
 
-    /// Callee: the caller's offer — the first sets everything up, a later one with new ICE
-    /// credentials is an ICE restart.
+    /// An offer: the callee's first one sets everything up, a later one with new ICE
+    /// credentials is an ICE restart; the state machine tells which, or that it is neither.
     func receiveOffer(_ text: String) async throws {
         let offer = try SessionDescription(parsing: text)
         let remote = try SDPTransportParameters(offer)
-        if let agent, transport != nil {
-            guard remote.iceUsernameFragment != remoteCredentials?.ufrag else { return }
-            if state == .connected { setState(.reconnecting) }
-            restartStarted = restartStarted ?? .now
-            iceRestarts += 1
-            let credentials = try await agent.restart()
-            try await setRemote(remote, on: agent)
-            let candidates = try await agent.localCandidates().compactMap(Self.sdpCandidate)
-            let answer = try makeAnswer(offer: offer, credentials: credentials, candidates: candidates)
-            try await signal(.sdp, sdpType: "answer", sdp: answer.serialized)
-            return
+        for case .answerOffer(let restart) in await transition(.offerReceived(usernameFragment: remote.iceUsernameFragment)) {
+            if restart {
+                try await answerRestart(offer, remote: remote)
+            } else {
+                try await answerFirstOffer(offer, remote: remote)
+            }
         }
-        guard !isCaller else { return }
-        let agent = try await makeAgent(role: .controlled)
+    }
+
+    /// Callee: creates the agent, answers, gathers, and starts DTLS as the client
+    /// (`a=setup:active`) with the fingerprint from the signed offer.
+    private func answerFirstOffer(_ offer: SessionDescription, remote: SDPTransportParameters) async throws {
+        let agent = try await makeAgent(role: .controlled).agent
         try await setRemote(remote, on: agent)
         let credentials = try await agent.localCredentials()
         let answer = try makeAnswer(offer: offer, credentials: credentials, candidates: [])
@@ -103,6 +102,17 @@ extension Call {
         try startTransport(agent: agent, local: .active, remote: remote.setup, fingerprint: remote.fingerprint)
     }
 
+    /// The peer restarted ICE (RFC 8445 §9): the agent restarts too and the answer carries
+    /// every local candidate; the DTLS session stays.
+    private func answerRestart(_ offer: SessionDescription, remote: SDPTransportParameters) async throws {
+        guard let agent else { return }
+        let credentials = try await agent.restart()
+        try await setRemote(remote, on: agent)
+        let candidates = try await agent.localCandidates().compactMap(Self.sdpCandidate)
+        let answer = try makeAnswer(offer: offer, credentials: credentials, candidates: candidates)
+        try await signal(.sdp, sdpType: "answer", sdp: answer.serialized)
+    }
+
     func makeAnswer(offer: SessionDescription, credentials: ICECredentials, candidates: [SDPCandidate]) throws -> SessionDescription {
         var answer = try JSEPAnswer.make(offer: offer, local: .init(
             iceUsernameFragment: credentials.ufrag, icePassword: credentials.password, fingerprint: certificate.fingerprint,
@@ -111,28 +121,26 @@ extension Call {
         sessionVersion += 1
         if !candidates.isEmpty, let first = answer.media.firstIndex(where: { $0.port != 0 }) {
             answer.media[first].attributes += candidates.map { .candidate($0) }
-            if localGatheringDone { answer.media[first].attributes.append(.endOfCandidates) }
+            if ice?.gatheringDone == true { answer.media[first].attributes.append(.endOfCandidates) }
         }
-        localAnswer = answer
         return answer
     }
 
-    /// Sets the peer's ICE credentials and the candidates its description carries, then the
-    /// trickled ones that came early.
+    /// Sets the peer's ICE credentials, then the trickled candidates that came early and the
+    /// ones its description carries.
     func setRemote(_ remote: SDPTransportParameters, on agent: ICEAgent) async throws {
         let credentials = ICECredentials(ufrag: remote.iceUsernameFragment, password: remote.icePassword)
         try await agent.setRemoteCredentials(credentials)
-        remoteCredentials = credentials
+        await transition(.remoteDescriptionApplied(credentials))
         for candidate in remote.candidates {
             await addRemoteCandidate(CandidateInfo(candidate: "candidate:\(candidate)", sdpMid: "0", sdpMLineIndex: 0))
         }
         if remote.gatheringDone { try? await agent.endOfRemoteCandidates() }
-        await addPendingCandidates()
     }
 
     /// Starts DTLS over the agent's component; media starts when the handshake completes.
     func startTransport(agent: ICEAgent, local: SDPSetupRole, remote: SDPSetupRole, fingerprint: SDPFingerprint) throws {
-        guard transport == nil, let events = forwarded else { return }
+        guard transport == nil, let events = ice?.events else { return }
         let role = try DTLSRole(local: local, remote: remote)
         let path = ICEDatagramPath(agent: agent)
         let transport = try DTLSSRTPTransport(path: path, events: path.datagramEvents(from: events), configuration: .init(
@@ -144,7 +152,7 @@ extension Call {
                 switch event {
                 case .rtp(let packet): media.engine?.receive(rtp: packet)
                 case .rtcp(let packet): media.engine?.receive(rtcp: packet)
-                case .connected: await self?.transportConnected()
+                case .connected: await self?.transition(.transportConnected)
                 case .failed(let error): await self?.end("DTLS failed: \(error.reason)", failed: true)
                 case .closedByPeer: await self?.end("\(self?.remote ?? "the peer") closed the session")
                 }
@@ -155,13 +163,14 @@ extension Call {
         let timeout = options.setupTimeout - (.now - created)
         tasks.append(Task { [weak self] in
             try? await Task.sleep(for: max(timeout, .seconds(1)))
-            guard let self, await self.state == .connecting else { return }
-            await self.end("no media path within \(self.options.setupTimeout)", failed: true)
+            guard let self else { return }
+            await self.transition(.setupDeadlinePassed(reason: "no media path within \(self.options.setupTimeout)"))
         })
     }
 
-    func transportConnected() async {
-        guard state == .connecting, let transport else { return }
+    /// DTLS is up: the engine starts and the call is connected.
+    func startMedia() async {
+        guard let transport else { return }
         let engine = MediaEngine(configuration: .init(
             streams: streams, video: videoSource, audio: options.audioSource, videoBitrateKbps: options.videoBitrateKbps,
             recordDirectory: options.recordDirectory, recordPrefix: "\(Self.fileSafe(remote))-\(id.prefix(8))-",
@@ -179,7 +188,7 @@ extension Call {
         }
         media.engine = engine
         mediaStarted = .now
-        setState(.connected)
+        await transition(.mediaStarted)
         watchLiveness(transport)
         logger.info("call \(id): media flowing (\(transport.profile.map { "\($0)" } ?? "?"))")
     }
@@ -208,9 +217,8 @@ extension Call {
     }
 
     func mediaSilent(for limit: Duration) async {
-        guard state == .connected else { return }
-        logger.info("call \(id): nothing received for \(limit); the path is treated as dead")
-        await pathFailed()
+        if state == .connected { logger.info("call \(id): nothing received for \(limit); the path is treated as dead") }
+        await transition(.mediaSilent)
     }
 
     static func sdpCandidate(_ candidate: ICECandidate) -> SDPCandidate? {

@@ -36,30 +36,26 @@ public actor Call {
     var sessionVersion = 1
     private let stateSink: AsyncStream<CallState>.Continuation
 
-    var agent: ICEAgent?
+    /// The lifecycle and the ICE restarts; every change of phase goes through ``transition(_:)``.
+    private(set) var machine: CallStateMachine
+    /// The agent of the current path, with the copy of its events the DTLS transport reads.
+    var ice: AgentLink?
     var transport: DTLSSRTPTransport?
     /// The engine, reachable from the transport's receive task without hopping onto the actor.
     let media = MediaSlot()
     var streams: [NegotiatedStream] = []
-    var forward: AsyncStream<ICEAgentEvent>.Continuation?
-    var forwarded: AsyncStream<ICEAgentEvent>?
     var localOffer: SessionDescription?
-    var localAnswer: SessionDescription?
-    var remoteCredentials: ICECredentials?
-    var pendingCandidates: [CandidateInfo] = []
-    var localGatheringDone = false
-    public private(set) var state: CallState
-    public private(set) var endReason: String?
-    var failed = false
     var selectedPair: ICESelectedPair?
-    var iceRestarts = 0
-    var restartStarted: ContinuousClock.Instant?
-    var lastRestart: ContinuousClock.Instant?
-    var restartsSinceRecovery = 0
-    var lastRestartDuration: Duration?
     var tasks: [Task<Void, Never>] = []
     var endWaiters: [CheckedContinuation<Void, Never>] = []
     var finalStatistics: MediaSessionStatistics?
+
+    /// Where the call stands.
+    public var state: CallState { machine.state }
+    /// Why the call ended; nil while it runs.
+    public var endReason: String? { machine.ending?.reason }
+    var failed: Bool { machine.ending?.failed ?? false }
+    var agent: ICEAgent? { ice?.agent }
 
     // Timings.
     let created = ContinuousClock.now
@@ -78,9 +74,9 @@ public actor Call {
         self.iceServers = iceServers
         self.logger = logger
         certificate = try DTLSCertificate(commonName: "meshnode")
-        state = isCaller ? .ringing : .connecting
+        machine = CallStateMachine(isCaller: isCaller, peer: remote, restartTimeout: options.restartTimeout)
         (states, stateSink) = AsyncStream.makeStream(of: CallState.self)
-        stateSink.yield(state)
+        stateSink.yield(machine.state)
     }
 
     /// Waits until the call has ended.
@@ -91,10 +87,7 @@ public actor Call {
 
     /// Hangs up (tells the peer) and ends the call.
     public func hangup(reason: String = "hung up") async {
-        guard state != .ended else { return }
-        let type: CallSetupType = state == .ringing ? .cancel : .hangup
-        try? await client.callSetup(type, to: remote, call: id, reason: reason)
-        await end(reason)
+        await transition(.hangUp(reason: reason))
     }
 
     /// The media statistics now (or at the end).
@@ -108,9 +101,8 @@ public actor Call {
     func handle(_ payload: CallPayload) async {
         guard state != .ended else { return }
         switch payload.type {
-        case .accept where isCaller && state == .ringing:
-            setState(.connecting)
-            await run("offer") { try await self.sendOffer(restart: false) }
+        case .accept:
+            await transition(.accepted)
         case .reject, .busy, .cancel:
             await end("\(payload.type.rawValue) by \(remote)\(payload.reason.map { ": \($0)" } ?? "")", failed: true)
         case .hangup:
@@ -119,12 +111,14 @@ public actor Call {
             guard let text = payload.sdp else { return }
             if payload.sdpType == "offer" {
                 await run("answer") { try await self.receiveOffer(text) }
-            } else if payload.sdpType == "answer", isCaller {
-                await run("answer") { try await self.receiveAnswer(text) }
+            } else if payload.sdpType == "answer" {
+                for case .applyAnswer(let restart) in await transition(.answerReceived) {
+                    await run("answer") { try await self.receiveAnswer(text, restart: restart) }
+                }
             }
         case .candidate:
             guard let candidate = payload.candidate else { return }
-            await addRemoteCandidate(candidate)
+            await transition(.remoteCandidate(candidate))
         default:
             break
         }
@@ -135,6 +129,12 @@ public actor Call {
         await end("no answer within the ring time", failed: true)
     }
 
+    /// Ends the call without telling the peer: stops media, sends close_notify, releases the
+    /// agent. Idempotent.
+    func end(_ reason: String, failed: Bool = false) async {
+        await transition(.finished(reason: reason, failed: failed))
+    }
+
     /// Runs a step; a failure ends the call with its reason and tells the peer, whose side of
     /// the call would otherwise stay up (and answer `busy` to the next call) until its deadline.
     func run(_ step: String, _ body: () async throws -> Void) async {
@@ -142,9 +142,7 @@ public actor Call {
             try await body()
         } catch {
             logger.warning("call \(id): \(step) failed: \(error)")
-            let reason = "\(step) failed: \(error)"
-            if state != .ended { try? await client.callSetup(state == .ringing ? .cancel : .hangup, to: remote, call: id, reason: reason) }
-            await end(reason, failed: true)
+            await transition(.stepFailed(reason: "\(step) failed: \(error)"))
         }
     }
 
@@ -165,18 +163,66 @@ public actor Call {
         }
     }
 
+    // MARK: - The state machine
+
+    /// Feeds an event to the state machine, publishes a changed state and performs the actions
+    /// in order. Returns the actions, so that a caller that has the event's context (an offer's
+    /// or answer's SDP) performs the ones that need it: ``CallStateMachine/Action/answerOffer(restart:)``
+    /// and ``CallStateMachine/Action/applyAnswer(restart:)`` are left to it.
+    @discardableResult
+    func transition(_ event: CallStateMachine.Event) async -> [CallStateMachine.Action] {
+        let before = machine.state
+        let actions = machine.handle(event)
+        if machine.state != before { stateSink.yield(machine.state) }
+        for action in actions { await perform(action) }
+        return actions
+    }
+
+    private func perform(_ action: CallStateMachine.Action) async {
+        switch action {
+        case .sendOffer:
+            await run("offer") { try await self.sendOffer(restart: false) }
+        case .restartICE(let fresh, let attempt):
+            logger.info("call \(id): ICE restart \(attempt)\(fresh ? " with a fresh agent" : "")")
+            await run("ICE restart") { try await self.sendOffer(restart: true, fresh: fresh) }
+            armRestartTimer(attempt: attempt)
+        case .addRemoteCandidate(let candidate):
+            await addRemoteCandidate(candidate)
+        case .startMedia:
+            await startMedia()
+        case .pathRestored(let duration):
+            media.engine?.requestKeyframe()
+            logger.info("call \(id): ICE restart done in \(duration)")
+        case .notifyPeer(let type, let reason):
+            try? await client.callSetup(type, to: remote, call: id, reason: reason)
+        case .tearDown:
+            await tearDown()
+        case .answerOffer, .applyAnswer:
+            break // performed by the caller of transition(_:), which has the SDP
+        }
+    }
+
+    /// If the restart `attempt` has not brought the path back within the restart timeout, the
+    /// state machine starts the next one (with a fresh agent).
+    private func armRestartTimer(attempt: Int) {
+        let timeout = options.restartTimeout
+        tasks.append(Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            await self?.transition(.restartTimerFired(attempt: attempt))
+        })
+    }
+
     // MARK: - ICE
 
     /// Creates the agent and the task that reads its events: candidates are trickled from here,
     /// everything is also forwarded to the DTLS transport once it exists.
-    func makeAgent(role: ICEAgentConfiguration.Role) async throws -> ICEAgent {
+    func makeAgent(role: ICEAgentConfiguration.Role) async throws -> AgentLink {
         let configuration = ICEServerSettings.agentConfiguration(servers: iceServers, role: role, localAddresses: options.localAddresses,
                                                                  relayOnly: options.relayOnly)
         let agent = try await ICEAgent(configuration: configuration, logger: logger)
-        self.agent = agent
         let (stream, continuation) = AsyncStream.makeStream(of: ICEAgentEvent.self)
-        forward = continuation
-        forwarded = stream
+        let link = AgentLink(agent: agent, events: stream, forward: continuation)
+        ice = link
         tasks.append(Task { [weak self] in
             for await event in agent.events {
                 continuation.yield(event)
@@ -187,7 +233,7 @@ public actor Call {
             }
             continuation.finish()
         })
-        return agent
+        return link
     }
 
     func iceEvent(_ event: ICEAgentEvent) async {
@@ -196,11 +242,20 @@ public actor Call {
             let info = CandidateInfo(candidate: candidate.sdp, sdpMid: streams.first?.mid ?? "0", sdpMLineIndex: 0)
             Task { try? await self.signal(.candidate, candidate: info, attempts: 5) }
         case .gatheringDone:
-            localGatheringDone = true
+            ice?.gatheringDone = true
             // An empty candidate is end-of-candidates, as browsers send it (RFC 8838 §8.2).
             Task { try? await self.signal(.candidate, candidate: CandidateInfo(candidate: "", sdpMid: "0", sdpMLineIndex: 0), attempts: 5) }
         case .stateChanged(let iceState):
-            await iceStateChanged(iceState)
+            logger.debug("call \(id): ICE \(iceState.rawValue)")
+            switch iceState {
+            case .connected, .ready:
+                if iceConnected == nil { iceConnected = .now }
+                await transition(.iceConnected)
+            case .failed:
+                await transition(.iceFailed)
+            default:
+                break
+            }
         case .selectedPair(let pair):
             selectedPair = pair
             logger.info("call \(id): selected pair \(pair)")
@@ -209,72 +264,9 @@ public actor Call {
         }
     }
 
-    func iceStateChanged(_ iceState: ICEComponentState) async {
-        logger.debug("call \(id): ICE \(iceState.rawValue)")
-        switch iceState {
-        case .connected, .ready:
-            if iceConnected == nil { iceConnected = .now }
-            if state == .reconnecting, let started = restartStarted {
-                lastRestartDuration = .now - started
-                restartStarted = nil
-                restartsSinceRecovery = 0
-                lastRestart = nil
-                setState(.connected)
-                media.engine?.requestKeyframe()
-                logger.info("call \(id): ICE restart done in \(lastRestartDuration!)")
-            }
-        case .failed:
-            if state == .connected || state == .reconnecting {
-                await pathFailed()
-            } else if state == .connecting, remoteCredentials != nil {
-                await end("ICE found no working path to \(remote)", failed: true)
-            }
-        default:
-            break
-        }
-    }
-
-    /// The selected path died (consent lost or checks failed): the caller restarts ICE; the callee
-    /// waits for the caller's new offer (one side restarts, so two restarts never cross).
-    func pathFailed() async {
-        if state == .connected { setState(.reconnecting) }
-        guard isCaller else { return }
-        await restartICE()
-    }
-
-    /// A first restart keeps the agent's local candidates (enough when a NAT lost its mapping or
-    /// the peer moved). If it has not brought media back within `restartTimeout`, the next ones
-    /// use a fresh agent that gathers anew — the old one's relay allocations may be gone (libnice
-    /// releases TCP/TLS allocations it finds redundant while UDP works, so a firewall that starts
-    /// dropping UDP mid-call leaves nothing to fall back to) — and the DTLS session moves to it.
-    func restartICE(fresh: Bool = false) async {
-        guard state == .reconnecting || state == .connected, agent != nil else { return }
-        // The failure of a restart that is still young is its checks giving up; the retry timer
-        // decides when to try again, so restarts never pile up.
-        if let lastRestart, ContinuousClock.now - lastRestart < options.restartTimeout / 2 { return }
-        let fresh = fresh || restartsSinceRecovery > 0
-        if state == .connected { setState(.reconnecting) }
-        restartStarted = restartStarted ?? .now
-        lastRestart = .now
-        restartsSinceRecovery += 1
-        iceRestarts += 1
-        logger.info("call \(id): ICE restart \(iceRestarts)\(fresh ? " with a fresh agent" : "")")
-        await run("ICE restart") { try await self.sendOffer(restart: true, fresh: fresh) }
-        // If this restart does not bring the path back, try again.
-        let attempt = iceRestarts
-        let timeout = options.restartTimeout
-        tasks.append(Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            guard let self, await self.state == .reconnecting, await self.iceRestarts == attempt else { return }
-            await self.restartICE(fresh: true)
-        })
-    }
-
+    /// Hands a trickled candidate (or end-of-candidates) to the agent.
     func addRemoteCandidate(_ info: CandidateInfo) async {
-        guard let agent, remoteCredentials != nil else {
-            pendingCandidates.append(info)
-            return
-        }
+        guard let agent else { return }
         if info.candidate.isEmpty {
             try? await agent.endOfRemoteCandidates()
             return
@@ -287,38 +279,30 @@ public actor Call {
         }
     }
 
-    func addPendingCandidates() async {
-        let pending = pendingCandidates
-        pendingCandidates = []
-        for candidate in pending { await addRemoteCandidate(candidate) }
-    }
-
     // MARK: - Ending
 
-    func setState(_ new: CallState) {
-        guard state != new, state != .ended else { return }
-        state = new
-        stateSink.yield(new)
-    }
-
-    /// Ends the call: stops media, sends close_notify, releases the agent. Idempotent.
-    func end(_ reason: String, failed: Bool = false) async {
-        guard state != .ended else { return }
-        self.failed = failed || state == .connecting || state == .ringing
-        endReason = reason
-        state = .ended
-        logger.info("call \(id) ended: \(reason)")
+    /// Stops media, sends close_notify, releases the agent and wakes whoever waits for the end.
+    private func tearDown() async {
+        logger.info("call \(id) ended: \(endReason ?? "")")
         if let engine = media.engine { finalStatistics = await engine.stop() }
         transport?.close()
         for task in tasks { task.cancel() }
         await agent?.close()
-        forward?.finish()
-        stateSink.yield(.ended)
+        ice?.forward.finish()
         stateSink.finish()
         let waiters = endWaiters
         endWaiters = []
         for waiter in waiters { waiter.resume() }
     }
+}
+
+/// A call's ICE agent, the copy of its events that the DTLS transport reads, and whether it
+/// has gathered all its candidates. A fresh-agent restart replaces all of it at once.
+struct AgentLink {
+    let agent: ICEAgent
+    let events: AsyncStream<ICEAgentEvent>
+    let forward: AsyncStream<ICEAgentEvent>.Continuation
+    var gatheringDone = false
 }
 
 /// The call's media engine, readable from the transport's receive task without the actor.

@@ -73,7 +73,7 @@ extension Call {
             iceMs: ms(offerSent.flatMap { sent in iceConnected.map { $0 - sent } }),
             dtlsMs: ms(transport?.statistics.handshakeDuration), path: path,
             streams: [stats?.audio, stats?.video].compactMap { $0 }, rttMs: stats?.roundTripMilliseconds.map { ($0 * 10).rounded() / 10 },
-            iceRestarts: iceRestarts, restartMs: ms(lastRestartDuration), durationMs: stats.map { ($0.elapsedMilliseconds).rounded() },
+            iceRestarts: machine.restarts, restartMs: ms(machine.lastRestartDuration), durationMs: stats.map { ($0.elapsedMilliseconds).rounded() },
             files: stats?.files ?? [], error: error)
     }
 

@@ -8,6 +8,7 @@ import ServiceLifecycle
 import Signaling
 import Synchronization
 import TURNServer
+import Codecs
 
 /// A meshnode node: STUN/TURN server, HTTP (web page, `/metrics`) and, later, signaling and
 /// links, run as one `ServiceGroup` that stops gracefully on SIGTERM and SIGINT.

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import Codecs
 
 /// The browser page's files (HTML, CSS, ES modules) served from a directory: `web-root`, by
 /// default the repository's `web/` next to this source file. Only regular files inside the

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Media
 import Codecs
+import ICE
 
 /// `meshnode media-loop`: the whole media pipeline in one process, to see the engine work.
 struct MediaLoopCommand: ParsableCommand {

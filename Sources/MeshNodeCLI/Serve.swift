@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MeshNode
 import STUN
+import Signaling
 
 /// `meshnode serve`: a node with STUN/TURN, the web page and metrics.
 struct Serve: AsyncParsableCommand {

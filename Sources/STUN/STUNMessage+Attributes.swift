@@ -61,7 +61,7 @@ extension STUNMessage {
         return v
     }
 
-    /// LIFETIME in seconds (RFC 8656 §18.4).
+    /// LIFETIME in seconds (RFC 8656 §18.2).
     public func lifetime() throws(STUNError) -> UInt32? { try uint32(.lifetime) }
 
     /// CONNECTION-ID (RFC 6062 §6.2.1).
@@ -77,28 +77,28 @@ extension STUNMessage {
         append(.channelNumber, uint32: UInt32(channel) << 16)
     }
 
-    /// REQUESTED-TRANSPORT protocol number (RFC 8656 §18.7): 17 UDP, 6 TCP (RFC 6062).
-    public func requestedTransport() throws(STUNError) -> UInt8? {
+    /// REQUESTED-TRANSPORT (RFC 8656 §18.8): the protocol number, then 24 reserved bits.
+    public func requestedTransport() throws(STUNError) -> TURNTransportProtocol? {
         guard let v = try uint32(.requestedTransport) else { return nil }
-        return UInt8(v >> 24)
+        return TURNTransportProtocol(rawValue: UInt8(v >> 24))
     }
 
-    public mutating func appendRequestedTransport(_ proto: UInt8) {
-        append(.requestedTransport, uint32: UInt32(proto) << 24)
+    public mutating func appendRequestedTransport(_ transport: TURNTransportProtocol) {
+        append(.requestedTransport, uint32: UInt32(transport.rawValue) << 24)
     }
 
-    /// A family attribute (REQUESTED-ADDRESS-FAMILY, ADDITIONAL-ADDRESS-FAMILY, RFC 8656 §18.8):
-    /// 0x01 IPv4, 0x02 IPv6.
-    public func addressFamily(_ type: STUNAttributeType) throws(STUNError) -> UInt8? {
+    /// A family attribute (REQUESTED-ADDRESS-FAMILY, ADDITIONAL-ADDRESS-FAMILY; RFC 8656 §18.6,
+    /// §18.11): the family, then 24 reserved bits.
+    public func addressFamily(_ type: STUNAttributeType) throws(STUNError) -> STUNAddressFamily? {
         guard let v = try uint32(type) else { return nil }
-        return UInt8(v >> 24)
+        return STUNAddressFamily(rawValue: UInt8(v >> 24))
     }
 
-    public mutating func appendAddressFamily(_ type: STUNAttributeType, _ family: UInt8) {
-        append(type, uint32: UInt32(family) << 24)
+    public mutating func appendAddressFamily(_ type: STUNAttributeType, _ family: STUNAddressFamily) {
+        append(type, uint32: UInt32(family.rawValue) << 24)
     }
 
-    /// EVEN-PORT's R bit (RFC 8656 §18.6): reserve the next port as well.
+    /// EVEN-PORT's R bit (RFC 8656 §18.7): reserve the next port as well.
     public func evenPort() throws(STUNError) -> (reserveNext: Bool, present: Bool) {
         guard let value = attribute(.evenPort) else { return (false, false) }
         guard value.readableBytes == 1, let byte = value.getInteger(at: value.readerIndex, as: UInt8.self) else {
@@ -129,11 +129,21 @@ extension STUNMessage {
     }
 
     public mutating func appendErrorCode(_ code: STUNErrorCode, reason: String? = nil) {
+        append(.errorCode, buffer: Self.errorValue(first: 0, code, reason: reason))
+    }
+
+    /// ADDRESS-ERROR-CODE (RFC 8656 §18.12): why no relayed address of `family` was allocated;
+    /// laid out as ERROR-CODE with the family in the first byte.
+    public mutating func appendAddressErrorCode(family: STUNAddressFamily, _ code: STUNErrorCode, reason: String? = nil) {
+        append(.addressErrorCode, buffer: Self.errorValue(first: family.rawValue, code, reason: reason))
+    }
+
+    private static func errorValue(first: UInt8, _ code: STUNErrorCode, reason: String?) -> ByteBuffer {
         var buffer = ByteBuffer()
-        buffer.writeMultipleIntegers(UInt16(0), UInt8(code.rawValue / 100), UInt8(code.rawValue % 100))
+        buffer.writeMultipleIntegers(first, UInt8(0), UInt8(code.rawValue / 100), UInt8(code.rawValue % 100))
         // RFC 8489 §14.8: at most 128 characters (763 bytes).
         buffer.writeString(String((reason ?? code.reasonPhrase).utf8.prefix(763)) ?? code.reasonPhrase)
-        append(.errorCode, buffer: buffer)
+        return buffer
     }
 
     /// UNKNOWN-ATTRIBUTES (RFC 8489 §14.13).
@@ -189,9 +199,9 @@ extension STUNMessage {
             throw STUNError(.badAddress, "\(type) shorter than 4 bytes")
         }
         let length: Int
-        switch family {
-        case 0x01: length = 4
-        case 0x02: length = 16
+        switch STUNAddressFamily(rawValue: family) {
+        case .ipv4: length = 4
+        case .ipv6: length = 16
         default: throw STUNError(.badAddress, "\(type) has unknown address family \(family)")
         }
         guard value.readableBytes == 4 + length, var bytes = value.getBytes(at: value.readerIndex + 4, length: length) else {
@@ -220,7 +230,7 @@ extension STUNMessage {
             let mask = xorMask
             for i in bytes.indices { bytes[i] ^= mask[i] }
         }
-        buffer.writeMultipleIntegers(UInt8(0), UInt8(ip.isIPv4 ? 1 : 2), port)
+        buffer.writeMultipleIntegers(UInt8(0), (ip.isIPv4 ? STUNAddressFamily.ipv4 : .ipv6).rawValue, port)
         buffer.writeBytes(bytes)
         return buffer
     }

@@ -9,6 +9,9 @@ import NIOSSL
 final class TLSDetectHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 
+    /// The content type of a TLS handshake record, the first byte a TLS client sends (RFC 8446 §5.1).
+    static let handshakeRecord: UInt8 = 0x16
+
     private let tls: NIOSSLContext
     private let loop: NIOLoopBound<TURNLoop>
     private var silenceTimer: Scheduled<Void>?
@@ -24,9 +27,10 @@ final class TLSDetectHandler: ChannelInboundHandler, RemovableChannelHandler {
         silenceTimer?.cancel()
         let pipeline = context.pipeline.syncOperations
         do {
-            let stream = TURNStreamHandler(loop: loop, transport: first == 0x16 ? .tls : .tcp)
+            let isTLS = first == Self.handshakeRecord
+            let stream = TURNStreamHandler(loop: loop, transport: isTLS ? .tls : .tcp)
             try pipeline.addHandler(stream, position: .after(self))
-            if first == 0x16 { try pipeline.addHandler(NIOSSLServerHandler(context: tls), position: .after(self)) }
+            if isTLS { try pipeline.addHandler(NIOSSLServerHandler(context: tls), position: .after(self)) }
             // The new handlers missed channelActive: replay it, then the bytes.
             context.fireChannelActive()
             context.fireChannelRead(data)

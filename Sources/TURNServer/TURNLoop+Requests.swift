@@ -165,164 +165,201 @@ extension TURNLoop {
 
     // MARK: Allocate (RFC 8656 §7.2, RFC 6062 §5.1)
 
+    /// How long the port after an EVEN-PORT allocation stays reserved for a later Allocate with
+    /// its RESERVATION-TOKEN (RFC 8656 §7.2: about 30 seconds).
+    static let portReservationLifetime = TimeAmount.seconds(30)
+    /// How many other pooled ports an Allocate tries when another program holds its port.
+    static let relayBindRetries = 4
+
+    /// What an Allocate asks for, once its attributes are read and checked.
+    private struct AllocateRequest {
+        var transport: TURNTransportProtocol
+        /// REQUESTED-ADDRESS-FAMILY, IPv4 without it (RFC 8656 §7.2); with a RESERVATION-TOKEN,
+        /// the family of the reserved port.
+        var family: STUNAddressFamily
+        var evenPort: (reserveNext: Bool, present: Bool)
+        var reservationToken: UInt64?
+        var lifetime: UInt32?
+        /// ADDITIONAL-ADDRESS-FAMILY asked for a second, IPv6, relayed address, which this server
+        /// does not allocate; the success response says so.
+        var additionalFamilyRefused: Bool
+    }
+
     func lifetime(requested: UInt32?) -> Int {
         let asked = requested.map(Int.init) ?? config.defaultLifetime
         return max(config.defaultLifetime, min(asked, config.maximumLifetime))
     }
 
+    /// Checks the request, reserves a place in the quota and a relay port, then binds the relay
+    /// socket. The reservation gives back what it holds on every refusal below and on a failed
+    /// bind; only a created allocation commits it.
     private func handleAllocate(_ reply: Reply, tuple: FiveTuple, username: String) {
-        let request = reply.request
         if let existing = allocations[tuple] {
-            if existing.allocateTransactionID == request.transactionID {
-                reply.send(existing.allocateResponse) // a retransmission (RFC 8656 §7.2)
-            } else {
-                shared.metrics.refused("allocation_mismatch")
-                reply.send(reply.error(.allocationMismatch, "this 5-tuple already has an allocation"))
-            }
+            answerRepeatedAllocate(reply, existing: existing)
             return
         }
-        guard !pending.contains(tuple) else { return }
-        let transport: UInt8
-        var family: UInt8
-        let evenPort: (reserveNext: Bool, present: Bool)
-        let token: UInt64?
-        let requestedLifetime: UInt32?
-        do {
-            guard let t = try request.requestedTransport() else {
-                reply.send(reply.error(.badRequest, "REQUESTED-TRANSPORT is missing"))
-                return
-            }
-            transport = t
-            evenPort = try request.evenPort()
-            token = try request.uint64(.reservationToken)
-            requestedLifetime = try request.lifetime()
-            let requestedFamily = try request.addressFamily(.requestedAddressFamily)
-            if requestedFamily != nil && (token != nil || request.has(.additionalAddressFamily)) {
-                reply.send(reply.error(.badRequest, "REQUESTED-ADDRESS-FAMILY cannot come with RESERVATION-TOKEN or ADDITIONAL-ADDRESS-FAMILY"))
-                return
-            }
-            family = requestedFamily ?? 0x01
-        } catch {
-            reply.send(reply.error(.badRequest, error.reason))
-            return
-        }
-        guard transport == 17 || transport == 6 else {
-            shared.metrics.refused("wrong_transport")
-            reply.send(reply.error(.unsupportedTransportProtocol, "relaying protocol \(transport) is not supported; use UDP (17) or TCP (6)"))
-            return
-        }
-        if transport == 6 && !reply.link.isStream {
-            shared.metrics.refused("wrong_transport")
-            reply.send(reply.error(.badRequest, "TCP relaying (RFC 6062) needs a TCP or TLS control connection"))
-            return
-        }
-        if token != nil && evenPort.present {
-            reply.send(reply.error(.badRequest, "EVEN-PORT and RESERVATION-TOKEN are exclusive"))
-            return
-        }
-        // RFC 8656 §7.2: a reserved port keeps the family of the allocation that reserved it.
-        var claimed: Int?
-        if let token {
-            guard let reservation = shared.ports.claim(token: token) else {
+        // A retransmission that arrives while the relay socket binds is dropped: the answer to
+        // the first request is on its way.
+        guard !pending.contains(tuple), var request = checkAllocate(reply) else { return }
+        var reservation = AllocationReservation(username: username, quota: shared.quota, ports: shared.ports)
+        if let token = request.reservationToken {
+            guard let family = reservation.claim(token: token) else {
                 reply.send(reply.error(.badRequest, "unknown or expired RESERVATION-TOKEN"))
                 return
             }
-            claimed = reservation.port
-            family = reservation.ipv6 ? 0x02 : 0x01
+            request.family = family
         }
-        guard family == 0x01 || family == 0x02 else {
-            reply.send(reply.error(.addressFamilyNotSupported, "unknown address family \(family)"))
-            return
-        }
-        guard let relayIP = family == 0x01 ? shared.relayIPv4 : shared.relayIPv6 else {
-            if let claimed { shared.ports.release(claimed) }
+        guard let relayIP = request.family == .ipv6 ? shared.relayIPv6 : shared.relayIPv4 else {
             shared.metrics.refused("address_family")
-            reply.send(reply.error(.addressFamilyNotSupported, "this server has no IPv\(family == 1 ? 4 : 6) relay address"))
+            reply.send(reply.error(.addressFamilyNotSupported, "this server has no \(request.family) relay address"))
             return
         }
-        if let why = shared.quota.acquire(user: username) {
-            if let claimed { shared.ports.release(claimed) }
+        if let why = reservation.acquireQuota() {
             shared.metrics.refused("quota")
             logger.notice("allocation refused", metadata: ["user": "\(username)", "reason": "\(why)"])
             reply.send(reply.error(.allocationQuotaReached, why))
             return
         }
-        var port: Int?
-        var newToken: UInt64?
-        if let claimed {
-            port = claimed
-        } else if evenPort.reserveNext {
-            if let (p, t) = shared.ports.takeEvenWithReservation(ipv6: family == 0x02) {
-                port = p
-                newToken = t
-            }
-        } else {
-            port = shared.ports.take(even: evenPort.present)
-        }
-        guard let port else {
-            shared.quota.release(user: username)
+        if reservation.port == nil,
+           !reservation.takePort(even: request.evenPort.present, reserveNext: request.evenPort.reserveNext, ipv6: request.family == .ipv6) {
             shared.metrics.refused("capacity")
             reply.send(reply.error(.insufficientCapacity, "no relay port is free"))
             return
         }
-        let reservation = newToken
-        if let newToken {
-            let ports = shared.ports
-            eventLoop.scheduleTask(in: .seconds(30)) { ports.expire(token: newToken) }
-        }
+        // A reserved port must be used as is; a pooled one may be swapped when another program
+        // holds it.
+        let retries = request.reservationToken == nil && reservation.reservationToken == nil ? Self.relayBindRetries : 0
         pending.insert(tuple)
-        let lifetime = lifetime(requested: requestedLifetime)
-        let additionalFamilyRefused = request.has(.additionalAddressFamily)
-        // A reserved port must be used as is; a pooled one may be swapped when another
-        // program holds it.
-        openRelay(ip: relayIP, port: port, tcp: transport == 6, retries: token == nil && newToken == nil ? 4 : 0).assumeIsolated().whenComplete { [self] result in
-            pending.remove(tuple)
+        openRelay(request, ip: relayIP, tuple: tuple, reply: reply, reservation: reservation, retries: retries)
+    }
+
+    /// RFC 8656 §7.2: an Allocate on a 5-tuple that has an allocation is either a retransmission
+    /// of the request that created it, answered as before, or a mismatch.
+    private func answerRepeatedAllocate(_ reply: Reply, existing: Allocation) {
+        if existing.allocateTransactionID == reply.request.transactionID {
+            reply.send(existing.allocateResponse)
+        } else {
+            shared.metrics.refused("allocation_mismatch")
+            reply.send(reply.error(.allocationMismatch, "this 5-tuple already has an allocation"))
+        }
+    }
+
+    /// Reads and checks what the Allocate asks for (RFC 8656 §7.2, RFC 6062 §5.1); sends the
+    /// error and returns nil when it cannot be served.
+    private func checkAllocate(_ reply: Reply) -> AllocateRequest? {
+        let request = reply.request
+        let transport: TURNTransportProtocol
+        let evenPort: (reserveNext: Bool, present: Bool)
+        let token: UInt64?
+        let lifetime: UInt32?
+        let requestedFamily: STUNAddressFamily?
+        do {
+            guard let requested = try request.requestedTransport() else {
+                reply.send(reply.error(.badRequest, "REQUESTED-TRANSPORT is missing"))
+                return nil
+            }
+            transport = requested
+            evenPort = try request.evenPort()
+            token = try request.uint64(.reservationToken)
+            lifetime = try request.lifetime()
+            requestedFamily = try request.addressFamily(.requestedAddressFamily)
+        } catch {
+            reply.send(reply.error(.badRequest, error.reason))
+            return nil
+        }
+        if requestedFamily != nil && (token != nil || request.has(.additionalAddressFamily)) {
+            reply.send(reply.error(.badRequest, "REQUESTED-ADDRESS-FAMILY cannot come with RESERVATION-TOKEN or ADDITIONAL-ADDRESS-FAMILY"))
+            return nil
+        }
+        guard transport == .udp || transport == .tcp else {
+            shared.metrics.refused("wrong_transport")
+            reply.send(reply.error(.unsupportedTransportProtocol,
+                                   "relaying protocol \(transport.rawValue) is not supported; use \(TURNTransportProtocol.udp) or \(TURNTransportProtocol.tcp)"))
+            return nil
+        }
+        if transport == .tcp && !reply.link.isStream {
+            shared.metrics.refused("wrong_transport")
+            reply.send(reply.error(.badRequest, "TCP relaying (RFC 6062) needs a TCP or TLS control connection"))
+            return nil
+        }
+        if token != nil && evenPort.present {
+            reply.send(reply.error(.badRequest, "EVEN-PORT and RESERVATION-TOKEN are exclusive"))
+            return nil
+        }
+        let family = requestedFamily ?? .ipv4
+        guard family == .ipv4 || family == .ipv6 else {
+            reply.send(reply.error(.addressFamilyNotSupported, "unknown address family \(family.rawValue)"))
+            return nil
+        }
+        return AllocateRequest(transport: transport, family: family, evenPort: evenPort, reservationToken: token, lifetime: lifetime,
+                               additionalFamilyRefused: request.has(.additionalAddressFamily))
+    }
+
+    /// Binds the relay socket on the reserved port; when another program holds the port and
+    /// `retries` allow, swaps it for another pooled one. The reservation travels with the bind.
+    private func openRelay(_ request: AllocateRequest, ip: IPAddress, tuple: FiveTuple, reply: Reply,
+                           reservation: consuming AllocationReservation, retries: Int) {
+        guard let port = reservation.port else { preconditionFailure("the relay port is reserved before the bind") }
+        // The completion takes the reservation over; it runs once, on this loop.
+        var held = Optional(reservation)
+        bindRelay(address: ip.socketAddress(port: port), tcp: request.transport == .tcp).assumeIsolated().whenComplete { [self] result in
+            guard var reservation = held.take() else { return }
             switch result {
+            case .success(let relayChannel):
+                pending.remove(tuple)
+                createAllocation(request, relayChannel: relayChannel, ip: ip, tuple: tuple, reply: reply, reservation: reservation)
             case .failure(let error):
-                shared.quota.release(user: username)
-                logger.warning("relay bind failed", metadata: ["ip": "\(relayIP)", "error": "\(error)"])
-                reply.send(reply.error(.insufficientCapacity, "could not open a relay socket"))
-            case .success(let (relayChannel, port)):
-                let relayAddress = relayIP.socketAddress(port: port)
-                let allocation = Allocation(
-                    tuple: tuple, username: username, key: reply.key ?? [], client: reply.link, relayAddress: relayAddress,
-                    relayPort: port, isTCP: transport == 6, relayChannel: relayChannel, transactionID: request.transactionID,
-                    expiry: .now(), bitsPerSecond: config.maxBitsPerSecond)
-                allocations[tuple] = allocation
-                attachRelay(allocation)
-                scheduleExpiry(allocation, lifetime: lifetime)
-                allocation.allocateResponse = reply.success {
-                    $0.appendXORAddress(.xorRelayedAddress, relayAddress)
-                    $0.append(.lifetime, uint32: UInt32(lifetime))
-                    $0.appendXORAddress(.xorMappedAddress, tuple.client)
-                    if let reservation { $0.append(.reservationToken, uint64: reservation) }
-                    if additionalFamilyRefused {
-                        // RFC 8656 §7.2: one family is relayed; say why the other is not.
-                        var value = ByteBuffer()
-                        value.writeMultipleIntegers(UInt8(0x02), UInt8(0), UInt8(4), UInt8(40))
-                        value.writeString("Address Family not Supported")
-                        $0.append(.addressErrorCode, buffer: value)
-                    }
+                if retries > 0, reservation.replacePort(even: request.evenPort.present) {
+                    openRelay(request, ip: ip, tuple: tuple, reply: reply, reservation: reservation, retries: retries - 1)
+                    return
                 }
-                reply.send(allocation.allocateResponse)
-                shared.metrics.allocationsCreated.increment()
-                shared.metrics.allocationsActive.record(shared.quota.total)
-                logger.info("allocation created", metadata: [
-                    "user": "\(username)", "client": "\(tuple.client)", "transport": "\(tuple.transport.rawValue)",
-                    "relay": "\(relayAddress)", "relay_transport": "\(transport == 6 ? "tcp" : "udp")", "lifetime": "\(lifetime)",
-                ])
+                pending.remove(tuple)
+                logger.warning("relay bind failed", metadata: ["ip": "\(ip)", "error": "\(error)"])
+                reply.send(reply.error(.insufficientCapacity, "could not open a relay socket"))
             }
         }
     }
 
-    /// Binds the relay on `port`, moving on to other pooled ports when one is taken; the port
-    /// is released on failure.
-    private func openRelay(ip: IPAddress, port: Int, tcp: Bool, retries: Int) -> EventLoopFuture<(Channel, Int)> {
-        bindRelay(address: ip.socketAddress(port: port), tcp: tcp).map { ($0, port) }.assumeIsolated().flatMapError { [self] error in
-            shared.ports.release(port)
-            guard retries > 0, let next = shared.ports.take() else { return eventLoop.makeFailedFuture(error) }
-            return openRelay(ip: ip, port: next, tcp: tcp, retries: retries - 1)
-        }.nonisolated()
+    /// The relay socket is bound: the allocation takes over the reservation and the client learns
+    /// its relayed address.
+    private func createAllocation(_ request: AllocateRequest, relayChannel: Channel, ip: IPAddress, tuple: FiveTuple, reply: Reply,
+                                  reservation: consuming AllocationReservation) {
+        // A TCP or TLS client that left while the socket was being bound gets nothing: its
+        // allocation would hold the port and the quota until its lifetime ran out.
+        if reply.link.isStream && !reply.link.channel.isActive {
+            relayChannel.close(promise: nil)
+            return
+        }
+        let username = reservation.username
+        let (port, reservationToken) = reservation.commit()
+        if let reservationToken {
+            let ports = shared.ports
+            eventLoop.scheduleTask(in: Self.portReservationLifetime) { ports.expire(token: reservationToken) }
+        }
+        let relayAddress = ip.socketAddress(port: port)
+        let lifetime = lifetime(requested: request.lifetime)
+        let allocation = Allocation(
+            tuple: tuple, username: username, key: reply.key ?? [], client: reply.link, relayAddress: relayAddress,
+            relayPort: port, isTCP: request.transport == .tcp, relayChannel: relayChannel, transactionID: reply.request.transactionID,
+            expiry: .now(), bitsPerSecond: config.maxBitsPerSecond)
+        allocations[tuple] = allocation
+        attachRelay(allocation)
+        scheduleExpiry(allocation, lifetime: lifetime)
+        allocation.allocateResponse = reply.success {
+            $0.appendXORAddress(.xorRelayedAddress, relayAddress)
+            $0.append(.lifetime, uint32: UInt32(lifetime))
+            $0.appendXORAddress(.xorMappedAddress, tuple.client)
+            if let reservationToken { $0.append(.reservationToken, uint64: reservationToken) }
+            // RFC 8656 §7.2: one family is relayed; ADDRESS-ERROR-CODE says why the other is not.
+            if request.additionalFamilyRefused { $0.appendAddressErrorCode(family: .ipv6, .addressFamilyNotSupported) }
+        }
+        reply.send(allocation.allocateResponse)
+        shared.metrics.allocationsCreated.increment()
+        shared.metrics.allocationsActive.record(shared.quota.total)
+        logger.info("allocation created", metadata: [
+            "user": "\(username)", "client": "\(tuple.client)", "transport": "\(tuple.transport.rawValue)",
+            "relay": "\(relayAddress)", "relay_transport": "\(request.transport == .tcp ? "tcp" : "udp")", "lifetime": "\(lifetime)",
+        ])
     }
 
     /// Opens the relayed transport address: a UDP socket, or for RFC 6062 a TCP listener that

@@ -7,11 +7,14 @@ import STUN
 extension TURNLoop {
     /// RFC 6062 §5.3, §5.4: an unbound peer connection is closed after 30 s.
     static let connectionBindTimeout = TimeAmount.seconds(30)
+    /// How long a Connect waits for the peer to accept before answering 447 (RFC 6062 §5.2
+    /// leaves the time to the server).
+    static let peerConnectTimeout = TimeAmount.seconds(10)
 
     func handleConnect(_ reply: Reply, tuple: FiveTuple, username: String) {
         guard let allocation = ownedAllocation(reply, tuple: tuple, username: username) else { return }
         guard allocation.isTCP else {
-            reply.send(reply.error(.badRequest, "Connect needs a TCP allocation (REQUESTED-TRANSPORT 6)"))
+            reply.send(reply.error(.badRequest, "Connect needs a TCP allocation (REQUESTED-TRANSPORT \(TURNTransportProtocol.tcp.rawValue))"))
             return
         }
         let peer: SocketAddress
@@ -36,7 +39,7 @@ extension TURNLoop {
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.reusePort, value: 1)
             .channelOption(.autoRead, value: false)
-            .connectTimeout(.seconds(10))
+            .connectTimeout(Self.peerConnectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(TCPPeerHandler(outgoingFrom: bound))

@@ -35,7 +35,7 @@ struct TURNRefusalTests {
         let server = try await MeshNodeServer(Self.user)
         defer { server.stop() }
         let client = try TURNTestClient(port: server.udpPort, host: "::1")
-        let allocation = try client.allocate(family: 0x02)
+        let allocation = try client.allocate(family: .ipv6)
         #expect(allocation.isSuccess)
         #expect(try allocation.xorAddress(.xorRelayedAddress)?.ipAddress == "::1")
         for peer in ["::1", "::", "fc00::1", "fd12:3456::1", "fe80::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
@@ -57,7 +57,7 @@ struct TURNRefusalTests {
         #expect(try client.createPermission("10.9.1.1").code == 403)
         #expect(try client.createPermission("127.0.0.1").code == 403)
         let v6 = try TURNTestClient(port: server.udpPort, host: "::1")
-        #expect(try v6.allocate(family: 0x02).isSuccess)
+        #expect(try v6.allocate(family: .ipv6).isSuccess)
         #expect(try v6.createPermission("::ffff:10.1.1.1").isSuccess)
         #expect(try v6.createPermission("::ffff:10.9.1.1").code == 403)
     }
@@ -119,10 +119,10 @@ struct TURNRefusalTests {
     func wrongTransport() async throws {
         let server = try await MeshNodeServer(Self.user)
         defer { server.stop() }
-        #expect(try TURNTestClient(port: server.udpPort).allocate(transport: 99).code == 442)
-        #expect(try TURNTestClient(port: server.udpPort).allocate(transport: 6).code == 400)
+        #expect(try TURNTestClient(port: server.udpPort).allocate(transport: TURNTransportProtocol(rawValue: 99)).code == 442)
+        #expect(try TURNTestClient(port: server.udpPort).allocate(transport: .tcp).code == 400)
         #expect(try TURNTestClient(port: server.udpPort).request(.allocate).code == 400, "no REQUESTED-TRANSPORT")
-        #expect(try TURNTestClient(port: server.udpPort).allocate(family: 0x07).code == 440)
+        #expect(try TURNTestClient(port: server.udpPort).allocate(family: STUNAddressFamily(rawValue: 0x07)).code == 440)
     }
 
     @Test("437 for a second Allocate and for requests without an allocation; a retransmission gets the same answer")
@@ -138,7 +138,7 @@ struct TURNRefusalTests {
         #expect(try other.createPermission("203.0.113.1").code == 437)
         // Retransmission: the same transaction ID gets the cached success.
         let fresh = try TURNTestClient(port: server.udpPort)
-        request.appendRequestedTransport(17)
+        request.appendRequestedTransport(.udp)
         request.append(.username, string: "alice")
         fresh.realm = client.realm
         fresh.nonce = client.nonce

@@ -1,3 +1,4 @@
+import STUN
 /// How an ``ICEAgent`` gathers candidates and checks pairs.
 ///
 /// Servers and local addresses are IP literals: libnice does not resolve names, and

@@ -1,4 +1,5 @@
 internal import CNice
+import STUN
 
 // Conversions between ICECandidate and libnice's NiceCandidate. Only used on the GLib thread.
 

@@ -1,3 +1,4 @@
+import STUN
 /// One ICE candidate: a transport address an agent can receive on, as exchanged in SDP.
 ///
 /// The SDP form is RFC 8839 §5.1:

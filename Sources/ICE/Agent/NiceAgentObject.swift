@@ -3,6 +3,7 @@ internal import CNice
 import Logging
 import NIOCore
 import Synchronization
+import STUN
 
 /// Receives libnice's signals and received data on the GLib thread and forwards them to
 /// the agent's event stream. libnice holds one retained reference to it (released by a

@@ -1,3 +1,4 @@
+import MeshCore
 /// Bodies of chat, acknowledgements and errors (docs/protocol.md, "Chat", "ack", "error").
 
 /// `chat`: text to a peer (`to` = name) or a room (`to` = `#room`). The sender's `id` makes it

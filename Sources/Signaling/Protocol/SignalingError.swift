@@ -1,3 +1,4 @@
+import MeshCore
 /// An error of the signaling protocol: a machine-readable code, a reason for humans and, when
 /// known, the id of the message it answers (docs/protocol.md, "error").
 public struct SignalingError: Error, Sendable, Equatable, CustomStringConvertible {

@@ -95,7 +95,7 @@ final class TURNTestClient {
         return response
     }
 
-    func allocate(family: UInt8? = nil, transport: UInt8 = 17, build: (inout STUNMessage) -> Void = { _ in }) throws -> STUNMessage {
+    func allocate(family: STUNAddressFamily? = nil, transport: TURNTransportProtocol = .udp, build: (inout STUNMessage) -> Void = { _ in }) throws -> STUNMessage {
         try request(.allocate) {
             $0.appendRequestedTransport(transport)
             if let family { $0.appendAddressFamily(.requestedAddressFamily, family) }
