@@ -15,34 +15,25 @@ public struct SignalingSettings: Sendable, Equatable {
     public var maxConnections: Int
     public var gossipInterval: Duration
 
-    init(_ settings: NodeSettings) throws {
+    /// `heartbeat` when none is given.
+    static let defaultHeartbeatSeconds = 15
+    /// `gossip-interval` when none is given.
+    static let defaultGossipIntervalSeconds = 5
+
+    /// The values were checked against their settings' rules (`NodeSettings.all`).
+    init(_ settings: NodeSettings) {
         var directory = settings.dataDir ?? Self.defaultDataDirectory
-        guard !directory.isEmpty else { throw NodeConfigurationError(key: "data-dir", reason: "must not be empty") }
         if directory.hasPrefix("~/") { directory = NSHomeDirectory() + directory.dropFirst(1) }
         dataDirectory = directory
-        let seconds = settings.heartbeat ?? 15
-        guard seconds >= 0.1, seconds <= 3600 else {
-            throw NodeConfigurationError(key: "heartbeat", reason: "must be 0.1 to 3600 seconds")
-        }
-        heartbeat = .milliseconds(Int((seconds * 1000).rounded()))
+        heartbeat = Self.duration(seconds: settings.heartbeat ?? Double(Self.defaultHeartbeatSeconds))
         nodeKeyPath = settings.nodeKey ?? directory + "/node-identity"
         links = settings.link ?? []
-        if let cap = settings.maxConnections {
-            guard cap >= 1 else { throw NodeConfigurationError(key: "max-connections", reason: "must be at least 1") }
-            maxConnections = cap
-        } else {
-            maxConnections = ConnectionLimit.defaultMaximum()
-        }
-        let gossip = settings.gossipInterval ?? 5
-        guard gossip >= 0.1, gossip <= 3600 else {
-            throw NodeConfigurationError(key: "gossip-interval", reason: "must be 0.1 to 3600 seconds")
-        }
-        gossipInterval = .milliseconds(Int((gossip * 1000).rounded()))
-        for link in links {
-            guard let url = URL(string: link), ["ws", "wss", "http", "https"].contains(url.scheme ?? ""), url.host != nil else {
-                throw NodeConfigurationError(key: "link", reason: "'\(link)' is not a ws://HOST:PORT/ws URL")
-            }
-        }
+        maxConnections = settings.maxConnections ?? ConnectionLimit.defaultMaximum()
+        gossipInterval = Self.duration(seconds: settings.gossipInterval ?? Double(Self.defaultGossipIntervalSeconds))
+    }
+
+    private static func duration(seconds: Double) -> Duration {
+        .milliseconds(Int((seconds * 1000).rounded()))
     }
 
     static var defaultDataDirectory: String {

@@ -9,7 +9,9 @@ import TURNServer
 
 /// The settings of `meshnode serve`, as flags or as keys of a YAML config file. The keys are
 /// the flag names without dashes in front; a flag given on the command line wins over the file.
-public struct NodeSettings: Codable, Sendable, Equatable {
+///
+/// Each field is declared as a setting in ``all``; nil means not given.
+public struct NodeSettings: Sendable, Equatable {
     public var bind: [String]?
     public var stunPort: Int?
     public var tlsPort: Int?
@@ -38,17 +40,76 @@ public struct NodeSettings: Codable, Sendable, Equatable {
     public var gossipInterval: Double?
     public var webRoot: String?
 
-    enum CodingKeys: String, CodingKey {
-        case bind, realm, user, threads, rfc5780
-        case stunPort = "stun-port", tlsPort = "tls-port", tlsCert = "tls-cert", tlsKey = "tls-key"
-        case httpPort = "http-port", turnSecret = "turn-secret", allowPeer = "allow-peer", denyPeer = "deny-peer"
-        case relayIP = "relay-ip", relayPorts = "relay-ports", userQuota = "user-quota", totalQuota = "total-quota"
-        case maxBps = "max-bps", logLevel = "log-level", nonceLifetime = "nonce-lifetime"
-        case dataDir = "data-dir", heartbeat, nodeKey = "node-key", link, webRoot = "web-root"
-        case maxConnections = "max-connections", gossipInterval = "gossip-interval"
+    public init() {}
+
+    /// Every setting, in the order of `serve --help`: the one place a setting is declared.
+    /// Its flag, YAML key, kind, help text (with the defaults taken from the code that applies
+    /// them) and rule follow from its entry here. A new setting is a field above, which keeps
+    /// the typed value, an entry here, and its use in `NodeConfiguration`; a field without an
+    /// entry fails `NodeSettingsTests`.
+    ///
+    /// The table lives here and not in the CLI because the library must not know
+    /// ArgumentParser: `meshnode`'s `NodeSettingsOptions` makes an ArgumentParser option of
+    /// each entry, so `serve --help`, shell completions and the parse errors of flags stay
+    /// ArgumentParser's own. swift-configuration 1.4.0 was weighed and not taken: it reads keys
+    /// that code asks for, so it has no list of settings to generate help from or to refuse
+    /// unknown keys with, and its command-line provider splits values at commas
+    /// (`--user alice:p,w` would become two users).
+    public static let all: [NodeSetting] = {
+        let turn = TURNServerConfiguration()
+        let tlsPort = turn.tlsPort.map(String.init) ?? "none"
+        return [
+            .list("bind", \.bind, .numericIPAddress, help: "Address to listen on (repeatable). Default: 127.0.0.1 and ::1."),
+            .integer("stun-port", \.stunPort, .port, help: "STUN/TURN port for UDP and TCP (default \(turn.port); 0 picks a free port)."),
+            .integer("tls-port", \.tlsPort, .port, help: "STUN/TURN over TLS port (default \(tlsPort); 0 picks a free port).",
+                     shorthand: .init(name: "no-tls", help: "Do not listen for TLS.", value: .integer(-1))),
+            .text("tls-cert", \.tlsCert, help: "PEM certificate chain for TLS (default: a fresh self-signed certificate)."),
+            .text("tls-key", \.tlsKey, help: "PEM private key for TLS."),
+            .integer("http-port", \.httpPort, .port,
+                     help: "HTTP port for the web page and /metrics (default \(NodeConfiguration.defaultHTTPPort))."),
+            // RFC 8489 §14.9: a REALM is less than 763 bytes.
+            .text("realm", \.realm, .bytes(1...762), help: "Realm of the long-term credentials (default \(turn.realm))."),
+            .list("user", \.user, help: "A static TURN user NAME:PASSWORD (repeatable)."),
+            .text("turn-secret", \.turnSecret, .notEmpty,
+                  help: "Shared secret for TURN REST credentials (username EXPIRY:ID, password base64(HMAC-SHA1(secret, username)))."),
+            .list("allow-peer", \.allowPeer, help: "Relay to this CIDR even if private or loopback (repeatable)."),
+            .list("deny-peer", \.denyPeer, help: "Never relay to this CIDR (repeatable; beats allow-peer)."),
+            .list("relay-ip", \.relayIP, .numericIPAddress,
+                  help: "Address relayed ports are opened on (repeatable; default: the bind addresses)."),
+            .text("relay-ports", \.relayPorts,
+                  help: "Relay port range LOW-HIGH (default \(turn.relayPorts.lowerBound)-\(turn.relayPorts.upperBound))."),
+            .integer("user-quota", \.userQuota, .atLeast(1), help: "Maximum allocations per user (default \(turn.userQuota))."),
+            .integer("total-quota", \.totalQuota, .atLeast(1), help: "Maximum allocations in total (default \(turn.totalQuota))."),
+            .integer("max-bps", \.maxBps, .atLeast(8_000, "bits/s"),
+                     help: "Bandwidth cap per allocation and direction in bits per second (default: none)."),
+            .integer("threads", \.threads, .within(1...64), help: "Event loop threads for STUN/TURN (default \(turn.threads))."),
+            .flag("rfc5780", \.rfc5780,
+                  help: "Answer RFC 5780 NAT behaviour discovery requests (off by default: it helps reflection attacks)."),
+            .integer("nonce-lifetime", \.nonceLifetime, .within(1...86_400, "seconds"),
+                     help: "Seconds a nonce stays valid before requests get 438 Stale Nonce (default \(turn.nonceLifetime))."),
+            .text("log-level", \.logLevel,
+                  help: "trace, debug, info, notice, warning, error or critical (default \(NodeConfiguration.defaultLogLevel))."),
+            .text("data-dir", \.dataDir, .notEmpty, help: "Directory of the signaling store (default ~/.local/share/meshnode)."),
+            .number("heartbeat", \.heartbeat, .within(0.1...3600, "seconds"),
+                    help: "Signaling heartbeat interval in seconds (default \(SignalingSettings.defaultHeartbeatSeconds))."),
+            .text("node-key", \.nodeKey, .notEmpty,
+                  help: "The node's Ed25519 identity for links (default <data-dir>/node-identity, made on first start)."),
+            .list("link", \.link, .webSocketURL, help: "Keep a link to the node at this WebSocket URL, ws://HOST:PORT/ws (repeatable)."),
+            .integer("max-connections", \.maxConnections, .atLeast(1),
+                     help: "WebSocket connections held at once; more are closed at once with 1013 Try Again Later (default: open-file limit minus a tenth, at least 512 less)."),
+            .number("gossip-interval", \.gossipInterval, .within(0.1...3600, "seconds"),
+                    help: "Seconds between node record refreshes over links (default \(SignalingSettings.defaultGossipIntervalSeconds); records expire after six intervals)."),
+            .text("web-root", \.webRoot, .directory,
+                  help: "Directory of the web page's files (default: web/ of the source tree meshnode was built from)."),
+        ]
+    }()
+
+    /// The setting named `name` (a flag without dashes, a YAML key).
+    public static func setting(named name: String) -> NodeSetting? {
+        byName[name]
     }
 
-    public init() {}
+    private static let byName = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
 
     /// Reads a YAML config file; unknown keys are an error so that typos do not pass silently.
     public static func load(yamlFile path: String) throws -> NodeSettings {
@@ -59,57 +120,43 @@ public struct NodeSettings: Codable, Sendable, Equatable {
         return try parse(yaml: text, source: path)
     }
 
+    /// Reads the settings of a YAML mapping whose keys are the names in ``all``. An unknown key
+    /// or a value of the wrong kind is refused with the key's name.
     public static func parse(yaml text: String, source: String = "config") throws -> NodeSettings {
+        let mapping: Yams.Node.Mapping
         do {
-            if let mapping = try Yams.load(yaml: text) as? [String: Any] {
-                let known = Set(["bind", "realm", "user", "threads", "rfc5780", "stun-port", "tls-port", "tls-cert", "tls-key",
-                                 "http-port", "turn-secret", "allow-peer", "deny-peer", "relay-ip", "relay-ports", "user-quota",
-                                 "total-quota", "max-bps", "log-level", "nonce-lifetime", "data-dir", "heartbeat", "node-key", "link", "web-root",
-                                 "max-connections", "gossip-interval"])
-                if let unknown = mapping.keys.sorted().first(where: { !known.contains($0) }) {
-                    throw NodeConfigurationError(key: unknown, reason: "\(source): unknown key")
-                }
+            guard let parsed = try Yams.compose(yaml: text)?.mapping else {
+                throw NodeConfigurationError(key: "config", reason: "\(source): expected a mapping of settings, one `key: value` a line")
             }
-            return try YAMLDecoder().decode(NodeSettings.self, from: text)
+            mapping = parsed
         } catch let error as NodeConfigurationError {
             throw error
         } catch {
             throw NodeConfigurationError(key: "config", reason: "\(source): \(error)")
         }
+        let entries = mapping.map { (key: $0.key.scalar?.string ?? "\($0.key)", value: $0.value) }
+        if let unknown = entries.map(\.key).sorted().first(where: { byName[$0] == nil }) {
+            throw NodeConfigurationError(key: unknown, reason: "\(source): unknown key")
+        }
+        var settings = NodeSettings()
+        for (key, node) in entries {
+            // Known: checked above.
+            let setting = byName[key]!
+            if let value = try setting.value(yaml: node, source: source) { setting.set(value, in: &settings) }
+        }
+        return settings
     }
 
     /// These settings with every unset value taken from `base` (flags over the file).
     public func overriding(_ base: NodeSettings) -> NodeSettings {
-        let merged = base
-        var result = self
-        result.bind = bind ?? merged.bind
-        result.stunPort = stunPort ?? merged.stunPort
-        result.tlsPort = tlsPort ?? merged.tlsPort
-        result.tlsCert = tlsCert ?? merged.tlsCert
-        result.tlsKey = tlsKey ?? merged.tlsKey
-        result.httpPort = httpPort ?? merged.httpPort
-        result.realm = realm ?? merged.realm
-        result.user = user ?? merged.user
-        result.turnSecret = turnSecret ?? merged.turnSecret
-        result.allowPeer = allowPeer ?? merged.allowPeer
-        result.denyPeer = denyPeer ?? merged.denyPeer
-        result.relayIP = relayIP ?? merged.relayIP
-        result.relayPorts = relayPorts ?? merged.relayPorts
-        result.userQuota = userQuota ?? merged.userQuota
-        result.totalQuota = totalQuota ?? merged.totalQuota
-        result.maxBps = maxBps ?? merged.maxBps
-        result.logLevel = logLevel ?? merged.logLevel
-        result.threads = threads ?? merged.threads
-        result.rfc5780 = rfc5780 ?? merged.rfc5780
-        result.nonceLifetime = nonceLifetime ?? merged.nonceLifetime
-        result.dataDir = dataDir ?? merged.dataDir
-        result.heartbeat = heartbeat ?? merged.heartbeat
-        result.nodeKey = nodeKey ?? merged.nodeKey
-        result.link = link ?? merged.link
-        result.maxConnections = maxConnections ?? merged.maxConnections
-        result.gossipInterval = gossipInterval ?? merged.gossipInterval
-        result.webRoot = webRoot ?? merged.webRoot
+        var result = NodeSettings()
+        for setting in Self.all { setting.merge(self, over: base, into: &result) }
         return result
+    }
+
+    /// Checks each set value against its setting's rule.
+    func validate() throws {
+        for setting in Self.all { try setting.check(self) }
     }
 }
 
@@ -136,30 +183,29 @@ public struct NodeConfiguration: Sendable {
     /// The directory of the browser page (`web-root`, default: `web/` of the source tree).
     public var webRoot: String
 
-    /// Applies the defaults of a node on localhost and checks every value.
+    /// `http-port` when none is given.
+    static let defaultHTTPPort = 8080
+    /// `log-level` when none is given.
+    static let defaultLogLevel = Logger.Level.info
+
+    /// Applies the defaults of a node on localhost and checks every value: each against its
+    /// setting's rule (``NodeSettings/all``), then what is parsed here.
     public init(_ settings: NodeSettings) throws {
+        try settings.validate()
         var turn = TURNServerConfiguration()
         // The default is a node on localhost: 127.0.0.1, and ::1 where IPv6 is up.
         turn.bindAddresses = Self.hasIPv6Loopback ? ["127.0.0.1", "::1"] : ["127.0.0.1"]
-        if let bind = settings.bind, !bind.isEmpty {
-            for host in bind where IPAddress(string: host) == nil {
-                throw NodeConfigurationError(key: "bind", reason: "\(host) is not a numeric IP address")
-            }
-            turn.bindAddresses = bind
-        }
-        turn.port = try Self.port(settings.stunPort, key: "stun-port") ?? turn.port
+        if let bind = settings.bind, !bind.isEmpty { turn.bindAddresses = bind }
+        turn.port = settings.stunPort ?? turn.port
         // tls-port: -1 (the --no-tls flag) turns TLS off.
-        if let tls = settings.tlsPort { turn.tlsPort = tls == -1 ? nil : try Self.port(tls, key: "tls-port") }
+        if let tls = settings.tlsPort { turn.tlsPort = tls == -1 ? nil : tls }
         turn.tlsCertificatePath = settings.tlsCert
         turn.tlsKeyPath = settings.tlsKey
         if (settings.tlsCert == nil) != (settings.tlsKey == nil) {
             throw NodeConfigurationError(key: "tls-cert", reason: "tls-cert and tls-key go together")
         }
-        httpPort = try Self.port(settings.httpPort, key: "http-port") ?? 8080
-        if let realm = settings.realm {
-            guard !realm.isEmpty, realm.utf8.count < 763 else { throw NodeConfigurationError(key: "realm", reason: "must be 1 to 762 bytes") }
-            turn.realm = realm
-        }
+        httpPort = settings.httpPort ?? Self.defaultHTTPPort
+        turn.realm = settings.realm ?? turn.realm
         for entry in settings.user ?? [] {
             let parts = entry.split(separator: ":", maxSplits: 1).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
@@ -167,15 +213,9 @@ public struct NodeConfiguration: Sendable {
             }
             turn.users[parts[0]] = parts[1]
         }
-        if let secret = settings.turnSecret {
-            guard !secret.isEmpty else { throw NodeConfigurationError(key: "turn-secret", reason: "must not be empty") }
-            turn.restSecret = secret
-        }
+        turn.restSecret = settings.turnSecret
         turn.peerPolicy = PeerAddressPolicy(allow: try Self.cidrs(settings.allowPeer, key: "allow-peer"),
                                             deny: try Self.cidrs(settings.denyPeer, key: "deny-peer"))
-        for ip in settings.relayIP ?? [] where IPAddress(string: ip) == nil {
-            throw NodeConfigurationError(key: "relay-ip", reason: "\(ip) is not a numeric IP address")
-        }
         turn.relayAddresses = settings.relayIP ?? []
         if let range = settings.relayPorts {
             let parts = range.split(separator: "-").map { Int($0) }
@@ -184,46 +224,23 @@ public struct NodeConfiguration: Sendable {
             }
             turn.relayPorts = low...high
         }
-        if let q = settings.userQuota {
-            guard q >= 1 else { throw NodeConfigurationError(key: "user-quota", reason: "must be at least 1") }
-            turn.userQuota = q
-        }
-        if let q = settings.totalQuota {
-            guard q >= 1 else { throw NodeConfigurationError(key: "total-quota", reason: "must be at least 1") }
-            turn.totalQuota = q
-        }
-        if let bps = settings.maxBps {
-            guard bps >= 8_000 else { throw NodeConfigurationError(key: "max-bps", reason: "must be at least 8000 bits/s") }
-            turn.maxBitsPerSecond = bps
-        }
-        if let threads = settings.threads {
-            guard (1...64).contains(threads) else { throw NodeConfigurationError(key: "threads", reason: "must be 1 to 64") }
-            turn.threads = threads
-        }
+        turn.userQuota = settings.userQuota ?? turn.userQuota
+        turn.totalQuota = settings.totalQuota ?? turn.totalQuota
+        turn.maxBitsPerSecond = settings.maxBps
+        turn.threads = settings.threads ?? turn.threads
         turn.enableRFC5780 = settings.rfc5780 ?? false
-        if let lifetime = settings.nonceLifetime {
-            guard (1...86_400).contains(lifetime) else { throw NodeConfigurationError(key: "nonce-lifetime", reason: "must be 1 to 86400 seconds") }
-            turn.nonceLifetime = lifetime
-        }
+        turn.nonceLifetime = settings.nonceLifetime ?? turn.nonceLifetime
         if let level = settings.logLevel {
             guard let parsed = Logger.Level(rawValue: level) else {
                 throw NodeConfigurationError(key: "log-level", reason: "'\(level)' is not one of trace, debug, info, notice, warning, error, critical")
             }
             logLevel = parsed
         } else {
-            logLevel = .info
+            logLevel = Self.defaultLogLevel
         }
         self.turn = turn
-        signaling = try SignalingSettings(settings)
-        if let root = settings.webRoot {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw NodeConfigurationError(key: "web-root", reason: "\(root) is not a directory")
-            }
-            webRoot = root
-        } else {
-            webRoot = WebRoot.defaultDirectory
-        }
+        signaling = SignalingSettings(settings)
+        webRoot = settings.webRoot ?? WebRoot.defaultDirectory
     }
 
     /// Whether this machine has ::1 (IPv6 can be disabled in containers).
@@ -231,12 +248,6 @@ public struct NodeConfiguration: Sendable {
         let devices = (try? System.enumerateDevices()) ?? []
         return devices.contains { $0.address.flatMap(IPAddress.init) == IPAddress.v6(0, 1) }
     }()
-
-    private static func port(_ value: Int?, key: String) throws -> Int? {
-        guard let value else { return nil }
-        guard (0...65_535).contains(value) else { throw NodeConfigurationError(key: key, reason: "\(value) is not a port") }
-        return value
-    }
 
     private static func cidrs(_ values: [String]?, key: String) throws -> [CIDR] {
         try (values ?? []).map { text in
