@@ -1,6 +1,7 @@
 import Foundation
 import ICE
 import Yams
+import STUN
 
 /// One setting of `meshnode serve`, an entry of ``NodeSettings/all``.
 ///

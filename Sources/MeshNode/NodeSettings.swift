@@ -6,6 +6,8 @@ import NIOPosix
 import Yams
 import STUN
 import TURNServer
+import SDP
+import Signaling
 
 /// The settings of `meshnode serve`, as flags or as keys of a YAML config file. The keys are
 /// the flag names without dashes in front; a flag given on the command line wins over the file.

@@ -28,6 +28,16 @@ struct MediaLoopTests {
         #expect(rtt >= 39 && rtt < 60, "measured RTT \(rtt) ms")
     }
 
+    @Test("a run repeats exactly for a seed: the sessions read only the simulated clock and seeded randomness")
+    func repeatsForASeed() throws {
+        let configuration = MediaLoop.Configuration(duration: .seconds(2), lossProbability: 0.05, reorderProbability: 0.05, seed: 7)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let first = try encoder.encode(MediaLoop(configuration: configuration).run())
+        let second = try encoder.encode(MediaLoop(configuration: configuration).run())
+        #expect(first == second, "\(String(decoding: first, as: UTF8.self))\n\(String(decoding: second, as: UTF8.self))")
+    }
+
     @Test("packets lost for good (one NACK each): PLI, keyframe, and the stream resumes in order without broken frames")
     func outageRecoveredByPLI() throws {
         // 12% loss both ways and a single NACK per packet: some packets are lost for good, so PLIs are needed.

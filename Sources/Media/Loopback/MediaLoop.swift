@@ -1,14 +1,17 @@
 import Foundation
 import NIOCore
+import SDP
 import RTP
 import Codecs
 
-/// The whole media pipeline in one process over simulated links, for `meshnode media-loop` and the
-/// end-to-end tests: test-pattern video and tone audio → VP8/Opus → RTP → a lossy, reordering
-/// path → NACK/PLI through RTCP on the way back → jitter buffer and playout buffer → decoders →
-/// IVF/WAV files and per-stream statistics. With a bottleneck capacity set, the sender adapts both
-/// encoders' bitrates to it through transport-wide congestion control feedback and receiver
-/// reports (``SendSideBandwidthEstimator``).
+/// Two media sessions of a call over simulated links, for `meshnode media-loop` and the
+/// end-to-end tests: one side sends test-pattern video and tone audio, the other receives them,
+/// and RTP/RTCP go through a lossy, reordering path in each direction. Both sides are the call's
+/// own ``MediaSessionCore`` with streams negotiated by the call's offer/answer, so the loop
+/// exercises exactly what a call runs: VP8/Opus → RTP → NACK/RTX/PLI and reports through RTCP →
+/// jitter and playout buffers → decoders → the recording (`video.ivf`, `audio.wav`, `audio.opus`),
+/// and with a bottleneck capacity set, the rate controller adapting both encoders to it through
+/// transport-wide congestion control feedback and receiver reports.
 ///
 /// Time is simulated (1 ms steps), so a run is repeatable for a seed and takes as long as the
 /// encoding and decoding take, not the stream's duration.
@@ -105,224 +108,162 @@ public final class MediaLoop {
         self.configuration = configuration
     }
 
-    private struct Datagram: Sendable {
-        var bytes: ByteBuffer
-    }
-
     /// Runs the loop to the end and returns the statistics.
     ///
-    /// - Throws: ``CodecError`` when a codec or a file fails.
+    /// - Throws: the error of the layer that failed (``SDPError`` for negotiation, ``CodecError`` for a codec or file).
     public func run() throws -> Report {
         let config = configuration
-        let videoSSRC: UInt32 = 0x1111_0001, rtxSSRC: UInt32 = 0x1111_0002, audioSSRC: UInt32 = 0x1111_0003, receiverSSRC: UInt32 = 0x2222_0001
-        var source = try TestPatternVideoSource(width: config.width, height: config.height, framesPerSecond: config.framesPerSecond)
-        let sender = try VideoSendStream(
-            encoder: .init(width: config.width, height: config.height, bitrateKbps: config.videoBitrateKbps, framesPerSecond: config.framesPerSecond),
-            payloadType: 96, ssrc: videoSSRC,
-            retransmission: config.useRTX ? .rtx(payloadType: 97, ssrc: rtxSSRC, firstSequenceNumber: 1000) : .plain,
-            firstSequenceNumber: 65_000, reservedExtensionBytes: 8)
-        let receiver = try VideoReceiveStream(ssrc: videoSSRC, payloadType: 96, localSSRC: receiverSSRC,
-                                              rtx: config.useRTX ? (97, rtxSSRC) : nil,
-                                              configuration: .init(nack: .init(maxRetries: config.maxNACKRetries)))
-        let rtt = config.delay * 2
-        sender.roundTripTime = rtt
-        receiver.roundTripTime = rtt
+        var random = SplitMixRandom(seed: config.seed)
+        let sides = try negotiate(random: &random)
 
-        var tones = try ToneAudioSource(channels: [[.init(frequency: 440, amplitude: 0.25), .init(frequency: 660, amplitude: 0.1)]])
-        let audioEncoder = try OpusAudioEncoder(.init(bitrate: config.audioBitrate, application: .audio, inbandFEC: true,
-                                                      expectedPacketLossPercent: max(1, Int(config.lossProbability * 100))))
-        let playout = try AudioPlayoutBuffer()
-        var audioStatistics = StreamStatistics(kind: "audio", codec: "opus")
-        var audioReception = ReceptionStatistics(ssrc: audioSSRC, clockRate: OpusPayload.clockRate)
-
-        let linkConfiguration = SimulatedLink<Datagram>.Configuration(
+        let linkConfiguration = SimulatedLink<MediaEngine.Packet>.Configuration(
             delay: config.delay, lossProbability: config.lossProbability,
             reorderProbability: config.reorderProbability, reorderDelay: config.reorderDelay)
         var forwardConfiguration = linkConfiguration
         forwardConfiguration.capacityBitsPerSecond = config.capacityBitsPerSecond
-        var forward = SimulatedLink<Datagram>(configuration: forwardConfiguration, seed: config.seed)
-        var backward = SimulatedLink<Datagram>(configuration: linkConfiguration, seed: config.seed &+ 1)
+        var forward = SimulatedLink<MediaEngine.Packet>(configuration: forwardConfiguration, seed: config.seed)
+        var backward = SimulatedLink<MediaEngine.Packet>(configuration: linkConfiguration, seed: config.seed &+ 1)
 
-        // Transport-wide congestion control: the sender numbers every packet (extension id 3), the
-        // receiver reports arrivals every 50 ms.
-        let transportExtensionID: UInt8 = 3
-        let startBitrate = Double(config.videoBitrateKbps * 1000 + config.audioBitrate)
-        var estimator = SendSideBandwidthEstimator(configuration: .init(
-            startBitrate: startBitrate, minimumBitrate: 80_000, maximumBitrate: max(startBitrate * 4, 2_500_000)))
-        estimator.roundTripTime = rtt
-        var feedbackGenerator = TransportFeedbackGenerator(senderSSRC: receiverSSRC, mediaSSRC: videoSSRC)
-        var nextTransportFeedback = Duration.milliseconds(50)
-        var lastAllocation: BitrateAllocation?
+        var now = Duration.zero
+        let clock = { now }
+        let recorder = try config.outputDirectory.map { directory throws in
+            try MediaRecorder(directory: directory, audio: true, opus: true, framesPerSecond: config.framesPerSecond)
+        }
+        let sink = LoopSink(recorder: recorder, width: config.width, height: config.height)
+        let sender = try MediaSessionCore(configuration: sides.sender, clock: clock, sink: nil, random: &random) { packet in
+            forward.send(packet, size: packet.datagramSize, now: now)
+        }
+        let receiver = try MediaSessionCore(configuration: sides.receiver, clock: clock, sink: sink, random: &random) { packet in
+            backward.send(packet, size: packet.datagramSize, now: now)
+        }
+
+        let end = config.duration
+        var capturing = true
         var targets: [Int] = []
         var nextTargetSample = Duration.seconds(1)
-
-        var files: [String] = []
-        var audioWriter: WAVFileWriter?
-        var opusWriter: OggOpusFileWriter?
-        if let directory = config.outputDirectory {
-            do {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            } catch {
-                throw MediaError(.io, "cannot create \(directory): \(error)")
-            }
-            let videoPath = (directory as NSString).appendingPathComponent("video.ivf")
-            let audioPath = (directory as NSString).appendingPathComponent("audio.wav")
-            receiver.recorder = try IVFFileWriter(path: videoPath, width: config.width, height: config.height, framesPerSecond: config.framesPerSecond)
-            let opusPath = (directory as NSString).appendingPathComponent("audio.opus")
-            audioWriter = try WAVFileWriter(path: audioPath)
-            opusWriter = try OggOpusFileWriter(path: opusPath)
-            files = [videoPath, audioPath, opusPath]
-        }
-
-        let frameInterval = Duration.seconds(1.0 / Double(config.framesPerSecond))
-        let audioInterval = Duration.milliseconds(20)
-        var nextVideo = Duration.zero
-        var nextAudio = Duration.zero
-        var nextPlayout = Duration.milliseconds(40)
-        var nextReport = Duration.seconds(1)
-        var nextSenderReport = Duration.milliseconds(500)
-        var measuredRTT: Duration?
-        var audioSequence: UInt16 = 30_000
-        var audioFramesSent = 0
-        var audioFramesWritten = 0
-        var audioTimestamp: UInt32 = 0
-        var psnrSum = 0.0, psnrCount = 0, psnrMinimum = Double.infinity
-        let step = Duration.milliseconds(1)
-        var now = Duration.zero
-        let end = config.duration
-
-        func transmit(_ packets: [RTPPacket], on link: inout SimulatedLink<Datagram>, at now: Duration) throws {
-            for var packet in packets {
-                if config.adaptBitrate {
-                    let size = RTPPacket.fixedHeaderSize + packet.payload.readableBytes + 8 + 28
-                    let sequence = estimator.packetSent(size: size, now: now)
-                    packet.headerExtension = .compact([.transportSequenceNumber(id: transportExtensionID, sequence)])
-                }
-                let bytes = try packet.serialized()
-                link.send(Datagram(bytes: bytes), size: bytes.readableBytes + 28, now: now)
-            }
-        }
-
+        // After the last frame, time for the repairs of its losses.
         while now <= end + .milliseconds(300) {
-            // Sender: capture and encode on the frame clock, Opus every 20 ms.
-            if now >= nextVideo, now <= end {
-                let picture = source.nextFrame(sendTimeMilliseconds: UInt64(now.milliseconds))
-                let number = source.nextFrameNumber - 1
-                try transmit(try sender.send(picture, timestamp: source.rtpTimestamp(of: number), now: now), on: &forward, at: now)
-                nextVideo += frameInterval
+            if capturing, now > end {
+                capturing = false
+                sender.stopCapture()
+                // The recording holds as much audio as was sent: the receiver's device clock runs on.
+                sink.audioFrameLimit = sender.statistics(now: now).audio?.sentFrames ?? 0
             }
-            if now >= nextAudio, now <= end {
-                let payload = try audioEncoder.encode(tones.nextFrame())
-                let packet = RTPPacket(payloadType: 111, sequenceNumber: audioSequence, timestamp: audioTimestamp, ssrc: audioSSRC, payload: payload)
-                audioSequence &+= 1
-                audioFramesSent += 1
-                audioTimestamp &+= UInt32(OpusAudioEncoder.frameSize)
-                try transmit([packet], on: &forward, at: now)
-                nextAudio += audioInterval
-            }
-            // Receiver: packets that arrived, then feedback.
-            for (datagram, arrival) in forward.receive(now: now) {
-                if RTPPacket.isRTCP(datagram.bytes) {
-                    for packet in (try? RTCPPacket.parseCompound(datagram.bytes)) ?? [] { receiver.handle(packet, now: arrival) }
-                    continue
-                }
-                guard let packet = try? RTPPacket(parsing: datagram.bytes) else { continue }
-                if let element = packet.headerExtension?.element(id: transportExtensionID), element.readableBytes == 2,
-                   let sequence = element.getInteger(at: element.readerIndex, as: UInt16.self) {
-                    feedbackGenerator.packetArrived(sequence: sequence, arrival: arrival)
-                }
-                if packet.ssrc == audioSSRC {
-                    audioStatistics.packets += 1
-                    audioStatistics.bytes += datagram.bytes.readableBytes
-                    audioReception.record(sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp, arrival: arrival)
-                    playout.insert(packet)
-                    continue
-                }
-                for picture in receiver.receive(packet, now: arrival) {
-                    guard let pattern = picture.pattern else { continue }
-                    let reference = try TestPatternVideoSource.picture(number: pattern.frameNumber, width: config.width, height: config.height,
-                                                                   sendTimeMilliseconds: pattern.sendTimeMilliseconds)
-                    if let psnr = picture.frame.lumaPSNR(against: reference), psnr.isFinite {
-                        psnrSum += psnr
-                        psnrCount += 1
-                        psnrMinimum = min(psnrMinimum, psnr)
-                    }
-                }
-            }
-            if now >= nextSenderReport {
-                let report = try RTCPPacket.serializeCompound([sender.senderReport(now: now)])
-                forward.send(Datagram(bytes: report), size: report.readableBytes + 28, now: now)
-                nextSenderReport += .seconds(1)
-            }
-            var rtcp = receiver.feedback(now: now)
-            if config.adaptBitrate, now >= nextTransportFeedback {
-                if let feedback = feedbackGenerator.makeFeedback() { rtcp.append(.transportFeedback(feedback)) }
-                nextTransportFeedback += .milliseconds(50)
-            }
-            if now >= nextReport {
-                rtcp.append(receiver.receiverReport(now: now))
-                nextReport += .seconds(1)
-            }
-            if !rtcp.isEmpty {
-                let compound = try RTCPPacket.serializeCompound(rtcp)
-                backward.send(Datagram(bytes: compound), size: compound.readableBytes + 28, now: now)
-            }
-            // Sender: feedback that arrived.
-            for (datagram, arrival) in backward.receive(now: now) {
-                guard let packets = try? RTCPPacket.parseCompound(datagram.bytes) else { continue }
-                for packet in packets {
-                    try transmit(sender.handle(packet, now: arrival), on: &forward, at: now)
-                    if config.adaptBitrate { estimator.handle(packet, now: now) }
-                }
-                if let measured = sender.measuredRoundTripTime {
-                    estimator.roundTripTime = measured
-                    measuredRTT = measured
-                }
-                if config.adaptBitrate {
-                    let allocation = BitrateAllocation(target: estimator.targetBitrate)
-                    if allocation != lastAllocation {
-                        try allocation.apply(video: sender.encoder, audio: audioEncoder)
-                        lastAllocation = allocation
-                    }
-                }
-            }
+            for (packet, arrival) in forward.receive(now: now) { receiver.receive(packet, arrival: arrival) }
+            for (packet, arrival) in backward.receive(now: now) { sender.receive(packet, arrival: arrival) }
+            sender.advance(now: now)
+            receiver.advance(now: now)
             if config.adaptBitrate, now >= nextTargetSample {
-                targets.append(Int(estimator.targetBitrate / 1000))
+                targets.append(Int(sender.statistics(now: now).targetKbps ?? 0))
                 nextTargetSample += .seconds(1)
             }
-            // The audio device's clock.
-            if now >= nextPlayout {
-                let frame = playout.nextFrame()
-                // From the first sound to as many frames as were sent: the file is as long as the stream.
-                if (frame.source != .silence || audioFramesWritten > 0), audioFramesWritten < audioFramesSent {
-                    try audioWriter?.write(frame.pcm)
-                    if let packet = frame.packet { try opusWriter?.write(packet: packet) }
-                    audioFramesWritten += 1
-                }
-                nextPlayout += audioInterval
-            }
-            now += step
+            now += .milliseconds(1)
         }
-        try receiver.recorder?.close()
-        try audioWriter?.close()
-        try opusWriter?.close()
+        sender.close()
+        receiver.close()
+        if let error = recorder?.error { throw error }
 
-        let counters = playout.counters
-        audioStatistics.frames = counters.decoded + counters.recoveredByFEC + counters.concealed
-        audioStatistics.recoveredByFEC = counters.recoveredByFEC
-        audioStatistics.concealed = counters.concealed
-        audioStatistics.decodeErrors = counters.decodeErrors
-        audioStatistics.lost = Int(max(0, audioReception.cumulativeLost))
-        audioStatistics.jitterMilliseconds = audioReception.jitterSeconds * 1000
-        audioStatistics.bitrateKbps = Double(audioStatistics.bytes * 8) / max(config.duration.seconds, 0.001) / 1000
+        let sent = sender.statistics(now: now)
+        let sentVideo = sent.video ?? .init(kind: "video")
+        var audio = receiver.receivedAudio
+        audio.bitrateKbps = Double(audio.bytes * 8) / max(config.duration.seconds, 0.001) / 1000
+        let bitrates = sender.encoderBitrates
         return Report(
-            video: receiver.currentStatistics, audio: audioStatistics,
-            framesSent: sender.counters.frames, keyframesSent: sender.counters.keyframes,
-            retransmissions: sender.counters.retransmissions, keyframeRequests: sender.counters.keyframeRequests,
-            meanPSNR: psnrCount > 0 ? psnrSum / Double(psnrCount) : 0, minimumPSNR: psnrCount > 0 ? psnrMinimum : 0,
-            packetsLostOnLinks: forward.counters.lostAtRandom + backward.counters.lostAtRandom, files: files,
-            targetKbpsPerSecond: targets, finalVideoKbps: sender.encoder.configuration.bitrateKbps,
-            finalAudioBitrate: audioEncoder.configuration.bitrate, packetsDroppedByQueue: forward.counters.droppedByQueue,
-            measuredRoundTripMilliseconds: measuredRTT?.milliseconds)
+            video: receiver.receivedVideo ?? StreamStatistics(kind: "video", codec: "VP8"), audio: audio,
+            framesSent: sentVideo.sentFrames, keyframesSent: sentVideo.keyframesSent,
+            retransmissions: sentVideo.retransmissions, keyframeRequests: sentVideo.keyframeRequestsReceived,
+            meanPSNR: sink.meanPSNR, minimumPSNR: sink.minimumPSNR,
+            packetsLostOnLinks: forward.counters.lostAtRandom + backward.counters.lostAtRandom, files: sink.files,
+            targetKbpsPerSecond: targets, finalVideoKbps: bitrates.videoKbps ?? 0, finalAudioBitrate: bitrates.audio ?? 0,
+            packetsDroppedByQueue: forward.counters.droppedByQueue, measuredRoundTripMilliseconds: sent.roundTripMilliseconds)
+    }
+
+    /// The two sides' engine settings from the offer/answer a call makes (JSEP, RFC 8829): the
+    /// sender offers audio and video, the receiver answers receive-only, so payload types,
+    /// header extension ids, feedback and the SSRCs each side learns come from the negotiation.
+    /// The ICE and DTLS lines are placeholders: the simulated link stands in for both.
+    private func negotiate(random: inout SplitMixRandom) throws -> (sender: MediaEngine.Configuration, receiver: MediaEngine.Configuration) {
+        let config = configuration
+        func ssrc() -> UInt32 { .random(in: 1...UInt32.max, using: &random) }
+        let ssrcs = (sender: (audio: ssrc(), video: ssrc(), rtx: ssrc()), receiver: (audio: ssrc(), video: ssrc(), rtx: ssrc()))
+        let ufrag = "loop", password = "simulated-link-no-ice-0"
+        let fingerprint = SDPFingerprint(hashFunction: "sha-256", digest: [UInt8](repeating: 0, count: 32))
+        let offer = try JSEPOffer.make(local: .init(
+            iceUsernameFragment: ufrag, icePassword: password, fingerprint: fingerprint, cname: "sender", streamID: "sender",
+            kinds: ["audio", "video"], sending: ["audio": (ssrcs.sender.audio, nil), "video": (ssrcs.sender.video, ssrcs.sender.rtx)],
+            sessionID: random.next()))
+        let offerReceived = try SessionDescription(parsing: offer.serialized)
+        let answer = try JSEPAnswer.make(offer: offerReceived, local: .init(
+            iceUsernameFragment: ufrag, icePassword: password, fingerprint: fingerprint, cname: "receiver", streamID: "receiver",
+            sending: [:], sessionID: random.next()))
+        var senderStreams = try NegotiatedStream.fromOffering(offer: offer, answer: try SessionDescription(parsing: answer.serialized))
+        var receiverStreams = try NegotiatedStream.fromAnswering(offer: offerReceived, answer: answer)
+        if !config.useRTX {
+            // As with a peer that does not do RFC 4588: retransmissions resend the original packets.
+            for index in senderStreams.indices { senderStreams[index].rtxPayloadType = nil }
+            for index in receiverStreams.indices { receiverStreams[index].rtxPayloadType = nil }
+        }
+        let sender = MediaEngine.Configuration(
+            streams: senderStreams, video: .testPattern(width: config.width, height: config.height, framesPerSecond: config.framesPerSecond),
+            audio: .tone(frequency: 440), videoBitrateKbps: config.videoBitrateKbps, audioBitrate: config.audioBitrate,
+            audioSSRC: ssrcs.sender.audio, videoSSRC: ssrcs.sender.video, rtxSSRC: ssrcs.sender.rtx, cname: "sender",
+            adaptsBitrate: config.adaptBitrate)
+        let receiver = MediaEngine.Configuration(
+            streams: receiverStreams, video: nil, audio: nil,
+            audioSSRC: ssrcs.receiver.audio, videoSSRC: ssrcs.receiver.video, rtxSSRC: ssrcs.receiver.rtx, cname: "receiver",
+            jitterBuffer: .init(nack: .init(maxRetries: config.maxNACKRetries)))
+        return (sender, receiver)
+    }
+}
+
+/// The receiving side's sink in the loop: the recording, when asked for, and the luma PSNR of
+/// every decoded picture against the picture the sender drew for that frame number.
+private final class LoopSink: MediaSink {
+    private let recorder: MediaRecorder?
+    private let width: Int
+    private let height: Int
+    /// Audio frames to record at most, once the sender has stopped.
+    var audioFrameLimit: Int?
+    private var psnr = (sum: 0.0, count: 0, minimum: Double.infinity)
+
+    /// Luma PSNR in dB over the pictures measured, 0 before any.
+    var meanPSNR: Double { psnr.count > 0 ? psnr.sum / Double(psnr.count) : 0 }
+    var minimumPSNR: Double { psnr.count > 0 ? psnr.minimum : 0 }
+
+    init(recorder: MediaRecorder?, width: Int, height: Int) {
+        self.recorder = recorder
+        self.width = width
+        self.height = height
+    }
+
+    func videoRecording() -> IVFFileWriter? { recorder?.videoRecording() }
+
+    func decoded(_ picture: VideoReceiveStream.Picture) {
+        recorder?.decoded(picture)
+        guard let pattern = picture.pattern,
+              let reference = try? TestPatternVideoSource.picture(number: pattern.frameNumber, width: width, height: height,
+                                                                  sendTimeMilliseconds: pattern.sendTimeMilliseconds),
+              let value = picture.frame.lumaPSNR(against: reference), value.isFinite else { return }
+        psnr.sum += value
+        psnr.count += 1
+        psnr.minimum = min(psnr.minimum, value)
+    }
+
+    func played(_ frame: AudioPlayoutBuffer.Frame) {
+        guard let recorder, recorder.audioFramesWritten < audioFrameLimit ?? .max else { return }
+        recorder.played(frame)
+    }
+
+    var files: [String] { recorder?.files ?? [] }
+
+    func close() { recorder?.close() }
+}
+
+private extension MediaEngine.Packet {
+    /// The packet's size on the link: IPv4 and UDP headers around it.
+    var datagramSize: Int {
+        switch self {
+        case .rtp(let bytes), .rtcp(let bytes): bytes.readableBytes + 28
+        }
     }
 }

@@ -30,9 +30,8 @@ public final class VideoReceiveStream {
     /// Where compressed frames are recorded, if anywhere.
     public var recorder: IVFFileWriter?
     /// The clock that stamps a picture when the decoder hands it back, for the latency read from
-    /// the test pattern; `nil` stamps it with the arrival time given to ``receive(_:now:)`` (the
-    /// simulated clock of ``MediaLoop``, on which a decode takes no time).
-    public var decodeClock: (@Sendable () -> Duration)?
+    /// the test pattern; `nil` stamps it with the arrival time given to ``receive(_:now:)``.
+    public var decodeClock: (() -> Duration)?
 
     private var jitterBuffer: VideoJitterBuffer
     private let decoder: VP8Decoder

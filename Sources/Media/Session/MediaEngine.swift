@@ -5,8 +5,9 @@ import Codecs
 
 /// The media of one live call: sources → Opus/VP8 → RTP out, RTP/RTCP in → jitter and playout
 /// buffers → decoders → optional files, with RTCP reports, NACK/PLI, transport-wide congestion
-/// control feedback and the rate controller in between — ``MediaLoop``'s pipeline on a real
-/// transport and the wall clock.
+/// control feedback and the rate controller in between. The session itself is
+/// ``MediaSessionCore``, the same one ``MediaLoop`` runs over simulated links; this class gives it
+/// a thread, the wall clock and a recording.
 ///
 /// The codecs and buffers are not thread-safe, so they all live on one dedicated thread (not the
 /// Swift concurrency pool: a VP8 encode takes milliseconds and would starve it on a small
@@ -34,10 +35,16 @@ public final class MediaEngine: Sendable {
         public var rtxSSRC: UInt32
         /// RTCP CNAME (RFC 7022).
         public var cname: String
+        /// Whether the rate controller sets the encoders' bitrates; `false` keeps the configured
+        /// ones (the estimate is still made and reported).
+        public var adaptsBitrate: Bool
+        /// How the video receiver waits for, asks for and gives up on lost packets.
+        public var jitterBuffer: VideoJitterBuffer.Configuration
 
         public init(streams: [NegotiatedStream], video: VideoSourceSpec?, audio: AudioSourceSpec?, videoBitrateKbps: Int = 800,
                     maximumBitrateKbps: Int = 2_500, audioBitrate: Int = 32_000, recordDirectory: String? = nil, recordPrefix: String = "",
-                    audioSSRC: UInt32, videoSSRC: UInt32, rtxSSRC: UInt32, cname: String) {
+                    audioSSRC: UInt32, videoSSRC: UInt32, rtxSSRC: UInt32, cname: String, adaptsBitrate: Bool = true,
+                    jitterBuffer: VideoJitterBuffer.Configuration = .init()) {
             self.streams = streams
             self.video = video
             self.audio = audio
@@ -50,32 +57,34 @@ public final class MediaEngine: Sendable {
             self.videoSSRC = videoSSRC
             self.rtxSSRC = rtxSSRC
             self.cname = cname
+            self.adaptsBitrate = adaptsBitrate
+            self.jitterBuffer = jitterBuffer
         }
     }
 
-    /// A packet for the transport to protect and send.
-    public enum Outgoing: Sendable {
+    /// One RTP packet or compound RTCP packet in the clear, on its way to the transport that
+    /// protects and sends it, or from the transport that received and unprotected it.
+    public enum Packet: Sendable {
         case rtp(ByteBuffer)
         case rtcp(ByteBuffer)
     }
 
-    struct Inbound {
-        var bytes: ByteBuffer
-        var isRTCP: Bool
+    private struct Inbound {
+        var packet: Packet
         var arrival: Duration
     }
 
     public let configuration: Configuration
-    let send: @Sendable (Outgoing) -> Void
-    let inbound = Mutex<[Inbound]>([])
-    let wake = DispatchSemaphore(value: 0)
-    let stopping = Atomic<Bool>(false)
-    let keyframeWanted = Atomic<Bool>(false)
-    let snapshot = Mutex(MediaSessionStatistics())
+    private let send: @Sendable (Packet) -> Void
+    private let inbound = Mutex<[Inbound]>([])
+    private let wake = DispatchSemaphore(value: 0)
+    private let stopping = Atomic<Bool>(false)
+    private let keyframeWanted = Atomic<Bool>(false)
+    private let snapshot = Mutex(MediaSessionStatistics())
     private let done = Mutex<(finished: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
     /// Creates the engine; nothing runs until ``start()``.
-    public init(configuration: Configuration, send: @escaping @Sendable (Outgoing) -> Void) {
+    public init(configuration: Configuration, send: @escaping @Sendable (Packet) -> Void) {
         self.configuration = configuration
         self.send = send
     }
@@ -89,7 +98,7 @@ public final class MediaEngine: Sendable {
         let thread = Thread { [self] in
             let core: MediaSessionCore
             do {
-                core = try MediaSessionCore(engine: self)
+                core = try openSession()
                 opened.withLock { $0 = .success(()) }
                 ready.signal()
             } catch {
@@ -98,7 +107,7 @@ public final class MediaEngine: Sendable {
                 finish()
                 return
             }
-            core.run()
+            run(core)
             finish()
         }
         thread.name = "meshnode-media"
@@ -110,12 +119,12 @@ public final class MediaEngine: Sendable {
 
     /// Hands in a decrypted RTP packet. Any thread.
     public func receive(rtp packet: ByteBuffer) {
-        enqueue(Inbound(bytes: packet, isRTCP: false, arrival: Self.now()))
+        enqueue(Inbound(packet: .rtp(packet), arrival: Self.now()))
     }
 
     /// Hands in a decrypted (compound) RTCP packet. Any thread.
     public func receive(rtcp packet: ByteBuffer) {
-        enqueue(Inbound(bytes: packet, isRTCP: true, arrival: Self.now()))
+        enqueue(Inbound(packet: .rtcp(packet), arrival: Self.now()))
     }
 
     /// Asks the video encoder for a keyframe (after an ICE restart, say).
@@ -140,6 +149,42 @@ public final class MediaEngine: Sendable {
             if finished { continuation.resume() }
         }
         return statistics
+    }
+
+    /// The session with the configured recording, on the wall clock, sending through `send`.
+    private func openSession() throws -> MediaSessionCore {
+        var recorder: MediaRecorder?
+        if let directory = configuration.recordDirectory {
+            let receivesAudio = configuration.streams.first { $0.kind == "audio" }?.receives == true
+            recorder = try MediaRecorder(directory: directory, prefix: configuration.recordPrefix, audio: receivesAudio)
+        }
+        var random = SystemRandomNumberGenerator()
+        return try MediaSessionCore(configuration: configuration, clock: Self.now, sink: recorder, random: &random, send: send)
+    }
+
+    /// The media thread: hands the packets that arrived to the session, lets it do what is due,
+    /// publishes its statistics a few times a second and sleeps until the next thing is due.
+    private func run(_ core: MediaSessionCore) {
+        var nextSnapshot = Self.now() + .milliseconds(250)
+        while !stopping.load(ordering: .relaxed) {
+            let now = Self.now()
+            let arrived = inbound.withLock { queue in
+                defer { queue.removeAll(keepingCapacity: true) }
+                return queue
+            }
+            for packet in arrived { core.receive(packet.packet, arrival: packet.arrival) }
+            if keyframeWanted.exchange(false, ordering: .relaxed) { core.requestKeyframe() }
+            // At least every 10 ms: NACKs and PLIs fall due between frames.
+            let deadline = min(core.advance(now: now), now + .milliseconds(10))
+            if now >= nextSnapshot {
+                snapshot.withLock { $0 = core.statistics(now: now) }
+                nextSnapshot = now + .milliseconds(250)
+            }
+            let wait = deadline - Self.now()
+            if wait > .zero { _ = wake.wait(timeout: .now() + .microseconds(Int(wait.seconds * 1_000_000))) }
+        }
+        core.close()
+        snapshot.withLock { $0 = core.statistics(now: Self.now()) }
     }
 
     private func enqueue(_ packet: Inbound) {

@@ -3,18 +3,24 @@ import NIOCore
 import RTP
 import Codecs
 
-/// The media thread's state: every codec, buffer and timer of one session. Only the engine's
-/// thread touches it.
+/// One side's media session: every codec, buffer and timer of it, sans-IO and driven by a clock.
+/// Packets come in through ``receive(_:arrival:)`` and leave through `send`; ``advance(now:)``
+/// does what is due. ``MediaEngine`` drives it on its own thread with the wall clock and
+/// DTLS-SRTP behind `send`; ``MediaLoop`` drives two of them with a simulated clock over
+/// simulated links. Not thread-safe: one thread at a time.
 final class MediaSessionCore {
-    private let engine: MediaEngine
     private let configuration: MediaEngine.Configuration
-    private let start = MediaEngine.now()
+    private let clock: () -> Duration
+    private let send: (MediaEngine.Packet) -> Void
+    private let sink: (any MediaSink)?
+    private let start: Duration
 
     // Sending.
     private var videoSender: (stream: NegotiatedStream, sender: VideoSendStream, source: any LiveVideoSource, interval: Duration)?
     private var audioSender: (stream: NegotiatedStream, encoder: OpusAudioEncoder, source: any LiveAudioSource)?
-    private var audioSequence = UInt16.random(in: 0...UInt16.max)
-    private var audioTimestamp = UInt32.random(in: 0...UInt32.max)
+    private var capturing = true
+    private var audioSequence: UInt16
+    private var audioTimestamp: UInt32
     private var audioSent = (packets: 0, bytes: 0, frames: 0)
     private var nextVideo: Duration
     private var nextAudio: Duration
@@ -28,26 +34,34 @@ final class MediaSessionCore {
     private let playout: AudioPlayoutBuffer
     private var audioReception: ReceptionStatistics?
     private var audioReceived = (packets: 0, bytes: 0)
-    private var audioWriter: WAVFileWriter?
-    private var audioFramesWritten = 0
     private var feedbackGenerator: TransportFeedbackGenerator?
     private let localSSRC: UInt32
     private var pictureSize: (width: Int, height: Int)?
     private var firstVideoFrame: Duration?
     /// The transport-wide sequence number extension id of incoming packets, when negotiated.
     private let transportCCExtensionID: UInt8?
-    private var files: [String] = []
 
     // Timers.
     private var nextPlayout: Duration
     private var nextReport: Duration
     private var nextTransportFeedback: Duration
-    private var nextSnapshot: Duration
     private var meter = RateMeter()
 
-    init(engine: MediaEngine) throws {
-        self.engine = engine
-        configuration = engine.configuration
+    /// Opens the sources and codecs of what `configuration` sends.
+    ///
+    /// - Parameters:
+    ///   - clock: The session's time, read when it needs a fresh one (after an encode, at a decode).
+    ///   - sink: Where received media goes besides the statistics (a recording), if anywhere.
+    ///   - random: The initial RTP sequence numbers and timestamps (RFC 3550 §5.1), so a simulated run can repeat.
+    ///   - send: Where RTP and RTCP packets go out.
+    /// - Throws: ``CodecError`` or ``MediaError`` when a source or codec cannot be opened.
+    init(configuration: MediaEngine.Configuration, clock: @escaping () -> Duration, sink: (any MediaSink)?,
+         random: inout some RandomNumberGenerator, send: @escaping (MediaEngine.Packet) -> Void) throws {
+        self.configuration = configuration
+        self.clock = clock
+        self.sink = sink
+        self.send = send
+        start = clock()
         let streams = configuration.streams
         let videoStream = streams.first { $0.kind == "video" }
         let audioStream = streams.first { $0.kind == "audio" }
@@ -56,12 +70,13 @@ final class MediaSessionCore {
         localSSRC = videoStream?.sends == true ? configuration.videoSSRC : configuration.audioSSRC
         transportCCExtensionID = (videoIn?.transportCC == true ? videoIn?.transportCCExtensionID : nil)
             ?? (audioIn?.transportCC == true ? audioIn?.transportCCExtensionID : nil)
+        audioSequence = .random(in: 0...UInt16.max, using: &random)
+        audioTimestamp = .random(in: 0...UInt32.max, using: &random)
         nextVideo = start
         nextAudio = start
         nextPlayout = start + .milliseconds(60)
         nextReport = start + .milliseconds(500)
         nextTransportFeedback = start + .milliseconds(100)
-        nextSnapshot = start + .milliseconds(250)
         let startBitrate = Double(configuration.videoBitrateKbps * 1000 + configuration.audioBitrate)
         estimator = SendSideBandwidthEstimator(configuration: .init(
             startBitrate: startBitrate, minimumBitrate: 80_000, maximumBitrate: Double(max(configuration.maximumBitrateKbps * 1000, Int(startBitrate)))))
@@ -70,13 +85,14 @@ final class MediaSessionCore {
         if let videoStream, videoStream.sends, let spec = configuration.video {
             let source = try spec.open()
             let rtx: RetransmissionHistory.Mode = if let pt = videoStream.rtxPayloadType {
-                .rtx(payloadType: pt, ssrc: configuration.rtxSSRC, firstSequenceNumber: .random(in: 0...UInt16.max))
+                .rtx(payloadType: pt, ssrc: configuration.rtxSSRC, firstSequenceNumber: .random(in: 0...UInt16.max, using: &random))
             } else { .plain }
             let sender = try VideoSendStream(
                 encoder: .init(width: source.width, height: source.height, bitrateKbps: configuration.videoBitrateKbps,
                                framesPerSecond: spec.framesPerSecond, content: spec.content),
                 payloadType: videoStream.payloadType, ssrc: configuration.videoSSRC, retransmission: rtx,
-                firstSequenceNumber: .random(in: 0...UInt16.max), reservedExtensionBytes: videoStream.transportCCExtensionID == nil ? 0 : 8)
+                firstSequenceNumber: .random(in: 0...UInt16.max, using: &random),
+                reservedExtensionBytes: videoStream.transportCCExtensionID == nil ? 0 : 8)
             videoSender = (videoStream, sender, source, .seconds(1.0 / Double(spec.framesPerSecond)))
         }
         if let audioStream, audioStream.sends, let spec = configuration.audio {
@@ -85,50 +101,47 @@ final class MediaSessionCore {
                                                      expectedPacketLossPercent: 5))
             audioSender = (audioStream, encoder, try spec.open())
         }
-        if let directory = configuration.recordDirectory {
-            do {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            } catch {
-                throw MediaError(.io, "cannot create \(directory): \(error)")
-            }
-            if audioIn != nil {
-                let path = (directory as NSString).appendingPathComponent(configuration.recordPrefix + "audio.wav")
-                audioWriter = try WAVFileWriter(path: path)
-                files.append(path)
-            }
+    }
+
+    /// Takes one RTP or compound RTCP packet that arrived at `arrival`.
+    func receive(_ packet: MediaEngine.Packet, arrival: Duration) {
+        switch packet {
+        case .rtp(let bytes): handleRTP(bytes, now: arrival)
+        case .rtcp(let bytes): handleRTCP(bytes, now: arrival)
         }
     }
 
-    func run() {
-        while !engine.stopping.load(ordering: .relaxed) {
-            let now = MediaEngine.now()
-            let arrived = engine.inbound.withLock { queue in
-                defer { queue.removeAll(keepingCapacity: true) }
-                return queue
-            }
-            for packet in arrived {
-                if packet.isRTCP { handleRTCP(packet.bytes, now: packet.arrival) } else { handleRTP(packet.bytes, now: packet.arrival) }
-            }
-            if engine.keyframeWanted.exchange(false, ordering: .relaxed) { videoSender?.sender.encoder.requestKeyframe() }
-            sendMedia(now: now)
-            playAudio(now: now)
-            // Fresh time: an encode may have taken milliseconds, and reports carry send times (RFC 3550 §6.4).
-            sendFeedback(now: MediaEngine.now())
-            if now >= nextSnapshot {
-                publish(now: now)
-                nextSnapshot = now + .milliseconds(250)
-            }
-            let deadline = [nextVideo, nextAudio, nextPlayout, now + .milliseconds(10)].min()!
-            let wait = deadline - MediaEngine.now()
-            if wait > .zero { _ = engine.wake.wait(timeout: .now() + .microseconds(Int(wait.seconds * 1_000_000))) }
-        }
-        close()
-        publish(now: MediaEngine.now())
+    /// Asks the video encoder for a keyframe (after an ICE restart, say).
+    func requestKeyframe() {
+        videoSender?.sender.encoder.requestKeyframe()
+    }
+
+    /// Stops capturing and encoding for good; retransmissions and RTCP go on, so the last frames
+    /// sent can still be repaired.
+    func stopCapture() {
+        capturing = false
+    }
+
+    /// Does what is due at `now`: captures, encodes and sends, plays 20 ms of audio, sends
+    /// feedback and reports. Returns when a frame or a report is next due; NACKs and PLIs may be
+    /// due earlier, so a driver comes back within a few milliseconds.
+    @discardableResult
+    func advance(now: Duration) -> Duration {
+        sendMedia(now: now)
+        playAudio(now: now)
+        // Fresh time: an encode may have taken milliseconds, and reports carry send times (RFC 3550 §6.4).
+        sendFeedback(now: clock())
+        var due = [nextReport, nextTransportFeedback]
+        if capturing, videoSender != nil { due.append(nextVideo) }
+        if capturing, audioSender != nil { due.append(nextAudio) }
+        if audioIn != nil { due.append(nextPlayout) }
+        return due.min()!
     }
 
     // MARK: - Sending
 
     private func sendMedia(now: Duration) {
+        guard capturing else { return }
         if let (stream, sender, source, interval) = videoSender, now >= nextVideo {
             // After a stall (the machine was busy) skip ahead rather than burst frames.
             nextVideo = max(nextVideo + interval, now - interval)
@@ -164,7 +177,7 @@ final class MediaSessionCore {
             }
             guard let bytes = try? packet.serialized() else { continue }
             meter.sent[packet.ssrc == configuration.audioSSRC ? 0 : 1] += bytes.readableBytes
-            engine.send(.rtp(bytes))
+            send(.rtp(bytes))
         }
     }
 
@@ -194,20 +207,17 @@ final class MediaSessionCore {
             let mediaSSRC = video.remoteSSRCs.first ?? packet.ssrc
             guard packet.payloadType == video.payloadType || !video.remoteSSRCs.isEmpty else { return }
             let rtx: (UInt8, UInt32)? = if let pt = video.rtxPayloadType, video.remoteSSRCs.count > 1 { (pt, video.remoteSSRCs[1]) } else { nil }
-            videoReceiver = try? VideoReceiveStream(ssrc: mediaSSRC, payloadType: video.payloadType, localSSRC: localSSRC, rtx: rtx)
+            videoReceiver = try? VideoReceiveStream(ssrc: mediaSSRC, payloadType: video.payloadType, localSSRC: localSSRC, rtx: rtx,
+                                                    configuration: configuration.jitterBuffer)
             // Latency and setup count to the decoded picture, not to the packet that completed it.
-            videoReceiver?.decodeClock = MediaEngine.now
-            if let directory = configuration.recordDirectory {
-                let path = (directory as NSString).appendingPathComponent(configuration.recordPrefix + "video.ivf")
-                videoReceiver?.recorder = try? IVFFileWriter(path: path, width: 640, height: 480, framesPerSecond: 30)
-                files.append(path)
-            }
+            videoReceiver?.decodeClock = clock
+            videoReceiver?.recorder = sink?.videoRecording()
         }
         guard let receiver = videoReceiver else { return }
         for picture in receiver.receive(packet, now: now) {
-            if firstVideoFrame == nil { firstVideoFrame = MediaEngine.now() }
-            if pictureSize == nil { receiver.recorder?.setFrameSize(width: picture.frame.width, height: picture.frame.height) }
+            if firstVideoFrame == nil { firstVideoFrame = clock() }
             pictureSize = (picture.frame.width, picture.frame.height)
+            sink?.decoded(picture)
         }
     }
 
@@ -228,7 +238,7 @@ final class MediaSessionCore {
             videoReceiver?.roundTripTime = measured
         }
         let allocation = BitrateAllocation(target: estimator.targetBitrate)
-        if allocation != lastAllocation {
+        if configuration.adaptsBitrate, allocation != lastAllocation {
             try? allocation.apply(video: videoSender?.sender.encoder, audio: audioSender?.encoder)
             lastAllocation = allocation
         }
@@ -237,12 +247,9 @@ final class MediaSessionCore {
     private func playAudio(now: Duration) {
         guard audioIn != nil, now >= nextPlayout else { return }
         nextPlayout = max(nextPlayout + .milliseconds(20), now - .milliseconds(20))
+        // The device plays on whether or not anything records it.
         let frame = playout.nextFrame()
-        // From the first sound on, the recording runs with the device clock.
-        if frame.source != .silence || audioFramesWritten > 0 {
-            try? audioWriter?.write(frame.pcm)
-            audioFramesWritten += 1
-        }
+        sink?.played(frame)
     }
 
     // MARK: - RTCP out
@@ -267,7 +274,7 @@ final class MediaSessionCore {
         guard !packets.isEmpty else { return }
         // A compound packet starts with a report (RFC 3550 §6.1); an empty RR keeps feedback small.
         if let compound = try? RTCPPacket.serializeCompound([.receiverReport(RTCPReceiverReport(ssrc: localSSRC))] + packets) {
-            engine.send(.rtcp(compound))
+            send(.rtcp(compound))
         }
     }
 
@@ -286,12 +293,13 @@ final class MediaSessionCore {
         if audioReception != nil, let block = audioReception?.makeReportBlock(now: now) { blocks.append(block) }
         if !blocks.isEmpty || packets.isEmpty { packets.append(.receiverReport(RTCPReceiverReport(ssrc: localSSRC, reports: blocks))) }
         packets.append(.sourceDescription(RTCPSourceDescription(chunks: [.init(ssrc: localSSRC, items: [.init(type: .cname, text: configuration.cname)])])))
-        if let compound = try? RTCPPacket.serializeCompound(packets) { engine.send(.rtcp(compound)) }
+        if let compound = try? RTCPPacket.serializeCompound(packets) { send(.rtcp(compound)) }
     }
 
     // MARK: - Statistics and shutdown
 
-    private func publish(now: Duration) {
+    /// Both directions of every stream now.
+    func statistics(now: Duration) -> MediaSessionStatistics {
         var snapshot = MediaSessionStatistics()
         snapshot.elapsedMilliseconds = (now - start).milliseconds
         snapshot.firstVideoFrameMilliseconds = firstVideoFrame.map { ($0 - start).milliseconds }
@@ -304,15 +312,7 @@ final class MediaSessionCore {
             audio.sentPackets = audioSent.packets
             audio.sentFrames = audioSent.frames
             audio.sentBytes = audioSent.bytes
-            let counters = playout.counters
-            audio.receivedPackets = audioReceived.packets
-            audio.receivedBytes = audioReceived.bytes
-            audio.receivedFrames = counters.decoded + counters.recoveredByFEC
-            audio.recovered = counters.recoveredByFEC
-            audio.concealed = counters.concealed
-            audio.decodeErrors = counters.decodeErrors
-            audio.lost = Int(max(0, audioReception?.cumulativeLost ?? 0))
-            audio.jitterMilliseconds = (audioReception?.jitterSeconds ?? 0) * 1000
+            audio.setReceived(receivedAudio)
             (audio.sendKbps, audio.receiveKbps) = (rates.sent[0], rates.received[0])
             snapshot.audio = audio
         }
@@ -328,20 +328,7 @@ final class MediaSessionCore {
                 video.retransmissions = sender.counters.retransmissions
                 video.keyframeRequestsReceived = sender.counters.keyframeRequests
             }
-            if let received = videoReceiver?.currentStatistics {
-                video.receivedPackets = received.packets
-                video.receivedBytes = received.bytes
-                video.receivedFrames = received.frames - received.decodeErrors
-                video.lost = received.lost
-                video.recovered = received.recoveredByNACK
-                video.pictureLossIndicationsSent = received.pictureLossIndications
-                video.decodeErrors = received.decodeErrors
-                video.jitterMilliseconds = received.jitterMilliseconds
-                video.firstPatternFrame = received.patternFrameNumbers.first
-                video.lastPatternFrame = received.patternFrameNumbers.last
-                video.patternFrames = received.patternFrameNumbers.count
-                video.meanLatencyMilliseconds = received.patternFrameNumbers.isEmpty ? nil : received.meanLatencyMilliseconds
-            }
+            if let received = receivedVideo { video.setReceived(received) }
             video.width = pictureSize?.width
             video.height = pictureSize?.height
             (video.sendKbps, video.receiveKbps) = (rates.sent[1], rates.received[1])
@@ -349,13 +336,37 @@ final class MediaSessionCore {
         }
         snapshot.roundTripMilliseconds = videoSender?.sender.measuredRoundTripTime?.milliseconds
         snapshot.targetKbps = estimator.targetBitrate / 1000
-        snapshot.files = files
-        engine.snapshot.withLock { $0 = snapshot }
+        snapshot.files = sink?.files ?? []
+        return snapshot
     }
 
-    private func close() {
-        try? videoReceiver?.recorder?.close()
-        try? audioWriter?.close()
+    /// The received video stream in full, as the media loop reports it.
+    var receivedVideo: StreamStatistics? { videoReceiver?.currentStatistics }
+
+    /// The received audio stream in full: RFC 3550 loss and jitter, and what the playout buffer
+    /// made of each 20 ms (decoded, recovered by FEC, concealed).
+    var receivedAudio: StreamStatistics {
+        var audio = StreamStatistics(kind: "audio", codec: "opus")
+        let counters = playout.counters
+        audio.packets = audioReceived.packets
+        audio.bytes = audioReceived.bytes
+        audio.frames = counters.decoded + counters.recoveredByFEC + counters.concealed
+        audio.recoveredByFEC = counters.recoveredByFEC
+        audio.concealed = counters.concealed
+        audio.decodeErrors = counters.decodeErrors
+        audio.lost = Int(max(0, audioReception?.cumulativeLost ?? 0))
+        audio.jitterMilliseconds = (audioReception?.jitterSeconds ?? 0) * 1000
+        return audio
+    }
+
+    /// The bitrates the encoders run at now: VP8 in kb/s, Opus in b/s.
+    var encoderBitrates: (videoKbps: Int?, audio: Int?) {
+        (videoSender?.sender.encoder.configuration.bitrateKbps, audioSender?.encoder.configuration.bitrate)
+    }
+
+    /// Closes the sink's files.
+    func close() {
+        sink?.close()
     }
 }
 

@@ -68,3 +68,23 @@ public struct MediaSessionStatistics: Sendable, Codable, Hashable {
         return sentAll && receivedAll && streams.contains { $0.sending || $0.receiving }
     }
 }
+
+extension MediaSessionStatistics.Stream {
+    /// Fills in the receiving half from the received stream's statistics.
+    mutating func setReceived(_ received: StreamStatistics) {
+        receivedPackets = received.packets
+        receivedBytes = received.bytes
+        // A video frame the decoder refused is not shown; an audio frame it refused is concealed.
+        receivedFrames = received.frames - (received.kind == "video" ? received.decodeErrors : received.concealed)
+        lost = received.lost
+        recovered = received.recoveredByNACK + received.recoveredByFEC
+        concealed = received.concealed
+        pictureLossIndicationsSent = received.pictureLossIndications
+        decodeErrors = received.decodeErrors
+        jitterMilliseconds = received.jitterMilliseconds
+        firstPatternFrame = received.patternFrameNumbers.first
+        lastPatternFrame = received.patternFrameNumbers.last
+        patternFrames = received.patternFrameNumbers.count
+        meanLatencyMilliseconds = received.patternFrameNumbers.isEmpty ? nil : received.meanLatencyMilliseconds
+    }
+}
