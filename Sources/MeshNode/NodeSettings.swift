@@ -1,4 +1,5 @@
 import Foundation
+public import MeshCore
 import ICE
 import Logging
 import NIOCore
@@ -162,12 +163,27 @@ public struct NodeSettings: Sendable, Equatable {
     }
 }
 
-/// A setting that cannot be used, named by its key.
-public struct NodeConfigurationError: Error, CustomStringConvertible, Sendable {
+/// The node layer's errors.
+public enum NodeLayer: ErrorLayer { public static let name = "NodeError" }
+
+extension LayerError.Code where Layer == NodeLayer {
+    /// A setting has a value the node cannot use, or is unknown.
+    public static let invalidSetting = Self("invalidSetting")
+    /// The config file cannot be read or is not a mapping of settings.
+    public static let unreadableConfiguration = Self("unreadableConfiguration")
+}
+
+/// A setting that cannot be used: the layer's code and reason (``LayerError``'s shape) plus the
+/// key, so that the CLI and tests can name the flag or YAML key to change.
+public struct NodeConfigurationError: ReasonedError, CustomStringConvertible, Sendable {
+    /// `invalidSetting`, or `unreadableConfiguration` for the file as a whole (key `config`).
+    public var code: LayerError<NodeLayer>.Code
+    /// The flag name and YAML key of the setting.
     public var key: String
     public var reason: String
 
     public init(key: String, reason: String) {
+        self.code = key == "config" ? .unreadableConfiguration : .invalidSetting
         self.key = key
         self.reason = reason
     }

@@ -85,8 +85,14 @@ public struct ICEServerURI: Sendable, Hashable, CustomStringConvertible {
         } else {
             host = rest
         }
-        guard !host.isEmpty, !host.contains(where: { $0 == "/" || $0 == "@" || $0.isWhitespace }) else {
-            throw STUNError(.badAttribute, "'\(text)': no usable host")
+        // RFC 3986 §3.2.2: an IPv6 address only in brackets; otherwise an IPv4 address or a
+        // name of unreserved characters (percent-encoded names are not something we resolve).
+        let bracketed = rest.hasPrefix("[")
+        let usable = bracketed
+            ? host.contains(":") && IPAddress(string: String(host)) != nil
+            : !host.isEmpty && host.unicodeScalars.allSatisfy { Self.nameCharacters.contains($0) }
+        guard usable else {
+            throw STUNError(.badAttribute, "'\(text)': '\(host)' is not an IPv4 address, a name, or an IPv6 address in brackets")
         }
         var port: Int?
         if let portText {
@@ -103,6 +109,8 @@ public struct ICEServerURI: Sendable, Hashable, CustomStringConvertible {
         guard let parsed = try? ICEServerURI(parsing: text) else { return nil }
         self = parsed
     }
+
+    private static let nameCharacters = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~".unicodeScalars)
 
     /// Whether ``host`` is an IP address (not a name that needs resolving).
     public var hostIsNumeric: Bool { IPAddress(string: host) != nil }

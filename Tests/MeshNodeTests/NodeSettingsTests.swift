@@ -46,6 +46,7 @@ import STUN
     func rejects(yaml: String, key: String) throws {
         let error = #expect(throws: NodeConfigurationError.self) { try NodeConfiguration(NodeSettings.parse(yaml: yaml)) }
         #expect(error?.key == key)
+        #expect(error?.code == .invalidSetting)
     }
 
     @Test("a refusal says what the value must be, as the user would write it")

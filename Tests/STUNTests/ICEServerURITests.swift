@@ -33,6 +33,7 @@ struct ICEServerURITests {
         "", "http://198.51.100.2", "stun", "stun:", "stun:198.51.100.2:0", "stun:198.51.100.2:65536", "stun:198.51.100.2:x",
         "stun:198.51.100.2?transport=udp", "turn:198.51.100.2?transport=sctp", "turn:198.51.100.2?foo=bar",
         "turns:198.51.100.2?transport=udp", "turn:[2001:db8::1", "turn:[2001:db8::1]x", "turn:user@198.51.100.2",
+        "turn:2001:db8::1:3478", "stun:a]:b:1", "stun:[relay.example]:3478", "stun:relay example",
         "stun:" + String(repeating: "a", count: 600),
     ])
     func refusesMalformed(text: String) {

@@ -40,8 +40,12 @@ public func fuzzSTUN(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         case .stun(let b), .channelData(let b): precondition(b.readableBytes >= 4)
         }
     }
-    if size >= 16, let ip = IPAddress(string: String(decoding: UnsafeBufferPointer(start: data, count: min(size, 48)), as: UTF8.self)) {
-        _ = PeerAddressPolicy().refusal(for: ip)
+    // Address and URI text as peers and other nodes send it (the relay's peer policy on top of
+    // IPAddress is the TURN server's, tested there).
+    if size >= 2 {
+        let text = String(decoding: UnsafeBufferPointer(start: data, count: min(size, 600)), as: UTF8.self)
+        if let ip = IPAddress(string: text) { precondition(IPAddress(string: ip.description) == ip, "an address did not print and parse back") }
+        if let uri = ICEServerURI(text) { precondition(ICEServerURI(uri.description) == uri, "a URI did not print and parse back") }
     }
     return 0
 }
