@@ -103,21 +103,28 @@ let package = Package(
             dependencies: ["Media", .product(name: "NIOCore", package: "swift-nio")],
             path: "bench/media/MediaBench"
         ),
+        // Helpers every test target shares (waits with deadlines, processes, tools, fixtures); it
+        // depends on no target of ours.
+        .target(
+            name: "TestSupport",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(
             name: "ICETests",
-            dependencies: ["ICE", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]
+            dependencies: ["ICE", "TestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]
         ),
-        .testTarget(name: "SignalingTests", dependencies: ["Signaling", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "SignalingTests", dependencies: ["Signaling", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "MediaTests",
-            dependencies: ["Media", "ICE", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["Media", "ICE", "TestSupport", .product(name: "NIOCore", package: "swift-nio")],
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "MeshNodeTests", dependencies: ["MeshNode"]),
+        .testTarget(name: "MeshNodeTests", dependencies: ["MeshNode", "TestSupport"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "MeshNode", "ICE", "Signaling", "Media",
+                "MeshNode", "ICE", "Signaling", "Media", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ]

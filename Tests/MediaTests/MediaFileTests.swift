@@ -1,52 +1,29 @@
 import Foundation
 import NIOCore
 import Testing
+import TestSupport
 @testable import Media
 
-/// Runs a tool and returns its standard output; `nil` when the tool is not installed.
-func runTool(_ tool: String, _ arguments: [String]) throws -> (status: Int32, output: String)? {
-    guard let path = ["/usr/bin/\(tool)", "/usr/local/bin/\(tool)"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-        return nil
-    }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-}
-
 /// ffprobe's JSON for a file's first stream and format.
-func probe(_ path: String, countFrames: Bool = false) throws -> [String: Any] {
-    guard let result = try runTool("ffprobe", ["-v", "error"] + (countFrames ? ["-count_frames"] : []) + [
+func probe(_ path: String, countFrames: Bool = false) async throws -> [String: Any] {
+    let result = try await Subprocess.run("ffprobe", ["-v", "error"] + (countFrames ? ["-count_frames"] : []) + [
         "-show_entries", "stream=codec_name,width,height,nb_read_frames,sample_rate,channels:format=duration,format_name", "-of", "json", path,
-    ]) else {
-        Issue.record("ffprobe is not installed: `make deps` installs Debian's ffmpeg")
-        return [:]
-    }
-    #expect(result.status == 0, "ffprobe failed on \(path)")
+    ])
+    #expect(result.status == 0, "ffprobe failed on \(path): \(result.output)")
     let json = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any] ?? [:]
     var flat = (json["streams"] as? [[String: Any]])?.first ?? [:]
     for (key, value) in json["format"] as? [String: Any] ?? [:] { flat[key] = value }
     return flat
 }
 
-func temporaryDirectory() throws -> String {
-    let path = NSTemporaryDirectory() + "meshnode-media-\(UUID().uuidString)"
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
-
-@Suite("Media files: IVF, WAV, Y4M written and read back, checked by ffprobe")
+@Suite("Media files: IVF, WAV, Y4M written and read back, checked by ffprobe",
+       .enabled(if: Tools.ffmpeg, "ffmpeg or ffprobe is not installed (Debian ffmpeg; `make deps` installs it)"))
 struct MediaFileTests {
     @Test("IVF: 45 VP8 frames that ffprobe counts and decodes, and that IVFFileReader reads back")
-    func ivfRoundTrip() throws {
-        let directory = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+    func ivfRoundTrip() async throws {
+        let temporary = TemporaryDirectory("media")
+        defer { withExtendedLifetime(temporary) {} }
+        let directory = temporary.path
         let path = directory + "/video.ivf"
         let encoder = try VP8Encoder(.init(width: 320, height: 240, bitrateKbps: 400))
         var source = try TestPatternVideoSource(width: 320, height: 240)
@@ -60,7 +37,7 @@ struct MediaFileTests {
         }
         try writer.close()
 
-        let info = try probe(path, countFrames: true)
+        let info = try await probe(path, countFrames: true)
         #expect(info["codec_name"] as? String == "vp8")
         #expect(info["width"] as? Int == 320 && info["height"] as? Int == 240)
         #expect(info["nb_read_frames"] as? String == "45")
@@ -80,9 +57,10 @@ struct MediaFileTests {
     }
 
     @Test("WAV: 2 s of stereo tones that ffprobe reads as 48 kHz PCM, and WAVFileReader reads back")
-    func wavRoundTrip() throws {
-        let directory = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+    func wavRoundTrip() async throws {
+        let temporary = TemporaryDirectory("media")
+        defer { withExtendedLifetime(temporary) {} }
+        let directory = temporary.path
         let path = directory + "/audio.wav"
         var tones = try ToneAudioSource(channels: [[.init(frequency: 440)], [.init(frequency: 880)]])
         let writer = try WAVFileWriter(path: path, channels: 2)
@@ -93,7 +71,7 @@ struct MediaFileTests {
             try writer.write(frame)
         }
         try writer.close()
-        let info = try probe(path)
+        let info = try await probe(path)
         #expect(info["codec_name"] as? String == "pcm_s16le")
         #expect(info["sample_rate"] as? String == "48000")
         #expect(info["channels"] as? Int == 2)
@@ -111,43 +89,41 @@ struct MediaFileTests {
     }
 
     @Test("Ogg Opus (RFC 7845): 100 packets that ffprobe reads as 2 s of Opus and ffmpeg decodes")
-    func oggOpus() throws {
-        let directory = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+    func oggOpus() async throws {
+        let temporary = TemporaryDirectory("media")
+        defer { withExtendedLifetime(temporary) {} }
+        let directory = temporary.path
         let path = directory + "/audio.opus"
         let encoder = try OpusAudioEncoder(.init(channels: 2, application: .audio))
         var tones = try ToneAudioSource(channels: [[.init(frequency: 440)], [.init(frequency: 660)]])
         let writer = try OggOpusFileWriter(path: path, channels: 2)
         for _ in 0..<100 { try writer.write(packet: encoder.encode(tones.nextFrame())) }
         try writer.close()
-        let info = try probe(path)
+        let info = try await probe(path)
         #expect(info["codec_name"] as? String == "opus")
         #expect(info["channels"] as? Int == 2)
         let duration = Double(info["duration"] as? String ?? "") ?? 0
         #expect(abs(duration - (2.0 - 312.0 / 48_000)) < 0.01, "2 s less the pre-skip, got \(duration)")
         // ffmpeg decodes every page (a CRC error would stop it).
         let decoded = directory + "/decoded.wav"
-        let result = try #require(try runTool("ffmpeg", ["-v", "error", "-i", path, "-c:a", "pcm_s16le", decoded]))
-        #expect(result.status == 0)
+        let result = try await Subprocess.run("ffmpeg", ["-v", "error", "-i", path, "-c:a", "pcm_s16le", decoded])
+        #expect(result.status == 0, "\(result.output)")
         let reader = try WAVFileReader(path: decoded)
         #expect(abs(Int(reader.header.dataSize) / 4 - (96_000 - 312)) < 10)
         expectMediaError(.truncated) { try writer.write(packet: ByteBuffer()) }
     }
 
     @Test("Y4M and WAV made by ffmpeg are read as sources")
-    func filesFromFFmpeg() throws {
-        let directory = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+    func filesFromFFmpeg() async throws {
+        let temporary = TemporaryDirectory("media")
+        defer { withExtendedLifetime(temporary) {} }
+        let directory = temporary.path
         let y4m = directory + "/in.y4m", wav = directory + "/in.wav"
-        guard let video = try runTool("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc=size=176x144:rate=15", "-frames:v", "7",
-                                                  "-pix_fmt", "yuv420p", y4m]),
-              let audio = try runTool("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=0.5",
-                                                  "-c:a", "pcm_s16le", wav])
-        else {
-            Issue.record("ffmpeg is not installed: `make deps` installs Debian's ffmpeg")
-            return
-        }
-        #expect(video.status == 0 && audio.status == 0)
+        let video = try await Subprocess.run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc=size=176x144:rate=15", "-frames:v", "7",
+                                                         "-pix_fmt", "yuv420p", y4m])
+        let audio = try await Subprocess.run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=0.5",
+                                                         "-c:a", "pcm_s16le", wav])
+        #expect(video.status == 0 && audio.status == 0, "\(video.output)\(audio.output)")
         let reader = try Y4MFileReader(path: y4m)
         #expect(reader.width == 176 && reader.height == 144 && reader.frameRate.numerator == 15)
         var frames: [VideoFrame] = []
@@ -167,18 +143,19 @@ struct MediaFileTests {
     }
 
     @Test("the media loop writes IVF and WAV files that ffprobe reads with the expected frame count and duration")
-    func mediaLoopFiles() throws {
-        let directory = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+    func mediaLoopFiles() async throws {
+        let temporary = TemporaryDirectory("media")
+        defer { withExtendedLifetime(temporary) {} }
+        let directory = temporary.path
         let report = try MediaLoop(configuration: .init(duration: .seconds(2), lossProbability: 0.02, outputDirectory: directory)).run()
-        let video = try probe(directory + "/video.ivf", countFrames: true)
+        let video = try await probe(directory + "/video.ivf", countFrames: true)
         #expect(video["codec_name"] as? String == "vp8")
         #expect(Int(video["nb_read_frames"] as? String ?? "") == report.video.frames)
-        let audio = try probe(directory + "/audio.wav")
+        let audio = try await probe(directory + "/audio.wav")
         #expect(audio["codec_name"] as? String == "pcm_s16le")
         let duration = Double(audio["duration"] as? String ?? "") ?? 0
         #expect(duration > 1.9 && duration < 2.1, "2 s of audio, got \(duration)")
-        let opus = try probe(directory + "/audio.opus")
+        let opus = try await probe(directory + "/audio.opus")
         #expect(opus["codec_name"] as? String == "opus")
         #expect((Double(opus["duration"] as? String ?? "") ?? 0) > 1.5)
     }

@@ -1,26 +1,8 @@
 import Foundation
 import NIOCore
 import Testing
+import TestSupport
 @testable import Media
-
-/// Builds a ByteBuffer from a hex string; spaces are ignored.
-func hex(_ text: String) -> ByteBuffer {
-    let digits = text.filter { !$0.isWhitespace }
-    var bytes: [UInt8] = []
-    var index = digits.startIndex
-    while index < digits.endIndex {
-        let next = digits.index(index, offsetBy: 2)
-        bytes.append(UInt8(digits[index..<next], radix: 16)!)
-        index = next
-    }
-    return ByteBuffer(bytes: bytes)
-}
-
-extension ByteBuffer {
-    var hexString: String {
-        (getBytes(at: readerIndex, length: readableBytes) ?? []).map { String(format: "%02x", $0) }.joined()
-    }
-}
 
 /// Expects `body` to throw a MediaError with `code`.
 func expectMediaError(_ code: MediaError.Code, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
@@ -48,9 +30,9 @@ struct SplitMix64: RandomNumberGenerator {
     }
 }
 
+/// The SDP and capture files in Tests/MediaTests/Fixtures.
 enum Fixtures {
     static func text(_ name: String) throws -> String {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").appendingPathComponent(name)
-        return try String(contentsOf: url, encoding: .utf8)
+        try TestFiles.text("Tests/MediaTests/Fixtures/" + name)
     }
 }
