@@ -38,8 +38,9 @@ public final class Subprocess: Sendable {
     /// Full path of a program on PATH (or `name` itself when it is a path).
     public static func resolve(_ name: String) -> String {
         if name.contains("/") { return name }
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") + ["/usr/sbin", "/sbin"] {
-            let candidate = "\(dir)/\(name)"
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map(String.init)
+        for dir in path + ["/usr/sbin", "/sbin"] {
+            let candidate = dir + "/" + name
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
         return "/usr/bin/\(name)"
