@@ -10,7 +10,7 @@ import TestSupport
     func linked(_ fixture: HubFixture, as node: String, _ identity: Identity) async throws -> TestPeer {
         let peer = await fixture.peer()
         let challenge = try await peer.next()
-        guard case .challenge(let body) = challenge.payload else { throw HubTestFailure("expected a challenge") }
+        guard case .challenge(let body) = challenge.payload else { throw TestFailure("expected a challenge") }
         await peer.send(.link(LinkBody(node: node, key: identity.publicKeyBase64,
                                        sig: identity.sign(text: LinkBody.signedText(nonce: body.nonce, node: node)), nonce: "bm9uY2U=")))
         _ = try await peer.next { if case .linked = $0.payload { true } else { nil } }

@@ -93,7 +93,7 @@ final class TestPeer: Sendable {
         while ContinuousClock.now < deadline {
             if let message = try? await next(timeout: deadline - ContinuousClock.now), let value = match(message) { return value }
         }
-        throw HubTestFailure("no matching frame within \(timeout)")
+        throw TestFailure("no matching frame within \(timeout)")
     }
 
     /// The next frame is the one with `id`: the hub keeps the order of what it sends on a
@@ -102,7 +102,7 @@ final class TestPeer: Sendable {
     @discardableResult
     func expectNext(id: String, _ what: String) async throws -> SignalingMessage {
         let message = try await next()
-        guard message.id == id else { throw HubTestFailure("expected \(what) (id \(id)) next, got \(message)") }
+        guard message.id == id else { throw TestFailure("expected \(what) (id \(id)) next, got \(message)") }
         return message
     }
 
@@ -113,7 +113,7 @@ final class TestPeer: Sendable {
         let sig = identity.sign(text: LoginBody.signedText(nonce: nonce, name: name))
         await send(.login(LoginBody(name: name, key: identity.publicKeyBase64, sig: sig)))
         let reply = try await next()
-        guard case .welcome(let welcome) = reply.payload else { throw HubTestFailure("expected welcome, got \(reply)") }
+        guard case .welcome(let welcome) = reply.payload else { throw TestFailure("expected welcome, got \(reply)") }
         return welcome
     }
 
@@ -124,9 +124,4 @@ final class TestPeer: Sendable {
     func ack(timeout: Duration = TestDeadline.event) async throws -> AckBody {
         try await next(timeout: timeout) { if case .ack(let body) = $0.payload { body } else { nil } }
     }
-}
-
-struct HubTestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }

@@ -72,7 +72,7 @@ import TestSupport
         #expect(try await alice.ack() == AckBody(of: "m1", status: .ok))
         let delivered = try await bob.next()
         #expect(delivered.id == "m1" && delivered.from == "alice")
-        guard case .chat(let body) = delivered.payload else { throw HubTestFailure("not chat: \(delivered)") }
+        guard case .chat(let body) = delivered.payload else { throw TestFailure("not chat: \(delivered)") }
         #expect(body.text == "one" && body.sent != nil)
         await alice.send(.chat(ChatBody(text: "one")), to: "bob", id: "m1")
         #expect(try await alice.ack() == AckBody(of: "m1", status: .duplicate))

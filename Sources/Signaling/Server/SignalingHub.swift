@@ -124,8 +124,12 @@ public actor SignalingHub {
 
     /// Closes connections silent for more than 1.5 heartbeat intervals; run every quarter
     /// interval, it drops a dead connection within two intervals (docs/protocol.md "Liveness").
-    public func sweep(now: ContinuousClock.Instant? = nil) {
-        let now = now ?? self.now()
+    public func sweep() {
+        sweep(now: now())
+    }
+
+    /// ``sweep()`` as of `now`.
+    public func sweep(now: ContinuousClock.Instant) {
         let limit = configuration.heartbeat * 3 / 2
         for (id, session) in sessions where now - session.lastSeen > limit {
             logger.info("dropping silent connection", metadata: ["connection": "\(id)", "name": "\(session.name ?? "-")"])

@@ -256,7 +256,7 @@ final class AiortcProcess: Sendable {
             let line = lines.withLock { $0.isEmpty ? nil : $0.removeFirst() }
             if let line {
                 let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
-                if object["type"] as? String == "error" { throw AiortcError(reason: "aiortc: \(line)\n\(stderrTail)") }
+                if object["type"] as? String == "error" { throw TestFailure("aiortc: \(line)\n\(stderrTail)") }
                 if object["type"] as? String == type {
                     var result: [String: any Sendable] = [:]
                     for (key, value) in object {
@@ -271,7 +271,7 @@ final class AiortcProcess: Sendable {
                 continue
             }
             if !process.isRunning && lines.withLock({ $0.isEmpty }) {
-                throw AiortcError(reason: "aiortc_peer.py exited (\(process.terminationStatus)) before sending '\(type)':\n\(stderrTail)")
+                throw TestFailure("aiortc_peer.py exited (\(process.terminationStatus)) before sending '\(type)':\n\(stderrTail)")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -282,9 +282,4 @@ final class AiortcProcess: Sendable {
     func terminate() {
         if process.isRunning { process.terminate() }
     }
-}
-
-struct AiortcError: Error, CustomStringConvertible {
-    var reason: String
-    var description: String { reason }
 }
