@@ -113,23 +113,23 @@ let package = Package(
         // Tests: one target per layer, each depending on its layer (and on what it composes
         // with, for the integration targets). TestSupport holds what several of them share.
         .target(name: "TestSupport", dependencies: ["MeshCore", "Codecs", "RTP", nio("NIOCore")], path: "Tests/TestSupport"),
-        .testTarget(name: "STUNTests", dependencies: ["STUN", "MeshCore", nio("NIOCore")]),
-        .testTarget(name: "TURNServerTests", dependencies: ["TURNServer", "STUN", nio("NIOCore")]),
-        .testTarget(name: "ICETests", dependencies: ["ICE", "STUN", "TURNServer", nio("NIOCore"), nio("NIOEmbedded")]),
+        .testTarget(name: "STUNTests", dependencies: ["STUN", "MeshCore", "TestSupport", nio("NIOCore")]),
+        .testTarget(name: "TURNServerTests", dependencies: ["TURNServer", "STUN", "TestSupport", nio("NIOCore")]),
+        .testTarget(name: "ICETests", dependencies: ["ICE", "STUN", "TURNServer", "TestSupport", nio("NIOCore"), nio("NIOEmbedded")]),
         .testTarget(name: "SDPTests", dependencies: ["SDP", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "RTPTests", dependencies: ["RTP", "TestSupport", nio("NIOCore")]),
         .testTarget(name: "DTLSSRTPTests", dependencies: ["DTLSSRTP", "SDP", "RTP", "Certificates", "TestSupport", nio("NIOCore")]),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs", "TestSupport", nio("NIOCore")]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "Codecs", "RTP", "SDP", "TestSupport", nio("NIOCore")]),
-        .testTarget(name: "SignalingTests", dependencies: ["Signaling", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "SignalingTests", dependencies: ["Signaling", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "MeshNodeTests",
-            dependencies: ["MeshNode", "ICE", "STUN", "TURNServer", "SDP", "RTP", "DTLSSRTP", "Signaling", "TestSupport", nio("NIOCore")]
+            dependencies: ["MeshNode", "ICE", "STUN", "TURNServer", "SDP", "RTP", "DTLSSRTP", "Codecs", "Signaling", "TestSupport", nio("NIOCore")]
         ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "MeshNode", "STUN", "TURNServer", "ICE", "Signaling", "Codecs", "Media",
+                "MeshNode", "STUN", "TURNServer", "ICE", "Signaling", "Codecs", "Media", "TestSupport",
                 nio("NIOCore"), nio("NIOPosix"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ]

@@ -4,12 +4,14 @@ import Testing
 import TestSupport
 @testable import Codecs
 
-@Suite("Media files: IVF, WAV, Y4M written and read back, checked by ffprobe")
+@Suite("Media files: IVF, WAV, Y4M written and read back, checked by ffprobe",
+       .enabled(if: Tools.ffmpeg, "ffmpeg or ffprobe is not installed (Debian ffmpeg; `make deps` installs it)"))
 struct MediaFileTests {
     @Test("IVF: 45 VP8 frames that ffprobe counts and decodes, and that IVFFileReader reads back")
-    func ivfRoundTrip() throws {
-        let directory = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+    func ivfRoundTrip() async throws {
+        let temporary = TemporaryDirectory("media")
+        defer { withExtendedLifetime(temporary) {} }
+        let directory = temporary.path
         let path = directory + "/video.ivf"
         let encoder = try VP8Encoder(.init(width: 320, height: 240, bitrateKbps: 400))
         var source = try TestPatternVideoSource(width: 320, height: 240)
@@ -23,7 +25,7 @@ struct MediaFileTests {
         }
         try writer.close()
 
-        let info = try probe(path, countFrames: true)
+        let info = try await probe(path, countFrames: true)
         #expect(info["codec_name"] as? String == "vp8")
         #expect(info["width"] as? Int == 320 && info["height"] as? Int == 240)
         #expect(info["nb_read_frames"] as? String == "45")
@@ -43,9 +45,10 @@ struct MediaFileTests {
     }
 
     @Test("WAV: 2 s of stereo tones that ffprobe reads as 48 kHz PCM, and WAVFileReader reads back")
-    func wavRoundTrip() throws {
-        let directory = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+    func wavRoundTrip() async throws {
+        let temporary = TemporaryDirectory("media")
+        defer { withExtendedLifetime(temporary) {} }
+        let directory = temporary.path
         let path = directory + "/audio.wav"
         var tones = try ToneAudioSource(channels: [[.init(frequency: 440)], [.init(frequency: 880)]])
         let writer = try WAVFileWriter(path: path, channels: 2)
@@ -56,7 +59,7 @@ struct MediaFileTests {
             try writer.write(frame)
         }
         try writer.close()
-        let info = try probe(path)
+        let info = try await probe(path)
         #expect(info["codec_name"] as? String == "pcm_s16le")
         #expect(info["sample_rate"] as? String == "48000")
         #expect(info["channels"] as? Int == 2)
@@ -74,43 +77,41 @@ struct MediaFileTests {
     }
 
     @Test("Ogg Opus (RFC 7845): 100 packets that ffprobe reads as 2 s of Opus and ffmpeg decodes")
-    func oggOpus() throws {
-        let directory = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+    func oggOpus() async throws {
+        let temporary = TemporaryDirectory("media")
+        defer { withExtendedLifetime(temporary) {} }
+        let directory = temporary.path
         let path = directory + "/audio.opus"
         let encoder = try OpusAudioEncoder(.init(channels: 2, application: .audio))
         var tones = try ToneAudioSource(channels: [[.init(frequency: 440)], [.init(frequency: 660)]])
         let writer = try OggOpusFileWriter(path: path, channels: 2)
         for _ in 0..<100 { try writer.write(packet: encoder.encode(tones.nextFrame())) }
         try writer.close()
-        let info = try probe(path)
+        let info = try await probe(path)
         #expect(info["codec_name"] as? String == "opus")
         #expect(info["channels"] as? Int == 2)
         let duration = Double(info["duration"] as? String ?? "") ?? 0
         #expect(abs(duration - (2.0 - 312.0 / 48_000)) < 0.01, "2 s less the pre-skip, got \(duration)")
         // ffmpeg decodes every page (a CRC error would stop it).
         let decoded = directory + "/decoded.wav"
-        let result = try #require(try runTool("ffmpeg", ["-v", "error", "-i", path, "-c:a", "pcm_s16le", decoded]))
-        #expect(result.status == 0)
+        let result = try await Subprocess.run("ffmpeg", ["-v", "error", "-i", path, "-c:a", "pcm_s16le", decoded])
+        #expect(result.status == 0, "\(result.output)")
         let reader = try WAVFileReader(path: decoded)
         #expect(abs(Int(reader.header.dataSize) / 4 - (96_000 - 312)) < 10)
         expectError(CodecError.Code.truncated) { try writer.write(packet: ByteBuffer()) }
     }
 
     @Test("Y4M and WAV made by ffmpeg are read as sources")
-    func filesFromFFmpeg() throws {
-        let directory = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+    func filesFromFFmpeg() async throws {
+        let temporary = TemporaryDirectory("media")
+        defer { withExtendedLifetime(temporary) {} }
+        let directory = temporary.path
         let y4m = directory + "/in.y4m", wav = directory + "/in.wav"
-        guard let video = try runTool("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc=size=176x144:rate=15", "-frames:v", "7",
-                                                  "-pix_fmt", "yuv420p", y4m]),
-              let audio = try runTool("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=0.5",
-                                                  "-c:a", "pcm_s16le", wav])
-        else {
-            Issue.record("ffmpeg is not installed: `make deps` installs Debian's ffmpeg")
-            return
-        }
-        #expect(video.status == 0 && audio.status == 0)
+        let video = try await Subprocess.run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc=size=176x144:rate=15", "-frames:v", "7",
+                                                         "-pix_fmt", "yuv420p", y4m])
+        let audio = try await Subprocess.run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=0.5",
+                                                         "-c:a", "pcm_s16le", wav])
+        #expect(video.status == 0 && audio.status == 0, "\(video.output)\(audio.output)")
         let reader = try Y4MFileReader(path: y4m)
         #expect(reader.width == 176 && reader.height == 144 && reader.frameRate.numerator == 15)
         var frames: [VideoFrame] = []

@@ -97,24 +97,24 @@ struct OpusTests {
         expectError(CodecError.Code.invalidArgument) { _ = try OpusAudioDecoder(channels: 0) }
         let encoder = try OpusAudioEncoder()
         expectError(CodecError.Code.invalidArgument) { _ = try encoder.encode([Int16](repeating: 0, count: 100)) }
-        expectError(CodecError.Code.codecFailure) { _ = try OpusAudioDecoder().decode(hex("fb ff ff ff ff")) }
+        expectError(CodecError.Code.codecFailure) { _ = try OpusAudioDecoder().decode(hexBuffer("fb ff ff ff ff")) }
     }
 
     @Test("TOC byte: mode, frame size, count (RFC 6716 §3.1–3.2)")
     func tocParsing() throws {
         // config 1 (SILK NB 20 ms), code 0.
-        let silk = try OpusPayload(parsing: hex("08 00"))
+        let silk = try OpusPayload(parsing: hexBuffer("08 00"))
         #expect(silk.mode == .silk && silk.samplesPerChannel == 960 && silk.frameCount == 1)
         // config 31 (CELT FB 20 ms), stereo, code 1: two frames = 40 ms.
-        let celt = try OpusPayload(parsing: hex("fd 00 00"))
+        let celt = try OpusPayload(parsing: hexBuffer("fd 00 00"))
         #expect(celt.mode == .celt && celt.isStereo && celt.samplesPerChannel == 1920)
         // config 13 (hybrid FB 20 ms), code 3 with 3 frames.
-        let hybrid = try OpusPayload(parsing: hex("6b 03 00"))
+        let hybrid = try OpusPayload(parsing: hexBuffer("6b 03 00"))
         #expect(hybrid.mode == .hybrid && hybrid.frameCount == 3 && hybrid.samplesPerChannel == 2880)
         expectError(CodecError.Code.truncated) { _ = try OpusPayload(parsing: ByteBuffer()) }
-        expectError(CodecError.Code.truncated) { _ = try OpusPayload(parsing: hex("0b")) }
-        expectError(CodecError.Code.malformed) { _ = try OpusPayload(parsing: hex("0b 00")) }
+        expectError(CodecError.Code.truncated) { _ = try OpusPayload(parsing: hexBuffer("0b")) }
+        expectError(CodecError.Code.malformed) { _ = try OpusPayload(parsing: hexBuffer("0b 00")) }
         // 60 ms SILK frames × 3 = 180 ms > 120 ms.
-        expectError(CodecError.Code.malformed) { _ = try OpusPayload(parsing: hex("1b 03")) }
+        expectError(CodecError.Code.malformed) { _ = try OpusPayload(parsing: hexBuffer("1b 03")) }
     }
 }

@@ -1,6 +1,7 @@
 import ICE
 import NIOCore
 import Testing
+import TestSupport
 
 /// Two agents in one process, gathering only on 127.0.0.1 (RFC 8445 host candidates).
 @Suite("ICE agent over loopback", .serialized, .timeLimit(.minutes(1)))
@@ -22,11 +23,11 @@ struct AgentLoopbackTests {
         #expect(pairB.local.kind == .host)
         #expect(pairA.local.address == "127.0.0.1" && pairA.remote.address == "127.0.0.1")
         #expect(a.snapshot.candidates.allSatisfy { $0.address == "127.0.0.1" })
-        print("loopback connect: \(elapsed.milliseconds) ms, A: \(pairA), B: \(pairB)")
+        print("loopback connect: \(elapsed.inMilliseconds) ms, A: \(pairA), B: \(pairB)")
 
         await a.agent.close()
         await b.agent.close()
-        try await a.wait(for: "events to finish", seconds: 5) { $0.finished }
+        try await a.wait(for: "events to finish") { $0.finished }
         #expect(throws: ICEError.self) { try a.agent.send([1]) }
     }
 
@@ -38,7 +39,7 @@ struct AgentLoopbackTests {
         defer { a.stop(); b.stop() }
         try await deliver("conflict resolved A", from: a, to: b)
         try await deliver("conflict resolved B", from: b, to: a)
-        print("role-conflict connect: \(elapsed.milliseconds) ms")
+        print("role-conflict connect: \(elapsed.inMilliseconds) ms")
         await a.agent.close()
         await b.agent.close()
     }
@@ -62,7 +63,7 @@ struct AgentLoopbackTests {
         try await deliver("v6 ping", from: a, to: b)
         try await deliver("v6 pong", from: b, to: a)
         let pair = try #require(try await a.agent.selectedPair())
-        print("IPv6 loopback connect: \(elapsed.milliseconds) ms, A: \(pair)")
+        print("IPv6 loopback connect: \(elapsed.inMilliseconds) ms, A: \(pair)")
         #expect(pair.local.address == "::1" && pair.remote.address == "::1")
         await a.agent.close()
         await b.agent.close()
@@ -93,7 +94,7 @@ struct AgentLoopbackTests {
         try await agent!.gather()
         let events = agent!.events
         agent = nil
-        let finished = try await withTimeout(5, "the event stream to finish") {
+        let finished = try await withTimeout("the event stream to finish") {
             for await _ in events {}
             return true
         }
@@ -106,7 +107,7 @@ struct AgentLoopbackTests {
         let probe = AgentProbe(agent, name: "A")
         probe.start(trickleTo: nil)
         try await agent.gather()
-        try await probe.wait(for: "gathering done", seconds: 5) { $0.gatheringDone }
+        try await probe.wait(for: "gathering done") { $0.gatheringDone }
         let candidates = probe.snapshot.candidates
         #expect(candidates.count == 1)
         let host = try #require(candidates.first)
@@ -128,7 +129,7 @@ struct AgentLoopbackTests {
         let probe = AgentProbe(agent, name: "A")
         probe.start(trickleTo: nil)
         try await agent.gather()
-        try await probe.wait(for: "gathering done", seconds: 5) { $0.gatheringDone }
+        try await probe.wait(for: "gathering done") { $0.gatheringDone }
         let tcp = probe.snapshot.candidates.filter { $0.transport == .tcp }
         #expect(!tcp.isEmpty)
         #expect(tcp.allSatisfy { $0.tcpType != nil })

@@ -1,5 +1,6 @@
 import ICE
 import Testing
+import TestSupport
 
 /// ICE restart (RFC 8445 §9): both sides restart, exchange new credentials and
 /// candidates, and reconnect.
@@ -14,7 +15,7 @@ struct AgentRestartTests {
         let oldB = try await b.agent.localCredentials()
         let pairsBefore = (a.snapshot.pairs.count, b.snapshot.pairs.count)
 
-        let start = testClock.now
+        let start = ContinuousClock.now
         // A initiates; B sees a new remote ufrag in the offer and restarts too.
         let newA = try await a.agent.restart()
         let newB = try await b.agent.restart()
@@ -29,7 +30,7 @@ struct AgentRestartTests {
 
         try await a.wait(for: "a new selected pair after restart") { $0.pairs.count > pairsBefore.0 && isUp($0) }
         try await b.wait(for: "a new selected pair after restart") { $0.pairs.count > pairsBefore.1 && isUp($0) }
-        print("restart reconnect: \((testClock.now - start).milliseconds) ms")
+        print("restart reconnect: \((ContinuousClock.now - start).inMilliseconds) ms")
         try await deliver("after restart A", from: a, to: b)
         try await deliver("after restart B", from: b, to: a)
 

@@ -1,10 +1,9 @@
 import Foundation
 import ICE
-#if canImport(Glibc)
-import Glibc
+import NIOCore
+import TestSupport
 import STUN
 import TURNServer
-#endif
 
 /// A TURN server on 127.0.0.1 that a test allocates on. Start it with `startTestTURNServer()`:
 /// our own `TURNServer`; coturn stays available as `CoturnServer` for cross-checks.
@@ -69,29 +68,20 @@ final class CoturnServer: TestTURNServer {
     let username = "u"
     let password = "p"
     let tlsPort: UInt16?
-    private let process: Process
-    private let directory: URL
+    private let process: Subprocess
+    private let directory: TemporaryDirectory
 
-    private init(port: UInt16, tlsPort: UInt16?, process: Process, directory: URL) {
+    private init(port: UInt16, tlsPort: UInt16?, process: Subprocess, directory: TemporaryDirectory) {
         self.port = port
         self.tlsPort = tlsPort
         self.process = process
         self.directory = directory
     }
 
-    struct StartError: Error, CustomStringConvertible {
-        var description: String
-    }
-
     static func start(tls: Bool) async throws -> CoturnServer {
         let port = try freeLoopbackPort()
-        var tlsPort: UInt16?
-        let directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("meshnode-turn-\(port)-\(getpid())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/turnserver")
-        process.arguments = [
+        let directory = TemporaryDirectory("turn")
+        var arguments = [
             "-n", "--log-file=stdout", "--no-cli",
             "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--listening-port=\(port)",
             "--lt-cred-mech", "--user=u:p", "--realm=meshnode",
@@ -99,98 +89,33 @@ final class CoturnServer: TestTURNServer {
             "--pidfile=\(directory.path)/turnserver.pid",
             "--userdb=\(directory.path)/turndb",
         ]
+        var tlsPort: Int?
         if tls {
             let tls = try freeLoopbackPort()
             tlsPort = tls
             let (cert, key) = (directory.path + "/cert.pem", directory.path + "/key.pem")
-            try runTool("/usr/bin/openssl", [
+            let openssl = try await Subprocess.run("openssl", [
                 "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                 "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
             ])
-            process.arguments! += ["--tls-listening-port=\(tls)", "--cert=\(cert)", "--pkey=\(key)"]
+            guard openssl.status == 0 else { throw TestFailure("openssl req failed:\n\(openssl.output)") }
+            arguments += ["--tls-listening-port=\(tls)", "--cert=\(cert)", "--pkey=\(key)"]
         } else {
-            process.arguments!.append("--no-tls")
+            arguments.append("--no-tls")
         }
-        let log = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
-        let server = CoturnServer(port: port, tlsPort: tlsPort, process: process, directory: directory)
-        // Ready when its TCP listeners (the UDP one shares the port) accept, at most 5 s.
-        let deadline = ContinuousClock.now + .seconds(5)
-        while !canConnectTCP(port: port) || !(tlsPort.map(canConnectTCP) ?? true) {
-            guard process.isRunning, ContinuousClock.now < deadline else {
-                server.stop()
-                throw StartError(description: "turnserver did not start listening on 127.0.0.1:\(port)")
-            }
-            try await Task.sleep(for: .milliseconds(50))
+        let process = try Subprocess("turnserver", arguments, terminationGrace: .milliseconds(500))
+        let server = CoturnServer(port: UInt16(port), tlsPort: tlsPort.map(UInt16.init), process: process, directory: directory)
+        // Ready when its TCP listeners accept and its UDP listener answers a Binding request.
+        let udp = try SocketAddress(ipAddress: "127.0.0.1", port: port)
+        try await waitUntil("turnserver to listen on 127.0.0.1:\(port):\n\(process.output)", interval: .milliseconds(50)) {
+            guard process.isRunning else { throw TestFailure("turnserver exited:\n\(process.output)") }
+            guard acceptsTCP(port: port), tlsPort.map({ acceptsTCP(port: $0) }) ?? true else { return false }
+            return await STUNProbe.udp([udp], count: 1, timeout: .seconds(1)).first?.answered == true
         }
-        try await Task.sleep(for: .milliseconds(100))  // UDP listener and relay threads
         return server
     }
 
     func stop() {
-        if process.isRunning {
-            process.terminate()
-            let deadline = ContinuousClock.now + .milliseconds(500)
-            while process.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        }
-        try? FileManager.default.removeItem(at: directory)
-    }
-}
-
-private func runTool(_ path: String, _ arguments: [String]) throws {
-    let tool = Process()
-    tool.executableURL = URL(fileURLWithPath: path)
-    tool.arguments = arguments
-    let null = FileHandle(forWritingAtPath: "/dev/null")
-    tool.standardOutput = null
-    tool.standardError = null
-    try tool.run()
-    tool.waitUntilExit()
-    guard tool.terminationStatus == 0 else {
-        throw CoturnServer.StartError(description: "\(path) \(arguments.joined(separator: " ")) failed")
-    }
-}
-
-/// A port free for both UDP and TCP on 127.0.0.1 at the time of the call.
-func freeLoopbackPort() throws -> UInt16 {
-    for _ in 0..<20 {
-        let udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        defer { close(udp) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(udp, pointer, length) == 0 && getsockname(udp, pointer, &length) == 0
-            }
-        }
-        guard bound else { continue }
-        let port = UInt16(bigEndian: address.sin_port)
-        let tcp = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(tcp) }
-        let tcpBound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(tcp, $0, length) == 0 }
-        }
-        if tcpBound { return port }
-    }
-    throw CoturnServer.StartError(description: "no free port on 127.0.0.1")
-}
-
-private func canConnectTCP(port: UInt16) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = port.bigEndian
-    return withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-        }
+        process.stop()
     }
 }

@@ -2,32 +2,8 @@ import Foundation
 import ICE
 import NIOCore
 import Synchronization
+import TestSupport
 import TURNServer
-
-/// Thrown when a bounded wait in a test runs out.
-struct TestTimeout: Error, CustomStringConvertible {
-    var what: String
-    var seconds: Double
-    var description: String { "timed out after \(seconds) s waiting for \(what)" }
-}
-
-/// Runs `body`, failing with `TestTimeout` if it takes longer than `seconds`.
-func withTimeout<T: Sendable>(
-    _ seconds: Double, _ what: String, _ body: @escaping @Sendable () async throws -> T
-) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-            throw TestTimeout(what: what, seconds: seconds)
-        }
-        defer { group.cancelAll() }
-        return try await group.next()!
-    }
-}
-
-/// The clock used for reported timings.
-let testClock = ContinuousClock()
 
 /// Consumes one agent's event stream, records what it saw and trickles its candidates
 /// to a peer agent, as signaling would.
@@ -83,17 +59,11 @@ final class AgentProbe: Sendable {
 
     var snapshot: Record { record.withLock { $0 } }
 
-    /// Polls the record every 10 ms until `condition` holds, for at most `seconds`.
+    /// Polls the record until `condition` holds, for at most `limit`.
     func wait(
-        for what: String, seconds: Double = 10, _ condition: @escaping @Sendable (Record) -> Bool
+        for what: String, limit: Duration = TestDeadline.event, _ condition: @escaping @Sendable (Record) -> Bool
     ) async throws {
-        let deadline = testClock.now + .milliseconds(Int(seconds * 1000))
-        while !condition(snapshot) {
-            guard testClock.now < deadline else {
-                throw TestTimeout(what: "\(name): \(what) (states \(snapshot.states.map(\.rawValue)))", seconds: seconds)
-            }
-            try await Task.sleep(for: .milliseconds(10))
-        }
+        try await waitUntil("\(name): \(what) (states \(snapshot.states.map(\.rawValue)))", limit: limit) { condition(snapshot) }
     }
 
     func stop() {
@@ -107,24 +77,23 @@ func isUp(_ record: AgentProbe.Record) -> Bool {
 }
 
 /// Creates two agents that trickle to each other, exchanges credentials and starts
-/// gathering on both; returns once both have a selected pair, with the elapsed time.
-func connect(
-    _ first: ICEConfigurationPair, timeout: Double = 10
-) async throws -> (AgentProbe, AgentProbe, Duration) {
+/// gathering on both; returns once both have a selected pair, with the elapsed time (printed,
+/// never asserted on).
+func connect(_ first: ICEConfigurationPair) async throws -> (AgentProbe, AgentProbe, Duration) {
     let a = try await ICEAgent(configuration: first.controlling)
     let b = try await ICEAgent(configuration: first.controlled)
     let probeA = AgentProbe(a, name: "A")
     let probeB = AgentProbe(b, name: "B")
-    let start = testClock.now
+    let start = ContinuousClock.now
     try await b.setRemoteCredentials(a.localCredentials())
     try await a.setRemoteCredentials(b.localCredentials())
     probeA.start(trickleTo: b)
     probeB.start(trickleTo: a)
     try await a.gather()
     try await b.gather()
-    try await probeA.wait(for: "a selected pair", seconds: timeout, isUp)
-    try await probeB.wait(for: "a selected pair", seconds: timeout, isUp)
-    return (probeA, probeB, testClock.now - start)
+    try await probeA.wait(for: "a selected pair", isUp)
+    try await probeB.wait(for: "a selected pair", isUp)
+    return (probeA, probeB, ContinuousClock.now - start)
 }
 
 /// Configurations for a controlling and a controlled agent.
@@ -145,22 +114,12 @@ struct ICEConfigurationPair {
 }
 
 /// Sends `payload` from `sender` until `receiver` has seen it (UDP may drop the first
-/// packets while the pair settles), at most `seconds`.
-func deliver(_ payload: String, from sender: AgentProbe, to receiver: AgentProbe, seconds: Double = 5) async throws {
+/// packets while the pair settles).
+func deliver(_ payload: String, from sender: AgentProbe, to receiver: AgentProbe) async throws {
     let bytes = Array(payload.utf8)
-    let deadline = testClock.now + .milliseconds(Int(seconds * 1000))
-    while !receiver.snapshot.received.contains(where: { Array($0.readableBytesView) == bytes }) {
-        guard testClock.now < deadline else {
-            throw TestTimeout(what: "\(receiver.name) to receive '\(payload)'", seconds: seconds)
-        }
+    try await waitUntil("\(receiver.name) to receive '\(payload)'", interval: .milliseconds(20)) {
+        if receiver.snapshot.received.contains(where: { Array($0.readableBytesView) == bytes }) { return true }
         try sender.agent.send(bytes)
-        try await Task.sleep(for: .milliseconds(20))
-    }
-}
-
-extension Duration {
-    var milliseconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) * 1000 + Double(attoseconds) / 1e15
+        return false
     }
 }

@@ -1,10 +1,11 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// coturn's `turnutils_uclient` relays through `meshnode serve` to a `turnutils_peer` echo
 /// peer on loopback, over every client transport, with channels and with Send indications,
 /// and in RFC 6062 TCP-relay mode. Each run must report zero loss.
-@Suite(.serialized, .enabled(if: CoturnTools.available, "coturn's tools are installed by .ci/run"))
+@Suite(.serialized, .enabled(if: Tools.coturnClients, "coturn's tools are installed by .ci/run"))
 struct CoturnClientTests {
     static let modes: [(name: String, flags: [String], tls: Bool)] = [
         ("UDP with channels", [], false),
@@ -71,7 +72,7 @@ struct CoturnClientTests {
         let server = try await MeshNodeServer([])
         defer { server.stop() }
         let run = try Subprocess("turnutils_stunclient", ["-p", "\(server.udpPort)", "127.0.0.1"])
-        _ = await run.waitForExit(timeout: 20)
+        _ = await run.waitForExit()
         #expect(run.output.contains("UDP reflexive addr: 127.0.0.1:"), "\(run.output)")
     }
 }

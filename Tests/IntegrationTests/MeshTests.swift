@@ -2,6 +2,7 @@ import Foundation
 import MeshNode
 import Signaling
 import Testing
+import TestSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -12,17 +13,17 @@ import FoundationNetworking
 /// (its advertised address is not where it connects from), so dial-back must not vouch for it.
 @Suite(.serialized, .timeLimit(.minutes(2))) struct MeshTests {
     func status(_ node: MeshNodeServer, host: String = "127.0.0.1") async throws -> MeshStatus {
-        let (data, _) = try await URLSession.shared.data(from: URL(string: "http://\(host):\(node.httpPort)/mesh")!)
-        return try JSONDecoder().decode(MeshStatus.self, from: data)
+        try await node.meshStatus(host: host)
     }
 
-    func waitFor(_ what: String, timeout: Duration = .seconds(20), _ check: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if (try? await check()) == true { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        throw TestFailure("timed out waiting for \(what)")
+    /// Waits until `check` holds; a node that does not answer yet counts as not yet.
+    func waitFor(_ what: String, _ check: () async throws -> Bool) async throws {
+        try await waitUntil(what, interval: .milliseconds(50)) { (try? await check()) == true }
+    }
+
+    /// When `view`'s copy of `node`'s record expires (Unix time): a later copy expires later.
+    func expiry(of node: String, in view: MeshStatus) -> Double? {
+        view.nodes.first { $0.node == node }?.expiresIn.map { view.time + $0 }
     }
 
     @Test func threeNodesConvergeTheNATedOneIsNeverARelayAndCredentialsWorkMeshWide() async throws {
@@ -62,7 +63,7 @@ import FoundationNetworking
             #expect(view.nodes.first { $0.node == cAddress }?.relay == false)
         }
         #expect(cView.checkedBy == [aAddress])
-        print("mesh on loopback: 3 nodes converged in \(Int(milliseconds(converged))) ms; dial-back A \(aView.dialbackMs ?? -1) ms, C \(cView.dialbackMs ?? -1) ms")
+        print("mesh on loopback: 3 nodes converged in \(Int(converged.inMilliseconds)) ms; dial-back A \(aView.dialbackMs ?? -1) ms, C \(cView.dialbackMs ?? -1) ms")
 
         // Mesh-wide credentials: alice at B gets A's TURN with credentials B issued; A accepts them.
         try await waitFor("A among B's relays") { try await status(b).relays.contains(aAddress) }
@@ -80,18 +81,28 @@ import FoundationNetworking
         // Nothing in the welcome points at C.
         #expect(!welcome.iceServers.flatMap(\.urls).contains { $0.contains("127.0.0.2") })
 
-        // A node that leaves (SIGTERM) is dropped before its record would expire.
+        // A node that leaves (SIGTERM) is dropped everywhere. That its leaving record, not the
+        // expiry of its last one, drops it is MeshDirectoryTests' part (on a clock of its own).
         c.stop()
         let left = ContinuousClock.now
-        try await waitFor("C to be dropped", timeout: .seconds(5)) {
+        try await waitFor("C to be dropped") {
             let aCount = try await status(a).nodes.count
             let bCount = try await status(b).nodes.count
             return aCount == 2 && bCount == 2
         }
-        print("mesh on loopback: a leaving node dropped everywhere in \(Int(milliseconds(ContinuousClock.now - left))) ms")
-        // And it stays dropped: nothing it sent before leaving brings it back.
-        try await Task.sleep(for: .milliseconds(1500))
-        #expect(try await status(a).nodes.count == 2)
+        print("mesh on loopback: a leaving node dropped everywhere in \(Int((ContinuousClock.now - left).inMilliseconds)) ms")
+        // And it stays dropped: nothing it sent before leaving brings it back. Records travel a
+        // link in order, so once each node has a newer record from the other, every copy of C's
+        // that was on its way has arrived.
+        let (aDropped, bDropped) = (try await status(a), try await status(b))
+        let bAtA = try #require(expiry(of: bAddress, in: aDropped))
+        let aAtB = try #require(expiry(of: aAddress, in: bDropped))
+        try await waitFor("a newer record of B at A and of A at B") {
+            let (aNow, bNow) = (try await status(a), try await status(b))
+            return (expiry(of: bAddress, in: aNow) ?? 0) > bAtA && (expiry(of: aAddress, in: bNow) ?? 0) > aAtB
+        }
+        #expect(try await status(a).nodes.map(\.node).sorted() == [aAddress, bAddress].sorted())
+        #expect(try await status(b).nodes.map(\.node).sorted() == [aAddress, bAddress].sorted())
     }
 
     /// Issue 8, item 7: at `max-connections` the node refuses further WebSocket clients (close
@@ -107,6 +118,7 @@ import FoundationNetworking
 
         let refused = try rawUpgrade(port: node.httpPort)
         #expect(refused.status.hasPrefix("HTTP/1.1 101"), "\(refused.status)")
+        #expect(refused.opcode == 0x8, "the first frame closes the connection")
         #expect(refused.closeCode == 1013)
         #expect(refused.reason.contains("max-connections"), "\(refused.reason)")
         // The clients already there are unaffected.
@@ -115,15 +127,15 @@ import FoundationNetworking
         second.send(SignalingMessage(id: "p2", from: "", to: "@node", payload: .ping))
         #expect(try await second.next().payload == .pong)
 
-        // A slot that frees up is usable again.
+        // A slot that frees up is usable again: the node's first frame is its challenge (text).
         first.close()
-        try await waitFor("a freed slot", timeout: .seconds(5)) { try rawUpgrade(port: node.httpPort).closeCode == nil }
+        try await waitFor("a freed slot") { try rawUpgrade(port: node.httpPort).opcode == 0x1 }
         second.close()
     }
 
-    /// A WebSocket upgrade request on a plain socket: the status line, and the close frame's
-    /// code and reason if the node sent one within half a second.
-    func rawUpgrade(port: Int) throws -> (status: String, closeCode: Int?, reason: String) {
+    /// A WebSocket upgrade request on a plain socket: the status line and the node's first
+    /// frame: its opcode (1 text, 8 close), and a close frame's code and reason.
+    func rawUpgrade(port: Int) throws -> (status: String, opcode: UInt8?, closeCode: Int?, reason: String) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
@@ -132,27 +144,35 @@ import FoundationNetworking
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         guard connected == 0 else { throw TestFailure("connect failed") }
-        var timeout = timeval(tv_sec: 0, tv_usec: 500_000)
+        // Bounds only a failure: the node answers at once, with a challenge or a close.
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let request = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: meshnode.v1\r\n\r\n"
         _ = request.withCString { send(fd, $0, strlen($0), 0) }
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
+        /// The first frame after the headers once enough of it is in: its opcode and, for a
+        /// close frame (always under 126 bytes), all of it.
+        func firstFrame() -> (headerEnd: Int, frame: [UInt8])? {
+            guard let end = received.indices.first(where: { received[$0...].starts(with: Array("\r\n\r\n".utf8)) }) else { return nil }
+            let frame = Array(received[(end + 4)...])
+            guard frame.count >= 2, frame.count >= 2 + Int(frame[1] & 0x7f) else { return nil }
+            return (end, frame)
+        }
+        while firstFrame() == nil {
             let count = recv(fd, &buffer, buffer.count, 0)
             guard count > 0 else { break }
             received += buffer[0..<count]
         }
         let text = String(decoding: received, as: UTF8.self)
         let status = String(text.prefix { $0 != "\r" })
-        // The first frame after the headers: 0x88 = FIN + close, then length, code, reason.
-        guard let end = received.indices.first(where: { received[$0...].starts(with: Array("\r\n\r\n".utf8)) }) else { return (status, nil, "") }
-        let frame = Array(received[(end + 4)...])
-        guard frame.count >= 4, frame[0] == 0x88 else { return (status, nil, "") }
+        guard let (_, frame) = firstFrame() else { return (status, nil, nil, "") }
+        let opcode = frame[0] & 0x0f
+        guard opcode == 0x8, frame.count >= 4 else { return (status, opcode, nil, "") }
         let length = Int(frame[1] & 0x7f)
         let code = Int(frame[2]) << 8 | Int(frame[3])
         let reason = String(decoding: frame[4..<min(frame.count, 2 + length)], as: UTF8.self)
-        return (status, code, reason)
+        return (status, opcode, code, reason)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// RFC 5780 end to end with our own code on both sides: `meshnode serve --rfc5780` on two
 /// loopback addresses answers CHANGE-REQUEST from the other address and port, and
@@ -9,8 +10,8 @@ import Testing
     func ownServer() async throws {
         let server = try await MeshNodeServer(["--rfc5780", "--no-tls"], bind: ["127.0.0.1", "127.0.0.2"])
         defer { server.stop() }
-        let check = try Subprocess(MeshNodeServer.binary, ["nat-check", "--stun", "127.0.0.1:\(server.udpPort)", "--json", "--timeout", "2"])
-        let status = await check.waitForExit(timeout: 30)
+        let check = try Subprocess(MeshNodeServer.binary, ["nat-check", "--stun", "127.0.0.1:\(server.udpPort)", "--json", "--timeout", "10"])
+        let status = await check.waitForExit()
         let output = check.output
         #expect(status == 0, "\(output)")
         #expect(output.contains(#""name" : "none""#), "\(output)")
@@ -23,7 +24,7 @@ import Testing
         let server = try await MeshNodeServer(["--no-tls"], bind: ["127.0.0.1", "127.0.0.2"])
         defer { server.stop() }
         let check = try Subprocess(MeshNodeServer.binary, ["nat-check", "--stun", "127.0.0.1:\(server.udpPort)", "--json", "--timeout", "1"])
-        let status = await check.waitForExit(timeout: 30)
+        let status = await check.waitForExit()
         #expect(status == 1, "\(check.output)")
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import Testing
+import TestSupport
 import Codecs
 
 /// `meshnode serve` as an operator sees it: addresses printed, page and metrics served,
@@ -22,14 +23,14 @@ import Codecs
         let metrics = try await server.metrics()
         #expect(metrics.contains("meshnode_turn_allocations_active"))
         server.process.terminate()
-        let exit = await server.process.waitForExit(timeout: 10)
+        let exit = await server.process.waitForExit()
         #expect(exit == 0, "exit status \(String(describing: exit)):\n\(server.process.output)")
     }
 
     @Test("a bad setting fails fast with the key and the reason")
     func badSetting() async throws {
         let run = try Subprocess(MeshNodeServer.binary, ["serve", "--relay-ports", "70000-80000"])
-        let status = await run.waitForExit(timeout: 20)
+        let status = await run.waitForExit()
         #expect(status != nil && status != 0)
         #expect(run.output.contains("relay-ports"))
     }

@@ -1,6 +1,7 @@
 import Foundation
 import MeshNode
 import Testing
+import TestSupport
 
 /// The settings of `meshnode serve` as an operator gives them: each entry of
 /// `NodeSettings.all` is a flag that `serve --help` lists and that reaches its setting; a config
@@ -9,7 +10,7 @@ import Testing
     @Test("serve --help lists every setting with its help text")
     func helpListsEverySetting() async throws {
         let run = try Subprocess(MeshNodeServer.binary, ["serve", "--help"])
-        #expect(await run.waitForExit(timeout: 20) == 0)
+        #expect(await run.waitForExit() == 0)
         // The help is wrapped to the terminal's width: compare with whitespace collapsed.
         let help = run.output.split(whereSeparator: \.isWhitespace).joined(separator: " ")
         for setting in NodeSettings.all {
@@ -34,7 +35,7 @@ import Testing
         case .text, .list, .flag: ["--\(name)", ""]
         }
         let run = try Subprocess(MeshNodeServer.binary, ["serve"] + flag)
-        #expect(await run.waitForExit(timeout: 20) == 64, "\(run.output)")
+        #expect(await run.waitForExit() == 64, "\(run.output)")
         let error = try #require(run.output.split(separator: "\n").first { $0.contains("invalid setting '") }, "\(run.output)")
         // tls-key alone is refused as "'tls-cert': tls-cert and tls-key go together".
         #expect(error.contains(name), "\(error)")
@@ -45,14 +46,14 @@ import Testing
         // Settings are checked in the table's order, tls-port before http-port: with --no-tls in
         // effect the refused tls-port is replaced, and http-port is the first refusal.
         let run = try Subprocess(MeshNodeServer.binary, ["serve", "--rfc5780", "--no-tls", "--tls-port=-2", "--http-port=-2"])
-        #expect(await run.waitForExit(timeout: 20) == 64)
+        #expect(await run.waitForExit() == 64)
         #expect(run.output.contains("invalid setting 'http-port'"), "\(run.output)")
     }
 
     @Test("a list flag repeats: every value is kept")
     func listFlagRepeats() async throws {
         let run = try Subprocess(MeshNodeServer.binary, ["serve", "--bind", "127.0.0.1", "--bind", "example.com"])
-        #expect(await run.waitForExit(timeout: 20) == 64)
+        #expect(await run.waitForExit() == 64)
         #expect(run.output.contains("invalid setting 'bind': example.com is not a numeric IP address"), "\(run.output)")
     }
 
@@ -76,7 +77,7 @@ import Testing
         let file = directory.path + "/meshnode.yaml"
         try (yaml + "\n").write(toFile: file, atomically: true, encoding: .utf8)
         let run = try Subprocess(MeshNodeServer.binary, ["serve", "--config", file])
-        #expect(await run.waitForExit(timeout: 20) == 64)
+        #expect(await run.waitForExit() == 64)
         #expect(run.output.contains("invalid setting '\(key)'"), "\(run.output)")
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `meshnode keygen`, `meshnode join --json` and `meshnode chat` as a user runs them.
 @Suite(.timeLimit(.minutes(1))) struct SignalingCLITests {
@@ -11,12 +12,12 @@ import Testing
         let aliceIdentity = home.path + "/alice.id"
         for path in [bobIdentity, aliceIdentity] {
             let keygen = try Subprocess(MeshNodeServer.binary, ["keygen", "--identity", path])
-            #expect(await keygen.waitForExit(timeout: 10) == 0)
+            #expect(await keygen.waitForExit() == 0)
             let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
             #expect(mode == 0o600)
         }
         let again = try Subprocess(MeshNodeServer.binary, ["keygen", "--identity", bobIdentity])
-        #expect(await again.waitForExit(timeout: 10) != 0, "keygen overwrote an identity")
+        #expect(await again.waitForExit() != 0, "keygen overwrote an identity")
 
         let url = "http://127.0.0.1:\(node.httpPort)"
         let pins = ["--known-peers", home.path + "/pins.json"]
@@ -24,16 +25,16 @@ import Testing
                                                           "--subscribe", "alice"] + pins)
         try await join.waitForOutput(#""event":"connected""#)
         let chat = try Subprocess(MeshNodeServer.binary, ["chat", "--node", url, "--name", "alice", "--identity", aliceIdentity] + pins + ["bob", "hello from the CLI"])
-        #expect(await chat.waitForExit(timeout: 15) == 0, "\(chat.output)")
-        try await join.waitForOutput(#""event":"chat","from":"alice","id":"#, timeout: 10)
+        #expect(await chat.waitForExit() == 0, "\(chat.output)")
+        try await join.waitForOutput(#""event":"chat","from":"alice","id":"#)
         #expect(join.output.contains(#""text":"hello from the CLI""#))
         #expect(join.output.contains(#""event":"presence","name":"alice","status":"online""#))
 
         // The name is alice's key's now: another key is refused, with a non-zero exit.
         let stranger = home.path + "/stranger.id"
-        _ = await (try Subprocess(MeshNodeServer.binary, ["keygen", "--identity", stranger])).waitForExit(timeout: 10)
+        _ = await (try Subprocess(MeshNodeServer.binary, ["keygen", "--identity", stranger])).waitForExit()
         let impostor = try Subprocess(MeshNodeServer.binary, ["chat", "--node", url, "--name", "alice", "--identity", stranger] + pins + ["bob", "x"])
-        #expect(await impostor.waitForExit(timeout: 15) == 1)
+        #expect(await impostor.waitForExit() == 1)
         #expect(impostor.output.contains("name-taken"))
         join.stop()
     }
@@ -52,7 +53,7 @@ import Testing
         let westAddress = "127.0.0.1:\(west.httpPort)"
         for name in ["alice", "bob"] {
             let keygen = try Subprocess(MeshNodeServer.binary, ["keygen", "--identity", home.path + "/\(name).id"])
-            #expect(await keygen.waitForExit(timeout: 10) == 0)
+            #expect(await keygen.waitForExit() == 0)
         }
         func options(_ name: String) -> [String] {
             ["--identity", home.path + "/\(name).id", "--known-peers", home.path + "/\(name)-pins.json", "--json"]
@@ -66,11 +67,11 @@ import Testing
                                                            "--send", "bob@\(eastAddress):hello east",
                                                            "--call", "bob@\(eastAddress):video"] + options("alice"))
         defer { alice.stop() }
-        try await alice.waitForOutput(#""event":"presence","name":"bob@\#(eastAddress)","status":"online""#, timeout: 15)
-        try await bob.waitForOutput(#""event":"presence","name":"alice@\#(westAddress)","status":"online""#, timeout: 15)
-        try await bob.waitForOutput(#""text":"hello east""#, timeout: 15)
-        try await bob.waitForOutput(#""answer":"accept""#, timeout: 15)
-        try await alice.waitForOutput(#""type":"accept""#, timeout: 15)
+        try await alice.waitForOutput(#""event":"presence","name":"bob@\#(eastAddress)","status":"online""#)
+        try await bob.waitForOutput(#""event":"presence","name":"alice@\#(westAddress)","status":"online""#)
+        try await bob.waitForOutput(#""text":"hello east""#)
+        try await bob.waitForOutput(#""answer":"accept""#)
+        try await alice.waitForOutput(#""type":"accept""#)
         #expect(bob.output.contains(#""kind":"video""#))
     }
 }

@@ -8,6 +8,8 @@ or
   stdin  <- {"type": "create-offer"}          aiortc offers, meshnode answers
   stdout -> {"type": "offer", "sdp": "..."}
   stdin  <- {"type": "answer", "sdp": "..."}
+  stdin  <- {"type": "stats"}                 any number of times, while the call runs
+  stdout -> {"type": "stats", ...}            what aiortc has seen so far (the fields of result)
   stdin  <- {"type": "stop"}                  (or EOF) when meshnode has finished
   stdout -> {"type": "result", ...}           what aiortc saw: ICE/DTLS states, RTP counters,
                                               decoded audio frames, the loss meshnode's RTCP
@@ -86,35 +88,44 @@ async def main():
         emit({"type": "error", "reason": "expected an offer or create-offer first"})
         return 1
 
-    try:
-        await asyncio.wait_for(read_message(reader), timeout=60)
-    except asyncio.TimeoutError:
-        pass
+    async def report(kind):
+        stats = await pc.getStats()
+        inbound = [s for s in stats.values() if s.type == "inbound-rtp"]
+        outbound = [s for s in stats.values() if s.type == "outbound-rtp"]
+        # Built by aiortc from the receiver reports meshnode sends over SRTCP.
+        remote_inbound = [s for s in stats.values() if s.type == "remote-inbound-rtp"]
+        dtls_state = None
+        srtp_profile = None
+        for transceiver in pc.getTransceivers():
+            dtls = transceiver.receiver.transport
+            if dtls is not None:
+                dtls_state = dtls.state
+                ssl = getattr(dtls, "_ssl", None)
+                if ssl is not None and ssl.get_selected_srtp_profile():
+                    srtp_profile = ssl.get_selected_srtp_profile().decode()
+        emit({
+            "type": kind,
+            "iceState": pc.iceConnectionState,
+            "dtlsState": dtls_state,
+            "srtpProfile": srtp_profile,
+            "packetsReceived": sum(s.packetsReceived for s in inbound),
+            "packetsSent": sum(s.packetsSent for s in outbound),
+            "framesDecoded": frames["decoded"],
+            "reportedLost": remote_inbound[0].packetsLost if remote_inbound else None,
+        })
 
-    stats = await pc.getStats()
-    inbound = [s for s in stats.values() if s.type == "inbound-rtp"]
-    outbound = [s for s in stats.values() if s.type == "outbound-rtp"]
-    # Built by aiortc from the receiver reports meshnode sends over SRTCP.
-    remote_inbound = [s for s in stats.values() if s.type == "remote-inbound-rtp"]
-    dtls_state = None
-    srtp_profile = None
-    for transceiver in pc.getTransceivers():
-        dtls = transceiver.receiver.transport
-        if dtls is not None:
-            dtls_state = dtls.state
-            ssl = getattr(dtls, "_ssl", None)
-            if ssl is not None and ssl.get_selected_srtp_profile():
-                srtp_profile = ssl.get_selected_srtp_profile().decode()
-    emit({
-        "type": "result",
-        "iceState": pc.iceConnectionState,
-        "dtlsState": dtls_state,
-        "srtpProfile": srtp_profile,
-        "packetsReceived": sum(s.packetsReceived for s in inbound),
-        "packetsSent": sum(s.packetsSent for s in outbound),
-        "framesDecoded": frames["decoded"],
-        "reportedLost": remote_inbound[0].packetsLost if remote_inbound else None,
-    })
+    # The call runs until meshnode says stop (the generous limit only ends an abandoned run).
+    while True:
+        try:
+            message = await asyncio.wait_for(read_message(reader), timeout=300)
+        except asyncio.TimeoutError:
+            break
+        if message is None or message.get("type") == "stop":
+            break
+        if message.get("type") == "stats":
+            await report("stats")
+
+    await report("result")
     for consumer in consumers:
         consumer.cancel()
     await pc.close()

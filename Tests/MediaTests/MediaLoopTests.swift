@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Media
+import Codecs
 
 @Suite("End to end: test pattern → VP8 → RTP → 5% loss and reordering → NACK/PLI → decode")
 struct MediaLoopTests {

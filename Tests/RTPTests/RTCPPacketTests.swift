@@ -16,7 +16,7 @@ struct RTCPPacketTests {
 
     @Test("sender report with a report block; cumulative loss is signed 24-bit (§6.4.1)")
     func senderReport() throws {
-        let bytes = hex("""
+        let bytes = hexBuffer("""
             81 c8 00 0c  11 22 33 44  83 aa 7e 80 40 00 00 00  00 00 10 00  00 00 00 10  00 00 08 00
             55 66 77 88  40 ff ff ff  00 01 00 05  00 00 00 20  7e 80 40 00  00 01 00 00
             """)
@@ -40,19 +40,19 @@ struct RTCPPacketTests {
 
     @Test("receiver report (§6.4.2) and an empty one")
     func receiverReport() throws {
-        let bytes = hex("81 c9 00 07  00 00 00 01  00 00 00 02  00 00 00 03  00 00 ff ff  00 00 00 00  00 00 00 00  00 00 00 00")
+        let bytes = hexBuffer("81 c9 00 07  00 00 00 01  00 00 00 02  00 00 00 03  00 00 ff ff  00 00 00 00  00 00 00 00  00 00 00 00")
         guard case .receiverReport(let report) = try roundTrip(bytes) else { Issue.record("not an RR"); return }
         #expect(report.ssrc == 1)
         #expect(report.reports == [RTCPReportBlock(ssrc: 2, fractionLost: 0, cumulativeLost: 3, extendedHighestSequenceNumber: 0xFFFF,
                                                    jitter: 0, lastSenderReport: 0, delaySinceLastSenderReport: 0)])
-        guard case .receiverReport(let empty) = try roundTrip(hex("80 c9 00 01 00 00 00 09")) else { Issue.record("not an RR"); return }
+        guard case .receiverReport(let empty) = try roundTrip(hexBuffer("80 c9 00 01 00 00 00 09")) else { Issue.record("not an RR"); return }
         #expect(empty.reports.isEmpty)
     }
 
     @Test("SDES CNAME chunk ends on a 32-bit boundary with at least one null (§6.5)")
     func sourceDescription() throws {
         // ssrc, CNAME "abcd" (type 1, len 4), END, pad: 4 + 2 + 4 = 10, +1 END = 11, pad to 12.
-        let bytes = hex("81 ca 00 03  00 00 00 2a  01 04 61 62 63 64 00 00")
+        let bytes = hexBuffer("81 ca 00 03  00 00 00 2a  01 04 61 62 63 64 00 00")
         guard case .sourceDescription(let sdes) = try roundTrip(bytes) else { Issue.record("not SDES"); return }
         #expect(sdes == .cname(ssrc: 42, "abcd"))
         // A 2-byte CNAME: 4 + 2 + 2 = 8, END needs a whole extra word.
@@ -63,16 +63,16 @@ struct RTCPPacketTests {
 
     @Test("BYE with a reason (§6.6)")
     func goodbye() throws {
-        let bytes = hex("82 cb 00 04  00 00 00 01 00 00 00 02  04 62 79 65 21 00 00 00")
+        let bytes = hexBuffer("82 cb 00 04  00 00 00 01 00 00 00 02  04 62 79 65 21 00 00 00")
         guard case .goodbye(let bye) = try roundTrip(bytes) else { Issue.record("not BYE"); return }
         #expect(bye == RTCPGoodbye(ssrcs: [1, 2], reason: "bye!"))
         // Invalid UTF-8 in the reason is refused rather than silently replaced (RFC 3550 §6.6: UTF-8 text).
-        expectError(RTPError.Code.malformed) { _ = try RTCPPacket.parseCompound(hex("81 cb 00 02 00 00 00 01 02 c3 28 00")) }
+        expectError(RTPError.Code.malformed) { _ = try RTCPPacket.parseCompound(hexBuffer("81 cb 00 02 00 00 00 01 02 c3 28 00")) }
     }
 
     @Test("generic NACK: PID and BLP expand to the lost sequence numbers (RFC 4585 §6.2.1)")
     func nack() throws {
-        let bytes = hex("81 cd 00 03  00 00 00 01  00 00 00 02  00 64 80 05")
+        let bytes = hexBuffer("81 cd 00 03  00 00 00 01  00 00 00 02  00 64 80 05")
         guard case .nack(let nack) = try roundTrip(bytes) else { Issue.record("not a NACK"); return }
         #expect(nack.senderSSRC == 1)
         #expect(nack.mediaSSRC == 2)
@@ -86,13 +86,13 @@ struct RTCPPacketTests {
 
     @Test("PLI has no FCI (RFC 4585 §6.3.1)")
     func pli() throws {
-        guard case .pictureLossIndication(let pli) = try roundTrip(hex("81 ce 00 02 00 00 00 01 00 00 00 02")) else { Issue.record("not a PLI"); return }
+        guard case .pictureLossIndication(let pli) = try roundTrip(hexBuffer("81 ce 00 02 00 00 00 01 00 00 00 02")) else { Issue.record("not a PLI"); return }
         #expect(pli == RTCPPictureLossIndication(senderSSRC: 1, mediaSSRC: 2))
     }
 
     @Test("FIR entries carry the target SSRC and a command sequence number (RFC 5104 §4.3.1)")
     func fir() throws {
-        let bytes = hex("84 ce 00 04  00 00 00 01  00 00 00 00  00 00 00 07 05 00 00 00")
+        let bytes = hexBuffer("84 ce 00 04  00 00 00 01  00 00 00 00  00 00 00 07 05 00 00 00")
         guard case .fullIntraRequest(let fir) = try roundTrip(bytes) else { Issue.record("not a FIR"); return }
         #expect(fir == RTCPFullIntraRequest(senderSSRC: 1, entries: [.init(ssrc: 7, sequenceNumber: 5)]))
     }
@@ -100,7 +100,7 @@ struct RTCPPacketTests {
     @Test("REMB: 6-bit exponent, 18-bit mantissa (draft-alvestrand-rmcat-remb §2.2)")
     func remb() throws {
         // 1 SSRC, exponent 3, mantissa 0x3D090 (250000) → 2 Mb/s.
-        let bytes = hex("8f ce 00 05  00 00 00 01  00 00 00 00  52 45 4d 42  01 0f d0 90  00 00 00 09")
+        let bytes = hexBuffer("8f ce 00 05  00 00 00 01  00 00 00 00  52 45 4d 42  01 0f d0 90  00 00 00 09")
         guard case .receiverEstimatedMaxBitrate(let remb) = try roundTrip(bytes) else { Issue.record("not REMB"); return }
         #expect(remb.bitrate == 2_000_000)
         #expect(remb.ssrcs == [9])
@@ -114,12 +114,12 @@ struct RTCPPacketTests {
 
     @Test("transport-cc feedback: status vector chunk, small and large deltas, P-bit padding as libwebrtc sends it (draft-holmer §3.1)")
     func transportFeedback() throws {
-        let bytes = hex("""
+        let bytes = hexBuffer("""
             af cd 00 06  00 00 00 01  00 00 00 02  00 64 00 04  00 01 02 07
             d2 40  04  ff ff  ff  00 02
             """)
         // Zero padding without the P bit, as the draft's figure shows, parses the same.
-        let unpadded = hex("8f cd 00 06 00 00 00 01 00 00 00 02 00 64 00 04 00 01 02 07 d2 40 04 ff ff ff 00 00")
+        let unpadded = hexBuffer("8f cd 00 06 00 00 00 01 00 00 00 02 00 64 00 04 00 01 02 07 d2 40 04 ff ff ff 00 00")
         #expect(try RTCPPacket.parseCompound(unpadded) == RTCPPacket.parseCompound(bytes))
         guard case .transportFeedback(let feedback) = try roundTrip(bytes) else { Issue.record("not transport-cc"); return }
         #expect(feedback.baseSequenceNumber == 100)
@@ -158,33 +158,33 @@ struct RTCPPacketTests {
 
     @Test("padding at the end of a compound packet is stripped (P bit, §6.4.1)")
     func padding() throws {
-        let bytes = hex("a0 c9 00 02 00 00 00 09 00 00 00 04")
+        let bytes = hexBuffer("a0 c9 00 02 00 00 00 09 00 00 00 04")
         #expect(try RTCPPacket.parseCompound(bytes) == [.receiverReport(RTCPReceiverReport(ssrc: 9))])
     }
 
     @Test("malformed RTCP is rejected with a reason")
     func malformed() {
-        expectError(RTPError.Code.truncated) { _ = try RTCPPacket.parseCompound(hex("80 c9 00")) }
+        expectError(RTPError.Code.truncated) { _ = try RTCPPacket.parseCompound(hexBuffer("80 c9 00")) }
         expectError(RTPError.Code.truncated) { _ = try RTCPPacket.parseCompound(ByteBuffer()) }
-        expectError(RTPError.Code.unsupportedVersion) { _ = try RTCPPacket.parseCompound(hex("40 c9 00 01 00 00 00 01")) }
+        expectError(RTPError.Code.unsupportedVersion) { _ = try RTCPPacket.parseCompound(hexBuffer("40 c9 00 01 00 00 00 01")) }
         // Length says 3 words after the header, 1 present.
-        expectError(RTPError.Code.truncated) { _ = try RTCPPacket.parseCompound(hex("80 c9 00 03 00 00 00 01")) }
+        expectError(RTPError.Code.truncated) { _ = try RTCPPacket.parseCompound(hexBuffer("80 c9 00 03 00 00 00 01")) }
         // RR announces one block, has none.
-        expectError(RTPError.Code.truncated) { _ = try RTCPPacket.parseCompound(hex("81 c9 00 01 00 00 00 01")) }
+        expectError(RTPError.Code.truncated) { _ = try RTCPPacket.parseCompound(hexBuffer("81 c9 00 01 00 00 00 01")) }
         // SDES chunk without END.
-        expectError(RTPError.Code.truncated) { _ = try RTCPPacket.parseCompound(hex("81 ca 00 02 00 00 00 01 01 02 61 62")) }
+        expectError(RTPError.Code.truncated) { _ = try RTCPPacket.parseCompound(hexBuffer("81 ca 00 02 00 00 00 01 01 02 61 62")) }
         // NACK without FCI.
-        expectError(RTPError.Code.malformed) { _ = try RTCPPacket.parseCompound(hex("81 cd 00 02 00 00 00 01 00 00 00 02")) }
+        expectError(RTPError.Code.malformed) { _ = try RTCPPacket.parseCompound(hexBuffer("81 cd 00 02 00 00 00 01 00 00 00 02")) }
         // FIR FCI of 4 bytes.
-        expectError(RTPError.Code.malformed) { _ = try RTCPPacket.parseCompound(hex("84 ce 00 03 00 00 00 01 00 00 00 00 00 00 00 07")) }
+        expectError(RTPError.Code.malformed) { _ = try RTCPPacket.parseCompound(hexBuffer("84 ce 00 03 00 00 00 01 00 00 00 00 00 00 00 07")) }
         // transport-cc announcing 20 statuses with one 2-chunk and no deltas.
-        expectError(RTPError.Code.truncated) { _ = try RTCPPacket.parseCompound(hex("8f cd 00 04 00 00 00 01 00 00 00 02 00 00 00 14 00 00 00 00")) }
+        expectError(RTPError.Code.truncated) { _ = try RTCPPacket.parseCompound(hexBuffer("8f cd 00 04 00 00 00 01 00 00 00 02 00 00 00 14 00 00 00 00")) }
         // transport-cc run length chunk with the reserved symbol 3.
-        expectError(RTPError.Code.malformed) { _ = try RTCPPacket.parseCompound(hex("8f cd 00 05 00 00 00 01 00 00 00 02 00 00 00 01 00 00 00 00 60 01 00 00")) }
+        expectError(RTPError.Code.malformed) { _ = try RTCPPacket.parseCompound(hexBuffer("8f cd 00 05 00 00 00 01 00 00 00 02 00 00 00 01 00 00 00 00 60 01 00 00")) }
         // Padding count larger than the body.
-        expectError(RTPError.Code.malformed) { _ = try RTCPPacket.parseCompound(hex("a0 c9 00 01 00 00 00 09")) }
+        expectError(RTPError.Code.malformed) { _ = try RTCPPacket.parseCompound(hexBuffer("a0 c9 00 01 00 00 00 09")) }
         // BYE reason longer than the packet.
-        expectError(RTPError.Code.truncated) { _ = try RTCPPacket.parseCompound(hex("81 cb 00 02 00 00 00 01 09 61 62 63")) }
+        expectError(RTPError.Code.truncated) { _ = try RTCPPacket.parseCompound(hexBuffer("81 cb 00 02 00 00 00 01 09 61 62 63")) }
     }
 
     @Test("random and mutated input never traps; whatever parses re-serializes to something that parses the same")
@@ -199,8 +199,8 @@ struct RTCPPacketTests {
                                                          packets: [.received(delta: 3), .notReceived, .received(delta: -300)])),
                 .receiverEstimatedMaxBitrate(RTCPReceiverEstimatedMaxBitrate(senderSSRC: 1, bitrate: 300_000, ssrcs: [1, 2])),
             ]),
-            hex("90 e0 00 07 00 00 00 01 00 00 00 02 be de 00 02 10 aa 00 21 bb cc 00 00 ff"),
-            hex("90 60 00 07 00 00 00 01 00 00 00 02 10 00 00 01 01 01 aa 00 ff"),
+            hexBuffer("90 e0 00 07 00 00 00 01 00 00 00 02 be de 00 02 10 aa 00 21 bb cc 00 00 ff"),
+            hexBuffer("90 60 00 07 00 00 00 01 00 00 00 02 10 00 00 01 01 01 aa 00 ff"),
         ]
         for _ in 0..<4000 {
             let seed = seeds[Int.random(in: 0..<seeds.count, using: &generator)]

@@ -7,7 +7,7 @@ import TestSupport
 struct RTPPacketTests {
     @Test("fixed header, marker and payload parse and serialize byte for byte")
     func fixedHeader() throws {
-        let bytes = hex("80 e0 12 34 de ad be ef 11 22 33 44 01 02 03")
+        let bytes = hexBuffer("80 e0 12 34 de ad be ef 11 22 33 44 01 02 03")
         let packet = try RTPPacket(parsing: bytes)
         #expect(packet.marker)
         #expect(packet.payloadType == 96)
@@ -22,7 +22,7 @@ struct RTPPacketTests {
 
     @Test("CSRC list and padding (P bit, last octet counts the padding)")
     func csrcsAndPadding() throws {
-        let bytes = hex("a2 6f 00 01 00 00 00 0a 00 00 00 0b  00 00 00 01 00 00 00 02  aa bb  00 00 03")
+        let bytes = hexBuffer("a2 6f 00 01 00 00 00 0a 00 00 00 0b  00 00 00 01 00 00 00 02  aa bb  00 00 03")
         let packet = try RTPPacket(parsing: bytes)
         #expect(packet.csrcs == [1, 2])
         #expect(packet.payloadType == 111)
@@ -35,7 +35,7 @@ struct RTPPacketTests {
     @Test("RFC 8285 §4.2 one-byte extensions: elements, padding, and the 0xBEDE profile")
     func oneByteExtension() throws {
         // id 1 len 1 (AA); padding byte; id 2 len 2 (BB CC); pad to 8 bytes.
-        let bytes = hex("90 60 00 07 00 00 00 01 00 00 00 02  be de 00 02  10 aa 00 21 bb cc 00 00  ff")
+        let bytes = hexBuffer("90 60 00 07 00 00 00 01 00 00 00 02  be de 00 02  10 aa 00 21 bb cc 00 00  ff")
         let packet = try RTPPacket(parsing: bytes)
         guard case .oneByte(let elements) = packet.headerExtension else {
             Issue.record("expected one-byte extension, got \(String(describing: packet.headerExtension))")
@@ -84,7 +84,7 @@ struct RTPPacketTests {
 
     @Test("an unknown extension profile is kept opaque (RFC 3550 §5.3.1)")
     func otherProfile() throws {
-        let bytes = hex("90 00 00 01 00 00 00 00 00 00 00 01  ab cd 00 01 01 02 03 04")
+        let bytes = hexBuffer("90 00 00 01 00 00 00 00 00 00 00 01  ab cd 00 01 01 02 03 04")
         let packet = try RTPPacket(parsing: bytes)
         #expect(packet.headerExtension == .other(profile: 0xABCD, data: ByteBuffer(bytes: [1, 2, 3, 4])))
         #expect(packet.payload.readableBytes == 0)
@@ -93,19 +93,19 @@ struct RTPPacketTests {
 
     @Test("malformed packets are rejected with a reason, never trapped on")
     func malformed() {
-        expectError(RTPError.Code.truncated) { _ = try RTPPacket(parsing: hex("80 60 00 01 00 00")) }
-        expectError(RTPError.Code.unsupportedVersion) { _ = try RTPPacket(parsing: hex("40 60 00 01 00 00 00 00 00 00 00 01")) }
+        expectError(RTPError.Code.truncated) { _ = try RTPPacket(parsing: hexBuffer("80 60 00 01 00 00")) }
+        expectError(RTPError.Code.unsupportedVersion) { _ = try RTPPacket(parsing: hexBuffer("40 60 00 01 00 00 00 00 00 00 00 01")) }
         // CC = 2 but only one CSRC.
-        expectError(RTPError.Code.truncated) { _ = try RTPPacket(parsing: hex("82 60 00 01 00 00 00 00 00 00 00 01 00 00 00 05")) }
+        expectError(RTPError.Code.truncated) { _ = try RTPPacket(parsing: hexBuffer("82 60 00 01 00 00 00 00 00 00 00 01 00 00 00 05")) }
         // Extension announces 2 words, has 1.
-        expectError(RTPError.Code.truncated) { _ = try RTPPacket(parsing: hex("90 60 00 01 00 00 00 00 00 00 00 01 be de 00 02 10 aa 00 00")) }
+        expectError(RTPError.Code.truncated) { _ = try RTPPacket(parsing: hexBuffer("90 60 00 01 00 00 00 00 00 00 00 01 be de 00 02 10 aa 00 00")) }
         // One-byte element runs past the block.
-        expectError(RTPError.Code.truncated) { _ = try RTPPacket(parsing: hex("90 60 00 01 00 00 00 00 00 00 00 01 be de 00 01 13 aa bb cc")) }
+        expectError(RTPError.Code.truncated) { _ = try RTPPacket(parsing: hexBuffer("90 60 00 01 00 00 00 00 00 00 00 01 be de 00 01 13 aa bb cc")) }
         // One-byte element with the reserved id 0 but a length: not padding, not valid.
-        expectError(RTPError.Code.malformed) { _ = try RTPPacket(parsing: hex("90 60 00 01 00 00 00 00 00 00 00 01 be de 00 01 05 aa bb cc")) }
+        expectError(RTPError.Code.malformed) { _ = try RTPPacket(parsing: hexBuffer("90 60 00 01 00 00 00 00 00 00 00 01 be de 00 01 05 aa bb cc")) }
         // Padding count 0, and padding longer than the packet.
-        expectError(RTPError.Code.malformed) { _ = try RTPPacket(parsing: hex("a0 60 00 01 00 00 00 00 00 00 00 01 aa 00")) }
-        expectError(RTPError.Code.truncated) { _ = try RTPPacket(parsing: hex("a0 60 00 01 00 00 00 00 00 00 00 01 aa 20")) }
+        expectError(RTPError.Code.malformed) { _ = try RTPPacket(parsing: hexBuffer("a0 60 00 01 00 00 00 00 00 00 00 01 aa 00")) }
+        expectError(RTPError.Code.truncated) { _ = try RTPPacket(parsing: hexBuffer("a0 60 00 01 00 00 00 00 00 00 00 01 aa 20")) }
     }
 
     @Test("serializing refuses values that do not fit their fields")
@@ -123,10 +123,10 @@ struct RTPPacketTests {
 
     @Test("rtcp-mux demultiplexing by the second octet (RFC 5761 §4)")
     func demux() {
-        #expect(RTPPacket.isRTCP(hex("80 c8 00 06")))
-        #expect(RTPPacket.isRTCP(hex("81 cd 00 03")))
-        #expect(!RTPPacket.isRTCP(hex("80 60 00 01")))
-        #expect(!RTPPacket.isRTCP(hex("80 e0 00 01")))  // PT 96 with marker
-        #expect(!RTPPacket.isRTCP(hex("80")))
+        #expect(RTPPacket.isRTCP(hexBuffer("80 c8 00 06")))
+        #expect(RTPPacket.isRTCP(hexBuffer("81 cd 00 03")))
+        #expect(!RTPPacket.isRTCP(hexBuffer("80 60 00 01")))
+        #expect(!RTPPacket.isRTCP(hexBuffer("80 e0 00 01")))  // PT 96 with marker
+        #expect(!RTPPacket.isRTCP(hexBuffer("80")))
     }
 }

@@ -7,17 +7,17 @@ import TestSupport
 struct VP8PayloadTests {
     @Test("descriptor with a 15-bit picture ID (RFC 7741 §4.2)")
     func longPictureID() throws {
-        var payload = hex("90 80 81 23 9d 01 2a")
+        var payload = hexBuffer("90 80 81 23 9d 01 2a")
         let descriptor = try VP8PayloadDescriptor(reading: &payload)
         #expect(descriptor.startOfPartition)
         #expect(descriptor.partitionIndex == 0)
         #expect(descriptor.pictureID == 0x0123)
         #expect(descriptor.longPictureID)
         #expect(descriptor.startsFrame)
-        #expect(payload == hex("9d 01 2a"))
+        #expect(payload == hexBuffer("9d 01 2a"))
         var out = ByteBuffer()
         try descriptor.write(into: &out)
-        #expect(out == hex("90 80 81 23"))
+        #expect(out == hexBuffer("90 80 81 23"))
     }
 
     @Test("descriptor with every optional field: 7-bit picture ID, TL0PICIDX, TID/Y/KEYIDX")
@@ -26,7 +26,7 @@ struct VP8PayloadTests {
                                               tl0PictureIndex: 9, temporalLayerIndex: 2, layerSync: true, keyIndex: 17)
         var out = ByteBuffer()
         try descriptor.write(into: &out)
-        #expect(out == hex("a3 f0 55 09 b1"))
+        #expect(out == hexBuffer("a3 f0 55 09 b1"))
         #expect(descriptor.encodedSize == 5)
         out.writeInteger(UInt8(0xAB))
         #expect(try VP8PayloadDescriptor(reading: &out) == descriptor)
@@ -34,7 +34,7 @@ struct VP8PayloadTests {
 
     @Test("a minimal descriptor is one octet")
     func minimal() throws {
-        var payload = hex("10 00")
+        var payload = hexBuffer("10 00")
         let descriptor = try VP8PayloadDescriptor(reading: &payload)
         #expect(descriptor.pictureID == nil)
         #expect(descriptor.encodedSize == 1)
@@ -44,7 +44,7 @@ struct VP8PayloadTests {
     func malformed() {
         for bytes in ["", "80", "90 80", "90 80 81", "90 40", "90 20", "90 80 81 23"] {
             expectError(RTPError.Code.truncated) {
-                var payload = hex(bytes)
+                var payload = hexBuffer(bytes)
                 _ = try VP8PayloadDescriptor(reading: &payload)
             }
         }

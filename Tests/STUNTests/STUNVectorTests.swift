@@ -1,18 +1,7 @@
 import NIOCore
 import Testing
+import TestSupport
 @testable import STUN
-
-func hexBuffer(_ hex: String) -> ByteBuffer {
-    let digits = hex.filter(\.isHexDigit)
-    var bytes: [UInt8] = []
-    var index = digits.startIndex
-    while index < digits.endIndex {
-        let next = digits.index(index, offsetBy: 2)
-        bytes.append(UInt8(digits[index..<next], radix: 16)!)
-        index = next
-    }
-    return ByteBuffer(bytes: bytes)
-}
 
 /// RFC 5769 test vectors (§2.1–§2.4).
 @Suite struct STUNVectorTests {

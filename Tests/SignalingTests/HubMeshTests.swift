@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Signaling
 
 /// Issue 8, "Membership", at the hub: records arriving over one link are checked, filed and
@@ -9,7 +10,7 @@ import Testing
     func linked(_ fixture: HubFixture, as node: String, _ identity: Identity) async throws -> TestPeer {
         let peer = await fixture.peer()
         let challenge = try await peer.next()
-        guard case .challenge(let body) = challenge.payload else { throw HubTestFailure("expected a challenge") }
+        guard case .challenge(let body) = challenge.payload else { throw TestFailure("expected a challenge") }
         await peer.send(.link(LinkBody(node: node, key: identity.publicKeyBase64,
                                        sig: identity.sign(text: LinkBody.signedText(nonce: body.nonce, node: node)), nonce: "bm9uY2U=")))
         _ = try await peer.next { if case .linked = $0.payload { true } else { nil } }
@@ -36,12 +37,20 @@ import Testing
         await eastLink.send(.mesh(MeshBody(records: [good])), from: "@node")
         let flooded = try await westLink.next { if case .mesh(let body) = $0.payload { body } else { nil } }
         #expect(flooded.records == [good])
-        try await eastLink.expectSilence()
-        #expect(await fixture.hub.meshEntries.map(\.record.node) == ["192.0.2.30:8080"])
+        // What the hub floods on a link arrives in order: the next record east gets is one west
+        // sent after, so the third node's record did not come back to east before it.
+        let fourth = Identity.generate()
+        let marker = record(fourth, node: "192.0.2.31:8080").signed(by: fourth)
+        await westLink.send(.mesh(MeshBody(records: [marker])), from: "@node")
+        #expect(try await Self.nextRecords(eastLink) == [marker], "east got its own record back")
+        #expect(await Set(fixture.hub.meshEntries.map(\.record.node)) == ["192.0.2.30:8080", "192.0.2.31:8080"])
 
-        // The same record again is no news: nothing is flooded.
+        // The same record again is no news: nothing is flooded before the next news.
         await eastLink.send(.mesh(MeshBody(records: [good])), from: "@node")
-        try await westLink.expectSilence()
+        let fifth = Identity.generate()
+        let news = record(fifth, node: "192.0.2.32:8080").signed(by: fifth)
+        await eastLink.send(.mesh(MeshBody(records: [news])), from: "@node")
+        #expect(try await Self.nextRecords(westLink) == [news], "a known record was flooded again")
 
         // A record for west's address signed by another key: refused, not passed on.
         let forger = Identity.generate()
@@ -50,8 +59,16 @@ import Testing
         var forged = record(Identity.generate(), node: "192.0.2.40:8080").signed(by: forger)
         forged.sig = forger.sign(text: SignedNodeRecord.signedText(forged.payload))
         await eastLink.send(.mesh(MeshBody(records: [forged])), from: "@node")
-        try await westLink.expectSilence()
-        #expect(await fixture.hub.meshEntries.map(\.record.node) == ["192.0.2.30:8080"])
+        let sixth = Identity.generate()
+        let later = record(sixth, node: "192.0.2.33:8080").signed(by: sixth)
+        await eastLink.send(.mesh(MeshBody(records: [later])), from: "@node")
+        #expect(try await Self.nextRecords(westLink) == [later], "a forged record was flooded")
+        #expect(await Set(fixture.hub.meshEntries.map(\.record.node)) == ["192.0.2.30:8080", "192.0.2.31:8080", "192.0.2.32:8080", "192.0.2.33:8080"])
+    }
+
+    /// The records of the next `mesh` message on a link.
+    static func nextRecords(_ link: TestPeer) async throws -> [SignedNodeRecord] {
+        try await link.next { if case .mesh(let body) = $0.payload { body.records } else { nil } }
     }
 
     @Test func clientsMayNotSendMeshMessages() async throws {

@@ -1,17 +1,19 @@
 import Foundation
 import Logging
 import Testing
+import TestSupport
 @testable import Signaling
 
 /// A hub on a temporary store, driven without sockets: each `TestPeer` is one connection whose
-/// frames the test reads back.
+/// frames the test reads back. With a `ManualClock` the hub's heartbeat and rate limits see only
+/// the time the test advances.
 struct HubFixture {
     let hub: SignalingHub
     let store: SignalingStore
     let directory: String
 
     init(heartbeat: Duration = .seconds(15), rate: Double = 50, burst: Double = 200,
-         node: String? = nil, identity: Identity? = nil) async throws {
+         node: String? = nil, identity: Identity? = nil, clock: ManualClock? = nil) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshnode-hub-\(UUID().uuidString)").path
         store = try await SignalingStore.open(directory: directory, logger: Logger(label: "test"))
         var configuration = HubConfiguration()
@@ -20,7 +22,9 @@ struct HubFixture {
         configuration.burst = burst
         configuration.nodeAddress = node
         configuration.nodeIdentity = identity
-        hub = SignalingHub(store: store, configuration: configuration, logger: Logger(label: "test")) { name, _ in
+        let now: @Sendable () -> ContinuousClock.Instant
+        if let clock { now = { clock.now } } else { now = { .now } }
+        hub = SignalingHub(store: store, configuration: configuration, logger: Logger(label: "test"), now: now) { name, _ in
             [ICEServer(urls: ["turn:127.0.0.1:3478?transport=udp"], username: "1:\(name)", credential: "x")]
         }
     }
@@ -78,28 +82,28 @@ final class TestPeer: Sendable {
     }
 
     /// The next frame, decoded; fails the test after `timeout`.
-    func next(timeout: Duration = .seconds(5)) async throws -> SignalingMessage {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if let text = await buffer.take() { return try SignalingCodec.decode(text) }
-            try await Task.sleep(for: .milliseconds(2))
-        }
-        throw HubTestFailure("no frame within \(timeout)")
+    func next(timeout: Duration = TestDeadline.event) async throws -> SignalingMessage {
+        let text = try await waitFor("a frame", limit: timeout, interval: .milliseconds(2)) { await buffer.take() }
+        return try SignalingCodec.decode(text)
     }
 
     /// Skips frames until one matches.
-    func next<T>(timeout: Duration = .seconds(5), _ match: (SignalingMessage) -> T?) async throws -> T {
+    func next<T>(timeout: Duration = TestDeadline.event, _ match: (SignalingMessage) -> T?) async throws -> T {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let message = try? await next(timeout: deadline - ContinuousClock.now), let value = match(message) { return value }
         }
-        throw HubTestFailure("no matching frame within \(timeout)")
+        throw TestFailure("no matching frame within \(timeout)")
     }
 
-    /// Nothing arrives for `period`.
-    func expectSilence(_ period: Duration = .milliseconds(200)) async throws {
-        try await Task.sleep(for: period)
-        if let text = await buffer.take() { throw HubTestFailure("unexpected frame \(text)") }
+    /// The next frame is the one with `id`: the hub keeps the order of what it sends on a
+    /// connection, so a frame that should never come cannot be in flight behind this marker.
+    /// How a test shows that something did not happen, without waiting for a quiet period.
+    @discardableResult
+    func expectNext(id: String, _ what: String) async throws -> SignalingMessage {
+        let message = try await next()
+        guard message.id == id else { throw TestFailure("expected \(what) (id \(id)) next, got \(message)") }
+        return message
     }
 
     /// Answers the challenge; returns the welcome.
@@ -109,20 +113,15 @@ final class TestPeer: Sendable {
         let sig = identity.sign(text: LoginBody.signedText(nonce: nonce, name: name))
         await send(.login(LoginBody(name: name, key: identity.publicKeyBase64, sig: sig)))
         let reply = try await next()
-        guard case .welcome(let welcome) = reply.payload else { throw HubTestFailure("expected welcome, got \(reply)") }
+        guard case .welcome(let welcome) = reply.payload else { throw TestFailure("expected welcome, got \(reply)") }
         return welcome
     }
 
-    func error(timeout: Duration = .seconds(5)) async throws -> SignalingError {
+    func error(timeout: Duration = TestDeadline.event) async throws -> SignalingError {
         try await next(timeout: timeout) { if case .error(let body) = $0.payload { body.error } else { nil } }
     }
 
-    func ack(timeout: Duration = .seconds(5)) async throws -> AckBody {
+    func ack(timeout: Duration = TestDeadline.event) async throws -> AckBody {
         try await next(timeout: timeout) { if case .ack(let body) = $0.payload { body } else { nil } }
     }
-}
-
-struct HubTestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Signaling
 
 /// The hub's behaviour as a client sees it, without sockets (docs/protocol.md).
@@ -71,11 +72,13 @@ import Testing
         #expect(try await alice.ack() == AckBody(of: "m1", status: .ok))
         let delivered = try await bob.next()
         #expect(delivered.id == "m1" && delivered.from == "alice")
-        guard case .chat(let body) = delivered.payload else { throw HubTestFailure("not chat: \(delivered)") }
+        guard case .chat(let body) = delivered.payload else { throw TestFailure("not chat: \(delivered)") }
         #expect(body.text == "one" && body.sent != nil)
         await alice.send(.chat(ChatBody(text: "one")), to: "bob", id: "m1")
         #expect(try await alice.ack() == AckBody(of: "m1", status: .duplicate))
-        try await bob.expectSilence()
+        // The next chat is what bob gets next: the resend was not delivered before it.
+        await alice.send(.chat(ChatBody(text: "two")), to: "bob", id: "m2")
+        try await bob.expectNext(id: "m2", "the next chat, not the resend")
         await node.close()
     }
 
@@ -101,7 +104,9 @@ import Testing
         let third = await node.peer()
         try await third.login("bob", bobKey)
         #expect(try await third.next().id == "m3")
-        try await third.expectSilence()
+        // Nothing acknowledged comes again: a new chat is the next frame.
+        await alice.send(.chat(ChatBody(text: "m4")), to: "bob", id: "m4")
+        try await third.expectNext(id: "m4", "the new chat, not an acknowledged one")
         await node.close()
     }
 
@@ -153,8 +158,8 @@ import Testing
         #expect(try await alice.ack().of == "x1")
         #expect(try await bob.next().payload == .callSetup(.call, call))
         // Nobody answers: both get a timeout after the ring time.
-        #expect(try await bob.next(timeout: .seconds(3)).payload == .timeout(TimeoutBody(call: "c1")))
-        #expect(try await alice.next(timeout: .seconds(3)).payload == .timeout(TimeoutBody(call: "c1")))
+        #expect(try await bob.next().payload == .timeout(TimeoutBody(call: "c1")))
+        #expect(try await alice.next().payload == .timeout(TimeoutBody(call: "c1")))
 
         // A body altered after signing never reaches bob.
         var tampered = CallSigning.sign(CallPayload(type: .sdp, from: "alice", to: "bob", call: "c1", sdp: "a=fingerprint:sha-256 AA", ts: 1), with: aliceKey)
@@ -162,7 +167,8 @@ import Testing
         await alice.send(.callSetup(.sdp, tampered), to: "bob", id: "x2")
         let error = try await alice.error()
         #expect(error.code == .badSignature && error.of == "x2")
-        try await bob.expectSilence()
+        await alice.send(.chat(ChatBody(text: "after the tampered sdp")), to: "bob", id: "x3")
+        try await bob.expectNext(id: "x3", "the chat sent after the tampered sdp")
         await node.close()
     }
 
@@ -206,30 +212,40 @@ import Testing
         await node.close()
     }
 
+    /// docs/protocol.md "Limits": a token bucket of `burst` frames refilled at `rate` per second.
+    /// The hub's clock stands still unless the test moves it, so the counts are exact.
     @Test func floodsAreRateLimitedWithoutClosing() async throws {
-        let node = try await HubFixture(rate: 10, burst: 20)
+        let clock = ManualClock()
+        let node = try await HubFixture(rate: 10, burst: 20, clock: clock)
         let alice = await node.peer()
-        try await alice.login("alice", .generate())
-        for index in 0..<60 { await alice.send(.ping, id: "p\(index)") }
-        var pongs = 0
-        var limited = 0
-        while let message = try? await alice.next(timeout: .milliseconds(300)) {
-            if case .pong = message.payload { pongs += 1 }
-            if case .error(let body) = message.payload, body.code == .rateLimited { limited += 1 }
+        try await alice.login("alice", .generate())  // one frame of the burst
+        func flood(_ count: Int) async throws -> (pongs: Int, limited: Int) {
+            for index in 0..<count { await alice.send(.ping, id: "p\(index)") }
+            var pongs = 0, limited = 0
+            for _ in 0..<count {  // every frame gets exactly one answer
+                let message = try await alice.next()
+                if case .pong = message.payload { pongs += 1 }
+                if case .error(let body) = message.payload, body.code == .rateLimited { limited += 1 }
+            }
+            return (pongs, limited)
         }
-        #expect(pongs >= 18 && pongs < 40)
-        #expect(limited == 60 - pongs)
+        let burst = try await flood(60)
+        #expect(burst.pongs == 19 && burst.limited == 41)
+        // Half a second refills five tokens.
+        clock.advance(by: .milliseconds(500))
+        let refill = try await flood(8)
+        #expect(refill.pongs == 5 && refill.limited == 3)
         #expect(await !alice.isClosed)
         await node.close()
     }
 
-    /// docs/protocol.md "Liveness": silent for 1.5 intervals, dropped within two, announced offline.
+    /// docs/protocol.md "Liveness": silent for 1.5 intervals, dropped within two, announced
+    /// offline. The sweeper runs every quarter interval; here the test is the sweeper, on a
+    /// clock it advances, while the watcher keeps pinging.
     @Test func silentConnectionsAreDroppedAndAnnouncedOffline() async throws {
-        // A 1 s heartbeat keeps the scheduling slack of a loaded 2-core machine small against
-        // the two-interval bound.
-        let node = try await HubFixture(heartbeat: .seconds(1))
-        let sweeper = Task { await node.hub.runSweeper() }
-        defer { sweeper.cancel() }
+        let clock = ManualClock()
+        let heartbeat = Duration.seconds(15)
+        let node = try await HubFixture(heartbeat: heartbeat, clock: clock)
         let watcher = await node.peer()
         try await watcher.login("watcher", .generate())
         let bob = await node.peer()
@@ -237,21 +253,35 @@ import Testing
         await watcher.send(.subscribe(NamesBody(names: ["bob"])))
         _ = try await watcher.ack()
         _ = try await watcher.next()  // bob online
-        let start = ContinuousClock.now
-        // The watcher keeps pinging; bob says nothing.
-        var offline: PresenceBody?
-        while offline == nil && ContinuousClock.now - start < .seconds(5) {
-            await watcher.send(.ping)
-            if let message = try? await watcher.next(timeout: .milliseconds(100)), case .presence(let body) = message.payload { offline = body }
+        var sweeps = 0
+        while await node.hub.onlineNames.contains("bob") {
+            try #require(sweeps < 12, "bob still online after three intervals")
+            clock.advance(by: heartbeat / 4)
+            await watcher.send(.ping, id: "ping\(sweeps)")
+            try await watcher.expectNext(id: "ping\(sweeps)", "the pong")
+            await node.hub.sweep()
+            sweeps += 1
         }
-        let elapsed = ContinuousClock.now - start
-        #expect(offline?.status == .offline && offline?.name == "bob")
-        #expect(elapsed <= .milliseconds(2_000 + 400))
-        // The close may trail the announcement by a moment.
-        let closeDeadline = ContinuousClock.now + .seconds(2)
-        while await !bob.isClosed, ContinuousClock.now < closeDeadline { try await Task.sleep(for: .milliseconds(20)) }
-        #expect(await bob.isClosed)
+        // Silent for more than 1.5 intervals (six quarters) at the seventh sweep: within two.
+        #expect(sweeps == 7)
+        let offline = try await watcher.next { if case .presence(let body) = $0.payload { body } else { nil } }
+        #expect(offline.status == .offline && offline.name == "bob")
+        try await waitUntil("bob's connection to close") { await bob.isClosed }
+        #expect(await node.hub.onlineNames == ["watcher"])
         #expect(await !watcher.isClosed)
+        await node.close()
+    }
+
+    /// The sweeper task itself: on the real clock, a silent connection goes, however long that
+    /// takes on a busy machine.
+    @Test func theSweeperDropsSilentConnections() async throws {
+        let node = try await HubFixture(heartbeat: .milliseconds(200))
+        let sweeper = Task { await node.hub.runSweeper() }
+        defer { sweeper.cancel() }
+        let bob = await node.peer()
+        try await bob.login("bob", .generate())
+        try await waitUntil("the sweeper to drop bob") { await bob.isClosed }
+        #expect(await node.hub.onlineNames.isEmpty)
         await node.close()
     }
 }

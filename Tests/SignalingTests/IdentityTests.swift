@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Signaling
 
 /// Identity (Ed25519 through libsodium), identity files, TOFU pins and signed call setup.
@@ -15,10 +16,10 @@ import Testing
 
     /// RFC 8032 §7.1 test 1: the seed gives the published public key and signature.
     @Test func rfc8032Vector() throws {
-        let seed = hex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+        let seed = hexBytes("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
         let identity = try Identity(seed: seed)
-        #expect(identity.publicKey == hex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"))
-        #expect(identity.sign([]) == hex("e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"))
+        #expect(identity.publicKey == hexBytes("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"))
+        #expect(identity.sign([]) == hexBytes("e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"))
     }
 
     @Test func identityFileIsPrivateAndReloads() throws {
@@ -84,15 +85,4 @@ import Testing
         #expect(inserted == [true, false, true, true])
         #expect(!set.contains("a") && set.contains("b") && set.contains("c"))
     }
-}
-
-func hex(_ text: String) -> [UInt8] {
-    var bytes: [UInt8] = []
-    var index = text.startIndex
-    while index < text.endIndex {
-        let next = text.index(index, offsetBy: 2)
-        bytes.append(UInt8(text[index..<next], radix: 16)!)
-        index = next
-    }
-    return bytes
 }

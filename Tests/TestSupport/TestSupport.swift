@@ -5,25 +5,6 @@ public import MeshCore
 public import NIOCore
 public import Testing
 
-/// Builds a ByteBuffer from a hex string; spaces are ignored.
-public func hex(_ text: String) -> ByteBuffer {
-    let digits = text.filter { !$0.isWhitespace }
-    var bytes: [UInt8] = []
-    var index = digits.startIndex
-    while index < digits.endIndex {
-        let next = digits.index(index, offsetBy: 2)
-        bytes.append(UInt8(digits[index..<next], radix: 16)!)
-        index = next
-    }
-    return ByteBuffer(bytes: bytes)
-}
-
-extension ByteBuffer {
-    public var hexString: String {
-        (getBytes(at: readerIndex, length: readableBytes) ?? []).map { String(format: "%02x", $0) }.joined()
-    }
-}
-
 /// Expects `body` to throw the layer error `code` (for example `SDPError.Code.sdpSyntax`) with
 /// a reason.
 public func expectError<Layer: ErrorLayer>(_ code: LayerError<Layer>.Code, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {

@@ -67,7 +67,7 @@ extension SignalingHub {
         }
         sessions[connection]?.node = node
         // A link carries the traffic of many peers: it gets a bigger budget.
-        sessions[connection]?.limiter = RateLimiter(rate: configuration.rate * 20, burst: configuration.burst * 20)
+        sessions[connection]?.limiter = RateLimiter(rate: configuration.rate * 20, burst: configuration.burst * 20, now: now())
         links[node] = connection
         logger.info("node link up", metadata: ["node": "\(node)", "connection": "\(connection)"])
         sendMesh(to: connection)

@@ -30,6 +30,8 @@ public actor SignalingHub {
     let configuration: HubConfiguration
     let iceServers: @Sendable (_ name: String, _ hostHint: String?) -> [ICEServer]
     let logger: Logger
+    /// The time liveness and rate limits are measured in.
+    let now: @Sendable () -> ContinuousClock.Instant
 
     var sessions: [Int: Session] = [:]
     /// Logged-in name → connection id.
@@ -54,11 +56,15 @@ public actor SignalingHub {
     var linkKeys: [String: String] = [:]
     private var nextConnectionID = 0
 
+    /// - Parameter now: the clock of the heartbeat and the rate limits; tests pass one they
+    ///   advance by hand.
     public init(store: SignalingStore, configuration: HubConfiguration = HubConfiguration(), logger: Logger,
+                now: @escaping @Sendable () -> ContinuousClock.Instant = { .now },
                 iceServers: @escaping @Sendable (_ name: String, _ hostHint: String?) -> [ICEServer]) {
         self.store = store
         self.configuration = configuration
         self.logger = logger
+        self.now = now
         self.iceServers = iceServers
         if let own = configuration.nodeAddress, let identity = configuration.nodeIdentity {
             mesh = MeshDirectory(ownNode: own, ownKey: identity.publicKeyBase64)
@@ -78,8 +84,8 @@ public actor SignalingHub {
         nextConnectionID += 1
         let handle = ConnectionHandle(id: nextConnectionID, hostHint: hostHint, remoteIP: remoteIP, sink: sink)
         let nonce = Self.makeNonce()
-        sessions[handle.id] = Session(handle: handle, nonce: nonce, lastSeen: .now,
-                                      limiter: RateLimiter(rate: configuration.rate, burst: configuration.burst))
+        sessions[handle.id] = Session(handle: handle, nonce: nonce, lastSeen: now(),
+                                      limiter: RateLimiter(rate: configuration.rate, burst: configuration.burst, now: now()))
         if !silent { handle.send(nodeMessage(to: "", .challenge(ChallengeBody(nonce: nonce)))) }
         return handle
     }
@@ -87,8 +93,8 @@ public actor SignalingHub {
     /// One text frame from a connection.
     public func receive(_ text: String, on connection: Int) async {
         guard var session = sessions[connection] else { return }
-        session.lastSeen = .now
-        let allowed = session.limiter.allow()
+        session.lastSeen = now()
+        let allowed = session.limiter.allow(now: session.lastSeen)
         sessions[connection] = session
         guard allowed else {
             session.handle.send(errorMessage(SignalingError(.rateLimited, "more than \(Int(configuration.rate)) frames/s (burst \(Int(configuration.burst))); this frame was dropped"), to: session.name))
@@ -107,7 +113,7 @@ public actor SignalingHub {
     /// A binary frame: protocol v1 has none.
     public func receiveBinary(on connection: Int) {
         guard let session = sessions[connection] else { return }
-        sessions[connection]?.lastSeen = .now
+        sessions[connection]?.lastSeen = now()
         session.handle.send(errorMessage(SignalingError(.badFrame, "binary frames are not part of meshnode.v1; send JSON text frames"), to: session.name))
     }
 
@@ -118,7 +124,12 @@ public actor SignalingHub {
 
     /// Closes connections silent for more than 1.5 heartbeat intervals; run every quarter
     /// interval, it drops a dead connection within two intervals (docs/protocol.md "Liveness").
-    public func sweep(now: ContinuousClock.Instant = .now) {
+    public func sweep() {
+        sweep(now: now())
+    }
+
+    /// ``sweep()`` as of `now`.
+    public func sweep(now: ContinuousClock.Instant) {
         let limit = configuration.heartbeat * 3 / 2
         for (id, session) in sessions where now - session.lastSeen > limit {
             logger.info("dropping silent connection", metadata: ["connection": "\(id)", "name": "\(session.name ?? "-")"])

@@ -1,5 +1,7 @@
 import Foundation
+import MeshNode
 import Synchronization
+import TestSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -68,9 +70,33 @@ final class MeshNodeServer: Sendable {
         }
     }
 
+    /// `GET /mesh` on `host` (an address the node binds).
+    func meshStatus(host: String = "127.0.0.1") async throws -> MeshStatus {
+        let (data, _) = try await URLSession.shared.data(from: URL(string: "http://\(host):\(httpPort)/mesh")!)
+        return try JSONDecoder().decode(MeshStatus.self, from: data)
+    }
+
     /// The body of `/metrics`.
     func metrics() async throws -> String {
         let (data, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(httpPort)/metrics")!)
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The value of one series of `/metrics`, e.g. `meshnode_turn_dropped_packets_total{reason="bandwidth"}`;
+    /// nil while the node does not export it.
+    func metric(_ series: String) async throws -> Double? {
+        try await metrics().split(separator: "\n").lazy.compactMap { line -> Double? in
+            guard line.hasPrefix(series + " ") else { return nil }
+            return Double(line.dropFirst(series.count + 1).split(separator: " ").first ?? "")
+        }.first
+    }
+
+    /// Waits until a series of `/metrics` is above zero: the TURN server flushes its relay
+    /// counters into the metrics about once a second.
+    func waitForMetric(_ series: String) async throws {
+        try await waitUntil("\(series) above zero", interval: .milliseconds(100)) {
+            let value = try await metric(series)
+            return (value ?? 0) > 0
+        }
     }
 }

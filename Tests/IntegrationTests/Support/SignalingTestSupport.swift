@@ -2,6 +2,7 @@ import Foundation
 import HummingbirdWSClient
 import Logging
 import Signaling
+import TestSupport
 
 extension MeshNodeServer {
     /// The signaling endpoint.
@@ -11,18 +12,8 @@ extension MeshNodeServer {
     func kill9() {
         guard process.isRunning else { return }
         process.terminate(SIGKILL)
-        while process.isRunning { usleep(5_000) }
+        process.waitUntilExit()
     }
-}
-
-/// A temporary directory removed at the end of a test.
-final class TemporaryDirectory: Sendable {
-    let path: String
-    init(_ label: String) {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("meshnode-\(label)-\(UUID().uuidString)").path
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
 /// Collects a client's events so that a test can wait for the one it expects.
@@ -45,14 +36,11 @@ actor EventLog {
 
     @discardableResult
     /// Waits for an event that `match` accepts, searching from `after` (an index into `events`).
-    func wait<T: Sendable>(timeout: Duration = .seconds(10), after start: Int = 0,
+    func wait<T: Sendable>(timeout: Duration = TestDeadline.event, after start: Int = 0,
                            _ match: @Sendable (SignalingEvent) -> T?) async throws -> T {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if start < events.count, let found = events[start...].lazy.compactMap(match).first { return found }
-            try await Task.sleep(for: .milliseconds(2))
+        try await waitFor("a matching event; saw \(events)", limit: timeout, interval: .milliseconds(2)) {
+            start < events.count ? events[start...].lazy.compactMap(match).first : nil
         }
-        throw TestFailure("no matching event within \(timeout); saw \(events)")
     }
 
     var count: Int { events.count }
@@ -97,13 +85,9 @@ final class RawSignalingSocket: Sendable {
     func send(text: String) { outgoing.yield(text) }
     func close() { outgoing.finish() }
 
-    func next(timeout: Duration = .seconds(5)) async throws -> SignalingMessage {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if let text = await received.pop() { return try SignalingCodec.decode(text) }
-            try await Task.sleep(for: .milliseconds(2))
-        }
-        throw TestFailure("no frame within \(timeout)")
+    func next(timeout: Duration = TestDeadline.event) async throws -> SignalingMessage {
+        let text = try await waitFor("a frame", limit: timeout, interval: .milliseconds(2)) { await received.pop() }
+        return try SignalingCodec.decode(text)
     }
 
     var isClosed: Bool { get async { await received.closed } }
@@ -133,9 +117,4 @@ actor FrameQueue {
     func push(_ text: String) { frames.append(text) }
     func pop() -> String? { frames.isEmpty ? nil : frames.removeFirst() }
     func close() { closed = true }
-}
-
-/// Milliseconds between two instants, for the figures the tests print.
-func milliseconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
 }

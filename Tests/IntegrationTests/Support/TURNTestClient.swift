@@ -1,6 +1,7 @@
 import Foundation
 import ICE
 import NIOCore
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 import STUN
@@ -15,6 +16,9 @@ final class TURNTestClient {
     var realm: String?
     var nonce: String?
     let ipv6: Bool
+    /// Datagrams `transact` read while waiting for an answer that were not that answer, in
+    /// the order they came: what the server sent unasked (Data indications, say).
+    var unsolicited: [ByteBuffer] = []
 
     init(port: Int, host: String = "127.0.0.1", username: String = "alice", password: String = "wonderland") throws {
         ipv6 = host.contains(":")
@@ -22,8 +26,6 @@ final class TURNTestClient {
         self.password = password
         fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket() failed") }
-        var timeout = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let address = try SocketAddress(ipAddress: host, port: port)
         let result: Int32
         switch address {
@@ -47,8 +49,9 @@ final class TURNTestClient {
 
     func sendRaw(_ buffer: ByteBuffer) { sendRaw(Array(buffer.readableBytesView)) }
 
-    /// The next datagram, or nil after the receive timeout.
-    func receiveRaw(timeout: Double = 2) -> ByteBuffer? {
+    /// The next datagram, or nil after `timeout` seconds.
+    func receiveRaw(timeout: Double = 30) -> ByteBuffer? {
+        let timeout = max(timeout, 0.001)  // a zero SO_RCVTIMEO would wait forever
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var storage = [UInt8](repeating: 0, count: 65_536)
@@ -57,23 +60,32 @@ final class TURNTestClient {
         return ByteBuffer(bytes: storage.prefix(count))
     }
 
-    /// Sends a request and waits for the response with its transaction ID.
-    func transact(_ request: STUNMessage, key: [UInt8]? = nil) throws -> STUNMessage {
+    /// Sends a request and waits for the response with its transaction ID, at most `timeout`
+    /// seconds; anything else that comes meanwhile goes to `unsolicited`.
+    func transact(_ request: STUNMessage, key: [UInt8]? = nil, timeout: Double = 30) throws -> STUNMessage {
         sendRaw(request.encode(integrity: key, fingerprint: true))
-        let deadline = Date().addingTimeInterval(4)
-        while Date() < deadline {
-            guard let bytes = receiveRaw() else { break }
-            guard let response = try? STUNMessage(parsing: bytes), response.transactionID == request.transactionID else { continue }
+        let deadline = Date().addingTimeInterval(timeout)
+        while deadline.timeIntervalSinceNow > 0 {
+            guard let bytes = receiveRaw(timeout: deadline.timeIntervalSinceNow) else { break }
+            guard let response = try? STUNMessage(parsing: bytes), response.transactionID == request.transactionID else {
+                unsolicited.append(bytes)
+                continue
+            }
             return response
         }
-        throw TestFailure("no response to \(request.type)")
+        throw TestFailure("no response to \(request.type) within \(timeout) s")
     }
 
     var key: [UInt8] { LongTermCredentials.key(username: username, realm: realm ?? "", password: password) }
 
     /// Sends an authenticated request: learns realm and nonce from the 401 challenge first and
-    /// follows one 438 with the fresh nonce (RFC 8489 §9.2.5).
+    /// follows a 438 with the fresh nonce it carries (RFC 8489 §9.2.5). It follows a few in a
+    /// row: with a one-second nonce lifetime the fresh nonce may run out too before it is used.
     func request(_ method: STUNMethod, retryStale: Bool = true, build: (inout STUNMessage) -> Void = { _ in }) throws -> STUNMessage {
+        try request(method, staleRetries: retryStale ? 5 : 0, build: build)
+    }
+
+    private func request(_ method: STUNMethod, staleRetries: Int, build: (inout STUNMessage) -> Void) throws -> STUNMessage {
         if nonce == nil {
             var probe = STUNMessage(type: STUNMessageType(method, .request))
             build(&probe)
@@ -88,9 +100,9 @@ final class TURNTestClient {
         message.append(.realm, string: realm ?? "")
         message.append(.nonce, string: nonce ?? "")
         let response = try transact(message, key: key)
-        if retryStale, try response.errorCode()?.code == .staleNonce {
+        if staleRetries > 0, try response.errorCode()?.code == .staleNonce {
             nonce = response.nonce
-            return try request(method, retryStale: false, build: build)
+            return try request(method, staleRetries: staleRetries - 1, build: build)
         }
         return response
     }

@@ -2,36 +2,20 @@ import Foundation
 import ICE
 import DTLSSRTP
 import MeshNode
+import RTP
 import SDP
+import Codecs
 import NIOCore
 import Synchronization
 import Testing
-import Codecs
 import TestSupport
-import RTP
-
-/// Whether `python3 -c "import aiortc"` works; `make test-deps` installs it.
-let aiortcAvailable: Bool = {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", "import aiortc"]
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    do {
-        try process.run()
-        process.waitUntilExit()
-        return process.terminationStatus == 0
-    } catch {
-        return false
-    }
-}()
 
 /// aiortc 1.16 (an independent WebRTC stack: aioice, OpenSSL DTLS via pyOpenSSL, libsrtp
 /// via pylibsrtp, PyAV's Opus) as the remote peer, driven by `Tests/Interop/aiortc_peer.py`
 /// over stdin/stdout. It gathers only on 127.0.0.2, we on 127.0.0.1: all loopback.
 @Suite(
     "Interop with aiortc", .serialized, .timeLimit(.minutes(2)),
-    .enabled(if: aiortcAvailable, "aiortc is not importable by python3: run `make test-deps` (pip install aiortc==1.16.0)"))
+    .enabled(if: Tools.aiortc, "aiortc is not importable by python3: run `make test-deps` (pip install aiortc==1.16.0)"))
 struct AiortcInteropTests {
     @Test("meshnode offers (DTLS server), aiortc answers: ICE, DTLS, SRTP and RTP both ways", arguments: [SRTPProfile.aes128CMHMACSHA1_80, .aeadAES128GCM])
     func meshnodeOffers(profile: SRTPProfile) async throws {
@@ -54,7 +38,7 @@ struct AiortcInteropTests {
         // aiortc neither trickles nor takes trickled candidates: gather everything first.
         let gathering = GatheringProbe(agent: agent)
         try await agent.gather()
-        let candidates = try await withDeadline(10, "our gathering") { try await gathering.candidates() }
+        let candidates = try await withTimeout("our gathering") { try await gathering.candidates() }
         let credentials = try await agent.localCredentials()
 
         let remote: SessionDescription
@@ -63,12 +47,12 @@ struct AiortcInteropTests {
             let offer = Self.sdp(credentials: credentials, fingerprint: certificate.fingerprint, setup: .actpass, candidates: candidates,
                                  ssrc: ssrc, payloadType: 111, mid: "0")
             try peer.send(["type": "offer", "sdp": offer])
-            let answer = try await withDeadline(30, "aiortc's answer") { try await peer.next(type: "answer") }
+            let answer = try await withTimeout("aiortc's answer") { try await peer.next(type: "answer") }
             remote = try SessionDescription(parsing: try #require(answer["sdp"] as? String))
             role = try DTLSRole(local: .actpass, remote: try #require(Self.setup(of: remote)))
         } else {
             try peer.send(["type": "create-offer"])
-            let offer = try await withDeadline(30, "aiortc's offer") { try await peer.next(type: "offer") }
+            let offer = try await withTimeout("aiortc's offer") { try await peer.next(type: "offer") }
             remote = try SessionDescription(parsing: try #require(offer["sdp"] as? String))
             role = try DTLSRole(local: .active, remote: try #require(Self.setup(of: remote)))
             // Answer with the offerer's Opus payload type and mid (RFC 8829 §5.3.1).
@@ -99,7 +83,7 @@ struct AiortcInteropTests {
         }
         try await agent.endOfRemoteCandidates()
 
-        let negotiated = try await withDeadline(20, "DTLS with aiortc") { try await transport.connected() }
+        let negotiated = try await withTimeout("DTLS with aiortc") { try await transport.connected() }
         #expect(negotiated == profile)
 
         // 2 s of 20 ms Opus frames (a 440 Hz tone from our own encoder) to aiortc.
@@ -113,21 +97,26 @@ struct AiortcInteropTests {
             sequence &+= 1
             try await Task.sleep(for: .milliseconds(20))
         }
-        try await probe.wait(for: "RTP and RTCP from aiortc", seconds: 10) { $0.rtp.count >= 20 && !$0.rtcp.isEmpty }
+        try await probe.wait(for: "RTP and RTCP from aiortc") { $0.rtp.count >= 20 && !$0.rtcp.isEmpty }
 
         // SRTCP the other way: receiver reports on aiortc's stream with a loss figure aiortc
-        // can only know by decrypting and parsing them (its remote-inbound-rtp stats).
+        // can only know by decrypting and parsing them (its remote-inbound-rtp stats). Sent
+        // until aiortc's stats show it, and until it has decoded what we sent: the checks below
+        // are on what aiortc saw, however long it took.
         let firstFromAiortc = try #require(probe.snapshot.rtp.first)
         let aiortcSSRC = try RTPPacket(parsing: firstFromAiortc).ssrc
         let report = RTCPReportBlock(ssrc: aiortcSSRC, fractionLost: 0, cumulativeLost: 7, extendedHighestSequenceNumber: 0,
                                      jitter: 0, lastSenderReport: 0, delaySinceLastSenderReport: 0)
-        for _ in 0..<3 {
+        var seen: [String: any Sendable] = [:]
+        try await waitUntil("aiortc to decode our audio and read our receiver report (last stats \(seen))", interval: .milliseconds(100)) {
             try transport.sendRTCP(try RTCPPacket.serializeCompound([.receiverReport(RTCPReceiverReport(ssrc: ssrc, reports: [report]))]))
-            try await Task.sleep(for: .milliseconds(50))
+            try peer.send(["type": "stats"])
+            seen = try await peer.next(type: "stats")
+            return seen["reportedLost"] as? Int == 7 && (seen["framesDecoded"] as? Int ?? 0) >= 50
         }
 
         try peer.send(["type": "stop"])
-        let result = try await withDeadline(20, "aiortc's result") { try await peer.next(type: "result") }
+        let result = try await withTimeout("aiortc's result") { try await peer.next(type: "result") }
         print("aiortc interop (\(meshnodeOffers ? "meshnode offers" : "aiortc offers"), \(profile)): aiortc \(result), meshnode \(transport.statistics)")
 
         let received = probe.snapshot.rtp.compactMap { try? RTPPacket(parsing: $0) }
@@ -223,9 +212,7 @@ final class AiortcProcess: Sendable {
     }
 
     static func start() throws -> AiortcProcess {
-        let script = URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Interop/aiortc_peer.py")
+        let script = TestFiles.url("Tests/Interop/aiortc_peer.py")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", script.path]
@@ -273,7 +260,7 @@ final class AiortcProcess: Sendable {
             let line = lines.withLock { $0.isEmpty ? nil : $0.removeFirst() }
             if let line {
                 let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
-                if object["type"] as? String == "error" { throw AiortcError(reason: "aiortc: \(line)\n\(stderrTail)") }
+                if object["type"] as? String == "error" { throw TestFailure("aiortc: \(line)\n\(stderrTail)") }
                 if object["type"] as? String == type {
                     var result: [String: any Sendable] = [:]
                     for (key, value) in object {
@@ -288,7 +275,7 @@ final class AiortcProcess: Sendable {
                 continue
             }
             if !process.isRunning && lines.withLock({ $0.isEmpty }) {
-                throw AiortcError(reason: "aiortc_peer.py exited (\(process.terminationStatus)) before sending '\(type)':\n\(stderrTail)")
+                throw TestFailure("aiortc_peer.py exited (\(process.terminationStatus)) before sending '\(type)':\n\(stderrTail)")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -299,9 +286,4 @@ final class AiortcProcess: Sendable {
     func terminate() {
         if process.isRunning { process.terminate() }
     }
-}
-
-struct AiortcError: Error, CustomStringConvertible {
-    var reason: String
-    var description: String { reason }
 }

@@ -1,11 +1,11 @@
 import ICE
 import DTLSSRTP
 import MeshNode
+import RTP
 import SDP
 import NIOCore
 import Testing
 import TestSupport
-import RTP
 
 /// Two ICE agents in one process over 127.0.0.1, DTLS-SRTP on top (RFC 5764, RFC 8842).
 @Suite("DTLS-SRTP over two loopback ICE agents", .serialized, .timeLimit(.minutes(2)))
@@ -22,11 +22,11 @@ struct DTLSSRTPLoopbackTests {
         let pair = try await TransportPair.make(answererSetup: answererSetup, profilesB: [profile])
         #expect(pair.a.transport.configuration.role == (answererSetup == .active ? .server : .client))
         #expect(pair.b.transport.configuration.role == (answererSetup == .active ? .client : .server))
-        let start = transportClock.now
+        let start = ContinuousClock.now
         try await pair.start()
-        let profileA = try await withDeadline(10, "A connected") { try await pair.a.transport.connected() }
-        let profileB = try await withDeadline(10, "B connected") { try await pair.b.transport.connected() }
-        let elapsed = transportClock.now - start
+        let profileA = try await withTimeout("A connected") { try await pair.a.transport.connected() }
+        let profileB = try await withTimeout("B connected") { try await pair.b.transport.connected() }
+        let elapsed = ContinuousClock.now - start
         #expect(profileA == profile)
         #expect(profileB == profile)
 
@@ -44,7 +44,7 @@ struct DTLSSRTPLoopbackTests {
 
         // close_notify: B learns the session ended and stops accepting media.
         pair.a.transport.close()
-        try await pair.b.wait(for: "close_notify from A", seconds: 5) { $0.closedByPeer }
+        try await pair.b.wait(for: "close_notify from A") { $0.closedByPeer }
         #expect(throws: TransportError.self) { try pair.b.transport.sendRTP(try rtpPacket(sequence: 900, ssrc: 2, payload: "late")) }
         await pair.shutdown()
     }
@@ -55,7 +55,7 @@ struct DTLSSRTPLoopbackTests {
         let pair = try await TransportPair.make(answererSetup: .active, bFingerprintOfA: impostor.fingerprint)
         try await pair.start()
         // B is the client and checks A's certificate: it must refuse.
-        let error = try await withDeadline(10, "B to fail") { () -> TransportError? in
+        let error = try await withTimeout("B to fail") { () -> TransportError? in
             do {
                 _ = try await pair.b.transport.connected()
                 return nil
@@ -67,7 +67,7 @@ struct DTLSSRTPLoopbackTests {
         #expect(error?.reason.contains(impostor.fingerprint.hexDigest) == true)
         #expect(error?.reason.contains(pair.a.certificate.fingerprint.hexDigest) == true)
         // A gets the alert (or times out): either way it never connects and no keys exist.
-        let errorA = try await withDeadline(20, "A to fail") { () -> TransportError? in
+        let errorA = try await withTimeout("A to fail") { () -> TransportError? in
             do {
                 _ = try await pair.a.transport.connected()
                 return nil
@@ -85,7 +85,7 @@ struct DTLSSRTPLoopbackTests {
     func noCommonProfile() async throws {
         let pair = try await TransportPair.make(profilesA: [.aeadAES128GCM], profilesB: [.aes128CMHMACSHA1_80])
         try await pair.start()
-        let error = try await withDeadline(20, "B to fail") { () -> TransportError? in
+        let error = try await withTimeout("B to fail") { () -> TransportError? in
             do {
                 _ = try await pair.b.transport.connected()
                 return nil
@@ -117,7 +117,7 @@ struct DTLSSRTPLoopbackTests {
             handshakeTimeout: .milliseconds(600)))
         let stuck = TransportPair(a: pair.a, b: stuckB)
         try await stuck.start()
-        let error = try await withDeadline(10, "A to time out") { () -> TransportError? in
+        let error = try await withTimeout("A to time out") { () -> TransportError? in
             do {
                 _ = try await stuck.a.transport.connected()
                 return nil

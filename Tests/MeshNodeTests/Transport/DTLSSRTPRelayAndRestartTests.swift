@@ -1,9 +1,11 @@
 import ICE
 import DTLSSRTP
 import MeshNode
+import RTP
 import SDP
 import NIOCore
 import Testing
+import TestSupport
 import STUN
 import TURNServer
 
@@ -38,8 +40,8 @@ struct DTLSSRTPRelayAndRestartTests {
             iceA: .init(role: .controlling, turnServers: turn, relayOnly: true, localAddresses: ["127.0.0.1"]),
             iceB: .init(role: .controlled, turnServers: turn, relayOnly: true, localAddresses: ["127.0.0.1"]))
         try await pair.start()
-        #expect(try await withDeadline(10, "A connected") { try await pair.a.transport.connected() } == .aes128CMHMACSHA1_80)
-        #expect(try await withDeadline(10, "B connected") { try await pair.b.transport.connected() } == .aes128CMHMACSHA1_80)
+        #expect(try await withTimeout("A connected") { try await pair.a.transport.connected() } == .aes128CMHMACSHA1_80)
+        #expect(try await withTimeout("B connected") { try await pair.b.transport.connected() } == .aes128CMHMACSHA1_80)
         try await deliverRTP("relayed from A", ssrc: 0xA, from: pair.a, to: pair.b)
         try await deliverRTP("relayed from B", ssrc: 0xB, from: pair.b, to: pair.a)
         try await deliverRTCP(ssrc: 0xA, from: pair.a, to: pair.b)
@@ -62,8 +64,8 @@ struct DTLSSRTPRelayAndRestartTests {
     func iceRestart() async throws {
         let pair = try await TransportPair.make()
         try await pair.start()
-        let profile = try await withDeadline(10, "A connected") { try await pair.a.transport.connected() }
-        _ = try await withDeadline(10, "B connected") { try await pair.b.transport.connected() }
+        let profile = try await withTimeout("A connected") { try await pair.a.transport.connected() }
+        _ = try await withTimeout("B connected") { try await pair.b.transport.connected() }
         try await deliverRTP("before restart", ssrc: 0x10, from: pair.a, to: pair.b, firstSequence: 1)
         let handshakes = (pair.a.transport.statistics.dtlsDatagramsSent, pair.b.transport.statistics.dtlsDatagramsSent)
         let pairsBefore = (pair.a.snapshot.pairs.count, pair.b.snapshot.pairs.count)

@@ -2,11 +2,12 @@ import Foundation
 import ICE
 import DTLSSRTP
 import MeshNode
+import RTP
 import SDP
 import NIOCore
 import Testing
 import TestSupport
-import RTP
+import STUN
 
 /// Figures for `bench/transport/run` (`make bench`): ICE connect and DTLS handshake times on
 /// loopback, and SRTP through our Swift ``SRTPSession`` wrapper. Skipped unless
@@ -36,10 +37,10 @@ struct TransportBenchmarks {
             var total: [Double] = []
             for _ in 0..<Self.iterations {
                 let pair = try await TransportPair.make(answererSetup: setup)
-                let start = transportClock.now
+                let start = ContinuousClock.now
                 try await pair.start()
-                _ = try await withDeadline(10, "A connected") { try await pair.a.transport.connected() }
-                _ = try await withDeadline(10, "B connected") { try await pair.b.transport.connected() }
+                _ = try await withTimeout("A connected") { try await pair.a.transport.connected() }
+                _ = try await withTimeout("B connected") { try await pair.b.transport.connected() }
                 let a = pair.a.snapshot
                 let b = pair.b.snapshot
                 let iceDone = try #require([a.iceConnectedAt, b.iceConnectedAt].compactMap { $0 }.max())

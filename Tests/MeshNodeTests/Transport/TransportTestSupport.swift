@@ -1,43 +1,13 @@
 import Foundation
-import ICE
 import DTLSSRTP
+import ICE
 import MeshNode
-import SDP
 import NIOCore
 import RTP
+import SDP
 import Synchronization
 import TestSupport
-
-/// Thrown when a bounded wait in a test runs out.
-struct TransportTestTimeout: Error, CustomStringConvertible {
-    var what: String
-    var seconds: Double
-    var description: String { "timed out after \(seconds) s waiting for \(what)" }
-}
-
-/// Runs `body`, failing with `TransportTestTimeout` if it takes longer than `seconds`.
-func withDeadline<T: Sendable>(
-    _ seconds: Double, _ what: String, _ body: @escaping @Sendable () async throws -> T
-) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-            throw TransportTestTimeout(what: what, seconds: seconds)
-        }
-        defer { group.cancelAll() }
-        return try await group.next()!
-    }
-}
-
-let transportClock = ContinuousClock()
-
-extension Duration {
-    var inMilliseconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) * 1000 + Double(attoseconds) / 1e15
-    }
-}
+import Codecs
 
 /// One side of a call in a test: an ICE agent, the DTLS-SRTP transport over it, and a record
 /// of what the transport reported. Local candidates are trickled to the peer agent through
@@ -94,7 +64,7 @@ final class TransportPeer: Sendable {
                     record.withLock { $0.gatheringDone = true }
                     if let peer = self.peer.withLock({ $0 }) { try? await peer.endOfRemoteCandidates() }
                 case .stateChanged(let state):
-                    let now = transportClock.now
+                    let now = ContinuousClock.now
                     record.withLock {
                         $0.iceStates.append(state)
                         if (state == .connected || state == .ready) && $0.iceConnectedAt == nil { $0.iceConnectedAt = now }
@@ -111,7 +81,7 @@ final class TransportPeer: Sendable {
             for await event in transport.events {
                 switch event {
                 case .connected(let profile):
-                    let now = transportClock.now
+                    let now = ContinuousClock.now
                     record.withLock {
                         $0.connected = profile
                         $0.dtlsConnectedAt = now
@@ -133,16 +103,11 @@ final class TransportPeer: Sendable {
 
     var snapshot: Record { record.withLock { $0 } }
 
-    /// Polls the record every 10 ms until `condition` holds, for at most `seconds`.
-    func wait(for what: String, seconds: Double = 10, _ condition: @escaping @Sendable (Record) -> Bool) async throws {
-        let deadline = transportClock.now + .milliseconds(Int(seconds * 1000))
-        while !condition(snapshot) {
-            guard transportClock.now < deadline else {
-                let s = snapshot
-                throw TransportTestTimeout(what: "\(name): \(what) (ICE \(s.iceStates.map(\.rawValue)), failure \(String(describing: s.failure)), stats \(transport.statistics))", seconds: seconds)
-            }
-            try await Task.sleep(for: .milliseconds(10))
-        }
+    /// Polls the record until `condition` holds, for at most `limit`.
+    func wait(for what: String, limit: Duration = TestDeadline.event, _ condition: @escaping @Sendable (Record) -> Bool) async throws {
+        let s = { self.snapshot }
+        try await waitUntil("\(name): \(what) (ICE \(s().iceStates.map(\.rawValue)), failure \(String(describing: s().failure)), stats \(transport.statistics))",
+                            limit: limit) { condition(snapshot) }
     }
 
     func shutdown() async {
@@ -200,41 +165,33 @@ struct TransportPair {
 
 
 /// Sends RTP packets from `sender` (fresh sequence numbers) until `receiver` got one whose
-/// payload is `payload`, at most `seconds`. Returns the decrypted packet.
+/// payload is `payload`. Returns the decrypted packet.
 @discardableResult
 func deliverRTP(_ payload: String, ssrc: UInt32, from sender: TransportPeer, to receiver: TransportPeer,
-                firstSequence: UInt16 = 1, seconds: Double = 5) async throws -> RTPPacket {
+                firstSequence: UInt16 = 1) async throws -> RTPPacket {
     var sequence = firstSequence
-    let deadline = transportClock.now + .milliseconds(Int(seconds * 1000))
-    while true {
+    return try await waitFor("\(receiver.name) to receive RTP '\(payload)'", interval: .milliseconds(20)) {
         if let match = receiver.snapshot.rtp.lazy.compactMap({ try? RTPPacket(parsing: $0) }).first(where: {
             $0.ssrc == ssrc && String(buffer: $0.payload) == payload
         }) {
             return match
         }
-        guard transportClock.now < deadline else {
-            throw TransportTestTimeout(what: "\(receiver.name) to receive RTP '\(payload)'", seconds: seconds)
-        }
         try sender.transport.sendRTP(try rtpPacket(sequence: sequence, ssrc: ssrc, payload: payload))
         sequence &+= 1
-        try await Task.sleep(for: .milliseconds(20))
+        return nil
     }
 }
 
 /// Sends a receiver report from `sender` until `receiver` decrypted one from `ssrc`.
-func deliverRTCP(ssrc: UInt32, from sender: TransportPeer, to receiver: TransportPeer, seconds: Double = 5) async throws {
-    let deadline = transportClock.now + .milliseconds(Int(seconds * 1000))
+func deliverRTCP(ssrc: UInt32, from sender: TransportPeer, to receiver: TransportPeer) async throws {
     let report = try RTCPPacket.serializeCompound([.receiverReport(RTCPReceiverReport(ssrc: ssrc))])
-    while true {
+    try await waitUntil("\(receiver.name) to receive an RTCP RR from \(ssrc)", interval: .milliseconds(20)) {
         let got = receiver.snapshot.rtcp.contains { packet in
             guard let parsed = try? RTCPPacket.parseCompound(packet), case .receiverReport(let rr)? = parsed.first else { return false }
             return rr.ssrc == ssrc
         }
-        if got { return }
-        guard transportClock.now < deadline else {
-            throw TransportTestTimeout(what: "\(receiver.name) to receive an RTCP RR from \(ssrc)", seconds: seconds)
-        }
+        if got { return true }
         try sender.transport.sendRTCP(report)
-        try await Task.sleep(for: .milliseconds(20))
+        return false
     }
 }
