@@ -32,7 +32,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.10.0"),
     ],
     targets: [
-        // C libraries (docs/architecture.md: each is imported `internal` by one layer only).
+        // C libraries, imported `internal` only by the layers that wrap them (docs/architecture.md).
         systemLibrary("CNice", pkgConfig: "nice", apt: "libnice-dev"),
         systemLibrary("COpenSSL", pkgConfig: "openssl", apt: "libssl-dev"),
         systemLibrary("CSRTP", pkgConfig: "libsrtp2", apt: "libsrtp2-dev"),
