@@ -90,7 +90,7 @@ public final class DTLSSRTPTransport: Sendable {
     private let counters = Mutex(TransportStatistics())
     private let tasks = Mutex<[Task<Void, Never>]>([])
     private let clock = ContinuousClock()
-    private let pathEvents: AsyncStream<DatagramEvent>
+    private let pathEvents: DatagramEvents
 
     /// Creates the transport; nothing happens until ``start()``.
     /// - Parameters:
@@ -99,7 +99,7 @@ public final class DTLSSRTPTransport: Sendable {
     /// - Throws: ``TransportError`` `invalidFingerprint` for a fingerprint we cannot check,
     ///   `invalidArgument` for no profiles or a bad MTU, `handshakeFailed` when OpenSSL
     ///   refuses the setup.
-    public init(path: any DatagramTransport, events: AsyncStream<DatagramEvent>, configuration: Configuration) throws(TransportError) {
+    public init(path: any DatagramTransport, events: DatagramEvents, configuration: Configuration) throws(TransportError) {
         let connection = try DTLSConnection(
             certificate: configuration.certificate, role: configuration.role,
             remoteFingerprint: configuration.remoteFingerprint, profiles: configuration.profiles, mtu: configuration.mtu)
@@ -116,16 +116,22 @@ public final class DTLSSRTPTransport: Sendable {
     }
 
     /// Starts consuming the path's events. The client begins the handshake as soon as the
-    /// path is ready.
+    /// path is ready (at once if it already is).
     public func start() {
         pump(pathEvents, generation: 0)
+        let path = self.path
+        let probe = Task { [weak self] in
+            guard await path.isReady() else { return }
+            self?.pathReady()
+        }
+        tasks.withLock { $0.append(probe) }
     }
 
     /// Moves the session onto another path — in a call, a new ICE agent with freshly gathered
     /// candidates, when an ICE restart of the old one cannot help (its relay allocations are
     /// gone). The DTLS session and SRTP keys stay; the old path's end no longer ends the
     /// transport.
-    public func replacePath(_ path: any DatagramTransport, events: AsyncStream<DatagramEvent>) {
+    public func replacePath(_ path: any DatagramTransport, events: DatagramEvents) {
         let generation = current.withLock { state -> Int in
             state = (path, state.generation + 1)
             return state.generation
@@ -133,7 +139,7 @@ public final class DTLSSRTPTransport: Sendable {
         pump(events, generation: generation)
     }
 
-    private func pump(_ events: AsyncStream<DatagramEvent>, generation: Int) {
+    private func pump(_ events: DatagramEvents, generation: Int) {
         let task = Task { [weak self] in
             for await event in events {
                 guard let self else { return }

@@ -8,7 +8,20 @@ public protocol DatagramTransport: Sendable {
     /// Sends one datagram to the peer, as is. Throws when the path cannot send now (no
     /// selected pair yet, closed); the transport maps that to ``TransportError`` `notConnected`.
     func send(_ datagram: ByteBuffer) throws
+
+    /// Whether the path can already carry datagrams: asked once at ``DTLSSRTPTransport/start()``,
+    /// for a path that became ready before the transport read its events.
+    func isReady() async -> Bool
 }
+
+extension DatagramTransport {
+    /// A path that says so with ``DatagramEvent/ready`` only.
+    public func isReady() async -> Bool { false }
+}
+
+/// The events of a path as the transport reads them: any sequence, so that an adapter can map
+/// another component's events lazily instead of copying each datagram through a second stream.
+public typealias DatagramEvents = any AsyncSequence<DatagramEvent, Never> & Sendable
 
 /// What a ``DatagramTransport`` delivers to ``DTLSSRTPTransport``, in order. The stream ending
 /// means the path is gone for good.

@@ -14,27 +14,23 @@ public struct ICEDatagramPath: DatagramTransport {
     /// Sends on the selected pair; throws before one is selected.
     public func send(_ datagram: ByteBuffer) throws { try agent.send(datagram) }
 
-    /// The agent's events as path events: received data, and ``DatagramEvent/ready`` when the
-    /// component is connected — at once if it connected before this stream was made. The other
-    /// ICE events (candidates, pairs) are for the caller, which reads its own copy of them.
+    /// Whether the component is connected (DTLS may start at once).
+    public func isReady() async -> Bool {
+        guard let state = try? await agent.state() else { return false }
+        return state == .connected || state == .ready
+    }
+
+    /// The agent's events as path events, mapped lazily (no second stream per datagram): received
+    /// data, and ``DatagramEvent/ready`` when the component connects. The other ICE events
+    /// (candidates, pairs) are for the caller, which reads its own copy of them.
     /// - Parameter events: the agent's events, or a copy of them the caller forwards.
-    public func datagramEvents(from events: AsyncStream<ICEAgentEvent>) -> AsyncStream<DatagramEvent> {
-        let agent = self.agent
-        return AsyncStream { continuation in
-            let task = Task {
-                if let state = try? await agent.state(), state == .connected || state == .ready {
-                    continuation.yield(.ready)
-                }
-                for await event in events {
-                    switch event {
-                    case .dataReceived(let datagram): continuation.yield(.received(datagram))
-                    case .stateChanged(.connected), .stateChanged(.ready): continuation.yield(.ready)
-                    default: break
-                    }
-                }
-                continuation.finish()
+    public func datagramEvents(from events: AsyncStream<ICEAgentEvent>) -> DatagramEvents {
+        events.compactMap { event -> DatagramEvent? in
+            switch event {
+            case .dataReceived(let datagram): .received(datagram)
+            case .stateChanged(.connected), .stateChanged(.ready): .ready
+            default: nil
             }
-            continuation.onTermination = { _ in task.cancel() }
         }
     }
 }

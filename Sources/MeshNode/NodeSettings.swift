@@ -177,13 +177,12 @@ extension LayerError.Code where Layer == NodeLayer {
 /// key, so that the CLI and tests can name the flag or YAML key to change.
 public struct NodeConfigurationError: ReasonedError, CustomStringConvertible, Sendable {
     /// `invalidSetting`, or `unreadableConfiguration` for the file as a whole (key `config`).
-    public var code: LayerError<NodeLayer>.Code
+    public var code: LayerError<NodeLayer>.Code { key == "config" ? .unreadableConfiguration : .invalidSetting }
     /// The flag name and YAML key of the setting.
     public var key: String
     public var reason: String
 
     public init(key: String, reason: String) {
-        self.code = key == "config" ? .unreadableConfiguration : .invalidSetting
         self.key = key
         self.reason = reason
     }

@@ -129,14 +129,15 @@ public struct MeshDirectory: Sendable {
             throw MeshRecordRejection(.badField, "negative numbers or too many URLs or links")
         }
         // Nodes publish numeric hosts: a record must not make other nodes resolve names.
-        for url in record.stun + record.turn where url.utf8.count > 200 || ICEServerURI(url)?.hostIsNumeric != true {
-            throw MeshRecordRejection(.badField, "'\(url.prefix(80))' is not a STUN/TURN URL with a numeric host")
-        }
-        for url in record.stun where ICEServerURI(url)?.scheme != .stun {
-            throw MeshRecordRejection(.badField, "'\(url.prefix(80))' is listed as STUN but is not stun:")
-        }
-        for url in record.turn where ICEServerURI(url)?.scheme.isTURN != true {
-            throw MeshRecordRejection(.badField, "'\(url.prefix(80))' is listed as TURN but is not turn: or turns:")
+        for (urls, listedAs) in [(record.stun, "STUN"), (record.turn, "TURN")] {
+            for url in urls {
+                guard url.utf8.count <= 200, let uri = ICEServerURI(url), uri.hostIsNumeric else {
+                    throw MeshRecordRejection(.badField, "'\(url.prefix(80))' is not a STUN/TURN URL with a numeric host")
+                }
+                guard uri.scheme.isTURN == (listedAs == "TURN"), uri.scheme != .stuns else {
+                    throw MeshRecordRejection(.badField, "'\(url.prefix(80))' is listed as \(listedAs) but is not \(listedAs == "TURN" ? "turn: or turns:" : "stun:")")
+                }
+            }
         }
         guard !record.relay || (record.reachability == .reachable && !record.turn.isEmpty) else {
             throw MeshRecordRejection(.badField, "a relay must be reachable and list TURN URLs")

@@ -55,26 +55,12 @@ struct DTLSSRTPLoopbackTests {
         let pair = try await TransportPair.make(answererSetup: .active, bFingerprintOfA: impostor.fingerprint)
         try await pair.start()
         // B is the client and checks A's certificate: it must refuse.
-        let error = try await withTimeout("B to fail") { () -> TransportError? in
-            do {
-                _ = try await pair.b.transport.connected()
-                return nil
-            } catch let error as TransportError {
-                return error
-            }
-        }
+        let error = try await pair.b.connectionFailure("B to fail")
         #expect(error?.code == .fingerprintMismatch)
         #expect(error?.reason.contains(impostor.fingerprint.hexDigest) == true)
         #expect(error?.reason.contains(pair.a.certificate.fingerprint.hexDigest) == true)
         // A gets the alert (or times out): either way it never connects and no keys exist.
-        let errorA = try await withTimeout("A to fail") { () -> TransportError? in
-            do {
-                _ = try await pair.a.transport.connected()
-                return nil
-            } catch let error as TransportError {
-                return error
-            }
-        }
+        let errorA = try await pair.a.connectionFailure("A to fail")
         #expect(errorA != nil)
         #expect(throws: TransportError.self) { try pair.a.transport.sendRTP(try rtpPacket(sequence: 1, ssrc: 1, payload: "x")) }
         try await pair.b.wait(for: "the failed event") { $0.failure?.code == .fingerprintMismatch }
@@ -85,14 +71,7 @@ struct DTLSSRTPLoopbackTests {
     func noCommonProfile() async throws {
         let pair = try await TransportPair.make(profilesA: [.aeadAES128GCM], profilesB: [.aes128CMHMACSHA1_80])
         try await pair.start()
-        let error = try await withTimeout("B to fail") { () -> TransportError? in
-            do {
-                _ = try await pair.b.transport.connected()
-                return nil
-            } catch let error as TransportError {
-                return error
-            }
-        }
+        let error = try await pair.b.connectionFailure("B to fail")
         #expect(error.map { [.noSRTPProfile, .handshakeFailed].contains($0.code) } == true, "\(String(describing: error))")
         await pair.shutdown()
     }
@@ -117,14 +96,7 @@ struct DTLSSRTPLoopbackTests {
             handshakeTimeout: .milliseconds(600)))
         let stuck = TransportPair(a: pair.a, b: stuckB)
         try await stuck.start()
-        let error = try await withTimeout("A to time out") { () -> TransportError? in
-            do {
-                _ = try await stuck.a.transport.connected()
-                return nil
-            } catch let error as TransportError {
-                return error
-            }
-        }
+        let error = try await stuck.a.connectionFailure("A to time out")
         #expect(error?.code == .handshakeTimeout)
         await stuck.shutdown()
     }

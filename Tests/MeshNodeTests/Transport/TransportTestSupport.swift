@@ -103,6 +103,18 @@ final class TransportPeer: Sendable {
 
     var snapshot: Record { record.withLock { $0 } }
 
+    /// How the handshake ended for this side: its ``TransportError``, or `nil` if it connected.
+    func connectionFailure(_ what: String) async throws -> TransportError? {
+        try await withTimeout(what) { () -> TransportError? in
+            do {
+                _ = try await self.transport.connected()
+                return nil
+            } catch let error as TransportError {
+                return error
+            }
+        }
+    }
+
     /// Polls the record until `condition` holds, for at most `limit`.
     func wait(for what: String, limit: Duration = TestDeadline.event, _ condition: @escaping @Sendable (Record) -> Bool) async throws {
         let s = { self.snapshot }
