@@ -69,14 +69,14 @@ public final class MediaEngine: Sendable {
         case rtcp(ByteBuffer)
     }
 
-    private struct Inbound {
+    struct Inbound {
         var packet: Packet
         var arrival: Duration
     }
 
     public let configuration: Configuration
     private let send: @Sendable (Packet) -> Void
-    private let inbound = Mutex<[Inbound]>([])
+    let inbound = Mutex<[Inbound]>([])
     private let wake = DispatchSemaphore(value: 0)
     private let stopping = Atomic<Bool>(false)
     private let keyframeWanted = Atomic<Bool>(false)
@@ -187,8 +187,13 @@ public final class MediaEngine: Sendable {
         snapshot.withLock { $0 = core.statistics(now: Self.now()) }
     }
 
+    /// Most packets waiting for the media thread: about 4 s of a 720p stream. A peer that sends
+    /// faster than the thread drains loses the excess instead of growing the queue without end.
+    static let inboundLimit = 4_096
+
     private func enqueue(_ packet: Inbound) {
         let count = inbound.withLock { queue -> Int in
+            guard queue.count < Self.inboundLimit else { return 0 }
             queue.append(packet)
             return queue.count
         }
