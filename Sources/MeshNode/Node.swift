@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import ICE
 import Logging
+import MeshCore
 import NIOCore
 import HummingbirdWebSocket
 import ServiceLifecycle
@@ -33,6 +34,9 @@ public struct Node: Sendable {
         var turnConfiguration = configuration.turn
         let restSecret = turnConfiguration.restSecret ?? NodeSignaling.randomSecret()
         turnConfiguration.restSecret = restSecret
+        // One budget of connections for the whole node (max-connections): WebSocket clients,
+        // TURN TCP/TLS connections and relay sockets all hold file descriptors of one process.
+        turnConfiguration.connectionBudget = ConnectionBudget(maximum: configuration.signaling.maxConnections)
         // TURN accepts the mesh's credentials (docs/mesh.md): issued by live members, per relay.
         let credentials = MeshCredentials(identity: try NodeSignaling.nodeIdentity(path: configuration.signaling.nodeKeyPath))
         turnConfiguration.credentialResolver = { credentials.password(forUsername: $0) }

@@ -35,6 +35,9 @@ public struct NodeSettings: Sendable, Equatable {
     public var threads: Int?
     public var rfc5780: Bool?
     public var nonceLifetime: Int?
+    public var turnMaxConnections: Int?
+    public var turnMaxConnectionsPerIP: Int?
+    public var turnIdleTimeout: Double?
     public var dataDir: String?
     public var heartbeat: Double?
     public var nodeKey: String?
@@ -90,6 +93,12 @@ public struct NodeSettings: Sendable, Equatable {
                   help: "Answer RFC 5780 NAT behaviour discovery requests (off by default: it helps reflection attacks)."),
             .integer("nonce-lifetime", \.nonceLifetime, .within(1...86_400, "seconds"),
                      help: "Seconds a nonce stays valid before requests get 438 Stale Nonce (default \(turn.nonceLifetime))."),
+            .integer("turn-max-connections", \.turnMaxConnections, .atLeast(1),
+                     help: "TURN TCP and TLS connections held at once; more are closed when accepted (default \(turn.maxStreamConnections))."),
+            .integer("turn-max-connections-per-ip", \.turnMaxConnectionsPerIP, .atLeast(1),
+                     help: "TURN TCP and TLS connections held at once from one IPv4 address or IPv6 /64 (default \(turn.maxStreamConnectionsPerSource))."),
+            .number("turn-idle-timeout", \.turnIdleTimeout, .within(0.1...3600, "seconds"),
+                    help: "Seconds a TURN TCP or TLS connection may stay open without an allocation (default \(turn.streamIdleTimeout.nanoseconds / 1_000_000_000))."),
             .text("log-level", \.logLevel,
                   help: "trace, debug, info, notice, warning, error or critical (default \(NodeConfiguration.defaultLogLevel))."),
             .text("data-dir", \.dataDir, .notEmpty, help: "Directory of the signaling store (default ~/.local/share/meshnode)."),
@@ -99,7 +108,7 @@ public struct NodeSettings: Sendable, Equatable {
                   help: "The node's Ed25519 identity for links (default <data-dir>/node-identity, made on first start)."),
             .list("link", \.link, .webSocketURL, help: "Keep a link to the node at this WebSocket URL, ws://HOST:PORT/ws (repeatable)."),
             .integer("max-connections", \.maxConnections, .atLeast(1),
-                     help: "WebSocket connections held at once; more are closed at once with 1013 Try Again Later (default: open-file limit minus a tenth, at least 512 less)."),
+                     help: "Connections held at once: WebSocket, TURN TCP/TLS and relay sockets together; more WebSockets are closed at once with 1013 Try Again Later (default: open-file limit minus a tenth, at least 512 less)."),
             .number("gossip-interval", \.gossipInterval, .within(0.1...3600, "seconds"),
                     help: "Seconds between node record refreshes over links (default \(SignalingSettings.defaultGossipIntervalSeconds); records expire after six intervals)."),
             .text("web-root", \.webRoot, .directory,
@@ -247,6 +256,9 @@ public struct NodeConfiguration: Sendable {
         turn.threads = settings.threads ?? turn.threads
         turn.enableRFC5780 = settings.rfc5780 ?? false
         turn.nonceLifetime = settings.nonceLifetime ?? turn.nonceLifetime
+        turn.maxStreamConnections = settings.turnMaxConnections ?? turn.maxStreamConnections
+        turn.maxStreamConnectionsPerSource = settings.turnMaxConnectionsPerIP ?? turn.maxStreamConnectionsPerSource
+        if let seconds = settings.turnIdleTimeout { turn.streamIdleTimeout = .milliseconds(Int64((seconds * 1000).rounded())) }
         if let level = settings.logLevel {
             guard let parsed = Logger.Level(rawValue: level) else {
                 throw NodeConfigurationError(key: "log-level", reason: "'\(level)' is not one of trace, debug, info, notice, warning, error, critical")

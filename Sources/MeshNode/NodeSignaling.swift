@@ -51,7 +51,7 @@ struct NodeSignaling: Sendable {
             NodeLink(url: $0, hub: hub, identity: identity, nodeAddress: address, logger: logger)
         }
         logger.info("signaling ready", metadata: ["node": "\(address)", "node-key": "\(identity.publicKeyBase64)", "links": "\(links.count)"])
-        return NodeSignaling(hub: hub, store: store, endpoint: SignalingEndpoint(hub: hub, limit: ConnectionLimit(maximum: configuration.signaling.maxConnections)),
+        return NodeSignaling(hub: hub, store: store, endpoint: SignalingEndpoint(hub: hub, limit: turn.configuration.connectionBudget ?? ConnectionLimit(maximum: configuration.signaling.maxConnections)),
                              links: links, mesh: mesh)
     }
 

@@ -43,6 +43,15 @@ public struct TURNRESTCredentials: Sendable, Hashable {
         let head = username.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
         return Int(head)
     }
+
+    /// The identity a REST username stands for: the `ID` of `EXPIRY:ID` (empty for a bare
+    /// `EXPIRY`), nil when the username does not start with an expiry. Each login gets a fresh
+    /// username, but the identity stays the same: quotas are counted by it.
+    public static func identity(ofUsername username: String) -> String? {
+        let parts = username.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let head = parts.first, Int(head) != nil else { return nil }
+        return parts.count == 2 ? String(parts[1]) : ""
+    }
 }
 
 /// Stateless nonces (RFC 8489 §9.2: the server chooses the nonce and decides when it expires):

@@ -17,6 +17,8 @@ final class Allocation {
 
     let tuple: FiveTuple
     let username: String
+    /// Whom the allocation counts against in the quota (``TURNShared/Credential/identity``).
+    let identity: String
     let key: [UInt8]
     let client: ClientLink
     let relayAddress: SocketAddress
@@ -38,11 +40,12 @@ final class Allocation {
     var peerConnections: [SocketAddress: UInt32] = [:]
     var peerChannels: [ObjectIdentifier: Channel] = [:]
 
-    init(tuple: FiveTuple, username: String, key: [UInt8], client: ClientLink, relayAddress: SocketAddress,
+    init(tuple: FiveTuple, username: String, identity: String, key: [UInt8], client: ClientLink, relayAddress: SocketAddress,
          relayPort: Int, isTCP: Bool, relayChannel: Channel, transactionID: STUNTransactionID, expiry: NIODeadline,
          bitsPerSecond: Int?) {
         self.tuple = tuple
         self.username = username
+        self.identity = identity
         self.key = key
         self.client = client
         self.relayAddress = relayAddress

@@ -13,6 +13,8 @@ import STUN
 /// its request; the pool and the quota it gives back to are shared between loops and locked.
 struct AllocationReservation: ~Copyable {
     let username: String
+    /// Whom the quota counts the allocation for (``TURNShared/Credential/identity``).
+    let identity: String
     private let quota: AllocationQuota
     private let ports: RelayPortPool
     /// The relay port, once taken from the pool or claimed with a RESERVATION-TOKEN.
@@ -22,8 +24,9 @@ struct AllocationReservation: ~Copyable {
     private var countsInQuota = false
     private var committed = false
 
-    init(username: String, quota: AllocationQuota, ports: RelayPortPool) {
+    init(username: String, identity: String? = nil, quota: AllocationQuota, ports: RelayPortPool) {
         self.username = username
+        self.identity = identity ?? username
         self.quota = quota
         self.ports = ports
     }
@@ -32,7 +35,7 @@ struct AllocationReservation: ~Copyable {
     /// exceed instead (RFC 8656 §7.2: 486 Allocation Quota Reached).
     mutating func acquireQuota() -> String? {
         precondition(!countsInQuota, "the quota is acquired once")
-        if let refusal = quota.acquire(user: username) { return refusal }
+        if let refusal = quota.acquire(user: identity) { return refusal }
         countsInQuota = true
         return nil
     }
@@ -81,6 +84,6 @@ struct AllocationReservation: ~Copyable {
         guard !committed else { return }
         if let port { ports.release(port) }
         if let reservationToken { ports.expire(token: reservationToken) }
-        if countsInQuota { quota.release(user: username) }
+        if countsInQuota { quota.release(user: identity) }
     }
 }

@@ -1,3 +1,4 @@
+import MeshCore
 import Synchronization
 
 /// The relay ports an operator gave the server (`--relay-ports`), handed out in random order
@@ -65,7 +66,13 @@ public final class RelayPortPool: Sendable {
     }
 }
 
-/// Per-user and total allocation counts (RFC 8656 §7.2: 486 Allocation Quota Reached).
+/// Per-user and total allocation counts (RFC 8656 §7.2: 486 Allocation Quota Reached), and the
+/// relay socket of each allocation as a slot of the node's connection budget.
+///
+/// Users are counted by identity (``TURNShared/Credential/identity``), not by username: the
+/// TURN REST username `EXPIRY:ID` changes at every login, and counted by username each login
+/// brought a fresh quota. The table holds only users with an allocation, so it never has more
+/// than ``totalLimit`` entries.
 public final class AllocationQuota: Sendable {
     private struct State {
         var total = 0
@@ -75,17 +82,23 @@ public final class AllocationQuota: Sendable {
     private let state = Mutex(State())
     public let userLimit: Int
     public let totalLimit: Int
+    /// Each allocation's relay socket is a file descriptor: it takes a slot of this budget.
+    let budget: ConnectionBudget?
 
-    public init(userLimit: Int, totalLimit: Int) {
+    public init(userLimit: Int, totalLimit: Int, budget: ConnectionBudget? = nil) {
         self.userLimit = userLimit
         self.totalLimit = totalLimit
+        self.budget = budget
     }
 
-    /// Counts one allocation for `user`, or says which limit it would exceed.
+    /// Counts one allocation for `user` (an identity), or says which limit it would exceed.
     public func acquire(user: String) -> String? {
         state.withLock { s in
             if s.total >= totalLimit { return "the server holds its maximum of \(totalLimit) allocations" }
             if s.perUser[user, default: 0] >= userLimit { return "user \(user) holds its maximum of \(userLimit) allocations" }
+            if let budget, !budget.acquire() {
+                return "the node holds its maximum of \(budget.maximum) connections and relay sockets (max-connections)"
+            }
             s.total += 1
             s.perUser[user, default: 0] += 1
             return nil
@@ -94,9 +107,10 @@ public final class AllocationQuota: Sendable {
 
     public func release(user: String) {
         state.withLock { s in
-            s.total = max(0, s.total - 1)
-            let left = s.perUser[user, default: 1] - 1
-            s.perUser[user] = left > 0 ? left : nil
+            guard let held = s.perUser[user] else { return }
+            s.perUser[user] = held > 1 ? held - 1 : nil
+            s.total -= 1
+            budget?.release()
         }
     }
 

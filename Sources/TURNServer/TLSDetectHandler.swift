@@ -14,11 +14,13 @@ final class TLSDetectHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let tls: NIOSSLContext
     private let loop: NIOLoopBound<TURNLoop>
+    private let opened: NIODeadline
     private var silenceTimer: Scheduled<Void>?
 
-    init(tls: NIOSSLContext, loop: NIOLoopBound<TURNLoop>) {
+    init(tls: NIOSSLContext, loop: NIOLoopBound<TURNLoop>, opened: NIODeadline = .now()) {
         self.tls = tls
         self.loop = loop
+        self.opened = opened
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -28,7 +30,7 @@ final class TLSDetectHandler: ChannelInboundHandler, RemovableChannelHandler {
         let pipeline = context.pipeline.syncOperations
         do {
             let isTLS = first == Self.handshakeRecord
-            let stream = TURNStreamHandler(loop: loop, transport: isTLS ? .tls : .tcp)
+            let stream = TURNStreamHandler(loop: loop, transport: isTLS ? .tls : .tcp, opened: opened)
             try pipeline.addHandler(stream, position: .after(self))
             if isTLS { try pipeline.addHandler(NIOSSLServerHandler(context: tls), position: .after(self)) }
             // The new handlers missed channelActive: replay it, then the bytes.
@@ -42,9 +44,13 @@ final class TLSDetectHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         // Held back until the first bytes show which handlers follow; a connection that sends
-        // nothing is closed like one that never completes a frame.
+        // nothing is closed when the idle timeout that the stream handler would apply runs out.
         let channel = context.channel
-        silenceTimer = context.eventLoop.scheduleTask(in: TURNStreamHandler.firstFrameTimeout) { channel.close(promise: nil) }
+        let metrics = loop.value.shared.metrics
+        silenceTimer = context.eventLoop.scheduleTask(deadline: opened + loop.value.config.streamIdleTimeout) {
+            metrics.idleConnectionsClosed.increment()
+            channel.close(promise: nil)
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {

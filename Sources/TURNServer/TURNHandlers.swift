@@ -52,41 +52,76 @@ final class RelayHandler: ChannelInboundHandler {
 
 /// A client's TCP or TLS connection: cuts the stream into STUN and ChannelData frames
 /// (RFC 8656 §12.5), or after an RFC 6062 ConnectionBind copies raw bytes to the peer.
+///
+/// A connection that holds no allocation is closed ``TURNServerConfiguration/streamIdleTimeout``
+/// after it opened or after its allocation ended, whatever it sends: Bindings or a trickle of
+/// bytes do not keep it (each connection holds a file descriptor). An allocation keeps it as
+/// long as the allocation lives; an RFC 6062 data connection lives as long as its peer.
 final class TURNStreamHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
     /// Frames larger than this cannot be STUN or ChannelData; a buffer this full means abuse.
     static let maximumBuffered = 128 * 1024
-    /// A connection that has not sent one whole frame by then is closed (slow or idle
-    /// connections must not pile up: each holds a file descriptor).
-    static let firstFrameTimeout = TimeAmount.seconds(30)
 
     private let loop: NIOLoopBound<TURNLoop>
     private let transport: ClientTransport
+    /// When the TCP connection was accepted (before TLS detection): the idle timeout counts
+    /// from here, not from the handshake.
+    private let opened: NIODeadline
     private var framer = STUNStreamFramer()
     private var buffered: ByteBuffer?
     private var tuple: FiveTuple?
     private var spliced: Channel?
-    private var framesSeen = 0
-    private var firstFrameTimer: Scheduled<Void>?
+    private var idleTimer: Scheduled<Void>?
 
-    init(loop: NIOLoopBound<TURNLoop>, transport: ClientTransport) {
+    init(loop: NIOLoopBound<TURNLoop>, transport: ClientTransport, opened: NIODeadline = .now()) {
         self.loop = loop
         self.transport = transport
+        self.opened = opened
     }
 
     func channelActive(context: ChannelHandlerContext) {
         if let client = context.channel.remoteAddress, let server = context.channel.localAddress {
             tuple = FiveTuple(client: client, server: server, transport: transport)
         }
-        let channel = context.channel
-        firstFrameTimer = context.eventLoop.scheduleTask(in: Self.firstFrameTimeout) { channel.close(promise: nil) }
+        startIdleTimer(channel: context.channel, deadline: opened + loop.value.config.streamIdleTimeout)
         context.fireChannelActive()
+    }
+
+    /// The connection's allocation was deleted while the connection stays open: it gets the
+    /// idle timeout again to allocate anew, then it is closed.
+    func allocationEnded(channel: Channel) {
+        startIdleTimer(channel: channel, deadline: .now() + loop.value.config.streamIdleTimeout)
+    }
+
+    private func startIdleTimer(channel: Channel, deadline: NIODeadline) {
+        idleTimer?.cancel()
+        let bound = NIOLoopBound(self, eventLoop: channel.eventLoop)
+        idleTimer = channel.eventLoop.scheduleTask(deadline: deadline) { bound.value.idleTimerFired(channel: channel) }
+    }
+
+    /// Closes the connection unless an allocation or a spliced peer keeps it. An Allocate still
+    /// binding its relay socket gets another timeout: if it fails, nothing else would close it.
+    private func idleTimerFired(channel: Channel) {
+        idleTimer = nil
+        guard spliced == nil else { return }
+        let turn = loop.value
+        if let tuple {
+            if turn.allocations[tuple] != nil { return }
+            if turn.pending.contains(tuple) {
+                startIdleTimer(channel: channel, deadline: .now() + turn.config.streamIdleTimeout)
+                return
+            }
+        }
+        turn.shared.metrics.idleConnectionsClosed.increment()
+        channel.close(promise: nil)
     }
 
     /// RFC 6062 §5.4: from now on this connection carries the peer's bytes, unframed.
     func splice(to peer: Channel) {
         spliced = peer
+        idleTimer?.cancel()
+        idleTimer = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -104,8 +139,6 @@ final class TURNStreamHandler: ChannelInboundHandler {
         let link = ClientLink.stream(context.channel)
         do {
             while spliced == nil, let frame = try framer.next(from: &buffered!) {
-                framesSeen += 1
-                if framesSeen == 1 { firstFrameTimer?.cancel() }
                 switch frame {
                 case .stun(let message), .channelData(let message):
                     loop.value.receive(message, from: link, tuple: tuple)
@@ -134,7 +167,7 @@ final class TURNStreamHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        firstFrameTimer?.cancel()
+        idleTimer?.cancel()
         spliced?.close(promise: nil)
         if let tuple { loop.value.clientClosed(tuple) }
         context.fireChannelInactive()

@@ -7,26 +7,39 @@ import STUN
 /// RFC 8656 §7–§12.
 extension TURNLoop {
     /// What answers a request: the response bytes go back over the link they came in on.
-    /// Responses always carry FINGERPRINT: clients that multiplex STUN with media (libnice,
-    /// browsers) use it to tell STUN apart (RFC 8489 §14.7).
+    ///
+    /// Strangers over UDP (requests not authenticated: Bindings, challenges, refusals before the
+    /// credentials check out) get as few bytes as the protocol allows: their source address can
+    /// be forged, so every byte more than the request is a byte of reflection towards a victim
+    /// (the review measured a 20-byte Allocate answered with 92 bytes, ×4.6). They get ERROR-CODE
+    /// with an empty reason phrase (RFC 8489 §14.8: the phrase is for diagnostics; the code is
+    /// what a client acts on), and FINGERPRINT only when the request carried one: a client that
+    /// multiplexes STUN with media and tells it apart by FINGERPRINT (libnice, browsers;
+    /// RFC 8489 §14.7) sends one itself. A 20-byte Allocate now gets a 68-byte 401, a 20-byte
+    /// Binding a 32-byte answer (was 40). Over TCP and TLS the handshake proves the address, and
+    /// authenticated users are known: both get reason phrases and FINGERPRINT always.
     struct Reply {
         var link: ClientLink
         var request: STUNMessage
         var key: [UInt8]?
 
+        /// Whether the answer goes to a UDP address whose credentials have not checked out.
+        var toStranger: Bool { key == nil && !link.isStream }
+        private var fingerprint: Bool { !toStranger || request.hasFingerprint }
+
         func success(_ build: (inout STUNMessage) -> Void = { _ in }) -> ByteBuffer {
             var response = STUNMessage(type: STUNMessageType(request.type.method, .successResponse),
                                        transactionID: request.transactionID)
             build(&response)
-            return response.encode(integrity: key, fingerprint: true, allocator: link.channel.allocator)
+            return response.encode(integrity: key, fingerprint: fingerprint, allocator: link.channel.allocator)
         }
 
         func error(_ code: STUNErrorCode, _ reason: String? = nil, build: (inout STUNMessage) -> Void = { _ in }) -> ByteBuffer {
             var response = STUNMessage(type: STUNMessageType(request.type.method, .errorResponse),
                                        transactionID: request.transactionID)
-            response.appendErrorCode(code, reason: reason)
+            response.appendErrorCode(code, reason: toStranger ? "" : reason)
             build(&response)
-            return response.encode(integrity: key, fingerprint: true, allocator: link.channel.allocator)
+            return response.encode(integrity: key, fingerprint: fingerprint, allocator: link.channel.allocator)
         }
 
         func send(_ bytes: ByteBuffer) { link.send(bytes, flush: true) }
@@ -45,7 +58,7 @@ extension TURNLoop {
             reply.send(reply.error(.badRequest, "method \(request.type.method) is not a request this server handles"))
             return
         }
-        guard let (username, key) = authenticate(reply) else { return }
+        guard let (username, key, identity) = authenticate(reply) else { return }
         reply.key = key
         let unknown = request.unknownComprehensionRequired
         guard unknown.isEmpty else {
@@ -53,7 +66,7 @@ extension TURNLoop {
             return
         }
         switch request.type.method {
-        case .allocate: handleAllocate(reply, tuple: tuple, username: username)
+        case .allocate: handleAllocate(reply, tuple: tuple, username: username, identity: identity)
         case .refresh: handleRefresh(reply, tuple: tuple, username: username)
         case .createPermission: handleCreatePermission(reply, tuple: tuple, username: username)
         case .channelBind: handleChannelBind(reply, tuple: tuple, username: username)
@@ -66,8 +79,9 @@ extension TURNLoop {
     // MARK: Authentication
 
     /// RFC 8489 §9.2.4: long-term credential checks. Sends the challenge or error itself and
-    /// returns nil, or returns the user and the key to sign the response with.
-    private func authenticate(_ reply: Reply) -> (String, [UInt8])? {
+    /// returns nil, or returns the user, the key to sign the response with and the identity the
+    /// user's allocations count under (``TURNShared/Credential``).
+    private func authenticate(_ reply: Reply) -> (String, [UInt8], String)? {
         let request = reply.request
         let realm = config.realm
         let challenge: (inout STUNMessage) -> Void = { [shared] in
@@ -93,7 +107,7 @@ extension TURNLoop {
             reply.send(reply.error(.staleNonce, build: challenge))
             return nil
         }
-        guard let username, request.realm == realm, let password = shared.password(for: username) else {
+        guard let username, request.realm == realm, let credential = shared.credential(for: username) else {
             shared.metrics.authFailures.increment()
             logger.notice("authentication failed", metadata: ["user": "\(username ?? "?")", "reason": "unknown or expired user"])
             reply.send(reply.error(.unauthenticated, build: challenge))
@@ -102,15 +116,15 @@ extension TURNLoop {
         // RFC 8489 §14.12: PASSWORD-ALGORITHM SHA-256 asks for the SHA-256 key.
         let sha256Key = ((try? request.passwordAlgorithm()) ?? nil)?.number == STUNPasswordAlgorithm.sha256.number
         let key = sha256Key
-            ? LongTermCredentials.keySHA256(username: username, realm: realm, password: password)
-            : LongTermCredentials.key(username: username, realm: realm, password: password)
+            ? LongTermCredentials.keySHA256(username: username, realm: realm, password: credential.password)
+            : LongTermCredentials.key(username: username, realm: realm, password: credential.password)
         guard request.verifyIntegrity(key: key) else {
             shared.metrics.authFailures.increment()
             logger.notice("authentication failed", metadata: ["user": "\(username)", "reason": "bad MESSAGE-INTEGRITY"])
             reply.send(reply.error(.unauthenticated, build: challenge))
             return nil
         }
-        return (username, key)
+        return (username, key, credential.identity)
     }
 
     // MARK: Binding (RFC 8489 §6.3.1)
@@ -193,7 +207,7 @@ extension TURNLoop {
     /// Checks the request, reserves a place in the quota and a relay port, then binds the relay
     /// socket. The reservation gives back what it holds on every refusal below and on a failed
     /// bind; only a created allocation commits it.
-    private func handleAllocate(_ reply: Reply, tuple: FiveTuple, username: String) {
+    private func handleAllocate(_ reply: Reply, tuple: FiveTuple, username: String, identity: String) {
         if let existing = allocations[tuple] {
             answerRepeatedAllocate(reply, existing: existing)
             return
@@ -201,7 +215,7 @@ extension TURNLoop {
         // A retransmission that arrives while the relay socket binds is dropped: the answer to
         // the first request is on its way.
         guard !pending.contains(tuple), var request = checkAllocate(reply) else { return }
-        var reservation = AllocationReservation(username: username, quota: shared.quota, ports: shared.ports)
+        var reservation = AllocationReservation(username: username, identity: identity, quota: shared.quota, ports: shared.ports)
         if let token = request.reservationToken {
             guard let family = reservation.claim(token: token) else {
                 reply.send(reply.error(.badRequest, "unknown or expired RESERVATION-TOKEN"))
@@ -216,7 +230,7 @@ extension TURNLoop {
         }
         if let why = reservation.acquireQuota() {
             shared.metrics.refused("quota")
-            logger.notice("allocation refused", metadata: ["user": "\(username)", "reason": "\(why)"])
+            logger.notice("allocation refused", metadata: ["user": "\(username)", "identity": "\(identity)", "reason": "\(why)"])
             reply.send(reply.error(.allocationQuotaReached, why))
             return
         }
@@ -331,6 +345,7 @@ extension TURNLoop {
             return
         }
         let username = reservation.username
+        let identity = reservation.identity
         let (port, reservationToken) = reservation.commit()
         if let reservationToken {
             let ports = shared.ports
@@ -339,7 +354,7 @@ extension TURNLoop {
         let relayAddress = ip.socketAddress(port: port)
         let lifetime = lifetime(requested: request.lifetime)
         let allocation = Allocation(
-            tuple: tuple, username: username, key: reply.key ?? [], client: reply.link, relayAddress: relayAddress,
+            tuple: tuple, username: username, identity: identity, key: reply.key ?? [], client: reply.link, relayAddress: relayAddress,
             relayPort: port, isTCP: request.transport == .tcp, relayChannel: relayChannel, transactionID: reply.request.transactionID,
             expiry: .now(), bitsPerSecond: config.maxBitsPerSecond)
         allocations[tuple] = allocation
@@ -440,7 +455,7 @@ extension TURNLoop {
             reply.send(reply.error(.peerAddressFamilyMismatch, "peer \(ip) is not of the relayed address's family"))
             return nil
         }
-        if let why = config.peerPolicy.refusal(for: ip) {
+        if let why = config.peerPolicy.refusal(for: ip) ?? shared.ownAddressRefusal(peer) {
             shared.metrics.refused("forbidden_peer")
             logger.notice("peer refused", metadata: ["user": "\(allocation.username)", "reason": "\(why)"])
             reply.send(reply.error(.forbidden, why))

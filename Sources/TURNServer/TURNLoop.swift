@@ -113,6 +113,13 @@ final class TURNLoop {
             tally.droppedNoPermission += 1
             return
         }
+        // A permission is for an IP, every port (RFC 8656 §9): on the server's own IP only
+        // some ports may be relayed to, so the port is checked per packet. Channels were
+        // checked when bound.
+        guard shared.ownAddressRefusal(peer) == nil else {
+            tally.droppedForbiddenPeer += 1
+            return
+        }
         sendToPeer(data, peer: peer, allocation: allocation)
     }
 
@@ -175,8 +182,13 @@ final class TURNLoop {
         allocation.relayChannel.close(promise: nil)
         for channel in allocation.peerChannels.values { channel.close(promise: nil) }
         shared.ports.release(allocation.relayPort)
-        shared.quota.release(user: allocation.username)
+        shared.quota.release(user: allocation.identity)
         shared.metrics.allocationsActive.record(shared.quota.total)
+        // A TCP or TLS connection outlives its allocation only by the idle timeout.
+        if case .stream(let channel) = allocation.client, channel.isActive,
+           let handler = try? channel.pipeline.syncOperations.handler(type: TURNStreamHandler.self) {
+            handler.allocationEnded(channel: channel)
+        }
         logger.info("allocation deleted", metadata: [
             "client": "\(allocation.tuple.client)", "relay": "\(allocation.relayAddress)", "reason": "\(reason)",
         ])

@@ -13,11 +13,17 @@ struct TURNMetrics: Sendable {
     let bytesToClient = Counter(label: "meshnode_turn_relayed_bytes_total", dimensions: [("direction", "to_client")])
     let droppedOverBandwidth = Counter(label: "meshnode_turn_dropped_packets_total", dimensions: [("reason", "bandwidth")])
     let droppedNoPermission = Counter(label: "meshnode_turn_dropped_packets_total", dimensions: [("reason", "no_permission")])
+    let droppedForbiddenPeer = Counter(label: "meshnode_turn_dropped_packets_total", dimensions: [("reason", "forbidden_peer")])
     let authFailures = Counter(label: "meshnode_turn_auth_failures_total")
     let bindingRequests = Counter(label: "meshnode_stun_binding_requests_total")
     let malformed = Counter(label: "meshnode_turn_malformed_total")
+    /// TCP and TLS connections open now.
+    let streamConnections = Gauge(label: "meshnode_turn_connections_active")
+    /// TCP and TLS connections closed because they held no allocation for the idle timeout.
+    let idleConnectionsClosed = Counter(label: "meshnode_turn_idle_connections_closed_total")
 
-    /// A refusal by reason: forbidden_peer, quota, wrong_transport, stale_nonce, mismatch, …
+    /// A refusal by reason: forbidden_peer, quota, wrong_transport, stale_nonce, mismatch,
+    /// connections, connections_per_source, connection_budget, …
     func refused(_ reason: String) {
         Counter(label: "meshnode_turn_refusals_total", dimensions: [("reason", reason)]).increment()
     }
@@ -31,12 +37,14 @@ struct RelayTally {
     var bytesToClient = 0
     var droppedOverBandwidth = 0
     var droppedNoPermission = 0
+    var droppedForbiddenPeer = 0
 
     mutating func flush(into metrics: TURNMetrics) {
         if packetsToPeer > 0 { metrics.packetsToPeer.increment(by: packetsToPeer); metrics.bytesToPeer.increment(by: bytesToPeer) }
         if packetsToClient > 0 { metrics.packetsToClient.increment(by: packetsToClient); metrics.bytesToClient.increment(by: bytesToClient) }
         if droppedOverBandwidth > 0 { metrics.droppedOverBandwidth.increment(by: droppedOverBandwidth) }
         if droppedNoPermission > 0 { metrics.droppedNoPermission.increment(by: droppedNoPermission) }
+        if droppedForbiddenPeer > 0 { metrics.droppedForbiddenPeer.increment(by: droppedForbiddenPeer) }
         self = RelayTally()
     }
 }

@@ -93,6 +93,7 @@ public final class TURNServer: Sendable {
                 if attempt == attempts { throw error }
             }
         }
+        shared.listenerPorts.withLock { $0 = Set(listeners.compactMap(\.address.port)) }
         logger.info("STUN/TURN listening", metadata: [
             "listeners": "\(listeners.map(\.description).joined(separator: " "))",
             "relay": "\([relay4, relay6].compactMap { $0?.description }.joined(separator: " "))",
@@ -112,10 +113,10 @@ public final class TURNServer: Sendable {
                 // RFC 5780 §4.1: a second UDP port on every address lets CHANGE-REQUEST change port.
                 _ = try await bindUDP(host: host, port: TURNShared.otherPort(port), loops: loops, shared: shared)
             }
-            let tcp = try await bind { try await self.streamBootstrap(tls: nil, v6only: wildcardV6).bind(host: host, port: port).get() }
+            let tcp = try await bind { try await self.streamBootstrap(tls: nil, v6only: wildcardV6, shared: shared).bind(host: host, port: port).get() }
             record(tcp, .tcp)
             if let tls {
-                let channel = try await bind { try await self.streamBootstrap(tls: tls, v6only: wildcardV6).bind(host: host, port: tlsPort).get() }
+                let channel = try await bind { try await self.streamBootstrap(tls: tls, v6only: wildcardV6, shared: shared).bind(host: host, port: tlsPort).get() }
                 tlsPort = channel.localAddress?.port ?? tlsPort
                 record(channel, .tls)
             }
@@ -173,24 +174,54 @@ public final class TURNServer: Sendable {
         }
     }
 
-    private func streamBootstrap(tls: NIOSSLContext?, v6only: Bool) -> ServerBootstrap {
+    private func streamBootstrap(tls: NIOSSLContext?, v6only: Bool, shared: TURNShared) -> ServerBootstrap {
         let loops = state.withLock { $0.loops }
         var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                // Over a cap the connection is closed before it reads a byte: there is no
+                // request yet to answer with an error code (the refusal is counted and logged).
+                guard Self.admit(channel, shared: shared) else {
+                    return channel.eventLoop.makeFailedFuture(ChannelError.inputClosed)
+                }
+                return channel.eventLoop.makeCompletedFuture {
                     let loop = loops[ObjectIdentifier(channel.eventLoop)]!
+                    let opened = NIODeadline.now()
                     if let tls {
-                        try channel.pipeline.syncOperations.addHandler(TLSDetectHandler(tls: tls, loop: loop))
+                        try channel.pipeline.syncOperations.addHandler(TLSDetectHandler(tls: tls, loop: loop, opened: opened))
                     } else {
-                        try channel.pipeline.syncOperations.addHandler(TURNStreamHandler(loop: loop, transport: .tcp))
+                        try channel.pipeline.syncOperations.addHandler(TURNStreamHandler(loop: loop, transport: .tcp, opened: opened))
                     }
                 }
             }
         if v6only { bootstrap = bootstrap.serverChannelOption(.ipv6Only, value: 1) }
         return bootstrap
+    }
+
+    /// Takes a place for an accepted TCP or TLS connection (``StreamConnectionGate``), given
+    /// back when it closes; false when a cap refuses it.
+    private static func admit(_ channel: Channel, shared: TURNShared) -> Bool {
+        let gate = shared.streamGate
+        switch gate.admit(channel.remoteAddress) {
+        case .failure(let refusal):
+            shared.metrics.refused(refusal.metric)
+            // Debug only: a flood of connections must not become a flood of log lines; the
+            // refusals counter shows it.
+            shared.logger.debug("TCP/TLS connection refused", metadata: [
+                "client": "\(channel.remoteAddress.map { "\($0)" } ?? "?")", "reason": "\(refusal.reason)",
+            ])
+            return false
+        case .success(let source):
+            let metrics = shared.metrics
+            metrics.streamConnections.record(gate.current)
+            channel.closeFuture.whenComplete { _ in
+                gate.release(source)
+                metrics.streamConnections.record(gate.current)
+            }
+            return true
+        }
     }
 
     /// Closes the listeners, deletes every allocation and stops the event loops.

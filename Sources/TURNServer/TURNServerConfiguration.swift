@@ -1,3 +1,4 @@
+public import MeshCore
 import NIOCore
 
 /// Everything a STUN/TURN server needs to know; `meshnode serve` fills it from flags and the
@@ -29,6 +30,24 @@ public struct TURNServerConfiguration: Sendable {
     public var userQuota: Int = 10
     /// Maximum allocations the server holds at once (486).
     public var totalQuota: Int = 10_000
+    /// TCP and TLS connections held at once (RFC 8656 §3.1: each is a file descriptor for as
+    /// long as it is open); more are closed as soon as they are accepted.
+    public var maxStreamConnections: Int = 4_096
+    /// TCP and TLS connections held at once from one source, an IPv4 address or an IPv6 /64.
+    /// Large enough for an office behind one NAT whose browsers fall back to TURN over TCP and
+    /// TLS (two connections per browser and TURN server), small enough that one host cannot
+    /// take ``maxStreamConnections``.
+    public var maxStreamConnectionsPerSource: Int = 100
+    /// A TCP or TLS connection that holds no allocation is closed this long after it opened, or
+    /// after its allocation ended, whatever it sends meanwhile: a TURN client allocates within
+    /// a few round trips (RFC 8656 §7.1), and Bindings must not keep a connection. A connection
+    /// with an allocation lives as long as the allocation (RFC 8656 §3.1), and an RFC 6062 data
+    /// connection as long as its peer connection.
+    public var streamIdleTimeout: TimeAmount = .seconds(20)
+    /// The node's connection budget, shared with the signaling server's WebSocket connections:
+    /// every TCP and TLS connection and every relay socket takes a slot. Nil: the server has a
+    /// budget of its own, ``ConnectionBudget/defaultMaximum(openFileLimit:)``.
+    public var connectionBudget: ConnectionBudget?
     /// Relayed bits per second per allocation and direction; nil is unlimited.
     public var maxBitsPerSecond: Int?
     /// How long a nonce stays valid before a request earns 438 Stale Nonce.

@@ -1,6 +1,8 @@
 import Foundation
 import Logging
+import MeshCore
 import NIOCore
+import NIOPosix
 import Synchronization
 import STUN
 
@@ -10,12 +12,20 @@ final class TURNShared: Sendable {
     let config: TURNServerConfiguration
     let nonces: NonceIssuer
     let quota: AllocationQuota
+    /// The node's connection budget (``TURNServerConfiguration/connectionBudget``).
+    let budget: ConnectionBudget
+    /// Caps on TCP and TLS connections, counted in ``budget``.
+    let streamGate: StreamConnectionGate
     let ports: RelayPortPool
     let metrics = TURNMetrics()
     let logger: Logger
     let relayIPv4: IPAddress?
     let relayIPv6: IPAddress?
     let pendingConnections = Mutex<[UInt32: PendingPeerConnection]>([:])
+    /// The server's own addresses, which no allocation relays to: the IPs are known from the
+    /// configuration, the listener ports once the listeners are bound (port 0 picks).
+    let ownIPs: Set<IPAddress>
+    let listenerPorts = Mutex<Set<Int>>([])
     /// USERHASH → static user, computed once (RFC 8489 §14.4) instead of per request.
     private let usersByHash: [[UInt8]: String]
     /// UDP listeners by local address, for answering RFC 5780 CHANGE-REQUESTs from another
@@ -25,24 +35,68 @@ final class TURNShared: Sendable {
     init(config: TURNServerConfiguration, relayIPv4: IPAddress?, relayIPv6: IPAddress?, logger: Logger) {
         self.config = config
         self.nonces = NonceIssuer(lifetime: config.nonceLifetime)
-        self.quota = AllocationQuota(userLimit: config.userQuota, totalLimit: config.totalQuota)
+        let budget = config.connectionBudget ?? ConnectionBudget(maximum: ConnectionBudget.defaultMaximum())
+        self.budget = budget
+        self.quota = AllocationQuota(userLimit: config.userQuota, totalLimit: config.totalQuota, budget: budget)
+        self.streamGate = StreamConnectionGate(maximum: config.maxStreamConnections,
+                                               maximumPerSource: config.maxStreamConnectionsPerSource, budget: budget)
         self.ports = RelayPortPool(range: config.relayPorts)
         self.relayIPv4 = relayIPv4
         self.relayIPv6 = relayIPv6
+        self.ownIPs = Self.ownIPs(config: config, relays: [relayIPv4, relayIPv6].compactMap { $0 })
         self.logger = logger
         self.usersByHash = Dictionary(config.users.keys.map { (LongTermCredentials.userhash(username: $0, realm: config.realm), $0) },
                                       uniquingKeysWith: { first, _ in first })
     }
 
-    /// The password of a user: a static user, or a TURN REST username that has not expired.
-    func password(for username: String, now: Date = Date()) -> String? {
-        if let password = config.users[username] { return password }
-        if let resolver = config.credentialResolver, let password = resolver(username) { return password }
+    /// What a username proves once its password checks out: the password, and the identity
+    /// quotas count it under.
+    struct Credential {
+        var password: String
+        /// A static user's name; for the time-limited `EXPIRY:ID` forms (TURN REST and the
+        /// mesh's credentials) the `ID` part, which stays the same from one login to the next:
+        /// a fresh username must not bring a fresh quota.
+        var identity: String
+    }
+
+    /// The credential of a user: a static user, a resolver's (mesh) username, or a TURN REST
+    /// username that has not expired.
+    func credential(for username: String, now: Date = Date()) -> Credential? {
+        if let password = config.users[username] { return Credential(password: password, identity: username) }
+        if let resolver = config.credentialResolver, let password = resolver(username) {
+            return Credential(password: password, identity: TURNRESTCredentials.identity(ofUsername: username) ?? username)
+        }
         if let secret = config.restSecret, let expiry = TURNRESTCredentials.expiry(ofUsername: username),
-           expiry > Int(now.timeIntervalSince1970) {
-            return TURNRESTCredentials.password(secret: secret, username: username)
+           expiry > Int(now.timeIntervalSince1970), let identity = TURNRESTCredentials.identity(ofUsername: username) {
+            return Credential(password: TURNRESTCredentials.password(secret: secret, username: username), identity: identity)
         }
         return nil
+    }
+
+    /// The relay and bind addresses; a wildcard bind address stands for every address of the
+    /// machine's interfaces of its family.
+    static func ownIPs(config: TURNServerConfiguration, relays: [IPAddress]) -> Set<IPAddress> {
+        var ips = Set(relays)
+        let devices = (try? System.enumerateDevices()) ?? []
+        for host in config.bindAddresses {
+            guard let ip = IPAddress(string: host) else { continue }
+            if ip == .v4(0) || ip == .v6(0, 0) {
+                ips.formUnion(devices.compactMap { $0.address.flatMap(IPAddress.init) }.filter { $0.isIPv4 == ip.isIPv4 })
+            } else {
+                ips.insert(ip)
+            }
+        }
+        return ips
+    }
+
+    /// Why a peer is refused as one of the server's own addresses, or nil (cheap when the IP is
+    /// not one of them, as it almost always is: it runs for every Send indication).
+    func ownAddressRefusal(_ peer: SocketAddress) -> String? {
+        guard let ip = IPAddress(peer), let port = peer.port else { return nil }
+        let embedded = PeerAddressPolicy.embeddedIPv4(ip)
+        guard ownIPs.contains(ip) || embedded.map(ownIPs.contains) == true else { return nil }
+        let own = OwnAddresses(ips: ownIPs, listenerPorts: listenerPorts.withLock { $0 }, relayPorts: config.relayPorts)
+        return config.peerPolicy.ownAddressRefusal(ip: ip, port: port, own: own)
     }
 
     /// RFC 5780 §4.1: the address that differs from `local` in IP and port, from which a

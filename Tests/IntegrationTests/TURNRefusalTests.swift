@@ -21,7 +21,7 @@ struct TURNRefusalTests {
         let client = try TURNTestClient(port: server.udpPort)
         #expect(try client.allocate().isSuccess)
         for peer in ["127.0.0.1", "127.255.0.9", "10.1.2.3", "172.16.5.4", "172.31.255.1", "192.168.1.1", "100.64.0.1",
-                     "169.254.1.1", "224.0.0.1", "239.255.255.250", "0.0.0.0", "0.1.2.3", "255.255.255.255", "240.0.0.1"] {
+                     "169.254.1.1", "224.0.0.1", "239.255.255.250", "0.0.0.0", "0.1.2.3", "255.255.255.255", "240.0.0.1", "192.88.99.1"] {
             #expect(try client.createPermission(peer).code == 403, "CreatePermission to \(peer)")
         }
         #expect(try client.channelBind("127.0.0.1", port: 9).code == 403)
@@ -41,7 +41,7 @@ struct TURNRefusalTests {
         #expect(try allocation.xorAddress(.xorRelayedAddress)?.ipAddress == "::1")
         for peer in ["::1", "::", "fc00::1", "fd12:3456::1", "fe80::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
                      "::ffff:192.168.0.1", "::ffff:224.0.0.1", "::127.0.0.1", "::10.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::1",
-                     "2002:c0a8:101::"] {
+                     "2002:c0a8:101::", "64:ff9b:1::7f00:1", "64:ff9b:1::808:808", "2001::1", "100::1"] {
             #expect(try client.createPermission(peer).code == 403, "CreatePermission to \(peer)")
         }
         #expect(try client.createPermission("127.0.0.1").code == 443, "an IPv4 peer on an IPv6 relay")
