@@ -39,6 +39,8 @@ final class Allocation {
     /// RFC 6062: peer connections by peer address, and their channels to close with the allocation.
     var peerConnections: [SocketAddress: UInt32] = [:]
     var peerChannels: [ObjectIdentifier: Channel] = [:]
+    /// Connects under way (RFC 6062 §5.2), counted with ``peerChannels`` against the cap.
+    var connecting = 0
 
     init(tuple: FiveTuple, username: String, identity: String, key: [UInt8], client: ClientLink, relayAddress: SocketAddress,
          relayPort: Int, isTCP: Bool, relayChannel: Channel, transactionID: STUNTransactionID, expiry: NIODeadline,

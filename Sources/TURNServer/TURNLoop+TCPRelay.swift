@@ -10,6 +10,23 @@ extension TURNLoop {
     /// How long a Connect waits for the peer to accept before answering 447 (RFC 6062 §5.2
     /// leaves the time to the server).
     static let peerConnectTimeout = TimeAmount.seconds(10)
+    /// Peer connections one TCP allocation may hold at once, waiting or bound. RFC 6062 sets no
+    /// number; each is a file descriptor (a slot of the connection budget), and without a cap
+    /// a peer with a permission could open one from every port and hold each for 30 s.
+    static let maximumPeerConnections = 64
+
+    /// Takes a budget slot for a new peer connection of `allocation`; the reason when its cap or
+    /// the node's budget is reached. The slot goes back when the connection closes
+    /// (``registerPending(_:peer:allocation:)``) or, for a Connect that fails, at once.
+    private func admitPeerConnection(_ allocation: Allocation) -> String? {
+        if allocation.peerChannels.count + allocation.connecting >= Self.maximumPeerConnections {
+            return "the allocation holds its maximum of \(Self.maximumPeerConnections) peer connections"
+        }
+        guard shared.budget.acquire() else {
+            return "the node holds its maximum of \(shared.budget.maximum) connections (max-connections)"
+        }
+        return nil
+    }
 
     func handleConnect(_ reply: Reply, tuple: FiveTuple, username: String) {
         guard let allocation = ownedAllocation(reply, tuple: tuple, username: username) else { return }
@@ -33,7 +50,14 @@ extension TURNLoop {
             reply.send(reply.error(.connectionAlreadyExists, "a connection to \(peer) exists"))
             return
         }
+        if let why = admitPeerConnection(allocation) {
+            shared.metrics.refused("peer_connections")
+            reply.send(reply.error(.insufficientCapacity, why))
+            return
+        }
         allocation.peerConnections[peer] = 0
+        allocation.connecting += 1
+        let budget = shared.budget
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
         ClientBootstrap(group: eventLoop)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -49,18 +73,18 @@ extension TURNLoop {
             .connect(to: peer)
             .assumeIsolated()
             .whenComplete { [self] result in
-                guard allocations[tuple] === allocation else {
+                allocation.connecting -= 1
+                guard allocations[tuple] === allocation, case .success(let channel) = result else {
+                    budget.release()
                     if case .success(let channel) = result { channel.close(promise: nil) }
+                    if case .failure(let error) = result, allocations[tuple] === allocation {
+                        allocation.peerConnections[peer] = nil
+                        reply.send(reply.error(.connectionTimeoutOrFailure, "could not connect to \(peer): \(error)"))
+                    }
                     return
                 }
-                switch result {
-                case .failure(let error):
-                    allocation.peerConnections[peer] = nil
-                    reply.send(reply.error(.connectionTimeoutOrFailure, "could not connect to \(peer): \(error)"))
-                case .success(let channel):
-                    let id = registerPending(channel, peer: peer, allocation: allocation)
-                    reply.send(reply.success { $0.append(.connectionID, uint32: id) })
-                }
+                let id = registerPending(channel, peer: peer, allocation: allocation)
+                reply.send(reply.success { $0.append(.connectionID, uint32: id) })
             }
     }
 
@@ -73,6 +97,11 @@ extension TURNLoop {
             channel.close(promise: nil)
             return
         }
+        if admitPeerConnection(allocation) != nil {
+            shared.metrics.refused("peer_connections")
+            channel.close(promise: nil)
+            return
+        }
         let id = registerPending(channel, peer: peer, allocation: allocation)
         var indication = STUNMessage(type: STUNMessageType(.connectionAttempt, .indication))
         indication.append(.connectionID, uint32: id)
@@ -80,6 +109,8 @@ extension TURNLoop {
         allocation.client.send(indication.encode(), flush: true)
     }
 
+    /// Waits for the ConnectionBind of a peer connection that holds a budget slot; the slot is
+    /// given back when the connection closes.
     private func registerPending(_ channel: Channel, peer: SocketAddress, allocation: Allocation) -> UInt32 {
         let shared = self.shared
         var id: UInt32 = 0
@@ -95,7 +126,9 @@ extension TURNLoop {
         allocation.peerConnections[peer] = id
         allocation.peerChannels[ObjectIdentifier(channel)] = channel
         let bound = NIOLoopBound((allocation, peer, ObjectIdentifier(channel)), eventLoop: eventLoop)
+        let budget = shared.budget
         channel.closeFuture.whenComplete { _ in
+            budget.release()
             let (allocation, peer, key) = bound.value
             allocation.peerConnections[peer] = nil
             allocation.peerChannels[key] = nil

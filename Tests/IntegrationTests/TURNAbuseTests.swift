@@ -137,6 +137,35 @@ struct TURNAbuseTests {
         try await waitUntil("a WebSocket client to get its challenge") { try webSocketUpgrade(port: server.httpPort).opcode == 0x1 }
     }
 
+    @Test("a peer cannot hold more than 64 connections to one TCP allocation (RFC 6062); a freed place is usable again")
+    func peerConnectionCap() async throws {
+        let server = try await MeshNodeServer(Self.user + ["--allow-peer", "127.0.0.0/8"], bind: ["127.0.0.1"])
+        defer { server.stop() }
+        let client = try TURNTestClient(port: server.udpPort, stream: true)
+        let relay = try #require(try client.allocate(transport: .tcp).xorAddress(.xorRelayedAddress)?.port)
+        #expect(try client.createPermission("127.0.0.1").isSuccess)
+        // The peer opens connections to the relayed address; each waits for a ConnectionBind.
+        var peers: [TURNTestClient] = []
+        var attempts = 0
+        for _ in 0..<64 {
+            peers.append(try TURNTestClient(port: relay, stream: true))
+            if let indication = client.receiveRaw(timeout: 10),
+               try STUNMessage(parsing: indication).type == STUNMessageType(.connectionAttempt, .indication) { attempts += 1 }
+        }
+        #expect(attempts == 64)
+        let refused = try TURNTestClient(port: relay, stream: true)
+        #expect(refused.waitForClose(timeout: 10), "the 65th peer connection is closed at once")
+        #expect((try await server.metric(#"meshnode_turn_refusals_total{reason="peer_connections"}"#) ?? 0) >= 1)
+        // The peer drops one; the next connection is announced again.
+        peers.removeLast()
+        let announced = try await waitFor("a freed place") { () -> TURNTestClient? in
+            let peer = try TURNTestClient(port: relay, stream: true)
+            guard let indication = client.receiveRaw(timeout: 2) else { return nil }
+            return try STUNMessage(parsing: indication).type == STUNMessageType(.connectionAttempt, .indication) ? peer : nil
+        }
+        #expect(!announced.closedByServer)
+    }
+
     @Test("strangers over UDP get short answers: a 20-byte Allocate gets a 68-byte 401, a 20-byte Binding a 32-byte answer")
     func strangersGetShortAnswers() async throws {
         let server = try await MeshNodeServer(Self.user)
