@@ -1,0 +1,83 @@
+import Foundation
+import MeshNode
+import Signaling
+import Synchronization
+import Testing
+import TestSupport
+
+/// The CLI peer binds a call to its other party by address and key (issue 15, finding 1): real
+/// `Peer`s (the code behind `meshnode call` and `join`) in a real call through a real node,
+/// and mallory — a third logged-in user with her own key, signing correct payloads — playing
+/// the hijack.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct CallBindingTests {
+    static let options = CallOptions(videoSource: nil, audioSource: .tone(frequency: 440), localAddresses: ["127.0.0.1"])
+
+    func peer(_ node: MeshNodeServer, _ name: String, accept: Peer.AcceptPolicy) -> Peer {
+        let client = SignalingClient(url: node.signalingURL, name: name, identity: .generate(), requestTimeout: .seconds(20))
+        return Peer(client: client, options: Self.options, acceptPolicy: accept)
+    }
+
+    @Test("mallory's signed offer and hangup for alice's call with bob are refused by bob: no answer goes to her, the call stays up, alice's own hangup ends it")
+    func thirdPartyCannotHijackACall() async throws {
+        let node = try await MeshNodeServer([], bind: ["127.0.0.1"])
+        defer { node.stop() }
+        let bob = peer(node, "bob", accept: .auto)
+        let bobEvents = PeerEventLog(bob)
+        try await bob.connect()
+        let alice = peer(node, "alice", accept: .never)
+        try await alice.connect()
+        let mallory = SignalingClient(url: node.signalingURL, name: "mallory", identity: .generate(), requestTimeout: .seconds(20))
+        let malloryEvents = EventLog(mallory)
+        try await mallory.connect()
+
+        let call = try await alice.call("bob", kind: .audio)
+        try await waitUntil("alice's call to connect", interval: .milliseconds(50)) { await call.state == .connected }
+        let bobsCall = try await bobEvents.wait { if case .callStarted(let call) = $0 { call } else { nil } }
+        try await waitUntil("bob's side to connect", interval: .milliseconds(50)) { await bobsCall.state == .connected }
+
+        // Mallory's offer carries her own fingerprint and ICE credentials, as in the review.
+        let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\n"
+            + "a=ice-ufrag:mall\r\na=ice-pwd:mallorymallorymallorymal\r\na=fingerprint:sha-256 \(Array(repeating: "EE", count: 32).joined(separator: ":"))\r\n"
+            + "a=setup:actpass\r\na=mid:0\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\n"
+        try await mallory.callSetup(.sdp, to: "bob", call: call.id, sdpType: "offer", sdp: offer)
+        try await mallory.callSetup(.hangup, to: "bob", call: call.id, reason: "mallory")
+        // A message for a call id bob does not have does nothing either.
+        try await mallory.callSetup(.hangup, to: "bob", call: "no-such-call")
+        for (type, id) in [(CallSetupType.sdp, call.id), (.hangup, call.id), (.hangup, "no-such-call")] {
+            try await bobEvents.wait { if case .refused(let p, _) = $0, p.type == type, p.call == id, p.from == "mallory" { p } else { nil } }
+        }
+        #expect(await bobsCall.state == .connected)
+        #expect(await call.state == .connected)
+        #expect(bobsCall.remote == "alice")
+        // Bob answered nothing to mallory.
+        #expect(await malloryEvents.events.contains { if case .callSetup = $0 { true } else { false } } == false)
+
+        await call.hangup()
+        try await waitUntil("bob's side to end", interval: .milliseconds(50)) { await bobsCall.state == .ended }
+        #expect(await bobsCall.endReason == "alice hung up")
+        await mallory.close()
+        await alice.close()
+        await bob.close()
+    }
+}
+
+/// Collects a peer's events so that a test can wait for the one it expects.
+actor PeerEventLog {
+    private(set) var events: [PeerEvent] = []
+
+    init(_ peer: Peer) {
+        let stream = peer.events
+        Task { await self.read(stream) }
+    }
+
+    private func read(_ stream: AsyncStream<PeerEvent>) async {
+        for await event in stream { events.append(event) }
+    }
+
+    @discardableResult
+    func wait<T: Sendable>(timeout: Duration = TestDeadline.event, _ match: @Sendable (PeerEvent) -> T?) async throws -> T {
+        try await waitFor("a matching peer event", limit: timeout, interval: .milliseconds(2)) {
+            events.lazy.compactMap(match).first
+        }
+    }
+}
