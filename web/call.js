@@ -84,12 +84,18 @@ export class ReplayCache {
     this.floor = -Infinity;
   }
 
-  /** Throws CallSetupError `stale` or `replayed`, or remembers the message. */
-  async admit(body, payload, now = Date.now() / 1000) {
+  /** Throws CallSetupError `stale` when `ts` is outside the window; remembers nothing. */
+  checkTime(payload, now = Date.now() / 1000) {
     const ts = payload.ts;
     if (typeof ts !== 'number' || !Number.isFinite(ts) || Math.abs(now - ts) > this.window) {
       throw new CallSetupError('stale', `the ${payload.type} was signed at ts ${ts}, not within ±${this.window} s of this clock`);
     }
+  }
+
+  /** Throws CallSetupError `stale` or `replayed`, or remembers the message. */
+  async admit(body, payload, now = Date.now() / 1000) {
+    this.checkTime(payload, now);
+    const ts = payload.ts;
     const bytes = new TextEncoder().encode(`${body.key}\n${body.payload}`);
     const digest = btoa(String.fromCharCode(...new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)).slice(0, 16)));
     if (this.seen.has(digest) || ts <= this.floor) {
@@ -114,8 +120,8 @@ export class ReplayCache {
 /**
  * A received call-setup message after every check: `{payload, key}` with the key it verified
  * against (the call binds to it), or a CallSetupError. Checks, in order: the envelope matches
- * what was signed, the signature, freshness and replay (`replays`, a ReplayCache), and only
- * then the pin (trust on first use), so that neither junk nor an old message can pin a key.
+ * what was signed, the signature, freshness (`replays`, a ReplayCache), the pin (trust on first
+ * use), then replay — so that neither junk nor an old message can pin a key.
  */
 export async function openBody(message, pins, replays, now = Date.now() / 1000) {
   const body = message.body || {};
@@ -135,10 +141,11 @@ export async function openBody(message, pins, replays, now = Date.now() / 1000) 
   if (!(await verifySignature(body.key, body.sig, SIGNING_CONTEXT + body.payload))) {
     throw new CallSetupError('bad-signature', `the signature of ${message.from} does not verify`);
   }
-  await replays.admit(body, payload, now);
+  replays.checkTime(payload, now);
   if (!pins.check(message.from, body.key)) {
     throw new CallSetupError('key-changed', `${message.from} signed with a key other than the one pinned for it (localStorage meshnode.pins, entry ${pins.qualify(message.from)})`);
   }
+  await replays.admit(body, payload, now);
   return { payload, key: body.key };
 }
 

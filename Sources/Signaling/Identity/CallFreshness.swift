@@ -44,17 +44,23 @@ public struct CallFreshness: Sendable {
     /// seconds); throws `stale` or `replayed` (with `of: id`) otherwise. Call only after the
     /// signature verified, so that unsigned junk cannot fill the cache.
     public mutating func admit(_ body: SignedBody, _ payload: CallPayload, now: Double, of id: String? = nil) throws(SignalingError) {
+        try checkTime(payload, now: now, of: id)
         let ts = payload.ts
-        guard ts.isFinite, abs(now - ts) <= window else {
-            let age = ts.isFinite ? "\(Int(min(abs(now - ts), 1e12))) s " + (now > ts ? "old" : "in the future") : "not a time"
-            throw SignalingError(.stale, "the \(payload.type.rawValue) of call \(payload.call.prefix(64)) was signed at ts \(ts) (\(age)); call setup is accepted within ±\(Int(window)) s of this clock — check the sender's clock", of: id)
-        }
         let digest = Self.digest(key: body.key, payload: body.payload)
         guard seen[digest] == nil, ts > floor else {
             throw SignalingError(.replayed, "the \(payload.type.rawValue) of call \(payload.call.prefix(64)) was received before (a replay); each signed call-setup message is taken once", of: id)
         }
         seen[digest] = ts
         if seen.count > capacity { makeRoom(now: now) }
+    }
+
+    /// Throws `stale` when `payload.ts` is outside the window around `now`; remembers nothing.
+    public func checkTime(_ payload: CallPayload, now: Double, of id: String? = nil) throws(SignalingError) {
+        let ts = payload.ts
+        guard ts.isFinite, abs(now - ts) <= window else {
+            let age = ts.isFinite ? "\(Int(min(abs(now - ts), 1e12))) s " + (now > ts ? "old" : "in the future") : "not a time"
+            throw SignalingError(.stale, "the \(payload.type.rawValue) of call \(payload.call.prefix(64)) was signed at ts \(ts) (\(age)); call setup is accepted within ±\(Int(window)) s of this clock — check the sender's clock", of: id)
+        }
     }
 
     /// Drops expired entries; if that is not enough, the oldest eighth, raising the floor.
