@@ -222,7 +222,7 @@ public actor Peer {
     }
 
     /// How many calls may wait for ``accept(_:)`` at once (policy `ask`); more are answered `busy`.
-    static let maxRinging = 8
+    public static let maxRinging = 8
 
     private func incoming(_ payload: CallPayload) async {
         // A call rings at most `maxRing` (120 s) at the node; one still here later is stale.

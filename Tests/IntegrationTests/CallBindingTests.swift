@@ -61,6 +61,44 @@ import TestSupport
         await alice.close()
         await bob.close()
     }
+
+    @Test("calls waiting for an answer (policy ask) are bounded — the 9th is answered busy — and only their caller can cancel one")
+    func ringingCallsAreBoundedAndBound() async throws {
+        let node = try await MeshNodeServer([], bind: ["127.0.0.1"])
+        defer { node.stop() }
+        let bob = peer(node, "bob", accept: .ask)
+        let bobEvents = PeerEventLog(bob)
+        try await bob.connect()
+        func client(_ name: String) async throws -> (SignalingClient, EventLog) {
+            let client = SignalingClient(url: node.signalingURL, name: name, identity: .generate(), requestTimeout: .seconds(20))
+            let events = EventLog(client)
+            try await client.connect()
+            return (client, events)
+        }
+        let (mallory, _) = try await client("mallory")
+        for index in 0..<Peer.maxRinging {
+            try await mallory.call("bob", kind: .audio, ring: 120, call: "r\(index)")
+        }
+        try await bobEvents.wait { if case .incomingCall(let p) = $0, p.call == "r\(Peer.maxRinging - 1)" { p } else { nil } }
+        let (eve, eveEvents) = try await client("eve")
+        try await eve.call("bob", kind: .audio, call: "one-more")
+        let answer = try await eveEvents.wait { if case .callSetup(let p) = $0, p.call == "one-more" { p } else { nil } }
+        #expect(answer.type == .busy)
+        // Eve cannot cancel mallory's ringing call; mallory can.
+        try await eve.callSetup(.cancel, to: "bob", call: "r0")
+        try await bobEvents.wait { if case .refused(let p, _) = $0, p.type == .cancel, p.from == "eve" { p } else { nil } }
+        try await mallory.callSetup(.cancel, to: "bob", call: "r1")
+        // A marker behind mallory's cancel: the node relayed the cancel first, and bob takes
+        // events in order.
+        try await eve.callSetup(.hangup, to: "bob", call: "marker")
+        try await bobEvents.wait { if case .refused(let p, _) = $0, p.call == "marker" { p } else { nil } }
+        #expect(try await bob.accept("r1") == nil, "mallory's cancel did not end her ringing call")
+        let accepted = try #require(try await bob.accept("r0"), "eve's cancel removed mallory's ringing call")
+        #expect(accepted.remote == "mallory")
+        await mallory.close()
+        await eve.close()
+        await bob.close()
+    }
 }
 
 /// Collects a peer's events so that a test can wait for the one it expects.
