@@ -82,6 +82,22 @@ import TestSupport
         await node.close()
     }
 
+    @Test("call setup from a link: a year-old or replayed message is refused before it reaches a local peer")
+    func linkedCallSetupFreshness() async throws {
+        let node = try await HubFixture()
+        let alice = Identity.generate()
+        func message(_ ts: Double) -> (SignedBody, SignalingMessage) {
+            let body = CallSigning.sign(CallPayload(type: .call, from: "alice", to: "bob", call: "c1", kind: .audio, ts: ts), with: alice)
+            return (body, SignalingMessage(id: "l1", from: "alice@192.0.2.1:8080", to: "bob", payload: .callSetup(.call, body)))
+        }
+        let (old, oldMessage) = message(Self.now - 365 * 86_400)
+        #expect(await node.hub.linkedCallSetupRefusal(.call, old, message: oldMessage)?.code == .stale)
+        let (fresh, freshMessage) = message(Self.now)
+        #expect(await node.hub.linkedCallSetupRefusal(.call, fresh, message: freshMessage) == nil)
+        #expect(await node.hub.linkedCallSetupRefusal(.call, fresh, message: freshMessage)?.code == .replayed)
+        await node.close()
+    }
+
     @Test("the ringing table is bounded: a caller rings at most 8 calls at once (rate-limited), a cancel frees a place")
     func ringingCallsAreBounded() async throws {
         let node = try await HubFixture()

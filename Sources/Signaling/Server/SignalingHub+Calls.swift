@@ -48,6 +48,22 @@ extension SignalingHub {
         track(type, payload, from: name, to: target)
     }
 
+    /// The freshness check for call setup that arrives over a node link, before it is relayed to
+    /// a local peer: the other node checked it already, but a node could replay what it relayed.
+    /// The signature is checked against the body's own key (this node does not know a remote
+    /// peer's key; the receiving client checks it against its pin). Returns the refusal (`stale`,
+    /// `replayed`, `bad-signature`, `bad-field`), or nil to relay. For the `.callSetup` case of
+    /// `fromLink` (Links/SignalingHub+Links.swift), which is another part of issue 15's work.
+    func linkedCallSetupRefusal(_ type: CallSetupType, _ body: SignedBody, message: SignalingMessage) -> SignalingError? {
+        do {
+            let payload = try CallSigning.verify(body, type: type, from: message.from, to: message.to, key: body.key, of: message.id)
+            try callFreshness.admit(body, payload, now: Date().timeIntervalSince1970, of: message.id)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
     /// Why `caller` may not ring another call now, or nil when it may.
     func ringRefusal(caller: String) -> String? {
         guard calls.count < Self.maxRingingCalls else {
