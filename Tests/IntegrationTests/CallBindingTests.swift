@@ -62,6 +62,39 @@ import TestSupport
         await bob.close()
     }
 
+    @Test("a lookalike: for bob's call with alice@west, a local `alice` at bob's node (another key) is another party — her offer and hangup are refused")
+    func localLookalikeIsAnotherParty() async throws {
+        let east = try await MeshNodeServer([], bind: ["127.0.0.1"])
+        defer { east.stop() }
+        let west = try await MeshNodeServer(["--link", east.signalingURL], bind: ["127.0.0.1"])
+        defer { west.stop() }
+        try await waitUntil("west's link to east", interval: .milliseconds(100)) {
+            (try? await west.meshStatus().links.contains("127.0.0.1:\(east.httpPort)")) == true
+        }
+        let bob = peer(east, "bob", accept: .auto)
+        let bobEvents = PeerEventLog(bob)
+        try await bob.connect()
+        let alice = peer(west, "alice", accept: .never)
+        try await alice.connect()
+        let call = try await alice.call("bob@127.0.0.1:\(east.httpPort)", kind: .audio)
+        let bobsCall = try await bobEvents.wait { if case .callStarted(let call) = $0 { call } else { nil } }
+        #expect(bobsCall.remote == "alice@127.0.0.1:\(west.httpPort)")
+        try await waitUntil("bob's side to connect", interval: .milliseconds(50)) { await bobsCall.state == .connected }
+
+        let lookalike = SignalingClient(url: east.signalingURL, name: "alice", identity: .generate(), requestTimeout: .seconds(20))
+        try await lookalike.connect()
+        try await lookalike.callSetup(.sdp, to: "bob", call: call.id, sdpType: "offer", sdp: "v=0\r\na=fingerprint:sha-256 EE:EE\r\n")
+        try await lookalike.callSetup(.hangup, to: "bob", call: call.id)
+        for type in [CallSetupType.sdp, .hangup] {
+            try await bobEvents.wait { if case .refused(let p, _) = $0, p.type == type, p.from == "alice" { p } else { nil } }
+        }
+        #expect(await bobsCall.state == .connected)
+        #expect(await call.state == .connected)
+        await lookalike.close()
+        await alice.close()
+        await bob.close()
+    }
+
     @Test("calls waiting for an answer (policy ask) are bounded — the 9th is answered busy — and only their caller can cancel one")
     func ringingCallsAreBoundedAndBound() async throws {
         let node = try await MeshNodeServer([], bind: ["127.0.0.1"])
