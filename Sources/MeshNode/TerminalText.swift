@@ -8,9 +8,12 @@
 public enum TerminalText {
     /// `text` with every unsafe character escaped. In `json` output the escape is JSON's own
     /// (`\u001b`), which a JSON reader decodes back to the original: the output stays exact and
-    /// valid, since such characters can only stand inside JSON strings. Newlines and tabs are
-    /// kept when `keepLayout` is set (for multi-line text this program composed itself).
+    /// valid, since a JSON encoder escapes C0 inside strings itself, so the characters left to
+    /// escape (DEL, C1, bidi, separators) can only stand inside strings; raw newlines and tabs
+    /// in JSON are the encoder's own layout and are kept. Newlines and tabs are also kept when
+    /// `keepLayout` is set (for multi-line text this program composed itself).
     public static func safe(_ text: String, json: Bool = false, keepLayout: Bool = false) -> String {
+        let keepLayout = keepLayout || json
         guard text.unicodeScalars.contains(where: { isUnsafe($0, keepLayout: keepLayout) }) else { return text }
         var out = String.UnicodeScalarView()
         for scalar in text.unicodeScalars {

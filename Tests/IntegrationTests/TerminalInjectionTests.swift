@@ -71,5 +71,12 @@ import TestSupport
         #expect(await run.waitForExit() == 0, "\(run.output)")
         Self.expectNoControls(run.output, "status")
         #expect(run.output.contains(#"1.0\u{1b}]0;pwned\u{7}\u{1b}[2J"#), "\(run.output)")
+        // --json (pretty-printed) stays valid JSON with the exact text.
+        let json = try Subprocess(MeshNodeServer.binary, ["status", "--json", "--node", "http://127.0.0.1:\(port)"], name: "status --json")
+        #expect(await json.waitForExit() == 0, "\(json.output)")
+        Self.expectNoControls(json.output, "status --json")
+        let decoded = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any]
+        #expect(decoded?["reachability"] as? String == "public\u{9B}2J", "\(json.output)")
+        #expect((decoded?["nodes"] as? [[String: Any]])?.first?["version"] as? String == version)
     }
 }
