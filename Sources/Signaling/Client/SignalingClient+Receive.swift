@@ -60,9 +60,10 @@ extension SignalingClient {
     /// Checks a call-setup message against the sender's pinned key (pinning it on first use),
     /// the signature over the payload (DESIGN.md "Security model"), and its freshness: `ts`
     /// within the window and not seen before (``CallFreshness``; a node could replay what it
-    /// relayed). Order: signature, time, pin, replay. The payload returned names the peers as this client addresses them
-    /// (`alice@host:port` for a peer at another node), so that an answer can go to
-    /// `payload.from`, and carries the key it verified against, to which the peer binds the call.
+    /// relayed). Order: signature, time, pin, replay. The payload returned names the peers as
+    /// this client addresses them (`alice@host:port` for a peer at another node), so that an
+    /// answer can go to `payload.from`, and carries the key it verified against, to which the
+    /// peer binds the call.
     func verifyCallSetup(_ type: CallSetupType, _ body: SignedBody, from: String, to: String, id: String,
                          now: Double = SignalingClient.now) throws(SignalingError) -> CallPayload {
         // Only a verified, fresh message may pin a key; only one from the pinned key enters the
