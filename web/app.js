@@ -3,7 +3,7 @@
 
 import { identitySupport, loadIdentity } from './identity.js';
 import { SignalingClient, defaultNodeURL, normalizeNodeURL, newId } from './signaling.js';
-import { Call, CallSetupError, KeyPins, SETUP_TYPES, bareName, openBody, signBody } from './call.js';
+import { Call, CallSetupError, KeyPins, ReplayCache, SETUP_TYPES, openBody, signBody } from './call.js';
 import { describe } from './stats.js';
 
 const $ = (id) => document.getElementById(id);
@@ -18,6 +18,8 @@ const app = {
   call: null,
   messages: [], // {id, from, to, text, mine, status, sent}
   seen: new Set(), // `${from} ${id}` of received chat, to drop repeats
+  replays: new ReplayCache(), // call-setup messages seen within the freshness window
+  refusedLogged: new Set(), // (sender, call, type) of refused call-setup messages already logged
   autoAccept: false,
   relayOnly: false,
   events: [],
@@ -127,17 +129,37 @@ function connectionChanged({ state, reason }) {
 function addContact(address) {
   address = address.trim();
   if (!address || address === app.identity?.name) return;
-  if (!app.contacts.has(address)) {
+  if (!app.contacts.has(address) || app.contacts.get(address).stranger) {
     app.contacts.set(address, { status: 'offline', key: null });
-    save(`meshnode.contacts.${app.identity.name}`, [...app.contacts.keys()]);
+    saveContacts();
   }
   app.client?.subscribe([address]);
   if (!app.selected) selectContact(address);
   renderContacts();
 }
 
+function saveContacts() {
+  save(`meshnode.contacts.${app.identity.name}`, [...app.contacts].filter(([, c]) => !c.stranger).map(([address]) => address));
+}
+
+/** How many senders who are not contacts the list shows at most (the oldest go first). */
+const MAX_STRANGERS = 50;
+
+/**
+ * Someone who is not a contact wrote: listed as a stranger so that the message can be read,
+ * but not saved, not followed (no presence subscription) and not callable until the user adds
+ * them — a message from anyone must not make them a contact.
+ */
+function noteStranger(address) {
+  const strangers = [...app.contacts].filter(([, c]) => c.stranger).map(([a]) => a);
+  if (strangers.length >= MAX_STRANGERS) app.contacts.delete(strangers[0]);
+  app.contacts.set(address, { status: 'unknown', key: null, stranger: true });
+  renderContacts();
+}
+
 function presence(body) {
-  const contact = app.contacts.get(body.name) || { status: 'offline', key: null };
+  const contact = app.contacts.get(body.name);
+  if (!contact || contact.stranger) return; // presence only of contacts this page follows
   contact.status = body.status;
   if (body.key) {
     contact.key = body.key;
@@ -171,6 +193,17 @@ function renderContacts() {
     who.textContent = address;
     who.onclick = () => selectContact(address);
     item.append(dot, who);
+    if (contact.stranger) {
+      // Not a contact: an Add button instead of calls.
+      item.classList.add('stranger');
+      const add = document.createElement('button');
+      add.type = 'button';
+      add.textContent = 'Add contact';
+      add.onclick = () => addContact(address);
+      item.append(add);
+      list.append(item);
+      continue;
+    }
     if (contact.keyWarning) {
       const warn = document.createElement('span');
       warn.className = 'warn';
@@ -212,7 +245,7 @@ function chatReceived(message) {
   if (app.seen.has(key)) return;
   app.seen.add(key);
   const from = message.from;
-  if (!app.contacts.has(from) && !from.startsWith('@')) addContact(from);
+  if (!app.contacts.has(from) && !from.startsWith('@')) noteStranger(from);
   app.messages.push({ id: message.id, from, to: message.to, text: message.body?.text ?? '', mine: false, sent: message.body?.sent });
   log('chat', { from, id: message.id });
   renderMessages();
@@ -310,27 +343,43 @@ async function message(msg) {
     return app.call.end(`${app.call.peer} is not online`);
   }
   if (!SETUP_TYPES.includes(msg.type) || msg.type === 'timeout') return;
-  let payload;
+  let opened;
   try {
-    payload = await openBody(msg, app.pins);
+    opened = await openBody(msg, app.pins, app.replays);
   } catch (error) {
     log('refused', { type: msg.type, from: msg.from, code: error.code || 'bad-field', reason: error.message });
-    if (error instanceof CallSetupError && app.call && bareName(app.call.peer) === bareName(msg.from)) showCallStatus(`Refused a message from ${msg.from}: ${error.message}`);
+    if (error instanceof CallSetupError && app.call && app.pins.qualify(app.call.peer) === app.pins.qualify(msg.from)) showCallStatus(`Refused a message from ${msg.from}: ${error.message}`);
     return;
   }
-  if (msg.type === 'call') return incoming(msg.from, payload);
-  if (app.call && app.call.id === payload.call && bareName(app.call.peer) === bareName(msg.from)) app.call.handle(msg.type, payload);
+  const { payload, key } = opened;
+  // A call's messages come from its other party only: full address and key (docs/web.md).
+  if (app.call && app.call.id === payload.call) {
+    if (!app.call.receive(msg.type, payload, msg.from, key)) refuse(msg, `not from ${app.call.peer} with the key of call ${app.call.id}`);
+    return;
+  }
+  if (msg.type === 'call') return incoming(msg.from, key, payload);
+  refuse(msg, `no call ${String(payload.call).slice(0, 64)} here`);
 }
 
-async function incoming(from, payload) {
+/** A verified message that is not acted on: logged once per (sender, call, type). */
+function refuse(msg, reason) {
+  const payload = (() => { try { return JSON.parse(msg.body.payload); } catch { return {}; } })();
+  const entry = `${msg.from} ${payload.call} ${msg.type}`;
+  if (app.refusedLogged.size >= 1024) app.refusedLogged.clear();
+  if (app.refusedLogged.has(entry)) return;
+  app.refusedLogged.add(entry);
+  log('refused', { type: msg.type, from: msg.from, code: 'not-party', reason });
+}
+
+async function incoming(from, key, payload) {
   if (app.call) {
     const body = await signBody(app.identity, { type: 'busy', from: app.identity.name, to: from, call: payload.call, ts: Date.now() / 1000, reason: 'in another call' });
     app.client.send('busy', from, body);
     return;
   }
   if (!['audio', 'video', 'desktop'].includes(payload.kind)) return;
-  if (!app.contacts.has(from)) addContact(from);
-  const call = newCall({ peer: from, id: payload.call, kind: payload.kind, role: 'callee' });
+  // A caller who is not a contact stays one: being called does not make a contact.
+  const call = newCall({ peer: from, peerKey: key, id: payload.call, kind: payload.kind, role: 'callee' });
   if (app.autoAccept) return call.accept();
   const what = { audio: 'an audio call', video: 'a video call', desktop: 'to share their screen' }[payload.kind];
   $('incoming-text').textContent = `${from} wants ${what}.`;
@@ -405,7 +454,8 @@ window.meshnodeTest = {
     reconnects: app.client?.reconnects ?? 0,
     onlineSince: app.client?.onlineSince ?? null,
     iceServers: app.client?.iceServers ?? [],
-    contacts: Object.fromEntries([...app.contacts].map(([n, c]) => [n, { status: c.status, key: c.key, keyWarning: c.keyWarning || null }])),
+    contacts: Object.fromEntries([...app.contacts].map(([n, c]) => [n, { status: c.status, key: c.key, keyWarning: c.keyWarning || null, stranger: !!c.stranger }])),
+    savedContacts: saved(`meshnode.contacts.${app.identity?.name}`, []),
     call: app.call?.view() ?? null,
     incomingDialog: $('incoming').open,
     lastCall: app.lastCall ?? null,

@@ -63,8 +63,67 @@ export class CallSetupError extends Error {
   }
 }
 
-/** The payload of a received call-setup message after every check, or a CallSetupError. */
-export async function openBody(message, pins) {
+/**
+ * Seconds a call-setup `ts` may differ from this clock, either way (docs/protocol.md "Call
+ * setup"): it covers clock skew and relay time, and equals the longest ring time, so a replayed
+ * `call` cannot ring after it.
+ */
+export const FRESHNESS_WINDOW = 120;
+
+/**
+ * Call-setup messages taken within the freshness window, by a digest of (key, payload), so that
+ * a replay is refused. Bounded: entries expire with their `ts`; when full of live entries the
+ * oldest eighth is dropped and the newest `ts` dropped becomes a floor below which messages are
+ * refused (a flood makes the check stricter, never weaker). The same rule as the CLI's.
+ */
+export class ReplayCache {
+  constructor(capacity = 4096, window = FRESHNESS_WINDOW) {
+    this.capacity = capacity;
+    this.window = window;
+    this.seen = new Map(); // digest → ts
+    this.floor = -Infinity;
+  }
+
+  /** Throws CallSetupError `stale` when `ts` is outside the window; remembers nothing. */
+  checkTime(payload, now = Date.now() / 1000) {
+    const ts = payload.ts;
+    if (typeof ts !== 'number' || !Number.isFinite(ts) || Math.abs(now - ts) > this.window) {
+      throw new CallSetupError('stale', `the ${payload.type} was signed at ts ${ts}, not within ±${this.window} s of this clock`);
+    }
+  }
+
+  /** Throws CallSetupError `stale` or `replayed`, or remembers the message. */
+  async admit(body, payload, now = Date.now() / 1000) {
+    this.checkTime(payload, now);
+    const ts = payload.ts;
+    const bytes = new TextEncoder().encode(`${body.key}\n${body.payload}`);
+    const digest = btoa(String.fromCharCode(...new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)).slice(0, 16)));
+    if (this.seen.has(digest) || ts <= this.floor) {
+      throw new CallSetupError('replayed', `the ${payload.type} of call ${String(payload.call).slice(0, 64)} was received before (a replay)`);
+    }
+    this.seen.set(digest, ts);
+    if (this.seen.size > this.capacity) this.makeRoom(now);
+  }
+
+  makeRoom(now) {
+    for (const [digest, ts] of this.seen) if (now - ts > this.window) this.seen.delete(digest);
+    const keep = this.capacity - Math.floor(this.capacity / 8);
+    if (this.seen.size <= keep) return;
+    const oldest = [...this.seen].sort((a, b) => a[1] - b[1]).slice(0, this.seen.size - keep);
+    for (const [digest, ts] of oldest) {
+      this.seen.delete(digest);
+      this.floor = Math.max(this.floor, ts);
+    }
+  }
+}
+
+/**
+ * A received call-setup message after every check: `{payload, key}` with the key it verified
+ * against (the call binds to it), or a CallSetupError. Checks, in order: the envelope matches
+ * what was signed, the signature, freshness (`replays`, a ReplayCache), the pin (trust on first
+ * use), then replay — so that neither junk nor an old message can pin a key.
+ */
+export async function openBody(message, pins, replays, now = Date.now() / 1000) {
   const body = message.body || {};
   if (typeof body.payload !== 'string' || typeof body.key !== 'string' || typeof body.sig !== 'string') {
     throw new CallSetupError('bad-field', `${message.type} from ${message.from} is not signed`);
@@ -79,13 +138,15 @@ export async function openBody(message, pins) {
   if (payload.type !== message.type || bareName(payload.from) !== bareName(message.from) || bareName(payload.to) !== bareName(message.to)) {
     throw new CallSetupError('bad-signature', 'the signed payload does not match the envelope');
   }
-  if (!pins.check(message.from, body.key)) {
-    throw new CallSetupError('key-changed', `${message.from} signed with a key other than the one pinned for it (localStorage meshnode.pins, entry ${pins.qualify(message.from)})`);
-  }
   if (!(await verifySignature(body.key, body.sig, SIGNING_CONTEXT + body.payload))) {
     throw new CallSetupError('bad-signature', `the signature of ${message.from} does not verify`);
   }
-  return payload;
+  replays.checkTime(payload, now);
+  if (!pins.check(message.from, body.key)) {
+    throw new CallSetupError('key-changed', `${message.from} signed with a key other than the one pinned for it (localStorage meshnode.pins, entry ${pins.qualify(message.from)})`);
+  }
+  await replays.admit(body, payload, now);
+  return { payload, key: body.key };
 }
 
 /** Local media for a call of `kind` (`audio`, `video`, `desktop`) in the role given. */
@@ -103,9 +164,11 @@ export async function localMedia(kind, role) {
  * States: ringing-out, ringing-in, connecting, connected, ended.
  */
 export class Call extends EventTarget {
-  constructor({ client, identity, pins, peer, id, kind, role, relayOnly = false }) {
+  constructor({ client, identity, pins, peer, peerKey = null, id, kind, role, relayOnly = false }) {
     super();
-    Object.assign(this, { client, identity, pins, peer, id, kind, role, relayOnly });
+    // peerKey: the key the other party signs with — the caller's from its `call`, the
+    // callee's from its `accept` (set in step()).
+    Object.assign(this, { client, identity, pins, peer, peerKey, id, kind, role, relayOnly });
     this.state = role === 'caller' ? 'ringing-out' : 'ringing-in';
     this.reason = '';
     this.pc = null;
@@ -229,6 +292,28 @@ export class Call extends EventTarget {
     if (!this.times.firstFrameShown) this.times.firstFrameShown = Math.round(performance.now() - this.startedAt);
   }
 
+  /**
+   * Whether a verified message comes from this call's other party: the same full address
+   * (`bob@A` is not `bob@C` nor a local `bob`) and the key the call is bound to. Before the
+   * callee accepted, only its answer (accept, reject, busy) may come, from its address.
+   */
+  isFromOtherParty(from, key, type) {
+    if (this.pins.qualify(from) !== this.pins.qualify(this.peer) || typeof key !== 'string') return false;
+    if (this.peerKey) return key === this.peerKey;
+    return this.role === 'caller' && ['accept', 'reject', 'busy'].includes(type);
+  }
+
+  /**
+   * Takes a verified message of this call if it comes from the other party (its `accept` binds
+   * the callee's key); returns false, having done nothing, otherwise.
+   */
+  receive(type, payload, from, key) {
+    if (!this.isFromOtherParty(from, key, type)) return false;
+    if (type === 'accept' && !this.peerKey) this.peerKey = key;
+    this.handle(type, payload);
+    return true;
+  }
+
   /** A verified call-setup message for this call. Steps run one at a time, in arrival order. */
   handle(type, payload) {
     this.setupSteps = this.setupSteps.then(() => this.step(type, payload)).catch((error) => {
@@ -253,6 +338,8 @@ export class Call extends EventTarget {
       case 'hangup':
         return this.end(`${this.peer} hung up${payload.reason && payload.reason !== 'hangup' ? ': ' + payload.reason : ''}`);
       case 'timeout':
+        // The node's ring timer: a call that is past ringing is not ended by it.
+        if (this.state !== 'ringing-out' && this.state !== 'ringing-in' && this.state !== 'connecting') return;
         return this.end('no answer');
       case 'sdp':
         return this.description(payload);

@@ -22,6 +22,9 @@ public actor Call {
     public nonisolated let remote: String
     public nonisolated let kind: CallKind
     public nonisolated let isCaller: Bool
+    /// The key the other party signs with: the caller's from its `call`, the callee's from its
+    /// `accept`. Every later message of the call must carry it (``isFromOtherParty(_:)``).
+    private(set) var remoteKey: String?
     /// State changes, in order; finishes when the call ends.
     public nonisolated let states: AsyncStream<CallState>
 
@@ -63,10 +66,11 @@ public actor Call {
     var iceConnected: ContinuousClock.Instant?
     var mediaStarted: ContinuousClock.Instant?
 
-    init(id: String, remote: String, kind: CallKind, isCaller: Bool, client: SignalingClient, options: CallOptions,
-         iceServers: [ICEServer], logger: Logger) throws {
+    init(id: String, remote: String, remoteKey: String? = nil, kind: CallKind, isCaller: Bool, client: SignalingClient,
+         options: CallOptions, iceServers: [ICEServer], logger: Logger) throws {
         self.id = id
         self.remote = remote
+        self.remoteKey = remoteKey
         self.kind = kind
         self.isCaller = isCaller
         self.client = client
@@ -97,18 +101,33 @@ public actor Call {
 
     // MARK: - Signaling in
 
-    /// Takes a verified call-setup message of this call.
-    func handle(_ payload: CallPayload) async {
-        guard state != .ended else { return }
+    /// Whether a verified call-setup message comes from this call's other party: the same
+    /// address (as this peer's client files it) and the key the call is bound to. Before the
+    /// callee accepted, the caller knows only its address, and only an answer (accept, reject,
+    /// busy) may come from it; the accept binds its key.
+    func isFromOtherParty(_ payload: CallPayload) -> Bool {
+        guard client.pinAddress(of: payload.from) == client.pinAddress(of: remote), let key = payload.key else { return false }
+        if let remoteKey { return key == remoteKey }
+        return isCaller && [.accept, .reject, .busy].contains(payload.type)
+    }
+
+    /// Takes a verified call-setup message of this call if it comes from the other party
+    /// (``isFromOtherParty(_:)``); returns false, having done nothing, otherwise.
+    @discardableResult
+    func handle(_ payload: CallPayload) async -> Bool {
+        guard isFromOtherParty(payload) else { return false }
+        guard state != .ended else { return true }
         switch payload.type {
         case .accept:
+            if remoteKey == nil { remoteKey = payload.key }
             await transition(.accepted)
         case .reject, .busy, .cancel:
-            await end("\(payload.type.rawValue) by \(remote)\(payload.reason.map { ": \($0)" } ?? "")", failed: true)
+            // The reason is the peer's text: it goes into logs and reports, so made safe here.
+            await end("\(payload.type.rawValue) by \(remote)\(payload.reason.map { ": \(TerminalText.safe(String($0.prefix(200))))" } ?? "")", failed: true)
         case .hangup:
             await end("\(remote) hung up", failed: false)
         case .sdp:
-            guard let text = payload.sdp else { return }
+            guard let text = payload.sdp else { return true }
             if payload.sdpType == "offer" {
                 await run("answer") { try await self.receiveOffer(text) }
             } else if payload.sdpType == "answer" {
@@ -117,15 +136,18 @@ public actor Call {
                 }
             }
         case .candidate:
-            guard let candidate = payload.candidate else { return }
+            guard let candidate = payload.candidate else { return true }
             await transition(.remoteCandidate(candidate))
         default:
             break
         }
+        return true
     }
 
-    /// The node ended the ringing call.
+    /// The node ended the ringing call. Once media flows the call no longer rings: a late or
+    /// misdirected `timeout` does not end it.
     func timedOut() async {
+        guard state == .ringing || state == .connecting else { return }
         await end("no answer within the ring time", failed: true)
     }
 

@@ -31,8 +31,12 @@ public actor Peer {
     /// The measurement of the relays of the last `welcome`, while it runs.
     private var ranking: Task<Void, Never>?
     private var calls: [String: Call] = [:]
-    /// Incoming calls waiting for ``accept(_:)`` (policy `ask`).
-    private var ringing: [String: CallPayload] = [:]
+    /// Incoming calls waiting for ``accept(_:)`` (policy `ask`), with when they arrived; at most
+    /// ``maxRinging``, each forgotten after the longest ring time.
+    private var ringing: [String: (payload: CallPayload, since: ContinuousClock.Instant)] = [:]
+    /// (sender, call, type) of refused call-setup messages already logged, so that a flood
+    /// logs each once; cleared when it reaches 1024.
+    private var refusedLogged: Set<String> = []
     private var loop: Task<Void, Never>?
 
     public init(client: SignalingClient, options: CallOptions = CallOptions(), acceptPolicy: AcceptPolicy = .never,
@@ -78,13 +82,13 @@ public actor Peer {
     /// Accepts a ringing call (policy `ask`).
     @discardableResult
     public func accept(_ callID: String) async throws -> Call? {
-        guard let payload = ringing.removeValue(forKey: callID) else { return nil }
+        guard let payload = ringing.removeValue(forKey: callID)?.payload else { return nil }
         return try await answer(payload)
     }
 
     /// Declines a ringing call.
     public func decline(_ callID: String, reason: String = "declined") async {
-        guard let payload = ringing.removeValue(forKey: callID) else { return }
+        guard let payload = ringing.removeValue(forKey: callID)?.payload else { return }
         try? await client.callSetup(.reject, to: payload.from, call: payload.call, reason: reason)
     }
 
@@ -102,19 +106,50 @@ public actor Peer {
         case .connected(let welcome), .reconnected(let welcome):
             serversChanged(welcome.iceServers)
         case .callSetup(let payload):
-            if payload.type == .call {
-                await incoming(payload)
-            } else if let call = calls[payload.call] {
-                await call.handle(payload)
-            } else if payload.type == .cancel {
-                ringing[payload.call] = nil
-            }
+            await route(payload)
         case .callTimeout(let id):
             ringing[id] = nil
             await calls[id]?.timedOut()
         default:
             break
         }
+    }
+
+    // MARK: - Call setup in
+
+    /// Hands a verified call-setup message to its call — only if it comes from that call's
+    /// other party, by address and key (``Call/isFromOtherParty(_:)``). Everything else (a third
+    /// party's offer or hangup, a message for a call id this peer does not have) is refused:
+    /// reported as ``PeerEvent/refused(_:reason:)``, logged once, and not acted on.
+    private func route(_ payload: CallPayload) async {
+        if let call = calls[payload.call] {
+            guard await call.handle(payload) else {
+                return refuse(payload, "not from \(call.remote) with the key call \(call.id.prefix(64)) is bound to")
+            }
+        } else if let ring = ringing[payload.call] {
+            guard payload.type == .cancel, Self.sameSender(ring.payload, payload, client: client) else {
+                return refuse(payload, "call \(payload.call.prefix(64)) rings from \(ring.payload.from); only its cancel is taken")
+            }
+            ringing[payload.call] = nil
+        } else if payload.type == .call {
+            await incoming(payload)
+        } else {
+            refuse(payload, "no call \(payload.call.prefix(64)) here")
+        }
+    }
+
+    /// Whether two verified messages come from the same address with the same key.
+    static func sameSender(_ first: CallPayload, _ second: CallPayload, client: SignalingClient) -> Bool {
+        client.pinAddress(of: first.from) == client.pinAddress(of: second.from) && first.key != nil && first.key == second.key
+    }
+
+    private func refuse(_ payload: CallPayload, _ reason: String) {
+        if refusedLogged.count >= 1024 { refusedLogged.removeAll() }
+        let (first, _) = refusedLogged.insert("\(payload.from)\n\(payload.call)\n\(payload.type.rawValue)")
+        if first {
+            logger.warning("refused a call-setup message", metadata: ["type": "\(payload.type.rawValue)", "from": "\(payload.from)", "reason": "\(reason)"])
+        }
+        sink.yield(.refused(payload, reason: reason))
     }
 
     // MARK: - Relay choice
@@ -186,9 +221,14 @@ public actor Peer {
         return relays + others
     }
 
+    /// How many calls may wait for ``accept(_:)`` at once (policy `ask`); more are answered `busy`.
+    public static let maxRinging = 8
+
     private func incoming(_ payload: CallPayload) async {
-        guard calls[payload.call] == nil else { return }
-        if !calls.isEmpty {
+        // A call rings at most `maxRing` (120 s) at the node; one still here later is stale.
+        let now = ContinuousClock.now
+        ringing = ringing.filter { now - $0.value.since < .seconds(120) }
+        if !calls.isEmpty || ringing.count >= Self.maxRinging {
             try? await client.callSetup(.busy, to: payload.from, call: payload.call, reason: "in another call")
             sink.yield(.answered(payload, .busy))
             return
@@ -197,7 +237,7 @@ public actor Peer {
         case .auto:
             if (try? await answer(payload)) != nil { sink.yield(.answered(payload, .accept)) }
         case .ask:
-            ringing[payload.call] = payload
+            ringing[payload.call] = (payload, now)
             sink.yield(.incomingCall(payload))
         case .never:
             try? await client.callSetup(.busy, to: payload.from, call: payload.call, reason: "not taking calls")
@@ -207,8 +247,8 @@ public actor Peer {
 
     private func answer(_ payload: CallPayload) async throws -> Call {
         await relaysRanked()
-        let call = try Call(id: payload.call, remote: payload.from, kind: payload.kind ?? .video, isCaller: false, client: client,
-                            options: options, iceServers: iceServers, logger: logger)
+        let call = try Call(id: payload.call, remote: payload.from, remoteKey: payload.key, kind: payload.kind ?? .video, isCaller: false,
+                            client: client, options: options, iceServers: iceServers, logger: logger)
         register(call)
         try await client.callSetup(.accept, to: payload.from, call: payload.call)
         return call
@@ -242,4 +282,7 @@ public enum PeerEvent: Sendable {
     case answered(CallPayload, CallSetupType)
     case callStarted(Call)
     case callEnded(Call, CallReport)
+    /// A verified call-setup message that was not acted on: it did not come from its call's
+    /// other party (address and key), or names no call of this peer.
+    case refused(CallPayload, reason: String)
 }

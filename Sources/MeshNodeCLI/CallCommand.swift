@@ -106,9 +106,9 @@ struct CallRunner {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: (try? encoder.encode(report)) ?? Data(), as: UTF8.self))
+            print(TerminalText.safe(String(decoding: (try? encoder.encode(report)) ?? Data(), as: UTF8.self), json: true))
         } else {
-            print(StatusLine.summary(report))
+            print(TerminalText.safe(StatusLine.summary(report), keepLayout: true))
         }
         fflush(nil)
         return report

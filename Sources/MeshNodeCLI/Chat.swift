@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeshNode
 import Signaling
 
 /// `meshnode chat`: sends one message and exits 0 once the node acknowledged it.
@@ -23,7 +24,7 @@ struct Chat: AsyncParsableCommand {
             await client.close()
         } catch let error as SignalingError {
             await client.close()
-            FileHandle.standardError.write(Data("meshnode chat: \(error)\n".utf8))
+            FileHandle.standardError.write(Data("meshnode chat: \(TerminalText.safe(error.description))\n".utf8))
             throw ExitCode(1)
         }
     }

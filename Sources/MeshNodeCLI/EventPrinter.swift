@@ -40,22 +40,25 @@ struct EventPrinter: Sendable {
                   var object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return }
             object["event"] = "call-ended"
             let line = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-            Swift.print(String(decoding: line, as: UTF8.self))
+            Swift.print(TerminalText.safe(String(decoding: line, as: UTF8.self), json: true))
         } else {
-            Swift.print(StatusLine.summary(report))
+            // The summary quotes the peer's address and reasons.
+            Swift.print(TerminalText.safe(StatusLine.summary(report), keepLayout: true))
         }
         fflush(nil)
     }
 
+    /// One event line. Field values come from peers and nodes (names, chat text, reasons): they
+    /// go through ``TerminalText/safe(_:json:keepLayout:)``.
     func print(_ event: String, _ fields: [String: String]) {
         let line: String
         if json {
             var object: [String: String] = fields
             object["event"] = event
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-            line = String(decoding: data, as: UTF8.self)
+            line = TerminalText.safe(String(decoding: data, as: UTF8.self), json: true)
         } else {
-            line = ([event] + fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).joined(separator: " ")
+            line = ([event] + fields.sorted { $0.key < $1.key }.map { "\($0.key)=\(TerminalText.safe($0.value))" }).joined(separator: " ")
         }
         Swift.print(line)
         fflush(nil)

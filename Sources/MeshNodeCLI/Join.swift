@@ -101,7 +101,7 @@ struct Join: AsyncParsableCommand {
                 output.print("answered", ["call": payload.call, "from": payload.from, "answer": answer.rawValue])
             case .incomingCall(let payload):
                 output.print("ringing", ["call": payload.call, "from": payload.from, "kind": payload.kind?.rawValue ?? "video"])
-                let accepted = await Self.ask("Accept the \(payload.kind?.rawValue ?? "video") call from \(payload.from)? [y/N] ")
+                let accepted = await Self.ask("Accept the \(payload.kind?.rawValue ?? "video") call from \(TerminalText.safe(payload.from))? [y/N] ")
                 if accepted {
                     _ = try? await peer.accept(payload.call)
                     output.print("answered", ["call": payload.call, "from": payload.from, "answer": "accept"])
@@ -113,6 +113,8 @@ struct Join: AsyncParsableCommand {
                 output.print("call-started", ["call": call.id, "with": call.remote, "kind": call.kind.rawValue])
             case .callEnded(_, let report):
                 output.print(report: report)
+            case .refused(let payload, let reason):
+                output.print("refused", ["call": payload.call, "from": payload.from, "type": payload.type.rawValue, "reason": reason])
             }
         }
     }

@@ -43,33 +43,36 @@ struct Status: AsyncParsableCommand {
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
             if probe {
                 let choice = ranked.map { ProbeLine(node: $0.candidate.id, rttMs: $0.rttMilliseconds) }
-                print(String(decoding: try encoder.encode(StatusWithProbe(status: status, probe: choice)), as: UTF8.self))
+                print(TerminalText.safe(String(decoding: try encoder.encode(StatusWithProbe(status: status, probe: choice)), as: UTF8.self), json: true))
             } else {
-                print(String(decoding: try encoder.encode(status), as: UTF8.self))
+                print(TerminalText.safe(String(decoding: try encoder.encode(status), as: UTF8.self), json: true))
             }
             return
         }
-        print("node \(status.node)  reachability \(status.reachability)  relay \(status.relay ? "yes" : "no")"
+        // Every field of the status comes from node records other nodes sent: printed safe.
+        func show(_ line: String) { print(TerminalText.safe(line)) }
+        show("node \(status.node)  reachability \(status.reachability)  relay \(status.relay ? "yes" : "no")"
               + (status.checkedBy.isEmpty ? "" : "  checked by \(status.checkedBy.joined(separator: ", "))")
               + (status.dialbackMs.map { String(format: "  dial-back %.0f ms", $0) } ?? ""))
-        print("links: \(status.links.isEmpty ? "none" : status.links.joined(separator: ", "))")
-        print("relays handed out: \(status.relays.isEmpty ? "none" : status.relays.joined(separator: ", "))")
+        show("links: \(status.links.isEmpty ? "none" : status.links.joined(separator: ", "))")
+        show("relays handed out: \(status.relays.isEmpty ? "none" : status.relays.joined(separator: ", "))")
         let header = ["NODE", "REACHABILITY", "RELAY", "LOAD", "RTT", "LINKED", "VERSION", "EXPIRES"]
         var rows = [header]
         for node in status.nodes {
             rows.append([node.node + (node.local ? " (this)" : ""), node.reachability, node.relay ? "yes" : "no", "\(node.load)/\(node.capacity)",
                          node.local ? "-" : (node.rttMs.map { String(format: "%.1f ms", $0) } ?? "no answer"),
-                         node.local ? "-" : (node.linked ? "yes" : "no"), node.version, node.expiresIn.map { "\(Int($0)) s" } ?? "-"])
+                         node.local ? "-" : (node.linked ? "yes" : "no"), node.version, node.expiresIn.map { "\(Int($0)) s" } ?? "-"]
+                .map { TerminalText.safe($0) })
         }
         let widths = header.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
         for row in rows {
-            print(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  "))
+            show(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  "))
         }
         if probe {
-            print("relays from here, nearest first:")
-            if ranked.isEmpty { print("  none answered") }
+            show("relays from here, nearest first:")
+            if ranked.isEmpty { show("  none answered") }
             for entry in ranked {
-                print("  \(entry.candidate.id)  " + (entry.rttMilliseconds.map { String(format: "%.1f ms (%d/%d answered)", $0, entry.answered, entry.sent) } ?? "no answer"))
+                show("  \(entry.candidate.id)  " + (entry.rttMilliseconds.map { String(format: "%.1f ms (%d/%d answered)", $0, entry.answered, entry.sent) } ?? "no answer"))
             }
         }
     }

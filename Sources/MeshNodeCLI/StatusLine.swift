@@ -14,14 +14,14 @@ final class StatusLine: @unchecked Sendable {
 
     func note(_ text: String) {
         guard enabled else { return }
-        write("\r\u{1B}[K\(text)\n")
+        write("\r\u{1B}[K\(TerminalText.safe(text))\n")
     }
 
     func update(_ report: CallReport, state: CallState) {
         guard enabled else { return }
         if let last, ContinuousClock.now - last < .seconds(1) { return }
         last = .now
-        write("\r\u{1B}[K" + Self.line(report, state: state.rawValue))
+        write("\r\u{1B}[K" + TerminalText.safe(Self.line(report, state: state.rawValue)))
     }
 
     func clear() {

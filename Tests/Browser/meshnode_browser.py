@@ -7,6 +7,7 @@ test depends on the page's layout. Used three ways:
   scenario call reject desktop   two pages through one node (Tests/IntegrationTests/BrowserTests.swift)
   scenario reconnect             the node is restarted by the caller of this script
   answer / call                  one page as a peer for interop tests with `meshnode call`/`join`
+  guard                          one page in a call while the test plays a third party
 
 Every mode prints one JSON object per line; the last line is the result. Exit 0 means passed.
 """
@@ -432,6 +433,64 @@ def run_call(args):
         page.close()
 
 
+# The page's own freshness and replay checks (web/call.js openBody, ReplayCache), run inside the
+# page with a real Ed25519 identity: a `call` signed a year ago and one signed an hour ahead are
+# refused as stale, a fresh message is taken once and its replay refused, and a full cache
+# refuses what it can no longer tell from a replay.
+FRESHNESS_PROBE = """
+const done = arguments[arguments.length - 1];
+(async () => {
+  const { openBody, ReplayCache, KeyPins, signBody } = await import('/call.js');
+  const { loadIdentity } = await import('/identity.js');
+  const identity = await loadIdentity('freshness-probe');
+  const memory = new Map();
+  const pins = new KeyPins('probe:1', { getItem: (k) => memory.get(k) ?? null, setItem: (k, v) => memory.set(k, v) });
+  const replays = new ReplayCache();
+  const now = Date.now() / 1000;
+  const message = async (type, ts, extra = {}) => {
+    const body = await signBody(identity, { type, from: 'freshness-probe', to: 'me', call: 'c-probe', ts, ...extra });
+    return { type, id: 'probe', from: 'freshness-probe', to: 'me', body };
+  };
+  const outcome = async (msg, cache = replays) => {
+    try { await openBody(msg, pins, cache); return 'ok'; } catch (e) { return e.code || String(e); }
+  };
+  const yearOld = await message('call', now - 365 * 86400, { kind: 'audio', ring: 30 });
+  const fresh = await message('sdp', now, { sdpType: 'offer', sdp: 'v=0' });
+  const ahead = await message('hangup', now + 3600);
+  const result = { yearOld: await outcome(yearOld), fresh: await outcome(fresh), replay: await outcome(fresh), ahead: await outcome(ahead) };
+  // A small cache: nine messages overflow eight places; the first then counts as a replay.
+  const small = new ReplayCache(8);
+  const burst = [];
+  for (let i = 0; i < 9; i++) burst.push(await message('candidate', now - 60 + i, { candidate: { candidate: '' } }));
+  for (const msg of burst) await outcome(msg, small);
+  result.evictedReplay = await outcome(burst[0], small);
+  result.smallCacheSize = small.seen.size;
+  return result;
+})().then(done, (e) => done({ error: String(e) }));
+"""
+
+
+def run_guard(args):
+    """Log in as NAME, check the page's freshness rules, accept the first call and keep it until
+    its peer ends it. Meanwhile the test sends messages of that call from other senders; the
+    result lists what the page refused and why the call ended."""
+    page = Page(args.url, args.name)
+    try:
+        login = page.login(args.name)
+        page.hook("setAutoAccept", True)
+        freshness = page.driver.execute_async_script(FRESHNESS_PROBE)
+        emit("logged-in", name=args.name, loginMs=login["loginMs"], freshness=freshness)
+        call = page.wait_call(["connecting", "connected"], args.wait)
+        emit("call", id=call["id"], peer=call["peer"])
+        ended = page.wait_state("the call to end", lambda s: s["lastCall"] if s["call"] is None and s["lastCall"] else None, args.wait)
+        state = page.state()
+        refused = [e for e in page.hook("events") if e["event"] == "refused"]
+        return {"freshness": freshness, "peer": call["peer"], "endReason": ended["reason"], "refused": refused,
+                "contacts": state["contacts"], "savedContacts": state["savedContacts"]}
+    finally:
+        page.close()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", required=True, help="the node's page, http://HOST:PORT/")
@@ -449,12 +508,17 @@ def main():
     call.add_argument("--kind", choices=["audio", "video", "desktop"], default="video")
     call.add_argument("--seconds", type=float, default=5)
     call.add_argument("--wait", type=float, default=30, help="how long to wait for ADDR to be online")
+    guard = modes.add_parser("guard", help="log in, accept the first call, report what the page refused until it ends")
+    guard.add_argument("--name", required=True)
+    guard.add_argument("--wait", type=float, default=120, help="how long to wait for the call, and for its end")
     args = parser.parse_args()
     try:
         if args.mode == "scenario":
             result = run_scenarios(args)
         elif args.mode == "answer":
             result = run_answer(args)
+        elif args.mode == "guard":
+            result = run_guard(args)
         else:
             result = run_call(args)
     except Failure as failure:

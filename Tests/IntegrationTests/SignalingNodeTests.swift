@@ -212,7 +212,7 @@ import TestSupport
         #expect(try await errorCode(raw, "too large") == .tooLarge)
         raw.send(SignalingMessage(id: "f", from: "bob", to: "alice", payload: .ping))
         #expect(try await errorCode(raw, "forbidden") == .forbidden)
-        var forged = CallSigning.sign(CallPayload(type: .call, from: "mallory", to: "bob", call: "c", kind: .audio, ts: 1), with: identity)
+        var forged = CallSigning.sign(CallPayload(type: .call, from: "mallory", to: "bob", call: "c", kind: .audio, ts: Date().timeIntervalSince1970), with: identity)
         forged.payload = forged.payload.replacingOccurrences(of: "audio", with: "video")
         raw.send(SignalingMessage(id: "t", from: "mallory", to: "bob", payload: .callSetup(.call, forged)))
         #expect(try await errorCode(raw, "forged") == .badSignature)

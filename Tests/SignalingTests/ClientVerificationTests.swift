@@ -9,12 +9,12 @@ import Testing
 
     @Test func firstKeyIsPinnedAndAChangedKeyIsRefused() async throws {
         let alice = Identity.generate()
-        let call = CallSigning.sign(CallPayload(type: .call, from: "alice", to: "bob", call: "c1", kind: .audio, ts: 1), with: alice)
+        let call = CallSigning.sign(CallPayload(type: .call, from: "alice", to: "bob", call: "c1", kind: .audio, ts: Date().timeIntervalSince1970), with: alice)
         #expect(try await bob.verifyCallSetup(.call, call, from: "alice", to: "bob", id: "1").call == "c1")
         #expect(bob.pins.key(for: "alice@127.0.0.1:1") == alice.publicKeyBase64)
         // A node that substitutes its own key (and signs with it) is refused.
         let mallory = Identity.generate()
-        let forged = CallSigning.sign(CallPayload(type: .sdp, from: "alice", to: "bob", call: "c1", sdp: "a=fingerprint:sha-256 EE", ts: 2), with: mallory)
+        let forged = CallSigning.sign(CallPayload(type: .sdp, from: "alice", to: "bob", call: "c1", sdp: "a=fingerprint:sha-256 EE", ts: Date().timeIntervalSince1970), with: mallory)
         await #expect(throws: SignalingError.self) { try await bob.verifyCallSetup(.sdp, forged, from: "alice", to: "bob", id: "2") }
         do {
             _ = try await bob.verifyCallSetup(.sdp, forged, from: "alice", to: "bob", id: "2")
@@ -25,7 +25,7 @@ import Testing
 
     @Test func alteredBodyIsRefused() async throws {
         let alice = Identity.generate()
-        var body = CallSigning.sign(CallPayload(type: .sdp, from: "alice", to: "bob", call: "c1", sdp: "a=fingerprint:sha-256 AA", ts: 1), with: alice)
+        var body = CallSigning.sign(CallPayload(type: .sdp, from: "alice", to: "bob", call: "c1", sdp: "a=fingerprint:sha-256 AA", ts: Date().timeIntervalSince1970), with: alice)
         body.payload = body.payload.replacingOccurrences(of: "AA", with: "BB")
         do {
             _ = try await bob.verifyCallSetup(.sdp, body, from: "alice", to: "bob", id: "1")

@@ -153,7 +153,7 @@ import TestSupport
         try await alice.login("alice", aliceKey)
         let bob = await node.peer()
         try await bob.login("bob", .generate())
-        let call = CallSigning.sign(CallPayload(type: .call, from: "alice", to: "bob", call: "c1", kind: .video, ring: 1, ts: 1), with: aliceKey)
+        let call = CallSigning.sign(CallPayload(type: .call, from: "alice", to: "bob", call: "c1", kind: .video, ring: 1, ts: Date().timeIntervalSince1970), with: aliceKey)
         await alice.send(.callSetup(.call, call), to: "bob", id: "x1")
         #expect(try await alice.ack().of == "x1")
         #expect(try await bob.next().payload == .callSetup(.call, call))
@@ -162,7 +162,7 @@ import TestSupport
         #expect(try await alice.next().payload == .timeout(TimeoutBody(call: "c1")))
 
         // A body altered after signing never reaches bob.
-        var tampered = CallSigning.sign(CallPayload(type: .sdp, from: "alice", to: "bob", call: "c1", sdp: "a=fingerprint:sha-256 AA", ts: 1), with: aliceKey)
+        var tampered = CallSigning.sign(CallPayload(type: .sdp, from: "alice", to: "bob", call: "c1", sdp: "a=fingerprint:sha-256 AA", ts: Date().timeIntervalSince1970), with: aliceKey)
         tampered.payload = tampered.payload.replacingOccurrences(of: "AA", with: "BB")
         await alice.send(.callSetup(.sdp, tampered), to: "bob", id: "x2")
         let error = try await alice.error()
@@ -177,7 +177,7 @@ import TestSupport
         let aliceKey = Identity.generate()
         let alice = await node.peer()
         try await alice.login("alice", aliceKey)
-        let call = CallSigning.sign(CallPayload(type: .call, from: "alice", to: "bob", call: "c1", kind: .audio, ts: 1), with: aliceKey)
+        let call = CallSigning.sign(CallPayload(type: .call, from: "alice", to: "bob", call: "c1", kind: .audio, ts: Date().timeIntervalSince1970), with: aliceKey)
         await alice.send(.callSetup(.call, call), to: "bob")
         #expect(try await alice.error().code == .unavailable)
         await node.close()

@@ -57,15 +57,24 @@ extension SignalingClient {
         }
     }
 
-    /// Checks a call-setup message against the sender's pinned key (pinning it on first use)
-    /// and the signature over the payload (DESIGN.md "Security model"). The payload returned
-    /// names the peers as this client addresses them (`alice@host:port` for a peer at another
-    /// node), so that an answer can go to `payload.from`.
-    func verifyCallSetup(_ type: CallSetupType, _ body: SignedBody, from: String, to: String, id: String) throws(SignalingError) -> CallPayload {
-        try pins.check(pinAddress(of: from), key: body.key)
+    /// Checks a call-setup message against the sender's pinned key (pinning it on first use),
+    /// the signature over the payload (DESIGN.md "Security model"), and its freshness: `ts`
+    /// within the window and not seen before (``CallFreshness``; a node could replay what it
+    /// relayed). Order: signature, time, pin, replay. The payload returned names the peers as
+    /// this client addresses them (`alice@host:port` for a peer at another node), so that an
+    /// answer can go to `payload.from`, and carries the key it verified against, to which the
+    /// peer binds the call.
+    func verifyCallSetup(_ type: CallSetupType, _ body: SignedBody, from: String, to: String, id: String,
+                         now: Double = SignalingClient.now) throws(SignalingError) -> CallPayload {
+        // Only a verified, fresh message may pin a key; only one from the pinned key enters the
+        // replay cache (a refused one is refused again for the same reason).
         var payload = try CallSigning.verify(body, type: type, from: from, to: to, key: body.key, of: id)
+        try callFreshness.checkTime(payload, now: now, of: id)
+        try pins.check(pinAddress(of: from), key: body.key)
+        try callFreshness.admit(body, payload, now: now, of: id)
         payload.from = from
         payload.to = to
+        payload.key = body.key
         return payload
     }
 

@@ -43,6 +43,8 @@ public actor SignalingClient {
     var subscriptions: Set<String> = []
     /// (sender, id) of chat already reported, so that a redelivery is not reported twice.
     var seen = RecentSet(capacity: 10_000)
+    /// Call-setup messages taken within the freshness window, so that a replay is refused.
+    var callFreshness = CallFreshness(capacity: 4096)
 
     /// - Parameters:
     ///   - url: the node's WebSocket URL, such as `ws://127.0.0.1:8080/ws`.

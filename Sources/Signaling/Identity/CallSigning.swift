@@ -37,8 +37,10 @@ public enum CallSigning {
               Address.bareName(payload.to) == Address.bareName(to) else {
             throw SignalingError(.badSignature, "the signed payload says \(payload.type.rawValue) from \(payload.from) to \(payload.to), the envelope \(type.rawValue) from \(from) to \(to)", of: id)
         }
-        guard !payload.call.isEmpty, payload.call.utf8.count <= 64 else {
-            throw SignalingError(.badField, "the call id must be 1 to 64 characters", of: id)
+        // The id is logged and printed by every peer: printable ASCII only, so that it cannot
+        // carry terminal escapes (issue 15).
+        guard (1...64).contains(payload.call.utf8.count), payload.call.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            throw SignalingError(.badField, "the call id must be 1 to 64 printable ASCII characters without spaces", of: id)
         }
         return payload
     }

@@ -43,8 +43,16 @@ public struct CallPayload: Codable, Sendable, Equatable {
     public var candidate: CandidateInfo?
     /// `reject` and `hangup`: an optional reason for humans.
     public var reason: String?
-    /// Unix time in seconds when the sender signed it.
+    /// Unix time in seconds when the sender signed it; receivers refuse it outside ±120 s of
+    /// their clock (``CallFreshness``).
     public var ts: Double
+    /// The key the signature verified against, set by the receiving client. Not signed and not
+    /// encoded: it tells the peer which key a call is bound to (docs/protocol.md "Call setup").
+    public var key: String?
+
+    enum CodingKeys: String, CodingKey {
+        case type, from, to, call, kind, ring, sdpType, sdp, candidate, reason, ts
+    }
 
     public init(type: CallSetupType, from: String, to: String, call: String, kind: CallKind? = nil, ring: Int? = nil,
                 sdpType: String? = nil, sdp: String? = nil, candidate: CandidateInfo? = nil, reason: String? = nil, ts: Double) {

@@ -30,6 +30,10 @@ public struct SignalingError: Error, Sendable, Equatable, CustomStringConvertibl
         public static let unknownRecipient = Code(rawValue: "unknown-recipient")
         /// The recipient is offline and the message kind is not stored (call setup).
         public static let unavailable = Code(rawValue: "unavailable")
+        /// A call-setup message's `ts` is outside the freshness window (docs/protocol.md "Call setup").
+        public static let stale = Code(rawValue: "stale")
+        /// A call-setup message that was received before within the freshness window (a replay).
+        public static let replayed = Code(rawValue: "replayed")
         /// The sender is not a member of the room.
         public static let notMember = Code(rawValue: "not-member")
         /// More frames than the per-connection rate limit allows.

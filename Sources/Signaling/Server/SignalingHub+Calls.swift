@@ -1,7 +1,19 @@
+import Foundation
+
 /// Call setup relay (docs/protocol.md "Call setup"). The node checks each signed body against
-/// the sender's bound key before relaying it, relays only to an online recipient (call setup is
-/// not stored), and ends a call that rings unanswered with `timeout`.
+/// the sender's bound key and its freshness (``CallFreshness``) before relaying it, relays only
+/// to an online recipient (call setup is not stored), and ends a call that rings unanswered
+/// with `timeout`.
 extension SignalingHub {
+    /// A caller may ring at most this many calls at once, and the node at most
+    /// ``maxRingingCalls``: the ringing table is keyed by what clients send, so it is bounded;
+    /// each entry also expires with its ring timer (at most `maxRing` seconds).
+    static let maxRingingPerCaller = 8
+    static let maxRingingCalls = 4096
+    /// Call-setup messages the node remembers within the freshness window (about 4 MB): a full
+    /// window at the rate limit of 27 connections.
+    static let maxFreshCallMessages = 65_536
+
     func callSetup(_ type: CallSetupType, _ body: SignedBody, message: SignalingMessage, name: String, key: String,
                    reply: ConnectionHandle) async {
         let id = message.id
@@ -12,8 +24,13 @@ extension SignalingHub {
         let payload: CallPayload
         do {
             payload = try CallSigning.verify(body, type: type, from: name, to: to, key: key, of: id)
+            try callFreshness.admit(body, payload, now: Date().timeIntervalSince1970, of: id)
         } catch {
             return reply.send(errorMessage(error, to: name))
+        }
+        let ringing = RingingCall.Key(caller: name, callee: target, call: payload.call)
+        if type == .call, calls[ringing] == nil, let refusal = ringRefusal(caller: name) {
+            return reply.send(errorMessage(SignalingError(.rateLimited, refusal, of: id), to: name))
         }
         if let node = Address.parse(target)?.node {
             guard let link = link(to: node) else {
@@ -31,33 +48,83 @@ extension SignalingHub {
         track(type, payload, from: name, to: target)
     }
 
-    /// Keeps ringing calls to time them out; any answer or end stops the timer.
+    /// The freshness check for call setup that arrives over a node link, before it is relayed to
+    /// a local peer: the other node checked it already, but a node could replay what it relayed.
+    /// The signature is checked against the body's own key (this node does not know a remote
+    /// peer's key; the receiving client checks it against its pin). Returns the refusal (`stale`,
+    /// `replayed`, `bad-signature`, `bad-field`), or nil to relay. For the `.callSetup` case of
+    /// `fromLink` (Links/SignalingHub+Links.swift), which is another part of issue 15's work.
+    func linkedCallSetupRefusal(_ type: CallSetupType, _ body: SignedBody, message: SignalingMessage) -> SignalingError? {
+        do {
+            let payload = try CallSigning.verify(body, type: type, from: message.from, to: message.to, key: body.key, of: message.id)
+            try callFreshness.admit(body, payload, now: Date().timeIntervalSince1970, of: message.id)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    /// Why `caller` may not ring another call now, or nil when it may.
+    func ringRefusal(caller: String) -> String? {
+        guard calls.count < Self.maxRingingCalls else {
+            return "\(calls.count) calls are ringing at this node, the most it tracks; try again when one is answered"
+        }
+        let own = calls.keys.lazy.filter { $0.caller == caller }.count
+        guard own < Self.maxRingingPerCaller else {
+            return "\(caller) has \(own) calls ringing, at most \(Self.maxRingingPerCaller) may ring at once; cancel one or wait for its timeout"
+        }
+        return nil
+    }
+
+    /// Keeps ringing calls to time them out; an answer or end by one of the two parties stops
+    /// the timer. The table is keyed by (caller, callee, id), so that a third party that uses the
+    /// same call id (or any id) only ever touches calls of its own.
     func track(_ type: CallSetupType, _ payload: CallPayload, from: String, to: String) {
-        let callID = payload.call
+        let placed = RingingCall.Key(caller: from, callee: to, call: payload.call)
+        let received = RingingCall.Key(caller: to, callee: from, call: payload.call)
         switch type {
         case .call:
+            // A call that arrived over a link beyond the bound is relayed but not timed: the
+            // callee's own setup timeout ends it.
+            guard calls[placed] != nil || ringRefusal(caller: from) == nil else { return }
             let ring = min(max(payload.ring ?? configuration.defaultRing, 1), configuration.maxRing)
-            calls[callID]?.timer.cancel()
+            calls[placed]?.timer.cancel()
             let timer = Task { [weak self] in
                 try? await Task.sleep(for: .seconds(ring))
                 guard !Task.isCancelled else { return }
-                await self?.ringTimedOut(callID)
+                await self?.ringTimedOut(placed)
             }
-            calls[callID] = RingingCall(caller: from, callee: to, timer: timer)
-        case .accept, .reject, .busy, .cancel, .hangup:
-            if let call = calls[callID], call.caller == from || call.callee == from {
-                call.timer.cancel()
-                calls[callID] = nil
-            }
+            calls[placed] = RingingCall(caller: from, callee: to, timer: timer)
+        case .accept, .reject, .busy:
+            stopRinging(received)
+        case .cancel:
+            stopRinging(placed)
+        case .hangup:
+            stopRinging(placed)
+            stopRinging(received)
         case .sdp, .candidate:
             break
         }
     }
 
-    private func ringTimedOut(_ callID: String) {
-        guard let call = calls.removeValue(forKey: callID) else { return }
+    private func stopRinging(_ key: RingingCall.Key) {
+        calls.removeValue(forKey: key)?.timer.cancel()
+    }
+
+    private func ringTimedOut(_ key: RingingCall.Key) {
+        guard let call = calls.removeValue(forKey: key) else { return }
         for party in [call.caller, call.callee] {
-            route(nodeMessage(to: party, .timeout(TimeoutBody(call: callID))), to: party)
+            route(nodeMessage(to: party, .timeout(TimeoutBody(call: key.call))), to: party)
         }
+    }
+}
+
+extension SignalingHub.RingingCall {
+    /// A ringing call as this node files it: caller and callee as ``SignalingHub/normalise(_:)``
+    /// gives them (bare for local peers, `name@host:port` for others) and the caller's call id.
+    struct Key: Hashable {
+        let caller: String
+        let callee: String
+        let call: String
     }
 }

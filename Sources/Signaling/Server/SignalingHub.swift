@@ -38,7 +38,10 @@ public actor SignalingHub {
     var online: [String: Int] = [:]
     /// Name → connections subscribed to its presence.
     var watchers: [String: Set<Int>] = [:]
-    var calls: [String: RingingCall] = [:]
+    /// Ringing calls by (caller, callee, id), bounded (SignalingHub+Calls.swift).
+    var calls: [RingingCall.Key: RingingCall] = [:]
+    /// Call-setup messages relayed within the freshness window, to refuse replays.
+    var callFreshness = CallFreshness(capacity: SignalingHub.maxFreshCallMessages)
     /// Node address → the connection of the link to it.
     var links: [String: Int] = [:]
     /// Id of a message sent over a link → the local name that sent it, to route errors back.
