@@ -49,11 +49,11 @@ import TestSupport
         #expect(!events.contains { if case .chat(let m) = $0 { m.text == "it's me, alice" } else { false } })
         #expect(!events.contains { if case .presence(let p) = $0 { p.key == malloryKey.publicKeyBase64 } else { false } })
 
-        // While A is up, a second impostor is refused at once: A proves another key.
+        // Now that A's address is bound to A's key, a second impostor is refused at once.
         let second = RawSignalingSocket(url: b.signalingURL)
         let refused = try await second.link(as: aAddress, .generate(), to: b.nodeAddress)
         guard case .error(let refusal) = refused.payload else { throw TestFailure("expected a refusal, got \(refused)") }
-        #expect(refusal.code == .notProven, "\(refusal)")
+        #expect(refusal.code == .nameTaken, "\(refusal)")
         second.close()
         await alice.close()
         await bob.close()
@@ -88,7 +88,12 @@ import TestSupport
         // Another key at that address later: refused.
         impostor.stop()
         impostor = try Subprocess("/usr/bin/env", ["python3", script, "\(port)", dialled, seed()], name: "impostor")
-        try await impostor.waitForOutput("linked-sent", timeout: .seconds(30))
+        do {
+            try await impostor.waitForOutput("linked-sent", timeout: .seconds(30))
+        } catch {
+            print("impostor:\n\(impostor.output)\nnode:\n\(a.process.output)")
+            throw error
+        }
         try await a.process.waitForOutput("node link refused: key changed")
         try await waitUntil("no link") { (try? await a.meshStatus().links) == [] }
     }

@@ -71,17 +71,20 @@ def serve(conn, address, key, public):
             if not chunk:
                 return
             request += chunk
-        headers = dict(
-            line.split(": ", 1) for line in request.decode().split("\r\n")[1:] if ": " in line
-        )
-        accept = base64.b64encode(hashlib.sha1((headers["Sec-WebSocket-Key"].strip() + GUID).encode()).digest()).decode()
+        # Header names are case-insensitive (RFC 9110 §5.1); clients send them in either case.
+        headers = {
+            name.strip().lower(): value.strip()
+            for name, _, value in (line.partition(":") for line in request.decode().split("\r\n")[1:])
+            if value
+        }
+        accept = base64.b64encode(hashlib.sha1((headers["sec-websocket-key"] + GUID).encode()).digest()).decode()
         conn.sendall(
             (
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 f"Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: meshnode.v1\r\n\r\n"
             ).encode()
         )
-        send_text(conn, message("challenge", {"nonce": base64.b64encode(os.urandom(32)).decode()}))
+        send_text(conn, message("challenge", {"nonce": base64.b64encode(os.urandom(32)).decode(), "version": 1}))
         while True:
             opcode, payload = read_frame(conn)
             if opcode == 0x8:
