@@ -40,6 +40,10 @@ struct LinkTrust: Sendable {
     /// Dial-backs for a link that is not proven yet: 1, 2, 4 … s apart, at most this.
     static let maximumRetryDelay: Duration = .seconds(60)
 
+    /// Dial-backs for links claiming an address, all links together: a burst, then one a
+    /// second. Anyone can open connections and claim addresses; this bounds the dials that
+    /// causes (a link that finds none left stays mesh-only and is tried again later).
+    var linkProofs = RateLimiter(rate: 1, burst: 32)
     var links: [Int: Link] = [:]
     var running = 0
     /// Addresses being proven now (for records), so that gossip does not start a second dial.

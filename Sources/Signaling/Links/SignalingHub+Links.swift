@@ -16,7 +16,7 @@ extension SignalingHub {
         let next = Self.makeNonce()
         sessions[connection]?.nonce = next
         func fail(_ error: SignalingError) {
-            logLimited(.notice, "node link refused", kind: "link", connection: connection,
+            logLimited(.notice, "node link refused", kind: "link refused", connection: nil,
                        metadata: ["claimed-node": "\(body.node.prefix(80))", "code": "\(error.code)", "reason": "\(error.reason)"])
             session.handle.send(errorMessage(error, to: nil))
             session.handle.send(nodeMessage(to: "", .challenge(ChallengeBody(nonce: next))))
@@ -71,8 +71,8 @@ extension SignalingHub {
             trust.links[connection]?.weProved = true
             await promote(connection)
         } else {
-            logger.notice("node link not proven yet: mesh messages only", metadata: [
-                "claimed-node": "\(body.node)", "connection": "\(connection)", "reason": "\(outcome.map { "\($0)" } ?? "busy")",
+            logLimited(.notice, "node link not proven yet: mesh messages only", kind: "link unproven", connection: nil, metadata: [
+                "claimed-node": "\(body.node.prefix(80))", "link": "\(connection)", "reason": "\(outcome.map { "\($0)" } ?? "busy")",
             ])
             meshLinkUp(connection)
             scheduleProof(connection)

@@ -30,10 +30,10 @@ extension SignalingHub {
         trust.prover ?? NodeProver.webSocket(logger: logger)
     }
 
-    /// Dials `address` now for a link; nil when too many dial-backs run already (the link is
-    /// then tried again later).
+    /// Dials `address` now for a link; nil when too many dial-backs run already or the links'
+    /// budget of dial-backs is used up (the link is then tried again later).
     func proveNow(_ address: String) async -> NodeProver.Outcome? {
-        guard trust.running < LinkTrust.maximumRunning else { return nil }
+        guard trust.running < LinkTrust.maximumRunning, trust.linkProofs.allow(now: now()) else { return nil }
         trust.running += 1
         let outcome = await prover.prove(address)
         trust.running -= 1

@@ -121,7 +121,7 @@ extension SignalingHub {
     /// One line per link and interval at most: a link sending a flood of bad records must not
     /// flood the log as well.
     private func logRejection(_ rejection: MeshRecordRejection, claimed: String?, via node: String, connection: Int?) {
-        logLimited(.warning, "mesh: node record rejected", kind: "record", connection: connection ?? 0, metadata: [
+        logLimited(.warning, "mesh: node record rejected", kind: "record", connection: connection, metadata: [
             "claimed-node": "\(claimed?.prefix(80) ?? "?")", "via": "\(node)", "code": "\(rejection.code.name)", "reason": "\(rejection.reason)",
         ])
     }
