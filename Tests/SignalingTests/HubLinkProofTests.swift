@@ -83,9 +83,53 @@ import TestSupport
         let names = try await real.next { if case .subscribe(let body) = $0.payload { body.names } else { nil } }
         #expect(names == ["alice"])
         let alice = Identity.generate()
-        await real.send(.presence(PresenceBody(name: "alice", status: .online, key: alice.publicKeyBase64)), from: "@node")
+        await real.send(.presence(Self.presence("alice", alice, attestedBy: a)), from: "@node")
         let presence = try await bob.next { if case .presence(let body) = $0.payload { body } else { nil } }
         #expect(presence.name == "alice@\(Self.nodeA)" && presence.status == .online && presence.key == alice.publicKeyBase64)
+    }
+
+    /// `presence` of `name@nodeA` online with `key`, attested by the node key `signer`.
+    static func presence(_ name: String, _ key: Identity, attestedBy signer: Identity) -> PresenceBody {
+        PresenceBody(name: name, status: .online, key: key.publicKeyBase64,
+                     sig: signer.sign(text: PresenceBody.attestation(address: "\(name)@\(nodeA)", key: key.publicKeyBase64)))
+    }
+
+    /// "Chat and presence across links carry the origin node's signature": a name → key
+    /// attestation counts only when the node at the link's other end signed it (the key it
+    /// proved), so that nothing between the nodes can swap the key a peer pins.
+    @Test func aPresenceKeyCountsOnlyWithTheOriginNodesSignature() async throws {
+        let network = NodeRegistry()
+        let fixture = try await hub(network)
+        defer { Task { await fixture.close() } }
+        let a = Identity.generate()
+        network.run(a, at: Self.nodeA)
+        let bob = await fixture.peer()
+        let bobKey = Identity.generate()
+        try await bob.login("bob", bobKey)
+        let link = await fixture.peer()
+        _ = try await link.linked(as: Self.nodeA, a, to: Self.here)
+        await bob.send(.subscribe(NamesBody(names: ["alice@\(Self.nodeA)"])), id: "s1")
+        _ = try await link.next { if case .subscribe = $0.payload { true } else { nil } }
+
+        // A key without a signature, and one signed by another key (a swap on the way): refused.
+        let mallory = Identity.generate()
+        await link.send(.presence(PresenceBody(name: "alice", status: .online, key: mallory.publicKeyBase64)), from: "@node", id: "p1")
+        #expect(try await link.error().code == .badSignature)
+        await link.send(.presence(Self.presence("alice", mallory, attestedBy: mallory)), from: "@node", id: "p2")
+        #expect(try await link.error().code == .badSignature)
+        // A's own attestation: bob gets it, and it is the first online presence he gets.
+        let alice = Identity.generate()
+        await link.send(.presence(Self.presence("alice", alice, attestedBy: a)), from: "@node", id: "p3")
+        let online = try await bob.next { if case .presence(let body) = $0.payload, body.status == .online { body } else { nil } }
+        #expect(online.key == alice.publicKeyBase64)
+
+        // The other way: this node attests its own peers' keys to the link.
+        await link.send(.subscribe(NamesBody(names: ["bob"])), from: "@node")
+        let answer = try await link.next { if case .presence(let body) = $0.payload, body.name == "bob" { body } else { nil } }
+        let own = try #require(await fixture.hub.configuration.nodeIdentity)
+        #expect(answer.key == bobKey.publicKeyBase64)
+        #expect(Identity.verify(signatureBase64: answer.sig ?? "", text: PresenceBody.attestation(address: "bob@\(Self.here)", key: bobKey.publicKeyBase64),
+                                publicKeyBase64: own.publicKeyBase64))
     }
 
     /// A node whose HTTP listener was not up when its link came in (a start-up race) is proven

@@ -187,6 +187,14 @@ extension SignalingHub {
         }
     }
 
+    /// `body` as sent over a link: a key of a local peer with this node's signature of it.
+    func attested(_ body: PresenceBody) -> PresenceBody {
+        guard let key = body.key, !body.name.contains("@"), let own = configuration.nodeAddress, let identity = configuration.nodeIdentity else { return body }
+        var signed = body
+        signed.sig = identity.sign(text: PresenceBody.attestation(address: "\(body.name)@\(own)", key: key))
+        return signed
+    }
+
     /// Peers at a node whose link went down are offline as far as anyone here can tell.
     func linkDown(_ node: String) {
         links[node] = nil
@@ -277,7 +285,7 @@ extension SignalingHub {
             for name in body.names where Address.isValidName(name) {
                 let key = (try? await store.key(of: name)) ?? nil
                 reply.send(nodeMessage(to: SignalingProtocol.nodeAddress,
-                                       .presence(PresenceBody(name: name, status: online[name] != nil ? .online : .offline, key: key))))
+                                       .presence(attested(PresenceBody(name: name, status: online[name] != nil ? .online : .offline, key: key)))))
             }
         case .unsubscribe(let body):
             for name in body.names {
@@ -286,6 +294,14 @@ extension SignalingHub {
             }
         case .presence(let body):
             guard Address.isValidName(body.name) else { return }
+            // A key for one of its peers counts only with the node's own signature of it.
+            if let key = body.key {
+                guard let nodeKey = linkKeys[node], let sig = body.sig,
+                      Identity.verify(signatureBase64: sig, text: PresenceBody.attestation(address: "\(body.name)@\(node)", key: key), publicKeyBase64: nodeKey) else {
+                    logLimited(.notice, "node link: presence key without a valid node signature", kind: "presence", connection: connection, metadata: ["node": "\(node)"])
+                    return refuse(SignalingError(.badSignature, "the key for \(body.name) is not signed by \(node)'s node key", of: message.id))
+                }
+            }
             announce(name: "\(body.name)@\(node)", status: body.status, key: body.key)
         case .chat(let body):
             guard fromItsPeer else { return refuse(SignalingError(.forbidden, "a link carries messages of its own node's peers only", of: message.id)) }
