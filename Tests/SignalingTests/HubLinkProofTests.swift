@@ -242,3 +242,26 @@ import TestSupport
         #expect(!network.dialled.contains("192.0.2.40:8080"), "a stranger's record made the hub dial")
     }
 }
+
+/// What a false claim can make a node dial: numeric unicast `host:port` only (no name lookups,
+/// no wildcard, multicast or broadcast address).
+@Suite struct NodeProverTests {
+    @Test(arguments: ["0.0.0.0:8080", "0.1.2.3:8080", "[::]:8080", "224.0.0.1:8080", "255.255.255.255:8080", "[ff02::1]:8080",
+                      "example.com:8080", "::1:8080", "127.0.0.1", "127.0.0.1:0"])
+    func refusesToDial(_ address: String) {
+        #expect(NodeProver.refusal(toDial: address) != nil)
+    }
+
+    @Test(arguments: ["127.0.0.1:8080", "198.51.100.10:8080", "[::1]:8080", "[2001:db8::1]:443"])
+    func dials(_ address: String) {
+        #expect(NodeProver.refusal(toDial: address) == nil)
+    }
+
+    /// The real dial-back over a WebSocket to a port where nothing listens: a failure, quickly.
+    @Test func nothingListeningIsAFailure() async {
+        let started = ContinuousClock.now
+        let outcome = await NodeProver.webSocket(timeout: .seconds(3), logger: .init(label: "test")).prove("127.0.0.1:1")
+        guard case .failed = outcome else { Issue.record("expected a failure, got \(outcome)"); return }
+        #expect(ContinuousClock.now - started < .seconds(4))
+    }
+}

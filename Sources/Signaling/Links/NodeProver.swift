@@ -47,7 +47,8 @@ public struct NodeProver: Sendable {
         guard let ip = IPAddress(string: host) else { return "the host is not a numeric IP address" }
         switch ip {
         case .v4(let a):
-            if a == 0 || a == 0xffff_ffff || a >> 28 == 0xe { return "not a unicast address" }
+            // 0.0.0.0/8 ("this network", RFC 1122 §3.2.1.3), multicast 224/4, broadcast.
+            if a >> 24 == 0 || a == 0xffff_ffff || a >> 28 == 0xe { return "not a unicast address" }
         case .v6(let hi, let lo):
             if (hi == 0 && lo == 0) || hi >> 56 == 0xff { return "not a unicast address" }
         }
