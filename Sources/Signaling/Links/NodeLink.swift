@@ -4,8 +4,9 @@ import HummingbirdWSClient
 import Logging
 
 /// The dialling side of a node-to-node link (docs/protocol.md "Node links"): connects to another
-/// node's `/ws`, proves this node's key, checks the other node's key (trust on first use, kept in
-/// the store), then hands the connection to the hub as a link. Reconnects every
+/// node's `/ws`, proves this node's key, checks that the node there answers as the address
+/// dialled and holds the key pinned for it (trust on first use, kept in the store), then hands
+/// the connection to the hub as a link. Reconnects every
 /// `reconnectDelay` plus up to a second of jitter, and pings every half heartbeat.
 public actor NodeLink {
     public nonisolated let url: String
