@@ -6,7 +6,8 @@ import Signaling
 /// Ed25519 identity file, default `<data-dir>/node-identity`, made on first start) and `link`
 /// (WebSocket URLs of nodes to keep a link to), `max-connections` (WebSocket connections held
 /// at once; default: the open-file limit minus headroom) and `gossip-interval` (seconds between
-/// node record refreshes, docs/mesh.md; records expire after six intervals).
+/// node record refreshes, docs/mesh.md; records expire after six intervals), `mesh-key` (the
+/// node keys of a closed mesh).
 public struct SignalingSettings: Sendable, Equatable {
     public var dataDirectory: String
     public var heartbeat: Duration
@@ -14,6 +15,8 @@ public struct SignalingSettings: Sendable, Equatable {
     public var links: [String]
     public var maxConnections: Int
     public var gossipInterval: Duration
+    /// `mesh-key`: the node keys of a closed mesh; nil for an open one.
+    public var meshKeys: Set<String>?
 
     /// `heartbeat` when none is given.
     static let defaultHeartbeatSeconds = 15
@@ -30,6 +33,7 @@ public struct SignalingSettings: Sendable, Equatable {
         links = settings.link ?? []
         maxConnections = settings.maxConnections ?? ConnectionLimit.defaultMaximum()
         gossipInterval = Self.duration(seconds: settings.gossipInterval ?? Double(Self.defaultGossipIntervalSeconds))
+        meshKeys = settings.meshKey.map(Set.init)
     }
 
     private static func duration(seconds: Double) -> Duration {

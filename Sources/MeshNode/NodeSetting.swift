@@ -2,6 +2,7 @@ import Foundation
 import ICE
 import Yams
 import STUN
+import Signaling
 
 /// One setting of `meshnode serve`, an entry of ``NodeSettings/all``.
 ///
@@ -245,6 +246,11 @@ extension NodeSetting.Rule where Checked == String {
             }
             return nil
         }
+    }
+
+    /// A node's Ed25519 public key, base64 (`meshnode` prints it as node-key at start).
+    static var nodeKey: Self {
+        Self { Identity.decodeKey($0) == nil ? "'\($0.prefix(60))' is not a base64 Ed25519 public key (32 bytes)" : nil }
     }
 
     static var directory: Self {

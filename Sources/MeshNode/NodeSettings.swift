@@ -45,6 +45,7 @@ public struct NodeSettings: Sendable, Equatable {
     public var maxConnections: Int?
     public var gossipInterval: Double?
     public var webRoot: String?
+    public var meshKey: [String]?
 
     public init() {}
 
@@ -113,6 +114,8 @@ public struct NodeSettings: Sendable, Equatable {
                     help: "Seconds between node record refreshes over links (default \(SignalingSettings.defaultGossipIntervalSeconds); records expire after six intervals)."),
             .text("web-root", \.webRoot, .directory,
                   help: "Directory of the web page's files (default: web/ of the source tree meshnode was built from)."),
+            .list("mesh-key", \.meshKey, .nodeKey,
+                  help: "A closed mesh: take links and node records only from nodes with this Ed25519 key, base64 (repeatable; default: any key)."),
         ]
     }()
 

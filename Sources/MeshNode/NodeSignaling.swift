@@ -37,6 +37,7 @@ struct NodeSignaling: Sendable {
         let address = (host.contains(":") ? "[\(host)]" : host) + ":\(configuration.httpPort)"
         hubConfiguration.nodeAddress = address
         hubConfiguration.nodeIdentity = identity
+        hubConfiguration.meshKeys = configuration.signaling.meshKeys
         try? await store.prune(olderThan: hubConfiguration.retention)
         // The hub needs the ICE servers before the mesh service (which needs the hub) exists.
         let meshReference = Mutex<MeshService?>(nil)

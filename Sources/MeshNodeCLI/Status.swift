@@ -56,6 +56,9 @@ struct Status: AsyncParsableCommand {
               + (status.dialbackMs.map { String(format: "  dial-back %.0f ms", $0) } ?? ""))
         show("links: \(status.links.isEmpty ? "none" : status.links.joined(separator: ", "))")
         show("relays handed out: \(status.relays.isEmpty ? "none" : status.relays.joined(separator: ", "))")
+        if let unproven = status.unproven, unproven > 0 {
+            show("records held unproven (their address could not be dialled; not used): \(unproven)")
+        }
         let header = ["NODE", "REACHABILITY", "RELAY", "LOAD", "RTT", "LINKED", "VERSION", "EXPIRES"]
         var rows = [header]
         for node in status.nodes {

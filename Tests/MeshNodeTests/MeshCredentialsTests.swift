@@ -53,6 +53,24 @@ import TURNServer
         #expect(relay.password(forUsername: issued.username, now: Self.now.addingTimeInterval(60)) == nil)
     }
 
+    /// Issue 15, finding 9: mesh credentials had no upper bound on expiry. A username that
+    /// expires years ahead (made by whoever holds a pairwise secret, or leaked) is refused; the
+    /// issuer cannot make one either.
+    @Test("a username expiring further ahead than a day is refused, and none is issued")
+    func expiryHasAnUpperBound() throws {
+        relay.setMembers([home.identity.publicKeyBase64])
+        let secret = try #require(home.identity.sharedSecret(with: relay.identity.publicKeyBase64, context: MeshCredentials.context))
+        let issuer = MeshCredentials.base64url(home.identity.publicKeyBase64)
+        let time = Int(Self.now.timeIntervalSince1970)
+        let tenYears = "\(time + 10 * 365 * 86_400):\(issuer):alice"
+        #expect(relay.password(forUsername: tenYears, now: Self.now) == nil)
+        let justADay = "\(time + MeshCredentials.maximumLifetime):\(issuer):alice"
+        #expect(relay.password(forUsername: justADay, now: Self.now) == MeshCredentials.password(secret: secret, username: justADay))
+        let issued = try #require(home.issue(peer: "alice", relayKey: relay.identity.publicKeyBase64, lifetime: 10 * 365 * 86_400, now: Self.now))
+        #expect(issued.username.hasPrefix("\(time + MeshCredentials.maximumLifetime):"))
+        #expect(relay.password(forUsername: issued.username, now: Self.now) == issued.password)
+    }
+
     @Test("a relay refuses issuers that are not members, and usernames that are not the mesh's")
     func onlyMembersIssue() throws {
         let issued = try #require(home.issue(peer: "alice", relayKey: relay.identity.publicKeyBase64, lifetime: 3600, now: Self.now))

@@ -28,6 +28,8 @@ import Testing
         .mesh(MeshBody(records: [SignedNodeRecord(payload: "{\"node\":\"192.0.2.2:8080\"}", sig: "c2ln")])),
         .dialback(DialbackBody(udp: ["192.0.2.2:3478"], tcp: ["192.0.2.2:3478"])),
         .dialbackResult(DialbackResultBody(of: "d1", results: [DialbackOutcome(transport: "udp", address: "192.0.2.2:3478", ok: false, reason: "no answer")], observed: "192.0.2.2")),
+        .prove(ProveBody(nonce: "bm9uY2U=", node: "192.0.2.2:8080")),
+        .proof(ProofBody(node: "192.0.2.2:8080", key: "a2V5", sig: "c2ln")),
     ] + CallSetupType.allCases.map { .callSetup($0, signed) }
 
     @Test func everyTypeRoundTrips() throws {

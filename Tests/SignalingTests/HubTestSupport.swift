@@ -13,7 +13,8 @@ struct HubFixture {
     let directory: String
 
     init(heartbeat: Duration = .seconds(15), rate: Double = 50, burst: Double = 200,
-         node: String? = nil, identity: Identity? = nil, clock: ManualClock? = nil) async throws {
+         node: String? = nil, identity: Identity? = nil, clock: ManualClock? = nil,
+         logger: Logger = Logger(label: "test"), meshKeys: Set<String>? = nil) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshnode-hub-\(UUID().uuidString)").path
         store = try await SignalingStore.open(directory: directory, logger: Logger(label: "test"))
         var configuration = HubConfiguration()
@@ -22,9 +23,10 @@ struct HubFixture {
         configuration.burst = burst
         configuration.nodeAddress = node
         configuration.nodeIdentity = identity
+        configuration.meshKeys = meshKeys
         let now: @Sendable () -> ContinuousClock.Instant
         if let clock { now = { clock.now } } else { now = { .now } }
-        hub = SignalingHub(store: store, configuration: configuration, logger: Logger(label: "test"), now: now) { name, _ in
+        hub = SignalingHub(store: store, configuration: configuration, logger: logger, now: now) { name, _ in
             [ICEServer(urls: ["turn:127.0.0.1:3478?transport=udp"], username: "1:\(name)", credential: "x")]
         }
     }

@@ -137,6 +137,89 @@ import Testing
         #expect(rejection(mesh.accept(record(late).signed(by: late), via: nil, pinnedKey: nil, now: now)) == .full)
     }
 
+    // MARK: - Budgets (issue 15, finding 3)
+
+    /// A record of a fresh key at an address of its own.
+    func fresh(_ index: Int, expiresIn: Double = 30) -> SignedNodeRecord {
+        let identity = Identity.generate()
+        return record(identity, node: "10.\(index / 250).\(index % 250).1:8080", expiresIn: expiresIn).signed(by: identity)
+    }
+
+    @Test func oneLinkCannotFillTheDirectoryAndNewcomersStillGetIn() {
+        var mesh = directory()
+        var outcomes: [MeshRecordRejection.Code?] = []
+        for index in 0..<1000 {
+            outcomes.append(rejection(mesh.accept(fresh(index), via: "evil:1", pinnedKey: nil, now: now)))
+        }
+        #expect(outcomes.filter { $0 == nil }.count == MeshDirectory.maximumPerLink)
+        #expect(outcomes.filter { $0 == .full }.count == 1000 - MeshDirectory.maximumPerLink)
+        let newcomer = Identity.generate()
+        #expect(mesh.accept(record(newcomer).signed(by: newcomer), via: "good:1", pinnedKey: nil, now: now) == .added(record(newcomer)))
+
+        // Two links together fill it: a newcomer over a third link evicts from the link holding
+        // the most, so it still gets in and the total stays at the limit.
+        for index in 1000..<1499 { _ = mesh.accept(fresh(index), via: "evil:2", pinnedKey: nil, now: now) }
+        #expect(mesh.count == MeshDirectory.maximumNodes)
+        let late = Identity.generate()
+        let lateRecord = record(late, node: "198.51.100.99:8080")
+        #expect(mesh.accept(lateRecord.signed(by: late), via: "good:2", pinnedKey: nil, now: now) == .added(lateRecord))
+        #expect(mesh.count == MeshDirectory.maximumNodes)
+        #expect(mesh.entries[newcomer.publicKeyBase64] != nil, "a link with one node lost it to the flood")
+        // The small link keeps getting in: the links holding the most make way.
+        let third = Identity.generate()
+        #expect(rejection(mesh.accept(record(third, node: "198.51.100.98:8080").signed(by: third), via: "good:1", pinnedKey: nil, now: now)) == nil)
+    }
+
+    @Test func tombstonesCountAgainstTheLimits() {
+        var mesh = directory()
+        var identities: [Identity] = []
+        for index in 0..<MeshDirectory.maximumPerLink {
+            let identity = Identity.generate()
+            identities.append(identity)
+            _ = mesh.accept(record(identity, node: "10.\(index / 250).\(index % 250).1:8080").signed(by: identity), via: "evil:1", pinnedKey: nil, now: now)
+        }
+        // Every one of them leaves: their tombstones keep their places.
+        for (index, identity) in identities.enumerated() {
+            let bye = record(identity, node: "10.\(index / 250).\(index % 250).1:8080", seq: 2, leaving: true)
+            #expect(mesh.accept(bye.signed(by: identity), via: "evil:1", pinnedKey: nil, now: now) == .left(bye))
+        }
+        #expect(mesh.entries.isEmpty && mesh.count == MeshDirectory.maximumPerLink)
+        #expect(rejection(mesh.accept(fresh(999), via: "evil:1", pinnedKey: nil, now: now)) == .full)
+        // A leaving record of a node never held leaves no tombstone.
+        let stranger = Identity.generate()
+        #expect(mesh.accept(record(stranger, seq: 5, leaving: true).signed(by: stranger), via: "evil:2", pinnedKey: nil, now: now) == .unchanged)
+        #expect(mesh.count == MeshDirectory.maximumPerLink)
+        // Tombstones expire with the records they stand for.
+        _ = mesh.expire(now: now.addingTimeInterval(31))
+        #expect(mesh.count == 0)
+    }
+
+    @Test func recordsWaitingForProofHaveABudgetPerLinkAndInAll() {
+        var mesh = directory()
+        for index in 0..<40 { _ = mesh.hold(fresh(index), via: "evil:1", pinnedKey: nil, now: now) }
+        #expect(mesh.unproven.count == MeshDirectory.maximumUnprovenPerLink)
+        for link in 0..<20 {
+            for index in 0..<MeshDirectory.maximumUnprovenPerLink { _ = mesh.hold(fresh(100 + link * 10 + index), via: "link:\(link)", pinnedKey: nil, now: now) }
+        }
+        #expect(mesh.unproven.count == MeshDirectory.maximumUnproven)
+        // Held records are not used: not among the records, not counted as nodes.
+        #expect(mesh.records.isEmpty && mesh.count == 0)
+        // They expire too.
+        _ = mesh.expire(now: now.addingTimeInterval(31))
+        #expect(mesh.unproven.isEmpty)
+    }
+
+    @Test func aClosedMeshRefusesOtherKeys() {
+        let allowed = Identity.generate()
+        var mesh = MeshDirectory(ownNode: "198.51.100.10:8080", ownKey: own.publicKeyBase64, allowedKeys: [allowed.publicKeyBase64])
+        #expect(mesh.accept(record(allowed).signed(by: allowed), via: nil, pinnedKey: nil, now: now) == .added(record(allowed)))
+        let stranger = Identity.generate()
+        #expect(rejection(mesh.accept(record(stranger, node: "198.51.100.30:8080").signed(by: stranger), via: nil, pinnedKey: nil, now: now)) == .notAllowed)
+        if case .success = mesh.hold(record(stranger, node: "198.51.100.30:8080").signed(by: stranger), via: nil, pinnedKey: nil, now: now) {
+            Issue.record("a stranger's record was held for proof")
+        }
+    }
+
     @Test func recordsTravelInMeshMessages() throws {
         let other = Identity.generate()
         let message = SignalingMessage(id: "g1", from: "@node", to: "@node", payload: .mesh(MeshBody(records: [record(other).signed(by: other)])))

@@ -17,6 +17,11 @@ import STUN
 /// while the issuer is a live member of its mesh directory (or itself).
 public final class MeshCredentials: Sendable {
     static let context = "meshnode.v1 turn-credential"
+    /// The longest a credential may live, in seconds: one day, the TURN REST draft's suggested
+    /// lifetime (draft-uberti-behave-turn-rest-00 §2.2). Nodes issue them for an hour; a
+    /// username whose expiry lies further ahead is refused, so that a credential that leaks
+    /// (a page's log, a peer's config) cannot be used for years.
+    public static let maximumLifetime = 86_400
 
     let identity: Identity
     private struct State {
@@ -40,15 +45,17 @@ public final class MeshCredentials: Sendable {
     /// Credentials for `peer` at the relay whose node key is `relayKey`.
     public func issue(peer: String, relayKey: String, lifetime: Int, now: Date = Date()) -> (username: String, password: String)? {
         guard let secret = secret(with: relayKey) else { return nil }
+        let lifetime = min(max(lifetime, 1), Self.maximumLifetime)
         let username = "\(Int(now.timeIntervalSince1970) + lifetime):\(Self.base64url(identity.publicKeyBase64)):\(peer)"
         return (username, Self.password(secret: secret, username: username))
     }
 
-    /// The relay side: the password of a mesh username, nil when it is not one, has expired, or
-    /// names an issuer that is not a live member.
+    /// The relay side: the password of a mesh username, nil when it is not one, has expired,
+    /// expires more than `maximumLifetime` ahead, or names an issuer that is not a live member.
     public func password(forUsername username: String, now: Date = Date()) -> String? {
         let parts = username.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[1].utf8.count == 43, let expiry = Int(parts[0]), expiry > Int(now.timeIntervalSince1970),
+        let time = Int(now.timeIntervalSince1970)
+        guard parts.count == 3, parts[1].utf8.count == 43, let expiry = Int(parts[0]), expiry > time, expiry <= time + Self.maximumLifetime,
               let issuer = Self.base64(fromURL: String(parts[1])) else { return nil }
         let trusted = issuer == identity.publicKeyBase64 || state.withLock { $0.members.contains(issuer) }
         guard trusted, let secret = secret(with: issuer) else { return nil }

@@ -257,7 +257,9 @@ final class MeshService: Sendable {
         let records = await hub.meshEntries.map(\.record)
         var candidates: [RelaySelector.Candidate] = []
         for record in records {
-            guard let url = record.stun.compactMap(ICEServerURI.init).first,
+            // Only at the IP where this node proved the record's key (dial-back): a record
+            // cannot make this node probe someone else's address.
+            guard let url = Self.atNode(record.stun, of: record).compactMap(ICEServerURI.init).first,
                   let target = try? SocketAddress(ipAddress: url.host, port: url.port) else { continue }
             candidates.append(RelaySelector.Candidate(id: record.key, stun: target))
         }
@@ -285,9 +287,20 @@ final class MeshService: Sendable {
         var servers = own.filter { reachability != .unreachable || $0.username == nil }
         for relay in ranked.prefix(Self.relaysHandedOut) {
             guard let issued = credentials.issue(peer: name, relayKey: relay.record.key, lifetime: lifetime) else { continue }
-            servers.append(ICEServer(urls: relay.record.stun + relay.record.turn, username: issued.username, credential: issued.password))
+            let urls = Self.atNode(relay.record.stun + relay.record.turn, of: relay.record)
+            guard !urls.isEmpty else { continue }
+            servers.append(ICEServer(urls: urls, username: issued.username, credential: issued.password))
         }
         return servers
+    }
+
+    /// The URLs of `urls` whose host is the host of the record's node address: the address
+    /// this node proved the record's key at. A relay elsewhere is neither probed nor handed out.
+    static func atNode(_ urls: [String], of record: NodeRecord) -> [String] {
+        guard let colon = record.node.lastIndex(of: ":") else { return [] }
+        let host = SignalingHub.unbracketed(String(record.node[..<colon]))
+        guard let nodeIP = IPAddress(string: host) else { return [] }
+        return urls.filter { ICEServerURI($0).flatMap { IPAddress(string: $0.host) } == nodeIP }
     }
 
     // MARK: - Status
@@ -311,7 +324,8 @@ final class MeshService: Sendable {
         var relays = own.relay ? [address] : []
         relays += s.ranked.prefix(Self.relaysHandedOut).map(\.record.node)
         return MeshStatus(node: address, key: identity.publicKeyBase64, reachability: s.reachability.rawValue, relay: own.relay,
-                          checkedBy: s.checkedBy, dialbackMs: s.dialbackMs, nodes: nodes, links: links, relays: relays, time: now)
+                          checkedBy: s.checkedBy, dialbackMs: s.dialbackMs, nodes: nodes, links: links, relays: relays, time: now,
+                          unproven: await hub.unprovenCount)
     }
 
     private func ownRecordPreview(links: [String], state s: State) -> NodeRecord {

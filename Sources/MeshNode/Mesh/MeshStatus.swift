@@ -38,4 +38,7 @@ public struct MeshStatus: Codable, Sendable, Equatable {
     /// Relays handed out at login, best first (node addresses).
     public var relays: [String]
     public var time: Double
+    /// Records this node holds whose address it could not prove (dial-back): not listed in
+    /// `nodes`, never probed, never relays. A node behind a NAT is one of these to others.
+    public var unproven: Int?
 }

@@ -52,7 +52,7 @@ extension SignalingClient {
             }
         case .timeout(let body):
             eventSink.yield(.callTimeout(call: body.call))
-        case .pong, .ping, .login, .subscribe, .unsubscribe, .join, .leave, .link, .linked, .mesh, .dialback, .dialbackResult:
+        case .pong, .ping, .login, .subscribe, .unsubscribe, .join, .leave, .link, .linked, .mesh, .dialback, .dialbackResult, .prove, .proof:
             break
         }
     }

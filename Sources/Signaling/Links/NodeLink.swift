@@ -4,11 +4,14 @@ import HummingbirdWSClient
 import Logging
 
 /// The dialling side of a node-to-node link (docs/protocol.md "Node links"): connects to another
-/// node's `/ws`, proves this node's key, checks the other node's key (trust on first use, kept in
-/// the store), then hands the connection to the hub as a link. Reconnects every
+/// node's `/ws`, proves this node's key, checks that the node there answers as the address
+/// dialled and holds the key pinned for it (trust on first use, kept in the store), then hands
+/// the connection to the hub as a link. Reconnects every
 /// `reconnectDelay` plus up to a second of jitter, and pings every half heartbeat.
 public actor NodeLink {
     public nonisolated let url: String
+    /// The address this link dials, `host:port` as the other node names itself.
+    public nonisolated let dialled: String
     let hub: SignalingHub
     let identity: Identity
     let nodeAddress: String
@@ -19,6 +22,7 @@ public actor NodeLink {
     public init(url: String, hub: SignalingHub, identity: Identity, nodeAddress: String,
                 reconnectDelay: Duration = .seconds(5), logger: Logger) {
         self.url = SignalingClient.webSocketURL(url)
+        self.dialled = Self.address(ofURL: self.url)
         self.hub = hub
         self.identity = identity
         self.nodeAddress = nodeAddress
@@ -82,16 +86,33 @@ public actor NodeLink {
                 switch frame.payload {
                 case .challenge(let body):
                     let link = LinkBody(node: nodeAddress, key: identity.publicKeyBase64,
-                                        sig: identity.sign(text: LinkBody.signedText(nonce: body.nonce, node: nodeAddress)), nonce: myNonce)
+                                        sig: identity.sign(text: LinkBody.signedText(nonce: body.nonce, node: nodeAddress, to: dialled)), nonce: myNonce)
                     sink.yield(.frame(SignalingCodec.encode(SignalingMessage(id: UUID().uuidString, from: "", to: SignalingProtocol.nodeAddress, payload: .link(link)))))
                 case .linked(let body):
-                    guard Address.isValidNode(body.node),
-                          Identity.verify(signatureBase64: body.sig, text: LinkBody.signedText(nonce: myNonce, node: body.node), publicKeyBase64: body.key) else {
+                    // The node that answered must be the one at the URL: it names the address
+                    // dialled, signs this link to this node, and holds the key pinned for that
+                    // address (on first use).
+                    guard body.node == dialled else {
+                        logger.error("node link refused: the node at the URL answered as another node", metadata: [
+                            "url": "\(url)", "dialled": "\(dialled)", "answered-as": "\(body.node.prefix(80))",
+                        ])
+                        return
+                    }
+                    guard Identity.verify(signatureBase64: body.sig, text: LinkBody.signedText(nonce: myNonce, node: dialled, to: nodeAddress), publicKeyBase64: body.key) else {
                         logger.error("node link refused: the other node's signature does not verify", metadata: ["url": "\(url)"])
                         return
                     }
-                    try await hub.checkNodeKey(node: body.node, key: body.key)
-                    let opened = await hub.openLink(node: body.node, key: body.key, remoteIP: URL(string: url)?.host, sink: sink)
+                    guard await hub.isAllowedNodeKey(body.key) else {
+                        logger.error("node link refused: the other node's key is not one of this node's mesh keys", metadata: ["url": "\(url)", "key": "\(body.key)"])
+                        return
+                    }
+                    do {
+                        try await hub.checkNodeKey(node: dialled, key: body.key)
+                    } catch {
+                        logger.error("node link refused: key changed", metadata: ["url": "\(url)", "code": "\(error.code)", "reason": "\(error.reason)"])
+                        return
+                    }
+                    let opened = await hub.openLink(node: dialled, key: body.key, remoteIP: Self.host(of: dialled), proven: body.proven ?? false, sink: sink)
                     handle = opened
                     let interval = Duration.milliseconds(Int(max(body.heartbeat, 0.1) * 500))
                     keepAlive = Task { await self.ping(opened, every: interval) }
@@ -106,6 +127,22 @@ public actor NodeLink {
             logger.warning("node link failed", metadata: ["url": "\(url)", "error": "\(error)"])
         }
         if let handle { await hub.closed(handle.id) }
+    }
+
+    /// `host:port` of a WebSocket URL, IPv6 hosts in brackets; the port defaults to the scheme's.
+    public static func address(ofURL text: String) -> String {
+        guard let url = URL(string: text), var host = url.host else { return text }
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host.contains(":") { host = "[\(host)]" }
+        let port = url.port ?? (url.scheme == "wss" || url.scheme == "https" ? 443 : 80)
+        return "\(host):\(port)"
+    }
+
+    /// The host of `host:port` without brackets.
+    static func host(of address: String) -> String {
+        var host = String(address[..<(address.lastIndex(of: ":") ?? address.endIndex)])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host
     }
 
     /// Pings over the link; ends it when the other node has been silent for four pings.

@@ -7,13 +7,17 @@ import Foundation
 extension SignalingHub {
     // MARK: - Establishing
 
-    /// The answering side: a node logs in with its node key instead of a peer's.
+    /// The answering side: a node logs in with its node key instead of a peer's. The address
+    /// it claims is bound to its key only once the node *at* that address proves the key
+    /// (dial-back); until then the link carries mesh messages only.
     func acceptLink(_ body: LinkBody, id: String, on connection: Int) async {
         guard let session = sessions[connection] else { return }
         let nonce = session.nonce
         let next = Self.makeNonce()
         sessions[connection]?.nonce = next
         func fail(_ error: SignalingError) {
+            logLimited(.notice, "node link refused", kind: "link refused", connection: nil,
+                       metadata: ["claimed-node": "\(body.node.prefix(80))", "code": "\(error.code)", "reason": "\(error.reason)"])
             session.handle.send(errorMessage(error, to: nil))
             session.handle.send(nodeMessage(to: "", .challenge(ChallengeBody(nonce: next))))
         }
@@ -23,39 +27,140 @@ extension SignalingHub {
         guard Address.isValidNode(body.node), body.node != own, Identity.decodeKey(body.key) != nil else {
             return fail(SignalingError(.badField, "link needs a node address host:port other than this node's and a base64 Ed25519 key", of: id))
         }
-        guard Identity.verify(signatureBase64: body.sig, text: LinkBody.signedText(nonce: nonce, node: body.node), publicKeyBase64: body.key) else {
-            return fail(SignalingError(.badSignature, "the link signature does not verify over the challenge nonce and node address", of: id))
+        guard Identity.verify(signatureBase64: body.sig, text: LinkBody.signedText(nonce: nonce, node: body.node, to: own), publicKeyBase64: body.key) else {
+            return fail(SignalingError(.badSignature, "the link signature does not verify over the challenge nonce, the node address and this node's address \(own)", of: id))
+        }
+        guard isAllowedNodeKey(body.key) else {
+            return fail(SignalingError(.forbidden, "this is a closed mesh: the key \(body.key.prefix(12))… is not one of its mesh keys", of: id))
         }
         do {
-            try await checkNodeKey(node: body.node, key: body.key)
+            if let pinned = try await store.key(of: "@" + body.node), pinned != body.key {
+                return fail(SignalingError(.nameTaken, "node \(body.node) is bound to another key here; if it was re-keyed on purpose, remove its binding from the store", of: id))
+            }
         } catch {
             return fail(SignalingError(error.code, error.reason, of: id))
+        }
+        guard trust.links[connection] == nil else {
+            return fail(SignalingError(.badField, "this connection is a link already", of: id))
+        }
+        // Claimed for now, so that a second `link` on this connection waits for nothing.
+        trust.links[connection] = LinkTrust.Link(node: body.node, key: body.key, weProved: false, theyProved: true, nonce: body.nonce)
+        let outcome = await proveNow(body.node)
+        guard sessions[connection] != nil, trust.links[connection] != nil else { return }
+        if case .proven(let key) = outcome, key != body.key {
+            trust.links[connection] = nil
+            return fail(SignalingError(.notProven, "the node at \(body.node) proved another key: a link may only claim the address of the node that holds its key", of: id))
+        }
+        let proven = outcome == .proven(key: body.key)
+        if proven {
+            do {
+                try await checkNodeKey(node: body.node, key: body.key)
+            } catch {
+                trust.links[connection] = nil
+                return fail(SignalingError(error.code, error.reason, of: id))
+            }
         }
         guard sessions[connection] != nil else { return }
         let seconds = Double(configuration.heartbeat.components.seconds) + Double(configuration.heartbeat.components.attoseconds) / 1e18
         let linked = LinkedBody(node: own, key: identity.publicKeyBase64,
-                                sig: identity.sign(text: LinkBody.signedText(nonce: body.nonce, node: own)), heartbeat: seconds)
+                                sig: identity.sign(text: LinkBody.signedText(nonce: body.nonce, node: own, to: body.node)),
+                                heartbeat: seconds, proven: proven)
         session.handle.send(nodeMessage(to: "", .linked(linked), id: id))
-        linkKeys[body.node] = body.key
-        await linkUp(body.node, on: connection)
-    }
-
-    /// Binds a node address to its key on first use, like a peer name; throws `name-taken`
-    /// when another key holds the address.
-    public func checkNodeKey(node: String, key: String) async throws(SignalingError) {
-        let bound = try await store.bind(name: "@" + node, key: key)
-        guard bound == key else {
-            throw SignalingError(.nameTaken, "node \(node) is bound to another key here; if it was re-keyed on purpose, remove its binding from the store")
+        sessions[connection]?.node = body.node
+        if proven {
+            trust.links[connection]?.weProved = true
+            await promote(connection)
+        } else {
+            logLimited(.notice, "node link not proven yet: mesh messages only", kind: "link unproven", connection: nil, metadata: [
+                "claimed-node": "\(body.node.prefix(80))", "link": "\(connection)", "reason": "\(outcome.map { "\($0)" } ?? "busy")",
+            ])
+            meshLinkUp(connection)
+            scheduleProof(connection)
         }
     }
 
-    /// The dialling side: `NodeLink` finished the handshake; the link now carries routed traffic.
-    public func openLink(node: String, key: String? = nil, remoteIP: String? = nil,
+    /// Binds a node address to its key on first use, like a peer name; throws `name-taken`
+    /// when another key holds the address. Called only for an address this node has proven
+    /// (dialled itself, or by dial-back).
+    public func checkNodeKey(node: String, key: String) async throws(SignalingError) {
+        let bound = try await store.bind(name: "@" + node, key: key)
+        guard bound == key else {
+            throw SignalingError(.nameTaken, "node \(node) answered with key \(key.prefix(12))… but key \(bound.prefix(12))… is pinned for it since its first link; if it was re-keyed on purpose, remove the binding '@\(node)' from the store")
+        }
+    }
+
+    /// Whether a closed mesh (`--mesh-key`) lets this key in; an open mesh lets any key in.
+    public func isAllowedNodeKey(_ key: String) -> Bool {
+        guard let allowed = configuration.meshKeys else { return true }
+        return allowed.contains(key) || key == configuration.nodeIdentity?.publicKeyBase64
+    }
+
+    /// The dialling side: `NodeLink` finished the handshake and checked the other node's
+    /// address and key; the link carries routed traffic once the other node has proven this
+    /// node's address too (`proven`), mesh messages until then.
+    public func openLink(node: String, key: String? = nil, remoteIP: String? = nil, proven: Bool = true,
                          sink: AsyncStream<ConnectionHandle.Outbound>.Continuation) async -> ConnectionHandle {
         let handle = open(hostHint: nil, remoteIP: remoteIP, sink: sink, silent: true)
-        if let key { linkKeys[node] = key }
-        await linkUp(node, on: handle.id)
+        sessions[handle.id]?.node = node
+        // The operator chose to link to this node, and this node proved its address: it gets a
+        // link's budget even while it has not proven ours (it sends the mesh's records then).
+        sessions[handle.id]?.limiter = RateLimiter(rate: configuration.rate * 20, burst: configuration.burst * 20, now: now())
+        trust.links[handle.id] = LinkTrust.Link(node: node, key: key ?? "", weProved: true, theyProved: proven)
+        if proven {
+            if let key { linkKeys[node] = key }
+            await linkUp(node, on: handle.id)
+        } else {
+            meshLinkUp(handle.id)
+        }
         return handle
+    }
+
+    /// A link that carries mesh messages only (not proven both ways yet): it gets the records.
+    func meshLinkUp(_ connection: Int) {
+        guard let node = trust.links[connection]?.node else { return }
+        logger.info("node link up for mesh messages only", metadata: ["node": "\(node)", "connection": "\(connection)"])
+        sendMesh(to: connection)
+    }
+
+    /// Both sides proved each other: bind, tell the dialler (when it waited for this), and route.
+    func promote(_ connection: Int) async {
+        guard var link = trust.links[connection], let identity = configuration.nodeIdentity, let own = configuration.nodeAddress else { return }
+        let wasMeshOnly = !link.weProved
+        link.weProved = true
+        // Not cancelled: when a retry proved the link, that retry is the task running this.
+        link.retry = nil
+        trust.links[connection] = link
+        if wasMeshOnly {
+            do {
+                try await checkNodeKey(node: link.node, key: link.key)
+            } catch {
+                sessions[connection]?.handle.send(errorMessage(SignalingError(error.code, error.reason), to: SignalingProtocol.nodeAddress))
+                return drop(connection)
+            }
+            let seconds = Double(configuration.heartbeat.components.seconds) + Double(configuration.heartbeat.components.attoseconds) / 1e18
+            let linked = LinkedBody(node: own, key: identity.publicKeyBase64,
+                                    sig: identity.sign(text: LinkBody.signedText(nonce: link.nonce ?? "", node: own, to: link.node)),
+                                    heartbeat: seconds, proven: true)
+            sessions[connection]?.handle.send(nodeMessage(to: SignalingProtocol.nodeAddress, .linked(linked)))
+        }
+        // Other connections that claimed this address with another key lose their claim.
+        for (other, claim) in trust.links where other != connection && claim.node == link.node && claim.key != link.key {
+            sessions[other]?.handle.send(errorMessage(SignalingError(.notProven, "the node at \(link.node) proved another key"), to: SignalingProtocol.nodeAddress))
+            drop(other)
+        }
+        mesh?.releaseUnproven(node: link.node, except: link.key)
+        guard sessions[connection] != nil else { return }
+        linkKeys[link.node] = link.key
+        await linkUp(link.node, on: connection)
+        // Its own record, held while its address was not proven, is now usable.
+        if let held = mesh?.unproven[link.key], held.record.node == link.node {
+            await file([held.signed], from: link.node, on: connection)
+        }
+    }
+
+    /// Forgets what a closed connection proved; a retry waiting for it stops.
+    func forgetLink(_ connection: Int) {
+        trust.links.removeValue(forKey: connection)?.retry?.cancel()
     }
 
     /// Marks the connection as the link to `node`, then sends what waited for it: stored chat
@@ -80,6 +185,14 @@ extension SignalingHub {
         } catch {
             logger.error("cannot read messages for a node", metadata: ["node": "\(node)", "error": "\(error)"])
         }
+    }
+
+    /// `body` as sent over a link: a key of a local peer with this node's signature of it.
+    func attested(_ body: PresenceBody) -> PresenceBody {
+        guard let key = body.key, !body.name.contains("@"), let own = configuration.nodeAddress, let identity = configuration.nodeIdentity else { return body }
+        var signed = body
+        signed.sig = identity.sign(text: PresenceBody.attestation(address: "\(body.name)@\(own)", key: key))
+        return signed
     }
 
     /// Peers at a node whose link went down are offline as far as anyone here can tell.
@@ -144,9 +257,21 @@ extension SignalingHub {
         guard let session = sessions[connection] else { return }
         let reply = session.handle
         func refuse(_ error: SignalingError) { reply.send(errorMessage(error, to: SignalingProtocol.nodeAddress)) }
-        // A link speaks for the peers of its own node only.
+        // A link speaks for the peers of its own node only, and only once this node has proven
+        // that node's address (and it ours): before that, mesh messages only.
         let sender = Address.parse(message.from)
         let fromItsPeer = sender?.node == node
+        let routed = links[node] == connection
+        switch message.payload {
+        case .ping, .pong, .mesh, .dialback, .dialbackResult, .linked, .error:
+            break
+        default:
+            guard routed else {
+                logLimited(.notice, "unproven node link: message refused", kind: "unproven", connection: connection,
+                           metadata: ["claimed-node": "\(node)", "type": "\(message.type.rawValue)"])
+                return refuse(SignalingError(.notProven, "this link carries mesh messages only until the address \(node) is proven by dial-back", of: message.id))
+            }
+        }
         switch message.payload {
         case .ping:
             reply.send(nodeMessage(to: SignalingProtocol.nodeAddress, .pong, id: message.id))
@@ -160,7 +285,7 @@ extension SignalingHub {
             for name in body.names where Address.isValidName(name) {
                 let key = (try? await store.key(of: name)) ?? nil
                 reply.send(nodeMessage(to: SignalingProtocol.nodeAddress,
-                                       .presence(PresenceBody(name: name, status: online[name] != nil ? .online : .offline, key: key))))
+                                       .presence(attested(PresenceBody(name: name, status: online[name] != nil ? .online : .offline, key: key)))))
             }
         case .unsubscribe(let body):
             for name in body.names {
@@ -169,6 +294,14 @@ extension SignalingHub {
             }
         case .presence(let body):
             guard Address.isValidName(body.name) else { return }
+            // A key for one of its peers counts only with the node's own signature of it.
+            if let key = body.key {
+                guard let nodeKey = linkKeys[node], let sig = body.sig,
+                      Identity.verify(signatureBase64: sig, text: PresenceBody.attestation(address: "\(body.name)@\(node)", key: key), publicKeyBase64: nodeKey) else {
+                    logLimited(.notice, "node link: presence key without a valid node signature", kind: "presence", connection: connection, metadata: ["node": "\(node)"])
+                    return refuse(SignalingError(.badSignature, "the key for \(body.name) is not signed by \(node)'s node key", of: message.id))
+                }
+            }
             announce(name: "\(body.name)@\(node)", status: body.status, key: body.key)
         case .chat(let body):
             guard fromItsPeer else { return refuse(SignalingError(.forbidden, "a link carries messages of its own node's peers only", of: message.id)) }
@@ -180,6 +313,8 @@ extension SignalingHub {
             }
         case .callSetup(let type, let body):
             guard fromItsPeer else { return refuse(SignalingError(.forbidden, "a link carries messages of its own node's peers only", of: message.id)) }
+            // The same freshness and replay rules as for a local sender (docs/protocol.md, Call setup).
+            if let refusal = linkedCallSetupRefusal(type, body, message: message) { return refuse(refusal) }
             guard let target = normalise(message.to), !target.contains("@"), let callee = handle(of: target) else {
                 return refuse(SignalingError(.unavailable, "\(Address.bareName(message.to)) is offline; call setup is not stored", of: message.id))
             }
@@ -189,15 +324,35 @@ extension SignalingHub {
                 track(type, payload, from: message.from, to: target)
             }
         case .timeout(let body):
-            if let target = normalise(message.to), !target.contains("@") {
-                handle(of: target)?.send(nodeMessage(to: target, .timeout(body)))
+            // Only for a call this node relayed between one of its peers and a peer of that
+            // node: the ring timer of such a call runs there too. Any other call id is not the
+            // link's to end.
+            func relayed(_ key: RingingCall.Key, to target: String) -> Bool {
+                key.call == body.call && ((key.caller == target && Address.parse(key.callee)?.node == node)
+                                          || (key.callee == target && Address.parse(key.caller)?.node == node))
             }
+            guard let target = normalise(message.to), !target.contains("@"),
+                  let key = calls.keys.first(where: { relayed($0, to: target) }), let call = calls[key] else {
+                logLimited(.notice, "node link: timeout refused", kind: "timeout", connection: connection, metadata: ["node": "\(node)", "call": "\(body.call.prefix(64))"])
+                return refuse(SignalingError(.forbidden, "no call \(body.call.prefix(64)) rings here between \(message.to.prefix(40)) and a peer of \(node)", of: message.id))
+            }
+            call.timer.cancel()
+            calls[key] = nil
+            handle(of: target)?.send(nodeMessage(to: target, .timeout(body)))
+        case .linked(let body):
+            // The other node proved this node's address after all (it answered `proven: false`).
+            guard var link = trust.links[connection], link.weProved, !link.theyProved, body.proven == true else { return }
+            link.theyProved = true
+            trust.links[connection] = link
+            logger.notice("node link proven by the other node", metadata: ["node": "\(node)", "connection": "\(connection)"])
+            if !link.key.isEmpty { linkKeys[node] = link.key }
+            await linkUp(node, on: connection)
         case .error(let body):
             if let of = body.of, let pending = pendingDialbacks.removeValue(forKey: of) {
                 logger.info("mesh: dialback refused", metadata: ["node": "\(node)", "code": "\(body.code)", "reason": "\(body.reason)"])
                 return pending.resume(returning: nil)
             }
-            guard let of = body.of, let local = forwarded.removeValue(forKey: of) else { return }
+            guard routed, let of = body.of, let local = forwarded.removeValue(forKey: of) else { return }
             // The other node refused a message for good (unknown peer, offline callee).
             try? await store.markDelivered(sender: local, id: of, node: node)
             handle(of: local)?.send(errorMessage(SignalingError(body.code, "node \(node): \(body.reason)", of: of), to: local))

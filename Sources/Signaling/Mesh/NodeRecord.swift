@@ -103,6 +103,10 @@ extension LayerError.Code where Layer == MeshRecordLayer {
     public static let addressTaken = Self("address-taken")
     /// The record claims this node's own address or key.
     public static let impersonation = Self("impersonation")
-    /// The directory holds as many nodes as it will.
+    /// The directory holds as many nodes as it will, or the link brought its share.
     public static let full = Self("full")
+    /// A closed mesh (`--mesh-key`): the record's key is not one of the allowed node keys.
+    public static let notAllowed = Self("not-allowed")
+    /// The node at the record's address did not prove the record's key (dial-back).
+    public static let notProven = Self("not-proven")
 }

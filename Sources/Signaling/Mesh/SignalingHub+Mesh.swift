@@ -30,15 +30,22 @@ extension SignalingHub {
         (mesh?.entries.values.map { $0 } ?? []).sorted { $0.record.node < $1.record.node }
     }
 
-    /// Nodes with a link up now.
-    public var linkedNodes: [String] { links.keys.sorted() }
+    /// Nodes with a link up now whose address this node proved (also those that carry mesh
+    /// messages only because the other side has not proven this node yet).
+    public var linkedNodes: [String] { Set(trust.links.values.filter(\.weProved).map(\.node)).sorted() }
+
+    /// Records this node holds but has not proven (they are not used), for `/mesh`.
+    public var unprovenCount: Int { mesh?.unproven.count ?? 0 }
+
+    /// Every link connection, also those that carry mesh messages only.
+    var meshConnections: [Int] { trust.links.keys.sorted() }
 
     /// Publishes this node's own record: kept for links that come up later, sent to every link
     /// now.
     public func publish(_ record: SignedNodeRecord) {
         ownRecord = record
         let message = nodeMessage(to: SignalingProtocol.nodeAddress, .mesh(MeshBody(records: [record])))
-        for connection in links.values { sessions[connection]?.handle.send(message) }
+        for connection in meshConnections { sessions[connection]?.handle.send(message) }
     }
 
     /// A new link gets every record this node knows, its own first.
@@ -55,16 +62,38 @@ extension SignalingHub {
     }
 
     /// Records that came over the link to `node`: checked, filed, and passed on to every other
-    /// link when they are news (flooding; sequence numbers stop the echo).
+    /// link when they are news (flooding; sequence numbers stop the echo). A record is used
+    /// only when this node has proven its key at its address; others wait for a dial-back.
     func receiveRecords(_ records: [SignedNodeRecord], from node: String, on connection: Int) async {
+        await file(records, from: node, on: connection)
+    }
+
+    /// Files records from the link to `node` (`connection` nil: a record whose dial-back just
+    /// proved it).
+    func file(_ records: [SignedNodeRecord], from node: String, on connection: Int?) async {
         guard mesh != nil else { return }
         var news: [SignedNodeRecord] = []
         for signed in records.prefix(64) {
-            let claimed = (try? JSONDecoder().decode(NodeRecord.self, from: Data(signed.payload.utf8)))?.node
+            let parsed = try? JSONDecoder().decode(NodeRecord.self, from: Data(signed.payload.utf8))
+            let claimed = parsed?.node
             var pinned: String?
             if let claimed {
                 pinned = linkKeys[claimed]
                 if pinned == nil { pinned = (try? await store.key(of: "@" + claimed)) ?? nil }
+            }
+            // Our own record coming back and a leaving record are checked by `accept` (the
+            // key signs them); any other record waits until its address is proven.
+            var proven = true
+            if let record = parsed, record.key != mesh?.ownKey, record.leaving != true {
+                proven = hasProven(key: record.key, at: record.node, over: connection)
+            }
+            guard mesh != nil else { return }
+            guard proven else {
+                switch mesh!.hold(signed, via: node, pinnedKey: pinned) {
+                case .success(let record): proveRecord(record, via: node, on: connection)
+                case .failure(let rejection): logRejection(rejection, claimed: claimed, via: node, connection: connection)
+                }
+                continue
             }
             switch mesh!.accept(signed, via: node, pinnedKey: pinned) {
             case .added(let record):
@@ -78,15 +107,23 @@ extension SignalingHub {
             case .unchanged:
                 break
             case .rejected(let rejection):
-                logger.warning("mesh: node record rejected", metadata: [
-                    "claimed-node": "\(claimed ?? "?")", "via": "\(node)", "code": "\(rejection.code.name)", "reason": "\(rejection.reason)",
-                ])
+                logRejection(rejection, claimed: claimed, via: node, connection: connection)
             }
         }
         guard !news.isEmpty else { return }
         let message = nodeMessage(to: SignalingProtocol.nodeAddress, .mesh(MeshBody(records: news)))
-        for (other, link) in links where other != node { sessions[link]?.handle.send(message) }
+        for other in meshConnections where other != connection && trust.links[other]?.node != node {
+            sessions[other]?.handle.send(message)
+        }
         meshHooks?.changed()
+    }
+
+    /// One line per link and interval at most: a link sending a flood of bad records must not
+    /// flood the log as well.
+    private func logRejection(_ rejection: MeshRecordRejection, claimed: String?, via node: String, connection: Int?) {
+        logLimited(.warning, "mesh: node record rejected", kind: "record", connection: connection, metadata: [
+            "claimed-node": "\(claimed?.prefix(80) ?? "?")", "via": "\(node)", "code": "\(rejection.code.name)", "reason": "\(rejection.reason)",
+        ])
     }
 
     /// Drops expired records (run by the sweeper).
@@ -127,7 +164,7 @@ extension SignalingHub {
     /// Asks the linked node `node` to dial back; nil when there is no link, it refused, or no
     /// answer came within `timeout`.
     public func requestDialback(from node: String, _ body: DialbackBody, timeout: Duration = .seconds(8)) async -> DialbackResultBody? {
-        guard let link = link(to: node) else { return nil }
+        guard let link = provenLink(to: node) else { return nil }
         let id = UUID().uuidString
         let timer = Task { [weak self] in
             try? await Task.sleep(for: timeout)
@@ -140,11 +177,18 @@ extension SignalingHub {
         }
     }
 
+    /// A link connection to `node` whose address this node proved (routed or mesh only).
+    func provenLink(to node: String) -> ConnectionHandle? {
+        if let routed = link(to: node) { return routed }
+        return trust.links.first { $0.value.node == node && $0.value.weProved }.flatMap { sessions[$0.key]?.handle }
+    }
+
     private func cancelDialback(_ id: String) {
         pendingDialbacks.removeValue(forKey: id)?.resume(returning: nil)
     }
 
-    static func unbracketed(_ host: String) -> String {
+    /// `host` without the brackets of an IPv6 literal.
+    public static func unbracketed(_ host: String) -> String {
         host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
     }
 }

@@ -16,11 +16,21 @@ public struct PresenceBody: Codable, Sendable, Equatable {
     public var name: String
     public var status: PresenceStatus
     public var key: String?
+    /// Over a node link, with `key`: the name's home node signs
+    /// `PresenceBody.attestation(address:key:)`, and the receiving node checks it against the
+    /// key it proved for that node (docs/protocol.md "Node links").
+    public var sig: String?
 
-    public init(name: String, status: PresenceStatus, key: String?) {
+    public init(name: String, status: PresenceStatus, key: String?, sig: String? = nil) {
         self.name = name
         self.status = status
         self.key = key
+        self.sig = sig
+    }
+
+    /// The text a home node signs to say that `address` (`name@host:port`) holds `key`.
+    public static func attestation(address: String, key: String) -> String {
+        "meshnode.v1 presence-key\n\(address)\n\(key)"
     }
 }
 

@@ -54,6 +54,8 @@ public enum SignalingCodec {
         case .mesh(let body): frame(message, body)
         case .dialback(let body): frame(message, body)
         case .dialbackResult(let body): frame(message, body)
+        case .prove(let body): frame(message, body)
+        case .proof(let body): frame(message, body)
         }
     }
 
@@ -102,6 +104,8 @@ public enum SignalingCodec {
         case .mesh: return .mesh(try body(MeshBody.self))
         case .dialback: return .dialback(try body(DialbackBody.self))
         case .dialbackResult: return .dialbackResult(try body(DialbackResultBody.self))
+        case .prove: return .prove(try body(ProveBody.self))
+        case .proof: return .proof(try body(ProofBody.self))
         }
     }
 

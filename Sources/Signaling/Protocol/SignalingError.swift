@@ -42,6 +42,9 @@ public struct SignalingError: Error, Sendable, Equatable, CustomStringConvertibl
         public static let replaced = Code(rawValue: "replaced")
         /// A peer's key differs from the one pinned for its name (client side, TOFU).
         public static let keyChanged = Code(rawValue: "key-changed")
+        /// A node link whose address this node has not proven by dial-back: the node at that
+        /// address holds another key, or the proof is not done yet (docs/protocol.md "Node links").
+        public static let notProven = Code(rawValue: "not-proven")
         /// The node could not do what was asked (storage failure).
         public static let internalError = Code(rawValue: "internal")
         /// No answer in time (client side: the node did not acknowledge).

@@ -30,6 +30,7 @@ public enum MessageType: String, Sendable, CaseIterable, Codable {
     case link, linked
     case mesh, dialback
     case dialbackResult = "dialback-result"
+    case prove, proof
 
     /// The call-setup type this is, if it is one.
     public var callSetup: CallSetupType? { CallSetupType(rawValue: rawValue) }
@@ -59,6 +60,8 @@ public enum SignalingPayload: Sendable, Equatable {
     case mesh(MeshBody)
     case dialback(DialbackBody)
     case dialbackResult(DialbackResultBody)
+    case prove(ProveBody)
+    case proof(ProofBody)
 
     public var type: MessageType {
         switch self {
@@ -84,6 +87,8 @@ public enum SignalingPayload: Sendable, Equatable {
         case .mesh: .mesh
         case .dialback: .dialback
         case .dialbackResult: .dialbackResult
+        case .prove: .prove
+        case .proof: .proof
         }
     }
 }

@@ -16,6 +16,9 @@ public struct HubConfiguration: Sendable {
     /// (docs/protocol.md "Node links"). Without them the node neither takes nor makes links.
     public var nodeAddress: String?
     public var nodeIdentity: Identity?
+    /// A closed mesh (`--mesh-key`): the only node keys (base64) whose links and records this
+    /// node takes, besides its own. Nil: any key (an open mesh).
+    public var meshKeys: Set<String>?
 
     public init() {}
 }

@@ -57,6 +57,11 @@ public actor SignalingHub {
     var dialbacksServed: [Int: ContinuousClock.Instant] = [:]
     /// Node address → the key its link proved, while the link is up.
     var linkKeys: [String: String] = [:]
+    /// Which link connections proved which address, and the dial-backs that prove them
+    /// (Links/LinkTrust.swift).
+    var trust = LinkTrust()
+    /// Log lines about one connection's misbehaviour, at most one per kind and interval.
+    var logLimits = LogLimiter()
     private var nextConnectionID = 0
 
     /// - Parameter now: the clock of the heartbeat and the rate limits; tests pass one they
@@ -70,7 +75,7 @@ public actor SignalingHub {
         self.now = now
         self.iceServers = iceServers
         if let own = configuration.nodeAddress, let identity = configuration.nodeIdentity {
-            mesh = MeshDirectory(ownNode: own, ownKey: identity.publicKeyBase64)
+            mesh = MeshDirectory(ownNode: own, ownKey: identity.publicKeyBase64, allowedKeys: configuration.meshKeys)
         }
     }
 
@@ -100,6 +105,8 @@ public actor SignalingHub {
         let allowed = session.limiter.allow(now: session.lastSeen)
         sessions[connection] = session
         guard allowed else {
+            logLimited(.warning, "connection over its rate limit: frames dropped", kind: "rate", connection: connection,
+                       metadata: ["node": "\(session.node ?? "-")", "name": "\(session.name ?? "-")"])
             session.handle.send(errorMessage(SignalingError(.rateLimited, "more than \(Int(configuration.rate)) frames/s (burst \(Int(configuration.burst))); this frame was dropped"), to: session.name))
             return
         }
@@ -154,6 +161,7 @@ public actor SignalingHub {
         guard let session = sessions.removeValue(forKey: connection) else { return }
         session.handle.close()
         dialbacksServed[connection] = nil
+        forgetLink(connection)
         for name in session.watching { watchers[name]?.remove(connection) }
         if let node = session.node, links[node] == connection {
             linkDown(node)
@@ -175,6 +183,7 @@ public actor SignalingHub {
             switch message.payload {
             case .login(let body): await login(body, id: message.id, on: connection)
             case .link(let body): await acceptLink(body, id: message.id, on: connection)
+            case .prove(let body): answerProof(body, id: message.id, on: connection)
             case .ping: session.handle.send(nodeMessage(to: "", .pong, id: message.id))
             default: session.handle.send(errorMessage(SignalingError(.notLoggedIn, "log in first: answer the challenge with a login", of: message.id), to: nil))
             }
@@ -197,7 +206,7 @@ public actor SignalingHub {
         case .chat(let body): await chat(body, message: message, name: name, reply: reply)
         case .ack(let body): await recipientAck(body, name: name, reply: reply)
         case .callSetup(let type, let body): await callSetup(type, body, message: message, name: name, key: key, reply: reply)
-        case .challenge, .welcome, .presence, .room, .error, .timeout, .link, .linked, .mesh, .dialback, .dialbackResult:
+        case .challenge, .welcome, .presence, .room, .error, .timeout, .link, .linked, .mesh, .dialback, .dialbackResult, .prove, .proof:
             reply.send(errorMessage(SignalingError(.forbidden, "only the node sends \(message.type.rawValue) messages", of: message.id), to: name))
         }
     }
