@@ -14,6 +14,14 @@ public struct SignalingSettings: Sendable, Equatable {
     public var links: [String]
     public var maxConnections: Int
     public var gossipInterval: Duration
+    /// The store's bounds (`store-max-*`, `recipient-max-*`, `room-max-*`, `message-expiry`).
+    public var storeLimits: StoreLimits
+    /// The rule of a room whose creator names none (`room-rule`).
+    public var roomRule: RoomRule
+    /// `HOST:PORT` forms clients reach the node at besides its bind addresses (`public-address`).
+    public var publicAddresses: [String]
+    /// Web origins besides the page's own whose pages may open `/ws` (`allow-origin`).
+    public var allowedOrigins: [String]
 
     /// `heartbeat` when none is given.
     static let defaultHeartbeatSeconds = 15
@@ -30,6 +38,22 @@ public struct SignalingSettings: Sendable, Equatable {
         links = settings.link ?? []
         maxConnections = settings.maxConnections ?? ConnectionLimit.defaultMaximum()
         gossipInterval = Self.duration(seconds: settings.gossipInterval ?? Double(Self.defaultGossipIntervalSeconds))
+        var limits = StoreLimits()
+        limits.messages = settings.storeMaxMessages ?? limits.messages
+        limits.bytes = settings.storeMaxBytes ?? limits.bytes
+        limits.recipientMessages = settings.recipientMaxMessages ?? limits.recipientMessages
+        limits.recipientBytes = settings.recipientMaxBytes ?? limits.recipientBytes
+        limits.roomMessages = settings.roomMaxMessages ?? limits.roomMessages
+        limits.roomBytes = settings.roomMaxBytes ?? limits.roomBytes
+        limits.roomMembers = settings.roomMaxMembers ?? limits.roomMembers
+        limits.rooms = settings.storeMaxRooms ?? limits.rooms
+        limits.memberRooms = settings.memberMaxRooms ?? limits.memberRooms
+        limits.names = settings.storeMaxNames ?? limits.names
+        limits.expiry = settings.messageExpiry.map { $0 * 86_400 } ?? limits.expiry
+        storeLimits = limits
+        roomRule = settings.roomRule.flatMap(RoomRule.init(rawValue:)) ?? .open
+        publicAddresses = (settings.publicAddress ?? []).compactMap { LoginBody.authority($0) }
+        allowedOrigins = settings.allowOrigin ?? []
     }
 
     private static func duration(seconds: Double) -> Duration {

@@ -38,6 +38,8 @@ public struct SignalingError: Error, Sendable, Equatable, CustomStringConvertibl
         public static let replaced = Code(rawValue: "replaced")
         /// A peer's key differs from the one pinned for its name (client side, TOFU).
         public static let keyChanged = Code(rawValue: "key-changed")
+        /// A store limit (docs/protocol.md "Limits") would be passed: nothing was stored.
+        public static let storeFull = Code(rawValue: "store-full")
         /// The node could not do what was asked (storage failure).
         public static let internalError = Code(rawValue: "internal")
         /// No answer in time (client side: the node did not acknowledge).

@@ -16,6 +16,14 @@ public struct HubConfiguration: Sendable {
     /// (docs/protocol.md "Node links"). Without them the node neither takes nor makes links.
     public var nodeAddress: String?
     public var nodeIdentity: Identity?
+    /// The `host:port` forms (`LoginBody.authority`) a login may name as the node it dialled:
+    /// the node's own addresses. A login signed for any other is refused (`bad-signature`).
+    public var authorities: Set<String> = []
+    /// The rule of a room whose creator names none.
+    public var defaultRoomRule: RoomRule = .open
+
+    /// Presence subscriptions one node link may hold (for the peers of its node).
+    public var maxLinkSubscriptions = 10_000
 
     public init() {}
 }
