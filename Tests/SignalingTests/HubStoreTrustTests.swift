@@ -341,6 +341,9 @@ import TestSupport
         #expect(policy.refusal(origin: "https://evil.example", host: "127.0.0.1:8080") != nil)
         #expect(policy.refusal(origin: "http://127.0.0.1:9999", host: "127.0.0.1:8080") != nil)
         #expect(policy.refusal(origin: "null", host: "127.0.0.1:8080") != nil)
+        // What Hummingbird's client sends (not a browser), alone and with a browser's origin.
+        #expect(policy.refusal(origin: "ws://127.0.0.1", host: "127.0.0.1:8080") == nil)
+        #expect(policy.refusal(origin: "ws://127.0.0.1, https://evil.example", host: "127.0.0.1:8080") != nil)
         #expect(OriginPolicy(allowed: ["*"]).refusal(origin: "https://evil.example", host: "127.0.0.1:8080") == nil)
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 
 /// Which web pages may open the signaling WebSocket (RFC 6455 §10.2: a server that serves
 /// browsers checks `Origin`). Browsers always send `Origin` on a WebSocket handshake; other
-/// clients (the CLI, node links) send none and are not affected. By default only the page's own
+/// clients (the CLI, node links) send none, or a `ws://` one, and are not affected. By default only the page's own
 /// origin is allowed, wherever it is served from: the `Origin`'s host and port must be the
 /// `Host` the browser sent the request to. A page on another site cannot make a visitor's
 /// browser talk to the node.
@@ -19,9 +19,20 @@ public struct OriginPolicy: Sendable, Equatable {
     }
 
     /// Why a handshake with this `Origin` header to this `Host` is refused, or nil.
-    public func refusal(origin: String?, host: String?) -> String? {
-        guard let origin else { return nil }
-        if allowsAny { return nil }
+    ///
+    /// Only what a browser sends is checked: a web origin (`http`, `https`) or an opaque one
+    /// (`null`). Other clients may send what they like (Hummingbird's WebSocket client sends
+    /// `ws://HOST`); no browser sends a `ws` origin, and the check defends browsers only.
+    public func refusal(origin header: String?, host: String?) -> String? {
+        guard let header, !allowsAny else { return nil }
+        let origins = header.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        for origin in origins where !origin.lowercased().hasPrefix("ws://") && !origin.lowercased().hasPrefix("wss://") {
+            if let refusal = refusal(browserOrigin: origin, host: host) { return refusal }
+        }
+        return nil
+    }
+
+    private func refusal(browserOrigin origin: String, host: String?) -> String? {
         guard let normalised = Self.normalise(origin), let url = URL(string: normalised), let scheme = url.scheme else {
             return "origin '\(origin.prefix(80))' may not open this node's WebSocket"
         }
