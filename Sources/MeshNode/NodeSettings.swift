@@ -60,6 +60,7 @@ public struct NodeSettings: Sendable, Equatable {
     public var allowOrigin: [String]?
     public var statusAccess: String?
     public var statusTokenFile: String?
+    public var nameExpiry: Double?
 
     public init() {}
 
@@ -158,6 +159,8 @@ public struct NodeSettings: Sendable, Equatable {
                   help: "Who may read /status, /metrics and /mesh: local (this host only, the default), public, or off."),
             .text("status-token-file", \.statusTokenFile, .notEmpty,
                   help: "File holding a bearer token (its first line) that also opens /status, /metrics and /mesh from elsewhere."),
+            .number("name-expiry", \.nameExpiry, .within(1...36_500, "days"),
+                    help: "Days a name is kept without a login, when it is in no room and nothing waits for it (default \(Int(store.nameExpiry / 86_400)))."),
         ]
     }()
 

@@ -150,6 +150,38 @@ import TestSupport
         try await again.login("user0", keys[0])
     }
 
+    /// Names are bounded and expire: unused for `nameExpiry`, in no room, with nothing waiting.
+    @Test func unusedNamesExpireAndFreeTheirPlace() async throws {
+        var limits = StoreLimits()
+        limits.names = 3
+        limits.nameExpiry = 30 * 86_400
+        limits.expiry = 60 * 86_400
+        let node = try await HubFixture(limits: limits)
+        defer { Task { await node.close() } }
+        for name in ["awaited", "member", "idle"] {
+            let peer = await node.peer()
+            try await peer.login(name, .generate())
+            if name == "member" {
+                await peer.send(.join(RoomBody(room: "#keep")), id: "j")
+                _ = try await peer.ack()
+            }
+            if name == "idle" {
+                await peer.send(.chat(ChatBody(text: "for you")), to: "awaited", id: "w")
+            }
+            await node.hub.closed(peer.handle.id)
+        }
+        try await waitUntil("the chat to be stored") { try await node.store.usage("r:awaited").messages == 1 }
+        try await node.store.prune(olderThan: 7 * 86_400, now: Date().addingTimeInterval(20 * 86_400))
+        #expect(try await node.store.key(of: "idle") != nil)
+        try await node.store.prune(olderThan: 7 * 86_400, now: Date().addingTimeInterval(31 * 86_400))
+        // idle went; member is in a room and awaited has a message waiting (kept 60 days here).
+        #expect(try await node.store.key(of: "idle") == nil)
+        #expect(try await node.store.key(of: "member") != nil)
+        #expect(try await node.store.key(of: "awaited") != nil)
+        let newcomer = await node.peer()
+        try await newcomer.login("newcomer", .generate())
+    }
+
     // MARK: - Rooms: owner, invite, members
 
     @Test func inviteRoomsAdmitOnlyInvitedNamesAndMembersAreForMembers() async throws {

@@ -100,6 +100,12 @@ public final class SignalingStore: Sendable {
             _ = try await db.query("ALTER TABLE messages ADD COLUMN room TEXT")
         }
         _ = try await db.query("CREATE INDEX IF NOT EXISTS messages_created ON messages (created)")
+        // When a name last logged in (or a node last linked), for the expiry of unused names.
+        let bindingColumns = try await db.query("PRAGMA table_info(bindings)").compactMap { $0.column("name")?.string }
+        if !bindingColumns.contains("seen") {
+            _ = try await db.query("ALTER TABLE bindings ADD COLUMN seen REAL")
+            _ = try await db.query("UPDATE bindings SET seen = created")
+        }
         _ = try await db.query("""
             CREATE TABLE IF NOT EXISTS rooms (room TEXT PRIMARY KEY, owner TEXT NOT NULL, rule TEXT NOT NULL, created REAL NOT NULL)
             """)
@@ -131,8 +137,20 @@ public final class SignalingStore: Sendable {
             \(release)
             END
             """)
+        // The number of names, kept like the rest of `usage` (scope `names`; its bytes unused).
+        _ = try await db.query("""
+            CREATE TRIGGER IF NOT EXISTS usage_name_added AFTER INSERT ON bindings BEGIN
+              UPDATE usage SET count = count + 1 WHERE scope = 'names';
+            END
+            """)
+        _ = try await db.query("""
+            CREATE TRIGGER IF NOT EXISTS usage_name_removed AFTER DELETE ON bindings BEGIN
+              UPDATE usage SET count = count - 1 WHERE scope = 'names';
+            END
+            """)
         // Recount: cheap at open, and it repairs any drift (a store written by an older version).
         _ = try await db.query("DELETE FROM usage")
+        _ = try await db.query("INSERT INTO usage (scope, count, bytes) SELECT 'names', count(*), 0 FROM bindings")
         let bytes = "coalesce(sum(length(CAST(frame AS BLOB))), 0)"
         _ = try await db.query("INSERT INTO usage (scope, count, bytes) SELECT '*', count(*), \(bytes) FROM messages WHERE delivered = 0")
         _ = try await db.query("""
@@ -172,12 +190,18 @@ public final class SignalingStore: Sendable {
 
     /// Binds `name` to `key` on first use. Returns the key the name is bound to afterwards:
     /// `key` itself, or the other key that already holds the name. Throws `store-full` for a
-    /// new name when the store holds `limits.names` already.
+    /// new name when the store holds `limits.names` already. A login with the bound key marks
+    /// the name as used now (unused names expire, see ``prune(olderThan:now:)``).
     public func bind(name: String, key: String) async throws(SignalingError) -> String {
+        let now = Date().timeIntervalSince1970
+        if let bound = try await self.key(of: name) {
+            if bound == key { _ = try await run("UPDATE bindings SET seen = ? WHERE name = ?", [.float(now), .text(name)]) }
+            return bound
+        }
         _ = try await run("""
-            INSERT INTO bindings (name, key, created) SELECT ?, ?, ? WHERE (SELECT count(*) FROM bindings) < ?
+            INSERT INTO bindings (name, key, created, seen) SELECT ?, ?, ?, ? WHERE (SELECT count FROM usage WHERE scope = 'names') < ?
             ON CONFLICT (name) DO NOTHING
-            """, [.text(name), .text(key), .float(Date().timeIntervalSince1970), .integer(limits.names)])
+            """, [.text(name), .text(key), .float(now), .float(now), .integer(limits.names)])
         guard let bound = try await self.key(of: name) else {
             throw SignalingError(.storeFull, "this node holds \(limits.names) names, the most it keeps; \(name.prefix(40)) was not bound")
         }
@@ -393,9 +417,17 @@ public final class SignalingStore: Sendable {
 
     /// Forgets delivered messages older than `age` seconds (their ids then stop deduplicating)
     /// and undelivered ones older than `limits.expiry` (their recipient never came for them).
+    /// Also forgets names (and node addresses) unused for `limits.nameExpiry`: not logged in
+    /// (linked) for that long, in no room, owning none, with nothing waiting for them.
     public func prune(olderThan age: Double, now: Date = Date()) async throws(SignalingError) {
         let time = now.timeIntervalSince1970
         _ = try await run("DELETE FROM messages WHERE (delivered != 0 AND created < ?) OR created < ?",
                           [.float(time - age), .float(time - limits.expiry)])
+        _ = try await run("""
+            DELETE FROM bindings WHERE coalesce(seen, created) < ?
+              AND NOT EXISTS (SELECT 1 FROM room_members WHERE member = bindings.name)
+              AND NOT EXISTS (SELECT 1 FROM rooms WHERE owner = bindings.name)
+              AND NOT EXISTS (SELECT 1 FROM usage WHERE scope = 'r:' || bindings.name)
+            """, [.float(time - limits.nameExpiry)])
     }
 }

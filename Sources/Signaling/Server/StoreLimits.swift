@@ -14,8 +14,11 @@ public struct StoreLimits: Sendable, Equatable {
     public var roomBytes = 32 << 20
     /// Seconds an undelivered message is kept; then it is dropped unread (30 days).
     public var expiry: Double = 30 * 86_400
-    /// Names (and node addresses) bound to keys.
+    /// Names (and node addresses) bound to keys, and the seconds an unused one is kept (a
+    /// year): a name not logged in for that long, in no room and with nothing waiting for it,
+    /// is forgotten and may be taken by another key (clients that pinned its key notice).
     public var names = 100_000
+    public var nameExpiry: Double = 365 * 86_400
     /// Rooms in total, members of one room, rooms one name belongs to.
     public var rooms = 10_000
     public var roomMembers = 200
