@@ -51,6 +51,7 @@ public struct SignalingSettings: Sendable, Equatable {
         limits.names = settings.storeMaxNames ?? limits.names
         limits.expiry = settings.messageExpiry.map { $0 * 86_400 } ?? limits.expiry
         limits.nameExpiry = settings.nameExpiry.map { $0 * 86_400 } ?? limits.nameExpiry
+        limits.deliveredKept = settings.storeKeptIDs ?? limits.deliveredKept
         storeLimits = limits
         roomRule = settings.roomRule.flatMap(RoomRule.init(rawValue:)) ?? .open
         publicAddresses = (settings.publicAddress ?? []).compactMap { LoginBody.authority($0) }

@@ -61,6 +61,7 @@ public struct NodeSettings: Sendable, Equatable {
     public var statusAccess: String?
     public var statusTokenFile: String?
     public var nameExpiry: Double?
+    public var storeKeptIDs: Int?
 
     public init() {}
 
@@ -161,6 +162,8 @@ public struct NodeSettings: Sendable, Equatable {
                   help: "File holding a bearer token (its first line) that also opens /status, /metrics and /mesh from elsewhere."),
             .number("name-expiry", \.nameExpiry, .within(1...36_500, "days"),
                     help: "Days a name is kept without a login, when it is in no room and nothing waits for it (default \(Int(store.nameExpiry / 86_400)))."),
+            .integer("store-kept-ids", \.storeKeptIDs, .atLeast(1),
+                     help: "Ids of delivered messages kept to recognise resends (default \(store.deliveredKept)); the oldest go first."),
         ]
     }()
 

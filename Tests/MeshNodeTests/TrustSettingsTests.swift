@@ -56,6 +56,7 @@ import Testing
             store-max-names: 9
             message-expiry: 2
             name-expiry: 90
+            store-kept-ids: 500
             room-rule: invite
             public-address: [Meet.Example.org:443]
             allow-origin: [https://app.example]
@@ -66,6 +67,7 @@ import Testing
         (expected.messages, expected.bytes, expected.recipientMessages, expected.recipientBytes) = (10, 100_000, 3, 70_000)
         (expected.roomMessages, expected.roomBytes, expected.roomMembers, expected.rooms) = (5, 80_000, 4, 6)
         (expected.memberRooms, expected.names, expected.expiry, expected.nameExpiry) = (2, 9, 2 * 86_400, 90 * 86_400)
+        expected.deliveredKept = 500
         #expect(signaling.storeLimits == expected)
         #expect(signaling.roomRule == .invite)
         #expect(signaling.publicAddresses == ["meet.example.org:443"])

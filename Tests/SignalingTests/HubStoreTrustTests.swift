@@ -131,6 +131,37 @@ import TestSupport
         try await back.expectNext(id: "sync", "the pong, not the expired message")
     }
 
+    /// Two names that chat and acknowledge at the rate limit: the delivered rows lose their
+    /// text at once and only the newest `deliveredKept` ids are kept, still deduplicating.
+    @Test func deliveredMessagesKeepOnlyTheirIdsAndAreBounded() async throws {
+        var limits = StoreLimits()
+        limits.deliveredKept = 10
+        let node = try await HubFixture(limits: limits)
+        defer { Task { await node.close() } }
+        let alice = await node.peer()
+        try await alice.login("alice", .generate())
+        let bob = await node.peer()
+        try await bob.login("bob", .generate())
+        let text = String(repeating: "y", count: 10_000)
+        for index in 0..<30 {
+            await alice.send(.chat(ChatBody(text: text)), to: "bob", id: "d\(index)")
+            _ = try await alice.ack()
+            let message = try await bob.next { if case .chat = $0.payload { $0 } else { nil } }
+            await bob.send(.ack(AckBody(of: message.id, sender: "alice")), from: "bob")
+        }
+        await bob.send(.ping, id: "sync")
+        try await bob.next { $0.id == "sync" ? true : nil }
+        #expect(try await node.store.usage().messages == 0)
+        // Thirty delivered 10 KB messages hold no text any more.
+        #expect(try await node.store.storedBytes() == 0)
+        try await node.store.prune(olderThan: 7 * 86_400)
+        #expect(try await node.store.hasMessage(sender: "alice", id: "d29"))
+        #expect(try await !node.store.hasMessage(sender: "alice", id: "d0"))
+        // The newest ids still deduplicate.
+        await alice.send(.chat(ChatBody(text: text)), to: "bob", id: "d29")
+        #expect(try await alice.ack() == AckBody(of: "d29", status: .duplicate))
+    }
+
     @Test func newNamesStopAtTheBindingBound() async throws {
         var limits = StoreLimits()
         limits.names = 3

@@ -373,6 +373,11 @@ public final class SignalingStore: Sendable {
         return "\(first)'s queue is full (at most \(limits.recipientMessages) undelivered messages, \(limits.recipientBytes) bytes)"
     }
 
+    /// Bytes of every stored frame, delivered or not (delivered rows keep none).
+    public func storedBytes() async throws(SignalingError) -> Int {
+        try await run("SELECT coalesce(sum(length(CAST(frame AS BLOB))), 0) AS n FROM messages").first?.column("n")?.integer ?? 0
+    }
+
     /// Undelivered messages and their bytes: in total (`scope` nil), for `r:NAME` or for `#room`.
     public func usage(_ scope: String? = nil) async throws(SignalingError) -> (messages: Int, bytes: Int) {
         guard let row = try await run("SELECT count, bytes FROM usage WHERE scope = ?", [.text(scope ?? "*")]).first else { return (0, 0) }
@@ -396,7 +401,9 @@ public final class SignalingStore: Sendable {
 
     /// The recipient acknowledged a message: it is not delivered again.
     public func markDelivered(recipient: String, sender: String, id: String) async throws(SignalingError) {
-        _ = try await run("UPDATE messages SET delivered = 1 WHERE recipient = ? AND sender = ? AND id = ?", [.text(recipient), .text(sender), .text(id)])
+        // A delivered row only deduplicates resends: its frame is not needed any more.
+        _ = try await run("UPDATE messages SET delivered = 1, frame = '' WHERE recipient = ? AND sender = ? AND id = ? AND delivered = 0",
+                          [.text(recipient), .text(sender), .text(id)])
     }
 
     /// Messages waiting to be handed to another node (recipients `name@node`), oldest first.
@@ -411,7 +418,7 @@ public final class SignalingStore: Sendable {
 
     /// The other node took over a message (stored it for its recipient) or refused it for good.
     public func markDelivered(sender: String, id: String, node: String) async throws(SignalingError) {
-        _ = try await run("UPDATE messages SET delivered = 1 WHERE sender = ? AND id = ? AND substr(recipient, -?) = ?",
+        _ = try await run("UPDATE messages SET delivered = 1, frame = '' WHERE sender = ? AND id = ? AND substr(recipient, -?) = ? AND delivered = 0",
                           [.text(sender), .text(id), .integer(node.count + 1), .text("@" + node)])
     }
 
@@ -429,5 +436,12 @@ public final class SignalingStore: Sendable {
               AND NOT EXISTS (SELECT 1 FROM rooms WHERE owner = bindings.name)
               AND NOT EXISTS (SELECT 1 FROM usage WHERE scope = 'r:' || bindings.name)
             """, [.float(time - limits.nameExpiry)])
+        // Delivered rows (ids kept to recognise resends) are bounded too: a pair of names that
+        // chat and acknowledge at the rate limit would otherwise add rows for `age` seconds.
+        let delivered = try await run("SELECT count(*) AS n FROM messages WHERE delivered != 0").first?.column("n")?.integer ?? 0
+        if delivered > limits.deliveredKept {
+            _ = try await run("DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE delivered != 0 ORDER BY seq LIMIT ?)",
+                              [.integer(delivered - limits.deliveredKept)])
+        }
     }
 }

@@ -14,6 +14,9 @@ public struct StoreLimits: Sendable, Equatable {
     public var roomBytes = 32 << 20
     /// Seconds an undelivered message is kept; then it is dropped unread (30 days).
     public var expiry: Double = 30 * 86_400
+    /// Delivered messages whose ids are kept (without their text) to recognise late resends;
+    /// the oldest go first beyond it.
+    public var deliveredKept = 1_000_000
     /// Names (and node addresses) bound to keys, and the seconds an unused one is kept (a
     /// year): a name not logged in for that long, in no room and with nothing waiting for it,
     /// is forgotten and may be taken by another key (clients that pinned its key notice).
