@@ -108,6 +108,39 @@ import TestSupport
         try await back.expectNext(id: "s6", "the resend, now stored")
     }
 
+    /// A member whose own queue is full misses room messages (its mailbox is full); the room
+    /// and its other members go on. Filling one member's queue cannot silence a room.
+    @Test func aRoomSkipsAMemberWhoseQueueIsFull() async throws {
+        var limits = StoreLimits()
+        limits.recipientMessages = 2
+        let node = try await HubFixture(limits: limits)
+        defer { Task { await node.close() } }
+        let alice = await node.peer()
+        try await alice.login("alice", .generate())
+        let bob = await node.peer()
+        try await bob.login("bob", .generate())
+        let carol = await node.peer()
+        try await carol.login("carol", .generate())
+        for peer in [alice, bob, carol] {
+            await peer.send(.join(RoomBody(room: "#ops")), id: "j")
+            _ = try await peer.ack()
+        }
+        await node.hub.closed(carol.handle.id)
+        // mallory fills carol's queue with direct chat.
+        let mallory = await node.peer()
+        try await mallory.login("mallory", .generate())
+        for index in 0..<2 {
+            await mallory.send(.chat(ChatBody(text: "fill")), to: "carol", id: "f\(index)")
+            _ = try await mallory.ack()
+        }
+        await alice.send(.chat(ChatBody(text: "to the room")), to: "#ops", id: "r1")
+        #expect(try await alice.ack() == AckBody(of: "r1", status: .ok))
+        let delivered = try await bob.next { if case .chat = $0.payload { $0 } else { nil } }
+        #expect(delivered.id == "r1")
+        #expect(try await node.store.usage("r:carol").messages == 2)
+        #expect(try await node.store.usage("#ops").messages == 1)
+    }
+
     @Test func undeliveredMessagesExpire() async throws {
         var limits = StoreLimits()
         limits.expiry = 30 * 86_400
