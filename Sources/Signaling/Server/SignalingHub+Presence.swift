@@ -48,12 +48,9 @@ extension SignalingHub {
     /// table (a client churning unique names must not grow it), and the node of a remote name
     /// is told, so that the link's subscriptions there do not grow either.
     func unwatch(_ name: String, by connection: Int) {
-        guard var set = watchers[name] else { return }
-        set.remove(connection)
-        guard set.isEmpty else {
-            watchers[name] = set
-            return
-        }
+        // In place: a copy of a popular name's set per unsubscribe would cost its size.
+        watchers[name]?.remove(connection)
+        guard watchers[name]?.isEmpty == true else { return }
         watchers[name] = nil
         if let parsed = Address.parse(name), let node = parsed.node {
             link(to: node)?.send(nodeMessage(to: SignalingProtocol.nodeAddress, .unsubscribe(NamesBody(names: [parsed.name]))))
