@@ -27,14 +27,17 @@ public struct StatusAccess: Sendable, Equatable {
 
     /// Why a request from `remote` with `authorization` is refused (an HTTP status and a text),
     /// or nil when it may read the route. `localAddresses` are this host's interface addresses.
-    func refusal(remote: SocketAddress?, authorization: String?, localAddresses: Set<String>) -> (HTTPResponse.Status, String)? {
+    /// A request a reverse proxy `forwarded` (it names the client in `Forwarded` or
+    /// `X-Forwarded-For`, RFC 7239) is not local, though the proxy runs on this host.
+    func refusal(remote: SocketAddress?, authorization: String?, forwarded: Bool = false,
+                 localAddresses: Set<String>) -> (HTTPResponse.Status, String)? {
         switch mode {
         case .off:
             return (.notFound, "not found\n")
         case .public:
             return nil
         case .local:
-            if let ip = remote?.ipAddress, Self.isLocal(ip, localAddresses: localAddresses) { return nil }
+            if !forwarded, let ip = remote?.ipAddress, Self.isLocal(ip, localAddresses: localAddresses) { return nil }
             if let token, let authorization, Self.matches(authorization: authorization, token: token) { return nil }
             return (token == nil ? .forbidden : .unauthorized,
                     "this node shows /status, /metrics and /mesh to clients on its own host"
@@ -81,8 +84,9 @@ struct StatusAccessMiddleware: RouterMiddleware {
                 next: (Request, NodeRequestContext) async throws -> Response) async throws -> Response {
         let path = request.uri.path
         guard StatusAccess.paths.contains(path) || (statusAtRoot && path == "/") else { return try await next(request, context) }
+        let forwarded = request.headers[.init("Forwarded")!] != nil || request.headers[.init("X-Forwarded-For")!] != nil
         guard let (status, text) = access.refusal(remote: context.remoteAddress, authorization: request.headers[.authorization],
-                                                  localAddresses: localAddresses) else {
+                                                  forwarded: forwarded, localAddresses: localAddresses) else {
             return try await next(request, context)
         }
         var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8"]

@@ -141,6 +141,11 @@ import FoundationNetworking
         let node = try await MeshNodeServer([])
         defer { node.stop() }
         #expect(try await node.meshStatus().node.hasSuffix(":\(node.httpPort)"))
+        // The same request through a reverse proxy on this host (it names its client): refused.
+        var proxied = URLRequest(url: URL(string: "http://127.0.0.1:\(node.httpPort)/metrics")!)
+        proxied.setValue("203.0.113.9", forHTTPHeaderField: "X-Forwarded-For")
+        let (_, refused) = try await URLSession.shared.data(for: proxied)
+        #expect((refused as? HTTPURLResponse)?.statusCode == 403)
         let closed = try await MeshNodeServer(["--status-access", "off"])
         defer { closed.stop() }
         for path in ["/status", "/metrics", "/mesh"] {

@@ -113,6 +113,8 @@ import Testing
         for address in [sameHost, loopback, mapped] {
             #expect(byDefault.refusal(remote: address, authorization: nil, localAddresses: local) == nil, "\(address)")
         }
+        // Through a reverse proxy on this host: the proxy is local, its client is not.
+        #expect(byDefault.refusal(remote: loopback, authorization: nil, forwarded: true, localAddresses: local)?.0 == .forbidden)
         let withToken = StatusAccess(mode: .local, token: "tok")
         #expect(withToken.refusal(remote: stranger, authorization: nil, localAddresses: local)?.0 == .unauthorized)
         #expect(withToken.refusal(remote: stranger, authorization: "Bearer wrong", localAddresses: local)?.0 == .unauthorized)
