@@ -34,6 +34,63 @@ import FoundationNetworking
         await direct.close()
     }
 
+    // MARK: - Finding 4: disk fill
+
+    /// The review's probe against the real node, with its bounds set by flags: 100 free names
+    /// join a room and send 1 KB each, five rounds, within the rate limit. The store files stay
+    /// a few MB (unbounded: about 55 MB), the senders past the bound get `store-full`, and a
+    /// member who was away gets every stored message afterwards.
+    @Test func aHundredFreeNamesCannotFillTheDisk() async throws {
+        let data = TemporaryDirectory("data")
+        let node = try await MeshNodeServer(["--data-dir", data.path, "--room-max-bytes", "\(1 << 20)", "--store-max-bytes", "\(2 << 20)"])
+        defer { node.stop() }
+        let carolKey = Identity.generate()
+        let carol = SignalingClient(url: node.signalingURL, name: "carol", identity: carolKey, requestTimeout: .seconds(20))
+        try await carol.connect()
+        try await carol.join(room: "#flood")
+        await carol.close()
+
+        var sockets: [RawSignalingSocket] = []
+        defer { for socket in sockets { socket.close() } }
+        for index in 0..<100 {
+            let socket = RawSignalingSocket(url: node.signalingURL)
+            try await socket.login("free\(index)", .generate())
+            socket.send(SignalingMessage(id: "join", from: "", to: "@node", payload: .join(RoomBody(room: "#flood"))))
+            sockets.append(socket)
+        }
+        let text = String(repeating: "x", count: 1000)
+        var stored = 0
+        var full = 0
+        for round in 0..<5 {
+            for (index, socket) in sockets.enumerated() {
+                let id = "m\(round)-\(index)"
+                socket.send(SignalingMessage(id: id, from: "", to: "#flood", payload: .chat(ChatBody(text: text))))
+                let answer = try await waitFor("the answer to \(id)") { () -> String? in
+                    while let frame = await socket.received.pop() {
+                        guard frame.contains("\"of\":\"\(id)\"") else { continue }
+                        return frame.contains("\"type\":\"ack\"") ? "ok" : (frame.contains("store-full") ? "full" : frame)
+                    }
+                    return nil
+                }
+                if answer == "ok" { stored += 1 } else if answer == "full" { full += 1 } else { Issue.record("unexpected answer \(answer)") }
+            }
+        }
+        let onDisk = ["signaling.sqlite", "signaling.sqlite-wal"].compactMap {
+            (try? FileManager.default.attributesOfItem(atPath: data.path + "/" + $0)[.size] as? NSNumber)?.intValue
+        }.reduce(0, +)
+        print("figure: 500 room messages of 1 KB from 100 free names: \(stored) stored, \(full) refused store-full, store files \(onDisk / 1024) KiB")
+        #expect(stored >= 5 && full > 400 && stored + full == 500)
+        #expect(onDisk < 12 << 20, "store files \(onDisk) bytes")
+
+        let back = SignalingClient(url: node.signalingURL, name: "carol", identity: carolKey, requestTimeout: .seconds(20))
+        let events = EventLog(back)
+        try await back.connect()
+        try await waitUntil("carol's \(stored) messages") {
+            await events.events.filter { if case .chat(let message) = $0 { message.text == text } else { false } }.count == stored
+        }
+        await back.close()
+    }
+
     // MARK: - Finding 7: subscriptions churned for a minute
 
     /// The review's probe: one client subscribes and unsubscribes unique names as fast as the
