@@ -214,7 +214,8 @@ import TestSupport
         try await again.login("user0", keys[0])
     }
 
-    /// Names are bounded and expire: unused for `nameExpiry`, in no room, with nothing waiting.
+    /// Names are bounded and expire: unused for `nameExpiry`, their room memberships go, then
+    /// the name, unless something still waits for it.
     @Test func unusedNamesExpireAndFreeTheirPlace() async throws {
         var limits = StoreLimits()
         limits.names = 3
@@ -237,10 +238,12 @@ import TestSupport
         try await waitUntil("the chat to be stored") { try await node.store.usage("r:awaited").messages == 1 }
         try await node.store.prune(olderThan: 7 * 86_400, now: Date().addingTimeInterval(20 * 86_400))
         #expect(try await node.store.key(of: "idle") != nil)
+        #expect(try await node.store.members(of: "#keep") == ["member"])
         try await node.store.prune(olderThan: 7 * 86_400, now: Date().addingTimeInterval(31 * 86_400))
-        // idle went; member is in a room and awaited has a message waiting (kept 60 days here).
+        // idle went; member left #keep (now forgotten) and went; awaited has a message waiting (kept 60 days here).
         #expect(try await node.store.key(of: "idle") == nil)
-        #expect(try await node.store.key(of: "member") != nil)
+        #expect(try await node.store.key(of: "member") == nil)
+        #expect(try await node.store.room("#keep") == nil)
         #expect(try await node.store.key(of: "awaited") != nil)
         let newcomer = await node.peer()
         try await newcomer.login("newcomer", .generate())

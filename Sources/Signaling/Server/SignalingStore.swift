@@ -424,18 +424,23 @@ public final class SignalingStore: Sendable {
 
     /// Forgets delivered messages older than `age` seconds (their ids then stop deduplicating)
     /// and undelivered ones older than `limits.expiry` (their recipient never came for them).
-    /// Also forgets names (and node addresses) unused for `limits.nameExpiry`: not logged in
-    /// (linked) for that long, in no room, owning none, with nothing waiting for them.
+    /// Also forgets what names unused for `limits.nameExpiry` (not logged in, or linked, for
+    /// that long) hold: their room memberships (a room left empty goes with its invitations),
+    /// then the names themselves unless they still own a room or have messages waiting.
     public func prune(olderThan age: Double, now: Date = Date()) async throws(SignalingError) {
         let time = now.timeIntervalSince1970
+        let unused: SQLiteData = .float(time - limits.nameExpiry)
         _ = try await run("DELETE FROM messages WHERE (delivered != 0 AND created < ?) OR created < ?",
                           [.float(time - age), .float(time - limits.expiry)])
+        _ = try await run("DELETE FROM room_members WHERE member IN (SELECT name FROM bindings WHERE coalesce(seen, created) < ?)", [unused])
+        _ = try await run("DELETE FROM rooms WHERE NOT EXISTS (SELECT 1 FROM room_members WHERE room_members.room = rooms.room)")
+        _ = try await run("DELETE FROM room_invites WHERE NOT EXISTS (SELECT 1 FROM rooms WHERE rooms.room = room_invites.room)")
         _ = try await run("""
             DELETE FROM bindings WHERE coalesce(seen, created) < ?
               AND NOT EXISTS (SELECT 1 FROM room_members WHERE member = bindings.name)
               AND NOT EXISTS (SELECT 1 FROM rooms WHERE owner = bindings.name)
               AND NOT EXISTS (SELECT 1 FROM usage WHERE scope = 'r:' || bindings.name)
-            """, [.float(time - limits.nameExpiry)])
+            """, [unused])
         // Delivered rows (ids kept to recognise resends) are bounded too: a pair of names that
         // chat and acknowledge at the rate limit would otherwise add rows for `age` seconds.
         let delivered = try await run("SELECT count(*) AS n FROM messages WHERE delivered != 0").first?.column("n")?.integer ?? 0
