@@ -132,6 +132,8 @@ let package = Package(
                 "MeshNode", "STUN", "TURNServer", "ICE", "Signaling", "Codecs", "Media", "TestSupport",
                 nio("NIOCore"), nio("NIOPosix"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                // A hostile WebSocket server of the tests' own (a node that relays logins).
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
             ]
         ),
     ],

@@ -34,6 +34,16 @@ export function normalizeNodeURL(text) {
 }
 
 /**
+ * `host:port` of a ws(s) URL as a login names it: lower case, the port always written (80 for
+ * ws, 443 for wss), an IPv6 host in brackets (as URL gives it).
+ */
+export function loginAuthority(text) {
+  const url = new URL(text);
+  const port = url.port || (url.protocol === 'wss:' || url.protocol === 'https:' ? '443' : '80');
+  return `${url.hostname.toLowerCase()}:${port}`;
+}
+
+/**
  * Events (CustomEvent, details in `detail`): `state` {state, reason}, `welcome` (body),
  * `message` (every envelope after login), `presence`, `chat`, `chat-status` (message record),
  * `error` (body).
@@ -210,9 +220,12 @@ export class SignalingClient extends EventTarget {
 
   async login(ws, nonce) {
     this.loginStarted = performance.now();
-    const sig = await this.identity.sign(`meshnode.v1 login\n${nonce}\n${this.name}`);
+    // Signed for the node as dialled (docs/protocol.md "Login"): a node that relays another
+    // node's challenge cannot use this login there.
+    const node = loginAuthority(this.url);
+    const sig = await this.identity.sign(`meshnode.v1 login\n${nonce}\n${this.name}\n${node}`);
     if (ws !== this.ws) return;
-    this.sendEnvelope({ type: 'login', id: newId('l'), from: '', to: '@node', body: { name: this.name, key: this.identity.publicKey, sig } });
+    this.sendEnvelope({ type: 'login', id: newId('l'), from: '', to: '@node', body: { name: this.name, key: this.identity.publicKey, node, sig } });
   }
 
   welcomed(message) {

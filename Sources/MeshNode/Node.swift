@@ -46,7 +46,12 @@ public struct Node: Sendable {
         let readiness = NodeReadiness(onReady: onReady)
         let turnService = TURNService(server: turn) { listeners in readiness.turnStarted(listeners) }
 
-        let router = Router()
+        let router = Router(context: NodeRequestContext.self)
+        let web = WebRoot(directory: configuration.webRoot)
+        // CSP, nosniff, no referrer, no framing on every response; /status, /metrics, /mesh
+        // for this host only unless configured otherwise (StatusAccess).
+        router.add(middleware: SecurityHeaders())
+        router.add(middleware: StatusAccessMiddleware(access: configuration.status, statusAtRoot: !web.hasPage))
         router.get("/health") { _, _ in "ok\n" }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
@@ -54,14 +59,14 @@ public struct Node: Sendable {
         }
         let status = NodeStatusPage(configuration: configuration, turn: turn)
         let statusResponse: @Sendable () -> Response = {
-            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8",
+                                            .contentSecurityPolicy: NodeStatusPage.contentSecurityPolicy],
                      body: .init(byteBuffer: ByteBuffer(string: status.html())))
         }
         router.get("/status") { _, _ in statusResponse() }
         signaling.addRoutes(to: router)
         signaling.addMeshRoute(to: router)
         // The browser page (docs/web.md); without its files the status page stands at `/`.
-        let web = WebRoot(directory: configuration.webRoot)
         if web.hasPage {
             router.get("/") { request, _ in web.response(for: request.uri.path) }
             router.get("**") { request, _ in web.response(for: request.uri.path) }

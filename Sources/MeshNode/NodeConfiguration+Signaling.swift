@@ -17,6 +17,14 @@ public struct SignalingSettings: Sendable, Equatable {
     public var gossipInterval: Duration
     /// `mesh-key`: the node keys of a closed mesh; nil for an open one.
     public var meshKeys: Set<String>?
+    /// The store's bounds (`store-max-*`, `recipient-max-*`, `room-max-*`, `message-expiry`).
+    public var storeLimits: StoreLimits
+    /// The rule of a room whose creator names none (`room-rule`).
+    public var roomRule: RoomRule
+    /// `HOST:PORT` forms clients reach the node at besides its bind addresses (`public-address`).
+    public var publicAddresses: [String]
+    /// Web origins besides the page's own whose pages may open `/ws` (`allow-origin`).
+    public var allowedOrigins: [String]
 
     /// `heartbeat` when none is given.
     static let defaultHeartbeatSeconds = 15
@@ -34,6 +42,24 @@ public struct SignalingSettings: Sendable, Equatable {
         maxConnections = settings.maxConnections ?? ConnectionLimit.defaultMaximum()
         gossipInterval = Self.duration(seconds: settings.gossipInterval ?? Double(Self.defaultGossipIntervalSeconds))
         meshKeys = settings.meshKey.map(Set.init)
+        var limits = StoreLimits()
+        limits.messages = settings.storeMaxMessages ?? limits.messages
+        limits.bytes = settings.storeMaxBytes ?? limits.bytes
+        limits.recipientMessages = settings.recipientMaxMessages ?? limits.recipientMessages
+        limits.recipientBytes = settings.recipientMaxBytes ?? limits.recipientBytes
+        limits.roomMessages = settings.roomMaxMessages ?? limits.roomMessages
+        limits.roomBytes = settings.roomMaxBytes ?? limits.roomBytes
+        limits.roomMembers = settings.roomMaxMembers ?? limits.roomMembers
+        limits.rooms = settings.storeMaxRooms ?? limits.rooms
+        limits.memberRooms = settings.memberMaxRooms ?? limits.memberRooms
+        limits.names = settings.storeMaxNames ?? limits.names
+        limits.expiry = settings.messageExpiry.map { $0 * 86_400 } ?? limits.expiry
+        limits.nameExpiry = settings.nameExpiry.map { $0 * 86_400 } ?? limits.nameExpiry
+        limits.deliveredKept = settings.storeKeptIDs ?? limits.deliveredKept
+        storeLimits = limits
+        roomRule = settings.roomRule.flatMap(RoomRule.init(rawValue:)) ?? .open
+        publicAddresses = (settings.publicAddress ?? []).compactMap { LoginBody.authority($0) }
+        allowedOrigins = settings.allowOrigin ?? []
     }
 
     private static func duration(seconds: Double) -> Duration {

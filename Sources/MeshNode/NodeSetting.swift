@@ -253,6 +253,27 @@ extension NodeSetting.Rule where Checked == String {
         Self { Identity.decodeKey($0) == nil ? "'\($0.prefix(60))' is not a base64 Ed25519 public key (32 bytes)" : nil }
     }
 
+    static func oneOf(_ values: [String]) -> Self {
+        Self { values.contains($0) ? nil : "'\($0)' is not one of \(values.joined(separator: ", "))" }
+    }
+
+    /// `HOST:PORT`, as a login names the node it dialled.
+    static var authority: Self {
+        Self { LoginBody.authority($0) == nil ? "'\($0)' is not HOST:PORT" : nil }
+    }
+
+    /// A web origin, `http(s)://HOST[:PORT]` (RFC 6454 §6.1), or `*` for any.
+    static var origin: Self {
+        Self { text in
+            if text == "*" { return nil }
+            guard let url = URL(string: text), ["http", "https"].contains(url.scheme ?? ""), url.host != nil,
+                  url.path.isEmpty || url.path == "/" else {
+                return "'\(text)' is not an origin like https://HOST[:PORT], nor *"
+            }
+            return nil
+        }
+    }
+
     static var directory: Self {
         Self { path in
             var isDirectory: ObjCBool = false

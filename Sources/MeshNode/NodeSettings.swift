@@ -46,6 +46,26 @@ public struct NodeSettings: Sendable, Equatable {
     public var gossipInterval: Double?
     public var webRoot: String?
     public var meshKey: [String]?
+    public var turnSecretFile: String?
+    public var userFile: String?
+    public var storeMaxMessages: Int?
+    public var storeMaxBytes: Int?
+    public var recipientMaxMessages: Int?
+    public var recipientMaxBytes: Int?
+    public var roomMaxMessages: Int?
+    public var roomMaxBytes: Int?
+    public var roomMaxMembers: Int?
+    public var storeMaxRooms: Int?
+    public var memberMaxRooms: Int?
+    public var storeMaxNames: Int?
+    public var messageExpiry: Double?
+    public var roomRule: String?
+    public var publicAddress: [String]?
+    public var allowOrigin: [String]?
+    public var statusAccess: String?
+    public var statusTokenFile: String?
+    public var nameExpiry: Double?
+    public var storeKeptIDs: Int?
 
     public init() {}
 
@@ -65,6 +85,7 @@ public struct NodeSettings: Sendable, Equatable {
     public static let all: [NodeSetting] = {
         let turn = TURNServerConfiguration()
         let tlsPort = turn.tlsPort.map(String.init) ?? "none"
+        let store = StoreLimits()
         return [
             .list("bind", \.bind, .numericIPAddress, help: "Address to listen on (repeatable). Default: 127.0.0.1 and ::1."),
             .integer("stun-port", \.stunPort, .port, help: "STUN/TURN port for UDP and TCP (default \(turn.port); 0 picks a free port)."),
@@ -116,6 +137,45 @@ public struct NodeSettings: Sendable, Equatable {
                   help: "Directory of the web page's files (default: web/ of the source tree meshnode was built from)."),
             .list("mesh-key", \.meshKey, .nodeKey,
                   help: "A closed mesh: take links and node records only from nodes with this Ed25519 key, base64 (repeatable; default: any key)."),
+            // Secrets from files, so that they stay out of argv (/proc/PID/cmdline) and shell history.
+            .text("turn-secret-file", \.turnSecretFile, .notEmpty,
+                  help: "File holding the TURN REST shared secret (its first line), instead of turn-secret on the command line."),
+            .text("user-file", \.userFile, .notEmpty,
+                  help: "File of static TURN users, one NAME:PASSWORD a line (# comments), in addition to user."),
+            // The signaling store's bounds (docs/protocol.md "Limits"); a write past one gets store-full.
+            .integer("store-max-messages", \.storeMaxMessages, .atLeast(1),
+                     help: "Undelivered chat messages the node stores in total (default \(store.messages))."),
+            .integer("store-max-bytes", \.storeMaxBytes, .atLeast(65_536, "bytes"),
+                     help: "Bytes of undelivered chat the node stores in total (default \(store.bytes))."),
+            .integer("recipient-max-messages", \.recipientMaxMessages, .atLeast(1),
+                     help: "Undelivered messages stored for one recipient (default \(store.recipientMessages))."),
+            .integer("recipient-max-bytes", \.recipientMaxBytes, .atLeast(65_536, "bytes"),
+                     help: "Bytes of undelivered messages stored for one recipient (default \(store.recipientBytes))."),
+            .integer("room-max-messages", \.roomMaxMessages, .atLeast(1),
+                     help: "Undelivered messages of one room, one per recipient (default \(store.roomMessages))."),
+            .integer("room-max-bytes", \.roomMaxBytes, .atLeast(65_536, "bytes"),
+                     help: "Bytes of undelivered messages of one room (default \(store.roomBytes))."),
+            .integer("room-max-members", \.roomMaxMembers, .atLeast(2), help: "Members of one room (default \(store.roomMembers))."),
+            .integer("store-max-rooms", \.storeMaxRooms, .atLeast(1), help: "Rooms on this node (default \(store.rooms))."),
+            .integer("member-max-rooms", \.memberMaxRooms, .atLeast(1), help: "Rooms one name may be in (default \(store.memberRooms))."),
+            .integer("store-max-names", \.storeMaxNames, .atLeast(1),
+                     help: "Names (and node addresses) the node binds to keys (default \(store.names)); new names beyond it are refused."),
+            .number("message-expiry", \.messageExpiry, .within(1...3650, "days"),
+                    help: "Days an undelivered message is kept before it is dropped unread (default \(Int(store.expiry / 86_400)))."),
+            .text("room-rule", \.roomRule, .oneOf(RoomRule.allCases.map(\.rawValue)),
+                  help: "Rule of a new room whose creator names none: open (anyone joins) or invite (owner's invitations only; default open)."),
+            .list("public-address", \.publicAddress, .authority,
+                  help: "HOST:PORT clients reach this node at besides its bind addresses (a name, a proxy, a NAT; repeatable); logins signed for it are accepted."),
+            .list("allow-origin", \.allowOrigin, .origin,
+                  help: "Web origin (https://HOST[:PORT]) whose pages may open /ws, besides the page's own (repeatable; * allows any)."),
+            .text("status-access", \.statusAccess, .oneOf(StatusAccess.Mode.allCases.map(\.rawValue)),
+                  help: "Who may read /status, /metrics and /mesh: local (this host only, the default), public, or off."),
+            .text("status-token-file", \.statusTokenFile, .notEmpty,
+                  help: "File holding a bearer token (its first line) that also opens /status, /metrics and /mesh from elsewhere."),
+            .number("name-expiry", \.nameExpiry, .within(1...36_500, "days"),
+                    help: "Days a name is kept without a login, when it is in no room and nothing waits for it (default \(Int(store.nameExpiry / 86_400)))."),
+            .integer("store-kept-ids", \.storeKeptIDs, .atLeast(1),
+                     help: "Ids of delivered messages kept to recognise resends (default \(store.deliveredKept)); the oldest go first."),
         ]
     }()
 
@@ -211,6 +271,8 @@ public struct NodeConfiguration: Sendable {
     public var signaling: SignalingSettings
     /// The directory of the browser page (`web-root`, default: `web/` of the source tree).
     public var webRoot: String
+    /// Who may read `/status`, `/metrics` and `/mesh` (`status-access`, `status-token-file`).
+    public var status: StatusAccess
 
     /// `http-port` when none is given.
     static let defaultHTTPPort = 8080
@@ -242,7 +304,21 @@ public struct NodeConfiguration: Sendable {
             }
             turn.users[parts[0]] = parts[1]
         }
-        turn.restSecret = settings.turnSecret
+        if let file = settings.userFile {
+            for line in try Self.secret(file, key: "user-file").split(whereSeparator: \.isNewline) {
+                let entry = line.trimmingCharacters(in: .whitespaces)
+                guard !entry.isEmpty, !entry.hasPrefix("#") else { continue }
+                let parts = entry.split(separator: ":", maxSplits: 1).map(String.init)
+                guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                    throw NodeConfigurationError(key: "user-file", reason: "a line of \(file) is not NAME:PASSWORD")
+                }
+                turn.users[parts[0]] = parts[1]
+            }
+        }
+        if settings.turnSecret != nil, settings.turnSecretFile != nil {
+            throw NodeConfigurationError(key: "turn-secret-file", reason: "give turn-secret or turn-secret-file, not both")
+        }
+        turn.restSecret = try settings.turnSecretFile.map { try Self.firstLine(of: $0, key: "turn-secret-file") } ?? settings.turnSecret
         turn.peerPolicy = PeerAddressPolicy(allow: try Self.cidrs(settings.allowPeer, key: "allow-peer"),
                                             deny: try Self.cidrs(settings.denyPeer, key: "deny-peer"))
         turn.relayAddresses = settings.relayIP ?? []
@@ -273,6 +349,26 @@ public struct NodeConfiguration: Sendable {
         self.turn = turn
         signaling = SignalingSettings(settings)
         webRoot = settings.webRoot ?? WebRoot.defaultDirectory
+        status = StatusAccess(mode: settings.statusAccess.flatMap(StatusAccess.Mode.init(rawValue:)) ?? .local,
+                              token: try settings.statusTokenFile.map { try Self.firstLine(of: $0, key: "status-token-file") })
+    }
+
+    /// The text of a secret file (`--*-file` settings).
+    static func secret(_ path: String, key: String) throws -> String {
+        do {
+            return try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw NodeConfigurationError(key: key, reason: "cannot read \(path): \(error.localizedDescription)")
+        }
+    }
+
+    /// The first line of a secret file, without its line break; an empty one is refused.
+    static func firstLine(of path: String, key: String) throws -> String {
+        let line = try secret(path, key: key).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+        guard !line.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw NodeConfigurationError(key: key, reason: "\(path) is empty: its first line is the secret")
+        }
+        return line
     }
 
     /// Whether this machine has ::1 (IPv6 can be disabled in containers).

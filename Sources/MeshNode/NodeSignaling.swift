@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import ICE
 import Logging
+import NIOCore
 import ServiceLifecycle
 import Signaling
 import Synchronization
@@ -26,7 +27,8 @@ struct NodeSignaling: Sendable {
                      logger: Logger) async throws -> NodeSignaling {
         let store: SignalingStore
         do {
-            store = try await SignalingStore.open(directory: configuration.signaling.dataDirectory, logger: logger)
+            store = try await SignalingStore.open(directory: configuration.signaling.dataDirectory,
+                                                  limits: configuration.signaling.storeLimits, logger: logger)
         } catch {
             throw NodeConfigurationError(key: "data-dir", reason: error.reason)
         }
@@ -38,6 +40,9 @@ struct NodeSignaling: Sendable {
         hubConfiguration.nodeAddress = address
         hubConfiguration.nodeIdentity = identity
         hubConfiguration.meshKeys = configuration.signaling.meshKeys
+        hubConfiguration.authorities = Self.authorities(bind: configuration.turn.bindAddresses, port: configuration.httpPort,
+                                                        advertised: configuration.signaling.publicAddresses)
+        hubConfiguration.defaultRoomRule = configuration.signaling.roomRule
         try? await store.prune(olderThan: hubConfiguration.retention)
         // The hub needs the ICE servers before the mesh service (which needs the hub) exists.
         let meshReference = Mutex<MeshService?>(nil)
@@ -52,8 +57,29 @@ struct NodeSignaling: Sendable {
             NodeLink(url: $0, hub: hub, identity: identity, nodeAddress: address, logger: logger)
         }
         logger.info("signaling ready", metadata: ["node": "\(address)", "node-key": "\(identity.publicKeyBase64)", "links": "\(links.count)"])
-        return NodeSignaling(hub: hub, store: store, endpoint: SignalingEndpoint(hub: hub, limit: turn.configuration.connectionBudget ?? ConnectionLimit(maximum: configuration.signaling.maxConnections)),
-                             links: links, mesh: mesh)
+        let endpoint = SignalingEndpoint(hub: hub, limit: turn.configuration.connectionBudget ?? ConnectionLimit(maximum: configuration.signaling.maxConnections),
+                                         origins: OriginPolicy(allowed: configuration.signaling.allowedOrigins))
+        return NodeSignaling(hub: hub, store: store, endpoint: endpoint, links: links, mesh: mesh)
+    }
+
+    /// The `host:port` forms a login may name (docs/protocol.md "Login"): each bind address with
+    /// the HTTP port, `localhost` for a loopback bind, every interface address and the host name
+    /// for a wildcard bind, and the configured `public-address` forms.
+    static func authorities(bind: [String], port: Int, advertised: [String]) -> Set<String> {
+        var hosts = Set<String>()
+        for address in bind {
+            if address == "0.0.0.0" || address == "::" {
+                let devices = (try? System.enumerateDevices()) ?? []
+                // A link-local address needs its zone, which a URL rarely carries: left out.
+                hosts.formUnion(devices.compactMap { $0.address?.ipAddress }.filter { !$0.contains("%") && !$0.lowercased().hasPrefix("fe80") })
+                hosts.insert("localhost")
+                hosts.insert(ProcessInfo.processInfo.hostName)
+            } else {
+                hosts.insert(address)
+                if address.hasPrefix("127.") || address == "::1" { hosts.insert("localhost") }
+            }
+        }
+        return Set(hosts.map { LoginBody.authority(host: $0, port: port) }).union(advertised)
     }
 
     /// The node's Ed25519 identity for links; made on first start when the file is missing.
@@ -67,7 +93,7 @@ struct NodeSignaling: Sendable {
     }
 
     /// `GET /ws` without a WebSocket upgrade: 426 with a hint.
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    func addRoutes(to router: Router<NodeRequestContext>) {
         router.get(RouterPath(stringLiteral: SignalingProtocol.path)) { _, _ in
             Response(status: .upgradeRequired, headers: [.contentType: "text/plain; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(string: SignalingEndpoint.upgradeRequiredText)))
@@ -77,7 +103,7 @@ struct NodeSignaling: Sendable {
     var service: some Service { SignalingService(hub: hub, store: store, links: links, mesh: mesh) }
 
     /// `GET /mesh`: the mesh as this node sees it (`MeshStatus`, JSON).
-    func addMeshRoute(to router: Router<BasicRequestContext>) {
+    func addMeshRoute(to router: Router<NodeRequestContext>) {
         let mesh = mesh
         router.get("/mesh") { _, _ in
             let encoder = JSONEncoder()

@@ -7,6 +7,9 @@ struct NodeStatusPage: Sendable {
     let configuration: NodeConfiguration
     let turn: TURNServer
 
+    /// The page is static HTML with an inline style and no script.
+    static let contentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
     func html() -> String {
         let listeners = turn.listeners.map { "<li><code>\(escape(NodeReadiness.turnURL($0)))</code></li>" }.joined()
         let auth = [

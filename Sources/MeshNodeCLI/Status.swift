@@ -22,14 +22,32 @@ struct Status: AsyncParsableCommand {
     var json = false
     @Flag(help: "Also measure the STUN round trip from here to every relay and print them nearest first (RelaySelector).")
     var probe = false
+    @Option(help: "File holding the node's status token (its status-token-file), for a node on another host.")
+    var tokenFile: String?
 
     func run() async throws {
         let url = try Self.meshURL(node)
+        var request = URLRequest(url: url)
+        if let tokenFile {
+            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8),
+                  let token = text.split(whereSeparator: \.isNewline).first, !token.isEmpty else {
+                throw ValidationError("cannot read a token from \(tokenFile)")
+            }
+            request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        }
         let data: Data
+        let response: URLResponse
         do {
-            (data, _) = try await URLSession.shared.data(from: url)
+            (data, response) = try await URLSession.shared.data(for: request)
         } catch {
             throw ValidationError("cannot read \(url): \(error.localizedDescription)")
+        }
+        if let http = response as? HTTPURLResponse, http.statusCode != 200 {
+            // The node's text without control characters: it must not drive the terminal.
+            let text = String(String.UnicodeScalarView(String(decoding: data.prefix(200), as: UTF8.self).unicodeScalars
+                .filter { !CharacterSet.controlCharacters.contains($0) }))
+            throw ValidationError("\(url) answered \(http.statusCode): \(text)"
+                                  + (http.statusCode == 401 || http.statusCode == 403 ? " (give --token-file, or run this on the node's host)" : ""))
         }
         let status: MeshStatus
         do {

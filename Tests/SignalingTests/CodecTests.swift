@@ -8,7 +8,7 @@ import Testing
     static let signed = SignedBody(payload: "{}", key: "a2V5", sig: "c2ln")
     static let samples: [SignalingPayload] = [
         .challenge(ChallengeBody(nonce: "bm9uY2U=")),
-        .login(LoginBody(name: "alice", key: "a2V5", sig: "c2ln")),
+        .login(LoginBody(name: "alice", key: "a2V5", node: "127.0.0.1:8080", sig: "c2ln")),
         .welcome(WelcomeBody(name: "alice", key: "a2V5", heartbeat: 15, iceServers: [
             ICEServer(urls: ["stun:127.0.0.1:3478"]),
             ICEServer(urls: ["turn:127.0.0.1:3478?transport=udp"], username: "1:alice", credential: "pw"),
@@ -16,7 +16,8 @@ import Testing
         .ping, .pong,
         .subscribe(NamesBody(names: ["bob"])), .unsubscribe(NamesBody(names: ["bob"])),
         .presence(PresenceBody(name: "bob", status: .online, key: "a2V5")),
-        .join(RoomBody(room: "#ops")), .leave(RoomBody(room: "#ops")),
+        .join(RoomBody(room: "#ops")), .join(RoomBody(room: "#ops", rule: .invite)), .leave(RoomBody(room: "#ops")),
+        .invite(InviteBody(room: "#ops", name: "bob")),
         .members(MembersBody(room: "#ops", members: [RoomMember(name: "bob", online: true, key: nil)], of: "1")),
         .room(RoomEventBody(room: "#ops", member: "bob", event: .joined)),
         .chat(ChatBody(text: "héllo \"world\" / ✓", sent: 1.5)),

@@ -12,11 +12,15 @@ struct HubFixture {
     let store: SignalingStore
     let directory: String
 
+    /// The address test peers dial: the hub accepts logins signed for it.
+    static let authority = "127.0.0.1:8080"
+
     init(heartbeat: Duration = .seconds(15), rate: Double = 50, burst: Double = 200,
          node: String? = nil, identity: Identity? = nil, clock: ManualClock? = nil,
-         logger: Logger = Logger(label: "test"), meshKeys: Set<String>? = nil) async throws {
+         logger: Logger = Logger(label: "test"), meshKeys: Set<String>? = nil,
+         limits: StoreLimits = StoreLimits(), configure: (inout HubConfiguration) -> Void = { _ in }) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshnode-hub-\(UUID().uuidString)").path
-        store = try await SignalingStore.open(directory: directory, logger: Logger(label: "test"))
+        store = try await SignalingStore.open(directory: directory, limits: limits, logger: Logger(label: "test"))
         var configuration = HubConfiguration()
         configuration.heartbeat = heartbeat
         configuration.rate = rate
@@ -24,6 +28,8 @@ struct HubFixture {
         configuration.nodeAddress = node
         configuration.nodeIdentity = identity
         configuration.meshKeys = meshKeys
+        configuration.authorities = Set([Self.authority] + (node.flatMap { LoginBody.authority($0) }.map { [$0] } ?? []))
+        configure(&configuration)
         let now: @Sendable () -> ContinuousClock.Instant
         if let clock { now = { clock.now } } else { now = { .now } }
         hub = SignalingHub(store: store, configuration: configuration, logger: logger, now: now) { name, _ in
@@ -112,8 +118,7 @@ final class TestPeer: Sendable {
     @discardableResult
     func login(_ name: String, _ identity: Identity) async throws -> WelcomeBody {
         let nonce = try await next { if case .challenge(let body) = $0.payload { body.nonce } else { nil } }
-        let sig = identity.sign(text: LoginBody.signedText(nonce: nonce, name: name))
-        await send(.login(LoginBody(name: name, key: identity.publicKeyBase64, sig: sig)))
+        await send(.login(LoginBody.signed(name: name, identity: identity, nonce: nonce)))
         let reply = try await next()
         guard case .welcome(let welcome) = reply.payload else { throw TestFailure("expected welcome, got \(reply)") }
         return welcome
@@ -125,5 +130,13 @@ final class TestPeer: Sendable {
 
     func ack(timeout: Duration = TestDeadline.event) async throws -> AckBody {
         try await next(timeout: timeout) { if case .ack(let body) = $0.payload { body } else { nil } }
+    }
+}
+
+extension LoginBody {
+    /// A login for `name`, signed for the node at `node` (the fixture's by default).
+    static func signed(name: String, identity: Identity, nonce: String, node: String = HubFixture.authority) -> LoginBody {
+        LoginBody(name: name, key: identity.publicKeyBase64, node: node,
+                  sig: identity.sign(text: LoginBody.signedText(nonce: nonce, name: name, node: node)))
     }
 }

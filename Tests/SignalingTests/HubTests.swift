@@ -16,8 +16,7 @@ import TestSupport
         let impostor = await node.peer()
         let nonce = try await impostor.next { if case .challenge(let b) = $0.payload { b.nonce } else { nil } }
         let mallory = Identity.generate()
-        await impostor.send(.login(LoginBody(name: "alice", key: mallory.publicKeyBase64,
-                                             sig: mallory.sign(text: LoginBody.signedText(nonce: nonce, name: "alice")))))
+        await impostor.send(.login(LoginBody.signed(name: "alice", identity: mallory, nonce: nonce)))
         #expect(try await impostor.error().code == .nameTaken)
         // A fresh challenge follows; the connection survives and may log in as someone else.
         try await impostor.login("mallory", mallory)
@@ -29,11 +28,10 @@ import TestSupport
         let alice = Identity.generate()
         let peer = await node.peer()
         let nonce = try await peer.next { if case .challenge(let b) = $0.payload { b.nonce } else { nil } }
-        await peer.send(.login(LoginBody(name: "alice", key: alice.publicKeyBase64, sig: alice.sign(text: "something else"))))
+        await peer.send(.login(LoginBody(name: "alice", key: alice.publicKeyBase64, node: HubFixture.authority, sig: alice.sign(text: "something else"))))
         #expect(try await peer.error().code == .badSignature)
         // The nonce was used up: signing it again does not work.
-        await peer.send(.login(LoginBody(name: "alice", key: alice.publicKeyBase64,
-                                         sig: alice.sign(text: LoginBody.signedText(nonce: nonce, name: "alice")))))
+        await peer.send(.login(LoginBody.signed(name: "alice", identity: alice, nonce: nonce)))
         #expect(try await peer.error().code == .badSignature)
         await node.close()
     }

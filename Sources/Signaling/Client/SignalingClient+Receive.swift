@@ -13,8 +13,10 @@ extension SignalingClient {
         }
         switch message.payload {
         case .challenge(let body):
-            let login = LoginBody(name: name, key: identity.publicKeyBase64,
-                                  sig: identity.sign(text: LoginBody.signedText(nonce: body.nonce, name: name)))
+            // Signed for the node as dialled (docs/protocol.md "Login"), so that it cannot be relayed.
+            let node = LoginBody.authority(of: url) ?? nodeAuthority
+            let login = LoginBody(name: name, key: identity.publicKeyBase64, node: node,
+                                  sig: identity.sign(text: LoginBody.signedText(nonce: body.nonce, name: name, node: node)))
             transmit(SignalingMessage(id: UUID().uuidString, from: "", to: SignalingProtocol.nodeAddress, payload: .login(login)))
         case .welcome(let body):
             welcomed(body)
@@ -52,7 +54,7 @@ extension SignalingClient {
             }
         case .timeout(let body):
             eventSink.yield(.callTimeout(call: body.call))
-        case .pong, .ping, .login, .subscribe, .unsubscribe, .join, .leave, .link, .linked, .mesh, .dialback, .dialbackResult, .prove, .proof:
+        case .pong, .ping, .login, .subscribe, .unsubscribe, .join, .leave, .invite, .link, .linked, .mesh, .dialback, .dialbackResult, .prove, .proof:
             break
         }
     }

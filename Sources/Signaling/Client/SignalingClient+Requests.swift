@@ -26,9 +26,15 @@ extension SignalingClient {
         _ = try await request(outgoing(.unsubscribe(NamesBody(names: names))))
     }
 
-    /// Joins a room (membership is kept by the node across reconnects and restarts).
-    public func join(room: String) async throws {
-        _ = try await request(outgoing(.join(RoomBody(room: room))))
+    /// Joins a room (membership is kept by the node across reconnects and restarts). `rule`
+    /// applies when this join creates the room: this client then owns it.
+    public func join(room: String, rule: RoomRule? = nil) async throws {
+        _ = try await request(outgoing(.join(RoomBody(room: room, rule: rule))))
+    }
+
+    /// As the owner of an `invite` room, lets `name` join it.
+    public func invite(_ name: String, to room: String) async throws {
+        _ = try await request(outgoing(.invite(InviteBody(room: room, name: name))))
     }
 
     public func leave(room: String) async throws {

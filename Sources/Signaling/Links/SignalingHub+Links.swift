@@ -278,7 +278,12 @@ extension SignalingHub {
         case .pong:
             break
         case .subscribe(let body):
-            for name in body.names where Address.isValidName(name) {
+            // The link speaks for all the peers of its node, but its table here is bounded too.
+            let names = Set(body.names.filter(Address.isValidName))
+            guard (sessions[connection]?.watching.union(names).count ?? 0) <= configuration.maxLinkSubscriptions else {
+                return refuse(SignalingError(.badField, "at most \(configuration.maxLinkSubscriptions) subscriptions per node link", of: message.id))
+            }
+            for name in names {
                 watchers[name, default: []].insert(connection)
                 sessions[connection]?.watching.insert(name)
             }
@@ -289,7 +294,7 @@ extension SignalingHub {
             }
         case .unsubscribe(let body):
             for name in body.names {
-                watchers[name]?.remove(connection)
+                unwatch(name, by: connection)
                 sessions[connection]?.watching.remove(name)
             }
         case .presence(let body):

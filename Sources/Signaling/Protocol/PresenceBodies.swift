@@ -34,10 +34,25 @@ public struct PresenceBody: Codable, Sendable, Equatable {
     }
 }
 
-/// `join` / `leave`, client → node: a room name starting with `#`.
+/// `join` / `leave`, client → node: a room name starting with `#`. A `join` that creates the
+/// room may set its `rule` (default: the node's `room-rule`); otherwise `rule` is ignored.
 public struct RoomBody: Codable, Sendable, Equatable {
     public var room: String
-    public init(room: String) { self.room = room }
+    public var rule: RoomRule?
+    public init(room: String, rule: RoomRule? = nil) {
+        self.room = room
+        self.rule = rule
+    }
+}
+
+/// `invite`, client → node: the owner of an `invite` room lets `name` join it.
+public struct InviteBody: Codable, Sendable, Equatable {
+    public var room: String
+    public var name: String
+    public init(room: String, name: String) {
+        self.room = room
+        self.name = name
+    }
 }
 
 /// One member of a room and whether it is online now.

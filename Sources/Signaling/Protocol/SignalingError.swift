@@ -45,6 +45,8 @@ public struct SignalingError: Error, Sendable, Equatable, CustomStringConvertibl
         /// A node link whose address this node has not proven by dial-back: the node at that
         /// address holds another key, or the proof is not done yet (docs/protocol.md "Node links").
         public static let notProven = Code(rawValue: "not-proven")
+        /// A store limit (docs/protocol.md "Limits") would be passed: nothing was stored.
+        public static let storeFull = Code(rawValue: "store-full")
         /// The node could not do what was asked (storage failure).
         public static let internalError = Code(rawValue: "internal")
         /// No answer in time (client side: the node did not acknowledge).

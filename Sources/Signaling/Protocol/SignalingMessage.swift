@@ -23,7 +23,7 @@ public struct SignalingMessage: Sendable, Equatable {
 public enum MessageType: String, Sendable, CaseIterable, Codable {
     case challenge, login, welcome, ping, pong
     case subscribe, unsubscribe, presence
-    case join, leave, members, room
+    case join, leave, members, room, invite
     case chat, ack, error
     case call, accept, reject, cancel, busy, hangup, sdp, candidate
     case timeout
@@ -50,6 +50,7 @@ public enum SignalingPayload: Sendable, Equatable {
     case leave(RoomBody)
     case members(MembersBody)
     case room(RoomEventBody)
+    case invite(InviteBody)
     case chat(ChatBody)
     case ack(AckBody)
     case error(ErrorBody)
@@ -77,6 +78,7 @@ public enum SignalingPayload: Sendable, Equatable {
         case .leave: .leave
         case .members: .members
         case .room: .room
+        case .invite: .invite
         case .chat: .chat
         case .ack: .ack
         case .error: .error

@@ -19,6 +19,14 @@ public struct HubConfiguration: Sendable {
     /// A closed mesh (`--mesh-key`): the only node keys (base64) whose links and records this
     /// node takes, besides its own. Nil: any key (an open mesh).
     public var meshKeys: Set<String>?
+    /// The `host:port` forms (`LoginBody.authority`) a login may name as the node it dialled:
+    /// the node's own addresses. A login signed for any other is refused (`bad-signature`).
+    public var authorities: Set<String> = []
+    /// The rule of a room whose creator names none.
+    public var defaultRoomRule: RoomRule = .open
+
+    /// Presence subscriptions one node link may hold (for the peers of its node).
+    public var maxLinkSubscriptions = 10_000
 
     public init() {}
 }

@@ -16,9 +16,14 @@ public struct SignalingEndpoint: Sendable {
     /// this, the client gets a `too-large` error and stays connected.
     public static let hardFrameLimit = 1 << 20
 
-    public init(hub: SignalingHub, limit: ConnectionLimit = ConnectionLimit(maximum: ConnectionLimit.defaultMaximum())) {
+    /// The web pages that may open `/ws` (`allow-origin`; by default the page's own only).
+    public let origins: OriginPolicy
+
+    public init(hub: SignalingHub, limit: ConnectionLimit = ConnectionLimit(maximum: ConnectionLimit.defaultMaximum()),
+                origins: OriginPolicy = OriginPolicy()) {
         self.hub = hub
         self.limit = limit
+        self.origins = origins
     }
 
     /// The WebSocket settings the HTTP server needs for this endpoint.
@@ -37,6 +42,16 @@ public struct SignalingEndpoint: Sendable {
             .flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }
         guard offered.contains(SignalingProtocol.subprotocol) else { return .dontUpgrade }
+        // A page of another site in a visitor's browser: closed at once with 1008 Policy
+        // Violation (RFC 6455 §7.4.1) and the reason, before it counts against the cap. Logged
+        // at debug level: a hostile page can knock as often as it likes.
+        if let refusal = origins.refusal(origin: request.headerFields[.origin], host: request.authority) {
+            logger.debug("refusing a WebSocket connection: \(refusal)")
+            return .upgrade([.secWebSocketProtocol: SignalingProtocol.subprotocol]) { _, outbound, _ in
+                // A close reason has at most 123 bytes (RFC 6455 §5.5): the short form.
+                try? await outbound.close(.policyViolation, reason: "origin not allowed (allow-origin)")
+            }
+        }
         // At the cap the connection is upgraded only to be closed at once with 1013 "Try Again
         // Later" (RFC 6455 §7.4, IANA registry) and a reason: Hummingbird answers any refused
         // upgrade with a bare 400, which would not tell the client why.

@@ -38,7 +38,8 @@ extension SignalingHub {
                                              payload: .chat(ChatBody(text: body.text, sent: Date().timeIntervalSince1970)))
             let text = SignalingCodec.encode(delivered)
             let duplicate = try await store.hasMessage(sender: name, id: id)
-            let fresh = duplicate ? [] : try await store.enqueue(sender: name, id: id, recipients: recipients, frame: text)
+            let room = to.hasPrefix("#") ? to : nil
+            let fresh = duplicate ? [] : try await store.enqueue(sender: name, id: id, recipients: recipients, frame: text, room: room)
             reply.send(ack(id, duplicate ? .duplicate : .ok, to: name))
             for recipient in fresh {
                 handle(of: recipient)?.send(text: text)

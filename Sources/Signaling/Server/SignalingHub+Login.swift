@@ -1,5 +1,6 @@
-/// Login by challenge (docs/protocol.md "Login"): verify the signature of the nonce, bind the
-/// name to the key on first use, then welcome the client and deliver what was stored for it.
+/// Login by challenge (docs/protocol.md "Login"): verify the signature of the nonce and of the
+/// node the client dialled, bind the name to the key on first use, then welcome the client and
+/// deliver what was stored for it.
 extension SignalingHub {
     func login(_ body: LoginBody, id: String, on connection: Int) async {
         guard let session = sessions[connection] else { return }
@@ -17,8 +18,16 @@ extension SignalingHub {
         guard Identity.decodeKey(body.key) != nil else {
             return fail(SignalingError(.badField, "key must be a base64 Ed25519 public key (32 bytes)", of: id))
         }
-        guard Identity.verify(signatureBase64: body.sig, text: LoginBody.signedText(nonce: nonce, name: body.name), publicKeyBase64: body.key) else {
-            return fail(SignalingError(.badSignature, "the signature does not verify for this key over the current challenge nonce and name", of: id))
+        // The signature covers the node the client dialled: a node (or anyone on plain ws://)
+        // that relays another node's challenge to its own clients gets logins signed for
+        // itself, which the other node refuses here.
+        let dialled = LoginBody.authority(body.node)
+        guard let dialled, configuration.authorities.contains(dialled) else {
+            return fail(SignalingError(.badSignature, "the login is for node '\(body.node.prefix(80))', which is not this node; sign for the host:port you dialled", of: id))
+        }
+        guard Identity.verify(signatureBase64: body.sig, text: LoginBody.signedText(nonce: nonce, name: body.name, node: body.node),
+                              publicKeyBase64: body.key) else {
+            return fail(SignalingError(.badSignature, "the signature does not verify for this key over the current challenge nonce, name and node", of: id))
         }
         let bound: String
         do {

@@ -17,7 +17,7 @@ extension SignalingHub {
             return session.handle.send(errorMessage(SignalingError(.badField, "'\(bad.prefix(40))' is not a valid name or name@host:port", of: id), to: name))
         }
         let names = requested.compactMap(normalise)
-        guard session.watching.count + names.count <= Self.maxWatchedNames else {
+        guard session.watching.union(names).count <= Self.maxWatchedNames else {
             return session.handle.send(errorMessage(SignalingError(.badField, "at most \(Self.maxWatchedNames) subscriptions per connection", of: id), to: name))
         }
         for watched in names {
@@ -38,18 +38,31 @@ extension SignalingHub {
 
     func unsubscribe(_ names: [String], id: String, on connection: Int, name: String) {
         for watched in names.compactMap(normalise) {
-            watchers[watched]?.remove(connection)
+            unwatch(watched, by: connection)
             sessions[connection]?.watching.remove(watched)
         }
         sessions[connection]?.handle.send(ack(id, to: name))
     }
 
-    func join(_ room: String, id: String, name: String, reply: ConnectionHandle) async {
+    /// Takes `connection` off the watchers of `name`. A name nobody watches any more leaves the
+    /// table (a client churning unique names must not grow it), and the node of a remote name
+    /// is told, so that the link's subscriptions there do not grow either.
+    func unwatch(_ name: String, by connection: Int) {
+        // In place: a copy of a popular name's set per unsubscribe would cost its size.
+        watchers[name]?.remove(connection)
+        guard watchers[name]?.isEmpty == true else { return }
+        watchers[name] = nil
+        if let parsed = Address.parse(name), let node = parsed.node {
+            link(to: node)?.send(nodeMessage(to: SignalingProtocol.nodeAddress, .unsubscribe(NamesBody(names: [parsed.name]))))
+        }
+    }
+
+    func join(_ room: String, rule: RoomRule?, id: String, name: String, reply: ConnectionHandle) async {
         guard Address.isValidRoom(room) else {
             return reply.send(errorMessage(SignalingError(.badField, "a room is # followed by a valid name", of: id), to: name))
         }
         do {
-            let added = try await store.join(room: room, member: name)
+            let added = try await store.join(room: room, member: name, rule: rule ?? configuration.defaultRoomRule)
             reply.send(ack(id, added ? .ok : .duplicate, to: name))
             if added { await tellRoom(room, RoomEventBody(room: room, member: name, event: .joined)) }
         } catch {
@@ -74,13 +87,34 @@ extension SignalingHub {
         }
     }
 
+    /// The owner of a room lets a name join it (an `invite` room admits no one else).
+    func invite(_ body: InviteBody, id: String, name: String, reply: ConnectionHandle) async {
+        guard Address.isValidRoom(body.room), Address.isValidName(body.name) else {
+            return reply.send(errorMessage(SignalingError(.badField, "invite names a #room and a name of this node", of: id), to: name))
+        }
+        do {
+            guard let room = try await store.room(body.room), room.owner == name else {
+                return reply.send(errorMessage(SignalingError(.forbidden, "only the owner of \(body.room) invites to it", of: id), to: name))
+            }
+            let added = try await store.invite(room: body.room, name: body.name)
+            reply.send(ack(id, added ? .ok : .duplicate, to: name))
+        } catch {
+            reply.send(errorMessage(SignalingError(error.code, error.reason, of: id), to: name))
+        }
+    }
+
     func members(_ room: String, id: String, name: String, reply: ConnectionHandle) async {
         guard Address.isValidRoom(room) else {
             return reply.send(errorMessage(SignalingError(.badField, "a room is # followed by a valid name", of: id), to: name))
         }
         do {
+            let members = try await store.members(of: room)
+            // Who is in a room (and online) is for its members only.
+            guard members.contains(name) else {
+                return reply.send(errorMessage(SignalingError(.notMember, "join \(room) before listing its members", of: id), to: name))
+            }
             var list: [RoomMember] = []
-            for member in try await store.members(of: room) {
+            for member in members {
                 list.append(RoomMember(name: member, online: online[member] != nil, key: try await store.key(of: member)))
             }
             reply.send(nodeMessage(to: name, .members(MembersBody(room: room, members: list, of: id))))

@@ -148,11 +148,19 @@ public actor SignalingHub {
         expireRecords()
     }
 
-    /// Runs `sweep` every quarter heartbeat until cancelled.
+    /// Runs `sweep` every quarter heartbeat until cancelled, and drops expired messages from
+    /// the store once a minute.
     public func runSweeper() async {
+        var pruned = now()
         while !Task.isCancelled {
             try? await Task.sleep(for: configuration.heartbeat / 4)
             sweep()
+            if now() - pruned >= .seconds(60) {
+                pruned = now()
+                do { try await store.prune(olderThan: configuration.retention) } catch {
+                    logger.error("cannot prune the store", metadata: ["error": "\(error)"])
+                }
+            }
         }
     }
 
@@ -162,7 +170,7 @@ public actor SignalingHub {
         session.handle.close()
         dialbacksServed[connection] = nil
         forgetLink(connection)
-        for name in session.watching { watchers[name]?.remove(connection) }
+        for name in session.watching { unwatch(name, by: connection) }
         if let node = session.node, links[node] == connection {
             linkDown(node)
         }
@@ -200,7 +208,8 @@ public actor SignalingHub {
         case .login: reply.send(errorMessage(SignalingError(.badField, "already logged in as \(name)", of: message.id), to: name))
         case .subscribe(let body): await subscribe(body.names, id: message.id, on: connection, name: name)
         case .unsubscribe(let body): unsubscribe(body.names, id: message.id, on: connection, name: name)
-        case .join(let body): await join(body.room, id: message.id, name: name, reply: reply)
+        case .join(let body): await join(body.room, rule: body.rule, id: message.id, name: name, reply: reply)
+        case .invite(let body): await invite(body, id: message.id, name: name, reply: reply)
         case .leave(let body): await leave(body.room, id: message.id, name: name, reply: reply)
         case .members(let body): await members(body.room, id: message.id, name: name, reply: reply)
         case .chat(let body): await chat(body, message: message, name: name, reply: reply)

@@ -7,10 +7,13 @@ import SQLiteNIO
 /// until the recipient acknowledges it (docs/protocol.md, "Delivery guarantees").
 ///
 /// Each write is one SQL statement, so each is atomic and durable before the node answers: a
-/// `kill -9` after an `ack` loses nothing.
+/// `kill -9` after an `ack` loses nothing. Every table is bounded by `limits` (``StoreLimits``);
+/// a write that would pass a bound is refused as a whole with `store-full`, so what is stored
+/// already stays intact. The directory is 0700 and the files 0600: chat is nobody else's to read.
 public final class SignalingStore: Sendable {
     private let db: SQLiteConnection
     public let path: String
+    public let limits: StoreLimits
 
     /// A stored message waiting for its recipient.
     public struct Pending: Sendable, Equatable {
@@ -19,22 +22,43 @@ public final class SignalingStore: Sendable {
         public var frame: String
     }
 
-    private init(db: SQLiteConnection, path: String) {
+    private init(db: SQLiteConnection, path: String, limits: StoreLimits) {
         self.db = db
         self.path = path
+        self.limits = limits
     }
 
-    /// Opens (and creates) the store in `directory`.
-    public static func open(directory: String, logger: Logger) async throws(SignalingError) -> SignalingStore {
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        } catch {
-            throw SignalingError(.internalError, "cannot create data directory \(directory): \(error.localizedDescription)")
-        }
+    /// Opens (and creates) the store in `directory`, private to this user: the directory 0700,
+    /// the database 0600 (SQLite gives its `-wal` and `-shm` files the database's mode).
+    public static func open(directory: String, limits: StoreLimits = StoreLimits(), logger: Logger) async throws(SignalingError) -> SignalingStore {
         let path = directory + "/signaling.sqlite"
         do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            // An existing directory keeps the mode it was made with: tighten it when it is this
+            // user's own and not a shared one (a sticky directory such as /tmp stays as it is;
+            // the files below are private either way).
+            let attributes = try FileManager.default.attributesOfItem(atPath: directory)
+            let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue ?? 0
+            let owner = (attributes[.ownerAccountID] as? NSNumber)?.uint32Value
+            if owner == geteuid(), mode & 0o1000 == 0, mode & 0o077 != 0 {
+                try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: directory)
+            }
+            if !FileManager.default.fileExists(atPath: path) {
+                guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+                    throw SignalingError(.internalError, "cannot create \(path)")
+                }
+            }
+            for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) {
+                try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file)
+            }
+        } catch let error as SignalingError {
+            throw error
+        } catch {
+            throw SignalingError(.internalError, "cannot make data directory \(directory) private: \(error.localizedDescription)")
+        }
+        do {
             let db = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-            let store = SignalingStore(db: db, path: path)
+            let store = SignalingStore(db: db, path: path, limits: limits)
             try await store.migrate()
             return store
         } catch let error as SignalingError {
@@ -63,6 +87,78 @@ public final class SignalingStore: Sendable {
                 UNIQUE (sender, id, recipient))
             """)
         _ = try await db.query("CREATE INDEX IF NOT EXISTS messages_pending ON messages (recipient, delivered, seq)")
+        try await migrateLimits()
+    }
+
+    /// The tables of rooms and of usage (version 2 of the store). `usage` counts undelivered
+    /// messages and their bytes per scope (`*` all, `r:NAME` a recipient, `#room` a room); the
+    /// triggers keep it exact in the same transaction as each write, and it is recounted at
+    /// every open, so that the limits are checked without scanning the messages.
+    private func migrateLimits() async throws {
+        let columns = try await db.query("PRAGMA table_info(messages)").compactMap { $0.column("name")?.string }
+        if !columns.contains("room") {
+            _ = try await db.query("ALTER TABLE messages ADD COLUMN room TEXT")
+        }
+        _ = try await db.query("CREATE INDEX IF NOT EXISTS messages_created ON messages (created)")
+        // When a name last logged in (or a node last linked), for the expiry of unused names.
+        let bindingColumns = try await db.query("PRAGMA table_info(bindings)").compactMap { $0.column("name")?.string }
+        if !bindingColumns.contains("seen") {
+            _ = try await db.query("ALTER TABLE bindings ADD COLUMN seen REAL")
+            _ = try await db.query("UPDATE bindings SET seen = created")
+        }
+        _ = try await db.query("""
+            CREATE TABLE IF NOT EXISTS rooms (room TEXT PRIMARY KEY, owner TEXT NOT NULL, rule TEXT NOT NULL, created REAL NOT NULL)
+            """)
+        _ = try await db.query("CREATE TABLE IF NOT EXISTS room_invites (room TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (room, name))")
+        _ = try await db.query("CREATE INDEX IF NOT EXISTS room_members_member ON room_members (member)")
+        _ = try await db.query("CREATE TABLE IF NOT EXISTS usage (scope TEXT PRIMARY KEY, count INTEGER NOT NULL, bytes INTEGER NOT NULL)")
+        let size = "length(CAST(NEW.frame AS BLOB))"
+        _ = try await db.query("""
+            CREATE TRIGGER IF NOT EXISTS usage_added AFTER INSERT ON messages WHEN NEW.delivered = 0 BEGIN
+              INSERT INTO usage (scope, count, bytes) VALUES ('*', 1, \(size)), ('r:' || NEW.recipient, 1, \(size))
+                ON CONFLICT (scope) DO UPDATE SET count = count + 1, bytes = bytes + excluded.bytes;
+              INSERT INTO usage (scope, count, bytes) SELECT NEW.room, 1, \(size) WHERE NEW.room IS NOT NULL
+                ON CONFLICT (scope) DO UPDATE SET count = count + 1, bytes = bytes + excluded.bytes;
+            END
+            """)
+        let release = """
+              UPDATE usage SET count = count - 1, bytes = bytes - length(CAST(OLD.frame AS BLOB))
+                WHERE scope IN ('*', 'r:' || OLD.recipient, OLD.room);
+              DELETE FROM usage WHERE count <= 0 AND scope IN ('r:' || OLD.recipient, OLD.room);
+            """
+        _ = try await db.query("""
+            CREATE TRIGGER IF NOT EXISTS usage_delivered AFTER UPDATE OF delivered ON messages
+              WHEN OLD.delivered = 0 AND NEW.delivered != 0 BEGIN
+            \(release)
+            END
+            """)
+        _ = try await db.query("""
+            CREATE TRIGGER IF NOT EXISTS usage_removed AFTER DELETE ON messages WHEN OLD.delivered = 0 BEGIN
+            \(release)
+            END
+            """)
+        // The number of names, kept like the rest of `usage` (scope `names`; its bytes unused).
+        _ = try await db.query("""
+            CREATE TRIGGER IF NOT EXISTS usage_name_added AFTER INSERT ON bindings BEGIN
+              UPDATE usage SET count = count + 1 WHERE scope = 'names';
+            END
+            """)
+        _ = try await db.query("""
+            CREATE TRIGGER IF NOT EXISTS usage_name_removed AFTER DELETE ON bindings BEGIN
+              UPDATE usage SET count = count - 1 WHERE scope = 'names';
+            END
+            """)
+        // Recount: cheap at open, and it repairs any drift (a store written by an older version).
+        _ = try await db.query("DELETE FROM usage")
+        _ = try await db.query("INSERT INTO usage (scope, count, bytes) SELECT 'names', count(*), 0 FROM bindings")
+        let bytes = "coalesce(sum(length(CAST(frame AS BLOB))), 0)"
+        _ = try await db.query("INSERT INTO usage (scope, count, bytes) SELECT '*', count(*), \(bytes) FROM messages WHERE delivered = 0")
+        _ = try await db.query("""
+            INSERT INTO usage (scope, count, bytes) SELECT 'r:' || recipient, count(*), \(bytes) FROM messages WHERE delivered = 0 GROUP BY recipient
+            """)
+        _ = try await db.query("""
+            INSERT INTO usage (scope, count, bytes) SELECT room, count(*), \(bytes) FROM messages WHERE delivered = 0 AND room IS NOT NULL GROUP BY room
+            """)
     }
 
     /// A store dropped without `close()` (a node that failed half-way, a test that threw) still
@@ -93,26 +189,101 @@ public final class SignalingStore: Sendable {
     }
 
     /// Binds `name` to `key` on first use. Returns the key the name is bound to afterwards:
-    /// `key` itself, or the other key that already holds the name.
+    /// `key` itself, or the other key that already holds the name. Throws `store-full` for a
+    /// new name when the store holds `limits.names` already. A login with the bound key marks
+    /// the name as used now (unused names expire, see ``prune(olderThan:now:)``).
     public func bind(name: String, key: String) async throws(SignalingError) -> String {
-        _ = try await run("INSERT INTO bindings (name, key, created) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
-                          [.text(name), .text(key), .float(Date().timeIntervalSince1970)])
-        return try await self.key(of: name) ?? key
+        let now = Date().timeIntervalSince1970
+        if let bound = try await self.key(of: name) {
+            if bound == key { _ = try await run("UPDATE bindings SET seen = ? WHERE name = ?", [.float(now), .text(name)]) }
+            return bound
+        }
+        _ = try await run("""
+            INSERT INTO bindings (name, key, created, seen) SELECT ?, ?, ?, ? WHERE (SELECT count FROM usage WHERE scope = 'names') < ?
+            ON CONFLICT (name) DO NOTHING
+            """, [.text(name), .text(key), .float(now), .float(now), .integer(limits.names)])
+        guard let bound = try await self.key(of: name) else {
+            throw SignalingError(.storeFull, "this node holds \(limits.names) names, the most it keeps; \(name.prefix(40)) was not bound")
+        }
+        return bound
     }
 
     // MARK: - Rooms
 
-    /// Adds a member; returns false when it already was one.
-    public func join(room: String, member: String) async throws(SignalingError) -> Bool {
-        let rows = try await run("INSERT INTO room_members (room, member) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING member",
-                                 [.text(room), .text(member)])
+    /// A room's owner (the name that created it) and rule.
+    public struct Room: Sendable, Equatable {
+        public var owner: String
+        public var rule: RoomRule
+    }
+
+    /// The owner and rule of `room`, nil when it does not exist (it never had a member, or
+    /// all left).
+    public func room(_ room: String) async throws(SignalingError) -> Room? {
+        guard let row = try await run("SELECT owner, rule FROM rooms WHERE room = ?", [.text(room)]).first,
+              let owner = row.column("owner")?.string else { return nil }
+        return Room(owner: owner, rule: row.column("rule")?.string.flatMap(RoomRule.init(rawValue:)) ?? .open)
+    }
+
+    /// Adds a member; returns false when it already was one. A room that does not exist is
+    /// created with `member` as its owner and `rule`. Throws `forbidden` for an `invite` room
+    /// that did not invite `member`, `store-full` when the room, the member's rooms or the
+    /// node's rooms are at their limit.
+    public func join(room: String, member: String, rule: RoomRule = .open) async throws(SignalingError) -> Bool {
+        var current = try await self.room(room)
+        if current == nil {
+            // A store from before rooms had owners: its rooms are open and get their next joiner as owner.
+            let created = try await run("""
+                INSERT INTO rooms (room, owner, rule, created) SELECT ?, ?, ?, ? WHERE (SELECT count(*) FROM rooms) < ?
+                ON CONFLICT (room) DO NOTHING RETURNING owner
+                """, [.text(room), .text(member), .text(rule.rawValue), .float(Date().timeIntervalSince1970), .integer(limits.rooms)])
+            current = try await self.room(room)
+            guard current != nil || !created.isEmpty else {
+                throw SignalingError(.storeFull, "this node has \(limits.rooms) rooms, the most it keeps; join an existing room")
+            }
+        }
+        if let current, current.rule == .invite, current.owner != member {
+            let invited = try await !run("SELECT 1 AS x FROM room_invites WHERE room = ? AND name = ?", [.text(room), .text(member)]).isEmpty
+            guard invited else {
+                throw SignalingError(.forbidden, "\(room) admits invited names only; ask its owner \(current.owner) for an invite")
+            }
+        }
+        // The bounds are checked in the statement that inserts, so two joins at once cannot pass them.
+        let rows = try await run("""
+            INSERT INTO room_members (room, member) SELECT ?, ?
+            WHERE (SELECT count(*) FROM room_members WHERE room = ?) < ? AND (SELECT count(*) FROM room_members WHERE member = ?) < ?
+            ON CONFLICT DO NOTHING RETURNING member
+            """, [.text(room), .text(member), .text(room), .integer(limits.roomMembers), .text(member), .integer(limits.memberRooms)])
+        if !rows.isEmpty { return true }
+        if try await !run("SELECT 1 AS x FROM room_members WHERE room = ? AND member = ?", [.text(room), .text(member)]).isEmpty {
+            return false
+        }
+        if try await rooms(of: member).count >= limits.memberRooms {
+            throw SignalingError(.storeFull, "\(member) is in \(limits.memberRooms) rooms, the most this node allows; leave one first")
+        }
+        throw SignalingError(.storeFull, "\(room) has \(limits.roomMembers) members, the most this node allows")
+    }
+
+    /// Removes a member; returns false when it was not one. A room whose last member left is
+    /// forgotten with its invitations: the next to join creates it anew.
+    public func leave(room: String, member: String) async throws(SignalingError) -> Bool {
+        let rows = try await run("DELETE FROM room_members WHERE room = ? AND member = ? RETURNING member", [.text(room), .text(member)])
+        _ = try await run("DELETE FROM rooms WHERE room = ? AND NOT EXISTS (SELECT 1 FROM room_members WHERE room = ?)", [.text(room), .text(room)])
+        _ = try await run("DELETE FROM room_invites WHERE room = ? AND NOT EXISTS (SELECT 1 FROM rooms WHERE room = ?)", [.text(room), .text(room)])
         return !rows.isEmpty
     }
 
-    /// Removes a member; returns false when it was not one.
-    public func leave(room: String, member: String) async throws(SignalingError) -> Bool {
-        let rows = try await run("DELETE FROM room_members WHERE room = ? AND member = ? RETURNING member", [.text(room), .text(member)])
-        return !rows.isEmpty
+    /// The owner lets `name` join `room`; returns false when it was invited already. Throws
+    /// `store-full` when the room has as many invitations as it may have members.
+    public func invite(room: String, name: String) async throws(SignalingError) -> Bool {
+        let rows = try await run("""
+            INSERT INTO room_invites (room, name) SELECT ?, ? WHERE (SELECT count(*) FROM room_invites WHERE room = ?) < ?
+            ON CONFLICT DO NOTHING RETURNING name
+            """, [.text(room), .text(name), .text(room), .integer(limits.roomMembers)])
+        if !rows.isEmpty { return true }
+        if try await !run("SELECT 1 AS x FROM room_invites WHERE room = ? AND name = ?", [.text(room), .text(name)]).isEmpty {
+            return false
+        }
+        throw SignalingError(.storeFull, "\(room) has \(limits.roomMembers) invitations, the most this node keeps")
     }
 
     /// The members of a room, sorted by name.
@@ -130,16 +301,87 @@ public final class SignalingStore: Sendable {
     /// Stores one message for each recipient in one statement. Rows that exist already (a
     /// resend of the same sender and id) are left alone; returns the recipients that are new,
     /// which are the ones to deliver to now.
-    public func enqueue(sender: String, id: String, recipients: [String], frame: String) async throws(SignalingError) -> [String] {
+    ///
+    /// The limits are checked in the same statement, against the `usage` counts as they were
+    /// before it: the whole message is refused with `store-full` when it would take the store
+    /// or the `room` over its bounds, or a single recipient over theirs. For a room message, a
+    /// member whose own queue is full is left out (that member's mailbox is full), unless every
+    /// recipient is.
+    public func enqueue(sender: String, id: String, recipients requested: [String], frame: String,
+                        room: String? = nil) async throws(SignalingError) -> [String] {
+        var seen = Set<String>()
+        let recipients = requested.filter { seen.insert($0).inserted }
         guard !recipients.isEmpty else { return [] }
+        let size = frame.utf8.count
         let now = Date().timeIntervalSince1970
-        let values = Array(repeating: "(?, ?, ?, ?, ?)", count: recipients.count).joined(separator: ", ")
+        let values = Array(repeating: "(?, ?, ?, ?, ?, ?)", count: recipients.count).joined(separator: ", ")
+        let roomBind: SQLiteData = room.map { .text($0) } ?? .null
         var binds: [SQLiteData] = []
         for recipient in recipients {
-            binds += [.text(sender), .text(id), .text(recipient), .text(frame), .float(now)]
+            binds += [.text(sender), .text(id), .text(recipient), .text(frame), .float(now), roomBind]
         }
-        let rows = try await run("INSERT INTO messages (sender, id, recipient, frame, created) VALUES \(values) ON CONFLICT DO NOTHING RETURNING recipient", binds)
-        return rows.compactMap { $0.column("recipient")?.string }
+        let count = recipients.count
+        // MATERIALIZED: the guard reads `usage` once, before the triggers of this insert change it.
+        binds += [.integer(count), .integer(limits.messages), .integer(count * size), .integer(limits.bytes),
+                  roomBind, roomBind, .integer(count), .integer(limits.roomMessages), roomBind, .integer(count * size), .integer(limits.roomBytes),
+                  .integer(limits.recipientMessages), .integer(size), .integer(limits.recipientBytes), .integer(size), .integer(limits.recipientBytes)]
+        let rows = try await run("""
+            WITH v AS (VALUES \(values)),
+            limits_ok AS MATERIALIZED (SELECT
+              (SELECT count FROM usage WHERE scope = '*') + ? <= ? AND (SELECT bytes FROM usage WHERE scope = '*') + ? <= ?
+              AND (? IS NULL OR (coalesce((SELECT count FROM usage WHERE scope = ?), 0) + ? <= ?
+                                  AND coalesce((SELECT bytes FROM usage WHERE scope = ?), 0) + ? <= ?)) AS ok)
+            INSERT INTO messages (sender, id, recipient, frame, created, room)
+            SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6 FROM v, limits_ok
+            WHERE limits_ok.ok
+              AND NOT EXISTS (SELECT 1 FROM usage WHERE scope = 'r:' || v.column3 AND (count + 1 > ? OR bytes + ? > ?))
+              AND ? <= ?
+            ON CONFLICT DO NOTHING RETURNING recipient
+            """, binds)
+        let stored = rows.compactMap { $0.column("recipient")?.string }
+        if stored.isEmpty, let full = try await fullness(recipients: recipients, room: room, size: size) {
+            throw SignalingError(.storeFull, full + "; nothing was stored, try again once recipients have read their messages")
+        }
+        return stored
+    }
+
+    /// Which limit a message of `size` bytes to `recipients` would pass, or nil when none.
+    private func fullness(recipients: [String], room: String?, size: Int) async throws(SignalingError) -> String? {
+        let scopes = ["*"] + (room.map { [$0] } ?? []) + recipients.map { "r:" + $0 }
+        let marks = Array(repeating: "?", count: scopes.count).joined(separator: ", ")
+        var usage: [String: (count: Int, bytes: Int)] = [:]
+        for row in try await run("SELECT scope, count, bytes FROM usage WHERE scope IN (\(marks))", scopes.map { .text($0) }) {
+            guard let scope = row.column("scope")?.string else { continue }
+            usage[scope] = (row.column("count")?.integer ?? 0, row.column("bytes")?.integer ?? 0)
+        }
+        let n = recipients.count
+        let total = usage["*"] ?? (0, 0)
+        if total.count + n > limits.messages || total.bytes + n * size > limits.bytes {
+            return "the node's store is full (\(total.count) undelivered messages, \(total.bytes) bytes; at most \(limits.messages) and \(limits.bytes))"
+        }
+        if let room {
+            let used = usage[room] ?? (0, 0)
+            if used.count + n > limits.roomMessages || used.bytes + n * size > limits.roomBytes {
+                return "\(room) has \(used.count) undelivered messages (\(used.bytes) bytes; at most \(limits.roomMessages) and \(limits.roomBytes))"
+            }
+        }
+        let full = recipients.filter { recipient in
+            let used = usage["r:" + recipient] ?? (0, 0)
+            return used.count + 1 > limits.recipientMessages || used.bytes + size > limits.recipientBytes
+        }
+        guard full.count == recipients.count, let first = full.first else { return nil }
+        return "\(first)'s queue is full (at most \(limits.recipientMessages) undelivered messages, \(limits.recipientBytes) bytes)"
+    }
+
+    /// Bytes of every stored frame, delivered or not (delivered rows keep none).
+    public func storedBytes() async throws(SignalingError) -> Int {
+        try await run("SELECT coalesce(sum(length(CAST(frame AS BLOB))), 0) AS n FROM messages").first?.column("n")?.integer ?? 0
+    }
+
+    /// Undelivered messages and their bytes: in total (`scope` nil), for `r:NAME` or for `#room`.
+    public func usage(_ scope: String? = nil) async throws(SignalingError) -> (messages: Int, bytes: Int) {
+        guard let row = try await run("SELECT count, bytes FROM usage WHERE scope = ?", [.text(scope ?? "*")]).first else { return (0, 0) }
+        return (row.column("count")?.integer ?? 0, row.column("bytes")?.integer ?? 0)
     }
 
     /// Whether `sender` already sent a message with `id` (to anyone).
@@ -159,7 +401,9 @@ public final class SignalingStore: Sendable {
 
     /// The recipient acknowledged a message: it is not delivered again.
     public func markDelivered(recipient: String, sender: String, id: String) async throws(SignalingError) {
-        _ = try await run("UPDATE messages SET delivered = 1 WHERE recipient = ? AND sender = ? AND id = ?", [.text(recipient), .text(sender), .text(id)])
+        // A delivered row only deduplicates resends: its frame is not needed any more.
+        _ = try await run("UPDATE messages SET delivered = 1, frame = '' WHERE recipient = ? AND sender = ? AND id = ? AND delivered = 0",
+                          [.text(recipient), .text(sender), .text(id)])
     }
 
     /// Messages waiting to be handed to another node (recipients `name@node`), oldest first.
@@ -174,12 +418,35 @@ public final class SignalingStore: Sendable {
 
     /// The other node took over a message (stored it for its recipient) or refused it for good.
     public func markDelivered(sender: String, id: String, node: String) async throws(SignalingError) {
-        _ = try await run("UPDATE messages SET delivered = 1 WHERE sender = ? AND id = ? AND substr(recipient, -?) = ?",
+        _ = try await run("UPDATE messages SET delivered = 1, frame = '' WHERE sender = ? AND id = ? AND substr(recipient, -?) = ? AND delivered = 0",
                           [.text(sender), .text(id), .integer(node.count + 1), .text("@" + node)])
     }
 
-    /// Forgets delivered messages older than `age` seconds (their ids then stop deduplicating).
-    public func prune(olderThan age: Double) async throws(SignalingError) {
-        _ = try await run("DELETE FROM messages WHERE delivered = 1 AND created < ?", [.float(Date().timeIntervalSince1970 - age)])
+    /// Forgets delivered messages older than `age` seconds (their ids then stop deduplicating)
+    /// and undelivered ones older than `limits.expiry` (their recipient never came for them).
+    /// Also forgets what names unused for `limits.nameExpiry` (not logged in, or linked, for
+    /// that long) hold: their room memberships (a room left empty goes with its invitations),
+    /// then the names themselves unless they still own a room or have messages waiting.
+    public func prune(olderThan age: Double, now: Date = Date()) async throws(SignalingError) {
+        let time = now.timeIntervalSince1970
+        let unused: SQLiteData = .float(time - limits.nameExpiry)
+        _ = try await run("DELETE FROM messages WHERE (delivered != 0 AND created < ?) OR created < ?",
+                          [.float(time - age), .float(time - limits.expiry)])
+        _ = try await run("DELETE FROM room_members WHERE member IN (SELECT name FROM bindings WHERE coalesce(seen, created) < ?)", [unused])
+        _ = try await run("DELETE FROM rooms WHERE NOT EXISTS (SELECT 1 FROM room_members WHERE room_members.room = rooms.room)")
+        _ = try await run("DELETE FROM room_invites WHERE NOT EXISTS (SELECT 1 FROM rooms WHERE rooms.room = room_invites.room)")
+        _ = try await run("""
+            DELETE FROM bindings WHERE coalesce(seen, created) < ?
+              AND NOT EXISTS (SELECT 1 FROM room_members WHERE member = bindings.name)
+              AND NOT EXISTS (SELECT 1 FROM rooms WHERE owner = bindings.name)
+              AND NOT EXISTS (SELECT 1 FROM usage WHERE scope = 'r:' || bindings.name)
+            """, [unused])
+        // Delivered rows (ids kept to recognise resends) are bounded too: a pair of names that
+        // chat and acknowledge at the rate limit would otherwise add rows for `age` seconds.
+        let delivered = try await run("SELECT count(*) AS n FROM messages WHERE delivered != 0").first?.column("n")?.integer ?? 0
+        if delivered > limits.deliveredKept {
+            _ = try await run("DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE delivered != 0 ORDER BY seq LIMIT ?)",
+                              [.integer(delivered - limits.deliveredKept)])
+        }
     }
 }

@@ -51,13 +51,17 @@ final class RawSignalingSocket: Sendable {
     let outgoing: AsyncStream<String>.Continuation
     let received = FrameQueue()
     let task: Task<Void, Never>
+    /// The node as this socket dialled it, which its logins are signed for.
+    let authority: String
 
-    init(url: String) {
+    init(url: String, origin: String? = nil) {
+        authority = LoginBody.authority(of: url) ?? ""
         let (stream, sink) = AsyncStream.makeStream(of: String.self)
         outgoing = sink
         let received = received
         var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 20)
         configuration.additionalHeaders[.secWebSocketProtocol] = SignalingProtocol.subprotocol
+        if let origin { configuration.additionalHeaders[.origin] = origin }
         let client = WebSocketClient(url: url, configuration: configuration,
                                      logger: Logger(label: "raw")) { inbound, outbound, _ in
             await withTaskGroup(of: Void.self) { group in
@@ -104,7 +108,8 @@ final class RawSignalingSocket: Sendable {
     @discardableResult
     func login(_ name: String, _ identity: Identity, nonce: String) async throws -> WelcomeBody {
         send(SignalingMessage(id: "login", from: "", to: "@node", payload: .login(LoginBody(
-            name: name, key: identity.publicKeyBase64, sig: identity.sign(text: LoginBody.signedText(nonce: nonce, name: name))))))
+            name: name, key: identity.publicKeyBase64, node: authority,
+            sig: identity.sign(text: LoginBody.signedText(nonce: nonce, name: name, node: authority))))))
         let reply = try await next()
         guard case .welcome(let welcome) = reply.payload else { throw TestFailure("expected welcome, got \(reply)") }
         return welcome
