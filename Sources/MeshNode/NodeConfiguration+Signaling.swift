@@ -25,9 +25,15 @@ public struct SignalingSettings: Sendable, Equatable {
     public var publicAddresses: [String]
     /// Web origins besides the page's own whose pages may open `/ws` (`allow-origin`).
     public var allowedOrigins: [String]
+    /// WebSocket connections one source address may hold (`max-connections-per-ip`).
+    public var maxConnectionsPerIP: Int
+    /// How long a connection may stay without logging in or linking (`login-timeout`).
+    public var loginTimeout: Duration
 
     /// `heartbeat` when none is given.
     static let defaultHeartbeatSeconds = 15
+    /// `login-timeout` when none is given.
+    static let defaultLoginTimeoutSeconds = 30
     /// `gossip-interval` when none is given.
     static let defaultGossipIntervalSeconds = 5
 
@@ -60,6 +66,8 @@ public struct SignalingSettings: Sendable, Equatable {
         roomRule = settings.roomRule.flatMap(RoomRule.init(rawValue:)) ?? .open
         publicAddresses = (settings.publicAddress ?? []).compactMap { LoginBody.authority($0) }
         allowedOrigins = settings.allowOrigin ?? []
+        maxConnectionsPerIP = settings.maxConnectionsPerIP ?? SourceLimit.defaultMaximum
+        loginTimeout = Self.duration(seconds: settings.loginTimeout ?? Double(Self.defaultLoginTimeoutSeconds))
     }
 
     private static func duration(seconds: Double) -> Duration {

@@ -66,6 +66,8 @@ public struct NodeSettings: Sendable, Equatable {
     public var statusTokenFile: String?
     public var nameExpiry: Double?
     public var storeKeptIDs: Int?
+    public var maxConnectionsPerIP: Int?
+    public var loginTimeout: Double?
 
     public init() {}
 
@@ -131,6 +133,10 @@ public struct NodeSettings: Sendable, Equatable {
             .list("link", \.link, .webSocketURL, help: "Keep a link to the node at this WebSocket URL, ws://HOST:PORT/ws (repeatable)."),
             .integer("max-connections", \.maxConnections, .atLeast(1),
                      help: "Connections held at once: WebSocket, TURN TCP/TLS and relay sockets together; more WebSockets are closed at once with 1013 Try Again Later (default: open-file limit minus a tenth, at least 512 less)."),
+            .integer("max-connections-per-ip", \.maxConnectionsPerIP, .atLeast(1),
+                     help: "WebSocket connections one address (an IPv6 /64) may hold at once; more are closed with 1013 (default \(SourceLimit.defaultMaximum))."),
+            .number("login-timeout", \.loginTimeout, .within(1...3600, "seconds"),
+                    help: "Seconds a WebSocket connection may stay open without logging in or linking (default \(SignalingSettings.defaultLoginTimeoutSeconds))."),
             .number("gossip-interval", \.gossipInterval, .within(0.1...3600, "seconds"),
                     help: "Seconds between node record refreshes over links (default \(SignalingSettings.defaultGossipIntervalSeconds); records expire after six intervals)."),
             .text("web-root", \.webRoot, .directory,

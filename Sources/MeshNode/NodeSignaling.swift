@@ -34,6 +34,7 @@ struct NodeSignaling: Sendable {
         }
         var hubConfiguration = HubConfiguration()
         hubConfiguration.heartbeat = configuration.signaling.heartbeat
+        hubConfiguration.loginTimeout = configuration.signaling.loginTimeout
         let identity = credentials.identity
         let host = configuration.turn.bindAddresses.first ?? "127.0.0.1"
         let address = (host.contains(":") ? "[\(host)]" : host) + ":\(configuration.httpPort)"
@@ -58,7 +59,8 @@ struct NodeSignaling: Sendable {
         }
         logger.info("signaling ready", metadata: ["node": "\(address)", "node-key": "\(identity.publicKeyBase64)", "links": "\(links.count)"])
         let endpoint = SignalingEndpoint(hub: hub, limit: turn.configuration.connectionBudget ?? ConnectionLimit(maximum: configuration.signaling.maxConnections),
-                                         origins: OriginPolicy(allowed: configuration.signaling.allowedOrigins))
+                                         origins: OriginPolicy(allowed: configuration.signaling.allowedOrigins),
+                                         sources: SourceLimit(maximum: configuration.signaling.maxConnectionsPerIP))
         return NodeSignaling(hub: hub, store: store, endpoint: endpoint, links: links, mesh: mesh)
     }
 

@@ -109,7 +109,7 @@ extension TURNLoop {
         }
         guard let username, request.realm == realm, let credential = shared.credential(for: username) else {
             shared.metrics.authFailures.increment()
-            logger.notice("authentication failed", metadata: ["user": "\(username ?? "?")", "reason": "unknown or expired user"])
+            logRefusal("authentication failed", kind: "unknown-user", metadata: ["user": "\(username?.prefix(64) ?? "?")", "reason": "unknown or expired user"])
             reply.send(reply.error(.unauthenticated, build: challenge))
             return nil
         }
@@ -120,7 +120,7 @@ extension TURNLoop {
             : LongTermCredentials.key(username: username, realm: realm, password: credential.password)
         guard request.verifyIntegrity(key: key) else {
             shared.metrics.authFailures.increment()
-            logger.notice("authentication failed", metadata: ["user": "\(username)", "reason": "bad MESSAGE-INTEGRITY"])
+            logRefusal("authentication failed", kind: "bad-integrity", metadata: ["user": "\(username.prefix(64))", "reason": "bad MESSAGE-INTEGRITY"])
             reply.send(reply.error(.unauthenticated, build: challenge))
             return nil
         }
@@ -230,7 +230,7 @@ extension TURNLoop {
         }
         if let why = reservation.acquireQuota() {
             shared.metrics.refused("quota")
-            logger.notice("allocation refused", metadata: ["user": "\(username)", "identity": "\(identity)", "reason": "\(why)"])
+            logRefusal("allocation refused", kind: "quota", metadata: ["user": "\(username)", "identity": "\(identity)", "reason": "\(why)"])
             reply.send(reply.error(.allocationQuotaReached, why))
             return
         }
@@ -457,7 +457,7 @@ extension TURNLoop {
         }
         if let why = config.peerPolicy.refusal(for: ip) ?? shared.ownAddressRefusal(peer) {
             shared.metrics.refused("forbidden_peer")
-            logger.notice("peer refused", metadata: ["user": "\(allocation.username)", "reason": "\(why)"])
+            logRefusal("peer refused", kind: "forbidden-peer", metadata: ["user": "\(allocation.username)", "reason": "\(why)"])
             reply.send(reply.error(.forbidden, why))
             return nil
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MeshCore
 import NIOCore
 import STUN
 
@@ -18,6 +19,9 @@ final class TURNLoop {
     private var unflushed: [ObjectIdentifier: Channel] = [:]
     private var flushScheduled = false
     private var metricsTimer: RepeatedTask?
+    /// Refusals that anyone can cause (failed authentication, quota, forbidden peers) are logged
+    /// once per interval and kind on this loop, with a count of those left out; metrics count all.
+    private var logLimits = LogLimiter()
 
     var config: TURNServerConfiguration { shared.config }
     var logger: Logger { shared.logger }
@@ -37,6 +41,15 @@ final class TURNLoop {
     func stop() {
         metricsTimer?.cancel()
         for allocation in Array(allocations.values) { delete(allocation, reason: "server shutdown") }
+    }
+
+    /// Logs a refusal at notice level unless one of its kind was logged on this loop within
+    /// `LogLimiter.interval`; the line says how many were left out since.
+    func logRefusal(_ message: Logger.Message, kind: String, metadata: Logger.Metadata) {
+        guard let suppressed = logLimits.allow(kind, now: .now) else { return }
+        var metadata = metadata
+        if suppressed > 0 { metadata["suppressed"] = "\(suppressed)" }
+        logger.notice(message, metadata: metadata)
     }
 
     // MARK: Flushing

@@ -133,6 +133,26 @@ import FoundationNetworking
         second.close()
     }
 
+    /// Issue 15: one address cannot take the node's whole connection budget
+    /// (`max-connections-per-ip`); its connections beyond the share are closed with 1013 and a
+    /// reason, the ones it holds carry on, and a freed place is usable again.
+    @Test func oneAddressCannotTakeEveryConnection() async throws {
+        let node = try await MeshNodeServer(["--bind", "127.0.0.1", "--max-connections-per-ip", "2"], bind: [])
+        defer { node.stop() }
+        let first = RawSignalingSocket(url: node.signalingURL)
+        try await first.login("one", .generate())
+        let second = RawSignalingSocket(url: node.signalingURL)
+        try await second.login("two", .generate())
+        let refused = try rawUpgrade(port: node.httpPort)
+        #expect(refused.closeCode == 1013)
+        #expect(refused.reason.contains("max-connections-per-ip"), "\(refused.reason)")
+        first.send(SignalingMessage(id: "p1", from: "", to: "@node", payload: .ping))
+        #expect(try await first.next().payload == .pong)
+        first.close()
+        try await waitFor("a freed place") { try rawUpgrade(port: node.httpPort).opcode == 0x1 }
+        second.close()
+    }
+
     /// A WebSocket upgrade request on a plain socket: the status line and the node's first
     /// frame: its opcode (1 text, 8 close), and a close frame's code and reason.
     func rawUpgrade(port: Int) throws -> (status: String, opcode: UInt8?, closeCode: Int?, reason: String) {

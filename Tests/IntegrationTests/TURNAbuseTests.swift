@@ -266,4 +266,23 @@ struct TURNAbuseTests {
             received += buffer[0..<count]
         }
     }
+
+    @Test("a client failing authentication in a loop leaves a few log lines, each counting those left out; the metric counts all")
+    func authenticationFailuresDoNotFloodTheLog() async throws {
+        let server = try await MeshNodeServer(Self.user)
+        defer { server.stop() }
+        let attempts = 200
+        for _ in 0..<attempts {
+            let guesser = try TURNTestClient(port: server.udpPort, username: "alice", password: "guess")
+            #expect(try guesser.allocate().code == 401)
+        }
+        try await waitUntil("every failure counted") {
+            (try await server.metric("meshnode_turn_auth_failures_total") ?? 0) >= Double(attempts)
+        }
+        // One line per kind, per event loop and 10 s: this test runs well within 10 s on at most
+        // a few loops, so a handful of lines at most where there were 200 before.
+        let lines = server.process.output.components(separatedBy: "\n").filter { $0.contains("authentication failed") }
+        #expect(lines.count >= 1 && lines.count <= 8, "\(lines.count) lines for \(attempts) failures")
+        #expect(try TURNTestClient(port: server.udpPort, username: "alice", password: "wonderland").allocate().isSuccess)
+    }
 }

@@ -2,6 +2,8 @@
 public struct HubConfiguration: Sendable {
     /// Clients ping at least this often; a connection silent for two intervals is dropped.
     public var heartbeat: Duration = SignalingProtocol.defaultHeartbeat
+    /// A connection that has neither logged in nor linked by then is closed (`login-timeout`).
+    public var loginTimeout: Duration = .seconds(30)
     /// Frames per second per connection on average, and the burst allowed.
     public var rate: Double = 50
     public var burst: Double = 200

@@ -18,12 +18,15 @@ public struct SignalingEndpoint: Sendable {
 
     /// The web pages that may open `/ws` (`allow-origin`; by default the page's own only).
     public let origins: OriginPolicy
+    /// Connections one source address may hold (`max-connections-per-ip`).
+    public let sources: SourceLimit
 
     public init(hub: SignalingHub, limit: ConnectionLimit = ConnectionLimit(maximum: ConnectionLimit.defaultMaximum()),
-                origins: OriginPolicy = OriginPolicy()) {
+                origins: OriginPolicy = OriginPolicy(), sources: SourceLimit = SourceLimit()) {
         self.hub = hub
         self.limit = limit
         self.origins = origins
+        self.sources = sources
     }
 
     /// The WebSocket settings the HTTP server needs for this endpoint.
@@ -55,7 +58,20 @@ public struct SignalingEndpoint: Sendable {
         // At the cap the connection is upgraded only to be closed at once with 1013 "Try Again
         // Later" (RFC 6455 §7.4, IANA registry) and a reason: Hummingbird answers any refused
         // upgrade with a bare 400, which would not tell the client why.
+        let remoteIP = channel.remoteAddress?.ipAddress
+        // One source beyond its share: closed the same way, with its own reason. Logged at
+        // debug level, as anyone can knock as often as they like.
+        if let remoteIP, !sources.acquire(remoteIP) {
+            logger.debug("refusing a WebSocket connection: source at max-connections-per-ip", metadata: ["source": "\(remoteIP)"])
+            let maximum = sources.maximum
+            return .upgrade([.secWebSocketProtocol: SignalingProtocol.subprotocol]) { _, outbound, _ in
+                try? await outbound.close(WebSocketErrorCode(codeNumber: Self.tryAgainLater),
+                                          reason: "this address holds max-connections-per-ip (\(maximum))")
+            }
+        }
+        let sources = sources
         guard limit.acquire() else {
+            if let remoteIP { sources.release(remoteIP) }
             logger.warning("refusing a WebSocket connection: at max-connections", metadata: ["max-connections": "\(limit.maximum)"])
             let maximum = limit.maximum
             return .upgrade([.secWebSocketProtocol: SignalingProtocol.subprotocol]) { _, outbound, _ in
@@ -65,9 +81,11 @@ public struct SignalingEndpoint: Sendable {
         }
         // Released when the TCP connection closes, whatever ends it (also a failed upgrade).
         let limit = limit
-        channel.closeFuture.whenComplete { _ in limit.release() }
+        channel.closeFuture.whenComplete { _ in
+            limit.release()
+            if let remoteIP { sources.release(remoteIP) }
+        }
         let host = request.authority.map(Self.host(ofAuthority:))
-        let remoteIP = channel.remoteAddress?.ipAddress
         let hub = hub
         return .upgrade([.secWebSocketProtocol: SignalingProtocol.subprotocol]) { inbound, outbound, _ in
             await Self.serve(hub: hub, hostHint: host, remoteIP: remoteIP, inbound: inbound, outbound: outbound)

@@ -13,6 +13,8 @@ public actor SignalingHub {
         /// The nonce the next `login` must sign; replaced after every attempt.
         var nonce: String
         var lastSeen: ContinuousClock.Instant
+        /// When the connection opened: it must log in (or link) within `loginTimeout`.
+        var opened: ContinuousClock.Instant
         var limiter: RateLimiter
         var watching: Set<String> = []
         /// The other node's address when this connection is a node link.
@@ -92,7 +94,7 @@ public actor SignalingHub {
         nextConnectionID += 1
         let handle = ConnectionHandle(id: nextConnectionID, hostHint: hostHint, remoteIP: remoteIP, sink: sink)
         let nonce = Self.makeNonce()
-        sessions[handle.id] = Session(handle: handle, nonce: nonce, lastSeen: now(),
+        sessions[handle.id] = Session(handle: handle, nonce: nonce, lastSeen: now(), opened: now(),
                                       limiter: RateLimiter(rate: configuration.rate, burst: configuration.burst, now: now()))
         if !silent { handle.send(nodeMessage(to: "", .challenge(ChallengeBody(nonce: nonce)))) }
         return handle
@@ -143,6 +145,11 @@ public actor SignalingHub {
         let limit = configuration.heartbeat * 3 / 2
         for (id, session) in sessions where now - session.lastSeen > limit {
             logger.info("dropping silent connection", metadata: ["connection": "\(id)", "name": "\(session.name ?? "-")"])
+            drop(id)
+        }
+        // A connection that pings but never logs in would hold its slot for ever.
+        for (id, session) in sessions where session.name == nil && session.node == nil && now - session.opened > configuration.loginTimeout {
+            logLimited(.info, "dropping a connection that did not log in", kind: "login-timeout", connection: nil)
             drop(id)
         }
         expireRecords()

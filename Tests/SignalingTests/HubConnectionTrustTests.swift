@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import Signaling
+
+/// Issue 15, "caps and idle timeouts on every kind of connection", at the hub: a connection that
+/// pings but never logs in no longer holds its slot for ever; one that logged in stays.
+@Suite struct HubConnectionTrustTests {
+    @Test func aConnectionThatNeverLogsInIsClosedAfterTheLoginTimeout() async throws {
+        let clock = ManualClock()
+        let fixture = try await HubFixture(clock: clock) { $0.loginTimeout = .seconds(30) }
+        defer { Task { await fixture.close() } }
+        let idler = await fixture.peer()
+        let alice = await fixture.peer()
+        _ = try await alice.login("alice", .generate())
+        // Both keep pinging, well within the heartbeat: only the login is missing.
+        for step in 1...4 {
+            clock.advance(by: .seconds(10))
+            for peer in [idler, alice] {
+                await peer.send(.ping, id: "p\(step)")
+                _ = try await peer.next { $0.payload == .pong ? true : nil }
+            }
+            await fixture.hub.sweep(now: clock.now)
+        }
+        #expect(await idler.isClosed, "40 s without a login")
+        #expect(!(await alice.isClosed))
+        await alice.send(.ping, id: "still")
+        _ = try await alice.next { $0.payload == .pong ? true : nil }
+    }
+
+    @Test func sourcesCountByAddressAndIPv6ByTheirSlash64() {
+        let limit = SourceLimit(maximum: 2)
+        #expect(limit.acquire("192.0.2.7") && limit.acquire("192.0.2.7"))
+        #expect(!limit.acquire("192.0.2.7"), "a third connection from one address")
+        #expect(limit.acquire("192.0.2.8"), "another address has its own share")
+        // One subscriber's /64, written in different forms.
+        #expect(limit.acquire("2001:db8:1:2::1") && limit.acquire("2001:DB8:1:2:abcd::9"))
+        #expect(!limit.acquire("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+        #expect(limit.acquire("2001:db8:1:3::1"), "the next /64 is another source")
+        limit.release("192.0.2.7")
+        #expect(limit.acquire("192.0.2.7"), "a closed connection frees its place")
+        for _ in 0..<2 { limit.release("192.0.2.7") }
+        #expect(limit.held(by: "192.0.2.7") == 0)
+    }
+}
