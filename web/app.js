@@ -5,7 +5,7 @@ import { identitySupport, loadIdentity } from './identity.js';
 import { SignalingClient, defaultNodeURL, normalizeNodeURL, newId } from './signaling.js';
 import { Call, CallSetupError, KeyPins, ReplayCache, SETUP_TYPES, openBody, signBody } from './call.js';
 import { describe } from './stats.js';
-import { currentLanguage, initialLanguage, setLanguage, t } from './i18n.js';
+import { currentLanguage, formatTime, initialLanguage, setLanguage, t } from './i18n.js';
 import { Ringer, askNotificationPermission, unlockAudio } from './ringer.js';
 
 const $ = (id) => document.getElementById(id);
@@ -320,7 +320,7 @@ function renderMessages() {
     item.textContent = m.text;
     const meta = document.createElement('span');
     meta.className = 'meta';
-    const time = new Date((m.sent ?? m.sentAt / 1000) * 1000).toLocaleTimeString();
+    const time = formatTime(new Date((m.sent ?? m.sentAt / 1000) * 1000));
     meta.textContent = m.mine ? `${time} · ${chatStatusText(m)}` : `${m.from} · ${time}`;
     item.append(meta);
     list.append(item);

@@ -63,6 +63,11 @@ export function t(key, params = {}) {
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
 }
 
+/** A clock time (hours and minutes, seconds) in the current language's way. */
+export function formatTime(date) {
+  return date.toLocaleTimeString(LANGUAGES[current].htmlLang);
+}
+
 /**
  * Fills the static page: `data-i18n` sets the text, `data-i18n-placeholder`,
  * `data-i18n-aria-label` and `data-i18n-title` set those attributes.
