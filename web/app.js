@@ -113,6 +113,7 @@ function forgetSession() {
   app.seen.clear();
   app.lastCall = null;
   app.lastCallStats = null;
+  app.shownStats = null;
   app.ringer.stop();
   if ($('incoming').open) $('incoming').close();
   $('me').textContent = '';
@@ -158,6 +159,7 @@ function connectionChanged({ state, reason }) {
   renderConnection(state);
   clearInterval(app.reconnectCountdown);
   $('replaced').hidden = state !== 'replaced';
+  if (state === 'replaced') $('replaced').scrollIntoView({ block: 'nearest' });
   if (state === 'online') {
     $('login').hidden = true;
     $('workspace').hidden = false;

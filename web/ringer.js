@@ -93,7 +93,12 @@ export class Ringer {
   notifyIfHidden() {
     if (!this.message || this.notification || document.visibilityState !== 'hidden') return;
     if (!('Notification' in globalThis) || Notification.permission !== 'granted') return;
-    const notification = new Notification(this.message.title, { body: this.message.body, tag: 'meshnode-call', requireInteraction: true });
+    let notification;
+    try {
+      notification = new Notification(this.message.title, { body: this.message.body, tag: 'meshnode-call', requireInteraction: true });
+    } catch {
+      return; // Android's Chrome shows notifications only from a service worker: the tone still rings.
+    }
     notification.onclick = () => {
       globalThis.focus();
       notification.close();

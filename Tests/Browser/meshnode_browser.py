@@ -508,6 +508,7 @@ def check_basics(args, suffix):
         bob.driver.switch_to.window(first)
         bob.wait_state("the first tab replaced", lambda s: s["connection"] == "replaced")
         expect(bob.shown("#replaced") and bob.shown("#take-back"), "the replaced tab does not say so")
+        bob.screenshot(args.artifacts, "browser-replaced.png")
         wait_text(bob, "#connection", english["conn.replaced"])
         expect(all(not b.is_enabled() for b in bob.elements("#contact-list button[data-kind]")), "the replaced tab still offers calls")
         chat_id = bob.hook("chat", alice_name, "typed in the replaced tab")
@@ -550,6 +551,7 @@ def check_ringing(args, suffix):
         alice.click(f'#contact-list li[data-name="{bob.label}"] button[data-kind="video"]')
         wait_text(alice, "#call-status", english["call.calling"].replace("{peer}", bob.label))
         wait_text(alice, "#hangup", english["call.cancel"])
+        alice.screenshot(args.artifacts, "browser-ringing-out.png")
         rung = bob.wait_call(["ringing-in"])
         expect(bob.state()["incomingDialog"], "bob: no dialog for the incoming call")
         bob.wait_state("the ring tone", lambda s: s["ringing"]["tone"])
@@ -634,6 +636,7 @@ def check_language(args, suffix):
             states[state] = "ok"
 
         no_english("logged out")
+        alice.screenshot(args.artifacts, "browser-zh-logged-out.png")
         alice.login(alice.label)
         bob.login(bob.label)
         no_english("logged in")
