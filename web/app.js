@@ -5,6 +5,8 @@ import { identitySupport, loadIdentity } from './identity.js';
 import { SignalingClient, defaultNodeURL, normalizeNodeURL, newId } from './signaling.js';
 import { Call, CallSetupError, KeyPins, ReplayCache, SETUP_TYPES, openBody, signBody } from './call.js';
 import { describe } from './stats.js';
+import { currentLanguage, formatTime, initialLanguage, setLanguage, t } from './i18n.js';
+import { Ringer, askNotificationPermission, unlockAudio } from './ringer.js';
 
 const $ = (id) => document.getElementById(id);
 const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,31}(@.+)?$/;
@@ -20,6 +22,8 @@ const app = {
   seen: new Set(), // `${from} ${id}` of received chat, to drop repeats
   replays: new ReplayCache(), // call-setup messages seen within the freshness window
   refusedLogged: new Set(), // (sender, call, type) of refused call-setup messages already logged
+  ringer: new Ringer(),
+  callStatus: { key: 'call.idle', params: {} }, // what the call area says, in any language
   autoAccept: false,
   relayOnly: false,
   events: [],
@@ -45,16 +49,18 @@ function save(key, value) {
 // ---- login and connection ----------------------------------------------------------------
 
 async function login(nodeText, name) {
-  const problem = identitySupport();
-  if (problem) throw new Error(problem);
-  if (!NAME_PATTERN.test(name) || name.includes('@')) throw new Error('a name is 1–32 of A–Z a–z 0–9 . _ - and does not start with . or -');
+  if (identitySupport()) throw new Error(t(globalThis.isSecureContext && crypto.subtle ? 'login.noStorage' : 'login.insecure'));
+  if (!NAME_PATTERN.test(name) || name.includes('@')) throw new Error(t('login.badName'));
   const url = normalizeNodeURL(nodeText);
+  if (app.call) await app.call.hangup('logged out').catch(() => {});
   if (app.client) app.client.stop();
+  forgetSession();
   app.identity = await loadIdentity(name);
   app.pins = new KeyPins(new URL(url).host);
   const client = new SignalingClient({ url, identity: app.identity });
   app.client = client;
-  client.addEventListener('state', (e) => connectionChanged(e.detail));
+  // A client replaced by a later login or a logout says nothing to the page any more.
+  client.addEventListener('state', (e) => client === app.client && connectionChanged(e.detail));
   client.addEventListener('presence', (e) => presence(e.detail));
   client.addEventListener('chat', (e) => chatReceived(e.detail));
   client.addEventListener('chat-status', (e) => chatStatus(e.detail));
@@ -65,7 +71,6 @@ async function login(nodeText, name) {
   });
   client.addEventListener('error', (e) => log('error', e.detail));
   save('meshnode.session', { node: nodeText, name });
-  app.contacts.clear();
   for (const contact of saved(`meshnode.contacts.${name}`, [])) app.contacts.set(contact, { status: 'offline', key: null });
   client.subscribe([...app.contacts.keys()]);
   $('me').textContent = name;
@@ -74,7 +79,7 @@ async function login(nodeText, name) {
   return new Promise((resolve, reject) => {
     const done = (e) => {
       if (e.detail.state === 'online') resolve({ loginMs: client.loginMs, name, key: app.identity.publicKey });
-      else if (e.detail.state === 'refused') reject(new Error(e.detail.reason));
+      else if (e.detail.state === 'refused') reject(new Error(refusedText(e.detail.reason)));
       else return;
       client.removeEventListener('state', done);
     };
@@ -86,49 +91,99 @@ async function logout() {
   // The hangup must leave before the socket closes.
   if (app.call) await app.call.hangup('logged out').catch(() => {});
   if (app.client) app.client.stop();
-  app.client = null;
   localStorage.removeItem('meshnode.session');
+  forgetSession();
   $('workspace').hidden = true;
   $('login').hidden = false;
   $('logout').hidden = true;
+  $('login-error').textContent = '';
+}
+
+/**
+ * Drops everything of the user who was logged in, so that the next one on this browser sees
+ * none of it: contacts, presence, chat, the last call and its statistics.
+ */
+function forgetSession() {
+  app.client = null;
+  app.identity = null;
+  app.pins = null;
+  app.contacts.clear();
+  app.selected = null;
+  app.messages = [];
+  app.seen.clear();
+  app.lastCall = null;
+  app.lastCallStats = null;
+  app.shownStats = null;
+  app.ringer.stop();
+  if ($('incoming').open) $('incoming').close();
   $('me').textContent = '';
+  $('chat-peer').textContent = '';
+  $('stats').replaceChildren();
+  $('replaced').hidden = true;
+  showCallStatus('call.idle');
+  renderConnection('offline');
+  renderContacts();
+  renderMessages();
+}
+
+/** The login refusal in words: `CODE: reason` from signaling.js, by its code. */
+function refusedText(reason = '') {
+  const code = reason.split(':')[0];
+  if (code === 'name-taken') return t('login.nameTaken');
+  if (code === 'bad-signature') return t('login.badSignature');
+  return t('login.refused', { reason });
+}
+
+/** The badge: the connection state in words (`reconnecting` counts down to the next try). */
+function renderConnection(state = app.client?.state ?? 'offline') {
+  const badge = $('connection');
+  badge.dataset.state = state;
+  const left = Math.max(0, (app.client?.nextAttemptAt ?? 0) - Date.now());
+  badge.textContent = state === 'reconnecting' && app.client?.nextAttemptAt ? t('conn.reconnectingIn', { s: (left / 1000).toFixed(0) }) : t(`conn.${state}`);
+}
+
+/**
+ * Another tab or device logged in with this name: the node moved the name there. This page
+ * says so plainly and offers to take the name back (which moves it here again).
+ */
+function takeBack() {
+  const client = app.client;
+  if (!client || client.state !== 'replaced') return;
+  $('replaced').hidden = true;
+  client.setState('connecting', 'taking the name back');
+  client.start();
 }
 
 function connectionChanged({ state, reason }) {
   log('connection', { state, reason });
-  const badge = $('connection');
-  badge.dataset.state = state;
-  badge.textContent = state === 'reconnecting' ? `reconnecting (${reason})` : state;
-  badge.title = reason;
+  renderConnection(state);
+  clearInterval(app.reconnectCountdown);
+  $('replaced').hidden = state !== 'replaced';
+  if (state === 'replaced') $('replaced').scrollIntoView({ block: 'nearest' });
   if (state === 'online') {
     $('login').hidden = true;
     $('workspace').hidden = false;
     $('logout').hidden = false;
     $('login-error').textContent = '';
-    if (app.reconnectCountdown) clearInterval(app.reconnectCountdown);
-  } else if (state === 'reconnecting') {
+  } else if (state === 'reconnecting' || state === 'replaced') {
     // Contacts' presence is unknown while we are away.
     for (const c of app.contacts.values()) c.status = 'unknown';
-    renderContacts();
-    clearInterval(app.reconnectCountdown);
-    app.reconnectCountdown = setInterval(() => {
-      const left = Math.max(0, (app.client?.nextAttemptAt ?? 0) - Date.now());
-      if (app.client?.state === 'reconnecting') badge.textContent = `reconnecting in ${(left / 1000).toFixed(0)} s`;
-    }, 500);
-  } else if (state === 'refused' || state === 'replaced') {
-    $('login-error').textContent = reason;
-    if (state === 'refused') {
-      $('login').hidden = false;
-      $('workspace').hidden = true;
-    }
+    if (state === 'reconnecting') app.reconnectCountdown = setInterval(() => app.client?.state === 'reconnecting' && renderConnection(), 500);
+  } else if (state === 'refused') {
+    $('login-error').textContent = refusedText(reason);
+    $('login').hidden = false;
+    $('workspace').hidden = true;
   }
+  renderContacts();
+  renderMessages();
 }
 
 // ---- contacts and presence ---------------------------------------------------------------
 
+/** Adds a contact of the user logged in; false (nothing done) when nobody is. */
 function addContact(address) {
   address = address.trim();
-  if (!address || address === app.identity?.name) return;
+  if (!app.identity || !address || address === app.identity.name) return false;
   if (!app.contacts.has(address) || app.contacts.get(address).stranger) {
     app.contacts.set(address, { status: 'offline', key: null });
     saveContacts();
@@ -136,6 +191,7 @@ function addContact(address) {
   app.client?.subscribe([address]);
   if (!app.selected) selectContact(address);
   renderContacts();
+  return true;
 }
 
 function saveContacts() {
@@ -172,7 +228,7 @@ function presence(body) {
 
 function selectContact(address) {
   app.selected = address;
-  $('chat-peer').textContent = address ? `with ${address}` : '';
+  $('chat-peer').textContent = address ? t('chat.with', { peer: address }) : '';
   renderContacts();
   renderMessages();
 }
@@ -187,7 +243,7 @@ function renderContacts() {
     item.dataset.name = address;
     const dot = document.createElement('span');
     dot.className = 'dot';
-    dot.title = contact.status;
+    dot.title = t(`presence.${contact.status}`);
     const who = document.createElement('span');
     who.className = 'who';
     who.textContent = address;
@@ -198,7 +254,7 @@ function renderContacts() {
       item.classList.add('stranger');
       const add = document.createElement('button');
       add.type = 'button';
-      add.textContent = 'Add contact';
+      add.textContent = t('contacts.addStranger');
       add.onclick = () => addContact(address);
       item.append(add);
       list.append(item);
@@ -207,17 +263,18 @@ function renderContacts() {
     if (contact.keyWarning) {
       const warn = document.createElement('span');
       warn.className = 'warn';
-      warn.textContent = contact.keyWarning;
+      warn.textContent = t('contacts.keyChanged');
       item.append(warn);
     }
     const actions = document.createElement('span');
     actions.className = 'actions';
-    for (const [kind, label] of [['audio', 'Audio'], ['video', 'Video'], ['desktop', 'Share screen']]) {
+    for (const kind of ['audio', 'video', 'desktop']) {
       const button = document.createElement('button');
       button.type = 'button';
-      button.textContent = label;
-      button.disabled = contact.status !== 'online' || !!app.call;
-      button.onclick = () => placeCall(address, kind).catch((error) => showCallStatus(`Call failed: ${error.message}`));
+      button.textContent = t(`kind.${kind}`);
+      button.dataset.kind = kind;
+      button.disabled = contact.status !== 'online' || !!app.call || app.client?.state !== 'online';
+      button.onclick = () => placeCall(address, kind).catch((error) => showCallStatus('call.failed', { error: error.message }));
       actions.append(button);
     }
     item.append(actions);
@@ -228,6 +285,7 @@ function renderContacts() {
 // ---- chat ----------------------------------------------------------------------------------
 
 function sendChat(to, text) {
+  if (!app.client) throw new Error(t('call.notConnected'));
   const record = app.client.chat(to, text);
   app.messages.push({ ...record, mine: true });
   renderMessages();
@@ -264,20 +322,59 @@ function renderMessages() {
     item.textContent = m.text;
     const meta = document.createElement('span');
     meta.className = 'meta';
-    const time = new Date((m.sent ?? m.sentAt / 1000) * 1000).toLocaleTimeString();
-    meta.textContent = m.mine
-      ? `${time} · ${m.status === 'stored' ? '✓ delivered to the node' : m.status === 'failed' ? `not sent: ${m.error}` : 'sending…'}`
-      : `${m.from} · ${time}`;
+    const time = formatTime(new Date((m.sent ?? m.sentAt / 1000) * 1000));
+    meta.textContent = m.mine ? `${time} · ${chatStatusText(m)}` : `${m.from} · ${time}`;
     item.append(meta);
     list.append(item);
   }
   list.scrollTop = list.scrollHeight;
 }
 
+/**
+ * A sent message's state in words. One still waiting while the name is in use elsewhere says
+ * so: it leaves only if this page takes the name back.
+ */
+function chatStatusText(m) {
+  if (m.status === 'stored') return t('chat.delivered');
+  if (m.status === 'failed') return t('chat.failed', { error: m.error });
+  return app.client?.state === 'replaced' ? t('chat.waitingReplaced') : t('chat.sending');
+}
+
 // ---- calls ---------------------------------------------------------------------------------
 
-function showCallStatus(text) {
-  $('call-status').textContent = text;
+/** Sets what the call area says (a message key, so that a language switch rewords it). */
+function showCallStatus(key, params = {}) {
+  app.callStatus = { key, params };
+  $('call-status').textContent = t(key, params);
+}
+
+/** The words for a call's state (messages-*.js `call.*` and `end.*`). */
+function callStatusKey(call) {
+  const peer = call.peer;
+  switch (call.state) {
+    case 'ringing-out': return ['call.calling', { peer }];
+    case 'ringing-in': return ['call.ringing', { peer }];
+    case 'connecting': return ['call.connecting', {}];
+    case 'connected':
+      return [call.kind === 'desktop' ? `call.connected.desktop.${call.role}` : `call.connected.${call.kind}`, { peer }];
+    case 'ended': {
+      const why = call.detail && ['hangup-remote', 'reject-remote'].includes(call.code);
+      return [`end.${call.code}${why ? '-why' : ''}`, { peer, detail: call.detail }];
+    }
+    default: return ['call.idle', {}];
+  }
+}
+
+/** The incoming-call dialog's text for `call`. */
+function incomingText(call) {
+  return t(`incoming.${call.kind}`, { peer: call.peer });
+}
+
+/** Hang up, or *Cancel* while our call rings at the other side. */
+function renderHangup(call) {
+  const button = $('hangup');
+  button.hidden = !call || call.state === 'ended' || call.state === 'ringing-in' || call.state === 'new';
+  button.textContent = t(call?.state === 'ringing-out' ? 'call.cancel' : 'call.hangup');
 }
 
 function newCall(options) {
@@ -287,10 +384,11 @@ function newCall(options) {
   const local = $('local-video');
   call.addEventListener('state', ({ detail }) => {
     log('call', { state: detail.state, reason: detail.reason, id: call.id });
-    const labels = { 'ringing-out': `Calling ${call.peer}…`, 'ringing-in': `${call.peer} is calling`, connecting: 'Connecting…', connected: `In a ${call.kind} call with ${call.peer}`, ended: `Call ended: ${detail.reason}` };
-    showCallStatus(labels[detail.state] || detail.state);
-    $('hangup').hidden = detail.state === 'ended' || detail.state === 'ringing-in';
+    showCallStatus(...callStatusKey(call));
+    renderHangup(call);
     document.body.classList.toggle('in-call', detail.state !== 'ended');
+    if (detail.state === 'ringing-in') app.ringer.start({ title: t('incoming.title'), body: incomingText(call) });
+    else app.ringer.stop();
     if (detail.state === 'ended') {
       remote.srcObject = null;
       local.srcObject = null;
@@ -317,20 +415,21 @@ function newCall(options) {
   });
   call.addEventListener('stats', ({ detail }) => {
     const list = $('stats');
-    list.replaceChildren(...describe(detail).map((line) => Object.assign(document.createElement('li'), { textContent: line })));
+    app.shownStats = detail;
+    list.replaceChildren(...describe(detail, t).map((line) => Object.assign(document.createElement('li'), { textContent: line })));
   });
   renderContacts();
   return call;
 }
 
 async function placeCall(peer, kind) {
-  if (app.call) throw new Error('already in a call');
-  if (!app.client || app.client.state !== 'online') throw new Error('not connected');
+  if (app.call) throw new Error(t('call.alreadyInCall'));
+  if (!app.client || app.client.state !== 'online') throw new Error(t('call.notConnected'));
   const call = newCall({ peer, id: newId('call'), kind, role: 'caller' });
   try {
     await call.start();
   } catch (error) {
-    call.end(`no media: ${error.message}`);
+    call.end('no-media', error.message);
     throw error;
   }
   return call.id;
@@ -340,7 +439,7 @@ async function placeCall(peer, kind) {
 async function message(msg) {
   if (msg.type === 'timeout' && app.call && msg.body?.call === app.call.id) return app.call.handle('timeout', {});
   if (msg.type === 'error' && app.call && msg.body?.code === 'unavailable' && app.call.state === 'ringing-out') {
-    return app.call.end(`${app.call.peer} is not online`);
+    return app.call.end('unavailable');
   }
   if (!SETUP_TYPES.includes(msg.type) || msg.type === 'timeout') return;
   let opened;
@@ -348,7 +447,7 @@ async function message(msg) {
     opened = await openBody(msg, app.pins, app.replays);
   } catch (error) {
     log('refused', { type: msg.type, from: msg.from, code: error.code || 'bad-field', reason: error.message });
-    if (error instanceof CallSetupError && app.call && app.pins.qualify(app.call.peer) === app.pins.qualify(msg.from)) showCallStatus(`Refused a message from ${msg.from}: ${error.message}`);
+    if (error instanceof CallSetupError && app.call && app.pins.qualify(app.call.peer) === app.pins.qualify(msg.from)) showCallStatus('call.refusedMessage', { peer: msg.from, reason: error.message });
     return;
   }
   const { payload, key } = opened;
@@ -375,29 +474,57 @@ async function incoming(from, key, payload) {
   if (app.call) {
     const body = await signBody(app.identity, { type: 'busy', from: app.identity.name, to: from, call: payload.call, ts: Date.now() / 1000, reason: 'in another call' });
     app.client.send('busy', from, body);
+    log('busy', { from, call: payload.call });
     return;
   }
   if (!['audio', 'video', 'desktop'].includes(payload.kind)) return;
   // A caller who is not a contact stays one: being called does not make a contact.
   const call = newCall({ peer: from, peerKey: key, id: payload.call, kind: payload.kind, role: 'callee' });
+  call.ring();
   if (app.autoAccept) return call.accept();
-  const what = { audio: 'an audio call', video: 'a video call', desktop: 'to share their screen' }[payload.kind];
-  $('incoming-text').textContent = `${from} wants ${what}.`;
+  $('incoming-text').textContent = incomingText(call);
   $('incoming').showModal();
 }
 
 // ---- the page ------------------------------------------------------------------------------
 
+/** Rewords everything the page drew itself after a language switch. */
+function retranslate() {
+  renderConnection();
+  $('call-status').textContent = t(app.callStatus.key, app.callStatus.params);
+  renderHangup(app.call);
+  if (app.call) $('incoming-text').textContent = incomingText(app.call);
+  $('chat-peer').textContent = app.selected ? t('chat.with', { peer: app.selected }) : '';
+  if (app.shownStats) $('stats').replaceChildren(...describe(app.shownStats, t).map((line) => Object.assign(document.createElement('li'), { textContent: line })));
+  renderContacts();
+  renderMessages();
+}
+
+function switchLanguage(lang) {
+  setLanguage(lang);
+  $('language').value = currentLanguage();
+  retranslate();
+}
+
 function wire() {
+  setLanguage(initialLanguage(), false);
+  $('language').value = currentLanguage();
+  $('language').onchange = () => switchLanguage($('language').value);
+  renderConnection('offline');
+  showCallStatus('call.idle');
   const session = saved('meshnode.session', null);
   $('node').value = session?.node || defaultNodeURL();
   $('name').value = session?.name || '';
   $('login-form').onsubmit = (e) => {
     e.preventDefault();
     $('login-error').textContent = '';
+    // A user gesture: the moment to let calls ring later (audio) and to ask about alerts.
+    unlockAudio();
+    askNotificationPermission();
     login($('node').value, $('name').value.trim()).catch((error) => ($('login-error').textContent = error.message));
   };
   $('logout').onclick = logout;
+  $('take-back').onclick = takeBack;
   $('contact-form').onsubmit = (e) => {
     e.preventDefault();
     addContact($('contact-name').value);
@@ -414,7 +541,7 @@ function wire() {
   $('incoming').addEventListener('close', () => {
     const call = app.call;
     if (!call || call.state !== 'ringing-in') return;
-    if ($('incoming').returnValue === 'accept') call.accept().catch((error) => showCallStatus(`Cannot accept: ${error.message}`));
+    if ($('incoming').returnValue === 'accept') call.accept().catch((error) => showCallStatus('call.cannotAccept', { error: error.message }));
     else call.reject(app.rejectReason || 'rejected');
     app.rejectReason = null;
   });
@@ -427,6 +554,8 @@ window.meshnodeTest = {
   login: (node, name) => login(node || defaultNodeURL(), name),
   logout,
   addContact: (name) => addContact(name),
+  takeBack,
+  setLanguage: (lang) => switchLanguage(lang),
   call: (peer, kind = 'video') => placeCall(peer, kind),
   accept: async () => {
     if ($('incoming').open) $('incoming').close('accept');
@@ -458,6 +587,8 @@ window.meshnodeTest = {
     savedContacts: saved(`meshnode.contacts.${app.identity?.name}`, []),
     call: app.call?.view() ?? null,
     incomingDialog: $('incoming').open,
+    language: currentLanguage(),
+    ringing: { tone: app.ringer.toneOn, notifications: app.ringer.notified, visibility: document.visibilityState },
     lastCall: app.lastCall ?? null,
     messages: app.messages.map(({ id, from, to, text, mine, status }) => ({ id, from, to, text, mine, status: status ?? null })),
   }),

@@ -160,8 +160,14 @@ export async function localMedia(kind, role) {
 }
 
 /**
- * Events: `state` ({state, reason}), `remote-stream` (MediaStream), `local-stream`, `stats` (summary).
- * States: ringing-out, ringing-in, connecting, connected, ended.
+ * Events: `state` ({state, code, detail, reason}), `remote-stream` (MediaStream),
+ * `local-stream`, `stats` (summary).
+ * States: new, ringing-out, ringing-in, connecting, connected, ended. Every change, the ringing
+ * states included, fires `state`, so the page shows "Calling…" and *Cancel* at once.
+ * An ended call has a `code` saying why (the page words it, messages-*.js `end.CODE`) and a
+ * `detail` (the other party's reason, or an error): hangup-local, hangup-remote, cancel-local,
+ * cancel-remote, reject-local, reject-remote, busy, no-answer, unavailable, no-media,
+ * setup-failed, sharing-stopped. `reason` is `code` or `code: detail`, for logs and tests.
  */
 export class Call extends EventTarget {
   constructor({ client, identity, pins, peer, peerKey = null, id, kind, role, relayOnly = false }) {
@@ -169,8 +175,11 @@ export class Call extends EventTarget {
     // peerKey: the key the other party signs with — the caller's from its `call`, the
     // callee's from its `accept` (set in step()).
     Object.assign(this, { client, identity, pins, peer, peerKey, id, kind, role, relayOnly });
-    this.state = role === 'caller' ? 'ringing-out' : 'ringing-in';
+    this.state = 'new';
     this.reason = '';
+    this.code = '';
+    this.detail = '';
+    this.ringSent = false;
     this.pc = null;
     this.localStream = null;
     this.remoteStream = new MediaStream();
@@ -181,12 +190,19 @@ export class Call extends EventTarget {
     this.setupSteps = Promise.resolve();
   }
 
-  set(state, reason = '') {
+  set(state, code = '', detail = '') {
     if (this.state === 'ended') return;
     this.state = state;
-    this.reason = reason;
+    this.code = code;
+    this.detail = detail;
+    this.reason = detail ? `${code}: ${detail}` : code;
     this.times[state] = Math.round(performance.now() - this.startedAt);
-    this.dispatchEvent(new CustomEvent('state', { detail: { state, reason } }));
+    this.dispatchEvent(new CustomEvent('state', { detail: { state, code, detail, reason: this.reason } }));
+  }
+
+  /** Callee: the call rings here (after the page listens to its events). */
+  ring() {
+    if (this.state === 'new' && this.role === 'callee') this.set('ringing-in');
   }
 
   /** Signs and sends; sends leave in the order they were asked for (signing is asynchronous). */
@@ -199,12 +215,22 @@ export class Call extends EventTarget {
     return this.sendChain;
   }
 
-  /** Caller: get media, then ring the peer. */
+  /**
+   * Caller: ringing-out at once (the page shows *Cancel*), then media, then the `call`. A
+   * cancel while the browser is still asking for media ends the call before anything is sent.
+   */
   async start(ring = 30) {
-    this.localStream = await localMedia(this.kind, 'caller');
+    this.set('ringing-out');
+    const stream = await localMedia(this.kind, 'caller');
+    if (this.state === 'ended') {
+      for (const track of stream.getTracks()) track.stop();
+      return;
+    }
+    this.localStream = stream;
     this.dispatchEvent(new CustomEvent('local-stream', { detail: this.localStream }));
     // A shared screen that the user stops (browser's "Stop sharing") ends the call.
-    for (const track of this.localStream.getTracks()) track.onended = () => this.hangup('sharing stopped');
+    for (const track of this.localStream.getTracks()) track.onended = () => this.hangup('sharing stopped', 'sharing-stopped');
+    this.ringSent = true;
     await this.sendSigned('call', { kind: this.kind, ring });
   }
 
@@ -215,7 +241,7 @@ export class Call extends EventTarget {
     try {
       this.localStream = await localMedia(this.kind, 'callee');
     } catch (error) {
-      await this.reject(`no media: ${error.message}`);
+      await this.reject(`no media: ${error.message}`, 'no-media', error.message);
       throw error;
     }
     this.dispatchEvent(new CustomEvent('local-stream', { detail: this.localStream }));
@@ -223,25 +249,35 @@ export class Call extends EventTarget {
     await this.sendSigned('accept');
   }
 
-  async reject(reason = 'rejected') {
+  /** Callee: declines; `reason` goes to the caller, `code`/`detail` say why here. */
+  async reject(reason = 'rejected', code = 'reject-local', detail = '') {
     if (this.state !== 'ringing-in') return;
     await this.sendSigned('reject', { reason });
-    this.end(`you rejected: ${reason}`);
+    this.end(code, detail);
   }
 
-  async hangup(reason = 'hangup') {
+  /**
+   * Ends the call from this side: `cancel` while ringing out, `reject` while ringing in,
+   * `hangup` after. `reason` goes to the other party; `code` (default from the state) and
+   * `detail` say why here.
+   */
+  async hangup(reason = 'hangup', code = null, detail = '') {
     if (this.state === 'ended') return;
-    if (this.state === 'ringing-in') return this.reject(reason);
-    await this.sendSigned(this.state === 'ringing-out' ? 'cancel' : 'hangup', { reason });
-    this.end(reason);
+    if (this.state === 'ringing-in') return this.reject(reason === 'hangup' ? 'rejected' : reason, code || 'reject-local');
+    const ringing = this.state === 'ringing-out' || this.state === 'new';
+    if (ringing && !this.ringSent) return this.end(code || 'cancel-local', detail);
+    // End here first, so the page shows it at once; the message leaves right after.
+    const sent = this.sendSigned(ringing ? 'cancel' : 'hangup', { reason });
+    this.end(code || (ringing ? 'cancel-local' : 'hangup-local'), detail);
+    await sent;
   }
 
-  end(reason) {
+  end(code, detail = '') {
     if (this.state === 'ended') return;
     clearInterval(this.statsTimer);
     if (this.pc) this.pc.close();
     if (this.localStream) for (const t of this.localStream.getTracks()) t.stop();
-    this.set('ended', reason);
+    this.set('ended', code, detail);
   }
 
   createConnection() {
@@ -318,7 +354,7 @@ export class Call extends EventTarget {
   handle(type, payload) {
     this.setupSteps = this.setupSteps.then(() => this.step(type, payload)).catch((error) => {
       console.error('call setup', error);
-      this.hangup(`setup failed: ${error.message || error}`);
+      this.hangup('setup failed', 'setup-failed', String(error.message || error));
     });
     return this.setupSteps;
   }
@@ -331,22 +367,29 @@ export class Call extends EventTarget {
         this.set('connecting');
         return this.offer();
       case 'reject':
+        return this.end('reject-remote', this.theirReason(payload, 'rejected'));
       case 'busy':
-        return this.end(`${this.peer} ${type === 'busy' ? 'is busy' : 'rejected the call'}${payload.reason && payload.reason !== 'rejected' ? ': ' + payload.reason : ''}`);
+        return this.end('busy');
       case 'cancel':
-        return this.end(`${this.peer} cancelled`);
+        return this.end('cancel-remote');
       case 'hangup':
-        return this.end(`${this.peer} hung up${payload.reason && payload.reason !== 'hangup' ? ': ' + payload.reason : ''}`);
+        return this.end('hangup-remote', this.theirReason(payload, 'hangup'));
       case 'timeout':
         // The node's ring timer: a call that is past ringing is not ended by it.
         if (this.state !== 'ringing-out' && this.state !== 'ringing-in' && this.state !== 'connecting') return;
-        return this.end('no answer');
+        return this.end('no-answer');
       case 'sdp':
         return this.description(payload);
       case 'candidate':
         return this.candidate(payload.candidate);
       default:
     }
+  }
+
+  /** The other party's reason, unless it is the default word; bounded, it is their text. */
+  theirReason(payload, defaultWord) {
+    const reason = typeof payload.reason === 'string' ? payload.reason.slice(0, 200) : '';
+    return reason === defaultWord ? '' : reason;
   }
 
   async offer() {
@@ -388,7 +431,7 @@ export class Call extends EventTarget {
   /** JSON-friendly view for the page and tests. */
   view() {
     return {
-      id: this.id, peer: this.peer, kind: this.kind, role: this.role, state: this.state, reason: this.reason,
+      id: this.id, peer: this.peer, kind: this.kind, role: this.role, state: this.state, reason: this.reason, code: this.code, detail: this.detail,
       times: this.times, connectionState: this.pc?.connectionState || null,
       localTracks: this.localStream ? this.localStream.getTracks().map((t) => t.kind) : [],
       remoteTracks: this.remoteStream.getTracks().map((t) => t.kind),

@@ -81,19 +81,23 @@ export function summarize(report, previous = null) {
   return summary;
 }
 
-/** One line for people: path, RTT, bitrates, frames, loss. */
-export function describe(summary) {
-  if (!summary) return 'no statistics yet';
+/**
+ * Lines for people, in the page's language: `t(key, params)` is i18n.js's (messages-*.js
+ * `stats.*`): whether the path is direct or relayed, round trip, what arrives, loss, what leaves.
+ */
+export function describe(summary, t) {
+  if (!summary) return [t('stats.none')];
   const p = summary.path;
-  const path = p ? `${p.local}→${p.remote} ${p.protocol || ''}${p.relayed ? ' (relayed)' : ''}` : 'no path yet';
-  const kb = (x) => (x === null ? '–' : `${x} kb/s`);
-  return [
-    `path ${path}`,
-    `RTT ${summary.rttMs ?? '–'} ms`,
-    `video in ${kb(summary.video.kbps)}, ${summary.video.framesDecoded} frames decoded` +
-      (summary.video.frameWidth ? ` (${summary.video.frameWidth}×${summary.video.frameHeight} @ ${summary.video.fps || 0} fps)` : ''),
-    `audio in ${kb(summary.audio.kbps)}, ${summary.audio.packetsReceived} packets`,
-    `lost ${summary.video.packetsLost + summary.audio.packetsLost} packets`,
-    `out ${kb(summary.sent.video.kbps)} video, ${kb(summary.sent.audio.kbps)} audio`,
-  ];
+  const rate = (kbps) => (kbps === null ? '–' : t('stats.rate', { kbps }));
+  const protocol = (p?.protocol || '').toUpperCase();
+  const lines = [p ? t(p.relayed ? 'stats.relayed' : 'stats.direct', { protocol }) : t('stats.noPath')];
+  if (summary.rttMs !== null) lines.push(t('stats.rtt', { ms: summary.rttMs }));
+  lines.push(t('stats.videoIn', { rate: rate(summary.video.kbps), frames: summary.video.framesDecoded }));
+  if (summary.video.frameWidth) {
+    lines.push(t('stats.videoSize', { width: summary.video.frameWidth, height: summary.video.frameHeight, fps: summary.video.fps || 0 }));
+  }
+  lines.push(t('stats.audioIn', { rate: rate(summary.audio.kbps) }));
+  lines.push(t('stats.lost', { count: summary.video.packetsLost + summary.audio.packetsLost }));
+  lines.push(t('stats.out', { video: rate(summary.sent.video.kbps), audio: rate(summary.sent.audio.kbps) }));
+  return lines;
 }

@@ -52,7 +52,7 @@ struct BrowserCallBindingTests {
 
         #expect(result["peer"] as? String == "alice@127.0.0.1:\(west.httpPort)")
         let reason = result["endReason"] as? String ?? ""
-        #expect(reason.hasSuffix("hung up: bye"), "the call ended with '\(reason)', not by the real caller's hangup")
+        #expect(reason == "hangup-remote: bye", "the call ended with '\(reason)', not by the real caller's hangup")
         let refused = result["refused"] as? [[String: Any]] ?? []
         let fromLookalike = Set(refused.filter { $0["from"] as? String == "alice" && $0["code"] as? String == "not-party" }.compactMap { $0["type"] as? String })
         #expect(fromLookalike == ["sdp", "hangup"], "refused: \(refused)")

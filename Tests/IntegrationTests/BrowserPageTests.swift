@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The page as a person uses it (issue 14), driven by clicks and typing in headless Chromium:
+/// `Tests/Browser/meshnode_browser.py page CHECK` (docs/web.md "Tests").
+@Suite("Web page: logged out, log out, second tab, ringing, languages", .serialized, .timeLimit(.minutes(10)),
+       .enabled(if: chromiumAvailable, "chromium, chromedriver or selenium is missing: install Debian's chromium and chromium-driver, and selenium (`make test-deps`)"))
+struct BrowserPageTests {
+    let browser = BrowserTests()
+
+    func runPage(_ check: String) async throws -> [String: Any] {
+        let node = try await MeshNodeServer([], bind: ["127.0.0.1"])
+        defer { node.stop() }
+        let result = try await browser.runDriver(["page", check], url: "http://127.0.0.1:\(node.httpPort)/")
+        return try #require((result["checks"] as? [String: [String: Any]])?[check])
+    }
+
+    @Test("logged out the workspace is hidden and Add does nothing; Log out clears the user's contacts, calls and chat; a second tab's login shows 'in use elsewhere' in the first, whose chat waits and goes out after 'Use here'")
+    func basics() async throws {
+        let outcome = try await runPage("basics")
+        #expect(outcome["replacedBanner"] as? Bool == true)
+    }
+
+    @Test("the caller sees 'Calling …' and Cancel at once and Cancel stops the callee's ringing; a third caller gets busy; a call to a hidden page raises a notification and rings")
+    func ringing() async throws {
+        let outcome = try await runPage("ringing")
+        #expect(outcome["cancel"] as? String == "cancel-remote")
+        #expect(outcome["busy"] as? String == "busy")
+        let hidden = outcome["hidden"] as? [String: Any] ?? [:]
+        #expect((hidden["notifications"] as? Int ?? 0) >= 1 && hidden["tone"] as? Bool == true, "\(hidden)")
+    }
+
+    @Test("English or Simplified Chinese from the browser's languages, switched on the page and remembered; in Chinese no English string of the page is visible in any state")
+    func languages() async throws {
+        let outcome = try await runPage("language")
+        let states = outcome["states"] as? [String: String] ?? [:]
+        #expect(states.count >= 9 && states.values.allSatisfy { $0 == "ok" }, "\(states)")
+    }
+}
