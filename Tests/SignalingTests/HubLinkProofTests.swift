@@ -1,4 +1,5 @@
 import Foundation
+import MeshCore
 import Testing
 import TestSupport
 @testable import Signaling

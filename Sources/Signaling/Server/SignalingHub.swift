@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MeshCore
 
 /// The rendezvous of one node (DESIGN.md "Signaling protocol"): it authenticates connections,
 /// tracks who is online, routes presence, chat and call setup, and keeps chat in the
