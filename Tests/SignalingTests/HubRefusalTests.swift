@@ -132,4 +132,40 @@ import TestSupport
         #expect(delivered == "yes")
         await node.close()
     }
+
+    @Test("over a node link: a caller's 9th ringing call is refused rate-limited (not relayed untimed), and the callee may answer only the calls that ring")
+    func linkedCallsAreTimedOrRefused() async throws {
+        let here = "192.0.2.1:8080", nodeA = "192.0.2.10:8080"
+        let network = NodeRegistry()
+        let node = try await HubFixture(node: here, identity: .generate())
+        await node.hub.setProver(network.prover)
+        let a = Identity.generate()
+        network.run(a, at: nodeA)
+        let (bob, bobKey) = try await loggedIn(node, "bob")[0]
+        let link = await node.peer()
+        _ = try await link.linked(as: nodeA, a, to: here)
+        let alice = Identity.generate()
+        for index in 0...HubFixture.maxRingingPerCaller {
+            let call = CallSigning.sign(CallPayload(type: .call, from: "alice", to: "bob", call: "l\(index)", kind: .audio, ring: 120, ts: Self.now), with: alice)
+            await link.send(.callSetup(.call, call), to: "bob", from: "alice@\(nodeA)", id: "l\(index)")
+        }
+        let refusal = try await link.error()
+        #expect(refusal.code == .rateLimited && refusal.of == "l\(HubFixture.maxRingingPerCaller)", "\(refusal)")
+        // bob got the calls that ring here, and answers one of them; one that never rang is refused.
+        for index in 0..<HubFixture.maxRingingPerCaller { #expect(try await bob.next().id == "l\(index)") }
+        for (call, id) in [("l0", "yes"), ("l-never", "no")] {
+            let accept = CallSigning.sign(CallPayload(type: .accept, from: "bob", to: "alice@\(nodeA)", call: call, ts: Self.now), with: bobKey)
+            await bob.send(.callSetup(.accept, accept), to: "alice@\(nodeA)", id: id)
+        }
+        #expect(try await bob.ack().of == "yes")
+        let error = try await bob.error()
+        #expect(error.code == .forbidden && error.of == "no", "\(error)")
+        let relayed = try await link.next { if case .callSetup(.accept, _) = $0.payload { $0.id } else { nil } }
+        #expect(relayed == "yes")
+        await node.close()
+    }
+}
+
+extension HubFixture {
+    static var maxRingingPerCaller: Int { SignalingHub.maxRingingPerCaller }
 }
