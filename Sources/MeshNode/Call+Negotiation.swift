@@ -173,7 +173,7 @@ extension Call {
         guard let transport else { return }
         let engine = MediaEngine(configuration: .init(
             streams: streams, video: videoSource, audio: options.audioSource, videoBitrateKbps: options.videoBitrateKbps,
-            recordDirectory: options.recordDirectory, recordPrefix: "\(Self.fileSafe(remote))-\(id.prefix(8))-",
+            recordDirectory: options.recordDirectory, recordPrefix: "\(Self.fileSafe(remote))-\(Self.fileName(ofCallID: id))-",
             audioSSRC: ssrcs.audio, videoSSRC: ssrcs.video, rtxSSRC: ssrcs.rtx, cname: streamID)) { outgoing in
             switch outgoing {
             case .rtp(let packet): try? transport.sendRTP(packet)
@@ -223,6 +223,22 @@ extension Call {
 
     static func sdpCandidate(_ candidate: ICECandidate) -> SDPCandidate? {
         try? SDPCandidate(line: candidate.sdp)
+    }
+
+    /// The whole call id in a file name, other bytes than `A–Z a–z 0–9 - _ .` written `%XX`:
+    /// one-to-one, so two calls (ids of up to 64 printable ASCII characters) never share a file.
+    static func fileName(ofCallID id: String) -> String {
+        var name = ""
+        for byte in id.utf8 {
+            let character = Character(Unicode.Scalar(byte))
+            if byte < 0x80, character.isLetter || character.isNumber || "-_.".contains(character) {
+                name.append(character)
+            } else {
+                let hex = Array("0123456789ABCDEF")
+                name += "%\(hex[Int(byte >> 4)])\(hex[Int(byte & 0xF)])"
+            }
+        }
+        return name
     }
 
     static func fileSafe(_ text: String) -> String {

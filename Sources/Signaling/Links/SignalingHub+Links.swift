@@ -323,11 +323,16 @@ extension SignalingHub {
             guard let target = normalise(message.to), !target.contains("@"), let callee = handle(of: target) else {
                 return refuse(SignalingError(.unavailable, "\(Address.bareName(message.to)) is offline; call setup is not stored", of: message.id))
             }
-            callee.send(SignalingMessage(id: message.id, from: message.from, to: target, payload: .callSetup(type, body)))
             // The receiver verifies the signature against its pinned key; the ids matter here.
-            if let payload = try? JSONDecoder().decode(CallPayload.self, from: Data(body.payload.utf8)) {
-                track(type, payload, from: message.from, to: target)
+            let payload = try? JSONDecoder().decode(CallPayload.self, from: Data(body.payload.utf8))
+            // A call this node cannot time is not relayed: its callee's answer would find no
+            // ringing call here (SignalingHub+Calls.swift).
+            if type == .call, let payload, calls[RingingCall.Key(caller: message.from, callee: target, call: payload.call)] == nil,
+               let refusal = ringRefusal(caller: message.from) {
+                return refuse(SignalingError(.rateLimited, refusal, of: message.id))
             }
+            callee.send(SignalingMessage(id: message.id, from: message.from, to: target, payload: .callSetup(type, body)))
+            if let payload { track(type, payload, from: message.from, to: target) }
         case .timeout(let body):
             // Only for a call this node relayed between one of its peers and a peer of that
             // node: the ring timer of such a call runs there too. Any other call id is not the

@@ -32,6 +32,14 @@ public enum SignalingCodec {
         return SignalingMessage(id: id, from: header.from ?? "", to: header.to ?? "", payload: payload)
     }
 
+    /// The `type` and `id` of a frame, read without decoding its body: what an error for a frame
+    /// that cannot be (or is not) decoded in full names. Nil when the frame is not a JSON object.
+    public static func peek(_ text: String) -> (type: String?, id: String?)? {
+        guard text.utf8.count <= SignalingProtocol.maxFrameBytes,
+              let header = try? JSONDecoder().decode(Peek.self, from: Data(text.utf8)) else { return nil }
+        return (header.type, header.id.flatMap { (1...64).contains($0.utf8.count) ? $0 : nil })
+    }
+
     /// The JSON text of a message: one object, keys sorted, no insignificant whitespace.
     public static func encode(_ message: SignalingMessage) -> String {
         switch message.payload {
@@ -67,6 +75,11 @@ public enum SignalingCodec {
         var id: String
         var from: String?
         var to: String?
+    }
+
+    private struct Peek: Decodable {
+        var type: String?
+        var id: String?
     }
 
     private struct Body<B: Decodable>: Decodable {

@@ -29,8 +29,19 @@ extension SignalingHub {
             return reply.send(errorMessage(error, to: name))
         }
         let ringing = RingingCall.Key(caller: name, callee: target, call: payload.call)
+        if type == .call, let ring = payload.ring, !(1...configuration.maxRing).contains(ring) {
+            return reply.send(errorMessage(SignalingError(.badField, "ring is \(ring) s; a call rings 1 to \(configuration.maxRing) s (leave it out for \(configuration.defaultRing))", of: id), to: name))
+        }
         if type == .call, calls[ringing] == nil, let refusal = ringRefusal(caller: name) {
             return reply.send(errorMessage(SignalingError(.rateLimited, refusal, of: id), to: name))
+        }
+        // An answer is for a call that rings here: the node knows which do (it runs their ring
+        // timers), so an answer to nothing — a made-up call id, a call already answered, ended
+        // or timed out — is refused rather than delivered. Messages of an answered call (`sdp`,
+        // `candidate`, `hangup`) are relayed without such a check: the node keeps no state for
+        // calls past ringing (they outlive node restarts); the receiving client binds them.
+        if [.accept, .reject, .busy].contains(type), calls[RingingCall.Key(caller: target, callee: name, call: payload.call)] == nil {
+            return reply.send(errorMessage(SignalingError(.forbidden, "no call \(payload.call.prefix(64)) from \(target.prefix(80)) rings for \(name) (never placed, or answered, ended or timed out)", of: id), to: name))
         }
         if let node = Address.parse(target)?.node {
             guard let link = link(to: node) else {
@@ -84,9 +95,9 @@ extension SignalingHub {
         let received = RingingCall.Key(caller: to, callee: from, call: payload.call)
         switch type {
         case .call:
-            // A call that arrived over a link beyond the bound is relayed but not timed: the
-            // callee's own setup timeout ends it.
+            // Both callSetup and the link's relay refuse a call beyond the bound before this.
             guard calls[placed] != nil || ringRefusal(caller: from) == nil else { return }
+            // Local callers are refused outside 1...maxRing (callSetup); a linked node's may allow more.
             let ring = min(max(payload.ring ?? configuration.defaultRing, 1), configuration.maxRing)
             calls[placed]?.timer.cancel()
             let timer = Task { [weak self] in

@@ -110,14 +110,15 @@ public actor SignalingHub {
         guard allowed else {
             logLimited(.warning, "connection over its rate limit: frames dropped", kind: "rate", connection: connection,
                        metadata: ["node": "\(session.node ?? "-")", "name": "\(session.name ?? "-")"])
-            session.handle.send(errorMessage(SignalingError(.rateLimited, "more than \(Int(configuration.rate)) frames/s (burst \(Int(configuration.burst))); this frame was dropped"), to: session.name))
+            session.handle.send(errorMessage(SignalingError(.rateLimited, "more than \(Int(configuration.rate)) frames/s (burst \(Int(configuration.burst))); this frame was dropped",
+                                                            of: SignalingCodec.peek(text)?.id), to: session.name))
             return
         }
         let message: SignalingMessage
         do {
             message = try SignalingCodec.decode(text)
         } catch {
-            session.handle.send(errorMessage(error, to: session.name))
+            session.handle.send(errorMessage(decodeRefusal(error, text: text, session: session), to: session.name))
             return
         }
         await handle(message, on: connection)
