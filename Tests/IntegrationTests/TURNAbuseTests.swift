@@ -131,10 +131,10 @@ struct TURNAbuseTests {
         #expect(refused.receiveRaw(timeout: 10) == nil && refused.closedByServer)
         #expect((try await server.metric(#"meshnode_turn_refusals_total{reason="connection_budget"}"#) ?? 0) >= 1)
         // The budget is spent: a WebSocket client is refused with 1013 Try Again Later.
-        #expect(try webSocketUpgrade(port: server.httpPort).closeCode == 1013)
+        #expect(try rawWebSocketUpgrade(port: server.httpPort).closeCode == 1013)
         // TURN connections that close give their slots back, to WebSocket clients too.
         turn.removeLast(2)
-        try await waitUntil("a WebSocket client to get its challenge") { try webSocketUpgrade(port: server.httpPort).opcode == 0x1 }
+        try await waitUntil("a WebSocket client to get its challenge") { try rawWebSocketUpgrade(port: server.httpPort).opcode == 0x1 }
     }
 
     @Test("a peer cannot hold more than 64 connections to one TCP allocation (RFC 6062); a freed place is usable again")
@@ -232,39 +232,6 @@ struct TURNAbuseTests {
         send.appendXORAddress(.xorPeerAddress, try! SocketAddress(ipAddress: "127.0.0.1", port: port))
         send.append(.data, bytes: bytes)
         return send.encode()
-    }
-
-    /// A WebSocket upgrade to `/ws`: the first frame's opcode (0x1, the challenge, when
-    /// admitted; 0x8 when closed) and a close frame's code.
-    func webSocketUpgrade(port: Int) throws -> (opcode: UInt8?, closeCode: Int?) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard connected == 0 else { throw TestFailure("connect failed") }
-        var timeout = timeval(tv_sec: 30, tv_usec: 0)  // bounds a failure only: the node answers at once
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let request = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: meshnode.v1\r\n\r\n"
-        _ = request.withCString { send(fd, $0, strlen($0), 0) }
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let separator = Array("\r\n\r\n".utf8)
-        while true {
-            if let end = received.indices.first(where: { received[$0...].starts(with: separator) }) {
-                let frame = Array(received[(end + 4)...])
-                if frame.count >= 4 || (frame.count >= 1 && frame[0] & 0x0f != 0x8) {
-                    let opcode = frame[0] & 0x0f
-                    return (opcode, opcode == 0x8 ? Int(frame[2]) << 8 | Int(frame[3]) : nil)
-                }
-            }
-            let count = recv(fd, &buffer, buffer.count, 0)
-            guard count > 0 else { return (nil, nil) }
-            received += buffer[0..<count]
-        }
     }
 
     @Test("a client failing authentication in a loop leaves a few log lines, each counting those left out; the metric counts all")

@@ -9,21 +9,10 @@ import TestSupport
 @Suite struct HubCallTrustTests {
     static var now: Double { Date().timeIntervalSince1970 }
 
-    func loggedIn(_ node: HubFixture, _ names: String...) async throws -> [(peer: TestPeer, key: Identity)] {
-        var peers: [(TestPeer, Identity)] = []
-        for name in names {
-            let key = Identity.generate()
-            let peer = await node.peer()
-            try await peer.login(name, key)
-            peers.append((peer, key))
-        }
-        return peers
-    }
-
     @Test("a call signed a year ago (valid signature) is refused as stale and never rings; so is one signed an hour ahead")
     func staleCallIsRefused() async throws {
         let node = try await HubFixture()
-        let peers = try await loggedIn(node, "alice", "bob")
+        let peers = try await node.loggedIn("alice", "bob")
         let (alice, aliceKey) = peers[0]
         let bob = peers[1].peer
         for ts in [Self.now - 365 * 86_400, Self.now + 3600] {
@@ -40,7 +29,7 @@ import TestSupport
     @Test("the exact same signed message sent again is refused as replayed; a fresh one still goes through")
     func replayIsRefused() async throws {
         let node = try await HubFixture()
-        let peers = try await loggedIn(node, "alice", "bob")
+        let peers = try await node.loggedIn("alice", "bob")
         let (alice, aliceKey) = peers[0]
         let bob = peers[1].peer
         let call = CallSigning.sign(CallPayload(type: .call, from: "alice", to: "bob", call: "c1", kind: .audio, ts: Self.now), with: aliceKey)
@@ -60,7 +49,7 @@ import TestSupport
     @Test("mallory, using the id of alice's ringing call with bob, can neither stop nor take over its ring timer: both still get timeout")
     func thirdPartyCannotTouchAnotherPairsCall() async throws {
         let node = try await HubFixture()
-        let peers = try await loggedIn(node, "alice", "bob", "mallory")
+        let peers = try await node.loggedIn("alice", "bob", "mallory")
         let (alice, aliceKey) = peers[0]
         let bob = peers[1].peer
         let (mallory, malloryKey) = peers[2]
@@ -106,7 +95,7 @@ import TestSupport
     @Test("the ringing table is bounded: a caller rings at most 8 calls at once (rate-limited), a cancel frees a place")
     func ringingCallsAreBounded() async throws {
         let node = try await HubFixture()
-        let peers = try await loggedIn(node, "mallory", "bob")
+        let peers = try await node.loggedIn("mallory", "bob")
         let (mallory, key) = peers[0]
         func ring(_ id: String) async -> SignalingMessage? {
             let body = CallSigning.sign(CallPayload(type: .call, from: "mallory", to: "bob", call: id, kind: .audio, ring: 120, ts: Self.now), with: key)

@@ -8,17 +8,6 @@ import TestSupport
 @Suite struct HubRefusalTests {
     static var now: Double { Date().timeIntervalSince1970 }
 
-    func loggedIn(_ node: HubFixture, _ names: String...) async throws -> [(peer: TestPeer, key: Identity)] {
-        var peers: [(TestPeer, Identity)] = []
-        for name in names {
-            let key = Identity.generate()
-            let peer = await node.peer()
-            try await peer.login(name, key)
-            peers.append((peer, key))
-        }
-        return peers
-    }
-
     @Test("before login an unknown type, or a chat with a broken body, gets not-logged-in (with of); login then works")
     func notLoggedInComesFirst() async throws {
         let node = try await HubFixture()
@@ -44,7 +33,7 @@ import TestSupport
     @Test("a client's mesh or dialback gets forbidden even with a broken body; a broken chat still gets bad-field")
     func nodeOnlyTypesAreForbiddenFirst() async throws {
         let node = try await HubFixture()
-        let alice = try await loggedIn(node, "alice")[0].peer
+        let alice = try await node.loggedIn("alice")[0].peer
         for type in ["mesh", "dialback", "dialback-result", "linked"] {
             await alice.send(#"{"type":"\#(type)","id":"n-\#(type)","from":"","to":"@node","body":{"x":1}}"#)
             let error = try await alice.error()
@@ -60,7 +49,7 @@ import TestSupport
     func rateLimitedCarriesOf() async throws {
         let clock = ManualClock()
         let node = try await HubFixture(rate: 1, burst: 2, clock: clock)
-        let alice = try await loggedIn(node, "alice")[0].peer
+        let alice = try await node.loggedIn("alice")[0].peer
         // The clock stands still: the burst runs out within these five, and each answer (pong
         // or error) comes in order, so answer i is about ping i.
         for index in 0..<5 { await alice.send(.ping, id: "p\(index)") }
@@ -84,7 +73,7 @@ import TestSupport
     @Test("a call with ring 0 or 121 is refused with bad-field and does not ring; ring 120 rings")
     func ringOutOfRangeIsRefused() async throws {
         let node = try await HubFixture()
-        let peers = try await loggedIn(node, "alice", "bob")
+        let peers = try await node.loggedIn("alice", "bob")
         let (alice, aliceKey) = peers[0]
         let bob = peers[1].peer
         for ring in [0, 121, -5] {
@@ -103,7 +92,7 @@ import TestSupport
     @Test("accept, reject or busy for a call that does not ring (made up, or timed out) is refused with forbidden, not delivered; for a ringing call it is delivered")
     func answerToNoCallIsRefused() async throws {
         let node = try await HubFixture()
-        let peers = try await loggedIn(node, "alice", "bob")
+        let peers = try await node.loggedIn("alice", "bob")
         let (alice, aliceKey) = peers[0]
         let (bob, bobKey) = peers[1]
         func answer(_ type: CallSetupType, _ call: String, id: String) async {
@@ -141,7 +130,7 @@ import TestSupport
         await node.hub.setProver(network.prover)
         let a = Identity.generate()
         network.run(a, at: nodeA)
-        let (bob, bobKey) = try await loggedIn(node, "bob")[0]
+        let (bob, bobKey) = try await node.loggedIn("bob")[0]
         let link = await node.peer()
         _ = try await link.linked(as: nodeA, a, to: here)
         let alice = Identity.generate()

@@ -41,6 +41,18 @@ struct HubFixture {
         await TestPeer(hub: hub)
     }
 
+    /// A test connection per name, each logged in with a fresh key.
+    func loggedIn(_ names: String...) async throws -> [(peer: TestPeer, key: Identity)] {
+        var peers: [(peer: TestPeer, key: Identity)] = []
+        for name in names {
+            let key = Identity.generate()
+            let peer = await peer()
+            try await peer.login(name, key)
+            peers.append((peer, key))
+        }
+        return peers
+    }
+
     func close() async {
         await store.close()
         try? FileManager.default.removeItem(atPath: directory)
