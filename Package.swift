@@ -74,6 +74,8 @@ let package = Package(
             name: "Signaling",
             dependencies: [
                 "MeshCore", "STUN", "CSodium", nio("NIOCore"), nio("NIOWebSocket"),
+                // Links over wss:// (LinkTLS): a CA file or a pinned certificate.
+                nio("NIOPosix"), nio("NIOTLS"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),

@@ -69,6 +69,7 @@ public struct NodeSettings: Sendable, Equatable {
     public var maxConnectionsPerIP: Int?
     public var loginTimeout: Double?
     public var https: Bool?
+    public var linkCA: String?
 
     public init() {}
 
@@ -185,6 +186,8 @@ public struct NodeSettings: Sendable, Equatable {
                      help: "Ids of delivered messages kept to recognise resends (default \(store.deliveredKept)); the oldest go first."),
             .flag("https", \.https,
                   help: "Serve the web page and /ws over HTTPS and WSS, with tls-cert and tls-key (shared with TURN over TLS; reloaded on SIGHUP) or else a self-signed certificate kept in data-dir."),
+            .text("link-ca", \.linkCA, .notEmpty,
+                  help: "PEM file of the CAs that vouch for the nodes of wss:// links (default: the system's); a link URL ending in #sha256=HEX pins one certificate instead."),
         ]
     }()
 
