@@ -1,4 +1,5 @@
 import Foundation
+import MeshNode
 import Signaling
 import Testing
 import TestSupport
@@ -47,6 +48,11 @@ import TestSupport
                     "wss://127.0.0.1:1/ws#md5=00"] {
             #expect(throws: SignalingError.self) { try LinkTLS.split(bad) }
         }
+        // …and the node refuses them at start, naming the setting.
+        var settings = NodeSettings()
+        settings.link = ["wss://127.0.0.1:1/ws#sha256=ABCD"]
+        let error = #expect(throws: NodeConfigurationError.self) { try NodeConfiguration(settings) }
+        #expect(error?.key == "link" && error?.reason.contains("64 hex digits") == true)
         let pinned = try LinkTLS.split("wss://node.example:443/ws#sha256=" + String(repeating: "ab:", count: 31) + "ab")
         #expect(pinned.url == "wss://node.example:443/ws" && pinned.pin == [UInt8](repeating: 0xAB, count: 32))
         // A CA vouches for names: a wss:// link to an address without a pin is refused with a reason.
