@@ -74,6 +74,8 @@ let package = Package(
             name: "Signaling",
             dependencies: [
                 "MeshCore", "STUN", "CSodium", nio("NIOCore"), nio("NIOWebSocket"),
+                // Links over wss:// (LinkTLS): a CA file or a pinned certificate.
+                nio("NIOPosix"), nio("NIOTLS"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
@@ -92,6 +94,9 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                // HTTPS/WSS on the web port with a certificate reloaded on SIGHUP (WebTLS.swift).
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
@@ -131,6 +136,8 @@ let package = Package(
             dependencies: [
                 "MeshNode", "STUN", "TURNServer", "ICE", "Signaling", "Codecs", "Media", "TestSupport",
                 nio("NIOCore"), nio("NIOPosix"),
+                // wss:// clients that trust a test CA, and TLS probes that read a node's certificate.
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 // A hostile WebSocket server of the tests' own (a node that relays logins).
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),

@@ -4,6 +4,7 @@ import ICE
 import Logging
 import MeshCore
 import NIOCore
+import HummingbirdCore
 import HummingbirdWebSocket
 import ServiceLifecycle
 import Signaling
@@ -32,6 +33,9 @@ public struct Node: Sendable {
         _ = ConnectionLimit.openFileLimit()
         // Signaling hands out TURN REST credentials: without a configured secret, make one.
         var turnConfiguration = configuration.turn
+        // HTTPS (`https`): the files of tls-cert/tls-key, one certificate for this port and for
+        // TURN over TLS; without them the node's own self-signed one, which TURN then shares.
+        let webCertificate = try makeWebCertificate(turn: &turnConfiguration)
         let restSecret = turnConfiguration.restSecret ?? NodeSignaling.randomSecret()
         turnConfiguration.restSecret = restSecret
         // One budget of connections for the whole node (max-connections): WebSocket clients,
@@ -43,21 +47,21 @@ public struct Node: Sendable {
         let turn = TURNServer(configuration: turnConfiguration, logger: logger)
         let signaling = try await NodeSignaling.make(configuration: configuration, turn: turn, restSecret: restSecret,
                                                      credentials: credentials, logger: logger)
-        let readiness = NodeReadiness(onReady: onReady)
+        let readiness = NodeReadiness(onReady: onReady, webCertificate: webCertificate)
         let turnService = TURNService(server: turn) { listeners in readiness.turnStarted(listeners) }
 
         let router = Router(context: NodeRequestContext.self)
         let web = WebRoot(directory: configuration.webRoot)
         // CSP, nosniff, no referrer, no framing on every response; /status, /metrics, /mesh
         // for this host only unless configured otherwise (StatusAccess).
-        router.add(middleware: SecurityHeaders())
+        router.add(middleware: SecurityHeaders(strictTransport: webCertificate != nil))
         router.add(middleware: StatusAccessMiddleware(access: configuration.status, statusAtRoot: !web.hasPage))
         router.get("/health") { _, _ in "ok\n" }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(string: NodeMetrics.render())))
         }
-        let status = NodeStatusPage(configuration: configuration, turn: turn)
+        let status = NodeStatusPage(configuration: configuration, turn: turn, webCertificate: webCertificate)
         let statusResponse: @Sendable () -> Response = {
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8",
                                             .contentSecurityPolicy: NodeStatusPage.contentSecurityPolicy],
@@ -75,10 +79,23 @@ public struct Node: Sendable {
             router.get("/") { _, _ in statusResponse() }
         }
         let host = httpHost
+        let upgrade = signaling.endpoint.shouldUpgrade
+        let server: HTTPServerBuilder = if let webCertificate {
+            // TLS first, then HTTP/1.1 and the WebSocket upgrade inside it: wss:// on the same port.
+            HTTPServerBuilder { responder in
+                ReloadableTLSChannel(base: HTTP1WebSocketUpgradeChannel(responder: responder,
+                                                                        configuration: .init(ws: SignalingEndpoint.webSocketConfiguration),
+                                                                        shouldUpgrade: upgrade),
+                                     certificate: webCertificate)
+            }
+        } else {
+            .http1WebSocketUpgrade(configuration: .init(ws: SignalingEndpoint.webSocketConfiguration), shouldUpgrade: upgrade)
+        }
+        let hangup = webCertificate?.reloadOnHangup(logger: logger)
+        defer { hangup?.cancel() }
         let app = Application(
             router: router,
-            server: .http1WebSocketUpgrade(configuration: .init(ws: SignalingEndpoint.webSocketConfiguration),
-                                           shouldUpgrade: signaling.endpoint.shouldUpgrade),
+            server: server,
             configuration: .init(address: .hostname(host, port: configuration.httpPort), serverName: "meshnode"),
             services: [turnService, signaling.service],
             onServerRunning: { channel in readiness.httpStarted(channel.localAddress) },
@@ -98,6 +115,24 @@ public struct NodeAddresses: Sendable {
     public var web: String
     public var metrics: String
     public var turn: [String]
+    /// With HTTPS: the SHA-256 fingerprint of the web certificate, `AB:CD:…`, for a user to
+    /// compare with what the browser shows (a self-signed certificate) or to pin in a link.
+    public var tlsFingerprint: String?
+}
+
+extension Node {
+    /// The web certificate with `https` on, nil without. Without tls-cert and tls-key the
+    /// self-signed one in the data directory, which TURN's TLS listener then uses too.
+    func makeWebCertificate(turn: inout TURNServerConfiguration) throws -> WebCertificate? {
+        guard configuration.https else { return nil }
+        if let certificate = turn.tlsCertificatePath, let key = turn.tlsKeyPath {
+            return try WebCertificate(certificatePath: certificate, keyPath: key)
+        }
+        let own = try WebCertificate.selfSigned(in: configuration.signaling.dataDirectory, commonName: httpHost, logger: logger)
+        turn.tlsCertificatePath = own.certificate
+        turn.tlsKeyPath = own.key
+        return try WebCertificate(certificatePath: own.certificate, keyPath: own.key)
+    }
 }
 
 /// Calls `onReady` once both the TURN listeners and the HTTP server are up.
@@ -110,9 +145,11 @@ final class NodeReadiness: Sendable {
 
     private let state = Mutex(State())
     private let onReady: @Sendable (NodeAddresses) -> Void
+    private let webCertificate: WebCertificate?
 
-    init(onReady: @escaping @Sendable (NodeAddresses) -> Void) {
+    init(onReady: @escaping @Sendable (NodeAddresses) -> Void, webCertificate: WebCertificate? = nil) {
         self.onReady = onReady
+        self.webCertificate = webCertificate
     }
 
     func turnStarted(_ listeners: [TURNServer.Listener]) { update { $0.listeners = listeners } }
@@ -123,16 +160,17 @@ final class NodeReadiness: Sendable {
             change(&s)
             guard !s.fired, let listeners = s.listeners, let http = s.http else { return nil }
             s.fired = true
-            let base = Self.url(http)
-            return NodeAddresses(web: base + "/", metrics: base + "/metrics", turn: listeners.map(Self.turnURL))
+            let base = Self.url(http, scheme: webCertificate == nil ? "http" : "https")
+            return NodeAddresses(web: base + "/", metrics: base + "/metrics", turn: listeners.map(Self.turnURL),
+                                 tlsFingerprint: webCertificate?.fingerprint)
         }
         if let ready { onReady(ready) }
     }
 
-    static func url(_ address: SocketAddress?) -> String {
-        guard let address, let ip = address.ipAddress, let port = address.port else { return "http://localhost" }
-        if case .v6 = address { return "http://[\(ip)]:\(port)" }
-        return "http://\(ip):\(port)"
+    static func url(_ address: SocketAddress?, scheme: String = "http") -> String {
+        guard let address, let ip = address.ipAddress, let port = address.port else { return "\(scheme)://localhost" }
+        if case .v6 = address { return "\(scheme)://[\(ip)]:\(port)" }
+        return "\(scheme)://\(ip):\(port)"
     }
 
     /// The listener's TURN URI (RFC 7065), as `make run` prints it.

@@ -13,6 +13,8 @@ public struct SignalingSettings: Sendable, Equatable {
     public var heartbeat: Duration
     public var nodeKeyPath: String
     public var links: [String]
+    /// How `wss://` links check certificates (`link-ca`; pins in the link URLs).
+    public var linkTLS: LinkTLS
     public var maxConnections: Int
     public var gossipInterval: Duration
     /// `mesh-key`: the node keys of a closed mesh; nil for an open one.
@@ -45,6 +47,7 @@ public struct SignalingSettings: Sendable, Equatable {
         heartbeat = Self.duration(seconds: settings.heartbeat ?? Double(Self.defaultHeartbeatSeconds))
         nodeKeyPath = settings.nodeKey ?? directory + "/node-identity"
         links = settings.link ?? []
+        linkTLS = LinkTLS(caFile: settings.linkCA)
         maxConnections = settings.maxConnections ?? ConnectionLimit.defaultMaximum()
         gossipInterval = Self.duration(seconds: settings.gossipInterval ?? Double(Self.defaultGossipIntervalSeconds))
         meshKeys = settings.meshKey.map(Set.init)

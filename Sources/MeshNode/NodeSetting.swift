@@ -244,6 +244,8 @@ extension NodeSetting.Rule where Checked == String {
             guard let url = URL(string: text), ["ws", "wss", "http", "https"].contains(url.scheme ?? ""), url.host != nil else {
                 return "'\(text)' is not a ws://HOST:PORT/ws URL"
             }
+            // A pinned certificate, wss://HOST:PORT/ws#sha256=HEX (LinkTLS).
+            do { _ = try LinkTLS.split(text) } catch let error as SignalingError { return error.reason } catch { return "\(error)" }
             return nil
         }
     }

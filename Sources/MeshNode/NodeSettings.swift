@@ -68,6 +68,8 @@ public struct NodeSettings: Sendable, Equatable {
     public var storeKeptIDs: Int?
     public var maxConnectionsPerIP: Int?
     public var loginTimeout: Double?
+    public var https: Bool?
+    public var linkCA: String?
 
     public init() {}
 
@@ -182,6 +184,10 @@ public struct NodeSettings: Sendable, Equatable {
                     help: "Days a name is kept without a login, when it is in no room and nothing waits for it (default \(Int(store.nameExpiry / 86_400)))."),
             .integer("store-kept-ids", \.storeKeptIDs, .atLeast(1),
                      help: "Ids of delivered messages kept to recognise resends (default \(store.deliveredKept)); the oldest go first."),
+            .flag("https", \.https,
+                  help: "Serve the web page and /ws over HTTPS and WSS, with tls-cert and tls-key (shared with TURN over TLS; reloaded on SIGHUP) or else a self-signed certificate kept in data-dir."),
+            .text("link-ca", \.linkCA, .notEmpty,
+                  help: "PEM file of the CAs that vouch for the nodes of wss:// links (default: the system's); a link URL ending in #sha256=HEX pins one certificate instead."),
         ]
     }()
 
@@ -279,6 +285,8 @@ public struct NodeConfiguration: Sendable {
     public var webRoot: String
     /// Who may read `/status`, `/metrics` and `/mesh` (`status-access`, `status-token-file`).
     public var status: StatusAccess
+    /// HTTPS and WSS on the web port (`https`); the certificate is `turn`'s tls-cert and tls-key.
+    public var https: Bool
 
     /// `http-port` when none is given.
     static let defaultHTTPPort = 8080
@@ -357,6 +365,7 @@ public struct NodeConfiguration: Sendable {
         webRoot = settings.webRoot ?? WebRoot.defaultDirectory
         status = StatusAccess(mode: settings.statusAccess.flatMap(StatusAccess.Mode.init(rawValue:)) ?? .local,
                               token: try settings.statusTokenFile.map { try Self.firstLine(of: $0, key: "status-token-file") })
+        https = settings.https ?? false
     }
 
     /// The text of a secret file (`--*-file` settings).

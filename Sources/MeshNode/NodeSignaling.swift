@@ -55,7 +55,7 @@ struct NodeSignaling: Sendable {
                                interval: configuration.signaling.gossipInterval, logger: logger)
         meshReference.withLock { $0 = mesh }
         let links = configuration.signaling.links.map {
-            NodeLink(url: $0, hub: hub, identity: identity, nodeAddress: address, logger: logger)
+            NodeLink(url: $0, hub: hub, identity: identity, nodeAddress: address, tls: configuration.signaling.linkTLS, logger: logger)
         }
         logger.info("signaling ready", metadata: ["node": "\(address)", "node-key": "\(identity.publicKeyBase64)", "links": "\(links.count)"])
         let endpoint = SignalingEndpoint(hub: hub, limit: turn.configuration.connectionBudget ?? ConnectionLimit(maximum: configuration.signaling.maxConnections),

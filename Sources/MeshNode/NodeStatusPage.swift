@@ -6,6 +6,8 @@ import TURNServer
 struct NodeStatusPage: Sendable {
     let configuration: NodeConfiguration
     let turn: TURNServer
+    /// With HTTPS: its certificate, whose current fingerprint the page shows.
+    var webCertificate: WebCertificate? = nil
 
     /// The page is static HTML with an inline style and no script.
     static let contentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -26,6 +28,7 @@ struct NodeStatusPage: Sendable {
         <p>This node runs a STUN/TURN server (realm <code>\(escape(configuration.turn.realm))</code>).</p>
         <h2>STUN/TURN</h2><ul>\(listeners)</ul>
         <p>Credentials: \(auth.isEmpty ? "none configured: TURN allocations are refused, STUN works" : escape(auth)).</p>
+        \(webCertificate.map { "<h2>HTTPS</h2><p>Web certificate SHA-256 fingerprint: <code>\(escape($0.fingerprint))</code></p>" } ?? "")
         <p>Metrics: <a href="/metrics">/metrics</a> (Prometheus text format). The calling page: <a href="/">/</a>.</p>
         </body></html>
         """

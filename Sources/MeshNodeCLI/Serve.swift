@@ -39,6 +39,7 @@ struct Serve: AsyncParsableCommand {
         let node = Node(configuration: configuration, logger: logger)
         try await node.run { addresses in
             var lines = ["meshnode is running.", "  web page: \(addresses.web)", "  metrics:  \(addresses.metrics)"]
+            if let fingerprint = addresses.tlsFingerprint { lines.append("  tls sha256: \(fingerprint)") }
             lines += addresses.turn.map { "  stun/turn: \($0)" }
             print(lines.joined(separator: "\n"))
             fflush(nil)

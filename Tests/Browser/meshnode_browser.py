@@ -30,6 +30,9 @@ except ImportError:
     sys.exit(3)
 
 CHROMIUM = os.environ.get("MESHNODE_CHROMIUM", "/usr/bin/chromium")
+# Flags every Chromium gets besides the fixed ones (--ignore-certificate-errors: a node whose
+# self-signed certificate no CA vouches for).
+EXTRA_FLAGS = []
 CHROMEDRIVER = os.environ.get("MESHNODE_CHROMEDRIVER", "/usr/bin/chromedriver")
 START = time.monotonic()
 
@@ -87,7 +90,7 @@ class Page:
             "--no-first-run",
             "--no-default-browser-check",
             "--mute-audio",
-        ]:
+        ] + EXTRA_FLAGS:
             options.add_argument(flag)
         if languages:
             # What navigator.languages says (the page picks its language from it).
@@ -835,6 +838,8 @@ def run_guard(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", required=True, help="the node's page, http://HOST:PORT/")
+    parser.add_argument("--ignore-certificate-errors", action="store_true",
+                        help="accept the node's certificate unchecked (an https node with a self-signed one)")
     parser.add_argument("--artifacts", default=os.environ.get("MESHNODE_ARTIFACTS", ".build/test-artifacts"), help="where screenshots go")
     modes = parser.add_subparsers(dest="mode", required=True)
     scenario = modes.add_parser("scenario", help="two pages through one node")
@@ -855,6 +860,8 @@ def main():
     guard.add_argument("--name", required=True)
     guard.add_argument("--wait", type=float, default=120, help="how long to wait for the call, and for its end")
     args = parser.parse_args()
+    if args.ignore_certificate_errors:
+        EXTRA_FLAGS.append("--ignore-certificate-errors")
     try:
         if args.mode == "scenario":
             result = run_scenarios(args)

@@ -54,6 +54,19 @@ struct BrowserTests {
         print("browser call screenshot: \(shot)")
     }
 
+    @Test("over https with the node's self-signed certificate: the pages load, log in over wss, chat and call")
+    func browserOverHTTPS() async throws {
+        // The page is served over TLS only; a page from https may open wss: only (mixed content),
+        // so the login and the chat prove the WebSocket runs over TLS on the same port.
+        let node = try await MeshNodeServer(["--https"], bind: ["127.0.0.1"])
+        defer { node.stop() }
+        let result = try await runDriver(["--ignore-certificate-errors", "scenario", "chat", "call"], url: "https://127.0.0.1:\(node.httpPort)/")
+        let scenarios = result["scenarios"] as? [String: [String: Any]] ?? [:]
+        #expect(Set(scenarios.keys) == ["chat", "call"])
+        let growth = scenarios["call"]?["framesDecodedGrowth"] as? [Int] ?? []
+        #expect(growth.count == 2 && growth.allSatisfy { $0 > 0 }, "frames decoded did not grow over https: \(growth)")
+    }
+
     @Test("after a node restart on the same port the pages are back online, with presence and unsent chat")
     func reconnectAfterNodeRestart() async throws {
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("meshnode-data-\(UUID().uuidString)").path

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdWSClient
 import Logging
+import NIOSSL
 
 /// The dialling side of a node-to-node link (docs/protocol.md "Node links"): connects to another
 /// node's `/ws`, proves this node's key, checks that the node there answers as the address
@@ -17,11 +18,19 @@ public actor NodeLink {
     let nodeAddress: String
     let reconnectDelay: Duration
     let logger: Logger
+    /// How a `wss://` link checks the other node's certificate.
+    let tls: LinkTLS
+    /// The certificate fingerprint pinned by the URL's `#sha256=` fragment.
+    let pin: [UInt8]?
     var lastHeard: ContinuousClock.Instant = .now
 
     public init(url: String, hub: SignalingHub, identity: Identity, nodeAddress: String,
-                reconnectDelay: Duration = .seconds(5), logger: Logger) {
-        self.url = SignalingClient.webSocketURL(url)
+                reconnectDelay: Duration = .seconds(5), tls: LinkTLS = LinkTLS(), logger: Logger) {
+        // The settings refuse a malformed pin before a link is made (NodeConfiguration).
+        let (bare, pin) = (try? LinkTLS.split(url)) ?? (url, nil)
+        self.pin = pin
+        self.tls = tls
+        self.url = SignalingClient.webSocketURL(bare)
         self.dialled = Self.address(ofURL: self.url)
         self.hub = hub
         self.identity = identity
@@ -43,7 +52,20 @@ public actor NodeLink {
     private func connectOnce() async -> String {
         var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 20, closeTimeout: .seconds(2))
         configuration.additionalHeaders[.secWebSocketProtocol] = SignalingProtocol.subprotocol
-        let client = WebSocketClient(url: url, configuration: configuration, logger: logger) { inbound, outbound, _ in
+        var tlsConfiguration: TLSConfiguration?
+        if url.lowercased().hasPrefix("wss://") {
+            do {
+                let port = Int(dialled[dialled.index(after: dialled.lastIndex(of: ":")!)...]) ?? 443
+                let (chosen, serverName) = try await tls.configuration(host: Self.host(of: dialled), port: port, pin: pin)
+                tlsConfiguration = chosen
+                configuration.sniHostname = serverName
+            } catch {
+                logger.error("node link refused: TLS", metadata: ["url": "\(url)", "error": "\(error)"])
+                return "tls: \(error)"
+            }
+        }
+        let client = WebSocketClient(url: url, configuration: configuration, tlsConfiguration: tlsConfiguration,
+                                     logger: logger) { inbound, outbound, _ in
             let (frames, sink) = AsyncStream.makeStream(of: ConnectionHandle.Outbound.self, bufferingPolicy: .bufferingOldest(16_384))
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {

@@ -1,6 +1,7 @@
 import Foundation
 import HummingbirdWSClient
 import Logging
+import NIOSSL
 import Signaling
 import TestSupport
 
@@ -54,7 +55,9 @@ final class RawSignalingSocket: Sendable {
     /// The node as this socket dialled it, which its logins are signed for.
     let authority: String
 
-    init(url: String, origin: String? = nil) {
+    /// `tlsConfiguration` for a `wss://` URL (a client that trusts a test CA); nil: the system's.
+    /// `serverName`: the name TLS asks for and checks (SNI takes no IP address, RFC 6066 §3).
+    init(url: String, origin: String? = nil, tlsConfiguration: TLSConfiguration? = nil, serverName: String? = nil) {
         authority = LoginBody.authority(of: url) ?? ""
         let (stream, sink) = AsyncStream.makeStream(of: String.self)
         outgoing = sink
@@ -62,7 +65,8 @@ final class RawSignalingSocket: Sendable {
         var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 20)
         configuration.additionalHeaders[.secWebSocketProtocol] = SignalingProtocol.subprotocol
         if let origin { configuration.additionalHeaders[.origin] = origin }
-        let client = WebSocketClient(url: url, configuration: configuration,
+        configuration.sniHostname = serverName
+        let client = WebSocketClient(url: url, configuration: configuration, tlsConfiguration: tlsConfiguration,
                                      logger: Logger(label: "raw")) { inbound, outbound, _ in
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
