@@ -19,11 +19,15 @@ final class DatagramOutbox {
     static let maximumSegments = 64
     /// A GSO write is one IP datagram: it must stay below 64 KiB with headers.
     static let maximumBatchBytes = 60_000
-    /// Larger datagrams are never batched: the kernel refuses (EINVAL) a GSO write whose
-    /// segment with its headers exceeds the device MTU instead of fragmenting it, as it would a
-    /// plain datagram. 1232 fits any IPv6 path (RFC 8200 §5: 1280 minus 48 bytes of headers),
-    /// and covers audio and most video packets.
-    static let maximumSegmentSize = 1232
+    /// Larger datagrams are never batched. The kernel refuses a segmented write (EINVAL or
+    /// EMSGSIZE) whose segment with its headers exceeds the path MTU, where a plain datagram
+    /// would be fragmented, and a refused write closes the socket in NIO. The path MTU to a
+    /// destination can be lowered by anyone who can send an ICMP "fragmentation needed", down
+    /// to the kernel's floor: 552 bytes for IPv4 (`net.ipv4.route.min_pmtu`), 1280 for IPv6
+    /// (RFC 8200 §5). Segments that fit the floor with their headers (28 and 48 bytes) cannot be
+    /// refused that way: audio and small video packets.
+    static let maximumSegmentSizeIPv4 = 524
+    static let maximumSegmentSizeIPv6 = 1232
 
     let channel: Channel
     /// Called (on the loop) when the kernel refused a segmented write, so the loop stops
@@ -36,6 +40,8 @@ final class DatagramOutbox {
     /// Whether `pending` is a buffer of ours that more segments may be appended to.
     private var owned = false
     private var segmentSize = 0
+    /// The largest segment the destination's family allows (``maximumSegmentSizeIPv4``).
+    private var segmentLimit = 0
     private var count = 0
     /// A segment shorter than ``segmentSize`` was added: it must be the last one.
     private var closed = false
@@ -56,7 +62,7 @@ final class DatagramOutbox {
             return
         }
         emit()
-        self.destination = destination
+        start(destination)
         pending = datagram
         owned = false
         segmentSize = length
@@ -76,7 +82,7 @@ final class DatagramOutbox {
         var buffer = channel.allocator.buffer(capacity: length)
         buffer.writeMultipleIntegers(number, UInt16(data.readableBytes))
         buffer.writeImmutableBuffer(data)
-        self.destination = destination
+        start(destination)
         pending = buffer
         owned = true
         segmentSize = length
@@ -84,9 +90,18 @@ final class DatagramOutbox {
         closed = false
     }
 
+    private func start(_ destination: SocketAddress) {
+        self.destination = destination
+        if case .v6 = destination {
+            segmentLimit = Self.maximumSegmentSizeIPv6
+        } else {
+            segmentLimit = Self.maximumSegmentSizeIPv4
+        }
+    }
+
     /// Makes room for one more segment of `length` bytes, or says it cannot join the batch.
     private func extend(length: Int, to destination: SocketAddress) -> Bool {
-        guard count > 0, !closed, length <= segmentSize, segmentSize <= Self.maximumSegmentSize,
+        guard count > 0, !closed, length <= segmentSize, segmentSize <= segmentLimit,
               count < Self.maximumSegments, pending!.readableBytes + length <= Self.maximumBatchBytes,
               destination == self.destination else { return false }
         if !owned {

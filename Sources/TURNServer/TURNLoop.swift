@@ -23,7 +23,7 @@ final class TURNLoop {
     private var flushScheduled = false
     /// Whether relayed datagrams are coalesced with UDP GSO (``DatagramOutbox``): where the
     /// kernel has it, until it refuses a segmented write once.
-    private(set) var gso = System.supportsUDPSegmentationOffload
+    private(set) var gso: Bool
     private var metricsTimer: RepeatedTask?
 
     var config: TURNServerConfiguration { shared.config }
@@ -32,6 +32,7 @@ final class TURNLoop {
     init(eventLoop: EventLoop, shared: TURNShared) {
         self.eventLoop = eventLoop
         self.shared = shared
+        self.gso = shared.config.segmentationOffload && System.supportsUDPSegmentationOffload
     }
 
     func start() {
