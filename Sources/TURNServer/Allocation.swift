@@ -41,6 +41,25 @@ final class Allocation {
     var peerChannels: [ObjectIdentifier: Channel] = [:]
     /// Connects under way (RFC 6062 §5.2), counted with ``peerChannels`` against the cap.
     var connecting = 0
+    /// Relayed data towards peers, batched per event-loop turn (UDP relays only).
+    var toPeer: DatagramOutbox?
+    /// Relayed data towards a UDP client, batched per turn on the client's listener.
+    var toClient: (outbox: DatagramOutbox, address: SocketAddress)?
+
+    /// Where a peer's datagram goes (RFC 8656 §11.3): over a channel, in a Data indication, or
+    /// nowhere without a permission.
+    enum PeerRoute: Equatable {
+        case refused
+        case channel(UInt16)
+        case indication
+    }
+
+    /// The last channel the client sent on and its peer, valid until the binding or the peer's
+    /// permission may expire. A client sends to one or a few peers, so this answers almost
+    /// every ChannelData without hashing; any change of permissions or channels clears it.
+    private var hotChannel: (number: UInt16, peer: SocketAddress, until: NIODeadline)?
+    /// The same for the last peer that sent to the relayed address.
+    private var hotPeer: (peer: SocketAddress, route: PeerRoute, until: NIODeadline)?
 
     init(tuple: FiveTuple, username: String, identity: String, key: [UInt8], client: ClientLink, relayAddress: SocketAddress,
          relayPort: Int, isTCP: Bool, relayChannel: Channel, transactionID: STUNTransactionID, expiry: NIODeadline,
@@ -68,6 +87,36 @@ final class Allocation {
 
     func installPermission(_ ip: IPAddress, now: NIODeadline) {
         permissions[ip] = now + Self.permissionLifetime
+        forgetRoutes()
+    }
+
+    private func forgetRoutes() {
+        hotChannel = nil
+        hotPeer = nil
+    }
+
+    /// The peer ChannelData on `number` goes to: the channel must be live and its peer's IP
+    /// must hold a permission (RFC 8656 §12.5: a channel binding also refreshes the permission,
+    /// but a permission can lapse first when the binding is older).
+    func relayPeer(forChannel number: UInt16, now: NIODeadline) -> SocketAddress? {
+        if let hot = hotChannel, hot.number == number, now < hot.until { return hot.peer }
+        guard let binding = channels[number], binding.expiry > now, let ip = IPAddress(binding.peer),
+              let permitted = permissions[ip], permitted > now else { return nil }
+        hotChannel = (number, binding.peer, min(binding.expiry, permitted))
+        return binding.peer
+    }
+
+    /// How a datagram from `peer` reaches the client (RFC 8656 §11.3): dropped without a
+    /// permission for the peer's IP, over the peer's live channel, or in a Data indication.
+    func route(fromPeer peer: SocketAddress, now: NIODeadline) -> PeerRoute {
+        if let hot = hotPeer, now < hot.until, hot.peer == peer { return hot.route }
+        guard let ip = IPAddress(peer), let permitted = permissions[ip], permitted > now else { return .refused }
+        if let number = channelByPeer[peer], let binding = channels[number], binding.expiry > now {
+            hotPeer = (peer, .channel(number), min(binding.expiry, permitted))
+            return .channel(number)
+        }
+        hotPeer = (peer, .indication, permitted)
+        return .indication
     }
 
     /// The peer a live channel leads to.
@@ -100,6 +149,7 @@ final class Allocation {
         channels[number] = ChannelBinding(peer: peer, expiry: now + Self.channelLifetime)
         channelByPeer[peer] = number
         installPermission(IPAddress(peer)!, now: now)
+        forgetRoutes()
     }
 
     /// Spends bandwidth budget of one direction; false when the packet must be dropped.

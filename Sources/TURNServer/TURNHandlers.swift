@@ -7,9 +7,14 @@ final class TURNDatagramHandler: ChannelInboundHandler {
 
     private let loop: NIOLoopBound<TURNLoop>
     private var localAddress: SocketAddress?
+    private var listener: ObjectIdentifier?
 
     init(loop: NIOLoopBound<TURNLoop>) {
         self.loop = loop
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        listener = ObjectIdentifier(context.channel)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -19,6 +24,12 @@ final class TURNDatagramHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
+        // The data path: ChannelData of a known client goes straight to its allocation.
+        if ChannelData.looksLikeChannelData(envelope.data), let listener,
+           let allocation = loop.value.datagramAllocation(listener: listener, client: envelope.remoteAddress) {
+            loop.value.receiveChannelData(envelope.data, allocation: allocation)
+            return
+        }
         guard let server = localAddress ?? context.channel.localAddress else { return }
         let tuple = FiveTuple(client: envelope.remoteAddress, server: server, transport: .udp)
         loop.value.receive(envelope.data, from: .datagram(context.channel, envelope.remoteAddress), tuple: tuple)

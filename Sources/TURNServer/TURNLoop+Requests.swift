@@ -358,6 +358,7 @@ extension TURNLoop {
             relayPort: port, isTCP: request.transport == .tcp, relayChannel: relayChannel, transactionID: reply.request.transactionID,
             expiry: .now(), bitsPerSecond: config.maxBitsPerSecond)
         allocations[tuple] = allocation
+        attachOutboxes(allocation)
         attachRelay(allocation)
         scheduleExpiry(allocation, lifetime: lifetime)
         allocation.allocateResponse = reply.success {

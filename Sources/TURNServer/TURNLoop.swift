@@ -15,9 +15,16 @@ final class TURNLoop {
     var allocations: [FiveTuple: Allocation] = [:]
     /// 5-tuples whose Allocate waits for its relay socket to bind.
     var pending: Set<FiveTuple> = []
+    /// UDP allocations by client address and listener, for the data path (``DatagramClientKey``).
+    var datagramAllocations: [DatagramClientKey: Allocation] = [:]
     var tally = RelayTally()
+    /// Stream channels written to in this turn, and the outboxes that hold relayed datagrams.
     private var unflushed: [ObjectIdentifier: Channel] = [:]
+    private var outboxes: [DatagramOutbox] = []
     private var flushScheduled = false
+    /// Whether relayed datagrams are coalesced with UDP GSO (``DatagramOutbox``): where the
+    /// kernel has it, until it refuses a segmented write once.
+    private(set) var gso: Bool
     private var metricsTimer: RepeatedTask?
     /// Refusals that anyone can cause (failed authentication, quota, forbidden peers) are logged
     /// once per interval and kind on this loop, with a count of those left out; metrics count all.
@@ -29,6 +36,7 @@ final class TURNLoop {
     init(eventLoop: EventLoop, shared: TURNShared) {
         self.eventLoop = eventLoop
         self.shared = shared
+        self.gso = shared.config.segmentationOffload && System.supportsUDPSegmentationOffload
     }
 
     func start() {
@@ -60,6 +68,18 @@ final class TURNLoop {
     /// sendmsg per relay socket.
     func markUnflushed(_ channel: Channel) {
         unflushed[ObjectIdentifier(channel)] = channel
+        scheduleFlush()
+    }
+
+    /// Remembers an outbox that holds datagrams; emptied with the unflushed channels.
+    private func markUnflushed(_ outbox: DatagramOutbox) {
+        guard !outbox.scheduled else { return }
+        outbox.scheduled = true
+        outboxes.append(outbox)
+        scheduleFlush()
+    }
+
+    private func scheduleFlush() {
         guard !flushScheduled else { return }
         flushScheduled = true
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
@@ -68,9 +88,51 @@ final class TURNLoop {
 
     func flushPending() {
         flushScheduled = false
+        if !outboxes.isEmpty {
+            // Every outbox writes first, then each channel is flushed once: the outboxes of
+            // many clients on one listener leave in one sendmmsg.
+            for outbox in outboxes { outbox.emit() }
+            for outbox in outboxes {
+                outbox.scheduled = false
+                tally.segmentedDatagrams += outbox.segmented
+                outbox.segmented = 0
+                unflushed[ObjectIdentifier(outbox.channel)] = outbox.channel
+            }
+            outboxes.removeAll(keepingCapacity: true)
+        }
         guard !unflushed.isEmpty else { return }
         for channel in unflushed.values { channel.flush() }
         unflushed.removeAll(keepingCapacity: true)
+    }
+
+    /// A segmented write failed. When the kernel refused it (a device without checksum
+    /// offload, a path MTU below a segment) this loop sends datagrams one by one from now on;
+    /// a write to a relay socket closed meanwhile says nothing about GSO.
+    func gsoFailed(_ error: Error) {
+        guard gso, let error = error as? IOError, [EINVAL, EIO, EMSGSIZE, ENOPROTOOPT, EOPNOTSUPP].contains(error.errnoCode) else { return }
+        gso = false
+        logger.warning("UDP segmentation offload (GSO) failed; relaying without it", metadata: ["error": "\(error)"])
+    }
+
+    /// Makes the outboxes of a new UDP allocation and indexes it for the data path.
+    func attachOutboxes(_ allocation: Allocation) {
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        let failed = { (error: Error) in bound.value.gsoFailed(error) }
+        if !allocation.isTCP { allocation.toPeer = DatagramOutbox(channel: allocation.relayChannel, gsoFailed: failed) }
+        if case .datagram(let listener, let client) = allocation.client {
+            allocation.toClient = (DatagramOutbox(channel: listener, gsoFailed: failed), client)
+            if let key = DatagramClientKey(listener: ObjectIdentifier(listener), client: client) {
+                datagramAllocations[key] = allocation
+            }
+        }
+    }
+
+    /// The allocation a datagram from `client` on `listener` belongs to, found without hashing
+    /// socket addresses (the ChannelData path).
+    func datagramAllocation(listener: ObjectIdentifier, client: SocketAddress) -> Allocation? {
+        guard let key = DatagramClientKey(listener: listener, client: client),
+              let allocation = datagramAllocations[key], allocation.tuple.client == client else { return nil }
+        return allocation
     }
 
     // MARK: Entry points from the listeners
@@ -107,11 +169,15 @@ final class TURNLoop {
     // MARK: Data path, client → peer
 
     private func receiveChannelData(_ buffer: ByteBuffer, tuple: FiveTuple) {
-        guard let allocation = allocations[tuple], !allocation.isTCP,
-              let frame = try? ChannelData(parsing: buffer) else { return }
-        let now = NIODeadline.now()
-        guard let peer = allocation.peer(forChannel: frame.channel, now: now),
-              allocation.hasPermission(IPAddress(peer)!, now: now) else {
+        guard let allocation = allocations[tuple] else { return }
+        receiveChannelData(buffer, allocation: allocation)
+    }
+
+    /// ChannelData from the allocation's client (RFC 8656 §12.5): relayed to the channel's peer
+    /// when the channel is bound and the peer has a permission, else dropped.
+    func receiveChannelData(_ buffer: ByteBuffer, allocation: Allocation) {
+        guard !allocation.isTCP, let frame = try? ChannelData(parsing: buffer) else { return }
+        guard let peer = allocation.relayPeer(forChannel: frame.channel, now: .now()) else {
             tally.droppedNoPermission += 1
             return
         }
@@ -143,16 +209,21 @@ final class TURNLoop {
         }
         tally.packetsToPeer += 1
         tally.bytesToPeer += data.readableBytes
-        allocation.relayChannel.write(AddressedEnvelope(remoteAddress: peer, data: data), promise: nil)
-        markUnflushed(allocation.relayChannel)
+        if let outbox = allocation.toPeer {
+            outbox.add(data, to: peer, gso: gso)
+            markUnflushed(outbox)
+        } else {
+            allocation.relayChannel.write(AddressedEnvelope(remoteAddress: peer, data: data), promise: nil)
+            markUnflushed(allocation.relayChannel)
+        }
     }
 
     // MARK: Data path, peer → client
 
     /// A datagram from a peer arrived at an allocation's relayed address (RFC 8656 §11.3).
     func relayReceived(_ envelope: AddressedEnvelope<ByteBuffer>, allocation: Allocation) {
-        let now = NIODeadline.now()
-        guard let ip = IPAddress(envelope.remoteAddress), allocation.hasPermission(ip, now: now) else {
+        let route = allocation.route(fromPeer: envelope.remoteAddress, now: .now())
+        guard route != .refused else {
             tally.droppedNoPermission += 1
             return
         }
@@ -160,8 +231,15 @@ final class TURNLoop {
             tally.droppedOverBandwidth += 1
             return
         }
+        tally.packetsToClient += 1
+        tally.bytesToClient += envelope.data.readableBytes
+        if case .channel(let number) = route, let toClient = allocation.toClient {
+            toClient.outbox.addChannelData(channel: number, data: envelope.data, to: toClient.address, gso: gso)
+            markUnflushed(toClient.outbox)
+            return
+        }
         var out: ByteBuffer
-        if let number = allocation.channel(forPeer: envelope.remoteAddress, now: now) {
+        if case .channel(let number) = route {
             out = allocation.relayChannel.allocator.buffer(capacity: envelope.data.readableBytes + 8)
             ChannelData.write(channel: number, data: envelope.data, padded: allocation.client.isStream, into: &out)
         } else {
@@ -170,10 +248,13 @@ final class TURNLoop {
             indication.append(.data, buffer: envelope.data)
             out = indication.encode(allocator: allocation.relayChannel.allocator)
         }
-        tally.packetsToClient += 1
-        tally.bytesToClient += envelope.data.readableBytes
-        allocation.client.send(out, flush: false)
-        markUnflushed(allocation.client.channel)
+        if let toClient = allocation.toClient {
+            toClient.outbox.add(out, to: toClient.address, gso: gso)
+            markUnflushed(toClient.outbox)
+        } else {
+            allocation.client.send(out, flush: false)
+            markUnflushed(allocation.client.channel)
+        }
     }
 
     // MARK: Lifetime
@@ -191,6 +272,11 @@ final class TURNLoop {
     func delete(_ allocation: Allocation, reason: String) {
         guard allocations[allocation.tuple] === allocation else { return }
         allocations[allocation.tuple] = nil
+        if case .datagram(let listener, let client) = allocation.client,
+           let key = DatagramClientKey(listener: ObjectIdentifier(listener), client: client),
+           datagramAllocations[key] === allocation {
+            datagramAllocations[key] = nil
+        }
         allocation.expiryTimer?.cancel()
         allocation.relayChannel.close(promise: nil)
         for channel in allocation.peerChannels.values { channel.close(promise: nil) }

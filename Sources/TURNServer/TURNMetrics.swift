@@ -14,6 +14,8 @@ struct TURNMetrics: Sendable {
     let droppedOverBandwidth = Counter(label: "meshnode_turn_dropped_packets_total", dimensions: [("reason", "bandwidth")])
     let droppedNoPermission = Counter(label: "meshnode_turn_dropped_packets_total", dimensions: [("reason", "no_permission")])
     let droppedForbiddenPeer = Counter(label: "meshnode_turn_dropped_packets_total", dimensions: [("reason", "forbidden_peer")])
+    /// Relayed datagrams that left in segmented writes (UDP GSO, ``DatagramOutbox``).
+    let segmentedDatagrams = Counter(label: "meshnode_turn_gso_datagrams_total")
     let authFailures = Counter(label: "meshnode_turn_auth_failures_total")
     let bindingRequests = Counter(label: "meshnode_stun_binding_requests_total")
     let malformed = Counter(label: "meshnode_turn_malformed_total")
@@ -38,6 +40,7 @@ struct RelayTally {
     var droppedOverBandwidth = 0
     var droppedNoPermission = 0
     var droppedForbiddenPeer = 0
+    var segmentedDatagrams = 0
 
     mutating func flush(into metrics: TURNMetrics) {
         if packetsToPeer > 0 { metrics.packetsToPeer.increment(by: packetsToPeer); metrics.bytesToPeer.increment(by: bytesToPeer) }
@@ -45,6 +48,7 @@ struct RelayTally {
         if droppedOverBandwidth > 0 { metrics.droppedOverBandwidth.increment(by: droppedOverBandwidth) }
         if droppedNoPermission > 0 { metrics.droppedNoPermission.increment(by: droppedNoPermission) }
         if droppedForbiddenPeer > 0 { metrics.droppedForbiddenPeer.increment(by: droppedForbiddenPeer) }
+        if segmentedDatagrams > 0 { metrics.segmentedDatagrams.increment(by: segmentedDatagrams) }
         self = RelayTally()
     }
 }

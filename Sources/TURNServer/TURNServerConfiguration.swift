@@ -58,8 +58,14 @@ public struct TURNServerConfiguration: Sendable {
     /// RFC 5780 answers (OTHER-ADDRESS, CHANGE-REQUEST) only when enabled: they make a server
     /// a better reflector.
     public var enableRFC5780 = false
-    /// Event loop threads; UDP listeners are spread over them with SO_REUSEPORT.
-    public var threads: Int = 1
+    /// Event loop threads, one per core by default; UDP listeners are spread over them with
+    /// SO_REUSEPORT, and each allocation lives on the loop its client reached.
+    public var threads: Int = System.coreCount
+    /// Relayed datagrams of one size to one destination leave in one segmented write (UDP
+    /// GSO, Linux `UDP_SEGMENT`; ``DatagramOutbox``). Turn it off on hosts whose routes to
+    /// clients or peers go through IPsec or a device without checksum offload: the kernel
+    /// refuses segmented writes there (EIO), and a socket whose write fails that way is closed.
+    public var segmentationOffload = true
     public var software: String = "meshnode"
 
     public init() {}
