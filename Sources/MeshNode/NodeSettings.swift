@@ -38,7 +38,7 @@ public struct NodeSettings: Sendable, Equatable {
     public var turnMaxConnections: Int?
     public var turnMaxConnectionsPerIP: Int?
     public var turnIdleTimeout: Double?
-    public var turnNoGSO: Bool?
+    public var turnGSO: Bool?
     public var dataDir: String?
     public var heartbeat: Double?
     public var nodeKey: String?
@@ -126,8 +126,8 @@ public struct NodeSettings: Sendable, Equatable {
                      help: "TURN TCP and TLS connections held at once from one IPv4 address or IPv6 /64 (default \(turn.maxStreamConnectionsPerSource))."),
             .number("turn-idle-timeout", \.turnIdleTimeout, .within(0.1...3600, "seconds"),
                     help: "Seconds a TURN TCP or TLS connection may stay open without an allocation (default \(turn.streamIdleTimeout.nanoseconds / 1_000_000_000))."),
-            .flag("turn-no-gso", \.turnNoGSO,
-                  help: "Relay datagrams one by one, without UDP segmentation offload (for routes through IPsec or devices without checksum offload)."),
+            .flag("turn-gso", \.turnGSO,
+                  help: "Relay datagrams with UDP segmentation offload (less CPU per packet; not where routes go through IPsec or devices without checksum offload, whose refusals close the socket)."),
             .text("log-level", \.logLevel,
                   help: "trace, debug, info, notice, warning, error or critical (default \(NodeConfiguration.defaultLogLevel))."),
             .text("data-dir", \.dataDir, .notEmpty, help: "Directory of the signaling store (default ~/.local/share/meshnode)."),
@@ -354,7 +354,7 @@ public struct NodeConfiguration: Sendable {
         turn.nonceLifetime = settings.nonceLifetime ?? turn.nonceLifetime
         turn.maxStreamConnections = settings.turnMaxConnections ?? turn.maxStreamConnections
         turn.maxStreamConnectionsPerSource = settings.turnMaxConnectionsPerIP ?? turn.maxStreamConnectionsPerSource
-        turn.segmentationOffload = !(settings.turnNoGSO ?? false)
+        turn.segmentationOffload = settings.turnGSO ?? false
         if let seconds = settings.turnIdleTimeout { turn.streamIdleTimeout = .milliseconds(Int64((seconds * 1000).rounded())) }
         if let level = settings.logLevel {
             guard let parsed = Logger.Level(rawValue: level) else {

@@ -62,10 +62,11 @@ public struct TURNServerConfiguration: Sendable {
     /// SO_REUSEPORT, and each allocation lives on the loop its client reached.
     public var threads: Int = System.coreCount
     /// Relayed datagrams of one size to one destination leave in one segmented write (UDP
-    /// GSO, Linux `UDP_SEGMENT`; ``DatagramOutbox``). Turn it off on hosts whose routes to
-    /// clients or peers go through IPsec or a device without checksum offload: the kernel
-    /// refuses segmented writes there (EIO), and a socket whose write fails that way is closed.
-    public var segmentationOffload = true
+    /// GSO, Linux `UDP_SEGMENT`; ``DatagramOutbox``). Off by default: on hosts whose routes to
+    /// clients or peers go through IPsec or a device without checksum offload the kernel
+    /// refuses segmented writes (EIO), and NIO closes a socket whose write fails that way —
+    /// a listener included. An operator who knows the routes turns it on (`--turn-gso`).
+    public var segmentationOffload = false
     public var software: String = "meshnode"
 
     public init() {}

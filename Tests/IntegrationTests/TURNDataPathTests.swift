@@ -27,7 +27,7 @@ struct TURNDataPathTests {
 
     @Test("a burst of ChannelData reaches the peer as the same datagrams in order, and the peer's burst comes back as ChannelData")
     func burstsBothWays() async throws {
-        let server = try await MeshNodeServer(Self.user)
+        let server = try await MeshNodeServer(Self.user + ["--turn-gso"])
         defer { server.stop() }
         let peer = try UDPPeer()
         let client = try TURNTestClient(port: server.udpPort)
@@ -70,7 +70,7 @@ struct TURNDataPathTests {
 
     @Test("the data path follows permissions: another port of a permitted IP gets Data indications, an unpermitted IP nothing, a new channel its own peer")
     func routesFollowPermissionsAndChannels() async throws {
-        let server = try await MeshNodeServer(Self.user)
+        let server = try await MeshNodeServer(Self.user + ["--turn-gso"])
         defer { server.stop() }
         let first = try UDPPeer()
         let second = try UDPPeer()
