@@ -47,12 +47,14 @@ public struct Node: Sendable {
         let turnService = TURNService(server: turn) { listeners in readiness.turnStarted(listeners) }
 
         let router = Router(context: NodeRequestContext.self)
-        let web = WebRoot(directory: configuration.webRoot)
+        let web = WebPage(directory: configuration.webRoot)
         // CSP, nosniff, no referrer, no framing on every response; /status, /metrics, /mesh
         // for this host only unless configured otherwise (StatusAccess).
         router.add(middleware: SecurityHeaders())
         router.add(middleware: StatusAccessMiddleware(access: configuration.status, statusAtRoot: !web.hasPage))
         router.get("/health") { _, _ in "ok\n" }
+        // For load balancers and systemd checks: public, it tells only whether every listener is up.
+        router.get("/healthz") { _, _ in readiness.healthResponse() }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(string: NodeMetrics.render())))
@@ -71,7 +73,7 @@ public struct Node: Sendable {
             router.get("/") { request, _ in web.response(for: request.uri.path) }
             router.get("**") { request, _ in web.response(for: request.uri.path) }
         } else {
-            logger.warning("no web page: \(web.directory)/index.html is missing; serving the status page at /")
+            logger.warning("no web page: \(web.origin) has no index.html; serving the status page at /")
             router.get("/") { _, _ in statusResponse() }
         }
         let host = httpHost
@@ -117,6 +119,8 @@ final class NodeReadiness: Sendable {
 
     func turnStarted(_ listeners: [TURNServer.Listener]) { update { $0.listeners = listeners } }
     func httpStarted(_ address: SocketAddress?) { update { $0.http = .some(address) } }
+    /// Whether every listener is up (`/healthz`).
+    var isReady: Bool { state.withLock { $0.fired } }
 
     private func update(_ change: (inout State) -> Void) {
         let ready: NodeAddresses? = state.withLock { s in
