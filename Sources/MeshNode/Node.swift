@@ -87,7 +87,13 @@ public struct Node: Sendable {
             logger: logger
         )
         do {
-            try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+            // The drain is stopped first (a group stops its services in reverse order); the
+            // timeout bounds the whole stop, after which the group cancels what is left.
+            let drain = NodeDrain(drain: signaling.endpoint.drain, limit: NodeDrain.defaultLimit, logger: logger)
+            var groupConfiguration = ServiceGroupConfiguration(services: [app, drain], gracefulShutdownSignals: [.sigterm, .sigint],
+                                                              logger: logger)
+            groupConfiguration.maximumGracefulShutdownDuration = .seconds(15)
+            try await ServiceGroup(configuration: groupConfiguration).run()
         } catch {
             await signaling.store.close()
             throw error
