@@ -89,7 +89,7 @@ public struct Node: Sendable {
         do {
             // The drain is stopped first (a group stops its services in reverse order); the
             // timeout bounds the whole stop, after which the group cancels what is left.
-            let drain = NodeDrain(drain: signaling.endpoint.drain, limit: NodeDrain.defaultLimit, logger: logger)
+            let drain = NodeDrain(drain: signaling.endpoint.drain, readiness: readiness, limit: NodeDrain.defaultLimit, logger: logger)
             var groupConfiguration = ServiceGroupConfiguration(services: [app, drain], gracefulShutdownSignals: [.sigterm, .sigint],
                                                               logger: logger)
             groupConfiguration.maximumGracefulShutdownDuration = .seconds(15)
@@ -114,6 +114,7 @@ final class NodeReadiness: Sendable {
         var listeners: [TURNServer.Listener]?
         var http: SocketAddress??
         var fired = false
+        var stopping = false
     }
 
     private let state = Mutex(State())
@@ -125,8 +126,10 @@ final class NodeReadiness: Sendable {
 
     func turnStarted(_ listeners: [TURNServer.Listener]) { update { $0.listeners = listeners } }
     func httpStarted(_ address: SocketAddress?) { update { $0.http = .some(address) } }
-    /// Whether every listener is up (`/healthz`).
-    var isReady: Bool { state.withLock { $0.fired } }
+    /// Whether every listener is up and the node is not stopping (`/healthz`).
+    var isReady: Bool { state.withLock { $0.fired && !$0.stopping } }
+    /// A graceful stop began: `/healthz` answers 503 from now on.
+    func stopping() { state.withLock { $0.stopping = true } }
 
     private func update(_ change: (inout State) -> Void) {
         let ready: NodeAddresses? = state.withLock { s in

@@ -9,6 +9,8 @@ import Signaling
 /// told this node leaves, and the store closes.
 struct NodeDrain: Service {
     let drain: ConnectionDrain
+    /// Told first, so that a load balancer polling `/healthz` (503 now) sends no one new here.
+    let readiness: NodeReadiness
     let limit: Duration
     let logger: Logger
 
@@ -17,6 +19,7 @@ struct NodeDrain: Service {
 
     func run() async throws {
         try? await gracefulShutdown()
+        readiness.stopping()
         let open = drain.openConnections
         logger.notice("stopping: closing \(open) signaling connections with 1012 (service restart)")
         drain.start()

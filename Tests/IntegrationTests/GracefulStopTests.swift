@@ -2,6 +2,9 @@ import Foundation
 import Signaling
 import Testing
 import TestSupport
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,6 +30,12 @@ import Glibc
         #expect(frame.opcode == 0x8)
         #expect(frame.closeCode == 1012)
         #expect(frame.reason == "node restarting; reconnect")
+        // The node waits up to 2 s for this client (which never answers the close): meanwhile
+        // /healthz says 503 and a new connection is told the same at once.
+        let (_, health) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(server.httpPort)/healthz")!)
+        #expect((health as? HTTPURLResponse)?.statusCode == 503)
+        let late = try RawWebSocket(port: server.httpPort).nextFrame()
+        #expect(late.opcode == 0x8 && late.closeCode == 1012)
         #expect(await server.process.waitForExit(timeout: .seconds(20)) == 0, "\(server.process.output)")
         #expect(ContinuousClock.now - started < .seconds(10))
     }
