@@ -89,7 +89,9 @@ public struct Node: Sendable {
         do {
             // The drain is stopped first (a group stops its services in reverse order); the
             // timeout bounds the whole stop, after which the group cancels what is left.
-            let drain = NodeDrain(drain: signaling.endpoint.drain, readiness: readiness, limit: NodeDrain.defaultLimit, logger: logger)
+            let mesh = signaling.mesh
+            let drain = NodeDrain(drain: signaling.endpoint.drain, readiness: readiness, beforeDrain: { await mesh.leave() },
+                                  limit: NodeDrain.defaultLimit, logger: logger)
             var groupConfiguration = ServiceGroupConfiguration(services: [app, drain], gracefulShutdownSignals: [.sigterm, .sigint],
                                                               logger: logger)
             groupConfiguration.maximumGracefulShutdownDuration = .seconds(15)
