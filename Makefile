@@ -17,7 +17,7 @@ AIORTC_VERSION := 1.16.0
 TEST_DEBIAN_PACKAGES := chromium chromium-driver
 SELENIUM_VERSION := 4.40.0
 
-.PHONY: check-layers deps test-deps aiortc-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps bench-media bench-calls testnet testnet-quick testnet-build testnet-mesh clean
+.PHONY: embed-web install check-layers deps test-deps aiortc-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps bench-media bench-calls testnet testnet-quick testnet-build testnet-mesh clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -28,11 +28,38 @@ deps:
 	  $$SUDO systemctl disable --now coturn >/dev/null 2>&1 || true; \
 	fi
 
-build: deps
+build: deps embed-web
 	$(SWIFT) build
 
-release: deps
+release: deps embed-web
 	$(SWIFT) build -c release
+
+# The page (web/) embedded in the binary as Swift source (Sources/MeshNode/WebPage+Files.swift,
+# checked in); WebPageEmbeddingTests fail when it differs from web/.
+embed-web:
+	scripts/embed-web
+
+# `make install PREFIX=/usr/local DESTDIR=/tmp/root` (docs/deploy.md): the release binary, the
+# hardened systemd unit, the example config (every setting commented, from the settings table;
+# an existing meshnode.yaml is kept, meshnode.yaml.example is always fresh) and docs/deploy.md.
+# BINARY=.build/debug/meshnode installs another build (the tests install the debug one).
+PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+BINDIR = $(PREFIX)/bin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR = $(PREFIX)/share/doc/meshnode
+INSTALL_BINARY = $(or $(BINARY),.build/release/meshnode)
+install: $(if $(BINARY),,release)
+	install -D -m 0755 $(INSTALL_BINARY) $(DESTDIR)$(BINDIR)/meshnode
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/meshnode
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
+	  deploy/meshnode.service.in > $(DESTDIR)$(UNITDIR)/meshnode.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/meshnode.service
+	$(INSTALL_BINARY) serve --print-example-config > $(DESTDIR)$(SYSCONFDIR)/meshnode/meshnode.yaml.example
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/meshnode/meshnode.yaml ]; then \
+	  echo "kept $(DESTDIR)$(SYSCONFDIR)/meshnode/meshnode.yaml (new keys: meshnode.yaml.example)"; \
+	else install -m 0644 $(DESTDIR)$(SYSCONFDIR)/meshnode/meshnode.yaml.example $(DESTDIR)$(SYSCONFDIR)/meshnode/meshnode.yaml; fi
+	install -D -m 0644 docs/deploy.md $(DESTDIR)$(DOCDIR)/deploy.md
 
 # A node with embedded defaults on localhost: STUN/TURN on 3478 (UDP, TCP), TLS on 5349,
 # the web page (web/) at http://127.0.0.1:8080/, /status and /metrics.
@@ -61,7 +88,7 @@ test-deps: deps aiortc-deps
 # Tests run one at a time: on 2 cores the codec tests' CPU and the subprocess tests' blocking
 # waits starve Swift's cooperative pool. No test depends on timing (they wait for events with
 # generous deadlines, Tests/TestSupport), so a loaded machine makes them slower, never red.
-test: test-deps check-layers
+test: test-deps check-layers embed-web
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --no-parallel
 

@@ -51,12 +51,14 @@ public struct Node: Sendable {
         let turnService = TURNService(server: turn) { listeners in readiness.turnStarted(listeners) }
 
         let router = Router(context: NodeRequestContext.self)
-        let web = WebRoot(directory: configuration.webRoot)
+        let web = WebPage(directory: configuration.webRoot)
         // CSP, nosniff, no referrer, no framing on every response; /status, /metrics, /mesh
         // for this host only unless configured otherwise (StatusAccess).
         router.add(middleware: SecurityHeaders(strictTransport: webCertificate != nil))
         router.add(middleware: StatusAccessMiddleware(access: configuration.status, statusAtRoot: !web.hasPage))
         router.get("/health") { _, _ in "ok\n" }
+        // For load balancers and systemd checks: public, it tells only whether every listener is up.
+        router.get("/healthz") { _, _ in readiness.healthResponse() }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(string: NodeMetrics.render())))
@@ -75,7 +77,7 @@ public struct Node: Sendable {
             router.get("/") { request, _ in web.response(for: request.uri.path) }
             router.get("**") { request, _ in web.response(for: request.uri.path) }
         } else {
-            logger.warning("no web page: \(web.directory)/index.html is missing; serving the status page at /")
+            logger.warning("no web page: \(web.origin) has no index.html; serving the status page at /")
             router.get("/") { _, _ in statusResponse() }
         }
         let host = httpHost
@@ -102,7 +104,15 @@ public struct Node: Sendable {
             logger: logger
         )
         do {
-            try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+            // The drain is stopped first (a group stops its services in reverse order); the
+            // timeout bounds the whole stop, after which the group cancels what is left.
+            let mesh = signaling.mesh
+            let drain = NodeDrain(drain: signaling.endpoint.drain, readiness: readiness, beforeDrain: { await mesh.leave() },
+                                  limit: NodeDrain.defaultLimit, logger: logger)
+            var groupConfiguration = ServiceGroupConfiguration(services: [app, drain], gracefulShutdownSignals: [.sigterm, .sigint],
+                                                              logger: logger)
+            groupConfiguration.maximumGracefulShutdownDuration = .seconds(15)
+            try await ServiceGroup(configuration: groupConfiguration).run()
         } catch {
             await signaling.store.close()
             throw error
@@ -141,6 +151,7 @@ final class NodeReadiness: Sendable {
         var listeners: [TURNServer.Listener]?
         var http: SocketAddress??
         var fired = false
+        var stopping = false
     }
 
     private let state = Mutex(State())
@@ -154,6 +165,10 @@ final class NodeReadiness: Sendable {
 
     func turnStarted(_ listeners: [TURNServer.Listener]) { update { $0.listeners = listeners } }
     func httpStarted(_ address: SocketAddress?) { update { $0.http = .some(address) } }
+    /// Whether every listener is up and the node is not stopping (`/healthz`).
+    var isReady: Bool { state.withLock { $0.fired && !$0.stopping } }
+    /// A graceful stop began: `/healthz` answers 503 from now on.
+    func stopping() { state.withLock { $0.stopping = true } }
 
     private func update(_ change: (inout State) -> Void) {
         let ready: NodeAddresses? = state.withLock { s in

@@ -1,8 +1,9 @@
 import Foundation
+import MeshCore
 import Signaling
 
 /// The signaling settings of `meshnode serve`: `data-dir` (default `~/.local/share/meshnode`, or
-/// `$XDG_DATA_HOME/meshnode`), `heartbeat` in seconds (default 15), `node-key` (the node's
+/// `$XDG_DATA_HOME/meshnode`, or systemd's `$STATE_DIRECTORY`), `heartbeat` in seconds (default 15), `node-key` (the node's
 /// Ed25519 identity file, default `<data-dir>/node-identity`, made on first start) and `link`
 /// (WebSocket URLs of nodes to keep a link to), `max-connections` (WebSocket connections held
 /// at once; default: the open-file limit minus headroom) and `gossip-interval` (seconds between
@@ -42,7 +43,7 @@ public struct SignalingSettings: Sendable, Equatable {
     /// The values were checked against their settings' rules (`NodeSettings.all`).
     init(_ settings: NodeSettings) {
         var directory = settings.dataDir ?? Self.defaultDataDirectory
-        if directory.hasPrefix("~/") { directory = NSHomeDirectory() + directory.dropFirst(1) }
+        directory = UserDirectories.expandingTilde(directory)
         dataDirectory = directory
         heartbeat = Self.duration(seconds: settings.heartbeat ?? Double(Self.defaultHeartbeatSeconds))
         nodeKeyPath = settings.nodeKey ?? directory + "/node-identity"
@@ -77,9 +78,11 @@ public struct SignalingSettings: Sendable, Equatable {
         .milliseconds(Int((seconds * 1000).rounded()))
     }
 
+    /// `$STATE_DIRECTORY` when systemd gives one (the unit's `StateDirectory=meshnode`, its first
+    /// path), else `$XDG_DATA_HOME/meshnode`, else `$HOME/.local/share/meshnode`.
     static var defaultDataDirectory: String {
-        let env = ProcessInfo.processInfo.environment
-        let base = env["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.local/share")
-        return base + "/meshnode"
+        let state = ProcessInfo.processInfo.environment["STATE_DIRECTORY"]?.split(separator: ":").first.map(String.init)
+        if let state, state.hasPrefix("/") { return state }
+        return UserDirectories.dataHome + "/meshnode"
     }
 }

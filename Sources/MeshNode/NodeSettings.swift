@@ -130,7 +130,7 @@ public struct NodeSettings: Sendable, Equatable {
                   help: "Relay datagrams with UDP segmentation offload (less CPU per packet; not where routes go through IPsec or devices without checksum offload, whose refusals close the socket)."),
             .text("log-level", \.logLevel,
                   help: "trace, debug, info, notice, warning, error or critical (default \(NodeConfiguration.defaultLogLevel))."),
-            .text("data-dir", \.dataDir, .notEmpty, help: "Directory of the signaling store (default ~/.local/share/meshnode)."),
+            .text("data-dir", \.dataDir, .notEmpty, help: "Directory of the signaling store (default $STATE_DIRECTORY under systemd, else $XDG_DATA_HOME/meshnode or ~/.local/share/meshnode)."),
             .number("heartbeat", \.heartbeat, .within(0.1...3600, "seconds"),
                     help: "Signaling heartbeat interval in seconds (default \(SignalingSettings.defaultHeartbeatSeconds))."),
             .text("node-key", \.nodeKey, .notEmpty,
@@ -145,7 +145,7 @@ public struct NodeSettings: Sendable, Equatable {
             .number("gossip-interval", \.gossipInterval, .within(0.1...3600, "seconds"),
                     help: "Seconds between node record refreshes over links (default \(SignalingSettings.defaultGossipIntervalSeconds); records expire after six intervals)."),
             .text("web-root", \.webRoot, .directory,
-                  help: "Directory of the web page's files (default: web/ of the source tree meshnode was built from)."),
+                  help: "Directory of the web page's files, for development (default: the page embedded in meshnode)."),
             .list("mesh-key", \.meshKey, .nodeKey,
                   help: "A closed mesh: take links and node records only from nodes with this Ed25519 key, base64 (repeatable; default: any key)."),
             // Secrets from files, so that they stay out of argv (/proc/PID/cmdline) and shell history.
@@ -215,7 +215,9 @@ public struct NodeSettings: Sendable, Equatable {
     public static func parse(yaml text: String, source: String = "config") throws -> NodeSettings {
         let mapping: Yams.Node.Mapping
         do {
-            guard let parsed = try Yams.compose(yaml: text)?.mapping else {
+            // A file of comments only (the example config as installed) sets nothing.
+            guard let composed = try Yams.compose(yaml: text) else { return NodeSettings() }
+            guard let parsed = composed.mapping else {
                 throw NodeConfigurationError(key: "config", reason: "\(source): expected a mapping of settings, one `key: value` a line")
             }
             mapping = parsed
@@ -284,8 +286,8 @@ public struct NodeConfiguration: Sendable {
     public var logLevel: Logger.Level
     /// Signaling: store, heartbeat, node key and links (NodeConfiguration+Signaling.swift).
     public var signaling: SignalingSettings
-    /// The directory of the browser page (`web-root`, default: `web/` of the source tree).
-    public var webRoot: String
+    /// The directory of the browser page (`web-root`); nil serves the page embedded in the binary.
+    public var webRoot: String?
     /// Who may read `/status`, `/metrics` and `/mesh` (`status-access`, `status-token-file`).
     public var status: StatusAccess
     /// HTTPS and WSS on the web port (`https`); the certificate is `turn`'s tls-cert and tls-key.
@@ -366,7 +368,7 @@ public struct NodeConfiguration: Sendable {
         }
         self.turn = turn
         signaling = SignalingSettings(settings)
-        webRoot = settings.webRoot ?? WebRoot.defaultDirectory
+        webRoot = settings.webRoot
         status = StatusAccess(mode: settings.statusAccess.flatMap(StatusAccess.Mode.init(rawValue:)) ?? .local,
                               token: try settings.statusTokenFile.map { try Self.firstLine(of: $0, key: "status-token-file") })
         https = settings.https ?? false

@@ -3,14 +3,14 @@ import Hummingbird
 import NIOCore
 import Codecs
 
-/// The browser page's files (HTML, CSS, ES modules) served from a directory: `web-root`, by
-/// default the repository's `web/` next to this source file. Only regular files inside the
+/// The browser page's files (HTML, CSS, ES modules) served from a directory: `web-root` (the
+/// default is the copy embedded in the binary, ``WebPage``). Only regular files inside the
 /// directory are served: no `..`, no hidden files, no symbolic link that leads outside.
 struct WebRoot: Sendable {
     /// The directory, with symbolic links resolved.
     let directory: String
 
-    /// `web/` of the source tree this binary was built from (docs/web.md).
+    /// `web/` of the source tree this binary was built from: what the embedded copy must equal.
     static let defaultDirectory: String = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("web").path
@@ -46,19 +46,32 @@ struct WebRoot: Sendable {
         guard resolved.hasPrefix(directory + "/") else { return nil }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: resolved, isDirectory: &isDirectory), !isDirectory.boolValue else { return nil }
-        let ext = (resolved as NSString).pathExtension.lowercased()
-        return (resolved, Self.contentTypes[ext] ?? "application/octet-stream")
+        return (resolved, Self.contentType(ofPath: resolved))
+    }
+
+    /// The content type of a file by its extension; unknown ones are plain bytes.
+    static func contentType(ofPath path: String) -> String {
+        contentTypes[(path as NSString).pathExtension.lowercased()] ?? "application/octet-stream"
     }
 
     /// The response for a GET of `requestPath`: the file, or 404.
     func response(for requestPath: String) -> Response {
         guard let file = file(for: requestPath), let data = FileManager.default.contents(atPath: file.path) else {
-            return Response(status: .notFound, headers: [.contentType: "text/plain; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: "not found\n")))
+            return Self.notFound
         }
+        return Self.fileResponse(data, contentType: file.contentType)
+    }
+
+    static var notFound: Response {
+        Response(status: .notFound, headers: [.contentType: "text/plain; charset=utf-8"],
+                 body: .init(byteBuffer: ByteBuffer(string: "not found\n")))
+    }
+
+    /// A file of the page, from a directory or embedded.
+    static func fileResponse(_ data: Data, contentType: String) -> Response {
         // The page has no build step and no version in its file names: make browsers revalidate.
-        return Response(status: .ok, headers: [.contentType: file.contentType, .cacheControl: "no-cache",
-                                               .init("X-Content-Type-Options")!: "nosniff"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        Response(status: .ok, headers: [.contentType: contentType, .cacheControl: "no-cache",
+                                        .init("X-Content-Type-Options")!: "nosniff"],
+                 body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

@@ -20,12 +20,25 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var flags: NodeSettingsOptions
     @Option(help: "YAML config file with the same keys as these flags.")
     var config: String?
+    @Flag(help: "Check the settings (flags and --config file), print each one's value and origin, and exit; opens no listener.")
+    var checkConfig = false
+    @Flag(help: "Print a config file with every setting commented out, and exit.")
+    var printExampleConfig = false
 
     func run() async throws {
+        if printExampleConfig {
+            print(NodeSettings.exampleConfig, terminator: "")
+            return
+        }
         let configuration: NodeConfiguration
         do {
             let file = try config.map(NodeSettings.load(yamlFile:)) ?? NodeSettings()
             configuration = try NodeConfiguration(flags.settings.overriding(file))
+            if checkConfig {
+                print("meshnode serve: settings are valid" + (config.map { " (config file \($0))" } ?? " (no config file)"))
+                print(NodeSettings.effectiveReport(flags: flags.settings, file: file, configuration: configuration), terminator: "")
+                return
+            }
         } catch let error as NodeConfigurationError {
             throw ValidationError(error.description)
         }

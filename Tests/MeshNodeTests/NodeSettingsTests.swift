@@ -126,9 +126,17 @@ import STUN
 
     @Test("a file that is not a mapping of settings is refused as the config")
     func notAMapping() throws {
-        for yaml in ["", "- stun-port: 1", "stun-port"] {
+        for yaml in ["- stun-port: 1", "stun-port"] {
             let error = #expect(throws: NodeConfigurationError.self) { try NodeSettings.parse(yaml: yaml) }
             #expect(error?.key == "config")
+        }
+    }
+
+    /// The installed example config has every key commented out (docs/deploy.md).
+    @Test("a file of comments only, or empty, sets nothing")
+    func commentsOnly() throws {
+        for yaml in ["", "# stun-port: 3478\n", "\n#realm: x\n\n"] {
+            #expect(try NodeSettings.parse(yaml: yaml) == NodeSettings())
         }
     }
 }

@@ -98,7 +98,13 @@ final class MeshService: Sendable {
 
     /// A last record that tells the mesh this node is gone.
     func leave() async {
-        state.withLock { $0.left = true }
+        // Once: a graceful stop leaves before it closes inbound links (NodeDrain), and the
+        // signaling service's own stop comes after.
+        let alreadyLeft = state.withLock { state in
+            defer { state.left = true }
+            return state.left
+        }
+        guard !alreadyLeft else { return }
         await publish(leaving: true)
         try? await Task.sleep(for: .milliseconds(300))
     }

@@ -1,4 +1,5 @@
 import Foundation
+import MeshCore
 
 /// The identity file of `meshnode keygen`: two lines, `meshnode-identity v1 ed25519` and the
 /// base64 of the 32-byte seed, readable by its owner only (mode 0600).
@@ -12,9 +13,7 @@ public enum IdentityFile {
 
     /// `$XDG_CONFIG_HOME/meshnode` or `~/.config/meshnode`.
     public static var configDirectory: String {
-        let env = ProcessInfo.processInfo.environment
-        let base = env["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.config")
-        return base + "/meshnode"
+        UserDirectories.configHome + "/meshnode"
     }
 
     /// Writes a new identity; refuses to overwrite an existing file unless `force`.

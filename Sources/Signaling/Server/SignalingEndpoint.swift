@@ -20,6 +20,8 @@ public struct SignalingEndpoint: Sendable {
     public let origins: OriginPolicy
     /// Connections one source address may hold (`max-connections-per-ip`).
     public let sources: SourceLimit
+    /// Closes every connection with 1012 on a graceful restart (SIGTERM).
+    public let drain = ConnectionDrain()
 
     public init(hub: SignalingHub, limit: ConnectionLimit = ConnectionLimit(maximum: ConnectionLimit.defaultMaximum()),
                 origins: OriginPolicy = OriginPolicy(), sources: SourceLimit = SourceLimit()) {
@@ -45,6 +47,12 @@ public struct SignalingEndpoint: Sendable {
             .flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }
         guard offered.contains(SignalingProtocol.subprotocol) else { return .dontUpgrade }
+        // Restarting: a new connection is told so at once, as the open ones were.
+        if drain.isDraining {
+            return .upgrade([.secWebSocketProtocol: SignalingProtocol.subprotocol]) { _, outbound, _ in
+                try? await outbound.close(WebSocketErrorCode(codeNumber: ConnectionDrain.serviceRestart), reason: ConnectionDrain.reason)
+            }
+        }
         // A page of another site in a visitor's browser: closed at once with 1008 Policy
         // Violation (RFC 6455 §7.4.1) and the reason, before it counts against the cap. Logged
         // at debug level: a hostile page can knock as often as it likes.
@@ -86,9 +94,31 @@ public struct SignalingEndpoint: Sendable {
             if let remoteIP { sources.release(remoteIP) }
         }
         let host = request.authority.map(Self.host(ofAuthority:))
-        let hub = hub
+        let (hub, drain) = (hub, drain)
         return .upgrade([.secWebSocketProtocol: SignalingProtocol.subprotocol]) { inbound, outbound, _ in
-            await Self.serve(hub: hub, hostHint: host, remoteIP: remoteIP, inbound: inbound, outbound: outbound)
+            drain.opened()
+            defer { drain.closed() }
+            // true: the connection is over. On a drain, the close handshake ends the inbound
+            // stream after the message in hand (a chat message being stored is stored) and
+            // `serve` ends by itself; a client that does not answer the close within
+            // `drainGrace` is cut.
+            await withTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    await Self.serve(hub: hub, hostHint: host, remoteIP: remoteIP, inbound: inbound, outbound: outbound)
+                    return true
+                }
+                group.addTask {
+                    await drain.untilDraining()
+                    guard !Task.isCancelled else { return false }
+                    try? await outbound.close(WebSocketErrorCode(codeNumber: ConnectionDrain.serviceRestart), reason: ConnectionDrain.reason)
+                    try? await Task.sleep(for: ConnectionDrain.grace)
+                    return !Task.isCancelled
+                }
+                // Two tasks: the loop ends after both.
+                while let over = await group.next() {
+                    if over { group.cancelAll() }
+                }
+            }
         }
     }
 

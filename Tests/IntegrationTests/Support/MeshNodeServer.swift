@@ -28,7 +28,7 @@ final class MeshNodeServer: Sendable {
 
     init(_ extra: [String], bind: [String] = ["127.0.0.1", "::1"], httpPort: Int? = nil) async throws {
         let http = httpPort ?? Self.nextHTTPPort()
-        var arguments = ["serve", "--stun-port", "0", "--tls-port", "0", "--http-port", "\(http)", "--log-level", "notice"]
+        var arguments = ["serve", "--stun-port", "0", "--tls-port", "0", "--http-port", "\(http)", "--log-level", ProcessInfo.processInfo.environment["MESHNODE_TEST_LOG"] ?? "notice"]
         arguments += bind.flatMap { ["--bind", $0] }
         // A relay range of its own per server, so parallel tests never share ports, below Linux's
         // ephemeral range (32768–60999): a port some other socket got from the kernel (a peer's
