@@ -187,7 +187,7 @@ final class TURNLoop {
     private func receiveSendIndication(_ message: STUNMessage, tuple: FiveTuple) {
         guard let allocation = allocations[tuple], !allocation.isTCP,
               let peer = try? message.xorAddress(.xorPeerAddress), let data = message.attribute(.data),
-              let ip = IPAddress(peer) else { return }
+              let ip = IPAddress(peer), let port = peer.port else { return }
         guard allocation.hasPermission(ip, now: .now()) else {
             tally.droppedNoPermission += 1
             return
@@ -195,7 +195,7 @@ final class TURNLoop {
         // A permission is for an IP, every port (RFC 8656 §9): on the server's own IP only
         // some ports may be relayed to, so the port is checked per packet. Channels were
         // checked when bound.
-        guard shared.ownAddressRefusal(peer) == nil else {
+        guard shared.ownAddressRefusal(ip: ip, port: port) == nil else {
             tally.droppedForbiddenPeer += 1
             return
         }

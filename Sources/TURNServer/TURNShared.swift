@@ -93,6 +93,11 @@ final class TURNShared: Sendable {
     /// not one of them, as it almost always is: it runs for every Send indication).
     func ownAddressRefusal(_ peer: SocketAddress) -> String? {
         guard let ip = IPAddress(peer), let port = peer.port else { return nil }
+        return ownAddressRefusal(ip: ip, port: port)
+    }
+
+    /// ``ownAddressRefusal(_:)`` for an address already parsed (the Send path has it).
+    func ownAddressRefusal(ip: IPAddress, port: Int) -> String? {
         let embedded = PeerAddressPolicy.embeddedIPv4(ip)
         guard ownIPs.contains(ip) || embedded.map(ownIPs.contains) == true else { return nil }
         let own = OwnAddresses(ips: ownIPs, listenerPorts: listenerPorts.withLock { $0 }, relayPorts: config.relayPorts)

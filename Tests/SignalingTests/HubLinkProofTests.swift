@@ -25,8 +25,7 @@ import TestSupport
         defer { Task { await fixture.close() } }
         let a = Identity.generate()
         network.run(a, at: Self.nodeA)
-        let bob = await fixture.peer()
-        try await bob.login("bob", .generate())
+        let bob = try await fixture.login("bob", .generate())
 
         // Mallory claims A's address with a key of her own; the hub dials A, A proves its key.
         let mallory = await fixture.peer()
@@ -55,8 +54,7 @@ import TestSupport
         let network = NodeRegistry()
         let fixture = try await hub(network)
         defer { Task { await fixture.close() } }
-        let bob = await fixture.peer()
-        try await bob.login("bob", .generate())
+        let bob = try await fixture.login("bob", .generate())
         await bob.send(.subscribe(NamesBody(names: ["alice@\(Self.nodeA)"])), id: "s1")
         #expect(try await bob.ack().of == "s1")
         let offline = try await bob.next { if case .presence(let body) = $0.payload { body } else { nil } }
@@ -156,8 +154,7 @@ import TestSupport
         let a = Identity.generate()
         network.run(a, at: Self.nodeA)
         let bobKey = Identity.generate()
-        let bob = await fixture.peer()
-        try await bob.login("bob", bobKey)
+        let bob = try await fixture.login("bob", bobKey)
         let link = await fixture.peer()
         _ = try await link.linked(as: Self.nodeA, a, to: Self.here)
 

@@ -19,8 +19,7 @@ import TestSupport
         defer { Task { await node.close() } }
         // A member who is away while the flood happens, and comes back afterwards.
         let carolKey = Identity.generate()
-        let carol = await node.peer()
-        try await carol.login("carol", carolKey)
+        let carol = try await node.login("carol", carolKey)
         await carol.send(.join(RoomBody(room: "#flood")), id: "j")
         _ = try await carol.ack()
         await node.hub.closed(carol.handle.id)
@@ -63,8 +62,7 @@ import TestSupport
         #expect(onDisk > 0 && onDisk < 12 << 20, "store files \(onDisk) bytes")
 
         // carol gets every stored message, intact, in order.
-        let back = await node.peer()
-        try await back.login("carol", carolKey)
+        let back = try await node.login("carol", carolKey)
         for id in stored {
             let (message, body) = try await back.next { if case .chat(let body) = $0.payload { ($0, body) } else { nil } }
             #expect(message.id == id && body.text == text && message.to == "#flood")
@@ -83,11 +81,9 @@ import TestSupport
         let node = try await HubFixture(limits: limits)
         defer { Task { await node.close() } }
         let bobKey = Identity.generate()
-        let bob = await node.peer()
-        try await bob.login("bob", bobKey)
+        let bob = try await node.login("bob", bobKey)
         await node.hub.closed(bob.handle.id)
-        let mallory = await node.peer()
-        try await mallory.login("mallory", .generate())
+        let mallory = try await node.login("mallory", .generate())
         for index in 1...5 {
             await mallory.send(.chat(ChatBody(text: "spam \(index)")), to: "bob", id: "s\(index)")
             #expect(try await mallory.ack().of == "s\(index)")
@@ -96,8 +92,7 @@ import TestSupport
         let error = try await mallory.error()
         #expect(error.code == .storeFull && error.of == "s6")
         // bob reads his queue: the five are there; once acknowledged, there is room again.
-        let back = await node.peer()
-        try await back.login("bob", bobKey)
+        let back = try await node.login("bob", bobKey)
         for index in 1...5 {
             let message = try await back.next()
             #expect(message.id == "s\(index)")
@@ -115,20 +110,16 @@ import TestSupport
         limits.recipientMessages = 2
         let node = try await HubFixture(limits: limits)
         defer { Task { await node.close() } }
-        let alice = await node.peer()
-        try await alice.login("alice", .generate())
-        let bob = await node.peer()
-        try await bob.login("bob", .generate())
-        let carol = await node.peer()
-        try await carol.login("carol", .generate())
+        let alice = try await node.login("alice", .generate())
+        let bob = try await node.login("bob", .generate())
+        let carol = try await node.login("carol", .generate())
         for peer in [alice, bob, carol] {
             await peer.send(.join(RoomBody(room: "#ops")), id: "j")
             _ = try await peer.ack()
         }
         await node.hub.closed(carol.handle.id)
         // mallory fills carol's queue with direct chat.
-        let mallory = await node.peer()
-        try await mallory.login("mallory", .generate())
+        let mallory = try await node.login("mallory", .generate())
         for index in 0..<2 {
             await mallory.send(.chat(ChatBody(text: "fill")), to: "carol", id: "f\(index)")
             _ = try await mallory.ack()
@@ -147,19 +138,16 @@ import TestSupport
         let node = try await HubFixture(limits: limits)
         defer { Task { await node.close() } }
         let bobKey = Identity.generate()
-        let bob = await node.peer()
-        try await bob.login("bob", bobKey)
+        let bob = try await node.login("bob", bobKey)
         await node.hub.closed(bob.handle.id)
-        let alice = await node.peer()
-        try await alice.login("alice", .generate())
+        let alice = try await node.login("alice", .generate())
         await alice.send(.chat(ChatBody(text: "old news")), to: "bob", id: "old")
         _ = try await alice.ack()
         try await node.store.prune(olderThan: 7 * 86_400, now: Date().addingTimeInterval(29 * 86_400))
         #expect(try await node.store.usage("r:bob").messages == 1)
         try await node.store.prune(olderThan: 7 * 86_400, now: Date().addingTimeInterval(31 * 86_400))
         #expect(try await node.store.usage().messages == 0)
-        let back = await node.peer()
-        try await back.login("bob", bobKey)
+        let back = try await node.login("bob", bobKey)
         await back.send(.ping, id: "sync")
         try await back.expectNext(id: "sync", "the pong, not the expired message")
     }
@@ -171,10 +159,8 @@ import TestSupport
         limits.deliveredKept = 10
         let node = try await HubFixture(limits: limits)
         defer { Task { await node.close() } }
-        let alice = await node.peer()
-        try await alice.login("alice", .generate())
-        let bob = await node.peer()
-        try await bob.login("bob", .generate())
+        let alice = try await node.login("alice", .generate())
+        let bob = try await node.login("bob", .generate())
         let text = String(repeating: "y", count: 10_000)
         for index in 0..<30 {
             await alice.send(.chat(ChatBody(text: text)), to: "bob", id: "d\(index)")
@@ -210,8 +196,7 @@ import TestSupport
         await extra.send(.login(LoginBody.signed(name: "user3", identity: .generate(), nonce: nonce)))
         #expect(try await extra.error().code == .storeFull)
         // A name bound before still logs in.
-        let again = await node.peer()
-        try await again.login("user0", keys[0])
+        _ = try await node.login("user0", keys[0])
     }
 
     /// Names are bounded and expire: unused for `nameExpiry`, their room memberships go, then
@@ -245,8 +230,7 @@ import TestSupport
         #expect(try await node.store.key(of: "member") == nil)
         #expect(try await node.store.room("#keep") == nil)
         #expect(try await node.store.key(of: "awaited") != nil)
-        let newcomer = await node.peer()
-        try await newcomer.login("newcomer", .generate())
+        _ = try await node.login("newcomer", .generate())
     }
 
     // MARK: - Rooms: owner, invite, members
@@ -254,12 +238,9 @@ import TestSupport
     @Test func inviteRoomsAdmitOnlyInvitedNamesAndMembersAreForMembers() async throws {
         let node = try await HubFixture()
         defer { Task { await node.close() } }
-        let alice = await node.peer()
-        try await alice.login("alice", .generate())
-        let bob = await node.peer()
-        try await bob.login("bob", .generate())
-        let mallory = await node.peer()
-        try await mallory.login("mallory", .generate())
+        let alice = try await node.login("alice", .generate())
+        let bob = try await node.login("bob", .generate())
+        let mallory = try await node.login("mallory", .generate())
         await alice.send(.join(RoomBody(room: "#board", rule: .invite)), id: "create")
         #expect(try await alice.ack() == AckBody(of: "create", status: .ok))
         #expect(try await node.store.room("#board") == SignalingStore.Room(owner: "alice", rule: .invite))
@@ -298,8 +279,7 @@ import TestSupport
             await peer.send(.join(RoomBody(room: "#small")), id: "j")
             #expect(try await peer.ack().status == .ok)
         }
-        let late = await node.peer()
-        try await late.login("late", .generate())
+        let late = try await node.login("late", .generate())
         await late.send(.join(RoomBody(room: "#small")), id: "j")
         let error = try await late.error()
         #expect(error.code == .storeFull && error.of == "j")
@@ -329,8 +309,7 @@ import TestSupport
         #expect(try await relay.error().code == .badSignature)
         #expect(await node.hub.onlineNames.isEmpty)
         // alice herself, dialling the node, logs in.
-        let direct = await node.peer()
-        try await direct.login("alice", alice)
+        _ = try await node.login("alice", alice)
     }
 
     // MARK: - Finding 7: subscriptions
@@ -338,8 +317,7 @@ import TestSupport
     @Test func churningUniqueSubscriptionsLeavesNoEmptySets() async throws {
         let node = try await HubFixture(rate: 1_000_000, burst: 1_000_000)
         defer { Task { await node.close() } }
-        let churner = await node.peer()
-        try await churner.login("churner", .generate())
+        let churner = try await node.login("churner", .generate())
         for round in 0..<5 {
             let names = (0..<1000).map { "n\(round)-\($0)" }
             await churner.send(.subscribe(NamesBody(names: names)), id: "s\(round)")
@@ -354,8 +332,7 @@ import TestSupport
         await node.hub.closed(churner.handle.id)
         #expect(await node.hub.watchers.isEmpty)
         // The cap per connection still holds, and subscribing still works.
-        let watcher = await node.peer()
-        try await watcher.login("watcher", .generate())
+        let watcher = try await node.login("watcher", .generate())
         await watcher.send(.subscribe(NamesBody(names: (0...1000).map { "x\($0)" })), id: "over")
         let error = try await watcher.error()
         #expect(error.code == .badField && error.of == "over")
@@ -388,8 +365,7 @@ import TestSupport
         let network = NodeRegistry()
         await node.hub.setProver(network.prover)
         let link = try await HubMeshTests().linked(node, as: "192.0.2.10:8080", .generate(), in: network)
-        let alice = await node.peer()
-        try await alice.login("alice", .generate())
+        let alice = try await node.login("alice", .generate())
         await alice.send(.subscribe(NamesBody(names: ["bob@192.0.2.10:8080"])), id: "s")
         _ = try await alice.ack()
         let subscribed = try await link.next { if case .subscribe(let body) = $0.payload { body } else { nil } }

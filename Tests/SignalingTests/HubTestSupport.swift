@@ -41,14 +41,19 @@ struct HubFixture {
         await TestPeer(hub: hub)
     }
 
+    /// A test connection logged in as `name` with `key`.
+    func login(_ name: String, _ key: Identity) async throws -> TestPeer {
+        let peer = await peer()
+        try await peer.login(name, key)
+        return peer
+    }
+
     /// A test connection per name, each logged in with a fresh key.
     func loggedIn(_ names: String...) async throws -> [(peer: TestPeer, key: Identity)] {
         var peers: [(peer: TestPeer, key: Identity)] = []
         for name in names {
             let key = Identity.generate()
-            let peer = await peer()
-            try await peer.login(name, key)
-            peers.append((peer, key))
+            peers.append((try await login(name, key), key))
         }
         return peers
     }

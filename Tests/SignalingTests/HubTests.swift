@@ -46,14 +46,12 @@ import TestSupport
 
     @Test func presenceGoesToSubscribers() async throws {
         let node = try await HubFixture()
-        let watcher = await node.peer()
-        try await watcher.login("watcher", .generate())
+        let watcher = try await node.login("watcher", .generate())
         await watcher.send(.subscribe(NamesBody(names: ["bob"])))
         #expect(try await watcher.ack().status == .ok)
         #expect(try await watcher.next() .payload == .presence(PresenceBody(name: "bob", status: .offline, key: nil)))
         let bobKey = Identity.generate()
-        let bob = await node.peer()
-        try await bob.login("bob", bobKey)
+        let bob = try await node.login("bob", bobKey)
         #expect(try await watcher.next().payload == .presence(PresenceBody(name: "bob", status: .online, key: bobKey.publicKeyBase64)))
         await node.hub.closed(bob.handle.id)
         #expect(try await watcher.next().payload == .presence(PresenceBody(name: "bob", status: .offline, key: bobKey.publicKeyBase64)))
@@ -62,10 +60,8 @@ import TestSupport
 
     @Test func chatIsAcknowledgedAndResendsAreNotDeliveredTwice() async throws {
         let node = try await HubFixture()
-        let alice = await node.peer()
-        try await alice.login("alice", .generate())
-        let bob = await node.peer()
-        try await bob.login("bob", .generate())
+        let alice = try await node.login("alice", .generate())
+        let bob = try await node.login("bob", .generate())
         await alice.send(.chat(ChatBody(text: "one")), to: "bob", id: "m1")
         #expect(try await alice.ack() == AckBody(of: "m1", status: .ok))
         let delivered = try await bob.next()
@@ -83,24 +79,20 @@ import TestSupport
     @Test func offlinePeersGetTheirMessagesAtLoginUntilTheyAcknowledge() async throws {
         let node = try await HubFixture()
         let bobKey = Identity.generate()
-        let bob = await node.peer()
-        try await bob.login("bob", bobKey)
+        let bob = try await node.login("bob", bobKey)
         await node.hub.closed(bob.handle.id)
-        let alice = await node.peer()
-        try await alice.login("alice", .generate())
+        let alice = try await node.login("alice", .generate())
         for index in 1...3 {
             await alice.send(.chat(ChatBody(text: "m\(index)")), to: "bob", id: "m\(index)")
             _ = try await alice.ack()
         }
         // bob comes back without acknowledging: everything comes again next time.
-        let again = await node.peer()
-        try await again.login("bob", bobKey)
+        let again = try await node.login("bob", bobKey)
         for index in 1...3 { #expect(try await again.next().id == "m\(index)") }
         await again.send(.ack(AckBody(of: "m1", sender: "alice")), from: "bob")
         await again.send(.ack(AckBody(of: "m2", sender: "alice")), from: "bob")
         await node.hub.closed(again.handle.id)
-        let third = await node.peer()
-        try await third.login("bob", bobKey)
+        let third = try await node.login("bob", bobKey)
         #expect(try await third.next().id == "m3")
         // Nothing acknowledged comes again: a new chat is the next frame.
         await alice.send(.chat(ChatBody(text: "m4")), to: "bob", id: "m4")
@@ -110,8 +102,7 @@ import TestSupport
 
     @Test func chatToAnUnknownPeerIsAnError() async throws {
         let node = try await HubFixture()
-        let alice = await node.peer()
-        try await alice.login("alice", .generate())
+        let alice = try await node.login("alice", .generate())
         await alice.send(.chat(ChatBody(text: "x")), to: "nobody", id: "m1")
         let error = try await alice.error()
         #expect(error.code == .unknownRecipient && error.of == "m1")
@@ -120,10 +111,8 @@ import TestSupport
 
     @Test func roomsJoinLeaveMembersAndGroupChat() async throws {
         let node = try await HubFixture()
-        let alice = await node.peer()
-        try await alice.login("alice", .generate())
-        let bob = await node.peer()
-        try await bob.login("bob", .generate())
+        let alice = try await node.login("alice", .generate())
+        let bob = try await node.login("bob", .generate())
         await alice.send(.chat(ChatBody(text: "early")), to: "#ops")
         #expect(try await alice.error().code == .notMember)
         await alice.send(.join(RoomBody(room: "#ops")))
@@ -147,10 +136,8 @@ import TestSupport
     @Test func callSetupIsRelayedVerifiedAndTimedOut() async throws {
         let node = try await HubFixture()
         let aliceKey = Identity.generate()
-        let alice = await node.peer()
-        try await alice.login("alice", aliceKey)
-        let bob = await node.peer()
-        try await bob.login("bob", .generate())
+        let alice = try await node.login("alice", aliceKey)
+        let bob = try await node.login("bob", .generate())
         let call = CallSigning.sign(CallPayload(type: .call, from: "alice", to: "bob", call: "c1", kind: .video, ring: 1, ts: Date().timeIntervalSince1970), with: aliceKey)
         await alice.send(.callSetup(.call, call), to: "bob", id: "x1")
         #expect(try await alice.ack().of == "x1")
@@ -173,8 +160,7 @@ import TestSupport
     @Test func callsToOfflinePeersAreUnavailable() async throws {
         let node = try await HubFixture()
         let aliceKey = Identity.generate()
-        let alice = await node.peer()
-        try await alice.login("alice", aliceKey)
+        let alice = try await node.login("alice", aliceKey)
         let call = CallSigning.sign(CallPayload(type: .call, from: "alice", to: "bob", call: "c1", kind: .audio, ts: Date().timeIntervalSince1970), with: aliceKey)
         await alice.send(.callSetup(.call, call), to: "bob")
         #expect(try await alice.error().code == .unavailable)
@@ -183,8 +169,7 @@ import TestSupport
 
     @Test func claimingAnotherNameIsForbidden() async throws {
         let node = try await HubFixture()
-        let alice = await node.peer()
-        try await alice.login("alice", .generate())
+        let alice = try await node.login("alice", .generate())
         await alice.send(.subscribe(NamesBody(names: ["x"])), from: "bob", id: "f1")
         let error = try await alice.error()
         #expect(error.code == .forbidden && error.of == "f1")
@@ -193,8 +178,7 @@ import TestSupport
 
     @Test func badFramesGetErrorsAndTheConnectionSurvives() async throws {
         let node = try await HubFixture()
-        let alice = await node.peer()
-        try await alice.login("alice", .generate())
+        let alice = try await node.login("alice", .generate())
         await alice.send("{nope")
         #expect(try await alice.error().code == .badJSON)
         await alice.send(#"{"type":"warp","id":"w","body":{}}"#)
@@ -244,10 +228,8 @@ import TestSupport
         let clock = ManualClock()
         let heartbeat = Duration.seconds(15)
         let node = try await HubFixture(heartbeat: heartbeat, clock: clock)
-        let watcher = await node.peer()
-        try await watcher.login("watcher", .generate())
-        let bob = await node.peer()
-        try await bob.login("bob", .generate())
+        let watcher = try await node.login("watcher", .generate())
+        let bob = try await node.login("bob", .generate())
         await watcher.send(.subscribe(NamesBody(names: ["bob"])))
         _ = try await watcher.ack()
         _ = try await watcher.next()  // bob online
@@ -276,8 +258,7 @@ import TestSupport
         let node = try await HubFixture(heartbeat: .milliseconds(200))
         let sweeper = Task { await node.hub.runSweeper() }
         defer { sweeper.cancel() }
-        let bob = await node.peer()
-        try await bob.login("bob", .generate())
+        let bob = try await node.login("bob", .generate())
         try await waitUntil("the sweeper to drop bob") { await bob.isClosed }
         #expect(await node.hub.onlineNames.isEmpty)
         await node.close()
