@@ -93,3 +93,16 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(address)/\(prefixLength)" }
 }
+
+extension IPAddress {
+    /// What a per-source connection cap counts this address under: an IPv4 address as it is
+    /// (also when it arrives IPv4-mapped on a dual-stack socket), an IPv6 address by its /64,
+    /// since a single host commonly holds a whole /64 (RFC 7421).
+    public var connectionSource: IPAddress {
+        switch self {
+        case .v4: return self
+        case .v6(0, let low) where low >> 32 == 0xFFFF: return .v4(UInt32(truncatingIfNeeded: low))
+        case .v6(let high, _): return .v6(high, 0)
+        }
+    }
+}

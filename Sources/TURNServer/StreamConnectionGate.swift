@@ -45,12 +45,7 @@ final class StreamConnectionGate: Sendable {
     /// The source a client address counts under: the IPv4 address (also when it arrives
     /// IPv4-mapped on a dual-stack socket), or the /64 of an IPv6 address.
     static func source(of address: SocketAddress) -> IPAddress? {
-        guard let ip = IPAddress(address) else { return nil }
-        switch ip {
-        case .v4: return ip
-        case .v6(0, let low) where low >> 32 == 0xFFFF: return .v4(UInt32(truncatingIfNeeded: low))
-        case .v6(let high, _): return .v6(high, 0)
-        }
+        IPAddress(address)?.connectionSource
     }
 
     /// Takes a place for a connection from `client`, or says why there is none. A place taken

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestSupport
 @testable import Signaling
+import STUN
 
 /// Issue 15, "caps and idle timeouts on every kind of connection", at the hub: a connection that
 /// pings but never logs in no longer holds its slot for ever; one that logged in stays.
@@ -31,16 +32,18 @@ import TestSupport
 
     @Test func sourcesCountByAddressAndIPv6ByTheirSlash64() {
         let limit = SourceLimit(maximum: 2)
-        #expect(limit.acquire("192.0.2.7") && limit.acquire("192.0.2.7"))
-        #expect(!limit.acquire("192.0.2.7"), "a third connection from one address")
-        #expect(limit.acquire("192.0.2.8"), "another address has its own share")
+        func acquire(_ text: String) -> Bool { limit.acquire(IPAddress(string: text)!) }
+        func release(_ text: String) { limit.release(IPAddress(string: text)!) }
+        #expect(acquire("192.0.2.7") && acquire("192.0.2.7"))
+        #expect(!acquire("192.0.2.7"), "a third connection from one address")
+        #expect(acquire("192.0.2.8"), "another address has its own share")
         // One subscriber's /64, written in different forms.
-        #expect(limit.acquire("2001:db8:1:2::1") && limit.acquire("2001:DB8:1:2:abcd::9"))
-        #expect(!limit.acquire("2001:db8:1:2:ffff:ffff:ffff:ffff"))
-        #expect(limit.acquire("2001:db8:1:3::1"), "the next /64 is another source")
-        limit.release("192.0.2.7")
-        #expect(limit.acquire("192.0.2.7"), "a closed connection frees its place")
-        for _ in 0..<2 { limit.release("192.0.2.7") }
-        #expect(limit.held(by: "192.0.2.7") == 0)
+        #expect(acquire("2001:db8:1:2::1") && acquire("2001:DB8:1:2:abcd::9"))
+        #expect(!acquire("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+        #expect(acquire("2001:db8:1:3::1"), "the next /64 is another source")
+        release("192.0.2.7")
+        #expect(acquire("192.0.2.7"), "a closed connection frees its place")
+        for _ in 0..<2 { release("192.0.2.7") }
+        #expect(limit.held(by: IPAddress(string: "192.0.2.7")!) == 0)
     }
 }

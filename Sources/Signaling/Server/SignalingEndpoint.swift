@@ -5,6 +5,7 @@ import Logging
 import MeshCore
 import NIOCore
 import NIOWebSocket
+import STUN
 
 /// The WebSocket endpoint `/ws` with subprotocol `meshnode.v1` (docs/protocol.md "Transport"):
 /// it upgrades matching requests and pumps frames between the socket and the hub.
@@ -67,9 +68,10 @@ public struct SignalingEndpoint: Sendable {
         // Later" (RFC 6455 §7.4, IANA registry) and a reason: Hummingbird answers any refused
         // upgrade with a bare 400, which would not tell the client why.
         let remoteIP = channel.remoteAddress?.ipAddress
+        let source = channel.remoteAddress.flatMap(IPAddress.init)
         // One source beyond its share: closed the same way, with its own reason. Logged at
         // debug level, as anyone can knock as often as they like.
-        if let remoteIP, !sources.acquire(remoteIP) {
+        if let source, !sources.acquire(source) {
             logger.debug("refusing a WebSocket connection: source at max-connections-per-ip", metadata: ["source": "\(remoteIP)"])
             let maximum = sources.maximum
             return .upgrade([.secWebSocketProtocol: SignalingProtocol.subprotocol]) { _, outbound, _ in
@@ -79,7 +81,7 @@ public struct SignalingEndpoint: Sendable {
         }
         let sources = sources
         guard limit.acquire() else {
-            if let remoteIP { sources.release(remoteIP) }
+            if let source { sources.release(source) }
             logger.warning("refusing a WebSocket connection: at max-connections", metadata: ["max-connections": "\(limit.maximum)"])
             let maximum = limit.maximum
             return .upgrade([.secWebSocketProtocol: SignalingProtocol.subprotocol]) { _, outbound, _ in
@@ -91,7 +93,7 @@ public struct SignalingEndpoint: Sendable {
         let limit = limit
         channel.closeFuture.whenComplete { _ in
             limit.release()
-            if let remoteIP { sources.release(remoteIP) }
+            if let source { sources.release(source) }
         }
         let host = request.authority.map(Self.host(ofAuthority:))
         let (hub, drain) = (hub, drain)

@@ -1,13 +1,15 @@
+import STUN
 import Synchronization
 
-/// WebSocket connections per source address (setting `max-connections-per-ip`), so that one
-/// host cannot take the node's whole connection budget. IPv6 sources count by their /64, which
-/// one subscriber usually holds whole. The table holds only sources with open connections: an
-/// entry goes when its last connection closes, so it is bounded by the connection budget.
+/// WebSocket connections per source (setting `max-connections-per-ip`), so that one host cannot
+/// take the node's whole connection budget. Sources are ``STUN/IPAddress/connectionSource``: an
+/// IPv4 address, or an IPv6 /64, as for the TURN server's stream connections. The table holds
+/// only sources with open connections: an entry goes when its last connection closes, so it is
+/// bounded by the connection budget.
 public final class SourceLimit: Sendable {
     /// Connections one source may hold at once.
     public let maximum: Int
-    private let counts = Mutex<[String: Int]>([:])
+    private let counts = Mutex<[IPAddress: Int]>([:])
 
     /// Generous by default: a whole office or a carrier NAT may share one address.
     public static let defaultMaximum = 256
@@ -16,40 +18,26 @@ public final class SourceLimit: Sendable {
         self.maximum = max(1, maximum)
     }
 
-    /// Takes a place for `source` (an IP address as text); false when it holds its maximum.
-    /// Every `true` is paired with one ``release(_:)`` of the same source.
-    public func acquire(_ source: String) -> Bool {
-        let key = Self.key(source)
+    /// Takes a place for the source of `address`; false when it holds its maximum. Every `true`
+    /// is paired with one ``release(_:)`` of the same address.
+    public func acquire(_ address: IPAddress) -> Bool {
+        let source = address.connectionSource
         return counts.withLock { counts in
-            guard counts[key, default: 0] < maximum else { return false }
-            counts[key, default: 0] += 1
+            guard counts[source, default: 0] < maximum else { return false }
+            counts[source, default: 0] += 1
             return true
         }
     }
 
     /// Gives back a place taken with ``acquire(_:)``.
-    public func release(_ source: String) {
-        let key = Self.key(source)
+    public func release(_ address: IPAddress) {
+        let source = address.connectionSource
         counts.withLock { counts in
-            guard let held = counts[key] else { return }
-            counts[key] = held > 1 ? held - 1 : nil
+            guard let held = counts[source] else { return }
+            counts[source] = held > 1 ? held - 1 : nil
         }
     }
 
-    /// Connections `source` holds now.
-    public func held(by source: String) -> Int { counts.withLock { $0[Self.key(source)] ?? 0 } }
-
-    /// An IPv4 address as it is; an IPv6 address by its first four groups (its /64).
-    static func key(_ source: String) -> String {
-        guard source.contains(":") else { return source }
-        var groups = source.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-        // Expand "::" so that the first four groups are the /64 prefix.
-        if let gap = groups.firstIndex(of: ""), source.contains("::") {
-            let present = groups.filter { !$0.isEmpty }
-            let missing = max(0, 8 - present.count)
-            groups = Array(groups[..<gap]).filter { !$0.isEmpty } + Array(repeating: "0", count: missing)
-                + Array(groups[(gap + 1)...]).filter { !$0.isEmpty }
-        }
-        return groups.prefix(4).map { $0.isEmpty ? "0" : $0.lowercased() }.joined(separator: ":") + "::/64"
-    }
+    /// Connections the source of `address` holds now.
+    public func held(by address: IPAddress) -> Int { counts.withLock { $0[address.connectionSource] ?? 0 } }
 }
