@@ -15,6 +15,8 @@ int COpenSSLShims_self_signed_pem(const char *common_name, int days,
 int COpenSSLShims_DTLS_get_timeout(void *ssl, long *seconds, long *microseconds);
 /* DTLSv1_handle_timeout: 1 if a flight was retransmitted, 0 if nothing was due, -1 on error. */
 int COpenSSLShims_DTLS_handle_timeout(void *ssl);
+/* Retransmission timer of 250 ms doubling up to 60 s instead of OpenSSL's 1 s (DTLS.c says why). */
+void COpenSSLShims_DTLS_use_short_timer(void *ssl);
 /* Restricts the context to DTLS 1.2 (min and max protocol version). Returns 1 on success. */
 int COpenSSLShims_SSL_CTX_use_dtls12_only(void *ctx);
 /* Sets a fixed path MTU (no kernel query: the BIO is memory). */

@@ -138,6 +138,7 @@ final class DTLSConnection {
         COpenSSLShims_BIO_set_mem_eof_return(UnsafeMutableRawPointer(writeBIO), -1)
         SSL_set_bio(ssl, readBIO, writeBIO)
         COpenSSLShims_SSL_set_fixed_mtu(UnsafeMutableRawPointer(ssl), mtu - 28)
+        COpenSSLShims_DTLS_use_short_timer(UnsafeMutableRawPointer(ssl))
         switch role {
         case .client: SSL_set_connect_state(ssl)
         case .server: SSL_set_accept_state(ssl)
