@@ -51,4 +51,21 @@ import TestSupport
         #expect(try await store.usage("r:bob").messages == 10)
         await store.close()
     }
+
+    /// The key cache serves chat's lookups, and a name the store forgot is forgotten there too:
+    /// a new key can take it afterwards.
+    @Test func forgottenNamesLeaveTheKeyCache() async throws {
+        let directory = TemporaryDirectory("key-cache")
+        let store = try await SignalingStore.open(directory: directory.path, logger: Logger(label: "test"))
+        let old = Identity.generate().publicKeyBase64
+        let new = Identity.generate().publicKeyBase64
+        #expect(try await store.bind(name: "alice", key: old) == old)
+        #expect(try await store.key(of: "alice") == old)
+        #expect(try await store.key(of: "alice") == old)  // from the cache
+        try await store.prune(olderThan: 0, now: Date().addingTimeInterval(store.limits.nameExpiry + 60))
+        #expect(try await store.key(of: "alice") == nil)
+        #expect(try await store.bind(name: "alice", key: new) == new)
+        #expect(try await store.key(of: "alice") == new)
+        await store.close()
+    }
 }

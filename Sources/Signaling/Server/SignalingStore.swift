@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SQLiteNIO
+import Synchronization
 
 /// What a node keeps across restarts, in one SQLite file (`<data-dir>/signaling.sqlite`):
 /// name bindings (TOFU at the node), room membership, and every chat message per recipient
@@ -14,6 +15,16 @@ import SQLiteNIO
 public final class SignalingStore: Sendable {
     private let db: SQLiteConnection
     private let writer: StoreWriter
+    /// Name bindings read so far (name → key): a chat to a name asks for its key every time.
+    /// A binding changes only in ``bind(name:key:)`` (a new name) and ``prune(olderThan:now:)``
+    /// (a name forgotten), which keep this cache right; bounded by `keyCacheLimit`, emptied when full.
+    private let keys = Mutex(KeyCache())
+    private struct KeyCache {
+        var keys: [String: String] = [:]
+        /// Bumped when bindings are forgotten: a read that began before does not fill the cache.
+        var generation = 0
+    }
+    static let keyCacheLimit = 65_536
     public let path: String
     public let limits: StoreLimits
 
@@ -191,6 +202,18 @@ public final class SignalingStore: Sendable {
 
     /// The key bound to `name`, if any.
     public func key(of name: String) async throws(SignalingError) -> String? {
+        let (cached, generation) = keys.withLock { ($0.keys[name], $0.generation) }
+        if let cached { return cached }
+        guard let key = try await storedKey(of: name) else { return nil }
+        keys.withLock { cache in
+            guard cache.generation == generation else { return }
+            if cache.keys.count >= Self.keyCacheLimit { cache.keys.removeAll(keepingCapacity: true) }
+            cache.keys[name] = key
+        }
+        return key
+    }
+
+    private func storedKey(of name: String) async throws(SignalingError) -> String? {
         try await run("SELECT key FROM bindings WHERE name = ?", [.text(name)]).first?.column("key")?.string
     }
 
@@ -201,7 +224,7 @@ public final class SignalingStore: Sendable {
     public func bind(name: String, key: String) async throws(SignalingError) -> String {
         try await writer.write { [self] () async throws(SignalingError) -> String in
             let now = Date().timeIntervalSince1970
-            if let bound = try await self.key(of: name) {
+            if let bound = try await storedKey(of: name) {
                 if bound == key { _ = try await run("UPDATE bindings SET seen = ? WHERE name = ?", [.float(now), .text(name)]) }
                 return bound
             }
@@ -209,7 +232,7 @@ public final class SignalingStore: Sendable {
                 INSERT INTO bindings (name, key, created, seen) SELECT ?, ?, ?, ? WHERE (SELECT count FROM usage WHERE scope = 'names') < ?
                 ON CONFLICT (name) DO NOTHING
                 """, [.text(name), .text(key), .float(now), .float(now), .integer(limits.names)])
-            guard let bound = try await self.key(of: name) else {
+            guard let bound = try await storedKey(of: name) else {
                 throw SignalingError(.storeFull, "this node holds \(limits.names) names, the most it keeps; \(name.prefix(40)) was not bound")
             }
             return bound
@@ -448,6 +471,7 @@ public final class SignalingStore: Sendable {
     /// that long) hold: their room memberships (a room left empty goes with its invitations),
     /// then the names themselves unless they still own a room or have messages waiting.
     public func prune(olderThan age: Double, now: Date = Date()) async throws(SignalingError) {
+        defer { keys.withLock { $0.keys.removeAll(); $0.generation += 1 } }
         try await writer.write { [self] () async throws(SignalingError) -> Void in
             let time = now.timeIntervalSince1970
             let unused: SQLiteData = .float(time - limits.nameExpiry)
