@@ -138,7 +138,12 @@ extension Node {
         if let certificate = turn.tlsCertificatePath, let key = turn.tlsKeyPath {
             return try WebCertificate(certificatePath: certificate, keyPath: key)
         }
-        let own = try WebCertificate.selfSigned(in: configuration.signaling.dataDirectory, commonName: httpHost, logger: logger)
+        // Made for the node's public identity: a browser that dials the public host or one of
+        // the addresses finds it among the certificate's names.
+        let identity = NodePublicIdentity(configuration)
+        let names = identity.certificateNames
+        let own = try WebCertificate.selfSigned(in: configuration.signaling.dataDirectory, commonName: identity.certificateCommonName,
+                                                dnsNames: names.dns, ipAddresses: names.ips, logger: logger)
         turn.tlsCertificatePath = own.certificate
         turn.tlsKeyPath = own.key
         return try WebCertificate(certificatePath: own.certificate, keyPath: own.key)
