@@ -97,3 +97,27 @@ import TURNServer
         #expect(error?.key == "http-redirect-port")
     }
 }
+
+/// `http-redirect-port`: 301 to https on the node's own host, never elsewhere.
+@Suite struct HTTPSRedirectTests {
+    static let identity = NodePublicIdentity(publicHost: nil, externalAddresses: [], bindAddresses: ["192.0.2.7", "127.0.0.1"],
+                                             httpPort: 443, publicAddresses: [])
+
+    @Test("the Host header is kept when it names this node; any other host goes to the node's address")
+    func redirectStaysOnTheNode() {
+        let redirect = HTTPSRedirect(identity: Self.identity, httpsPort: 443)
+        #expect(redirect.location(host: "192.0.2.7", path: "/call", query: "a=1") == "https://192.0.2.7/call?a=1")
+        #expect(redirect.location(host: "localhost:80", path: "/", query: nil) == "https://localhost/")
+        #expect(redirect.location(host: "evil.example", path: "//evil.example/x", query: nil) == "https://192.0.2.7//evil.example/x")
+        #expect(redirect.location(host: nil, path: "", query: nil) == "https://192.0.2.7/")
+    }
+
+    @Test("with public-host every redirect names it, with the https port when not 443")
+    func publicHostWins() {
+        var identity = Self.identity
+        identity.publicHost = "meet.example.org"
+        let redirect = HTTPSRedirect(identity: identity, httpsPort: 8443)
+        #expect(redirect.location(host: "192.0.2.7:8080", path: "/x", query: "") == "https://meet.example.org:8443/x")
+        #expect(redirect.location(host: "evil.example", path: "/", query: nil) == "https://meet.example.org:8443/")
+    }
+}
