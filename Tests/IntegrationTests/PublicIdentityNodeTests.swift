@@ -1,4 +1,5 @@
 import Foundation
+import Signaling
 import NIOCore
 import STUN
 import Testing
@@ -54,5 +55,39 @@ import TestSupport
         #expect(foreign == "301 https://127.0.0.1:\(server.httpPort)/")
         let local = try await curl(format + ["http://localhost:\(redirectPort)/a"])
         #expect(local == "301 https://localhost:\(server.httpPort)/a")
+    }
+}
+
+/// A link dialled at a node's name (`--link ws://NAME:PORT/ws`), not at its numeric address:
+/// the node takes the link signed for that name and answers as it, and peers address each other
+/// through it (docs/protocol.md "Node links").
+@Suite(.serialized, .timeLimit(.minutes(2))) struct NamedLinkTests {
+    @Test("--link ws://localhost:PORT to a node with --public-host localhost links, and chat crosses it both ways")
+    func linkDialledAtTheName() async throws {
+        let east = try await MeshNodeServer(["--bind", "127.0.0.1", "--public-host", "localhost"], bind: [])
+        defer { east.stop() }
+        let eastName = "localhost:\(east.httpPort)"
+        let west = try await MeshNodeServer(["--bind", "127.0.0.1", "--link", "ws://\(eastName)/ws"], bind: [])
+        defer { west.stop() }
+        let westAddress = "127.0.0.1:\(west.httpPort)"
+
+        let bob = SignalingClient(url: east.signalingURL, name: "bob", identity: .generate(), requestTimeout: .seconds(20))
+        let bobEvents = EventLog(bob)
+        try await bob.connect()
+        let alice = SignalingClient(url: west.signalingURL, name: "alice", identity: .generate(), requestTimeout: .seconds(20))
+        let aliceEvents = EventLog(alice)
+        try await alice.connect()
+
+        try await alice.subscribe(["bob@\(eastName)"])
+        try await aliceEvents.wait {
+            if case .presence(let p) = $0, p.name == "bob@\(eastName)", p.status == .online { p } else { nil }
+        }
+        #expect(try await alice.send(text: "to the name", to: "bob@\(eastName)") == .ok)
+        let received = try await bobEvents.wait { if case .chat(let m) = $0, m.text == "to the name" { m } else { nil } }
+        #expect(received.from == "alice@\(westAddress)")
+        #expect(try await bob.send(text: "back", to: received.from) == .ok)
+        try await aliceEvents.wait { if case .chat(let m) = $0, m.text == "back" { m } else { nil } }
+        await alice.close()
+        await bob.close()
     }
 }
