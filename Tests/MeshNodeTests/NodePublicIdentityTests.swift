@@ -121,3 +121,15 @@ import TURNServer
         #expect(redirect.location(host: "evil.example", path: "/", query: nil) == "https://meet.example.org:8443/")
     }
 }
+
+/// The web port listens on every bind address, but not twice where a wildcard covers one.
+@Suite struct WebHostsTests {
+    @Test("specific addresses are served one by one; a wildcard covers its family, a dual-stack :: both")
+    func wildcardsCoverTheirFamily() {
+        #expect(Node.webHosts(bind: ["192.0.2.2", "127.0.0.1", "::1"], dualStack: true) == ["192.0.2.2", "127.0.0.1", "::1"])
+        #expect(Node.webHosts(bind: ["0.0.0.0", "127.0.0.1", "::1"], dualStack: true) == ["0.0.0.0", "::1"])
+        #expect(Node.webHosts(bind: ["0.0.0.0", "::"], dualStack: true) == ["::"])
+        #expect(Node.webHosts(bind: ["0.0.0.0", "::"], dualStack: false) == ["0.0.0.0", "::"])
+        #expect(Node.webHosts(bind: ["::", "127.0.0.1", "::1"], dualStack: false) == ["::", "127.0.0.1"])
+    }
+}
