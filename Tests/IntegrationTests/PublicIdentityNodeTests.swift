@@ -43,6 +43,20 @@ import TestSupport
         }
     }
 
+    @Test("RFC 6156: a client that reached the IPv6 listener gets an IPv6 relay there when it asks for one, and the IPv4 relay by default")
+    func relayFamilies() async throws {
+        let hasIPv6 = ((try? System.enumerateDevices()) ?? []).contains { $0.address?.ipAddress == "::1" }
+        guard hasIPv6 else { return }
+        let server = try await MeshNodeServer(Self.user + ["--allow-peer", "::1/128"], bind: ["127.0.0.2", "::1"])
+        defer { server.stop() }
+        let v6 = try TURNTestClient(port: server.udpPort, host: "::1")
+        let relayed6 = try #require(try v6.allocate(family: .ipv6).xorAddress(.xorRelayedAddress))
+        #expect(relayed6.ipAddress == "::1")
+        let byDefault = try TURNTestClient(port: server.udpPort, host: "::1")
+        let relayed4 = try #require(try byDefault.allocate().xorAddress(.xorRelayedAddress))
+        #expect(relayed4.ipAddress == "127.0.0.2", "RFC 8656 §7.1: without REQUESTED-ADDRESS-FAMILY the relay is IPv4")
+    }
+
     @Test("http-redirect-port: 301 to the same path over https on the node's host; a foreign Host header is not followed")
     func redirectListener() async throws {
         let redirectPort = MeshNodeServer.nextHTTPPort()

@@ -64,6 +64,9 @@ import TURNServer
         let natted = Self.identity(external: ["203.0.113.5/10.0.0.5"])
         #expect(natted.nodeAddress == "203.0.113.5:443")
         #expect(Self.identity().nodeAddress == "10.0.0.5:443")
+        let wildcard = NodePublicIdentity(publicHost: nil, externalAddresses: [ExternalAddress("203.0.113.5/10.0.0.5")!],
+                                          bindAddresses: ["0.0.0.0"], httpPort: 443, publicAddresses: [])
+        #expect(wildcard.nodeAddress == "203.0.113.5:443")
     }
 
     @Test("external-ip: PUBLIC/PRIVATE maps one address, PUBLIC alone its family; bad forms are refused with the key")
