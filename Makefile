@@ -14,7 +14,7 @@ FUZZ_RUNS ?= 200000
 AIORTC_VERSION := 1.16.0
 # Test-only: headless Chromium and its WebDriver for the web page's tests (Tests/Browser, docs/web.md),
 # driven from Python with selenium (newer selenium needs a certifi newer than the registry has).
-TEST_DEBIAN_PACKAGES := chromium chromium-driver
+TEST_DEBIAN_PACKAGES := chromium chromium-driver libnss3-tools
 SELENIUM_VERSION := 4.40.0
 
 .PHONY: embed-web install check-layers deps test-deps aiortc-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps bench-media bench-calls testnet testnet-quick testnet-build testnet-mesh clean
@@ -155,10 +155,10 @@ bench-transport: deps
 testnet-build: deps
 	$(SWIFT) build --product meshnode
 
-testnet: testnet-build
+testnet: testnet-build test-deps
 	testnet/all
 
-testnet-quick: testnet-build
+testnet-quick: testnet-build test-deps
 	testnet/all --quick
 
 # The mesh scenarios of issue 8 (docs/mesh.md), quick version; `testnet/mesh` runs them all.
