@@ -71,6 +71,7 @@ public struct NodeSettings: Sendable, Equatable {
     public var loginTimeout: Double?
     public var https: Bool?
     public var linkCA: String?
+    public var singlePort: Bool?
 
     public init() {}
 
@@ -191,6 +192,8 @@ public struct NodeSettings: Sendable, Equatable {
                   help: "Serve the web page and /ws over HTTPS and WSS, with tls-cert and tls-key (shared with TURN over TLS; reloaded on SIGHUP) or else a self-signed certificate kept in data-dir."),
             .text("link-ca", \.linkCA, .notEmpty,
                   help: "PEM file of the CAs that vouch for the nodes of wss:// links (default: the system's); a link URL ending in #sha256=HEX pins one certificate instead."),
+            .flag("single-port", \.singlePort,
+                  help: "Serve TURN over TLS on the HTTPS port too: page, WSS and relay on one TCP port (http-port, 443 in production) for networks that allow only outbound TCP 443. Needs https."),
         ]
     }()
 
@@ -292,6 +295,8 @@ public struct NodeConfiguration: Sendable {
     public var status: StatusAccess
     /// HTTPS and WSS on the web port (`https`); the certificate is `turn`'s tls-cert and tls-key.
     public var https: Bool
+    /// TURN over TLS on the HTTPS port too (`single-port`; ``SharedPortChannel``).
+    public var singlePort: Bool
 
     /// `http-port` when none is given.
     static let defaultHTTPPort = 8080
@@ -372,6 +377,10 @@ public struct NodeConfiguration: Sendable {
         status = StatusAccess(mode: settings.statusAccess.flatMap(StatusAccess.Mode.init(rawValue:)) ?? .local,
                               token: try settings.statusTokenFile.map { try Self.firstLine(of: $0, key: "status-token-file") })
         https = settings.https ?? false
+        singlePort = settings.singlePort ?? false
+        if singlePort && !https {
+            throw NodeConfigurationError(key: "single-port", reason: "needs https: TURN on the web port is TURN over TLS, told from HTTP inside TLS")
+        }
     }
 
     /// The text of a secret file (`--*-file` settings).
