@@ -32,6 +32,8 @@ struct SharedPortChannel<Base: ServerChildChannel>: ServerChildChannel {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         // Over a cap the connection is closed before TLS (as on the TURN TLS port).
         guard let place = turn.admitSharedConnection(channel) else {
+            // NIO's async server bootstrap does not close a connection whose setup failed.
+            channel.close(promise: nil)
             return channel.eventLoop.makeFailedFuture(ChannelError.inputClosed)
         }
         let context = certificate.context
