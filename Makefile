@@ -14,7 +14,7 @@ FUZZ_RUNS ?= 200000
 AIORTC_VERSION := 1.16.0
 # Test-only: headless Chromium and its WebDriver for the web page's tests (Tests/Browser, docs/web.md),
 # driven from Python with selenium (newer selenium needs a certifi newer than the registry has).
-TEST_DEBIAN_PACKAGES := chromium chromium-driver
+TEST_DEBIAN_PACKAGES := chromium chromium-driver libnss3-tools
 SELENIUM_VERSION := 4.40.0
 
 .PHONY: embed-web install check-layers deps test-deps aiortc-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps bench-media bench-calls testnet testnet-quick testnet-build testnet-mesh clean
@@ -151,7 +151,9 @@ bench-transport: deps
 # The NAT testnet (network namespaces; root; docs/testnet.md): selftest (up, checks, both
 # RFC 5780 verifications, down), the full traversal matrix (docs/nat-matrix.md) and every
 # fault scenario, about 8 minutes. testnet-quick (CI, about 3 minutes): selftest, five
-# representative pairs and the quick faults. Only the meshnode product is built.
+# representative pairs and the quick faults; both end with the TCP-443-only browser call
+# (testnet/strict-firewall; Chromium and selenium from test-deps). Only the meshnode product
+# is built.
 testnet-build: deps
 	$(SWIFT) build --product meshnode
 
