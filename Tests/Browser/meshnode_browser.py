@@ -79,8 +79,9 @@ class Page:
             "--disable-gpu",
             f"--user-data-dir={self.profile}",
             f"--window-size={width},{height}",
-            # Fake camera (a moving test pattern) and microphone (a beep), no permission prompts.
-            "--use-fake-device-for-media-stream",
+            # Fake cameras (moving test patterns; two, so that a test can switch) and
+            # microphones (a beep), no permission prompts.
+            "--use-fake-device-for-media-stream=device-count=2",
             "--use-fake-ui-for-media-stream",
             # getDisplayMedia without a picker: the fake capture device stands in for the screen.
             "--auto-select-desktop-capture-source=Entire screen",
@@ -748,6 +749,14 @@ def frame_size(stats):
     return f"{stats['video']['frameWidth']}x{stats['video']['frameHeight']}"
 
 
+def aspect(size):
+    """The picture's shape from "WxH": a loaded encoder scales pictures down (Chromium's CPU
+    adaptation), but keeps their shape, so the shape tells the camera (4:3 here) from the
+    screen (16:9 here)."""
+    width, height = (int(x) for x in size.split("x"))
+    return round(width / height, 2) if height else 0
+
+
 def wait_size(page, wanted, what):
     """Waits until the decoded picture has size `wanted` (a predicate on "WxH") and frames flow."""
     def ok():
@@ -818,20 +827,20 @@ def check_controls(args, suffix):
         # Alice shares her screen: bob decodes a picture of another size; alice sees her share.
         alice.click("#share")
         wait_text(alice, "#share", english["controls.stopSharing"])
-        screen_size = wait_size(bob, lambda size: size != camera_size and size != "0x0", "alice's screen at bob")
+        screen_size = wait_size(bob, lambda size: aspect(size) not in (0, aspect(camera_size)), "alice's screen at bob")
         out["screenSize"] = screen_size
         wait_for("alice's own preview shows her screen", lambda: preview_is_screen(alice))
         alice.screenshot(args.artifacts, "controls-sharer.png")
         bob.screenshot(args.artifacts, "controls-viewer.png")
         # Bob shares too (the other direction), while alice still shares.
         bob.click("#share")
-        wait_size(alice, lambda size: size == screen_size, "bob's screen at alice")
+        wait_size(alice, lambda size: aspect(size) == aspect(screen_size), "bob's screen at alice")
         wait_for("bob's own preview shows his screen", lambda: preview_is_screen(bob))
         # Alice stops: bob sees her camera again; bob stops: alice sees his camera again.
         alice.click("#share")
-        wait_size(bob, lambda size: size == camera_size, "alice's camera back at bob")
+        wait_size(bob, lambda size: aspect(size) == aspect(camera_size), "alice's camera back at bob")
         bob.click("#share")
-        wait_size(alice, lambda size: size == camera_size, "bob's camera back at alice")
+        wait_size(alice, lambda size: aspect(size) == aspect(camera_size), "bob's camera back at alice")
         expect(not preview_is_screen(alice) and not preview_is_screen(bob), "a preview still shows a screen after stopping")
 
         # Another camera and microphone mid-call (Chromium's fake devices).
@@ -845,12 +854,18 @@ def check_controls(args, suffix):
             if other is None:
                 out[f"{kind}Switch"] = "one device only"
                 continue
-            alice.click("#devices-box summary")
+            if alice.element("#devices-box").get_attribute("open") is None:
+                alice.click("#devices-box summary")
             Select(alice.element(select)).select_by_value(other)
             alice.wait_state(f"the {kind} device switched", lambda s: alice.hook("controls")["camera" if kind == "video" else "microphone"] == other)
             wait_growth(bob, measure, f"alice's {kind} after switching device", 0)
             out[f"{kind}Switch"] = "ok"
         out["speakerChoices"] = len(devices["audiooutput"])
+        speakers = [d["deviceId"] for d in devices["audiooutput"] if d["deviceId"] != "default"]
+        if speakers:
+            Select(alice.element("#speaker-select")).select_by_value(speakers[-1])
+            wait_for("the speaker switched (setSinkId)", lambda: alice.js("return document.getElementById('remote-video').sinkId") == speakers[-1])
+            out["speakerSwitch"] = "ok"
 
         alice.click("#stats-box summary")
         expect(len(alice.elements("#stats li")) >= 3, "the details do not open")
