@@ -126,6 +126,7 @@ function forgetSession() {
   renderConnection('offline');
   renderContacts();
   renderMessages();
+  renderControls(null);
 }
 
 /** The login refusal in words: `CODE: reason` from signaling.js, by its code. */
@@ -378,7 +379,10 @@ function chatStatusText(m) {
 function announce(text) {
   const region = $('announcer');
   region.textContent = '';
+  clearTimeout(app.announceTimer);
+  // Said once, then cleared: the words belong to the moment (and to the language of then).
   setTimeout(() => (region.textContent = text), 50);
+  app.announceTimer = setTimeout(() => (region.textContent = ''), 10000);
 }
 
 // ---- calls ---------------------------------------------------------------------------------
@@ -531,7 +535,11 @@ function renderControls(call) {
   share.classList.toggle('on', !!c?.sharing);
   $('devices-box').hidden = !connected || !(c.hasMicrophone || c.hasCamera);
   const note = $('video-note');
-  const words = !connected ? null : c.sharing ? 'controls.youShare' : c.cameraOff ? 'controls.yourCameraOff' : c.muted ? 'controls.youMuted' : null;
+  // No call at all: a hint for a first-time user instead of an empty black box.
+  const idle = !call;
+  $('call-panel').querySelector('.videos').toggleAttribute('data-idle', idle);
+  $('stats-box').hidden = idle && !app.lastCallStats;
+  const words = idle ? 'call.hint' : !connected ? null : c.sharing ? 'controls.youShare' : c.cameraOff ? 'controls.yourCameraOff' : c.muted ? 'controls.youMuted' : null;
   note.hidden = !words;
   note.textContent = words ? t(words) : '';
 }
@@ -656,6 +664,7 @@ async function incoming(from, key, payload) {
 
 /** Rewords everything the page drew itself after a language switch. */
 function retranslate() {
+  $('announcer').textContent = '';
   renderConnection();
   $('call-status').textContent = t(app.callStatus.key, app.callStatus.params);
   renderHangup(app.call);
@@ -680,6 +689,7 @@ function wire() {
   $('language').onchange = () => switchLanguage($('language').value);
   renderConnection('offline');
   showCallStatus('call.idle');
+  renderControls(null);
   const session = saved('meshnode.session', null);
   $('node').value = session?.node || defaultNodeURL();
   $('name').value = session?.name || '';

@@ -67,6 +67,7 @@ export default {
   'call.notConnected': 'Not connected to the node.',
   'call.stats': 'Connection details',
   'call.title': 'Call',
+  'call.hint': 'To call someone, add them under Contacts, then press Audio, Video or Share screen next to their name.',
   'call.remoteVideo': 'The other person',
   'call.localVideo': 'You',
   'call.duration': 'Call duration',

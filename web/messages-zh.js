@@ -66,6 +66,7 @@ export default {
   'call.notConnected': '未连接到节点。',
   'call.stats': '连接详情',
   'call.title': '通话',
+  'call.hint': '要呼叫某人，先在“联系人”中添加对方，再点击其名字旁的“语音”“视频”或“共享屏幕”。',
   'call.remoteVideo': '对方',
   'call.localVideo': '你自己',
   'call.duration': '通话时长',

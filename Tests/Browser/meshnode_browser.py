@@ -888,7 +888,10 @@ SIZES = [(1280, 800), (390, 844)]
 
 
 def axe_source():
-    import selenium_axe_python
+    try:
+        import selenium_axe_python
+    except ImportError:
+        raise Failure("selenium-axe-python is not importable: run `make test-deps` (it bundles axe-core 4.9)")
     with open(os.path.join(os.path.dirname(selenium_axe_python.__file__), "axe-core", "axe.min.js"), encoding="utf-8") as f:
         return f.read()
 
@@ -1125,12 +1128,27 @@ def run_call(args):
         page.wait_call(["connected"])
         first, last = page.wait_media(video=args.kind == "video", audio=args.kind != "desktop")
         setup_ms = round((time.monotonic() - started) * 1000)
+        shared = None
+        if args.share_after is not None:
+            # Mid-call, the page switches its camera to a screen share by clicking *Share
+            # screen* (a track replacement; the peer sees no new offer).
+            time.sleep(args.share_after)
+            page.click("#share")
+            page.wait_state("sending the screen", lambda s: "video:screen" in (page.hook("controls") or {}).get("sending", []))
+            sent = page.js("return window.meshnodeTest.stats()")
+            shared = {"afterMs": round((time.monotonic() - started) * 1000), "controls": page.hook("controls"),
+                      "framesEncodedAtSwitch": sent["sent"]["video"]["framesEncoded"]}
+            emit("shared", **shared)
+            started = time.monotonic()
         time.sleep(max(0, args.seconds - (time.monotonic() - started)))
         final = page.stats() or last
         shot = page.screenshot(args.artifacts, f"browser-call-{args.name}.png")
         times = page.state()["call"]["times"]
         page.hook("hangup")
-        return {"kind": args.kind, "to": args.to, "setupMs": setup_ms, "times": times, "first": summary(first), "stats": summary(final), "screenshot": shot}
+        if shared:
+            shared["framesEncodedAtEnd"] = final["sent"]["video"]["framesEncoded"]
+        return {"kind": args.kind, "to": args.to, "setupMs": setup_ms, "times": times, "first": summary(first), "stats": summary(final),
+                "screenshot": shot, "shared": shared}
     finally:
         page.close()
 
@@ -1212,6 +1230,8 @@ def main():
     call.add_argument("--kind", choices=["audio", "video", "desktop"], default="video")
     call.add_argument("--seconds", type=float, default=5)
     call.add_argument("--wait", type=float, default=30, help="how long to wait for ADDR to be online")
+    call.add_argument("--share-after", type=float, default=None,
+                      help="seconds after media flows to switch to a screen share (then --seconds more)")
     page = modes.add_parser("page", help="the page as a person uses it, by clicks: basics, ringing, language")
     page.add_argument("names", nargs="+", choices=sorted(PAGE_CHECKS))
     guard = modes.add_parser("guard", help="log in, accept the first call, report what the page refused until it ends")
