@@ -656,6 +656,9 @@ async function incoming(from, key, payload) {
   call.ring();
   if (app.autoAccept) return call.accept();
   $('incoming-text').textContent = incomingText(call);
+  // A dialog keeps the last returnValue; Escape (cancel) sets none, so clear it: Escape must
+  // decline, not repeat the last call's *Accept*.
+  $('incoming').returnValue = '';
   $('incoming').showModal();
   $('accept').focus();
 }

@@ -101,9 +101,10 @@ export const QUALITY_LIMITS = { rttFairMs: 150, rttPoorMs: 400, lossFairPct: 1, 
 /**
  * `good`, `fair` or `poor` from the round trip, the loss since the last sample and the bitrate
  * received; `unknown` before there is a path and a rate. Every reason that lowers it is listed
- * (`rtt`, `loss`, `bitrate`), for the details.
+ * (`rtt`, `loss`, `bitrate`), for the details. `receives`: false for a side that expects no
+ * media (the sharer of a desktop call), whose bitrate received says nothing.
  */
-export function quality(summary, limits = QUALITY_LIMITS) {
+export function quality(summary, { receives = true } = {}, limits = QUALITY_LIMITS) {
   if (!summary?.path || summary.video.kbps === null) return { level: 'unknown', reasons: [] };
   const reasons = [];
   let level = 0;
@@ -118,7 +119,7 @@ export function quality(summary, limits = QUALITY_LIMITS) {
   if (loss !== null && loss > limits.lossPoorPct) worse(2, 'loss');
   else if (loss !== null && loss > limits.lossFairPct) worse(1, 'loss');
   const kbps = (summary.video.kbps || 0) + (summary.audio.kbps || 0);
-  if (kbps < limits.minKbps) worse(1, 'bitrate');
+  if (receives && kbps < limits.minKbps) worse(1, 'bitrate');
   return { level: ['good', 'fair', 'poor'][level], reasons };
 }
 

@@ -357,6 +357,15 @@ def scenario_desktop(alice, bob, args):
     if call["localTracks"]:
         raise Failure(f"bob (watching) sends {call['localTracks']}")
     bob.screenshot(args.artifacts, "browser-desktop-viewer.png")
+    # The sharer's big area shows its own screen, not a black box (issue 14).
+    own = alice.js("""
+      const v = document.getElementById('remote-video');
+      const t = v.srcObject && v.srcObject.getVideoTracks()[0];
+      return !!t && t.readyState === 'live' && !!t.getSettings().displaySurface && v.videoWidth > 0;
+    """)
+    if not own:
+        raise Failure("alice (sharing) does not see her own screen in the big area")
+    alice.screenshot(args.artifacts, "browser-desktop-sharer.png")
     setup_ms = round((time.monotonic() - started) * 1000)
     hang_up(alice, bob)
     return {"setupMs": setup_ms, "bob": summary(last)}
