@@ -454,6 +454,7 @@ function newCall(options) {
       local.srcObject = null;
       delete local.dataset.live;
       $('video-note').hidden = true;
+      $('remote-note').hidden = true;
       $('quality').hidden = true;
       if ($('incoming').open) $('incoming').close();
       if (app.call === call) {
@@ -500,6 +501,7 @@ function newCall(options) {
     app.shownStats = detail;
     list.replaceChildren(...describe(detail, t).map((line) => Object.assign(document.createElement('li'), { textContent: line })));
     renderQuality(detail);
+    noticeStill(call, detail);
   });
   renderContacts();
   return call;
@@ -586,6 +588,21 @@ function stopTimer() {
   $('call-timer').hidden = true;
 }
 
+/**
+ * The other side's picture stopped (camera off, or nothing arrives): the last frame would stay
+ * on screen, frozen, so the page says so after two samples without a new frame.
+ */
+function noticeStill(call, summary) {
+  const frames = summary.video.framesDecoded;
+  const expectsVideo = call.kind === 'video' || (call.kind === 'desktop' && call.role === 'callee');
+  const still = call.state === 'connected' && expectsVideo && frames > 0 && frames === call.lastFrames;
+  call.stillFor = still ? (call.stillFor || 0) + 1 : 0;
+  call.lastFrames = frames;
+  const note = $('remote-note');
+  note.hidden = call.stillFor < 2;
+  note.textContent = note.hidden ? '' : t('controls.theirPictureStopped', { peer: call.peer });
+}
+
 /** The quality badge: good / fair / poor in words, colour only as a second cue. */
 function renderQuality(summary) {
   const badge = $('quality');
@@ -656,8 +673,8 @@ async function incoming(from, key, payload) {
   call.ring();
   if (app.autoAccept) return call.accept();
   $('incoming-text').textContent = incomingText(call);
-  // A dialog keeps the last returnValue; Escape (cancel) sets none, so clear it: Escape must
-  // decline, not repeat the last call's *Accept*.
+  // By the HTML standard a dialog closed by Escape keeps its last returnValue: cleared, so that
+  // Escape declines in every browser, never repeating the last call's *Accept*.
   $('incoming').returnValue = '';
   $('incoming').showModal();
   $('accept').focus();
@@ -672,7 +689,10 @@ function retranslate() {
   $('call-status').textContent = t(app.callStatus.key, app.callStatus.params);
   renderHangup(app.call);
   renderControls(app.call);
-  if (app.shownStats && app.call) renderQuality(app.shownStats);
+  if (app.shownStats && app.call) {
+    renderQuality(app.shownStats);
+    if (!$('remote-note').hidden) $('remote-note').textContent = t('controls.theirPictureStopped', { peer: app.call.peer });
+  }
   if (app.call) $('incoming-text').textContent = incomingText(app.call);
   $('chat-peer').textContent = app.selected ? t('chat.with', { peer: app.selected }) : '';
   if (app.shownStats) $('stats').replaceChildren(...describe(app.shownStats, t).map((line) => Object.assign(document.createElement('li'), { textContent: line })));

@@ -130,8 +130,9 @@ export class CallControls extends EventTarget {
       }
       this.call.localStream.removeTrack(old);
       this.call.localStream.addTrack(track);
-      old.stop();
+      // The new one is sent before the old one closes: no gap the other side could notice.
       await this.apply();
+      old.stop();
     });
   }
 

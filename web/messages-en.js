@@ -87,6 +87,7 @@ export default {
   'controls.youShare': 'You are sharing your screen',
   'controls.yourCameraOff': 'Your camera is off',
   'controls.youMuted': 'You are muted',
+  'controls.theirPictureStopped': 'No picture from {peer} (camera off?)',
 
   'quality.badge': 'Connection: {level}',
   'quality.good': 'good',

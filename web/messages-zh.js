@@ -86,6 +86,7 @@ export default {
   'controls.youShare': '你正在共享屏幕',
   'controls.yourCameraOff': '你的摄像头已关闭',
   'controls.youMuted': '你已静音',
+  'controls.theirPictureStopped': '没有收到 {peer} 的画面（摄像头已关闭？）',
 
   'quality.badge': '连接：{level}',
   'quality.good': '良好',

@@ -79,9 +79,10 @@ class Page:
             "--disable-gpu",
             f"--user-data-dir={self.profile}",
             f"--window-size={width},{height}",
-            # Fake cameras (moving test patterns; two, so that a test can switch) and
-            # microphones (a beep), no permission prompts.
-            "--use-fake-device-for-media-stream=device-count=2",
+            # Fake cameras (moving test patterns) and microphones (a beep), no permission
+            # prompts. Three cameras, so that a test can switch: Chromium's second fake camera
+            # delivers Y16 (depth) pictures, which no encoder takes; the third is MJPEG.
+            "--use-fake-device-for-media-stream=device-count=3",
             "--use-fake-ui-for-media-stream",
             # getDisplayMedia without a picker: the fake capture device stands in for the screen.
             "--auto-select-desktop-capture-source=Entire screen",
@@ -785,6 +786,22 @@ def preview_is_screen(page):
     """)
 
 
+# The quality rule of web/stats.js on made-up summaries: the limits of docs/web.md.
+QUALITY_PROBE = """
+const done = arguments[arguments.length - 1];
+import('/stats.js').then(({ quality }) => {
+  const s = (rttMs, lossPct, videoKbps, audioKbps, path = { relayed: false }) =>
+    ({ path, rttMs, lossPct, video: { kbps: videoKbps }, audio: { kbps: audioKbps } });
+  const level = (summary, options) => quality(summary, options).level;
+  done({
+    lan: level(s(2, 0, 500, 30)), slow: level(s(200, 0, 500, 30)), verySlow: level(s(450, 0, 500, 30)),
+    lossy: level(s(20, 2, 500, 30)), veryLossy: level(s(20, 8, 500, 30)), trickle: level(s(20, 0, 0, 10)),
+    sharer: level(s(20, null, 0, 0), { receives: false }), noPath: level(s(20, 0, null, null, null)),
+  });
+}, (e) => done({ error: String(e) }));
+"""
+
+
 def check_controls(args, suffix):
     """Issue 14 item 1, by clicks: mute and camera off are observable at the other side (audio
     energy and decoded frames stop growing, and start again); each side switches to a screen
@@ -829,9 +846,12 @@ def check_controls(args, suffix):
         wait_text(alice, "#camera", english["controls.cameraOn"])
         wait_still(bob, frames, "no frames from alice with her camera off")
         expect(alice.shown("#video-note") and alice.text("#video-note") == english["controls.yourCameraOff"], "alice is not told her camera is off")
+        wait_text(bob, "#remote-note", english["controls.theirPictureStopped"].replace("{peer}", alice.label), "bob's note that alice's picture stopped")
         alice.screenshot(args.artifacts, "controls-camera-off.png")
+        bob.screenshot(args.artifacts, "controls-camera-off-other-side.png")
         alice.click("#camera")
         out["framesAfterCameraOn"] = wait_growth(bob, frames, "alice's frames back after camera on", 5)
+        wait_for("bob's note gone with alice's picture back", lambda: not bob.shown("#remote-note"))
 
         # Alice shares her screen: bob decodes a picture of another size; alice sees her share.
         alice.click("#share")
@@ -859,7 +879,8 @@ def check_controls(args, suffix):
         for kind, select, measure in (("video", "#camera-select", frames), ("audio", "#microphone-select", energy)):
             choices = devices["videoinput" if kind == "video" else "audioinput"]
             now = alice.hook("controls")["camera" if kind == "video" else "microphone"]
-            other = next((d["deviceId"] for d in choices if d["deviceId"] not in (now, "default")), None)
+            # The last one: for cameras, Chromium's third fake camera (see the flags above).
+            other = next((d["deviceId"] for d in reversed(choices) if d["deviceId"] not in (now, "default")), None)
             if other is None:
                 out[f"{kind}Switch"] = "one device only"
                 continue
@@ -867,7 +888,11 @@ def check_controls(args, suffix):
                 alice.click("#devices-box summary")
             Select(alice.element(select)).select_by_value(other)
             alice.wait_state(f"the {kind} device switched", lambda s: alice.hook("controls")["camera" if kind == "video" else "microphone"] == other)
-            wait_growth(bob, measure, f"alice's {kind} after switching device", 0)
+            # Two windows in a row after the switch: the new device's media, not the old one's tail.
+            minimum = 5 if kind == "video" else 0
+            wait_growth(bob, measure, f"alice's {kind} after switching device", minimum)
+            delta, _ = sample(bob, measure)
+            expect(delta > minimum, f"alice's {kind} stopped after switching device (grew {delta})")
             out[f"{kind}Switch"] = "ok"
         out["speakerChoices"] = len(devices["audiooutput"])
         speakers = [d["deviceId"] for d in devices["audiooutput"] if d["deviceId"] != "default"]
@@ -878,6 +903,9 @@ def check_controls(args, suffix):
 
         alice.click("#stats-box summary")
         expect(len(alice.elements("#stats li")) >= 3, "the details do not open")
+        out["qualityRule"] = alice.driver.execute_async_script(QUALITY_PROBE)
+        wanted = {"lan": "good", "slow": "fair", "verySlow": "poor", "lossy": "fair", "veryLossy": "poor", "trickle": "fair", "sharer": "good", "noPath": "unknown"}
+        expect(out["qualityRule"] == wanted, f"quality levels {out['qualityRule']}, expected {wanted}")
         alice.click("#hangup")
         bob.wait_state("the call to end", lambda s: s["call"] is None)
         expect(not alice.shown("#mute") and not alice.shown("#share") and not alice.shown("#call-timer"), "controls stay after the call")
@@ -1070,6 +1098,15 @@ def check_keyboard(args, suffix):
         now = wait_for("alice's focus back", lambda: focused(alice))
         expect(now["text"] == label, f"alice: after the call focus is on {now}, not back on {label!r}")
         stops["afterCall"] = now["text"]
+        # A second call: Escape in bob's dialog declines it (not a repeat of the last Accept).
+        alice.wait_state("bob's call buttons on again", lambda s: s["contacts"][bob.label]["status"] == "online")
+        press(alice, Keys.ENTER)
+        bob.wait_call(["ringing-in"])
+        wait_for("bob's focus on Accept again", lambda: (focused(bob) or {}).get("id") == "accept")
+        press(bob, Keys.ESCAPE)
+        ended = alice.wait_state("the call declined by Escape", lambda s: s["lastCall"] if s["call"] is None and s["lastCall"] else None)
+        expect(ended["code"] == "reject-remote", f"Escape ended alice's call as {ended['code']}")
+        stops["escape"] = ended["code"]
     except Exception:
         dump_pages([alice, bob], args)
         raise
