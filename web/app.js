@@ -540,7 +540,8 @@ function renderControls(call) {
   // No call at all: a hint for a first-time user instead of an empty black box.
   const idle = !call;
   $('call-panel').querySelector('.videos').toggleAttribute('data-idle', idle);
-  $('stats-box').hidden = idle && !app.lastCallStats;
+  // The details have something to say once a call is connected, and after it (the last one's).
+  $('stats-box').hidden = !connected && !(idle && app.lastCallStats);
   const words = idle ? 'call.hint' : !connected ? null : c.sharing ? 'controls.youShare' : c.cameraOff ? 'controls.yourCameraOff' : c.muted ? 'controls.youMuted' : null;
   note.hidden = !words;
   note.textContent = words ? t(words) : '';

@@ -997,11 +997,22 @@ def check_a11y(args, suffix):
         bob.hook("chat", alice.label, "Yes, call me.")
         alice.wait_state("bob's reply", lambda s: any(not m["mine"] for m in s["messages"]))
         alice.wait_state("the chat delivered", lambda s: all(m["status"] == "stored" for m in s["messages"] if m["mine"]))
+        # New messages are said by screen readers: the polite live region has bob's words.
+        wait_for("the new message in the live region", lambda: "Yes, call me." in alice.js("return document.getElementById('announcer').textContent")
+                 and alice.element("#announcer").get_attribute("aria-live") == "polite")
+        # Names computed by the browser (WebDriver's computed label): whom each button calls,
+        # and presence in words.
+        names = {b.get_attribute("data-kind"): b.accessible_name for b in alice.elements(f'#contact-list li[data-name="{bob.label}"] button[data-kind]')}
+        english = alice.messages("en")
+        expect(names == {k: english[f"kind.{k}.label"].replace("{peer}", bob.label) for k in ("audio", "video", "desktop")}, f"call buttons are named {names}")
+        expect(alice.text(f'#contact-list li[data-name="{bob.label}"] .presence') == english["presence.online"], "presence is not in words")
         audit(alice, "chat", args, results)
         alice.click(f'#contact-list li[data-name="{bob.label}"] button[data-kind="video"]')
         alice.wait_call(["ringing-out"])
         bob.wait_call(["ringing-in"])
+        expect(alice.element("#call-status").get_attribute("role") == "status", "the call state is not a status region")
         audit(alice, "ringing out", args, results)
+        expect(bob.element("#incoming").accessible_name == bob.messages("en")["incoming.title"], f"the dialog is named {bob.element('#incoming').accessible_name!r}")
         audit(bob, "ringing in", args, results)
         bob.click("#accept")
         alice.wait_call(["connected"])
