@@ -24,10 +24,16 @@ extension SignalingHub {
         guard let own = configuration.nodeAddress, let identity = configuration.nodeIdentity else {
             return fail(SignalingError(.forbidden, "this node does not take node links", of: id))
         }
-        guard Address.isValidNode(body.node), body.node != own, Identity.decodeKey(body.key) != nil else {
+        guard Address.isValidNode(body.node), body.node != own, !configuration.authorities.contains(body.node), Identity.decodeKey(body.key) != nil else {
             return fail(SignalingError(.badField, "link needs a node address host:port other than this node's and a base64 Ed25519 key", of: id))
         }
-        guard Identity.verify(signatureBase64: body.sig, text: LinkBody.signedText(nonce: nonce, node: body.node, to: own), publicKeyBase64: body.key) else {
+        // The dialler signed for the address it dialled: this node's own address, or another of
+        // its addresses (HubConfiguration.authorities: a bind address while the node names
+        // itself by its public host). The node answers as the address dialled.
+        let candidates = [own] + configuration.authorities.sorted().filter { $0 != own }.prefix(64)
+        guard let answeredAs = candidates.first(where: {
+            Identity.verify(signatureBase64: body.sig, text: LinkBody.signedText(nonce: nonce, node: body.node, to: $0), publicKeyBase64: body.key)
+        }) else {
             return fail(SignalingError(.badSignature, "the link signature does not verify over the challenge nonce, the node address and this node's address \(own)", of: id))
         }
         guard isAllowedNodeKey(body.key) else {
@@ -62,8 +68,8 @@ extension SignalingHub {
         }
         guard sessions[connection] != nil else { return }
         let seconds = Double(configuration.heartbeat.components.seconds) + Double(configuration.heartbeat.components.attoseconds) / 1e18
-        let linked = LinkedBody(node: own, key: identity.publicKeyBase64,
-                                sig: identity.sign(text: LinkBody.signedText(nonce: body.nonce, node: own, to: body.node)),
+        let linked = LinkedBody(node: answeredAs, key: identity.publicKeyBase64,
+                                sig: identity.sign(text: LinkBody.signedText(nonce: body.nonce, node: answeredAs, to: body.node)),
                                 heartbeat: seconds, proven: proven)
         session.handle.send(nodeMessage(to: "", .linked(linked), id: id))
         sessions[connection]?.node = body.node

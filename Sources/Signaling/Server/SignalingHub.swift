@@ -31,7 +31,9 @@ public actor SignalingHub {
 
     let store: SignalingStore
     let configuration: HubConfiguration
-    let iceServers: @Sendable (_ name: String, _ hostHint: String?) -> [ICEServer]
+    /// The STUN/TURN servers for `name` on `connection`: its host hint (the Host it dialled)
+    /// and remote IP tell which addresses it can reach.
+    let iceServers: @Sendable (_ name: String, _ connection: ConnectionHandle) -> [ICEServer]
     let logger: Logger
     /// The time liveness and rate limits are measured in.
     let now: @Sendable () -> ContinuousClock.Instant
@@ -71,7 +73,7 @@ public actor SignalingHub {
     ///   advance by hand.
     public init(store: SignalingStore, configuration: HubConfiguration = HubConfiguration(), logger: Logger,
                 now: @escaping @Sendable () -> ContinuousClock.Instant = { .now },
-                iceServers: @escaping @Sendable (_ name: String, _ hostHint: String?) -> [ICEServer]) {
+                iceServers: @escaping @Sendable (_ name: String, _ connection: ConnectionHandle) -> [ICEServer]) {
         self.store = store
         self.configuration = configuration
         self.logger = logger
@@ -257,7 +259,8 @@ public actor SignalingHub {
     /// `name@<this node>`), `name@host:port` for a peer at another node; nil when invalid.
     func normalise(_ address: String) -> String? {
         guard let parsed = Address.parse(address) else { return nil }
-        guard let node = parsed.node, node != configuration.nodeAddress else { return parsed.name }
+        // Any of this node's own addresses (its public host, a bind address) is this node.
+        guard let node = parsed.node, node != configuration.nodeAddress, !configuration.authorities.contains(node) else { return parsed.name }
         return "\(parsed.name)@\(node)"
     }
 
