@@ -16,6 +16,8 @@ AIORTC_VERSION := 1.16.0
 # driven from Python with selenium (newer selenium needs a certifi newer than the registry has).
 TEST_DEBIAN_PACKAGES := chromium chromium-driver libnss3-tools
 SELENIUM_VERSION := 4.40.0
+# axe-core 4.9 for the page's accessibility check (Tests/Browser, `page a11y`), bundled in this package.
+AXE_PACKAGE_VERSION := 2.2.0
 
 .PHONY: embed-web install check-layers deps test-deps aiortc-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps bench-media bench-calls testnet testnet-quick testnet-build testnet-mesh clean
 
@@ -84,6 +86,9 @@ test-deps: deps aiortc-deps
 	@python3 -c "import selenium, sys; sys.exit(selenium.__version__ != '$(SELENIUM_VERSION)')" 2>/dev/null || \
 	  python3 -m pip install --quiet --disable-pip-version-check "selenium==$(SELENIUM_VERSION)" || \
 	  python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "selenium==$(SELENIUM_VERSION)"
+	@python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('selenium-axe-python') != '$(AXE_PACKAGE_VERSION)')" 2>/dev/null || \
+	  python3 -m pip install --quiet --disable-pip-version-check --no-deps "selenium-axe-python==$(AXE_PACKAGE_VERSION)" || \
+	  python3 -m pip install --quiet --disable-pip-version-check --no-deps --break-system-packages "selenium-axe-python==$(AXE_PACKAGE_VERSION)"
 
 # Tests run one at a time: on 2 cores the codec tests' CPU and the subprocess tests' blocking
 # waits starve Swift's cooperative pool. No test depends on timing (they wait for events with
