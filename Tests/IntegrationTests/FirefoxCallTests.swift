@@ -26,20 +26,25 @@ let firefoxAvailable: Bool = {
 struct FirefoxCallTests {
     let browser = BrowserTests()
 
-    /// A green 1024×768 Xvfb screen for a Firefox page to share.
-    func greenScreen() async throws -> VirtualDisplay {
+    /// A green 1024×768 Xvfb screen for a Firefox page to share. Firefox's X11 capturer shows
+    /// windows but not the root window's background (an `xsetroot -solid` screen arrives black,
+    /// with the cursor), so the green is a borderless window over the whole screen: ffplay
+    /// (Debian ffmpeg) showing a solid colour.
+    func greenScreen() async throws -> (VirtualDisplay, Subprocess) {
         let display = try await VirtualDisplay.start(width: 1024, height: 768)
-        #expect(try await display.run("xsetroot", ["-solid", "#00ff00"]) == 0)
-        return display
+        let window = try Subprocess("env", ["DISPLAY=\(display.name)", "SDL_AUDIODRIVER=dummy", "ffplay", "-loglevel", "error", "-f", "lavfi",
+                                            "-i", "color=c=0x00ff00:s=1024x768:r=5", "-noborder", "-left", "0", "-top", "0", "-an"],
+                                    name: "ffplay", terminationGrace: .milliseconds(200))
+        return (display, window)
     }
 
     @Test("page in Firefox ↔ page in Chromium: each offers a video call once (frames decoded and audio grow on both sides); Firefox shares its screen with Chromium",
-          .enabled(if: chromiumAvailable && Tools.xvfb, "needs chromium, chromedriver, selenium and Xvfb (`make test-deps`)"))
+          .enabled(if: chromiumAvailable && Tools.xvfb && Tools.installed("ffplay"), "needs chromium, chromedriver, selenium, Xvfb and ffplay (`make test-deps`)"))
     func firefoxAndChromium() async throws {
         let node = try await MeshNodeServer([], bind: ["127.0.0.1"])
         defer { node.stop() }
-        let display = try await greenScreen()
-        defer { withExtendedLifetime(display) {} }
+        let (display, window) = try await greenScreen()
+        defer { window.stop(); withExtendedLifetime(display) {} }
         // alice is Firefox, bob Chromium: `call` has Firefox offer, `call-back` Chromium.
         let result = try await browser.runDriver(["--browser", "firefox", "--peer-browser", "chromium", "--display", display.name,
                                                   "scenario", "call", "call-back", "desktop"],
@@ -102,12 +107,12 @@ struct FirefoxCallTests {
     }
 
     @Test("desktop share: Firefox shares an Xvfb screen with a CLI peer, which decodes it green",
-          .enabled(if: Tools.xvfb, "Xvfb or xsetroot is not installed (Debian xvfb, x11-xserver-utils; `make deps` installs them)"))
+          .enabled(if: Tools.xvfb && Tools.installed("ffplay"), "Xvfb or ffplay is not installed (Debian xvfb, ffmpeg; `make deps` installs them)"))
     func firefoxSharesWithCLI() async throws {
         let node = try await MeshNodeServer([], bind: ["127.0.0.1"])
         defer { node.stop() }
-        let display = try await greenScreen()
-        defer { withExtendedLifetime(display) {} }
+        let (display, window) = try await greenScreen()
+        defer { window.stop(); withExtendedLifetime(display) {} }
         let peers = try CallPeers("firefox-shares")
         let bob = try await peers.join("bob", node: node.signalingURL)
         defer { bob.stop() }
@@ -138,8 +143,8 @@ struct FirefoxCallTests {
     func cliSharesWithFirefox() async throws {
         let node = try await MeshNodeServer([], bind: ["127.0.0.1"])
         defer { node.stop() }
-        let display = try await greenScreen()
-        defer { withExtendedLifetime(display) {} }
+        let (display, window) = try await greenScreen()
+        defer { window.stop(); withExtendedLifetime(display) {} }
         let peers = try CallPeers("share-to-firefox")
         var shareReport: [String: Any] = [:]
         let result = try await browser.runDriver(["--browser", "firefox", "answer", "--name", "dave", "--seconds", "3", "--wait", "120"],
