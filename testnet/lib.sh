@@ -138,7 +138,7 @@ mn_ns_of() {
         r-* ) echo "${MN_PREFIX}r-${host#r-}" ;;
         router-*) echo "${MN_PREFIX}r-${host#router-}" ;;
         p-*) echo "${MN_PREFIX}p-${host#p-}" ;;
-        *) mn_type_of "$host" >/dev/null || return 1; echo "${MN_PREFIX}p-$host" ;;
+        *) mn_type_of "$host" >/dev/null || mn_is_shape_peer "$host" || return 1; echo "${MN_PREFIX}p-$host" ;;
     esac
 }
 
@@ -411,3 +411,7 @@ mn_meshnode_bin() {
     done
     return 1
 }
+
+# The harder shapes (carrier-grade NAT, peers behind one NAT): their plan and builder.
+# shellcheck source=testnet/shapes.sh
+. "$(dirname "${BASH_SOURCE[0]}")/shapes.sh"
