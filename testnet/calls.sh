@@ -199,7 +199,10 @@ mn_recorded_video_frames() {
 # --- media flow ------------------------------------------------------------------------------
 # A counter of the bytes each router forwards into its LAN (what reaches the peer behind it),
 # sampled every 0.2 s while a call runs: independent of what meshnode reports about itself.
+# ROUTER may be "R1+R2" (a peer with two uplinks, testnet/shapes.sh roam): both count.
 mn_flow_counter_add() {
+    local r
+    case $1 in *+*) for r in ${1//+/ }; do mn_flow_counter_add "$r"; done; return 0 ;; esac
     ip netns exec "${MN_PREFIX}r-$1" nft -f - <<EOF
 table ip mnmon
 delete table ip mnmon
@@ -231,6 +234,11 @@ mn_turn_transport() {
 }
 
 mn_flow_bytes() {
+    local r sum=0 n
+    case $1 in *+*)
+        for r in ${1//+/ }; do n=$(mn_flow_bytes "$r" "${2:-}"); sum=$((sum + ${n:-0})); done
+        echo "$sum"; return 0 ;;
+    esac
     ip netns exec "${MN_PREFIX}r-$1" nft list counter ip mnmon "${2:-lan_in}" 2>/dev/null | awk '/bytes/ { for (i = 1; i < NF; i++) if ($i == "bytes") print $(i + 1) }'
 }
 

@@ -19,11 +19,15 @@
 #         mn-r-samehp  isolated clients (as a guest Wi-Fi), hairpinning: only via the public address
 #         mn-r-sameiso isolated clients, no hairpinning: nothing direct is possible
 #         each with peers mn-p-NAME-a and mn-p-NAME-b.
+#   roam  a phone that moves from Wi-Fi to mobile data mid-call (testnet/faults roam):
+#         mn-p-roam-a has eth0 on a home NAT mn-r-roam-wifi (eim-apdf, 10.0.26.2) and rmnet0
+#         to a carrier NAT mn-r-roam-cell (eim-apdf, 100.64.3.2), down and without an address
+#         until mn_shape_roam moves it.
 #
 # A carrier's or a same-NAT router's LAN side is a bridge named lan0, so that the one-level
 # ruleset (mn_router_ruleset) and the flow counters (calls.sh) apply to it unchanged.
 
-MN_SHAPES_ALL="cgn same"
+MN_SHAPES_ALL="cgn same roam"
 : "${MN_SHAPES:=}"
 
 # Shape routers on the wan: 203.0.113.201 and up (the one-level routers use .101-.130).
@@ -39,6 +43,11 @@ EOF
 same 203 eim-apdf 0 10.0.23.0/24 10.0.23.1 0
 samehp 204 eim-apdf 1 10.0.24.0/24 10.0.24.1 1
 sameiso 205 eim-apdf 0 10.0.25.0/24 10.0.25.1 1
+EOF
+            ;;
+        roam) cat <<EOF
+roam-wifi 206 eim-apdf 0 10.0.26.0/24 10.0.26.1 0
+roam-cell 207 eim-apdf 0 100.64.3.0/24 100.64.3.1 0
 EOF
             ;;
         *) return 1 ;;
@@ -69,6 +78,7 @@ sameiso-a sameiso 10.0.25.2
 sameiso-b sameiso 10.0.25.3
 EOF
                 ;;
+            roam) echo "roam-a roam-wifi+roam-cell 10.0.26.2" ;;
         esac
     done
 }
@@ -80,7 +90,7 @@ mn_is_shape_peer() {
 
 # The shape a peer belongs to (cgn, same).
 mn_shape_of_peer() {
-    case $1 in cgn*) echo cgn ;; same*) echo same ;; *) return 1 ;; esac
+    case $1 in cgn*) echo cgn ;; same*) echo same ;; roam*) echo roam ;; *) return 1 ;; esac
 }
 
 # The router (without prefix, as in mn-r-NAME) whose LAN the peer sits on, and its IP.
@@ -181,6 +191,7 @@ mn_build_shapes() {
             mn_shape_nat "$r" "$name" "$type" "$pub" "$lan" "$hairpin"
             if [ "$isolated" = 1 ]; then mn_shape_isolation_ruleset | mn_in "$r" nft -f -; fi
             i=0
+            [ "$shape" = roam ] && continue
             while read -r peer rname pip; do
                 case $peer in "$name"-?) ;; *) continue ;; esac
                 i=$((i + 1))
@@ -215,5 +226,27 @@ mn_build_shapes() {
                 fi
             done < <(mn_shape_peers "$shape")
         done < <(mn_shape_table "$shape")
+        if [ "$shape" = roam ]; then
+            # The phone: Wi-Fi up with its address and default route, mobile data down.
+            local p="${MN_PREFIX}p-roam-a"
+            mn_ns_add "$p"
+            mn_shape_bridge_port "${MN_PREFIX}r-roam-wifi" c1 "$p" eth0 0
+            mn_shape_bridge_port "${MN_PREFIX}r-roam-cell" c1 "$p" rmnet0 0
+            ip -n "$p" link set rmnet0 down
+            ip -n "$p" addr add 10.0.26.2/24 dev eth0
+            ip -n "$p" route add default via 10.0.26.1 dev eth0
+        fi
     done
+}
+
+# mn_shape_roam: the phone leaves the Wi-Fi (its address goes, the link goes down) and comes
+# up on mobile data with another address behind another NAT, as a phone does when it walks
+# out of the house. Nothing else is told.
+mn_shape_roam() {
+    local p="${MN_PREFIX}p-roam-a"
+    ip -n "$p" addr flush dev eth0
+    ip -n "$p" link set eth0 down
+    ip -n "$p" link set rmnet0 up
+    ip -n "$p" addr add 100.64.3.2/24 dev rmnet0
+    ip -n "$p" route replace default via 100.64.3.1 dev rmnet0
 }
