@@ -46,7 +46,13 @@ mn_node_start() {
     local before=0
     [ -f "$log" ] && before=$(grep -c "meshnode is running" "$log" || true)
     before=${before:-0}
-    ip netns exec "$MN_PREFIX$host" "$MESHNODE" serve --bind "$ip" --http-port "$MN_NODE_HTTP_PORT" \
+    # The v6 shape (testnet/shapes.sh) gives node1 an IPv6 address: the node listens there too.
+    local v6=()
+    case $(ip -n "$MN_PREFIX$host" -6 addr show dev wan0 2>/dev/null) in *"inet6 $MN_V6_NODE1/"*)
+        # (the IPv6-only peer dials it by name: logins are signed for the host:port dialled)
+        v6=(--bind "$MN_V6_NODE1" --public-address "$MN_V6_NODE1_NAME:$MN_NODE_HTTP_PORT") ;;
+    esac
+    ip netns exec "$MN_PREFIX$host" "$MESHNODE" serve --bind "$ip" "${v6[@]}" --http-port "$MN_NODE_HTTP_PORT" \
         --turn-secret "$(cat "$dir/turn-secret")" --data-dir "$dir/data" --node-key "$dir/node-key" \
         ${MN_NODE_ARGS:-} </dev/null > >(mn_stamp >>"$log") 2>&1 9>&- &
     pid=$!
@@ -93,6 +99,15 @@ mn_node_url() {
     echo "ws://$ip:$MN_NODE_HTTP_PORT/ws"
 }
 
+# The signaling URL a peer uses: an IPv6-only peer (testnet/shapes.sh v6) reaches node1 at its
+# IPv6 address, every other peer at the host's IPv4 one.
+mn_node_url_for() {
+    case $1 in
+        v6only-*) echo "ws://$MN_V6_NODE1_NAME:$MN_NODE_HTTP_PORT/ws" ;;
+        *) mn_node_url "$2" ;;
+    esac
+}
+
 # --- peers -----------------------------------------------------------------------------------
 # mn_peer_args NAME: the identity and pin options of peer NAME (made on first use).
 mn_peer_args() {
@@ -121,7 +136,7 @@ mn_join_start() {
         record=(--record "$MN_CALL_DIR/rec-$name")
     fi
     # shellcheck disable=SC2046
-    ip netns exec "${MN_PREFIX}p-$router" "$MESHNODE" join --node "$(mn_node_url "$host")" $(mn_peer_args "$name") \
+    ip netns exec "${MN_PREFIX}p-$router" "$MESHNODE" join --node "$(mn_node_url_for "$router" "$host")" $(mn_peer_args "$name") \
         --accept auto "${record[@]}" --json </dev/null > >(mn_stamp >"$log") 2>&1 9>&- &
     MN_JOIN_PID=$!
     for _ in $(seq 1 100); do
@@ -162,7 +177,7 @@ mn_call() {
     shift 6
     # shellcheck disable=SC2046
     timeout --kill-after=5 $((duration + 60)) ip netns exec "${MN_PREFIX}p-$router" "$MESHNODE" call "$to" \
-        --node "$(mn_node_url "$host")" $(mn_peer_args "$name") --audio --video --duration "$duration" --json "$@" \
+        --node "$(mn_node_url_for "$router" "$host")" $(mn_peer_args "$name") --audio --video --duration "$duration" --json "$@" \
         </dev/null >"$out" 2>"$out.err" 9>&-
 }
 

@@ -392,6 +392,8 @@ mn_teardown() {
         ip netns delete "$ns" 2>/dev/null || true
     done
     rm -rf "$MN_STATE_DIR"
+    # The IPv6-only peer's hosts file (testnet/shapes.sh v6).
+    rm -rf "/etc/netns/${MN_PREFIX}p-v6only-a"
 }
 
 # Loads the settings `up` recorded, so later scripts see the same MN_NATS and friends.

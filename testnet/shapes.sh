@@ -23,11 +23,21 @@
 #         mn-p-roam-a has eth0 on a home NAT mn-r-roam-wifi (eim-apdf, 10.0.26.2) and rmnet0
 #         to a carrier NAT mn-r-roam-cell (eim-apdf, 100.64.3.2), down and without an address
 #         until mn_shape_roam moves it.
+#   v6    IPv6 (2001:db8::/32, RFC 3849) beside the IPv4 plan; node1 gets 2001:db8::10 too:
+#         mn-r-v6ds, mn-r-v6ds2  dual-stack homes: IPv4 eim-apdf NAT, IPv6 routed /64 behind a
+#                                stateful firewall (RFC 6092: only what the inside opened
+#                                comes in) ── peers v6ds-a, v6ds-b
+#         mn-r-v6only            an IPv6-only network, the same firewall ── peer v6only-a
 #
 # A carrier's or a same-NAT router's LAN side is a bridge named lan0, so that the one-level
 # ruleset (mn_router_ruleset) and the flow counters (calls.sh) apply to it unchanged.
 
-MN_SHAPES_ALL="cgn same roam"
+MN_SHAPES_ALL="cgn same roam v6"
+MN_V6_WAN="2001:db8::"           # the wan segment's IPv6 /64 (node1 ::10, routers ::OCTET)
+MN_V6_NODE1="2001:db8::10"
+# The name the IPv6-only peer uses for node1 (its namespace's hosts file): `meshnode` does not
+# take an IPv6 literal in --node (ws://[2001:db8::10]:8080/ws is cut at the first colon).
+MN_V6_NODE1_NAME="node1.v6.mn.test"
 : "${MN_SHAPES:=}"
 
 # Shape routers on the wan: 203.0.113.201 and up (the one-level routers use .101-.130).
@@ -48,6 +58,12 @@ EOF
         roam) cat <<EOF
 roam-wifi 206 eim-apdf 0 10.0.26.0/24 10.0.26.1 0
 roam-cell 207 eim-apdf 0 100.64.3.0/24 100.64.3.1 0
+EOF
+            ;;
+        v6) cat <<EOF
+v6ds 208 eim-apdf 0 10.0.28.0/24 10.0.28.1 0
+v6ds2 209 eim-apdf 0 10.0.29.0/24 10.0.29.1 0
+v6only 210 v6only 0 - - 0
 EOF
             ;;
         *) return 1 ;;
@@ -79,6 +95,12 @@ sameiso-b sameiso 10.0.25.3
 EOF
                 ;;
             roam) echo "roam-a roam-wifi+roam-cell 10.0.26.2" ;;
+            v6) cat <<EOF
+v6ds-a v6ds 10.0.28.2
+v6ds-b v6ds2 10.0.29.2
+v6only-a v6only -
+EOF
+                ;;
         esac
     done
 }
@@ -90,7 +112,7 @@ mn_is_shape_peer() {
 
 # The shape a peer belongs to (cgn, same).
 mn_shape_of_peer() {
-    case $1 in cgn*) echo cgn ;; same*) echo same ;; roam*) echo roam ;; *) return 1 ;; esac
+    case $1 in cgn*) echo cgn ;; same*) echo same ;; roam*) echo roam ;; v6*) echo v6 ;; *) return 1 ;; esac
 }
 
 # The router (without prefix, as in mn-r-NAME) whose LAN the peer sits on, and its IP.
@@ -123,6 +145,9 @@ mn_shape_expected() {
         cgn2-?:cgn2-?) echo "relay carrier-no-hairpin"; return ;;
         same-?:same-?) echo "direct shared-lan-host"; return ;;
         samehp-?:samehp-?) echo "direct nat-hairpin"; return ;;
+        v6ds-?:v6ds-?) echo "direct dual-stack"; return ;;
+        v6only-a:v6ds-? | v6ds-?:v6only-a) echo "direct ipv6"; return ;;
+        v6only-a:* | *:v6only-a) echo "relay rfc6156-family-bridge"; return ;;
         sameiso-?:sameiso-?) echo "relay isolated-no-hairpin"; return ;;
     esac
     # Different NATs: a shape peer behaves as eim-apdf (verified), so RFC 4787 as for one level.
@@ -177,6 +202,7 @@ mn_build_shapes() {
     local shape name octet type hairpin lan rip isolated r pub peer rname pip home hr hip i
     for shape in $MN_SHAPES; do
         while read -r name octet type hairpin lan rip isolated; do
+            [ "$type" = v6only ] && continue   # no IPv4 at all: mn_build_v6
             r="${MN_PREFIX}r-$name"
             pub="$MN_ROUTER_PREFIX.$octet"
             mn_ns_add "$r"
@@ -192,6 +218,7 @@ mn_build_shapes() {
             if [ "$isolated" = 1 ]; then mn_shape_isolation_ruleset | mn_in "$r" nft -f -; fi
             i=0
             [ "$shape" = roam ] && continue
+            [ "$shape" = v6 ] && continue
             while read -r peer rname pip; do
                 case $peer in "$name"-?) ;; *) continue ;; esac
                 i=$((i + 1))
@@ -226,6 +253,7 @@ mn_build_shapes() {
                 fi
             done < <(mn_shape_peers "$shape")
         done < <(mn_shape_table "$shape")
+        [ "$shape" = v6 ] && mn_build_v6
         if [ "$shape" = roam ]; then
             # The phone: Wi-Fi up with its address and default route, mobile data down.
             local p="${MN_PREFIX}p-roam-a"
@@ -249,4 +277,78 @@ mn_shape_roam() {
     ip -n "$p" link set rmnet0 up
     ip -n "$p" addr add 100.64.3.2/24 dev rmnet0
     ip -n "$p" route replace default via 100.64.3.1 dev rmnet0
+}
+
+# Turns IPv6 on in a namespace (mn_ns_add turns it off), for interfaces made before and after.
+mn_v6_on() {
+    local ns=$1 dev
+    mn_in "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0
+    for dev in $(ip -n "$ns" -o link show | awk -F': ' '{print $2}' | cut -d@ -f1); do
+        mn_in "$ns" sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=0" 2>/dev/null || true
+    done
+}
+
+# An IPv6 firewall as home routers have (RFC 6092 REC-11): what the inside opened comes back,
+# nothing else; ICMPv6 passes (neighbour discovery, path MTU).
+mn_v6_firewall() {
+    mn_in "$1" nft -f - <<EOF
+table ip6 mn6
+delete table ip6 mn6
+table ip6 mn6 {
+    chain forward {
+        type filter hook forward priority filter; policy drop;
+        meta l4proto ipv6-icmp accept
+        ct state established,related accept
+        iifname "lan0" oifname "wan0" accept
+    }
+}
+EOF
+}
+
+# The v6 shape: node1 gets an IPv6 address; dual-stack homes (the IPv4 side built above as
+# eim-apdf routers with their peers) get an IPv6 /64 each; an IPv6-only network.
+mn_build_v6() {
+    local name octet r p lan6 other
+    mn_v6_on "${MN_PREFIX}node1"
+    ip -n "${MN_PREFIX}node1" -6 addr add "$MN_V6_NODE1/64" dev wan0 nodad
+    for name in v6ds v6ds2 v6only; do
+        octet=$(mn_shape_table v6 | awk -v n="$name" '$1 == n { print $2 }')
+        r="${MN_PREFIX}r-$name"
+        lan6="2001:db8:$octet::"
+        if [ "$name" = v6only ]; then
+            mn_ns_add "$r"
+            attach_wan "$name" "$r"
+            ip -n "$r" link add lan0 type bridge
+            ip -n "$r" link set lan0 up
+        fi
+        mn_v6_on "$r"
+        mn_in "$r" sysctl -qw net.ipv6.conf.all.forwarding=1
+        ip -n "$r" -6 addr add "$MN_V6_WAN$octet/64" dev wan0 nodad
+        ip -n "$r" -6 addr add "${lan6}1/64" dev lan0 nodad
+        mn_v6_firewall "$r"
+        # The peer: dual-stack (an IPv4 address behind the NAT too) or IPv6 only.
+        p="${MN_PREFIX}p-$(mn_shape_peers v6 | awk -v r="$name" '$2 == r { print $1 }')"
+        mn_ns_add "$p"
+        mn_v6_on "$p"
+        mn_shape_bridge_port "$r" c1 "$p" eth0 0
+        if [ "$name" = v6only ]; then
+            mkdir -p "/etc/netns/$p"
+            printf '::1 localhost\n%s %s\n' "$MN_V6_NODE1" "$MN_V6_NODE1_NAME" >"/etc/netns/$p/hosts"
+        else
+            ip -n "$p" addr add "$(mn_shape_peers v6 | awk -v r="$name" '$2 == r { print $3 }')/24" dev eth0
+            ip -n "$p" route add default via "$(mn_shape_table v6 | awk -v n="$name" '$1 == n { print $6 }')" dev eth0
+        fi
+        ip -n "$p" -6 addr add "${lan6}2/64" dev eth0 nodad
+        ip -n "$p" -6 route add default via "${lan6}1" dev eth0
+        # Routes on the wan: node1 and every other v6 router reach this LAN through it.
+        ip -n "${MN_PREFIX}node1" -6 route add "$lan6/64" via "$MN_V6_WAN$octet" dev wan0
+    done
+    # Each v6 router routes the other v6 LANs over the wan (made once all exist).
+    for name in v6ds v6ds2 v6only; do
+        for other in v6ds v6ds2 v6only; do
+            [ "$other" = "$name" ] && continue
+            octet=$(mn_shape_table v6 | awk -v n="$other" '$1 == n { print $2 }')
+            ip -n "${MN_PREFIX}r-$name" -6 route add "2001:db8:$octet::/64" via "$MN_V6_WAN$octet" dev wan0
+        done
+    done
 }
