@@ -1158,6 +1158,14 @@ def run_answer(args):
         page.wait_call(["connected"])
         want_video = call["kind"] != "audio"
         first, last = page.wait_media(video=want_video, audio=call["kind"] != "desktop")
+        shared = None
+        if args.share_after is not None:
+            # The callee clicks *Share screen* mid-call (a track replacement, no new offer).
+            time.sleep(args.share_after)
+            page.click("#share")
+            page.wait_state("sending the screen", lambda s: "video:screen" in (page.hook("controls") or {}).get("sending", []))
+            shared = {"controls": page.hook("controls")}
+            emit("shared", **shared)
         deadline = time.monotonic() + args.seconds
         while time.monotonic() < deadline and page.state()["call"]:
             time.sleep(0.5)
@@ -1165,7 +1173,7 @@ def run_answer(args):
         shot = page.screenshot(args.artifacts, f"browser-answer-{args.name}.png")
         page.hook("hangup")
         return {"kind": call["kind"], "peer": call["peer"], "times": page.state()["lastCall"]["times"] if page.state()["lastCall"] else None,
-                "first": summary(first), "stats": summary(final), "screenshot": shot}
+                "first": summary(first), "stats": summary(final), "screenshot": shot, "shared": shared}
     finally:
         page.close()
 
@@ -1281,6 +1289,7 @@ def main():
     answer.add_argument("--name", required=True)
     answer.add_argument("--seconds", type=float, default=5, help="how long to keep the call after media flows")
     answer.add_argument("--wait", type=float, default=60, help="how long to wait for the call")
+    answer.add_argument("--share-after", type=float, default=None, help="seconds after media flows to switch to a screen share")
     call = modes.add_parser("call", help="log in, call ADDR, report stats")
     call.add_argument("--name", required=True)
     call.add_argument("--to", required=True)
