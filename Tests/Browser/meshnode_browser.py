@@ -1103,6 +1103,14 @@ def check_keyboard(args, suffix):
         bob.wait_call(["connected"])
         now = focused(bob)
         expect(now and now["id"] == "hangup", f"bob: after accepting focus is on {now}, not Hang up")
+        # The call's own controls by keyboard: Space on Mute, Enter on the details.
+        tab_to(alice, lambda f: f["id"] == "mute", "Mute")
+        press(alice, Keys.SPACE)
+        alice.wait_state("muted by Space", lambda s: alice.hook("controls")["muted"])
+        tab_to(alice, lambda f: f["tag"] == "summary" and f["text"] == english["call.stats"], "Connection details")
+        press(alice, Keys.ENTER)
+        wait_for("the details opened by Enter", lambda: alice.element("#stats-box").get_attribute("open") is not None)
+        stops["inCall"] = ["mute", "details"]
         press(bob, Keys.ENTER)
         alice.wait_state("the call ended by bob's Enter on Hang up", lambda s: s["call"] is None)
         bob.wait_state("the call ended", lambda s: s["call"] is None)
