@@ -749,6 +749,8 @@ function wire() {
   $('share').onclick = control((c) => (c.sharing ? c.stopSharing() : c.startSharing()));
   $('microphone-select').onchange = control((c) => c.useDevice('audio', $('microphone-select').value));
   $('camera-select').onchange = control((c) => c.useDevice('video', $('camera-select').value));
+  // A headset plugged in or out during a call shows up in the menus at once.
+  navigator.mediaDevices?.addEventListener?.('devicechange', () => app.call?.state === 'connected' && fillDevices());
   $('speaker-select').onchange = () => useSpeaker($('speaker-select').value).catch((error) => showCallStatus('controls.failed', { error: error.message }));
   $('incoming').addEventListener('close', () => {
     const call = app.call;
