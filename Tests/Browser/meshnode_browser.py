@@ -871,6 +871,7 @@ def check_controls(args, suffix):
         bob.click("#share")
         wait_size(alice, lambda size: aspect(size) == aspect(camera_size), "bob's camera back at alice")
         expect(not preview_is_screen(alice) and not preview_is_screen(bob), "a preview still shows a screen after stopping")
+        out["videoCall"] = "ok"
 
         # Another camera and microphone mid-call (Chromium's fake devices).
         devices = alice.hook("devices")
@@ -909,6 +910,25 @@ def check_controls(args, suffix):
         alice.click("#hangup")
         bob.wait_state("the call to end", lambda s: s["call"] is None)
         expect(not alice.shown("#mute") and not alice.shown("#share") and not alice.shown("#call-timer"), "controls stay after the call")
+
+        # An audio call has no video channel: sharing adds one with a new offer, either way.
+        alice.wait_state("bob's call buttons on again", lambda s: s["contacts"][bob.label]["status"] == "online" and s["call"] is None)
+        place_and_accept(alice, bob, "audio")
+        wait_growth(bob, energy, "audio in the audio call", 0)
+        expect(not alice.shown("#camera"), "an audio call offers Camera off")
+        expect(bob.stats()["video"]["framesDecoded"] == 0, "video before anyone shares in an audio call")
+        alice.click("#share")
+        wait_size(bob, lambda size: aspect(size) not in (0, aspect(camera_size)), "alice's screen at bob in the audio call")
+        wait_for("alice's own preview shows her screen (audio call)", lambda: preview_is_screen(alice))
+        bob.click("#share")
+        wait_size(alice, lambda size: aspect(size) not in (0, aspect(camera_size)), "bob's screen at alice in the audio call")
+        alice.screenshot(args.artifacts, "controls-audio-call-both-share.png")
+        alice.click("#share")
+        wait_still(bob, frames, "no frames at bob after alice stops sharing (audio call)")
+        wait_growth(bob, energy, "audio still flowing after the shares", 0)
+        out["audioCall"] = "ok"
+        bob.click("#hangup")
+        alice.wait_state("the audio call to end", lambda s: s["call"] is None)
     except Exception:
         dump_pages([alice, bob], args)
         raise
@@ -1207,9 +1227,13 @@ def run_call(args):
             # screen* (a track replacement; the peer sees no new offer).
             time.sleep(args.share_after)
             page.click("#share")
-            page.wait_state("sending the screen", lambda s: "video:screen" in (page.hook("controls") or {}).get("sending", []))
+            # Sending the screen; or, in an audio call with a peer that does not answer the new
+            # offer (the CLI), told so after the offer's 5 s.
+            refused = page.messages("en")["controls.shareNotAnswered"].replace("{peer}", args.to)
+            outcome = wait_for("sharing or refused", lambda: ("sharing" if "video:screen" in (page.hook("controls") or {}).get("sending", [])
+                                                             else "refused" if page.text("#call-status") == refused else None))
             sent = page.js("return window.meshnodeTest.stats()")
-            shared = {"afterMs": round((time.monotonic() - started) * 1000), "controls": page.hook("controls"),
+            shared = {"afterMs": round((time.monotonic() - started) * 1000), "controls": page.hook("controls"), "outcome": outcome,
                       "framesEncodedAtSwitch": sent["sent"]["video"]["framesEncoded"]}
             emit("shared", **shared)
             started = time.monotonic()

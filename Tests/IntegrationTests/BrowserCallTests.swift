@@ -65,6 +65,24 @@ struct BrowserCallTests {
         try Self.expectCameraThenScreen(recordings: peers.recordings)
     }
 
+    @Test("in an audio call with a CLI peer, Share screen needs a new offer, which the CLI does not answer: the page rolls it back and says so, the call goes on with audio both ways")
+    func browserShareInAudioCallWithCLI() async throws {
+        let node = try await MeshNodeServer([], bind: ["127.0.0.1"])
+        defer { node.stop() }
+        let peers = try CallPeers("audio-share-cli")
+        let bob = try await peers.join("bob", node: node.signalingURL)
+        defer { bob.stop() }
+        let result = try await browser.runDriver(["call", "--name", "carol", "--to", "bob", "--kind", "audio", "--seconds", "3", "--share-after", "1"],
+                                                 url: "http://127.0.0.1:\(node.httpPort)/")
+        let shared = try #require(result["shared"] as? [String: Any], "\(result)")
+        #expect(shared["outcome"] as? String == "refused", "\(shared)")
+        #expect((shared["controls"] as? [String: Any])?["sharing"] as? Bool == false, "\(shared)")
+        let stats = try #require(result["stats"] as? [String: Any])
+        #expect((stats["audioPackets"] as? Int ?? 0) > 0, "\(stats)")
+        try await bob.waitForOutput(#""event":"call-ended""#)
+        try CallPeers.expectMediaBothWays(try CallPeers.callEndedReport(of: bob))
+    }
+
     @Test("a CLI peer calls Chromium, which switches to a screen share mid-call as the callee: the CLI keeps decoding, now the screen")
     func calleeBrowserSwitchesToShare() async throws {
         let node = try await MeshNodeServer([], bind: ["127.0.0.1"])
