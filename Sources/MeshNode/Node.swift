@@ -25,7 +25,32 @@ public struct Node: Sendable {
 
     /// The hosts the web server listens on: every bind address (docs/deploy.md "Several
     /// addresses"), so that a node on a public address and on loopback serves both.
-    var httpHosts: [String] { configuration.turn.bindAddresses.isEmpty ? ["127.0.0.1"] : configuration.turn.bindAddresses }
+    var httpHosts: [String] {
+        Self.webHosts(bind: configuration.turn.bindAddresses.isEmpty ? ["127.0.0.1"] : configuration.turn.bindAddresses,
+                      dualStack: Self.wildcardIsDualStack)
+    }
+
+    /// `bind` less the addresses a wildcard among them covers already: a second listening socket
+    /// on the same port would fail with EADDRINUSE. `::` covers IPv4 too when it is `dualStack`
+    /// (Linux's `net.ipv6.bindv6only` 0, the default; the web server cannot set IPV6_V6ONLY).
+    static func webHosts(bind: [String], dualStack: Bool) -> [String] {
+        let anyV6 = bind.contains("::")
+        let anyV4 = bind.contains("0.0.0.0") || (anyV6 && dualStack)
+        var hosts: [String] = []
+        for host in bind where !hosts.contains(host) {
+            let isV6 = host.contains(":")
+            if isV6, anyV6, host != "::" { continue }
+            if !isV6, anyV4, host != "0.0.0.0" || (anyV6 && dualStack) { continue }
+            hosts.append(host)
+        }
+        return hosts
+    }
+
+    /// Whether a socket on `::` also takes IPv4 connections here.
+    static let wildcardIsDualStack: Bool = {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv6/bindv6only", encoding: .utf8)) ?? "0"
+        return text.trimmingCharacters(in: .whitespacesAndNewlines) == "0"
+    }()
 
     /// Runs until SIGTERM or SIGINT. `onReady` gets the addresses a user needs.
     public func run(onReady: @escaping @Sendable (NodeAddresses) -> Void = { _ in }) async throws {
@@ -85,13 +110,18 @@ public struct Node: Sendable {
             router.get("/") { _, _ in statusResponse() }
         }
         let upgrade = signaling.endpoint.shouldUpgrade
+        let singlePort = configuration.singlePort
+        let firstBytesTimeout = configuration.turn.streamIdleTimeout
         let server: HTTPServerBuilder = if let webCertificate {
             // TLS first, then HTTP/1.1 and the WebSocket upgrade inside it: wss:// on the same port.
             HTTPServerBuilder { responder in
-                ReloadableTLSChannel(base: HTTP1WebSocketUpgradeChannel(responder: responder,
-                                                                        configuration: .init(ws: SignalingEndpoint.webSocketConfiguration),
-                                                                        shouldUpgrade: upgrade),
-                                     certificate: webCertificate)
+                let http = HTTP1WebSocketUpgradeChannel(responder: responder, configuration: .init(ws: SignalingEndpoint.webSocketConfiguration),
+                                                        shouldUpgrade: upgrade)
+                // single-port: TURN over TLS too, told from HTTP by its first bytes.
+                if singlePort {
+                    return SharedPortChannel(base: http, certificate: webCertificate, turn: turn, firstBytesTimeout: firstBytesTimeout)
+                }
+                return ReloadableTLSChannel(base: http, certificate: webCertificate)
             }
         } else {
             .http1WebSocketUpgrade(configuration: .init(ws: SignalingEndpoint.webSocketConfiguration), shouldUpgrade: upgrade)
@@ -106,7 +136,11 @@ public struct Node: Sendable {
                 server: server,
                 configuration: .init(address: .hostname(host, port: configuration.httpPort), serverName: "meshnode"),
                 services: index == 0 ? [turnService, signaling.service] : [],
-                onServerRunning: { channel in readiness.httpStarted(channel.localAddress) },
+                onServerRunning: { channel in
+                    // single-port: each web listener is a TURN over TLS listener too.
+                    if singlePort, let address = channel.localAddress { turn.addSharedListener(address) }
+                    readiness.httpStarted(channel.localAddress)
+                },
                 logger: logger
             )
         }

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Drives meshnode's web page in headless Chromium (Debian's chromium + chromedriver, selenium).
+"""Drives meshnode's web page in headless Chromium (Debian's chromium + chromedriver, selenium) or
+headless Firefox (Debian's firefox-esr through Marionette, firefox_driver.py: `--browser firefox`).
 
 The page exposes `window.meshnodeTest` (web/app.js); everything here goes through it, so no
 test depends on the page's layout. Used three ways:
@@ -26,8 +27,8 @@ try:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 except ImportError:
-    print(json.dumps({"event": "error", "reason": "selenium is not importable: run `make test-deps` (pip install selenium==4.40.0)"}))
-    sys.exit(3)
+    # Firefox pages need no selenium (firefox_driver.py drives them through Marionette).
+    webdriver = None
 
 CHROMIUM = os.environ.get("MESHNODE_CHROMIUM", "/usr/bin/chromium")
 # Flags every Chromium gets besides the fixed ones (--ignore-certificate-errors: a node whose
@@ -63,13 +64,29 @@ def wait_for(describe, predicate, timeout=EVENT_TIMEOUT, interval=0.1):
     raise Failure(f"timed out after {timeout} s waiting for {describe} (last: {json.dumps(last)[:400]})")
 
 
-class Page:
-    """One Chromium with its own profile (so its own key) showing the page at `url`."""
+# Which browser a page runs in: `--browser` for every page, `--peer-browser` for the second
+# page of a scenario (Chromium ↔ Firefox).
+BROWSERS = {"first": "chromium", "second": None}
+# The X display a Firefox page shares its screen from (`--display`): headless Firefox has no
+# screen of its own (getDisplayMedia fails with NotFoundError), but captures an X server's.
+FIREFOX_DISPLAY = {"name": None}
 
-    def __init__(self, url, label, width=1280, height=800, languages=None):
+
+class Page:
+    """One browser with its own profile (so its own key) showing the page at `url`: Chromium
+    through selenium and chromedriver, or Firefox through Marionette (firefox_driver.py)."""
+
+    def __init__(self, url, label, width=1280, height=800, languages=None, browser=None):
         self.url = url
         self.label = label
-        self.profile = tempfile.mkdtemp(prefix=f"meshnode-chromium-{label}-")
+        self.browser = browser or BROWSERS["first"]
+        self.profile = tempfile.mkdtemp(prefix=f"meshnode-{self.browser}-{label}-")
+        if self.browser == "firefox":
+            self._start_firefox(width, height)
+            return
+        if webdriver is None:
+            shutil.rmtree(self.profile, ignore_errors=True)
+            raise Failure("selenium is not importable: run `make test-deps` (pip install selenium==4.40.0)")
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
         for flag in [
@@ -112,6 +129,39 @@ class Page:
             self.close()
             raise
 
+    def _start_firefox(self, width, height):
+        from firefox_driver import FirefoxDriver
+        try:
+            self.driver = FirefoxDriver(self.profile, width, height, display=FIREFOX_DISPLAY["name"])
+        except Exception:
+            shutil.rmtree(self.profile, ignore_errors=True)
+            raise
+        try:
+            self.driver.set_script_timeout(30)
+            self.driver.get(self.url)
+            wait_for(f"{self.label}: the page's test hook", lambda: self.js("return !!window.meshnodeTest"))
+        except Exception:
+            self.close()
+            raise
+
+    def place_call(self, peer, kind):
+        """Calls `peer`; returns the call id, or None when placed by a click. Firefox lets a page
+        share its screen only in answer to a user gesture (getDisplayMedia's transient
+        activation), so there a desktop call is placed as a person does: the contact's button."""
+        if self.browser == "firefox" and kind == "desktop":
+            self.hook("addContact", peer)
+            self.wait_state(f"{peer} in the contact list", lambda s: peer in s["contacts"])
+            wait_for(f"{self.label}: {peer}'s desktop button",
+                     lambda: self.elements(f'#contact-list li[data-name="{peer}"] button[data-kind="desktop"]'))
+            self.click(f'#contact-list li[data-name="{peer}"] button[data-kind="desktop"]')
+            return None
+        call_id = self.js(
+            "return window.meshnodeTest.call(arguments[0], arguments[1]).then(r => r, e => ({error: String(e.message || e)}))",
+            peer, kind)
+        if isinstance(call_id, dict):
+            raise Failure(f"{self.label}: cannot place a {kind} call to {peer}: {call_id['error']}")
+        return call_id
+
     def js(self, script, *args):
         return self.driver.execute_script(script, *args)
 
@@ -146,12 +196,15 @@ class Page:
 
     def wait_media(self, video=True, audio=True, timeout=EVENT_TIMEOUT):
         """Waits until frames decoded and audio samples received both grow; returns (first, last)."""
+        def heard(st):
+            return st["audio"]["totalSamplesReceived"]
+
         def ready():
             st = self.stats()
             if not st:
                 return None
             ok_v = not video or st["video"]["framesDecoded"] > 0
-            ok_a = not audio or st["audio"]["totalSamplesReceived"] > 0
+            ok_a = not audio or heard(st) > 0
             return st if ok_v and ok_a else None
         first = wait_for(f"{self.label}: media arriving", ready, timeout, 0.25)
 
@@ -160,7 +213,7 @@ class Page:
             if st["time"] <= first["time"]:
                 return None
             ok_v = not video or st["video"]["framesDecoded"] > first["video"]["framesDecoded"]
-            ok_a = not audio or st["audio"]["totalSamplesReceived"] > first["audio"]["totalSamplesReceived"]
+            ok_a = not audio or heard(st) > heard(first)
             return st if ok_v and ok_a else None
         last = wait_for(f"{self.label}: media still flowing", grew, interval=0.25)
         return first, last
@@ -180,12 +233,11 @@ class Page:
     # ---- the page as a person uses it: elements, clicks, typing ----
 
     def element(self, css):
-        from selenium.webdriver.common.by import By
-        return self.driver.find_element(By.CSS_SELECTOR, css)
+        # selenium's By.CSS_SELECTOR, spelled out: Firefox pages run without selenium.
+        return self.driver.find_element("css selector", css)
 
     def elements(self, css):
-        from selenium.webdriver.common.by import By
-        return self.driver.find_elements(By.CSS_SELECTOR, css)
+        return self.driver.find_elements("css selector", css)
 
     def shown(self, css):
         """Whether an element matching `css` is displayed (False when there is none)."""
@@ -228,13 +280,15 @@ class Page:
             shutil.rmtree(self.profile, ignore_errors=True)
 
 
-def open_pages(url, labels):
-    """Starts the Chromiums side by side (each takes about a second)."""
+def open_pages(url, labels, browsers=None):
+    """Starts the browsers side by side (a Chromium takes about a second, a Firefox 5-15 s);
+    `browsers` names each page's browser (default: `--browser` for all)."""
     pages, errors = {}, []
+    browsers = dict(zip(labels, browsers or []))
 
     def start(label):
         try:
-            pages[label] = Page(url, label)
+            pages[label] = Page(url, label, browser=browsers.get(label))
         except Exception as error:  # noqa: BLE001 - reported below
             errors.append(f"{label}: {error}")
     threads = [threading.Thread(target=start, args=(label,)) for label in labels]
@@ -245,7 +299,7 @@ def open_pages(url, labels):
     if errors:
         for page in pages.values():
             page.close()
-        raise Failure("cannot start Chromium: " + "; ".join(errors))
+        raise Failure("cannot start the browsers: " + "; ".join(errors))
     return [pages[label] for label in labels]
 
 
@@ -287,11 +341,7 @@ def scenario_chat(alice, bob, _args):
 
 def place_and_accept(caller, callee, kind, accept=True):
     started = time.monotonic()
-    call_id = caller.js(
-        "return window.meshnodeTest.call(arguments[0], arguments[1]).then(r => r, e => ({error: String(e.message || e)}))",
-        callee.label, kind)
-    if isinstance(call_id, dict):
-        raise Failure(f"{caller.label}: cannot place a {kind} call: {call_id['error']}")
+    call_id = caller.place_call(callee.label, kind)
     incoming = callee.wait_call(["ringing-in"])
     if incoming["kind"] != kind or incoming["peer"] != caller.label:
         raise Failure(f"{callee.label}: incoming call is {incoming}, expected {kind} from {caller.label}")
@@ -335,6 +385,11 @@ def scenario_call(alice, bob, args):
                                 b_last["video"]["framesDecoded"] - b_first["video"]["framesDecoded"]],
         "screenshot": shot,
     }
+
+
+def scenario_call_back(alice, bob, args):
+    """`call` the other way round: the second page offers (with --peer-browser, the other browser)."""
+    return scenario_call(bob, alice, args)
 
 
 def scenario_reject(alice, bob, _args):
@@ -424,14 +479,14 @@ def health(url):
         return False
 
 
-SCENARIOS = {"chat": scenario_chat, "call": scenario_call, "relay": scenario_relay, "reject": scenario_reject, "desktop": scenario_desktop, "reconnect": scenario_reconnect}
+SCENARIOS = {"chat": scenario_chat, "call": scenario_call, "call-back": scenario_call_back, "relay": scenario_relay, "reject": scenario_reject, "desktop": scenario_desktop, "reconnect": scenario_reconnect}
 
 
 def run_scenarios(args):
     # Fresh profiles make fresh keys: fresh names too, so a node that already bound "alice" works.
     suffix = os.urandom(3).hex()
-    alice, bob = open_pages(args.url, [f"alice-{suffix}", f"bob-{suffix}"])
-    emit("browsers-started")
+    alice, bob = open_pages(args.url, [f"alice-{suffix}", f"bob-{suffix}"], [BROWSERS["first"], BROWSERS["second"] or BROWSERS["first"]])
+    emit("browsers-started", alice=alice.browser, bob=bob.browser)
     results = {"scenarios": {}}
     try:
         results["login"] = login_pair(alice, bob)
@@ -1215,9 +1270,7 @@ def run_call(args):
         page.hook("addContact", args.to)
         page.wait_online(args.to, args.wait)
         started = time.monotonic()
-        result = page.js("return window.meshnodeTest.call(arguments[0], arguments[1]).then(r => r, e => ({error: String(e.message || e)}))", args.to, args.kind)
-        if isinstance(result, dict):
-            raise Failure(f"cannot call {args.to}: {result['error']}")
+        page.place_call(args.to, args.kind)
         page.wait_call(["connected"])
         first, last = page.wait_media(video=args.kind == "video", audio=args.kind != "desktop")
         setup_ms = round((time.monotonic() - started) * 1000)
@@ -1313,6 +1366,11 @@ def main():
     parser.add_argument("--url", required=True, help="the node's page, http://HOST:PORT/")
     parser.add_argument("--ignore-certificate-errors", action="store_true",
                         help="accept the node's certificate unchecked (an https node with a self-signed one)")
+    parser.add_argument("--browser", choices=["chromium", "firefox"], default="chromium",
+                        help="the browser of every page (firefox: Debian's firefox-esr through Marionette)")
+    parser.add_argument("--peer-browser", choices=["chromium", "firefox"],
+                        help="the browser of a scenario's second page (default: --browser)")
+    parser.add_argument("--display", help="the X display (Xvfb) a Firefox page shares its screen from, e.g. :93")
     parser.add_argument("--artifacts", default=os.environ.get("MESHNODE_ARTIFACTS", ".build/test-artifacts"), help="where screenshots go")
     modes = parser.add_subparsers(dest="mode", required=True)
     scenario = modes.add_parser("scenario", help="two pages through one node")
@@ -1338,6 +1396,8 @@ def main():
     args = parser.parse_args()
     if args.ignore_certificate_errors:
         EXTRA_FLAGS.append("--ignore-certificate-errors")
+    BROWSERS["first"], BROWSERS["second"] = args.browser, args.peer_browser
+    FIREFOX_DISPLAY["name"] = args.display
     try:
         if args.mode == "scenario":
             result = run_scenarios(args)
