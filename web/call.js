@@ -461,6 +461,11 @@ export class Call extends EventTarget {
       await pc.setLocalDescription(offer);
       await this.sendSigned('sdp', { sdpType: 'offer', sdp: offer.sdp });
       await answered;
+      // An answer may also refuse the new video (port 0, RFC 3264 §6): then nothing is sent.
+      if (transceiver.stopped || !['sendonly', 'sendrecv'].includes(transceiver.currentDirection)) {
+        await transceiver.sender.replaceTrack(null).catch(() => {});
+        throw new CallSetupError('not-answered', `${this.peer} refused the video that carries the screen`);
+      }
       return transceiver;
     } catch (error) {
       this.answerWaiter = null;
