@@ -14,8 +14,10 @@ FUZZ_RUNS ?= 200000
 AIORTC_VERSION := 1.16.0
 # Test-only: headless Chromium and its WebDriver for the web page's tests (Tests/Browser, docs/web.md),
 # driven from Python with selenium (newer selenium needs a certifi newer than the registry has).
-TEST_DEBIAN_PACKAGES := chromium chromium-driver
+TEST_DEBIAN_PACKAGES := chromium chromium-driver libnss3-tools
 SELENIUM_VERSION := 4.40.0
+# axe-core 4.9 for the page's accessibility check (Tests/Browser, `page a11y`), bundled in this package.
+AXE_PACKAGE_VERSION := 2.2.0
 # Test-only: two more independent peers (issue 18, docs/interop.md): the page in Firefox ESR,
 # driven through Marionette (PyPI marionette-driver; Debian packages no geckodriver), and
 # GStreamer's webrtcbin from Debian's own python3 (Tests/Interop/webrtcbin_peer.py).
@@ -92,6 +94,9 @@ test-deps: deps aiortc-deps
 	@python3 -c "import selenium, sys; sys.exit(selenium.__version__ != '$(SELENIUM_VERSION)')" 2>/dev/null || \
 	  python3 -m pip install --quiet --disable-pip-version-check "selenium==$(SELENIUM_VERSION)" || \
 	  python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "selenium==$(SELENIUM_VERSION)"
+	@python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('selenium-axe-python') != '$(AXE_PACKAGE_VERSION)')" 2>/dev/null || \
+	  python3 -m pip install --quiet --disable-pip-version-check --no-deps "selenium-axe-python==$(AXE_PACKAGE_VERSION)" || \
+	  python3 -m pip install --quiet --disable-pip-version-check --no-deps --break-system-packages "selenium-axe-python==$(AXE_PACKAGE_VERSION)"
 	@python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('marionette_driver') != '$(MARIONETTE_VERSION)')" 2>/dev/null || \
 	  python3 -m pip install --quiet --disable-pip-version-check "marionette-driver==$(MARIONETTE_VERSION)" || \
 	  python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "marionette-driver==$(MARIONETTE_VERSION)"
@@ -162,14 +167,16 @@ bench-transport: deps
 # The NAT testnet (network namespaces; root; docs/testnet.md): selftest (up, checks, both
 # RFC 5780 verifications, down), the full traversal matrix (docs/nat-matrix.md) and every
 # fault scenario, about 8 minutes. testnet-quick (CI, about 3 minutes): selftest, five
-# representative pairs and the quick faults. Only the meshnode product is built.
+# representative pairs and the quick faults; both end with the TCP-443-only browser call
+# (testnet/strict-firewall; Chromium and selenium from test-deps). Only the meshnode product
+# is built.
 testnet-build: deps
 	$(SWIFT) build --product meshnode
 
-testnet: testnet-build
+testnet: testnet-build test-deps
 	testnet/all
 
-testnet-quick: testnet-build
+testnet-quick: testnet-build test-deps
 	testnet/all --quick
 
 # The mesh scenarios of issue 8 (docs/mesh.md), quick version; `testnet/mesh` runs them all.

@@ -23,8 +23,34 @@ public struct Node: Sendable {
         self.logger = logger
     }
 
-    /// The host the HTTP server listens on: the first bind address.
-    var httpHost: String { configuration.turn.bindAddresses.first ?? "127.0.0.1" }
+    /// The hosts the web server listens on: every bind address (docs/deploy.md "Several
+    /// addresses"), so that a node on a public address and on loopback serves both.
+    var httpHosts: [String] {
+        Self.webHosts(bind: configuration.turn.bindAddresses.isEmpty ? ["127.0.0.1"] : configuration.turn.bindAddresses,
+                      dualStack: Self.wildcardIsDualStack)
+    }
+
+    /// `bind` less the addresses a wildcard among them covers already: a second listening socket
+    /// on the same port would fail with EADDRINUSE. `::` covers IPv4 too when it is `dualStack`
+    /// (Linux's `net.ipv6.bindv6only` 0, the default; the web server cannot set IPV6_V6ONLY).
+    static func webHosts(bind: [String], dualStack: Bool) -> [String] {
+        let anyV6 = bind.contains("::")
+        let anyV4 = bind.contains("0.0.0.0") || (anyV6 && dualStack)
+        var hosts: [String] = []
+        for host in bind where !hosts.contains(host) {
+            let isV6 = host.contains(":")
+            if isV6, anyV6, host != "::" { continue }
+            if !isV6, anyV4, host != "0.0.0.0" || (anyV6 && dualStack) { continue }
+            hosts.append(host)
+        }
+        return hosts
+    }
+
+    /// Whether a socket on `::` also takes IPv4 connections here.
+    static let wildcardIsDualStack: Bool = {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv6/bindv6only", encoding: .utf8)) ?? "0"
+        return text.trimmingCharacters(in: .whitespacesAndNewlines) == "0"
+    }()
 
     /// Runs until SIGTERM or SIGINT. `onReady` gets the addresses a user needs.
     public func run(onReady: @escaping @Sendable (NodeAddresses) -> Void = { _ in }) async throws {
@@ -47,7 +73,10 @@ public struct Node: Sendable {
         let turn = TURNServer(configuration: turnConfiguration, logger: logger)
         let signaling = try await NodeSignaling.make(configuration: configuration, turn: turn, restSecret: restSecret,
                                                      credentials: credentials, logger: logger)
-        let readiness = NodeReadiness(onReady: onReady, webCertificate: webCertificate)
+        let hosts = httpHosts
+        let redirectPort = webCertificate == nil ? nil : configuration.httpRedirectPort
+        let readiness = NodeReadiness(onReady: onReady, webCertificate: webCertificate,
+                                      httpListeners: hosts.count * (redirectPort == nil ? 1 : 2), publicHost: configuration.publicHost)
         let turnService = TURNService(server: turn) { listeners in readiness.turnStarted(listeners) }
 
         let router = Router(context: NodeRequestContext.self)
@@ -80,36 +109,59 @@ public struct Node: Sendable {
             logger.warning("no web page: \(web.origin) has no index.html; serving the status page at /")
             router.get("/") { _, _ in statusResponse() }
         }
-        let host = httpHost
         let upgrade = signaling.endpoint.shouldUpgrade
+        let singlePort = configuration.singlePort
+        let firstBytesTimeout = configuration.turn.streamIdleTimeout
         let server: HTTPServerBuilder = if let webCertificate {
             // TLS first, then HTTP/1.1 and the WebSocket upgrade inside it: wss:// on the same port.
             HTTPServerBuilder { responder in
-                ReloadableTLSChannel(base: HTTP1WebSocketUpgradeChannel(responder: responder,
-                                                                        configuration: .init(ws: SignalingEndpoint.webSocketConfiguration),
-                                                                        shouldUpgrade: upgrade),
-                                     certificate: webCertificate)
+                let http = HTTP1WebSocketUpgradeChannel(responder: responder, configuration: .init(ws: SignalingEndpoint.webSocketConfiguration),
+                                                        shouldUpgrade: upgrade)
+                // single-port: TURN over TLS too, told from HTTP by its first bytes.
+                if singlePort {
+                    return SharedPortChannel(base: http, certificate: webCertificate, turn: turn, firstBytesTimeout: firstBytesTimeout)
+                }
+                return ReloadableTLSChannel(base: http, certificate: webCertificate)
             }
         } else {
             .http1WebSocketUpgrade(configuration: .init(ws: SignalingEndpoint.webSocketConfiguration), shouldUpgrade: upgrade)
         }
         let hangup = webCertificate?.reloadOnHangup(logger: logger)
         defer { hangup?.cancel() }
-        let app = Application(
-            router: router,
-            server: server,
-            configuration: .init(address: .hostname(host, port: configuration.httpPort), serverName: "meshnode"),
-            services: [turnService, signaling.service],
-            onServerRunning: { channel in readiness.httpStarted(channel.localAddress) },
-            logger: logger
-        )
+        // One server per bind address on one router; the first also runs TURN and signaling.
+        let responder = router.buildResponder()
+        var apps: [any Service] = hosts.enumerated().map { index, host in
+            Application(
+                responder: responder,
+                server: server,
+                configuration: .init(address: .hostname(host, port: configuration.httpPort), serverName: "meshnode"),
+                services: index == 0 ? [turnService, signaling.service] : [],
+                onServerRunning: { channel in
+                    // single-port: each web listener is a TURN over TLS listener too.
+                    if singlePort, let address = channel.localAddress { turn.addSharedListener(address) }
+                    readiness.httpStarted(channel.localAddress)
+                },
+                logger: logger
+            )
+        }
+        if let redirectPort {
+            let redirect = HTTPSRedirect(identity: NodePublicIdentity(configuration), httpsPort: configuration.httpPort)
+            apps += hosts.map { host in
+                Application(
+                    responder: redirect.router.buildResponder(),
+                    configuration: .init(address: .hostname(host, port: redirectPort), serverName: "meshnode"),
+                    onServerRunning: { _ in readiness.redirectStarted() },
+                    logger: logger
+                )
+            }
+        }
         do {
             // The drain is stopped first (a group stops its services in reverse order); the
             // timeout bounds the whole stop, after which the group cancels what is left.
             let mesh = signaling.mesh
             let drain = NodeDrain(drain: signaling.endpoint.drain, readiness: readiness, beforeDrain: { await mesh.leave() },
                                   limit: NodeDrain.defaultLimit, logger: logger)
-            var groupConfiguration = ServiceGroupConfiguration(services: [app, drain], gracefulShutdownSignals: [.sigterm, .sigint],
+            var groupConfiguration = ServiceGroupConfiguration(services: apps + [drain], gracefulShutdownSignals: [.sigterm, .sigint],
                                                               logger: logger)
             groupConfiguration.maximumGracefulShutdownDuration = .seconds(15)
             try await ServiceGroup(configuration: groupConfiguration).run()
@@ -138,7 +190,12 @@ extension Node {
         if let certificate = turn.tlsCertificatePath, let key = turn.tlsKeyPath {
             return try WebCertificate(certificatePath: certificate, keyPath: key)
         }
-        let own = try WebCertificate.selfSigned(in: configuration.signaling.dataDirectory, commonName: httpHost, logger: logger)
+        // Made for the node's public identity: a browser that dials the public host or one of
+        // the addresses finds it among the certificate's names.
+        let identity = NodePublicIdentity(configuration)
+        let names = identity.certificateNames
+        let own = try WebCertificate.selfSigned(in: configuration.signaling.dataDirectory, commonName: identity.certificateCommonName,
+                                                dnsNames: names.dns, ipAddresses: names.ips, logger: logger)
         turn.tlsCertificatePath = own.certificate
         turn.tlsKeyPath = own.key
         return try WebCertificate(certificatePath: own.certificate, keyPath: own.key)
@@ -149,7 +206,9 @@ extension Node {
 final class NodeReadiness: Sendable {
     private struct State {
         var listeners: [TURNServer.Listener]?
-        var http: SocketAddress??
+        /// The web listeners up so far, one per bind address, and the redirect listeners.
+        var http: [SocketAddress?] = []
+        var redirects = 0
         var fired = false
         var stopping = false
     }
@@ -157,14 +216,22 @@ final class NodeReadiness: Sendable {
     private let state = Mutex(State())
     private let onReady: @Sendable (NodeAddresses) -> Void
     private let webCertificate: WebCertificate?
+    private let httpListeners: Int
+    private let publicHost: String?
 
-    init(onReady: @escaping @Sendable (NodeAddresses) -> Void, webCertificate: WebCertificate? = nil) {
+    /// `httpListeners`: how many web and redirect listeners must be up; `publicHost`: the name
+    /// the web URL is given with when the node serves HTTPS.
+    init(onReady: @escaping @Sendable (NodeAddresses) -> Void, webCertificate: WebCertificate? = nil, httpListeners: Int = 1,
+         publicHost: String? = nil) {
         self.onReady = onReady
         self.webCertificate = webCertificate
+        self.httpListeners = httpListeners
+        self.publicHost = webCertificate == nil ? nil : publicHost
     }
 
     func turnStarted(_ listeners: [TURNServer.Listener]) { update { $0.listeners = listeners } }
-    func httpStarted(_ address: SocketAddress?) { update { $0.http = .some(address) } }
+    func httpStarted(_ address: SocketAddress?) { update { $0.http.append(address) } }
+    func redirectStarted() { update { $0.redirects += 1 } }
     /// Whether every listener is up and the node is not stopping (`/healthz`).
     var isReady: Bool { state.withLock { $0.fired && !$0.stopping } }
     /// A graceful stop began: `/healthz` answers 503 from now on.
@@ -173,9 +240,11 @@ final class NodeReadiness: Sendable {
     private func update(_ change: (inout State) -> Void) {
         let ready: NodeAddresses? = state.withLock { s in
             change(&s)
-            guard !s.fired, let listeners = s.listeners, let http = s.http else { return nil }
+            guard !s.fired, let listeners = s.listeners, s.http.count + s.redirects >= httpListeners, let http = s.http.first else { return nil }
             s.fired = true
-            let base = Self.url(http, scheme: webCertificate == nil ? "http" : "https")
+            var base = Self.url(http, scheme: webCertificate == nil ? "http" : "https")
+            // With a public host the page is opened at its name (the certificate's).
+            if let publicHost, let port = http?.port { base = "https://\(publicHost)" + (port == 443 ? "" : ":\(port)") }
             return NodeAddresses(web: base + "/", metrics: base + "/metrics", turn: listeners.map(Self.turnURL),
                                  tlsFingerprint: webCertificate?.fingerprint)
         }

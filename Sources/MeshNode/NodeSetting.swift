@@ -3,6 +3,7 @@ import ICE
 import Yams
 import STUN
 import Signaling
+import TURNServer
 
 /// One setting of `meshnode serve`, an entry of ``NodeSettings/all``.
 ///
@@ -236,6 +237,25 @@ extension NodeSetting.Rule where Checked == String {
     /// several, and silently.
     static var numericIPAddress: Self {
         Self { IPAddress(string: $0) == nil ? "\($0) is not a numeric IP address" : nil }
+    }
+
+    /// A DNS name (RFC 1123 §2.1: labels of letters, digits and hyphens, at most 63 bytes, 253
+    /// in all), not an IP address: certificates and `turns:` URLs need a name.
+    static var dnsName: Self {
+        Self { text in
+            if IPAddress(string: text) != nil { return "'\(text)' is an IP address, not a name (use external-ip for a public address)" }
+            let labels = text.split(separator: ".", omittingEmptySubsequences: false)
+            let valid = text.utf8.count <= 253 && labels.allSatisfy { label in
+                (1...63).contains(label.utf8.count) && label.first != "-" && label.last != "-"
+                    && label.utf8.allSatisfy { $0 == UInt8(ascii: "-") || (0x30...0x39).contains($0) || (0x41...0x5a).contains($0) || (0x61...0x7a).contains($0) }
+            }
+            return valid ? nil : "'\(text.prefix(80))' is not a DNS name (letters, digits, hyphens and dots)"
+        }
+    }
+
+    /// `PUBLIC[/PRIVATE]`, coturn's `--external-ip` form.
+    static var externalAddress: Self {
+        Self { ExternalAddress($0) == nil ? "'\($0)' is not PUBLIC or PUBLIC/PRIVATE, two numeric IP addresses of one family" : nil }
     }
 
     /// A node to link to: ws(s):// as docs/mesh.md writes it; http(s):// is the same endpoint.

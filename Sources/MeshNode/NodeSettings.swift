@@ -71,6 +71,10 @@ public struct NodeSettings: Sendable, Equatable {
     public var loginTimeout: Double?
     public var https: Bool?
     public var linkCA: String?
+    public var publicHost: String?
+    public var externalIP: [String]?
+    public var httpRedirectPort: Int?
+    public var singlePort: Bool?
 
     public init() {}
 
@@ -191,6 +195,14 @@ public struct NodeSettings: Sendable, Equatable {
                   help: "Serve the web page and /ws over HTTPS and WSS, with tls-cert and tls-key (shared with TURN over TLS; reloaded on SIGHUP) or else a self-signed certificate kept in data-dir."),
             .text("link-ca", \.linkCA, .notEmpty,
                   help: "PEM file of the CAs that vouch for the nodes of wss:// links (default: the system's); a link URL ending in #sha256=HEX pins one certificate instead."),
+            .text("public-host", \.publicHost, .dnsName,
+                  help: "The DNS name clients reach this node at: used in the STUN/TURN URLs handed out at login (turns: needs a name its certificate matches), the node's address for links and records, logins, and the self-signed certificate."),
+            .list("external-ip", \.externalIP, .externalAddress,
+                  help: "PUBLIC[/PRIVATE]: behind a 1:1 NAT (a cloud VM) relayed addresses and STUN/TURN URLs name PUBLIC while sockets bind PRIVATE (repeatable, one per family; without /PRIVATE it stands for every bind address of its family)."),
+            .integer("http-redirect-port", \.httpRedirectPort, .port,
+                     help: "With https: also listen for plain HTTP on this port (80 in production), answering only 301 redirects to the https:// URL of the same path at public-host (default: none)."),
+            .flag("single-port", \.singlePort,
+                  help: "Serve TURN over TLS on the HTTPS port too: page, WSS and relay on one TCP port (http-port, 443 in production) for networks that allow only outbound TCP 443. Needs https."),
         ]
     }()
 
@@ -292,6 +304,12 @@ public struct NodeConfiguration: Sendable {
     public var status: StatusAccess
     /// HTTPS and WSS on the web port (`https`); the certificate is `turn`'s tls-cert and tls-key.
     public var https: Bool
+    /// `public-host`: the DNS name clients reach the node at (NodePublicIdentity).
+    public var publicHost: String?
+    /// `http-redirect-port`: a plain-HTTP listener that only redirects to HTTPS.
+    public var httpRedirectPort: Int?
+    /// TURN over TLS on the HTTPS port too (`single-port`; ``SharedPortChannel``).
+    public var singlePort: Bool
 
     /// `http-port` when none is given.
     static let defaultHTTPPort = 8080
@@ -341,6 +359,15 @@ public struct NodeConfiguration: Sendable {
         turn.peerPolicy = PeerAddressPolicy(allow: try Self.cidrs(settings.allowPeer, key: "allow-peer"),
                                             deny: try Self.cidrs(settings.denyPeer, key: "deny-peer"))
         turn.relayAddresses = settings.relayIP ?? []
+        // Checked by the setting's rule; one entry per private address, and at most one
+        // family-wide entry per family, or which one applies would be a guess.
+        let external = (settings.externalIP ?? []).compactMap(ExternalAddress.init)
+        for (index, entry) in external.enumerated() where external[..<index].contains(where: {
+            $0.local == entry.local && ($0.local != nil || $0.advertised.isIPv4 == entry.advertised.isIPv4)
+        }) {
+            throw NodeConfigurationError(key: "external-ip", reason: "'\(entry)' maps an address another entry maps already")
+        }
+        turn.externalAddresses = external
         if let range = settings.relayPorts {
             let parts = range.split(separator: "-").map { Int($0) }
             guard parts.count == 2, let low = parts[0], let high = parts[1], low >= 1024, low <= high, high <= 65_535 else {
@@ -372,6 +399,15 @@ public struct NodeConfiguration: Sendable {
         status = StatusAccess(mode: settings.statusAccess.flatMap(StatusAccess.Mode.init(rawValue:)) ?? .local,
                               token: try settings.statusTokenFile.map { try Self.firstLine(of: $0, key: "status-token-file") })
         https = settings.https ?? false
+        publicHost = settings.publicHost?.lowercased()
+        httpRedirectPort = settings.httpRedirectPort
+        if httpRedirectPort != nil, !https {
+            throw NodeConfigurationError(key: "http-redirect-port", reason: "redirects go to HTTPS: give https too")
+        }
+        singlePort = settings.singlePort ?? false
+        if singlePort && !https {
+            throw NodeConfigurationError(key: "single-port", reason: "needs https: TURN on the web port is TURN over TLS, told from HTTP inside TLS")
+        }
     }
 
     /// The text of a secret file (`--*-file` settings).

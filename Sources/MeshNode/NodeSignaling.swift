@@ -36,19 +36,20 @@ struct NodeSignaling: Sendable {
         hubConfiguration.heartbeat = configuration.signaling.heartbeat
         hubConfiguration.loginTimeout = configuration.signaling.loginTimeout
         let identity = credentials.identity
-        let host = configuration.turn.bindAddresses.first ?? "127.0.0.1"
-        let address = (host.contains(":") ? "[\(host)]" : host) + ":\(configuration.httpPort)"
+        // One notion of the node's own addresses for logins, links and welcome (NodePublicIdentity).
+        let publicIdentity = NodePublicIdentity(configuration)
+        let address = publicIdentity.nodeAddress
         hubConfiguration.nodeAddress = address
         hubConfiguration.nodeIdentity = identity
         hubConfiguration.meshKeys = configuration.signaling.meshKeys
-        hubConfiguration.authorities = Self.authorities(bind: configuration.turn.bindAddresses, port: configuration.httpPort,
-                                                        advertised: configuration.signaling.publicAddresses)
+        hubConfiguration.authorities = publicIdentity.authorities
         hubConfiguration.defaultRoomRule = configuration.signaling.roomRule
         try? await store.prune(olderThan: hubConfiguration.retention)
         // The hub needs the ICE servers before the mesh service (which needs the hub) exists.
         let meshReference = Mutex<MeshService?>(nil)
-        let hub = SignalingHub(store: store, configuration: hubConfiguration, logger: logger) { name, hostHint in
-            let own = iceServers(listeners: turn.listeners, secret: restSecret, name: name, hostHint: hostHint)
+        let hub = SignalingHub(store: store, configuration: hubConfiguration, logger: logger) { name, connection in
+            let own = iceServers(listeners: turn.listeners, secret: restSecret, name: name, identity: publicIdentity,
+                                 clientIP: connection.remoteIP, hostHint: connection.hostHint)
             return meshReference.withLock { $0 }?.iceServers(own: own, name: name, lifetime: credentialLifetime) ?? own
         }
         let mesh = MeshService(hub: hub, turn: turn, credentials: credentials, address: address,
@@ -62,26 +63,6 @@ struct NodeSignaling: Sendable {
                                          origins: OriginPolicy(allowed: configuration.signaling.allowedOrigins),
                                          sources: SourceLimit(maximum: configuration.signaling.maxConnectionsPerIP))
         return NodeSignaling(hub: hub, store: store, endpoint: endpoint, links: links, mesh: mesh)
-    }
-
-    /// The `host:port` forms a login may name (docs/protocol.md "Login"): each bind address with
-    /// the HTTP port, `localhost` for a loopback bind, every interface address and the host name
-    /// for a wildcard bind, and the configured `public-address` forms.
-    static func authorities(bind: [String], port: Int, advertised: [String]) -> Set<String> {
-        var hosts = Set<String>()
-        for address in bind {
-            if address == "0.0.0.0" || address == "::" {
-                let devices = (try? System.enumerateDevices()) ?? []
-                // A link-local address needs its zone, which a URL rarely carries: left out.
-                hosts.formUnion(devices.compactMap { $0.address?.ipAddress }.filter { !$0.contains("%") && !$0.lowercased().hasPrefix("fe80") })
-                hosts.insert("localhost")
-                hosts.insert(ProcessInfo.processInfo.hostName)
-            } else {
-                hosts.insert(address)
-                if address.hasPrefix("127.") || address == "::1" { hosts.insert("localhost") }
-            }
-        }
-        return Set(hosts.map { LoginBody.authority(host: $0, port: port) }).union(advertised)
     }
 
     /// The node's Ed25519 identity for links; made on first start when the file is missing.
@@ -116,18 +97,22 @@ struct NodeSignaling: Sendable {
     }
 
     /// STUN and TURN URLs of the node's listeners (RFC 7064, RFC 7065) with TURN REST
-    /// credentials for `name`. A wildcard listener is named by the host the client connected to.
-    static func iceServers(listeners: [TURNServer.Listener], secret: String, name: String, hostHint: String?) -> [ICEServer] {
+    /// credentials for `name`, naming only hosts the client can reach
+    /// (``NodePublicIdentity/iceHost(listener:clientIP:hostHint:)``); each URL once.
+    static func iceServers(listeners: [TURNServer.Listener], secret: String, name: String, identity: NodePublicIdentity,
+                           clientIP: String?, hostHint: String?) -> [ICEServer] {
         var stun: [String] = []
         var turn: [String] = []
         for listener in listeners {
-            guard var host = listener.address.ipAddress else { continue }
-            if host == "0.0.0.0" || host == "::" {
-                guard let hostHint else { continue }
-                host = hostHint
-            }
+            guard let ip = IPAddress(listener.address),
+                  let host = identity.iceHost(listener: ip, clientIP: clientIP, hostHint: hostHint) else { continue }
             for uri in listener.iceServerURIs(host: host) {
-                if uri.scheme.isTURN { turn.append(uri.description) } else { stun.append(uri.description) }
+                let text = uri.description
+                if uri.scheme.isTURN {
+                    if !turn.contains(text) { turn.append(text) }
+                } else if !stun.contains(text) {
+                    stun.append(text)
+                }
             }
         }
         let credentials = TURNRESTCredentials(secret: secret, id: name, lifetime: credentialLifetime)

@@ -83,22 +83,29 @@ final class WebCertificate: Sendable {
     /// The paths of the node's own self-signed web certificate in `directory`, made on first
     /// start (and again when it has expired or expires within a week) and kept across restarts,
     /// so that a fingerprint a user checked once stays the same.
-    static func selfSigned(in directory: String, commonName: String, logger: Logger) throws -> (certificate: String, key: String) {
+    /// The certificate names `dnsNames` and `ipAddresses` (NodePublicIdentity); when they change
+    /// (a new public-host) a new one is made, its names kept beside it in `web-tls-names`.
+    static func selfSigned(in directory: String, commonName: String, dnsNames: [String] = [], ipAddresses: [String] = [],
+                           logger: Logger) throws -> (certificate: String, key: String) {
         let certificate = directory + "/web-tls-cert.pem"
         let key = directory + "/web-tls-key.pem"
+        let namesFile = directory + "/web-tls-names"
+        let names = (["CN:" + commonName] + dnsNames.map { "DNS:" + $0 } + ipAddresses.map { "IP:" + $0 }).joined(separator: "\n") + "\n"
         let files = FileManager.default
         if files.fileExists(atPath: certificate), files.fileExists(atPath: key),
+           (try? String(contentsOfFile: namesFile, encoding: .utf8)) == names,
            let leaf = try? NIOSSLCertificate.fromPEMFile(certificate).first,
            leaf.notValidAfter > time(nil) + 7 * 86_400 {
             return (certificate, key)
         }
         do {
             try files.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            let made = try SelfSignedCertificate(commonName: commonName, days: Self.selfSignedDays)
+            let made = try SelfSignedCertificate(commonName: commonName, dnsNames: dnsNames, ipAddresses: ipAddresses, days: Self.selfSignedDays)
             // The key first and readable by the node's user only.
             try Data(made.privateKeyPEM.utf8).write(to: URL(fileURLWithPath: key), options: .atomic)
             try files.setAttributes([.posixPermissions: 0o600], ofItemAtPath: key)
             try Data(made.certificatePEM.utf8).write(to: URL(fileURLWithPath: certificate), options: .atomic)
+            try Data(names.utf8).write(to: URL(fileURLWithPath: namesFile), options: .atomic)
         } catch {
             throw NodeConfigurationError(key: "data-dir", reason: "cannot write a self-signed web certificate in \(directory): \(error)")
         }

@@ -223,7 +223,7 @@ extension TURNLoop {
             }
             request.family = family
         }
-        guard let relayIP = request.family == .ipv6 ? shared.relayIPv6 : shared.relayIPv4 else {
+        guard let relayIP = shared.relayIP(family: request.family, reached: tuple.server) else {
             shared.metrics.refused("address_family")
             reply.send(reply.error(.addressFamilyNotSupported, "this server has no \(request.family) relay address"))
             return
@@ -362,7 +362,8 @@ extension TURNLoop {
         attachRelay(allocation)
         scheduleExpiry(allocation, lifetime: lifetime)
         allocation.allocateResponse = reply.success {
-            $0.appendXORAddress(.xorRelayedAddress, relayAddress)
+            // Behind a 1:1 NAT the socket is bound on the private address; peers reach the public one.
+            $0.appendXORAddress(.xorRelayedAddress, shared.advertised(relayAddress))
             $0.append(.lifetime, uint32: UInt32(lifetime))
             $0.appendXORAddress(.xorMappedAddress, tuple.client)
             if let reservationToken { $0.append(.reservationToken, uint64: reservationToken) }

@@ -16,6 +16,10 @@ public struct TURNServerConfiguration: Sendable {
     /// not wildcards.
     public var relayAddresses: [String] = []
     public var relayPorts: ClosedRange<Int> = 49_152...65_535
+    /// `--external-ip`: the public addresses of a 1:1 NAT in front of the server. Relayed
+    /// addresses (XOR-RELAYED-ADDRESS) name the public address while the relay socket binds the
+    /// private one.
+    public var externalAddresses: [ExternalAddress] = []
     public var realm: String = "meshnode"
     /// Static long-term users (name → password).
     public var users: [String: String] = [:]

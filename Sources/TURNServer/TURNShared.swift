@@ -43,10 +43,28 @@ final class TURNShared: Sendable {
         self.ports = RelayPortPool(range: config.relayPorts)
         self.relayIPv4 = relayIPv4
         self.relayIPv6 = relayIPv6
-        self.ownIPs = Self.ownIPs(config: config, relays: [relayIPv4, relayIPv6].compactMap { $0 })
+        // The public side of a 1:1 NAT is the server too: relaying to it would loop back in.
+        self.ownIPs = Self.ownIPs(config: config, relays: [relayIPv4, relayIPv6].compactMap { $0 } + config.externalAddresses.map(\.advertised))
         self.logger = logger
         self.usersByHash = Dictionary(config.users.keys.map { (LongTermCredentials.userhash(username: $0, realm: config.realm), $0) },
                                       uniquingKeysWith: { first, _ in first })
+    }
+
+    /// The address a relay of `family` is opened on for a client that reached the listener at
+    /// `server`: that listener's own address when it is of the family and no `relay-ip` is set
+    /// (each bind address relays on itself, RFC 6156 §4 for IPv6), else the server's relay
+    /// address of the family; nil when it has none.
+    func relayIP(family: STUNAddressFamily, reached server: SocketAddress) -> IPAddress? {
+        let wanted = family == .ipv6 ? relayIPv6 : relayIPv4
+        guard config.relayAddresses.isEmpty, let reached = IPAddress(server), reached != .v4(0), reached != .v6(0, 0),
+              reached.isIPv4 == (family != .ipv6) else { return wanted }
+        return reached
+    }
+
+    /// The relayed transport address as clients and peers see it (``ExternalAddress``).
+    func advertised(_ relay: SocketAddress) -> SocketAddress {
+        guard !config.externalAddresses.isEmpty, let ip = IPAddress(relay), let port = relay.port else { return relay }
+        return ExternalAddress.advertised(ip, in: config.externalAddresses).socketAddress(port: port)
     }
 
     /// What a username proves once its password checks out: the password, and the identity

@@ -73,14 +73,17 @@ import TURNServer
     }
 
     /// Item 6: STUN and TURN URLs for every listener, TURN REST credentials for the name, and the
-    /// client's host for wildcard listeners.
+    /// client's host for wildcard listeners (a client on this host, which may use loopback).
     @Test func iceServersFromListeners() throws {
         let listeners = [
             TURNServer.Listener(transport: .udp, address: try SocketAddress(ipAddress: "0.0.0.0", port: 3478)),
             TURNServer.Listener(transport: .tcp, address: try SocketAddress(ipAddress: "127.0.0.1", port: 3478)),
             TURNServer.Listener(transport: .tls, address: try SocketAddress(ipAddress: "::1", port: 5349)),
         ]
-        let servers = NodeSignaling.iceServers(listeners: listeners, secret: "s3cret", name: "alice", hostHint: "198.51.100.7")
+        let servers = NodeSignaling.iceServers(listeners: listeners, secret: "s3cret", name: "alice",
+                                               identity: NodePublicIdentity(publicHost: nil, externalAddresses: [], bindAddresses: ["0.0.0.0"],
+                                                                            httpPort: 8080, publicAddresses: []),
+                                               clientIP: "127.0.0.1", hostHint: "198.51.100.7")
         #expect(servers.first?.urls == ["stun:198.51.100.7:3478"])
         #expect(servers.last?.urls == ["turn:198.51.100.7:3478?transport=udp", "turn:127.0.0.1:3478?transport=tcp", "turns:[::1]:5349?transport=tcp"])
         let username = try #require(servers.last?.username)

@@ -90,11 +90,12 @@ import Testing
     /// The addresses a login may name: the bind address with the HTTP port, localhost for a
     /// loopback bind, every interface for a wildcard, and the configured public ones.
     @Test func loginAuthoritiesAreTheNodesOwnAddresses() throws {
-        let loopback = NodeSignaling.authorities(bind: ["127.0.0.1", "::1"], port: 8080, advertised: [])
+        let loopback = NodePublicIdentity(publicHost: nil, externalAddresses: [], bindAddresses: ["127.0.0.1", "::1"], httpPort: 8080, publicAddresses: []).authorities
         #expect(loopback == ["127.0.0.1:8080", "[::1]:8080", "localhost:8080"])
-        let specific = NodeSignaling.authorities(bind: ["192.0.2.7"], port: 9000, advertised: ["meet.example.org:443"])
+        let specific = NodePublicIdentity(publicHost: nil, externalAddresses: [], bindAddresses: ["192.0.2.7"], httpPort: 9000,
+                                          publicAddresses: ["meet.example.org:443"]).authorities
         #expect(specific == ["192.0.2.7:9000", "meet.example.org:443"])
-        let wildcard = NodeSignaling.authorities(bind: ["0.0.0.0"], port: 8080, advertised: [])
+        let wildcard = NodePublicIdentity(publicHost: nil, externalAddresses: [], bindAddresses: ["0.0.0.0"], httpPort: 8080, publicAddresses: []).authorities
         #expect(wildcard.contains("127.0.0.1:8080") && wildcard.contains("localhost:8080"))
         let interfaces = ((try? System.enumerateDevices()) ?? []).compactMap { $0.address?.ipAddress }.filter { $0.contains(".") }
         for address in interfaces { #expect(wildcard.contains("\(address):8080"), "\(address)") }

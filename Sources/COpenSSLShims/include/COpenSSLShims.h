@@ -8,6 +8,9 @@
    malloc; the caller frees both. Returns 0 on success, -1 on failure. */
 int COpenSSLShims_self_signed_pem(const char *common_name, int days,
                                   char **cert_pem, char **key_pem);
+/* As above, with a subjectAltName extension in OpenSSL's config form ("DNS:a.example,IP:192.0.2.1"). */
+int COpenSSLShims_self_signed_pem_san(const char *common_name, const char *subject_alt_name, int days,
+                                      char **cert_pem, char **key_pem);
 
 /* DTLS over memory BIOs (DTLS.c). `ssl` is an SSL *, `ctx` an SSL_CTX *,
    `bio` a BIO *. */

@@ -24,10 +24,16 @@ extension SignalingHub {
         guard let own = configuration.nodeAddress, let identity = configuration.nodeIdentity else {
             return fail(SignalingError(.forbidden, "this node does not take node links", of: id))
         }
-        guard Address.isValidNode(body.node), body.node != own, Identity.decodeKey(body.key) != nil else {
+        guard Address.isValidNode(body.node), body.node != own, !configuration.authorities.contains(body.node), Identity.decodeKey(body.key) != nil else {
             return fail(SignalingError(.badField, "link needs a node address host:port other than this node's and a base64 Ed25519 key", of: id))
         }
-        guard Identity.verify(signatureBase64: body.sig, text: LinkBody.signedText(nonce: nonce, node: body.node, to: own), publicKeyBase64: body.key) else {
+        // The dialler signed for the address it dialled: this node's own address, or another of
+        // its addresses (HubConfiguration.authorities: a bind address while the node names
+        // itself by its public host). The node answers as the address dialled.
+        let candidates = [own] + configuration.authorities.sorted().filter { $0 != own }.prefix(64)
+        guard let answeredAs = candidates.first(where: {
+            Identity.verify(signatureBase64: body.sig, text: LinkBody.signedText(nonce: nonce, node: body.node, to: $0), publicKeyBase64: body.key)
+        }) else {
             return fail(SignalingError(.badSignature, "the link signature does not verify over the challenge nonce, the node address and this node's address \(own)", of: id))
         }
         guard isAllowedNodeKey(body.key) else {
@@ -44,7 +50,8 @@ extension SignalingHub {
             return fail(SignalingError(.badField, "this connection is a link already", of: id))
         }
         // Claimed for now, so that a second `link` on this connection waits for nothing.
-        trust.links[connection] = LinkTrust.Link(node: body.node, key: body.key, weProved: false, theyProved: true, nonce: body.nonce)
+        trust.links[connection] = LinkTrust.Link(node: body.node, key: body.key, weProved: false, theyProved: true, nonce: body.nonce,
+                                                 ownAddress: answeredAs == own ? nil : answeredAs)
         let outcome = await proveNow(body.node)
         guard sessions[connection] != nil, trust.links[connection] != nil else { return }
         if case .proven(let key) = outcome, key != body.key {
@@ -62,8 +69,8 @@ extension SignalingHub {
         }
         guard sessions[connection] != nil else { return }
         let seconds = Double(configuration.heartbeat.components.seconds) + Double(configuration.heartbeat.components.attoseconds) / 1e18
-        let linked = LinkedBody(node: own, key: identity.publicKeyBase64,
-                                sig: identity.sign(text: LinkBody.signedText(nonce: body.nonce, node: own, to: body.node)),
+        let linked = LinkedBody(node: answeredAs, key: identity.publicKeyBase64,
+                                sig: identity.sign(text: LinkBody.signedText(nonce: body.nonce, node: answeredAs, to: body.node)),
                                 heartbeat: seconds, proven: proven)
         session.handle.send(nodeMessage(to: "", .linked(linked), id: id))
         sessions[connection]?.node = body.node
@@ -124,7 +131,8 @@ extension SignalingHub {
 
     /// Both sides proved each other: bind, tell the dialler (when it waited for this), and route.
     func promote(_ connection: Int) async {
-        guard var link = trust.links[connection], let identity = configuration.nodeIdentity, let own = configuration.nodeAddress else { return }
+        guard var link = trust.links[connection], let identity = configuration.nodeIdentity, let nodeAddress = configuration.nodeAddress else { return }
+        let own = link.ownAddress ?? nodeAddress
         let wasMeshOnly = !link.weProved
         link.weProved = true
         // Not cancelled: when a retry proved the link, that retry is the task running this.
@@ -188,8 +196,10 @@ extension SignalingHub {
     }
 
     /// `body` as sent over a link: a key of a local peer with this node's signature of it.
-    func attested(_ body: PresenceBody) -> PresenceBody {
-        guard let key = body.key, !body.name.contains("@"), let own = configuration.nodeAddress, let identity = configuration.nodeIdentity else { return body }
+    /// `toward`: the node it goes to, which may know this node by another of its addresses.
+    func attested(_ body: PresenceBody, toward node: String? = nil) -> PresenceBody {
+        guard let key = body.key, !body.name.contains("@"), let identity = configuration.nodeIdentity,
+              let own = node.flatMap(ownAddress(toward:)) ?? configuration.nodeAddress else { return body }
         var signed = body
         signed.sig = identity.sign(text: PresenceBody.attestation(address: "\(body.name)@\(own)", key: key))
         return signed
@@ -237,7 +247,7 @@ extension SignalingHub {
             guard links[node] != nil || known else {
                 return reply.send(errorMessage(SignalingError(.unknownRecipient, "no link to node \(node) has ever been made", of: id), to: name))
             }
-            let frame = SignalingCodec.encode(SignalingMessage(id: id, from: qualified(name), to: target,
+            let frame = SignalingCodec.encode(SignalingMessage(id: id, from: qualified(name, toward: node), to: target,
                                                                payload: .chat(ChatBody(text: body.text, sent: Date().timeIntervalSince1970))))
             let duplicate = try await store.hasMessage(sender: name, id: id)
             let fresh = duplicate ? [] : try await store.enqueue(sender: name, id: id, recipients: [target], frame: frame)
@@ -290,7 +300,7 @@ extension SignalingHub {
             for name in body.names where Address.isValidName(name) {
                 let key = (try? await store.key(of: name)) ?? nil
                 reply.send(nodeMessage(to: SignalingProtocol.nodeAddress,
-                                       .presence(attested(PresenceBody(name: name, status: online[name] != nil ? .online : .offline, key: key)))))
+                                       .presence(attested(PresenceBody(name: name, status: online[name] != nil ? .online : .offline, key: key), toward: node))))
             }
         case .unsubscribe(let body):
             for name in body.names {

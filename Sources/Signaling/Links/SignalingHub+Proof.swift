@@ -20,10 +20,13 @@ extension SignalingHub {
         guard let nonce = Data(base64Encoded: body.nonce), nonce.count >= 16, nonce.count <= 64 else {
             return session.handle.send(errorMessage(SignalingError(.badField, "nonce must be 16 to 64 random bytes, base64", of: id), to: nil))
         }
-        // The proof names this node's own address; an asker that dialled another name for it
-        // sees the difference and refuses.
-        session.handle.send(nodeMessage(to: "", .proof(ProofBody(node: own, key: identity.publicKeyBase64,
-                                                                 sig: identity.sign(text: ProofBody.signedText(nonce: body.nonce, node: own)))), id: id))
+        // The proof names the address the asker dialled when that is one of this node's own
+        // (HubConfiguration.authorities: the numeric address of a node known by its public
+        // host), else the node's address; an asker that dialled another name for it sees the
+        // difference and refuses.
+        let node = configuration.authorities.contains(body.node) ? body.node : own
+        session.handle.send(nodeMessage(to: "", .proof(ProofBody(node: node, key: identity.publicKeyBase64,
+                                                                 sig: identity.sign(text: ProofBody.signedText(nonce: body.nonce, node: node)))), id: id))
     }
 
     private var prover: NodeProver {

@@ -143,8 +143,12 @@ public struct SignalingEndpoint: Sendable {
             group.addTask {
                 do {
                     for try await message in inbound.messages(maxSize: hardFrameLimit) {
+                        // Each frame is handled in a task of its own, awaited so the order holds:
+                        // the hub's async frames (tens of KB deep in login or chat) then live in
+                        // that task's allocator and go when it ends, instead of staying with
+                        // this long-lived reader task for the connection's lifetime (issue 17).
                         switch message {
-                        case .text(let text): await hub.receive(text, on: handle.id)
+                        case .text(let text): await Task { await hub.receive(text, on: handle.id) }.value
                         case .binary: await hub.receiveBinary(on: handle.id)
                         }
                     }

@@ -51,7 +51,7 @@ extension SignalingHub {
         sessions[connection]?.key = body.key
         online[name] = connection
         let seconds = Double(configuration.heartbeat.components.seconds) + Double(configuration.heartbeat.components.attoseconds) / 1e18
-        let welcome = WelcomeBody(name: name, key: body.key, heartbeat: seconds, iceServers: iceServers(name, session.handle.hostHint))
+        let welcome = WelcomeBody(name: name, key: body.key, heartbeat: seconds, iceServers: iceServers(name, session.handle))
         session.handle.send(nodeMessage(to: name, .welcome(welcome), id: id))
         logger.info("login", metadata: ["name": "\(name)", "connection": "\(connection)"])
         if !wasOnline { announce(name: name, status: .online, key: body.key) }

@@ -31,7 +31,9 @@ public actor SignalingHub {
 
     let store: SignalingStore
     let configuration: HubConfiguration
-    let iceServers: @Sendable (_ name: String, _ hostHint: String?) -> [ICEServer]
+    /// The STUN/TURN servers for `name` on `connection`: its host hint (the Host it dialled)
+    /// and remote IP tell which addresses it can reach.
+    let iceServers: @Sendable (_ name: String, _ connection: ConnectionHandle) -> [ICEServer]
     let logger: Logger
     /// The time liveness and rate limits are measured in.
     let now: @Sendable () -> ContinuousClock.Instant
@@ -71,7 +73,7 @@ public actor SignalingHub {
     ///   advance by hand.
     public init(store: SignalingStore, configuration: HubConfiguration = HubConfiguration(), logger: Logger,
                 now: @escaping @Sendable () -> ContinuousClock.Instant = { .now },
-                iceServers: @escaping @Sendable (_ name: String, _ hostHint: String?) -> [ICEServer]) {
+                iceServers: @escaping @Sendable (_ name: String, _ connection: ConnectionHandle) -> [ICEServer]) {
         self.store = store
         self.configuration = configuration
         self.logger = logger
@@ -257,13 +259,20 @@ public actor SignalingHub {
     /// `name@<this node>`), `name@host:port` for a peer at another node; nil when invalid.
     func normalise(_ address: String) -> String? {
         guard let parsed = Address.parse(address) else { return nil }
-        guard let node = parsed.node, node != configuration.nodeAddress else { return parsed.name }
+        // Any of this node's own addresses (its public host, a bind address) is this node.
+        guard let node = parsed.node, node != configuration.nodeAddress, !configuration.authorities.contains(node) else { return parsed.name }
         return "\(parsed.name)@\(node)"
     }
 
-    /// A local name qualified with this node's address, as other nodes see it.
-    func qualified(_ name: String) -> String {
-        configuration.nodeAddress.map { "\(name)@\($0)" } ?? name
+    /// A local name qualified with this node's address, as other nodes see it; `toward` a node
+    /// that dialled this one at another of its addresses (its public host), as that node does.
+    func qualified(_ name: String, toward node: String? = nil) -> String {
+        (node.flatMap(ownAddress(toward:)) ?? configuration.nodeAddress).map { "\(name)@\($0)" } ?? name
+    }
+
+    /// The address the node at `node` dialled this one at, when it is not the node address.
+    func ownAddress(toward node: String) -> String? {
+        links[node].flatMap { trust.links[$0]?.ownAddress }
     }
 
     /// Sends `message` to a local peer if online, or over the link to a remote peer's node.

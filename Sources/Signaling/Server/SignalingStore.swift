@@ -1,17 +1,30 @@
 import Foundation
 import Logging
 import SQLiteNIO
+import Synchronization
 
 /// What a node keeps across restarts, in one SQLite file (`<data-dir>/signaling.sqlite`):
 /// name bindings (TOFU at the node), room membership, and every chat message per recipient
 /// until the recipient acknowledges it (docs/protocol.md, "Delivery guarantees").
 ///
-/// Each write is one SQL statement, so each is atomic and durable before the node answers: a
-/// `kill -9` after an `ack` loses nothing. Every table is bounded by `limits` (``StoreLimits``);
+/// Every write goes through one writer that commits concurrent writes together (group commit,
+/// ``StoreWriter``) and answers each only once its transaction is on disk: a `kill -9` after an
+/// `ack` loses nothing. Every table is bounded by `limits` (``StoreLimits``);
 /// a write that would pass a bound is refused as a whole with `store-full`, so what is stored
 /// already stays intact. The directory is 0700 and the files 0600: chat is nobody else's to read.
 public final class SignalingStore: Sendable {
     private let db: SQLiteConnection
+    private let writer: StoreWriter
+    /// Name bindings read so far (name → key): a chat to a name asks for its key every time.
+    /// A binding changes only in ``bind(name:key:)`` (a new name) and ``prune(olderThan:now:)``
+    /// (a name forgotten), which keep this cache right; bounded by `keyCacheLimit`, emptied when full.
+    private let keys = Mutex(KeyCache())
+    private struct KeyCache {
+        var keys: [String: String] = [:]
+        /// Bumped when bindings are forgotten: a read that began before does not fill the cache.
+        var generation = 0
+    }
+    static let keyCacheLimit = 65_536
     public let path: String
     public let limits: StoreLimits
 
@@ -24,6 +37,7 @@ public final class SignalingStore: Sendable {
 
     private init(db: SQLiteConnection, path: String, limits: StoreLimits) {
         self.db = db
+        self.writer = StoreWriter(db: db)
         self.path = path
         self.limits = limits
     }
@@ -167,6 +181,9 @@ public final class SignalingStore: Sendable {
         if !db.isClosed { _ = db.close() }
     }
 
+    /// Transactions the writer committed so far (group commit: fewer than the writes).
+    public var commitCount: Int { writer.commitCount }
+
     /// Closes the database; safe to call more than once.
     public func close() async {
         guard !db.isClosed else { return }
@@ -185,6 +202,18 @@ public final class SignalingStore: Sendable {
 
     /// The key bound to `name`, if any.
     public func key(of name: String) async throws(SignalingError) -> String? {
+        let (cached, generation) = keys.withLock { ($0.keys[name], $0.generation) }
+        if let cached { return cached }
+        guard let key = try await storedKey(of: name) else { return nil }
+        keys.withLock { cache in
+            guard cache.generation == generation else { return }
+            if cache.keys.count >= Self.keyCacheLimit { cache.keys.removeAll(keepingCapacity: true) }
+            cache.keys[name] = key
+        }
+        return key
+    }
+
+    private func storedKey(of name: String) async throws(SignalingError) -> String? {
         try await run("SELECT key FROM bindings WHERE name = ?", [.text(name)]).first?.column("key")?.string
     }
 
@@ -193,19 +222,21 @@ public final class SignalingStore: Sendable {
     /// new name when the store holds `limits.names` already. A login with the bound key marks
     /// the name as used now (unused names expire, see ``prune(olderThan:now:)``).
     public func bind(name: String, key: String) async throws(SignalingError) -> String {
-        let now = Date().timeIntervalSince1970
-        if let bound = try await self.key(of: name) {
-            if bound == key { _ = try await run("UPDATE bindings SET seen = ? WHERE name = ?", [.float(now), .text(name)]) }
+        try await writer.write { [self] () async throws(SignalingError) -> String in
+            let now = Date().timeIntervalSince1970
+            if let bound = try await storedKey(of: name) {
+                if bound == key { _ = try await run("UPDATE bindings SET seen = ? WHERE name = ?", [.float(now), .text(name)]) }
+                return bound
+            }
+            _ = try await run("""
+                INSERT INTO bindings (name, key, created, seen) SELECT ?, ?, ?, ? WHERE (SELECT count FROM usage WHERE scope = 'names') < ?
+                ON CONFLICT (name) DO NOTHING
+                """, [.text(name), .text(key), .float(now), .float(now), .integer(limits.names)])
+            guard let bound = try await storedKey(of: name) else {
+                throw SignalingError(.storeFull, "this node holds \(limits.names) names, the most it keeps; \(name.prefix(40)) was not bound")
+            }
             return bound
         }
-        _ = try await run("""
-            INSERT INTO bindings (name, key, created, seen) SELECT ?, ?, ?, ? WHERE (SELECT count FROM usage WHERE scope = 'names') < ?
-            ON CONFLICT (name) DO NOTHING
-            """, [.text(name), .text(key), .float(now), .float(now), .integer(limits.names)])
-        guard let bound = try await self.key(of: name) else {
-            throw SignalingError(.storeFull, "this node holds \(limits.names) names, the most it keeps; \(name.prefix(40)) was not bound")
-        }
-        return bound
     }
 
     // MARK: - Rooms
@@ -229,61 +260,67 @@ public final class SignalingStore: Sendable {
     /// that did not invite `member`, `store-full` when the room, the member's rooms or the
     /// node's rooms are at their limit.
     public func join(room: String, member: String, rule: RoomRule = .open) async throws(SignalingError) -> Bool {
-        var current = try await self.room(room)
-        if current == nil {
-            // A store from before rooms had owners: its rooms are open and get their next joiner as owner.
-            let created = try await run("""
-                INSERT INTO rooms (room, owner, rule, created) SELECT ?, ?, ?, ? WHERE (SELECT count(*) FROM rooms) < ?
-                ON CONFLICT (room) DO NOTHING RETURNING owner
-                """, [.text(room), .text(member), .text(rule.rawValue), .float(Date().timeIntervalSince1970), .integer(limits.rooms)])
-            current = try await self.room(room)
-            guard current != nil || !created.isEmpty else {
-                throw SignalingError(.storeFull, "this node has \(limits.rooms) rooms, the most it keeps; join an existing room")
+        try await writer.write { [self] () async throws(SignalingError) -> Bool in
+            var current = try await self.room(room)
+            if current == nil {
+                // A store from before rooms had owners: its rooms are open and get their next joiner as owner.
+                let created = try await run("""
+                    INSERT INTO rooms (room, owner, rule, created) SELECT ?, ?, ?, ? WHERE (SELECT count(*) FROM rooms) < ?
+                    ON CONFLICT (room) DO NOTHING RETURNING owner
+                    """, [.text(room), .text(member), .text(rule.rawValue), .float(Date().timeIntervalSince1970), .integer(limits.rooms)])
+                current = try await self.room(room)
+                guard current != nil || !created.isEmpty else {
+                    throw SignalingError(.storeFull, "this node has \(limits.rooms) rooms, the most it keeps; join an existing room")
+                }
             }
-        }
-        if let current, current.rule == .invite, current.owner != member {
-            let invited = try await !run("SELECT 1 AS x FROM room_invites WHERE room = ? AND name = ?", [.text(room), .text(member)]).isEmpty
-            guard invited else {
-                throw SignalingError(.forbidden, "\(room) admits invited names only; ask its owner \(current.owner) for an invite")
+            if let current, current.rule == .invite, current.owner != member {
+                let invited = try await !run("SELECT 1 AS x FROM room_invites WHERE room = ? AND name = ?", [.text(room), .text(member)]).isEmpty
+                guard invited else {
+                    throw SignalingError(.forbidden, "\(room) admits invited names only; ask its owner \(current.owner) for an invite")
+                }
             }
+            // The bounds are checked in the statement that inserts, so two joins at once cannot pass them.
+            let rows = try await run("""
+                INSERT INTO room_members (room, member) SELECT ?, ?
+                WHERE (SELECT count(*) FROM room_members WHERE room = ?) < ? AND (SELECT count(*) FROM room_members WHERE member = ?) < ?
+                ON CONFLICT DO NOTHING RETURNING member
+                """, [.text(room), .text(member), .text(room), .integer(limits.roomMembers), .text(member), .integer(limits.memberRooms)])
+            if !rows.isEmpty { return true }
+            if try await !run("SELECT 1 AS x FROM room_members WHERE room = ? AND member = ?", [.text(room), .text(member)]).isEmpty {
+                return false
+            }
+            if try await rooms(of: member).count >= limits.memberRooms {
+                throw SignalingError(.storeFull, "\(member) is in \(limits.memberRooms) rooms, the most this node allows; leave one first")
+            }
+            throw SignalingError(.storeFull, "\(room) has \(limits.roomMembers) members, the most this node allows")
         }
-        // The bounds are checked in the statement that inserts, so two joins at once cannot pass them.
-        let rows = try await run("""
-            INSERT INTO room_members (room, member) SELECT ?, ?
-            WHERE (SELECT count(*) FROM room_members WHERE room = ?) < ? AND (SELECT count(*) FROM room_members WHERE member = ?) < ?
-            ON CONFLICT DO NOTHING RETURNING member
-            """, [.text(room), .text(member), .text(room), .integer(limits.roomMembers), .text(member), .integer(limits.memberRooms)])
-        if !rows.isEmpty { return true }
-        if try await !run("SELECT 1 AS x FROM room_members WHERE room = ? AND member = ?", [.text(room), .text(member)]).isEmpty {
-            return false
-        }
-        if try await rooms(of: member).count >= limits.memberRooms {
-            throw SignalingError(.storeFull, "\(member) is in \(limits.memberRooms) rooms, the most this node allows; leave one first")
-        }
-        throw SignalingError(.storeFull, "\(room) has \(limits.roomMembers) members, the most this node allows")
     }
 
     /// Removes a member; returns false when it was not one. A room whose last member left is
     /// forgotten with its invitations: the next to join creates it anew.
     public func leave(room: String, member: String) async throws(SignalingError) -> Bool {
-        let rows = try await run("DELETE FROM room_members WHERE room = ? AND member = ? RETURNING member", [.text(room), .text(member)])
-        _ = try await run("DELETE FROM rooms WHERE room = ? AND NOT EXISTS (SELECT 1 FROM room_members WHERE room = ?)", [.text(room), .text(room)])
-        _ = try await run("DELETE FROM room_invites WHERE room = ? AND NOT EXISTS (SELECT 1 FROM rooms WHERE room = ?)", [.text(room), .text(room)])
-        return !rows.isEmpty
+        try await writer.write { [self] () async throws(SignalingError) -> Bool in
+            let rows = try await run("DELETE FROM room_members WHERE room = ? AND member = ? RETURNING member", [.text(room), .text(member)])
+            _ = try await run("DELETE FROM rooms WHERE room = ? AND NOT EXISTS (SELECT 1 FROM room_members WHERE room = ?)", [.text(room), .text(room)])
+            _ = try await run("DELETE FROM room_invites WHERE room = ? AND NOT EXISTS (SELECT 1 FROM rooms WHERE room = ?)", [.text(room), .text(room)])
+            return !rows.isEmpty
+        }
     }
 
     /// The owner lets `name` join `room`; returns false when it was invited already. Throws
     /// `store-full` when the room has as many invitations as it may have members.
     public func invite(room: String, name: String) async throws(SignalingError) -> Bool {
-        let rows = try await run("""
-            INSERT INTO room_invites (room, name) SELECT ?, ? WHERE (SELECT count(*) FROM room_invites WHERE room = ?) < ?
-            ON CONFLICT DO NOTHING RETURNING name
-            """, [.text(room), .text(name), .text(room), .integer(limits.roomMembers)])
-        if !rows.isEmpty { return true }
-        if try await !run("SELECT 1 AS x FROM room_invites WHERE room = ? AND name = ?", [.text(room), .text(name)]).isEmpty {
-            return false
+        try await writer.write { [self] () async throws(SignalingError) -> Bool in
+            let rows = try await run("""
+                INSERT INTO room_invites (room, name) SELECT ?, ? WHERE (SELECT count(*) FROM room_invites WHERE room = ?) < ?
+                ON CONFLICT DO NOTHING RETURNING name
+                """, [.text(room), .text(name), .text(room), .integer(limits.roomMembers)])
+            if !rows.isEmpty { return true }
+            if try await !run("SELECT 1 AS x FROM room_invites WHERE room = ? AND name = ?", [.text(room), .text(name)]).isEmpty {
+                return false
+            }
+            throw SignalingError(.storeFull, "\(room) has \(limits.roomMembers) invitations, the most this node keeps")
         }
-        throw SignalingError(.storeFull, "\(room) has \(limits.roomMembers) invitations, the most this node keeps")
     }
 
     /// The members of a room, sorted by name.
@@ -309,40 +346,42 @@ public final class SignalingStore: Sendable {
     /// recipient is.
     public func enqueue(sender: String, id: String, recipients requested: [String], frame: String,
                         room: String? = nil) async throws(SignalingError) -> [String] {
-        var seen = Set<String>()
-        let recipients = requested.filter { seen.insert($0).inserted }
-        guard !recipients.isEmpty else { return [] }
-        let size = frame.utf8.count
-        let now = Date().timeIntervalSince1970
-        let values = Array(repeating: "(?, ?, ?, ?, ?, ?)", count: recipients.count).joined(separator: ", ")
-        let roomBind: SQLiteData = room.map { .text($0) } ?? .null
-        var binds: [SQLiteData] = []
-        for recipient in recipients {
-            binds += [.text(sender), .text(id), .text(recipient), .text(frame), .float(now), roomBind]
+        try await writer.write { [self] () async throws(SignalingError) -> [String] in
+            var seen = Set<String>()
+            let recipients = requested.filter { seen.insert($0).inserted }
+            guard !recipients.isEmpty else { return [] }
+            let size = frame.utf8.count
+            let now = Date().timeIntervalSince1970
+            let values = Array(repeating: "(?, ?, ?, ?, ?, ?)", count: recipients.count).joined(separator: ", ")
+            let roomBind: SQLiteData = room.map { .text($0) } ?? .null
+            var binds: [SQLiteData] = []
+            for recipient in recipients {
+                binds += [.text(sender), .text(id), .text(recipient), .text(frame), .float(now), roomBind]
+            }
+            let count = recipients.count
+            // MATERIALIZED: the guard reads `usage` once, before the triggers of this insert change it.
+            binds += [.integer(count), .integer(limits.messages), .integer(count * size), .integer(limits.bytes),
+                      roomBind, roomBind, .integer(count), .integer(limits.roomMessages), roomBind, .integer(count * size), .integer(limits.roomBytes),
+                      .integer(limits.recipientMessages), .integer(size), .integer(limits.recipientBytes), .integer(size), .integer(limits.recipientBytes)]
+            let rows = try await run("""
+                WITH v AS (VALUES \(values)),
+                limits_ok AS MATERIALIZED (SELECT
+                  (SELECT count FROM usage WHERE scope = '*') + ? <= ? AND (SELECT bytes FROM usage WHERE scope = '*') + ? <= ?
+                  AND (? IS NULL OR (coalesce((SELECT count FROM usage WHERE scope = ?), 0) + ? <= ?
+                                      AND coalesce((SELECT bytes FROM usage WHERE scope = ?), 0) + ? <= ?)) AS ok)
+                INSERT INTO messages (sender, id, recipient, frame, created, room)
+                SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6 FROM v, limits_ok
+                WHERE limits_ok.ok
+                  AND NOT EXISTS (SELECT 1 FROM usage WHERE scope = 'r:' || v.column3 AND (count + 1 > ? OR bytes + ? > ?))
+                  AND ? <= ?
+                ON CONFLICT DO NOTHING RETURNING recipient
+                """, binds)
+            let stored = rows.compactMap { $0.column("recipient")?.string }
+            if stored.isEmpty, let full = try await fullness(recipients: recipients, room: room, size: size) {
+                throw SignalingError(.storeFull, full + "; nothing was stored, try again once recipients have read their messages")
+            }
+            return stored
         }
-        let count = recipients.count
-        // MATERIALIZED: the guard reads `usage` once, before the triggers of this insert change it.
-        binds += [.integer(count), .integer(limits.messages), .integer(count * size), .integer(limits.bytes),
-                  roomBind, roomBind, .integer(count), .integer(limits.roomMessages), roomBind, .integer(count * size), .integer(limits.roomBytes),
-                  .integer(limits.recipientMessages), .integer(size), .integer(limits.recipientBytes), .integer(size), .integer(limits.recipientBytes)]
-        let rows = try await run("""
-            WITH v AS (VALUES \(values)),
-            limits_ok AS MATERIALIZED (SELECT
-              (SELECT count FROM usage WHERE scope = '*') + ? <= ? AND (SELECT bytes FROM usage WHERE scope = '*') + ? <= ?
-              AND (? IS NULL OR (coalesce((SELECT count FROM usage WHERE scope = ?), 0) + ? <= ?
-                                  AND coalesce((SELECT bytes FROM usage WHERE scope = ?), 0) + ? <= ?)) AS ok)
-            INSERT INTO messages (sender, id, recipient, frame, created, room)
-            SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6 FROM v, limits_ok
-            WHERE limits_ok.ok
-              AND NOT EXISTS (SELECT 1 FROM usage WHERE scope = 'r:' || v.column3 AND (count + 1 > ? OR bytes + ? > ?))
-              AND ? <= ?
-            ON CONFLICT DO NOTHING RETURNING recipient
-            """, binds)
-        let stored = rows.compactMap { $0.column("recipient")?.string }
-        if stored.isEmpty, let full = try await fullness(recipients: recipients, room: room, size: size) {
-            throw SignalingError(.storeFull, full + "; nothing was stored, try again once recipients have read their messages")
-        }
-        return stored
     }
 
     /// Which limit a message of `size` bytes to `recipients` would pass, or nil when none.
@@ -401,9 +440,11 @@ public final class SignalingStore: Sendable {
 
     /// The recipient acknowledged a message: it is not delivered again.
     public func markDelivered(recipient: String, sender: String, id: String) async throws(SignalingError) {
-        // A delivered row only deduplicates resends: its frame is not needed any more.
-        _ = try await run("UPDATE messages SET delivered = 1, frame = '' WHERE recipient = ? AND sender = ? AND id = ? AND delivered = 0",
-                          [.text(recipient), .text(sender), .text(id)])
+        try await writer.write { [self] () async throws(SignalingError) -> Void in
+            // A delivered row only deduplicates resends: its frame is not needed any more.
+            _ = try await run("UPDATE messages SET delivered = 1, frame = '' WHERE recipient = ? AND sender = ? AND id = ? AND delivered = 0",
+                              [.text(recipient), .text(sender), .text(id)])
+        }
     }
 
     /// Messages waiting to be handed to another node (recipients `name@node`), oldest first.
@@ -418,8 +459,10 @@ public final class SignalingStore: Sendable {
 
     /// The other node took over a message (stored it for its recipient) or refused it for good.
     public func markDelivered(sender: String, id: String, node: String) async throws(SignalingError) {
-        _ = try await run("UPDATE messages SET delivered = 1, frame = '' WHERE sender = ? AND id = ? AND substr(recipient, -?) = ? AND delivered = 0",
-                          [.text(sender), .text(id), .integer(node.count + 1), .text("@" + node)])
+        try await writer.write { [self] () async throws(SignalingError) -> Void in
+            _ = try await run("UPDATE messages SET delivered = 1, frame = '' WHERE sender = ? AND id = ? AND substr(recipient, -?) = ? AND delivered = 0",
+                              [.text(sender), .text(id), .integer(node.count + 1), .text("@" + node)])
+        }
     }
 
     /// Forgets delivered messages older than `age` seconds (their ids then stop deduplicating)
@@ -428,25 +471,28 @@ public final class SignalingStore: Sendable {
     /// that long) hold: their room memberships (a room left empty goes with its invitations),
     /// then the names themselves unless they still own a room or have messages waiting.
     public func prune(olderThan age: Double, now: Date = Date()) async throws(SignalingError) {
-        let time = now.timeIntervalSince1970
-        let unused: SQLiteData = .float(time - limits.nameExpiry)
-        _ = try await run("DELETE FROM messages WHERE (delivered != 0 AND created < ?) OR created < ?",
-                          [.float(time - age), .float(time - limits.expiry)])
-        _ = try await run("DELETE FROM room_members WHERE member IN (SELECT name FROM bindings WHERE coalesce(seen, created) < ?)", [unused])
-        _ = try await run("DELETE FROM rooms WHERE NOT EXISTS (SELECT 1 FROM room_members WHERE room_members.room = rooms.room)")
-        _ = try await run("DELETE FROM room_invites WHERE NOT EXISTS (SELECT 1 FROM rooms WHERE rooms.room = room_invites.room)")
-        _ = try await run("""
-            DELETE FROM bindings WHERE coalesce(seen, created) < ?
-              AND NOT EXISTS (SELECT 1 FROM room_members WHERE member = bindings.name)
-              AND NOT EXISTS (SELECT 1 FROM rooms WHERE owner = bindings.name)
-              AND NOT EXISTS (SELECT 1 FROM usage WHERE scope = 'r:' || bindings.name)
-            """, [unused])
-        // Delivered rows (ids kept to recognise resends) are bounded too: a pair of names that
-        // chat and acknowledge at the rate limit would otherwise add rows for `age` seconds.
-        let delivered = try await run("SELECT count(*) AS n FROM messages WHERE delivered != 0").first?.column("n")?.integer ?? 0
-        if delivered > limits.deliveredKept {
-            _ = try await run("DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE delivered != 0 ORDER BY seq LIMIT ?)",
-                              [.integer(delivered - limits.deliveredKept)])
+        defer { keys.withLock { $0.keys.removeAll(); $0.generation += 1 } }
+        try await writer.write { [self] () async throws(SignalingError) -> Void in
+            let time = now.timeIntervalSince1970
+            let unused: SQLiteData = .float(time - limits.nameExpiry)
+            _ = try await run("DELETE FROM messages WHERE (delivered != 0 AND created < ?) OR created < ?",
+                              [.float(time - age), .float(time - limits.expiry)])
+            _ = try await run("DELETE FROM room_members WHERE member IN (SELECT name FROM bindings WHERE coalesce(seen, created) < ?)", [unused])
+            _ = try await run("DELETE FROM rooms WHERE NOT EXISTS (SELECT 1 FROM room_members WHERE room_members.room = rooms.room)")
+            _ = try await run("DELETE FROM room_invites WHERE NOT EXISTS (SELECT 1 FROM rooms WHERE rooms.room = room_invites.room)")
+            _ = try await run("""
+                DELETE FROM bindings WHERE coalesce(seen, created) < ?
+                  AND NOT EXISTS (SELECT 1 FROM room_members WHERE member = bindings.name)
+                  AND NOT EXISTS (SELECT 1 FROM rooms WHERE owner = bindings.name)
+                  AND NOT EXISTS (SELECT 1 FROM usage WHERE scope = 'r:' || bindings.name)
+                """, [unused])
+            // Delivered rows (ids kept to recognise resends) are bounded too: a pair of names that
+            // chat and acknowledge at the rate limit would otherwise add rows for `age` seconds.
+            let delivered = try await run("SELECT count(*) AS n FROM messages WHERE delivered != 0").first?.column("n")?.integer ?? 0
+            if delivered > limits.deliveredKept {
+                _ = try await run("DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE delivered != 0 ORDER BY seq LIMIT ?)",
+                                  [.integer(delivered - limits.deliveredKept)])
+            }
         }
     }
 }
