@@ -480,9 +480,11 @@ class Peer:
 
     async def place(self, to, kind, seconds):
         await self.send("subscribe", "@node", {"names": [to]})
-        await self.next(lambda m: m["type"] == "presence" and m["body"]["name"] == to and m["body"]["status"] == "online",
-                        f"{to} online", timeout=self.args.wait)
-        self.handle_other_presence_key(to)
+        online = await self.next(lambda m: m["type"] == "presence" and m["body"]["name"] == to and m["body"]["status"] == "online",
+                                 f"{to} online", timeout=self.args.wait)
+        # Trust on first use: the key the node vouches for is the one the callee must sign with.
+        if online["body"].get("key"):
+            self.pin(to, online["body"]["key"])
         self.call = {"id": "gst-" + base64.b32encode(os.urandom(10)).decode().lower(), "peer": to, "kind": kind}
         self.times["request"] = time.monotonic()
         await self.send_signed("call", kind=kind, ring=30)
@@ -502,9 +504,6 @@ class Peer:
         if ended == "done":
             await self.send_signed("hangup", reason="hangup")
         return self.result(ended)
-
-    def handle_other_presence_key(self, name):
-        pass
 
     async def answer(self, seconds):
         message = await self.next(lambda m: m["type"] == "call", "a call", timeout=self.args.wait)
