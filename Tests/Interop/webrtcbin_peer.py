@@ -565,13 +565,16 @@ def main():
         result = asyncio.run(asyncio.wait_for(main_async(args), args.wait + 3 * EVENT_TIMEOUT + 60))
     except Failure as failure:
         emit("failed", reason=str(failure))
-        sys.exit(1)
+        os._exit(1)
     except asyncio.TimeoutError:
         emit("failed", reason="the whole run timed out")
-        sys.exit(1)
+        os._exit(1)
     finally:
         glib_loop.quit()
     emit("result", ok=True, **result)
+    # No interpreter teardown: it would free the kept ice-agent wrapper (Media.__init__) and
+    # with it a reference webrtcbin still counts on.
+    os._exit(0)
 
 
 if __name__ == "__main__":
