@@ -417,8 +417,12 @@ def scenario_desktop(alice, bob, args):
     own = alice.js("""
       const v = document.getElementById('remote-video');
       const t = v.srcObject && v.srcObject.getVideoTracks()[0];
-      return !!t && t.readyState === 'live' && !!t.getSettings().displaySurface && v.videoWidth > 0;
-    """)
+      // A captured screen: Chromium reports its displaySurface; Firefox 153 reports none, but
+      // labels the screen after the monitor and every received track 'remote video'.
+      const firefox = arguments[0];
+      const captured = !!t && (firefox ? t.label !== '' && t.label !== 'remote video' : !!t.getSettings().displaySurface);
+      return !!t && t.readyState === 'live' && captured && v.videoWidth > 0;
+    """, alice.browser == "firefox")
     if not own:
         raise Failure("alice (sharing) does not see her own screen in the big area")
     alice.screenshot(args.artifacts, "browser-desktop-sharer.png")
