@@ -110,13 +110,18 @@ public struct Node: Sendable {
             router.get("/") { _, _ in statusResponse() }
         }
         let upgrade = signaling.endpoint.shouldUpgrade
+        let singlePort = configuration.singlePort
+        let firstBytesTimeout = configuration.turn.streamIdleTimeout
         let server: HTTPServerBuilder = if let webCertificate {
             // TLS first, then HTTP/1.1 and the WebSocket upgrade inside it: wss:// on the same port.
             HTTPServerBuilder { responder in
-                ReloadableTLSChannel(base: HTTP1WebSocketUpgradeChannel(responder: responder,
-                                                                        configuration: .init(ws: SignalingEndpoint.webSocketConfiguration),
-                                                                        shouldUpgrade: upgrade),
-                                     certificate: webCertificate)
+                let http = HTTP1WebSocketUpgradeChannel(responder: responder, configuration: .init(ws: SignalingEndpoint.webSocketConfiguration),
+                                                        shouldUpgrade: upgrade)
+                // single-port: TURN over TLS too, told from HTTP by its first bytes.
+                if singlePort {
+                    return SharedPortChannel(base: http, certificate: webCertificate, turn: turn, firstBytesTimeout: firstBytesTimeout)
+                }
+                return ReloadableTLSChannel(base: http, certificate: webCertificate)
             }
         } else {
             .http1WebSocketUpgrade(configuration: .init(ws: SignalingEndpoint.webSocketConfiguration), shouldUpgrade: upgrade)
@@ -131,7 +136,11 @@ public struct Node: Sendable {
                 server: server,
                 configuration: .init(address: .hostname(host, port: configuration.httpPort), serverName: "meshnode"),
                 services: index == 0 ? [turnService, signaling.service] : [],
-                onServerRunning: { channel in readiness.httpStarted(channel.localAddress) },
+                onServerRunning: { channel in
+                    // single-port: each web listener is a TURN over TLS listener too.
+                    if singlePort, let address = channel.localAddress { turn.addSharedListener(address) }
+                    readiness.httpStarted(channel.localAddress)
+                },
                 logger: logger
             )
         }

@@ -74,6 +74,7 @@ public struct NodeSettings: Sendable, Equatable {
     public var publicHost: String?
     public var externalIP: [String]?
     public var httpRedirectPort: Int?
+    public var singlePort: Bool?
 
     public init() {}
 
@@ -200,6 +201,8 @@ public struct NodeSettings: Sendable, Equatable {
                   help: "PUBLIC[/PRIVATE]: behind a 1:1 NAT (a cloud VM) relayed addresses and STUN/TURN URLs name PUBLIC while sockets bind PRIVATE (repeatable, one per family; without /PRIVATE it stands for every bind address of its family)."),
             .integer("http-redirect-port", \.httpRedirectPort, .port,
                      help: "With https: also listen for plain HTTP on this port (80 in production), answering only 301 redirects to the https:// URL of the same path at public-host (default: none)."),
+            .flag("single-port", \.singlePort,
+                  help: "Serve TURN over TLS on the HTTPS port too: page, WSS and relay on one TCP port (http-port, 443 in production) for networks that allow only outbound TCP 443. Needs https."),
         ]
     }()
 
@@ -305,6 +308,8 @@ public struct NodeConfiguration: Sendable {
     public var publicHost: String?
     /// `http-redirect-port`: a plain-HTTP listener that only redirects to HTTPS.
     public var httpRedirectPort: Int?
+    /// TURN over TLS on the HTTPS port too (`single-port`; ``SharedPortChannel``).
+    public var singlePort: Bool
 
     /// `http-port` when none is given.
     static let defaultHTTPPort = 8080
@@ -398,6 +403,10 @@ public struct NodeConfiguration: Sendable {
         httpRedirectPort = settings.httpRedirectPort
         if httpRedirectPort != nil, !https {
             throw NodeConfigurationError(key: "http-redirect-port", reason: "redirects go to HTTPS: give https too")
+        }
+        singlePort = settings.singlePort ?? false
+        if singlePort && !https {
+            throw NodeConfigurationError(key: "single-port", reason: "needs https: TURN on the web port is TURN over TLS, told from HTTP inside TLS")
         }
     }
 

@@ -184,6 +184,17 @@ final class TURNStreamHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // On a port shared with the web server (``TURNServer/adoptStream(_:opened:)``) the web
+        // server's graceful stop asks each connection to finish; a TURN connection has no
+        // request to finish and would hold the stop up until its allocation expires.
+        if event is ChannelShouldQuiesceEvent {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
     }

@@ -24,9 +24,11 @@ public final class TURNServer: Sendable {
         }
     }
 
-    private struct State {
+    struct State {
         var channels: [Channel] = []
         var listeners: [Listener] = []
+        /// Ports of another server that TURN shares (``adoptStream(_:place:opened:)``).
+        var sharedListeners: [Listener] = []
         var loops: [ObjectIdentifier: NIOLoopBound<TURNLoop>] = [:]
         var shared: TURNShared?
     }
@@ -44,7 +46,7 @@ public final class TURNServer: Sendable {
     static let maximumDatagram = 2048
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
-    private let state = Mutex(State())
+    let state = Mutex(State())
 
     public init(configuration: TURNServerConfiguration, logger: Logger = Logger(label: "meshnode.turn")) {
         self.configuration = configuration
@@ -53,7 +55,7 @@ public final class TURNServer: Sendable {
     }
 
     /// The listeners that are open, with their actual ports.
-    public var listeners: [Listener] { state.withLock { $0.listeners } }
+    public var listeners: [Listener] { state.withLock { $0.listeners + $0.sharedListeners } }
 
     /// Allocations held now (the load a node reports to the mesh); 0 before start.
     public var activeAllocations: Int { state.withLock { $0.shared?.quota.total ?? 0 } }
@@ -202,7 +204,7 @@ public final class TURNServer: Sendable {
 
     /// Takes a place for an accepted TCP or TLS connection (``StreamConnectionGate``), given
     /// back when it closes; false when a cap refuses it.
-    private static func admit(_ channel: Channel, shared: TURNShared) -> Bool {
+    static func admit(_ channel: Channel, shared: TURNShared) -> Bool {
         let gate = shared.streamGate
         switch gate.admit(channel.remoteAddress) {
         case .failure(let refusal):

@@ -1,0 +1,175 @@
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOSSL
+import TURNServer
+
+/// The web port with `single-port`: HTTPS, WSS and TURN over TLS on one TCP port, for networks
+/// that let nothing out but TCP 443 (docs/deploy.md "One port for strict networks").
+///
+/// Each accepted connection gets TLS (the web certificate current when it is accepted, as on
+/// the HTTPS port alone) and then a ``SharedPortDemultiplexer``, which waits for the first
+/// bytes inside TLS: a STUN message hands the connection to the TURN server's own stream
+/// handling (``TURNServer/adoptStream(_:opened:)``), an HTTP request line to `base`, the
+/// node's HTTP/1.1 and WebSocket pipeline. Until then the connection holds a place in the
+/// TURN server's connection caps (total, per source, the node's connection budget); as HTTP
+/// it gives it back and the web server's own rules apply (the WebSocket caps at the upgrade).
+struct SharedPortChannel<Base: ServerChildChannel>: ServerChildChannel {
+    /// What the connection turns out to be: `base`'s value for HTTP, nil for TURN (served by the
+    /// TURN server's handlers from then on). Fails when the connection closes undecided.
+    struct Value: ServerChildChannelValue {
+        let channel: any Channel
+        let decided: EventLoopFuture<Base.Value?>
+    }
+
+    let base: Base
+    let certificate: WebCertificate
+    let turn: TURNServer
+    /// How long after it was accepted a connection has to finish the TLS handshake and send
+    /// its first bytes (the TURN server's `turn-idle-timeout`).
+    let firstBytesTimeout: TimeAmount
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        // Over a cap the connection is closed before TLS (as on the TURN TLS port).
+        guard let place = turn.admitSharedConnection(channel) else {
+            // NIO's async server bootstrap does not close a connection whose setup failed.
+            channel.close(promise: nil)
+            return channel.eventLoop.makeFailedFuture(ChannelError.inputClosed)
+        }
+        let context = certificate.context
+        let promise = channel.eventLoop.makePromise(of: Base.Value?.self)
+        let demultiplexer = SharedPortDemultiplexer(base: base, turn: turn, place: place, decided: promise,
+                                                    deadline: .now() + firstBytesTimeout, logger: logger)
+        return channel.eventLoop.makeCompletedFuture {
+            do {
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+                try channel.pipeline.syncOperations.addHandler(demultiplexer)
+            } catch {
+                promise.fail(error)
+                throw error
+            }
+            return Value(channel: channel, decided: promise.futureResult)
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        guard let http = try? await value.decided.get() else { return }
+        await base.handle(value: http, logger: logger)
+    }
+}
+
+/// Holds a shared-port connection's first bytes until ``SharedPortClassifier`` decides, then
+/// puts the TURN or the HTTP handlers after itself, passes on `channelActive` (held back until
+/// then) and the bytes, and leaves the pipeline. A connection that sends neither, or nothing
+/// deciding before the deadline (a slow handshake included), is closed.
+final class SharedPortDemultiplexer<Base: ServerChildChannel>: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let base: Base
+    private let turn: TURNServer
+    private let place: TURNServer.StreamPlace
+    private let decided: EventLoopPromise<Base.Value?>
+    private let deadline: NIODeadline
+    private let logger: Logger
+    private let opened = NIODeadline.now()
+    private var buffered: ByteBuffer?
+    private var timer: Scheduled<Void>?
+    private var done = false
+
+    init(base: Base, turn: TURNServer, place: TURNServer.StreamPlace, decided: EventLoopPromise<Base.Value?>,
+         deadline: NIODeadline, logger: Logger) {
+        self.base = base
+        self.turn = turn
+        self.place = place
+        self.decided = decided
+        self.deadline = deadline
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let channel = context.channel
+        let logger = logger
+        timer = context.eventLoop.scheduleTask(deadline: deadline) {
+            logger.debug("shared port: nothing decisive before the deadline; closed",
+                         metadata: ["client": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
+            channel.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        if !done {
+            done = true
+            decided.fail(ChannelError.inputClosed)
+        }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        // Held back: the handlers that follow are not in the pipeline yet.
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        guard !done else { return }
+        if buffered == nil { buffered = bytes } else { buffered!.writeBuffer(&bytes) }
+        switch SharedPortClassifier.classify(buffered!) {
+        case .needMore:
+            return
+        case .neither:
+            logger.debug("shared port: first bytes are neither STUN nor HTTP; closed",
+                         metadata: ["client": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"])
+            close(context: context)
+        case .turn:
+            do {
+                try turn.adoptStream(context.channel, opened: opened)
+            } catch {
+                close(context: context)
+                return
+            }
+            hand(context: context, value: nil)
+        case .http:
+            // Now the web server's caps apply (the WebSocket caps at the upgrade).
+            place.release()
+            let context = context
+            base.setup(channel: context.channel, logger: logger).assumeIsolated().whenComplete { [self] result in
+                switch result {
+                case .success(let value): hand(context: context, value: value)
+                case .failure: close(context: context)
+                }
+            }
+        }
+    }
+
+    /// Settles the verdict, replays what the new handlers missed and leaves the pipeline.
+    private func hand(context: ChannelHandlerContext, value: Base.Value?) {
+        done = true
+        timer?.cancel()
+        decided.succeed(value)
+        context.fireChannelActive()
+        if let bytes = buffered {
+            buffered = nil
+            context.fireChannelRead(wrapInboundOut(bytes))
+            context.fireChannelReadComplete()
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    private func close(context: ChannelHandlerContext) {
+        done = true
+        timer?.cancel()
+        decided.fail(ChannelError.inputClosed)
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // The web server stops: an undecided connection has nothing to finish.
+        if event is ChannelShouldQuiesceEvent { context.close(promise: nil); return }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // A failed TLS handshake, mostly; nothing to tell a client that never got this far.
+        context.close(promise: nil)
+    }
+}
