@@ -76,7 +76,8 @@ public struct Node: Sendable {
         let hosts = httpHosts
         let redirectPort = webCertificate == nil ? nil : configuration.httpRedirectPort
         let readiness = NodeReadiness(onReady: onReady, webCertificate: webCertificate,
-                                      httpListeners: hosts.count * (redirectPort == nil ? 1 : 2), publicHost: configuration.publicHost)
+                                      httpListeners: hosts.count * (redirectPort == nil ? 1 : 2), publicHost: configuration.publicHost,
+                                      preferredHost: hosts.first)
         let turnService = TURNService(server: turn) { listeners in readiness.turnStarted(listeners) }
 
         let router = Router(context: NodeRequestContext.self)
@@ -218,11 +219,14 @@ final class NodeReadiness: Sendable {
     private let webCertificate: WebCertificate?
     private let httpListeners: Int
     private let publicHost: String?
+    private let preferredHost: String?
 
     /// `httpListeners`: how many web and redirect listeners must be up; `publicHost`: the name
-    /// the web URL is given with when the node serves HTTPS.
+    /// the web URL is given with when the node serves HTTPS; `preferredHost`: the listener
+    /// whose address the web URL names (the first bind address).
     init(onReady: @escaping @Sendable (NodeAddresses) -> Void, webCertificate: WebCertificate? = nil, httpListeners: Int = 1,
-         publicHost: String? = nil) {
+         publicHost: String? = nil, preferredHost: String? = nil) {
+        self.preferredHost = preferredHost
         self.onReady = onReady
         self.webCertificate = webCertificate
         self.httpListeners = httpListeners
@@ -240,7 +244,9 @@ final class NodeReadiness: Sendable {
     private func update(_ change: (inout State) -> Void) {
         let ready: NodeAddresses? = state.withLock { s in
             change(&s)
-            guard !s.fired, let listeners = s.listeners, s.http.count + s.redirects >= httpListeners, let http = s.http.first else { return nil }
+            guard !s.fired, let listeners = s.listeners, s.http.count + s.redirects >= httpListeners, !s.http.isEmpty else { return nil }
+            // The first bind address's listener, whichever came up first: the banner stays the same.
+            let http = s.http.first(where: { $0?.ipAddress != nil && $0?.ipAddress == preferredHost }) ?? s.http[0]
             s.fired = true
             var base = Self.url(http, scheme: webCertificate == nil ? "http" : "https")
             // With a public host the page is opened at its name (the certificate's).
