@@ -127,7 +127,9 @@ public struct Node: Sendable {
         } else {
             .http1WebSocketUpgrade(configuration: .init(ws: SignalingEndpoint.webSocketConfiguration), shouldUpgrade: upgrade)
         }
-        let hangup = webCertificate?.reloadOnHangup(logger: logger)
+        // SIGHUP (a certbot renewal) reads the certificate files again, for the web port and
+        // TURN's TLS listener alike.
+        let hangup = reloadOnHangup(web: webCertificate, turn: turn, logger: logger)
         defer { hangup?.cancel() }
         // One server per bind address on one router; the first also runs TURN and signaling.
         let responder = router.buildResponder()
