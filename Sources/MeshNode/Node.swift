@@ -247,8 +247,10 @@ final class NodeReadiness: Sendable {
         let ready: NodeAddresses? = state.withLock { s in
             change(&s)
             guard !s.fired, let listeners = s.listeners, s.http.count + s.redirects >= httpListeners, !s.http.isEmpty else { return nil }
-            // The first bind address's listener, whichever came up first: the banner stays the same.
-            let http = s.http.first(where: { $0?.ipAddress != nil && $0?.ipAddress == preferredHost }) ?? s.http[0]
+            // The listeners start in any order: the first bind address's names the page, else an
+            // IPv4 one (`localhost` is 127.0.0.1 first for most people), whichever started first.
+            let http = s.http.first(where: { $0?.ipAddress != nil && $0?.ipAddress == preferredHost })
+                ?? s.http.first { if case .v4? = $0 { true } else { false } } ?? s.http[0]
             s.fired = true
             var base = Self.url(http, scheme: webCertificate == nil ? "http" : "https")
             // With a public host the page is opened at its name (the certificate's).
