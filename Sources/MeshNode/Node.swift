@@ -76,7 +76,8 @@ public struct Node: Sendable {
         let hosts = httpHosts
         let redirectPort = webCertificate == nil ? nil : configuration.httpRedirectPort
         let readiness = NodeReadiness(onReady: onReady, webCertificate: webCertificate,
-                                      httpListeners: hosts.count * (redirectPort == nil ? 1 : 2), publicHost: configuration.publicHost)
+                                      httpListeners: hosts.count * (redirectPort == nil ? 1 : 2), publicHost: configuration.publicHost,
+                                      preferredHost: hosts.first)
         let turnService = TURNService(server: turn) { listeners in readiness.turnStarted(listeners) }
 
         let router = Router(context: NodeRequestContext.self)
@@ -220,11 +221,14 @@ final class NodeReadiness: Sendable {
     private let webCertificate: WebCertificate?
     private let httpListeners: Int
     private let publicHost: String?
+    private let preferredHost: String?
 
     /// `httpListeners`: how many web and redirect listeners must be up; `publicHost`: the name
-    /// the web URL is given with when the node serves HTTPS.
+    /// the web URL is given with when the node serves HTTPS; `preferredHost`: the listener
+    /// whose address the web URL names (the first bind address).
     init(onReady: @escaping @Sendable (NodeAddresses) -> Void, webCertificate: WebCertificate? = nil, httpListeners: Int = 1,
-         publicHost: String? = nil) {
+         publicHost: String? = nil, preferredHost: String? = nil) {
+        self.preferredHost = preferredHost
         self.onReady = onReady
         self.webCertificate = webCertificate
         self.httpListeners = httpListeners
@@ -243,9 +247,10 @@ final class NodeReadiness: Sendable {
         let ready: NodeAddresses? = state.withLock { s in
             change(&s)
             guard !s.fired, let listeners = s.listeners, s.http.count + s.redirects >= httpListeners, !s.http.isEmpty else { return nil }
-            // The listeners start in any order: an IPv4 one names the page when there is one
-            // (`localhost` is 127.0.0.1 first for most people), whichever started first.
-            let http = s.http.first { if case .v4? = $0 { true } else { false } } ?? s.http[0]
+            // The listeners start in any order: the first bind address's names the page, else an
+            // IPv4 one (`localhost` is 127.0.0.1 first for most people), whichever started first.
+            let http = s.http.first(where: { $0?.ipAddress != nil && $0?.ipAddress == preferredHost })
+                ?? s.http.first { if case .v4? = $0 { true } else { false } } ?? s.http[0]
             s.fired = true
             var base = Self.url(http, scheme: webCertificate == nil ? "http" : "https")
             // With a public host the page is opened at its name (the certificate's).
