@@ -10,7 +10,7 @@ import TestSupport
 /// `single-port` (issue 13, item 3): HTTPS, WSS and TURN over TLS on the one web port, told apart
 /// by the first bytes inside TLS (a STUN message, RFC 8489 §6, or an HTTP request line). A real
 /// TURN client (coturn's `turnutils_uclient -S`) relays through the port while the page, a WSS
-/// login and a certificate reload (SIGHUP) happen on it; garbage and silence are closed within
+/// login and a certificate reload (SIGHUP) happen on it, and then over plain TCP (STUN only); garbage and silence are closed within
 /// the bound; the TURN caps hold a connection until it shows it is HTTP.
 @Suite(.serialized, .timeLimit(.minutes(2)), .enabled(if: Tools.coturnClients, "coturn's tools are installed by .ci/run"))
 struct SinglePortTests {
@@ -94,6 +94,12 @@ struct SinglePortTests {
         #expect(report.sent >= 800, "sent \(report.sent)")
         #expect(report.received == report.sent, "received \(report.received) of \(report.sent)")
         #expect(report.lost == 0)
+
+        // TURN over plain TCP on the same port, as libnice's "TLS" relay type speaks it.
+        let plain = try await CoturnTools.uclient(["-t", "-p", "\(port)", "-u", "alice", "-w", "wonderland",
+                                                   "-e", "127.0.0.1", "-r", "\(peerPort)", "-n", "100", "-m", "2", "-l", "180", "-z", "5",
+                                                   "127.0.0.1"])
+        #expect(plain.sent >= 200 && plain.received == plain.sent && plain.lost == 0, "plain TCP: \(plain.received) of \(plain.sent)")
     }
 
     @Test("garbage and silence on the shared port are closed within the bound")
@@ -102,8 +108,10 @@ struct SinglePortTests {
         let node = try await MeshNodeServer(["--https", "--single-port", "--turn-idle-timeout", "1"], bind: ["127.0.0.1"])
         defer { node.stop() }
         let probe = SharedPortProbe(port: node.httpPort)
-        // Neither TLS nor anything: the TLS handshake fails at once.
+        // Neither TLS nor STUN: closed at once.
         #expect(try await probe.closedAfter(tls: false, sending: Array("hello?\r\n".utf8)) < .seconds(1))
+        // HTTP in clear text: the page is HTTPS only, so only TURN is taken without TLS.
+        #expect(try await probe.closedAfter(tls: false, sending: Array("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8)) < .seconds(1))
         // TLS, then bytes that are neither STUN nor an HTTP request line.
         #expect(try await probe.closedAfter(tls: true, sending: [0xFF, 0xFE, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06]) < .seconds(1))
         #expect(try await probe.closedAfter(tls: true, sending: Array("ABCDEFGHIJ / HTTP/1.1\r\n".utf8)) < .seconds(1))
@@ -130,6 +138,9 @@ struct SinglePortTests {
         }
         #expect(try await probe.closedAfter(tls: false, sending: []) < .seconds(1))
         for channel in silent { try await channel.close() }
+        try await waitUntil("the places of the closed connections are free", interval: .milliseconds(50)) {
+            (try await metric(node, "meshnode_turn_connections_active") ?? 99) == 0
+        }
         // HTTP requests on kept-alive connections give their places back: more than three of them
         // stay open side by side, and a fourth undecided connection is still let in.
         var kept: [Channel] = []
