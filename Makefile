@@ -16,6 +16,15 @@ AIORTC_VERSION := 1.16.0
 # driven from Python with selenium (newer selenium needs a certifi newer than the registry has).
 TEST_DEBIAN_PACKAGES := chromium chromium-driver libnss3-tools
 SELENIUM_VERSION := 4.40.0
+# axe-core 4.9 for the page's accessibility check (Tests/Browser, `page a11y`), bundled in this package.
+AXE_PACKAGE_VERSION := 2.2.0
+# Test-only: two more independent peers (issue 18, docs/interop.md): the page in Firefox ESR,
+# driven through Marionette (PyPI marionette-driver; Debian packages no geckodriver), and
+# GStreamer's webrtcbin from Debian's own python3 (Tests/Interop/webrtcbin_peer.py).
+TEST_DEBIAN_PACKAGES += firefox-esr gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+                        gstreamer1.0-nice python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 \
+                        gir1.2-gst-plugins-bad-1.0 python3-websockets python3-cryptography
+MARIONETTE_VERSION := 3.7.1
 
 .PHONY: embed-web install check-layers deps test-deps aiortc-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps bench-media bench-calls testnet testnet-quick testnet-build testnet-mesh clean
 
@@ -72,8 +81,9 @@ aiortc-deps:
 	  python3 -m pip install --quiet --disable-pip-version-check "aiortc==$(AIORTC_VERSION)" || \
 	  python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "aiortc==$(AIORTC_VERSION)"
 
-# Test-only tools: Chromium from Debian; aiortc and selenium from PyPI, pinned (the aiortc tests
-# are skipped with a message without it, the browser tests without chromium).
+# Test-only tools: Chromium, Firefox ESR and GStreamer from Debian; aiortc, selenium and
+# marionette-driver from PyPI, pinned (each interop suite is skipped with a message naming what
+# is missing).
 test-deps: deps aiortc-deps
 	@missing=""; for p in $(TEST_DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -84,6 +94,12 @@ test-deps: deps aiortc-deps
 	@python3 -c "import selenium, sys; sys.exit(selenium.__version__ != '$(SELENIUM_VERSION)')" 2>/dev/null || \
 	  python3 -m pip install --quiet --disable-pip-version-check "selenium==$(SELENIUM_VERSION)" || \
 	  python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "selenium==$(SELENIUM_VERSION)"
+	@python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('selenium-axe-python') != '$(AXE_PACKAGE_VERSION)')" 2>/dev/null || \
+	  python3 -m pip install --quiet --disable-pip-version-check --no-deps "selenium-axe-python==$(AXE_PACKAGE_VERSION)" || \
+	  python3 -m pip install --quiet --disable-pip-version-check --no-deps --break-system-packages "selenium-axe-python==$(AXE_PACKAGE_VERSION)"
+	@python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('marionette_driver') != '$(MARIONETTE_VERSION)')" 2>/dev/null || \
+	  python3 -m pip install --quiet --disable-pip-version-check "marionette-driver==$(MARIONETTE_VERSION)" || \
+	  python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "marionette-driver==$(MARIONETTE_VERSION)"
 
 # Tests run one at a time: on 2 cores the codec tests' CPU and the subprocess tests' blocking
 # waits starve Swift's cooperative pool. No test depends on timing (they wait for events with
@@ -157,10 +173,10 @@ bench-transport: deps
 testnet-build: deps
 	$(SWIFT) build --product meshnode
 
-testnet: testnet-build
+testnet: testnet-build test-deps
 	testnet/all
 
-testnet-quick: testnet-build
+testnet-quick: testnet-build test-deps
 	testnet/all --quick
 
 # The mesh scenarios of issue 8 (docs/mesh.md), quick version; `testnet/mesh` runs them all.

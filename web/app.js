@@ -5,6 +5,7 @@ import { identitySupport, loadIdentity } from './identity.js';
 import { SignalingClient, defaultNodeURL, normalizeNodeURL, newId } from './signaling.js';
 import { Call, CallSetupError, KeyPins, ReplayCache, SETUP_TYPES, openBody, signBody } from './call.js';
 import { describe } from './stats.js';
+import { CallControls, listDevices } from './controls.js';
 import { currentLanguage, formatTime, initialLanguage, setLanguage, t } from './i18n.js';
 import { Ringer, askNotificationPermission, unlockAudio } from './ringer.js';
 
@@ -97,6 +98,7 @@ async function logout() {
   $('login').hidden = false;
   $('logout').hidden = true;
   $('login-error').textContent = '';
+  $('name').focus();
 }
 
 /**
@@ -124,6 +126,7 @@ function forgetSession() {
   renderConnection('offline');
   renderContacts();
   renderMessages();
+  renderControls(null);
 }
 
 /** The login refusal in words: `CODE: reason` from signaling.js, by its code. */
@@ -161,10 +164,14 @@ function connectionChanged({ state, reason }) {
   $('replaced').hidden = state !== 'replaced';
   if (state === 'replaced') $('replaced').scrollIntoView({ block: 'nearest' });
   if (state === 'online') {
+    // From the login form to the workspace: focus goes where the next step is (WCAG 2.4.3),
+    // not to the body.
+    const fromLogin = !$('login').hidden && $('login').contains(document.activeElement);
     $('login').hidden = true;
     $('workspace').hidden = false;
     $('logout').hidden = false;
     $('login-error').textContent = '';
+    if (fromLogin || document.activeElement === document.body) $('contact-name').focus();
   } else if (state === 'reconnecting' || state === 'replaced') {
     // Contacts' presence is unknown while we are away.
     for (const c of app.contacts.values()) c.status = 'unknown';
@@ -233,8 +240,14 @@ function selectContact(address) {
   renderMessages();
 }
 
+/**
+ * Draws the contact list. Each contact is a row: a button with the name (selects it for chat),
+ * its presence in words (not only the dot's colour), and call buttons whose accessible names
+ * say whom they call. A redraw keeps the keyboard focus on the same control.
+ */
 function renderContacts() {
   const list = $('contact-list');
+  const focused = document.activeElement && list.contains(document.activeElement) ? document.activeElement.dataset.focusKey : null;
   list.replaceChildren();
   for (const [address, contact] of app.contacts) {
     const item = document.createElement('li');
@@ -243,18 +256,27 @@ function renderContacts() {
     item.dataset.name = address;
     const dot = document.createElement('span');
     dot.className = 'dot';
-    dot.title = t(`presence.${contact.status}`);
-    const who = document.createElement('span');
+    dot.setAttribute('aria-hidden', 'true');
+    const who = document.createElement('button');
+    who.type = 'button';
     who.className = 'who';
     who.textContent = address;
+    who.dataset.focusKey = `${address} who`;
+    who.setAttribute('aria-label', t('contacts.chatWith', { peer: address, status: t(`presence.${contact.status}`) }));
+    if (address === app.selected) who.setAttribute('aria-current', 'true');
     who.onclick = () => selectContact(address);
-    item.append(dot, who);
+    const status = document.createElement('span');
+    status.className = 'presence';
+    status.textContent = t(`presence.${contact.status}`);
+    item.append(dot, who, status);
     if (contact.stranger) {
       // Not a contact: an Add button instead of calls.
       item.classList.add('stranger');
       const add = document.createElement('button');
       add.type = 'button';
       add.textContent = t('contacts.addStranger');
+      add.setAttribute('aria-label', t('contacts.addStrangerLabel', { peer: address }));
+      add.dataset.focusKey = `${address} add`;
       add.onclick = () => addContact(address);
       item.append(add);
       list.append(item);
@@ -272,13 +294,22 @@ function renderContacts() {
       const button = document.createElement('button');
       button.type = 'button';
       button.textContent = t(`kind.${kind}`);
+      button.setAttribute('aria-label', t(`kind.${kind}.label`, { peer: address }));
       button.dataset.kind = kind;
+      button.dataset.focusKey = `${address} ${kind}`;
       button.disabled = contact.status !== 'online' || !!app.call || app.client?.state !== 'online';
-      button.onclick = () => placeCall(address, kind).catch((error) => showCallStatus('call.failed', { error: error.message }));
+      button.onclick = () => {
+        app.returnFocus = button.dataset.focusKey;
+        placeCall(address, kind).catch((error) => showCallStatus('call.failed', { error: error.message }));
+      };
       actions.append(button);
     }
     item.append(actions);
     list.append(item);
+  }
+  if (focused) {
+    const again = [...list.querySelectorAll('[data-focus-key]')].find((el) => el.dataset.focusKey === focused);
+    if (again && !again.disabled) again.focus();
   }
 }
 
@@ -307,6 +338,7 @@ function chatReceived(message) {
   app.messages.push({ id: message.id, from, to: message.to, text: message.body?.text ?? '', mine: false, sent: message.body?.sent });
   log('chat', { from, id: message.id });
   renderMessages();
+  announce(t('chat.newMessage', { peer: from, text: String(message.body?.text ?? '').slice(0, 200) }));
 }
 
 function renderMessages() {
@@ -338,6 +370,19 @@ function chatStatusText(m) {
   if (m.status === 'stored') return t('chat.delivered');
   if (m.status === 'failed') return t('chat.failed', { error: m.error });
   return app.client?.state === 'replaced' ? t('chat.waitingReplaced') : t('chat.sending');
+}
+
+/**
+ * Says `text` to screen readers (a polite live region, WCAG 4.1.3). Cleared first, so the same
+ * words twice are said twice.
+ */
+function announce(text) {
+  const region = $('announcer');
+  region.textContent = '';
+  clearTimeout(app.announceTimer);
+  // Said once, then cleared: the words belong to the moment (and to the language of then).
+  setTimeout(() => (region.textContent = text), 50);
+  app.announceTimer = setTimeout(() => (region.textContent = ''), 10000);
 }
 
 // ---- calls ---------------------------------------------------------------------------------
@@ -379,6 +424,8 @@ function renderHangup(call) {
 
 function newCall(options) {
   const call = new Call({ client: app.client, identity: app.identity, pins: app.pins, relayOnly: app.relayOnly, ...options });
+  const controls = new CallControls(call);
+  call.controls = controls;
   app.call = call;
   const remote = $('remote-video');
   const local = $('local-video');
@@ -389,10 +436,26 @@ function newCall(options) {
     document.body.classList.toggle('in-call', detail.state !== 'ended');
     if (detail.state === 'ringing-in') app.ringer.start({ title: t('incoming.title'), body: incomingText(call) });
     else app.ringer.stop();
+    // Keyboard focus follows the call (WCAG 2.4.3): to *Cancel* / *Hang up* when it starts
+    // here, to the dialog's *Accept* when it rings, back to where it was when it ends.
+    if (detail.state === 'ringing-out') $('hangup').focus();
+    if (detail.state === 'connected') {
+      controls.apply().catch((error) => log('controls', { error: String(error) }));
+      startTimer(call);
+      fillDevices();
+      if (call.role === 'callee' && (document.activeElement === document.body || !document.activeElement)) $('hangup').focus();
+    }
+    renderControls(call);
     if (detail.state === 'ended') {
+      controls.close();
+      stopTimer();
       remote.srcObject = null;
+      delete remote.dataset.self;
       local.srcObject = null;
       delete local.dataset.live;
+      $('video-note').hidden = true;
+      $('remote-note').hidden = true;
+      $('quality').hidden = true;
       if ($('incoming').open) $('incoming').close();
       if (app.call === call) {
         app.lastCall = call.view();
@@ -400,15 +463,35 @@ function newCall(options) {
         app.call = null;
       }
       renderContacts();
+      renderControls(null);
+      restoreFocus(call);
     }
   });
   call.addEventListener('local-stream', ({ detail }) => {
+    if (call.kind === 'desktop' && call.role === 'caller') {
+      // The sharer sees what it shares in the big area (the watcher sends no picture back).
+      remote.srcObject = detail;
+      remote.dataset.self = '';
+      return;
+    }
     if (detail.getVideoTracks().length) {
       local.srcObject = detail;
       local.dataset.live = '';
     }
   });
+  controls.addEventListener('preview', ({ detail }) => {
+    // "You": the camera, or the screen while sharing; a note instead with the camera off.
+    if (detail) {
+      local.srcObject = detail;
+      local.dataset.live = '';
+    } else {
+      local.srcObject = null;
+      delete local.dataset.live;
+    }
+  });
+  controls.addEventListener('change', () => renderControls(call));
   call.addEventListener('remote-stream', ({ detail }) => {
+    if (remote.dataset.self !== undefined) return;
     if (remote.srcObject !== detail) remote.srcObject = detail;
     remote.play().catch(() => {});
     if (remote.requestVideoFrameCallback) remote.requestVideoFrameCallback(() => call.firstFrameShown());
@@ -417,9 +500,117 @@ function newCall(options) {
     const list = $('stats');
     app.shownStats = detail;
     list.replaceChildren(...describe(detail, t).map((line) => Object.assign(document.createElement('li'), { textContent: line })));
+    renderQuality(detail);
+    noticeStill(call, detail);
   });
   renderContacts();
   return call;
+}
+
+/** After a call, focus goes back to the control that started it, else to the contact form. */
+function restoreFocus(call) {
+  const inCallArea = !document.activeElement || document.activeElement === document.body || $('call-panel').contains(document.activeElement) || document.activeElement.closest?.('dialog');
+  if (!inCallArea) return;
+  const key = call.role === 'caller' ? app.returnFocus : null;
+  const back = key && [...$('contact-list').querySelectorAll('[data-focus-key]')].find((el) => el.dataset.focusKey === key);
+  if (back && !back.disabled) back.focus();
+  else if (!$('workspace').hidden) $('contact-name').focus();
+  app.returnFocus = null;
+}
+
+/** The mute, camera and share buttons: shown in a connected call where they apply. */
+function renderControls(call) {
+  const connected = call?.state === 'connected';
+  const c = call?.controls;
+  const mute = $('mute');
+  mute.hidden = !connected || !c.hasMicrophone;
+  mute.textContent = t(c?.muted ? 'controls.unmute' : 'controls.mute');
+  mute.classList.toggle('on', !!c?.muted);
+  const camera = $('camera');
+  camera.hidden = !connected || !c.hasCamera;
+  camera.textContent = t(c?.cameraOff ? 'controls.cameraOn' : 'controls.cameraOff');
+  camera.classList.toggle('on', !!c?.cameraOff);
+  camera.disabled = !!c?.sharing;
+  const share = $('share');
+  share.hidden = !connected || !c.canShare;
+  share.textContent = t(c?.sharing ? 'controls.stopSharing' : 'controls.share');
+  share.classList.toggle('on', !!c?.sharing);
+  $('devices-box').hidden = !connected || !(c.hasMicrophone || c.hasCamera);
+  const note = $('video-note');
+  // No call at all: a hint for a first-time user instead of an empty black box.
+  const idle = !call;
+  $('call-panel').querySelector('.videos').toggleAttribute('data-idle', idle);
+  // The details have something to say once a call is connected, and after it (the last one's).
+  $('stats-box').hidden = !connected && !(idle && app.lastCallStats);
+  const words = idle ? 'call.hint' : !connected ? null : c.sharing ? 'controls.youShare' : c.cameraOff ? 'controls.yourCameraOff' : c.muted ? 'controls.youMuted' : null;
+  note.hidden = !words;
+  note.textContent = words ? t(words) : '';
+}
+
+/** Fills the device menus (labels are known once a camera or microphone is open). */
+async function fillDevices() {
+  const devices = await listDevices();
+  const controls = app.call?.controls;
+  const fill = (select, list, current, choice) => {
+    $(choice).hidden = list.length < 1;
+    select.replaceChildren(...list.map((d, i) => Object.assign(document.createElement('option'), {
+      value: d.deviceId, textContent: d.label || t('controls.deviceN', { n: i + 1 }), selected: d.deviceId === current,
+    })));
+  };
+  fill($('microphone-select'), controls?.hasMicrophone ? devices.audioinput : [], controls?.deviceTrack('audio')?.getSettings().deviceId, 'microphone-choice');
+  fill($('camera-select'), controls?.hasCamera ? devices.videoinput : [], controls?.deviceTrack('video')?.getSettings().deviceId, 'camera-choice');
+  fill($('speaker-select'), devices.audiooutput, $('remote-video').sinkId || 'default', 'speaker-choice');
+  app.devices = devices;
+}
+
+/** Plays the call through another speaker (setSinkId, where the browser has it). */
+async function useSpeaker(deviceId) {
+  const video = $('remote-video');
+  if (typeof video.setSinkId === 'function') await video.setSinkId(deviceId);
+}
+
+function startTimer(call) {
+  stopTimer();
+  const since = performance.now();
+  const timer = $('call-timer');
+  const tick = () => {
+    const s = Math.floor((performance.now() - since) / 1000);
+    timer.textContent = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+    call.elapsed = s;
+  };
+  tick();
+  timer.hidden = false;
+  app.timer = setInterval(tick, 1000);
+}
+
+function stopTimer() {
+  clearInterval(app.timer);
+  app.timer = null;
+  $('call-timer').hidden = true;
+}
+
+/**
+ * The other side's picture stopped (camera off, or nothing arrives): the last frame would stay
+ * on screen, frozen, so the page says so after two samples without a new frame.
+ */
+function noticeStill(call, summary) {
+  const frames = summary.video.framesDecoded;
+  const expectsVideo = call.kind === 'video' || (call.kind === 'desktop' && call.role === 'callee');
+  const still = call.state === 'connected' && expectsVideo && frames > 0 && frames === call.lastFrames;
+  call.stillFor = still ? (call.stillFor || 0) + 1 : 0;
+  call.lastFrames = frames;
+  const note = $('remote-note');
+  note.hidden = call.stillFor < 2;
+  note.textContent = note.hidden ? '' : t('controls.theirPictureStopped', { peer: call.peer });
+}
+
+/** The quality badge: good / fair / poor in words, colour only as a second cue. */
+function renderQuality(summary) {
+  const badge = $('quality');
+  const level = summary?.quality?.level ?? 'unknown';
+  badge.dataset.level = level;
+  badge.textContent = t('quality.badge', { level: t(`quality.${level}`) });
+  badge.hidden = app.call?.state !== 'connected';
 }
 
 async function placeCall(peer, kind) {
@@ -483,16 +674,26 @@ async function incoming(from, key, payload) {
   call.ring();
   if (app.autoAccept) return call.accept();
   $('incoming-text').textContent = incomingText(call);
+  // By the HTML standard a dialog closed by Escape keeps its last returnValue: cleared, so that
+  // Escape declines in every browser, never repeating the last call's *Accept*.
+  $('incoming').returnValue = '';
   $('incoming').showModal();
+  $('accept').focus();
 }
 
 // ---- the page ------------------------------------------------------------------------------
 
 /** Rewords everything the page drew itself after a language switch. */
 function retranslate() {
+  $('announcer').textContent = '';
   renderConnection();
   $('call-status').textContent = t(app.callStatus.key, app.callStatus.params);
   renderHangup(app.call);
+  renderControls(app.call);
+  if (app.shownStats && app.call) {
+    renderQuality(app.shownStats);
+    if (!$('remote-note').hidden) $('remote-note').textContent = t('controls.theirPictureStopped', { peer: app.call.peer });
+  }
   if (app.call) $('incoming-text').textContent = incomingText(app.call);
   $('chat-peer').textContent = app.selected ? t('chat.with', { peer: app.selected }) : '';
   if (app.shownStats) $('stats').replaceChildren(...describe(app.shownStats, t).map((line) => Object.assign(document.createElement('li'), { textContent: line })));
@@ -512,6 +713,7 @@ function wire() {
   $('language').onchange = () => switchLanguage($('language').value);
   renderConnection('offline');
   showCallStatus('call.idle');
+  renderControls(null);
   const session = saved('meshnode.session', null);
   $('node').value = session?.node || defaultNodeURL();
   $('name').value = session?.name || '';
@@ -538,11 +740,24 @@ function wire() {
     $('chat-text').value = '';
   };
   $('hangup').onclick = () => app.call?.hangup();
+  const control = (step) => () => {
+    const c = app.call?.controls;
+    if (c) step(c).catch((error) => showCallStatus('controls.failed', { error: error.message }));
+  };
+  $('mute').onclick = control((c) => c.setMuted(!c.muted));
+  $('camera').onclick = control((c) => c.setCameraOff(!c.cameraOff));
+  $('share').onclick = control((c) => (c.sharing ? c.stopSharing() : c.startSharing()));
+  $('microphone-select').onchange = control((c) => c.useDevice('audio', $('microphone-select').value));
+  $('camera-select').onchange = control((c) => c.useDevice('video', $('camera-select').value));
+  $('speaker-select').onchange = () => useSpeaker($('speaker-select').value).catch((error) => showCallStatus('controls.failed', { error: error.message }));
   $('incoming').addEventListener('close', () => {
     const call = app.call;
     if (!call || call.state !== 'ringing-in') return;
-    if ($('incoming').returnValue === 'accept') call.accept().catch((error) => showCallStatus('call.cannotAccept', { error: error.message }));
-    else call.reject(app.rejectReason || 'rejected');
+    if ($('incoming').returnValue === 'accept') {
+      call.accept().catch((error) => showCallStatus('call.cannotAccept', { error: error.message }));
+      // The dialog gave focus back to where it was; the call's controls are the next step.
+      $('hangup').focus();
+    } else call.reject(app.rejectReason || 'rejected');
     app.rejectReason = null;
   });
   // Come back as the same person after a reload.
@@ -567,6 +782,12 @@ window.meshnodeTest = {
     else await app.call?.reject(reason);
   },
   hangup: () => app.call?.hangup(),
+  mute: (on = true) => app.call?.controls.setMuted(on),
+  cameraOff: (off = true) => app.call?.controls.setCameraOff(off),
+  share: (on = true) => (on ? app.call?.controls.startSharing() : app.call?.controls.stopSharing()),
+  useDevice: (kind, deviceId) => app.call?.controls.useDevice(kind, deviceId),
+  devices: () => listDevices(),
+  controls: () => app.call?.controls.view() ?? null,
   setAutoAccept: (on) => {
     app.autoAccept = !!on;
   },

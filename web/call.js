@@ -2,7 +2,7 @@
 // callee's answer, trickle ICE both ways, local media, remote tracks and statistics.
 
 import { verifySignature } from './identity.js';
-import { summarize } from './stats.js';
+import { quality, summarize } from './stats.js';
 
 export const SETUP_TYPES = ['call', 'accept', 'reject', 'cancel', 'busy', 'hangup', 'sdp', 'candidate', 'timeout'];
 const SIGNING_CONTEXT = 'meshnode.v1 call-setup\n';
@@ -317,6 +317,7 @@ export class Call extends EventTarget {
     if (!this.pc || this.state === 'ended') return;
     const report = await this.pc.getStats();
     this.lastStats = summarize(report, this.lastStats);
+    this.lastStats.quality = quality(this.lastStats, { receives: !(this.kind === 'desktop' && this.role === 'caller') });
     if (!this.times.firstFrame && this.lastStats.video.framesDecoded > 0) {
       this.times.firstFrame = Math.round(performance.now() - this.startedAt);
     }

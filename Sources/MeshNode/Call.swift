@@ -265,8 +265,12 @@ public actor Call {
             Task { try? await self.signal(.candidate, candidate: info, attempts: 5) }
         case .gatheringDone:
             ice?.gatheringDone = true
-            // An empty candidate is end-of-candidates, as browsers send it (RFC 8838 §8.2).
-            Task { try? await self.signal(.candidate, candidate: CandidateInfo(candidate: "", sdpMid: "0", sdpMLineIndex: 0), attempts: 5) }
+            // An empty candidate is end-of-candidates, as browsers send it (RFC 8838 §8.2), with
+            // the mid of the bundle's first section like every candidate: a browser refuses a mid
+            // its description lacks (webrtc-pc addIceCandidate), and an offerer names its own
+            // mids (webrtcbin's are `audio0`, `video1`; WebRTCbinInteropTests found "0" sent).
+            let end = CandidateInfo(candidate: "", sdpMid: streams.first?.mid ?? "0", sdpMLineIndex: 0)
+            Task { try? await self.signal(.candidate, candidate: end, attempts: 5) }
         case .stateChanged(let iceState):
             logger.debug("call \(id): ICE \(iceState.rawValue)")
             switch iceState {

@@ -25,7 +25,32 @@ public struct Node: Sendable {
 
     /// The hosts the web server listens on: every bind address (docs/deploy.md "Several
     /// addresses"), so that a node on a public address and on loopback serves both.
-    var httpHosts: [String] { configuration.turn.bindAddresses.isEmpty ? ["127.0.0.1"] : configuration.turn.bindAddresses }
+    var httpHosts: [String] {
+        Self.webHosts(bind: configuration.turn.bindAddresses.isEmpty ? ["127.0.0.1"] : configuration.turn.bindAddresses,
+                      dualStack: Self.wildcardIsDualStack)
+    }
+
+    /// `bind` less the addresses a wildcard among them covers already: a second listening socket
+    /// on the same port would fail with EADDRINUSE. `::` covers IPv4 too when it is `dualStack`
+    /// (Linux's `net.ipv6.bindv6only` 0, the default; the web server cannot set IPV6_V6ONLY).
+    static func webHosts(bind: [String], dualStack: Bool) -> [String] {
+        let anyV6 = bind.contains("::")
+        let anyV4 = bind.contains("0.0.0.0") || (anyV6 && dualStack)
+        var hosts: [String] = []
+        for host in bind where !hosts.contains(host) {
+            let isV6 = host.contains(":")
+            if isV6, anyV6, host != "::" { continue }
+            if !isV6, anyV4, host != "0.0.0.0" || (anyV6 && dualStack) { continue }
+            hosts.append(host)
+        }
+        return hosts
+    }
+
+    /// Whether a socket on `::` also takes IPv4 connections here.
+    static let wildcardIsDualStack: Bool = {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv6/bindv6only", encoding: .utf8)) ?? "0"
+        return text.trimmingCharacters(in: .whitespacesAndNewlines) == "0"
+    }()
 
     /// Runs until SIGTERM or SIGINT. `onReady` gets the addresses a user needs.
     public func run(onReady: @escaping @Sendable (NodeAddresses) -> Void = { _ in }) async throws {
@@ -101,7 +126,9 @@ public struct Node: Sendable {
         } else {
             .http1WebSocketUpgrade(configuration: .init(ws: SignalingEndpoint.webSocketConfiguration), shouldUpgrade: upgrade)
         }
-        let hangup = webCertificate?.reloadOnHangup(logger: logger)
+        // SIGHUP (a certbot renewal) reads the certificate files again, for the web port and
+        // TURN's TLS listener alike.
+        let hangup = reloadOnHangup(web: webCertificate, turn: turn, logger: logger)
         defer { hangup?.cancel() }
         // One server per bind address on one router; the first also runs TURN and signaling.
         let responder = router.buildResponder()

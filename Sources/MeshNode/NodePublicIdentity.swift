@@ -43,6 +43,10 @@ struct NodePublicIdentity: Sendable {
     var nodeAddress: String {
         let first = bindAddresses.first ?? "127.0.0.1"
         guard let ip = IPAddress(string: first) else { return LoginBody.authority(host: first, port: httpPort) }
+        // A wildcard is no address to dial: the external address of its family stands for it.
+        if ip == .v4(0) || ip == .v6(0, 0), let external = externalAddresses.first(where: { $0.advertised.isIPv4 == ip.isIPv4 }) {
+            return LoginBody.authority(host: external.advertised.description, port: httpPort)
+        }
         return LoginBody.authority(host: advertised(ip).description, port: httpPort)
     }
 

@@ -7,6 +7,7 @@ import NIOCore
 import NIOSSL
 import STUN
 import Synchronization
+import TURNServer
 
 /// The web port's TLS identity (HTTPS and WSS): a certificate chain and key from PEM files,
 /// swapped for a fresh read of the same files on ``reload()`` (SIGHUP, after a certbot renewal).
@@ -116,23 +117,36 @@ final class WebCertificate: Sendable {
     /// A year: long enough that a pinned fingerprint does not change often.
     static let selfSignedDays = 365
 
-    /// Reloads on SIGHUP until the returned source is cancelled. A failed reload keeps the old
-    /// certificate and says why in the log.
-    func reloadOnHangup(logger: Logger) -> any DispatchSourceSignal {
-        // The default action of SIGHUP ends the process: take it over.
-        signal(SIGHUP, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
-        source.setEventHandler { [self] in
-            do {
-                let fingerprint = try reload()
-                logger.notice("reloaded the web certificate", metadata: ["sha256": "\(fingerprint)"])
-            } catch {
-                logger.error("web certificate not reloaded, the old one stays: \(error)")
-            }
+    /// Reads the files again and says so in the log; a failed reload keeps the old certificate
+    /// and says why.
+    func reloadLogged(_ logger: Logger) {
+        do {
+            let fingerprint = try reload()
+            logger.notice("reloaded the web certificate", metadata: ["sha256": "\(fingerprint)"])
+        } catch {
+            logger.error("web certificate not reloaded, the old one stays: \(error)")
         }
-        source.resume()
-        return source
     }
+}
+
+/// Reloads the web certificate and TURN's TLS certificate on SIGHUP until the returned source is
+/// cancelled; nil when neither reads files. A failed reload keeps the old certificate and says
+/// why in the log.
+func reloadOnHangup(web: WebCertificate?, turn: TURNServer, logger: Logger) -> (any DispatchSourceSignal)? {
+    guard web != nil || turn.configuration.tlsCertificatePath != nil else { return nil }
+    // The default action of SIGHUP ends the process: take it over.
+    signal(SIGHUP, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+    source.setEventHandler {
+        web?.reloadLogged(logger)
+        do {
+            try turn.reloadTLS()
+        } catch {
+            logger.error("TURN TLS certificate not reloaded, the old one stays: \(error)")
+        }
+    }
+    source.resume()
+    return source
 }
 
 /// A server child channel that puts TLS in front of another one (HTTP/1.1 with the WebSocket

@@ -53,7 +53,7 @@ public enum CodecNegotiation {
     /// - Throws: ``SDPError`` `.negotiationFailed` when no section offers Opus or VP8 with an RTP
     ///   profile and rtcp-mux, so there is nothing to answer with.
     public static func negotiate(offer: SessionDescription) throws(SDPError) -> [Section] {
-        let sections = offer.media.map(negotiate(section:))
+        let sections = offer.media.map { negotiate(section: $0, live: offer.carriesMedia($0)) }
         guard sections.contains(where: { $0.codec != nil }) else {
             let offered = offer.media.flatMap { $0.rtpMaps.map(\.encoding) }
             throw SDPError(.negotiationFailed, "the offer has no Opus or VP8 section with rtcp-mux; it offers \(offered.isEmpty ? "no RTP codecs" : offered.joined(separator: ", "))")
@@ -61,12 +61,14 @@ public enum CodecNegotiation {
         return sections
     }
 
-    /// Negotiates one media section.
-    public static func negotiate(section media: MediaDescription) -> Section {
+    /// Negotiates one media section. `live` says whether it carries media although its port
+    /// is 0 (a bundle-only section, ``SessionDescription/carriesMedia(_:)``); by default only a
+    /// nonzero port does.
+    public static func negotiate(section media: MediaDescription, live: Bool? = nil) -> Section {
         var section = Section(mid: media.mid, kind: media.kind, codec: nil, extensions: [], answerDirection: media.direction.reversed,
                               remoteSSRCs: media.ssrcs)
         // WebRTC media needs a secure RTP profile with feedback and a live port (RFC 8829 §5.1.2); rtcp-mux is mandatory (RFC 8829 §5.1.1).
-        guard media.port != 0, media.proto.hasSuffix("RTP/SAVPF") || media.proto.hasSuffix("RTP/SAVP"), media.isRTCPMuxed else {
+        guard live ?? (media.port != 0), media.proto.hasSuffix("RTP/SAVPF") || media.proto.hasSuffix("RTP/SAVP"), media.isRTCPMuxed else {
             return section
         }
         let wanted: (encoding: String, clockRate: Int)

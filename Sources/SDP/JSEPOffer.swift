@@ -138,7 +138,7 @@ public struct SDPTransportParameters: Sendable, Hashable {
     ///
     /// - Throws: ``SDPError`` `.negotiationFailed` naming the missing attribute.
     public init(_ description: SessionDescription) throws(SDPError) {
-        let section = description.media.first { $0.port != 0 }
+        let section = description.media.first { description.carriesMedia($0) }
         let attributes = (section?.attributes ?? []) + description.attributes
         var ufrag: String?, password: String?, fingerprint: SDPFingerprint?, setup: SDPSetupRole?
         var candidates: [SDPCandidate] = []

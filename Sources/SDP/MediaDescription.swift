@@ -86,4 +86,9 @@ public struct MediaDescription: Hashable, Sendable {
 
     /// Whether `a=rtcp-mux` is present (RFC 8035 §5.1).
     public var isRTCPMuxed: Bool { attributes.contains(.rtcpMux) }
+
+    /// Whether `a=bundle-only` is present (RFC 8843 §6): an offerer that bundles for certain
+    /// (JSEP's `max-bundle`, as Firefox does) gives every section but the first port 0 and this
+    /// attribute, so the section still carries media inside the BUNDLE group.
+    public var isBundleOnly: Bool { attributes.contains(.other(name: "bundle-only", value: nil)) }
 }

@@ -122,6 +122,16 @@ public struct SessionDescription: Hashable, Sendable {
         return nil
     }
 
+    /// Whether `media` (one of this description's sections) carries media: a port other than 0,
+    /// or port 0 with `a=bundle-only` and a mid in the BUNDLE group — in an offer a section that
+    /// is to be bundled only (RFC 8843 §7.2.1, JSEP RFC 8829 §5.2.1 for `max-bundle`), in an
+    /// answer one accepted into the bundle (§7.3.1). Port 0 alone rejects it (RFC 3264 §6).
+    public func carriesMedia(_ media: MediaDescription) -> Bool {
+        if media.port != 0 { return true }
+        guard media.isBundleOnly, let mid = media.mid, let bundle = bundleGroup else { return false }
+        return bundle.contains(mid)
+    }
+
     /// The media section with `a=mid:` `mid`.
     public func media(withMid mid: String) -> MediaDescription? {
         media.first { $0.mid == mid }

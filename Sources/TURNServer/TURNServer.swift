@@ -31,6 +31,9 @@ public final class TURNServer: Sendable {
         var sharedListeners: [Listener] = []
         var loops: [ObjectIdentifier: NIOLoopBound<TURNLoop>] = [:]
         var shared: TURNShared?
+        /// The TLS listener's context; each accepted connection takes the one current then
+        /// (``reloadTLS()`` swaps it).
+        var tls: NIOSSLContext?
     }
 
     public let configuration: TURNServerConfiguration
@@ -77,6 +80,7 @@ public final class TURNServer: Sendable {
         }
         state.withLock { $0.loops = loops; $0.shared = shared }
         let tls = try config.tlsPort.map { _ in try Self.makeTLSContext(config) }
+        state.withLock { $0.tls = tls }
 
         // With port 0 the UDP port is the kernel's pick; TCP may find it taken by another
         // socket, so a few fresh picks are tried before giving up.
@@ -192,7 +196,8 @@ public final class TURNServer: Sendable {
                     let loop = loops[ObjectIdentifier(channel.eventLoop)]!
                     let opened = NIODeadline.now()
                     if let tls {
-                        try channel.pipeline.syncOperations.addHandler(TLSDetectHandler(tls: tls, loop: loop, opened: opened))
+                        let current = self.state.withLock { $0.tls } ?? tls
+                        try channel.pipeline.syncOperations.addHandler(TLSDetectHandler(tls: current, loop: loop, opened: opened))
                     } else {
                         try channel.pipeline.syncOperations.addHandler(TURNStreamHandler(loop: loop, transport: .tcp, opened: opened))
                     }
@@ -224,6 +229,16 @@ public final class TURNServer: Sendable {
             }
             return true
         }
+    }
+
+    /// Reads the TLS certificate chain and key files again (SIGHUP after a renewal): TLS
+    /// connections accepted afterwards get the new certificate; those up keep theirs, so no
+    /// allocation drops. Throws, keeping the old certificate, when the files do not load; does
+    /// nothing without a TLS listener or certificate files (a self-signed certificate stays).
+    public func reloadTLS() throws {
+        guard configuration.tlsCertificatePath != nil, state.withLock({ $0.tls }) != nil else { return }
+        let context = try Self.makeTLSContext(configuration)
+        state.withLock { $0.tls = context }
     }
 
     /// Closes the listeners, deletes every allocation and stops the event loops.

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Drives meshnode's web page in headless Chromium (Debian's chromium + chromedriver, selenium).
+"""Drives meshnode's web page in headless Chromium (Debian's chromium + chromedriver, selenium) or
+headless Firefox (Debian's firefox-esr through Marionette, firefox_driver.py: `--browser firefox`).
 
 The page exposes `window.meshnodeTest` (web/app.js); everything here goes through it, so no
 test depends on the page's layout. Used three ways:
@@ -26,8 +27,8 @@ try:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 except ImportError:
-    print(json.dumps({"event": "error", "reason": "selenium is not importable: run `make test-deps` (pip install selenium==4.40.0)"}))
-    sys.exit(3)
+    # Firefox pages need no selenium (firefox_driver.py drives them through Marionette).
+    webdriver = None
 
 CHROMIUM = os.environ.get("MESHNODE_CHROMIUM", "/usr/bin/chromium")
 # Flags every Chromium gets besides the fixed ones (--ignore-certificate-errors: a node whose
@@ -63,13 +64,29 @@ def wait_for(describe, predicate, timeout=EVENT_TIMEOUT, interval=0.1):
     raise Failure(f"timed out after {timeout} s waiting for {describe} (last: {json.dumps(last)[:400]})")
 
 
-class Page:
-    """One Chromium with its own profile (so its own key) showing the page at `url`."""
+# Which browser a page runs in: `--browser` for every page, `--peer-browser` for the second
+# page of a scenario (Chromium ↔ Firefox).
+BROWSERS = {"first": "chromium", "second": None}
+# The X display a Firefox page shares its screen from (`--display`): headless Firefox has no
+# screen of its own (getDisplayMedia fails with NotFoundError), but captures an X server's.
+FIREFOX_DISPLAY = {"name": None}
 
-    def __init__(self, url, label, width=1280, height=800, languages=None):
+
+class Page:
+    """One browser with its own profile (so its own key) showing the page at `url`: Chromium
+    through selenium and chromedriver, or Firefox through Marionette (firefox_driver.py)."""
+
+    def __init__(self, url, label, width=1280, height=800, languages=None, browser=None):
         self.url = url
         self.label = label
-        self.profile = tempfile.mkdtemp(prefix=f"meshnode-chromium-{label}-")
+        self.browser = browser or BROWSERS["first"]
+        self.profile = tempfile.mkdtemp(prefix=f"meshnode-{self.browser}-{label}-")
+        if self.browser == "firefox":
+            self._start_firefox(width, height)
+            return
+        if webdriver is None:
+            shutil.rmtree(self.profile, ignore_errors=True)
+            raise Failure("selenium is not importable: run `make test-deps` (pip install selenium==4.40.0)")
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
         for flag in [
@@ -79,8 +96,10 @@ class Page:
             "--disable-gpu",
             f"--user-data-dir={self.profile}",
             f"--window-size={width},{height}",
-            # Fake camera (a moving test pattern) and microphone (a beep), no permission prompts.
-            "--use-fake-device-for-media-stream",
+            # Fake cameras (moving test patterns) and microphones (a beep), no permission
+            # prompts. Three cameras, so that a test can switch: Chromium's second fake camera
+            # delivers Y16 (depth) pictures, which no encoder takes; the third is MJPEG.
+            "--use-fake-device-for-media-stream=device-count=3",
             "--use-fake-ui-for-media-stream",
             # getDisplayMedia without a picker: the fake capture device stands in for the screen.
             "--auto-select-desktop-capture-source=Entire screen",
@@ -109,6 +128,39 @@ class Page:
         except Exception:
             self.close()
             raise
+
+    def _start_firefox(self, width, height):
+        from firefox_driver import FirefoxDriver
+        try:
+            self.driver = FirefoxDriver(self.profile, width, height, display=FIREFOX_DISPLAY["name"])
+        except Exception:
+            shutil.rmtree(self.profile, ignore_errors=True)
+            raise
+        try:
+            self.driver.set_script_timeout(30)
+            self.driver.get(self.url)
+            wait_for(f"{self.label}: the page's test hook", lambda: self.js("return !!window.meshnodeTest"))
+        except Exception:
+            self.close()
+            raise
+
+    def place_call(self, peer, kind):
+        """Calls `peer`; returns the call id, or None when placed by a click. Firefox lets a page
+        share its screen only in answer to a user gesture (getDisplayMedia's transient
+        activation), so there a desktop call is placed as a person does: the contact's button."""
+        if self.browser == "firefox" and kind == "desktop":
+            self.hook("addContact", peer)
+            self.wait_state(f"{peer} in the contact list", lambda s: peer in s["contacts"])
+            wait_for(f"{self.label}: {peer}'s desktop button",
+                     lambda: self.elements(f'#contact-list li[data-name="{peer}"] button[data-kind="desktop"]'))
+            self.click(f'#contact-list li[data-name="{peer}"] button[data-kind="desktop"]')
+            return None
+        call_id = self.js(
+            "return window.meshnodeTest.call(arguments[0], arguments[1]).then(r => r, e => ({error: String(e.message || e)}))",
+            peer, kind)
+        if isinstance(call_id, dict):
+            raise Failure(f"{self.label}: cannot place a {kind} call to {peer}: {call_id['error']}")
+        return call_id
 
     def js(self, script, *args):
         return self.driver.execute_script(script, *args)
@@ -144,12 +196,15 @@ class Page:
 
     def wait_media(self, video=True, audio=True, timeout=EVENT_TIMEOUT):
         """Waits until frames decoded and audio samples received both grow; returns (first, last)."""
+        def heard(st):
+            return st["audio"]["totalSamplesReceived"]
+
         def ready():
             st = self.stats()
             if not st:
                 return None
             ok_v = not video or st["video"]["framesDecoded"] > 0
-            ok_a = not audio or st["audio"]["totalSamplesReceived"] > 0
+            ok_a = not audio or heard(st) > 0
             return st if ok_v and ok_a else None
         first = wait_for(f"{self.label}: media arriving", ready, timeout, 0.25)
 
@@ -158,7 +213,7 @@ class Page:
             if st["time"] <= first["time"]:
                 return None
             ok_v = not video or st["video"]["framesDecoded"] > first["video"]["framesDecoded"]
-            ok_a = not audio or st["audio"]["totalSamplesReceived"] > first["audio"]["totalSamplesReceived"]
+            ok_a = not audio or heard(st) > heard(first)
             return st if ok_v and ok_a else None
         last = wait_for(f"{self.label}: media still flowing", grew, interval=0.25)
         return first, last
@@ -178,12 +233,11 @@ class Page:
     # ---- the page as a person uses it: elements, clicks, typing ----
 
     def element(self, css):
-        from selenium.webdriver.common.by import By
-        return self.driver.find_element(By.CSS_SELECTOR, css)
+        # selenium's By.CSS_SELECTOR, spelled out: Firefox pages run without selenium.
+        return self.driver.find_element("css selector", css)
 
     def elements(self, css):
-        from selenium.webdriver.common.by import By
-        return self.driver.find_elements(By.CSS_SELECTOR, css)
+        return self.driver.find_elements("css selector", css)
 
     def shown(self, css):
         """Whether an element matching `css` is displayed (False when there is none)."""
@@ -226,13 +280,15 @@ class Page:
             shutil.rmtree(self.profile, ignore_errors=True)
 
 
-def open_pages(url, labels):
-    """Starts the Chromiums side by side (each takes about a second)."""
+def open_pages(url, labels, browsers=None):
+    """Starts the browsers side by side (a Chromium takes about a second, a Firefox 5-15 s);
+    `browsers` names each page's browser (default: `--browser` for all)."""
     pages, errors = {}, []
+    browsers = dict(zip(labels, browsers or []))
 
     def start(label):
         try:
-            pages[label] = Page(url, label)
+            pages[label] = Page(url, label, browser=browsers.get(label))
         except Exception as error:  # noqa: BLE001 - reported below
             errors.append(f"{label}: {error}")
     threads = [threading.Thread(target=start, args=(label,)) for label in labels]
@@ -243,7 +299,7 @@ def open_pages(url, labels):
     if errors:
         for page in pages.values():
             page.close()
-        raise Failure("cannot start Chromium: " + "; ".join(errors))
+        raise Failure("cannot start the browsers: " + "; ".join(errors))
     return [pages[label] for label in labels]
 
 
@@ -285,11 +341,7 @@ def scenario_chat(alice, bob, _args):
 
 def place_and_accept(caller, callee, kind, accept=True):
     started = time.monotonic()
-    call_id = caller.js(
-        "return window.meshnodeTest.call(arguments[0], arguments[1]).then(r => r, e => ({error: String(e.message || e)}))",
-        callee.label, kind)
-    if isinstance(call_id, dict):
-        raise Failure(f"{caller.label}: cannot place a {kind} call: {call_id['error']}")
+    call_id = caller.place_call(callee.label, kind)
     incoming = callee.wait_call(["ringing-in"])
     if incoming["kind"] != kind or incoming["peer"] != caller.label:
         raise Failure(f"{callee.label}: incoming call is {incoming}, expected {kind} from {caller.label}")
@@ -335,6 +387,11 @@ def scenario_call(alice, bob, args):
     }
 
 
+def scenario_call_back(alice, bob, args):
+    """`call` the other way round: the second page offers (with --peer-browser, the other browser)."""
+    return scenario_call(bob, alice, args)
+
+
 def scenario_reject(alice, bob, _args):
     place_and_accept(bob, alice, "audio", accept=False)
     alice.hook("reject", "not now")
@@ -356,6 +413,15 @@ def scenario_desktop(alice, bob, args):
     if call["localTracks"]:
         raise Failure(f"bob (watching) sends {call['localTracks']}")
     bob.screenshot(args.artifacts, "browser-desktop-viewer.png")
+    # The sharer's big area shows its own screen, not a black box (issue 14).
+    own = alice.js("""
+      const v = document.getElementById('remote-video');
+      const t = v.srcObject && v.srcObject.getVideoTracks()[0];
+      return !!t && t.readyState === 'live' && !!t.getSettings().displaySurface && v.videoWidth > 0;
+    """)
+    if not own:
+        raise Failure("alice (sharing) does not see her own screen in the big area")
+    alice.screenshot(args.artifacts, "browser-desktop-sharer.png")
     setup_ms = round((time.monotonic() - started) * 1000)
     hang_up(alice, bob)
     return {"setupMs": setup_ms, "bob": summary(last)}
@@ -413,14 +479,14 @@ def health(url):
         return False
 
 
-SCENARIOS = {"chat": scenario_chat, "call": scenario_call, "relay": scenario_relay, "reject": scenario_reject, "desktop": scenario_desktop, "reconnect": scenario_reconnect}
+SCENARIOS = {"chat": scenario_chat, "call": scenario_call, "call-back": scenario_call_back, "relay": scenario_relay, "reject": scenario_reject, "desktop": scenario_desktop, "reconnect": scenario_reconnect}
 
 
 def run_scenarios(args):
     # Fresh profiles make fresh keys: fresh names too, so a node that already bound "alice" works.
     suffix = os.urandom(3).hex()
-    alice, bob = open_pages(args.url, [f"alice-{suffix}", f"bob-{suffix}"])
-    emit("browsers-started")
+    alice, bob = open_pages(args.url, [f"alice-{suffix}", f"bob-{suffix}"], [BROWSERS["first"], BROWSERS["second"] or BROWSERS["first"]])
+    emit("browsers-started", alice=alice.browser, bob=bob.browser)
     results = {"scenarios": {}}
     try:
         results["login"] = login_pair(alice, bob)
@@ -710,7 +776,414 @@ def dump_pages(pages, args):
             emit("page-state", page=page.label, error=str(error)[:200])
 
 
-PAGE_CHECKS = {"basics": check_basics, "ringing": check_ringing, "language": check_language}
+# ---- call controls (issue 14 item 1): mute, camera, share both ways, devices, timer, quality ----
+
+def sample(page, measure, window=2.0):
+    """How much `measure(stats)` grew over `window` seconds (the page samples stats each second)."""
+    before = page.stats()
+    time.sleep(window)
+    after = page.stats()
+    return measure(after) - measure(before), after
+
+
+def frames(stats):
+    return stats["video"]["framesDecoded"]
+
+
+def energy(stats):
+    return stats["audio"]["totalAudioEnergy"]
+
+
+def wait_growth(page, measure, what, minimum):
+    """Waits (bounded) until `measure` grows by more than `minimum` within one window."""
+    def grew():
+        delta, _ = sample(page, measure)
+        return delta if delta > minimum else None
+    return wait_for(f"{page.label}: {what}", grew, interval=0)
+
+
+def wait_still(page, measure, what, at_most=0.0):
+    """Waits (bounded) until `measure` grows by no more than `at_most` within one window."""
+    def still():
+        delta, _ = sample(page, measure)
+        return {"delta": delta} if delta <= at_most else None
+    return wait_for(f"{page.label}: {what}", still, interval=0)["delta"]
+
+
+def frame_size(stats):
+    return f"{stats['video']['frameWidth']}x{stats['video']['frameHeight']}"
+
+
+def aspect(size):
+    """The picture's shape from "WxH": a loaded encoder scales pictures down (Chromium's CPU
+    adaptation), but keeps their shape, so the shape tells the camera (4:3 here) from the
+    screen (16:9 here)."""
+    width, height = (int(x) for x in size.split("x"))
+    return round(width / height, 2) if height else 0
+
+
+def wait_size(page, wanted, what):
+    """Waits until the decoded picture has size `wanted` (a predicate on "WxH") and frames flow."""
+    def ok():
+        st = page.stats()
+        return frame_size(st) if st and wanted(frame_size(st)) else None
+    size = wait_for(f"{page.label}: {what}", ok)
+    wait_growth(page, frames, f"{what}: frames advancing", 5)
+    return size
+
+
+def preview_is_screen(page):
+    """Whether the page's own small video ("you") shows a screen capture, not the camera."""
+    return page.js("""
+      const v = document.getElementById('local-video');
+      const t = v.srcObject && v.srcObject.getVideoTracks()[0];
+      return !!t && t.readyState === 'live' && !!t.getSettings().displaySurface && v.checkVisibility();
+    """)
+
+
+# The quality rule of web/stats.js on made-up summaries: the limits of docs/web.md.
+QUALITY_PROBE = """
+const done = arguments[arguments.length - 1];
+import('/stats.js').then(({ quality }) => {
+  const s = (rttMs, lossPct, videoKbps, audioKbps, path = { relayed: false }) =>
+    ({ path, rttMs, lossPct, video: { kbps: videoKbps }, audio: { kbps: audioKbps } });
+  const level = (summary, options) => quality(summary, options).level;
+  done({
+    lan: level(s(2, 0, 500, 30)), slow: level(s(200, 0, 500, 30)), verySlow: level(s(450, 0, 500, 30)),
+    lossy: level(s(20, 2, 500, 30)), veryLossy: level(s(20, 8, 500, 30)), trickle: level(s(20, 0, 0, 10)),
+    sharer: level(s(20, null, 0, 0), { receives: false }), noPath: level(s(20, 0, null, null, null)),
+  });
+}, (e) => done({ error: String(e) }));
+"""
+
+
+def check_controls(args, suffix):
+    """Issue 14 item 1, by clicks: mute and camera off are observable at the other side (audio
+    energy and decoded frames stop growing, and start again); each side switches to a screen
+    share and back while the other decodes the new picture; the sharer sees its own share; a
+    second camera and microphone are taken mid-call; timer and quality show; details start
+    closed."""
+    alice, bob = open_pages(args.url, [f"alice-{suffix}", f"bob-{suffix}"])
+    english = alice.messages("en")
+    out = {}
+    try:
+        login_pair(alice, bob)
+        place_and_accept(alice, bob, "video")
+        alice.wait_media()
+        bob.wait_media()
+        for page in (alice, bob):
+            for css in ("#mute", "#camera", "#share", "#hangup", "#call-timer", "#quality"):
+                wait_for(f"{page.label}: {css} shown in the call", lambda: page.shown(css))
+        expect(alice.element("#stats-box").get_attribute("open") is None, "the connection details are open by default")
+        first = alice.text("#call-timer")
+        wait_for("the call timer to advance", lambda: alice.text("#call-timer") != first)
+        expect(__import__("re").fullmatch(r"\d+:\d\d", alice.text("#call-timer")), f"timer reads {alice.text('#call-timer')!r}")
+        quality = wait_for("a quality level", lambda: alice.element("#quality").get_attribute("data-level") in ("good", "fair", "poor")
+                           and alice.element("#quality").get_attribute("data-level"))
+        out["quality"] = quality
+        out["qualityText"] = alice.text("#quality")
+        camera_size = frame_size(bob.stats())
+        out["cameraSize"] = camera_size
+
+        # Mute: bob hears silence (its received audio energy stops growing), then sound again.
+        out["energyBeforeMute"] = wait_growth(bob, energy, "alice's audio energy growing", 0)
+        alice.click("#mute")
+        wait_text(alice, "#mute", english["controls.unmute"])
+        expect(alice.hook("controls")["muted"], "alice's controls do not say muted")
+        out["energyWhileMuted"] = wait_still(bob, energy, "silence from muted alice", 1e-6)
+        out["audioPacketsWhileMuted"] = bob.stats()["audio"]["packetsReceived"]
+        alice.click("#mute")
+        wait_text(alice, "#mute", english["controls.mute"])
+        out["energyAfterUnmute"] = wait_growth(bob, energy, "alice's sound back after unmute", 0)
+
+        # Camera off: bob's decoded frames stop (no picture is sent at all), then flow again.
+        alice.click("#camera")
+        wait_text(alice, "#camera", english["controls.cameraOn"])
+        wait_still(bob, frames, "no frames from alice with her camera off")
+        expect(alice.shown("#video-note") and alice.text("#video-note") == english["controls.yourCameraOff"], "alice is not told her camera is off")
+        wait_text(bob, "#remote-note", english["controls.theirPictureStopped"].replace("{peer}", alice.label), "bob's note that alice's picture stopped")
+        alice.screenshot(args.artifacts, "controls-camera-off.png")
+        bob.screenshot(args.artifacts, "controls-camera-off-other-side.png")
+        alice.click("#camera")
+        out["framesAfterCameraOn"] = wait_growth(bob, frames, "alice's frames back after camera on", 5)
+        wait_for("bob's note gone with alice's picture back", lambda: not bob.shown("#remote-note"))
+
+        # Alice shares her screen: bob decodes a picture of another size; alice sees her share.
+        alice.click("#share")
+        wait_text(alice, "#share", english["controls.stopSharing"])
+        screen_size = wait_size(bob, lambda size: aspect(size) not in (0, aspect(camera_size)), "alice's screen at bob")
+        out["screenSize"] = screen_size
+        wait_for("alice's own preview shows her screen", lambda: preview_is_screen(alice))
+        alice.screenshot(args.artifacts, "controls-sharer.png")
+        bob.screenshot(args.artifacts, "controls-viewer.png")
+        # Bob shares too (the other direction), while alice still shares.
+        bob.click("#share")
+        wait_size(alice, lambda size: aspect(size) == aspect(screen_size), "bob's screen at alice")
+        wait_for("bob's own preview shows his screen", lambda: preview_is_screen(bob))
+        # Alice stops: bob sees her camera again; bob stops: alice sees his camera again.
+        alice.click("#share")
+        wait_size(bob, lambda size: aspect(size) == aspect(camera_size), "alice's camera back at bob")
+        bob.click("#share")
+        wait_size(alice, lambda size: aspect(size) == aspect(camera_size), "bob's camera back at alice")
+        expect(not preview_is_screen(alice) and not preview_is_screen(bob), "a preview still shows a screen after stopping")
+
+        # Another camera and microphone mid-call (Chromium's fake devices).
+        devices = alice.hook("devices")
+        out["devices"] = {k: len(v) for k, v in devices.items()}
+        from selenium.webdriver.support.ui import Select
+        for kind, select, measure in (("video", "#camera-select", frames), ("audio", "#microphone-select", energy)):
+            choices = devices["videoinput" if kind == "video" else "audioinput"]
+            now = alice.hook("controls")["camera" if kind == "video" else "microphone"]
+            # The last one: for cameras, Chromium's third fake camera (see the flags above).
+            other = next((d["deviceId"] for d in reversed(choices) if d["deviceId"] not in (now, "default")), None)
+            if other is None:
+                out[f"{kind}Switch"] = "one device only"
+                continue
+            if alice.element("#devices-box").get_attribute("open") is None:
+                alice.click("#devices-box summary")
+            Select(alice.element(select)).select_by_value(other)
+            alice.wait_state(f"the {kind} device switched", lambda s: alice.hook("controls")["camera" if kind == "video" else "microphone"] == other)
+            # Two windows in a row after the switch: the new device's media, not the old one's tail.
+            minimum = 5 if kind == "video" else 0
+            wait_growth(bob, measure, f"alice's {kind} after switching device", minimum)
+            delta, _ = sample(bob, measure)
+            expect(delta > minimum, f"alice's {kind} stopped after switching device (grew {delta})")
+            out[f"{kind}Switch"] = "ok"
+        out["speakerChoices"] = len(devices["audiooutput"])
+        speakers = [d["deviceId"] for d in devices["audiooutput"] if d["deviceId"] != "default"]
+        if speakers:
+            Select(alice.element("#speaker-select")).select_by_value(speakers[-1])
+            wait_for("the speaker switched (setSinkId)", lambda: alice.js("return document.getElementById('remote-video').sinkId") == speakers[-1])
+            out["speakerSwitch"] = "ok"
+
+        alice.click("#stats-box summary")
+        expect(len(alice.elements("#stats li")) >= 3, "the details do not open")
+        out["qualityRule"] = alice.driver.execute_async_script(QUALITY_PROBE)
+        wanted = {"lan": "good", "slow": "fair", "verySlow": "poor", "lossy": "fair", "veryLossy": "poor", "trickle": "fair", "sharer": "good", "noPath": "unknown"}
+        expect(out["qualityRule"] == wanted, f"quality levels {out['qualityRule']}, expected {wanted}")
+        alice.click("#hangup")
+        bob.wait_state("the call to end", lambda s: s["call"] is None)
+        expect(not alice.shown("#mute") and not alice.shown("#share") and not alice.shown("#call-timer"), "controls stay after the call")
+    except Exception:
+        dump_pages([alice, bob], args)
+        raise
+    finally:
+        alice.close()
+        bob.close()
+    return out
+
+
+# ---- accessibility (issue 14 item 5): axe-core in every state, at two sizes ----------------------
+
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+SIZES = [(1280, 800), (390, 844)]
+
+
+def axe_source():
+    try:
+        import selenium_axe_python
+    except ImportError:
+        raise Failure("selenium-axe-python is not importable: run `make test-deps` (it bundles axe-core 4.9)")
+    with open(os.path.join(os.path.dirname(selenium_axe_python.__file__), "axe-core", "axe.min.js"), encoding="utf-8") as f:
+        return f.read()
+
+
+def set_viewport(page, width, height):
+    page.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
+    # Two frames: the layout of the new size is done.
+    page.driver.execute_async_script("const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => done()));")
+
+
+# Controls smaller than 44 × 44 CSS px (WCAG 2.1 2.5.5) among those visible on the page.
+SMALL_TARGETS = """
+  const small = [];
+  for (const el of document.querySelectorAll('button, input, select, summary, a[href], [tabindex]:not([tabindex="-1"])')) {
+    if (!el.checkVisibility || !el.checkVisibility()) continue;
+    if (el.closest('dialog') && !el.closest('dialog').open) continue;
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) continue;
+    if (el.id === 'messages') continue;  // a scrolling list, not a target
+    if (r.height < 44 || r.width < 44) small.push(`${el.tagName.toLowerCase()}#${el.id || el.className || el.textContent.trim().slice(0, 20)} ${Math.round(r.width)}x${Math.round(r.height)}`);
+  }
+  return small;
+"""
+
+
+def audit(page, state, args, results):
+    """axe-core at each size, a screenshot of each, and (phone size) the touch-target check."""
+    source = axe_source()
+    for width, height in SIZES:
+        set_viewport(page, width, height)
+        if not page.js("return !!window.axe"):
+            page.js(source)
+        found = page.driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "axe.run(document, {runOnly: {type: 'tag', values: arguments[0]}, resultTypes: ['violations']})"
+            ".then(r => done({violations: r.violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' ') + ' :: ' + (n.failureSummary || '').slice(0, 200))}))}), e => done({error: String(e)}))",
+            AXE_TAGS)
+        expect("error" not in found, f"axe failed: {found.get('error')}")
+        size = f"{width}x{height}"
+        shot = page.screenshot(os.path.join(args.artifacts, "page-states"), f"{state.replace(' ', '-')}-{size}.png")
+        small = page.js(SMALL_TARGETS) if width < 600 else []
+        results.append({"state": state, "size": size, "violations": len(found["violations"]), "details": found["violations"],
+                        "smallTargets": small, "screenshot": shot})
+        emit("audit", state=state, size=size, violations=[v["id"] for v in found["violations"]], smallTargets=small)
+    set_viewport(page, *SIZES[0])
+
+
+def check_a11y(args, suffix):
+    """axe-core (wcag2a, wcag2aa, wcag21a, wcag21aa) in each state of the page at 1280×800 and
+    390×844, a screenshot of each, and 44 px targets at phone size. Every state is audited even
+    when one fails, so that one run lists them all."""
+    alice, bob = open_pages(args.url, [f"alice-{suffix}", f"bob-{suffix}"])
+    results = []
+    try:
+        audit(alice, "logged out", args, results)
+        login_by_form(alice, alice.label)
+        bob.login(bob.label)
+        add_by_form(alice, bob.label)
+        bob.hook("addContact", alice.label)
+        alice.wait_online(bob.label)
+        bob.wait_online(alice.label)
+        audit(alice, "contacts", args, results)
+        alice.type_into("#chat-text", "Hello Bob, can we talk?")
+        alice.click("#chat-form button[type=submit]")
+        bob.hook("chat", alice.label, "Yes, call me.")
+        alice.wait_state("bob's reply", lambda s: any(not m["mine"] for m in s["messages"]))
+        alice.wait_state("the chat delivered", lambda s: all(m["status"] == "stored" for m in s["messages"] if m["mine"]))
+        # New messages are said by screen readers: the polite live region has bob's words.
+        wait_for("the new message in the live region", lambda: "Yes, call me." in alice.js("return document.getElementById('announcer').textContent")
+                 and alice.element("#announcer").get_attribute("aria-live") == "polite")
+        # Names computed by the browser (WebDriver's computed label): whom each button calls,
+        # and presence in words.
+        names = {b.get_attribute("data-kind"): b.accessible_name for b in alice.elements(f'#contact-list li[data-name="{bob.label}"] button[data-kind]')}
+        english = alice.messages("en")
+        expect(names == {k: english[f"kind.{k}.label"].replace("{peer}", bob.label) for k in ("audio", "video", "desktop")}, f"call buttons are named {names}")
+        expect(alice.text(f'#contact-list li[data-name="{bob.label}"] .presence') == english["presence.online"], "presence is not in words")
+        audit(alice, "chat", args, results)
+        alice.click(f'#contact-list li[data-name="{bob.label}"] button[data-kind="video"]')
+        alice.wait_call(["ringing-out"])
+        bob.wait_call(["ringing-in"])
+        expect(alice.element("#call-status").get_attribute("role") == "status", "the call state is not a status region")
+        audit(alice, "ringing out", args, results)
+        expect(bob.element("#incoming").accessible_name == bob.messages("en")["incoming.title"], f"the dialog is named {bob.element('#incoming').accessible_name!r}")
+        audit(bob, "ringing in", args, results)
+        bob.click("#accept")
+        alice.wait_call(["connected"])
+        alice.wait_media()
+        wait_for("the quality badge", lambda: alice.element("#quality").get_attribute("data-level") != "unknown")
+        audit(alice, "in a call", args, results)
+        alice.click("#share")
+        wait_for("alice's preview shows her screen", lambda: preview_is_screen(alice))
+        audit(alice, "sharing", args, results)
+        alice.click("#hangup")
+        alice.wait_state("the call to end", lambda s: s["call"] is None)
+        audit(alice, "call ended", args, results)
+    except Exception:
+        dump_pages([alice, bob], args)
+        raise
+    finally:
+        alice.close()
+        bob.close()
+    bad = [f"{r['state']} {r['size']}: {r['details']} {r['smallTargets']}" for r in results if r["violations"] or r["smallTargets"]]
+    expect(not bad, "accessibility problems:\n" + "\n".join(bad))
+    return {"states": {f"{r['state']} {r['size']}": r["violations"] for r in results}, "screenshots": len(results),
+            "directory": os.path.abspath(os.path.join(args.artifacts, "page-states"))}
+
+
+# ---- keyboard only (issue 14 item 5) ---------------------------------------------------------
+
+def press(page, *keys):
+    from selenium.webdriver.common.action_chains import ActionChains
+    ActionChains(page.driver).send_keys(*keys).perform()
+
+
+FOCUSED = """
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const style = getComputedStyle(el);
+  return {id: el.id, text: (el.getAttribute('aria-label') || el.textContent || el.value || '').trim().slice(0, 60),
+          tag: el.tagName.toLowerCase(), visibleFocus: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2};
+"""
+
+
+def focused(page):
+    return page.js(FOCUSED)
+
+
+def tab_to(page, wanted, what, limit=40):
+    """Presses Tab until `wanted(focused element)`; each stop must show its focus."""
+    from selenium.webdriver.common.keys import Keys
+    for _ in range(limit):
+        now = focused(page)
+        if now and wanted(now):
+            expect(now["visibleFocus"], f"{page.label}: focus on {now} is not visible")
+            return now
+        press(page, Keys.TAB)
+        now = focused(page)
+        expect(now is None or now["visibleFocus"], f"{page.label}: focus on {now} is not visible")
+    raise Failure(f"{page.label}: {what} not reachable by Tab within {limit} presses (at {focused(page)})")
+
+
+def check_keyboard(args, suffix):
+    """Log in, add a contact, call, accept and hang up with keys only; focus is visible at every
+    stop and moves sensibly: to the contact form after login, to the dialog's Accept, to Hang up,
+    and back to the call button after the call."""
+    from selenium.webdriver.common.keys import Keys
+    alice, bob = open_pages(args.url, [f"alice-{suffix}", f"bob-{suffix}"])
+    english = alice.messages("en")
+    stops = {}
+    try:
+        for page, other in ((alice, bob), (bob, alice)):
+            tab_to(page, lambda f: f["id"] == "name", "the name field")
+            press(page, page.label, Keys.ENTER)
+            page.wait_state("online after Enter", lambda s: s["connection"] == "online")
+            now = wait_for(f"{page.label}: focus after login", lambda: focused(page))
+            expect(now["id"] == "contact-name", f"{page.label}: after login focus is on {now}, not the contact field")
+            press(page, other.label, Keys.ENTER)
+            page.wait_state(f"{other.label} added", lambda s: other.label in s["contacts"])
+        alice.wait_online(bob.label)
+        bob.wait_online(alice.label)
+        label = english["kind.video.label"].replace("{peer}", bob.label)
+        stops["callButton"] = tab_to(alice, lambda f: f["text"] == label, f"the button {label!r}")["text"]
+        press(alice, Keys.ENTER)
+        bob.wait_call(["ringing-in"])
+        now = wait_for("alice's focus on Cancel", lambda: focused(alice))
+        expect(now["id"] == "hangup", f"alice: while ringing out focus is on {now}, not Cancel")
+        now = wait_for("bob's focus in the dialog", lambda: focused(bob))
+        expect(now["id"] == "accept", f"bob: the incoming-call dialog did not take focus ({now})")
+        press(bob, Keys.ENTER)
+        alice.wait_call(["connected"])
+        bob.wait_call(["connected"])
+        now = focused(bob)
+        expect(now and now["id"] == "hangup", f"bob: after accepting focus is on {now}, not Hang up")
+        press(bob, Keys.ENTER)
+        alice.wait_state("the call ended by bob's Enter on Hang up", lambda s: s["call"] is None)
+        bob.wait_state("the call ended", lambda s: s["call"] is None)
+        now = wait_for("alice's focus back", lambda: focused(alice))
+        expect(now["text"] == label, f"alice: after the call focus is on {now}, not back on {label!r}")
+        stops["afterCall"] = now["text"]
+        # A second call: Escape in bob's dialog declines it (not a repeat of the last Accept).
+        alice.wait_state("bob's call buttons on again", lambda s: s["contacts"][bob.label]["status"] == "online")
+        press(alice, Keys.ENTER)
+        bob.wait_call(["ringing-in"])
+        wait_for("bob's focus on Accept again", lambda: (focused(bob) or {}).get("id") == "accept")
+        press(bob, Keys.ESCAPE)
+        ended = alice.wait_state("the call declined by Escape", lambda s: s["lastCall"] if s["call"] is None and s["lastCall"] else None)
+        expect(ended["code"] == "reject-remote", f"Escape ended alice's call as {ended['code']}")
+        stops["escape"] = ended["code"]
+    except Exception:
+        dump_pages([alice, bob], args)
+        raise
+    finally:
+        alice.close()
+        bob.close()
+    return stops
+
+
+PAGE_CHECKS = {"basics": check_basics, "ringing": check_ringing, "language": check_language,
+               "controls": check_controls, "a11y": check_a11y, "keyboard": check_keyboard}
 
 
 def run_page(args):
@@ -761,18 +1234,31 @@ def run_call(args):
         page.hook("addContact", args.to)
         page.wait_online(args.to, args.wait)
         started = time.monotonic()
-        result = page.js("return window.meshnodeTest.call(arguments[0], arguments[1]).then(r => r, e => ({error: String(e.message || e)}))", args.to, args.kind)
-        if isinstance(result, dict):
-            raise Failure(f"cannot call {args.to}: {result['error']}")
+        page.place_call(args.to, args.kind)
         page.wait_call(["connected"])
         first, last = page.wait_media(video=args.kind == "video", audio=args.kind != "desktop")
         setup_ms = round((time.monotonic() - started) * 1000)
+        shared = None
+        if args.share_after is not None:
+            # Mid-call, the page switches its camera to a screen share by clicking *Share
+            # screen* (a track replacement; the peer sees no new offer).
+            time.sleep(args.share_after)
+            page.click("#share")
+            page.wait_state("sending the screen", lambda s: "video:screen" in (page.hook("controls") or {}).get("sending", []))
+            sent = page.js("return window.meshnodeTest.stats()")
+            shared = {"afterMs": round((time.monotonic() - started) * 1000), "controls": page.hook("controls"),
+                      "framesEncodedAtSwitch": sent["sent"]["video"]["framesEncoded"]}
+            emit("shared", **shared)
+            started = time.monotonic()
         time.sleep(max(0, args.seconds - (time.monotonic() - started)))
         final = page.stats() or last
         shot = page.screenshot(args.artifacts, f"browser-call-{args.name}.png")
         times = page.state()["call"]["times"]
         page.hook("hangup")
-        return {"kind": args.kind, "to": args.to, "setupMs": setup_ms, "times": times, "first": summary(first), "stats": summary(final), "screenshot": shot}
+        if shared:
+            shared["framesEncodedAtEnd"] = final["sent"]["video"]["framesEncoded"]
+        return {"kind": args.kind, "to": args.to, "setupMs": setup_ms, "times": times, "first": summary(first), "stats": summary(final),
+                "screenshot": shot, "shared": shared}
     finally:
         page.close()
 
@@ -840,6 +1326,11 @@ def main():
     parser.add_argument("--url", required=True, help="the node's page, http://HOST:PORT/")
     parser.add_argument("--ignore-certificate-errors", action="store_true",
                         help="accept the node's certificate unchecked (an https node with a self-signed one)")
+    parser.add_argument("--browser", choices=["chromium", "firefox"], default="chromium",
+                        help="the browser of every page (firefox: Debian's firefox-esr through Marionette)")
+    parser.add_argument("--peer-browser", choices=["chromium", "firefox"],
+                        help="the browser of a scenario's second page (default: --browser)")
+    parser.add_argument("--display", help="the X display (Xvfb) a Firefox page shares its screen from, e.g. :93")
     parser.add_argument("--artifacts", default=os.environ.get("MESHNODE_ARTIFACTS", ".build/test-artifacts"), help="where screenshots go")
     modes = parser.add_subparsers(dest="mode", required=True)
     scenario = modes.add_parser("scenario", help="two pages through one node")
@@ -854,6 +1345,8 @@ def main():
     call.add_argument("--kind", choices=["audio", "video", "desktop"], default="video")
     call.add_argument("--seconds", type=float, default=5)
     call.add_argument("--wait", type=float, default=30, help="how long to wait for ADDR to be online")
+    call.add_argument("--share-after", type=float, default=None,
+                      help="seconds after media flows to switch to a screen share (then --seconds more)")
     page = modes.add_parser("page", help="the page as a person uses it, by clicks: basics, ringing, language")
     page.add_argument("names", nargs="+", choices=sorted(PAGE_CHECKS))
     guard = modes.add_parser("guard", help="log in, accept the first call, report what the page refused until it ends")
@@ -862,6 +1355,8 @@ def main():
     args = parser.parse_args()
     if args.ignore_certificate_errors:
         EXTRA_FLAGS.append("--ignore-certificate-errors")
+    BROWSERS["first"], BROWSERS["second"] = args.browser, args.peer_browser
+    FIREFOX_DISPLAY["name"] = args.display
     try:
         if args.mode == "scenario":
             result = run_scenarios(args)

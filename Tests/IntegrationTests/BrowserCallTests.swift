@@ -1,3 +1,4 @@
+import Codecs
 import Foundation
 import Testing
 import TestSupport
@@ -45,6 +46,36 @@ struct BrowserCallTests {
         let stats = try #require(result["stats"] as? [String: Any])
         #expect((stats["framesDecoded"] as? Int ?? 0) > 0, "\(stats)")
         #expect((stats["audioPackets"] as? Int ?? 0) > 0, "\(stats)")
+    }
+
+    @Test("Chromium switches from its camera to a screen share mid-call (Share screen, a track replacement): the CLI peer (join --accept auto) keeps decoding, now the screen")
+    func browserSwitchesToShareWithCLI() async throws {
+        let node = try await MeshNodeServer([], bind: ["127.0.0.1"])
+        defer { node.stop() }
+        let peers = try CallPeers("switch-to-share")
+        let bob = try await peers.join("bob", node: node.signalingURL)
+        defer { bob.stop() }
+        let result = try await browser.runDriver(["call", "--name", "carol", "--to", "bob", "--kind", "video", "--seconds", "4", "--share-after", "2"],
+                                                 url: "http://127.0.0.1:\(node.httpPort)/")
+        let shared = try #require(result["shared"] as? [String: Any], "the page did not switch: \(result)")
+        try await bob.waitForOutput(#""event":"call-ended""#)
+        let report = try CallPeers.callEndedReport(of: bob)
+        try CallPeers.expectMediaBothWays(report)
+        // Bob's recording: camera pictures (Chromium's fake camera, 4:3), then screen pictures
+        // (its fake screen, 16:9) that keep coming to the end of the call. Shapes, not sizes:
+        // a loaded encoder scales pictures down but keeps their shape.
+        let path = try #require(try FileManager.default.contentsOfDirectory(atPath: peers.recordings).first { $0.hasSuffix("video.ivf") })
+        let reader = try IVFFileReader(path: peers.recordings + "/" + path)
+        let decoder = try VP8Decoder()
+        var shapes: [Bool] = []  // true: wider than 3:2 (the screen)
+        while let frame = try reader.nextFrame() {
+            if let picture = try decoder.decode(frame.data) { shapes.append(picture.width * 2 > picture.height * 3) }
+        }
+        let camera = shapes.prefix { !$0 }.count
+        let screen = shapes.dropFirst(camera).filter { $0 }.count
+        print("switch to share: \(camera) camera pictures, then \(screen) screen pictures of \(shapes.count); page: \(shared)")
+        #expect(camera > 0, "no camera pictures before the switch")
+        #expect(screen >= 10 && shapes.last == true, "the CLI decoded \(screen) screen pictures after the switch (\(shapes.count) in all)")
     }
 
     @Test("desktop share: Chromium shares its screen with a CLI peer")

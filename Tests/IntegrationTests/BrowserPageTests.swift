@@ -4,7 +4,7 @@ import TestSupport
 
 /// The page as a person uses it (issue 14), driven by clicks and typing in headless Chromium:
 /// `Tests/Browser/meshnode_browser.py page CHECK` (docs/web.md "Tests").
-@Suite("Web page: logged out, log out, second tab, ringing, languages", .serialized, .timeLimit(.minutes(10)),
+@Suite("Web page: logged out, log out, second tab, ringing, languages, call controls, accessibility", .serialized, .timeLimit(.minutes(10)),
        .enabled(if: chromiumAvailable, "chromium, chromedriver or selenium is missing: install Debian's chromium and chromium-driver, and selenium (`make test-deps`)"))
 struct BrowserPageTests {
     let browser = BrowserTests()
@@ -29,6 +29,29 @@ struct BrowserPageTests {
         #expect(outcome["busy"] as? String == "busy")
         let hidden = outcome["hidden"] as? [String: Any] ?? [:]
         #expect((hidden["notifications"] as? Int ?? 0) >= 1 && hidden["tone"] as? Bool == true, "\(hidden)")
+    }
+
+    @Test("call controls by clicks: mute silences the other side's audio and camera off stops its frames (and both come back); each side switches to a screen share and back while the other decodes it; the sharer sees its share; another camera, microphone and speaker mid-call; timer and quality shown, details closed")
+    func controls() async throws {
+        let outcome = try await runPage("controls")
+        #expect(outcome["energyWhileMuted"] as? Double == 0, "\(outcome)")
+        #expect((outcome["energyAfterUnmute"] as? Double ?? 0) > 0, "\(outcome)")
+        #expect(["good", "fair", "poor"].contains(outcome["quality"] as? String ?? ""), "\(outcome)")
+        #expect(outcome["videoSwitch"] as? String == "ok" && outcome["audioSwitch"] as? String == "ok", "\(outcome)")
+    }
+
+    @Test("axe-core (wcag2a, wcag2aa, wcag21a, wcag21aa): no violation in any state at 1280×800 and 390×844, targets of 44 px at phone size; a screenshot of each")
+    func accessibility() async throws {
+        let outcome = try await runPage("a11y")
+        let states = outcome["states"] as? [String: Int] ?? [:]
+        #expect(states.count == 16 && states.values.allSatisfy { $0 == 0 }, "\(states)")
+        print("page states (axe violations): \(states); screenshots in \(outcome["directory"] ?? "-")")
+    }
+
+    @Test("keyboard only: log in, add a contact, call, accept and hang up; focus visible at every stop, to the contact field after login, to the dialog, back to the call button after the call")
+    func keyboard() async throws {
+        let outcome = try await runPage("keyboard")
+        #expect(outcome["afterCall"] as? String == outcome["callButton"] as? String)
     }
 
     @Test("English or Simplified Chinese from the browser's languages, switched on the page and remembered; in Chinese no English string of the page is visible in any state")

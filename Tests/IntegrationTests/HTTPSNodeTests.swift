@@ -93,6 +93,8 @@ import TestSupport
         let firstFingerprint = try await TestCertificateAuthority.fingerprint(ofPEM: first.certificate)
         let secondFingerprint = try await TestCertificateAuthority.fingerprint(ofPEM: second.certificate)
         #expect(try await TestCertificateAuthority.presentedFingerprint(port: node.httpPort) == firstFingerprint)
+        // TURN over TLS (turns:) has the same certificate, and is renewed with it.
+        #expect(try await TestCertificateAuthority.presentedFingerprint(port: node.tlsPort) == firstFingerprint)
 
         let alice = RawSignalingSocket(url: wssURL(node), tlsConfiguration: trusting(ca), serverName: "localhost")
         defer { alice.close() }
@@ -106,6 +108,7 @@ import TestSupport
         try await waitUntil("the node presents the second certificate", interval: .milliseconds(50)) {
             try await TestCertificateAuthority.presentedFingerprint(port: node.httpPort) == secondFingerprint
         }
+        #expect(try await TestCertificateAuthority.presentedFingerprint(port: node.tlsPort) == secondFingerprint)
         // The WebSocket from before the reload is still up and answered.
         #expect(node.process.isRunning)
         #expect(await !alice.isClosed)
@@ -120,7 +123,9 @@ import TestSupport
         try "not a certificate\n".write(toFile: certificate, atomically: true, encoding: .utf8)
         node.process.terminate(SIGHUP)
         try await node.process.waitForOutput("web certificate not reloaded")
+        try await node.process.waitForOutput("TURN TLS certificate not reloaded")
         #expect(try await TestCertificateAuthority.presentedFingerprint(port: node.httpPort) == secondFingerprint)
+        #expect(try await TestCertificateAuthority.presentedFingerprint(port: node.tlsPort) == secondFingerprint)
         #expect(try await ping(alice))
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Signaling
 import NIOCore
 import STUN
 import Testing
@@ -42,6 +43,20 @@ import TestSupport
         }
     }
 
+    @Test("RFC 6156: a client that reached the IPv6 listener gets an IPv6 relay there when it asks for one, and the IPv4 relay by default")
+    func relayFamilies() async throws {
+        let hasIPv6 = ((try? System.enumerateDevices()) ?? []).contains { $0.address?.ipAddress == "::1" }
+        guard hasIPv6 else { return }
+        let server = try await MeshNodeServer(Self.user + ["--allow-peer", "::1/128"], bind: ["127.0.0.2", "::1"])
+        defer { server.stop() }
+        let v6 = try TURNTestClient(port: server.udpPort, host: "::1")
+        let relayed6 = try #require(try v6.allocate(family: .ipv6).xorAddress(.xorRelayedAddress))
+        #expect(relayed6.ipAddress == "::1")
+        let byDefault = try TURNTestClient(port: server.udpPort, host: "::1")
+        let relayed4 = try #require(try byDefault.allocate().xorAddress(.xorRelayedAddress))
+        #expect(relayed4.ipAddress == "127.0.0.2", "RFC 8656 §7.1: without REQUESTED-ADDRESS-FAMILY the relay is IPv4")
+    }
+
     @Test("http-redirect-port: 301 to the same path over https on the node's host; a foreign Host header is not followed")
     func redirectListener() async throws {
         let redirectPort = MeshNodeServer.nextHTTPPort()
@@ -54,5 +69,39 @@ import TestSupport
         #expect(foreign == "301 https://127.0.0.1:\(server.httpPort)/")
         let local = try await curl(format + ["http://localhost:\(redirectPort)/a"])
         #expect(local == "301 https://localhost:\(server.httpPort)/a")
+    }
+}
+
+/// A link dialled at a node's name (`--link ws://NAME:PORT/ws`), not at its numeric address:
+/// the node takes the link signed for that name and answers as it, and peers address each other
+/// through it (docs/protocol.md "Node links").
+@Suite(.serialized, .timeLimit(.minutes(2))) struct NamedLinkTests {
+    @Test("--link ws://localhost:PORT to a node with --public-host localhost links, and chat crosses it both ways")
+    func linkDialledAtTheName() async throws {
+        let east = try await MeshNodeServer(["--bind", "127.0.0.1", "--public-host", "localhost"], bind: [])
+        defer { east.stop() }
+        let eastName = "localhost:\(east.httpPort)"
+        let west = try await MeshNodeServer(["--bind", "127.0.0.1", "--link", "ws://\(eastName)/ws"], bind: [])
+        defer { west.stop() }
+        let westAddress = "127.0.0.1:\(west.httpPort)"
+
+        let bob = SignalingClient(url: east.signalingURL, name: "bob", identity: .generate(), requestTimeout: .seconds(20))
+        let bobEvents = EventLog(bob)
+        try await bob.connect()
+        let alice = SignalingClient(url: west.signalingURL, name: "alice", identity: .generate(), requestTimeout: .seconds(20))
+        let aliceEvents = EventLog(alice)
+        try await alice.connect()
+
+        try await alice.subscribe(["bob@\(eastName)"])
+        try await aliceEvents.wait {
+            if case .presence(let p) = $0, p.name == "bob@\(eastName)", p.status == .online { p } else { nil }
+        }
+        #expect(try await alice.send(text: "to the name", to: "bob@\(eastName)") == .ok)
+        let received = try await bobEvents.wait { if case .chat(let m) = $0, m.text == "to the name" { m } else { nil } }
+        #expect(received.from == "alice@\(westAddress)")
+        #expect(try await bob.send(text: "back", to: received.from) == .ok)
+        try await aliceEvents.wait { if case .chat(let m) = $0, m.text == "back" { m } else { nil } }
+        await alice.close()
+        await bob.close()
     }
 }

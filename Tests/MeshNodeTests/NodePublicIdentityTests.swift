@@ -64,6 +64,9 @@ import TURNServer
         let natted = Self.identity(external: ["203.0.113.5/10.0.0.5"])
         #expect(natted.nodeAddress == "203.0.113.5:443")
         #expect(Self.identity().nodeAddress == "10.0.0.5:443")
+        let wildcard = NodePublicIdentity(publicHost: nil, externalAddresses: [ExternalAddress("203.0.113.5/10.0.0.5")!],
+                                          bindAddresses: ["0.0.0.0"], httpPort: 443, publicAddresses: [])
+        #expect(wildcard.nodeAddress == "203.0.113.5:443")
     }
 
     @Test("external-ip: PUBLIC/PRIVATE maps one address, PUBLIC alone its family; bad forms are refused with the key")
@@ -119,5 +122,17 @@ import TURNServer
         let redirect = HTTPSRedirect(identity: identity, httpsPort: 8443)
         #expect(redirect.location(host: "192.0.2.7:8080", path: "/x", query: "") == "https://meet.example.org:8443/x")
         #expect(redirect.location(host: "evil.example", path: "/", query: nil) == "https://meet.example.org:8443/")
+    }
+}
+
+/// The web port listens on every bind address, but not twice where a wildcard covers one.
+@Suite struct WebHostsTests {
+    @Test("specific addresses are served one by one; a wildcard covers its family, a dual-stack :: both")
+    func wildcardsCoverTheirFamily() {
+        #expect(Node.webHosts(bind: ["192.0.2.2", "127.0.0.1", "::1"], dualStack: true) == ["192.0.2.2", "127.0.0.1", "::1"])
+        #expect(Node.webHosts(bind: ["0.0.0.0", "127.0.0.1", "::1"], dualStack: true) == ["0.0.0.0", "::1"])
+        #expect(Node.webHosts(bind: ["0.0.0.0", "::"], dualStack: true) == ["::"])
+        #expect(Node.webHosts(bind: ["0.0.0.0", "::"], dualStack: false) == ["0.0.0.0", "::"])
+        #expect(Node.webHosts(bind: ["::", "127.0.0.1", "::1"], dualStack: false) == ["::", "127.0.0.1"])
     }
 }

@@ -51,6 +51,28 @@ struct JSEPAnswerTests {
         #expect(try CodecNegotiation.negotiate(offer: parsed).map(\.codec?.payloadType) == [109, 120])
     }
 
+    @Test("answer to Firefox's max-bundle offer (the page's): its bundle-only video section (port 0, RFC 8843 §7.2.1) is accepted into the bundle, not rejected")
+    func answerFirefoxMaxBundle() throws {
+        // Captured from the page in Firefox 153 calling a CLI peer (FirefoxCallTests found it:
+        // the call had audio only, as our answer gave the video section port 0).
+        let offer = try SessionDescription(parsing: try Fixtures.text("firefox153-captured-offer-max-bundle.sdp"))
+        #expect(offer.media[1].port == 0 && offer.media[1].isBundleOnly && offer.bundleGroup == ["0", "1"])
+        #expect(offer.carriesMedia(offer.media[1]))
+        let answer = try JSEPAnswer.make(offer: offer, local: Self.local)
+        let parsed = try SessionDescription(parsing: answer.serialized)
+        #expect(parsed.bundleGroup == ["0", "1"])
+        #expect(parsed.media.map(\.port) == [9, 9])
+        #expect(parsed.media.map(\.formats) == [["109"], ["120", "124"]])
+        #expect(parsed.media[1].direction == .sendrecv)
+        // Port 0 without bundle-only, or bundle-only outside the group, is still a rejection.
+        var plain = offer
+        plain.media[1].attributes.removeAll { $0 == .other(name: "bundle-only", value: nil) }
+        #expect(try JSEPAnswer.make(offer: plain, local: Self.local).media[1].port == 0)
+        var outside = offer
+        outside.attributes = outside.attributes.map { if case .group = $0 { .group(SDPGroup(semantics: "BUNDLE", identifiers: ["0"])) } else { $0 } }
+        #expect(try JSEPAnswer.make(offer: outside, local: Self.local).media[1].port == 0)
+    }
+
     @Test("answer to Firefox: its payload types; receive-only video becomes recvonly, a recvonly offer sendonly")
     func answerFirefox() throws {
         var offer = try SessionDescription(parsing: try Fixtures.text("firefox-offer.sdp"))

@@ -8,7 +8,7 @@ struct SDPTests {
         "chromium156-captured-offer.sdp", "chromium156-captured-offer-gathered.sdp", "chromium156-captured-answer.sdp",
         "chromium-offer.sdp", "chromium-answer.sdp", "firefox-offer.sdp",
         "firefox153-captured-offer.sdp", "firefox153-captured-offer-gathered.sdp", "firefox153-captured-answer.sdp",
-        "firefox153-captured-answer-to-chromium156.sdp",
+        "firefox153-captured-answer-to-chromium156.sdp", "firefox153-captured-offer-max-bundle.sdp",
     ]
 
     @Test("every fixture serializes back to exactly its text", arguments: fixtures)

@@ -57,15 +57,20 @@ public struct TestPatternVideoSource: Sendable {
             throw CodecError(.invalidArgument, "test pattern needs at least 128×\(TestPatternCode.bandHeight(width: 128) + 8) pixels, got \(width)×\(height)")
         }
         let n = Int(number)
+        // Every row is a window onto one ramp line (the ramp repeats every 512 pixels), and the
+        // colour bars are the same in every chroma row: whole rows are copied, not computed per
+        // pixel, so a debug build draws 640×360 at 30 fps without a core of its own.
+        var ramp = [UInt8](repeating: 0, count: 512 + width)
+        for index in ramp.indices {
+            let t = index & 511
+            ramp[index] = UInt8(40 + (t < 256 ? t : 511 - t) * 150 / 255)
+        }
         var y = [UInt8](repeating: 0, count: width * height)
         y.withUnsafeMutableBufferPointer { plane in
-            for row in 0..<height {
-                let base = row * width
-                let offset = 2 * row + 3 * n
-                for column in 0..<width {
-                    let t = (column + offset) & 511
-                    let ramp = t < 256 ? t : 511 - t
-                    plane[base + column] = UInt8(40 + ramp * 150 / 255)
+            let pixels = plane.baseAddress!
+            ramp.withUnsafeBufferPointer { line in
+                for row in 0..<height {
+                    (pixels + row * width).update(from: line.baseAddress! + ((2 * row + 3 * n) & 511), count: width)
                 }
             }
             // A box that bounces between the edges.
@@ -74,22 +79,32 @@ public struct TestPatternVideoSource: Sendable {
             let spanY = max(1, height - box)
             let bx = Self.bounce(n * 4, span: spanX)
             let by = Self.bounce(n * 3, span: spanY)
+            let boxWidth = min(width, bx + box) - bx
             for row in by..<min(height, by + box) {
-                for column in bx..<min(width, bx + box) { plane[row * width + column] = 225 }
+                (pixels + row * width + bx).update(repeating: 225, count: boxWidth)
             }
         }
         let chromaWidth = (width + 1) / 2
         let chromaHeight = (height + 1) / 2
-        var u = [UInt8](repeating: 128, count: chromaWidth * chromaHeight)
-        var v = u
         let bars: [(UInt8, UInt8)] = [(128, 128), (44, 142), (156, 44), (72, 58), (184, 198), (212, 114), (100, 212), (128, 128)]
-        for row in 0..<chromaHeight {
-            for column in 0..<chromaWidth {
-                let bar = ((column + n) * bars.count / max(chromaWidth, 1)) % bars.count
-                u[row * chromaWidth + column] = bars[bar].0
-                v[row * chromaWidth + column] = bars[bar].1
-            }
+        var uRow = [UInt8](repeating: 128, count: chromaWidth)
+        var vRow = uRow
+        for column in 0..<chromaWidth {
+            let bar = ((column + n) * bars.count / max(chromaWidth, 1)) % bars.count
+            uRow[column] = bars[bar].0
+            vRow[column] = bars[bar].1
         }
+        func plane(_ row: [UInt8]) -> [UInt8] {
+            var plane = [UInt8](repeating: 128, count: chromaWidth * chromaHeight)
+            plane.withUnsafeMutableBufferPointer { plane in
+                row.withUnsafeBufferPointer { line in
+                    for r in 0..<chromaHeight { (plane.baseAddress! + r * chromaWidth).update(from: line.baseAddress!, count: chromaWidth) }
+                }
+            }
+            return plane
+        }
+        let u = plane(uRow)
+        let v = plane(vRow)
         var frame = try VideoFrame(width: width, height: height, y: y, u: u, v: v)
         try TestPatternCode(frameNumber: number, sendTimeMilliseconds: sendTimeMilliseconds).draw(into: &frame)
         return frame

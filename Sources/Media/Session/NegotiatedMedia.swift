@@ -58,8 +58,8 @@ public struct NegotiatedStream: Sendable, Hashable {
             throw MediaError(.negotiationFailed, "the answer has \(answer.media.count) media sections, the offer \(offer.media.count) (RFC 3264 §6)")
         }
         var streams: [NegotiatedStream] = []
-        for (offered, answered) in zip(offer.media, answer.media) where answered.port != 0 {
-            let section = CodecNegotiation.negotiate(section: answered)
+        for (offered, answered) in zip(offer.media, answer.media) where answer.carriesMedia(answered) {
+            let section = CodecNegotiation.negotiate(section: answered, live: true)
             // The answer's direction is the peer's; ours is its mirror image (RFC 3264 §6.1).
             guard let stream = NegotiatedStream(section: section, localDirection: answered.direction.reversed, peer: answered) else { continue }
             var adjusted = stream

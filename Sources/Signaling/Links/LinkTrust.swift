@@ -16,6 +16,10 @@ struct LinkTrust: Sendable {
         var theyProved: Bool
         /// The dialler's nonce, to sign a later `linked` that reports the proof.
         var nonce: String?
+        /// The address of this node the other node dialled and knows it by, when that is not
+        /// `HubConfiguration.nodeAddress` (a link dialled at the public host): this node's
+        /// peers are `name@<this>` over the link.
+        var ownAddress: String?
         /// The next dial-back attempt while not proven.
         var retry: Task<Void, Never>?
         var attempts = 0

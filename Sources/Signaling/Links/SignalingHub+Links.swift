@@ -50,7 +50,8 @@ extension SignalingHub {
             return fail(SignalingError(.badField, "this connection is a link already", of: id))
         }
         // Claimed for now, so that a second `link` on this connection waits for nothing.
-        trust.links[connection] = LinkTrust.Link(node: body.node, key: body.key, weProved: false, theyProved: true, nonce: body.nonce)
+        trust.links[connection] = LinkTrust.Link(node: body.node, key: body.key, weProved: false, theyProved: true, nonce: body.nonce,
+                                                 ownAddress: answeredAs == own ? nil : answeredAs)
         let outcome = await proveNow(body.node)
         guard sessions[connection] != nil, trust.links[connection] != nil else { return }
         if case .proven(let key) = outcome, key != body.key {
@@ -130,7 +131,8 @@ extension SignalingHub {
 
     /// Both sides proved each other: bind, tell the dialler (when it waited for this), and route.
     func promote(_ connection: Int) async {
-        guard var link = trust.links[connection], let identity = configuration.nodeIdentity, let own = configuration.nodeAddress else { return }
+        guard var link = trust.links[connection], let identity = configuration.nodeIdentity, let nodeAddress = configuration.nodeAddress else { return }
+        let own = link.ownAddress ?? nodeAddress
         let wasMeshOnly = !link.weProved
         link.weProved = true
         // Not cancelled: when a retry proved the link, that retry is the task running this.
@@ -194,8 +196,10 @@ extension SignalingHub {
     }
 
     /// `body` as sent over a link: a key of a local peer with this node's signature of it.
-    func attested(_ body: PresenceBody) -> PresenceBody {
-        guard let key = body.key, !body.name.contains("@"), let own = configuration.nodeAddress, let identity = configuration.nodeIdentity else { return body }
+    /// `toward`: the node it goes to, which may know this node by another of its addresses.
+    func attested(_ body: PresenceBody, toward node: String? = nil) -> PresenceBody {
+        guard let key = body.key, !body.name.contains("@"), let identity = configuration.nodeIdentity,
+              let own = node.flatMap(ownAddress(toward:)) ?? configuration.nodeAddress else { return body }
         var signed = body
         signed.sig = identity.sign(text: PresenceBody.attestation(address: "\(body.name)@\(own)", key: key))
         return signed
@@ -243,7 +247,7 @@ extension SignalingHub {
             guard links[node] != nil || known else {
                 return reply.send(errorMessage(SignalingError(.unknownRecipient, "no link to node \(node) has ever been made", of: id), to: name))
             }
-            let frame = SignalingCodec.encode(SignalingMessage(id: id, from: qualified(name), to: target,
+            let frame = SignalingCodec.encode(SignalingMessage(id: id, from: qualified(name, toward: node), to: target,
                                                                payload: .chat(ChatBody(text: body.text, sent: Date().timeIntervalSince1970))))
             let duplicate = try await store.hasMessage(sender: name, id: id)
             let fresh = duplicate ? [] : try await store.enqueue(sender: name, id: id, recipients: [target], frame: frame)
@@ -296,7 +300,7 @@ extension SignalingHub {
             for name in body.names where Address.isValidName(name) {
                 let key = (try? await store.key(of: name)) ?? nil
                 reply.send(nodeMessage(to: SignalingProtocol.nodeAddress,
-                                       .presence(attested(PresenceBody(name: name, status: online[name] != nil ? .online : .offline, key: key)))))
+                                       .presence(attested(PresenceBody(name: name, status: online[name] != nil ? .online : .offline, key: key), toward: node))))
             }
         case .unsubscribe(let body):
             for name in body.names {

@@ -48,7 +48,7 @@ extension SignalingHub {
                 return reply.send(errorMessage(SignalingError(.unavailable, "no link to node \(node) now; call setup is not stored", of: id), to: name))
             }
             remember(id, sentBy: name)
-            link.send(SignalingMessage(id: id, from: qualified(name), to: target, payload: .callSetup(type, body)))
+            link.send(SignalingMessage(id: id, from: qualified(name, toward: node), to: target, payload: .callSetup(type, body)))
         } else {
             guard let callee = handle(of: target) else {
                 return reply.send(errorMessage(SignalingError(.unavailable, "\(target) is offline; call setup is not stored", of: id), to: name))

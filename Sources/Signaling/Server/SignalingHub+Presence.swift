@@ -7,7 +7,7 @@ extension SignalingHub {
         let body = PresenceBody(name: name, status: status, key: key)
         for connection in watchers[name] ?? [] {
             guard let session = sessions[connection] else { continue }
-            session.handle.send(nodeMessage(to: session.name ?? "", .presence(session.node == nil ? body : attested(body))))
+            session.handle.send(nodeMessage(to: session.name ?? "", .presence(session.node == nil ? body : attested(body, toward: session.node))))
         }
     }
 

@@ -264,9 +264,15 @@ public actor SignalingHub {
         return "\(parsed.name)@\(node)"
     }
 
-    /// A local name qualified with this node's address, as other nodes see it.
-    func qualified(_ name: String) -> String {
-        configuration.nodeAddress.map { "\(name)@\($0)" } ?? name
+    /// A local name qualified with this node's address, as other nodes see it; `toward` a node
+    /// that dialled this one at another of its addresses (its public host), as that node does.
+    func qualified(_ name: String, toward node: String? = nil) -> String {
+        (node.flatMap(ownAddress(toward:)) ?? configuration.nodeAddress).map { "\(name)@\($0)" } ?? name
+    }
+
+    /// The address the node at `node` dialled this one at, when it is not the node address.
+    func ownAddress(toward node: String) -> String? {
+        links[node].flatMap { trust.links[$0]?.ownAddress }
     }
 
     /// Sends `message` to a local peer if online, or over the link to a remote peer's node.
