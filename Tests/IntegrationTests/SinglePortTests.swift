@@ -102,6 +102,30 @@ struct SinglePortTests {
         #expect(plain.sent >= 200 && plain.received == plain.sent && plain.lost == 0, "plain TCP: \(plain.received) of \(plain.sent)")
     }
 
+    @Test("SIGTERM with TURN allocations held over the shared port: the node exits 0 within the stop's bound")
+    func gracefulStopWithTURNOnTheWebPort() async throws {
+        let node = try await MeshNodeServer(["--https", "--single-port", "--user", "alice:wonderland", "--allow-peer", "127.0.0.0/8"],
+                                            bind: ["127.0.0.1"])
+        defer { node.stop() }
+        let (peer, peerPort) = try await CoturnTools.startPeer(address: "127.0.0.1")
+        defer { peer.stop() }
+        // A long relayed flow over TLS on the web port (30 s of messages); stopped below.
+        let client = try Subprocess("turnutils_uclient", ["-t", "-S", "-p", "\(node.httpPort)", "-u", "alice", "-w", "wonderland",
+                                                          "-e", "127.0.0.1", "-r", "\(peerPort)", "-n", "3000", "-m", "2", "-l", "180",
+                                                          "-z", "10", "127.0.0.1"], terminationGrace: .milliseconds(200))
+        defer { client.stop() }
+        try await waitUntil("allocations over the shared port", interval: .milliseconds(100)) {
+            (try await metric(node, "meshnode_turn_allocations_active") ?? 0) >= 2
+        }
+        // The web server's graceful stop waits for its connections: the TURN ones on its port
+        // close when asked (they have no request to finish) instead of holding it up.
+        let stopping = ContinuousClock.now
+        node.process.terminate(SIGTERM)
+        let status = await node.process.waitForExit(timeout: .seconds(20))
+        #expect(status == 0, "\(node.process.output.suffix(1500))")
+        #expect(ContinuousClock.now - stopping < .seconds(10))
+    }
+
     @Test("garbage and silence on the shared port are closed within the bound")
     func garbageAndSilenceAreClosed() async throws {
         // turn-idle-timeout bounds the TLS handshake and the first bytes on the shared port.
