@@ -135,7 +135,7 @@ final class SharedPortDemultiplexer<Base: ServerChildChannel>: ChannelInboundHan
                     close(context: context)
                     return
                 }
-                context.pipeline.fireChannelRead(wrapInboundOut(bytes))
+                context.pipeline.syncOperations.fireChannelRead(wrapInboundOut(bytes))
                 return
             }
         }
