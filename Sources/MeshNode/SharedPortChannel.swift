@@ -87,6 +87,8 @@ final class SharedPortDemultiplexer<Base: ServerChildChannel>: ChannelInboundHan
     private var done = false
     /// Nil until the first byte: whether the connection speaks TLS.
     private var encrypted: Bool?
+    /// HTTP was decided and its handlers are being set up: bytes wait in `buffered`.
+    private var settingUpHTTP = false
 
     init(base: Base, turn: TURNServer, place: TURNServer.StreamPlace, tls: NIOSSLContext, decided: EventLoopPromise<Base.Value?>,
          deadline: NIODeadline, logger: Logger) {
@@ -140,6 +142,7 @@ final class SharedPortDemultiplexer<Base: ServerChildChannel>: ChannelInboundHan
             }
         }
         if buffered == nil { buffered = bytes } else { buffered!.writeBuffer(&bytes) }
+        guard !settingUpHTTP else { return }
         let verdict = SharedPortClassifier.classify(buffered!)
         switch verdict == .http && encrypted == false ? .neither : verdict {
         case .needMore:
@@ -159,6 +162,7 @@ final class SharedPortDemultiplexer<Base: ServerChildChannel>: ChannelInboundHan
         case .http:
             // Now the web server's caps apply (the WebSocket caps at the upgrade).
             place.release()
+            settingUpHTTP = true
             let context = context
             base.setup(channel: context.channel, logger: logger).assumeIsolated().whenComplete { [self] result in
                 switch result {
