@@ -1,3 +1,4 @@
+import CoreMetrics
 import HummingbirdCore
 import Logging
 import NIOCore
@@ -33,6 +34,7 @@ struct SharedPortChannel<Base: ServerChildChannel>: ServerChildChannel {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         // Over a cap the connection is closed before TLS (as on the TURN TLS port).
         guard let place = turn.admitSharedConnection(channel) else {
+            SharedPortMetrics.refused.increment()
             // NIO's async server bootstrap does not close a connection whose setup failed.
             channel.close(promise: nil)
             return channel.eventLoop.makeFailedFuture(ChannelError.inputClosed)
@@ -105,6 +107,7 @@ final class SharedPortDemultiplexer<Base: ServerChildChannel>: ChannelInboundHan
         let channel = context.channel
         let logger = logger
         timer = context.eventLoop.scheduleTask(deadline: deadline) {
+            SharedPortMetrics.closed.increment()
             logger.debug("shared port: nothing decisive before the deadline; closed",
                          metadata: ["client": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
             channel.close(promise: nil)
@@ -148,6 +151,7 @@ final class SharedPortDemultiplexer<Base: ServerChildChannel>: ChannelInboundHan
         case .needMore:
             return
         case .neither:
+            SharedPortMetrics.closed.increment()
             logger.debug("shared port: first bytes are neither STUN nor HTTP; closed",
                          metadata: ["client": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"])
             close(context: context)
@@ -158,8 +162,10 @@ final class SharedPortDemultiplexer<Base: ServerChildChannel>: ChannelInboundHan
                 close(context: context)
                 return
             }
+            (encrypted == true ? SharedPortMetrics.turnTLS : SharedPortMetrics.turnTCP).increment()
             hand(context: context, value: nil)
         case .http:
+            SharedPortMetrics.https.increment()
             // Now the web server's caps apply (the WebSocket caps at the upgrade).
             place.release()
             settingUpHTTP = true
@@ -215,4 +221,19 @@ final class SharedPortDemultiplexer<Base: ServerChildChannel>: ChannelInboundHan
 enum TLSRecord {
     /// The content type of a handshake record: a TLS client's first byte.
     static let handshake: UInt8 = 0x16
+}
+
+/// `meshnode_shared_port_connections_total{kind}`: what the shared port's connections turned out
+/// to be — `turn_tls`, `turn_tcp`, `https`, `refused` (a TURN cap, at accept) or `closed`
+/// (garbage, or nothing decisive before the deadline).
+enum SharedPortMetrics {
+    static let turnTLS = counter("turn_tls")
+    static let turnTCP = counter("turn_tcp")
+    static let https = counter("https")
+    static let refused = counter("refused")
+    static let closed = counter("closed")
+
+    private static func counter(_ kind: String) -> Counter {
+        Counter(label: "meshnode_shared_port_connections_total", dimensions: [("kind", kind)])
+    }
 }

@@ -100,6 +100,9 @@ struct SinglePortTests {
                                                    "-e", "127.0.0.1", "-r", "\(peerPort)", "-n", "100", "-m", "2", "-l", "180", "-z", "5",
                                                    "127.0.0.1"])
         #expect(plain.sent >= 200 && plain.received == plain.sent && plain.lost == 0, "plain TCP: \(plain.received) of \(plain.sent)")
+        #expect((try await metric(node, "meshnode_shared_port_connections_total{kind=\"turn_tls\"}") ?? 0) >= 1)
+        #expect((try await metric(node, "meshnode_shared_port_connections_total{kind=\"turn_tcp\"}") ?? 0) >= 1)
+        #expect((try await metric(node, "meshnode_shared_port_connections_total{kind=\"https\"}") ?? 0) >= 3)
     }
 
     @Test("SIGTERM with TURN allocations held over the shared port: the node exits 0 within the stop's bound")
@@ -147,6 +150,8 @@ struct SinglePortTests {
             #expect(closed >= .milliseconds(800) && closed < .seconds(5), "tls \(tls), \(bytes.count) bytes: closed after \(closed)")
         }
         #expect(node.process.isRunning)
+        // Each of the seven closed connections is counted for the operator.
+        #expect((try await metric(node, "meshnode_shared_port_connections_total{kind=\"closed\"}") ?? 0) >= 7)
     }
 
     @Test("the TURN caps hold an undecided connection; one that shows it is HTTP gives its place back")
@@ -161,6 +166,7 @@ struct SinglePortTests {
             try await metric(node, "meshnode_turn_connections_active") == 3
         }
         #expect(try await probe.closedAfter(tls: false, sending: []) < .seconds(1))
+        #expect(try await metric(node, "meshnode_shared_port_connections_total{kind=\"refused\"}") == 1)
         for channel in silent { try await channel.close() }
         try await waitUntil("the places of the closed connections are free", interval: .milliseconds(50)) {
             (try await metric(node, "meshnode_turn_connections_active") ?? 99) == 0
