@@ -247,7 +247,10 @@ final class NodeReadiness: Sendable {
     private func update(_ change: (inout State) -> Void) {
         let ready: NodeAddresses? = state.withLock { s in
             change(&s)
-            guard !s.fired, let listeners = s.listeners, s.http.count + s.redirects >= httpListeners, let http = s.http.first else { return nil }
+            guard !s.fired, let listeners = s.listeners, s.http.count + s.redirects >= httpListeners, !s.http.isEmpty else { return nil }
+            // The listeners start in any order: an IPv4 one names the page when there is one
+            // (`localhost` is 127.0.0.1 first for most people), whichever started first.
+            let http = s.http.first { if case .v4? = $0 { true } else { false } } ?? s.http[0]
             s.fired = true
             var base = Self.url(http, scheme: webCertificate == nil ? "http" : "https")
             // With a public host the page is opened at its name (the certificate's).
