@@ -141,7 +141,10 @@ public struct Node: Sendable {
                 services: index == 0 ? [turnService, signaling.service] : [],
                 onServerRunning: { channel in
                     // single-port: each web listener is a TURN over TLS listener too.
-                    if singlePort, let address = channel.localAddress { turn.addSharedListener(address) }
+                    if singlePort, let address = channel.localAddress {
+                        turn.addSharedListener(address)
+                        readiness.turnListenersChanged(turn.listeners)
+                    }
                     readiness.httpStarted(channel.localAddress)
                 },
                 logger: logger
@@ -236,6 +239,8 @@ final class NodeReadiness: Sendable {
     }
 
     func turnStarted(_ listeners: [TURNServer.Listener]) { update { $0.listeners = listeners } }
+    /// A web listener that TURN shares (single-port) came up after TURN's own: list it too.
+    func turnListenersChanged(_ listeners: [TURNServer.Listener]) { update { if $0.listeners != nil { $0.listeners = listeners } } }
     func httpStarted(_ address: SocketAddress?) { update { $0.http.append(address) } }
     func redirectStarted() { update { $0.redirects += 1 } }
     /// Whether every listener is up and the node is not stopping (`/healthz`).
