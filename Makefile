@@ -14,7 +14,7 @@ FUZZ_RUNS ?= 200000
 AIORTC_VERSION := 1.16.0
 # Test-only: headless Chromium and its WebDriver for the web page's tests (Tests/Browser, docs/web.md),
 # driven from Python with selenium (newer selenium needs a certifi newer than the registry has).
-TEST_DEBIAN_PACKAGES := chromium chromium-driver libnss3-tools
+TEST_DEBIAN_PACKAGES := chromium chromium-driver libnss3-tools curl openssl
 SELENIUM_VERSION := 4.40.0
 # axe-core 4.9 for the page's accessibility check (Tests/Browser, `page a11y`), bundled in this package.
 AXE_PACKAGE_VERSION := 2.2.0

@@ -595,7 +595,8 @@ function stopTimer() {
  */
 function noticeStill(call, summary) {
   const frames = summary.video.framesDecoded;
-  const expectsVideo = call.kind === 'video' || (call.kind === 'desktop' && call.role === 'callee');
+  // A picture was coming (frames > 0) and one is expected: not from a desktop call's sharer.
+  const expectsVideo = call.kind !== 'desktop' || call.role === 'callee';
   const still = call.state === 'connected' && expectsVideo && frames > 0 && frames === call.lastFrames;
   call.stillFor = still ? (call.stillFor || 0) + 1 : 0;
   call.lastFrames = frames;
@@ -742,13 +743,15 @@ function wire() {
   $('hangup').onclick = () => app.call?.hangup();
   const control = (step) => () => {
     const c = app.call?.controls;
-    if (c) step(c).catch((error) => showCallStatus('controls.failed', { error: error.message }));
+    if (c) step(c).catch((error) => showCallStatus(error.key || 'controls.failed', { error: error.message, peer: app.call?.peer }));
   };
   $('mute').onclick = control((c) => c.setMuted(!c.muted));
   $('camera').onclick = control((c) => c.setCameraOff(!c.cameraOff));
   $('share').onclick = control((c) => (c.sharing ? c.stopSharing() : c.startSharing()));
   $('microphone-select').onchange = control((c) => c.useDevice('audio', $('microphone-select').value));
   $('camera-select').onchange = control((c) => c.useDevice('video', $('camera-select').value));
+  // A headset plugged in or out during a call shows up in the menus at once.
+  navigator.mediaDevices?.addEventListener?.('devicechange', () => app.call?.state === 'connected' && fillDevices());
   $('speaker-select').onchange = () => useSpeaker($('speaker-select').value).catch((error) => showCallStatus('controls.failed', { error: error.message }));
   $('incoming').addEventListener('close', () => {
     const call = app.call;

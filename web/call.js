@@ -408,16 +408,73 @@ export class Call extends EventTarget {
   async description(payload) {
     if (payload.sdpType !== 'offer' && payload.sdpType !== 'answer') throw new Error(`sdpType ${payload.sdpType}`);
     const pc = this.createConnection();
+    const first = !pc.currentLocalDescription;
     await pc.setRemoteDescription({ type: payload.sdpType, sdp: payload.sdp });
+    if (payload.sdpType === 'answer' && this.answerWaiter) {
+      this.answerWaiter.resolve();
+      this.answerWaiter = null;
+    }
     if (payload.sdpType === 'offer') {
-      // addTrack reuses the transceivers the offer made, so the answer says sendrecv.
-      const senders = pc.getSenders().map((s) => s.track);
-      for (const track of this.localStream?.getTracks() || []) if (!senders.includes(track)) pc.addTrack(track, this.localStream);
+      if (first) {
+        // addTrack reuses the transceivers the offer made, so the answer says sendrecv.
+        const senders = pc.getSenders().map((s) => s.track);
+        for (const track of this.localStream?.getTracks() || []) if (!senders.includes(track)) pc.addTrack(track, this.localStream);
+      } else {
+        // A later offer: an ICE restart, or the other side adding a screen share to an audio
+        // call (addVideo). What this side sends stays as it is (mute, camera off and its own
+        // share are track states, not SDP); it is willing to receive whatever is offered.
+        for (const t of pc.getTransceivers()) {
+          if (t.stopped) continue;
+          if (t.direction === 'sendonly') t.direction = 'sendrecv';
+          else if (t.direction === 'inactive') t.direction = 'recvonly';
+        }
+      }
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);
       await this.sendSigned('sdp', { sdpType: 'answer', sdp: answer.sdp });
     }
     for (const candidate of this.queuedCandidates.splice(0)) await pc.addIceCandidate(candidate);
+  }
+
+  /**
+   * Starts sending `track` (a screen share) in a call that sends no video yet — an audio call —
+   * with a new offer (JSEP, RFC 8829 §5.2.2 subsequent offers): the video transceiver the call
+   * has (receiving only) starts sending too, or a new one is added. Resolves once the answer is
+   * applied. A peer that answers only the first offer of a call (the CLI) never answers: after
+   * `timeoutMs` the offer is rolled back, the call goes on as before, and this rejects with a
+   * CallSetupError `not-answered`.
+   */
+  async addVideo(track, timeoutMs = 5000) {
+    const pc = this.pc;
+    if (!pc || pc.signalingState !== 'stable') throw new CallSetupError('busy', 'a negotiation is already under way');
+    let transceiver = pc.getTransceivers().find((t) => !t.stopped && t.receiver.track?.kind === 'video');
+    if (transceiver) {
+      transceiver.direction = transceiver.direction === 'recvonly' || transceiver.direction === 'sendrecv' ? 'sendrecv' : 'sendonly';
+      await transceiver.sender.replaceTrack(track);
+    } else {
+      transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [this.localStream] });
+    }
+    const answered = new Promise((resolve, reject) => (this.answerWaiter = { resolve, reject }));
+    const timer = setTimeout(() => this.answerWaiter?.reject(new CallSetupError('not-answered', `${this.peer} did not answer the offer that adds the screen`)), timeoutMs);
+    try {
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      await this.sendSigned('sdp', { sdpType: 'offer', sdp: offer.sdp });
+      await answered;
+      // An answer may also refuse the new video (port 0, RFC 3264 §6): then nothing is sent.
+      if (transceiver.stopped || !['sendonly', 'sendrecv'].includes(transceiver.currentDirection)) {
+        await transceiver.sender.replaceTrack(null).catch(() => {});
+        throw new CallSetupError('not-answered', `${this.peer} refused the video that carries the screen`);
+      }
+      return transceiver;
+    } catch (error) {
+      this.answerWaiter = null;
+      if (pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
+      await transceiver.sender.replaceTrack(null).catch(() => {});
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async candidate(candidate) {

@@ -50,12 +50,13 @@ export class CallControls extends EventTarget {
   }
 
   /**
-   * Whether this side can switch to a screen share in this call: it needs a video sender, so a
-   * video call (either party). An audio call has no video m-line, and adding one would need a
-   * renegotiation that a CLI peer does not answer; a desktop call's sharer already shares.
+   * Whether this side can switch to a screen share in this call: a video call (either party,
+   * by replacing the camera), or an audio call (either party, by a new offer that adds video:
+   * Call.addVideo; a peer that answers only one offer per call — the CLI — refuses it by
+   * silence, and the page says so). A desktop call's sharer already shares.
    */
   get canShare() {
-    return this.call.kind === 'video' && typeof navigator.mediaDevices?.getDisplayMedia === 'function';
+    return (this.call.kind === 'video' || this.call.kind === 'audio') && typeof navigator.mediaDevices?.getDisplayMedia === 'function';
   }
 
   /** Runs `step` after the previous control step: two quick clicks do not interleave. */
@@ -93,6 +94,17 @@ export class CallControls extends EventTarget {
         return;
       }
       track.onended = () => this.stopSharing();
+      if (this.call.kind === 'audio' && !this.transceiver('video')) {
+        // No video channel yet: negotiate one (the only case that needs a new offer).
+        try {
+          await this.call.addVideo(track);
+        } catch (error) {
+          track.onended = null;
+          track.stop();
+          error.key = error.code === 'not-answered' ? 'controls.shareNotAnswered' : 'controls.failed';
+          throw error;
+        }
+      }
       this.screenTrack = track;
       this.sharing = true;
       await this.apply();
@@ -147,8 +159,8 @@ export class CallControls extends EventTarget {
     if (microphone) microphone.enabled = !this.muted;
     const camera = this.deviceTrack('video');
     if (camera && this.call.kind === 'video') camera.enabled = !this.cameraOff;
-    if (this.call.kind === 'video') {
-      const video = this.sharing ? this.screenTrack : this.cameraOff ? null : camera;
+    if (this.call.kind !== 'desktop') {
+      const video = this.sharing ? this.screenTrack : this.cameraOff || this.call.kind !== 'video' ? null : camera;
       const transceiver = this.transceiver('video');
       if (transceiver && transceiver.sender.track !== video) await transceiver.sender.replaceTrack(video);
       const audio = this.transceiver('audio');

@@ -84,6 +84,7 @@ export default {
   'controls.speaker': 'Speaker',
   'controls.deviceN': 'Device {n}',
   'controls.failed': 'That did not work: {error}',
+  'controls.shareNotAnswered': '{peer} cannot receive a screen share in an audio call. Start a Share screen call instead.',
   'controls.youShare': 'You are sharing your screen',
   'controls.yourCameraOff': 'Your camera is off',
   'controls.youMuted': 'You are muted',

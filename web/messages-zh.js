@@ -83,6 +83,7 @@ export default {
   'controls.speaker': '扬声器',
   'controls.deviceN': '设备 {n}',
   'controls.failed': '操作未成功：{error}',
+  'controls.shareNotAnswered': '{peer} 在语音通话中无法接收屏幕共享。请改为发起“共享屏幕”通话。',
   'controls.youShare': '你正在共享屏幕',
   'controls.yourCameraOff': '你的摄像头已关闭',
   'controls.youMuted': '你已静音',

@@ -133,7 +133,7 @@ export function describe(summary, t) {
   const q = summary.quality || quality(summary);
   const rate = (kbps) => (kbps === null ? '–' : t('stats.rate', { kbps }));
   const protocol = (p?.protocol || '').toUpperCase();
-  const lines = [t(`quality.${q.level}`) + (q.reasons.length ? ' — ' + q.reasons.map((r) => t(`quality.why.${r}`)).join(', ') : '')];
+  const lines = [t('quality.badge', { level: t(`quality.${q.level}`) }) + (q.reasons.length ? ' — ' + q.reasons.map((r) => t(`quality.why.${r}`)).join(', ') : '')];
   lines.push(p ? t(p.relayed ? 'stats.relayed' : 'stats.direct', { protocol }) : t('stats.noPath'));
   if (summary.rttMs !== null) lines.push(t('stats.rtt', { ms: summary.rttMs }));
   lines.push(t('stats.videoIn', { rate: rate(summary.video.kbps), frames: summary.video.framesDecoded }));

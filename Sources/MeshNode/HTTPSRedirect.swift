@@ -12,6 +12,16 @@ struct HTTPSRedirect: Sendable {
     let identity: NodePublicIdentity
     /// The HTTPS port (`http-port` with `https`).
     let httpsPort: Int
+    /// The node's own `host:port` forms, computed once (a wildcard bind lists the interfaces).
+    private let authorities: Set<String>
+
+    init(identity: NodePublicIdentity, httpsPort: Int) {
+        self.identity = identity
+        self.httpsPort = httpsPort
+        var own = identity
+        own.httpPort = httpsPort
+        authorities = own.authorities
+    }
 
     var router: Router<BasicRequestContext> {
         let router = Router()
@@ -43,7 +53,7 @@ struct HTTPSRedirect: Sendable {
         guard let header, !header.isEmpty else { return nil }
         let host = Self.host(ofAuthority: header)
         let candidate = LoginBody.authority(host: host, port: httpsPort)
-        return identity.authorities.contains(candidate) ? host.lowercased() : nil
+        return authorities.contains(candidate) ? host.lowercased() : nil
     }
 
     /// `host` of `host:port`, `[v6]:port` or `host`, without brackets.

@@ -76,7 +76,8 @@ public struct Node: Sendable {
         let hosts = httpHosts
         let redirectPort = webCertificate == nil ? nil : configuration.httpRedirectPort
         let readiness = NodeReadiness(onReady: onReady, webCertificate: webCertificate,
-                                      httpListeners: hosts.count * (redirectPort == nil ? 1 : 2), publicHost: configuration.publicHost)
+                                      httpListeners: hosts.count * (redirectPort == nil ? 1 : 2), publicHost: configuration.publicHost,
+                                      preferredHost: hosts.first)
         let turnService = TURNService(server: turn) { listeners in readiness.turnStarted(listeners) }
 
         let router = Router(context: NodeRequestContext.self)
@@ -140,7 +141,10 @@ public struct Node: Sendable {
                 services: index == 0 ? [turnService, signaling.service] : [],
                 onServerRunning: { channel in
                     // single-port: each web listener is a TURN over TLS listener too.
-                    if singlePort, let address = channel.localAddress { turn.addSharedListener(address) }
+                    if singlePort, let address = channel.localAddress {
+                        turn.addSharedListener(address)
+                        readiness.turnListenersChanged(turn.listeners)
+                    }
                     readiness.httpStarted(channel.localAddress)
                 },
                 logger: logger
@@ -220,11 +224,14 @@ final class NodeReadiness: Sendable {
     private let webCertificate: WebCertificate?
     private let httpListeners: Int
     private let publicHost: String?
+    private let preferredHost: String?
 
     /// `httpListeners`: how many web and redirect listeners must be up; `publicHost`: the name
-    /// the web URL is given with when the node serves HTTPS.
+    /// the web URL is given with when the node serves HTTPS; `preferredHost`: the listener
+    /// whose address the web URL names (the first bind address).
     init(onReady: @escaping @Sendable (NodeAddresses) -> Void, webCertificate: WebCertificate? = nil, httpListeners: Int = 1,
-         publicHost: String? = nil) {
+         publicHost: String? = nil, preferredHost: String? = nil) {
+        self.preferredHost = preferredHost
         self.onReady = onReady
         self.webCertificate = webCertificate
         self.httpListeners = httpListeners
@@ -232,6 +239,8 @@ final class NodeReadiness: Sendable {
     }
 
     func turnStarted(_ listeners: [TURNServer.Listener]) { update { $0.listeners = listeners } }
+    /// A web listener that TURN shares (single-port) came up after TURN's own: list it too.
+    func turnListenersChanged(_ listeners: [TURNServer.Listener]) { update { if $0.listeners != nil { $0.listeners = listeners } } }
     func httpStarted(_ address: SocketAddress?) { update { $0.http.append(address) } }
     func redirectStarted() { update { $0.redirects += 1 } }
     /// Whether every listener is up and the node is not stopping (`/healthz`).
@@ -242,7 +251,11 @@ final class NodeReadiness: Sendable {
     private func update(_ change: (inout State) -> Void) {
         let ready: NodeAddresses? = state.withLock { s in
             change(&s)
-            guard !s.fired, let listeners = s.listeners, s.http.count + s.redirects >= httpListeners, let http = s.http.first else { return nil }
+            guard !s.fired, let listeners = s.listeners, s.http.count + s.redirects >= httpListeners, !s.http.isEmpty else { return nil }
+            // The listeners start in any order: the first bind address's names the page, else an
+            // IPv4 one (`localhost` is 127.0.0.1 first for most people), whichever started first.
+            let http = s.http.first(where: { $0?.ipAddress != nil && $0?.ipAddress == preferredHost })
+                ?? s.http.first { if case .v4? = $0 { true } else { false } } ?? s.http[0]
             s.fired = true
             var base = Self.url(http, scheme: webCertificate == nil ? "http" : "https")
             // With a public host the page is opened at its name (the certificate's).

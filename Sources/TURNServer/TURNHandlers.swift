@@ -185,10 +185,12 @@ final class TURNStreamHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // On a port shared with the web server (``TURNServer/adoptStream(_:opened:)``) the web
+        // On a port shared with the web server (``TURNServer/adoptStream(_:transport:opened:)``) the web
         // server's graceful stop asks each connection to finish; a TURN connection has no
         // request to finish and would hold the stop up until its allocation expires.
-        if event is ChannelShouldQuiesceEvent {
+        // That server also allows half-closed connections: a TURN client that closed its side
+        // has ended the connection (RFC 8656 §3.1: its allocation lives as long as it).
+        if event is ChannelShouldQuiesceEvent || event as? ChannelEvent == .inputClosed {
             context.close(promise: nil)
             return
         }

@@ -54,16 +54,16 @@ extension TURNServer {
         }
     }
 
-    /// Serves `channel` as a TURN client connection over TLS from now on: appends the stream
-    /// handler to its pipeline (the TLS handler is already in it). Call on the channel's event
+    /// Serves `channel` as a TURN client connection from now on: appends the stream handler to
+    /// its pipeline (for `.tls` the TLS handler is already in it). Call on the channel's event
     /// loop, then pass `channelActive` and the bytes read so far down the pipeline. `opened`
     /// is when the connection was accepted: the idle timeout counts from there.
-    public func adoptStream(_ channel: Channel, opened: NIODeadline) throws {
+    public func adoptStream(_ channel: Channel, transport: ClientTransport = .tls, opened: NIODeadline) throws {
         channel.eventLoop.preconditionInEventLoop()
         guard let loop = loop(on: channel.eventLoop) else {
             throw TURNServerError(.configuration, "the TURN server is not running")
         }
-        try channel.pipeline.syncOperations.addHandler(TURNStreamHandler(loop: loop, transport: .tls, opened: opened))
+        try channel.pipeline.syncOperations.addHandler(TURNStreamHandler(loop: loop, transport: transport, opened: opened))
     }
 
     /// Announces a port another server shares with TURN over TLS: it is listed in

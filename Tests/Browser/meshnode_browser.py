@@ -417,8 +417,12 @@ def scenario_desktop(alice, bob, args):
     own = alice.js("""
       const v = document.getElementById('remote-video');
       const t = v.srcObject && v.srcObject.getVideoTracks()[0];
-      return !!t && t.readyState === 'live' && !!t.getSettings().displaySurface && v.videoWidth > 0;
-    """)
+      // A captured screen: Chromium reports its displaySurface; Firefox 153 reports none, but
+      // labels the screen after the monitor and every received track 'remote video'.
+      const firefox = arguments[0];
+      const captured = !!t && (firefox ? t.label !== '' && t.label !== 'remote video' : !!t.getSettings().displaySurface);
+      return !!t && t.readyState === 'live' && captured && v.videoWidth > 0;
+    """, alice.browser == "firefox")
     if not own:
         raise Failure("alice (sharing) does not see her own screen in the big area")
     alice.screenshot(args.artifacts, "browser-desktop-sharer.png")
@@ -926,6 +930,7 @@ def check_controls(args, suffix):
         bob.click("#share")
         wait_size(alice, lambda size: aspect(size) == aspect(camera_size), "bob's camera back at alice")
         expect(not preview_is_screen(alice) and not preview_is_screen(bob), "a preview still shows a screen after stopping")
+        out["videoCall"] = "ok"
 
         # Another camera and microphone mid-call (Chromium's fake devices).
         devices = alice.hook("devices")
@@ -964,6 +969,25 @@ def check_controls(args, suffix):
         alice.click("#hangup")
         bob.wait_state("the call to end", lambda s: s["call"] is None)
         expect(not alice.shown("#mute") and not alice.shown("#share") and not alice.shown("#call-timer"), "controls stay after the call")
+
+        # An audio call has no video channel: sharing adds one with a new offer, either way.
+        alice.wait_state("bob's call buttons on again", lambda s: s["contacts"][bob.label]["status"] == "online" and s["call"] is None)
+        place_and_accept(alice, bob, "audio")
+        wait_growth(bob, energy, "audio in the audio call", 0)
+        expect(not alice.shown("#camera"), "an audio call offers Camera off")
+        expect(bob.stats()["video"]["framesDecoded"] == 0, "video before anyone shares in an audio call")
+        alice.click("#share")
+        wait_size(bob, lambda size: aspect(size) not in (0, aspect(camera_size)), "alice's screen at bob in the audio call")
+        wait_for("alice's own preview shows her screen (audio call)", lambda: preview_is_screen(alice))
+        bob.click("#share")
+        wait_size(alice, lambda size: aspect(size) not in (0, aspect(camera_size)), "bob's screen at alice in the audio call")
+        alice.screenshot(args.artifacts, "controls-audio-call-both-share.png")
+        alice.click("#share")
+        wait_still(bob, frames, "no frames at bob after alice stops sharing (audio call)")
+        wait_growth(bob, energy, "audio still flowing after the shares", 0)
+        out["audioCall"] = "ok"
+        bob.click("#hangup")
+        alice.wait_state("the audio call to end", lambda s: s["call"] is None)
     except Exception:
         dump_pages([alice, bob], args)
         raise
@@ -1158,6 +1182,14 @@ def check_keyboard(args, suffix):
         bob.wait_call(["connected"])
         now = focused(bob)
         expect(now and now["id"] == "hangup", f"bob: after accepting focus is on {now}, not Hang up")
+        # The call's own controls by keyboard: Space on Mute, Enter on the details.
+        tab_to(alice, lambda f: f["id"] == "mute", "Mute")
+        press(alice, Keys.SPACE)
+        alice.wait_state("muted by Space", lambda s: alice.hook("controls")["muted"])
+        tab_to(alice, lambda f: f["tag"] == "summary" and f["text"] == english["call.stats"], "Connection details")
+        press(alice, Keys.ENTER)
+        wait_for("the details opened by Enter", lambda: alice.element("#stats-box").get_attribute("open") is not None)
+        stops["inCall"] = ["mute", "details"]
         press(bob, Keys.ENTER)
         alice.wait_state("the call ended by bob's Enter on Hang up", lambda s: s["call"] is None)
         bob.wait_state("the call ended", lambda s: s["call"] is None)
@@ -1213,6 +1245,14 @@ def run_answer(args):
         page.wait_call(["connected"])
         want_video = call["kind"] != "audio"
         first, last = page.wait_media(video=want_video, audio=call["kind"] != "desktop")
+        shared = None
+        if args.share_after is not None:
+            # The callee clicks *Share screen* mid-call (a track replacement, no new offer).
+            time.sleep(args.share_after)
+            page.click("#share")
+            page.wait_state("sending the screen", lambda s: "video:screen" in (page.hook("controls") or {}).get("sending", []))
+            shared = {"controls": page.hook("controls")}
+            emit("shared", **shared)
         deadline = time.monotonic() + args.seconds
         while time.monotonic() < deadline and page.state()["call"]:
             time.sleep(0.5)
@@ -1220,7 +1260,7 @@ def run_answer(args):
         shot = page.screenshot(args.artifacts, f"browser-answer-{args.name}.png")
         page.hook("hangup")
         return {"kind": call["kind"], "peer": call["peer"], "times": page.state()["lastCall"]["times"] if page.state()["lastCall"] else None,
-                "first": summary(first), "stats": summary(final), "screenshot": shot}
+                "first": summary(first), "stats": summary(final), "screenshot": shot, "shared": shared}
     finally:
         page.close()
 
@@ -1244,9 +1284,13 @@ def run_call(args):
             # screen* (a track replacement; the peer sees no new offer).
             time.sleep(args.share_after)
             page.click("#share")
-            page.wait_state("sending the screen", lambda s: "video:screen" in (page.hook("controls") or {}).get("sending", []))
+            # Sending the screen; or, in an audio call with a peer that does not answer the new
+            # offer (the CLI), told so after the offer's 5 s.
+            refused = page.messages("en")["controls.shareNotAnswered"].replace("{peer}", args.to)
+            outcome = wait_for("sharing or refused", lambda: ("sharing" if "video:screen" in (page.hook("controls") or {}).get("sending", [])
+                                                             else "refused" if page.text("#call-status") == refused else None))
             sent = page.js("return window.meshnodeTest.stats()")
-            shared = {"afterMs": round((time.monotonic() - started) * 1000), "controls": page.hook("controls"),
+            shared = {"afterMs": round((time.monotonic() - started) * 1000), "controls": page.hook("controls"), "outcome": outcome,
                       "framesEncodedAtSwitch": sent["sent"]["video"]["framesEncoded"]}
             emit("shared", **shared)
             started = time.monotonic()
@@ -1339,6 +1383,7 @@ def main():
     answer.add_argument("--name", required=True)
     answer.add_argument("--seconds", type=float, default=5, help="how long to keep the call after media flows")
     answer.add_argument("--wait", type=float, default=60, help="how long to wait for the call")
+    answer.add_argument("--share-after", type=float, default=None, help="seconds after media flows to switch to a screen share")
     call = modes.add_parser("call", help="log in, call ADDR, report stats")
     call.add_argument("--name", required=True)
     call.add_argument("--to", required=True)

@@ -61,11 +61,50 @@ struct BrowserCallTests {
         try await bob.waitForOutput(#""event":"call-ended""#)
         let report = try CallPeers.callEndedReport(of: bob)
         try CallPeers.expectMediaBothWays(report)
-        // Bob's recording: camera pictures (Chromium's fake camera, 4:3), then screen pictures
-        // (its fake screen, 16:9) that keep coming to the end of the call. Shapes, not sizes:
-        // a loaded encoder scales pictures down but keeps their shape.
-        let path = try #require(try FileManager.default.contentsOfDirectory(atPath: peers.recordings).first { $0.hasSuffix("video.ivf") })
-        let reader = try IVFFileReader(path: peers.recordings + "/" + path)
+        print("switch to share: page: \(shared)")
+        try Self.expectCameraThenScreen(recordings: peers.recordings)
+    }
+
+    @Test("in an audio call with a CLI peer, Share screen needs a new offer, which the CLI does not answer: the page rolls it back and says so, the call goes on with audio both ways")
+    func browserShareInAudioCallWithCLI() async throws {
+        let node = try await MeshNodeServer([], bind: ["127.0.0.1"])
+        defer { node.stop() }
+        let peers = try CallPeers("audio-share-cli")
+        let bob = try await peers.join("bob", node: node.signalingURL)
+        defer { bob.stop() }
+        let result = try await browser.runDriver(["call", "--name", "carol", "--to", "bob", "--kind", "audio", "--seconds", "3", "--share-after", "1"],
+                                                 url: "http://127.0.0.1:\(node.httpPort)/")
+        let shared = try #require(result["shared"] as? [String: Any], "\(result)")
+        #expect(shared["outcome"] as? String == "refused", "\(shared)")
+        #expect((shared["controls"] as? [String: Any])?["sharing"] as? Bool == false, "\(shared)")
+        let stats = try #require(result["stats"] as? [String: Any])
+        #expect((stats["audioPackets"] as? Int ?? 0) > 0, "\(stats)")
+        try await bob.waitForOutput(#""event":"call-ended""#)
+        try CallPeers.expectMediaBothWays(try CallPeers.callEndedReport(of: bob))
+    }
+
+    @Test("a CLI peer calls Chromium, which switches to a screen share mid-call as the callee: the CLI keeps decoding, now the screen")
+    func calleeBrowserSwitchesToShare() async throws {
+        let node = try await MeshNodeServer([], bind: ["127.0.0.1"])
+        defer { node.stop() }
+        let peers = try CallPeers("callee-switch-to-share")
+        var callReport: [String: Any] = [:]
+        let result = try await browser.runDriver(["answer", "--name", "carol", "--seconds", "15", "--wait", "120", "--share-after", "2"],
+                                                 url: "http://127.0.0.1:\(node.httpPort)/") { driver in
+            try await driver.waitForOutput("logged-in")
+            callReport = try await peers.call("alice", to: "carol", node: node.signalingURL, duration: 7, extra: ["--record", peers.recordings])
+        }
+        try CallPeers.expectMediaBothWays(callReport)
+        #expect(result["shared"] is [String: Any], "the page did not switch: \(result)")
+        try Self.expectCameraThenScreen(recordings: peers.recordings)
+    }
+
+    /// The CLI's recording of the browser's video: camera pictures (Chromium's fake camera, 4:3),
+    /// then screen pictures (its fake screen, 16:9) that keep coming to the end of the call.
+    /// Shapes, not sizes: a loaded encoder scales pictures down but keeps their shape.
+    static func expectCameraThenScreen(recordings: String) throws {
+        let path = try #require(try FileManager.default.contentsOfDirectory(atPath: recordings).first { $0.hasSuffix("video.ivf") })
+        let reader = try IVFFileReader(path: recordings + "/" + path)
         let decoder = try VP8Decoder()
         var shapes: [Bool] = []  // true: wider than 3:2 (the screen)
         while let frame = try reader.nextFrame() {
@@ -73,7 +112,7 @@ struct BrowserCallTests {
         }
         let camera = shapes.prefix { !$0 }.count
         let screen = shapes.dropFirst(camera).filter { $0 }.count
-        print("switch to share: \(camera) camera pictures, then \(screen) screen pictures of \(shapes.count); page: \(shared)")
+        print("switch to share: \(camera) camera pictures, then \(screen) screen pictures of \(shapes.count)")
         #expect(camera > 0, "no camera pictures before the switch")
         #expect(screen >= 10 && shapes.last == true, "the CLI decoded \(screen) screen pictures after the switch (\(shapes.count) in all)")
     }

@@ -132,9 +132,13 @@ struct FirefoxCallTests {
         while let frame = try reader.nextFrame() { if let picture = try decoder.decode(frame.data) { last = picture } }
         let picture = try #require(last)
         #expect(picture.width == 1024 && picture.height == 768, "\(picture.width)x\(picture.height)")
-        // BT.601 limited range: pure green has luma about 145.
+        // Green in BT.601 limited range: luma well above black (16) and below white (235), both
+        // chroma planes far below their neutral 128 (pure green: Cb 54, Cr 34). ffplay draws
+        // 0x00ff00 as about (0, 216, 0), luma 125, so no exact value is asked for.
         let luma = Int(picture.y[384 * picture.width + 512])
-        #expect(abs(luma - 145) < 12, "luma \(luma)")
+        let chroma = 192 * picture.chromaWidth + 256
+        let (cb, cr) = (Int(picture.u[chroma]), Int(picture.v[chroma]))
+        #expect((100...160).contains(luma) && cb < 90 && cr < 80, "not green: Y \(luma) Cb \(cb) Cr \(cr)")
         print("firefox shares → CLI: page setup \(result["setupMs"] ?? "-") ms, CLI setupMs \(report["setupMs"] ?? "-")")
     }
 

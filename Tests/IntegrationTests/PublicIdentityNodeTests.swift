@@ -57,6 +57,19 @@ import TestSupport
         #expect(relayed4.ipAddress == "127.0.0.2", "RFC 8656 §7.1: without REQUESTED-ADDRESS-FAMILY the relay is IPv4")
     }
 
+    @Test("with https and no certificate files, the self-signed certificate names the public host and the bind addresses")
+    func selfSignedCertificateNames() async throws {
+        let data = TemporaryDirectory("named-cert")
+        let server = try await MeshNodeServer(Self.user + ["--https", "--public-host", "meet.example.test", "--data-dir", data.path],
+                                              bind: ["127.0.0.1"])
+        defer { server.stop() }
+        let names = try await Subprocess.run("/usr/bin/openssl", ["x509", "-in", data.path + "/web-tls-cert.pem", "-noout", "-ext", "subjectAltName"]).output
+        #expect(names.contains("DNS:meet.example.test") && names.contains("IP Address:127.0.0.1") && names.contains("DNS:localhost"), "\(names)")
+        // A client that checks the name against the certificate (pinned here, as no CA signed it).
+        let served = try await TestCertificateAuthority.presentedFingerprint(port: server.httpPort)
+        #expect(served == (try await TestCertificateAuthority.fingerprint(ofPEM: data.path + "/web-tls-cert.pem")))
+    }
+
     @Test("http-redirect-port: 301 to the same path over https on the node's host; a foreign Host header is not followed")
     func redirectListener() async throws {
         let redirectPort = MeshNodeServer.nextHTTPPort()

@@ -10,7 +10,7 @@ import TestSupport
 /// `single-port` (issue 13, item 3): HTTPS, WSS and TURN over TLS on the one web port, told apart
 /// by the first bytes inside TLS (a STUN message, RFC 8489 §6, or an HTTP request line). A real
 /// TURN client (coturn's `turnutils_uclient -S`) relays through the port while the page, a WSS
-/// login and a certificate reload (SIGHUP) happen on it; garbage and silence are closed within
+/// login and a certificate reload (SIGHUP) happen on it, and then over plain TCP (STUN only); garbage and silence are closed within
 /// the bound; the TURN caps hold a connection until it shows it is HTTP.
 @Suite(.serialized, .timeLimit(.minutes(2)), .enabled(if: Tools.coturnClients, "coturn's tools are installed by .ci/run"))
 struct SinglePortTests {
@@ -94,6 +94,39 @@ struct SinglePortTests {
         #expect(report.sent >= 800, "sent \(report.sent)")
         #expect(report.received == report.sent, "received \(report.received) of \(report.sent)")
         #expect(report.lost == 0)
+
+        // TURN over plain TCP on the same port, as libnice's "TLS" relay type speaks it.
+        let plain = try await CoturnTools.uclient(["-t", "-p", "\(port)", "-u", "alice", "-w", "wonderland",
+                                                   "-e", "127.0.0.1", "-r", "\(peerPort)", "-n", "100", "-m", "2", "-l", "180", "-z", "5",
+                                                   "127.0.0.1"])
+        #expect(plain.sent >= 200 && plain.received == plain.sent && plain.lost == 0, "plain TCP: \(plain.received) of \(plain.sent)")
+        #expect((try await metric(node, "meshnode_shared_port_connections_total{kind=\"turn_tls\"}") ?? 0) >= 1)
+        #expect((try await metric(node, "meshnode_shared_port_connections_total{kind=\"turn_tcp\"}") ?? 0) >= 1)
+        #expect((try await metric(node, "meshnode_shared_port_connections_total{kind=\"https\"}") ?? 0) >= 3)
+    }
+
+    @Test("SIGTERM with TURN allocations held over the shared port: the node exits 0 within the stop's bound")
+    func gracefulStopWithTURNOnTheWebPort() async throws {
+        let node = try await MeshNodeServer(["--https", "--single-port", "--user", "alice:wonderland", "--allow-peer", "127.0.0.0/8"],
+                                            bind: ["127.0.0.1"])
+        defer { node.stop() }
+        let (peer, peerPort) = try await CoturnTools.startPeer(address: "127.0.0.1")
+        defer { peer.stop() }
+        // A long relayed flow over TLS on the web port (30 s of messages); stopped below.
+        let client = try Subprocess("turnutils_uclient", ["-t", "-S", "-p", "\(node.httpPort)", "-u", "alice", "-w", "wonderland",
+                                                          "-e", "127.0.0.1", "-r", "\(peerPort)", "-n", "3000", "-m", "2", "-l", "180",
+                                                          "-z", "10", "127.0.0.1"], terminationGrace: .milliseconds(200))
+        defer { client.stop() }
+        try await waitUntil("allocations over the shared port", interval: .milliseconds(100)) {
+            (try await metric(node, "meshnode_turn_allocations_active") ?? 0) >= 2
+        }
+        // The web server's graceful stop waits for its connections: the TURN ones on its port
+        // close when asked (they have no request to finish) instead of holding it up.
+        let stopping = ContinuousClock.now
+        node.process.terminate(SIGTERM)
+        let status = await node.process.waitForExit(timeout: .seconds(20))
+        #expect(status == 0, "\(node.process.output.suffix(1500))")
+        #expect(ContinuousClock.now - stopping < .seconds(10))
     }
 
     @Test("garbage and silence on the shared port are closed within the bound")
@@ -102,8 +135,10 @@ struct SinglePortTests {
         let node = try await MeshNodeServer(["--https", "--single-port", "--turn-idle-timeout", "1"], bind: ["127.0.0.1"])
         defer { node.stop() }
         let probe = SharedPortProbe(port: node.httpPort)
-        // Neither TLS nor anything: the TLS handshake fails at once.
+        // Neither TLS nor STUN: closed at once.
         #expect(try await probe.closedAfter(tls: false, sending: Array("hello?\r\n".utf8)) < .seconds(1))
+        // HTTP in clear text: the page is HTTPS only, so only TURN is taken without TLS.
+        #expect(try await probe.closedAfter(tls: false, sending: Array("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8)) < .seconds(1))
         // TLS, then bytes that are neither STUN nor an HTTP request line.
         #expect(try await probe.closedAfter(tls: true, sending: [0xFF, 0xFE, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06]) < .seconds(1))
         #expect(try await probe.closedAfter(tls: true, sending: Array("ABCDEFGHIJ / HTTP/1.1\r\n".utf8)) < .seconds(1))
@@ -115,6 +150,8 @@ struct SinglePortTests {
             #expect(closed >= .milliseconds(800) && closed < .seconds(5), "tls \(tls), \(bytes.count) bytes: closed after \(closed)")
         }
         #expect(node.process.isRunning)
+        // Each of the seven closed connections is counted for the operator.
+        #expect((try await metric(node, "meshnode_shared_port_connections_total{kind=\"closed\"}") ?? 0) >= 7)
     }
 
     @Test("the TURN caps hold an undecided connection; one that shows it is HTTP gives its place back")
@@ -129,7 +166,11 @@ struct SinglePortTests {
             try await metric(node, "meshnode_turn_connections_active") == 3
         }
         #expect(try await probe.closedAfter(tls: false, sending: []) < .seconds(1))
+        #expect(try await metric(node, "meshnode_shared_port_connections_total{kind=\"refused\"}") == 1)
         for channel in silent { try await channel.close() }
+        try await waitUntil("the places of the closed connections are free", interval: .milliseconds(50)) {
+            (try await metric(node, "meshnode_turn_connections_active") ?? 99) == 0
+        }
         // HTTP requests on kept-alive connections give their places back: more than three of them
         // stay open side by side, and a fourth undecided connection is still let in.
         var kept: [Channel] = []

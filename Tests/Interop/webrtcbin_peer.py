@@ -480,9 +480,11 @@ class Peer:
 
     async def place(self, to, kind, seconds):
         await self.send("subscribe", "@node", {"names": [to]})
-        await self.next(lambda m: m["type"] == "presence" and m["body"]["name"] == to and m["body"]["status"] == "online",
-                        f"{to} online", timeout=self.args.wait)
-        self.handle_other_presence_key(to)
+        online = await self.next(lambda m: m["type"] == "presence" and m["body"]["name"] == to and m["body"]["status"] == "online",
+                                 f"{to} online", timeout=self.args.wait)
+        # Trust on first use: the key the node vouches for is the one the callee must sign with.
+        if online["body"].get("key"):
+            self.pin(to, online["body"]["key"])
         self.call = {"id": "gst-" + base64.b32encode(os.urandom(10)).decode().lower(), "peer": to, "kind": kind}
         self.times["request"] = time.monotonic()
         await self.send_signed("call", kind=kind, ring=30)
@@ -502,9 +504,6 @@ class Peer:
         if ended == "done":
             await self.send_signed("hangup", reason="hangup")
         return self.result(ended)
-
-    def handle_other_presence_key(self, name):
-        pass
 
     async def answer(self, seconds):
         message = await self.next(lambda m: m["type"] == "call", "a call", timeout=self.args.wait)
@@ -566,13 +565,16 @@ def main():
         result = asyncio.run(asyncio.wait_for(main_async(args), args.wait + 3 * EVENT_TIMEOUT + 60))
     except Failure as failure:
         emit("failed", reason=str(failure))
-        sys.exit(1)
+        os._exit(1)
     except asyncio.TimeoutError:
         emit("failed", reason="the whole run timed out")
-        sys.exit(1)
+        os._exit(1)
     finally:
         glib_loop.quit()
     emit("result", ok=True, **result)
+    # No interpreter teardown: it would free the kept ice-agent wrapper (Media.__init__) and
+    # with it a reference webrtcbin still counts on.
+    os._exit(0)
 
 
 if __name__ == "__main__":

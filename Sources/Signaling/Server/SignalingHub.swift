@@ -233,7 +233,7 @@ public actor SignalingHub {
 
     // MARK: - Helpers
 
-    func nodeMessage(to: String, _ payload: SignalingPayload, id: String = UUID().uuidString) -> SignalingMessage {
+    func nodeMessage(to: String, _ payload: SignalingPayload, id: String = NodeMessageID.next()) -> SignalingMessage {
         SignalingMessage(id: id, from: SignalingProtocol.nodeAddress, to: to, payload: payload)
     }
 
