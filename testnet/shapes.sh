@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# The testnet's harder shapes (issue 18, item 4), built by `testnet/up --shapes "cgn same"`
+# The testnet's harder shapes (issue 18, item 4), built by `testnet/up --shapes "cgn same roam v6"`
 # beside the one-level routers, checked by `testnet/verify` and called by `testnet/matrix`.
 # Source after lib.sh. docs/testnet.md ("Shapes") has the diagram.
 #
@@ -110,7 +110,7 @@ mn_is_shape_peer() {
     mn_shape_peers "$MN_SHAPES_ALL" | awk -v n="$1" '$1 == n { found = 1 } END { exit !found }'
 }
 
-# The shape a peer belongs to (cgn, same).
+# The shape a peer belongs to (cgn, same, roam, v6).
 mn_shape_of_peer() {
     case $1 in cgn*) echo cgn ;; same*) echo same ;; roam*) echo roam ;; v6*) echo v6 ;; *) return 1 ;; esac
 }
@@ -150,9 +150,9 @@ mn_shape_expected() {
         v6only-a:* | *:v6only-a) echo "relay rfc6156-family-bridge"; return ;;
         sameiso-?:sameiso-?) echo "relay isolated-no-hairpin"; return ;;
     esac
-    # Different NATs: a shape peer behaves as eim-apdf (verified), so RFC 4787 as for one level.
-    [ -n "$ra" ] && a=eim-apdf
-    [ -n "$rb" ] && b=eim-apdf
+    # Different NATs: a shape peer behaves as its label (verified), so RFC 4787 as for one level.
+    [ -n "$ra" ] && a=$(mn_shape_peer_label "$a")
+    [ -n "$rb" ] && b=$(mn_shape_peer_label "$b")
     if [ "$a" = udp-blocked ] || [ "$b" = udp-blocked ]; then echo "relay-tcp rfc4787"; return; fi
     case "$a:$b" in
         apdm-apdf:apdm-apdf | apdm-apdf:eim-apdf | eim-apdf:apdm-apdf) echo "relay rfc4787" ;;
