@@ -42,6 +42,26 @@ import TestSupport
         #expect(!west.process.output.contains("node link refused"))
     }
 
+    /// Dial-back (`prove`/`proof`) reaches a node that speaks only TLS on its web port: without
+    /// it, every link an https node accepted would stay unproven (mesh messages only).
+    @Test func dialBackProvesAnHTTPSNodeAndAPlainOne() async throws {
+        let secure = try await MeshNodeServer(["--https"], bind: ["127.0.0.1"])
+        defer { secure.stop() }
+        let plain = try await MeshNodeServer([], bind: ["127.0.0.1"])
+        defer { plain.stop() }
+        let prover = NodeProver.webSocket(timeout: .seconds(5), logger: .init(label: "test"))
+        for node in [secure, plain] {
+            let outcome = await prover.prove("127.0.0.1:\(node.httpPort)")
+            guard case .proven = outcome else { throw TestFailure("127.0.0.1:\(node.httpPort) not proven: \(outcome)") }
+        }
+        // Nothing listening: a failure, within the timeout.
+        let closed = try await MeshNodeServer([], bind: ["127.0.0.1"])
+        let port = closed.httpPort
+        closed.stop()
+        let outcome = await prover.prove("127.0.0.1:\(port)")
+        guard case .failed = outcome else { throw TestFailure("a closed port proved: \(outcome)") }
+    }
+
     @Test func malformedPinsAndUnpinnedAddressesAreRefused() async throws {
         // At the settings: a pin that is not 64 hex digits, or on a ws:// URL.
         for bad in ["wss://127.0.0.1:1/ws#sha256=ABCD", "ws://127.0.0.1:1/ws#sha256=" + String(repeating: "00", count: 32),

@@ -1,16 +1,17 @@
 import Foundation
 import HummingbirdWSClient
 import Logging
+import NIOSSL
 import STUN
 import Synchronization
 
 /// Dial-back for node addresses (docs/protocol.md "Node links", "Proving an address"): this
-/// node connects to `ws://ADDRESS/ws` itself and has the node there sign a fresh nonce
+/// node connects to `ws://ADDRESS/ws` (or `wss://`) itself and has the node there sign a fresh nonce
 /// (`prove`/`proof`). An address is bound to a key only when the node *at* that address holds
 /// the key, never because someone claims it.
 ///
-/// What another party can make this node dial with it: one WebSocket upgrade to `/ws` at a
-/// numeric, unicast `host:port` it names, bounded by `timeout`; the hub limits how many run at
+/// What another party can make this node dial with it: one WebSocket upgrade to `/ws`, plain
+/// and over TLS at once, at a numeric, unicast `host:port` it names, bounded by `timeout`; the hub limits how many run at
 /// once and how often one address is tried. Every failure (nothing listening, not a meshnode,
 /// a wrong key, a bad signature) looks the same to the party that caused the dial, so it does
 /// not learn which ports are open.
@@ -55,13 +56,51 @@ public struct NodeProver: Sendable {
         return nil
     }
 
+    /// Dials `ws://` and `wss://` at once and takes the answer of whichever a node answered on:
+    /// a node with `--https` speaks only TLS on its web port (a plain request to it does not
+    /// fail fast, it waits for a TLS handshake), others only plain WebSocket. The TLS
+    /// certificate is not checked: an address has no name for a CA to vouch for, and the check
+    /// is the signature over our fresh nonce by the key the node there holds, which TLS adds
+    /// nothing to.
     private static func dial(_ address: String, timeout: Duration, logger: Logger) async -> Outcome {
         if let refusal = refusal(toDial: address) { return .failed("not dialled: \(refusal)") }
+        return await withTaskGroup(of: (secure: Bool, outcome: Outcome).self) { group in
+            for secure in [false, true] {
+                group.addTask { (secure, await dial(address, secure: secure, timeout: timeout, logger: logger)) }
+            }
+            var plain: Outcome?
+            for await (secure, outcome) in group {
+                if case .failed(let reason) = outcome, reason.hasPrefix(unreachable) {
+                    if !secure { plain = outcome }
+                    continue
+                }
+                // A node answered (with a proof, or with a refusal or a bad proof): that is the answer.
+                group.cancelAll()
+                return outcome
+            }
+            return plain ?? .failed(unreachable + address)
+        }
+    }
+
+    /// How a failure starts when the address did not answer as a node at all (as opposed to a
+    /// node that answered with a wrong or bad proof).
+    private static let unreachable = "no node answered at "
+
+    private static func dial(_ address: String, secure: Bool, timeout: Duration, logger: Logger) async -> Outcome {
         let nonce = Data(Sodium.randomBytes(32)).base64EncodedString()
         let result = OutcomeBox()
         var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 16, closeTimeout: .seconds(1))
         configuration.additionalHeaders[.secWebSocketProtocol] = SignalingProtocol.subprotocol
-        let client = WebSocketClient(url: "ws://\(address)\(SignalingProtocol.path)", configuration: configuration, logger: logger) { inbound, outbound, _ in
+        var tls: TLSConfiguration?
+        if secure {
+            var client = TLSConfiguration.makeClientConfiguration()
+            client.certificateVerification = .none
+            tls = client
+            // SNI takes no address (RFC 6066 §3); the name is not checked, a reserved one stands in (RFC 6761 §6.4).
+            configuration.sniHostname = "meshnode.invalid"
+        }
+        let url = (secure ? "wss://" : "ws://") + address + SignalingProtocol.path
+        let client = WebSocketClient(url: url, configuration: configuration, tlsConfiguration: tls, logger: logger) { inbound, outbound, _ in
             var frames = 0
             for try await message in inbound.messages(maxSize: 1 << 16) {
                 frames += 1
@@ -97,7 +136,7 @@ public struct NodeProver: Sendable {
         let waiter = OnceWaiter()
         let connection = Task {
             do { try await client.run() } catch {
-                result.setIfEmpty(.failed("cannot reach ws://\(address)/ws: \(error)"))
+                result.setIfEmpty(.failed(unreachable + "\(url): \(error)"))
             }
             waiter.finish()
         }
@@ -108,7 +147,7 @@ public struct NodeProver: Sendable {
         await waiter.wait()
         timer.cancel()
         connection.cancel()
-        return result.current ?? .failed("no proof from \(address) within \(timeout)")
+        return result.current ?? .failed(unreachable + "\(url) within \(timeout)")
     }
 }
 
