@@ -51,6 +51,11 @@ import TestSupport
         let home = TemporaryDirectory("linked")
         let eastAddress = "127.0.0.1:\(east.httpPort)"
         let westAddress = "127.0.0.1:\(west.httpPort)"
+        // The nodes are linked (and the link proven both ways) before the peers start: alice's
+        // `--send` to bob@east is refused while west has never reached east.
+        try await waitUntil("west links to east", interval: .milliseconds(100)) {
+            (try? await west.meshStatus().links.contains(eastAddress)) == true
+        }
         for name in ["alice", "bob"] {
             let keygen = try Subprocess(MeshNodeServer.binary, ["keygen", "--identity", home.path + "/\(name).id"])
             #expect(await keygen.waitForExit() == 0)

@@ -144,7 +144,8 @@ public struct NodeProver: Sendable {
             try? await Task.sleep(for: timeout)
             waiter.finish()
         }
-        await waiter.wait()
+        // Cancelled when the other scheme's dial got the answer: stop waiting at once.
+        await withTaskCancellationHandler { await waiter.wait() } onCancel: { waiter.finish() }
         timer.cancel()
         connection.cancel()
         return result.current ?? .failed(unreachable + "\(url) within \(timeout)")
