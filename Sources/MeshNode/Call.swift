@@ -144,6 +144,12 @@ public actor Call {
         return true
     }
 
+    /// This peer's signaling connection is back after it was lost: a restart sent meanwhile
+    /// may be lost, so the caller restarts again now.
+    func signalingReconnected() async {
+        await transition(.signalingReconnected)
+    }
+
     /// The node ended the ringing call. Once media flows the call no longer rings: a late or
     /// misdirected `timeout` does not end it.
     func timedOut() async {
@@ -196,6 +202,9 @@ public actor Call {
         let before = machine.state
         let actions = machine.handle(event)
         if machine.state != before { stateSink.yield(machine.state) }
+        // The path died: if this side's network changed, its signaling connection died with it,
+        // and the restart's signaling must not go into it (SignalingClient.probe).
+        if machine.state == .reconnecting, before == .connected { await client.probe() }
         for action in actions { await perform(action) }
         return actions
     }

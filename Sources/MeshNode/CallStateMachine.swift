@@ -85,6 +85,9 @@ struct CallStateMachine {
         case mediaSilent
         /// The retry timer of restart number `attempt` fired.
         case restartTimerFired(attempt: Int)
+        /// This side's signaling connection is back after it was lost (its network may have
+        /// changed): signaling sent over the lost one may not have arrived.
+        case signalingReconnected
         /// The setup deadline passed.
         case setupDeadlinePassed(reason: String)
         /// This side hangs up; the peer is told.
@@ -224,6 +227,13 @@ struct CallStateMachine {
         case (.reconnecting(let recovery), .restartTimerFired(let attempt)):
             // Only the latest restart's timer counts, and only while the path is still down.
             guard attempt == restarts else { return [] }
+            return restart(recovery, fresh: true, at: now)
+        case (.reconnecting(var recovery), .signalingReconnected):
+            // The restart offers sent into the lost connection are gone: the caller restarts
+            // again at once, with a fresh agent that gathers on whatever network it has now,
+            // instead of waiting for the retry timer.
+            guard isCaller else { return [] }
+            recovery.lastAttempt = nil
             return restart(recovery, fresh: true, at: now)
         case (.reconnecting(let recovery), .iceConnected):
             // The callee waits for the caller's restart before it counts the path as back.

@@ -103,8 +103,11 @@ public actor Peer {
     private func handle(_ event: SignalingEvent) async {
         sink.yield(.signaling(event))
         switch event {
-        case .connected(let welcome), .reconnected(let welcome):
+        case .connected(let welcome):
             serversChanged(welcome.iceServers)
+        case .reconnected(let welcome):
+            serversChanged(welcome.iceServers)
+            for call in calls.values { await call.signalingReconnected() }
         case .callSetup(let payload):
             await route(payload)
         case .callTimeout(let id):

@@ -163,6 +163,24 @@ import Testing
         #expect(machine.restarts == 3)
     }
 
+    /// A phone moving from Wi-Fi to mobile data: the restart offer went into the signaling
+    /// connection that died with the old network. Once signaling is back, the caller restarts at
+    /// once with a fresh agent (new network), not after the 8 s timer; the callee waits for it.
+    @Test("signaling back while reconnecting: the caller restarts at once with a fresh agent")
+    func restartAgainWhenSignalingIsBack() {
+        var caller = connectedCaller()
+        let lost = start + .seconds(20)
+        #expect(caller.handle(.mediaSilent, at: lost) == [.restartICE(fresh: false, attempt: 1)])
+        #expect(caller.handle(.signalingReconnected, at: lost + .seconds(2)) == [.restartICE(fresh: true, attempt: 2)])
+        #expect(caller.handle(.restartTimerFired(attempt: 1), at: lost + .seconds(8)).isEmpty, "the first restart's timer is stale")
+        #expect(caller.handle(.iceConnected, at: lost + .seconds(3)) == [.pathRestored(after: .seconds(3))])
+        // Connected, a reconnect of signaling is no news.
+        #expect(caller.handle(.signalingReconnected, at: lost + .seconds(30)).isEmpty)
+        var callee = connectedCallee()
+        _ = callee.handle(.mediaSilent, at: lost)
+        #expect(callee.handle(.signalingReconnected, at: lost + .seconds(2)).isEmpty)
+    }
+
     @Test("restarts never pile up: a failure within 4 s of the last restart waits for the timer")
     func restartsDoNotPileUp() {
         var machine = connectedCaller()

@@ -9,6 +9,7 @@ extension SignalingClient {
     func run() async {
         while !closed && !Task.isCancelled {
             let reason = await runConnection()
+            probe = nil
             let wasOnline = loggedIn
             loggedIn = false
             link = nil
@@ -24,6 +25,10 @@ extension SignalingClient {
             }
             if closed { return }
             if wasOnline { eventSink.yield(.disconnected(reason: reason)) }
+            if reconnectAtOnce {
+                reconnectAtOnce = false
+                continue
+            }
             let spread = Double(jitter.components.seconds) + Double(jitter.components.attoseconds) / 1e18
             try? await Task.sleep(for: reconnectDelay + .seconds(Double.random(in: 0...spread)))
         }
@@ -86,11 +91,33 @@ extension SignalingClient {
                 endReason = "nothing heard from the node for two heartbeat intervals"
                 return
             }
+            if let probe {
+                if lastHeard >= probe.sent {
+                    self.probe = nil
+                } else if now >= probe.due {
+                    self.probe = nil
+                    reconnectAtOnce = true
+                    endReason = "no answer to a ping within \(probe.due - probe.sent) after the media path died"
+                    return
+                }
+            }
             if loggedIn && now >= lastPing + heartbeat / 2 {
                 lastPing = now
                 transmit(SignalingMessage(id: UUID().uuidString, from: name, to: SignalingProtocol.nodeAddress, payload: .ping))
             }
         }
+    }
+
+    /// The media path of a call died, perhaps because this side's network changed (Wi-Fi to
+    /// mobile data): then this connection's TCP left with the old address, and the node's
+    /// heartbeat would notice only after 1.5 intervals (tens of seconds), while the call's ICE
+    /// restart offers go into it and are lost. Pings now; unless the node answers (anything
+    /// heard) within `deadline`, the connection is ended and a new one made at once.
+    public func probe(within deadline: Duration = .seconds(2)) {
+        guard loggedIn, link != nil, probe == nil else { return }
+        let now = ContinuousClock.now
+        probe = (now, now + deadline)
+        transmit(SignalingMessage(id: UUID().uuidString, from: name, to: SignalingProtocol.nodeAddress, payload: .ping))
     }
 
     func transmit(_ message: SignalingMessage) {

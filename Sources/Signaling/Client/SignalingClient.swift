@@ -35,6 +35,11 @@ public actor SignalingClient {
     var fatal: SignalingError?
     /// Why the current connection is being ended by the client itself.
     var endReason: String?
+    /// A ping sent by ``probe(within:)`` and when its answer is due.
+    var probe: (sent: ContinuousClock.Instant, due: ContinuousClock.Instant)?
+    /// The next reconnect goes at once: the connection was ended by a failed probe (this
+    /// side's network changed), not by a node that went away.
+    var reconnectAtOnce = false
 
     /// Requests waiting for their `ack`, `members` or `error`, by id.
     var waiting: [String: CheckedContinuation<SignalingMessage, any Error>] = [:]
