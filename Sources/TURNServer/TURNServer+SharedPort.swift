@@ -14,7 +14,7 @@ extension TURNServer {
     public final class StreamPlace: Sendable {
         private let releaser: Mutex<(@Sendable () -> Void)?>
 
-        fileprivate init(_ release: @escaping @Sendable () -> Void) {
+        init(_ release: @escaping @Sendable () -> Void) {
             releaser = Mutex(release)
         }
 
@@ -34,24 +34,7 @@ extension TURNServer {
     /// channel closes, at the latest.
     public func admitSharedConnection(_ channel: Channel) -> StreamPlace? {
         guard let shared = state.withLock({ $0.loops.isEmpty ? nil : $0.shared }) else { return nil }
-        let gate = shared.streamGate
-        switch gate.admit(channel.remoteAddress) {
-        case .failure(let refusal):
-            shared.metrics.refused(refusal.metric)
-            shared.logger.debug("TCP/TLS connection refused on the shared port", metadata: [
-                "client": "\(channel.remoteAddress.map { "\($0)" } ?? "?")", "reason": "\(refusal.reason)",
-            ])
-            return nil
-        case .success(let source):
-            let metrics = shared.metrics
-            metrics.streamConnections.record(gate.current)
-            let place = StreamPlace {
-                gate.release(source)
-                metrics.streamConnections.record(gate.current)
-            }
-            channel.closeFuture.whenComplete { _ in place.release() }
-            return place
-        }
+        return Self.takePlace(for: channel, shared: shared)
     }
 
     /// Serves `channel` as a TURN client connection from now on: appends the stream handler to

@@ -210,24 +210,31 @@ public final class TURNServer: Sendable {
     /// Takes a place for an accepted TCP or TLS connection (``StreamConnectionGate``), given
     /// back when it closes; false when a cap refuses it.
     static func admit(_ channel: Channel, shared: TURNShared) -> Bool {
+        takePlace(for: channel, shared: shared) != nil
+    }
+
+    /// The place in the caps of a connection just accepted (on a TURN port or a shared one),
+    /// given back when the channel closes or with ``StreamPlace/release()``; nil when a cap
+    /// refuses it (counted, and logged at debug level only: a flood of connections must not
+    /// become a flood of log lines).
+    static func takePlace(for channel: Channel, shared: TURNShared) -> StreamPlace? {
         let gate = shared.streamGate
         switch gate.admit(channel.remoteAddress) {
         case .failure(let refusal):
             shared.metrics.refused(refusal.metric)
-            // Debug only: a flood of connections must not become a flood of log lines; the
-            // refusals counter shows it.
             shared.logger.debug("TCP/TLS connection refused", metadata: [
                 "client": "\(channel.remoteAddress.map { "\($0)" } ?? "?")", "reason": "\(refusal.reason)",
             ])
-            return false
+            return nil
         case .success(let source):
             let metrics = shared.metrics
             metrics.streamConnections.record(gate.current)
-            channel.closeFuture.whenComplete { _ in
+            let place = StreamPlace {
                 gate.release(source)
                 metrics.streamConnections.record(gate.current)
             }
-            return true
+            channel.closeFuture.whenComplete { _ in place.release() }
+            return place
         }
     }
 

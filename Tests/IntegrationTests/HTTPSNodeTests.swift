@@ -84,10 +84,7 @@ import TestSupport
         let first = try await ca.issue("first")
         let second = try await ca.issue("second")
         // The node reads the files at these paths; the test overwrites them as certbot would.
-        let certificate = ca.directory + "/live-chain.pem"
-        let key = ca.directory + "/live-key.pem"
-        try FileManager.default.copyItem(atPath: first.certificate, toPath: certificate)
-        try FileManager.default.copyItem(atPath: first.key, toPath: key)
+        let (certificate, key) = try ca.live(first)
         let node = try await MeshNodeServer(["--https", "--tls-cert", certificate, "--tls-key", key], bind: ["127.0.0.1"])
         defer { node.stop() }
         let firstFingerprint = try await TestCertificateAuthority.fingerprint(ofPEM: first.certificate)
@@ -100,10 +97,7 @@ import TestSupport
         defer { alice.close() }
         try await alice.login("alice", .generate())
 
-        for (source, target) in [(second.certificate, certificate), (second.key, key)] {
-            try FileManager.default.removeItem(atPath: target)
-            try FileManager.default.copyItem(atPath: source, toPath: target)
-        }
+        try ca.renew((certificate, key), with: second)
         node.process.terminate(SIGHUP)
         try await waitUntil("the node presents the second certificate", interval: .milliseconds(50)) {
             try await TestCertificateAuthority.presentedFingerprint(port: node.httpPort) == secondFingerprint

@@ -42,10 +42,8 @@ struct SinglePortTests {
         let ca = try await TestCertificateAuthority()
         let first = try await ca.issue("first")
         let second = try await ca.issue("second")
-        let certificate = ca.directory + "/live-chain.pem"
-        let key = ca.directory + "/live-key.pem"
-        try FileManager.default.copyItem(atPath: first.certificate, toPath: certificate)
-        try FileManager.default.copyItem(atPath: first.key, toPath: key)
+        // The node reads the files at these paths; the test overwrites them as certbot would.
+        let (certificate, key) = try ca.live(first)
         let node = try await MeshNodeServer(["--https", "--single-port", "--tls-cert", certificate, "--tls-key", key,
                                              "--user", "alice:wonderland", "--allow-peer", "127.0.0.0/8"], bind: ["127.0.0.1"])
         defer { node.stop() }
@@ -74,10 +72,7 @@ struct SinglePortTests {
             (try await metric(node, "meshnode_turn_allocations_active") ?? 0) >= 1
         }
         // A certbot renewal: new files, SIGHUP.
-        for (source, target) in [(second.certificate, certificate), (second.key, key)] {
-            try FileManager.default.removeItem(atPath: target)
-            try FileManager.default.copyItem(atPath: source, toPath: target)
-        }
+        try ca.renew((certificate, key), with: second)
         node.process.terminate(SIGHUP)
         let secondFingerprint = try await TestCertificateAuthority.fingerprint(ofPEM: second.certificate)
         try await waitUntil("the port presents the new certificate", interval: .milliseconds(50)) {

@@ -19,6 +19,22 @@ struct TestCertificateAuthority {
 
     /// A server certificate for loopback issued by this CA; returns the chain file (leaf, then
     /// the CA: a full chain as certbot writes it) and the key file.
+    /// Installs `issued` at fixed paths, as certbot's `live/` directory holds the current pair:
+    /// the node is started with these paths, and ``renew(_:with:)`` overwrites them.
+    func live(_ issued: (certificate: String, key: String)) throws -> (certificate: String, key: String) {
+        let live = (certificate: directory + "/live-chain.pem", key: directory + "/live-key.pem")
+        try renew(live, with: issued)
+        return live
+    }
+
+    /// A renewal: the files at `live` replaced by `issued` (the node is told with SIGHUP).
+    func renew(_ live: (certificate: String, key: String), with issued: (certificate: String, key: String)) throws {
+        for (source, target) in [(issued.certificate, live.certificate), (issued.key, live.key)] {
+            try? FileManager.default.removeItem(atPath: target)
+            try FileManager.default.copyItem(atPath: source, toPath: target)
+        }
+    }
+
     func issue(_ name: String) async throws -> (certificate: String, key: String) {
         let key = directory + "/\(name)-key.pem"
         let request = directory + "/\(name).csr"
