@@ -12,6 +12,9 @@ import SQLiteNIO
 /// failure, which fails the whole transaction; so a write that throws leaves nothing half done
 /// in the batch it shared, and no savepoint per write is needed.
 ///
+/// The queue holds at most one write per caller in flight: each connection and link awaits its
+/// write before it reads its next frame, so the node's connection budget bounds it.
+///
 /// Reads do not wait for the writer: they run on the same connection and may see a batch that
 /// is still committing. What they hand out (a pending message) is then at worst delivered before
 /// its sender's ack, and the sender's resend with the same id is recognised.
