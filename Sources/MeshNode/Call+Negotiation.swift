@@ -114,13 +114,65 @@ extension Call {
     func receiveOffer(_ text: String) async throws {
         let offer = try SessionDescription(parsing: text)
         let remote = try SDPTransportParameters(offer)
-        for case .answerOffer(let restart) in await transition(.offerReceived(usernameFragment: remote.iceUsernameFragment)) {
-            if restart {
+        for action in await transition(.offerReceived(usernameFragment: remote.iceUsernameFragment)) {
+            switch action {
+            case .answerOffer(restart: true):
+                remoteOfferVersion = UInt64(offer.origin.sessionVersion)
                 try await answerRestart(offer, remote: remote)
-            } else {
+            case .answerOffer(restart: false):
+                remoteOfferVersion = UInt64(offer.origin.sessionVersion)
                 try await answerFirstOffer(offer, remote: remote)
+            case .answerRenegotiation:
+                // A renegotiation that cannot be answered leaves the call as it was: the
+                // offerer rolls its offer back (the page after 5 s), so it does not end the call.
+                do {
+                    try await answerRenegotiation(offer)
+                } catch {
+                    logger.warning("call \(id): a renegotiation offer was not answered: \(error.errorReason)")
+                }
+            default:
+                break
             }
         }
+    }
+
+    /// A later offer with the ICE credentials in force (RFC 8829 §5.2.2): the page adding a
+    /// video section for its screen share to an audio call, say. Answered with the same ICE
+    /// credentials and DTLS role, so ICE and DTLS go on untouched (no restart). A section this
+    /// side can receive (VP8) is accepted receive-only and its pictures decoded and recorded from
+    /// now on; one it cannot is refused with port 0 (RFC 3264 §6). What this side sends stays as
+    /// negotiated. A repeat of an offer already answered (no newer `o=` version) is dropped.
+    func answerRenegotiation(_ offer: SessionDescription) async throws {
+        guard let agent else { return }
+        let version = UInt64(offer.origin.sessionVersion)
+        if let last = remoteOfferVersion, let version, version <= last {
+            logger.debug("call \(id): offer version \(version) repeats one already answered")
+            return
+        }
+        remoteOfferVersion = version ?? remoteOfferVersion
+        let credentials = try await agent.localCredentials()
+        let sendingNow = sending.filter { kind, _ in streams.contains { $0.kind == kind && $0.sends } }
+        var answer = try JSEPAnswer.make(offer: offer, local: .init(
+            iceUsernameFragment: credentials.ufrag, icePassword: credentials.password, fingerprint: certificate.fingerprint,
+            setup: localSetup ?? .active, cname: streamID, streamID: streamID, sending: sendingNow, sessionID: sessionID))
+        answer.origin.sessionVersion = String(sessionVersion)
+        sessionVersion += 1
+        let negotiated = try NegotiatedStream.fromAnswering(offer: offer, answer: answer)
+        try await signal(.sdp, sdpType: "answer", sdp: answer.serialized)
+        var added: [String] = []
+        for stream in negotiated where stream.receives && !streams.contains(where: { $0.kind == stream.kind && $0.receives }) {
+            if let index = streams.firstIndex(where: { $0.kind == stream.kind }) {
+                streams[index].receives = true
+                streams[index].remoteSSRCs = stream.remoteSSRCs
+            } else {
+                streams.append(stream)
+            }
+            media.engine?.startReceiving(stream)
+            added.append(stream.kind)
+        }
+        let refused = answer.media.filter { $0.port == 0 }.count
+        let outcome = (added.isEmpty ? "" : "; now receiving \(added.joined(separator: ", "))") + (refused == 0 ? "" : "; \(refused) section(s) refused")
+        logger.info("call \(id): answered a renegotiation (offer version \(version.map(String.init) ?? "?"))\(outcome)")
     }
 
     /// Callee: creates the agent, answers, gathers, and starts DTLS as the client

@@ -51,6 +51,9 @@ public actor Call {
     var localOffer: SessionDescription?
     /// Callee: its answer to the first offer, the model of its own restart offers.
     var localAnswer: SessionDescription?
+    /// The `o=` session version of the last offer the peer sent that this side answered: an
+    /// offer that is not newer is a repeat (RFC 3264 §8: a changed offer has a higher version).
+    var remoteOfferVersion: UInt64?
     /// This side's DTLS role as `a=setup` says it, once negotiated: kept by every later offer
     /// and answer (RFC 8842 §5.5).
     var localSetup: SDPSetupRole?
@@ -270,7 +273,7 @@ public actor Call {
             try? await client.callSetup(type, to: remote, call: id, reason: reason)
         case .tearDown:
             await tearDown()
-        case .answerOffer, .applyAnswer:
+        case .answerOffer, .applyAnswer, .answerRenegotiation:
             break // performed by the caller of transition(_:), which has the SDP
         }
     }

@@ -128,6 +128,9 @@ struct CallStateMachine {
         /// Answer the offer: the first one creates the agent and starts DTLS, a restart offer
         /// restarts the agent and keeps the DTLS session.
         case answerOffer(restart: Bool)
+        /// Answer an offer with the ICE credentials in force: no ICE restart, the DTLS session
+        /// and media go on; a stream it adds is received from now on.
+        case answerRenegotiation
         /// Caller: take the answer: the first one negotiates the streams and starts DTLS with
         /// the answer's fingerprint, a restart's answer only sets the new ICE credentials.
         case applyAnswer(restart: Bool)
@@ -212,7 +215,11 @@ struct CallStateMachine {
             guard isNegotiated else { return [] }
             switch remote {
             case .applied(let credentials):
-                guard credentials.ufrag != usernameFragment else { return [] }
+                // The same credentials: a renegotiation (RFC 8829 §5.2.2 subsequent offer, such
+                // as the page adding its screen to an audio call) or a repeat of an offer; the
+                // call answers the first and drops the second (by the `o=` version). Not while
+                // this side's own offer is out.
+                guard credentials.ufrag != usernameFragment else { return offerPending ? [] : [.answerRenegotiation] }
             case .awaited:
                 // This side's own restart awaits its answer and the peer's offer crossed it
                 // (glare, RFC 8829 §4.1.8.1's rollback): the callee gives way and answers the
