@@ -222,7 +222,7 @@ struct CallStateMachine {
                 guard credentials.ufrag != usernameFragment else { return offerPending ? [] : [.answerRenegotiation] }
             case .awaited:
                 // This side's own restart awaits its answer and the peer's offer crossed it
-                // (glare, RFC 8829 §4.1.8.1's rollback): the callee gives way and answers the
+                // (glare, RFC 8829 §4.1.8.2's rollback): the callee gives way and answers the
                 // caller's offer; the caller ignores the callee's, whose side answers its own.
                 guard !isCaller, offerPending else { return [] }
             }
