@@ -21,6 +21,10 @@ import Glibc
 public final class NetworkMonitor: Sendable {
     /// One change per burst of events (``NetworkChangeBatch``); finishes after ``stop()``.
     public let changes: AsyncStream<NetworkChange>
+    /// The socket's netlink port id (`nl_pid` after bind): the address another process would
+    /// have to send to in order to fake an event, which the monitor refuses (it takes the
+    /// kernel's only).
+    public let portID: UInt32
     private let descriptor: Int32
     private let stopped = StopFlag()
 
@@ -50,6 +54,12 @@ public final class NetworkMonitor: Sendable {
             close(fd)
             throw error
         }
+        var named = [UInt8](repeating: 0, count: 12)
+        var namedLength = socklen_t(12)
+        let gotName = named.withUnsafeMutableBytes { raw in
+            getsockname(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &namedLength)
+        }
+        portID = gotName == 0 ? named.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self) } : 0
         // A burst of a few hundred events (a VPN coming up with many routes) fits.
         var size: Int32 = 1 << 20
         _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
