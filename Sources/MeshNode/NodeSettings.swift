@@ -39,6 +39,7 @@ public struct NodeSettings: Sendable, Equatable {
     public var turnMaxConnectionsPerIP: Int?
     public var turnIdleTimeout: Double?
     public var turnGSO: Bool?
+    public var turnNIORelay: Bool?
     public var dataDir: String?
     public var heartbeat: Double?
     public var nodeKey: String?
@@ -132,6 +133,8 @@ public struct NodeSettings: Sendable, Equatable {
                     help: "Seconds a TURN TCP or TLS connection may stay open without an allocation (default \(turn.streamIdleTimeout.nanoseconds / 1_000_000_000))."),
             .flag("turn-gso", \.turnGSO,
                   help: "Relay datagrams with UDP segmentation offload (less CPU per packet; not where routes go through IPsec or devices without checksum offload, whose refusals close the socket)."),
+            .flag("turn-nio-relay", \.turnNIORelay,
+                  help: "Relay UDP allocations through SwiftNIO channels instead of the relay engine threads (slower; for comparison)."),
             .text("log-level", \.logLevel,
                   help: "trace, debug, info, notice, warning, error or critical (default \(NodeConfiguration.defaultLogLevel))."),
             .text("data-dir", \.dataDir, .notEmpty, help: "Directory of the signaling store (default $STATE_DIRECTORY under systemd, else $XDG_DATA_HOME/meshnode or ~/.local/share/meshnode)."),
@@ -384,6 +387,7 @@ public struct NodeConfiguration: Sendable {
         turn.maxStreamConnections = settings.turnMaxConnections ?? turn.maxStreamConnections
         turn.maxStreamConnectionsPerSource = settings.turnMaxConnectionsPerIP ?? turn.maxStreamConnectionsPerSource
         turn.segmentationOffload = settings.turnGSO ?? false
+        turn.relayEngine = !(settings.turnNIORelay ?? false)
         if let seconds = settings.turnIdleTimeout { turn.streamIdleTimeout = .milliseconds(Int64((seconds * 1000).rounded())) }
         if let level = settings.logLevel {
             guard let parsed = Logger.Level(rawValue: level) else {
