@@ -50,7 +50,15 @@ extension TURNLoop {
     /// client socket (the listener's address and port, connected to the client) and registers
     /// both. When the client socket cannot be opened the allocation is relayed by NIO.
     func attachEngine(_ allocation: Allocation, relaySocket: Int32) {
-        guard let engine, case .datagram(let listener, let client) = allocation.client else {
+        // The client socket and the relay socket's duplicate are two more file descriptors:
+        // two more slots of the node's connection budget, or the allocation stays on NIO.
+        guard let engine, case .datagram(let listener, let client) = allocation.client, shared.budget.acquire() else {
+            close(relaySocket)
+            relayThroughNIO(allocation)
+            return
+        }
+        guard shared.budget.acquire() else {
+            shared.budget.release()
             close(relaySocket)
             relayThroughNIO(allocation)
             return
@@ -69,6 +77,8 @@ extension TURNLoop {
             }
         }
         guard clientSocket >= 0 else {
+            shared.budget.release()
+            shared.budget.release()
             logger.warning("relay engine: no client socket; relaying through NIO", metadata: [
                 "client": "\(client)", "errno": "\(errno)",
             ])
@@ -123,11 +133,7 @@ extension TURNLoop {
         }
         for (number, binding) in allocation.channels where binding.expiry > now {
             guard let ip = IPAddress(binding.peer), let permitted = allocation.permissions[ip], permitted > now else { continue }
-            var storage = sockaddr_storage()
-            let length = PeerKey.fill(&storage, from: binding.peer)
-            routes.channels.append(RelayRoutes.Channel(
-                number: number, peer: PeerKey(binding.peer), address: storage, addressLength: length,
-                until: min(binding.expiry, permitted).uptimeNanoseconds))
+            routes.addChannel(number: number, peer: binding.peer, until: min(binding.expiry, permitted).uptimeNanoseconds)
         }
         engine.post(.routes(id: id, routes))
     }
@@ -137,5 +143,7 @@ extension TURNLoop {
         guard let engine, let id = allocation.engineID else { return }
         allocation.engineID = nil
         engine.post(.close(id: id))
+        shared.budget.release()
+        shared.budget.release()
     }
 }

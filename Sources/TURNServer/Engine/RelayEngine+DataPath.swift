@@ -47,9 +47,8 @@ extension RelayEngine {
             // after the message (padding) are ignored.
             guard 4 + dataLength <= length else { continue }
             var channel = -1
-            for (index, candidate) in path.routes.channels.enumerated() where candidate.number == number {
-                channel = candidate.until > now ? index : -2
-                break
+            if let index = path.routes.numbers.firstIndex(of: number) {
+                channel = path.routes.untils[index] > now ? index : -2
             }
             guard channel >= 0 else {
                 // Unknown here or lapsed: the loop knows the rules and the counters.
@@ -83,9 +82,8 @@ extension RelayEngine {
                 .assumingMemoryBound(to: sockaddr_storage.self)
             let peer = PeerKey(source)
             var channel = -1
-            for (index, candidate) in path.routes.channels.enumerated() where candidate.peer == peer {
-                if candidate.until > now { channel = index }
-                break
+            if let index = path.routes.peers.firstIndex(of: peer), path.routes.untils[index] > now {
+                channel = index
             }
             guard channel >= 0 else {
                 if path.routes.permitted(peer.ip, now: now) {
@@ -103,7 +101,7 @@ extension RelayEngine {
             tally.bytesToClient += length
             // RFC 8656 §12.4: channel number and length in front of the data, in the headroom.
             let header = payload - 4
-            let number = path.routes.channels[channel].number
+            let number = path.routes.numbers[channel]
             header.storeBytes(of: UInt8(number >> 8), as: UInt8.self)
             header.storeBytes(of: UInt8(number & 0xFF), toByteOffset: 1, as: UInt8.self)
             header.storeBytes(of: UInt8(length >> 8), toByteOffset: 2, as: UInt8.self)
@@ -144,8 +142,8 @@ extension RelayEngine {
             send(group, socket: path.clientSocket, to: nil, length: 0)
             return
         }
-        var address = path.routes.channels[group.destination].address
-        let length = path.routes.channels[group.destination].addressLength
+        var address = path.routes.addresses[group.destination]
+        let length = path.routes.addressLengths[group.destination]
         withUnsafePointer(to: &address) { storage in
             storage.withMemoryRebound(to: sockaddr.self, capacity: 1) { send(group, socket: path.relaySocket, to: $0, length: length) }
         }

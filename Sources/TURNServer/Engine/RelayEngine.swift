@@ -59,7 +59,7 @@ final class RelayEngine: @unchecked Sendable {
     private let epoll: Int32
     private let wake: Int32
     /// Whether batches to one destination leave as one segmented write.
-    var gso: Bool
+    @exclusivity(unchecked) var gso: Bool
 
     // Thread-confined state.
     /// Paths by slot; a slot's generation tells a stale epoll token from a live one.
@@ -67,7 +67,7 @@ final class RelayEngine: @unchecked Sendable {
     private var generations: [UInt32] = []
     private var freeSlots: [Int] = []
     private var slotByID: [Int: Int] = [:]
-    var tally = RelayTally()
+    @exclusivity(unchecked) var tally = RelayTally()
     /// Slow-path datagrams dropped because ``slowPathLimit`` was reached.
     var slowPathDropped = 0
     private var lastFlush: UInt64 = 0

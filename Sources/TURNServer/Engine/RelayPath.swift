@@ -57,17 +57,26 @@ struct PeerKey: Equatable {
 /// permissions, each with the monotonic time (ns, `NIODeadline.uptimeNanoseconds`) until which
 /// it may be used. A channel's time is the earlier of the binding's and its peer's
 /// permission's expiry (RFC 8656 §12: data on a channel needs both).
+///
+/// Channels are kept as parallel arrays: the data path scans the small `numbers` or `peers`
+/// array and touches the rest only for the channel it found.
 struct RelayRoutes: Sendable {
-    struct Channel: Sendable {
-        var number: UInt16
-        var peer: PeerKey
-        var address: sockaddr_storage
-        var addressLength: socklen_t
-        var until: UInt64
-    }
-
-    var channels: [Channel] = []
+    var numbers: [UInt16] = []
+    var peers: [PeerKey] = []
+    var untils: [UInt64] = []
+    /// The peers as `sockaddr`s, ready for `sendmsg`.
+    var addresses: [sockaddr_storage] = []
+    var addressLengths: [socklen_t] = []
     var permissions: [(ip: PeerKey, until: UInt64)] = []
+
+    mutating func addChannel(number: UInt16, peer: SocketAddress, until: UInt64) {
+        var storage = sockaddr_storage()
+        addressLengths.append(PeerKey.fill(&storage, from: peer))
+        addresses.append(storage)
+        numbers.append(number)
+        peers.append(PeerKey(peer))
+        untils.append(until)
+    }
 
     func permitted(_ ip: PeerKey, now: UInt64) -> Bool {
         for permission in permissions where permission.ip == ip { return permission.until > now }
@@ -89,9 +98,10 @@ final class RelayPath: @unchecked Sendable {
     let client: PeerKey
     /// GSO segments stay within the smallest path MTU the kernel accepts (``DatagramOutbox``).
     let segmentLimit: Int
-    var routes = RelayRoutes()
-    var toPeerBudget: TokenBucket?
-    var toClientBudget: TokenBucket?
+    // Touched only by the engine's thread: no runtime exclusivity checks on the data path.
+    @exclusivity(unchecked) var routes = RelayRoutes()
+    @exclusivity(unchecked) var toPeerBudget: TokenBucket?
+    @exclusivity(unchecked) var toClientBudget: TokenBucket?
     /// A datagram from the client that is not ChannelData on a live channel.
     let fromClient: SlowPath
     /// A datagram from a permitted peer without a live channel (a Data indication, RFC 8656 §11.3).
