@@ -87,6 +87,20 @@ final class Allocation {
         return until > now
     }
 
+    /// Permissions an allocation holds at once. The table is keyed by what the client asks
+    /// for and the relay engine is sent all of it after each change: without a bound a client
+    /// could grow both without end. A call needs a few peers (its ICE candidates' addresses).
+    static let maximumPermissions = 128
+
+    /// Whether permissions for `ips` fit under ``maximumPermissions``, after expired ones are
+    /// dropped (RFC 8656 §9.2: a server that cannot install them answers 508).
+    func hasRoom(for ips: [IPAddress], now: NIODeadline) -> Bool {
+        let new = Set(ips.filter { permissions[$0] == nil })
+        guard permissions.count + new.count > Self.maximumPermissions else { return true }
+        permissions = permissions.filter { $0.value > now }
+        return permissions.count + new.count <= Self.maximumPermissions
+    }
+
     func installPermission(_ ip: IPAddress, now: NIODeadline) {
         permissions[ip] = now + Self.permissionLifetime
         forgetRoutes()

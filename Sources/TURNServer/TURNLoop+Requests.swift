@@ -491,6 +491,11 @@ extension TURNLoop {
             admitted.append(ip)
         }
         let now = NIODeadline.now()
+        guard allocation.hasRoom(for: admitted, now: now) else {
+            shared.metrics.refused("permissions")
+            reply.send(reply.error(.insufficientCapacity, "the allocation holds its maximum of \(Allocation.maximumPermissions) permissions"))
+            return
+        }
         for ip in admitted { allocation.installPermission(ip, now: now) }
         publishRoutes(allocation)
         reply.send(reply.success())
@@ -519,8 +524,13 @@ extension TURNLoop {
             reply.send(reply.error(.badRequest, "XOR-PEER-ADDRESS is missing"))
             return
         }
-        guard admitPeer(peer, allocation: allocation, reply: reply) != nil else { return }
+        guard let ip = admitPeer(peer, allocation: allocation, reply: reply) else { return }
         let now = NIODeadline.now()
+        guard allocation.hasRoom(for: [ip], now: now) else {
+            shared.metrics.refused("permissions")
+            reply.send(reply.error(.insufficientCapacity, "the allocation holds its maximum of \(Allocation.maximumPermissions) permissions"))
+            return
+        }
         if let conflict = allocation.bindConflict(channel: number, peer: peer, now: now) {
             reply.send(reply.error(.badRequest, conflict))
             return

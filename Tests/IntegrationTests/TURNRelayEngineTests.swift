@@ -98,4 +98,23 @@ struct TURNRelayEngineTests {
         }
         #expect(dropped > 1_000, "dropped \(dropped)")
     }
+
+    @Test("an allocation holds at most 128 permissions: one more gets 508, and an existing one can still be refreshed (RFC 8656 §9.2)")
+    func permissionCap() async throws {
+        let server = try await MeshNodeServer(Self.user)
+        defer { server.stop() }
+        let client = try TURNTestClient(port: server.udpPort)
+        #expect(try client.allocate().isSuccess)
+        // 128 peers in two requests of 64 XOR-PEER-ADDRESS attributes each.
+        for half in 0..<2 {
+            let answer = try client.request(.createPermission) { message in
+                for i in 0..<64 { message.appendXORAddress(.xorPeerAddress, try! SocketAddress(ipAddress: "127.1.\(half).\(i + 1)", port: 9)) }
+            }
+            #expect(answer.isSuccess, "request \(half): \(answer.code ?? 0)")
+        }
+        #expect(try client.createPermission("127.2.0.1").code == 508)
+        #expect(try client.channelBind("127.2.0.1", port: 9).code == 508)
+        #expect(try client.createPermission("127.1.0.1").isSuccess, "refreshing a held permission takes no room")
+        #expect(try client.channelBind("127.1.1.1", port: 9).isSuccess)
+    }
 }
