@@ -708,6 +708,7 @@ function retranslate() {
   if (app.shownStats) $('stats').replaceChildren(...describe(app.shownStats, t).map((line) => Object.assign(document.createElement('li'), { textContent: line })));
   renderContacts();
   renderMessages();
+  devices.retranslate();
 }
 
 function switchLanguage(lang) {
@@ -827,7 +828,7 @@ window.meshnodeTest = {
   }),
   stats: () => app.call?.lastStats ?? app.lastCallStats ?? null,
   // Devices and backup (devices.js); the tests click the page for the flows and read results here.
-  devices: () => ({ owner: devices.isOwner, list: devices.list, code: devices.code, request: devices.request?.key ?? null,
+  linkedDevices: () => ({ owner: devices.isOwner, list: devices.list, code: devices.code, request: devices.request?.key ?? null,
     requestDialog: $('device-request').open, dialog: $('devices-dialog').open }),
   backup: (passphrase) => devices.backup(passphrase, passphrase),
   restore: (text, passphrase) => devices.restore(text, passphrase),

@@ -229,6 +229,12 @@ export class Devices {
     $('device-list').replaceChildren(...items);
   }
 
+  /** Rewords what this part drew itself, after a language switch. */
+  retranslate() {
+    if ($('devices-dialog').open) this.render();
+    if (this.request) $('request-text').textContent = t('request.text', { name: this.request.name, fingerprint: fingerprint(this.request.key) });
+  }
+
   clearCode() {
     clearInterval(this.codeTimer);
     this.code = null;

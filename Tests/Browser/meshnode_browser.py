@@ -1234,7 +1234,7 @@ def check_devices(args, suffix):
         owner_key = owner.state()["key"]
         bob.login(caller)
         owner.click("#devices-open")
-        wait_for("the devices dialog", lambda: owner.hook("devices")["dialog"])
+        wait_for("the devices dialog", lambda: owner.hook("linkedDevices")["dialog"])
         owner.click("#make-code")
         code = wait_for("a link code", lambda: owner.text("#code-value") or None)
         expect(len(code) == 6 and code.isdigit(), f"the code is {code!r}")
@@ -1246,7 +1246,7 @@ def check_devices(args, suffix):
         phone.type_into("#link-name", name)
         phone.type_into("#link-code", code)
         phone.click("#link-submit")
-        wait_for("the owner's approval dialog", lambda: owner.hook("devices")["requestDialog"])
+        wait_for("the owner's approval dialog", lambda: owner.hook("linkedDevices")["requestDialog"])
         waiting = wait_for("the phone's fingerprint", lambda: phone.text("#link-status") if "…" not in phone.text("#link-status") and phone.text("#link-status") else None)
         shown = owner.text("#request-text")
         audit(owner, "device request", args, results)
@@ -1279,12 +1279,12 @@ def check_devices(args, suffix):
         phone.wait_state("the call over", lambda s: s["call"] is None)
         # The owner removes the phone by its Remove button: its connection is cut, it stays out.
         owner.click("#devices-open")
-        wait_for("two devices listed", lambda: len(owner.hook("devices")["list"]) == 2)
+        wait_for("two devices listed", lambda: len(owner.hook("linkedDevices")["list"]) == 2)
         audit(owner, "devices listed", args, results)
         owner.click("#device-list button.danger")
         revoked = phone.wait_state("the phone cut off", lambda s: s if s["connection"] == "refused" and "revoked" in s["reason"] else None)
         out["revoked"] = revoked["reason"][:80]
-        wait_for("one device left", lambda: len(owner.hook("devices")["list"]) == 1)
+        wait_for("one device left", lambda: len(owner.hook("linkedDevices")["list"]) == 1)
         # Back up the owner's key by the form (the file is offered as a download), and take the
         # same file's text through the hook.
         owner.type_into("#backup-pass", BACKUP_PASSPHRASE)

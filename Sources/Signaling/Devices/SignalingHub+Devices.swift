@@ -218,7 +218,10 @@ extension SignalingHub {
     /// so the caller hears `busy` only from the last. The device that said busy stops ringing.
     func busyFromOneDevice(caller: String, callee: String, call: String, connection: Int) -> Bool {
         let key = RingingCall.Key(caller: caller, callee: callee, call: call)
-        guard var ringing = calls[key], ringing.devices.count > 1 else { return false }
+        guard var ringing = calls[key] else { return false }
+        // Devices that went away since the call rang no longer count as ringing.
+        ringing.devices = ringing.devices.filter { sessions[$0] != nil }
+        guard ringing.devices.contains(connection), ringing.devices.count > 1 else { return false }
         ringing.devices.remove(connection)
         calls[key] = ringing
         return true
