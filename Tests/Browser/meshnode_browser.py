@@ -1344,9 +1344,32 @@ def check_devices(args, suffix):
                     pass
 
 
+
+def check_restore(args, suffix):
+    """A fresh profile restores backups the CLI made (`meshnode keygen --backup`): the Argon2id
+    one is refused with the words that say how to make one the page reads, the PBKDF2 one logs
+    in as its name with the CLI's key."""
+    expect(args.backup and args.argon2 and args.passphrase and args.key, "restore needs --backup, --argon2, --passphrase and --key")
+    english = None
+    page = Page(args.url, f"restore-{suffix}")
+    try:
+        english = page.messages("en")
+        page.click("#restore-box summary")
+        page.element("#restore-file").send_keys(os.path.abspath(args.argon2))
+        page.type_into("#restore-pass", args.passphrase)
+        page.click("#restore-submit")
+        wait_text(page, "#restore-status", english["backup.error.argon2"])
+        page.element("#restore-file").send_keys(os.path.abspath(args.backup))
+        page.type_into("#restore-pass", args.passphrase)
+        page.click("#restore-submit")
+        state = page.wait_state("online with the CLI's key", lambda s: s if s["connection"] == "online" and s["key"] == args.key else None)
+        return {"name": state["name"], "key": state["key"], "argon2": "refused with how-to"}
+    finally:
+        page.close()
+
 PAGE_CHECKS = {"basics": check_basics, "ringing": check_ringing, "language": check_language,
                "controls": check_controls, "a11y": check_a11y, "keyboard": check_keyboard,
-               "devices": check_devices}
+               "devices": check_devices, "restore": check_restore}
 
 
 def run_page(args):
@@ -1525,6 +1548,10 @@ def main():
                       help="seconds after media flows to switch to a screen share (then --seconds more)")
     page = modes.add_parser("page", help="the page as a person uses it, by clicks: basics, ringing, language")
     page.add_argument("names", nargs="+", choices=sorted(PAGE_CHECKS))
+    page.add_argument("--backup", help="restore: a PBKDF2 key backup made by the CLI")
+    page.add_argument("--argon2", help="restore: an Argon2id key backup made by the CLI (the page refuses it)")
+    page.add_argument("--passphrase", help="restore: the backups' passphrase")
+    page.add_argument("--key", help="restore: the public key the backups hold")
     guard = modes.add_parser("guard", help="log in, accept the first call, report what the page refused until it ends")
     guard.add_argument("--name", required=True)
     guard.add_argument("--wait", type=float, default=120, help="how long to wait for the call, and for its end")

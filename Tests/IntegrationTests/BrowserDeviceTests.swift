@@ -40,4 +40,32 @@ struct BrowserDeviceTests {
         #expect(await wrong.waitForExit() != 0)
         #expect(wrong.output.contains("wrong passphrase"), "\(wrong.output)")
     }
+
+    @Test("the CLI backs up its key with Argon2id and PBKDF2-SHA256 and restores the Argon2id file; the page refuses the Argon2id file with how to make one it reads, and logs in with the PBKDF2 one as the CLI's key")
+    func cliBackupsOnThePage() async throws {
+        let node = try await MeshNodeServer([], bind: ["127.0.0.1"])
+        defer { node.stop() }
+        let directory = TemporaryDirectory("cli-backup")
+        let identity = directory.path + "/identity", passphrase = directory.path + "/passphrase"
+        try Data("tea kettle harbour 19\n".utf8).write(to: URL(fileURLWithPath: passphrase))
+        let keygen = try Subprocess(MeshNodeServer.binary, ["keygen", "--identity", identity])
+        #expect(await keygen.waitForExit() == 0)
+        let key = try #require(keygen.output.split(separator: "\n").first { $0.hasPrefix("public key: ") }.map { String($0.dropFirst(12)) })
+        let name = "cli-\(UUID().uuidString.prefix(6).lowercased())"
+        var files: [String: String] = [:]
+        for kdf in ["argon2id", "pbkdf2-sha256"] {
+            let file = directory.path + "/\(kdf).json"
+            let backup = try Subprocess(MeshNodeServer.binary, ["keygen", "--identity", identity, "--backup", file, "--kdf", kdf, "--name", name, "--passphrase-file", passphrase])
+            #expect(await backup.waitForExit(timeout: .seconds(60)) == 0, "\(backup.output)")
+            files[kdf] = file
+        }
+        let restored = directory.path + "/restored"
+        let restore = try Subprocess(MeshNodeServer.binary, ["keygen", "--restore", files["argon2id"]!, "--identity", restored, "--passphrase-file", passphrase])
+        #expect(await restore.waitForExit(timeout: .seconds(60)) == 0)
+        #expect(restore.output.contains("public key: \(key)"), "\(restore.output)")
+        let result = try await browser.runDriver(["page", "restore", "--backup", files["pbkdf2-sha256"]!, "--argon2", files["argon2id"]!,
+                                                  "--passphrase", "tea kettle harbour 19", "--key", key], url: "http://127.0.0.1:\(node.httpPort)/")
+        let outcome = try #require((result["checks"] as? [String: [String: Any]])?["restore"])
+        #expect(outcome["key"] as? String == key && outcome["name"] as? String == name, "\(outcome)")
+    }
 }
