@@ -165,6 +165,12 @@ extension SignalingHub {
         }
     }
 
+    /// A connection closed: its claim and the call routes to it go.
+    func forgetDevice(_ connection: Int) {
+        deviceLinking.closed(connection)
+        if callRoutes.values.contains(connection) { callRoutes = callRoutes.filter { $0.value != connection } }
+    }
+
     /// Sweeps expired link codes; a device still waiting on one is told.
     func expireDeviceCodes(now: ContinuousClock.Instant) {
         for claim in deviceLinking.expire(now: now) {

@@ -197,7 +197,7 @@ public actor SignalingHub {
         if let node = session.node, links[node] == connection {
             linkDown(node)
         }
-        deviceLinking.closed(connection)
+        forgetDevice(connection)
         if let name = session.name, let devices = online[name], devices.contains(connection) {
             let rest = devices.filter { $0 != connection }
             online[name] = rest.isEmpty ? nil : rest
