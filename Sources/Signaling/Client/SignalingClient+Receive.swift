@@ -56,7 +56,7 @@ extension SignalingClient {
             eventSink.yield(.callTimeout(call: body.call))
         case .pong, .ping, .login, .subscribe, .unsubscribe, .join, .leave, .invite, .link, .linked, .mesh, .dialback, .dialbackResult, .prove, .proof,
              .device:
-            break
+            if case .device(.answeredElsewhere(let body)) = message.payload { eventSink.yield(.answeredElsewhere(call: body.call)) }
         }
     }
 
