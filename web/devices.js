@@ -45,8 +45,12 @@ export async function claimDevice(url, name, code, onWaiting = () => {}) {
     const id = newId('d');
     // The owner has the code's lifetime (5 min) to answer; a little more here.
     const timer = setTimeout(() => finish(reject, { code: 'timeout', reason: 'no answer' }), 330000);
+    // The node drops a connection silent for 1.5 heartbeats (15 s by default): ping while the
+    // owner decides (docs/protocol.md "Liveness", "Devices").
+    const pinger = setInterval(() => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify({ type: 'ping', id: newId('p'), from: '', to: '@node', body: {} })), 5000);
     function finish(how, value) {
       clearTimeout(timer);
+      clearInterval(pinger);
       ws.onclose = null;
       ws.close(1000, 'claim done');
       how(value);

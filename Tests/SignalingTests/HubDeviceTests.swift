@@ -201,4 +201,30 @@ import TestSupport
         #expect(try await bob.next { if case .callSetup(.busy, _) = $0.payload { true } else { nil } })
         await node.close()
     }
+
+    @Test("a device waiting for the owner's answer stays past the login timeout while it pings, and is told when the code expires")
+    func claimWaitsPastTheLoginTimeout() async throws {
+        let clock = ManualClock()
+        let node = try await HubFixture(clock: clock)
+        let (alice, _) = try await node.loggedIn("alice")[0]
+        let code = try await Self.code(alice)
+        let newcomer = await node.peer()
+        _ = try await newcomer.next()
+        await newcomer.send(.device(.claim(DeviceClaimBody(name: "alice", code: code, key: Identity.generate().publicKeyBase64))), id: "claim")
+        _ = try await newcomer.ack()
+        // Past the 30 s login timeout and on to the code's expiry, pinging every 10 s (the
+        // heartbeat is 15 s): the connection stays, and the sweep after expiry tells it.
+        var told: ErrorBody?
+        for step in 1...Int(DeviceRules.codeLifetime.components.seconds / 10) + 1 {
+            clock.advance(by: .seconds(10))
+            await node.hub.sweep()
+            await newcomer.send(.ping, id: "mark\(step)")
+            let next = try await newcomer.next()
+            if case .error(let body) = next.payload { told = body; break }
+            #expect(next.id == "mark\(step)", "\(next)")
+            if step == 4 { #expect(!(await newcomer.isClosed), "a waiting claim was dropped as a connection that did not log in") }
+        }
+        #expect(told?.code == .timeout && told?.of == "claim", "\(String(describing: told))")
+        await node.close()
+    }
 }
