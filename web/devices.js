@@ -236,6 +236,7 @@ export class Devices {
   /** Rewords what this part drew itself, after a language switch. */
   retranslate() {
     if ($('devices-dialog').open) this.render();
+    if (this.code && this.tick) this.tick();
     if (this.request) $('request-text').textContent = t('request.text', { name: this.request.name, fingerprint: fingerprint(this.request.key) });
   }
 
@@ -257,6 +258,7 @@ export class Devices {
       if (!left) this.clearCode();
     };
     clearInterval(this.codeTimer);
+    this.tick = tick;
     this.codeTimer = setInterval(tick, 1000);
     tick();
     return body.code;
