@@ -46,7 +46,7 @@ public actor SignalingHub {
     var sessions: [Int: Session] = [:]
     /// Logged-in name → its connections, one per key (several devices, docs/protocol.md "Devices").
     var online: [String: [Int]] = [:]
-    /// Link codes and the claims of new devices (Devices/DeviceRules.swift).
+    /// Link codes and the claims of new devices (Devices/DeviceLinking.swift).
     var deviceLinking: DeviceLinking
     /// Which connection speaks for a name in a call (SignalingHub+Devices.swift), bounded.
     var callRoutes: [CallRoute: Int] = [:]
