@@ -8,6 +8,7 @@ import { describe } from './stats.js';
 import { CallControls, listDevices } from './controls.js';
 import { currentLanguage, formatTime, initialLanguage, setLanguage, t } from './i18n.js';
 import { Ringer, askNotificationPermission, unlockAudio } from './ringer.js';
+import { Devices } from './devices.js';
 
 const $ = (id) => document.getElementById(id);
 const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,31}(@.+)?$/;
@@ -47,6 +48,9 @@ function save(key, value) {
   localStorage.setItem(key, JSON.stringify(value));
 }
 
+// Linking, the device list and key backups (devices.js).
+const devices = new Devices({ app, login: (node, name) => login(node, name), log });
+
 // ---- login and connection ----------------------------------------------------------------
 
 async function login(nodeText, name) {
@@ -71,6 +75,7 @@ async function login(nodeText, name) {
     app.inbox = (app.inbox || Promise.resolve()).then(() => message(e.detail)).catch((error) => log('refused', { reason: String(error) }));
   });
   client.addEventListener('error', (e) => log('error', e.detail));
+  client.addEventListener('welcome', (e) => client === app.client && devices.welcomed(e.detail));
   save('meshnode.session', { node: nodeText, name });
   for (const contact of saved(`meshnode.contacts.${name}`, [])) app.contacts.set(contact, { status: 'offline', key: null });
   client.subscribe([...app.contacts.keys()]);
@@ -117,6 +122,7 @@ function forgetSession() {
   app.lastCallStats = null;
   app.shownStats = null;
   app.ringer.stop();
+  devices.loggedOut();
   if ($('incoming').open) $('incoming').close();
   $('me').textContent = '';
   $('chat-peer').textContent = '';
@@ -134,6 +140,7 @@ function refusedText(reason = '') {
   const code = reason.split(':')[0];
   if (code === 'name-taken') return t('login.nameTaken');
   if (code === 'bad-signature') return t('login.badSignature');
+  if (code === 'revoked') return t('login.revoked');
   return t('login.refused', { reason });
 }
 
@@ -629,6 +636,7 @@ async function placeCall(peer, kind) {
 
 /** Every message after login: call setup goes to the call it belongs to, after the checks. */
 async function message(msg) {
+  if (devices.message(msg)) return;
   if (msg.type === 'timeout' && app.call && msg.body?.call === app.call.id) return app.call.handle('timeout', {});
   if (msg.type === 'error' && app.call && msg.body?.code === 'unavailable' && app.call.state === 'ringing-out') {
     return app.call.end('unavailable');
@@ -700,6 +708,7 @@ function retranslate() {
   if (app.shownStats) $('stats').replaceChildren(...describe(app.shownStats, t).map((line) => Object.assign(document.createElement('li'), { textContent: line })));
   renderContacts();
   renderMessages();
+  devices.retranslate();
 }
 
 function switchLanguage(lang) {
@@ -727,6 +736,7 @@ function wire() {
     login($('node').value, $('name').value.trim()).catch((error) => ($('login-error').textContent = error.message));
   };
   $('logout').onclick = logout;
+  devices.wire();
   $('take-back').onclick = takeBack;
   $('contact-form').onsubmit = (e) => {
     e.preventDefault();
@@ -817,6 +827,11 @@ window.meshnodeTest = {
     messages: app.messages.map(({ id, from, to, text, mine, status }) => ({ id, from, to, text, mine, status: status ?? null })),
   }),
   stats: () => app.call?.lastStats ?? app.lastCallStats ?? null,
+  // Devices and backup (devices.js); the tests click the page for the flows and read results here.
+  linkedDevices: () => ({ owner: devices.isOwner, list: devices.list, code: devices.code, request: devices.request?.key ?? null,
+    requestDialog: $('device-request').open, dialog: $('devices-dialog').open }),
+  backup: (passphrase) => devices.backup(passphrase, passphrase),
+  restore: (text, passphrase) => devices.restore(text, passphrase),
   events: () => app.events,
 };
 

@@ -269,6 +269,10 @@ export class SignalingClient extends EventTarget {
     }
     if (body.code === 'replaced') {
       this.setState('replaced', 'this name logged in somewhere else');
+    } else if (body.code === 'revoked') {
+      // The owner removed this device: logging in again cannot work (docs/protocol.md "Devices").
+      this.setState('refused', `revoked: ${body.reason}`);
+      ws.close(1000, 'revoked');
     } else if (!this.loggedIn && ['bad-signature', 'name-taken', 'bad-field'].includes(body.code)) {
       this.setState('refused', `${body.code}: ${body.reason}`);
       ws.close(1000, 'login refused');

@@ -31,6 +31,9 @@ public enum MessageType: String, Sendable, CaseIterable, Codable {
     case mesh, dialback
     case dialbackResult = "dialback-result"
     case prove, proof
+    case deviceCode = "device-code", deviceClaim = "device-claim", deviceRequest = "device-request"
+    case deviceAdded = "device-added", endorse, devices, revoke
+    case answeredElsewhere = "answered-elsewhere"
 
     /// The call-setup type this is, if it is one.
     public var callSetup: CallSetupType? { CallSetupType(rawValue: rawValue) }
@@ -63,6 +66,8 @@ public enum SignalingPayload: Sendable, Equatable {
     case dialbackResult(DialbackResultBody)
     case prove(ProveBody)
     case proof(ProofBody)
+    /// Device linking (DeviceBodies.swift).
+    case device(DevicePayload)
 
     public var type: MessageType {
         switch self {
@@ -91,6 +96,7 @@ public enum SignalingPayload: Sendable, Equatable {
         case .dialbackResult: .dialbackResult
         case .prove: .prove
         case .proof: .proof
+        case .device(let device): device.type
         }
     }
 }

@@ -14,7 +14,7 @@ import Synchronization
 /// already stays intact. The directory is 0700 and the files 0600: chat is nobody else's to read.
 public final class SignalingStore: Sendable {
     private let db: SQLiteConnection
-    private let writer: StoreWriter
+    let writer: StoreWriter
     /// Name bindings read so far (name → key): a chat to a name asks for its key every time.
     /// A binding changes only in ``bind(name:key:)`` (a new name) and ``prune(olderThan:now:)``
     /// (a name forgotten), which keep this cache right; bounded by `keyCacheLimit`, emptied when full.
@@ -102,6 +102,7 @@ public final class SignalingStore: Sendable {
             """)
         _ = try await db.query("CREATE INDEX IF NOT EXISTS messages_pending ON messages (recipient, delivered, seq)")
         try await migrateLimits()
+        try await migrateDevices()
     }
 
     /// The tables of rooms and of usage (version 2 of the store). `usage` counts undelivered
@@ -190,7 +191,7 @@ public final class SignalingStore: Sendable {
         try? await db.close()
     }
 
-    private func run(_ sql: String, _ binds: [SQLiteData] = []) async throws(SignalingError) -> [SQLiteRow] {
+    func run(_ sql: String, _ binds: [SQLiteData] = []) async throws(SignalingError) -> [SQLiteRow] {
         do {
             return try await db.query(sql, binds)
         } catch {
@@ -486,6 +487,8 @@ public final class SignalingStore: Sendable {
                   AND NOT EXISTS (SELECT 1 FROM rooms WHERE owner = bindings.name)
                   AND NOT EXISTS (SELECT 1 FROM usage WHERE scope = 'r:' || bindings.name)
                 """, [unused])
+            // A forgotten name's endorsed devices go with it (SignalingStore+Devices.swift).
+            _ = try await run("DELETE FROM devices WHERE NOT EXISTS (SELECT 1 FROM bindings WHERE bindings.name = devices.name)")
             // Delivered rows (ids kept to recognise resends) are bounded too: a pair of names that
             // chat and acknowledge at the rate limit would otherwise add rows for `age` seconds.
             let delivered = try await run("SELECT count(*) AS n FROM messages WHERE delivered != 0").first?.column("n")?.integer ?? 0
