@@ -7,10 +7,18 @@ public struct ChatBody: Codable, Sendable, Equatable {
     public var text: String
     /// Unix time in seconds when the node accepted it (set by the node on delivery).
     public var sent: Double?
+    /// Chat to a room, as delivered: its place in the room's history (``HistoryEntry/seq``),
+    /// set by the hosting node.
+    public var seq: Int?
+    /// Over a node link only, from a room's hosting node to a member's node: the room (as the
+    /// hosting node names it, `#name`) that this message was posted to; `to` is the member.
+    public var room: String?
 
-    public init(text: String, sent: Double? = nil) {
+    public init(text: String, sent: Double? = nil, seq: Int? = nil, room: String? = nil) {
         self.text = text
         self.sent = sent
+        self.seq = seq
+        self.room = room
     }
 }
 

@@ -65,6 +65,7 @@ public enum SignalingCodec {
         case .dialbackResult(let body): frame(message, body)
         case .prove(let body): frame(message, body)
         case .proof(let body): frame(message, body)
+        case .history(let body): frame(message, body)
         }
     }
 
@@ -121,6 +122,7 @@ public enum SignalingCodec {
         case .dialbackResult: return .dialbackResult(try body(DialbackResultBody.self))
         case .prove: return .prove(try body(ProveBody.self))
         case .proof: return .proof(try body(ProofBody.self))
+        case .history: return .history(try body(HistoryBody.self))
         }
     }
 

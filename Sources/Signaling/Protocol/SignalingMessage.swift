@@ -31,6 +31,7 @@ public enum MessageType: String, Sendable, CaseIterable, Codable {
     case mesh, dialback
     case dialbackResult = "dialback-result"
     case prove, proof
+    case history
 
     /// The call-setup type this is, if it is one.
     public var callSetup: CallSetupType? { CallSetupType(rawValue: rawValue) }
@@ -63,6 +64,7 @@ public enum SignalingPayload: Sendable, Equatable {
     case dialbackResult(DialbackResultBody)
     case prove(ProveBody)
     case proof(ProofBody)
+    case history(HistoryBody)
 
     public var type: MessageType {
         switch self {
@@ -91,6 +93,7 @@ public enum SignalingPayload: Sendable, Equatable {
         case .dialbackResult: .dialbackResult
         case .prove: .prove
         case .proof: .proof
+        case .history: .history
         }
     }
 }
