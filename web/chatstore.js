@@ -66,7 +66,9 @@ export class ChatStore {
 
   /** Keeps the newest MAX_PER_CONVERSATION of `messages` for `conversation`. */
   save(conversation, messages) {
-    const row = { owner: this.owner, conversation, written: Date.now(), messages: messages.slice(-MAX_PER_CONVERSATION).map(kept) };
+    // Strictly increasing, so that writes within one millisecond still go oldest first.
+    this.clock = Math.max(Date.now(), (this.clock || 0) + 1);
+    const row = { owner: this.owner, conversation, written: this.clock, messages: messages.slice(-MAX_PER_CONVERSATION).map(kept) };
     this.queue = this.queue.then(() => this.write(row)).catch(() => {});
     return this.queue;
   }

@@ -1263,6 +1263,25 @@ open.onerror = () => done({error: String(open.error)});
 """
 
 
+# The bounds of the page's IndexedDB history (web/chatstore.js), run inside a page: 600 messages
+# of one conversation keep the newest 500; 205 conversations keep the 200 written last.
+CHAT_STORE_BOUNDS = """
+const done = arguments[arguments.length - 1];
+(async () => {
+  const { ChatStore, MAX_PER_CONVERSATION, MAX_CONVERSATIONS } = await import('/chatstore.js');
+  const store = await ChatStore.open('bounds-probe@' + Math.random());
+  const many = Array.from({length: 600}, (_, i) => ({id: 'p' + i, from: 'x', to: '#probe', text: 't' + i, sent: i}));
+  await store.save('#probe', many);
+  let rows = await store.load();
+  const kept = rows.get('#probe');
+  for (let i = 0; i < MAX_CONVERSATIONS + 5; i++) await store.save('c' + i, [{id: 'm', from: 'x', to: 'me', text: 'hi', sent: 1}]);
+  rows = await store.load();
+  return {perConversation: kept.length, firstKept: kept[0].text, lastKept: kept[kept.length - 1].text,
+          conversations: rows.size, oldestGone: !rows.has('#probe') && !rows.has('c0'), limits: [MAX_PER_CONVERSATION, MAX_CONVERSATIONS]};
+})().then(done, (e) => done({error: String(e)}));
+"""
+
+
 def check_rooms(args, suffix):
     """Three browsers, two linked nodes: alice and carol at the first (the room's host), bob at the
     second. alice creates #room by the form, carol joins it, bob joins #room@first; each one's
@@ -1368,11 +1387,15 @@ def check_rooms(args, suffix):
         carol.screenshot(args.artifacts, "rooms-carol.png")
         bob.screenshot(args.artifacts, "rooms-bob.png")
 
+        bounds = dave.driver.execute_async_script(CHAT_STORE_BOUNDS)
+        expect(bounds.get("perConversation") == 500 and bounds.get("firstKept") == "t100" and bounds.get("lastKept") == "t599"
+               and bounds.get("conversations") == 200 and bounds.get("oldestGone"), f"IndexedDB bounds: {bounds}")
+
         # bob leaves by the button: gone from his list and from alice's members.
         bob.click(f'#room-list li[data-room="{remote_room}"] button.leave')
         bob.wait_state("the room left", lambda s: remote_room not in s["rooms"])
         alice.wait_state("bob gone from the members", lambda s: bob_at_host not in s["rooms"][room]["members"])
-        return {"members": 4, "unread": unread, "historyMessages": len(everything), "pagesScrolled": pages_read,
+        return {"members": 4, "unread": unread, "historyMessages": len(everything), "pagesScrolled": pages_read, "indexedDB": bounds,
                 "restoredBeforeOnline": from_store_before_online, "screenshot": shot}
     except Exception:
         dump_pages(list(pages.values()), args)
