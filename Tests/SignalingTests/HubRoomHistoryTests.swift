@@ -188,6 +188,11 @@ import TestSupport
         await link.send(.history(HistoryBody(room: "#r1")), from: "p1@\(Self.nodeA)", id: "h")
         let history = try await link.next { if case .history(let body) = $0.payload, body.of == "h" { body } else { nil } }
         #expect(history.messages?.map(\.from) == ["p1@\(Self.nodeA)", "bob@\(Self.here)"])
+
+        // A node that has not linked for a year loses its peers' memberships (they have no name
+        // binding here of their own to expire with).
+        try await host.store.prune(olderThan: 7 * 86_400, now: Date().addingTimeInterval(366 * 86_400))
+        #expect(try await host.store.memberships(ofNode: Self.nodeA) == 0)
     }
 
     // MARK: - Across nodes, the member's side: the test is the host B

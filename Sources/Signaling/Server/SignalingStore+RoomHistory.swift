@@ -101,6 +101,16 @@ extension SignalingStore {
 
     // MARK: - Rooms across nodes
 
+    /// Inside ``prune(olderThan:now:)``'s write: memberships of peers of other nodes (`name@node`)
+    /// whose node has not linked since `unused` (its binding `@node` was not seen): such names
+    /// have no binding of their own to expire with.
+    func pruneRemoteMembers(unused: SQLiteData) async throws(SignalingError) {
+        _ = try await run("""
+            DELETE FROM room_members WHERE instr(member, '@') > 0 AND NOT EXISTS (
+              SELECT 1 FROM bindings WHERE name = '@' || substr(member, instr(member, '@') + 1) AND coalesce(seen, created) >= ?)
+            """, [unused])
+    }
+
     /// Memberships held here by the names of `node` (`name@node`), in all rooms.
     public func memberships(ofNode node: String) async throws(SignalingError) -> Int {
         try await run("SELECT count(*) AS n FROM room_members WHERE substr(member, -?) = ?",

@@ -487,6 +487,7 @@ public final class SignalingStore: Sendable {
             _ = try await run("DELETE FROM messages WHERE (delivered != 0 AND created < ?) OR created < ?",
                               [.float(time - age), .float(time - limits.expiry)])
             _ = try await run("DELETE FROM room_members WHERE member IN (SELECT name FROM bindings WHERE coalesce(seen, created) < ?)", [unused])
+            try await pruneRemoteMembers(unused: unused)
             _ = try await run("DELETE FROM rooms WHERE NOT EXISTS (SELECT 1 FROM room_members WHERE room_members.room = rooms.room)")
             _ = try await run("DELETE FROM room_invites WHERE NOT EXISTS (SELECT 1 FROM rooms WHERE rooms.room = room_invites.room)")
             try await pruneHistory(now: time)
