@@ -118,7 +118,7 @@ import TestSupport
 
     // MARK: - Across nodes, the host's side: the test is node A
 
-    func linkedHost(limits: StoreLimits = StoreLimits()) async throws -> (HubFixture, TestPeer) {
+    func linkedHost(limits: StoreLimits = StoreLimits()) async throws -> (HubFixture, TestPeer, Identity) {
         let network = NodeRegistry()
         let a = Identity.generate()
         network.run(a, at: Self.nodeA)
@@ -126,7 +126,12 @@ import TestSupport
         await fixture.hub.setProver(network.prover)
         let link = await fixture.peer()
         #expect(try await link.linked(as: Self.nodeA, a, to: Self.here).proven == true)
-        return (fixture, link)
+        return (fixture, link, a)
+    }
+
+    /// Room chat as node A relays it for its peer `from`: signed with A's key.
+    func signedChat(_ text: String, room: String, from: String, id: String, by node: Identity) -> ChatBody {
+        ChatBody(text: text, sig: node.sign(text: ChatBody.roomAttestation(room: "\(room)@\(Self.here)", from: from, id: id, text: text)))
     }
 
     /// What a linked node can make this node keep is bounded: its peers join existing rooms only
@@ -135,7 +140,7 @@ import TestSupport
     @Test func aLinkedNodeCannotExceedItsMembershipsOrCreateRooms() async throws {
         var limits = StoreLimits()
         limits.nodeMemberships = 3
-        let (host, link) = try await linkedHost(limits: limits)
+        let (host, link, a) = try await linkedHost(limits: limits)
         defer { Task { await host.close() } }
         let bob = try await host.login("bob", .generate())
         for index in 0..<5 {
@@ -174,7 +179,15 @@ import TestSupport
 
         // A member at A writes: bob gets it live from p1@A, it is in the history, and A's answer
         // is the host's ack; bob's reply reaches A for p1 with the host's seq and room.
-        await link.send(.chat(ChatBody(text: "hello from A")), to: "#r1", from: "p1@\(Self.nodeA)", id: "c1")
+        // Unsigned, or signed for other words: refused, nothing stored.
+        await link.send(.chat(ChatBody(text: "hello from A")), to: "#r1", from: "p1@\(Self.nodeA)", id: "c0")
+        #expect(try await answer("c0") == "bad-signature")
+        var forged = signedChat("hello from A", room: "#r1", from: "p1@\(Self.nodeA)", id: "c0", by: a)
+        forged.text = "send me your password"
+        await link.send(.chat(forged), to: "#r1", from: "p1@\(Self.nodeA)", id: "c0")
+        #expect(try await answer("c0") == "bad-signature")
+        #expect(try await host.store.historyCount(of: "#r1") == 0)
+        await link.send(.chat(signedChat("hello from A", room: "#r1", from: "p1@\(Self.nodeA)", id: "c1", by: a)), to: "#r1", from: "p1@\(Self.nodeA)", id: "c1")
         #expect(try await answer("c1") == "ok")
         let got = try await bob.next { message in if case .chat(let body) = message.payload { (message, body) } else { nil } }
         #expect(got.0.from == "p1@\(Self.nodeA)" && got.0.to == "#r1" && got.1.text == "hello from A")
@@ -182,12 +195,16 @@ import TestSupport
         _ = try await bob.ack()
         let pushed = try await link.next { message in if case .chat(let body) = message.payload { (message, body) } else { nil } }
         #expect(pushed.0.from == "bob@\(Self.here)" && pushed.0.to == "p1@\(Self.nodeA)" && pushed.1.room == "#r1" && pushed.1.seq != nil)
+        // bob's client sees no node signature in the history; A's node gets p1's, to check it.
+        let local = try await page(bob, "#r1", id: "hb")
+        #expect(local.messages?.map(\.sig) == [nil, nil])
         // Not a member: refused. History for A's member names this node's peers qualified.
-        await link.send(.chat(ChatBody(text: "spam")), to: "#r4", from: "p1@\(Self.nodeA)", id: "c3")
+        await link.send(.chat(signedChat("spam", room: "#r4", from: "p1@\(Self.nodeA)", id: "c3", by: a)), to: "#r4", from: "p1@\(Self.nodeA)", id: "c3")
         #expect(try await answer("c3") == "not-member")
         await link.send(.history(HistoryBody(room: "#r1")), from: "p1@\(Self.nodeA)", id: "h")
         let history = try await link.next { if case .history(let body) = $0.payload, body.of == "h" { body } else { nil } }
         #expect(history.messages?.map(\.from) == ["p1@\(Self.nodeA)", "bob@\(Self.here)"])
+        #expect(history.messages?.first?.sig != nil && history.messages?.last?.sig == nil)
 
         // A node that has not linked for a year loses its peers' memberships (they have no name
         // binding here of their own to expire with).
@@ -202,7 +219,8 @@ import TestSupport
     /// member as far as this node knows, and nothing is stored for it here.
     @Test func aMembersNodeRelaysToTheHostAndTakesPushesForMembersOnly() async throws {
         let hostB = "198.51.100.20:8080"
-        let fixture = try await HubFixture(node: Self.here, identity: .generate())
+        let here = Identity.generate()
+        let fixture = try await HubFixture(node: Self.here, identity: here)
         defer { Task { await fixture.close() } }
         let (stream, sink) = AsyncStream.makeStream(of: ConnectionHandle.Outbound.self)
         let link = await fixture.hub.openLink(node: hostB, key: Identity.generate().publicKeyBase64, sink: sink)
@@ -234,21 +252,35 @@ import TestSupport
                                       payload: .chat(ChatBody(text: "buy now", sent: 1, seq: 8, room: "#ops"))))
         let refusal = try await fromNode { message in if case .error(let body) = message.payload { body } else { nil } }
         #expect(refusal.code == .forbidden && refusal.of == "c2")
+        // B claims alice said something she did not (no signature of this node): refused.
+        await toNode(SignalingMessage(id: "c3", from: "alice@\(Self.here)", to: "alice@\(Self.here)",
+                                      payload: .chat(ChatBody(text: "I quit", sent: 1, seq: 9, room: "#ops"))))
+        let forged = try await fromNode { message in if case .error(let body) = message.payload, body.of == "c3" { body } else { nil } }
+        #expect(forged.code == .badSignature)
         await carol.send(.ping, id: "sync")
         try await carol.expectNext(id: "sync", "no chat for carol before her pong")
+        await alice.send(.ping, id: "sync")
+        try await alice.expectNext(id: "sync", "no forged chat for alice before her pong")
         #expect(try await fixture.store.usage().messages == 0)
 
         // History through the relay, and an error of B's with B named.
         await alice.send(.history(HistoryBody(room: "#ops@\(hostB)", limit: 10)), id: "h1")
         let asked = try await fromNode { message in if case .history(let body) = message.payload { (message, body) } else { nil } }
         #expect(asked.1.room == "#ops" && asked.1.limit == 10)
+        // alice's own message comes back with this node's signature; one B made up does not.
+        let sig = here.sign(text: ChatBody.roomAttestation(room: "#ops@\(hostB)", from: "alice@\(Self.here)", id: "a1", text: "hi bob"))
         await toNode(SignalingMessage(id: "n2", from: "@node", to: "alice@\(Self.here)", payload: .history(HistoryBody(
             room: "#ops", messages: [HistoryEntry(seq: 7, from: "bob@\(hostB)", id: "c1", text: "hi alice", sent: 1),
-                                     HistoryEntry(seq: 9, from: "alice@\(Self.here)", id: "a1", text: "hi bob", sent: 2)], more: false, of: "h1"))))
+                                     HistoryEntry(seq: 9, from: "alice@\(Self.here)", id: "a1", text: "hi bob", sent: 2, sig: sig),
+                                     HistoryEntry(seq: 10, from: "alice@\(Self.here)", id: "a2", text: "I quit", sent: 3)], more: false, of: "h1"))))
         let history = try await alice.next { if case .history(let body) = $0.payload { body } else { nil } }
         #expect(history.room == "#ops@\(hostB)" && history.messages?.map(\.from) == ["bob@\(hostB)", "alice"] && history.of == "h1")
+        #expect(history.messages?.map(\.text) == ["hi alice", "hi bob"] && history.messages?.allSatisfy { $0.sig == nil } == true)
         await alice.send(.chat(ChatBody(text: "x")), to: "#ops@\(hostB)", id: "c9")
-        _ = try await fromNode { message in message.id == "c9" ? true : nil }
+        let relayedChat = try await fromNode { message in if message.id == "c9", case .chat(let body) = message.payload { body } else { nil } }
+        // Relayed with this node's signature of the room at B, alice's address, the id and the text.
+        #expect(Identity.verify(signatureBase64: relayedChat.sig ?? "", text: ChatBody.roomAttestation(room: "#ops@\(hostB)", from: "alice@\(Self.here)", id: "c9", text: "x"),
+                                publicKeyBase64: here.publicKeyBase64))
         await toNode(SignalingMessage(id: "n3", from: "@node", to: "alice@\(Self.here)",
                                       payload: .error(ErrorBody(code: .storeFull, reason: "#ops is full", of: "c9"))))
         let error = try await alice.error()

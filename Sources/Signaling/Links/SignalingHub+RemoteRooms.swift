@@ -48,6 +48,12 @@ extension SignalingHub {
         roomRelays[relayKey(name, message.id)] = RoomRelay(name: name, room: "\(room)@\(node)", type: message.type, expires: now + Self.roomRelayTimeout)
         var relayed = message
         relayed.from = qualified(name, toward: node)
+        // This node vouches for what its peer said in a room of another node: the host and the
+        // other members' nodes check it against this node's key.
+        if case .chat(var body) = relayed.payload, let identity = configuration.nodeIdentity {
+            body.sig = identity.sign(text: ChatBody.roomAttestation(room: "\(room)@\(node)", from: relayed.from, id: message.id, text: body.text))
+            relayed.payload = .chat(body)
+        }
         link.send(relayed)
     }
 
@@ -94,7 +100,15 @@ extension SignalingHub {
                 refuse(SignalingError(.tooLarge, "chat text over \(configuration.maxChatBytes) bytes", of: message.id))
                 return true
             }
-            await roomChat(ChatBody(text: body.text), id: message.id, room: message.to, name: member, reply: reply)
+            // Signed by the member's node for this room as this node is known to it.
+            let room = "\(message.to)@\(ownAddress(toward: node) ?? configuration.nodeAddress ?? "")"
+            guard let key = linkKeys[node], let sig = body.sig,
+                  Identity.verify(signatureBase64: sig, text: ChatBody.roomAttestation(room: room, from: member, id: message.id, text: body.text), publicKeyBase64: key) else {
+                logLimited(.notice, "node link: room chat without a valid node signature", kind: "room chat sig", connection: nil, metadata: ["node": "\(node)"])
+                refuse(SignalingError(.badSignature, "room chat over a link carries its node's signature of the room, sender, id and text", of: message.id))
+                return true
+            }
+            await roomChat(ChatBody(text: body.text, sig: sig), id: message.id, room: message.to, name: member, reply: reply)
         // The member's side.
         case .chat(let body) where body.room != nil:
             await pushedChat(body, message: message, host: node, reply: reply)
@@ -165,7 +179,13 @@ extension SignalingHub {
             let list = (body.members ?? []).map { RoomMember(name: fromHost($0.name, host: host), online: $0.online, key: $0.key) }
             peer?.send(nodeMessage(to: target, .members(MembersBody(room: relay.room, members: list, of: id))))
         case .history(let body):
-            let entries = (body.messages ?? []).map { HistoryEntry(seq: $0.seq, from: fromHost($0.from, host: host), id: $0.id, text: $0.text, sent: $0.sent) }
+            let all = body.messages ?? []
+            let vouchedFor = all.filter { vouched($0.sig, room: relay.room, sender: $0.from, id: $0.id, text: $0.text, host: host) }
+            if vouchedFor.count < all.count {
+                logLimited(.notice, "node link: history entries without a valid signature of their sender's node dropped", kind: "history sig",
+                           connection: nil, metadata: ["node": "\(host)", "dropped": "\(all.count - vouchedFor.count)"])
+            }
+            let entries = vouchedFor.map { HistoryEntry(seq: $0.seq, from: fromHost($0.from, host: host), id: $0.id, text: $0.text, sent: $0.sent) }
             peer?.send(nodeMessage(to: target, .history(HistoryBody(room: relay.room, messages: entries, more: body.more ?? false, of: id))))
         default:
             break
@@ -184,8 +204,25 @@ extension SignalingHub {
             logLimited(.notice, "node link: room chat for a name that is not in the room", kind: "room push", connection: nil, metadata: ["node": "\(host)"])
             return reply.send(errorMessage(SignalingError(.forbidden, "\(target) is not a member of \(room) as far as this node knows", of: message.id), to: SignalingProtocol.nodeAddress))
         }
+        guard vouched(body.sig, room: room, sender: message.from, id: message.id, text: body.text, host: host) else {
+            logLimited(.notice, "node link: room chat without a valid signature of its sender's node", kind: "room push sig", connection: nil, metadata: ["node": "\(host)"])
+            return reply.send(errorMessage(SignalingError(.badSignature, "room chat of \(message.from.prefix(80)) needs its node's signature", of: message.id), to: SignalingProtocol.nodeAddress))
+        }
         handle(of: target)?.send(SignalingMessage(id: message.id, from: fromHost(message.from, host: host), to: room,
                                                   payload: .chat(ChatBody(text: body.text, sent: body.sent, seq: body.seq))))
+    }
+
+    /// Whether room chat the host relays as said by `sender` (as the host writes it) may be shown
+    /// as theirs. A peer of the host: the host's word (it authenticated them). A peer of this node
+    /// or of a node whose key this node holds (a link up): only with that node's signature
+    /// (``ChatBody/roomAttestation(room:from:id:text:)``). A peer of a node this node does not
+    /// know: the host's word (docs/protocol.md "Rooms across nodes").
+    private func vouched(_ sig: String?, room: String, sender: String, id: String, text: String, host: String) -> Bool {
+        guard let node = Address.parse(sender)?.node, node != host else { return true }
+        let own = normalise(sender).map { !$0.contains("@") } ?? false
+        guard let key = own ? configuration.nodeIdentity?.publicKeyBase64 : linkKeys[node] else { return true }
+        guard let sig else { return false }
+        return Identity.verify(signatureBase64: sig, text: ChatBody.roomAttestation(room: room, from: sender, id: id, text: text), publicKeyBase64: key)
     }
 
     /// A `room` event the host pushes to a local member (or about the member itself: its own

@@ -12,13 +12,17 @@ public struct HistoryEntry: Codable, Sendable, Equatable {
     public var text: String
     /// Unix time in seconds when the hosting node accepted it.
     public var sent: Double
+    /// Over a node link only: the sender's node's signature (``ChatBody/sig``) when the sender is
+    /// a peer of another node than the host.
+    public var sig: String?
 
-    public init(seq: Int, from: String, id: String, text: String, sent: Double) {
+    public init(seq: Int, from: String, id: String, text: String, sent: Double, sig: String? = nil) {
         self.seq = seq
         self.from = from
         self.id = id
         self.text = text
         self.sent = sent
+        self.sig = sig
     }
 }
 

@@ -7,6 +7,8 @@ import Foundation
 extension SignalingHub {
     /// A message from `name` (a local name, or `name@node` for a peer at a linked node) to
     /// `room`, a room of this node. `reply` is the sender's connection, or the link it came over.
+    /// `body.sig`: for a peer of another node, its node's signature, checked already; kept with
+    /// the message and passed on to the other members' nodes.
     func roomChat(_ body: ChatBody, id: String, room: String, name: String, reply: ConnectionHandle) async {
         do {
             let members = try await store.members(of: room)
@@ -16,7 +18,7 @@ extension SignalingHub {
             let sent = Date().timeIntervalSince1970
             let text = body.text
             let local = members.filter { !$0.contains("@") && $0 != name }
-            let posted = try await store.post(room: room, sender: name, id: id, text: text, sent: sent, recipients: local) { seq in
+            let posted = try await store.post(room: room, sender: name, id: id, text: text, sent: sent, sig: body.sig, recipients: local) { seq in
                 SignalingCodec.encode(SignalingMessage(id: id, from: name, to: room, payload: .chat(ChatBody(text: text, sent: sent, seq: seq))))
             }
             reply.send(ack(id, posted.duplicate ? .duplicate : .ok, to: name))
@@ -29,7 +31,7 @@ extension SignalingHub {
             for member in members where member.contains("@") && member != name {
                 guard let node = Address.parse(member)?.node, let link = link(to: node) else { continue }
                 link.send(SignalingMessage(id: id, from: linkAddress(name, toward: node), to: member,
-                                           payload: .chat(ChatBody(text: text, sent: sent, seq: posted.seq, room: room))))
+                                           payload: .chat(ChatBody(text: text, sent: sent, seq: posted.seq, room: room, sig: body.sig))))
             }
         } catch {
             reply.send(errorMessage(SignalingError(error.code, error.reason, of: id), to: name))
@@ -63,8 +65,9 @@ extension SignalingHub {
             }
             let page = try await store.history(of: room, before: body.before, limit: body.limit ?? HistoryBody.defaultLimit)
             var entries = page.entries
-            if let node {
-                for index in entries.indices { entries[index].from = linkAddress(entries[index].from, toward: node) }
+            for index in entries.indices {
+                // Signatures are for nodes: a local member's client gets none.
+                if let node { entries[index].from = linkAddress(entries[index].from, toward: node) } else { entries[index].sig = nil }
             }
             reply.send(nodeMessage(to: name, .history(HistoryBody(room: room, messages: entries, more: page.more, of: id))))
         } catch {

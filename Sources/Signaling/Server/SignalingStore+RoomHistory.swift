@@ -14,6 +14,9 @@ extension SignalingStore {
                 room TEXT NOT NULL, sender TEXT NOT NULL, id TEXT NOT NULL, text TEXT NOT NULL, sent REAL NOT NULL,
                 UNIQUE (room, sender, id))
             """)
+        // The sender's node's signature, for a peer of another node (ChatBody.sig).
+        let columns = try await run("PRAGMA table_info(room_history)").compactMap { $0.column("name")?.string }
+        if !columns.contains("sig") { _ = try await run("ALTER TABLE room_history ADD COLUMN sig TEXT") }
         _ = try await run("CREATE INDEX IF NOT EXISTS room_history_room ON room_history (room, seq)")
         _ = try await run("CREATE INDEX IF NOT EXISTS room_history_sent ON room_history (sent)")
         // Local names in rooms hosted by other nodes (`#room@host:port`), as the hosting node
@@ -38,15 +41,16 @@ extension SignalingStore {
     /// does: the sender's `ack` means both are on disk. `frame` makes the delivered frame from
     /// the message's sequence number. Throws what the queue throws (`store-full`, nothing kept).
     /// The history keeps the room's newest `limits.roomHistory` messages.
-    public func post(room: String, sender: String, id: String, text: String, sent: Double, recipients: [String],
+    public func post(room: String, sender: String, id: String, text: String, sent: Double, sig: String? = nil, recipients: [String],
                      frame: @escaping @Sendable (Int) -> String) async throws(SignalingError) -> Posted {
         try await writer.write { [self] () async throws(SignalingError) -> Posted in
             if let seq = try await run("SELECT seq FROM room_history WHERE room = ? AND sender = ? AND id = ?",
                                        [.text(room), .text(sender), .text(id)]).first?.column("seq")?.integer {
                 return Posted(seq: seq, duplicate: true, fresh: [], frame: frame(seq))
             }
-            guard let seq = try await run("INSERT INTO room_history (room, sender, id, text, sent) VALUES (?, ?, ?, ?, ?) RETURNING seq",
-                                          [.text(room), .text(sender), .text(id), .text(text), .float(sent)]).first?.column("seq")?.integer else {
+            guard let seq = try await run("INSERT INTO room_history (room, sender, id, text, sent, sig) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+                                          [.text(room), .text(sender), .text(id), .text(text), .float(sent), sig.map { .text($0) } ?? .null])
+                    .first?.column("seq")?.integer else {
                 throw SignalingError(.internalError, "the history of \(room) took no row")
             }
             let text = frame(seq)
@@ -72,7 +76,7 @@ extension SignalingStore {
     public func history(of room: String, before: Int?, limit: Int, maxBytes: Int = HistoryBody.maxPageBytes,
                         now: Date = Date()) async throws(SignalingError) -> (entries: [HistoryEntry], more: Bool) {
         let rows = try await run("""
-            SELECT seq, sender, id, text, sent FROM room_history WHERE room = ? AND seq < ? AND sent >= ? ORDER BY seq DESC LIMIT ?
+            SELECT seq, sender, id, text, sent, sig FROM room_history WHERE room = ? AND seq < ? AND sent >= ? ORDER BY seq DESC LIMIT ?
             """, [.text(room), .integer(before ?? Int.max), .float(now.timeIntervalSince1970 - limits.historyAge), .integer(limit + 1)])
         var entries: [HistoryEntry] = []
         var bytes = 0
@@ -81,7 +85,7 @@ extension SignalingStore {
                   let text = row.column("text")?.string, let sent = row.column("sent")?.double else { continue }
             bytes += text.utf8.count
             if bytes > maxBytes, !entries.isEmpty { return (entries.reversed(), true) }
-            entries.append(HistoryEntry(seq: seq, from: sender, id: id, text: text, sent: sent))
+            entries.append(HistoryEntry(seq: seq, from: sender, id: id, text: text, sent: sent, sig: row.column("sig")?.string))
         }
         return (entries.reversed(), rows.count > limit)
     }
