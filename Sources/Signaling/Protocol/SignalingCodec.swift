@@ -53,6 +53,7 @@ public enum SignalingCodec {
         case .members(let body): frame(message, body)
         case .room(let body): frame(message, body)
         case .invite(let body): frame(message, body)
+        case .history(let body): frame(message, body)
         case .chat(let body): frame(message, body)
         case .ack(let body): frame(message, body)
         case .error(let body): frame(message, body)
@@ -65,7 +66,6 @@ public enum SignalingCodec {
         case .dialbackResult(let body): frame(message, body)
         case .prove(let body): frame(message, body)
         case .proof(let body): frame(message, body)
-        case .history(let body): frame(message, body)
         }
     }
 
@@ -109,6 +109,7 @@ public enum SignalingCodec {
         case .members: return .members(try body(MembersBody.self))
         case .room: return .room(try body(RoomEventBody.self))
         case .invite: return .invite(try body(InviteBody.self))
+        case .history: return .history(try body(HistoryBody.self))
         case .chat: return .chat(try body(ChatBody.self))
         case .ack: return .ack(try body(AckBody.self))
         case .error: return .error(try body(ErrorBody.self))
@@ -122,7 +123,6 @@ public enum SignalingCodec {
         case .dialbackResult: return .dialbackResult(try body(DialbackResultBody.self))
         case .prove: return .prove(try body(ProveBody.self))
         case .proof: return .proof(try body(ProofBody.self))
-        case .history: return .history(try body(HistoryBody.self))
         }
     }
 

@@ -23,7 +23,7 @@ public struct SignalingMessage: Sendable, Equatable {
 public enum MessageType: String, Sendable, CaseIterable, Codable {
     case challenge, login, welcome, ping, pong
     case subscribe, unsubscribe, presence
-    case join, leave, members, room, invite
+    case join, leave, members, room, invite, history
     case chat, ack, error
     case call, accept, reject, cancel, busy, hangup, sdp, candidate
     case timeout
@@ -31,7 +31,6 @@ public enum MessageType: String, Sendable, CaseIterable, Codable {
     case mesh, dialback
     case dialbackResult = "dialback-result"
     case prove, proof
-    case history
 
     /// The call-setup type this is, if it is one.
     public var callSetup: CallSetupType? { CallSetupType(rawValue: rawValue) }
@@ -52,6 +51,7 @@ public enum SignalingPayload: Sendable, Equatable {
     case members(MembersBody)
     case room(RoomEventBody)
     case invite(InviteBody)
+    case history(HistoryBody)
     case chat(ChatBody)
     case ack(AckBody)
     case error(ErrorBody)
@@ -64,7 +64,6 @@ public enum SignalingPayload: Sendable, Equatable {
     case dialbackResult(DialbackResultBody)
     case prove(ProveBody)
     case proof(ProofBody)
-    case history(HistoryBody)
 
     public var type: MessageType {
         switch self {
@@ -81,6 +80,7 @@ public enum SignalingPayload: Sendable, Equatable {
         case .members: .members
         case .room: .room
         case .invite: .invite
+        case .history: .history
         case .chat: .chat
         case .ack: .ack
         case .error: .error
@@ -93,7 +93,6 @@ public enum SignalingPayload: Sendable, Equatable {
         case .dialbackResult: .dialbackResult
         case .prove: .prove
         case .proof: .proof
-        case .history: .history
         }
     }
 }

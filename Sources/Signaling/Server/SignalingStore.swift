@@ -102,7 +102,6 @@ public final class SignalingStore: Sendable {
             """)
         _ = try await db.query("CREATE INDEX IF NOT EXISTS messages_pending ON messages (recipient, delivered, seq)")
         try await migrateLimits()
-        try await migrateHistory()
     }
 
     /// The tables of rooms and of usage (version 2 of the store). `usage` counts undelivered
@@ -174,6 +173,8 @@ public final class SignalingStore: Sendable {
         _ = try await db.query("""
             INSERT INTO usage (scope, count, bytes) SELECT room, count(*), \(bytes) FROM messages WHERE delivered = 0 AND room IS NOT NULL GROUP BY room
             """)
+        // Version 3: rooms' history and rooms at other nodes (SignalingStore+RoomHistory.swift).
+        try await migrateHistory()
     }
 
     /// A store dropped without `close()` (a node that failed half-way, a test that threw) still
