@@ -5,11 +5,11 @@ import { identitySupport, loadIdentity } from './identity.js';
 import { SignalingClient, defaultNodeURL, normalizeNodeURL, newId } from './signaling.js';
 import { Call, CallSetupError, KeyPins, ReplayCache, SETUP_TYPES, openBody, signBody } from './call.js';
 import { describe } from './stats.js';
+import { ChatStore } from './chatstore.js';
+import { Rooms, conversationOf, showError, unreadBadge } from './rooms.js';
 import { CallControls, listDevices } from './controls.js';
 import { currentLanguage, formatTime, initialLanguage, setLanguage, t } from './i18n.js';
 import { Ringer, askNotificationPermission, unlockAudio } from './ringer.js';
-import { ChatStore } from './chatstore.js';
-import { Rooms, conversationOf, showError, unreadBadge } from './rooms.js';
 
 const $ = (id) => document.getElementById(id);
 const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,31}(@.+)?$/;

@@ -1231,6 +1231,23 @@ def check_keyboard(args, suffix):
     return stops
 
 
+PAGE_CHECKS = {"basics": check_basics, "ringing": check_ringing, "language": check_language,
+               "controls": check_controls, "a11y": check_a11y, "keyboard": check_keyboard}
+
+
+def run_page(args):
+    suffix = os.urandom(3).hex()
+    results = {"checks": {}}
+    for index, name in enumerate(args.names):
+        began = time.monotonic()
+        # Fresh names per check: each opens fresh profiles, so fresh keys.
+        outcome = PAGE_CHECKS[name](args, f"{suffix}{index}")
+        outcome["durationMs"] = round((time.monotonic() - began) * 1000)
+        results["checks"][name] = outcome
+        emit("passed", check=name, **outcome)
+    return results
+
+
 # ---- rooms across two linked nodes (issue 14 item 4) ------------------------------------------
 
 def node_address(url):
@@ -1405,22 +1422,7 @@ def check_rooms(args, suffix):
             page.close()
 
 
-PAGE_CHECKS = {"basics": check_basics, "ringing": check_ringing, "language": check_language,
-               "controls": check_controls, "a11y": check_a11y, "keyboard": check_keyboard,
-               "rooms": check_rooms}
-
-
-def run_page(args):
-    suffix = os.urandom(3).hex()
-    results = {"checks": {}}
-    for index, name in enumerate(args.names):
-        began = time.monotonic()
-        # Fresh names per check: each opens fresh profiles, so fresh keys.
-        outcome = PAGE_CHECKS[name](args, f"{suffix}{index}")
-        outcome["durationMs"] = round((time.monotonic() - began) * 1000)
-        results["checks"][name] = outcome
-        emit("passed", check=name, **outcome)
-    return results
+PAGE_CHECKS["rooms"] = check_rooms
 
 
 # ---- one page as a peer (interop with `meshnode call` / `meshnode join`) -------------------------
