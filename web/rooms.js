@@ -64,7 +64,14 @@ export class Rooms {
 
   /** Online (after each login): members and the newest history of every room. */
   refreshAll() {
-    for (const room of this.app.rooms.keys()) this.refresh(room).catch((error) => this.ui.log('room-refresh', { room, error: describe(error) }));
+    for (const room of this.app.rooms.keys()) {
+      this.refresh(room).catch((error) => {
+        this.ui.log('room-refresh', { room, error: describe(error) });
+        // The node no longer counts this name as a member (it left on another device, or was
+        // away for a year): the room goes from the list.
+        if (error?.code === 'not-member') this.forget(room);
+      });
+    }
   }
 
   async refresh(room) {

@@ -247,6 +247,12 @@ import TestSupport
                                       payload: .chat(ChatBody(text: "hi alice", sent: 1, seq: 7, room: "#ops"))))
         let chat = try await alice.next { message in if case .chat(let body) = message.payload { (message, body) } else { nil } }
         #expect(chat.0.from == "bob@\(hostB)" && chat.0.to == "#ops@\(hostB)" && chat.1.seq == 7 && chat.1.room == nil)
+        // B cannot make carol a member by telling her node she joined.
+        await toNode(SignalingMessage(id: "e1", from: "@node", to: "carol@\(Self.here)",
+                                      payload: .room(RoomEventBody(room: "#ops", member: "carol@\(Self.here)", event: .joined))))
+        let notJoined = try await fromNode { message in if case .error(let body) = message.payload, body.of == "e1" { body } else { nil } }
+        #expect(notJoined.code == .forbidden)
+        #expect(try await fixture.store.remoteRooms(of: "carol") == [])
         // carol is in no room of B: B's push for her is refused on the link and never reaches her.
         await toNode(SignalingMessage(id: "c2", from: "bob@\(hostB)", to: "carol@\(Self.here)",
                                       payload: .chat(ChatBody(text: "buy now", sent: 1, seq: 8, room: "#ops"))))

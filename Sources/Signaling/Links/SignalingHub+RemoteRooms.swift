@@ -226,7 +226,8 @@ extension SignalingHub {
     }
 
     /// A `room` event the host pushes to a local member (or about the member itself: its own
-    /// `left` ends its membership here too).
+    /// `left` ends its membership here too). The host's ack of the member's `join` comes before
+    /// the `joined` event on the same link, so a member hears of its own joining.
     private func pushedEvent(_ body: RoomEventBody, message: SignalingMessage, host: String, reply: ConnectionHandle) async {
         guard let target = normalise(message.to), !target.contains("@"), Address.isValidRoom(body.room), Address.parse(body.member) != nil else {
             return reply.send(errorMessage(SignalingError(.badField, "a room event over a link names a local member in to, the host's #room and a member", of: message.id), to: SignalingProtocol.nodeAddress))
@@ -234,14 +235,13 @@ extension SignalingHub {
         let room = "\(body.room)@\(host)"
         let member = fromHost(body.member, host: host)
         let isMember = (try? await store.isRemoteMember(target, of: room)) == true
-        guard isMember || member == target else {
+        // Its own `left` reaches a member whose leave was acknowledged a moment before.
+        guard isMember || (member == target && body.event == .left) else {
             return reply.send(errorMessage(SignalingError(.forbidden, "\(target) is not a member of \(room) as far as this node knows", of: message.id), to: SignalingProtocol.nodeAddress))
         }
-        if member == target {
-            // The host's word on the member's own joining or leaving (an ack lost with a link).
-            if body.event == .left { try? await store.removeRemoteRoom(room, member: target) }
-            if body.event == .joined { try? await store.addRemoteRoom(room, member: target) }
-        }
+        // The host may end a membership (the member left on another device, or expired there),
+        // never start one: only its ack of the member's own `join` does (answered(_:of:host:)).
+        if member == target, body.event == .left { try? await store.removeRemoteRoom(room, member: target) }
         handle(of: target)?.send(nodeMessage(to: target, .room(RoomEventBody(room: room, member: member, event: body.event))))
     }
 }
