@@ -14,6 +14,8 @@ export const PAGE = 50;
 const CATCH_UP_PAGES = 4;
 /** Rooms the page lists at most (the node keeps a name in 100 rooms of its own). */
 export const MAX_ROOMS = 100;
+/** Conversations with an unread count kept at most (rooms, contacts and strangers). */
+const MAX_UNREAD = 300;
 
 /** What the page knows of one room. */
 export function newRoom() {
@@ -216,6 +218,8 @@ export class Rooms {
     const app = this.app;
     if (app.selected === conversation && document.visibilityState === 'visible') return;
     app.unread.set(conversation, (app.unread.get(conversation) || 0) + 1);
+    // Bounded: strangers come and go; the conversation counted longest ago goes first.
+    while (app.unread.size > MAX_UNREAD) app.unread.delete(app.unread.keys().next().value);
     this.saveUnread();
   }
 
