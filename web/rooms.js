@@ -218,7 +218,7 @@ export class Rooms {
     const app = this.app;
     if (app.selected === conversation && document.visibilityState === 'visible') return;
     app.unread.set(conversation, (app.unread.get(conversation) || 0) + 1);
-    // Bounded: strangers come and go; the conversation counted longest ago goes first.
+    // Bounded: strangers come and go; the conversation that got its count first goes first.
     while (app.unread.size > MAX_UNREAD) app.unread.delete(app.unread.keys().next().value);
     this.saveUnread();
   }
