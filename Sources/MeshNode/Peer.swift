@@ -125,6 +125,10 @@ public actor Peer {
         case .callTimeout(let id):
             ringing[id] = nil
             await calls[id]?.timedOut()
+        case .answeredElsewhere(let id):
+            // Another device of this name took it: stop asking; a call not yet connected here ends.
+            ringing[id] = nil
+            await calls[id]?.timedOut()
         default:
             break
         }
