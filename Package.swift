@@ -45,6 +45,8 @@ let package = Package(
         .target(name: "CNiceShims", dependencies: ["CNice"]),
         .target(name: "COpenSSLShims", dependencies: ["COpenSSL"]),
         .target(name: "CCodecShims", dependencies: ["COpus", "CVPX"]),
+        // Linux UDP batching (recvmmsg, sendmmsg, UDP GSO) and epoll for the TURN relay engine.
+        .target(name: "CUDPShims"),
 
         // The layers, bottom up (docs/architecture.md has what each owns and must not import;
         // scripts/check-layers enforces it in CI).
@@ -55,7 +57,7 @@ let package = Package(
         .target(
             name: "TURNServer",
             dependencies: [
-                "MeshCore", "STUN", "Certificates", nio("NIOCore"), nio("NIOPosix"),
+                "MeshCore", "STUN", "Certificates", "CUDPShims", nio("NIOCore"), nio("NIOPosix"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -46,7 +46,7 @@ export function loginAuthority(text) {
 /**
  * Events (CustomEvent, details in `detail`): `state` {state, reason}, `welcome` (body),
  * `message` (every envelope after login), `presence`, `chat`, `chat-status` (message record),
- * `error` (body).
+ * `room` (a room event's body), `error` (body).
  */
 export class SignalingClient extends EventTarget {
   constructor({ url, identity }) {
@@ -206,6 +206,14 @@ export class SignalingClient extends EventTarget {
         break;
       case 'presence':
         this.emit('presence', body);
+        break;
+      case 'members':
+      case 'history':
+        // Answers to `request`: they name the request's id in `of` as an ack does.
+        this.settle(body.of, 'ack', body);
+        break;
+      case 'room':
+        this.emit('room', body);
         break;
       case 'chat':
         // Confirm to the node so it stops delivering it; the app drops repeats by (from, id).

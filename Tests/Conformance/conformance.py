@@ -262,7 +262,7 @@ class Client:
         """The node's answer to message `id_`: an ack, error, pong, welcome or members naming it."""
         def answers(m):
             body = m.get("body", {})
-            return (m["type"] in ("ack", "error", "members") and body.get("of") == id_) or \
+            return (m["type"] in ("ack", "error", "members", "history") and body.get("of") == id_) or \
                    (m["type"] in ("pong", "welcome", "proof") and m["id"] == id_)
         return self.next(answers, timeout, f"answer to {id_}")
 
@@ -534,6 +534,7 @@ def rooms(s):
     s.check("Chat", "room members get the message addressed to the room", got["id"] == id_ and got["to"] == room and got["from"] == alice.name,
             json.dumps(got))
     bob.send("ack", {"of": id_, "sender": alice.name})
+    history(s, room, alice, bob, got)
     id_ = bob.send("leave", {"room": room})
     s.expect(sec, "leave is answered with ack", bob.reply(id_)["body"].get("status"), "ok")
     event = alice.next(lambda m: m["type"] == "room")
@@ -555,6 +556,38 @@ def rooms(s):
     s.expect(sec, "inviting again is answered duplicate", alice.reply(id_)["body"].get("status"), "duplicate")
     id_ = bob.send("join", {"room": closed})
     s.expect(sec, "an invited name may join", bob.reply(id_)["body"].get("status"), "ok")
+
+
+def history(s, room, alice, bob, first):
+    """docs/protocol.md "Room history": `seq` on room chat, pages newest first with `before`,
+    `more`, the limit's range, members only."""
+    sec = "Room history"
+    s.check(sec, "room chat as delivered carries its seq", isinstance(first["body"].get("seq"), int), json.dumps(first))
+    second = alice.send("chat", {"text": "second"}, to=room)
+    alice.reply(second)
+    got = bob.next(lambda m: m["type"] == "chat" and m["id"] == second)
+    bob.send("ack", {"of": second, "sender": alice.name})
+    s.check(sec, "seq grows in the order the node accepted messages", got["body"].get("seq", 0) > first["body"].get("seq", 0), json.dumps(got))
+    id_ = bob.send("history", {"room": room, "limit": 1})
+    page = bob.reply(id_)
+    body = page.get("body", {})
+    texts = [m.get("text") for m in body.get("messages", [])]
+    s.check(sec, "history gives the newest page with more, each with seq, from, id, text, sent",
+            page["type"] == "history" and texts == ["second"] and body.get("more") is True and body.get("room") == room
+            and body["messages"][0].get("from") == alice.name and body["messages"][0].get("id") == second
+            and body["messages"][0].get("seq") == got["body"].get("seq") and isinstance(body["messages"][0].get("sent"), (int, float)),
+            json.dumps(page)[:300])
+    if page["type"] == "history" and body.get("messages"):
+        id_ = bob.send("history", {"room": room, "before": body["messages"][0]["seq"]})
+        older = bob.reply(id_)
+        s.check(sec, "history with before gives what is older, oldest first, and more false at the start",
+                older["type"] == "history" and [m.get("text") for m in older["body"].get("messages", [])] == ["to the room"]
+                and older["body"].get("more") is False, json.dumps(older)[:300])
+    id_ = bob.send("history", {"room": room, "limit": 101})
+    s.expect(sec, "a limit over 100 gets bad-field", bob.error_code(id_), "bad-field")
+    outsider = s.client(s.name("room-h"))
+    id_ = outsider.send("history", {"room": room})
+    s.expect(sec, "history of a room one is not in gets not-member", outsider.error_code(id_), "not-member")
 
 
 def chat(s):

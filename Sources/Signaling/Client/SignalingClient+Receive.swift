@@ -22,7 +22,7 @@ extension SignalingClient {
             welcomed(body)
         case .error(let body):
             failed(body.error)
-        case .ack, .members:
+        case .ack, .members, .history:
             if let of = Self.answeredID(message), let continuation = waiting.removeValue(forKey: of) {
                 outbox.removeAll { $0.id == of }
                 continuation.resume(returning: message)
@@ -96,6 +96,7 @@ extension SignalingClient {
         switch message.payload {
         case .ack(let body): body.of
         case .members(let body): body.of
+        case .history(let body): body.of
         default: nil
         }
     }

@@ -282,6 +282,7 @@ extension SignalingHub {
                 return refuse(SignalingError(.notProven, "this link carries mesh messages only until the address \(node) is proven by dial-back", of: message.id))
             }
         }
+        if routed, await roomFromLink(message, node: node, reply: reply) { return }
         switch message.payload {
         case .ping:
             reply.send(nodeMessage(to: SignalingProtocol.nodeAddress, .pong, id: message.id))

@@ -23,7 +23,7 @@ public struct SignalingMessage: Sendable, Equatable {
 public enum MessageType: String, Sendable, CaseIterable, Codable {
     case challenge, login, welcome, ping, pong
     case subscribe, unsubscribe, presence
-    case join, leave, members, room, invite
+    case join, leave, members, room, invite, history
     case chat, ack, error
     case call, accept, reject, cancel, busy, hangup, sdp, candidate
     case timeout
@@ -54,6 +54,7 @@ public enum SignalingPayload: Sendable, Equatable {
     case members(MembersBody)
     case room(RoomEventBody)
     case invite(InviteBody)
+    case history(HistoryBody)
     case chat(ChatBody)
     case ack(AckBody)
     case error(ErrorBody)
@@ -84,6 +85,7 @@ public enum SignalingPayload: Sendable, Equatable {
         case .members: .members
         case .room: .room
         case .invite: .invite
+        case .history: .history
         case .chat: .chat
         case .ack: .ack
         case .error: .error

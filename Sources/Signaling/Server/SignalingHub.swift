@@ -60,6 +60,9 @@ public actor SignalingHub {
     var links: [String: Int] = [:]
     /// Id of a message sent over a link → the local name that sent it, to route errors back.
     var forwarded: [String: String] = [:]
+    /// Requests of local names relayed to the nodes that host their rooms, by name and id,
+    /// bounded (Links/SignalingHub+RemoteRooms.swift).
+    var roomRelays: [String: RoomRelay] = [:]
     /// The mesh as this node knows it (Mesh/SignalingHub+Mesh.swift); nil without a node identity.
     var mesh: MeshDirectory?
     /// This node's own current record, sent to every link that comes up.
@@ -239,6 +242,7 @@ public actor SignalingHub {
         case .invite(let body): await invite(body, id: message.id, name: name, reply: reply)
         case .leave(let body): await leave(body.room, id: message.id, name: name, reply: reply)
         case .members(let body): await members(body.room, id: message.id, name: name, reply: reply)
+        case .history(let body): await history(body, id: message.id, name: name, reply: reply)
         case .chat(let body): await chat(body, message: message, name: name, reply: reply)
         case .ack(let body): await recipientAck(body, name: name, reply: reply)
         case .callSetup(let type, let body): await callSetup(type, body, message: message, name: name, key: key, reply: reply)

@@ -174,6 +174,8 @@ public final class SignalingStore: Sendable {
         _ = try await db.query("""
             INSERT INTO usage (scope, count, bytes) SELECT room, count(*), \(bytes) FROM messages WHERE delivered = 0 AND room IS NOT NULL GROUP BY room
             """)
+        // Version 3: rooms' history and rooms at other nodes (SignalingStore+RoomHistory.swift).
+        try await migrateHistory()
     }
 
     /// A store dropped without `close()` (a node that failed half-way, a test that threw) still
@@ -304,6 +306,8 @@ public final class SignalingStore: Sendable {
             let rows = try await run("DELETE FROM room_members WHERE room = ? AND member = ? RETURNING member", [.text(room), .text(member)])
             _ = try await run("DELETE FROM rooms WHERE room = ? AND NOT EXISTS (SELECT 1 FROM room_members WHERE room = ?)", [.text(room), .text(room)])
             _ = try await run("DELETE FROM room_invites WHERE room = ? AND NOT EXISTS (SELECT 1 FROM rooms WHERE room = ?)", [.text(room), .text(room)])
+            // A room forgotten takes its history with it: the next to create it starts afresh.
+            _ = try await run("DELETE FROM room_history WHERE room = ? AND NOT EXISTS (SELECT 1 FROM rooms WHERE room = ?)", [.text(room), .text(room)])
             return !rows.isEmpty
         }
     }
@@ -348,6 +352,13 @@ public final class SignalingStore: Sendable {
     public func enqueue(sender: String, id: String, recipients requested: [String], frame: String,
                         room: String? = nil) async throws(SignalingError) -> [String] {
         try await writer.write { [self] () async throws(SignalingError) -> [String] in
+            try await insertMessages(sender: sender, id: id, recipients: requested, frame: frame, room: room)
+        }
+    }
+
+    /// ``enqueue(sender:id:recipients:frame:room:)`` inside a write that is open already.
+    func insertMessages(sender: String, id: String, recipients requested: [String], frame: String,
+                        room: String?) async throws(SignalingError) -> [String] {
             var seen = Set<String>()
             let recipients = requested.filter { seen.insert($0).inserted }
             guard !recipients.isEmpty else { return [] }
@@ -382,7 +393,6 @@ public final class SignalingStore: Sendable {
                 throw SignalingError(.storeFull, full + "; nothing was stored, try again once recipients have read their messages")
             }
             return stored
-        }
     }
 
     /// Which limit a message of `size` bytes to `recipients` would pass, or nil when none.
@@ -479,8 +489,10 @@ public final class SignalingStore: Sendable {
             _ = try await run("DELETE FROM messages WHERE (delivered != 0 AND created < ?) OR created < ?",
                               [.float(time - age), .float(time - limits.expiry)])
             _ = try await run("DELETE FROM room_members WHERE member IN (SELECT name FROM bindings WHERE coalesce(seen, created) < ?)", [unused])
+            try await pruneRemoteMembers(unused: unused)
             _ = try await run("DELETE FROM rooms WHERE NOT EXISTS (SELECT 1 FROM room_members WHERE room_members.room = rooms.room)")
             _ = try await run("DELETE FROM room_invites WHERE NOT EXISTS (SELECT 1 FROM rooms WHERE rooms.room = room_invites.room)")
+            try await pruneHistory(now: time)
             _ = try await run("""
                 DELETE FROM bindings WHERE coalesce(seen, created) < ?
                   AND NOT EXISTS (SELECT 1 FROM room_members WHERE member = bindings.name)
