@@ -28,6 +28,8 @@ struct EventPrinter: Sendable {
             print("call", ["type": "timeout", "call": call])
         case .answeredElsewhere(let call):
             print("call", ["type": "answered-elsewhere", "call": call])
+        case .deviceRequest(let body):
+            print("device-request", ["name": body.name, "key": body.key])
         case .error(let error):
             print("error", ["code": error.code.rawValue, "reason": error.reason])
         }

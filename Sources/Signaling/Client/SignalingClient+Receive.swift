@@ -54,9 +54,10 @@ extension SignalingClient {
             }
         case .timeout(let body):
             eventSink.yield(.callTimeout(call: body.call))
-        case .pong, .ping, .login, .subscribe, .unsubscribe, .join, .leave, .invite, .link, .linked, .mesh, .dialback, .dialbackResult, .prove, .proof,
-             .device:
-            if case .device(.answeredElsewhere(let body)) = message.payload { eventSink.yield(.answeredElsewhere(call: body.call)) }
+        case .device(let device):
+            deviceMessage(device, message: message)
+        case .pong, .ping, .login, .subscribe, .unsubscribe, .join, .leave, .invite, .link, .linked, .mesh, .dialback, .dialbackResult, .prove, .proof:
+            break
         }
     }
 
@@ -123,7 +124,7 @@ extension SignalingClient {
         // A refused login (the name is another key's) or another connection took over this
         // name: retrying cannot help, so the client stops.
         let refusedLogin = !loggedIn && [.nameTaken, .badSignature, .badField].contains(error.code)
-        if refusedLogin || error.code == .replaced {
+        if refusedLogin || error.code == .replaced || error.code == .revoked {
             fatal = error
             endReason = error.description
             link?.sink.finish()

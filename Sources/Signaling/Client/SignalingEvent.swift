@@ -16,6 +16,8 @@ public enum SignalingEvent: Sendable, Equatable {
     case callTimeout(call: String)
     /// Another device of this name answered a call that rang here (docs/protocol.md "Devices").
     case answeredElsewhere(call: String)
+    /// A new device typed this name's link code and asks to be endorsed (to the owner key only).
+    case deviceRequest(DeviceRequestBody)
     /// An error the node sent unprompted, or a message the client refused (a changed key, a bad
     /// signature); nothing was delivered for it.
     case error(SignalingError)
