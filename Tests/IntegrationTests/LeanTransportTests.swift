@@ -66,6 +66,48 @@ import Glibc
         #expect(both.contains("HTTP/1.1 307"))
     }
 
+    /// The attacker sends frames as fast as it can and never reads: every frame gets an answer
+    /// (a pong, or `rate-limited` past the budget), and the answers would pile up in the node.
+    @Test("a client that never reads is closed once 4,096 frames wait for its socket, and the node stays up")
+    func clientThatNeverReads() async throws {
+        // A long heartbeat: the silence rule (the node reads nothing from a stalled socket)
+        // must not be what cuts the attacker here.
+        let node = try await MeshNodeServer(["--heartbeat", "600"], bind: ["127.0.0.1"])
+        defer { node.stop() }
+        let socket = try RawWebSocket(port: node.httpPort)
+        var small: Int32 = 4096
+        setsockopt(socket.fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        var timeout = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(socket.fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let ping = Array(#"{"type":"ping","id":"x","from":"","to":"@node","body":{}}"#.utf8)
+        var frame: [UInt8] = [0x81, 0x80 | UInt8(ping.count), 0, 0, 0, 0] + ping
+        // 64 frames per send: the node's answers (about 200 bytes each) outgrow what the
+        // sockets hold (a few MB) long before 300,000 frames.
+        frame = Array([[UInt8]](repeating: frame, count: 64).joined())
+        var sent = 0
+        var failure: Int32 = 0
+        let started = ContinuousClock.now
+        var offset = 0
+        while sent < 300_000 {
+            let count = frame.withUnsafeBytes { send(socket.fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            guard count > 0 else {
+                failure = errno
+                break
+            }
+            offset += count
+            if offset == frame.count {
+                offset = 0
+                sent += 64
+            }
+        }
+        print("figure: a client that never reads was cut after \(sent) frames sent, \(ContinuousClock.now - started)")
+        #expect(sent < 300_000, "the node kept taking frames from a client that reads nothing")
+        // Cut by the node (reset or broken pipe), not a send that timed out (EAGAIN: stalled).
+        #expect(failure == ECONNRESET || failure == EPIPE, "send failed with errno \(failure)")
+        let again = try RawWebSocket(port: node.httpPort)
+        #expect(try again.nextFrame().opcode == 0x1)
+    }
+
     /// Sends `request` and reads until `marker` (or the end of the connection).
     static func exchange(port: Int, _ request: String, until marker: String = "\r\n\r\n") throws -> String {
         guard let fd = LoopbackSocket.connect(port: port) else { throw TestFailure("connect failed") }

@@ -61,7 +61,9 @@ static char last_error[200];
 static char step_tag[16] = "s0";
 static long sent, delivered, acked, errors, stale;
 static uint64_t first_send, last_delivery;
-#define BUCKETS 20000   // 10 µs each: 0..200 ms, then overflow in the last
+// Latency histograms: 10 µs buckets up to 200 ms, then 1 ms buckets up to 60 s.
+#define FINE 20000
+#define BUCKETS (FINE + 60000)
 static long delivery_hist[BUCKETS + 1], ack_hist[BUCKETS + 1];
 static long touch_pending;
 
@@ -77,7 +79,7 @@ static void note_error(const char *what) {
 }
 
 static void record(long *hist, uint64_t ns) {
-    uint64_t bucket = ns / 10000;
+    uint64_t bucket = ns < FINE * 10000ull ? ns / 10000 : FINE + (ns - FINE * 10000ull) / 1000000;
     hist[bucket < BUCKETS ? bucket : BUCKETS]++;
 }
 

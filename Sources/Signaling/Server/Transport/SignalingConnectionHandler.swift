@@ -6,7 +6,8 @@ import NIOWebSocket
 /// last handler of the connection's pipeline, behind NIOWebSocket's frame decoder and
 /// `NIOWebSocketFrameAggregator`. It keeps no task while the connection is idle: each text
 /// frame goes to the hub in a short task of its own (one at a time, so the order holds), and
-/// the hub's frames come back through ``ChannelOutput`` onto the event loop.
+/// the hub's frames come back through ``ChannelOutput`` onto the event loop. Frames that
+/// arrive while the hub is busy with earlier ones go to it together in the next task.
 ///
 /// The state is a few words: the hub's connection id, the frames waiting for the hub (at most
 /// ``maxWaiting``; beyond that the socket is not read, which is TCP's back-pressure on the
@@ -128,19 +129,24 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    /// Hands the next waiting frame to the hub when none is with it.
+    /// Hands the waiting frames to the hub when none is with it.
     private func pump() {
         guard !busy, let id = connection, !waiting.isEmpty, case .serve(let hub, _, _, _) = role, let context else { return }
         busy = true
-        let next = waiting.removeFirst()
+        // All that waits, in one task: under load one hop to the hub and one back per batch,
+        // not per frame. The frames stay in order: the hub takes them one after the other.
+        let batch = waiting
+        waiting.removeAll()
         let loop = context.eventLoop
         let bound = NIOLoopBound(self, eventLoop: loop)
-        // A task per frame, not per connection: the hub's async frames (tens of KB deep in
+        // A short task, not one per connection: the hub's async frames (tens of KB deep in
         // login or chat) live in this task's allocator and go when it ends (issue 17).
         Task {
-            switch next {
-            case .text(let text): await hub.receive(text, on: id)
-            case .binary: await hub.receiveBinary(on: id)
+            for frame in batch {
+                switch frame {
+                case .text(let text): await hub.receive(text, on: id)
+                case .binary: await hub.receiveBinary(on: id)
+                }
             }
             loop.execute { bound.value.handled() }
         }
