@@ -50,6 +50,8 @@ let package = Package(
         .target(name: "CNiceShims", dependencies: ["CNice"]),
         .target(name: "COpenSSLShims", dependencies: ["COpenSSL"]),
         .target(name: "CCodecShims", dependencies: ["COpus", "CVPX"]),
+        // Linux UDP batching (recvmmsg, sendmmsg, UDP GSO) and epoll for the TURN relay engine.
+        .target(name: "CUDPShims"),
 
         // The layers, bottom up (docs/architecture.md has what each owns and must not import;
         // scripts/check-layers enforces it in CI).
@@ -60,7 +62,7 @@ let package = Package(
         .target(
             name: "TURNServer",
             dependencies: [
-                "MeshCore", "STUN", "Certificates", nio("NIOCore"), nio("NIOPosix"),
+                "MeshCore", "STUN", "Certificates", "CUDPShims", nio("NIOCore"), nio("NIOPosix"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -79,6 +81,8 @@ let package = Package(
             name: "Signaling",
             dependencies: [
                 "MeshCore", "STUN", "CSodium", nio("NIOCore"), nio("NIOWebSocket"),
+                // Key backups (KeyBackup.swift): PBKDF2-SHA256 and AES-256-GCM, as the page's WebCrypto.
+                "COpenSSL",
                 // Links over wss:// (LinkTLS): a CA file or a pinned certificate.
                 nio("NIOPosix"), nio("NIOTLS"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),

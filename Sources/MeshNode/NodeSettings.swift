@@ -39,6 +39,7 @@ public struct NodeSettings: Sendable, Equatable {
     public var turnMaxConnectionsPerIP: Int?
     public var turnIdleTimeout: Double?
     public var turnGSO: Bool?
+    public var turnNIORelay: Bool?
     public var dataDir: String?
     public var heartbeat: Double?
     public var nodeKey: String?
@@ -58,6 +59,9 @@ public struct NodeSettings: Sendable, Equatable {
     public var roomMaxMembers: Int?
     public var storeMaxRooms: Int?
     public var memberMaxRooms: Int?
+    public var roomHistory: Int?
+    public var roomHistoryDays: Double?
+    public var linkMaxMemberships: Int?
     public var storeMaxNames: Int?
     public var messageExpiry: Double?
     public var roomRule: String?
@@ -132,6 +136,8 @@ public struct NodeSettings: Sendable, Equatable {
                     help: "Seconds a TURN TCP or TLS connection may stay open without an allocation (default \(turn.streamIdleTimeout.nanoseconds / 1_000_000_000))."),
             .flag("turn-gso", \.turnGSO,
                   help: "Relay datagrams with UDP segmentation offload (less CPU per packet; not where routes go through IPsec or devices without checksum offload, whose refusals close the socket)."),
+            .flag("turn-nio-relay", \.turnNIORelay,
+                  help: "Relay UDP allocations through SwiftNIO channels instead of the relay engine threads (slower; for comparison)."),
             .text("log-level", \.logLevel,
                   help: "trace, debug, info, notice, warning, error or critical (default \(NodeConfiguration.defaultLogLevel))."),
             .text("data-dir", \.dataDir, .notEmpty, help: "Directory of the signaling store (default $STATE_DIRECTORY under systemd, else $XDG_DATA_HOME/meshnode or ~/.local/share/meshnode)."),
@@ -173,6 +179,12 @@ public struct NodeSettings: Sendable, Equatable {
             .integer("room-max-members", \.roomMaxMembers, .atLeast(2), help: "Members of one room (default \(store.roomMembers))."),
             .integer("store-max-rooms", \.storeMaxRooms, .atLeast(1), help: "Rooms on this node (default \(store.rooms))."),
             .integer("member-max-rooms", \.memberMaxRooms, .atLeast(1), help: "Rooms one name may be in (default \(store.memberRooms))."),
+            .integer("room-history", \.roomHistory, .atLeast(1),
+                     help: "Messages a room's history keeps for its members to page back through; the oldest go first (default \(store.roomHistory))."),
+            .number("room-history-days", \.roomHistoryDays, .within(1...3650, "days"),
+                    help: "Days a room message stays in the room's history (default \(Int(store.historyAge / 86_400)))."),
+            .integer("link-max-memberships", \.linkMaxMemberships, .atLeast(1),
+                     help: "Room memberships the peers of one linked node may hold here, all rooms together (default \(store.nodeMemberships))."),
             .integer("store-max-names", \.storeMaxNames, .atLeast(1),
                      help: "Names (and node addresses) the node binds to keys (default \(store.names)); new names beyond it are refused."),
             .number("message-expiry", \.messageExpiry, .within(1...3650, "days"),
@@ -384,6 +396,7 @@ public struct NodeConfiguration: Sendable {
         turn.maxStreamConnections = settings.turnMaxConnections ?? turn.maxStreamConnections
         turn.maxStreamConnectionsPerSource = settings.turnMaxConnectionsPerIP ?? turn.maxStreamConnectionsPerSource
         turn.segmentationOffload = settings.turnGSO ?? false
+        turn.relayEngine = !(settings.turnNIORelay ?? false)
         if let seconds = settings.turnIdleTimeout { turn.streamIdleTimeout = .milliseconds(Int64((seconds * 1000).rounded())) }
         if let level = settings.logLevel {
             guard let parsed = Logger.Level(rawValue: level) else {

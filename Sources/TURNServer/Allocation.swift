@@ -41,6 +41,8 @@ final class Allocation {
     var peerChannels: [ObjectIdentifier: Channel] = [:]
     /// Connects under way (RFC 6062 §5.2), counted with ``peerChannels`` against the cap.
     var connecting = 0
+    /// Its number in the loop's ``RelayEngine`` while the engine relays it.
+    var engineID: Int?
     /// Relayed data towards peers, batched per event-loop turn (UDP relays only).
     var toPeer: DatagramOutbox?
     /// Relayed data towards a UDP client, batched per turn on the client's listener.
@@ -83,6 +85,20 @@ final class Allocation {
     func hasPermission(_ ip: IPAddress, now: NIODeadline) -> Bool {
         guard let until = permissions[ip] else { return false }
         return until > now
+    }
+
+    /// Permissions an allocation holds at once. The table is keyed by what the client asks
+    /// for and the relay engine is sent all of it after each change: without a bound a client
+    /// could grow both without end. A call needs a few peers (its ICE candidates' addresses).
+    static let maximumPermissions = 128
+
+    /// Whether permissions for `ips` fit under ``maximumPermissions``, after expired ones are
+    /// dropped (RFC 8656 §9.2: a server that cannot install them answers 508).
+    func hasRoom(for ips: [IPAddress], now: NIODeadline) -> Bool {
+        let new = Set(ips.filter { permissions[$0] == nil })
+        guard permissions.count + new.count > Self.maximumPermissions else { return true }
+        permissions = permissions.filter { $0.value > now }
+        return permissions.count + new.count <= Self.maximumPermissions
     }
 
     func installPermission(_ ip: IPAddress, now: NIODeadline) {

@@ -316,7 +316,10 @@ extension TURNLoop {
         guard let port = reservation.port else { preconditionFailure("the relay port is reserved before the bind") }
         // The completion takes the reservation over; it runs once, on this loop.
         var held = Optional(reservation)
-        bindRelay(address: ip.socketAddress(port: port), tcp: request.transport == .tcp).assumeIsolated().whenComplete { [self] result in
+        let address = ip.socketAddress(port: port)
+        let bound = relaysInEngine(transport: request.transport, link: reply.link)
+            ? bindEngineRelay(address: address) : bindRelay(address: address, tcp: request.transport == .tcp)
+        bound.assumeIsolated().whenComplete { [self] result in
             guard var reservation = held.take() else { return }
             switch result {
             case .success(let relayChannel):
@@ -341,6 +344,7 @@ extension TURNLoop {
         // A TCP or TLS client that left while the socket was being bound gets nothing: its
         // allocation would hold the port and the quota until its lifetime ran out.
         if reply.link.isStream && !reply.link.channel.isActive {
+            if let socket = engineRelaySockets.removeValue(forKey: ObjectIdentifier(relayChannel)) { close(socket) }
             relayChannel.close(promise: nil)
             return
         }
@@ -406,6 +410,10 @@ extension TURNLoop {
 
     private func attachRelay(_ allocation: Allocation) {
         guard !allocation.isTCP else { return }
+        if let socket = engineRelaySockets.removeValue(forKey: ObjectIdentifier(allocation.relayChannel)) {
+            attachEngine(allocation, relaySocket: socket)
+            return
+        }
         let handler = RelayHandler(loop: NIOLoopBound(self, eventLoop: eventLoop), allocation: NIOLoopBound(allocation, eventLoop: eventLoop))
         try? allocation.relayChannel.pipeline.syncOperations.addHandler(handler)
     }
@@ -483,7 +491,13 @@ extension TURNLoop {
             admitted.append(ip)
         }
         let now = NIODeadline.now()
+        guard allocation.hasRoom(for: admitted, now: now) else {
+            shared.metrics.refused("permissions")
+            reply.send(reply.error(.insufficientCapacity, "the allocation holds its maximum of \(Allocation.maximumPermissions) permissions"))
+            return
+        }
         for ip in admitted { allocation.installPermission(ip, now: now) }
+        publishRoutes(allocation)
         reply.send(reply.success())
     }
 
@@ -510,13 +524,19 @@ extension TURNLoop {
             reply.send(reply.error(.badRequest, "XOR-PEER-ADDRESS is missing"))
             return
         }
-        guard admitPeer(peer, allocation: allocation, reply: reply) != nil else { return }
+        guard let ip = admitPeer(peer, allocation: allocation, reply: reply) else { return }
         let now = NIODeadline.now()
+        guard allocation.hasRoom(for: [ip], now: now) else {
+            shared.metrics.refused("permissions")
+            reply.send(reply.error(.insufficientCapacity, "the allocation holds its maximum of \(Allocation.maximumPermissions) permissions"))
+            return
+        }
         if let conflict = allocation.bindConflict(channel: number, peer: peer, now: now) {
             reply.send(reply.error(.badRequest, conflict))
             return
         }
         allocation.bind(channel: number, peer: peer, now: now)
+        publishRoutes(allocation)
         reply.send(reply.success())
     }
 }

@@ -26,6 +26,14 @@ final class TURNLoop {
     /// kernel has it, until it refuses a segmented write once.
     private(set) var gso: Bool
     private var metricsTimer: RepeatedTask?
+    /// The thread that relays UDP allocations of UDP clients (``RelayEngine``); nil when
+    /// ``TURNServerConfiguration/relayEngine`` is off or the system has no epoll.
+    let engine: RelayEngine?
+    /// Numbers the allocations handed to the engine.
+    var nextEngineID = 0
+    /// Relay sockets bound for the engine, by the NIO channel that shares them, until their
+    /// allocation is made.
+    var engineRelaySockets: [ObjectIdentifier: Int32] = [:]
     /// Refusals that anyone can cause (failed authentication, quota, forbidden peers) are logged
     /// once per interval and kind on this loop, with a count of those left out; metrics count all.
     private var logLimits = LogLimiter()
@@ -37,10 +45,15 @@ final class TURNLoop {
         self.eventLoop = eventLoop
         self.shared = shared
         self.gso = shared.config.segmentationOffload && System.supportsUDPSegmentationOffload
+        // Unlike NIO, the engine survives a refused segmented write (it falls back to plain
+        // sends), so it uses GSO wherever the kernel has it.
+        self.engine = shared.config.relayEngine
+            ? RelayEngine(logger: shared.logger, metrics: shared.metrics, gso: System.supportsUDPSegmentationOffload) : nil
     }
 
     func start() {
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        engine?.start(name: "meshnode-turn-relay")
         metricsTimer = eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
             bound.value.tally.flush(into: bound.value.shared.metrics)
         }
@@ -49,6 +62,7 @@ final class TURNLoop {
     func stop() {
         metricsTimer?.cancel()
         for allocation in Array(allocations.values) { delete(allocation, reason: "server shutdown") }
+        engine?.post(.stop)
     }
 
     /// Logs a refusal at notice level unless one of its kind was logged on this loop within
@@ -278,6 +292,7 @@ final class TURNLoop {
             datagramAllocations[key] = nil
         }
         allocation.expiryTimer?.cancel()
+        detachEngine(allocation)
         allocation.relayChannel.close(promise: nil)
         for channel in allocation.peerChannels.values { channel.close(promise: nil) }
         shared.ports.release(allocation.relayPort)

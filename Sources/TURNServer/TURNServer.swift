@@ -152,7 +152,8 @@ public final class TURNServer: Sendable {
                         try channel.pipeline.syncOperations.addHandler(TURNDatagramHandler(loop: bound))
                     }
                 }
-            if configuration.threads > 1 { bootstrap = bootstrap.channelOption(.reusePort, value: 1) }
+            // The relay engine's client sockets share the listener's port (TURNLoop+Engine.swift).
+            if configuration.threads > 1 || configuration.relayEngine { bootstrap = bootstrap.channelOption(.reusePort, value: 1) }
             if host == "::" { bootstrap = bootstrap.channelOption(.ipv6Only, value: 1) }
             let channel = try await bind { try await bootstrap.bind(host: host, port: port).get() }
             port = channel.localAddress?.port ?? port

@@ -71,6 +71,10 @@ public struct TURNServerConfiguration: Sendable {
     /// refuses segmented writes (EIO), and NIO closes a socket whose write fails that way —
     /// a listener included. An operator who knows the routes turns it on (`--turn-gso`).
     public var segmentationOffload = false
+    /// UDP allocations of UDP clients are relayed by a ``RelayEngine`` thread per event loop
+    /// (batched system calls on its own sockets, outside NIO's pipeline) where the system has
+    /// epoll; off, NIO channels relay them (`--turn-nio-relay`, for comparison).
+    public var relayEngine = true
     public var software: String = "meshnode"
 
     public init() {}

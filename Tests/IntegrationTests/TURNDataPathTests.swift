@@ -15,6 +15,9 @@ import STUN
 struct TURNDataPathTests {
     static let user = ["--user", "alice:wonderland", "--allow-peer", "127.0.0.0/8"]
     static let channel: UInt16 = 0x4001
+    /// Both data paths: the relay engine (the default) and NIO's channels (`--turn-nio-relay`).
+    static let paths = ["engine", "nio"]
+    static func flags(_ path: String) -> [String] { path == "nio" ? ["--turn-gso", "--turn-nio-relay"] : [] }
 
     /// A payload that names its place in the burst and has `size` bytes.
     static func payload(_ index: Int, size: Int) -> [UInt8] {
@@ -25,9 +28,10 @@ struct TURNDataPathTests {
     /// so a batch must end early and a new one start.
     static let sizes = Array(repeating: 200, count: 30) + [150] + Array(repeating: 200, count: 9) + [900, 40, 40]
 
-    @Test("a burst of ChannelData reaches the peer as the same datagrams in order, and the peer's burst comes back as ChannelData")
-    func burstsBothWays() async throws {
-        let server = try await MeshNodeServer(Self.user + ["--turn-gso"])
+    @Test("a burst of ChannelData reaches the peer as the same datagrams in order, and the peer's burst comes back as ChannelData",
+          arguments: paths)
+    func burstsBothWays(path: String) async throws {
+        let server = try await MeshNodeServer(Self.user + Self.flags(path))
         defer { server.stop() }
         let peer = try UDPPeer()
         let client = try TURNTestClient(port: server.udpPort)
@@ -68,9 +72,10 @@ struct TURNDataPathTests {
         }
     }
 
-    @Test("the data path follows permissions: another port of a permitted IP gets Data indications, an unpermitted IP nothing, a new channel its own peer")
-    func routesFollowPermissionsAndChannels() async throws {
-        let server = try await MeshNodeServer(Self.user + ["--turn-gso"])
+    @Test("the data path follows permissions: another port of a permitted IP gets Data indications, an unpermitted IP nothing, a new channel its own peer",
+          arguments: paths)
+    func routesFollowPermissionsAndChannels(path: String) async throws {
+        let server = try await MeshNodeServer(Self.user + Self.flags(path))
         defer { server.stop() }
         let first = try UDPPeer()
         let second = try UDPPeer()

@@ -1,0 +1,120 @@
+import Foundation
+import NIOCore
+import Testing
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+import STUN
+#endif
+
+/// The relay engine (docs/turn.md, "Data path") against a real `meshnode serve`: each UDP
+/// client's datagrams reach the engine on a socket connected to that client, so clients that
+/// share the listener must never see each other's data, and a deleted allocation's sockets
+/// must be gone before the same client allocates again from the same address.
+@Suite(.serialized)
+struct TURNRelayEngineTests {
+    static let user = TURNDataPathTests.user
+
+    @Test("two clients on one listener each reach only their own peer, both ways")
+    func clientsStayApart() async throws {
+        let server = try await MeshNodeServer(Self.user)
+        defer { server.stop() }
+        let peers = [try UDPPeer(), try UDPPeer()]
+        let clients = [try TURNTestClient(port: server.udpPort), try TURNTestClient(port: server.udpPort)]
+        var relayed: [SocketAddress] = []
+        for (client, peer) in zip(clients, peers) {
+            relayed.append(try #require(try client.allocate().xorAddress(.xorRelayedAddress)))
+            // The same channel number on both allocations: only the socket tells them apart.
+            #expect(try client.channelBind("127.0.0.1", port: peer.port, channel: 0x4001).isSuccess)
+        }
+        for round in 0..<20 {
+            for (index, client) in clients.enumerated() {
+                client.sendRaw(TURNDataPathTests.channelData(0x4001, "client \(index) round \(round)"))
+            }
+            for (index, peer) in peers.enumerated() {
+                let got = try #require(peer.receive(), "peer \(index) round \(round)")
+                #expect(got.bytes == Array("client \(index) round \(round)".utf8))
+                #expect(got.from.port == relayed[index].port)
+                peer.send(Array("peer \(index) round \(round)".utf8), to: relayed[index])
+            }
+            for (index, client) in clients.enumerated() {
+                let frame = try ChannelData(parsing: try #require(client.receiveRaw(timeout: 5), "client \(index) round \(round)"))
+                #expect(Array(frame.data.readableBytesView) == Array("peer \(index) round \(round)".utf8))
+            }
+        }
+    }
+
+    @Test("after Refresh with lifetime 0 the old relayed address is dead, and a new allocation from the same address relays (RFC 8656 §7.3)")
+    func reallocationFromTheSameAddress() async throws {
+        let server = try await MeshNodeServer(Self.user)
+        defer { server.stop() }
+        let peer = try UDPPeer()
+        let client = try TURNTestClient(port: server.udpPort)
+        let first = try #require(try client.allocate().xorAddress(.xorRelayedAddress))
+        #expect(try client.channelBind("127.0.0.1", port: peer.port).isSuccess)
+        client.sendRaw(TURNDataPathTests.channelData(0x4001, "first"))
+        #expect(peer.receive()?.bytes == Array("first".utf8))
+
+        let refresh = try client.request(.refresh) { $0.append(.lifetime, uint32: 0) }
+        #expect(refresh.isSuccess)
+        peer.send(Array("to a deleted allocation".utf8), to: first)
+        #expect(client.receiveRaw(timeout: 1) == nil, "a deleted allocation relayed")
+
+        let second = try #require(try client.allocate().xorAddress(.xorRelayedAddress))
+        #expect(try client.channelBind("127.0.0.1", port: peer.port, channel: 0x4002).isSuccess)
+        client.sendRaw(TURNDataPathTests.channelData(0x4002, "second"))
+        let got = try #require(peer.receive())
+        #expect(got.bytes == Array("second".utf8))
+        #expect(got.from.port == second.port)
+        peer.send(Array("back".utf8), to: second)
+        let frame = try ChannelData(parsing: try #require(client.receiveRaw(timeout: 5)))
+        #expect(frame.channel == 0x4002)
+        // The old channel died with its allocation: ChannelData on it goes nowhere.
+        client.sendRaw(TURNDataPathTests.channelData(0x4001, "stale channel"))
+        client.sendRaw(TURNDataPathTests.channelData(0x4002, "after stale"))
+        #expect(peer.receive()?.bytes == Array("after stale".utf8))
+    }
+
+    @Test("a stranger flooding the relayed address reaches neither the client nor the loop, and the client's flow goes on")
+    func strangerFlood() async throws {
+        let server = try await MeshNodeServer(Self.user)
+        defer { server.stop() }
+        let peer = try UDPPeer()
+        let stranger = try UDPPeer(address: "127.0.0.2")
+        let client = try TURNTestClient(port: server.udpPort)
+        let relayed = try #require(try client.allocate().xorAddress(.xorRelayedAddress))
+        #expect(try client.channelBind("127.0.0.1", port: peer.port).isSuccess)
+        for i in 0..<20_000 { stranger.send(Array("flood \(i)".utf8), to: relayed) }
+        peer.send(Array("real".utf8), to: relayed)
+        let frame = try ChannelData(parsing: try #require(client.receiveRaw(timeout: 5)))
+        #expect(Array(frame.data.readableBytesView) == Array("real".utf8), "a stranger's datagram reached the client")
+        // Every flood datagram the kernel queued was counted as dropped without a permission.
+        var dropped = 0.0
+        for _ in 0..<30 where dropped == 0 {
+            let text = try await server.metrics()
+            dropped = text.split(separator: "\n").first { $0.hasPrefix(#"meshnode_turn_dropped_packets_total{reason="no_permission"}"#) }
+                .flatMap { $0.split(separator: " ").last }.flatMap { Double($0) } ?? 0
+            if dropped == 0 { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(dropped > 1_000, "dropped \(dropped)")
+    }
+
+    @Test("an allocation holds at most 128 permissions: one more gets 508, and an existing one can still be refreshed (RFC 8656 §9.2)")
+    func permissionCap() async throws {
+        let server = try await MeshNodeServer(Self.user)
+        defer { server.stop() }
+        let client = try TURNTestClient(port: server.udpPort)
+        #expect(try client.allocate().isSuccess)
+        // 128 peers in two requests of 64 XOR-PEER-ADDRESS attributes each.
+        for half in 0..<2 {
+            let answer = try client.request(.createPermission) { message in
+                for i in 0..<64 { message.appendXORAddress(.xorPeerAddress, try! SocketAddress(ipAddress: "127.1.\(half).\(i + 1)", port: 9)) }
+            }
+            #expect(answer.isSuccess, "request \(half): \(answer.code ?? 0)")
+        }
+        #expect(try client.createPermission("127.2.0.1").code == 508)
+        #expect(try client.channelBind("127.2.0.1", port: 9).code == 508)
+        #expect(try client.createPermission("127.1.0.1").isSuccess, "refreshing a held permission takes no room")
+        #expect(try client.channelBind("127.1.1.1", port: 9).isSuccess)
+    }
+}
