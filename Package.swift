@@ -76,6 +76,8 @@ let package = Package(
             name: "Signaling",
             dependencies: [
                 "MeshCore", "STUN", "CSodium", nio("NIOCore"), nio("NIOWebSocket"),
+                // Key backups (KeyBackup.swift): PBKDF2-SHA256 and AES-256-GCM, as the page's WebCrypto.
+                "COpenSSL",
                 // Links over wss:// (LinkTLS): a CA file or a pinned certificate.
                 nio("NIOPosix"), nio("NIOTLS"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),

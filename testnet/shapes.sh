@@ -279,6 +279,17 @@ mn_shape_roam() {
     ip -n "$p" route replace default via 100.64.3.1 dev rmnet0
 }
 
+# mn_shape_roam_home: the phone back on the Wi-Fi (as built by up), for a scenario that needs it
+# there after another one moved it.
+mn_shape_roam_home() {
+    local p="${MN_PREFIX}p-roam-a"
+    ip -n "$p" addr flush dev rmnet0
+    ip -n "$p" link set rmnet0 down
+    ip -n "$p" link set eth0 up
+    ip -n "$p" addr replace 10.0.26.2/24 dev eth0
+    ip -n "$p" route replace default via 10.0.26.1 dev eth0
+}
+
 # Turns IPv6 on in a namespace (mn_ns_add turns it off), for interfaces made before and after.
 mn_v6_on() {
     local ns=$1 dev

@@ -5,9 +5,12 @@ import { identitySupport, loadIdentity } from './identity.js';
 import { SignalingClient, defaultNodeURL, normalizeNodeURL, newId } from './signaling.js';
 import { Call, CallSetupError, KeyPins, ReplayCache, SETUP_TYPES, openBody, signBody } from './call.js';
 import { describe } from './stats.js';
+import { ChatStore } from './chatstore.js';
+import { Rooms, conversationOf, showError, unreadBadge } from './rooms.js';
 import { CallControls, listDevices } from './controls.js';
 import { currentLanguage, formatTime, initialLanguage, setLanguage, t } from './i18n.js';
 import { Ringer, askNotificationPermission, unlockAudio } from './ringer.js';
+import { Devices } from './devices.js';
 
 const $ = (id) => document.getElementById(id);
 const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,31}(@.+)?$/;
@@ -19,7 +22,11 @@ const app = {
   contacts: new Map(), // address → {status, key, keyWarning}
   selected: null,
   call: null,
-  messages: [], // {id, from, to, text, mine, status, sent}
+  messages: [], // {id, from, to, text, mine, status, sent, seq}
+  rooms: new Map(), // room address → {members, more, loading} (rooms.js)
+  unread: new Map(), // contact or room → messages not read yet
+  memberPresence: new Map(), // room members who are not contacts → status
+  chatStore: null, // the chat history in IndexedDB (chatstore.js)
   seen: new Set(), // `${from} ${id}` of received chat, to drop repeats
   replays: new ReplayCache(), // call-setup messages seen within the freshness window
   refusedLogged: new Set(), // (sender, call, type) of refused call-setup messages already logged
@@ -29,6 +36,17 @@ const app = {
   relayOnly: false,
   events: [],
 };
+
+const rooms = new Rooms(app, {
+  renderMessages: (keepScroll) => renderMessages(keepScroll),
+  renderContacts: () => renderContacts(),
+  announce: (text) => announce(text),
+  select: (address) => selectContact(address),
+  saveMessages: (conversation) => saveMessages(conversation),
+  saved: (key, fallback) => saved(key, fallback),
+  save: (key, value) => save(key, value),
+  log: (event, detail) => log(event, detail),
+});
 
 function log(event, detail = {}) {
   app.events.push({ t: Date.now(), event, ...detail });
@@ -46,6 +64,9 @@ function saved(key, fallback) {
 function save(key, value) {
   localStorage.setItem(key, JSON.stringify(value));
 }
+
+// Linking, the device list and key backups (devices.js).
+const devices = new Devices({ app, login: (node, name) => login(node, name), log });
 
 // ---- login and connection ----------------------------------------------------------------
 
@@ -65,14 +86,18 @@ async function login(nodeText, name) {
   client.addEventListener('presence', (e) => presence(e.detail));
   client.addEventListener('chat', (e) => chatReceived(e.detail));
   client.addEventListener('chat-status', (e) => chatStatus(e.detail));
+  client.addEventListener('room', (e) => client === app.client && rooms.event(e.detail));
   // One at a time, in arrival order: verifying a signature is asynchronous, and an answer must
   // not overtake its offer.
   client.addEventListener('message', (e) => {
     app.inbox = (app.inbox || Promise.resolve()).then(() => message(e.detail)).catch((error) => log('refused', { reason: String(error) }));
   });
   client.addEventListener('error', (e) => log('error', e.detail));
+  client.addEventListener('welcome', (e) => client === app.client && devices.welcomed(e.detail));
   save('meshnode.session', { node: nodeText, name });
   for (const contact of saved(`meshnode.contacts.${name}`, [])) app.contacts.set(contact, { status: 'offline', key: null });
+  rooms.restore();
+  await restoreMessages(client, `${name}@${new URL(url).host}`);
   client.subscribe([...app.contacts.keys()]);
   $('me').textContent = name;
   client.start();
@@ -113,10 +138,16 @@ function forgetSession() {
   app.selected = null;
   app.messages = [];
   app.seen.clear();
+  app.rooms.clear();
+  app.unread.clear();
+  app.memberPresence.clear();
+  app.chatStore = null;
+  showError('');
   app.lastCall = null;
   app.lastCallStats = null;
   app.shownStats = null;
   app.ringer.stop();
+  devices.loggedOut();
   if ($('incoming').open) $('incoming').close();
   $('me').textContent = '';
   $('chat-peer').textContent = '';
@@ -126,6 +157,7 @@ function forgetSession() {
   renderConnection('offline');
   renderContacts();
   renderMessages();
+  rooms.renderMembers();
   renderControls(null);
 }
 
@@ -134,6 +166,7 @@ function refusedText(reason = '') {
   const code = reason.split(':')[0];
   if (code === 'name-taken') return t('login.nameTaken');
   if (code === 'bad-signature') return t('login.badSignature');
+  if (code === 'revoked') return t('login.revoked');
   return t('login.refused', { reason });
 }
 
@@ -172,6 +205,8 @@ function connectionChanged({ state, reason }) {
     $('logout').hidden = false;
     $('login-error').textContent = '';
     if (fromLogin || document.activeElement === document.body) $('contact-name').focus();
+    // What the rooms said while this page was away: members and the newest history.
+    rooms.refreshAll();
   } else if (state === 'reconnecting' || state === 'replaced') {
     // Contacts' presence is unknown while we are away.
     for (const c of app.contacts.values()) c.status = 'unknown';
@@ -222,7 +257,14 @@ function noteStranger(address) {
 
 function presence(body) {
   const contact = app.contacts.get(body.name);
-  if (!contact || contact.stranger) return; // presence only of contacts this page follows
+  if (!contact || contact.stranger) {
+    // A room member who is not a contact: its presence for the member list only.
+    if ([...app.rooms.values()].some((room) => room.members.has(body.name))) {
+      app.memberPresence.set(body.name, body.status);
+      rooms.renderMembers();
+    }
+    return; // presence only of contacts this page follows
+  }
   contact.status = body.status;
   if (body.key) {
     contact.key = body.key;
@@ -231,13 +273,22 @@ function presence(body) {
   app.contacts.set(body.name, contact);
   log('presence', { name: body.name, status: body.status });
   renderContacts();
+  rooms.renderMembers();
 }
 
+/** Opens the chat with a contact or a room (`#room`, `#room@host:port`); null closes it. */
 function selectContact(address) {
   app.selected = address;
-  $('chat-peer').textContent = address ? t('chat.with', { peer: address }) : '';
+  rooms.markRead(address);
+  renderChatTitle();
   renderContacts();
+  rooms.renderMembers();
   renderMessages();
+}
+
+function renderChatTitle() {
+  const address = app.selected;
+  $('chat-peer').textContent = !address ? '' : address.startsWith('#') ? t('chat.inRoom', { room: address }) : t('chat.with', { peer: address });
 }
 
 /**
@@ -262,13 +313,15 @@ function renderContacts() {
     who.className = 'who';
     who.textContent = address;
     who.dataset.focusKey = `${address} who`;
-    who.setAttribute('aria-label', t('contacts.chatWith', { peer: address, status: t(`presence.${contact.status}`) }));
+    const unread = app.unread.get(address) || 0;
+    const label = t('contacts.chatWith', { peer: address, status: t(`presence.${contact.status}`) });
+    who.setAttribute('aria-label', unread ? `${label}, ${t('chat.unread', { n: unread })}` : label);
     if (address === app.selected) who.setAttribute('aria-current', 'true');
     who.onclick = () => selectContact(address);
     const status = document.createElement('span');
     status.className = 'presence';
     status.textContent = t(`presence.${contact.status}`);
-    item.append(dot, who, status);
+    item.append(dot, who, status, unreadBadge(unread));
     if (contact.stranger) {
       // Not a contact: an Add button instead of calls.
       item.classList.add('stranger');
@@ -311,6 +364,7 @@ function renderContacts() {
     const again = [...list.querySelectorAll('[data-focus-key]')].find((el) => el.dataset.focusKey === focused);
     if (again && !again.disabled) again.focus();
   }
+  rooms.renderList();
 }
 
 // ---- chat ----------------------------------------------------------------------------------
@@ -320,6 +374,7 @@ function sendChat(to, text) {
   const record = app.client.chat(to, text);
   app.messages.push({ ...record, mine: true });
   renderMessages();
+  saveMessages(to);
   return record;
 }
 
@@ -327,6 +382,7 @@ function chatStatus(record) {
   const shown = app.messages.find((m) => m.mine && m.id === record.id);
   if (shown) Object.assign(shown, { status: record.status, error: record.error });
   renderMessages();
+  if (shown) saveMessages(shown.to);
 }
 
 function chatReceived(message) {
@@ -334,20 +390,69 @@ function chatReceived(message) {
   if (app.seen.has(key)) return;
   app.seen.add(key);
   const from = message.from;
-  if (!app.contacts.has(from) && !from.startsWith('@')) noteStranger(from);
-  app.messages.push({ id: message.id, from, to: message.to, text: message.body?.text ?? '', mine: false, sent: message.body?.sent });
-  log('chat', { from, id: message.id });
+  const room = message.to?.startsWith('#') ? message.to : null;
+  if (room && !app.rooms.has(room)) {
+    // A room this name is in (joined on another device): listed here too.
+    app.rooms.set(room, { members: new Map(), more: null, loading: false });
+    rooms.saveList();
+  }
+  if (!room && !app.contacts.has(from) && !from.startsWith('@')) noteStranger(from);
+  app.messages.push({ id: message.id, from, to: message.to, text: message.body?.text ?? '', mine: false, sent: message.body?.sent, seq: message.body?.seq });
+  log('chat', { from, id: message.id, room });
+  const conversation = room ?? from;
+  rooms.countUnread(conversation);
   renderMessages();
-  announce(t('chat.newMessage', { peer: from, text: String(message.body?.text ?? '').slice(0, 200) }));
+  renderContacts();
+  saveMessages(conversation);
+  const text = String(message.body?.text ?? '').slice(0, 200);
+  announce(room ? t('chat.newRoomMessage', { room, peer: from, text }) : t('chat.newMessage', { peer: from, text }));
 }
 
-function renderMessages() {
+/** The time a message was sent, in seconds (the node's for delivered ones, the page's for one's own). */
+function sentTime(m) {
+  return m.sent ?? (m.sentAt ? m.sentAt / 1000 : 0);
+}
+
+/** Writes a conversation to the page's IndexedDB history (bounded there, chatstore.js). */
+function saveMessages(conversation) {
+  if (!app.chatStore || !conversation) return;
+  app.chatStore.save(conversation, app.messages.filter((m) => conversationOf(m) === conversation).sort((a, b) => sentTime(a) - sentTime(b)));
+}
+
+/** The conversations this user had on this browser, before the node says anything new. */
+async function restoreMessages(client, owner) {
+  const store = await ChatStore.open(owner);
+  if (client !== app.client) return;
+  app.chatStore = store;
+  if (!store) return;
+  let conversations;
+  try {
+    conversations = await store.load();
+  } catch (error) {
+    log('chat-store', { error: String(error) });
+    return;
+  }
+  if (client !== app.client) return;
+  for (const messages of conversations.values()) {
+    for (const m of messages) {
+      if (!m.mine) {
+        if (app.seen.has(`${m.from} ${m.id}`)) continue;
+        app.seen.add(`${m.from} ${m.id}`);
+      } else if (app.messages.some((known) => known.mine && known.id === m.id)) continue;
+      app.messages.push({ ...m, status: m.status ?? undefined, error: m.error ?? undefined });
+    }
+  }
+  renderMessages();
+}
+
+/** Draws the open conversation, oldest first; `keepScroll` keeps the view on the same messages (older ones came in above). */
+function renderMessages(keepScroll = false) {
   const list = $('messages');
+  const fromBottom = list.scrollHeight - list.scrollTop;
   list.replaceChildren();
   const peer = app.selected;
-  for (const m of app.messages) {
-    const other = m.mine ? m.to : m.to.startsWith('#') ? m.to : m.from;
-    if (peer && other !== peer) continue;
+  const shown = app.messages.filter((m) => !peer || conversationOf(m) === peer).sort((a, b) => sentTime(a) - sentTime(b));
+  for (const m of shown) {
     const item = document.createElement('li');
     item.className = m.mine ? 'mine' : '';
     if (m.mine) item.dataset.status = m.status;
@@ -359,7 +464,7 @@ function renderMessages() {
     item.append(meta);
     list.append(item);
   }
-  list.scrollTop = list.scrollHeight;
+  list.scrollTop = keepScroll ? list.scrollHeight - fromBottom : list.scrollHeight;
 }
 
 /**
@@ -629,6 +734,7 @@ async function placeCall(peer, kind) {
 
 /** Every message after login: call setup goes to the call it belongs to, after the checks. */
 async function message(msg) {
+  if (devices.message(msg)) return;
   if (msg.type === 'timeout' && app.call && msg.body?.call === app.call.id) return app.call.handle('timeout', {});
   if (msg.type === 'error' && app.call && msg.body?.code === 'unavailable' && app.call.state === 'ringing-out') {
     return app.call.end('unavailable');
@@ -696,10 +802,12 @@ function retranslate() {
     if (!$('remote-note').hidden) $('remote-note').textContent = t('controls.theirPictureStopped', { peer: app.call.peer });
   }
   if (app.call) $('incoming-text').textContent = incomingText(app.call);
-  $('chat-peer').textContent = app.selected ? t('chat.with', { peer: app.selected }) : '';
+  renderChatTitle();
+  rooms.renderMembers();
   if (app.shownStats) $('stats').replaceChildren(...describe(app.shownStats, t).map((line) => Object.assign(document.createElement('li'), { textContent: line })));
   renderContacts();
   renderMessages();
+  devices.retranslate();
 }
 
 function switchLanguage(lang) {
@@ -727,12 +835,29 @@ function wire() {
     login($('node').value, $('name').value.trim()).catch((error) => ($('login-error').textContent = error.message));
   };
   $('logout').onclick = logout;
+  devices.wire();
   $('take-back').onclick = takeBack;
   $('contact-form').onsubmit = (e) => {
     e.preventDefault();
     addContact($('contact-name').value);
     $('contact-name').value = '';
   };
+  $('room-form').onsubmit = (e) => {
+    e.preventDefault();
+    showError('');
+    rooms.join($('room-name').value).then(() => ($('room-name').value = ''), (error) => showError(error.message));
+  };
+  // Scrolling back to the top of a room's messages reads the next older page (as *Earlier messages* does).
+  const older = () => app.selected?.startsWith('#') && rooms.loadOlder(app.selected).catch((error) => showError(error.message || String(error.reason)));
+  $('older').onclick = older;
+  $('messages').addEventListener('scroll', () => $('messages').scrollTop < 8 && older());
+  // Back to a tab that shows a conversation: its messages are read now.
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible' && app.selected) {
+      rooms.markRead(app.selected);
+      renderContacts();
+    }
+  });
   $('chat-form').onsubmit = (e) => {
     e.preventDefault();
     const text = $('chat-text').value;
@@ -798,6 +923,10 @@ window.meshnodeTest = {
     app.relayOnly = !!on;
   },
   chat: (to, text) => sendChat(to, text).id,
+  joinRoom: (room) => rooms.join(room),
+  leaveRoom: (room) => rooms.leave(room),
+  loadOlder: (room) => rooms.loadOlder(room),
+  select: (address) => selectContact(address),
   state: () => ({
     name: app.identity?.name ?? null,
     key: app.identity?.publicKey ?? null,
@@ -814,9 +943,17 @@ window.meshnodeTest = {
     language: currentLanguage(),
     ringing: { tone: app.ringer.toneOn, notifications: app.ringer.notified, visibility: document.visibilityState },
     lastCall: app.lastCall ?? null,
-    messages: app.messages.map(({ id, from, to, text, mine, status }) => ({ id, from, to, text, mine, status: status ?? null })),
+    messages: app.messages.map(({ id, from, to, text, mine, status, seq }) => ({ id, from, to, text, mine, status: status ?? null, seq: seq ?? null })),
+    selected: app.selected,
+    rooms: Object.fromEntries([...app.rooms].map(([room, r]) => [room, { more: r.more, members: Object.fromEntries([...r.members.keys()].map((n) => [n, rooms.status(n)])) }])),
+    unread: Object.fromEntries(app.unread),
   }),
   stats: () => app.call?.lastStats ?? app.lastCallStats ?? null,
+  // Devices and backup (devices.js); the tests click the page for the flows and read results here.
+  linkedDevices: () => ({ owner: devices.isOwner, list: devices.list, code: devices.code, request: devices.request?.key ?? null,
+    requestDialog: $('device-request').open, dialog: $('devices-dialog').open }),
+  backup: (passphrase) => devices.backup(passphrase, passphrase),
+  restore: (text, passphrase) => devices.restore(text, passphrase),
   events: () => app.events,
 };
 

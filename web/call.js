@@ -142,7 +142,17 @@ export async function openBody(message, pins, replays, now = Date.now() / 1000) 
     throw new CallSetupError('bad-signature', `the signature of ${message.from} does not verify`);
   }
   replays.checkTime(payload, now);
-  if (!pins.check(message.from, body.key)) {
+  // A linked device signs with its own key; its node adds the name's owner key and the owner's
+  // endorsement of the device key. The owner key is what is pinned (docs/protocol.md "Devices").
+  let pinned = body.key;
+  if (typeof body.owner === 'string' && body.owner !== body.key) {
+    const text = `meshnode.v1 device\n${bareName(message.from)}\n${body.key}`;
+    if (typeof body.endorsement !== 'string' || !(await verifySignature(body.owner, body.endorsement, text))) {
+      throw new CallSetupError('bad-signature', `${message.from} signed with a device key its owner key did not endorse`);
+    }
+    pinned = body.owner;
+  }
+  if (!pins.check(message.from, pinned)) {
     throw new CallSetupError('key-changed', `${message.from} signed with a key other than the one pinned for it (localStorage meshnode.pins, entry ${pins.qualify(message.from)})`);
   }
   await replays.admit(body, payload, now);

@@ -51,7 +51,9 @@ export async function loadIdentity(name) {
   try {
     let record = await transact(db, 'readonly', (s) => s.get(name));
     if (!record) {
-      const pair = await crypto.subtle.generateKey({ name: 'Ed25519' }, false, ['sign', 'verify']);
+      // Extractable so that "Back up my key" can seal it under a passphrase (backup.js); the
+      // page never sends it anywhere else.
+      const pair = await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']);
       const raw = await crypto.subtle.exportKey('raw', pair.publicKey);
       record = { privateKey: pair.privateKey, publicKey: toBase64(raw), created: Date.now() };
       await transact(db, 'readwrite', (s) => s.put(record, name));
@@ -84,5 +86,26 @@ export async function verifySignature(key, sig, text) {
     return await crypto.subtle.verify({ name: 'Ed25519' }, publicKey, fromBase64(sig), new TextEncoder().encode(text));
   } catch {
     return false;
+  }
+}
+
+/** Stores `privateKey` (a CryptoKey) as the identity of `name` in this browser, replacing any. */
+export async function saveIdentity(name, privateKey, publicKey) {
+  const db = await openDatabase();
+  try {
+    await transact(db, 'readwrite', (s) => s.put({ privateKey, publicKey, created: Date.now() }, name));
+  } finally {
+    db.close();
+  }
+  return new Identity(name, privateKey, publicKey);
+}
+
+/** Whether this browser already holds a key for `name`. */
+export async function hasIdentity(name) {
+  const db = await openDatabase();
+  try {
+    return !!(await transact(db, 'readonly', (s) => s.get(name)));
+  } finally {
+    db.close();
   }
 }

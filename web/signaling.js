@@ -46,7 +46,7 @@ export function loginAuthority(text) {
 /**
  * Events (CustomEvent, details in `detail`): `state` {state, reason}, `welcome` (body),
  * `message` (every envelope after login), `presence`, `chat`, `chat-status` (message record),
- * `error` (body).
+ * `room` (a room event's body), `error` (body).
  */
 export class SignalingClient extends EventTarget {
   constructor({ url, identity }) {
@@ -207,6 +207,14 @@ export class SignalingClient extends EventTarget {
       case 'presence':
         this.emit('presence', body);
         break;
+      case 'members':
+      case 'history':
+        // Answers to `request`: they name the request's id in `of` as an ack does.
+        this.settle(body.of, 'ack', body);
+        break;
+      case 'room':
+        this.emit('room', body);
+        break;
       case 'chat':
         // Confirm to the node so it stops delivering it; the app drops repeats by (from, id).
         this.send('ack', '@node', { of: message.id, sender: message.from });
@@ -269,6 +277,10 @@ export class SignalingClient extends EventTarget {
     }
     if (body.code === 'replaced') {
       this.setState('replaced', 'this name logged in somewhere else');
+    } else if (body.code === 'revoked') {
+      // The owner removed this device: logging in again cannot work (docs/protocol.md "Devices").
+      this.setState('refused', `revoked: ${body.reason}`);
+      ws.close(1000, 'revoked');
     } else if (!this.loggedIn && ['bad-signature', 'name-taken', 'bad-field'].includes(body.code)) {
       this.setState('refused', `${body.code}: ${body.reason}`);
       ws.close(1000, 'login refused');

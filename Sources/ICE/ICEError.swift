@@ -25,4 +25,9 @@ extension LayerError.Code where Layer == ICELayer {
     public static let invalidServer = Self("invalidServer")
     /// A NAT behaviour test could not run: no socket, no answer from the server.
     public static let discoveryFailed = Self("discoveryFailed")
+    /// A datagram from the kernel's rtnetlink socket that does not frame (a length past its
+    /// end, a header too short, an address whose length does not fit its family).
+    public static let malformedNetlink = Self("malformedNetlink")
+    /// The rtnetlink socket that watches the host's addresses could not be opened.
+    public static let networkMonitorUnavailable = Self("networkMonitorUnavailable")
 }

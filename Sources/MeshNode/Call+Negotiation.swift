@@ -22,8 +22,9 @@ extension Call {
         kind == .desktop && isCaller ? options.desktopSource : options.videoSource
     }
 
-    /// Caller: the first offer, or an ICE restart's offer with new credentials and every local
-    /// candidate written in (RFC 8829 §5.2.1, RFC 8445 §9).
+    /// The first offer (caller), or an ICE restart's offer with new credentials and every local
+    /// candidate written in (RFC 8829 §5.2.1, RFC 8445 §9): the caller's, or the callee's after
+    /// its own network changed (``restartOffer(credentials:candidates:gatheringDone:)``).
     func sendOffer(restart: Bool, fresh: Bool = false) async throws {
         let agent: ICEAgent
         let credentials: ICECredentials
@@ -31,7 +32,8 @@ extension Call {
         var replaced: ICEAgent?
         if restart, fresh, let transport {
             replaced = self.agent
-            let link = try await makeAgent(role: .controlling)
+            // Each side keeps its ICE role across restarts (the caller controls).
+            let link = try await makeAgent(role: isCaller ? .controlling : .controlled)
             agent = link.agent
             let path = ICEDatagramPath(agent: agent)
             transport.replacePath(path, events: path.datagramEvents(from: link.events))
@@ -47,17 +49,53 @@ extension Call {
             credentials = try await agent.localCredentials()
         }
         let kinds = kind == .audio ? ["audio"] : ["audio", "video"]
-        let offer = try JSEPOffer.make(local: .init(
-            iceUsernameFragment: credentials.ufrag, icePassword: credentials.password, fingerprint: certificate.fingerprint,
-            cname: streamID, streamID: streamID, kinds: kinds, sending: sending.filter { kinds.contains($0.key) },
-            sessionID: sessionID, sessionVersion: sessionVersion, candidates: candidates,
-            gatheringDone: restart && replaced == nil && ice?.gatheringDone == true))
+        let gatheringDone = restart && replaced == nil && ice?.gatheringDone == true
+        let offer = if !isCaller, let answer = localAnswer {
+            try restartOffer(from: answer, credentials: credentials, candidates: candidates, gatheringDone: gatheringDone)
+        } else {
+            try JSEPOffer.make(local: .init(
+                iceUsernameFragment: credentials.ufrag, icePassword: credentials.password, fingerprint: certificate.fingerprint,
+                cname: streamID, streamID: streamID, kinds: kinds, sending: sending.filter { kinds.contains($0.key) },
+                sessionID: sessionID, sessionVersion: sessionVersion, candidates: candidates, gatheringDone: gatheringDone))
+        }
         sessionVersion += 1
         localOffer = offer
         if offerSent == nil { offerSent = .now }
         try await signal(.sdp, sdpType: "offer", sdp: offer.serialized)
         if !restart || replaced != nil { try await agent.gather() }
-        await replaced?.close()
+        // Not awaited: closing deallocates the old agent's TURN allocations, and when its network
+        // is gone those requests time out (about 2 s). Awaited here, it held up the peer's event
+        // loop, and with it the answer to this very offer (testnet roam: media back 2.4 s → …).
+        if let replaced { Task { await replaced.close() } }
+    }
+
+    /// The callee's ICE restart offer: its last answer as a subsequent offer (RFC 8829 §5.2.2:
+    /// the same m-lines, mids and codecs, so the caller's answer changes nothing else) with new
+    /// ICE credentials and candidates, and `a=setup` naming the DTLS role this side has now
+    /// (RFC 8842 §5.5: an offer that keeps the DTLS association keeps the roles).
+    func restartOffer(from answer: SessionDescription, credentials: ICECredentials, candidates: [SDPCandidate],
+                      gatheringDone: Bool) throws -> SessionDescription {
+        var offer = answer
+        offer.origin.sessionVersion = String(sessionVersion)
+        let setup = localSetup ?? .active
+        func renewed(_ attributes: [SDPAttribute]) -> [SDPAttribute] {
+            attributes.compactMap { attribute in
+                switch attribute {
+                case .iceUsernameFragment: .iceUsernameFragment(credentials.ufrag)
+                case .icePassword: .icePassword(credentials.password)
+                case .setup: .setup(setup)
+                case .candidate, .endOfCandidates: nil
+                default: attribute
+                }
+            }
+        }
+        offer.attributes = renewed(offer.attributes)
+        for index in offer.media.indices { offer.media[index].attributes = renewed(offer.media[index].attributes) }
+        if let first = offer.media.firstIndex(where: { $0.port != 0 }) {
+            offer.media[first].attributes += candidates.map { .candidate($0) }
+            if gatheringDone { offer.media[first].attributes.append(.endOfCandidates) }
+        }
+        return offer
     }
 
     /// Caller: the answer to our offer. The first one sets up DTLS with the fingerprint from the
@@ -79,13 +117,65 @@ extension Call {
     func receiveOffer(_ text: String) async throws {
         let offer = try SessionDescription(parsing: text)
         let remote = try SDPTransportParameters(offer)
-        for case .answerOffer(let restart) in await transition(.offerReceived(usernameFragment: remote.iceUsernameFragment)) {
-            if restart {
+        for action in await transition(.offerReceived(usernameFragment: remote.iceUsernameFragment)) {
+            switch action {
+            case .answerOffer(restart: true):
+                remoteOfferVersion = UInt64(offer.origin.sessionVersion)
                 try await answerRestart(offer, remote: remote)
-            } else {
+            case .answerOffer(restart: false):
+                remoteOfferVersion = UInt64(offer.origin.sessionVersion)
                 try await answerFirstOffer(offer, remote: remote)
+            case .answerRenegotiation:
+                // A renegotiation that cannot be answered leaves the call as it was: the
+                // offerer rolls its offer back (the page after 5 s), so it does not end the call.
+                do {
+                    try await answerRenegotiation(offer)
+                } catch {
+                    logger.warning("call \(id): a renegotiation offer was not answered: \(error.errorReason)")
+                }
+            default:
+                break
             }
         }
+    }
+
+    /// A later offer with the ICE credentials in force (RFC 8829 §5.2.2): the page adding a
+    /// video section for its screen share to an audio call, say. Answered with the same ICE
+    /// credentials and DTLS role, so ICE and DTLS go on untouched (no restart). A section this
+    /// side can receive (VP8) is accepted receive-only and its pictures decoded and recorded from
+    /// now on; one it cannot is refused with port 0 (RFC 3264 §6). What this side sends stays as
+    /// negotiated. A repeat of an offer already answered (no newer `o=` version) is dropped.
+    func answerRenegotiation(_ offer: SessionDescription) async throws {
+        guard let agent else { return }
+        let version = UInt64(offer.origin.sessionVersion)
+        if let last = remoteOfferVersion, let version, version <= last {
+            logger.debug("call \(id): offer version \(version) repeats one already answered")
+            return
+        }
+        remoteOfferVersion = version ?? remoteOfferVersion
+        let credentials = try await agent.localCredentials()
+        let sendingNow = sending.filter { kind, _ in streams.contains { $0.kind == kind && $0.sends } }
+        var answer = try JSEPAnswer.make(offer: offer, local: .init(
+            iceUsernameFragment: credentials.ufrag, icePassword: credentials.password, fingerprint: certificate.fingerprint,
+            setup: localSetup ?? .active, cname: streamID, streamID: streamID, sending: sendingNow, sessionID: sessionID))
+        answer.origin.sessionVersion = String(sessionVersion)
+        sessionVersion += 1
+        let negotiated = try NegotiatedStream.fromAnswering(offer: offer, answer: answer)
+        try await signal(.sdp, sdpType: "answer", sdp: answer.serialized)
+        var added: [String] = []
+        for stream in negotiated where stream.receives && !streams.contains(where: { $0.kind == stream.kind && $0.receives }) {
+            if let index = streams.firstIndex(where: { $0.kind == stream.kind }) {
+                streams[index].receives = true
+                streams[index].remoteSSRCs = stream.remoteSSRCs
+            } else {
+                streams.append(stream)
+            }
+            media.engine?.startReceiving(stream)
+            added.append(stream.kind)
+        }
+        let refused = answer.media.filter { $0.port == 0 }.count
+        let outcome = (added.isEmpty ? "" : "; now receiving \(added.joined(separator: ", "))") + (refused == 0 ? "" : "; \(refused) section(s) refused")
+        logger.info("call \(id): answered a renegotiation (offer version \(version.map(String.init) ?? "?"))\(outcome)")
     }
 
     /// Callee: creates the agent, answers, gathers, and starts DTLS as the client
@@ -95,6 +185,7 @@ extension Call {
         try await setRemote(remote, on: agent)
         let credentials = try await agent.localCredentials()
         let answer = try makeAnswer(offer: offer, credentials: credentials, candidates: [])
+        localAnswer = answer
         streams = try NegotiatedStream.fromAnswering(offer: offer, answer: answer)
         offerSent = .now
         try await signal(.sdp, sdpType: "answer", sdp: answer.serialized)
@@ -106,17 +197,23 @@ extension Call {
     /// every local candidate; the DTLS session stays.
     private func answerRestart(_ offer: SessionDescription, remote: SDPTransportParameters) async throws {
         guard let agent else { return }
+        let began = ContinuousClock.now
         let credentials = try await agent.restart()
+        let restarted = ContinuousClock.now
         try await setRemote(remote, on: agent)
         let candidates = try await agent.localCandidates().compactMap(Self.sdpCandidate)
         let answer = try makeAnswer(offer: offer, credentials: credentials, candidates: candidates)
+        let made = ContinuousClock.now
         try await signal(.sdp, sdpType: "answer", sdp: answer.serialized)
+        logger.info("call \(id): answered the peer's ICE restart in \(ContinuousClock.now - began) (agent restart \(restarted - began), answer made \(made - restarted))")
     }
 
     func makeAnswer(offer: SessionDescription, credentials: ICECredentials, candidates: [SDPCandidate]) throws -> SessionDescription {
+        // The first answer makes this side the DTLS client (RFC 8842 §5.3); a restart's answer
+        // keeps the role this side has (a caller answering the callee's restart is the server).
         var answer = try JSEPAnswer.make(offer: offer, local: .init(
             iceUsernameFragment: credentials.ufrag, icePassword: credentials.password, fingerprint: certificate.fingerprint,
-            setup: .active, cname: streamID, streamID: streamID, sending: sending, sessionID: sessionID))
+            setup: localSetup ?? .active, cname: streamID, streamID: streamID, sending: sending, sessionID: sessionID))
         answer.origin.sessionVersion = String(sessionVersion)
         sessionVersion += 1
         if !candidates.isEmpty, let first = answer.media.firstIndex(where: { $0.port != 0 }) {
@@ -142,6 +239,7 @@ extension Call {
     func startTransport(agent: ICEAgent, local: SDPSetupRole, remote: SDPSetupRole, fingerprint: SDPFingerprint) throws {
         guard transport == nil, let events = ice?.events else { return }
         let role = try DTLSRole(local: local, remote: remote)
+        localSetup = role == .client ? .active : .passive
         let path = ICEDatagramPath(agent: agent)
         let transport = try DTLSSRTPTransport(path: path, events: path.datagramEvents(from: events), configuration: .init(
             certificate: certificate, role: role, remoteFingerprint: fingerprint))

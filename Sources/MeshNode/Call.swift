@@ -7,6 +7,7 @@ import Signaling
 import Synchronization
 import SDP
 import DTLSSRTP
+import STUN
 
 /// One call, like an RTCPeerConnection with its signaling (DESIGN.md "Data flow of one call"):
 /// the caller sends `call`, and once the callee accepts, offers; the callee answers; candidates
@@ -48,6 +49,14 @@ public actor Call {
     let media = MediaSlot()
     var streams: [NegotiatedStream] = []
     var localOffer: SessionDescription?
+    /// Callee: its answer to the first offer, the model of its own restart offers.
+    var localAnswer: SessionDescription?
+    /// The `o=` session version of the last offer the peer sent that this side answered: an
+    /// offer that is not newer is a repeat (RFC 3264 §8: a changed offer has a higher version).
+    var remoteOfferVersion: UInt64?
+    /// This side's DTLS role as `a=setup` says it, once negotiated: kept by every later offer
+    /// and answer (RFC 8842 §5.5).
+    var localSetup: SDPSetupRole?
     var selectedPair: ICESelectedPair?
     var tasks: [Task<Void, Never>] = []
     var endWaiters: [CheckedContinuation<Void, Never>] = []
@@ -150,6 +159,35 @@ public actor Call {
         await transition(.signalingReconnected)
     }
 
+    /// This host's network changed (``NetworkMonitor``). If an address the call's path used went
+    /// away, the path is dead: restart now with a fresh agent instead of after 3 s of silence.
+    /// If the path is down already and a new address or default route came, restart on it now.
+    /// `awaitSignaling`: the signaling connection is being replaced, so the restart's offer
+    /// waits for the new one.
+    func networkChanged(_ change: NetworkChange, awaitSignaling: Bool) async {
+        guard state == .connected || state == .reconnecting, let agent else { return }
+        var pathLost = false
+        if !change.removed.isEmpty {
+            let hosts = Set(((try? await agent.localCandidates()) ?? []).filter { $0.kind == .host }.compactMap { IPAddress(string: $0.address) })
+            if let local = selectedPair?.local, local.kind == .host || local.kind == .serverReflexive {
+                // A host candidate is its own base; a server-reflexive one names its base in raddr.
+                let base = local.kind == .host ? local.address : local.relatedAddress
+                pathLost = base.flatMap { IPAddress(string: $0) }.map(change.removed.contains) ?? true
+            } else {
+                // A relayed or peer-reflexive local candidate does not say which local address
+                // it leaves from: any of this agent's addresses gone counts.
+                pathLost = !hosts.isDisjoint(with: change.removed)
+            }
+        }
+        if pathLost {
+            logger.info("call \(id): this host's network changed (\(change)); the path is gone, restarting ICE now")
+            await transition(.localPathLost(awaitSignaling: awaitSignaling))
+        } else if state == .reconnecting, !change.added.isEmpty || change.defaultRouteChanged {
+            logger.info("call \(id): this host's network changed (\(change)) while the path is down; restarting ICE on it")
+            await transition(.localNetworkAppeared(awaitSignaling: awaitSignaling))
+        }
+    }
+
     /// The node ended the ringing call. Once media flows the call no longer rings: a late or
     /// misdirected `timeout` does not end it.
     func timedOut() async {
@@ -217,6 +255,13 @@ public actor Call {
             logger.info("call \(id): ICE restart \(attempt)\(fresh ? " with a fresh agent" : "")")
             await run("ICE restart") { try await self.sendOffer(restart: true, fresh: fresh) }
             armRestartTimer(attempt: attempt)
+        case .awaitSignaling:
+            // The signaling connection is being replaced; if it is not back soon, restart anyway
+            // (the offer is retried while the node is unreachable).
+            tasks.append(Task { [weak self] in
+                try? await Task.sleep(for: .seconds(3))
+                await self?.transition(.signalingWaitExpired)
+            })
         case .addRemoteCandidate(let candidate):
             await addRemoteCandidate(candidate)
         case .startMedia:
@@ -228,7 +273,7 @@ public actor Call {
             try? await client.callSetup(type, to: remote, call: id, reason: reason)
         case .tearDown:
             await tearDown()
-        case .answerOffer, .applyAnswer:
+        case .answerOffer, .applyAnswer, .answerRenegotiation:
             break // performed by the caller of transition(_:), which has the SDP
         }
     }

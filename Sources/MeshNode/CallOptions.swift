@@ -22,13 +22,16 @@ public struct CallOptions: Sendable {
     public var restartTimeout: Duration
     /// How long nothing may arrive on a connected call before its path counts as dead.
     public var silenceLimit: Duration
+    /// Watch this host's addresses (Linux rtnetlink, ``NetworkMonitor``): when the address a
+    /// call or the signaling connection uses goes away, restart and reconnect at once.
+    public var watchNetwork: Bool
 
     public init(videoSource: VideoSourceSpec? = .testPattern(width: 640, height: 360, framesPerSecond: 30),
                 audioSource: AudioSourceSpec? = .tone(frequency: 440),
                 desktopSource: VideoSourceSpec = .screen(display: nil, framesPerSecond: 15),
                 recordDirectory: String? = nil, localAddresses: [String] = [], relayOnly: Bool = false,
                 videoBitrateKbps: Int = 800, setupTimeout: Duration = .seconds(30), restartTimeout: Duration = .seconds(8),
-                silenceLimit: Duration = .seconds(3)) {
+                silenceLimit: Duration = .seconds(3), watchNetwork: Bool = true) {
         self.videoSource = videoSource
         self.audioSource = audioSource
         self.desktopSource = desktopSource
@@ -39,6 +42,7 @@ public struct CallOptions: Sendable {
         self.setupTimeout = setupTimeout
         self.restartTimeout = restartTimeout
         self.silenceLimit = silenceLimit
+        self.watchNetwork = watchNetwork
     }
 }
 

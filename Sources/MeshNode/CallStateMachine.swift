@@ -42,6 +42,12 @@ struct CallStateMachine {
         var lastAttempt: ContinuousClock.Instant?
         /// Restarts this side began in this outage; every one after the first uses a fresh agent.
         var attempts = 0
+        /// This side's own network changed in this outage (an address the path used went away):
+        /// it restarts itself, whichever role it has.
+        var ownNetworkChanged = false
+        /// This side's restart waits for its signaling connection, which is being replaced
+        /// (its address went away too): an offer sent now would be lost.
+        var awaitingSignaling = false
     }
 
     /// Why the call ended, and whether that is a failure (`ok: false` in the report).
@@ -88,6 +94,15 @@ struct CallStateMachine {
         /// This side's signaling connection is back after it was lost (its network may have
         /// changed): signaling sent over the lost one may not have arrived.
         case signalingReconnected
+        /// An address the call's path used went away from this host (rtnetlink, docs/calls.md
+        /// "This side's network changed"); `awaitSignaling` when the signaling connection is
+        /// being replaced too, so that the restart's offer waits for the new one.
+        case localPathLost(awaitSignaling: Bool)
+        /// A usable address or default route appeared on this host while the path is down.
+        case localNetworkAppeared(awaitSignaling: Bool)
+        /// The signaling connection did not come back in time after this side's network
+        /// changed: restart anyway (the offer is retried while signaling is down).
+        case signalingWaitExpired
         /// The setup deadline passed.
         case setupDeadlinePassed(reason: String)
         /// This side hangs up; the peer is told.
@@ -103,12 +118,19 @@ struct CallStateMachine {
     enum Action: Equatable {
         /// Caller: create the agent, send the first offer, then gather.
         case sendOffer
-        /// Caller: restart ICE with a new offer, with a fresh agent when `fresh`; when the
-        /// offer is out, arm the retry timer for `attempt`.
+        /// Restart ICE with a new offer, with a fresh agent when `fresh`; when the offer is out,
+        /// arm the retry timer for `attempt`. The caller's, or either side's after its own
+        /// network changed.
         case restartICE(fresh: Bool, attempt: Int)
+        /// Wait for the signaling connection (``Event/signalingReconnected``), at most a few
+        /// seconds (``Event/signalingWaitExpired``), before restarting.
+        case awaitSignaling
         /// Answer the offer: the first one creates the agent and starts DTLS, a restart offer
         /// restarts the agent and keeps the DTLS session.
         case answerOffer(restart: Bool)
+        /// Answer an offer with the ICE credentials in force: no ICE restart, the DTLS session
+        /// and media go on; a stream it adds is received from now on.
+        case answerRenegotiation
         /// Caller: take the answer: the first one negotiates the streams and starts DTLS with
         /// the answer's fingerprint, a restart's answer only sets the new ICE credentials.
         case applyAnswer(restart: Bool)
@@ -135,6 +157,8 @@ struct CallStateMachine {
     private(set) var restarts = 0
     /// How long the last restart took to bring the path back.
     private(set) var lastRestartDuration: Duration?
+    /// This side sent a restart offer whose answer has not come yet.
+    private(set) var offerPending = false
 
     init(isCaller: Bool, peer: String, restartTimeout: Duration) {
         self.isCaller = isCaller
@@ -187,14 +211,29 @@ struct CallStateMachine {
             return [.applyAnswer(restart: false)]
         case (_, .offerReceived(let usernameFragment)):
             // RFC 8445 §9: new credentials in an established session are an ICE restart; the
-            // same ones are a repeat. While this side's own restart awaits its answer, the
-            // peer's offer is ignored: only one restart runs at a time.
-            guard isNegotiated, case .applied(let credentials) = remote, credentials.ufrag != usernameFragment else { return [] }
+            // same ones are a repeat.
+            guard isNegotiated else { return [] }
+            switch remote {
+            case .applied(let credentials):
+                // The same credentials: a renegotiation (RFC 8829 §5.2.2 subsequent offer, such
+                // as the page adding its screen to an audio call) or a repeat of an offer; the
+                // call answers the first and drops the second (by the `o=` version). Not while
+                // this side's own offer is out.
+                guard credentials.ufrag != usernameFragment else { return offerPending ? [] : [.answerRenegotiation] }
+            case .awaited:
+                // This side's own restart awaits its answer and the peer's offer crossed it
+                // (glare, RFC 8829 §4.1.8.2's rollback): the callee gives way and answers the
+                // caller's offer; the caller ignores the callee's, whose side answers its own.
+                guard !isCaller, offerPending else { return [] }
+            }
+            offerPending = false
             peerRestarted(at: now)
             return [.answerOffer(restart: true)]
         case (_, .answerReceived):
-            // Answers after the first finish the caller's restarts; the latest one wins.
-            guard isCaller, isNegotiated else { return [] }
+            // Answers after the first finish restarts: any of the caller's (the latest one
+            // wins), the callee's only while its own offer is out.
+            guard isNegotiated, isCaller || offerPending else { return [] }
+            offerPending = false
             return [.applyAnswer(restart: true)]
         case (.connecting(.negotiated), .transportConnected):
             return [.startMedia]
@@ -227,6 +266,26 @@ struct CallStateMachine {
         case (.reconnecting(let recovery), .restartTimerFired(let attempt)):
             // Only the latest restart's timer counts, and only while the path is still down.
             guard attempt == restarts else { return [] }
+            return restart(recovery, fresh: true, at: now)
+        case (.connected, .localPathLost(let awaitSignaling)), (.reconnecting, .localPathLost(let awaitSignaling)):
+            // This host lost the address the path used: no check on the old pair can succeed,
+            // so restart now with a fresh agent (its sockets are bound to the old address),
+            // without waiting for silence; the callee too, since the caller cannot know.
+            var recovery = if case .reconnecting(let current) = phase { current } else { Recovery() }
+            recovery.ownNetworkChanged = true
+            return ownNetworkRestart(recovery, awaitSignaling: awaitSignaling, at: now)
+        case (.reconnecting(let recovery), .localNetworkAppeared(let awaitSignaling)):
+            // A new address while the path is down: gather on it now, not at the retry timer.
+            guard isCaller || recovery.ownNetworkChanged else { return [] }
+            return ownNetworkRestart(recovery, awaitSignaling: awaitSignaling, at: now)
+        case (.reconnecting(var recovery), .signalingWaitExpired):
+            guard recovery.awaitingSignaling else { return [] }
+            recovery.awaitingSignaling = false
+            recovery.lastAttempt = nil
+            return restart(recovery, fresh: true, at: now)
+        case (.reconnecting(var recovery), .signalingReconnected) where recovery.awaitingSignaling:
+            recovery.awaitingSignaling = false
+            recovery.lastAttempt = nil
             return restart(recovery, fresh: true, at: now)
         case (.reconnecting(var recovery), .signalingReconnected):
             // The restart offers sent into the lost connection are gone: the caller restarts
@@ -264,7 +323,20 @@ struct CallStateMachine {
         return restart(recovery, fresh: false, at: now)
     }
 
-    /// A caller's restart. The first of an outage keeps the agent's local candidates (enough
+    /// This side's network changed: restart at once with a fresh agent, or once the signaling
+    /// connection that is being replaced is back.
+    private mutating func ownNetworkRestart(_ recovery: Recovery, awaitSignaling: Bool, at now: ContinuousClock.Instant) -> [Action] {
+        var recovery = recovery
+        recovery.awaitingSignaling = awaitSignaling
+        guard !awaitSignaling else {
+            phase = .reconnecting(recovery)
+            return [.awaitSignaling]
+        }
+        recovery.lastAttempt = nil
+        return restart(recovery, fresh: true, at: now)
+    }
+
+    /// A restart this side begins. The first of an outage keeps the agent's local candidates (enough
     /// when a NAT lost its mapping or the peer moved); later ones use a fresh agent that gathers
     /// anew, because the old one's relay allocations may have died with the path.
     private mutating func restart(_ recovery: Recovery, fresh: Bool, at now: ContinuousClock.Instant) -> [Action] {
@@ -277,6 +349,7 @@ struct CallStateMachine {
         recovery.lastAttempt = now
         recovery.attempts += 1
         restarts += 1
+        offerPending = true
         phase = .reconnecting(recovery)
         return [.restartICE(fresh: fresh, attempt: restarts)]
     }

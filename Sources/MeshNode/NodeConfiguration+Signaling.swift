@@ -62,6 +62,9 @@ public struct SignalingSettings: Sendable, Equatable {
         limits.roomMembers = settings.roomMaxMembers ?? limits.roomMembers
         limits.rooms = settings.storeMaxRooms ?? limits.rooms
         limits.memberRooms = settings.memberMaxRooms ?? limits.memberRooms
+        limits.roomHistory = settings.roomHistory ?? limits.roomHistory
+        limits.historyAge = settings.roomHistoryDays.map { $0 * 86_400 } ?? limits.historyAge
+        limits.nodeMemberships = settings.linkMaxMemberships ?? limits.nodeMemberships
         limits.names = settings.storeMaxNames ?? limits.names
         limits.expiry = settings.messageExpiry.map { $0 * 86_400 } ?? limits.expiry
         limits.nameExpiry = settings.nameExpiry.map { $0 * 86_400 } ?? limits.nameExpiry

@@ -59,6 +59,9 @@ public struct NodeSettings: Sendable, Equatable {
     public var roomMaxMembers: Int?
     public var storeMaxRooms: Int?
     public var memberMaxRooms: Int?
+    public var roomHistory: Int?
+    public var roomHistoryDays: Double?
+    public var linkMaxMemberships: Int?
     public var storeMaxNames: Int?
     public var messageExpiry: Double?
     public var roomRule: String?
@@ -176,6 +179,12 @@ public struct NodeSettings: Sendable, Equatable {
             .integer("room-max-members", \.roomMaxMembers, .atLeast(2), help: "Members of one room (default \(store.roomMembers))."),
             .integer("store-max-rooms", \.storeMaxRooms, .atLeast(1), help: "Rooms on this node (default \(store.rooms))."),
             .integer("member-max-rooms", \.memberMaxRooms, .atLeast(1), help: "Rooms one name may be in (default \(store.memberRooms))."),
+            .integer("room-history", \.roomHistory, .atLeast(1),
+                     help: "Messages a room's history keeps for its members to page back through; the oldest go first (default \(store.roomHistory))."),
+            .number("room-history-days", \.roomHistoryDays, .within(1...3650, "days"),
+                    help: "Days a room message stays in the room's history (default \(Int(store.historyAge / 86_400)))."),
+            .integer("link-max-memberships", \.linkMaxMemberships, .atLeast(1),
+                     help: "Room memberships the peers of one linked node may hold here, all rooms together (default \(store.nodeMemberships))."),
             .integer("store-max-names", \.storeMaxNames, .atLeast(1),
                      help: "Names (and node addresses) the node binds to keys (default \(store.names)); new names beyond it are refused."),
             .number("message-expiry", \.messageExpiry, .within(1...3650, "days"),

@@ -38,6 +38,12 @@ public actor Peer {
     /// logs each once; cleared when it reaches 1024.
     private var refusedLogged: Set<String> = []
     private var loop: Task<Void, Never>?
+    /// Watches this host's addresses (``CallOptions/watchNetwork``).
+    private var monitor: NetworkMonitor?
+    private var monitorTask: Task<Void, Never>?
+    /// The local address the signaling connection left from: the kernel's source address toward
+    /// the node when it logged in (a TCP connection keeps the address it was made from).
+    private var signalingSource: IPAddress?
 
     public init(client: SignalingClient, options: CallOptions = CallOptions(), acceptPolicy: AcceptPolicy = .never,
                 logger: Logger = Logger(label: "meshnode.peer")) {
@@ -60,6 +66,8 @@ public actor Peer {
         }
         let welcome = try await client.connect()
         serversChanged(welcome.iceServers)
+        await signalingConnected()
+        watchNetwork()
         return welcome
     }
 
@@ -94,6 +102,8 @@ public actor Peer {
 
     /// Hangs up every call and leaves the node.
     public func close() async {
+        monitor?.stop()
+        monitorTask?.cancel()
         for call in calls.values { await call.hangup() }
         await client.close()
     }
@@ -105,16 +115,77 @@ public actor Peer {
         switch event {
         case .connected(let welcome):
             serversChanged(welcome.iceServers)
+            await signalingConnected()
         case .reconnected(let welcome):
             serversChanged(welcome.iceServers)
+            await signalingConnected()
             for call in calls.values { await call.signalingReconnected() }
         case .callSetup(let payload):
             await route(payload)
         case .callTimeout(let id):
             ringing[id] = nil
             await calls[id]?.timedOut()
+        case .answeredElsewhere(let id):
+            // Another device of this name took it: stop asking; a call not yet connected here ends.
+            ringing[id] = nil
+            await calls[id]?.timedOut()
         default:
             break
+        }
+    }
+
+    // MARK: - This host's network
+
+    private func watchNetwork() {
+        guard options.watchNetwork, monitor == nil else { return }
+        do {
+            let monitor = try NetworkMonitor(logger: logger)
+            self.monitor = monitor
+            monitorTask = Task { [weak self] in
+                for await change in monitor.changes { await self?.networkChanged(change) }
+            }
+        } catch {
+            logger.notice("address changes are not watched: \(error.reason); a moved call recovers after 3 s of silence")
+        }
+    }
+
+    /// Notes which local address the new signaling connection uses.
+    private func signalingConnected() async {
+        let authority = client.nodeAuthority
+        signalingSource = await Task.detached { Self.sourceAddress(towardNode: authority) }.value
+    }
+
+    /// The address the kernel picks now to reach the node at `authority` (`host:port`,
+    /// `[v6]:port` or `host`), resolving a name as the ICE servers' are.
+    static func sourceAddress(towardNode authority: String) -> IPAddress? {
+        var host = Substring(authority)
+        if host.hasPrefix("["), let end = host.firstIndex(of: "]") {
+            host = host[host.index(after: host.startIndex)..<end]
+        } else if host.filter({ $0 == ":" }).count == 1, let colon = host.lastIndex(of: ":") {
+            host = host[..<colon]
+        }
+        guard let address = ICEServerSettings.resolve(String(host)).flatMap({ IPAddress(string: $0) }) else { return nil }
+        return RouteLookup.sourceAddress(toward: address)
+    }
+
+    /// This host's network changed (docs/calls.md "This side's network changed"). If the
+    /// signaling connection's address went away, it is replaced at once (the node's heartbeat
+    /// would notice only after tens of seconds); calls whose path used a lost address restart
+    /// with a fresh agent, once the new signaling connection is up. While offline, a new
+    /// address or default route makes the next login attempt go now.
+    private func networkChanged(_ change: NetworkChange) async {
+        let online = await client.isOnline
+        let signalingLost = signalingSource.map(change.removed.contains) ?? false
+        logger.info("network changed: \(change)\(signalingLost ? "; the signaling connection's address is gone" : "")")
+        // The calls first, so that the reconnect they wait for cannot overtake them.
+        for call in calls.values { await call.networkChanged(change, awaitSignaling: signalingLost || !online) }
+        if signalingLost, let source = signalingSource {
+            signalingSource = nil
+            await client.reconnectNow(reason: "its local address \(source) went away")
+        } else if !online, !change.added.isEmpty || change.defaultRouteChanged {
+            await client.reconnectNow(reason: "the network changed")
+        } else if change.eventsLost {
+            await client.probe(within: .seconds(1))
         }
     }
 

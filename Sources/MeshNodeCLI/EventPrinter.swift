@@ -26,6 +26,8 @@ struct EventPrinter: Sendable {
             print("call", fields)
         case .callTimeout(let call):
             print("call", ["type": "timeout", "call": call])
+        case .answeredElsewhere(let call):
+            print("call", ["type": "answered-elsewhere", "call": call])
         case .error(let error):
             print("error", ["code": error.code.rawValue, "reason": error.reason])
         }

@@ -22,8 +22,10 @@ struct Join: AsyncParsableCommand {
     var json = false
     @Option(name: .customLong("subscribe"), help: "Follow this peer's presence (repeatable).")
     var subscriptions: [String] = []
-    @Option(name: .customLong("room"), help: "Join this #room (repeatable).")
+    @Option(name: .customLong("room"), help: "Join this #room, or #room@host:port of a linked node (repeatable).")
     var rooms: [String] = []
+    @Option(help: "After joining, print the newest N messages of each --room's history (1-100).")
+    var history: Int?
     @Option(name: .customLong("send"), help: "Send TO:TEXT once online (repeatable); TO is a name, name@host:port or #room.")
     var sends: [String] = []
     @Option(help: "Answer incoming calls: never (busy, the default), auto (accept) or ask (on the terminal).")
@@ -36,6 +38,9 @@ struct Join: AsyncParsableCommand {
     }
 
     func validate() throws {
+        if let history, !(1...HistoryBody.maxLimit).contains(history) {
+            throw ValidationError("--history takes 1 to \(HistoryBody.maxLimit) messages, not \(history)")
+        }
         for send in sends where Self.splitTarget(send) == nil { throw ValidationError("--send takes TO:TEXT, not '\(send)'") }
         for call in calls {
             guard let kind = call.split(separator: ":").last, CallKind(rawValue: String(kind)) != nil, call.contains(":") else {
@@ -56,7 +61,14 @@ struct Join: AsyncParsableCommand {
         let printing = Task { await Self.handle(peerActor.events, peer: peerActor, output: output) }
         do {
             try await peerActor.connect()
-            for room in rooms { try await client.join(room: room) }
+            for room in rooms {
+                try await client.join(room: room)
+                guard let history else { continue }
+                // What was said before this peer came: the room's node keeps it (docs/protocol.md "Room history").
+                for entry in try await client.history(of: room, limit: history).messages {
+                    output.print("history", ["room": room, "from": entry.from, "id": entry.id, "text": entry.text, "seq": String(entry.seq)])
+                }
+            }
             if !subscriptions.isEmpty { try await client.subscribe(subscriptions) }
             for send in sends {
                 let (to, text) = Self.splitTarget(send)!

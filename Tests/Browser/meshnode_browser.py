@@ -720,6 +720,15 @@ def check_language(args, suffix):
         bob.hook("chat", alice.label, "hi")  # bob is not alice's contact: a stranger
         alice.wait_state("bob's chat", lambda s: any(not m["mine"] for m in s["messages"]))
         no_english("contacts and chat")
+        # A room, with its member list and a message with an unread count on the contact.
+        room = f"#zh{suffix}"
+        alice.hook("joinRoom", room)
+        bob.hook("joinRoom", room)
+        bob.hook("chat", room, "大家好")
+        alice.wait_state("bob's room message", lambda s: any(m["to"] == room and not m["mine"] for m in s["messages"]))
+        alice.wait_state("both members", lambda s: len(s["rooms"][room]["members"]) == 2)
+        no_english("room")
+        alice.hook("select", bob.label)
         alice.hook("setRelayOnly", False)
         alice.hook("call", bob.label, "video")
         bob.wait_call(["ringing-in"])
@@ -1086,6 +1095,14 @@ def check_a11y(args, suffix):
         expect(names == {k: english[f"kind.{k}.label"].replace("{peer}", bob.label) for k in ("audio", "video", "desktop")}, f"call buttons are named {names}")
         expect(alice.text(f'#contact-list li[data-name="{bob.label}"] .presence') == english["presence.online"], "presence is not in words")
         audit(alice, "chat", args, results)
+        # A room with a member list, presence in words and a message (issue 14 item 4).
+        room = f"#a11y{suffix}"
+        join_by_form(alice, room)
+        bob.hook("joinRoom", room)
+        bob.hook("chat", room, "Hello room")
+        alice.wait_state("bob's room message", lambda s: any(m["to"] == room and not m["mine"] for m in s["messages"]))
+        alice.wait_state("both members", lambda s: len(s["rooms"][room]["members"]) == 2)
+        audit(alice, "room", args, results)
         alice.click(f'#contact-list li[data-name="{bob.label}"] button[data-kind="video"]')
         alice.wait_call(["ringing-out"])
         bob.wait_call(["ringing-in"])
@@ -1214,8 +1231,170 @@ def check_keyboard(args, suffix):
     return stops
 
 
+# ---- several devices and recovery (issue 14 item 3), by clicks -------------------------------------
+
+BACKUP_PASSPHRASE = "plum kettle 73 orbit"
+
+
+def check_devices(args, suffix):
+    """A name on two devices: the owner shows a link code, a second profile types it and the owner
+    allows it; both receive a chat and ring on a call, the first to accept takes it and the other
+    stops ringing; the owner removes the device, which is cut off. Then the owner's key is backed
+    up and restored into a fresh profile (a wrong passphrase and an edited file get their own
+    errors), which logs in as the name. axe on each new state at both sizes."""
+    name, caller = f"ann-{suffix}", f"cal-{suffix}"
+    owner, phone, bob = open_pages(args.url, [f"owner-{suffix}", f"phone-{suffix}", f"bob-{suffix}"])
+    results, out, fresh = [], {}, None
+    english = owner.messages("en")
+    try:
+        login_by_form(owner, name)
+        owner_key = owner.state()["key"]
+        bob.login(caller)
+        owner.click("#devices-open")
+        wait_for("the devices dialog", lambda: owner.hook("linkedDevices")["dialog"])
+        owner.click("#make-code")
+        code = wait_for("a link code", lambda: owner.text("#code-value") or None)
+        expect(len(code) == 6 and code.isdigit(), f"the code is {code!r}")
+        audit(owner, "devices dialog", args, results)
+        # In Chinese the dialog shows no English string of the page's table (issue 14 item 6).
+        chinese = owner.messages("zh")
+        owner.hook("setLanguage", "zh")
+        wait_text(owner, "#devices-title", chinese["devices.title"])
+        left = english_left(owner, english, chinese)
+        expect(not left, f"English left in the Chinese devices dialog: {left}")
+        owner.hook("setLanguage", "en")
+        wait_text(owner, "#devices-title", english["devices.title"])
+        owner.click("#devices-close")
+        phone.click("#link-box summary")
+        phone.click("#restore-box summary")
+        audit(phone, "link and restore forms", args, results)
+        phone.type_into("#link-name", name)
+        phone.type_into("#link-code", code)
+        phone.click("#link-submit")
+        wait_for("the owner's approval dialog", lambda: owner.hook("linkedDevices")["requestDialog"])
+        waiting = wait_for("the phone's fingerprint", lambda: phone.text("#link-status") if "…" not in phone.text("#link-status") and phone.text("#link-status") else None)
+        shown = owner.text("#request-text")
+        audit(owner, "device request", args, results)
+        owner.click("#request-allow")
+        phone.wait_state("the linked phone online as the name", lambda s: s["connection"] == "online" and s["name"] == name)
+        phone_key = phone.state()["key"]
+        expect(phone_key != owner_key, "the phone logged in with the owner's key")
+        print_text = phone_key[:16]
+        grouped = " ".join(print_text[i:i + 4] for i in range(0, 16, 4))
+        expect(grouped in shown and grouped in waiting, f"the fingerprint {grouped} is not on both screens: {shown!r} / {waiting!r}")
+        expect(owner.state()["connection"] == "online", "the phone's login replaced the owner")
+        # Both devices hear the chat.
+        bob.hook("addContact", name)
+        bob.wait_online(name)
+        chat_id = bob.hook("chat", name, "to both of your devices")
+        for page in (owner, phone):
+            page.wait_state("the chat on this device", lambda s: any(m["id"] == chat_id and not m["mine"] for m in s["messages"]))
+        # Both ring; the phone takes it; the owner stops ringing.
+        bob.js("window.meshnodeTest.call(arguments[0], 'audio')", name)
+        owner.wait_call(["ringing-in"])
+        phone.wait_call(["ringing-in"])
+        phone.click("#accept")
+        stopped = owner.wait_state("the owner to stop ringing", lambda s: s["lastCall"] if s["call"] is None and s["lastCall"] else None)
+        expect(stopped["code"] == "answered-elsewhere", f"the owner's call ended with {stopped}")
+        expect(not owner.state()["incomingDialog"], "the owner's incoming dialog is still open")
+        phone.wait_call(["connected"])
+        bob.wait_call(["connected"])
+        out["ringing"] = {"owner": stopped["code"], "phone": "connected"}
+        bob.hook("hangup")
+        phone.wait_state("the call over", lambda s: s["call"] is None)
+        # The owner removes the phone by its Remove button: its connection is cut, it stays out.
+        owner.click("#devices-open")
+        wait_for("two devices listed", lambda: len(owner.hook("linkedDevices")["list"]) == 2)
+        audit(owner, "devices listed", args, results)
+        owner.click("#device-list button.danger")
+        revoked = phone.wait_state("the phone cut off", lambda s: s if s["connection"] == "refused" and "revoked" in s["reason"] else None)
+        out["revoked"] = revoked["reason"][:80]
+        wait_for("one device left", lambda: len(owner.hook("linkedDevices")["list"]) == 1)
+        # Back up the owner's key by the form (the file is offered as a download), and take the
+        # same file's text through the hook.
+        owner.type_into("#backup-pass", BACKUP_PASSPHRASE)
+        owner.type_into("#backup-pass2", BACKUP_PASSPHRASE)
+        owner.click("#backup-submit")
+        wait_text(owner, "#backup-status", english["backup.done"])
+        audit(owner, "backup saved", args, results)
+        owner.click("#devices-close")
+        text = owner.hook("backup", BACKUP_PASSPHRASE)
+        backup = json.loads(text)
+        expect(backup["kdf"]["name"] == "pbkdf2-sha256" and backup["kdf"]["iterations"] >= 600000 and backup["key"] == owner_key, f"backup {backup['kdf']}")
+        os.makedirs(args.artifacts, exist_ok=True)
+        path = os.path.join(os.path.abspath(args.artifacts), f"backup-{name}.json")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        edited = dict(backup, ciphertext=backup["ciphertext"][:-6] + ("AAAAA=" if not backup["ciphertext"].endswith("AAAAA=") else "BBBBB="))
+        edited_path = path.replace(".json", "-edited.json")
+        with open(edited_path, "w", encoding="utf-8") as f:
+            json.dump(edited, f)
+        owner.hook("logout")
+        owner.close()
+        # A fresh profile: wrong passphrase, edited file, then the right one.
+        fresh = Page(args.url, f"fresh-{suffix}")
+        fresh.click("#restore-box summary")
+        attempts = {}
+        for label, file, passphrase, wanted in [("wrong", path, "not the passphrase", "backup.error.wrong-passphrase"),
+                                                ("edited", edited_path, BACKUP_PASSPHRASE, "backup.error.changed")]:
+            fresh.element("#restore-file").send_keys(file)
+            fresh.type_into("#restore-pass", passphrase)
+            fresh.click("#restore-submit")
+            wait_text(fresh, "#restore-status", english[wanted])
+            attempts[label] = wanted
+            if label == "wrong":
+                audit(fresh, "restore wrong passphrase", args, results)
+        fresh.element("#restore-file").send_keys(path)
+        fresh.type_into("#restore-pass", BACKUP_PASSPHRASE)
+        started = time.monotonic()
+        fresh.click("#restore-submit")
+        fresh.wait_state("the restored key online as the name", lambda s: s["connection"] == "online" and s["name"] == name and s["key"] == owner_key)
+        out["restoreMs"] = round((time.monotonic() - started) * 1000)
+        out["restoreErrors"] = attempts
+        fresh.hook("logout")
+        out["backupFile"] = path
+        out["passphrase"] = BACKUP_PASSPHRASE
+        out["name"] = name
+        out["caller"] = caller
+        out["states"] = {f"{r['state']} {r['size']}": r["violations"] for r in results}
+        bad = [r for r in results if r["violations"] or r["smallTargets"]]
+        expect(not bad, f"axe or touch targets: {[(r['state'], r['size'], r['details'], r['smallTargets']) for r in bad]}")
+        return out
+    finally:
+        for page in (owner, phone, bob, fresh):
+            if page:
+                try:
+                    page.close()
+                except Exception:  # noqa: BLE001 - closed already
+                    pass
+
+
+
+def check_restore(args, suffix):
+    """A fresh profile restores backups the CLI made (`meshnode keygen --backup`): the Argon2id
+    one is refused with the words that say how to make one the page reads, the PBKDF2 one logs
+    in as its name with the CLI's key."""
+    expect(args.backup and args.argon2 and args.passphrase and args.key, "restore needs --backup, --argon2, --passphrase and --key")
+    english = None
+    page = Page(args.url, f"restore-{suffix}")
+    try:
+        english = page.messages("en")
+        page.click("#restore-box summary")
+        page.element("#restore-file").send_keys(os.path.abspath(args.argon2))
+        page.type_into("#restore-pass", args.passphrase)
+        page.click("#restore-submit")
+        wait_text(page, "#restore-status", english["backup.error.argon2"])
+        page.element("#restore-file").send_keys(os.path.abspath(args.backup))
+        page.type_into("#restore-pass", args.passphrase)
+        page.click("#restore-submit")
+        state = page.wait_state("online with the CLI's key", lambda s: s if s["connection"] == "online" and s["key"] == args.key else None)
+        return {"name": state["name"], "key": state["key"], "argon2": "refused with how-to"}
+    finally:
+        page.close()
+
 PAGE_CHECKS = {"basics": check_basics, "ringing": check_ringing, "language": check_language,
-               "controls": check_controls, "a11y": check_a11y, "keyboard": check_keyboard}
+               "controls": check_controls, "a11y": check_a11y, "keyboard": check_keyboard,
+               "devices": check_devices, "restore": check_restore}
 
 
 def run_page(args):
@@ -1229,6 +1408,183 @@ def run_page(args):
         results["checks"][name] = outcome
         emit("passed", check=name, **outcome)
     return results
+
+
+# ---- rooms across two linked nodes (issue 14 item 4) ------------------------------------------
+
+def node_address(url):
+    """`host:port` of a node's page URL: the address its rooms and peers are named by."""
+    from urllib.parse import urlsplit
+    return urlsplit(url).netloc
+
+
+def room_texts(page, room):
+    return [m["text"] for m in page.state()["messages"] if m["to"] == room]
+
+
+def join_by_form(page, room):
+    page.type_into("#room-name", room)
+    page.click("#room-form button[type=submit]")
+    page.wait_state(f"{room} in the rooms list", lambda s: room in s["rooms"] and s["selected"] == room)
+    wait_for(f"{page.label}: {room} listed", lambda: page.elements(f'#room-list li[data-room="{room}"]'))
+
+
+# How many messages of one conversation the page keeps in IndexedDB (web/chatstore.js).
+STORED_CONVERSATION = """
+const done = arguments[arguments.length - 1];
+const open = indexedDB.open('meshnode-chat');
+open.onsuccess = () => {
+  const rows = open.result.transaction('conversations').objectStore('conversations').getAll();
+  rows.onsuccess = () => done({count: rows.result.filter(r => r.conversation === arguments[0]).reduce((n, r) => n + r.messages.length, 0)});
+  rows.onerror = () => done({error: String(rows.error)});
+};
+open.onerror = () => done({error: String(open.error)});
+"""
+
+
+# The bounds of the page's IndexedDB history (web/chatstore.js), run inside a page: 600 messages
+# of one conversation keep the newest 500; 205 conversations keep the 200 written last.
+CHAT_STORE_BOUNDS = """
+const done = arguments[arguments.length - 1];
+(async () => {
+  const { ChatStore, MAX_PER_CONVERSATION, MAX_CONVERSATIONS } = await import('/chatstore.js');
+  const store = await ChatStore.open('bounds-probe@' + Math.random());
+  const many = Array.from({length: 600}, (_, i) => ({id: 'p' + i, from: 'x', to: '#probe', text: 't' + i, sent: i}));
+  await store.save('#probe', many);
+  let rows = await store.load();
+  const kept = rows.get('#probe');
+  for (let i = 0; i < MAX_CONVERSATIONS + 5; i++) await store.save('c' + i, [{id: 'm', from: 'x', to: 'me', text: 'hi', sent: 1}]);
+  rows = await store.load();
+  return {perConversation: kept.length, firstKept: kept[0].text, lastKept: kept[kept.length - 1].text,
+          conversations: rows.size, oldestGone: !rows.has('#probe') && !rows.has('c0'), limits: [MAX_PER_CONVERSATION, MAX_CONVERSATIONS]};
+})().then(done, (e) => done({error: String(e)}));
+"""
+
+
+def check_rooms(args, suffix):
+    """Three browsers, two linked nodes: alice and carol at the first (the room's host), bob at the
+    second. alice creates #room by the form, carol joins it, bob joins #room@first; each one's
+    message reaches the other two; the member list says who is online in words; carol's unread
+    count grows while she reads another chat and clears when she opens the room; bob away (page
+    closed) misses a message and finds it after he comes back (the host's history through his
+    node), and his earlier messages come from IndexedDB before the node answers; a fresh member
+    pages back through 70 messages by scrolling to the top."""
+    expect(args.url2, "rooms needs --url2: the page of a second node linked to the first")
+    host = node_address(args.url)
+    room = f"#team{suffix}"
+    remote_room = f"{room}@{host}"
+    alice_name, carol_name, bob_name = f"alice-{suffix}", f"carol-{suffix}", f"bob-{suffix}"
+    bob_at_host = f"{bob_name}@{node_address(args.url2)}"
+    pages = {}
+    try:
+        pages["alice"] = Page(args.url, alice_name)
+        pages["carol"] = Page(args.url, carol_name)
+        pages["bob"] = Page(args.url2, bob_name)
+        alice, carol, bob = pages["alice"], pages["carol"], pages["bob"]
+        login_by_form(alice, alice_name)
+        login_by_form(carol, carol_name)
+        login_by_form(bob, bob_name)
+        english = alice.messages("en")
+
+        # alice creates the room by typing its name; carol joins it; bob joins it at alice's node.
+        join_by_form(alice, room)
+        join_by_form(carol, room)
+        join_by_form(bob, remote_room)
+        # The member list, with presence in words: alice sees bob (at the other node) online.
+        alice.wait_state("three members", lambda s: len(s["rooms"][room]["members"]) == 3)
+        member = f'#room-members li[data-name="{bob_at_host}"] .presence'
+        wait_text(alice, member, english["presence.online"], "bob's presence in the member list")
+        bob.wait_state("alice in bob's member list", lambda s: s["rooms"][remote_room]["members"].get(alice_name + "@" + host) == "online")
+
+        # Chat by the form, across the nodes both ways.
+        alice.type_into("#chat-text", "hello team")
+        alice.click("#chat-form button[type=submit]")
+        for page, where in ((carol, room), (bob, remote_room)):
+            page.wait_state("alice's room message", lambda s, where=where: "hello team" in [m["text"] for m in s["messages"] if m["to"] == where])
+        bob.type_into("#chat-text", "hello from the other node")
+        bob.click("#chat-form button[type=submit]")
+        bob.wait_state("bob's message stored", lambda s: any(m["mine"] and m["status"] == "stored" for m in s["messages"]))
+        got = alice.wait_state("bob's message at alice", lambda s: next((m for m in s["messages"] if m["text"] == "hello from the other node"), None))
+        expect(got["from"] == bob_at_host and got["to"] == room, f"alice got bob's message as {got}")
+        # New room messages are said by screen readers (the polite live region).
+        wait_for("bob's message in alice's live region", lambda: "hello from the other node" in alice.js("return document.getElementById('announcer').textContent"))
+
+        # Unread counts: carol reads a chat with alice meanwhile; the room's count grows, in words.
+        carol.hook("addContact", alice_name)
+        carol.click(f'#contact-list li[data-name="{alice_name}"] button.who')
+        for index in range(3):
+            alice.hook("chat", room, f"unread {index}")
+        carol.wait_state("three unread in the room", lambda s: s["unread"].get(room) == 3)
+        badge = english["chat.unread"].replace("{n}", "3")
+        wait_text(carol, f'#room-list li[data-room="{room}"] .unread', badge, "the room's unread badge")
+        # A direct message to carol while she reads the room counts for alice's contact.
+        carol.click(f'#room-list li[data-room="{room}"] button.who')
+        carol.wait_state("the room read", lambda s: not s["unread"].get(room))
+        alice.hook("chat", carol_name, "psst")
+        carol.wait_state("one unread from alice", lambda s: s["unread"].get(alice_name) == 1)
+        unread = dict(carol.state()["unread"])
+
+        # bob goes away; alice writes; bob comes back: his earlier messages are there from
+        # IndexedDB at once, and the missed one arrives from the host's history, unread.
+        kept = wait_for("bob's room in IndexedDB", lambda: (bob.driver.execute_async_script(STORED_CONVERSATION, remote_room) or {}).get("count"))
+        emit("indexeddb", room=remote_room, messages=kept)
+        bob.driver.get("about:blank")
+        alice.hook("chat", room, "while bob was away")
+        alice.wait_state("the away message stored", lambda s: any(m["text"] == "while bob was away" and m["status"] == "stored" for m in s["messages"]))
+        bob.driver.get(args.url2)
+        wait_for("bob's page again", lambda: bob.js("return !!window.meshnodeTest"))
+        restored = bob.wait_state("bob's messages from IndexedDB", lambda s: "hello team" in room_texts(bob, remote_room) and s)
+        from_store_before_online = restored["connection"] != "online"
+        bob.wait_state("bob online again", lambda s: s["connection"] == "online")
+        bob.wait_state("the missed message from the history", lambda s: "while bob was away" in [m["text"] for m in s["messages"] if m["to"] == remote_room])
+        expect(bob.state()["unread"].get(remote_room, 0) >= 1, f"bob's unread after coming back: {bob.state()['unread']}")
+        texts = room_texts(bob, remote_room)
+        expect(texts.count("hello team") == 1 and texts.count("while bob was away") == 1, f"bob's room shows repeats: {texts}")
+
+        # 70 messages, then dave (a fresh browser at the host) joins: the newest 50 come first;
+        # scrolling to the top brings the older ones, page by page.
+        for index in range(70):
+            alice.hook("chat", room, f"n{index:02d}")
+        alice.wait_state("70 stored", lambda s: sum(1 for m in s["messages"] if m["mine"] and m["text"].startswith("n") and m["status"] == "stored") == 70)
+        pages["dave"] = Page(args.url, f"dave-{suffix}")
+        dave = pages["dave"]
+        login_by_form(dave, f"dave-{suffix}")
+        join_by_form(dave, room)
+        first = dave.wait_state("the newest page", lambda s: len(room_texts(dave, room)) >= 50 and len(room_texts(dave, room)))
+        expect(first == 50, f"dave got {first} messages in the first page")
+        expect(dave.shown("#older"), "no Earlier messages button while older messages remain")
+        pages_read = 0
+        while dave.state()["rooms"][room]["more"] is not False and pages_read < 5:
+            before = len(room_texts(dave, room))
+            dave.js("document.getElementById('messages').scrollTop = 0; document.getElementById('messages').dispatchEvent(new Event('scroll'))")
+            dave.wait_state("an older page", lambda s, before=before: len(room_texts(dave, room)) > before or s["rooms"][room]["more"] is False)
+            pages_read += 1
+        everything = room_texts(dave, room)
+        expect(everything.count("hello team") == 1 and "n00" in everything and "n69" in everything, f"dave's history: {len(everything)} messages")
+        dave.wait_state("no older messages left", lambda s: s["rooms"][room]["more"] is False)
+        shot = dave.screenshot(args.artifacts, "rooms-dave.png")
+        carol.screenshot(args.artifacts, "rooms-carol.png")
+        bob.screenshot(args.artifacts, "rooms-bob.png")
+
+        bounds = dave.driver.execute_async_script(CHAT_STORE_BOUNDS)
+        expect(bounds.get("perConversation") == 500 and bounds.get("firstKept") == "t100" and bounds.get("lastKept") == "t599"
+               and bounds.get("conversations") == 200 and bounds.get("oldestGone"), f"IndexedDB bounds: {bounds}")
+
+        # bob leaves by the button: gone from his list and from alice's members.
+        bob.click(f'#room-list li[data-room="{remote_room}"] button.leave')
+        bob.wait_state("the room left", lambda s: remote_room not in s["rooms"])
+        alice.wait_state("bob gone from the members", lambda s: bob_at_host not in s["rooms"][room]["members"])
+        return {"members": 4, "unread": unread, "historyMessages": len(everything), "pagesScrolled": pages_read, "indexedDB": bounds,
+                "restoredBeforeOnline": from_store_before_online, "screenshot": shot}
+    except Exception:
+        dump_pages(list(pages.values()), args)
+        raise
+    finally:
+        for page in pages.values():
+            page.close()
+
+
+PAGE_CHECKS["rooms"] = check_rooms
 
 
 # ---- one page as a peer (interop with `meshnode call` / `meshnode join`) -------------------------
@@ -1368,6 +1724,7 @@ def run_guard(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", required=True, help="the node's page, http://HOST:PORT/")
+    parser.add_argument("--url2", help="a second node's page, linked to the first (page rooms)")
     parser.add_argument("--ignore-certificate-errors", action="store_true",
                         help="accept the node's certificate unchecked (an https node with a self-signed one)")
     parser.add_argument("--browser", choices=["chromium", "firefox"], default="chromium",
@@ -1394,6 +1751,10 @@ def main():
                       help="seconds after media flows to switch to a screen share (then --seconds more)")
     page = modes.add_parser("page", help="the page as a person uses it, by clicks: basics, ringing, language")
     page.add_argument("names", nargs="+", choices=sorted(PAGE_CHECKS))
+    page.add_argument("--backup", help="restore: a PBKDF2 key backup made by the CLI")
+    page.add_argument("--argon2", help="restore: an Argon2id key backup made by the CLI (the page refuses it)")
+    page.add_argument("--passphrase", help="restore: the backups' passphrase")
+    page.add_argument("--key", help="restore: the public key the backups hold")
     guard = modes.add_parser("guard", help="log in, accept the first call, report what the page refused until it ends")
     guard.add_argument("--name", required=True)
     guard.add_argument("--wait", type=float, default=120, help="how long to wait for the call, and for its end")

@@ -38,6 +38,14 @@ try:
 
         def sign_bytes(self, data):
             return base64.b64encode(self._key.sign(data).signature).decode()
+
+    def verify(public, sig, text):
+        """Whether `sig` (base64) is `public`'s (base64) Ed25519 signature of `text`."""
+        try:
+            nacl.signing.VerifyKey(base64.b64decode(public)).verify(text.encode(), base64.b64decode(sig))
+            return True
+        except Exception:  # noqa: BLE001 - any failure is "does not verify"
+            return False
 except ImportError:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -53,6 +61,15 @@ except ImportError:
 
         def sign_bytes(self, data):
             return base64.b64encode(self._key.sign(data)).decode()
+
+    def verify(public, sig, text):
+        """Whether `sig` (base64) is `public`'s (base64) Ed25519 signature of `text`."""
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+        try:
+            Ed25519PublicKey.from_public_bytes(base64.b64decode(public)).verify(base64.b64decode(sig), text.encode())
+            return True
+        except Exception:  # noqa: BLE001 - any failure is "does not verify"
+            return False
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
 SUBPROTOCOL = "meshnode.v1"
@@ -245,7 +262,7 @@ class Client:
         """The node's answer to message `id_`: an ack, error, pong, welcome or members naming it."""
         def answers(m):
             body = m.get("body", {})
-            return (m["type"] in ("ack", "error", "members") and body.get("of") == id_) or \
+            return (m["type"] in ("ack", "error", "members", "history") and body.get("of") == id_) or \
                    (m["type"] in ("pong", "welcome", "proof") and m["id"] == id_)
         return self.next(answers, timeout, f"answer to {id_}")
 
@@ -517,6 +534,7 @@ def rooms(s):
     s.check("Chat", "room members get the message addressed to the room", got["id"] == id_ and got["to"] == room and got["from"] == alice.name,
             json.dumps(got))
     bob.send("ack", {"of": id_, "sender": alice.name})
+    history(s, room, alice, bob, got)
     id_ = bob.send("leave", {"room": room})
     s.expect(sec, "leave is answered with ack", bob.reply(id_)["body"].get("status"), "ok")
     event = alice.next(lambda m: m["type"] == "room")
@@ -538,6 +556,38 @@ def rooms(s):
     s.expect(sec, "inviting again is answered duplicate", alice.reply(id_)["body"].get("status"), "duplicate")
     id_ = bob.send("join", {"room": closed})
     s.expect(sec, "an invited name may join", bob.reply(id_)["body"].get("status"), "ok")
+
+
+def history(s, room, alice, bob, first):
+    """docs/protocol.md "Room history": `seq` on room chat, pages newest first with `before`,
+    `more`, the limit's range, members only."""
+    sec = "Room history"
+    s.check(sec, "room chat as delivered carries its seq", isinstance(first["body"].get("seq"), int), json.dumps(first))
+    second = alice.send("chat", {"text": "second"}, to=room)
+    alice.reply(second)
+    got = bob.next(lambda m: m["type"] == "chat" and m["id"] == second)
+    bob.send("ack", {"of": second, "sender": alice.name})
+    s.check(sec, "seq grows in the order the node accepted messages", got["body"].get("seq", 0) > first["body"].get("seq", 0), json.dumps(got))
+    id_ = bob.send("history", {"room": room, "limit": 1})
+    page = bob.reply(id_)
+    body = page.get("body", {})
+    texts = [m.get("text") for m in body.get("messages", [])]
+    s.check(sec, "history gives the newest page with more, each with seq, from, id, text, sent",
+            page["type"] == "history" and texts == ["second"] and body.get("more") is True and body.get("room") == room
+            and body["messages"][0].get("from") == alice.name and body["messages"][0].get("id") == second
+            and body["messages"][0].get("seq") == got["body"].get("seq") and isinstance(body["messages"][0].get("sent"), (int, float)),
+            json.dumps(page)[:300])
+    if page["type"] == "history" and body.get("messages"):
+        id_ = bob.send("history", {"room": room, "before": body["messages"][0]["seq"]})
+        older = bob.reply(id_)
+        s.check(sec, "history with before gives what is older, oldest first, and more false at the start",
+                older["type"] == "history" and [m.get("text") for m in older["body"].get("messages", [])] == ["to the room"]
+                and older["body"].get("more") is False, json.dumps(older)[:300])
+    id_ = bob.send("history", {"room": room, "limit": 101})
+    s.expect(sec, "a limit over 100 gets bad-field", bob.error_code(id_), "bad-field")
+    outsider = s.client(s.name("room-h"))
+    id_ = outsider.send("history", {"room": room})
+    s.expect(sec, "history of a room one is not in gets not-member", outsider.error_code(id_), "not-member")
 
 
 def chat(s):
@@ -703,8 +753,97 @@ def limits(s):
     s.expect(sec, "the connection recovers at 50 frames/s", dave.reply(id_)["type"], "pong")
 
 
+def devices(s):
+    sec = "Devices"
+    owner_key = Key()
+    owner = s.client(s.name("dev-a"), owner_key)
+    a = owner.name
+    caller = s.client(s.name("dev-b"))
+    b = caller.name
+    setup = lambda m: m["type"] in ("call", "accept", "reject", "cancel", "busy", "hangup", "sdp", "candidate")
+
+    def endorsement(key, name, device_public):
+        return key.sign(f"meshnode.v1 device\n{name}\n{device_public}")
+
+    id_ = owner.send("device-code", {})
+    answer = owner.next(lambda m: m["type"] in ("device-code", "error") and m["body"].get("of") == id_, what="the link code")
+    code = answer["body"].get("code", "")
+    s.check(sec, "the owner's device-code is answered with six digits and expires", len(code) == 6 and code.isdigit()
+            and answer["body"].get("expires", 0) > 0, json.dumps(answer)[:200])
+    phone_key = Key()
+    phone = s.client()
+    wrong = f"{(int(code) + 1) % 1000000:06d}"
+    id_ = phone.send("device-claim", {"name": a, "code": wrong, "key": phone_key.public})
+    s.expect(sec, "a claim with a wrong code gets forbidden", phone.error_code(id_), "forbidden")
+    claim = phone.send("device-claim", {"name": a, "code": code, "key": phone_key.public})
+    s.expect(sec, "a claim with the code is acked before login", phone.reply(claim)["type"], "ack")
+    request = owner.next(lambda m: m["type"] == "device-request", what="device-request")
+    s.check(sec, "the owner gets device-request with the new key and the claim id",
+            request["body"] == {"name": a, "key": phone_key.public, "claim": claim}, json.dumps(request)[:200])
+    stranger = Key()
+    id_ = owner.send("endorse", {"key": stranger.public, "sig": endorsement(stranger, a, stranger.public)})
+    s.expect(sec, "an endorsement signed by another key than the owner's gets bad-signature", owner.error_code(id_), "bad-signature")
+    id_ = owner.send("endorse", {"key": phone_key.public, "sig": endorsement(owner_key, a, phone_key.public)})
+    s.expect(sec, "the owner's endorsement is acked ok", owner.reply(id_)["body"].get("status"), "ok")
+    added = phone.next(lambda m: m["type"] == "device-added", what="device-added")
+    s.check(sec, "the claim is answered device-added with the owner key and the endorsement",
+            added["body"].get("of") == claim and added["body"].get("owner") == owner_key.public
+            and verify(owner_key.public, added["body"].get("endorsement", ""), f"meshnode.v1 device\n{a}\n{phone_key.public}"),
+            json.dumps(added)[:300])
+    phone.close()
+    phone = s.client()
+    welcome = phone.login(a, phone_key)
+    s.check(sec, "the endorsed key logs in as the name; welcome names the owner key",
+            welcome["body"].get("key") == phone_key.public and welcome["body"].get("owner") == owner_key.public, json.dumps(welcome)[:300])
+    id_ = owner.send("ping", {})
+    s.check(sec, "the owner's connection stays (another key does not replace it)", owner.reply(id_)["type"] == "pong")
+    other = Key()
+    id_ = phone.send("endorse", {"key": other.public, "sig": endorsement(phone_key, a, other.public)})
+    s.expect(sec, "an endorsement from a linked device gets forbidden", phone.error_code(id_), "forbidden")
+    id_ = phone.send("devices", {})
+    listed = phone.next(lambda m: m["type"] in ("devices", "error") and m["body"].get("of") == id_, what="devices")
+    keys = [(d.get("key"), d.get("owner"), d.get("online")) for d in listed["body"].get("devices", [])]
+    s.expect(sec, "devices lists the owner key first, then the endorsed key, both online", keys,
+             [(owner_key.public, True, True), (phone_key.public, False, True)])
+
+    caller.send("chat", {"text": "to every device"}, to=a)
+    got = [c.next(lambda m: m["type"] == "chat", what="the chat")["body"]["text"] for c in (owner, phone)]
+    s.expect(sec, "chat to the name reaches every online device", got, ["to every device"] * 2)
+    call = signed(caller.key, "call", b, a, "c-dev", kind="audio")
+    caller.send("call", call, to=a)
+    rang = [c.next(setup, what="the call")["body"] == call for c in (owner, phone)]
+    s.expect(sec, "a call rings on every device", rang, [True, True])
+    accept = signed(phone_key, "accept", a, b, "c-dev")
+    phone.send("accept", accept, to=b)
+    got = caller.next(setup, what="the accept")
+    body = got["body"]
+    s.check(sec, "the caller gets the device's accept with the owner key and its endorsement added",
+            body.get("payload") == accept["payload"] and body.get("key") == phone_key.public and body.get("owner") == owner_key.public
+            and verify(owner_key.public, body.get("endorsement", ""), f"meshnode.v1 device\n{a}\n{phone_key.public}"), json.dumps(got)[:300])
+    elsewhere = owner.next(lambda m: m["type"] == "answered-elsewhere", what="answered-elsewhere")
+    s.expect(sec, "the other device gets answered-elsewhere", elsewhere["body"], {"call": "c-dev", "answer": "accept"})
+    id_ = owner.send("accept", signed(owner_key, "accept", a, b, "c-dev"), to=b)
+    s.expect(sec, "a second device's accept gets forbidden", owner.error_code(id_), "forbidden")
+    caller.send("hangup", signed(caller.key, "hangup", b, a, "c-dev"), to=a)
+
+    id_ = owner.send("revoke", {"key": phone_key.public})
+    s.expect(sec, "the owner's revoke is acked", owner.reply(id_)["type"], "ack")
+    code_, closed = None, False
+    try:
+        code_ = phone.next(lambda m: m["type"] == "error")["body"].get("code")
+        phone.next(timeout=2)
+    except Closed:
+        closed = True
+    except Timeout:
+        pass
+    s.check(sec, "the revoked device gets revoked and is closed", code_ == "revoked" and closed, f"code {code_}, closed {closed}")
+    again = s.client()
+    id_ = again.send("login", again.login_body(a, phone_key))
+    s.expect(sec, "the revoked key's login gets name-taken", again.error_code(id_), "name-taken")
+
+
 GROUPS = [("transport", transport), ("envelope", envelope), ("login", login), ("presence", presence), ("rooms", rooms),
-          ("chat", chat), ("calls", calls), ("links", links), ("limits", limits)]
+          ("chat", chat), ("calls", calls), ("devices", devices), ("links", links), ("limits", limits)]
 
 
 def main():

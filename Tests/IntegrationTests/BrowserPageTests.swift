@@ -44,8 +44,24 @@ struct BrowserPageTests {
     func accessibility() async throws {
         let outcome = try await runPage("a11y")
         let states = outcome["states"] as? [String: Int] ?? [:]
-        #expect(states.count == 16 && states.values.allSatisfy { $0 == 0 }, "\(states)")
+        #expect(states.count == 18 && states.values.allSatisfy { $0 == 0 }, "\(states)")
         print("page states (axe violations): \(states); screenshots in \(outcome["directory"] ?? "-")")
+    }
+
+    @Test("rooms across two linked nodes, three browsers: create and join #room and #room@node by the form, chat both ways, members with presence in words, unread counts per room and contact, history after a page reload (IndexedDB and the host's history), scrolling back pages through 76 messages, leave")
+    func rooms() async throws {
+        let host = try await MeshNodeServer([], bind: ["127.0.0.1"])
+        defer { host.stop() }
+        let other = try await MeshNodeServer(["--link", host.signalingURL], bind: ["127.0.0.1"])
+        defer { other.stop() }
+        let hostAddress = "127.0.0.1:\(host.httpPort)"
+        try await waitUntil("the second node links to the host", interval: .milliseconds(100)) {
+            (try? await other.meshStatus().links.contains(hostAddress)) == true
+        }
+        let result = try await browser.runDriver(["--url2", "http://127.0.0.1:\(other.httpPort)/", "page", "rooms"], url: "http://\(hostAddress)/")
+        let outcome = try #require((result["checks"] as? [String: [String: Any]])?["rooms"])
+        #expect(outcome["historyMessages"] as? Int == 76, "\(outcome)")
+        #expect((outcome["pagesScrolled"] as? Int ?? 0) >= 1, "\(outcome)")
     }
 
     @Test("keyboard only: log in, add a contact, call, accept and hang up; focus visible at every stop, to the contact field after login, to the dialog, back to the call button after the call")
@@ -58,6 +74,6 @@ struct BrowserPageTests {
     func languages() async throws {
         let outcome = try await runPage("language")
         let states = outcome["states"] as? [String: String] ?? [:]
-        #expect(states.count >= 9 && states.values.allSatisfy { $0 == "ok" }, "\(states)")
+        #expect(states.count >= 10 && states["room"] == "ok" && states.values.allSatisfy { $0 == "ok" }, "\(states)")
     }
 }

@@ -143,12 +143,18 @@ import Testing
         #expect(machine.state == .connected)
     }
 
-    @Test("an offer with the current credentials is a repeat, not a restart")
-    func repeatedOfferIsNoRestart() {
+    @Test("an offer with the current credentials is a renegotiation (or a repeat, which the call drops by version), not a restart")
+    func sameCredentialsAreNoRestart() {
         var machine = connectedCallee()
-        #expect(machine.handle(.offerReceived(usernameFragment: "peer")).isEmpty)
+        #expect(machine.handle(.offerReceived(usernameFragment: "peer")) == [.answerRenegotiation])
         #expect(machine.state == .connected)
         #expect(machine.restarts == 0)
+        var caller = connectedCaller()
+        #expect(caller.handle(.offerReceived(usernameFragment: "peer")) == [.answerRenegotiation], "the page, as callee, adds its screen")
+        // Not while this side's own restart offer is out: its credentials are being replaced.
+        _ = caller.handle(.mediaSilent, at: start + .seconds(20))
+        _ = caller.handle(.localCredentialsRenewed, at: start + .seconds(20))
+        #expect(caller.handle(.offerReceived(usernameFragment: "peer")).isEmpty)
     }
 
     @Test("a restart that has not helped within 8 s is followed by one with a fresh agent")
@@ -271,5 +277,86 @@ import Testing
         }
         #expect(machine.ending == .init(reason: "bob hung up", failed: false))
         #expect(machine.state == .ended)
+    }
+
+    // MARK: This side's network changed (docs/calls.md)
+
+    @Test("an address the path used went away: the caller restarts with a fresh agent at once, not after 3 s of silence")
+    func callerLosesItsAddress() {
+        var machine = connectedCaller()
+        let moved = start + .seconds(20)
+        #expect(machine.handle(.localPathLost(awaitSignaling: false), at: moved) == [.restartICE(fresh: true, attempt: 1)])
+        #expect(machine.state == .reconnecting)
+        #expect(machine.handle(.mediaSilent, at: moved + .seconds(3)).isEmpty, "the silence that follows is no news")
+        #expect(machine.handle(.iceConnected, at: moved + .seconds(1)) == [.pathRestored(after: .seconds(1))])
+    }
+
+    @Test("with the signaling connection being replaced too, the restart waits for it, then goes once")
+    func restartWaitsForSignaling() {
+        var machine = connectedCaller()
+        let moved = start + .seconds(20)
+        #expect(machine.handle(.localPathLost(awaitSignaling: true), at: moved) == [.awaitSignaling])
+        #expect(machine.restarts == 0)
+        #expect(machine.handle(.signalingReconnected, at: moved + .milliseconds(300)) == [.restartICE(fresh: true, attempt: 1)])
+        #expect(machine.handle(.signalingWaitExpired, at: moved + .seconds(3)).isEmpty, "the fallback is stale once signaling is back")
+        #expect(machine.restarts == 1)
+    }
+
+    @Test("signaling that does not come back in time: the restart goes anyway")
+    func signalingWaitExpires() {
+        var machine = connectedCallee()
+        let moved = start + .seconds(20)
+        #expect(machine.handle(.localPathLost(awaitSignaling: true), at: moved) == [.awaitSignaling])
+        #expect(machine.handle(.signalingWaitExpired, at: moved + .seconds(3)) == [.restartICE(fresh: true, attempt: 1)])
+    }
+
+    @Test("a callee whose own address went away restarts itself; the caller's answer finishes it")
+    func calleeRestartsAfterItsOwnMove() {
+        var machine = connectedCallee()
+        let moved = start + .seconds(20)
+        #expect(machine.handle(.answerReceived, at: moved).isEmpty, "no answer without an offer of its own")
+        #expect(machine.handle(.localPathLost(awaitSignaling: false), at: moved) == [.restartICE(fresh: true, attempt: 1)])
+        #expect(machine.offerPending)
+        _ = machine.handle(.localCredentialsRenewed, at: moved)
+        #expect(machine.handle(.answerReceived, at: moved + .milliseconds(100)) == [.applyAnswer(restart: true)])
+        #expect(!machine.offerPending)
+        #expect(machine.handle(.answerReceived, at: moved + .milliseconds(200)).isEmpty, "a second answer to one offer")
+        _ = machine.handle(.remoteDescriptionApplied(ICECredentials(ufrag: "peer2", password: "peer-password-0123456789")))
+        #expect(machine.handle(.iceConnected, at: moved + .seconds(1)) == [.pathRestored(after: .seconds(1))])
+        // Its retry timer, like the caller's, tries again with a fresh agent if the path stays down.
+        _ = machine.handle(.localPathLost(awaitSignaling: false), at: moved + .seconds(30))
+        #expect(machine.handle(.restartTimerFired(attempt: 2), at: moved + .seconds(38)) == [.restartICE(fresh: true, attempt: 3)])
+    }
+
+    @Test("glare: the callee's and the caller's restart offers cross; the callee gives way, the caller ignores the callee's")
+    func restartGlare() {
+        let moved = start + .seconds(20)
+        var callee = connectedCallee()
+        _ = callee.handle(.localPathLost(awaitSignaling: false), at: moved)
+        _ = callee.handle(.localCredentialsRenewed, at: moved)
+        #expect(callee.handle(.offerReceived(usernameFragment: "caller-restart"), at: moved + .milliseconds(50)) == [.answerOffer(restart: true)])
+        #expect(!callee.offerPending)
+        #expect(callee.handle(.answerReceived, at: moved + .milliseconds(60)).isEmpty, "the answer to its withdrawn offer")
+
+        var caller = connectedCaller()
+        _ = caller.handle(.mediaSilent, at: moved)
+        _ = caller.handle(.localCredentialsRenewed, at: moved)
+        #expect(caller.handle(.offerReceived(usernameFragment: "callee-restart"), at: moved + .milliseconds(50)).isEmpty)
+        // Not restarting itself, the caller answers a callee's restart like any restart offer.
+        var quiet = connectedCaller()
+        #expect(quiet.handle(.offerReceived(usernameFragment: "callee-restart"), at: moved) == [.answerOffer(restart: true)])
+    }
+
+    @Test("a new address while the path is down restarts at once; with a path that works, nothing happens")
+    func newAddressWhileDown() {
+        var machine = connectedCaller()
+        #expect(machine.handle(.localNetworkAppeared(awaitSignaling: false), at: start + .seconds(10)).isEmpty, "connected: no news")
+        let lost = start + .seconds(20)
+        _ = machine.handle(.mediaSilent, at: lost)
+        #expect(machine.handle(.localNetworkAppeared(awaitSignaling: false), at: lost + .seconds(1)) == [.restartICE(fresh: true, attempt: 2)])
+        // A callee that did not move leaves restarts to the caller.
+        var callee = connectedCallee()
+        _ = callee.handle(.mediaSilent, at: lost)
+        #expect(callee.handle(.localNetworkAppeared(awaitSignaling: false), at: lost + .seconds(1)).isEmpty)
     }
 }

@@ -21,6 +21,9 @@ import Testing
         .members(MembersBody(room: "#ops", members: [RoomMember(name: "bob", online: true, key: nil)], of: "1")),
         .room(RoomEventBody(room: "#ops", member: "bob", event: .joined)),
         .chat(ChatBody(text: "héllo \"world\" / ✓", sent: 1.5)),
+        .chat(ChatBody(text: "in a room", sent: 2, seq: 41, room: "#ops")),
+        .history(HistoryBody(room: "#ops", before: 42, limit: 10)),
+        .history(HistoryBody(room: "#ops", messages: [HistoryEntry(seq: 41, from: "bob@192.0.2.2:8080", id: "m1", text: "hi", sent: 2)], more: true, of: "h1")),
         .ack(AckBody(of: "m1", status: .duplicate)),
         .error(ErrorBody(code: .badJSON, reason: "no", of: "m1")),
         .timeout(TimeoutBody(call: "c1")),
@@ -31,6 +34,14 @@ import Testing
         .dialbackResult(DialbackResultBody(of: "d1", results: [DialbackOutcome(transport: "udp", address: "192.0.2.2:3478", ok: false, reason: "no answer")], observed: "192.0.2.2")),
         .prove(ProveBody(nonce: "bm9uY2U=", node: "192.0.2.2:8080")),
         .proof(ProofBody(node: "192.0.2.2:8080", key: "a2V5", sig: "c2ln")),
+        .device(.code(DeviceCodeBody(code: "123456", expires: 300, of: "c1"))),
+        .device(.claim(DeviceClaimBody(name: "alice", code: "123456", key: "a2V5"))),
+        .device(.request(DeviceRequestBody(name: "alice", key: "a2V5", claim: "c2"))),
+        .device(.endorse(EndorseBody(key: "a2V5", sig: "c2ln"))),
+        .device(.added(DeviceAddedBody(name: "alice", key: "a2V5", owner: "b3duZXI=", endorsement: "c2ln", of: "c2"))),
+        .device(.devices(DevicesBody(devices: [DeviceEntry(key: "a2V5", owner: true, added: 0, online: true)], of: "l1"))),
+        .device(.revoke(RevokeBody(key: "a2V5"))),
+        .device(.answeredElsewhere(AnsweredElsewhereBody(call: "c1", answer: "accept"))),
     ] + CallSetupType.allCases.map { .callSetup($0, signed) }
 
     @Test func everyTypeRoundTrips() throws {

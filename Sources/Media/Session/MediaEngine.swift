@@ -80,6 +80,7 @@ public final class MediaEngine: Sendable {
     private let wake = DispatchSemaphore(value: 0)
     private let stopping = Atomic<Bool>(false)
     private let keyframeWanted = Atomic<Bool>(false)
+    private let addedStreams = Mutex<[NegotiatedStream]>([])
     private let snapshot = Mutex(MediaSessionStatistics())
     private let done = Mutex<(finished: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
@@ -133,6 +134,13 @@ public final class MediaEngine: Sendable {
         wake.signal()
     }
 
+    /// Starts receiving a stream a renegotiation added (a video stream in an audio call, for a
+    /// screen share). Any thread; the media thread takes it before the next packet it handles.
+    public func startReceiving(_ stream: NegotiatedStream) {
+        addedStreams.withLock { $0.append(stream) }
+        wake.signal()
+    }
+
     /// The statistics now (refreshed a few times a second).
     public var statistics: MediaSessionStatistics { snapshot.withLock { $0 } }
 
@@ -168,6 +176,7 @@ public final class MediaEngine: Sendable {
         var nextSnapshot = Self.now() + .milliseconds(250)
         while !stopping.load(ordering: .relaxed) {
             let now = Self.now()
+            for stream in addedStreams.withLock({ added in defer { added = [] }; return added }) { core.startReceiving(stream) }
             let arrived = inbound.withLock { queue in
                 defer { queue.removeAll(keepingCapacity: true) }
                 return queue

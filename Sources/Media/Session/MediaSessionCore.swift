@@ -28,7 +28,9 @@ final class MediaSessionCore {
     private var lastAllocation: BitrateAllocation?
 
     // Receiving.
-    private let videoIn: NegotiatedStream?
+    private var videoIn: NegotiatedStream?
+    /// The negotiated streams: the configuration's, and a video stream a renegotiation added.
+    private var streams: [NegotiatedStream]
     private let audioIn: NegotiatedStream?
     private var videoReceiver: VideoReceiveStream?
     private let playout: AudioPlayoutBuffer
@@ -63,6 +65,7 @@ final class MediaSessionCore {
         self.send = send
         start = clock()
         let streams = configuration.streams
+        self.streams = streams
         let videoStream = streams.first { $0.kind == "video" }
         let audioStream = streams.first { $0.kind == "audio" }
         videoIn = videoStream?.receives == true ? videoStream : nil
@@ -112,6 +115,20 @@ final class MediaSessionCore {
     }
 
     /// Asks the video encoder for a keyframe (after an ICE restart, say).
+    /// A renegotiation added a stream this side receives (the peer's screen share added to an
+    /// audio call, RFC 8829 §5.2.2): its packets are taken from now on. Only video can be
+    /// added (audio is in every call from the start); a stream already received stays as it is.
+    func startReceiving(_ stream: NegotiatedStream) {
+        guard stream.kind == "video", stream.receives, videoIn == nil else { return }
+        videoIn = stream
+        if let index = streams.firstIndex(where: { $0.kind == stream.kind }) {
+            streams[index].receives = true
+            streams[index].remoteSSRCs = stream.remoteSSRCs
+        } else {
+            streams.append(stream)
+        }
+    }
+
     func requestKeyframe() {
         videoSender?.sender.encoder.requestKeyframe()
     }
@@ -304,7 +321,6 @@ final class MediaSessionCore {
         snapshot.elapsedMilliseconds = (now - start).milliseconds
         snapshot.firstVideoFrameMilliseconds = firstVideoFrame.map { ($0 - start).milliseconds }
         let rates = meter.rates(now: now)
-        let streams = configuration.streams
         if let stream = streams.first(where: { $0.kind == "audio" }) {
             var audio = MediaSessionStatistics.Stream(kind: "audio")
             audio.sending = audioSender != nil

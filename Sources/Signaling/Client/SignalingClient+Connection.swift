@@ -30,7 +30,13 @@ extension SignalingClient {
                 continue
             }
             let spread = Double(jitter.components.seconds) + Double(jitter.components.attoseconds) / 1e18
-            try? await Task.sleep(for: reconnectDelay + .seconds(Double.random(in: 0...spread)))
+            // Woken early by ``reconnectNow(reason:)``: the network changed, a new attempt may
+            // succeed where the last one found no route.
+            let until = ContinuousClock.now + reconnectDelay + .seconds(Double.random(in: 0...spread))
+            while !reconnectAtOnce, !closed, !Task.isCancelled, ContinuousClock.now < until {
+                try? await Task.sleep(for: min(.milliseconds(100), until - .now))
+            }
+            reconnectAtOnce = false
         }
     }
 
@@ -40,33 +46,44 @@ extension SignalingClient {
         let current = serial
         var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 20, closeTimeout: .seconds(2))
         configuration.additionalHeaders[.secWebSocketProtocol] = SignalingProtocol.subprotocol
-        let client = WebSocketClient(url: url, configuration: configuration, logger: logger) { inbound, outbound, _ in
-            let (frames, sink) = AsyncStream.makeStream(of: String.self)
-            await self.attach(serial: current, sink: sink)
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    for await text in frames {
-                        do { try await outbound.write(.text(text)) } catch { break }
-                    }
-                }
-                group.addTask {
-                    do {
-                        for try await message in inbound.messages(maxSize: 1 << 20) {
-                            if case .text(let text) = message { await self.receive(text) }
+        let url = self.url, logger = self.logger
+        // The connection runs in a task of its own, so that ``reconnectNow(reason:)`` can drop it
+        // at once: cancelling closes the channel, where a closing handshake would wait up to
+        // `closeTimeout` for a node that can no longer hear us.
+        let connection = Task {
+            let client = WebSocketClient(url: url, configuration: configuration, logger: logger) { inbound, outbound, _ in
+                let (frames, sink) = AsyncStream.makeStream(of: String.self)
+                await self.attach(serial: current, sink: sink)
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        for await text in frames {
+                            do { try await outbound.write(.text(text)) } catch { break }
                         }
-                    } catch {}
+                    }
+                    group.addTask {
+                        do {
+                            for try await message in inbound.messages(maxSize: 1 << 20) {
+                                if case .text(let text) = message { await self.receive(text) }
+                            }
+                        } catch {}
+                    }
+                    group.addTask { await self.keepAlive(serial: current) }
+                    await group.next()
+                    group.cancelAll()
                 }
-                group.addTask { await self.keepAlive(serial: current) }
-                await group.next()
-                group.cancelAll()
             }
+            try await client.run()
+        }
+        self.connection = connection
+        defer {
+            self.connection = nil
+            endReason = nil
         }
         do {
-            try await client.run()
-            defer { endReason = nil }
+            try await connection.value
             return endReason ?? "the node closed the connection"
         } catch {
-            return "\(error)"
+            return endReason ?? "\(error)"
         }
     }
 
@@ -96,8 +113,7 @@ extension SignalingClient {
                     self.probe = nil
                 } else if now >= probe.due {
                     self.probe = nil
-                    reconnectAtOnce = true
-                    endReason = "no answer to a ping within \(probe.due - probe.sent) after the media path died"
+                    reconnectNow(reason: "no answer to a ping within \(probe.due - probe.sent) after the media path died")
                     return
                 }
             }
@@ -118,6 +134,20 @@ extension SignalingClient {
         let now = ContinuousClock.now
         probe = (now, now + deadline)
         transmit(SignalingMessage(id: UUID().uuidString, from: name, to: SignalingProtocol.nodeAddress, payload: .ping))
+    }
+
+    /// Drops the connection now and makes a new one at once, without the reconnect delay:
+    /// this side's network changed (the address the connection left from went away), so the
+    /// node cannot hear it on the old one. While offline, the next attempt goes now instead of
+    /// after the delay (a new address may have a route where the last attempt found none).
+    public func reconnectNow(reason: String) {
+        guard !closed else { return }
+        reconnectAtOnce = true
+        guard let connection else { return }
+        endReason = reason
+        probe = nil
+        link?.sink.finish()
+        connection.cancel()
     }
 
     func transmit(_ message: SignalingMessage) {

@@ -22,7 +22,7 @@ extension SignalingClient {
             welcomed(body)
         case .error(let body):
             failed(body.error)
-        case .ack, .members:
+        case .ack, .members, .history:
             if let of = Self.answeredID(message), let continuation = waiting.removeValue(forKey: of) {
                 outbox.removeAll { $0.id == of }
                 continuation.resume(returning: message)
@@ -54,8 +54,9 @@ extension SignalingClient {
             }
         case .timeout(let body):
             eventSink.yield(.callTimeout(call: body.call))
-        case .pong, .ping, .login, .subscribe, .unsubscribe, .join, .leave, .invite, .link, .linked, .mesh, .dialback, .dialbackResult, .prove, .proof:
-            break
+        case .pong, .ping, .login, .subscribe, .unsubscribe, .join, .leave, .invite, .link, .linked, .mesh, .dialback, .dialbackResult, .prove, .proof,
+             .device:
+            if case .device(.answeredElsewhere(let body)) = message.payload { eventSink.yield(.answeredElsewhere(call: body.call)) }
         }
     }
 
@@ -72,7 +73,17 @@ extension SignalingClient {
         // replay cache (a refused one is refused again for the same reason).
         var payload = try CallSigning.verify(body, type: type, from: from, to: to, key: body.key, of: id)
         try callFreshness.checkTime(payload, now: now, of: id)
-        try pins.check(pinAddress(of: from), key: body.key)
+        // A linked device signs with its own key; the name's owner key is what is pinned, and
+        // the owner's endorsement of the device key must verify under it (docs/protocol.md "Devices").
+        if let owner = body.owner, owner != body.key {
+            guard let endorsement = body.endorsement,
+                  DeviceRules.verify(endorsement: endorsement, name: Address.bareName(from), key: body.key, owner: owner) else {
+                throw SignalingError(.badSignature, "\(from) signed with a device key that its owner key did not endorse", of: id)
+            }
+            try pins.check(pinAddress(of: from), key: owner)
+        } else {
+            try pins.check(pinAddress(of: from), key: body.key)
+        }
         try callFreshness.admit(body, payload, now: now, of: id)
         payload.from = from
         payload.to = to
@@ -84,6 +95,7 @@ extension SignalingClient {
         switch message.payload {
         case .ack(let body): body.of
         case .members(let body): body.of
+        case .history(let body): body.of
         default: nil
         }
     }

@@ -47,6 +47,14 @@ extension SignalingClient {
         return body.members ?? []
     }
 
+    /// A page of a room's history (docs/protocol.md "Room history"): the messages older than
+    /// `before` (the newest when nil), oldest first, and whether older ones remain.
+    public func history(of room: String, before: Int? = nil, limit: Int? = nil) async throws -> (messages: [HistoryEntry], more: Bool) {
+        let answer = try await request(outgoing(.history(HistoryBody(room: room, before: before, limit: limit))))
+        guard case .history(let body) = answer.payload else { return ([], false) }
+        return (body.messages ?? [], body.more ?? false)
+    }
+
     /// Rings `peer`; returns the call id. The answer arrives as a `callSetup` event
     /// (accept, reject or busy) or as `callTimeout`.
     @discardableResult

@@ -37,6 +37,8 @@ public actor SignalingClient {
     var endReason: String?
     /// A ping sent by ``probe(within:)`` and when its answer is due.
     var probe: (sent: ContinuousClock.Instant, due: ContinuousClock.Instant)?
+    /// The task that runs the live WebSocket connection; cancelled to drop it at once.
+    var connection: Task<Void, any Error>?
     /// The next reconnect goes at once: the connection was ended by a failed probe (this
     /// side's network changed), not by a node that went away.
     var reconnectAtOnce = false

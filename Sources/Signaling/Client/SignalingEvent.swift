@@ -14,6 +14,8 @@ public enum SignalingEvent: Sendable, Equatable {
     case callSetup(CallPayload)
     /// The node ended a call that rang unanswered.
     case callTimeout(call: String)
+    /// Another device of this name answered a call that rang here (docs/protocol.md "Devices").
+    case answeredElsewhere(call: String)
     /// An error the node sent unprompted, or a message the client refused (a changed key, a bad
     /// signature); nothing was delivered for it.
     case error(SignalingError)

@@ -282,6 +282,7 @@ extension SignalingHub {
                 return refuse(SignalingError(.notProven, "this link carries mesh messages only until the address \(node) is proven by dial-back", of: message.id))
             }
         }
+        if routed, await roomFromLink(message, node: node, reply: reply) { return }
         switch message.payload {
         case .ping:
             reply.send(nodeMessage(to: SignalingProtocol.nodeAddress, .pong, id: message.id))
@@ -330,7 +331,7 @@ extension SignalingHub {
             guard fromItsPeer else { return refuse(SignalingError(.forbidden, "a link carries messages of its own node's peers only", of: message.id)) }
             // The same freshness and replay rules as for a local sender (docs/protocol.md, Call setup).
             if let refusal = linkedCallSetupRefusal(type, body, message: message) { return refuse(refusal) }
-            guard let target = normalise(message.to), !target.contains("@"), let callee = handle(of: target) else {
+            guard let target = normalise(message.to), !target.contains("@"), handle(of: target) != nil else {
                 return refuse(SignalingError(.unavailable, "\(Address.bareName(message.to)) is offline; call setup is not stored", of: message.id))
             }
             // The receiver verifies the signature against its pinned key; the ids matter here.
@@ -341,8 +342,15 @@ extension SignalingHub {
                let refusal = ringRefusal(caller: message.from) {
                 return refuse(SignalingError(.rateLimited, refusal, of: message.id))
             }
-            callee.send(SignalingMessage(id: message.id, from: message.from, to: target, payload: .callSetup(type, body)))
-            if let payload { track(type, payload, from: message.from, to: target) }
+            let relayed = SignalingMessage(id: message.id, from: message.from, to: target, payload: .callSetup(type, body))
+            if let payload {
+                _ = deliverCallSetup(relayed, from: message.from, to: target, call: payload.call)
+                track(type, payload, from: message.from, to: target)
+                if type == .call { rang(caller: message.from, callee: target, call: payload.call) }
+                if type == .hangup || type == .cancel { routeCall(type, from: target, to: message.from, call: payload.call, connection: 0) }
+            } else {
+                handle(of: target)?.send(relayed)
+            }
         case .timeout(let body):
             // Only for a call this node relayed between one of its peers and a peer of that
             // node: the ring timer of such a call runs there too. Any other call id is not the

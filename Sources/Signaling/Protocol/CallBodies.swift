@@ -76,6 +76,11 @@ public struct SignedBody: Codable, Sendable, Equatable {
     public var payload: String
     public var key: String
     public var sig: String
+    /// Set by the sender's node when `key` is a linked device's: the name's owner key and its
+    /// endorsement of `key`; receivers pin `owner` and check the endorsement against it
+    /// (docs/protocol.md "Devices"). Not part of what `sig` signs.
+    public var owner: String?
+    public var endorsement: String?
 
     public init(payload: String, key: String, sig: String) {
         self.payload = payload

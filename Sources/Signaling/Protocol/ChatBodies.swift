@@ -7,10 +7,29 @@ public struct ChatBody: Codable, Sendable, Equatable {
     public var text: String
     /// Unix time in seconds when the node accepted it (set by the node on delivery).
     public var sent: Double?
+    /// Chat to a room, as delivered: its place in the room's history (``HistoryEntry/seq``),
+    /// set by the hosting node.
+    public var seq: Int?
+    /// Over a node link only, from a room's hosting node to a member's node: the room (as the
+    /// hosting node names it, `#name`) that this message was posted to; `to` is the member.
+    public var room: String?
+    /// Over a node link only, room chat of a peer of another node than the room's host: that
+    /// node's signature of ``ChatBody/roomAttestation(room:from:id:text:)``, so that the host
+    /// and the other members' nodes can check who said it (docs/protocol.md "Rooms across nodes").
+    public var sig: String?
 
-    public init(text: String, sent: Double? = nil) {
+    public init(text: String, sent: Double? = nil, seq: Int? = nil, room: String? = nil, sig: String? = nil) {
         self.text = text
         self.sent = sent
+        self.seq = seq
+        self.room = room
+        self.sig = sig
+    }
+
+    /// The text a member's node signs for a room message of its peer: the room with its host
+    /// (`#ops@host:port`), the sender with its node (`alice@host:port`), the message id and text.
+    public static func roomAttestation(room: String, from: String, id: String, text: String) -> String {
+        "meshnode.v1 room-chat\n\(room)\n\(from)\n\(id)\n\(text)"
     }
 }
 

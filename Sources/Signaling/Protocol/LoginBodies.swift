@@ -84,6 +84,10 @@ public struct WelcomeBody: Codable, Sendable, Equatable {
     public var heartbeat: Double
     /// STUN and TURN servers with short-lived TURN REST credentials (RTCIceServer form).
     public var iceServers: [ICEServer]
+    /// For a linked device: the name's owner key (which peers pin) and its endorsement of
+    /// `key` (docs/protocol.md "Devices"); absent for the owner itself.
+    public var owner: String?
+    public var endorsement: String?
 
     public init(name: String, key: String, heartbeat: Double, iceServers: [ICEServer]) {
         self.name = name

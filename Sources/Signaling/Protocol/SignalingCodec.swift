@@ -53,6 +53,7 @@ public enum SignalingCodec {
         case .members(let body): frame(message, body)
         case .room(let body): frame(message, body)
         case .invite(let body): frame(message, body)
+        case .history(let body): frame(message, body)
         case .chat(let body): frame(message, body)
         case .ack(let body): frame(message, body)
         case .error(let body): frame(message, body)
@@ -65,6 +66,7 @@ public enum SignalingCodec {
         case .dialbackResult(let body): frame(message, body)
         case .prove(let body): frame(message, body)
         case .proof(let body): frame(message, body)
+        case .device(let device): deviceFrame(message, device)
         }
     }
 
@@ -108,6 +110,7 @@ public enum SignalingCodec {
         case .members: return .members(try body(MembersBody.self))
         case .room: return .room(try body(RoomEventBody.self))
         case .invite: return .invite(try body(InviteBody.self))
+        case .history: return .history(try body(HistoryBody.self))
         case .chat: return .chat(try body(ChatBody.self))
         case .ack: return .ack(try body(AckBody.self))
         case .error: return .error(try body(ErrorBody.self))
@@ -121,6 +124,14 @@ public enum SignalingCodec {
         case .dialbackResult: return .dialbackResult(try body(DialbackResultBody.self))
         case .prove: return .prove(try body(ProveBody.self))
         case .proof: return .proof(try body(ProofBody.self))
+        case .deviceCode: return .device(.code(try body(DeviceCodeBody.self)))
+        case .deviceClaim: return .device(.claim(try body(DeviceClaimBody.self)))
+        case .deviceRequest: return .device(.request(try body(DeviceRequestBody.self)))
+        case .endorse: return .device(.endorse(try body(EndorseBody.self)))
+        case .deviceAdded: return .device(.added(try body(DeviceAddedBody.self)))
+        case .devices: return .device(.devices(try body(DevicesBody.self)))
+        case .revoke: return .device(.revoke(try body(RevokeBody.self)))
+        case .answeredElsewhere: return .device(.answeredElsewhere(try body(AnsweredElsewhereBody.self)))
         }
     }
 
@@ -151,6 +162,19 @@ public enum SignalingCodec {
         var from: String
         var to: String
         var body: B
+    }
+
+    private static func deviceFrame(_ message: SignalingMessage, _ device: DevicePayload) -> String {
+        switch device {
+        case .code(let body): frame(message, body)
+        case .claim(let body): frame(message, body)
+        case .request(let body): frame(message, body)
+        case .endorse(let body): frame(message, body)
+        case .added(let body): frame(message, body)
+        case .devices(let body): frame(message, body)
+        case .revoke(let body): frame(message, body)
+        case .answeredElsewhere(let body): frame(message, body)
+        }
     }
 
     private static func frame<B: Encodable>(_ message: SignalingMessage, _ body: B) -> String {

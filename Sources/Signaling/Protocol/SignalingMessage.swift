@@ -23,7 +23,7 @@ public struct SignalingMessage: Sendable, Equatable {
 public enum MessageType: String, Sendable, CaseIterable, Codable {
     case challenge, login, welcome, ping, pong
     case subscribe, unsubscribe, presence
-    case join, leave, members, room, invite
+    case join, leave, members, room, invite, history
     case chat, ack, error
     case call, accept, reject, cancel, busy, hangup, sdp, candidate
     case timeout
@@ -31,6 +31,9 @@ public enum MessageType: String, Sendable, CaseIterable, Codable {
     case mesh, dialback
     case dialbackResult = "dialback-result"
     case prove, proof
+    case deviceCode = "device-code", deviceClaim = "device-claim", deviceRequest = "device-request"
+    case deviceAdded = "device-added", endorse, devices, revoke
+    case answeredElsewhere = "answered-elsewhere"
 
     /// The call-setup type this is, if it is one.
     public var callSetup: CallSetupType? { CallSetupType(rawValue: rawValue) }
@@ -51,6 +54,7 @@ public enum SignalingPayload: Sendable, Equatable {
     case members(MembersBody)
     case room(RoomEventBody)
     case invite(InviteBody)
+    case history(HistoryBody)
     case chat(ChatBody)
     case ack(AckBody)
     case error(ErrorBody)
@@ -63,6 +67,8 @@ public enum SignalingPayload: Sendable, Equatable {
     case dialbackResult(DialbackResultBody)
     case prove(ProveBody)
     case proof(ProofBody)
+    /// Device linking (DeviceBodies.swift).
+    case device(DevicePayload)
 
     public var type: MessageType {
         switch self {
@@ -79,6 +85,7 @@ public enum SignalingPayload: Sendable, Equatable {
         case .members: .members
         case .room: .room
         case .invite: .invite
+        case .history: .history
         case .chat: .chat
         case .ack: .ack
         case .error: .error
@@ -91,6 +98,7 @@ public enum SignalingPayload: Sendable, Equatable {
         case .dialbackResult: .dialbackResult
         case .prove: .prove
         case .proof: .proof
+        case .device(let device): device.type
         }
     }
 }

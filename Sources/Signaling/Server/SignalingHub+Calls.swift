@@ -43,6 +43,11 @@ extension SignalingHub {
         if [.accept, .reject, .busy].contains(type), calls[RingingCall.Key(caller: target, callee: name, call: payload.call)] == nil {
             return reply.send(errorMessage(SignalingError(.forbidden, "no call \(payload.call.prefix(64)) from \(target.prefix(80)) rings for \(name) (never placed, or answered, ended or timed out)", of: id), to: name))
         }
+        // One device of several says busy: the others still ring (SignalingHub+Devices.swift).
+        if type == .busy, busyFromOneDevice(caller: target, callee: name, call: payload.call, connection: reply.id) {
+            return reply.send(ack(id, to: name))
+        }
+        let body = withDeviceProof(body, from: reply.id)
         if let node = Address.parse(target)?.node {
             guard let link = link(to: node) else {
                 return reply.send(errorMessage(SignalingError(.unavailable, "no link to node \(node) now; call setup is not stored", of: id), to: name))
@@ -50,13 +55,14 @@ extension SignalingHub {
             remember(id, sentBy: name)
             link.send(SignalingMessage(id: id, from: qualified(name, toward: node), to: target, payload: .callSetup(type, body)))
         } else {
-            guard let callee = handle(of: target) else {
+            guard deliverCallSetup(SignalingMessage(id: id, from: name, to: target, payload: .callSetup(type, body)), from: name, to: target, call: payload.call) else {
                 return reply.send(errorMessage(SignalingError(.unavailable, "\(target) is offline; call setup is not stored", of: id), to: name))
             }
-            callee.send(SignalingMessage(id: id, from: name, to: target, payload: .callSetup(type, body)))
         }
         reply.send(ack(id, to: name))
         track(type, payload, from: name, to: target)
+        routeCall(type, from: name, to: target, call: payload.call, connection: reply.id)
+        if type == .call, !target.contains("@") { rang(caller: name, callee: target, call: payload.call) }
     }
 
     /// The freshness check for call setup that arrives over a node link, before it is relayed to

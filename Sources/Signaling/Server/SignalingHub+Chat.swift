@@ -3,7 +3,8 @@ import Foundation
 /// Chat to a peer or a room (docs/protocol.md "Chat", "Delivery guarantees"): stored per
 /// recipient before the `ack`, delivered now to those online and at login to the others,
 /// forgotten only when the recipient acknowledges it. A resent id is acknowledged as
-/// `duplicate` and not delivered again.
+/// `duplicate` and not delivered again. Room chat also goes into the room's history
+/// (SignalingHub+RoomHistory.swift).
 extension SignalingHub {
     func chat(_ body: ChatBody, message: SignalingMessage, name: String, reply: ConnectionHandle) async {
         let id = message.id
@@ -11,17 +12,18 @@ extension SignalingHub {
             return reply.send(errorMessage(SignalingError(.tooLarge, "chat text over \(configuration.maxChatBytes) bytes", of: id), to: name))
         }
         let to = message.to
-        var recipients: [String]
+        let recipients: [String]
         do {
             if to.hasPrefix("#") {
-                guard Address.isValidRoom(to) else {
+                guard let room = roomAddress(to) else {
                     return reply.send(errorMessage(SignalingError(.badField, "'\(to.prefix(40))' is not a valid room", of: id), to: name))
                 }
-                let members = try await store.members(of: to)
-                guard members.contains(name) else {
-                    return reply.send(errorMessage(SignalingError(.notMember, "join \(to) before writing to it", of: id), to: name))
+                // A room of another node: that node keeps it; this one relays (SignalingHub+RemoteRooms.swift).
+                if let node = room.node {
+                    return relayToHost(SignalingMessage(id: id, from: name, to: room.name, payload: .chat(ChatBody(text: body.text))),
+                                       room: room.name, node: node, name: name, reply: reply)
                 }
-                recipients = members.filter { $0 != name }
+                return await roomChat(body, id: id, room: room.name, name: name, reply: reply)
             } else {
                 guard let target = normalise(to) else {
                     return reply.send(errorMessage(SignalingError(.badField, "'\(to.prefix(40))' is not a valid name, name@host:port or #room", of: id), to: name))
@@ -34,12 +36,11 @@ extension SignalingHub {
                 }
                 recipients = [target]
             }
-            let delivered = SignalingMessage(id: id, from: name, to: recipients.count == 1 && !to.hasPrefix("#") ? recipients[0] : to,
+            let delivered = SignalingMessage(id: id, from: name, to: recipients[0],
                                              payload: .chat(ChatBody(text: body.text, sent: Date().timeIntervalSince1970)))
             let text = SignalingCodec.encode(delivered)
             let duplicate = try await store.hasMessage(sender: name, id: id)
-            let room = to.hasPrefix("#") ? to : nil
-            let fresh = duplicate ? [] : try await store.enqueue(sender: name, id: id, recipients: recipients, frame: text, room: room)
+            let fresh = duplicate ? [] : try await store.enqueue(sender: name, id: id, recipients: recipients, frame: text)
             reply.send(ack(id, duplicate ? .duplicate : .ok, to: name))
             for recipient in fresh {
                 handle(of: recipient)?.send(text: text)

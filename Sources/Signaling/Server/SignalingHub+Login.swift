@@ -35,26 +35,44 @@ extension SignalingHub {
         } catch {
             return fail(SignalingError(error.code, error.reason, of: id))
         }
-        guard bound == body.key else {
-            return fail(SignalingError(.nameTaken, "the name \(body.name) is bound to another key at this node; log in with that key or choose another name", of: id))
+        // The owner key is the name's binding; any other key needs the owner's endorsement
+        // (docs/protocol.md "Devices"). A revoked key has none and is refused like a stranger.
+        var device: DeviceProof?
+        if bound != body.key {
+            do {
+                guard let endorsement = try await store.endorsement(name: body.name, key: body.key) else {
+                    return fail(SignalingError(.nameTaken, "the name \(body.name) is bound to another key at this node; log in with that key, link this device with a code from the name's owner device, or choose another name", of: id))
+                }
+                try await store.markSeen(name: body.name)
+                device = DeviceProof(owner: bound, endorsement: endorsement)
+            } catch {
+                return fail(SignalingError(error.code, error.reason, of: id))
+            }
         }
         guard sessions[connection] != nil else { return }
         let name = body.name
         let wasOnline = online[name] != nil
-        if let old = online[name], old != connection, let previous = sessions[old] {
-            // The same key logged in again (a reconnect that beat the old connection's timeout).
-            previous.handle.send(errorMessage(SignalingError(.replaced, "\(name) logged in on another connection"), to: name))
+        // The same key logged in again (a reconnect that beat the old connection's timeout)
+        // replaces its old connection; another device of the name stays.
+        for old in online[name] ?? [] where old != connection && sessions[old]?.key == body.key {
+            if let previous = sessions[old] {
+                previous.handle.send(errorMessage(SignalingError(.replaced, "\(name) logged in on another connection with the same key"), to: name))
+            }
             sessions[old]?.name = nil
+            online[name]?.removeAll { $0 == old }
             drop(old)
         }
         sessions[connection]?.name = name
         sessions[connection]?.key = body.key
-        online[name] = connection
+        sessions[connection]?.device = device
+        online[name, default: []].append(connection)
         let seconds = Double(configuration.heartbeat.components.seconds) + Double(configuration.heartbeat.components.attoseconds) / 1e18
-        let welcome = WelcomeBody(name: name, key: body.key, heartbeat: seconds, iceServers: iceServers(name, session.handle))
+        var welcome = WelcomeBody(name: name, key: body.key, heartbeat: seconds, iceServers: iceServers(name, session.handle))
+        welcome.owner = device?.owner
+        welcome.endorsement = device?.endorsement
         session.handle.send(nodeMessage(to: name, .welcome(welcome), id: id))
         logger.info("login", metadata: ["name": "\(name)", "connection": "\(connection)"])
-        if !wasOnline { announce(name: name, status: .online, key: body.key) }
+        if !wasOnline { announce(name: name, status: .online, key: bound) }
         await deliverPending(to: name, handle: session.handle)
     }
 

@@ -57,9 +57,14 @@ extension SignalingHub {
         }
     }
 
-    func join(_ room: String, rule: RoomRule?, id: String, name: String, reply: ConnectionHandle) async {
-        guard Address.isValidRoom(room) else {
-            return reply.send(errorMessage(SignalingError(.badField, "a room is # followed by a valid name", of: id), to: name))
+    func join(_ requested: String, rule: RoomRule?, id: String, name: String, reply: ConnectionHandle) async {
+        guard let address = roomAddress(requested) else {
+            return reply.send(errorMessage(SignalingError(.badField, "a room is # followed by a valid name, or #name@host:port", of: id), to: name))
+        }
+        let room = address.name
+        if let host = address.node {
+            return relayToHost(SignalingMessage(id: id, from: name, to: SignalingProtocol.nodeAddress, payload: .join(RoomBody(room: room))),
+                               room: room, node: host, name: name, reply: reply)
         }
         do {
             let added = try await store.join(room: room, member: name, rule: rule ?? configuration.defaultRoomRule)
@@ -70,9 +75,14 @@ extension SignalingHub {
         }
     }
 
-    func leave(_ room: String, id: String, name: String, reply: ConnectionHandle) async {
-        guard Address.isValidRoom(room) else {
-            return reply.send(errorMessage(SignalingError(.badField, "a room is # followed by a valid name", of: id), to: name))
+    func leave(_ requested: String, id: String, name: String, reply: ConnectionHandle) async {
+        guard let address = roomAddress(requested) else {
+            return reply.send(errorMessage(SignalingError(.badField, "a room is # followed by a valid name, or #name@host:port", of: id), to: name))
+        }
+        let room = address.name
+        if let host = address.node {
+            return relayToHost(SignalingMessage(id: id, from: name, to: SignalingProtocol.nodeAddress, payload: .leave(RoomBody(room: room))),
+                               room: room, node: host, name: name, reply: reply)
         }
         do {
             let removed = try await store.leave(room: room, member: name)
@@ -89,23 +99,31 @@ extension SignalingHub {
 
     /// The owner of a room lets a name join it (an `invite` room admits no one else).
     func invite(_ body: InviteBody, id: String, name: String, reply: ConnectionHandle) async {
-        guard Address.isValidRoom(body.room), Address.isValidName(body.name) else {
-            return reply.send(errorMessage(SignalingError(.badField, "invite names a #room and a name of this node", of: id), to: name))
+        // A peer of another node is invited by its address, `name@host:port`: it joins over its node's link.
+        guard Address.isValidRoom(body.room), let invited = normalise(body.name) else {
+            return reply.send(errorMessage(SignalingError(.badField, "invite names a #room of this node and a name or name@host:port", of: id), to: name))
         }
         do {
             guard let room = try await store.room(body.room), room.owner == name else {
                 return reply.send(errorMessage(SignalingError(.forbidden, "only the owner of \(body.room) invites to it", of: id), to: name))
             }
-            let added = try await store.invite(room: body.room, name: body.name)
+            let added = try await store.invite(room: body.room, name: invited)
             reply.send(ack(id, added ? .ok : .duplicate, to: name))
         } catch {
             reply.send(errorMessage(SignalingError(error.code, error.reason, of: id), to: name))
         }
     }
 
-    func members(_ room: String, id: String, name: String, reply: ConnectionHandle) async {
-        guard Address.isValidRoom(room) else {
-            return reply.send(errorMessage(SignalingError(.badField, "a room is # followed by a valid name", of: id), to: name))
+    /// The members of a room of this node, for a member; `toward`: the node a remote member
+    /// asks over, to which this node's own names are written qualified.
+    func members(_ requested: String, id: String, name: String, reply: ConnectionHandle, toward node: String? = nil) async {
+        guard let address = roomAddress(requested) else {
+            return reply.send(errorMessage(SignalingError(.badField, "a room is # followed by a valid name, or #name@host:port", of: id), to: name))
+        }
+        let room = address.name
+        if let host = address.node {
+            return relayToHost(SignalingMessage(id: id, from: name, to: SignalingProtocol.nodeAddress, payload: .members(MembersBody(room: room))),
+                               room: room, node: host, name: name, reply: reply)
         }
         do {
             let members = try await store.members(of: room)
@@ -114,8 +132,11 @@ extension SignalingHub {
                 return reply.send(errorMessage(SignalingError(.notMember, "join \(room) before listing its members", of: id), to: name))
             }
             var list: [RoomMember] = []
+            // A peer of another node: this node cannot tell whether it is online (false), and
+            // holds no key for it; its own node answers presence for it.
             for member in members {
-                list.append(RoomMember(name: member, online: online[member] != nil, key: try await store.key(of: member)))
+                list.append(RoomMember(name: node.map { linkAddress(member, toward: $0) } ?? member, online: online[member] != nil,
+                                       key: member.contains("@") ? nil : try await store.key(of: member)))
             }
             reply.send(nodeMessage(to: name, .members(MembersBody(room: room, members: list, of: id))))
         } catch {
@@ -123,11 +144,18 @@ extension SignalingHub {
         }
     }
 
-    /// Sends a `room` event to every online member of the room.
-    private func tellRoom(_ room: String, _ event: RoomEventBody) async {
+    /// Sends a `room` event to every online member of the room: here, or over the link to the
+    /// node of a member at another node (which hands it on, SignalingHub+RemoteRooms.swift).
+    func tellRoom(_ room: String, _ event: RoomEventBody) async {
         guard let members = try? await store.members(of: room) else { return }
         for member in members {
-            handle(of: member)?.send(nodeMessage(to: member, .room(event)))
+            if let node = Address.parse(member)?.node {
+                var qualified = event
+                qualified.member = linkAddress(event.member, toward: node)
+                link(to: node)?.send(nodeMessage(to: member, .room(qualified)))
+            } else {
+                handle(of: member)?.send(nodeMessage(to: member, .room(event)))
+            }
         }
     }
 }

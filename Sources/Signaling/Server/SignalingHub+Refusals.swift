@@ -3,10 +3,11 @@
 /// not do at all, then what is wrong with how it did it.
 extension SignalingHub {
     /// Types a client may send before it logged in (a node may also send `link` and `prove`).
-    static let beforeLogin: Set<String> = ["login", "ping", "link", "prove"]
+    static let beforeLogin: Set<String> = ["login", "ping", "link", "prove", "device-claim"]
     /// Types only a node sends; a client that sends one gets `forbidden`, whatever its body.
     static let nodeOnly: Set<String> = Set([MessageType.challenge, .welcome, .presence, .room, .error, .timeout, .link, .linked,
-                                            .mesh, .dialback, .dialbackResult, .prove, .proof].map(\.rawValue))
+                                            .mesh, .dialback, .dialbackResult, .prove, .proof,
+                                            .deviceRequest, .deviceAdded, .answeredElsewhere].map(\.rawValue))
 
     /// The error for a frame `SignalingCodec` refused with `error`: `not-logged-in` for anything
     /// but a login (or ping) before login, also an unknown type or a bad body; `forbidden` for a

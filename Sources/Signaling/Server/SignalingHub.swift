@@ -20,6 +20,9 @@ public actor SignalingHub {
         var watching: Set<String> = []
         /// The other node's address when this connection is a node link.
         var node: String?
+        /// For a device other than the name's owner: the owner's key and its endorsement of this
+        /// key, which the node adds to this connection's call setup (SignalingHub+Devices.swift).
+        var device: DeviceProof?
     }
 
     /// A call that rings: the node sends `timeout` if nobody answers in time.
@@ -27,6 +30,8 @@ public actor SignalingHub {
         let caller: String
         let callee: String
         let timer: Task<Void, Never>
+        /// The callee's connections it rings on (several devices, SignalingHub+Devices.swift).
+        var devices: Set<Int> = []
     }
 
     let store: SignalingStore
@@ -39,8 +44,12 @@ public actor SignalingHub {
     let now: @Sendable () -> ContinuousClock.Instant
 
     var sessions: [Int: Session] = [:]
-    /// Logged-in name → connection id.
-    var online: [String: Int] = [:]
+    /// Logged-in name → its connections, one per key (several devices, docs/protocol.md "Devices").
+    var online: [String: [Int]] = [:]
+    /// Link codes and the claims of new devices (Devices/DeviceLinking.swift).
+    var deviceLinking: DeviceLinking
+    /// Which connection speaks for a name in a call (SignalingHub+Devices.swift), bounded.
+    var callRoutes: [CallRoute: Int] = [:]
     /// Name → connections subscribed to its presence.
     var watchers: [String: Set<Int>] = [:]
     /// Ringing calls by (caller, callee, id), bounded (SignalingHub+Calls.swift).
@@ -51,6 +60,9 @@ public actor SignalingHub {
     var links: [String: Int] = [:]
     /// Id of a message sent over a link → the local name that sent it, to route errors back.
     var forwarded: [String: String] = [:]
+    /// Requests of local names relayed to the nodes that host their rooms, by name and id,
+    /// bounded (Links/SignalingHub+RemoteRooms.swift).
+    var roomRelays: [String: RoomRelay] = [:]
     /// The mesh as this node knows it (Mesh/SignalingHub+Mesh.swift); nil without a node identity.
     var mesh: MeshDirectory?
     /// This node's own current record, sent to every link that comes up.
@@ -79,6 +91,7 @@ public actor SignalingHub {
         self.logger = logger
         self.now = now
         self.iceServers = iceServers
+        deviceLinking = DeviceLinking(now: now())
         if let own = configuration.nodeAddress, let identity = configuration.nodeIdentity {
             mesh = MeshDirectory(ownNode: own, ownKey: identity.publicKeyBase64, allowedKeys: configuration.meshKeys)
         }
@@ -152,11 +165,13 @@ public actor SignalingHub {
             drop(id)
         }
         // A connection that pings but never logs in would hold its slot for ever.
-        for (id, session) in sessions where session.name == nil && session.node == nil && now - session.opened > configuration.loginTimeout {
+        for (id, session) in sessions where session.name == nil && session.node == nil && now - session.opened > configuration.loginTimeout
+            && !deviceLinking.isClaiming(id) {
             logLimited(.info, "dropping a connection that did not log in", kind: "login-timeout", connection: nil)
             drop(id)
         }
         expireRecords()
+        expireDeviceCodes(now: now)
     }
 
     /// Runs `sweep` every quarter heartbeat until cancelled, and drops expired messages from
@@ -185,9 +200,12 @@ public actor SignalingHub {
         if let node = session.node, links[node] == connection {
             linkDown(node)
         }
-        if let name = session.name, online[name] == connection {
-            online[name] = nil
-            announce(name: name, status: .offline, key: session.key)
+        forgetDevice(connection)
+        if let name = session.name, let devices = online[name], devices.contains(connection) {
+            let rest = devices.filter { $0 != connection }
+            online[name] = rest.isEmpty ? nil : rest
+            // The name stays online while another of its devices is.
+            if rest.isEmpty { announce(name: name, status: .offline, key: session.device?.owner ?? session.key) }
         }
     }
 
@@ -203,6 +221,7 @@ public actor SignalingHub {
             case .login(let body): await login(body, id: message.id, on: connection)
             case .link(let body): await acceptLink(body, id: message.id, on: connection)
             case .prove(let body): answerProof(body, id: message.id, on: connection)
+            case .device(.claim(let body)): await claimDevice(body, id: message.id, on: connection)
             case .ping: session.handle.send(nodeMessage(to: "", .pong, id: message.id))
             default: session.handle.send(errorMessage(SignalingError(.notLoggedIn, "log in first: answer the challenge with a login", of: message.id), to: nil))
             }
@@ -223,9 +242,11 @@ public actor SignalingHub {
         case .invite(let body): await invite(body, id: message.id, name: name, reply: reply)
         case .leave(let body): await leave(body.room, id: message.id, name: name, reply: reply)
         case .members(let body): await members(body.room, id: message.id, name: name, reply: reply)
+        case .history(let body): await history(body, id: message.id, name: name, reply: reply)
         case .chat(let body): await chat(body, message: message, name: name, reply: reply)
         case .ack(let body): await recipientAck(body, name: name, reply: reply)
         case .callSetup(let type, let body): await callSetup(type, body, message: message, name: name, key: key, reply: reply)
+        case .device(let device): await deviceMessage(device, id: message.id, name: name, key: key, on: connection)
         case .challenge, .welcome, .presence, .room, .error, .timeout, .link, .linked, .mesh, .dialback, .dialbackResult, .prove, .proof:
             reply.send(errorMessage(SignalingError(.forbidden, "only the node sends \(message.type.rawValue) messages", of: message.id), to: name))
         }
@@ -245,9 +266,11 @@ public actor SignalingHub {
         nodeMessage(to: name, .ack(AckBody(of: id, status: status)))
     }
 
-    /// The connection a name is online on.
-    func handle(of name: String) -> ConnectionHandle? {
-        online[name].flatMap { sessions[$0]?.handle }
+    /// The connections a name is online on (one per device), nil when it is offline: what is
+    /// sent to a name reaches every device of it.
+    func handle(of name: String) -> DeviceConnections? {
+        let handles = (online[name] ?? []).compactMap { sessions[$0]?.handle }
+        return handles.isEmpty ? nil : DeviceConnections(handles: handles)
     }
 
     /// The link to a node, if it is up.

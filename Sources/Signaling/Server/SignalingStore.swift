@@ -14,7 +14,7 @@ import Synchronization
 /// already stays intact. The directory is 0700 and the files 0600: chat is nobody else's to read.
 public final class SignalingStore: Sendable {
     private let db: SQLiteConnection
-    private let writer: StoreWriter
+    let writer: StoreWriter
     /// Name bindings read so far (name → key): a chat to a name asks for its key every time.
     /// A binding changes only in ``bind(name:key:)`` (a new name) and ``prune(olderThan:now:)``
     /// (a name forgotten), which keep this cache right; bounded by `keyCacheLimit`, emptied when full.
@@ -102,6 +102,7 @@ public final class SignalingStore: Sendable {
             """)
         _ = try await db.query("CREATE INDEX IF NOT EXISTS messages_pending ON messages (recipient, delivered, seq)")
         try await migrateLimits()
+        try await migrateDevices()
     }
 
     /// The tables of rooms and of usage (version 2 of the store). `usage` counts undelivered
@@ -173,6 +174,8 @@ public final class SignalingStore: Sendable {
         _ = try await db.query("""
             INSERT INTO usage (scope, count, bytes) SELECT room, count(*), \(bytes) FROM messages WHERE delivered = 0 AND room IS NOT NULL GROUP BY room
             """)
+        // Version 3: rooms' history and rooms at other nodes (SignalingStore+RoomHistory.swift).
+        try await migrateHistory()
     }
 
     /// A store dropped without `close()` (a node that failed half-way, a test that threw) still
@@ -190,7 +193,7 @@ public final class SignalingStore: Sendable {
         try? await db.close()
     }
 
-    private func run(_ sql: String, _ binds: [SQLiteData] = []) async throws(SignalingError) -> [SQLiteRow] {
+    func run(_ sql: String, _ binds: [SQLiteData] = []) async throws(SignalingError) -> [SQLiteRow] {
         do {
             return try await db.query(sql, binds)
         } catch {
@@ -303,6 +306,8 @@ public final class SignalingStore: Sendable {
             let rows = try await run("DELETE FROM room_members WHERE room = ? AND member = ? RETURNING member", [.text(room), .text(member)])
             _ = try await run("DELETE FROM rooms WHERE room = ? AND NOT EXISTS (SELECT 1 FROM room_members WHERE room = ?)", [.text(room), .text(room)])
             _ = try await run("DELETE FROM room_invites WHERE room = ? AND NOT EXISTS (SELECT 1 FROM rooms WHERE room = ?)", [.text(room), .text(room)])
+            // A room forgotten takes its history with it: the next to create it starts afresh.
+            _ = try await run("DELETE FROM room_history WHERE room = ? AND NOT EXISTS (SELECT 1 FROM rooms WHERE room = ?)", [.text(room), .text(room)])
             return !rows.isEmpty
         }
     }
@@ -347,6 +352,13 @@ public final class SignalingStore: Sendable {
     public func enqueue(sender: String, id: String, recipients requested: [String], frame: String,
                         room: String? = nil) async throws(SignalingError) -> [String] {
         try await writer.write { [self] () async throws(SignalingError) -> [String] in
+            try await insertMessages(sender: sender, id: id, recipients: requested, frame: frame, room: room)
+        }
+    }
+
+    /// ``enqueue(sender:id:recipients:frame:room:)`` inside a write that is open already.
+    func insertMessages(sender: String, id: String, recipients requested: [String], frame: String,
+                        room: String?) async throws(SignalingError) -> [String] {
             var seen = Set<String>()
             let recipients = requested.filter { seen.insert($0).inserted }
             guard !recipients.isEmpty else { return [] }
@@ -381,7 +393,6 @@ public final class SignalingStore: Sendable {
                 throw SignalingError(.storeFull, full + "; nothing was stored, try again once recipients have read their messages")
             }
             return stored
-        }
     }
 
     /// Which limit a message of `size` bytes to `recipients` would pass, or nil when none.
@@ -478,14 +489,18 @@ public final class SignalingStore: Sendable {
             _ = try await run("DELETE FROM messages WHERE (delivered != 0 AND created < ?) OR created < ?",
                               [.float(time - age), .float(time - limits.expiry)])
             _ = try await run("DELETE FROM room_members WHERE member IN (SELECT name FROM bindings WHERE coalesce(seen, created) < ?)", [unused])
+            try await pruneRemoteMembers(unused: unused)
             _ = try await run("DELETE FROM rooms WHERE NOT EXISTS (SELECT 1 FROM room_members WHERE room_members.room = rooms.room)")
             _ = try await run("DELETE FROM room_invites WHERE NOT EXISTS (SELECT 1 FROM rooms WHERE rooms.room = room_invites.room)")
+            try await pruneHistory(now: time)
             _ = try await run("""
                 DELETE FROM bindings WHERE coalesce(seen, created) < ?
                   AND NOT EXISTS (SELECT 1 FROM room_members WHERE member = bindings.name)
                   AND NOT EXISTS (SELECT 1 FROM rooms WHERE owner = bindings.name)
                   AND NOT EXISTS (SELECT 1 FROM usage WHERE scope = 'r:' || bindings.name)
                 """, [unused])
+            // A forgotten name's endorsed devices go with it (SignalingStore+Devices.swift).
+            _ = try await run("DELETE FROM devices WHERE NOT EXISTS (SELECT 1 FROM bindings WHERE bindings.name = devices.name)")
             // Delivered rows (ids kept to recognise resends) are bounded too: a pair of names that
             // chat and acknowledge at the rate limit would otherwise add rows for `age` seconds.
             let delivered = try await run("SELECT count(*) AS n FROM messages WHERE delivered != 0").first?.column("n")?.integer ?? 0

@@ -26,6 +26,13 @@ public struct StoreLimits: Sendable, Equatable {
     public var rooms = 10_000
     public var roomMembers = 200
     public var memberRooms = 100
+    /// Messages a room's history keeps (the oldest go first beyond it), and the seconds one is
+    /// kept (30 days): docs/protocol.md "Room history".
+    public var roomHistory = 1_000
+    public var historyAge: Double = 30 * 86_400
+    /// Room memberships the names of one other node may hold here, in all rooms together: what
+    /// a linked node can make this node keep for its peers (docs/protocol.md "Rooms across nodes").
+    public var nodeMemberships = 1_000
 
     public init() {}
 }
