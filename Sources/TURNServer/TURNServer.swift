@@ -133,6 +133,16 @@ public final class TURNServer: Sendable {
     /// returns the port bound.
     private func bindUDP(host: String, port: Int, loops: [ObjectIdentifier: NIOLoopBound<TURNLoop>], shared: TURNShared) async throws -> Int {
         var port = port
+        let reusePort = configuration.threads > 1 || configuration.relayEngine
+        if reusePort && port != 0 {
+            // SO_REUSEPORT would let this process share a port that another server (say a second
+            // node started by mistake) already listens on, each getting part of the traffic. A
+            // plain bind first fails there, as without SO_REUSEPORT: the operator hears of it.
+            var plain = DatagramBootstrap(group: group)
+            if host == "::" { plain = plain.channelOption(.ipv6Only, value: 1) }
+            let probe = try await bind { try await plain.bind(host: host, port: port).get() }
+            try await probe.close()
+        }
         for loop in group.makeIterator() {
             let bound = loops[ObjectIdentifier(loop)]!
             var bootstrap = DatagramBootstrap(group: loop)
@@ -153,7 +163,7 @@ public final class TURNServer: Sendable {
                     }
                 }
             // The relay engine's client sockets share the listener's port (TURNLoop+Engine.swift).
-            if configuration.threads > 1 || configuration.relayEngine { bootstrap = bootstrap.channelOption(.reusePort, value: 1) }
+            if reusePort { bootstrap = bootstrap.channelOption(.reusePort, value: 1) }
             if host == "::" { bootstrap = bootstrap.channelOption(.ipv6Only, value: 1) }
             let channel = try await bind { try await bootstrap.bind(host: host, port: port).get() }
             port = channel.localAddress?.port ?? port

@@ -98,6 +98,11 @@ public struct SignalingHTTPChannel: ServerChildChannel, HTTPChannelHandler {
 }
 
 extension SignalingHTTPChannel {
+    /// The values of a repeated header as one comma-separated field; nil when absent.
+    static func joined(_ values: [String]) -> String? {
+        values.isEmpty ? nil : values.joined(separator: ", ")
+    }
+
     /// HTTP/1.1 with NIOWebSocket's upgrader for `/ws`; what was negotiated, when the first
     /// request is in.
     fileprivate static func configure(_ channel: any Channel, endpoint: SignalingEndpoint, http1: HTTP1Channel.Configuration,
@@ -112,7 +117,9 @@ extension SignalingHTTPChannel {
             shouldUpgrade: { channel, head in
                 attempted.value = true
                 let verdict = endpoint.admit(path: head.uri, protocols: head.headers[canonicalForm: "Sec-WebSocket-Protocol"].map(String.init),
-                                             origin: head.headers.first(name: "Origin"), host: head.headers.first(name: "Host"),
+                                             // Every Origin line, joined as one field (RFC 9110 §5.3): a client
+                                             // library may add its own before ours, and each must pass.
+                                             origin: Self.joined(head.headers["Origin"]), host: head.headers.first(name: "Host"),
                                              channel: channel, logger: logger)
                 if case .notSignaling = verdict { return channel.eventLoop.makeSucceededFuture(nil) }
                 admission.value = verdict
