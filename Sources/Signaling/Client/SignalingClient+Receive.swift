@@ -55,7 +55,7 @@ extension SignalingClient {
         case .timeout(let body):
             eventSink.yield(.callTimeout(call: body.call))
         case .pong, .ping, .login, .subscribe, .unsubscribe, .join, .leave, .invite, .link, .linked, .mesh, .dialback, .dialbackResult, .prove, .proof,
-             .device:
+             .device, .roomCall:
             if case .device(.answeredElsewhere(let body)) = message.payload { eventSink.yield(.answeredElsewhere(call: body.call)) }
         }
     }
