@@ -54,8 +54,10 @@ extension SignalingClient {
             }
         case .timeout(let body):
             eventSink.yield(.callTimeout(call: body.call))
+        case .roomCall(.state(let body)):
+            eventSink.yield(.roomCall(verifyRoomCallState(body)))
         case .pong, .ping, .login, .subscribe, .unsubscribe, .join, .leave, .invite, .link, .linked, .mesh, .dialback, .dialbackResult, .prove, .proof,
-             .device, .roomCall:
+             .device, .roomCall(.request):
             if case .device(.answeredElsewhere(let body)) = message.payload { eventSink.yield(.answeredElsewhere(call: body.call)) }
         }
     }
