@@ -198,3 +198,46 @@ import TestSupport
         #expect(await node.hub.roomCalls.isEmpty)
     }
 }
+
+/// docs/rooms.md step 3: a pairwise call tagged with a room call rings only between two of its
+/// participants.
+@Suite struct HubRoomCallPairTests {
+    @Test func aTaggedCallRingsOnlyBetweenParticipants() async throws {
+        let node = try await HubFixture()
+        defer { Task { await node.close() } }
+        let peers = try await node.loggedIn("alice", "bob", "carol")
+        let (alice, bob, carol) = (peers[0].peer, peers[1].peer, peers[2].peer)
+        for peer in [alice, bob, carol] {
+            await peer.send(.join(RoomBody(room: "#ops")), id: "j")
+            _ = try await peer.ack()
+        }
+        func pair(_ from: TestPeer, _ name: String, _ key: Identity, to: String, roomCall: String = "rc-1", id: String) async throws -> String {
+            var payload = CallPayload(type: .call, from: name, to: to, call: "p-\(id)", kind: .video, ts: Date().timeIntervalSince1970)
+            payload.room = "#ops"
+            payload.roomCall = roomCall
+            await from.send(.callSetup(.call, CallSigning.sign(payload, with: key)), to: to, id: id)
+            return try await from.next { message in
+                switch message.payload {
+                case .ack(let body) where body.of == id: "ok"
+                case .error(let body) where body.of == id: body.code.rawValue
+                default: nil
+                }
+            }
+        }
+        // No room call yet: a tagged call is refused.
+        #expect(try await pair(alice, "alice", peers[0].key, to: "bob", id: "t0") == "forbidden")
+        await alice.send(.roomCall(.request(HubRoomCallTests.request(.start, "alice", peers[0].key))), to: "#ops", id: "s")
+        _ = try await alice.ack()
+        await bob.send(.roomCall(.request(HubRoomCallTests.request(.join, "bob", peers[1].key))), to: "#ops", id: "b")
+        _ = try await bob.ack()
+        #expect(try await pair(alice, "alice", peers[0].key, to: "bob", id: "t1") == "ok")
+        let rung = try await bob.next { message -> CallPayload? in
+            if case .callSetup(.call, let body) = message.payload { try? JSONDecoder().decode(CallPayload.self, from: Data(body.payload.utf8)) } else { nil }
+        }
+        #expect(rung.room == "#ops" && rung.roomCall == "rc-1" && rung.call == "p-t1")
+        // carol is a member but not in the call: she may neither place nor get such a call.
+        #expect(try await pair(carol, "carol", peers[2].key, to: "alice", id: "t2") == "forbidden")
+        #expect(try await pair(alice, "alice", peers[0].key, to: "carol", id: "t3") == "forbidden")
+        #expect(try await pair(alice, "alice", peers[0].key, to: "bob", roomCall: "rc-other", id: "t4") == "forbidden")
+    }
+}

@@ -197,6 +197,23 @@ extension SignalingHub {
         }
     }
 
+    /// Why a pairwise `call` tagged with a room call may not ring, or nil: both parties must be
+    /// participants of that room call, running in a room of this node (docs/rooms.md "Join,
+    /// leave, ring, end" step 3). So a tag cannot make a stranger's call look like part of a
+    /// room call to a callee that accepts those without ringing.
+    func roomCallPairRefusal(room: String?, roomCall: String?, caller: String, callee: String) -> String? {
+        guard let room, let roomCall, let local = roomAddress(room), local.node == nil else {
+            return "a call of a room call names a #room of this node and the room call's id (room, roomCall)"
+        }
+        guard let call = roomCalls[local.name], call.id == roomCall else {
+            return "no room call \(roomCall.prefix(64)) runs in \(local.name)"
+        }
+        for party in [caller, callee] where call.index(of: party) == nil {
+            return "\(party.prefix(80)) is not in room call \(call.id) of \(local.name); join it first"
+        }
+        return nil
+    }
+
     /// A member who leaves the room leaves its call.
     func roomMemberLeft(_ name: String, room: String) async {
         guard let state = removeParticipant(name, from: room) else { return }
