@@ -140,7 +140,7 @@ bench-signaling-deps:
 bench: deps release bench-signaling-deps aiortc-deps
 	bench/run $(BENCH_ARGS)
 	bench/transport/run
-	bench/signaling/run $(SIGBENCH_ARGS)
+	bench/signaling/run --meshnode .build/release/meshnode $(SIGBENCH_ARGS)
 	bench/media/run $(MEDIABENCH_ARGS)
 	bench/calls/run $(CALLBENCH_ARGS)
 
@@ -149,9 +149,10 @@ bench: deps release bench-signaling-deps aiortc-deps
 bench-media: deps
 	bench/media/run $(MEDIABENCH_ARGS)
 
-# Signaling over WebSocket: idle connections held (memory per connection), routed chat/s and
-# delivery latency against one release `meshnode serve`; see bench/signaling/README.md.
-bench-signaling: deps release bench-signaling-deps
+# Signaling over WebSocket (issue 17): memory per idle connection next to a plain NIO echo
+# server (the floor), routed chat/s and p99 with the store in memory and on disk, from a C load
+# client; release builds in .build-release (not the debug .build); see bench/signaling/README.md.
+bench-signaling: deps embed-web
 	bench/signaling/run $(SIGBENCH_ARGS)
 
 # Calls CLI <-> CLI through a release node against two aiortc peers: setup time, end-to-end video

@@ -16,6 +16,7 @@ let package = Package(
     products: [
         .executable(name: "meshnode", targets: ["MeshNodeCLI"]),
         .executable(name: "media-bench", targets: ["MediaBench"]),
+        .executable(name: "signaling-echo", targets: ["SignalingEcho"]),
         .library(name: "MeshNode", targets: ["MeshNode"]),
     ],
     dependencies: [
@@ -30,6 +31,10 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.0"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.10.0"),
+        // The lean `/ws` pipeline (Signaling/Server/Transport): HTTP/1 parts as HTTPTypes for
+        // Hummingbird, next to NIOWebSocket's upgrader. Both already come with Hummingbird.
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.24.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
     ],
     targets: [
         // C libraries, imported `internal` only by the layers that wrap them (docs/architecture.md).
@@ -85,6 +90,10 @@ let package = Package(
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                nio("NIOHTTP1"), .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
         .target(
@@ -117,6 +126,12 @@ let package = Package(
             name: "MediaBench",
             dependencies: ["Codecs", "RTP", "Media", nio("NIOCore")],
             path: "bench/media/MediaBench"
+        ),
+        // The floor of `make bench-signaling` (bench/signaling/run): a plain NIO WebSocket echo.
+        .executableTarget(
+            name: "SignalingEcho",
+            dependencies: [nio("NIOCore"), nio("NIOPosix"), nio("NIOHTTP1"), nio("NIOWebSocket")],
+            path: "bench/signaling/EchoServer"
         ),
 
         // Tests: one target per layer, each depending on its layer (and on what it composes

@@ -450,7 +450,7 @@ export class Call extends EventTarget {
    * Starts sending `track` (a screen share) in a call that sends no video yet — an audio call —
    * with a new offer (JSEP, RFC 8829 §5.2.2 subsequent offers): the video transceiver the call
    * has (receiving only) starts sending too, or a new one is added. Resolves once the answer is
-   * applied. A peer that answers only the first offer of a call (the CLI) never answers: after
+   * applied. When the peer does not answer (a client that takes only one offer per call), after
    * `timeoutMs` the offer is rolled back, the call goes on as before, and this rejects with a
    * CallSetupError `not-answered`.
    */

@@ -2,9 +2,9 @@
 // camera, microphone and speaker, and switching between the camera and a screen share.
 //
 // Everything works by replacing the track an RTCRtpSender sends (RTCRtpSender.replaceTrack,
-// W3C WebRTC §5.2), never by renegotiating: the SDP of the call stays as the first offer and
-// answer made it, so a peer that answers only one offer per call (the CLI, `meshnode join`)
-// keeps receiving. Switching a video sender from the camera to the screen changes the picture's
+// W3C WebRTC §5.2), not by renegotiating, wherever the call already has the sender: the SDP
+// stays as the first offer and answer made it. Only an audio call's first share needs a new
+// offer (Call.addVideo). Switching a video sender from the camera to the screen changes the picture's
 // size, which VP8 carries in its next key frame (RFC 6386 §9.1); the receiver needs nothing new.
 
 /**
@@ -52,8 +52,8 @@ export class CallControls extends EventTarget {
   /**
    * Whether this side can switch to a screen share in this call: a video call (either party,
    * by replacing the camera), or an audio call (either party, by a new offer that adds video:
-   * Call.addVideo; a peer that answers only one offer per call — the CLI — refuses it by
-   * silence, and the page says so). A desktop call's sharer already shares.
+   * Call.addVideo; a peer that does not answer it within 5 s is taken to refuse it, and the
+   * page says so). A desktop call's sharer already shares.
    */
   get canShare() {
     return (this.call.kind === 'video' || this.call.kind === 'audio') && typeof navigator.mediaDevices?.getDisplayMedia === 'function';

@@ -1,6 +1,6 @@
 // The browser's identity: an Ed25519 key pair made with WebCrypto, one per name, kept in
-// IndexedDB. The private key is not extractable: it never leaves the browser, not even to
-// this page's own code.
+// IndexedDB. The private key never leaves the browser except sealed under the user's
+// passphrase in a backup file (backup.js), which is why new keys are extractable.
 
 const DB_NAME = 'meshnode';
 const STORE = 'identities';

@@ -50,8 +50,11 @@ extension Call {
         }
         let kinds = kind == .audio ? ["audio"] : ["audio", "video"]
         let gatheringDone = restart && replaced == nil && ice?.gatheringDone == true
-        let offer = if !isCaller, let answer = localAnswer {
-            try restartOffer(from: answer, credentials: credentials, candidates: candidates, gatheringDone: gatheringDone)
+        // A restart offer must keep the session's sections (RFC 8829 §5.2.2): the callee's is its
+        // answer's, and so is the caller's once it answered a renegotiation that added one.
+        let offer = if restart, let answer = localAnswer {
+            Self.restartOffer(from: answer, credentials: credentials, setup: localSetup ?? .active, sessionVersion: sessionVersion,
+                              candidates: candidates, gatheringDone: gatheringDone)
         } else {
             try JSEPOffer.make(local: .init(
                 iceUsernameFragment: credentials.ufrag, icePassword: credentials.password, fingerprint: certificate.fingerprint,
@@ -65,19 +68,20 @@ extension Call {
         if !restart || replaced != nil { try await agent.gather() }
         // Not awaited: closing deallocates the old agent's TURN allocations, and when its network
         // is gone those requests time out (about 2 s). Awaited here, it held up the peer's event
-        // loop, and with it the answer to this very offer (testnet roam: media back 2.4 s → …).
+        // loop, and with it the answer to this very offer (testnet roam: ICE back 2.4-3.0 s after
+        // the move while it was awaited, 0.3-0.6 s since).
         if let replaced { Task { await replaced.close() } }
     }
 
-    /// The callee's ICE restart offer: its last answer as a subsequent offer (RFC 8829 §5.2.2:
+    /// A restart offer from this side's last answer (the callee's, or the caller's to a
+    /// renegotiation): that answer as a subsequent offer (RFC 8829 §5.2.2:
     /// the same m-lines, mids and codecs, so the caller's answer changes nothing else) with new
     /// ICE credentials and candidates, and `a=setup` naming the DTLS role this side has now
     /// (RFC 8842 §5.5: an offer that keeps the DTLS association keeps the roles).
-    func restartOffer(from answer: SessionDescription, credentials: ICECredentials, candidates: [SDPCandidate],
-                      gatheringDone: Bool) throws -> SessionDescription {
+    static func restartOffer(from answer: SessionDescription, credentials: ICECredentials, setup: SDPSetupRole, sessionVersion: Int,
+                             candidates: [SDPCandidate], gatheringDone: Bool) -> SessionDescription {
         var offer = answer
         offer.origin.sessionVersion = String(sessionVersion)
-        let setup = localSetup ?? .active
         func renewed(_ attributes: [SDPAttribute]) -> [SDPAttribute] {
             attributes.compactMap { attribute in
                 switch attribute {
@@ -162,6 +166,7 @@ extension Call {
         sessionVersion += 1
         let negotiated = try NegotiatedStream.fromAnswering(offer: offer, answer: answer)
         try await signal(.sdp, sdpType: "answer", sdp: answer.serialized)
+        localAnswer = answer
         var added: [String] = []
         for stream in negotiated where stream.receives && !streams.contains(where: { $0.kind == stream.kind && $0.receives }) {
             if let index = streams.firstIndex(where: { $0.kind == stream.kind }) {

@@ -49,7 +49,8 @@ public actor Call {
     let media = MediaSlot()
     var streams: [NegotiatedStream] = []
     var localOffer: SessionDescription?
-    /// Callee: its answer to the first offer, the model of its own restart offers.
+    /// The last answer this side made (the callee's to the first offer, either side's to a
+    /// renegotiation): the model of its restart offers, which keep the session's sections.
     var localAnswer: SessionDescription?
     /// The `o=` session version of the last offer the peer sent that this side answered: an
     /// offer that is not newer is a repeat (RFC 3264 §8: a changed offer has a higher version).

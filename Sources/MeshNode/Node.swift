@@ -110,14 +110,15 @@ public struct Node: Sendable {
             logger.warning("no web page: \(web.origin) has no index.html; serving the status page at /")
             router.get("/") { _, _ in statusResponse() }
         }
-        let upgrade = signaling.endpoint.shouldUpgrade
+        let endpoint = signaling.endpoint
         let singlePort = configuration.singlePort
         let firstBytesTimeout = configuration.turn.streamIdleTimeout
+        // HTTP/1.1 for Hummingbird's router, with `/ws` taken by the signaling handlers on plain
+        // SwiftNIO in the same pipeline (SignalingHTTPChannel).
         let server: HTTPServerBuilder = if let webCertificate {
             // TLS first, then HTTP/1.1 and the WebSocket upgrade inside it: wss:// on the same port.
             HTTPServerBuilder { responder in
-                let http = HTTP1WebSocketUpgradeChannel(responder: responder, configuration: .init(ws: SignalingEndpoint.webSocketConfiguration),
-                                                        shouldUpgrade: upgrade)
+                let http = SignalingHTTPChannel(responder: responder, endpoint: endpoint)
                 // single-port: TURN over TLS too, told from HTTP by its first bytes.
                 if singlePort {
                     return SharedPortChannel(base: http, certificate: webCertificate, turn: turn, firstBytesTimeout: firstBytesTimeout)
@@ -125,7 +126,7 @@ public struct Node: Sendable {
                 return ReloadableTLSChannel(base: http, certificate: webCertificate)
             }
         } else {
-            .http1WebSocketUpgrade(configuration: .init(ws: SignalingEndpoint.webSocketConfiguration), shouldUpgrade: upgrade)
+            HTTPServerBuilder { responder in SignalingHTTPChannel(responder: responder, endpoint: endpoint) }
         }
         // SIGHUP (a certbot renewal) reads the certificate files again, for the web port and
         // TURN's TLS listener alike.

@@ -176,7 +176,8 @@ public actor Peer {
     private func networkChanged(_ change: NetworkChange) async {
         let online = await client.isOnline
         let signalingLost = signalingSource.map(change.removed.contains) ?? false
-        logger.info("network changed: \(change)\(signalingLost ? "; the signaling connection's address is gone" : "")")
+        let message: Logger.Message = "network changed: \(change)\(signalingLost ? "; the signaling connection's address is gone" : "")"
+        if signalingLost || !calls.isEmpty { logger.info(message) } else { logger.debug(message) }
         // The calls first, so that the reconnect they wait for cannot overtake them.
         for call in calls.values { await call.networkChanged(change, awaitSignaling: signalingLost || !online) }
         if signalingLost, let source = signalingSource {

@@ -34,6 +34,8 @@ struct EventPrinter: Sendable {
             if let ring = state.ring { fields["ring"] = String(ring) }
             if state.refused > 0 { fields["refused"] = String(state.refused) }
             print("room-call", fields)
+        case .deviceRequest(let body):
+            print("device-request", ["name": body.name, "key": body.key])
         case .error(let error):
             print("error", ["code": error.code.rawValue, "reason": error.reason])
         }

@@ -7,6 +7,6 @@ struct MeshNodeCommand: AsyncParsableCommand {
         commandName: "meshnode",
         abstract: "A peer-to-peer mesh for real-time audio, video and desktop sharing.",
         version: "0.1.0",
-        subcommands: [Serve.self, Keygen.self, Join.self, CallCommand.self, Share.self, Chat.self, NATCheck.self, NetWatch.self, MediaLoopCommand.self, Status.self]
+        subcommands: [Serve.self, Keygen.self, Join.self, CallCommand.self, Share.self, Chat.self, Devices.self, NATCheck.self, NetWatch.self, MediaLoopCommand.self, Status.self]
     )
 }

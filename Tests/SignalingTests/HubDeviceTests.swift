@@ -105,7 +105,7 @@ import TestSupport
         await alice.send(.device(.revoke(RevokeBody(key: phoneKey.publicKeyBase64))), id: "r2")
         #expect(try await alice.ack().of == "r2")
         #expect(try await phone.error().code == .revoked)
-        try await waitFor("the revoked device's connection to close", limit: TestDeadline.event) { await phone.isClosed ? true : nil }
+        _ = try await waitFor("the revoked device's connection to close", limit: TestDeadline.event) { await phone.isClosed ? true : nil }
         let again = await node.peer()
         let nonce = try await again.next { if case .challenge(let body) = $0.payload { body.nonce } else { nil } }
         await again.send(.login(LoginBody.signed(name: "alice", identity: phoneKey, nonce: nonce)))

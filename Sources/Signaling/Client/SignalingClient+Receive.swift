@@ -56,9 +56,11 @@ extension SignalingClient {
             eventSink.yield(.callTimeout(call: body.call))
         case .roomCall(.state(let body)):
             eventSink.yield(.roomCall(verifyRoomCallState(body)))
+        case .device(let device):
+            deviceMessage(device, message: message)
         case .pong, .ping, .login, .subscribe, .unsubscribe, .join, .leave, .invite, .link, .linked, .mesh, .dialback, .dialbackResult, .prove, .proof,
-             .device, .roomCall(.request):
-            if case .device(.answeredElsewhere(let body)) = message.payload { eventSink.yield(.answeredElsewhere(call: body.call)) }
+             .roomCall(.request):
+            break
         }
     }
 
@@ -125,7 +127,7 @@ extension SignalingClient {
         // A refused login (the name is another key's) or another connection took over this
         // name: retrying cannot help, so the client stops.
         let refusedLogin = !loggedIn && [.nameTaken, .badSignature, .badField].contains(error.code)
-        if refusedLogin || error.code == .replaced {
+        if refusedLogin || error.code == .replaced || error.code == .revoked {
             fatal = error
             endReason = error.description
             link?.sink.finish()

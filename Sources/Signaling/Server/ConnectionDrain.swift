@@ -20,6 +20,8 @@ public final class ConnectionDrain: Sendable {
         var nextWaiter = 0
         /// One per open connection at most: bounded by `max-connections`.
         var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        /// The same for connections served by a channel handler (``whenDraining(_:)``).
+        var actions: [Int: @Sendable () -> Void] = [:]
     }
 
     private let state = Mutex(State())
@@ -34,12 +36,35 @@ public final class ConnectionDrain: Sendable {
 
     /// Starts the drain: every connection closes with 1012.
     public func start() {
-        let waiters = state.withLock { state in
+        let (waiters, actions) = state.withLock { state in
             state.draining = true
-            defer { state.waiters.removeAll() }
-            return Array(state.waiters.values)
+            defer {
+                state.waiters.removeAll()
+                state.actions.removeAll()
+            }
+            return (Array(state.waiters.values), Array(state.actions.values))
         }
         for waiter in waiters { waiter.resume() }
+        for action in actions { action() }
+    }
+
+    /// Calls `action` once when the drain starts: at once (and returns nil) when it has
+    /// already; otherwise returns a token for ``forget(_:)``, which a connection that closes
+    /// first must call.
+    func whenDraining(_ action: @escaping @Sendable () -> Void) -> Int? {
+        let token: Int? = state.withLock { state in
+            guard !state.draining else { return nil }
+            state.nextWaiter += 1
+            state.actions[state.nextWaiter] = action
+            return state.nextWaiter
+        }
+        if token == nil { action() }
+        return token
+    }
+
+    /// Forgets the action registered under `token`.
+    func forget(_ token: Int) {
+        _ = state.withLock { $0.actions.removeValue(forKey: token) }
     }
 
     func opened() { state.withLock { $0.open += 1 } }

@@ -111,8 +111,17 @@ public actor SignalingHub {
         open(hostHint: hostHint, remoteIP: remoteIP, sink: sink, silent: false)
     }
 
+    /// Registers a connection that a channel handler serves (`/ws`) and sends it a `challenge`.
+    public func open(hostHint: String?, remoteIP: String? = nil, output: any ConnectionOutput) -> ConnectionHandle {
+        open(hostHint: hostHint, remoteIP: remoteIP, sink: .output(output), silent: false)
+    }
+
     /// Registers a connection; `silent` skips the challenge (a link this node dialled).
     func open(hostHint: String?, remoteIP: String? = nil, sink: AsyncStream<ConnectionHandle.Outbound>.Continuation, silent: Bool) -> ConnectionHandle {
+        open(hostHint: hostHint, remoteIP: remoteIP, sink: .stream(sink), silent: silent)
+    }
+
+    private func open(hostHint: String?, remoteIP: String?, sink: ConnectionHandle.Sink, silent: Bool) -> ConnectionHandle {
         nextConnectionID += 1
         let handle = ConnectionHandle(id: nextConnectionID, hostHint: hostHint, remoteIP: remoteIP, sink: sink)
         let nonce = Self.makeNonce()
