@@ -116,6 +116,8 @@ public actor Peer {
     public func close() async {
         monitor?.stop()
         monitorTask?.cancel()
+        // Out of the room call at once, not after the node's grace for a vanished participant.
+        await leaveRoomCall()
         for call in calls.values { await call.hangup() }
         await client.close()
     }
