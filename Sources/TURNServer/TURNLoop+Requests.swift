@@ -331,6 +331,9 @@ extension TURNLoop {
                     return
                 }
                 pending.remove(tuple)
+                // The quota and ports go back before the answer leaves: the client's next
+                // Allocate may reach another loop (SO_REUSEPORT) at once.
+                _ = consume reservation
                 logger.warning("relay bind failed", metadata: ["ip": "\(ip)", "error": "\(error)"])
                 reply.send(reply.error(.insufficientCapacity, "could not open a relay socket"))
             }
