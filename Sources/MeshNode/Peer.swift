@@ -134,6 +134,7 @@ public actor Peer {
             serversChanged(welcome.iceServers)
             await signalingConnected()
             for call in calls.values { await call.signalingReconnected() }
+            await rejoinRoomCall()
         case .callSetup(let payload):
             await route(payload)
         case .callTimeout(let id):
@@ -414,6 +415,19 @@ public actor Peer {
         try? await client.roomCall(.leave, room: own.room, call: own.call)
         for id in roomCallPairs.values { await calls[id]?.hangup() }
         roomCallPairs = [:]
+    }
+
+    /// After a signaling reconnect: joins again from the new connection, so the node keeps this
+    /// peer's place (it takes out a participant with no connection after its grace, 30 s). The
+    /// pairwise calls kept their paths meanwhile. A call that ended meanwhile is forgotten.
+    private func rejoinRoomCall() async {
+        guard let own = ownRoomCall else { return }
+        do {
+            try await client.roomCall(.join, room: own.room, call: own.call)
+        } catch {
+            logger.notice("room call \(own.call) of \(own.room) not rejoined: \(error)")
+            if ownRoomCall?.call == own.call { ownRoomCall = nil }
+        }
     }
 
     /// The pairwise calls of this peer's room call now.
