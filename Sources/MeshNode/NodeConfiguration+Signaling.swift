@@ -24,6 +24,8 @@ public struct SignalingSettings: Sendable, Equatable {
     public var storeLimits: StoreLimits
     /// The rule of a room whose creator names none (`room-rule`).
     public var roomRule: RoomRule
+    /// Participants of a peer-to-peer room call (`room-call-mesh-limit`).
+    public var roomCallMeshLimit: Int
     /// `HOST:PORT` forms clients reach the node at besides its bind addresses (`public-address`).
     public var publicAddresses: [String]
     /// Web origins besides the page's own whose pages may open `/ws` (`allow-origin`).
@@ -71,6 +73,7 @@ public struct SignalingSettings: Sendable, Equatable {
         limits.deliveredKept = settings.storeKeptIDs ?? limits.deliveredKept
         storeLimits = limits
         roomRule = settings.roomRule.flatMap(RoomRule.init(rawValue:)) ?? .open
+        roomCallMeshLimit = settings.roomCallMeshLimit ?? HubConfiguration().roomCallMeshLimit
         publicAddresses = (settings.publicAddress ?? []).compactMap { LoginBody.authority($0) }
         allowedOrigins = settings.allowOrigin ?? []
         maxConnectionsPerIP = settings.maxConnectionsPerIP ?? SourceLimit.defaultMaximum

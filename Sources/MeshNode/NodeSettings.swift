@@ -65,6 +65,7 @@ public struct NodeSettings: Sendable, Equatable {
     public var storeMaxNames: Int?
     public var messageExpiry: Double?
     public var roomRule: String?
+    public var roomCallMeshLimit: Int?
     public var publicAddress: [String]?
     public var allowOrigin: [String]?
     public var statusAccess: String?
@@ -191,6 +192,8 @@ public struct NodeSettings: Sendable, Equatable {
                     help: "Days an undelivered message is kept before it is dropped unread (default \(Int(store.expiry / 86_400)))."),
             .text("room-rule", \.roomRule, .oneOf(RoomRule.allCases.map(\.rawValue)),
                   help: "Rule of a new room whose creator names none: open (anyone joins) or invite (owner's invitations only; default open)."),
+            .integer("room-call-mesh-limit", \.roomCallMeshLimit, .within(2...8, "participants"),
+                     help: "Participants of a peer-to-peer room call, each with a call to every other (default 4; docs/rooms.md)."),
             .list("public-address", \.publicAddress, .authority,
                   help: "HOST:PORT clients reach this node at besides its bind addresses (a name, a proxy, a NAT; repeatable); logins signed for it are accepted."),
             .list("allow-origin", \.allowOrigin, .origin,

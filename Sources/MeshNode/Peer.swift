@@ -44,6 +44,14 @@ public actor Peer {
     /// The local address the signaling connection left from: the kernel's source address toward
     /// the node when it logged in (a TCP connection keeps the address it was made from).
     private var signalingSource: IPAddress?
+    /// The latest state of the room call of each room this name is in (docs/rooms.md), by room;
+    /// at most ``maxKnownRoomCalls`` (a name is in at most 100 rooms at its node).
+    private var roomCalls: [String: RoomCallState] = [:]
+    /// The room call this peer takes part in, by room and id.
+    private var ownRoomCall: (room: String, call: String)?
+    /// The pairwise call with each other participant of ``ownRoomCall``, by its name.
+    private var roomCallPairs: [String: String] = [:]
+    static let maxKnownRoomCalls = 128
 
     public init(client: SignalingClient, options: CallOptions = CallOptions(), acceptPolicy: AcceptPolicy = .never,
                 logger: Logger = Logger(label: "meshnode.peer")) {
@@ -71,15 +79,19 @@ public actor Peer {
         return welcome
     }
 
-    /// Places a call and returns at once; follow it through ``Call/states``.
-    public func call(_ address: String, kind: CallKind, ring: Int? = nil) async throws -> Call {
+    /// Places a call and returns at once; follow it through ``Call/states``. `room` and
+    /// `roomCall` tag a pairwise call of a room call (docs/rooms.md).
+    public func call(_ address: String, kind: CallKind, ring: Int? = nil, room: String? = nil, roomCall: String? = nil) async throws -> Call {
         let id = UUID().uuidString
         await relaysRanked()
         let call = try Call(id: id, remote: address, kind: kind, isCaller: true, client: client, options: options,
                             iceServers: iceServers, logger: logger)
         register(call)
         do {
-            try await client.call(address, kind: kind, ring: ring, call: id)
+            var payload = CallPayload(type: .call, from: client.name, to: address, call: id, kind: kind, ring: ring, ts: Date().timeIntervalSince1970)
+            payload.room = room
+            payload.roomCall = roomCall
+            try await client.callSetup(payload)
         } catch {
             await call.end("the call request failed: \(error)", failed: true)
             throw error
@@ -104,6 +116,8 @@ public actor Peer {
     public func close() async {
         monitor?.stop()
         monitorTask?.cancel()
+        // Out of the room call at once, not after the node's grace for a vanished participant.
+        await leaveRoomCall()
         for call in calls.values { await call.hangup() }
         await client.close()
     }
@@ -120,6 +134,7 @@ public actor Peer {
             serversChanged(welcome.iceServers)
             await signalingConnected()
             for call in calls.values { await call.signalingReconnected() }
+            await rejoinRoomCall()
         case .callSetup(let payload):
             await route(payload)
         case .callTimeout(let id):
@@ -129,6 +144,8 @@ public actor Peer {
             // Another device of this name took it: stop asking; a call not yet connected here ends.
             ringing[id] = nil
             await calls[id]?.timedOut()
+        case .roomCall(let state):
+            await roomCallChanged(state)
         default:
             break
         }
@@ -303,6 +320,13 @@ public actor Peer {
         // A call rings at most `maxRing` (120 s) at the node; one still here later is stale.
         let now = ContinuousClock.now
         ringing = ringing.filter { now - $0.value.since < .seconds(120) }
+        // A pairwise call of this peer's room call, from a participant it verified: taken at
+        // once, beside the other pairwise calls (docs/rooms.md "Join, leave, ring, end").
+        if isRoomCallPartner(payload) {
+            roomCallPairs[payload.from] = payload.call
+            if (try? await answer(payload)) != nil { sink.yield(.answered(payload, .accept)) }
+            return
+        }
         if !calls.isEmpty || ringing.count >= Self.maxRinging {
             try? await client.callSetup(.busy, to: payload.from, call: payload.call, reason: "in another call")
             sink.yield(.answered(payload, .busy))
@@ -340,11 +364,116 @@ public actor Peer {
 
     private func ended(_ call: Call) async {
         calls[call.id] = nil
+        roomCallPairs = roomCallPairs.filter { $0.value != call.id }
         sink.yield(.callEnded(call, await call.report()))
     }
 
     private func finish() {
         sink.finish()
+    }
+
+    // MARK: - Room calls (docs/rooms.md)
+
+    /// Starts the call of `room`, or joins the one running there; returns its id. The pairwise
+    /// calls follow from the states the node sends: this peer calls every participant that
+    /// joined before it, and takes the calls of those who join after it.
+    public func joinRoomCall(_ room: String, kind: CallKind) async throws -> String {
+        if let running = roomCalls[room] { return try await join(room, running.call) }
+        let id = UUID().uuidString
+        // Set before the request: the state that answers it may be handled while it is sent.
+        ownRoomCall = (room, id)
+        do {
+            try await client.roomCall(.start, room: room, call: id, kind: kind)
+            return id
+        } catch let error as SignalingError where error.code == .forbidden {
+            ownRoomCall = nil
+            // Another member started one first: its state is on the way (every member hears it).
+            for _ in 0..<40 where roomCalls[room] == nil { try? await Task.sleep(for: .milliseconds(50)) }
+            guard let running = roomCalls[room] else { throw error }
+            return try await join(room, running.call)
+        } catch {
+            ownRoomCall = nil
+            throw error
+        }
+    }
+
+    private func join(_ room: String, _ call: String) async throws -> String {
+        ownRoomCall = (room, call)
+        do {
+            try await client.roomCall(.join, room: room, call: call)
+        } catch {
+            ownRoomCall = nil
+            throw error
+        }
+        return call
+    }
+
+    /// Leaves this peer's room call and hangs up its pairwise calls.
+    public func leaveRoomCall() async {
+        guard let own = ownRoomCall else { return }
+        ownRoomCall = nil
+        try? await client.roomCall(.leave, room: own.room, call: own.call)
+        for id in roomCallPairs.values { await calls[id]?.hangup() }
+        roomCallPairs = [:]
+    }
+
+    /// After a signaling reconnect: joins again from the new connection, so the node keeps this
+    /// peer's place (it takes out a participant with no connection after its grace, 30 s). The
+    /// pairwise calls kept their paths meanwhile. A call that ended meanwhile is forgotten.
+    private func rejoinRoomCall() async {
+        guard let own = ownRoomCall else { return }
+        do {
+            try await client.roomCall(.join, room: own.room, call: own.call)
+        } catch {
+            logger.notice("room call \(own.call) of \(own.room) not rejoined: \(error)")
+            if ownRoomCall?.call == own.call { ownRoomCall = nil }
+        }
+    }
+
+    /// The pairwise calls of this peer's room call now.
+    public var roomCallPeers: [Call] { roomCallPairs.values.compactMap { calls[$0] } }
+
+    private func roomCallChanged(_ state: RoomCallState) async {
+        if state.event == .ended {
+            roomCalls[state.room] = nil
+        } else if roomCalls[state.room] != nil || roomCalls.count < Self.maxKnownRoomCalls {
+            roomCalls[state.room] = state
+        }
+        let me = client.name
+        // --accept auto: a member who is rung joins.
+        if state.event == .started, acceptPolicy == .auto, ownRoomCall == nil, !state.participants.contains(where: { $0.name == me }) {
+            ownRoomCall = (state.room, state.call)
+            do {
+                try await client.roomCall(.join, room: state.room, call: state.call)
+            } catch {
+                ownRoomCall = nil
+                logger.notice("could not join room call \(state.call) of \(state.room): \(error)")
+            }
+            return
+        }
+        guard let own = ownRoomCall, own.room == state.room, own.call == state.call else { return }
+        // A participant who left: its pairwise call ends with it.
+        if state.event == .left || state.event == .ended, let id = roomCallPairs.removeValue(forKey: state.member) {
+            await calls[id]?.hangup()
+        }
+        guard let index = state.participants.firstIndex(where: { $0.name == me }) else { return }
+        // The later joiner calls: every participant before this one that has no call with it yet.
+        for earlier in state.participants[..<index] where roomCallPairs[earlier.name] == nil {
+            do {
+                let call = try await call(earlier.name, kind: state.kind, room: state.room, roomCall: state.call)
+                roomCallPairs[earlier.name] = call.id
+            } catch {
+                logger.notice("could not call \(earlier.name) in room call \(state.call): \(error)")
+            }
+        }
+    }
+
+    /// Whether `payload` is a `call` of this peer's room call from a participant (by name and
+    /// key, as the node's state listed it) with which this peer has no pairwise call yet.
+    private func isRoomCallPartner(_ payload: CallPayload) -> Bool {
+        guard let own = ownRoomCall, payload.room == own.room, payload.roomCall == own.call,
+              let state = roomCalls[own.room], state.call == own.call, roomCallPairs[payload.from] == nil else { return false }
+        return state.participants.contains { $0.name == payload.from && $0.key == payload.key }
     }
 }
 

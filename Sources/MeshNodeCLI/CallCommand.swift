@@ -16,7 +16,7 @@ struct CallCommand: AsyncParsableCommand {
         """
     )
 
-    @Argument(help: "Whom to call: NAME or NAME@HOST:PORT.")
+    @Argument(help: "Whom to call: NAME or NAME@HOST:PORT, or #ROOM for a room call (docs/rooms.md).")
     var address: String
     @OptionGroup var peer: PeerOptions
     @OptionGroup var media: MediaOptions
@@ -38,7 +38,11 @@ struct CallCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let report = try await CallRunner(peer: peer, media: media, json: json).run(address: address, kind: kind, duration: duration)
+        let runner = CallRunner(peer: peer, media: media, json: json)
+        if address.hasPrefix("#") {
+            throw ExitCode(try await runner.runRoomCall(address, kind: kind, duration: duration) ? 0 : 1)
+        }
+        let report = try await runner.run(address: address, kind: kind, duration: duration)
         throw ExitCode(report.ok ? 0 : 1)
     }
 }
@@ -100,6 +104,52 @@ struct CallRunner {
         status.clear()
         await peerActor.close()
         return finish(report)
+    }
+
+    /// A room call (docs/rooms.md): joins the room, starts its call or joins the running one,
+    /// runs until `duration` seconds after the latest pairwise call began, leaves, and prints one
+    /// report per pairwise call. True only if there was at least one and media flowed both ways
+    /// in each.
+    func runRoomCall(_ room: String, kind: CallKind, duration: Double) async throws -> Bool {
+        let peerActor = Peer(client: try peer.client(), options: try media.callOptions(), acceptPolicy: .never)
+        let status = StatusLine(enabled: !json)
+        let id: String
+        do {
+            try await peerActor.connect()
+            try await peerActor.client.join(room: room)
+            id = try await peerActor.joinRoomCall(room, kind: kind)
+        } catch {
+            await peerActor.close()
+            _ = finish(CallReport.failure(to: room, kind: kind.rawValue, error: "\(error)"))
+            return false
+        }
+        status.note("in room call \(id) of \(room)")
+        // Every pairwise call that ever ran, to report; the run ends `duration` after the last
+        // one connected (or after `duration` plus the ring time with nobody).
+        var seen: [String: Call] = [:]
+        var connected: [String: ContinuousClock.Instant] = [:]
+        let began = ContinuousClock.now
+        while true {
+            for call in await peerActor.roomCallPeers { seen[call.id] = call }
+            for (callID, call) in seen where connected[callID] == nil {
+                let state = await call.state
+                if state != .ringing, state != .connecting, state != .ended { connected[callID] = .now }
+            }
+            let last = connected.values.max()
+            if let last, ContinuousClock.now - last >= .seconds(duration) { break }
+            if last == nil, ContinuousClock.now - began >= .seconds(duration + 30) { break }
+            try? await Task.sleep(for: .milliseconds(250))
+        }
+        await peerActor.leaveRoomCall()
+        var ok = !seen.isEmpty
+        for call in seen.values {
+            await call.waitUntilEnded()
+            let report = finish(await call.report())
+            ok = ok && report.ok
+        }
+        status.clear()
+        await peerActor.close()
+        return ok
     }
 
     private func finish(_ report: CallReport) -> CallReport {

@@ -28,6 +28,12 @@ struct EventPrinter: Sendable {
             print("call", ["type": "timeout", "call": call])
         case .answeredElsewhere(let call):
             print("call", ["type": "answered-elsewhere", "call": call])
+        case .roomCall(let state):
+            var fields = ["room": state.room, "call": state.call, "kind": state.kind.rawValue, "change": state.event.rawValue,
+                          "member": state.member, "participants": state.participants.map(\.name).joined(separator: " ")]
+            if let ring = state.ring { fields["ring"] = String(ring) }
+            if state.refused > 0 { fields["refused"] = String(state.refused) }
+            print("room-call", fields)
         case .deviceRequest(let body):
             print("device-request", ["name": body.name, "key": body.key])
         case .error(let error):

@@ -42,6 +42,9 @@ import Testing
         .device(.devices(DevicesBody(devices: [DeviceEntry(key: "a2V5", owner: true, added: 0, online: true)], of: "l1"))),
         .device(.revoke(RevokeBody(key: "a2V5"))),
         .device(.answeredElsewhere(AnsweredElsewhereBody(call: "c1", answer: "accept"))),
+        .roomCall(.request(SignedBody(payload: "{\"action\":\"join\"}", key: "k", sig: "s"))),
+        .roomCall(.state(RoomCallStateBody(room: "#ops", call: "rc-1", kind: .audio, event: .started, member: "alice",
+                                           participants: [SignedBody(payload: "{}", key: "k", sig: "s")], ring: 30, limit: 4))),
     ] + CallSetupType.allCases.map { .callSetup($0, signed) }
 
     @Test func everyTypeRoundTrips() throws {

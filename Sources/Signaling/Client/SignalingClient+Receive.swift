@@ -54,9 +54,12 @@ extension SignalingClient {
             }
         case .timeout(let body):
             eventSink.yield(.callTimeout(call: body.call))
+        case .roomCall(.state(let body)):
+            eventSink.yield(.roomCall(verifyRoomCallState(body)))
         case .device(let device):
             deviceMessage(device, message: message)
-        case .pong, .ping, .login, .subscribe, .unsubscribe, .join, .leave, .invite, .link, .linked, .mesh, .dialback, .dialbackResult, .prove, .proof:
+        case .pong, .ping, .login, .subscribe, .unsubscribe, .join, .leave, .invite, .link, .linked, .mesh, .dialback, .dialbackResult, .prove, .proof,
+             .roomCall(.request):
             break
         }
     }

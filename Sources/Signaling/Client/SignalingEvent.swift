@@ -16,6 +16,9 @@ public enum SignalingEvent: Sendable, Equatable {
     case callTimeout(call: String)
     /// Another device of this name answered a call that rang here (docs/protocol.md "Devices").
     case answeredElsewhere(call: String)
+    /// A room call of a room this name is in changed (docs/protocol.md "Room calls"), its
+    /// participants checked against the pinned keys.
+    case roomCall(RoomCallState)
     /// A new device typed this name's link code and asks to be endorsed (to the owner key only).
     case deviceRequest(DeviceRequestBody)
     /// An error the node sent unprompted, or a message the client refused (a changed key, a bad

@@ -45,10 +45,15 @@ public struct CallFreshness: Sendable {
     /// signature verified, so that unsigned junk cannot fill the cache.
     public mutating func admit(_ body: SignedBody, _ payload: CallPayload, now: Double, of id: String? = nil) throws(SignalingError) {
         try checkTime(payload, now: now, of: id)
-        let ts = payload.ts
+        try admit(body, ts: payload.ts, now: now, what: "the \(payload.type.rawValue) of call \(payload.call.prefix(64))", of: id)
+    }
+
+    /// Admits any signed body with time `ts` once (a `room-call` request, whose time the caller
+    /// checked): the replay half of ``admit(_:_:now:of:)``; `what` names it in the refusal.
+    public mutating func admit(_ body: SignedBody, ts: Double, now: Double, what: String, of id: String? = nil) throws(SignalingError) {
         let digest = Self.digest(key: body.key, payload: body.payload)
         guard seen[digest] == nil, ts > floor else {
-            throw SignalingError(.replayed, "the \(payload.type.rawValue) of call \(payload.call.prefix(64)) was received before (a replay); each signed call-setup message is taken once", of: id)
+            throw SignalingError(.replayed, "\(what) was received before (a replay); each signed message is taken once", of: id)
         }
         seen[digest] = ts
         if seen.count > capacity { makeRoom(now: now) }

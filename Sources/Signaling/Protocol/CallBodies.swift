@@ -43,6 +43,10 @@ public struct CallPayload: Codable, Sendable, Equatable {
     public var candidate: CandidateInfo?
     /// `reject` and `hangup`: an optional reason for humans.
     public var reason: String?
+    /// `call` only, for a pairwise call of a room call (docs/rooms.md): the room and the room
+    /// call's id. The node relays such a call only between two participants of that room call.
+    public var room: String?
+    public var roomCall: String?
     /// Unix time in seconds when the sender signed it; receivers refuse it outside ±120 s of
     /// their clock (``CallFreshness``).
     public var ts: Double
@@ -51,7 +55,7 @@ public struct CallPayload: Codable, Sendable, Equatable {
     public var key: String?
 
     enum CodingKeys: String, CodingKey {
-        case type, from, to, call, kind, ring, sdpType, sdp, candidate, reason, ts
+        case type, from, to, call, kind, ring, sdpType, sdp, candidate, reason, room, roomCall, ts
     }
 
     public init(type: CallSetupType, from: String, to: String, call: String, kind: CallKind? = nil, ring: Int? = nil,

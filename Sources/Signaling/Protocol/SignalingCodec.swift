@@ -67,6 +67,8 @@ public enum SignalingCodec {
         case .prove(let body): frame(message, body)
         case .proof(let body): frame(message, body)
         case .device(let device): deviceFrame(message, device)
+        case .roomCall(.request(let body)): frame(message, body)
+        case .roomCall(.state(let body)): frame(message, body)
         }
     }
 
@@ -132,6 +134,8 @@ public enum SignalingCodec {
         case .devices: return .device(.devices(try body(DevicesBody.self)))
         case .revoke: return .device(.revoke(try body(RevokeBody.self)))
         case .answeredElsewhere: return .device(.answeredElsewhere(try body(AnsweredElsewhereBody.self)))
+        case .roomCall: return .roomCall(.request(try body(SignedBody.self)))
+        case .roomCallState: return .roomCall(.state(try body(RoomCallStateBody.self)))
         }
     }
 

@@ -34,6 +34,7 @@ public enum MessageType: String, Sendable, CaseIterable, Codable {
     case deviceCode = "device-code", deviceClaim = "device-claim", deviceRequest = "device-request"
     case deviceAdded = "device-added", endorse, devices, revoke
     case answeredElsewhere = "answered-elsewhere"
+    case roomCall = "room-call", roomCallState = "room-call-state"
 
     /// The call-setup type this is, if it is one.
     public var callSetup: CallSetupType? { CallSetupType(rawValue: rawValue) }
@@ -69,6 +70,8 @@ public enum SignalingPayload: Sendable, Equatable {
     case proof(ProofBody)
     /// Device linking (DeviceBodies.swift).
     case device(DevicePayload)
+    /// Room calls (RoomCallBodies.swift).
+    case roomCall(RoomCallMessage)
 
     public var type: MessageType {
         switch self {
@@ -99,6 +102,7 @@ public enum SignalingPayload: Sendable, Equatable {
         case .prove: .prove
         case .proof: .proof
         case .device(let device): device.type
+        case .roomCall(let message): message.type
         }
     }
 }

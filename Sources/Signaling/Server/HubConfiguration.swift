@@ -27,6 +27,13 @@ public struct HubConfiguration: Sendable {
     /// The rule of a room whose creator names none.
     public var defaultRoomRule: RoomRule = .open
 
+    /// Room calls (docs/rooms.md): the most participants of a peer-to-peer room call
+    /// (`--room-call-mesh-limit`), the room calls the node keeps at once, and how long a
+    /// participant with no device online keeps its place (a reconnect within it rejoins).
+    public var roomCallMeshLimit = 4
+    public var maxRoomCalls = 1024
+    public var roomCallGrace: Duration = .seconds(30)
+
     /// Presence subscriptions one node link may hold (for the peers of its node).
     public var maxLinkSubscriptions = 10_000
 

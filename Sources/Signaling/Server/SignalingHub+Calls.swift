@@ -32,6 +32,10 @@ extension SignalingHub {
         if type == .call, let ring = payload.ring, !(1...configuration.maxRing).contains(ring) {
             return reply.send(errorMessage(SignalingError(.badField, "ring is \(ring) s; a call rings 1 to \(configuration.maxRing) s (leave it out for \(configuration.defaultRing))", of: id), to: name))
         }
+        if type == .call, payload.room != nil || payload.roomCall != nil,
+           let refusal = roomCallPairRefusal(room: payload.room, roomCall: payload.roomCall, caller: name, callee: target) {
+            return reply.send(errorMessage(SignalingError(.forbidden, refusal, of: id), to: name))
+        }
         if type == .call, calls[ringing] == nil, let refusal = ringRefusal(caller: name) {
             return reply.send(errorMessage(SignalingError(.rateLimited, refusal, of: id), to: name))
         }

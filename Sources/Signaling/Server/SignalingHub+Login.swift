@@ -74,6 +74,7 @@ extension SignalingHub {
         logger.info("login", metadata: ["name": "\(name)", "connection": "\(connection)"])
         if !wasOnline { announce(name: name, status: .online, key: bound) }
         await deliverPending(to: name, handle: session.handle)
+        await tellRunningRoomCalls(to: name)
     }
 
     /// Sends every stored message the recipient has not acknowledged, oldest first.

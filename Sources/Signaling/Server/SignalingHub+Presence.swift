@@ -69,7 +69,10 @@ extension SignalingHub {
         do {
             let added = try await store.join(room: room, member: name, rule: rule ?? configuration.defaultRoomRule)
             reply.send(ack(id, added ? .ok : .duplicate, to: name))
-            if added { await tellRoom(room, RoomEventBody(room: room, member: name, event: .joined)) }
+            if added {
+                await tellRoom(room, RoomEventBody(room: room, member: name, event: .joined))
+                await tellRunningRoomCalls(to: name, rooms: [room])
+            }
         } catch {
             reply.send(errorMessage(SignalingError(error.code, error.reason, of: id), to: name))
         }
@@ -91,6 +94,7 @@ extension SignalingHub {
                 let event = RoomEventBody(room: room, member: name, event: .left)
                 reply.send(nodeMessage(to: name, .room(event)))
                 await tellRoom(room, event)
+                await roomMemberLeft(name, room: room)
             }
         } catch {
             reply.send(errorMessage(SignalingError(error.code, error.reason, of: id), to: name))

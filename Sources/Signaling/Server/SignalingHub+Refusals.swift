@@ -7,7 +7,7 @@ extension SignalingHub {
     /// Types only a node sends; a client that sends one gets `forbidden`, whatever its body.
     static let nodeOnly: Set<String> = Set([MessageType.challenge, .welcome, .presence, .room, .error, .timeout, .link, .linked,
                                             .mesh, .dialback, .dialbackResult, .prove, .proof,
-                                            .deviceRequest, .deviceAdded, .answeredElsewhere].map(\.rawValue))
+                                            .deviceRequest, .deviceAdded, .answeredElsewhere, .roomCallState].map(\.rawValue))
 
     /// The error for a frame `SignalingCodec` refused with `error`: `not-logged-in` for anything
     /// but a login (or ping) before login, also an unknown type or a bad body; `forbidden` for a

@@ -23,6 +23,10 @@ public actor SignalingHub {
         /// For a device other than the name's owner: the owner's key and its endorsement of this
         /// key, which the node adds to this connection's call setup (SignalingHub+Devices.swift).
         var device: DeviceProof?
+        /// Room calls this connection may start (docs/protocol.md "Room calls"): each start
+        /// rings a whole room, so it is limited well below the frame rate.
+        /// Made at the first start, on the hub's clock.
+        var roomCallStarts: RateLimiter?
     }
 
     /// A call that rings: the node sends `timeout` if nobody answers in time.
@@ -54,6 +58,8 @@ public actor SignalingHub {
     var watchers: [String: Set<Int>] = [:]
     /// Ringing calls by (caller, callee, id), bounded (SignalingHub+Calls.swift).
     var calls: [RingingCall.Key: RingingCall] = [:]
+    /// Running room calls by room, bounded (Server/SignalingHub+RoomCalls.swift).
+    var roomCalls: [String: RoomCall] = [:]
     /// Call-setup messages relayed within the freshness window, to refuse replays.
     var callFreshness = CallFreshness(capacity: SignalingHub.maxFreshCallMessages)
     /// Node address → the connection of the link to it.
@@ -181,6 +187,7 @@ public actor SignalingHub {
         }
         expireRecords()
         expireDeviceCodes(now: now)
+        expireRoomCallParticipants(now: now)
     }
 
     /// Runs `sweep` every quarter heartbeat until cancelled, and drops expired messages from
@@ -256,6 +263,8 @@ public actor SignalingHub {
         case .ack(let body): await recipientAck(body, name: name, reply: reply)
         case .callSetup(let type, let body): await callSetup(type, body, message: message, name: name, key: key, reply: reply)
         case .device(let device): await deviceMessage(device, id: message.id, name: name, key: key, on: connection)
+        case .roomCall(.request(let body)): await roomCallRequest(body, message: message, name: name, key: key, on: connection)
+        case .roomCall(.state): reply.send(errorMessage(SignalingError(.forbidden, "only the node sends room-call-state messages", of: message.id), to: name))
         case .challenge, .welcome, .presence, .room, .error, .timeout, .link, .linked, .mesh, .dialback, .dialbackResult, .prove, .proof:
             reply.send(errorMessage(SignalingError(.forbidden, "only the node sends \(message.type.rawValue) messages", of: message.id), to: name))
         }

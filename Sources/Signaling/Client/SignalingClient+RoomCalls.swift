@@ -1,0 +1,73 @@
+import Foundation
+
+/// One participant of a room call as this client verified it: its own signed `start` or
+/// `join` for this call and room, under the key pinned for its name.
+public struct RoomCallParticipant: Sendable, Equatable {
+    /// As this client addresses it (`name`, or `name@host:port` for a peer of another node).
+    public var name: String
+    /// The key that signed its request (a device key when `owner` endorsed it).
+    public var key: String
+}
+
+/// A `room-call-state` after this client checked its participants (docs/protocol.md "Room
+/// calls"). A participant whose signed request does not verify, names another call or room, or
+/// comes from a key other than the one pinned for its name is left out and counted in
+/// `refused`: the node can hide a participant, not add one.
+public struct RoomCallState: Sendable, Equatable {
+    public var room: String
+    public var call: String
+    public var kind: CallKind
+    public var event: RoomCallEvent
+    public var member: String
+    public var participants: [RoomCallParticipant]
+    public var refused: Int
+    /// `started`: seconds to ring.
+    public var ring: Int?
+    public var limit: Int
+}
+
+extension SignalingClient {
+    /// Sends a signed `room-call` request (start, join or leave) for the call `call` of `room`
+    /// and returns once the node took it; the new state arrives as a ``SignalingEvent/roomCall(_:)``.
+    @discardableResult
+    public func roomCall(_ action: RoomCallAction, room: String, call: String, kind: CallKind? = nil) async throws -> AckStatus {
+        let payload = RoomCallPayload(action: action, from: name, room: room, call: call, kind: action == .start ? (kind ?? .video) : nil, ts: Self.now)
+        let body = RoomCallSigning.sign(payload, with: identity)
+        let answer = try await request(SignalingMessage(id: UUID().uuidString, from: name, to: room, payload: .roomCall(.request(body))))
+        guard case .ack(let ack) = answer.payload else { return .ok }
+        return ack.status ?? .ok
+    }
+
+    /// Checks each participant of a state the node sent: the signature of its request under
+    /// its own key, that the request is for this call and room, a device key's endorsement by
+    /// the owner key, and the owner (or the key) against the pin for its name, pinning it on
+    /// first use. No freshness check: a participant's join is as old as its time in the call.
+    func verifyRoomCallState(_ body: RoomCallStateBody) -> RoomCallState {
+        var participants: [RoomCallParticipant] = []
+        var refused = 0
+        for signed in body.participants {
+            guard let payload = try? JSONDecoder().decode(RoomCallPayload.self, from: Data(signed.payload.utf8)),
+                  payload.call == body.call, payload.action != .leave,
+                  (try? RoomCallSigning.verify(signed, from: payload.from, room: body.room, key: signed.key)) != nil else {
+                refused += 1
+                continue
+            }
+            let owner = signed.owner ?? signed.key
+            if owner != signed.key {
+                guard let endorsement = signed.endorsement,
+                      DeviceRules.verify(endorsement: endorsement, name: Address.bareName(payload.from), key: signed.key, owner: owner) else {
+                    refused += 1
+                    continue
+                }
+            }
+            guard (try? pins.check(pinAddress(of: payload.from), key: owner)) != nil,
+                  !participants.contains(where: { $0.name == payload.from }) else {
+                refused += 1
+                continue
+            }
+            participants.append(RoomCallParticipant(name: payload.from, key: signed.key))
+        }
+        return RoomCallState(room: body.room, call: body.call, kind: body.kind, event: body.event, member: body.member,
+                             participants: participants, refused: refused, ring: body.ring, limit: body.limit)
+    }
+}

@@ -1,0 +1,248 @@
+import Foundation
+
+/// A call of a whole room as its hosting node keeps it (docs/rooms.md, docs/protocol.md "Room
+/// calls"): its id and kind, and its participants, each with the signed request by which it
+/// joined. Media never passes through here: in peer-to-peer mode the participants run one
+/// pairwise call per pair, set up with ordinary call-setup messages.
+struct RoomCall {
+    struct Participant {
+        let name: String
+        /// Its own signed `start` or `join`, handed to every member as proof that it joined.
+        var body: SignedBody
+        /// The device (connection) that joined; a reconnect joins again from its new one.
+        var connection: Int
+        /// Since when no connection of it is open: past the grace it leaves.
+        var goneSince: ContinuousClock.Instant?
+    }
+
+    let id: String
+    let kind: CallKind
+    /// In the order they joined; the starter first.
+    var participants: [Participant]
+
+    func index(of name: String) -> Int? { participants.firstIndex { $0.name == name } }
+}
+
+extension SignalingHub {
+    /// Room calls one connection may start: one per 10 s on average, 3 at once. Each start rings
+    /// every member of a room on every device; a member of 100 rooms must not ring them all in
+    /// a loop.
+    static let roomCallStartRate = 0.1
+    static let roomCallStartBurst = 3.0
+
+    /// A signed `room-call` request from a logged-in member. Checks, in this order: the room
+    /// (this node's), the signature against the key the sender logged in with, membership (by
+    /// that name, so by its keys), freshness and replay; then the action.
+    func roomCallRequest(_ body: SignedBody, message: SignalingMessage, name: String, key: String, on connection: Int) async {
+        guard let reply = sessions[connection]?.handle else { return }
+        let id = message.id
+        func refuse(_ code: SignalingError.Code, _ reason: String) {
+            reply.send(errorMessage(SignalingError(code, reason, of: id), to: name))
+        }
+        guard let address = roomAddress(message.to) else {
+            return refuse(.badField, "a room call goes to a #room, not '\(message.to.prefix(40))'")
+        }
+        guard address.node == nil else {
+            return refuse(.unavailable, "room calls in a room of another node (\(message.to.prefix(80))) are not built yet (docs/rooms.md); call in a room of your own node")
+        }
+        let room = address.name
+        let payload: RoomCallPayload
+        do {
+            payload = try RoomCallSigning.verify(body, from: name, room: message.to, key: key, of: id)
+        } catch {
+            return reply.send(errorMessage(error, to: name))
+        }
+        // Members only, by name: the name's keys are the ones its owner endorsed, and this
+        // connection proved one of them at login.
+        let members: [String]
+        do {
+            members = try await store.members(of: room)
+        } catch {
+            return refuse(error.code, error.reason)
+        }
+        guard members.contains(name) else {
+            return refuse(.notMember, "join \(room) before calling in it; only its members start, join or hear its calls")
+        }
+        let clock = Date().timeIntervalSince1970
+        guard payload.ts.isFinite, abs(clock - payload.ts) <= callFreshness.window else {
+            return refuse(.stale, "the room-call \(payload.action.rawValue) was signed at ts \(payload.ts), more than \(Int(callFreshness.window)) s from this node's clock — check the sender's clock")
+        }
+        do {
+            try callFreshness.admit(body, ts: payload.ts, now: clock, what: "the room-call \(payload.action.rawValue) of \(payload.call.prefix(64))", of: id)
+        } catch {
+            return reply.send(errorMessage(error, to: name))
+        }
+        // Everything below runs without a suspension point until the state is updated, so that
+        // two requests for one room cannot interleave (the hub is an actor).
+        let state: RoomCallStateBody?
+        switch payload.action {
+        case .start: state = startRoomCall(payload, body: body, name: name, connection: connection, refuse: refuse)
+        case .join: state = joinRoomCall(payload, body: body, name: name, connection: connection, refuse: refuse)
+        case .leave: state = leaveRoomCall(payload, name: name, refuse: refuse)
+        }
+        guard let state else { return }
+        reply.send(ack(id, to: name))
+        tellRoomCall(state, members: members)
+    }
+
+    private func startRoomCall(_ payload: RoomCallPayload, body: SignedBody, name: String, connection: Int,
+                               refuse: (SignalingError.Code, String) -> Void) -> RoomCallStateBody? {
+        let room = roomAddress(payload.room)?.name ?? payload.room
+        if let running = roomCalls[room] {
+            refuse(.forbidden, "call \(running.id) runs in \(room) already; join it (or wait until it ends)")
+            return nil
+        }
+        var limiter = sessions[connection]?.roomCallStarts
+            ?? RateLimiter(rate: Self.roomCallStartRate, burst: Self.roomCallStartBurst, now: now())
+        let allowed = limiter.allow(now: now())
+        sessions[connection]?.roomCallStarts = limiter
+        guard allowed else {
+            refuse(.rateLimited, "more than \(Int(Self.roomCallStartBurst)) room calls started at once (one per \(Int(1 / Self.roomCallStartRate)) s on average); each start rings a whole room")
+            return nil
+        }
+        guard roomCalls.count < configuration.maxRoomCalls else {
+            refuse(.storeFull, "this node keeps \(configuration.maxRoomCalls) room calls, the most it holds; try again when one ends")
+            return nil
+        }
+        let kind = payload.kind ?? .video
+        let call = RoomCall(id: payload.call, kind: kind,
+                            participants: [RoomCall.Participant(name: name, body: withDeviceProof(body, from: connection), connection: connection)])
+        roomCalls[room] = call
+        logger.info("room call started", metadata: ["room": "\(room)", "call": "\(call.id)", "by": "\(name)"])
+        return state(of: call, in: room, event: .started, member: name, ring: configuration.defaultRing)
+    }
+
+    private func joinRoomCall(_ payload: RoomCallPayload, body: SignedBody, name: String, connection: Int,
+                              refuse: (SignalingError.Code, String) -> Void) -> RoomCallStateBody? {
+        let room = roomAddress(payload.room)?.name ?? payload.room
+        guard var call = roomCalls[room], call.id == payload.call else {
+            refuse(.forbidden, "no call \(payload.call.prefix(64)) runs in \(room) (never started, or ended)")
+            return nil
+        }
+        let participant = RoomCall.Participant(name: name, body: withDeviceProof(body, from: connection), connection: connection)
+        if let index = call.index(of: name) {
+            // A reconnect, or another device of the name: it takes the name's place.
+            call.participants[index] = participant
+        } else {
+            guard call.participants.count < configuration.roomCallMeshLimit else {
+                refuse(.storeFull, "call \(call.id) in \(room) has \(call.participants.count) participants, the most a peer-to-peer room call takes (--room-call-mesh-limit); forwarding for larger calls is not built yet")
+                return nil
+            }
+            call.participants.append(participant)
+        }
+        roomCalls[room] = call
+        return state(of: call, in: room, event: .joined, member: name)
+    }
+
+    private func leaveRoomCall(_ payload: RoomCallPayload, name: String,
+                               refuse: (SignalingError.Code, String) -> Void) -> RoomCallStateBody? {
+        let room = roomAddress(payload.room)?.name ?? payload.room
+        guard let call = roomCalls[room], call.id == payload.call else {
+            refuse(.forbidden, "no call \(payload.call.prefix(64)) runs in \(room) (never started, or ended)")
+            return nil
+        }
+        guard call.index(of: name) != nil else {
+            refuse(.forbidden, "\(name) is not in call \(call.id) of \(room)")
+            return nil
+        }
+        return removeParticipant(name, from: room)
+    }
+
+    /// Takes `name` out of the call in `room`; ends the call when it was the last. Returns the
+    /// state to tell the members, nil when `name` was not in a call there.
+    func removeParticipant(_ name: String, from room: String) -> RoomCallStateBody? {
+        guard var call = roomCalls[room], let index = call.index(of: name) else { return nil }
+        call.participants.remove(at: index)
+        if call.participants.isEmpty {
+            roomCalls[room] = nil
+            logger.info("room call ended", metadata: ["room": "\(room)", "call": "\(call.id)"])
+            return state(of: call, in: room, event: .ended, member: name)
+        }
+        roomCalls[room] = call
+        return state(of: call, in: room, event: .left, member: name)
+    }
+
+    func state(of call: RoomCall, in room: String, event: RoomCallEvent, member: String, ring: Int? = nil) -> RoomCallStateBody {
+        RoomCallStateBody(room: room, call: call.id, kind: call.kind, event: event, member: member,
+                          participants: call.participants.map(\.body), ring: ring, limit: configuration.roomCallMeshLimit)
+    }
+
+    /// Sends `state` to every online member of the room here, on every device (so a member is
+    /// rung on each). Members at other nodes hear nothing yet (docs/rooms.md "Planned").
+    func tellRoomCall(_ state: RoomCallStateBody, members: [String]) {
+        let message = nodeMessage(to: "", .roomCall(.state(state)))
+        for member in members where !member.contains("@") {
+            guard let devices = handle(of: member) else { continue }
+            var addressed = message
+            addressed.to = member
+            devices.send(addressed)
+        }
+    }
+
+    /// Tells the room's members of a change made outside a request (expiry, leaving the room).
+    func tellRoomCall(_ state: RoomCallStateBody) async {
+        guard let members = try? await store.members(of: state.room) else { return }
+        tellRoomCall(state, members: members)
+    }
+
+    /// The `current` state of each running call in the rooms of `name`: for a member who comes
+    /// online (or joins the room) while a call runs, so that it can join later.
+    func tellRunningRoomCalls(to name: String, rooms: [String]? = nil) async {
+        guard !roomCalls.isEmpty, let devices = handle(of: name) else { return }
+        let inRooms: [String]
+        if let rooms { inRooms = rooms } else { inRooms = (try? await store.rooms(of: name)) ?? [] }
+        for room in inRooms {
+            guard let call = roomCalls[room] else { continue }
+            devices.send(nodeMessage(to: name, .roomCall(.state(state(of: call, in: room, event: .current, member: name)))))
+        }
+    }
+
+    /// Why a pairwise `call` tagged with a room call may not ring, or nil: both parties must be
+    /// participants of that room call, running in a room of this node (docs/rooms.md "Join,
+    /// leave, ring, end" step 3). So a tag cannot make a stranger's call look like part of a
+    /// room call to a callee that accepts those without ringing.
+    func roomCallPairRefusal(room: String?, roomCall: String?, caller: String, callee: String) -> String? {
+        guard let room, let roomCall, let local = roomAddress(room), local.node == nil else {
+            return "a call of a room call names a #room of this node and the room call's id (room, roomCall)"
+        }
+        guard let call = roomCalls[local.name], call.id == roomCall else {
+            return "no room call \(roomCall.prefix(64)) runs in \(local.name)"
+        }
+        for party in [caller, callee] where call.index(of: party) == nil {
+            return "\(party.prefix(80)) is not in room call \(call.id) of \(local.name); join it first"
+        }
+        return nil
+    }
+
+    /// A member who leaves the room leaves its call.
+    func roomMemberLeft(_ name: String, room: String) async {
+        guard let state = removeParticipant(name, from: room) else { return }
+        await tellRoomCall(state)
+        // The one who left is no member any more but should hear that it is out.
+        handle(of: name)?.send(nodeMessage(to: name, .roomCall(.state(state))))
+    }
+
+    /// Participants whose device has been gone for the grace leave (the sweep runs this). A
+    /// participant who reconnects within it joins again from its new connection and keeps its
+    /// place; a call whose participants all went away thus ends within the grace.
+    func expireRoomCallParticipants(now: ContinuousClock.Instant) {
+        var changes: [RoomCallStateBody] = []
+        for (room, call) in roomCalls {
+            var updated = call
+            for index in updated.participants.indices {
+                if sessions[updated.participants[index].connection]?.name == updated.participants[index].name {
+                    updated.participants[index].goneSince = nil
+                } else if updated.participants[index].goneSince == nil {
+                    updated.participants[index].goneSince = now
+                }
+            }
+            roomCalls[room] = updated
+            let expired = updated.participants.filter { $0.goneSince.map { now - $0 >= configuration.roomCallGrace } ?? false }
+            for participant in expired {
+                if let state = removeParticipant(participant.name, from: room) { changes.append(state) }
+            }
+        }
+        guard !changes.isEmpty else { return }
+        Task { for state in changes { await self.tellRoomCall(state) } }
+    }
+}
