@@ -19,18 +19,8 @@ public enum CallSigning {
     /// type, sender and recipient. Returns the payload.
     public static func verify(_ body: SignedBody, type: CallSetupType, from: String, to: String, key: String,
                               of id: String? = nil) throws(SignalingError) -> CallPayload {
-        guard body.key == key else {
-            throw SignalingError(.badSignature, "the \(type.rawValue) from \(from) is signed by key \(body.key), not by \(from)'s key \(key)", of: id)
-        }
-        guard Identity.verify(signatureBase64: body.sig, text: context + body.payload, publicKeyBase64: key) else {
-            throw SignalingError(.badSignature, "the signature of the \(type.rawValue) from \(from) does not verify: the body was altered or signed by another key", of: id)
-        }
-        let payload: CallPayload
-        do {
-            payload = try JSONDecoder().decode(CallPayload.self, from: Data(body.payload.utf8))
-        } catch {
-            throw SignalingError(.badField, "the signed payload of the \(type.rawValue) is not a call-setup payload", of: id)
-        }
+        let payload = try body.open(as: CallPayload.self, context: context, key: key, what: "the \(type.rawValue) from \(from)",
+                                    from: from, shape: "a call-setup payload", of: id)
         // Across a node link the envelope qualifies names (`alice@host:port`) that the sender
         // signed bare, and the other way round: compare the names.
         guard payload.type == type, Address.bareName(payload.from) == Address.bareName(from),

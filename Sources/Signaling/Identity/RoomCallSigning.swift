@@ -20,18 +20,8 @@ public enum RoomCallSigning {
     /// room. Returns the payload.
     public static func verify(_ body: SignedBody, from: String, room: String, key: String,
                               of id: String? = nil) throws(SignalingError) -> RoomCallPayload {
-        guard body.key == key else {
-            throw SignalingError(.badSignature, "the room-call request from \(from) is signed by key \(body.key), not by \(from)'s key \(key)", of: id)
-        }
-        guard Identity.verify(signatureBase64: body.sig, text: context + body.payload, publicKeyBase64: key) else {
-            throw SignalingError(.badSignature, "the signature of the room-call request from \(from) does not verify: the body was altered or signed by another key", of: id)
-        }
-        let payload: RoomCallPayload
-        do {
-            payload = try JSONDecoder().decode(RoomCallPayload.self, from: Data(body.payload.utf8))
-        } catch {
-            throw SignalingError(.badField, "the signed payload is not a room-call payload (action start, join or leave; from; room; call; ts)", of: id)
-        }
+        let payload = try body.open(as: RoomCallPayload.self, context: context, key: key, what: "the room-call request from \(from)",
+                                    from: from, shape: "a room-call payload (action start, join or leave; from; room; call; ts)", of: id)
         guard Address.bareName(payload.from) == Address.bareName(from), payload.room == room else {
             throw SignalingError(.badSignature, "the signed payload says \(payload.action.rawValue) from \(payload.from) in \(payload.room), the envelope from \(from) to \(room)", of: id)
         }
