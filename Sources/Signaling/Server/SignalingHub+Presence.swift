@@ -57,15 +57,23 @@ extension SignalingHub {
         }
     }
 
-    func join(_ requested: String, rule: RoomRule?, id: String, name: String, reply: ConnectionHandle) async {
+    /// The room a request names when this node hosts it. A malformed name is refused; a room of
+    /// another node (`#room@host:port`) is relayed to its host with `relaying`'s payload. Nil
+    /// in both cases: the request is answered.
+    private func localRoom(_ requested: String, id: String, name: String, reply: ConnectionHandle,
+                           relaying payload: (String) -> SignalingPayload) -> String? {
         guard let address = roomAddress(requested) else {
-            return reply.send(errorMessage(SignalingError(.badField, "a room is # followed by a valid name, or #name@host:port", of: id), to: name))
+            reply.send(errorMessage(SignalingError(.badField, "a room is # followed by a valid name, or #name@host:port", of: id), to: name))
+            return nil
         }
-        let room = address.name
-        if let host = address.node {
-            return relayToHost(SignalingMessage(id: id, from: name, to: SignalingProtocol.nodeAddress, payload: .join(RoomBody(room: room))),
-                               room: room, node: host, name: name, reply: reply)
-        }
+        guard let host = address.node else { return address.name }
+        relayToHost(SignalingMessage(id: id, from: name, to: SignalingProtocol.nodeAddress, payload: payload(address.name)),
+                    room: address.name, node: host, name: name, reply: reply)
+        return nil
+    }
+
+    func join(_ requested: String, rule: RoomRule?, id: String, name: String, reply: ConnectionHandle) async {
+        guard let room = localRoom(requested, id: id, name: name, reply: reply, relaying: { .join(RoomBody(room: $0)) }) else { return }
         do {
             let added = try await store.join(room: room, member: name, rule: rule ?? configuration.defaultRoomRule)
             reply.send(ack(id, added ? .ok : .duplicate, to: name))
@@ -79,14 +87,7 @@ extension SignalingHub {
     }
 
     func leave(_ requested: String, id: String, name: String, reply: ConnectionHandle) async {
-        guard let address = roomAddress(requested) else {
-            return reply.send(errorMessage(SignalingError(.badField, "a room is # followed by a valid name, or #name@host:port", of: id), to: name))
-        }
-        let room = address.name
-        if let host = address.node {
-            return relayToHost(SignalingMessage(id: id, from: name, to: SignalingProtocol.nodeAddress, payload: .leave(RoomBody(room: room))),
-                               room: room, node: host, name: name, reply: reply)
-        }
+        guard let room = localRoom(requested, id: id, name: name, reply: reply, relaying: { .leave(RoomBody(room: $0)) }) else { return }
         do {
             let removed = try await store.leave(room: room, member: name)
             reply.send(ack(id, removed ? .ok : .duplicate, to: name))
@@ -121,14 +122,7 @@ extension SignalingHub {
     /// The members of a room of this node, for a member; `toward`: the node a remote member
     /// asks over, to which this node's own names are written qualified.
     func members(_ requested: String, id: String, name: String, reply: ConnectionHandle, toward node: String? = nil) async {
-        guard let address = roomAddress(requested) else {
-            return reply.send(errorMessage(SignalingError(.badField, "a room is # followed by a valid name, or #name@host:port", of: id), to: name))
-        }
-        let room = address.name
-        if let host = address.node {
-            return relayToHost(SignalingMessage(id: id, from: name, to: SignalingProtocol.nodeAddress, payload: .members(MembersBody(room: room))),
-                               room: room, node: host, name: name, reply: reply)
-        }
+        guard let room = localRoom(requested, id: id, name: name, reply: reply, relaying: { .members(MembersBody(room: $0)) }) else { return }
         do {
             let members = try await store.members(of: room)
             // Who is in a room (and online) is for its members only.
