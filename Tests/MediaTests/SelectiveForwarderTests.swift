@@ -32,6 +32,7 @@ struct SelectiveForwarderTests {
                                    ForwardingBinding(mid: "\(stream.from)-\(stream.kind.rawValue)", payloadType: stream.kind == .video ? 100 : 109))
             }
         }
+        _ = forwarder.tick(now: .zero)
         return forwarder
     }
 
@@ -101,6 +102,8 @@ struct SelectiveForwarderTests {
         let stream = try outgoing(forwarder, to: "bob", from: "alice", .video)
         try forwarder.bind(receiver: "bob", ssrc: stream.ssrc, ForwardingBinding(mid: "2", payloadType: 100))
         #expect(Self.rtp(try forwarder.forward(Self.video(6), from: "alice", now: .zero), to: "bob").count == 1)
+        #expect(Self.rtcp(forwarder.tick(now: .zero), to: "alice") == [.pictureLossIndication(.init(senderSSRC: 1, mediaSSRC: 1001))],
+                "bob cannot decode alice before a key frame: the forwarder asks her for one")
     }
 
     @Test("a NACK is answered from the cache with the packet bob missed; what the cache lost is asked of alice by her own numbers (RFC 4585 §6.2.1)")
@@ -145,16 +148,22 @@ struct SelectiveForwarderTests {
     @Test("PLIs of many receivers cost alice one key frame per interval; a FIR becomes a FIR with alice's SSRC and a growing sequence number (RFC 5104 §4.3.1)")
     func keyFrameRequests() throws {
         var forwarder = try Self.call()
+        let plisAtStart = forwarder.counters.plisForwarded
+        #expect(plisAtStart == 3, "binding asked each video source for a key frame once")
         let bobView = try outgoing(forwarder, to: "bob", from: "alice", .video)
         let carolView = try outgoing(forwarder, to: "carol", from: "alice", .video)
         let first = try forwarder.handleRTCP(try Self.compound([.pictureLossIndication(.init(senderSSRC: 2001, mediaSSRC: bobView.ssrc))]), from: "bob", now: .seconds(1))
         #expect(Self.rtcp(first.outputs, to: "alice") == [.pictureLossIndication(.init(senderSSRC: 1, mediaSSRC: 1001))])
         let second = try forwarder.handleRTCP(try Self.compound([.pictureLossIndication(.init(senderSSRC: 3001, mediaSSRC: carolView.ssrc))]), from: "carol", now: .seconds(1) + .milliseconds(100))
         #expect(second.outputs.isEmpty, "coalesced with bob's")
+        // …but not forgotten: the key frame bob's request brought may have passed before carol lost her picture.
+        #expect(forwarder.tick(now: .seconds(1) + .milliseconds(400)).isEmpty)
+        #expect(Self.rtcp(forwarder.tick(now: .seconds(1) + .milliseconds(500)), to: "alice") == [.pictureLossIndication(.init(senderSSRC: 1, mediaSSRC: 1001))])
+        #expect(forwarder.tick(now: .seconds(1) + .milliseconds(600)).isEmpty)
         let fir = try forwarder.handleRTCP(try Self.compound([.fullIntraRequest(.init(senderSSRC: 3001, entries: [.init(ssrc: carolView.ssrc, sequenceNumber: 9)]))]),
                                            from: "carol", now: .seconds(2))
         #expect(Self.rtcp(fir.outputs, to: "alice") == [.fullIntraRequest(.init(senderSSRC: 1, entries: [.init(ssrc: 1001, sequenceNumber: 1)]))])
-        #expect(forwarder.counters.keyFrameRequestsReceived == 3 && forwarder.counters.plisForwarded == 1 && forwarder.counters.firsForwarded == 1)
+        #expect(forwarder.counters.keyFrameRequestsReceived == 3 && forwarder.counters.plisForwarded - plisAtStart == 2 && forwarder.counters.firsForwarded == 1)
     }
 
     @Test("receiver reports end at the forwarder; a sender report is translated per receiver with the packets' timestamp shift (RFC 3550 §7.3)")
@@ -201,8 +210,9 @@ struct SelectiveForwarderTests {
         // A compound packet whose second length runs past the datagram: nothing in it is acted on.
         var lying = try Self.compound([.pictureLossIndication(.init(senderSSRC: 2001, mediaSSRC: try outgoing(forwarder, to: "bob", from: "alice", .video).ssrc))])
         lying.writeBytes([0x81, 205, 0x00, 0x40, 0, 0, 0, 1])
-        #expect(throws: MediaError.self) { try forwarder.handleRTCP(lying, from: "bob", now: .zero) }
-        #expect(forwarder.counters.plisForwarded == 0)
+        let plis = forwarder.counters.plisForwarded
+        #expect(throws: MediaError.self) { try forwarder.handleRTCP(lying, from: "bob", now: .seconds(3)) }
+        #expect(forwarder.counters.plisForwarded == plis)
 
         // A NACK flood: the same 64 packets asked 50 times in one second get at most 400 retransmissions.
         let view = try outgoing(forwarder, to: "bob", from: "alice", .video)

@@ -1,5 +1,5 @@
 /// What one forwarded call did, for `/metrics` (docs/rooms.md "Metrics"). Monotonic counts.
-public struct ForwarderCounters: Hashable, Sendable {
+public struct ForwarderCounters: Hashable, Sendable, Codable {
     /// RTP packets and bytes received from participants (after SRTP; payload and header).
     public var packetsIn = 0
     /// RTP bytes received from participants.

@@ -52,6 +52,8 @@ public struct SelectiveForwarder: Sendable {
         var description: ForwardedSource
         var cache: ForwardingPacketCache
         var lastKeyFrameRequest: Duration?
+        /// A request came within the interval (or a receiver started to receive): sent by ``tick(now:)`` when the interval allows.
+        var keyFramePending = false
         var firSequence: UInt8 = 0
     }
 
@@ -156,14 +158,34 @@ public struct SelectiveForwarder: Sendable {
     }
 
     /// Records that `receiver`'s SDP now has an m-section for the outgoing stream `ssrc`; its
-    /// packets flow from now on.
+    /// packets flow from now on. For video, a key frame is asked of the source (sent by
+    /// ``tick(now:)``): the receiver cannot decode before one.
     /// - Throws: ``MediaError`` `.unknownParticipant`, or `.forbidden` for an SSRC not sent to it.
     public mutating func bind(receiver: String, ssrc: UInt32, _ binding: ForwardingBinding) throws(MediaError) {
         guard participants[receiver] != nil else { throw MediaError(.unknownParticipant, "no participant \(receiver) in the forwarded call") }
         guard participants[receiver]!.outgoing[ssrc] != nil else {
             throw MediaError(.forbidden, "the forwarder sends no stream with SSRC \(ssrc) to \(receiver)")
         }
+        let stream = participants[receiver]!.outgoing[ssrc]!
         participants[receiver]!.outgoing[ssrc]!.binding = binding
+        if stream.kind == .video { participants[stream.from]?.sources[stream.sourceSSRC]?.keyFramePending = true }
+    }
+
+    /// Sends what waited for time to pass: key-frame requests held back by
+    /// ``ForwardingConfiguration/minKeyFrameRequestInterval``. Call it every few tens of milliseconds.
+    public mutating func tick(now: Duration) -> [ForwarderOutput] {
+        var outputs: [ForwarderOutput] = []
+        for (id, participant) in participants {
+            for (ssrc, source) in participant.sources where source.keyFramePending {
+                if let last = source.lastKeyFrameRequest, now - last < configuration.minKeyFrameRequestInterval { continue }
+                participants[id]!.sources[ssrc]!.keyFramePending = false
+                participants[id]!.sources[ssrc]!.lastKeyFrameRequest = now
+                counters.plisForwarded += 1
+                let pli = RTCPPictureLossIndication(senderSSRC: configuration.feedbackSSRC, mediaSSRC: ssrc)
+                outputs.append(.rtcp(to: id, [.pictureLossIndication(pli)]))
+            }
+        }
+        return outputs
     }
 
     // MARK: RTP
@@ -360,8 +382,13 @@ public struct SelectiveForwarder: Sendable {
         counters.keyFrameRequestsReceived += 1
         guard participants[stream.from]?.sources[stream.sourceSSRC] != nil else { return }
         if let last = participants[stream.from]!.sources[stream.sourceSSRC]!.lastKeyFrameRequest,
-           now - last < configuration.minKeyFrameRequestInterval { return }
+           now - last < configuration.minKeyFrameRequestInterval {
+            // The key frame already asked for may have left before this receiver lost its picture: ask again when allowed.
+            participants[stream.from]!.sources[stream.sourceSSRC]!.keyFramePending = true
+            return
+        }
         participants[stream.from]!.sources[stream.sourceSSRC]!.lastKeyFrameRequest = now
+        participants[stream.from]!.sources[stream.sourceSSRC]!.keyFramePending = false
         if asFIR {
             // RFC 5104 §4.3.1.2: the sequence number grows by one per new request to that source.
             participants[stream.from]!.sources[stream.sourceSSRC]!.firSequence &+= 1
