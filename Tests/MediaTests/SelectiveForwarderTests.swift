@@ -135,6 +135,23 @@ struct SelectiveForwarderTests {
         #expect(Self.rtcp(late.outputs, to: "alice").count == 1)
     }
 
+    @Test("with RTX negotiated, bob's NACK is answered in his RTX stream (RFC 4588 §4) and unwraps to the packet he missed")
+    func retransmissionInRTX() throws {
+        var forwarder = try Self.call()
+        let toBob = try outgoing(forwarder, to: "bob", from: "alice", .video)
+        let rtxSSRC = try #require(toBob.retransmissionSSRC)
+        try forwarder.bind(receiver: "bob", ssrc: toBob.ssrc, ForwardingBinding(mid: "a", payloadType: 100, retransmissionPayloadType: 101))
+        let sent = try #require(Self.rtp(try forwarder.forward(Self.video(40), from: "alice", now: .zero), to: "bob").first)
+        let result = try forwarder.handleRTCP(try Self.compound([.nack(.init(senderSSRC: 2001, mediaSSRC: toBob.ssrc, lostSequenceNumbers: [sent.sequenceNumber]))]),
+                                              from: "bob", now: .milliseconds(40))
+        let rtx = try #require(Self.rtp(result.outputs, to: "bob").first)
+        #expect(rtx.ssrc == rtxSSRC && rtx.payloadType == 101)
+        let original = try RTXPacket.unwrap(rtx, originalPayloadType: 100, originalSSRC: toBob.ssrc)
+        #expect(original.sequenceNumber == sent.sequenceNumber && original.payload == sent.payload)
+        let leave = forwarder.removeParticipant("alice")
+        #expect(Self.rtcp(leave, to: "bob").contains { if case .goodbye(let bye) = $0 { bye.ssrcs.contains(rtxSSRC) } else { false } })
+    }
+
     @Test("alice's RTX answer (RFC 4588) reaches bob as the original packet in his numbering")
     func retransmissionUnwrapped() throws {
         var forwarder = try Self.call()

@@ -65,11 +65,16 @@ public struct ForwardingBinding: Hashable, Sendable {
     public var mid: String
     /// The receiver's payload type for the source's codec.
     public var payloadType: UInt8
+    /// The receiver's RTX payload type (RFC 4588 `apt=`), when it negotiated RTX for a video
+    /// stream: retransmissions from the cache then go in the stream's RTX SSRC. Without RTX they
+    /// resend the packet as it was, which an SRTP sender that refuses repeated sequence numbers cannot.
+    public var retransmissionPayloadType: UInt8?
 
     /// Creates a binding.
-    public init(mid: String, payloadType: UInt8) {
+    public init(mid: String, payloadType: UInt8, retransmissionPayloadType: UInt8? = nil) {
         self.mid = mid
         self.payloadType = payloadType
+        self.retransmissionPayloadType = retransmissionPayloadType
     }
 }
 
@@ -83,6 +88,8 @@ public struct ForwardedStreamDescription: Hashable, Sendable {
     public var from: String
     /// The SSRC that participant sends it with.
     public var sourceSSRC: UInt32
+    /// The RTX SSRC of a video stream (for `a=ssrc-group:FID`, RFC 4588 §8).
+    public var retransmissionSSRC: UInt32?
     /// Its m-section in the receiver's SDP, once negotiated; nothing is forwarded before.
     public var binding: ForwardingBinding?
 }

@@ -62,6 +62,10 @@ public struct SelectiveForwarder: Sendable {
         let kind: ForwardedSource.Kind
         let from: String
         let sourceSSRC: UInt32
+        /// The RTX stream (RFC 4588) of a video stream: retransmissions go there when the receiver
+        /// negotiated RTX, since SRTP refuses to protect one sequence number twice (RFC 3711 §3.3.2).
+        let retransmissionSSRC: UInt32?
+        var nextRetransmissionSequence: UInt16
         var binding: ForwardingBinding?
         /// Outgoing = source + delta (mod 2^16, 2^32): random starts as RFC 3550 §5.1 asks of any sender.
         var sequenceDelta: UInt16
@@ -133,14 +137,21 @@ public struct SelectiveForwarder: Sendable {
         var outputs: [ForwarderOutput] = []
         for ssrc in leaving.sources.keys { sourceOwners[ssrc] = nil; usedSSRCs.remove(ssrc) }
         for ssrc in leaving.repairs.keys { sourceOwners[ssrc] = nil; usedSSRCs.remove(ssrc) }
-        for ssrc in leaving.outgoing.keys { usedSSRCs.remove(ssrc) }
+        for stream in leaving.outgoing.values {
+            usedSSRCs.remove(stream.ssrc)
+            if let rtx = stream.retransmissionSSRC { usedSSRCs.remove(rtx) }
+        }
         for receiverID in participants.keys {
             var ended: [UInt32] = []
             for sourceSSRC in leaving.sources.keys {
                 guard let outgoingSSRC = participants[receiverID]!.outgoingBySource.removeValue(forKey: sourceSSRC) else { continue }
                 let stream = participants[receiverID]!.outgoing.removeValue(forKey: outgoingSSRC)
                 usedSSRCs.remove(outgoingSSRC)
-                if stream?.binding != nil { ended.append(outgoingSSRC) }
+                if let rtx = stream?.retransmissionSSRC { usedSSRCs.remove(rtx) }
+                if let stream, let binding = stream.binding {
+                    ended.append(outgoingSSRC)
+                    if binding.retransmissionPayloadType != nil, let rtx = stream.retransmissionSSRC { ended.append(rtx) }
+                }
             }
             if !ended.isEmpty {
                 outputs.append(.rtcp(to: receiverID, [.goodbye(RTCPGoodbye(ssrcs: ended.sorted(), reason: "participant left"))]))
@@ -153,7 +164,8 @@ public struct SelectiveForwarder: Sendable {
     public func outgoingStreams(to receiver: String) -> [ForwardedStreamDescription] {
         guard let participant = participants[receiver] else { return [] }
         return participant.outgoing.values
-            .map { ForwardedStreamDescription(ssrc: $0.ssrc, kind: $0.kind, from: $0.from, sourceSSRC: $0.sourceSSRC, binding: $0.binding) }
+            .map { ForwardedStreamDescription(ssrc: $0.ssrc, kind: $0.kind, from: $0.from, sourceSSRC: $0.sourceSSRC,
+                                              retransmissionSSRC: $0.retransmissionSSRC, binding: $0.binding) }
             .sorted { ($0.from, $0.kind.rawValue) < ($1.from, $1.kind.rawValue) }
     }
 
@@ -312,12 +324,19 @@ public struct SelectiveForwarder: Sendable {
 
     /// A stream to a receiver with an SSRC unused in the call and random starts (RFC 3550 §5.1).
     private mutating func newOutgoing(from sender: String, source: ForwardedSource) -> OutgoingStream {
+        let ssrc = unusedSSRC()
+        return OutgoingStream(
+            ssrc: ssrc, kind: source.kind, from: sender, sourceSSRC: source.ssrc,
+            retransmissionSSRC: source.kind == .video ? unusedSSRC() : nil,
+            nextRetransmissionSequence: UInt16.random(in: 0...UInt16.max, using: &generator), binding: nil,
+            sequenceDelta: UInt16.random(in: 0...UInt16.max, using: &generator), timestampDelta: UInt32.random(in: 0...UInt32.max, using: &generator))
+    }
+
+    private mutating func unusedSSRC() -> UInt32 {
         var ssrc: UInt32
         repeat { ssrc = UInt32.random(in: 2...UInt32.max, using: &generator) } while usedSSRCs.contains(ssrc)
         usedSSRCs.insert(ssrc)
-        return OutgoingStream(
-            ssrc: ssrc, kind: source.kind, from: sender, sourceSSRC: source.ssrc, binding: nil,
-            sequenceDelta: UInt16.random(in: 0...UInt16.max, using: &generator), timestampDelta: UInt32.random(in: 0...UInt32.max, using: &generator))
+        return ssrc
     }
 
     /// The copy of a source packet for one receiver: its SSRC, sequence number, timestamp and
@@ -361,7 +380,12 @@ public struct SelectiveForwarder: Sendable {
             participants[id]!.retransmissionTokens -= 1
             var level: AudioLevel?
             if let levelID = owner.extensions.audioLevel, let data = cached.headerExtension?.element(id: levelID) { level = AudioLevel(extensionData: data) }
-            let copy = rewrite(cached, audioLevel: level, receiver: id, outgoingSSRC: stream.ssrc)
+            var copy = rewrite(cached, audioLevel: level, receiver: id, outgoingSSRC: stream.ssrc)
+            if let payloadType = stream.binding?.retransmissionPayloadType, let rtxSSRC = stream.retransmissionSSRC {
+                let sequence = participants[id]!.outgoing[stream.ssrc]!.nextRetransmissionSequence
+                participants[id]!.outgoing[stream.ssrc]!.nextRetransmissionSequence &+= 1
+                copy = RTXPacket.wrap(copy, payloadType: payloadType, ssrc: rtxSSRC, sequenceNumber: sequence)
+            }
             counters.nacksAnsweredFromCache += 1
             counters.packetsOut += 1
             counters.bytesOut += Self.size(of: copy)
