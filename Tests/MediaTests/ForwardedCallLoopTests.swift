@@ -22,6 +22,8 @@ struct ForwardedCallLoopTests {
         #expect(counters.packetsOut >= counters.packetsIn * 3, "each packet goes to the 3 or 4 others")
         #expect(counters.nacksAnsweredFromCache > 0, "2 % loss on downlinks is repaired from the cache")
         #expect(counters.plisForwarded > 0, "a newcomer's decoders ask for key frames through the forwarder")
+        let recovered = report.receptions.reduce(0) { $0 + $1.video.recoveredByNACK }
+        #expect(recovered >= counters.nacksAnsweredFromCache, "the cache's answers (in each receiver's RTX stream) and the sources' repaired the gaps: \(recovered)")
         print("forwarded-loop: in \(counters.packetsIn) out \(counters.packetsOut) nacked \(counters.nackedPackets) fromCache \(counters.nacksAnsweredFromCache) toSource \(counters.nacksForwardedToSource) pli \(counters.plisForwarded) lost \(report.packetsLostOnLinks) keyframes \(report.keyFramesSent)")
         for reception in report.receptions where reception.video.patternFrameNumbers.count < 30 {
             print("forwarded-loop: \(reception.receiver) <- \(reception.sender): \(reception.video.patternFrameNumbers.count) frames, first \(reception.video.patternFrameNumbers.first ?? -1) last \(reception.video.patternFrameNumbers.last ?? -1), lost \(reception.video.lost) pli \(reception.video.pictureLossIndications)")

@@ -231,12 +231,15 @@ public final class ForwardedCallLoop {
     private func openReceiver(at receiver: Participant, of sender: String, forwarder: inout SelectiveForwarder,
                               clock: @escaping () -> Duration, random: inout SplitMixRandom) throws {
         let streams = forwarder.outgoingStreams(to: receiver.name).filter { $0.from == sender }
-        let sending = Dictionary(uniqueKeysWithValues: streams.map { ($0.kind.rawValue, (ssrc: $0.ssrc, retransmissionSSRC: UInt32?.none)) })
+        // Video with its RTX stream (RFC 4588), as the forwarder answers NACKs in it over SRTP.
+        let sending = Dictionary(uniqueKeysWithValues: streams.map { ($0.kind.rawValue, (ssrc: $0.ssrc, retransmissionSSRC: $0.retransmissionSSRC)) })
         let (offer, answer) = try Self.negotiate(sending: sending, offerer: "forwarder", random: &random)
         for stream in try NegotiatedStream.fromOffering(offer: offer, answer: answer) {
             guard let outgoing = streams.first(where: { $0.kind.rawValue == stream.kind }) else { continue }
-            try forwarder.bind(receiver: receiver.name, ssrc: outgoing.ssrc, ForwardingBinding(mid: stream.mid ?? stream.kind, payloadType: stream.payloadType))
+            try forwarder.bind(receiver: receiver.name, ssrc: outgoing.ssrc, ForwardingBinding(
+                mid: stream.mid ?? stream.kind, payloadType: stream.payloadType, retransmissionPayloadType: stream.rtxPayloadType))
             receiver.receiverBySSRC[outgoing.ssrc] = sender
+            if let rtx = outgoing.retransmissionSSRC { receiver.receiverBySSRC[rtx] = sender }
         }
         func ssrc() -> UInt32 { .random(in: 0x1000...UInt32.max, using: &random) }
         receiver.receivers[sender] = try MediaSessionCore(
