@@ -9,7 +9,8 @@ import RTP
 ///
 /// Each participant's sessions are the call's own ``MediaSessionCore``s, negotiated by the call's
 /// offer/answer: one that sends (offered to the forwarder, as a participant's call to it is) and,
-/// per other participant, one that receives the two streams the forwarder offers it. So the loop
+/// per other participant, one that receives that participant's two streams, which the forwarder
+/// adds to its multistream offer (``JSEPOffer/makeForwarded(local:forwarded:)``) at each join. So the loop
 /// runs what a forwarded call runs: the forwarder rewrites real VP8/Opus packets, answers the
 /// receivers' NACKs from its cache, passes their PLIs to the sender (a newcomer's decoders ask
 /// for a key frame), and ends their reports. Sockets, ICE and DTLS-SRTP are what it leaves out.
@@ -94,6 +95,8 @@ public final class ForwardedCallLoop {
         /// Outgoing SSRC (as the forwarder sends it here) → the sender's name.
         var receiverBySSRC: [UInt32: String] = [:]
         var extensions = ForwardingExtensionIDs()
+        /// Its own SSRCs: audio, video, video RTX.
+        var own: (audio: UInt32, video: UInt32, rtx: UInt32) = (0, 0, 0)
 
         init(name: String, link: SimulatedLink<MediaEngine.Packet>.Configuration, seed: UInt64) {
             self.name = name
@@ -202,6 +205,7 @@ public final class ForwardedCallLoop {
         let config = configuration
         func ssrc() -> UInt32 { .random(in: 0x1000...UInt32.max, using: &random) }
         let own = (audio: ssrc(), video: ssrc(), rtx: ssrc())
+        newcomer.own = own
         let (offer, answer) = try Self.negotiate(sending: ["audio": (own.audio, nil), "video": (own.video, own.rtx)], offerer: newcomer.name, random: &random)
         let senderStreams = try NegotiatedStream.fromOffering(offer: offer, answer: answer)
         let atForwarder = try NegotiatedStream.fromAnswering(offer: offer, answer: answer)
@@ -220,36 +224,55 @@ public final class ForwardedCallLoop {
             clock: clock, sink: nil, random: &random) { [unowned newcomer] packet in
                 newcomer.uplink.send(packet, size: Self.datagramSize(packet), now: clock())
             }
-        for other in existing {
-            try openReceiver(at: newcomer, of: other.name, forwarder: &forwarder, clock: clock, random: &random)
-            try openReceiver(at: other, of: newcomer.name, forwarder: &forwarder, clock: clock, random: &random)
+        for participant in existing + [newcomer] where !existing.isEmpty {
+            try renegotiate(participant, forwarder: &forwarder, clock: clock, random: &random)
         }
     }
 
-    /// The forwarder offers `receiver` the two streams of `sender`; `receiver` answers
-    /// receive-only and decodes them in a session of their own.
-    private func openReceiver(at receiver: Participant, of sender: String, forwarder: inout SelectiveForwarder,
-                              clock: @escaping () -> Duration, random: inout SplitMixRandom) throws {
-        let streams = forwarder.outgoingStreams(to: receiver.name).filter { $0.from == sender }
-        // Video with its RTX stream (RFC 4588), as the forwarder answers NACKs in it over SRTP.
-        let sending = Dictionary(uniqueKeysWithValues: streams.map { ($0.kind.rawValue, (ssrc: $0.ssrc, retransmissionSSRC: $0.retransmissionSSRC)) })
-        let (offer, answer) = try Self.negotiate(sending: sending, offerer: "forwarder", random: &random)
-        for stream in try NegotiatedStream.fromOffering(offer: offer, answer: answer) {
-            guard let outgoing = streams.first(where: { $0.kind.rawValue == stream.kind }) else { continue }
-            try forwarder.bind(receiver: receiver.name, ssrc: outgoing.ssrc, ForwardingBinding(
-                mid: stream.mid ?? stream.kind, payloadType: stream.payloadType, retransmissionPayloadType: stream.rtxPayloadType))
-            receiver.receiverBySSRC[outgoing.ssrc] = sender
-            if let rtx = outgoing.retransmissionSSRC { receiver.receiverBySSRC[rtx] = sender }
+    /// The forwarder's renegotiation with `receiver` after a join (docs/rooms.md): its
+    /// multistream offer (``JSEPOffer/makeForwarded(local:forwarded:)``: the receiver's own two
+    /// sections, then one per stream of the others) answered by the receiver as any offer. New
+    /// sections are bound at the forwarder; the receiver decodes each new sender's audio and video
+    /// in a session of their own, demultiplexed by the SSRCs of the offer.
+    private func renegotiate(_ receiver: Participant, forwarder: inout SelectiveForwarder,
+                             clock: @escaping () -> Duration, random: inout SplitMixRandom) throws {
+        let streams = forwarder.outgoingStreams(to: receiver.name)
+        let fingerprint = SDPFingerprint(hashFunction: "sha-256", digest: [UInt8](repeating: 0, count: 32))
+        let offer = try SessionDescription(parsing: JSEPOffer.makeForwarded(
+            local: .init(iceUsernameFragment: "loop", icePassword: "simulated-link-no-ice-0", fingerprint: fingerprint, cname: "forwarder",
+                         streamID: "forwarder", kinds: [], sending: [:], sessionID: random.next()),
+            forwarded: streams.map { .init(kind: $0.kind.rawValue, ssrc: $0.ssrc, retransmissionSSRC: $0.retransmissionSSRC, streamID: $0.from) }
+        ).serialized)
+        let answer = try JSEPAnswer.make(offer: offer, local: .init(
+            iceUsernameFragment: "loop", icePassword: "simulated-link-no-ice-0", fingerprint: fingerprint, cname: receiver.name,
+            streamID: receiver.name, sending: ["audio": (receiver.own.audio, nil), "video": (receiver.own.video, receiver.own.rtx)],
+            sessionID: random.next()))
+        let atForwarder = try NegotiatedStream.fromOffering(offer: offer, answer: try SessionDescription(parsing: answer.serialized))
+        let atReceiver = try NegotiatedStream.fromAnswering(offer: offer, answer: answer)
+        // makeForwarded keeps the order of `streams` after the receiver's own two sections.
+        guard atForwarder.count == streams.count + 2, atReceiver.count == streams.count + 2 else {
+            throw MediaError(.negotiationFailed, "the forwarded offer to \(receiver.name) lost sections: \(atReceiver.count) of \(streams.count + 2)")
+        }
+        var newSenders: [String: [NegotiatedStream]] = [:]
+        for (index, stream) in streams.enumerated() where stream.binding == nil {
+            let negotiated = atForwarder[index + 2]
+            try forwarder.bind(receiver: receiver.name, ssrc: stream.ssrc, ForwardingBinding(
+                mid: negotiated.mid ?? String(index + 2), payloadType: negotiated.payloadType, retransmissionPayloadType: negotiated.rtxPayloadType))
+            receiver.receiverBySSRC[stream.ssrc] = stream.from
+            if let rtx = stream.retransmissionSSRC { receiver.receiverBySSRC[rtx] = stream.from }
+            newSenders[stream.from, default: []].append(atReceiver[index + 2])
         }
         func ssrc() -> UInt32 { .random(in: 0x1000...UInt32.max, using: &random) }
-        receiver.receivers[sender] = try MediaSessionCore(
-            configuration: MediaEngine.Configuration(
-                streams: try NegotiatedStream.fromAnswering(offer: offer, answer: answer), video: nil, audio: nil,
-                audioSSRC: ssrc(), videoSSRC: ssrc(), rtxSSRC: ssrc(), cname: "\(receiver.name)-\(sender)"),
-            clock: clock, sink: nil, random: &random) { [unowned receiver] packet in
-                // Only feedback and reports: a receiving session sends no media.
-                receiver.uplink.send(packet, size: Self.datagramSize(packet), now: clock())
-            }
+        for (sender, sections) in newSenders.sorted(by: { $0.key < $1.key }) {
+            receiver.receivers[sender] = try MediaSessionCore(
+                configuration: MediaEngine.Configuration(
+                    streams: sections, video: nil, audio: nil,
+                    audioSSRC: ssrc(), videoSSRC: ssrc(), rtxSSRC: ssrc(), cname: "\(receiver.name)-\(sender)"),
+                clock: clock, sink: nil, random: &random) { [unowned receiver] packet in
+                    // Only feedback and reports: a receiving session sends no media.
+                    receiver.uplink.send(packet, size: Self.datagramSize(packet), now: clock())
+                }
+        }
     }
 
     /// The packet's size on a link: IPv4 and UDP headers around it.
