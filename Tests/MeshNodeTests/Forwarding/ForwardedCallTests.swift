@@ -158,4 +158,23 @@ struct ForwardedCallTests {
         await call.close()
         for participant in everyone { participant.reader.cancel(); participant.transport.close() }
     }
+
+    @Test("a node forwards at most maxCalls room calls; the next is refused with limitReached until one ends")
+    func callsPerNode() async throws {
+        let node = ForwardingNode(maxCalls: 2)
+        let first = try await node.call("rc-1")
+        _ = try await node.call("rc-2")
+        #expect(try await node.call("rc-1") === first, "the same room call is the same forwarded call")
+        await #expect(throws: MediaError.self) { try await node.call("rc-3") }
+        do {
+            _ = try await node.call("rc-3")
+        } catch {
+            #expect(error.code == .limitReached)
+        }
+        await node.end("rc-1")
+        _ = try await node.call("rc-3")
+        #expect(await node.runningCalls == ["rc-2", "rc-3"])
+        await node.shutdown()
+        #expect(await node.runningCalls.isEmpty)
+    }
 }
