@@ -9,6 +9,7 @@ test depends on the page's layout. Used three ways:
   scenario reconnect             the node is restarted by the caller of this script
   answer / call                  one page as a peer for interop tests with `meshnode call`/`join`
   guard                          one page in a call while the test plays a third party
+  room                           one page in a room call with CLI peers (RoomCallBrowserTests)
 
 Every mode prints one JSON object per line; the last line is the result. Exit 0 means passed.
 """
@@ -1721,6 +1722,71 @@ def run_guard(args):
         page.close()
 
 
+def room_pairs(page):
+    """The page's pairwise calls in its room call: name → {state, stats}."""
+    own = (page.hook("roomCalls") or {}).get("own") or {}
+    return own.get("pairs") or {}
+
+
+def run_room(args):
+    """Log in as NAME, join ROOM, start its call (or join the running one) with KIND, wait for
+    OTHERS participants, each connected with its video decoded (framesDecoded advancing per
+    participant) and its audio arriving (packets and energy growing); optionally share the screen;
+    then hold until the others leave (or SECONDS), leave, and report per participant."""
+    page = Page(args.url, args.name)
+    try:
+        login = page.login(args.name)
+        page.hook("joinRoom", args.room)
+        started = time.monotonic()
+        call = page.js("return window.meshnodeTest.roomCall(arguments[0], arguments[1]).then(r => r, e => ({error: String(e.message || e)}))",
+                       args.room, args.kind)
+        if isinstance(call, dict):
+            raise Failure(f"{args.name}: cannot start or join the call of {args.room}: {call['error']}")
+        emit("in-call", name=args.name, loginMs=login["loginMs"], call=call)
+
+        def everyone():
+            pairs = room_pairs(page)
+            live = {n: p for n, p in pairs.items() if p["state"] == "connected" and p.get("stats")
+                    and p["stats"]["video"]["framesDecoded"] > 0 and p["stats"]["audio"]["packetsReceived"] > 0}
+            return live if len(live) >= args.others else None
+        wait_for(f"{args.others} participants connected and decoding", everyone, timeout=args.wait)
+        setup_ms = round((time.monotonic() - started) * 1000)
+        before = room_pairs(page)
+        time.sleep(2.0)
+        after = room_pairs(page)
+        growth = {}
+        for name, pair in after.items():
+            if name not in before or not pair.get("stats") or not before[name].get("stats"):
+                continue
+            was, now = before[name]["stats"], pair["stats"]
+            growth[name] = {"framesDecoded": now["video"]["framesDecoded"] - was["video"]["framesDecoded"],
+                            "audioPackets": now["audio"]["packetsReceived"] - was["audio"]["packetsReceived"],
+                            "audioEnergy": round(now["audio"]["totalAudioEnergy"] - was["audio"]["totalAudioEnergy"], 6),
+                            "frameSize": frame_size(now), "path": now["path"]}
+        emit("decoding", growth=growth, setupMs=setup_ms)
+        shots = {"grid": page.screenshot(args.artifacts, f"room-call-{args.name}.png")}
+        shared = None
+        if args.share:
+            # A click, as a person shares (getDisplayMedia wants a user gesture).
+            page.click("#room-share")
+            shared = wait_for("the screen shown large", lambda: (page.hook("roomCalls") or {}).get("own", {}).get("sharer") == args.name
+                              and page.js("return !!document.querySelector('#room-grid .tile.large')"))
+            shots["sharing"] = page.screenshot(args.artifacts, f"room-call-{args.name}-sharing.png")
+            emit("shared")
+        # Hold until the others left (the CLIs leave after their --duration), at most SECONDS.
+        deadline = time.monotonic() + args.seconds
+        while time.monotonic() < deadline and len(room_pairs(page)) > args.stay_with:
+            time.sleep(0.5)
+        final = {name: {"state": p["state"], "stats": summary(p.get("stats"))} for name, p in room_pairs(page).items()}
+        view = page.hook("roomCalls")
+        page.hook("leaveRoomCall")
+        left = wait_for("the room call left", lambda: (page.hook("roomCalls") or {}).get("own") is None)
+        return {"room": args.room, "call": call, "setupMs": setup_ms, "growth": growth, "final": final, "screenshots": shots,
+                "participants": view["known"].get(args.room, {}).get("participants"), "shared": shared is not None, "left": left}
+    finally:
+        page.close()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", required=True, help="the node's page, http://HOST:PORT/")
@@ -1755,6 +1821,15 @@ def main():
     page.add_argument("--argon2", help="restore: an Argon2id key backup made by the CLI (the page refuses it)")
     page.add_argument("--passphrase", help="restore: the backups' passphrase")
     page.add_argument("--key", help="restore: the public key the backups hold")
+    room = modes.add_parser("room", help="log in, join ROOM, start or join its call, report what arrives from each participant")
+    room.add_argument("--name", required=True)
+    room.add_argument("--room", required=True)
+    room.add_argument("--kind", choices=["audio", "video"], default="video")
+    room.add_argument("--others", type=int, default=1, help="how many other participants to wait for")
+    room.add_argument("--wait", type=float, default=60, help="how long to wait for them")
+    room.add_argument("--seconds", type=float, default=30, help="how long to hold the call at most, after they came")
+    room.add_argument("--stay-with", type=int, default=0, help="leave once at most this many pairwise calls are left")
+    room.add_argument("--share", action="store_true", help="share the screen once everyone decodes")
     guard = modes.add_parser("guard", help="log in, accept the first call, report what the page refused until it ends")
     guard.add_argument("--name", required=True)
     guard.add_argument("--wait", type=float, default=120, help="how long to wait for the call, and for its end")
@@ -1772,6 +1847,8 @@ def main():
             result = run_page(args)
         elif args.mode == "guard":
             result = run_guard(args)
+        elif args.mode == "room":
+            result = run_room(args)
         else:
             result = run_call(args)
     except Failure as failure:
