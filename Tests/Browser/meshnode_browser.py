@@ -1588,6 +1588,94 @@ def check_rooms(args, suffix):
 PAGE_CHECKS["rooms"] = check_rooms
 
 
+def check_roomcall(args, suffix):
+    """A room call by clicks, three pages (alice, bob, carol in one room): alice presses *Video
+    call*; bob is rung (dialog and tone) and presses *Join*; carol presses *Not now*, then sees
+    *Call running, 2 in* with *Join* and presses it; each grid has three tiles with names and
+    pictures; alice presses *Share screen* and her tile is large on bob's and carol's pages;
+    carol's page in Chinese shows no English; *Leave call* by each ends the call for the room.
+    axe-core (0 violations) and a screenshot in each new state at both sizes."""
+    alice, bob, carol = open_pages(args.url, [f"alice-{suffix}", f"bob-{suffix}", f"carol-{suffix}"])
+    results = []
+    english = alice.messages("en")
+    try:
+        for page in (alice, bob, carol):
+            page.login(page.label)
+        room = f"#call{suffix}"
+        join_by_form(alice, room)
+        for page in (bob, carol):
+            page.hook("joinRoom", room)
+        alice.wait_state("three members", lambda s: len(s["rooms"][room]["members"]) == 3)
+        none = english["roomCall.none"].replace("{room}", room)
+        wait_text(alice, "#room-call-line", none)
+        names = {b.get_attribute("id"): b.accessible_name for b in alice.elements("#room-call-box button") if b.is_displayed()}
+        expect(names == {"room-call-audio": english["roomCall.start.audio.label"].replace("{room}", room),
+                         "room-call-video": english["roomCall.start.video.label"].replace("{room}", room)}, f"the room's call buttons are {names}")
+        audit(alice, "room call none", args, results)
+        alice.click("#room-call-video")
+        wait_for("alice's grid", lambda: alice.shown("#room-grid li.tile"))
+        audit(alice, "room call waiting", args, results)
+        for page in (bob, carol):
+            wait_for(f"{page.label} rung", lambda page=page: page.js("return document.getElementById('room-ring').open")
+                     and page.state()["ringing"]["tone"])
+        ring = english["roomCall.ring.video"].replace("{peer}", alice.label).replace("{room}", room)
+        expect(bob.text("#room-ring-text") == ring, f"bob's ring says {bob.text('#room-ring-text')!r}")
+        expect(bob.element("#room-ring").accessible_name == english["roomCall.ringTitle"], "the ring dialog has no name")
+        audit(bob, "room call ringing", args, results)
+        bob.click("#room-ring-join")
+        carol.click("#room-ring-decline")
+        wait_for("carol's ring over", lambda: not carol.js("return document.getElementById('room-ring').open") and not carol.state()["ringing"]["tone"])
+        carol.hook("select", room)
+        running = english["roomCall.running"].replace("{room}", room).replace("{n}", "2")
+        wait_for("carol sees the running call", lambda: carol.text("#room-call-line").startswith(running.split("{names}")[0]))
+        audit(carol, "room call running", args, results)
+
+        def decoding(page, others):
+            pairs = room_pairs(page)
+            return len([p for p in pairs.values() if p["state"] == "connected" and (p.get("stats") or {}).get("video", {}).get("framesDecoded", 0) > 0]) >= others
+        wait_for("alice and bob see each other", lambda: decoding(alice, 1) and decoding(bob, 1))
+        carol.click("#room-call-join")
+        for page in (alice, bob, carol):
+            wait_for(f"{page.label}: two others decoded", lambda page=page: decoding(page, 2))
+            wait_for(f"{page.label}: three tiles", lambda page=page: len(page.elements("#room-grid li.tile")) == 3)
+        tiles = sorted(t.get_attribute("data-name") for t in bob.elements("#room-grid li.tile"))
+        expect(tiles == sorted([alice.label, bob.label, carol.label]), f"bob's tiles: {tiles}")
+        audit(bob, "in a room call", args, results)
+        alice.click("#room-share")
+        for page in (bob, carol):
+            wait_for(f"{page.label}: alice's screen large", lambda page=page: page.elements(f'#room-grid li.tile.large[data-name="{alice.label}"]'))
+        sharing = english["roomCall.sharing"].replace("{peer}", alice.label)
+        wait_text(bob, "#room-call-status", sharing)
+        audit(bob, "room call sharing", args, results)
+        carol.hook("setLanguage", "zh")
+        left = english_left(carol, english, carol.messages("zh"))
+        expect(not left, f"English left on carol's Chinese room call: {left}")
+        carol.hook("setLanguage", "en")
+        alice.click("#room-leave")
+        for page in (bob, carol):
+            wait_for(f"{page.label}: alice's tile gone", lambda page=page: len(page.elements("#room-grid li.tile")) == 2)
+        still = english["roomCall.running"].split("{n}")[0].replace("{room}", room)
+        wait_for("alice back to the room's line", lambda: alice.text("#room-call-line").startswith(still))
+        bob.click("#room-leave")
+        carol.click("#room-leave")
+        wait_text(alice, "#room-call-line", none)
+        view = alice.hook("roomCalls")
+        expect(view["own"] is None and room not in view["known"], f"the call did not end: {view}")
+    except Exception:
+        dump_pages([alice, bob, carol], args)
+        raise
+    finally:
+        for page in (alice, bob, carol):
+            page.close()
+    bad = [f"{r['state']} {r['size']}: {r['details']} {r['smallTargets']}" for r in results if r["violations"] or r["smallTargets"]]
+    expect(not bad, "accessibility problems:\n" + "\n".join(bad))
+    return {"states": {f"{r['state']} {r['size']}": r["violations"] for r in results}, "screenshots": len(results),
+            "directory": os.path.abspath(os.path.join(args.artifacts, "page-states"))}
+
+
+PAGE_CHECKS["roomcall"] = check_roomcall
+
+
 # ---- one page as a peer (interop with `meshnode call` / `meshnode join`) -------------------------
 
 def run_answer(args):
