@@ -262,7 +262,9 @@ function addContact(address) {
   address = address.trim();
   if (!app.identity || !address || address === app.identity.name) return false;
   if (!app.contacts.has(address) || app.contacts.get(address).stranger) {
-    app.contacts.set(address, { status: 'offline', key: null });
+    // A room member is followed already (no second presence comes): its presence so far.
+    const member = [...app.rooms.values()].some((room) => room.members.has(address));
+    app.contacts.set(address, { status: member ? rooms.status(address) : 'offline', key: null });
     saveContacts();
   }
   app.client?.subscribe([address]);

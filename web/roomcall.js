@@ -13,6 +13,12 @@ import { newId } from './signaling.js';
 const SIGNING_CONTEXT = 'meshnode.v1 room-call\n';
 /** Room-call states kept at most (one per room; the page lists at most 100 rooms). */
 export const MAX_KNOWN = 100;
+/**
+ * Pairwise calls at most, whatever a node's state lists: a peer-to-peer call has at most
+ * `--room-call-mesh-limit` (4) participants; this bounds what a node that lies can make the
+ * page open.
+ */
+export const MAX_PAIRS = 8;
 /** Seconds a ring lasts when the node names none (its default ring). */
 const DEFAULT_RING = 30;
 
@@ -162,7 +168,7 @@ export class RoomCalls extends EventTarget {
     if (index < 0) return;
     // The later joiner calls: every participant before this one with no pair yet.
     for (const earlier of state.participants.slice(0, index)) {
-      if (own.pairs.has(earlier.name)) continue;
+      if (own.pairs.has(earlier.name) || own.pairs.size >= MAX_PAIRS) continue;
       const pair = this.ui.newPair({ peer: earlier.name, id: newId('call'), kind: own.kind, role: 'caller', stream: own.stream,
         tags: { room: own.room, roomCall: own.call } });
       this.adopt(earlier.name, pair);
@@ -189,9 +195,19 @@ export class RoomCalls extends EventTarget {
    */
   incoming(from, key, payload) {
     const own = this.own;
-    if (!own || payload.room !== own.room || payload.roomCall !== own.call || own.pairs.has(from)) return false;
+    if (!own || payload.room !== own.room || payload.roomCall !== own.call) return false;
     const state = this.known.get(own.room);
     if (!state || state.call !== own.call || !state.participants.some((p) => p.name === from && p.key === key)) return false;
+    const stale = own.pairs.get(from);
+    if (stale) {
+      // The same participant (name and key) calls again: it reloaded its page or restarted,
+      // and its side of our call is gone. The new call replaces ours at once instead of
+      // waiting for ICE to notice (about 30 s of silence).
+      if (stale.peerKey !== key || stale.id === payload.call) return false;
+      own.pairs.delete(from);
+      stale.hangup('replaced by a new call').catch(() => {});
+    }
+    if (own.pairs.size >= MAX_PAIRS) return false;
     const pair = this.ui.newPair({ peer: from, peerKey: key, id: payload.call, kind: own.kind, role: 'callee', stream: own.stream });
     this.adopt(from, pair);
     pair.ring();

@@ -1588,6 +1588,46 @@ def check_rooms(args, suffix):
 PAGE_CHECKS["rooms"] = check_rooms
 
 
+# The page's check of a room call's participants (web/roomcall.js verifyParticipants), run
+# inside a page with real Ed25519 identities, playing a node that lies: it may list only
+# participants whose own signed start/join verifies for this call and room under the key pinned
+# for the name. Each forgery must be refused; the honest entry is kept.
+ROOM_CALL_PROBE = """
+const done = arguments[arguments.length - 1];
+(async () => {
+  const { verifyParticipants, signRoomCall } = await import('/roomcall.js');
+  const { KeyPins } = await import('/call.js');
+  const { loadIdentity } = await import('/identity.js');
+  const a = await loadIdentity('rc-probe-a');
+  const b = await loadIdentity('rc-probe-b');
+  const mallory = await loadIdentity('rc-probe-m');
+  const memory = new Map();
+  const pins = new KeyPins('probe:1', { getItem: (k) => memory.get(k) ?? null, setItem: (k, v) => memory.set(k, v) });
+  pins.check('rc-probe-b', b.publicKey);
+  const ts = Date.now() / 1000;
+  const fields = (who, extra = {}) => ({ action: 'join', from: who.name, room: '#r', call: 'rc-1', ts, ...extra });
+  const honest = await signRoomCall(a, fields(a, { action: 'start', kind: 'video' }));
+  const tampered = { ...(await signRoomCall(b, fields(b))) };
+  tampered.payload = tampered.payload.replace('"rc-1"', '"rc-1" ');
+  const cases = {
+    tampered,
+    otherCall: await signRoomCall(b, fields(b, { call: 'rc-2' })),
+    otherRoom: await signRoomCall(b, fields(b, { room: '#elsewhere' })),
+    keyChanged: await signRoomCall({ ...mallory, name: 'rc-probe-b', sign: (t) => mallory.sign(t), publicKey: mallory.publicKey }, fields({ name: 'rc-probe-b' })),
+    leave: await signRoomCall(b, fields(b, { action: 'leave' })),
+    duplicate: honest,
+    unendorsedDevice: { ...(await signRoomCall(mallory, fields({ name: 'rc-probe-c' }))), owner: b.publicKey },
+  };
+  const result = {};
+  for (const [name, forged] of Object.entries(cases)) {
+    const { participants, refused } = await verifyParticipants({ room: '#r', call: 'rc-1', participants: [honest, forged] }, pins);
+    result[name] = { kept: participants.map((p) => p.name), refused };
+  }
+  return result;
+})().then(done, (e) => done({ error: String(e) }));
+"""
+
+
 def check_roomcall(args, suffix):
     """A room call by clicks, three pages (alice, bob, carol in one room): alice presses *Video
     call*; bob is rung (dialog and tone) and presses *Join*; carol presses *Not now*, then sees
@@ -1598,7 +1638,16 @@ def check_roomcall(args, suffix):
     alice, bob, carol = open_pages(args.url, [f"alice-{suffix}", f"bob-{suffix}", f"carol-{suffix}"])
     results = []
     english = alice.messages("en")
+    # Three pages each encoding and decoding two videos: axe-core over such a page takes its
+    # time on a loaded machine (the default 30 s script timeout was seen to pass).
+    for page in (alice, bob, carol):
+        page.driver.set_script_timeout(120)
     try:
+        probe = alice.driver.execute_async_script(ROOM_CALL_PROBE)
+        emit("room-call-probe", **probe)
+        expect("error" not in probe, f"the probe failed: {probe}")
+        for case, outcome in probe.items():
+            expect(outcome == {"kept": ["rc-probe-a"], "refused": 1}, f"a lying node's {case} participant was not refused: {outcome}")
         for page in (alice, bob, carol):
             page.login(page.label)
         room = f"#call{suffix}"
@@ -1652,6 +1701,12 @@ def check_roomcall(args, suffix):
         expect(not left, f"English left on carol's Chinese room call: {left}")
         carol.hook("setLanguage", "en")
         alice.click("#room-leave")
+        # bob, in the room call, answers a one-to-one call busy; his room call goes on.
+        alice.hook("addContact", bob.label)
+        alice.wait_online(bob.label)
+        alice.place_call(bob.label, "audio")
+        busy = alice.wait_state("the call answered busy", lambda s: s["lastCall"] if s["call"] is None and s["lastCall"] else None)
+        expect(busy["code"] == "busy" and not bob.js("return document.getElementById('incoming').open"), f"bob in a room call: {busy}")
         for page in (bob, carol):
             wait_for(f"{page.label}: alice's tile gone", lambda page=page: len(page.elements("#room-grid li.tile")) == 2)
         still = english["roomCall.running"].split("{n}")[0].replace("{room}", room)
@@ -1670,7 +1725,7 @@ def check_roomcall(args, suffix):
     bad = [f"{r['state']} {r['size']}: {r['details']} {r['smallTargets']}" for r in results if r["violations"] or r["smallTargets"]]
     expect(not bad, "accessibility problems:\n" + "\n".join(bad))
     return {"states": {f"{r['state']} {r['size']}": r["violations"] for r in results}, "screenshots": len(results),
-            "directory": os.path.abspath(os.path.join(args.artifacts, "page-states"))}
+            "directory": os.path.abspath(os.path.join(args.artifacts, "page-states")), "probe": probe, "busy": busy["code"]}
 
 
 PAGE_CHECKS["roomcall"] = check_roomcall
