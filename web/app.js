@@ -801,6 +801,9 @@ async function message(msg) {
     return;
   }
   if (msg.type === 'call' && roomCalls.incoming(msg.from, key, payload)) return;
+  // A call tagged with a room call that is not ours (any more: left, or reloaded and not joined
+  // again) never rings as a one-to-one call: busy, and the caller's pair ends.
+  if (msg.type === 'call' && (payload.room !== undefined || payload.roomCall !== undefined)) return answerBusy(msg.from, payload.call, 'not in that room call');
   if (msg.type === 'call') return incoming(msg.from, key, payload);
   refuse(msg, `no call ${String(payload.call).slice(0, 64)} here`);
 }
@@ -815,13 +818,14 @@ function refuse(msg, reason) {
   log('refused', { type: msg.type, from: msg.from, code: 'not-party', reason });
 }
 
+async function answerBusy(from, call, reason) {
+  const body = await signBody(app.identity, { type: 'busy', from: app.identity.name, to: from, call, ts: Date.now() / 1000, reason });
+  app.client.send('busy', from, body);
+  log('busy', { from, call, reason });
+}
+
 async function incoming(from, key, payload) {
-  if (app.call || roomCalls.active) {
-    const body = await signBody(app.identity, { type: 'busy', from: app.identity.name, to: from, call: payload.call, ts: Date.now() / 1000, reason: 'in another call' });
-    app.client.send('busy', from, body);
-    log('busy', { from, call: payload.call });
-    return;
-  }
+  if (app.call || roomCalls.active) return answerBusy(from, payload.call, 'in another call');
   if (!['audio', 'video', 'desktop'].includes(payload.kind)) return;
   // A caller who is not a contact stays one: being called does not make a contact.
   const call = newCall({ peer: from, peerKey: key, id: payload.call, kind: payload.kind, role: 'callee' });

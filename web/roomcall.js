@@ -166,8 +166,12 @@ export class RoomCalls extends EventTarget {
     const me = this.app.identity.name;
     const index = state.participants.findIndex((p) => p.name === me);
     if (index < 0) return;
-    // The later joiner calls: every participant before this one with no pair yet.
-    for (const earlier of state.participants.slice(0, index)) {
+    // The later joiner calls: every participant before this one with no pair yet. A page that
+    // joins again (after a reload) keeps its place in the list, but the others still think
+    // they have a pair with it: once, it calls everyone, and they replace their stale pair.
+    const callees = own.callAll ? state.participants.filter((p) => p.name !== me) : state.participants.slice(0, index);
+    own.callAll = false;
+    for (const earlier of callees) {
       if (own.pairs.has(earlier.name) || own.pairs.size >= MAX_PAIRS) continue;
       const pair = this.ui.newPair({ peer: earlier.name, id: newId('call'), kind: own.kind, role: 'caller', stream: own.stream,
         tags: { room: own.room, roomCall: own.call } });
@@ -202,8 +206,11 @@ export class RoomCalls extends EventTarget {
     if (stale) {
       // The same participant (name and key) calls again: it reloaded its page or restarted,
       // and its side of our call is gone. The new call replaces ours at once instead of
-      // waiting for ICE to notice (about 30 s of silence).
-      if (stale.peerKey !== key || stale.id === payload.call) return false;
+      // waiting for ICE to notice (about 30 s of silence). Our own call to it that is not up
+      // yet wins (two calls crossed: this page calls everyone after its own reload); the
+      // other one is answered busy.
+      if (stale.id === payload.call || (stale.role === 'caller' && stale.state !== 'connected')) return false;
+      if (stale.peerKey && stale.peerKey !== key) return false;
       own.pairs.delete(from);
       stale.hangup('replaced by a new call').catch(() => {});
     }
@@ -235,7 +242,9 @@ export class RoomCalls extends EventTarget {
     const callKind = running ? running.kind : kind;
     const stream = await localMedia(callKind === 'desktop' ? 'audio' : callKind, 'caller');
     const id = running ? running.call : newId('rc');
-    this.own = { room, call: id, kind: callKind, stream, camera: stream.getVideoTracks()[0] || null, screen: null, pairs: new Map(), muted: false, since: performance.now() };
+    // Listed already: this page was in the call before a reload (the node keeps the place 30 s).
+    const callAll = !!running?.participants.some((p) => p.name === app.identity.name);
+    this.own = { room, call: id, kind: callKind, stream, camera: stream.getVideoTracks()[0] || null, screen: null, pairs: new Map(), muted: false, callAll };
     this.emit();
     try {
       await this.request(running ? 'join' : 'start', running ? {} : { kind: callKind });

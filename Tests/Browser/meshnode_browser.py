@@ -1878,24 +1878,38 @@ def run_room(args):
     then hold until the others leave (or SECONDS), leave, and report per participant."""
     page = Page(args.url, args.name)
     try:
-        login = page.login(args.name)
-        page.hook("joinRoom", args.room)
-        started = time.monotonic()
-        call = page.js("return window.meshnodeTest.roomCall(arguments[0], arguments[1]).then(r => r, e => ({error: String(e.message || e)}))",
-                       args.room, args.kind)
-        if isinstance(call, dict):
-            raise Failure(f"{args.name}: cannot start or join the call of {args.room}: {call['error']}")
-        emit("in-call", name=args.name, loginMs=login["loginMs"], call=call)
+        return room_call(page, args)
+    except Exception:
+        dump_pages([page], args)
+        raise
+    finally:
+        page.close()
 
-        def everyone():
-            pairs = room_pairs(page)
-            live = {n: p for n, p in pairs.items() if p["state"] == "connected" and p.get("stats")
-                    and p["stats"]["video"]["framesDecoded"] > 0 and p["stats"]["audio"]["packetsReceived"] > 0}
-            return live if len(live) >= args.others else None
-        wait_for(f"{args.others} participants connected and decoding", everyone, timeout=args.wait)
-        setup_ms = round((time.monotonic() - started) * 1000)
-        before = room_pairs(page)
-        time.sleep(2.0)
+
+def room_call(page, args):
+    """The steps of `room` on an open page (run_room dumps the page when one fails)."""
+    login = page.login(args.name)
+    page.hook("joinRoom", args.room)
+    started = time.monotonic()
+    call = page.js("return window.meshnodeTest.roomCall(arguments[0], arguments[1]).then(r => r, e => ({error: String(e.message || e)}))",
+                   args.room, args.kind)
+    if isinstance(call, dict):
+        raise Failure(f"{args.name}: cannot start or join the call of {args.room}: {call['error']}")
+    emit("in-call", name=args.name, loginMs=login["loginMs"], call=call)
+
+    def everyone():
+        pairs = room_pairs(page)
+        live = {n: p for n, p in pairs.items() if p["state"] == "connected" and p.get("stats")
+                and p["stats"]["video"]["framesDecoded"] > 0 and p["stats"]["audio"]["packetsReceived"] > 0}
+        return live if len(live) >= args.others else None
+    wait_for(f"{args.others} participants connected and decoding", everyone, timeout=args.wait)
+    setup_ms = round((time.monotonic() - started) * 1000)
+    # From here, each participant's frames, audio packets and sound energy must grow (the
+    # tone or beep is heard, not only packets); a loaded machine may take a few seconds.
+    before = room_pairs(page)
+    measured = time.monotonic()
+
+    def grown():
         after = room_pairs(page)
         growth = {}
         for name, pair in after.items():
@@ -1906,28 +1920,49 @@ def run_room(args):
                             "audioPackets": now["audio"]["packetsReceived"] - was["audio"]["packetsReceived"],
                             "audioEnergy": round(now["audio"]["totalAudioEnergy"] - was["audio"]["totalAudioEnergy"], 6),
                             "frameSize": frame_size(now), "path": now["path"]}
-        emit("decoding", growth=growth, setupMs=setup_ms)
-        shots = {"grid": page.screenshot(args.artifacts, f"room-call-{args.name}.png")}
-        shared = None
-        if args.share:
-            # A click, as a person shares (getDisplayMedia wants a user gesture).
-            page.click("#room-share")
-            shared = wait_for("the screen shown large", lambda: (page.hook("roomCalls") or {}).get("own", {}).get("sharer") == args.name
-                              and page.js("return !!document.querySelector('#room-grid .tile.large')"))
-            shots["sharing"] = page.screenshot(args.artifacts, f"room-call-{args.name}-sharing.png")
-            emit("shared")
-        # Hold until the others left (the CLIs leave after their --duration), at most SECONDS.
-        deadline = time.monotonic() + args.seconds
-        while time.monotonic() < deadline and len(room_pairs(page)) > args.stay_with:
-            time.sleep(0.5)
-        final = {name: {"state": p["state"], "stats": summary(p.get("stats"))} for name, p in room_pairs(page).items()}
-        view = page.hook("roomCalls")
-        page.hook("leaveRoomCall")
-        left = wait_for("the room call left", lambda: (page.hook("roomCalls") or {}).get("own") is None)
-        return {"room": args.room, "call": call, "setupMs": setup_ms, "growth": growth, "final": final, "screenshots": shots,
-                "participants": view["known"].get(args.room, {}).get("participants"), "shared": shared is not None, "left": left}
-    finally:
-        page.close()
+        done = len(growth) >= args.others and time.monotonic() - measured >= 2 and all(
+            g["framesDecoded"] > 0 and g["audioPackets"] > 0 and g["audioEnergy"] > 0 for g in growth.values())
+        return growth if done else None
+    growth = wait_for("frames and sound growing from everyone", grown, interval=0.5)
+    window_ms = round((time.monotonic() - measured) * 1000)
+    emit("decoding", growth=growth, setupMs=setup_ms, windowMs=window_ms)
+    shots = {"grid": page.screenshot(args.artifacts, f"room-call-{args.name}.png")}
+    shared = None
+    if args.share:
+        # A click, as a person shares (getDisplayMedia wants a user gesture).
+        page.click("#room-share")
+        shared = wait_for("the screen shown large", lambda: (page.hook("roomCalls") or {}).get("own", {}).get("sharer") == args.name
+                          and page.js("return !!document.querySelector('#room-grid .tile.large')"))
+        shots["sharing"] = page.screenshot(args.artifacts, f"room-call-{args.name}-sharing.png")
+        emit("shared")
+    rejoined = None
+    if args.reload:
+        # A reload mid-call: the page logs in again by itself and shows the call running;
+        # joining again calls everyone, who replace their pair with the page's old self.
+        page.driver.refresh()
+        wait_for(f"{args.name}: the page's test hook", lambda: page.js("return !!window.meshnodeTest"))
+        wait_for(f"{args.name}: logged in again", lambda: page.state()["connection"] == "online")
+        wait_for(f"{args.name}: the running call known", lambda: args.room in (page.hook("roomCalls") or {}).get("known", {}))
+        again = page.js("return window.meshnodeTest.roomCall(arguments[0], arguments[1]).then(r => r, e => ({error: String(e.message || e)}))",
+                        args.room, args.kind)
+        if isinstance(again, dict):
+            raise Failure(f"{args.name}: cannot join again after the reload: {again['error']}")
+        began = time.monotonic()
+        wait_for(f"{args.others} participants again after the reload", everyone, timeout=args.wait)
+        rejoined = {"sameCall": again == call, "ms": round((time.monotonic() - began) * 1000),
+                    "frames": {n: p["stats"]["video"]["framesDecoded"] for n, p in room_pairs(page).items() if p.get("stats")}}
+        emit("rejoined", **rejoined)
+    # Hold until the others left (the CLIs leave after their --duration), at most SECONDS.
+    deadline = time.monotonic() + args.seconds
+    while time.monotonic() < deadline and len(room_pairs(page)) > args.stay_with:
+        time.sleep(0.5)
+    final = {name: {"state": p["state"], "stats": summary(p.get("stats"))} for name, p in room_pairs(page).items()}
+    view = page.hook("roomCalls")
+    page.hook("leaveRoomCall")
+    left = wait_for("the room call left", lambda: (page.hook("roomCalls") or {}).get("own") is None)
+    return {"room": args.room, "call": call, "setupMs": setup_ms, "growth": growth, "windowMs": window_ms, "final": final, "screenshots": shots,
+            "participants": view["known"].get(args.room, {}).get("participants"), "shared": shared is not None, "left": left,
+            "rejoined": rejoined}
 
 
 def main():
@@ -1973,6 +2008,7 @@ def main():
     room.add_argument("--seconds", type=float, default=30, help="how long to hold the call at most, after they came")
     room.add_argument("--stay-with", type=int, default=0, help="leave once at most this many pairwise calls are left")
     room.add_argument("--share", action="store_true", help="share the screen once everyone decodes")
+    room.add_argument("--reload", action="store_true", help="reload the page once everyone decodes, join again, wait for everyone again")
     guard = modes.add_parser("guard", help="log in, accept the first call, report what the page refused until it ends")
     guard.add_argument("--name", required=True)
     guard.add_argument("--wait", type=float, default=120, help="how long to wait for the call, and for its end")

@@ -8,7 +8,9 @@ import TestSupport
 /// pairwise calls, each set up by the later joiner with a `call` tagged with the room call.
 /// Every participant decodes every other's video and hears its audio: the CLIs the test pattern
 /// (frame numbers advance per sender) and Chromium's fake camera; Chromium, per participant,
-/// `framesDecoded` advancing and audio packets and energy growing.
+/// `framesDecoded` advancing and audio packets and energy growing. Then the page reloads
+/// mid-call and joins again: it calls everyone, who replace their pair with its old self, and
+/// it decodes all three again (docs/rooms.md "Failure").
 @Suite("room call: three CLI peers and Chromium", .serialized, .timeLimit(.minutes(4)),
        .enabled(if: chromiumAvailable, "chromium, chromedriver or selenium is missing: install Debian's chromium and chromium-driver, and selenium (`make test-deps`)"))
 struct RoomCallBrowserTests {
@@ -33,21 +35,23 @@ struct RoomCallBrowserTests {
         // The page holds the call until only carol is left with it (alice and bob leave after
         // their --duration), then leaves; carol's calls end with it.
         let result = try await browser.runDriver(["room", "--name", "dave", "--room", "#family", "--kind", "video", "--others", "3",
-                                                  "--wait", "90", "--seconds", "60", "--stay-with", "1"],
+                                                  "--wait", "90", "--seconds", "60", "--stay-with", "1", "--reload"],
                                                  url: "http://127.0.0.1:\(node.httpPort)/") { driver in
             try await driver.waitForOutput("\"in-call\"")
-            // carol hears the ring (`started`) and joins: she calls the page.
+            // carol hears the ring (`started`) and joins: she calls the page. alice and bob stay
+            // 15 s after their last pairwise call connected: past the page's reload.
             try await carol.waitForOutput(#""change":"started""#)
-            cli["alice"] = try peers.startCall("alice", to: "#family", node: node.signalingURL, duration: 8, extra: sources)
-            cli["bob"] = try peers.startCall("bob", to: "#family", node: node.signalingURL, duration: 8, extra: sources)
+            cli["alice"] = try peers.startCall("alice", to: "#family", node: node.signalingURL, duration: 15, extra: sources)
+            cli["bob"] = try peers.startCall("bob", to: "#family", node: node.signalingURL, duration: 15, extra: sources)
         }
         for name in ["alice", "bob"] {
             let process = try #require(cli[name])
             let exit = await process.waitForExit(timeout: TestDeadline.event * 2)
             #expect(exit == 0, "\(name): \(process.output.suffix(3000))")
         }
-        try await carol.waitForOutput(timeout: TestDeadline.event * 2, describe: "three call-ended reports") {
-            $0.components(separatedBy: #""event":"call-ended""#).count == 4
+        // Four: alice, bob, and the page twice (its pair from before the reload was replaced).
+        try await carol.waitForOutput(timeout: TestDeadline.event * 2, describe: "four call-ended reports") {
+            $0.components(separatedBy: #""event":"call-ended""#).count == 5
         }
         let elapsed = ContinuousClock.now - started
 
@@ -60,7 +64,12 @@ struct RoomCallBrowserTests {
             #expect((grew["audioPackets"] as? Int ?? 0) > 0, "page ← \(name): \(grew)")
             #expect((grew["audioEnergy"] as? Double ?? 0) > 0, "page ← \(name): no sound energy \(grew)")
         }
-        // The CLIs: each other CLI's test pattern advancing, and the page's camera decoded.
+        let rejoined = try #require(result["rejoined"] as? [String: Any], "no rejoin after the reload: \(result)")
+        #expect(rejoined["sameCall"] as? Bool == true, "\(rejoined)")
+        let again = rejoined["frames"] as? [String: Int] ?? [:]
+        #expect(Set(again.keys) == ["alice", "bob", "carol"] && again.values.allSatisfy { $0 > 0 }, "after the reload: \(again)")
+        // The CLIs: each other CLI's test pattern advancing, and the page's camera decoded (its
+        // last pair with each, the one after the reload).
         let byParty = ["alice": try RoomCallCLITests.reports(in: cli["alice"]?.output ?? ""), "bob": try RoomCallCLITests.reports(in: cli["bob"]?.output ?? ""),
                        "carol": try RoomCallCLITests.reports(in: carol.output)]
         for (me, reports) in byParty {
@@ -77,7 +86,7 @@ struct RoomCallBrowserTests {
                 }
             }
         }
-        let frames = growth.sorted { $0.key < $1.key }.map { "dave←\($0.key) +\($0.value["framesDecoded"] ?? 0) frames/2 s" }
-        print("figure: room call of 4 (3 CLI + Chromium): setup \(result["setupMs"] ?? "-") ms, \(frames.joined(separator: ", ")), whole test \(elapsed)")
+        let frames = growth.sorted { $0.key < $1.key }.map { "dave←\($0.key) +\($0.value["framesDecoded"] ?? 0) frames" }
+        print("figure: room call of 4 (3 CLI + Chromium): setup \(result["setupMs"] ?? "-") ms, \(frames.joined(separator: ", ")) in \(result["windowMs"] ?? "-") ms; after a reload everyone decoded again in \(rejoined["ms"] ?? "-") ms; whole test \(elapsed)")
     }
 }
