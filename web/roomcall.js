@@ -75,7 +75,7 @@ export async function verifyParticipants(body, pins) {
  * The room calls this page knows of (one per room) and the one it takes part in (`own`).
  * `ui` gives the page's side: newPair(options) → a Call wired for the page's log, render(),
  * ring(state) / stopRing(), log(event, detail), busy() (a one-to-one call runs).
- * Events: `change` after every state or pairwise-call change.
+ * Events: `change` after every state or pairwise-call change (the page redraws on it).
  */
 export class RoomCalls extends EventTarget {
   constructor(app, ui) {
@@ -189,13 +189,12 @@ export class RoomCalls extends EventTarget {
       this.emit();
     });
     pair.addEventListener('remote-stream', () => this.emit());
-    pair.addEventListener('stats', () => this.dispatchEvent(new Event('stats')));
   }
 
   /**
    * A verified `call` (from, key, payload): taken without ringing when it is tagged with this
-   * page's room call and comes from a participant (name and key as verified) with no pair yet.
-   * Returns whether it was taken.
+   * page's room call and comes from a participant (name and key as verified) — also one with
+   * which a pair exists, which it replaces (below). Returns whether it was taken.
    */
   incoming(from, key, payload) {
     const own = this.own;
