@@ -330,6 +330,12 @@ public actor Peer {
             if (try? await answer(payload)) != nil { sink.yield(.answered(payload, .accept)) }
             return
         }
+        // Tagged with a room call that is not this peer's (any more): never a one-to-one call.
+        if payload.room != nil || payload.roomCall != nil {
+            try? await client.callSetup(.busy, to: payload.from, call: payload.call, reason: "not in that room call")
+            sink.yield(.answered(payload, .busy))
+            return
+        }
         if !calls.isEmpty || ringing.count >= Self.maxRinging {
             try? await client.callSetup(.busy, to: payload.from, call: payload.call, reason: "in another call")
             sink.yield(.answered(payload, .busy))
