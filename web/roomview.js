@@ -18,9 +18,15 @@ export class RoomCallView {
   wire(fail) {
     const rc = this.roomCalls;
     const run = (step) => () => step().catch((error) => fail(error));
-    $('room-call-audio').onclick = run(() => rc.startOrJoin(this.page.selected(), 'audio'));
-    $('room-call-video').onclick = run(() => rc.startOrJoin(this.page.selected(), 'video'));
-    $('room-call-join').onclick = run(() => rc.startOrJoin(this.page.selected()));
+    // The button pressed goes away with the call's start: focus moves on to *Leave call*, the
+    // next step (WCAG 2.4.3), not to the page's body.
+    const enter = (kind) => run(async () => {
+      await rc.startOrJoin(this.page.selected(), kind);
+      if (rc.own) $('room-leave').focus();
+    });
+    $('room-call-audio').onclick = enter('audio');
+    $('room-call-video').onclick = enter('video');
+    $('room-call-join').onclick = enter(undefined);
     $('room-leave').onclick = run(async () => {
       await rc.leave();
       // The grid is gone: focus goes to the room's call line, where the call can be joined again.
