@@ -48,6 +48,11 @@ const rooms = new Rooms(app, {
   saved: (key, fallback) => saved(key, fallback),
   save: (key, value) => save(key, value),
   log: (event, detail) => log(event, detail),
+  callBadge: (room) => {
+    const state = roomCalls.known.get(room);
+    if (!state) return '';
+    return t(roomCalls.own?.room === room ? 'roomCall.badgeYou' : 'roomCall.badge', { n: state.participants.length });
+  },
 });
 
 function log(event, detail = {}) {

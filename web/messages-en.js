@@ -67,7 +67,7 @@ export default {
   'call.notConnected': 'Not connected to the node.',
   'call.stats': 'Connection details',
   'call.title': 'Call',
-  'call.hint': 'To call someone, add them under Contacts, then press Audio, Video or Share screen next to their name.',
+  'call.hint': 'To call someone, add them under Contacts, then press Audio, Video or Share screen next to their name. To call a whole room, open it and press Audio call or Video call under its members.',
   'call.remoteVideo': 'The other person',
   'call.localVideo': 'You',
   'call.duration': 'Call duration',
@@ -258,4 +258,6 @@ export default {
   'roomCall.ring.audio': '{peer} started an audio call in {room}.',
   'roomCall.ring.video': '{peer} started a video call in {room}.',
   'roomCall.notNow': 'Not now',
+  'roomCall.badge': 'call: {n} in',
+  'roomCall.badgeYou': 'in the call ({n})',
 };

@@ -66,7 +66,7 @@ export default {
   'call.notConnected': '未连接到节点。',
   'call.stats': '连接详情',
   'call.title': '通话',
-  'call.hint': '要呼叫某人，先在“联系人”中添加对方，再点击其名字旁的“语音”“视频”或“共享屏幕”。',
+  'call.hint': '要呼叫某人，先在“联系人”中添加对方，再点击其名字旁的“语音”“视频”或“共享屏幕”。要呼叫整个群组，打开群组，点击成员列表下的“语音通话”或“视频通话”。',
   'call.remoteVideo': '对方',
   'call.localVideo': '你自己',
   'call.duration': '通话时长',
@@ -257,4 +257,6 @@ export default {
   'roomCall.ring.audio': '{peer} 在 {room} 发起了语音通话。',
   'roomCall.ring.video': '{peer} 在 {room} 发起了视频通话。',
   'roomCall.notNow': '稍后',
+  'roomCall.badge': '通话中：{n} 人',
+  'roomCall.badgeYou': '你在通话中（{n} 人）',
 };

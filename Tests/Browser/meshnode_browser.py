@@ -1670,6 +1670,9 @@ def check_roomcall(args, suffix):
         ring = english["roomCall.ring.video"].replace("{peer}", alice.label).replace("{room}", room)
         expect(bob.text("#room-ring-text") == ring, f"bob's ring says {bob.text('#room-ring-text')!r}")
         expect(bob.element("#room-ring").accessible_name == english["roomCall.ringTitle"], "the ring dialog has no name")
+        # The rooms list says a call runs there, without opening the room.
+        badge = f'#room-list li[data-room="{room}"] .room-call-badge'
+        wait_for("the call in carol's rooms list", lambda: carol.shown(badge) and carol.text(badge).startswith(english["roomCall.badge"].split("{n}")[0]))
         audit(bob, "room call ringing", args, results)
         bob.click("#room-ring-join")
         carol.click("#room-ring-decline")
