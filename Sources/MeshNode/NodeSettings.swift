@@ -66,6 +66,8 @@ public struct NodeSettings: Sendable, Equatable {
     public var messageExpiry: Double?
     public var roomRule: String?
     public var roomCallMeshLimit: Int?
+    public var cluster: String?
+    public var member: String?
     public var publicAddress: [String]?
     public var allowOrigin: [String]?
     public var statusAccess: String?
@@ -194,6 +196,10 @@ public struct NodeSettings: Sendable, Equatable {
                   help: "Rule of a new room whose creator names none: open (anyone joins) or invite (owner's invitations only; default open)."),
             .integer("room-call-mesh-limit", \.roomCallMeshLimit, .within(2...8, "participants"),
                      help: "Participants of a peer-to-peer room call, each with a call to every other (default 4; docs/rooms.md)."),
+            .text("cluster", \.cluster, .clusterURL,
+                  help: "Cluster mode: share this node's names, rooms and chat with the other members in PostgreSQL, postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (docs/cluster.md); needs member."),
+            .text("member", \.member, .memberName,
+                  help: "This process's name in the cluster: 1 to 32 of A-Z a-z 0-9 _ -, unique among the members (docs/cluster.md)."),
             .list("public-address", \.publicAddress, .authority,
                   help: "HOST:PORT clients reach this node at besides its bind addresses (a name, a proxy, a NAT; repeatable); logins signed for it are accepted."),
             .list("allow-origin", \.allowOrigin, .origin,

@@ -38,7 +38,7 @@ public actor SignalingHub {
         var devices: Set<Int> = []
     }
 
-    let store: SignalingStore
+    let store: any SignalingStorage
     let configuration: HubConfiguration
     /// The STUN/TURN servers for `name` on `connection`: its host hint (the Host it dialled)
     /// and remote IP tell which addresses it can reach.
@@ -86,10 +86,15 @@ public actor SignalingHub {
     /// Log lines about one connection's misbehaviour, at most one per kind and interval.
     var logLimits = LogLimiter()
     private var nextConnectionID = 0
+    /// Cluster mode (SignalingHub+Cluster.swift): the other members, and who is online there.
+    var cluster: (any ClusterRouting)?
+    var remoteOnline: [String: Set<String>] = [:]
+    /// Set while the hub handles what another member sent: it is delivered here only.
+    var fromCluster = false
 
     /// - Parameter now: the clock of the heartbeat and the rate limits; tests pass one they
     ///   advance by hand.
-    public init(store: SignalingStore, configuration: HubConfiguration = HubConfiguration(), logger: Logger,
+    public init(store: any SignalingStorage, configuration: HubConfiguration = HubConfiguration(), logger: Logger,
                 now: @escaping @Sendable () -> ContinuousClock.Instant = { .now },
                 iceServers: @escaping @Sendable (_ name: String, _ connection: ConnectionHandle) -> [ICEServer]) {
         self.store = store
@@ -221,7 +226,10 @@ public actor SignalingHub {
             let rest = devices.filter { $0 != connection }
             online[name] = rest.isEmpty ? nil : rest
             // The name stays online while another of its devices is.
-            if rest.isEmpty { announce(name: name, status: .offline, key: session.device?.owner ?? session.key) }
+            if rest.isEmpty {
+                publishPresence(name: name, status: .offline, key: session.device?.owner ?? session.key)
+                if !isOnlineInCluster(name) { announce(name: name, status: .offline, key: session.device?.owner ?? session.key) }
+            }
         }
     }
 
@@ -287,7 +295,7 @@ public actor SignalingHub {
     /// The connections a name is online on (one per device), nil when it is offline: what is
     /// sent to a name reaches every device of it.
     func handle(of name: String) -> DeviceConnections? {
-        let handles = (online[name] ?? []).compactMap { sessions[$0]?.handle }
+        let handles = (online[name] ?? []).compactMap { sessions[$0]?.handle } + clusterHandles(of: name)
         return handles.isEmpty ? nil : DeviceConnections(handles: handles)
     }
 

@@ -12,6 +12,12 @@ extension SignalingStore {
         public var endorsement: String
         /// Unix seconds.
         public var added: Double
+
+        public init(key: String, endorsement: String, added: Double) {
+            self.key = key
+            self.endorsement = endorsement
+            self.added = added
+        }
     }
 
     func migrateDevices() async throws {

@@ -34,6 +34,13 @@ extension SignalingStore {
         public var fresh: [String]
         /// The frame stored for them.
         public var frame: String
+
+        public init(seq: Int, duplicate: Bool, fresh: [String], frame: String) {
+            self.seq = seq
+            self.duplicate = duplicate
+            self.fresh = fresh
+            self.frame = frame
+        }
     }
 
     /// Appends a room message to the room's history and, in the same transaction, queues it for

@@ -33,6 +33,12 @@ public final class SignalingStore: Sendable {
         public var sender: String
         public var id: String
         public var frame: String
+
+        public init(sender: String, id: String, frame: String) {
+            self.sender = sender
+            self.id = id
+            self.frame = frame
+        }
     }
 
     private init(db: SQLiteConnection, path: String, limits: StoreLimits) {
@@ -248,6 +254,11 @@ public final class SignalingStore: Sendable {
     public struct Room: Sendable, Equatable {
         public var owner: String
         public var rule: RoomRule
+
+        public init(owner: String, rule: RoomRule) {
+            self.owner = owner
+            self.rule = rule
+        }
     }
 
     /// The owner and rule of `room`, nil when it does not exist (it never had a member, or
