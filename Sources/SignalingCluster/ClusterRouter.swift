@@ -200,8 +200,34 @@ public final class ClusterRouter: ClusterRouting {
         case "gone":
             logger.notice("cluster: member gone", metadata: ["member": "\(parts[1])"])
             await hub.clusterMemberGone(parts[1])
+            await redeliverPending()
         default:
             break
+        }
+    }
+
+    /// After a member died: what it stored but had not yet handed to this member's names (it
+    /// died between the commit and the notification; the sender's resend then got `duplicate`)
+    /// is delivered now from the store. A message delivered before and not yet acknowledged
+    /// comes again, as at a login; clients drop a repeated id (docs/protocol.md "Chat").
+    func redeliverPending() async {
+        let names = await hub.localNames
+        var start = names.startIndex
+        while start < names.endIndex {
+            let end = names.index(start, offsetBy: 1000, limitedBy: names.endIndex) ?? names.endIndex
+            let chunk = Array(names[start..<end])
+            start = end
+            do {
+                let rows = try await store.run("""
+                    SELECT recipient, frame FROM messages WHERE NOT delivered AND recipient = ANY(\(chunk)::text[]) ORDER BY seq LIMIT 100000
+                    """)
+                for row in rows {
+                    let (recipient, frame) = try store.decode(row, (String, String).self)
+                    await hub.clusterDeliver(text: frame, to: recipient)
+                }
+            } catch {
+                logger.error("cluster: cannot read what a dead member left", metadata: ["error": "\(error.reason)"])
+            }
         }
     }
 

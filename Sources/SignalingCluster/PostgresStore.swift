@@ -40,7 +40,7 @@ public final class PostgresStore: SignalingStorage {
         try await guarded {
             try await client.withTransaction(logger: logger) { connection in
                 // Any constant: all members take the same lock around the schema.
-                try await connection.query("SELECT pg_advisory_xact_lock(7_261_017)", logger: logger)
+                try await connection.query("SELECT pg_advisory_xact_lock(7261017)", logger: logger)
                 for statement in Self.schema {
                     try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                 }

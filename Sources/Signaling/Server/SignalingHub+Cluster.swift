@@ -59,6 +59,9 @@ extension SignalingHub {
         if type == .call { rang(caller: message.from, callee: name, call: payload.call) }
     }
 
+    /// The names logged in at this member.
+    public var localNames: [String] { Array(online.keys) }
+
     /// `name` is online somewhere in the cluster (here or at another member).
     func isOnlineInCluster(_ name: String) -> Bool {
         online[name] != nil || remoteOnline[name] != nil
