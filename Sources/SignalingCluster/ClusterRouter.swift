@@ -285,8 +285,17 @@ public final class ClusterRouter: ClusterRouting {
         let seconds = Double(deadAfter.components.seconds) + Double(deadAfter.components.attoseconds) / 1e18
         while !Task.isCancelled {
             try await Task.sleep(for: heartbeat)
+            // Inserted rather than updated: another member took this one for dead (its beats were
+            // late) and cleared its presence; tell everyone again who is here.
+            let rows = try await store.run("""
+                INSERT INTO cluster_members (member, seen, started) VALUES (\(member), now(), now())
+                ON CONFLICT (member) DO UPDATE SET seen = now() RETURNING (xmax = 0)
+                """)
+            if let row = rows.first, try store.decode(row, Bool.self) {
+                logger.warning("cluster: this member was taken for dead (heartbeat late); announcing its names again")
+                for (name, key) in await hub.localPresence { presence(name: name, online: true, key: key) }
+            }
             try await store.guarded {
-                try await client.query("UPDATE cluster_members SET seen = now() WHERE member = \(member)", logger: logger)
                 // The DELETE decides which member reaps a dead one: each is reaped once.
                 try await client.query("""
                     WITH gone AS (DELETE FROM cluster_members WHERE seen < now() - make_interval(secs => \(seconds)) AND member <> \(member) RETURNING member),

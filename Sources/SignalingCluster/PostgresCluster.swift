@@ -70,7 +70,7 @@ public final class PostgresCluster: Sendable {
 
     /// The router of member `member` for `hub`; run it (``ClusterRouter/run()``) for the node's
     /// lifetime. `heartbeat` and `deadAfter`: see docs/cluster.md "Liveness".
-    public func router(member: String, hub: SignalingHub, heartbeat: Duration = .seconds(1), deadAfter: Duration = .seconds(3)) -> ClusterRouter {
+    public func router(member: String, hub: SignalingHub, heartbeat: Duration = .seconds(1), deadAfter: Duration = .seconds(10)) -> ClusterRouter {
         ClusterRouter(member: member, client: client, store: store, hub: hub, heartbeat: heartbeat, deadAfter: deadAfter, logger: logger)
     }
 

@@ -91,7 +91,7 @@ class Member:
         self.process = subprocess.Popen(
             [binary, "serve", "--cluster", cluster_url, "--member", name, "--bind", "127.0.0.1",
              "--http-port", str(self.http), "--stun-port", str(free_port()), "--tls-port", str(free_port()),
-             "--data-dir", data, "--node-key", node_key, "--heartbeat", "2", *extra],
+             "--data-dir", data, "--node-key", node_key, *extra],
             stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout=30):
@@ -304,6 +304,10 @@ def main():
     parser.add_argument("--serve", action="store_true", help="start PostgreSQL and three members, print their URLs, wait for Ctrl-C")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args()
+    # SIGTERM (and SIGINT, which a background job ignores) stop the cluster cleanly.
+    def stop(*_):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, stop)
     workdir = tempfile.mkdtemp(prefix="meshnode-cluster-")
     postgres, members = None, []
     started = time.monotonic()

@@ -62,6 +62,13 @@ extension SignalingHub {
     /// The names logged in at this member.
     public var localNames: [String] { Array(online.keys) }
 
+    /// The names logged in at this member with the key each is bound to (its owner key).
+    public var localPresence: [(name: String, key: String?)] {
+        online.compactMap { name, connections in
+            connections.first.flatMap { sessions[$0] }.map { (name, $0.device?.owner ?? $0.key) }
+        }
+    }
+
     /// `name` is online somewhere in the cluster (here or at another member).
     func isOnlineInCluster(_ name: String) -> Bool {
         online[name] != nil || remoteOnline[name] != nil
