@@ -194,7 +194,7 @@ public final class ClusterRouter: ClusterRouting {
         guard parts.count >= 2, parts[1] != member else { return }
         switch parts[0] {
         case "on" where parts.count >= 3:
-            await hub.clusterPresence(name: parts[2], member: parts[1], online: true, key: parts.count > 3 ? parts[3] : nil)
+            await hub.clusterPresence(name: parts[2], member: parts[1], online: true, key: parts.count > 3 && !parts[3].isEmpty ? parts[3] : nil)
         case "off" where parts.count >= 3:
             await hub.clusterPresence(name: parts[2], member: parts[1], online: false, key: parts.count > 3 ? parts[3] : nil)
         case "gone":
@@ -235,11 +235,26 @@ public final class ClusterRouter: ClusterRouting {
     private func publish() async throws {
         var channels: [String] = []
         var payloads: [String] = []
+        // Presence rows written in the same statement as the notifications.
+        var onNames: [String] = []
+        var onKeys: [String] = []
+        var offNames: [String] = []
+        var touched = Set<String>()
         func flush() async throws {
             guard !channels.isEmpty else { return }
-            try await client.query("SELECT count(pg_notify(c, p)) FROM unnest(\(channels)::text[], \(payloads)::text[]) AS t(c, p)", logger: logger)
+            try await client.query("""
+                WITH added AS (INSERT INTO presence (name, member, key)
+                               SELECT n, \(member), nullif(k, '') FROM unnest(\(onNames)::text[], \(onKeys)::text[]) AS t(n, k)
+                               ON CONFLICT DO NOTHING),
+                     removed AS (DELETE FROM presence WHERE member = \(member) AND name = ANY(\(offNames)::text[]))
+                SELECT count(pg_notify(c, p)) FROM unnest(\(channels)::text[], \(payloads)::text[]) AS t(c, p)
+                """, logger: logger)
             channels.removeAll(keepingCapacity: true)
             payloads.removeAll(keepingCapacity: true)
+            onNames.removeAll(keepingCapacity: true)
+            onKeys.removeAll(keepingCapacity: true)
+            offNames.removeAll(keepingCapacity: true)
+            touched.removeAll(keepingCapacity: true)
         }
         for await _ in wakes {
             let items = queue.withLock { queue in
@@ -252,7 +267,6 @@ public final class ClusterRouter: ClusterRouting {
                     if text.utf8.count + name.utf8.count + 1 <= Self.maxPayload {
                         channels.append(Self.channel(of: member))
                         payloads.append(name + " " + text)
-                        if channels.count >= Self.batch { try await flush() }
                     } else {
                         try await flush()
                         try await client.query("""
@@ -261,19 +275,20 @@ public final class ClusterRouter: ClusterRouting {
                             """, logger: logger)
                     }
                 case .presence(let name, let online, let key):
-                    try await flush()
+                    // One statement sees one snapshot: a name's second change waits for the next.
+                    if touched.contains(name) { try await flush() }
+                    touched.insert(name)
+                    channels.append(Self.clusterChannel)
                     if online {
-                        try await client.query("""
-                            WITH p AS (INSERT INTO presence (name, member, key) VALUES (\(name), \(member), \(key)) ON CONFLICT DO NOTHING)
-                            SELECT pg_notify(\(Self.clusterChannel), \("on \(member) \(name) \(key ?? "")"))
-                            """, logger: logger)
+                        onNames.append(name)
+                        onKeys.append(key ?? "")
+                        payloads.append("on \(member) \(name) \(key ?? "")")
                     } else {
-                        try await client.query("""
-                            WITH p AS (DELETE FROM presence WHERE name = \(name) AND member = \(member))
-                            SELECT pg_notify(\(Self.clusterChannel), \("off \(member) \(name)"))
-                            """, logger: logger)
+                        offNames.append(name)
+                        payloads.append("off \(member) \(name)")
                     }
                 }
+                if channels.count >= Self.batch { try await flush() }
             }
             try await flush()
         }

@@ -130,18 +130,24 @@ public final class PostgresStore: SignalingStorage {
 
     public func bind(name: String, key: String) async throws(SignalingError) -> String {
         let now = Self.now
-        if let row = try await run("UPDATE bindings SET seen = \(now) WHERE name = \(name) RETURNING key").first {
-            return try decode(row, String.self)
-        }
         guard usage.withLock({ $0.names }) < limits.names else {
+            if let row = try await run("UPDATE bindings SET seen = \(now) WHERE name = \(name) AND key = \(key) RETURNING key").first {
+                return try decode(row, String.self)
+            }
+            if let bound = try await self.key(of: name) { return bound }
             throw SignalingError(.storeFull, "this node holds \(limits.names) names, the most it keeps; \(name.prefix(40)) was not bound")
         }
-        _ = try await run("INSERT INTO bindings (name, key, created, seen) VALUES (\(name), \(key), \(now), \(now)) ON CONFLICT (name) DO NOTHING")
-        usage.withLock { $0.names += 1 }
-        // Another member may have bound it a moment before: its key is the name's.
-        guard let bound = try await self.key(of: name) else {
-            throw SignalingError(.internalError, "the binding of \(name.prefix(40)) vanished")
+        // One statement, one commit: binds a new name, or marks the owner's login as a use and
+        // returns the key that holds the name (another member's, if it bound it a moment before).
+        guard let row = try await run("""
+            INSERT INTO bindings AS b (name, key, created, seen) VALUES (\(name), \(key), \(now), \(now))
+            ON CONFLICT (name) DO UPDATE SET seen = CASE WHEN b.key = excluded.key THEN excluded.seen ELSE b.seen END
+            RETURNING key, (xmax = 0) AS inserted
+            """).first else {
+            throw SignalingError(.internalError, "the binding of \(name.prefix(40)) took no row")
         }
+        let (bound, inserted) = try decode(row, (String, Bool).self)
+        if inserted { usage.withLock { $0.names += 1 } }
         return bound
     }
 
