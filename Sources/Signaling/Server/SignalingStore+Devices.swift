@@ -38,7 +38,7 @@ extension SignalingStore {
     /// when the name has `limit` endorsed keys. A device that logs in marks the name as used,
     /// as its owner's login does (``markSeen(name:)``).
     public func addDevice(name: String, key: String, endorsement: String, limit: Int) async throws(SignalingError) -> Bool {
-        try await writer.write { [self] db throws(SignalingError) -> Bool in
+        try await writer.write { db throws(SignalingError) -> Bool in
             let rows = try db.run("""
                 INSERT INTO devices (name, key, endorsement, added) SELECT ?, ?, ?, ? WHERE (SELECT count(*) FROM devices WHERE name = ?) < ?
                 ON CONFLICT DO NOTHING RETURNING key
@@ -51,14 +51,14 @@ extension SignalingStore {
 
     /// Forgets an endorsed key; returns false when it was not one.
     public func removeDevice(name: String, key: String) async throws(SignalingError) -> Bool {
-        try await writer.write { [self] db throws(SignalingError) -> Bool in
+        try await writer.write { db throws(SignalingError) -> Bool in
             try !db.run("DELETE FROM devices WHERE name = ? AND key = ? RETURNING key", [.text(name), .text(key)]).isEmpty
         }
     }
 
     /// A device of `name` logged in: the name is in use (unused names expire).
     public func markSeen(name: String) async throws(SignalingError) {
-        try await writer.write { [self] db throws(SignalingError) -> Void in
+        try await writer.write { db throws(SignalingError) -> Void in
             try db.run("UPDATE bindings SET seen = ? WHERE name = ?", [.float(Date().timeIntervalSince1970), .text(name)])
         }
     }

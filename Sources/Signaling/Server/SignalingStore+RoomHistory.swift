@@ -137,7 +137,7 @@ extension SignalingStore {
 
     /// `member` left `room` at its hosting node.
     public func removeRemoteRoom(_ room: String, member: String) async throws(SignalingError) {
-        try await writer.write { [self] db throws(SignalingError) -> Void in
+        try await writer.write { db throws(SignalingError) -> Void in
             try db.run("DELETE FROM remote_rooms WHERE member = ? AND room = ?", [.text(member), .text(room)])
         }
     }

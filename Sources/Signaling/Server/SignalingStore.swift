@@ -326,7 +326,7 @@ public final class SignalingStore: Sendable {
     /// Removes a member; returns false when it was not one. A room whose last member left is
     /// forgotten with its invitations: the next to join creates it anew.
     public func leave(room: String, member: String) async throws(SignalingError) -> Bool {
-        try await writer.write { [self] db throws(SignalingError) -> Bool in
+        try await writer.write { db throws(SignalingError) -> Bool in
             let rows = try db.run("DELETE FROM room_members WHERE room = ? AND member = ? RETURNING member", [.text(room), .text(member)])
             try db.run("DELETE FROM rooms WHERE room = ? AND NOT EXISTS (SELECT 1 FROM room_members WHERE room = ?)", [.text(room), .text(room)])
             try db.run("DELETE FROM room_invites WHERE room = ? AND NOT EXISTS (SELECT 1 FROM rooms WHERE room = ?)", [.text(room), .text(room)])
@@ -537,7 +537,7 @@ public final class SignalingStore: Sendable {
 
     /// The other node took over a message (stored it for its recipient) or refused it for good.
     public func markDelivered(sender: String, id: String, node: String) async throws(SignalingError) {
-        try await writer.write { [self] db throws(SignalingError) -> Void in
+        try await writer.write { db throws(SignalingError) -> Void in
             try db.run("UPDATE messages SET delivered = 1, frame = '' WHERE sender = ? AND id = ? AND substr(recipient, -?) = ? AND delivered = 0",
                               [.text(sender), .text(id), .integer(node.count + 1), .text("@" + node)])
         }
