@@ -75,6 +75,7 @@ public struct SignalingSettings: Sendable, Equatable {
         limits.expiry = settings.messageExpiry.map { $0 * 86_400 } ?? limits.expiry
         limits.nameExpiry = settings.nameExpiry.map { $0 * 86_400 } ?? limits.nameExpiry
         limits.deliveredKept = settings.storeKeptIDs ?? limits.deliveredKept
+        limits.writeQueue = settings.storeWriteQueue ?? limits.writeQueue
         storeLimits = limits
         roomRule = settings.roomRule.flatMap(RoomRule.init(rawValue:)) ?? .open
         roomCallMeshLimit = settings.roomCallMeshLimit ?? HubConfiguration().roomCallMeshLimit

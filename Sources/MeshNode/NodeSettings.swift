@@ -74,6 +74,7 @@ public struct NodeSettings: Sendable, Equatable {
     public var statusTokenFile: String?
     public var nameExpiry: Double?
     public var storeKeptIDs: Int?
+    public var storeWriteQueue: Int?
     public var maxConnectionsPerIP: Int?
     public var loginTimeout: Double?
     public var https: Bool?
@@ -212,6 +213,8 @@ public struct NodeSettings: Sendable, Equatable {
                     help: "Days a name is kept without a login, when it is in no room and nothing waits for it (default \(Int(store.nameExpiry / 86_400)))."),
             .integer("store-kept-ids", \.storeKeptIDs, .atLeast(1),
                      help: "Ids of delivered messages kept to recognise resends (default \(store.deliveredKept)); the oldest go first."),
+            .integer("store-write-queue", \.storeWriteQueue, .atLeast(1),
+                     help: "Writes (chat, acks, logins) that may wait for the store's disk (default \(store.writeQueue)); beyond it a write is refused with store-busy."),
             .flag("https", \.https,
                   help: "Serve the web page and /ws over HTTPS and WSS, with tls-cert and tls-key (shared with TURN over TLS; reloaded on SIGHUP) or else a self-signed certificate kept in data-dir."),
             .text("link-ca", \.linkCA, .notEmpty,

@@ -22,6 +22,8 @@ public final class PostgresStore: SignalingStorage {
     let logger: Logger
     public let limits: StoreLimits
     private let usage = Mutex(Usage())
+    private let keys = Mutex<[String: String]>([:])
+    static let keyCacheLimit = 65_536
 
     struct Usage {
         var names = 0
@@ -124,8 +126,21 @@ public final class PostgresStore: SignalingStorage {
     // MARK: - Names and devices
 
     public func key(of name: String) async throws(SignalingError) -> String? {
+        if let cached = keys.withLock({ $0[name] }) { return cached }
         guard let row = try await run("SELECT key FROM bindings WHERE name = \(name)").first else { return nil }
-        return try decode(row, String.self)
+        let key = try decode(row, String.self)
+        remember(name, key)
+        return key
+    }
+
+    /// A name's binding changes only from none to a key (first use) and back when it expires
+    /// (``prune(olderThan:now:)``, which empties the cache): a chat need not ask the database
+    /// for its recipient's key every time. Bounded; emptied when full.
+    private func remember(_ name: String, _ key: String) {
+        keys.withLock { keys in
+            if keys.count >= Self.keyCacheLimit { keys.removeAll(keepingCapacity: true) }
+            keys[name] = key
+        }
     }
 
     public func bind(name: String, key: String) async throws(SignalingError) -> String {
@@ -148,6 +163,7 @@ public final class PostgresStore: SignalingStorage {
         }
         let (bound, inserted) = try decode(row, (String, Bool).self)
         if inserted { usage.withLock { $0.names += 1 } }
+        remember(name, bound)
         return bound
     }
 
@@ -381,6 +397,33 @@ public final class PostgresStore: SignalingStorage {
         return stored
     }
 
+    public func cachedKey(of name: String) -> String? {
+        keys.withLock { $0[name] }
+    }
+
+    public func enqueueChat(sender: String, id: String, recipients: [String], frame: String,
+                            then: @escaping @Sendable (Result<SignalingStore.Enqueued, SignalingError>) -> Void) {
+        Task {
+            do throws(SignalingError) {
+                if try await hasMessage(sender: sender, id: id) { return then(.success(.duplicate)) }
+                then(.success(.stored(fresh: try await enqueue(sender: sender, id: id, recipients: recipients, frame: frame, room: nil))))
+            } catch {
+                then(.failure(error))
+            }
+        }
+    }
+
+    public func markDelivered(recipient: String, sender: String, id: String, then: @escaping @Sendable (Result<Void, SignalingError>) -> Void) {
+        Task {
+            do throws(SignalingError) {
+                try await markDelivered(recipient: recipient, sender: sender, id: id)
+                then(.success(()))
+            } catch {
+                then(.failure(error))
+            }
+        }
+    }
+
     public func hasMessage(sender: String, id: String) async throws(SignalingError) -> Bool {
         try await !run("SELECT 1 FROM messages WHERE sender = \(sender) AND id = \(id) LIMIT 1").isEmpty
     }
@@ -454,6 +497,7 @@ public final class PostgresStore: SignalingStorage {
                 }
             }
         }
+        keys.withLock { $0.removeAll() }
         try await refreshUsage()
     }
 }

@@ -62,6 +62,9 @@ public actor SignalingHub {
     var roomCalls: [String: RoomCall] = [:]
     /// Call-setup messages relayed within the freshness window, to refuse replays.
     var callFreshness = CallFreshness(capacity: SignalingHub.maxFreshCallMessages)
+    /// The store write the frame being handled on a connection started (a chat, an ack): set
+    /// and taken in the same turn of the hub, so it holds at most one entry per frame in hand.
+    var writes: [Int: PendingWrite] = [:]
     /// Node address → the connection of the link to it.
     var links: [String: Int] = [:]
     /// Id of a message sent over a link → the local name that sent it, to route errors back.
@@ -136,9 +139,16 @@ public actor SignalingHub {
         return handle
     }
 
-    /// One text frame from a connection.
-    public func receive(_ text: String, on connection: Int) async {
-        guard var session = sessions[connection] else { return }
+    /// One text frame from a connection. Returns once the frame is handled — for a chat or a
+    /// recipient's ack, once its write has committed and been answered; that wait happens
+    /// here, outside the hub's actor, which the commit does not enter again (issue 17).
+    public nonisolated func receive(_ text: String, on connection: Int) async {
+        if let write = await receiveFrame(text, on: connection) { await write.wait() }
+    }
+
+    /// ``receive(_:on:)`` on the actor: the write the frame started, if any.
+    private func receiveFrame(_ text: String, on connection: Int) async -> PendingWrite? {
+        guard var session = sessions[connection] else { return nil }
         session.lastSeen = now()
         let allowed = session.limiter.allow(now: session.lastSeen)
         sessions[connection] = session
@@ -147,16 +157,17 @@ public actor SignalingHub {
                        metadata: ["node": "\(session.node ?? "-")", "name": "\(session.name ?? "-")"])
             session.handle.send(errorMessage(SignalingError(.rateLimited, "more than \(Int(configuration.rate)) frames/s (burst \(Int(configuration.burst))); this frame was dropped",
                                                             of: SignalingCodec.peek(text)?.id), to: session.name))
-            return
+            return nil
         }
         let message: SignalingMessage
         do {
             message = try SignalingCodec.decode(text)
         } catch {
             session.handle.send(errorMessage(decodeRefusal(error, text: text, session: session), to: session.name))
-            return
+            return nil
         }
         await handle(message, on: connection)
+        return writes.removeValue(forKey: connection)
     }
 
     /// A binary frame: protocol v1 has none.
@@ -280,15 +291,15 @@ public actor SignalingHub {
 
     // MARK: - Helpers
 
-    func nodeMessage(to: String, _ payload: SignalingPayload, id: String = NodeMessageID.next()) -> SignalingMessage {
+    nonisolated func nodeMessage(to: String, _ payload: SignalingPayload, id: String = NodeMessageID.next()) -> SignalingMessage {
         SignalingMessage(id: id, from: SignalingProtocol.nodeAddress, to: to, payload: payload)
     }
 
-    func errorMessage(_ error: SignalingError, to name: String?) -> SignalingMessage {
+    nonisolated func errorMessage(_ error: SignalingError, to name: String?) -> SignalingMessage {
         nodeMessage(to: name ?? "", .error(ErrorBody(error)))
     }
 
-    func ack(_ id: String, _ status: AckStatus = .ok, to name: String) -> SignalingMessage {
+    nonisolated func ack(_ id: String, _ status: AckStatus = .ok, to name: String) -> SignalingMessage {
         nodeMessage(to: name, .ack(AckBody(of: id, status: status)))
     }
 

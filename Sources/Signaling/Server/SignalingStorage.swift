@@ -59,6 +59,14 @@ public protocol SignalingStorage: Sendable {
     func isRemoteMember(_ member: String, of room: String) async throws(SignalingError) -> Bool
 
     // Messages (docs/protocol.md "Delivery guarantees").
+    /// The key bound to `name` when a cache has it (nil: ask ``key(of:)``), without waiting.
+    func cachedKey(of name: String) -> String?
+    /// A chat message's duplicate check and store as one write; `then` runs once it is durable
+    /// (or failed), on any thread.
+    func enqueueChat(sender: String, id: String, recipients: [String], frame: String,
+                     then: @escaping @Sendable (Result<SignalingStore.Enqueued, SignalingError>) -> Void)
+    /// ``markDelivered(recipient:sender:id:)`` without waiting; `then` runs once it committed.
+    func markDelivered(recipient: String, sender: String, id: String, then: @escaping @Sendable (Result<Void, SignalingError>) -> Void)
     /// Stores one message per recipient, durably; returns the recipients that are new.
     func enqueue(sender: String, id: String, recipients: [String], frame: String, room: String?) async throws(SignalingError) -> [String]
     /// Whether `sender` already sent a message with `id`.
