@@ -82,6 +82,29 @@ private final class Record<T: Sendable>: Sendable {
         await fixture.close()
     }
 
+    /// Durable before the ack (docs/protocol.md "Delivery guarantees"): while the writer holds
+    /// a chat, its sender gets no ack (a ping sent after it is answered first) and the recipient
+    /// nothing; once the ack comes, the message is in the database as any other connection reads it.
+    @Test func theAckComesOnlyAfterTheCommit() async throws {
+        let fixture = try await HubFixture()
+        let peers = try await fixture.loggedIn("alice", "bob")
+        let (alice, bob) = (peers[0].peer, peers[1].peer)
+        let gate = try await WriterGate(fixture.store)
+        let sending = Task { await alice.send(.chat(ChatBody(text: "hi")), to: "bob", id: "m1") }
+        try await waitFor("the chat to wait for the writer") { fixture.store.writer.queuedCount == 1 ? true : nil }
+        await alice.send(.ping, id: "marker")
+        try await alice.expectNext(id: "marker", "the pong before any ack")
+        #expect(try await fixture.store.pending(for: "bob").isEmpty)
+        gate.release()
+        await sending.value
+        let ack = try await alice.ack()
+        #expect(ack.of == "m1" && ack.status == .ok)
+        #expect(try await fixture.store.pending(for: "bob").map(\.id) == ["m1"])
+        let delivered = try await bob.next { $0.type == .chat ? $0 : nil }
+        #expect(delivered.id == "m1")
+        await fixture.close()
+    }
+
     /// The same bound on the store alone: a write beyond `writeQueue` is refused synchronously.
     @Test func aWriteBeyondTheQueueIsRefused() async throws {
         var limits = StoreLimits()

@@ -79,6 +79,8 @@ final class StoreWriter: Sendable {
     var commitCount: Int { queue.locked { $0.commits } }
     /// Writes committed so far.
     var writeCount: Int { queue.locked { $0.written } }
+    /// Writes waiting for the next transaction now.
+    var queuedCount: Int { queue.locked { $0.jobs.count } }
 
     /// Queues `body` for the next transaction and calls `then` on the writer's thread once that
     /// transaction has committed — with the body's result or error, or with `internalError`
