@@ -236,6 +236,15 @@ def scenario(binary, members, workdir):
            "bob (m2) receives alice's chat sent at m1")
     bob.client.send("ack", {"of": id_, "sender": "alice"})
 
+    # A room: membership in the shared store, its chat to a member online at another member.
+    for peer in (alice, bob):
+        answer = peer.client.reply(peer.client.send("join", {"room": "#ops"}))
+        expect(answer["type"] == "ack", f"{peer.name} joins #ops at {peer.url.split('/')[2]}")
+    id_ = alice.client.send("chat", {"text": "to the room"}, to="#ops")
+    got = bob.client.next(lambda m: m["type"] == "chat" and m["to"] == "#ops", what="room chat")
+    expect(got["id"] == id_ and got["body"]["text"] == "to the room", "bob (m2) receives alice's #ops message posted at m1")
+    bob.client.send("ack", {"of": id_, "sender": "alice"})
+
     # Call setup across members: the callee's member must know the call rings there.
     call = uuid.uuid4().hex
     alice.client.send("call", conformance.signed(alice.key, "call", "alice", "bob", call, kind="audio"), to="bob")
