@@ -179,6 +179,7 @@ struct SignalingService: Service {
                 group.addTask { try? await gracefulShutdown() }
                 try await group.next()
                 group.cancelAll()
+                await cluster?.leave()
                 routing.cancel()
             }
         } else {

@@ -115,6 +115,23 @@ public final class ClusterRouter: ClusterRouting {
         }
     }
 
+    /// A graceful stop (SIGTERM): this member's names go offline everywhere now, not when its
+    /// heartbeat is found stale, and every member delivers from the store what waits for the
+    /// names that move to it.
+    public func leave() async {
+        do {
+            try await store.guarded {
+                try await client.query("""
+                    WITH gone AS (DELETE FROM cluster_members WHERE member = \(member) RETURNING member),
+                         cleared AS (DELETE FROM presence WHERE member = \(member))
+                    SELECT pg_notify(\(Self.clusterChannel), 'gone ' || \(member))
+                    """, logger: logger)
+            }
+        } catch {
+            logger.error("cluster: cannot say goodbye", metadata: ["error": "\(error.reason)"])
+        }
+    }
+
     /// Who is online at the other members now.
     func onlineElsewhere() async throws(SignalingError) -> [String: Set<String>] {
         var online: [String: Set<String>] = [:]
