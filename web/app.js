@@ -11,6 +11,8 @@ import { CallControls, listDevices } from './controls.js';
 import { currentLanguage, formatTime, initialLanguage, setLanguage, t } from './i18n.js';
 import { Ringer, askNotificationPermission, unlockAudio } from './ringer.js';
 import { Devices } from './devices.js';
+import { RoomCalls } from './roomcall.js';
+import { RoomCallView } from './roomview.js';
 
 const $ = (id) => document.getElementById(id);
 const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,31}(@.+)?$/;
@@ -46,6 +48,11 @@ const rooms = new Rooms(app, {
   saved: (key, fallback) => saved(key, fallback),
   save: (key, value) => save(key, value),
   log: (event, detail) => log(event, detail),
+  callBadge: (room) => {
+    const state = roomCalls.known.get(room);
+    if (!state) return '';
+    return t(roomCalls.own?.room === room ? 'roomCall.badgeYou' : 'roomCall.badge', { n: state.participants.length });
+  },
 });
 
 function log(event, detail = {}) {
@@ -65,6 +72,35 @@ function save(key, value) {
   localStorage.setItem(key, JSON.stringify(value));
 }
 
+// Room calls (roomcall.js: state and pairwise calls; roomview.js: what the page shows).
+const roomCalls = new RoomCalls(app, {
+  newPair: (options) => new Call({ client: app.client, identity: app.identity, pins: app.pins, relayOnly: app.relayOnly, ...options }),
+  render: () => {
+    roomView.render();
+    renderContacts();
+  },
+  ring: (ringing) => {
+    if (app.autoAccept) {
+      roomCalls.stopRinging();
+      return roomCalls.startOrJoin(ringing.room).catch((error) => log('room-call', { error: String(error.message || error) }));
+    }
+    app.ringer.start({ title: t('roomCall.ringTitle'), body: roomView.ringText(ringing) });
+    roomView.ring(ringing);
+  },
+  stopRing: () => {
+    if (!app.call) app.ringer.stop();
+    roomView.stopRing();
+  },
+  busy: () => !!app.call,
+  log: (event, detail) => log(event, detail),
+});
+const roomView = new RoomCallView(roomCalls, {
+  selected: () => app.selected,
+  select: (address) => selectContact(address),
+  busy: () => !!app.call,
+  offline: () => app.client?.state !== 'online',
+});
+
 // Linking, the device list and key backups (devices.js).
 const devices = new Devices({ app, login: (node, name) => login(node, name), log });
 
@@ -75,6 +111,7 @@ async function login(nodeText, name) {
   if (!NAME_PATTERN.test(name) || name.includes('@')) throw new Error(t('login.badName'));
   const url = normalizeNodeURL(nodeText);
   if (app.call) await app.call.hangup('logged out').catch(() => {});
+  await roomCalls.leave().catch(() => {});
   if (app.client) app.client.stop();
   forgetSession();
   app.identity = await loadIdentity(name);
@@ -116,6 +153,7 @@ async function login(nodeText, name) {
 async function logout() {
   // The hangup must leave before the socket closes.
   if (app.call) await app.call.hangup('logged out').catch(() => {});
+  await roomCalls.leave().catch(() => {});
   if (app.client) app.client.stop();
   localStorage.removeItem('meshnode.session');
   forgetSession();
@@ -146,6 +184,8 @@ function forgetSession() {
   app.lastCall = null;
   app.lastCallStats = null;
   app.shownStats = null;
+  roomCalls.reset();
+  roomView.render();
   app.ringer.stop();
   devices.loggedOut();
   if ($('incoming').open) $('incoming').close();
@@ -227,7 +267,9 @@ function addContact(address) {
   address = address.trim();
   if (!app.identity || !address || address === app.identity.name) return false;
   if (!app.contacts.has(address) || app.contacts.get(address).stranger) {
-    app.contacts.set(address, { status: 'offline', key: null });
+    // A room member is followed already (no second presence comes): its presence so far.
+    const member = [...app.rooms.values()].some((room) => room.members.has(address));
+    app.contacts.set(address, { status: member ? rooms.status(address) : 'offline', key: null });
     saveContacts();
   }
   app.client?.subscribe([address]);
@@ -283,6 +325,7 @@ function selectContact(address) {
   renderChatTitle();
   renderContacts();
   rooms.renderMembers();
+  roomView.render();
   renderMessages();
 }
 
@@ -350,7 +393,7 @@ function renderContacts() {
       button.setAttribute('aria-label', t(`kind.${kind}.label`, { peer: address }));
       button.dataset.kind = kind;
       button.dataset.focusKey = `${address} ${kind}`;
-      button.disabled = contact.status !== 'online' || !!app.call || app.client?.state !== 'online';
+      button.disabled = contact.status !== 'online' || !!app.call || roomCalls.active || app.client?.state !== 'online';
       button.onclick = () => {
         app.returnFocus = button.dataset.focusKey;
         placeCall(address, kind).catch((error) => showCallStatus('call.failed', { error: error.message }));
@@ -720,7 +763,7 @@ function renderQuality(summary) {
 }
 
 async function placeCall(peer, kind) {
-  if (app.call) throw new Error(t('call.alreadyInCall'));
+  if (app.call || roomCalls.active) throw new Error(t('call.alreadyInCall'));
   if (!app.client || app.client.state !== 'online') throw new Error(t('call.notConnected'));
   const call = newCall({ peer, id: newId('call'), kind, role: 'caller' });
   try {
@@ -735,6 +778,8 @@ async function placeCall(peer, kind) {
 /** Every message after login: call setup goes to the call it belongs to, after the checks. */
 async function message(msg) {
   if (devices.message(msg)) return;
+  if (msg.type === 'room-call-state') return roomCalls.stateReceived(msg);
+  if (msg.type === 'timeout' && roomCalls.pair(msg.body?.call)) return roomCalls.pair(msg.body.call).handle('timeout', {});
   if (msg.type === 'timeout' && app.call && msg.body?.call === app.call.id) return app.call.handle('timeout', {});
   if (msg.type === 'error' && app.call && msg.body?.code === 'unavailable' && app.call.state === 'ringing-out') {
     return app.call.end('unavailable');
@@ -749,11 +794,21 @@ async function message(msg) {
     return;
   }
   const { payload, key } = opened;
+  // A pairwise call of our room call: the same binding to its other party as any call.
+  const pair = roomCalls.pair(payload.call);
+  if (pair) {
+    if (!pair.receive(msg.type, payload, msg.from, key)) refuse(msg, `not from ${pair.peer} with the key of call ${pair.id}`);
+    return;
+  }
   // A call's messages come from its other party only: full address and key (docs/web.md).
   if (app.call && app.call.id === payload.call) {
     if (!app.call.receive(msg.type, payload, msg.from, key)) refuse(msg, `not from ${app.call.peer} with the key of call ${app.call.id}`);
     return;
   }
+  if (msg.type === 'call' && roomCalls.incoming(msg.from, key, payload)) return;
+  // A call tagged with a room call that is not ours (any more: left, or reloaded and not joined
+  // again) never rings as a one-to-one call: busy, and the caller's pair ends.
+  if (msg.type === 'call' && (payload.room !== undefined || payload.roomCall !== undefined)) return answerBusy(msg.from, payload.call, 'not in that room call');
   if (msg.type === 'call') return incoming(msg.from, key, payload);
   refuse(msg, `no call ${String(payload.call).slice(0, 64)} here`);
 }
@@ -768,13 +823,14 @@ function refuse(msg, reason) {
   log('refused', { type: msg.type, from: msg.from, code: 'not-party', reason });
 }
 
+async function answerBusy(from, call, reason) {
+  const body = await signBody(app.identity, { type: 'busy', from: app.identity.name, to: from, call, ts: Date.now() / 1000, reason });
+  app.client.send('busy', from, body);
+  log('busy', { from, call, reason });
+}
+
 async function incoming(from, key, payload) {
-  if (app.call) {
-    const body = await signBody(app.identity, { type: 'busy', from: app.identity.name, to: from, call: payload.call, ts: Date.now() / 1000, reason: 'in another call' });
-    app.client.send('busy', from, body);
-    log('busy', { from, call: payload.call });
-    return;
-  }
+  if (app.call || roomCalls.active) return answerBusy(from, payload.call, 'in another call');
   if (!['audio', 'video', 'desktop'].includes(payload.kind)) return;
   // A caller who is not a contact stays one: being called does not make a contact.
   const call = newCall({ peer: from, peerKey: key, id: payload.call, kind: payload.kind, role: 'callee' });
@@ -804,6 +860,7 @@ function retranslate() {
   if (app.call) $('incoming-text').textContent = incomingText(app.call);
   renderChatTitle();
   rooms.renderMembers();
+  roomView.render();
   if (app.shownStats) $('stats').replaceChildren(...describe(app.shownStats, t).map((line) => Object.assign(document.createElement('li'), { textContent: line })));
   renderContacts();
   renderMessages();
@@ -837,6 +894,7 @@ function wire() {
   $('logout').onclick = logout;
   devices.wire();
   $('take-back').onclick = takeBack;
+  roomView.wire((error) => showError(error.key ? t(error.key, error.params ?? { error: error.message }) : t('roomCall.failed', { error: error.message || String(error) })));
   $('contact-form').onsubmit = (e) => {
     e.preventDefault();
     addContact($('contact-name').value);
@@ -923,6 +981,11 @@ window.meshnodeTest = {
     app.relayOnly = !!on;
   },
   chat: (to, text) => sendChat(to, text).id,
+  roomCall: (room, kind = 'video') => roomCalls.startOrJoin(room, kind),
+  leaveRoomCall: () => roomCalls.leave(),
+  roomCallMute: (on = true) => roomCalls.setMuted(on),
+  roomCallShare: (on = true) => (on ? roomCalls.startSharing() : roomCalls.stopSharing()),
+  roomCalls: () => roomCalls.view(),
   joinRoom: (room) => rooms.join(room),
   leaveRoom: (room) => rooms.leave(room),
   loadOlder: (room) => rooms.loadOlder(room),

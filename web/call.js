@@ -180,11 +180,14 @@ export async function localMedia(kind, role) {
  * setup-failed, sharing-stopped. `reason` is `code` or `code: detail`, for logs and tests.
  */
 export class Call extends EventTarget {
-  constructor({ client, identity, pins, peer, peerKey = null, id, kind, role, relayOnly = false }) {
+  constructor({ client, identity, pins, peer, peerKey = null, id, kind, role, relayOnly = false, stream = null, tags = null }) {
     super();
     // peerKey: the key the other party signs with — the caller's from its `call`, the
-    // callee's from its `accept` (set in step()).
-    Object.assign(this, { client, identity, pins, peer, peerKey, id, kind, role, relayOnly });
+    // callee's from its `accept` (set in step()). stream: local media shared with other calls
+    // (a room call's pairwise calls, roomcall.js), which this call uses but never stops. tags:
+    // fields added to the signed `call` (`room`, `roomCall`).
+    Object.assign(this, { client, identity, pins, peer, peerKey, id, kind, role, relayOnly, tags });
+    this.sharedStream = stream;
     this.state = 'new';
     this.reason = '';
     this.code = '';
@@ -231,7 +234,7 @@ export class Call extends EventTarget {
    */
   async start(ring = 30) {
     this.set('ringing-out');
-    const stream = await localMedia(this.kind, 'caller');
+    const stream = this.sharedStream || await localMedia(this.kind, 'caller');
     if (this.state === 'ended') {
       for (const track of stream.getTracks()) track.stop();
       return;
@@ -239,9 +242,9 @@ export class Call extends EventTarget {
     this.localStream = stream;
     this.dispatchEvent(new CustomEvent('local-stream', { detail: this.localStream }));
     // A shared screen that the user stops (browser's "Stop sharing") ends the call.
-    for (const track of this.localStream.getTracks()) track.onended = () => this.hangup('sharing stopped', 'sharing-stopped');
+    if (!this.sharedStream) for (const track of this.localStream.getTracks()) track.onended = () => this.hangup('sharing stopped', 'sharing-stopped');
     this.ringSent = true;
-    await this.sendSigned('call', { kind: this.kind, ring });
+    await this.sendSigned('call', { kind: this.kind, ring, ...this.tags });
   }
 
   /** Callee: get media and accept; the caller's offer follows. */
@@ -249,7 +252,7 @@ export class Call extends EventTarget {
     if (this.state !== 'ringing-in') return;
     this.set('connecting');
     try {
-      this.localStream = await localMedia(this.kind, 'callee');
+      this.localStream = this.sharedStream || await localMedia(this.kind, 'callee');
     } catch (error) {
       await this.reject(`no media: ${error.message}`, 'no-media', error.message);
       throw error;
@@ -286,7 +289,7 @@ export class Call extends EventTarget {
     if (this.state === 'ended') return;
     clearInterval(this.statsTimer);
     if (this.pc) this.pc.close();
-    if (this.localStream) for (const t of this.localStream.getTracks()) t.stop();
+    if (this.localStream && !this.sharedStream) for (const t of this.localStream.getTracks()) t.stop();
     this.set('ended', code, detail);
   }
 

@@ -32,7 +32,8 @@ export function conversationOf(m) {
 /**
  * The room features of the page. `app` is the page's state; `ui` gives the page's own drawing
  * and saving functions: renderMessages(keepScroll), renderContacts(), announce(text),
- * select(address), saveMessages(conversation), saved(key, fallback), save(key, value), log(event, detail).
+ * select(address), saveMessages(conversation), saved(key, fallback), save(key, value), log(event, detail),
+ * callBadge(room) (the words for a call running in the room, or '').
  */
 export class Rooms {
   constructor(app, ui) {
@@ -278,6 +279,11 @@ export class Rooms {
       if (room === app.selected) who.setAttribute('aria-current', 'true');
       who.onclick = () => this.ui.select(room);
       const badge = unreadBadge(unread);
+      // A call runs there: said in the list too, so that it can be seen without opening the room.
+      const call = document.createElement('span');
+      call.className = 'room-call-badge';
+      call.textContent = this.ui.callBadge?.(room) ?? '';
+      call.hidden = !call.textContent;
       const leave = document.createElement('button');
       leave.type = 'button';
       leave.className = 'leave';
@@ -285,7 +291,7 @@ export class Rooms {
       leave.setAttribute('aria-label', t('rooms.leaveLabel', { room }));
       leave.dataset.focusKey = `${room} leave`;
       leave.onclick = () => this.leave(room).catch((error) => showError(error.message));
-      item.append(mark, who, leave, badge);
+      item.append(mark, who, leave, badge, call);
       list.append(item);
     }
     if (focused) [...list.querySelectorAll('[data-focus-key]')].find((el) => el.dataset.focusKey === focused)?.focus();

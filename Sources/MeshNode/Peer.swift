@@ -323,8 +323,17 @@ public actor Peer {
         // A pairwise call of this peer's room call, from a participant it verified: taken at
         // once, beside the other pairwise calls (docs/rooms.md "Join, leave, ring, end").
         if isRoomCallPartner(payload) {
+            // The same participant (name and key) calls again: it reloaded its page or
+            // restarted, so its side of the old pairwise call is gone; the new one replaces it.
+            if let old = roomCallPairs[payload.from] { await calls[old]?.hangup() }
             roomCallPairs[payload.from] = payload.call
             if (try? await answer(payload)) != nil { sink.yield(.answered(payload, .accept)) }
+            return
+        }
+        // Tagged with a room call that is not this peer's (any more): never a one-to-one call.
+        if payload.room != nil || payload.roomCall != nil {
+            try? await client.callSetup(.busy, to: payload.from, call: payload.call, reason: "not in that room call")
+            sink.yield(.answered(payload, .busy))
             return
         }
         if !calls.isEmpty || ringing.count >= Self.maxRinging {
@@ -469,10 +478,10 @@ public actor Peer {
     }
 
     /// Whether `payload` is a `call` of this peer's room call from a participant (by name and
-    /// key, as the node's state listed it) with which this peer has no pairwise call yet.
+    /// key, as the node's state listed it) other than the pairwise call this peer has with it.
     private func isRoomCallPartner(_ payload: CallPayload) -> Bool {
         guard let own = ownRoomCall, payload.room == own.room, payload.roomCall == own.call,
-              let state = roomCalls[own.room], state.call == own.call, roomCallPairs[payload.from] == nil else { return false }
+              let state = roomCalls[own.room], state.call == own.call, roomCallPairs[payload.from] != payload.call else { return false }
         return state.participants.contains { $0.name == payload.from && $0.key == payload.key }
     }
 }

@@ -9,6 +9,7 @@ test depends on the page's layout. Used three ways:
   scenario reconnect             the node is restarted by the caller of this script
   answer / call                  one page as a peer for interop tests with `meshnode call`/`join`
   guard                          one page in a call while the test plays a third party
+  room                           one page in a room call with CLI peers (RoomCallBrowserTests)
 
 Every mode prints one JSON object per line; the last line is the result. Exit 0 means passed.
 """
@@ -1587,6 +1588,152 @@ def check_rooms(args, suffix):
 PAGE_CHECKS["rooms"] = check_rooms
 
 
+# The page's check of a room call's participants (web/roomcall.js verifyParticipants), run
+# inside a page with real Ed25519 identities, playing a node that lies: it may list only
+# participants whose own signed start/join verifies for this call and room under the key pinned
+# for the name. Each forgery must be refused; the honest entry is kept.
+ROOM_CALL_PROBE = """
+const done = arguments[arguments.length - 1];
+(async () => {
+  const { verifyParticipants, signRoomCall } = await import('/roomcall.js');
+  const { KeyPins } = await import('/call.js');
+  const { loadIdentity } = await import('/identity.js');
+  const a = await loadIdentity('rc-probe-a');
+  const b = await loadIdentity('rc-probe-b');
+  const mallory = await loadIdentity('rc-probe-m');
+  const memory = new Map();
+  const pins = new KeyPins('probe:1', { getItem: (k) => memory.get(k) ?? null, setItem: (k, v) => memory.set(k, v) });
+  pins.check('rc-probe-b', b.publicKey);
+  const ts = Date.now() / 1000;
+  const fields = (who, extra = {}) => ({ action: 'join', from: who.name, room: '#r', call: 'rc-1', ts, ...extra });
+  const honest = await signRoomCall(a, fields(a, { action: 'start', kind: 'video' }));
+  const tampered = { ...(await signRoomCall(b, fields(b))) };
+  tampered.payload = tampered.payload.replace('"rc-1"', '"rc-1" ');
+  const cases = {
+    tampered,
+    otherCall: await signRoomCall(b, fields(b, { call: 'rc-2' })),
+    otherRoom: await signRoomCall(b, fields(b, { room: '#elsewhere' })),
+    keyChanged: await signRoomCall({ ...mallory, name: 'rc-probe-b', sign: (t) => mallory.sign(t), publicKey: mallory.publicKey }, fields({ name: 'rc-probe-b' })),
+    leave: await signRoomCall(b, fields(b, { action: 'leave' })),
+    duplicate: honest,
+    unendorsedDevice: { ...(await signRoomCall(mallory, fields({ name: 'rc-probe-c' }))), owner: b.publicKey },
+  };
+  const result = {};
+  for (const [name, forged] of Object.entries(cases)) {
+    const { participants, refused } = await verifyParticipants({ room: '#r', call: 'rc-1', participants: [honest, forged] }, pins);
+    result[name] = { kept: participants.map((p) => p.name), refused };
+  }
+  return result;
+})().then(done, (e) => done({ error: String(e) }));
+"""
+
+
+def check_roomcall(args, suffix):
+    """A room call by clicks, three pages (alice, bob, carol in one room): alice presses *Video
+    call*; bob is rung (dialog and tone) and presses *Join*; carol presses *Not now*, then sees
+    *Call running, 2 in* with *Join* and presses it; each grid has three tiles with names and
+    pictures; alice presses *Share screen* and her tile is large on bob's and carol's pages;
+    carol's page in Chinese shows no English; *Leave call* by each ends the call for the room.
+    axe-core (0 violations) and a screenshot in each new state at both sizes."""
+    alice, bob, carol = open_pages(args.url, [f"alice-{suffix}", f"bob-{suffix}", f"carol-{suffix}"])
+    results = []
+    english = alice.messages("en")
+    # Three pages each encoding and decoding two videos: axe-core over such a page takes its
+    # time on a loaded machine (the default 30 s script timeout was seen to pass).
+    for page in (alice, bob, carol):
+        page.driver.set_script_timeout(120)
+    try:
+        probe = alice.driver.execute_async_script(ROOM_CALL_PROBE)
+        emit("room-call-probe", **probe)
+        expect("error" not in probe, f"the probe failed: {probe}")
+        for case, outcome in probe.items():
+            expect(outcome == {"kept": ["rc-probe-a"], "refused": 1}, f"a lying node's {case} participant was not refused: {outcome}")
+        for page in (alice, bob, carol):
+            page.login(page.label)
+        room = f"#call{suffix}"
+        join_by_form(alice, room)
+        for page in (bob, carol):
+            page.hook("joinRoom", room)
+        alice.wait_state("three members", lambda s: len(s["rooms"][room]["members"]) == 3)
+        none = english["roomCall.none"].replace("{room}", room)
+        wait_text(alice, "#room-call-line", none)
+        names = {b.get_attribute("id"): b.accessible_name for b in alice.elements("#room-call-box button") if b.is_displayed()}
+        expect(names == {"room-call-audio": english["roomCall.start.audio.label"].replace("{room}", room),
+                         "room-call-video": english["roomCall.start.video.label"].replace("{room}", room)}, f"the room's call buttons are {names}")
+        audit(alice, "room call none", args, results)
+        alice.click("#room-call-video")
+        wait_for("alice's grid", lambda: alice.shown("#room-grid li.tile"))
+        audit(alice, "room call waiting", args, results)
+        for page in (bob, carol):
+            wait_for(f"{page.label} rung", lambda page=page: page.js("return document.getElementById('room-ring').open")
+                     and page.state()["ringing"]["tone"])
+        ring = english["roomCall.ring.video"].replace("{peer}", alice.label).replace("{room}", room)
+        expect(bob.text("#room-ring-text") == ring, f"bob's ring says {bob.text('#room-ring-text')!r}")
+        expect(bob.element("#room-ring").accessible_name == english["roomCall.ringTitle"], "the ring dialog has no name")
+        # The rooms list says a call runs there, without opening the room.
+        badge = f'#room-list li[data-room="{room}"] .room-call-badge'
+        wait_for("the call in carol's rooms list", lambda: carol.shown(badge) and carol.text(badge).startswith(english["roomCall.badge"].split("{n}")[0]))
+        audit(bob, "room call ringing", args, results)
+        bob.click("#room-ring-join")
+        carol.click("#room-ring-decline")
+        wait_for("carol's ring over", lambda: not carol.js("return document.getElementById('room-ring').open") and not carol.state()["ringing"]["tone"])
+        carol.hook("select", room)
+        running = english["roomCall.running"].replace("{room}", room).replace("{n}", "2")
+        wait_for("carol sees the running call", lambda: carol.text("#room-call-line").startswith(running.split("{names}")[0]))
+        audit(carol, "room call running", args, results)
+
+        def decoding(page, others):
+            pairs = room_pairs(page)
+            return len([p for p in pairs.values() if p["state"] == "connected" and (p.get("stats") or {}).get("video", {}).get("framesDecoded", 0) > 0]) >= others
+        wait_for("alice and bob see each other", lambda: decoding(alice, 1) and decoding(bob, 1))
+        carol.click("#room-call-join")
+        for page in (alice, bob, carol):
+            wait_for(f"{page.label}: two others decoded", lambda page=page: decoding(page, 2))
+            wait_for(f"{page.label}: three tiles", lambda page=page: len(page.elements("#room-grid li.tile")) == 3)
+        tiles = sorted(t.get_attribute("data-name") for t in bob.elements("#room-grid li.tile"))
+        expect(tiles == sorted([alice.label, bob.label, carol.label]), f"bob's tiles: {tiles}")
+        audit(bob, "in a room call", args, results)
+        alice.click("#room-share")
+        for page in (bob, carol):
+            wait_for(f"{page.label}: alice's screen large", lambda page=page: page.elements(f'#room-grid li.tile.large[data-name="{alice.label}"]'))
+        sharing = english["roomCall.sharing"].replace("{peer}", alice.label)
+        wait_text(bob, "#room-call-status", sharing)
+        audit(bob, "room call sharing", args, results)
+        carol.hook("setLanguage", "zh")
+        left = english_left(carol, english, carol.messages("zh"))
+        expect(not left, f"English left on carol's Chinese room call: {left}")
+        carol.hook("setLanguage", "en")
+        alice.click("#room-leave")
+        # bob, in the room call, answers a one-to-one call busy; his room call goes on.
+        alice.hook("addContact", bob.label)
+        alice.wait_online(bob.label)
+        alice.place_call(bob.label, "audio")
+        busy = alice.wait_state("the call answered busy", lambda s: s["lastCall"] if s["call"] is None and s["lastCall"] else None)
+        expect(busy["code"] == "busy" and not bob.js("return document.getElementById('incoming').open"), f"bob in a room call: {busy}")
+        for page in (bob, carol):
+            wait_for(f"{page.label}: alice's tile gone", lambda page=page: len(page.elements("#room-grid li.tile")) == 2)
+        still = english["roomCall.running"].split("{n}")[0].replace("{room}", room)
+        wait_for("alice back to the room's line", lambda: alice.text("#room-call-line").startswith(still))
+        bob.click("#room-leave")
+        carol.click("#room-leave")
+        wait_text(alice, "#room-call-line", none)
+        view = alice.hook("roomCalls")
+        expect(view["own"] is None and room not in view["known"], f"the call did not end: {view}")
+    except Exception:
+        dump_pages([alice, bob, carol], args)
+        raise
+    finally:
+        for page in (alice, bob, carol):
+            page.close()
+    bad = [f"{r['state']} {r['size']}: {r['details']} {r['smallTargets']}" for r in results if r["violations"] or r["smallTargets"]]
+    expect(not bad, "accessibility problems:\n" + "\n".join(bad))
+    return {"states": {f"{r['state']} {r['size']}": r["violations"] for r in results}, "screenshots": len(results),
+            "directory": os.path.abspath(os.path.join(args.artifacts, "page-states")), "probe": probe, "busy": busy["code"]}
+
+
+PAGE_CHECKS["roomcall"] = check_roomcall
+
+
 # ---- one page as a peer (interop with `meshnode call` / `meshnode join`) -------------------------
 
 def run_answer(args):
@@ -1721,6 +1868,106 @@ def run_guard(args):
         page.close()
 
 
+def room_pairs(page):
+    """The page's pairwise calls in its room call: name → {state, stats}."""
+    own = (page.hook("roomCalls") or {}).get("own") or {}
+    return own.get("pairs") or {}
+
+
+def run_room(args):
+    """Log in as NAME, join ROOM, start its call (or join the running one) with KIND, wait for
+    OTHERS participants, each connected with its video decoded (framesDecoded advancing per
+    participant) and its audio arriving (packets and energy growing); optionally share the screen;
+    then hold until the others leave (or SECONDS), leave, and report per participant."""
+    page = Page(args.url, args.name)
+    try:
+        return room_call(page, args)
+    except Exception:
+        dump_pages([page], args)
+        raise
+    finally:
+        page.close()
+
+
+def room_call(page, args):
+    """The steps of `room` on an open page (run_room dumps the page when one fails)."""
+    login = page.login(args.name)
+    page.hook("joinRoom", args.room)
+    started = time.monotonic()
+    call = page.js("return window.meshnodeTest.roomCall(arguments[0], arguments[1]).then(r => r, e => ({error: String(e.message || e)}))",
+                   args.room, args.kind)
+    if isinstance(call, dict):
+        raise Failure(f"{args.name}: cannot start or join the call of {args.room}: {call['error']}")
+    emit("in-call", name=args.name, loginMs=login["loginMs"], call=call)
+
+    def everyone():
+        pairs = room_pairs(page)
+        live = {n: p for n, p in pairs.items() if p["state"] == "connected" and p.get("stats")
+                and p["stats"]["video"]["framesDecoded"] > 0 and p["stats"]["audio"]["packetsReceived"] > 0}
+        return live if len(live) >= args.others else None
+    wait_for(f"{args.others} participants connected and decoding", everyone, timeout=args.wait)
+    setup_ms = round((time.monotonic() - started) * 1000)
+    # From here, each participant's frames, audio packets and sound energy must grow (the
+    # tone or beep is heard, not only packets); a loaded machine may take a few seconds.
+    before = room_pairs(page)
+    measured = time.monotonic()
+
+    def grown():
+        after = room_pairs(page)
+        growth = {}
+        for name, pair in after.items():
+            if name not in before or not pair.get("stats") or not before[name].get("stats"):
+                continue
+            was, now = before[name]["stats"], pair["stats"]
+            growth[name] = {"framesDecoded": now["video"]["framesDecoded"] - was["video"]["framesDecoded"],
+                            "audioPackets": now["audio"]["packetsReceived"] - was["audio"]["packetsReceived"],
+                            "audioEnergy": round(now["audio"]["totalAudioEnergy"] - was["audio"]["totalAudioEnergy"], 6),
+                            "frameSize": frame_size(now), "path": now["path"]}
+        done = len(growth) >= args.others and time.monotonic() - measured >= 2 and all(
+            g["framesDecoded"] > 0 and g["audioPackets"] > 0 and g["audioEnergy"] > 0 for g in growth.values())
+        return growth if done else None
+    growth = wait_for("frames and sound growing from everyone", grown, interval=0.5)
+    window_ms = round((time.monotonic() - measured) * 1000)
+    emit("decoding", growth=growth, setupMs=setup_ms, windowMs=window_ms)
+    shots = {"grid": page.screenshot(args.artifacts, f"room-call-{args.name}.png")}
+    shared = None
+    if args.share:
+        # A click, as a person shares (getDisplayMedia wants a user gesture).
+        page.click("#room-share")
+        shared = wait_for("the screen shown large", lambda: (page.hook("roomCalls") or {}).get("own", {}).get("sharer") == args.name
+                          and page.js("return !!document.querySelector('#room-grid .tile.large')"))
+        shots["sharing"] = page.screenshot(args.artifacts, f"room-call-{args.name}-sharing.png")
+        emit("shared")
+    rejoined = None
+    if args.reload:
+        # A reload mid-call: the page logs in again by itself and shows the call running;
+        # joining again calls everyone, who replace their pair with the page's old self.
+        page.driver.refresh()
+        wait_for(f"{args.name}: the page's test hook", lambda: page.js("return !!window.meshnodeTest"))
+        wait_for(f"{args.name}: logged in again", lambda: page.state()["connection"] == "online")
+        wait_for(f"{args.name}: the running call known", lambda: args.room in (page.hook("roomCalls") or {}).get("known", {}))
+        again = page.js("return window.meshnodeTest.roomCall(arguments[0], arguments[1]).then(r => r, e => ({error: String(e.message || e)}))",
+                        args.room, args.kind)
+        if isinstance(again, dict):
+            raise Failure(f"{args.name}: cannot join again after the reload: {again['error']}")
+        began = time.monotonic()
+        wait_for(f"{args.others} participants again after the reload", everyone, timeout=args.wait)
+        rejoined = {"sameCall": again == call, "ms": round((time.monotonic() - began) * 1000),
+                    "frames": {n: p["stats"]["video"]["framesDecoded"] for n, p in room_pairs(page).items() if p.get("stats")}}
+        emit("rejoined", **rejoined)
+    # Hold until the others left (the CLIs leave after their --duration), at most SECONDS.
+    deadline = time.monotonic() + args.seconds
+    while time.monotonic() < deadline and len(room_pairs(page)) > args.stay_with:
+        time.sleep(0.5)
+    final = {name: {"state": p["state"], "stats": summary(p.get("stats"))} for name, p in room_pairs(page).items()}
+    view = page.hook("roomCalls")
+    page.hook("leaveRoomCall")
+    left = wait_for("the room call left", lambda: (page.hook("roomCalls") or {}).get("own") is None)
+    return {"room": args.room, "call": call, "setupMs": setup_ms, "growth": growth, "windowMs": window_ms, "final": final, "screenshots": shots,
+            "participants": view["known"].get(args.room, {}).get("participants"), "shared": shared is not None, "left": left,
+            "rejoined": rejoined}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", required=True, help="the node's page, http://HOST:PORT/")
@@ -1755,6 +2002,16 @@ def main():
     page.add_argument("--argon2", help="restore: an Argon2id key backup made by the CLI (the page refuses it)")
     page.add_argument("--passphrase", help="restore: the backups' passphrase")
     page.add_argument("--key", help="restore: the public key the backups hold")
+    room = modes.add_parser("room", help="log in, join ROOM, start or join its call, report what arrives from each participant")
+    room.add_argument("--name", required=True)
+    room.add_argument("--room", required=True)
+    room.add_argument("--kind", choices=["audio", "video"], default="video")
+    room.add_argument("--others", type=int, default=1, help="how many other participants to wait for")
+    room.add_argument("--wait", type=float, default=60, help="how long to wait for them")
+    room.add_argument("--seconds", type=float, default=30, help="how long to hold the call at most, after they came")
+    room.add_argument("--stay-with", type=int, default=0, help="leave once at most this many pairwise calls are left")
+    room.add_argument("--share", action="store_true", help="share the screen once everyone decodes")
+    room.add_argument("--reload", action="store_true", help="reload the page once everyone decodes, join again, wait for everyone again")
     guard = modes.add_parser("guard", help="log in, accept the first call, report what the page refused until it ends")
     guard.add_argument("--name", required=True)
     guard.add_argument("--wait", type=float, default=120, help="how long to wait for the call, and for its end")
@@ -1772,6 +2029,8 @@ def main():
             result = run_page(args)
         elif args.mode == "guard":
             result = run_guard(args)
+        elif args.mode == "room":
+            result = run_room(args)
         else:
             result = run_call(args)
     except Failure as failure:

@@ -40,6 +40,19 @@ struct BrowserPageTests {
         #expect(outcome["videoSwitch"] as? String == "ok" && outcome["audioSwitch"] as? String == "ok", "\(outcome)")
     }
 
+    @Test("room call by clicks, three pages: Video call, rung (dialog and tone), Join and Not now, the running call joined later, grids of three decoding, a shared screen large on the others' pages, Chinese with no English, busy to a one-to-one call, Leave call ends it; a lying node's participants refused; axe-core 0 violations in each state at both sizes")
+    func roomCall() async throws {
+        let outcome = try await runPage("roomcall")
+        let states = outcome["states"] as? [String: Int] ?? [:]
+        #expect(states.count == 12 && states.values.allSatisfy { $0 == 0 }, "\(states)")
+        // A lying node's forged participants (tampered, another call or room, a changed key, a
+        // leave, a repeat, an unendorsed device key) are each refused; the honest one is kept.
+        let probe = outcome["probe"] as? [String: [String: Any]] ?? [:]
+        #expect(probe.count == 7 && probe.values.allSatisfy { $0["refused"] as? Int == 1 && $0["kept"] as? [String] == ["rc-probe-a"] }, "\(probe)")
+        #expect(outcome["busy"] as? String == "busy", "a one-to-one call during a room call: \(outcome["busy"] ?? "-")")
+        print("room-call states (axe violations): \(states); screenshots in \(outcome["directory"] ?? "-")")
+    }
+
     @Test("axe-core (wcag2a, wcag2aa, wcag21a, wcag21aa): no violation in any state at 1280×800 and 390×844, targets of 44 px at phone size; a screenshot of each")
     func accessibility() async throws {
         let outcome = try await runPage("a11y")
