@@ -6,7 +6,9 @@
 #include <unistd.h>
 #include <netinet/in.h>
 #ifdef __linux__
+#include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <netinet/udp.h>
 #ifndef UDP_SEGMENT
@@ -123,7 +125,30 @@ void CUDPShims_eventfd_drain(int fd) {
     (void)got;
 }
 
+int CUDPShims_thread_adopt_process_niceness(void) {
+    /* PRIO_PROCESS with the process id names the main thread; -1 is a valid niceness, so errno
+       tells a failure. */
+    errno = 0;
+    int main_niceness = getpriority(PRIO_PROCESS, (id_t)getpid());
+    if (main_niceness == -1 && errno != 0) return -1;
+    pid_t self = gettid();
+    errno = 0;
+    int own = getpriority(PRIO_PROCESS, (id_t)self);
+    if (own == -1 && errno != 0) return -1;
+    if (own == main_niceness) return 0;
+    return setpriority(PRIO_PROCESS, (id_t)self, main_niceness);
+}
+
+void CUDPShims_thread_set_name(const char *name) {
+    char short_name[16];
+    strncpy(short_name, name, sizeof short_name - 1);
+    short_name[sizeof short_name - 1] = 0;
+    pthread_setname_np(pthread_self(), short_name);
+}
+
 #else
+int CUDPShims_thread_adopt_process_niceness(void) { errno = ENOSYS; return -1; }
+void CUDPShims_thread_set_name(const char *name) { (void)name; }
 int CUDPShims_receive(int fd, CUDPShims_datagram *d, unsigned int c) { (void)fd; (void)d; (void)c; errno = ENOSYS; return -1; }
 int CUDPShims_send_each(int fd, const struct iovec *i, unsigned int c, const struct sockaddr *t, socklen_t tl) { (void)fd; (void)i; (void)c; (void)t; (void)tl; errno = ENOSYS; return -1; }
 ssize_t CUDPShims_send_segmented(int fd, const struct iovec *i, unsigned int c, uint16_t s, const struct sockaddr *t, socklen_t tl) { (void)fd; (void)i; (void)c; (void)s; (void)t; (void)tl; errno = ENOSYS; return -1; }

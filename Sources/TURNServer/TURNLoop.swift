@@ -3,6 +3,7 @@ import Logging
 import MeshCore
 import NIOCore
 import STUN
+internal import CUDPShims
 
 /// The allocations of one event loop and the request processing for the clients on it.
 ///
@@ -53,7 +54,11 @@ final class TURNLoop {
 
     func start() {
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        engine?.start(name: "meshnode-turn-relay")
+        eventLoop.execute {
+            CUDPShims_thread_set_name("mn-turn-loop")
+            adoptProcessNiceness(logger: bound.value.logger, thread: "TURN event loop")
+        }
+        engine?.start(name: "mn-turn-relay")
         metricsTimer = eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
             bound.value.tally.flush(into: bound.value.shared.metrics)
         }

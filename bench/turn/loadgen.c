@@ -244,6 +244,9 @@ static ssize_t stun_transact(int fd, const msg_t *req, uint8_t *resp, size_t cap
 
 /* ---------- echo peer ---------- */
 
+static volatile sig_atomic_t echo_stop;
+static void echo_on_term(int sig) { (void)sig; echo_stop = 1; }
+
 static int mode_echo(const struct sockaddr_in *bind_to, double duration) {
     int fd = udp_socket(bind_to, NULL);
     struct timeval tv = {0, 200000};
@@ -255,9 +258,11 @@ static int mode_echo(const struct sockaddr_in *bind_to, double duration) {
     uint64_t echoed = 0, send_fail = 0;
     uint64_t end = mono_ns() + (uint64_t)(duration * 1e9);
     signal(SIGPIPE, SIG_IGN);
+    /* SIGTERM ends the echo like its deadline does, with its counts printed (bench/soak). */
+    signal(SIGTERM, echo_on_term);
     fprintf(stderr, "loadgen echo: listening on %s:%d\n", inet_ntoa(bind_to->sin_addr), ntohs(bind_to->sin_port));
     /* Bounded by the deadline; each pass takes at most the 200 ms receive timeout. */
-    for (uint64_t pass = 0; pass < 100000000ull && mono_ns() < end; pass++) {
+    for (uint64_t pass = 0; pass < 100000000ull && mono_ns() < end && !echo_stop; pass++) {
         for (int i = 0; i < BATCH; i++) {
             iov[i].iov_base = bufs[i];
             iov[i].iov_len = MAX_PKT;
@@ -281,6 +286,7 @@ static int mode_echo(const struct sockaddr_in *bind_to, double duration) {
         send_fail += (uint64_t)(n - done);
     }
     printf("{\"mode\":\"echo\",\"echoed\":%" PRIu64 ",\"send_failures\":%" PRIu64 "}\n", echoed, send_fail);
+    fflush(stdout);
     return 0;
 }
 
@@ -543,7 +549,13 @@ typedef struct {
     uint32_t *hist;
     uint64_t received, rtt_n, dup;
     uint32_t own_drops_max[MAX_SOCKS];
+    /* Round trips above SLOW_US: per allocation, and when they were sent (ms after the first
+     * send): tells a stall of one allocation or one moment from a slow path as a whole. */
+    uint64_t slow, slow_by_alloc[MAX_SOCKS];
+    double slow_first_ms, slow_last_ms;
 } path_t;
+
+#define SLOW_US 10000
 
 static int mode_relay(const struct sockaddr_in *server, const struct sockaddr_in *peer, const char *user,
                       const char *pass, int nallocs, double rate, int size, double duration, int drain_ms,
@@ -613,6 +625,7 @@ static int mode_relay(const struct sockaddr_in *server, const struct sockaddr_in
     if (burst_max > (uint64_t)nallocs * BATCH) burst_max = (uint64_t)nallocs * BATCH;
     double cpu0 = proc_cpu_s(server_pid), self0 = self_cpu_s();
     const uint64_t t0 = mono_ns();
+    const uint64_t stamp0 = real_ns();
     const uint64_t send_end = t0 + (uint64_t)(duration * 1e9);
     const uint64_t drain_ns = (uint64_t)drain_ms * 1000000ull;
     uint64_t last_send = t0, next_tick = t0, done_sending = 0;
@@ -730,6 +743,13 @@ static int mode_relay(const struct sockaddr_in *server, const struct sockaddr_in
                         uint64_t us = (rx - ph.ts_ns) / 1000ull;
                         pt->hist[us > HIST_US ? HIST_US : us]++;
                         pt->rtt_n++;
+                        if (us > SLOW_US && ph.index < MAX_SOCKS) {
+                            double at = ph.ts_ns > stamp0 ? (double)(ph.ts_ns - stamp0) / 1e6 : 0.0;
+                            if (pt->slow == 0 || at < pt->slow_first_ms) pt->slow_first_ms = at;
+                            if (at > pt->slow_last_ms) pt->slow_last_ms = at;
+                            pt->slow++;
+                            pt->slow_by_alloc[ph.index]++;
+                        }
                     }
                 }
                 if (n < BATCH) break;
@@ -763,6 +783,14 @@ static int mode_relay(const struct sockaddr_in *server, const struct sockaddr_in
                ",\"direct_rtt_p50_us\":%.1f,\"direct_rtt_p99_us\":%.1f",
                d->received, sent - d->received, d->rtt_n, hist_pct(d->hist, d->rtt_n, 0.50),
                hist_pct(d->hist, d->rtt_n, 0.99));
+    }
+    for (int k = 0; k < (paired ? 2 : 1); k++) {
+        const path_t *p = &paths[k];
+        printf(",\"%sslow_over_10ms\":%" PRIu64 ",\"%sslow_first_ms\":%.1f,\"%sslow_last_ms\":%.1f,\"%sslow_by_alloc\":[",
+               k ? "direct_" : "", p->slow, k ? "direct_" : "", p->slow_first_ms, k ? "direct_" : "", p->slow_last_ms,
+               k ? "direct_" : "");
+        for (int a = 0; a < nallocs; a++) printf("%s%" PRIu64, a ? "," : "", p->slow_by_alloc[a]);
+        printf("]");
     }
     printf("}\n");
     for (int k = 0; k < 2; k++) {

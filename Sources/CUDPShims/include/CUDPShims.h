@@ -51,6 +51,14 @@ int CUDPShims_eventfd(void);
 /* Adds 1 to the counter (wakes the loop) / reads and clears it. */
 void CUDPShims_eventfd_signal(int fd);
 void CUDPShims_eventfd_drain(int fd);
+/* Gives the calling thread the niceness of the process's main thread (setpriority(2) works per
+   thread on Linux). Threads inherit niceness from the thread that creates them, and the Swift
+   runtime's worker threads set their own by quality of service, so a thread created from one of
+   them loses what the process was started with (`nice -n -10`, systemd `Nice=`). Returns 0, or
+   -1 with errno (EACCES/EPERM: the process may not raise its threads' priority). */
+int CUDPShims_thread_adopt_process_niceness(void);
+/* Names the calling thread (at most 15 bytes are kept), as `ps -L`, perf and /proc show it. */
+void CUDPShims_thread_set_name(const char *name);
 /* CLOCK_MONOTONIC in nanoseconds: the clock NIODeadline counts on. */
 uint64_t CUDPShims_monotonic_nanoseconds(void);
 

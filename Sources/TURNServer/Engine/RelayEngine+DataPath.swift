@@ -21,31 +21,22 @@ extension RelayEngine {
     /// ChannelData from the client (RFC 8656 §12.5): relayed to the peer of a live channel;
     /// anything else goes to the NIO loop.
     func readClient(_ path: RelayPath, now: UInt64) {
-        let received = Int(CUDPShims_receive(path.clientSocket, datagrams, UInt32(Self.batch)))
-        guard received > 0 else { return }
-        var group = SendGroup()
-        for i in 0..<received {
-            let datagram = datagrams + i
-            let length = Int(datagram.pointee.length)
-            let payload = buffers + i * Self.slotSize + Self.headroom
-            guard datagram.pointee.flags & Int32(MSG_TRUNC) == 0 else { continue }
-            let source = UnsafeMutableRawPointer(datagram).advanced(by: MemoryLayout<CUDPShims_datagram>.offset(of: \.address)!)
-                .assumingMemoryBound(to: sockaddr_storage.self)
+        relayBatch(from: path.clientSocket, path: path) { payload, length, source, group in
             // Queued before the socket was connected: another client's datagram for the listener.
             guard PeerKey(source) == path.client else {
                 forward(UnsafeRawBufferPointer(start: payload, count: length), from: source, to: path.fromClient)
-                continue
+                return
             }
             // RFC 8656 §12: ChannelData starts with 0b01; STUN with 0b00.
             guard length >= 4, payload.load(as: UInt8.self) & 0xC0 == 0x40 else {
                 forward(UnsafeRawBufferPointer(start: payload, count: length), from: source, to: path.fromClient)
-                continue
+                return
             }
             let number = UInt16(payload.load(as: UInt8.self)) << 8 | UInt16(payload.load(fromByteOffset: 1, as: UInt8.self))
             let dataLength = Int(payload.load(fromByteOffset: 2, as: UInt8.self)) << 8 | Int(payload.load(fromByteOffset: 3, as: UInt8.self))
             // RFC 8656 §12.5: a datagram too short for its length field is discarded; bytes
             // after the message (padding) are ignored.
-            guard 4 + dataLength <= length else { continue }
+            guard 4 + dataLength <= length else { return }
             var channel = -1
             if let index = path.routes.numbers.firstIndex(of: number) {
                 channel = path.routes.untils[index] > now ? index : -2
@@ -53,33 +44,25 @@ extension RelayEngine {
             guard channel >= 0 else {
                 // Unknown here or lapsed: the loop knows the rules and the counters.
                 forward(UnsafeRawBufferPointer(start: payload, count: length), from: source, to: path.fromClient)
-                continue
+                return
             }
             if path.toPeerBudget != nil, !path.toPeerBudget!.take(dataLength, now: NIODeadline.uptimeNanoseconds(now)) {
                 tally.droppedOverBandwidth += 1
-                continue
+                return
             }
             tally.packetsToPeer += 1
             tally.bytesToPeer += dataLength
             add(payload + 4, length: dataLength, to: channel, group: &group, path: path)
         }
-        flush(&group, path: path)
     }
 
     /// A datagram from a peer at the relayed address (RFC 8656 §11.3): over the peer's live
     /// channel as ChannelData; with only a permission, to the NIO loop (Data indication);
     /// without one, discarded.
     func readRelay(_ path: RelayPath, now: UInt64) {
-        let received = Int(CUDPShims_receive(path.relaySocket, datagrams, UInt32(Self.batch)))
-        guard received > 0 else { return }
-        var group = SendGroup()
-        for i in 0..<received {
-            let datagram = datagrams + i
-            let length = Int(datagram.pointee.length)
-            let payload = buffers + i * Self.slotSize + Self.headroom
-            guard datagram.pointee.flags & Int32(MSG_TRUNC) == 0, length <= 0xFFFF else { continue }
-            let source = UnsafeMutableRawPointer(datagram).advanced(by: MemoryLayout<CUDPShims_datagram>.offset(of: \.address)!)
-                .assumingMemoryBound(to: sockaddr_storage.self)
+        relayBatch(from: path.relaySocket, path: path) { payload, length, source, group in
+            // The ChannelData length field has 16 bits (RFC 8656 §12.4).
+            guard length <= 0xFFFF else { return }
             let peer = PeerKey(source)
             var channel = -1
             if let index = path.routes.peers.firstIndex(of: peer), path.routes.untils[index] > now {
@@ -91,11 +74,11 @@ extension RelayEngine {
                 } else {
                     tally.droppedNoPermission += 1
                 }
-                continue
+                return
             }
             if path.toClientBudget != nil, !path.toClientBudget!.take(length, now: NIODeadline.uptimeNanoseconds(now)) {
                 tally.droppedOverBandwidth += 1
-                continue
+                return
             }
             tally.packetsToClient += 1
             tally.bytesToClient += length
@@ -107,6 +90,23 @@ extension RelayEngine {
             header.storeBytes(of: UInt8(length >> 8), toByteOffset: 2, as: UInt8.self)
             header.storeBytes(of: UInt8(length & 0xFF), toByteOffset: 3, as: UInt8.self)
             add(header, length: length + 4, to: -1, group: &group, path: path)
+        }
+    }
+
+    /// Reads one batch from `socket` and hands each whole datagram to `relay` (its payload in
+    /// the receive slot, after the headroom; its length; its sender), then writes what `relay`
+    /// grouped. The one prologue of both directions; inlined, so `relay` is not a call.
+    @inline(__always)
+    private func relayBatch(from socket: Int32, path: RelayPath,
+                            _ relay: (UnsafeMutableRawPointer, Int, UnsafeMutablePointer<sockaddr_storage>, inout SendGroup) -> Void) {
+        let received = Int(CUDPShims_receive(socket, datagrams, UInt32(Self.batch)))
+        guard received > 0 else { return }
+        var group = SendGroup()
+        for i in 0..<received {
+            let datagram = datagrams + i
+            // Longer than a slot: cut short by the kernel, never relayed in part.
+            guard datagram.pointee.flags & Int32(MSG_TRUNC) == 0 else { continue }
+            relay(buffers + i * Self.slotSize + Self.headroom, Int(datagram.pointee.length), source(of: datagram), &group)
         }
         flush(&group, path: path)
     }

@@ -120,7 +120,13 @@ final class RelayEngine: @unchecked Sendable {
 
     /// Starts the engine's thread.
     func start(name: String) {
-        let thread = Thread { [self] in run() }
+        let thread = Thread { [self] in
+            // Foundation names the thread only for itself; the kernel's name is what perf and
+            // `ps -L` show (otherwise the creating NIO thread's name).
+            CUDPShims_thread_set_name(name)
+            adoptProcessNiceness(logger: logger, thread: name)
+            run()
+        }
         thread.name = name
         thread.start()
     }
@@ -227,6 +233,13 @@ final class RelayEngine: @unchecked Sendable {
         var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         handler(buffer, address)
+    }
+
+    /// The datagram's sender, as the receive filled it in.
+    @inline(__always)
+    func source(of datagram: UnsafeMutablePointer<CUDPShims_datagram>) -> UnsafeMutablePointer<sockaddr_storage> {
+        UnsafeMutableRawPointer(datagram).advanced(by: MemoryLayout<CUDPShims_datagram>.offset(of: \.address)!)
+            .assumingMemoryBound(to: sockaddr_storage.self)
     }
 
     static func socketAddress(_ storage: UnsafePointer<sockaddr_storage>) -> SocketAddress? {

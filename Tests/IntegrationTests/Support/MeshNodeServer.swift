@@ -26,7 +26,8 @@ final class MeshNodeServer: Sendable {
         return ".build/debug/meshnode"
     }
 
-    init(_ extra: [String], bind: [String] = ["127.0.0.1", "::1"], httpPort: Int? = nil) async throws {
+    /// `niceness`: started through `nice -n` (the process keeps its pid: nice execs it).
+    init(_ extra: [String], bind: [String] = ["127.0.0.1", "::1"], httpPort: Int? = nil, niceness: Int? = nil) async throws {
         let http = httpPort ?? Self.nextHTTPPort()
         var arguments = ["serve", "--stun-port", "0", "--tls-port", "0", "--http-port", "\(http)", "--log-level", ProcessInfo.processInfo.environment["MESHNODE_TEST_LOG"] ?? "notice"]
         arguments += bind.flatMap { ["--bind", $0] }
@@ -39,7 +40,11 @@ final class MeshNodeServer: Sendable {
         if !extra.contains("--data-dir") {
             arguments += ["--data-dir", FileManager.default.temporaryDirectory.appendingPathComponent("meshnode-data-\(UUID().uuidString)").path]
         }
-        process = try Subprocess(Self.binary, arguments + extra, name: "meshnode serve")
+        if let niceness {
+            process = try Subprocess("/usr/bin/nice", ["-n", "\(niceness)", Self.binary] + arguments + extra, name: "meshnode serve")
+        } else {
+            process = try Subprocess(Self.binary, arguments + extra, name: "meshnode serve")
+        }
         // The banner ends with the TURN URLs; wait until the first of them is complete.
         try await process.waitForOutput(describe: "its addresses") {
             $0.contains("meshnode is running.") && $0.range(of: "stun/turn: turns?:[^ ]+transport=[a-z]+\n", options: .regularExpression) != nil
