@@ -138,7 +138,8 @@ import TestSupport
         await toNode(SignalingMessage(id: "p3", from: "@node", to: "alice@\(Self.here)", payload: .roomCall(.state(RoomCallStateBody(
             room: "#ops", call: "rc-1", kind: .video, event: .joined, member: "bob", participants: many, limit: 4,
             addresses: many.map { _ in "bob" })))))
-        #expect(try await fromNode { message in if case .error(let body) = message.payload, body.of == "p3" { body.code } else { nil } } == .badField)
+        let tooMany: SignalingError.Code = try await fromNode { message in if case .error(let body) = message.payload, body.of == "p3" { body.code } else { nil } }
+        #expect(tooMany == .badField)
         await carol.send(.ping, id: "sync")
         try await carol.expectNext(id: "sync", "no room-call state for carol")
         // Ended: forgotten, and the pairwise check refuses again.
