@@ -67,6 +67,11 @@ import TestSupport
         // alice's signed start replayed as another member's join: the signed name differs.
         await link.send(.join(RoomBody(room: "#ops")), from: "carol@\(Self.nodeA)", id: "cj")
         #expect(try await answer("cj") == "ok")
+        // carol joined the room while the call runs: A hears its current state for her, after the ack.
+        let current = try await link.next { message in
+            if case .roomCall(.state(let body)) = message.payload, message.to == "carol@\(Self.nodeA)" { body } else { nil }
+        }
+        #expect(current.event == .current && current.addresses == [alice, "bob@\(Self.here)"])
         await link.send(.roomCall(.request(Self.request(.join, "alice", aliceKey, room: "#ops@\(Self.here)"))), to: "#ops", from: "carol@\(Self.nodeA)", id: "c")
         #expect(try await answer("c") == "bad-signature")
         // A request alice signed for a room of her own node named #ops (no node): not this room.

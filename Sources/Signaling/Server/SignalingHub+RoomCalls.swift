@@ -202,7 +202,16 @@ extension SignalingHub {
     /// The `current` state of each running call in the rooms of `name`: for a member who comes
     /// online (or joins the room) while a call runs, so that it can join later.
     func tellRunningRoomCalls(to name: String, rooms: [String]? = nil) async {
-        guard !roomCalls.isEmpty, let devices = handle(of: name) else { return }
+        guard !roomCalls.isEmpty else { return }
+        // A peer of a linked node that joined a room here: over the link, after the join's ack.
+        if let node = Address.parse(name)?.node, let rooms {
+            for room in rooms {
+                guard let call = roomCalls[room] else { continue }
+                pushRoomCall(state(of: call, in: room, event: .current, member: name), to: name, node: node)
+            }
+            return
+        }
+        guard let devices = handle(of: name) else { return }
         let inRooms: [String]
         if let rooms { inRooms = rooms } else { inRooms = (try? await store.rooms(of: name)) ?? [] }
         for room in inRooms {
