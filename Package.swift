@@ -148,7 +148,7 @@ let package = Package(
         .testTarget(name: "SignalingTests", dependencies: ["Signaling", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "MeshNodeTests",
-            dependencies: ["MeshNode", "ICE", "STUN", "TURNServer", "SDP", "RTP", "DTLSSRTP", "Codecs", "Signaling", "TestSupport", nio("NIOCore")]
+            dependencies: ["MeshNode", "ICE", "STUN", "TURNServer", "SDP", "RTP", "DTLSSRTP", "Codecs", "Media", "Signaling", "TestSupport", nio("NIOCore")]
         ),
         .testTarget(
             name: "IntegrationTests",

@@ -13,7 +13,10 @@ struct MediaLoopCommand: ParsableCommand {
         Time is simulated, so the run takes as long as encoding and decoding take. The link drops \
         the given share of packets in both directions and delays some by up to 15 ms, which \
         reorders them. With --out, the received streams are written as DIR/video.ivf (VP8) and \
-        DIR/audio.wav (48 kHz PCM), which ffplay and ffprobe read.
+        DIR/audio.wav (48 kHz PCM), which ffplay and ffprobe read. With --forwarded N, a room \
+        call of N participants runs through the selective forwarding core instead \
+        (docs/rooms.md): each joins 0.5 s after the previous, sends once and decodes every other; \
+        --duration counts from the last join.
         """
     )
 
@@ -37,6 +40,8 @@ struct MediaLoopCommand: ParsableCommand {
     var noRTX = false
     @Option(help: "Seed of the link's random choices (default 1).")
     var seed: UInt64 = 1
+    @Option(help: "Run a forwarded room call of this many participants (2–20) through the forwarding core.")
+    var forwarded: Int?
     @Flag(help: "Print the statistics as JSON.")
     var json = false
 
@@ -44,6 +49,7 @@ struct MediaLoopCommand: ParsableCommand {
         guard (0...100).contains(loss), (0...100).contains(reorder) else { throw ValidationError("--loss and --reorder are percentages, 0–100") }
         guard duration > 0, duration <= 3600 else { throw ValidationError("--duration must be between 0 and 3600 seconds") }
         guard capacity.map({ $0 >= 50 }) ?? true else { throw ValidationError("--capacity is at least 50 kb/s") }
+        guard forwarded.map({ (2...20).contains($0) }) ?? true else { throw ValidationError("--forwarded takes 2 to 20 participants") }
         guard parsedSize != nil else { throw ValidationError("--size must look like 640x480, even numbers, at least 128x48") }
     }
 
@@ -55,6 +61,7 @@ struct MediaLoopCommand: ParsableCommand {
 
     func run() throws {
         let (width, height) = parsedSize ?? (320, 240)
+        if let forwarded { return try runForwarded(participants: forwarded, width: width, height: height) }
         let configuration = MediaLoop.Configuration(
             width: width, height: height, videoBitrateKbps: bitrate, duration: .milliseconds(Int64(duration * 1000)),
             lossProbability: loss / 100, reorderProbability: reorder / 100, delay: .milliseconds(delay), useRTX: !noRTX,
@@ -81,5 +88,32 @@ struct MediaLoopCommand: ParsableCommand {
             print("rate   target per second (kb/s): \(report.targetKbpsPerSecond.map(String.init).joined(separator: " ")); VP8 \(report.finalVideoKbps) kb/s and Opus \(report.finalAudioBitrate / 1000) kb/s at the end; \(report.packetsDroppedByQueue) packets dropped by the bottleneck queue")
         }
         for file in report.files { print("wrote  \(file)") }
+    }
+
+    /// `--forwarded N`: one line per receiver and sender, then what the forwarder did; fails
+    /// (exit 1) when some participant decoded nothing of another.
+    private func runForwarded(participants: Int, width: Int, height: Int) throws {
+        let configuration = ForwardedCallLoop.Configuration(
+            participants: participants, width: width, height: height, videoBitrateKbps: bitrate,
+            duration: .milliseconds(Int64(duration * 1000)), lossProbability: loss / 100, delay: .milliseconds(delay), seed: seed)
+        let report: ForwardedCallLoop.Report
+        do {
+            report = try ForwardedCallLoop(configuration: configuration).run()
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            for reception in report.receptions {
+                let video = reception.video, audio = reception.audio
+                print("\(reception.receiver) <- \(reception.sender)  video decoded \(video.patternFrameNumbers.count) frames (first \(video.patternFrameNumbers.first ?? -1), last \(video.patternFrameNumbers.last ?? -1)), lost \(video.lost), recovered \(video.recoveredByNACK); audio \(audio.packets) packets")
+            }
+            let counters = report.forwarder
+            print("forwarder  in \(counters.packetsIn) packets \(counters.bytesIn) B, out \(counters.packetsOut) packets \(counters.bytesOut) B; NACKed \(counters.nackedPackets): \(counters.nacksAnsweredFromCache) from the cache, \(counters.nacksForwardedToSource) asked of the source; PLI \(counters.plisForwarded), FIR \(counters.firsForwarded) to sources; reports ended \(counters.reportsTerminated); refused \(counters.rejected)")
+        }
+        if report.receptions.contains(where: { $0.video.patternFrameNumbers.isEmpty }) { throw ExitCode.failure }
     }
 }

@@ -1,0 +1,164 @@
+import NIOCore
+import Logging
+import MeshCore
+import RTP
+import DTLSSRTP
+import Media
+
+/// One forwarded room call on the forwarding node: the forwarding core (``SelectiveForwarder``)
+/// behind one DTLS-SRTP transport per participant (docs/rooms.md "The forwarding core").
+///
+/// Each participant's transport is the one-to-one call's (`DTLSSRTPTransport`, over the ICE
+/// agent's path in a call, over any ``DatagramTransport`` in tests): the forwarder terminates
+/// DTLS-SRTP per participant, so what the core sees is the clear RTP and RTCP, and what it
+/// returns is protected again with the receiver's keys. The actor serializes the core: packets of
+/// all participants pass through it one at a time, on the order of a few microseconds each.
+public actor ForwardedCall {
+    /// The room call this forwards (`roomCall` of docs/protocol.md "Room calls").
+    public nonisolated let id: String
+    private var core: SelectiveForwarder
+    private var transports: [String: DTLSSRTPTransport] = [:]
+    private var readers: [String: Task<Void, Never>] = [:]
+    private var ticker: Task<Void, Never>?
+    private let metrics = ForwarderMetrics()
+    private let logger: Logger
+    private var limiter = LogLimiter()
+    private let epoch = ContinuousClock.now
+
+    /// A forwarded call with no participant yet; `tick` runs every 20 ms until ``close()``.
+    public init(id: String, configuration: ForwardingConfiguration = ForwardingConfiguration(), logger: Logger = Logger(label: "meshnode.forwarder")) {
+        self.id = id
+        core = SelectiveForwarder(configuration: configuration)
+        self.logger = logger
+        metrics.callsChanged(by: 1)
+    }
+
+    private var now: Duration { ContinuousClock.now - epoch }
+
+    /// What the core did so far.
+    public var counters: ForwarderCounters { core.counters }
+
+    /// Who speaks now (RFC 6464 levels), loudest first.
+    public var speakers: [ForwardingSpeaker] { core.speakers(now: now) }
+
+    /// Adds a participant whose DTLS-SRTP transport is started (its handshake may still run):
+    /// its packets go to the core from now on, and it leaves when the transport fails or the peer
+    /// closes it.
+    /// - Throws: ``MediaError`` from the core (a bound, a conflicting id or SSRC).
+    public func add(_ participant: String, transport: DTLSSRTPTransport, sources: [ForwardedSource], extensions: ForwardingExtensionIDs) throws {
+        try core.addParticipant(participant, sources: sources, extensions: extensions, now: now)
+        transports[participant] = transport
+        metrics.participantsChanged(by: 1)
+        readers[participant] = Task { [weak self] in
+            for await event in transport.events {
+                guard let self else { return }
+                guard await self.handle(event, from: participant) else { break }
+            }
+            await self?.remove(participant, reason: "its transport ended")
+        }
+        if ticker == nil {
+            ticker = Task { [weak self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(20))
+                    await self?.tick()
+                }
+            }
+        }
+    }
+
+    /// The streams the forwarder sends `participant` (for the `a=ssrc` lines of its SDP).
+    public func outgoingStreams(to participant: String) -> [ForwardedStreamDescription] { core.outgoingStreams(to: participant) }
+
+    /// `participant`'s SDP now has the m-section for the outgoing stream `ssrc`.
+    /// - Throws: ``MediaError`` for an unknown participant or stream.
+    public func bind(_ participant: String, ssrc: UInt32, _ binding: ForwardingBinding) throws {
+        try core.bind(receiver: participant, ssrc: ssrc, binding)
+    }
+
+    /// Takes `participant` out: the others get a BYE for its streams; its transport is closed.
+    public func remove(_ participant: String, reason: String) {
+        guard let transport = transports.removeValue(forKey: participant) else { return }
+        readers.removeValue(forKey: participant)?.cancel()
+        metrics.participantsChanged(by: -1)
+        logger.info("forwarded call \(id): \(participant) left (\(reason))")
+        send(record { $0.removeParticipant(participant) })
+        transport.close()
+    }
+
+    /// Ends the call: every participant's transport is closed.
+    public func close() {
+        for participant in Array(transports.keys) { remove(participant, reason: "the call ended") }
+        ticker?.cancel()
+        ticker = nil
+        metrics.callsChanged(by: -1)
+    }
+
+    /// One event of a participant's transport; false when the transport is done.
+    private func handle(_ event: TransportEvent, from participant: String) -> Bool {
+        guard transports[participant] != nil else { return false }
+        let time = now
+        switch event {
+        case .rtp(let bytes):
+            do {
+                let packet = try RTPPacket(parsing: bytes)
+                send(try recordThrowing { try $0.forward(packet, from: participant, now: time) })
+            } catch {
+                refused(error, from: participant)
+            }
+        case .rtcp(let bytes):
+            do {
+                let result = try recordThrowing { try $0.handleRTCP(bytes, from: participant, now: time) }
+                for refusal in result.refusals { refused(refusal, from: participant) }
+                send(result.outputs)
+            } catch {
+                refused(error, from: participant)
+            }
+        case .connected:
+            break
+        case .failed, .closedByPeer:
+            return false
+        }
+        return true
+    }
+
+    private func tick() {
+        let time = now
+        send(record { $0.tick(now: time) })
+    }
+
+    private func send(_ outputs: [ForwarderOutput]) {
+        for output in outputs {
+            do {
+                switch output {
+                case .rtp(let to, let packet):
+                    try transports[to]?.sendRTP(try packet.serialized())
+                case .rtcp(let to, let packets):
+                    try transports[to]?.sendRTCP(try RTCPPacket.serializeCompound(packets))
+                }
+            } catch {
+                // A receiver whose transport cannot send now (handshake still running) misses the packet, as on a lossy path.
+                if let left = limiter.allow("send", now: .now) { logger.debug("forwarded call \(id): \(error.errorReason) (\(left) like it left out)") }
+            }
+        }
+    }
+
+    private func refused(_ error: any Error, from participant: String) {
+        if let left = limiter.allow("refused-\(participant)", now: .now) {
+            logger.notice("forwarded call \(id): refused from \(participant): \(error.errorReason) (\(left) like it left out)")
+        }
+    }
+
+    /// Runs `body` on the core and adds the counters' growth to `/metrics`.
+    private func record<T>(_ body: (inout SelectiveForwarder) -> T) -> T {
+        let before = core.counters
+        let result = body(&core)
+        metrics.add(from: before, to: core.counters)
+        return result
+    }
+
+    private func recordThrowing<T>(_ body: (inout SelectiveForwarder) throws -> T) throws -> T {
+        let before = core.counters
+        defer { metrics.add(from: before, to: core.counters) }
+        return try body(&core)
+    }
+}
