@@ -35,6 +35,8 @@ let package = Package(
         // Hummingbird, next to NIOWebSocket's upgrader. Both already come with Hummingbird.
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.24.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
+        // Cluster mode (docs/cluster.md): several members share one node's state in PostgreSQL.
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
     ],
     targets: [
         // C libraries, imported `internal` only by the layers that wrap them (docs/architecture.md).
@@ -96,10 +98,19 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
+        // Cluster mode (docs/cluster.md): the hub's store and its cross-member router on PostgreSQL.
+        .target(
+            name: "SignalingCluster",
+            dependencies: [
+                "MeshCore", "Signaling", nio("NIOCore"), nio("NIOPosix"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
+        ),
         .target(
             name: "MeshNode",
             dependencies: [
-                "MeshCore", "STUN", "Certificates", "TURNServer", "ICE", "SDP", "RTP", "DTLSSRTP", "Codecs", "Media", "Signaling",
+                "MeshCore", "STUN", "Certificates", "TURNServer", "ICE", "SDP", "RTP", "DTLSSRTP", "Codecs", "Media", "Signaling", "SignalingCluster",
                 nio("NIOCore"), nio("NIOPosix"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -34,6 +34,10 @@ public struct SignalingSettings: Sendable, Equatable {
     public var maxConnectionsPerIP: Int
     /// How long a connection may stay without logging in or linking (`login-timeout`).
     public var loginTimeout: Duration
+    /// Cluster mode (`cluster`, `member`; docs/cluster.md): the shared database and this
+    /// process's member name; nil for a single node on SQLite.
+    public var cluster: String?
+    public var member: String?
 
     /// `heartbeat` when none is given.
     static let defaultHeartbeatSeconds = 15
@@ -71,6 +75,7 @@ public struct SignalingSettings: Sendable, Equatable {
         limits.expiry = settings.messageExpiry.map { $0 * 86_400 } ?? limits.expiry
         limits.nameExpiry = settings.nameExpiry.map { $0 * 86_400 } ?? limits.nameExpiry
         limits.deliveredKept = settings.storeKeptIDs ?? limits.deliveredKept
+        limits.writeQueue = settings.storeWriteQueue ?? limits.writeQueue
         storeLimits = limits
         roomRule = settings.roomRule.flatMap(RoomRule.init(rawValue:)) ?? .open
         roomCallMeshLimit = settings.roomCallMeshLimit ?? HubConfiguration().roomCallMeshLimit
@@ -78,6 +83,8 @@ public struct SignalingSettings: Sendable, Equatable {
         allowedOrigins = settings.allowOrigin ?? []
         maxConnectionsPerIP = settings.maxConnectionsPerIP ?? SourceLimit.defaultMaximum
         loginTimeout = Self.duration(seconds: settings.loginTimeout ?? Double(Self.defaultLoginTimeoutSeconds))
+        cluster = settings.cluster
+        member = settings.member
     }
 
     private static func duration(seconds: Double) -> Duration {

@@ -3,6 +3,7 @@ import ICE
 import Yams
 import STUN
 import Signaling
+import SignalingCluster
 import TURNServer
 
 /// One setting of `meshnode serve`, an entry of ``NodeSettings/all``.
@@ -268,6 +269,19 @@ extension NodeSetting.Rule where Checked == String {
             do { _ = try LinkTLS.split(text) } catch let error as SignalingError { return error.reason } catch { return "\(error)" }
             return nil
         }
+    }
+
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (docs/cluster.md).
+    static var clusterURL: Self {
+        Self { text in
+            if case .failure(let error) = PostgresCluster.Location.parse(text) { return error.reason }
+            return nil
+        }
+    }
+
+    /// A cluster member's name (it becomes part of a PostgreSQL channel name).
+    static var memberName: Self {
+        Self { ClusterRouter.isValidMember($0) ? nil : "'\($0.prefix(40))' is not a member name: 1 to 32 of A-Z a-z 0-9 _ -" }
     }
 
     /// A node's Ed25519 public key, base64 (`meshnode` prints it as node-key at start).

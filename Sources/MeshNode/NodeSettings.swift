@@ -66,12 +66,15 @@ public struct NodeSettings: Sendable, Equatable {
     public var messageExpiry: Double?
     public var roomRule: String?
     public var roomCallMeshLimit: Int?
+    public var cluster: String?
+    public var member: String?
     public var publicAddress: [String]?
     public var allowOrigin: [String]?
     public var statusAccess: String?
     public var statusTokenFile: String?
     public var nameExpiry: Double?
     public var storeKeptIDs: Int?
+    public var storeWriteQueue: Int?
     public var maxConnectionsPerIP: Int?
     public var loginTimeout: Double?
     public var https: Bool?
@@ -194,6 +197,10 @@ public struct NodeSettings: Sendable, Equatable {
                   help: "Rule of a new room whose creator names none: open (anyone joins) or invite (owner's invitations only; default open)."),
             .integer("room-call-mesh-limit", \.roomCallMeshLimit, .within(2...8, "participants"),
                      help: "Participants of a peer-to-peer room call, each with a call to every other (default 4; docs/rooms.md)."),
+            .text("cluster", \.cluster, .clusterURL,
+                  help: "Cluster mode: share this node's names, rooms and chat with the other members in PostgreSQL, postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (docs/cluster.md); needs member."),
+            .text("member", \.member, .memberName,
+                  help: "This process's name in the cluster: 1 to 32 of A-Z a-z 0-9 _ -, unique among the members (docs/cluster.md)."),
             .list("public-address", \.publicAddress, .authority,
                   help: "HOST:PORT clients reach this node at besides its bind addresses (a name, a proxy, a NAT; repeatable); logins signed for it are accepted."),
             .list("allow-origin", \.allowOrigin, .origin,
@@ -206,6 +213,8 @@ public struct NodeSettings: Sendable, Equatable {
                     help: "Days a name is kept without a login, when it is in no room and nothing waits for it (default \(Int(store.nameExpiry / 86_400)))."),
             .integer("store-kept-ids", \.storeKeptIDs, .atLeast(1),
                      help: "Ids of delivered messages kept to recognise resends (default \(store.deliveredKept)); the oldest go first."),
+            .integer("store-write-queue", \.storeWriteQueue, .atLeast(1),
+                     help: "Writes (chat, acks, logins) that may wait for the store's disk (default \(store.writeQueue)); beyond it a write is refused with store-busy."),
             .flag("https", \.https,
                   help: "Serve the web page and /ws over HTTPS and WSS, with tls-cert and tls-key (shared with TURN over TLS; reloaded on SIGHUP) or else a self-signed certificate kept in data-dir."),
             .text("link-ca", \.linkCA, .notEmpty,

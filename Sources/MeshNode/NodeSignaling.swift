@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import Signaling
+import SignalingCluster
 import Synchronization
 import STUN
 import TURNServer
@@ -14,7 +15,9 @@ import TURNServer
 /// shutdown.
 struct NodeSignaling: Sendable {
     let hub: SignalingHub
-    let store: SignalingStore
+    let store: any SignalingStorage
+    /// Cluster mode (docs/cluster.md): the router to the other members, nil for a single node.
+    let cluster: ClusterRouter?
     let endpoint: SignalingEndpoint
     let links: [NodeLink]
     let mesh: MeshService
@@ -25,12 +28,28 @@ struct NodeSignaling: Sendable {
 
     static func make(configuration: NodeConfiguration, turn: TURNServer, restSecret: String, credentials: MeshCredentials,
                      logger: Logger) async throws -> NodeSignaling {
-        let store: SignalingStore
-        do {
-            store = try await SignalingStore.open(directory: configuration.signaling.dataDirectory,
-                                                  limits: configuration.signaling.storeLimits, logger: logger)
-        } catch {
-            throw NodeConfigurationError(key: "data-dir", reason: error.reason)
+        let store: any SignalingStorage
+        var postgres: PostgresCluster?
+        if let url = configuration.signaling.cluster {
+            // Cluster mode: the store is shared in PostgreSQL; SQLite is not opened.
+            guard configuration.signaling.member != nil else {
+                throw NodeConfigurationError(key: "member", reason: "cluster mode needs a member name unique among the members (--member NAME)")
+            }
+            do {
+                let location = try PostgresCluster.Location.parse(url).get()
+                let connected = try await PostgresCluster.connect(location, limits: configuration.signaling.storeLimits, logger: logger)
+                postgres = connected
+                store = connected.store
+            } catch {
+                throw NodeConfigurationError(key: "cluster", reason: error.reason)
+            }
+        } else {
+            do {
+                store = try await SignalingStore.open(directory: configuration.signaling.dataDirectory,
+                                                      limits: configuration.signaling.storeLimits, logger: logger)
+            } catch {
+                throw NodeConfigurationError(key: "data-dir", reason: error.reason)
+            }
         }
         var hubConfiguration = HubConfiguration()
         hubConfiguration.heartbeat = configuration.signaling.heartbeat
@@ -63,7 +82,8 @@ struct NodeSignaling: Sendable {
         let endpoint = SignalingEndpoint(hub: hub, limit: turn.configuration.connectionBudget ?? ConnectionLimit(maximum: configuration.signaling.maxConnections),
                                          origins: OriginPolicy(allowed: configuration.signaling.allowedOrigins),
                                          sources: SourceLimit(maximum: configuration.signaling.maxConnectionsPerIP))
-        return NodeSignaling(hub: hub, store: store, endpoint: endpoint, links: links, mesh: mesh)
+        let cluster = configuration.signaling.member.flatMap { member in postgres?.router(member: member, hub: hub) }
+        return NodeSignaling(hub: hub, store: store, cluster: cluster, endpoint: endpoint, links: links, mesh: mesh)
     }
 
     /// The node's Ed25519 identity for links; made on first start when the file is missing.
@@ -84,7 +104,7 @@ struct NodeSignaling: Sendable {
         }
     }
 
-    var service: some Service { SignalingService(hub: hub, store: store, links: links, mesh: mesh) }
+    var service: some Service { SignalingService(hub: hub, store: store, cluster: cluster, links: links, mesh: mesh) }
 
     /// `GET /mesh`: the mesh as this node sees it (`MeshStatus`, JSON).
     func addMeshRoute(to router: Router<NodeRequestContext>) {
@@ -133,12 +153,16 @@ struct NodeSignaling: Sendable {
 /// then tells the mesh this node leaves and closes the store.
 struct SignalingService: Service {
     let hub: SignalingHub
-    let store: SignalingStore
+    let store: any SignalingStorage
+    let cluster: ClusterRouter?
     let links: [NodeLink]
     let mesh: MeshService
 
     func run() async throws {
         let (hub, links, mesh) = (hub, links, mesh)
+        // A member that loses PostgreSQL cannot act as part of the node: its error ends the
+        // node, and its clients reconnect to another member (docs/cluster.md).
+        let routing = cluster.map { cluster in Task.detached { try await cluster.run() } }
         // Detached: the links' WebSocket clients would otherwise see the graceful shutdown
         // (a task local) and close before the leaving record is out.
         let work = Task.detached {
@@ -149,7 +173,18 @@ struct SignalingService: Service {
             }
         }
         // Until SIGTERM (or cancellation); the leaving record goes out while links are still up.
-        try? await gracefulShutdown()
+        if let routing {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await routing.value }
+                group.addTask { try? await gracefulShutdown() }
+                try await group.next()
+                group.cancelAll()
+                await cluster?.leave()
+                routing.cancel()
+            }
+        } else {
+            try? await gracefulShutdown()
+        }
         await mesh.leave()
         work.cancel()
         await work.value

@@ -5,8 +5,8 @@ import Signaling
 
 /// The options every peer command shares: which node, which name, which identity.
 struct PeerOptions: ParsableArguments {
-    @Option(help: "The node: ws://HOST:PORT/ws or http://HOST:PORT.")
-    var node: String
+    @Option(help: "The node: ws://HOST:PORT/ws or http://HOST:PORT; repeat it for the members of a cluster, which are tried in turn when one is lost (docs/cluster.md).")
+    var node: [String]
     @Option(help: "Your name at that node (bound to your key on first use).")
     var name: String
     @Option(help: "Identity file (default ~/.config/meshnode/identity; made by `meshnode keygen`).")
@@ -23,6 +23,7 @@ struct PeerOptions: ParsableArguments {
         }
         var logger = Logger(label: "meshnode.join")
         logger.logLevel = .warning
-        return SignalingClient(url: node, name: name, identity: loaded, pins: KeyPins(path: knownPeers ?? KeyPins.defaultPath), logger: logger)
+        guard let first = node.first else { throw ValidationError("give the node with --node URL (repeatable for a cluster's members)") }
+        return SignalingClient(url: first, fallbacks: Array(node.dropFirst()), name: name, identity: loaded, pins: KeyPins(path: knownPeers ?? KeyPins.defaultPath), logger: logger)
     }
 }

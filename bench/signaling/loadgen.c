@@ -3,6 +3,11 @@
 // the client, is what a run measures. Not part of the node; C so that it costs little CPU.
 //
 //   loadgen --host 127.0.0.1 --port P --source 127.0.1.2 --prefix b0x --mode node|echo --heartbeat S
+//           [--peer-prefix c0x] [--seed TEXT]
+//
+// --peer-prefix: `chat` goes to the names of another loadgen (bench/cluster: at another member
+// of a cluster, so that every message is routed between members). --seed: the Ed25519 key is
+// derived from TEXT, so that a second loadgen can log in as the same names (a failover).
 //
 // Commands on stdin, one per line; each answers one JSON line on stdout:
 //   open N          hold N connections (node: upgraded, challenged, logged in with Ed25519;
@@ -50,7 +55,7 @@ struct conn {
 static struct conn *conns;
 static int nconns, capconns;
 static int epfd;
-static const char *host = "127.0.0.1", *source = NULL, *prefix = "b0x";
+static const char *host = "127.0.0.1", *source = NULL, *prefix = "b0x", *peer_prefix = NULL, *seed = NULL;
 static int port = 0, echo_mode = 0;
 static double heartbeat = 15;
 static unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
@@ -452,7 +457,7 @@ static void cmd_chat(double rate, double seconds, int step) {
         int s = senders[k % use];
         char frame[300];
         int n = snprintf(frame, sizeof frame, "{\"type\":\"chat\",\"id\":\"%s-%ld-%lu\",\"from\":\"\",\"to\":\"%s%d\",\"body\":{\"text\":\"%lu\"}}",
-                         step_tag, k, (unsigned long)now, prefix, s + 1, (unsigned long)now);
+                         step_tag, k, (unsigned long)now, peer_prefix ? peer_prefix : prefix, s + 1, (unsigned long)now);
         if (!first_send) first_send = now;
         send_text(&conns[s], frame, n);
         sent++;
@@ -478,6 +483,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--prefix")) prefix = argv[i + 1];
         else if (!strcmp(argv[i], "--mode")) echo_mode = !strcmp(argv[i + 1], "echo");
         else if (!strcmp(argv[i], "--heartbeat")) heartbeat = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--peer-prefix")) peer_prefix = argv[i + 1];
+        else if (!strcmp(argv[i], "--seed")) seed = argv[i + 1];
     }
     if (sodium_init() < 0) return 1;
     // Every connection is a file: take the whole hard limit (setrlimit, not a system change).
@@ -485,7 +492,13 @@ int main(int argc, char **argv) {
     getrlimit(RLIMIT_NOFILE, &limit);
     limit.rlim_cur = limit.rlim_max;
     setrlimit(RLIMIT_NOFILE, &limit);
-    crypto_sign_keypair(pk, sk);
+    if (seed) {
+        unsigned char derived[crypto_sign_SEEDBYTES];
+        crypto_generichash(derived, sizeof derived, (const unsigned char *)seed, strlen(seed), NULL, 0);
+        crypto_sign_seed_keypair(pk, sk, derived);
+    } else {
+        crypto_sign_keypair(pk, sk);
+    }
     sodium_bin2base64(pk64, sizeof pk64, pk, sizeof pk, sodium_base64_VARIANT_ORIGINAL);
     epfd = epoll_create1(0);
     fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);

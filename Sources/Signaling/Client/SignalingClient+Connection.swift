@@ -14,6 +14,17 @@ extension SignalingClient {
             loggedIn = false
             link = nil
             failWaiting(SignalingError(.disconnected, "connection lost: \(reason)"), keepChat: true)
+            // Several URLs (a cluster, docs/cluster.md): go on at the next member at once, until
+            // each was tried once since the last login; only then wait as below.
+            if urls.count > 1, fatal == nil, !closed {
+                current = (current + 1) % urls.count
+                attemptsSinceLogin += 1
+                if attemptsSinceLogin < urls.count {
+                    if wasOnline { eventSink.yield(.disconnected(reason: reason)) }
+                    continue
+                }
+                attemptsSinceLogin = 0
+            }
             if let continuation = firstLogin {
                 firstLogin = nil
                 continuation.resume(throwing: fatal ?? SignalingError(.disconnected, "cannot connect to \(url): \(reason)"))
@@ -46,7 +57,7 @@ extension SignalingClient {
         let current = serial
         var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 20, closeTimeout: .seconds(2))
         configuration.additionalHeaders[.secWebSocketProtocol] = SignalingProtocol.subprotocol
-        let url = self.url, logger = self.logger
+        let url = activeURL, logger = self.logger
         // The connection runs in a task of its own, so that ``reconnectNow(reason:)`` can drop it
         // at once: cancelling closes the channel, where a closing handshake would wait up to
         // `closeTimeout` for a node that can no longer hear us.

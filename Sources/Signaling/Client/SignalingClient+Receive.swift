@@ -14,7 +14,7 @@ extension SignalingClient {
         switch message.payload {
         case .challenge(let body):
             // Signed for the node as dialled (docs/protocol.md "Login"), so that it cannot be relayed.
-            let node = LoginBody.authority(of: url) ?? nodeAuthority
+            let node = LoginBody.authority(of: activeURL) ?? nodeAuthority
             let login = LoginBody(name: name, key: identity.publicKeyBase64, node: node,
                                   sig: identity.sign(text: LoginBody.signedText(nonce: body.nonce, name: name, node: node)))
             transmit(SignalingMessage(id: UUID().uuidString, from: "", to: SignalingProtocol.nodeAddress, payload: .login(login)))
@@ -106,6 +106,7 @@ extension SignalingClient {
 
     private func welcomed(_ body: WelcomeBody) {
         loggedIn = true
+        attemptsSinceLogin = 0
         heartbeat = .milliseconds(Int(max(body.heartbeat, 0.05) * 1000))
         if let continuation = firstLogin {
             firstLogin = nil

@@ -13,6 +13,12 @@ public actor SignalingClient {
     let eventSink: AsyncStream<SignalingEvent>.Continuation
 
     public nonisolated let url: String
+    /// Every URL of the node: `url` first, then the other members of a cluster
+    /// (docs/cluster.md). A lost connection goes on at the next one at once.
+    public nonisolated let urls: [String]
+    /// The index in `urls` of the member dialled now, and the attempts since the last login.
+    var current = 0
+    var attemptsSinceLogin = 0
     public nonisolated let name: String
     public nonisolated let identity: Identity
     public nonisolated let pins: KeyPins
@@ -56,10 +62,13 @@ public actor SignalingClient {
     /// - Parameters:
     ///   - url: the node's WebSocket URL, such as `ws://127.0.0.1:8080/ws`.
     ///   - pins: keys of peers seen before (trust on first use).
-    public init(url: String, name: String, identity: Identity, pins: KeyPins = KeyPins(path: nil),
+    ///   - fallbacks: the node's other URLs (the other members of a cluster), tried in turn
+    ///     when `url` cannot be reached or its connection is lost.
+    public init(url: String, fallbacks: [String] = [], name: String, identity: Identity, pins: KeyPins = KeyPins(path: nil),
                 reconnectDelay: Duration = .seconds(5), jitter: Duration = .seconds(1), requestTimeout: Duration = .seconds(30),
                 logger: Logger = Logger(label: "meshnode.signaling.client")) {
         self.url = Self.webSocketURL(url)
+        self.urls = ([url] + fallbacks).map(Self.webSocketURL)
         self.name = name
         self.identity = identity
         self.pins = pins
@@ -80,6 +89,9 @@ public actor SignalingClient {
         if !url[afterScheme...].contains("/") { url += SignalingProtocol.path }
         return url
     }
+
+    /// The URL of the member dialled now (`url` unless a failover moved on).
+    public var activeURL: String { urls[current] }
 
     /// `host:port` of the node, which qualifies peer names in the pin file.
     public nonisolated var nodeAuthority: String {

@@ -47,6 +47,9 @@ public struct SignalingError: Error, Sendable, Equatable, CustomStringConvertibl
         public static let notProven = Code(rawValue: "not-proven")
         /// A store limit (docs/protocol.md "Limits") would be passed: nothing was stored.
         public static let storeFull = Code(rawValue: "store-full")
+        /// The node's store has too many writes waiting for its disk (a burst faster than it
+        /// commits): nothing was stored; send the same message again in a moment.
+        public static let storeBusy = Code(rawValue: "store-busy")
         /// The node could not do what was asked (storage failure).
         public static let internalError = Code(rawValue: "internal")
         /// No answer in time (client side: the node did not acknowledge).

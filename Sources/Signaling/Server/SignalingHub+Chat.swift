@@ -31,19 +31,41 @@ extension SignalingHub {
                 if let node = Address.parse(target)?.node {
                     return await remoteChat(body, id: id, name: name, to: target, node: node, reply: reply)
                 }
-                guard try await store.key(of: target) != nil else {
-                    return reply.send(errorMessage(SignalingError(.unknownRecipient, "\(target) has never logged in at this node", of: id), to: name))
+                // The cache answers without leaving the actor; only a name not cached yet awaits a read.
+                if store.cachedKey(of: target) == nil {
+                    guard try await store.key(of: target) != nil else {
+                        return reply.send(errorMessage(SignalingError(.unknownRecipient, "\(target) has never logged in at this node", of: id), to: name))
+                    }
                 }
                 recipients = [target]
             }
             let delivered = SignalingMessage(id: id, from: name, to: recipients[0],
                                              payload: .chat(ChatBody(text: body.text, sent: Date().timeIntervalSince1970)))
             let text = SignalingCodec.encode(delivered)
-            let duplicate = try await store.hasMessage(sender: name, id: id)
-            let fresh = duplicate ? [] : try await store.enqueue(sender: name, id: id, recipients: recipients, frame: text)
-            reply.send(ack(id, duplicate ? .duplicate : .ok, to: name))
-            for recipient in fresh {
-                handle(of: recipient)?.send(text: text)
+            // The recipient's connections as of now; the write's answer (on the store's thread)
+            // acks and delivers without coming back to the hub, so a chat costs the hub one turn.
+            // A recipient that was offline is looked up again after the commit: it may have
+            // logged in meanwhile, after its login read what was stored.
+            let online = recipients.map { (name: $0, connections: handle(of: $0)) }
+            let write = PendingWrite()
+            writes[reply.id] = write
+            store.enqueueChat(sender: name, id: id, recipients: recipients, frame: text) { [self] result in
+                defer { write.finish() }
+                switch result {
+                case .success(.duplicate):
+                    reply.send(ack(id, .duplicate, to: name))
+                case .success(.stored(let fresh)):
+                    reply.send(ack(id, .ok, to: name))
+                    for recipient in online where fresh.contains(recipient.name) {
+                        if let connections = recipient.connections {
+                            connections.send(text: text)
+                        } else {
+                            Task { await self.handle(of: recipient.name)?.send(text: text) }
+                        }
+                    }
+                case .failure(let error):
+                    reply.send(errorMessage(SignalingError(error.code, error.reason, of: id), to: name))
+                }
             }
         } catch {
             reply.send(errorMessage(SignalingError(error.code, error.reason, of: id), to: name))
@@ -55,10 +77,12 @@ extension SignalingHub {
         guard let sender = body.sender else {
             return reply.send(errorMessage(SignalingError(.badField, "an ack from a client names the sender of the message it confirms"), to: name))
         }
-        do {
-            try await store.markDelivered(recipient: name, sender: sender, id: body.of)
-        } catch {
-            reply.send(errorMessage(error, to: name))
+        // Awaited by the connection outside the hub (``receive(_:on:)``); only a failure answers.
+        let write = PendingWrite()
+        writes[reply.id] = write
+        store.markDelivered(recipient: name, sender: sender, id: body.of) { [self] result in
+            if case .failure(let error) = result { reply.send(errorMessage(error, to: name)) }
+            write.finish()
         }
     }
 }

@@ -72,7 +72,10 @@ extension SignalingHub {
         welcome.endorsement = device?.endorsement
         session.handle.send(nodeMessage(to: name, .welcome(welcome), id: id))
         logger.info("login", metadata: ["name": "\(name)", "connection": "\(connection)"])
-        if !wasOnline { announce(name: name, status: .online, key: bound) }
+        if !wasOnline {
+            publishPresence(name: name, status: .online, key: bound)
+            announce(name: name, status: .online, key: bound)
+        }
         await deliverPending(to: name, handle: session.handle)
         await tellRunningRoomCalls(to: name)
     }

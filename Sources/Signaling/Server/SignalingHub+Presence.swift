@@ -31,7 +31,7 @@ extension SignalingHub {
         // The current status of each local peer, so that the subscriber does not wait for a change.
         for watched in names where !watched.contains("@") {
             let key = (try? await store.key(of: watched)) ?? nil
-            let status: PresenceStatus = online[watched] != nil ? .online : .offline
+            let status: PresenceStatus = isOnlineInCluster(watched) ? .online : .offline
             session.handle.send(nodeMessage(to: name, .presence(PresenceBody(name: watched, status: status, key: key))))
         }
     }
@@ -133,7 +133,7 @@ extension SignalingHub {
             // A peer of another node: this node cannot tell whether it is online (false), and
             // holds no key for it; its own node answers presence for it.
             for member in members {
-                list.append(RoomMember(name: node.map { linkAddress(member, toward: $0) } ?? member, online: online[member] != nil,
+                list.append(RoomMember(name: node.map { linkAddress(member, toward: $0) } ?? member, online: isOnlineInCluster(member),
                                        key: member.contains("@") ? nil : try await store.key(of: member)))
             }
             reply.send(nodeMessage(to: name, .members(MembersBody(room: room, members: list, of: id))))

@@ -38,7 +38,7 @@ public actor SignalingHub {
         var devices: Set<Int> = []
     }
 
-    let store: SignalingStore
+    let store: any SignalingStorage
     let configuration: HubConfiguration
     /// The STUN/TURN servers for `name` on `connection`: its host hint (the Host it dialled)
     /// and remote IP tell which addresses it can reach.
@@ -65,6 +65,9 @@ public actor SignalingHub {
     var remoteRoomCalls: [String: RemoteRoomCall] = [:]
     /// Call-setup messages relayed within the freshness window, to refuse replays.
     var callFreshness = CallFreshness(capacity: SignalingHub.maxFreshCallMessages)
+    /// The store write the frame being handled on a connection started (a chat, an ack): set
+    /// and taken in the same turn of the hub, so it holds at most one entry per frame in hand.
+    var writes: [Int: PendingWrite] = [:]
     /// Node address → the connection of the link to it.
     var links: [String: Int] = [:]
     /// Id of a message sent over a link → the local name that sent it, to route errors back.
@@ -89,10 +92,15 @@ public actor SignalingHub {
     /// Log lines about one connection's misbehaviour, at most one per kind and interval.
     var logLimits = LogLimiter()
     private var nextConnectionID = 0
+    /// Cluster mode (SignalingHub+Cluster.swift): the other members, and who is online there.
+    var cluster: (any ClusterRouting)?
+    var remoteOnline: [String: Set<String>] = [:]
+    /// Set while the hub handles what another member sent: it is delivered here only.
+    var fromCluster = false
 
     /// - Parameter now: the clock of the heartbeat and the rate limits; tests pass one they
     ///   advance by hand.
-    public init(store: SignalingStore, configuration: HubConfiguration = HubConfiguration(), logger: Logger,
+    public init(store: any SignalingStorage, configuration: HubConfiguration = HubConfiguration(), logger: Logger,
                 now: @escaping @Sendable () -> ContinuousClock.Instant = { .now },
                 iceServers: @escaping @Sendable (_ name: String, _ connection: ConnectionHandle) -> [ICEServer]) {
         self.store = store
@@ -134,9 +142,16 @@ public actor SignalingHub {
         return handle
     }
 
-    /// One text frame from a connection.
-    public func receive(_ text: String, on connection: Int) async {
-        guard var session = sessions[connection] else { return }
+    /// One text frame from a connection. Returns once the frame is handled — for a chat or a
+    /// recipient's ack, once its write has committed and been answered; that wait happens
+    /// here, outside the hub's actor, which the commit does not enter again (issue 17).
+    public nonisolated func receive(_ text: String, on connection: Int) async {
+        if let write = await receiveFrame(text, on: connection) { await write.wait() }
+    }
+
+    /// ``receive(_:on:)`` on the actor: the write the frame started, if any.
+    private func receiveFrame(_ text: String, on connection: Int) async -> PendingWrite? {
+        guard var session = sessions[connection] else { return nil }
         session.lastSeen = now()
         let allowed = session.limiter.allow(now: session.lastSeen)
         sessions[connection] = session
@@ -145,16 +160,17 @@ public actor SignalingHub {
                        metadata: ["node": "\(session.node ?? "-")", "name": "\(session.name ?? "-")"])
             session.handle.send(errorMessage(SignalingError(.rateLimited, "more than \(Int(configuration.rate)) frames/s (burst \(Int(configuration.burst))); this frame was dropped",
                                                             of: SignalingCodec.peek(text)?.id), to: session.name))
-            return
+            return nil
         }
         let message: SignalingMessage
         do {
             message = try SignalingCodec.decode(text)
         } catch {
             session.handle.send(errorMessage(decodeRefusal(error, text: text, session: session), to: session.name))
-            return
+            return nil
         }
         await handle(message, on: connection)
+        return writes.removeValue(forKey: connection)
     }
 
     /// A binary frame: protocol v1 has none.
@@ -225,7 +241,10 @@ public actor SignalingHub {
             let rest = devices.filter { $0 != connection }
             online[name] = rest.isEmpty ? nil : rest
             // The name stays online while another of its devices is.
-            if rest.isEmpty { announce(name: name, status: .offline, key: session.device?.owner ?? session.key) }
+            if rest.isEmpty {
+                publishPresence(name: name, status: .offline, key: session.device?.owner ?? session.key)
+                if !isOnlineInCluster(name) { announce(name: name, status: .offline, key: session.device?.owner ?? session.key) }
+            }
         }
     }
 
@@ -276,22 +295,22 @@ public actor SignalingHub {
 
     // MARK: - Helpers
 
-    func nodeMessage(to: String, _ payload: SignalingPayload, id: String = NodeMessageID.next()) -> SignalingMessage {
+    nonisolated func nodeMessage(to: String, _ payload: SignalingPayload, id: String = NodeMessageID.next()) -> SignalingMessage {
         SignalingMessage(id: id, from: SignalingProtocol.nodeAddress, to: to, payload: payload)
     }
 
-    func errorMessage(_ error: SignalingError, to name: String?) -> SignalingMessage {
+    nonisolated func errorMessage(_ error: SignalingError, to name: String?) -> SignalingMessage {
         nodeMessage(to: name ?? "", .error(ErrorBody(error)))
     }
 
-    func ack(_ id: String, _ status: AckStatus = .ok, to name: String) -> SignalingMessage {
+    nonisolated func ack(_ id: String, _ status: AckStatus = .ok, to name: String) -> SignalingMessage {
         nodeMessage(to: name, .ack(AckBody(of: id, status: status)))
     }
 
     /// The connections a name is online on (one per device), nil when it is offline: what is
     /// sent to a name reaches every device of it.
     func handle(of name: String) -> DeviceConnections? {
-        let handles = (online[name] ?? []).compactMap { sessions[$0]?.handle }
+        let handles = (online[name] ?? []).compactMap { sessions[$0]?.handle } + clusterHandles(of: name)
         return handles.isEmpty ? nil : DeviceConnections(handles: handles)
     }
 

@@ -12,10 +12,16 @@ extension SignalingStore {
         public var endorsement: String
         /// Unix seconds.
         public var added: Double
+
+        public init(key: String, endorsement: String, added: Double) {
+            self.key = key
+            self.endorsement = endorsement
+            self.added = added
+        }
     }
 
-    func migrateDevices() async throws {
-        _ = try await run("""
+    static func migrateDevices(_ db: SQLiteConnection) async throws {
+        _ = try await db.query("""
             CREATE TABLE IF NOT EXISTS devices (name TEXT NOT NULL, key TEXT NOT NULL, endorsement TEXT NOT NULL, added REAL NOT NULL,
                                                 PRIMARY KEY (name, key))
             """)
@@ -38,28 +44,28 @@ extension SignalingStore {
     /// when the name has `limit` endorsed keys. A device that logs in marks the name as used,
     /// as its owner's login does (``markSeen(name:)``).
     public func addDevice(name: String, key: String, endorsement: String, limit: Int) async throws(SignalingError) -> Bool {
-        try await writer.write { [self] () async throws(SignalingError) -> Bool in
-            let rows = try await run("""
+        try await writer.write { db throws(SignalingError) -> Bool in
+            let rows = try db.run("""
                 INSERT INTO devices (name, key, endorsement, added) SELECT ?, ?, ?, ? WHERE (SELECT count(*) FROM devices WHERE name = ?) < ?
                 ON CONFLICT DO NOTHING RETURNING key
                 """, [.text(name), .text(key), .text(endorsement), .float(Date().timeIntervalSince1970), .text(name), .integer(limit)])
             if !rows.isEmpty { return true }
-            if try await !run("SELECT 1 AS x FROM devices WHERE name = ? AND key = ?", [.text(name), .text(key)]).isEmpty { return false }
+            if try !db.run("SELECT 1 AS x FROM devices WHERE name = ? AND key = ?", [.text(name), .text(key)]).isEmpty { return false }
             throw SignalingError(.storeFull, "\(name) has \(limit) linked devices, the most a name may have; remove one first")
         }
     }
 
     /// Forgets an endorsed key; returns false when it was not one.
     public func removeDevice(name: String, key: String) async throws(SignalingError) -> Bool {
-        try await writer.write { [self] () async throws(SignalingError) -> Bool in
-            try await !run("DELETE FROM devices WHERE name = ? AND key = ? RETURNING key", [.text(name), .text(key)]).isEmpty
+        try await writer.write { db throws(SignalingError) -> Bool in
+            try !db.run("DELETE FROM devices WHERE name = ? AND key = ? RETURNING key", [.text(name), .text(key)]).isEmpty
         }
     }
 
     /// A device of `name` logged in: the name is in use (unused names expire).
     public func markSeen(name: String) async throws(SignalingError) {
-        try await writer.write { [self] () async throws(SignalingError) -> Void in
-            _ = try await run("UPDATE bindings SET seen = ? WHERE name = ?", [.float(Date().timeIntervalSince1970), .text(name)])
+        try await writer.write { db throws(SignalingError) -> Void in
+            try db.run("UPDATE bindings SET seen = ? WHERE name = ?", [.float(Date().timeIntervalSince1970), .text(name)])
         }
     }
 }

@@ -7,21 +7,21 @@ import SQLiteNIO
 /// members read it in pages by sequence number.
 extension SignalingStore {
     /// The tables of version 3 of the store: history and remote memberships.
-    func migrateHistory() async throws(SignalingError) {
-        _ = try await run("""
+    static func migrateHistory(_ db: SQLiteConnection) async throws {
+        _ = try await db.query("""
             CREATE TABLE IF NOT EXISTS room_history (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
                 room TEXT NOT NULL, sender TEXT NOT NULL, id TEXT NOT NULL, text TEXT NOT NULL, sent REAL NOT NULL,
                 UNIQUE (room, sender, id))
             """)
         // The sender's node's signature, for a peer of another node (ChatBody.sig).
-        let columns = try await run("PRAGMA table_info(room_history)").compactMap { $0.column("name")?.string }
-        if !columns.contains("sig") { _ = try await run("ALTER TABLE room_history ADD COLUMN sig TEXT") }
-        _ = try await run("CREATE INDEX IF NOT EXISTS room_history_room ON room_history (room, seq)")
-        _ = try await run("CREATE INDEX IF NOT EXISTS room_history_sent ON room_history (sent)")
+        let columns = try await db.query("PRAGMA table_info(room_history)").compactMap { $0.column("name")?.string }
+        if !columns.contains("sig") { _ = try await db.query("ALTER TABLE room_history ADD COLUMN sig TEXT") }
+        _ = try await db.query("CREATE INDEX IF NOT EXISTS room_history_room ON room_history (room, seq)")
+        _ = try await db.query("CREATE INDEX IF NOT EXISTS room_history_sent ON room_history (sent)")
         // Local names in rooms hosted by other nodes (`#room@host:port`), as the hosting node
         // confirmed them: a room message or event that node pushes is delivered only to these.
-        _ = try await run("CREATE TABLE IF NOT EXISTS remote_rooms (member TEXT NOT NULL, room TEXT NOT NULL, PRIMARY KEY (member, room))")
+        _ = try await db.query("CREATE TABLE IF NOT EXISTS remote_rooms (member TEXT NOT NULL, room TEXT NOT NULL, PRIMARY KEY (member, room))")
     }
 
     /// What ``post(room:sender:id:text:sent:recipients:frame:)`` did.
@@ -34,6 +34,13 @@ extension SignalingStore {
         public var fresh: [String]
         /// The frame stored for them.
         public var frame: String
+
+        public init(seq: Int, duplicate: Bool, fresh: [String], frame: String) {
+            self.seq = seq
+            self.duplicate = duplicate
+            self.fresh = fresh
+            self.frame = frame
+        }
     }
 
     /// Appends a room message to the room's history and, in the same transaction, queues it for
@@ -43,12 +50,12 @@ extension SignalingStore {
     /// The history keeps the room's newest `limits.roomHistory` messages.
     public func post(room: String, sender: String, id: String, text: String, sent: Double, sig: String? = nil, recipients: [String],
                      frame: @escaping @Sendable (Int) -> String) async throws(SignalingError) -> Posted {
-        try await writer.write { [self] () async throws(SignalingError) -> Posted in
-            if let seq = try await run("SELECT seq FROM room_history WHERE room = ? AND sender = ? AND id = ?",
+        try await writer.write { [self] db throws(SignalingError) -> Posted in
+            if let seq = try db.run("SELECT seq FROM room_history WHERE room = ? AND sender = ? AND id = ?",
                                        [.text(room), .text(sender), .text(id)]).first?.column("seq")?.integer {
                 return Posted(seq: seq, duplicate: true, fresh: [], frame: frame(seq))
             }
-            guard let seq = try await run("INSERT INTO room_history (room, sender, id, text, sent, sig) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+            guard let seq = try db.run("INSERT INTO room_history (room, sender, id, text, sent, sig) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
                                           [.text(room), .text(sender), .text(id), .text(text), .float(sent), sig.map { .text($0) } ?? .null])
                     .first?.column("seq")?.integer else {
                 throw SignalingError(.internalError, "the history of \(room) took no row")
@@ -56,14 +63,14 @@ extension SignalingStore {
             let text = frame(seq)
             let fresh: [String]
             do throws(SignalingError) {
-                fresh = try await insertMessages(sender: sender, id: id, recipients: recipients, frame: text, room: room)
+                fresh = try insertMessages(db, sender: sender, id: id, recipients: recipients, frame: text, room: room)
             } catch {
                 // The queue refused it: the history must not keep what the sender was told failed.
-                _ = try await run("DELETE FROM room_history WHERE seq = ?", [.integer(seq)])
+                try db.run("DELETE FROM room_history WHERE seq = ?", [.integer(seq)])
                 throw error
             }
             // Beyond the bound the oldest go (an index range scan on (room, seq)).
-            _ = try await run("""
+            try db.run("""
                 DELETE FROM room_history WHERE room = ? AND seq <= (SELECT seq FROM room_history WHERE room = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)
                 """, [.text(room), .text(room), .integer(limits.roomHistory)])
             return Posted(seq: seq, duplicate: false, fresh: fresh, frame: text)
@@ -97,10 +104,10 @@ extension SignalingStore {
 
     /// Inside ``prune(olderThan:now:)``'s write: history older than `limits.historyAge`, and the
     /// history of rooms that were forgotten.
-    func pruneHistory(now time: Double) async throws(SignalingError) {
-        _ = try await run("DELETE FROM room_history WHERE sent < ?", [.float(time - limits.historyAge)])
-        _ = try await run("DELETE FROM room_history WHERE NOT EXISTS (SELECT 1 FROM rooms WHERE rooms.room = room_history.room)")
-        _ = try await run("DELETE FROM remote_rooms WHERE NOT EXISTS (SELECT 1 FROM bindings WHERE bindings.name = remote_rooms.member)")
+    func pruneHistory(_ db: StoreConnection, now time: Double) throws(SignalingError) {
+        try db.run("DELETE FROM room_history WHERE sent < ?", [.float(time - limits.historyAge)])
+        try db.run("DELETE FROM room_history WHERE NOT EXISTS (SELECT 1 FROM rooms WHERE rooms.room = room_history.room)")
+        try db.run("DELETE FROM remote_rooms WHERE NOT EXISTS (SELECT 1 FROM bindings WHERE bindings.name = remote_rooms.member)")
     }
 
     // MARK: - Rooms across nodes
@@ -108,8 +115,8 @@ extension SignalingStore {
     /// Inside ``prune(olderThan:now:)``'s write: memberships of peers of other nodes (`name@node`)
     /// whose node has not linked since `unused` (its binding `@node` was not seen): such names
     /// have no binding of their own to expire with.
-    func pruneRemoteMembers(unused: SQLiteData) async throws(SignalingError) {
-        _ = try await run("""
+    func pruneRemoteMembers(_ db: StoreConnection, unused: SQLiteData) throws(SignalingError) {
+        try db.run("""
             DELETE FROM room_members WHERE instr(member, '@') > 0 AND NOT EXISTS (
               SELECT 1 FROM bindings WHERE name = '@' || substr(member, instr(member, '@') + 1) AND coalesce(seen, created) >= ?)
             """, [unused])
@@ -124,12 +131,12 @@ extension SignalingStore {
     /// The hosting node confirmed that local `member` joined `room` (`#name@host:port`).
     /// Throws `store-full` beyond `limits.memberRooms` such rooms for one name.
     public func addRemoteRoom(_ room: String, member: String) async throws(SignalingError) {
-        try await writer.write { [self] () async throws(SignalingError) -> Void in
-            let rows = try await run("""
+        try await writer.write { [self] db throws(SignalingError) -> Void in
+            let rows = try db.run("""
                 INSERT INTO remote_rooms (member, room) SELECT ?, ? WHERE (SELECT count(*) FROM remote_rooms WHERE member = ?) < ?
                 ON CONFLICT DO NOTHING RETURNING room
                 """, [.text(member), .text(room), .text(member), .integer(limits.memberRooms)])
-            if rows.isEmpty, try await !isRemoteMember(member, of: room) {
+            if rows.isEmpty, try !Self.isRemoteMember(db, member, of: room) {
                 throw SignalingError(.storeFull, "\(member) is in \(limits.memberRooms) rooms at other nodes, the most this node keeps; leave one first")
             }
         }
@@ -137,14 +144,19 @@ extension SignalingStore {
 
     /// `member` left `room` at its hosting node.
     public func removeRemoteRoom(_ room: String, member: String) async throws(SignalingError) {
-        try await writer.write { [self] () async throws(SignalingError) -> Void in
-            _ = try await run("DELETE FROM remote_rooms WHERE member = ? AND room = ?", [.text(member), .text(room)])
+        try await writer.write { db throws(SignalingError) -> Void in
+            try db.run("DELETE FROM remote_rooms WHERE member = ? AND room = ?", [.text(member), .text(room)])
         }
     }
 
     /// Whether local `member` is in `room` at another node, as that node confirmed.
     public func isRemoteMember(_ member: String, of room: String) async throws(SignalingError) -> Bool {
         try await !run("SELECT 1 AS x FROM remote_rooms WHERE member = ? AND room = ?", [.text(member), .text(room)]).isEmpty
+    }
+
+    /// ``isRemoteMember(_:of:)`` inside a write.
+    static func isRemoteMember(_ db: StoreConnection, _ member: String, of room: String) throws(SignalingError) -> Bool {
+        try !db.run("SELECT 1 AS x FROM remote_rooms WHERE member = ? AND room = ?", [.text(member), .text(room)]).isEmpty
     }
 
     /// The rooms at other nodes `member` is in.

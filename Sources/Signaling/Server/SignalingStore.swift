@@ -33,11 +33,18 @@ public final class SignalingStore: Sendable {
         public var sender: String
         public var id: String
         public var frame: String
+
+        public init(sender: String, id: String, frame: String) {
+            self.sender = sender
+            self.id = id
+            self.frame = frame
+        }
     }
 
-    private init(db: SQLiteConnection, path: String, limits: StoreLimits) {
+    private init(db: SQLiteConnection, path: String, limits: StoreLimits) throws(SignalingError) {
         self.db = db
-        self.writer = StoreWriter(db: db)
+        // After the migration: the writer's connection finds the tables made.
+        self.writer = try StoreWriter(path: path, queueLimit: limits.writeQueue)
         self.path = path
         self.limits = limits
     }
@@ -72,9 +79,13 @@ public final class SignalingStore: Sendable {
         }
         do {
             let db = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-            let store = SignalingStore(db: db, path: path, limits: limits)
-            try await store.migrate()
-            return store
+            do {
+                try await migrate(db)
+            } catch {
+                try? await db.close()
+                throw error
+            }
+            return try SignalingStore(db: db, path: path, limits: limits)
         } catch let error as SignalingError {
             throw error
         } catch {
@@ -82,7 +93,7 @@ public final class SignalingStore: Sendable {
         }
     }
 
-    private func migrate() async throws {
+    private static func migrate(_ db: SQLiteConnection) async throws {
         // WAL with synchronous=FULL: every commit is on disk before the node answers.
         _ = try await db.query("PRAGMA journal_mode=WAL")
         _ = try await db.query("PRAGMA synchronous=FULL")
@@ -101,15 +112,15 @@ public final class SignalingStore: Sendable {
                 UNIQUE (sender, id, recipient))
             """)
         _ = try await db.query("CREATE INDEX IF NOT EXISTS messages_pending ON messages (recipient, delivered, seq)")
-        try await migrateLimits()
-        try await migrateDevices()
+        try await migrateLimits(db)
+        try await migrateDevices(db)
     }
 
     /// The tables of rooms and of usage (version 2 of the store). `usage` counts undelivered
     /// messages and their bytes per scope (`*` all, `r:NAME` a recipient, `#room` a room); the
     /// triggers keep it exact in the same transaction as each write, and it is recounted at
     /// every open, so that the limits are checked without scanning the messages.
-    private func migrateLimits() async throws {
+    private static func migrateLimits(_ db: SQLiteConnection) async throws {
         let columns = try await db.query("PRAGMA table_info(messages)").compactMap { $0.column("name")?.string }
         if !columns.contains("room") {
             _ = try await db.query("ALTER TABLE messages ADD COLUMN room TEXT")
@@ -175,7 +186,7 @@ public final class SignalingStore: Sendable {
             INSERT INTO usage (scope, count, bytes) SELECT room, count(*), \(bytes) FROM messages WHERE delivered = 0 AND room IS NOT NULL GROUP BY room
             """)
         // Version 3: rooms' history and rooms at other nodes (SignalingStore+RoomHistory.swift).
-        try await migrateHistory()
+        try await migrateHistory(db)
     }
 
     /// A store dropped without `close()` (a node that failed half-way, a test that threw) still
@@ -189,6 +200,7 @@ public final class SignalingStore: Sendable {
 
     /// Closes the database; safe to call more than once.
     public func close() async {
+        await writer.close()
         guard !db.isClosed else { return }
         try? await db.close()
     }
@@ -216,8 +228,19 @@ public final class SignalingStore: Sendable {
         return key
     }
 
+    /// The key bound to `name` when the cache has it; nil means "ask ``key(of:)``", not "unbound".
+    /// A caller on an actor checks this first and awaits nothing in the common case.
+    public func cachedKey(of name: String) -> String? {
+        keys.withLock { $0.keys[name] }
+    }
+
     private func storedKey(of name: String) async throws(SignalingError) -> String? {
         try await run("SELECT key FROM bindings WHERE name = ?", [.text(name)]).first?.column("key")?.string
+    }
+
+    /// ``storedKey(of:)`` inside a write.
+    private static func storedKey(of name: String, _ db: StoreConnection) throws(SignalingError) -> String? {
+        try db.run("SELECT key FROM bindings WHERE name = ?", [.text(name)]).first?.column("key")?.string
     }
 
     /// Binds `name` to `key` on first use. Returns the key the name is bound to afterwards:
@@ -225,17 +248,17 @@ public final class SignalingStore: Sendable {
     /// new name when the store holds `limits.names` already. A login with the bound key marks
     /// the name as used now (unused names expire, see ``prune(olderThan:now:)``).
     public func bind(name: String, key: String) async throws(SignalingError) -> String {
-        try await writer.write { [self] () async throws(SignalingError) -> String in
+        try await writer.write { [self] db throws(SignalingError) -> String in
             let now = Date().timeIntervalSince1970
-            if let bound = try await storedKey(of: name) {
-                if bound == key { _ = try await run("UPDATE bindings SET seen = ? WHERE name = ?", [.float(now), .text(name)]) }
+            if let bound = try Self.storedKey(of: name, db) {
+                if bound == key { try db.run("UPDATE bindings SET seen = ? WHERE name = ?", [.float(now), .text(name)]) }
                 return bound
             }
-            _ = try await run("""
+            try db.run("""
                 INSERT INTO bindings (name, key, created, seen) SELECT ?, ?, ?, ? WHERE (SELECT count FROM usage WHERE scope = 'names') < ?
                 ON CONFLICT (name) DO NOTHING
                 """, [.text(name), .text(key), .float(now), .float(now), .integer(limits.names)])
-            guard let bound = try await storedKey(of: name) else {
+            guard let bound = try Self.storedKey(of: name, db) else {
                 throw SignalingError(.storeFull, "this node holds \(limits.names) names, the most it keeps; \(name.prefix(40)) was not bound")
             }
             return bound
@@ -248,6 +271,11 @@ public final class SignalingStore: Sendable {
     public struct Room: Sendable, Equatable {
         public var owner: String
         public var rule: RoomRule
+
+        public init(owner: String, rule: RoomRule) {
+            self.owner = owner
+            self.rule = rule
+        }
     }
 
     /// The owner and rule of `room`, nil when it does not exist (it never had a member, or
@@ -258,41 +286,48 @@ public final class SignalingStore: Sendable {
         return Room(owner: owner, rule: row.column("rule")?.string.flatMap(RoomRule.init(rawValue:)) ?? .open)
     }
 
+    /// ``room(_:)`` inside a write.
+    private static func room(_ room: String, _ db: StoreConnection) throws(SignalingError) -> Room? {
+        guard let row = try db.run("SELECT owner, rule FROM rooms WHERE room = ?", [.text(room)]).first,
+              let owner = row.column("owner")?.string else { return nil }
+        return Room(owner: owner, rule: row.column("rule")?.string.flatMap(RoomRule.init(rawValue:)) ?? .open)
+    }
+
     /// Adds a member; returns false when it already was one. A room that does not exist is
     /// created with `member` as its owner and `rule`. Throws `forbidden` for an `invite` room
     /// that did not invite `member`, `store-full` when the room, the member's rooms or the
     /// node's rooms are at their limit.
     public func join(room: String, member: String, rule: RoomRule = .open) async throws(SignalingError) -> Bool {
-        try await writer.write { [self] () async throws(SignalingError) -> Bool in
-            var current = try await self.room(room)
+        try await writer.write { [self] db throws(SignalingError) -> Bool in
+            var current = try Self.room(room, db)
             if current == nil {
                 // A store from before rooms had owners: its rooms are open and get their next joiner as owner.
-                let created = try await run("""
+                let created = try db.run("""
                     INSERT INTO rooms (room, owner, rule, created) SELECT ?, ?, ?, ? WHERE (SELECT count(*) FROM rooms) < ?
                     ON CONFLICT (room) DO NOTHING RETURNING owner
                     """, [.text(room), .text(member), .text(rule.rawValue), .float(Date().timeIntervalSince1970), .integer(limits.rooms)])
-                current = try await self.room(room)
+                current = try Self.room(room, db)
                 guard current != nil || !created.isEmpty else {
                     throw SignalingError(.storeFull, "this node has \(limits.rooms) rooms, the most it keeps; join an existing room")
                 }
             }
             if let current, current.rule == .invite, current.owner != member {
-                let invited = try await !run("SELECT 1 AS x FROM room_invites WHERE room = ? AND name = ?", [.text(room), .text(member)]).isEmpty
+                let invited = try !db.run("SELECT 1 AS x FROM room_invites WHERE room = ? AND name = ?", [.text(room), .text(member)]).isEmpty
                 guard invited else {
                     throw SignalingError(.forbidden, "\(room) admits invited names only; ask its owner \(current.owner) for an invite")
                 }
             }
             // The bounds are checked in the statement that inserts, so two joins at once cannot pass them.
-            let rows = try await run("""
+            let rows = try db.run("""
                 INSERT INTO room_members (room, member) SELECT ?, ?
                 WHERE (SELECT count(*) FROM room_members WHERE room = ?) < ? AND (SELECT count(*) FROM room_members WHERE member = ?) < ?
                 ON CONFLICT DO NOTHING RETURNING member
                 """, [.text(room), .text(member), .text(room), .integer(limits.roomMembers), .text(member), .integer(limits.memberRooms)])
             if !rows.isEmpty { return true }
-            if try await !run("SELECT 1 AS x FROM room_members WHERE room = ? AND member = ?", [.text(room), .text(member)]).isEmpty {
+            if try !db.run("SELECT 1 AS x FROM room_members WHERE room = ? AND member = ?", [.text(room), .text(member)]).isEmpty {
                 return false
             }
-            if try await rooms(of: member).count >= limits.memberRooms {
+            if try Self.rooms(of: member, db).count >= limits.memberRooms {
                 throw SignalingError(.storeFull, "\(member) is in \(limits.memberRooms) rooms, the most this node allows; leave one first")
             }
             throw SignalingError(.storeFull, "\(room) has \(limits.roomMembers) members, the most this node allows")
@@ -302,12 +337,12 @@ public final class SignalingStore: Sendable {
     /// Removes a member; returns false when it was not one. A room whose last member left is
     /// forgotten with its invitations: the next to join creates it anew.
     public func leave(room: String, member: String) async throws(SignalingError) -> Bool {
-        try await writer.write { [self] () async throws(SignalingError) -> Bool in
-            let rows = try await run("DELETE FROM room_members WHERE room = ? AND member = ? RETURNING member", [.text(room), .text(member)])
-            _ = try await run("DELETE FROM rooms WHERE room = ? AND NOT EXISTS (SELECT 1 FROM room_members WHERE room = ?)", [.text(room), .text(room)])
-            _ = try await run("DELETE FROM room_invites WHERE room = ? AND NOT EXISTS (SELECT 1 FROM rooms WHERE room = ?)", [.text(room), .text(room)])
+        try await writer.write { db throws(SignalingError) -> Bool in
+            let rows = try db.run("DELETE FROM room_members WHERE room = ? AND member = ? RETURNING member", [.text(room), .text(member)])
+            try db.run("DELETE FROM rooms WHERE room = ? AND NOT EXISTS (SELECT 1 FROM room_members WHERE room = ?)", [.text(room), .text(room)])
+            try db.run("DELETE FROM room_invites WHERE room = ? AND NOT EXISTS (SELECT 1 FROM rooms WHERE room = ?)", [.text(room), .text(room)])
             // A room forgotten takes its history with it: the next to create it starts afresh.
-            _ = try await run("DELETE FROM room_history WHERE room = ? AND NOT EXISTS (SELECT 1 FROM rooms WHERE room = ?)", [.text(room), .text(room)])
+            try db.run("DELETE FROM room_history WHERE room = ? AND NOT EXISTS (SELECT 1 FROM rooms WHERE room = ?)", [.text(room), .text(room)])
             return !rows.isEmpty
         }
     }
@@ -315,13 +350,13 @@ public final class SignalingStore: Sendable {
     /// The owner lets `name` join `room`; returns false when it was invited already. Throws
     /// `store-full` when the room has as many invitations as it may have members.
     public func invite(room: String, name: String) async throws(SignalingError) -> Bool {
-        try await writer.write { [self] () async throws(SignalingError) -> Bool in
-            let rows = try await run("""
+        try await writer.write { [self] db throws(SignalingError) -> Bool in
+            let rows = try db.run("""
                 INSERT INTO room_invites (room, name) SELECT ?, ? WHERE (SELECT count(*) FROM room_invites WHERE room = ?) < ?
                 ON CONFLICT DO NOTHING RETURNING name
                 """, [.text(room), .text(name), .text(room), .integer(limits.roomMembers)])
             if !rows.isEmpty { return true }
-            if try await !run("SELECT 1 AS x FROM room_invites WHERE room = ? AND name = ?", [.text(room), .text(name)]).isEmpty {
+            if try !db.run("SELECT 1 AS x FROM room_invites WHERE room = ? AND name = ?", [.text(room), .text(name)]).isEmpty {
                 return false
             }
             throw SignalingError(.storeFull, "\(room) has \(limits.roomMembers) invitations, the most this node keeps")
@@ -338,6 +373,11 @@ public final class SignalingStore: Sendable {
         try await run("SELECT room FROM room_members WHERE member = ? ORDER BY room", [.text(member)]).compactMap { $0.column("room")?.string }
     }
 
+    /// ``rooms(of:)`` inside a write.
+    private static func rooms(of member: String, _ db: StoreConnection) throws(SignalingError) -> [String] {
+        try db.run("SELECT room FROM room_members WHERE member = ? ORDER BY room", [.text(member)]).compactMap { $0.column("room")?.string }
+    }
+
     // MARK: - Messages
 
     /// Stores one message for each recipient in one statement. Rows that exist already (a
@@ -351,14 +391,43 @@ public final class SignalingStore: Sendable {
     /// recipient is.
     public func enqueue(sender: String, id: String, recipients requested: [String], frame: String,
                         room: String? = nil) async throws(SignalingError) -> [String] {
-        try await writer.write { [self] () async throws(SignalingError) -> [String] in
-            try await insertMessages(sender: sender, id: id, recipients: requested, frame: frame, room: room)
+        try await writer.write { [self] db throws(SignalingError) -> [String] in
+            try insertMessages(db, sender: sender, id: id, recipients: requested, frame: frame, room: room)
         }
     }
 
+    /// What a chat message's write did (``enqueueChat(sender:id:recipients:frame:then:)``).
+    public enum Enqueued: Sendable, Equatable {
+        /// `sender` sent a message with this id before (to anyone): nothing was stored again.
+        case duplicate
+        /// Stored; `fresh` are the recipients to deliver to now.
+        case stored(fresh: [String])
+    }
+
+    /// ``hasMessage(sender:id:)`` then ``enqueue(sender:id:recipients:frame:room:)`` in one write
+    /// (two prepared statements, no read outside the writer): `then` runs on the writer's
+    /// thread once the message is durable, or with the error (`store-full`, `store-busy`).
+    public func enqueueChat(sender: String, id: String, recipients: [String], frame: String,
+                     then: @escaping @Sendable (Result<Enqueued, SignalingError>) -> Void) {
+        writer.submit({ [self] db throws(SignalingError) -> Enqueued in
+            if try !db.run("SELECT 1 AS x FROM messages WHERE sender = ? AND id = ? LIMIT 1", [.text(sender), .text(id)]).isEmpty {
+                return .duplicate
+            }
+            return .stored(fresh: try insertMessages(db, sender: sender, id: id, recipients: recipients, frame: frame, room: nil))
+        }, then: then)
+    }
+
+    /// ``enqueueChat(sender:id:recipients:frame:then:)``, awaited.
+    public func enqueueChat(sender: String, id: String, recipients: [String], frame: String) async throws(SignalingError) -> Enqueued {
+        let result: Result<Enqueued, SignalingError> = await withCheckedContinuation { continuation in
+            enqueueChat(sender: sender, id: id, recipients: recipients, frame: frame) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
+    }
+
     /// ``enqueue(sender:id:recipients:frame:room:)`` inside a write that is open already.
-    func insertMessages(sender: String, id: String, recipients requested: [String], frame: String,
-                        room: String?) async throws(SignalingError) -> [String] {
+    func insertMessages(_ db: StoreConnection, sender: String, id: String, recipients requested: [String], frame: String,
+                        room: String?) throws(SignalingError) -> [String] {
             var seen = Set<String>()
             let recipients = requested.filter { seen.insert($0).inserted }
             guard !recipients.isEmpty else { return [] }
@@ -375,7 +444,7 @@ public final class SignalingStore: Sendable {
             binds += [.integer(count), .integer(limits.messages), .integer(count * size), .integer(limits.bytes),
                       roomBind, roomBind, .integer(count), .integer(limits.roomMessages), roomBind, .integer(count * size), .integer(limits.roomBytes),
                       .integer(limits.recipientMessages), .integer(size), .integer(limits.recipientBytes), .integer(size), .integer(limits.recipientBytes)]
-            let rows = try await run("""
+            let rows = try db.run("""
                 WITH v AS (VALUES \(values)),
                 limits_ok AS MATERIALIZED (SELECT
                   (SELECT count FROM usage WHERE scope = '*') + ? <= ? AND (SELECT bytes FROM usage WHERE scope = '*') + ? <= ?
@@ -389,18 +458,18 @@ public final class SignalingStore: Sendable {
                 ON CONFLICT DO NOTHING RETURNING recipient
                 """, binds)
             let stored = rows.compactMap { $0.column("recipient")?.string }
-            if stored.isEmpty, let full = try await fullness(recipients: recipients, room: room, size: size) {
+            if stored.isEmpty, let full = try fullness(db, recipients: recipients, room: room, size: size) {
                 throw SignalingError(.storeFull, full + "; nothing was stored, try again once recipients have read their messages")
             }
             return stored
     }
 
     /// Which limit a message of `size` bytes to `recipients` would pass, or nil when none.
-    private func fullness(recipients: [String], room: String?, size: Int) async throws(SignalingError) -> String? {
+    private func fullness(_ db: StoreConnection, recipients: [String], room: String?, size: Int) throws(SignalingError) -> String? {
         let scopes = ["*"] + (room.map { [$0] } ?? []) + recipients.map { "r:" + $0 }
         let marks = Array(repeating: "?", count: scopes.count).joined(separator: ", ")
         var usage: [String: (count: Int, bytes: Int)] = [:]
-        for row in try await run("SELECT scope, count, bytes FROM usage WHERE scope IN (\(marks))", scopes.map { .text($0) }) {
+        for row in try db.run("SELECT scope, count, bytes FROM usage WHERE scope IN (\(marks))", scopes.map { .text($0) }) {
             guard let scope = row.column("scope")?.string else { continue }
             usage[scope] = (row.column("count")?.integer ?? 0, row.column("bytes")?.integer ?? 0)
         }
@@ -451,11 +520,20 @@ public final class SignalingStore: Sendable {
 
     /// The recipient acknowledged a message: it is not delivered again.
     public func markDelivered(recipient: String, sender: String, id: String) async throws(SignalingError) {
-        try await writer.write { [self] () async throws(SignalingError) -> Void in
-            // A delivered row only deduplicates resends: its frame is not needed any more.
-            _ = try await run("UPDATE messages SET delivered = 1, frame = '' WHERE recipient = ? AND sender = ? AND id = ? AND delivered = 0",
-                              [.text(recipient), .text(sender), .text(id)])
+        let result: Result<Void, SignalingError> = await withCheckedContinuation { continuation in
+            markDelivered(recipient: recipient, sender: sender, id: id) { continuation.resume(returning: $0) }
         }
+        try result.get()
+    }
+
+    /// ``markDelivered(recipient:sender:id:)`` without waiting: `then` runs on the writer's
+    /// thread once it committed, or with the error.
+    public func markDelivered(recipient: String, sender: String, id: String, then: @escaping @Sendable (Result<Void, SignalingError>) -> Void) {
+        writer.submit({ db throws(SignalingError) -> Void in
+            // A delivered row only deduplicates resends: its frame is not needed any more.
+            try db.run("UPDATE messages SET delivered = 1, frame = '' WHERE recipient = ? AND sender = ? AND id = ? AND delivered = 0",
+                       [.text(recipient), .text(sender), .text(id)])
+        }, then: then)
     }
 
     /// Messages waiting to be handed to another node (recipients `name@node`), oldest first.
@@ -470,8 +548,8 @@ public final class SignalingStore: Sendable {
 
     /// The other node took over a message (stored it for its recipient) or refused it for good.
     public func markDelivered(sender: String, id: String, node: String) async throws(SignalingError) {
-        try await writer.write { [self] () async throws(SignalingError) -> Void in
-            _ = try await run("UPDATE messages SET delivered = 1, frame = '' WHERE sender = ? AND id = ? AND substr(recipient, -?) = ? AND delivered = 0",
+        try await writer.write { db throws(SignalingError) -> Void in
+            try db.run("UPDATE messages SET delivered = 1, frame = '' WHERE sender = ? AND id = ? AND substr(recipient, -?) = ? AND delivered = 0",
                               [.text(sender), .text(id), .integer(node.count + 1), .text("@" + node)])
         }
     }
@@ -483,29 +561,29 @@ public final class SignalingStore: Sendable {
     /// then the names themselves unless they still own a room or have messages waiting.
     public func prune(olderThan age: Double, now: Date = Date()) async throws(SignalingError) {
         defer { keys.withLock { $0.keys.removeAll(); $0.generation += 1 } }
-        try await writer.write { [self] () async throws(SignalingError) -> Void in
+        try await writer.write { [self] db throws(SignalingError) -> Void in
             let time = now.timeIntervalSince1970
             let unused: SQLiteData = .float(time - limits.nameExpiry)
-            _ = try await run("DELETE FROM messages WHERE (delivered != 0 AND created < ?) OR created < ?",
+            try db.run("DELETE FROM messages WHERE (delivered != 0 AND created < ?) OR created < ?",
                               [.float(time - age), .float(time - limits.expiry)])
-            _ = try await run("DELETE FROM room_members WHERE member IN (SELECT name FROM bindings WHERE coalesce(seen, created) < ?)", [unused])
-            try await pruneRemoteMembers(unused: unused)
-            _ = try await run("DELETE FROM rooms WHERE NOT EXISTS (SELECT 1 FROM room_members WHERE room_members.room = rooms.room)")
-            _ = try await run("DELETE FROM room_invites WHERE NOT EXISTS (SELECT 1 FROM rooms WHERE rooms.room = room_invites.room)")
-            try await pruneHistory(now: time)
-            _ = try await run("""
+            try db.run("DELETE FROM room_members WHERE member IN (SELECT name FROM bindings WHERE coalesce(seen, created) < ?)", [unused])
+            try pruneRemoteMembers(db, unused: unused)
+            try db.run("DELETE FROM rooms WHERE NOT EXISTS (SELECT 1 FROM room_members WHERE room_members.room = rooms.room)")
+            try db.run("DELETE FROM room_invites WHERE NOT EXISTS (SELECT 1 FROM rooms WHERE rooms.room = room_invites.room)")
+            try pruneHistory(db, now: time)
+            try db.run("""
                 DELETE FROM bindings WHERE coalesce(seen, created) < ?
                   AND NOT EXISTS (SELECT 1 FROM room_members WHERE member = bindings.name)
                   AND NOT EXISTS (SELECT 1 FROM rooms WHERE owner = bindings.name)
                   AND NOT EXISTS (SELECT 1 FROM usage WHERE scope = 'r:' || bindings.name)
                 """, [unused])
             // A forgotten name's endorsed devices go with it (SignalingStore+Devices.swift).
-            _ = try await run("DELETE FROM devices WHERE NOT EXISTS (SELECT 1 FROM bindings WHERE bindings.name = devices.name)")
+            try db.run("DELETE FROM devices WHERE NOT EXISTS (SELECT 1 FROM bindings WHERE bindings.name = devices.name)")
             // Delivered rows (ids kept to recognise resends) are bounded too: a pair of names that
             // chat and acknowledge at the rate limit would otherwise add rows for `age` seconds.
-            let delivered = try await run("SELECT count(*) AS n FROM messages WHERE delivered != 0").first?.column("n")?.integer ?? 0
+            let delivered = try db.run("SELECT count(*) AS n FROM messages WHERE delivered != 0").first?.column("n")?.integer ?? 0
             if delivered > limits.deliveredKept {
-                _ = try await run("DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE delivered != 0 ORDER BY seq LIMIT ?)",
+                try db.run("DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE delivered != 0 ORDER BY seq LIMIT ?)",
                                   [.integer(delivered - limits.deliveredKept)])
             }
         }

@@ -33,6 +33,9 @@ public struct StoreLimits: Sendable, Equatable {
     /// Room memberships the names of one other node may hold here, in all rooms together: what
     /// a linked node can make this node keep for its peers (docs/protocol.md "Rooms across nodes").
     public var nodeMemberships = 1_000
+    /// Writes (chat messages, acknowledgements, logins, joins) waiting for the store's writer:
+    /// beyond it a write is refused with `store-busy` instead of waiting behind seconds of backlog.
+    public var writeQueue = 16_384
 
     public init() {}
 }

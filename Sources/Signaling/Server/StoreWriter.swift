@@ -1,102 +1,189 @@
-import Synchronization
-import SQLiteNIO
+import Foundation
 
 /// The store's one writer, with group commit (issue 17): every write of ``SignalingStore`` runs
-/// here, one at a time, inside a transaction; writes that arrive while a transaction commits
-/// wait and go into the next one together. One commit (one fsync with `synchronous=FULL`) then
-/// covers many chat messages instead of one each, and a write's caller is answered only once the
-/// transaction holding it has committed: nothing is acknowledged before it is durable.
+/// here, on one thread of its own with its own connection (``StoreConnection``, statements
+/// prepared once), inside a transaction. Writes that arrive while a transaction commits wait
+/// and go into the next one together: a batch is what queued while the previous commit ran, so
+/// one commit (one fsync with `synchronous=FULL`) covers many chat messages when many come, and
+/// a single write is not held back to wait for company. A write's caller is answered only once
+/// the transaction holding it has committed: nothing is acknowledged before it is durable.
 ///
 /// A write's statements are each atomic, and the store's writes throw only after statements
 /// that changed nothing (a guarded `INSERT … WHERE` that inserted no row) or on a database
 /// failure, which fails the whole transaction; so a write that throws leaves nothing half done
 /// in the batch it shared, and no savepoint per write is needed.
 ///
-/// The queue holds at most one write per caller in flight: each connection and link awaits its
-/// write before it reads its next frame, so the node's connection budget bounds it.
+/// The queue is bounded (`queueLimit`): a write that finds it full is refused at once with
+/// `store-busy` and a reason, so that clients that send faster than the disk commits get an answer
+/// instead of a queue that grows without end (the node had 10 s of backlog before).
 ///
-/// Reads do not wait for the writer: they run on the same connection and may see a batch that
-/// is still committing. What they hand out (a pending message) is then at worst delivered before
-/// its sender's ack, and the sender's resend with the same id is recognised.
+/// Reads do not wait for the writer: they run on SQLiteNIO's connection (WAL: readers never
+/// block the writer) and see what has committed.
 final class StoreWriter: Sendable {
+    /// A write: runs its statements inside the open transaction and returns what answers the
+    /// caller once the transaction ended (with the commit's failure, if any).
     private struct Job: Sendable {
-        /// Runs the write's statements inside the open transaction and keeps its outcome.
-        let run: @Sendable () async -> Void
-        /// Answers the caller once the transaction ended: with the kept outcome, or with the
-        /// commit's failure.
-        let finish: @Sendable (SignalingError?) -> Void
+        let run: @Sendable (StoreConnection) -> @Sendable (SignalingError?) -> Void
+        /// Answers the caller when the job could not run (the transaction did not begin).
+        let refuse: @Sendable (SignalingError) -> Void
     }
 
-    private struct State {
+    /// The queue between callers and the writer's thread. `@unchecked Sendable`: every field
+    /// is read and written with `condition` locked.
+    private final class Queue: @unchecked Sendable {
+        let condition = NSCondition()
         var jobs: [Job] = []
-        var draining = false
+        var stopping = false
+        var stopped: [CheckedContinuation<Void, Never>] = []
+
+        func locked<T>(_ body: (Queue) -> T) -> T {
+            condition.lock()
+            defer { condition.unlock() }
+            return body(self)
+        }
+        var finished = false
+        /// Transactions committed, and the writes they held.
+        var commits = 0
+        var written = 0
     }
 
     /// Writes taken into one transaction at most; more wait for the next.
-    static let batchLimit = 256
+    static let batchLimit = 512
 
-    private let db: SQLiteConnection
-    private let state = Mutex(State())
-    private let commits = Atomic<Int>(0)
+    /// Writes that may wait at most; one more is refused with `store-busy`.
+    let queueLimit: Int
+    private let queue = Queue()
 
-    init(db: SQLiteConnection) {
-        self.db = db
+    /// Opens the writer's connection to `path` and starts its thread.
+    init(path: String, queueLimit: Int) throws(SignalingError) {
+        self.queueLimit = queueLimit
+        let connection = try StoreConnection(path: path)
+        let queue = queue
+        // The thread holds the queue and the connection, not the writer: a writer dropped
+        // without `close()` stops it from `deinit`.
+        let thread = Thread {
+            Self.serve(queue: queue, connection: connection)
+        }
+        thread.name = "store-writer"
+        thread.start()
+    }
+
+    deinit {
+        queue.condition.lock()
+        queue.stopping = true
+        queue.condition.broadcast()
+        queue.condition.unlock()
     }
 
     /// Transactions committed so far (each holds one or more writes).
-    var commitCount: Int { commits.load(ordering: .relaxed) }
+    var commitCount: Int { queue.locked { $0.commits } }
+    /// Writes committed so far.
+    var writeCount: Int { queue.locked { $0.written } }
+    /// Writes waiting for the next transaction now.
+    var queuedCount: Int { queue.locked { $0.jobs.count } }
+
+    /// Queues `body` for the next transaction and calls `then` on the writer's thread once that
+    /// transaction has committed — with the body's result or error, or with `internalError`
+    /// when the commit failed (the body's changes are then rolled back with its batch). A full
+    /// queue calls `then` at once with `store-busy`; a closed store with `internalError`.
+    func submit<T: Sendable>(_ body: @escaping @Sendable (StoreConnection) throws(SignalingError) -> T,
+                             then: @escaping @Sendable (Result<T, SignalingError>) -> Void) {
+        let job = Job(
+            run: { connection in
+                let result: Result<T, SignalingError>
+                do throws(SignalingError) { result = .success(try body(connection)) } catch { result = .failure(error) }
+                return { commitFailure in then(commitFailure.map { .failure($0) } ?? result) }
+            },
+            refuse: { then(.failure($0)) })
+        queue.condition.lock()
+        if queue.stopping {
+            queue.condition.unlock()
+            return then(.failure(SignalingError(.internalError, "storage failed: the store is closed")))
+        }
+        guard queue.jobs.count < queueLimit else {
+            queue.condition.unlock()
+            return then(.failure(SignalingError(.storeBusy, "the node's store has \(queueLimit) writes waiting for the disk; nothing was stored, send again in a moment")))
+        }
+        queue.jobs.append(job)
+        queue.condition.signal()
+        queue.condition.unlock()
+    }
 
     /// Runs `body` in the next transaction and returns its result once that transaction has
-    /// committed; throws the body's error, or `internalError` when the commit failed (the
-    /// body's changes are then rolled back with the rest of its batch).
-    func write<T: Sendable>(_ body: @escaping @Sendable () async throws(SignalingError) -> T) async throws(SignalingError) -> T {
-        let outcome = Mutex<Result<T, SignalingError>?>(nil)
+    /// committed; throws the body's error, `store-busy` when the queue is full, or `internalError`
+    /// when the commit failed.
+    func write<T: Sendable>(_ body: @escaping @Sendable (StoreConnection) throws(SignalingError) -> T) async throws(SignalingError) -> T {
         let result: Result<T, SignalingError> = await withCheckedContinuation { continuation in
-            let job = Job(
-                run: {
-                    let value: Result<T, SignalingError>
-                    do throws(SignalingError) { value = .success(try await body()) } catch { value = .failure(error) }
-                    outcome.withLock { $0 = value }
-                },
-                finish: { commitFailure in
-                    if let commitFailure {
-                        continuation.resume(returning: .failure(commitFailure))
-                    } else {
-                        continuation.resume(returning: outcome.withLock { $0 } ?? .failure(SignalingError(.internalError, "the write did not run")))
-                    }
-                })
-            let start = state.withLock { state -> Bool in
-                state.jobs.append(job)
-                defer { state.draining = true }
-                return !state.draining
-            }
-            if start { Task { await self.drain() } }
+            submit(body) { continuation.resume(returning: $0) }
         }
         return try result.get()
     }
 
-    /// Commits batches until no write waits.
-    private func drain() async {
-        while true {
-            let batch = state.withLock { state -> [Job] in
-                let batch = Array(state.jobs.prefix(Self.batchLimit))
-                state.jobs.removeFirst(batch.count)
-                if batch.isEmpty { state.draining = false }
-                return batch
+    /// Commits what is queued, then stops the thread and closes the connection.
+    func close() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            queue.condition.lock()
+            if queue.finished {
+                queue.condition.unlock()
+                return continuation.resume()
             }
-            if batch.isEmpty { return }
-            var failure: SignalingError?
-            do {
-                // IMMEDIATE: take the write lock now, not at the first write inside.
-                _ = try await db.query("BEGIN IMMEDIATE")
-                for job in batch { await job.run() }
-                _ = try await db.query("COMMIT")
-                commits.add(1, ordering: .relaxed)
-            } catch {
-                failure = SignalingError(.internalError, "storage failed: \(error)")
-                _ = try? await db.query("ROLLBACK")
-            }
-            for job in batch { job.finish(failure) }
+            queue.stopping = true
+            queue.stopped.append(continuation)
+            queue.condition.broadcast()
+            queue.condition.unlock()
         }
+    }
+
+    /// The writer's thread: commits batches until stopped and nothing waits.
+    private static func serve(queue: Queue, connection: StoreConnection) {
+        while true {
+            queue.condition.lock()
+            while queue.jobs.isEmpty && !queue.stopping { queue.condition.wait() }
+            if queue.jobs.isEmpty {
+                queue.finished = true
+                let stopped = queue.stopped
+                queue.stopped.removeAll()
+                queue.condition.unlock()
+                connection.close()
+                for continuation in stopped { continuation.resume() }
+                return
+            }
+            let batch: [Job]
+            if queue.jobs.count <= batchLimit {
+                batch = queue.jobs
+                queue.jobs.removeAll(keepingCapacity: true)
+            } else {
+                batch = Array(queue.jobs.prefix(batchLimit))
+                queue.jobs.removeFirst(batchLimit)
+            }
+            queue.condition.unlock()
+            if commit(batch, connection: connection) {
+                queue.locked { queue in
+                    queue.commits += 1
+                    queue.written += batch.count
+                }
+            }
+        }
+    }
+
+    /// One transaction holding `batch`; true when it committed.
+    private static func commit(_ batch: [Job], connection: StoreConnection) -> Bool {
+        do throws(SignalingError) {
+            // IMMEDIATE: take the write lock now, not at the first write inside.
+            try connection.run("BEGIN IMMEDIATE")
+        } catch {
+            for job in batch { job.refuse(error) }
+            return false
+        }
+        let answers = batch.map { $0.run(connection) }
+        var failure: SignalingError?
+        do throws(SignalingError) {
+            try connection.run("COMMIT")
+        } catch {
+            failure = error
+            _ = try? connection.run("ROLLBACK")
+        }
+        for answer in answers { answer(failure) }
+        return failure == nil
     }
 }

@@ -1,0 +1,29 @@
+/// What the hub needs from the other members of its cluster (docs/cluster.md): several
+/// `meshnode serve` processes act as one node, sharing its store; a message for a name online
+/// at another member is handed to that member, and presence changes are told to all.
+///
+/// Nothing here is durable: chat is in the shared store before the hub acknowledges it, and a
+/// frame lost with a member that died is delivered from the store when its recipient logs in
+/// again (at another member).
+public protocol ClusterRouting: Sendable {
+    /// This member's name, unique in the cluster.
+    var member: String { get }
+    /// Hands `text` (one encoded frame) to `name`'s connections at `member`; ordered per member.
+    func deliver(text: String, to name: String, at member: String)
+    /// Tells every member that `name` is online here (its first connection) or offline (its last).
+    func presence(name: String, online: Bool, key: String?)
+}
+
+/// A name's connections at another member: what the hub writes goes to that member.
+struct ClusterOutput: ConnectionOutput {
+    let routing: any ClusterRouting
+    let name: String
+    let member: String
+
+    func write(text: String) {
+        routing.deliver(text: text, to: name, at: member)
+    }
+
+    /// The hub never closes another member's connections.
+    func close() {}
+}

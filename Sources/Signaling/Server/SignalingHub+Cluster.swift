@@ -1,0 +1,92 @@
+import Foundation
+
+/// Cluster mode (docs/cluster.md): the hub's side of the cross-member router. The router
+/// (`SignalingCluster.ClusterRouter`) calls these when another member tells it something; the
+/// hub calls ``ClusterRouting`` when one of its names changes presence and, through
+/// ``handle(of:)``, when it writes to a name online at another member.
+extension SignalingHub {
+    /// Names online at other members are at most this many (name, member) pairs: one entry per
+    /// logged-in name, so the bound is the cluster's connection budget.
+    public static let maxRemotePresence = 1_000_000
+
+    /// Joins a cluster: from now on the hub routes to names at other members and tells them
+    /// about its own. `online`: who is online at the other members now (name → members).
+    public func joinCluster(_ routing: any ClusterRouting, online: [String: Set<String>]) {
+        cluster = routing
+        remoteOnline = online.filter { !$0.value.isEmpty }
+    }
+
+    /// Another member says `name` went online or offline there; its watchers here hear it when
+    /// the name's cluster-wide status changed.
+    public func clusterPresence(name: String, member: String, online isOnline: Bool, key: String?) {
+        guard let cluster, member != cluster.member else { return }
+        let wasOnline = online[name] != nil || remoteOnline[name] != nil
+        if isOnline {
+            guard remoteOnline[name] != nil || remoteOnline.count < Self.maxRemotePresence else { return }
+            remoteOnline[name, default: []].insert(member)
+        } else {
+            remoteOnline[name]?.remove(member)
+            if remoteOnline[name]?.isEmpty == true { remoteOnline[name] = nil }
+        }
+        let nowOnline = online[name] != nil || remoteOnline[name] != nil
+        guard wasOnline != nowOnline else { return }
+        fromCluster = true
+        defer { fromCluster = false }
+        announce(name: name, status: nowOnline ? .online : .offline, key: key)
+    }
+
+    /// A member died (its heartbeat stopped): every name it held is offline there.
+    public func clusterMemberGone(_ member: String) {
+        for (name, members) in remoteOnline where members.contains(member) {
+            clusterPresence(name: name, member: member, online: false, key: nil)
+        }
+    }
+
+    /// A frame another member wrote to `name`, whose connections are here. Call setup is
+    /// tracked as a link's is (SignalingHub+Calls.swift): the callee's answer arrives at this
+    /// member, which must know the call rings. Delivered to local connections only, so that
+    /// a name online at several members cannot bounce a frame between them.
+    public func clusterDeliver(text: String, to name: String) {
+        fromCluster = true
+        defer { fromCluster = false }
+        guard let devices = handle(of: name) else { return }
+        guard let message = try? SignalingCodec.decode(text), case .callSetup(let type, let body) = message.payload,
+              let payload = try? JSONDecoder().decode(CallPayload.self, from: Data(body.payload.utf8)) else {
+            return devices.send(text: text)
+        }
+        _ = deliverCallSetup(message, from: message.from, to: name, call: payload.call)
+        track(type, payload, from: message.from, to: name)
+        if type == .call { rang(caller: message.from, callee: name, call: payload.call) }
+    }
+
+    /// The names logged in at this member.
+    public var localNames: [String] { Array(online.keys) }
+
+    /// The names logged in at this member with the key each is bound to (its owner key).
+    public var localPresence: [(name: String, key: String?)] {
+        online.compactMap { name, connections in
+            connections.first.flatMap { sessions[$0] }.map { (name, $0.device?.owner ?? $0.key) }
+        }
+    }
+
+    /// `name` is online somewhere in the cluster (here or at another member).
+    func isOnlineInCluster(_ name: String) -> Bool {
+        online[name] != nil || remoteOnline[name] != nil
+    }
+
+    /// The connections of `name` at other members, as handles whose frames go to those members
+    /// (none while the hub is delivering what another member sent).
+    func clusterHandles(of name: String) -> [ConnectionHandle] {
+        guard let cluster, !fromCluster, let members = remoteOnline[name] else { return [] }
+        return members.sorted().map { member in
+            // Negative ids: never a local connection's.
+            ConnectionHandle(id: -1, hostHint: nil, sink: .output(ClusterOutput(routing: cluster, name: name, member: member)))
+        }
+    }
+
+    /// Tells the other members about a presence change made here.
+    func publishPresence(name: String, status: PresenceStatus, key: String?) {
+        guard let cluster, !fromCluster else { return }
+        cluster.presence(name: name, online: status == .online, key: key)
+    }
+}

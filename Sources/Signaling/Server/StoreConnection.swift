@@ -1,0 +1,136 @@
+import NIOCore
+import SQLiteNIO
+// The SQLite library SQLiteNIO links (its symbols prefixed `sqlite_nio_`): the writer's
+// connection must use the same copy as the readers' — two copies of SQLite in one process
+// release each other's POSIX locks on the same file (sqlite.org/howtocorrupt.html §2.2.1).
+internal import VaporCSQLite
+
+/// The store writer's own SQLite connection (issue 17): statements are prepared once and kept
+/// (`SQLITE_PREPARE_PERSISTENT`), then reset and bound for each use, and every call is a plain
+/// synchronous call on the writer's thread — no thread-pool queue and no event-loop hop per
+/// statement, which is what bounded the store's rate when each statement was a SQLiteNIO query.
+///
+/// `@unchecked Sendable`: the handle and the statement cache are used by one thread at a time —
+/// the writer's thread while it runs, the closing caller after the writer stopped
+/// (``StoreWriter/close()``).
+final class StoreConnection: @unchecked Sendable {
+    private var handle: OpaquePointer?
+    /// Prepared statements by their SQL text. Statements with a variable number of
+    /// placeholders (a room message's recipients) make a few texts each; the cache is emptied
+    /// when it holds `cacheLimit`.
+    private var statements: [String: OpaquePointer] = [:]
+    static let cacheLimit = 128
+    /// SQLite's "copy the bytes now" destructor (`SQLITE_TRANSIENT`, which Swift cannot import).
+    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    /// Opens `path` for writing. The journal mode (WAL) is the database's; `synchronous` is
+    /// per connection: FULL, so that a commit is on disk before the writer answers anyone.
+    init(path: String) throws(SignalingError) {
+        var handle: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
+        let opened = sqlite_nio_sqlite3_open_v2(path, &handle, flags, nil)
+        guard opened == SQLITE_OK, let handle else {
+            if let handle { sqlite_nio_sqlite3_close(handle) }
+            throw SignalingError(.internalError, "cannot open \(path) for writing: SQLite error \(opened)")
+        }
+        self.handle = handle
+        // Readers on the other connection never block a WAL writer; a checkpoint may, briefly.
+        sqlite_nio_sqlite3_busy_timeout(handle, 5000)
+        try run("PRAGMA synchronous=FULL")
+    }
+
+    deinit { close() }
+
+    /// Finalizes the statements and closes the connection; safe to call more than once.
+    func close() {
+        for statement in statements.values { sqlite_nio_sqlite3_finalize(statement) }
+        statements.removeAll()
+        if let handle { sqlite_nio_sqlite3_close_v2(handle) }
+        handle = nil
+    }
+
+    /// Runs one statement and returns its rows.
+    @discardableResult
+    func run(_ sql: String, _ binds: [SQLiteData] = []) throws(SignalingError) -> [StoreRow] {
+        let statement = try prepared(sql)
+        defer {
+            sqlite_nio_sqlite3_reset(statement)
+            sqlite_nio_sqlite3_clear_bindings(statement)
+        }
+        for (index, bind) in binds.enumerated() {
+            let position = Int32(index + 1)
+            let status: Int32
+            switch bind {
+            case .integer(let value): status = sqlite_nio_sqlite3_bind_int64(statement, position, Int64(value))
+            case .float(let value): status = sqlite_nio_sqlite3_bind_double(statement, position, value)
+            case .text(let value):
+                status = sqlite_nio_sqlite3_bind_text64(statement, position, value, UInt64(value.utf8.count), Self.transient, UInt8(SQLITE_UTF8))
+            case .blob(let value):
+                status = value.withUnsafeReadableBytes {
+                    sqlite_nio_sqlite3_bind_blob64(statement, position, $0.baseAddress, UInt64($0.count), Self.transient)
+                }
+            case .null: status = sqlite_nio_sqlite3_bind_null(statement, position)
+            }
+            guard status == SQLITE_OK else { throw failure(status, sql) }
+        }
+        var rows: [StoreRow] = []
+        let columns = Int32(sqlite_nio_sqlite3_column_count(statement))
+        while true {
+            let status = sqlite_nio_sqlite3_step(statement)
+            if status == SQLITE_DONE { return rows }
+            guard status == SQLITE_ROW else { throw failure(status, sql) }
+            var row = StoreRow()
+            for column in 0..<columns {
+                let name = String(cString: sqlite_nio_sqlite3_column_name(statement, column))
+                row.values.append((name, value(statement, column)))
+            }
+            rows.append(row)
+        }
+    }
+
+    private func prepared(_ sql: String) throws(SignalingError) -> OpaquePointer {
+        if let statement = statements[sql] { return statement }
+        guard let handle else { throw SignalingError(.internalError, "storage failed: the store is closed") }
+        if statements.count >= Self.cacheLimit {
+            for statement in statements.values { sqlite_nio_sqlite3_finalize(statement) }
+            statements.removeAll(keepingCapacity: true)
+        }
+        var statement: OpaquePointer?
+        let status = sqlite_nio_sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+        guard status == SQLITE_OK, let statement else { throw failure(status, sql) }
+        statements[sql] = statement
+        return statement
+    }
+
+    private func value(_ statement: OpaquePointer, _ column: Int32) -> SQLiteData {
+        switch sqlite_nio_sqlite3_column_type(statement, column) {
+        case SQLITE_INTEGER: return .integer(SQLiteInt64(sqlite_nio_sqlite3_column_int64(statement, column)))
+        case SQLITE_FLOAT: return .float(sqlite_nio_sqlite3_column_double(statement, column))
+        case SQLITE_TEXT:
+            guard let text = sqlite_nio_sqlite3_column_text(statement, column) else { return .null }
+            return .text(String(cString: text))
+        case SQLITE_BLOB:
+            let count = Int(sqlite_nio_sqlite3_column_bytes(statement, column))
+            var buffer = ByteBufferAllocator().buffer(capacity: count)
+            if let bytes = sqlite_nio_sqlite3_column_blob(statement, column) {
+                buffer.writeBytes(UnsafeRawBufferPointer(start: bytes, count: count))
+            }
+            return .blob(buffer)
+        default: return .null
+        }
+    }
+
+    private func failure(_ status: Int32, _ sql: String) -> SignalingError {
+        let message = handle.flatMap { sqlite_nio_sqlite3_errmsg($0) }.map { String(cString: $0) } ?? "error \(status)"
+        return SignalingError(.internalError, "storage failed: \(message) (\(sql.prefix(60)))")
+    }
+}
+
+/// One row a ``StoreConnection`` statement returned: its columns by name, as SQLiteNIO's rows.
+struct StoreRow: Sendable {
+    var values: [(name: String, value: SQLiteData)] = []
+
+    func column(_ name: String) -> SQLiteData? {
+        values.first { $0.name == name }?.value
+    }
+}

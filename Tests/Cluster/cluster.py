@@ -1,0 +1,356 @@
+#!/usr/bin/env python3
+"""Cluster mode end to end (docs/cluster.md): PostgreSQL and three `meshnode serve` members.
+
+`testnet/cluster` (CI, `make test-cluster`): clients on different members see each other's
+presence, chat and set up a call; then one member is killed with -9 while chat flows both ways.
+Its clients (a protocol client here and the real CLI, `meshnode join` with three --node URLs)
+must be logged in at another member within 5 s, and every message a member acknowledged before
+the kill must reach its recipient: zero lost. `testnet/cluster --serve` only starts the cluster
+(`make cluster`) and waits for Ctrl-C.
+
+Runs as root (CI: PostgreSQL as the `postgres` user) or as a normal user; needs Debian's
+postgresql (`make test-deps`).
+"""
+import argparse
+import glob
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "Tests", "Conformance"))
+import conformance  # noqa: E402  (the protocol client of the conformance suite)
+
+RECONNECT_LIMIT = 5.0  # docs/protocol.md "Liveness": clients reconnect within 5 s
+MESSAGES = 150  # chat sent each way around the kill
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Postgres:
+    """A private PostgreSQL instance in a temporary directory on a free loopback port."""
+
+    def __init__(self, workdir):
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+        if not bins:
+            raise SystemExit("cluster: PostgreSQL is not installed (apt-get install -y postgresql; make test-deps)")
+        self.bin = bins[-1]
+        self.dir = os.path.join(workdir, "pg")
+        self.port = free_port()
+        self.user = "meshnode"
+        os.makedirs(self.dir)
+        self.as_postgres = os.geteuid() == 0
+        if self.as_postgres:
+            # initdb refuses to run as root: the data directory belongs to the postgres user.
+            os.chmod(workdir, 0o755)
+            shutil.chown(self.dir, "postgres", "postgres")
+        self.run("initdb", "-D", self.dir + "/data", "-A", "trust", "-U", self.user, "--no-sync")
+        self.run("pg_ctl", "-D", self.dir + "/data", "-l", self.dir + "/log", "-w", "start",
+                 "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200")
+        self.run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "meshnode")
+        self.url = f"postgres://{self.user}@127.0.0.1:{self.port}/meshnode"
+
+    def run(self, tool, *args):
+        command = [os.path.join(self.bin, tool), *args]
+        if self.as_postgres:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/")
+
+    def stop(self):
+        try:
+            self.run("pg_ctl", "-D", self.dir + "/data", "-m", "immediate", "stop")
+        except subprocess.CalledProcessError:
+            pass
+
+
+class Member:
+    """One `meshnode serve --cluster … --member NAME` process."""
+
+    def __init__(self, binary, name, cluster_url, workdir, node_key, extra=()):
+        self.name = name
+        self.http = free_port()
+        self.url = f"ws://127.0.0.1:{self.http}/ws"
+        data = os.path.join(workdir, name)
+        os.makedirs(data)
+        self.log = open(os.path.join(workdir, name + ".log"), "w")
+        self.process = subprocess.Popen(
+            [binary, "serve", "--cluster", cluster_url, "--member", name, "--bind", "127.0.0.1",
+             "--http-port", str(self.http), "--stun-port", str(free_port()), "--tls-port", str(free_port()),
+             "--data-dir", data, "--node-key", node_key, *extra],
+            stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"cluster: member {self.name} exited with {self.process.returncode}; see its log")
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.http}/", timeout=1).read()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise SystemExit(f"cluster: member {self.name} not ready within {timeout} s")
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+
+class Suite:
+    """What conformance.Client needs of its suite."""
+
+    def __init__(self, url):
+        self.target = conformance.Target(url)
+        self.verbose = False
+
+
+class Peer:
+    """A protocol client with failover: logs in at the first member that answers, in order."""
+
+    def __init__(self, name, urls):
+        self.name, self.urls, self.key = name, urls, conformance.Key()
+        self.client = None
+        self.received = {}  # chat id -> text, from the other peer
+        self.acked = set()  # ids of chat the node acknowledged
+
+    def connect(self, start=0, deadline=None):
+        deadline = deadline or time.monotonic() + RECONNECT_LIMIT * 2
+        index = start
+        while time.monotonic() < deadline:
+            url = self.urls[index % len(self.urls)]
+            try:
+                client = conformance.Client(Suite(url))
+                client.login(self.name, self.key)
+                self.client = client
+                self.url = url
+                return url
+            except (conformance.Closed, conformance.Timeout, OSError):
+                index += 1
+                time.sleep(0.05)
+        raise AssertionError(f"{self.name} could not log in at any member")
+
+    def handle(self, message):
+        """Records chat (and acknowledges it, as a client must) and acks of own chat."""
+        if message["type"] == "chat":
+            self.received[message["id"]] = message["body"]["text"]
+            self.client.send("ack", {"of": message["id"], "sender": message["from"]})
+        elif message["type"] == "ack" and message["body"].get("status") in ("ok", "duplicate"):
+            self.acked.add(message["body"]["of"])
+
+    def pump(self, seconds):
+        """Reads whatever arrives for `seconds`; returns False when the connection is gone."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                self.handle(self.client.next(timeout=max(0.01, deadline - time.monotonic())))
+            except conformance.Timeout:
+                return True
+            except (conformance.Closed, OSError):
+                return False
+        return True
+
+
+def expect(condition, what):
+    if not condition:
+        raise AssertionError(what)
+    print(f"  ok  {what}")
+
+
+class CLIPeer:
+    """The real CLI: `meshnode join --json` with every member's URL (--node, repeatable)."""
+
+    def __init__(self, binary, name, urls, workdir):
+        identity = os.path.join(workdir, name + ".identity")
+        subprocess.run([binary, "keygen", "--identity", identity], check=True, stdout=subprocess.DEVNULL)
+        args = [binary, "join", "--json", "--name", name, "--identity", identity,
+                "--known-peers", os.path.join(workdir, name + ".pins")]
+        for url in urls:
+            args += ["--node", url]
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.events = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            try:
+                self.events.put((time.monotonic(), json.loads(line)))
+            except ValueError:
+                pass
+
+    def wait(self, event, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                at, fields = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if fields.get("event") == event:
+                return at, fields
+        raise AssertionError(f"the CLI printed no {event} within {timeout} s")
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def scenario(binary, members, workdir):
+    urls = [m.url for m in members]
+    start = time.monotonic()
+    alice = Peer("alice", urls)
+    bob = Peer("bob", urls[1:] + urls[:1])
+    alice.connect(0)
+    bob.connect(0)
+    expect(alice.url == members[0].url and bob.url == members[1].url, "alice is at member m1, bob at m2")
+
+    # Presence across members.
+    alice.client.send("subscribe", {"names": ["bob"]})
+    # The current status, then every change: bob's login at m2 may reach m1 just after.
+    status = alice.client.next(lambda m: m["type"] == "presence" and m["body"]["name"] == "bob" and m["body"]["status"] == "online",
+                               what="presence online of bob")
+    expect(status["body"]["key"] == bob.key.public,
+           "alice (m1) sees bob (m2) online, with his key from the shared pins")
+
+    # Chat across members, both ways.
+    id_ = alice.client.send("chat", {"text": "hello from m1"}, to="bob")
+    got = bob.client.next(lambda m: m["type"] == "chat")
+    expect(got["id"] == id_ and got["from"] == "alice" and got["body"]["text"] == "hello from m1",
+           "bob (m2) receives alice's chat sent at m1")
+    bob.client.send("ack", {"of": id_, "sender": "alice"})
+
+    # A room: membership in the shared store, its chat to a member online at another member.
+    for peer in (alice, bob):
+        answer = peer.client.reply(peer.client.send("join", {"room": "#ops"}))
+        expect(answer["type"] == "ack", f"{peer.name} joins #ops at {peer.url.split('/')[2]}")
+    id_ = alice.client.send("chat", {"text": "to the room"}, to="#ops")
+    got = bob.client.next(lambda m: m["type"] == "chat" and m["to"] == "#ops", what="room chat")
+    expect(got["id"] == id_ and got["body"]["text"] == "to the room", "bob (m2) receives alice's #ops message posted at m1")
+    bob.client.send("ack", {"of": id_, "sender": "alice"})
+
+    # Call setup across members: the callee's member must know the call rings there.
+    call = uuid.uuid4().hex
+    alice.client.send("call", conformance.signed(alice.key, "call", "alice", "bob", call, kind="audio"), to="bob")
+    ring = bob.client.next(lambda m: m["type"] == "call")
+    expect(json.loads(ring["body"]["payload"])["call"] == call, "bob (m2) is rung by alice's call placed at m1")
+    accept_id = bob.client.send("accept", conformance.signed(bob.key, "accept", "bob", "alice", call), to="alice")
+    answer = bob.client.reply(accept_id)
+    expect(answer["type"] == "ack", f"m2 takes bob's accept of a call that rings from m1 ({answer['type']})")
+    accepted = alice.client.next(lambda m: m["type"] == "accept")
+    expect(json.loads(accepted["body"]["payload"])["call"] == call, "alice (m1) gets bob's accept from m2")
+
+    # The CLI at m1 with all three URLs.
+    carol = CLIPeer(binary, "carol", urls, workdir)
+    carol.wait("connected", 10)
+
+    # Chat both ways while m1 is killed half-way.
+    sent_by_alice, sent_by_bob = [], []
+    for i in range(MESSAGES):
+        sent_by_alice.append(alice.client.send("chat", {"text": f"a{i}"}, to="bob"))
+        sent_by_bob.append(bob.client.send("chat", {"text": f"b{i}"}, to="alice"))
+        if i % 10 == 9:
+            alice.pump(0.02)
+            bob.pump(0.02)
+        if i == MESSAGES // 2:
+            alice.pump(0.2)
+            bob.pump(0.2)
+            killed = time.monotonic()
+            members[0].kill()
+            print(f"      killed m1 (kill -9) with {len(alice.acked)} of alice's and {len(bob.acked)} of bob's messages acknowledged")
+            break
+    acked_alice_before = set(alice.acked)
+    acked_bob_before = set(bob.acked)
+    alive = alice.pump(3)
+    expect(not alive, "alice's connection to m1 is gone")
+    # The failover of docs/cluster.md: the next member, at once.
+    alice.connect(1, deadline=killed + RECONNECT_LIMIT)
+    reconnect = time.monotonic() - killed
+    expect(reconnect < RECONNECT_LIMIT, f"alice is logged in at {alice.url.split('/')[2]} {reconnect:.2f} s after the kill (limit {RECONNECT_LIMIT} s)")
+    at, _ = carol.wait("reconnected", RECONNECT_LIMIT * 2)
+    expect(at - killed < RECONNECT_LIMIT, f"the CLI (meshnode join, three --node) is logged in again {at - killed:.2f} s after the kill")
+
+    # The rest of the messages, and alice resends what m1 had not acknowledged (same ids).
+    for i in range(MESSAGES // 2 + 1, MESSAGES):
+        sent_by_alice.append(alice.client.send("chat", {"text": f"a{i}"}, to="bob"))
+        sent_by_bob.append(bob.client.send("chat", {"text": f"b{i}"}, to="alice"))
+    for id_ in sent_by_alice[:MESSAGES // 2 + 1]:
+        if id_ not in acked_alice_before:
+            alice.client.send("chat", {"text": "resent"}, to="bob", id_=id_)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and (len(bob.received) < len(sent_by_alice) or len(alice.received) < len(sent_by_bob)):
+        alice.pump(0.1)
+        bob.pump(0.1)
+    lost_to_bob = [i for i in acked_alice_before if i not in bob.received]
+    lost_to_alice = [i for i in acked_bob_before if i not in alice.received]
+    expect(not lost_to_bob and not lost_to_alice,
+           f"zero lost: {len(acked_alice_before)} + {len(acked_bob_before)} messages acknowledged before the kill, all delivered")
+    expect(len(bob.received) >= len(sent_by_alice) and len(alice.received) >= len(sent_by_bob),
+           f"every message delivered after the failover too ({len(bob.received)}/{len(sent_by_alice)}, {len(alice.received)}/{len(sent_by_bob)})")
+    carol.stop()
+    print(f"cluster: passed in {time.monotonic() - start:.1f} s")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--binary", default=os.path.join(ROOT, ".build", "debug", "meshnode"))
+    parser.add_argument("--serve", action="store_true", help="start PostgreSQL and three members, print their URLs, wait for Ctrl-C")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    args = parser.parse_args()
+    # SIGTERM (and SIGINT, which a background job ignores) stop the cluster cleanly.
+    def stop(*_):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, stop)
+    workdir = tempfile.mkdtemp(prefix="meshnode-cluster-")
+    postgres, members = None, []
+    started = time.monotonic()
+    try:
+        postgres = Postgres(workdir)
+        node_key = os.path.join(workdir, "node-identity")  # one node key for all members
+        for name in ("m1", "m2", "m3"):
+            members.append(Member(args.binary, name, postgres.url, workdir, node_key))
+            # The first member makes the node key; the others read it.
+            if name == "m1":
+                members[0].wait_ready()
+        for member in members:
+            member.wait_ready()
+        print(f"cluster: PostgreSQL at {postgres.url}, members " + " ".join(f"{m.name}={m.url}" for m in members)
+              + f" (up in {time.monotonic() - started:.1f} s)")
+        if args.serve:
+            print("clients: meshnode join --name NAME " + " ".join(f"--node {m.url}" for m in members))
+            signal.pause()
+        else:
+            scenario(args.binary, members, workdir)
+    except KeyboardInterrupt:
+        pass
+    except AssertionError as error:
+        print(f"cluster: FAILED: {error}; logs in {workdir}")
+        args.keep = True
+        sys.exit(1)
+    finally:
+        for member in members:
+            member.kill()
+        if postgres:
+            postgres.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
