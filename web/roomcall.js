@@ -38,7 +38,13 @@ export async function signRoomCall(identity, fields) {
 export async function verifyParticipants(body, pins) {
   const participants = [];
   let refused = 0;
-  for (const signed of Array.isArray(body.participants) ? body.participants.slice(0, 64) : []) {
+  const list = Array.isArray(body.participants) ? body.participants.slice(0, 64) : [];
+  // A signer names itself and the room relative to its own node (`alice`, `#ops@east` at west;
+  // `bob`, `#ops` at east): the node gives each participant's address as this page writes it,
+  // the signed name must be that address's name and the signed room this room's name, and the
+  // key is pinned by the address (docs/rooms.md "Room calls in a room of another node").
+  const addresses = Array.isArray(body.addresses) && body.addresses.length === (body.participants || []).length ? body.addresses : null;
+  for (const [index, signed] of list.entries()) {
     let payload;
     try {
       payload = JSON.parse(signed.payload);
@@ -46,8 +52,10 @@ export async function verifyParticipants(body, pins) {
       refused += 1;
       continue;
     }
+    const address = addresses && typeof addresses[index] === 'string' ? addresses[index] : payload?.from;
     const ok = typeof signed.key === 'string' && typeof signed.sig === 'string' && payload && typeof payload.from === 'string'
-      && payload.call === body.call && payload.room === body.room && (payload.action === 'start' || payload.action === 'join')
+      && typeof payload.room === 'string' && bareName(payload.from) === bareName(address)
+      && payload.call === body.call && bareName(payload.room) === bareName(body.room) && (payload.action === 'start' || payload.action === 'join')
       && await verifySignature(signed.key, signed.sig, SIGNING_CONTEXT + signed.payload);
     if (!ok) {
       refused += 1;
@@ -62,11 +70,11 @@ export async function verifyParticipants(body, pins) {
       }
       owner = signed.owner;
     }
-    if (!pins.check(payload.from, owner) || participants.some((p) => p.name === payload.from)) {
+    if (!pins.check(address, owner) || participants.some((p) => p.name === address)) {
       refused += 1;
       continue;
     }
-    participants.push({ name: payload.from, key: signed.key, screen: payload.screen === true });
+    participants.push({ name: address, key: signed.key, screen: payload.screen === true });
   }
   return { participants, refused };
 }
@@ -198,7 +206,8 @@ export class RoomCalls extends EventTarget {
    */
   incoming(from, key, payload) {
     const own = this.own;
-    if (!own || payload.room !== own.room || payload.roomCall !== own.call) return false;
+    // The caller wrote the room relative to its own node: its name must match.
+    if (!own || typeof payload.room !== 'string' || bareName(payload.room) !== bareName(own.room) || payload.roomCall !== own.call) return false;
     const state = this.known.get(own.room);
     if (!state || state.call !== own.call || !state.participants.some((p) => p.name === from && p.key === key)) return false;
     const stale = own.pairs.get(from);

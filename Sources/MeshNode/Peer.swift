@@ -480,7 +480,10 @@ public actor Peer {
     /// Whether `payload` is a `call` of this peer's room call from a participant (by name and
     /// key, as the node's state listed it) other than the pairwise call this peer has with it.
     private func isRoomCallPartner(_ payload: CallPayload) -> Bool {
-        guard let own = ownRoomCall, payload.room == own.room, payload.roomCall == own.call,
+        // The caller wrote the room relative to its own node (`#ops@east` from west, `#ops`
+        // at east): the name must match; the call id and the verified participant decide.
+        guard let own = ownRoomCall, let room = payload.room, RoomCallSigning.roomName(room) == RoomCallSigning.roomName(own.room),
+              payload.roomCall == own.call,
               let state = roomCalls[own.room], state.call == own.call, roomCallPairs[payload.from] != payload.call else { return false }
         return state.participants.contains { $0.name == payload.from && $0.key == payload.key }
     }

@@ -39,4 +39,33 @@ import Testing
         // The first sight pinned alice and carol, as call setup would.
         #expect(bob.pins.key(for: bob.pinAddress(of: "carol")) == carol.publicKeyBase64)
     }
+
+    /// A room of another node: signers wrote their names and the room relative to their own
+    /// nodes; the state's `addresses` say who each one is as bob writes it. A node that gives a
+    /// participant another address (a name of its own node for a peer of another, or the other
+    /// way round) only makes it fail the pin bob holds for that address.
+    @Test func participantsOfAnotherNodeAreCheckedByTheirAddress() async throws {
+        let (alice, carol, dave) = (Identity.generate(), Identity.generate(), Identity.generate())
+        let west = "198.51.100.5:8443"
+        // bob has met dave (a peer of his own node) and alice@west before.
+        _ = try bob.pins.check(bob.pinAddress(of: "dave"), key: dave.publicKeyBase64)
+        _ = try bob.pins.check("alice@\(west)", key: alice.publicKeyBase64)
+        // bob is at east, the host: the room is #ops; alice and carol at west signed #ops@east.
+        let body = RoomCallStateBody(room: "#ops", call: "rc-1", kind: .video, event: .joined, member: "carol@\(west)", participants: [
+            Self.signed(.start, "alice", alice, room: "#ops@east:8443"),
+            Self.signed(.join, "carol", carol, room: "#ops@east:8443"),
+            Self.signed(.join, "dave", alice, room: "#ops@east:8443"),   // alice's key as dave here: his pin says otherwise
+            Self.signed(.join, "alice", alice, room: "#other@east:8443"), // another room
+            Self.signed(.join, "alice", alice, room: "#ops@east:8443"),  // alice's join listed as dave@west's
+        ], limit: 4, addresses: ["alice@\(west)", "carol@\(west)", "dave", "alice@\(west)", "dave@\(west)"])
+        let state = await bob.verifyRoomCallState(body)
+        #expect(state.participants.map(\.name) == ["alice@\(west)", "carol@\(west)"])
+        #expect(state.refused == 3)
+        #expect(bob.pins.key(for: "carol@\(west)") == carol.publicKeyBase64)
+        // A request signed as alice by another key (carol's), listed under alice@west: her pin refuses it.
+        let swapped = RoomCallStateBody(room: "#ops", call: "rc-1", kind: .video, event: .joined, member: "x", participants: [
+            Self.signed(.start, "alice", carol, room: "#ops@east:8443"),
+        ], limit: 4, addresses: ["alice@\(west)"])
+        #expect(await bob.verifyRoomCallState(swapped).participants.isEmpty, "carol's key under alice@west's name fails alice's pin")
+    }
 }

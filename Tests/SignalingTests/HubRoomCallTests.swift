@@ -155,9 +155,9 @@ import TestSupport
         await bob.send(.leave(RoomBody(room: "#r3")), id: "l")
         #expect(try await answer(bob, "l") == "ok")
         #expect(await node.hub.roomCalls["#r3"] == nil)
-        // Rooms of other nodes: not built yet, said so.
+        // A room of another node that alice never joined (HubRemoteRoomCallTests has the rest).
         #expect(try await send(alice, Self.request(.start, "alice", peers[0].key, room: "#ops@192.0.2.9:8080", call: "z"),
-                               room: "#ops@192.0.2.9:8080", id: "z") == "unavailable")
+                               room: "#ops@192.0.2.9:8080", id: "z") == "not-member")
     }
 
     @Test func aParticipantGoneLongerThanTheGraceLeaves() async throws {

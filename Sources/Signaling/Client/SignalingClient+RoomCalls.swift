@@ -40,15 +40,29 @@ extension SignalingClient {
 
     /// Checks each participant of a state the node sent: the signature of its request under
     /// its own key, that the request is for this call and room, a device key's endorsement by
-    /// the owner key, and the owner (or the key) against the pin for its name, pinning it on
+    /// the owner key, and the owner (or the key) against the pin for its address, pinning it on
     /// first use. No freshness check: a participant's join is as old as its time in the call.
+    ///
+    /// A signer writes its name and the room relative to its own node (`alice` and `#ops@east`
+    /// at west; `bob` and `#ops` at east), so the check takes each participant's address from
+    /// the state (``RoomCallStateBody/addresses``, as this client writes it): the signed name
+    /// must be that address's name and the signed room this room's name; the key is pinned by
+    /// the address. A node that gives a participant of another node the address of one of its
+    /// own (or the other way round) thus only makes it fail its pin.
     func verifyRoomCallState(_ body: RoomCallStateBody) -> RoomCallState {
         var participants: [RoomCallParticipant] = []
         var refused = 0
-        for signed in body.participants {
+        let addresses = body.addresses.flatMap { $0.count == body.participants.count ? $0 : nil }
+        for (index, signed) in body.participants.enumerated() {
             guard let payload = try? JSONDecoder().decode(RoomCallPayload.self, from: Data(signed.payload.utf8)),
-                  payload.call == body.call, payload.action != .leave,
-                  (try? RoomCallSigning.verify(signed, from: payload.from, room: body.room, key: signed.key)) != nil else {
+                  payload.call == body.call, payload.action != .leave else {
+                refused += 1
+                continue
+            }
+            let address = addresses?[index] ?? payload.from
+            let roomName = RoomCallSigning.roomName(body.room)
+            guard (try? RoomCallSigning.verify(signed, from: address, room: { RoomCallSigning.roomName($0) == roomName },
+                                               roomText: body.room, key: signed.key)) != nil else {
                 refused += 1
                 continue
             }
@@ -60,12 +74,12 @@ extension SignalingClient {
                     continue
                 }
             }
-            guard (try? pins.check(pinAddress(of: payload.from), key: owner)) != nil,
-                  !participants.contains(where: { $0.name == payload.from }) else {
+            guard (try? pins.check(pinAddress(of: address), key: owner)) != nil,
+                  !participants.contains(where: { $0.name == address }) else {
                 refused += 1
                 continue
             }
-            participants.append(RoomCallParticipant(name: payload.from, key: signed.key))
+            participants.append(RoomCallParticipant(name: address, key: signed.key))
         }
         return RoomCallState(room: body.room, call: body.call, kind: body.kind, event: body.event, member: body.member,
                              participants: participants, refused: refused, ring: body.ring, limit: body.limit)

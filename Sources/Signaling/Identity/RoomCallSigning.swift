@@ -20,15 +20,28 @@ public enum RoomCallSigning {
     /// room. Returns the payload.
     public static func verify(_ body: SignedBody, from: String, room: String, key: String,
                               of id: String? = nil) throws(SignalingError) -> RoomCallPayload {
+        try verify(body, from: from, room: { $0 == room }, roomText: room, key: key, of: id)
+    }
+
+    /// Verifies a request signed at another node: its signer wrote the room relative to its own
+    /// node (`#ops@east` at west, `#ops` at east), so `room` decides whether the signed room is
+    /// the one meant (see ``roomName(_:)``); `roomText` is for the error.
+    public static func verify(_ body: SignedBody, from: String, room: (String) -> Bool, roomText: String, key: String,
+                              of id: String? = nil) throws(SignalingError) -> RoomCallPayload {
         let payload = try body.open(as: RoomCallPayload.self, context: context, key: key, what: "the room-call request from \(from)",
                                     from: from, shape: "a room-call payload (action start, join or leave; from; room; call; ts)", of: id)
-        guard Address.bareName(payload.from) == Address.bareName(from), payload.room == room else {
-            throw SignalingError(.badSignature, "the signed payload says \(payload.action.rawValue) from \(payload.from) in \(payload.room), the envelope from \(from) to \(room)", of: id)
+        guard Address.bareName(payload.from) == Address.bareName(from), room(payload.room) else {
+            throw SignalingError(.badSignature, "the signed payload says \(payload.action.rawValue) from \(payload.from) in \(payload.room), the envelope from \(from) to \(roomText)", of: id)
         }
         // Printed and logged by every member: printable ASCII only (as a call id).
         guard (1...64).contains(payload.call.utf8.count), payload.call.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
             throw SignalingError(.badField, "the room call id must be 1 to 64 printable ASCII characters without spaces", of: id)
         }
         return payload
+    }
+
+    /// The room's name without its node: `#ops` for `#ops` and `#ops@east:8443`.
+    public static func roomName(_ room: String) -> String {
+        Address.bareName(room)
     }
 }

@@ -61,7 +61,7 @@ extension SignalingHub {
 
     /// An address the host wrote, as this node writes it: this node's own peers bare, the host's
     /// own peers (written bare by a careless host) qualified with the host's address.
-    private func fromHost(_ address: String, host: String) -> String {
+    func fromHost(_ address: String, host: String) -> String {
         address.contains("@") ? normalise(address) ?? address : "\(address)@\(host)"
     }
 
@@ -109,7 +109,12 @@ extension SignalingHub {
                 return true
             }
             await roomChat(ChatBody(text: body.text, sig: sig), id: message.id, room: message.to, name: member, reply: reply)
+        case .roomCall(.request(let body)):
+            guard fromItsPeer else { refuse(notItsPeer); return true }
+            await linkedRoomCallRequest(body, message: message, node: node, reply: reply)
         // The member's side.
+        case .roomCall(.state(let body)):
+            await pushedRoomCall(body, message: message, host: node, reply: reply)
         case .chat(let body) where body.room != nil:
             await pushedChat(body, message: message, host: node, reply: reply)
         case .room(let body):

@@ -69,9 +69,15 @@ public struct RoomCallStateBody: Codable, Sendable, Equatable {
     public var ring: Int?
     /// The most participants this call takes now (peer to peer: `--room-call-mesh-limit`).
     public var limit: Int
+    /// Each participant's address as the receiver writes it, in the order of `participants`
+    /// (`bob`, `alice@west:8443`). A signed request names its sender and room relative to the
+    /// signer's own node, so a member of another node checks the signature's name against this
+    /// address and pins by it (docs/rooms.md "Room calls in a room of another node"). Absent
+    /// from a node that predates it: then each payload's own `from`.
+    public var addresses: [String]?
 
     public init(room: String, call: String, kind: CallKind, event: RoomCallEvent, member: String,
-                participants: [SignedBody], ring: Int? = nil, limit: Int) {
+                participants: [SignedBody], ring: Int? = nil, limit: Int, addresses: [String]? = nil) {
         self.room = room
         self.call = call
         self.kind = kind
@@ -80,6 +86,7 @@ public struct RoomCallStateBody: Codable, Sendable, Equatable {
         self.participants = participants
         self.ring = ring
         self.limit = limit
+        self.addresses = addresses
     }
 }
 

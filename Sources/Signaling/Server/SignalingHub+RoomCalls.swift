@@ -13,6 +13,9 @@ struct RoomCall {
         var connection: Int
         /// Since when no connection of it is open: past the grace it leaves.
         var goneSince: ContinuousClock.Instant?
+        /// For a peer of a linked node: that node (`connection` is the link). This node cannot
+        /// see such a peer's connection; it counts as connected while the link is up.
+        var node: String? = nil
     }
 
     let id: String
@@ -30,27 +33,35 @@ extension SignalingHub {
     static let roomCallStartRate = 0.1
     static let roomCallStartBurst = 3.0
 
-    /// A signed `room-call` request from a logged-in member. Checks, in this order: the room
-    /// (this node's), the signature against the key the sender logged in with, membership (by
-    /// that name, so by its keys), freshness and replay; then the action.
+    /// A signed `room-call` request from a logged-in member. Checks, in this order: the room,
+    /// the signature against the key the sender logged in with; then, for a room of this node,
+    /// membership (by that name, so by its keys), freshness and replay, and the action. A request
+    /// for a room of another node goes to that node over the link (Links/SignalingHub+RemoteRoomCalls.swift).
     func roomCallRequest(_ body: SignedBody, message: SignalingMessage, name: String, key: String, on connection: Int) async {
         guard let reply = sessions[connection]?.handle else { return }
         let id = message.id
-        func refuse(_ code: SignalingError.Code, _ reason: String) {
-            reply.send(errorMessage(SignalingError(code, reason, of: id), to: name))
-        }
         guard let address = roomAddress(message.to) else {
-            return refuse(.badField, "a room call goes to a #room, not '\(message.to.prefix(40))'")
+            return reply.send(errorMessage(SignalingError(.badField, "a room call goes to a #room, not '\(message.to.prefix(40))'", of: id), to: name))
         }
-        guard address.node == nil else {
-            return refuse(.unavailable, "room calls in a room of another node (\(message.to.prefix(80))) are not built yet (docs/rooms.md); call in a room of your own node")
-        }
-        let room = address.name
         let payload: RoomCallPayload
         do {
             payload = try RoomCallSigning.verify(body, from: name, room: message.to, key: key, of: id)
         } catch {
             return reply.send(errorMessage(error, to: name))
+        }
+        let proved = withDeviceProof(body, from: connection)
+        if let node = address.node {
+            return await relayRoomCall(proved, message: message, room: address.name, node: node, name: name, reply: reply)
+        }
+        await roomCallRequest(payload, body: proved, id: id, room: address.name, name: name, node: nil, connection: connection, reply: reply)
+    }
+
+    /// A verified request of `name` (a local name, or `name@node` for a peer of a linked node
+    /// whose link relayed it) about the call of `room`, a room of this node.
+    func roomCallRequest(_ payload: RoomCallPayload, body: SignedBody, id: String, room: String, name: String, node: String?,
+                         connection: Int, reply: ConnectionHandle) async {
+        func refuse(_ code: SignalingError.Code, _ reason: String) {
+            reply.send(errorMessage(SignalingError(code, reason, of: id), to: name))
         }
         // Members only, by name: the name's keys are the ones its owner endorsed, and this
         // connection proved one of them at login.
@@ -76,18 +87,17 @@ extension SignalingHub {
         // two requests for one room cannot interleave (the hub is an actor).
         let state: RoomCallStateBody?
         switch payload.action {
-        case .start: state = startRoomCall(payload, body: body, name: name, connection: connection, refuse: refuse)
-        case .join: state = joinRoomCall(payload, body: body, name: name, connection: connection, refuse: refuse)
-        case .leave: state = leaveRoomCall(payload, name: name, refuse: refuse)
+        case .start: state = startRoomCall(payload, body: body, room: room, name: name, node: node, connection: connection, refuse: refuse)
+        case .join: state = joinRoomCall(payload, body: body, room: room, name: name, node: node, connection: connection, refuse: refuse)
+        case .leave: state = leaveRoomCall(payload, room: room, name: name, refuse: refuse)
         }
         guard let state else { return }
         reply.send(ack(id, to: name))
         tellRoomCall(state, members: members)
     }
 
-    private func startRoomCall(_ payload: RoomCallPayload, body: SignedBody, name: String, connection: Int,
+    private func startRoomCall(_ payload: RoomCallPayload, body: SignedBody, room: String, name: String, node: String?, connection: Int,
                                refuse: (SignalingError.Code, String) -> Void) -> RoomCallStateBody? {
-        let room = roomAddress(payload.room)?.name ?? payload.room
         if let running = roomCalls[room] {
             refuse(.forbidden, "call \(running.id) runs in \(room) already; join it (or wait until it ends)")
             return nil
@@ -106,20 +116,19 @@ extension SignalingHub {
         }
         let kind = payload.kind ?? .video
         let call = RoomCall(id: payload.call, kind: kind,
-                            participants: [RoomCall.Participant(name: name, body: withDeviceProof(body, from: connection), connection: connection)])
+                            participants: [RoomCall.Participant(name: name, body: body, connection: connection, node: node)])
         roomCalls[room] = call
         logger.info("room call started", metadata: ["room": "\(room)", "call": "\(call.id)", "by": "\(name)"])
         return state(of: call, in: room, event: .started, member: name, ring: configuration.defaultRing)
     }
 
-    private func joinRoomCall(_ payload: RoomCallPayload, body: SignedBody, name: String, connection: Int,
+    private func joinRoomCall(_ payload: RoomCallPayload, body: SignedBody, room: String, name: String, node: String?, connection: Int,
                               refuse: (SignalingError.Code, String) -> Void) -> RoomCallStateBody? {
-        let room = roomAddress(payload.room)?.name ?? payload.room
         guard var call = roomCalls[room], call.id == payload.call else {
             refuse(.forbidden, "no call \(payload.call.prefix(64)) runs in \(room) (never started, or ended)")
             return nil
         }
-        let participant = RoomCall.Participant(name: name, body: withDeviceProof(body, from: connection), connection: connection)
+        let participant = RoomCall.Participant(name: name, body: body, connection: connection, node: node)
         if let index = call.index(of: name) {
             // A reconnect, or another device of the name: it takes the name's place.
             call.participants[index] = participant
@@ -134,9 +143,8 @@ extension SignalingHub {
         return state(of: call, in: room, event: .joined, member: name)
     }
 
-    private func leaveRoomCall(_ payload: RoomCallPayload, name: String,
+    private func leaveRoomCall(_ payload: RoomCallPayload, room: String, name: String,
                                refuse: (SignalingError.Code, String) -> Void) -> RoomCallStateBody? {
-        let room = roomAddress(payload.room)?.name ?? payload.room
         guard let call = roomCalls[room], call.id == payload.call else {
             refuse(.forbidden, "no call \(payload.call.prefix(64)) runs in \(room) (never started, or ended)")
             return nil
@@ -164,14 +172,20 @@ extension SignalingHub {
 
     func state(of call: RoomCall, in room: String, event: RoomCallEvent, member: String, ring: Int? = nil) -> RoomCallStateBody {
         RoomCallStateBody(room: room, call: call.id, kind: call.kind, event: event, member: member,
-                          participants: call.participants.map(\.body), ring: ring, limit: configuration.roomCallMeshLimit)
+                          participants: call.participants.map(\.body), ring: ring, limit: configuration.roomCallMeshLimit,
+                          addresses: call.participants.map(\.name))
     }
 
     /// Sends `state` to every online member of the room here, on every device (so a member is
-    /// rung on each). Members at other nodes hear nothing yet (docs/rooms.md "Planned").
+    /// rung on each), and over the link to each member at another node (which hands it on,
+    /// Links/SignalingHub+RemoteRoomCalls.swift).
     func tellRoomCall(_ state: RoomCallStateBody, members: [String]) {
         let message = nodeMessage(to: "", .roomCall(.state(state)))
-        for member in members where !member.contains("@") {
+        for member in members {
+            if let node = Address.parse(member)?.node {
+                pushRoomCall(state, to: member, node: node)
+                continue
+            }
             guard let devices = handle(of: member) else { continue }
             var addressed = message
             addressed.to = member
@@ -188,7 +202,16 @@ extension SignalingHub {
     /// The `current` state of each running call in the rooms of `name`: for a member who comes
     /// online (or joins the room) while a call runs, so that it can join later.
     func tellRunningRoomCalls(to name: String, rooms: [String]? = nil) async {
-        guard !roomCalls.isEmpty, let devices = handle(of: name) else { return }
+        guard !roomCalls.isEmpty else { return }
+        // A peer of a linked node that joined a room here: over the link, after the join's ack.
+        if let node = Address.parse(name)?.node, let rooms {
+            for room in rooms {
+                guard let call = roomCalls[room] else { continue }
+                pushRoomCall(state(of: call, in: room, event: .current, member: name), to: name, node: node)
+            }
+            return
+        }
+        guard let devices = handle(of: name) else { return }
         let inRooms: [String]
         if let rooms { inRooms = rooms } else { inRooms = (try? await store.rooms(of: name)) ?? [] }
         for room in inRooms {
@@ -202,8 +225,11 @@ extension SignalingHub {
     /// leave, ring, end" step 3). So a tag cannot make a stranger's call look like part of a
     /// room call to a callee that accepts those without ringing.
     func roomCallPairRefusal(room: String?, roomCall: String?, caller: String, callee: String) -> String? {
-        guard let room, let roomCall, let local = roomAddress(room), local.node == nil else {
-            return "a call of a room call names a #room of this node and the room call's id (room, roomCall)"
+        guard let room, let roomCall, let local = roomAddress(room) else {
+            return "a call of a room call names a #room and the room call's id (room, roomCall)"
+        }
+        if let node = local.node {
+            return remoteRoomCallPairRefusal(room: local.name, node: node, roomCall: roomCall, caller: caller, callee: callee)
         }
         guard let call = roomCalls[local.name], call.id == roomCall else {
             return "no room call \(roomCall.prefix(64)) runs in \(local.name)"
@@ -230,7 +256,9 @@ extension SignalingHub {
         for (room, call) in roomCalls {
             var updated = call
             for index in updated.participants.indices {
-                if sessions[updated.participants[index].connection]?.name == updated.participants[index].name {
+                let participant = updated.participants[index]
+                let present = participant.node.map { link(to: $0) != nil } ?? (sessions[participant.connection]?.name == participant.name)
+                if present {
                     updated.participants[index].goneSince = nil
                 } else if updated.participants[index].goneSince == nil {
                     updated.participants[index].goneSince = now

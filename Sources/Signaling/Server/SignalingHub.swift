@@ -60,6 +60,9 @@ public actor SignalingHub {
     var calls: [RingingCall.Key: RingingCall] = [:]
     /// Running room calls by room, bounded (Server/SignalingHub+RoomCalls.swift).
     var roomCalls: [String: RoomCall] = [:]
+    /// Room calls of other nodes' rooms as their hosts pushed them, by `#room@host`, bounded
+    /// (Links/SignalingHub+RemoteRoomCalls.swift).
+    var remoteRoomCalls: [String: RemoteRoomCall] = [:]
     /// Call-setup messages relayed within the freshness window, to refuse replays.
     var callFreshness = CallFreshness(capacity: SignalingHub.maxFreshCallMessages)
     /// The store write the frame being handled on a connection started (a chat, an ack): set
@@ -204,6 +207,7 @@ public actor SignalingHub {
         expireRecords()
         expireDeviceCodes(now: now)
         expireRoomCallParticipants(now: now)
+        expireRemoteRoomCalls(now: now)
     }
 
     /// Runs `sweep` every quarter heartbeat until cancelled, and drops expired messages from
