@@ -72,12 +72,7 @@ struct MediaLoopCommand: ParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
-            return
-        }
+        if json { return try printJSON(report) }
         let video = report.video, audio = report.audio
         print("video  VP8 \(width)x\(height): sent \(report.framesSent) frames (\(report.keyframesSent) keyframes), decoded \(video.patternFrameNumbers.count), gaps \(video.patternGaps)")
         print("       packets \(video.packets), lost \(video.lost), recovered by NACK \(video.recoveredByNACK) (\(video.nackRequests) requests, \(report.retransmissions) resent), lost for good \(video.lostForGood), PLI \(video.pictureLossIndications)")
@@ -88,6 +83,13 @@ struct MediaLoopCommand: ParsableCommand {
             print("rate   target per second (kb/s): \(report.targetKbpsPerSecond.map(String.init).joined(separator: " ")); VP8 \(report.finalVideoKbps) kb/s and Opus \(report.finalAudioBitrate / 1000) kb/s at the end; \(report.packetsDroppedByQueue) packets dropped by the bottleneck queue")
         }
         for file in report.files { print("wrote  \(file)") }
+    }
+
+    /// `--json`: the report, indented, keys sorted (stable for scripts and diffs).
+    private func printJSON(_ report: some Encodable) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        print(String(decoding: try encoder.encode(report), as: UTF8.self))
     }
 
     /// `--forwarded N`: one line per receiver and sender, then what the forwarder did; fails
@@ -103,9 +105,7 @@ struct MediaLoopCommand: ParsableCommand {
             throw ValidationError("\(error)")
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(report)
         } else {
             for reception in report.receptions {
                 let video = reception.video, audio = reception.audio

@@ -14,15 +14,9 @@ struct RoomCallAcrossNodesBrowserTests {
 
     @Test("the page at west starts the call of a room of east; carol at east and alice at west join; each decodes the others")
     func pageAtTheMembersNode() async throws {
-        let east = try await MeshNodeServer([], bind: ["127.0.0.1"])
-        defer { east.stop() }
-        let west = try await MeshNodeServer(["--link", east.signalingURL], bind: ["127.0.0.1"])
-        defer { west.stop() }
-        let eastAddress = "127.0.0.1:\(east.httpPort)"
-        let westAddress = "127.0.0.1:\(west.httpPort)"
-        try await waitUntil("west links to east", interval: .milliseconds(100)) {
-            (try? await west.meshStatus().links.contains(eastAddress)) == true
-        }
+        let nodes = try await LinkedNodes.start()
+        defer { nodes.stop() }
+        let (east, west, eastAddress, westAddress) = (nodes.east, nodes.west, nodes.eastAddress, nodes.westAddress)
         let peers = try CallPeers("room-call-links-browser")
         let sources = ["--source", "pattern:320x180@15", "--source", "tone"]
         let room = "#family@\(eastAddress)"

@@ -11,15 +11,9 @@ import TestSupport
 @Suite(.serialized, .timeLimit(.minutes(3))) struct RoomCallAcrossNodesTests {
     @Test("CLI peers at two linked nodes in one room call: each decodes the other two")
     func threePeersAtTwoNodes() async throws {
-        let east = try await MeshNodeServer([], bind: ["127.0.0.1"])
-        defer { east.stop() }
-        let west = try await MeshNodeServer(["--link", east.signalingURL], bind: ["127.0.0.1"])
-        defer { west.stop() }
-        let eastAddress = "127.0.0.1:\(east.httpPort)"
-        let westAddress = "127.0.0.1:\(west.httpPort)"
-        try await waitUntil("west links to east", interval: .milliseconds(100)) {
-            (try? await west.meshStatus().links.contains(eastAddress)) == true
-        }
+        let nodes = try await LinkedNodes.start()
+        defer { nodes.stop() }
+        let (east, west, eastAddress, westAddress) = (nodes.east, nodes.west, nodes.eastAddress, nodes.westAddress)
         let peers = try CallPeers("room-call-links")
         let sources = ["--source", "pattern:320x180@15", "--source", "tone"]
         let room = "#ops@\(eastAddress)"

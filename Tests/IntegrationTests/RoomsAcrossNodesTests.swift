@@ -7,15 +7,9 @@ import TestSupport
 /// gets live; carol at west joins later and reads both messages from the host's history.
 @Suite(.timeLimit(.minutes(2))) struct RoomsAcrossNodesTests {
     @Test func aRoomOfOneNodeIsUsedFromALinkedNode() async throws {
-        let east = try await MeshNodeServer([], bind: ["127.0.0.1"])
-        defer { east.stop() }
-        let west = try await MeshNodeServer(["--link", east.signalingURL], bind: ["127.0.0.1"])
-        defer { west.stop() }
-        let eastAddress = "127.0.0.1:\(east.httpPort)"
-        let westAddress = "127.0.0.1:\(west.httpPort)"
-        try await waitUntil("west links to east", interval: .milliseconds(100)) {
-            (try? await west.meshStatus().links.contains(eastAddress)) == true
-        }
+        let nodes = try await LinkedNodes.start()
+        defer { nodes.stop() }
+        let (east, west, eastAddress, westAddress) = (nodes.east, nodes.west, nodes.eastAddress, nodes.westAddress)
         let home = TemporaryDirectory("rooms")
         for name in ["alice", "bob", "carol", "mallory"] {
             let keygen = try Subprocess(MeshNodeServer.binary, ["keygen", "--identity", home.path + "/\(name).id"])
