@@ -23,6 +23,9 @@ public final class PostgresStore: SignalingStorage {
     public let limits: StoreLimits
     private let usage = Mutex(Usage())
     private let keys = Mutex<[String: String]>([:])
+    /// Chat writes and acks started and not yet committed: bounded by `limits.writeQueue`, as the
+    /// SQLite writer's queue is, so a flood gets `store-busy` instead of an unbounded pile of tasks.
+    private let writesWaiting = Mutex(0)
     static let keyCacheLimit = 65_536
 
     struct Usage {
@@ -403,24 +406,40 @@ public final class PostgresStore: SignalingStorage {
 
     public func enqueueChat(sender: String, id: String, recipients: [String], frame: String,
                             then: @escaping @Sendable (Result<SignalingStore.Enqueued, SignalingError>) -> Void) {
-        Task {
-            do throws(SignalingError) {
-                if try await hasMessage(sender: sender, id: id) { return then(.success(.duplicate)) }
-                then(.success(.stored(fresh: try await enqueue(sender: sender, id: id, recipients: recipients, frame: frame, room: nil))))
-            } catch {
-                then(.failure(error))
-            }
+        queuedWrite(then: then) { () async throws(SignalingError) -> SignalingStore.Enqueued in
+            if try await self.hasMessage(sender: sender, id: id) { return .duplicate }
+            return .stored(fresh: try await self.enqueue(sender: sender, id: id, recipients: recipients, frame: frame, room: nil))
         }
     }
 
     public func markDelivered(recipient: String, sender: String, id: String, then: @escaping @Sendable (Result<Void, SignalingError>) -> Void) {
+        queuedWrite(then: then) { () async throws(SignalingError) in
+            try await self.markDelivered(recipient: recipient, sender: sender, id: id)
+        }
+    }
+
+    /// Runs `write` in a task and hands its result to `then`, or refuses it at once with
+    /// `store-busy` when `limits.writeQueue` writes are already waiting for PostgreSQL.
+    private func queuedWrite<T: Sendable>(then: @escaping @Sendable (Result<T, SignalingError>) -> Void,
+                                          _ write: @escaping @Sendable () async throws(SignalingError) -> T) {
+        let limit = limits.writeQueue
+        let admitted = writesWaiting.withLock { waiting in
+            guard waiting < limit else { return false }
+            waiting += 1
+            return true
+        }
+        guard admitted else {
+            return then(.failure(SignalingError(.storeBusy, "the node's store has \(limit) writes waiting for PostgreSQL; nothing was stored, send again in a moment")))
+        }
         Task {
+            let result: Result<T, SignalingError>
             do throws(SignalingError) {
-                try await markDelivered(recipient: recipient, sender: sender, id: id)
-                then(.success(()))
+                result = .success(try await write())
             } catch {
-                then(.failure(error))
+                result = .failure(error)
             }
+            writesWaiting.withLock { $0 -= 1 }
+            then(result)
         }
     }
 

@@ -5,7 +5,9 @@
 presence, chat and set up a call; then one member is killed with -9 while chat flows both ways.
 Its clients (a protocol client here and the real CLI, `meshnode join` with three --node URLs)
 must be logged in at another member within 5 s, and every message a member acknowledged before
-the kill must reach its recipient: zero lost. `testnet/cluster --serve` only starts the cluster
+the kill must reach its recipient: zero lost. Then an attacker floods a fourth member while
+PostgreSQL is held slow: at most `--store-write-queue` writes wait, the rest get `store-busy`.
+`testnet/cluster --serve` only starts the cluster
 (`make cluster`) and waits for Ctrl-C.
 
 Runs as root (CI: PostgreSQL as the `postgres` user) or as a normal user; needs Debian's
@@ -65,11 +67,12 @@ class Postgres:
         self.run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "meshnode")
         self.url = f"postgres://{self.user}@127.0.0.1:{self.port}/meshnode"
 
-    def run(self, tool, *args):
+    def command(self, tool, *args):
         command = [os.path.join(self.bin, tool), *args]
-        if self.as_postgres:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/")
+        return ["runuser", "-u", "postgres", "--", *command] if self.as_postgres else command
+
+    def run(self, tool, *args):
+        subprocess.run(self.command(tool, *args), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/")
 
     def stop(self):
         try:
@@ -307,6 +310,52 @@ def scenario(binary, members, workdir):
     print(f"cluster: passed in {time.monotonic() - start:.1f} s")
 
 
+def flood(binary, postgres, cluster_workdir, node_key):
+    """An attacker floods a member with chat while PostgreSQL is slow: the member keeps at most
+    `--store-write-queue` writes waiting and refuses the rest at once with `store-busy` (nothing
+    stored, nothing delivered); the waiting ones are acked and delivered once PostgreSQL answers.
+    PostgreSQL is made slow for certain by a session that holds the `messages` table locked."""
+    limit, flooders = 4, 10
+    m4 = Member(binary, "m4", postgres.url, cluster_workdir, node_key, extra=("--store-write-queue", str(limit)))
+    try:
+        m4.wait_ready()
+        dora = Peer("dora", [m4.url])
+        dora.connect(0)
+        lock = subprocess.Popen(postgres.command("psql", "-h", "127.0.0.1", "-p", str(postgres.port), "-U", postgres.user,
+                                                 "-X", "-q", "-A", "-t", "meshnode"),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        lock.stdin.write("BEGIN; LOCK TABLE messages IN EXCLUSIVE MODE; SELECT 'locked';\n")
+        lock.stdin.flush()
+        expect(lock.stdout.readline().strip() == "locked", "a PostgreSQL session holds the messages table locked")
+        peers = [Peer(f"flood{i}", [m4.url]) for i in range(flooders)]
+        ids = {}
+        for peer in peers:
+            peer.connect(0)
+            ids[peer.name] = peer.client.send("chat", {"text": peer.name}, to="dora")
+        answers = {}
+        for peer in peers:
+            try:
+                answers[peer.name] = peer.client.reply(ids[peer.name], timeout=1.5)
+            except conformance.Timeout:
+                answers[peer.name] = None  # still waiting for the locked table
+        busy = [n for n, a in answers.items() if a and a["type"] == "error" and a["body"].get("code") == "store-busy"]
+        waiting = [n for n, a in answers.items() if a is None]
+        expect(len(busy) == flooders - limit and len(waiting) == limit,
+               f"{len(busy)} of {flooders} chats refused at once with store-busy, {len(waiting)} wait (queue {limit})")
+        lock.stdin.write("COMMIT;\n")
+        lock.stdin.close()
+        lock.wait(10)
+        acked = [n for n in waiting if next(p for p in peers if p.name == n).client.reply(ids[n], timeout=10)["type"] == "ack"]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(dora.received) < len(acked):
+            dora.pump(0.1)
+        dora.pump(0.5)
+        expect(len(acked) == limit and sorted(dora.received.values()) == sorted(acked),
+               f"the {limit} waiting chats are acked and delivered once PostgreSQL answers; the refused ones are not delivered")
+    finally:
+        m4.kill()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build", "debug", "meshnode"))
@@ -337,6 +386,7 @@ def main():
             signal.pause()
         else:
             scenario(args.binary, members, workdir)
+            flood(args.binary, postgres, workdir, node_key)
     except KeyboardInterrupt:
         pass
     except AssertionError as error:
