@@ -1,3 +1,5 @@
+import TestSupport
+
 /// Two nodes on loopback, west linked to east, returned once west lists the link as up: the
 /// setup of every test of rooms and room calls across nodes.
 struct LinkedNodes {
