@@ -91,16 +91,9 @@ import TestSupport
         let hostB = "198.51.100.20:8080"
         let fixture = try await HubFixture(node: Self.here, identity: .generate())
         defer { Task { await fixture.close() } }
-        let (stream, sink) = AsyncStream.makeStream(of: ConnectionHandle.Outbound.self)
-        let link = await fixture.hub.openLink(node: hostB, key: Identity.generate().publicKeyBase64, sink: sink)
-        var frames = stream.makeAsyncIterator()
-        func fromNode<T>(_ match: (SignalingMessage) -> T?) async throws -> T {
-            while let item = await frames.next() {
-                if case .frame(let text) = item, let message = try? SignalingCodec.decode(text), let value = match(message) { return value }
-            }
-            throw TestFailure("the link closed")
-        }
-        func toNode(_ message: SignalingMessage) async { await fixture.hub.receive(SignalingCodec.encode(message), on: link.id) }
+        let link = await TestLink(fixture.hub, node: hostB)
+        func fromNode<T>(_ match: (SignalingMessage) -> T?) async throws -> T { try await link.next(match) }
+        func toNode(_ message: SignalingMessage) async { await link.send(message) }
         let peers = try await fixture.loggedIn("alice", "carol")
         let (alice, carol) = (peers[0].peer, peers[1].peer)
         let room = "#ops@\(hostB)"

@@ -157,3 +157,28 @@ extension LoginBody {
                   sig: identity.sign(text: LoginBody.signedText(nonce: nonce, name: name, node: node)))
     }
 }
+
+/// A node link opened straight on the hub and played by the test: `next` reads what the hub sends
+/// to that node, `send` speaks as that node.
+final class TestLink {
+    let hub: SignalingHub
+    let handle: ConnectionHandle
+    private var frames: AsyncStream<ConnectionHandle.Outbound>.Iterator
+
+    init(_ hub: SignalingHub, node: String, key: String = Identity.generate().publicKeyBase64) async {
+        let (stream, sink) = AsyncStream.makeStream(of: ConnectionHandle.Outbound.self)
+        self.hub = hub
+        handle = await hub.openLink(node: node, key: key, sink: sink)
+        frames = stream.makeAsyncIterator()
+    }
+
+    /// The first message to the node that `match` maps to a value; earlier ones are skipped.
+    func next<T>(_ match: (SignalingMessage) -> T?) async throws -> T {
+        while let item = await frames.next() {
+            if case .frame(let text) = item, let message = try? SignalingCodec.decode(text), let value = match(message) { return value }
+        }
+        throw TestFailure("the link closed")
+    }
+
+    func send(_ message: SignalingMessage) async { await hub.receive(SignalingCodec.encode(message), on: handle.id) }
+}
