@@ -206,6 +206,20 @@ struct CallPeers {
                        name: "\(command) \(name)")
     }
 
+    /// Starts `meshnode join --accept auto --room ROOM --json` for `name` (it joins a room call
+    /// when rung) and returns once it is in the room.
+    func roomMember(_ name: String, room: String, node: String, extra: [String] = []) async throws -> Subprocess {
+        let member = try Subprocess(MeshNodeServer.binary, ["join", "--node", node, "--json", "--accept", "auto", "--room", room]
+                                    + extra + (try await options(name)), name: "join \(name)")
+        do {
+            try await member.waitForOutput(#""change":"joined""#)
+        } catch {
+            member.stop()
+            throw error
+        }
+        return member
+    }
+
     /// Runs `meshnode call … --json` to the end and returns its report.
     func call(_ name: String, to address: String, node: String, duration: Int, command: String = "call", extra: [String] = [],
               expectExit: Int32 = 0) async throws -> [String: Any] {

@@ -20,10 +20,8 @@ struct RoomCallAcrossNodesBrowserTests {
         let peers = try CallPeers("room-call-links-browser")
         let sources = ["--source", "pattern:320x180@15", "--source", "tone"]
         let room = "#family@\(eastAddress)"
-        let carol = try Subprocess(MeshNodeServer.binary, ["join", "--node", east.signalingURL, "--json", "--accept", "auto", "--room", "#family"]
-                                   + sources + (try await peers.options("carol")), name: "join carol")
+        let carol = try await peers.roomMember("carol", room: "#family", node: east.signalingURL, extra: sources)
         defer { carol.stop() }
-        try await carol.waitForOutput(#""change":"joined""#)
         _ = try await peers.options("alice")
         var alice: Subprocess?
         defer { alice?.stop() }

@@ -17,10 +17,8 @@ import TestSupport
         let peers = try CallPeers("room-call-links")
         let sources = ["--source", "pattern:320x180@15", "--source", "tone"]
         let room = "#ops@\(eastAddress)"
-        let bob = try Subprocess(MeshNodeServer.binary, ["join", "--node", east.signalingURL, "--json", "--accept", "auto", "--room", "#ops"]
-                                 + sources + (try await peers.options("bob")), name: "join bob")
+        let bob = try await peers.roomMember("bob", room: "#ops", node: east.signalingURL, extra: sources)
         defer { bob.stop() }
-        try await bob.waitForOutput(#""change":"joined""#)
         _ = try await peers.options("alice")
         _ = try await peers.options("carol")
         let alice = try peers.startCall("alice", to: room, node: west.signalingURL, duration: 5, extra: sources)

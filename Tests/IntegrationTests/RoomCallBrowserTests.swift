@@ -23,10 +23,8 @@ struct RoomCallBrowserTests {
         let peers = try CallPeers("room-call-browser")
         // Small pictures: three processes and a browser run twelve VP8 encoders on a shared machine.
         let sources = ["--source", "pattern:320x180@15", "--source", "tone"]
-        let carol = try Subprocess(MeshNodeServer.binary, ["join", "--node", node.signalingURL, "--json", "--accept", "auto", "--room", "#family"]
-                                   + sources + (try await peers.options("carol")), name: "join carol")
+        let carol = try await peers.roomMember("carol", room: "#family", node: node.signalingURL, extra: sources)
         defer { carol.stop() }
-        try await carol.waitForOutput(#""change":"joined""#)
         _ = try await peers.options("alice")
         _ = try await peers.options("bob")
         var cli: [String: Subprocess] = [:]
