@@ -400,6 +400,7 @@ extension TURNLoop {
                     }
                 }
                 .childChannelOption(.autoRead, value: false)
+                .childChannelOption(.recvAllocator, value: TCPRelayPipe.receiveAllocator)
                 .bind(to: address)
         }
         return DatagramBootstrap(group: eventLoop)

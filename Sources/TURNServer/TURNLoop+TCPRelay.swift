@@ -63,6 +63,7 @@ extension TURNLoop {
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.reusePort, value: 1)
             .channelOption(.autoRead, value: false)
+            .channelOption(.recvAllocator, value: TCPRelayPipe.receiveAllocator)
             .connectTimeout(Self.peerConnectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -167,6 +168,7 @@ extension TURNLoop {
         if let handler = try? dataChannel.pipeline.syncOperations.handler(type: TURNStreamHandler.self) {
             handler.splice(to: pending.peerChannel)
         }
+        dataChannel.setOption(.recvAllocator, value: TCPRelayPipe.receiveAllocator).whenFailure { _ in }
         let peerChannel = pending.peerChannel
         peerChannel.eventLoop.execute {
             if let handler = try? peerChannel.pipeline.syncOperations.handler(type: TCPPeerHandler.self) {
@@ -202,15 +204,23 @@ final class TCPPeerHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        partner?.write(unwrapInboundIn(data), promise: nil)
+        guard let partner else { return }
+        let bytes = unwrapInboundIn(data)
+        loop.value.tally.tcpBytesToClient += bytes.readableBytes
+        partner.write(bytes, promise: nil)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         partner?.flush()
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if let partner { TCPRelayPipe.follow(writabilityOf: context.channel, reader: partner) }
+        context.fireChannelWritabilityChanged()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
-        partner?.close(promise: nil)
+        if let partner { TCPRelayPipe.closeAfterPendingWrites(partner) }
         context.fireChannelInactive()
     }
 
