@@ -1,21 +1,13 @@
 import NIOCore
 
 /// How the two connections of an RFC 6062 relay (a client's data connection and its peer
-/// connection) carry bytes between them: what each read takes, how a slow side holds the other
-/// back, and how the end of one ends the other without dropping what is still queued.
+/// connection) carry bytes between them: how a slow side holds the other back, and how the end
+/// of one ends the other without dropping what is still queued for it.
 ///
-/// RFC 6062 relays a byte stream and promises no message boundaries, but a relay that
-/// reads in small pieces cuts what a peer sent in one `send` into several TLS records (NIO's
-/// adaptive allocator shrinks to 256 bytes after a run of small reads): more records, more
-/// syscalls, and clients that count messages per TLS record (coturn's `turnutils_uclient -T -S`)
-/// miscount them as lost.
+/// RFC 6062 relays a byte stream and promises no message boundaries: a read from one side
+/// takes what the kernel has (NIO's read sizes vary from 256 bytes to 64 KiB), so a peer's
+/// message may reach a TLS client in two records.
 enum TCPRelayPipe {
-    /// Reads of at least 2 KiB, growing to 64 KiB for bulk: one read then takes whatever a peer
-    /// queued (a media packet, or many) and relays it in one write.
-    static var receiveAllocator: AdaptiveRecvByteBufferAllocator {
-        AdaptiveRecvByteBufferAllocator(minimum: 2048, initial: 2048, maximum: 65536)
-    }
-
     /// Backpressure: `reader` stops reading while `writer`'s outbound queue is above its high
     /// water mark (64 KiB by default) and reads again below the low one, so a slow side bounds
     /// what the relay holds for it. Safe from any event loop: `setOption` runs on `reader`'s,

@@ -400,7 +400,6 @@ extension TURNLoop {
                     }
                 }
                 .childChannelOption(.autoRead, value: false)
-                .childChannelOption(.recvAllocator, value: TCPRelayPipe.receiveAllocator)
                 .bind(to: address)
         }
         return DatagramBootstrap(group: eventLoop)

@@ -63,7 +63,6 @@ extension TURNLoop {
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.reusePort, value: 1)
             .channelOption(.autoRead, value: false)
-            .channelOption(.recvAllocator, value: TCPRelayPipe.receiveAllocator)
             .connectTimeout(Self.peerConnectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -168,7 +167,6 @@ extension TURNLoop {
         if let handler = try? dataChannel.pipeline.syncOperations.handler(type: TURNStreamHandler.self) {
             handler.splice(to: pending.peerChannel)
         }
-        dataChannel.setOption(.recvAllocator, value: TCPRelayPipe.receiveAllocator).whenFailure { _ in }
         let peerChannel = pending.peerChannel
         peerChannel.eventLoop.execute {
             if let handler = try? peerChannel.pipeline.syncOperations.handler(type: TCPPeerHandler.self) {
