@@ -59,13 +59,14 @@ extension SignalingHub {
                 previous.handle.send(errorMessage(SignalingError(.replaced, "\(name) logged in on another connection with the same key"), to: name))
             }
             sessions[old]?.name = nil
-            online[name]?.removeAll { $0 == old }
+            setOnline(name, (online[name] ?? []).filter { $0 != old })
             drop(old)
         }
         sessions[connection]?.name = name
         sessions[connection]?.key = body.key
         sessions[connection]?.device = device
-        online[name, default: []].append(connection)
+        setOnline(name, (online[name] ?? []) + [connection])
+        session.handle.gate.chatName = name
         let seconds = Double(configuration.heartbeat.components.seconds) + Double(configuration.heartbeat.components.attoseconds) / 1e18
         var welcome = WelcomeBody(name: name, key: body.key, heartbeat: seconds, iceServers: iceServers(name, session.handle))
         welcome.owner = device?.owner
