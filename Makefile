@@ -175,7 +175,8 @@ testnet-mesh: build
 
 # Cluster mode (docs/cluster.md): Debian's PostgreSQL, run privately by testnet/cluster (the
 # packaged service is disabled). `make cluster`: PostgreSQL and three members on loopback until
-# Ctrl-C. `make test-cluster` (CI, about a minute): chat, presence and a call across members,
+# Ctrl-C. `make test-cluster` (CI, about a minute): the store's writer against a private
+# PostgreSQL (SignalingClusterTests), then chat, presence and a call across members,
 # then kill -9 of a member: failover within 5 s, zero acknowledged messages lost.
 CLUSTER_DEBIAN_PACKAGES := postgresql python3-cryptography
 cluster-deps: deps
@@ -184,7 +185,9 @@ cluster-deps: deps
 cluster: build cluster-deps
 	testnet/cluster --serve
 
-test-cluster: build cluster-deps
+test-cluster: build cluster-deps test-deps
+	$(SWIFT) build --build-tests
+	testnet/cluster --run $(SWIFT) test --skip-build --no-parallel --filter SignalingClusterTests
 	testnet/cluster
 
 clean:

@@ -157,6 +157,12 @@ let package = Package(
         .testTarget(name: "CodecsTests", dependencies: ["Codecs", "TestSupport", nio("NIOCore")]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "Codecs", "RTP", "SDP", "TestSupport", nio("NIOCore")]),
         .testTarget(name: "SignalingTests", dependencies: ["Signaling", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+        // Cluster mode against a real PostgreSQL (`make test-cluster` starts one; skipped without it).
+        .testTarget(
+            name: "SignalingClusterTests",
+            dependencies: ["SignalingCluster", "Signaling", "TestSupport", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "PostgresNIO", package: "postgres-nio")]
+        ),
         .testTarget(
             name: "MeshNodeTests",
             dependencies: ["MeshNode", "ICE", "STUN", "TURNServer", "SDP", "RTP", "DTLSSRTP", "Codecs", "Media", "Signaling", "TestSupport", nio("NIOCore")]
