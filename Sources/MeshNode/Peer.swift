@@ -527,7 +527,7 @@ public actor Peer {
         guard forwarderCall == call.id else { return }
         let pairs = roomCallPairs
         roomCallPairs = [:]
-        if !pairs.isEmpty { logger.info("room call moved to the forwarder in \(ContinuousClock.now - began); hanging up \(pairs.count) pairwise call(s)") }
+        if !pairs.isEmpty { logger.notice("room call moved to the forwarder in \(ContinuousClock.now - began); hanging up \(pairs.count) pairwise call(s)") }
         for id in pairs.values { await calls[id]?.hangup(reason: "the room call moved to its forwarder") }
     }
 
