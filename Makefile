@@ -29,13 +29,7 @@ MARIONETTE_VERSION := 3.7.1
 .PHONY: cluster-deps cluster test-cluster embed-web install check-layers deps test-deps aiortc-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps bench-media bench-calls bench-rooms bench-rooms-deps testnet testnet-quick testnet-build testnet-mesh clean
 
 deps:
-	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
-	  $$SUDO systemctl disable --now coturn >/dev/null 2>&1 || true; \
-	fi
+	@scripts/install-missing-packages --disable coturn $(DEBIAN_PACKAGES)
 
 build: deps embed-web
 	$(SWIFT) build
@@ -85,12 +79,7 @@ aiortc-deps:
 # marionette-driver from PyPI, pinned (each interop suite is skipped with a message naming what
 # is missing).
 test-deps: deps aiortc-deps
-	@missing=""; for p in $(TEST_DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	@scripts/install-missing-packages $(TEST_DEBIAN_PACKAGES)
 	@python3 -c "import selenium, sys; sys.exit(selenium.__version__ != '$(SELENIUM_VERSION)')" 2>/dev/null || \
 	  python3 -m pip install --quiet --disable-pip-version-check "selenium==$(SELENIUM_VERSION)" || \
 	  python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "selenium==$(SELENIUM_VERSION)"
@@ -205,13 +194,7 @@ testnet-mesh: build
 # then kill -9 of a member: failover within 5 s, zero acknowledged messages lost.
 CLUSTER_DEBIAN_PACKAGES := postgresql python3-cryptography
 cluster-deps: deps
-	@missing=""; for p in $(CLUSTER_DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
-	  $$SUDO systemctl disable --now postgresql >/dev/null 2>&1 || true; \
-	fi
+	@scripts/install-missing-packages --disable postgresql $(CLUSTER_DEBIAN_PACKAGES)
 
 cluster: build cluster-deps
 	testnet/cluster --serve
