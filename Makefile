@@ -155,10 +155,7 @@ bench-calls: deps aiortc-deps
 # privately by the bench; the packaged service is disabled) in the same run; about 10 minutes,
 # ROOMBENCH_ARGS=--quick about 2. See bench/rooms/README.md. Not a test, not in CI.
 bench-rooms-deps: deps
-	@dpkg -s janus >/dev/null 2>&1 || { \
-	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends janus; \
-	  $$SUDO systemctl disable --now janus >/dev/null 2>&1 || true; }
+	@scripts/install-missing-packages --disable janus janus
 
 bench-rooms: bench-rooms-deps embed-web
 	$(SWIFT) build -c release --product meshnode
