@@ -26,7 +26,7 @@ TEST_DEBIAN_PACKAGES += firefox-esr gstreamer1.0-plugins-base gstreamer1.0-plugi
                         gir1.2-gst-plugins-bad-1.0 python3-websockets python3-cryptography
 MARIONETTE_VERSION := 3.7.1
 
-.PHONY: cluster-deps cluster test-cluster embed-web install check-layers deps test-deps aiortc-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps bench-media bench-calls testnet testnet-quick testnet-build testnet-mesh clean
+.PHONY: cluster-deps cluster test-cluster embed-web install check-layers deps test-deps aiortc-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps bench-media bench-calls bench-rooms bench-rooms-deps testnet testnet-quick testnet-build testnet-mesh clean
 
 deps:
 	@scripts/install-missing-packages --disable coturn $(DEBIAN_PACKAGES)
@@ -149,6 +149,18 @@ bench-signaling: deps embed-web
 bench-calls: deps aiortc-deps
 	$(SWIFT) build -c release --product meshnode
 	bench/calls/run $(CALLBENCH_ARGS)
+
+# Room calls (issue 16): forwarded packets per CPU second and memory per participant on one
+# node, rooms of 5, 10 and 20 participants, against Janus's VideoRoom (Debian's janus, run
+# privately by the bench; the packaged service is disabled) in the same run; about 10 minutes,
+# ROOMBENCH_ARGS=--quick about 2. See bench/rooms/README.md. Not a test, not in CI.
+bench-rooms-deps: deps
+	@scripts/install-missing-packages --disable janus janus
+
+bench-rooms: bench-rooms-deps embed-web
+	$(SWIFT) build -c release --product meshnode
+	$(SWIFT) build -c release --product room-bench
+	bench/rooms/run $(ROOMBENCH_ARGS)
 
 # SRTP (libsrtp2 against OpenSSL EVP), DTLS handshake and ICE connect times; see bench/transport.
 bench-transport: deps
