@@ -170,8 +170,9 @@ for await line in lines {
     }
     if parsed["op"] as? String == "quit" { break }
     // Each command runs on its own (the runner sets up many connections at once); the task parses
-    // its own copy of the line, since a JSON object is not Sendable.
-    Task {
+    // its own copy of the line, since a JSON object is not Sendable; detached, so that the command
+    // stays in the task's own region instead of crossing from the main actor.
+    Task.detached { [room, forwarder] in
         let command = parseCommand(line) ?? [:]
         do {
             if let forwarder { try await forwarder.handle(command) } else { try await room.handle(command) }
