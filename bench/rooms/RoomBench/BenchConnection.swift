@@ -188,7 +188,10 @@ final class BenchConnection: Sendable {
             // Loopback only: a server that offers other addresses is not reached there.
             try await agent.addRemoteCandidate(sdp: "candidate:\(candidate)")
         }
-        try await agent.endOfRemoteCandidates()
+        // Janus trickles its candidates instead of writing them into its SDP: without any, the
+        // pair comes from its checks to ours (a peer-reflexive candidate, RFC 8445 §7.3.1.3), so
+        // the end of candidates is signalled only for a description that carries them.
+        if remote.gatheringDone || !remote.candidates.isEmpty { try await agent.endOfRemoteCandidates() }
     }
 
     private func start(local: SDPSetupRole, remote: SDPTransportParameters) throws {
