@@ -45,6 +45,8 @@ actor ForwardedSession {
     private var changedMeanwhile = false
     private var tasks: [Task<Void, Never>] = []
     private(set) var ended = false
+    /// Whether its transport is in the core (after the first answer).
+    private(set) var added = false
     private var endWaiters: [CheckedContinuation<Void, Never>] = []
 
     /// How long an offer waits for its answer before the forwarder gives up on it (the
@@ -153,6 +155,7 @@ actor ForwardedSession {
             certificate: certificate, role: role, remoteFingerprint: remote.fingerprint))
         self.transport = transport
         try await forwarded.add(participant, transport: transport, sources: sources, extensions: extensions)
+        added = true
         transport.start()
         logger.info("forwarded call \(forwarded.id): \(participant) answered with \(sources.count) source(s)")
     }
