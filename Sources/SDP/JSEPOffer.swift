@@ -9,6 +9,9 @@ public enum JSEPOffer {
     public static let rtxPayloadType = 97
     /// The header extension ids meshnode offers (RFC 8285 §5: 1–14 in the one-byte form).
     public static let transportWideCCExtensionID = 3
+    /// The ids of the rid extensions (RFC 8852), offered in a section that receives simulcast.
+    public static let rtpStreamIDExtensionID = 4
+    public static let repairedRTPStreamIDExtensionID = 5
 
     /// What goes into the offer.
     public struct LocalParameters: Sendable {
