@@ -117,6 +117,8 @@ public struct SDPSimulcast: Hashable, Sendable, CustomStringConvertible {
     public var send: [[Identifier]]
     /// The streams received.
     public var recv: [[Identifier]]
+    /// Whether the attribute listed `recv` before `send` (kept so that it serialises as it came).
+    public var receiveListedFirst = false
 
     /// Creates a simulcast description; one rid per stream when built from plain lists.
     public init(send: [[Identifier]] = [], recv: [[Identifier]] = []) {
@@ -160,6 +162,7 @@ public struct SDPSimulcast: Hashable, Sendable, CustomStringConvertible {
                 streams.append(stream)
             }
             if direction == .send { send = streams } else { recv = streams }
+            if index == 0, words.count == 4 { receiveListedFirst = direction == .recv }
         }
     }
 
@@ -169,7 +172,7 @@ public struct SDPSimulcast: Hashable, Sendable, CustomStringConvertible {
         }
         var parts: [String] = []
         if !send.isEmpty { parts.append("send \(list(send))") }
-        if !recv.isEmpty { parts.append("recv \(list(recv))") }
+        if !recv.isEmpty { parts.insert("recv \(list(recv))", at: receiveListedFirst ? 0 : parts.count) }
         return parts.joined(separator: " ")
     }
 }

@@ -111,6 +111,8 @@ struct SimulcastSDPTests {
         #expect(try video.simulcastRIDs(.send) == ["q", "h", "f"])
         #expect(video.restrictionIdentifiers.allSatisfy { $0.direction == .send })
         #expect(video.extensionMaps.contains { $0.uri == RTPHeaderExtensionURI.rtpStreamID })
+        #expect(video.ssrcs.isEmpty, "Chromium names no SSRCs for the layers: the forwarder learns them from the rid extension")
+        #expect(answer.media.first { $0.kind == "audio" }?.direction == .sendonly)
     }
 
     @Test("Chromium 156's own simulcast offer (three sendEncodings) parses: send q;h;f")
