@@ -131,7 +131,10 @@ public struct SelectiveForwarder: Sendable {
             extensions: extensions,
             estimator: SendSideBandwidthEstimator(configuration: .init(
                 startBitrate: configuration.receiverStartBitrate, minimumBitrate: configuration.receiverBitrateRange.lowerBound,
-                maximumBitrate: configuration.receiverBitrateRange.upperBound)),
+                maximumBitrate: configuration.receiverBitrateRange.upperBound,
+                // What a receiver gets is what the layer choice sent it, not what its link could take:
+                // that must not hold its estimate down (the forwarder does not probe).
+                acknowledgedHeadroom: nil)),
             retransmissionTokens: Double(configuration.maxRetransmissionsPerSecond), tokensUpdated: now)
         var sources = sources
         for index in sources.indices where !sources[index].simulcastRIDs.isEmpty {
