@@ -7,6 +7,7 @@ public enum CodecNegotiation {
     /// The header extensions meshnode reads and writes.
     public static let supportedExtensions: Set<String> = [
         RTPHeaderExtensionURI.mid, RTPHeaderExtensionURI.absSendTime, RTPHeaderExtensionURI.transportWideCC, RTPHeaderExtensionURI.audioLevel,
+        RTPHeaderExtensionURI.rtpStreamID, RTPHeaderExtensionURI.repairedRTPStreamID,
     ]
 
     /// The outcome for one media section.

@@ -21,9 +21,19 @@ public enum JSEPAnswer {
         public var sending: [String: (ssrc: UInt32, retransmissionSSRC: UInt32?)]
         /// The `o=` session id (JSEP §5.3.1: a random 62-bit number).
         public var sessionID: UInt64
+        /// Whether this side sends video simulcast when the offer asks for it (`a=simulcast:recv`,
+        /// RFC 8853 §5.3): the answer then sends the offered rids (at most ``maxSimulcastLayers``),
+        /// in the offer's order, and names no video SSRCs: the layers are told apart by the rid
+        /// header extension (RFC 8852), as browsers do.
+        public var sendsSimulcast: Bool
+
+        /// The most simulcast layers an answer sends.
+        public static let maxSimulcastLayers = 3
 
         public init(iceUsernameFragment: String, icePassword: String, fingerprint: SDPFingerprint, setup: SDPSetupRole = .active,
-                    cname: String, streamID: String, sending: [String: (ssrc: UInt32, retransmissionSSRC: UInt32?)], sessionID: UInt64) {
+                    cname: String, streamID: String, sending: [String: (ssrc: UInt32, retransmissionSSRC: UInt32?)], sessionID: UInt64,
+                    sendsSimulcast: Bool = false) {
+            self.sendsSimulcast = sendsSimulcast
             self.iceUsernameFragment = iceUsernameFragment
             self.icePassword = icePassword
             self.fingerprint = fingerprint
@@ -97,7 +107,13 @@ public enum JSEPAnswer {
                 attributes.append(.rtpmap(SDPRTPMap(payloadType: rtx, encoding: "rtx", clockRate: codec.clockRate)))
                 attributes.append(.fmtp(SDPFormatParameters(payloadType: rtx, parameters: "apt=\(codec.payloadType)")))
             }
-            if weSend, let sending {
+            // RFC 8853 §5.3: the answer's send list is the offer's recv list, or part of it.
+            let offeredRIDs = section.kind == "video" && weSend && local.sendsSimulcast ? try offered.simulcastRIDs(.recv) : []
+            let simulcastRIDs = Array(offeredRIDs.prefix(LocalParameters.maxSimulcastLayers))
+            if !simulcastRIDs.isEmpty {
+                attributes += simulcastRIDs.map { .rid(SDPRestrictionIdentifier(id: $0, direction: .send)) }
+                attributes.append(.simulcast(SDPSimulcast(send: simulcastRIDs.map { [SDPSimulcast.Identifier(rid: $0)] })))
+            } else if weSend, let sending {
                 var ssrcs = [sending.ssrc]
                 if let repair = sending.retransmissionSSRC, codec.retransmissionPayloadType != nil {
                     ssrcs.append(repair)

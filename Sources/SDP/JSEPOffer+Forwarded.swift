@@ -28,13 +28,30 @@ extension JSEPOffer {
     /// ``make(local:)`` writes for its kind (same codecs, feedback, RTX and extensions), so a
     /// participant answers it with ``JSEPAnswer/make(offer:local:)`` as any offer.
     ///
+    /// With `receiveSimulcast` (rids, lowest quality first) the participant's video section asks
+    /// for simulcast (RFC 8853 §5.2): an `a=rid:<rid> recv` line per layer, `a=simulcast:recv`
+    /// listing them, and the rid header extensions (RFC 8852) by which the forwarder tells the
+    /// layers apart when the answer does not name their SSRCs (browsers do not).
+    ///
     /// `local.kinds` and `local.sending` are ignored: the sections come from `forwarded`.
-    /// - Throws: ``SDPError`` `.invalidArgument` as ``make(local:)`` does, or for a stream kind other than audio and video.
-    public static func makeForwarded(local: LocalParameters, forwarded: [ForwardedStream]) throws(SDPError) -> SessionDescription {
+    /// - Throws: ``SDPError`` `.invalidArgument` as ``make(local:)`` does, for a stream kind other
+    ///   than audio and video, or for a rid that is not a rid-id or repeats.
+    public static func makeForwarded(local: LocalParameters, forwarded: [ForwardedStream], receiveSimulcast: [String] = []) throws(SDPError) -> SessionDescription {
         var base = local
         base.kinds = ["audio", "video"]
         base.sending = [:]
         var offer = try make(local: base)
+        if !receiveSimulcast.isEmpty {
+            guard receiveSimulcast.allSatisfy(SDPRestrictionIdentifier.isValidID), Set(receiveSimulcast).count == receiveSimulcast.count else {
+                throw SDPError(.invalidArgument, "simulcast rids \(receiveSimulcast) must be distinct rid-ids (RFC 8851 §10)")
+            }
+            offer.media[1].attributes += [
+                .extmap(SDPExtensionMap(id: rtpStreamIDExtensionID, uri: RTPHeaderExtensionURI.rtpStreamID)),
+                .extmap(SDPExtensionMap(id: repairedRTPStreamIDExtensionID, uri: RTPHeaderExtensionURI.repairedRTPStreamID)),
+            ]
+            offer.media[1].attributes += receiveSimulcast.map { .rid(SDPRestrictionIdentifier(id: $0, direction: .recv)) }
+            offer.media[1].attributes.append(.simulcast(SDPSimulcast(recv: receiveSimulcast.map { [SDPSimulcast.Identifier(rid: $0)] })))
+        }
         for stream in forwarded {
             var single = local
             single.kinds = [stream.kind]

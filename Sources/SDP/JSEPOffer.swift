@@ -12,6 +12,9 @@ public enum JSEPOffer {
     /// The RFC 6464 client-to-mixer audio level, in audio sections: a forwarder reads it to
     /// tell who speaks without decoding (docs/rooms.md).
     public static let audioLevelExtensionID = 1
+    /// The ids of the rid extensions (RFC 8852), offered in a section that receives simulcast.
+    public static let rtpStreamIDExtensionID = 4
+    public static let repairedRTPStreamIDExtensionID = 5
 
     /// What goes into the offer.
     public struct LocalParameters: Sendable {

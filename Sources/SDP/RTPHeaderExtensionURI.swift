@@ -8,4 +8,8 @@ public enum RTPHeaderExtensionURI {
     public static let transportWideCC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
     /// RFC 6464: client-to-mixer audio level.
     public static let audioLevel = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+    /// RFC 8852 §3.1: the RTP stream id (`rid`) of a simulcast encoding.
+    public static let rtpStreamID = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+    /// RFC 8852 §3.2: the rid of the stream an RTX packet repairs.
+    public static let repairedRTPStreamID = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
 }

@@ -39,6 +39,10 @@ public enum SDPAttribute: Hashable, Sendable {
     case candidate(SDPCandidate)
     /// `a=end-of-candidates` (RFC 8840 §8.2).
     case endOfCandidates
+    /// `a=rid:<rid-id> send|recv [<restrictions>]` (RFC 8851 §10).
+    case rid(SDPRestrictionIdentifier)
+    /// `a=simulcast:send|recv <streams> …` (RFC 8853 §5.1).
+    case simulcast(SDPSimulcast)
     /// Any other attribute: its name and, for value attributes, the text after the first colon.
     case other(name: String, value: String?)
 
@@ -85,11 +89,13 @@ public enum SDPAttribute: Hashable, Sendable {
         case ("ice-options", let value?): self = .iceOptions(try SDPToken.words(value, in: "a=ice-options"))
         case ("candidate", let value?): self = .candidate(try SDPCandidate(parsing: value))
         case ("end-of-candidates", nil): self = .endOfCandidates
+        case ("rid", let value?): self = .rid(try SDPRestrictionIdentifier(parsing: value))
+        case ("simulcast", let value?): self = .simulcast(try SDPSimulcast(parsing: value))
         case ("rtcp-mux", _?), ("rtcp-rsize", _?), ("sendrecv", _?), ("sendonly", _?), ("recvonly", _?), ("inactive", _?), ("end-of-candidates", _?):
             throw SDPError(.sdpSyntax, "a=\(name) is a property attribute and takes no value")
         case ("group", nil), ("mid", nil), ("msid", nil), ("rtpmap", nil), ("fmtp", nil), ("rtcp-fb", nil), ("extmap", nil),
              ("ssrc", nil), ("ssrc-group", nil), ("setup", nil), ("fingerprint", nil), ("ice-ufrag", nil), ("ice-pwd", nil),
-             ("ice-options", nil), ("candidate", nil):
+             ("ice-options", nil), ("candidate", nil), ("rid", nil), ("simulcast", nil):
             throw SDPError(.sdpSyntax, "a=\(name) needs a value")
         default:
             self = .other(name: String(name), value: value.map(String.init))
@@ -118,6 +124,8 @@ public enum SDPAttribute: Hashable, Sendable {
         case .iceOptions(let options): "ice-options:\(options.joined(separator: " "))"
         case .candidate(let candidate): "candidate:\(candidate)"
         case .endOfCandidates: "end-of-candidates"
+        case .rid(let rid): "rid:\(rid)"
+        case .simulcast(let simulcast): "simulcast:\(simulcast)"
         case .other(let name, let value?): "\(name):\(value)"
         case .other(let name, nil): name
         }

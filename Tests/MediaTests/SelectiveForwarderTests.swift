@@ -88,7 +88,8 @@ struct SelectiveForwarderTests {
         #expect(first.headerExtension?.element(id: 4).flatMap { RTPHeaderExtensionElement(id: 4, data: $0).midValue } == "alice-video")
         #expect(first.headerExtension?.element(id: 1) == nil, "the sender's ids are not the receiver's")
         let transportSequences = bobPackets.compactMap { $0.headerExtension?.element(id: 6).flatMap { RTPHeaderExtensionElement(id: 6, data: $0).transportSequenceNumberValue } }
-        #expect(transportSequences == [0, 1, 2, 3], "bob's own transport-wide sequence")
+        // Numbered by bob's bandwidth estimator (its transport-cc adapter counts from 1).
+        #expect(transportSequences == [1, 2, 3, 4], "bob's own transport-wide sequence")
         #expect(forwarder.counters.packetsIn == 4 && forwarder.counters.packetsOut == 8)
         #expect(forwarder.counters.bytesOut == 8 * (12 + 4 + 16 + 904), "header, extension block (mid \"alice-video\" + transport-cc, padded to 16), payload")
     }

@@ -79,8 +79,9 @@ struct SDPTests {
         let video = try #require(sections.last?.codec)
         #expect(video.payloadType == 96 && video.encoding == "VP8" && video.retransmissionPayloadType == 97)
         #expect(Set(video.feedback.map(\.description)) == ["96 goog-remb", "96 transport-cc", "96 ccm fir", "96 nack", "96 nack pli"])
-        // video-orientation, toffset, playout-delay and the rest are not offered back.
-        #expect(Set(sections[1].extensions.map(\.id)) == [2, 3, 4])
+        // video-orientation, toffset, playout-delay and the rest are not offered back; the rid
+        // extensions (10, 11) are, for simulcast (RFC 8852).
+        #expect(Set(sections[1].extensions.map(\.id)) == [2, 3, 4, 10, 11])
         #expect(sections[1].remoteSSRCs == [1_502_733_415, 3_904_426_611])
     }
 

@@ -30,6 +30,14 @@ public struct ForwardedSource: Hashable, Sendable {
     public var payloadType: UInt8
     /// Its RTX stream, when negotiated.
     public var retransmission: Retransmission?
+    /// For a VP8 simulcast source (RFC 8853): the rids of its layers, lowest quality first, as
+    /// the forwarder's offer listed them; empty for a single stream. The layers' SSRCs are not
+    /// declared (browsers do not name them): the forwarder learns each from the first packet
+    /// that carries a declared rid in the `rtp-stream-id` extension (RFC 8852 §3.1), and each RTX
+    /// SSRC from `repaired-rtp-stream-id`. ``ssrc`` and ``retransmission``'s SSRC are then unused.
+    public var simulcastRIDs: [String] = []
+    /// The RTX payload type of a simulcast source's layers.
+    public var simulcastRetransmissionPayloadType: UInt8?
 
     /// Creates a source description.
     public init(kind: Kind, ssrc: UInt32, payloadType: UInt8, retransmission: Retransmission? = nil) {
@@ -38,6 +46,31 @@ public struct ForwardedSource: Hashable, Sendable {
         self.payloadType = payloadType
         self.retransmission = retransmission
     }
+
+    /// A VP8 simulcast source of `rids` (lowest quality first), its layers' SSRCs to be learned from their rids.
+    public static func simulcast(rids: [String], payloadType: UInt8, retransmissionPayloadType: UInt8?) -> ForwardedSource {
+        var source = ForwardedSource(kind: .video, ssrc: 0, payloadType: payloadType)
+        source.simulcastRIDs = rids
+        source.simulcastRetransmissionPayloadType = retransmissionPayloadType
+        return source
+    }
+}
+
+/// Which simulcast layer the forwarder sends one receiver of one sender's video, and why.
+public struct ForwardedLayerState: Hashable, Sendable, Codable {
+    /// The receiver and the sender.
+    public var receiver: String
+    public var sender: String
+    /// The layer sent now (0 the lowest), `nil` before the first key frame.
+    public var layer: Int?
+    /// The layer chosen from the receiver's estimate; the switch happens at its next key frame.
+    public var target: Int
+    /// The rid of ``layer``.
+    public var rid: String?
+    /// The receiver's bandwidth estimate, bits per second.
+    public var estimate: Double
+    /// Switches of this stream so far.
+    public var switches: Int
 }
 
 /// The RTP header extension ids one participant negotiated (RFC 8285 `a=extmap`); the forwarder
@@ -49,12 +82,17 @@ public struct ForwardingExtensionIDs: Hashable, Sendable {
     public var audioLevel: UInt8?
     /// The transport-wide sequence number (draft-holmer-rmcat-transport-wide-cc-extensions-01 §2).
     public var transportWideCC: UInt8?
+    /// `rtp-stream-id` and `repaired-rtp-stream-id` (RFC 8852 §3): the rid of a simulcast layer.
+    public var rtpStreamID: UInt8?
+    public var repairedRTPStreamID: UInt8?
 
     /// Creates the id set; nil for an extension not negotiated.
-    public init(mid: UInt8? = nil, audioLevel: UInt8? = nil, transportWideCC: UInt8? = nil) {
+    public init(mid: UInt8? = nil, audioLevel: UInt8? = nil, transportWideCC: UInt8? = nil, rtpStreamID: UInt8? = nil, repairedRTPStreamID: UInt8? = nil) {
         self.mid = mid
         self.audioLevel = audioLevel
         self.transportWideCC = transportWideCC
+        self.rtpStreamID = rtpStreamID
+        self.repairedRTPStreamID = repairedRTPStreamID
     }
 }
 

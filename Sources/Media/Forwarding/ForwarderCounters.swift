@@ -27,6 +27,9 @@ public struct ForwarderCounters: Hashable, Sendable, Codable {
     public var reportsTerminated = 0
     /// Sender reports translated and passed on.
     public var senderReportsForwarded = 0
+    /// Simulcast layer switches made (at a key frame of the new layer), and those down among them.
+    public var layerSwitches = 0
+    public var layerSwitchesDown = 0
     /// Packets refused: a stream that is not the sender's, a malformed packet, an unknown payload type.
     public var rejected = 0
 

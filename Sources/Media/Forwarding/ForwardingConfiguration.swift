@@ -29,6 +29,14 @@ public struct ForwardingConfiguration: Hashable, Sendable {
     public var speakingHold: Duration
     /// The SSRC the forwarder puts as the sender of the feedback it sends to sources (RFC 4585 §6.1).
     public var feedbackSSRC: UInt32
+    /// Each receiver's bandwidth estimate starts here and stays within the range (bits per second):
+    /// it picks the simulcast layers the receiver gets (docs/rooms.md "Simulcast").
+    public var receiverStartBitrate: Double = 2_000_000
+    public var receiverBitrateRange: ClosedRange<Double> = 50_000...20_000_000
+    /// How long the estimate must allow a higher layer before the forwarder switches up; down is at once.
+    public var layerUpHold: Duration = .seconds(1)
+    /// How often each receiver's layers are chosen again.
+    public var layerChoiceInterval: Duration = .milliseconds(100)
 
     /// Creates a configuration; the defaults fit a room of 20 with 720p video.
     public init(

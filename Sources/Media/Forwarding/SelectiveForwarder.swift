@@ -23,41 +23,52 @@ public struct SelectiveForwarder: Sendable {
     /// The bounds and timings in force.
     public let configuration: ForwardingConfiguration
     /// What the forwarder did so far.
-    public private(set) var counters = ForwarderCounters()
+    public internal(set) var counters = ForwarderCounters()
 
-    private var participants: [String: Participant] = [:]
+    var participants: [String: Participant] = [:]
     /// Source SSRC (and RTX SSRC) → owner, for the whole call: SSRCs are unique in a call.
-    private var sourceOwners: [UInt32: String] = [:]
+    var sourceOwners: [UInt32: String] = [:]
     /// Every SSRC in use in the call: sources, their RTX streams, and the forwarder's own.
-    private var usedSSRCs: Set<UInt32> = []
+    var usedSSRCs: Set<UInt32> = []
     private var generator = SystemRandomNumberGenerator()
 
     /// One participant: what it sends, and what the forwarder sends it.
-    private struct Participant: Sendable {
+    struct Participant: Sendable {
         var extensions: ForwardingExtensionIDs
+        /// By SSRC: single streams, and the simulcast layers learned so far.
         var sources: [UInt32: SourceStream] = [:]
+        /// Simulcast sources by their key (an SSRC of the forwarder's that stands for the source
+        /// in ``outgoingBySource``; the layers' own SSRCs change nothing for receivers).
+        var simulcast: [UInt32: SimulcastSource] = [:]
         /// RTX SSRC → the source SSRC it repairs.
         var repairs: [UInt32: UInt32] = [:]
         /// Outgoing SSRC → stream, for what is sent to this participant.
         var outgoing: [UInt32: OutgoingStream] = [:]
         /// Source SSRC (of another participant) → outgoing SSRC to this participant.
         var outgoingBySource: [UInt32: UInt32] = [:]
-        var nextTransportSequence: UInt16 = 0
+        /// The receiver's bandwidth estimate from its transport-cc feedback about the forwarder's
+        /// own transport-wide numbers (and its loss reports); it numbers what is sent to it.
+        var estimator: SendSideBandwidthEstimator
+        var nextLayerChoice: Duration = .zero
         var retransmissionTokens: Double
         var tokensUpdated: Duration
         var loudestRecent: (level: UInt8, at: Duration)?
     }
 
-    private struct SourceStream: Sendable {
+    struct SourceStream: Sendable {
         var description: ForwardedSource
+        /// For a simulcast layer: its source's key and its index (0 the lowest).
+        var layerOf: (key: UInt32, layer: Int)?
         var cache: ForwardingPacketCache
+        /// What it sent over the last second (for the layer choice's budget).
+        var rate = BitrateMeter(window: .seconds(1))
         var lastKeyFrameRequest: Duration?
         /// A request came within the interval (or a receiver started to receive): sent by ``tick(now:)`` when the interval allows.
         var keyFramePending = false
         var firSequence: UInt8 = 0
     }
 
-    private struct OutgoingStream: Sendable {
+    struct OutgoingStream: Sendable {
         let ssrc: UInt32
         let kind: ForwardedSource.Kind
         let from: String
@@ -72,6 +83,8 @@ public struct SelectiveForwarder: Sendable {
         var timestampDelta: UInt32
         var packetCount: UInt32 = 0
         var octetCount: UInt32 = 0
+        /// For a simulcast source: which layer feeds the stream, and since when.
+        var simulcast: OutgoingLayers?
     }
 
     /// An empty forwarded call.
@@ -99,27 +112,49 @@ public struct SelectiveForwarder: Sendable {
         }
         var declared: Set<UInt32> = []
         for source in sources {
+            if !source.simulcastRIDs.isEmpty {
+                // A simulcast source's SSRCs are learned from its packets (``learnLayer(from:of:now:)``).
+                let rids = source.simulcastRIDs
+                guard source.kind == .video, (1...3).contains(rids.count), Set(rids).count == rids.count else {
+                    throw MediaError(.forbidden, "participant \(id) declares a simulcast source of rids \(rids): the forwarder takes 1–3 distinct rids of video")
+                }
+                continue
+            }
             for ssrc in [source.ssrc] + (source.retransmission.map { [$0.ssrc] } ?? []) {
                 guard !usedSSRCs.contains(ssrc), declared.insert(ssrc).inserted else {
                     throw MediaError(.conflict, "participant \(id) declares SSRC \(ssrc), which another stream of the call already uses (RFC 3550 §8: SSRCs are unique in a session)")
                 }
             }
         }
-        var participant = Participant(extensions: extensions, retransmissionTokens: Double(configuration.maxRetransmissionsPerSecond), tokensUpdated: now)
-        for source in sources {
+        usedSSRCs.formUnion(declared)
+        var participant = Participant(
+            extensions: extensions,
+            estimator: SendSideBandwidthEstimator(configuration: .init(
+                startBitrate: configuration.receiverStartBitrate, minimumBitrate: configuration.receiverBitrateRange.lowerBound,
+                maximumBitrate: configuration.receiverBitrateRange.upperBound,
+                // What a receiver gets is what the layer choice sent it, not what its link could take:
+                // that must not hold its estimate down (the forwarder does not probe).
+                acknowledgedHeadroom: nil)),
+            retransmissionTokens: Double(configuration.maxRetransmissionsPerSecond), tokensUpdated: now)
+        var sources = sources
+        for index in sources.indices where !sources[index].simulcastRIDs.isEmpty {
+            // The key stands for the source in outgoingBySource; it is never on the wire.
+            sources[index].ssrc = unusedSSRC()
+            participant.simulcast[sources[index].ssrc] = SimulcastSource(description: sources[index])
+        }
+        for source in sources where source.simulcastRIDs.isEmpty {
             let capacity = source.kind == .video ? configuration.videoCacheCapacity : configuration.audioCacheCapacity
             participant.sources[source.ssrc] = SourceStream(description: source, cache: ForwardingPacketCache(capacity: capacity, maxAge: configuration.cacheMaxAge))
             if let rtx = source.retransmission { participant.repairs[rtx.ssrc] = source.ssrc }
             sourceOwners[source.ssrc] = id
             if let rtx = source.retransmission { sourceOwners[rtx.ssrc] = id }
         }
-        usedSSRCs.formUnion(declared)
         // Streams both ways between the newcomer and everyone already in.
         for otherID in participants.keys {
-            for source in participants[otherID]!.sources.values {
-                let stream = newOutgoing(from: otherID, source: source.description)
+            for source in participants[otherID]!.forwardedSources {
+                let stream = newOutgoing(from: otherID, source: source)
                 participant.outgoing[stream.ssrc] = stream
-                participant.outgoingBySource[source.description.ssrc] = stream.ssrc
+                participant.outgoingBySource[source.ssrc] = stream.ssrc
             }
             for source in sources {
                 let stream = newOutgoing(from: id, source: source)
@@ -137,13 +172,14 @@ public struct SelectiveForwarder: Sendable {
         var outputs: [ForwarderOutput] = []
         for ssrc in leaving.sources.keys { sourceOwners[ssrc] = nil; usedSSRCs.remove(ssrc) }
         for ssrc in leaving.repairs.keys { sourceOwners[ssrc] = nil; usedSSRCs.remove(ssrc) }
+        for key in leaving.simulcast.keys { usedSSRCs.remove(key) }
         for stream in leaving.outgoing.values {
             usedSSRCs.remove(stream.ssrc)
             if let rtx = stream.retransmissionSSRC { usedSSRCs.remove(rtx) }
         }
         for receiverID in participants.keys {
             var ended: [UInt32] = []
-            for sourceSSRC in leaving.sources.keys {
+            for sourceSSRC in leaving.forwardedSources.map(\.ssrc) {
                 guard let outgoingSSRC = participants[receiverID]!.outgoingBySource.removeValue(forKey: sourceSSRC) else { continue }
                 let stream = participants[receiverID]!.outgoing.removeValue(forKey: outgoingSSRC)
                 usedSSRCs.remove(outgoingSSRC)
@@ -180,13 +216,20 @@ public struct SelectiveForwarder: Sendable {
         }
         let stream = participants[receiver]!.outgoing[ssrc]!
         participants[receiver]!.outgoing[ssrc]!.binding = binding
-        if stream.kind == .video { participants[stream.from]?.sources[stream.sourceSSRC]?.keyFramePending = true }
+        if stream.kind == .video, participants[stream.from]?.simulcast[stream.sourceSSRC] != nil {
+            // The top layer to start with; the estimate moves it (``chooseLayers``). Its key frame is asked for by ``tick``.
+            let top = participants[stream.from]!.simulcast[stream.sourceSSRC]!.description.simulcastRIDs.count - 1
+            participants[receiver]!.outgoing[ssrc]!.simulcast = OutgoingLayers(target: top)
+        } else if stream.kind == .video {
+            participants[stream.from]?.sources[stream.sourceSSRC]?.keyFramePending = true
+        }
     }
 
     /// Sends what waited for time to pass: key-frame requests held back by
     /// ``ForwardingConfiguration/minKeyFrameRequestInterval``. Call it every few tens of milliseconds.
     public mutating func tick(now: Duration) -> [ForwarderOutput] {
         var outputs: [ForwarderOutput] = []
+        chooseLayers(now: now)
         for (id, participant) in participants {
             for (ssrc, source) in participant.sources where source.keyFramePending {
                 if let last = source.lastKeyFrameRequest, now - last < configuration.minKeyFrameRequestInterval { continue }
@@ -223,6 +266,12 @@ public struct SelectiveForwarder: Sendable {
                 return try reject(.malformed, "\(id)'s RTX packet: \(error.reason)")
             }
         }
+        if participants[id]!.sources[packet.ssrc] == nil, participants[id]!.repairs[packet.ssrc] == nil, !participants[id]!.simulcast.isEmpty {
+            // A simulcast layer's first packet: its rid says which layer the SSRC is (RFC 8852 §3).
+            let learned: Bool
+            do { learned = try learnLayer(from: packet, of: id, now: now) } catch { return try reject(error.code, error.reason) }
+            if learned, participants[id]!.repairs[packet.ssrc] != nil { return try forward(received, from: id, now: now) }
+        }
         guard let source = participants[id]!.sources[packet.ssrc] else {
             let owner = sourceOwners[packet.ssrc].map { "it belongs to \($0)" } ?? "it declared no such stream"
             return try reject(.forbidden, "\(id) sent RTP with SSRC \(packet.ssrc): \(owner)")
@@ -244,10 +293,19 @@ public struct SelectiveForwarder: Sendable {
 
         var outputs: [ForwarderOutput] = []
         outputs.reserveCapacity(participants.count - 1)
+        if let layer = source.layerOf {
+            participants[id]!.simulcast[layer.key]!.rates[layer.layer].add(bytes: size, at: now)
+        }
+        let vp8 = source.layerOf != nil ? Self.vp8Start(of: packet) : nil
+        participants[id]!.sources[packet.ssrc]!.rate.add(bytes: size, at: now)
         for receiverID in participants.keys where receiverID != id {
-            guard let outgoingSSRC = participants[receiverID]!.outgoingBySource[packet.ssrc],
+            guard let outgoingSSRC = participants[receiverID]!.outgoingBySource[source.layerOf?.key ?? packet.ssrc],
                   participants[receiverID]!.outgoing[outgoingSSRC]!.binding != nil else { continue }
-            let copy = rewrite(packet, audioLevel: level, receiver: receiverID, outgoingSSRC: outgoingSSRC)
+            if let layer = source.layerOf,
+               !admitLayerPacket(packet, layer: layer.layer, vp8: vp8, receiver: receiverID, outgoingSSRC: outgoingSSRC, now: now) {
+                continue
+            }
+            let copy = rewrite(packet, audioLevel: level, receiver: receiverID, outgoingSSRC: outgoingSSRC, now: now)
             participants[receiverID]!.outgoing[outgoingSSRC]!.packetCount &+= 1
             participants[receiverID]!.outgoing[outgoingSSRC]!.octetCount &+= UInt32(truncatingIfNeeded: packet.payload.readableBytes)
             counters.packetsOut += 1
@@ -285,7 +343,16 @@ public struct SelectiveForwarder: Sendable {
             switch packet {
             case .senderReport(let report):
                 translate(report, from: id, into: &result)
-            case .receiverReport, .transportFeedback, .receiverEstimatedMaxBitrate, .sourceDescription:
+            case .transportFeedback(let feedback):
+                // About the forwarder's own transport-wide numbers to this receiver: its estimate.
+                participants[id]!.estimator.handle(.transportFeedback(feedback), now: now)
+                counters.reportsTerminated += 1
+            case .receiverReport(let report):
+                if let block = report.reports.first(where: { participants[id]!.outgoing[$0.ssrc] != nil }) {
+                    participants[id]!.estimator.handle(.receiverReport(RTCPReceiverReport(ssrc: report.ssrc, reports: [block])), now: now)
+                }
+                counters.reportsTerminated += 1
+            case .receiverEstimatedMaxBitrate, .sourceDescription:
                 // RFC 3550 §7.3: the forwarder rewrites the streams, so reports about them describe
                 // its hop and end here; it reports to each source itself.
                 counters.reportsTerminated += 1
@@ -341,21 +408,32 @@ public struct SelectiveForwarder: Sendable {
 
     /// The copy of a source packet for one receiver: its SSRC, sequence number, timestamp and
     /// payload type, and the header extensions it negotiated (the source's ids mean nothing to it).
-    private mutating func rewrite(_ packet: RTPPacket, audioLevel: AudioLevel?, receiver: String, outgoingSSRC: UInt32) -> RTPPacket {
+    mutating func rewrite(_ packet: RTPPacket, audioLevel: AudioLevel?, receiver: String, outgoingSSRC: UInt32, now: Duration,
+                          mapping: LayerMapping? = nil) -> RTPPacket {
         let stream = participants[receiver]!.outgoing[outgoingSSRC]!
         let ids = participants[receiver]!.extensions
         var elements: [RTPHeaderExtensionElement] = []
         if let id = ids.mid, let mid = stream.binding?.mid { elements.append(.mid(id: id, mid)) }
         if let id = ids.audioLevel, let audioLevel { elements.append(RTPHeaderExtensionElement(id: id, bytes: [audioLevel.byte])) }
         if let id = ids.transportWideCC {
-            elements.append(.transportSequenceNumber(id: id, participants[receiver]!.nextTransportSequence))
-            participants[receiver]!.nextTransportSequence &+= 1
+            // The size the receiver's feedback will be weighed with: the packet, SRTP's tag, IP and UDP.
+            let size = Self.size(of: packet) + 8 + 10 + 28
+            elements.append(.transportSequenceNumber(id: id, participants[receiver]!.estimator.packetSent(size: size, now: now)))
+        }
+        var sequenceDelta = stream.sequenceDelta, timestampDelta = stream.timestampDelta
+        var payload = packet.payload
+        if let mapping {
+            // A retransmission keeps the mapping its number was first sent with (the layer before a switch, say).
+            (sequenceDelta, timestampDelta) = (mapping.sequenceDelta, mapping.timestampDelta)
+            payload = Self.rewritePictureIDs(payload, pictureIDDelta: mapping.pictureIDDelta, tl0Delta: mapping.tl0Delta)
+        } else if let layers = stream.simulcast {
+            payload = Self.rewritePictureIDs(payload, pictureIDDelta: layers.pictureIDDelta, tl0Delta: layers.tl0Delta)
         }
         return RTPPacket(
             marker: packet.marker, payloadType: stream.binding?.payloadType ?? packet.payloadType,
-            sequenceNumber: packet.sequenceNumber &+ stream.sequenceDelta, timestamp: packet.timestamp &+ stream.timestampDelta,
+            sequenceNumber: packet.sequenceNumber &+ sequenceDelta, timestamp: packet.timestamp &+ timestampDelta,
             ssrc: outgoingSSRC, csrcs: [], headerExtension: elements.isEmpty ? nil : .compact(elements),
-            payload: packet.payload, paddingLength: 0)
+            payload: payload, paddingLength: 0)
     }
 
     private mutating func answer(_ nack: RTCPGenericNACK, from id: String, now: Duration, into result: inout RTCPResult) {
@@ -363,14 +441,17 @@ public struct SelectiveForwarder: Sendable {
             result.refusals.append(MediaError(.forbidden, "\(id) sent a NACK for SSRC \(nack.mediaSSRC), which the forwarder does not send it"))
             return
         }
-        guard let owner = participants[stream.from], let source = owner.sources[stream.sourceSSRC] else { return }
+        guard let owner = participants[stream.from] else { return }
         refillTokens(of: id, now: now)
-        var missing: [UInt16] = []
+        var missing: [UInt32: [UInt16]] = [:]
         for outgoingSequence in nack.lostSequenceNumbers.prefix(configuration.maxSequencesPerNACK) {
             counters.nackedPackets += 1
-            let sourceSequence = outgoingSequence &- stream.sequenceDelta
+            // A simulcast stream maps back to the layer that fed that number (before or after the last switch).
+            guard let mapping = Self.mapping(of: outgoingSequence, in: stream), let source = owner.sources[mapping.ssrc] else { continue }
+            let sourceSSRC = mapping.ssrc
+            let sourceSequence = outgoingSequence &- mapping.sequenceDelta
             guard let cached = source.cache.packet(sourceSequence, now: now) else {
-                missing.append(sourceSequence)
+                missing[sourceSSRC, default: []].append(sourceSequence)
                 continue
             }
             guard participants[id]!.retransmissionTokens >= 1 else {
@@ -380,7 +461,7 @@ public struct SelectiveForwarder: Sendable {
             participants[id]!.retransmissionTokens -= 1
             var level: AudioLevel?
             if let levelID = owner.extensions.audioLevel, let data = cached.headerExtension?.element(id: levelID) { level = AudioLevel(extensionData: data) }
-            var copy = rewrite(cached, audioLevel: level, receiver: id, outgoingSSRC: stream.ssrc)
+            var copy = rewrite(cached, audioLevel: level, receiver: id, outgoingSSRC: stream.ssrc, now: now, mapping: mapping)
             if let payloadType = stream.binding?.retransmissionPayloadType, let rtxSSRC = stream.retransmissionSSRC {
                 let sequence = participants[id]!.outgoing[stream.ssrc]!.nextRetransmissionSequence
                 participants[id]!.outgoing[stream.ssrc]!.nextRetransmissionSequence &+= 1
@@ -391,9 +472,9 @@ public struct SelectiveForwarder: Sendable {
             counters.bytesOut += Self.size(of: copy)
             result.outputs.append(.rtp(to: id, copy))
         }
-        if !missing.isEmpty {
-            counters.nacksForwardedToSource += missing.count
-            let forwarded = RTCPGenericNACK(senderSSRC: configuration.feedbackSSRC, mediaSSRC: stream.sourceSSRC, lostSequenceNumbers: missing)
+        for (sourceSSRC, sequences) in missing.sorted(by: { $0.key < $1.key }) {
+            counters.nacksForwardedToSource += sequences.count
+            let forwarded = RTCPGenericNACK(senderSSRC: configuration.feedbackSSRC, mediaSSRC: sourceSSRC, lostSequenceNumbers: sequences)
             result.outputs.append(.rtcp(to: stream.from, [.nack(forwarded)]))
         }
     }
@@ -404,7 +485,16 @@ public struct SelectiveForwarder: Sendable {
             return
         }
         counters.keyFrameRequestsReceived += 1
-        guard participants[stream.from]?.sources[stream.sourceSSRC] != nil else { return }
+        // A simulcast stream's key frame comes from the layer it is switching to, or the one feeding it.
+        let sourceSSRC = stream.simulcast.flatMap { layers in
+            participants[stream.from]?.simulcast[stream.sourceSSRC]?.ssrcs[layers.target] ?? layers.feedingSSRC
+        } ?? stream.sourceSSRC
+        guard participants[stream.from]?.sources[sourceSSRC] != nil else { return }
+        requestKeyFrame(sourceSSRC: sourceSSRC, of: stream.from, asFIR: asFIR, now: now, into: &result)
+    }
+
+    private mutating func requestKeyFrame(sourceSSRC: UInt32, of sender: String, asFIR: Bool, now: Duration, into result: inout RTCPResult) {
+        let stream = (from: sender, sourceSSRC: sourceSSRC)
         if let last = participants[stream.from]!.sources[stream.sourceSSRC]!.lastKeyFrameRequest,
            now - last < configuration.minKeyFrameRequestInterval {
             // The key frame already asked for may have left before this receiver lost its picture: ask again when allowed.
@@ -436,9 +526,12 @@ public struct SelectiveForwarder: Sendable {
             return
         }
         counters.reportsTerminated += report.reports.isEmpty ? 0 : 1
+        let layerOf = participants[id]!.sources[report.ssrc]!.layerOf
         for receiverID in participants.keys where receiverID != id {
-            guard let outgoingSSRC = participants[receiverID]!.outgoingBySource[report.ssrc],
+            guard let outgoingSSRC = participants[receiverID]!.outgoingBySource[layerOf?.key ?? report.ssrc],
                   let stream = participants[receiverID]!.outgoing[outgoingSSRC], stream.binding != nil else { continue }
+            // A simulcast stream reports the layer that feeds it now, on that layer's timeline.
+            if layerOf != nil, stream.simulcast?.feedingSSRC != report.ssrc { continue }
             let translated = RTCPSenderReport(
                 ssrc: outgoingSSRC, ntpTimestamp: report.ntpTimestamp, rtpTimestamp: report.rtpTimestamp &+ stream.timestampDelta,
                 packetCount: stream.packetCount, octetCount: stream.octetCount)

@@ -34,6 +34,12 @@ public final class ForwardedCallLoop {
         public var forwarding: ForwardingConfiguration
         /// Seed of the links' random choices.
         public var seed: UInt64
+        /// Whether participants send VP8 simulcast (three layers: full, 1/2, 1/4 size; the
+        /// forwarder's offer asks for it, each participant's answer sends it) and the forwarder
+        /// picks each receiver's layers from its transport-cc estimate.
+        public var simulcast: Bool = false
+        /// A rate limit on one receiver's downlink for a while.
+        public var squeeze: Squeeze?
 
         /// Creates a configuration: five participants 0.5 s apart, 320×180 at 15 fps, 2 s after the last join, 2 % loss per link.
         public init(participants: Int = 5, joinInterval: Duration = .milliseconds(500), width: Int = 320, height: Int = 180,
@@ -52,6 +58,26 @@ public final class ForwardedCallLoop {
             self.seed = seed
         }
     }
+
+    /// A rate limit on one participant's downlink (its bottleneck: a queue and a capacity).
+    public struct Squeeze: Sendable {
+        /// The participant (0 the first to join).
+        public var participant: Int
+        public var capacityBitsPerSecond: Double
+        /// From and until when, counted from the start of the run.
+        public var from: Duration
+        public var until: Duration
+
+        public init(participant: Int, capacityBitsPerSecond: Double, from: Duration, until: Duration) {
+            self.participant = participant
+            self.capacityBitsPerSecond = capacityBitsPerSecond
+            self.from = from
+            self.until = until
+        }
+    }
+
+    /// The rids of the layers, lowest first: quarter, half, full size.
+    public static let simulcastRIDs = ["q", "h", "f"]
 
     /// What one participant received from another.
     public struct Reception: Sendable, Codable {
@@ -76,6 +102,14 @@ public final class ForwardedCallLoop {
         public var packetsLostOnLinks: Int
         /// Who spoke at the end (RFC 6464 levels the participants sent), loudest first.
         public var speakers: [String] = []
+        /// With simulcast: every receiver's layer of every sender at the end of the squeeze (or
+        /// halfway without one) and at the end of the run.
+        public var layersDuringSqueeze: [ForwardedLayerState] = []
+        public var layersAtEnd: [ForwardedLayerState] = []
+        /// Test-pattern frames the squeezed participant decoded of each sender in the last 2 s of the squeeze.
+        public var framesDecodedInSqueeze: [String: Int] = [:]
+        /// Packets the squeezed downlink dropped from its full queue.
+        public var droppedBySqueeze = 0
     }
 
     /// The settings of the run.
@@ -99,6 +133,10 @@ public final class ForwardedCallLoop {
         var extensions = ForwardingExtensionIDs()
         /// Its own SSRCs: audio, video, video RTX.
         var own: (audio: UInt32, video: UInt32, rtx: UInt32) = (0, 0, 0)
+        /// Transport-wide congestion control feedback is the transport's, not a session's: one
+        /// generator for all that arrives from the forwarder (a session sees only its own streams'
+        /// numbers and would report the others' as lost).
+        var transportFeedback: TransportFeedbackGenerator?
 
         init(name: String, link: SimulatedLink<MediaEngine.Packet>.Configuration, seed: UInt64) {
             self.name = name
@@ -116,6 +154,8 @@ public final class ForwardedCallLoop {
         var random = SplitMixRandom(seed: config.seed)
         var forwarder = SelectiveForwarder(configuration: config.forwarding)
         var refusals: [String] = []
+        var layersDuringSqueeze: [ForwardedLayerState] = []
+        var framesAtSqueezeTail: [String: Int] = [:], framesDecodedInSqueeze: [String: Int] = [:]
         let link = SimulatedLink<MediaEngine.Packet>.Configuration(delay: config.delay, lossProbability: config.lossProbability, reorderProbability: 0)
         let participants = (0..<config.participants).map {
             Participant(name: "p\($0 + 1)", link: link, seed: config.seed &+ UInt64($0) &* 7919)
@@ -125,6 +165,10 @@ public final class ForwardedCallLoop {
         let clock = { now }
         var joined = 0
         let end = config.joinInterval * (config.participants - 1) + config.duration
+        let sampleAt = config.squeeze?.until ?? (config.joinInterval * (config.participants - 1) + config.duration / 2)
+        func patternFrames(of receiver: Participant) -> [String: Int] {
+            receiver.receivers.mapValues { $0.receivedVideo?.patternFrameNumbers.count ?? 0 }
+        }
 
         func deliver(_ outputs: [ForwarderOutput]) {
             for output in outputs {
@@ -148,6 +192,18 @@ public final class ForwardedCallLoop {
                 speakers = forwarder.speakers(now: now).map(\.participant)
                 for participant in participants { participant.sender?.stopCapture() }
             }
+            if let squeeze = config.squeeze, squeeze.participant < participants.count {
+                let squeezed = participants[squeeze.participant]
+                squeezed.downlink.configuration.capacityBitsPerSecond = now >= squeeze.from && now < squeeze.until ? squeeze.capacityBitsPerSecond : nil
+                if now == squeeze.until - .seconds(2) { framesAtSqueezeTail = patternFrames(of: squeezed) }
+                if now == squeeze.until {
+                    framesDecodedInSqueeze = patternFrames(of: squeezed).mapValues { $0 }
+                    for (sender, count) in framesDecodedInSqueeze { framesDecodedInSqueeze[sender] = count - (framesAtSqueezeTail[sender] ?? 0) }
+                }
+            }
+            if now == sampleAt, config.simulcast {
+                layersDuringSqueeze = participants.flatMap { forwarder.layerStates(to: $0.name) }
+            }
             for participant in participants[..<joined] {
                 for (packet, _) in participant.uplink.receive(now: now) {
                     do {
@@ -168,6 +224,13 @@ public final class ForwardedCallLoop {
                 for (packet, arrival) in participant.downlink.receive(now: now) {
                     switch packet {
                     case .rtp(let bytes):
+                        if let id = participant.extensions.transportWideCC, let parsed = try? RTPPacket(parsing: bytes),
+                           let sequence = parsed.headerExtension?.element(id: id).flatMap({ $0.getInteger(at: $0.readerIndex, as: UInt16.self) }) {
+                            if participant.transportFeedback == nil {
+                                participant.transportFeedback = TransportFeedbackGenerator(senderSSRC: participant.own.audio, mediaSSRC: parsed.ssrc)
+                            }
+                            participant.transportFeedback?.packetArrived(sequence: sequence, arrival: arrival)
+                        }
                         // Demultiplexed by SSRC, as a receiver does with the forwarder's `a=ssrc` lines.
                         guard let ssrc = bytes.getInteger(at: bytes.readerIndex + 8, as: UInt32.self),
                               let sender = participant.receiverBySSRC[ssrc] else { continue }
@@ -177,6 +240,10 @@ public final class ForwardedCallLoop {
                         participant.sender?.receive(packet, arrival: arrival)
                         for session in participant.receivers.values { session.receive(packet, arrival: arrival) }
                     }
+                }
+                if Int(now.milliseconds.rounded()) % 50 == 0, let feedback = participant.transportFeedback?.makeFeedback(),
+                   let compound = try? RTCPPacket.serializeCompound([.receiverReport(RTCPReceiverReport(ssrc: participant.own.audio)), .transportFeedback(feedback)]) {
+                    participant.uplink.send(.rtcp(compound), size: compound.readableBytes + 28, now: now)
                 }
                 _ = participant.sender?.advance(now: now)
                 for session in participant.receivers.values { _ = session.advance(now: now) }
@@ -197,9 +264,14 @@ public final class ForwardedCallLoop {
             participant.sender?.close()
             for session in participant.receivers.values { session.close() }
         }
-        return Report(receptions: receptions, framesSent: framesSent, keyFramesSent: keyFramesSent, forwarder: forwarder.counters, refusals: refusals,
-                      packetsLostOnLinks: participants.reduce(0) { $0 + $1.uplink.counters.lostAtRandom + $1.downlink.counters.lostAtRandom },
-                      speakers: speakers)
+        var report = Report(receptions: receptions, framesSent: framesSent, keyFramesSent: keyFramesSent, forwarder: forwarder.counters, refusals: refusals,
+                            packetsLostOnLinks: participants.reduce(0) { $0 + $1.uplink.counters.lostAtRandom + $1.downlink.counters.lostAtRandom })
+        report.layersDuringSqueeze = layersDuringSqueeze
+        report.layersAtEnd = config.simulcast ? participants.flatMap { forwarder.layerStates(to: $0.name) } : []
+        report.framesDecodedInSqueeze = framesDecodedInSqueeze
+        report.speakers = speakers
+        report.droppedBySqueeze = config.squeeze.map { participants[$0.participant].downlink.counters.droppedByQueue } ?? 0
+        return report
     }
 
     /// A participant joins: its call to the forwarder (it offers audio and video, the forwarder
@@ -211,22 +283,37 @@ public final class ForwardedCallLoop {
         func ssrc() -> UInt32 { .random(in: 0x1000...UInt32.max, using: &random) }
         let own = (audio: ssrc(), video: ssrc(), rtx: ssrc())
         newcomer.own = own
-        let (offer, answer) = try Self.negotiate(sending: ["audio": (own.audio, nil), "video": (own.video, own.rtx)], offerer: newcomer.name, random: &random)
-        let senderStreams = try NegotiatedStream.fromOffering(offer: offer, answer: answer)
-        let atForwarder = try NegotiatedStream.fromAnswering(offer: offer, answer: answer)
+        let senderStreams: [NegotiatedStream], atForwarder: [NegotiatedStream]
+        if config.simulcast {
+            // The forwarder offers first and asks for simulcast (RFC 8853 §5.2); the participant answers `send`.
+            let (offer, answer) = try Self.negotiateSimulcast(sending: ["audio": (own.audio, nil), "video": (own.video, own.rtx)],
+                                                              participant: newcomer.name, random: &random)
+            senderStreams = try NegotiatedStream.fromAnswering(offer: offer, answer: answer)
+            atForwarder = try NegotiatedStream.fromOffering(offer: offer, answer: answer)
+        } else {
+            let (offer, answer) = try Self.negotiate(sending: ["audio": (own.audio, nil), "video": (own.video, own.rtx)], offerer: newcomer.name, random: &random)
+            senderStreams = try NegotiatedStream.fromOffering(offer: offer, answer: answer)
+            atForwarder = try NegotiatedStream.fromAnswering(offer: offer, answer: answer)
+        }
         let sources = atForwarder.compactMap { stream -> ForwardedSource? in
+            if stream.kind == "video", !stream.simulcastRIDs.isEmpty {
+                return .simulcast(rids: stream.simulcastRIDs, payloadType: stream.payloadType, retransmissionPayloadType: stream.rtxPayloadType)
+            }
             guard let kind = ForwardedSource.Kind(rawValue: stream.kind), let ssrc = stream.remoteSSRCs.first else { return nil }
             let rtx = stream.rtxPayloadType.flatMap { pt in stream.remoteSSRCs.dropFirst().first.map { ForwardedSource.Retransmission(payloadType: pt, ssrc: $0) } }
             return ForwardedSource(kind: kind, ssrc: ssrc, payloadType: stream.payloadType, retransmission: rtx)
         }
-        newcomer.extensions = ForwardingExtensionIDs(audioLevel: atForwarder.compactMap(\.audioLevelExtensionID).first,
-                                                     transportWideCC: atForwarder.compactMap(\.transportCCExtensionID).first)
+        newcomer.extensions = ForwardingExtensionIDs(
+            audioLevel: atForwarder.compactMap(\.audioLevelExtensionID).first, transportWideCC: atForwarder.compactMap(\.transportCCExtensionID).first, rtpStreamID: atForwarder.compactMap(\.ridExtensionID).first,
+            repairedRTPStreamID: atForwarder.compactMap(\.repairedRIDExtensionID).first)
+        var engine = MediaEngine.Configuration(
+            streams: senderStreams, video: .testPattern(width: config.width, height: config.height, framesPerSecond: config.framesPerSecond),
+            audio: .tone(frequency: 440), videoBitrateKbps: config.videoBitrateKbps,
+            audioSSRC: own.audio, videoSSRC: own.video, rtxSSRC: own.rtx, cname: newcomer.name)
+        engine.simulcastSSRCs = config.simulcast ? Self.simulcastRIDs.map { _ in (ssrc(), ssrc()) } : []
         try forwarder.addParticipant(newcomer.name, sources: sources, extensions: newcomer.extensions, now: clock())
         newcomer.sender = try MediaSessionCore(
-            configuration: MediaEngine.Configuration(
-                streams: senderStreams, video: .testPattern(width: config.width, height: config.height, framesPerSecond: config.framesPerSecond),
-                audio: .tone(frequency: 440), videoBitrateKbps: config.videoBitrateKbps,
-                audioSSRC: own.audio, videoSSRC: own.video, rtxSSRC: own.rtx, cname: newcomer.name),
+            configuration: engine,
             clock: clock, sink: nil, random: &random) { [unowned newcomer] packet in
                 newcomer.uplink.send(packet, size: Self.datagramSize(packet), now: clock())
             }
@@ -247,12 +334,13 @@ public final class ForwardedCallLoop {
         let offer = try SessionDescription(parsing: JSEPOffer.makeForwarded(
             local: .init(iceUsernameFragment: "loop", icePassword: "simulated-link-no-ice-0", fingerprint: fingerprint, cname: "forwarder",
                          streamID: "forwarder", kinds: [], sending: [:], sessionID: random.next()),
-            forwarded: streams.map { .init(kind: $0.kind.rawValue, ssrc: $0.ssrc, retransmissionSSRC: $0.retransmissionSSRC, streamID: $0.from) }
+            forwarded: streams.map { .init(kind: $0.kind.rawValue, ssrc: $0.ssrc, retransmissionSSRC: $0.retransmissionSSRC, streamID: $0.from) },
+            receiveSimulcast: configuration.simulcast ? Self.simulcastRIDs : []
         ).serialized)
         let answer = try JSEPAnswer.make(offer: offer, local: .init(
             iceUsernameFragment: "loop", icePassword: "simulated-link-no-ice-0", fingerprint: fingerprint, cname: receiver.name,
             streamID: receiver.name, sending: ["audio": (receiver.own.audio, nil), "video": (receiver.own.video, receiver.own.rtx)],
-            sessionID: random.next()))
+            sessionID: random.next(), sendsSimulcast: configuration.simulcast))
         let atForwarder = try NegotiatedStream.fromOffering(offer: offer, answer: try SessionDescription(parsing: answer.serialized))
         let atReceiver = try NegotiatedStream.fromAnswering(offer: offer, answer: answer)
         // makeForwarded keeps the order of `streams` after the receiver's own two sections.
@@ -266,7 +354,11 @@ public final class ForwardedCallLoop {
                 mid: negotiated.mid ?? String(index + 2), payloadType: negotiated.payloadType, retransmissionPayloadType: negotiated.rtxPayloadType))
             receiver.receiverBySSRC[stream.ssrc] = stream.from
             if let rtx = stream.retransmissionSSRC { receiver.receiverBySSRC[rtx] = stream.from }
-            newSenders[stream.from, default: []].append(atReceiver[index + 2])
+            // The participant's transport answers transport-cc for all streams (`transportFeedback`), not each session.
+            var section = atReceiver[index + 2]
+            section.transportCC = false
+            section.transportCCExtensionID = nil
+            newSenders[stream.from, default: []].append(section)
         }
         func ssrc() -> UInt32 { .random(in: 0x1000...UInt32.max, using: &random) }
         for (sender, sections) in newSenders.sorted(by: { $0.key < $1.key }) {
@@ -286,6 +378,22 @@ public final class ForwardedCallLoop {
         switch packet {
         case .rtp(let bytes), .rtcp(let bytes): bytes.readableBytes + 28
         }
+    }
+
+    /// The forwarder's offer to a joining participant that asks for simulcast video (its own two
+    /// sections, `recvonly`, with `a=rid`/`a=simulcast:recv`) and the participant's answer that
+    /// sends its audio and the three layers, as parsed by each side.
+    private static func negotiateSimulcast(sending: [String: (ssrc: UInt32, retransmissionSSRC: UInt32?)], participant: String,
+                                           random: inout SplitMixRandom) throws -> (offer: SessionDescription, answer: SessionDescription) {
+        let fingerprint = SDPFingerprint(hashFunction: "sha-256", digest: [UInt8](repeating: 0, count: 32))
+        let offer = try SessionDescription(parsing: JSEPOffer.makeForwarded(
+            local: .init(iceUsernameFragment: "loop", icePassword: "simulated-link-no-ice-0", fingerprint: fingerprint, cname: "forwarder",
+                         streamID: "forwarder", kinds: [], sending: [:], sessionID: random.next()),
+            forwarded: [], receiveSimulcast: simulcastRIDs).serialized)
+        let answer = try JSEPAnswer.make(offer: offer, local: .init(
+            iceUsernameFragment: "loop", icePassword: "simulated-link-no-ice-0", fingerprint: fingerprint, cname: participant,
+            streamID: participant, sending: sending, sessionID: random.next(), sendsSimulcast: true))
+        return (offer, try SessionDescription(parsing: answer.serialized))
     }
 
     /// An offer that sends `sending` (audio and video) and its receive-only answer, as parsed by each side.

@@ -23,6 +23,10 @@ public struct AIMDRateControl: Sendable {
     public var roundTripTime: Duration = .milliseconds(100)
     /// The current estimate in bits per second.
     public private(set) var bitrate: Double
+    /// How far the estimate may run ahead of the acknowledged bitrate (1.5: 50 % more), or `nil`
+    /// for no limit: a forwarder whose receiver gets less than it could because of what the
+    /// sources send, not of the link, keeps its estimate (docs/rooms.md "Simulcast").
+    public var acknowledgedHeadroom: Double? = 1.5
     private var state: State = .increase
     private var lastUpdate: Duration?
     private var lastDecrease: Duration?
@@ -67,8 +71,8 @@ public struct AIMDRateControl: Sendable {
             } else {
                 bitrate *= pow(1.08, elapsed)
             }
-            if let acknowledged = acknowledgedBitrate {
-                bitrate = min(bitrate, max(1.5 * acknowledged + 10_000, minimumBitrate))
+            if let acknowledged = acknowledgedBitrate, let headroom = acknowledgedHeadroom {
+                bitrate = min(bitrate, max(headroom * acknowledged + 10_000, minimumBitrate))
             }
         case .decrease:
             // At most one decrease per RTT: the previous one has not taken effect before that.

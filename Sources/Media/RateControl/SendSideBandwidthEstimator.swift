@@ -14,12 +14,17 @@ public struct SendSideBandwidthEstimator: Sendable {
         public var startBitrate: Double
         public var minimumBitrate: Double
         public var maximumBitrate: Double
+        /// How far the delay-based estimate may run ahead of what the receiver acknowledged
+        /// (``AIMDRateControl/acknowledgedHeadroom``); `nil` for no limit.
+        public var acknowledgedHeadroom: Double?
 
         /// Creates limits; WebRTC starts at 300 kb/s.
-        public init(startBitrate: Double = 300_000, minimumBitrate: Double = 50_000, maximumBitrate: Double = 5_000_000) {
+        public init(startBitrate: Double = 300_000, minimumBitrate: Double = 50_000, maximumBitrate: Double = 5_000_000,
+                    acknowledgedHeadroom: Double? = 1.5) {
             self.startBitrate = startBitrate
             self.minimumBitrate = minimumBitrate
             self.maximumBitrate = maximumBitrate
+            self.acknowledgedHeadroom = acknowledgedHeadroom
         }
     }
 
@@ -40,6 +45,7 @@ public struct SendSideBandwidthEstimator: Sendable {
         self.configuration = configuration
         self.aimd = AIMDRateControl(startBitrate: configuration.startBitrate, minimumBitrate: configuration.minimumBitrate,
                                     maximumBitrate: configuration.maximumBitrate)
+        aimd.acknowledgedHeadroom = configuration.acknowledgedHeadroom
         self.lossBased = LossBasedBandwidthEstimator(startBitrate: configuration.startBitrate, minimumBitrate: configuration.minimumBitrate,
                                                      maximumBitrate: configuration.maximumBitrate)
     }

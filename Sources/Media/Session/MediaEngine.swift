@@ -40,6 +40,9 @@ public final class MediaEngine: Sendable {
         public var adaptsBitrate: Bool
         /// How the video receiver waits for, asks for and gives up on lost packets.
         public var jitterBuffer: VideoJitterBuffer.Configuration
+        /// The SSRCs of the simulcast layers, lowest first, used when the negotiated video stream
+        /// sends simulcast (``NegotiatedStream/simulcastRIDs``); `videoSSRC` is then unused.
+        public var simulcastSSRCs: [(ssrc: UInt32, retransmissionSSRC: UInt32)] = []
 
         public init(streams: [NegotiatedStream], video: VideoSourceSpec?, audio: AudioSourceSpec?, videoBitrateKbps: Int = 800,
                     maximumBitrateKbps: Int = 2_500, audioBitrate: Int = 32_000, recordDirectory: String? = nil, recordPrefix: String = "",

@@ -16,7 +16,7 @@ final class MediaSessionCore {
     private let start: Duration
 
     // Sending.
-    private var videoSender: (stream: NegotiatedStream, sender: VideoSendStream, source: any LiveVideoSource, interval: Duration)?
+    private var videoSender: (stream: NegotiatedStream, sender: any VideoSending, source: any LiveVideoSource, interval: Duration)?
     private var audioSender: (stream: NegotiatedStream, encoder: OpusAudioEncoder, source: any LiveAudioSource)?
     private var capturing = true
     private var audioSequence: UInt16
@@ -90,12 +90,28 @@ final class MediaSessionCore {
             let rtx: RetransmissionHistory.Mode = if let pt = videoStream.rtxPayloadType {
                 .rtx(payloadType: pt, ssrc: configuration.rtxSSRC, firstSequenceNumber: .random(in: 0...UInt16.max, using: &random))
             } else { .plain }
-            let sender = try VideoSendStream(
-                encoder: .init(width: source.width, height: source.height, bitrateKbps: configuration.videoBitrateKbps,
-                               framesPerSecond: spec.framesPerSecond, content: spec.content),
-                payloadType: videoStream.payloadType, ssrc: configuration.videoSSRC, retransmission: rtx,
-                firstSequenceNumber: .random(in: 0...UInt16.max, using: &random),
-                reservedExtensionBytes: videoStream.transportCCExtensionID == nil ? 0 : 8)
+            let encoder = VP8Encoder.Configuration(width: source.width, height: source.height, bitrateKbps: configuration.videoBitrateKbps,
+                                                   framesPerSecond: spec.framesPerSecond, content: spec.content)
+            let sender: any VideoSending
+            if !videoStream.simulcastRIDs.isEmpty {
+                // The answer's rids (lowest first) with this side's SSRCs for them (RFC 8853).
+                let layers = try videoStream.simulcastRIDs.enumerated().map { index, rid throws(MediaError) in
+                    guard index < configuration.simulcastSSRCs.count else {
+                        throw MediaError(.negotiationFailed, "simulcast layer \(rid) has no SSRC in the configuration (\(configuration.simulcastSSRCs.count) given)")
+                    }
+                    let ssrcs = configuration.simulcastSSRCs[index]
+                    return SimulcastLayer(rid: rid, ssrc: ssrcs.ssrc, retransmissionSSRC: ssrcs.retransmissionSSRC)
+                }
+                sender = try SimulcastVideoSendStream(
+                    layers: layers, encoder: encoder, payloadType: videoStream.payloadType, retransmissionPayloadType: videoStream.rtxPayloadType,
+                    ridExtensionID: videoStream.ridExtensionID, repairedRIDExtensionID: videoStream.repairedRIDExtensionID,
+                    reservedExtensionBytes: videoStream.transportCCExtensionID == nil ? 0 : 8, random: &random)
+            } else {
+                sender = try VideoSendStream(
+                    encoder: encoder, payloadType: videoStream.payloadType, ssrc: configuration.videoSSRC, retransmission: rtx,
+                    firstSequenceNumber: .random(in: 0...UInt16.max, using: &random),
+                    reservedExtensionBytes: videoStream.transportCCExtensionID == nil ? 0 : 8)
+            }
             videoSender = (videoStream, sender, source, .seconds(1.0 / Double(spec.framesPerSecond)))
         }
         if let audioStream, audioStream.sends, let spec = configuration.audio {
@@ -130,7 +146,7 @@ final class MediaSessionCore {
     }
 
     func requestKeyframe() {
-        videoSender?.sender.encoder.requestKeyframe()
+        videoSender?.sender.requestKeyframe()
     }
 
     /// Stops capturing and encoding for good; retransmissions and RTCP go on, so the last frames
@@ -200,14 +216,15 @@ final class MediaSessionCore {
 
     private func transmit(_ packets: [RTPPacket], stream: NegotiatedStream, now: Duration, audioLevel: UInt8? = nil) {
         for var packet in packets {
-            var elements: [RTPHeaderExtensionElement] = []
+            // After the elements already there (a simulcast layer's rid, RFC 8852).
+            var elements: [RTPHeaderExtensionElement] = packet.headerExtension?.elements ?? []
             if let id = stream.audioLevelExtensionID, let audioLevel {
                 // RFC 6464 §3; no voice-activity detection here: the flag is left clear.
                 elements.append(.audioLevel(id: id, level: audioLevel, voiceActivity: false))
             }
             if let id = stream.transportCCExtensionID {
                 let size = RTPPacket.fixedHeaderSize + packet.payload.readableBytes + 8 + 16 + 28
-                elements.append(.transportSequenceNumber(id: id, estimator.packetSent(size: size, now: now)))
+                elements.append(.transportSequenceNumber(id: id, estimator.packetSent(size: size + elements.count * 4, now: now)))
             }
             if !elements.isEmpty { packet.headerExtension = .compact(elements) }
             guard let bytes = try? packet.serialized() else { continue }
@@ -274,7 +291,8 @@ final class MediaSessionCore {
         }
         let allocation = BitrateAllocation(target: estimator.targetBitrate)
         if configuration.adaptsBitrate, allocation != lastAllocation {
-            try? allocation.apply(video: videoSender?.sender.encoder, audio: audioSender?.encoder)
+            try? videoSender?.sender.setTotalBitrate(kbps: min(allocation.videoKbps, VP8Encoder.maximumBitrateKbps))
+            try? audioSender?.encoder.setBitrate(allocation.audioBitrate)
             lastAllocation = allocation
         }
     }
@@ -317,7 +335,7 @@ final class MediaSessionCore {
     /// stream, and the CNAME (RFC 3550 §6.1, §6.4).
     private func sendReports(now: Duration) {
         var packets: [RTCPPacket] = []
-        if let video = videoSender, video.sender.counters.packets > 0 { packets.append(video.sender.senderReport(now: now)) }
+        if let video = videoSender { packets += video.sender.senderReports(now: now) }
         if audioSender != nil, audioSent.packets > 0 {
             packets.append(.senderReport(RTCPSenderReport(
                 ssrc: configuration.audioSSRC, ntpTimestamp: RoundTripTimeEstimator.ntp(now), rtpTimestamp: audioTimestamp,
@@ -339,6 +357,11 @@ final class MediaSessionCore {
         snapshot.elapsedMilliseconds = (now - start).milliseconds
         snapshot.firstVideoFrameMilliseconds = firstVideoFrame.map { ($0 - start).milliseconds }
         let rates = meter.rates(now: now)
+        if let simulcast = videoSender?.sender as? SimulcastVideoSendStream {
+            snapshot.simulcastLayers = zip(simulcast.layers, simulcast.layerCounters).map { layer, counters in
+                .init(rid: layer.rid, frames: counters.frames, keyframes: counters.keyframes, bytes: counters.bytes)
+            }
+        }
         if let stream = streams.first(where: { $0.kind == "audio" }) {
             var audio = MediaSessionStatistics.Stream(kind: "audio")
             audio.sending = audioSender != nil
@@ -395,7 +418,7 @@ final class MediaSessionCore {
 
     /// The bitrates the encoders run at now: VP8 in kb/s, Opus in b/s.
     var encoderBitrates: (videoKbps: Int?, audio: Int?) {
-        (videoSender?.sender.encoder.configuration.bitrateKbps, audioSender?.encoder.configuration.bitrate)
+        (videoSender?.sender.totalBitrateKbps, audioSender?.encoder.configuration.bitrate)
     }
 
     /// Closes the sink's files.

@@ -55,6 +55,16 @@ public struct MediaSessionStatistics: Sendable, Codable, Hashable {
     public var firstVideoFrameMilliseconds: Double?
     /// Files written.
     public var files: [String] = []
+    /// What each simulcast layer sent, lowest first; empty without simulcast.
+    public var simulcastLayers: [SimulcastLayerStatistics] = []
+
+    /// One simulcast layer's sending counts.
+    public struct SimulcastLayerStatistics: Sendable, Codable, Hashable {
+        public var rid: String
+        public var frames: Int
+        public var keyframes: Int
+        public var bytes: Int
+    }
 
     public init() {}
 

@@ -24,6 +24,12 @@ public struct NegotiatedStream: Sendable, Hashable {
     public var remoteSSRCs: [UInt32]
     public var sends: Bool
     public var receives: Bool
+    /// The simulcast layers in force (RFC 8853), by rid in the order of `a=simulcast` (the
+    /// offerer's order: meshnode lists them lowest quality first); empty without simulcast.
+    public var simulcastRIDs: [String] = []
+    /// The `rtp-stream-id` and `repaired-rtp-stream-id` extension ids (RFC 8852 §3), when negotiated.
+    public var ridExtensionID: UInt8?
+    public var repairedRIDExtensionID: UInt8?
 
     /// Reads one section's outcome. `local` is the direction this side takes for it (for an answer,
     /// the answer's direction; for an offer, the offer's), `peer` the peer's section.
@@ -40,6 +46,8 @@ public struct NegotiatedStream: Sendable, Hashable {
         transportCCExtensionID = section.extensions.first { $0.uri == RTPHeaderExtensionURI.transportWideCC }.flatMap { UInt8(exactly: $0.id) }
         audioLevelExtensionID = section.extensions.first { $0.uri == RTPHeaderExtensionURI.audioLevel }.flatMap { UInt8(exactly: $0.id) }
         opusFEC = codec.usesInbandFEC
+        ridExtensionID = section.extensions.first { $0.uri == RTPHeaderExtensionURI.rtpStreamID }.flatMap { UInt8(exactly: $0.id) }
+        repairedRIDExtensionID = section.extensions.first { $0.uri == RTPHeaderExtensionURI.repairedRTPStreamID }.flatMap { UInt8(exactly: $0.id) }
         remoteSSRCs = peer.ssrcs
         sends = localDirection == .sendrecv || localDirection == .sendonly
         receives = localDirection == .sendrecv || localDirection == .recvonly
@@ -49,9 +57,14 @@ public struct NegotiatedStream: Sendable, Hashable {
     /// The streams of an answer this side makes to `offer` (it answered with `answer`).
     public static func fromAnswering(offer: SessionDescription, answer: SessionDescription) throws -> [NegotiatedStream] {
         let sections = try CodecNegotiation.negotiate(offer: offer)
-        return zip(zip(sections, offer.media), answer.media).compactMap { pair, answered in
-            NegotiatedStream(section: pair.0, localDirection: answered.direction, peer: pair.1)
+        var streams: [NegotiatedStream] = []
+        for ((section, offered), answered) in zip(zip(sections, offer.media), answer.media) {
+            guard var stream = NegotiatedStream(section: section, localDirection: answered.direction, peer: offered) else { continue }
+            // What this side sends in simulcast: its answer's send list (RFC 8853 §5.3).
+            if stream.sends { stream.simulcastRIDs = try answered.simulcastRIDs(.send) }
+            streams.append(stream)
         }
+        return streams
     }
 
     /// The streams of this side's `offer` once the peer's `answer` came back: the codec and
@@ -67,6 +80,15 @@ public struct NegotiatedStream: Sendable, Hashable {
             guard let stream = NegotiatedStream(section: section, localDirection: answered.direction.reversed, peer: answered) else { continue }
             var adjusted = stream
             adjusted.sends = stream.sends && (offered.direction == .sendrecv || offered.direction == .sendonly)
+            if adjusted.receives {
+                // The peer sends what its answer lists, and only rids this side offered to take (RFC 8853 §5.3).
+                let offeredRIDs = try offered.simulcastRIDs(.recv)
+                let sent = try answered.simulcastRIDs(.send)
+                guard sent.allSatisfy(offeredRIDs.contains) else {
+                    throw MediaError(.negotiationFailed, "the answer sends simulcast rids \(sent), the offer asked for \(offeredRIDs) (RFC 8853 §5.3)")
+                }
+                adjusted.simulcastRIDs = offeredRIDs.filter(sent.contains)
+            }
             streams.append(adjusted)
         }
         guard !streams.isEmpty else {

@@ -45,6 +45,8 @@ actor ForwardedSession {
     private var changedMeanwhile = false
     private var tasks: [Task<Void, Never>] = []
     private(set) var ended = false
+    /// Whether its transport is in the core (after the first answer).
+    private(set) var added = false
     private var endWaiters: [CheckedContinuation<Void, Never>] = []
 
     /// How long an offer waits for its answer before the forwarder gives up on it (the
@@ -138,13 +140,20 @@ actor ForwardedSession {
         // The participant's own sections, as the forwarder receives them: the sources the core
         // takes packets of, by the SSRCs the signed offer announced (nothing else passes).
         let sources = negotiated.compactMap { stream -> ForwardedSource? in
+            // A participant that sends simulcast (RFC 8853, `a=simulcast:send` in its offer): the
+            // layers' SSRCs are learned from their rids.
+            if stream.receives, stream.kind == "video", !stream.simulcastRIDs.isEmpty {
+                return .simulcast(rids: stream.simulcastRIDs, payloadType: stream.payloadType, retransmissionPayloadType: stream.rtxPayloadType)
+            }
             guard stream.receives, let kind = ForwardedSource.Kind(rawValue: stream.kind), let ssrc = stream.remoteSSRCs.first else { return nil }
             let rtx = stream.rtxPayloadType.flatMap { pt in stream.remoteSSRCs.dropFirst().first.map { ForwardedSource.Retransmission(payloadType: pt, ssrc: $0) } }
             return ForwardedSource(kind: kind, ssrc: ssrc, payloadType: stream.payloadType, retransmission: rtx)
         }
         let audioLevel = offer.media.first { $0.kind == "audio" }?.extensionMaps.first { $0.uri == RTPHeaderExtensionURI.audioLevel }
             .flatMap { UInt8(exactly: $0.id) }
-        let extensions = ForwardingExtensionIDs(audioLevel: audioLevel, transportWideCC: negotiated.compactMap(\.transportCCExtensionID).first)
+        let extensions = ForwardingExtensionIDs(audioLevel: audioLevel, transportWideCC: negotiated.compactMap(\.transportCCExtensionID).first,
+                                                rtpStreamID: negotiated.compactMap(\.ridExtensionID).first,
+                                                repairedRTPStreamID: negotiated.compactMap(\.repairedRIDExtensionID).first)
         try await signal(.sdp, sdpType: "answer", sdp: answer.serialized)
         try await agent.gather()
         let role = try DTLSRole(local: .active, remote: remote.setup)
@@ -153,6 +162,7 @@ actor ForwardedSession {
             certificate: certificate, role: role, remoteFingerprint: remote.fingerprint))
         self.transport = transport
         try await forwarded.add(participant, transport: transport, sources: sources, extensions: extensions)
+        added = true
         transport.start()
         logger.info("forwarded call \(forwarded.id): \(participant) answered with \(sources.count) source(s)")
     }

@@ -144,8 +144,13 @@ public actor ForwarderService {
     private func changed(_ change: ForwardedCall.Change, in forwarded: ForwardedCall) async {
         let members = sessions.values.filter { $0.forwarded === forwarded }
         if case .left(let participant) = change {
-            // Its transport ended (close_notify, a failure): its session too.
-            for session in members where session.participant == participant { await session.end(reason: "its transport ended", tell: false) }
+            // Its transport ended (close_notify, a failure): its session too — not a session
+            // that replaced it (the participant called again) and is not in the core yet, or is
+            // in it again.
+            let inCore = await forwarded.participants.contains(participant)
+            for session in members where session.participant == participant && !inCore {
+                if await session.added { await session.end(reason: "its transport ended", tell: false) }
+            }
         }
         for session in members { await session.renegotiate() }
     }
