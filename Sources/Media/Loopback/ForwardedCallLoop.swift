@@ -100,6 +100,8 @@ public final class ForwardedCallLoop {
         public var refusals: [String]
         /// Packets the links lost.
         public var packetsLostOnLinks: Int
+        /// Who spoke at the end (RFC 6464 levels the participants sent), loudest first.
+        public var speakers: [String] = []
         /// With simulcast: every receiver's layer of every sender at the end of the squeeze (or
         /// halfway without one) and at the end of the run.
         public var layersDuringSqueeze: [ForwardedLayerState] = []
@@ -159,6 +161,7 @@ public final class ForwardedCallLoop {
             Participant(name: "p\($0 + 1)", link: link, seed: config.seed &+ UInt64($0) &* 7919)
         }
         var now = Duration.zero
+        var speakers: [String] = []
         let clock = { now }
         var joined = 0
         let end = config.joinInterval * (config.participants - 1) + config.duration
@@ -186,6 +189,7 @@ public final class ForwardedCallLoop {
                 joined += 1
             }
             if now == end {
+                speakers = forwarder.speakers(now: now).map(\.participant)
                 for participant in participants { participant.sender?.stopCapture() }
             }
             if let squeeze = config.squeeze, squeeze.participant < participants.count {
@@ -261,7 +265,8 @@ public final class ForwardedCallLoop {
             for session in participant.receivers.values { session.close() }
         }
         var report = Report(receptions: receptions, framesSent: framesSent, keyFramesSent: keyFramesSent, forwarder: forwarder.counters, refusals: refusals,
-                            packetsLostOnLinks: participants.reduce(0) { $0 + $1.uplink.counters.lostAtRandom + $1.downlink.counters.lostAtRandom })
+                            packetsLostOnLinks: participants.reduce(0) { $0 + $1.uplink.counters.lostAtRandom + $1.downlink.counters.lostAtRandom },
+                            speakers: speakers)
         report.layersDuringSqueeze = layersDuringSqueeze
         report.layersAtEnd = config.simulcast ? participants.flatMap { forwarder.layerStates(to: $0.name) } : []
         report.framesDecodedInSqueeze = framesDecodedInSqueeze
@@ -299,6 +304,7 @@ public final class ForwardedCallLoop {
             return ForwardedSource(kind: kind, ssrc: ssrc, payloadType: stream.payloadType, retransmission: rtx)
         }
         newcomer.extensions = ForwardingExtensionIDs(
+            audioLevel: atForwarder.compactMap(\.audioLevelExtensionID).first,
             transportWideCC: atForwarder.compactMap(\.transportCCExtensionID).first, rtpStreamID: atForwarder.compactMap(\.ridExtensionID).first,
             repairedRTPStreamID: atForwarder.compactMap(\.repairedRIDExtensionID).first)
         var engine = MediaEngine.Configuration(
