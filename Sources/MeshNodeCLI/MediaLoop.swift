@@ -16,7 +16,12 @@ struct MediaLoopCommand: ParsableCommand {
         DIR/audio.wav (48 kHz PCM), which ffplay and ffprobe read. With --forwarded N, a room \
         call of N participants runs through the selective forwarding core instead \
         (docs/rooms.md): each joins 0.5 s after the previous, sends once and decodes every other; \
-        --duration counts from the last join.
+        --duration counts from the last join. With --simulcast each participant sends three VP8 \
+        layers (full, 1/2, 1/4 size; --size is the full one, at least 512 wide for the test \
+        pattern to be read at 1/4) and the forwarder picks each receiver's layers from its \
+        transport-cc estimate; --squeeze KBPS limits the second participant's downlink from 1 s \
+        after the last join for --squeeze-seconds, and the layers each receiver got are printed \
+        halfway (at the end of the squeeze) and at the end.
         """
     )
 
@@ -42,6 +47,12 @@ struct MediaLoopCommand: ParsableCommand {
     var seed: UInt64 = 1
     @Option(help: "Run a forwarded room call of this many participants (2–20) through the forwarding core.")
     var forwarded: Int?
+    @Flag(help: "With --forwarded: participants send VP8 simulcast (three layers); the forwarder picks each receiver's layers.")
+    var simulcast = false
+    @Option(help: "With --simulcast: limit the second participant's downlink to this many kb/s for a while.")
+    var squeeze: Int?
+    @Option(help: "How long the squeeze lasts, in seconds (default 3.5).")
+    var squeezeSeconds: Double = 3.5
     @Flag(help: "Print the statistics as JSON.")
     var json = false
 
@@ -50,6 +61,11 @@ struct MediaLoopCommand: ParsableCommand {
         guard duration > 0, duration <= 3600 else { throw ValidationError("--duration must be between 0 and 3600 seconds") }
         guard capacity.map({ $0 >= 50 }) ?? true else { throw ValidationError("--capacity is at least 50 kb/s") }
         guard forwarded.map({ (2...20).contains($0) }) ?? true else { throw ValidationError("--forwarded takes 2 to 20 participants") }
+        guard !simulcast || forwarded != nil else { throw ValidationError("--simulcast needs --forwarded N") }
+        guard squeeze == nil || simulcast else { throw ValidationError("--squeeze needs --simulcast") }
+        guard squeeze.map({ $0 >= 50 }) ?? true, squeezeSeconds > 0, squeezeSeconds < duration else {
+            throw ValidationError("--squeeze is at least 50 kb/s and --squeeze-seconds shorter than --duration")
+        }
         guard parsedSize != nil else { throw ValidationError("--size must look like 640x480, even numbers, at least 128x48") }
     }
 
@@ -95,9 +111,15 @@ struct MediaLoopCommand: ParsableCommand {
     /// `--forwarded N`: one line per receiver and sender, then what the forwarder did; fails
     /// (exit 1) when some participant decoded nothing of another.
     private func runForwarded(participants: Int, width: Int, height: Int) throws {
-        let configuration = ForwardedCallLoop.Configuration(
+        var configuration = ForwardedCallLoop.Configuration(
             participants: participants, width: width, height: height, videoBitrateKbps: bitrate,
             duration: .milliseconds(Int64(duration * 1000)), lossProbability: loss / 100, delay: .milliseconds(delay), seed: seed)
+        configuration.simulcast = simulcast
+        if let squeeze {
+            let from = configuration.joinInterval * (participants - 1) + .seconds(1)
+            configuration.squeeze = .init(participant: 1, capacityBitsPerSecond: Double(squeeze) * 1000, from: from,
+                                          until: from + .milliseconds(Int64(squeezeSeconds * 1000)))
+        }
         let report: ForwardedCallLoop.Report
         do {
             report = try ForwardedCallLoop(configuration: configuration).run()
@@ -112,7 +134,13 @@ struct MediaLoopCommand: ParsableCommand {
                 print("\(reception.receiver) <- \(reception.sender)  video decoded \(video.patternFrameNumbers.count) frames (first \(video.patternFrameNumbers.first ?? -1), last \(video.patternFrameNumbers.last ?? -1)), lost \(video.lost), recovered \(video.recoveredByNACK); audio \(audio.packets) packets")
             }
             let counters = report.forwarder
-            print("forwarder  in \(counters.packetsIn) packets \(counters.bytesIn) B, out \(counters.packetsOut) packets \(counters.bytesOut) B; NACKed \(counters.nackedPackets): \(counters.nacksAnsweredFromCache) from the cache, \(counters.nacksForwardedToSource) asked of the source; PLI \(counters.plisForwarded), FIR \(counters.firsForwarded) to sources; reports ended \(counters.reportsTerminated); refused \(counters.rejected)")
+            for (label, states) in [("during squeeze", report.layersDuringSqueeze), ("at end", report.layersAtEnd)] where !states.isEmpty {
+                for (receiver, layers) in Dictionary(grouping: states, by: \.receiver).sorted(by: { $0.key < $1.key }) {
+                    let list = layers.map { "\($0.sender) \($0.rid ?? "-")\($0.target != $0.layer ? "→\(ForwardedCallLoop.simulcastRIDs[$0.target])" : "") (\($0.switches) switches)" }
+                    print("layers \(label)  \(receiver): estimate \(Int((layers.first?.estimate ?? 0) / 1000)) kb/s; \(list.joined(separator: ", "))")
+                }
+            }
+            print("forwarder  in \(counters.packetsIn) packets \(counters.bytesIn) B, out \(counters.packetsOut) packets \(counters.bytesOut) B; NACKed \(counters.nackedPackets): \(counters.nacksAnsweredFromCache) from the cache, \(counters.nacksForwardedToSource) asked of the source; PLI \(counters.plisForwarded), FIR \(counters.firsForwarded) to sources; reports ended \(counters.reportsTerminated); layer switches \(counters.layerSwitches) (\(counters.layerSwitchesDown) down); refused \(counters.rejected)")
         }
         if report.receptions.contains(where: { $0.video.patternFrameNumbers.isEmpty }) { throw ExitCode.failure }
     }

@@ -9,12 +9,12 @@ public enum JSEPOffer {
     public static let rtxPayloadType = 97
     /// The header extension ids meshnode offers (RFC 8285 §5: 1–14 in the one-byte form).
     public static let transportWideCCExtensionID = 3
-    /// The RFC 6464 client-to-mixer audio level, in audio sections: a forwarder reads it to
-    /// tell who speaks without decoding (docs/rooms.md).
-    public static let audioLevelExtensionID = 1
     /// The ids of the rid extensions (RFC 8852), offered in a section that receives simulcast.
     public static let rtpStreamIDExtensionID = 4
     public static let repairedRTPStreamIDExtensionID = 5
+    /// The RFC 6464 client-to-mixer audio level, in audio sections: a forwarder reads it to
+    /// tell who speaks without decoding (docs/rooms.md).
+    public static let audioLevelExtensionID = 1
 
     /// What goes into the offer.
     public struct LocalParameters: Sendable {

@@ -265,11 +265,11 @@ public final class ForwardedCallLoop {
             for session in participant.receivers.values { session.close() }
         }
         var report = Report(receptions: receptions, framesSent: framesSent, keyFramesSent: keyFramesSent, forwarder: forwarder.counters, refusals: refusals,
-                            packetsLostOnLinks: participants.reduce(0) { $0 + $1.uplink.counters.lostAtRandom + $1.downlink.counters.lostAtRandom })
+                            packetsLostOnLinks: participants.reduce(0) { $0 + $1.uplink.counters.lostAtRandom + $1.downlink.counters.lostAtRandom },
+                            speakers: speakers)
         report.layersDuringSqueeze = layersDuringSqueeze
         report.layersAtEnd = config.simulcast ? participants.flatMap { forwarder.layerStates(to: $0.name) } : []
         report.framesDecodedInSqueeze = framesDecodedInSqueeze
-        report.speakers = speakers
         report.droppedBySqueeze = config.squeeze.map { participants[$0.participant].downlink.counters.droppedByQueue } ?? 0
         return report
     }
@@ -304,7 +304,8 @@ public final class ForwardedCallLoop {
             return ForwardedSource(kind: kind, ssrc: ssrc, payloadType: stream.payloadType, retransmission: rtx)
         }
         newcomer.extensions = ForwardingExtensionIDs(
-            audioLevel: atForwarder.compactMap(\.audioLevelExtensionID).first, transportWideCC: atForwarder.compactMap(\.transportCCExtensionID).first, rtpStreamID: atForwarder.compactMap(\.ridExtensionID).first,
+            audioLevel: atForwarder.compactMap(\.audioLevelExtensionID).first,
+            transportWideCC: atForwarder.compactMap(\.transportCCExtensionID).first, rtpStreamID: atForwarder.compactMap(\.ridExtensionID).first,
             repairedRTPStreamID: atForwarder.compactMap(\.repairedRIDExtensionID).first)
         var engine = MediaEngine.Configuration(
             streams: senderStreams, video: .testPattern(width: config.width, height: config.height, framesPerSecond: config.framesPerSecond),

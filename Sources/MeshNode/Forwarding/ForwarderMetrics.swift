@@ -28,6 +28,8 @@ struct ForwarderMetrics: Sendable {
     let plis = Counter(label: "meshnode_forwarder_keyframe_requests_total", dimensions: [("kind", "pli")])
     let firs = Counter(label: "meshnode_forwarder_keyframe_requests_total", dimensions: [("kind", "fir")])
     let rejected = Counter(label: "meshnode_forwarder_rejected_packets_total")
+    let layerSwitchesUp = Counter(label: "meshnode_forwarder_layer_switches_total", dimensions: [("direction", "up")])
+    let layerSwitchesDown = Counter(label: "meshnode_forwarder_layer_switches_total", dimensions: [("direction", "down")])
 
     /// Adds what happened between two snapshots of one call's counters.
     func add(from old: ForwarderCounters, to new: ForwarderCounters) {
@@ -42,5 +44,7 @@ struct ForwarderMetrics: Sendable {
         bump(plis, new.plisForwarded - old.plisForwarded)
         bump(firs, new.firsForwarded - old.firsForwarded)
         bump(rejected, new.rejected - old.rejected)
+        bump(layerSwitchesDown, new.layerSwitchesDown - old.layerSwitchesDown)
+        bump(layerSwitchesUp, (new.layerSwitches - new.layerSwitchesDown) - (old.layerSwitches - old.layerSwitchesDown))
     }
 }
