@@ -26,7 +26,7 @@ TEST_DEBIAN_PACKAGES += firefox-esr gstreamer1.0-plugins-base gstreamer1.0-plugi
                         gir1.2-gst-plugins-bad-1.0 python3-websockets python3-cryptography
 MARIONETTE_VERSION := 3.7.1
 
-.PHONY: cluster-deps cluster test-cluster embed-web install check-layers deps test-deps aiortc-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps bench-media bench-calls testnet testnet-quick testnet-build testnet-mesh clean
+.PHONY: cluster-deps cluster test-cluster embed-web install check-layers deps test-deps aiortc-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps bench-media bench-calls bench-rooms bench-rooms-deps testnet testnet-quick testnet-build testnet-mesh clean
 
 deps:
 	@scripts/install-missing-packages --disable coturn $(DEBIAN_PACKAGES)
@@ -150,6 +150,18 @@ bench-calls: deps aiortc-deps
 	$(SWIFT) build -c release --product meshnode
 	bench/calls/run $(CALLBENCH_ARGS)
 
+# Room calls (issue 16): forwarded packets per CPU second and memory per participant on one
+# node, rooms of 5, 10 and 20 participants, against Janus's VideoRoom (Debian's janus, run
+# privately by the bench; the packaged service is disabled) in the same run; about 10 minutes,
+# ROOMBENCH_ARGS=--quick about 2. See bench/rooms/README.md. Not a test, not in CI.
+bench-rooms-deps: deps
+	@scripts/install-missing-packages --disable janus janus
+
+bench-rooms: bench-rooms-deps embed-web
+	$(SWIFT) build -c release --product meshnode
+	$(SWIFT) build -c release --product room-bench
+	bench/rooms/run $(ROOMBENCH_ARGS)
+
 # SRTP (libsrtp2 against OpenSSL EVP), DTLS handshake and ICE connect times; see bench/transport.
 bench-transport: deps
 	bench/transport/run
@@ -175,7 +187,8 @@ testnet-mesh: build
 
 # Cluster mode (docs/cluster.md): Debian's PostgreSQL, run privately by testnet/cluster (the
 # packaged service is disabled). `make cluster`: PostgreSQL and three members on loopback until
-# Ctrl-C. `make test-cluster` (CI, about a minute): chat, presence and a call across members,
+# Ctrl-C. `make test-cluster` (CI, about a minute): the store's writer against a private
+# PostgreSQL (SignalingClusterTests), then chat, presence and a call across members,
 # then kill -9 of a member: failover within 5 s, zero acknowledged messages lost.
 CLUSTER_DEBIAN_PACKAGES := postgresql python3-cryptography
 cluster-deps: deps
@@ -184,7 +197,9 @@ cluster-deps: deps
 cluster: build cluster-deps
 	testnet/cluster --serve
 
-test-cluster: build cluster-deps
+test-cluster: build cluster-deps test-deps
+	$(SWIFT) build --build-tests
+	testnet/cluster --run $(SWIFT) test --skip-build --no-parallel --filter SignalingClusterTests
 	testnet/cluster
 
 clean:
