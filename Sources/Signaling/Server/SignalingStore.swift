@@ -445,7 +445,6 @@ public final class SignalingStore: Sendable {
             guard !recipients.isEmpty else { return [] }
             let size = frame.utf8.count
             let now = Date().timeIntervalSince1970
-            let values = Array(repeating: "(?, ?, ?, ?, ?, ?)", count: recipients.count).joined(separator: ", ")
             let roomBind: SQLiteData = room.map { .text($0) } ?? .null
             var binds: [SQLiteData] = []
             for recipient in recipients {
@@ -456,7 +455,22 @@ public final class SignalingStore: Sendable {
             binds += [.integer(count), .integer(limits.messages), .integer(count * size), .integer(limits.bytes),
                       roomBind, roomBind, .integer(count), .integer(limits.roomMessages), roomBind, .integer(count * size), .integer(limits.roomBytes),
                       .integer(limits.recipientMessages), .integer(size), .integer(limits.recipientBytes), .integer(size), .integer(limits.recipientBytes)]
-            let rows = try db.run("""
+            let rows = try db.run(recipients.count == 1 ? Self.insertOne : Self.insertSQL(recipients.count), binds)
+            let stored = rows.compactMap { $0.column("recipient")?.string }
+            if stored.isEmpty, let full = try fullness(db, recipients: recipients, room: room, size: size) {
+                throw SignalingError(.storeFull, full + "; nothing was stored, try again once recipients have read their messages")
+            }
+            return stored
+    }
+
+    /// The insert of a message for one recipient, the common case: its text made once, not
+    /// rebuilt (and hashed again for the statement cache) per chat (issue 17).
+    private static let insertOne = insertSQL(1)
+
+    /// The insert of a message for `count` recipients, guarded by the store's limits.
+    private static func insertSQL(_ count: Int) -> String {
+        let values = Array(repeating: "(?, ?, ?, ?, ?, ?)", count: count).joined(separator: ", ")
+        return """
                 WITH v AS (VALUES \(values)),
                 limits_ok AS MATERIALIZED (SELECT
                   (SELECT count FROM usage WHERE scope = '*') + ? <= ? AND (SELECT bytes FROM usage WHERE scope = '*') + ? <= ?
@@ -468,12 +482,7 @@ public final class SignalingStore: Sendable {
                   AND NOT EXISTS (SELECT 1 FROM usage WHERE scope = 'r:' || v.column3 AND (count + 1 > ? OR bytes + ? > ?))
                   AND ? <= ?
                 ON CONFLICT DO NOTHING RETURNING recipient
-                """, binds)
-            let stored = rows.compactMap { $0.column("recipient")?.string }
-            if stored.isEmpty, let full = try fullness(db, recipients: recipients, room: room, size: size) {
-                throw SignalingError(.storeFull, full + "; nothing was stored, try again once recipients have read their messages")
-            }
-            return stored
+                """
     }
 
     /// Which limit a message of `size` bytes to `recipients` would pass, or nil when none.

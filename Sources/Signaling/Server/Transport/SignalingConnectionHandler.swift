@@ -148,10 +148,16 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
             resumeReading(context: context)
             return
         }
-        // All that waits, in one task: under load one hop to the hub and one back per batch,
-        // not per frame. The frames stay in order: the hub takes them one after the other.
-        let batch = waiting
-        waiting.removeAll()
+        // What waits up to the next chat or ack, in one task: under load one hop to the hub and
+        // one back per batch, not per frame; the chat behind a ping still takes the fast path.
+        // The frames stay in order: the hub takes them one after the other.
+        var count = 1
+        while count < waiting.count {
+            if case .text(let text) = waiting[count], ChatEnvelope.scan(text) != nil { break }
+            count += 1
+        }
+        let batch = Array(waiting.prefix(count))
+        waiting.removeFirst(count)
         // A short task, not one per connection: the hub's async frames (tens of KB deep in
         // login or chat) live in this task's allocator and go when it ends (issue 17).
         Task {
