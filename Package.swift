@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "meshnode", targets: ["MeshNodeCLI"]),
         .executable(name: "media-bench", targets: ["MediaBench"]),
         .executable(name: "signaling-echo", targets: ["SignalingEcho"]),
+        .executable(name: "room-bench", targets: ["RoomBench"]),
         .library(name: "MeshNode", targets: ["MeshNode"]),
     ],
     dependencies: [
@@ -138,6 +139,13 @@ let package = Package(
             dependencies: ["Codecs", "RTP", "Media", nio("NIOCore")],
             path: "bench/media/MediaBench"
         ),
+        // The load side of `make bench-rooms` (bench/rooms/run): simulated room-call participants
+        // (our ICE, DTLS-SRTP, SDP; media encoded once and replayed) against a forwarder or Janus.
+        .executableTarget(
+            name: "RoomBench",
+            dependencies: ["MeshNode", "ICE", "DTLSSRTP", "SDP", "RTP", "Codecs", nio("NIOCore")],
+            path: "bench/rooms/RoomBench"
+        ),
         // The floor of `make bench-signaling` (bench/signaling/run): a plain NIO WebSocket echo.
         .executableTarget(
             name: "SignalingEcho",
@@ -157,6 +165,12 @@ let package = Package(
         .testTarget(name: "CodecsTests", dependencies: ["Codecs", "TestSupport", nio("NIOCore")]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "Codecs", "RTP", "SDP", "TestSupport", nio("NIOCore")]),
         .testTarget(name: "SignalingTests", dependencies: ["Signaling", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+        // Cluster mode against a real PostgreSQL (`make test-cluster` starts one; skipped without it).
+        .testTarget(
+            name: "SignalingClusterTests",
+            dependencies: ["SignalingCluster", "Signaling", "TestSupport", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "PostgresNIO", package: "postgres-nio")]
+        ),
         .testTarget(
             name: "MeshNodeTests",
             dependencies: ["MeshNode", "ICE", "STUN", "TURNServer", "SDP", "RTP", "DTLSSRTP", "Codecs", "Media", "Signaling", "TestSupport", nio("NIOCore")]

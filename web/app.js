@@ -2,7 +2,7 @@
 // the hook the browser tests drive the page through (docs/web.md).
 
 import { identitySupport, loadIdentity } from './identity.js';
-import { SignalingClient, defaultNodeURL, normalizeNodeURL, newId } from './signaling.js';
+import { SignalingClient, defaultNodeURL, normalizeNodeURLs, newId } from './signaling.js';
 import { Call, CallSetupError, KeyPins, ReplayCache, SETUP_TYPES, openBody, signBody } from './call.js';
 import { describe } from './stats.js';
 import { ChatStore } from './chatstore.js';
@@ -109,14 +109,17 @@ const devices = new Devices({ app, login: (node, name) => login(node, name), log
 async function login(nodeText, name) {
   if (identitySupport()) throw new Error(t(globalThis.isSecureContext && crypto.subtle ? 'login.noStorage' : 'login.insecure'));
   if (!NAME_PATTERN.test(name) || name.includes('@')) throw new Error(t('login.badName'));
-  const url = normalizeNodeURL(nodeText);
+  // Several URLs (a cluster's members, docs/cluster.md): the first names the node (its pins,
+  // the saved chat); the client fails over to the others.
+  const urls = normalizeNodeURLs(nodeText);
+  const url = urls[0];
   if (app.call) await app.call.hangup('logged out').catch(() => {});
   await roomCalls.leave().catch(() => {});
   if (app.client) app.client.stop();
   forgetSession();
   app.identity = await loadIdentity(name);
   app.pins = new KeyPins(new URL(url).host);
-  const client = new SignalingClient({ url, identity: app.identity });
+  const client = new SignalingClient({ url, urls, identity: app.identity });
   app.client = client;
   // A client replaced by a later login or a logout says nothing to the page any more.
   client.addEventListener('state', (e) => client === app.client && connectionChanged(e.detail));
@@ -994,6 +997,7 @@ window.meshnodeTest = {
     name: app.identity?.name ?? null,
     key: app.identity?.publicKey ?? null,
     connection: app.client?.state ?? 'offline',
+    node: app.client?.url ?? null,
     reason: app.client?.reason ?? '',
     loginMs: app.client?.loginMs ?? null,
     reconnects: app.client?.reconnects ?? 0,

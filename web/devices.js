@@ -4,7 +4,7 @@
 // them; every device can back up its key to a file and a fresh browser can restore it.
 
 import { loadIdentity, saveIdentity, hasIdentity } from './identity.js';
-import { newId, normalizeNodeURL } from './signaling.js';
+import { newId, normalizeNodeURLs } from './signaling.js';
 import { BackupError, openBackup, sealIdentity } from './backup.js';
 import { t } from './i18n.js';
 
@@ -284,7 +284,7 @@ export class Devices {
   async link(node, name, code) {
     status('link-status', t('link.sending'));
     try {
-      await claimDevice(normalizeNodeURL(node), name, code, (key) => status('link-status', t('link.waiting', { fingerprint: fingerprint(key) })));
+      await claimDevice(normalizeNodeURLs(node)[0], name, code, (key) => status('link-status', t('link.waiting', { fingerprint: fingerprint(key) })));
       status('link-status', t('link.done'));
       this.log('linked', { name });
       $('name').value = name;

@@ -17,6 +17,7 @@ export default {
 
   'login.title': 'Log in',
   'login.node': 'Node',
+  'login.nodePlaceholder': 'host:port — a cluster: several, separated by commas',
   'login.name': 'Name',
   'login.submit': 'Log in',
   'login.hint': 'Your key is made by this browser on first login and stays in it. The name is bound to that key at the node.',

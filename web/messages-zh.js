@@ -16,6 +16,7 @@ export default {
 
   'login.title': '登录',
   'login.node': '节点',
+  'login.nodePlaceholder': '主机:端口 — 集群：多个地址，用逗号分隔',
   'login.name': '用户名',
   'login.submit': '登录',
   'login.hint': '首次登录时，本浏览器会生成你的密钥，密钥只保存在这个浏览器里。节点会把用户名和这个密钥绑定。',

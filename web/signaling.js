@@ -1,11 +1,14 @@
 // The signaling client (docs/protocol.md): WebSocket at /ws with subprotocol meshnode.v1,
 // login by challenge, ping/pong liveness, reconnect every 5 s plus up to 1 s of jitter, and
 // session resume (log in again, renew subscriptions, resend unacknowledged chat with the same ids).
+// With several node URLs (the members of a cluster, docs/cluster.md) a lost connection moves to
+// the next URL at once; the 5 s wait comes only once every URL failed since the last login.
 
 const SUBPROTOCOL = 'meshnode.v1';
 const RECONNECT_MS = 5000;
 const JITTER_MS = 1000;
 const CONNECT_TIMEOUT_MS = 10000;
+const FAILOVER_CONNECT_TIMEOUT_MS = 3000;
 
 let counter = 0;
 /** A fresh message id: unique per sender (random prefix per page load, then a counter). */
@@ -34,6 +37,15 @@ export function normalizeNodeURL(text) {
 }
 
 /**
+ * Several node URLs, as a user types them into the node field: separated by commas or spaces,
+ * each as `normalizeNodeURL` takes it. Nothing typed: the node that served this page.
+ */
+export function normalizeNodeURLs(text) {
+  const parts = (text || '').split(/[\s,]+/).filter(Boolean);
+  return parts.length ? [...new Set(parts.map(normalizeNodeURL))] : [defaultNodeURL()];
+}
+
+/**
  * `host:port` of a ws(s) URL as a login names it: lower case, the port always written (80 for
  * ws, 443 for wss), an IPv6 host in brackets (as URL gives it).
  */
@@ -49,9 +61,13 @@ export function loginAuthority(text) {
  * `room` (a room event's body), `error` (body).
  */
 export class SignalingClient extends EventTarget {
-  constructor({ url, identity }) {
+  constructor({ url, urls, identity }) {
     super();
-    this.url = url;
+    /** Every URL of the node (cluster members), tried in turn; `url` is the one in use. */
+    this.urls = urls?.length ? urls : [url];
+    this.url = url ?? this.urls[0];
+    /** URLs that failed one after another since the last login. */
+    this.failedInRow = 0;
     this.identity = identity;
     this.name = identity.name;
     /** connecting | online | reconnecting | refused | replaced | stopped */
@@ -106,7 +122,9 @@ export class SignalingClient extends EventTarget {
     }
     this.ws = ws;
     this.loggedIn = false;
-    const connectTimer = setTimeout(() => ws.close(), CONNECT_TIMEOUT_MS);
+    // With another URL to try, a member that does not answer is given up sooner: the client
+    // must be logged in again within 5 s of losing its node (docs/protocol.md "Liveness").
+    const connectTimer = setTimeout(() => ws.close(), this.urls.length > 1 ? FAILOVER_CONNECT_TIMEOUT_MS : CONNECT_TIMEOUT_MS);
     ws.onopen = () => clearTimeout(connectTimer);
     ws.onmessage = (event) => this.receive(ws, event.data);
     ws.onclose = () => {
@@ -115,7 +133,17 @@ export class SignalingClient extends EventTarget {
       this.ws = null;
       this.stopTimers();
       if (this.stopped || this.state === 'replaced' || this.state === 'refused') return;
-      this.scheduleReconnect();
+      this.failedInRow += 1;
+      this.url = this.urls[(this.urls.indexOf(this.url) + 1) % this.urls.length];
+      if (this.failedInRow < this.urls.length) {
+        // Failover: another member of the cluster, at once.
+        this.setState('reconnecting', `trying ${loginAuthority(this.url)}`);
+        this.reconnects += 1;
+        this.connect();
+      } else {
+        this.failedInRow = 0;
+        this.scheduleReconnect();
+      }
     };
   }
 
@@ -239,6 +267,7 @@ export class SignalingClient extends EventTarget {
   welcomed(message) {
     const body = message.body || {};
     this.loggedIn = true;
+    this.failedInRow = 0;
     this.loginMs = Math.round(performance.now() - this.attemptStarted);
     this.heartbeat = Number(body.heartbeat) || 15;
     this.iceServers = Array.isArray(body.iceServers) ? body.iceServers : [];

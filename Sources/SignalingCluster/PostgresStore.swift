@@ -9,7 +9,8 @@ import Synchronization
 ///
 /// Every write is one statement or one transaction and returns after PostgreSQL committed it
 /// (`synchronous_commit` on, its default): the hub acknowledges chat only then, so a member
-/// killed with -9 after an `ack` loses nothing. Two members binding one new name at once are
+/// killed with -9 after an `ack` loses nothing. Chat and recipients' acks — the hot path — go
+/// through one writer that batches them (``PostgresWriter``, group commit). Two members binding one new name at once are
 /// settled by the primary key (`INSERT … ON CONFLICT DO NOTHING`, then the winner is read): a
 /// name has one owner key in the whole cluster.
 ///
@@ -21,12 +22,17 @@ public final class PostgresStore: SignalingStorage {
     let client: PostgresClient
     let logger: Logger
     public let limits: StoreLimits
-    private let usage = Mutex(Usage())
+    private let usage = Shared(Usage())
     private let keys = Mutex<[String: String]>([:])
-    /// Chat writes and acks started and not yet committed: bounded by `limits.writeQueue`, as the
-    /// SQLite writer's queue is, so a flood gets `store-busy` instead of an unbounded pile of tasks.
-    private let writesWaiting = Mutex(0)
+    /// Chat messages and acks, batched (group commit); bounded by `limits.writeQueue`.
+    let writer: PostgresWriter
     static let keyCacheLimit = 65_536
+
+    /// A mutex the writer's callback can hold too.
+    final class Shared<Value: Sendable>: Sendable {
+        let mutex: Mutex<Value>
+        init(_ value: Value) { mutex = Mutex(value) }
+    }
 
     struct Usage {
         var names = 0
@@ -38,6 +44,10 @@ public final class PostgresStore: SignalingStorage {
         self.client = client
         self.limits = limits
         self.logger = logger
+        let usage = usage
+        writer = PostgresWriter(client: client, limits: limits, logger: logger) { stored, bytes, delivered in
+            usage.mutex.withLock { $0.messages += stored - delivered; $0.bytes += bytes }
+        }
     }
 
     /// Creates the tables (once, under an advisory lock: members start at the same time).
@@ -86,10 +96,13 @@ public final class PostgresStore: SignalingStorage {
             """)
         guard let row = rows.first else { return }
         let (names, messages, bytes) = try decode(row, (Int, Int, Int).self)
-        usage.withLock { $0 = Usage(names: names, messages: messages, bytes: bytes) }
+        usage.mutex.withLock { $0 = Usage(names: names, messages: messages, bytes: bytes) }
     }
 
-    public func close() async {}
+    /// Stops taking chat writes (those queued are still written).
+    public func close() async {
+        writer.close()
+    }
 
     // MARK: - Plumbing
 
@@ -148,7 +161,7 @@ public final class PostgresStore: SignalingStorage {
 
     public func bind(name: String, key: String) async throws(SignalingError) -> String {
         let now = Self.now
-        guard usage.withLock({ $0.names }) < limits.names else {
+        guard usage.mutex.withLock({ $0.names }) < limits.names else {
             if let row = try await run("UPDATE bindings SET seen = \(now) WHERE name = \(name) AND key = \(key) RETURNING key").first {
                 return try decode(row, String.self)
             }
@@ -165,7 +178,7 @@ public final class PostgresStore: SignalingStorage {
             throw SignalingError(.internalError, "the binding of \(name.prefix(40)) took no row")
         }
         let (bound, inserted) = try decode(row, (String, Bool).self)
-        if inserted { usage.withLock { $0.names += 1 } }
+        if inserted { usage.mutex.withLock { $0.names += 1 } }
         remember(name, bound)
         return bound
     }
@@ -354,7 +367,7 @@ public final class PostgresStore: SignalingStorage {
 
     /// The node-wide totals as last counted (``refreshUsage()``), plus what this member added since.
     private func checkTotals(count: Int, size: Int) throws(SignalingError) {
-        let total = usage.withLock { $0 }
+        let total = usage.mutex.withLock { $0 }
         if total.messages + count > limits.messages || total.bytes + count * size > limits.bytes {
             throw SignalingError(.storeFull, "the node's store is full (\(total.messages) undelivered messages, \(total.bytes) bytes; at most \(limits.messages) and \(limits.bytes)); nothing was stored, try again once recipients have read their messages")
         }
@@ -372,7 +385,7 @@ public final class PostgresStore: SignalingStorage {
                                               limits: limits, logger: logger)
             }
         }
-        usage.withLock { $0.messages += stored.count; $0.bytes += stored.count * frame.utf8.count }
+        usage.mutex.withLock { $0.messages += stored.count; $0.bytes += stored.count * frame.utf8.count }
         return stored
     }
 
@@ -404,43 +417,29 @@ public final class PostgresStore: SignalingStorage {
         keys.withLock { $0[name] }
     }
 
+    /// The duplicate check and the store of a chat message, in the writer's next batch
+    /// (``PostgresWriter``): `then` runs once the batch committed, or with the error.
     public func enqueueChat(sender: String, id: String, recipients: [String], frame: String,
                             then: @escaping @Sendable (Result<SignalingStore.Enqueued, SignalingError>) -> Void) {
-        queuedWrite(then: then) { () async throws(SignalingError) -> SignalingStore.Enqueued in
-            if try await self.hasMessage(sender: sender, id: id) { return .duplicate }
-            return .stored(fresh: try await self.enqueue(sender: sender, id: id, recipients: recipients, frame: frame, room: nil))
+        do throws(SignalingError) {
+            try checkTotals(count: Set(recipients).count, size: frame.utf8.count)
+        } catch {
+            return then(.failure(error))
         }
+        writer.submit(.chat(PostgresWriter.Chat(sender: sender, id: id, recipients: recipients, frame: frame, then: then)))
     }
 
+    /// ``enqueueChat(sender:id:recipients:frame:then:)``, awaited.
+    public func enqueueChat(sender: String, id: String, recipients: [String], frame: String) async throws(SignalingError) -> SignalingStore.Enqueued {
+        let result: Result<SignalingStore.Enqueued, SignalingError> = await withCheckedContinuation { continuation in
+            enqueueChat(sender: sender, id: id, recipients: recipients, frame: frame) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
+    }
+
+    /// A recipient's ack, in the writer's next batch: `then` runs once it committed.
     public func markDelivered(recipient: String, sender: String, id: String, then: @escaping @Sendable (Result<Void, SignalingError>) -> Void) {
-        queuedWrite(then: then) { () async throws(SignalingError) in
-            try await self.markDelivered(recipient: recipient, sender: sender, id: id)
-        }
-    }
-
-    /// Runs `write` in a task and hands its result to `then`, or refuses it at once with
-    /// `store-busy` when `limits.writeQueue` writes are already waiting for PostgreSQL.
-    private func queuedWrite<T: Sendable>(then: @escaping @Sendable (Result<T, SignalingError>) -> Void,
-                                          _ write: @escaping @Sendable () async throws(SignalingError) -> T) {
-        let limit = limits.writeQueue
-        let admitted = writesWaiting.withLock { waiting in
-            guard waiting < limit else { return false }
-            waiting += 1
-            return true
-        }
-        guard admitted else {
-            return then(.failure(SignalingError(.storeBusy, "the node's store has \(limit) writes waiting for PostgreSQL; nothing was stored, send again in a moment")))
-        }
-        Task {
-            let result: Result<T, SignalingError>
-            do throws(SignalingError) {
-                result = .success(try await write())
-            } catch {
-                result = .failure(error)
-            }
-            writesWaiting.withLock { $0 -= 1 }
-            then(result)
-        }
+        writer.submit(.delivered(recipient: recipient, sender: sender, id: id, then: then))
     }
 
     public func hasMessage(sender: String, id: String) async throws(SignalingError) -> Bool {
@@ -469,12 +468,10 @@ public final class PostgresStore: SignalingStorage {
     }
 
     public func markDelivered(recipient: String, sender: String, id: String) async throws(SignalingError) {
-        // A delivered row only deduplicates resends: its frame is not needed any more.
-        let rows = try await run("""
-            UPDATE messages SET delivered = true, frame = '' WHERE recipient = \(recipient) AND sender = \(sender) AND id = \(id) AND NOT delivered
-            RETURNING 1
-            """)
-        usage.withLock { $0.messages -= rows.count }
+        let result: Result<Void, SignalingError> = await withCheckedContinuation { continuation in
+            markDelivered(recipient: recipient, sender: sender, id: id) { continuation.resume(returning: $0) }
+        }
+        try result.get()
     }
 
     public func pending(forNode node: String, limit: Int) async throws(SignalingError) -> [SignalingStore.Pending] {

@@ -7,6 +7,7 @@ Its clients (a protocol client here and the real CLI, `meshnode join` with three
 must be logged in at another member within 5 s, and every message a member acknowledged before
 the kill must reach its recipient: zero lost. Then an attacker floods a fourth member while
 PostgreSQL is held slow: at most `--store-write-queue` writes wait, the rest get `store-busy`.
+Last, the web page in Chromium with two members' URLs fails over when its member is killed.
 `testnet/cluster --serve` only starts the cluster
 (`make cluster`) and waits for Ctrl-C.
 
@@ -356,12 +357,73 @@ def flood(binary, postgres, cluster_workdir, node_key):
         m4.kill()
 
 
+def page_failover(binary, postgres, workdir, node_key):
+    """The page with two members' URLs in its node field (docs/web.md "Clusters"): served by p1
+    and logged in there, it must be logged in at p2 within 5 s of p1's kill -9, and chat it
+    sends after the kill must reach a client at p2 (and chat to it, reach it)."""
+    sys.path.insert(0, os.path.join(ROOT, "Tests", "Browser"))
+    import meshnode_browser as browser  # noqa: E402  (selenium and Chromium: make test-deps)
+    p1 = Member(binary, "p1", postgres.url, workdir, node_key)
+    p2 = Member(binary, "p2", postgres.url, workdir, node_key)
+    page = None
+    try:
+        p1.wait_ready()
+        p2.wait_ready()
+        bob = Peer("bobp", [p2.url])
+        bob.connect(0)
+        page = browser.Page(f"http://127.0.0.1:{p1.http}/", "pat")
+        page.login("pat", f"{p1.url}, {p2.url}")
+        state = page.state()
+        expect(state["connection"] == "online" and state["node"] == p1.url,
+               f"the page (served by p1) takes two URLs and logs in at the first ({state['node']})")
+        page.hook("chat", "bobp", "before the kill")
+        got = bob.client.next(lambda m: m["type"] == "chat" and m["from"] == "pat", what="the page's chat")
+        bob.client.send("ack", {"of": got["id"], "sender": "pat"})
+        expect(got["body"]["text"] == "before the kill", "bobp (p2) receives the page's chat sent at p1")
+        killed = time.monotonic()
+        p1.kill()
+        state = page.wait_state("logged in at p2", lambda s: s if s["connection"] == "online" and s["node"] == p2.url else None,
+                                timeout=RECONNECT_LIMIT * 3)
+        took = time.monotonic() - killed
+        expect(took < RECONNECT_LIMIT, f"the page is logged in at p2 {took:.2f} s after p1's kill -9 (limit {RECONNECT_LIMIT} s)")
+        sent = page.hook("chat", "bobp", "after the kill")
+        got = bob.client.next(lambda m: m["type"] == "chat" and m["from"] == "pat", what="the page's chat after the kill")
+        bob.client.send("ack", {"of": got["id"], "sender": "pat"})
+        expect(got["id"] == sent and got["body"]["text"] == "after the kill", "chat the page sends after the failover reaches bobp")
+        reply = bob.client.send("chat", {"text": "welcome to p2"}, to="pat")
+        page.wait_state("bobp's chat", lambda s: any(m["id"] == reply and not m["mine"] for m in s["messages"]))
+        expect(True, "the page receives chat at its new member")
+    finally:
+        if page:
+            page.close()
+        p1.kill()
+        p2.kill()
+
+
+def run_with_postgres(command):
+    """The Swift tests of SignalingClusterTests need a real PostgreSQL: a private one for them."""
+    workdir = tempfile.mkdtemp(prefix="meshnode-pgtest-")
+    postgres = None
+    try:
+        postgres = Postgres(workdir)
+        env = dict(os.environ, MESHNODE_TEST_POSTGRES=postgres.url)
+        return subprocess.run(command, env=env).returncode
+    finally:
+        if postgres:
+            postgres.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build", "debug", "meshnode"))
     parser.add_argument("--serve", action="store_true", help="start PostgreSQL and three members, print their URLs, wait for Ctrl-C")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument("--run", nargs=argparse.REMAINDER,
+                        help="start PostgreSQL only, run this command with MESHNODE_TEST_POSTGRES=URL (the Swift tests), stop it")
     args = parser.parse_args()
+    if args.run:
+        sys.exit(run_with_postgres(args.run))
     # SIGTERM (and SIGINT, which a background job ignores) stop the cluster cleanly.
     def stop(*_):
         raise KeyboardInterrupt
@@ -387,6 +449,7 @@ def main():
         else:
             scenario(args.binary, members, workdir)
             flood(args.binary, postgres, workdir, node_key)
+            page_failover(args.binary, postgres, workdir, node_key)
     except KeyboardInterrupt:
         pass
     except AssertionError as error:

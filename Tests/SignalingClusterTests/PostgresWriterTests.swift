@@ -1,0 +1,173 @@
+import Foundation
+import PostgresNIO
+@testable import SignalingCluster
+import Signaling
+import Synchronization
+import Testing
+import TestSupport
+
+/// The cluster store's chat writer against a real PostgreSQL (docs/cluster.md "Durable before
+/// the ack"): group commit, nothing acknowledged before it is stored, nothing lost or stored
+/// twice when the writer's connection is killed mid-batch, its bounds, and a write PostgreSQL
+/// refuses failing alone.
+@Suite("PostgresStore writer", .serialized, .enabled(if: TestServer.available, TestServer.skipped))
+struct PostgresWriterTests {
+    @Test("acked ⇒ stored: concurrent chats share commits; a resend is a duplicate; acks empty the queue")
+    func ackedIsStored() async throws {
+        let db = try await TestDatabase.make()
+        let store = db.store
+        let results = await withTaskGroup(of: (String, Result<SignalingStore.Enqueued, SignalingError>).self) { group in
+            for i in 0..<300 {
+                group.addTask { ("m\(i)", await chat(store, sender: "alice", id: "m\(i)", to: ["bob", "carol"], frame: "{\"text\":\"\(i)\"}")) }
+            }
+            return await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+        }
+        let stored = results.filter { if case .success(.stored(let fresh)) = $0.value { return fresh.sorted() == ["bob", "carol"] } else { return false } }
+        #expect(stored.count == 300, "every chat acked with both recipients fresh: \(results.values.filter { if case .failure = $0 { true } else { false } }.prefix(3))")
+        #expect(try await db.count("SELECT count(*) FROM messages WHERE sender = 'alice' AND NOT delivered") == 600)
+        let (batches, writes) = store.writer.counts
+        #expect(writes == 300 && batches < writes, "group commit: \(writes) writes in \(batches) statements")
+
+        // A resend of an acked id (the client lost the ack) is answered `duplicate`, stored once.
+        let again = await chat(store, sender: "alice", id: "m7", to: ["bob", "carol"], frame: "{\"text\":\"again\"}")
+        #expect(again == .success(.duplicate))
+        #expect(try await db.count("SELECT count(*) FROM messages WHERE sender = 'alice'") == 600)
+
+        // The recipients' acks, batched too.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<300 { group.addTask { try await store.markDelivered(recipient: "bob", sender: "alice", id: "m\(i)") } }
+            try await group.waitForAll()
+        }
+        #expect(try await store.pending(for: "bob", limit: 1000).isEmpty)
+        #expect(try await store.pending(for: "carol", limit: 1000).count == 300)
+    }
+
+    @Test("the writer's connection killed mid-batch: nothing acked is lost, nothing is stored twice")
+    func killMidBatch() async throws {
+        let db = try await TestDatabase.make()
+        let store = db.store
+        let lock = try await db.lockMessages()
+        // The first batch is in flight (waiting for the lock) when it is killed; those after
+        // it queue behind and go out on a new connection.
+        let first = Task { await chat(store, sender: "alice", id: "k0", to: ["bob"], frame: "k0") }
+        let backend = try await db.blockedWriter()
+        let rest = (1..<40).map { i in Task { await chat(store, sender: "alice", id: "k\(i)", to: ["bob"], frame: "k\(i)") } }
+        try await waitUntil("39 chats queued behind the blocked batch") { store.writer.queued == 39 }
+        #expect(try await db.count("SELECT pg_terminate_backend(\(backend))::int") == 1)
+        let killed = await first.value
+        guard case .failure(let error) = killed else {
+            Issue.record("the chat in the killed batch was answered \(killed)")
+            return
+        }
+        #expect(error.code == .internalError && error.reason.contains("nothing was acknowledged"), "\(error.reason)")
+        try await lock.release()
+        var answers: [String: Result<SignalingStore.Enqueued, SignalingError>] = ["k0": killed]
+        for (i, task) in rest.enumerated() { answers["k\(i + 1)"] = await task.value }
+
+        // What was acked is stored; what failed is resent with the same id, as a client does.
+        for (id, answer) in answers {
+            guard case .failure = answer else { continue }
+            let resent = await chat(store, sender: "alice", id: id, to: ["bob"], frame: id)
+            #expect(resent == .success(.stored(fresh: ["bob"])), "\(id) resent: \(resent)")
+        }
+        let acked = answers.filter { if case .success(.stored) = $0.value { true } else { false } }
+        #expect(acked.count >= 39, "the batches after the kill were written (\(acked.count) acked)")
+        let pending = try await store.pending(for: "bob", limit: 1000)
+        #expect(Set(pending.map(\.id)) == Set(answers.keys), "every message stored")
+        #expect(pending.count == 40, "none twice: \(pending.count) rows for 40 ids")
+        #expect(pending.map(\.id) == pending.map(\.frame), "each row holds its own frame")
+    }
+
+    @Test("bound: with the table locked, writeQueue writes wait and the next is refused at once with store-busy")
+    func queueBound() async throws {
+        var limits = StoreLimits()
+        limits.writeQueue = 4
+        let db = try await TestDatabase.make(limits: limits)
+        let store = db.store
+        let lock = try await db.lockMessages()
+        let refused = Refusals()
+        let waiting = (0..<10).map { i in
+            Task { () -> Result<SignalingStore.Enqueued, SignalingError> in
+                let answer = await chat(store, sender: "mallory", id: "f\(i)", to: ["dora"], frame: "flood \(i)")
+                if case .failure(let error) = answer, error.code == .storeBusy { refused.add() }
+                return answer
+            }
+        }
+        try await waitUntil("6 of 10 refused while 4 wait (\(refused.count) refused)") { refused.count == 6 }
+        #expect(store.writer.admittedCount == 4)
+        try await lock.release()
+        var stored = 0
+        for task in waiting { if case .success(.stored) = await task.value { stored += 1 } }
+        #expect(stored == 4, "the 4 that waited are acked once PostgreSQL answers")
+        #expect(try await db.count("SELECT count(*) FROM messages") == 4, "the refused ones were not stored")
+        #expect(store.writer.admittedCount == 0)
+    }
+
+    @Test("a recipient's bound holds inside one batch: its queue takes what fits, in order, the rest store-full")
+    func boundInsideBatch() async throws {
+        var limits = StoreLimits()
+        limits.recipientMessages = 3
+        let db = try await TestDatabase.make(limits: limits)
+        let store = db.store
+        let lock = try await db.lockMessages()
+        let blocker = Task { await chat(store, sender: "alice", id: "x0", to: ["erin"], frame: "first") }
+        _ = try await db.blockedWriter()
+        // One batch (all queued while the first waits): five chats to bob, whose queue holds 3.
+        var toBob: [Task<Result<SignalingStore.Enqueued, SignalingError>, Never>] = []
+        for i in 0..<5 {
+            toBob.append(Task { await chat(store, sender: "alice", id: "b\(i)", to: ["bob"], frame: "b\(i)") })
+            try await waitUntil("b\(i) queued") { store.writer.queued == i + 1 }
+        }
+        try await lock.release()
+        #expect(await blocker.value == .success(.stored(fresh: ["erin"])))
+        var answers: [String] = []
+        for task in toBob {
+            switch await task.value {
+            case .success(.stored): answers.append("stored")
+            case .failure(let error): answers.append(error.code.rawValue)
+            case .success(.duplicate): answers.append("duplicate")
+            }
+        }
+        #expect(answers == ["stored", "stored", "stored", "store-full", "store-full"])
+        #expect(try await store.pending(for: "bob", limit: 10).map(\.id) == ["b0", "b1", "b2"])
+        let (batches, _) = store.writer.counts
+        #expect(batches == 2, "the five went in one batch after the blocked one (\(batches) batches)")
+    }
+
+    @Test("malformed rows: a write PostgreSQL refuses fails alone, with its reason; its batch's other writes are stored")
+    func malformedWriteFailsAlone() async throws {
+        let db = try await TestDatabase.make()
+        let store = db.store
+        let lock = try await db.lockMessages()
+        let blocker = Task { await chat(store, sender: "alice", id: "x0", to: ["erin"], frame: "first") }
+        _ = try await db.blockedWriter()
+        // One batch: a chat whose frame PostgreSQL cannot store (text never holds a NUL byte)
+        // between good ones.
+        var tasks: [Task<Result<SignalingStore.Enqueued, SignalingError>, Never>] = []
+        for (i, frame) in ["c0", "nul \u{0} here", "c2"].enumerated() {
+            tasks.append(Task { await chat(store, sender: "alice", id: "c\(i)", to: ["carol"], frame: frame) })
+            try await waitUntil("c\(i) queued") { store.writer.queued == i + 1 }
+        }
+        let ack = Task { try await store.markDelivered(recipient: "erin", sender: "alice", id: "x0") }
+        try await lock.release()
+        #expect(await blocker.value == .success(.stored(fresh: ["erin"])))
+        #expect(await tasks[0].value == .success(.stored(fresh: ["carol"])))
+        #expect(await tasks[2].value == .success(.stored(fresh: ["carol"])))
+        let bad = await tasks[1].value
+        guard case .failure(let error) = bad else {
+            Issue.record("a frame with a NUL byte was answered \(bad)")
+            return
+        }
+        #expect(error.code == .internalError && error.reason.contains("refused the write"), "\(error.reason)")
+        try await ack.value
+        #expect(try await store.pending(for: "carol", limit: 10).map(\.id) == ["c0", "c2"])
+        #expect(try await store.pending(for: "erin", limit: 10).isEmpty, "the ack in the refused batch was applied alone")
+    }
+}
+
+/// Counts store-busy answers from the writer's callbacks.
+final class Refusals: Sendable {
+    private let value = Mutex(0)
+    func add() { value.withLock { $0 += 1 } }
+    var count: Int { value.withLock { $0 } }
+}
