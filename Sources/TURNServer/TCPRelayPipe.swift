@@ -19,22 +19,34 @@ enum TCPRelayPipe {
     /// Ends `channel` after the bytes queued on it have been written: shutting its output first
     /// waits for pending writes (NIO fails them on a plain close) and sends FIN, or TLS
     /// close_notify; then the connection closes. RFC 6062 §5.5: when one connection of the
-    /// pair closes, the server closes the other. A remote that stops reading cannot hold the
-    /// connection open: it is closed after ``drainTimeout`` whatever is left.
+    /// pair closes, the server closes the other.
+    ///
+    /// The queue can be large here: at a peer's end NIO reads everything the kernel still holds
+    /// for it, whatever the backpressure (up to the socket's receive buffer, `tcp_rmem`). A
+    /// remote that stops reading cannot hold the connection open: it is closed when its queue
+    /// has not shrunk for ``drainTimeout``, whatever is left.
     static func closeAfterPendingWrites(_ channel: Channel) {
         let eventLoop = channel.eventLoop
         eventLoop.execute {
             let flushed = eventLoop.makePromise(of: Void.self)
-            let deadline = eventLoop.scheduleTask(in: drainTimeout) { channel.close(promise: nil) }
+            let lastQueued = NIOLoopBoundBox(Int.max, eventLoop: eventLoop)
+            let watch = eventLoop.scheduleRepeatedTask(initialDelay: drainTimeout, delay: drainTimeout) { task in
+                let queued = (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+                if queued >= lastQueued.value {
+                    task.cancel()
+                    channel.close(promise: nil)
+                }
+                lastQueued.value = queued
+            }
             channel.flush()
             channel.close(mode: .output, promise: flushed)
             flushed.futureResult.whenComplete { _ in
-                deadline.cancel()
+                watch.cancel()
                 channel.close(promise: nil)
             }
         }
     }
 
-    /// How long the end of a relay waits for the other side to take the bytes queued for it.
+    /// How long the end of a relay waits for the other side to take any of the bytes queued for it.
     static let drainTimeout = TimeAmount.seconds(5)
 }

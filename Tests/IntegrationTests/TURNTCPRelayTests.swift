@@ -105,9 +105,11 @@ struct TURNTCPRelayTests {
         let server = try await MeshNodeServer(["--user", "alice:wonderland", "--allow-peer", "127.0.0.0/8"], bind: ["127.0.0.1"])
         defer { server.stop() }
         let pipe = try Self.openPipe(server, dataReceiveBuffer: 16 * 1024)
-        // The peer writes 4 MiB and closes; the client reads slowly all along, so when the
-        // peer's end arrives the relay still holds bytes for the client (its 64 KiB queue).
-        let total = 4 << 20
+        // The peer writes 12 MiB and closes; the client reads slowly all along, so when the
+        // peer's end arrives the relay still holds bytes for the client in its write queue.
+        // (More than the kernel's socket buffers on the way, up to 4 MiB for the relay's send
+        // side here: a relay without backpressure has most of the 12 MiB queued at the close.)
+        let total = 12 << 20
         var sent = 0
         var received = 0
         var mismatch: Int?
@@ -115,7 +117,7 @@ struct TURNTCPRelayTests {
         let deadline = ContinuousClock.now + .seconds(60)
         while sent < total, ContinuousClock.now < deadline {
             sent += Self.sendSome(pipe.peer.fd, from: sent, upTo: total, chunk: &chunk)
-            guard let n = Self.receiveSome(pipe.data.fd, at: received, limit: 8 * 1024, mismatch: &mismatch) else { break }
+            guard let n = Self.receiveSome(pipe.data.fd, at: received, limit: 32 * 1024, mismatch: &mismatch) else { break }
             received += n
             try await Task.sleep(for: .milliseconds(1))
         }
