@@ -26,16 +26,10 @@ TEST_DEBIAN_PACKAGES += firefox-esr gstreamer1.0-plugins-base gstreamer1.0-plugi
                         gir1.2-gst-plugins-bad-1.0 python3-websockets python3-cryptography
 MARIONETTE_VERSION := 3.7.1
 
-.PHONY: cluster-deps cluster test-cluster embed-web install check-layers deps test-deps aiortc-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps bench-media bench-calls testnet testnet-quick testnet-build testnet-mesh clean
+.PHONY: cluster-deps cluster test-cluster embed-web install check-layers deps test-deps aiortc-deps build release run test fuzz bench bench-transport bench-signaling bench-signaling-deps bench-media bench-calls bench-rooms bench-rooms-deps testnet testnet-quick testnet-build testnet-mesh clean
 
 deps:
-	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
-	  $$SUDO systemctl disable --now coturn >/dev/null 2>&1 || true; \
-	fi
+	@scripts/install-missing-packages --disable coturn $(DEBIAN_PACKAGES)
 
 build: deps embed-web
 	$(SWIFT) build
@@ -85,12 +79,7 @@ aiortc-deps:
 # marionette-driver from PyPI, pinned (each interop suite is skipped with a message naming what
 # is missing).
 test-deps: deps aiortc-deps
-	@missing=""; for p in $(TEST_DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	@scripts/install-missing-packages $(TEST_DEBIAN_PACKAGES)
 	@python3 -c "import selenium, sys; sys.exit(selenium.__version__ != '$(SELENIUM_VERSION)')" 2>/dev/null || \
 	  python3 -m pip install --quiet --disable-pip-version-check "selenium==$(SELENIUM_VERSION)" || \
 	  python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "selenium==$(SELENIUM_VERSION)"
@@ -161,6 +150,18 @@ bench-calls: deps aiortc-deps
 	$(SWIFT) build -c release --product meshnode
 	bench/calls/run $(CALLBENCH_ARGS)
 
+# Room calls (issue 16): forwarded packets per CPU second and memory per participant on one
+# node, rooms of 5, 10 and 20 participants, against Janus's VideoRoom (Debian's janus, run
+# privately by the bench; the packaged service is disabled) in the same run; about 10 minutes,
+# ROOMBENCH_ARGS=--quick about 2. See bench/rooms/README.md. Not a test, not in CI.
+bench-rooms-deps: deps
+	@scripts/install-missing-packages --disable janus janus
+
+bench-rooms: bench-rooms-deps embed-web
+	$(SWIFT) build -c release --product meshnode
+	$(SWIFT) build -c release --product room-bench
+	bench/rooms/run $(ROOMBENCH_ARGS)
+
 # SRTP (libsrtp2 against OpenSSL EVP), DTLS handshake and ICE connect times; see bench/transport.
 bench-transport: deps
 	bench/transport/run
@@ -191,13 +192,7 @@ testnet-mesh: build
 # then kill -9 of a member: failover within 5 s, zero acknowledged messages lost.
 CLUSTER_DEBIAN_PACKAGES := postgresql python3-cryptography
 cluster-deps: deps
-	@missing=""; for p in $(CLUSTER_DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
-	  $$SUDO systemctl disable --now postgresql >/dev/null 2>&1 || true; \
-	fi
+	@scripts/install-missing-packages --disable postgresql $(CLUSTER_DEBIAN_PACKAGES)
 
 cluster: build cluster-deps
 	testnet/cluster --serve

@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "meshnode", targets: ["MeshNodeCLI"]),
         .executable(name: "media-bench", targets: ["MediaBench"]),
         .executable(name: "signaling-echo", targets: ["SignalingEcho"]),
+        .executable(name: "room-bench", targets: ["RoomBench"]),
         .library(name: "MeshNode", targets: ["MeshNode"]),
     ],
     dependencies: [
@@ -137,6 +138,13 @@ let package = Package(
             name: "MediaBench",
             dependencies: ["Codecs", "RTP", "Media", nio("NIOCore")],
             path: "bench/media/MediaBench"
+        ),
+        // The load side of `make bench-rooms` (bench/rooms/run): simulated room-call participants
+        // (our ICE, DTLS-SRTP, SDP; media encoded once and replayed) against a forwarder or Janus.
+        .executableTarget(
+            name: "RoomBench",
+            dependencies: ["MeshNode", "ICE", "DTLSSRTP", "SDP", "RTP", "Codecs", nio("NIOCore")],
+            path: "bench/rooms/RoomBench"
         ),
         // The floor of `make bench-signaling` (bench/signaling/run): a plain NIO WebSocket echo.
         .executableTarget(

@@ -168,6 +168,11 @@ extension Call {
         try await signal(.sdp, sdpType: "answer", sdp: answer.serialized)
         localAnswer = answer
         var added: [String] = []
+        if forwarded {
+            let senders = receiveForwardedStreams(offer: offer, negotiated: negotiated)
+            logger.info("call \(id): answered the forwarder's offer (version \(version.map(String.init) ?? "?")); \(senders.isEmpty ? "no new sender" : "now receiving \(senders.joined(separator: ", "))")")
+            return
+        }
         for stream in negotiated where stream.receives && !streams.contains(where: { $0.kind == stream.kind && $0.receives }) {
             if let index = streams.firstIndex(where: { $0.kind == stream.kind }) {
                 streams[index].receives = true
@@ -250,11 +255,21 @@ extension Call {
             certificate: certificate, role: role, remoteFingerprint: fingerprint))
         self.transport = transport
         let media = self.media
+        let receivers = forwarded ? forwardedReceivers : nil
         tasks.append(Task { [weak self] in
             for await event in transport.events {
                 switch event {
-                case .rtp(let packet): media.engine?.receive(rtp: packet)
-                case .rtcp(let packet): media.engine?.receive(rtcp: packet)
+                case .rtp(let packet):
+                    // A forwarded call: each other participant's streams to its own engine, by the
+                    // SSRCs the forwarder offered; anything else is dropped.
+                    if let receivers {
+                        receivers.engine(forRTP: packet)?.receive(rtp: packet)
+                    } else {
+                        media.engine?.receive(rtp: packet)
+                    }
+                case .rtcp(let packet):
+                    media.engine?.receive(rtcp: packet)
+                    for engine in receivers?.engines ?? [] { engine.receive(rtcp: packet) }
                 case .connected: await self?.transition(.transportConnected)
                 case .failed(let error): await self?.end("DTLS failed: \(error.reason)", failed: true)
                 case .closedByPeer: await self?.end("\(self?.remote ?? "the peer") closed the session")

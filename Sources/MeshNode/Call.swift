@@ -23,6 +23,9 @@ public actor Call {
     public nonisolated let remote: String
     public nonisolated let kind: CallKind
     public nonisolated let isCaller: Bool
+    /// A participant's call to a room call's forwarder (docs/protocol.md "Room calls",
+    /// *Forwarded mode*): the forwarder's offers add one receiving session per other participant.
+    public nonisolated let forwarded: Bool
     /// The key the other party signs with: the caller's from its `call`, the callee's from its
     /// `accept`. Every later message of the call must carry it (``isFromOtherParty(_:)``).
     private(set) var remoteKey: String?
@@ -47,6 +50,8 @@ public actor Call {
     var transport: DTLSSRTPTransport?
     /// The engine, reachable from the transport's receive task without hopping onto the actor.
     let media = MediaSlot()
+    /// In a forwarded call: the engines receiving each other participant.
+    let forwardedReceivers = ForwardedReceivers()
     var streams: [NegotiatedStream] = []
     var localOffer: SessionDescription?
     /// The last answer this side made (the callee's to the first offer, either side's to a
@@ -76,9 +81,10 @@ public actor Call {
     var iceConnected: ContinuousClock.Instant?
     var mediaStarted: ContinuousClock.Instant?
 
-    init(id: String, remote: String, remoteKey: String? = nil, kind: CallKind, isCaller: Bool, client: SignalingClient,
+    init(id: String, remote: String, remoteKey: String? = nil, kind: CallKind, isCaller: Bool, forwarded: Bool = false, client: SignalingClient,
          options: CallOptions, iceServers: [ICEServer], logger: Logger) throws {
         self.id = id
+        self.forwarded = forwarded
         self.remote = remote
         self.remoteKey = remoteKey
         self.kind = kind
@@ -366,6 +372,7 @@ public actor Call {
     private func tearDown() async {
         logger.info("call \(id) ended: \(endReason ?? "")")
         if let engine = media.engine { finalStatistics = await engine.stop() }
+        await forwardedReceivers.stop()
         transport?.close()
         for task in tasks { task.cancel() }
         await agent?.close()

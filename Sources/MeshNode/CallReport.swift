@@ -39,6 +39,9 @@ public struct CallReport: Codable, Sendable {
     public var durationMs: Double?
     public var files: [String]
     public var error: String?
+    /// A call to a room call's forwarder: what was decoded of each other participant, by sender
+    /// (`streams` then holds what this side sent).
+    public var forwarded: [ForwardedReception]? = nil
 }
 
 extension CallReport {
@@ -66,7 +69,16 @@ extension Call {
                 relay: relayed.map { Self.hostPort($0.address, $0.port) },
                 localAddress: Self.hostPort(pair.local.address, pair.local.port), remoteAddress: Self.hostPort(pair.remote.address, pair.remote.port))
         }
-        let flowed = stats?.mediaFlowedBothWays ?? false
+        let receptions = forwarded ? forwardedStatistics.sorted { $0.key < $1.key }
+            .map { ForwardedReception(from: $0.key, streams: [$0.value.audio, $0.value.video].compactMap { $0 }) } : nil
+        // Forwarded: what this side sends went out, and every other participant's video (or
+        // audio) was decoded.
+        let flowed = if let receptions {
+            (stats?.mediaFlowedBothWays ?? false) && !receptions.isEmpty
+                && receptions.allSatisfy { $0.streams.contains { $0.receivedFrames > 0 } }
+        } else {
+            stats?.mediaFlowedBothWays ?? false
+        }
         let error: String? = if failed { endReason ?? "failed" } else if !flowed { endReason.map { "no media both ways (\($0))" } ?? "no media both ways yet" } else { nil }
         return CallReport(
             ok: flowed && !failed, call: id, to: remote, kind: kind.rawValue, setupMs: ms(setup),
@@ -74,7 +86,7 @@ extension Call {
             dtlsMs: ms(transport?.statistics.handshakeDuration), path: path,
             streams: [stats?.audio, stats?.video].compactMap { $0 }, rttMs: stats?.roundTripMilliseconds.map { ($0 * 10).rounded() / 10 },
             iceRestarts: machine.restarts, restartMs: ms(machine.lastRestartDuration), durationMs: stats.map { ($0.elapsedMilliseconds).rounded() },
-            files: stats?.files ?? [], error: error)
+            files: stats?.files ?? [], error: error, forwarded: receptions)
     }
 
     static func hostPort(_ address: String, _ port: UInt16) -> String {

@@ -75,6 +75,21 @@ public struct Node: Sendable {
                                                      credentials: credentials, logger: logger)
         let hosts = httpHosts
         let redirectPort = webCertificate == nil ? nil : configuration.httpRedirectPort
+        // The forwarder (docs/rooms.md) logs in to this node once its listeners are up.
+        let forwarder = configuration.signaling.forwarder ? ForwarderService(
+            identity: credentials.identity, localAddresses: configuration.turn.bindAddresses.filter { $0 != "0.0.0.0" && $0 != "::" }, logger: logger) : nil
+        let onReady: @Sendable (NodeAddresses) -> Void = { [logger] addresses in
+            onReady(addresses)
+            guard let forwarder else { return }
+            Task {
+                do {
+                    // `http://host:port/` → `ws://host:port/ws` (SignalingClient adds the path to a bare authority).
+                    try await forwarder.start(url: addresses.web.hasSuffix("/") ? String(addresses.web.dropLast()) : addresses.web)
+                } catch {
+                    logger.error("the forwarder could not log in to this node: \(error); room calls stay peer to peer")
+                }
+            }
+        }
         let readiness = NodeReadiness(onReady: onReady, webCertificate: webCertificate,
                                       httpListeners: hosts.count * (redirectPort == nil ? 1 : 2), publicHost: configuration.publicHost,
                                       preferredHost: hosts.first)

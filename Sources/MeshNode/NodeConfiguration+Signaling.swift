@@ -26,6 +26,8 @@ public struct SignalingSettings: Sendable, Equatable {
     public var roomRule: RoomRule
     /// Participants of a peer-to-peer room call (`room-call-mesh-limit`).
     public var roomCallMeshLimit: Int
+    /// Whether the node forwards room calls past that limit (`forwarder`, docs/rooms.md).
+    public var forwarder: Bool
     /// `HOST:PORT` forms clients reach the node at besides its bind addresses (`public-address`).
     public var publicAddresses: [String]
     /// Web origins besides the page's own whose pages may open `/ws` (`allow-origin`).
@@ -79,6 +81,7 @@ public struct SignalingSettings: Sendable, Equatable {
         storeLimits = limits
         roomRule = settings.roomRule.flatMap(RoomRule.init(rawValue:)) ?? .open
         roomCallMeshLimit = settings.roomCallMeshLimit ?? HubConfiguration().roomCallMeshLimit
+        forwarder = settings.forwarder ?? false
         publicAddresses = (settings.publicAddress ?? []).compactMap { LoginBody.authority($0) }
         allowedOrigins = settings.allowOrigin ?? []
         maxConnectionsPerIP = settings.maxConnectionsPerIP ?? SourceLimit.defaultMaximum

@@ -66,6 +66,7 @@ public struct NodeSettings: Sendable, Equatable {
     public var messageExpiry: Double?
     public var roomRule: String?
     public var roomCallMeshLimit: Int?
+    public var forwarder: Bool?
     public var cluster: String?
     public var member: String?
     public var publicAddress: [String]?
@@ -197,6 +198,8 @@ public struct NodeSettings: Sendable, Equatable {
                   help: "Rule of a new room whose creator names none: open (anyone joins) or invite (owner's invitations only; default open)."),
             .integer("room-call-mesh-limit", \.roomCallMeshLimit, .within(2...8, "participants"),
                      help: "Participants of a peer-to-peer room call, each with a call to every other (default 4; docs/rooms.md)."),
+            .flag("forwarder", \.forwarder,
+                  help: "Forward room calls that grow past room-call-mesh-limit through this node (an SFU: each participant sends once, up to 20; docs/rooms.md). Costs CPU and bandwidth per participant."),
             .text("cluster", \.cluster, .clusterURL,
                   help: "Cluster mode: share this node's names, rooms and chat with the other members in PostgreSQL, postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (docs/cluster.md); needs member."),
             .text("member", \.member, .memberName,

@@ -64,6 +64,7 @@ struct NodeSignaling: Sendable {
         hubConfiguration.authorities = publicIdentity.authorities
         hubConfiguration.defaultRoomRule = configuration.signaling.roomRule
         hubConfiguration.roomCallMeshLimit = configuration.signaling.roomCallMeshLimit
+        hubConfiguration.forwarder = configuration.signaling.forwarder
         try? await store.prune(olderThan: hubConfiguration.retention)
         // The hub needs the ICE servers before the mesh service (which needs the hub) exists.
         let meshReference = Mutex<MeshService?>(nil)

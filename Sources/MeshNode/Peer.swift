@@ -51,7 +51,13 @@ public actor Peer {
     private var ownRoomCall: (room: String, call: String)?
     /// The pairwise call with each other participant of ``ownRoomCall``, by its name.
     private var roomCallPairs: [String: String] = [:]
+    /// When ``ownRoomCall`` is forwarded: this peer's call to the forwarder (docs/protocol.md
+    /// "Room calls", *Forwarded mode*).
+    private var forwarderCall: String?
     static let maxKnownRoomCalls = 128
+    /// How long pairwise calls stay up after the move to a forwarder when the forwarder's media
+    /// does not come (then they end anyway: the forwarded call carries the room from now on).
+    static let pairwiseOverlap: Duration = .seconds(10)
 
     public init(client: SignalingClient, options: CallOptions = CallOptions(), acceptPolicy: AcceptPolicy = .never,
                 logger: Logger = Logger(label: "meshnode.peer")) {
@@ -82,10 +88,17 @@ public actor Peer {
     /// Places a call and returns at once; follow it through ``Call/states``. `room` and
     /// `roomCall` tag a pairwise call of a room call (docs/rooms.md).
     public func call(_ address: String, kind: CallKind, ring: Int? = nil, room: String? = nil, roomCall: String? = nil) async throws -> Call {
+        try await call(address, kind: kind, ring: ring, room: room, roomCall: roomCall, remoteKey: nil, forwarded: false)
+    }
+
+    /// Places a call; `remoteKey` binds it to the key the callee must sign with (a forwarder's,
+    /// from its verified assignment) before anything comes back.
+    private func call(_ address: String, kind: CallKind, ring: Int?, room: String?, roomCall: String?, remoteKey: String?,
+                      forwarded: Bool) async throws -> Call {
         let id = UUID().uuidString
         await relaysRanked()
-        let call = try Call(id: id, remote: address, kind: kind, isCaller: true, client: client, options: options,
-                            iceServers: iceServers, logger: logger)
+        let call = try Call(id: id, remote: address, remoteKey: remoteKey, kind: kind, isCaller: true, forwarded: forwarded, client: client,
+                            options: options, iceServers: iceServers, logger: logger)
         register(call)
         do {
             var payload = CallPayload(type: .call, from: client.name, to: address, call: id, kind: kind, ring: ring, ts: Date().timeIntervalSince1970)
@@ -374,6 +387,7 @@ public actor Peer {
     private func ended(_ call: Call) async {
         calls[call.id] = nil
         roomCallPairs = roomCallPairs.filter { $0.value != call.id }
+        if forwarderCall == call.id { forwarderCall = nil }
         sink.yield(.callEnded(call, await call.report()))
     }
 
@@ -424,6 +438,8 @@ public actor Peer {
         try? await client.roomCall(.leave, room: own.room, call: own.call)
         for id in roomCallPairs.values { await calls[id]?.hangup() }
         roomCallPairs = [:]
+        if let id = forwarderCall { await calls[id]?.hangup() }
+        forwarderCall = nil
     }
 
     /// After a signaling reconnect: joins again from the new connection, so the node keeps this
@@ -439,8 +455,8 @@ public actor Peer {
         }
     }
 
-    /// The pairwise calls of this peer's room call now.
-    public var roomCallPeers: [Call] { roomCallPairs.values.compactMap { calls[$0] } }
+    /// The calls of this peer's room call now: the pairwise ones and the one to the forwarder.
+    public var roomCallPeers: [Call] { (Array(roomCallPairs.values) + [forwarderCall].compactMap { $0 }).compactMap { calls[$0] } }
 
     private func roomCallChanged(_ state: RoomCallState) async {
         if state.event == .ended {
@@ -461,11 +477,33 @@ public actor Peer {
             return
         }
         guard let own = ownRoomCall, own.room == state.room, own.call == state.call else { return }
+        if let refusal = state.forwarderRefusal {
+            logger.warning("room call \(state.call) of \(state.room): the forwarder assignment was refused: \(refusal)")
+            sink.yield(.forwarderRefused(room: state.room, call: state.call, reason: refusal))
+        }
         // A participant who left: its pairwise call ends with it.
         if state.event == .left || state.event == .ended, let id = roomCallPairs.removeValue(forKey: state.member) {
             await calls[id]?.hangup()
         }
+        if state.event == .ended, let id = forwarderCall {
+            await calls[id]?.hangup()
+        }
         guard let index = state.participants.firstIndex(where: { $0.name == me }) else { return }
+        // Forwarded (docs/protocol.md "Room calls", *Forwarded mode*): one call to the forwarder,
+        // bound to the key the node's signed assignment names; no new pairwise calls.
+        if let forwarder = state.forwarder {
+            guard forwarderCall.flatMap({ calls[$0] }) == nil else { return }
+            do {
+                let call = try await call(forwarder.address, kind: state.kind, ring: nil, room: state.room, roomCall: state.call,
+                                          remoteKey: forwarder.key, forwarded: true)
+                forwarderCall = call.id
+                logger.info("room call \(state.call) of \(state.room) is forwarded by \(forwarder.address); calling it")
+                Task { [weak self] in await self?.endPairwiseCalls(onceForwarded: call) }
+            } catch {
+                logger.notice("could not call the forwarder of room call \(state.call): \(error)")
+            }
+            return
+        }
         // The later joiner calls: every participant before this one that has no call with it yet.
         for earlier in state.participants[..<index] where roomCallPairs[earlier.name] == nil {
             do {
@@ -475,6 +513,22 @@ public actor Peer {
                 logger.notice("could not call \(earlier.name) in room call \(state.call): \(error)")
             }
         }
+    }
+
+    /// Hangs up the pairwise calls once the forwarder's call decoded another participant (a
+    /// short freeze at most), or after ``pairwiseOverlap`` at the latest.
+    private func endPairwiseCalls(onceForwarded call: Call) async {
+        let began = ContinuousClock.now
+        while ContinuousClock.now - began < Self.pairwiseOverlap, await call.state != .ended {
+            let decoded = await call.forwardedStatistics.values.contains { ($0.video?.receivedFrames ?? 0) > 0 || ($0.audio?.receivedFrames ?? 0) > 0 }
+            if decoded { break }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        guard forwarderCall == call.id else { return }
+        let pairs = roomCallPairs
+        roomCallPairs = [:]
+        if !pairs.isEmpty { logger.notice("room call moved to the forwarder in \(ContinuousClock.now - began); hanging up \(pairs.count) pairwise call(s)") }
+        for id in pairs.values { await calls[id]?.hangup(reason: "the room call moved to its forwarder") }
     }
 
     /// Whether `payload` is a `call` of this peer's room call from a participant (by name and
@@ -501,4 +555,7 @@ public enum PeerEvent: Sendable {
     /// A verified call-setup message that was not acted on: it did not come from its call's
     /// other party (address and key), or names no call of this peer.
     case refused(CallPayload, reason: String)
+    /// The node said the room call is forwarded, but its signed assignment did not verify (a
+    /// key other than the node's pinned one, expired, another call): no call to that forwarder.
+    case forwarderRefused(room: String, call: String, reason: String)
 }

@@ -129,18 +129,27 @@ struct CallRunner {
         var seen: [String: Call] = [:]
         var order: [String] = []
         var connected: [String: ContinuousClock.Instant] = [:]
+        var seenAt: [String: ContinuousClock.Instant] = [:]
         let began = ContinuousClock.now
         while true {
             for call in await peerActor.roomCallPeers where seen[call.id] == nil {
                 seen[call.id] = call
+                seenAt[call.id] = .now
                 order.append(call.id)
             }
+            // A call still being set up (the one to the forwarder when the call moves there)
+            // keeps the run going until it connects, for at most 30 s.
+            var settingUp = false
             for (callID, call) in seen where connected[callID] == nil {
                 let state = await call.state
-                if state != .ringing, state != .connecting, state != .ended { connected[callID] = .now }
+                if state != .ringing, state != .connecting, state != .ended {
+                    connected[callID] = .now
+                } else if state != .ended, let since = seenAt[callID], ContinuousClock.now - since < .seconds(30) {
+                    settingUp = true
+                }
             }
             let last = connected.values.max()
-            if let last, ContinuousClock.now - last >= .seconds(duration) { break }
+            if let last, !settingUp, ContinuousClock.now - last >= .seconds(duration) { break }
             if last == nil, ContinuousClock.now - began >= .seconds(duration + 30) { break }
             try? await Task.sleep(for: .milliseconds(250))
         }

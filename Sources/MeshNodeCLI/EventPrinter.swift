@@ -33,6 +33,7 @@ struct EventPrinter: Sendable {
                           "member": state.member, "participants": state.participants.map(\.name).joined(separator: " ")]
             if let ring = state.ring { fields["ring"] = String(ring) }
             if state.refused > 0 { fields["refused"] = String(state.refused) }
+            if let forwarder = state.forwarder { fields["forwarder"] = forwarder.address }
             print("room-call", fields)
         case .deviceRequest(let body):
             print("device-request", ["name": body.name, "key": body.key])

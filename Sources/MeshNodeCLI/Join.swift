@@ -127,6 +127,8 @@ struct Join: AsyncParsableCommand {
                 output.print(report: report)
             case .refused(let payload, let reason):
                 output.print("refused", ["call": payload.call, "from": payload.from, "type": payload.type.rawValue, "reason": reason])
+            case .forwarderRefused(let room, let call, let reason):
+                output.print("refused", ["room": room, "call": call, "type": "forwarder", "reason": reason])
             }
         }
     }

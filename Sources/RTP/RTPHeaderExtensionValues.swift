@@ -17,6 +17,11 @@ extension RTPHeaderExtensionElement {
         RTPHeaderExtensionElement(id: id, bytes: [UInt8(sequence >> 8), UInt8(sequence & 0xFF)])
     }
 
+    /// RFC 6464 §3: one byte, the voice-activity flag on top of the level in −dBov (0–127).
+    public static func audioLevel(id: UInt8, level: UInt8, voiceActivity: Bool) -> RTPHeaderExtensionElement {
+        RTPHeaderExtensionElement(id: id, bytes: [(voiceActivity ? 0x80 : 0) | min(level, 127)])
+    }
+
     /// The element's data read as a `mid` string.
     public var midValue: String? {
         data.getString(at: data.readerIndex, length: data.readableBytes)

@@ -9,6 +9,9 @@ public enum JSEPOffer {
     public static let rtxPayloadType = 97
     /// The header extension ids meshnode offers (RFC 8285 §5: 1–14 in the one-byte form).
     public static let transportWideCCExtensionID = 3
+    /// The RFC 6464 client-to-mixer audio level, in audio sections: a forwarder reads it to
+    /// tell who speaks without decoding (docs/rooms.md).
+    public static let audioLevelExtensionID = 1
 
     /// What goes into the offer.
     public struct LocalParameters: Sendable {
@@ -78,6 +81,7 @@ public enum JSEPOffer {
                 attributes += [
                     .rtpmap(SDPRTPMap(payloadType: opusPayloadType, encoding: "opus", clockRate: 48_000, channels: 2)),
                     .rtcpFeedback(SDPRTCPFeedback(payloadType: opusPayloadType, type: "transport-cc")),
+                    .extmap(SDPExtensionMap(id: audioLevelExtensionID, uri: RTPHeaderExtensionURI.audioLevel)),
                     // RFC 7587 §6.1: what this side wants to receive.
                     .fmtp(SDPFormatParameters(payloadType: opusPayloadType, parameters: "minptime=10;useinbandfec=1")),
                 ]

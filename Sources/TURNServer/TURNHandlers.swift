@@ -138,6 +138,7 @@ final class TURNStreamHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         if let peer = spliced {
+            loop.value.tally.tcpBytesToPeer += bytes.readableBytes
             peer.write(bytes, promise: nil)
             return
         }
@@ -162,6 +163,7 @@ final class TURNStreamHandler: ChannelInboundHandler {
         }
         if let peer = spliced, var rest = buffered, rest.readableBytes > 0 {
             buffered = nil
+            loop.value.tally.tcpBytesToPeer += rest.readableBytes
             peer.write(rest.readSlice(length: rest.readableBytes)!, promise: nil)
         }
         if let count = buffered?.readableBytes, count > Self.maximumBuffered {
@@ -177,9 +179,14 @@ final class TURNStreamHandler: ChannelInboundHandler {
         spliced?.flush()
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if let peer = spliced { TCPRelayPipe.follow(writabilityOf: context.channel, reader: peer) }
+        context.fireChannelWritabilityChanged()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         idleTimer?.cancel()
-        spliced?.close(promise: nil)
+        if let peer = spliced { TCPRelayPipe.closeAfterPendingWrites(peer) }
         if let tuple { loop.value.clientClosed(tuple) }
         context.fireChannelInactive()
     }

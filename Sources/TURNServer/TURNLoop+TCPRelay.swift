@@ -202,15 +202,23 @@ final class TCPPeerHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        partner?.write(unwrapInboundIn(data), promise: nil)
+        guard let partner else { return }
+        let bytes = unwrapInboundIn(data)
+        loop.value.tally.tcpBytesToClient += bytes.readableBytes
+        partner.write(bytes, promise: nil)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         partner?.flush()
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if let partner { TCPRelayPipe.follow(writabilityOf: context.channel, reader: partner) }
+        context.fireChannelWritabilityChanged()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
-        partner?.close(promise: nil)
+        if let partner { TCPRelayPipe.closeAfterPendingWrites(partner) }
         context.fireChannelInactive()
     }
 

@@ -14,6 +14,10 @@ struct TURNMetrics: Sendable {
     let droppedOverBandwidth = Counter(label: "meshnode_turn_dropped_packets_total", dimensions: [("reason", "bandwidth")])
     let droppedNoPermission = Counter(label: "meshnode_turn_dropped_packets_total", dimensions: [("reason", "no_permission")])
     let droppedForbiddenPeer = Counter(label: "meshnode_turn_dropped_packets_total", dimensions: [("reason", "forbidden_peer")])
+    /// Bytes an RFC 6062 relay read from a client's data connection (to_peer) or from a peer
+    /// connection (to_client) and handed to the other connection of the pair.
+    let tcpBytesToPeer = Counter(label: "meshnode_turn_tcp_relayed_bytes_total", dimensions: [("direction", "to_peer")])
+    let tcpBytesToClient = Counter(label: "meshnode_turn_tcp_relayed_bytes_total", dimensions: [("direction", "to_client")])
     /// Relayed datagrams that left in segmented writes (UDP GSO, ``DatagramOutbox``).
     let segmentedDatagrams = Counter(label: "meshnode_turn_gso_datagrams_total")
     let authFailures = Counter(label: "meshnode_turn_auth_failures_total")
@@ -41,6 +45,8 @@ struct RelayTally {
     var droppedNoPermission = 0
     var droppedForbiddenPeer = 0
     var segmentedDatagrams = 0
+    var tcpBytesToPeer = 0
+    var tcpBytesToClient = 0
 
     mutating func flush(into metrics: TURNMetrics) {
         if packetsToPeer > 0 { metrics.packetsToPeer.increment(by: packetsToPeer); metrics.bytesToPeer.increment(by: bytesToPeer) }
@@ -49,6 +55,8 @@ struct RelayTally {
         if droppedNoPermission > 0 { metrics.droppedNoPermission.increment(by: droppedNoPermission) }
         if droppedForbiddenPeer > 0 { metrics.droppedForbiddenPeer.increment(by: droppedForbiddenPeer) }
         if segmentedDatagrams > 0 { metrics.segmentedDatagrams.increment(by: segmentedDatagrams) }
+        if tcpBytesToPeer > 0 { metrics.tcpBytesToPeer.increment(by: tcpBytesToPeer) }
+        if tcpBytesToClient > 0 { metrics.tcpBytesToClient.increment(by: tcpBytesToClient) }
         self = RelayTally()
     }
 }

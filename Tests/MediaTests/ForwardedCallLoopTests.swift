@@ -11,6 +11,8 @@ struct ForwardedCallLoopTests {
         let report = try loop.run()
         #expect(report.refusals.isEmpty, "honest participants: \(report.refusals.prefix(3))")
         #expect(report.receptions.count == 20)
+        // Every participant sends its tone's RFC 6464 level, so the forwarder hears all five speak.
+        #expect(report.speakers.sorted() == ["p1", "p2", "p3", "p4", "p5"], "speakers: \(report.speakers)")
         for reception in report.receptions {
             let frames = reception.video.patternFrameNumbers
             // The last to join is seen for 2 s at 15 fps: 30 frames; the forwarder asks for a key frame as each receiver binds, so few are missed.

@@ -37,13 +37,15 @@ struct HubFixture {
         }
     }
 
-    func peer() async -> TestPeer {
-        await TestPeer(hub: hub)
+    /// A test connection; `fastPath: false` sends every frame through the hub's actor, as
+    /// a node link or a cluster member does, instead of the chat fast path first.
+    func peer(fastPath: Bool = true) async -> TestPeer {
+        await TestPeer(hub: hub, fastPath: fastPath)
     }
 
     /// A test connection logged in as `name` with `key`.
-    func login(_ name: String, _ key: Identity) async throws -> TestPeer {
-        let peer = await peer()
+    func login(_ name: String, _ key: Identity, fastPath: Bool = true) async throws -> TestPeer {
+        let peer = await peer(fastPath: fastPath)
         try await peer.login(name, key)
         return peer
     }
@@ -73,14 +75,19 @@ actor FrameBuffer {
     func take() -> String? { frames.isEmpty ? nil : frames.removeFirst() }
 }
 
+/// One connection of a test, fed as `SignalingConnectionHandler` feeds the hub: a frame goes
+/// to the chat fast path (SignalingHub+FastChat.swift) when it takes it, to the hub otherwise,
+/// and the next frame goes only once the last was handled.
 final class TestPeer: Sendable {
     let hub: SignalingHub
     let handle: ConnectionHandle
     let buffer = FrameBuffer()
     let reader: Task<Void, Never>
+    let fastPath: Bool
 
-    init(hub: SignalingHub) async {
+    init(hub: SignalingHub, fastPath: Bool = true) async {
         self.hub = hub
+        self.fastPath = fastPath
         let (stream, sink) = AsyncStream.makeStream(of: ConnectionHandle.Outbound.self)
         handle = await hub.open(hostHint: "127.0.0.1", sink: sink)
         let buffer = buffer
@@ -95,6 +102,17 @@ final class TestPeer: Sendable {
     var isClosed: Bool { get async { await buffer.finished } }
 
     func send(_ text: String) async {
+        if fastPath {
+            let handle = handle
+            let taken: Bool = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let taken = hub.receiveFast(text, on: handle) { reply in
+                    if let reply { handle.send(text: reply) }
+                    continuation.resume(returning: true)
+                }
+                if !taken { continuation.resume(returning: false) }
+            }
+            if taken { return }
+        }
         await hub.receive(text, on: handle.id)
     }
 

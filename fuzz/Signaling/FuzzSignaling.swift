@@ -4,10 +4,24 @@ import Signaling
 /// libFuzzer entry: the signaling message decoder, which the node runs on every text frame a
 /// client or a linked node sends (docs/protocol.md). Arbitrary bytes must decode to a message or
 /// throw a `SignalingError` with a protocol code; whatever decodes must encode and decode again
-/// to the same message, and encoding is stable (encode ∘ decode ∘ encode = encode).
+/// to the same message, and encoding is stable (encode ∘ decode ∘ encode = encode). The chat
+/// fast path's scanner (`ChatEnvelope`) takes a frame only when the decoder makes the same
+/// message of it, and its frames (`ChatFrames`) decode to what they say.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzSignaling(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let bytes = Data(bytes: data, count: size)
+    // As the node reads a frame: its text (invalid UTF-8 repaired), scanned, else decoded.
+    let frame = String(decoding: bytes, as: UTF8.self)
+    if let envelope = ChatEnvelope.scan(frame) {
+        let decoded = try? SignalingCodec.decode(frame)
+        precondition(decoded == envelope.message, "the scanner and the decoder disagree on \(frame):\n  \(envelope)\n  \(String(describing: decoded))")
+        if case .chat(let text) = envelope.kind {
+            let delivery = ChatFrames.delivery(id: envelope.id, from: envelope.from, to: envelope.to, text: text, sent: 1.5)
+            precondition((try? SignalingCodec.decode(delivery)) == SignalingMessage(id: envelope.id, from: envelope.from, to: envelope.to,
+                                                                                     payload: .chat(ChatBody(text: text, sent: 1.5))),
+                         "a delivery frame that does not decode to its message: \(delivery)")
+        }
+    }
     let message: SignalingMessage
     do {
         message = try SignalingCodec.decode(bytes)

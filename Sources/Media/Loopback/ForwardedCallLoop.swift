@@ -74,6 +74,8 @@ public final class ForwardedCallLoop {
         public var refusals: [String]
         /// Packets the links lost.
         public var packetsLostOnLinks: Int
+        /// Who spoke at the end (RFC 6464 levels the participants sent), loudest first.
+        public var speakers: [String] = []
     }
 
     /// The settings of the run.
@@ -119,6 +121,7 @@ public final class ForwardedCallLoop {
             Participant(name: "p\($0 + 1)", link: link, seed: config.seed &+ UInt64($0) &* 7919)
         }
         var now = Duration.zero
+        var speakers: [String] = []
         let clock = { now }
         var joined = 0
         let end = config.joinInterval * (config.participants - 1) + config.duration
@@ -142,6 +145,7 @@ public final class ForwardedCallLoop {
                 joined += 1
             }
             if now == end {
+                speakers = forwarder.speakers(now: now).map(\.participant)
                 for participant in participants { participant.sender?.stopCapture() }
             }
             for participant in participants[..<joined] {
@@ -194,7 +198,8 @@ public final class ForwardedCallLoop {
             for session in participant.receivers.values { session.close() }
         }
         return Report(receptions: receptions, framesSent: framesSent, keyFramesSent: keyFramesSent, forwarder: forwarder.counters, refusals: refusals,
-                      packetsLostOnLinks: participants.reduce(0) { $0 + $1.uplink.counters.lostAtRandom + $1.downlink.counters.lostAtRandom })
+                      packetsLostOnLinks: participants.reduce(0) { $0 + $1.uplink.counters.lostAtRandom + $1.downlink.counters.lostAtRandom },
+                      speakers: speakers)
     }
 
     /// A participant joins: its call to the forwarder (it offers audio and video, the forwarder
@@ -214,7 +219,8 @@ public final class ForwardedCallLoop {
             let rtx = stream.rtxPayloadType.flatMap { pt in stream.remoteSSRCs.dropFirst().first.map { ForwardedSource.Retransmission(payloadType: pt, ssrc: $0) } }
             return ForwardedSource(kind: kind, ssrc: ssrc, payloadType: stream.payloadType, retransmission: rtx)
         }
-        newcomer.extensions = ForwardingExtensionIDs(transportWideCC: atForwarder.compactMap(\.transportCCExtensionID).first)
+        newcomer.extensions = ForwardingExtensionIDs(audioLevel: atForwarder.compactMap(\.audioLevelExtensionID).first,
+                                                     transportWideCC: atForwarder.compactMap(\.transportCCExtensionID).first)
         try forwarder.addParticipant(newcomer.name, sources: sources, extensions: newcomer.extensions, now: clock())
         newcomer.sender = try MediaSessionCore(
             configuration: MediaEngine.Configuration(

@@ -157,6 +157,17 @@ final class MediaSessionCore {
 
     // MARK: - Sending
 
+    /// RFC 6464 §3 with RFC 6465 §4's measure: the frame's RMS in −dBov (0 is a full-scale
+    /// square wave, 127 silence or quieter).
+    static func audioLevel(of pcm: [Int16]) -> UInt8 {
+        guard !pcm.isEmpty else { return 127 }
+        var sum = 0.0
+        for sample in pcm { sum += Double(sample) * Double(sample) }
+        let rms = (sum / Double(pcm.count)).squareRoot() / 32_768
+        guard rms > 0 else { return 127 }
+        return UInt8(min(127, max(0, (-20 * log10(rms)).rounded())))
+    }
+
     private func sendMedia(now: Duration) {
         guard capturing else { return }
         if let (stream, sender, source, interval) = videoSender, now >= nextVideo {
@@ -173,7 +184,8 @@ final class MediaSessionCore {
         if let (stream, encoder, source) = audioSender, now >= nextAudio {
             nextAudio = max(nextAudio + .milliseconds(20), now - .milliseconds(20))
             do {
-                let payload = try encoder.encode(try source.nextFrame())
+                let pcm = try source.nextFrame()
+                let payload = try encoder.encode(pcm)
                 let packet = RTPPacket(payloadType: stream.payloadType, sequenceNumber: audioSequence, timestamp: audioTimestamp,
                                        ssrc: configuration.audioSSRC, payload: payload)
                 audioSequence &+= 1
@@ -181,17 +193,23 @@ final class MediaSessionCore {
                 audioSent.frames += 1
                 audioSent.packets += 1
                 audioSent.bytes += RTPPacket.fixedHeaderSize + payload.readableBytes
-                transmit([packet], stream: stream, now: now)
+                transmit([packet], stream: stream, now: now, audioLevel: stream.audioLevelExtensionID == nil ? nil : Self.audioLevel(of: pcm))
             } catch {}
         }
     }
 
-    private func transmit(_ packets: [RTPPacket], stream: NegotiatedStream, now: Duration) {
+    private func transmit(_ packets: [RTPPacket], stream: NegotiatedStream, now: Duration, audioLevel: UInt8? = nil) {
         for var packet in packets {
+            var elements: [RTPHeaderExtensionElement] = []
+            if let id = stream.audioLevelExtensionID, let audioLevel {
+                // RFC 6464 §3; no voice-activity detection here: the flag is left clear.
+                elements.append(.audioLevel(id: id, level: audioLevel, voiceActivity: false))
+            }
             if let id = stream.transportCCExtensionID {
                 let size = RTPPacket.fixedHeaderSize + packet.payload.readableBytes + 8 + 16 + 28
-                packet.headerExtension = .compact([.transportSequenceNumber(id: id, estimator.packetSent(size: size, now: now))])
+                elements.append(.transportSequenceNumber(id: id, estimator.packetSent(size: size, now: now)))
             }
+            if !elements.isEmpty { packet.headerExtension = .compact(elements) }
             guard let bytes = try? packet.serialized() else { continue }
             meter.sent[packet.ssrc == configuration.audioSSRC ? 0 : 1] += bytes.readableBytes
             send(.rtp(bytes))

@@ -16,6 +16,8 @@ public struct NegotiatedStream: Sendable, Hashable {
     public var transportCC: Bool
     /// The transport-wide sequence number extension id (RFC 8285), when negotiated.
     public var transportCCExtensionID: UInt8?
+    /// The RFC 6464 audio level extension id (audio), when negotiated.
+    public var audioLevelExtensionID: UInt8?
     /// Whether Opus in-band FEC was asked for by the peer.
     public var opusFEC: Bool
     /// The SSRCs the peer announced (`a=ssrc`); empty when it sends unsignalled.
@@ -36,6 +38,7 @@ public struct NegotiatedStream: Sendable, Hashable {
         pictureLossIndication = feedback.contains("nack pli")
         transportCC = feedback.contains("transport-cc")
         transportCCExtensionID = section.extensions.first { $0.uri == RTPHeaderExtensionURI.transportWideCC }.flatMap { UInt8(exactly: $0.id) }
+        audioLevelExtensionID = section.extensions.first { $0.uri == RTPHeaderExtensionURI.audioLevel }.flatMap { UInt8(exactly: $0.id) }
         opusFEC = codec.usesInbandFEC
         remoteSSRCs = peer.ssrcs
         sends = localDirection == .sendrecv || localDirection == .sendonly

@@ -19,19 +19,35 @@ public actor ForwardedCall {
     private var core: SelectiveForwarder
     private var transports: [String: DTLSSRTPTransport] = [:]
     private var readers: [String: Task<Void, Never>] = [:]
+    /// The forwarder's own reports and transport-cc feedback on each participant's uplink.
+    private var uplinks: [String: UplinkFeedback] = [:]
     private var ticker: Task<Void, Never>?
     private let metrics = ForwarderMetrics()
     private let logger: Logger
     private var limiter = LogLimiter()
     private let epoch = ContinuousClock.now
+    /// What happened to the participants, for the session layer that renegotiates at each
+    /// change (docs/protocol.md "Room calls", *Forwarded mode* item 4).
+    public nonisolated let changes: AsyncStream<Change>
+    private let changeSink: AsyncStream<Change>.Continuation
+
+    /// A participant's DTLS session came up (its streams can be offered to the others now), or it left.
+    public enum Change: Sendable, Equatable {
+        case connected(String)
+        case left(String)
+    }
 
     /// A forwarded call with no participant yet; `tick` runs every 20 ms until ``close()``.
     public init(id: String, configuration: ForwardingConfiguration = ForwardingConfiguration(), logger: Logger = Logger(label: "meshnode.forwarder")) {
         self.id = id
         core = SelectiveForwarder(configuration: configuration)
         self.logger = logger
+        (changes, changeSink) = AsyncStream.makeStream(of: Change.self)
         metrics.callsChanged(by: 1)
     }
+
+    /// The participants now.
+    public var participants: [String] { transports.keys.sorted() }
 
     private var now: Duration { ContinuousClock.now - epoch }
 
@@ -48,6 +64,7 @@ public actor ForwardedCall {
     public func add(_ participant: String, transport: DTLSSRTPTransport, sources: [ForwardedSource], extensions: ForwardingExtensionIDs) throws {
         try core.addParticipant(participant, sources: sources, extensions: extensions, now: now)
         transports[participant] = transport
+        uplinks[participant] = UplinkFeedback(sources: sources, extensions: extensions)
         metrics.participantsChanged(by: 1)
         readers[participant] = Task { [weak self] in
             for await event in transport.events {
@@ -79,10 +96,12 @@ public actor ForwardedCall {
     public func remove(_ participant: String, reason: String) {
         guard let transport = transports.removeValue(forKey: participant) else { return }
         readers.removeValue(forKey: participant)?.cancel()
+        uplinks[participant] = nil
         metrics.participantsChanged(by: -1)
         logger.info("forwarded call \(id): \(participant) left (\(reason))")
         send(record { $0.removeParticipant(participant) })
         transport.close()
+        changeSink.yield(.left(participant))
     }
 
     /// Ends the call: every participant's transport is closed.
@@ -90,6 +109,7 @@ public actor ForwardedCall {
         for participant in Array(transports.keys) { remove(participant, reason: "the call ended") }
         ticker?.cancel()
         ticker = nil
+        changeSink.finish()
         metrics.callsChanged(by: -1)
     }
 
@@ -101,12 +121,14 @@ public actor ForwardedCall {
         case .rtp(let bytes):
             do {
                 let packet = try RTPPacket(parsing: bytes)
+                uplinks[participant]?.received(packet, now: time)
                 send(try recordThrowing { try $0.forward(packet, from: participant, now: time) })
             } catch {
                 refused(error, from: participant)
             }
         case .rtcp(let bytes):
             do {
+                if let packets = try? RTCPPacket.parseCompound(bytes) { uplinks[participant]?.received(rtcp: packets, now: time) }
                 let result = try recordThrowing { try $0.handleRTCP(bytes, from: participant, now: time) }
                 for refusal in result.refusals { refused(refusal, from: participant) }
                 send(result.outputs)
@@ -114,7 +136,7 @@ public actor ForwardedCall {
                 refused(error, from: participant)
             }
         case .connected:
-            break
+            changeSink.yield(.connected(participant))
         case .failed, .closedByPeer:
             return false
         }
@@ -124,6 +146,10 @@ public actor ForwardedCall {
     private func tick() {
         let time = now
         send(record { $0.tick(now: time) })
+        for participant in Array(uplinks.keys) {
+            guard let packets = uplinks[participant]?.due(now: time), !packets.isEmpty else { continue }
+            send([.rtcp(to: participant, packets)])
+        }
     }
 
     private func send(_ outputs: [ForwarderOutput]) {

@@ -31,6 +31,9 @@ public actor ForwardingNode {
         return call
     }
 
+    /// The forwarded call of room call `id` if it runs.
+    public func existing(_ id: String) -> ForwardedCall? { calls[id] }
+
     /// The forwarded calls running now.
     public var runningCalls: [String] { calls.keys.sorted() }
 

@@ -105,6 +105,7 @@ extension SignalingClient {
     }
 
     private func welcomed(_ body: WelcomeBody) {
+        nodeKeyWelcomed(body.nodeKey)
         loggedIn = true
         attemptsSinceLogin = 0
         heartbeat = .milliseconds(Int(max(body.heartbeat, 0.05) * 1000))

@@ -24,6 +24,11 @@ public struct RoomCallState: Sendable, Equatable {
     /// `started`: seconds to ring.
     public var ring: Int?
     public var limit: Int
+    /// The call's forwarder when the node says it is forwarded and its signed assignment
+    /// verified under the node's pinned key (docs/protocol.md "Room calls", *Forwarded mode*).
+    public var forwarder: RoomCallForwarder? = nil
+    /// Why an assignment the node sent was not taken (a wrong key, expired, another call).
+    public var forwarderRefusal: String? = nil
 }
 
 extension SignalingClient {
@@ -81,7 +86,43 @@ extension SignalingClient {
             }
             participants.append(RoomCallParticipant(name: address, key: signed.key))
         }
-        return RoomCallState(room: body.room, call: body.call, kind: body.kind, event: body.event, member: body.member,
-                             participants: participants, refused: refused, ring: body.ring, limit: body.limit)
+        var state = RoomCallState(room: body.room, call: body.call, kind: body.kind, event: body.event, member: body.member,
+                                  participants: participants, refused: refused, ring: body.ring, limit: body.limit)
+        if let signed = body.forwarder {
+            do {
+                state.forwarder = try verifyForwarder(signed, room: body.room, call: body.call)
+            } catch {
+                state.forwarderRefusal = error.reason
+            }
+        }
+        return state
+    }
+
+    /// Checks a forwarder assignment against the key pinned for this client's node (taken from
+    /// `welcome` on first use, ``nodeKeyWelcomed(_:)``): a room of another node is not
+    /// forwarded for its members here yet (docs/protocol.md), so its assignment is refused.
+    func verifyForwarder(_ signed: SignedBody, room: String, call: String, now: Double = SignalingClient.now) throws(SignalingError) -> RoomCallForwarder {
+        guard !room.contains("@") else {
+            throw SignalingError(.forbidden, "a forwarded call of a room of another node is not taken yet")
+        }
+        guard let nodeKey = pins.key(for: nodePinAddress) else {
+            throw SignalingError(.badSignature, "this node sent no key at login (nodeKey), so its forwarder assignment cannot be checked")
+        }
+        let assignment = try ForwarderSigning.verify(signed, nodeKey: nodeKey, room: room, call: call, now: now)
+        return RoomCallForwarder(address: assignment.forwarder, key: assignment.key)
+    }
+
+    /// Where the node's own key is pinned: `@host:port`, as a node's links pin it.
+    nonisolated var nodePinAddress: String { "@" + nodeAuthority }
+
+    /// Pins the key the node named in `welcome` (trust on first use); a node whose key changed
+    /// is reported, and its assignments are refused (the old pin stays).
+    func nodeKeyWelcomed(_ key: String?) {
+        guard let key else { return }
+        do {
+            try pins.check(nodePinAddress, key: key)
+        } catch {
+            eventSink.yield(.error(error))
+        }
     }
 }

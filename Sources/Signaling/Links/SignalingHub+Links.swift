@@ -111,7 +111,7 @@ extension SignalingHub {
         sessions[handle.id]?.node = node
         // The operator chose to link to this node, and this node proved its address: it gets a
         // link's budget even while it has not proven ours (it sends the mesh's records then).
-        sessions[handle.id]?.limiter = RateLimiter(rate: configuration.rate * 20, burst: configuration.burst * 20, now: now())
+        handle.gate.setLimiter(RateLimiter(rate: configuration.rate * 20, burst: configuration.burst * 20, now: now()))
         trust.links[handle.id] = LinkTrust.Link(node: node, key: key ?? "", weProved: true, theyProved: proven)
         if proven {
             if let key { linkKeys[node] = key }
@@ -180,7 +180,7 @@ extension SignalingHub {
         }
         sessions[connection]?.node = node
         // A link carries the traffic of many peers: it gets a bigger budget.
-        sessions[connection]?.limiter = RateLimiter(rate: configuration.rate * 20, burst: configuration.burst * 20, now: now())
+        sessions[connection]?.handle.gate.setLimiter(RateLimiter(rate: configuration.rate * 20, burst: configuration.burst * 20, now: now()))
         links[node] = connection
         logger.info("node link up", metadata: ["node": "\(node)", "connection": "\(connection)"])
         sendMesh(to: connection)

@@ -88,6 +88,9 @@ public struct WelcomeBody: Codable, Sendable, Equatable {
     /// `key` (docs/protocol.md "Devices"); absent for the owner itself.
     public var owner: String?
     public var endorsement: String?
+    /// The node's own Ed25519 key (docs/protocol.md "Login"): a client pins it for the node's
+    /// address and checks the node's forwarder assignments with it.
+    public var nodeKey: String?
 
     public init(name: String, key: String, heartbeat: Double, iceServers: [ICEServer]) {
         self.name = name

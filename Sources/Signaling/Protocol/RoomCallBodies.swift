@@ -75,9 +75,12 @@ public struct RoomCallStateBody: Codable, Sendable, Equatable {
     /// address and pins by it (docs/rooms.md "Room calls in a room of another node"). Absent
     /// from a node that predates it: then each payload's own `from`.
     public var addresses: [String]?
+    /// A forwarded call (docs/protocol.md "Room calls", *Forwarded mode*): the room's node's
+    /// signed ``ForwarderAssignment``; absent while the call is peer to peer.
+    public var forwarder: SignedBody?
 
     public init(room: String, call: String, kind: CallKind, event: RoomCallEvent, member: String,
-                participants: [SignedBody], ring: Int? = nil, limit: Int, addresses: [String]? = nil) {
+                participants: [SignedBody], ring: Int? = nil, limit: Int, addresses: [String]? = nil, forwarder: SignedBody? = nil) {
         self.room = room
         self.call = call
         self.kind = kind
@@ -87,6 +90,7 @@ public struct RoomCallStateBody: Codable, Sendable, Equatable {
         self.ring = ring
         self.limit = limit
         self.addresses = addresses
+        self.forwarder = forwarder
     }
 }
 

@@ -21,16 +21,25 @@ public final class ConnectionHandle: Sendable {
     /// node's), when known; dial-back only dials this address.
     public let remoteIP: String?
     private let sink: Sink
+    /// Liveness, rate limit and chat name, shared by the hub and the chat fast path.
+    let gate: ConnectionGate
 
     public convenience init(id: Int, hostHint: String?, remoteIP: String? = nil, sink: AsyncStream<Outbound>.Continuation) {
         self.init(id: id, hostHint: hostHint, remoteIP: remoteIP, sink: .stream(sink))
     }
 
-    public init(id: Int, hostHint: String?, remoteIP: String? = nil, sink: Sink) {
+    public convenience init(id: Int, hostHint: String?, remoteIP: String? = nil, sink: Sink) {
+        let defaults = HubConfiguration()
+        self.init(id: id, hostHint: hostHint, remoteIP: remoteIP, sink: sink,
+                  gate: ConnectionGate(limiter: RateLimiter(rate: defaults.rate, burst: defaults.burst), now: ContinuousClock.now))
+    }
+
+    init(id: Int, hostHint: String?, remoteIP: String?, sink: Sink, gate: ConnectionGate) {
         self.id = id
         self.hostHint = hostHint
         self.remoteIP = remoteIP
         self.sink = sink
+        self.gate = gate
     }
 
     public func send(_ message: SignalingMessage) {

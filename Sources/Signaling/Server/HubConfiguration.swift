@@ -33,6 +33,10 @@ public struct HubConfiguration: Sendable {
     public var roomCallMeshLimit = 4
     public var maxRoomCalls = 1024
     public var roomCallGrace: Duration = .seconds(30)
+    /// Whether this node runs a forwarder (`--forwarder`, docs/rooms.md "Two modes"): a join past
+    /// ``roomCallMeshLimit`` then makes the call forwarded, up to ``forwardedCallLimit``.
+    public var forwarder = false
+    public var forwardedCallLimit = ForwarderAssignment.maxParticipants
 
     /// Presence subscriptions one node link may hold (for the peers of its node).
     public var maxLinkSubscriptions = 10_000

@@ -13,6 +13,7 @@ extension SignalingHub {
     /// about its own. `online`: who is online at the other members now (name → members).
     public func joinCluster(_ routing: any ClusterRouting, online: [String: Set<String>]) {
         cluster = routing
+        routes.isEnabled = false
         remoteOnline = online.filter { !$0.value.isEmpty }
     }
 

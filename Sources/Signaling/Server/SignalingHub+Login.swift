@@ -29,6 +29,11 @@ extension SignalingHub {
                               publicKeyBase64: body.key) else {
             return fail(SignalingError(.badSignature, "the signature does not verify for this key over the current challenge nonce, name and node", of: id))
         }
+        // The forwarder's name is the node's own (docs/protocol.md "Room calls", *Forwarded mode*):
+        // reserved whether or not this node forwards, so nobody can hold it before it does.
+        if body.name == ForwarderAssignment.forwarderName, body.key != configuration.nodeIdentity?.publicKeyBase64 {
+            return fail(SignalingError(.nameTaken, "the name \(body.name) is reserved for this node's forwarder (the node key); choose another name", of: id))
+        }
         let bound: String
         do {
             bound = try await store.bind(name: body.name, key: body.key)
@@ -59,17 +64,19 @@ extension SignalingHub {
                 previous.handle.send(errorMessage(SignalingError(.replaced, "\(name) logged in on another connection with the same key"), to: name))
             }
             sessions[old]?.name = nil
-            online[name]?.removeAll { $0 == old }
+            setOnline(name, (online[name] ?? []).filter { $0 != old })
             drop(old)
         }
         sessions[connection]?.name = name
         sessions[connection]?.key = body.key
         sessions[connection]?.device = device
-        online[name, default: []].append(connection)
+        setOnline(name, (online[name] ?? []) + [connection])
+        session.handle.gate.chatName = name
         let seconds = Double(configuration.heartbeat.components.seconds) + Double(configuration.heartbeat.components.attoseconds) / 1e18
         var welcome = WelcomeBody(name: name, key: body.key, heartbeat: seconds, iceServers: iceServers(name, session.handle))
         welcome.owner = device?.owner
         welcome.endorsement = device?.endorsement
+        welcome.nodeKey = configuration.nodeIdentity?.publicKeyBase64
         session.handle.send(nodeMessage(to: name, .welcome(welcome), id: id))
         logger.info("login", metadata: ["name": "\(name)", "connection": "\(connection)"])
         if !wasOnline {

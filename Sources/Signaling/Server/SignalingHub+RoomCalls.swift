@@ -22,6 +22,9 @@ struct RoomCall {
     let kind: CallKind
     /// In the order they joined; the starter first.
     var participants: [Participant]
+    /// Whether the call runs through this node's forwarder (docs/protocol.md "Room calls",
+    /// *Forwarded mode*). Once forwarded it stays so until it ends.
+    var forwarded = false
 
     func index(of name: String) -> Int? { participants.firstIndex { $0.name == name } }
 }
@@ -133,8 +136,18 @@ extension SignalingHub {
             // A reconnect, or another device of the name: it takes the name's place.
             call.participants[index] = participant
         } else {
-            guard call.participants.count < configuration.roomCallMeshLimit else {
-                refuse(.storeFull, "call \(call.id) in \(room) has \(call.participants.count) participants, the most a peer-to-peer room call takes (--room-call-mesh-limit); forwarding for larger calls is not built yet")
+            if call.participants.count >= configuration.roomCallMeshLimit, !call.forwarded, configuration.forwarder, configuration.nodeIdentity != nil {
+                // Past the peer-to-peer limit the call moves to this node's forwarder, and stays
+                // there: moving back at a leave would cost every participant n−1 new setups.
+                call.forwarded = true
+                logger.info("room call forwarded", metadata: ["room": "\(room)", "call": "\(call.id)", "participants": "\(call.participants.count + 1)"])
+            }
+            let limit = call.forwarded ? configuration.forwardedCallLimit : configuration.roomCallMeshLimit
+            guard call.participants.count < limit else {
+                let why = call.forwarded ? "the most this node's forwarder takes in one call"
+                    : configuration.forwarder ? "the most a room call takes here"
+                    : "the most a peer-to-peer room call takes (--room-call-mesh-limit); this node runs no forwarder (--forwarder) for larger calls"
+                refuse(.storeFull, "call \(call.id) in \(room) has \(call.participants.count) participants, \(why)")
                 return nil
             }
             call.participants.append(participant)
@@ -172,8 +185,19 @@ extension SignalingHub {
 
     func state(of call: RoomCall, in room: String, event: RoomCallEvent, member: String, ring: Int? = nil) -> RoomCallStateBody {
         RoomCallStateBody(room: room, call: call.id, kind: call.kind, event: event, member: member,
-                          participants: call.participants.map(\.body), ring: ring, limit: configuration.roomCallMeshLimit,
-                          addresses: call.participants.map(\.name))
+                          participants: call.participants.map(\.body), ring: ring,
+                          limit: call.forwarded ? configuration.forwardedCallLimit : configuration.roomCallMeshLimit,
+                          addresses: call.participants.map(\.name), forwarder: forwarderAssignment(for: call, in: room))
+    }
+
+    /// The signed word that `call` runs through this node's forwarder (docs/protocol.md "Room
+    /// calls", *Forwarded mode*), signed anew for each state: it expires an hour later.
+    func forwarderAssignment(for call: RoomCall, in room: String) -> SignedBody? {
+        guard call.forwarded, let identity = configuration.nodeIdentity else { return nil }
+        let ts = Date().timeIntervalSince1970
+        return ForwarderSigning.sign(ForwarderAssignment(room: room, call: call.id, forwarder: ForwarderAssignment.forwarderName,
+                                                         key: identity.publicKeyBase64, ts: ts, expires: ts + ForwarderAssignment.maxLifetime),
+                                     with: identity)
     }
 
     /// Sends `state` to every online member of the room here, on every device (so a member is
@@ -233,6 +257,12 @@ extension SignalingHub {
         }
         guard let call = roomCalls[local.name], call.id == roomCall else {
             return "no room call \(roomCall.prefix(64)) runs in \(local.name)"
+        }
+        // A participant's call to this node's forwarder: only while the call is forwarded.
+        if callee == ForwarderAssignment.forwarderName {
+            guard call.forwarded else { return "room call \(call.id) of \(local.name) is not forwarded" }
+            guard call.index(of: caller) != nil else { return "\(caller.prefix(80)) is not in room call \(call.id) of \(local.name); join it first" }
+            return nil
         }
         for party in [caller, callee] where call.index(of: party) == nil {
             return "\(party.prefix(80)) is not in room call \(call.id) of \(local.name); join it first"

@@ -13,10 +13,8 @@ public actor SignalingHub {
         var key: String?
         /// The nonce the next `login` must sign; replaced after every attempt.
         var nonce: String
-        var lastSeen: ContinuousClock.Instant
         /// When the connection opened: it must log in (or link) within `loginTimeout`.
         var opened: ContinuousClock.Instant
-        var limiter: RateLimiter
         var watching: Set<String> = []
         /// The other node's address when this connection is a node link.
         var node: String?
@@ -50,6 +48,8 @@ public actor SignalingHub {
     var sessions: [Int: Session] = [:]
     /// Logged-in name → its connections, one per key (several devices, docs/protocol.md "Devices").
     var online: [String: [Int]] = [:]
+    /// The same as handles, for the chat fast path; changed only through ``setOnline(_:_:)``.
+    let routes = ChatRoutes()
     /// Link codes and the claims of new devices (Devices/DeviceLinking.swift).
     var deviceLinking: DeviceLinking
     /// Which connection speaks for a name in a call (SignalingHub+Devices.swift), bounded.
@@ -134,10 +134,10 @@ public actor SignalingHub {
 
     private func open(hostHint: String?, remoteIP: String?, sink: ConnectionHandle.Sink, silent: Bool) -> ConnectionHandle {
         nextConnectionID += 1
-        let handle = ConnectionHandle(id: nextConnectionID, hostHint: hostHint, remoteIP: remoteIP, sink: sink)
+        let gate = ConnectionGate(limiter: RateLimiter(rate: configuration.rate, burst: configuration.burst, now: now()), now: now())
+        let handle = ConnectionHandle(id: nextConnectionID, hostHint: hostHint, remoteIP: remoteIP, sink: sink, gate: gate)
         let nonce = Self.makeNonce()
-        sessions[handle.id] = Session(handle: handle, nonce: nonce, lastSeen: now(), opened: now(),
-                                      limiter: RateLimiter(rate: configuration.rate, burst: configuration.burst, now: now()))
+        sessions[handle.id] = Session(handle: handle, nonce: nonce, opened: now())
         if !silent { handle.send(nodeMessage(to: "", .challenge(ChallengeBody(nonce: nonce)))) }
         return handle
     }
@@ -151,11 +151,8 @@ public actor SignalingHub {
 
     /// ``receive(_:on:)`` on the actor: the write the frame started, if any.
     private func receiveFrame(_ text: String, on connection: Int) async -> PendingWrite? {
-        guard var session = sessions[connection] else { return nil }
-        session.lastSeen = now()
-        let allowed = session.limiter.allow(now: session.lastSeen)
-        sessions[connection] = session
-        guard allowed else {
+        guard let session = sessions[connection] else { return nil }
+        guard session.handle.gate.admit(now: now()) else {
             logLimited(.warning, "connection over its rate limit: frames dropped", kind: "rate", connection: connection,
                        metadata: ["node": "\(session.node ?? "-")", "name": "\(session.name ?? "-")"])
             session.handle.send(errorMessage(SignalingError(.rateLimited, "more than \(Int(configuration.rate)) frames/s (burst \(Int(configuration.burst))); this frame was dropped",
@@ -176,7 +173,7 @@ public actor SignalingHub {
     /// A binary frame: protocol v1 has none.
     public func receiveBinary(on connection: Int) {
         guard let session = sessions[connection] else { return }
-        sessions[connection]?.lastSeen = now()
+        session.handle.gate.touch(now: now())
         session.handle.send(errorMessage(SignalingError(.badFrame, "binary frames are not part of meshnode.v1; send JSON text frames"), to: session.name))
     }
 
@@ -194,7 +191,7 @@ public actor SignalingHub {
     /// ``sweep()`` as of `now`.
     public func sweep(now: ContinuousClock.Instant) {
         let limit = configuration.heartbeat * 3 / 2
-        for (id, session) in sessions where now - session.lastSeen > limit {
+        for (id, session) in sessions where now - session.handle.gate.lastSeen > limit {
             logger.info("dropping silent connection", metadata: ["connection": "\(id)", "name": "\(session.name ?? "-")"])
             drop(id)
         }
@@ -229,6 +226,8 @@ public actor SignalingHub {
     /// Forgets a connection, closes it, and announces its name offline if it was the one online.
     func drop(_ connection: Int) {
         guard let session = sessions.removeValue(forKey: connection) else { return }
+        // No more chat on the fast path from here on (SignalingHub+FastChat.swift).
+        session.handle.gate.chatName = nil
         session.handle.close()
         dialbacksServed[connection] = nil
         forgetLink(connection)
@@ -239,7 +238,7 @@ public actor SignalingHub {
         forgetDevice(connection)
         if let name = session.name, let devices = online[name], devices.contains(connection) {
             let rest = devices.filter { $0 != connection }
-            online[name] = rest.isEmpty ? nil : rest
+            setOnline(name, rest)
             // The name stays online while another of its devices is.
             if rest.isEmpty {
                 publishPresence(name: name, status: .offline, key: session.device?.owner ?? session.key)
@@ -321,7 +320,7 @@ public actor SignalingHub {
 
     /// An address as this node files it: a bare name for a local peer (also when written
     /// `name@<this node>`), `name@host:port` for a peer at another node; nil when invalid.
-    func normalise(_ address: String) -> String? {
+    nonisolated func normalise(_ address: String) -> String? {
         guard let parsed = Address.parse(address) else { return nil }
         // Any of this node's own addresses (its public host, a bind address) is this node.
         guard let node = parsed.node, node != configuration.nodeAddress, !configuration.authorities.contains(node) else { return parsed.name }

@@ -220,12 +220,18 @@ public final class SignalingStore: Sendable {
         let (cached, generation) = keys.withLock { ($0.keys[name], $0.generation) }
         if let cached { return cached }
         guard let key = try await storedKey(of: name) else { return nil }
+        remember(name: name, key: key, generation: generation)
+        return key
+    }
+
+    /// Caches a binding read or made when the cache was at `generation`, unless bindings were
+    /// forgotten since (the read may be older than the forgetting).
+    private func remember(name: String, key: String, generation: Int) {
         keys.withLock { cache in
             guard cache.generation == generation else { return }
             if cache.keys.count >= Self.keyCacheLimit { cache.keys.removeAll(keepingCapacity: true) }
             cache.keys[name] = key
         }
-        return key
     }
 
     /// The key bound to `name` when the cache has it; nil means "ask ``key(of:)``", not "unbound".
@@ -248,7 +254,11 @@ public final class SignalingStore: Sendable {
     /// new name when the store holds `limits.names` already. A login with the bound key marks
     /// the name as used now (unused names expire, see ``prune(olderThan:now:)``).
     public func bind(name: String, key: String) async throws(SignalingError) -> String {
-        try await writer.write { [self] db throws(SignalingError) -> String in
+        // The binding goes into the key cache too: the chat fast path takes a chat only to a
+        // name whose key is cached (SignalingHub+FastChat.swift), and a login is where a name
+        // shows up first.
+        let generation = keys.withLock { $0.generation }
+        let bound = try await writer.write { [self] db throws(SignalingError) -> String in
             let now = Date().timeIntervalSince1970
             if let bound = try Self.storedKey(of: name, db) {
                 if bound == key { try db.run("UPDATE bindings SET seen = ? WHERE name = ?", [.float(now), .text(name)]) }
@@ -263,6 +273,8 @@ public final class SignalingStore: Sendable {
             }
             return bound
         }
+        remember(name: name, key: bound, generation: generation)
+        return bound
     }
 
     // MARK: - Rooms

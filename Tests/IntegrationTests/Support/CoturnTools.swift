@@ -55,6 +55,10 @@ enum CoturnTools {
         var sent: Int
         var received: Int
         var lost: Int
+        /// Application bytes uclient sent and received (its own `tot_send_bytes`,
+        /// `tot_recv_bytes`): on an RFC 6062 relay, the byte stream's own measure of loss.
+        var sentBytes: Int
+        var receivedBytes: Int
         var output: String
     }
 
@@ -83,9 +87,10 @@ enum CoturnTools {
             return Int(text[range].split(whereSeparator: { !$0.isNumber }).last.map(String.init) ?? "")
         }
         guard let sent = last("tot_send_msgs=[0-9]+"), let received = last("tot_recv_msgs=[0-9]+"),
-              let lost = last("Total lost packets [0-9]+") else {
+              let lost = last("Total lost packets [0-9]+"),
+              let sentBytes = last("tot_send_bytes ~ [0-9]+"), let receivedBytes = last("tot_recv_bytes ~ [0-9]+") else {
             throw TestFailure("turnutils_uclient (exit \(status ?? -1)) printed no totals:\n\(text.suffix(3000))")
         }
-        return UClientReport(sent: sent, received: received, lost: lost, output: text)
+        return UClientReport(sent: sent, received: received, lost: lost, sentBytes: sentBytes, receivedBytes: receivedBytes, output: text)
     }
 }

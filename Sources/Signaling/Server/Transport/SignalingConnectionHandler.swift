@@ -4,12 +4,14 @@ import NIOWebSocket
 
 /// One signaling WebSocket connection on plain SwiftNIO, after the upgrade (issue 17): the
 /// last handler of the connection's pipeline, behind NIOWebSocket's frame decoder and
-/// `NIOWebSocketFrameAggregator`. It keeps no task while the connection is idle: each text
-/// frame goes to the hub in a short task of its own (one at a time, so the order holds), and
-/// the hub's frames come back through ``ChannelOutput`` onto the event loop. Frames that
-/// arrive while the hub is busy with earlier ones go to it together in the next task.
+/// `NIOWebSocketFrameAggregator`. It keeps no task while the connection is idle. A chat to a
+/// peer of this node and a recipient's ack take the hub's fast path here on the event loop
+/// (SignalingHub+FastChat.swift: no task, no actor); any other text frame goes to the hub in a
+/// short task of its own. One frame at a time either way, so the order holds; the hub's frames
+/// come back through ``ChannelOutput`` onto the event loop. Frames that arrive while the hub is
+/// busy with earlier ones go to it together in the next task.
 ///
-/// The state is a few words: the hub's connection id, the frames waiting for the hub (at most
+/// The state is a few words: the hub's handle of the connection, the frames waiting (at most
 /// ``maxWaiting``; beyond that the socket is not read, which is TCP's back-pressure on the
 /// client), and where the close handshake stands.
 final class SignalingConnectionHandler: ChannelDuplexHandler {
@@ -42,8 +44,9 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
 
     private let role: Role
     private var context: ChannelHandlerContext?
-    /// The hub's id for this connection, once `hub.open` has returned.
-    private var connection: Int?
+    /// The hub's handle of this connection, once `hub.open` has returned; dropped when the
+    /// channel goes (it leads back to this handler through ``ChannelOutput``).
+    private var connection: ConnectionHandle?
     /// A frame is with the hub (or the connection is being opened): the next waits.
     private var busy = true
     private var waiting: [Waiting] = []
@@ -79,17 +82,17 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
             let output = ChannelOutput(handler: bound, eventLoop: loop)
             Task {
                 let handle = await hub.open(hostHint: hostHint, remoteIP: remoteIP, output: output)
-                loop.execute { bound.value.opened(handle.id) }
+                loop.execute { bound.value.opened(handle) }
             }
         }
     }
 
-    private func opened(_ id: Int) {
-        connection = id
+    private func opened(_ handle: ConnectionHandle) {
         if inactive {
-            if case .serve(let hub, _, _, _) = role { Task { await hub.closed(id) } }
+            if case .serve(let hub, _, _, _) = role { Task { await hub.closed(handle.id) } }
             return
         }
+        connection = handle
         busy = false
         pump()
     }
@@ -131,14 +134,24 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
 
     /// Hands the waiting frames to the hub when none is with it.
     private func pump() {
-        guard !busy, let id = connection, !waiting.isEmpty, case .serve(let hub, _, _, _) = role, let context else { return }
+        guard !busy, let connection, !waiting.isEmpty, case .serve(let hub, _, _, _) = role, let context else { return }
+        let id = connection.id
         busy = true
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        // The fast path takes the first frame if it is a chat or an ack it handles; the next
+        // waits until its write is answered (one write in flight per connection, as on the
+        // hub's path, so answers keep the frames' order).
+        if case .text(let text) = waiting[0],
+           hub.receiveFast(text, on: connection, answered: { reply in loop.execute { bound.value.answered(reply) } }) {
+            waiting.removeFirst()
+            resumeReading(context: context)
+            return
+        }
         // All that waits, in one task: under load one hop to the hub and one back per batch,
         // not per frame. The frames stay in order: the hub takes them one after the other.
         let batch = waiting
         waiting.removeAll()
-        let loop = context.eventLoop
-        let bound = NIOLoopBound(self, eventLoop: loop)
         // A short task, not one per connection: the hub's async frames (tens of KB deep in
         // login or chat) live in this task's allocator and go when it ends (issue 17).
         Task {
@@ -150,6 +163,10 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
             }
             loop.execute { bound.value.handled() }
         }
+        resumeReading(context: context)
+    }
+
+    private func resumeReading(context: ChannelHandlerContext) {
         if readHeld, waiting.count < Self.maxWaiting {
             readHeld = false
             context.read()
@@ -159,6 +176,13 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
     private func handled() {
         busy = false
         pump()
+    }
+
+    /// The fast path's write was answered: its reply (an `ack` or an `error`) goes out, and
+    /// the next frame may go.
+    private func answered(_ reply: String?) {
+        if let reply { send(text: reply) }
+        handled()
     }
 
     func read(context: ChannelHandlerContext) {
@@ -176,7 +200,11 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
         if case .serve(let hub, let drain, _, _) = role {
             if let drainToken { drain.forget(drainToken) }
             drain.closed()
-            if let id = connection { Task { await hub.closed(id) } }
+            if let connection {
+                let id = connection.id
+                Task { await hub.closed(id) }
+            }
+            connection = nil
         }
         context.fireChannelInactive()
     }

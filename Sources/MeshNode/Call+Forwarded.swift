@@ -1,0 +1,133 @@
+import Foundation
+import Media
+import MeshCore
+import NIOCore
+import SDP
+import Synchronization
+
+/// The streams a participant of a forwarded room call receives from the forwarder (docs/protocol.md
+/// "Room calls", *Forwarded mode*): one receive-only ``MediaEngine`` per other participant (its
+/// own VP8 and Opus decoders), fed by the SSRCs the forwarder's signed offers announced.
+///
+/// Readable from the transport's receive task without the call's actor: the table is behind a
+/// mutex, and a packet of an SSRC it does not hold is dropped (the forwarder may send only what
+/// it offered).
+final class ForwardedReceivers: Sendable {
+    private struct State {
+        var engines: [String: MediaEngine] = [:]
+        var bySSRC: [UInt32: MediaEngine] = [:]
+        var finals: [String: MediaSessionStatistics] = [:]
+    }
+    private let state = Mutex(State())
+
+    /// The most senders a participant decodes (the forwarder's bound of participants, less itself).
+    static let maxSenders = 19
+
+    /// The engine of the RTP packet's SSRC, if the forwarder offered it.
+    func engine(forRTP packet: ByteBuffer) -> MediaEngine? {
+        guard let ssrc = packet.getInteger(at: packet.readerIndex + 8, as: UInt32.self) else { return nil }
+        return state.withLock { $0.bySSRC[ssrc] }
+    }
+
+    /// Every receiving engine (RTCP goes to each: a sender report names its own SSRC).
+    var engines: [MediaEngine] { state.withLock { Array($0.engines.values) } }
+
+    /// The engine receiving `sender`, if there is one.
+    func engine(of sender: String) -> MediaEngine? { state.withLock { $0.engines[sender] } }
+
+    /// Whether another sender may be added.
+    var isFull: Bool { state.withLock { $0.engines.count >= Self.maxSenders } }
+
+    func add(_ engine: MediaEngine, for sender: String) { state.withLock { $0.engines[sender] = engine } }
+
+    func route(_ ssrcs: [UInt32], to engine: MediaEngine) {
+        state.withLock { state in for ssrc in ssrcs { state.bySSRC[ssrc] = engine } }
+    }
+
+    /// The statistics of each sender now (or at the end), by sender.
+    var statistics: [String: MediaSessionStatistics] {
+        state.withLock { state in
+            var result = state.finals
+            for (sender, engine) in state.engines where result[sender] == nil { result[sender] = engine.statistics }
+            return result
+        }
+    }
+
+    /// Stops every engine and keeps their last statistics.
+    func stop() async {
+        let engines = state.withLock { state in
+            let engines = state.engines
+            state.engines = [:]
+            state.bySSRC = [:]
+            return engines
+        }
+        for (sender, engine) in engines {
+            let final = await engine.stop()
+            state.withLock { $0.finals[sender] = final }
+        }
+    }
+}
+
+/// What a participant of a forwarded call decoded of one other participant (`meshnode call
+/// '#room' --json`, docs/calls.md).
+public struct ForwardedReception: Codable, Sendable {
+    /// The sender, as the forwarder names it (its `msid` stream id).
+    public var from: String
+    public var streams: [MediaSessionStatistics.Stream]
+}
+
+extension Call {
+    /// A forwarder's subsequent offer answered (``answerRenegotiation(_:)``): each new `sendonly`
+    /// section is received, grouped by its `msid` stream id (the other participant), in that
+    /// participant's engine (one VP8 and one Opus decoder), started at its first section.
+    func receiveForwardedStreams(offer: SessionDescription, negotiated: [NegotiatedStream]) -> [String] {
+        guard let transport else { return [] }
+        var added: [String] = []
+        for stream in negotiated where stream.receives {
+            guard let mid = stream.mid, let section = offer.media.first(where: { $0.mid == mid }),
+                  let sender = Self.streamID(of: section) else { continue }
+            let ssrcs = section.ssrcs
+            if let engine = forwardedReceivers.engine(of: sender) {
+                engine.startReceiving(stream)
+                forwardedReceivers.route(ssrcs, to: engine)
+                continue
+            }
+            guard !forwardedReceivers.isFull else {
+                logger.notice("call \(id): more than \(ForwardedReceivers.maxSenders) senders offered; \(sender) is not decoded")
+                continue
+            }
+            let engine = MediaEngine(configuration: .init(
+                streams: [stream], video: nil, audio: nil, recordDirectory: options.recordDirectory,
+                recordPrefix: "\(Self.fileSafe(sender))-\(Self.fileName(ofCallID: id))-",
+                audioSSRC: UInt32.random(in: 1...UInt32.max), videoSSRC: UInt32.random(in: 1...UInt32.max),
+                rtxSSRC: UInt32.random(in: 1...UInt32.max), cname: streamID)) { outgoing in
+                // A receiving engine sends only feedback and reports (RFC 4585) for its streams.
+                if case .rtcp(let packet) = outgoing { try? transport.sendRTCP(packet) }
+            }
+            do {
+                try engine.start()
+            } catch {
+                logger.warning("call \(id): no decoder for \(sender): \(error.errorReason)")
+                continue
+            }
+            forwardedReceivers.add(engine, for: sender)
+            forwardedReceivers.route(ssrcs, to: engine)
+            added.append(sender)
+        }
+        return added
+    }
+
+    /// The `msid` stream id of a section, else the CNAME of its first `a=ssrc`.
+    static func streamID(of section: MediaDescription) -> String? {
+        for attribute in section.attributes {
+            if case .msid(let msid) = attribute, msid.streamID != "-" { return String(msid.streamID.prefix(200)) }
+        }
+        for attribute in section.attributes {
+            if case .ssrc(let source) = attribute, source.attribute == "cname", let value = source.value { return String(value.prefix(200)) }
+        }
+        return nil
+    }
+
+    /// What this participant decoded of each other participant, by sender.
+    public var forwardedStatistics: [String: MediaSessionStatistics] { forwardedReceivers.statistics }
+}

@@ -1,0 +1,270 @@
+import Foundation
+import ICE
+import Logging
+import Media
+import MeshCore
+import NIOCore
+import SDP
+import DTLSSRTP
+import Signaling
+
+/// The forwarder's side of one participant's call to it (docs/protocol.md "Room calls",
+/// *Forwarded mode*): its own ICE agent (controlled, with the node's STUN/TURN, as a peer's),
+/// DTLS-SRTP as client, the participant's streams handed to the ``ForwardedCall``, and the
+/// subsequent offers that add every other participant's streams at each join and leave.
+///
+/// The participant is the caller and offers first; the forwarder answers receive-only. After
+/// that only the forwarder offers (one offer outstanding at a time, RFC 8829 §5.2.2): sections
+/// are appended for new streams and a leaver's are set to port 0 (RFC 3264 §8.2), never removed
+/// or reordered.
+actor ForwardedSession {
+    /// The call-setup id of the participant's call to the forwarder.
+    nonisolated let id: String
+    /// The participant's address as the forwarder's client files it, and the key its call is bound to.
+    nonisolated let participant: String
+    nonisolated let key: String
+    nonisolated let forwarded: ForwardedCall
+    private let client: SignalingClient
+    private let iceServers: [ICEServer]
+    private let localAddresses: [String]
+    private let logger: Logger
+    private let certificate: DTLSCertificate
+    private let sessionID = UInt64.random(in: 1...0x3FFF_FFFF_FFFF_FFFF)
+    private var sessionVersion = 1
+    private var agent: ICEAgent?
+    private var agentEvents: AsyncStream<ICEAgentEvent>.Continuation?
+    private var transport: DTLSSRTPTransport?
+    private var firstMid = "0"
+    /// The streams offered to the participant after its own two sections, in order; indices of
+    /// those of participants who left (offered with port 0 since).
+    private var offered: [JSEPOffer.ForwardedStream] = []
+    private var withdrawn: Set<Int> = []
+    private var bound: Set<UInt32> = []
+    /// The offer waiting for its answer, and whether another change came meanwhile.
+    private var outstanding: SessionDescription?
+    private var changedMeanwhile = false
+    private var tasks: [Task<Void, Never>] = []
+    private(set) var ended = false
+    private var endWaiters: [CheckedContinuation<Void, Never>] = []
+
+    /// How long an offer waits for its answer before the forwarder gives up on it (the
+    /// participant keeps the streams it had) and offers again if something changed.
+    static let answerTimeout: Duration = .seconds(5)
+
+    init(id: String, participant: String, key: String, forwarded: ForwardedCall, client: SignalingClient, iceServers: [ICEServer],
+         localAddresses: [String], logger: Logger) throws {
+        self.localAddresses = localAddresses
+        self.id = id
+        self.participant = participant
+        self.key = key
+        self.forwarded = forwarded
+        self.client = client
+        self.iceServers = iceServers
+        self.logger = logger
+        certificate = try DTLSCertificate(commonName: "meshnode-forwarder")
+    }
+
+    /// Waits until the session ended (hang-up, DTLS closed, ICE failed).
+    func waitUntilEnded() async {
+        if ended { return }
+        await withCheckedContinuation { endWaiters.append($0) }
+    }
+
+    /// A verified call-setup message from the participant (the caller bound it by address and key).
+    func handle(_ payload: CallPayload) async {
+        guard !ended else { return }
+        switch payload.type {
+        case .sdp:
+            guard let text = payload.sdp else { return }
+            do {
+                if payload.sdpType == "offer" {
+                    if agent == nil {
+                        try await answerFirstOffer(text)
+                    } else {
+                        // An ICE restart or a renegotiation from the participant: not taken yet; its
+                        // path stays, and a participant whose path died calls again.
+                        logger.notice("forwarded call \(forwarded.id): a later offer from \(participant) was not answered")
+                    }
+                } else if payload.sdpType == "answer" {
+                    try await applyAnswer(text)
+                }
+            } catch {
+                logger.warning("forwarded call \(forwarded.id): \(participant)'s SDP failed: \(error.errorReason)")
+                await end(reason: "its SDP failed: \(error.errorReason)", tell: true)
+            }
+        case .candidate:
+            guard let candidate = payload.candidate, let agent else { return }
+            if candidate.candidate.isEmpty {
+                try? await agent.endOfRemoteCandidates()
+            } else {
+                try? await agent.addRemoteCandidate(sdp: candidate.candidate)
+            }
+        case .hangup, .cancel:
+            await end(reason: "\(participant) hung up", tell: false)
+        default:
+            break
+        }
+    }
+
+    /// The participant's first offer: the forwarder answers its sections receive-only (RFC 3264
+    /// §6.1), as DTLS client (`a=setup:active`), and hands its streams to the core.
+    private func answerFirstOffer(_ text: String) async throws {
+        let offer = try SessionDescription(parsing: text)
+        let remote = try SDPTransportParameters(offer)
+        let configuration = ICEServerSettings.agentConfiguration(servers: iceServers, role: .controlled, localAddresses: localAddresses, relayOnly: false)
+        let agent = try await ICEAgent(configuration: configuration, logger: logger)
+        self.agent = agent
+        let (events, continuation) = AsyncStream.makeStream(of: ICEAgentEvent.self)
+        agentEvents = continuation
+        firstMid = offer.media.first?.mid ?? "0"
+        tasks.append(Task { [weak self] in
+            for await event in agent.events {
+                continuation.yield(event)
+                if case .dataReceived = event { continue }
+                await self?.iceEvent(event)
+            }
+            continuation.finish()
+        })
+        try await agent.setRemoteCredentials(ICECredentials(ufrag: remote.iceUsernameFragment, password: remote.icePassword))
+        for candidate in remote.candidates { try? await agent.addRemoteCandidate(sdp: "candidate:\(candidate)") }
+        if remote.gatheringDone { try? await agent.endOfRemoteCandidates() }
+        let credentials = try await agent.localCredentials()
+        var answer = try JSEPAnswer.make(offer: offer, local: .init(
+            iceUsernameFragment: credentials.ufrag, icePassword: credentials.password, fingerprint: certificate.fingerprint,
+            setup: .active, cname: "forwarder", streamID: "forwarder", sending: [:], sessionID: sessionID))
+        answer.origin.sessionVersion = String(sessionVersion)
+        sessionVersion += 1
+        let negotiated = try NegotiatedStream.fromAnswering(offer: offer, answer: answer)
+        // The participant's own sections, as the forwarder receives them: the sources the core
+        // takes packets of, by the SSRCs the signed offer announced (nothing else passes).
+        let sources = negotiated.compactMap { stream -> ForwardedSource? in
+            guard stream.receives, let kind = ForwardedSource.Kind(rawValue: stream.kind), let ssrc = stream.remoteSSRCs.first else { return nil }
+            let rtx = stream.rtxPayloadType.flatMap { pt in stream.remoteSSRCs.dropFirst().first.map { ForwardedSource.Retransmission(payloadType: pt, ssrc: $0) } }
+            return ForwardedSource(kind: kind, ssrc: ssrc, payloadType: stream.payloadType, retransmission: rtx)
+        }
+        let audioLevel = offer.media.first { $0.kind == "audio" }?.extensionMaps.first { $0.uri == RTPHeaderExtensionURI.audioLevel }
+            .flatMap { UInt8(exactly: $0.id) }
+        let extensions = ForwardingExtensionIDs(audioLevel: audioLevel, transportWideCC: negotiated.compactMap(\.transportCCExtensionID).first)
+        try await signal(.sdp, sdpType: "answer", sdp: answer.serialized)
+        try await agent.gather()
+        let role = try DTLSRole(local: .active, remote: remote.setup)
+        let path = ICEDatagramPath(agent: agent)
+        let transport = try DTLSSRTPTransport(path: path, events: path.datagramEvents(from: events), configuration: .init(
+            certificate: certificate, role: role, remoteFingerprint: remote.fingerprint))
+        self.transport = transport
+        try await forwarded.add(participant, transport: transport, sources: sources, extensions: extensions)
+        transport.start()
+        logger.info("forwarded call \(forwarded.id): \(participant) answered with \(sources.count) source(s)")
+    }
+
+    private func iceEvent(_ event: ICEAgentEvent) async {
+        switch event {
+        case .localCandidate(let candidate):
+            let info = CandidateInfo(candidate: candidate.sdp, sdpMid: firstMid, sdpMLineIndex: 0)
+            try? await signal(.candidate, candidate: info)
+        case .gatheringDone:
+            try? await signal(.candidate, candidate: CandidateInfo(candidate: "", sdpMid: firstMid, sdpMLineIndex: 0))
+        case .stateChanged(let state) where state == .failed:
+            await end(reason: "ICE failed", tell: true)
+        default:
+            break
+        }
+    }
+
+    /// Offers the participant what the core sends it now: new streams appended, those of
+    /// participants who left withdrawn. One offer at a time; a change meanwhile is offered
+    /// after the answer (or the timeout).
+    func renegotiate() async {
+        guard !ended, let agent else { return }
+        if outstanding != nil {
+            changedMeanwhile = true
+            return
+        }
+        let current = await forwarded.outgoingStreams(to: participant)
+        let currentSSRCs = Set(current.map(\.ssrc))
+        var changed = false
+        for stream in current where !offered.contains(where: { $0.ssrc == stream.ssrc }) {
+            offered.append(.init(kind: stream.kind.rawValue, ssrc: stream.ssrc, retransmissionSSRC: stream.retransmissionSSRC, streamID: stream.from))
+            changed = true
+        }
+        for (index, stream) in offered.enumerated() where !currentSSRCs.contains(stream.ssrc) && !withdrawn.contains(index) {
+            withdrawn.insert(index)
+            changed = true
+        }
+        guard changed else { return }
+        do {
+            let credentials = try await agent.localCredentials()
+            var offer = try JSEPOffer.makeForwarded(
+                local: .init(iceUsernameFragment: credentials.ufrag, icePassword: credentials.password, fingerprint: certificate.fingerprint,
+                             cname: "forwarder", streamID: "forwarder", kinds: [], sending: [:], sessionID: sessionID, sessionVersion: sessionVersion),
+                forwarded: offered)
+            for index in withdrawn where index + 2 < offer.media.count { offer.media[index + 2].port = 0 }
+            sessionVersion += 1
+            outstanding = offer
+            let version = sessionVersion
+            try await signal(.sdp, sdpType: "offer", sdp: offer.serialized)
+            tasks.append(Task { [weak self] in
+                try? await Task.sleep(for: Self.answerTimeout)
+                await self?.answerTimedOut(version: version)
+            })
+        } catch {
+            outstanding = nil
+            logger.warning("forwarded call \(forwarded.id): no offer to \(participant): \(error.errorReason)")
+        }
+    }
+
+    private func answerTimedOut(version: Int) async {
+        guard outstanding != nil, sessionVersion == version else { return }
+        logger.notice("forwarded call \(forwarded.id): \(participant) did not answer the offer within \(Self.answerTimeout)")
+        outstanding = nil
+        if changedMeanwhile {
+            changedMeanwhile = false
+            await renegotiate()
+        }
+    }
+
+    /// The participant's answer to a subsequent offer: each stream whose section it accepted is
+    /// bound (its packets flow from now on; a video stream asks its source for a key frame).
+    private func applyAnswer(_ text: String) async throws {
+        guard let offer = outstanding else { return }
+        outstanding = nil
+        let answer = try SessionDescription(parsing: text)
+        let negotiated = try NegotiatedStream.fromOffering(offer: offer, answer: answer)
+        let byMid = Dictionary(negotiated.compactMap { stream in stream.mid.map { ($0, stream) } }, uniquingKeysWith: { first, _ in first })
+        var added = 0
+        for (index, stream) in offered.enumerated() where !withdrawn.contains(index) && !bound.contains(stream.ssrc) {
+            guard let section = byMid[String(index + 2)], section.sends else { continue }
+            do {
+                try await forwarded.bind(participant, ssrc: stream.ssrc, ForwardingBinding(
+                    mid: String(index + 2), payloadType: section.payloadType, retransmissionPayloadType: section.rtxPayloadType))
+                bound.insert(stream.ssrc)
+                added += 1
+            } catch {
+                logger.notice("forwarded call \(forwarded.id): stream \(stream.ssrc) to \(participant) not bound: \(error.errorReason)")
+            }
+        }
+        logger.info("forwarded call \(forwarded.id): \(participant) accepted \(added) new stream(s)")
+        if changedMeanwhile {
+            changedMeanwhile = false
+            await renegotiate()
+        }
+    }
+
+    /// Ends the session: out of the core, the agent closed; `tell` sends the participant a hang-up.
+    func end(reason: String, tell: Bool) async {
+        guard !ended else { return }
+        ended = true
+        if tell { try? await client.callSetup(.hangup, to: participant, call: id, reason: reason) }
+        await forwarded.remove(participant, reason: reason)
+        for task in tasks { task.cancel() }
+        agentEvents?.finish()
+        if let agent { Task { await agent.close() } }
+        let waiters = endWaiters
+        endWaiters = []
+        for waiter in waiters { waiter.resume() }
+    }
+
+    private func signal(_ type: CallSetupType, sdpType: String? = nil, sdp: String? = nil, candidate: CandidateInfo? = nil) async throws {
+        try await client.callSetup(type, to: participant, call: id, sdpType: sdpType, sdp: sdp, candidate: candidate)
+    }
+}

@@ -1,0 +1,69 @@
+import Media
+import RTP
+
+/// The forwarder's own feedback on one participant's uplink: the forwarder is the receiver of
+/// what a participant sends, so it sends what a receiver sends (the core ends the reports other
+/// participants make of their own hop, docs/rooms.md "The forwarding core"):
+///
+/// - transport-cc feedback every 100 ms (draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1),
+///   from which the participant's rate control estimates its uplink;
+/// - a receiver report every second (RFC 3550 §6.4.2) with a block per source — loss, jitter and
+///   LSR/DLSR for its round-trip time — which also keeps its liveness watch fed while it is alone.
+struct UplinkFeedback {
+    /// The forwarder's SSRC as the reporter (one per participant, never a stream's).
+    let reporterSSRC = UInt32.random(in: 1...UInt32.max)
+    private let transportCCExtensionID: UInt8?
+    /// Clock rate of each source SSRC the participant declared (RTX streams are not reported).
+    private let clockRates: [UInt32: Int]
+    private var receptions: [UInt32: ReceptionStatistics] = [:]
+    private var transportFeedback: TransportFeedbackGenerator?
+    private var lastFeedback: Duration = .zero
+    private var lastReport: Duration = .zero
+
+    static let feedbackInterval: Duration = .milliseconds(100)
+    static let reportInterval: Duration = .seconds(1)
+
+    init(sources: [ForwardedSource], extensions: ForwardingExtensionIDs) {
+        transportCCExtensionID = extensions.transportWideCC
+        clockRates = Dictionary(sources.map { ($0.ssrc, $0.kind == .audio ? 48_000 : 90_000) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// An RTP packet from the participant (before the core checks it: what arrived is what the
+    /// uplink carried; only declared SSRCs are counted).
+    mutating func received(_ packet: RTPPacket, now: Duration) {
+        if let id = transportCCExtensionID, let element = packet.headerExtension?.element(id: id), element.readableBytes == 2,
+           let sequence = element.getInteger(at: element.readerIndex, as: UInt16.self) {
+            if transportFeedback == nil { transportFeedback = TransportFeedbackGenerator(senderSSRC: reporterSSRC, mediaSSRC: packet.ssrc) }
+            transportFeedback?.packetArrived(sequence: sequence, arrival: now)
+        }
+        guard let clockRate = clockRates[packet.ssrc] else { return }
+        receptions[packet.ssrc, default: ReceptionStatistics(ssrc: packet.ssrc, clockRate: clockRate)]
+            .record(sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp, arrival: now)
+    }
+
+    /// A compound RTCP packet from the participant: its sender reports, for LSR/DLSR.
+    mutating func received(rtcp packets: [RTCPPacket], now: Duration) {
+        for case .senderReport(let report) in packets where receptions[report.ssrc] != nil {
+            receptions[report.ssrc]?.senderReportReceived(report, arrival: now)
+        }
+    }
+
+    /// What is due now: transport-cc feedback, and a receiver report once a second.
+    mutating func due(now: Duration) -> [RTCPPacket] {
+        var packets: [RTCPPacket] = []
+        if now - lastReport >= Self.reportInterval {
+            lastReport = now
+            // RFC 3550 §6.1: every compound packet starts with a report.
+            let blocks = receptions.keys.sorted().prefix(31).compactMap { receptions[$0]?.makeReportBlock(now: now) }
+            packets.append(.receiverReport(RTCPReceiverReport(ssrc: reporterSSRC, reports: blocks)))
+        }
+        if now - lastFeedback >= Self.feedbackInterval {
+            lastFeedback = now
+            if let feedback = transportFeedback?.makeFeedback() {
+                if packets.isEmpty { packets.append(.receiverReport(RTCPReceiverReport(ssrc: reporterSSRC))) }
+                packets.append(.transportFeedback(feedback))
+            }
+        }
+        return packets
+    }
+}

@@ -1,0 +1,45 @@
+import Foundation
+
+/// The room's node's word that a room call is forwarded, and by whom (docs/protocol.md "Room
+/// calls", *Forwarded mode*): the signed payload of ``RoomCallStateBody/forwarder``.
+///
+/// A participant takes it only under the key it pinned for its node, and then binds its call to
+/// the forwarder to ``key``: the forwarder is checked by key, not by the name it logs in with.
+public struct ForwarderAssignment: Codable, Sendable, Equatable {
+    /// The room (as the state names it) and the room call's id.
+    public var room: String
+    public var call: String
+    /// The forwarder's address as the node writes it (`forwarder` for the node's own).
+    public var forwarder: String
+    /// The key the forwarder signs its call setup with.
+    public var key: String
+    /// Unix seconds when signed, and until when a participant may act on it (at most
+    /// ``maxLifetime`` later: the node signs a fresh one with every state it sends).
+    public var ts: Double
+    public var expires: Double
+
+    /// The name under which a node's forwarder logs in to the node, with the node key; reserved.
+    public static let forwarderName = "forwarder"
+    /// The most participants of a forwarded call (the forwarding core's bound).
+    public static let maxParticipants = 20
+
+    /// The longest an assignment is good for, in seconds.
+    public static let maxLifetime: Double = 3600
+
+    public init(room: String, call: String, forwarder: String, key: String, ts: Double, expires: Double) {
+        self.room = room
+        self.call = call
+        self.forwarder = forwarder
+        self.key = key
+        self.ts = ts
+        self.expires = expires
+    }
+}
+
+/// A room call's forwarder as a participant verified it (``ForwarderAssignment``).
+public struct RoomCallForwarder: Sendable, Equatable {
+    /// Its address as this client writes it.
+    public var address: String
+    /// The key its call-setup messages must be signed with.
+    public var key: String
+}

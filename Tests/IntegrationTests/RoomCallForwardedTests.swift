@@ -1,0 +1,117 @@
+import Foundation
+import Testing
+import Signaling
+import TestSupport
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Issue 16, the forwarded mode (docs/rooms.md "Two modes", docs/protocol.md "Room calls",
+/// *Forwarded mode*): a real `meshnode serve --forwarder` and five `meshnode call '#family'`
+/// processes. Three start peer to peer, a fourth joins (still peer to peer), the fifth joins and
+/// the call moves to the node's forwarder: every participant then has one call to it and decodes
+/// every other participant's test pattern (frame numbers advancing per sender) and tone. The
+/// attacker is a member of the room who is not in the call, and a client posing as the forwarder.
+@Suite(.serialized, .timeLimit(.minutes(4))) struct RoomCallForwardedTests {
+    static let names = ["alice", "carol", "dave", "bob", "erin"]
+
+    @Test("five CLI peers: peer to peer up to four, then forwarded; each decodes every other")
+    func fivePeersMoveToTheForwarder() async throws {
+        let node = try await MeshNodeServer(["--forwarder"], bind: ["127.0.0.1"])
+        defer { node.stop() }
+        let peers = try CallPeers("room-call-forwarded")
+        // Small pictures: five processes each encode once and decode four others on a shared machine.
+        let sources = ["--source", "pattern:320x180@10", "--source", "tone"]
+        var processes: [String: Subprocess] = [:]
+        defer { for process in processes.values { process.stop() } }
+        let began = ContinuousClock.now
+        for (index, name) in Self.names.enumerated() {
+            _ = try await peers.options(name)
+            // Each stays 6 s after its latest call connected: the forwarded calls connect within
+            // a few seconds of each other, so all five overlap.
+            processes[name] = try peers.startCall(name, to: "#family", node: node.signalingURL, duration: 6, extra: sources)
+            if index == 0 {
+                // alice started the call before the others join it (a join finds it running).
+                try await Task.sleep(for: .seconds(1))
+            } else if index < 3 {
+                try await Task.sleep(for: .milliseconds(400))
+            } else if index == 3 {
+                // bob, the fourth: the call is still peer to peer; erin joins once his pairwise calls run.
+                try await Task.sleep(for: .seconds(3))
+            }
+        }
+        // The attacker: mallory, a member of #family, not in the call.
+        let mallory = SignalingClient(url: node.signalingURL, name: "mallory", identity: .generate(), requestTimeout: .seconds(20))
+        let malloryEvents = EventLog(mallory)
+        try await mallory.connect()
+        defer { Task { await mallory.close() } }
+        try await mallory.join(room: "#family")
+        // She hears the running call with its forwarder assignment, verified under the node's key.
+        let forwarded = try await malloryEvents.wait(timeout: TestDeadline.event * 2) { event -> RoomCallState? in
+            if case .roomCall(let state) = event, state.forwarder != nil { state } else { nil }
+        }
+        #expect(forwarded.forwarder?.address == "forwarder")
+        #expect(forwarded.limit == 20)
+        // A tagged call to the forwarder from a member who is not a participant: refused by the node.
+        var payload = CallPayload(type: .call, from: "mallory", to: "forwarder", call: "m-1", kind: .video, ts: Date().timeIntervalSince1970)
+        payload.room = "#family"
+        payload.roomCall = forwarded.call
+        do {
+            try await mallory.callSetup(payload)
+            Issue.record("the node relayed a non-participant's call to the forwarder")
+        } catch let error as SignalingError {
+            #expect(error.code == .forbidden, "\(error)")
+        }
+        // An untagged call: the forwarder itself rejects it.
+        try await mallory.callSetup(CallPayload(type: .call, from: "mallory", to: "forwarder", call: "m-2", kind: .video, ts: Date().timeIntervalSince1970))
+        try await malloryEvents.wait(timeout: TestDeadline.event) { event -> Bool? in
+            if case .callSetup(let answer) = event, answer.call == "m-2", answer.type == .reject { true } else { nil }
+        }
+        // Nobody else can log in as the forwarder.
+        let impostor = SignalingClient(url: node.signalingURL, name: "forwarder", identity: .generate(), requestTimeout: .seconds(20))
+        await #expect(throws: SignalingError.self) { try await impostor.connect() }
+        await impostor.close()
+
+        let limit = TestDeadline.event * 6 + .seconds(20)
+        for name in Self.names {
+            let status = await processes[name]!.waitForExit(timeout: limit)
+            #expect(status == 0, "\(name): \(processes[name]!.output.suffix(4000))")
+        }
+        var figures: [String] = []
+        var moves: [String] = []
+        for name in Self.names {
+            let output = processes[name]!.output
+            // How long after its call to the forwarder each earlier participant decoded through it
+            // and hung up its pairwise calls (the freeze is at most this).
+            if let line = output.split(separator: "\n").first(where: { $0.contains("room call moved to the forwarder in") }),
+               let range = line.range(of: "in [0-9.]+ (seconds|ms)", options: .regularExpression) {
+                moves.append("\(name) \(line[range].dropFirst(3))")
+            }
+            let reports = try RoomCallCLITests.reports(in: output)
+            let report = try #require(reports["forwarder"], "\(name) has no report of a call to the forwarder: \(reports.keys.sorted())")
+            #expect(report["ok"] as? Bool == true, "\(name): \(report)")
+            let receptions = try #require(report["forwarded"] as? [[String: Any]], "\(name): \(report)")
+            let others = Set(Self.names).subtracting([name])
+            #expect(Set(receptions.compactMap { $0["from"] as? String }) == others, "\(name) received \(receptions.map { $0["from"] ?? "?" })")
+            for reception in receptions {
+                let from = reception["from"] as? String ?? "?"
+                let streams = try #require(reception["streams"] as? [[String: Any]])
+                let video = try #require(streams.first { $0["kind"] as? String == "video" }, "\(name) ← \(from): no video")
+                let audio = try #require(streams.first { $0["kind"] as? String == "audio" }, "\(name) ← \(from): no audio")
+                let first = video["firstPatternFrame"] as? Int ?? -1
+                let last = video["lastPatternFrame"] as? Int ?? -1
+                #expect(first >= 0 && last > first && (video["patternFrames"] as? Int ?? 0) >= 2, "\(name) ← \(from): pattern frames \(first)…\(last)")
+                #expect((audio["receivedFrames"] as? Int ?? 0) > 0, "\(name) ← \(from): no audio decoded")
+                figures.append("\(name)←\(from) \(first)…\(last)")
+            }
+            // The first four ran peer to peer before the move.
+            if name != "erin" { #expect(reports.count >= 4, "\(name) had pairwise calls with \(reports.keys.sorted())") }
+        }
+        // The node's /metrics shows the forwarder's work.
+        let (data, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(node.httpPort)/metrics")!)
+        let metrics = String(decoding: data, as: UTF8.self)
+        let forwardedOut = metrics.split(separator: "\n").first { $0.hasPrefix("meshnode_forwarder_packets_total{direction=\"to_participants\"}") }
+        #expect(forwardedOut != nil, "no forwarder counters in /metrics")
+        print("figure: forwarded room call of 5, \(ContinuousClock.now - began) in all; pairwise calls ended after the forwarder's media came: \(moves.joined(separator: ", ")); pattern frames per pair: \(figures.joined(separator: ", ")); \(forwardedOut.map(String.init) ?? "")")
+    }
+}
