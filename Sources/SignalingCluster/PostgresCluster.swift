@@ -51,7 +51,22 @@ public final class PostgresCluster: Sendable {
         configuration.options.maximumConnections = 16
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         let runner = Task { await client.run() }
-        let store = PostgresStore(client: client, limits: limits, logger: logger)
+        // The writer's own connection (PostgresWriter): the same server and credentials.
+        var single = PostgresConnection.Configuration(host: location.host, port: location.port, username: location.user,
+                                                      password: location.password, database: location.database, tls: .disable)
+        if location.tls {
+            do {
+                single.tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            } catch {
+                runner.cancel()
+                throw SignalingError(.internalError, "cannot set up TLS for the cluster database: \(error)")
+            }
+        }
+        single.options.connectTimeout = .seconds(5)
+        let store = PostgresStore(client: client, connect: { [single, logger] in
+            // The id only tells connections apart in the log.
+            try await PostgresConnection.connect(configuration: single, id: 1, logger: logger)
+        }, limits: limits, logger: logger)
         do {
             try await store.migrate()
         } catch {

@@ -40,12 +40,13 @@ public final class PostgresStore: SignalingStorage {
         var bytes = 0
     }
 
-    init(client: PostgresClient, limits: StoreLimits, logger: Logger) {
+    /// `connect` opens the writer's own connection (``PostgresWriter``).
+    init(client: PostgresClient, connect: @escaping @Sendable () async throws -> PostgresConnection, limits: StoreLimits, logger: Logger) {
         self.client = client
         self.limits = limits
         self.logger = logger
         let usage = usage
-        writer = PostgresWriter(client: client, limits: limits, logger: logger) { stored, bytes, delivered in
+        writer = PostgresWriter(connect: connect, limits: limits, logger: logger) { stored, bytes, delivered in
             usage.mutex.withLock { $0.messages += stored - delivered; $0.bytes += bytes }
         }
     }

@@ -18,11 +18,15 @@ import Synchronization
 ///
 /// - One loop, one statement at a time: a sender's messages commit in the order they came,
 ///   and a recipient gets them in that order.
+/// - Its own connection (not one leased from the pool per batch): a connection PostgreSQL
+///   ended is known at once (`isClosed`, or the error) and replaced before the next statement.
 /// - Failures: when PostgreSQL refuses a batch (a server error: one write it cannot take, say),
 ///   each write of it is tried alone, so that one bad write fails only itself. When the
-///   connection is lost the batch fails (its senders are told, and resend the same ids: the
-///   duplicate check makes a resend of a write that did commit answer `duplicate`); the next
-///   batch gets a new connection from the pool.
+///   connection is lost mid-batch, the batch is written once more on a new connection: a chat
+///   that did commit before the loss is then found by the duplicate check and answered
+///   `duplicate`, an ack is applied once (`AND NOT delivered`), so the retry stores nothing
+///   twice. When that fails too, the batch's senders are told (`internal`, nothing
+///   acknowledged) and resend the same ids later.
 /// - Bound: at most `queueLimit` writes wait or are in flight; one more is refused at once
 ///   with `store-busy`, so a flood gets answers instead of an unbounded queue.
 final class PostgresWriter: Sendable {
@@ -49,6 +53,8 @@ final class PostgresWriter: Sendable {
         var closed = false
         var batches = 0
         var written = 0
+        var opened = 0
+        var reconnects: Int { max(0, opened - 1) }
     }
 
     /// Writes in one statement at most; more wait for the next.
@@ -56,16 +62,17 @@ final class PostgresWriter: Sendable {
 
     let queueLimit: Int
     let limits: StoreLimits
-    private let client: PostgresClient
+    /// Opens the writer's connection (again, after one was lost).
+    private let connect: @Sendable () async throws -> PostgresConnection
     private let logger: Logger
     private let state = Mutex(State())
     private let wake: AsyncStream<Void>.Continuation
     /// Told what each batch changed: messages stored (count, bytes) and acks applied.
     private let written: @Sendable (_ stored: Int, _ bytes: Int, _ delivered: Int) -> Void
 
-    init(client: PostgresClient, limits: StoreLimits, logger: Logger,
+    init(connect: @escaping @Sendable () async throws -> PostgresConnection, limits: StoreLimits, logger: Logger,
          written: @escaping @Sendable (_ stored: Int, _ bytes: Int, _ delivered: Int) -> Void) {
-        self.client = client
+        self.connect = connect
         self.limits = limits
         self.queueLimit = limits.writeQueue
         self.logger = logger
@@ -73,9 +80,11 @@ final class PostgresWriter: Sendable {
         let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         self.wake = wake
         Task { [self] in
+            var connection: PostgresConnection?
             for await _ in wakes {
-                while let batch = take() { await write(batch) }
+                while let batch = take() { await write(batch, on: &connection) }
             }
+            try? await connection?.close()
         }
     }
 
@@ -86,6 +95,8 @@ final class PostgresWriter: Sendable {
 
     /// Batches written so far, and the writes they held.
     var counts: (batches: Int, writes: Int) { state.withLock { ($0.batches, $0.written) } }
+    /// Connections opened after one was lost.
+    var reconnects: Int { state.withLock { $0.reconnects } }
 
     /// Queues `job`, or answers it at once: `store-busy` when `queueLimit` writes wait.
     func submit(_ job: Job) {
@@ -137,11 +148,11 @@ final class PostgresWriter: Sendable {
         case failed(SignalingError)
     }
 
-    private func write(_ batch: [Job]) async {
+    private func write(_ batch: [Job], on connection: inout PostgresConnection?) async {
         var answers: [Outcome]
         do {
-            answers = try await run(batch)
-        } catch let error as PSQLError where error.code == .server && batch.count > 1 {
+            answers = try await runAgainIfLost(batch, on: &connection)
+        } catch let error as PSQLError where !Self.connectionLost(error) && batch.count > 1 {
             // PostgreSQL refused the statement and the connection is fine: find the write it
             // could not take by writing each alone.
             logger.warning("cluster store: a batch was refused; writing its \(batch.count) writes one by one",
@@ -149,7 +160,7 @@ final class PostgresWriter: Sendable {
             answers = []
             for job in batch {
                 do {
-                    answers.append(try await run([job])[0])
+                    answers.append(try await runAgainIfLost([job], on: &connection)[0])
                 } catch {
                     answers.append(.failed(Self.failure(error)))
                 }
@@ -179,19 +190,51 @@ final class PostgresWriter: Sendable {
         }
     }
 
+    /// Whether `error` ended the session rather than refused a statement: no server answer at
+    /// all, or SQLSTATE class 08 (connection exception) or 57 (operator intervention, e.g. the
+    /// backend was terminated), or a FATAL/PANIC report (PostgreSQL docs, Appendix A).
+    static func connectionLost(_ error: PSQLError) -> Bool {
+        guard error.code == .server, let info = error.serverInfo else { return true }
+        let state = info[.sqlState] ?? ""
+        let severity = info[.severity] ?? info[.localizedSeverity] ?? ""
+        return state.hasPrefix("08") || state.hasPrefix("57") || severity == "FATAL" || severity == "PANIC"
+    }
+
     private static func failure(_ error: any Error) -> SignalingError {
         if let error = error as? PSQLError {
-            if error.code == .server {
+            if !connectionLost(error) {
                 return SignalingError(.internalError, "cluster store: PostgreSQL refused the write: \(error.serverInfo?[.message] ?? "?"); nothing was stored")
             }
-            return SignalingError(.internalError, "cluster store: the connection to PostgreSQL failed (\(error.code)); nothing was acknowledged, send again")
+            return SignalingError(.internalError, "cluster store: the connection to PostgreSQL failed (\(error.serverInfo?[.message] ?? "\(error.code)")); nothing was acknowledged, send again")
         }
         return SignalingError(.internalError, "cluster store: \(error)")
     }
 
+    /// ``run(_:on:)``, once more on a new connection when the first one was lost.
+    private func runAgainIfLost(_ batch: [Job], on connection: inout PostgresConnection?) async throws -> [Outcome] {
+        do {
+            return try await run(batch, on: open(&connection))
+        } catch let error as PSQLError where Self.connectionLost(error) {
+            logger.warning("cluster store: the writer's connection was lost; writing its batch again on a new one",
+                           metadata: ["error": "\(error.serverInfo?[.message] ?? "\(error.code)")"])
+            try? await connection?.close()
+            connection = nil
+            return try await run(batch, on: open(&connection))
+        }
+    }
+
+    /// The writer's connection, opened when there is none or PostgreSQL closed it.
+    private func open(_ connection: inout PostgresConnection?) async throws -> PostgresConnection {
+        if let current = connection, !current.isClosed { return current }
+        let fresh = try await connect()
+        state.withLock { $0.opened += 1 }
+        connection = fresh
+        return fresh
+    }
+
     /// Writes `batch` with one statement; one answer per job, in order. Throws when the
     /// statement failed (nothing of the batch was written).
-    private func run(_ batch: [Job]) async throws -> [Outcome] {
+    private func run(_ batch: [Job], on connection: PostgresConnection) async throws -> [Outcome] {
         var statement = WriteBatch(now: Date().timeIntervalSince1970, recipientMessages: limits.recipientMessages,
                                    recipientBytes: limits.recipientBytes)
         for (index, job) in batch.enumerated() {
@@ -215,7 +258,7 @@ final class PostgresWriter: Sendable {
         var duplicates = Set<Int>()
         var stored: [Int: [String]] = [:]
         var delivered = 0
-        for try await (kind, job, recipient) in try await client.execute(statement, logger: logger) {
+        for try await (kind, job, recipient) in try await connection.execute(statement, logger: logger) {
             switch kind {
             case 0: duplicates.insert(job)
             case 1: stored[job, default: []].append(recipient ?? "")

@@ -85,9 +85,9 @@ class Postgres:
 class Member:
     """One `meshnode serve --cluster … --member NAME` process."""
 
-    def __init__(self, binary, name, cluster_url, workdir, node_key, extra=()):
+    def __init__(self, binary, name, cluster_url, workdir, node_key, extra=(), http=None):
         self.name = name
-        self.http = free_port()
+        self.http = http or free_port()
         self.url = f"ws://127.0.0.1:{self.http}/ws"
         data = os.path.join(workdir, name)
         os.makedirs(data)
@@ -363,8 +363,12 @@ def page_failover(binary, postgres, workdir, node_key):
     sends after the kill must reach a client at p2 (and chat to it, reach it)."""
     sys.path.insert(0, os.path.join(ROOT, "Tests", "Browser"))
     import meshnode_browser as browser  # noqa: E402  (selenium and Chromium: make test-deps)
-    p1 = Member(binary, "p1", postgres.url, workdir, node_key)
-    p2 = Member(binary, "p2", postgres.url, workdir, node_key)
+    # The page of one member opens /ws at another: each member allows the members' page
+    # origins (docs/cluster.md "Clients").
+    ports = [free_port(), free_port()]
+    origins = [arg for port in ports for arg in ("--allow-origin", f"http://127.0.0.1:{port}")]
+    p1 = Member(binary, "p1", postgres.url, workdir, node_key, extra=origins, http=ports[0])
+    p2 = Member(binary, "p2", postgres.url, workdir, node_key, extra=origins, http=ports[1])
     page = None
     try:
         p1.wait_ready()

@@ -90,10 +90,10 @@ final class TestDatabase: Sendable {
     }
 
     /// The backend pid of a session running the writer's statement that waits for a lock.
-    func blockedWriter() async throws -> Int {
+    func blockedWriter(not earlier: Int = 0) async throws -> Int {
         try await waitFor("the writer's statement waiting for the lock") {
             for try await row in try await admin.query("""
-                SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH jobs AS%'
+                SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH jobs AS%' AND pid <> \(earlier)
                 """, logger: logger) {
                 return try row.decode(Int.self)
             }
