@@ -296,8 +296,10 @@ export class SignalingClient extends EventTarget {
     this.settle(body.of, 'error', body);
     if (body.of && this.pending.has(body.of)) {
       const record = this.pending.get(body.of);
-      // A permanent refusal: resending cannot help.
-      if (!['internal', 'rate-limited'].includes(body.code)) {
+      // A permanent refusal: resending cannot help. The node could not take it *now* after
+      // `internal`, `rate-limited` and `store-busy`: it stays pending and is resent (same id)
+      // with the next session's resume.
+      if (!['internal', 'rate-limited', 'store-busy'].includes(body.code)) {
         this.pending.delete(body.of);
         record.status = 'failed';
         record.error = `${body.code}: ${body.reason}`;
