@@ -11,13 +11,7 @@ public enum ChatFrames {
         append(sent.description, to: &out)
         append(#","text":"#, to: &out)
         appendString(text, to: &out)
-        append(#"},"from":"#, to: &out)
-        appendString(from, to: &out)
-        append(#","id":"#, to: &out)
-        appendString(id, to: &out)
-        append(#","to":"#, to: &out)
-        appendString(to, to: &out)
-        append(#","type":"chat"}"#, to: &out)
+        appendEnvelope(from: from, id: id, to: to, type: "chat", to: &out)
         return String(decoding: out, as: UTF8.self)
     }
 
@@ -29,14 +23,21 @@ public enum ChatFrames {
         appendString(of, to: &out)
         append(#","status":"#, to: &out)
         appendString(status.rawValue, to: &out)
+        appendEnvelope(from: SignalingProtocol.nodeAddress, id: id, to: to, type: "ack", to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The envelope's keys after `body`, in sorted order, and the closing brace.
+    private static func appendEnvelope(from: String, id: String, to recipient: String, type: String, to out: inout [UInt8]) {
         append(#"},"from":"#, to: &out)
-        appendString(SignalingProtocol.nodeAddress, to: &out)
+        appendString(from, to: &out)
         append(#","id":"#, to: &out)
         appendString(id, to: &out)
         append(#","to":"#, to: &out)
-        appendString(to, to: &out)
-        append(#","type":"ack"}"#, to: &out)
-        return String(decoding: out, as: UTF8.self)
+        appendString(recipient, to: &out)
+        append(#","type":"#, to: &out)
+        appendString(type, to: &out)
+        out.append(UInt8(ascii: "}"))
     }
 
     private static func append(_ raw: String, to out: inout [UInt8]) {
@@ -48,19 +49,32 @@ public enum ChatFrames {
     static func appendString(_ value: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         for byte in value.utf8 {
+            let escaped: UInt8
             switch byte {
-            case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-            case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-            case 0x0A: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-            case 0x0D: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-            case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): escaped = byte
+            case 0x0A: escaped = UInt8(ascii: "n")
+            case 0x0D: escaped = UInt8(ascii: "r")
+            case 0x09: escaped = UInt8(ascii: "t")
             case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                        hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
-            default: out.append(byte)
+                // \u00XX, with no table allocated per character.
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "u"))
+                out.append(UInt8(ascii: "0"))
+                out.append(UInt8(ascii: "0"))
+                out.append(hexDigit(byte >> 4))
+                out.append(hexDigit(byte & 0xF))
+                continue
+            default:
+                out.append(byte)
+                continue
             }
+            out.append(UInt8(ascii: "\\"))
+            out.append(escaped)
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 }
