@@ -330,14 +330,25 @@ public struct SelectiveForwarder: Sendable {
     /// - Throws: ``MediaError`` `.malformed` when the datagram does not parse (nothing in it is
     ///   acted on: a lying length could make later packets read garbage), `.unknownParticipant`.
     public mutating func handleRTCP(_ datagram: ByteBuffer, from id: String, now: Duration) throws(MediaError) -> RTCPResult {
+        try handleRTCP(parseRTCP(datagram, from: id), from: id, now: now)
+    }
+
+    /// A participant's compound RTCP packet parsed whole, for a session layer that reads it
+    /// too (its own reports on the uplink) before the `handleRTCP` that takes the parsed packets.
+    /// - Throws: ``MediaError`` `.malformed` (counted in `rejected`): nothing in it is acted on.
+    public mutating func parseRTCP(_ datagram: ByteBuffer, from id: String) throws(MediaError) -> [RTCPPacket] {
         guard participants[id] != nil else { throw MediaError(.unknownParticipant, "no participant \(id) in the forwarded call") }
-        let packets: [RTCPPacket]
         do {
-            packets = try RTCPPacket.parseCompound(datagram)
+            return try RTCPPacket.parseCompound(datagram)
         } catch {
             counters.rejected += 1
             throw MediaError(.malformed, "RTCP from \(id): \(error.reason)")
         }
+    }
+
+    /// The packets of one compound RTCP packet from participant `id`, parsed by ``parseRTCP(_:from:)``.
+    public mutating func handleRTCP(_ packets: [RTCPPacket], from id: String, now: Duration) throws(MediaError) -> RTCPResult {
+        guard participants[id] != nil else { throw MediaError(.unknownParticipant, "no participant \(id) in the forwarded call") }
         var result = RTCPResult()
         for packet in packets {
             switch packet {

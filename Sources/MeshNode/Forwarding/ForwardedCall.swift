@@ -128,8 +128,10 @@ public actor ForwardedCall {
             }
         case .rtcp(let bytes):
             do {
-                if let packets = try? RTCPPacket.parseCompound(bytes) { uplinks[participant]?.received(rtcp: packets, now: time) }
-                let result = try recordThrowing { try $0.handleRTCP(bytes, from: participant, now: time) }
+                // Parsed once, for the uplink's own reports and for the core.
+                let packets = try recordThrowing { try $0.parseRTCP(bytes, from: participant) }
+                uplinks[participant]?.received(rtcp: packets, now: time)
+                let result = try recordThrowing { try $0.handleRTCP(packets, from: participant, now: time) }
                 for refusal in result.refusals { refused(refusal, from: participant) }
                 send(result.outputs)
             } catch {
