@@ -34,6 +34,10 @@ public actor ForwardedCall {
     public nonisolated let changes: AsyncStream<Change>
     private let changeSink: AsyncStream<Change>.Continuation
 
+    /// The most changes kept for a consumer of ``changes`` that does not read (2 per participant
+    /// of a full call, with room to spare).
+    public static let maxBufferedChanges = 64
+
     /// A participant's DTLS session came up (its streams can be offered to the others now), or it left.
     public enum Change: Sendable, Equatable {
         case connected(String)
@@ -45,7 +49,9 @@ public actor ForwardedCall {
         self.id = id
         core = SelectiveForwarder(configuration: configuration)
         self.logger = logger
-        (changes, changeSink) = AsyncStream.makeStream(of: Change.self)
+        // Bounded: a consumer that stops reading costs at most this many changes; the session
+        // layer re-reads the participants at each one, so only the newest matter.
+        (changes, changeSink) = AsyncStream.makeStream(of: Change.self, bufferingPolicy: .bufferingNewest(Self.maxBufferedChanges))
         metrics.callsChanged(by: 1)
     }
 

@@ -105,8 +105,14 @@ public actor ForwarderService {
         } catch {
             return await decline(.busy, error.reason)
         }
-        // The same participant calling again (it restarted): the new call replaces the old.
-        for (id, old) in sessions where old.forwarded === forwarded && old.participant == payload.from {
+        // The same participant calling again (it restarted): the new call replaces the old — the
+        // same key, not only the same name: the core knows a participant by its name, and another
+        // device of the name must not cut a live session off (it is told to wait instead).
+        for (id, old) in sessions where old.forwarded === forwarded && client.pinAddress(of: old.participant) == client.pinAddress(of: payload.from) {
+            guard old.key == key else {
+                if await old.ended { continue }
+                return await decline(.busy, "\(payload.from) is in this forwarded call from another device; it must hang up first")
+            }
             sessions[id] = nil
             await old.end(reason: "\(payload.from) called again", tell: true)
         }
