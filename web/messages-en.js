@@ -247,6 +247,7 @@ export default {
   'roomCall.title.video': 'Video call of {room}',
   'roomCall.count': '{n} people in the call.',
   'roomCall.countRelayed': '{n} people in the call, via node relay: each person sends their picture and sound once to the node, which passes them on to everyone.',
+  'roomCall.relayBadge': 'via node relay',
   'roomCall.viaRelay': '(via node relay)',
   'roomCall.relayedLine': 'Via node relay.',
   'roomCall.relayRefused': 'This call was to move to the node’s relay, but the node’s signed word for it did not check out, so you stay connected directly to each person. Reason: {reason}',

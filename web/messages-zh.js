@@ -246,6 +246,7 @@ export default {
   'roomCall.title.video': '{room} 的视频通话',
   'roomCall.count': '通话中共 {n} 人。',
   'roomCall.countRelayed': '通话中共 {n} 人，经节点中继：每人的画面和声音只发给节点一次，由节点转给所有人。',
+  'roomCall.relayBadge': '经节点中继',
   'roomCall.viaRelay': '（经节点中继）',
   'roomCall.relayedLine': '经节点中继。',
   'roomCall.relayRefused': '此通话本应改由节点中继，但节点为此给出的签名未通过验证，因此你仍与每个人直接相连。原因：{reason}',

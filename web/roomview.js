@@ -117,6 +117,10 @@ export class RoomCallView {
     const state = rc.known.get(own.room);
     const sharer = rc.sharer();
     $('room-call-title').textContent = t(own.kind === 'audio' ? 'roomCall.title.audio' : 'roomCall.title.video', { room: own.room });
+    // Said at the top too: on a phone the status under the grid is out of sight.
+    const mode = $('room-call-mode');
+    mode.hidden = !rc.forwarded;
+    mode.textContent = rc.forwarded ? t('roomCall.relayBadge') : '';
     const forwarded = rc.forwarded;
     // Forwarded: every participant the node lists has a tile (their streams come over the one
     // call with the forwarder); peer to peer: those with a pairwise call.
@@ -139,6 +143,8 @@ export class RoomCallView {
     }
     const grid = $('room-grid');
     grid.setAttribute('aria-label', t('roomCall.participants'));
+    // Five or more: flatter tiles on a phone, so that the grid fits without much scrolling.
+    grid.classList.toggle('many', names.length > 4);
     for (const name of names) {
       let tile = this.tiles.get(name);
       if (!tile) {

@@ -2043,7 +2043,8 @@ def forwarded_phase(page, args, shots):
         senders = link.get("senders") or {}
         live = {n: s for n, s in senders.items() if s and s["video"]["framesDecoded"] > 0 and s["audio"]["packetsReceived"] > 0}
         if link.get("call", {}).get("state") == "connected" and len(live) >= args.forwarded and not own.get("pairs"):
-            return {"senders": live, "moveMs": own.get("moveMs"), "address": link.get("address")}
+            return {"senders": live, "moveMs": own.get("moveMs"), "decodedAt": link.get("decodedAt"), "address": link.get("address"),
+                    "connectedAt": link.get("call", {}).get("times", {}).get("connected")}
         return None
     moved_state = wait_for(f"the call moved to the forwarder, {args.forwarded} senders decoded through it", moved, timeout=args.wait)
     move_ms = round((time.monotonic() - began) * 1000)
@@ -2070,14 +2071,27 @@ def forwarded_phase(page, args, shots):
     speaking = wait_for("a speaker highlighted", lambda: page.js(
         "return [...document.querySelectorAll('#room-grid .tile.speaking')].map(t => t.dataset.name + ': ' + t.querySelector('.tile-speaking').textContent)"))
     status = page.text("#room-call-status")
+    badge = page.text("#room-call-mode")
+    # Muted, this page's own tile stops being highlighted: the highlight follows the level.
+    page.hook("roomCallMute", True)
+    wait_for("own tile not highlighted while muted", lambda: args.name not in (page.hook("roomCalls")["own"]["speaking"]))
+    page.hook("roomCallMute", False)
+    # In Chinese: the new words come from the message table too.
+    page.hook("setLanguage", "zh")
+    chinese = {"status": page.text("#room-call-status"), "badge": page.text("#room-call-mode")}
+    set_viewport(page, 390, 844)
+    shots["forwarded-zh"] = page.screenshot(args.artifacts, "room-call-forwarded-zh-390x844.png")
+    set_viewport(page, *SIZES[0])
+    page.hook("setLanguage", "en")
     tiles = page.js("return [...document.querySelectorAll('#room-grid .tile')].map(t => ({name: t.dataset.name, label: t.querySelector('.tile-name').textContent, video: !t.hasAttribute('data-novideo')}))")
     for width, height in SIZES:
         set_viewport(page, width, height)
         shots[f"forwarded-{width}x{height}"] = page.screenshot(args.artifacts, f"room-call-forwarded-{width}x{height}.png")
     set_viewport(page, *SIZES[0])
-    emit("forwarded", growth=growth, moveMs=move_ms, pairsEndedMs=moved_state["moveMs"], speaking=speaking, status=status)
-    return {"growth": growth, "moveMs": move_ms, "pairsEndedMs": moved_state["moveMs"], "windowMs": window_ms, "address": moved_state["address"],
-            "speaking": speaking, "status": status, "tiles": tiles}
+    emit("forwarded", growth=growth, moveMs=move_ms, pairsEndedMs=moved_state["moveMs"], decodedAt=moved_state["decodedAt"], speaking=speaking, status=status)
+    return {"growth": growth, "moveMs": move_ms, "pairsEndedMs": moved_state["moveMs"], "decodedAt": moved_state["decodedAt"],
+            "connectedAt": moved_state["connectedAt"], "windowMs": window_ms, "address": moved_state["address"],
+            "speaking": speaking, "status": status, "badge": badge, "chinese": chinese, "tiles": tiles}
 
 
 def main():

@@ -75,6 +75,9 @@ struct RoomCallForwardedBrowserTests {
         let speaking = forwarded["speaking"] as? [String] ?? []
         #expect(!speaking.isEmpty, "nobody highlighted as speaking")
         #expect((forwarded["status"] as? String ?? "").contains("via node relay"), "\(forwarded["status"] ?? "")")
+        #expect(forwarded["badge"] as? String == "via node relay", "\(forwarded["badge"] ?? "")")
+        let chinese = forwarded["chinese"] as? [String: String] ?? [:]
+        #expect(chinese["badge"] == "经节点中继" && (chinese["status"] ?? "").contains("经节点中继"), "\(chinese)")
 
         // The CLIs: one call to the forwarder each, decoding every other participant.
         var figures: [String] = []
@@ -104,6 +107,6 @@ struct RoomCallForwardedBrowserTests {
             }
         }
         let pageFigures = growth.sorted { $0.key < $1.key }.map { "dave←\($0.key) +\($0.value["framesDecoded"] ?? 0) frames" }
-        print("figure: room call of 5 from the page (3 CLI + Chromium peer to peer, then forwarded): setup \(result["setupMs"] ?? "-") ms; the page decoded 4 senders through the forwarder \(forwarded["moveMs"] ?? "-") ms after the fifth was asked in, pairwise calls ended \(forwarded["pairsEndedMs"] ?? "-") ms after calling the forwarder; \(pageFigures.joined(separator: ", ")) in \(forwarded["windowMs"] ?? "-") ms; CLIs: \(figures.joined(separator: ", ")); speaking: \(speaking); whole test \(elapsed)")
+        print("figure: room call of 5 from the page (3 CLI + Chromium peer to peer, then forwarded): setup \(result["setupMs"] ?? "-") ms; the page decoded 4 senders through the forwarder \(forwarded["moveMs"] ?? "-") ms after the fifth was asked in (its call to the forwarder connected \(forwarded["connectedAt"] ?? "-") ms and decoded \(forwarded["decodedAt"] ?? "-") ms after it was placed; the page ended its own pairs \(forwarded["pairsEndedMs"] ?? "-") ms after it, when the CLIs had not already); \(pageFigures.joined(separator: ", ")) in \(forwarded["windowMs"] ?? "-") ms; CLIs: \(figures.joined(separator: ", ")); speaking: \(speaking); whole test \(elapsed)")
     }
 }
