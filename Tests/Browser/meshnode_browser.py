@@ -1953,9 +1953,22 @@ def room_call(page, args):
         if isinstance(again, dict):
             raise Failure(f"{args.name}: cannot join again after the reload: {again['error']}")
         began = time.monotonic()
-        wait_for(f"{args.others} participants again after the reload", everyone, timeout=args.wait)
-        rejoined = {"sameCall": again == call, "ms": round((time.monotonic() - began) * 1000),
-                    "frames": {n: p["stats"]["video"]["framesDecoded"] for n, p in room_pairs(page).items() if p.get("stats")}}
+        if args.forwarded:
+            # A page joining a forwarded call calls only the forwarder: no pairwise call, ever.
+            pairs_seen = set()
+
+            def through_forwarder():
+                own = (page.hook("roomCalls") or {}).get("own") or {}
+                pairs_seen.update((own.get("pairs") or {}).keys())
+                senders = (own.get("forwarded") or {}).get("senders") or {}
+                live = {n: s["video"]["framesDecoded"] for n, s in senders.items() if s and s["video"]["framesDecoded"] > 0 and s["audio"]["packetsReceived"] > 0}
+                return live if len(live) >= args.forwarded else None
+            frames_again = wait_for(f"{args.forwarded} senders through the forwarder after the reload", through_forwarder, timeout=args.wait)
+            rejoined = {"sameCall": again == call, "ms": round((time.monotonic() - began) * 1000), "frames": frames_again, "pairs": sorted(pairs_seen)}
+        else:
+            wait_for(f"{args.others} participants again after the reload", everyone, timeout=args.wait)
+            rejoined = {"sameCall": again == call, "ms": round((time.monotonic() - began) * 1000),
+                        "frames": {n: p["stats"]["video"]["framesDecoded"] for n, p in room_pairs(page).items() if p.get("stats")}}
         emit("rejoined", **rejoined)
     # Hold until the others left (the CLIs leave after their --duration), at most SECONDS.
     deadline = time.monotonic() + args.seconds

@@ -14,7 +14,8 @@ import TestSupport
 ///
 /// After the move: Chromium decodes every CLI's video through the forwarder (per-sender
 /// `framesDecoded` growing, audio packets and energy growing), its pairwise calls are gone, a
-/// speaker is highlighted; each CLI decodes every other CLI's test pattern (frame numbers
+/// speaker is highlighted. Then the page reloads and joins the forwarded call again: it calls
+/// only the forwarder and decodes all four again. Each CLI decodes every other CLI's test pattern (frame numbers
 /// advancing) and the page's camera through the forwarder, and hears every tone.
 @Suite("room call: three CLI peers and Chromium, then forwarded", .serialized, .timeLimit(.minutes(4)),
        .enabled(if: chromiumAvailable, "chromium, chromedriver or selenium is missing: install Debian's chromium and chromium-driver, and selenium (`make test-deps`)"))
@@ -36,7 +37,7 @@ struct RoomCallForwardedBrowserTests {
         // Each CLI stays `duration` seconds after its latest call connected (its call to the
         // forwarder once the call moved): long enough for the page to measure and screenshot.
         let result = try await browser.runDriver(["room", "--name", "dave", "--room", "#family", "--kind", "video", "--others", "3",
-                                                  "--forge", "--forwarded", "4", "--wait", "90", "--seconds", "60", "--stay-with", "0"],
+                                                  "--forge", "--forwarded", "4", "--reload", "--wait", "90", "--seconds", "60", "--stay-with", "0"],
                                                  url: "http://127.0.0.1:\(node.httpPort)/") { driver in
             try await driver.waitForOutput("\"in-call\"")
             for name in Self.clis {
@@ -44,7 +45,7 @@ struct RoomCallForwardedBrowserTests {
             }
             // The fifth, once the page decodes the three peer to peer and refused the forgeries.
             try await driver.waitForOutput("\"ready-for-more\"", timeout: TestDeadline.event * 3)
-            cli["erin"] = try peers.startCall("erin", to: "#family", node: node.signalingURL, duration: 10, extra: sources)
+            cli["erin"] = try peers.startCall("erin", to: "#family", node: node.signalingURL, duration: 18, extra: sources)
         }
         for (name, process) in cli {
             let exit = await process.waitForExit(timeout: TestDeadline.event * 2)
@@ -72,6 +73,13 @@ struct RoomCallForwardedBrowserTests {
             #expect((grew["audioPackets"] as? Int ?? 0) > 0, "page ← \(name): \(grew)")
             #expect((grew["audioEnergy"] as? Double ?? 0) > 0, "page ← \(name): no sound energy \(grew)")
         }
+        // The page reloaded in the forwarded call and joined again: it called only the forwarder
+        // (which replaced its earlier call) and decoded all four again.
+        let rejoined = try #require(result["rejoined"] as? [String: Any], "no rejoin after the reload: \(result)")
+        #expect(rejoined["sameCall"] as? Bool == true, "\(rejoined)")
+        #expect((rejoined["pairs"] as? [String])?.isEmpty == true, "the page placed pairwise calls in a forwarded call: \(rejoined)")
+        let again = rejoined["frames"] as? [String: Int] ?? [:]
+        #expect(Set(again.keys) == Set(Self.clis + ["erin"]), "after the reload: \(again)")
         let speaking = forwarded["speaking"] as? [String] ?? []
         #expect(!speaking.isEmpty, "nobody highlighted as speaking")
         #expect((forwarded["status"] as? String ?? "").contains("via node relay"), "\(forwarded["status"] ?? "")")
@@ -107,6 +115,6 @@ struct RoomCallForwardedBrowserTests {
             }
         }
         let pageFigures = growth.sorted { $0.key < $1.key }.map { "dave←\($0.key) +\($0.value["framesDecoded"] ?? 0) frames" }
-        print("figure: room call of 5 from the page (3 CLI + Chromium peer to peer, then forwarded): setup \(result["setupMs"] ?? "-") ms; the page decoded 4 senders through the forwarder \(forwarded["moveMs"] ?? "-") ms after the fifth was asked in (its call to the forwarder connected \(forwarded["connectedAt"] ?? "-") ms and decoded \(forwarded["decodedAt"] ?? "-") ms after it was placed; the page ended its own pairs \(forwarded["pairsEndedMs"] ?? "-") ms after it, when the CLIs had not already); \(pageFigures.joined(separator: ", ")) in \(forwarded["windowMs"] ?? "-") ms; CLIs: \(figures.joined(separator: ", ")); speaking: \(speaking); whole test \(elapsed)")
+        print("figure: room call of 5 from the page (3 CLI + Chromium peer to peer, then forwarded): setup \(result["setupMs"] ?? "-") ms; the page decoded 4 senders through the forwarder \(forwarded["moveMs"] ?? "-") ms after the fifth was asked in (its call to the forwarder connected \(forwarded["connectedAt"] ?? "-") ms and decoded \(forwarded["decodedAt"] ?? "-") ms after it was placed; the page ended its own pairs \(forwarded["pairsEndedMs"] ?? "-") ms after it, when the CLIs had not already); \(pageFigures.joined(separator: ", ")) in \(forwarded["windowMs"] ?? "-") ms; CLIs: \(figures.joined(separator: ", ")); speaking: \(speaking); after a reload the page decoded all four through the forwarder again in \(rejoined["ms"] ?? "-") ms; whole test \(elapsed)")
     }
 }
