@@ -130,4 +130,23 @@ extension Call {
 
     /// What this participant decoded of each other participant, by sender.
     public var forwardedStatistics: [String: MediaSessionStatistics] { forwardedReceivers.statistics }
+
+    /// The rids of the VP8 simulcast layers a forwarded participant sends, lowest quality first:
+    /// a quarter, a half and the whole picture per side (docs/rooms.md "Simulcast and layer
+    /// choice"), so that the forwarder can send each receiver what its downlink carries.
+    static let forwardedSimulcastRIDs = ["q", "h", "f"]
+
+    /// What this side's offer sends as video simulcast (RFC 8853 §5.2): the three layers in a call
+    /// to a forwarder that sends video, nothing in a pairwise call (its one receiver's estimate
+    /// drives the one encoder directly).
+    var offeredSimulcastRIDs: [String] { forwarded && videoSource != nil ? Self.forwardedSimulcastRIDs : [] }
+
+    /// Whether the negotiated video is sent as simulcast (the forwarder's answer took the layers).
+    var sendsSimulcast: Bool { streams.contains { $0.kind == "video" && $0.sends && !$0.simulcastRIDs.isEmpty } }
+
+    /// One SSRC and one RTX SSRC per layer. They are named in no SDP: every packet carries its
+    /// layer's rid (RFC 8852), from which the forwarder learns them.
+    static func makeSimulcastSSRCs() -> [(ssrc: UInt32, retransmissionSSRC: UInt32)] {
+        forwardedSimulcastRIDs.map { _ in (UInt32.random(in: 1...UInt32.max), UInt32.random(in: 1...UInt32.max)) }
+    }
 }

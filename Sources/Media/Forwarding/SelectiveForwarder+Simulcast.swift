@@ -334,3 +334,13 @@ extension SelectiveForwarder.Participant {
         sources.values.filter { $0.layerOf == nil }.map(\.description) + simulcast.values.map(\.description)
     }
 }
+
+extension SelectiveForwarder {
+    /// The kind of `participant`'s media stream `ssrc`: a declared stream, or a simulcast layer
+    /// once its first packet named its rid; `nil` for an RTX stream or an SSRC it does not send.
+    /// The session layer reports on exactly these in its receiver reports (RFC 3550 §6.4.2): a
+    /// browser stops writing the rid once a report acknowledged the layer's SSRC.
+    public func sourceKind(of ssrc: UInt32, from participant: String) -> ForwardedSource.Kind? {
+        participants[participant]?.sources[ssrc]?.description.kind
+    }
+}

@@ -64,7 +64,7 @@ public actor ForwardedCall {
     public func add(_ participant: String, transport: DTLSSRTPTransport, sources: [ForwardedSource], extensions: ForwardingExtensionIDs) throws {
         try core.addParticipant(participant, sources: sources, extensions: extensions, now: now)
         transports[participant] = transport
-        uplinks[participant] = UplinkFeedback(sources: sources, extensions: extensions)
+        uplinks[participant] = UplinkFeedback(extensions: extensions)
         metrics.participantsChanged(by: 1)
         readers[participant] = Task { [weak self] in
             for await event in transport.events {
@@ -121,8 +121,13 @@ public actor ForwardedCall {
         case .rtp(let bytes):
             do {
                 let packet = try RTPPacket(parsing: bytes)
-                uplinks[participant]?.received(packet, now: time)
-                send(try recordThrowing { try $0.forward(packet, from: participant, now: time) })
+                // The core first: a simulcast layer's first packet teaches it the layer's SSRC,
+                // which the uplink's reports then cover.
+                var outputs: [ForwarderOutput] = []
+                var refusal: (any Error)?
+                do { outputs = try recordThrowing { try $0.forward(packet, from: participant, now: time) } } catch { refusal = error }
+                uplinks[participant]?.received(packet, source: core.sourceKind(of: packet.ssrc, from: participant), now: time)
+                if let refusal { refused(refusal, from: participant) } else { send(outputs) }
             } catch {
                 refused(error, from: participant)
             }
