@@ -120,6 +120,7 @@ export class ForwardedLink extends EventTarget {
     this.streams = new Map(); // sender → MediaStream
     this.trackSender = new Map(); // track id → sender
     this.stats = {}; // sender → {video: {...}, audio: {...}}
+    this.layers = []; // what this page sends of its video, per simulcast layer (rid)
     this.decodedAt = null; // ms after the call started when another participant was decoded
     call.addEventListener('track', ({ detail }) => this.track(detail));
     call.addEventListener('stats', () => this.collect().catch(() => {}));
@@ -161,7 +162,12 @@ export class ForwardedLink extends EventTarget {
     if (!pc) return;
     const report = await pc.getStats();
     const stats = {};
+    const layers = [];
     report.forEach((s) => {
+      if (s.type === 'outbound-rtp' && s.kind === 'video') {
+        layers.push({ rid: s.rid ?? null, frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0, framesEncoded: s.framesEncoded || 0,
+          active: s.active !== false, limitation: s.qualityLimitationReason ?? null });
+      }
       if (s.type !== 'inbound-rtp') return;
       const sender = this.trackSender.get(s.trackIdentifier);
       if (!sender) return;
@@ -181,6 +187,7 @@ export class ForwardedLink extends EventTarget {
       }
     });
     this.stats = stats;
+    this.layers = layers.sort((a, b) => String(a.rid).localeCompare(String(b.rid)));
     const decoded = Object.values(stats).some((s) => s.video.framesDecoded > 0 || s.audio.totalAudioEnergy > 0);
     if (decoded && this.decodedAt === null) {
       this.decodedAt = Math.round(performance.now() - this.call.startedAt);
@@ -202,7 +209,7 @@ export class ForwardedLink extends EventTarget {
   /** JSON-friendly view for the page's tests. */
   view() {
     return {
-      address: this.address, key: this.key, call: this.call.view(), decodedAt: this.decodedAt,
+      address: this.address, key: this.key, call: this.call.view(), decodedAt: this.decodedAt, layers: this.layers,
       senders: Object.fromEntries([...this.streams.keys()].map((name) => [name, this.stats[name] ?? null])),
     };
   }

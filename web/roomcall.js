@@ -29,10 +29,11 @@ export const MAX_PAIRS = 8;
 /** Seconds a ring lasts when the node names none (its default ring). */
 const DEFAULT_RING = 30;
 /**
- * Whether the page sends simulcast (three layers, forwarded.js) to the forwarder. Off until the
- * node's forwarder takes a participant's `a=simulcast:send` offer; one layer until then.
+ * Whether the page sends simulcast (three layers, forwarded.js) to the forwarder, which takes a
+ * participant's `a=simulcast:send` offer in Chromium's form (RFC 8853 §5.2) and picks each
+ * receiver's layer. Pairwise calls send one layer: their one receiver gets the best that fits.
  */
-export const FORWARDER_SIMULCAST = false;
+export const FORWARDER_SIMULCAST = true;
 
 /** A signed `room-call` body: `payload` is the JSON text that was signed. */
 export async function signRoomCall(identity, fields) {

@@ -2101,10 +2101,12 @@ def forwarded_phase(page, args, shots):
         set_viewport(page, width, height)
         shots[f"forwarded-{width}x{height}"] = page.screenshot(args.artifacts, f"room-call-forwarded-{width}x{height}.png")
     set_viewport(page, *SIZES[0])
-    emit("forwarded", growth=growth, moveMs=move_ms, pairsEndedMs=moved_state["moveMs"], decodedAt=moved_state["decodedAt"], speaking=speaking, status=status)
+    # What the page sends the forwarder: its simulcast layers (rid, size, frames encoded).
+    layers = forwarded_view(page).get("layers") or []
+    emit("forwarded", layers=layers, growth=growth, moveMs=move_ms, pairsEndedMs=moved_state["moveMs"], decodedAt=moved_state["decodedAt"], speaking=speaking, status=status)
     return {"growth": growth, "moveMs": move_ms, "pairsEndedMs": moved_state["moveMs"], "decodedAt": moved_state["decodedAt"],
             "connectedAt": moved_state["connectedAt"], "windowMs": window_ms, "address": moved_state["address"],
-            "speaking": speaking, "status": status, "badge": badge, "chinese": chinese, "tiles": tiles}
+            "speaking": speaking, "status": status, "badge": badge, "chinese": chinese, "tiles": tiles, "layers": layers}
 
 
 def main():
