@@ -22,6 +22,8 @@ final class ForwardedReceivers: Sendable {
         var transportCCExtensionID: UInt8?
         var feedback: TransportFeedbackGenerator?
         var lastFeedback: Duration = .zero
+        /// When each sender's engine started (Unix seconds).
+        var started: [String: Double] = [:]
     }
     private let state = Mutex(State())
     private let epoch = ContinuousClock.now
@@ -75,7 +77,16 @@ final class ForwardedReceivers: Sendable {
     /// Whether another sender may be added.
     var isFull: Bool { state.withLock { $0.engines.count >= Self.maxSenders } }
 
-    func add(_ engine: MediaEngine, for sender: String) { state.withLock { $0.engines[sender] = engine } }
+    func add(_ engine: MediaEngine, for sender: String) {
+        let now = Date().timeIntervalSince1970
+        state.withLock {
+            $0.engines[sender] = engine
+            $0.started[sender] = now
+        }
+    }
+
+    /// When `sender`'s engine started (Unix seconds).
+    func started(_ sender: String) -> Double? { state.withLock { $0.started[sender] } }
 
     func route(_ ssrcs: [UInt32], to engine: MediaEngine) {
         state.withLock { state in for ssrc in ssrcs { state.bySSRC[ssrc] = engine } }
@@ -111,6 +122,9 @@ public struct ForwardedReception: Codable, Sendable {
     /// The sender, as the forwarder names it (its `msid` stream id).
     public var from: String
     public var streams: [MediaSessionStatistics.Stream]
+    /// When the first video frame of this sender was decoded (Unix seconds; after a forwarder
+    /// failover, how soon the new forwarder brought it back).
+    public var firstFrameAt: Double? = nil
 }
 
 extension Call {

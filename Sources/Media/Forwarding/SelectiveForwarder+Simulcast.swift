@@ -267,8 +267,12 @@ extension SelectiveForwarder {
             for stream in receiver.outgoing.values where stream.binding != nil {
                 guard let owner = participants[stream.from] else { continue }
                 if stream.simulcast != nil, var source = owner.simulcast[stream.sourceSSRC] {
+                    // A layer that sent nothing in the last second has no rate: a browser pauses
+                    // its upper layers while its own uplink estimate is low (Chromium's
+                    // qualityLimitationReason `bandwidth`), and a paused layer costing 0 would be
+                    // chosen first, leaving its receivers waiting for a key frame that never comes.
                     let rates = source.rates.indices.map { index -> Double? in
-                        source.ssrcs[index] == nil ? nil : source.rates[index].bitsPerSecond(now: now)
+                        source.ssrcs[index] == nil ? nil : source.rates[index].bitsPerSecond(now: now).flatMap { $0 > 0 ? $0 : nil }
                     }
                     participants[stream.from]!.simulcast[stream.sourceSSRC] = source
                     streams.append((stream.ssrc, rates))
