@@ -107,8 +107,9 @@ import FoundationNetworking
                 let last = video["lastPatternFrame"] as? Int ?? -1
                 #expect(first >= 0 && last > first && (video["patternFrames"] as? Int ?? 0) >= 2, "\(name) ← \(from): pattern frames \(first)…\(last)")
                 #expect((audio["receivedFrames"] as? Int ?? 0) > 0, "\(name) ← \(from): no audio decoded")
-                // Nothing squeezes this loopback: every receiver gets the top layer, the whole picture.
-                #expect(video["width"] as? Int == 320, "\(name) ← \(from): decoded \(video["width"] ?? "?")×\(video["height"] ?? "?")")
+                // The layer each receiver ends on (80, 160 or 320 wide) is in the figure, not checked:
+                // on a loopback of a machine loaded far past its cores the forwarder's delay-based
+                // estimates drop (docs/rooms.md "Left"); testnet/squeeze checks the layer choice.
                 figures.append("\(name)←\(from) \(first)…\(last) \(video["width"] ?? "?")w")
             }
             // The first four ran peer to peer before the move.
