@@ -2059,7 +2059,12 @@ def forwarded_phase(page, args, shots):
             return {"senders": live, "moveMs": own.get("moveMs"), "decodedAt": link.get("decodedAt"), "address": link.get("address"),
                     "connectedAt": link.get("call", {}).get("times", {}).get("connected")}
         return None
-    moved_state = wait_for(f"the call moved to the forwarder, {args.forwarded} senders decoded through it", moved, timeout=args.wait)
+    try:
+        moved_state = wait_for(f"the call moved to the forwarder, {args.forwarded} senders decoded through it", moved, timeout=args.wait)
+    except Failure:
+        own = (page.hook("roomCalls") or {}).get("own") or {}
+        emit("forwarded-view", forwarded=own.get("forwarded"), pairs={n: p.get("state") for n, p in (own.get("pairs") or {}).items()})
+        raise
     move_ms = round((time.monotonic() - began) * 1000)
     before = forwarded_view(page)["senders"]
     measured = time.monotonic()
