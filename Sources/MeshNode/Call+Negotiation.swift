@@ -265,6 +265,7 @@ extension Call {
                     // A forwarded call: each other participant's streams to its own engine, by the
                     // SSRCs the forwarder offered; anything else is dropped.
                     if let receivers {
+                        if let feedback = receivers.received(rtp: packet) { try? transport.sendRTCP(feedback) }
                         receivers.engine(forRTP: packet)?.receive(rtp: packet)
                     } else {
                         media.engine?.receive(rtp: packet)

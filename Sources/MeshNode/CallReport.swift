@@ -72,8 +72,11 @@ extension Call {
                 relay: relayed.map { Self.hostPort($0.address, $0.port) },
                 localAddress: Self.hostPort(pair.local.address, pair.local.port), remoteAddress: Self.hostPort(pair.remote.address, pair.remote.port))
         }
-        let receptions = forwarded ? forwardedStatistics.sorted { $0.key < $1.key }
-            .map { ForwardedReception(from: $0.key, streams: [$0.value.audio, $0.value.video].compactMap { $0 }) } : nil
+        let receptions: [ForwardedReception]? = forwarded ? forwardedStatistics.sorted { $0.key < $1.key }
+            .map { sender, stats in
+                let first = forwardedReceivers.started(sender).flatMap { start in stats.firstVideoFrameMilliseconds.map { start + $0 / 1000 } }
+                return ForwardedReception(from: sender, streams: [stats.audio, stats.video].compactMap { $0 }, firstFrameAt: first)
+            } : nil
         // Forwarded: what this side sends went out, and every other participant's video (or
         // audio) was decoded.
         let flowed = if let receptions {

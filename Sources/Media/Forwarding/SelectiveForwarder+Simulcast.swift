@@ -348,3 +348,20 @@ extension SelectiveForwarder {
         participants[participant]?.sources[ssrc]?.description.kind
     }
 }
+
+extension SelectiveForwarder {
+    /// A receiver's bandwidth estimate now, in bits per second, and its parts: the delay-based
+    /// one (from transport-cc feedback), the loss-based one (receiver reports), and what the
+    /// receiver acknowledged over the last half second; `nil` for an unknown receiver.
+    public func estimate(of receiver: String) -> (target: Double, delayBased: Double, lossBased: Double, acknowledged: Double?)? {
+        guard let estimator = participants[receiver]?.estimator else { return nil }
+        return (estimator.targetBitrate, estimator.delayBasedBitrate, estimator.lossBasedBitrate, estimator.acknowledgedBitrate)
+    }
+}
+
+extension SelectiveForwarder {
+    /// The rids of `participant`'s simulcast video, lowest quality first (empty without simulcast).
+    public func simulcastRIDs(of participant: String) -> [String] {
+        participants[participant].map { $0.simulcast.values.flatMap(\.description.simulcastRIDs) } ?? []
+    }
+}
