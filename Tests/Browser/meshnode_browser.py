@@ -2035,6 +2035,9 @@ def forge_assignments(page, args):
         return grew if len(grew) >= args.others and all(v > 0 for v in grew.values()) else None
     results["pairsKept"] = wait_for("the pairwise calls going on after the forgeries", still, interval=0.5)
     page.screenshot(args.artifacts, f"room-call-{args.name}-forged.png")
+    audits = []
+    audit(page, "room-call-forged", args, audits)
+    results["axe"] = {a["size"]: a["violations"] + len(a["smallTargets"]) for a in audits}
     emit("forged-refused", **results)
     return results
 
@@ -2106,12 +2109,16 @@ def forwarded_phase(page, args, shots):
         set_viewport(page, width, height)
         shots[f"forwarded-{width}x{height}"] = page.screenshot(args.artifacts, f"room-call-forwarded-{width}x{height}.png")
     set_viewport(page, *SIZES[0])
+    # axe-core and the 44 px targets on the grid of five (the badge, the speaking words).
+    audits = []
+    audit(page, "room-call-forwarded", args, audits)
+    axe = {a["size"]: a["violations"] + len(a["smallTargets"]) for a in audits}
     # What the page sends the forwarder: its simulcast layers (rid, size, frames encoded).
     layers = forwarded_view(page).get("layers") or []
     emit("forwarded", layers=layers, growth=growth, moveMs=move_ms, pairsEndedMs=moved_state["moveMs"], decodedAt=moved_state["decodedAt"], speaking=speaking, status=status)
     return {"growth": growth, "moveMs": move_ms, "pairsEndedMs": moved_state["moveMs"], "decodedAt": moved_state["decodedAt"],
             "connectedAt": moved_state["connectedAt"], "windowMs": window_ms, "address": moved_state["address"],
-            "speaking": speaking, "status": status, "badge": badge, "chinese": chinese, "tiles": tiles, "layers": layers}
+            "speaking": speaking, "status": status, "badge": badge, "chinese": chinese, "tiles": tiles, "layers": layers, "axe": axe}
 
 
 def main():

@@ -43,7 +43,7 @@ struct RoomCallForwardedBrowserTests {
                                                  url: "http://127.0.0.1:\(node.httpPort)/") { driver in
             try await driver.waitForOutput("\"in-call\"")
             for name in Self.clis {
-                cli[name] = try peers.startCall(name, to: "#family", node: node.signalingURL, duration: 30, extra: sources)
+                cli[name] = try peers.startCall(name, to: "#family", node: node.signalingURL, duration: 34, extra: sources)
             }
             // The fifth, once the page decodes the three peer to peer and refused the forgeries.
             try await driver.waitForOutput("\"ready-for-more\"", timeout: TestDeadline.event * 3)
@@ -62,6 +62,8 @@ struct RoomCallForwardedBrowserTests {
         #expect((otherKey["reason"] as? String ?? "").contains("not by the key pinned for this node"), "\(otherKey)")
         let badSignature = try #require(forged["bad-signature"] as? [String: Any])
         #expect(badSignature["code"] as? String == "bad-signature" && (badSignature["reason"] as? String ?? "").contains("does not verify"), "\(badSignature)")
+        // axe-core (WCAG 2.1 AA) and 44 px targets with the refusal shown, and on the grid of five.
+        #expect((forged["axe"] as? [String: Int] ?? [:]).count == 2 && (forged["axe"] as? [String: Int] ?? [:]).values.allSatisfy { $0 == 0 }, "\(forged["axe"] ?? "-")")
         let kept = forged["pairsKept"] as? [String: Int] ?? [:]
         #expect(Set(kept.keys) == Set(Self.clis) && kept.values.allSatisfy { $0 > 0 }, "pairs after the forgeries: \(kept)")
 
@@ -88,6 +90,7 @@ struct RoomCallForwardedBrowserTests {
         #expect(Set(layers.compactMap { $0["rid"] as? String }) == ["q", "h", "f"], "\(layers)")
         #expect(layers.contains { $0["rid"] as? String == "q" && ($0["framesEncoded"] as? Int ?? 0) > 0 }, "\(layers)")
         let layerFigures = layers.map { "\($0["rid"] ?? "?") \($0["framesEncoded"] ?? 0) frames" }
+        #expect((forwarded["axe"] as? [String: Int] ?? [:]).count == 2 && (forwarded["axe"] as? [String: Int] ?? [:]).values.allSatisfy { $0 == 0 }, "\(forwarded["axe"] ?? "-")")
         let speaking = forwarded["speaking"] as? [String] ?? []
         #expect(!speaking.isEmpty, "nobody highlighted as speaking")
         #expect((forwarded["status"] as? String ?? "").contains("via node relay"), "\(forwarded["status"] ?? "")")
