@@ -266,6 +266,7 @@ export class RoomCalls extends EventTarget {
     clearTimeout(own.moveTimer);
     own.moveTimer = setTimeout(() => this.own?.link === link && this.endPairs('deadline'), MOVE_DEADLINE * 1000);
     call.addEventListener('state', ({ detail }) => {
+      this.ui.log('forwarder-call', { call: call.id, state: detail.state, reason: detail.reason || undefined });
       if (detail.state !== 'ended' || this.own?.link !== link) return this.emit();
       // The forwarder hung up or the path failed: call it again (a new call replaces the old
       // one there), a few times; the node's next state may also name another forwarder.

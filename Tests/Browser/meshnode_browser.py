@@ -2035,6 +2035,9 @@ def forge_assignments(page, args):
         return grew if len(grew) >= args.others and all(v > 0 for v in grew.values()) else None
     results["pairsKept"] = wait_for("the pairwise calls going on after the forgeries", still, interval=0.5)
     page.screenshot(args.artifacts, f"room-call-{args.name}-forged.png")
+    audits = []
+    audit(page, "room-call-forged", args, audits)
+    results["axe"] = {a["size"]: a["violations"] + len(a["smallTargets"]) for a in audits}
     emit("forged-refused", **results)
     return results
 
@@ -2059,7 +2062,12 @@ def forwarded_phase(page, args, shots):
             return {"senders": live, "moveMs": own.get("moveMs"), "decodedAt": link.get("decodedAt"), "address": link.get("address"),
                     "connectedAt": link.get("call", {}).get("times", {}).get("connected")}
         return None
-    moved_state = wait_for(f"the call moved to the forwarder, {args.forwarded} senders decoded through it", moved, timeout=args.wait)
+    try:
+        moved_state = wait_for(f"the call moved to the forwarder, {args.forwarded} senders decoded through it", moved, timeout=args.wait)
+    except Failure:
+        own = (page.hook("roomCalls") or {}).get("own") or {}
+        emit("forwarded-view", forwarded=own.get("forwarded"), pairs={n: p.get("state") for n, p in (own.get("pairs") or {}).items()})
+        raise
     move_ms = round((time.monotonic() - began) * 1000)
     before = forwarded_view(page)["senders"]
     measured = time.monotonic()
@@ -2101,12 +2109,16 @@ def forwarded_phase(page, args, shots):
         set_viewport(page, width, height)
         shots[f"forwarded-{width}x{height}"] = page.screenshot(args.artifacts, f"room-call-forwarded-{width}x{height}.png")
     set_viewport(page, *SIZES[0])
+    # axe-core and the 44 px targets on the grid of five (the badge, the speaking words).
+    audits = []
+    audit(page, "room-call-forwarded", args, audits)
+    axe = {a["size"]: a["violations"] + len(a["smallTargets"]) for a in audits}
     # What the page sends the forwarder: its simulcast layers (rid, size, frames encoded).
     layers = forwarded_view(page).get("layers") or []
     emit("forwarded", layers=layers, growth=growth, moveMs=move_ms, pairsEndedMs=moved_state["moveMs"], decodedAt=moved_state["decodedAt"], speaking=speaking, status=status)
     return {"growth": growth, "moveMs": move_ms, "pairsEndedMs": moved_state["moveMs"], "decodedAt": moved_state["decodedAt"],
             "connectedAt": moved_state["connectedAt"], "windowMs": window_ms, "address": moved_state["address"],
-            "speaking": speaking, "status": status, "badge": badge, "chinese": chinese, "tiles": tiles, "layers": layers}
+            "speaking": speaking, "status": status, "badge": badge, "chinese": chinese, "tiles": tiles, "layers": layers, "axe": axe}
 
 
 def main():

@@ -34,18 +34,20 @@ struct RoomCallForwardedBrowserTests {
         var cli: [String: Subprocess] = [:]
         defer { for process in cli.values { process.stop() } }
         let started = ContinuousClock.now
-        // Each CLI stays `duration` seconds after its latest call connected (its call to the
-        // forwarder once the call moved): long enough for the page to measure and screenshot.
+        // Each CLI stays `duration` seconds after its latest call connected: the first three long
+        // enough that the page's peer-to-peer phase (decoding, the forgeries) ends before they
+        // go on a loaded machine; all stay long enough after their call to the forwarder for the
+        // page to measure, screenshot and reload.
         let result = try await browser.runDriver(["room", "--name", "dave", "--room", "#family", "--kind", "video", "--others", "3",
                                                   "--forge", "--forwarded", "4", "--reload", "--wait", "90", "--seconds", "60", "--stay-with", "0"],
                                                  url: "http://127.0.0.1:\(node.httpPort)/") { driver in
             try await driver.waitForOutput("\"in-call\"")
             for name in Self.clis {
-                cli[name] = try peers.startCall(name, to: "#family", node: node.signalingURL, duration: 20, extra: sources)
+                cli[name] = try peers.startCall(name, to: "#family", node: node.signalingURL, duration: 34, extra: sources)
             }
             // The fifth, once the page decodes the three peer to peer and refused the forgeries.
             try await driver.waitForOutput("\"ready-for-more\"", timeout: TestDeadline.event * 3)
-            cli["erin"] = try peers.startCall("erin", to: "#family", node: node.signalingURL, duration: 18, extra: sources)
+            cli["erin"] = try peers.startCall("erin", to: "#family", node: node.signalingURL, duration: 30, extra: sources)
         }
         for (name, process) in cli {
             let exit = await process.waitForExit(timeout: TestDeadline.event * 2)
@@ -60,6 +62,8 @@ struct RoomCallForwardedBrowserTests {
         #expect((otherKey["reason"] as? String ?? "").contains("not by the key pinned for this node"), "\(otherKey)")
         let badSignature = try #require(forged["bad-signature"] as? [String: Any])
         #expect(badSignature["code"] as? String == "bad-signature" && (badSignature["reason"] as? String ?? "").contains("does not verify"), "\(badSignature)")
+        // axe-core (WCAG 2.1 AA) and 44 px targets with the refusal shown, and on the grid of five.
+        #expect((forged["axe"] as? [String: Int] ?? [:]).count == 2 && (forged["axe"] as? [String: Int] ?? [:]).values.allSatisfy { $0 == 0 }, "\(forged["axe"] ?? "-")")
         let kept = forged["pairsKept"] as? [String: Int] ?? [:]
         #expect(Set(kept.keys) == Set(Self.clis) && kept.values.allSatisfy { $0 > 0 }, "pairs after the forgeries: \(kept)")
 
@@ -86,6 +90,7 @@ struct RoomCallForwardedBrowserTests {
         #expect(Set(layers.compactMap { $0["rid"] as? String }) == ["q", "h", "f"], "\(layers)")
         #expect(layers.contains { $0["rid"] as? String == "q" && ($0["framesEncoded"] as? Int ?? 0) > 0 }, "\(layers)")
         let layerFigures = layers.map { "\($0["rid"] ?? "?") \($0["framesEncoded"] ?? 0) frames" }
+        #expect((forwarded["axe"] as? [String: Int] ?? [:]).count == 2 && (forwarded["axe"] as? [String: Int] ?? [:]).values.allSatisfy { $0 == 0 }, "\(forwarded["axe"] ?? "-")")
         let speaking = forwarded["speaking"] as? [String] ?? []
         #expect(!speaking.isEmpty, "nobody highlighted as speaking")
         #expect((forwarded["status"] as? String ?? "").contains("via node relay"), "\(forwarded["status"] ?? "")")

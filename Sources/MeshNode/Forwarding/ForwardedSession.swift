@@ -51,6 +51,9 @@ actor ForwardedSession {
     /// The offer waiting for its answer, and whether another change came meanwhile.
     private var outstanding: SessionDescription?
     private var changedMeanwhile = false
+    /// The outstanding offer's answer is late (``answerTimeout``): a change may offer anew, but
+    /// until then a late answer still binds its streams (a loaded browser answers in seconds).
+    private var outstandingLate = false
     private var tasks: [Task<Void, Never>] = []
     private(set) var ended = false
     /// Whether its transport is in the core (after the first answer).
@@ -196,7 +199,7 @@ actor ForwardedSession {
     /// after the answer (or the timeout).
     func renegotiate() async {
         guard !ended, let agent else { return }
-        if outstanding != nil {
+        if outstanding != nil, !outstandingLate {
             changedMeanwhile = true
             return
         }
@@ -227,6 +230,7 @@ actor ForwardedSession {
             }
             sessionVersion += 1
             outstanding = offer
+            outstandingLate = false
             let version = sessionVersion
             try await signal(.sdp, sdpType: "offer", sdp: offer.serialized)
             tasks.append(Task { [weak self] in
@@ -242,7 +246,9 @@ actor ForwardedSession {
     private func answerTimedOut(version: Int) async {
         guard outstanding != nil, sessionVersion == version else { return }
         logger.notice("forwarded call \(forwarded.id): \(participant) did not answer the offer within \(Self.answerTimeout)")
-        outstanding = nil
+        // Kept: a late answer still binds the streams (they are offered again only when something
+        // changes, so dropping the offer here left them without media for good).
+        outstandingLate = true
         if changedMeanwhile {
             changedMeanwhile = false
             await renegotiate()
@@ -253,8 +259,15 @@ actor ForwardedSession {
     /// bound (its packets flow from now on; a video stream asks its source for a key frame).
     private func applyAnswer(_ text: String) async throws {
         guard let offer = outstanding else { return }
-        outstanding = nil
         let answer = try SessionDescription(parsing: text)
+        // An answer has the offer's sections (RFC 3264 §6): one with fewer answers an earlier,
+        // late offer, whose streams the outstanding one offers again.
+        guard answer.media.count == offer.media.count else {
+            logger.notice("forwarded call \(forwarded.id): \(participant) answered an earlier offer (\(answer.media.count) of \(offer.media.count) sections); waiting for the answer to the latest")
+            return
+        }
+        outstanding = nil
+        outstandingLate = false
         let negotiated = try NegotiatedStream.fromOffering(offer: offer, answer: answer)
         let byMid = Dictionary(negotiated.compactMap { stream in stream.mid.map { ($0, stream) } }, uniquingKeysWith: { first, _ in first })
         var added = 0
