@@ -23,8 +23,17 @@ final class Replayer: Sendable {
     static let audioPayloadType: UInt8 = 111
     static let videoPayloadType: UInt8 = 96
 
+    /// How late a tick may be and still be sent: later ones are skipped, as a live encoder
+    /// drops frames it had no time for, instead of sending a backlog as one burst.
+    static let maxLateness = Duration.milliseconds(100)
+
     private let media: EncodedMedia
     private let publishers = Mutex<[String: Publisher]>([:])
+    private let skipped = Mutex(0)
+
+    /// Ticks (audio and video) skipped because the replay fell behind: above zero, the load
+    /// generator did not keep up and the run's `delivered` says more about it than the server.
+    var skippedTicks: Int { skipped.withLock { $0 } }
 
     init(media: EncodedMedia) { self.media = media }
 
@@ -51,6 +60,16 @@ final class Replayer: Sendable {
             let nextVideo = start + videoPeriod * videoTick
             let next = min(nextAudio, nextVideo)
             if next > clock.now { try? await Task.sleep(until: next, clock: clock) }
+            let late = clock.now - next
+            if late > Self.maxLateness {
+                // Resume on the current slot of each clock; the sequence numbers go on (the RTP
+                // timestamps jump, as after frames an encoder dropped).
+                let audioNow = Int((clock.now - start) / audioPeriod), videoNow = Int((clock.now - start) / videoPeriod)
+                skipped.withLock { $0 += max(0, audioNow - audioTick) + max(0, videoNow - videoTick) }
+                audioTick = max(audioTick, audioNow)
+                videoTick = max(videoTick, videoNow)
+                continue
+            }
             if nextAudio <= nextVideo {
                 sendAudio(tick: audioTick)
                 audioTick += 1

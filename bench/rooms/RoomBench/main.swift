@@ -126,7 +126,7 @@ final class Room: Sendable {
                               "sendErrors": counters.sendErrors, "authenticated": statistics?.rtpReceived ?? 0,
                               "authFailures": statistics?.authenticationFailures ?? 0, "failure": counters.failure ?? ""]
             }
-            emit(["event": "counts", "connections": result])
+            emit(["event": "counts", "connections": result, "skippedTicks": replayer.withLock { $0?.0 }?.skippedTicks ?? 0])
         case "close":
             let (connection, _) = try self.connection(id)
             replayer.withLock { $0?.0 }?.remove(id)
