@@ -40,6 +40,7 @@ public struct NodeSettings: Sendable, Equatable {
     public var turnIdleTimeout: Double?
     public var turnGSO: Bool?
     public var turnNIORelay: Bool?
+    public var turnConsolidateBelow: Int?
     public var dataDir: String?
     public var heartbeat: Double?
     public var nodeKey: String?
@@ -67,6 +68,8 @@ public struct NodeSettings: Sendable, Equatable {
     public var roomRule: String?
     public var roomCallMeshLimit: Int?
     public var forwarder: Bool?
+    public var forwardFor: [String]?
+    public var forwarderKey: [String]?
     public var cluster: String?
     public var member: String?
     public var publicAddress: [String]?
@@ -143,6 +146,8 @@ public struct NodeSettings: Sendable, Equatable {
                   help: "Relay datagrams with UDP segmentation offload (less CPU per packet; not where routes go through IPsec or devices without checksum offload, whose refusals close the socket)."),
             .flag("turn-nio-relay", \.turnNIORelay,
                   help: "Relay UDP allocations through SwiftNIO channels instead of the relay engine threads (slower; for comparison)."),
+            .integer("turn-consolidate-below", \.turnConsolidateBelow, .atLeast(0, "datagrams/s"),
+                     help: "Below this many relayed datagrams per second in all, one relay engine thread carries every allocation (fewer wake-ups); above twice that they spread over the threads again; 0 never gathers (default \(turn.engineConsolidateBelow))."),
             .text("log-level", \.logLevel,
                   help: "trace, debug, info, notice, warning, error or critical (default \(NodeConfiguration.defaultLogLevel))."),
             .text("data-dir", \.dataDir, .notEmpty, help: "Directory of the signaling store (default $STATE_DIRECTORY under systemd, else $XDG_DATA_HOME/meshnode or ~/.local/share/meshnode)."),
@@ -200,6 +205,10 @@ public struct NodeSettings: Sendable, Equatable {
                      help: "Participants of a peer-to-peer room call, each with a call to every other (default 4; docs/rooms.md)."),
             .flag("forwarder", \.forwarder,
                   help: "Forward room calls that grow past room-call-mesh-limit through this node (an SFU: each participant sends once, up to 20; docs/rooms.md). Costs CPU and bandwidth per participant."),
+            .list("forward-for", \.forwardFor, .webSocketURL,
+                  help: "Forward the room calls of the node at this WebSocket URL, ws://HOST:PORT/ws, through a session there under forwarder.<key id> (repeatable; that node must trust this node's key: forwarder-key, or dial-back; docs/rooms.md)."),
+            .list("forwarder-key", \.forwarderKey, .nodeKey,
+                  help: "Node key (base64) of a forwarding node whose session here may forward this node's room calls (repeatable; besides proven mesh nodes reachable by dial-back; docs/rooms.md)."),
             .text("cluster", \.cluster, .clusterURL,
                   help: "Cluster mode: share this node's names, rooms and chat with the other members in PostgreSQL, postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (docs/cluster.md); needs member."),
             .text("member", \.member, .memberName,
@@ -412,6 +421,7 @@ public struct NodeConfiguration: Sendable {
         turn.maxStreamConnectionsPerSource = settings.turnMaxConnectionsPerIP ?? turn.maxStreamConnectionsPerSource
         turn.segmentationOffload = settings.turnGSO ?? false
         turn.relayEngine = !(settings.turnNIORelay ?? false)
+        if let below = settings.turnConsolidateBelow { turn.engineConsolidateBelow = below }
         if let seconds = settings.turnIdleTimeout { turn.streamIdleTimeout = .milliseconds(Int64((seconds * 1000).rounded())) }
         if let level = settings.logLevel {
             guard let parsed = Logger.Level(rawValue: level) else {
