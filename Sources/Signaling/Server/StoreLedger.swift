@@ -1,5 +1,3 @@
-import SQLiteNIO
-
 /// What the store's limits are checked against, kept in memory by the writer (issue 17): the
 /// undelivered messages, each by (recipient, sender, id) with its row, size and room, and their
 /// counts and bytes in total, per recipient and per room.
