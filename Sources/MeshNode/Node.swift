@@ -76,10 +76,22 @@ public struct Node: Sendable {
         let hosts = httpHosts
         let redirectPort = webCertificate == nil ? nil : configuration.httpRedirectPort
         // The forwarder (docs/rooms.md) logs in to this node once its listeners are up.
+        let forwardingNode = ForwardingNode()
         let forwarder = configuration.signaling.forwarder ? ForwarderService(
-            identity: credentials.identity, localAddresses: configuration.turn.bindAddresses.filter { $0 != "0.0.0.0" && $0 != "::" }, logger: logger) : nil
+            identity: credentials.identity, localAddresses: configuration.turn.bindAddresses.filter { $0 != "0.0.0.0" && $0 != "::" },
+            node: forwardingNode, logger: logger) : nil
+        // Forwarders for other nodes (`forward-for`, docs/rooms.md "A forwarder on another
+        // node"): one session at each, sharing one bound of forwarded calls.
+        let farForwarders = configuration.signaling.forwardFor.map { url in
+            ForwarderService(identity: credentials.identity, localAddresses: configuration.turn.bindAddresses.filter { $0 != "0.0.0.0" && $0 != "::" },
+                             node: forwardingNode, forFarNode: url, logger: logger)
+        }
+        let farURLs = configuration.signaling.forwardFor
         let onReady: @Sendable (NodeAddresses) -> Void = { [logger] addresses in
             onReady(addresses)
+            for (url, far) in zip(farURLs, farForwarders) {
+                Task { await Self.keepLoggedIn(far, at: url, logger: logger) }
+            }
             guard let forwarder else { return }
             Task {
                 do {
@@ -205,6 +217,27 @@ public struct NodeAddresses: Sendable {
 }
 
 extension Node {
+    /// Logs `forwarder` in at the node at `url` and keeps it there: the first login is tried
+    /// every 2 s until it succeeds (that node may start later, or not trust this one yet);
+    /// after that the forwarder's client reconnects by itself.
+    static func keepLoggedIn(_ forwarder: ForwarderService, at url: String, logger: Logger) async {
+        var attempts = 0
+        while !Task.isCancelled {
+            do {
+                try await forwarder.start(url: url)
+                return
+            } catch {
+                attempts += 1
+                // Every failure at first, then one line a minute: a node that does not trust
+                // this key yet refuses each attempt the same way.
+                if attempts <= 3 || attempts % 30 == 0 {
+                    logger.warning("forwarder: no session at \(url) yet (attempt \(attempts)): \(error)")
+                }
+                try? await Task.sleep(for: .seconds(2))
+            }
+        }
+    }
+
     /// The web certificate with `https` on, nil without. Without tls-cert and tls-key the
     /// self-signed one in the data directory, which TURN's TLS listener then uses too.
     func makeWebCertificate(turn: inout TURNServerConfiguration) throws -> WebCertificate? {

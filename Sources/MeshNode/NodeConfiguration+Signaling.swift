@@ -28,6 +28,10 @@ public struct SignalingSettings: Sendable, Equatable {
     public var roomCallMeshLimit: Int
     /// Whether the node forwards room calls past that limit (`forwarder`, docs/rooms.md).
     public var forwarder: Bool
+    /// Nodes whose room calls this node's forwarder also forwards, by WebSocket URL (`forward-for`).
+    public var forwardFor: [String]
+    /// Node keys of forwarding nodes this node assigns calls to (`forwarder-key`).
+    public var forwarderKeys: Set<String>
     /// `HOST:PORT` forms clients reach the node at besides its bind addresses (`public-address`).
     public var publicAddresses: [String]
     /// Web origins besides the page's own whose pages may open `/ws` (`allow-origin`).
@@ -82,6 +86,8 @@ public struct SignalingSettings: Sendable, Equatable {
         roomRule = settings.roomRule.flatMap(RoomRule.init(rawValue:)) ?? .open
         roomCallMeshLimit = settings.roomCallMeshLimit ?? HubConfiguration().roomCallMeshLimit
         forwarder = settings.forwarder ?? false
+        forwardFor = settings.forwardFor ?? []
+        forwarderKeys = Set(settings.forwarderKey ?? [])
         publicAddresses = (settings.publicAddress ?? []).compactMap { LoginBody.authority($0) }
         allowedOrigins = settings.allowOrigin ?? []
         maxConnectionsPerIP = settings.maxConnectionsPerIP ?? SourceLimit.defaultMaximum

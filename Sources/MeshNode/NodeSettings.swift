@@ -68,6 +68,8 @@ public struct NodeSettings: Sendable, Equatable {
     public var roomRule: String?
     public var roomCallMeshLimit: Int?
     public var forwarder: Bool?
+    public var forwardFor: [String]?
+    public var forwarderKey: [String]?
     public var cluster: String?
     public var member: String?
     public var publicAddress: [String]?
@@ -203,6 +205,10 @@ public struct NodeSettings: Sendable, Equatable {
                      help: "Participants of a peer-to-peer room call, each with a call to every other (default 4; docs/rooms.md)."),
             .flag("forwarder", \.forwarder,
                   help: "Forward room calls that grow past room-call-mesh-limit through this node (an SFU: each participant sends once, up to 20; docs/rooms.md). Costs CPU and bandwidth per participant."),
+            .list("forward-for", \.forwardFor, .webSocketURL,
+                  help: "Forward the room calls of the node at this WebSocket URL, ws://HOST:PORT/ws, through a session there under forwarder.<key id> (repeatable; that node must trust this node's key: forwarder-key, or dial-back; docs/rooms.md)."),
+            .list("forwarder-key", \.forwarderKey, .nodeKey,
+                  help: "Node key (base64) of a forwarding node whose session here may forward this node's room calls (repeatable; besides proven mesh nodes reachable by dial-back; docs/rooms.md)."),
             .text("cluster", \.cluster, .clusterURL,
                   help: "Cluster mode: share this node's names, rooms and chat with the other members in PostgreSQL, postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (docs/cluster.md); needs member."),
             .text("member", \.member, .memberName,

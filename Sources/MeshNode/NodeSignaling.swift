@@ -65,6 +65,7 @@ struct NodeSignaling: Sendable {
         hubConfiguration.defaultRoomRule = configuration.signaling.roomRule
         hubConfiguration.roomCallMeshLimit = configuration.signaling.roomCallMeshLimit
         hubConfiguration.forwarder = configuration.signaling.forwarder
+        hubConfiguration.forwarderKeys = configuration.signaling.forwarderKeys
         try? await store.prune(olderThan: hubConfiguration.retention)
         // The hub needs the ICE servers before the mesh service (which needs the hub) exists.
         let meshReference = Mutex<MeshService?>(nil)

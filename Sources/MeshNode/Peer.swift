@@ -54,6 +54,9 @@ public actor Peer {
     /// When ``ownRoomCall`` is forwarded: this peer's call to the forwarder (docs/protocol.md
     /// "Room calls", *Forwarded mode*).
     private var forwarderCall: String?
+    /// The forwarder ``forwarderCall`` goes to, as the verified assignment named it: another
+    /// one in a later state means the node moved the call (its forwarder died).
+    private var forwarderTarget: RoomCallForwarder?
     static let maxKnownRoomCalls = 128
     /// How long pairwise calls stay up after the move to a forwarder when the forwarder's media
     /// does not come (then they end anyway: the forwarded call carries the room from now on).
@@ -440,6 +443,7 @@ public actor Peer {
         roomCallPairs = [:]
         if let id = forwarderCall { await calls[id]?.hangup() }
         forwarderCall = nil
+        forwarderTarget = nil
     }
 
     /// After a signaling reconnect: joins again from the new connection, so the node keeps this
@@ -492,7 +496,15 @@ public actor Peer {
         // Forwarded (docs/protocol.md "Room calls", *Forwarded mode*): one call to the forwarder,
         // bound to the key the node's signed assignment names; no new pairwise calls.
         if let forwarder = state.forwarder {
-            guard forwarderCall.flatMap({ calls[$0] }) == nil else { return }
+            if let id = forwarderCall, let running = calls[id] {
+                guard forwarderTarget != forwarder else { return }
+                // Failover (item 7): the node assigned another forwarder. The old call is dead or
+                // dying with its forwarder; the room call itself goes on (no leave, no ringing).
+                logger.notice("room call \(state.call) of \(state.room) moved from forwarder \(forwarderTarget?.address ?? "?") to \(forwarder.address)")
+                forwarderCall = nil
+                await running.hangup(reason: "the room call moved to another forwarder")
+            }
+            forwarderTarget = forwarder
             do {
                 let call = try await call(forwarder.address, kind: state.kind, ring: nil, room: state.room, roomCall: state.call,
                                           remoteKey: forwarder.key, forwarded: true)

@@ -70,6 +70,22 @@ import Testing
         #expect(bob.pins.key(for: bob.nodePinAddress) == node.publicKeyBase64)
     }
 
+    /// A forwarder on another node (item 7): the node's assignment naming that forwarder and its
+    /// key is taken; the forwarding node cannot assign itself (or move a call to itself) by
+    /// signing an assignment of its own.
+    @Test func aForwardingNodeIsTakenOnlyWhenTheNodeAssignsIt() async throws {
+        await bob.nodeKeyWelcomed(node.publicKeyBase64)
+        let far = Identity.generate()
+        let name = try #require(ForwarderAssignment.remoteName(forKey: far.publicKeyBase64))
+        let ts = Date().timeIntervalSince1970
+        let payload = ForwarderAssignment(room: "#ops", call: "rc-1", forwarder: name, key: far.publicKeyBase64, ts: ts, expires: ts + 600)
+        let taken = await bob.verifyRoomCallState(state(ForwarderSigning.sign(payload, with: node)))
+        #expect(taken.forwarder == RoomCallForwarder(address: name, key: far.publicKeyBase64))
+        let selfAssigned = await bob.verifyRoomCallState(state(ForwarderSigning.sign(payload, with: far)))
+        #expect(selfAssigned.forwarder == nil)
+        #expect(selfAssigned.forwarderRefusal?.contains("not by the key pinned for this node") == true)
+    }
+
     @Test func noNodeKeyNoForwarder() async throws {
         let state = await bob.verifyRoomCallState(state(assignment(signedBy: node)))
         #expect(state.forwarder == nil)

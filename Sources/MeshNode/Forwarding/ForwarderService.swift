@@ -16,6 +16,11 @@ public actor ForwarderService {
     /// The node's forwarded calls (bounded, `/metrics`).
     public nonisolated let node: ForwardingNode
     private let identity: Identity
+    /// The name it logs in under: `forwarder` at its own node, `forwarder.<key id>` at another
+    /// (docs/protocol.md "Room calls", *Forwarded mode* item 7).
+    public nonisolated let name: String
+    /// Keeps the calls of different nodes' rooms apart in the shared ``ForwardingNode``.
+    private let scope: String
     /// The addresses its ICE agents gather on (the node's bind addresses; empty: every interface).
     private let localAddresses: [String]
     private var client: SignalingClient?
@@ -30,10 +35,14 @@ public actor ForwarderService {
     /// Sessions at most at once: every forwarded call full (64 × 20).
     public static let maxSessions = 64 * ForwarderAssignment.maxParticipants
 
-    /// A forwarder that will log in with the node's identity.
+    /// A forwarder that will log in with the node's identity: to its own node by default, or
+    /// to another node (`forFarNode`: under `forwarder.<key id>`, its calls kept apart).
     public init(identity: Identity, localAddresses: [String] = [], node: ForwardingNode = ForwardingNode(),
-                logger: Logger = Logger(label: "meshnode.forwarder")) {
+                forFarNode url: String? = nil, logger: Logger = Logger(label: "meshnode.forwarder")) {
         self.identity = identity
+        self.name = url == nil ? ForwarderAssignment.forwarderName
+            : ForwarderAssignment.remoteName(forKey: identity.publicKeyBase64) ?? ForwarderAssignment.forwarderName
+        self.scope = url.map { $0 + " " } ?? ""
         self.localAddresses = localAddresses
         self.node = node
         self.logger = logger
@@ -41,15 +50,25 @@ public actor ForwarderService {
 
     /// Logs in at `url` (the node's own `/ws`) and takes calls until ``stop()``.
     public func start(url: String) async throws {
-        let client = SignalingClient(url: url, name: ForwarderAssignment.forwarderName, identity: identity, pins: KeyPins(path: nil),
+        let client = SignalingClient(url: url, name: name, identity: identity, pins: KeyPins(path: nil),
                                      reconnectDelay: .seconds(1), jitter: .milliseconds(200), logger: logger)
         self.client = client
         loop = Task { [weak self] in
             for await event in client.events { await self?.handle(event) }
         }
-        let welcome = try await client.connect()
+        let welcome: WelcomeBody
+        do {
+            welcome = try await client.connect()
+        } catch {
+            // The caller may try again with a new start: nothing of this attempt stays.
+            loop?.cancel()
+            loop = nil
+            self.client = nil
+            await client.close()
+            throw error
+        }
         iceServers = welcome.iceServers
-        logger.info("forwarder logged in as \(ForwarderAssignment.forwarderName)")
+        logger.notice("forwarder logged in at \(url) as \(name)")
     }
 
     /// Ends every session and leaves the node.
@@ -98,7 +117,7 @@ public actor ForwarderService {
             return await decline(.reject, "the forwarder takes only calls of forwarded room calls")
         }
         guard sessions.count < Self.maxSessions else { return await decline(.busy, "the forwarder carries \(Self.maxSessions) participants already") }
-        let callKey = "\(room) \(roomCall)"
+        let callKey = "\(scope)\(room) \(roomCall)"
         let forwarded: ForwardedCall
         do {
             forwarded = try await node.call(callKey)

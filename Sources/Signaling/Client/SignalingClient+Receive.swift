@@ -58,7 +58,11 @@ extension SignalingClient {
             eventSink.yield(.roomCall(verifyRoomCallState(body)))
         case .device(let device):
             deviceMessage(device, message: message)
-        case .pong, .ping, .login, .subscribe, .unsubscribe, .join, .leave, .invite, .link, .linked, .mesh, .dialback, .dialbackResult, .prove, .proof,
+        case .ping:
+            // The node measures the round trip of a forwarder's session by its own pings
+            // (docs/protocol.md "Room calls", *Forwarded mode* item 7); answering costs nothing.
+            transmit(SignalingMessage(id: message.id, from: name, to: SignalingProtocol.nodeAddress, payload: .pong))
+        case .pong, .login, .subscribe, .unsubscribe, .join, .leave, .invite, .link, .linked, .mesh, .dialback, .dialbackResult, .prove, .proof,
              .roomCall(.request):
             break
         }

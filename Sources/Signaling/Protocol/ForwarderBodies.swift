@@ -20,6 +20,20 @@ public struct ForwarderAssignment: Codable, Sendable, Equatable {
 
     /// The name under which a node's forwarder logs in to the node, with the node key; reserved.
     public static let forwarderName = "forwarder"
+    /// Names beginning with this are reserved for forwarders of other nodes (docs/protocol.md
+    /// "Room calls", *Forwarded mode* item 7): `forwarder.` + 16 hex digits of the node key.
+    public static let remotePrefix = "forwarder."
+
+    /// The name a forwarding node with `key` logs in under at another node, nil for no key.
+    public static func remoteName(forKey key: String) -> String? {
+        guard let raw = Identity.decodeKey(key) else { return nil }
+        return remotePrefix + raw.prefix(8).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Whether `name` is a forwarder's: the node's own or another node's.
+    public static func isForwarderName(_ name: String) -> Bool {
+        name == forwarderName || name.hasPrefix(remotePrefix)
+    }
     /// The most participants of a forwarded call (the forwarding core's bound).
     public static let maxParticipants = 20
 

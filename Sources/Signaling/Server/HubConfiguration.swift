@@ -37,6 +37,14 @@ public struct HubConfiguration: Sendable {
     /// ``roomCallMeshLimit`` then makes the call forwarded, up to ``forwardedCallLimit``.
     public var forwarder = false
     public var forwardedCallLimit = ForwarderAssignment.maxParticipants
+    /// Node keys whose forwarder sessions this node assigns calls to (`--forwarder-key`,
+    /// docs/protocol.md "Room calls", *Forwarded mode* item 7), besides proven mesh nodes whose
+    /// record says `relay`.
+    public var forwarderKeys: Set<String> = []
+    /// How often the node pings each forwarder session, and after how long without an answer
+    /// it takes it for gone (1 s and 3 s: detection, reassignment and ICE fit in 5 s).
+    public var forwarderPing: Duration = .seconds(1)
+    public var forwarderSilence: Duration = .seconds(3)
 
     /// Presence subscriptions one node link may hold (for the peers of its node).
     public var maxLinkSubscriptions = 10_000

@@ -34,6 +34,9 @@ extension SignalingHub {
         if body.name == ForwarderAssignment.forwarderName, body.key != configuration.nodeIdentity?.publicKeyBase64 {
             return fail(SignalingError(.nameTaken, "the name \(body.name) is reserved for this node's forwarder (the node key); choose another name", of: id))
         }
+        if let refusal = forwarderLoginRefusal(name: body.name, key: body.key, id: id) {
+            return fail(refusal)
+        }
         let bound: String
         do {
             bound = try await store.bind(name: body.name, key: body.key)
@@ -71,6 +74,7 @@ extension SignalingHub {
         sessions[connection]?.key = body.key
         sessions[connection]?.device = device
         setOnline(name, (online[name] ?? []) + [connection])
+        forwarderLoggedIn(name: name, key: body.key, on: connection)
         session.handle.gate.chatName = name
         let seconds = Double(configuration.heartbeat.components.seconds) + Double(configuration.heartbeat.components.attoseconds) / 1e18
         var welcome = WelcomeBody(name: name, key: body.key, heartbeat: seconds, iceServers: iceServers(name, session.handle))

@@ -25,6 +25,15 @@ struct RoomCall {
     /// Whether the call runs through this node's forwarder (docs/protocol.md "Room calls",
     /// *Forwarded mode*). Once forwarded it stays so until it ends.
     var forwarded = false
+    /// A forwarder: its name at this node and the key it signs call setup with.
+    struct Forwarder: Equatable {
+        let name: String
+        let key: String
+    }
+    /// The forwarder of a forwarded call: this node's own (`forwarder`) or another node's
+    /// session here (`forwarder.<key id>`, SignalingHub+Forwarders.swift); kept when it goes
+    /// until another takes the call.
+    var forwarder: Forwarder?
 
     func index(of name: String) -> Int? { participants.firstIndex { $0.name == name } }
 }
@@ -136,17 +145,20 @@ extension SignalingHub {
             // A reconnect, or another device of the name: it takes the name's place.
             call.participants[index] = participant
         } else {
-            if call.participants.count >= configuration.roomCallMeshLimit, !call.forwarded, configuration.forwarder, configuration.nodeIdentity != nil {
-                // Past the peer-to-peer limit the call moves to this node's forwarder, and stays
-                // there: moving back at a leave would cost every participant n−1 new setups.
+            if call.participants.count >= configuration.roomCallMeshLimit, !call.forwarded, configuration.nodeIdentity != nil,
+               let chosen = chooseForwarder() {
+                // Past the peer-to-peer limit the call moves to a forwarder (this node's own, or
+                // the nearest forwarding node's session here), and stays forwarded: moving back
+                // at a leave would cost every participant n−1 new setups.
                 call.forwarded = true
-                logger.info("room call forwarded", metadata: ["room": "\(room)", "call": "\(call.id)", "participants": "\(call.participants.count + 1)"])
+                call.forwarder = chosen
+                logger.info("room call forwarded", metadata: ["room": "\(room)", "call": "\(call.id)", "participants": "\(call.participants.count + 1)", "forwarder": "\(chosen.name)"])
             }
             let limit = call.forwarded ? configuration.forwardedCallLimit : configuration.roomCallMeshLimit
             guard call.participants.count < limit else {
                 let why = call.forwarded ? "the most this node's forwarder takes in one call"
                     : configuration.forwarder ? "the most a room call takes here"
-                    : "the most a peer-to-peer room call takes (--room-call-mesh-limit); this node runs no forwarder (--forwarder) for larger calls"
+                    : "the most a peer-to-peer room call takes (--room-call-mesh-limit); no forwarder is available for larger calls (--forwarder here, or a forwarding node's session: --forwarder-key)"
                 refuse(.storeFull, "call \(call.id) in \(room) has \(call.participants.count) participants, \(why)")
                 return nil
             }
@@ -194,9 +206,10 @@ extension SignalingHub {
     /// calls", *Forwarded mode*), signed anew for each state: it expires an hour later.
     func forwarderAssignment(for call: RoomCall, in room: String) -> SignedBody? {
         guard call.forwarded, let identity = configuration.nodeIdentity else { return nil }
+        let forwarder = call.forwarder ?? RoomCall.Forwarder(name: ForwarderAssignment.forwarderName, key: identity.publicKeyBase64)
         let ts = Date().timeIntervalSince1970
-        return ForwarderSigning.sign(ForwarderAssignment(room: room, call: call.id, forwarder: ForwarderAssignment.forwarderName,
-                                                         key: identity.publicKeyBase64, ts: ts, expires: ts + ForwarderAssignment.maxLifetime),
+        return ForwarderSigning.sign(ForwarderAssignment(room: room, call: call.id, forwarder: forwarder.name,
+                                                         key: forwarder.key, ts: ts, expires: ts + ForwarderAssignment.maxLifetime),
                                      with: identity)
     }
 
@@ -258,9 +271,12 @@ extension SignalingHub {
         guard let call = roomCalls[local.name], call.id == roomCall else {
             return "no room call \(roomCall.prefix(64)) runs in \(local.name)"
         }
-        // A participant's call to this node's forwarder: only while the call is forwarded.
-        if callee == ForwarderAssignment.forwarderName {
+        // A participant's call to a forwarder: only while the call is forwarded, and only to
+        // the forwarder it is assigned to.
+        if ForwarderAssignment.isForwarderName(callee) {
             guard call.forwarded else { return "room call \(call.id) of \(local.name) is not forwarded" }
+            let assigned = call.forwarder?.name ?? ForwarderAssignment.forwarderName
+            guard callee == assigned else { return "room call \(call.id) of \(local.name) is forwarded by \(assigned), not \(callee.prefix(80))" }
             guard call.index(of: caller) != nil else { return "\(caller.prefix(80)) is not in room call \(call.id) of \(local.name); join it first" }
             return nil
         }

@@ -60,6 +60,8 @@ public actor SignalingHub {
     var calls: [RingingCall.Key: RingingCall] = [:]
     /// Running room calls by room, bounded (Server/SignalingHub+RoomCalls.swift).
     var roomCalls: [String: RoomCall] = [:]
+    /// Forwarder sessions of other nodes, bounded (Server/SignalingHub+Forwarders.swift).
+    var forwarders = ForwarderSessions()
     /// Room calls of other nodes' rooms as their hosts pushed them, by `#room@host`, bounded
     /// (Links/SignalingHub+RemoteRoomCalls.swift).
     var remoteRoomCalls: [String: RemoteRoomCall] = [:]
@@ -236,6 +238,7 @@ public actor SignalingHub {
             linkDown(node)
         }
         forgetDevice(connection)
+        forwarderDropped(connection, name: session.name)
         if let name = session.name, let devices = online[name], devices.contains(connection) {
             let rest = devices.filter { $0 != connection }
             setOnline(name, rest)
@@ -272,7 +275,7 @@ public actor SignalingHub {
         let reply = session.handle
         switch message.payload {
         case .ping: reply.send(nodeMessage(to: name, .pong, id: message.id))
-        case .pong: break
+        case .pong: forwarderPong(message.id, name: name, on: connection)
         case .login: reply.send(errorMessage(SignalingError(.badField, "already logged in as \(name)", of: message.id), to: name))
         case .subscribe(let body): await subscribe(body.names, id: message.id, on: connection, name: name)
         case .unsubscribe(let body): unsubscribe(body.names, id: message.id, on: connection, name: name)
