@@ -200,6 +200,7 @@ final class RelayEngine: @unchecked Sendable {
         }
         for case let path? in paths { path.closeSockets() }
         paths = []
+        group?.leave(index)
     }
 
     private func applyCommands() {

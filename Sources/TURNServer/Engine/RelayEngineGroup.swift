@@ -28,7 +28,9 @@ final class RelayEngineGroup: Sendable {
     /// How often each engine measures its rate (ns).
     static let window: UInt64 = 100_000_000
 
-    private let members = Mutex<(engines: [RelayEngine], rates: [Int])>(([], []))
+    /// Engines by index; nil once stopped (the group and its engines refer to each other, and
+    /// a stopped engine must not be kept by the group).
+    private let members = Mutex<(engines: [RelayEngine?], rates: [Int])>(([], []))
     /// When allocations last went home (monotonic ns).
     let lastSpread = Atomic<UInt64>(0)
 
@@ -49,6 +51,15 @@ final class RelayEngineGroup: Sendable {
 
     func engine(_ index: Int) -> RelayEngine? {
         members.withLock { index < $0.engines.count ? $0.engines[index] : nil }
+    }
+
+    /// A stopped engine leaves: nothing is posted to it any more.
+    func leave(_ index: Int) {
+        members.withLock { members in
+            guard index < members.engines.count else { return }
+            members.engines[index] = nil
+            members.rates[index] = 0
+        }
     }
 
     var count: Int { members.withLock { $0.engines.count } }
