@@ -9,6 +9,8 @@ const RECONNECT_MS = 5000;
 const JITTER_MS = 1000;
 const CONNECT_TIMEOUT_MS = 10000;
 const FAILOVER_CONNECT_TIMEOUT_MS = 3000;
+/** Node URLs a client tries at most: those the user gave and the cluster members a node names. */
+const MAX_NODE_URLS = 32;
 
 let counter = 0;
 /** A fresh message id: unique per sender (random prefix per page load, then a counter). */
@@ -271,6 +273,7 @@ export class SignalingClient extends EventTarget {
     this.loginMs = Math.round(performance.now() - this.attemptStarted);
     this.heartbeat = Number(body.heartbeat) || 15;
     this.iceServers = Array.isArray(body.iceServers) ? body.iceServers : [];
+    this.learnMembers(body.members);
     this.lastHeard = performance.now();
     this.stopTimers();
     // Ping every half interval; a node silent for two intervals is gone: close and reconnect.
@@ -288,6 +291,27 @@ export class SignalingClient extends EventTarget {
     if (this.subscriptions.size) this.send('subscribe', '@node', { names: [...this.subscriptions] });
     for (const record of this.pending.values()) {
       this.sendEnvelope({ type: 'chat', id: record.id, from: this.name, to: record.to, body: { text: record.text } });
+    }
+  }
+
+  /**
+   * A member of a cluster names every member's URL in its welcome (docs/cluster.md "Clients"):
+   * they join the URLs tried on failover, after those the user gave. Only ws: and wss: URLs (wss:
+   * only, on a page served over https), at most MAX_NODE_URLS in all.
+   */
+  learnMembers(members) {
+    if (!Array.isArray(members)) return;
+    for (const url of members) {
+      if (this.urls.length >= MAX_NODE_URLS) break;
+      if (typeof url !== 'string' || this.urls.includes(url)) continue;
+      let parsed;
+      try {
+        parsed = new URL(url);
+      } catch {
+        continue;
+      }
+      const secureOnly = globalThis.location?.protocol === 'https:';
+      if (parsed.protocol === 'wss:' || (parsed.protocol === 'ws:' && !secureOnly)) this.urls.push(url);
     }
   }
 

@@ -44,6 +44,8 @@ public struct SignalingSettings: Sendable, Equatable {
     /// process's member name; nil for a single node on SQLite.
     public var cluster: String?
     public var member: String?
+    /// `member-url`: this member's `/ws` as clients reach it, told to clients at login.
+    public var memberURL: String?
 
     /// `heartbeat` when none is given.
     static let defaultHeartbeatSeconds = 15
@@ -94,6 +96,7 @@ public struct SignalingSettings: Sendable, Equatable {
         loginTimeout = Self.duration(seconds: settings.loginTimeout ?? Double(Self.defaultLoginTimeoutSeconds))
         cluster = settings.cluster
         member = settings.member
+        memberURL = settings.memberURL
     }
 
     private static func duration(seconds: Double) -> Duration {

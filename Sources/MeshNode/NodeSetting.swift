@@ -279,6 +279,14 @@ extension NodeSetting.Rule where Checked == String {
         }
     }
 
+    /// A cluster member's public `/ws` URL (`member-url`): ws:// or wss://, a host, at most
+    /// ``ClusterRouter/maxMemberURLBytes`` bytes.
+    static var memberURL: Self {
+        Self { text in
+            ClusterRouter.isValidMemberURL(text) ? nil : "'\(text.prefix(80))' is not a ws://HOST[:PORT]/PATH or wss:// URL of at most \(ClusterRouter.maxMemberURLBytes) bytes"
+        }
+    }
+
     /// A cluster member's name (it becomes part of a PostgreSQL channel name).
     static var memberName: Self {
         Self { ClusterRouter.isValidMember($0) ? nil : "'\($0.prefix(40))' is not a member name: 1 to 32 of A-Z a-z 0-9 _ -" }

@@ -72,6 +72,7 @@ public struct NodeSettings: Sendable, Equatable {
     public var forwarderKey: [String]?
     public var cluster: String?
     public var member: String?
+    public var memberURL: String?
     public var publicAddress: [String]?
     public var allowOrigin: [String]?
     public var statusAccess: String?
@@ -213,6 +214,8 @@ public struct NodeSettings: Sendable, Equatable {
                   help: "Cluster mode: share this node's names, rooms and chat with the other members in PostgreSQL, postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (docs/cluster.md); needs member."),
             .text("member", \.member, .memberName,
                   help: "This process's name in the cluster: 1 to 32 of A-Z a-z 0-9 _ -, unique among the members (docs/cluster.md)."),
+            .text("member-url", \.memberURL, .memberURL,
+                  help: "Cluster mode: the ws:// or wss:// URL of this member's /ws as clients reach it; every member's is told to clients at login, so a page given one URL fails over to the others (docs/cluster.md)."),
             .list("public-address", \.publicAddress, .authority,
                   help: "HOST:PORT clients reach this node at besides its bind addresses (a name, a proxy, a NAT; repeatable); logins signed for it are accepted."),
             .list("allow-origin", \.allowOrigin, .origin,

@@ -84,7 +84,7 @@ struct NodeSignaling: Sendable {
         let endpoint = SignalingEndpoint(hub: hub, limit: turn.configuration.connectionBudget ?? ConnectionLimit(maximum: configuration.signaling.maxConnections),
                                          origins: OriginPolicy(allowed: configuration.signaling.allowedOrigins),
                                          sources: SourceLimit(maximum: configuration.signaling.maxConnectionsPerIP))
-        let cluster = configuration.signaling.member.flatMap { member in postgres?.router(member: member, hub: hub) }
+        let cluster = configuration.signaling.member.flatMap { member in postgres?.router(member: member, url: configuration.signaling.memberURL, hub: hub) }
         return NodeSignaling(hub: hub, store: store, cluster: cluster, endpoint: endpoint, links: links, mesh: mesh)
     }
 

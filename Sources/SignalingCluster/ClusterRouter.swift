@@ -6,10 +6,15 @@ import Synchronization
 
 /// The cross-member router of a cluster (docs/cluster.md), on PostgreSQL's LISTEN/NOTIFY.
 ///
-/// - Each member listens on its own channel `mn_m_MEMBER`. A frame for a name online at
-///   another member is one notification there, `NAME SP FRAME`; one too large for a
-///   notification (PostgreSQL's limit is 8000 bytes) goes into `cluster_frames` and the
+/// - Each member listens on its own channel `mn_m_MEMBER`. Frames for names online at another
+///   member travel in the notification's payload: `*` and records `NAME SP FRAME` separated
+///   by LF, as many as fit in ``maxPayload`` (PostgreSQL's limit is 8000 bytes) — one
+///   notification per batch per member, not one per frame. A frame with an LF in it goes
+///   alone as `NAME SP FRAME` (the member's encoders never write one, but a frame relayed
+///   verbatim might); one too large for a notification goes into `cluster_frames` and the
 ///   notification carries `#ID NAME`.
+/// - A chat delivery received is handed to the name's connections from the listener's
+///   thread (``SignalingHub/clusterDeliverChat(text:to:)``); other frames take the hub's actor.
 /// - Presence goes to every member on `mn_cluster` (`on MEMBER NAME KEY`, `off MEMBER NAME`)
 ///   and into the `presence` table, from which a member that starts reads who is online.
 /// - Liveness: each member writes its `cluster_members` row every ``heartbeat``; a member whose
@@ -21,6 +26,8 @@ import Synchronization
 /// login. Frames to one member leave in order from one publisher connection, in batches.
 public final class ClusterRouter: ClusterRouting {
     public let member: String
+    /// This member's `/ws` as clients reach it (`member-url`), or nil.
+    let url: String?
     let client: PostgresClient
     let store: PostgresStore
     let hub: SignalingHub
@@ -47,6 +54,19 @@ public final class ClusterRouter: ClusterRouting {
         case presence(name: String, online: Bool, key: String?)
     }
 
+    /// Member URLs told to clients at most (the rest are left out).
+    static let maxMemberURLs = 32
+    /// The longest `member-url` taken, in bytes.
+    public static let maxMemberURLBytes = 256
+
+    /// `member-url`: `ws://` or `wss://`, a host, short, no fragment or credentials.
+    public static func isValidMemberURL(_ text: String) -> Bool {
+        guard text.utf8.count <= maxMemberURLBytes, let url = URLComponents(string: text),
+              ["ws", "wss"].contains(url.scheme ?? ""), let host = url.host, !host.isEmpty,
+              url.fragment == nil, url.user == nil, url.password == nil else { return false }
+        return true
+    }
+
     /// Valid member names: they become part of a channel name (at most 63 bytes).
     public static func isValidMember(_ name: String) -> Bool {
         (1...32).contains(name.utf8.count) && name.utf8.allSatisfy { byte in
@@ -59,10 +79,14 @@ public final class ClusterRouter: ClusterRouting {
         "CREATE TABLE IF NOT EXISTS presence (name text NOT NULL, member text NOT NULL, key text, PRIMARY KEY (name, member))",
         "CREATE INDEX IF NOT EXISTS presence_member ON presence (member)",
         "CREATE TABLE IF NOT EXISTS cluster_frames (id bigserial PRIMARY KEY, frame text NOT NULL, created timestamptz NOT NULL DEFAULT now())",
+        // Added after the table (session 9): a database made by an older member gets it too.
+        "ALTER TABLE cluster_members ADD COLUMN IF NOT EXISTS url text",
     ]
 
-    init(member: String, client: PostgresClient, store: PostgresStore, hub: SignalingHub, heartbeat: Duration, deadAfter: Duration, logger: Logger) {
+    init(member: String, url: String?, client: PostgresClient, store: PostgresStore, hub: SignalingHub, heartbeat: Duration,
+         deadAfter: Duration, logger: Logger) {
         self.member = member
+        self.url = url
         self.client = client
         self.store = store
         self.hub = hub
@@ -109,10 +133,25 @@ public final class ClusterRouter: ClusterRouting {
                 SELECT pg_notify(\(Self.clusterChannel), 'gone ' || \(member)) FROM (SELECT 1) AS one
                 """, logger: logger)
             try await client.query("""
-                INSERT INTO cluster_members (member, seen, started) VALUES (\(member), now(), now())
-                ON CONFLICT (member) DO UPDATE SET seen = now(), started = now()
+                INSERT INTO cluster_members (member, seen, started, url) VALUES (\(member), now(), now(), \(url))
+                ON CONFLICT (member) DO UPDATE SET seen = now(), started = now(), url = excluded.url
                 """, logger: logger)
         }
+        try await learnMemberURLs()
+    }
+
+    /// Tells the hub the URLs of the members alive now (their `member-url`), which it hands
+    /// to clients at login: a client given one member's URL learns the others' and fails over
+    /// to them. Read at start and with each heartbeat; a member reaped as dead drops out.
+    func learnMemberURLs() async throws(SignalingError) {
+        var urls: [String] = []
+        for row in try await store.run("""
+            SELECT url FROM cluster_members WHERE url IS NOT NULL ORDER BY member LIMIT \(Self.maxMemberURLs)
+            """) {
+            let url = try store.decode(row, String.self)
+            if Self.isValidMemberURL(url) { urls.append(url) }
+        }
+        await hub.setClusterURLs(urls)
     }
 
     /// A graceful stop (SIGTERM): this member's names go offline everywhere now, not when its
@@ -186,8 +225,18 @@ public final class ClusterRouter: ClusterRouting {
         }
     }
 
-    /// `NAME SP FRAME`, or `#ID NAME` for a frame kept in `cluster_frames`.
+    /// `*` and records `NAME SP FRAME` separated by LF, one `NAME SP FRAME`, or `#ID NAME` for a
+    /// frame kept in `cluster_frames`. Records are handled in order.
     func received(frame payload: String) async {
+        if payload.utf8.first == UInt8(ascii: "*") {
+            for record in payload.utf8.dropFirst().split(separator: UInt8(ascii: "\n")) {
+                guard let space = record.firstIndex(of: UInt8(ascii: " ")) else { continue }
+                let name = String(Substring(record[..<space]))
+                let text = String(Substring(record[record.index(after: space)...]))
+                if !hub.clusterDeliverChat(text: text, to: name) { await hub.clusterDeliver(text: text, to: name) }
+            }
+            return
+        }
         guard let space = payload.firstIndex(of: " ") else { return }
         let head = String(payload[..<space])
         let rest = String(payload[payload.index(after: space)...])
@@ -200,7 +249,7 @@ public final class ClusterRouter: ClusterRouting {
                 return logger.error("cluster: cannot read a large frame", metadata: ["error": "\(error.reason)"])
             }
             await hub.clusterDeliver(text: text, to: rest)
-        } else {
+        } else if !hub.clusterDeliverChat(text: rest, to: head) {
             await hub.clusterDeliver(text: rest, to: head)
         }
     }
@@ -257,7 +306,15 @@ public final class ClusterRouter: ClusterRouting {
         var onKeys: [String] = []
         var offNames: [String] = []
         var touched = Set<String>()
+        // Per member: the batched payload being filled (`*` and LF-separated records).
+        var filling: [String: String] = [:]
+        func seal(_ member: String) {
+            guard let payload = filling.removeValue(forKey: member) else { return }
+            channels.append(Self.channel(of: member))
+            payloads.append(payload)
+        }
         func flush() async throws {
+            for member in Array(filling.keys) { seal(member) }
             guard !channels.isEmpty else { return }
             try await client.query("""
                 WITH added AS (INSERT INTO presence (name, member, key)
@@ -281,7 +338,17 @@ public final class ClusterRouter: ClusterRouting {
             for item in items {
                 switch item {
                 case .frame(let member, let name, let text):
-                    if text.utf8.count + name.utf8.count + 1 <= Self.maxPayload {
+                    let size = text.utf8.count + name.utf8.count + 1
+                    if size + 1 <= Self.maxPayload, !text.utf8.contains(UInt8(ascii: "\n")) {
+                        if let payload = filling[member], payload.utf8.count + 1 + size > Self.maxPayload { seal(member) }
+                        if filling[member] == nil {
+                            filling[member] = "*" + name + " " + text
+                        } else {
+                            filling[member]! += "\n" + name + " " + text
+                        }
+                    } else if size <= Self.maxPayload {
+                        // Behind what is filling for that member: frames to one member stay in order.
+                        seal(member)
                         channels.append(Self.channel(of: member))
                         payloads.append(name + " " + text)
                     } else {
@@ -305,7 +372,7 @@ public final class ClusterRouter: ClusterRouting {
                         payloads.append("off \(member) \(name)")
                     }
                 }
-                if channels.count >= Self.batch { try await flush() }
+                if channels.count + filling.count >= Self.batch { try await flush() }
             }
             try await flush()
         }
@@ -320,7 +387,7 @@ public final class ClusterRouter: ClusterRouting {
             // Inserted rather than updated: another member took this one for dead (its beats were
             // late) and cleared its presence; tell everyone again who is here.
             let rows = try await store.run("""
-                INSERT INTO cluster_members (member, seen, started) VALUES (\(member), now(), now())
+                INSERT INTO cluster_members (member, seen, started, url) VALUES (\(member), now(), now(), \(url))
                 ON CONFLICT (member) DO UPDATE SET seen = now() RETURNING (xmax = 0)
                 """)
             if let row = rows.first, try store.decode(row, Bool.self) {
@@ -336,6 +403,7 @@ public final class ClusterRouter: ClusterRouting {
                     """, logger: logger)
                 try await client.query("DELETE FROM cluster_frames WHERE created < now() - interval '60 seconds'", logger: logger)
             }
+            try await learnMemberURLs()
             if ContinuousClock.now - refreshed > .seconds(5) {
                 refreshed = .now
                 try? await store.refreshUsage()

@@ -41,8 +41,10 @@ public final class PostgresCluster: Sendable {
         }
     }
 
-    /// Connects, creates the tables if needed, and reads the store's usage.
-    public static func connect(_ location: Location, limits: StoreLimits, logger: Logger) async throws(SignalingError) -> PostgresCluster {
+    /// Connects, creates the tables if needed, and reads the store's usage. `writerTimeout`
+    /// bounds each of the chat writer's statements (``PostgresWriter``, "Deadline").
+    public static func connect(_ location: Location, limits: StoreLimits, writerTimeout: Duration = .seconds(30),
+                               logger: Logger) async throws(SignalingError) -> PostgresCluster {
         let tls: PostgresClient.Configuration.TLS = location.tls ? .require(.makeClientConfiguration()) : .disable
         var configuration = PostgresClient.Configuration(host: location.host, port: location.port, username: location.user,
                                                          password: location.password, database: location.database, tls: tls)
@@ -63,10 +65,11 @@ public final class PostgresCluster: Sendable {
             }
         }
         single.options.connectTimeout = .seconds(5)
+        single.options.additionalStartupParameters = PostgresWriter.startupParameters(statementTimeout: writerTimeout)
         let store = PostgresStore(client: client, connect: { [single, logger] in
             // The id only tells connections apart in the log.
             try await PostgresConnection.connect(configuration: single, id: 1, logger: logger)
-        }, limits: limits, logger: logger)
+        }, limits: limits, writerTimeout: writerTimeout, logger: logger)
         do {
             try await store.migrate()
         } catch {
@@ -85,12 +88,15 @@ public final class PostgresCluster: Sendable {
 
     /// The router of member `member` for `hub`; run it (``ClusterRouter/run()``) for the node's
     /// lifetime. `heartbeat` and `deadAfter`: see docs/cluster.md "Liveness".
-    public func router(member: String, hub: SignalingHub, heartbeat: Duration = .seconds(1), deadAfter: Duration = .seconds(10)) -> ClusterRouter {
-        ClusterRouter(member: member, client: client, store: store, hub: hub, heartbeat: heartbeat, deadAfter: deadAfter, logger: logger)
+    /// `url`: the member's `/ws` as clients reach it (`member-url`), told to clients at login.
+    public func router(member: String, url: String? = nil, hub: SignalingHub, heartbeat: Duration = .seconds(1),
+                       deadAfter: Duration = .seconds(10)) -> ClusterRouter {
+        ClusterRouter(member: member, url: url, client: client, store: store, hub: hub, heartbeat: heartbeat, deadAfter: deadAfter, logger: logger)
     }
 
-    /// Closes every connection to the database.
+    /// Closes every connection to the database (the writer's once what it holds is written).
     public func close() {
+        store.writer.close()
         runner.cancel()
     }
 }

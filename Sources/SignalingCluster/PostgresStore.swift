@@ -41,12 +41,13 @@ public final class PostgresStore: SignalingStorage {
     }
 
     /// `connect` opens the writer's own connection (``PostgresWriter``).
-    init(client: PostgresClient, connect: @escaping @Sendable () async throws -> PostgresConnection, limits: StoreLimits, logger: Logger) {
+    init(client: PostgresClient, connect: @escaping @Sendable () async throws -> PostgresConnection, limits: StoreLimits,
+         writerTimeout: Duration = PostgresWriter.defaultStatementTimeout, logger: Logger) {
         self.client = client
         self.limits = limits
         self.logger = logger
         let usage = usage
-        writer = PostgresWriter(connect: connect, limits: limits, logger: logger) { stored, bytes, delivered in
+        writer = PostgresWriter(connect: connect, limits: limits, statementTimeout: writerTimeout, logger: logger) { stored, bytes, delivered in
             usage.mutex.withLock { $0.messages += stored - delivered; $0.bytes += bytes }
         }
     }

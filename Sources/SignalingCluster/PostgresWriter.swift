@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import PostgresNIO
 import Signaling
 import Synchronization
@@ -26,7 +27,16 @@ import Synchronization
 ///   that did commit before the loss is then found by the duplicate check and answered
 ///   `duplicate`, an ack is applied once (`AND NOT delivered`), so the retry stores nothing
 ///   twice. When that fails too, the batch's senders are told (`internal`, nothing
-///   acknowledged) and resend the same ids later.
+///   acknowledged) and resend the same ids later. A connection that failed is closed and
+///   never used again: a statement written to a channel NIO has already torn down is never
+///   answered by postgres-nio (its promise is dropped), so reusing one can hang the loop.
+/// - Deadline: PostgreSQL cancels a statement that runs longer than `statementTimeout` (the
+///   connection's `statement_timeout`, lock waits included), and the writer gives up on one
+///   that has not answered `statementTimeout` + ``clientGrace`` after it was sent (a dead
+///   peer, a stopped backend, a dropped promise): it closes that connection, answers the
+///   batch `internal` (nothing acknowledged: the senders resend) and goes on with a new one.
+///   So the loop never waits forever, and one batch waits at most twice the deadline (once
+///   more after a lost connection).
 /// - Bound: at most `queueLimit` writes wait or are in flight; one more is refused at once
 ///   with `store-busy`, so a flood gets answers instead of an unbounded queue.
 final class PostgresWriter: Sendable {
@@ -59,8 +69,14 @@ final class PostgresWriter: Sendable {
 
     /// Writes in one statement at most; more wait for the next.
     static let batchLimit = 1024
+    /// How long PostgreSQL may take over one batch's statement, by default.
+    static let defaultStatementTimeout: Duration = .seconds(30)
+    /// How much longer than `statementTimeout` the writer waits for an answer before it gives
+    /// the connection up (PostgreSQL's own cancel, when it can send one, comes first).
+    static let clientGrace: Duration = .seconds(2)
 
     let queueLimit: Int
+    let statementTimeout: Duration
     let limits: StoreLimits
     /// Opens the writer's connection (again, after one was lost).
     private let connect: @Sendable () async throws -> PostgresConnection
@@ -70,9 +86,13 @@ final class PostgresWriter: Sendable {
     /// Told what each batch changed: messages stored (count, bytes) and acks applied.
     private let written: @Sendable (_ stored: Int, _ bytes: Int, _ delivered: Int) -> Void
 
-    init(connect: @escaping @Sendable () async throws -> PostgresConnection, limits: StoreLimits, logger: Logger,
+    /// `connect` opens a connection whose `statement_timeout` is `statementTimeout`
+    /// (``startupParameters(statementTimeout:)``).
+    init(connect: @escaping @Sendable () async throws -> PostgresConnection, limits: StoreLimits,
+         statementTimeout: Duration = PostgresWriter.defaultStatementTimeout, logger: Logger,
          written: @escaping @Sendable (_ stored: Int, _ bytes: Int, _ delivered: Int) -> Void) {
         self.connect = connect
+        self.statementTimeout = statementTimeout
         self.limits = limits
         self.queueLimit = limits.writeQueue
         self.logger = logger
@@ -152,21 +172,21 @@ final class PostgresWriter: Sendable {
         var answers: [Outcome]
         do {
             answers = try await runAgainIfLost(batch, on: &connection)
-        } catch let error as PSQLError where !Self.connectionLost(error) && batch.count > 1 {
+        } catch where Self.classify(error) == .refused && batch.count > 1 {
             // PostgreSQL refused the statement and the connection is fine: find the write it
             // could not take by writing each alone.
             logger.warning("cluster store: a batch was refused; writing its \(batch.count) writes one by one",
-                           metadata: ["error": "\(error.serverInfo?[.message] ?? "")"])
+                           metadata: ["error": "\(Self.describe(error))"])
             answers = []
             for job in batch {
                 do {
                     answers.append(try await runAgainIfLost([job], on: &connection)[0])
                 } catch {
-                    answers.append(.failed(Self.failure(error)))
+                    answers.append(.failed(failure(error)))
                 }
             }
         } catch {
-            answers = Array(repeating: .failed(Self.failure(error)), count: batch.count)
+            answers = Array(repeating: .failed(failure(error)), count: batch.count)
         }
         state.withLock { state in
             state.admitted -= batch.count
@@ -190,46 +210,174 @@ final class PostgresWriter: Sendable {
         }
     }
 
-    /// Whether `error` ended the session rather than refused a statement: no server answer at
-    /// all, or SQLSTATE class 08 (connection exception) or 57 (operator intervention, e.g. the
-    /// backend was terminated), or a FATAL/PANIC report (PostgreSQL docs, Appendix A).
-    static func connectionLost(_ error: PSQLError) -> Bool {
-        guard error.code == .server, let info = error.serverInfo else { return true }
+    /// How a statement failed, which decides what the writer does next.
+    enum Failure: Equatable {
+        /// The session ended (the connection is unusable): write the batch again on a new one.
+        case lost
+        /// No answer in time (``Deadline``, or PostgreSQL's `statement_timeout` cancel): the
+        /// batch fails whole; writing it again, or each write alone, would wait as long again.
+        case timedOut
+        /// PostgreSQL refused the statement and the session is fine: one write of the batch is
+        /// bad, so each is written alone.
+        case refused
+    }
+
+    /// Thrown when a statement (or a connect) has not been answered within its limit.
+    struct Deadline: Error, CustomStringConvertible {
+        let limit: Duration
+        var description: String { "PostgreSQL did not answer within \(limit)" }
+    }
+
+    /// Sorts `error` (PostgreSQL docs, Appendix A): no server answer at all, SQLSTATE class 08
+    /// (connection exception), 57P01–57P05 (the backend was terminated, the server shuts
+    /// down or restarts) and FATAL/PANIC reports end the session; 57014 (`query_canceled`) is
+    /// `statement_timeout`; any other server error is a refusal.
+    static func classify(_ error: any Error) -> Failure {
+        if error is Deadline { return .timedOut }
+        guard let error = error as? PSQLError else { return .lost }
+        guard error.code == .server, let info = error.serverInfo else { return .lost }
         let state = info[.sqlState] ?? ""
         let severity = info[.severity] ?? info[.localizedSeverity] ?? ""
-        return state.hasPrefix("08") || state.hasPrefix("57") || severity == "FATAL" || severity == "PANIC"
+        if state.hasPrefix("08") || state.hasPrefix("57P") || severity == "FATAL" || severity == "PANIC" { return .lost }
+        if state == "57014" { return .timedOut }
+        return .refused
     }
 
-    private static func failure(_ error: any Error) -> SignalingError {
-        if let error = error as? PSQLError {
-            if !connectionLost(error) {
-                return SignalingError(.internalError, "cluster store: PostgreSQL refused the write: \(error.serverInfo?[.message] ?? "?"); nothing was stored")
-            }
-            return SignalingError(.internalError, "cluster store: the connection to PostgreSQL failed (\(error.serverInfo?[.message] ?? "\(error.code)")); nothing was acknowledged, send again")
+    /// PostgreSQL's message, or what else failed.
+    static func describe(_ error: any Error) -> String {
+        guard let error = error as? PSQLError else { return "\(error)" }
+        return error.serverInfo?[.message] ?? "\(error.code)"
+    }
+
+    private func failure(_ error: any Error) -> SignalingError {
+        switch Self.classify(error) {
+        case .refused:
+            return SignalingError(.internalError, "cluster store: PostgreSQL refused the write: \(Self.describe(error)); nothing was stored")
+        case .timedOut:
+            return SignalingError(.internalError, "cluster store: PostgreSQL did not answer within \(statementTimeout); nothing was acknowledged, send again")
+        case .lost:
+            return SignalingError(.internalError, "cluster store: the connection to PostgreSQL failed (\(Self.describe(error))); nothing was acknowledged, send again")
         }
-        return SignalingError(.internalError, "cluster store: \(error)")
     }
 
-    /// ``run(_:on:)``, once more on a new connection when the first one was lost.
+    /// What the writer's connection is opened with: its `statement_timeout` (milliseconds) and
+    /// a name that tells its session apart in `pg_stat_activity`.
+    static func startupParameters(statementTimeout: Duration) -> [(String, String)] {
+        let milliseconds = max(1, Int(statementTimeout.components.seconds * 1000 + statementTimeout.components.attoseconds / 1_000_000_000_000_000))
+        return [("statement_timeout", "\(milliseconds)"), ("application_name", applicationName)]
+    }
+
+    /// The writer's sessions' `application_name`.
+    static let applicationName = "meshnode-writer"
+
+    /// ``attempt(_:on:)``, once more on a new connection when the first one was lost (at most
+    /// two attempts: a server that keeps dropping connections fails the batch).
     private func runAgainIfLost(_ batch: [Job], on connection: inout PostgresConnection?) async throws -> [Outcome] {
         do {
-            return try await run(batch, on: open(&connection))
-        } catch let error as PSQLError where Self.connectionLost(error) {
+            return try await attempt(batch, on: &connection)
+        } catch where Self.classify(error) == .lost {
             logger.warning("cluster store: the writer's connection was lost; writing its batch again on a new one",
-                           metadata: ["error": "\(error.serverInfo?[.message] ?? "\(error.code)")"])
-            try? await connection?.close()
-            connection = nil
-            return try await run(batch, on: open(&connection))
+                           metadata: ["error": "\(Self.describe(error))"])
+            return try await attempt(batch, on: &connection)
         }
     }
 
-    /// The writer's connection, opened when there is none or PostgreSQL closed it.
-    private func open(_ connection: inout PostgresConnection?) async throws -> PostgresConnection {
-        if let current = connection, !current.isClosed { return current }
-        let fresh = try await connect()
-        state.withLock { $0.opened += 1 }
-        connection = fresh
-        return fresh
+    /// One try of `batch`, bounded: after a lost session or a missed deadline the connection is
+    /// closed and dropped, so the next try opens a new one.
+    private func attempt(_ batch: [Job], on connection: inout PostgresConnection?) async throws -> [Outcome] {
+        let limit = statementTimeout + Self.clientGrace
+        let current: PostgresConnection
+        if let open = connection, !open.isClosed {
+            current = open
+        } else {
+            if let stale = connection { Self.dispose(stale) }
+            connection = nil
+            current = try await Self.within(limit) { [connect] in
+                let fresh = try await connect()
+                // Came after the deadline: nobody will use it.
+                if Task.isCancelled { Self.dispose(fresh) }
+                return fresh
+            }
+            state.withLock { $0.opened += 1 }
+            connection = current
+        }
+        do {
+            return try await Self.within(limit) { [self] in try await run(batch, on: current) }
+        } catch {
+            if Self.classify(error) != .refused {
+                connection = nil
+                // Closing fails what postgres-nio still holds for this channel; a statement
+                // whose promise it dropped stays abandoned (``within(_:_:)`` stopped waiting).
+                Self.dispose(current)
+            }
+            throw error
+        }
+    }
+
+    /// Closes `connection` and keeps it until it is closed: postgres-nio requires a connection
+    /// to be closed before it is released.
+    static func dispose(_ connection: PostgresConnection) {
+        let closing: EventLoopFuture<Void> = connection.close()
+        closing.whenComplete { _ in withExtendedLifetime(connection) {} }
+    }
+
+    /// `body`'s result, or ``Deadline`` once `limit` passed — without waiting for `body` to end:
+    /// a task group would wait for a child that ignores cancellation (a dropped promise), and
+    /// that is the hang this bounds. An abandoned `body` is cancelled and left to end alone.
+    static func within<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let slot = Once<T>()
+        return try await withCheckedThrowingContinuation { continuation in
+            slot.set(continuation)
+            let timer = Task {
+                guard (try? await Task.sleep(for: limit)) != nil else { return }
+                slot.resume(with: .failure(Deadline(limit: limit)))
+            }
+            slot.setWork(Task {
+                do {
+                    slot.resume(with: .success(try await body()))
+                } catch {
+                    slot.resume(with: .failure(error))
+                }
+                timer.cancel()
+            })
+        }
+    }
+
+    /// A continuation resumed once, by whichever of the work and the timer comes first; the
+    /// timer's win cancels the work.
+    private final class Once<T: Sendable>: Sendable {
+        private struct State {
+            var continuation: CheckedContinuation<T, any Error>?
+            var work: Task<Void, Never>?
+            var timedOut = false
+        }
+        private let state = Mutex(State())
+
+        func set(_ continuation: CheckedContinuation<T, any Error>) {
+            state.withLock { $0.continuation = continuation }
+        }
+
+        func setWork(_ work: Task<Void, Never>) {
+            let late = state.withLock { state -> Bool in
+                state.work = work
+                return state.timedOut
+            }
+            if late { work.cancel() }
+        }
+
+        func resume(with result: Result<T, any Error>) {
+            let (continuation, work) = state.withLock { state -> (CheckedContinuation<T, any Error>?, Task<Void, Never>?) in
+                guard let continuation = state.continuation else { return (nil, nil) }
+                state.continuation = nil
+                if case .failure(let error) = result, error is Deadline {
+                    state.timedOut = true
+                    return (continuation, state.work)
+                }
+                return (continuation, nil)
+            }
+            continuation?.resume(with: result)
+            work?.cancel()
+        }
     }
 
     /// Writes `batch` with one statement; one answer per job, in order. Throws when the

@@ -27,7 +27,7 @@ final class TestDatabase: Sendable {
 
     var store: PostgresStore { cluster.store }
 
-    static func make(limits: StoreLimits = StoreLimits()) async throws -> TestDatabase {
+    static func make(limits: StoreLimits = StoreLimits(), writerTimeout: Duration = .seconds(30)) async throws -> TestDatabase {
         guard let url = TestServer.url, case .success(let server) = PostgresCluster.Location.parse(url) else {
             throw TestFailure("MESHNODE_TEST_POSTGRES is not a postgres:// URL")
         }
@@ -40,7 +40,7 @@ final class TestDatabase: Sendable {
         setupRunner.cancel()
         var location = server
         location.database = String(name)
-        let cluster = try await PostgresCluster.connect(location, limits: limits, logger: logger)
+        let cluster = try await PostgresCluster.connect(location, limits: limits, writerTimeout: writerTimeout, logger: logger)
         let admin = Self.client(location, logger: logger)
         return TestDatabase(location: location, cluster: cluster, admin: admin, adminRunner: Task { await admin.run() }, logger: logger)
     }
@@ -63,12 +63,14 @@ final class TestDatabase: Sendable {
         cluster.close()
     }
 
-    /// One integer from `sql`, run as the admin.
+    /// One integer from `sql`, run as the admin (bounded: ``bounded(_:limit:_:)``).
     func count(_ sql: String) async throws -> Int {
-        for try await row in try await admin.query(PostgresQuery(unsafeSQL: sql), logger: logger) {
-            return try row.decode(Int.self)
+        try await bounded("an answer to \(sql)") { [admin, logger] in
+            for try await row in try await admin.query(PostgresQuery(unsafeSQL: sql), logger: logger) {
+                return try row.decode(Int.self)
+            }
+            throw TestFailure("no row from \(sql)")
         }
-        throw TestFailure("no row from \(sql)")
     }
 
     /// Holds `messages` locked (EXCLUSIVE: reads pass, every write waits) until `release` is
@@ -83,22 +85,36 @@ final class TestDatabase: Sendable {
                 await lock.waitForRelease()
             }
         }
-        var iterator = locked.stream.makeAsyncIterator()
-        _ = await iterator.next()
         lock.hold(task)
+        try await bounded("the lock on messages") {
+            var iterator = locked.stream.makeAsyncIterator()
+            _ = await iterator.next()
+        }
         return lock
     }
 
-    /// The backend pid of a session running the writer's statement that waits for a lock.
-    func blockedWriter(not earlier: Int = 0) async throws -> Int {
-        try await waitFor("the writer's statement waiting for the lock") {
-            for try await row in try await admin.query("""
-                SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH jobs AS%' AND pid <> \(earlier)
-                """, logger: logger) {
-                return try row.decode(Int.self)
+    /// The backend pid of this database's writer session (its `application_name`), waiting
+    /// for a lock when `blocked`. Only this test's database counts: other tests' sessions on
+    /// the same server are never taken for it.
+    func writerBackend(blocked: Bool = true, not earlier: Int = 0) async throws -> Int {
+        let name = PostgresWriter.applicationName
+        let waiting = blocked ? "AND wait_event_type = 'Lock'" : ""
+        return try await waitFor("the writer's session\(blocked ? " waiting for the lock" : "")") {
+            try await bounded("pg_stat_activity") { [admin, logger] in
+                for try await row in try await admin.query(PostgresQuery(unsafeSQL: """
+                    SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = '\(name)'
+                    \(waiting) AND pid <> \(earlier)
+                    """), logger: logger) {
+                    return try row.decode(Int.self)
+                }
+                return nil
             }
-            return nil
         }
+    }
+
+    /// The writer's session blocked on the lock (``writerBackend(blocked:not:)``).
+    func blockedWriter(not earlier: Int = 0) async throws -> Int {
+        try await writerBackend(blocked: true, not: earlier)
     }
 }
 
@@ -118,13 +134,55 @@ final class TableLock: Sendable {
     /// Ends the lock holder's transaction; returns once it committed.
     func release() async throws {
         stream.continuation.finish()
-        try await holder.withLock { $0 }?.value
+        guard let task = holder.withLock({ $0 }) else { return }
+        try await bounded("the lock holder's commit") { try await task.value }
     }
 }
 
-/// A chat write's answer, collected from the writer's callback.
-func chat(_ store: PostgresStore, sender: String, id: String, to recipients: [String], frame: String) async -> Result<SignalingStore.Enqueued, SignalingError> {
-    await withCheckedContinuation { continuation in
-        store.enqueueChat(sender: sender, id: id, recipients: recipients, frame: frame) { continuation.resume(returning: $0) }
+/// A chat write's answer, collected from the writer's callback; when none came within `limit`,
+/// a failure that says so (a writer that hangs fails the test instead of hanging it).
+func chat(_ store: PostgresStore, sender: String, id: String, to recipients: [String], frame: String,
+          limit: Duration = TestBound.answer) async -> Result<SignalingStore.Enqueued, SignalingError> {
+    do {
+        return try await bounded("the writer's answer to \(id)", limit: limit) {
+            await withCheckedContinuation { continuation in
+                store.enqueueChat(sender: sender, id: id, recipients: recipients, frame: frame) { continuation.resume(returning: $0) }
+            }
+        }
+    } catch {
+        return .failure(SignalingError(.internalError, "TEST: \(error)"))
     }
+}
+
+/// How long these tests wait for one answer (a batch or a query): seconds on a loaded machine.
+enum TestBound {
+    static let answer: Duration = .seconds(20)
+}
+
+/// `body`'s result, or ``TestTimeout`` after `limit` — without waiting for `body` to end.
+/// `withTimeout` (a task group) waits for its child, so an await that ignores cancellation
+/// (a continuation nobody resumes) hangs it and the suite's `.timeLimit` with it: the hang
+/// this suite once had.
+func bounded<T: Sendable>(_ what: String, limit: Duration = TestBound.answer, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    let slot = ContinuationSlot<T>()
+    return try await withCheckedThrowingContinuation { continuation in
+        slot.value.withLock { $0 = continuation }
+        let work = Task {
+            let result: Result<T, any Error>
+            do { result = .success(try await body()) } catch { result = .failure(error) }
+            slot.value.withLock { $0.take() }?.resume(with: result)
+        }
+        Task {
+            try? await Task.sleep(for: limit)
+            if let waiting = slot.value.withLock({ $0.take() }) {
+                work.cancel()
+                waiting.resume(throwing: TestTimeout(what: what, limit: limit))
+            }
+        }
+    }
+}
+
+/// The continuation ``bounded(_:limit:_:)`` resumes once.
+final class ContinuationSlot<T: Sendable>: Sendable {
+    let value = Mutex<CheckedContinuation<T, any Error>?>(nil)
 }

@@ -91,6 +91,9 @@ public struct WelcomeBody: Codable, Sendable, Equatable {
     /// The node's own Ed25519 key (docs/protocol.md "Login"): a client pins it for the node's
     /// address and checks the node's forwarder assignments with it.
     public var nodeKey: String?
+    /// In cluster mode: the `/ws` URLs of the node's members (docs/cluster.md), which a client
+    /// given one of them fails over to.
+    public var members: [String]?
 
     public init(name: String, key: String, heartbeat: Double, iceServers: [ICEServer]) {
         self.name = name

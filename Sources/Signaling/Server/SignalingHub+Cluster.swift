@@ -13,8 +13,19 @@ extension SignalingHub {
     /// about its own. `online`: who is online at the other members now (name → members).
     public func joinCluster(_ routing: any ClusterRouting, online: [String: Set<String>]) {
         cluster = routing
-        routes.isEnabled = false
-        remoteOnline = online.filter { !$0.value.isEmpty }
+        // The chat fast path stays on: its routes hold a handle per member a name is online at.
+        for (name, members) in online where !members.isEmpty { setRemoteOnline(name, members) }
+    }
+
+    /// Sets the other members `name` is online at (none: offline elsewhere), in the hub's table
+    /// and in the fast path's (``ChatRoutes``), as ``setOnline(_:_:)`` does for this member's.
+    func setRemoteOnline(_ name: String, _ members: Set<String>) {
+        remoteOnline[name] = members.isEmpty ? nil : members
+        guard let cluster else { return }
+        routes.setRemote(name, members.sorted().map { member in
+            // Negative ids: never a local connection's.
+            ConnectionHandle(id: -1, hostHint: nil, sink: .output(ClusterOutput(routing: cluster, name: name, member: member)))
+        })
     }
 
     /// Another member says `name` went online or offline there; its watchers here hear it when
@@ -22,13 +33,14 @@ extension SignalingHub {
     public func clusterPresence(name: String, member: String, online isOnline: Bool, key: String?) {
         guard let cluster, member != cluster.member else { return }
         let wasOnline = online[name] != nil || remoteOnline[name] != nil
+        var members = remoteOnline[name] ?? []
         if isOnline {
             guard remoteOnline[name] != nil || remoteOnline.count < Self.maxRemotePresence else { return }
-            remoteOnline[name, default: []].insert(member)
+            guard members.insert(member).inserted else { return }
         } else {
-            remoteOnline[name]?.remove(member)
-            if remoteOnline[name]?.isEmpty == true { remoteOnline[name] = nil }
+            guard members.remove(member) != nil else { return }
         }
+        setRemoteOnline(name, members)
         let nowOnline = online[name] != nil || remoteOnline[name] != nil
         guard wasOnline != nowOnline else { return }
         fromCluster = true
@@ -58,6 +70,24 @@ extension SignalingHub {
         _ = deliverCallSetup(message, from: message.from, to: name, call: payload.call)
         track(type, payload, from: message.from, to: name)
         if type == .call { rang(caller: message.from, callee: name, call: payload.call) }
+    }
+
+    /// ``clusterDeliver(text:to:)`` for a chat delivery — most of what members send each other —
+    /// without a turn of the hub's actor: handed to `name`'s connections here, from the
+    /// router's thread. False, having done nothing, for any other frame (call setup must be
+    /// tracked by the hub). The frames come from the members' own encoders, whose keys are
+    /// sorted (`type` last): a frame that ends so is of type `chat`.
+    public nonisolated func clusterDeliverChat(text: String, to name: String) -> Bool {
+        guard text.hasSuffix(Self.chatFrameTail) else { return false }
+        for connection in routes.localConnections(of: name) { connection.send(text: text) }
+        return true
+    }
+
+    static let chatFrameTail = #","type":"chat"}"#
+
+    /// The URLs of the cluster's members (their `member-url`), in the welcome of each login.
+    public func setClusterURLs(_ urls: [String]) {
+        clusterURLs = urls
     }
 
     /// The names logged in at this member.

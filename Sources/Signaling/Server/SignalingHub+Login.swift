@@ -81,6 +81,7 @@ extension SignalingHub {
         welcome.owner = device?.owner
         welcome.endorsement = device?.endorsement
         welcome.nodeKey = configuration.nodeIdentity?.publicKeyBase64
+        welcome.members = clusterURLs.isEmpty ? nil : clusterURLs
         session.handle.send(nodeMessage(to: name, .welcome(welcome), id: id))
         logger.info("login", metadata: ["name": "\(name)", "connection": "\(connection)"])
         if !wasOnline {

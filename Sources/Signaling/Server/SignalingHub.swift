@@ -97,6 +97,8 @@ public actor SignalingHub {
     /// Cluster mode (SignalingHub+Cluster.swift): the other members, and who is online there.
     var cluster: (any ClusterRouting)?
     var remoteOnline: [String: Set<String>] = [:]
+    /// The members' `/ws` URLs, told to clients at login (`welcome.members`).
+    var clusterURLs: [String] = []
     /// Set while the hub handles what another member sent: it is delivered here only.
     var fromCluster = false
 
