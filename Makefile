@@ -152,14 +152,14 @@ bench-calls: deps aiortc-deps
 
 # Room calls (issue 16): forwarded packets per CPU second and memory per participant on one
 # node, rooms of 5, 10 and 20 participants, against Janus's VideoRoom (Debian's janus, run
-# privately by the bench; the packaged service is disabled) in the same run; about 10 minutes,
+# privately by the bench; the packaged service is disabled) in the same run, inside a network
+# namespace of the bench's own (root); release build in .build-release; about 10 minutes,
 # ROOMBENCH_ARGS=--quick about 2. See bench/rooms/README.md. Not a test, not in CI.
 bench-rooms-deps: deps
 	@scripts/install-missing-packages --disable janus janus
 
 bench-rooms: bench-rooms-deps embed-web
-	$(SWIFT) build -c release --product meshnode
-	$(SWIFT) build -c release --product room-bench
+	$(SWIFT) build -c release --scratch-path .build-release --product room-bench
 	bench/rooms/run $(ROOMBENCH_ARGS)
 
 # SRTP (libsrtp2 against OpenSSL EVP), DTLS handshake and ICE connect times; see bench/transport.
@@ -170,8 +170,8 @@ bench-transport: deps
 # RFC 5780 verifications, down), the full traversal matrix (docs/nat-matrix.md) and every
 # fault scenario, about 8 minutes. testnet-quick (CI, about 3 minutes): selftest, five
 # representative pairs and the quick faults; both end with the TCP-443-only browser call
-# (testnet/strict-firewall; Chromium and selenium from test-deps). Only the meshnode product
-# is built.
+# (testnet/strict-firewall; Chromium and selenium from test-deps) and the simulcast squeeze of
+# a forwarded room call (testnet/squeeze, about 35 s). Only the meshnode product is built.
 testnet-build: deps
 	$(SWIFT) build --product meshnode
 

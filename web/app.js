@@ -13,6 +13,7 @@ import { Ringer, askNotificationPermission, unlockAudio } from './ringer.js';
 import { Devices } from './devices.js';
 import { RoomCalls } from './roomcall.js';
 import { RoomCallView } from './roomview.js';
+import { nodePinAddress } from './forwarded.js';
 
 const $ = (id) => document.getElementById(id);
 const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,31}(@.+)?$/;
@@ -133,7 +134,17 @@ async function login(nodeText, name) {
     app.inbox = (app.inbox || Promise.resolve()).then(() => message(e.detail)).catch((error) => log('refused', { reason: String(error) }));
   });
   client.addEventListener('error', (e) => log('error', e.detail));
-  client.addEventListener('welcome', (e) => client === app.client && devices.welcomed(e.detail));
+  client.addEventListener('welcome', (e) => {
+    if (client !== app.client) return;
+    devices.welcomed(e.detail);
+    // The node's own key (docs/protocol.md "Room calls", *Forwarded mode*), pinned on first use
+    // for `@host:port`: forwarder assignments are checked against it. A changed key is not
+    // taken (the old pin stays, and the node's assignments are refused).
+    const nodeKey = e.detail?.nodeKey;
+    if (typeof nodeKey === 'string' && nodeKey && !app.pins.check(nodePinAddress(app.pins), nodeKey)) {
+      log('node-key-changed', { node: nodePinAddress(app.pins), key: nodeKey.slice(0, 12) });
+    }
+  });
   save('meshnode.session', { node: nodeText, name });
   for (const contact of saved(`meshnode.contacts.${name}`, [])) app.contacts.set(contact, { status: 'offline', key: null });
   rooms.restore();
@@ -989,6 +1000,14 @@ window.meshnodeTest = {
   roomCallMute: (on = true) => roomCalls.setMuted(on),
   roomCallShare: (on = true) => (on ? roomCalls.startSharing() : roomCalls.stopSharing()),
   roomCalls: () => roomCalls.view(),
+  // The attacker tests: the last state of a room as the node sent it, the node key pinned, and
+  // a message handed to the page as if it came from the node (the same checks as the socket's).
+  roomCallBody: (room) => roomCalls.known.get(room)?.body ?? null,
+  nodeKey: () => app.pins?.get(nodePinAddress(app.pins)) ?? null,
+  receive: (msg) => {
+    app.inbox = (app.inbox || Promise.resolve()).then(() => message(msg)).catch((error) => log('refused', { reason: String(error) }));
+    return app.inbox;
+  },
   joinRoom: (room) => rooms.join(room),
   leaveRoom: (room) => rooms.leave(room),
   loadOlder: (room) => rooms.loadOlder(room),

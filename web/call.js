@@ -180,13 +180,17 @@ export async function localMedia(kind, role) {
  * setup-failed, sharing-stopped. `reason` is `code` or `code: detail`, for logs and tests.
  */
 export class Call extends EventTarget {
-  constructor({ client, identity, pins, peer, peerKey = null, id, kind, role, relayOnly = false, stream = null, tags = null }) {
+  constructor({ client, identity, pins, peer, peerKey = null, id, kind, role, relayOnly = false, stream = null, tags = null,
+    sendEncodings = null, restartIce = true }) {
     super();
     // peerKey: the key the other party signs with — the caller's from its `call`, the
     // callee's from its `accept` (set in step()). stream: local media shared with other calls
     // (a room call's pairwise calls, roomcall.js), which this call uses but never stops. tags:
-    // fields added to the signed `call` (`room`, `roomCall`).
-    Object.assign(this, { client, identity, pins, peer, peerKey, id, kind, role, relayOnly, tags });
+    // fields added to the signed `call` (`room`, `roomCall`). sendEncodings: simulcast layers
+    // of the video the caller offers (a call to a forwarder, forwarded.js). restartIce: false
+    // for a peer that answers only its first offer (a forwarder): a failed path ends the call
+    // and its owner calls again.
+    Object.assign(this, { client, identity, pins, peer, peerKey, id, kind, role, relayOnly, tags, sendEncodings, restartIceOnFailure: restartIce });
     this.sharedStream = stream;
     this.state = 'new';
     this.reason = '';
@@ -308,11 +312,16 @@ export class Call extends EventTarget {
     };
     pc.ontrack = (event) => {
       if (!this.remoteStream.getTracks().includes(event.track)) this.remoteStream.addTrack(event.track);
+      // With its msid streams: a forwarder's sections name the participant who sends each.
+      this.dispatchEvent(new CustomEvent('track', { detail: { track: event.track, streams: event.streams } }));
       this.dispatchEvent(new CustomEvent('remote-stream', { detail: this.remoteStream }));
     };
     pc.onconnectionstatechange = () => {
       if (pc.connectionState === 'connected' && this.state !== 'connected') this.set('connected');
-      if (pc.connectionState === 'failed' && this.role === 'caller') this.restartIce();
+      if (pc.connectionState === 'failed' && this.role === 'caller') {
+        if (this.restartIceOnFailure) this.restartIce();
+        else this.hangup('connection failed', 'setup-failed', 'the connection failed');
+      }
     };
     this.statsTimer = setInterval(() => this.collectStats(), 1000);
     return pc;
@@ -408,7 +417,14 @@ export class Call extends EventTarget {
 
   async offer() {
     const pc = this.createConnection();
-    for (const track of this.localStream.getTracks()) pc.addTrack(track, this.localStream);
+    for (const track of this.localStream.getTracks()) {
+      // Simulcast (RFC 8853): the layers must be given when the transceiver is made.
+      if (track.kind === 'video' && this.sendEncodings) {
+        pc.addTransceiver(track, { direction: 'sendrecv', streams: [this.localStream], sendEncodings: this.sendEncodings });
+      } else {
+        pc.addTrack(track, this.localStream);
+      }
+    }
     // A callee that sends nothing back still needs an m-line to receive on.
     const kinds = new Set(this.localStream.getTracks().map((t) => t.kind));
     const wanted = this.kind === 'audio' ? ['audio'] : this.kind === 'video' ? ['audio', 'video'] : ['video'];

@@ -5,10 +5,17 @@
 // as the CLI does it: the later joiner calls, its signed `call` tagged with `room` and
 // `roomCall`; a tagged call from a participant this page verified is taken without ringing.
 // One local camera and microphone feed every pairwise call.
+//
+// Above the room's limit the node moves the call to its forwarder (forwarded.js): this page
+// then calls the forwarder once, keeps its pairwise calls until media of another participant
+// comes through it (10 s at the latest), and hangs them up; a page that joins a forwarded call
+// calls only the forwarder.
 
 import { Call, bareName, localMedia } from './call.js';
 import { verifySignature } from './identity.js';
 import { newId } from './signaling.js';
+import { ForwardedLink, MAX_FORWARDER_TRIES, MOVE_DEADLINE, SIMULCAST_LAYERS, nodePinAddress, verifyAssignment } from './forwarded.js';
+import { Speakers } from './speaking.js';
 
 const SIGNING_CONTEXT = 'meshnode.v1 room-call\n';
 /** Room-call states kept at most (one per room; the page lists at most 100 rooms). */
@@ -21,6 +28,12 @@ export const MAX_KNOWN = 100;
 export const MAX_PAIRS = 8;
 /** Seconds a ring lasts when the node names none (its default ring). */
 const DEFAULT_RING = 30;
+/**
+ * Whether the page sends simulcast (three layers, forwarded.js) to the forwarder, which takes a
+ * participant's `a=simulcast:send` offer in Chromium's form (RFC 8853 §5.2) and picks each
+ * receiver's layer. Pairwise calls send one layer: their one receiver gets the best that fits.
+ */
+export const FORWARDER_SIMULCAST = true;
 
 /** A signed `room-call` body: `payload` is the JSON text that was signed. */
 export async function signRoomCall(identity, fields) {
@@ -133,10 +146,12 @@ export class RoomCalls extends EventTarget {
     const { participants, refused } = await verifyParticipants(body, this.app.pins);
     if (!this.known.has(body.room) && this.known.size >= MAX_KNOWN) return;
     const state = { room: body.room, call: body.call, kind: ['audio', 'video', 'desktop'].includes(body.kind) ? body.kind : 'video',
-      participants, limit: Number(body.limit) || 4, refused, event: body.event, member: body.member };
+      participants, limit: Number(body.limit) || 4, refused, event: body.event, member: body.member, forwarder: null, forwarderRefusal: null,
+      body: { ...body, to: message.to } };
+    await this.checkForwarder(state, body.forwarder, this.known.get(body.room));
     this.known.set(body.room, state);
     this.ui.log('room-call', { room: state.room, call: state.call, event: body.event, member: body.member,
-      participants: participants.map((p) => p.name), refused });
+      participants: participants.map((p) => p.name), refused, forwarder: state.forwarder?.address ?? null });
     const me = this.app.identity?.name;
     const inIt = participants.some((p) => p.name === me);
     // Rung: a member not in the call (and in no other call) hears it for `ring` seconds.
@@ -145,6 +160,27 @@ export class RoomCalls extends EventTarget {
     if (this.ringing?.room === state.room && inIt && !this.own) this.stopRinging();
     if (this.own?.room === state.room && this.own.call === state.call) await this.follow(state);
     this.emit();
+  }
+
+  /**
+   * The forwarder assignment of a state (docs/protocol.md *Forwarded mode*, item 2), checked
+   * under the key pinned for this page's node. A refused one is logged and shown with its
+   * reason, and the page keeps its pairwise calls. One assignment per call is kept, the newest
+   * `ts`: a state without one, or with an older one, keeps what `previous` had (a forwarded call
+   * does not move back).
+   */
+  async checkForwarder(state, signed, previous) {
+    const kept = previous?.call === state.call ? previous.forwarder : null;
+    state.forwarder = kept;
+    if (!signed) return;
+    const pins = this.app.pins;
+    try {
+      const assignment = await verifyAssignment(signed, { room: state.room, call: state.call, nodeKey: pins?.get(nodePinAddress(pins)) });
+      if (!kept || assignment.ts >= kept.ts) state.forwarder = assignment;
+    } catch (error) {
+      state.forwarderRefusal = { code: error.code || 'bad-field', reason: String(error.message || error) };
+      this.ui.log('forwarder-refused', { room: state.room, call: state.call, ...state.forwarderRefusal });
+    }
   }
 
   ring(state, seconds) {
@@ -174,6 +210,8 @@ export class RoomCalls extends EventTarget {
     const me = this.app.identity.name;
     const index = state.participants.findIndex((p) => p.name === me);
     if (index < 0) return;
+    // Forwarded: one call to the forwarder and no new pairwise call.
+    if (state.forwarder) return this.forwardTo(state);
     // The later joiner calls: every participant before this one with no pair yet. A page that
     // joins again (after a reload) keeps its place in the list, but the others still think
     // they have a pair with it: once, it calls everyone, and they replace their stale pair.
@@ -186,6 +224,97 @@ export class RoomCalls extends EventTarget {
       this.adopt(earlier.name, pair);
       pair.start().catch((error) => this.ui.log('room-call', { error: String(error), peer: earlier.name }));
     }
+  }
+
+  /**
+   * Calls the forwarder of `state` (tagged with the room call, bound to the assignment's key
+   * before anything comes back), unless this page's call already goes to it. A changed
+   * assignment (another forwarder, or the same name with another key: failover) hangs up the
+   * old call and calls the new one. The pairwise calls end once another participant's media is
+   * decoded through the forwarder, or MOVE_DEADLINE seconds after the call started.
+   */
+  forwardTo(state) {
+    const own = this.own;
+    const { address, key } = state.forwarder;
+    const current = own.link;
+    if (current && current.address === address && current.key === key && current.call.state !== 'ended') return;
+    if (current) {
+      own.link = null;
+      current.call.hangup('the room call moved to another forwarder').catch(() => {});
+    }
+    const target = `${address} ${key}`;
+    if (own.forwarderTarget !== target) {
+      own.forwarderTarget = target;
+      own.forwarderTries = 0;
+    }
+    if (own.forwarderTries >= MAX_FORWARDER_TRIES) return;
+    own.forwarderTries += 1;
+    const call = this.ui.newPair({
+      peer: address, peerKey: key, id: newId('call'), kind: own.kind, role: 'caller', stream: own.stream,
+      tags: { room: own.room, roomCall: own.call }, restartIce: false,
+      sendEncodings: FORWARDER_SIMULCAST && own.kind === 'video' ? SIMULCAST_LAYERS.map((layer) => ({ ...layer })) : null,
+    });
+    const link = new ForwardedLink(call, state.forwarder);
+    own.link = link;
+    own.movedAt ??= performance.now();
+    link.addEventListener('change', () => this.emit());
+    link.addEventListener('decoding', () => {
+      if (this.own?.link !== link) return;
+      own.forwarderTries = 0;
+      this.endPairs('decoding');
+    });
+    clearTimeout(own.moveTimer);
+    own.moveTimer = setTimeout(() => this.own?.link === link && this.endPairs('deadline'), MOVE_DEADLINE * 1000);
+    call.addEventListener('state', ({ detail }) => {
+      if (detail.state !== 'ended' || this.own?.link !== link) return this.emit();
+      // The forwarder hung up or the path failed: call it again (a new call replaces the old
+      // one there), a few times; the node's next state may also name another forwarder.
+      this.own.link = null;
+      this.ui.log('room-call', { forwarder: address, ended: detail.reason });
+      this.emit();
+      const again = this.known.get(own.room);
+      if (again?.forwarder && this.own === own) setTimeout(() => this.own === own && !own.link && this.follow(this.known.get(own.room)), 1000);
+    });
+    this.ui.log('room-call', { room: own.room, call: own.call, forwarder: address, calling: call.id });
+    call.start().catch((error) => this.ui.log('room-call', { error: String(error), peer: address }));
+    this.emit();
+  }
+
+  /** Hangs up every pairwise call: the forwarder carries the room call now. */
+  endPairs(why) {
+    const own = this.own;
+    if (!own) return;
+    clearTimeout(own.moveTimer);
+    if (own.pairs.size && own.moveMs === undefined && own.movedAt !== undefined) {
+      own.moveMs = Math.round(performance.now() - own.movedAt);
+      this.ui.log('room-call', { moved: why, ms: own.moveMs, pairs: [...own.pairs.keys()] });
+    }
+    for (const pair of own.pairs.values()) pair.hangup('the room call moved to its forwarder').catch(() => {});
+    own.pairs.clear();
+    this.emit();
+  }
+
+  /** Whether this page's own room call is forwarded (a verified assignment). */
+  get forwarded() {
+    const own = this.own;
+    return !!own && !!this.known.get(own.room)?.forwarder && this.known.get(own.room).call === own.call;
+  }
+
+  /** The picture and sound of `name` in this page's call: its pairwise call's, else what the forwarder sends of it. */
+  streamOf(name) {
+    const own = this.own;
+    const pair = own?.pairs.get(name);
+    const forwarded = own?.link?.stream(name);
+    // During the move both may exist: the pair's until the forwarder's media comes.
+    if (pair && (!forwarded || !own.link.decoding)) return pair.remoteStream;
+    return forwarded ?? pair?.remoteStream ?? null;
+  }
+
+  /** Whether `name`'s media is connected: its pair is, or the forwarder sends its streams over a connected call. */
+  connectedTo(name) {
+    const own = this.own;
+    if (own?.pairs.get(name)?.state === 'connected') return true;
+    return own?.link?.call.state === 'connected' && !!own.link.stream(name);
   }
 
   adopt(name, pair) {
@@ -210,6 +339,8 @@ export class RoomCalls extends EventTarget {
     if (!own || typeof payload.room !== 'string' || bareName(payload.room) !== bareName(own.room) || payload.roomCall !== own.call) return false;
     const state = this.known.get(own.room);
     if (!state || state.call !== own.call || !state.participants.some((p) => p.name === from && p.key === key)) return false;
+    // A forwarded call has no pairwise calls: a participant that calls anyway is answered busy.
+    if (state.forwarder) return false;
     const stale = own.pairs.get(from);
     if (stale) {
       // The same participant (name and key) calls again: it reloaded its page or restarted,
@@ -233,6 +364,7 @@ export class RoomCalls extends EventTarget {
   /** The pairwise call with id `id`, if it is one of this page's. */
   pair(id) {
     for (const pair of this.own?.pairs.values() ?? []) if (pair.id === id) return pair;
+    if (this.own?.link?.call.id === id) return this.own.link.call;
     return null;
   }
 
@@ -252,7 +384,8 @@ export class RoomCalls extends EventTarget {
     const id = running ? running.call : newId('rc');
     // Listed already: this page was in the call before a reload (the node keeps the place 30 s).
     const callAll = !!running?.participants.some((p) => p.name === app.identity.name);
-    this.own = { room, call: id, kind: callKind, stream, camera: stream.getVideoTracks()[0] || null, screen: null, pairs: new Map(), muted: false, callAll };
+    this.own = { room, call: id, kind: callKind, stream, camera: stream.getVideoTracks()[0] || null, screen: null, pairs: new Map(), muted: false, callAll, link: null };
+    this.startSpeakers();
     this.emit();
     try {
       await this.request(running ? 'join' : 'start', running ? {} : { kind: callKind });
@@ -302,10 +435,52 @@ export class RoomCalls extends EventTarget {
     const own = this.own;
     if (!own) return;
     this.own = null;
+    clearTimeout(own.moveTimer);
+    this.speakers?.stop();
+    this.speakers = null;
     for (const pair of own.pairs.values()) pair.hangup('left the room call').catch(() => {});
+    if (own.link) own.link.call.hangup('left the room call').catch(() => {});
     for (const track of own.stream.getTracks()) track.stop();
     if (own.screen) for (const track of own.screen.getTracks()) track.stop();
     if (own.camera) own.camera.stop();
+  }
+
+  /** Who speaks (speaking.js): every audio receiver of this page's calls, and its own microphone. */
+  startSpeakers() {
+    this.speakers = new Speakers({
+      me: () => this.app.identity?.name,
+      sources: () => {
+        const own = this.own;
+        if (!own) return [];
+        const sources = [];
+        for (const [name, pair] of own.pairs) {
+          for (const receiver of pair.pc?.getReceivers() ?? []) {
+            if (receiver.track?.kind === 'audio') sources.push({ name, receiver, fallback: pair.lastStats?.audio.audioLevel });
+          }
+        }
+        for (const { name, receiver } of own.link?.audioReceivers() ?? []) {
+          if (!own.pairs.has(name)) sources.push({ name, receiver, fallback: own.link.stats[name]?.audio.audioLevel });
+        }
+        return sources;
+      },
+      own: async () => {
+        const own = this.own;
+        const pc = own?.link?.call.pc ?? [...(own?.pairs.values() ?? [])].find((pair) => pair.pc)?.pc;
+        if (!pc || own.muted) return null;
+        let level = null;
+        (await pc.getStats()).forEach((s) => {
+          if (s.type === 'media-source' && s.kind === 'audio' && typeof s.audioLevel === 'number') level = Math.max(level ?? 0, s.audioLevel);
+        });
+        return level;
+      },
+      changed: () => this.emit(),
+    });
+    this.speakers.start();
+  }
+
+  /** Whether `name` speaks now (the grid highlights its tile). */
+  speaking(name) {
+    return !!this.speakers?.has(name);
   }
 
   /** Mute: the microphone track (shared by every pairwise call) sends silence. */
@@ -331,7 +506,7 @@ export class RoomCalls extends EventTarget {
     track.onended = () => this.stopSharing().catch(() => {});
     if (own.camera) own.stream.removeTrack(own.camera);
     own.stream.addTrack(track);
-    for (const pair of own.pairs.values()) await this.sendVideo(pair, track);
+    for (const pair of this.mediaCalls()) await this.sendVideo(pair, track);
     await this.request('join', { screen: true });
     this.emit();
   }
@@ -344,9 +519,14 @@ export class RoomCalls extends EventTarget {
     own.stream.removeTrack(track);
     track.stop();
     if (own.camera) own.stream.addTrack(own.camera);
-    for (const pair of own.pairs.values()) await this.sendVideo(pair, own.camera);
+    for (const pair of this.mediaCalls()) await this.sendVideo(pair, own.camera);
     await this.request('join');
     this.emit();
+  }
+
+  /** Every call that sends this page's media: the pairwise ones and the one to the forwarder. */
+  mediaCalls() {
+    return [...(this.own?.pairs.values() ?? []), ...(this.own?.link ? [this.own.link.call] : [])];
   }
 
   async sendVideo(pair, track) {
@@ -365,18 +545,20 @@ export class RoomCalls extends EventTarget {
     if (!own) return null;
     if (own.screen) return this.app.identity.name;
     const state = this.known.get(own.room);
-    return state?.participants.find((p) => p.screen && own.pairs.has(p.name))?.name ?? null;
+    return state?.participants.find((p) => p.screen && (own.pairs.has(p.name) || !!own.link?.stream(p.name)))?.name ?? null;
   }
 
   /** JSON-friendly view for the page's tests. */
   view() {
     const own = this.own;
     return {
-      known: Object.fromEntries([...this.known].map(([room, s]) => [room, { call: s.call, kind: s.kind, participants: s.participants.map((p) => p.name), screen: s.participants.filter((p) => p.screen).map((p) => p.name), refused: s.refused, limit: s.limit }])),
+      known: Object.fromEntries([...this.known].map(([room, s]) => [room, { call: s.call, kind: s.kind, participants: s.participants.map((p) => p.name), screen: s.participants.filter((p) => p.screen).map((p) => p.name), refused: s.refused, limit: s.limit,
+        forwarder: s.forwarder && { address: s.forwarder.address, key: s.forwarder.key }, forwarderRefusal: s.forwarderRefusal }])),
       ringing: this.ringing,
       own: own && {
         room: own.room, call: own.call, kind: own.kind, muted: own.muted, sharing: !!own.screen, sharer: this.sharer(),
         pairs: Object.fromEntries([...own.pairs].map(([name, pair]) => [name, { ...pair.view(), stats: pair.lastStats }])),
+        forwarded: own.link?.view() ?? null, moveMs: own.moveMs ?? null, speaking: [...(this.speakers?.speaking ?? [])],
       },
     };
   }

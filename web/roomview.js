@@ -82,6 +82,7 @@ export class RoomCallView {
     line.textContent = mine ? t('roomCall.inIt', { room, n: state?.participants.length ?? 1 })
       : state ? t(full ? 'roomCall.full' : 'roomCall.running', { room, n: state.participants.length, names, limit: state.limit })
         : t('roomCall.none', { room });
+    if (state?.forwarder) line.textContent += ` ${t('roomCall.relayedLine')}`;
     const cannot = !!rc.own || this.page.busy() || this.page.offline();
     for (const [id, kind] of [['room-call-audio', 'audio'], ['room-call-video', 'video']]) {
       const button = $(id);
@@ -116,10 +117,22 @@ export class RoomCallView {
     const state = rc.known.get(own.room);
     const sharer = rc.sharer();
     $('room-call-title').textContent = t(own.kind === 'audio' ? 'roomCall.title.audio' : 'roomCall.title.video', { room: own.room });
-    const others = [...own.pairs.keys()];
-    $('room-call-status').textContent = sharer ? (sharer === me ? t('roomCall.youShare') : t('roomCall.sharing', { peer: sharer }))
-      : others.length ? t('roomCall.count', { n: others.length + 1 }) : t('roomCall.waiting');
-    const wanted = [me, ...(state?.participants.map((p) => p.name).filter((n) => n !== me && own.pairs.has(n)) ?? []), ...others];
+    // Said at the top too: on a phone the status under the grid is out of sight.
+    const mode = $('room-call-mode');
+    mode.hidden = !rc.forwarded;
+    mode.textContent = rc.forwarded ? t('roomCall.relayBadge') : '';
+    const forwarded = rc.forwarded;
+    // Forwarded: every participant the node lists has a tile (their streams come over the one
+    // call with the forwarder); peer to peer: those with a pairwise call.
+    const others = forwarded ? (state?.participants.map((p) => p.name).filter((n) => n !== me) ?? []) : [...own.pairs.keys()];
+    const count = others.length ? t(forwarded ? 'roomCall.countRelayed' : 'roomCall.count', { n: others.length + 1 }) : t('roomCall.waiting');
+    $('room-call-status').textContent = sharer ? `${sharer === me ? t('roomCall.youShare') : t('roomCall.sharing', { peer: sharer })} ${forwarded ? t('roomCall.viaRelay') : ''}`.trim() : count;
+    // The node's word that the call moved did not verify: say so, plainly, with the reason.
+    const refusal = state?.call === own.call ? state.forwarderRefusal : null;
+    const notice = $('room-call-notice');
+    notice.hidden = !refusal || forwarded;
+    notice.textContent = refusal && !forwarded ? t('roomCall.relayRefused', { reason: refusal.reason }) : '';
+    const wanted = [me, ...(state?.participants.map((p) => p.name).filter((n) => n !== me && (forwarded || own.pairs.has(n))) ?? []), ...others];
     const names = [...new Set(wanted)];
     for (const [name, tile] of this.tiles) {
       if (!names.includes(name)) {
@@ -130,6 +143,8 @@ export class RoomCallView {
     }
     const grid = $('room-grid');
     grid.setAttribute('aria-label', t('roomCall.participants'));
+    // Five or more: flatter tiles on a phone, so that the grid fits without much scrolling.
+    grid.classList.toggle('many', names.length > 4);
     for (const name of names) {
       let tile = this.tiles.get(name);
       if (!tile) {
@@ -145,13 +160,14 @@ export class RoomCallView {
         label.className = 'tile-name';
         const note = document.createElement('span');
         note.className = 'tile-note';
-        tile.append(video, label, note);
+        const speaking = document.createElement('span');
+        speaking.className = 'tile-speaking';
+        tile.append(video, label, note, speaking);
         this.tiles.set(name, tile);
       }
       grid.append(tile); // in order: us first, then by joining
       const video = tile.querySelector('video');
-      const pair = own.pairs.get(name);
-      const stream = name === me ? own.stream : pair?.remoteStream;
+      const stream = name === me ? own.stream : rc.streamOf(name);
       if (stream && video.srcObject !== stream) {
         video.srcObject = stream;
         video.play().catch(() => {});
@@ -159,11 +175,17 @@ export class RoomCallView {
       const hasVideo = !!stream?.getVideoTracks().some((track) => track.readyState === 'live');
       tile.toggleAttribute('data-novideo', !hasVideo);
       tile.classList.toggle('large', name === sharer);
+      // Who speaks: a coloured frame and the word, not colour alone (WCAG 1.4.1).
+      const speaks = rc.speaking(name);
+      tile.classList.toggle('speaking', speaks);
+      const speakingText = tile.querySelector('.tile-speaking');
+      speakingText.textContent = speaks ? t('roomCall.speaking') : '';
+      speakingText.hidden = !speaks;
       tile.querySelector('.tile-name').textContent = name === me ? t('rooms.you', { name }) : name;
       video.setAttribute('aria-label', name === me ? t('roomCall.yourPicture') : t('roomCall.picture', { peer: name }));
       const note = tile.querySelector('.tile-note');
       const words = name === me ? (own.muted ? t('controls.youMuted') : '')
-        : pair?.state === 'connected' ? (hasVideo ? '' : t('roomCall.audioOnly')) : t('call.connecting');
+        : rc.connectedTo(name) ? (hasVideo ? '' : t('roomCall.audioOnly')) : t('call.connecting');
       note.textContent = words;
       note.hidden = !words;
     }

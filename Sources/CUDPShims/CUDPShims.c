@@ -18,24 +18,42 @@
 /* A batch is at most this many datagrams (the engine's read vector). */
 #define CUDPSHIMS_MAX_BATCH 64
 
+/* The system calls of the data path go through syscall(2), not glibc's wrappers: recvmmsg,
+   sendmsg, sendmmsg and epoll_wait are POSIX cancellation points, and each wrapper switches
+   asynchronous cancellation on and off around the call (about 3% of the engine's CPU in perf
+   at 80,000 packets/s). The engine's threads are never cancelled. */
+#include <sys/syscall.h>
+
+/* Each engine thread receives into one array of datagrams (its own); its message headers are
+   built once and only the fields the kernel overwrites are reset per call (a memset of 32
+   headers per call was about 1.5%). */
+static __thread struct mmsghdr receive_headers[CUDPSHIMS_MAX_BATCH];
+static __thread CUDPShims_datagram *receive_headers_for;
+static __thread unsigned int receive_headers_count;
+
 int CUDPShims_receive(int fd, CUDPShims_datagram *datagrams, unsigned int count) {
-    struct mmsghdr headers[CUDPSHIMS_MAX_BATCH];
+    struct mmsghdr *headers = receive_headers;
     if (count > CUDPSHIMS_MAX_BATCH) count = CUDPSHIMS_MAX_BATCH;
-    for (unsigned int i = 0; i < count; i++) {
-        memset(&headers[i], 0, sizeof headers[i]);
-        headers[i].msg_hdr.msg_iov = &datagrams[i].iov;
-        headers[i].msg_hdr.msg_iovlen = 1;
-        headers[i].msg_hdr.msg_name = &datagrams[i].address;
-        headers[i].msg_hdr.msg_namelen = sizeof datagrams[i].address;
+    if (receive_headers_for != datagrams || receive_headers_count < count) {
+        for (unsigned int i = 0; i < count; i++) {
+            memset(&headers[i], 0, sizeof headers[i]);
+            headers[i].msg_hdr.msg_iov = &datagrams[i].iov;
+            headers[i].msg_hdr.msg_iovlen = 1;
+            headers[i].msg_hdr.msg_name = &datagrams[i].address;
+        }
+        receive_headers_for = datagrams;
+        receive_headers_count = count;
     }
-    int received = recvmmsg(fd, headers, count, MSG_DONTWAIT, NULL);
+    /* The kernel writes the sender's length into msg_namelen: give every slot its room back. */
+    for (unsigned int i = 0; i < count; i++) headers[i].msg_hdr.msg_namelen = sizeof datagrams[i].address;
+    long received = syscall(SYS_recvmmsg, fd, headers, count, MSG_DONTWAIT, NULL);
     if (received < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
-    for (int i = 0; i < received; i++) {
+    for (long i = 0; i < received; i++) {
         datagrams[i].length = headers[i].msg_len;
         datagrams[i].address_length = headers[i].msg_hdr.msg_namelen;
         datagrams[i].flags = headers[i].msg_hdr.msg_flags;
     }
-    return received;
+    return (int)received;
 }
 
 int CUDPShims_send_each(int fd, const struct iovec *iov, unsigned int count, const struct sockaddr *to, socklen_t to_length) {
@@ -48,7 +66,7 @@ int CUDPShims_send_each(int fd, const struct iovec *iov, unsigned int count, con
         headers[i].msg_hdr.msg_name = (void *)to;
         headers[i].msg_hdr.msg_namelen = to ? to_length : 0;
     }
-    return sendmmsg(fd, headers, count, MSG_DONTWAIT);
+    return (int)syscall(SYS_sendmmsg, fd, headers, count, MSG_DONTWAIT);
 }
 
 ssize_t CUDPShims_send_segmented(int fd, const struct iovec *iov, unsigned int count, uint16_t segment_size,
@@ -68,7 +86,7 @@ ssize_t CUDPShims_send_segmented(int fd, const struct iovec *iov, unsigned int c
     cmsg->cmsg_type = UDP_SEGMENT;
     cmsg->cmsg_len = CMSG_LEN(sizeof(uint16_t));
     memcpy(CMSG_DATA(cmsg), &segment_size, sizeof segment_size);
-    return sendmsg(fd, &header, MSG_DONTWAIT);
+    return (ssize_t)syscall(SYS_sendmsg, fd, &header, MSG_DONTWAIT);
 }
 
 int CUDPShims_bound_socket(const struct sockaddr *address, socklen_t length, int buffer_bytes, int reuse_port,
@@ -106,7 +124,8 @@ int CUDPShims_epoll_remove(int epoll, int fd) { return epoll_ctl(epoll, EPOLL_CT
 int CUDPShims_epoll_wait(int epoll, uint64_t *tokens, int capacity, int timeout_ms) {
     struct epoll_event events[CUDPSHIMS_MAX_BATCH];
     if (capacity > CUDPSHIMS_MAX_BATCH) capacity = CUDPSHIMS_MAX_BATCH;
-    int ready = epoll_wait(epoll, events, capacity, timeout_ms);
+    /* epoll_pwait with no mask is epoll_wait (which arm64 lacks as a system call). */
+    int ready = (int)syscall(SYS_epoll_pwait, epoll, events, capacity, timeout_ms, NULL, 0);
     for (int i = 0; i < ready; i++) tokens[i] = events[i].data.u64;
     return ready;
 }

@@ -2,6 +2,7 @@ import Foundation
 import Media
 import MeshCore
 import NIOCore
+import RTP
 import SDP
 import Synchronization
 
@@ -17,10 +18,18 @@ final class ForwardedReceivers: Sendable {
         var engines: [String: MediaEngine] = [:]
         var bySSRC: [UInt32: MediaEngine] = [:]
         var finals: [String: MediaSessionStatistics] = [:]
+        /// The transport-wide sequence number extension id the forwarder's offers negotiated.
+        var transportCCExtensionID: UInt8?
+        var feedback: TransportFeedbackGenerator?
+        var lastFeedback: Duration = .zero
         /// When each sender's engine started (Unix seconds).
         var started: [String: Double] = [:]
     }
     private let state = Mutex(State())
+    private let epoch = ContinuousClock.now
+    /// The SSRC this participant reports from in its transport-cc feedback.
+    private let reporterSSRC = UInt32.random(in: 1...UInt32.max)
+    static let feedbackInterval: Duration = .milliseconds(100)
 
     /// The most senders a participant decodes (the forwarder's bound of participants, less itself).
     static let maxSenders = 19
@@ -30,6 +39,34 @@ final class ForwardedReceivers: Sendable {
         guard let ssrc = packet.getInteger(at: packet.readerIndex + 8, as: UInt32.self) else { return nil }
         return state.withLock { $0.bySSRC[ssrc] }
     }
+
+    /// Notes an RTP packet from the forwarder for the transport-cc feedback, and returns the
+    /// feedback when it is due (every 100 ms while packets arrive).
+    ///
+    /// The forwarder numbers everything it sends this participant with one transport-wide
+    /// sequence (draft-holmer-rmcat-transport-wide-cc-extensions-01 §2), across all senders'
+    /// streams, and picks this participant's simulcast layers from the estimate it builds of that
+    /// feedback. So the feedback is made here, once for the transport, and not by each sender's
+    /// engine: an engine sees only its sender's packets, and its feedback would report every other
+    /// sender's packets lost — the forwarder's estimate collapsed and every receiver got the
+    /// lowest layer.
+    func received(rtp packet: ByteBuffer) -> ByteBuffer? {
+        state.withLock { state -> ByteBuffer? in
+            guard let id = state.transportCCExtensionID, let parsed = try? RTPPacket(parsing: packet),
+                  let element = parsed.headerExtension?.element(id: id), element.readableBytes == 2,
+                  let sequence = element.getInteger(at: element.readerIndex, as: UInt16.self) else { return nil }
+            let now = ContinuousClock.now - epoch
+            if state.feedback == nil { state.feedback = TransportFeedbackGenerator(senderSSRC: reporterSSRC, mediaSSRC: parsed.ssrc) }
+            state.feedback?.packetArrived(sequence: sequence, arrival: now)
+            guard now - state.lastFeedback >= Self.feedbackInterval, let feedback = state.feedback?.makeFeedback() else { return nil }
+            state.lastFeedback = now
+            // RFC 3550 §6.1: a compound packet starts with a report.
+            return try? RTCPPacket.serializeCompound([.receiverReport(RTCPReceiverReport(ssrc: reporterSSRC)), .transportFeedback(feedback)])
+        }
+    }
+
+    /// The transport-wide sequence number extension of the forwarder's streams (from its offer).
+    func useTransportCC(extensionID: UInt8) { state.withLock { $0.transportCCExtensionID = extensionID } }
 
     /// Every receiving engine (RTCP goes to each: a sender report names its own SSRC).
     var engines: [MediaEngine] { state.withLock { Array($0.engines.values) } }
@@ -97,7 +134,10 @@ extension Call {
     func receiveForwardedStreams(offer: SessionDescription, negotiated: [NegotiatedStream]) -> [String] {
         guard let transport else { return [] }
         var added: [String] = []
-        for stream in negotiated where stream.receives {
+        for var stream in negotiated where stream.receives {
+            // The transport's feedback is made once, by ``ForwardedReceivers/received(rtp:)``.
+            if stream.transportCC, let id = stream.transportCCExtensionID { forwardedReceivers.useTransportCC(extensionID: id) }
+            stream.transportCC = false
             guard let mid = stream.mid, let section = offer.media.first(where: { $0.mid == mid }),
                   let sender = Self.streamID(of: section) else { continue }
             let ssrcs = section.ssrcs
@@ -144,4 +184,23 @@ extension Call {
 
     /// What this participant decoded of each other participant, by sender.
     public var forwardedStatistics: [String: MediaSessionStatistics] { forwardedReceivers.statistics }
+
+    /// The rids of the VP8 simulcast layers a forwarded participant sends, lowest quality first:
+    /// a quarter, a half and the whole picture per side (docs/rooms.md "Simulcast and layer
+    /// choice"), so that the forwarder can send each receiver what its downlink carries.
+    static let forwardedSimulcastRIDs = ["q", "h", "f"]
+
+    /// What this side's offer sends as video simulcast (RFC 8853 §5.2): the three layers in a call
+    /// to a forwarder that sends video, nothing in a pairwise call (its one receiver's estimate
+    /// drives the one encoder directly).
+    var offeredSimulcastRIDs: [String] { forwarded && videoSource != nil ? Self.forwardedSimulcastRIDs : [] }
+
+    /// Whether the negotiated video is sent as simulcast (the forwarder's answer took the layers).
+    var sendsSimulcast: Bool { streams.contains { $0.kind == "video" && $0.sends && !$0.simulcastRIDs.isEmpty } }
+
+    /// One SSRC and one RTX SSRC per layer. They are named in no SDP: every packet carries its
+    /// layer's rid (RFC 8852), from which the forwarder learns them.
+    static func makeSimulcastSSRCs() -> [(ssrc: UInt32, retransmissionSSRC: UInt32)] {
+        forwardedSimulcastRIDs.map { _ in (UInt32.random(in: 1...UInt32.max), UInt32.random(in: 1...UInt32.max)) }
+    }
 }

@@ -59,7 +59,8 @@ extension Call {
             try JSEPOffer.make(local: .init(
                 iceUsernameFragment: credentials.ufrag, icePassword: credentials.password, fingerprint: certificate.fingerprint,
                 cname: streamID, streamID: streamID, kinds: kinds, sending: sending.filter { kinds.contains($0.key) },
-                sessionID: sessionID, sessionVersion: sessionVersion, candidates: candidates, gatheringDone: gatheringDone))
+                sessionID: sessionID, sessionVersion: sessionVersion, candidates: candidates, gatheringDone: gatheringDone,
+                sendSimulcast: kinds.contains("video") ? offeredSimulcastRIDs : []))
         }
         sessionVersion += 1
         localOffer = offer
@@ -161,7 +162,8 @@ extension Call {
         let sendingNow = sending.filter { kind, _ in streams.contains { $0.kind == kind && $0.sends } }
         var answer = try JSEPAnswer.make(offer: offer, local: .init(
             iceUsernameFragment: credentials.ufrag, icePassword: credentials.password, fingerprint: certificate.fingerprint,
-            setup: localSetup ?? .active, cname: streamID, streamID: streamID, sending: sendingNow, sessionID: sessionID))
+            setup: localSetup ?? .active, cname: streamID, streamID: streamID, sending: sendingNow, sessionID: sessionID,
+            sendsSimulcast: sendsSimulcast))
         answer.origin.sessionVersion = String(sessionVersion)
         sessionVersion += 1
         let negotiated = try NegotiatedStream.fromAnswering(offer: offer, answer: answer)
@@ -263,6 +265,7 @@ extension Call {
                     // A forwarded call: each other participant's streams to its own engine, by the
                     // SSRCs the forwarder offered; anything else is dropped.
                     if let receivers {
+                        if let feedback = receivers.received(rtp: packet) { try? transport.sendRTCP(feedback) }
                         receivers.engine(forRTP: packet)?.receive(rtp: packet)
                     } else {
                         media.engine?.receive(rtp: packet)
@@ -289,10 +292,12 @@ extension Call {
     /// DTLS is up: the engine starts and the call is connected.
     func startMedia() async {
         guard let transport else { return }
-        let engine = MediaEngine(configuration: .init(
+        var configuration = MediaEngine.Configuration(
             streams: streams, video: videoSource, audio: options.audioSource, videoBitrateKbps: options.videoBitrateKbps,
             recordDirectory: options.recordDirectory, recordPrefix: "\(Self.fileSafe(remote))-\(Self.fileName(ofCallID: id))-",
-            audioSSRC: ssrcs.audio, videoSSRC: ssrcs.video, rtxSSRC: ssrcs.rtx, cname: streamID)) { outgoing in
+            audioSSRC: ssrcs.audio, videoSSRC: ssrcs.video, rtxSSRC: ssrcs.rtx, cname: streamID)
+        if sendsSimulcast { configuration.simulcastSSRCs = Self.makeSimulcastSSRCs() }
+        let engine = MediaEngine(configuration: configuration) { outgoing in
             switch outgoing {
             case .rtp(let packet): try? transport.sendRTP(packet)
             case .rtcp(let packet): try? transport.sendRTCP(packet)

@@ -42,6 +42,9 @@ public struct CallReport: Codable, Sendable {
     /// A call to a room call's forwarder: what was decoded of each other participant, by sender
     /// (`streams` then holds what this side sent).
     public var forwarded: [ForwardedReception]? = nil
+    /// What each VP8 simulcast layer this side sent went out with (a call to a forwarder, lowest
+    /// layer first); absent when the video went as one stream.
+    public var simulcastLayers: [MediaSessionStatistics.SimulcastLayerStatistics]? = nil
 }
 
 extension CallReport {
@@ -89,7 +92,8 @@ extension Call {
             dtlsMs: ms(transport?.statistics.handshakeDuration), path: path,
             streams: [stats?.audio, stats?.video].compactMap { $0 }, rttMs: stats?.roundTripMilliseconds.map { ($0 * 10).rounded() / 10 },
             iceRestarts: machine.restarts, restartMs: ms(machine.lastRestartDuration), durationMs: stats.map { ($0.elapsedMilliseconds).rounded() },
-            files: stats?.files ?? [], error: error, forwarded: receptions)
+            files: stats?.files ?? [], error: error, forwarded: receptions,
+            simulcastLayers: stats.flatMap { $0.simulcastLayers.isEmpty ? nil : $0.simulcastLayers })
     }
 
     static func hostPort(_ address: String, _ port: UInt16) -> String {

@@ -40,6 +40,7 @@ public struct NodeSettings: Sendable, Equatable {
     public var turnIdleTimeout: Double?
     public var turnGSO: Bool?
     public var turnNIORelay: Bool?
+    public var turnConsolidateBelow: Int?
     public var dataDir: String?
     public var heartbeat: Double?
     public var nodeKey: String?
@@ -145,6 +146,8 @@ public struct NodeSettings: Sendable, Equatable {
                   help: "Relay datagrams with UDP segmentation offload (less CPU per packet; not where routes go through IPsec or devices without checksum offload, whose refusals close the socket)."),
             .flag("turn-nio-relay", \.turnNIORelay,
                   help: "Relay UDP allocations through SwiftNIO channels instead of the relay engine threads (slower; for comparison)."),
+            .integer("turn-consolidate-below", \.turnConsolidateBelow, .atLeast(0, "datagrams/s"),
+                     help: "Below this many relayed datagrams per second in all, one relay engine thread carries every allocation (fewer wake-ups); above twice that they spread over the threads again; 0 never gathers (default \(turn.engineConsolidateBelow))."),
             .text("log-level", \.logLevel,
                   help: "trace, debug, info, notice, warning, error or critical (default \(NodeConfiguration.defaultLogLevel))."),
             .text("data-dir", \.dataDir, .notEmpty, help: "Directory of the signaling store (default $STATE_DIRECTORY under systemd, else $XDG_DATA_HOME/meshnode or ~/.local/share/meshnode)."),
@@ -418,6 +421,7 @@ public struct NodeConfiguration: Sendable {
         turn.maxStreamConnectionsPerSource = settings.turnMaxConnectionsPerIP ?? turn.maxStreamConnectionsPerSource
         turn.segmentationOffload = settings.turnGSO ?? false
         turn.relayEngine = !(settings.turnNIORelay ?? false)
+        if let below = settings.turnConsolidateBelow { turn.engineConsolidateBelow = below }
         if let seconds = settings.turnIdleTimeout { turn.streamIdleTimeout = .milliseconds(Int64((seconds * 1000).rounded())) }
         if let level = settings.logLevel {
             guard let parsed = Logger.Level(rawValue: level) else {

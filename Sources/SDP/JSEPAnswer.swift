@@ -26,14 +26,22 @@ public enum JSEPAnswer {
         /// in the offer's order, and names no video SSRCs: the layers are told apart by the rid
         /// header extension (RFC 8852), as browsers do.
         public var sendsSimulcast: Bool
+        /// Whether this side receives video simulcast when the offer sends it (`a=simulcast:send`,
+        /// RFC 8853 §5.3): the answer then receives the offered rids (at most
+        /// ``maxSimulcastLayers``, those whose `pt=` restriction allows the chosen codec) with
+        /// `a=rid:<rid> recv` and `a=simulcast:recv`. The offer must negotiate the `rtp-stream-id`
+        /// extension (RFC 8852 §3.1): a browser names no SSRCs for its layers, so the rid in each
+        /// packet is the only way to tell them apart. A forwarding node answers this way.
+        public var receivesSimulcast: Bool
 
-        /// The most simulcast layers an answer sends.
+        /// The most simulcast layers an answer sends or receives.
         public static let maxSimulcastLayers = 3
 
         public init(iceUsernameFragment: String, icePassword: String, fingerprint: SDPFingerprint, setup: SDPSetupRole = .active,
                     cname: String, streamID: String, sending: [String: (ssrc: UInt32, retransmissionSSRC: UInt32?)], sessionID: UInt64,
-                    sendsSimulcast: Bool = false) {
+                    sendsSimulcast: Bool = false, receivesSimulcast: Bool = false) {
             self.sendsSimulcast = sendsSimulcast
+            self.receivesSimulcast = receivesSimulcast
             self.iceUsernameFragment = iceUsernameFragment
             self.icePassword = icePassword
             self.fingerprint = fingerprint
@@ -48,8 +56,11 @@ public enum JSEPAnswer {
     /// Produces the answer.
     ///
     /// - Throws: ``SDPError`` `.negotiationFailed` when nothing in the offer is acceptable (see
-    ///   ``CodecNegotiation/negotiate(offer:)``), `.invalidArgument` for ICE credentials that are too short
-    ///   or a DTLS role an answer cannot take.
+    ///   ``CodecNegotiation/negotiate(offer:)``) or, with ``LocalParameters/receivesSimulcast``, the
+    ///   offer sends simulcast without the `rtp-stream-id` extension or with no layer in the chosen
+    ///   codec; `.sdpSyntax` for simulcast rids that do not match the section's `a=rid` lines
+    ///   (RFC 8853 §5.1); `.invalidArgument` for ICE credentials that are too short or a DTLS role
+    ///   an answer cannot take.
     public static func make(offer: SessionDescription, local: LocalParameters) throws(SDPError) -> SessionDescription {
         guard local.iceUsernameFragment.count >= 4, local.icePassword.count >= 22 else {
             throw SDPError(.invalidArgument, "ICE ufrag needs at least 4 and pwd at least 22 characters (RFC 8839 §5.4)")
@@ -110,10 +121,15 @@ public enum JSEPAnswer {
             // RFC 8853 §5.3: the answer's send list is the offer's recv list, or part of it.
             let offeredRIDs = section.kind == "video" && weSend && local.sendsSimulcast ? try offered.simulcastRIDs(.recv) : []
             let simulcastRIDs = Array(offeredRIDs.prefix(LocalParameters.maxSimulcastLayers))
-            if !simulcastRIDs.isEmpty {
+            let receivedRIDs = section.kind == "video" && offerSends && local.receivesSimulcast
+                ? try receivableSimulcastRIDs(offered, codec: codec, extensions: section.extensions) : []
+            if !simulcastRIDs.isEmpty || !receivedRIDs.isEmpty {
                 attributes += simulcastRIDs.map { .rid(SDPRestrictionIdentifier(id: $0, direction: .send)) }
-                attributes.append(.simulcast(SDPSimulcast(send: simulcastRIDs.map { [SDPSimulcast.Identifier(rid: $0)] })))
-            } else if weSend, let sending {
+                attributes += receivedRIDs.map { .rid(SDPRestrictionIdentifier(id: $0, direction: .recv)) }
+                attributes.append(.simulcast(SDPSimulcast(send: simulcastRIDs.map { [SDPSimulcast.Identifier(rid: $0)] },
+                                                          recv: receivedRIDs.map { [SDPSimulcast.Identifier(rid: $0)] })))
+            }
+            if simulcastRIDs.isEmpty, weSend, let sending {
                 var ssrcs = [sending.ssrc]
                 if let repair = sending.retransmissionSSRC, codec.retransmissionPayloadType != nil {
                     ssrcs.append(repair)
@@ -136,5 +152,24 @@ public enum JSEPAnswer {
         if sendsAnything { sessionAttributes.append(.other(name: "msid-semantic", value: " WMS \(local.streamID)")) }
         return SessionDescription(origin: .init(sessionID: String(local.sessionID & 0x3FFF_FFFF_FFFF_FFFF), sessionVersion: "2"),
                                   attributes: sessionAttributes, media: media)
+    }
+
+    /// The layers an answer that receives simulcast takes of an offered section (RFC 8853 §5.3:
+    /// the answer's recv list is the offer's send list or part of it): the offer's order, paused
+    /// streams left out, rids whose `pt=` restriction excludes the chosen codec left out (RFC 8851
+    /// §6), at most ``LocalParameters/maxSimulcastLayers``.
+    static func receivableSimulcastRIDs(_ offered: MediaDescription, codec: CodecNegotiation.Codec,
+                                        extensions: [SDPExtensionMap]) throws(SDPError) -> [String] {
+        let sent = try offered.simulcastRIDs(.send)
+        guard !sent.isEmpty else { return [] }
+        guard extensions.contains(where: { $0.uri == RTPHeaderExtensionURI.rtpStreamID }) else {
+            throw SDPError(.negotiationFailed, "the offer sends simulcast \(sent) without the rtp-stream-id header extension (RFC 8852 §3.1): its layers cannot be told apart")
+        }
+        let restrictions = Dictionary(offered.restrictionIdentifiers.map { ($0.id, $0.payloadTypes) }, uniquingKeysWith: { first, _ in first })
+        let usable = sent.filter { restrictions[$0]?.isEmpty != false || restrictions[$0]!.contains(codec.payloadType) }
+        guard !usable.isEmpty else {
+            throw SDPError(.negotiationFailed, "no simulcast layer of \(sent) may use \(codec.encoding) (payload type \(codec.payloadType), RFC 8851 §6)")
+        }
+        return Array(usable.prefix(LocalParameters.maxSimulcastLayers))
     }
 }

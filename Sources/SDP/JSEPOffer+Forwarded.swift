@@ -40,6 +40,7 @@ extension JSEPOffer {
         var base = local
         base.kinds = ["audio", "video"]
         base.sending = [:]
+        base.sendSimulcast = []
         var offer = try make(local: base)
         if !receiveSimulcast.isEmpty {
             guard receiveSimulcast.allSatisfy(SDPRestrictionIdentifier.isValidID), Set(receiveSimulcast).count == receiveSimulcast.count else {
@@ -56,6 +57,7 @@ extension JSEPOffer {
             var single = local
             single.kinds = [stream.kind]
             single.sending = [stream.kind: (stream.ssrc, stream.retransmissionSSRC)]
+            single.sendSimulcast = []
             single.streamID = stream.streamID
             single.cname = stream.streamID
             guard var section = try make(local: single).media.first else { continue }

@@ -36,10 +36,16 @@ public enum JSEPOffer {
         public var candidates: [SDPCandidate]
         /// Whether gathering is done (`a=end-of-candidates`, RFC 8838 §8.2).
         public var gatheringDone: Bool
+        /// The rids of the video simulcast layers this side sends, lowest quality first (RFC 8853
+        /// §5.2): the video section then has an `a=rid:<rid> send` line per layer, `a=simulcast:send`
+        /// listing them and the rid header extensions (RFC 8852), and names no video SSRCs (the
+        /// receiver learns each layer's SSRC from its rid, as from a browser). Empty: one stream.
+        public var sendSimulcast: [String]
 
         public init(iceUsernameFragment: String, icePassword: String, fingerprint: SDPFingerprint, cname: String, streamID: String,
                     kinds: [String], sending: [String: (ssrc: UInt32, retransmissionSSRC: UInt32?)], sessionID: UInt64,
-                    sessionVersion: Int = 1, candidates: [SDPCandidate] = [], gatheringDone: Bool = false) {
+                    sessionVersion: Int = 1, candidates: [SDPCandidate] = [], gatheringDone: Bool = false, sendSimulcast: [String] = []) {
+            self.sendSimulcast = sendSimulcast
             self.iceUsernameFragment = iceUsernameFragment
             self.icePassword = icePassword
             self.fingerprint = fingerprint
@@ -57,12 +63,17 @@ public enum JSEPOffer {
     /// Produces the offer.
     ///
     /// - Throws: ``SDPError`` `.invalidArgument` for ICE credentials that are too short, no kinds,
-    ///   or a kind other than audio and video.
+    ///   a kind other than audio and video, or simulcast rids that are not 1–3 distinct rid-ids.
     public static func make(local: LocalParameters) throws(SDPError) -> SessionDescription {
         guard local.iceUsernameFragment.count >= 4, local.icePassword.count >= 22 else {
             throw SDPError(.invalidArgument, "ICE ufrag needs at least 4 and pwd at least 22 characters (RFC 8839 §5.4)")
         }
         guard !local.kinds.isEmpty else { throw SDPError(.invalidArgument, "an offer needs at least one media kind") }
+        let simulcast = local.sendSimulcast
+        guard simulcast.isEmpty || (simulcast.count <= JSEPAnswer.LocalParameters.maxSimulcastLayers
+                                    && simulcast.allSatisfy(SDPRestrictionIdentifier.isValidID) && Set(simulcast).count == simulcast.count) else {
+            throw SDPError(.invalidArgument, "simulcast rids \(simulcast) must be 1–\(JSEPAnswer.LocalParameters.maxSimulcastLayers) distinct rid-ids (RFC 8851 §10)")
+        }
         var media: [MediaDescription] = []
         var mids: [String] = []
         for (index, kind) in local.kinds.enumerated() {
@@ -101,7 +112,15 @@ public enum JSEPOffer {
             default:
                 throw SDPError(.invalidArgument, "meshnode offers audio and video sections, not '\(kind)'")
             }
-            if let sending {
+            if sending != nil, kind == "video", !simulcast.isEmpty {
+                // RFC 8853 §5.2: the layers by rid; RFC 8852 §3: each packet names its rid.
+                attributes += [
+                    .extmap(SDPExtensionMap(id: rtpStreamIDExtensionID, uri: RTPHeaderExtensionURI.rtpStreamID)),
+                    .extmap(SDPExtensionMap(id: repairedRTPStreamIDExtensionID, uri: RTPHeaderExtensionURI.repairedRTPStreamID)),
+                ]
+                attributes += simulcast.map { .rid(SDPRestrictionIdentifier(id: $0, direction: .send)) }
+                attributes.append(.simulcast(SDPSimulcast(send: simulcast.map { [SDPSimulcast.Identifier(rid: $0)] })))
+            } else if let sending {
                 var ssrcs = [sending.ssrc]
                 if kind == "video", let repair = sending.retransmissionSSRC {
                     ssrcs.append(repair)

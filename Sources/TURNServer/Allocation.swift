@@ -41,8 +41,8 @@ final class Allocation {
     var peerChannels: [ObjectIdentifier: Channel] = [:]
     /// Connects under way (RFC 6062 §5.2), counted with ``peerChannels`` against the cap.
     var connecting = 0
-    /// Its number in the loop's ``RelayEngine`` while the engine relays it.
-    var engineID: Int?
+    /// Its path in the loop's ``RelayEngine`` while the engines relay it.
+    var enginePath: RelayPath?
     /// Relayed data towards peers, batched per event-loop turn (UDP relays only).
     var toPeer: DatagramOutbox?
     /// Relayed data towards a UDP client, batched per turn on the client's listener.

@@ -88,13 +88,12 @@ extension TURNLoop {
         }
         nextEngineID += 1
         let id = nextEngineID
-        allocation.engineID = id
         let loop = NIOLoopBound(self, eventLoop: eventLoop)
         let owner = NIOLoopBound(allocation, eventLoop: eventLoop)
         let server = allocation.tuple.server
         let eventLoop = self.eventLoop
         let path = RelayPath(
-            id: id, clientSocket: clientSocket, relaySocket: relaySocket, client: client, relay: allocation.relayAddress,
+            id: id, home: engine.index, clientSocket: clientSocket, relaySocket: relaySocket, client: client, relay: allocation.relayAddress,
             bitsPerSecond: config.maxBitsPerSecond,
             fromClient: { buffer, source in
                 eventLoop.execute {
@@ -111,6 +110,7 @@ extension TURNLoop {
                     loop.value.relayReceived(AddressedEnvelope(remoteAddress: source, data: buffer), allocation: allocation)
                 }
             })
+        allocation.enginePath = path
         engine.post(.open(path))
     }
 
@@ -125,9 +125,11 @@ extension TURNLoop {
     /// after every CreatePermission and ChannelBind. Expiry needs no call: the engine compares
     /// each entry's time with its clock.
     func publishRoutes(_ allocation: Allocation) {
-        guard let engine, let id = allocation.engineID else { return }
+        guard let engine, let path = allocation.enginePath else { return }
         let now = NIODeadline.now()
         var routes = RelayRoutes()
+        routesVersion += 1
+        routes.version = routesVersion
         for (ip, until) in allocation.permissions where until > now {
             routes.permissions.append((PeerKey(ip.socketAddress(port: 0)), until.uptimeNanoseconds))
         }
@@ -135,14 +137,14 @@ extension TURNLoop {
             guard let ip = IPAddress(binding.peer), let permitted = allocation.permissions[ip], permitted > now else { continue }
             routes.addChannel(number: number, peer: binding.peer, until: min(binding.expiry, permitted).uptimeNanoseconds)
         }
-        engine.post(.routes(id: id, routes))
+        engine.post(.routes(path, routes), about: path)
     }
 
     /// The allocation ended: the engine closes its sockets.
     func detachEngine(_ allocation: Allocation) {
-        guard let engine, let id = allocation.engineID else { return }
-        allocation.engineID = nil
-        engine.post(.close(id: id))
+        guard let engine, let path = allocation.enginePath else { return }
+        allocation.enginePath = nil
+        engine.post(.close(path), about: path)
         shared.budget.release()
         shared.budget.release()
     }

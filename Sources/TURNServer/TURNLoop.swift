@@ -32,6 +32,8 @@ final class TURNLoop {
     let engine: RelayEngine?
     /// Numbers the allocations handed to the engine.
     var nextEngineID = 0
+    /// Numbers the route updates posted to the engine (``RelayRoutes/version``).
+    var routesVersion: UInt64 = 0
     /// Relay sockets bound for the engine, by the NIO channel that shares them, until their
     /// allocation is made.
     var engineRelaySockets: [ObjectIdentifier: Int32] = [:]
@@ -49,7 +51,8 @@ final class TURNLoop {
         // Unlike NIO, the engine survives a refused segmented write (it falls back to plain
         // sends), so it uses GSO wherever the kernel has it.
         self.engine = shared.config.relayEngine
-            ? RelayEngine(logger: shared.logger, metrics: shared.metrics, gso: System.supportsUDPSegmentationOffload) : nil
+            ? RelayEngine(logger: shared.logger, metrics: shared.metrics, gso: System.supportsUDPSegmentationOffload,
+                          group: shared.engines) : nil
     }
 
     func start() {

@@ -20,6 +20,14 @@ struct TURNMetrics: Sendable {
     let tcpBytesToClient = Counter(label: "meshnode_turn_tcp_relayed_bytes_total", dimensions: [("direction", "to_client")])
     /// Relayed datagrams that left in segmented writes (UDP GSO, ``DatagramOutbox``).
     let segmentedDatagrams = Counter(label: "meshnode_turn_gso_datagrams_total")
+    /// Allocations the relay engines moved to the first engine (moderate load) or back to their
+    /// own (``RelayEngineGroup``).
+    let engineMovesToPrimary = Counter(label: "meshnode_turn_engine_moves_total", dimensions: [("to", "primary")])
+    let engineMovesHome = Counter(label: "meshnode_turn_engine_moves_total", dimensions: [("to", "home")])
+    /// Allocations a relay engine watches now, by engine.
+    func engineAllocations(_ engine: Int) -> Gauge {
+        Gauge(label: "meshnode_turn_engine_allocations", dimensions: [("engine", "\(engine)")])
+    }
     let authFailures = Counter(label: "meshnode_turn_auth_failures_total")
     let bindingRequests = Counter(label: "meshnode_stun_binding_requests_total")
     let malformed = Counter(label: "meshnode_turn_malformed_total")

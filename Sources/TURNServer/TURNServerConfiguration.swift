@@ -75,6 +75,12 @@ public struct TURNServerConfiguration: Sendable {
     /// (batched system calls on its own sockets, outside NIO's pipeline) where the system has
     /// epoll; off, NIO channels relay them (`--turn-nio-relay`, for comparison).
     public var relayEngine = true
+    /// While all relay engines together receive fewer datagrams per second than this, the
+    /// allocations of every loop are relayed by one engine thread (fewer wake-ups per datagram);
+    /// when that engine receives more than twice this, each allocation goes back to its loop's
+    /// engine (``RelayEngineGroup``). 0 keeps every allocation on its own loop's engine.
+    /// `--turn-consolidate-below`.
+    public var engineConsolidateBelow = 100_000
     public var software: String = "meshnode"
 
     public init() {}

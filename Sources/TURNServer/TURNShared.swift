@@ -31,9 +31,12 @@ final class TURNShared: Sendable {
     /// UDP listeners by local address, for answering RFC 5780 CHANGE-REQUESTs from another
     /// address or port. Filled only when RFC 5780 is enabled.
     let udpListeners = Mutex<[SocketAddress: Channel]>([:])
+    /// The loops' relay engines, between which allocations move with the load.
+    let engines: RelayEngineGroup
 
     init(config: TURNServerConfiguration, relayIPv4: IPAddress?, relayIPv6: IPAddress?, logger: Logger) {
         self.config = config
+        self.engines = RelayEngineGroup(consolidateBelow: config.engineConsolidateBelow)
         self.nonces = NonceIssuer(lifetime: config.nonceLifetime)
         let budget = config.connectionBudget ?? ConnectionBudget(maximum: ConnectionBudget.defaultMaximum())
         self.budget = budget

@@ -1930,6 +1930,8 @@ def room_call(page, args):
     window_ms = round((time.monotonic() - measured) * 1000)
     emit("decoding", growth=growth, setupMs=setup_ms, windowMs=window_ms)
     shots = {"grid": page.screenshot(args.artifacts, f"room-call-{args.name}.png")}
+    forged = forge_assignments(page, args) if args.forge else None
+    forwarded = forwarded_phase(page, args, shots) if args.forwarded else None
     shared = None
     if args.share:
         # A click, as a person shares (getDisplayMedia wants a user gesture).
@@ -1951,13 +1953,31 @@ def room_call(page, args):
         if isinstance(again, dict):
             raise Failure(f"{args.name}: cannot join again after the reload: {again['error']}")
         began = time.monotonic()
-        wait_for(f"{args.others} participants again after the reload", everyone, timeout=args.wait)
-        rejoined = {"sameCall": again == call, "ms": round((time.monotonic() - began) * 1000),
-                    "frames": {n: p["stats"]["video"]["framesDecoded"] for n, p in room_pairs(page).items() if p.get("stats")}}
+        if args.forwarded:
+            # A page joining a forwarded call calls only the forwarder: no pairwise call, ever.
+            pairs_seen = set()
+
+            def through_forwarder():
+                own = (page.hook("roomCalls") or {}).get("own") or {}
+                pairs_seen.update((own.get("pairs") or {}).keys())
+                senders = (own.get("forwarded") or {}).get("senders") or {}
+                live = {n: s["video"]["framesDecoded"] for n, s in senders.items() if s and s["video"]["framesDecoded"] > 0 and s["audio"]["packetsReceived"] > 0}
+                return live if len(live) >= args.forwarded else None
+            frames_again = wait_for(f"{args.forwarded} senders through the forwarder after the reload", through_forwarder, timeout=args.wait)
+            rejoined = {"sameCall": again == call, "ms": round((time.monotonic() - began) * 1000), "frames": frames_again, "pairs": sorted(pairs_seen)}
+        else:
+            wait_for(f"{args.others} participants again after the reload", everyone, timeout=args.wait)
+            rejoined = {"sameCall": again == call, "ms": round((time.monotonic() - began) * 1000),
+                        "frames": {n: p["stats"]["video"]["framesDecoded"] for n, p in room_pairs(page).items() if p.get("stats")}}
         emit("rejoined", **rejoined)
     # Hold until the others left (the CLIs leave after their --duration), at most SECONDS.
     deadline = time.monotonic() + args.seconds
-    while time.monotonic() < deadline and len(room_pairs(page)) > args.stay_with:
+    def others_left():
+        if args.forwarded:
+            known = (page.hook("roomCalls") or {}).get("known", {}).get(args.room, {})
+            return len(known.get("participants") or []) - 1
+        return len(room_pairs(page))
+    while time.monotonic() < deadline and others_left() > args.stay_with:
         time.sleep(0.5)
     final = {name: {"state": p["state"], "stats": summary(p.get("stats"))} for name, p in room_pairs(page).items()}
     view = page.hook("roomCalls")
@@ -1965,7 +1985,128 @@ def room_call(page, args):
     left = wait_for("the room call left", lambda: (page.hook("roomCalls") or {}).get("own") is None)
     return {"room": args.room, "call": call, "setupMs": setup_ms, "growth": growth, "windowMs": window_ms, "final": final, "screenshots": shots,
             "participants": view["known"].get(args.room, {}).get("participants"), "shared": shared is not None, "left": left,
-            "rejoined": rejoined}
+            "rejoined": rejoined, "forged": forged, "forwarded": forwarded}
+
+
+# A forged forwarder assignment: the test plays a node (or anyone on the signaling path) that
+# hands the page a `room-call-state` of its own call whose assignment is signed by a key other
+# than the node key the page pinned at login, and one that names the pinned key with a signature
+# that does not verify. The page must refuse both, say why, and keep its pairwise calls.
+FORGE_SCRIPT = """
+const [room, mode, done] = arguments;
+(async () => {
+  const raw = window.meshnodeTest.roomCallBody(room);
+  const pair = await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']);
+  const b64 = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)));
+  const attackerKey = b64(await crypto.subtle.exportKey('raw', pair.publicKey));
+  const now = Date.now() / 1000;
+  const payload = JSON.stringify({ call: raw.call, expires: now + 600, forwarder: 'mallory', key: attackerKey, room: raw.room, ts: now });
+  const sig = b64(await crypto.subtle.sign({ name: 'Ed25519' }, pair.privateKey, new TextEncoder().encode('meshnode.v1 forwarder\\n' + payload)));
+  const nodeKey = window.meshnodeTest.nodeKey();
+  const forwarder = mode === 'other-key' ? { payload, key: attackerKey, sig } : { payload, key: nodeKey, sig };
+  await window.meshnodeTest.receive({ type: 'room-call-state', id: 'forged-' + mode, from: '@node', to: raw.to, body: { ...raw, event: 'joined', forwarder } });
+  done(true);
+})().catch((e) => done(String(e)));
+"""
+
+
+def forge_assignments(page, args):
+    """Both forgeries, each refused with a reason shown on the page, the pairwise calls kept."""
+    results = {}
+    for mode in ["other-key", "bad-signature"]:
+        outcome = page.driver.execute_async_script(FORGE_SCRIPT, args.room, mode)
+        if outcome is not True:
+            raise Failure(f"could not inject the forged assignment ({mode}): {outcome}")
+        refusal = wait_for(f"the forged assignment ({mode}) refused", lambda: (page.hook("roomCalls") or {}).get("known", {}).get(args.room, {}).get("forwarderRefusal"))
+        own = page.hook("roomCalls")["own"]
+        if own.get("forwarded"):
+            raise Failure(f"the page called a forwarder of a forged assignment ({mode}): {own['forwarded']}")
+        notice = page.js("const n = document.getElementById('room-call-notice'); return n.hidden ? '' : n.textContent")
+        if not notice:
+            raise Failure(f"the refusal ({mode}) is not shown on the page")
+        results[mode] = {"code": refusal["code"], "reason": refusal["reason"], "notice": notice}
+    # The pairwise calls go on: every one still decodes new frames.
+    before = room_pairs(page)
+
+    def still():
+        after = room_pairs(page)
+        grew = {n: after[n]["stats"]["video"]["framesDecoded"] - before[n]["stats"]["video"]["framesDecoded"]
+                for n in before if n in after and after[n].get("stats") and before[n].get("stats")}
+        return grew if len(grew) >= args.others and all(v > 0 for v in grew.values()) else None
+    results["pairsKept"] = wait_for("the pairwise calls going on after the forgeries", still, interval=0.5)
+    page.screenshot(args.artifacts, f"room-call-{args.name}-forged.png")
+    emit("forged-refused", **results)
+    return results
+
+
+def forwarded_view(page):
+    return ((page.hook("roomCalls") or {}).get("own") or {}).get("forwarded") or {}
+
+
+def forwarded_phase(page, args, shots):
+    """After the peer-to-peer phase: tell the test to bring the next participant, then wait for the
+    move to the forwarder (pairs gone, FORWARDED senders decoded through it), measure growth per
+    sender, and screenshot the grid at desktop and phone size."""
+    emit("ready-for-more")
+    began = time.monotonic()
+
+    def moved():
+        own = (page.hook("roomCalls") or {}).get("own") or {}
+        link = own.get("forwarded") or {}
+        senders = link.get("senders") or {}
+        live = {n: s for n, s in senders.items() if s and s["video"]["framesDecoded"] > 0 and s["audio"]["packetsReceived"] > 0}
+        if link.get("call", {}).get("state") == "connected" and len(live) >= args.forwarded and not own.get("pairs"):
+            return {"senders": live, "moveMs": own.get("moveMs"), "decodedAt": link.get("decodedAt"), "address": link.get("address"),
+                    "connectedAt": link.get("call", {}).get("times", {}).get("connected")}
+        return None
+    moved_state = wait_for(f"the call moved to the forwarder, {args.forwarded} senders decoded through it", moved, timeout=args.wait)
+    move_ms = round((time.monotonic() - began) * 1000)
+    before = forwarded_view(page)["senders"]
+    measured = time.monotonic()
+
+    def grown():
+        after = forwarded_view(page).get("senders") or {}
+        growth = {}
+        for name, now in after.items():
+            was = before.get(name)
+            if not now or not was:
+                continue
+            growth[name] = {"framesDecoded": now["video"]["framesDecoded"] - was["video"]["framesDecoded"],
+                            "audioPackets": now["audio"]["packetsReceived"] - was["audio"]["packetsReceived"],
+                            "audioEnergy": round(now["audio"]["totalAudioEnergy"] - was["audio"]["totalAudioEnergy"], 6),
+                            "frameSize": f"{now['video']['frameWidth']}x{now['video']['frameHeight']}"}
+        done = len(growth) >= args.forwarded and time.monotonic() - measured >= 2 and all(
+            g["framesDecoded"] > 0 and g["audioPackets"] > 0 and g["audioEnergy"] > 0 for g in growth.values())
+        return growth if done else None
+    growth = wait_for("frames and sound growing from every sender through the forwarder", grown, interval=0.5)
+    window_ms = round((time.monotonic() - measured) * 1000)
+    # Who speaks: the CLIs send a steady tone, so someone is highlighted, in words too.
+    speaking = wait_for("a speaker highlighted", lambda: page.js(
+        "return [...document.querySelectorAll('#room-grid .tile.speaking')].map(t => t.dataset.name + ': ' + t.querySelector('.tile-speaking').textContent)"))
+    status = page.text("#room-call-status")
+    badge = page.text("#room-call-mode")
+    # Muted, this page's own tile stops being highlighted: the highlight follows the level.
+    page.hook("roomCallMute", True)
+    wait_for("own tile not highlighted while muted", lambda: args.name not in (page.hook("roomCalls")["own"]["speaking"]))
+    page.hook("roomCallMute", False)
+    # In Chinese: the new words come from the message table too.
+    page.hook("setLanguage", "zh")
+    chinese = {"status": page.text("#room-call-status"), "badge": page.text("#room-call-mode")}
+    set_viewport(page, 390, 844)
+    shots["forwarded-zh"] = page.screenshot(args.artifacts, "room-call-forwarded-zh-390x844.png")
+    set_viewport(page, *SIZES[0])
+    page.hook("setLanguage", "en")
+    tiles = page.js("return [...document.querySelectorAll('#room-grid .tile')].map(t => ({name: t.dataset.name, label: t.querySelector('.tile-name').textContent, video: !t.hasAttribute('data-novideo')}))")
+    for width, height in SIZES:
+        set_viewport(page, width, height)
+        shots[f"forwarded-{width}x{height}"] = page.screenshot(args.artifacts, f"room-call-forwarded-{width}x{height}.png")
+    set_viewport(page, *SIZES[0])
+    # What the page sends the forwarder: its simulcast layers (rid, size, frames encoded).
+    layers = forwarded_view(page).get("layers") or []
+    emit("forwarded", layers=layers, growth=growth, moveMs=move_ms, pairsEndedMs=moved_state["moveMs"], decodedAt=moved_state["decodedAt"], speaking=speaking, status=status)
+    return {"growth": growth, "moveMs": move_ms, "pairsEndedMs": moved_state["moveMs"], "decodedAt": moved_state["decodedAt"],
+            "connectedAt": moved_state["connectedAt"], "windowMs": window_ms, "address": moved_state["address"],
+            "speaking": speaking, "status": status, "badge": badge, "chinese": chinese, "tiles": tiles, "layers": layers}
 
 
 def main():
@@ -2012,6 +2153,9 @@ def main():
     room.add_argument("--stay-with", type=int, default=0, help="leave once at most this many pairwise calls are left")
     room.add_argument("--share", action="store_true", help="share the screen once everyone decodes")
     room.add_argument("--reload", action="store_true", help="reload the page once everyone decodes, join again, wait for everyone again")
+    room.add_argument("--forge", action="store_true", help="once everyone decodes, hand the page forged forwarder assignments; it must refuse them and keep its pairs")
+    room.add_argument("--forwarded", type=int, default=0,
+                      help="once everyone decodes, print ready-for-more and wait until the call moved to the forwarder with this many senders decoded through it")
     guard = modes.add_parser("guard", help="log in, accept the first call, report what the page refused until it ends")
     guard.add_argument("--name", required=True)
     guard.add_argument("--wait", type=float, default=120, help="how long to wait for the call, and for its end")

@@ -92,6 +92,10 @@ import FoundationNetworking
             let report = try #require(reports["forwarder"], "\(name) has no report of a call to the forwarder: \(reports.keys.sorted())")
             #expect(report["ok"] as? Bool == true, "\(name): \(report)")
             let receptions = try #require(report["forwarded"] as? [[String: Any]], "\(name): \(report)")
+            // It sent its video as three simulcast layers (its offer's a=simulcast:send q;h;f, RFC 8853).
+            let layers = report["simulcastLayers"] as? [[String: Any]] ?? []
+            #expect(layers.compactMap { $0["rid"] as? String } == ["q", "h", "f"], "\(name) sent layers \(layers)")
+            #expect(layers.allSatisfy { ($0["frames"] as? Int ?? 0) > 0 }, "\(name) sent layers \(layers)")
             let others = Set(Self.names).subtracting([name])
             #expect(Set(receptions.compactMap { $0["from"] as? String }) == others, "\(name) received \(receptions.map { $0["from"] ?? "?" })")
             for reception in receptions {
@@ -103,7 +107,9 @@ import FoundationNetworking
                 let last = video["lastPatternFrame"] as? Int ?? -1
                 #expect(first >= 0 && last > first && (video["patternFrames"] as? Int ?? 0) >= 2, "\(name) ← \(from): pattern frames \(first)…\(last)")
                 #expect((audio["receivedFrames"] as? Int ?? 0) > 0, "\(name) ← \(from): no audio decoded")
-                figures.append("\(name)←\(from) \(first)…\(last)")
+                // Nothing squeezes this loopback: every receiver gets the top layer, the whole picture.
+                #expect(video["width"] as? Int == 320, "\(name) ← \(from): decoded \(video["width"] ?? "?")×\(video["height"] ?? "?")")
+                figures.append("\(name)←\(from) \(first)…\(last) \(video["width"] ?? "?")w")
             }
             // The first four ran peer to peer before the move.
             if name != "erin" { #expect(reports.count >= 4, "\(name) had pairwise calls with \(reports.keys.sorted())") }
@@ -113,6 +119,7 @@ import FoundationNetworking
         let metrics = String(decoding: data, as: UTF8.self)
         let forwardedOut = metrics.split(separator: "\n").first { $0.hasPrefix("meshnode_forwarder_packets_total{direction=\"to_participants\"}") }
         #expect(forwardedOut != nil, "no forwarder counters in /metrics")
-        print("figure: forwarded room call of 5, \(ContinuousClock.now - began) in all; pairwise calls ended after the forwarder's media came: \(moves.joined(separator: ", ")); pattern frames per pair: \(figures.joined(separator: ", ")); \(forwardedOut.map(String.init) ?? "")")
+        let switches = metrics.split(separator: "\n").filter { $0.hasPrefix("meshnode_forwarder_layer_switches_total") }.joined(separator: ", ")
+        print("figure: forwarded room call of 5, \(ContinuousClock.now - began) in all; pairwise calls ended after the forwarder's media came: \(moves.joined(separator: ", ")); pattern frames per pair: \(figures.joined(separator: ", ")); \(forwardedOut.map(String.init) ?? ""); \(switches)")
     }
 }

@@ -52,6 +52,86 @@ struct TURNRelayEngineTests {
         }
     }
 
+    /// RelayEngineGroup: with two engines, allocations gather on the first while the rate is
+    /// low (fewer wake-ups per datagram) and go back to their own engine when the first is
+    /// busy. A move must lose nothing and keep both directions of an allocation working: every
+    /// datagram of every round is counted at both ends, before, during and after the moves.
+    @Test("with two threads, allocations gather on one engine at a low rate and spread again at a high one, losing nothing")
+    func allocationsGatherAndSpread() async throws {
+        // Gather below 2,000 datagrams/s, spread above 4,000 on the first engine.
+        let server = try await MeshNodeServer(Self.user + ["--threads", "2", "--turn-consolidate-below", "2000", "--user-quota", "20"])
+        defer { server.stop() }
+        // 12 clients: all on one loop's listener has a chance of 2^-11 (SO_REUSEPORT hashing);
+        // the moves counter below then says so.
+        let clients = try (0..<12).map { _ in try TURNTestClient(port: server.udpPort) }
+        let peers = try clients.map { _ in try UDPPeer() }
+        var relayed: [SocketAddress] = []
+        for (client, peer) in zip(clients, peers) {
+            relayed.append(try #require(try client.allocate().xorAddress(.xorRelayedAddress)))
+            #expect(try client.channelBind("127.0.0.1", port: peer.port).isSuccess)
+        }
+
+        /// One datagram each way per allocation, checked by content at both ends.
+        func roundTrip(_ label: String) throws {
+            for (index, client) in clients.enumerated() {
+                client.sendRaw(TURNDataPathTests.channelData(0x4001, "\(label) up \(index)"))
+            }
+            for (index, peer) in peers.enumerated() {
+                let got = try #require(peer.receive(), "\(label): peer \(index) got nothing")
+                #expect(got.bytes == Array("\(label) up \(index)".utf8))
+                peer.send(Array("\(label) down \(index)".utf8), to: relayed[index])
+            }
+            for (index, client) in clients.enumerated() {
+                let frame = try ChannelData(parsing: try #require(client.receiveRaw(timeout: 5), "\(label): client \(index) got nothing"))
+                #expect(Array(frame.data.readableBytesView) == Array("\(label) down \(index)".utf8))
+            }
+        }
+
+        // Quiet: the second engine gives its allocations to the first within about a second.
+        try roundTrip("before")
+        var gathered = false
+        for _ in 0..<100 where !gathered {
+            let text = try await server.metrics()
+            gathered = Self.metric(text, #"meshnode_turn_engine_allocations{engine="0"}"#) == 12
+                && Self.metric(text, #"meshnode_turn_engine_allocations{engine="1"}"#) == 0
+                && Self.metric(text, #"meshnode_turn_engine_moves_total{to="primary"}"#) >= 1
+            if !gathered { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(gathered, "the allocations did not gather on the first engine within 10 s")
+        try roundTrip("gathered")
+
+        // Busy: bursts of 20 datagrams per allocation (240 per round, a few ms each) put the
+        // first engine far above 4,000/s; the allocations of the second loop go home. Every
+        // datagram is counted at its peer, through the move.
+        var spread = false
+        var round = 0
+        while !spread, round < 200 {
+            round += 1
+            for (index, client) in clients.enumerated() {
+                for i in 0..<20 { client.sendRaw(TURNDataPathTests.channelData(0x4001, "busy \(round) \(index) \(i)")) }
+            }
+            for (index, peer) in peers.enumerated() {
+                for i in 0..<20 {
+                    let got = try #require(peer.receive(), "round \(round): peer \(index) lost datagram \(i)")
+                    #expect(got.bytes == Array("busy \(round) \(index) \(i)".utf8))
+                }
+            }
+            if round % 10 == 0 {
+                let text = try await server.metrics()
+                spread = Self.metric(text, #"meshnode_turn_engine_moves_total{to="home"}"#) >= 1
+                    && Self.metric(text, #"meshnode_turn_engine_allocations{engine="1"}"#) >= 1
+            }
+        }
+        #expect(spread, "the allocations did not go back to the second engine after \(round) busy rounds")
+        try roundTrip("spread")
+    }
+
+    /// The value of the metric line that starts with `name`, or -1.
+    static func metric(_ text: String, _ name: String) -> Double {
+        text.split(separator: "\n").first { $0.hasPrefix(name + " ") }
+            .flatMap { $0.split(separator: " ").last }.flatMap { Double($0) } ?? -1
+    }
+
     @Test("two clients on one listener each reach only their own peer, both ways")
     func clientsStayApart() async throws {
         let server = try await MeshNodeServer(Self.user)

@@ -116,6 +116,39 @@ struct SimulcastForwarderTests {
         #expect(try retransmitted.map { try Self.descriptor($0).pictureID } == [pictureIDs[3], pictureIDs[4]])
     }
 
+    @Test("a layer the sender paused is not chosen: bob, on f, goes down to q when alice stops sending f (a browser pauses its upper layers while its uplink estimate is low)")
+    func pausedLayerIsNotChosen() throws {
+        var (forwarder, bobVideo) = try Self.call()
+        var now = Duration.zero
+        var toBob: [RTPPacket] = []
+        var q: (sequence: UInt16, picture: UInt16) = (100, 10)
+        var f: (sequence: UInt16, picture: UInt16) = (900, 300)
+        // 1.5 s of both layers at 30 fps (a key frame each second): bob's estimate starts high, he gets f.
+        for frame in 0..<45 {
+            now += .milliseconds(33)
+            let key = frame % 30 == 0
+            _ = try forwarder.forward(Self.layer("q", ssrc: Self.q, sequence: q.sequence, timestamp: UInt32(frame) * 3_000, pictureID: q.picture, tl0: 0, key: key), from: "alice", now: now)
+            toBob += Self.toBob(try forwarder.forward(Self.layer("f", ssrc: Self.f, sequence: f.sequence, timestamp: UInt32(frame) * 3_000, pictureID: f.picture, tl0: 0, key: key),
+                                                      from: "alice", now: now))
+            q = (q.sequence &+ 1, q.picture + 1)
+            f = (f.sequence &+ 1, f.picture + 1)
+            _ = forwarder.tick(now: now)
+        }
+        #expect(forwarder.layerStates(to: "bob").first?.layer == 2 && !toBob.isEmpty, "bob is on f before the pause")
+        // f stops; q goes on (a key frame when the forwarder asks q for one).
+        toBob = []
+        var askedQ = false
+        for frame in 45..<120 {
+            now += .milliseconds(33)
+            toBob += Self.toBob(try forwarder.forward(Self.layer("q", ssrc: Self.q, sequence: q.sequence, timestamp: UInt32(frame) * 3_000, pictureID: q.picture, tl0: 0,
+                                                                 key: askedQ), from: "alice", now: now))
+            askedQ = forwarder.tick(now: now).contains(.rtcp(to: "alice", [.pictureLossIndication(RTCPPictureLossIndication(senderSSRC: 1, mediaSSRC: Self.q))]))
+            q = (q.sequence &+ 1, q.picture + 1)
+        }
+        #expect(forwarder.layerStates(to: "bob").first?.layer == 0, "bob still waits on the paused layer: \(forwarder.layerStates(to: "bob"))")
+        #expect(toBob.count >= 30 && toBob.allSatisfy { $0.ssrc == bobVideo }, "bob got \(toBob.count) packets of q after f paused")
+    }
+
     @Test("an attacker: a rid it did not declare, a second SSRC for a layer, another's SSRC, RTX before its layer, too many layers — refused")
     func attacker() throws {
         var (forwarder, _) = try Self.call()

@@ -267,8 +267,12 @@ extension SelectiveForwarder {
             for stream in receiver.outgoing.values where stream.binding != nil {
                 guard let owner = participants[stream.from] else { continue }
                 if stream.simulcast != nil, var source = owner.simulcast[stream.sourceSSRC] {
+                    // A layer that sent nothing in the last second has no rate: a browser pauses
+                    // its upper layers while its own uplink estimate is low (Chromium's
+                    // qualityLimitationReason `bandwidth`), and a paused layer costing 0 would be
+                    // chosen first, leaving its receivers waiting for a key frame that never comes.
                     let rates = source.rates.indices.map { index -> Double? in
-                        source.ssrcs[index] == nil ? nil : source.rates[index].bitsPerSecond(now: now)
+                        source.ssrcs[index] == nil ? nil : source.rates[index].bitsPerSecond(now: now).flatMap { $0 > 0 ? $0 : nil }
                     }
                     participants[stream.from]!.simulcast[stream.sourceSSRC] = source
                     streams.append((stream.ssrc, rates))
@@ -332,5 +336,32 @@ extension SelectiveForwarder.Participant {
     /// simulcast source once (its description's SSRC is its key).
     var forwardedSources: [ForwardedSource] {
         sources.values.filter { $0.layerOf == nil }.map(\.description) + simulcast.values.map(\.description)
+    }
+}
+
+extension SelectiveForwarder {
+    /// The kind of `participant`'s media stream `ssrc`: a declared stream, or a simulcast layer
+    /// once its first packet named its rid; `nil` for an RTX stream or an SSRC it does not send.
+    /// The session layer reports on exactly these in its receiver reports (RFC 3550 §6.4.2): a
+    /// browser stops writing the rid once a report acknowledged the layer's SSRC.
+    public func sourceKind(of ssrc: UInt32, from participant: String) -> ForwardedSource.Kind? {
+        participants[participant]?.sources[ssrc]?.description.kind
+    }
+}
+
+extension SelectiveForwarder {
+    /// A receiver's bandwidth estimate now, in bits per second, and its parts: the delay-based
+    /// one (from transport-cc feedback), the loss-based one (receiver reports), and what the
+    /// receiver acknowledged over the last half second; `nil` for an unknown receiver.
+    public func estimate(of receiver: String) -> (target: Double, delayBased: Double, lossBased: Double, acknowledged: Double?)? {
+        guard let estimator = participants[receiver]?.estimator else { return nil }
+        return (estimator.targetBitrate, estimator.delayBasedBitrate, estimator.lossBasedBitrate, estimator.acknowledgedBitrate)
+    }
+}
+
+extension SelectiveForwarder {
+    /// The rids of `participant`'s simulcast video, lowest quality first (empty without simulcast).
+    public func simulcastRIDs(of participant: String) -> [String] {
+        participants[participant].map { $0.simulcast.values.flatMap(\.description.simulcastRIDs) } ?? []
     }
 }

@@ -272,12 +272,14 @@ public struct SelectiveForwarder: Sendable {
             do { learned = try learnLayer(from: packet, of: id, now: now) } catch { return try reject(error.code, error.reason) }
             if learned, participants[id]!.repairs[packet.ssrc] != nil { return try forward(received, from: id, now: now) }
         }
-        guard let source = participants[id]!.sources[packet.ssrc] else {
+        // The stream's description and layer only, not a copy of the stream: a copy would share the
+        // storage of its cache, and the insert below would then copy the whole ring per packet.
+        guard let (description, layerOf) = participants[id]!.sources[packet.ssrc].map({ ($0.description, $0.layerOf) }) else {
             let owner = sourceOwners[packet.ssrc].map { "it belongs to \($0)" } ?? "it declared no such stream"
             return try reject(.forbidden, "\(id) sent RTP with SSRC \(packet.ssrc): \(owner)")
         }
-        guard packet.payloadType == source.description.payloadType else {
-            return try reject(.forbidden, "\(id) sent payload type \(packet.payloadType) on SSRC \(packet.ssrc), declared \(source.description.payloadType)")
+        guard packet.payloadType == description.payloadType else {
+            return try reject(.forbidden, "\(id) sent payload type \(packet.payloadType) on SSRC \(packet.ssrc), declared \(description.payloadType)")
         }
         let size = Self.size(of: packet)
         counters.packetsIn += 1
@@ -285,7 +287,7 @@ public struct SelectiveForwarder: Sendable {
         participants[id]!.sources[packet.ssrc]!.cache.insert(packet, now: now)
 
         var level: AudioLevel?
-        if source.description.kind == .audio, let levelID = participants[id]!.extensions.audioLevel,
+        if description.kind == .audio, let levelID = participants[id]!.extensions.audioLevel,
            let data = packet.headerExtension?.element(id: levelID) {
             level = AudioLevel(extensionData: data)
             if let level { noteLevel(level, of: id, now: now) }
@@ -293,15 +295,17 @@ public struct SelectiveForwarder: Sendable {
 
         var outputs: [ForwarderOutput] = []
         outputs.reserveCapacity(participants.count - 1)
-        if let layer = source.layerOf {
+        if let layer = layerOf {
             participants[id]!.simulcast[layer.key]!.rates[layer.layer].add(bytes: size, at: now)
         }
-        let vp8 = source.layerOf != nil ? Self.vp8Start(of: packet) : nil
+        let vp8 = layerOf != nil ? Self.vp8Start(of: packet) : nil
         participants[id]!.sources[packet.ssrc]!.rate.add(bytes: size, at: now)
-        for receiverID in participants.keys where receiverID != id {
-            guard let outgoingSSRC = participants[receiverID]!.outgoingBySource[source.layerOf?.key ?? packet.ssrc],
+        // Over a copy of the keys: iterating `participants.keys` would hold the dictionary's storage
+        // while the loop writes to it, so every write would copy it and each receiver's streams.
+        for receiverID in Array(participants.keys) where receiverID != id {
+            guard let outgoingSSRC = participants[receiverID]!.outgoingBySource[layerOf?.key ?? packet.ssrc],
                   participants[receiverID]!.outgoing[outgoingSSRC]!.binding != nil else { continue }
-            if let layer = source.layerOf,
+            if let layer = layerOf,
                !admitLayerPacket(packet, layer: layer.layer, vp8: vp8, receiver: receiverID, outgoingSSRC: outgoingSSRC, now: now) {
                 continue
             }

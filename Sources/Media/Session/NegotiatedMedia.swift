@@ -25,7 +25,8 @@ public struct NegotiatedStream: Sendable, Hashable {
     public var sends: Bool
     public var receives: Bool
     /// The simulcast layers in force (RFC 8853), by rid in the order of `a=simulcast` (the
-    /// offerer's order: meshnode lists them lowest quality first); empty without simulcast.
+    /// offerer's order: meshnode lists them lowest quality first); empty without simulcast. For a
+    /// stream this side sends, the layers it sends; else the layers it receives.
     public var simulcastRIDs: [String] = []
     /// The `rtp-stream-id` and `repaired-rtp-stream-id` extension ids (RFC 8852 §3), when negotiated.
     public var ridExtensionID: UInt8?
@@ -62,6 +63,15 @@ public struct NegotiatedStream: Sendable, Hashable {
             guard var stream = NegotiatedStream(section: section, localDirection: answered.direction, peer: offered) else { continue }
             // What this side sends in simulcast: its answer's send list (RFC 8853 §5.3).
             if stream.sends { stream.simulcastRIDs = try answered.simulcastRIDs(.send) }
+            if stream.simulcastRIDs.isEmpty, stream.receives {
+                // What the offerer sends in simulcast: the answer's recv list, part of the offer's send list.
+                let received = try answered.simulcastRIDs(.recv)
+                let offeredRIDs = try offered.simulcastRIDs(.send)
+                guard received.allSatisfy(offeredRIDs.contains) else {
+                    throw MediaError(.negotiationFailed, "the answer receives simulcast rids \(received), the offer sends \(offeredRIDs) (RFC 8853 §5.3)")
+                }
+                stream.simulcastRIDs = received
+            }
             streams.append(stream)
         }
         return streams
@@ -88,6 +98,16 @@ public struct NegotiatedStream: Sendable, Hashable {
                     throw MediaError(.negotiationFailed, "the answer sends simulcast rids \(sent), the offer asked for \(offeredRIDs) (RFC 8853 §5.3)")
                 }
                 adjusted.simulcastRIDs = offeredRIDs.filter(sent.contains)
+            }
+            if adjusted.sends {
+                // This side offered to send simulcast; it sends the layers the answer takes
+                // (RFC 8853 §5.3), or one stream when the answer took none.
+                let offeredRIDs = try offered.simulcastRIDs(.send)
+                let taken = try answered.simulcastRIDs(.recv)
+                guard taken.allSatisfy(offeredRIDs.contains) else {
+                    throw MediaError(.negotiationFailed, "the answer receives simulcast rids \(taken), the offer sends \(offeredRIDs) (RFC 8853 §5.3)")
+                }
+                if !offeredRIDs.isEmpty { adjusted.simulcastRIDs = offeredRIDs.filter(taken.contains) }
             }
             streams.append(adjusted)
         }

@@ -26,6 +26,9 @@ public actor ForwardedCall {
     private let logger: Logger
     private var limiter = LogLimiter()
     private let epoch = ContinuousClock.now
+    private var lastLayerLog: Duration = .zero
+    /// How often the receivers' layers are logged.
+    static let layerLogInterval: Duration = .seconds(5)
     /// What happened to the participants, for the session layer that renegotiates at each
     /// change (docs/protocol.md "Room calls", *Forwarded mode* item 4).
     public nonisolated let changes: AsyncStream<Change>
@@ -64,7 +67,7 @@ public actor ForwardedCall {
     public func add(_ participant: String, transport: DTLSSRTPTransport, sources: [ForwardedSource], extensions: ForwardingExtensionIDs) throws {
         try core.addParticipant(participant, sources: sources, extensions: extensions, now: now)
         transports[participant] = transport
-        uplinks[participant] = UplinkFeedback(sources: sources, extensions: extensions)
+        uplinks[participant] = UplinkFeedback(extensions: extensions)
         metrics.participantsChanged(by: 1)
         readers[participant] = Task { [weak self] in
             for await event in transport.events {
@@ -121,8 +124,13 @@ public actor ForwardedCall {
         case .rtp(let bytes):
             do {
                 let packet = try RTPPacket(parsing: bytes)
-                uplinks[participant]?.received(packet, now: time)
-                send(try recordThrowing { try $0.forward(packet, from: participant, now: time) })
+                // The core first: a simulcast layer's first packet teaches it the layer's SSRC,
+                // which the uplink's reports then cover.
+                var outputs: [ForwarderOutput] = []
+                var refusal: (any Error)?
+                do { outputs = try recordThrowing { try $0.forward(packet, from: participant, now: time) } } catch { refusal = error }
+                uplinks[participant]?.received(packet, source: core.sourceKind(of: packet.ssrc, from: participant), now: time)
+                if let refusal { refused(refusal, from: participant) } else { send(outputs) }
             } catch {
                 refused(error, from: participant)
             }
@@ -148,9 +156,30 @@ public actor ForwardedCall {
     private func tick() {
         let time = now
         send(record { $0.tick(now: time) })
+        if time - lastLayerLog >= Self.layerLogInterval {
+            lastLayerLog = time
+            logLayers()
+        }
         for participant in Array(uplinks.keys) {
             guard let packets = uplinks[participant]?.due(now: time), !packets.isEmpty else { continue }
             send([.rtcp(to: participant, packets)])
+        }
+    }
+
+    /// One line per receiver with simulcast senders: its estimate and the layer of each sender
+    /// (`h→f` while a switch waits for its key frame), so that an operator sees why a receiver
+    /// gets what it gets.
+    private func logLayers() {
+        for receiver in transports.keys.sorted() {
+            let states = core.layerStates(to: receiver)
+            guard !states.isEmpty, let estimate = core.estimate(of: receiver) else { continue }
+            func kbps(_ value: Double?) -> String { value.map { String(Int($0 / 1000)) } ?? "-" }
+            let layers = states.map { state in
+                let rids = core.simulcastRIDs(of: state.sender)
+                let target = state.target < rids.count ? rids[state.target] : "?"
+                return "\(state.sender) \(state.rid ?? "-")\(state.rid == target ? "" : "→\(target)")"
+            }
+            logger.info("forwarded call \(id): \(receiver) estimate \(kbps(estimate.target)) kb/s (delay \(kbps(estimate.delayBased)), loss \(kbps(estimate.lossBased)), acknowledged \(kbps(estimate.acknowledged))); layers \(layers.joined(separator: ", "))")
         }
     }
 

@@ -35,6 +35,14 @@ actor ForwardedSession {
     private var agentEvents: AsyncStream<ICEAgentEvent>.Continuation?
     private var transport: DTLSSRTPTransport?
     private var firstMid = "0"
+    /// The simulcast layers the participant's offer sends and the first answer took (RFC 8853
+    /// §5.3); every later offer asks for them again in its video section, so that the
+    /// participant's answers keep sending them.
+    private var simulcastRIDs: [String] = []
+    /// The header extensions the first answer kept in each of the participant's own sections
+    /// (its ids): later offers repeat them, since an id may not change meaning within a session
+    /// (RFC 8285 §6; Chromium refuses an offer that remaps one).
+    private var ownExtensions: [(kind: String, maps: [SDPExtensionMap])] = []
     /// The streams offered to the participant after its own two sections, in order; indices of
     /// those of participants who left (offered with port 0 since).
     private var offered: [JSEPOffer.ForwardedStream] = []
@@ -133,9 +141,10 @@ actor ForwardedSession {
         let credentials = try await agent.localCredentials()
         var answer = try JSEPAnswer.make(offer: offer, local: .init(
             iceUsernameFragment: credentials.ufrag, icePassword: credentials.password, fingerprint: certificate.fingerprint,
-            setup: .active, cname: "forwarder", streamID: "forwarder", sending: [:], sessionID: sessionID))
+            setup: .active, cname: "forwarder", streamID: "forwarder", sending: [:], sessionID: sessionID, receivesSimulcast: true))
         answer.origin.sessionVersion = String(sessionVersion)
         sessionVersion += 1
+        ownExtensions = answer.media.map { ($0.kind, $0.extensionMaps) }
         let negotiated = try NegotiatedStream.fromAnswering(offer: offer, answer: answer)
         // The participant's own sections, as the forwarder receives them: the sources the core
         // takes packets of, by the SSRCs the signed offer announced (nothing else passes).
@@ -149,6 +158,7 @@ actor ForwardedSession {
             let rtx = stream.rtxPayloadType.flatMap { pt in stream.remoteSSRCs.dropFirst().first.map { ForwardedSource.Retransmission(payloadType: pt, ssrc: $0) } }
             return ForwardedSource(kind: kind, ssrc: ssrc, payloadType: stream.payloadType, retransmission: rtx)
         }
+        simulcastRIDs = negotiated.first { $0.kind == "video" && $0.receives }?.simulcastRIDs ?? []
         let audioLevel = offer.media.first { $0.kind == "audio" }?.extensionMaps.first { $0.uri == RTPHeaderExtensionURI.audioLevel }
             .flatMap { UInt8(exactly: $0.id) }
         let extensions = ForwardingExtensionIDs(audioLevel: audioLevel, transportWideCC: negotiated.compactMap(\.transportCCExtensionID).first,
@@ -207,8 +217,14 @@ actor ForwardedSession {
             var offer = try JSEPOffer.makeForwarded(
                 local: .init(iceUsernameFragment: credentials.ufrag, icePassword: credentials.password, fingerprint: certificate.fingerprint,
                              cname: "forwarder", streamID: "forwarder", kinds: [], sending: [:], sessionID: sessionID, sessionVersion: sessionVersion),
-                forwarded: offered)
+                forwarded: offered, receiveSimulcast: simulcastRIDs)
             for index in withdrawn where index + 2 < offer.media.count { offer.media[index + 2].port = 0 }
+            for (index, own) in ownExtensions.prefix(2).enumerated() where offer.media[index].kind == own.kind {
+                offer.media[index].attributes.removeAll { if case .extmap = $0 { true } else { false } }
+                offer.media[index].attributes.insert(contentsOf: own.maps.map { .extmap($0) }, at: offer.media[index].attributes.firstIndex {
+                    if case .direction = $0 { true } else { false }
+                } ?? offer.media[index].attributes.endIndex)
+            }
             sessionVersion += 1
             outstanding = offer
             let version = sessionVersion

@@ -13,8 +13,6 @@ struct UplinkFeedback {
     /// The forwarder's SSRC as the reporter (one per participant, never a stream's).
     let reporterSSRC = UInt32.random(in: 1...UInt32.max)
     private let transportCCExtensionID: UInt8?
-    /// Clock rate of each source SSRC the participant declared (RTX streams are not reported).
-    private let clockRates: [UInt32: Int]
     private var receptions: [UInt32: ReceptionStatistics] = [:]
     private var transportFeedback: TransportFeedbackGenerator?
     private var lastFeedback: Duration = .zero
@@ -22,23 +20,31 @@ struct UplinkFeedback {
 
     static let feedbackInterval: Duration = .milliseconds(100)
     static let reportInterval: Duration = .seconds(1)
+    /// RFC 3550 §6.4.2: a report has at most 31 blocks.
+    static let maxReportedSources = 31
 
-    init(sources: [ForwardedSource], extensions: ForwardingExtensionIDs) {
+    init(extensions: ForwardingExtensionIDs) {
         transportCCExtensionID = extensions.transportWideCC
-        clockRates = Dictionary(sources.map { ($0.ssrc, $0.kind == .audio ? 48_000 : 90_000) }, uniquingKeysWith: { first, _ in first })
     }
 
-    /// An RTP packet from the participant (before the core checks it: what arrived is what the
-    /// uplink carried; only declared SSRCs are counted).
-    mutating func received(_ packet: RTPPacket, now: Duration) {
+    /// An RTP packet from the participant, whatever the core made of it (what arrived is what
+    /// the uplink carried). `source` is the kind of media stream its SSRC is, as the core knows
+    /// it (``SelectiveForwarder/sourceKind(of:from:)``: declared, or a simulcast layer learned
+    /// from its rid), `nil` for RTX and foreign SSRCs, which are not reported: so each simulcast
+    /// layer gets its own report block, for its loss and round-trip time.
+    mutating func received(_ packet: RTPPacket, source: ForwardedSource.Kind?, now: Duration) {
         if let id = transportCCExtensionID, let element = packet.headerExtension?.element(id: id), element.readableBytes == 2,
            let sequence = element.getInteger(at: element.readerIndex, as: UInt16.self) {
             if transportFeedback == nil { transportFeedback = TransportFeedbackGenerator(senderSSRC: reporterSSRC, mediaSSRC: packet.ssrc) }
             transportFeedback?.packetArrived(sequence: sequence, arrival: now)
         }
-        guard let clockRate = clockRates[packet.ssrc] else { return }
-        receptions[packet.ssrc, default: ReceptionStatistics(ssrc: packet.ssrc, clockRate: clockRate)]
-            .record(sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp, arrival: now)
+        guard let source else { return }
+        if receptions[packet.ssrc] == nil {
+            // The core bounds a participant's streams; this bound only keeps the report valid.
+            guard receptions.count < Self.maxReportedSources else { return }
+            receptions[packet.ssrc] = ReceptionStatistics(ssrc: packet.ssrc, clockRate: source == .audio ? 48_000 : 90_000)
+        }
+        receptions[packet.ssrc]?.record(sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp, arrival: now)
     }
 
     /// A compound RTCP packet from the participant: its sender reports, for LSR/DLSR.
@@ -54,7 +60,7 @@ struct UplinkFeedback {
         if now - lastReport >= Self.reportInterval {
             lastReport = now
             // RFC 3550 §6.1: every compound packet starts with a report.
-            let blocks = receptions.keys.sorted().prefix(31).compactMap { receptions[$0]?.makeReportBlock(now: now) }
+            let blocks = receptions.keys.sorted().prefix(Self.maxReportedSources).compactMap { receptions[$0]?.makeReportBlock(now: now) }
             packets.append(.receiverReport(RTCPReceiverReport(ssrc: reporterSSRC, reports: blocks)))
         }
         if now - lastFeedback >= Self.feedbackInterval {

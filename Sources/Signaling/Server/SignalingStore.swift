@@ -111,15 +111,20 @@ public final class SignalingStore: Sendable {
                 frame TEXT NOT NULL, created REAL NOT NULL, delivered INTEGER NOT NULL DEFAULT 0,
                 UNIQUE (sender, id, recipient))
             """)
-        _ = try await db.query("CREATE INDEX IF NOT EXISTS messages_pending ON messages (recipient, delivered, seq)")
+        // Undelivered rows only: what a login reads, and what the writer's ledger is loaded from
+        // (``StoreLedger``). Small (messages in flight), so an insert and an ack touch pages
+        // that stay in the cache; delivered rows, kept to recognise resends, are not in it.
+        _ = try await db.query("CREATE INDEX IF NOT EXISTS messages_undelivered ON messages (recipient, seq) WHERE delivered = 0")
+        _ = try await db.query("DROP INDEX IF EXISTS messages_pending")
         try await migrateLimits(db)
         try await migrateDevices(db)
     }
 
-    /// The tables of rooms and of usage (version 2 of the store). `usage` counts undelivered
-    /// messages and their bytes per scope (`*` all, `r:NAME` a recipient, `#room` a room); the
-    /// triggers keep it exact in the same transaction as each write, and it is recounted at
-    /// every open, so that the limits are checked without scanning the messages.
+    /// The tables of rooms and of usage (version 2 of the store). `usage` counts the names
+    /// (scope `names`), kept exact by triggers in the same transaction as each write and
+    /// recounted at every open. Undelivered messages are counted by the writer in memory
+    /// (``StoreLedger``, issue 17): the triggers that counted them in `usage` (five statements
+    /// per chat message) are dropped here.
     private static func migrateLimits(_ db: SQLiteConnection) async throws {
         let columns = try await db.query("PRAGMA table_info(messages)").compactMap { $0.column("name")?.string }
         if !columns.contains("room") {
@@ -138,31 +143,9 @@ public final class SignalingStore: Sendable {
         _ = try await db.query("CREATE TABLE IF NOT EXISTS room_invites (room TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (room, name))")
         _ = try await db.query("CREATE INDEX IF NOT EXISTS room_members_member ON room_members (member)")
         _ = try await db.query("CREATE TABLE IF NOT EXISTS usage (scope TEXT PRIMARY KEY, count INTEGER NOT NULL, bytes INTEGER NOT NULL)")
-        let size = "length(CAST(NEW.frame AS BLOB))"
-        _ = try await db.query("""
-            CREATE TRIGGER IF NOT EXISTS usage_added AFTER INSERT ON messages WHEN NEW.delivered = 0 BEGIN
-              INSERT INTO usage (scope, count, bytes) VALUES ('*', 1, \(size)), ('r:' || NEW.recipient, 1, \(size))
-                ON CONFLICT (scope) DO UPDATE SET count = count + 1, bytes = bytes + excluded.bytes;
-              INSERT INTO usage (scope, count, bytes) SELECT NEW.room, 1, \(size) WHERE NEW.room IS NOT NULL
-                ON CONFLICT (scope) DO UPDATE SET count = count + 1, bytes = bytes + excluded.bytes;
-            END
-            """)
-        let release = """
-              UPDATE usage SET count = count - 1, bytes = bytes - length(CAST(OLD.frame AS BLOB))
-                WHERE scope IN ('*', 'r:' || OLD.recipient, OLD.room);
-              DELETE FROM usage WHERE count <= 0 AND scope IN ('r:' || OLD.recipient, OLD.room);
-            """
-        _ = try await db.query("""
-            CREATE TRIGGER IF NOT EXISTS usage_delivered AFTER UPDATE OF delivered ON messages
-              WHEN OLD.delivered = 0 AND NEW.delivered != 0 BEGIN
-            \(release)
-            END
-            """)
-        _ = try await db.query("""
-            CREATE TRIGGER IF NOT EXISTS usage_removed AFTER DELETE ON messages WHEN OLD.delivered = 0 BEGIN
-            \(release)
-            END
-            """)
+        for trigger in ["usage_added", "usage_delivered", "usage_removed"] {
+            _ = try await db.query("DROP TRIGGER IF EXISTS \(trigger)")
+        }
         // The number of names, kept like the rest of `usage` (scope `names`; its bytes unused).
         _ = try await db.query("""
             CREATE TRIGGER IF NOT EXISTS usage_name_added AFTER INSERT ON bindings BEGIN
@@ -177,14 +160,6 @@ public final class SignalingStore: Sendable {
         // Recount: cheap at open, and it repairs any drift (a store written by an older version).
         _ = try await db.query("DELETE FROM usage")
         _ = try await db.query("INSERT INTO usage (scope, count, bytes) SELECT 'names', count(*), 0 FROM bindings")
-        let bytes = "coalesce(sum(length(CAST(frame AS BLOB))), 0)"
-        _ = try await db.query("INSERT INTO usage (scope, count, bytes) SELECT '*', count(*), \(bytes) FROM messages WHERE delivered = 0")
-        _ = try await db.query("""
-            INSERT INTO usage (scope, count, bytes) SELECT 'r:' || recipient, count(*), \(bytes) FROM messages WHERE delivered = 0 GROUP BY recipient
-            """)
-        _ = try await db.query("""
-            INSERT INTO usage (scope, count, bytes) SELECT room, count(*), \(bytes) FROM messages WHERE delivered = 0 AND room IS NOT NULL GROUP BY room
-            """)
         // Version 3: rooms' history and rooms at other nodes (SignalingStore+RoomHistory.swift).
         try await migrateHistory(db)
     }
@@ -392,15 +367,15 @@ public final class SignalingStore: Sendable {
 
     // MARK: - Messages
 
-    /// Stores one message for each recipient in one statement. Rows that exist already (a
-    /// resend of the same sender and id) are left alone; returns the recipients that are new,
-    /// which are the ones to deliver to now.
+    /// Stores one message for each recipient. Rows that exist already (a resend of the same
+    /// sender and id) are left alone; returns the recipients that are new, which are the ones
+    /// to deliver to now.
     ///
-    /// The limits are checked in the same statement, against the `usage` counts as they were
-    /// before it: the whole message is refused with `store-full` when it would take the store
-    /// or the `room` over its bounds, or a single recipient over theirs. For a room message, a
-    /// member whose own queue is full is left out (that member's mailbox is full), unless every
-    /// recipient is.
+    /// The limits are checked first, against the writer's ledger of undelivered messages as it
+    /// was before the message: the whole message is refused with `store-full` when it would take
+    /// the store or the `room` over its bounds, or a single recipient over theirs. For a room
+    /// message, a member whose own queue is full is left out (that member's mailbox is full),
+    /// unless every recipient is.
     public func enqueue(sender: String, id: String, recipients requested: [String], frame: String,
                         room: String? = nil) async throws(SignalingError) -> [String] {
         try await writer.write { [self] db throws(SignalingError) -> [String] in
@@ -422,9 +397,9 @@ public final class SignalingStore: Sendable {
     public func enqueueChat(sender: String, id: String, recipients: [String], frame: String,
                      then: @escaping @Sendable (Result<Enqueued, SignalingError>) -> Void) {
         writer.submit({ [self] db throws(SignalingError) -> Enqueued in
-            if try !db.run("SELECT 1 AS x FROM messages WHERE sender = ? AND id = ? LIMIT 1", [.text(sender), .text(id)]).isEmpty {
-                return .duplicate
-            }
+            var sent = false
+            try db.each("SELECT 1 FROM messages WHERE sender = ? AND id = ? LIMIT 1", .text(sender), .text(id)) { _ in sent = true }
+            if sent { return .duplicate }
             return .stored(fresh: try insertMessages(db, sender: sender, id: id, recipients: recipients, frame: frame, room: nil))
         }, then: then)
     }
@@ -440,76 +415,50 @@ public final class SignalingStore: Sendable {
     /// ``enqueue(sender:id:recipients:frame:room:)`` inside a write that is open already.
     func insertMessages(_ db: StoreConnection, sender: String, id: String, recipients requested: [String], frame: String,
                         room: String?) throws(SignalingError) -> [String] {
-            var seen = Set<String>()
-            let recipients = requested.filter { seen.insert($0).inserted }
-            guard !recipients.isEmpty else { return [] }
-            let size = frame.utf8.count
-            let now = Date().timeIntervalSince1970
-            let roomBind: SQLiteData = room.map { .text($0) } ?? .null
-            var binds: [SQLiteData] = []
-            for recipient in recipients {
-                binds += [.text(sender), .text(id), .text(recipient), .text(frame), .float(now), roomBind]
+        var seen = Set<String>()
+        let recipients = requested.filter { seen.insert($0).inserted }
+        guard !recipients.isEmpty else { return [] }
+        let size = frame.utf8.count
+        let now = Date().timeIntervalSince1970
+        return try db.withLedger { ledger throws(SignalingError) -> [String] in
+            // The checks the insert's guard made in SQL before, in the same order, against
+            // the counts before this message (a resend counts as a new one would).
+            let open = recipients.filter { recipient in
+                let used = ledger.usage(recipient: recipient)
+                return used.messages + 1 <= limits.recipientMessages && used.bytes + size <= limits.recipientBytes
             }
-            let count = recipients.count
-            // MATERIALIZED: the guard reads `usage` once, before the triggers of this insert change it.
-            binds += [.integer(count), .integer(limits.messages), .integer(count * size), .integer(limits.bytes),
-                      roomBind, roomBind, .integer(count), .integer(limits.roomMessages), roomBind, .integer(count * size), .integer(limits.roomBytes),
-                      .integer(limits.recipientMessages), .integer(size), .integer(limits.recipientBytes), .integer(size), .integer(limits.recipientBytes)]
-            let rows = try db.run(recipients.count == 1 ? Self.insertOne : Self.insertSQL(recipients.count), binds)
-            let stored = rows.compactMap { $0.column("recipient")?.string }
-            if stored.isEmpty, let full = try fullness(db, recipients: recipients, room: room, size: size) {
+            if let full = fullness(ledger, recipients: recipients, open: open.count, room: room, size: size) {
                 throw SignalingError(.storeFull, full + "; nothing was stored, try again once recipients have read their messages")
             }
+            var stored: [String] = []
+            for recipient in open {
+                let inserted = try db.execute("""
+                    INSERT INTO messages (sender, id, recipient, frame, created, room) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+                    """, .text(sender), .text(id), .text(recipient), .text(frame), .real(now), room.map { .text($0) } ?? .null)
+                guard inserted > 0 else { continue }
+                ledger.add(StoreLedger.Key(recipient: recipient, sender: sender, id: id),
+                           StoreLedger.Entry(seq: db.lastInsertRowID, bytes: size, room: room))
+                stored.append(recipient)
+            }
             return stored
-    }
-
-    /// The insert of a message for one recipient, the common case: its text made once, not
-    /// rebuilt (and hashed again for the statement cache) per chat (issue 17).
-    private static let insertOne = insertSQL(1)
-
-    /// The insert of a message for `count` recipients, guarded by the store's limits.
-    private static func insertSQL(_ count: Int) -> String {
-        let values = Array(repeating: "(?, ?, ?, ?, ?, ?)", count: count).joined(separator: ", ")
-        return """
-                WITH v AS (VALUES \(values)),
-                limits_ok AS MATERIALIZED (SELECT
-                  (SELECT count FROM usage WHERE scope = '*') + ? <= ? AND (SELECT bytes FROM usage WHERE scope = '*') + ? <= ?
-                  AND (? IS NULL OR (coalesce((SELECT count FROM usage WHERE scope = ?), 0) + ? <= ?
-                                      AND coalesce((SELECT bytes FROM usage WHERE scope = ?), 0) + ? <= ?)) AS ok)
-                INSERT INTO messages (sender, id, recipient, frame, created, room)
-                SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6 FROM v, limits_ok
-                WHERE limits_ok.ok
-                  AND NOT EXISTS (SELECT 1 FROM usage WHERE scope = 'r:' || v.column3 AND (count + 1 > ? OR bytes + ? > ?))
-                  AND ? <= ?
-                ON CONFLICT DO NOTHING RETURNING recipient
-                """
-    }
-
-    /// Which limit a message of `size` bytes to `recipients` would pass, or nil when none.
-    private func fullness(_ db: StoreConnection, recipients: [String], room: String?, size: Int) throws(SignalingError) -> String? {
-        let scopes = ["*"] + (room.map { [$0] } ?? []) + recipients.map { "r:" + $0 }
-        let marks = Array(repeating: "?", count: scopes.count).joined(separator: ", ")
-        var usage: [String: (count: Int, bytes: Int)] = [:]
-        for row in try db.run("SELECT scope, count, bytes FROM usage WHERE scope IN (\(marks))", scopes.map { .text($0) }) {
-            guard let scope = row.column("scope")?.string else { continue }
-            usage[scope] = (row.column("count")?.integer ?? 0, row.column("bytes")?.integer ?? 0)
         }
+    }
+
+    /// Which limit a message of `size` bytes to `recipients` would pass (`open` of them have
+    /// room in their own queue), or nil when none.
+    private func fullness(_ ledger: StoreLedger, recipients: [String], open: Int, room: String?, size: Int) -> String? {
         let n = recipients.count
-        let total = usage["*"] ?? (0, 0)
-        if total.count + n > limits.messages || total.bytes + n * size > limits.bytes {
-            return "the node's store is full (\(total.count) undelivered messages, \(total.bytes) bytes; at most \(limits.messages) and \(limits.bytes))"
+        let total = ledger.total
+        if total.messages + n > limits.messages || total.bytes + n * size > limits.bytes {
+            return "the node's store is full (\(total.messages) undelivered messages, \(total.bytes) bytes; at most \(limits.messages) and \(limits.bytes))"
         }
         if let room {
-            let used = usage[room] ?? (0, 0)
-            if used.count + n > limits.roomMessages || used.bytes + n * size > limits.roomBytes {
-                return "\(room) has \(used.count) undelivered messages (\(used.bytes) bytes; at most \(limits.roomMessages) and \(limits.roomBytes))"
+            let used = ledger.usage(room)
+            if used.messages + n > limits.roomMessages || used.bytes + n * size > limits.roomBytes {
+                return "\(room) has \(used.messages) undelivered messages (\(used.bytes) bytes; at most \(limits.roomMessages) and \(limits.roomBytes))"
             }
         }
-        let full = recipients.filter { recipient in
-            let used = usage["r:" + recipient] ?? (0, 0)
-            return used.count + 1 > limits.recipientMessages || used.bytes + size > limits.recipientBytes
-        }
-        guard full.count == recipients.count, let first = full.first else { return nil }
+        guard open == 0, let first = recipients.first else { return nil }
         return "\(first)'s queue is full (at most \(limits.recipientMessages) undelivered messages, \(limits.recipientBytes) bytes)"
     }
 
@@ -519,9 +468,13 @@ public final class SignalingStore: Sendable {
     }
 
     /// Undelivered messages and their bytes: in total (`scope` nil), for `r:NAME` or for `#room`.
+    /// Read from the writer's ledger, in a write: what committed before it, and what writes queued
+    /// earlier in its batch did.
     public func usage(_ scope: String? = nil) async throws(SignalingError) -> (messages: Int, bytes: Int) {
-        guard let row = try await run("SELECT count, bytes FROM usage WHERE scope = ?", [.text(scope ?? "*")]).first else { return (0, 0) }
-        return (row.column("count")?.integer ?? 0, row.column("bytes")?.integer ?? 0)
+        try await writer.write { db throws(SignalingError) -> (messages: Int, bytes: Int) in
+            let usage = try db.withLedger { ledger throws(SignalingError) in ledger.usage(scope) }
+            return (usage.messages, usage.bytes)
+        }
     }
 
     /// Whether `sender` already sent a message with `id` (to anyone).
@@ -551,9 +504,14 @@ public final class SignalingStore: Sendable {
     /// thread once it committed, or with the error.
     public func markDelivered(recipient: String, sender: String, id: String, then: @escaping @Sendable (Result<Void, SignalingError>) -> Void) {
         writer.submit({ db throws(SignalingError) -> Void in
-            // A delivered row only deduplicates resends: its frame is not needed any more.
-            try db.run("UPDATE messages SET delivered = 1, frame = '' WHERE recipient = ? AND sender = ? AND id = ? AND delivered = 0",
-                       [.text(recipient), .text(sender), .text(id)])
+            try db.withLedger { ledger throws(SignalingError) in
+                // Not in the ledger: delivered already (or never stored), nothing to write.
+                let key = StoreLedger.Key(recipient: recipient, sender: sender, id: id)
+                guard let entry = ledger.entry(key) else { return }
+                // A delivered row only deduplicates resends: its frame is not needed any more.
+                try db.execute("UPDATE messages SET delivered = 1, frame = '' WHERE seq = ?", .int(entry.seq))
+                ledger.remove(key)
+            }
         }, then: then)
     }
 
@@ -570,8 +528,17 @@ public final class SignalingStore: Sendable {
     /// The other node took over a message (stored it for its recipient) or refused it for good.
     public func markDelivered(sender: String, id: String, node: String) async throws(SignalingError) {
         try await writer.write { db throws(SignalingError) -> Void in
-            try db.run("UPDATE messages SET delivered = 1, frame = '' WHERE sender = ? AND id = ? AND substr(recipient, -?) = ? AND delivered = 0",
-                              [.text(sender), .text(id), .integer(node.count + 1), .text("@" + node)])
+            try db.withLedger { ledger throws(SignalingError) in
+                var handed: [(seq: Int64, recipient: String)] = []
+                try db.each("SELECT seq, recipient FROM messages WHERE sender = ? AND id = ? AND substr(recipient, -?) = ? AND delivered = 0",
+                            .text(sender), .text(id), .int(Int64(node.count + 1)), .text("@" + node)) { row in
+                    if let recipient = row.text(1) { handed.append((row.int64(0), recipient)) }
+                }
+                for (seq, recipient) in handed {
+                    try db.execute("UPDATE messages SET delivered = 1, frame = '' WHERE seq = ?", .int(seq))
+                    ledger.remove(StoreLedger.Key(recipient: recipient, sender: sender, id: id))
+                }
+            }
         }
     }
 
@@ -596,8 +563,10 @@ public final class SignalingStore: Sendable {
                 DELETE FROM bindings WHERE coalesce(seen, created) < ?
                   AND NOT EXISTS (SELECT 1 FROM room_members WHERE member = bindings.name)
                   AND NOT EXISTS (SELECT 1 FROM rooms WHERE owner = bindings.name)
-                  AND NOT EXISTS (SELECT 1 FROM usage WHERE scope = 'r:' || bindings.name)
+                  AND NOT EXISTS (SELECT 1 FROM messages WHERE recipient = bindings.name AND delivered = 0)
                 """, [unused])
+            // Undelivered messages may have expired above: the ledger is read again.
+            db.dropLedger()
             // A forgotten name's endorsed devices go with it (SignalingStore+Devices.swift).
             try db.run("DELETE FROM devices WHERE NOT EXISTS (SELECT 1 FROM bindings WHERE bindings.name = devices.name)")
             // Delivered rows (ids kept to recognise resends) are bounded too: a pair of names that

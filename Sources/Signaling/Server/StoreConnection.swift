@@ -20,8 +20,11 @@ final class StoreConnection: @unchecked Sendable {
     /// when it holds `cacheLimit`.
     private var statements: [String: OpaquePointer] = [:]
     static let cacheLimit = 128
+    /// The writer's view of undelivered messages (``StoreLedger``); nil until the first write
+    /// that needs it reads it, and again after a transaction rolled back.
+    private var ledger: StoreLedger?
     /// SQLite's "copy the bytes now" destructor (`SQLITE_TRANSIENT`, which Swift cannot import).
-    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+    fileprivate static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
     /// Opens `path` for writing. The journal mode (WAL) is the database's; `synchronous` is
     /// per connection: FULL, so that a commit is on disk before the writer answers anyone.
@@ -37,7 +40,13 @@ final class StoreConnection: @unchecked Sendable {
         // Readers on the other connection never block a WAL writer; a checkpoint may, briefly.
         sqlite_nio_sqlite3_busy_timeout(handle, 5000)
         try run("PRAGMA synchronous=FULL")
+        // The indexes a chat's insert and ack touch are spread over the file (by sender, by
+        // recipient): with SQLite's default 2 MiB cache each batch re-reads pages from the OS.
+        try run("PRAGMA cache_size=-\(Self.cacheKiB)")
     }
+
+    /// The writer's page cache, in KiB (64 MiB; the node's readers keep SQLite's default).
+    static let cacheKiB = 65_536
 
     deinit { close() }
 
@@ -88,6 +97,67 @@ final class StoreConnection: @unchecked Sendable {
         }
     }
 
+    /// Runs one statement that returns no rows, binding `binds` from the first placeholder on,
+    /// and returns the rows it changed: no arrays of values or rows are made (the chat path's
+    /// insert and ack run here, issue 17).
+    @discardableResult
+    func execute(_ sql: String, _ binds: StoreBind...) throws(SignalingError) -> Int {
+        let statement = try prepared(sql)
+        defer {
+            sqlite_nio_sqlite3_reset(statement)
+            sqlite_nio_sqlite3_clear_bindings(statement)
+        }
+        for (index, bind) in binds.enumerated() {
+            try bind.bind(statement, Int32(index + 1), sql, self)
+        }
+        while true {
+            let status = sqlite_nio_sqlite3_step(statement)
+            if status == SQLITE_DONE { break }
+            guard status == SQLITE_ROW else { throw failure(status, sql) }
+        }
+        return Int(sqlite_nio_sqlite3_changes64(handle))
+    }
+
+    /// The row id of the last row inserted on this connection.
+    var lastInsertRowID: Int64 {
+        handle.map { sqlite_nio_sqlite3_last_insert_rowid($0) } ?? 0
+    }
+
+    /// Runs one statement and hands each row to `body` while it is current (its columns read
+    /// by index), without making a row value per row.
+    func each(_ sql: String, _ binds: StoreBind..., body: (StoreCursor) throws(SignalingError) -> Void) throws(SignalingError) {
+        let statement = try prepared(sql)
+        defer {
+            sqlite_nio_sqlite3_reset(statement)
+            sqlite_nio_sqlite3_clear_bindings(statement)
+        }
+        for (index, bind) in binds.enumerated() {
+            try bind.bind(statement, Int32(index + 1), sql, self)
+        }
+        while true {
+            let status = sqlite_nio_sqlite3_step(statement)
+            if status == SQLITE_DONE { return }
+            guard status == SQLITE_ROW else { throw failure(status, sql) }
+            try body(StoreCursor(statement: statement))
+        }
+    }
+
+    /// `body` with the ledger of undelivered messages, read from the database first if it is
+    /// not held (the first write, or after a rollback).
+    func withLedger<T>(_ body: (inout StoreLedger) throws(SignalingError) -> T) throws(SignalingError) -> T {
+        var current: StoreLedger
+        if let held = ledger { current = held } else { current = try StoreLedger.load(self) }
+        ledger = nil
+        defer { ledger = current }
+        return try body(&current)
+    }
+
+    /// Forgets the ledger: the next use reads it again. After a rollback (it recorded what the
+    /// database no longer holds) and after statements that changed many messages at once.
+    func dropLedger() {
+        ledger = nil
+    }
+
     private func prepared(_ sql: String) throws(SignalingError) -> OpaquePointer {
         if let statement = statements[sql] { return statement }
         guard let handle else { throw SignalingError(.internalError, "storage failed: the store is closed") }
@@ -120,7 +190,7 @@ final class StoreConnection: @unchecked Sendable {
         }
     }
 
-    private func failure(_ status: Int32, _ sql: String) -> SignalingError {
+    fileprivate func failure(_ status: Int32, _ sql: String) -> SignalingError {
         let message = handle.flatMap { sqlite_nio_sqlite3_errmsg($0) }.map { String(cString: $0) } ?? "error \(status)"
         return SignalingError(.internalError, "storage failed: \(message) (\(sql.prefix(60)))")
     }
@@ -132,5 +202,44 @@ struct StoreRow: Sendable {
 
     func column(_ name: String) -> SQLiteData? {
         values.first { $0.name == name }?.value
+    }
+}
+
+/// A value bound to a placeholder by ``StoreConnection/execute(_:_:)``.
+enum StoreBind {
+    case text(String)
+    case int(Int64)
+    case real(Double)
+    case null
+
+    fileprivate func bind(_ statement: OpaquePointer, _ position: Int32, _ sql: String, _ connection: StoreConnection) throws(SignalingError) {
+        let status: Int32
+        switch self {
+        case .text(let value):
+            var value = value
+            status = value.withUTF8 {
+                sqlite_nio_sqlite3_bind_text64(statement, position, $0.baseAddress, UInt64($0.count), StoreConnection.transient, UInt8(SQLITE_UTF8))
+            }
+        case .int(let value): status = sqlite_nio_sqlite3_bind_int64(statement, position, value)
+        case .real(let value): status = sqlite_nio_sqlite3_bind_double(statement, position, value)
+        case .null: status = sqlite_nio_sqlite3_bind_null(statement, position)
+        }
+        guard status == SQLITE_OK else { throw connection.failure(status, sql) }
+    }
+}
+
+/// The current row of ``StoreConnection/each(_:_:body:)``, read by column index.
+struct StoreCursor {
+    fileprivate let statement: OpaquePointer
+
+    func int64(_ column: Int32) -> Int64 {
+        sqlite_nio_sqlite3_column_int64(statement, column)
+    }
+
+    /// The column as text, nil when it is NULL.
+    func text(_ column: Int32) -> String? {
+        guard let bytes = sqlite_nio_sqlite3_column_text(statement, column) else { return nil }
+        let count = Int(sqlite_nio_sqlite3_column_bytes(statement, column))
+        return String(decoding: UnsafeRawBufferPointer(start: bytes, count: count), as: UTF8.self)
     }
 }

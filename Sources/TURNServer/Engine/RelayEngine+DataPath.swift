@@ -101,6 +101,7 @@ extension RelayEngine {
                             _ relay: (UnsafeMutableRawPointer, Int, UnsafeMutablePointer<sockaddr_storage>, inout SendGroup) -> Void) {
         let received = Int(CUDPShims_receive(socket, datagrams, UInt32(Self.batch)))
         guard received > 0 else { return }
+        windowDatagrams &+= received
         var group = SendGroup()
         for i in 0..<received {
             let datagram = datagrams + i

@@ -27,6 +27,9 @@ internal import CUDPShims
 /// channels and permissions with their expiry (``RelayRoutes``); the engine checks the expiry
 /// per batch, so a lapsed channel or permission stops relaying without a timer.
 ///
+/// With several engines (``RelayEngineGroup``), allocations gather on the first engine while
+/// the total rate is moderate and go back to their own engine when it grows.
+///
 /// `@unchecked Sendable`: the engine owns file descriptors and raw buffers. Everything but
 /// ``inbox`` and ``slowPathInFlight`` is touched only by its own thread; other threads talk
 /// to it through the inbox and an eventfd.
@@ -46,9 +49,15 @@ final class RelayEngine: @unchecked Sendable {
     static let slowPathLimit = 4_096
 
     enum Command {
+        /// A new allocation, posted by its loop to its home engine.
         case open(RelayPath)
-        case routes(id: Int, RelayRoutes)
-        case close(id: Int)
+        /// The allocation's channels and permissions now, for the path's owner.
+        case routes(RelayPath, RelayRoutes)
+        /// The allocation ended: the path's owner closes its sockets.
+        case close(RelayPath)
+        /// A path another engine gave to this one (``RelayEngineGroup``); ``RelayPath/owner``
+        /// already names this engine.
+        case adopt(RelayPath)
         case stop
     }
 
@@ -58,6 +67,10 @@ final class RelayEngine: @unchecked Sendable {
     let slowPathInFlight = Atomic<Int>(0)
     private let epoll: Int32
     private let wake: Int32
+    /// The server's engines, when allocations may move between them; nil: this engine alone.
+    let group: RelayEngineGroup?
+    /// This engine's number in ``group`` (0: the primary, where allocations gather).
+    private(set) var index = 0
     /// Whether batches to one destination leave as one segmented write.
     @exclusivity(unchecked) var gso: Bool
 
@@ -66,7 +79,13 @@ final class RelayEngine: @unchecked Sendable {
     var paths: [RelayPath?] = []
     private var generations: [UInt32] = []
     private var freeSlots: [Int] = []
-    private var slotByID: [Int: Int] = [:]
+    /// Paths watched here whose home is another engine.
+    private var foreign = 0
+    /// Paths watched here.
+    private var watched = 0
+    /// Datagrams received since ``windowStart``: the rate that decides where paths go.
+    @exclusivity(unchecked) var windowDatagrams = 0
+    private var windowStart: UInt64 = 0
     @exclusivity(unchecked) var tally = RelayTally()
     /// Slow-path datagrams dropped because ``slowPathLimit`` was reached.
     var slowPathDropped = 0
@@ -80,7 +99,7 @@ final class RelayEngine: @unchecked Sendable {
     private let tokens: UnsafeMutablePointer<UInt64>
 
     /// Opens the engine's epoll and eventfd; nil where the system has neither (not Linux).
-    init?(logger: Logger, metrics: TURNMetrics, gso: Bool) {
+    init?(logger: Logger, metrics: TURNMetrics, gso: Bool, group: RelayEngineGroup? = nil) {
         let epoll = CUDPShims_epoll_create()
         guard epoll >= 0 else { return nil }
         let wake = CUDPShims_eventfd()
@@ -98,6 +117,7 @@ final class RelayEngine: @unchecked Sendable {
         self.logger = logger
         self.metrics = metrics
         self.gso = gso
+        self.group = group
         buffers = UnsafeMutableRawPointer.allocate(byteCount: Self.batch * Self.slotSize, alignment: 64)
         datagrams = UnsafeMutablePointer<CUDPShims_datagram>.allocate(capacity: Self.batch)
         vectors = UnsafeMutablePointer<iovec>.allocate(capacity: Self.maximumSegments)
@@ -107,6 +127,7 @@ final class RelayEngine: @unchecked Sendable {
             datagram.iov = iovec(iov_base: buffers + i * Self.slotSize + Self.headroom, iov_len: Self.slotSize - Self.headroom)
             (datagrams + i).initialize(to: datagram)
         }
+        if let group { index = group.join(self) }
     }
 
     deinit {
@@ -137,6 +158,15 @@ final class RelayEngine: @unchecked Sendable {
         CUDPShims_eventfd_signal(wake)
     }
 
+    /// Hands a command about `path` to the engine that owns the path now (this one or another of
+    /// ``group``). Straight to the owner, not through the path's home: a close must reach the
+    /// engine that reads the sockets before a peer's next datagram does, as with one engine (a
+    /// detour through a sleeping engine let a deleted allocation relay one more datagram).
+    func post(_ command: Command, about path: RelayPath) {
+        let owner = path.owner.load(ordering: .acquiring)
+        (owner == index ? self : group?.engine(owner) ?? self).post(command)
+    }
+
     // MARK: The loop
 
     private func run() {
@@ -160,10 +190,12 @@ final class RelayEngine: @unchecked Sendable {
                     }
                 }
             }
+            if now &- windowStart >= RelayEngineGroup.window { balance(now: now) }
             // Counters reach the metrics once a second, so the data path touches no shared memory.
             if now &- lastFlush > 1_000_000_000 {
                 lastFlush = now
                 tally.flush(into: metrics)
+                if group != nil { metrics.engineAllocations(index).record(watched) }
             }
         }
         for case let path? in paths { path.closeSockets() }
@@ -177,22 +209,31 @@ final class RelayEngine: @unchecked Sendable {
         }
         for command in commands {
             switch command {
-            case .open(let path):
-                register(path)
-            case .routes(let id, let routes):
-                if let slot = slotByID[id] { paths[slot]?.routes = routes }
-            case .close(let id):
-                guard let slot = slotByID.removeValue(forKey: id), let path = paths[slot] else { continue }
-                CUDPShims_epoll_remove(epoll, path.clientSocket)
-                CUDPShims_epoll_remove(epoll, path.relaySocket)
+            case .open(let path), .adopt(let path):
+                // Closed while it moved here: its sockets are gone already.
+                if !path.closed { register(path) }
+            case .routes(let path, let routes):
+                // A route update that went round a move may arrive after a newer one.
+                guard owns(path, else: command), !path.closed, routes.version >= path.routes.version else { continue }
+                path.routes = routes
+            case .close(let path):
+                guard owns(path, else: command), !path.closed else { continue }
+                unregister(path)
+                path.closed = true
                 path.closeSockets()
-                paths[slot] = nil
-                generations[slot] &+= 1
-                freeSlots.append(slot)
             case .stop:
                 running = false
             }
         }
+    }
+
+    /// Whether `path` belongs to this engine; if not (it moved after the command was posted),
+    /// `command` goes on to the engine it belongs to now.
+    private func owns(_ path: RelayPath, else command: Command) -> Bool {
+        let owner = path.owner.load(ordering: .acquiring)
+        guard owner != index else { return true }
+        group?.engine(owner)?.post(command)
+        return false
     }
 
     private func register(_ path: RelayPath) {
@@ -209,12 +250,71 @@ final class RelayEngine: @unchecked Sendable {
               CUDPShims_epoll_add(epoll, path.relaySocket, base | 1) == 0 else {
             logger.warning("relay engine cannot watch an allocation's sockets", metadata: ["error": "\(errno)"])
             CUDPShims_epoll_remove(epoll, path.clientSocket)
+            // Closed once: the allocation's later close finds it so.
+            path.closed = true
             path.closeSockets()
             freeSlots.append(slot)
             return
         }
         paths[slot] = path
-        slotByID[path.id] = slot
+        path.slot = slot
+        watched += 1
+        if path.home != index { foreign += 1 }
+    }
+
+    /// Stops watching `path` (its sockets stay open).
+    private func unregister(_ path: RelayPath) {
+        let slot = path.slot
+        guard slot >= 0, slot < paths.count, paths[slot] === path else { return }
+        CUDPShims_epoll_remove(epoll, path.clientSocket)
+        CUDPShims_epoll_remove(epoll, path.relaySocket)
+        paths[slot] = nil
+        generations[slot] &+= 1
+        freeSlots.append(slot)
+        path.slot = -1
+        watched -= 1
+        if path.home != index { foreign -= 1 }
+    }
+
+    // MARK: Where paths run (RelayEngineGroup)
+
+    /// Once per window: measures this engine's rate; the primary sends paths home when it is
+    /// busy, another engine gives its paths to the primary when all together are not.
+    private func balance(now: UInt64) {
+        let elapsed = now &- windowStart
+        let rate = windowStart == 0 ? 0 : Int(UInt64(windowDatagrams) * 1_000_000_000 / max(elapsed, 1))
+        windowDatagrams = 0
+        windowStart = now
+        guard let group, group.consolidateBelow > 0 else { return }
+        let total = group.report(index, rate: rate)
+        if index == 0 {
+            guard foreign > 0, rate > group.spreadAbove else { return }
+            group.lastSpread.store(now, ordering: .relaxed)
+            var moved = 0
+            for case let path? in paths where path.home != index {
+                if move(path, to: path.home) { moved += 1 }
+            }
+            metrics.engineMovesHome.increment(by: moved)
+            logger.debug("relay engine: allocations back to their own engines", metadata: ["moved": "\(moved)", "rate": "\(rate)"])
+        } else {
+            guard watched > 0, total < group.consolidateBelow,
+                  now &- group.lastSpread.load(ordering: .relaxed) > RelayEngineGroup.holdAfterSpread else { return }
+            var moved = 0
+            for case let path? in paths {
+                if move(path, to: 0) { moved += 1 }
+            }
+            metrics.engineMovesToPrimary.increment(by: moved)
+        }
+    }
+
+    /// Gives `path` to engine `target`: unwatched here first, then ``RelayPath/owner`` is stored
+    /// (release: everything this thread wrote to the path is visible to the taker), then posted.
+    private func move(_ path: RelayPath, to target: Int) -> Bool {
+        guard target != index, let engine = group?.engine(target) else { return false }
+        unregister(path)
+        path.owner.store(target, ordering: .releasing)
+        engine.post(.adopt(path))
+        return true
     }
 
     // MARK: Slow path

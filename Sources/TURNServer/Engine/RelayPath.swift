@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 internal import CUDPShims
 #if canImport(Glibc)
 import Glibc
@@ -61,6 +62,8 @@ struct PeerKey: Equatable {
 /// Channels are kept as parallel arrays: the data path scans the small `numbers` or `peers`
 /// array and touches the rest only for the channel it found.
 struct RelayRoutes: Sendable {
+    /// Grows with each update of the loop: an engine keeps the newest it was given.
+    var version: UInt64 = 0
     var numbers: [UInt16] = []
     var peers: [PeerKey] = []
     var untils: [UInt64] = []
@@ -85,12 +88,21 @@ struct RelayRoutes: Sendable {
 }
 
 /// One allocation in a ``RelayEngine``: its two sockets, routes, bandwidth budgets and the
-/// ways back to its NIO loop. Owned by the engine's thread once opened.
+/// ways back to its NIO loop. Owned by the thread of the engine that ``owner`` names; it
+/// changes hands only as ``RelayEngineGroup`` describes.
 final class RelayPath: @unchecked Sendable {
     /// Hands a datagram the engine does not relay itself to the NIO loop, with its sender.
     typealias SlowPath = @Sendable (ByteBuffer, SocketAddress) -> Void
 
     let id: Int
+    /// The engine of the allocation's loop, to which its commands are posted.
+    let home: Int
+    /// The engine that watches the sockets and may touch everything below.
+    let owner: Atomic<Int>
+    /// Its slot in the owner's table; -1 while no engine watches it.
+    @exclusivity(unchecked) var slot = -1
+    /// The allocation ended and the sockets are closed.
+    @exclusivity(unchecked) var closed = false
     /// Connected to the client; bound to the address and port of the listener it reached.
     let clientSocket: Int32
     /// The relayed transport address (a duplicate of the NIO channel's descriptor).
@@ -107,9 +119,11 @@ final class RelayPath: @unchecked Sendable {
     /// A datagram from a permitted peer without a live channel (a Data indication, RFC 8656 §11.3).
     let fromPeer: SlowPath
 
-    init(id: Int, clientSocket: Int32, relaySocket: Int32, client: SocketAddress, relay: SocketAddress, bitsPerSecond: Int?,
+    init(id: Int, home: Int, clientSocket: Int32, relaySocket: Int32, client: SocketAddress, relay: SocketAddress, bitsPerSecond: Int?,
          fromClient: @escaping SlowPath, fromPeer: @escaping SlowPath) {
         self.id = id
+        self.home = home
+        owner = Atomic(home)
         self.clientSocket = clientSocket
         self.relaySocket = relaySocket
         self.client = PeerKey(client)

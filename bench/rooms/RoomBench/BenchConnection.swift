@@ -6,7 +6,7 @@ import SDP
 import Synchronization
 
 /// One peer connection of a simulated participant to the server under test: the project's own
-/// ICE agent (libnice) on 127.0.0.1, DTLS-SRTP over its selected pair, and SDP from `JSEPOffer` /
+/// ICE agent (libnice) on the bench's one address (``benchAddress``), DTLS-SRTP over its selected pair, and SDP from `JSEPOffer` /
 /// `JSEPAnswer`, as a call uses them. It can offer (a publisher), answer (a subscriber, or a
 /// renegotiation of the same connection) and count what arrives.
 ///
@@ -52,10 +52,10 @@ final class BenchConnection: Sendable {
         path = AsyncStream.makeStream(of: ICEAgentEvent.self)
     }
 
-    /// Creates the agent (host candidates on 127.0.0.1 only: the bench never leaves loopback)
-    /// and gathers.
+    /// Creates the agent (host candidates on ``benchAddress`` only: the bench never leaves the
+    /// namespace the runner made for it, or loopback) and gathers.
     static func make(id: String, role: ICEAgentConfiguration.Role, counting: Bool = true) async throws -> BenchConnection {
-        let agent = try await ICEAgent(configuration: ICEAgentConfiguration(role: role, localAddresses: ["127.0.0.1"]))
+        let agent = try await ICEAgent(configuration: ICEAgentConfiguration(role: role, localAddresses: [benchAddress]))
         let connection = try BenchConnection(id: id, agent: agent, counting: counting)
         connection.readEvents()
         try await agent.gather()
@@ -185,7 +185,7 @@ final class BenchConnection: Sendable {
     private func setRemote(_ remote: SDPTransportParameters) async throws {
         try await agent.setRemoteCredentials(ICECredentials(ufrag: remote.iceUsernameFragment, password: remote.icePassword))
         for candidate in remote.candidates {
-            // Loopback only: a server that offers other addresses is not reached there.
+            // Only the bench's address is local: a server's other candidates are not reached.
             try await agent.addRemoteCandidate(sdp: "candidate:\(candidate)")
         }
         // Janus trickles its candidates instead of writing them into its SDP: without any, the

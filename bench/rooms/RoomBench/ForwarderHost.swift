@@ -1,3 +1,4 @@
+import DTLSSRTP
 import Foundation
 import Media
 import MeshNode
@@ -78,8 +79,20 @@ final class ForwarderHost: Sendable {
             emit(["event": "bound", "id": id, "streams": bound])
         case "counters":
             let counters = await call.counters
+            // The transports' view next to the core's: what authenticated (and what SRTP dropped)
+            // before the core, to tell where a packet that the core never saw was lost.
+            var transports = TransportStatistics()
+            for entry in entries.withLock({ Array($0.values) }) {
+                guard let statistics = entry.connection.transport?.statistics else { continue }
+                transports.rtpReceived += statistics.rtpReceived
+                transports.authenticationFailures += statistics.authenticationFailures
+                transports.replaysDropped += statistics.replaysDropped
+                transports.otherDrops += statistics.otherDrops
+            }
             emit(["event": "counters", "packetsIn": counters.packetsIn, "packetsOut": counters.packetsOut,
-                  "bytesOut": counters.bytesOut, "rejected": counters.rejected])
+                  "bytesOut": counters.bytesOut, "rejected": counters.rejected,
+                  "transportRTPReceived": transports.rtpReceived, "transportDrops":
+                      transports.authenticationFailures + transports.replaysDropped + transports.otherDrops])
         default:
             throw BenchError("unknown op '\(op)' for the forwarder")
         }

@@ -11,8 +11,10 @@
 //   {"op":"counts"}                               -> {"event":"counts","connections":{…}}
 //   {"op":"close","id":"s1"}   {"op":"quit"}
 //
-// Everything stays on 127.0.0.1. `room-bench --forwarder` is the other end: our forwarding core
-// as a server (ForwarderHost.swift).
+// Every ICE agent gathers on one address only: `--address A` (the runner passes the address of the
+// veth interface in the network namespace it made, since Janus's libnice leaves loopback out of
+// its candidates), 127.0.0.1 without it. `room-bench --forwarder` is the other end: our
+// forwarding core as a server (ForwarderHost.swift).
 
 #if canImport(Glibc)
 import Glibc
@@ -21,6 +23,13 @@ import Foundation
 import SDP
 import Synchronization
 
+
+/// The one local address every ICE agent of this process gathers on (`--address`).
+let benchAddress: String = {
+    let arguments = CommandLine.arguments
+    if let index = arguments.firstIndex(of: "--address"), index + 1 < arguments.count { return arguments[index + 1] }
+    return "127.0.0.1"
+}()
 
 /// The connections and the replay, shared by the command tasks.
 final class Room: Sendable {

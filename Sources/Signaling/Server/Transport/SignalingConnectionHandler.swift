@@ -39,6 +39,8 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
     /// Frames written while the socket does not take them: a client that stops reading is
     /// closed at this many (as the stream-based writer did with a full queue of 4096).
     static let maxUnwritable = 4096
+    /// The longest header of a frame the server sends (RFC 6455 §5.2: no mask, a 64-bit length).
+    static let headerRoom = 10
     /// How long a client has to answer our Close (RFC 6455 §7.1.1); then the TCP connection is cut.
     static let closeGrace: TimeAmount = .seconds(2)
 
@@ -103,8 +105,7 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
         let frame = unwrapInboundIn(data)
         switch frame.opcode {
         case .text:
-            var payload = frame.unmaskedData
-            waiting.append(.text(payload.readString(length: payload.readableBytes) ?? ""))
+            waiting.append(.text(Self.text(of: frame)))
             pump()
         case .binary:
             waiting.append(.binary)
@@ -129,6 +130,20 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
                 .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         default:
             break
+        }
+    }
+
+    /// A text frame's payload as a string, unmasked (RFC 6455 §5.3) straight into the string's
+    /// storage: one copy per frame, where `unmaskedData` and then `readString` made two (an
+    /// unmasked buffer, then the string). Invalid UTF-8 is repaired as `readString` does.
+    static func text(of frame: WebSocketFrame) -> String {
+        let data = frame.data
+        guard let key = frame.maskKey else { return String(buffer: data) }
+        return data.withUnsafeReadableBytes { bytes in
+            String(unsafeUninitializedCapacity: bytes.count) { out in
+                for index in 0..<bytes.count { out[index] = bytes[index] ^ key[index & 3] }
+                return bytes.count
+            }
         }
     }
 
@@ -244,7 +259,13 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
     /// One frame from the hub.
     fileprivate func send(text: String) {
         guard let context, !inactive, !closeSent else { return }
-        let buffer = context.channel.allocator.buffer(string: text)
+        // Room in front for the frame's header: NIOWebSocket's encoder writes it there, and the
+        // frame goes down the pipeline and into `writev` as one buffer instead of a header
+        // buffer and the text (two writes per frame, issue 17).
+        var buffer = context.channel.allocator.buffer(capacity: Self.headerRoom + text.utf8.count)
+        buffer.moveWriterIndex(forwardBy: Self.headerRoom)
+        buffer.moveReaderIndex(forwardBy: Self.headerRoom)
+        buffer.writeString(text)
         context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: buffer)), promise: nil)
         if !context.channel.isWritable {
             unwritable += 1

@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Issue 16's test (docs/rooms.md "Moving to the forwarder"): three CLI peers and one Chromium in
+/// a room call peer to peer; then a fifth participant (a CLI) joins and the call moves to the
+/// node's forwarder (`meshnode serve --forwarder`). The page starts the call, so this is also "a
+/// person starts a room call of five from the page".
+///
+/// Before the fifth comes, the test plays an attacker on the signaling path: it hands the page a
+/// `room-call-state` whose forwarder assignment is signed by a key other than the node key the
+/// page pinned at login, then one naming the pinned key with a signature that does not verify.
+/// The page refuses both, shows why, calls no forwarder and keeps its pairwise calls.
+///
+/// After the move: Chromium decodes every CLI's video through the forwarder (per-sender
+/// `framesDecoded` growing, audio packets and energy growing), its pairwise calls are gone, a
+/// speaker is highlighted. Then the page reloads and joins the forwarded call again: it calls
+/// only the forwarder and decodes all four again. Each CLI decodes every other CLI's test pattern (frame numbers
+/// advancing) and the page's camera through the forwarder, and hears every tone.
+@Suite("room call: three CLI peers and Chromium, then forwarded", .serialized, .timeLimit(.minutes(4)),
+       .enabled(if: chromiumAvailable, "chromium, chromedriver or selenium is missing: install Debian's chromium and chromium-driver, and selenium (`make test-deps`)"))
+struct RoomCallForwardedBrowserTests {
+    let browser = BrowserTests()
+    static let clis = ["alice", "bob", "carol"]
+
+    @Test("the page starts a room call with three CLI peers; forged assignments are refused; a fifth joins and everyone moves to the forwarder and decodes everyone")
+    func pageAndFourCLIsMoveToTheForwarder() async throws {
+        let node = try await MeshNodeServer(["--forwarder"], bind: ["127.0.0.1"])
+        defer { node.stop() }
+        let peers = try CallPeers("room-call-forwarded-browser")
+        // Small pictures: four processes and a browser encode and decode on a shared machine.
+        let sources = ["--source", "pattern:320x180@10", "--source", "tone"]
+        for name in Self.clis + ["erin"] { _ = try await peers.options(name) }
+        var cli: [String: Subprocess] = [:]
+        defer { for process in cli.values { process.stop() } }
+        let started = ContinuousClock.now
+        // Each CLI stays `duration` seconds after its latest call connected (its call to the
+        // forwarder once the call moved): long enough for the page to measure and screenshot.
+        let result = try await browser.runDriver(["room", "--name", "dave", "--room", "#family", "--kind", "video", "--others", "3",
+                                                  "--forge", "--forwarded", "4", "--reload", "--wait", "90", "--seconds", "60", "--stay-with", "0"],
+                                                 url: "http://127.0.0.1:\(node.httpPort)/") { driver in
+            try await driver.waitForOutput("\"in-call\"")
+            for name in Self.clis {
+                cli[name] = try peers.startCall(name, to: "#family", node: node.signalingURL, duration: 20, extra: sources)
+            }
+            // The fifth, once the page decodes the three peer to peer and refused the forgeries.
+            try await driver.waitForOutput("\"ready-for-more\"", timeout: TestDeadline.event * 3)
+            cli["erin"] = try peers.startCall("erin", to: "#family", node: node.signalingURL, duration: 18, extra: sources)
+        }
+        for (name, process) in cli {
+            let exit = await process.waitForExit(timeout: TestDeadline.event * 2)
+            #expect(exit == 0, "\(name): \(process.output.suffix(3000))")
+        }
+        let elapsed = ContinuousClock.now - started
+
+        // The forgeries: refused with a reason, shown, the pairs kept.
+        let forged = try #require(result["forged"] as? [String: Any], "\(result)")
+        let otherKey = try #require(forged["other-key"] as? [String: Any])
+        #expect(otherKey["code"] as? String == "bad-signature", "\(otherKey)")
+        #expect((otherKey["reason"] as? String ?? "").contains("not by the key pinned for this node"), "\(otherKey)")
+        let badSignature = try #require(forged["bad-signature"] as? [String: Any])
+        #expect(badSignature["code"] as? String == "bad-signature" && (badSignature["reason"] as? String ?? "").contains("does not verify"), "\(badSignature)")
+        let kept = forged["pairsKept"] as? [String: Int] ?? [:]
+        #expect(Set(kept.keys) == Set(Self.clis) && kept.values.allSatisfy { $0 > 0 }, "pairs after the forgeries: \(kept)")
+
+        // Chromium through the forwarder: every CLI's frames and sound growing.
+        let forwarded = try #require(result["forwarded"] as? [String: Any], "\(result)")
+        #expect(forwarded["address"] as? String == "forwarder")
+        let growth = try #require(forwarded["growth"] as? [String: [String: Any]], "\(forwarded)")
+        #expect(Set(growth.keys) == Set(Self.clis + ["erin"]), "the page decoded \(growth.keys.sorted()) through the forwarder")
+        for (name, grew) in growth {
+            #expect((grew["framesDecoded"] as? Int ?? 0) > 0, "page ← \(name): \(grew)")
+            #expect((grew["audioPackets"] as? Int ?? 0) > 0, "page ← \(name): \(grew)")
+            #expect((grew["audioEnergy"] as? Double ?? 0) > 0, "page ← \(name): no sound energy \(grew)")
+        }
+        // The page reloaded in the forwarded call and joined again: it called only the forwarder
+        // (which replaced its earlier call) and decoded all four again.
+        let rejoined = try #require(result["rejoined"] as? [String: Any], "no rejoin after the reload: \(result)")
+        #expect(rejoined["sameCall"] as? Bool == true, "\(rejoined)")
+        #expect((rejoined["pairs"] as? [String])?.isEmpty == true, "the page placed pairwise calls in a forwarded call: \(rejoined)")
+        let again = rejoined["frames"] as? [String: Int] ?? [:]
+        #expect(Set(again.keys) == Set(Self.clis + ["erin"]), "after the reload: \(again)")
+        // The page sends the forwarder three simulcast layers (rids q, h, f; RFC 8853), at least
+        // the lowest encoding.
+        let layers = forwarded["layers"] as? [[String: Any]] ?? []
+        #expect(Set(layers.compactMap { $0["rid"] as? String }) == ["q", "h", "f"], "\(layers)")
+        #expect(layers.contains { $0["rid"] as? String == "q" && ($0["framesEncoded"] as? Int ?? 0) > 0 }, "\(layers)")
+        let layerFigures = layers.map { "\($0["rid"] ?? "?") \($0["framesEncoded"] ?? 0) frames" }
+        let speaking = forwarded["speaking"] as? [String] ?? []
+        #expect(!speaking.isEmpty, "nobody highlighted as speaking")
+        #expect((forwarded["status"] as? String ?? "").contains("via node relay"), "\(forwarded["status"] ?? "")")
+        #expect(forwarded["badge"] as? String == "via node relay", "\(forwarded["badge"] ?? "")")
+        let chinese = forwarded["chinese"] as? [String: String] ?? [:]
+        #expect(chinese["badge"] == "经节点中继" && (chinese["status"] ?? "").contains("经节点中继"), "\(chinese)")
+
+        // The CLIs: one call to the forwarder each, decoding every other participant.
+        var figures: [String] = []
+        let everyone = Set(Self.clis + ["erin", "dave"])
+        for (name, process) in cli.sorted(by: { $0.key < $1.key }) {
+            let reports = try RoomCallCLITests.reports(in: process.output)
+            let report = try #require(reports["forwarder"], "\(name) has no report of a call to the forwarder: \(reports.keys.sorted())")
+            #expect(report["ok"] as? Bool == true, "\(name): \(report)")
+            let receptions = try #require(report["forwarded"] as? [[String: Any]], "\(name): \(report)")
+            #expect(Set(receptions.compactMap { $0["from"] as? String }) == everyone.subtracting([name]), "\(name) received \(receptions.map { $0["from"] ?? "?" })")
+            for reception in receptions {
+                let from = reception["from"] as? String ?? "?"
+                let streams = try #require(reception["streams"] as? [[String: Any]])
+                let video = try #require(streams.first { $0["kind"] as? String == "video" }, "\(name) ← \(from): no video")
+                let audio = try #require(streams.first { $0["kind"] as? String == "audio" }, "\(name) ← \(from): no audio")
+                #expect((audio["receivedFrames"] as? Int ?? 0) > 0, "\(name) ← \(from): no audio decoded")
+                if from == "dave" {
+                    // Chromium's fake camera has no frame numbers: its frames decoded, steadily (a
+                    // forwarder that waits on a simulcast layer Chromium paused gave 0–36 here).
+                    #expect((video["receivedFrames"] as? Int ?? 0) >= 50, "\(name) ← dave: \(video)")
+                    figures.append("\(name)←dave \(video["receivedFrames"] ?? 0) frames \(video["width"] ?? 0)x\(video["height"] ?? 0)")
+                } else {
+                    let first = video["firstPatternFrame"] as? Int ?? -1
+                    let last = video["lastPatternFrame"] as? Int ?? -1
+                    #expect(first >= 0 && last > first, "\(name) ← \(from): pattern frames \(first)…\(last)")
+                    figures.append("\(name)←\(from) \(first)…\(last)")
+                }
+            }
+        }
+        let pageFigures = growth.sorted { $0.key < $1.key }.map { "dave←\($0.key) +\($0.value["framesDecoded"] ?? 0) frames" }
+        print("figure: room call of 5 from the page (3 CLI + Chromium peer to peer, then forwarded): setup \(result["setupMs"] ?? "-") ms; the page decoded 4 senders through the forwarder \(forwarded["moveMs"] ?? "-") ms after the fifth was asked in (its call to the forwarder connected \(forwarded["connectedAt"] ?? "-") ms and decoded \(forwarded["decodedAt"] ?? "-") ms after it was placed; the page ended its own pairs \(forwarded["pairsEndedMs"] ?? "-") ms after it, when the CLIs had not already); \(pageFigures.joined(separator: ", ")) in \(forwarded["windowMs"] ?? "-") ms; CLIs: \(figures.joined(separator: ", ")); the page's layers \(layerFigures.joined(separator: ", ")); speaking: \(speaking); after a reload the page decoded all four through the forwarder again in \(rejoined["ms"] ?? "-") ms; whole test \(elapsed)")
+    }
+}
