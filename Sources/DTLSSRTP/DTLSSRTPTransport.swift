@@ -1,3 +1,4 @@
+public import MeshCore
 public import NIOCore
 public import SDP
 import Synchronization
@@ -80,10 +81,15 @@ public final class DTLSSRTPTransport: Sendable {
     /// The configuration the transport was made with.
     public let configuration: Configuration
     /// Everything the transport reports; consume it from one task. Finishes after
-    /// ``close()``, a failure, the peer's close_notify or the path's events ending.
-    public let events: AsyncStream<TransportEvent>
+    /// ``close()``, a failure, the peer's close_notify or the path's events ending. Past
+    /// ``receiveQueueBound`` unread packets, new ones are dropped (counted in
+    /// ``TransportStatistics/receiveQueueDrops``); the other events are never dropped.
+    public let events: BoundedEventStream<TransportEvent>
 
-    private let continuation: AsyncStream<TransportEvent>.Continuation
+    /// How many received RTP/RTCP packets may wait unread in ``events``.
+    public static let receiveQueueBound = 1024
+
+    private let continuation: BoundedEventStream<TransportEvent>.Producer
     private let state: Mutex<State>
     private let outbound = Mutex<SRTPSession?>(nil)
     private let inbound = Mutex<SRTPSession?>(nil)
@@ -107,7 +113,7 @@ public final class DTLSSRTPTransport: Sendable {
         self.current = Mutex((path, 0))
         self.pathEvents = events
         self.configuration = configuration
-        (self.events, self.continuation) = AsyncStream<TransportEvent>.makeStream()
+        (self.events, self.continuation) = BoundedEventStream<TransportEvent>.makeStream(dataBound: Self.receiveQueueBound, isData: \.isData)
     }
 
     deinit {
@@ -257,8 +263,14 @@ public final class DTLSSRTPTransport: Sendable {
         }
         switch result {
         case .success(let packet):
+            // Counted before it is queued, so a reader that sees the packet sees it counted.
             counters.withLock { if rtcp { $0.rtcpReceived += 1 } else { $0.rtpReceived += 1 } }
-            continuation.yield(rtcp ? .rtcp(packet) : .rtp(packet))
+            if case .dropped = continuation.yield(rtcp ? .rtcp(packet) : .rtp(packet)) {
+                counters.withLock {
+                    if rtcp { $0.rtcpReceived -= 1 } else { $0.rtpReceived -= 1 }
+                    $0.receiveQueueDrops += 1
+                }
+            }
         case .failure(let error):
             counters.withLock {
                 switch error.code {

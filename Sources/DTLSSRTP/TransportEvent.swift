@@ -38,9 +38,23 @@ public struct TransportStatistics: Sendable, Hashable {
     public var otherDrops = 0
     /// Datagrams of a kind that has no business on this component (RFC 7983 §7: drop).
     public var unknownDropped = 0
+    /// Authenticated RTP/RTCP packets dropped because ``DTLSSRTPTransport/events``' reader was
+    /// ``DTLSSRTPTransport/receiveQueueBound`` packets behind (as a full socket buffer drops).
+    public var receiveQueueDrops = 0
     /// From the start of the DTLS handshake (ClientHello sent or received) to its completion.
     public var handshakeDuration: Duration?
 
     /// All counters zero.
     public init() {}
+}
+
+extension TransportEvent {
+    /// Whether this is a received packet (RTP or RTCP) — the events ``DTLSSRTPTransport/events``
+    /// bounds and drops when its reader falls behind; the others are never dropped.
+    public var isData: Bool {
+        switch self {
+        case .rtp, .rtcp: true
+        case .connected, .failed, .closedByPeer: false
+        }
+    }
 }

@@ -2,6 +2,7 @@ import Foundation
 import ICE
 import Logging
 import Media
+import MeshCore
 import NIOCore
 import Signaling
 import Synchronization
@@ -303,12 +304,18 @@ public actor Call {
         let configuration = ICEServerSettings.agentConfiguration(servers: iceServers, role: role, localAddresses: options.localAddresses,
                                                                  relayOnly: options.relayOnly)
         let agent = try await ICEAgent(configuration: configuration, logger: logger)
-        let (stream, continuation) = AsyncStream.makeStream(of: ICEAgentEvent.self)
+        // The copy is bounded like the agent's own stream: an unbounded copy would let a
+        // flood that the agent's bound stops queue up here instead.
+        let (stream, continuation) = BoundedEventStream<ICEAgentEvent>.makeStream(dataBound: ICEAgent.receiveQueueBound, isData: \.isData)
         let link = AgentLink(agent: agent, events: stream, forward: continuation)
         ice = link
+        let logger = logger
         tasks.append(Task { [weak self] in
             for await event in agent.events {
-                continuation.yield(event)
+                let result = continuation.yield(event)
+                if result.shouldReport, case .dropped(let total) = result {
+                    logger.warning("call receive queue full: packets dropped", metadata: ["dropped": "\(total)"])
+                }
                 if case .dataReceived = event { continue }
                 // A replaced agent's last events (its failure, its closing) are not this call's news.
                 guard let self, await self.agent === agent else { continue }
@@ -388,8 +395,8 @@ public actor Call {
 /// has gathered all its candidates. A fresh-agent restart replaces all of it at once.
 struct AgentLink {
     let agent: ICEAgent
-    let events: AsyncStream<ICEAgentEvent>
-    let forward: AsyncStream<ICEAgentEvent>.Continuation
+    let events: BoundedEventStream<ICEAgentEvent>
+    let forward: BoundedEventStream<ICEAgentEvent>.Producer
     var gatheringDone = false
 }
 

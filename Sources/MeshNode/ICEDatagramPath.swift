@@ -24,7 +24,7 @@ public struct ICEDatagramPath: DatagramTransport {
     /// data, and ``DatagramEvent/ready`` when the component connects. The other ICE events
     /// (candidates, pairs) are for the caller, which reads its own copy of them.
     /// - Parameter events: the agent's events, or a copy of them the caller forwards.
-    public func datagramEvents(from events: AsyncStream<ICEAgentEvent>) -> DatagramEvents {
+    public func datagramEvents(from events: some AsyncSequence<ICEAgentEvent, Never> & Sendable) -> DatagramEvents {
         events.compactMap { event -> DatagramEvent? in
             switch event {
             case .dataReceived(let datagram): .received(datagram)

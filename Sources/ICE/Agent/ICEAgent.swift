@@ -1,5 +1,6 @@
 internal import CNice
 public import Logging
+public import MeshCore
 public import NIOCore
 
 /// ICE username fragment and password of one side (RFC 8445 §5.3, RFC 8839 §5.4).
@@ -30,9 +31,15 @@ public struct ICECredentials: Sendable, Hashable {
 public final class ICEAgent: Sendable {
     /// The configuration the agent was created with.
     public let configuration: ICEAgentConfiguration
-    /// Everything the agent reports, in order. Consume it from one task; it is unbounded
-    /// (received packets queue up if nobody reads) and finishes after ``close()``.
-    public let events: AsyncStream<ICEAgentEvent>
+    /// Everything the agent reports, in order. Consume it from one task; it finishes after
+    /// ``close()``. Received packets are bounded: past ``receiveQueueBound`` unread ones, new
+    /// ones are dropped as a full socket buffer drops them (counted in `events.droppedData`);
+    /// candidates, state changes and pairs are never dropped.
+    public let events: BoundedEventStream<ICEAgentEvent>
+
+    /// How many received packets may wait unread in ``events``: about 1.2 MB of full-size
+    /// datagrams, a second of a 10 Mbit/s video call.
+    public static let receiveQueueBound = 1024
 
     private let object: NiceAgentObject
     private let logger: Logger
@@ -41,7 +48,7 @@ public final class ICEAgent: Sendable {
     /// - Throws: ``ICEError`` `invalidConfiguration` when a server or local address
     ///   is not an IP literal, or relay-only is asked for without a TURN server.
     public init(configuration: ICEAgentConfiguration, logger: Logger = Logger(label: "meshnode.ice.agent")) async throws {
-        let (events, continuation) = AsyncStream<ICEAgentEvent>.makeStream()
+        let (events, continuation) = BoundedEventStream<ICEAgentEvent>.makeStream(dataBound: Self.receiveQueueBound, isData: \.isData)
         let sink = NiceEventSink(continuation: continuation, logger: logger)
         do {
             self.object = try await GLibMainLoop.shared.run {

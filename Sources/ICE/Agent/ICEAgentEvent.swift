@@ -48,3 +48,11 @@ public enum ICEAgentEvent: Sendable {
     /// A packet arrived from the peer (not STUN; libnice consumes those).
     case dataReceived(ByteBuffer)
 }
+
+extension ICEAgentEvent {
+    /// Whether this is a received packet — the events ``ICEAgent/events`` bounds and drops when
+    /// its consumer falls behind; every other event is control and is never dropped.
+    public var isData: Bool {
+        if case .dataReceived = self { true } else { false }
+    }
+}

@@ -62,7 +62,7 @@ extension NiceAgentObject {
             { _, _, _, length, buffer, data in
                 guard let buffer else { return }
                 let bytes = UnsafeRawBufferPointer(start: buffer, count: Int(length))
-                NiceEventSink.from(data).continuation.yield(.dataReceived(ByteBuffer(bytes: bytes)))
+                NiceEventSink.from(data).received(ByteBuffer(bytes: bytes))
             },
             data
         )

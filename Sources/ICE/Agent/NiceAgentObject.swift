@@ -1,6 +1,7 @@
 internal import CNiceShims
 internal import CNice
 import Logging
+import MeshCore
 import NIOCore
 import Synchronization
 import STUN
@@ -10,12 +11,22 @@ import STUN
 /// weak-reference notification when the `NiceAgent` is finalised), so callbacks never see
 /// a freed sink even if libnice emits a signal while the agent is being torn down.
 final class NiceEventSink: Sendable {
-    let continuation: AsyncStream<ICEAgentEvent>.Continuation
+    let continuation: BoundedEventStream<ICEAgentEvent>.Producer
     let logger: Logger
 
-    init(continuation: AsyncStream<ICEAgentEvent>.Continuation, logger: Logger) {
+    init(continuation: BoundedEventStream<ICEAgentEvent>.Producer, logger: Logger) {
         self.continuation = continuation
         self.logger = logger
+    }
+
+    /// Queues a received packet; when the consumer is a full queue behind, the packet is dropped
+    /// and the drop is logged (the first, then at each doubling).
+    func received(_ datagram: ByteBuffer) {
+        let result = continuation.yield(.dataReceived(datagram))
+        if result.shouldReport, case .dropped(let total) = result {
+            logger.warning("ICE receive queue full: packets dropped", metadata: [
+                "dropped": "\(total)", "bound": "\(ICEAgent.receiveQueueBound)"])
+        }
     }
 
     static func from(_ data: UnsafeMutableRawPointer?) -> NiceEventSink {

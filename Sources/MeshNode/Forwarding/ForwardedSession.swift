@@ -32,7 +32,7 @@ actor ForwardedSession {
     private let sessionID = UInt64.random(in: 1...0x3FFF_FFFF_FFFF_FFFF)
     private var sessionVersion = 1
     private var agent: ICEAgent?
-    private var agentEvents: AsyncStream<ICEAgentEvent>.Continuation?
+    private var agentEvents: BoundedEventStream<ICEAgentEvent>.Producer?
     private var transport: DTLSSRTPTransport?
     private var firstMid = "0"
     /// The simulcast layers the participant's offer sends and the first answer took (RFC 8853
@@ -127,12 +127,18 @@ actor ForwardedSession {
         let configuration = ICEServerSettings.agentConfiguration(servers: iceServers, role: .controlled, localAddresses: localAddresses, relayOnly: false)
         let agent = try await ICEAgent(configuration: configuration, logger: logger)
         self.agent = agent
-        let (events, continuation) = AsyncStream.makeStream(of: ICEAgentEvent.self)
+        // Bounded like the agent's own stream, so that a participant's flood is dropped here too
+        // rather than queued without limit in the copy (docs/security.md).
+        let (events, continuation) = BoundedEventStream<ICEAgentEvent>.makeStream(dataBound: ICEAgent.receiveQueueBound, isData: \.isData)
         agentEvents = continuation
         firstMid = offer.media.first?.mid ?? "0"
+        let logger = logger
         tasks.append(Task { [weak self] in
             for await event in agent.events {
-                continuation.yield(event)
+                let result = continuation.yield(event)
+                if result.shouldReport, case .dropped(let total) = result {
+                    logger.warning("forwarded call receive queue full: packets dropped", metadata: ["dropped": "\(total)"])
+                }
                 if case .dataReceived = event { continue }
                 await self?.iceEvent(event)
             }
