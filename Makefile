@@ -170,8 +170,8 @@ bench-transport: deps
 # RFC 5780 verifications, down), the full traversal matrix (docs/nat-matrix.md) and every
 # fault scenario, about 8 minutes. testnet-quick (CI, about 3 minutes): selftest, five
 # representative pairs and the quick faults; both end with the TCP-443-only browser call
-# (testnet/strict-firewall; Chromium and selenium from test-deps) and the simulcast squeeze of
-# a forwarded room call (testnet/squeeze, about 35 s). Only the meshnode product is built.
+# (testnet/strict-firewall; Chromium and selenium from test-deps) and the forwarder's failover
+# (testnet/forwarder-failover, about 20 s). Only the meshnode product is built.
 testnet-build: deps
 	$(SWIFT) build --product meshnode
 
