@@ -102,19 +102,7 @@ final class StoreConnection: @unchecked Sendable {
     /// insert and ack run here, issue 17).
     @discardableResult
     func execute(_ sql: String, _ binds: StoreBind...) throws(SignalingError) -> Int {
-        let statement = try prepared(sql)
-        defer {
-            sqlite_nio_sqlite3_reset(statement)
-            sqlite_nio_sqlite3_clear_bindings(statement)
-        }
-        for (index, bind) in binds.enumerated() {
-            try bind.bind(statement, Int32(index + 1), sql, self)
-        }
-        while true {
-            let status = sqlite_nio_sqlite3_step(statement)
-            if status == SQLITE_DONE { break }
-            guard status == SQLITE_ROW else { throw failure(status, sql) }
-        }
+        try step(sql, binds) { _ in }
         return Int(sqlite_nio_sqlite3_changes64(handle))
     }
 
@@ -126,6 +114,12 @@ final class StoreConnection: @unchecked Sendable {
     /// Runs one statement and hands each row to `body` while it is current (its columns read
     /// by index), without making a row value per row.
     func each(_ sql: String, _ binds: StoreBind..., body: (StoreCursor) throws(SignalingError) -> Void) throws(SignalingError) {
+        try step(sql, binds, body)
+    }
+
+    /// Binds `binds` from the first placeholder on and steps the statement to its end, handing
+    /// each row to `row`; the statement is reset for its next use either way.
+    private func step(_ sql: String, _ binds: [StoreBind], _ row: (StoreCursor) throws(SignalingError) -> Void) throws(SignalingError) {
         let statement = try prepared(sql)
         defer {
             sqlite_nio_sqlite3_reset(statement)
@@ -138,7 +132,7 @@ final class StoreConnection: @unchecked Sendable {
             let status = sqlite_nio_sqlite3_step(statement)
             if status == SQLITE_DONE { return }
             guard status == SQLITE_ROW else { throw failure(status, sql) }
-            try body(StoreCursor(statement: statement))
+            try row(StoreCursor(statement: statement))
         }
     }
 
