@@ -27,20 +27,25 @@ import Testing
 
     /// One thread plays the loop (begins writes, now and then waits for them), another the
     /// store's writer (ends them). Every wait that was told "wait" is resumed by exactly one end.
-    @Test func aWaitIsResumedExactlyOnceUnderContention() async {
-        let writes = PipelinedWrites()
+    /// What the two threads share (a class: a `Mutex` or an `Atomic` cannot be captured).
+    final class Shared: Sendable {
         let queue = Mutex<[Int]>([])
         let resumed = Atomic<Int>(0)
+    }
+
+    @Test func aWaitIsResumedExactlyOnceUnderContention() async {
+        let writes = PipelinedWrites()
+        let shared = Shared()
         let rounds = 20_000
         let writer = Thread {
             var ended = 0
             while ended < rounds {
-                let count = queue.withLock { pending -> Int in
+                let count = shared.queue.withLock { pending -> Int in
                     let count = pending.count
                     pending.removeAll()
                     return count
                 }
-                for _ in 0..<count where writes.end() { resumed.wrappingAdd(1, ordering: .relaxed) }
+                for _ in 0..<count where writes.end() { shared.resumed.wrappingAdd(1, ordering: .relaxed) }
                 ended += count
             }
         }
@@ -48,15 +53,15 @@ import Testing
         var waits = 0
         for index in 0..<rounds {
             writes.begin()
-            queue.withLock { $0.append(index) }
+            shared.queue.withLock { $0.append(index) }
             if index % 7 == 0, writes.waitUntilIdle() {
                 waits += 1
                 // The loop is held until resumed, as the handler is (busy).
-                while resumed.load(ordering: .relaxed) < waits { sched_yield() }
+                while shared.resumed.load(ordering: .relaxed) < waits { sched_yield() }
             }
         }
         while writes.inFlight > 0 { sched_yield() }
-        #expect(resumed.load(ordering: .relaxed) == waits)
+        #expect(shared.resumed.load(ordering: .relaxed) == waits)
         #expect(!writes.waitUntilIdle())
     }
 }
