@@ -27,7 +27,9 @@ extension ClusterRouter {
                                  ON CONFLICT (room) DO NOTHING RETURNING member)
                 SELECT member FROM claimed UNION ALL SELECT member FROM room_calls WHERE room = \(room) LIMIT 1
                 """)
-            return try rows.first.map { try store.decode($0, String.self) }
+            if let row = rows.first { return try store.decode(row, String.self) }
+            // Empty only when another member's claim committed while this one waited on it
+            // (the statement's snapshot predates it): read the winner.
         }
         let rows = try await store.run("SELECT member FROM room_calls WHERE room = \(room)")
         return try rows.first.map { try store.decode($0, String.self) }

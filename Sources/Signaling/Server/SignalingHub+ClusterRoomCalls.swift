@@ -82,7 +82,7 @@ extension SignalingHub {
         let parts = token.dropFirst().split(separator: "/", maxSplits: 1)
         guard token.first == Self.clusterRequestMark, parts.count == 2, let connection = Int(parts[1]),
               let message = try? SignalingCodec.decode(text), case .roomCall(.request(let body)) = message.payload,
-              Address.isValidRoom(message.to), Address.parse(message.from)?.node == nil else {
+              Address.isValidRoom(message.to), let sender = Address.parse(message.from), sender.node == nil else {
             return logLimited(.notice, "cluster: a member sent a request this member cannot read", kind: "cluster request", connection: nil)
         }
         let origin = String(parts[0]), name = message.from, room = message.to
@@ -145,9 +145,9 @@ extension SignalingHub {
     /// Forgets remembered calls of rooms whose host went away (`hosted`: the rooms the
     /// `room_calls` table still lists) and those no state refreshed within the remote expiry.
     public func forgetClusterRoomCalls(keeping hosted: Set<String>) {
-        let now = now()
+        let instant = now()
         clusterRoomCalls = clusterRoomCalls.filter { room, call in
-            hosted.contains(room) && now - call.updated < Self.remoteRoomCallExpiry
+            hosted.contains(room) && instant - call.updated < Self.remoteRoomCallExpiry
         }
     }
 
