@@ -533,8 +533,15 @@ def room_calls(binary, postgres, workdir, node_key):
         callers.append(RoomCaller(binary, "ru3", urls[2], workdir, 15))
         joined = watcher.state("joined", "ru3", timeout=40)
         expect(sorted(joined["addresses"]) == ["ru1", "ru2", "ru3"], f"ru3 joins later at r3: three participants ({joined['addresses']})")
+        # The watcher keeps reading (and pinging) while the calls run.
+        deadline = time.monotonic() + 120
+        while any(c.process.poll() is None for c in callers) and time.monotonic() < deadline:
+            try:
+                watcher.next(lambda m: False, 1, "nothing")
+            except conformance.Timeout:
+                pass
         for caller in callers:
-            code, reports = caller.reports(timeout=120)
+            code, reports = caller.reports(timeout=10)
             video = {r["to"]: sum(s.get("receivedFrames", 0) for s in r["streams"] if s["kind"] == "video") for r in reports}
             others = sorted(c.name for c in callers if c is not caller)
             last_ok = {r["to"]: r["ok"] for r in reports}  # judged by the last call with each, as the CLI does
