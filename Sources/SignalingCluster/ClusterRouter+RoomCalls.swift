@@ -32,7 +32,8 @@ extension ClusterRouter {
             // (the statement's snapshot predates it): read the winner.
         }
         let rows = try await store.run("SELECT member FROM room_calls WHERE room = \(room)")
-        return try rows.first.map { try store.decode($0, String.self) }
+        guard let row = rows.first else { return nil }
+        return try store.decode(row, String.self)
     }
 
     /// Writes the calls this member hosts now and drops its rows of calls that ended (older
