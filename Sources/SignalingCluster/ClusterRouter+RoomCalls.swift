@@ -43,7 +43,7 @@ extension ClusterRouter {
         let hosted = await hub.hostedRoomCalls
         let pairs = Array(hosted)
         let rooms = pairs.map(\.key), calls = pairs.map(\.value)
-        try await store.guarded {
+        _ = try await store.guarded {
             try await client.query("""
                 WITH kept AS (INSERT INTO room_calls (room, member, call)
                               SELECT r, \(member), c FROM unnest(\(rooms)::text[], \(calls)::text[]) AS t(r, c)

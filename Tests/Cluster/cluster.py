@@ -7,7 +7,10 @@ Its clients (a protocol client here and the real CLI, `meshnode join` with three
 must be logged in at another member within 5 s, and every message a member acknowledged before
 the kill must reach its recipient: zero lost. Then an attacker floods a fourth member while
 PostgreSQL is held slow: at most `--store-write-queue` writes wait, the rest get `store-busy`.
-Last, the web page in Chromium with two members' URLs fails over when its member is killed.
+Then the web page in Chromium with two members' URLs fails over when its member is killed.
+Last, room calls across members (`room_calls`): three CLIs on three members in one call, a
+non-member refused, a dead host's call gone once it is reaped, and a CLI given one member's
+URL failing over to one it learnt from `welcome` (`--only room-calls` runs only this part).
 `testnet/cluster --serve` only starts the cluster
 (`make cluster`) and waits for Ctrl-C.
 
