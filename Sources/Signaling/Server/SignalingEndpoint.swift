@@ -20,6 +20,9 @@ public struct SignalingEndpoint: Sendable {
     public let sources: SourceLimit
     /// Closes every connection with 1012 on a graceful restart (SIGTERM).
     public let drain = ConnectionDrain()
+    /// What other threads hand to the connections of each event loop (the store's answers, the
+    /// hub's frames), batched per loop.
+    let outboxes = LoopOutboxes()
 
     public init(hub: SignalingHub, limit: ConnectionLimit = ConnectionLimit(maximum: ConnectionLimit.defaultMaximum()),
                 origins: OriginPolicy = OriginPolicy(), sources: SourceLimit = SourceLimit()) {

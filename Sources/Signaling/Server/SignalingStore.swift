@@ -415,8 +415,9 @@ public final class SignalingStore: Sendable {
     /// ``enqueue(sender:id:recipients:frame:room:)`` inside a write that is open already.
     func insertMessages(_ db: StoreConnection, sender: String, id: String, recipients requested: [String], frame: String,
                         room: String?) throws(SignalingError) -> [String] {
+        // A chat to a peer has one recipient: nothing to deduplicate (no set, no new array).
         var seen = Set<String>()
-        let recipients = requested.filter { seen.insert($0).inserted }
+        let recipients = requested.count == 1 ? requested : requested.filter { seen.insert($0).inserted }
         guard !recipients.isEmpty else { return [] }
         let size = frame.utf8.count
         let now = Date().timeIntervalSince1970

@@ -6,10 +6,12 @@ import NIOWebSocket
 /// last handler of the connection's pipeline, behind NIOWebSocket's frame decoder and
 /// `NIOWebSocketFrameAggregator`. It keeps no task while the connection is idle. A chat to a
 /// peer of this node and a recipient's ack take the hub's fast path here on the event loop
-/// (SignalingHub+FastChat.swift: no task, no actor); any other text frame goes to the hub in a
-/// short task of its own. One frame at a time either way, so the order holds; the hub's frames
-/// come back through ``ChannelOutput`` onto the event loop. Frames that arrive while the hub is
-/// busy with earlier ones go to it together in the next task.
+/// (SignalingHub+FastChat.swift: no task, no actor), without waiting for the previous one's
+/// commit (``PipelinedWrites``: the store answers them in order); any other text frame goes to
+/// the hub in a short task of its own, once every write before it is answered. So the order
+/// holds; the hub's frames and the store's answers come back through the loop's
+/// ``LoopOutbox``. Frames that arrive while the hub is busy with earlier ones go to it together
+/// in the next task.
 ///
 /// The state is a few words: the hub's handle of the connection, the frames waiting (at most
 /// ``maxWaiting``; beyond that the socket is not read, which is TCP's back-pressure on the
@@ -22,7 +24,7 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
     /// What this connection is for.
     enum Role {
         /// A signaling connection: registered with `hub` once added.
-        case serve(hub: SignalingHub, drain: ConnectionDrain, hostHint: String?, remoteIP: String?)
+        case serve(hub: SignalingHub, drain: ConnectionDrain, outboxes: LoopOutboxes, hostHint: String?, remoteIP: String?)
         /// Refused at admission: closed at once with this code and reason.
         case refuse(code: Int, reason: String)
     }
@@ -49,14 +51,19 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
     /// The hub's handle of this connection, once `hub.open` has returned; dropped when the
     /// channel goes (it leads back to this handler through ``ChannelOutput``).
     private var connection: ConnectionHandle?
-    /// A frame is with the hub (or the connection is being opened): the next waits.
+    /// A frame is with the hub, the connection is being opened, or it waits for its writes in
+    /// flight (``writes``): the next frame waits.
     private var busy = true
+    /// The fast path's writes the store has not answered yet.
+    private let writes = PipelinedWrites()
+    /// Where the store's answers and the hub's frames for this connection arrive.
+    private var outbox: LoopOutbox?
     private var waiting: [Waiting] = []
     /// A `read` held back because `waiting` is full.
     private var readHeld = false
     private var unwritable = 0
-    /// A flush is scheduled for this event-loop tick: frames the hub sends in one burst go out
-    /// in one `writev`.
+    /// The outbox's task flushes this connection once it has written all it holds: frames
+    /// sent in one burst go out in one `writev`.
     private var flushPending = false
     /// Our Close frame went out: no more data frames (RFC 6455 §5.5.1); the timer cuts a
     /// client that does not answer.
@@ -74,14 +81,16 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
         switch role {
         case .refuse(let code, let reason):
             sendClose(context: context, code: code, reason: reason)
-        case .serve(let hub, let drain, let hostHint, let remoteIP):
+        case .serve(let hub, let drain, let outboxes, let hostHint, let remoteIP):
             drain.opened()
             let loop = context.eventLoop
             let bound = NIOLoopBound(self, eventLoop: loop)
             drainToken = drain.whenDraining {
                 loop.execute { bound.value.drainStarted() }
             }
-            let output = ChannelOutput(handler: bound, eventLoop: loop)
+            let outbox = outboxes.outbox(for: loop)
+            self.outbox = outbox
+            let output = ChannelOutput(handler: bound, outbox: outbox)
             Task {
                 let handle = await hub.open(hostHint: hostHint, remoteIP: remoteIP, output: output)
                 loop.execute { bound.value.opened(handle) }
@@ -91,7 +100,7 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
 
     private func opened(_ handle: ConnectionHandle) {
         if inactive {
-            if case .serve(let hub, _, _, _) = role { Task { await hub.closed(handle.id) } }
+            if case .serve(let hub, _, _, _, _) = role { Task { await hub.closed(handle.id) } }
             return
         }
         connection = handle
@@ -147,25 +156,50 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    /// Hands the waiting frames to the hub when none is with it.
+    /// Hands the waiting frames on: chats and acks to the fast path, one after the other
+    /// without waiting for their writes (at most ``PipelinedWrites/limit`` in flight); any other
+    /// frame to the hub once every write before it is answered, and the frames after it wait
+    /// for the hub.
     private func pump() {
-        guard !busy, let connection, !waiting.isEmpty, case .serve(let hub, _, _, _) = role, let context else { return }
-        let id = connection.id
-        busy = true
+        guard let connection, let outbox, case .serve(let hub, _, _, _, _) = role, let context else { return }
         let loop = context.eventLoop
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        // The fast path takes the first frame if it is a chat or an ack it handles; the next
-        // waits until its write is answered (one write in flight per connection, as on the
-        // hub's path, so answers keep the frames' order).
-        if case .text(let text) = waiting[0],
-           hub.receiveFast(text, on: connection, answered: { reply in loop.execute { bound.value.answered(reply) } }) {
-            waiting.removeFirst()
-            resumeReading(context: context)
-            return
+        while !busy, !waiting.isEmpty {
+            if case .text(let text) = waiting[0] {
+                if writes.inFlight >= PipelinedWrites.limit {
+                    // Resumed by the last write's answer (LoopOutbox.Item.resume).
+                    busy = writes.waitUntilIdle()
+                    continue
+                }
+                let bound = NIOLoopBound(self, eventLoop: loop)
+                let pipelined = writes
+                pipelined.begin()
+                let taken = hub.receiveFast(text, on: connection) { reply in
+                    // The store's thread: the reply first, then (if the loop waits) the resume,
+                    // both through the loop's one list, so in this order.
+                    if let reply { outbox.post(.send(bound, reply)) }
+                    if pipelined.end() { outbox.post(.resume(bound)) }
+                }
+                if taken {
+                    waiting.removeFirst()
+                    continue
+                }
+                writes.cancel()
+            }
+            // The hub reads what the writes before this frame did: they must be answered.
+            if writes.waitUntilIdle() {
+                busy = true
+                break
+            }
+            toHub(hub, id: connection.id, loop: loop)
         }
-        // What waits up to the next chat or ack, in one task: under load one hop to the hub and
-        // one back per batch, not per frame; the chat behind a ping still takes the fast path.
-        // The frames stay in order: the hub takes them one after the other.
+        resumeReading(context: context)
+    }
+
+    /// What waits up to the next chat or ack goes to the hub in one task: under load one hop
+    /// to the hub and one back per batch, not per frame; the chat behind a ping still takes
+    /// the fast path. The frames stay in order: the hub takes them one after the other.
+    private func toHub(_ hub: SignalingHub, id: Int, loop: any EventLoop) {
+        busy = true
         var count = 1
         while count < waiting.count {
             if case .text(let text) = waiting[count], ChatEnvelope.scan(text) != nil { break }
@@ -173,6 +207,7 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
         }
         let batch = Array(waiting.prefix(count))
         waiting.removeFirst(count)
+        let bound = NIOLoopBound(self, eventLoop: loop)
         // A short task, not one per connection: the hub's async frames (tens of KB deep in
         // login or chat) live in this task's allocator and go when it ends (issue 17).
         Task {
@@ -184,7 +219,6 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
             }
             loop.execute { bound.value.handled() }
         }
-        resumeReading(context: context)
     }
 
     private func resumeReading(context: ChannelHandlerContext) {
@@ -199,10 +233,8 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
         pump()
     }
 
-    /// The fast path's write was answered: its reply (an `ack` or an `error`) goes out, and
-    /// the next frame may go.
-    private func answered(_ reply: String?) {
-        if let reply { send(text: reply) }
+    /// Every write in flight was answered while the connection waited for that.
+    func writesAnswered() {
         handled()
     }
 
@@ -218,7 +250,7 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
         inactive = true
         closeTimer?.cancel()
         waiting.removeAll()
-        if case .serve(let hub, let drain, _, _) = role {
+        if case .serve(let hub, let drain, _, _, _) = role {
             if let drainToken { drain.forget(drainToken) }
             drain.closed()
             if let connection {
@@ -256,9 +288,10 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
         context.fireChannelWritabilityChanged()
     }
 
-    /// One frame from the hub.
-    fileprivate func send(text: String) {
-        guard let context, !inactive, !closeSent else { return }
+    /// Writes one frame without flushing it; true when the caller must call ``flushWritten()``
+    /// (no flush is pending yet), false when one is or the frame was not written.
+    func write(text: String) -> Bool {
+        guard let context, !inactive, !closeSent else { return false }
         // Room in front for the frame's header: NIOWebSocket's encoder writes it there, and the
         // frame goes down the pipeline and into `writev` as one buffer instead of a header
         // buffer and the text (two writes per frame, issue 17).
@@ -271,20 +304,23 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
             unwritable += 1
             if unwritable >= Self.maxUnwritable {
                 context.close(promise: nil)
-                return
+                return false
             }
         }
-        guard !flushPending else { return }
+        guard !flushPending else { return false }
         flushPending = true
-        context.eventLoop.assumeIsolated().execute { [self] in
-            flushPending = false
-            guard !inactive else { return }
-            context.flush()
-        }
+        return true
+    }
+
+    /// Flushes what ``write(text:)`` wrote.
+    func flushWritten() {
+        flushPending = false
+        guard !inactive, let context else { return }
+        context.flush()
     }
 
     /// The hub ends the connection (login timeout, silence, a dropped session).
-    fileprivate func closeFromHub() {
+    func closeFromHub() {
         guard let context else { return }
         // RFC 6455 §7.4.1: 1000, the purpose of the connection is fulfilled.
         sendClose(context: context, code: 1000, reason: "")
@@ -311,24 +347,22 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
     }
 }
 
-/// The hub's way to a ``SignalingConnectionHandler``: frames and the close hop to the
-/// connection's event loop, in the order the hub sent them.
+/// The hub's way to a ``SignalingConnectionHandler``: frames and the close go to the
+/// connection's event loop through its ``LoopOutbox``, in the order the hub sent them.
 final class ChannelOutput: ConnectionOutput {
     private let handler: NIOLoopBound<SignalingConnectionHandler>
-    private let eventLoop: any EventLoop
+    private let outbox: LoopOutbox
 
-    init(handler: NIOLoopBound<SignalingConnectionHandler>, eventLoop: any EventLoop) {
+    init(handler: NIOLoopBound<SignalingConnectionHandler>, outbox: LoopOutbox) {
         self.handler = handler
-        self.eventLoop = eventLoop
+        self.outbox = outbox
     }
 
     func write(text: String) {
-        let handler = handler
-        eventLoop.execute { handler.value.send(text: text) }
+        outbox.post(.send(handler, text))
     }
 
     func close() {
-        let handler = handler
-        eventLoop.execute { handler.value.closeFromHub() }
+        outbox.post(.close(handler))
     }
 }

@@ -129,7 +129,7 @@ extension SignalingHTTPChannel {
                 channel.eventLoop.makeCompletedFuture {
                     let role: SignalingConnectionHandler.Role = switch admission.value {
                     case .accepted(let hostHint, let remoteIP)?:
-                        .serve(hub: endpoint.hub, drain: endpoint.drain, hostHint: hostHint, remoteIP: remoteIP)
+                        .serve(hub: endpoint.hub, drain: endpoint.drain, outboxes: endpoint.outboxes, hostHint: hostHint, remoteIP: remoteIP)
                     case .refused(let code, let reason)?:
                         .refuse(code: code, reason: reason)
                     case .notSignaling?, nil:
