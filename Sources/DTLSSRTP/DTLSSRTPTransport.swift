@@ -315,7 +315,7 @@ public final class DTLSSRTPTransport: Sendable {
     private func unprotect(_ datagram: ByteBuffer, rtcp: Bool) -> TransportEvent? {
         var packet = datagram
         let status = inbound.withLock { session -> TransportError.Code? in
-            guard let session else { return .notConnected }
+            guard let session else { return TransportError.Code.notConnected }
             do throws(TransportError) {
                 if rtcp { try session.unprotectRTCP(&packet) } else { try session.unprotectRTP(&packet) }
                 return nil
