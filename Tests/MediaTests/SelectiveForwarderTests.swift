@@ -136,6 +136,30 @@ struct SelectiveForwarderTests {
         #expect(Self.rtcp(late.outputs, to: "alice").count == 1)
     }
 
+    @Test("the ticks free cached packets past the cache's age (each holds its datagram); a young one stays and still answers a NACK")
+    func cacheFreesOldPackets() throws {
+        var forwarder = try Self.call()
+        for sequence: UInt16 in 0..<100 {
+            _ = try forwarder.forward(Self.video(sequence), from: "alice", now: .milliseconds(Int64(sequence)))
+        }
+        func held() -> Int { forwarder.participants["alice"]!.sources[1001]!.cache.heldPackets }
+        #expect(held() == 100)
+        // Ticks while they are younger than the age (1 s) free nothing.
+        var time = Duration.milliseconds(100)
+        for _ in 0..<40 { time += .milliseconds(20); _ = forwarder.tick(now: time) }
+        #expect(held() == 100)
+        // One new packet once the old ones are past the age, then 0.6 s of ticks (the sweep goes
+        // round the 512 slots): the ring still has room for 412 more, but the 100 old ones are gone.
+        let toBob = try outgoing(forwarder, to: "bob", from: "alice", .video)
+        time = .milliseconds(1200)
+        let young = try #require(Self.rtp(try forwarder.forward(Self.video(100), from: "alice", now: time), to: "bob").first)
+        for _ in 0..<30 { time += .milliseconds(20); _ = forwarder.tick(now: time) }
+        #expect(held() == 1)
+        let nack = RTCPGenericNACK(senderSSRC: 2001, mediaSSRC: toBob.ssrc, lostSequenceNumbers: [young.sequenceNumber])
+        let result = try forwarder.handleRTCP(try Self.compound([.nack(nack)]), from: "bob", now: time)
+        #expect(Self.rtp(result.outputs, to: "bob").map(\.payload) == [young.payload])
+    }
+
     @Test("with RTX negotiated, bob's NACK is answered in his RTX stream (RFC 4588 §4) and unwraps to the packet he missed")
     func retransmissionInRTX() throws {
         var forwarder = try Self.call()

@@ -230,6 +230,7 @@ public struct SelectiveForwarder: Sendable {
     public mutating func tick(now: Duration) -> [ForwarderOutput] {
         var outputs: [ForwarderOutput] = []
         chooseLayers(now: now)
+        expireCachedPackets(now: now)
         for (id, participant) in participants {
             for (ssrc, source) in participant.sources where source.keyFramePending {
                 if let last = source.lastKeyFrameRequest, now - last < configuration.minKeyFrameRequestInterval { continue }
@@ -241,6 +242,22 @@ public struct SelectiveForwarder: Sendable {
             }
         }
         return outputs
+    }
+
+    /// How many slots of each cache one ``tick(now:)`` looks at: every slot twice a second at the
+    /// 20 ms ticks `ForwardedCall` runs.
+    static func expirySlotsPerTick(capacity: Int) -> Int { max(1, capacity / 25) }
+
+    /// Frees cached packets too old to be sent again (``ForwardingPacketCache/expire(now:slots:)``).
+    private mutating func expireCachedPackets(now: Duration) {
+        // Over copies of the keys, writing in place: iterating the dictionaries while writing to
+        // them would copy their storage.
+        for id in Array(participants.keys) {
+            for ssrc in Array(participants[id]!.sources.keys) {
+                let count = Self.expirySlotsPerTick(capacity: participants[id]!.sources[ssrc]!.cache.capacity)
+                participants[id]!.sources[ssrc]!.cache.expire(now: now, slots: count)
+            }
+        }
     }
 
     // MARK: RTP

@@ -23,6 +23,10 @@ public actor ForwardedCall {
     private var uplinks: [String: UplinkFeedback] = [:]
     private var ticker: Task<Void, Never>?
     private let metrics = ForwarderMetrics()
+    private let allocator = ByteBufferAllocator()
+    /// Room for the header extensions the forwarder writes (mid, audio level, transport-wide
+    /// sequence number: RFC 8285 one-byte form, under 32 bytes).
+    static let extensionRoom = 64
     private let logger: Logger
     private var limiter = LogLimiter()
     private let epoch = ContinuousClock.now
@@ -90,6 +94,16 @@ public actor ForwardedCall {
                 }
             }
         }
+    }
+
+    /// One datagram from `participant`'s path, for a transport made to be handed its datagrams
+    /// (`DTLSSRTPTransport(path:configuration:)`): decrypted and forwarded here, in one step
+    /// from the ICE agent's stream to the core, instead of through the transport's own task and
+    /// stream (each a task switch per packet, docs/rooms.md "Cost per packet"). DTLS goes to the
+    /// handshake; what does not authenticate is dropped (and counted by the transport).
+    public func receive(_ datagram: ByteBuffer, from participant: String) {
+        guard let transport = transports[participant], let event = transport.receive(datagram) else { return }
+        _ = handle(event, from: participant)
     }
 
     /// The streams the forwarder sends `participant` (for the `a=ssrc` lines of its SDP).
@@ -194,7 +208,12 @@ public actor ForwardedCall {
             do {
                 switch output {
                 case .rtp(let to, let packet):
-                    try transports[to]?.sendRTP(try packet.serialized())
+                    guard let transport = transports[to] else { continue }
+                    // Room for SRTP's tag too: the transport protects this buffer in place.
+                    var buffer = allocator.buffer(capacity: RTPPacket.fixedHeaderSize + 4 * packet.csrcs.count + Self.extensionRoom
+                        + packet.payload.readableBytes + Int(packet.paddingLength) + DTLSSRTPTransport.sendHeadroom)
+                    try packet.write(into: &buffer)
+                    try transport.sendRTP(buffer)
                 case .rtcp(let to, let packets):
                     try transports[to]?.sendRTCP(try RTCPPacket.serializeCompound(packets))
                 }
