@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+import Signaling
+import TestSupport
+
+/// Issue 16, a forwarded room call with members of another node (docs/rooms.md "Forwarded calls
+/// for members of other nodes"): `#ops` is hosted by east, which runs a forwarder and takes at
+/// most 2 participants peer to peer; bob at east waits in the room, alice at west starts the
+/// call, bob joins, carol at west joins as the third and the call moves to east's forwarder.
+/// West checks east's signed assignment under the key its link proved and signs its own for
+/// alice and carol, who call `forwarder@east` across the link. Every participant decodes every
+/// other's test pattern through the forwarder. The attacker is mallory at west: a member of the
+/// room, not in the call, calling the forwarder anyway.
+@Suite(.serialized, .timeLimit(.minutes(4))) struct RoomCallForwardedAcrossNodesTests {
+    @Test("members of two nodes in a forwarded call: each decodes the others through east's forwarder")
+    func membersOfTwoNodesThroughOneForwarder() async throws {
+        let nodes = try await LinkedNodes.start(eastArguments: ["--forwarder", "--room-call-mesh-limit", "2"])
+        defer { nodes.stop() }
+        let (east, west, eastAddress, westAddress) = (nodes.east, nodes.west, nodes.eastAddress, nodes.westAddress)
+        let peers = try CallPeers("room-call-forwarded-links")
+        let sources = ["--source", "pattern:320x180@10", "--source", "tone"]
+        let room = "#ops@\(eastAddress)"
+        let bob = try await peers.roomMember("bob", room: "#ops", node: east.signalingURL, extra: sources)
+        defer { bob.stop() }
+        _ = try await peers.options("alice")
+        _ = try await peers.options("carol")
+        let began = ContinuousClock.now
+        let alice = try peers.startCall("alice", to: room, node: west.signalingURL, duration: 8, extra: sources)
+        defer { alice.stop() }
+        // carol joins once bob is in: the third participant, past the limit of 2.
+        try await bob.waitForOutput(#""participants":"alice@\#(westAddress) bob""#, timeout: TestDeadline.event * 2)
+        let carol = try peers.startCall("carol", to: room, node: west.signalingURL, duration: 8, extra: sources)
+        defer { carol.stop() }
+
+        // mallory at west: a member of the room, not in the call. She hears the forwarded state
+        // with west's assignment, verified under the key she pinned for west (not east's).
+        let mallory = SignalingClient(url: west.signalingURL, name: "mallory", identity: .generate(), requestTimeout: .seconds(20))
+        let events = EventLog(mallory)
+        try await mallory.connect()
+        defer { Task { await mallory.close() } }
+        try await mallory.join(room: room)
+        let forwarded = try await events.wait(timeout: TestDeadline.event * 3) { event -> RoomCallState? in
+            if case .roomCall(let state) = event, state.forwarder != nil { state } else { nil }
+        }
+        #expect(forwarded.room == room && forwarded.forwarder?.address == "forwarder@\(eastAddress)")
+        #expect(forwarded.forwarderRefusal == nil)
+        // Her tagged call to the forwarder: west refuses it (she is no participant).
+        var payload = CallPayload(type: .call, from: "mallory", to: "forwarder@\(eastAddress)", call: "m-1", kind: .video, ts: Date().timeIntervalSince1970)
+        payload.room = room
+        payload.roomCall = forwarded.call
+        do {
+            try await mallory.callSetup(payload)
+            Issue.record("west relayed a non-participant's call to east's forwarder")
+        } catch let error as SignalingError {
+            #expect(error.code == .forbidden, "\(error)")
+        }
+
+        let limit = TestDeadline.event * 6 + .seconds(20)
+        let aliceExit = await alice.waitForExit(timeout: limit)
+        let carolExit = await carol.waitForExit(timeout: limit)
+        #expect(aliceExit == 0, "alice: \(alice.output.suffix(4000))")
+        #expect(carolExit == 0, "carol: \(carol.output.suffix(4000))")
+        // bob's forwarded call ends with the room call (alice and carol left).
+        try await bob.waitForOutput(timeout: TestDeadline.event * 3, describe: "bob's report of his call to the forwarder") {
+            $0.split(separator: "\n").contains { $0.hasPrefix("{") && $0.contains(#""to":"forwarder""#) && $0.contains("\"streams\"") }
+        }
+        // Each writes the forwarder as its node does; the forwarder names senders as east writes them.
+        let everyone = ["bob", "alice@\(westAddress)", "carol@\(westAddress)"]
+        let runs: [(name: String, output: String, forwarder: String, me: String)] = [
+            ("alice", alice.output, "forwarder@\(eastAddress)", "alice@\(westAddress)"),
+            ("carol", carol.output, "forwarder@\(eastAddress)", "carol@\(westAddress)"),
+            ("bob", bob.output, "forwarder", "bob"),
+        ]
+        var figures: [String] = []
+        for run in runs {
+            let reports = try RoomCallCLITests.reports(in: run.output)
+            let report = try #require(reports[run.forwarder], "\(run.name) has no report of a call to \(run.forwarder): \(reports.keys.sorted())")
+            #expect(report["ok"] as? Bool == true, "\(run.name): \(report)")
+            let receptions = try #require(report["forwarded"] as? [[String: Any]], "\(run.name): \(report)")
+            let others = Set(everyone).subtracting([run.me])
+            #expect(Set(receptions.compactMap { $0["from"] as? String }) == others, "\(run.name) received \(receptions.map { $0["from"] ?? "?" })")
+            for reception in receptions {
+                let from = reception["from"] as? String ?? "?"
+                let streams = try #require(reception["streams"] as? [[String: Any]])
+                let video = try #require(streams.first { $0["kind"] as? String == "video" }, "\(run.name) ← \(from): no video")
+                let audio = try #require(streams.first { $0["kind"] as? String == "audio" }, "\(run.name) ← \(from): no audio")
+                let first = video["firstPatternFrame"] as? Int ?? -1
+                let last = video["lastPatternFrame"] as? Int ?? -1
+                #expect(first >= 0 && last > first && (video["patternFrames"] as? Int ?? 0) >= 2, "\(run.name) ← \(from): pattern frames \(first)…\(last)")
+                #expect((audio["receivedFrames"] as? Int ?? 0) > 0, "\(run.name) ← \(from): no audio decoded")
+                figures.append("\(run.name)←\(from) \(first)…\(last)")
+            }
+        }
+        print("figure: forwarded room call across two nodes (east forwards; alice, carol at west), \(ContinuousClock.now - began) in all; pattern frames per pair: \(figures.joined(separator: ", "))")
+    }
+}
