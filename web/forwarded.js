@@ -112,7 +112,7 @@ export async function verifyAssignment(signed, { room, call, nodeKey, now = Date
   if (!isForwarder || hostOf(payload.forwarder) !== host || (host !== null && payload.host !== host)) {
     throw new AssignmentError('bad-field', `the forwarder assignment names ${payload.forwarder.slice(0, 80)}, not a forwarder at the room's node ${host ?? 'here'}`);
   }
-  return { address: payload.forwarder, key: payload.key, ts, expires };
+  return { address: payload.forwarder, key: payload.key, ts, expires, host };
 }
 
 /** The node part of `name@host:port` or `#room@host:port`, null for a bare one. */
@@ -167,9 +167,19 @@ export class ForwardedLink extends EventTarget {
     this.dispatchEvent(new Event('change'));
   }
 
-  /** The stream of `sender`, if the forwarder offered one. */
+  /**
+   * The stream of `sender` (as this page's node writes it), if the forwarder offered one. The
+   * forwarder of a room of another node names senders as that node writes them: its own peers
+   * bare (`bob`, here `bob@host`), this node's peers qualified (`carol@<this node>`, here `carol`).
+   */
   stream(sender) {
-    return this.streams.get(sender) ?? null;
+    const direct = this.streams.get(sender);
+    const host = this.assignment.host;
+    if (direct || !host) return direct ?? null;
+    const at = sender.indexOf('@');
+    if (at >= 0) return sender.slice(at + 1) === host ? this.streams.get(sender.slice(0, at)) ?? null : null;
+    const theirs = [...this.streams.keys()].filter((name) => name.startsWith(`${sender}@`) && !name.endsWith(`@${host}`));
+    return theirs.length === 1 ? this.streams.get(theirs[0]) : null;
   }
 
   /** Per-sender statistics (inbound-rtp by track), after each of the call's stats rounds. */
