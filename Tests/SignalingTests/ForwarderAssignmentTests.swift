@@ -117,10 +117,11 @@ import Testing
             return ForwarderSigning.sign(payload, with: node)
         }
         let stranger = Identity.generate()
+        let vouchedByStranger = try ForwarderSigning.vouch(theirs, hostKey: host.publicKeyBase64, host: east, room: "#ops",
+                                                           call: "rc-1", now: now, with: stranger)
         let refusals: [(String, SignedBody)] = [
             ("the host's own, unvouched", theirs),
-            ("vouched by another node's key", try ForwarderSigning.vouch(theirs, hostKey: host.publicKeyBase64, host: east, room: "#ops",
-                                                                         call: "rc-1", now: now, with: stranger)),
+            ("vouched by another node's key", vouchedByStranger),
             ("vouched for that name at another host", vouchedPayload { $0.room = "#ops@203.0.113.5:443" }),
             ("vouched for a room of bob's own node", vouchedPayload { $0.room = "#ops" }),
             ("a forwarder at another node", vouchedPayload { $0.forwarder = "forwarder@203.0.113.5:443" }),
