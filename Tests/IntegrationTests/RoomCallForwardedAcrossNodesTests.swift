@@ -22,25 +22,33 @@ import TestSupport
         let sources = ["--source", "pattern:320x180@10", "--source", "tone"]
         let room = "#ops@\(eastAddress)"
         for name in ["bob", "alice", "carol"] { _ = try await peers.options(name) }
-        let began = ContinuousClock.now
-        // Each stays `duration` after its latest call connected (the one to the forwarder).
-        let bob = try peers.startCall("bob", to: "#ops", node: east.signalingURL, duration: 10, extra: sources)
-        defer { bob.stop() }
-        try await bob.waitForOutput(#""change":"started""#, timeout: TestDeadline.event * 2)
-        let alice = try peers.startCall("alice", to: room, node: west.signalingURL, duration: 8, extra: sources)
-        defer { alice.stop() }
-        // carol joins once alice is in: the third participant, past the limit of 2.
-        try await bob.waitForOutput(#""participants":"bob alice@\#(westAddress)""#, timeout: TestDeadline.event * 2)
-        let carol = try peers.startCall("carol", to: room, node: west.signalingURL, duration: 8, extra: sources)
-        defer { carol.stop() }
-
-        // mallory at west: a member of the room, not in the call. She hears the forwarded state
-        // with west's assignment, verified under the key she pinned for west (not east's).
+        // dave at east makes the room (a peer of another node joins only an existing one).
+        let dave = SignalingClient(url: east.signalingURL, name: "dave", identity: .generate(), requestTimeout: .seconds(20))
+        try await dave.connect()
+        defer { Task { await dave.close() } }
+        try await dave.join(room: "#ops")
+        // mallory at west: a member of the room, never in the call; she watches its states.
         let mallory = SignalingClient(url: west.signalingURL, name: "mallory", identity: .generate(), requestTimeout: .seconds(20))
         let events = EventLog(mallory)
         try await mallory.connect()
         defer { Task { await mallory.close() } }
         try await mallory.join(room: room)
+        let began = ContinuousClock.now
+        // Each stays `duration` after its latest call connected (the one to the forwarder).
+        let bob = try peers.startCall("bob", to: "#ops", node: east.signalingURL, duration: 10, extra: sources)
+        defer { bob.stop() }
+        try await Task.sleep(for: .seconds(1))
+        let alice = try peers.startCall("alice", to: room, node: west.signalingURL, duration: 8, extra: sources)
+        defer { alice.stop() }
+        // carol joins once both are in: the third participant, past the limit of 2.
+        _ = try await events.wait(timeout: TestDeadline.event * 3) { event -> Bool? in
+            if case .roomCall(let state) = event, state.participants.count == 2 { true } else { nil }
+        }
+        let carol = try peers.startCall("carol", to: room, node: west.signalingURL, duration: 8, extra: sources)
+        defer { carol.stop() }
+
+        // mallory hears the forwarded state with west's assignment, verified under the key she
+        // pinned for west (not east's).
         let forwarded = try await events.wait(timeout: TestDeadline.event * 3) { event -> RoomCallState? in
             if case .roomCall(let state) = event, state.forwarder != nil { state } else { nil }
         }
