@@ -81,7 +81,7 @@ public final class ClusterRouter: ClusterRouting {
         "CREATE TABLE IF NOT EXISTS cluster_frames (id bigserial PRIMARY KEY, frame text NOT NULL, created timestamptz NOT NULL DEFAULT now())",
         // Added after the table (session 9): a database made by an older member gets it too.
         "ALTER TABLE cluster_members ADD COLUMN IF NOT EXISTS url text",
-    ]
+    ] + roomCallSchema
 
     init(member: String, url: String?, client: PostgresClient, store: PostgresStore, hub: SignalingHub, heartbeat: Duration,
          deadAfter: Duration, logger: Logger) {
@@ -129,7 +129,8 @@ public final class ClusterRouter: ClusterRouting {
     func start() async throws {
         try await store.guarded {
             try await client.query("""
-                WITH old AS (DELETE FROM presence WHERE member = \(member) RETURNING name)
+                WITH old AS (DELETE FROM presence WHERE member = \(member) RETURNING name),
+                     calls AS (DELETE FROM room_calls WHERE member = \(member))
                 SELECT pg_notify(\(Self.clusterChannel), 'gone ' || \(member)) FROM (SELECT 1) AS one
                 """, logger: logger)
             try await client.query("""
@@ -162,7 +163,8 @@ public final class ClusterRouter: ClusterRouting {
             try await store.guarded {
                 try await client.query("""
                     WITH gone AS (DELETE FROM cluster_members WHERE member = \(member) RETURNING member),
-                         cleared AS (DELETE FROM presence WHERE member = \(member))
+                         cleared AS (DELETE FROM presence WHERE member = \(member)),
+                         calls AS (DELETE FROM room_calls WHERE member = \(member))
                     SELECT pg_notify(\(Self.clusterChannel), 'gone ' || \(member))
                     """, logger: logger)
             }
@@ -233,7 +235,7 @@ public final class ClusterRouter: ClusterRouting {
                 guard let space = record.firstIndex(of: UInt8(ascii: " ")) else { continue }
                 let name = String(Substring(record[..<space]))
                 let text = String(Substring(record[record.index(after: space)...]))
-                if !hub.clusterDeliverChat(text: text, to: name) { await hub.clusterDeliver(text: text, to: name) }
+                await dispatch(text: text, to: name)
             }
             return
         }
@@ -248,9 +250,20 @@ public final class ClusterRouter: ClusterRouting {
             } catch {
                 return logger.error("cluster: cannot read a large frame", metadata: ["error": "\(error.reason)"])
             }
-            await hub.clusterDeliver(text: text, to: rest)
-        } else if !hub.clusterDeliverChat(text: rest, to: head) {
-            await hub.clusterDeliver(text: rest, to: head)
+            await dispatch(text: text, to: rest)
+        } else {
+            await dispatch(text: rest, to: head)
+        }
+    }
+
+    /// Hands one received frame on: to a name's connections here (chat from this thread), or
+    /// to the hub as a request when a token stands in the name's place (a room call hosted
+    /// here, or the host's answer, SignalingHub+ClusterRoomCalls.swift).
+    private func dispatch(text: String, to name: String) async {
+        if let first = name.first, first == SignalingHub.clusterRequestMark || first == SignalingHub.clusterReplyMark {
+            await hub.clusterRequest(text: text, token: name)
+        } else if !hub.clusterDeliverChat(text: text, to: name) {
+            await hub.clusterDeliver(text: text, to: name)
         }
     }
 
@@ -267,6 +280,11 @@ public final class ClusterRouter: ClusterRouting {
             logger.notice("cluster: member gone", metadata: ["member": "\(parts[1])"])
             await hub.clusterMemberGone(parts[1])
             await redeliverPending()
+            do {
+                try await forgetEndedRoomCalls()
+            } catch {
+                logger.error("cluster: cannot read which room calls still run", metadata: ["error": "\(error.reason)"])
+            }
         default:
             break
         }
@@ -398,12 +416,14 @@ public final class ClusterRouter: ClusterRouting {
                 // The DELETE decides which member reaps a dead one: each is reaped once.
                 try await client.query("""
                     WITH gone AS (DELETE FROM cluster_members WHERE seen < now() - make_interval(secs => \(seconds)) AND member <> \(member) RETURNING member),
-                         cleared AS (DELETE FROM presence WHERE member IN (SELECT member FROM gone))
+                         cleared AS (DELETE FROM presence WHERE member IN (SELECT member FROM gone)),
+                         calls AS (DELETE FROM room_calls WHERE member IN (SELECT member FROM gone))
                     SELECT pg_notify(\(Self.clusterChannel), 'gone ' || member) FROM gone
                     """, logger: logger)
                 try await client.query("DELETE FROM cluster_frames WHERE created < now() - interval '60 seconds'", logger: logger)
             }
             try await learnMemberURLs()
+            try await syncRoomCalls()
             if ContinuousClock.now - refreshed > .seconds(5) {
                 refreshed = .now
                 try? await store.refreshUsage()

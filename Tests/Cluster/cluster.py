@@ -7,7 +7,10 @@ Its clients (a protocol client here and the real CLI, `meshnode join` with three
 must be logged in at another member within 5 s, and every message a member acknowledged before
 the kill must reach its recipient: zero lost. Then an attacker floods a fourth member while
 PostgreSQL is held slow: at most `--store-write-queue` writes wait, the rest get `store-busy`.
-Last, the web page in Chromium with two members' URLs fails over when its member is killed.
+Then the web page in Chromium with two members' URLs fails over when its member is killed.
+Last, room calls across members (`room_calls`): three CLIs on three members in one call, a
+non-member refused, a dead host's call gone once it is reaped, and a CLI given one member's
+URL failing over to one it learnt from `welcome` (`--only room-calls` runs only this part).
 `testnet/cluster --serve` only starts the cluster
 (`make cluster`) and waits for Ctrl-C.
 
@@ -416,6 +419,194 @@ def page_failover(binary, postgres, workdir, node_key):
         p2.kill()
 
 
+def signed_room_call(key, action, from_, room, call, kind=None):
+    """A signed `room-call` request body (docs/protocol.md "Room calls")."""
+    payload = {"action": action, "from": from_, "room": room, "call": call, "ts": time.time()}
+    if kind:
+        payload["kind"] = kind
+    text = json.dumps(payload, separators=(",", ":"))
+    return {"payload": text, "key": key.public, "sig": key.sign("meshnode.v1 room-call\n" + text)}
+
+
+class RoomWatcher(Peer):
+    """A protocol client in the room that records every `room-call-state` it is told."""
+
+    def __init__(self, name, urls):
+        super().__init__(name, urls)
+        self.states = []
+        self.last_ping = time.monotonic()
+
+    def seen(self, message):
+        if message["type"] == "room-call-state":
+            self.states.append(message["body"])
+        return False
+
+    def next(self, match, timeout, what):
+        """The next message that matches, recording states on the way (and pinging the node)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if time.monotonic() - self.last_ping > 5:
+                self.last_ping = time.monotonic()
+                self.client.send("ping", {})
+            remaining = min(1.0, deadline - time.monotonic())
+            if remaining <= 0:
+                raise conformance.Timeout(f"no {what} within {timeout} s")
+            try:
+                return self.client.next(lambda m: self.seen(m) or match(m), remaining, what)
+            except conformance.Timeout:
+                if time.monotonic() >= deadline:
+                    raise
+
+    def state(self, event, member=None, timeout=30):
+        """The first state (already seen or coming) with `event` (by `member`)."""
+        def wanted(body):
+            return body["event"] == event and (member is None or body["member"] == member)
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [b for b in self.states if wanted(b)]
+            if found:
+                return found[0]
+            self.next(lambda m: m["type"] == "room-call-state" and wanted(m["body"]), max(0.01, deadline - time.monotonic()),
+                      f"room-call-state {event}" + (f" of {member}" if member else ""))
+
+    def request(self, action, room, call, kind=None, timeout=10):
+        id_ = self.client.send("room-call", signed_room_call(self.key, action, self.name, room, call, kind), to=room)
+        return self.next(lambda m: m["type"] in ("ack", "error") and m["body"].get("of") == id_, timeout, f"answer to room-call {action}")
+
+
+class RoomCaller:
+    """The real CLI in a room call: `meshnode call '#ROOM' --json` at one member."""
+
+    def __init__(self, binary, name, url, workdir, duration):
+        identity = os.path.join(workdir, name + ".identity")
+        subprocess.run([binary, "keygen", "--identity", identity], check=True, stdout=subprocess.DEVNULL)
+        self.name = name
+        self.log = open(os.path.join(workdir, name + ".log"), "w")
+        self.process = subprocess.Popen(
+            [binary, "call", ROOM, "--json", "--name", name, "--identity", identity, "--node", url,
+             "--known-peers", os.path.join(workdir, name + ".pins"), "--duration", str(duration),
+             "--source", "pattern:192x128@10", "--source", "tone", "--ice-address", "127.0.0.1"],
+            stdout=subprocess.PIPE, stderr=self.log, text=True)
+
+    def reports(self, timeout):
+        out, _ = self.process.communicate(timeout=timeout)
+        return self.process.returncode, [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+ROOM = "#team"
+
+
+def room_calls(binary, postgres, workdir, node_key):
+    """Room calls across members (docs/cluster.md "Room calls across members"): r1, r2, r3 with
+    --member-url. The real CLI starts a call of #team at r1; a second joins it at r2, a third
+    at r3 later; each must decode the others' test pattern, and a room member at r2 (a
+    protocol client) hears every state up to `ended`. A non-member's start and join are refused
+    at its own member. Then a call hosted by r1 when r1 is killed with -9 is gone (its join is
+    refused, a start at r2 takes the room) within the reaping time, and a CLI given only r1's
+    URL logs in again at another member that r1's welcome named."""
+    ports = [free_port() for _ in range(3)]
+    urls = [f"ws://127.0.0.1:{port}/ws" for port in ports]
+    started = time.monotonic()
+    members = [Member(binary, f"r{i + 1}", postgres.url, workdir, node_key, extra=["--member-url", urls[i]], http=ports[i])
+               for i in range(3)]
+    callers, joiner = [], None
+    try:
+        for member in members:
+            member.wait_ready()
+        watcher = RoomWatcher("rwatch", [urls[1]])
+        watcher.connect(0)
+        expect(watcher.client.reply(watcher.client.send("join", {"room": ROOM}))["type"] == "ack", f"rwatch joins {ROOM} at r2")
+
+        callers.append(RoomCaller(binary, "ru1", urls[0], workdir, 15))
+        begun = watcher.state("started", "ru1")
+        call = begun["call"]
+        expect(True, f"rwatch (r2) is rung for the call ru1 started at r1 ({call[:8]})")
+
+        # The attacker: a logged-in name at r3 that is not a member of the room.
+        mallory = RoomWatcher("rmallory", [urls[2]])
+        mallory.connect(0)
+        for action in ("join", "start"):
+            answer = mallory.request(action, ROOM, call if action == "join" else uuid.uuid4().hex, kind="video")
+            expect(answer["type"] == "error" and answer["body"]["code"] == "not-member",
+                   f"a non-member's {action} at r3 is refused not-member ({answer['type']} {answer['body'].get('code')})")
+
+        callers.append(RoomCaller(binary, "ru2", urls[1], workdir, 15))
+        watcher.state("joined", "ru2", timeout=40)
+        expect(True, "ru2 joins at r2 the call hosted by r1")
+        callers.append(RoomCaller(binary, "ru3", urls[2], workdir, 15))
+        joined = watcher.state("joined", "ru3", timeout=40)
+        expect(sorted(joined["addresses"]) == ["ru1", "ru2", "ru3"], f"ru3 joins later at r3: three participants ({joined['addresses']})")
+        # The watcher keeps reading (and pinging) while the calls run.
+        deadline = time.monotonic() + 120
+        while any(c.process.poll() is None for c in callers) and time.monotonic() < deadline:
+            try:
+                watcher.next(lambda m: False, 1, "nothing")
+            except conformance.Timeout:
+                pass
+        for caller in callers:
+            code, reports = caller.reports(timeout=10)
+            video = {r["to"]: sum(s.get("receivedFrames", 0) for s in r["streams"] if s["kind"] == "video") for r in reports}
+            others = sorted(c.name for c in callers if c is not caller)
+            last_ok = {r["to"]: r["ok"] for r in reports}  # judged by the last call with each, as the CLI does
+            expect(code == 0 and sorted(video) == others and all(video[o] > 0 for o in others) and all(last_ok.values()),
+                   f"{caller.name} decodes the others' test pattern ({video}, exit {code})")
+        # Each leaves at the end of its run; the last one's leave ends the call.
+        ended = watcher.state("ended", timeout=30)
+        leavers = {b["member"] for b in watcher.states if b["event"] == "left" and b["call"] == call} | {ended["member"]}
+        expect(ended["call"] == call and leavers == {"ru1", "ru2", "ru3"},
+               f"rwatch (r2) hears each leave and the end of the call when the last ({ended['member']}) leaves")
+
+        # The CLI given only r1's URL learns the others from r1's welcome (r1 reads the
+        # members' URLs with each heartbeat: wait until it names all three).
+        deadline, probe_key = time.monotonic() + 15, conformance.Key()
+        while True:
+            probe = conformance.Client(Suite(urls[0]))
+            listed = probe.login("rprobe", probe_key)["body"].get("members") or []
+            probe.close()
+            if all(url in listed for url in urls) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        expect(all(url in listed for url in urls), "r1's welcome names the three members")
+        joiner = CLIPeer(binary, "ru4", urls[:1], workdir)
+        joiner.wait("connected", 10)
+
+        # A call hosted by r1, then r1 dies.
+        host = RoomWatcher("rhost", [urls[0]])
+        host.connect(0)
+        host.client.reply(host.client.send("join", {"room": ROOM}))
+        ghost = uuid.uuid4().hex
+        answer = host.request("start", ROOM, ghost, kind="audio")
+        expect(answer["type"] == "ack", f"rhost starts a call at r1 ({answer['type']})")
+        watcher.state("started", "rhost")
+        killed = time.monotonic()
+        members[0].kill()
+        at, _ = joiner.wait("reconnected", RECONNECT_LIMIT * 3)
+        expect(at - killed < RECONNECT_LIMIT, f"the CLI given only r1's URL is logged in at another member {at - killed:.2f} s after r1's kill -9")
+        # Until r1 is reaped its requests go nowhere; then the call is gone.
+        answer = None
+        while time.monotonic() - killed < 30 and answer is None:
+            try:
+                answer = watcher.request("join", ROOM, ghost, timeout=2)
+            except conformance.Timeout:
+                pass
+        gone = time.monotonic() - killed
+        expect(answer is not None and answer["type"] == "error" and answer["body"]["code"] == "forbidden",
+               f"the call of the killed host is gone {gone:.1f} s after the kill: a join is refused")
+        answer = watcher.request("start", ROOM, uuid.uuid4().hex, kind="audio")
+        expect(answer["type"] == "ack", f"a start at r2 takes the room ({answer['type']} {answer['body'].get('code')})")
+        print(f"cluster room calls: passed in {time.monotonic() - started:.1f} s")
+    except conformance.Timeout as error:
+        raise AssertionError(f"room calls: {error}")
+    finally:
+        for caller in callers:
+            if caller.process.poll() is None:
+                caller.process.kill()
+        if joiner:
+            joiner.stop()
+        for member in members:
+            member.kill()
+
+
 def run_with_postgres(command):
     """The Swift tests of SignalingClusterTests need a real PostgreSQL: a private one for them."""
     workdir = tempfile.mkdtemp(prefix="meshnode-pgtest-")
@@ -435,6 +626,7 @@ def main():
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build", "debug", "meshnode"))
     parser.add_argument("--serve", action="store_true", help="start PostgreSQL and three members, print their URLs, wait for Ctrl-C")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument("--only", choices=["room-calls"], help="run only this part (room calls across members)")
     parser.add_argument("--run", nargs=argparse.REMAINDER,
                         help="start PostgreSQL only, run this command with MESHNODE_TEST_POSTGRES=URL (the Swift tests), stop it")
     args = parser.parse_args()
@@ -462,10 +654,13 @@ def main():
         if args.serve:
             print("clients: meshnode join --name NAME " + " ".join(f"--node {m.url}" for m in members))
             signal.pause()
+        elif args.only == "room-calls":
+            room_calls(args.binary, postgres, workdir, node_key)
         else:
             scenario(args.binary, members, workdir)
             flood(args.binary, postgres, workdir, node_key)
             page_failover(args.binary, postgres, workdir, node_key)
+            room_calls(args.binary, postgres, workdir, node_key)
     except KeyboardInterrupt:
         pass
     except AssertionError as error:

@@ -110,6 +110,7 @@ extension SignalingClient {
 
     private func welcomed(_ body: WelcomeBody) {
         nodeKeyWelcomed(body.nodeKey)
+        learnMembers(body.members)
         loggedIn = true
         attemptsSinceLogin = 0
         heartbeat = .milliseconds(Int(max(body.heartbeat, 0.05) * 1000))

@@ -14,8 +14,11 @@ public actor SignalingClient {
 
     public nonisolated let url: String
     /// Every URL of the node: `url` first, then the other members of a cluster
-    /// (docs/cluster.md). A lost connection goes on at the next one at once.
-    public nonisolated let urls: [String]
+    /// (docs/cluster.md): those given, then those a `welcome` listed (``learnMembers(_:)``).
+    /// A lost connection goes on at the next one at once.
+    public internal(set) var urls: [String]
+    /// How many of `urls` were given (the rest were learnt from `welcome`).
+    let givenURLs: Int
     /// The index in `urls` of the member dialled now, and the attempts since the last login.
     var current = 0
     var attemptsSinceLogin = 0
@@ -68,7 +71,10 @@ public actor SignalingClient {
                 reconnectDelay: Duration = .seconds(5), jitter: Duration = .seconds(1), requestTimeout: Duration = .seconds(30),
                 logger: Logger = Logger(label: "meshnode.signaling.client")) {
         self.url = Self.webSocketURL(url)
-        self.urls = ([url] + fallbacks).map(Self.webSocketURL)
+        var given: [String] = []
+        for candidate in ([url] + fallbacks).map(Self.webSocketURL) where !given.contains(candidate) { given.append(candidate) }
+        self.urls = given
+        self.givenURLs = given.count
         self.name = name
         self.identity = identity
         self.pins = pins

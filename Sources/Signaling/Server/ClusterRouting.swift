@@ -12,6 +12,10 @@ public protocol ClusterRouting: Sendable {
     func deliver(text: String, to name: String, at member: String)
     /// Tells every member that `name` is online here (its first connection) or offline (its last).
     func presence(name: String, online: Bool, key: String?)
+    /// The member hosting the call of `room` (the shared `room_calls`), nil when none does.
+    /// With `claim` (a start of call `call`), a room no member hosts is claimed for this one,
+    /// which is then returned; two members claiming at once are settled by the table's key.
+    func roomCallHost(room: String, call: String, claim: Bool) async throws(SignalingError) -> String?
 }
 
 /// A name's connections at another member: what the hub writes goes to that member.

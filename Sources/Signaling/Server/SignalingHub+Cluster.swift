@@ -41,6 +41,7 @@ extension SignalingHub {
             guard members.remove(member) != nil else { return }
         }
         setRemoteOnline(name, members)
+        if isOnline { tellHostedRoomCalls(toNameAt: name) }
         let nowOnline = online[name] != nil || remoteOnline[name] != nil
         guard wasOnline != nowOnline else { return }
         fromCluster = true
@@ -63,6 +64,10 @@ extension SignalingHub {
         fromCluster = true
         defer { fromCluster = false }
         guard let devices = handle(of: name) else { return }
+        if let message = try? SignalingCodec.decode(text), case .roomCall(.state(let state)) = message.payload {
+            rememberClusterRoomCall(state)
+            return devices.send(text: text)
+        }
         guard let message = try? SignalingCodec.decode(text), case .callSetup(let type, let body) = message.payload,
               let payload = try? JSONDecoder().decode(CallPayload.self, from: Data(body.payload.utf8)) else {
             return devices.send(text: text)

@@ -16,6 +16,10 @@ struct RoomCall {
         /// For a peer of a linked node: that node (`connection` is the link). This node cannot
         /// see such a peer's connection; it counts as connected while the link is up.
         var node: String? = nil
+        /// In cluster mode, for a participant whose device is at another member (docs/cluster.md
+        /// "Room calls across members"): that member. It counts as connected while its name is
+        /// online there.
+        var member: String? = nil
     }
 
     let id: String
@@ -64,6 +68,10 @@ extension SignalingHub {
         let proved = withDeviceProof(body, from: connection)
         if let node = address.node {
             return await relayRoomCall(proved, message: message, room: address.name, node: node, name: name, reply: reply)
+        }
+        if let cluster {
+            return await clusterRoomCallRequest(payload, body: proved, message: message, room: address.name, name: name,
+                                                connection: connection, reply: reply, cluster: cluster)
         }
         await roomCallRequest(payload, body: proved, id: id, room: address.name, name: name, node: nil, connection: connection, reply: reply)
     }
@@ -268,6 +276,9 @@ extension SignalingHub {
         if let node = local.node {
             return remoteRoomCallPairRefusal(room: local.name, node: node, roomCall: roomCall, caller: caller, callee: callee)
         }
+        if cluster != nil, roomCalls[local.name] == nil {
+            return clusterRoomCallPairRefusal(room: local.name, roomCall: roomCall, caller: caller, callee: callee)
+        }
         guard let call = roomCalls[local.name], call.id == roomCall else {
             return "no room call \(roomCall.prefix(64)) runs in \(local.name)"
         }
@@ -303,7 +314,9 @@ extension SignalingHub {
             var updated = call
             for index in updated.participants.indices {
                 let participant = updated.participants[index]
-                let present = participant.node.map { link(to: $0) != nil } ?? (sessions[participant.connection]?.name == participant.name)
+                let present = participant.node.map { link(to: $0) != nil }
+                    ?? participant.member.map { remoteOnline[participant.name]?.contains($0) == true }
+                    ?? (sessions[participant.connection]?.name == participant.name)
                 if present {
                     updated.participants[index].goneSince = nil
                 } else if updated.participants[index].goneSince == nil {

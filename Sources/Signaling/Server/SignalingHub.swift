@@ -65,6 +65,8 @@ public actor SignalingHub {
     /// Room calls of other nodes' rooms as their hosts pushed them, by `#room@host`, bounded
     /// (Links/SignalingHub+RemoteRoomCalls.swift).
     var remoteRoomCalls: [String: RemoteRoomCall] = [:]
+    /// Room calls hosted by other members of this cluster, as their states said (SignalingHub+ClusterRoomCalls.swift).
+    var clusterRoomCalls: [String: ClusterRoomCall] = [:]
     /// Call-setup messages relayed within the freshness window, to refuse replays.
     var callFreshness = CallFreshness(capacity: SignalingHub.maxFreshCallMessages)
     /// The store write the frame being handled on a connection started (a chat, an ack): set
