@@ -4,8 +4,9 @@
 // sends its picture and sound once, and receives every other participant's streams over that
 // one connection, one `sendonly` section per stream, grouped by `msid` = the sender's address.
 //
-// The node says so in `room-call-state` with an assignment signed by its node key. The page
-// takes it only under the key it pinned for the node at login (`welcome.nodeKey`, trust on first
+// The node says so in `room-call-state` with an assignment signed by its node key (for a room of
+// another node: the room's node's assignment, checked and signed anew by this page's node). The
+// page takes it only under the key it pinned for the node at login (`welcome.nodeKey`, trust on first
 // use), exactly as the CLI does (Sources/Signaling/Identity/ForwarderSigning.swift): otherwise a
 // node, or anyone who can inject a state, could send the whole room's media to a forwarder of
 // its choosing.
@@ -68,9 +69,6 @@ function decodedKeyLength(text) {
  * `bad-field`, `stale`, `forbidden`).
  */
 export async function verifyAssignment(signed, { room, call, nodeKey, now = Date.now() / 1000 }) {
-  if (String(room).includes('@')) {
-    throw new AssignmentError('forbidden', 'a forwarded call of a room of another node is not taken yet');
-  }
   if (typeof nodeKey !== 'string' || !nodeKey) {
     throw new AssignmentError('bad-signature', 'this node sent no key at login (nodeKey), so its forwarder assignment cannot be checked');
   }
@@ -92,7 +90,12 @@ export async function verifyAssignment(signed, { room, call, nodeKey, now = Date
   if (!payload || typeof payload !== 'object' || typeof payload.room !== 'string' || typeof payload.call !== 'string') {
     throw new AssignmentError('bad-field', 'the forwarder assignment names no room or call');
   }
-  if (bareName(payload.room) !== bareName(room) || payload.call !== call) {
+  // A room of another node (`#ops@east:8443`): this page's node verified the host's assignment
+  // under the key its link proved and signed its own naming the room in full (docs/rooms.md
+  // "Forwarded calls for members of other nodes"), so the same name at another host is refused.
+  const host = hostOf(room);
+  const sameRoom = host === null ? bareName(payload.room) === bareName(room) : payload.room === room;
+  if (!sameRoom || payload.call !== call) {
     throw new AssignmentError('bad-field', `the forwarder assignment is for ${payload.call.slice(0, 64)} in ${payload.room.slice(0, 40)}, not ${String(call).slice(0, 64)} in ${String(room).slice(0, 40)}`);
   }
   const { ts, expires } = payload;
@@ -103,7 +106,20 @@ export async function verifyAssignment(signed, { room, call, nodeKey, now = Date
       || typeof payload.key !== 'string' || decodedKeyLength(payload.key) !== 32) {
     throw new AssignmentError('bad-field', 'the forwarder assignment names no forwarder or no valid key');
   }
-  return { address: payload.forwarder, key: payload.key, ts, expires };
+  // The forwarder is a session at the room's node: `forwarder…` here, `forwarder…@host` there.
+  const name = bareName(payload.forwarder);
+  const isForwarder = name === 'forwarder' || name.startsWith('forwarder.');
+  if (!isForwarder || hostOf(payload.forwarder) !== host || (host !== null && payload.host !== host)) {
+    throw new AssignmentError('bad-field', `the forwarder assignment names ${payload.forwarder.slice(0, 80)}, not a forwarder at the room's node ${host ?? 'here'}`);
+  }
+  return { address: payload.forwarder, key: payload.key, ts, expires, host };
+}
+
+/** The node part of `name@host:port` or `#room@host:port`, null for a bare one. */
+function hostOf(address) {
+  const text = String(address);
+  const at = text.indexOf('@');
+  return at < 0 ? null : text.slice(at + 1);
 }
 
 /**
@@ -151,9 +167,19 @@ export class ForwardedLink extends EventTarget {
     this.dispatchEvent(new Event('change'));
   }
 
-  /** The stream of `sender`, if the forwarder offered one. */
+  /**
+   * The stream of `sender` (as this page's node writes it), if the forwarder offered one. The
+   * forwarder of a room of another node names senders as that node writes them: its own peers
+   * bare (`bob`, here `bob@host`), this node's peers qualified (`carol@<this node>`, here `carol`).
+   */
   stream(sender) {
-    return this.streams.get(sender) ?? null;
+    const direct = this.streams.get(sender);
+    const host = this.assignment.host;
+    if (direct || !host) return direct ?? null;
+    const at = sender.indexOf('@');
+    if (at >= 0) return sender.slice(at + 1) === host ? this.streams.get(sender.slice(0, at)) ?? null : null;
+    const theirs = [...this.streams.keys()].filter((name) => name.startsWith(`${sender}@`) && !name.endsWith(`@${host}`));
+    return theirs.length === 1 ? this.streams.get(theirs[0]) : null;
   }
 
   /** Per-sender statistics (inbound-rtp by track), after each of the call's stats rounds. */

@@ -8,10 +8,10 @@ import Testing
     let node = Identity.generate()
     let bob = SignalingClient(url: "ws://127.0.0.1:1/ws", name: "bob", identity: .generate())
 
-    func state(_ forwarder: SignedBody?) -> RoomCallStateBody {
+    func state(_ forwarder: SignedBody?, room: String = "#ops") -> RoomCallStateBody {
         let alice = Identity.generate()
         let start = RoomCallSigning.sign(RoomCallPayload(action: .start, from: "alice", room: "#ops", call: "rc-1", ts: Date().timeIntervalSince1970), with: alice)
-        return RoomCallStateBody(room: "#ops", call: "rc-1", kind: .video, event: .joined, member: "alice", participants: [start],
+        return RoomCallStateBody(room: room, call: "rc-1", kind: .video, event: .joined, member: "alice", participants: [start],
                                  limit: 20, forwarder: forwarder)
     }
 
@@ -90,5 +90,52 @@ import Testing
         let state = await bob.verifyRoomCallState(state(assignment(signedBy: node)))
         #expect(state.forwarder == nil)
         #expect(state.forwarderRefusal?.contains("nodeKey") == true)
+    }
+
+    /// A room of another node (docs/rooms.md "Forwarded calls for members of other nodes"): the
+    /// client takes only the assignment its own node vouched for, naming the room in full and a
+    /// forwarder at that room's node. The host's own assignment (a key bob never pinned), one
+    /// vouched by any other key, or one vouched for another host's room is refused.
+    @Test func aRoomOfAnotherNodeIsTakenOnlyAsVouchedByTheOwnNode() async throws {
+        await bob.nodeKeyWelcomed(node.publicKeyBase64)
+        let east = "198.51.100.20:8080"
+        let room = "#ops@\(east)"
+        let host = Identity.generate()
+        let forwarderKey = Identity.generate().publicKeyBase64
+        let now = Date().timeIntervalSince1970
+        let theirs = ForwarderSigning.sign(ForwarderAssignment(room: "#ops", call: "rc-1", forwarder: "forwarder", key: forwarderKey,
+                                                               ts: now, expires: now + 600), with: host)
+        let vouched = try ForwarderSigning.vouch(theirs, hostKey: host.publicKeyBase64, host: east, room: "#ops", call: "rc-1", now: now, with: node)
+        let taken = await bob.verifyRoomCallState(state(vouched, room: room))
+        #expect(taken.forwarder == RoomCallForwarder(address: "forwarder@\(east)", key: forwarderKey))
+        #expect(taken.forwarderRefusal == nil)
+
+        func vouchedPayload(_ change: (inout ForwarderAssignment) -> Void) -> SignedBody {
+            var payload = ForwarderAssignment(room: room, call: "rc-1", forwarder: "forwarder@\(east)", key: forwarderKey, ts: now,
+                                              expires: now + 600, host: east, hostKey: host.publicKeyBase64)
+            change(&payload)
+            return ForwarderSigning.sign(payload, with: node)
+        }
+        let stranger = Identity.generate()
+        let vouchedByStranger = try ForwarderSigning.vouch(theirs, hostKey: host.publicKeyBase64, host: east, room: "#ops",
+                                                           call: "rc-1", now: now, with: stranger)
+        let refusals: [(String, SignedBody)] = [
+            ("the host's own, unvouched", theirs),
+            ("vouched by another node's key", vouchedByStranger),
+            ("vouched for that name at another host", vouchedPayload { $0.room = "#ops@203.0.113.5:443" }),
+            ("vouched for a room of bob's own node", vouchedPayload { $0.room = "#ops" }),
+            ("a forwarder at another node", vouchedPayload { $0.forwarder = "forwarder@203.0.113.5:443" }),
+            ("a peer as forwarder", vouchedPayload { $0.forwarder = "carol@\(east)" }),
+            ("naming another host", vouchedPayload { $0.host = "203.0.113.5:443" }),
+        ]
+        for (what, signed) in refusals {
+            let state = await bob.verifyRoomCallState(state(signed, room: room))
+            #expect(state.forwarder == nil, "\(what)")
+            #expect(state.forwarderRefusal != nil, "\(what)")
+        }
+        // And the node refuses to vouch for what its link's key did not sign.
+        #expect(throws: SignalingError.self) {
+            try ForwarderSigning.vouch(theirs, hostKey: stranger.publicKeyBase64, host: east, room: "#ops", call: "rc-1", now: now, with: node)
+        }
     }
 }

@@ -117,7 +117,9 @@ public actor ForwarderService {
             return await decline(.reject, "the forwarder takes only calls of forwarded room calls")
         }
         guard sessions.count < Self.maxSessions else { return await decline(.busy, "the forwarder carries \(Self.maxSessions) participants already") }
-        let callKey = "\(scope)\(room) \(roomCall)"
+        // The room by its name: a member of another node writes it `#ops@host` (its node's
+        // view), one here `#ops`; the node let the call through only for a room of its own.
+        let callKey = "\(scope)\(RoomCallSigning.roomName(room)) \(roomCall)"
         let forwarded: ForwardedCall
         do {
             forwarded = try await node.call(callKey)

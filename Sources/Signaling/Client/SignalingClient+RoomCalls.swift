@@ -99,12 +99,11 @@ extension SignalingClient {
     }
 
     /// Checks a forwarder assignment against the key pinned for this client's node (taken from
-    /// `welcome` on first use, ``nodeKeyWelcomed(_:)``): a room of another node is not
-    /// forwarded for its members here yet (docs/protocol.md), so its assignment is refused.
+    /// `welcome` on first use, ``nodeKeyWelcomed(_:)``), also for a room of another node: this
+    /// client's node verified the host's assignment under the key its link proved and signed
+    /// its own (docs/rooms.md "Forwarded calls for members of other nodes"), so the client
+    /// trusts only the one key it pinned.
     func verifyForwarder(_ signed: SignedBody, room: String, call: String, now: Double = SignalingClient.now) throws(SignalingError) -> RoomCallForwarder {
-        guard !room.contains("@") else {
-            throw SignalingError(.forbidden, "a forwarded call of a room of another node is not taken yet")
-        }
         guard let nodeKey = pins.key(for: nodePinAddress) else {
             throw SignalingError(.badSignature, "this node sent no key at login (nodeKey), so its forwarder assignment cannot be checked")
         }

@@ -336,6 +336,13 @@ extension SignalingHub {
             }
             // The receiver verifies the signature against its pinned key; the ids matter here.
             let payload = try? JSONDecoder().decode(CallPayload.self, from: Data(body.payload.utf8))
+            // A forwarder takes the calls the node let through (docs/protocol.md "Room calls",
+            // *Forwarded mode* item 3): from another node's peer, too, only a participant's
+            // tagged call of a forwarded call of a room here, to the forwarder assigned to it.
+            if type == .call, ForwarderAssignment.isForwarderName(target),
+               let refusal = linkedForwarderCallRefusal(payload, caller: message.from, forwarder: target, node: node) {
+                return refuse(SignalingError(.forbidden, refusal, of: message.id))
+            }
             // A call this node cannot time is not relayed: its callee's answer would find no
             // ringing call here (SignalingHub+Calls.swift).
             if type == .call, let payload, calls[RingingCall.Key(caller: message.from, callee: target, call: payload.call)] == nil,

@@ -10,6 +10,9 @@ struct RemoteRoomCall {
     let call: String
     /// The participants' addresses as this node writes them (`alice`, `bob@east:8443`).
     var participants: [String]
+    /// The forwarder of a forwarded call as this node writes it (`forwarder@east:8443`), from
+    /// the host's assignment this node verified and vouched for; its participants may call it.
+    var forwarder: String? = nil
     var updated: ContinuousClock.Instant
 }
 
@@ -63,6 +66,19 @@ extension SignalingHub {
         state.room = room
         state.member = fromHost(body.member, host: host)
         state.addresses = addresses.map { fromHost($0, host: host) }
+        if let signed = body.forwarder {
+            // The host signed it with its node key, which this node's clients do not know: this
+            // node checks it under the key the link proved and vouches for it with its own
+            // (docs/rooms.md "Forwarded calls for members of other nodes"). A forged, replayed
+            // or expired one is refused with the whole push: the state is the host's word.
+            do {
+                state.forwarder = try vouchForAssignment(signed, host: host, room: body.room, call: body.call)
+            } catch {
+                logLimited(.warning, "node link: forwarder assignment refused", kind: "forwarder assignment", connection: nil,
+                           metadata: ["node": "\(host)", "code": "\(error.code)", "reason": "\(error.reason)"])
+                return refuse(SignalingError(error.code, "the forwarder assignment for \(target): \(error.reason)", of: message.id))
+            }
+        }
         rememberRemoteRoomCall(state, now: now())
         handle(of: target)?.send(nodeMessage(to: target, .roomCall(.state(state))))
     }
@@ -76,7 +92,22 @@ extension SignalingHub {
             return logLimited(.notice, "remote room calls: table full, state not remembered", kind: "remote room calls", connection: nil,
                               metadata: ["room": "\(state.room)"])
         }
-        remoteRoomCalls[state.room] = RemoteRoomCall(call: state.call, participants: state.addresses ?? [], updated: now)
+        let forwarder = state.forwarder.flatMap { try? JSONDecoder().decode(ForwarderAssignment.self, from: Data($0.payload.utf8)).forwarder }
+        remoteRoomCalls[state.room] = RemoteRoomCall(call: state.call, participants: state.addresses ?? [], forwarder: forwarder, updated: now)
+    }
+
+    /// The host's assignment checked under the key the link to `host` proved (a node record
+    /// proven by dial-back or the link's own proof, never a key the push names), then signed
+    /// anew by this node for its clients.
+    private func vouchForAssignment(_ signed: SignedBody, host: String, room: String, call: String) throws(SignalingError) -> SignedBody {
+        guard let hostKey = linkKeys[host] else {
+            throw SignalingError(.notProven, "this node holds no proven key of \(host), so it cannot check its forwarder assignment")
+        }
+        guard let identity = configuration.nodeIdentity else {
+            throw SignalingError(.unavailable, "this node has no node key to vouch for a forwarder assignment with")
+        }
+        return try ForwarderSigning.vouch(signed, hostKey: hostKey, host: host, room: room, call: call,
+                                          now: Date().timeIntervalSince1970, with: identity)
     }
 
     /// Why a pairwise `call` tagged with a call of `room` at `node` may not ring, or nil: both
@@ -85,6 +116,12 @@ extension SignalingHub {
         let key = "\(room)@\(node)"
         guard let call = remoteRoomCalls[key], call.call == roomCall else {
             return "no room call \(roomCall.prefix(64)) runs in \(key) as far as this node heard from its host"
+        }
+        // A participant's call to the call's forwarder, as the vouched assignment named it.
+        if let forwarder = call.forwarder, callee == forwarder || ForwarderAssignment.isForwarderName(Address.bareName(callee)) {
+            guard callee == forwarder else { return "room call \(roomCall.prefix(64)) of \(key) is forwarded by \(forwarder), not \(callee.prefix(80))" }
+            guard call.participants.contains(caller) else { return "\(caller.prefix(80)) is not in room call \(roomCall.prefix(64)) of \(key); join it first" }
+            return nil
         }
         for party in [caller, callee] where !call.participants.contains(party) {
             return "\(party.prefix(80)) is not in room call \(roomCall.prefix(64)) of \(key); join it first"
@@ -130,6 +167,20 @@ extension SignalingHub {
             return reply.send(errorMessage(error, to: member))
         }
         await roomCallRequest(payload, body: body, id: message.id, room: message.to, name: member, node: node, connection: reply.id, reply: reply)
+    }
+
+    /// Why a call relayed by the link to `node` from `caller` (`alice@west`) may not reach this
+    /// node's forwarder `forwarder`, or nil. The caller names the room as it writes it
+    /// (`#ops@east`): one of this node's addresses, as for its room-call requests.
+    func linkedForwarderCallRefusal(_ payload: CallPayload?, caller: String, forwarder: String, node: String) -> String? {
+        guard let payload, let room = payload.room, let roomCall = payload.roomCall else {
+            return "a call to \(forwarder) is a participant's call of a forwarded room call (room, roomCall)"
+        }
+        guard room.hasPrefix("#"), let parsed = Address.parse(String(room.dropFirst())), let at = parsed.node,
+              at == ownAddress(toward: node) || at == configuration.nodeAddress || configuration.authorities.contains(at) else {
+            return "\(room.prefix(80)) is not a room of this node"
+        }
+        return roomCallPairRefusal(room: "#" + parsed.name, roomCall: roomCall, caller: caller, callee: forwarder)
     }
 
     /// Sends `state` over the link to `member`'s node, with every address as that node's peers

@@ -17,6 +17,12 @@ public struct ForwarderAssignment: Codable, Sendable, Equatable {
     /// ``maxLifetime`` later: the node signs a fresh one with every state it sends).
     public var ts: Double
     public var expires: Double
+    /// Only in an assignment a member's node vouches for (docs/rooms.md "Forwarded calls for
+    /// members of other nodes"): the room's node (`host:port`, as the member's node writes it)
+    /// and the node key under which the member's node verified that node's own assignment.
+    /// Nil in an assignment the room's node signs for its own peers.
+    public var host: String? = nil
+    public var hostKey: String? = nil
 
     /// The name under which a node's forwarder logs in to the node, with the node key; reserved.
     public static let forwarderName = "forwarder"
@@ -40,13 +46,16 @@ public struct ForwarderAssignment: Codable, Sendable, Equatable {
     /// The longest an assignment is good for, in seconds.
     public static let maxLifetime: Double = 3600
 
-    public init(room: String, call: String, forwarder: String, key: String, ts: Double, expires: Double) {
+    public init(room: String, call: String, forwarder: String, key: String, ts: Double, expires: Double,
+                host: String? = nil, hostKey: String? = nil) {
         self.room = room
         self.call = call
         self.forwarder = forwarder
         self.key = key
         self.ts = ts
         self.expires = expires
+        self.host = host
+        self.hostKey = hostKey
     }
 }
 

@@ -8,8 +8,9 @@ struct LinkedNodes {
     var eastAddress: String { "127.0.0.1:\(east.httpPort)" }
     var westAddress: String { "127.0.0.1:\(west.httpPort)" }
 
-    static func start() async throws -> LinkedNodes {
-        let east = try await MeshNodeServer([], bind: ["127.0.0.1"])
+    /// `eastArguments`: more `serve` options for east (a forwarder, a smaller mesh limit).
+    static func start(eastArguments: [String] = []) async throws -> LinkedNodes {
+        let east = try await MeshNodeServer(eastArguments, bind: ["127.0.0.1"])
         let west: MeshNodeServer
         do {
             west = try await MeshNodeServer(["--link", east.signalingURL], bind: ["127.0.0.1"])
