@@ -1,5 +1,6 @@
 import DTLSSRTP
 import ICE
+import Media
 import MeshCore
 @testable import MeshNode
 import NIOCore
