@@ -173,7 +173,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MeshNodeTests",
-            dependencies: ["MeshNode", "ICE", "STUN", "TURNServer", "SDP", "RTP", "DTLSSRTP", "Codecs", "Media", "Signaling", "TestSupport", nio("NIOCore")]
+            dependencies: ["MeshNode", "MeshCore", "ICE", "STUN", "TURNServer", "SDP", "RTP", "DTLSSRTP", "Codecs", "Media", "Signaling", "TestSupport", nio("NIOCore")]
         ),
         .testTarget(
             name: "IntegrationTests",

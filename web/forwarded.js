@@ -137,6 +137,7 @@ export class ForwardedLink extends EventTarget {
     this.trackSender = new Map(); // track id → sender
     this.stats = {}; // sender → {video: {...}, audio: {...}}
     this.layers = []; // what this page sends of its video, per simulcast layer (rid)
+    this.uplink = null; // the browser's estimate of its uplink to the forwarder (candidate pair)
     this.decodedAt = null; // ms after the call started when another participant was decoded
     call.addEventListener('track', ({ detail }) => this.track(detail));
     call.addEventListener('stats', () => this.collect().catch(() => {}));
@@ -189,10 +190,16 @@ export class ForwardedLink extends EventTarget {
     const report = await pc.getStats();
     const stats = {};
     const layers = [];
+    let uplink = null;
     report.forEach((s) => {
       if (s.type === 'outbound-rtp' && s.kind === 'video') {
         layers.push({ rid: s.rid ?? null, frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0, framesEncoded: s.framesEncoded || 0,
+          framesSent: s.framesSent || 0, bytesSent: s.bytesSent || 0, targetBitrate: s.targetBitrate || 0,
           active: s.active !== false, limitation: s.qualityLimitationReason ?? null });
+      }
+      // The browser's own estimate of its uplink to the forwarder (what limits its layers).
+      if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
+        uplink = { availableOutgoingBitrate: s.availableOutgoingBitrate || 0, roundTripTime: s.currentRoundTripTime ?? null };
       }
       if (s.type !== 'inbound-rtp') return;
       const sender = this.trackSender.get(s.trackIdentifier);
@@ -214,6 +221,7 @@ export class ForwardedLink extends EventTarget {
     });
     this.stats = stats;
     this.layers = layers.sort((a, b) => String(a.rid).localeCompare(String(b.rid)));
+    this.uplink = uplink;
     const decoded = Object.values(stats).some((s) => s.video.framesDecoded > 0 || s.audio.totalAudioEnergy > 0);
     if (decoded && this.decodedAt === null) {
       this.decodedAt = Math.round(performance.now() - this.call.startedAt);
@@ -235,7 +243,7 @@ export class ForwardedLink extends EventTarget {
   /** JSON-friendly view for the page's tests. */
   view() {
     return {
-      address: this.address, key: this.key, call: this.call.view(), decodedAt: this.decodedAt, layers: this.layers,
+      address: this.address, key: this.key, call: this.call.view(), decodedAt: this.decodedAt, layers: this.layers, uplink: this.uplink,
       senders: Object.fromEntries([...this.streams.keys()].map((name) => [name, this.stats[name] ?? null])),
     };
   }

@@ -34,14 +34,15 @@ final class ForwardedReceivers: Sendable {
     /// The most senders a participant decodes (the forwarder's bound of participants, less itself).
     static let maxSenders = 19
 
-    /// The engine of the RTP packet's SSRC, if the forwarder offered it.
-    func engine(forRTP packet: ByteBuffer) -> MediaEngine? {
-        guard let ssrc = packet.getInteger(at: packet.readerIndex + 8, as: UInt32.self) else { return nil }
-        return state.withLock { $0.bySSRC[ssrc] }
+    /// The engine of `ssrc`, if the forwarder offered it.
+    func engine(forSSRC ssrc: UInt32) -> MediaEngine? {
+        state.withLock { $0.bySSRC[ssrc] }
     }
 
-    /// Notes an RTP packet from the forwarder for the transport-cc feedback, and returns the
-    /// feedback when it is due (every 100 ms while packets arrive).
+    /// Takes an RTP packet from the forwarder: parses it once, notes its transport-wide sequence
+    /// number for the transport-cc feedback, and returns the parsed packet for its sender's
+    /// engine (`nil` if it does not parse) with the feedback when one is due (every 100 ms while
+    /// packets arrive).
     ///
     /// The forwarder numbers everything it sends this participant with one transport-wide
     /// sequence (draft-holmer-rmcat-transport-wide-cc-extensions-01 §2), across all senders'
@@ -50,19 +51,20 @@ final class ForwardedReceivers: Sendable {
     /// engine: an engine sees only its sender's packets, and its feedback would report every other
     /// sender's packets lost — the forwarder's estimate collapsed and every receiver got the
     /// lowest layer.
-    func received(rtp packet: ByteBuffer) -> ByteBuffer? {
-        state.withLock { state -> ByteBuffer? in
-            guard let id = state.transportCCExtensionID, let parsed = try? RTPPacket(parsing: packet),
-                  let element = parsed.headerExtension?.element(id: id), element.readableBytes == 2,
+    func received(rtp bytes: ByteBuffer) -> (packet: RTPPacket, feedback: ByteBuffer?)? {
+        guard let packet = try? RTPPacket(parsing: bytes) else { return nil }
+        let feedback = state.withLock { state -> ByteBuffer? in
+            guard let id = state.transportCCExtensionID, let element = packet.headerExtension?.element(id: id), element.readableBytes == 2,
                   let sequence = element.getInteger(at: element.readerIndex, as: UInt16.self) else { return nil }
             let now = ContinuousClock.now - epoch
-            if state.feedback == nil { state.feedback = TransportFeedbackGenerator(senderSSRC: reporterSSRC, mediaSSRC: parsed.ssrc) }
+            if state.feedback == nil { state.feedback = TransportFeedbackGenerator(senderSSRC: reporterSSRC, mediaSSRC: packet.ssrc) }
             state.feedback?.packetArrived(sequence: sequence, arrival: now)
             guard now - state.lastFeedback >= Self.feedbackInterval, let feedback = state.feedback?.makeFeedback() else { return nil }
             state.lastFeedback = now
             // RFC 3550 §6.1: a compound packet starts with a report.
             return try? RTCPPacket.serializeCompound([.receiverReport(RTCPReceiverReport(ssrc: reporterSSRC)), .transportFeedback(feedback)])
         }
+        return (packet, feedback)
     }
 
     /// The transport-wide sequence number extension of the forwarder's streams (from its offer).
@@ -128,6 +130,17 @@ public struct ForwardedReception: Codable, Sendable {
 }
 
 extension Call {
+    /// Whether a call to a forwarder decoded at least `frames` frames of every stream it
+    /// receives of each of `count` other participants (`meshnode call --until-decoded`).
+    public func hasDecoded(frames: Int, fromSenders count: Int) -> Bool {
+        guard forwarded else { return false }
+        let done = forwardedStatistics.values.filter { statistics in
+            let streams = [statistics.audio, statistics.video].compactMap { $0 }.filter(\.receiving)
+            return !streams.isEmpty && streams.allSatisfy { $0.receivedFrames >= frames }
+        }
+        return done.count >= count
+    }
+
     /// A forwarder's subsequent offer answered (``answerRenegotiation(_:)``): each new `sendonly`
     /// section is received, grouped by its `msid` stream id (the other participant), in that
     /// participant's engine (one VP8 and one Opus decoder), started at its first section.

@@ -265,8 +265,10 @@ extension Call {
                     // A forwarded call: each other participant's streams to its own engine, by the
                     // SSRCs the forwarder offered; anything else is dropped.
                     if let receivers {
-                        if let feedback = receivers.received(rtp: packet) { try? transport.sendRTCP(feedback) }
-                        receivers.engine(forRTP: packet)?.receive(rtp: packet)
+                        // Parsed once, for the transport's feedback and for the sender's engine.
+                        guard let received = receivers.received(rtp: packet) else { continue }
+                        if let feedback = received.feedback { try? transport.sendRTCP(feedback) }
+                        receivers.engine(forSSRC: received.packet.ssrc)?.receive(rtp: received.packet, size: packet.readableBytes)
                     } else {
                         media.engine?.receive(rtp: packet)
                     }

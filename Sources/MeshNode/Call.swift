@@ -68,6 +68,8 @@ public actor Call {
     var tasks: [Task<Void, Never>] = []
     var endWaiters: [CheckedContinuation<Void, Never>] = []
     var finalStatistics: MediaSessionStatistics?
+    /// Receive queue drops of agents a fresh-agent restart replaced (the current one's are live).
+    var retiredQueueDrops = ReceiveQueueDrops()
 
     /// Where the call stands.
     public var state: CallState { machine.state }
@@ -308,6 +310,7 @@ public actor Call {
         // flood that the agent's bound stops queue up here instead.
         let (stream, continuation) = BoundedEventStream<ICEAgentEvent>.makeStream(dataBound: ICEAgent.receiveQueueBound, isData: \.isData)
         let link = AgentLink(agent: agent, events: stream, forward: continuation)
+        if let old = ice { retiredQueueDrops = retiredQueueDrops + old.queueDrops }
         ice = link
         let logger = logger
         tasks.append(Task { [weak self] in
@@ -398,6 +401,9 @@ struct AgentLink {
     let events: BoundedEventStream<ICEAgentEvent>
     let forward: BoundedEventStream<ICEAgentEvent>.Producer
     var gatheringDone = false
+
+    /// What the agent's queue and the copy dropped so far.
+    var queueDrops: ReceiveQueueDrops { ReceiveQueueDrops(ice: agent.events.droppedData, path: events.droppedData) }
 }
 
 /// The call's media engine, readable from the transport's receive task without the actor.

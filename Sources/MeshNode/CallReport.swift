@@ -45,6 +45,9 @@ public struct CallReport: Codable, Sendable {
     /// What each VP8 simulcast layer this side sent went out with (a call to a forwarder, lowest
     /// layer first); absent when the video went as one stream.
     public var simulcastLayers: [MediaSessionStatistics.SimulcastLayerStatistics]? = nil
+    /// Received packets the call's bounded queues dropped because their readers fell behind
+    /// (a flood, or a process starved of CPU): the sender saw them as lost.
+    public var receiveQueueDrops: ReceiveQueueDrops? = nil
 }
 
 extension CallReport {
@@ -93,7 +96,18 @@ extension Call {
             streams: [stats?.audio, stats?.video].compactMap { $0 }, rttMs: stats?.roundTripMilliseconds.map { ($0 * 10).rounded() / 10 },
             iceRestarts: machine.restarts, restartMs: ms(machine.lastRestartDuration), durationMs: stats.map { ($0.elapsedMilliseconds).rounded() },
             files: stats?.files ?? [], error: error, forwarded: receptions,
-            simulcastLayers: stats.flatMap { $0.simulcastLayers.isEmpty ? nil : $0.simulcastLayers })
+            simulcastLayers: stats.flatMap { $0.simulcastLayers.isEmpty ? nil : $0.simulcastLayers },
+            receiveQueueDrops: receiveQueueDrops)
+    }
+
+    /// What every receive queue of the call dropped so far: the ICE agent's (and its copy's, of
+    /// replaced agents too), the DTLS-SRTP transport's, and the media engines' (one per sender
+    /// in a forwarded call).
+    var receiveQueueDrops: ReceiveQueueDrops {
+        var drops = retiredQueueDrops + (ice?.queueDrops ?? ReceiveQueueDrops())
+        drops.transport = transport?.statistics.receiveQueueDrops ?? 0
+        drops.engine = (statistics?.inboundQueueDrops ?? 0) + forwardedStatistics.values.reduce(0) { $0 + $1.inboundQueueDrops }
+        return drops
     }
 
     static func hostPort(_ address: String, _ port: UInt16) -> String {

@@ -30,17 +30,32 @@ struct CallCommand: AsyncParsableCommand {
     var duration: Double = 10
     @Flag(help: "Print one JSON summary instead of text.")
     var json = false
+    @Option(name: .customLong("until-decoded"), help: ArgumentHelp(
+        "A room call: leave once the call to its forwarder decoded N frames of each of --senders other participants (every stream they send), or --duration after the last call connected at the latest.",
+        valueName: "N"))
+    var untilDecoded: Int?
+    @Option(help: "With --until-decoded: how many other participants' frames to wait for.")
+    var senders: Int?
 
     var kind: CallKind { desktop ? .desktop : (audio && !video ? .audio : .video) }
 
     func validate() throws {
         guard duration > 0, duration <= 86_400 else { throw ValidationError("--duration is 0-86400 seconds") }
+        guard (untilDecoded == nil) == (senders == nil) else { throw ValidationError("--until-decoded and --senders go together") }
+        if let untilDecoded, let senders {
+            guard address.hasPrefix("#") else { throw ValidationError("--until-decoded is for a room call (#ROOM)") }
+            guard (1...100_000).contains(untilDecoded) else { throw ValidationError("--until-decoded is 1-100000 frames") }
+            guard (1...ForwardedDecodeGoal.maxSenders).contains(senders) else {
+                throw ValidationError("--senders is 1-\(ForwardedDecodeGoal.maxSenders) (a forwarded call's other participants)")
+            }
+        }
     }
 
     func run() async throws {
         let runner = CallRunner(peer: peer, media: media, json: json)
         if address.hasPrefix("#") {
-            throw ExitCode(try await runner.runRoomCall(address, kind: kind, duration: duration) ? 0 : 1)
+            let goal = untilDecoded.flatMap { frames in senders.map { ForwardedDecodeGoal(frames: frames, senders: $0) } }
+            throw ExitCode(try await runner.runRoomCall(address, kind: kind, duration: duration, until: goal) ? 0 : 1)
         }
         let report = try await runner.run(address: address, kind: kind, duration: duration)
         throw ExitCode(report.ok ? 0 : 1)
@@ -107,10 +122,11 @@ struct CallRunner {
     }
 
     /// A room call (docs/rooms.md): joins the room, starts its call or joins the running one,
-    /// runs until `duration` seconds after the latest pairwise call began, leaves, and prints one
-    /// report per pairwise call. True only if there was at least one and media flowed both ways
-    /// in each.
-    func runRoomCall(_ room: String, kind: CallKind, duration: Double) async throws -> Bool {
+    /// runs until `duration` seconds after the latest pairwise call began (or, with a `goal`,
+    /// until its call to the forwarder decoded that much, plus ``ForwardedDecodeGoal/grace``),
+    /// leaves, and prints one report per pairwise call. True only if there was at least one and
+    /// media flowed both ways in each.
+    func runRoomCall(_ room: String, kind: CallKind, duration: Double, until goal: ForwardedDecodeGoal? = nil) async throws -> Bool {
         let peerActor = Peer(client: try peer.client(), options: try media.callOptions(), acceptPolicy: .never)
         let status = StatusLine(enabled: !json)
         let id: String
@@ -130,6 +146,7 @@ struct CallRunner {
         var order: [String] = []
         var connected: [String: ContinuousClock.Instant] = [:]
         var seenAt: [String: ContinuousClock.Instant] = [:]
+        var goalReached: ContinuousClock.Instant?
         let began = ContinuousClock.now
         while true {
             for call in await peerActor.roomCallPeers where seen[call.id] == nil {
@@ -148,6 +165,15 @@ struct CallRunner {
                     settingUp = true
                 }
             }
+            if let goal, goalReached == nil {
+                for call in seen.values where call.forwarded {
+                    guard await call.state != .ended, await call.hasDecoded(frames: goal.frames, fromSenders: goal.senders) else { continue }
+                    goalReached = .now
+                    status.note("decoded \(goal.frames) frames of \(goal.senders) participants through the forwarder")
+                    break
+                }
+            }
+            if let goalReached, ContinuousClock.now - goalReached >= ForwardedDecodeGoal.grace { break }
             let last = connected.values.max()
             if let last, !settingUp, ContinuousClock.now - last >= .seconds(duration) { break }
             if last == nil, ContinuousClock.now - began >= .seconds(duration + 30) { break }
@@ -182,4 +208,18 @@ struct CallRunner {
         fflush(nil)
         return report
     }
+}
+
+/// When a participant of a forwarded room call has seen enough (`--until-decoded N --senders K`):
+/// N frames of every stream of each of K other participants decoded through the forwarder.
+/// Tests end on it instead of waiting a fixed time.
+struct ForwardedDecodeGoal {
+    var frames: Int
+    var senders: Int
+
+    /// A forwarded call's other participants at most.
+    static let maxSenders = 19
+    /// How long a participant stays once it reached its goal: the others began to decode it at
+    /// about the same time as it decoded them, and reach their own goal meanwhile.
+    static let grace: Duration = .seconds(2)
 }

@@ -2114,11 +2114,13 @@ def forwarded_phase(page, args, shots):
     audit(page, "room-call-forwarded", args, audits)
     axe = {a["size"]: a["violations"] + len(a["smallTargets"]) for a in audits}
     # What the page sends the forwarder: its simulcast layers (rid, size, frames encoded).
-    layers = forwarded_view(page).get("layers") or []
-    emit("forwarded", layers=layers, growth=growth, moveMs=move_ms, pairsEndedMs=moved_state["moveMs"], decodedAt=moved_state["decodedAt"], speaking=speaking, status=status)
+    view = forwarded_view(page)
+    layers = view.get("layers") or []
+    uplink = view.get("uplink")
+    emit("forwarded", layers=layers, uplink=uplink, growth=growth, moveMs=move_ms, pairsEndedMs=moved_state["moveMs"], decodedAt=moved_state["decodedAt"], speaking=speaking, status=status)
     return {"growth": growth, "moveMs": move_ms, "pairsEndedMs": moved_state["moveMs"], "decodedAt": moved_state["decodedAt"],
             "connectedAt": moved_state["connectedAt"], "windowMs": window_ms, "address": moved_state["address"],
-            "speaking": speaking, "status": status, "badge": badge, "chinese": chinese, "tiles": tiles, "layers": layers, "axe": axe}
+            "speaking": speaking, "status": status, "badge": badge, "chinese": chinese, "tiles": tiles, "layers": layers, "uplink": uplink, "axe": axe}
 
 
 def main():

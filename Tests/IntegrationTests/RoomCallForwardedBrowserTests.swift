@@ -89,7 +89,20 @@ struct RoomCallForwardedBrowserTests {
         let layers = forwarded["layers"] as? [[String: Any]] ?? []
         #expect(Set(layers.compactMap { $0["rid"] as? String }) == ["q", "h", "f"], "\(layers)")
         #expect(layers.contains { $0["rid"] as? String == "q" && ($0["framesEncoded"] as? Int ?? 0) > 0 }, "\(layers)")
-        let layerFigures = layers.map { "\($0["rid"] ?? "?") \($0["framesEncoded"] ?? 0) frames" }
+        // And its top layer too: its uplink estimate, which the forwarder's transport-cc
+        // feedback drives, carries all three on loopback (it used to stay near 300 kb/s and
+        // pause `f` with qualityLimitationReason "bandwidth").
+        let uplink = forwarded["uplink"] as? [String: Any] ?? [:]
+        let top = layers.first { $0["rid"] as? String == "f" } ?? [:]
+        let topWidth = top["frameWidth"] as? Int ?? 0
+        // Known issue (docs/rooms.md "Chromium's top layer"): with the feedback stamped before the
+        // forwarder's actor the estimate no longer collapses and `h` runs unpaused, but it stops
+        // at about 1.5 × what Chromium sent (GCC's cap without probing) below what `f` needs.
+        withKnownIssue("Chromium's uplink estimate stops below its top layer", isIntermittent: true) {
+            #expect((top["framesSent"] as? Int ?? 0) > 0 && topWidth > 0, "the page did not send its top layer: \(layers); its uplink \(uplink)")
+        }
+        let layerFigures = layers.map { "\($0["rid"] ?? "?") \($0["frameWidth"] ?? 0)w \($0["framesSent"] ?? 0) frames sent, target \((($0["targetBitrate"] as? Double) ?? 0) / 1000) kb/s, \($0["limitation"] ?? "-")" }
+            + ["estimate \(((uplink["availableOutgoingBitrate"] as? Double) ?? 0) / 1000) kb/s"]
         #expect((forwarded["axe"] as? [String: Int] ?? [:]).count == 2 && (forwarded["axe"] as? [String: Int] ?? [:]).values.allSatisfy { $0 == 0 }, "\(forwarded["axe"] ?? "-")")
         let speaking = forwarded["speaking"] as? [String] ?? []
         #expect(!speaking.isEmpty, "nobody highlighted as speaking")
@@ -100,6 +113,7 @@ struct RoomCallForwardedBrowserTests {
 
         // The CLIs: one call to the forwarder each, decoding every other participant.
         var figures: [String] = []
+        var daveWidths: [Int] = []
         let everyone = Set(Self.clis + ["erin", "dave"])
         for (name, process) in cli.sorted(by: { $0.key < $1.key }) {
             let reports = try RoomCallCLITests.reports(in: process.output)
@@ -118,6 +132,7 @@ struct RoomCallForwardedBrowserTests {
                     // forwarder that waits on a simulcast layer Chromium paused gave 0–36 here).
                     #expect((video["receivedFrames"] as? Int ?? 0) >= 50, "\(name) ← dave: \(video)")
                     figures.append("\(name)←dave \(video["receivedFrames"] ?? 0) frames \(video["width"] ?? 0)x\(video["height"] ?? 0)")
+                    daveWidths.append(video["width"] as? Int ?? 0)
                 } else {
                     let first = video["firstPatternFrame"] as? Int ?? -1
                     let last = video["lastPatternFrame"] as? Int ?? -1
@@ -125,6 +140,11 @@ struct RoomCallForwardedBrowserTests {
                     figures.append("\(name)←\(from) \(first)…\(last)")
                 }
             }
+        }
+        // A CLI receiver got the page's top layer through the forwarder (the forwarder picks each
+        // receiver's layer from its own estimate, so not necessarily every one).
+        withKnownIssue("Chromium's uplink estimate stops below its top layer", isIntermittent: true) {
+            #expect(topWidth > 0 && daveWidths.contains(topWidth), "no CLI decoded the page's top layer (\(topWidth) wide): \(daveWidths)")
         }
         let pageFigures = growth.sorted { $0.key < $1.key }.map { "dave←\($0.key) +\($0.value["framesDecoded"] ?? 0) frames" }
         print("figure: room call of 5 from the page (3 CLI + Chromium peer to peer, then forwarded): setup \(result["setupMs"] ?? "-") ms; the page decoded 4 senders through the forwarder \(forwarded["moveMs"] ?? "-") ms after the fifth was asked in (its call to the forwarder connected \(forwarded["connectedAt"] ?? "-") ms and decoded \(forwarded["decodedAt"] ?? "-") ms after it was placed; the page ended its own pairs \(forwarded["pairsEndedMs"] ?? "-") ms after it, when the CLIs had not already); \(pageFigures.joined(separator: ", ")) in \(forwarded["windowMs"] ?? "-") ms; CLIs: \(figures.joined(separator: ", ")); the page's layers \(layerFigures.joined(separator: ", ")); speaking: \(speaking); after a reload the page decoded all four through the forwarder again in \(rejoined["ms"] ?? "-") ms; whole test \(elapsed)")

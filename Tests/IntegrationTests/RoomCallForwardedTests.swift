@@ -22,15 +22,19 @@ import FoundationNetworking
         let peers = try CallPeers("room-call-forwarded")
         // Small pictures: five processes each encode once and decode four others on a shared machine.
         let sources = ["--source", "pattern:320x180@10", "--source", "tone"]
+        // Each leaves once its call to the forwarder decoded 20 frames (2 s of the pattern) of
+        // every stream of the four others, at the latest `deadline` seconds after its last call
+        // connected: the test ends on that event, not on a fixed time.
+        let goal = ["--until-decoded", "20", "--senders", "4"]
+        let deadline = 45
         var processes: [String: Subprocess] = [:]
         defer { for process in processes.values { process.stop() } }
         let began = ContinuousClock.now
         for (index, name) in Self.names.enumerated() {
             _ = try await peers.options(name)
-            // Each stays `duration` after its latest call connected (the one to the forwarder, once
-            // the call moves): the first four long enough that erin's join comes first on a loaded
-            // machine; the forwarded calls connect within a few seconds of each other, so all overlap.
-            processes[name] = try peers.startCall(name, to: "#family", node: node.signalingURL, duration: name == "erin" ? 6 : 10, extra: sources)
+            // The first four wait for the forwarder (their pairwise calls alone never reach the
+            // goal), so erin's join comes first however loaded the machine is.
+            processes[name] = try peers.startCall(name, to: "#family", node: node.signalingURL, duration: deadline, extra: sources + goal)
             if index == 0 {
                 // alice started the call before the others join it (a join finds it running).
                 try await Task.sleep(for: .seconds(1))
@@ -73,13 +77,14 @@ import FoundationNetworking
         await #expect(throws: SignalingError.self) { try await impostor.connect() }
         await impostor.close()
 
-        let limit = TestDeadline.event * 6 + .seconds(20)
+        let limit = TestDeadline.event * 6 + .seconds(deadline)
         for name in Self.names {
             let status = await processes[name]!.waitForExit(timeout: limit)
             #expect(status == 0, "\(name): \(processes[name]!.output.suffix(4000))")
         }
         var figures: [String] = []
         var moves: [String] = []
+        var queueDrops: [String] = []
         for name in Self.names {
             let output = processes[name]!.output
             // How long after its call to the forwarder each earlier participant decoded through it
@@ -92,6 +97,11 @@ import FoundationNetworking
             let report = try #require(reports["forwarder"], "\(name) has no report of a call to the forwarder: \(reports.keys.sorted())")
             #expect(report["ok"] as? Bool == true, "\(name): \(report)")
             let receptions = try #require(report["forwarded"] as? [[String: Any]], "\(name): \(report)")
+            // It left on the goal, not at the deadline.
+            #expect((report["durationMs"] as? Double ?? .infinity) < Double(deadline) * 1000, "\(name) stayed to the deadline: \(report)")
+            // What its bounded receive queues dropped is in the report (figures below).
+            let drops = try #require(report["receiveQueueDrops"] as? [String: Int], "\(name): \(report)")
+            queueDrops.append("\(name) \(drops.values.reduce(0, +))")
             // It sent its video as three simulcast layers (its offer's a=simulcast:send q;h;f, RFC 8853).
             let layers = report["simulcastLayers"] as? [[String: Any]] ?? []
             #expect(layers.compactMap { $0["rid"] as? String } == ["q", "h", "f"], "\(name) sent layers \(layers)")
@@ -120,7 +130,10 @@ import FoundationNetworking
         let metrics = String(decoding: data, as: UTF8.self)
         let forwardedOut = metrics.split(separator: "\n").first { $0.hasPrefix("meshnode_forwarder_packets_total{direction=\"to_participants\"}") }
         #expect(forwardedOut != nil, "no forwarder counters in /metrics")
+        // So does what the forwarder's receive queues dropped (0 unless it fell behind).
+        let dropLines = metrics.split(separator: "\n").filter { $0.hasPrefix("meshnode_media_receive_queue_drops_total{") }
+        #expect(Set(dropLines.compactMap { $0.split(separator: "\"").dropFirst().first.map(String.init) }) == ["ice", "path", "transport", "engine"], "\(dropLines)")
         let switches = metrics.split(separator: "\n").filter { $0.hasPrefix("meshnode_forwarder_layer_switches_total") }.joined(separator: ", ")
-        print("figure: forwarded room call of 5, \(ContinuousClock.now - began) in all; pairwise calls ended after the forwarder's media came: \(moves.joined(separator: ", ")); pattern frames per pair: \(figures.joined(separator: ", ")); \(forwardedOut.map(String.init) ?? ""); \(switches)")
+        print("figure: forwarded room call of 5, \(ContinuousClock.now - began) in all; pairwise calls ended after the forwarder's media came: \(moves.joined(separator: ", ")); pattern frames per pair: \(figures.joined(separator: ", ")); \(forwardedOut.map(String.init) ?? ""); \(switches); receive queue drops: \(queueDrops.joined(separator: ", ")), forwarder \(dropLines.joined(separator: ", "))")
     }
 }

@@ -13,5 +13,7 @@ struct MediaEngineInboundTests {
         let packet = ByteBuffer(bytes: [0x80, 0x60, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1])
         for _ in 0..<(MediaEngine.inboundLimit + 1_000) { engine.receive(rtp: packet) }
         #expect(engine.inbound.withLock { $0.count } == MediaEngine.inboundLimit)
+        // The excess is counted, for the call's report (`receiveQueueDrops.engine`).
+        #expect(engine.statistics.inboundQueueDrops == 1_000)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import RTP
 import Synchronization
 import Codecs
 
@@ -73,7 +74,12 @@ public final class MediaEngine: Sendable {
     }
 
     struct Inbound {
-        var packet: Packet
+        /// What arrived: as received, or an RTP packet its caller parsed already.
+        enum Content {
+            case packet(Packet)
+            case parsedRTP(RTPPacket, size: Int)
+        }
+        var content: Content
         var arrival: Duration
     }
 
@@ -85,6 +91,7 @@ public final class MediaEngine: Sendable {
     private let keyframeWanted = Atomic<Bool>(false)
     private let addedStreams = Mutex<[NegotiatedStream]>([])
     private let snapshot = Mutex(MediaSessionStatistics())
+    private let inboundDropped = Atomic<Int>(0)
     private let done = Mutex<(finished: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
     /// Creates the engine; nothing runs until ``start()``.
@@ -123,12 +130,19 @@ public final class MediaEngine: Sendable {
 
     /// Hands in a decrypted RTP packet. Any thread.
     public func receive(rtp packet: ByteBuffer) {
-        enqueue(Inbound(packet: .rtp(packet), arrival: Self.now()))
+        enqueue(Inbound(content: .packet(.rtp(packet)), arrival: Self.now()))
+    }
+
+    /// Hands in a decrypted RTP packet its caller parsed already (a forwarded call reads the
+    /// transport-wide sequence number of every packet first), with its size as received, so
+    /// the media thread does not parse it again. Any thread.
+    public func receive(rtp packet: RTPPacket, size: Int) {
+        enqueue(Inbound(content: .parsedRTP(packet, size: size), arrival: Self.now()))
     }
 
     /// Hands in a decrypted (compound) RTCP packet. Any thread.
     public func receive(rtcp packet: ByteBuffer) {
-        enqueue(Inbound(packet: .rtcp(packet), arrival: Self.now()))
+        enqueue(Inbound(content: .packet(.rtcp(packet)), arrival: Self.now()))
     }
 
     /// Asks the video encoder for a keyframe (after an ICE restart, say).
@@ -145,7 +159,11 @@ public final class MediaEngine: Sendable {
     }
 
     /// The statistics now (refreshed a few times a second).
-    public var statistics: MediaSessionStatistics { snapshot.withLock { $0 } }
+    public var statistics: MediaSessionStatistics {
+        var statistics = snapshot.withLock { $0 }
+        statistics.inboundQueueDrops = inboundDropped.load(ordering: .relaxed)
+        return statistics
+    }
 
     /// Stops the thread, closes the files and returns the final statistics. Idempotent.
     public func stop() async -> MediaSessionStatistics {
@@ -184,7 +202,12 @@ public final class MediaEngine: Sendable {
                 defer { queue.removeAll(keepingCapacity: true) }
                 return queue
             }
-            for packet in arrived { core.receive(packet.packet, arrival: packet.arrival) }
+            for inbound in arrived {
+                switch inbound.content {
+                case .packet(let packet): core.receive(packet, arrival: inbound.arrival)
+                case .parsedRTP(let packet, let size): core.receive(parsed: packet, size: size, arrival: inbound.arrival)
+                }
+            }
             if keyframeWanted.exchange(false, ordering: .relaxed) { core.requestKeyframe() }
             // At least every 10 ms: NACKs and PLIs fall due between frames.
             let deadline = min(core.advance(now: now), now + .milliseconds(10))
@@ -209,6 +232,7 @@ public final class MediaEngine: Sendable {
             queue.append(packet)
             return queue.count
         }
+        if count == 0 { inboundDropped.add(1, ordering: .relaxed) }
         // One wake-up per batch: the thread drains the whole queue.
         if count == 1 { wake.signal() }
     }

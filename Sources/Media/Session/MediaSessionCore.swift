@@ -125,9 +125,16 @@ final class MediaSessionCore {
     /// Takes one RTP or compound RTCP packet that arrived at `arrival`.
     func receive(_ packet: MediaEngine.Packet, arrival: Duration) {
         switch packet {
-        case .rtp(let bytes): handleRTP(bytes, now: arrival)
+        case .rtp(let bytes):
+            guard let packet = try? RTPPacket(parsing: bytes) else { return }
+            handleRTP(packet, size: bytes.readableBytes, now: arrival)
         case .rtcp(let bytes): handleRTCP(bytes, now: arrival)
         }
+    }
+
+    /// Takes one RTP packet parsed by the caller, `size` bytes as received, that arrived at `arrival`.
+    func receive(parsed packet: RTPPacket, size: Int, arrival: Duration) {
+        handleRTP(packet, size: size, now: arrival)
     }
 
     /// Asks the video encoder for a keyframe (after an ICE restart, say).
@@ -235,8 +242,7 @@ final class MediaSessionCore {
 
     // MARK: - Receiving
 
-    private func handleRTP(_ bytes: ByteBuffer, now: Duration) {
-        guard let packet = try? RTPPacket(parsing: bytes) else { return }
+    private func handleRTP(_ packet: RTPPacket, size: Int, now: Duration) {
         if let id = transportCCExtensionID,
            let element = packet.headerExtension?.element(id: id), element.readableBytes == 2,
            let sequence = element.getInteger(at: element.readerIndex, as: UInt16.self) {
@@ -245,15 +251,15 @@ final class MediaSessionCore {
         }
         if let audio = audioIn, packet.payloadType == audio.payloadType {
             audioReceived.packets += 1
-            audioReceived.bytes += bytes.readableBytes
-            meter.received[0] += bytes.readableBytes
+            audioReceived.bytes += size
+            meter.received[0] += size
             if audioReception == nil { audioReception = ReceptionStatistics(ssrc: packet.ssrc, clockRate: OpusPayload.clockRate) }
             audioReception?.record(sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp, arrival: now)
             playout.insert(packet)
             return
         }
         guard let video = videoIn, packet.payloadType == video.payloadType || packet.payloadType == video.rtxPayloadType else { return }
-        meter.received[1] += bytes.readableBytes
+        meter.received[1] += size
         if videoReceiver == nil {
             // The SSRCs the peer announced (media first, then its FID repair stream), or the first one seen.
             let mediaSSRC = video.remoteSSRCs.first ?? packet.ssrc

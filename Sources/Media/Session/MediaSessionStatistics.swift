@@ -57,6 +57,9 @@ public struct MediaSessionStatistics: Sendable, Codable, Hashable {
     public var files: [String] = []
     /// What each simulcast layer sent, lowest first; empty without simulcast.
     public var simulcastLayers: [SimulcastLayerStatistics] = []
+    /// Packets dropped because the engine's inbound queue was full (``MediaEngine/inboundLimit``
+    /// waiting for the media thread).
+    public var inboundQueueDrops = 0
 
     /// One simulcast layer's sending counts.
     public struct SimulcastLayerStatistics: Sendable, Codable, Hashable {

@@ -21,6 +21,12 @@ public actor ForwardedCall {
     private var readers: [String: Task<Void, Never>] = [:]
     /// The forwarder's own reports and transport-cc feedback on each participant's uplink.
     private var uplinks: [String: UplinkFeedback] = [:]
+    /// Each participant's receive queue drops on `/metrics`: the transport's, and what its
+    /// session reads of the queues before it (the ICE agent's and the copy's).
+    private var queueDrops: [String: (meter: ReceiveQueueDropMeter, upstream: @Sendable () -> ReceiveQueueDrops)] = [:]
+    private var lastDropReport: Duration = .zero
+    /// How often the receive queue drops are added to `/metrics`.
+    static let dropReportInterval: Duration = .seconds(1)
     private var ticker: Task<Void, Never>?
     private let metrics = ForwarderMetrics()
     private let allocator = ByteBufferAllocator()
@@ -73,16 +79,26 @@ public actor ForwardedCall {
     /// Adds a participant whose DTLS-SRTP transport is started (its handshake may still run):
     /// its packets go to the core from now on, and it leaves when the transport fails or the peer
     /// closes it.
+    /// `upstreamDrops` reads the drops of the queues in front of the transport (its ICE
+    /// agent's), which go to `/metrics` with the transport's own.
     /// - Throws: ``MediaError`` from the core (a bound, a conflicting id or SSRC).
-    public func add(_ participant: String, transport: DTLSSRTPTransport, sources: [ForwardedSource], extensions: ForwardingExtensionIDs) throws {
+    public func add(_ participant: String, transport: DTLSSRTPTransport, sources: [ForwardedSource], extensions: ForwardingExtensionIDs,
+                    upstreamDrops: @escaping @Sendable () -> ReceiveQueueDrops = { ReceiveQueueDrops() }) throws {
         try core.addParticipant(participant, sources: sources, extensions: extensions, now: now)
         transports[participant] = transport
         uplinks[participant] = UplinkFeedback(extensions: extensions)
+        queueDrops[participant] = (ReceiveQueueDropMeter(), upstreamDrops)
         metrics.participantsChanged(by: 1)
         readers[participant] = Task { [weak self] in
             for await event in transport.events {
+                // Stamped before the hop onto the actor, which forwards every participant's
+                // packets in turn: the uplink's transport-cc feedback must carry when a packet
+                // arrived, not when the actor got to it, or the sender's delay-based estimate
+                // reads the actor's backlog as a queue on its path and backs off (Chromium then
+                // kept its top simulcast layer paused, docs/rooms.md).
+                let arrival = ContinuousClock.now
                 guard let self else { return }
-                guard await self.handle(event, from: participant) else { break }
+                guard await self.handle(event, from: participant, arrival: arrival) else { break }
             }
             await self?.remove(participant, reason: "its transport ended")
         }
@@ -117,7 +133,10 @@ public actor ForwardedCall {
 
     /// Takes `participant` out: the others get a BYE for its streams; its transport is closed.
     public func remove(_ participant: String, reason: String) {
-        guard let transport = transports.removeValue(forKey: participant) else { return }
+        guard let transport = transports[participant] else { return }
+        reportQueueDrops(of: participant)
+        transports[participant] = nil
+        queueDrops[participant] = nil
         readers.removeValue(forKey: participant)?.cancel()
         uplinks[participant] = nil
         metrics.participantsChanged(by: -1)
@@ -136,10 +155,14 @@ public actor ForwardedCall {
         metrics.callsChanged(by: -1)
     }
 
-    /// One event of a participant's transport; false when the transport is done.
-    private func handle(_ event: TransportEvent, from participant: String) -> Bool {
+    /// One event of a participant's transport, taken off its queue at `arrival`; false when the
+    /// transport is done.
+    private func handle(_ event: TransportEvent, from participant: String, arrival: ContinuousClock.Instant) -> Bool {
         guard transports[participant] != nil else { return false }
         let time = now
+        // The core keeps the actor's clock (it runs forward across participants); the uplink's
+        // feedback and reports, each of one participant, take the packet's own arrival.
+        let arrived = arrival - epoch
         switch event {
         case .rtp(let bytes):
             do {
@@ -149,7 +172,7 @@ public actor ForwardedCall {
                 var outputs: [ForwarderOutput] = []
                 var refusal: (any Error)?
                 do { outputs = try recordThrowing { try $0.forward(packet, from: participant, now: time) } } catch { refusal = error }
-                uplinks[participant]?.received(packet, source: core.sourceKind(of: packet.ssrc, from: participant), now: time)
+                uplinks[participant]?.received(packet, source: core.sourceKind(of: packet.ssrc, from: participant), now: arrived)
                 if let refusal { refused(refusal, from: participant) } else { send(outputs) }
             } catch {
                 refused(error, from: participant)
@@ -158,7 +181,7 @@ public actor ForwardedCall {
             do {
                 // Parsed once, for the uplink's own reports and for the core.
                 let packets = try recordThrowing { try $0.parseRTCP(bytes, from: participant) }
-                uplinks[participant]?.received(rtcp: packets, now: time)
+                uplinks[participant]?.received(rtcp: packets, now: arrived)
                 let result = try recordThrowing { try $0.handleRTCP(packets, from: participant, now: time) }
                 for refusal in result.refusals { refused(refusal, from: participant) }
                 send(result.outputs)
@@ -180,10 +203,22 @@ public actor ForwardedCall {
             lastLayerLog = time
             logLayers()
         }
+        if time - lastDropReport >= Self.dropReportInterval {
+            lastDropReport = time
+            for participant in Array(queueDrops.keys) { reportQueueDrops(of: participant) }
+        }
         for participant in Array(uplinks.keys) {
             guard let packets = uplinks[participant]?.due(now: time), !packets.isEmpty else { continue }
             send([.rtcp(to: participant, packets)])
         }
+    }
+
+    /// Adds what `participant`'s receive queues dropped since the last report to `/metrics`.
+    private func reportQueueDrops(of participant: String) {
+        guard let transport = transports[participant], let upstream = queueDrops[participant]?.upstream else { return }
+        var totals = upstream()
+        totals.transport = transport.statistics.receiveQueueDrops
+        queueDrops[participant]?.meter.report(totals)
     }
 
     /// One line per receiver with simulcast senders: its estimate and the layer of each sender

@@ -179,7 +179,10 @@ actor ForwardedSession {
         let transport = try DTLSSRTPTransport(path: path, configuration: .init(
             certificate: certificate, role: role, remoteFingerprint: remote.fingerprint))
         self.transport = transport
-        try await forwarded.add(participant, transport: transport, sources: sources, extensions: extensions)
+        let agentQueue = agent.events
+        try await forwarded.add(participant, transport: transport, sources: sources, extensions: extensions) {
+            ReceiveQueueDrops(ice: agentQueue.droppedData, path: events.droppedData)
+        }
         added = true
         transport.start()
         logger.info("forwarded call \(forwarded.id): \(participant) answered with \(sources.count) source(s)")
