@@ -27,6 +27,8 @@ public actor ForwardedCall {
     private var limiter = LogLimiter()
     private let epoch = ContinuousClock.now
     private var lastLayerLog: Duration = .zero
+    /// This call's share of the paused-video and withheld-audio gauges.
+    private var squeezed: (pausedVideo: Int, withheldAudio: Int) = (0, 0)
     /// How often the receivers' layers are logged.
     static let layerLogInterval: Duration = .seconds(5)
     /// What happened to the participants, for the session layer that renegotiates at each
@@ -118,6 +120,7 @@ public actor ForwardedCall {
         for participant in Array(transports.keys) { remove(participant, reason: "the call ended") }
         ticker?.cancel()
         ticker = nil
+        updateSqueezed()
         changeSink.finish()
         metrics.callsChanged(by: -1)
     }
@@ -162,6 +165,7 @@ public actor ForwardedCall {
     private func tick() {
         let time = now
         send(record { $0.tick(now: time) })
+        updateSqueezed()
         if time - lastLayerLog >= Self.layerLogInterval {
             lastLayerLog = time
             logLayers()
@@ -170,6 +174,12 @@ public actor ForwardedCall {
             guard let packets = uplinks[participant]?.due(now: time), !packets.isEmpty else { continue }
             send([.rtcp(to: participant, packets)])
         }
+    }
+
+    private func updateSqueezed() {
+        let current = core.squeezedStreams
+        metrics.squeezeChanged(video: current.pausedVideo - squeezed.pausedVideo, audio: current.withheldAudio - squeezed.withheldAudio)
+        squeezed = current
     }
 
     /// One line per receiver with simulcast senders: its estimate and the layer of each sender
@@ -183,9 +193,11 @@ public actor ForwardedCall {
             let layers = states.map { state in
                 let rids = core.simulcastRIDs(of: state.sender)
                 let target = state.target < rids.count ? rids[state.target] : "?"
+                if state.paused { return "\(state.sender) paused" }
                 return "\(state.sender) \(state.rid ?? "-")\(state.rid == target ? "" : "→\(target)")"
             }
-            logger.info("forwarded call \(id): \(receiver) estimate \(kbps(estimate.target)) kb/s (delay \(kbps(estimate.delayBased)), loss \(kbps(estimate.lossBased)), acknowledged \(kbps(estimate.acknowledged))); layers \(layers.joined(separator: ", "))")
+            let withheld = core.withheldVoices(to: receiver)
+            logger.info("forwarded call \(id): \(receiver) estimate \(kbps(estimate.target)) kb/s (delay \(kbps(estimate.delayBased)), loss \(kbps(estimate.lossBased)), acknowledged \(kbps(estimate.acknowledged))); layers \(layers.joined(separator: ", "))\(withheld.isEmpty ? "" : "; voices withheld: \(withheld.joined(separator: ", "))")")
         }
     }
 
