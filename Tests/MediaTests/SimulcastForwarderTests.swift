@@ -37,14 +37,14 @@ struct SimulcastForwarderTests {
     /// One packet of a layer: VP8 descriptor with a 15-bit picture id and TL0PICIDX (RFC 7741 §4.2),
     /// then the payload header's first octet, whose P bit is clear on a key frame (§4.3).
     static func layer(_ rid: String, ssrc: UInt32, sequence: UInt16, timestamp: UInt32, pictureID: UInt16, tl0: UInt8,
-                      key: Bool = false, start: Bool = true) -> RTPPacket {
+                      key: Bool = false, start: Bool = true, payloadSize: Int = 300) -> RTPPacket {
         var payload = ByteBuffer()
         payload.writeInteger(UInt8(0x80 | (start ? 0x10 : 0)))
         payload.writeInteger(UInt8(0xC0))
         payload.writeInteger(UInt16(0x8000 | pictureID))
         payload.writeInteger(tl0)
         payload.writeInteger(UInt8(key ? 0x00 : 0x01))
-        payload.writeBytes(Array(repeating: UInt8(0xAB), count: 300))
+        payload.writeBytes(Array(repeating: UInt8(0xAB), count: payloadSize))
         return RTPPacket(marker: true, payloadType: videoPT, sequenceNumber: sequence, timestamp: timestamp, ssrc: ssrc,
                          headerExtension: .compact([RTPHeaderExtensionElement(id: 7, data: ByteBuffer(string: rid))]), payload: payload)
     }

@@ -71,6 +71,8 @@ public struct ForwardedLayerState: Hashable, Sendable, Codable {
     public var estimate: Double
     /// Switches of this stream so far.
     public var switches: Int
+    /// The receiver's budget leaves this video out for now (``layer`` is `nil` then).
+    public var paused: Bool = false
 }
 
 /// The RTP header extension ids one participant negotiated (RFC 8285 `a=extmap`); the forwarder

@@ -30,6 +30,12 @@ public struct ForwarderCounters: Hashable, Sendable, Codable {
     /// Simulcast layer switches made (at a key frame of the new layer), and those down among them.
     public var layerSwitches = 0
     public var layerSwitchesDown = 0
+    /// Videos paused for a receiver whose estimate is below the floor, and resumed.
+    public var videoPauses = 0
+    public var videoResumes = 0
+    /// Voices withheld from such a receiver (those who spoke least recently), and given back.
+    public var audioWithheld = 0
+    public var audioResumed = 0
     /// Packets refused: a stream that is not the sender's, a malformed packet, an unknown payload type.
     public var rejected = 0
 

@@ -37,6 +37,9 @@ public struct ForwardingConfiguration: Hashable, Sendable {
     public var layerUpHold: Duration = .seconds(1)
     /// How often each receiver's layers are chosen again.
     public var layerChoiceInterval: Duration = .milliseconds(100)
+    /// Voices a receiver gets whatever its estimate: the most recent speakers (docs/rooms.md
+    /// "A squeezed receiver"). Below this the call would not be a call.
+    public var minimumVoices: Int = 1
 
     /// Creates a configuration; the defaults fit a room of 20 with 720p video.
     public init(

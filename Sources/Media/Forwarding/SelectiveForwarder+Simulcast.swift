@@ -57,6 +57,8 @@ extension SelectiveForwarder {
         /// Since when the estimate has allowed a higher layer than `target`.
         var upSince: Duration?
         var switches = 0
+        /// The receiver's budget leaves this video out for now (docs/rooms.md "A squeezed receiver").
+        var paused = false
 
         init(target: Int) {
             self.target = target
@@ -71,7 +73,7 @@ extension SelectiveForwarder {
             return ForwardedLayerState(
                 receiver: receiver, sender: stream.from, layer: layers.layer, target: layers.target,
                 rid: layers.layer.map { source.description.simulcastRIDs[$0] }, estimate: participant.estimator.targetBitrate,
-                switches: layers.switches)
+                switches: layers.switches, paused: layers.paused)
         }
         .sorted { $0.sender < $1.sender }
     }
@@ -162,7 +164,7 @@ extension SelectiveForwarder {
     mutating func admitLayerPacket(_ packet: RTPPacket, layer: Int, vp8: (descriptor: VP8PayloadDescriptor, keyFrameStart: Bool)?,
                                    receiver: String, outgoingSSRC: UInt32, now: Duration) -> Bool {
         var stream = participants[receiver]!.outgoing[outgoingSSRC]!
-        guard var layers = stream.simulcast else { return false }
+        guard var layers = stream.simulcast, !layers.paused else { return false }
         if layers.layer == layer, layers.feedingSSRC == packet.ssrc {
             // A late packet from before the switch would take a number already used.
             guard Int16(bitPattern: packet.sequenceNumber &- layers.switchSequence) >= 0 else { return false }
@@ -245,89 +247,6 @@ extension SelectiveForwarder {
             copy.setInteger(tl0 &+ tl0Delta, at: offset)
         }
         return copy
-    }
-
-    /// Picks each receiver's layers from its estimate, every ``ForwardingConfiguration/layerChoiceInterval``.
-    ///
-    /// The estimate pays first for what the receiver gets that has no layers (audio, single video
-    /// streams), then every simulcast stream's lowest layer, then raises streams one layer at a
-    /// time, all to the middle before any to the top, as far as the rest allows; the layers'
-    /// rates are what their sources sent over the last second. A lower choice takes effect at
-    /// once (the target drops, the stream switches at the lower layer's next key frame); a higher
-    /// one only after the estimate allowed it for ``ForwardingConfiguration/layerUpHold``, so a
-    /// receiver near a layer's rate does not flap. A stream waiting for its target's key frame
-    /// asks the source's layer for one (PLI, coalesced per source by ``tick(now:)``).
-    mutating func chooseLayers(now: Duration) {
-        for receiverID in participants.keys {
-            guard now >= participants[receiverID]!.nextLayerChoice else { continue }
-            participants[receiverID]!.nextLayerChoice = now + configuration.layerChoiceInterval
-            let receiver = participants[receiverID]!
-            var budget = receiver.estimator.targetBitrate
-            var streams: [(ssrc: UInt32, rates: [Double?])] = []
-            for stream in receiver.outgoing.values where stream.binding != nil {
-                guard let owner = participants[stream.from] else { continue }
-                if stream.simulcast != nil, var source = owner.simulcast[stream.sourceSSRC] {
-                    // A layer that sent nothing in the last second has no rate: a browser pauses
-                    // its upper layers while its own uplink estimate is low (Chromium's
-                    // qualityLimitationReason `bandwidth`), and a paused layer costing 0 would be
-                    // chosen first, leaving its receivers waiting for a key frame that never comes.
-                    let rates = source.rates.indices.map { index -> Double? in
-                        source.ssrcs[index] == nil ? nil : source.rates[index].bitsPerSecond(now: now).flatMap { $0 > 0 ? $0 : nil }
-                    }
-                    participants[stream.from]!.simulcast[stream.sourceSSRC] = source
-                    streams.append((stream.ssrc, rates))
-                } else if var source = owner.sources[stream.sourceSSRC] {
-                    budget -= source.rate.bitsPerSecond(now: now) ?? 0
-                    participants[stream.from]!.sources[stream.sourceSSRC] = source
-                }
-            }
-            guard !streams.isEmpty else { continue }
-            streams.sort { $0.ssrc < $1.ssrc }
-            // Lowest layer with a rate for each, then one step up at a time while the budget lasts.
-            var chosen: [Int?] = streams.map { stream in stream.rates.firstIndex { $0 != nil } }
-            for (index, layer) in chosen.enumerated() { if let layer { budget -= streams[index].rates[layer]! } }
-            var raised = true
-            while raised {
-                raised = false
-                for index in streams.indices {
-                    guard let current = chosen[index],
-                          let next = streams[index].rates.indices.first(where: { $0 > current && streams[index].rates[$0] != nil }) else { continue }
-                    let cost = streams[index].rates[next]! - streams[index].rates[current]!
-                    if cost <= budget {
-                        budget -= cost
-                        chosen[index] = next
-                        raised = true
-                    }
-                }
-            }
-            for (index, stream) in streams.enumerated() {
-                guard let desired = chosen[index] else { continue }
-                var layers = participants[receiverID]!.outgoing[stream.ssrc]!.simulcast!
-                let known = { (layer: Int) in stream.rates.indices.contains(layer) && stream.rates[layer] != nil }
-                if desired < layers.target || !known(layers.target) {
-                    layers.target = desired
-                    layers.upSince = nil
-                } else if desired > layers.target {
-                    let since = layers.upSince ?? now
-                    layers.upSince = since
-                    if now - since >= configuration.layerUpHold {
-                        layers.target = desired
-                        layers.upSince = nil
-                    }
-                } else {
-                    layers.upSince = nil
-                }
-                participants[receiverID]!.outgoing[stream.ssrc]!.simulcast = layers
-            }
-        }
-        // A stream not yet on its target asks that layer for a key frame.
-        for receiver in participants.values {
-            for stream in receiver.outgoing.values where stream.binding != nil {
-                guard let layers = stream.simulcast, layers.layer != layers.target,
-                      let ssrc = participants[stream.from]?.simulcast[stream.sourceSSRC]?.ssrcs[layers.target] ?? nil else { continue }
-                participants[stream.from]!.sources[ssrc]?.keyFramePending = true
-            }
-        }
     }
 }
 

@@ -53,6 +53,12 @@ public struct SelectiveForwarder: Sendable {
         var retransmissionTokens: Double
         var tokensUpdated: Duration
         var loudestRecent: (level: UInt8, at: Duration)?
+        /// When it last spoke (a level at or above the speaking level): the order in which a
+        /// squeezed receiver keeps voices and videos.
+        var lastSpokeAt: Duration?
+        /// Since when this receiver's estimate has allowed more voices or videos than it gets.
+        var moreVoicesSince: Duration?
+        var moreVideosSince: Duration?
     }
 
     struct SourceStream: Sendable {
@@ -85,6 +91,8 @@ public struct SelectiveForwarder: Sendable {
         var octetCount: UInt32 = 0
         /// For a simulcast source: which layer feeds the stream, and since when.
         var simulcast: OutgoingLayers?
+        /// An audio stream the receiver's budget leaves out for now (``chooseLayers(now:)``).
+        var withheld: WithheldAudio?
     }
 
     /// An empty forwarded call.
@@ -312,11 +320,13 @@ public struct SelectiveForwarder: Sendable {
 
         var outputs: [ForwarderOutput] = []
         outputs.reserveCapacity(participants.count - 1)
+        // Metered as the receivers' links carry it (the layer and voice choice weighs it against their estimates).
+        let metered = size + Self.packetOverhead
         if let layer = layerOf {
-            participants[id]!.simulcast[layer.key]!.rates[layer.layer].add(bytes: size, at: now)
+            participants[id]!.simulcast[layer.key]!.rates[layer.layer].add(bytes: metered, at: now)
         }
         let vp8 = layerOf != nil ? Self.vp8Start(of: packet) : nil
-        participants[id]!.sources[packet.ssrc]!.rate.add(bytes: size, at: now)
+        participants[id]!.sources[packet.ssrc]!.rate.add(bytes: metered, at: now)
         // Over a copy of the keys: iterating `participants.keys` would hold the dictionary's storage
         // while the loop writes to it, so every write would copy it and each receiver's streams.
         for receiverID in Array(participants.keys) where receiverID != id {
@@ -324,6 +334,10 @@ public struct SelectiveForwarder: Sendable {
                   participants[receiverID]!.outgoing[outgoingSSRC]!.binding != nil else { continue }
             if let layer = layerOf,
                !admitLayerPacket(packet, layer: layer.layer, vp8: vp8, receiver: receiverID, outgoingSSRC: outgoingSSRC, now: now) {
+                continue
+            }
+            if participants[receiverID]!.outgoing[outgoingSSRC]!.withheld != nil,
+               !admitWithheld(packet, receiver: receiverID, outgoingSSRC: outgoingSSRC, now: now) {
                 continue
             }
             let copy = rewrite(packet, audioLevel: level, receiver: receiverID, outgoingSSRC: outgoingSSRC, now: now)
@@ -517,6 +531,9 @@ public struct SelectiveForwarder: Sendable {
             return
         }
         counters.keyFrameRequestsReceived += 1
+        // A paused stream asks for its key frame itself when it resumes: the receiver's requests
+        // meanwhile would cost the sender key frames nobody gets.
+        if stream.simulcast?.paused == true { return }
         // A simulcast stream's key frame comes from the layer it is switching to, or the one feeding it.
         let sourceSSRC = stream.simulcast.flatMap { layers in
             participants[stream.from]?.simulcast[stream.sourceSSRC]?.ssrcs[layers.target] ?? layers.feedingSSRC
@@ -573,6 +590,7 @@ public struct SelectiveForwarder: Sendable {
     }
 
     private mutating func noteLevel(_ level: AudioLevel, of id: String, now: Duration) {
+        if level.level <= configuration.speakingLevel { participants[id]!.lastSpokeAt = now }
         // The loudest level within the hold time: a word's quiet tail does not end "speaking".
         if let recent = participants[id]!.loudestRecent, now - recent.at <= configuration.speakingHold, recent.level < level.level { return }
         participants[id]!.loudestRecent = (level.level, now)

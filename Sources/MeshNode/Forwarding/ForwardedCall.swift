@@ -37,6 +37,8 @@ public actor ForwardedCall {
     private var limiter = LogLimiter()
     private let epoch = ContinuousClock.now
     private var lastLayerLog: Duration = .zero
+    /// This call's share of the paused-video and withheld-audio gauges.
+    private var squeezed: (pausedVideo: Int, withheldAudio: Int) = (0, 0)
     /// How often the receivers' layers are logged.
     static let layerLogInterval: Duration = .seconds(5)
     /// What happened to the participants, for the session layer that renegotiates at each
@@ -151,6 +153,7 @@ public actor ForwardedCall {
         for participant in Array(transports.keys) { remove(participant, reason: "the call ended") }
         ticker?.cancel()
         ticker = nil
+        updateSqueezed()
         changeSink.finish()
         metrics.callsChanged(by: -1)
     }
@@ -199,6 +202,7 @@ public actor ForwardedCall {
     private func tick() {
         let time = now
         send(record { $0.tick(now: time) })
+        updateSqueezed()
         if time - lastLayerLog >= Self.layerLogInterval {
             lastLayerLog = time
             logLayers()
@@ -221,6 +225,12 @@ public actor ForwardedCall {
         queueDrops[participant]?.meter.report(totals)
     }
 
+    private func updateSqueezed() {
+        let current = core.squeezedStreams
+        metrics.squeezeChanged(video: current.pausedVideo - squeezed.pausedVideo, audio: current.withheldAudio - squeezed.withheldAudio)
+        squeezed = current
+    }
+
     /// One line per receiver with simulcast senders: its estimate and the layer of each sender
     /// (`h→f` while a switch waits for its key frame), so that an operator sees why a receiver
     /// gets what it gets.
@@ -232,9 +242,11 @@ public actor ForwardedCall {
             let layers = states.map { state in
                 let rids = core.simulcastRIDs(of: state.sender)
                 let target = state.target < rids.count ? rids[state.target] : "?"
+                if state.paused { return "\(state.sender) paused" }
                 return "\(state.sender) \(state.rid ?? "-")\(state.rid == target ? "" : "→\(target)")"
             }
-            logger.info("forwarded call \(id): \(receiver) estimate \(kbps(estimate.target)) kb/s (delay \(kbps(estimate.delayBased)), loss \(kbps(estimate.lossBased)), acknowledged \(kbps(estimate.acknowledged))); layers \(layers.joined(separator: ", "))")
+            let withheld = core.withheldVoices(to: receiver)
+            logger.info("forwarded call \(id): \(receiver) estimate \(kbps(estimate.target)) kb/s (delay \(kbps(estimate.delayBased)), loss \(kbps(estimate.lossBased)), acknowledged \(kbps(estimate.acknowledged))); layers \(layers.joined(separator: ", "))\(withheld.isEmpty ? "" : "; voices withheld: \(withheld.joined(separator: ", "))")")
         }
     }
 

@@ -14,9 +14,10 @@ import Signaling
 /// subsequent offers that add every other participant's streams at each join and leave.
 ///
 /// The participant is the caller and offers first; the forwarder answers receive-only. After
-/// that only the forwarder offers (one offer outstanding at a time, RFC 8829 §5.2.2): sections
-/// are appended for new streams and a leaver's are set to port 0 (RFC 3264 §8.2), never removed
-/// or reordered.
+/// that the forwarder offers at each change (one offer outstanding at a time, RFC 8829 §5.2.2):
+/// sections are appended for new streams and a leaver's are set to port 0 (RFC 3264 §8.2), never
+/// removed or reordered. The participant's own later offers are answered too
+/// (``answerLaterOffer(_:)``): an ICE restart when its path broke, with the DTLS session kept.
 actor ForwardedSession {
     /// The call-setup id of the participant's call to the forwarder.
     nonisolated let id: String
@@ -53,6 +54,20 @@ actor ForwardedSession {
     /// The outstanding offer's answer is late (``answerTimeout``): a change may offer anew, but
     /// until then a late answer still binds its streams (a loaded browser answers in seconds).
     private var outstandingLate = false
+    /// The forwarder's latest offer that was answered: the streams each of its sections carries,
+    /// which an answer to the participant's own later offer repeats.
+    private var currentOffer: SessionDescription?
+    /// The participant's ICE credentials in force, its DTLS fingerprint, and the `o=` version of its
+    /// latest offer answered (a repeat is dropped).
+    private var remoteCredentials: ICECredentials?
+    private var remoteFingerprint: SDPFingerprint?
+    private var remoteOfferVersion: UInt64?
+    /// When ICE failed with no restart under way: the session ends unless the path comes back
+    /// (a restart from the participant) within ``restartGrace``.
+    private var failedAt: ContinuousClock.Instant?
+    /// An offer of the forwarder's was dropped for the participant's (glare): the next
+    /// ``renegotiate()`` offers even if no stream changed since.
+    private var rolledBack = false
     private var tasks: [Task<Void, Never>] = []
     private(set) var ended = false
     /// Whether its transport is in the core (after the first answer).
@@ -62,6 +77,9 @@ actor ForwardedSession {
     /// How long an offer waits for its answer before the forwarder gives up on it (the
     /// participant keeps the streams it had) and offers again if something changed.
     static let answerTimeout: Duration = .seconds(5)
+    /// How long a session whose ICE failed waits for the participant's ICE restart before it ends
+    /// (the CLI restarts at once on silence; its later attempts take a few seconds each).
+    static let restartGrace: Duration = .seconds(15)
 
     init(id: String, participant: String, key: String, forwarded: ForwardedCall, client: SignalingClient, iceServers: [ICEServer],
          localAddresses: [String], logger: Logger) throws {
@@ -93,9 +111,7 @@ actor ForwardedSession {
                     if agent == nil {
                         try await answerFirstOffer(text)
                     } else {
-                        // An ICE restart or a renegotiation from the participant: not taken yet; its
-                        // path stays, and a participant whose path died calls again.
-                        logger.notice("forwarded call \(forwarded.id): a later offer from \(participant) was not answered")
+                        try await answerLaterOffer(text)
                     }
                 } else if payload.sdpType == "answer" {
                     try await applyAnswer(text)
@@ -143,7 +159,10 @@ actor ForwardedSession {
             }
             await self?.pathEnded()
         })
-        try await agent.setRemoteCredentials(ICECredentials(ufrag: remote.iceUsernameFragment, password: remote.icePassword))
+        remoteCredentials = ICECredentials(ufrag: remote.iceUsernameFragment, password: remote.icePassword)
+        remoteFingerprint = remote.fingerprint
+        remoteOfferVersion = UInt64(offer.origin.sessionVersion)
+        try await agent.setRemoteCredentials(remoteCredentials!)
         for candidate in remote.candidates { try? await agent.addRemoteCandidate(sdp: "candidate:\(candidate)") }
         if remote.gatheringDone { try? await agent.endOfRemoteCandidates() }
         let credentials = try await agent.localCredentials()
@@ -188,6 +207,95 @@ actor ForwardedSession {
         logger.info("forwarded call \(forwarded.id): \(participant) answered with \(sources.count) source(s)")
     }
 
+    /// A later offer from the participant (RFC 8829 §5.2.2, a subsequent offer): with a new
+    /// `ice-ufrag`/`ice-pwd` it is an ICE restart (RFC 8839 §4.4.1.1.1, RFC 8445 §9), which the
+    /// forwarder's agent follows; the DTLS association and the SRTP keys stay (RFC 8842 §5.5:
+    /// the same fingerprint, `a=setup:active` as before). The answer takes the participant's own
+    /// sections receive-only as the first answer did, and each section the forwarder offered
+    /// `sendonly` again with the same SSRCs, so nothing changes for the core. A section the
+    /// forwarder never offered (a stream the participant adds) is refused with port 0 for now
+    /// (RFC 3264 §6). An offer crossing the forwarder's own outstanding offer wins: that one is
+    /// dropped (RFC 8829 §4.1.8.2, rollback) and made again after this answer.
+    /// - Throws: on a changed DTLS fingerprint (a new DTLS association is a new call), or SDP
+    ///   that does not parse; the session ends then.
+    private func answerLaterOffer(_ text: String) async throws {
+        guard let agent else { return }
+        let offer = try SessionDescription(parsing: text)
+        let remote = try SDPTransportParameters(offer)
+        guard remote.fingerprint == remoteFingerprint else {
+            throw MediaError(.forbidden, "a later offer with another DTLS fingerprint: a new DTLS association needs a new call")
+        }
+        let restart = remote.iceUsernameFragment != remoteCredentials?.ufrag || remote.icePassword != remoteCredentials?.password
+        let version = UInt64(offer.origin.sessionVersion)
+        if !restart, let version, let last = remoteOfferVersion, version <= last {
+            logger.debug("forwarded call \(forwarded.id): \(participant)'s offer version \(version) repeats one already answered")
+            return
+        }
+        remoteOfferVersion = version ?? remoteOfferVersion
+        if outstanding != nil {
+            outstanding = nil
+            outstandingLate = false
+            changedMeanwhile = true
+            rolledBack = true
+        }
+        let began = ContinuousClock.now
+        var credentials = try await agent.localCredentials()
+        var candidates: [SDPCandidate] = []
+        if restart {
+            credentials = try await agent.restart()
+            let renewed = ICECredentials(ufrag: remote.iceUsernameFragment, password: remote.icePassword)
+            try await agent.setRemoteCredentials(renewed)
+            remoteCredentials = renewed
+            for candidate in remote.candidates { try? await agent.addRemoteCandidate(sdp: "candidate:\(candidate)") }
+            if remote.gatheringDone { try? await agent.endOfRemoteCandidates() }
+            // Local candidates survive the restart (libnice keeps them); the answer carries them all.
+            candidates = try await agent.localCandidates().compactMap(Call.sdpCandidate)
+        }
+        var answer = try JSEPAnswer.make(offer: offer, local: .init(
+            iceUsernameFragment: credentials.ufrag, icePassword: credentials.password, fingerprint: certificate.fingerprint,
+            setup: .active, cname: "forwarder", streamID: "forwarder", sending: [:], sessionID: sessionID, receivesSimulcast: true))
+        answer.origin.sessionVersion = String(sessionVersion)
+        sessionVersion += 1
+        var refused = 0
+        for index in answer.media.indices.dropFirst(2) {
+            let offered = offer.media[index]
+            let mid = offered.mid ?? ""
+            let ours = currentOffer?.media.first { $0.mid == mid && $0.port != 0 }
+            guard offered.port != 0, answer.media[index].port != 0, let ours,
+                  offered.direction == .recvonly || offered.direction == .sendrecv else {
+                if offered.port != 0, ours == nil { refused += 1 }
+                answer.media[index] = MediaDescription(kind: offered.kind, port: 0, proto: offered.proto, formats: Array(offered.formats.prefix(1)),
+                                                       connections: [.init()], attributes: offered.mid.map { [.mid($0)] } ?? [])
+                continue
+            }
+            // The stream the forwarder sends there, as its offer described it (RFC 8830 msid, RFC 5576 ssrc lines).
+            answer.media[index].attributes = answer.media[index].attributes.map { if case .direction = $0 { .direction(.sendonly) } else { $0 } }
+            answer.media[index].attributes += ours.attributes.filter { attribute in
+                switch attribute {
+                case .msid, .ssrc, .ssrcGroup: true
+                default: false
+                }
+            }
+        }
+        // Bundle what is still accepted (RFC 9143 §7.3.1: a rejected section leaves the group).
+        let accepted = answer.media.filter { $0.port != 0 }.compactMap(\.mid)
+        answer.attributes = answer.attributes.filter { if case .group = $0 { false } else { true } }
+        if !accepted.isEmpty { answer.attributes.insert(.group(SDPGroup(semantics: "BUNDLE", identifiers: accepted)), at: 0) }
+        let streamIDs = Set(offered.enumerated().filter { !withdrawn.contains($0.offset) }.map(\.element.streamID))
+        if !streamIDs.isEmpty, !answer.attributes.contains(where: { if case .other(name: "msid-semantic", _) = $0 { true } else { false } }) {
+            answer.attributes.append(.other(name: "msid-semantic", value: " WMS \(streamIDs.sorted().joined(separator: " "))"))
+        }
+        if !candidates.isEmpty, let first = answer.media.firstIndex(where: { $0.port != 0 }) {
+            answer.media[first].attributes += candidates.map { .candidate($0) } + [.endOfCandidates]
+        }
+        try await signal(.sdp, sdpType: "answer", sdp: answer.serialized)
+        logger.info("forwarded call \(forwarded.id): answered \(participant)'s \(restart ? "ICE restart" : "renegotiation") in \(ContinuousClock.now - began)\(refused == 0 ? "" : "; \(refused) new section(s) refused")")
+        if changedMeanwhile {
+            changedMeanwhile = false
+            await renegotiate()
+        }
+    }
+
     private func iceEvent(_ event: ICEAgentEvent) async {
         switch event {
         case .localCandidate(let candidate):
@@ -198,7 +306,17 @@ actor ForwardedSession {
         case .stateChanged(.connected), .stateChanged(.ready):
             transport?.pathBecameReady()
         case .stateChanged(let state) where state == .failed:
-            await end(reason: "ICE failed", tell: true)
+            // The participant restarts ICE when its path breaks (answerLaterOffer); end only if
+            // no restart brings the path back in time.
+            let failed = ContinuousClock.now
+            failedAt = failed
+            logger.notice("forwarded call \(forwarded.id): ICE to \(participant) failed; waiting \(Self.restartGrace) for its restart")
+            tasks.append(Task { [weak self] in
+                try? await Task.sleep(for: Self.restartGrace)
+                await self?.restartGraceEnded(failedAt: failed)
+            })
+        case .stateChanged(let state) where state == .connected || state == .ready:
+            failedAt = nil
         default:
             break
         }
@@ -220,7 +338,8 @@ actor ForwardedSession {
         }
         let current = await forwarded.outgoingStreams(to: participant)
         let currentSSRCs = Set(current.map(\.ssrc))
-        var changed = false
+        var changed = rolledBack
+        rolledBack = false
         for stream in current where !offered.contains(where: { $0.ssrc == stream.ssrc }) {
             offered.append(.init(kind: stream.kind.rawValue, ssrc: stream.ssrc, retransmissionSSRC: stream.retransmissionSSRC, streamID: stream.from))
             changed = true
@@ -258,6 +377,11 @@ actor ForwardedSession {
         }
     }
 
+    private func restartGraceEnded(failedAt failed: ContinuousClock.Instant) async {
+        guard failedAt == failed else { return }
+        await end(reason: "ICE failed and no restart brought it back within \(Self.restartGrace)", tell: true)
+    }
+
     private func answerTimedOut(version: Int) async {
         guard outstanding != nil, sessionVersion == version else { return }
         logger.notice("forwarded call \(forwarded.id): \(participant) did not answer the offer within \(Self.answerTimeout)")
@@ -283,6 +407,7 @@ actor ForwardedSession {
         }
         outstanding = nil
         outstandingLate = false
+        currentOffer = offer
         let negotiated = try NegotiatedStream.fromOffering(offer: offer, answer: answer)
         let byMid = Dictionary(negotiated.compactMap { stream in stream.mid.map { ($0, stream) } }, uniquingKeysWith: { first, _ in first })
         var added = 0

@@ -18,6 +18,20 @@ struct ForwarderMetrics: Sendable {
     func callsChanged(by delta: Int) { calls.record(Self.activeCalls.add(delta, ordering: .relaxed).newValue) }
     /// A participant joined (+1) or left (−1) a forwarded call.
     func participantsChanged(by delta: Int) { participants.record(Self.activeParticipants.add(delta, ordering: .relaxed).newValue) }
+    /// Streams to receivers below the floor left out now (docs/rooms.md "A squeezed receiver").
+    let videoPaused = Gauge(label: "meshnode_forwarder_video_paused")
+    let audioWithheld = Gauge(label: "meshnode_forwarder_audio_withheld")
+    private static let pausedVideo = Atomic<Int>(0)
+    private static let withheldAudio = Atomic<Int>(0)
+    /// A call's paused videos and withheld voices changed by these counts.
+    func squeezeChanged(video: Int, audio: Int) {
+        if video != 0 { videoPaused.record(Self.pausedVideo.add(video, ordering: .relaxed).newValue) }
+        if audio != 0 { audioWithheld.record(Self.withheldAudio.add(audio, ordering: .relaxed).newValue) }
+    }
+    let videoPauses = Counter(label: "meshnode_forwarder_video_pauses_total", dimensions: [("event", "pause")])
+    let videoResumes = Counter(label: "meshnode_forwarder_video_pauses_total", dimensions: [("event", "resume")])
+    let audioWithholds = Counter(label: "meshnode_forwarder_audio_withheld_total", dimensions: [("event", "withhold")])
+    let audioResumes = Counter(label: "meshnode_forwarder_audio_withheld_total", dimensions: [("event", "resume")])
     let packetsIn = Counter(label: "meshnode_forwarder_packets_total", dimensions: [("direction", "from_participants")])
     let packetsOut = Counter(label: "meshnode_forwarder_packets_total", dimensions: [("direction", "to_participants")])
     let bytesIn = Counter(label: "meshnode_forwarder_bytes_total", dimensions: [("direction", "from_participants")])
@@ -45,6 +59,10 @@ struct ForwarderMetrics: Sendable {
         bump(firs, new.firsForwarded - old.firsForwarded)
         bump(rejected, new.rejected - old.rejected)
         bump(layerSwitchesDown, new.layerSwitchesDown - old.layerSwitchesDown)
+        bump(videoPauses, new.videoPauses - old.videoPauses)
+        bump(videoResumes, new.videoResumes - old.videoResumes)
+        bump(audioWithholds, new.audioWithheld - old.audioWithheld)
+        bump(audioResumes, new.audioResumed - old.audioResumed)
         bump(layerSwitchesUp, (new.layerSwitches - new.layerSwitchesDown) - (old.layerSwitches - old.layerSwitchesDown))
     }
 }
