@@ -119,9 +119,11 @@ public actor ForwardedCall {
     /// from the ICE agent's stream to the core, instead of through the transport's own task and
     /// stream (each a task switch per packet, docs/rooms.md "Cost per packet"). DTLS goes to the
     /// handshake; what does not authenticate is dropped (and counted by the transport).
-    public func receive(_ datagram: ByteBuffer, from participant: String) {
+    /// `arrival` is when the datagram left the ICE agent's queue, taken before the hop onto this
+    /// actor (the uplink's feedback must not read the actor's backlog as a queue on the path).
+    public func receive(_ datagram: ByteBuffer, from participant: String, arrival: ContinuousClock.Instant = .now) {
         guard let transport = transports[participant], let event = transport.receive(datagram) else { return }
-        _ = handle(event, from: participant)
+        _ = handle(event, from: participant, arrival: arrival)
     }
 
     /// The streams the forwarder sends `participant` (for the `a=ssrc` lines of its SDP).

@@ -152,7 +152,9 @@ actor ForwardedSession {
         tasks.append(Task { [weak self] in
             for await event in agent.events {
                 if case .dataReceived(let datagram) = event {
-                    await forwarded.receive(datagram, from: participant)
+                    // Stamped here, before the hop onto the call's actor (see ForwardedCall.add).
+                    let arrival = ContinuousClock.now
+                    await forwarded.receive(datagram, from: participant, arrival: arrival)
                     continue
                 }
                 await self?.iceEvent(event)
@@ -200,7 +202,7 @@ actor ForwardedSession {
         self.transport = transport
         let agentQueue = agent.events
         try await forwarded.add(participant, transport: transport, sources: sources, extensions: extensions) {
-            ReceiveQueueDrops(ice: agentQueue.droppedData, path: events.droppedData)
+            ReceiveQueueDrops(ice: agentQueue.droppedData)
         }
         added = true
         transport.start()
