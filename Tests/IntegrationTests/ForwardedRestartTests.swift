@@ -17,7 +17,7 @@ import TestSupport
         let node = try await MeshNodeServer(["--forwarder", "--room-call-mesh-limit", "2"], bind: ["127.0.0.1"])
         defer { node.stop() }
         let peers = try CallPeers("forwarded-restart")
-        let sources = ["--source", "pattern:160x90@\(Int(Self.fps))", "--source", "tone"]
+        let sources = ["--source", "pattern:192x128@\(Int(Self.fps))", "--source", "tone"]
         var processes: [String: Subprocess] = [:]
         defer { for process in processes.values { process.stop() } }
         var started: [String: Date] = [:]
@@ -28,8 +28,13 @@ import TestSupport
             try await Task.sleep(for: name == "alice" ? .seconds(1) : .milliseconds(500))
         }
         let dave = processes["dave"]!
-        try await waitUntil("the forwarder carries three participants", limit: TestDeadline.event * 4, interval: .milliseconds(200)) {
-            (try? await node.metric("meshnode_forwarder_participants_active")) == 3
+        do {
+            try await waitUntil("the forwarder carries three participants", limit: TestDeadline.event * 4, interval: .milliseconds(200)) {
+                (try? await node.metric("meshnode_forwarder_participants_active")) == 3
+            }
+        } catch {
+            for (name, process) in processes.sorted(by: { $0.key < $1.key }) { print("\(name): \(process.output.suffix(3000))") }
+            throw error
         }
         // dave joined a forwarded call: his one selected pair is the one to the forwarder.
         try await dave.waitForOutput("selected pair host 127.0.0.1:")

@@ -96,8 +96,9 @@ public actor ForwardedCall {
                 // Stamped before the hop onto the actor, which forwards every participant's
                 // packets in turn: the uplink's transport-cc feedback must carry when a packet
                 // arrived, not when the actor got to it, or the sender's delay-based estimate
-                // reads the actor's backlog as a queue on its path and backs off (Chromium then
-                // kept its top simulcast layer paused, docs/rooms.md).
+                // reads the actor's backlog as a queue on its path and backs off (Chromium's
+                // uplink estimate fell to 130-280 kb/s under load, docs/rooms.md "Chromium's top
+                // layer"). A session in push mode stamps in its own reader (``receive(_:from:arrival:)``).
                 let arrival = ContinuousClock.now
                 guard let self else { return }
                 guard await self.handle(event, from: participant, arrival: arrival) else { break }
