@@ -86,10 +86,6 @@ public final class DTLSSRTPTransport: Sendable {
     /// ``TransportStatistics/receiveQueueDrops``); the other events are never dropped.
     public let events: BoundedEventStream<TransportEvent>
 
-    /// Room to leave past a packet handed to ``sendRTP(_:)`` or ``sendRTCP(_:)`` (in its buffer's
-    /// capacity) so that SRTP's tag is appended without a copy.
-    public static let sendHeadroom = SRTPSession.trailerCapacity
-
     /// How many received RTP/RTCP packets may wait unread in ``events``.
     public static let receiveQueueBound = 1024
 
@@ -100,9 +96,7 @@ public final class DTLSSRTPTransport: Sendable {
     private let counters = Mutex(TransportStatistics())
     private let tasks = Mutex<[Task<Void, Never>]>([])
     private let clock = ContinuousClock()
-    /// The path's events, read by the transport's own task; `nil` when the owner hands datagrams
-    /// in itself (``init(path:configuration:)``).
-    private let pathEvents: DatagramEvents?
+    private let pathEvents: DatagramEvents
 
     /// Creates the transport; nothing happens until ``start()``.
     /// - Parameters:
@@ -111,27 +105,13 @@ public final class DTLSSRTPTransport: Sendable {
     /// - Throws: ``TransportError`` `invalidFingerprint` for a fingerprint we cannot check,
     ///   `invalidArgument` for no profiles or a bad MTU, `handshakeFailed` when OpenSSL
     ///   refuses the setup.
-    public convenience init(path: any DatagramTransport, events: DatagramEvents, configuration: Configuration) throws(TransportError) {
-        try self.init(path: path, optionalEvents: events, configuration: configuration)
-    }
-
-    /// Creates a transport whose owner reads the path itself and hands each datagram to
-    /// ``receive(_:)``, which returns the decrypted packet at once instead of queueing it in
-    /// ``events`` (which then carries only `connected`, `failed` and `closedByPeer`). A forwarder
-    /// uses it to take a packet from the ICE agent to the forwarding core in one step: every
-    /// stream between them is a task switch per packet. The owner also reports
-    /// ``pathBecameReady()`` and ``pathEnded()``.
-    public convenience init(path: any DatagramTransport, configuration: Configuration) throws(TransportError) {
-        try self.init(path: path, optionalEvents: nil, configuration: configuration)
-    }
-
-    private init(path: any DatagramTransport, optionalEvents: DatagramEvents?, configuration: Configuration) throws(TransportError) {
+    public init(path: any DatagramTransport, events: DatagramEvents, configuration: Configuration) throws(TransportError) {
         let connection = try DTLSConnection(
             certificate: configuration.certificate, role: configuration.role,
             remoteFingerprint: configuration.remoteFingerprint, profiles: configuration.profiles, mtu: configuration.mtu)
         self.state = Mutex(State(connection: connection))
         self.current = Mutex((path, 0))
-        self.pathEvents = optionalEvents
+        self.pathEvents = events
         self.configuration = configuration
         (self.events, self.continuation) = BoundedEventStream<TransportEvent>.makeStream(dataBound: Self.receiveQueueBound, isData: \.isData)
     }
@@ -144,7 +124,7 @@ public final class DTLSSRTPTransport: Sendable {
     /// Starts consuming the path's events. The client begins the handshake as soon as the
     /// path is ready (at once if it already is).
     public func start() {
-        if let pathEvents { pump(pathEvents, generation: 0) }
+        pump(pathEvents, generation: 0)
         let path = self.path
         let probe = Task { [weak self] in
             guard await path.isReady() else { return }
@@ -170,7 +150,7 @@ public final class DTLSSRTPTransport: Sendable {
             for await event in events {
                 guard let self else { return }
                 switch event {
-                case .received(let datagram): self.queue(datagram)
+                case .received(let datagram): self.receive(datagram)
                 case .ready: self.pathReady()
                 }
             }
@@ -216,28 +196,22 @@ public final class DTLSSRTPTransport: Sendable {
     /// - Throws: `notConnected` before the handshake completed or while ICE has no pair,
     ///   `closed` after ``close()``, `invalidArgument`/`srtpFailure` for a packet libsrtp2
     ///   refuses (shorter than an RTP header, a repeated sequence number).
-    public func sendRTP(_ packet: consuming ByteBuffer) throws(TransportError) {
-        // Protected in place: no copy when the caller hands over its only reference to a buffer
-        // with room for the tag (``sendHeadroom``).
-        var packet = packet
-        try outbound.withLock { session throws(TransportError) in
+    public func sendRTP(_ packet: ByteBuffer) throws(TransportError) {
+        let protected = try outbound.withLock { session throws(TransportError) -> ByteBuffer in
             guard let session else { throw notReady() }
-            try session.protectRTP(&packet)
+            return try session.protectRTP(packet)
         }
-        try sendDatagram(packet)
+        try sendDatagram(protected)
         counters.withLock { $0.rtpSent += 1 }
     }
 
     /// Protects a (compound) RTCP packet (RFC 3711 §3.4) and sends it. Any thread.
-    public func sendRTCP(_ packet: consuming ByteBuffer) throws(TransportError) {
-        // Protected in place: no copy when the caller hands over its only reference to a buffer
-        // with room for the tag (``sendHeadroom``).
-        var packet = packet
-        try outbound.withLock { session throws(TransportError) in
+    public func sendRTCP(_ packet: ByteBuffer) throws(TransportError) {
+        let protected = try outbound.withLock { session throws(TransportError) -> ByteBuffer in
             guard let session else { throw notReady() }
-            try session.protectRTCP(&packet)
+            return try session.protectRTCP(packet)
         }
-        try sendDatagram(packet)
+        try sendDatagram(protected)
         counters.withLock { $0.rtcpSent += 1 }
     }
 
@@ -258,80 +232,56 @@ public final class DTLSSRTPTransport: Sendable {
 
     // MARK: - Receiving
 
-    /// One datagram from the path, for a transport made with ``init(path:configuration:)``:
-    /// DTLS goes to the handshake, SRTP and SRTCP are authenticated and decrypted on the
-    /// caller's thread and returned (`.rtp` or `.rtcp`, counted as received); `nil` for
-    /// anything else (DTLS, a packet that failed authentication or is a replay, one before the
-    /// keys, a kind RFC 7983 drops — each counted in ``statistics``).
-    public func receive(_ datagram: ByteBuffer) -> TransportEvent? {
+    private func receive(_ datagram: ByteBuffer) {
         switch PacketDemultiplexer.classify(datagram) {
         case .dtls:
-            receiveDTLS(datagram)
-            return nil
+            counters.withLock { $0.dtlsDatagramsReceived += 1 }
+            let (output, startedTimer) = state.withLock { state -> (DTLSOutput, Bool) in
+                if state.handshakeStart == nil { state.handshakeStart = clock.now }
+                let output = state.connection.receive(datagram)
+                return (output, startTimerIfNeeded(&state))
+            }
+            if startedTimer { startTimer() }
+            process(output)
         case .srtp:
-            return unprotect(datagram, rtcp: false)
+            deliver(datagram, rtcp: false)
         case .srtcp:
-            return unprotect(datagram, rtcp: true)
+            deliver(datagram, rtcp: true)
         case .stun, .zrtp, .turnChannel, .unknown:
             counters.withLock { $0.unknownDropped += 1 }
-            return nil
         }
     }
 
-    /// For a transport made with ``init(path:configuration:)``: the path can carry datagrams now
-    /// (ICE connected); the DTLS client starts its handshake. Repeating it is harmless.
-    public func pathBecameReady() { pathReady() }
-
-    /// For a transport made with ``init(path:configuration:)``: the path is gone for good; a
-    /// handshake still waiting fails and ``events`` finishes.
-    public func pathEnded() { pathFinished() }
-
-    /// The transport's own task's way: decrypted packets are queued in ``events``, bounded.
-    private func queue(_ datagram: ByteBuffer) {
-        guard let event = receive(datagram) else { return }
-        let rtcp = if case .rtcp = event { true } else { false }
-        // Counted by `unprotect` before it is queued, so a reader that sees the packet sees it counted.
-        if case .dropped = continuation.yield(event) {
-            counters.withLock {
-                if rtcp { $0.rtcpReceived -= 1 } else { $0.rtpReceived -= 1 }
-                $0.receiveQueueDrops += 1
-            }
-        }
-    }
-
-    private func receiveDTLS(_ datagram: ByteBuffer) {
-        counters.withLock { $0.dtlsDatagramsReceived += 1 }
-        let (output, startedTimer) = state.withLock { state -> (DTLSOutput, Bool) in
-            if state.handshakeStart == nil { state.handshakeStart = clock.now }
-            let output = state.connection.receive(datagram)
-            return (output, startTimerIfNeeded(&state))
-        }
-        if startedTimer { startTimer() }
-        process(output)
-    }
-
-    /// Decrypts in place: the datagram's storage becomes the clear packet's (copied only if the
-    /// caller still shares it).
-    private func unprotect(_ datagram: ByteBuffer, rtcp: Bool) -> TransportEvent? {
-        var packet = datagram
-        let status = inbound.withLock { session -> TransportError.Code? in
-            guard let session else { return TransportError.Code.notConnected }
+    private func deliver(_ datagram: ByteBuffer, rtcp: Bool) {
+        let result = inbound.withLock { session -> Result<ByteBuffer, TransportError>? in
+            guard let session else { return nil }
             do throws(TransportError) {
-                if rtcp { try session.unprotectRTCP(&packet) } else { try session.unprotectRTP(&packet) }
-                return nil
+                return .success(rtcp ? try session.unprotectRTCP(datagram) : try session.unprotectRTP(datagram))
             } catch {
-                return error.code
+                return .failure(error)
             }
         }
-        counters.withLock {
-            if let status {
-                if status == .authenticationFailed { $0.authenticationFailures += 1 }
-                else if status == .replayed { $0.replaysDropped += 1 }
-                else { $0.otherDrops += 1 }
-            } else if rtcp { $0.rtcpReceived += 1 } else { $0.rtpReceived += 1 }
+        switch result {
+        case .success(let packet):
+            // Counted before it is queued, so a reader that sees the packet sees it counted.
+            counters.withLock { if rtcp { $0.rtcpReceived += 1 } else { $0.rtpReceived += 1 } }
+            if case .dropped = continuation.yield(rtcp ? .rtcp(packet) : .rtp(packet)) {
+                counters.withLock {
+                    if rtcp { $0.rtcpReceived -= 1 } else { $0.rtpReceived -= 1 }
+                    $0.receiveQueueDrops += 1
+                }
+            }
+        case .failure(let error):
+            counters.withLock {
+                switch error.code {
+                case .authenticationFailed: $0.authenticationFailures += 1
+                case .replayed: $0.replaysDropped += 1
+                default: $0.otherDrops += 1
+                }
+            }
+        case nil:
+            counters.withLock { $0.otherDrops += 1 }
         }
-        guard status == nil else { return nil }
-        return rtcp ? .rtcp(packet) : .rtp(packet)
     }
 
     private func pathReady() {

@@ -29,10 +29,6 @@ public actor ForwardedCall {
     static let dropReportInterval: Duration = .seconds(1)
     private var ticker: Task<Void, Never>?
     private let metrics = ForwarderMetrics()
-    private let allocator = ByteBufferAllocator()
-    /// Room for the header extensions the forwarder writes (mid, audio level, transport-wide
-    /// sequence number: RFC 8285 one-byte form, under 32 bytes).
-    static let extensionRoom = 64
     private let logger: Logger
     private var limiter = LogLimiter()
     private let epoch = ContinuousClock.now
@@ -98,7 +94,7 @@ public actor ForwardedCall {
                 // arrived, not when the actor got to it, or the sender's delay-based estimate
                 // reads the actor's backlog as a queue on its path and backs off (Chromium's
                 // uplink estimate fell to 130-280 kb/s under load, docs/rooms.md "Chromium's top
-                // layer"). A session in push mode stamps in its own reader (``receive(_:from:arrival:)``).
+                // layer").
                 let arrival = ContinuousClock.now
                 guard let self else { return }
                 guard await self.handle(event, from: participant, arrival: arrival) else { break }
@@ -113,18 +109,6 @@ public actor ForwardedCall {
                 }
             }
         }
-    }
-
-    /// One datagram from `participant`'s path, for a transport made to be handed its datagrams
-    /// (`DTLSSRTPTransport(path:configuration:)`): decrypted and forwarded here, in one step
-    /// from the ICE agent's stream to the core, instead of through the transport's own task and
-    /// stream (each a task switch per packet, docs/rooms.md "Cost per packet"). DTLS goes to the
-    /// handshake; what does not authenticate is dropped (and counted by the transport).
-    /// `arrival` is when the datagram left the ICE agent's queue, taken before the hop onto this
-    /// actor (the uplink's feedback must not read the actor's backlog as a queue on the path).
-    public func receive(_ datagram: ByteBuffer, from participant: String, arrival: ContinuousClock.Instant = .now) {
-        guard let transport = transports[participant], let event = transport.receive(datagram) else { return }
-        _ = handle(event, from: participant, arrival: arrival)
     }
 
     /// The streams the forwarder sends `participant` (for the `a=ssrc` lines of its SDP).
@@ -258,12 +242,7 @@ public actor ForwardedCall {
             do {
                 switch output {
                 case .rtp(let to, let packet):
-                    guard let transport = transports[to] else { continue }
-                    // Room for SRTP's tag too: the transport protects this buffer in place.
-                    var buffer = allocator.buffer(capacity: RTPPacket.fixedHeaderSize + 4 * packet.csrcs.count + Self.extensionRoom
-                        + packet.payload.readableBytes + Int(packet.paddingLength) + DTLSSRTPTransport.sendHeadroom)
-                    try packet.write(into: &buffer)
-                    try transport.sendRTP(buffer)
+                    try transports[to]?.sendRTP(try packet.serialized())
                 case .rtcp(let to, let packets):
                     try transports[to]?.sendRTCP(try RTCPPacket.serializeCompound(packets))
                 }

@@ -33,6 +33,7 @@ actor ForwardedSession {
     private let sessionID = UInt64.random(in: 1...0x3FFF_FFFF_FFFF_FFFF)
     private var sessionVersion = 1
     private var agent: ICEAgent?
+    private var agentEvents: BoundedEventStream<ICEAgentEvent>.Producer?
     private var transport: DTLSSRTPTransport?
     private var firstMid = "0"
     /// The simulcast layers the participant's offer sends and the first answer took (RFC 8853
@@ -142,24 +143,22 @@ actor ForwardedSession {
         let configuration = ICEServerSettings.agentConfiguration(servers: iceServers, role: .controlled, localAddresses: localAddresses, relayOnly: false)
         let agent = try await ICEAgent(configuration: configuration, logger: logger)
         self.agent = agent
+        // Bounded like the agent's own stream, so that a participant's flood is dropped here too
+        // rather than queued without limit in the copy (docs/security.md).
+        let (events, continuation) = BoundedEventStream<ICEAgentEvent>.makeStream(dataBound: ICEAgent.receiveQueueBound, isData: \.isData)
+        agentEvents = continuation
         firstMid = offer.media.first?.mid ?? "0"
-        // The one reader of the agent's (bounded) stream: each datagram goes straight to the
-        // forwarded call, which decrypts and forwards it (no stream in between: each would be a
-        // task switch per packet, docs/rooms.md "Cost per packet"). Before the transport is in
-        // the call nothing can arrive but STUN, which libnice keeps: the forwarder is the DTLS
-        // client, so DTLS and SRTP follow its ClientHello.
-        let forwarded = self.forwarded, participant = self.participant
+        let logger = logger
         tasks.append(Task { [weak self] in
             for await event in agent.events {
-                if case .dataReceived(let datagram) = event {
-                    // Stamped here, before the hop onto the call's actor (see ForwardedCall.add).
-                    let arrival = ContinuousClock.now
-                    await forwarded.receive(datagram, from: participant, arrival: arrival)
-                    continue
+                let result = continuation.yield(event)
+                if result.shouldReport, case .dropped(let total) = result {
+                    logger.warning("forwarded call receive queue full: packets dropped", metadata: ["dropped": "\(total)"])
                 }
+                if case .dataReceived = event { continue }
                 await self?.iceEvent(event)
             }
-            await self?.pathEnded()
+            continuation.finish()
         })
         remoteCredentials = ICECredentials(ufrag: remote.iceUsernameFragment, password: remote.icePassword)
         remoteFingerprint = remote.fingerprint
@@ -197,12 +196,12 @@ actor ForwardedSession {
         try await agent.gather()
         let role = try DTLSRole(local: .active, remote: remote.setup)
         let path = ICEDatagramPath(agent: agent)
-        let transport = try DTLSSRTPTransport(path: path, configuration: .init(
+        let transport = try DTLSSRTPTransport(path: path, events: path.datagramEvents(from: events), configuration: .init(
             certificate: certificate, role: role, remoteFingerprint: remote.fingerprint))
         self.transport = transport
         let agentQueue = agent.events
         try await forwarded.add(participant, transport: transport, sources: sources, extensions: extensions) {
-            ReceiveQueueDrops(ice: agentQueue.droppedData)
+            ReceiveQueueDrops(ice: agentQueue.droppedData, path: events.droppedData)
         }
         added = true
         transport.start()
@@ -305,8 +304,6 @@ actor ForwardedSession {
             try? await signal(.candidate, candidate: info)
         case .gatheringDone:
             try? await signal(.candidate, candidate: CandidateInfo(candidate: "", sdpMid: firstMid, sdpMLineIndex: 0))
-        case .stateChanged(.connected), .stateChanged(.ready):
-            transport?.pathBecameReady()
         case .stateChanged(let state) where state == .failed:
             // The participant restarts ICE when its path breaks (answerLaterOffer); end only if
             // no restart brings the path back in time.
@@ -322,11 +319,6 @@ actor ForwardedSession {
         default:
             break
         }
-    }
-
-    /// The agent's stream ended (the agent closed): the transport's path is gone.
-    private func pathEnded() {
-        transport?.pathEnded()
     }
 
     /// Offers the participant what the core sends it now: new streams appended, those of
@@ -438,7 +430,7 @@ actor ForwardedSession {
         if tell { try? await client.callSetup(.hangup, to: participant, call: id, reason: reason) }
         await forwarded.remove(participant, reason: reason)
         for task in tasks { task.cancel() }
-        transport?.pathEnded()
+        agentEvents?.finish()
         if let agent { Task { await agent.close() } }
         let waiters = endWaiters
         endWaiters = []

@@ -38,9 +38,6 @@ final class BenchConnection: Sendable {
     private let counters = Mutex(Counters())
     private let state = Mutex<(transport: DTLSSRTPTransport?, localSetup: SDPSetupRole?, version: Int)>((nil, nil, 1))
     private let path: (stream: AsyncStream<ICEAgentEvent>, continuation: AsyncStream<ICEAgentEvent>.Continuation)
-    /// The forwarder host's connection: where its datagrams go (the forwarded call, which
-    /// decrypts them itself), as `ForwardedSession` hands them over in `serve`.
-    private let sink = Mutex<(@Sendable (ByteBuffer) async -> Void)?>(nil)
 
     /// Whether this is a participant's connection (received packets counted and sampled, the
     /// transport's events drained here) or the forwarder host's (everything to `ForwardedCall`,
@@ -84,10 +81,6 @@ final class BenchConnection: Sendable {
                 case .stateChanged(.failed):
                     counters.withLock { $0.failure = $0.failure ?? "ICE failed" }
                     continuation.yield(event)
-                case .dataReceived(let datagram) where !counting:
-                    if let sink = sink.withLock({ $0 }) { await sink(datagram) }
-                case .stateChanged(.connected) where !counting, .stateChanged(.ready) where !counting:
-                    transport?.pathBecameReady()
                 case .dataReceived(let datagram):
                     guard counting, let first = datagram.getInteger(at: datagram.readerIndex, as: UInt8.self), (128...191).contains(first),
                           let second = datagram.getInteger(at: datagram.readerIndex + 1, as: UInt8.self)
@@ -111,14 +104,7 @@ final class BenchConnection: Sendable {
                 }
             }
             continuation.finish()
-            if !counting { transport?.pathEnded() }
         }
-    }
-
-    /// For the forwarder host: hands every datagram to `handler` from now on (before that, none
-    /// but STUN can arrive: the forwarder is the DTLS client and has not started).
-    func deliver(to handler: @escaping @Sendable (ByteBuffer) async -> Void) {
-        sink.withLock { $0 = handler }
     }
 
     private func waitUntil(_ what: String, timeout: Duration, _ condition: @Sendable (Counters) -> Bool) async throws {
@@ -211,17 +197,13 @@ final class BenchConnection: Sendable {
     private func start(local: SDPSetupRole, remote: SDPTransportParameters) throws {
         let role = try DTLSRole(local: local, remote: remote.setup)
         let iceLink = ICEDatagramPath(agent: agent)
-        let configuration = DTLSSRTPTransport.Configuration(certificate: certificate, role: role, remoteFingerprint: remote.fingerprint)
-        // The forwarder's transports are handed their datagrams (``deliver(to:)``) and started
-        // by the host once they are in the call, as `ForwardedSession` does.
-        let transport = counting
-            ? try DTLSSRTPTransport(path: iceLink, events: iceLink.datagramEvents(from: path.stream), configuration: configuration)
-            : try DTLSSRTPTransport(path: iceLink, configuration: configuration)
+        let transport = try DTLSSRTPTransport(path: iceLink, events: iceLink.datagramEvents(from: path.stream), configuration: .init(
+            certificate: certificate, role: role, remoteFingerprint: remote.fingerprint))
         state.withLock {
             $0.transport = transport
             $0.localSetup = role == .client ? .active : .passive
         }
-        if counting { transport.start() }
+        transport.start()
         Task { [self] in
             do {
                 _ = try await transport.connected()

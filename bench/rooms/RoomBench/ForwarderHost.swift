@@ -46,9 +46,6 @@ final class ForwarderHost: Sendable {
             guard let transport = connection.transport else { throw BenchError("\(id): no transport after the answer") }
             try await call.add(id, transport: transport, sources: sources,
                                extensions: ForwardingExtensionIDs(transportWideCC: streams.compactMap(\.transportCCExtensionID).first))
-            let call = self.call
-            connection.deliver { datagram in await call.receive(datagram, from: id) }
-            transport.start()
             emit(["event": "answer", "id": id, "sdp": answer.serialized])
         case "offer":
             guard var entry = entries.withLock({ $0[id] }) else { throw BenchError("no participant '\(id)'") }
