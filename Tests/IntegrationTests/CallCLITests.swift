@@ -111,21 +111,10 @@ import Codecs
         _ = try await peers.options("alice")
         // Long enough for the outage, the restart and media after it on a busy machine.
         let alice = try peers.startCall("alice", to: "bob", node: node.signalingURL, duration: 40)
-        try await bob.waitForOutput("selected pair host 127.0.0.1:")
-        let line = bob.output.components(separatedBy: "selected pair host 127.0.0.1:")[1]
-        let port = try #require(Int(line.prefix { $0.isNumber }))
+        let port = try await LoopbackPathCut.selectedPort(of: bob)
         try await Task.sleep(for: .seconds(2))  // media flows on the first path for a while
         // Drop the callee's selected port both ways, on loopback only, in a table of our own.
-        let table = "meshnode_test_\(port)"
-        func nft(_ arguments: [String]) async -> Int32? {
-            (try? await Subprocess.run("nft", arguments))?.status ?? nil
-        }
-        #expect(await nft(["add", "table", "inet", table]) == 0)
-        _ = await nft(["add", "chain", "inet", table, "out", "{ type filter hook output priority 0 ; }"])
-        _ = await nft(["add", "rule", "inet", table, "out", "oif", "lo", "udp", "dport", "\(port)", "drop"])
-        _ = await nft(["add", "rule", "inet", table, "out", "oif", "lo", "udp", "sport", "\(port)", "drop"])
-        try await Task.sleep(for: .seconds(5))  // the outage
-        _ = await nft(["delete", "table", "inet", table])
+        try await LoopbackPathCut.drop(port: port, for: .seconds(5), table: "meshnode_test_\(port)")
         let restored = Date()
         #expect(await alice.waitForExit(timeout: .seconds(120)) == 0, "\(alice.output.suffix(3000))")
         let report = try CallPeers.report(from: alice.output)

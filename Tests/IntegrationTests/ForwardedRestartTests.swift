@@ -37,22 +37,10 @@ import TestSupport
             throw error
         }
         // dave joined a forwarded call: his one selected pair is the one to the forwarder.
-        try await dave.waitForOutput("selected pair host 127.0.0.1:")
-        let line = dave.output.components(separatedBy: "selected pair host 127.0.0.1:")[1]
-        let port = try #require(Int(line.prefix { $0.isNumber }))
+        let port = try await LoopbackPathCut.selectedPort(of: dave)
         try await Task.sleep(for: .seconds(3))  // media flows on the first path for a while
-
-        let table = "meshnode_test_fwd_\(port)"
-        func nft(_ arguments: [String]) async -> Int32? {
-            (try? await Subprocess.run("nft", arguments))?.status ?? nil
-        }
-        #expect(await nft(["add", "table", "inet", table]) == 0)
-        _ = await nft(["add", "chain", "inet", table, "out", "{ type filter hook output priority 0 ; }"])
-        _ = await nft(["add", "rule", "inet", table, "out", "oif", "lo", "udp", "dport", "\(port)", "drop"])
-        _ = await nft(["add", "rule", "inet", table, "out", "oif", "lo", "udp", "sport", "\(port)", "drop"])
         let cut = Date()
-        try await Task.sleep(for: .seconds(6))
-        _ = await nft(["delete", "table", "inet", table])
+        try await LoopbackPathCut.drop(port: port, for: .seconds(6), table: "meshnode_test_fwd_\(port)")
 
         let status = await dave.waitForExit(timeout: TestDeadline.event * 4 + .seconds(40))
         #expect(status == 0, "dave: \(dave.output.suffix(4000))")
