@@ -115,15 +115,7 @@ import TestSupport
         await host.hub.setProver(network.prover)
         let link = await host.peer()
         #expect(try await link.linked(as: Self.nodeA, a, to: Self.here).proven == true)
-        func answer(_ id: String) async throws -> String {
-            try await link.next { message in
-                switch message.payload {
-                case .ack(let body) where body.of == id: "ok"
-                case .error(let body) where body.of == id: body.code.rawValue
-                default: nil
-                }
-            }
-        }
+        func answer(_ id: String) async throws -> String { try await link.answer(to: id) }
         // The node's forwarder, logged in with the node key.
         let forwarder = try await host.login(ForwarderAssignment.forwarderName, nodeKey)
         let (bobKey, daveKey) = (Identity.generate(), Identity.generate())

@@ -27,15 +27,7 @@ import TestSupport
         let bob = try await host.login("bob", bobKey)
         await bob.send(.join(RoomBody(room: "#ops")), id: "j")
         _ = try await bob.ack()
-        func answer(_ id: String) async throws -> String {
-            try await link.next { message in
-                switch message.payload {
-                case .ack(let body) where body.of == id: "ok"
-                case .error(let body) where body.of == id: body.code.rawValue
-                default: nil
-                }
-            }
-        }
+        func answer(_ id: String) async throws -> String { try await link.answer(to: id) }
         let alice = "alice@\(Self.nodeA)"
         await link.send(.join(RoomBody(room: "#ops")), from: alice, id: "aj")
         #expect(try await answer("aj") == "ok")

@@ -216,13 +216,7 @@ import TestSupport
             payload.room = "#ops"
             payload.roomCall = roomCall
             await from.send(.callSetup(.call, CallSigning.sign(payload, with: key)), to: to, id: id)
-            return try await from.next { message in
-                switch message.payload {
-                case .ack(let body) where body.of == id: "ok"
-                case .error(let body) where body.of == id: body.code.rawValue
-                default: nil
-                }
-            }
+            return try await from.answer(to: id)
         }
         // No room call yet: a tagged call is refused.
         #expect(try await pair(alice, "alice", peers[0].key, to: "bob", id: "t0") == "forbidden")

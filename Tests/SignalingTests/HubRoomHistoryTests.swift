@@ -147,15 +147,7 @@ import TestSupport
             await bob.send(.join(RoomBody(room: "#r\(index)")), id: "j\(index)")
             _ = try await bob.ack()
         }
-        func answer(_ id: String) async throws -> String {
-            try await link.next { message in
-                switch message.payload {
-                case .ack(let body) where body.of == id: "ok"
-                case .error(let body) where body.of == id: body.code.rawValue
-                default: nil
-                }
-            }
-        }
+        func answer(_ id: String) async throws -> String { try await link.answer(to: id) }
         // A room nobody here made: refused, nothing created.
         await link.send(.join(RoomBody(room: "#made-up")), from: "alice@\(Self.nodeA)", id: "x")
         #expect(try await answer("x") == "forbidden")

@@ -139,6 +139,18 @@ final class TestPeer: Sendable {
         throw TestFailure("no matching frame within \(timeout)")
     }
 
+    /// The answer to the request `id`: "ok" for its ack, or its error's code (frames between are
+    /// skipped).
+    func answer(to id: String) async throws -> String {
+        try await next { message in
+            switch message.payload {
+            case .ack(let body) where body.of == id: "ok"
+            case .error(let body) where body.of == id: body.code.rawValue
+            default: nil
+            }
+        }
+    }
+
     /// The next frame is the one with `id`: the hub keeps the order of what it sends on a
     /// connection, so a frame that should never come cannot be in flight behind this marker.
     /// How a test shows that something did not happen, without waiting for a quiet period.
