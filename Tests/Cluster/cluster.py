@@ -477,15 +477,15 @@ class RoomWatcher(Peer):
 class RoomCaller:
     """The real CLI in a room call: `meshnode call '#ROOM' --json` at one member."""
 
-    def __init__(self, binary, name, url, workdir, duration):
+    def __init__(self, binary, name, url, workdir, duration, room=None, extra=()):
         identity = os.path.join(workdir, name + ".identity")
         subprocess.run([binary, "keygen", "--identity", identity], check=True, stdout=subprocess.DEVNULL)
         self.name = name
         self.log = open(os.path.join(workdir, name + ".log"), "w")
         self.process = subprocess.Popen(
-            [binary, "call", ROOM, "--json", "--name", name, "--identity", identity, "--node", url,
+            [binary, "call", room or ROOM, "--json", "--name", name, "--identity", identity, "--node", url,
              "--known-peers", os.path.join(workdir, name + ".pins"), "--duration", str(duration),
-             "--source", "pattern:192x128@10", "--source", "tone", "--ice-address", "127.0.0.1"],
+             "--source", "pattern:192x128@10", "--source", "tone", "--ice-address", "127.0.0.1", *extra],
             stdout=subprocess.PIPE, stderr=self.log, text=True)
 
     def reports(self, timeout):
@@ -607,6 +607,83 @@ def room_calls(binary, postgres, workdir, node_key):
             member.kill()
 
 
+FORWARDED_ROOM = "#fwd"
+
+
+def room_calls_forwarded(binary, postgres, workdir, node_key):
+    """A forwarded room call across members (docs/cluster.md "Forwarded calls across members"):
+    f1, f2, f3 run `--forwarder --room-call-mesh-limit 2`. The real CLI starts a call of #fwd
+    at f1 (its host), a second joins at f2, a third at f3: the third join moves the call to
+    f1's forwarder. Each CLI must decode both others' test pattern through that forwarder (its
+    JSON report of the call to `forwarder` lists what it decoded of each sender). A room
+    member at f2 that is not in the call hears the signed assignment and is refused when it
+    calls the forwarder."""
+    ports = [free_port() for _ in range(3)]
+    urls = [f"ws://127.0.0.1:{port}/ws" for port in ports]
+    started = time.monotonic()
+    members = [Member(binary, f"f{i + 1}", postgres.url, workdir, node_key,
+                      extra=["--member-url", urls[i], "--forwarder", "--room-call-mesh-limit", "2"], http=ports[i])
+               for i in range(3)]
+    callers = []
+    try:
+        for member in members:
+            member.wait_ready()
+        watcher = RoomWatcher("fwatch", [urls[1]])
+        watcher.connect(0)
+        expect(watcher.client.reply(watcher.client.send("join", {"room": FORWARDED_ROOM}))["type"] == "ack",
+               f"fwatch joins {FORWARDED_ROOM} at f2")
+        # Each leaves once its call to the forwarder decoded 10 frames of both others' streams.
+        goal = ["--until-decoded", "10", "--senders", "2"]
+        names = ["fu1", "fu2", "fu3"]
+        callers.append(RoomCaller(binary, names[0], urls[0], workdir, 30, room=FORWARDED_ROOM, extra=goal))
+        call = watcher.state("started", names[0])["call"]
+        callers.append(RoomCaller(binary, names[1], urls[1], workdir, 30, room=FORWARDED_ROOM, extra=goal))
+        watcher.state("joined", names[1], timeout=40)
+        callers.append(RoomCaller(binary, names[2], urls[2], workdir, 30, room=FORWARDED_ROOM, extra=goal))
+        joined = watcher.state("joined", names[2], timeout=40)
+        expect(joined["call"] == call and joined.get("forwarder") is not None and joined["limit"] == 20,
+               f"the third join (fu3 at f3) moves the call hosted by f1 to the forwarder (limit {joined['limit']})")
+        assignment = json.loads(joined["forwarder"]["payload"])
+        expect(assignment["forwarder"] == "forwarder" and assignment["key"] == joined["forwarder"]["key"],
+               "the assignment names the host's forwarder under the node key")
+
+        # The attacker: a member of the room at f2 that is not in the call calls the forwarder.
+        body = conformance.signed(watcher.key, "call", watcher.name, "forwarder", "f-mallory", kind="video",
+                                  room=FORWARDED_ROOM, roomCall=call)
+        id_ = watcher.client.send("call", body, to="forwarder")
+        answer = watcher.next(lambda m: m["type"] in ("ack", "error") and m["body"].get("of") == id_, 10, "answer to the call")
+        code = answer["body"].get("code", answer["type"])
+        expect(code == "forbidden", f"a room member not in the call is refused when it calls the forwarder ({code})")
+
+        deadline = time.monotonic() + 90
+        while any(c.process.poll() is None for c in callers) and time.monotonic() < deadline:
+            try:
+                watcher.next(lambda m: False, 1, "nothing")
+            except conformance.Timeout:
+                pass
+        for caller in callers:
+            code, reports = caller.reports(timeout=10)
+            through = [r for r in reports if r["to"] == "forwarder"]
+            decoded = {}
+            for report in through[-1:]:
+                for reception in report.get("forwarded") or []:
+                    decoded[reception["from"]] = sum(s.get("receivedFrames", 0) for s in reception["streams"] if s["kind"] == "video")
+            others = sorted(n for n in names if n != caller.name)
+            expect(code == 0 and through and through[-1]["ok"] and sorted(decoded) == others and all(decoded[o] > 0 for o in others),
+                   f"{caller.name} decodes the others' test pattern through f1's forwarder ({decoded}, exit {code})")
+        ended = watcher.state("ended", timeout=30)
+        expect(ended["call"] == call, f"fwatch (f2) hears the end of the call when the last ({ended['member']}) leaves")
+        print(f"cluster forwarded room call: passed in {time.monotonic() - started:.1f} s")
+    except conformance.Timeout as error:
+        raise AssertionError(f"forwarded room call: {error}")
+    finally:
+        for caller in callers:
+            if caller.process.poll() is None:
+                caller.process.kill()
+        for member in members:
+            member.kill()
+
+
 def run_with_postgres(command):
     """The Swift tests of SignalingClusterTests need a real PostgreSQL: a private one for them."""
     workdir = tempfile.mkdtemp(prefix="meshnode-pgtest-")
@@ -626,7 +703,8 @@ def main():
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build", "debug", "meshnode"))
     parser.add_argument("--serve", action="store_true", help="start PostgreSQL and three members, print their URLs, wait for Ctrl-C")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
-    parser.add_argument("--only", choices=["room-calls"], help="run only this part (room calls across members)")
+    parser.add_argument("--only", choices=["room-calls", "room-calls-forwarded"],
+                        help="run only this part (room calls across members, peer to peer or forwarded)")
     parser.add_argument("--run", nargs=argparse.REMAINDER,
                         help="start PostgreSQL only, run this command with MESHNODE_TEST_POSTGRES=URL (the Swift tests), stop it")
     args = parser.parse_args()
@@ -656,11 +734,14 @@ def main():
             signal.pause()
         elif args.only == "room-calls":
             room_calls(args.binary, postgres, workdir, node_key)
+        elif args.only == "room-calls-forwarded":
+            room_calls_forwarded(args.binary, postgres, workdir, node_key)
         else:
             scenario(args.binary, members, workdir)
             flood(args.binary, postgres, workdir, node_key)
             page_failover(args.binary, postgres, workdir, node_key)
             room_calls(args.binary, postgres, workdir, node_key)
+            room_calls_forwarded(args.binary, postgres, workdir, node_key)
     except KeyboardInterrupt:
         pass
     except AssertionError as error:
