@@ -9,8 +9,10 @@ the kill must reach its recipient: zero lost. Then an attacker floods a fourth m
 PostgreSQL is held slow: at most `--store-write-queue` writes wait, the rest get `store-busy`.
 Then the web page in Chromium with two members' URLs fails over when its member is killed.
 Last, room calls across members (`room_calls`): three CLIs on three members in one call, a
-non-member refused, a dead host's call gone once it is reaped, and a CLI given one member's
-URL failing over to one it learnt from `welcome` (`--only room-calls` runs only this part).
+non-member refused, a dead host's call gone within seconds (the asking member reaps a host
+with no database session), and a CLI given one member's URL failing over to one it learnt from
+`welcome` (`--only room-calls` runs only this part). Last, a forwarded room call across members
+(`--only room-calls-forwarded`): three CLIs at three members through the host's forwarder.
 `testnet/cluster --serve` only starts the cluster
 (`make cluster`) and waits for Ctrl-C.
 
@@ -501,9 +503,9 @@ def room_calls(binary, postgres, workdir, node_key):
     --member-url. The real CLI starts a call of #team at r1; a second joins it at r2, a third
     at r3 later; each must decode the others' test pattern, and a room member at r2 (a
     protocol client) hears every state up to `ended`. A non-member's start and join are refused
-    at its own member. Then a call hosted by r1 when r1 is killed with -9 is gone (its join is
-    refused, a start at r2 takes the room) within the reaping time, and a CLI given only r1's
-    URL logs in again at another member that r1's welcome named."""
+    at its own member. Then a call hosted by r1 when r1 is killed with -9 is gone (every join
+    is answered, `unavailable` then `forbidden`; a start at r2 takes the room) within 6 s, and
+    a CLI given only r1's URL logs in again at another member that r1's welcome named."""
     ports = [free_port() for _ in range(3)]
     urls = [f"ws://127.0.0.1:{port}/ws" for port in ports]
     started = time.monotonic()
