@@ -194,7 +194,10 @@ extension SignalingHub {
             if type == .hangup || type == .cancel { clusterForwarderRoutes[key] = nil }
             return route?.member
         }
-        guard let room = payload.room.flatMap { roomAddress($0) }?.name, let roomCall = payload.roomCall, roomCalls[room] == nil else { return nil }
+        // A room of another node never reaches here: its forwarder is `forwarder@host`.
+        guard let address = payload.room.flatMap({ roomAddress($0) }), address.node == nil, let roomCall = payload.roomCall,
+              roomCalls[address.name] == nil else { return nil }
+        let room = address.name
         guard let host = try await cluster.roomCallHost(room: room, call: roomCall, claim: false), host != cluster.member else {
             throw SignalingError(.unavailable, "no member of this node hosts room call \(roomCall.prefix(64)) of \(room) now; call setup is not stored", of: id)
         }
