@@ -665,6 +665,31 @@ def room_calls_forwarded(binary, postgres, workdir, node_key):
         code = answer["body"].get("code", answer["type"])
         expect(code == "forbidden", f"a room member not in the call is refused when it calls the forwarder ({code})")
 
+        # A participant at f2 leaves and at once calls the forwarder: f2 still lists it (the
+        # host's `left` has not come back yet) and hands the call on; the host, which took the
+        # leave first (one member's frames reach another in order), drops it: no answer from
+        # the forwarder.
+        leaver = RoomWatcher("fleaver", [urls[1]])
+        leaver.connect(0)
+        expect(leaver.client.reply(leaver.client.send("join", {"room": FORWARDED_ROOM}))["type"] == "ack", "fleaver joins the room at f2")
+        answer = leaver.request("join", FORWARDED_ROOM, call)
+        expect(answer["type"] == "ack", f"fleaver joins the forwarded call at f2 ({answer['type']} {answer['body'].get('code')})")
+        leaver.client.send("room-call", signed_room_call(leaver.key, "leave", leaver.name, FORWARDED_ROOM, call), to=FORWARDED_ROOM)
+        id_ = leaver.client.send("call", conformance.signed(leaver.key, "call", leaver.name, "forwarder", "f-leaver", kind="video",
+                                                            room=FORWARDED_ROOM, roomCall=call), to="forwarder")
+        heard, until = [], time.monotonic() + 6
+        while time.monotonic() < until:
+            try:
+                heard.append(leaver.next(lambda m: True, max(0.01, until - time.monotonic()), "anything"))
+            except conformance.Timeout:
+                break
+        first = next((m for m in heard if m["type"] in ("ack", "error") and m["body"].get("of") == id_), None)
+        from_forwarder = [m["type"] for m in heard if m.get("from") == "forwarder"]
+        path = "f2 let it through, the host dropped it" if first and first["type"] == "ack" else f"f2 refused it ({first and first['body'].get('code')})"
+        expect(first is not None and not from_forwarder and leaver.client is not None,
+               f"a participant that left gets nothing from the forwarder ({path}; from the forwarder: {from_forwarder})")
+        leaver.client.close()
+
         deadline = time.monotonic() + 90
         while any(c.process.poll() is None for c in callers) and time.monotonic() < deadline:
             try:
