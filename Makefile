@@ -189,8 +189,9 @@ testnet-mesh: build
 # packaged service is disabled). `make cluster`: PostgreSQL and three members on loopback until
 # Ctrl-C. `make test-cluster` (CI, about two minutes): the store's writer and `room_calls` against
 # a private PostgreSQL (SignalingClusterTests), then chat, presence and a call across members,
-# then kill -9 of a member: failover within 5 s, zero acknowledged messages lost; last, a room
-# call of three CLIs on three members and the CLI's failover to a member it learnt.
+# then kill -9 of a member: failover within 5 s, zero acknowledged messages lost; then a room
+# call of three CLIs on three members and the CLI's failover to a member it learnt; last, a
+# forwarded room call of three CLIs on three members through the host member's forwarder.
 CLUSTER_DEBIAN_PACKAGES := postgresql python3-cryptography
 cluster-deps: deps
 	@scripts/install-missing-packages --disable postgresql $(CLUSTER_DEBIAN_PACKAGES)

@@ -37,7 +37,8 @@ struct NodeSignaling: Sendable {
             }
             do {
                 let location = try PostgresCluster.Location.parse(url).get()
-                let connected = try await PostgresCluster.connect(location, limits: configuration.signaling.storeLimits, logger: logger)
+                let connected = try await PostgresCluster.connect(location, limits: configuration.signaling.storeLimits,
+                                                                     member: configuration.signaling.member, logger: logger)
                 postgres = connected
                 store = connected.store
             } catch {

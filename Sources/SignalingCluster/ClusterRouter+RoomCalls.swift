@@ -18,7 +18,52 @@ extension ClusterRouter {
     /// next sync after this long; a call that did start is in the hub's table by then.
     static let claimGrace = 5.0
 
+    /// A host whose heartbeat is this late and which holds no session with PostgreSQL is taken
+    /// for dead at once by a member that would hand it a request (docs/cluster.md "Room calls
+    /// across members" item 6): two missed beats, so that a live member is never taken so.
+    static let hostLate = 2.0
+
     public func roomCallHost(room: String, call: String, claim: Bool) async throws(SignalingError) -> String? {
+        let host = try await readHost(room: room, call: call, claim: claim)
+        guard let host, host != member, try await hostIsGone(host) else { return host }
+        // Reaped now (its calls went with it): the request finds no call, or claims the room.
+        return try await readHost(room: room, call: call, claim: claim)
+    }
+
+    /// Whether `host`, a member that hosts a room call, is dead: it holds no session with
+    /// PostgreSQL (a member killed with -9 loses its connections at once when it runs on the
+    /// database's machine or its TCP connections are reset; a live member holds its listener's
+    /// for as long as it runs, and stops when it loses it). Once its heartbeat is also
+    /// ``hostLate`` it is reaped here as the heartbeat's reaper would reap it 10 s after it:
+    /// its presence and calls deleted, every member told `gone`. Until then a request for its
+    /// call is refused `unavailable` rather than handed to a member that cannot answer. A host
+    /// with no `cluster_members` row (not yet written) is taken for alive.
+    private func hostIsGone(_ host: String) async throws(SignalingError) -> Bool {
+        let application = PostgresCluster.applicationName(of: host)
+        let rows = try await store.run("""
+            WITH gone AS (DELETE FROM cluster_members WHERE member = \(host) AND seen < now() - make_interval(secs => \(Self.hostLate))
+                          AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = \(application))
+                          RETURNING member),
+                 cleared AS (DELETE FROM presence WHERE member IN (SELECT member FROM gone)),
+                 calls AS (DELETE FROM room_calls WHERE member IN (SELECT member FROM gone)),
+                 told AS (SELECT pg_notify(\(Self.clusterChannel), 'gone ' || member) FROM gone)
+            SELECT (SELECT count(*) FROM told)::int,
+                   NOT EXISTS (SELECT 1 FROM cluster_members WHERE member = \(host))
+                   OR EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = \(application))
+            """)
+        guard let row = rows.first else { return false }
+        let (reaped, alive) = try store.decode(row, (Int, Bool).self)
+        if reaped > 0 {
+            logger.notice("cluster: a room call's host holds no session with the database; reaped it", metadata: ["member": "\(host)"])
+            return true
+        }
+        guard alive else {
+            throw SignalingError(.unavailable, "member \(host), which hosts this room call, holds no connection to the database (it stopped?); it is taken for dead \(Int(Self.hostLate)) s after its last heartbeat: send again then")
+        }
+        return false
+    }
+
+    private func readHost(room: String, call: String, claim: Bool) async throws(SignalingError) -> String? {
         if claim {
             // One statement: the inserted row, or the row that was there (the CTE's SELECT sees
             // the table before the INSERT). The primary key settles two members at once.

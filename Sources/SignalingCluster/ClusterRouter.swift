@@ -38,6 +38,11 @@ public final class ClusterRouter: ClusterRouting {
     let deadAfter: Duration
     /// What the hub queued for the publisher, and a wake-up for it.
     private let queue = Mutex<[Outgoing]>([])
+    /// Set once the hub joined the cluster with the presence read after LISTEN was up: what
+    /// the listeners received before waits until then (applied before the hub knows the
+    /// router, a presence change was dropped, and a name that logged in elsewhere meanwhile
+    /// stayed unknown here).
+    private let joined = Mutex(false)
     private let wake: AsyncStream<Void>.Continuation
     private let wakes: AsyncStream<Void>
 
@@ -198,6 +203,7 @@ public final class ClusterRouter: ClusterRouting {
             try await start()
             let online = try await onlineElsewhere()
             await hub.joinCluster(self, online: online)
+            joined.withLock { $0 = true }
             logger.info("cluster: joined", metadata: ["member": "\(member)", "online-elsewhere": "\(online.count)"])
             group.addTask { try await self.publish() }
             group.addTask { try await self.beat() }
@@ -212,18 +218,32 @@ public final class ClusterRouter: ClusterRouting {
                 group.addTask {
                     try await connection.listen(on: self.channel) { notifications in
                         ready.yield()
-                        for try await notification in notifications { await self.received(frame: notification.payload) }
+                        for try await notification in notifications {
+                            await self.untilJoined()
+                            await self.received(frame: notification.payload)
+                        }
                     }
                 }
                 group.addTask {
                     try await connection.listen(on: Self.clusterChannel) { notifications in
                         ready.yield()
-                        for try await notification in notifications { await self.received(event: notification.payload) }
+                        for try await notification in notifications {
+                            await self.untilJoined()
+                            await self.received(event: notification.payload)
+                        }
                     }
                 }
                 try await group.next()
                 throw SignalingError(.internalError, "cluster: the LISTEN connection to PostgreSQL ended")
             }
+        }
+    }
+
+    /// Returns once the hub joined (at once after that): notifications are applied after the
+    /// presence snapshot, in the order they came (each change is idempotent against it).
+    private func untilJoined() async {
+        while !joined.withLock({ $0 }), !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(5))
         }
     }
 

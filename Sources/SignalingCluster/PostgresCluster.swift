@@ -42,13 +42,16 @@ public final class PostgresCluster: Sendable {
     }
 
     /// Connects, creates the tables if needed, and reads the store's usage. `writerTimeout`
-    /// bounds each of the chat writer's statements (``PostgresWriter``, "Deadline").
+    /// bounds each of the chat writer's statements (``PostgresWriter``, "Deadline"). `member`:
+    /// this member's name, which its sessions carry as `application_name`
+    /// (``applicationName(of:)``) so that the others can tell it has none left.
     public static func connect(_ location: Location, limits: StoreLimits, writerTimeout: Duration = .seconds(30),
-                               logger: Logger) async throws(SignalingError) -> PostgresCluster {
+                               member: String? = nil, logger: Logger) async throws(SignalingError) -> PostgresCluster {
         let tls: PostgresClient.Configuration.TLS = location.tls ? .require(.makeClientConfiguration()) : .disable
         var configuration = PostgresClient.Configuration(host: location.host, port: location.port, username: location.user,
                                                          password: location.password, database: location.database, tls: tls)
         configuration.options.connectTimeout = .seconds(5)
+        if let member { configuration.options.additionalStartupParameters = [("application_name", applicationName(of: member))] }
         // Store calls, the publisher and the listener each hold one while they work.
         configuration.options.maximumConnections = 16
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
@@ -78,6 +81,10 @@ public final class PostgresCluster: Sendable {
         }
         return PostgresCluster(store: store, client: client, runner: runner, logger: logger)
     }
+
+    /// The `application_name` of a member's sessions (its listener's among them, which it
+    /// holds while it runs): at most 48 characters, below PostgreSQL's 63.
+    static func applicationName(of member: String) -> String { "meshnode-member " + member }
 
     init(store: PostgresStore, client: PostgresClient, runner: Task<Void, Never>, logger: Logger) {
         self.store = store

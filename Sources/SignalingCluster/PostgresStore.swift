@@ -58,13 +58,40 @@ public final class PostgresStore: SignalingStorage {
             try await client.withTransaction(logger: logger) { connection in
                 // Any constant: all members take the same lock around the schema.
                 try await connection.query("SELECT pg_advisory_xact_lock(7261017)", logger: logger)
+                // The schema's statements run only when it changed: even a CREATE INDEX IF NOT
+                // EXISTS or an ADD COLUMN IF NOT EXISTS that does nothing takes a strong lock on
+                // its table, and a running member's heartbeat or expiry waiting on it while
+                // holding another lock was a deadlock that stopped that member (PostgreSQL
+                // picks one side to fail) — a member starting could stop another.
+                let version = Self.schemaVersion
+                var applied: String?
+                for try await exists in try await connection.query("SELECT to_regclass('cluster_schema') IS NOT NULL", logger: logger)
+                where try exists.decode(Bool.self) {
+                    for try await row in try await connection.query("SELECT version FROM cluster_schema LIMIT 1", logger: logger) {
+                        applied = try row.decode(String.self)
+                    }
+                }
+                guard applied != version else { return }
                 for statement in Self.schema {
                     try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                 }
+                try await connection.query("CREATE TABLE IF NOT EXISTS cluster_schema (version text NOT NULL)", logger: logger)
+                try await connection.query("DELETE FROM cluster_schema", logger: logger)
+                try await connection.query("INSERT INTO cluster_schema (version) VALUES (\(version))", logger: logger)
             }
         }
         try await refreshUsage()
     }
+
+    /// The schema's fingerprint (FNV-1a over its statements): a member of another version
+    /// applies its statements once, every later start finds them applied.
+    static let schemaVersion: String = {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in schema.joined(separator: ";\n").utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+        }
+        return String(hash, radix: 16)
+    }()
 
     static let schema = [
         "CREATE TABLE IF NOT EXISTS bindings (name text PRIMARY KEY, key text NOT NULL, created double precision NOT NULL, seen double precision NOT NULL)",

@@ -3,6 +3,7 @@ import PostgresNIO
 @testable import SignalingCluster
 import Signaling
 import Testing
+import TestSupport
 
 /// `room_calls` (docs/cluster.md "Room calls across members"): which member hosts each room's
 /// call. The calls themselves across three real members are `testnet/cluster`'s part.
@@ -36,5 +37,35 @@ struct RoomCallHostTests {
         #expect(try await db.count("SELECT count(*)::int FROM room_calls") == 0)
         // Released: the next start claims the room again.
         #expect(try await b.roomCallHost(room: "#ops0", call: "c4", claim: true) == "b")
+    }
+
+    @Test("a host with no session left is reaped by the member that would hand it a request: the room is free at once, not after the 10 s reaper")
+    func deadHostReapedAtOnce() async throws {
+        let db = try await TestDatabase.make()
+        let hub = SignalingHub(store: db.store, logger: db.logger, iceServers: { _, _ in [] })
+        let a = db.cluster.router(member: "a", hub: hub)
+        // Member b: a database connection of its own, its sessions named as a member's are.
+        let other = try await PostgresCluster.connect(db.location, limits: StoreLimits(), member: "b", logger: db.logger)
+        let b = other.router(member: "b", hub: hub)
+        #expect(try await b.roomCallHost(room: "#ops", call: "c1", claim: true) == "b")
+        _ = try await db.admin.query(PostgresQuery(unsafeSQL: "INSERT INTO cluster_members (member, seen, started) VALUES ('b', now() - interval '5 seconds', now())"), logger: db.logger)
+        let sessions = "SELECT count(*)::int FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'meshnode-member b'"
+        #expect(try await db.count(sessions) > 0)
+
+        // Late heartbeat, sessions alive (a member slowed down): still the host.
+        #expect(try await a.roomCallHost(room: "#ops", call: "c2", claim: true) == "b")
+        #expect(try await db.count("SELECT count(*)::int FROM cluster_members WHERE member = 'b'") == 1)
+
+        // b dies: its connections close (as a kill -9 resets them).
+        other.close()
+        _ = try await waitFor("b's sessions gone") { try await db.count(sessions) == 0 ? true : nil }
+        // Heartbeat still fresh: refused `unavailable` at once instead of waiting on a dead host.
+        _ = try await db.admin.query(PostgresQuery(unsafeSQL: "UPDATE cluster_members SET seen = now() WHERE member = 'b'"), logger: db.logger)
+        await #expect(throws: SignalingError.self) { _ = try await a.roomCallHost(room: "#ops", call: "c2", claim: false) }
+        // Two beats late: reaped now, and a start takes the room.
+        _ = try await db.admin.query(PostgresQuery(unsafeSQL: "UPDATE cluster_members SET seen = now() - interval '3 seconds' WHERE member = 'b'"), logger: db.logger)
+        #expect(try await a.roomCallHost(room: "#ops", call: "c3", claim: true) == "a")
+        #expect(try await db.count("SELECT count(*)::int FROM cluster_members WHERE member = 'b'") == 0)
+        #expect(try await db.count("SELECT count(*)::int FROM room_calls WHERE member = 'b'") == 0)
     }
 }

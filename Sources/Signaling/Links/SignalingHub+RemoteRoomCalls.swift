@@ -5,15 +5,40 @@ import Foundation
 /// node relays the member's signed `room-call` requests to it over their link, as it relays
 /// `join` and room chat, and hands the host's `room-call-state` pushes to the members the host
 /// confirmed. It remembers the latest state of each such call, so that it can check the
-/// pairwise calls its peers tag with it.
+/// pairwise calls its peers tag with it. In a cluster, a member remembers the calls other
+/// members host in the same form (Server/SignalingHub+ClusterRoomCalls.swift).
 struct RemoteRoomCall {
     let call: String
     /// The participants' addresses as this node writes them (`alice`, `bob@east:8443`).
     var participants: [String]
-    /// The forwarder of a forwarded call as this node writes it (`forwarder@east:8443`), from
-    /// the host's assignment this node verified and vouched for; its participants may call it.
+    /// The forwarder of a forwarded call as this node writes it (`forwarder@east:8443`; in a
+    /// cluster `forwarder`, the host member's), from the host's assignment this node verified
+    /// (and, for another node's, vouched for); its participants may call it.
     var forwarder: String? = nil
     var updated: ContinuousClock.Instant
+}
+
+extension RemoteRoomCall {
+    /// Why a pairwise `call` tagged with `roomCall` (of `room`, as reasons name it) may not ring
+    /// between `caller` and `callee`, or nil: both must be participants as the host's latest
+    /// state listed them, or the callee the forwarder its verified assignment named and the
+    /// caller a participant. For rooms of linked nodes and, in a cluster, calls hosted by
+    /// another member (Server/SignalingHub+ClusterRoomCalls.swift).
+    func pairRefusal(room: String, roomCall: String, caller: String, callee: String) -> String? {
+        guard call == roomCall else {
+            return "no room call \(roomCall.prefix(64)) runs in \(room) as far as this node heard from its host"
+        }
+        // A participant's call to the call's forwarder, as the verified assignment named it.
+        if let forwarder, callee == forwarder || ForwarderAssignment.isForwarderName(Address.bareName(callee)) {
+            guard callee == forwarder else { return "room call \(roomCall.prefix(64)) of \(room) is forwarded by \(forwarder), not \(callee.prefix(80))" }
+            guard participants.contains(caller) else { return "\(caller.prefix(80)) is not in room call \(roomCall.prefix(64)) of \(room); join it first" }
+            return nil
+        }
+        for party in [caller, callee] where !participants.contains(party) {
+            return "\(party.prefix(80)) is not in room call \(roomCall.prefix(64)) of \(room); join it first"
+        }
+        return nil
+    }
 }
 
 extension SignalingHub {
@@ -114,19 +139,10 @@ extension SignalingHub {
     /// parties must be participants as the host's latest push listed them.
     func remoteRoomCallPairRefusal(room: String, node: String, roomCall: String, caller: String, callee: String) -> String? {
         let key = "\(room)@\(node)"
-        guard let call = remoteRoomCalls[key], call.call == roomCall else {
+        guard let call = remoteRoomCalls[key] else {
             return "no room call \(roomCall.prefix(64)) runs in \(key) as far as this node heard from its host"
         }
-        // A participant's call to the call's forwarder, as the vouched assignment named it.
-        if let forwarder = call.forwarder, callee == forwarder || ForwarderAssignment.isForwarderName(Address.bareName(callee)) {
-            guard callee == forwarder else { return "room call \(roomCall.prefix(64)) of \(key) is forwarded by \(forwarder), not \(callee.prefix(80))" }
-            guard call.participants.contains(caller) else { return "\(caller.prefix(80)) is not in room call \(roomCall.prefix(64)) of \(key); join it first" }
-            return nil
-        }
-        for party in [caller, callee] where !call.participants.contains(party) {
-            return "\(party.prefix(80)) is not in room call \(roomCall.prefix(64)) of \(key); join it first"
-        }
-        return nil
+        return call.pairRefusal(room: key, roomCall: roomCall, caller: caller, callee: callee)
     }
 
     /// Forgets what no push refreshed within the expiry, and the calls of hosts whose link is

@@ -72,6 +72,14 @@ extension SignalingHub {
               let payload = try? JSONDecoder().decode(CallPayload.self, from: Data(body.payload.utf8)) else {
             return devices.send(text: text)
         }
+        if name == ForwarderAssignment.forwarderName, let refusal = clusterForwarderRefusal(type, payload, from: message.from) {
+            return logLimited(.notice, "cluster: a call to this member's forwarder refused", kind: "cluster forwarder call", connection: nil,
+                              metadata: ["from": "\(message.from.prefix(80))", "reason": "\(refusal)"])
+        }
+        if message.from == ForwarderAssignment.forwarderName, [.hangup, .reject, .busy].contains(type) {
+            // The host's forwarder ended the participant's call: its route is done with.
+            clusterForwarderRoutes[CallRoute(from: name, to: message.from, call: payload.call)] = nil
+        }
         _ = deliverCallSetup(message, from: message.from, to: name, call: payload.call)
         track(type, payload, from: message.from, to: name)
         if type == .call { rang(caller: message.from, callee: name, call: payload.call) }
@@ -113,7 +121,9 @@ extension SignalingHub {
     /// The connections of `name` at other members, as handles whose frames go to those members
     /// (none while the hub is delivering what another member sent).
     func clusterHandles(of name: String) -> [ConnectionHandle] {
-        guard let cluster, !fromCluster, let members = remoteOnline[name] else { return [] }
+        // Each member's `forwarder` is its own (call setup to it is routed by room call:
+        // ``clusterForwarderMember(_:_:caller:id:)``), never the same name at every member.
+        guard let cluster, !fromCluster, name != ForwarderAssignment.forwarderName, let members = remoteOnline[name] else { return [] }
         return members.sorted().map { member in
             // Negative ids: never a local connection's.
             ConnectionHandle(id: -1, hostHint: nil, sink: .output(ClusterOutput(routing: cluster, name: name, member: member)))

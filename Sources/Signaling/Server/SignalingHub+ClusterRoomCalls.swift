@@ -7,13 +7,17 @@ import Foundation
 /// against the key the client logged in with, membership by name) and hands it to the host
 /// through the router; the host checks it again, updates the call and answers through the router
 /// to that client's connection. States reach every member's clients as any frame for a name
-/// does. Each member remembers the latest state it handed on, to check the pairwise calls its
-/// clients tag with the call.
-struct ClusterRoomCall {
-    let call: String
-    /// The participants' names, as the host's latest state listed them.
-    var participants: [String]
-    var updated: ContinuousClock.Instant
+/// does. Each member remembers the latest state it handed on (a ``RemoteRoomCall``, as for a
+/// room of another node), to check the pairwise calls its clients tag with the call and their
+/// calls to the host's forwarder.
+///
+/// A forwarded call runs through the host member's own forwarder (each member with
+/// `--forwarder` runs one, logged in to that member as `forwarder`): a participant's call
+/// setup to `forwarder` goes to the host's, never to the forwarder of its own member.
+struct ClusterForwarderRoute {
+    /// The member whose forwarder takes the participant's call, and the call's room.
+    let member: String
+    let room: String
 }
 
 extension SignalingHub {
@@ -115,11 +119,13 @@ extension SignalingHub {
     }
 
     /// A `room-call-state` the host sent for a name here: remembered (bounded, as remote rooms'
-    /// are) for the check of pairwise calls tagged with the call.
+    /// are) for the check of pairwise calls tagged with the call, with the forwarder its
+    /// assignment names. The members share the node key that signs assignments, so this member
+    /// verifies it as its clients do (under the key they pinned for the node).
     func rememberClusterRoomCall(_ state: RoomCallStateBody) {
         guard roomCalls[state.room] == nil else { return }
         if state.event == .ended {
-            if clusterRoomCalls[state.room]?.call == state.call { clusterRoomCalls[state.room] = nil }
+            if clusterRoomCalls[state.room]?.call == state.call { forgetClusterRoomCall(state.room) }
             return
         }
         guard clusterRoomCalls[state.room] != nil || clusterRoomCalls.count < Self.maxRemoteRoomCalls,
@@ -127,28 +133,92 @@ extension SignalingHub {
         let names = state.addresses ?? state.participants.compactMap { body in
             (try? JSONDecoder().decode(RoomCallPayload.self, from: Data(body.payload.utf8)))?.from
         }
-        clusterRoomCalls[state.room] = ClusterRoomCall(call: state.call, participants: names, updated: now())
+        var forwarder: String?
+        if let signed = state.forwarder, let nodeKey = configuration.nodeIdentity?.publicKeyBase64 {
+            do {
+                forwarder = try ForwarderSigning.verify(signed, nodeKey: nodeKey, room: state.room, call: state.call,
+                                                        now: Date().timeIntervalSince1970).forwarder
+            } catch {
+                logLimited(.warning, "cluster: a room call state's forwarder assignment does not verify under the node key", kind: "cluster assignment",
+                           connection: nil, metadata: ["room": "\(state.room)", "reason": "\(error.reason)"])
+            }
+        }
+        if let previous = clusterRoomCalls[state.room], previous.call != state.call { forgetClusterRoomCall(state.room) }
+        clusterRoomCalls[state.room] = RemoteRoomCall(call: state.call, participants: names, forwarder: forwarder, updated: now())
     }
 
     /// Why a pairwise call tagged with `roomCall` of `room`, hosted by another member, may not
-    /// ring: both parties must be participants as the host's latest state listed them.
+    /// ring: both parties must be participants as the host's latest state listed them, or the
+    /// callee the forwarder of the call's assignment and the caller a participant.
     func clusterRoomCallPairRefusal(room: String, roomCall: String, caller: String, callee: String) -> String? {
-        guard let call = clusterRoomCalls[room], call.call == roomCall else {
+        guard let call = clusterRoomCalls[room] else {
             return "no room call \(roomCall.prefix(64)) runs in \(room)"
         }
-        for party in [caller, callee] where !call.participants.contains(party) {
-            return "\(party.prefix(80)) is not in room call \(roomCall.prefix(64)) of \(room); join it first"
-        }
-        return nil
+        return call.pairRefusal(room: room, roomCall: roomCall, caller: caller, callee: callee)
     }
 
     /// Forgets remembered calls of rooms whose host went away (`hosted`: the rooms the
     /// `room_calls` table still lists) and those no state refreshed within the remote expiry.
     public func forgetClusterRoomCalls(keeping hosted: Set<String>) {
         let instant = now()
-        clusterRoomCalls = clusterRoomCalls.filter { room, call in
-            hosted.contains(room) && instant - call.updated < Self.remoteRoomCallExpiry
+        for (room, call) in clusterRoomCalls where !hosted.contains(room) || instant - call.updated >= Self.remoteRoomCallExpiry {
+            forgetClusterRoomCall(room)
         }
+    }
+
+    /// Forgets a remembered call and the routes of its participants' calls to its forwarder.
+    private func forgetClusterRoomCall(_ room: String) {
+        clusterRoomCalls[room] = nil
+        clusterForwarderRoutes = clusterForwarderRoutes.filter { $0.value.room != room }
+    }
+
+    // MARK: - Calls to the host's forwarder
+
+    /// Routes of participants' calls to another member's forwarder kept at once: a forwarded
+    /// call takes at most 20 participants, and this many is 200 such calls with all their
+    /// participants here. A `call` past it is refused `store-full`.
+    static let maxClusterForwarderRoutes = 4096
+
+    /// The member whose forwarder a local participant's call-setup message to this node's
+    /// `forwarder` goes to, or nil to deliver it here (this member hosts the call, or the
+    /// message is of no call routed elsewhere). A tagged `call` of a room call another member
+    /// hosts goes to that host (read in `room_calls`, which is authoritative where a state
+    /// may lag): the call was checked against the remembered state before this, and the host
+    /// checks it again against its own (``clusterDeliver(text:to:)``). The call's later
+    /// messages (`sdp`, `candidate`, `hangup`, `cancel`) follow it there.
+    func clusterForwarderMember(_ type: CallSetupType, _ payload: CallPayload, caller: String, id: String) async throws(SignalingError) -> String? {
+        guard let cluster else { return nil }
+        let key = CallRoute(from: caller, to: ForwarderAssignment.forwarderName, call: payload.call)
+        guard type == .call else {
+            let route = clusterForwarderRoutes[key]
+            if type == .hangup || type == .cancel { clusterForwarderRoutes[key] = nil }
+            return route?.member
+        }
+        // A room of another node never reaches here: its forwarder is `forwarder@host`.
+        guard let address = payload.room.flatMap({ roomAddress($0) }), address.node == nil, let roomCall = payload.roomCall,
+              roomCalls[address.name] == nil else { return nil }
+        let room = address.name
+        guard let host = try await cluster.roomCallHost(room: room, call: roomCall, claim: false), host != cluster.member else {
+            throw SignalingError(.unavailable, "no member of this node hosts room call \(roomCall.prefix(64)) of \(room) now; call setup is not stored", of: id)
+        }
+        if clusterForwarderRoutes[key] == nil, clusterForwarderRoutes.count >= Self.maxClusterForwarderRoutes {
+            throw SignalingError(.storeFull, "this member routes \(Self.maxClusterForwarderRoutes) calls to other members' forwarders, the most it keeps; try again when one ends", of: id)
+        }
+        clusterForwarderRoutes[key] = ClusterForwarderRoute(member: host, room: room)
+        return host
+    }
+
+    /// Why call setup another member sent to this member's `forwarder` may not reach it, or
+    /// nil: a `call` must be of a forwarded room call this member hosts, from one of its
+    /// participants (checked again here: the sender's member checked its remembered state,
+    /// which may lag). Dropped when refused: the sender's member acknowledged it, and its ring
+    /// timer answers the caller `timeout`.
+    func clusterForwarderRefusal(_ type: CallSetupType, _ payload: CallPayload, from caller: String) -> String? {
+        guard type == .call else { return nil }
+        guard let room = payload.room.flatMap { roomAddress($0) }, room.node == nil, roomCalls[room.name] != nil else {
+            return "a call to this member's forwarder names no room call this member hosts"
+        }
+        return roomCallPairRefusal(room: payload.room, roomCall: payload.roomCall, caller: caller, callee: ForwarderAssignment.forwarderName)
     }
 
     /// The rooms of the calls this member remembers from other members' states.

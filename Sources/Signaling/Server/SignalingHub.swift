@@ -66,7 +66,9 @@ public actor SignalingHub {
     /// (Links/SignalingHub+RemoteRoomCalls.swift).
     var remoteRoomCalls: [String: RemoteRoomCall] = [:]
     /// Room calls hosted by other members of this cluster, as their states said (SignalingHub+ClusterRoomCalls.swift).
-    var clusterRoomCalls: [String: ClusterRoomCall] = [:]
+    var clusterRoomCalls: [String: RemoteRoomCall] = [:]
+    /// Participants' calls to another member's forwarder: (caller, `forwarder`, call id) → that member (bounded).
+    var clusterForwarderRoutes: [CallRoute: ClusterForwarderRoute] = [:]
     /// Call-setup messages relayed within the freshness window, to refuse replays.
     var callFreshness = CallFreshness(capacity: SignalingHub.maxFreshCallMessages)
     /// The store write the frame being handled on a connection started (a chat, an ack): set
