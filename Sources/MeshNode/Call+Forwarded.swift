@@ -24,6 +24,8 @@ final class ForwardedReceivers: Sendable {
         var lastFeedback: Duration = .zero
         /// When each sender's engine started (Unix seconds).
         var started: [String: Double] = [:]
+        /// The mid of each sender's first video section.
+        var videoMids: [String: String] = [:]
     }
     private let state = Mutex(State())
     private let epoch = ContinuousClock.now
@@ -84,6 +86,16 @@ final class ForwardedReceivers: Sendable {
         state.withLock {
             $0.engines[sender] = engine
             $0.started[sender] = now
+        }
+    }
+
+    /// The mid of `sender`'s first video section (`mid` if it has none yet, which it becomes).
+    func videoMid(of sender: String, mid: String) -> String? {
+        state.withLock { state in
+            if let first = state.videoMids[sender] { return first }
+            guard state.videoMids.count < Self.maxSenders * 2 else { return nil }
+            state.videoMids[sender] = mid
+            return mid
         }
     }
 
@@ -152,7 +164,10 @@ extension Call {
             if stream.transportCC, let id = stream.transportCCExtensionID { forwardedReceivers.useTransportCC(extensionID: id) }
             stream.transportCC = false
             guard let mid = stream.mid, let section = offer.media.first(where: { $0.mid == mid }),
-                  let sender = Self.streamID(of: section) else { continue }
+                  var sender = Self.streamID(of: section) else { continue }
+            // A second video of one sender (a screen share beside its camera, docs/rooms.md
+            // "Added streams") is decoded by an engine of its own, reported as `sender#mid`.
+            if stream.kind == "video", let first = forwardedReceivers.videoMid(of: sender, mid: mid), first != mid { sender += "#\(mid)" }
             let ssrcs = section.ssrcs
             if let engine = forwardedReceivers.engine(of: sender) {
                 engine.startReceiving(stream)
