@@ -26,6 +26,13 @@ export const MAX_SENDERS = 19;
  * through it yet; then they end anyway (the forwarded call carries the room from then on).
  */
 export const MOVE_DEADLINE = 10;
+/**
+ * Seconds the call to the forwarder may stay `disconnected` before the page restarts ICE (the
+ * forwarder answers the restart and keeps the DTLS session), and seconds a restart may take to
+ * bring the path back before the page hangs up and places a new call instead.
+ */
+export const RESTART_AFTER_DISCONNECT = 2;
+export const RESTART_DEADLINE = 12;
 /** Calls placed to one forwarder in a row without its media arriving, before the page gives up. */
 export const MAX_FORWARDER_TRIES = 4;
 /**
@@ -199,7 +206,9 @@ export class ForwardedLink extends EventTarget {
       }
       // The browser's own estimate of its uplink to the forwarder (what limits its layers).
       if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
-        uplink = { availableOutgoingBitrate: s.availableOutgoingBitrate || 0, roundTripTime: s.currentRoundTripTime ?? null };
+        const local = report.get(s.localCandidateId);
+        uplink = { availableOutgoingBitrate: s.availableOutgoingBitrate || 0, roundTripTime: s.currentRoundTripTime ?? null,
+          localAddress: local?.address ?? null, localPort: local?.port ?? null };
       }
       if (s.type !== 'inbound-rtp') return;
       const sender = this.trackSender.get(s.trackIdentifier);
