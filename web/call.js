@@ -327,11 +327,7 @@ export class Call extends EventTarget {
     pc.onconnectionstatechange = () => {
       clearTimeout(this.disconnectTimer);
       if (pc.connectionState === 'connected') {
-        if (this.restartBegan !== null) {
-          this.times.restartMs = Math.round(performance.now() - this.restartBegan);
-          this.restartBegan = null;
-          clearTimeout(this.restartTimer);
-        }
+        this.mediaBack();
         if (this.state !== 'connected') this.set('connected');
       }
       if (pc.connectionState === 'failed' && this.role === 'caller') {
@@ -352,16 +348,17 @@ export class Call extends EventTarget {
    * steps (an offer of the other side's may be under way); with `restartDeadline`, a restart
    * that has not brought the connection back by then ends the call.
    */
-  restartIce() {
+  restartIce(force = false) {
     if (this.state === 'ended' || this.restartQueued) return;
     this.restartQueued = true;
     this.setupSteps = this.setupSteps.then(async () => {
       this.restartQueued = false;
       const pc = this.pc;
-      if (this.state === 'ended' || !pc || pc.connectionState === 'connected') return;
+      // `force`: the path is dead although the browser still says connected (no media arrives).
+      if (this.state === 'ended' || !pc || (pc.connectionState === 'connected' && !force)) return;
       if (pc.signalingState !== 'stable') {
         // An offer is out (ours, or theirs being answered): try again once it settled.
-        setTimeout(() => this.restartIce(), 500);
+        setTimeout(() => this.restartIce(force), 500);
         return;
       }
       this.restarts += 1;
@@ -379,6 +376,14 @@ export class Call extends EventTarget {
       await pc.setLocalDescription(offer);
       await this.sendSigned('sdp', { sdpType: 'offer', sdp: offer.sdp });
     }).catch((error) => console.error('ICE restart', error));
+  }
+
+  /** The path works again (connected, or media arriving after a restart): the restart is over. */
+  mediaBack() {
+    if (this.restartBegan === null) return;
+    this.times.restartMs = Math.round(performance.now() - this.restartBegan);
+    this.restartBegan = null;
+    clearTimeout(this.restartTimer);
   }
 
   async collectStats() {
@@ -487,7 +492,7 @@ export class Call extends EventTarget {
     if (payload.sdpType === 'answer' && pc.signalingState !== 'have-local-offer') {
       // An answer to an offer this side no longer has: the other side's offer crossed ours and
       // the browser rolled ours back (RFC 8829 §4.1.8.2). A restart is made again.
-      if (this.restartPending && pc.connectionState !== 'connected') setTimeout(() => this.restartIce(), 0);
+      if (this.restartPending && this.restartBegan !== null) setTimeout(() => this.restartIce(true), 0);
       return;
     }
     if (payload.sdpType === 'answer') this.restartPending = false;

@@ -33,6 +33,12 @@ export const MOVE_DEADLINE = 10;
  */
 export const RESTART_AFTER_DISCONNECT = 2;
 export const RESTART_DEADLINE = 12;
+/**
+ * Seconds without any packet from the forwarder after which the page restarts ICE although the
+ * browser still says `connected` (Chromium kept a dead loopback path `connected` for 20 s and
+ * more): the others' voices alone bring 50 packets a second, as for the CLI (docs/calls.md).
+ */
+export const SILENCE_RESTART = 3;
 /** Calls placed to one forwarder in a row without its media arriving, before the page gives up. */
 export const MAX_FORWARDER_TRIES = 4;
 /**
@@ -146,6 +152,8 @@ export class ForwardedLink extends EventTarget {
     this.layers = []; // what this page sends of its video, per simulcast layer (rid)
     this.uplink = null; // the browser's estimate of its uplink to the forwarder (candidate pair)
     this.decodedAt = null; // ms after the call started when another participant was decoded
+    this.received = 0; // packets received from the forwarder so far (every sender), and since when that count stands
+    this.receivedSince = performance.now();
     call.addEventListener('track', ({ detail }) => this.track(detail));
     call.addEventListener('stats', () => this.collect().catch(() => {}));
   }
@@ -229,6 +237,7 @@ export class ForwardedLink extends EventTarget {
       }
     });
     this.stats = stats;
+    this.watchSilence(report);
     this.layers = layers.sort((a, b) => String(a.rid).localeCompare(String(b.rid)));
     this.uplink = uplink;
     const decoded = Object.values(stats).some((s) => s.video.framesDecoded > 0 || s.audio.totalAudioEnergy > 0);
@@ -237,6 +246,25 @@ export class ForwardedLink extends EventTarget {
       this.dispatchEvent(new Event('decoding'));
     }
     this.dispatchEvent(new Event('change'));
+  }
+
+  /**
+   * Restarts ICE when nothing at all arrived for SILENCE_RESTART seconds on a call that had
+   * media (the forwarder answers the restart and keeps the DTLS session); media arriving again
+   * ends the restart (call.js ends the call if that takes more than RESTART_DEADLINE).
+   */
+  watchSilence(report) {
+    let received = 0;
+    report.forEach((s) => { if (s.type === 'inbound-rtp') received += s.packetsReceived || 0; });
+    const now = performance.now();
+    if (received !== this.received) {
+      if (received > this.received) this.call.mediaBack();
+      this.received = received;
+      this.receivedSince = now;
+    } else if (received > 0 && this.call.state === 'connected' && now - this.receivedSince >= SILENCE_RESTART * 1000) {
+      this.receivedSince = now;
+      this.call.restartIce(true);
+    }
   }
 
   /** The audio receivers by sender, for who speaks (speaking.js). */

@@ -2032,8 +2032,19 @@ def run_forwarder_page(args):
             before = {n: s["audio"]["packetsReceived"] for n, s in (forwarded_view(page).get("senders") or {}).items() if s}
             emit("cut", port=port)
             cut_at = time.monotonic()
-            restarted = wait_for("an ICE restart towards the forwarder", lambda: forwarded_view(page).get("call", {}).get("restarts", 0) >= 1,
-                                 timeout=args.wait)
+            seen = []
+
+            def restarted():
+                link = forwarded_view(page)
+                sample = (link.get("call", {}).get("connectionState"), (link.get("uplink") or {}).get("localPort"))
+                if not seen or seen[-1][1:] != sample:
+                    seen.append((round(time.monotonic() - cut_at, 1),) + sample)
+                return link.get("call", {}).get("restarts", 0) >= 1
+            try:
+                wait_for("an ICE restart towards the forwarder", restarted, timeout=args.wait)
+            except Failure:
+                emit("no-restart", states=seen)
+                raise
             restart_seen = round((time.monotonic() - cut_at) * 1000)
 
             def back():
