@@ -99,6 +99,11 @@ final class ForwardedReceivers: Sendable {
         }
     }
 
+    /// Forgets the first video mid of senders whose section is not among `live`.
+    func keepVideoMids(_ live: Set<String>) {
+        state.withLock { state in state.videoMids = state.videoMids.filter { live.contains($0.value) } }
+    }
+
     /// When `sender`'s engine started (Unix seconds).
     func started(_ sender: String) -> Double? { state.withLock { $0.started[sender] } }
 
@@ -159,6 +164,8 @@ extension Call {
     func receiveForwardedStreams(offer: SessionDescription, negotiated: [NegotiatedStream]) -> [String] {
         guard let transport else { return [] }
         var added: [String] = []
+        // A sender's video section withdrawn (it left and came back, say) is no longer its first.
+        forwardedReceivers.keepVideoMids(Set(offer.media.filter { $0.port != 0 }.compactMap(\.mid)))
         for var stream in negotiated where stream.receives {
             // The transport's feedback is made once, by ``ForwardedReceivers/received(rtp:)``.
             if stream.transportCC, let id = stream.transportCCExtensionID { forwardedReceivers.useTransportCC(extensionID: id) }
