@@ -206,7 +206,9 @@ export class ForwardedLink extends EventTarget {
     const stats = {};
     const layers = [];
     let uplink = null;
+    const localPorts = [];
     report.forEach((s) => {
+      if (s.type === 'local-candidate' && s.protocol === 'udp' && s.port) localPorts.push(s.port);
       if (s.type === 'outbound-rtp' && s.kind === 'video') {
         layers.push({ rid: s.rid ?? null, frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0, framesEncoded: s.framesEncoded || 0,
           framesSent: s.framesSent || 0, bytesSent: s.bytesSent || 0, targetBitrate: s.targetBitrate || 0,
@@ -240,6 +242,7 @@ export class ForwardedLink extends EventTarget {
     this.watchSilence(report);
     this.layers = layers.sort((a, b) => String(a.rid).localeCompare(String(b.rid)));
     this.uplink = uplink;
+    this.localPorts = localPorts; // every UDP port this call gathered on (a test cuts them all)
     const decoded = Object.values(stats).some((s) => s.video.framesDecoded > 0 || s.audio.totalAudioEnergy > 0);
     if (decoded && this.decodedAt === null) {
       this.decodedAt = Math.round(performance.now() - this.call.startedAt);
@@ -281,6 +284,7 @@ export class ForwardedLink extends EventTarget {
   view() {
     return {
       address: this.address, key: this.key, call: this.call.view(), decodedAt: this.decodedAt, layers: this.layers, uplink: this.uplink,
+      localPorts: this.localPorts ?? [],
       senders: Object.fromEntries([...this.streams.keys()].map((name) => [name, this.stats[name] ?? null])),
     };
   }

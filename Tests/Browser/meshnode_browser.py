@@ -2030,7 +2030,10 @@ def run_forwarder_page(args):
         if args.cut:
             port = wait_for("the local port of the path to the forwarder", lambda: (forwarded_view(page).get("uplink") or {}).get("localPort"))
             before = {n: s["audio"]["packetsReceived"] for n, s in (forwarded_view(page).get("senders") or {}).items() if s}
-            emit("cut", port=port)
+            # Every port it gathered on: Chromium keeps other pairs (another local address to the
+            # forwarder's loopback one) and would switch to one of them without a restart.
+            ports = sorted(set((forwarded_view(page).get("localPorts") or []) + [port]))
+            emit("cut", port=port, ports=ports)
             cut_at = time.monotonic()
             seen = []
 

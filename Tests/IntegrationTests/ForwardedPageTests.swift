@@ -66,13 +66,16 @@ struct ForwardedPageTests {
             try await driver.waitForOutput("\"event\": \"cut\"", timeout: TestDeadline.event * 4)
             let line = try #require(driver.output.split(separator: "\n").first { $0.contains("\"event\": \"cut\"") })
             let event = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-            let port = try #require(event["port"] as? Int)
-            // Cut for longer than the restart takes: only the restart's new path brings media back.
-            let cut = Task { try await LoopbackPathCut.drop(port: port, for: .seconds(15), table: "meshnode_test_fwdpage_\(port)") }
+            let ports = try #require(event["ports"] as? [Int])
+            // Every port the page gathered on, cut for longer than the restart takes: only the
+            // restart's new candidates (new ports) bring media back.
+            let cuts = ports.prefix(16).map { port in
+                Task { try await LoopbackPathCut.drop(port: port, for: .seconds(15), table: "meshnode_test_fwdpage_\(port)") }
+            }
             // Media is back through the forwarder: still three participants there (no second session).
             try await driver.waitForOutput("\"event\": \"restarted\"", timeout: TestDeadline.event * 4)
             participantsAfter = try await node.metric("meshnode_forwarder_participants_active")
-            try await cut.value
+            for cut in cuts { try await cut.value }
         }
         let restart = try #require(result["restart"] as? [String: Any], "\(result)")
         #expect(restart["sameCall"] as? Bool == true, "the page placed a new call: \(restart)")
