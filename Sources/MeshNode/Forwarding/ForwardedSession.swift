@@ -278,12 +278,13 @@ actor ForwardedSession {
         }
         answering = true
         defer { answering = false }
+        let crossed = outstanding
         if outstanding != nil {
             outstanding = nil
             outstandingLate = false
             changedMeanwhile = true
             rolledBack = true
-            rollBackLayout()
+            rollBackLayout(keepingWhat: offer)
         }
         let sessionSections = currentOffer?.media.count ?? 0
         guard offer.media.count >= sessionSections else {
@@ -312,7 +313,7 @@ actor ForwardedSession {
             setup: .active, cname: "forwarder", streamID: "forwarder", sending: [:], sessionID: sessionID, receivesSimulcast: true))
         answer.origin.sessionVersion = String(sessionVersion)
         sessionVersion += 1
-        let refusals = await applyOwnSections(offer: offer, answer: &answer)
+        let refusals = await applyOwnSections(offer: offer, answer: &answer, crossed: crossed)
         // Bundle what is still accepted (RFC 9143 §7.3.1: a rejected section leaves the group).
         let accepted = answer.media.filter { $0.port != 0 }.compactMap(\.mid)
         answer.attributes = answer.attributes.filter { if case .group = $0 { false } else { true } }
@@ -336,8 +337,19 @@ actor ForwardedSession {
     }
 
     /// Drops the sections of the forwarder's offer that the participant's crossing offer
-    /// replaced (RFC 8829 §4.1.8.2): they are offered again, after its answer, from the core's streams.
-    private func rollBackLayout() {
+    /// replaced (RFC 8829 §4.1.8.2): they are offered again, after its answer, from the core's
+    /// streams. Those the participant's offer has in place (it answered that offer before its
+    /// own: the same mid and kind at the same position, received or refused) stay.
+    private func rollBackLayout(keepingWhat offer: SessionDescription) {
+        func answered(_ position: Int) -> Bool {
+            guard position + 2 < offer.media.count, case .forwarded(let index) = layout[position].entry else { return false }
+            let section = offer.media[position + 2]
+            return section.mid == layout[position].mid && section.kind == offered[index].kind
+                && (section.port == 0 || section.direction == .recvonly || section.direction == .inactive)
+        }
+        var kept = committedLayout
+        while kept < layout.count, answered(kept) { kept += 1 }
+        committedLayout = kept
         guard layout.count > committedLayout else { return }
         let dropped = layout[committedLayout...].compactMap { _, entry -> Int? in if case .forwarded(let index) = entry { index } else { nil } }
         layout.removeLast(layout.count - committedLayout)
@@ -352,8 +364,8 @@ actor ForwardedSession {
     /// and `msid` (RFC 8830, RFC 5576) as its offer described them; a section the participant
     /// adds and sends on becomes a source of the core (within ``maxAddedSections``, a single
     /// stream with its SSRC declared), anything else new is refused with port 0 (RFC 3264 §6).
-    /// Returns the reasons of the refusals.
-    private func applyOwnSections(offer: SessionDescription, answer: inout SessionDescription) async -> [String] {
+    /// `crossed`: the forwarder's offer this one crossed (rolled back). Returns the reasons of the refusals.
+    private func applyOwnSections(offer: SessionDescription, answer: inout SessionDescription, crossed: SessionDescription?) async -> [String] {
         var refusals: [String] = []
         let negotiated = (try? NegotiatedStream.fromAnswering(offer: offer, answer: answer)) ?? []
         let byMid = Dictionary(negotiated.compactMap { stream in stream.mid.map { ($0, stream) } }, uniquingKeysWith: { first, _ in first })
@@ -402,8 +414,9 @@ actor ForwardedSession {
             if position < layout.count, layout[position].mid == mid {
                 switch layout[position].entry {
                 case .forwarded(let stream):
-                    // The stream the forwarder sends there, as its offer described it.
-                    let ours = currentOffer?.media.first { $0.mid == mid && $0.port != 0 }
+                    // The stream the forwarder sends there, as its offer described it (the one
+                    // answered, or the one this offer crossed, which the participant had answered).
+                    let ours = (currentOffer?.media.first { $0.mid == mid && $0.port != 0 }) ?? crossed?.media.first { $0.mid == mid && $0.port != 0 }
                     guard !withdrawn.contains(stream), offered.port != 0, answer.media[index].port != 0, let ours,
                           offered.direction == .recvonly || offered.direction == .sendrecv else {
                         refuse(index, nil)
