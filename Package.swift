@@ -178,7 +178,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "MeshNode", "STUN", "TURNServer", "ICE", "Signaling", "Codecs", "Media", "TestSupport",
+                "MeshNode", "STUN", "TURNServer", "ICE", "Signaling", "Codecs", "Media", "SDP", "TestSupport",
                 nio("NIOCore"), nio("NIOPosix"),
                 // wss:// clients that trust a test CA, and TLS probes that read a node's certificate.
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

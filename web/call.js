@@ -181,16 +181,22 @@ export async function localMedia(kind, role) {
  */
 export class Call extends EventTarget {
   constructor({ client, identity, pins, peer, peerKey = null, id, kind, role, relayOnly = false, stream = null, tags = null,
-    sendEncodings = null, restartIce = true }) {
+    sendEncodings = null, restartIce = true, restartOnDisconnect = null, restartDeadline = null }) {
     super();
     // peerKey: the key the other party signs with — the caller's from its `call`, the
     // callee's from its `accept` (set in step()). stream: local media shared with other calls
     // (a room call's pairwise calls, roomcall.js), which this call uses but never stops. tags:
     // fields added to the signed `call` (`room`, `roomCall`). sendEncodings: simulcast layers
     // of the video the caller offers (a call to a forwarder, forwarded.js). restartIce: false
-    // for a peer that answers only its first offer (a forwarder): a failed path ends the call
-    // and its owner calls again.
-    Object.assign(this, { client, identity, pins, peer, peerKey, id, kind, role, relayOnly, tags, sendEncodings, restartIceOnFailure: restartIce });
+    // for a peer that answers only its first offer: a failed path ends the call and its owner
+    // calls again. restartOnDisconnect (ms): also restart when ICE stays `disconnected` that
+    // long, not only on `failed` (a forwarder's call: Chromium takes many seconds to fail).
+    // restartDeadline (ms): a restart that has not brought the connection back by then ends the
+    // call (`setup-failed`), so that its owner can call again.
+    Object.assign(this, { client, identity, pins, peer, peerKey, id, kind, role, relayOnly, tags, sendEncodings, restartIceOnFailure: restartIce,
+      restartOnDisconnect, restartDeadline });
+    this.restarts = 0;
+    this.restartBegan = null;
     this.sharedStream = stream;
     this.state = 'new';
     this.reason = '';
@@ -292,6 +298,8 @@ export class Call extends EventTarget {
   end(code, detail = '') {
     if (this.state === 'ended') return;
     clearInterval(this.statsTimer);
+    clearTimeout(this.restartTimer);
+    clearTimeout(this.disconnectTimer);
     if (this.pc) this.pc.close();
     if (this.localStream && !this.sharedStream) for (const t of this.localStream.getTracks()) t.stop();
     this.set('ended', code, detail);
@@ -317,22 +325,65 @@ export class Call extends EventTarget {
       this.dispatchEvent(new CustomEvent('remote-stream', { detail: this.remoteStream }));
     };
     pc.onconnectionstatechange = () => {
-      if (pc.connectionState === 'connected' && this.state !== 'connected') this.set('connected');
+      clearTimeout(this.disconnectTimer);
+      if (pc.connectionState === 'connected') {
+        this.mediaBack();
+        if (this.state !== 'connected') this.set('connected');
+      }
       if (pc.connectionState === 'failed' && this.role === 'caller') {
         if (this.restartIceOnFailure) this.restartIce();
         else this.hangup('connection failed', 'setup-failed', 'the connection failed');
+      }
+      if (pc.connectionState === 'disconnected' && this.role === 'caller' && this.restartIceOnFailure && this.restartOnDisconnect !== null) {
+        this.disconnectTimer = setTimeout(() => pc.connectionState === 'disconnected' && this.restartIce(), this.restartOnDisconnect);
       }
     };
     this.statsTimer = setInterval(() => this.collectStats(), 1000);
     return pc;
   }
 
-  /** The caller renegotiates with fresh ICE credentials when the path fails. */
-  async restartIce() {
-    if (this.state === 'ended') return;
-    const offer = await this.pc.createOffer({ iceRestart: true });
-    await this.pc.setLocalDescription(offer);
-    await this.sendSigned('sdp', { sdpType: 'offer', sdp: offer.sdp });
+  /**
+   * The caller renegotiates with fresh ICE credentials when the path fails (RFC 8445 §9, RFC
+   * 8829 §5.2.1 `iceRestart`); the DTLS session stays. One at a time, in the call's order of
+   * steps (an offer of the other side's may be under way); with `restartDeadline`, a restart
+   * that has not brought the connection back by then ends the call.
+   */
+  restartIce(force = false) {
+    if (this.state === 'ended' || this.restartQueued) return;
+    this.restartQueued = true;
+    this.setupSteps = this.setupSteps.then(async () => {
+      this.restartQueued = false;
+      const pc = this.pc;
+      // `force`: the path is dead although the browser still says connected (no media arrives).
+      if (this.state === 'ended' || !pc || (pc.connectionState === 'connected' && !force)) return;
+      if (pc.signalingState !== 'stable') {
+        // An offer is out (ours, or theirs being answered): try again once it settled.
+        setTimeout(() => this.restartIce(force), 500);
+        return;
+      }
+      this.restarts += 1;
+      if (this.restartBegan === null) {
+        this.restartBegan = performance.now();
+        if (this.restartDeadline !== null) {
+          clearTimeout(this.restartTimer);
+          this.restartTimer = setTimeout(() => {
+            if (this.restartBegan !== null) this.hangup('the ICE restart did not bring the path back', 'setup-failed', 'the ICE restart did not bring the path back');
+          }, this.restartDeadline);
+        }
+      }
+      this.restartPending = true;
+      const offer = await pc.createOffer({ iceRestart: true });
+      await pc.setLocalDescription(offer);
+      await this.sendSigned('sdp', { sdpType: 'offer', sdp: offer.sdp });
+    }).catch((error) => console.error('ICE restart', error));
+  }
+
+  /** The path works again (connected, or media arriving after a restart): the restart is over. */
+  mediaBack() {
+    if (this.restartBegan === null) return;
+    this.times.restartMs = Math.round(performance.now() - this.restartBegan);
+    this.restartBegan = null;
+    clearTimeout(this.restartTimer);
   }
 
   async collectStats() {
@@ -438,6 +489,13 @@ export class Call extends EventTarget {
     if (payload.sdpType !== 'offer' && payload.sdpType !== 'answer') throw new Error(`sdpType ${payload.sdpType}`);
     const pc = this.createConnection();
     const first = !pc.currentLocalDescription;
+    if (payload.sdpType === 'answer' && pc.signalingState !== 'have-local-offer') {
+      // An answer to an offer this side no longer has: the other side's offer crossed ours and
+      // the browser rolled ours back (RFC 8829 §4.1.8.2). A restart is made again.
+      if (this.restartPending && this.restartBegan !== null) setTimeout(() => this.restartIce(true), 0);
+      return;
+    }
+    if (payload.sdpType === 'answer') this.restartPending = false;
     await pc.setRemoteDescription({ type: payload.sdpType, sdp: payload.sdp });
     if (payload.sdpType === 'answer' && this.answerWaiter) {
       this.answerWaiter.resolve();
@@ -519,7 +577,7 @@ export class Call extends EventTarget {
   view() {
     return {
       id: this.id, peer: this.peer, kind: this.kind, role: this.role, state: this.state, reason: this.reason, code: this.code, detail: this.detail,
-      times: this.times, connectionState: this.pc?.connectionState || null,
+      times: this.times, connectionState: this.pc?.connectionState || null, restarts: this.restarts,
       localTracks: this.localStream ? this.localStream.getTracks().map((t) => t.kind) : [],
       remoteTracks: this.remoteStream.getTracks().map((t) => t.kind),
     };

@@ -26,6 +26,19 @@ export const MAX_SENDERS = 19;
  * through it yet; then they end anyway (the forwarded call carries the room from then on).
  */
 export const MOVE_DEADLINE = 10;
+/**
+ * Seconds the call to the forwarder may stay `disconnected` before the page restarts ICE (the
+ * forwarder answers the restart and keeps the DTLS session), and seconds a restart may take to
+ * bring the path back before the page hangs up and places a new call instead.
+ */
+export const RESTART_AFTER_DISCONNECT = 2;
+export const RESTART_DEADLINE = 12;
+/**
+ * Seconds without any packet from the forwarder after which the page restarts ICE although the
+ * browser still says `connected` (Chromium kept a dead loopback path `connected` for 20 s and
+ * more): the others' voices alone bring 50 packets a second, as for the CLI (docs/calls.md).
+ */
+export const SILENCE_RESTART = 3;
 /** Calls placed to one forwarder in a row without its media arriving, before the page gives up. */
 export const MAX_FORWARDER_TRIES = 4;
 /**
@@ -139,6 +152,8 @@ export class ForwardedLink extends EventTarget {
     this.layers = []; // what this page sends of its video, per simulcast layer (rid)
     this.uplink = null; // the browser's estimate of its uplink to the forwarder (candidate pair)
     this.decodedAt = null; // ms after the call started when another participant was decoded
+    this.received = 0; // packets received from the forwarder so far (every sender), and since when that count stands
+    this.receivedSince = performance.now();
     call.addEventListener('track', ({ detail }) => this.track(detail));
     call.addEventListener('stats', () => this.collect().catch(() => {}));
   }
@@ -191,7 +206,9 @@ export class ForwardedLink extends EventTarget {
     const stats = {};
     const layers = [];
     let uplink = null;
+    const localPorts = [];
     report.forEach((s) => {
+      if (s.type === 'local-candidate' && s.protocol === 'udp' && s.port) localPorts.push(s.port);
       if (s.type === 'outbound-rtp' && s.kind === 'video') {
         layers.push({ rid: s.rid ?? null, frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0, framesEncoded: s.framesEncoded || 0,
           framesSent: s.framesSent || 0, bytesSent: s.bytesSent || 0, targetBitrate: s.targetBitrate || 0,
@@ -199,7 +216,9 @@ export class ForwardedLink extends EventTarget {
       }
       // The browser's own estimate of its uplink to the forwarder (what limits its layers).
       if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
-        uplink = { availableOutgoingBitrate: s.availableOutgoingBitrate || 0, roundTripTime: s.currentRoundTripTime ?? null };
+        const local = report.get(s.localCandidateId);
+        uplink = { availableOutgoingBitrate: s.availableOutgoingBitrate || 0, roundTripTime: s.currentRoundTripTime ?? null,
+          localAddress: local?.address ?? null, localPort: local?.port ?? null };
       }
       if (s.type !== 'inbound-rtp') return;
       const sender = this.trackSender.get(s.trackIdentifier);
@@ -220,14 +239,35 @@ export class ForwardedLink extends EventTarget {
       }
     });
     this.stats = stats;
+    this.watchSilence(report);
     this.layers = layers.sort((a, b) => String(a.rid).localeCompare(String(b.rid)));
     this.uplink = uplink;
+    this.localPorts = localPorts; // every UDP port this call gathered on (a test cuts them all)
     const decoded = Object.values(stats).some((s) => s.video.framesDecoded > 0 || s.audio.totalAudioEnergy > 0);
     if (decoded && this.decodedAt === null) {
       this.decodedAt = Math.round(performance.now() - this.call.startedAt);
       this.dispatchEvent(new Event('decoding'));
     }
     this.dispatchEvent(new Event('change'));
+  }
+
+  /**
+   * Restarts ICE when nothing at all arrived for SILENCE_RESTART seconds on a call that had
+   * media (the forwarder answers the restart and keeps the DTLS session); media arriving again
+   * ends the restart (call.js ends the call if that takes more than RESTART_DEADLINE).
+   */
+  watchSilence(report) {
+    let received = 0;
+    report.forEach((s) => { if (s.type === 'inbound-rtp') received += s.packetsReceived || 0; });
+    const now = performance.now();
+    if (received !== this.received) {
+      if (received > this.received) this.call.mediaBack();
+      this.received = received;
+      this.receivedSince = now;
+    } else if (received > 0 && this.call.state === 'connected' && now - this.receivedSince >= SILENCE_RESTART * 1000) {
+      this.receivedSince = now;
+      this.call.restartIce(true);
+    }
   }
 
   /** The audio receivers by sender, for who speaks (speaking.js). */
@@ -244,6 +284,7 @@ export class ForwardedLink extends EventTarget {
   view() {
     return {
       address: this.address, key: this.key, call: this.call.view(), decodedAt: this.decodedAt, layers: this.layers, uplink: this.uplink,
+      localPorts: this.localPorts ?? [],
       senders: Object.fromEntries([...this.streams.keys()].map((name) => [name, this.stats[name] ?? null])),
     };
   }

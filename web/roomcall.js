@@ -14,7 +14,7 @@
 import { Call, bareName, localMedia } from './call.js';
 import { verifySignature } from './identity.js';
 import { newId } from './signaling.js';
-import { ForwardedLink, MAX_FORWARDER_TRIES, MOVE_DEADLINE, SIMULCAST_LAYERS, nodePinAddress, verifyAssignment } from './forwarded.js';
+import { ForwardedLink, MAX_FORWARDER_TRIES, MOVE_DEADLINE, RESTART_AFTER_DISCONNECT, RESTART_DEADLINE, SIMULCAST_LAYERS, nodePinAddress, verifyAssignment } from './forwarded.js';
 import { Speakers } from './speaking.js';
 
 const SIGNING_CONTEXT = 'meshnode.v1 room-call\n';
@@ -251,7 +251,11 @@ export class RoomCalls extends EventTarget {
     own.forwarderTries += 1;
     const call = this.ui.newPair({
       peer: address, peerKey: key, id: newId('call'), kind: own.kind, role: 'caller', stream: own.stream,
-      tags: { room: own.room, roomCall: own.call }, restartIce: false,
+      // A path that breaks is restarted (the forwarder answers ICE restarts and keeps the DTLS
+      // session, docs/rooms.md "Failure"); only when that does not bring it back within
+      // RESTART_DEADLINE does the call end and a new one replace it (below).
+      tags: { room: own.room, roomCall: own.call }, restartIce: true, restartOnDisconnect: RESTART_AFTER_DISCONNECT * 1000,
+      restartDeadline: RESTART_DEADLINE * 1000,
       sendEncodings: FORWARDER_SIMULCAST && own.kind === 'video' ? SIMULCAST_LAYERS.map((layer) => ({ ...layer })) : null,
     });
     const link = new ForwardedLink(call, state.forwarder);

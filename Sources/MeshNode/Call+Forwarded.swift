@@ -24,6 +24,8 @@ final class ForwardedReceivers: Sendable {
         var lastFeedback: Duration = .zero
         /// When each sender's engine started (Unix seconds).
         var started: [String: Double] = [:]
+        /// The mid of each sender's first video section.
+        var videoMids: [String: String] = [:]
     }
     private let state = Mutex(State())
     private let epoch = ContinuousClock.now
@@ -87,6 +89,21 @@ final class ForwardedReceivers: Sendable {
         }
     }
 
+    /// The mid of `sender`'s first video section (`mid` if it has none yet, which it becomes).
+    func videoMid(of sender: String, mid: String) -> String? {
+        state.withLock { state in
+            if let first = state.videoMids[sender] { return first }
+            guard state.videoMids.count < Self.maxSenders * 2 else { return nil }
+            state.videoMids[sender] = mid
+            return mid
+        }
+    }
+
+    /// Forgets the first video mid of senders whose section is not among `live`.
+    func keepVideoMids(_ live: Set<String>) {
+        state.withLock { state in state.videoMids = state.videoMids.filter { live.contains($0.value) } }
+    }
+
     /// When `sender`'s engine started (Unix seconds).
     func started(_ sender: String) -> Double? { state.withLock { $0.started[sender] } }
 
@@ -147,12 +164,17 @@ extension Call {
     func receiveForwardedStreams(offer: SessionDescription, negotiated: [NegotiatedStream]) -> [String] {
         guard let transport else { return [] }
         var added: [String] = []
+        // A sender's video section withdrawn (it left and came back, say) is no longer its first.
+        forwardedReceivers.keepVideoMids(Set(offer.media.filter { $0.port != 0 }.compactMap(\.mid)))
         for var stream in negotiated where stream.receives {
             // The transport's feedback is made once, by ``ForwardedReceivers/received(rtp:)``.
             if stream.transportCC, let id = stream.transportCCExtensionID { forwardedReceivers.useTransportCC(extensionID: id) }
             stream.transportCC = false
             guard let mid = stream.mid, let section = offer.media.first(where: { $0.mid == mid }),
-                  let sender = Self.streamID(of: section) else { continue }
+                  var sender = Self.streamID(of: section) else { continue }
+            // A second video of one sender (a screen share beside its camera, docs/rooms.md
+            // "Added streams") is decoded by an engine of its own, reported as `sender#mid`.
+            if stream.kind == "video", let first = forwardedReceivers.videoMid(of: sender, mid: mid), first != mid { sender += "#\(mid)" }
             let ssrcs = section.ssrcs
             if let engine = forwardedReceivers.engine(of: sender) {
                 engine.startReceiving(stream)

@@ -106,6 +106,7 @@ extension Call {
     /// Caller: the answer to our offer. The first one sets up DTLS with the fingerprint from the
     /// signed SDP; a restart's answer only brings the peer's new ICE credentials.
     func receiveAnswer(_ text: String, restart: Bool) async throws {
+        if share?.offer != nil, restart { return try await applyShareAnswer(text) }
         guard let agent, let offer = localOffer else { return }
         let answer = try SessionDescription(parsing: text)
         let remote = try SDPTransportParameters(answer)
@@ -166,6 +167,7 @@ extension Call {
             sendsSimulcast: sendsSimulcast))
         answer.origin.sessionVersion = String(sessionVersion)
         sessionVersion += 1
+        keepShare(in: &answer)
         let negotiated = try NegotiatedStream.fromAnswering(offer: offer, answer: answer)
         try await signal(.sdp, sdpType: "answer", sdp: answer.serialized)
         localAnswer = answer
@@ -274,6 +276,7 @@ extension Call {
                     }
                 case .rtcp(let packet):
                     media.engine?.receive(rtcp: packet)
+                    media.share?.receive(rtcp: packet)
                     for engine in receivers?.engines ?? [] { engine.receive(rtcp: packet) }
                 case .connected: await self?.transition(.transportConnected)
                 case .failed(let error): await self?.end("DTLS failed: \(error.reason)", failed: true)

@@ -53,6 +53,8 @@ public actor Call {
     let media = MediaSlot()
     /// In a forwarded call: the engines receiving each other participant.
     let forwardedReceivers = ForwardedReceivers()
+    /// In a forwarded call: the screen share this side added (``addShare(_:)``).
+    var share: Share?
     var streams: [NegotiatedStream] = []
     var localOffer: SessionDescription?
     /// The last answer this side made (the callee's to the first offer, either side's to a
@@ -382,6 +384,7 @@ public actor Call {
     private func tearDown() async {
         logger.info("call \(id) ended: \(endReason ?? "")")
         if let engine = media.engine { finalStatistics = await engine.stop() }
+        if let share = media.share { _ = await share.stop() }
         await forwardedReceivers.stop()
         transport?.close()
         for task in tasks { task.cancel() }
@@ -409,9 +412,15 @@ struct AgentLink {
 /// The call's media engine, readable from the transport's receive task without the actor.
 final class MediaSlot: Sendable {
     private let slot = Mutex<MediaEngine?>(nil)
+    private let shareSlot = Mutex<MediaEngine?>(nil)
     var engine: MediaEngine? {
         get { slot.withLock { $0 } }
         set { slot.withLock { $0 = newValue } }
+    }
+    /// The engine of a screen share added to a call to a forwarder (``Call/addShare(_:)``).
+    var share: MediaEngine? {
+        get { shareSlot.withLock { $0 } }
+        set { shareSlot.withLock { $0 = newValue } }
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Media
 import MeshNode
 import Signaling
 
@@ -36,12 +37,23 @@ struct CallCommand: AsyncParsableCommand {
     var untilDecoded: Int?
     @Option(help: "With --until-decoded: how many other participants' frames to wait for.")
     var senders: Int?
+    @Option(help: ArgumentHelp(
+        "A room call: once it runs through the forwarder, also share SOURCE (x11[:DISPLAY] or pattern[:WxH[@FPS]]) as a stream of its own, --share-after seconds after the call to the forwarder connected.",
+        valueName: "SOURCE"))
+    var share: String?
+    @Option(name: .customLong("share-after"), help: "Seconds after the call to the forwarder connected when --share starts.")
+    var shareAfter: Double = 2
 
     var kind: CallKind { desktop ? .desktop : (audio && !video ? .audio : .video) }
 
     func validate() throws {
         guard duration > 0, duration <= 86_400 else { throw ValidationError("--duration is 0-86400 seconds") }
         guard (untilDecoded == nil) == (senders == nil) else { throw ValidationError("--until-decoded and --senders go together") }
+        if share != nil {
+            guard address.hasPrefix("#") else { throw ValidationError("--share is for a room call (#ROOM): it adds a stream to the call to its forwarder") }
+            guard (0...3_600).contains(shareAfter) else { throw ValidationError("--share-after is 0-3600 seconds") }
+            _ = try shareSource()
+        }
         if let untilDecoded, let senders {
             guard address.hasPrefix("#") else { throw ValidationError("--until-decoded is for a room call (#ROOM)") }
             guard (1...100_000).contains(untilDecoded) else { throw ValidationError("--until-decoded is 1-100000 frames") }
@@ -51,11 +63,19 @@ struct CallCommand: AsyncParsableCommand {
         }
     }
 
+    /// What `--share` sends: a video source as `--source` takes it.
+    func shareSource() throws -> VideoSourceSpec? {
+        guard let share else { return nil }
+        guard share.hasPrefix("x11") || share.hasPrefix("pattern") else { throw ValidationError("--share takes x11[:DISPLAY] or pattern[:WxH[@FPS]], not '\(share)'") }
+        return try MediaOptions.parse(["--source", share]).callOptions().videoSource
+    }
+
     func run() async throws {
         let runner = CallRunner(peer: peer, media: media, json: json)
         if address.hasPrefix("#") {
             let goal = untilDecoded.flatMap { frames in senders.map { ForwardedDecodeGoal(frames: frames, senders: $0) } }
-            throw ExitCode(try await runner.runRoomCall(address, kind: kind, duration: duration, until: goal) ? 0 : 1)
+            let share = try shareSource().map { (source: $0, after: shareAfter) }
+            throw ExitCode(try await runner.runRoomCall(address, kind: kind, duration: duration, until: goal, share: share) ? 0 : 1)
         }
         let report = try await runner.run(address: address, kind: kind, duration: duration)
         throw ExitCode(report.ok ? 0 : 1)
@@ -126,7 +146,8 @@ struct CallRunner {
     /// until its call to the forwarder decoded that much, plus ``ForwardedDecodeGoal/grace``),
     /// leaves, and prints one report per pairwise call. True only if there was at least one and
     /// media flowed both ways in each.
-    func runRoomCall(_ room: String, kind: CallKind, duration: Double, until goal: ForwardedDecodeGoal? = nil) async throws -> Bool {
+    func runRoomCall(_ room: String, kind: CallKind, duration: Double, until goal: ForwardedDecodeGoal? = nil,
+                     share: (source: VideoSourceSpec, after: Double)? = nil) async throws -> Bool {
         let peerActor = Peer(client: try peer.client(), options: try media.callOptions(), acceptPolicy: .never)
         let status = StatusLine(enabled: !json)
         let id: String
@@ -147,6 +168,7 @@ struct CallRunner {
         var connected: [String: ContinuousClock.Instant] = [:]
         var seenAt: [String: ContinuousClock.Instant] = [:]
         var goalReached: ContinuousClock.Instant?
+        var shared: Set<String> = []
         let began = ContinuousClock.now
         while true {
             for call in await peerActor.roomCallPeers where seen[call.id] == nil {
@@ -163,6 +185,15 @@ struct CallRunner {
                     connected[callID] = .now
                 } else if state != .ended, let since = seenAt[callID], ContinuousClock.now - since < .seconds(30) {
                     settingUp = true
+                }
+            }
+            // The share goes to the forwarder (docs/rooms.md "Added streams"), once per call to it.
+            if let share {
+                for (callID, call) in seen where call.forwarded && !shared.contains(callID) {
+                    guard let since = connected[callID], ContinuousClock.now - since >= .seconds(share.after), await call.state == .connected else { continue }
+                    shared.insert(callID)
+                    status.note("sharing in the call to the forwarder")
+                    Task { do { try await call.addShare(share.source) } catch { status.note("the share failed: \(error)") } }
                 }
             }
             if let goal, goalReached == nil {

@@ -1988,6 +1988,92 @@ def room_call(page, args):
             "rejoined": rejoined, "forged": forged, "forwarded": forwarded}
 
 
+def run_forwarder_page(args):
+    """The page joins a room call that is forwarded from its join on (the node's peer-to-peer limit
+    is below it) and decodes OTHERS senders through the forwarder. Then, with --share, it shares
+    its screen in the call (an audio call: a new offer sends video on the section the forwarder
+    offered it) and reports what it sends; with --cut, it prints the local port of its path to
+    the forwarder (`cut`), the test drops that port, and it reports how its ICE restart brought
+    media back in the same call."""
+    page = Page(args.url, args.name)
+    try:
+        login = page.login(args.name)
+        page.hook("joinRoom", args.room)
+        wait_for(f"the call of {args.room} known", lambda: args.room in (page.hook("roomCalls") or {}).get("known", {}), timeout=args.wait)
+        call = page.js("return window.meshnodeTest.roomCall(arguments[0], arguments[1]).then(r => r, e => ({error: String(e.message || e)}))",
+                       args.room, args.kind)
+        if isinstance(call, dict):
+            raise Failure(f"{args.name}: cannot join the call of {args.room}: {call['error']}")
+        emit("in-call", name=args.name, loginMs=login["loginMs"], call=call)
+
+        def decoding():
+            link = forwarded_view(page)
+            senders = link.get("senders") or {}
+            live = {n: s for n, s in senders.items() if s and s["audio"]["packetsReceived"] > 0
+                    and (args.kind == "audio" or s["video"]["framesDecoded"] > 0)}
+            return link if link.get("call", {}).get("state") == "connected" and len(live) >= args.others else None
+        link = wait_for(f"{args.others} senders through the forwarder", decoding, timeout=args.wait)
+        first_call = link["call"]["id"]
+        result = {"call": call, "forwarderCall": first_call}
+        if args.share:
+            page.click("#room-share")
+            def sending():
+                own = (page.hook("roomCalls") or {}).get("own") or {}
+                layers = (own.get("forwarded") or {}).get("layers") or []
+                sent = sum(layer["framesSent"] for layer in layers)
+                return {"sharer": own.get("sharer"), "framesSent": sent, "layers": layers} if own.get("sharing") and sent >= 20 else None
+            shared = wait_for("the screen sent to the forwarder", sending, timeout=args.wait)
+            shared["large"] = page.js("return !!document.querySelector('#room-grid .tile.large')")
+            emit("shared", **shared)
+            result["shared"] = shared
+            time.sleep(args.hold)
+        if args.cut:
+            port = wait_for("the local port of the path to the forwarder", lambda: (forwarded_view(page).get("uplink") or {}).get("localPort"))
+            before = {n: s["audio"]["packetsReceived"] for n, s in (forwarded_view(page).get("senders") or {}).items() if s}
+            # Every port it gathered on: Chromium keeps other pairs (another local address to the
+            # forwarder's loopback one) and would switch to one of them without a restart.
+            ports = sorted(set((forwarded_view(page).get("localPorts") or []) + [port]))
+            emit("cut", port=port, ports=ports)
+            cut_at = time.monotonic()
+            seen = []
+
+            def restarted():
+                link = forwarded_view(page)
+                sample = (link.get("call", {}).get("connectionState"), (link.get("uplink") or {}).get("localPort"))
+                if not seen or seen[-1][1:] != sample:
+                    seen.append((round(time.monotonic() - cut_at, 1),) + sample)
+                return link.get("call", {}).get("restarts", 0) >= 1
+            try:
+                wait_for("an ICE restart towards the forwarder", restarted, timeout=args.wait)
+            except Failure:
+                emit("no-restart", states=seen)
+                raise
+            restart_seen = round((time.monotonic() - cut_at) * 1000)
+
+            def back():
+                link = forwarded_view(page)
+                senders = link.get("senders") or {}
+                grown = {n: s["audio"]["packetsReceived"] - before.get(n, 0) for n, s in senders.items() if s}
+                # Media back: each sender's audio packets well past where they were at the cut.
+                ok = link.get("call", {}).get("connectionState") == "connected" and len(grown) >= args.others and all(v >= 100 for v in grown.values())
+                return {"grown": grown, "call": link["call"]} if ok else None
+            recovered = wait_for("media through the forwarder again after the restart", back, timeout=args.wait)
+            result["restart"] = {"port": port, "restartSeenMs": restart_seen, "backMs": round((time.monotonic() - cut_at) * 1000),
+                                 "sameCall": recovered["call"]["id"] == first_call, "restarts": recovered["call"].get("restarts"),
+                                 "restartMs": recovered["call"].get("times", {}).get("restartMs"), "grown": recovered["grown"]}
+            emit("restarted", **result["restart"])
+            time.sleep(args.hold)
+        own = (page.hook("roomCalls") or {}).get("own") or {}
+        result["final"] = own.get("forwarded")
+        page.hook("leaveRoomCall")
+        return result
+    except Exception:
+        dump_pages([page], args)
+        raise
+    finally:
+        page.close()
+
+
 # A forged forwarder assignment: the test plays a node (or anyone on the signaling path) that
 # hands the page a `room-call-state` of its own call whose assignment is signed by a key other
 # than the node key the page pinned at login, and one that names the pinned key with a signature
@@ -2170,6 +2256,15 @@ def main():
     room.add_argument("--forge", action="store_true", help="once everyone decodes, hand the page forged forwarder assignments; it must refuse them and keep its pairs")
     room.add_argument("--forwarded", type=int, default=0,
                       help="once everyone decodes, print ready-for-more and wait until the call moved to the forwarder with this many senders decoded through it")
+    fwd = modes.add_parser("forwarder-page", help="join a room call that is forwarded, decode the others through the forwarder; share, or have the path cut")
+    fwd.add_argument("--name", required=True)
+    fwd.add_argument("--room", required=True)
+    fwd.add_argument("--kind", choices=["audio", "video"], default="audio")
+    fwd.add_argument("--others", type=int, default=2)
+    fwd.add_argument("--wait", type=float, default=40)
+    fwd.add_argument("--hold", type=float, default=3, help="seconds to stay after each step")
+    fwd.add_argument("--share", action="store_true")
+    fwd.add_argument("--cut", action="store_true")
     guard = modes.add_parser("guard", help="log in, accept the first call, report what the page refused until it ends")
     guard.add_argument("--name", required=True)
     guard.add_argument("--wait", type=float, default=120, help="how long to wait for the call, and for its end")
@@ -2189,6 +2284,8 @@ def main():
             result = run_guard(args)
         elif args.mode == "room":
             result = run_room(args)
+        elif args.mode == "forwarder-page":
+            result = run_forwarder_page(args)
         else:
             result = run_call(args)
     except Failure as failure:

@@ -304,7 +304,7 @@ struct SelectiveForwarderTests {
         }
         var small = SelectiveForwarder()
         #expect(throws: MediaError.self) {
-            try small.addParticipant("x", sources: (0..<5).map { ForwardedSource(kind: .audio, ssrc: 10 + $0, payloadType: 111) }, extensions: .init(), now: .zero)
+            try small.addParticipant("x", sources: (0..<6).map { ForwardedSource(kind: .audio, ssrc: 10 + $0, payloadType: 111) }, extensions: .init(), now: .zero)
         }
     }
 }

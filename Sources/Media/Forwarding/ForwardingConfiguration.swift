@@ -6,7 +6,8 @@
 public struct ForwardingConfiguration: Hashable, Sendable {
     /// Participants of one forwarded call at most.
     public var maxParticipants: Int
-    /// Streams (audio, video, screen) one participant may send at most.
+    /// Streams (audio, video, screen) one participant may send at most: its first offer's two
+    /// and the three its later offers may add (a screen share, docs/rooms.md "Added streams").
     public var maxSourcesPerParticipant: Int
     /// Packets of each video stream kept to answer NACKs (a power of two).
     public var videoCacheCapacity: Int
@@ -43,7 +44,7 @@ public struct ForwardingConfiguration: Hashable, Sendable {
 
     /// Creates a configuration; the defaults fit a room of 20 with 720p video.
     public init(
-        maxParticipants: Int = 20, maxSourcesPerParticipant: Int = 4, videoCacheCapacity: Int = 512, audioCacheCapacity: Int = 64,
+        maxParticipants: Int = 20, maxSourcesPerParticipant: Int = 5, videoCacheCapacity: Int = 512, audioCacheCapacity: Int = 64,
         cacheMaxAge: Duration = .seconds(1), minKeyFrameRequestInterval: Duration = .milliseconds(500), maxSequencesPerNACK: Int = 64,
         maxRetransmissionsPerSecond: Int = 400, speakingLevel: UInt8 = 50, speakingHold: Duration = .milliseconds(600), feedbackSSRC: UInt32 = 1
     ) {

@@ -441,7 +441,7 @@ public struct SelectiveForwarder: Sendable {
     // MARK: Internals
 
     /// A stream to a receiver with an SSRC unused in the call and random starts (RFC 3550 §5.1).
-    private mutating func newOutgoing(from sender: String, source: ForwardedSource) -> OutgoingStream {
+    mutating func newOutgoing(from sender: String, source: ForwardedSource) -> OutgoingStream {
         let ssrc = unusedSSRC()
         return OutgoingStream(
             ssrc: ssrc, kind: source.kind, from: sender, sourceSSRC: source.ssrc,

@@ -46,10 +46,12 @@ public actor ForwardedCall {
     /// of a full call, with room to spare).
     public static let maxBufferedChanges = 64
 
-    /// A participant's DTLS session came up (its streams can be offered to the others now), or it left.
+    /// A participant's DTLS session came up (its streams can be offered to the others now), it
+    /// left, or it added or stopped a stream (its later offer: a screen share).
     public enum Change: Sendable, Equatable {
         case connected(String)
         case left(String)
+        case streamsChanged(String)
     }
 
     /// A forwarded call with no participant yet; `tick` runs every 20 ms until ``close()``.
@@ -123,6 +125,21 @@ public actor ForwardedCall {
     /// - Throws: ``MediaError`` for an unknown participant or stream.
     public func bind(_ participant: String, ssrc: UInt32, _ binding: ForwardingBinding) throws {
         try core.bind(receiver: participant, ssrc: ssrc, binding)
+    }
+
+    /// `participant` sends `source` from now on (a stream its later offer added): every other
+    /// participant gets an outgoing stream for it, offered by the session layer at this change.
+    /// - Throws: ``MediaError`` from the core (a bound, an SSRC in use, simulcast).
+    public func addSource(_ source: ForwardedSource, to participant: String) throws {
+        try core.addSource(source, to: participant)
+        changeSink.yield(.streamsChanged(participant))
+    }
+
+    /// `participant` stopped sending `ssrc` (its later offer set the section to port 0 or stopped
+    /// sending there): the others get a BYE for it, and their next offer withdraws its section.
+    public func removeSource(_ ssrc: UInt32, of participant: String) {
+        send(record { $0.removeSource(ssrc, of: participant) })
+        changeSink.yield(.streamsChanged(participant))
     }
 
     /// Takes `participant` out: the others get a BYE for its streams; its transport is closed.

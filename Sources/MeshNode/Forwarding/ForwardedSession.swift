@@ -44,11 +44,28 @@ actor ForwardedSession {
     /// (its ids): later offers repeat them, since an id may not change meaning within a session
     /// (RFC 8285 §6; Chromium refuses an offer that remaps one).
     private var ownExtensions: [(kind: String, maps: [SDPExtensionMap])] = []
-    /// The streams offered to the participant after its own two sections, in order; indices of
-    /// those of participants who left (offered with port 0 since).
+    /// The streams offered to the participant, in the order they appeared; indices of those of
+    /// participants who left or stopped them (offered with port 0 since).
     private var offered: [JSEPOffer.ForwardedStream] = []
     private var withdrawn: Set<Int> = []
     private var bound: Set<UInt32> = []
+    /// The sections after the participant's own first two, in order, each with its mid: the
+    /// forwarder's streams and the sections the participant added (RFC 3264 §8: none is ever
+    /// removed or reordered; a dead one keeps its place with port 0 until a new section reuses it).
+    private var layout: [(mid: String, entry: LayoutEntry)] = []
+    /// How many of ``layout`` the participant agreed to (answered, or offered itself): an offer
+    /// of the participant's that crosses the forwarder's drops the rest (rollback).
+    private var committedLayout = 0
+    /// The layout size the outstanding offer carries, committed by its answer.
+    private var outstandingLayout = 0
+    /// The sections the participant added with later offers (RFC 3264 §8.1), and the sources the
+    /// core receives from sections of the participant's that began to send after its first offer, by mid.
+    private var participantSections: [AddedSection] = []
+    private var laterSources: [String: UInt32] = [:]
+    /// The mids of the participant's first sections that sent (their sources came with the first answer).
+    private var firstSending: Set<String> = []
+    /// A later offer of the participant's is being answered: a renegotiation waits for the answer.
+    private var answering = false
     /// The offer waiting for its answer, and whether another change came meanwhile.
     private var outstanding: SessionDescription?
     private var changedMeanwhile = false
@@ -74,6 +91,31 @@ actor ForwardedSession {
     /// Whether its transport is in the core (after the first answer).
     private(set) var added = false
     private var endWaiters: [CheckedContinuation<Void, Never>] = []
+
+    /// One entry of ``layout``.
+    private enum LayoutEntry {
+        /// `offered[index]`.
+        case forwarded(Int)
+        /// `participantSections[index]`.
+        case participant(Int)
+    }
+
+    /// A section the participant added: received while `live` (its source in ``laterSources``),
+    /// with the header extension ids the answer kept, which later offers repeat (RFC 8285 §6).
+    private struct AddedSection {
+        var kind: String
+        var mid: String
+        var live: Bool
+        var extensions: [SDPExtensionMap]
+    }
+
+    /// Sections a participant may add beyond its first offer (a screen share, say) and send on:
+    /// video and audio. More are refused with port 0 (RFC 3264 §6).
+    static let maxAddedSections = (video: 2, audio: 1)
+    /// Sections a participant may append over a session, taken or refused: each stays in the
+    /// session for good (RFC 3264 §8), so an offer past this is refused as a whole and the
+    /// session ends, rather than every later offer to it growing.
+    static let maxAppendedSections = 8
 
     /// How long an offer waits for its answer before the forwarder gives up on it (the
     /// participant keeps the streams it had) and offers again if something changed.
@@ -182,11 +224,10 @@ actor ForwardedSession {
             if stream.receives, stream.kind == "video", !stream.simulcastRIDs.isEmpty {
                 return .simulcast(rids: stream.simulcastRIDs, payloadType: stream.payloadType, retransmissionPayloadType: stream.rtxPayloadType)
             }
-            guard stream.receives, let kind = ForwardedSource.Kind(rawValue: stream.kind), let ssrc = stream.remoteSSRCs.first else { return nil }
-            let rtx = stream.rtxPayloadType.flatMap { pt in stream.remoteSSRCs.dropFirst().first.map { ForwardedSource.Retransmission(payloadType: pt, ssrc: $0) } }
-            return ForwardedSource(kind: kind, ssrc: ssrc, payloadType: stream.payloadType, retransmission: rtx)
+            return Self.singleSource(stream)
         }
         simulcastRIDs = negotiated.first { $0.kind == "video" && $0.receives }?.simulcastRIDs ?? []
+        firstSending = Set(negotiated.filter(\.receives).compactMap(\.mid))
         let audioLevel = offer.media.first { $0.kind == "audio" }?.extensionMaps.first { $0.uri == RTPHeaderExtensionURI.audioLevel }
             .flatMap { UInt8(exactly: $0.id) }
         let extensions = ForwardingExtensionIDs(audioLevel: audioLevel, transportWideCC: negotiated.compactMap(\.transportCCExtensionID).first,
@@ -213,12 +254,15 @@ actor ForwardedSession {
     /// forwarder's agent follows; the DTLS association and the SRTP keys stay (RFC 8842 §5.5:
     /// the same fingerprint, `a=setup:active` as before). The answer takes the participant's own
     /// sections receive-only as the first answer did, and each section the forwarder offered
-    /// `sendonly` again with the same SSRCs, so nothing changes for the core. A section the
-    /// forwarder never offered (a stream the participant adds) is refused with port 0 for now
-    /// (RFC 3264 §6). An offer crossing the forwarder's own outstanding offer wins: that one is
-    /// dropped (RFC 8829 §4.1.8.2, rollback) and made again after this answer.
-    /// - Throws: on a changed DTLS fingerprint (a new DTLS association is a new call), or SDP
-    ///   that does not parse; the session ends then.
+    /// `sendonly` again with the same SSRCs. A section the participant adds (RFC 3264 §8.1,
+    /// RFC 8829 §5.2.2: appended, or reusing a dead section's place) and sends on, or one of its
+    /// first two that begins to send, becomes a new source forwarded to everyone (``applyOwnSections``);
+    /// one it stops (port 0, §8.2, or no longer sending) stops that source. An offer crossing
+    /// the forwarder's own outstanding offer wins: that one is dropped (RFC 8829 §4.1.8.2,
+    /// rollback) and made again after this answer.
+    /// - Throws: on a changed DTLS fingerprint (a new DTLS association is a new call), SDP that
+    ///   does not parse, fewer sections than the session has (RFC 3264 §8), or more sections
+    ///   appended over the session than ``maxAppendedSections``; the session ends then.
     private func answerLaterOffer(_ text: String) async throws {
         guard let agent else { return }
         let offer = try SessionDescription(parsing: text)
@@ -232,13 +276,25 @@ actor ForwardedSession {
             logger.debug("forwarded call \(forwarded.id): \(participant)'s offer version \(version) repeats one already answered")
             return
         }
-        remoteOfferVersion = version ?? remoteOfferVersion
+        answering = true
+        defer { answering = false }
+        let crossed = outstanding
         if outstanding != nil {
             outstanding = nil
             outstandingLate = false
             changedMeanwhile = true
             rolledBack = true
+            rollBackLayout(keepingWhat: offer)
         }
+        let sessionSections = currentOffer?.media.count ?? 0
+        guard offer.media.count >= sessionSections else {
+            throw MediaError(.forbidden, "a later offer with \(offer.media.count) sections, fewer than the session's \(sessionSections) (RFC 3264 §8: none is removed)")
+        }
+        let appended = max(0, offer.media.count - 2 - layout.count)
+        guard participantSections.count + appended <= Self.maxAppendedSections else {
+            throw MediaError(.limitReached, "a later offer appends \(appended) sections to the \(participantSections.count) the participant added before; at most \(Self.maxAppendedSections) in a session")
+        }
+        remoteOfferVersion = version ?? remoteOfferVersion
         let began = ContinuousClock.now
         var credentials = try await agent.localCredentials()
         var candidates: [SDPCandidate] = []
@@ -257,27 +313,7 @@ actor ForwardedSession {
             setup: .active, cname: "forwarder", streamID: "forwarder", sending: [:], sessionID: sessionID, receivesSimulcast: true))
         answer.origin.sessionVersion = String(sessionVersion)
         sessionVersion += 1
-        var refused = 0
-        for index in answer.media.indices.dropFirst(2) {
-            let offered = offer.media[index]
-            let mid = offered.mid ?? ""
-            let ours = currentOffer?.media.first { $0.mid == mid && $0.port != 0 }
-            guard offered.port != 0, answer.media[index].port != 0, let ours,
-                  offered.direction == .recvonly || offered.direction == .sendrecv else {
-                if offered.port != 0, ours == nil { refused += 1 }
-                answer.media[index] = MediaDescription(kind: offered.kind, port: 0, proto: offered.proto, formats: Array(offered.formats.prefix(1)),
-                                                       connections: [.init()], attributes: offered.mid.map { [.mid($0)] } ?? [])
-                continue
-            }
-            // The stream the forwarder sends there, as its offer described it (RFC 8830 msid, RFC 5576 ssrc lines).
-            answer.media[index].attributes = answer.media[index].attributes.map { if case .direction = $0 { .direction(.sendonly) } else { $0 } }
-            answer.media[index].attributes += ours.attributes.filter { attribute in
-                switch attribute {
-                case .msid, .ssrc, .ssrcGroup: true
-                default: false
-                }
-            }
-        }
+        let refusals = await applyOwnSections(offer: offer, answer: &answer, crossed: crossed)
         // Bundle what is still accepted (RFC 9143 §7.3.1: a rejected section leaves the group).
         let accepted = answer.media.filter { $0.port != 0 }.compactMap(\.mid)
         answer.attributes = answer.attributes.filter { if case .group = $0 { false } else { true } }
@@ -290,11 +326,159 @@ actor ForwardedSession {
             answer.media[first].attributes += candidates.map { .candidate($0) } + [.endOfCandidates]
         }
         try await signal(.sdp, sdpType: "answer", sdp: answer.serialized)
-        logger.info("forwarded call \(forwarded.id): answered \(participant)'s \(restart ? "ICE restart" : "renegotiation") in \(ContinuousClock.now - began)\(refused == 0 ? "" : "; \(refused) new section(s) refused")")
+        committedLayout = layout.count
+        for refusal in refusals { logger.notice("forwarded call \(forwarded.id): refused a section of \(participant)'s offer: \(refusal)") }
+        logger.info("forwarded call \(forwarded.id): answered \(participant)'s \(restart ? "ICE restart" : "renegotiation") in \(ContinuousClock.now - began)\(refusals.isEmpty ? "" : "; \(refusals.count) section(s) refused")")
+        answering = false
         if changedMeanwhile {
             changedMeanwhile = false
             await renegotiate()
         }
+    }
+
+    /// Drops the sections of the forwarder's offer that the participant's crossing offer
+    /// replaced (RFC 8829 §4.1.8.2): they are offered again, after its answer, from the core's
+    /// streams. Those the participant's offer has in place (it answered that offer before its
+    /// own: the same mid and kind at the same position, received or refused) stay.
+    private func rollBackLayout(keepingWhat offer: SessionDescription) {
+        func answered(_ position: Int) -> Bool {
+            guard position + 2 < offer.media.count, case .forwarded(let index) = layout[position].entry else { return false }
+            let section = offer.media[position + 2]
+            return section.mid == layout[position].mid && section.kind == offered[index].kind
+                && (section.port == 0 || section.direction == .recvonly || section.direction == .inactive)
+        }
+        var kept = committedLayout
+        while kept < layout.count, answered(kept) { kept += 1 }
+        committedLayout = kept
+        guard layout.count > committedLayout else { return }
+        let dropped = layout[committedLayout...].compactMap { _, entry -> Int? in if case .forwarded(let index) = entry { index } else { nil } }
+        layout.removeLast(layout.count - committedLayout)
+        if let first = dropped.min(), first == offered.count - dropped.count {
+            offered.removeLast(dropped.count)
+            withdrawn = withdrawn.filter { $0 < first }
+        }
+    }
+
+    /// The answer's sections after the participant's own first two, and what the participant's
+    /// own sections now send: the forwarder's streams are answered `sendonly` with their SSRCs
+    /// and `msid` (RFC 8830, RFC 5576) as its offer described them; a section the participant
+    /// adds and sends on becomes a source of the core (within ``maxAddedSections``, a single
+    /// stream with its SSRC declared), anything else new is refused with port 0 (RFC 3264 §6).
+    /// `crossed`: the forwarder's offer this one crossed (rolled back). Returns the reasons of the refusals.
+    private func applyOwnSections(offer: SessionDescription, answer: inout SessionDescription, crossed: SessionDescription?) async -> [String] {
+        var refusals: [String] = []
+        let negotiated = (try? NegotiatedStream.fromAnswering(offer: offer, answer: answer)) ?? []
+        let byMid = Dictionary(negotiated.compactMap { stream in stream.mid.map { ($0, stream) } }, uniquingKeysWith: { first, _ in first })
+        func refuse(_ index: Int, _ reason: String?) {
+            let offered = offer.media[index]
+            if let reason { refusals.append("section \(index) (mid \(offered.mid ?? "-"), \(offered.kind.prefix(16))): \(reason)") }
+            answer.media[index] = MediaDescription(kind: offered.kind, port: 0, proto: offered.proto, formats: Array(offered.formats.prefix(1)),
+                                                   connections: [.init()], attributes: offered.mid.map { [.mid($0)] } ?? [])
+        }
+        func sends(_ index: Int) -> Bool {
+            let section = offer.media[index]
+            return section.port != 0 && answer.media[index].port != 0 && (section.direction == .sendonly || section.direction == .sendrecv)
+        }
+        /// Starts receiving the section at `index` as a new source; the reason when the core refuses it.
+        func start(_ index: Int) async -> String? {
+            guard let mid = offer.media[index].mid, let stream = byMid[mid] else { return "no mid, or no codec in common" }
+            guard stream.simulcastRIDs.isEmpty else { return "an added stream is one stream, not simulcast" }
+            guard let source = Self.singleSource(stream) else { return "it declares no SSRC (a=ssrc, RFC 5576)" }
+            do {
+                try await forwarded.addSource(source, to: participant)
+            } catch {
+                return error.errorReason
+            }
+            laterSources[mid] = source.ssrc
+            return nil
+        }
+        func stop(mid: String) async {
+            guard let ssrc = laterSources.removeValue(forKey: mid) else { return }
+            await forwarded.removeSource(ssrc, of: participant)
+        }
+
+        // Its first two sections: one the first offer did not send on may begin to (the page's
+        // screen share in an audio call sends on the video section the forwarder offered it).
+        for index in offer.media.indices.prefix(2) {
+            guard let mid = offer.media[index].mid, !firstSending.contains(mid) else { continue }
+            if sends(index), laterSources[mid] == nil {
+                if let reason = await start(index) { refuse(index, reason) }
+            } else if !sends(index) {
+                await stop(mid: mid)
+            }
+        }
+        for index in offer.media.indices.dropFirst(2) {
+            let offered = offer.media[index]
+            let mid = offered.mid ?? ""
+            let position = index - 2
+            if position < layout.count, layout[position].mid == mid {
+                switch layout[position].entry {
+                case .forwarded(let stream):
+                    // The stream the forwarder sends there, as its offer described it (the one
+                    // answered, or the one this offer crossed, which the participant had answered).
+                    let ours = (currentOffer?.media.first { $0.mid == mid && $0.port != 0 }) ?? crossed?.media.first { $0.mid == mid && $0.port != 0 }
+                    guard !withdrawn.contains(stream), offered.port != 0, answer.media[index].port != 0, let ours,
+                          offered.direction == .recvonly || offered.direction == .sendrecv else {
+                        refuse(index, nil)
+                        continue
+                    }
+                    answer.media[index].attributes = answer.media[index].attributes.map { if case .direction = $0 { .direction(.sendonly) } else { $0 } }
+                    answer.media[index].attributes += ours.attributes.filter { attribute in
+                        switch attribute {
+                        case .msid, .ssrc, .ssrcGroup: true
+                        default: false
+                        }
+                    }
+                case .participant(let added):
+                    // A section it added before: received while it sends; stopped for good otherwise.
+                    if participantSections[added].live, sends(index) { continue }
+                    participantSections[added].live = false
+                    await stop(mid: mid)
+                    refuse(index, nil)
+                }
+                continue
+            }
+            // A new section: appended, or in a dead section's place with a new mid (RFC 3264 §8.3).
+            if position < layout.count {
+                let dead = switch layout[position].entry {
+                case .forwarded(let stream): withdrawn.contains(stream)
+                case .participant(let added): !participantSections[added].live
+                }
+                guard dead, !layout.contains(where: { $0.mid == mid }), !mid.isEmpty else {
+                    refuse(index, offered.port == 0 ? nil : "mid \(mid.prefix(32)) does not match the section the session has there")
+                    continue
+                }
+            }
+            var section = AddedSection(kind: offered.kind, mid: mid, live: false, extensions: answer.media[index].extensionMaps)
+            let taken = participantSections.filter { $0.live && $0.kind == offered.kind }.count
+            let limit = offered.kind == "video" ? Self.maxAddedSections.video : offered.kind == "audio" ? Self.maxAddedSections.audio : 0
+            if offered.port == 0 || mid.isEmpty || layout.contains(where: { $0.mid == mid }) || ["0", "1"].contains(mid) {
+                refuse(index, offered.port == 0 ? nil : "no mid, or a mid the session has (RFC 8843 §15)")
+            } else if !sends(index) {
+                refuse(index, "the forwarder takes added sections that send")
+            } else if taken >= limit {
+                refuse(index, "at most \(Self.maxAddedSections.video) added video and \(Self.maxAddedSections.audio) added audio section(s) are taken (limitReached)")
+            } else if let reason = await start(index) {
+                refuse(index, reason)
+            } else {
+                section.live = true
+            }
+            if mid.isEmpty || layout.contains(where: { $0.mid == mid }) || ["0", "1"].contains(mid) {
+                section.mid = "x\(index)"
+            }
+            participantSections.append(section)
+            let entry = (mid: section.mid, entry: LayoutEntry.participant(participantSections.count - 1))
+            if position < layout.count { layout[position] = entry } else { layout.append(entry) }
+        }
+        return refusals
+    }
+
+    /// The single stream a section the forwarder receives declares: its first `a=ssrc`, and the
+    /// second of `a=ssrc-group:FID` as RTX when RTX was negotiated (RFC 4588 §8).
+    private static func singleSource(_ stream: NegotiatedStream) -> ForwardedSource? {
+        guard stream.receives, let kind = ForwardedSource.Kind(rawValue: stream.kind), let ssrc = stream.remoteSSRCs.first else { return nil }
+        let rtx = stream.rtxPayloadType.flatMap { pt in stream.remoteSSRCs.dropFirst().first.map { ForwardedSource.Retransmission(payloadType: pt, ssrc: $0) } }
+        return ForwardedSource(kind: kind, ssrc: ssrc, payloadType: stream.payloadType, retransmission: rtx)
     }
 
     private func iceEvent(_ event: ICEAgentEvent) async {
@@ -326,7 +510,7 @@ actor ForwardedSession {
     /// after the answer (or the timeout).
     func renegotiate() async {
         guard !ended, let agent else { return }
-        if outstanding != nil, !outstandingLate {
+        if answering || (outstanding != nil && !outstandingLate) {
             changedMeanwhile = true
             return
         }
@@ -336,6 +520,7 @@ actor ForwardedSession {
         rolledBack = false
         for stream in current where !offered.contains(where: { $0.ssrc == stream.ssrc }) {
             offered.append(.init(kind: stream.kind.rawValue, ssrc: stream.ssrc, retransmissionSSRC: stream.retransmissionSSRC, streamID: stream.from))
+            layout.append((freshMid(), .forwarded(offered.count - 1)))
             changed = true
         }
         for (index, stream) in offered.enumerated() where !currentSSRCs.contains(stream.ssrc) && !withdrawn.contains(index) {
@@ -345,20 +530,31 @@ actor ForwardedSession {
         guard changed else { return }
         do {
             let credentials = try await agent.localCredentials()
+            let sections = layout.map { mid, entry -> JSEPOffer.ForwardedSection in
+                switch entry {
+                case .forwarded(let index): .stream(offered[index], mid: mid)
+                case .participant(let index): .received(kind: participantSections[index].kind, mid: mid)
+                }
+            }
             var offer = try JSEPOffer.makeForwarded(
                 local: .init(iceUsernameFragment: credentials.ufrag, icePassword: credentials.password, fingerprint: certificate.fingerprint,
                              cname: "forwarder", streamID: "forwarder", kinds: [], sending: [:], sessionID: sessionID, sessionVersion: sessionVersion),
-                forwarded: offered, receiveSimulcast: simulcastRIDs)
-            for index in withdrawn where index + 2 < offer.media.count { offer.media[index + 2].port = 0 }
+                sections: sections, receiveSimulcast: simulcastRIDs)
+            for (position, (_, entry)) in layout.enumerated() {
+                switch entry {
+                case .forwarded(let index) where withdrawn.contains(index): offer.media[position + 2].port = 0
+                case .participant(let index) where !participantSections[index].live: offer.media[position + 2].port = 0
+                case .participant(let index): Self.repeatExtensions(participantSections[index].extensions, in: &offer.media[position + 2])
+                default: break
+                }
+            }
             for (index, own) in ownExtensions.prefix(2).enumerated() where offer.media[index].kind == own.kind {
-                offer.media[index].attributes.removeAll { if case .extmap = $0 { true } else { false } }
-                offer.media[index].attributes.insert(contentsOf: own.maps.map { .extmap($0) }, at: offer.media[index].attributes.firstIndex {
-                    if case .direction = $0 { true } else { false }
-                } ?? offer.media[index].attributes.endIndex)
+                Self.repeatExtensions(own.maps, in: &offer.media[index])
             }
             sessionVersion += 1
             outstanding = offer
             outstandingLate = false
+            outstandingLayout = layout.count
             let version = sessionVersion
             try await signal(.sdp, sdpType: "offer", sdp: offer.serialized)
             tasks.append(Task { [weak self] in
@@ -369,6 +565,24 @@ actor ForwardedSession {
             outstanding = nil
             logger.warning("forwarded call \(forwarded.id): no offer to \(participant): \(error.errorReason)")
         }
+    }
+
+    /// Puts `maps` in place of a section's `a=extmap` lines: an id keeps its meaning for the
+    /// session (RFC 8285 §6), so a later offer repeats the ids the answer kept.
+    private static func repeatExtensions(_ maps: [SDPExtensionMap], in section: inout MediaDescription) {
+        section.attributes.removeAll { if case .extmap = $0 { true } else { false } }
+        section.attributes.insert(contentsOf: maps.map { .extmap($0) }, at: section.attributes.firstIndex {
+            if case .direction = $0 { true } else { false }
+        } ?? section.attributes.endIndex)
+    }
+
+    /// A mid for the next section of the forwarder's: its position if free, else the next free
+    /// number (the participant chooses the mids of the sections it adds, RFC 8843 §7.2).
+    private func freshMid() -> String {
+        let used = Set(["0", "1"] + layout.map(\.mid))
+        var candidate = layout.count + 2
+        while used.contains(String(candidate)) { candidate += 1 }
+        return String(candidate)
     }
 
     private func restartGraceEnded(failedAt failed: ContinuousClock.Instant) async {
@@ -402,14 +616,17 @@ actor ForwardedSession {
         outstanding = nil
         outstandingLate = false
         currentOffer = offer
+        committedLayout = max(committedLayout, outstandingLayout)
         let negotiated = try NegotiatedStream.fromOffering(offer: offer, answer: answer)
         let byMid = Dictionary(negotiated.compactMap { stream in stream.mid.map { ($0, stream) } }, uniquingKeysWith: { first, _ in first })
         var added = 0
-        for (index, stream) in offered.enumerated() where !withdrawn.contains(index) && !bound.contains(stream.ssrc) {
-            guard let section = byMid[String(index + 2)], section.sends else { continue }
+        for (mid, entry) in layout.prefix(outstandingLayout) {
+            guard case .forwarded(let index) = entry, !withdrawn.contains(index) else { continue }
+            let stream = offered[index]
+            guard !bound.contains(stream.ssrc), let section = byMid[mid], section.sends else { continue }
             do {
                 try await forwarded.bind(participant, ssrc: stream.ssrc, ForwardingBinding(
-                    mid: String(index + 2), payloadType: section.payloadType, retransmissionPayloadType: section.rtxPayloadType))
+                    mid: mid, payloadType: section.payloadType, retransmissionPayloadType: section.rtxPayloadType))
                 bound.insert(stream.ssrc)
                 added += 1
             } catch {
