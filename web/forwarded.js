@@ -39,6 +39,22 @@ export const SIMULCAST_LAYERS = [
   { rid: 'f', scaleResolutionDownBy: 1 },
 ];
 
+/**
+ * What the camera is asked for once the page sends simulcast to a forwarder. Chromium sends
+ * only as many simulcast layers as the *input* picture allows (its "legacy" layer limit, on by
+ * default: below 960x540 it encodes two layers, below 480x270 one) and drops the encodings at
+ * the end of the list: with a camera at its default 640x480 the top layer `f` never went
+ * (docs/rooms.md "Chromium's top layer"). 1280x720 gives three; a camera that cannot still
+ * sends `q` and `h`.
+ */
+export const FORWARDER_CAMERA = { width: { ideal: 1280 }, height: { ideal: 720 } };
+/**
+ * The forwarder's sender keeps the picture size when the browser runs short of CPU and lowers
+ * the frame rate instead: a smaller input would cut the top layer again (above), and the
+ * forwarder picks each receiver's layer by size.
+ */
+export const FORWARDER_DEGRADATION = 'maintain-resolution';
+
 /** Where the node's own key is pinned: `@host:port`, as the CLI and node links pin it. */
 export function nodePinAddress(pins) {
   return `@${pins.nodeHost}`;
@@ -194,12 +210,13 @@ export class ForwardedLink extends EventTarget {
     report.forEach((s) => {
       if (s.type === 'outbound-rtp' && s.kind === 'video') {
         layers.push({ rid: s.rid ?? null, frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0, framesEncoded: s.framesEncoded || 0,
-          framesSent: s.framesSent || 0, bytesSent: s.bytesSent || 0, targetBitrate: s.targetBitrate || 0,
+          framesSent: s.framesSent || 0, bytesSent: s.bytesSent || 0, retransmittedBytesSent: s.retransmittedBytesSent || 0, targetBitrate: s.targetBitrate || 0,
           active: s.active !== false, limitation: s.qualityLimitationReason ?? null });
       }
       // The browser's own estimate of its uplink to the forwarder (what limits its layers).
       if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
-        uplink = { availableOutgoingBitrate: s.availableOutgoingBitrate || 0, roundTripTime: s.currentRoundTripTime ?? null };
+        // Its bytesSent counts everything on the path (padding and probes too), unlike the layers'.
+        uplink = { availableOutgoingBitrate: s.availableOutgoingBitrate || 0, roundTripTime: s.currentRoundTripTime ?? null, bytesSent: s.bytesSent || 0 };
       }
       if (s.type !== 'inbound-rtp') return;
       const sender = this.trackSender.get(s.trackIdentifier);

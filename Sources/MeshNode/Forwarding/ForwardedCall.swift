@@ -162,7 +162,7 @@ public actor ForwardedCall {
                 var outputs: [ForwarderOutput] = []
                 var refusal: (any Error)?
                 do { outputs = try recordThrowing { try $0.forward(packet, from: participant, now: time) } } catch { refusal = error }
-                uplinks[participant]?.received(packet, source: core.sourceKind(of: packet.ssrc, from: participant), now: arrived)
+                uplinks[participant]?.received(packet, bytes: bytes.readableBytes, source: core.sourceKind(of: packet.ssrc, from: participant), now: arrived)
                 if let refusal { refused(refusal, from: participant) } else { send(outputs) }
             } catch {
                 refused(error, from: participant)
@@ -222,6 +222,9 @@ public actor ForwardedCall {
     /// (`h→f` while a switch waits for its key frame), so that an operator sees why a receiver
     /// gets what it gets.
     private func logLayers() {
+        for (participant, uplink) in uplinks.sorted(by: { $0.key < $1.key }) {
+            logger.info("forwarded call \(id): \(participant)'s uplink so far: \(uplink.counts)")
+        }
         for receiver in transports.keys.sorted() {
             let states = core.layerStates(to: receiver)
             guard !states.isEmpty, let estimate = core.estimate(of: receiver) else { continue }

@@ -13,9 +13,14 @@ struct UplinkFeedback {
     /// The forwarder's SSRC as the reporter (one per participant, never a stream's).
     let reporterSSRC = UInt32.random(in: 1...UInt32.max)
     private let transportCCExtensionID: UInt8?
+    private let extensions: ForwardingExtensionIDs
+    /// What arrived per SSRC (media, RTX, padding), for the forwarder's log.
+    private(set) var counts = UplinkPacketCounts()
     private var receptions: [UInt32: ReceptionStatistics] = [:]
     private var transportFeedback: TransportFeedbackGenerator?
     private var lastFeedback: Duration = .zero
+    /// When the oldest packet not yet in a feedback arrived: how late the feedback tells of it.
+    private var oldestUnreported: Duration?
     private var lastReport: Duration = .zero
 
     static let feedbackInterval: Duration = .milliseconds(100)
@@ -25,6 +30,7 @@ struct UplinkFeedback {
 
     init(extensions: ForwardingExtensionIDs) {
         transportCCExtensionID = extensions.transportWideCC
+        self.extensions = extensions
     }
 
     /// An RTP packet from the participant, whatever the core made of it (what arrived is what
@@ -32,11 +38,13 @@ struct UplinkFeedback {
     /// it (``SelectiveForwarder/sourceKind(of:from:)``: declared, or a simulcast layer learned
     /// from its rid), `nil` for RTX and foreign SSRCs, which are not reported: so each simulcast
     /// layer gets its own report block, for its loss and round-trip time.
-    mutating func received(_ packet: RTPPacket, source: ForwardedSource.Kind?, now: Duration) {
+    mutating func received(_ packet: RTPPacket, bytes: Int, source: ForwardedSource.Kind?, now: Duration) {
+        counts.count(packet, bytes: bytes, extensions: extensions, kind: source?.rawValue)
         if let id = transportCCExtensionID, let element = packet.headerExtension?.element(id: id), element.readableBytes == 2,
            let sequence = element.getInteger(at: element.readerIndex, as: UInt16.self) {
             if transportFeedback == nil { transportFeedback = TransportFeedbackGenerator(senderSSRC: reporterSSRC, mediaSSRC: packet.ssrc) }
             transportFeedback?.packetArrived(sequence: sequence, arrival: now)
+            if oldestUnreported == nil { oldestUnreported = now }
         }
         guard let source else { return }
         if receptions[packet.ssrc] == nil {
@@ -66,6 +74,8 @@ struct UplinkFeedback {
         if now - lastFeedback >= Self.feedbackInterval {
             lastFeedback = now
             if let feedback = transportFeedback?.makeFeedback() {
+                counts.reported(feedback, lateArrivals: transportFeedback?.lateArrivals ?? 0, delay: oldestUnreported.map { now - $0 } ?? .zero)
+                oldestUnreported = nil
                 if packets.isEmpty { packets.append(.receiverReport(RTCPReceiverReport(ssrc: reporterSSRC))) }
                 packets.append(.transportFeedback(feedback))
             }
