@@ -181,17 +181,16 @@ export async function localMedia(kind, role) {
  */
 export class Call extends EventTarget {
   constructor({ client, identity, pins, peer, peerKey = null, id, kind, role, relayOnly = false, stream = null, tags = null,
-    sendEncodings = null, degradationPreference = null, restartIce = true }) {
+    sendEncodings = null, restartIce = true }) {
     super();
     // peerKey: the key the other party signs with — the caller's from its `call`, the
     // callee's from its `accept` (set in step()). stream: local media shared with other calls
     // (a room call's pairwise calls, roomcall.js), which this call uses but never stops. tags:
     // fields added to the signed `call` (`room`, `roomCall`). sendEncodings: simulcast layers
-    // of the video the caller offers (a call to a forwarder, forwarded.js), and how its sender
-    // degrades when short of CPU (degradationPreference, if given). restartIce: false
+    // of the video the caller offers (a call to a forwarder, forwarded.js). restartIce: false
     // for a peer that answers only its first offer (a forwarder): a failed path ends the call
     // and its owner calls again.
-    Object.assign(this, { client, identity, pins, peer, peerKey, id, kind, role, relayOnly, tags, sendEncodings, degradationPreference, restartIceOnFailure: restartIce });
+    Object.assign(this, { client, identity, pins, peer, peerKey, id, kind, role, relayOnly, tags, sendEncodings, restartIceOnFailure: restartIce });
     this.sharedStream = stream;
     this.state = 'new';
     this.reason = '';
@@ -421,12 +420,7 @@ export class Call extends EventTarget {
     for (const track of this.localStream.getTracks()) {
       // Simulcast (RFC 8853): the layers must be given when the transceiver is made.
       if (track.kind === 'video' && this.sendEncodings) {
-        const { sender } = pc.addTransceiver(track, { direction: 'sendrecv', streams: [this.localStream], sendEncodings: this.sendEncodings });
-        if (this.degradationPreference) {
-          const parameters = sender.getParameters();
-          parameters.degradationPreference = this.degradationPreference;
-          await sender.setParameters(parameters).catch(() => {});
-        }
+        pc.addTransceiver(track, { direction: 'sendrecv', streams: [this.localStream], sendEncodings: this.sendEncodings });
       } else {
         pc.addTrack(track, this.localStream);
       }

@@ -40,20 +40,25 @@ export const SIMULCAST_LAYERS = [
 ];
 
 /**
- * What the camera is asked for once the page sends simulcast to a forwarder. Chromium sends
- * only as many simulcast layers as the *input* picture allows (its "legacy" layer limit, on by
- * default: below 960x540 it encodes two layers, below 480x270 one) and drops the encodings at
- * the end of the list: with a camera at its default 640x480 the top layer `f` never went
- * (docs/rooms.md "Chromium's top layer"). 1280x720 gives three; a camera that cannot still
- * sends `q` and `h`.
+ * The layers of SIMULCAST_LAYERS to offer for a camera picture of `width` x `height`: the
+ * top ones, halving down from the full picture. Chromium encodes only as many layers as the
+ * input allows (its "legacy" simulcast limit, on by default: three from 960x540, two from
+ * 480x270, else one) and drops the encodings at the end of the list, so three layers from a
+ * camera at its default 640x480 never sent the full picture (`f`; docs/rooms.md "Chromium's
+ * top layer"). Offered this way, the top layer is always the camera's own picture.
  */
-export const FORWARDER_CAMERA = { width: { ideal: 1280 }, height: { ideal: 720 } };
-/**
- * The forwarder's sender keeps the picture size when the browser runs short of CPU and lowers
- * the frame rate instead: a smaller input would cut the top layer again (above), and the
- * forwarder picks each receiver's layer by size.
- */
-export const FORWARDER_DEGRADATION = 'maintain-resolution';
+export function simulcastLayersFor({ width, height }) {
+  const pixels = (width || 0) * (height || 0);
+  const count = pixels >= 960 * 540 ? 3 : pixels >= 480 * 270 ? 2 : 1;
+  const kept = SIMULCAST_LAYERS.slice(SIMULCAST_LAYERS.length - count);
+  return kept.map((layer, index) => ({ rid: layer.rid, scaleResolutionDownBy: 2 ** (kept.length - 1 - index) }));
+}
+
+/** The size of the picture `stream` sends now (its video track's settings; 0x0 without one). */
+export function pictureSize(stream) {
+  const settings = stream?.getVideoTracks()[0]?.getSettings?.() ?? {};
+  return { width: settings.width || 0, height: settings.height || 0 };
+}
 
 /** Where the node's own key is pinned: `@host:port`, as the CLI and node links pin it. */
 export function nodePinAddress(pins) {

@@ -14,7 +14,7 @@
 import { Call, bareName, localMedia } from './call.js';
 import { verifySignature } from './identity.js';
 import { newId } from './signaling.js';
-import { FORWARDER_CAMERA, FORWARDER_DEGRADATION, ForwardedLink, MAX_FORWARDER_TRIES, MOVE_DEADLINE, SIMULCAST_LAYERS, nodePinAddress, verifyAssignment } from './forwarded.js';
+import { ForwardedLink, MAX_FORWARDER_TRIES, MOVE_DEADLINE, nodePinAddress, pictureSize, simulcastLayersFor, verifyAssignment } from './forwarded.js';
 import { Speakers } from './speaking.js';
 
 const SIGNING_CONTEXT = 'meshnode.v1 room-call\n';
@@ -249,15 +249,10 @@ export class RoomCalls extends EventTarget {
     }
     if (own.forwarderTries >= MAX_FORWARDER_TRIES) return;
     own.forwarderTries += 1;
-    const simulcast = FORWARDER_SIMULCAST && own.kind === 'video';
-    // A larger picture, so that Chromium encodes all three layers (FORWARDER_CAMERA); the
-    // encoder follows the new size whenever it arrives, and the pairwise calls end soon.
-    if (simulcast && own.camera) own.camera.applyConstraints(FORWARDER_CAMERA).catch(() => {});
     const call = this.ui.newPair({
       peer: address, peerKey: key, id: newId('call'), kind: own.kind, role: 'caller', stream: own.stream,
       tags: { room: own.room, roomCall: own.call }, restartIce: false,
-      sendEncodings: simulcast ? SIMULCAST_LAYERS.map((layer) => ({ ...layer })) : null,
-      degradationPreference: simulcast ? FORWARDER_DEGRADATION : null,
+      sendEncodings: FORWARDER_SIMULCAST && own.kind === 'video' ? simulcastLayersFor(pictureSize(own.stream)) : null,
     });
     const link = new ForwardedLink(call, state.forwarder);
     own.link = link;

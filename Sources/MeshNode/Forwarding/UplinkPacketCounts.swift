@@ -21,15 +21,6 @@ struct UplinkPacketCounts: CustomStringConvertible {
     private(set) var streams: [UInt32: Stream] = [:]
     /// Packets on SSRCs past the bound, counted but not told apart.
     private(set) var others = 0
-    /// What the transport-cc feedback told the sender: packets received and lost, and packets
-    /// that came after a feedback had called them lost.
-    private(set) var reportedReceived = 0
-    private(set) var reportedLost = 0
-    private(set) var lateArrivals = 0
-    private(set) var feedbackPackets = 0
-    /// How long after its oldest packet's arrival each recent feedback was made.
-    private(set) var delays: [Duration] = []
-    static let keptDelays = 50
     /// SSRCs are outside input: a flood of made-up ones costs at most this many entries.
     static let maxStreams = 16
 
@@ -56,17 +47,6 @@ struct UplinkPacketCounts: CustomStringConvertible {
         streams[packet.ssrc] = stream
     }
 
-    /// Notes what one transport-cc feedback reported.
-    mutating func reported(_ feedback: RTCPTransportFeedback, lateArrivals: Int, delay: Duration) {
-        feedbackPackets += 1
-        delays.append(delay)
-        if delays.count > Self.keptDelays { delays.removeFirst(delays.count - Self.keptDelays) }
-        for status in feedback.packets {
-            if case .received = status { reportedReceived += 1 } else { reportedLost += 1 }
-        }
-        self.lateArrivals = lateArrivals
-    }
-
     private static func rid(of packet: RTPPacket, id: UInt8?) -> String? {
         guard let id, let data = packet.headerExtension?.element(id: id) else { return nil }
         return data.getString(at: data.readerIndex, length: data.readableBytes)
@@ -77,9 +57,6 @@ struct UplinkPacketCounts: CustomStringConvertible {
         let parts = streams.sorted { $0.key < $1.key }.map { ssrc, stream in
             "\(ssrc) (\(stream.label.isEmpty ? "?" : stream.label)): \(stream.packets) packets \(stream.bytes * 8 / 1000) kbit, \(stream.paddingOnly) padding-only, \(stream.withoutSequence) without transport-cc seq"
         }
-        let sorted = delays.map { Int($0 / .milliseconds(1)) }.sorted()
-        let delay = sorted.isEmpty ? "-" : "median \(sorted[sorted.count / 2]) ms, max \(sorted.last!) ms over the last \(sorted.count)"
-        let feedback = "transport-cc: \(feedbackPackets) feedback packets (delay \(delay)), \(reportedReceived) reported received, \(reportedLost) lost, \(lateArrivals) late"
-        return ([feedback] + parts + (others > 0 ? ["\(others) on other SSRCs"] : [])).joined(separator: "; ")
+        return (parts + (others > 0 ? ["\(others) on other SSRCs"] : [])).joined(separator: "; ")
     }
 }
