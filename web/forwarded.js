@@ -52,6 +52,27 @@ export const SIMULCAST_LAYERS = [
   { rid: 'f', scaleResolutionDownBy: 1 },
 ];
 
+/**
+ * The layers of SIMULCAST_LAYERS to offer for a camera picture of `width` x `height`: the
+ * top ones, halving down from the full picture. Chromium encodes only as many layers as the
+ * input allows (its "legacy" simulcast limit, on by default: three from 960x540, two from
+ * 480x270, else one) and drops the encodings at the end of the list, so three layers from a
+ * camera at its default 640x480 never sent the full picture (`f`; docs/rooms.md "Chromium's
+ * top layer"). Offered this way, the top layer is always the camera's own picture.
+ */
+export function simulcastLayersFor({ width, height }) {
+  const pixels = (width || 0) * (height || 0);
+  const count = pixels >= 960 * 540 ? 3 : pixels >= 480 * 270 ? 2 : 1;
+  const kept = SIMULCAST_LAYERS.slice(SIMULCAST_LAYERS.length - count);
+  return kept.map((layer, index) => ({ rid: layer.rid, scaleResolutionDownBy: 2 ** (kept.length - 1 - index) }));
+}
+
+/** The size of the picture `stream` sends now (its video track's settings; 0x0 without one). */
+export function pictureSize(stream) {
+  const settings = stream?.getVideoTracks()[0]?.getSettings?.() ?? {};
+  return { width: settings.width || 0, height: settings.height || 0 };
+}
+
 /** Where the node's own key is pinned: `@host:port`, as the CLI and node links pin it. */
 export function nodePinAddress(pins) {
   return `@${pins.nodeHost}`;
@@ -211,14 +232,15 @@ export class ForwardedLink extends EventTarget {
       if (s.type === 'local-candidate' && s.protocol === 'udp' && s.port) localPorts.push(s.port);
       if (s.type === 'outbound-rtp' && s.kind === 'video') {
         layers.push({ rid: s.rid ?? null, frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0, framesEncoded: s.framesEncoded || 0,
-          framesSent: s.framesSent || 0, bytesSent: s.bytesSent || 0, targetBitrate: s.targetBitrate || 0,
+          framesSent: s.framesSent || 0, bytesSent: s.bytesSent || 0, retransmittedBytesSent: s.retransmittedBytesSent || 0, targetBitrate: s.targetBitrate || 0,
           active: s.active !== false, limitation: s.qualityLimitationReason ?? null });
       }
       // The browser's own estimate of its uplink to the forwarder (what limits its layers).
       if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
         const local = report.get(s.localCandidateId);
+        // Its bytesSent counts everything on the path (padding and probes too), unlike the layers'.
         uplink = { availableOutgoingBitrate: s.availableOutgoingBitrate || 0, roundTripTime: s.currentRoundTripTime ?? null,
-          localAddress: local?.address ?? null, localPort: local?.port ?? null };
+          localAddress: local?.address ?? null, localPort: local?.port ?? null, bytesSent: s.bytesSent || 0 };
       }
       if (s.type !== 'inbound-rtp') return;
       const sender = this.trackSender.get(s.trackIdentifier);

@@ -14,7 +14,7 @@
 import { Call, bareName, localMedia } from './call.js';
 import { verifySignature } from './identity.js';
 import { newId } from './signaling.js';
-import { ForwardedLink, MAX_FORWARDER_TRIES, MOVE_DEADLINE, RESTART_AFTER_DISCONNECT, RESTART_DEADLINE, SIMULCAST_LAYERS, nodePinAddress, verifyAssignment } from './forwarded.js';
+import { ForwardedLink, MAX_FORWARDER_TRIES, MOVE_DEADLINE, RESTART_AFTER_DISCONNECT, RESTART_DEADLINE, nodePinAddress, pictureSize, simulcastLayersFor, verifyAssignment } from './forwarded.js';
 import { Speakers } from './speaking.js';
 
 const SIGNING_CONTEXT = 'meshnode.v1 room-call\n';
@@ -256,7 +256,7 @@ export class RoomCalls extends EventTarget {
       // RESTART_DEADLINE does the call end and a new one replace it (below).
       tags: { room: own.room, roomCall: own.call }, restartIce: true, restartOnDisconnect: RESTART_AFTER_DISCONNECT * 1000,
       restartDeadline: RESTART_DEADLINE * 1000,
-      sendEncodings: FORWARDER_SIMULCAST && own.kind === 'video' ? SIMULCAST_LAYERS.map((layer) => ({ ...layer })) : null,
+      sendEncodings: FORWARDER_SIMULCAST && own.kind === 'video' ? simulcastLayersFor(pictureSize(own.stream)) : null,
     });
     const link = new ForwardedLink(call, state.forwarder);
     own.link = link;

@@ -33,8 +33,9 @@ except ImportError:
 
 CHROMIUM = os.environ.get("MESHNODE_CHROMIUM", "/usr/bin/chromium")
 # Flags every Chromium gets besides the fixed ones (--ignore-certificate-errors: a node whose
-# self-signed certificate no CA vouches for).
-EXTRA_FLAGS = []
+# self-signed certificate no CA vouches for), and those of MESHNODE_CHROMIUM_FLAGS (space
+# separated; for a debugging run, e.g. WebRTC's logging).
+EXTRA_FLAGS = os.environ.get("MESHNODE_CHROMIUM_FLAGS", "").split()
 CHROMEDRIVER = os.environ.get("MESHNODE_CHROMEDRIVER", "/usr/bin/chromedriver")
 START = time.monotonic()
 
@@ -118,7 +119,11 @@ class Page:
             options.add_experimental_option("prefs", {"intl.accept_languages": languages})
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         try:
-            self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+            # MESHNODE_CHROMIUM_LOG: a file for Chromium's own log (its stderr, through
+            # chromedriver), for a debugging run with --enable-logging=stderr in MESHNODE_CHROMIUM_FLAGS.
+            browser_log = os.environ.get("MESHNODE_CHROMIUM_LOG")
+            service = Service(CHROMEDRIVER, service_args=["--enable-chrome-logs"], log_output=browser_log) if browser_log else Service(CHROMEDRIVER)
+            self.driver = webdriver.Chrome(service=service, options=options)
         except Exception:
             shutil.rmtree(self.profile, ignore_errors=True)
             raise

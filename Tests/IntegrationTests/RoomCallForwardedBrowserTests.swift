@@ -84,23 +84,21 @@ struct RoomCallForwardedBrowserTests {
         #expect((rejoined["pairs"] as? [String])?.isEmpty == true, "the page placed pairwise calls in a forwarded call: \(rejoined)")
         let again = rejoined["frames"] as? [String: Int] ?? [:]
         #expect(Set(again.keys) == Set(Self.clis + ["erin"]), "after the reload: \(again)")
-        // The page sends the forwarder three simulcast layers (rids q, h, f; RFC 8853), at least
-        // the lowest encoding.
+        // The page sends the forwarder simulcast layers (RFC 8853) halving down from its camera's
+        // picture, as many as Chromium encodes for it: `h` and `f` from the fake camera's 640x480
+        // (three from 960x540; docs/rooms.md "Chromium's top layer"), at least the lowest.
         let layers = forwarded["layers"] as? [[String: Any]] ?? []
-        #expect(Set(layers.compactMap { $0["rid"] as? String }) == ["q", "h", "f"], "\(layers)")
-        #expect(layers.contains { $0["rid"] as? String == "q" && ($0["framesEncoded"] as? Int ?? 0) > 0 }, "\(layers)")
+        #expect(Set(layers.compactMap { $0["rid"] as? String }) == ["h", "f"], "\(layers)")
+        #expect(layers.contains { $0["rid"] as? String == "h" && ($0["framesEncoded"] as? Int ?? 0) > 0 }, "\(layers)")
         // And its top layer too: its uplink estimate, which the forwarder's transport-cc
         // feedback drives, carries all three on loopback (it used to stay near 300 kb/s and
         // pause `f` with qualityLimitationReason "bandwidth").
         let uplink = forwarded["uplink"] as? [String: Any] ?? [:]
         let top = layers.first { $0["rid"] as? String == "f" } ?? [:]
         let topWidth = top["frameWidth"] as? Int ?? 0
-        // Known issue (docs/rooms.md "Chromium's top layer"): with the feedback stamped before the
-        // forwarder's actor the estimate no longer collapses and `h` runs unpaused, but it stops
-        // at about 1.5 × what Chromium sent (GCC's cap without probing) below what `f` needs.
-        withKnownIssue("Chromium's uplink estimate stops below its top layer", isIntermittent: true) {
-            #expect((top["framesSent"] as? Int ?? 0) > 0 && topWidth > 0, "the page did not send its top layer: \(layers); its uplink \(uplink)")
-        }
+        // Chromium encodes only as many layers as its input picture allows and drops the last
+        // encodings: offered q, h, f from 640x480, `f` never went (docs/rooms.md "Chromium's top layer").
+        #expect((top["framesSent"] as? Int ?? 0) > 0 && topWidth > 0, "the page did not send its top layer: \(layers); its uplink \(uplink)")
         let layerFigures = layers.map { "\($0["rid"] ?? "?") \($0["frameWidth"] ?? 0)w \($0["framesSent"] ?? 0) frames sent, target \((($0["targetBitrate"] as? Double) ?? 0) / 1000) kb/s, \($0["limitation"] ?? "-")" }
             + ["estimate \(((uplink["availableOutgoingBitrate"] as? Double) ?? 0) / 1000) kb/s"]
         #expect((forwarded["axe"] as? [String: Int] ?? [:]).count == 2 && (forwarded["axe"] as? [String: Int] ?? [:]).values.allSatisfy { $0 == 0 }, "\(forwarded["axe"] ?? "-")")
@@ -143,7 +141,9 @@ struct RoomCallForwardedBrowserTests {
         }
         // A CLI receiver got the page's top layer through the forwarder (the forwarder picks each
         // receiver's layer from its own estimate, so not necessarily every one).
-        withKnownIssue("Chromium's uplink estimate stops below its top layer", isIntermittent: true) {
+        // Known issue: the CLIs' own downlink estimates still sink on a loaded machine ("Receivers
+        // starved of CPU look congested", docs/rooms.md), and a switch to `f` waits for its key frame.
+        withKnownIssue("CLI receivers starved of CPU keep the page's lower layer", isIntermittent: true) {
             #expect(topWidth > 0 && daveWidths.contains(topWidth), "no CLI decoded the page's top layer (\(topWidth) wide): \(daveWidths)")
         }
         let pageFigures = growth.sorted { $0.key < $1.key }.map { "dave←\($0.key) +\($0.value["framesDecoded"] ?? 0) frames" }

@@ -10,6 +10,8 @@ public struct TransportFeedbackGenerator: Sendable {
     private var highest: Int64?
     private var nextToReport: Int64?
     private var feedbackCount: UInt8 = 0
+    /// Packets that arrived after a feedback had reported them lost (the sender counts them lost).
+    public private(set) var lateArrivals = 0
 
     /// The most packets one feedback packet describes.
     public static let maxPacketsPerFeedback = 1000
@@ -32,6 +34,7 @@ public struct TransportFeedbackGenerator: Sendable {
         }
         if let next = nextToReport, value < next {
             // Reported already (as lost): a late packet that the next feedback cannot describe any more.
+            lateArrivals += 1
             return
         }
         if nextToReport == nil || value < nextToReport! && arrivals.isEmpty { nextToReport = value }

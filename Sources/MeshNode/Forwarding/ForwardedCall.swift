@@ -25,6 +25,10 @@ public actor ForwardedCall {
     /// session reads of the queues before it (the ICE agent's and the copy's).
     private var queueDrops: [String: (meter: ReceiveQueueDropMeter, upstream: @Sendable () -> ReceiveQueueDrops)] = [:]
     private var lastDropReport: Duration = .zero
+    /// Each participant's stamped packets on their way to the actor (``add(_:transport:sources:extensions:upstreamDrops:)``).
+    private var stampedQueues: [String: BoundedEventStream<StampedTransportEvent>] = [:]
+    /// How many stamped packets may wait for the actor, as many as the ICE agent's queue holds.
+    static let stampedQueueBound = 1024
     /// How often the receive queue drops are added to `/metrics`.
     static let dropReportInterval: Duration = .seconds(1)
     private var ticker: Task<Void, Never>?
@@ -89,22 +93,48 @@ public actor ForwardedCall {
         uplinks[participant] = UplinkFeedback(extensions: extensions)
         queueDrops[participant] = (ReceiveQueueDropMeter(), upstreamDrops)
         metrics.participantsChanged(by: 1)
+        // Each packet is stamped as it leaves the transport's queue, by a task of its own that
+        // does not wait for the actor, which forwards every participant's packets in turn: the
+        // uplink's transport-cc feedback must carry when a packet arrived, not when the actor got
+        // to it, or the sender's delay-based estimate reads the actor's backlog as a queue on
+        // its path and backs off, and a probe's packets look spread out (Chromium measured a
+        // 900 kb/s probe at 300 kb/s and its estimate fell to 85-130 kb/s under load,
+        // docs/rooms.md "Chromium's top layer"). The queue between them is bounded like the
+        // transport's own; what it drops counts as the transport's.
+        // The transport-cc feedback is made there too (``UplinkTransportFeedback``).
+        let (stamped, stamper) = BoundedEventStream<StampedTransportEvent>.makeStream(dataBound: Self.stampedQueueBound, isData: \.isData)
+        stampedQueues[participant] = stamped
+        let feedback = UplinkTransportFeedback(reporterSSRC: uplinks[participant]!.reporterSSRC, extensionID: extensions.transportWideCC, epoch: epoch)
+        let (logger, id) = (logger, id)
         readers[participant] = Task { [weak self] in
-            for await event in transport.events {
-                // Stamped before the hop onto the actor, which forwards every participant's
-                // packets in turn: the uplink's transport-cc feedback must carry when a packet
-                // arrived, not when the actor got to it, or the sender's delay-based estimate
-                // reads the actor's backlog as a queue on its path and backs off (Chromium's
-                // uplink estimate fell to 130-280 kb/s under load, docs/rooms.md "Chromium's top
-                // layer").
-                let arrival = ContinuousClock.now
-                guard let self else { return }
-                guard let copies = await self.handle(event, from: participant, arrival: arrival) else { break }
-                // Protected and sent here, on this participant's task, not on the actor: the
-                // actor only decides (one forward per packet, in order), while each copy's
-                // serialization, SRTP and send run in parallel with the other participants'
-                // packets. A source's copies keep their order (one reader per source).
-                Self.send(copies, logger: self.logger)
+            await withDiscardingTaskGroup { group in
+                group.addTask {
+                    var feedback = feedback
+                    var lastLog = ContinuousClock.now
+                    for await event in transport.events {
+                        let arrival = ContinuousClock.now
+                        if case .rtp(let bytes) = event, let packets = feedback.received(bytes, at: arrival),
+                           let compound = try? RTCPPacket.serializeCompound(packets) {
+                            // Before the DTLS handshake is done nothing can be sent: the next one will.
+                            try? transport.sendRTCP(compound)
+                        }
+                        if arrival - lastLog >= Self.layerLogInterval {
+                            lastLog = arrival
+                            logger.info("forwarded call \(id): \(participant)'s uplink \(feedback.statistics)")
+                        }
+                        _ = stamper.yield(StampedTransportEvent(event: event, arrival: arrival))
+                    }
+                    stamper.finish()
+                }
+                for await stampedEvent in stamped {
+                    guard let self, let copies = await self.handle(stampedEvent.event, from: participant, arrival: stampedEvent.arrival) else { break }
+                    // Protected and sent here, on this participant's task, not on the actor: the
+                    // actor only decides (one forward per packet, in order), while each copy's
+                    // serialization, SRTP and send run in parallel with the other participants'
+                    // packets. A source's copies keep their order (one reader per source).
+                    Self.send(copies, logger: logger)
+                }
+                group.cancelAll()
             }
             await self?.remove(participant, reason: "its transport ended")
         }
@@ -148,6 +178,7 @@ public actor ForwardedCall {
         reportQueueDrops(of: participant)
         transports[participant] = nil
         queueDrops[participant] = nil
+        stampedQueues[participant] = nil
         readers.removeValue(forKey: participant)?.cancel()
         uplinks[participant] = nil
         metrics.participantsChanged(by: -1)
@@ -190,7 +221,7 @@ public actor ForwardedCall {
                 var outputs: [ForwarderOutput] = []
                 var refusal: (any Error)?
                 do { outputs = try recordThrowing { try $0.forward(packet, from: participant, now: time) } } catch { refusal = error }
-                uplinks[participant]?.received(packet, source: core.sourceKind(of: packet.ssrc, from: participant), now: arrived)
+                uplinks[participant]?.received(packet, bytes: bytes.readableBytes, source: core.sourceKind(of: packet.ssrc, from: participant), now: arrived)
                 if let refusal { refused(refusal, from: participant) } else { return copies(of: outputs) }
             } catch {
                 refused(error, from: participant)
@@ -265,7 +296,7 @@ public actor ForwardedCall {
     private func reportQueueDrops(of participant: String) {
         guard let transport = transports[participant], let upstream = queueDrops[participant]?.upstream else { return }
         var totals = upstream()
-        totals.transport = transport.statistics.receiveQueueDrops
+        totals.transport = transport.statistics.receiveQueueDrops + (stampedQueues[participant]?.droppedData ?? 0)
         queueDrops[participant]?.meter.report(totals)
     }
 
@@ -279,6 +310,9 @@ public actor ForwardedCall {
     /// (`h→f` while a switch waits for its key frame), so that an operator sees why a receiver
     /// gets what it gets.
     private func logLayers() {
+        for (participant, uplink) in uplinks.sorted(by: { $0.key < $1.key }) {
+            logger.info("forwarded call \(id): \(participant)'s uplink so far: \(uplink.counts)")
+        }
         for receiver in transports.keys.sorted() {
             let states = core.layerStates(to: receiver)
             guard !states.isEmpty, let estimate = core.estimate(of: receiver) else { continue }
@@ -328,5 +362,19 @@ public actor ForwardedCall {
         let before = core.counters
         defer { metrics.add(from: before, to: core.counters) }
         return try body(&core)
+    }
+}
+
+/// A participant's transport event and when its reader took it off the transport's queue.
+struct StampedTransportEvent: Sendable {
+    let event: TransportEvent
+    let arrival: ContinuousClock.Instant
+
+    /// Packets may be dropped when the queue is full; the transport's state changes never are.
+    var isData: Bool {
+        switch event {
+        case .rtp, .rtcp: true
+        case .connected, .failed, .closedByPeer: false
+        }
     }
 }

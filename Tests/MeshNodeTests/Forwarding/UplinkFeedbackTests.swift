@@ -32,7 +32,7 @@ struct UplinkFeedbackTests {
         // As ForwardedCall does: the core first (it learns the layer), then the uplink, told what the core knows.
         func arrive(_ packet: RTPPacket, at now: Duration) {
             _ = try? core.forward(packet, from: "alice", now: now)
-            uplink.received(packet, source: core.sourceKind(of: packet.ssrc, from: "alice"), now: now)
+            uplink.received(packet, bytes: 0, source: core.sourceKind(of: packet.ssrc, from: "alice"), now: now)
         }
         for (index, (rid, ssrc)) in [("q", UInt32(1001)), ("h", 1002), ("f", 1003)].enumerated() {
             // The first packets carry the rid, the later ones not (as libwebrtc does once acknowledged).
