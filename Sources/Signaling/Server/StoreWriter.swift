@@ -141,6 +141,9 @@ final class StoreWriter: Sendable {
         // consolidate its free lists on the chat path, issue 17).
         var batch: [Job] = []
         batch.reserveCapacity(batchLimit)
+        // The same for the batch's answers (16 bytes each: 8 KiB for a full batch).
+        var answers: [@Sendable (SignalingError?) -> Void] = []
+        answers.reserveCapacity(batchLimit)
         while true {
             queue.condition.lock()
             while queue.jobs.isEmpty && !queue.stopping { queue.condition.wait() }
@@ -161,7 +164,7 @@ final class StoreWriter: Sendable {
             }
             queue.condition.unlock()
             let count = batch.count
-            if commit(batch, connection: connection) {
+            if commit(batch, answers: &answers, connection: connection) {
                 queue.locked { queue in
                     queue.commits += 1
                     queue.written += count
@@ -171,8 +174,10 @@ final class StoreWriter: Sendable {
         }
     }
 
-    /// One transaction holding `batch`; true when it committed.
-    private static func commit(_ batch: [Job], connection: StoreConnection) -> Bool {
+    /// One transaction holding `batch`; true when it committed. `answers` is the writer's
+    /// list to collect the jobs' answers in, empty, and left empty.
+    private static func commit(_ batch: [Job], answers: inout [@Sendable (SignalingError?) -> Void],
+                               connection: StoreConnection) -> Bool {
         do throws(SignalingError) {
             // IMMEDIATE: take the write lock now, not at the first write inside.
             try connection.run("BEGIN IMMEDIATE")
@@ -180,7 +185,8 @@ final class StoreWriter: Sendable {
             for job in batch { job.refuse(error) }
             return false
         }
-        let answers = batch.map { $0.run(connection) }
+        for job in batch { answers.append(job.run(connection)) }
+        defer { answers.removeAll(keepingCapacity: true) }
         var failure: SignalingError?
         do throws(SignalingError) {
             try connection.run("COMMIT")
