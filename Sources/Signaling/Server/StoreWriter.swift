@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The store's one writer, with group commit (issue 17): every write of ``SignalingStore`` runs
 /// here, on one thread of its own with its own connection (``StoreConnection``, statements
@@ -20,19 +21,57 @@ import Foundation
 /// Reads do not wait for the writer: they run on SQLiteNIO's connection (WAL: readers never
 /// block the writer) and see what has committed.
 final class StoreWriter: Sendable {
-    /// A write: runs its statements inside the open transaction and returns what answers the
-    /// caller once the transaction ended (with the commit's failure, if any).
-    private struct Job: Sendable {
-        let run: @Sendable (StoreConnection) -> @Sendable (SignalingError?) -> Void
-        /// Answers the caller when the job could not run (the transaction did not begin).
-        let refuse: @Sendable (SignalingError) -> Void
+    /// A write: runs its statements inside the open transaction, keeps their result, and
+    /// answers the caller once the transaction ended (with the commit's failure, if any).
+    /// One object per write: it was a struct of two closures, one of which made a third to
+    /// carry the result to the commit — three allocations and their frees per write on the
+    /// writer's thread, the busiest thread of the chat path (issue 17).
+    private protocol Job: AnyObject, Sendable {
+        /// Inside the transaction, on the writer's thread.
+        func run(_ connection: StoreConnection)
+        /// After the transaction: `commitFailure` if it did not commit.
+        func finish(_ commitFailure: SignalingError?)
+        /// The job could not run (the transaction did not begin).
+        func refuse(_ error: SignalingError)
+    }
+
+    private final class Write<T: Sendable>: Job {
+        let body: @Sendable (StoreConnection) throws(SignalingError) -> T
+        let then: @Sendable (Result<T, SignalingError>) -> Void
+        /// Set by `run`, taken by `finish`; both on the writer's thread, one after the other
+        /// (the lock is never contended: it is what makes the object `Sendable`).
+        private let result = Mutex<Result<T, SignalingError>?>(nil)
+
+        init(body: @escaping @Sendable (StoreConnection) throws(SignalingError) -> T,
+             then: @escaping @Sendable (Result<T, SignalingError>) -> Void) {
+            self.body = body
+            self.then = then
+        }
+
+        func run(_ connection: StoreConnection) {
+            let outcome: Result<T, SignalingError>
+            do throws(SignalingError) { outcome = .success(try body(connection)) } catch { outcome = .failure(error) }
+            result.withLock { $0 = outcome }
+        }
+
+        func finish(_ commitFailure: SignalingError?) {
+            if let commitFailure { return then(.failure(commitFailure)) }
+            guard let outcome = result.withLock({ $0.take() }) else {
+                return then(.failure(SignalingError(.internalError, "storage failed: a write was not run")))
+            }
+            then(outcome)
+        }
+
+        func refuse(_ error: SignalingError) {
+            then(.failure(error))
+        }
     }
 
     /// The queue between callers and the writer's thread. `@unchecked Sendable`: every field
     /// is read and written with `condition` locked.
     private final class Queue: @unchecked Sendable {
         let condition = NSCondition()
-        var jobs: [Job] = []
+        var jobs: [any Job] = []
         var stopping = false
         var stopped: [CheckedContinuation<Void, Never>] = []
 
@@ -88,13 +127,7 @@ final class StoreWriter: Sendable {
     /// queue calls `then` at once with `store-busy`; a closed store with `internalError`.
     func submit<T: Sendable>(_ body: @escaping @Sendable (StoreConnection) throws(SignalingError) -> T,
                              then: @escaping @Sendable (Result<T, SignalingError>) -> Void) {
-        let job = Job(
-            run: { connection in
-                let result: Result<T, SignalingError>
-                do throws(SignalingError) { result = .success(try body(connection)) } catch { result = .failure(error) }
-                return { commitFailure in then(commitFailure.map { .failure($0) } ?? result) }
-            },
-            refuse: { then(.failure($0)) })
+        let job = Write(body: body, then: then)
         queue.condition.lock()
         if queue.stopping {
             queue.condition.unlock()
@@ -139,11 +172,8 @@ final class StoreWriter: Sendable {
         // The batch's array and the queue's trade places under the lock (no new array of up to
         // `batchLimit` jobs per batch: a large allocation each time, which made glibc's malloc
         // consolidate its free lists on the chat path, issue 17).
-        var batch: [Job] = []
+        var batch: [any Job] = []
         batch.reserveCapacity(batchLimit)
-        // The same for the batch's answers (16 bytes each: 8 KiB for a full batch).
-        var answers: [@Sendable (SignalingError?) -> Void] = []
-        answers.reserveCapacity(batchLimit)
         while true {
             queue.condition.lock()
             while queue.jobs.isEmpty && !queue.stopping { queue.condition.wait() }
@@ -164,7 +194,7 @@ final class StoreWriter: Sendable {
             }
             queue.condition.unlock()
             let count = batch.count
-            if commit(batch, answers: &answers, connection: connection) {
+            if commit(batch, connection: connection) {
                 queue.locked { queue in
                     queue.commits += 1
                     queue.written += count
@@ -174,10 +204,8 @@ final class StoreWriter: Sendable {
         }
     }
 
-    /// One transaction holding `batch`; true when it committed. `answers` is the writer's
-    /// list to collect the jobs' answers in, empty, and left empty.
-    private static func commit(_ batch: [Job], answers: inout [@Sendable (SignalingError?) -> Void],
-                               connection: StoreConnection) -> Bool {
+    /// One transaction holding `batch`; true when it committed.
+    private static func commit(_ batch: [any Job], connection: StoreConnection) -> Bool {
         do throws(SignalingError) {
             // IMMEDIATE: take the write lock now, not at the first write inside.
             try connection.run("BEGIN IMMEDIATE")
@@ -185,8 +213,7 @@ final class StoreWriter: Sendable {
             for job in batch { job.refuse(error) }
             return false
         }
-        for job in batch { answers.append(job.run(connection)) }
-        defer { answers.removeAll(keepingCapacity: true) }
+        for job in batch { job.run(connection) }
         var failure: SignalingError?
         do throws(SignalingError) {
             try connection.run("COMMIT")
@@ -196,7 +223,7 @@ final class StoreWriter: Sendable {
             // The ledger recorded what the rollback undid.
             connection.dropLedger()
         }
-        for answer in answers { answer(failure) }
+        for job in batch { job.finish(failure) }
         return failure == nil
     }
 }
