@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// The store's one writer, with group commit (issue 17): every write of ``SignalingStore`` runs
 /// here, on one thread of its own with its own connection (``StoreConnection``, statements
@@ -21,57 +20,19 @@ import Synchronization
 /// Reads do not wait for the writer: they run on SQLiteNIO's connection (WAL: readers never
 /// block the writer) and see what has committed.
 final class StoreWriter: Sendable {
-    /// A write: runs its statements inside the open transaction, keeps their result, and
-    /// answers the caller once the transaction ended (with the commit's failure, if any).
-    /// One object per write: it was a struct of two closures, one of which made a third to
-    /// carry the result to the commit — three allocations and their frees per write on the
-    /// writer's thread, the busiest thread of the chat path (issue 17).
-    private protocol Job: AnyObject, Sendable {
-        /// Inside the transaction, on the writer's thread.
-        func run(_ connection: StoreConnection)
-        /// After the transaction: `commitFailure` if it did not commit.
-        func finish(_ commitFailure: SignalingError?)
-        /// The job could not run (the transaction did not begin).
-        func refuse(_ error: SignalingError)
-    }
-
-    private final class Write<T: Sendable>: Job {
-        let body: @Sendable (StoreConnection) throws(SignalingError) -> T
-        let then: @Sendable (Result<T, SignalingError>) -> Void
-        /// Set by `run`, taken by `finish`; both on the writer's thread, one after the other
-        /// (the lock is never contended: it is what makes the object `Sendable`).
-        private let result = Mutex<Result<T, SignalingError>?>(nil)
-
-        init(body: @escaping @Sendable (StoreConnection) throws(SignalingError) -> T,
-             then: @escaping @Sendable (Result<T, SignalingError>) -> Void) {
-            self.body = body
-            self.then = then
-        }
-
-        func run(_ connection: StoreConnection) {
-            let outcome: Result<T, SignalingError>
-            do throws(SignalingError) { outcome = .success(try body(connection)) } catch { outcome = .failure(error) }
-            result.withLock { $0 = outcome }
-        }
-
-        func finish(_ commitFailure: SignalingError?) {
-            if let commitFailure { return then(.failure(commitFailure)) }
-            guard let outcome = result.withLock({ $0.take() }) else {
-                return then(.failure(SignalingError(.internalError, "storage failed: a write was not run")))
-            }
-            then(outcome)
-        }
-
-        func refuse(_ error: SignalingError) {
-            then(.failure(error))
-        }
+    /// A write: runs its statements inside the open transaction and returns what answers the
+    /// caller once the transaction ended (with the commit's failure, if any).
+    private struct Job: Sendable {
+        let run: @Sendable (StoreConnection) -> @Sendable (SignalingError?) -> Void
+        /// Answers the caller when the job could not run (the transaction did not begin).
+        let refuse: @Sendable (SignalingError) -> Void
     }
 
     /// The queue between callers and the writer's thread. `@unchecked Sendable`: every field
     /// is read and written with `condition` locked.
     private final class Queue: @unchecked Sendable {
         let condition = NSCondition()
-        var jobs: [any Job] = []
+        var jobs: [Job] = []
         var stopping = false
         var stopped: [CheckedContinuation<Void, Never>] = []
 
@@ -127,7 +88,13 @@ final class StoreWriter: Sendable {
     /// queue calls `then` at once with `store-busy`; a closed store with `internalError`.
     func submit<T: Sendable>(_ body: @escaping @Sendable (StoreConnection) throws(SignalingError) -> T,
                              then: @escaping @Sendable (Result<T, SignalingError>) -> Void) {
-        let job = Write(body: body, then: then)
+        let job = Job(
+            run: { connection in
+                let result: Result<T, SignalingError>
+                do throws(SignalingError) { result = .success(try body(connection)) } catch { result = .failure(error) }
+                return { commitFailure in then(commitFailure.map { .failure($0) } ?? result) }
+            },
+            refuse: { then(.failure($0)) })
         queue.condition.lock()
         if queue.stopping {
             queue.condition.unlock()
@@ -172,7 +139,7 @@ final class StoreWriter: Sendable {
         // The batch's array and the queue's trade places under the lock (no new array of up to
         // `batchLimit` jobs per batch: a large allocation each time, which made glibc's malloc
         // consolidate its free lists on the chat path, issue 17).
-        var batch: [any Job] = []
+        var batch: [Job] = []
         batch.reserveCapacity(batchLimit)
         while true {
             queue.condition.lock()
@@ -205,7 +172,7 @@ final class StoreWriter: Sendable {
     }
 
     /// One transaction holding `batch`; true when it committed.
-    private static func commit(_ batch: [any Job], connection: StoreConnection) -> Bool {
+    private static func commit(_ batch: [Job], connection: StoreConnection) -> Bool {
         do throws(SignalingError) {
             // IMMEDIATE: take the write lock now, not at the first write inside.
             try connection.run("BEGIN IMMEDIATE")
@@ -213,7 +180,7 @@ final class StoreWriter: Sendable {
             for job in batch { job.refuse(error) }
             return false
         }
-        for job in batch { job.run(connection) }
+        let answers = batch.map { $0.run(connection) }
         var failure: SignalingError?
         do throws(SignalingError) {
             try connection.run("COMMIT")
@@ -223,7 +190,7 @@ final class StoreWriter: Sendable {
             // The ledger recorded what the rollback undid.
             connection.dropLedger()
         }
-        for job in batch { job.finish(failure) }
+        for answer in answers { answer(failure) }
         return failure == nil
     }
 }

@@ -28,15 +28,7 @@ final class LoopOutbox: Sendable {
         var items: [Item] = []
         /// A task to take the items is queued on the loop and has not started taking them.
         var scheduled = false
-        /// The emptied lists of the last run, kept with their capacity: under load a run took
-        /// hundreds of items, and a list grown again from nothing each time was a chain of
-        /// allocations past 1 KiB, each of which made glibc's malloc consolidate its free lists
-        /// (issue 17: malloc was 15% of the node's samples at 3,000 chats/s).
-        var spareItems: [Item] = []
     }
-
-    /// Items a kept list may have room for (32 bytes each: 128 KiB).
-    static let spareLimit = 4096
 
     let eventLoop: any EventLoop
     private let state = Mutex(State())
@@ -60,30 +52,24 @@ final class LoopOutbox: Sendable {
 
     /// On the loop: everything posted so far, then one flush per connection written to.
     private func run() {
-        var items = state.withLock { state in
+        var items: [Item] = []
+        state.withLock { state in
             state.scheduled = false
-            var items = state.spareItems
-            state.spareItems = []
             swap(&items, &state.items)
-            return items
         }
+        var written: [SignalingConnectionHandler] = []
         for item in items {
             switch item {
             case .send(let bound, let text):
-                bound.value.write(text: text)
+                let handler = bound.value
+                if handler.write(text: text) { written.append(handler) }
             case .close(let handler):
                 handler.value.closeFromHub()
             case .resume(let handler):
                 handler.value.writesAnswered()
             }
         }
-        // Then one flush per connection written to (the first of its items flushes it).
-        for item in items {
-            if case .send(let bound, _) = item { bound.value.flushWritten() }
-        }
-        // A burst's high-water mark is not kept for ever: past `spareLimit` the list goes.
-        items.removeAll(keepingCapacity: items.capacity <= Self.spareLimit)
-        state.withLock { $0.spareItems = items }
+        for handler in written { handler.flushWritten() }
     }
 }
 

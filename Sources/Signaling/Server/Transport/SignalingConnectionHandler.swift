@@ -288,9 +288,10 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
         context.fireChannelWritabilityChanged()
     }
 
-    /// Writes one frame without flushing it; ``flushWritten()`` sends it.
-    func write(text: String) {
-        guard let context, !inactive, !closeSent else { return }
+    /// Writes one frame without flushing it; true when the caller must call ``flushWritten()``
+    /// (no flush is pending yet), false when one is or the frame was not written.
+    func write(text: String) -> Bool {
+        guard let context, !inactive, !closeSent else { return false }
         // Room in front for the frame's header: NIOWebSocket's encoder writes it there, and the
         // frame goes down the pipeline and into `writev` as one buffer instead of a header
         // buffer and the text (two writes per frame, issue 17).
@@ -303,16 +304,16 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
             unwritable += 1
             if unwritable >= Self.maxUnwritable {
                 context.close(promise: nil)
-                return
+                return false
             }
         }
+        guard !flushPending else { return false }
         flushPending = true
+        return true
     }
 
-    /// Flushes what ``write(text:)`` wrote, if anything is unflushed: the outbox calls it for
-    /// each frame it wrote, and only the first call per connection flushes.
+    /// Flushes what ``write(text:)`` wrote.
     func flushWritten() {
-        guard flushPending else { return }
         flushPending = false
         guard !inactive, let context else { return }
         context.flush()
