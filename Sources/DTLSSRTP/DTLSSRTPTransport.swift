@@ -196,25 +196,22 @@ public final class DTLSSRTPTransport: Sendable {
     /// - Throws: `notConnected` before the handshake completed or while ICE has no pair,
     ///   `closed` after ``close()``, `invalidArgument`/`srtpFailure` for a packet libsrtp2
     ///   refuses (shorter than an RTP header, a repeated sequence number).
-    /// A packet passed as its last use is protected in its own buffer (no copy).
-    public func sendRTP(_ packet: consuming ByteBuffer) throws(TransportError) {
-        var packet = packet
-        try outbound.withLock { session throws(TransportError) in
+    public func sendRTP(_ packet: ByteBuffer) throws(TransportError) {
+        let protected = try outbound.withLock { session throws(TransportError) -> ByteBuffer in
             guard let session else { throw notReady() }
-            try session.protectRTP(&packet)
+            return try session.protectRTP(packet)
         }
-        try sendDatagram(packet)
+        try sendDatagram(protected)
         counters.withLock { $0.rtpSent += 1 }
     }
 
     /// Protects a (compound) RTCP packet (RFC 3711 §3.4) and sends it. Any thread.
-    public func sendRTCP(_ packet: consuming ByteBuffer) throws(TransportError) {
-        var packet = packet
-        try outbound.withLock { session throws(TransportError) in
+    public func sendRTCP(_ packet: ByteBuffer) throws(TransportError) {
+        let protected = try outbound.withLock { session throws(TransportError) -> ByteBuffer in
             guard let session else { throw notReady() }
-            try session.protectRTCP(&packet)
+            return try session.protectRTCP(packet)
         }
-        try sendDatagram(packet)
+        try sendDatagram(protected)
         counters.withLock { $0.rtcpSent += 1 }
     }
 
