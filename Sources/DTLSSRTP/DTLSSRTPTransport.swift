@@ -196,22 +196,25 @@ public final class DTLSSRTPTransport: Sendable {
     /// - Throws: `notConnected` before the handshake completed or while ICE has no pair,
     ///   `closed` after ``close()``, `invalidArgument`/`srtpFailure` for a packet libsrtp2
     ///   refuses (shorter than an RTP header, a repeated sequence number).
-    public func sendRTP(_ packet: ByteBuffer) throws(TransportError) {
-        let protected = try outbound.withLock { session throws(TransportError) -> ByteBuffer in
+    /// A packet passed as its last use is protected in its own buffer (no copy).
+    public func sendRTP(_ packet: consuming ByteBuffer) throws(TransportError) {
+        var packet = packet
+        try outbound.withLock { session throws(TransportError) in
             guard let session else { throw notReady() }
-            return try session.protectRTP(packet)
+            try session.protectRTP(&packet)
         }
-        try sendDatagram(protected)
+        try sendDatagram(packet)
         counters.withLock { $0.rtpSent += 1 }
     }
 
     /// Protects a (compound) RTCP packet (RFC 3711 §3.4) and sends it. Any thread.
-    public func sendRTCP(_ packet: ByteBuffer) throws(TransportError) {
-        let protected = try outbound.withLock { session throws(TransportError) -> ByteBuffer in
+    public func sendRTCP(_ packet: consuming ByteBuffer) throws(TransportError) {
+        var packet = packet
+        try outbound.withLock { session throws(TransportError) in
             guard let session else { throw notReady() }
-            return try session.protectRTCP(packet)
+            try session.protectRTCP(&packet)
         }
-        try sendDatagram(protected)
+        try sendDatagram(packet)
         counters.withLock { $0.rtcpSent += 1 }
     }
 

@@ -127,12 +127,16 @@ public struct RTPPacket: Hashable, Sendable {
         }
     }
 
-    /// The packet's wire form in a new buffer.
+    /// The packet's wire form in a new buffer, with room after it for what SRTP appends (its tag,
+    /// an MKI: up to 148 bytes), so that protecting it in place does not reallocate.
     public func serialized(allocator: ByteBufferAllocator = ByteBufferAllocator()) throws(RTPError) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: Self.fixedHeaderSize + csrcs.count * 4 + payload.readableBytes + 64)
+        var buffer = allocator.buffer(capacity: Self.fixedHeaderSize + csrcs.count * 4 + payload.readableBytes + 64 + Self.srtpTrailerRoom)
         try write(into: &buffer)
         return buffer
     }
+
+    /// Bytes left free after a serialized packet for SRTP's trailer (`SRTP_MAX_TRAILER_LEN` plus the SRTCP index word).
+    static let srtpTrailerRoom = 148
 
     /// Whether a datagram received on an rtcp-mux port is RTCP rather than RTP: RFC 5761 §4 reserves
     /// the second octet's values 192–223 (payload types 64–95 with the marker bit) for RTCP.

@@ -30,6 +30,21 @@ struct SRTPSessionTests {
         #expect(try inbound.unprotectRTP(protected) == clear)
     }
 
+    @Test("in place: a packet that starts past its buffer's first byte is protected and unprotected where it lies, the bytes before it untouched", arguments: SRTPProfile.allCases)
+    func inPlace(profile: SRTPProfile) throws {
+        let (outbound, inbound) = try Self.sessions(profile)
+        let clear = try rtpPacket(sequence: 9, ssrc: 0xFEED_F00D, payload: String(repeating: "frame ", count: 30))
+        var buffer = ByteBuffer(bytes: [1, 2, 3])
+        buffer.writeImmutableBuffer(clear)
+        buffer.moveReaderIndex(forwardBy: 3)
+        try outbound.protectRTP(&buffer)
+        #expect(buffer.readableBytes == clear.readableBytes + profile.rtpOverhead)
+        try inbound.unprotectRTP(&buffer)
+        #expect(buffer == clear)
+        buffer.moveReaderIndex(to: 0)
+        #expect(buffer.readBytes(length: 3) == [1, 2, 3])
+    }
+
     @Test("a replayed SRTP packet is refused (RFC 3711 §3.3.2)", arguments: SRTPProfile.allCases)
     func replay(profile: SRTPProfile) throws {
         let (outbound, inbound) = try Self.sessions(profile)

@@ -148,4 +148,24 @@ struct RateControlTests {
         #expect(abs(spacing - 108) < 0.5, "arrival spacing survives at 250 µs resolution, got \(spacing) ms")
         #expect(generator.makeFeedback() == nil, "nothing new")
     }
+
+    @Test("the sender's records: a packet reported received counts once, one reported lost can still arrive; records past maxAge are gone, without feedback too")
+    func adapterRecords() {
+        var adapter = TransportFeedbackAdapter()
+        // 6 s at 1,000 packets a second and no feedback at all (a receiver that sends none).
+        for index in 0..<6_000 { _ = adapter.packetSent(size: 100 + index % 7, now: .milliseconds(index)) }
+        func feedback(base: Int, _ packets: [RTCPTransportFeedback.PacketStatus]) -> RTCPTransportFeedback {
+            RTCPTransportFeedback(senderSSRC: 2, mediaSSRC: 1, baseSequenceNumber: UInt16(truncatingIfNeeded: base),
+                                  referenceTime: 100, feedbackPacketCount: 0, packets: packets)
+        }
+        // Sequence 500 was sent at 499 ms, more than 5 s before the last: forgotten.
+        #expect(adapter.results(of: feedback(base: 500, [.received(delta: 4)])).isEmpty)
+        // 5,990 (sent at 5,989 ms) reported lost, 5,991 received; then both received.
+        let first = adapter.results(of: feedback(base: 5_990, [.notReceived, .received(delta: 4)]))
+        #expect(first.map(\.sequenceNumber) == [5_990, 5_991] && first[0].arrivalTime == nil && first[1].size == 100 + 5_990 % 7)
+        #expect(first[1].sendTime == .milliseconds(5_990))
+        let second = adapter.results(of: feedback(base: 5_990, [.received(delta: 4), .received(delta: 4)]))
+        #expect(second.map(\.sequenceNumber) == [5_990], "5,991 was already reported received")
+        #expect(second.first?.arrivalTime != nil)
+    }
 }

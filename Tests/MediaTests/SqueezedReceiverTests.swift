@@ -23,7 +23,7 @@ struct SqueezedReceiverTests {
 
     /// The call, and the packets of each sender as they go on.
     struct Room {
-        var forwarder = SelectiveForwarder()
+        var forwarder: SelectiveForwarder
         var now = Duration.zero
         var step = 0
         /// Each sender's level now (−dBov: 0 loudest, 127 silence).
@@ -39,7 +39,8 @@ struct SqueezedReceiverTests {
         var bobStreams: [String: UInt32] = [:]
         var plis: [UInt32] = []
 
-        init() throws {
+        init(configuration: ForwardingConfiguration = ForwardingConfiguration()) throws {
+            forwarder = SelectiveForwarder(configuration: configuration)
             for (index, name) in SqueezedReceiverTests.senders.enumerated() {
                 try forwarder.addParticipant(name, sources: [
                     ForwardedSource(kind: .audio, ssrc: SqueezedReceiverTests.audioSSRC(index), payloadType: SqueezedReceiverTests.audioPT),
@@ -57,10 +58,12 @@ struct SqueezedReceiverTests {
 
         func bob(_ sender: String, _ kind: String) -> UInt32 { bobStreams["\(sender) \(kind)"]! }
 
-        /// bob's estimate from now on (here set directly: a new estimator pinned at `bitsPerSecond`).
+        /// bob's estimate from now on (here set directly: a new estimator pinned at `bitsPerSecond`,
+        /// standing for what his feedback would have said).
         mutating func setEstimate(_ bitsPerSecond: Double) {
             forwarder.participants["bob"]!.estimator = SendSideBandwidthEstimator(configuration: .init(
                 startBitrate: bitsPerSecond, minimumBitrate: bitsPerSecond, maximumBitrate: bitsPerSecond, acknowledgedHeadroom: nil))
+            forwarder.participants["bob"]!.congestionFeedback = true
         }
 
         /// Runs `duration` of the call: a voice packet of each sender every 20 ms, a packet of
@@ -201,6 +204,30 @@ struct SqueezedReceiverTests {
         room.setEstimate(50_000)
         try room.run(.milliseconds(300))
         #expect(room.forwarder.withheldVoices(to: "bob") == ["alice", "carol"])
+    }
+
+    @Test("a receiver that has sent no congestion feedback has no estimate: below the start guess nothing is paused or withheld; its first loss report starts the floor rule")
+    func noFeedbackNoSqueeze() throws {
+        // A start guess that pays for the voices and one lowest layer only (as in videoPausedAndResumed).
+        var configuration = ForwardingConfiguration()
+        configuration.receiverStartBitrate = 330_000
+        configuration.receiverBitrateRange = 330_000...330_000
+        var room = try Room(configuration: configuration)
+        room.levels["alice"] = 20
+        let got = try room.received { try $0.run(.seconds(3)) }
+        #expect(room.forwarder.squeezedStreams.pausedVideo == 0 && room.forwarder.squeezedStreams.withheldAudio == 0)
+        for sender in Self.senders {
+            #expect((got[room.bob(sender, "audio")]?.count ?? 0) == 150, "\(sender)'s voice")
+            #expect((got[room.bob(sender, "video")]?.count ?? 0) >= 50, "\(sender)'s video, on its lowest layers")
+        }
+
+        // bob reports on what he gets (no loss): the estimate is his now, and the floor rule applies.
+        let block = RTCPReportBlock(ssrc: room.bob("alice", "audio"), fractionLost: 0, cumulativeLost: 0,
+                                    extendedHighestSequenceNumber: 1, jitter: 0, lastSenderReport: 0, delaySinceLastSenderReport: 0)
+        let report = try RTCPPacket.serializeCompound([.receiverReport(RTCPReceiverReport(ssrc: 9000, reports: [block]))])
+        room.collect(try room.forwarder.handleRTCP(report, from: "bob", now: room.now).outputs)
+        try room.run(.milliseconds(300))
+        #expect(room.forwarder.squeezedStreams.pausedVideo == 2, "\(room.forwarder.layerStates(to: "bob"))")
     }
 
     @Test("a receiver with room for everything gets everything: nothing paused or withheld")

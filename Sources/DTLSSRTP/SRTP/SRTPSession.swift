@@ -38,7 +38,6 @@ public final class SRTPSession {
     public let direction: Direction
 
     private let session: OpaquePointer
-    private var scratch: [UInt8] = []
 
     /// Creates a session keyed with a master key followed by its master salt.
     /// - Throws: ``TransportError`` `invalidArgument` for a key of the wrong length,
@@ -82,49 +81,79 @@ public final class SRTPSession {
         srtp_dealloc(session)
     }
 
-    /// Encrypts and authenticates an RTP packet (RFC 3711 §3.3; RFC 7714 §8 for GCM).
-    public func protectRTP(_ packet: ByteBuffer) throws(TransportError) -> ByteBuffer {
-        try transform(packet, operation: "protect RTP", expected: .outbound) { srtp_protect($0, $1, $2) }
+    /// Encrypts and authenticates an RTP packet (RFC 3711 §3.3; RFC 7714 §8 for GCM). A packet
+    /// passed as its last use (its buffer not shared) is protected in its own storage.
+    public func protectRTP(_ packet: consuming ByteBuffer) throws(TransportError) -> ByteBuffer {
+        var packet = packet
+        try protectRTP(&packet)
+        return packet
     }
 
     /// Checks and decrypts an SRTP packet; throws `authenticationFailed` or `replayed`.
-    public func unprotectRTP(_ packet: ByteBuffer) throws(TransportError) -> ByteBuffer {
-        try transform(packet, operation: "unprotect SRTP", expected: .inbound) { srtp_unprotect($0, $1, $2) }
+    public func unprotectRTP(_ packet: consuming ByteBuffer) throws(TransportError) -> ByteBuffer {
+        var packet = packet
+        try unprotectRTP(&packet)
+        return packet
     }
 
     /// Encrypts and authenticates a (compound) RTCP packet (RFC 3711 §3.4; RFC 7714 §9).
-    public func protectRTCP(_ packet: ByteBuffer) throws(TransportError) -> ByteBuffer {
-        try transform(packet, operation: "protect RTCP", expected: .outbound) { srtp_protect_rtcp($0, $1, $2) }
+    public func protectRTCP(_ packet: consuming ByteBuffer) throws(TransportError) -> ByteBuffer {
+        var packet = packet
+        try protectRTCP(&packet)
+        return packet
     }
 
     /// Checks and decrypts an SRTCP packet; throws `authenticationFailed` or `replayed`.
-    public func unprotectRTCP(_ packet: ByteBuffer) throws(TransportError) -> ByteBuffer {
-        try transform(packet, operation: "unprotect SRTCP", expected: .inbound) { srtp_unprotect_rtcp($0, $1, $2) }
+    public func unprotectRTCP(_ packet: consuming ByteBuffer) throws(TransportError) -> ByteBuffer {
+        var packet = packet
+        try unprotectRTCP(&packet)
+        return packet
     }
 
+    /// ``protectRTP(_:)`` in place: the buffer grows by the tag.
+    public func protectRTP(_ packet: inout ByteBuffer) throws(TransportError) {
+        try transform(&packet, operation: "protect RTP", expected: .outbound) { srtp_protect($0, $1, $2) }
+    }
+
+    /// ``unprotectRTP(_:)`` in place: the buffer shrinks to the clear packet. After a failure its
+    /// bytes are undefined (libsrtp2 may have decrypted some of them).
+    public func unprotectRTP(_ packet: inout ByteBuffer) throws(TransportError) {
+        try transform(&packet, operation: "unprotect SRTP", expected: .inbound) { srtp_unprotect($0, $1, $2) }
+    }
+
+    /// ``protectRTCP(_:)`` in place.
+    public func protectRTCP(_ packet: inout ByteBuffer) throws(TransportError) {
+        try transform(&packet, operation: "protect RTCP", expected: .outbound) { srtp_protect_rtcp($0, $1, $2) }
+    }
+
+    /// ``unprotectRTCP(_:)`` in place.
+    public func unprotectRTCP(_ packet: inout ByteBuffer) throws(TransportError) {
+        try transform(&packet, operation: "unprotect SRTCP", expected: .inbound) { srtp_unprotect_rtcp($0, $1, $2) }
+    }
+
+    /// Runs libsrtp2 on the packet's own bytes: it works in place and, protecting, writes up to
+    /// ``trailerCapacity`` bytes past the packet, so that much room is made first (no copy when
+    /// the buffer has it, as `RTPPacket.serialized` leaves). A buffer the caller still shares is
+    /// copied once by ByteBuffer's copy on write.
     private func transform(
-        _ packet: ByteBuffer, operation: String, expected: Direction,
+        _ packet: inout ByteBuffer, operation: String, expected: Direction,
         _ call: (OpaquePointer, UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>) -> srtp_err_status_t
-    ) throws(TransportError) -> ByteBuffer {
+    ) throws(TransportError) {
         guard direction == expected else {
             throw TransportError(.invalidArgument, "cannot \(operation) with an \(direction) session")
         }
         let count = packet.readableBytes
         guard count <= 65_535 else { throw TransportError(.invalidArgument, "a \(count)-byte packet is larger than any UDP datagram") }
-        let needed = count + Self.trailerCapacity
-        if scratch.count < needed { scratch = [UInt8](repeating: 0, count: max(needed, 1_600)) }
+        guard count > 0 else { throw Self.error(srtp_err_status_bad_param, operation: operation, count: count) }
+        if expected == .outbound { packet.reserveCapacity(minimumWritableBytes: Self.trailerCapacity) }
         var length = Int32(count)
+        let start = packet.readerIndex
         let session = self.session
-        let status = scratch.withUnsafeMutableBytes { raw -> srtp_err_status_t in
-            packet.withUnsafeReadableBytes { source in
-                if let base = source.baseAddress { raw.baseAddress!.copyMemory(from: base, byteCount: count) }
-            }
-            return call(session, raw.baseAddress!, &length)
-        }
+        let status = packet.withVeryUnsafeMutableBytes { raw in call(session, raw.baseAddress! + start, &length) }
         guard status == srtp_err_status_ok else {
             throw Self.error(status, operation: operation, count: count)
         }
-        return scratch.withUnsafeBytes { ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: $0[0..<Int(length)])) }
+        packet.moveWriterIndex(to: start + Int(length))
     }
 
     private static func error(_ status: srtp_err_status_t, operation: String, count: Int) -> TransportError {

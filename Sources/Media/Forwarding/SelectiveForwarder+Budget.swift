@@ -109,6 +109,11 @@ extension SelectiveForwarder {
         }
         let voicesNow = voices.filter { receiver.outgoing[$0.ssrc]!.withheld == nil }.count
         voiceCount = Self.held(voiceCount, current: voicesNow, since: &participants[receiverID]!.moreVoicesSince, at: now, hold: configuration.layerUpHold)
+        // A receiver that has sent no congestion feedback yet (transport-cc or a loss report) has
+        // no estimate, only the start guess: nothing is withheld or paused on a guess, as an SFU
+        // without an estimate forwards everything; its layers still stay within the guess.
+        let estimated = receiver.congestionFeedback
+        if !estimated { voiceCount = voices.count }
         budget -= voices.prefix(voiceCount).reduce(0) { $0 + $1.rate }
         for (index, voice) in voices.enumerated() {
             setWithheld(index >= voiceCount, receiver: receiverID, ssrc: voice.ssrc)
@@ -131,7 +136,9 @@ extension SelectiveForwarder {
             videoCount += 1
         }
         let videosNow = videos.filter { receiver.outgoing[$0.ssrc]!.simulcast?.paused == false }.count
-        let allowed = Self.held(videoCount, current: videosNow, since: &participants[receiverID]!.moreVideosSince, at: now, hold: configuration.layerUpHold)
+        let allowed = estimated
+            ? Self.held(videoCount, current: videosNow, since: &participants[receiverID]!.moreVideosSince, at: now, hold: configuration.layerUpHold)
+            : videos.count
         for index in videos.indices.dropFirst(allowed) {
             if index < videoCount, let lowest = chosen[index] { budget += videos[index].rates[lowest]! }
             chosen[index] = nil

@@ -49,6 +49,9 @@ public struct SelectiveForwarder: Sendable {
         /// The receiver's bandwidth estimate from its transport-cc feedback about the forwarder's
         /// own transport-wide numbers (and its loss reports); it numbers what is sent to it.
         var estimator: SendSideBandwidthEstimator
+        /// The receiver has sent transport-cc feedback or a loss report about what it gets: the
+        /// estimate is its own, not the start guess (only then does the budget withhold or pause).
+        var congestionFeedback = false
         var nextLayerChoice: Duration = .zero
         var retransmissionTokens: Double
         var tokensUpdated: Duration
@@ -392,10 +395,12 @@ public struct SelectiveForwarder: Sendable {
             case .transportFeedback(let feedback):
                 // About the forwarder's own transport-wide numbers to this receiver: its estimate.
                 participants[id]!.estimator.handle(.transportFeedback(feedback), now: now)
+                participants[id]!.congestionFeedback = true
                 counters.reportsTerminated += 1
             case .receiverReport(let report):
                 if let block = report.reports.first(where: { participants[id]!.outgoing[$0.ssrc] != nil }) {
                     participants[id]!.estimator.handle(.receiverReport(RTCPReceiverReport(ssrc: report.ssrc, reports: [block])), now: now)
+                    participants[id]!.congestionFeedback = true
                 }
                 counters.reportsTerminated += 1
             case .receiverEstimatedMaxBitrate, .sourceDescription:

@@ -1,3 +1,4 @@
+import NIOCore
 import RTP
 /// The sender's side of transport-wide congestion control
 /// (draft-holmer-rmcat-transport-wide-cc-extensions-01 §3): it numbers outgoing packets with the
@@ -7,13 +8,21 @@ public struct TransportFeedbackAdapter: Sendable {
     private struct Sent: Sendable {
         var time: Duration
         var size: Int
+        /// Reported received: a later feedback about it (a duplicate) adds nothing.
+        var acknowledged = false
     }
 
-    private var sent: [Int64: Sent] = [:]
+    /// What was sent, oldest first: `sent[i]` is sequence `firstSequence + i`. Numbers are
+    /// consecutive, so a ring indexed by them costs no hashing per packet (a forwarder numbers
+    /// every copy to every receiver), and records leave from the front as they age.
+    private var sent = CircularBuffer<Sent>(initialCapacity: 256)
+    private var firstSequence: Int64 = 1
     private var nextSequence: Int64 = 1
-    private var lastFeedbackSequence: Int64?
     /// How long a sent packet's record is kept waiting for feedback.
     public var maxAge: Duration = .seconds(5)
+    /// The most records kept whatever their age: half the 16-bit number space, past which a
+    /// feedback's base number could not be told from an older one anyway.
+    public static let maxRecords = 32_768
 
     /// Creates an adapter.
     public init() {}
@@ -23,9 +32,10 @@ public struct TransportFeedbackAdapter: Sendable {
     public mutating func packetSent(size: Int, now: Duration) -> UInt16 {
         let sequence = nextSequence
         nextSequence += 1
-        sent[sequence] = Sent(time: now, size: size)
-        if sequence % 256 == 0 {
-            sent = sent.filter { now - $0.value.time <= maxAge }
+        sent.append(Sent(time: now, size: size))
+        while let oldest = sent.first, sent.count > Self.maxRecords || now - oldest.time > maxAge {
+            sent.removeFirst()
+            firstSequence += 1
         }
         return UInt16(truncatingIfNeeded: sequence)
     }
@@ -46,8 +56,12 @@ public struct TransportFeedbackAdapter: Sendable {
                 arrival += .microseconds(Int64(delta) * Int64(RTCPTransportFeedback.deltaTickMicroseconds))
                 arrivalTime = arrival
             }
-            guard let record = sent[sequence] else { continue }
-            if arrivalTime != nil { sent[sequence] = nil }
+            let index = sequence - firstSequence
+            guard index >= 0, index < Int64(sent.count) else { continue }
+            let position = sent.index(sent.startIndex, offsetBy: Int(index))
+            let record = sent[position]
+            guard !record.acknowledged else { continue }
+            if arrivalTime != nil { sent[position].acknowledged = true }
             results.append(PacketFeedback(sequenceNumber: sequence, sendTime: record.time, size: record.size, arrivalTime: arrivalTime))
         }
         return results
