@@ -127,12 +127,7 @@ public actor ForwardedCall {
                     stamper.finish()
                 }
                 for await stampedEvent in stamped {
-                    guard let self, let copies = await self.handle(stampedEvent.event, from: participant, arrival: stampedEvent.arrival) else { break }
-                    // Protected and sent here, on this participant's task, not on the actor: the
-                    // actor only decides (one forward per packet, in order), while each copy's
-                    // serialization, SRTP and send run in parallel with the other participants'
-                    // packets. A source's copies keep their order (one reader per source).
-                    Self.send(copies, logger: logger)
+                    guard let self, await self.handle(stampedEvent.event, from: participant, arrival: stampedEvent.arrival) else { break }
                 }
                 group.cancelAll()
             }
@@ -198,16 +193,14 @@ public actor ForwardedCall {
         metrics.callsChanged(by: -1)
     }
 
-    /// A packet for one receiver's transport, to protect and send off the actor.
-    struct Copy: Sendable {
-        let transport: DTLSSRTPTransport
-        let output: ForwarderOutput
-    }
-
-    /// One event of a participant's transport, taken off its queue at `arrival`: the copies to
-    /// send, or nil when the transport is done.
-    private func handle(_ event: TransportEvent, from participant: String, arrival: ContinuousClock.Instant) -> [Copy]? {
-        guard transports[participant] != nil else { return nil }
+    /// One event of a participant's transport, taken off its queue at `arrival`; false when the
+    /// transport is done. The copies are protected and sent here, on the actor: the transport-wide
+    /// number each gets is stamped with the send time now, and the receiver's delay-based
+    /// estimate reads any wait between the two as a queue on its path (sending them from the
+    /// participants' tasks instead made a non-squeezed receiver's estimate fall in
+    /// `testnet/squeeze`, session 11).
+    private func handle(_ event: TransportEvent, from participant: String, arrival: ContinuousClock.Instant) -> Bool {
+        guard transports[participant] != nil else { return false }
         let time = now
         // The core keeps the actor's clock (it runs forward across participants); the uplink's
         // feedback and reports, each of one participant, take the packet's own arrival.
@@ -222,7 +215,7 @@ public actor ForwardedCall {
                 var refusal: (any Error)?
                 do { outputs = try recordThrowing { try $0.forward(packet, from: participant, now: time) } } catch { refusal = error }
                 uplinks[participant]?.received(packet, bytes: bytes.readableBytes, source: core.sourceKind(of: packet.ssrc, from: participant), now: arrived)
-                if let refusal { refused(refusal, from: participant) } else { return copies(of: outputs) }
+                if let refusal { refused(refusal, from: participant) } else { send(outputs) }
             } catch {
                 refused(error, from: participant)
             }
@@ -233,45 +226,16 @@ public actor ForwardedCall {
                 uplinks[participant]?.received(rtcp: packets, now: arrived)
                 let result = try recordThrowing { try $0.handleRTCP(packets, from: participant, now: time) }
                 for refusal in result.refusals { refused(refusal, from: participant) }
-                return copies(of: result.outputs)
+                send(result.outputs)
             } catch {
                 refused(error, from: participant)
             }
         case .connected:
             changeSink.yield(.connected(participant))
         case .failed, .closedByPeer:
-            return nil
+            return false
         }
-        return []
-    }
-
-    /// The outputs with their receivers' transports (a receiver that left gets nothing).
-    private func copies(of outputs: [ForwarderOutput]) -> [Copy] {
-        var copies: [Copy] = []
-        copies.reserveCapacity(outputs.count)
-        for output in outputs {
-            let to = switch output {
-            case .rtp(let to, _), .rtcp(let to, _): to
-            }
-            if let transport = transports[to] { copies.append(Copy(transport: transport, output: output)) }
-        }
-        return copies
-    }
-
-    /// Protects and sends each copy, from any task.
-    nonisolated static func send(_ copies: [Copy], logger: Logger) {
-        for copy in copies {
-            do {
-                switch copy.output {
-                case .rtp(_, let packet): try copy.transport.sendRTP(try packet.serialized())
-                case .rtcp(_, let packets): try copy.transport.sendRTCP(try RTCPPacket.serializeCompound(packets))
-                }
-            } catch {
-                // A receiver whose transport cannot send now (handshake still running) misses the
-                // packet, as on a lossy path (trace only: this runs per packet, unthrottled).
-                logger.trace("forwarded call: \(error.errorReason)")
-            }
-        }
+        return true
     }
 
     private func tick() {
