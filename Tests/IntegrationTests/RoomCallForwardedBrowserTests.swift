@@ -37,17 +37,19 @@ struct RoomCallForwardedBrowserTests {
         // Each CLI stays `duration` seconds after its latest call connected: the first three long
         // enough that the page's peer-to-peer phase (decoding, the forgeries) ends before they
         // go on a loaded machine; all stay long enough after their call to the forwarder for the
-        // page to measure, screenshot and reload.
+        // page to measure, screenshot and reload (with 16 s between asking the fifth in and the
+        // page decoding all four through the forwarder, seen once on a loaded machine, 34/30 s
+        // left the page reloading into a room whose CLIs had gone).
         let result = try await browser.runDriver(["room", "--name", "dave", "--room", "#family", "--kind", "video", "--others", "3",
                                                   "--forge", "--forwarded", "4", "--reload", "--wait", "90", "--seconds", "60", "--stay-with", "0"],
                                                  url: "http://127.0.0.1:\(node.httpPort)/") { driver in
             try await driver.waitForOutput("\"in-call\"")
             for name in Self.clis {
-                cli[name] = try peers.startCall(name, to: "#family", node: node.signalingURL, duration: 34, extra: sources)
+                cli[name] = try peers.startCall(name, to: "#family", node: node.signalingURL, duration: 50, extra: sources)
             }
             // The fifth, once the page decodes the three peer to peer and refused the forgeries.
             try await driver.waitForOutput("\"ready-for-more\"", timeout: TestDeadline.event * 3)
-            cli["erin"] = try peers.startCall("erin", to: "#family", node: node.signalingURL, duration: 30, extra: sources)
+            cli["erin"] = try peers.startCall("erin", to: "#family", node: node.signalingURL, duration: 46, extra: sources)
         }
         for (name, process) in cli {
             let exit = await process.waitForExit(timeout: TestDeadline.event * 2)
