@@ -1894,16 +1894,22 @@ def run_room(args):
         page.close()
 
 
+def enter_room_call(page, args, login, verb):
+    """Starts or joins the room call of args.room from a page logged in with `login` and emits `in-call`."""
+    call = page.js("return window.meshnodeTest.roomCall(arguments[0], arguments[1]).then(r => r, e => ({error: String(e.message || e)}))",
+                   args.room, args.kind)
+    if isinstance(call, dict):
+        raise Failure(f"{args.name}: cannot {verb} the call of {args.room}: {call['error']}")
+    emit("in-call", name=args.name, loginMs=login["loginMs"], call=call)
+    return call
+
+
 def room_call(page, args):
     """The steps of `room` on an open page (run_room dumps the page when one fails)."""
     login = page.login(args.name)
     page.hook("joinRoom", args.room)
     started = time.monotonic()
-    call = page.js("return window.meshnodeTest.roomCall(arguments[0], arguments[1]).then(r => r, e => ({error: String(e.message || e)}))",
-                   args.room, args.kind)
-    if isinstance(call, dict):
-        raise Failure(f"{args.name}: cannot start or join the call of {args.room}: {call['error']}")
-    emit("in-call", name=args.name, loginMs=login["loginMs"], call=call)
+    call = enter_room_call(page, args, login, "start or join")
 
     def everyone():
         pairs = room_pairs(page)
@@ -2005,11 +2011,7 @@ def run_forwarder_page(args):
         login = page.login(args.name)
         page.hook("joinRoom", args.room)
         wait_for(f"the call of {args.room} known", lambda: args.room in (page.hook("roomCalls") or {}).get("known", {}), timeout=args.wait)
-        call = page.js("return window.meshnodeTest.roomCall(arguments[0], arguments[1]).then(r => r, e => ({error: String(e.message || e)}))",
-                       args.room, args.kind)
-        if isinstance(call, dict):
-            raise Failure(f"{args.name}: cannot join the call of {args.room}: {call['error']}")
-        emit("in-call", name=args.name, loginMs=login["loginMs"], call=call)
+        call = enter_room_call(page, args, login, "join")
 
         def decoding():
             link = forwarded_view(page)

@@ -498,6 +498,16 @@ class RoomCaller:
 ROOM = "#team"
 
 
+def watch_until_ended(watcher, callers, seconds):
+    """Keeps the watcher reading (and pinging) until every caller's CLI ended, at most `seconds`."""
+    deadline = time.monotonic() + seconds
+    while any(c.process.poll() is None for c in callers) and time.monotonic() < deadline:
+        try:
+            watcher.next(lambda m: False, 1, "nothing")
+        except conformance.Timeout:
+            pass
+
+
 def room_calls(binary, postgres, workdir, node_key):
     """Room calls across members (docs/cluster.md "Room calls across members"): r1, r2, r3 with
     --member-url. The real CLI starts a call of #team at r1; a second joins it at r2, a third
@@ -539,12 +549,7 @@ def room_calls(binary, postgres, workdir, node_key):
         joined = watcher.state("joined", "ru3", timeout=40)
         expect(sorted(joined["addresses"]) == ["ru1", "ru2", "ru3"], f"ru3 joins later at r3: three participants ({joined['addresses']})")
         # The watcher keeps reading (and pinging) while the calls run.
-        deadline = time.monotonic() + 120
-        while any(c.process.poll() is None for c in callers) and time.monotonic() < deadline:
-            try:
-                watcher.next(lambda m: False, 1, "nothing")
-            except conformance.Timeout:
-                pass
+        watch_until_ended(watcher, callers, 120)
         for caller in callers:
             code, reports = caller.reports(timeout=10)
             video = {r["to"]: sum(s.get("receivedFrames", 0) for s in r["streams"] if s["kind"] == "video") for r in reports}
@@ -690,12 +695,7 @@ def room_calls_forwarded(binary, postgres, workdir, node_key):
                f"a participant that left gets nothing from the forwarder ({path}; from the forwarder: {from_forwarder})")
         leaver.client.close()
 
-        deadline = time.monotonic() + 90
-        while any(c.process.poll() is None for c in callers) and time.monotonic() < deadline:
-            try:
-                watcher.next(lambda m: False, 1, "nothing")
-            except conformance.Timeout:
-                pass
+        watch_until_ended(watcher, callers, 90)
         for caller in callers:
             code, reports = caller.reports(timeout=10)
             through = [r for r in reports if r["to"] == "forwarder"]
