@@ -113,7 +113,11 @@ public actor ForwardedCall {
                     var lastLog = ContinuousClock.now
                     for await event in transport.events {
                         let arrival = ContinuousClock.now
-                        if case .rtp(let bytes) = event, let packets = feedback.received(bytes, at: arrival),
+                        // Parsed once, here: the actor forwards the parsed packet (one that does
+                        // not parse is parsed there again, to be refused with its reason).
+                        var parsed: RTPPacket?
+                        if case .rtp(let bytes) = event { parsed = try? RTPPacket(parsing: bytes) }
+                        if let parsed, let packets = feedback.received(parsed, at: arrival),
                            let compound = try? RTCPPacket.serializeCompound(packets) {
                             // Before the DTLS handshake is done nothing can be sent: the next one will.
                             try? transport.sendRTCP(compound)
@@ -122,12 +126,12 @@ public actor ForwardedCall {
                             lastLog = arrival
                             logger.info("forwarded call \(id): \(participant)'s uplink \(feedback.statistics)")
                         }
-                        _ = stamper.yield(StampedTransportEvent(event: event, arrival: arrival))
+                        _ = stamper.yield(StampedTransportEvent(event: event, packet: parsed, arrival: arrival))
                     }
                     stamper.finish()
                 }
                 for await stampedEvent in stamped {
-                    guard let self, await self.handle(stampedEvent.event, from: participant, arrival: stampedEvent.arrival) else { break }
+                    guard let self, await self.handle(stampedEvent.event, packet: stampedEvent.packet, from: participant, arrival: stampedEvent.arrival) else { break }
                 }
                 group.cancelAll()
             }
@@ -199,7 +203,7 @@ public actor ForwardedCall {
     /// estimate reads any wait between the two as a queue on its path (sending them from the
     /// participants' tasks instead made a non-squeezed receiver's estimate fall in
     /// `testnet/squeeze`, session 11).
-    private func handle(_ event: TransportEvent, from participant: String, arrival: ContinuousClock.Instant) -> Bool {
+    private func handle(_ event: TransportEvent, packet parsed: RTPPacket?, from participant: String, arrival: ContinuousClock.Instant) -> Bool {
         guard transports[participant] != nil else { return false }
         let time = now
         // The core keeps the actor's clock (it runs forward across participants); the uplink's
@@ -208,7 +212,7 @@ public actor ForwardedCall {
         switch event {
         case .rtp(let bytes):
             do {
-                let packet = try RTPPacket(parsing: bytes)
+                let packet = try parsed ?? RTPPacket(parsing: bytes)
                 // The core first: a simulcast layer's first packet teaches it the layer's SSRC,
                 // which the uplink's reports then cover.
                 var outputs: [ForwarderOutput] = []
@@ -332,6 +336,8 @@ public actor ForwardedCall {
 /// A participant's transport event and when its reader took it off the transport's queue.
 struct StampedTransportEvent: Sendable {
     let event: TransportEvent
+    /// An RTP event's packet, parsed where it was stamped (nil for the rest, or when it did not parse).
+    let packet: RTPPacket?
     let arrival: ContinuousClock.Instant
 
     /// Packets may be dropped when the queue is full; the transport's state changes never are.

@@ -54,7 +54,13 @@ struct UplinkTransportFeedback {
     /// (the core may refuse it), the uplink carried it. Returns the compound RTCP to send back
     /// when a feedback is due.
     mutating func received(_ bytes: ByteBuffer, at arrival: ContinuousClock.Instant) -> [RTCPPacket]? {
-        guard let extensionID, let packet = try? RTPPacket(parsing: bytes),
+        guard let packet = try? RTPPacket(parsing: bytes) else { return nil }
+        return received(packet, at: arrival)
+    }
+
+    /// ``received(_:at:)-(ByteBuffer,_)`` for a packet already parsed.
+    mutating func received(_ packet: RTPPacket, at arrival: ContinuousClock.Instant) -> [RTCPPacket]? {
+        guard let extensionID,
               let element = packet.headerExtension?.element(id: extensionID), element.readableBytes == 2,
               let sequence = element.getInteger(at: element.readerIndex, as: UInt16.self) else { return nil }
         if generator == nil { generator = TransportFeedbackGenerator(senderSSRC: reporterSSRC, mediaSSRC: packet.ssrc) }
