@@ -2135,6 +2135,10 @@ def forge_assignments(page, args):
     return results
 
 
+# How long the forwarded phase waits for the page's top simulcast layer to start (seconds).
+TOP_LAYER_WAIT = 6
+
+
 def forwarded_view(page):
     return ((page.hook("roomCalls") or {}).get("own") or {}).get("forwarded") or {}
 
@@ -2206,8 +2210,17 @@ def forwarded_phase(page, args, shots):
     audits = []
     audit(page, "room-call-forwarded", args, audits)
     axe = {a["size"]: a["violations"] + len(a["smallTargets"]) for a in audits}
-    # What the page sends the forwarder: its simulcast layers (rid, size, frames encoded).
-    view = forwarded_view(page)
+    # What the page sends the forwarder: its simulcast layers (rid, size, frames encoded). Its
+    # top layer starts once its uplink estimate carries it, which on a loaded machine can take
+    # seconds more: up to TOP_LAYER_WAIT, then the view as it is (the test judges it).
+    def top_layer_sent():
+        view = forwarded_view(page)
+        layers = view.get("layers") or []
+        return view if any(l.get("rid") == "f" and l.get("framesSent", 0) > 0 for l in layers) else None
+    try:
+        view = wait_for("the page's top layer sent", top_layer_sent, timeout=TOP_LAYER_WAIT, interval=0.5)
+    except Failure:
+        view = forwarded_view(page)
     layers = view.get("layers") or []
     uplink = view.get("uplink")
     emit("forwarded", layers=layers, uplink=uplink, growth=growth, moveMs=move_ms, pairsEndedMs=moved_state["moveMs"], decodedAt=moved_state["decodedAt"], speaking=speaking, status=status)
