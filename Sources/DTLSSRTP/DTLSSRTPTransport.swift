@@ -97,6 +97,8 @@ public final class DTLSSRTPTransport: Sendable {
     private let tasks = Mutex<[Task<Void, Never>]>([])
     private let clock = ContinuousClock()
     private let pathEvents: DatagramEvents
+    /// Where received packets go instead of ``events``, once set (``deliverPackets(to:)``).
+    private let packetHandler = Mutex<(@Sendable (TransportEvent) -> Void)?>(nil)
 
     /// Creates the transport; nothing happens until ``start()``.
     /// - Parameters:
@@ -145,14 +147,33 @@ public final class DTLSSRTPTransport: Sendable {
         pump(events, generation: generation)
     }
 
+    /// Handles one event of the path at once, on the caller's thread: for a caller that reads
+    /// the path's events itself (a forwarder's session reads its ICE agent's events for other
+    /// news too) and would otherwise copy each datagram into a stream that the transport's own
+    /// task reads — at a few hundred packets a second each such copy wakes a thread. The
+    /// stream given at init then carries only what the caller does not hand in (it may be one
+    /// that only ends, when the path ends). Any thread; datagrams of one path in order.
+    public func handle(_ event: DatagramEvent) {
+        switch event {
+        case .received(let datagram): receive(datagram)
+        case .ready: pathReady()
+        }
+    }
+
+    /// From now on, hands each authenticated RTP and RTCP packet to `handler`, on the thread that
+    /// received its datagram, instead of queueing it in ``events`` for a reader task (one thread
+    /// wake-up less per packet). ``events`` keeps the other events, and any packets queued
+    /// before this call. `handler` must be quick and must not block: the next datagram waits for
+    /// it. A packet handed over counts as received in ``statistics``.
+    public func deliverPackets(to handler: @escaping @Sendable (TransportEvent) -> Void) {
+        packetHandler.withLock { $0 = handler }
+    }
+
     private func pump(_ events: DatagramEvents, generation: Int) {
         let task = Task { [weak self] in
             for await event in events {
                 guard let self else { return }
-                switch event {
-                case .received(let datagram): self.receive(datagram)
-                case .ready: self.pathReady()
-                }
+                self.handle(event)
             }
             guard let self, self.current.withLock({ $0.generation }) == generation else { return }
             self.pathFinished()
@@ -230,6 +251,7 @@ public final class DTLSSRTPTransport: Sendable {
         inbound.withLock { $0 = nil }
         for waiter in waiters { waiter.resume(throwing: TransportError(.closed, "the transport was closed before the handshake completed")) }
         for task in tasks.withLock({ $0 }) { task.cancel() }
+        packetHandler.withLock { $0 = nil }
         continuation.finish()
     }
 
@@ -268,6 +290,10 @@ public final class DTLSSRTPTransport: Sendable {
         case .success(let packet):
             // Counted before it is queued, so a reader that sees the packet sees it counted.
             counters.withLock { if rtcp { $0.rtcpReceived += 1 } else { $0.rtpReceived += 1 } }
+            if let handler = packetHandler.withLock({ $0 }) {
+                handler(rtcp ? .rtcp(packet) : .rtp(packet))
+                return
+            }
             if case .dropped = continuation.yield(rtcp ? .rtcp(packet) : .rtp(packet)) {
                 counters.withLock {
                     if rtcp { $0.rtcpReceived -= 1 } else { $0.rtpReceived -= 1 }

@@ -1,6 +1,7 @@
 public import DTLSSRTP
 public import ICE
 public import NIOCore
+import Synchronization
 
 /// An ICE agent's component as the path under DTLS-SRTP. The two layers know nothing of each
 /// other; a call composes them here.
@@ -33,4 +34,46 @@ public struct ICEDatagramPath: DatagramTransport {
             }
         }
     }
+}
+
+/// Hands an ICE agent's received datagrams to a DTLS-SRTP transport on the thread that reads the
+/// agent's events (``DTLSSRTPTransport/handle(_:)``), for a reader that reads them for other
+/// news too (the forwarder's session): the alternative, a copy of each datagram through a second
+/// stream read by the transport's own task, wakes one more thread per packet. Datagrams before a
+/// transport is attached are dropped and counted: the forwarder is the DTLS client and sends
+/// first (RFC 5763 §5, `a=setup:active`), so nothing a peer may send comes earlier.
+public final class ICEDatagramFeed: Sendable {
+    private let transport = Mutex<DTLSSRTPTransport?>(nil)
+    private let early = Atomic<Int>(0)
+    private let end: AsyncStream<DatagramEvent>.Continuation
+    /// The path's events for the transport's init: nothing but their end (``finish()``); the
+    /// datagrams and readiness come through ``feed(_:)``.
+    public let events: AsyncStream<DatagramEvent>
+
+    /// A feed with no transport yet.
+    public init() { (events, end) = AsyncStream.makeStream() }
+
+    /// Datagrams go to `transport` from now on.
+    public func attach(_ transport: DTLSSRTPTransport) { self.transport.withLock { $0 = transport } }
+
+    /// Passes a received datagram, or the component's connecting, to the transport.
+    public func feed(_ event: ICEAgentEvent) {
+        let pathEvent: DatagramEvent
+        switch event {
+        case .dataReceived(let datagram): pathEvent = .received(datagram)
+        case .stateChanged(.connected), .stateChanged(.ready): pathEvent = .ready
+        default: return
+        }
+        guard let transport = transport.withLock({ $0 }) else {
+            if case .received = pathEvent { early.add(1, ordering: .relaxed) }
+            return
+        }
+        transport.handle(pathEvent)
+    }
+
+    /// Datagrams dropped because they came before a transport was attached.
+    public var droppedBeforeAttach: Int { early.load(ordering: .relaxed) }
+
+    /// The agent's events ended: so does the path.
+    public func finish() { end.finish() }
 }

@@ -93,42 +93,22 @@ public actor ForwardedCall {
         uplinks[participant] = UplinkFeedback(extensions: extensions)
         queueDrops[participant] = (ReceiveQueueDropMeter(), upstreamDrops)
         metrics.participantsChanged(by: 1)
-        // Each packet is stamped as it leaves the transport's queue, by a task of its own that
-        // does not wait for the actor, which forwards every participant's packets in turn: the
-        // uplink's transport-cc feedback must carry when a packet arrived, not when the actor got
-        // to it, or the sender's delay-based estimate reads the actor's backlog as a queue on
-        // its path and backs off, and a probe's packets look spread out (Chromium measured a
-        // 900 kb/s probe at 300 kb/s and its estimate fell to 85-130 kb/s under load,
-        // docs/rooms.md "Chromium's top layer"). The queue between them is bounded like the
-        // transport's own; what it drops counts as the transport's.
-        // The transport-cc feedback is made there too (``UplinkTransportFeedback``).
+        // Each packet is stamped, and the uplink's transport-cc feedback made, where the
+        // transport decrypts it (``UplinkStamper``), not on this actor, which forwards every
+        // participant's packets in turn (docs/rooms.md "Chromium's top layer"). The queue to the
+        // actor is bounded like the transport's own; what it drops counts as the transport's.
         let (stamped, stamper) = BoundedEventStream<StampedTransportEvent>.makeStream(dataBound: Self.stampedQueueBound, isData: \.isData)
         stampedQueues[participant] = stamped
-        let feedback = UplinkTransportFeedback(reporterSSRC: uplinks[participant]!.reporterSSRC, extensionID: extensions.transportWideCC, epoch: epoch)
-        let (logger, id) = (logger, id)
+        let uplink = UplinkStamper(
+            feedback: UplinkTransportFeedback(reporterSSRC: uplinks[participant]!.reporterSSRC, extensionID: extensions.transportWideCC, epoch: epoch),
+            transport: transport, stamper: stamper, logger: logger, label: "\(id): \(participant)")
+        transport.deliverPackets { [uplink] event in uplink.stamp(event) }
         readers[participant] = Task { [weak self] in
             await withDiscardingTaskGroup { group in
                 group.addTask {
-                    var feedback = feedback
-                    var lastLog = ContinuousClock.now
-                    for await event in transport.events {
-                        let arrival = ContinuousClock.now
-                        // Parsed once, here: the actor forwards the parsed packet (one that does
-                        // not parse is parsed there again, to be refused with its reason).
-                        var parsed: RTPPacket?
-                        if case .rtp(let bytes) = event { parsed = try? RTPPacket(parsing: bytes) }
-                        if let parsed, let packets = feedback.received(parsed, at: arrival),
-                           let compound = try? RTCPPacket.serializeCompound(packets) {
-                            // Before the DTLS handshake is done nothing can be sent: the next one will.
-                            try? transport.sendRTCP(compound)
-                        }
-                        if arrival - lastLog >= Self.layerLogInterval {
-                            lastLog = arrival
-                            logger.info("forwarded call \(id): \(participant)'s uplink \(feedback.statistics)")
-                        }
-                        _ = stamper.yield(StampedTransportEvent(event: event, packet: parsed, arrival: arrival))
-                    }
-                    stamper.finish()
+                    // The transport's state changes, and packets it queued before the hand-over.
+                    for await event in transport.events { uplink.stamp(event) }
+                    uplink.finish()
                 }
                 for await stampedEvent in stamped {
                     guard let self, await self.handle(stampedEvent.event, packet: stampedEvent.packet, from: participant, arrival: stampedEvent.arrival) else { break }

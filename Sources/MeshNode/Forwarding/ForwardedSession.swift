@@ -33,7 +33,7 @@ actor ForwardedSession {
     private let sessionID = UInt64.random(in: 1...0x3FFF_FFFF_FFFF_FFFF)
     private var sessionVersion = 1
     private var agent: ICEAgent?
-    private var agentEvents: BoundedEventStream<ICEAgentEvent>.Producer?
+    private var feed: ICEDatagramFeed?
     private var transport: DTLSSRTPTransport?
     private var firstMid = "0"
     /// The simulcast layers the participant's offer sends and the first answer took (RFC 8853
@@ -185,22 +185,18 @@ actor ForwardedSession {
         let configuration = ICEServerSettings.agentConfiguration(servers: iceServers, role: .controlled, localAddresses: localAddresses, relayOnly: false)
         let agent = try await ICEAgent(configuration: configuration, logger: logger)
         self.agent = agent
-        // Bounded like the agent's own stream, so that a participant's flood is dropped here too
-        // rather than queued without limit in the copy (docs/security.md).
-        let (events, continuation) = BoundedEventStream<ICEAgentEvent>.makeStream(dataBound: ICEAgent.receiveQueueBound, isData: \.isData)
-        agentEvents = continuation
+        // The agent's datagrams go to the DTLS-SRTP transport on this task as they are read
+        // (``ICEDatagramFeed``); the agent's own stream is the one bounded queue in front of it.
+        let feed = ICEDatagramFeed()
+        self.feed = feed
         firstMid = offer.media.first?.mid ?? "0"
-        let logger = logger
         tasks.append(Task { [weak self] in
             for await event in agent.events {
-                let result = continuation.yield(event)
-                if result.shouldReport, case .dropped(let total) = result {
-                    logger.warning("forwarded call receive queue full: packets dropped", metadata: ["dropped": "\(total)"])
-                }
+                feed.feed(event)
                 if case .dataReceived = event { continue }
                 await self?.iceEvent(event)
             }
-            continuation.finish()
+            feed.finish()
         })
         remoteCredentials = ICECredentials(ufrag: remote.iceUsernameFragment, password: remote.icePassword)
         remoteFingerprint = remote.fingerprint
@@ -237,12 +233,13 @@ actor ForwardedSession {
         try await agent.gather()
         let role = try DTLSRole(local: .active, remote: remote.setup)
         let path = ICEDatagramPath(agent: agent)
-        let transport = try DTLSSRTPTransport(path: path, events: path.datagramEvents(from: events), configuration: .init(
+        let transport = try DTLSSRTPTransport(path: path, events: feed.events, configuration: .init(
             certificate: certificate, role: role, remoteFingerprint: remote.fingerprint))
         self.transport = transport
+        feed.attach(transport)
         let agentQueue = agent.events
         try await forwarded.add(participant, transport: transport, sources: sources, extensions: extensions) {
-            ReceiveQueueDrops(ice: agentQueue.droppedData, path: events.droppedData)
+            ReceiveQueueDrops(ice: agentQueue.droppedData, path: feed.droppedBeforeAttach)
         }
         added = true
         transport.start()
@@ -647,7 +644,7 @@ actor ForwardedSession {
         if tell { try? await client.callSetup(.hangup, to: participant, call: id, reason: reason) }
         await forwarded.remove(participant, reason: reason)
         for task in tasks { task.cancel() }
-        agentEvents?.finish()
+        feed?.finish()
         if let agent { Task { await agent.close() } }
         let waiters = endWaiters
         endWaiters = []

@@ -38,6 +38,8 @@ final class BenchConnection: Sendable {
     private let counters = Mutex(Counters())
     private let state = Mutex<(transport: DTLSSRTPTransport?, localSetup: SDPSetupRole?, version: Int)>((nil, nil, 1))
     private let path: (stream: AsyncStream<ICEAgentEvent>, continuation: AsyncStream<ICEAgentEvent>.Continuation)
+    /// The forwarder host's path: datagrams handed to the transport as they are read.
+    private let feed = ICEDatagramFeed()
 
     /// Whether this is a participant's connection (received packets counted and sampled, the
     /// transport's events drained here) or the forwarder host's (everything to `ForwardedCall`,
@@ -75,6 +77,17 @@ final class BenchConnection: Sendable {
         Task { [self] in
             var seen = 0
             for await event in agent.events {
+                if !counting {
+                    // The forwarder host's connection: datagrams straight to its transport, as
+                    // `serve --forwarder` hands them (ForwardedSession, ICEDatagramFeed).
+                    feed.feed(event)
+                    switch event {
+                    case .gatheringDone: counters.withLock { $0.gatheringDone = true }
+                    case .stateChanged(.failed): counters.withLock { $0.failure = $0.failure ?? "ICE failed" }
+                    default: break
+                    }
+                    continue
+                }
                 switch event {
                 case .gatheringDone:
                     counters.withLock { $0.gatheringDone = true }
@@ -104,6 +117,7 @@ final class BenchConnection: Sendable {
                 }
             }
             continuation.finish()
+            feed.finish()
         }
     }
 
@@ -197,8 +211,9 @@ final class BenchConnection: Sendable {
     private func start(local: SDPSetupRole, remote: SDPTransportParameters) throws {
         let role = try DTLSRole(local: local, remote: remote.setup)
         let iceLink = ICEDatagramPath(agent: agent)
-        let transport = try DTLSSRTPTransport(path: iceLink, events: iceLink.datagramEvents(from: path.stream), configuration: .init(
-            certificate: certificate, role: role, remoteFingerprint: remote.fingerprint))
+        let transport = try DTLSSRTPTransport(path: iceLink, events: counting ? iceLink.datagramEvents(from: path.stream) : feed.events,
+                                              configuration: .init(certificate: certificate, role: role, remoteFingerprint: remote.fingerprint))
+        if !counting { feed.attach(transport) }
         state.withLock {
             $0.transport = transport
             $0.localSetup = role == .client ? .active : .passive
