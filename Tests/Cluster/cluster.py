@@ -719,6 +719,235 @@ def room_calls_forwarded(binary, postgres, workdir, node_key):
             member.kill()
 
 
+PAGE_ROOM = "#pgfwd"
+
+
+def forwarded_page(binary, postgres, workdir, node_key):
+    """The page in a forwarded room call across members (docs/cluster.md "Forwarded calls across
+    members"): g1, g2, g3 run `--forwarder --room-call-mesh-limit 2`. A CLI starts a call of
+    #pgfwd at g1 (its host); Chromium, served by g2 and logged in there (the driver's `room`
+    mode), joins it peer to peer and decodes the CLI; then a second CLI joins at g3, which
+    moves the call to g1's forwarder. The page must decode both CLIs through it (frames, audio
+    packets and energy growing per sender), and each CLI must decode the page and the other CLI
+    through it (its JSON report of the call to `forwarder`)."""
+    ports = [free_port() for _ in range(3)]
+    urls = [f"ws://127.0.0.1:{port}/ws" for port in ports]
+    started = time.monotonic()
+    members = [Member(binary, f"g{i + 1}", postgres.url, workdir, node_key,
+                      extra=["--member-url", urls[i], "--forwarder", "--room-call-mesh-limit", "2"], http=ports[i])
+               for i in range(3)]
+    callers, driver = [], None
+    try:
+        for member in members:
+            member.wait_ready()
+        watcher = RoomWatcher("gwatch", [urls[2]])
+        watcher.connect(0)
+        expect(watcher.client.reply(watcher.client.send("join", {"room": PAGE_ROOM}))["type"] == "ack", f"gwatch joins {PAGE_ROOM} at g3")
+        # Each CLI stays 45 s after its latest call connected (the one to the forwarder): long
+        # enough for the page to measure through the forwarder on a loaded machine.
+        callers.append(RoomCaller(binary, "gu1", urls[0], workdir, 45, room=PAGE_ROOM))
+        call = watcher.state("started", "gu1")["call"]
+        events = queue.Queue()
+        driver = subprocess.Popen(
+            ["python3", os.path.join(ROOT, "Tests", "Browser", "meshnode_browser.py"), "--url", f"http://127.0.0.1:{ports[1]}/",
+             "--artifacts", os.path.join(workdir, "artifacts"), "room", "--name", "gpage", "--room", PAGE_ROOM, "--kind", "video",
+             "--others", "1", "--forwarded", "2", "--wait", "90", "--seconds", "60", "--stay-with", "0"],
+            stdout=subprocess.PIPE, stderr=open(os.path.join(workdir, "gpage-driver.log"), "w"), text=True)
+        lines = []
+
+        def read():
+            for line in driver.stdout:
+                lines.append(line)
+                if line.startswith("{"):
+                    events.put(json.loads(line))
+            events.put({"event": "exited"})
+        threading.Thread(target=read, daemon=True).start()
+
+        def driver_event(name, timeout):
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    event = events.get(timeout=max(0.01, min(1.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    try:
+                        watcher.next(lambda m: False, 0.01, "nothing")  # keeps the watcher pinging
+                    except conformance.Timeout:
+                        pass
+                    if time.monotonic() >= deadline:
+                        raise AssertionError(f"the page: no {name} within {timeout} s")
+                    continue
+                if event["event"] == name:
+                    return event
+                if event["event"] in ("failed", "exited"):
+                    raise AssertionError(f"the page's driver {event['event']} waiting for {name}: {event.get('reason', '')}")
+        driver_event("in-call", 60)
+        joined = watcher.state("joined", "gpage", timeout=40)
+        expect(joined["call"] == call, "the page (g2) joins the call hosted by g1")
+        # Peer to peer first: the page decodes gu1; then a third joins at g3 and the call moves.
+        driver_event("ready-for-more", 120)
+        callers.append(RoomCaller(binary, "gu3", urls[2], workdir, 45, room=PAGE_ROOM))
+        moved = watcher.state("joined", "gu3", timeout=40)
+        expect(moved.get("forwarder") is not None and json.loads(moved["forwarder"]["payload"])["forwarder"] == "forwarder",
+               "the third join (gu3 at g3) moves the call to the host's forwarder")
+        forwarded = driver_event("forwarded", 150)
+        growth = forwarded.get("growth") or {}
+        expect(sorted(growth) == ["gu1", "gu3"] and all(g["framesDecoded"] > 0 and g["audioPackets"] > 0 and g["audioEnergy"] > 0
+                                                          for g in growth.values()),
+               f"the page at g2 decodes both CLIs through g1's forwarder: frames and sound growing ({growth})")
+        result = driver_event("result", 180)
+        expect(result["forwarded"]["address"] == "forwarder", "the page called `forwarder` (routed to the host's)")
+        watch_until_ended(watcher, callers, 90)
+        for caller in callers:
+            code, reports = caller.reports(timeout=20)
+            through = [r for r in reports if r["to"] == "forwarder"]
+            decoded = {}
+            for report in through[-1:]:
+                for reception in report.get("forwarded") or []:
+                    decoded[reception["from"]] = sum(s.get("receivedFrames", 0) for s in reception["streams"] if s["kind"] == "video")
+            others = sorted(n for n in ["gu1", "gu3", "gpage"] if n != caller.name)
+            expect(code == 0 and through and through[-1]["ok"] and sorted(decoded) == others and all(decoded[o] > 0 for o in others),
+                   f"{caller.name} decodes the page and the other CLI through g1's forwarder ({decoded}, exit {code})")
+        print(f"cluster forwarded room call with the page: passed in {time.monotonic() - started:.1f} s")
+    except conformance.Timeout as error:
+        raise AssertionError(f"forwarded room call with the page: {error}")
+    finally:
+        if driver and driver.poll() is None:
+            driver.kill()
+            driver.wait()
+        for caller in callers:
+            if caller.process.poll() is None:
+                caller.process.kill()
+        for member in members:
+            member.kill()
+
+
+def selected_port(log_path, timeout):
+    """The local port of a CLI's first selected host pair on loopback (its log's `selected pair` line)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(log_path) as log:
+            text = log.read()
+        marker = "selected pair host 127.0.0.1:"
+        if marker in text:
+            tail = text.split(marker, 1)[1]
+            return int(tail[:len(tail) - len(tail.lstrip("0123456789"))])
+        time.sleep(0.2)
+    raise AssertionError(f"no selected pair in {log_path} within {timeout} s")
+
+
+def drop_udp_port(port, seconds):
+    """Drops UDP to and from `port` on loopback for `seconds` (an nftables table of our own)."""
+    table = f"meshnode_cluster_{port}"
+    subprocess.run(["nft", "add", "table", "inet", table], check=True)
+    try:
+        subprocess.run(["nft", "add", "chain", "inet", table, "out", "{ type filter hook output priority 0 ; }"], check=True)
+        for way in ("dport", "sport"):
+            subprocess.run(["nft", "add", "rule", "inet", table, "out", "oif", "lo", "udp", way, str(port), "drop"], check=True)
+        time.sleep(seconds)
+    finally:
+        subprocess.run(["nft", "delete", "table", "inet", table])
+
+
+FAILOVER_ROOM = "#fwdfail"
+FPS = 10
+
+
+def forwarded_participant_failover(binary, postgres, workdir, node_key):
+    """A participant of a forwarded call whose own member dies (docs/cluster.md "Forwarded calls
+    across members", item 5): h1, h2, h3 with `--forwarder --room-call-mesh-limit 2`. CLIs at h1
+    (the host), h2 and h3 (given h3's and h2's URLs): the third join moves the call to h1's
+    forwarder, so hu3's only call is to it. h3 is killed with -9 and, once hu3 is logged in at
+    h2, hu3's path to the forwarder is cut for 6 s: its ICE restart (`sdp` to `forwarder`) goes
+    to h2, which has no route for a call placed at h3 and must find the host in `room_calls`.
+    hu3 must decode both others again in the same call (one call to the forwarder, pattern frames
+    numbered past the cut), its media back within 5 s of the restart. The attacker: a room member
+    at h2 not in the call sends an `sdp` to `forwarder`; h2 routes it to the host, which drops it."""
+    if os.geteuid() != 0 or not shutil.which("nft"):
+        print("cluster: the forwarded participant failover needs root and nftables; skipped")
+        return
+    ports = [free_port() for _ in range(3)]
+    urls = [f"ws://127.0.0.1:{port}/ws" for port in ports]
+    started = time.monotonic()
+    members = [Member(binary, f"h{i + 1}", postgres.url, workdir, node_key,
+                      extra=["--member-url", urls[i], "--forwarder", "--room-call-mesh-limit", "2"], http=ports[i])
+               for i in range(3)]
+    callers = []
+    try:
+        for member in members:
+            member.wait_ready()
+        watcher = RoomWatcher("hwatch", [urls[1]])
+        watcher.connect(0)
+        expect(watcher.client.reply(watcher.client.send("join", {"room": FAILOVER_ROOM}))["type"] == "ack", f"hwatch joins {FAILOVER_ROOM} at h2")
+        source = ["--source", f"pattern:192x128@{FPS}", "--source", "tone"]
+        begun = {}
+        for i, name in enumerate(["hu1", "hu2", "hu3"]):
+            extra = ["--node", urls[1]] if name == "hu3" else []
+            begun[name] = time.monotonic()
+            callers.append(RoomCaller(binary, name, urls[i], workdir, 30, room=FAILOVER_ROOM, extra=extra))
+            if name == "hu1":
+                call = watcher.state("started", name)["call"]
+            else:
+                joined = watcher.state("joined", name, timeout=40)
+        expect(joined.get("forwarder") is not None, "the third join (hu3 at h3) moves the call hosted by h1 to its forwarder")
+        port = selected_port(os.path.join(workdir, "hu3.log"), 40)
+        time.sleep(3)  # media flows on the first path for a while
+
+        # The attacker: a member of the room at h2, not in the call, sends the forwarder an `sdp`.
+        body = conformance.signed(watcher.key, "sdp", watcher.name, "forwarder", "h-mallory", sdpType="offer", sdp="v=0\r\n")
+        id_ = watcher.client.send("sdp", body, to="forwarder")
+        answer = watcher.next(lambda m: m["type"] in ("ack", "error") and m["body"].get("of") == id_, 10, "answer to the sdp")
+
+        killed = time.monotonic()
+        members[2].kill()
+        deadline = time.monotonic() + RECONNECT_LIMIT * 3
+        while time.monotonic() < deadline:
+            rows = subprocess.run(postgres.command("psql", "-h", "127.0.0.1", "-p", str(postgres.port), "-U", postgres.user, "-d", "meshnode",
+                                                   "-Atc", "SELECT member FROM presence WHERE name = 'hu3'"),
+                                  capture_output=True, text=True, cwd="/").stdout.split()
+            if "h2" in rows:
+                break
+            time.sleep(0.1)
+        took = time.monotonic() - killed
+        expect("h2" in rows and took < RECONNECT_LIMIT, f"hu3 is logged in at h2 {took:.2f} s after h3's kill -9")
+        cut = time.monotonic()
+        drop_udp_port(port, 6)
+
+        code, reports = callers[2].reports(timeout=90)
+        report = next((r for r in reversed(reports) if r["to"] == "forwarder"), None)
+        with open(os.path.join(workdir, "hu3.log")) as log:
+            calls = log.read().count("is forwarded by forwarder; calling it")
+        expect(report is not None and report["ok"] and report.get("iceRestarts", 0) >= 1 and calls == 1,
+               f"hu3 restarted ICE with the forwarder through h2, in the same call ({calls} call(s) to it, "
+               f"{report and report.get('iceRestarts')} restart(s), exit {code})")
+        figures = []
+        for sender in ("hu1", "hu2"):
+            reception = next((r for r in report.get("forwarded") or [] if r["from"] == sender), {})
+            video = next((s for s in reception.get("streams") or [] if s["kind"] == "video"), {})
+            last = video.get("lastPatternFrame") or -1
+            # The pattern numbers at most FPS frames a second from the sender's start: a number
+            # past what it could have reached at the cut was decoded after the restart.
+            bound = int((cut - begun[sender]) * FPS) + FPS
+            expect(last > bound, f"hu3 decodes {sender} after the restart (last pattern frame {last}, at most {bound} at the cut)")
+            figures.append(f"hu3←{sender} last frame {last} (bound {bound})")
+        restart_ms = report.get("restartMs")
+        expect(restart_ms is not None and restart_ms < RECONNECT_LIMIT * 1000,
+               f"hu3's media is back through the forwarder {restart_ms} ms after its restart began (limit {RECONNECT_LIMIT * 1000:.0f} ms)")
+        # The attacker's `sdp`: h2 routed it to the host (an ack), which dropped it, by key.
+        with open(os.path.join(workdir, "h1.log")) as log:
+            dropped = any("forwarder refused" in line and "hwatch" in line for line in log)
+        expect(answer["type"] == "ack" and dropped,
+               f"a room member not in the call sends the forwarder an sdp at h2: the host h1 drops it ({answer['type']}, logged {dropped})")
+        print(f"cluster forwarded participant failover: passed in {time.monotonic() - started:.1f} s; {', '.join(figures)}")
+    except conformance.Timeout as error:
+        raise AssertionError(f"forwarded participant failover: {error}")
+    finally:
+        for caller in callers:
+            if caller.process.poll() is None:
+                caller.process.kill()
+        for member in members:
+            member.kill()
+
+
 def run_with_postgres(command):
     """The Swift tests of SignalingClusterTests need a real PostgreSQL: a private one for them."""
     workdir = tempfile.mkdtemp(prefix="meshnode-pgtest-")
@@ -738,7 +967,7 @@ def main():
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build", "debug", "meshnode"))
     parser.add_argument("--serve", action="store_true", help="start PostgreSQL and three members, print their URLs, wait for Ctrl-C")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
-    parser.add_argument("--only", choices=["room-calls", "room-calls-forwarded"],
+    parser.add_argument("--only", choices=["room-calls", "room-calls-forwarded", "forwarded-page", "forwarded-failover"],
                         help="run only this part (room calls across members, peer to peer or forwarded)")
     parser.add_argument("--run", nargs=argparse.REMAINDER,
                         help="start PostgreSQL only, run this command with MESHNODE_TEST_POSTGRES=URL (the Swift tests), stop it")
@@ -771,12 +1000,18 @@ def main():
             room_calls(args.binary, postgres, workdir, node_key)
         elif args.only == "room-calls-forwarded":
             room_calls_forwarded(args.binary, postgres, workdir, node_key)
+        elif args.only == "forwarded-page":
+            forwarded_page(args.binary, postgres, workdir, node_key)
+        elif args.only == "forwarded-failover":
+            forwarded_participant_failover(args.binary, postgres, workdir, node_key)
         else:
             scenario(args.binary, members, workdir)
             flood(args.binary, postgres, workdir, node_key)
             page_failover(args.binary, postgres, workdir, node_key)
             room_calls(args.binary, postgres, workdir, node_key)
             room_calls_forwarded(args.binary, postgres, workdir, node_key)
+            forwarded_page(args.binary, postgres, workdir, node_key)
+            forwarded_participant_failover(args.binary, postgres, workdir, node_key)
     except KeyboardInterrupt:
         pass
     except AssertionError as error:

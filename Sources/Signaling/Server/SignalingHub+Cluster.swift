@@ -72,7 +72,7 @@ extension SignalingHub {
               let payload = try? JSONDecoder().decode(CallPayload.self, from: Data(body.payload.utf8)) else {
             return devices.send(text: text)
         }
-        if name == ForwarderAssignment.forwarderName, let refusal = clusterForwarderRefusal(type, payload, from: message.from) {
+        if name == ForwarderAssignment.forwarderName, let refusal = clusterForwarderRefusal(type, payload, body, from: message.from) {
             return logLimited(.notice, "cluster: a call to this member's forwarder refused", kind: "cluster forwarder call", connection: nil,
                               metadata: ["from": "\(message.from.prefix(80))", "reason": "\(refusal)"])
         }
