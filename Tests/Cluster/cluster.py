@@ -12,7 +12,10 @@ Last, room calls across members (`room_calls`): three CLIs on three members in o
 non-member refused, a dead host's call gone within seconds (the asking member reaps a host
 with no database session), and a CLI given one member's URL failing over to one it learnt from
 `welcome` (`--only room-calls` runs only this part). Last, a forwarded room call across members
-(`--only room-calls-forwarded`): three CLIs at three members through the host's forwarder.
+(`--only room-calls-forwarded`): three CLIs at three members through the host's forwarder;
+the page in Chromium at one member with CLIs at two others in a forwarded call (`--only
+forwarded-page`); and a participant whose member is killed restarting ICE with the host's
+forwarder through the member it logged in at (`--only forwarded-failover`, root and nftables).
 `testnet/cluster --serve` only starts the cluster
 (`make cluster`) and waits for Ctrl-C.
 
