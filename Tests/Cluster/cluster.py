@@ -750,6 +750,15 @@ def forwarded_page(binary, postgres, workdir, node_key):
         # enough for the page to measure through the forwarder on a loaded machine.
         callers.append(RoomCaller(binary, "gu1", urls[0], workdir, 45, room=PAGE_ROOM))
         call = watcher.state("started", "gu1")["call"]
+        # A name that joins the room at g2 while g1 hosts its call is told the call (`current`),
+        # as on one node: g2 asks the host (a page that opens the room sees the call running).
+        late = RoomWatcher("glate", [urls[1]])
+        late.connect(0)
+        expect(late.client.reply(late.client.send("join", {"room": PAGE_ROOM}))["type"] == "ack", f"glate joins {PAGE_ROOM} at g2")
+        current = late.state("current", timeout=10)
+        expect(current["call"] == call and current["member"] == "glate",
+               "glate, joining the room at g2 while g1 hosts its call, is told the call (current)")
+        late.client.close()
         events = queue.Queue()
         driver = subprocess.Popen(
             ["python3", os.path.join(ROOT, "Tests", "Browser", "meshnode_browser.py"), "--url", f"http://127.0.0.1:{ports[1]}/",

@@ -65,10 +65,26 @@ extension SignalingHub {
         return allowed
     }
 
+    /// A name joined `room` here: the member hosting the room's call, if another does, tells it
+    /// the call (`current`), as this member tells the calls it hosts to a name that joins one
+    /// of their rooms (a page that opens the room sees the call running and can join it).
+    func askHostToTell(room: String, name: String, cluster: any ClusterRouting) async {
+        guard let host = try? await cluster.roomCallHost(room: room, call: "", claim: false), host != cluster.member else { return }
+        let notice = SignalingMessage(id: UUID().uuidString, from: name, to: room, payload: .join(RoomBody(room: room)))
+        cluster.deliver(text: SignalingCodec.encode(notice), to: "\(Self.clusterRequestMark)\(cluster.member)/0", at: host)
+    }
+
     /// A frame the router brought with a token instead of a name: a request for this member as
     /// a call's host, or the host's answer to one of this member's connections.
     public func clusterRequest(text: String, token: String) async {
         guard let cluster else { return }
+        if token.first == Self.clusterRequestMark, let notice = try? SignalingCodec.decode(text), case .join(let body) = notice.payload {
+            // Not a join (the sender's member made it, ``askHostToTell``): the call of the room
+            // is told to the name, a member of it by the shared store.
+            guard body.room == notice.to, Address.isValidRoom(body.room), roomCalls[body.room] != nil,
+                  (try? await store.members(of: body.room).contains(notice.from)) == true else { return }
+            return await tellRunningRoomCalls(to: notice.from, rooms: [body.room])
+        }
         if token.first == Self.clusterReplyMark {
             // The answer goes to the connection that asked, if it is still the same name's.
             guard let connection = Int(token.dropFirst()), let session = sessions[connection],
