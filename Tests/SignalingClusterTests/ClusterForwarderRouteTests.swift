@@ -120,3 +120,26 @@ struct ClusterForwarderRouteTests {
         func take() -> String? { items.isEmpty ? nil : items.removeFirst() }
     }
 }
+
+/// A member answers `/ws` before it has joined the cluster (LISTEN, its presence cleared, the
+/// others' read): a name that logs in then is announced when it joins, or the other members
+/// would never route to it (testnet/cluster's watchers, which log in as soon as a member's page
+/// answers, missed a room call's states so).
+@Suite("a login before the member joined the cluster", .serialized, .timeLimit(.minutes(1)), .enabled(if: TestServer.available, TestServer.skipped))
+struct ClusterEarlyLoginTests {
+    @Test("a name logged in at a member before it joined the cluster is announced when it joins")
+    func earlyLoginAnnounced() async throws {
+        let db = try await TestDatabase.make()
+        var configuration = HubConfiguration()
+        configuration.authorities = [ClusterForwarderRouteTests.authority]
+        let hub = SignalingHub(store: db.store, configuration: configuration, logger: db.logger, iceServers: { _, _ in [] })
+        let early = try await ClusterForwarderRouteTests.Connection.login(hub, "early", .generate())
+        let router = db.cluster.router(member: "a", hub: hub)
+        let running = Task { try await router.run() }
+        defer { running.cancel() }
+        _ = try await waitFor("early's presence row at member a") {
+            try await db.count("SELECT count(*)::int FROM presence WHERE name = 'early' AND member = 'a'") == 1 ? true : nil
+        }
+        #expect(early.name == "early")
+    }
+}
