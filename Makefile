@@ -187,11 +187,13 @@ testnet-mesh: build
 
 # Cluster mode (docs/cluster.md): Debian's PostgreSQL, run privately by testnet/cluster (the
 # packaged service is disabled). `make cluster`: PostgreSQL and three members on loopback until
-# Ctrl-C. `make test-cluster` (CI, about two minutes): the store's writer and `room_calls` against
+# Ctrl-C. `make test-cluster` (CI, about four minutes): the store's writer and `room_calls` against
 # a private PostgreSQL (SignalingClusterTests), then chat, presence and a call across members,
 # then kill -9 of a member: failover within 5 s, zero acknowledged messages lost; then a room
 # call of three CLIs on three members and the CLI's failover to a member it learnt; last, a
-# forwarded room call of three CLIs on three members through the host member's forwarder.
+# forwarded room call of three CLIs on three members through the host member's forwarder, the
+# page (Chromium) in one with CLIs at two other members, and a participant's member killed (its
+# ICE restart reaches the host's forwarder through the member it logged in at; nftables).
 CLUSTER_DEBIAN_PACKAGES := postgresql python3-cryptography
 cluster-deps: deps
 	@scripts/install-missing-packages --disable postgresql $(CLUSTER_DEBIAN_PACKAGES)

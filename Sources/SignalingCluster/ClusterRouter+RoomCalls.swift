@@ -30,6 +30,15 @@ extension ClusterRouter {
         return try await readHost(room: room, call: call, claim: claim)
     }
 
+    public func roomCallHosts(ofRoomMember name: String) async throws(SignalingError) -> [String: String] {
+        var hosts: [String: String] = [:]
+        for row in try await store.run("SELECT c.room, c.member FROM room_calls c JOIN room_members m ON m.room = c.room WHERE m.member = \(name)") {
+            let (room, host) = try store.decode(row, (String, String).self)
+            hosts[room] = host
+        }
+        return hosts
+    }
+
     /// Whether `host`, a member that hosts a room call, is dead: it holds no session with
     /// PostgreSQL (a member killed with -9 loses its connections at once when it runs on the
     /// database's machine or its TCP connections are reset; a live member holds its listener's

@@ -2008,7 +2008,7 @@ def run_forwarder_page(args):
     media back in the same call."""
     page = Page(args.url, args.name)
     try:
-        login = page.login(args.name)
+        login = page.login(args.name, args.node)
         page.hook("joinRoom", args.room)
         wait_for(f"the call of {args.room} known", lambda: args.room in (page.hook("roomCalls") or {}).get("known", {}), timeout=args.wait)
         call = enter_room_call(page, args, login, "join")
@@ -2285,6 +2285,7 @@ def main():
     fwd.add_argument("--hold", type=float, default=3, help="seconds to stay after each step")
     fwd.add_argument("--share", action="store_true")
     fwd.add_argument("--cut", action="store_true")
+    fwd.add_argument("--node", help="the signaling URLs the page logs in with, separated by commas (default: its own node's)")
     guard = modes.add_parser("guard", help="log in, accept the first call, report what the page refused until it ends")
     guard.add_argument("--name", required=True)
     guard.add_argument("--wait", type=float, default=120, help="how long to wait for the call, and for its end")

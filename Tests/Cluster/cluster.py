@@ -12,7 +12,10 @@ Last, room calls across members (`room_calls`): three CLIs on three members in o
 non-member refused, a dead host's call gone within seconds (the asking member reaps a host
 with no database session), and a CLI given one member's URL failing over to one it learnt from
 `welcome` (`--only room-calls` runs only this part). Last, a forwarded room call across members
-(`--only room-calls-forwarded`): three CLIs at three members through the host's forwarder.
+(`--only room-calls-forwarded`): three CLIs at three members through the host's forwarder;
+the page in Chromium at one member with CLIs at two others in a forwarded call (`--only
+forwarded-page`); and a participant whose member is killed restarting ICE with the host's
+forwarder through the member it logged in at (`--only forwarded-failover`, root and nftables).
 `testnet/cluster --serve` only starts the cluster
 (`make cluster`) and waits for Ctrl-C.
 
@@ -719,6 +722,293 @@ def room_calls_forwarded(binary, postgres, workdir, node_key):
             member.kill()
 
 
+class PageDriver:
+    """The browser driver (Tests/Browser/meshnode_browser.py) in one mode, its JSON events read as
+    they come; a watcher keeps pinging its node meanwhile."""
+
+    def __init__(self, workdir, name, url, arguments, watcher):
+        self.events = queue.Queue()
+        self.watcher = watcher
+        self.process = subprocess.Popen(
+            ["python3", os.path.join(ROOT, "Tests", "Browser", "meshnode_browser.py"), "--url", url,
+             "--artifacts", os.path.join(workdir, "artifacts"), *arguments],
+            stdout=subprocess.PIPE, stderr=open(os.path.join(workdir, name + "-driver.log"), "w"), text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            if line.startswith("{"):
+                self.events.put(json.loads(line))
+        self.events.put({"event": "exited"})
+
+    def event(self, name, timeout):
+        """The driver's next event `name` (earlier ones skipped); fails on its `failed` or exit."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                event = self.events.get(timeout=max(0.01, min(1.0, deadline - time.monotonic())))
+            except queue.Empty:
+                try:
+                    self.watcher.next(lambda m: False, 0.01, "nothing")  # keeps the watcher pinging
+                except conformance.Timeout:
+                    pass
+                if time.monotonic() >= deadline:
+                    raise AssertionError(f"the page: no {name} within {timeout} s")
+                continue
+            if event["event"] == name:
+                return event
+            if event["event"] in ("failed", "exited"):
+                raise AssertionError(f"the page's driver {event['event']} waiting for {name}: {event.get('reason', '')}")
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+PAGE_ROOM = "#pgfwd"
+
+
+def forwarded_page(binary, postgres, workdir, node_key):
+    """The page in a forwarded room call across members (docs/cluster.md "Forwarded calls across
+    members"): g1, g2, g3 run `--forwarder --room-call-mesh-limit 2`. A CLI starts a call of
+    #pgfwd at g1 (its host); Chromium, served by g2 and logged in there (the driver's `room`
+    mode), joins it peer to peer and decodes the CLI; then a second CLI joins at g3, which
+    moves the call to g1's forwarder. The page must decode both CLIs through it (frames, audio
+    packets and energy growing per sender), and each CLI must decode the page and the other CLI
+    through it (its JSON report of the call to `forwarder`)."""
+    ports = [free_port() for _ in range(3)]
+    urls = [f"ws://127.0.0.1:{port}/ws" for port in ports]
+    started = time.monotonic()
+    members = [Member(binary, f"g{i + 1}", postgres.url, workdir, node_key,
+                      extra=["--member-url", urls[i], "--forwarder", "--room-call-mesh-limit", "2"], http=ports[i])
+               for i in range(3)]
+    callers, driver = [], None
+    try:
+        for member in members:
+            member.wait_ready()
+        watcher = RoomWatcher("gwatch", [urls[2]])
+        watcher.connect(0)
+        expect(watcher.client.reply(watcher.client.send("join", {"room": PAGE_ROOM}))["type"] == "ack", f"gwatch joins {PAGE_ROOM} at g3")
+        # Each CLI stays 45 s after its latest call connected (the one to the forwarder): long
+        # enough for the page to measure through the forwarder on a loaded machine.
+        callers.append(RoomCaller(binary, "gu1", urls[0], workdir, 45, room=PAGE_ROOM))
+        call = watcher.state("started", "gu1")["call"]
+        # A name that joins the room at g2 while g1 hosts its call is told the call (`current`),
+        # as on one node: g2 asks the host (a page that opens the room sees the call running).
+        late = RoomWatcher("glate", [urls[1]])
+        late.connect(0)
+        expect(late.client.reply(late.client.send("join", {"room": PAGE_ROOM}))["type"] == "ack", f"glate joins {PAGE_ROOM} at g2")
+        current = late.state("current", timeout=10)
+        expect(current["call"] == call and current["member"] == "glate",
+               "glate, joining the room at g2 while g1 hosts its call, is told the call (current)")
+        late.client.close()
+        driver = PageDriver(workdir, "gpage", f"http://127.0.0.1:{ports[1]}/",
+                            ["room", "--name", "gpage", "--room", PAGE_ROOM, "--kind", "video", "--others", "1", "--forwarded", "2",
+                             "--wait", "90", "--seconds", "60", "--stay-with", "0"], watcher)
+        driver_event = driver.event
+        driver_event("in-call", 60)
+        joined = watcher.state("joined", "gpage", timeout=40)
+        expect(joined["call"] == call, "the page (g2) joins the call hosted by g1")
+        # Peer to peer first: the page decodes gu1; then a third joins at g3 and the call moves.
+        driver_event("ready-for-more", 120)
+        callers.append(RoomCaller(binary, "gu3", urls[2], workdir, 45, room=PAGE_ROOM))
+        moved = watcher.state("joined", "gu3", timeout=40)
+        expect(moved.get("forwarder") is not None and json.loads(moved["forwarder"]["payload"])["forwarder"] == "forwarder",
+               "the third join (gu3 at g3) moves the call to the host's forwarder")
+        forwarded = driver_event("forwarded", 150)
+        growth = forwarded.get("growth") or {}
+        expect(sorted(growth) == ["gu1", "gu3"] and all(g["framesDecoded"] > 0 and g["audioPackets"] > 0 and g["audioEnergy"] > 0
+                                                          for g in growth.values()),
+               f"the page at g2 decodes both CLIs through g1's forwarder: frames and sound growing ({growth})")
+        result = driver_event("result", 180)
+        expect(result["forwarded"]["address"] == "forwarder", "the page called `forwarder` (routed to the host's)")
+        watch_until_ended(watcher, callers, 90)
+        for caller in callers:
+            code, reports = caller.reports(timeout=20)
+            through = [r for r in reports if r["to"] == "forwarder"]
+            decoded = {}
+            for report in through[-1:]:
+                for reception in report.get("forwarded") or []:
+                    decoded[reception["from"]] = sum(s.get("receivedFrames", 0) for s in reception["streams"] if s["kind"] == "video")
+            others = sorted(n for n in ["gu1", "gu3", "gpage"] if n != caller.name)
+            expect(code == 0 and through and through[-1]["ok"] and sorted(decoded) == others and all(decoded[o] > 0 for o in others),
+                   f"{caller.name} decodes the page and the other CLI through g1's forwarder ({decoded}, exit {code})")
+        print(f"cluster forwarded room call with the page: passed in {time.monotonic() - started:.1f} s")
+    except conformance.Timeout as error:
+        raise AssertionError(f"forwarded room call with the page: {error}")
+    finally:
+        if driver:
+            driver.stop()
+        for caller in callers:
+            if caller.process.poll() is None:
+                caller.process.kill()
+        for member in members:
+            member.kill()
+
+
+def selected_port(log_path, timeout):
+    """The local port of a CLI's first selected host pair on loopback (its log's `selected pair` line)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(log_path) as log:
+            text = log.read()
+        marker = "selected pair host 127.0.0.1:"
+        if marker in text:
+            tail = text.split(marker, 1)[1]
+            return int(tail[:len(tail) - len(tail.lstrip("0123456789"))])
+        time.sleep(0.2)
+    raise AssertionError(f"no selected pair in {log_path} within {timeout} s")
+
+
+def drop_udp_ports(ports, seconds):
+    """Drops UDP to and from `ports` on loopback for `seconds` (an nftables table of our own)."""
+    table = f"meshnode_cluster_{ports[0]}"
+    subprocess.run(["nft", "add", "table", "inet", table], check=True)
+    try:
+        subprocess.run(["nft", "add", "chain", "inet", table, "out", "{ type filter hook output priority 0 ; }"], check=True)
+        for port in ports:
+            for way in ("dport", "sport"):
+                subprocess.run(["nft", "add", "rule", "inet", table, "out", "oif", "lo", "udp", way, str(port), "drop"], check=True)
+        time.sleep(seconds)
+    finally:
+        subprocess.run(["nft", "delete", "table", "inet", table])
+
+
+FAILOVER_ROOM = "#fwdfail"
+FPS = 10
+CUT = 6  # seconds the participants' paths to the forwarder are cut
+
+
+def forwarded_participant_failover(binary, postgres, workdir, node_key):
+    """Participants of a forwarded call whose own member dies (docs/cluster.md "Forwarded calls
+    across members", item 5): h1, h2, h3 with `--forwarder --room-call-mesh-limit 2`. CLIs at h1
+    (the host), h2 and h3 (given h3's and h2's URLs): the third join moves the call to h1's
+    forwarder, so hu3's only call is to it; then the page, served by h3 and logged in there
+    with h3's and h2's URLs, joins it. h3 is killed with -9 and, once hu3 and the page are
+    logged in at h2, their paths to the forwarder are cut for 6 s: their ICE restarts (`sdp` to
+    `forwarder`) go to h2, which has no route for calls placed at h3 and must find the host in
+    `room_calls`. Each must get media again in the same call: hu3 decodes both CLIs past the cut
+    (one call to the forwarder), its media back within 5 s of the restart; the page hears every
+    sender again. The attacker: a room member at h2 not in the call sends an `sdp` to
+    `forwarder`; h2 routes it to the host, which drops it."""
+    if os.geteuid() != 0 or not shutil.which("nft"):
+        print("cluster: the forwarded participant failover needs root and nftables; skipped")
+        return
+    ports = [free_port() for _ in range(3)]
+    urls = [f"ws://127.0.0.1:{port}/ws" for port in ports]
+    # The page of h3 opens /ws at h2 when it fails over: each member allows the pages' origins.
+    origins = [arg for port in ports for arg in ("--allow-origin", f"http://127.0.0.1:{port}")]
+    started = time.monotonic()
+    members = [Member(binary, f"h{i + 1}", postgres.url, workdir, node_key,
+                      extra=[*origins, "--member-url", urls[i], "--forwarder", "--room-call-mesh-limit", "2"], http=ports[i])
+               for i in range(3)]
+    callers, driver = [], None
+    try:
+        for member in members:
+            member.wait_ready()
+        watcher = RoomWatcher("hwatch", [urls[1]])
+        watcher.connect(0)
+        expect(watcher.client.reply(watcher.client.send("join", {"room": FAILOVER_ROOM}))["type"] == "ack", f"hwatch joins {FAILOVER_ROOM} at h2")
+        begun = {}
+        for i, name in enumerate(["hu1", "hu2", "hu3"]):
+            extra = ["--node", urls[1]] if name == "hu3" else []
+            begun[name] = time.monotonic()
+            # 50 s after the call to the forwarder connected: the page joins, decodes, then the kill.
+            callers.append(RoomCaller(binary, name, urls[i], workdir, 50, room=FAILOVER_ROOM, extra=extra))
+            if name == "hu1":
+                watcher.state("started", name)
+            else:
+                joined = watcher.state("joined", name, timeout=40)
+        expect(joined.get("forwarder") is not None, "the third join (hu3 at h3) moves the call hosted by h1 to its forwarder")
+        driver = PageDriver(workdir, "hpage", f"http://127.0.0.1:{ports[2]}/",
+                            ["forwarder-page", "--name", "hpage", "--room", FAILOVER_ROOM, "--others", "3", "--wait", "60", "--hold", "1",
+                             "--cut", "--node", f"{urls[2]},{urls[1]}"], watcher)
+        port = selected_port(os.path.join(workdir, "hu3.log"), 40)
+        # The page decodes the three CLIs through the forwarder, then says which ports to cut.
+        page_ports = driver.event("cut", 120)["ports"]
+
+        # The attacker: a member of the room at h2, not in the call, sends the forwarder an `sdp`.
+        body = conformance.signed(watcher.key, "sdp", watcher.name, "forwarder", "h-mallory", sdpType="offer", sdp="v=0\r\n")
+        id_ = watcher.client.send("sdp", body, to="forwarder")
+        answer = watcher.next(lambda m: m["type"] in ("ack", "error") and m["body"].get("of") == id_, 10, "answer to the sdp")
+
+        killed = time.monotonic()
+        members[2].kill()
+        deadline, at = time.monotonic() + RECONNECT_LIMIT * 3, {}
+        while time.monotonic() < deadline and len(at) < 2:
+            rows = subprocess.run(postgres.command("psql", "-h", "127.0.0.1", "-p", str(postgres.port), "-U", postgres.user, "-d", "meshnode",
+                                                   "-Atc", "SELECT name FROM presence WHERE member = 'h2' AND name IN ('hu3', 'hpage')"),
+                                  capture_output=True, text=True, cwd="/").stdout.split()
+            for name in rows:
+                at.setdefault(name, time.monotonic() - killed)
+            time.sleep(0.1)
+        expect(sorted(at) == ["hpage", "hu3"] and max(at.values()) < RECONNECT_LIMIT,
+               f"hu3 and the page are logged in at h2 after h3's kill -9 ({', '.join(f'{n} {t:.2f} s' for n, t in sorted(at.items()))})")
+        # When hu3's media is back: its log's line, seen as it is written (the log's own
+        # timestamps are whole seconds).
+        restored = []
+
+        def watch_restore():
+            deadline = time.monotonic() + 60
+            while not restored and time.monotonic() < deadline:
+                with open(os.path.join(workdir, "hu3.log")) as log:
+                    if "ICE restart done" in log.read():
+                        restored.append(time.monotonic())
+                time.sleep(0.05)
+        threading.Thread(target=watch_restore, daemon=True).start()
+        cut = time.monotonic()
+        drop_udp_ports([port] + page_ports, CUT)
+        cut_end = time.monotonic()
+
+        restarted = driver.event("restarted", 90)
+        expect(restarted["sameCall"] and restarted["restarts"] >= 1 and all(v >= 100 for v in restarted["grown"].values())
+               and len(restarted["grown"]) == 3,
+               f"the page restarted ICE with the forwarder through h2, in the same call: every sender heard again "
+               f"{restarted['backMs']} ms after the cut began ({CUT} s cut; its restart {restarted.get('restartMs')} ms; {restarted['grown']})")
+        driver.event("result", 60)
+        code, reports = callers[2].reports(timeout=120)
+        report = next((r for r in reversed(reports) if r["to"] == "forwarder"), None)
+        with open(os.path.join(workdir, "hu3.log")) as log:
+            calls = log.read().count("is forwarded by forwarder; calling it")
+        expect(report is not None and report["ok"] and report.get("iceRestarts", 0) >= 1 and calls == 1,
+               f"hu3 restarted ICE with the forwarder through h2, in the same call ({calls} call(s) to it, "
+               f"{report and report.get('iceRestarts')} restart(s), exit {code})")
+        figures = []
+        for sender in ("hu1", "hu2"):
+            reception = next((r for r in report.get("forwarded") or [] if r["from"] == sender), {})
+            video = next((s for s in reception.get("streams") or [] if s["kind"] == "video"), {})
+            last = video.get("lastPatternFrame") or -1
+            # The pattern numbers at most FPS frames a second from the sender's start: a number
+            # past what it could have reached at the cut was decoded after the restart.
+            bound = int((cut - begun[sender]) * FPS) + FPS
+            expect(last > bound, f"hu3 decodes {sender} after the restart (last pattern frame {last}, at most {bound} at the cut)")
+            figures.append(f"hu3←{sender} last frame {last} (bound {bound})")
+        # The path is usable again once the cut ends (the restart keeps hu3's ports): media must
+        # be back within the 5 s rule of that.
+        back = restored[0] - cut_end if restored else None
+        expect(back is not None and back < RECONNECT_LIMIT,
+               f"hu3's media is back through the forwarder {back and round(back, 2)} s after the cut ended "
+               f"(limit {RECONNECT_LIMIT} s; its restart took {report.get('restartMs')} ms from its start, {CUT} s cut)")
+        figures.append(f"page: every sender again {restarted['backMs'] - CUT * 1000:.0f} ms after the cut ended")
+        # The attacker's `sdp`: h2 routed it to the host (an ack), which dropped it, by key.
+        with open(os.path.join(workdir, "h1.log")) as log:
+            dropped = any("forwarder refused" in line and "hwatch" in line for line in log)
+        expect(answer["type"] == "ack" and dropped,
+               f"a room member not in the call sends the forwarder an sdp at h2: the host h1 drops it ({answer['type']}, logged {dropped})")
+        print(f"cluster forwarded participant failover: passed in {time.monotonic() - started:.1f} s; {', '.join(figures)}")
+    except conformance.Timeout as error:
+        raise AssertionError(f"forwarded participant failover: {error}")
+    finally:
+        if driver:
+            driver.stop()
+        for caller in callers:
+            if caller.process.poll() is None:
+                caller.process.kill()
+        for member in members:
+            member.kill()
+
+
 def run_with_postgres(command):
     """The Swift tests of SignalingClusterTests need a real PostgreSQL: a private one for them."""
     workdir = tempfile.mkdtemp(prefix="meshnode-pgtest-")
@@ -738,7 +1028,7 @@ def main():
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build", "debug", "meshnode"))
     parser.add_argument("--serve", action="store_true", help="start PostgreSQL and three members, print their URLs, wait for Ctrl-C")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
-    parser.add_argument("--only", choices=["room-calls", "room-calls-forwarded"],
+    parser.add_argument("--only", choices=["room-calls", "room-calls-forwarded", "forwarded-page", "forwarded-failover"],
                         help="run only this part (room calls across members, peer to peer or forwarded)")
     parser.add_argument("--run", nargs=argparse.REMAINDER,
                         help="start PostgreSQL only, run this command with MESHNODE_TEST_POSTGRES=URL (the Swift tests), stop it")
@@ -771,12 +1061,18 @@ def main():
             room_calls(args.binary, postgres, workdir, node_key)
         elif args.only == "room-calls-forwarded":
             room_calls_forwarded(args.binary, postgres, workdir, node_key)
+        elif args.only == "forwarded-page":
+            forwarded_page(args.binary, postgres, workdir, node_key)
+        elif args.only == "forwarded-failover":
+            forwarded_participant_failover(args.binary, postgres, workdir, node_key)
         else:
             scenario(args.binary, members, workdir)
             flood(args.binary, postgres, workdir, node_key)
             page_failover(args.binary, postgres, workdir, node_key)
             room_calls(args.binary, postgres, workdir, node_key)
             room_calls_forwarded(args.binary, postgres, workdir, node_key)
+            forwarded_page(args.binary, postgres, workdir, node_key)
+            forwarded_participant_failover(args.binary, postgres, workdir, node_key)
     except KeyboardInterrupt:
         pass
     except AssertionError as error:

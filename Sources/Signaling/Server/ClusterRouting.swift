@@ -16,6 +16,10 @@ public protocol ClusterRouting: Sendable {
     /// With `claim` (a start of call `call`), a room no member hosts is claimed for this one,
     /// which is then returned; two members claiming at once are settled by the table's key.
     func roomCallHost(room: String, call: String, claim: Bool) async throws(SignalingError) -> String?
+    /// The member hosting the call of each room `name` is a member of that has a call now
+    /// (room → member; a name is in at most `memberRooms` rooms): where a participant that
+    /// logged in here after its own member died has its forwarded call.
+    func roomCallHosts(ofRoomMember name: String) async throws(SignalingError) -> [String: String]
 }
 
 /// A name's connections at another member: what the hub writes goes to that member.

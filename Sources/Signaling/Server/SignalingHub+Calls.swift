@@ -61,23 +61,19 @@ extension SignalingHub {
         } else if let cluster, target == ForwarderAssignment.forwarderName {
             // In a cluster each member runs its own forwarder: a call to one goes to the forwarder
             // of the member hosting the room call (docs/cluster.md "Forwarded calls across members").
-            let member: String?
-            do {
-                member = try await clusterForwarderMember(type, payload, caller: name, id: id)
-            } catch {
-                return reply.send(errorMessage(error, to: name))
-            }
             let message = SignalingMessage(id: id, from: name, to: target, payload: .callSetup(type, body))
-            if let member {
-                cluster.deliver(text: SignalingCodec.encode(message), to: target, at: member)
-            } else if !deliverCallSetup(message, from: name, to: target, call: payload.call) {
-                return reply.send(errorMessage(SignalingError(.unavailable, "this member's forwarder is not logged in now; call setup is not stored", of: id), to: name))
-            }
+            return await clusterForwarderSetup(ClusterForwarderSetup(type: type, payload: payload, message: message, reply: reply), cluster: cluster)
         } else {
             guard deliverCallSetup(SignalingMessage(id: id, from: name, to: target, payload: .callSetup(type, body)), from: name, to: target, call: payload.call) else {
                 return reply.send(errorMessage(SignalingError(.unavailable, "\(target) is offline; call setup is not stored", of: id), to: name))
             }
         }
+        callSetupRelayed(type, payload, id: id, name: name, to: target, reply: reply)
+    }
+
+    /// What follows a call-setup message relayed for a local name: its ack, the ring and the
+    /// device that speaks for the call.
+    func callSetupRelayed(_ type: CallSetupType, _ payload: CallPayload, id: String, name: String, to target: String, reply: ConnectionHandle) {
         reply.send(ack(id, to: name))
         track(type, payload, from: name, to: target)
         routeCall(type, from: name, to: target, call: payload.call, connection: reply.id)

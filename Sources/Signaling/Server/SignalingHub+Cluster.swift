@@ -15,6 +15,9 @@ extension SignalingHub {
         cluster = routing
         // The chat fast path stays on: its routes hold a handle per member a name is online at.
         for (name, members) in online where !members.isEmpty { setRemoteOnline(name, members) }
+        // Names that logged in here while this member started (its page and `/ws` answer before
+        // it joined): their presence was not published then.
+        for (name, key) in localPresence { routing.presence(name: name, online: true, key: key) }
     }
 
     /// Sets the other members `name` is online at (none: offline elsewhere), in the hub's table
@@ -72,7 +75,7 @@ extension SignalingHub {
               let payload = try? JSONDecoder().decode(CallPayload.self, from: Data(body.payload.utf8)) else {
             return devices.send(text: text)
         }
-        if name == ForwarderAssignment.forwarderName, let refusal = clusterForwarderRefusal(type, payload, from: message.from) {
+        if name == ForwarderAssignment.forwarderName, let refusal = clusterForwarderRefusal(type, payload, body, from: message.from) {
             return logLimited(.notice, "cluster: a call to this member's forwarder refused", kind: "cluster forwarder call", connection: nil,
                               metadata: ["from": "\(message.from.prefix(80))", "reason": "\(refusal)"])
         }

@@ -11,15 +11,7 @@ import Foundation
 /// room of another node), to check the pairwise calls its clients tag with the call and their
 /// calls to the host's forwarder.
 ///
-/// A forwarded call runs through the host member's own forwarder (each member with
-/// `--forwarder` runs one, logged in to that member as `forwarder`): a participant's call
-/// setup to `forwarder` goes to the host's, never to the forwarder of its own member.
-struct ClusterForwarderRoute {
-    /// The member whose forwarder takes the participant's call, and the call's room.
-    let member: String
-    let room: String
-}
-
+/// A forwarded call runs through the host member's own forwarder: SignalingHub+ClusterForwarder.swift.
 extension SignalingHub {
     /// Router tokens (in the place of a recipient name, which never starts with these): a
     /// request for the host, `!MEMBER/CONNECTION` (whose connection asked), and the host's
@@ -73,10 +65,26 @@ extension SignalingHub {
         return allowed
     }
 
+    /// A name joined `room` here: the member hosting the room's call, if another does, tells it
+    /// the call (`current`), as this member tells the calls it hosts to a name that joins one
+    /// of their rooms (a page that opens the room sees the call running and can join it).
+    func askHostToTell(room: String, name: String, cluster: any ClusterRouting) async {
+        guard let host = try? await cluster.roomCallHost(room: room, call: "", claim: false), host != cluster.member else { return }
+        let notice = SignalingMessage(id: UUID().uuidString, from: name, to: room, payload: .join(RoomBody(room: room)))
+        cluster.deliver(text: SignalingCodec.encode(notice), to: "\(Self.clusterRequestMark)\(cluster.member)/0", at: host)
+    }
+
     /// A frame the router brought with a token instead of a name: a request for this member as
     /// a call's host, or the host's answer to one of this member's connections.
     public func clusterRequest(text: String, token: String) async {
         guard let cluster else { return }
+        if token.first == Self.clusterRequestMark, let notice = try? SignalingCodec.decode(text), case .join(let body) = notice.payload {
+            // Not a join (the sender's member made it, ``askHostToTell``): the call of the room
+            // is told to the name, a member of it by the shared store.
+            guard body.room == notice.to, Address.isValidRoom(body.room), roomCalls[body.room] != nil,
+                  (try? await store.members(of: body.room).contains(notice.from)) == true else { return }
+            return await tellRunningRoomCalls(to: notice.from, rooms: [body.room])
+        }
         if token.first == Self.clusterReplyMark {
             // The answer goes to the connection that asked, if it is still the same name's.
             guard let connection = Int(token.dropFirst()), let session = sessions[connection],
@@ -125,7 +133,9 @@ extension SignalingHub {
     func rememberClusterRoomCall(_ state: RoomCallStateBody) {
         guard roomCalls[state.room] == nil else { return }
         if state.event == .ended {
-            if clusterRoomCalls[state.room]?.call == state.call { forgetClusterRoomCall(state.room) }
+            // Also when not remembered: routes of a participant that logged in here after its
+            // member died may name a call whose states this member never handed on.
+            if (clusterRoomCalls[state.room]?.call ?? state.call) == state.call { forgetClusterRoomCall(state.room) }
             return
         }
         guard clusterRoomCalls[state.room] != nil || clusterRoomCalls.count < Self.maxRemoteRoomCalls,
@@ -170,55 +180,6 @@ extension SignalingHub {
     private func forgetClusterRoomCall(_ room: String) {
         clusterRoomCalls[room] = nil
         clusterForwarderRoutes = clusterForwarderRoutes.filter { $0.value.room != room }
-    }
-
-    // MARK: - Calls to the host's forwarder
-
-    /// Routes of participants' calls to another member's forwarder kept at once: a forwarded
-    /// call takes at most 20 participants, and this many is 200 such calls with all their
-    /// participants here. A `call` past it is refused `store-full`.
-    static let maxClusterForwarderRoutes = 4096
-
-    /// The member whose forwarder a local participant's call-setup message to this node's
-    /// `forwarder` goes to, or nil to deliver it here (this member hosts the call, or the
-    /// message is of no call routed elsewhere). A tagged `call` of a room call another member
-    /// hosts goes to that host (read in `room_calls`, which is authoritative where a state
-    /// may lag): the call was checked against the remembered state before this, and the host
-    /// checks it again against its own (``clusterDeliver(text:to:)``). The call's later
-    /// messages (`sdp`, `candidate`, `hangup`, `cancel`) follow it there.
-    func clusterForwarderMember(_ type: CallSetupType, _ payload: CallPayload, caller: String, id: String) async throws(SignalingError) -> String? {
-        guard let cluster else { return nil }
-        let key = CallRoute(from: caller, to: ForwarderAssignment.forwarderName, call: payload.call)
-        guard type == .call else {
-            let route = clusterForwarderRoutes[key]
-            if type == .hangup || type == .cancel { clusterForwarderRoutes[key] = nil }
-            return route?.member
-        }
-        // A room of another node never reaches here: its forwarder is `forwarder@host`.
-        guard let address = payload.room.flatMap({ roomAddress($0) }), address.node == nil, let roomCall = payload.roomCall,
-              roomCalls[address.name] == nil else { return nil }
-        let room = address.name
-        guard let host = try await cluster.roomCallHost(room: room, call: roomCall, claim: false), host != cluster.member else {
-            throw SignalingError(.unavailable, "no member of this node hosts room call \(roomCall.prefix(64)) of \(room) now; call setup is not stored", of: id)
-        }
-        if clusterForwarderRoutes[key] == nil, clusterForwarderRoutes.count >= Self.maxClusterForwarderRoutes {
-            throw SignalingError(.storeFull, "this member routes \(Self.maxClusterForwarderRoutes) calls to other members' forwarders, the most it keeps; try again when one ends", of: id)
-        }
-        clusterForwarderRoutes[key] = ClusterForwarderRoute(member: host, room: room)
-        return host
-    }
-
-    /// Why call setup another member sent to this member's `forwarder` may not reach it, or
-    /// nil: a `call` must be of a forwarded room call this member hosts, from one of its
-    /// participants (checked again here: the sender's member checked its remembered state,
-    /// which may lag). Dropped when refused: the sender's member acknowledged it, and its ring
-    /// timer answers the caller `timeout`.
-    func clusterForwarderRefusal(_ type: CallSetupType, _ payload: CallPayload, from caller: String) -> String? {
-        guard type == .call else { return nil }
-        guard let room = payload.room.flatMap { roomAddress($0) }, room.node == nil, roomCalls[room.name] != nil else {
-            return "a call to this member's forwarder names no room call this member hosts"
-        }
-        return roomCallPairRefusal(room: payload.room, roomCall: payload.roomCall, caller: caller, callee: ForwarderAssignment.forwarderName)
     }
 
     /// The rooms of the calls this member remembers from other members' states.

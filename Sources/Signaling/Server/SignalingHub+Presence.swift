@@ -80,6 +80,7 @@ extension SignalingHub {
             if added {
                 await tellRoom(room, RoomEventBody(room: room, member: name, event: .joined))
                 await tellRunningRoomCalls(to: name, rooms: [room])
+                if let cluster, roomCalls[room] == nil { await askHostToTell(room: room, name: name, cluster: cluster) }
             }
         } catch {
             reply.send(errorMessage(SignalingError(error.code, error.reason, of: id), to: name))

@@ -69,6 +69,8 @@ public actor SignalingHub {
     var clusterRoomCalls: [String: RemoteRoomCall] = [:]
     /// Participants' calls to another member's forwarder: (caller, `forwarder`, call id) → that member (bounded).
     var clusterForwarderRoutes: [CallRoute: ClusterForwarderRoute] = [:]
+    /// Participants' calls to a forwarder whose host is being read, with the messages held meanwhile (bounded).
+    var clusterForwarderLookups: [CallRoute: [ClusterForwarderSetup]] = [:]
     /// Call-setup messages relayed within the freshness window, to refuse replays.
     var callFreshness = CallFreshness(capacity: SignalingHub.maxFreshCallMessages)
     /// The store write the frame being handled on a connection started (a chat, an ack): set
@@ -213,6 +215,7 @@ public actor SignalingHub {
         expireDeviceCodes(now: now)
         expireRoomCallParticipants(now: now)
         expireRemoteRoomCalls(now: now)
+        expireClusterForwarderRoutes(now: now)
     }
 
     /// Runs `sweep` every quarter heartbeat until cancelled, and drops expired messages from
