@@ -27,7 +27,7 @@ public struct ICEDatagramPath: DatagramTransport {
     public func datagramEvents(from events: some AsyncSequence<ICEAgentEvent, Never> & Sendable) -> DatagramEvents {
         events.compactMap { event -> DatagramEvent? in
             switch event {
-            case .dataReceived(let datagram): .received(datagram)
+            case .dataReceived(let datagram, let arrival): .received(datagram, arrival: arrival)
             case .stateChanged(.connected), .stateChanged(.ready): .ready
             default: nil
             }

@@ -93,15 +93,17 @@ public actor ForwardedCall {
         uplinks[participant] = UplinkFeedback(extensions: extensions)
         queueDrops[participant] = (ReceiveQueueDropMeter(), upstreamDrops)
         metrics.participantsChanged(by: 1)
-        // Each packet is stamped as it leaves the transport's queue, by a task of its own that
-        // does not wait for the actor, which forwards every participant's packets in turn: the
-        // uplink's transport-cc feedback must carry when a packet arrived, not when the actor got
-        // to it, or the sender's delay-based estimate reads the actor's backlog as a queue on
-        // its path and backs off, and a probe's packets look spread out (Chromium measured a
-        // 900 kb/s probe at 300 kb/s and its estimate fell to 85-130 kb/s under load,
-        // docs/rooms.md "Chromium's top layer"). The queue between them is bounded like the
-        // transport's own; what it drops counts as the transport's.
-        // The transport-cc feedback is made there too (``UplinkTransportFeedback``).
+        // Each packet carries the time it came off the socket (libnice's receive callback,
+        // ``TransportEvent/rtp(_:arrival:)``), and a task of its own that does not wait for the
+        // actor, which forwards every participant's packets in turn, makes the uplink's
+        // transport-cc feedback from those times (``UplinkTransportFeedback``) and sends it at
+        // once. The feedback must carry when a packet arrived, not when the actor, or even the
+        // ICE and transport queues, got to it: the sender's delay-based estimate reads such a
+        // backlog as a queue on its path and backs off, and a probe's packets look spread out
+        // (Chromium measured a 900 kb/s probe at 300 kb/s and its estimate fell to 85-130 kb/s
+        // under load, docs/rooms.md "Chromium's top layer" and "Arrival times are taken at the
+        // socket"). The queue to the actor is bounded like the transport's own; what it drops
+        // counts as the transport's.
         let (stamped, stamper) = BoundedEventStream<StampedTransportEvent>.makeStream(dataBound: Self.stampedQueueBound, isData: \.isData)
         stampedQueues[participant] = stamped
         let feedback = UplinkTransportFeedback(reporterSSRC: uplinks[participant]!.reporterSSRC, extensionID: extensions.transportWideCC, epoch: epoch)
@@ -112,18 +114,25 @@ public actor ForwardedCall {
                     var feedback = feedback
                     var lastLog = ContinuousClock.now
                     for await event in transport.events {
-                        let arrival = ContinuousClock.now
+                        let read = ContinuousClock.now
                         // Parsed once, here: the actor forwards the parsed packet (one that does
                         // not parse is parsed there again, to be refused with its reason).
                         var parsed: RTPPacket?
-                        if case .rtp(let bytes) = event { parsed = try? RTPPacket(parsing: bytes) }
-                        if let parsed, let packets = feedback.received(parsed, at: arrival),
+                        var arrival = read
+                        switch event {
+                        case .rtp(let bytes, let stamped):
+                            parsed = try? RTPPacket(parsing: bytes)
+                            arrival = stamped
+                        case .rtcp(_, let stamped): arrival = stamped
+                        case .connected, .failed, .closedByPeer: break
+                        }
+                        if let parsed, let packets = feedback.received(parsed, at: arrival, now: read),
                            let compound = try? RTCPPacket.serializeCompound(packets) {
                             // Before the DTLS handshake is done nothing can be sent: the next one will.
                             try? transport.sendRTCP(compound)
                         }
-                        if arrival - lastLog >= Self.layerLogInterval {
-                            lastLog = arrival
+                        if read - lastLog >= Self.layerLogInterval {
+                            lastLog = read
                             logger.info("forwarded call \(id): \(participant)'s uplink \(feedback.statistics)")
                         }
                         _ = stamper.yield(StampedTransportEvent(event: event, packet: parsed, arrival: arrival))
@@ -197,7 +206,8 @@ public actor ForwardedCall {
         metrics.callsChanged(by: -1)
     }
 
-    /// One event of a participant's transport, taken off its queue at `arrival`; false when the
+    /// One event of a participant's transport, whose packet came off the socket at `arrival`
+    /// (a state change: when it was read); false when the
     /// transport is done. The copies are protected and sent here, on the actor: the transport-wide
     /// number each gets is stamped with the send time now, and the receiver's delay-based
     /// estimate reads any wait between the two as a queue on its path (sending them from the
@@ -210,7 +220,7 @@ public actor ForwardedCall {
         // feedback and reports, each of one participant, take the packet's own arrival.
         let arrived = arrival - epoch
         switch event {
-        case .rtp(let bytes):
+        case .rtp(let bytes, _):
             do {
                 let packet = try parsed ?? RTPPacket(parsing: bytes)
                 // The core first: a simulcast layer's first packet teaches it the layer's SSRC,
@@ -223,7 +233,7 @@ public actor ForwardedCall {
             } catch {
                 refused(error, from: participant)
             }
-        case .rtcp(let bytes):
+        case .rtcp(let bytes, _):
             do {
                 // Parsed once, for the uplink's own reports and for the core.
                 let packets = try recordThrowing { try $0.parseRTCP(bytes, from: participant) }
@@ -333,7 +343,8 @@ public actor ForwardedCall {
     }
 }
 
-/// A participant's transport event and when its reader took it off the transport's queue.
+/// A participant's transport event and when its packet came off the socket (a state change:
+/// when its reader took it off the transport's queue).
 struct StampedTransportEvent: Sendable {
     let event: TransportEvent
     /// An RTP event's packet, parsed where it was stamped (nil for the rest, or when it did not parse).
