@@ -18,7 +18,7 @@ import Synchronization
 /// transport.start()
 /// let profile = try await transport.connected()
 /// try transport.sendRTP(packet)
-/// for await event in transport.events { if case .rtp(let packet) = event { … } }
+/// for await event in transport.events { if case .rtp(let packet, let arrival) = event { … } }
 /// transport.close()   // close_notify
 /// ```
 ///
@@ -163,7 +163,7 @@ public final class DTLSSRTPTransport: Sendable {
     /// that only ends, when the path ends). Any thread; datagrams of one path in order.
     public func handle(_ event: DatagramEvent) {
         switch event {
-        case .received(let datagram): receive(datagram)
+        case .received(let datagram, let arrival): receive(datagram, arrival: arrival)
         case .ready: pathReady()
         }
     }
@@ -265,7 +265,7 @@ public final class DTLSSRTPTransport: Sendable {
 
     // MARK: - Receiving
 
-    private func receive(_ datagram: ByteBuffer) {
+    private func receive(_ datagram: ByteBuffer, arrival: ContinuousClock.Instant) {
         switch PacketDemultiplexer.classify(datagram) {
         case .dtls:
             counters.withLock { $0.dtlsDatagramsReceived += 1 }
@@ -277,15 +277,15 @@ public final class DTLSSRTPTransport: Sendable {
             if startedTimer { startTimer() }
             process(output)
         case .srtp:
-            deliver(datagram, rtcp: false)
+            deliver(datagram, rtcp: false, arrival: arrival)
         case .srtcp:
-            deliver(datagram, rtcp: true)
+            deliver(datagram, rtcp: true, arrival: arrival)
         case .stun, .zrtp, .turnChannel, .unknown:
             counters.withLock { $0.unknownDropped += 1 }
         }
     }
 
-    private func deliver(_ datagram: ByteBuffer, rtcp: Bool) {
+    private func deliver(_ datagram: ByteBuffer, rtcp: Bool, arrival: ContinuousClock.Instant) {
         let result = inbound.withLock { session -> Result<ByteBuffer, TransportError>? in
             guard let session else { return nil }
             do throws(TransportError) {
@@ -298,11 +298,12 @@ public final class DTLSSRTPTransport: Sendable {
         case .success(let packet):
             // Counted before it is queued, so a reader that sees the packet sees it counted.
             counters.withLock { if rtcp { $0.rtcpReceived += 1 } else { $0.rtpReceived += 1 } }
+            let event: TransportEvent = rtcp ? .rtcp(packet, arrival: arrival) : .rtp(packet, arrival: arrival)
             if let handler = packetHandler.withLock({ $0 }) {
-                handler.deliver(rtcp ? .rtcp(packet) : .rtp(packet))
+                handler.deliver(event)
                 return
             }
-            if case .dropped = continuation.yield(rtcp ? .rtcp(packet) : .rtp(packet)) {
+            if case .dropped = continuation.yield(event) {
                 counters.withLock {
                     if rtcp { $0.rtcpReceived -= 1 } else { $0.rtpReceived -= 1 }
                     $0.receiveQueueDrops += 1

@@ -26,8 +26,10 @@ public typealias DatagramEvents = any AsyncSequence<DatagramEvent, Never> & Send
 /// What a ``DatagramTransport`` delivers to ``DTLSSRTPTransport``, in order. The stream ending
 /// means the path is gone for good.
 public enum DatagramEvent: Sendable {
-    /// A datagram from the peer (DTLS, SRTP, SRTCP or anything else: RFC 7983 sorts them).
-    case received(ByteBuffer)
+    /// A datagram from the peer (DTLS, SRTP, SRTCP or anything else: RFC 7983 sorts them),
+    /// taken off the socket at `arrival` (the path stamps it as early as it can; the
+    /// transport passes the stamp on with the packet, ``TransportEvent/rtp(_:arrival:)``).
+    case received(ByteBuffer, arrival: ContinuousClock.Instant)
     /// The path can carry datagrams to the peer now (ICE connected): the DTLS client may send
     /// its ClientHello. Repeating it is harmless.
     case ready

@@ -5,10 +5,13 @@ public enum TransportEvent: Sendable {
     /// The DTLS handshake completed, the peer's certificate matched its fingerprint and
     /// SRTP keys for `profile` are in place: media can flow.
     case connected(SRTPProfile)
-    /// A decrypted, authenticated RTP packet from the peer.
-    case rtp(ByteBuffer)
-    /// A decrypted, authenticated (compound) RTCP packet from the peer.
-    case rtcp(ByteBuffer)
+    /// A decrypted, authenticated RTP packet from the peer, which came off the path's socket at
+    /// `arrival` (``DatagramEvent/received(_:arrival:)``), before the queues and the decryption
+    /// between there and this event's reader: a receive-side estimate (transport-cc feedback,
+    /// jitter) takes this time, not the time it reads the event.
+    case rtp(ByteBuffer, arrival: ContinuousClock.Instant)
+    /// A decrypted, authenticated (compound) RTCP packet from the peer, received at `arrival`.
+    case rtcp(ByteBuffer, arrival: ContinuousClock.Instant)
     /// The session failed (fingerprint mismatch, handshake failure or timeout); nothing more
     /// is sent or received.
     case failed(TransportError)

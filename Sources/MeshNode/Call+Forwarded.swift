@@ -53,14 +53,16 @@ final class ForwardedReceivers: Sendable {
     /// engine: an engine sees only its sender's packets, and its feedback would report every other
     /// sender's packets lost — the forwarder's estimate collapsed and every receiver got the
     /// lowest layer.
-    func received(rtp bytes: ByteBuffer) -> (packet: RTPPacket, feedback: ByteBuffer?)? {
+    /// `arrival` is when the packet came off the socket: the feedback reports that time, and is
+    /// due by the time it is read (now).
+    func received(rtp bytes: ByteBuffer, arrival: ContinuousClock.Instant) -> (packet: RTPPacket, feedback: ByteBuffer?)? {
         guard let packet = try? RTPPacket(parsing: bytes) else { return nil }
         let feedback = state.withLock { state -> ByteBuffer? in
             guard let id = state.transportCCExtensionID, let element = packet.headerExtension?.element(id: id), element.readableBytes == 2,
                   let sequence = element.getInteger(at: element.readerIndex, as: UInt16.self) else { return nil }
             let now = ContinuousClock.now - epoch
             if state.feedback == nil { state.feedback = TransportFeedbackGenerator(senderSSRC: reporterSSRC, mediaSSRC: packet.ssrc) }
-            state.feedback?.packetArrived(sequence: sequence, arrival: now)
+            state.feedback?.packetArrived(sequence: sequence, arrival: arrival - epoch)
             guard now - state.lastFeedback >= Self.feedbackInterval, let feedback = state.feedback?.makeFeedback() else { return nil }
             state.lastFeedback = now
             // RFC 3550 §6.1: a compound packet starts with a report.
@@ -167,7 +169,7 @@ extension Call {
         // A sender's video section withdrawn (it left and came back, say) is no longer its first.
         forwardedReceivers.keepVideoMids(Set(offer.media.filter { $0.port != 0 }.compactMap(\.mid)))
         for var stream in negotiated where stream.receives {
-            // The transport's feedback is made once, by ``ForwardedReceivers/received(rtp:)``.
+            // The transport's feedback is made once, by ``ForwardedReceivers/received(rtp:arrival:)``.
             if stream.transportCC, let id = stream.transportCCExtensionID { forwardedReceivers.useTransportCC(extensionID: id) }
             stream.transportCC = false
             guard let mid = stream.mid, let section = offer.media.first(where: { $0.mid == mid }),

@@ -263,21 +263,23 @@ extension Call {
         tasks.append(Task { [weak self] in
             for await event in transport.events {
                 switch event {
-                case .rtp(let packet):
+                case .rtp(let packet, let arrival):
                     // A forwarded call: each other participant's streams to its own engine, by the
-                    // SSRCs the forwarder offered; anything else is dropped.
+                    // SSRCs the forwarder offered; anything else is dropped. Every receive-side
+                    // time is the packet's arrival at the socket, not now (docs/rooms.md
+                    // "Arrival times are taken at the socket").
                     if let receivers {
                         // Parsed once, for the transport's feedback and for the sender's engine.
-                        guard let received = receivers.received(rtp: packet) else { continue }
+                        guard let received = receivers.received(rtp: packet, arrival: arrival) else { continue }
                         if let feedback = received.feedback { try? transport.sendRTCP(feedback) }
-                        receivers.engine(forSSRC: received.packet.ssrc)?.receive(rtp: received.packet, size: packet.readableBytes)
+                        receivers.engine(forSSRC: received.packet.ssrc)?.receive(rtp: received.packet, size: packet.readableBytes, arrival: arrival)
                     } else {
-                        media.engine?.receive(rtp: packet)
+                        media.engine?.receive(rtp: packet, arrival: arrival)
                     }
-                case .rtcp(let packet):
-                    media.engine?.receive(rtcp: packet)
-                    media.share?.receive(rtcp: packet)
-                    for engine in receivers?.engines ?? [] { engine.receive(rtcp: packet) }
+                case .rtcp(let packet, let arrival):
+                    media.engine?.receive(rtcp: packet, arrival: arrival)
+                    media.share?.receive(rtcp: packet, arrival: arrival)
+                    for engine in receivers?.engines ?? [] { engine.receive(rtcp: packet, arrival: arrival) }
                 case .connected: await self?.transition(.transportConnected)
                 case .failed(let error): await self?.end("DTLS failed: \(error.reason)", failed: true)
                 case .closedByPeer: await self?.end("\(self?.remote ?? "the peer") closed the session")

@@ -28,7 +28,7 @@ public struct ICEDatagramPath: DatagramTransport {
     public func datagramEvents(from events: some AsyncSequence<ICEAgentEvent, Never> & Sendable) -> DatagramEvents {
         events.compactMap { event -> DatagramEvent? in
             switch event {
-            case .dataReceived(let datagram): .received(datagram)
+            case .dataReceived(let datagram, let arrival): .received(datagram, arrival: arrival)
             case .stateChanged(.connected), .stateChanged(.ready): .ready
             default: nil
             }
@@ -60,7 +60,7 @@ public final class ICEDatagramFeed: Sendable {
     public func feed(_ event: ICEAgentEvent) {
         let pathEvent: DatagramEvent
         switch event {
-        case .dataReceived(let datagram): pathEvent = .received(datagram)
+        case .dataReceived(let datagram, let arrival): pathEvent = .received(datagram, arrival: arrival)
         case .stateChanged(.connected), .stateChanged(.ready): pathEvent = .ready
         default: return
         }

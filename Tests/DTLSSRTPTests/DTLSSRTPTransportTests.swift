@@ -28,7 +28,7 @@ final class MemoryPath: DatagramTransport {
 
     func send(_ datagram: ByteBuffer) throws {
         guard !dropping.withLock({ $0 }) else { return }
-        peer.withLock { $0 }?.yield(.received(datagram))
+        peer.withLock { $0 }?.yield(.received(datagram, arrival: .now))
     }
 }
 
@@ -48,7 +48,7 @@ struct DTLSSRTPTransportTests {
 
     /// The first RTP packet `transport` delivers.
     static func firstRTP(_ transport: DTLSSRTPTransport) async -> ByteBuffer? {
-        for await event in transport.events { if case .rtp(let packet) = event { return packet } }
+        for await event in transport.events { if case .rtp(let packet, _) = event { return packet } }
         return nil
     }
 

@@ -30,7 +30,7 @@ struct TransportHandOverTests {
         let received = Received()
         server.deliverPackets { event in
             switch event {
-            case .rtp(let packet): received.sequences.withLock { $0.append((try? RTPPacket(parsing: packet))?.sequenceNumber ?? 0) }
+            case .rtp(let packet, _): received.sequences.withLock { $0.append((try? RTPPacket(parsing: packet))?.sequenceNumber ?? 0) }
             case .rtcp: received.rtcp.withLock { $0 += 1 }
             default: Issue.record("a state change went to the packet handler: \(event)")
             }
@@ -42,7 +42,7 @@ struct TransportHandOverTests {
             for await event in b.events {
                 let before = received.sequences.withLock { $0.count } + received.rtcp.withLock { $0 }
                 server.handle(event)
-                guard case .received(let datagram) = event, PacketDemultiplexer.classify(datagram) == .srtp || PacketDemultiplexer.classify(datagram) == .srtcp
+                guard case .received(let datagram, _) = event, PacketDemultiplexer.classify(datagram) == .srtp || PacketDemultiplexer.classify(datagram) == .srtcp
                 else { continue }
                 if received.sequences.withLock({ $0.count }) + received.rtcp.withLock({ $0 }) != before + 1 { late += 1 }
             }

@@ -37,7 +37,7 @@ struct TransportReceiveBoundTests {
             for await event in server.events {
                 switch event {
                 case .connected: connected += 1
-                case .rtp(let packet): packets.append(try RTPPacket(parsing: packet).sequenceNumber)
+                case .rtp(let packet, _): packets.append(try RTPPacket(parsing: packet).sequenceNumber)
                 case .closedByPeer: closed += 1
                 case .rtcp, .failed: break
                 }

@@ -48,7 +48,7 @@ final class AgentProbe: Sendable {
                     record.withLock { $0.states.append(state) }
                 case .selectedPair(let pair):
                     record.withLock { $0.pairs.append(pair) }
-                case .dataReceived(let buffer):
+                case .dataReceived(let buffer, _):
                     record.withLock { $0.received.append(buffer) }
                 }
             }

@@ -15,7 +15,7 @@ struct ReceiveQueueBoundTests {
         let (events, producer) = BoundedEventStream<ICEAgentEvent>.makeStream(dataBound: bound, isData: \.isData)
         #expect(producer.yield(.stateChanged(.connected)) == .enqueued)
         var results: [BoundedEventStream<ICEAgentEvent>.YieldResult] = []
-        for index in 0..<1000 { results.append(producer.yield(.dataReceived(ByteBuffer(integer: UInt32(index))))) }
+        for index in 0..<1000 { results.append(producer.yield(.dataReceived(ByteBuffer(integer: UInt32(index)), arrival: .now))) }
         #expect(producer.yield(.stateChanged(.failed)) == .enqueued)
         #expect(producer.yield(.gatheringDone) == .enqueued)
         #expect(results.prefix(bound).allSatisfy { $0 == .enqueued })
@@ -29,7 +29,7 @@ struct ReceiveQueueBoundTests {
             var seen: [String] = []
             for _ in 0..<(bound + 3) {
                 switch await iterator.next() {
-                case .dataReceived(let buffer): seen.append("data \(buffer.getInteger(at: 0, as: UInt32.self) ?? 0)")
+                case .dataReceived(let buffer, _): seen.append("data \(buffer.getInteger(at: 0, as: UInt32.self) ?? 0)")
                 case .stateChanged(let state): seen.append(state.rawValue)
                 case .gatheringDone: seen.append("done")
                 default: seen.append("other")
@@ -41,7 +41,7 @@ struct ReceiveQueueBoundTests {
         #expect(drained == ["connected"] + (0..<bound).map { "data \($0)" } + ["failed", "done"])
         #expect(events.queuedData == 0)
         // Room again: new data is queued and read.
-        #expect(producer.yield(.dataReceived(ByteBuffer(string: "after"))) == .enqueued)
+        #expect(producer.yield(.dataReceived(ByteBuffer(string: "after"), arrival: .now)) == .enqueued)
         producer.finish()
         let rest = try await withTimeout("the rest") { await events.reduce(into: [ICEAgentEvent]()) { $0.append($1) } }
         #expect(rest.count == 1 && events.droppedData == 1000 - bound)
@@ -138,7 +138,7 @@ final class StallingReader: Sendable {
                     connected.withLock { $0 = state == .connected || state == .ready }
                     kinds.withLock { $0.append("state") }
                 case .selectedPair: kinds.withLock { $0.append("pair") }
-                case .dataReceived(let buffer):
+                case .dataReceived(let buffer, _):
                     kinds.withLock { $0.append("data") }
                     if buffer.readableBytes < 100 { markers.withLock { $0.append(Array(buffer.readableBytesView)) } }
                 }

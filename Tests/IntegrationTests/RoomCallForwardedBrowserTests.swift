@@ -167,5 +167,17 @@ struct RoomCallForwardedBrowserTests {
         }
         let pageFigures = growth.sorted { $0.key < $1.key }.map { "dave←\($0.key) +\($0.value["framesDecoded"] ?? 0) frames" }
         print("figure: room call of 5 from the page (3 CLI + Chromium peer to peer, then forwarded): setup \(result["setupMs"] ?? "-") ms; the page decoded 4 senders through the forwarder \(forwarded["moveMs"] ?? "-") ms after the fifth was asked in (its call to the forwarder connected \(forwarded["connectedAt"] ?? "-") ms and decoded \(forwarded["decodedAt"] ?? "-") ms after it was placed; the page ended its own pairs \(forwarded["pairsEndedMs"] ?? "-") ms after it, when the CLIs had not already); \(pageFigures.joined(separator: ", ")) in \(forwarded["windowMs"] ?? "-") ms; CLIs: \(figures.joined(separator: ", ")); the page's layers \(layerFigures.joined(separator: ", ")); speaking: \(speaking); after a reload the page decoded all four through the forwarder again in \(rejoined["ms"] ?? "-") ms; whole test \(elapsed)")
+        // With `MESHNODE_TEST_LOG=info`, the forwarder's last word on each uplink's transport-cc
+        // feedback: how long after a packet came off the socket its feedback went out.
+        let uplinkLogs = node.process.output.split(separator: "\n").filter { $0.contains("'s uplink transport-cc") }
+        var lastPerUplink: [String: Substring] = [:]
+        for line in uplinkLogs {
+            guard let range = line.range(of: "'s uplink transport-cc") else { continue }
+            let who = line[..<range.lowerBound].split(separator: " ").last.map(String.init) ?? "?"
+            lastPerUplink[who] = line[range.lowerBound...]
+        }
+        if !lastPerUplink.isEmpty {
+            print("figure: the forwarder's uplink feedback: \(lastPerUplink.sorted { $0.key < $1.key }.map { "\($0.key)\($0.value)" }.joined(separator: "; "))")
+        }
     }
 }

@@ -24,7 +24,7 @@ public struct ICECredentials: Sendable, Hashable {
 /// credentials and candidates in with ``setRemoteCredentials(_:)`` and
 /// ``addRemoteCandidate(_:)``. When ``ICEAgentEvent/stateChanged(_:)`` reports
 /// `connected` or `ready`, ``send(_:)-(ByteBuffer)`` works and packets arrive as
-/// ``ICEAgentEvent/dataReceived(_:)``.
+/// ``ICEAgentEvent/dataReceived(_:arrival:)``.
 ///
 /// All libnice work happens on the process's single GLib thread; the methods hop there
 /// and return. ``send(_:)-(ByteBuffer)`` is synchronous and may be called from any thread.

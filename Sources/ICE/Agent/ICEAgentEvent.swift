@@ -45,8 +45,12 @@ public enum ICEAgentEvent: Sendable {
     case stateChanged(ICEComponentState)
     /// A pair was selected (or replaced by a better one) for sending.
     case selectedPair(ICESelectedPair)
-    /// A packet arrived from the peer (not STUN; libnice consumes those).
-    case dataReceived(ByteBuffer)
+    /// A packet arrived from the peer (not STUN; libnice consumes those). `arrival` is when
+    /// libnice handed it over, on its receive callback right after reading the socket: the
+    /// queues after it (this stream, the transport's, the consumer's) add a delay that varies
+    /// with the load, and a receive-side estimate that stamped later would read that as a queue
+    /// on the path (docs/rooms.md "Arrival times are taken at the socket").
+    case dataReceived(ByteBuffer, arrival: ContinuousClock.Instant)
 }
 
 extension ICEAgentEvent {

@@ -61,8 +61,11 @@ extension NiceAgentObject {
             agent, stream, component, GLibMainLoop.shared.context,
             { _, _, _, length, buffer, data in
                 guard let buffer else { return }
+                // Stamped first, on libnice's thread as it hands the datagram over (a relayed
+                // one too: libnice unwraps TURN before this callback).
+                let arrival = ContinuousClock.now
                 let bytes = UnsafeRawBufferPointer(start: buffer, count: Int(length))
-                NiceEventSink.from(data).received(ByteBuffer(bytes: bytes))
+                NiceEventSink.from(data).received(ByteBuffer(bytes: bytes), at: arrival)
             },
             data
         )

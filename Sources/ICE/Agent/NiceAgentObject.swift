@@ -19,10 +19,10 @@ final class NiceEventSink: Sendable {
         self.logger = logger
     }
 
-    /// Queues a received packet; when the consumer is a full queue behind, the packet is dropped
-    /// and the drop is logged (the first, then at each doubling).
-    func received(_ datagram: ByteBuffer) {
-        let result = continuation.yield(.dataReceived(datagram))
+    /// Queues a packet received at `arrival`; when the consumer is a full queue behind, the
+    /// packet is dropped and the drop is logged (the first, then at each doubling).
+    func received(_ datagram: ByteBuffer, at arrival: ContinuousClock.Instant) {
+        let result = continuation.yield(.dataReceived(datagram, arrival: arrival))
         if result.shouldReport, case .dropped(let total) = result {
             logger.warning("ICE receive queue full: packets dropped", metadata: [
                 "dropped": "\(total)", "bound": "\(ICEAgent.receiveQueueBound)"])

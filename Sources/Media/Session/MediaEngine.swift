@@ -128,21 +128,31 @@ public final class MediaEngine: Sendable {
         if case .failure(let error) = opened.withLock({ $0 }) { throw error }
     }
 
-    /// Hands in a decrypted RTP packet. Any thread.
-    public func receive(rtp packet: ByteBuffer) {
-        enqueue(Inbound(content: .packet(.rtp(packet)), arrival: Self.now()))
+    /// Hands in a decrypted RTP packet that came off the socket at `arrival` (its transport's
+    /// stamp, `TransportEvent.rtp`): the transport-cc feedback, jitter and playout take that
+    /// time, not when the packet got here. Any thread.
+    public func receive(rtp packet: ByteBuffer, arrival: ContinuousClock.Instant = .now) {
+        enqueue(Inbound(content: .packet(.rtp(packet)), arrival: Self.engineTime(of: arrival)))
     }
 
     /// Hands in a decrypted RTP packet its caller parsed already (a forwarded call reads the
     /// transport-wide sequence number of every packet first), with its size as received, so
     /// the media thread does not parse it again. Any thread.
-    public func receive(rtp packet: RTPPacket, size: Int) {
-        enqueue(Inbound(content: .parsedRTP(packet, size: size), arrival: Self.now()))
+    public func receive(rtp packet: RTPPacket, size: Int, arrival: ContinuousClock.Instant = .now) {
+        enqueue(Inbound(content: .parsedRTP(packet, size: size), arrival: Self.engineTime(of: arrival)))
     }
 
-    /// Hands in a decrypted (compound) RTCP packet. Any thread.
-    public func receive(rtcp packet: ByteBuffer) {
-        enqueue(Inbound(content: .packet(.rtcp(packet)), arrival: Self.now()))
+    /// Hands in a decrypted (compound) RTCP packet that came off the socket at `arrival`. Any thread.
+    public func receive(rtcp packet: ByteBuffer, arrival: ContinuousClock.Instant = .now) {
+        enqueue(Inbound(content: .packet(.rtcp(packet)), arrival: Self.engineTime(of: arrival)))
+    }
+
+    /// `instant` on the engine's clock (``now()``, the wall clock its recordings and reports use):
+    /// now there, less how long ago `instant` was.
+    static func engineTime(of instant: ContinuousClock.Instant) -> Duration {
+        let engineNow = now()
+        let ago = ContinuousClock.now - instant
+        return ago > .zero ? engineNow - ago : engineNow
     }
 
     /// Asks the video encoder for a keyframe (after an ICE restart, say).

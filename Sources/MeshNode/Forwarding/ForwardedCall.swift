@@ -93,9 +93,14 @@ public actor ForwardedCall {
         uplinks[participant] = UplinkFeedback(extensions: extensions)
         queueDrops[participant] = (ReceiveQueueDropMeter(), upstreamDrops)
         metrics.participantsChanged(by: 1)
-        // Each packet is stamped, and the uplink's transport-cc feedback made, where the
-        // transport decrypts it (``UplinkStamper``), not on this actor, which forwards every
-        // participant's packets in turn (docs/rooms.md "Chromium's top layer"). The queue to the
+        // Each packet carries the time it came off the socket (libnice's receive callback,
+        // ``TransportEvent/rtp(_:arrival:)``); where the transport decrypts it, before this
+        // actor, which forwards every participant's packets in turn, ``UplinkStamper`` makes the
+        // uplink's transport-cc feedback from those times and sends it at once. The feedback
+        // must carry when a packet arrived, not when the actor, or even the ICE and transport
+        // queues, got to it: the sender's delay-based estimate reads such a backlog as a queue
+        // on its path and backs off, and a probe's packets look spread out (docs/rooms.md
+        // "Chromium's top layer" and "Arrival times are taken at the socket"). The queue to the
         // actor is bounded like the transport's own; what it drops counts as the transport's.
         let (stamped, stamper) = BoundedEventStream<StampedTransportEvent>.makeStream(dataBound: Self.stampedQueueBound, isData: \.isData)
         stampedQueues[participant] = stamped
@@ -177,7 +182,8 @@ public actor ForwardedCall {
         metrics.callsChanged(by: -1)
     }
 
-    /// One event of a participant's transport, taken off its queue at `arrival`; false when the
+    /// One event of a participant's transport, whose packet came off the socket at `arrival`
+    /// (a state change: when it was read); false when the
     /// transport is done. The copies are protected and sent here, on the actor: the transport-wide
     /// number each gets is stamped with the send time now, and the receiver's delay-based
     /// estimate reads any wait between the two as a queue on its path (sending them from the
@@ -190,7 +196,7 @@ public actor ForwardedCall {
         // feedback and reports, each of one participant, take the packet's own arrival.
         let arrived = arrival - epoch
         switch event {
-        case .rtp(let bytes):
+        case .rtp(let bytes, _):
             do {
                 let packet = try parsed ?? RTPPacket(parsing: bytes)
                 // The core first: a simulcast layer's first packet teaches it the layer's SSRC,
@@ -203,7 +209,7 @@ public actor ForwardedCall {
             } catch {
                 refused(error, from: participant)
             }
-        case .rtcp(let bytes):
+        case .rtcp(let bytes, _):
             do {
                 // Parsed once, for the uplink's own reports and for the core.
                 let packets = try recordThrowing { try $0.parseRTCP(bytes, from: participant) }
@@ -313,7 +319,8 @@ public actor ForwardedCall {
     }
 }
 
-/// A participant's transport event and when its reader took it off the transport's queue.
+/// A participant's transport event and when its packet came off the socket (a state change:
+/// when its reader took it off the transport's queue).
 struct StampedTransportEvent: Sendable {
     let event: TransportEvent
     /// An RTP event's packet, parsed where it was stamped (nil for the rest, or when it did not parse).

@@ -8,6 +8,8 @@ import Synchronization
 /// ``ForwardedCall`` actor: it stamps each packet's arrival, parses it once, makes the uplink's
 /// transport-cc feedback (``UplinkTransportFeedback``) and queues the packet for the actor.
 ///
+/// The arrival is the packet's own stamp, taken as its datagram came off the socket
+/// (``TransportEvent/rtp(_:arrival:)``); the feedback goes out by the time it is read here.
 /// It runs where the transport decrypts — the DTLS-SRTP transport hands it each packet on the
 /// thread that read the datagram (``DTLSSRTPTransport/deliverPackets(to:)``) — so the stamp and
 /// the feedback wait for no other task and no thread is woken in between: the feedback must
@@ -40,15 +42,22 @@ final class UplinkStamper: Sendable {
 
     /// Stamps `event`, makes the feedback it completes and queues it for the actor.
     func stamp(_ event: TransportEvent) {
-        let arrival = ContinuousClock.now
+        let read = ContinuousClock.now
         // Parsed once, here: the actor forwards the parsed packet (one that does not parse is
         // parsed there again, to be refused with its reason).
         var parsed: RTPPacket?
-        if case .rtp(let bytes) = event { parsed = try? RTPPacket(parsing: bytes) }
+        var arrival = read
+        switch event {
+        case .rtp(let bytes, let stamped):
+            parsed = try? RTPPacket(parsing: bytes)
+            arrival = stamped
+        case .rtcp(_, let stamped): arrival = stamped
+        case .connected, .failed, .closedByPeer: break
+        }
         let (packets, statistics) = state.withLock { state -> ([RTCPPacket]?, String?) in
-            let packets = parsed.flatMap { state.feedback.received($0, at: arrival) }
-            guard arrival - state.lastLog >= ForwardedCall.layerLogInterval else { return (packets, nil) }
-            state.lastLog = arrival
+            let packets = parsed.flatMap { state.feedback.received($0, at: arrival, now: read) }
+            guard read - state.lastLog >= ForwardedCall.layerLogInterval else { return (packets, nil) }
+            state.lastLog = read
             return (packets, "\(state.feedback.statistics)")
         }
         if let packets, let compound = try? RTCPPacket.serializeCompound(packets) {

@@ -3,11 +3,13 @@ import NIOCore
 import RTP
 
 /// The forwarder's transport-cc feedback on one participant's uplink
-/// (draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1), made where the participant's
-/// packets are stamped, off the ``ForwardedCall`` actor: the actor forwards every participant's
+/// (draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1), made as the participant's packets
+/// leave its transport, off the ``ForwardedCall`` actor: the actor forwards every participant's
 /// packets in turn and on a loaded machine ran up to 1.5 s behind, and the sender counts every
 /// byte not yet in a feedback as in flight — Chromium cut its encoder to its floor while that
-/// exceeded its congestion window (docs/rooms.md "Chromium's top layer").
+/// exceeded its congestion window (docs/rooms.md "Chromium's top layer"). The arrival times it
+/// reports are the ones taken at the socket (§3.1's "receive time"), which the queues in front
+/// of it do not shift (docs/rooms.md "Arrival times are taken at the socket").
 struct UplinkTransportFeedback {
     /// The forwarder's SSRC as the reporter of this participant's uplink.
     let reporterSSRC: UInt32
@@ -29,7 +31,8 @@ struct UplinkTransportFeedback {
         var received = 0
         var lost = 0
         var lateArrivals = 0
-        /// How long after its oldest packet's arrival each recent feedback went out.
+        /// How long after its oldest packet came off the socket each recent feedback went out:
+        /// the queues' wait in front of the feedback, which the sender counts as bytes in flight.
         var delays: [Duration] = []
         static let keptDelays = 50
 
@@ -50,16 +53,16 @@ struct UplinkTransportFeedback {
         self.epoch = epoch
     }
 
-    /// An RTP packet from the participant that arrived at `arrival`; whatever else happens to it
-    /// (the core may refuse it), the uplink carried it. Returns the compound RTCP to send back
-    /// when a feedback is due.
-    mutating func received(_ bytes: ByteBuffer, at arrival: ContinuousClock.Instant) -> [RTCPPacket]? {
+    /// An RTP packet from the participant that came off the socket at `arrival`, read `now`;
+    /// whatever else happens to it (the core may refuse it), the uplink carried it. Returns the
+    /// compound RTCP to send back when a feedback is due (at most every ``interval`` of `now`).
+    mutating func received(_ bytes: ByteBuffer, at arrival: ContinuousClock.Instant, now: ContinuousClock.Instant) -> [RTCPPacket]? {
         guard let packet = try? RTPPacket(parsing: bytes) else { return nil }
-        return received(packet, at: arrival)
+        return received(packet, at: arrival, now: now)
     }
 
-    /// ``received(_:at:)-(ByteBuffer,_)`` for a packet already parsed.
-    mutating func received(_ packet: RTPPacket, at arrival: ContinuousClock.Instant) -> [RTCPPacket]? {
+    /// ``received(_:at:now:)-(ByteBuffer,_,_)`` for a packet already parsed.
+    mutating func received(_ packet: RTPPacket, at arrival: ContinuousClock.Instant, now: ContinuousClock.Instant) -> [RTCPPacket]? {
         guard let extensionID,
               let element = packet.headerExtension?.element(id: extensionID), element.readableBytes == 2,
               let sequence = element.getInteger(at: element.readerIndex, as: UInt16.self) else { return nil }
@@ -67,7 +70,7 @@ struct UplinkTransportFeedback {
         let sinceEpoch = arrival - epoch
         generator?.packetArrived(sequence: sequence, arrival: sinceEpoch)
         if oldestUnreported == nil { oldestUnreported = arrival }
-        return due(now: arrival)
+        return due(now: now)
     }
 
     private mutating func due(now: ContinuousClock.Instant) -> [RTCPPacket]? {

@@ -8,7 +8,8 @@ import Synchronization
 import Testing
 import TestSupport
 
-/// An in-memory datagram link: what one end sends arrives on the other's events, in order.
+/// An in-memory datagram link: what one end sends arrives on the other's events, in order,
+/// stamped with the time it was sent (a link without delay: it arrived then).
 final class ForwarderLinkEnd: DatagramTransport {
     private let peer = Mutex<AsyncStream<DatagramEvent>.Continuation?>(nil)
     let events: AsyncStream<DatagramEvent>
@@ -17,7 +18,20 @@ final class ForwarderLinkEnd: DatagramTransport {
     /// Drops the `nth` SRTP datagram sent with `ssrc` (the RTP header stays in the clear under SRTP, RFC 3711 §3.1).
     let loss = Mutex<(ssrc: UInt32, nth: Int, seen: Int)?>(nil)
 
+    /// While set, what this end sends waits here, stamped, instead of reaching the peer's
+    /// events: a receiver whose queues are that far behind (``releaseHeld()`` delivers it).
+    private let held = Mutex<[(datagram: ByteBuffer, sent: ContinuousClock.Instant)]?>(nil)
+
     init() { (events, continuation) = AsyncStream.makeStream() }
+
+    /// From now on, what this end sends is held back until ``releaseHeld()``.
+    func holdSent() { held.withLock { $0 = $0 ?? [] } }
+
+    /// Delivers everything held, at once, each with the time it was sent, and stops holding.
+    func releaseHeld() {
+        let datagrams = held.withLock { held in defer { held = nil }; return held ?? [] }
+        for (datagram, sent) in datagrams { peer.withLock { $0 }?.yield(.received(datagram, arrival: sent)) }
+    }
 
     static func pair() -> (ForwarderLinkEnd, ForwarderLinkEnd) {
         let a = ForwarderLinkEnd(), b = ForwarderLinkEnd()
@@ -39,7 +53,13 @@ final class ForwarderLinkEnd: DatagramTransport {
             }
             if dropped { return }
         }
-        peer.withLock { $0 }?.yield(.received(datagram))
+        let sent = ContinuousClock.now
+        let wasHeld = held.withLock { held -> Bool in
+            guard held != nil else { return false }
+            held?.append((datagram, sent))
+            return true
+        }
+        if !wasHeld { peer.withLock { $0 }?.yield(.received(datagram, arrival: sent)) }
     }
 }
 
@@ -81,8 +101,8 @@ struct ForwardedCallTests {
         let reader = Task {
             for await event in client.events {
                 switch event {
-                case .rtp(let bytes): if let packet = try? RTPPacket(parsing: bytes) { inbox.rtp.withLock { $0.append(packet) } }
-                case .rtcp(let bytes): if let packets = try? RTCPPacket.parseCompound(bytes) { inbox.rtcp.withLock { $0 += packets } }
+                case .rtp(let bytes, _): if let packet = try? RTPPacket(parsing: bytes) { inbox.rtp.withLock { $0.append(packet) } }
+                case .rtcp(let bytes, _): if let packets = try? RTCPPacket.parseCompound(bytes) { inbox.rtcp.withLock { $0 += packets } }
                 default: break
                 }
             }

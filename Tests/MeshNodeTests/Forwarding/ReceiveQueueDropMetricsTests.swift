@@ -52,7 +52,7 @@ struct ReceiveQueueDropMetricsTests {
         // The queue in front of the transport (the session's copy of the agent's events),
         // flooded the same way: past its bound nothing more is queued.
         let (copy, producer) = BoundedEventStream<ICEAgentEvent>.makeStream(dataBound: 8, isData: \.isData)
-        for index in 0..<20 { producer.yield(.dataReceived(ByteBuffer(integer: UInt32(index)))) }
+        for index in 0..<20 { producer.yield(.dataReceived(ByteBuffer(integer: UInt32(index)), arrival: .now)) }
         #expect(copy.droppedData == 12)
 
         try await call.add("mallory", transport: forwarder, sources: [ForwardedSource(kind: .video, ssrc: 0x4D41, payloadType: 96)],

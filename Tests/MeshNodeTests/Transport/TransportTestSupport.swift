@@ -15,6 +15,9 @@ import Codecs
 final class TransportPeer: Sendable {
     struct Record: Sendable {
         var rtp: [ByteBuffer] = []
+        /// Each RTP packet's stamp from the socket (``TransportEvent/rtp(_:arrival:)``) and when
+        /// this record's reader took it off the transport's events.
+        var rtpTimes: [(arrival: ContinuousClock.Instant, read: ContinuousClock.Instant)] = []
         var rtcp: [ByteBuffer] = []
         var connected: SRTPProfile?
         var failure: TransportError?
@@ -36,6 +39,8 @@ final class TransportPeer: Sendable {
     private let record = Mutex(Record())
     private let peer = Mutex<ICEAgent?>(nil)
     private let tasks = Mutex<[Task<Void, Never>]>([])
+    /// Until when the reader of the transport's events sleeps before taking the next one.
+    private let readHold = Mutex<ContinuousClock.Instant?>(nil)
     /// The agent's events go to the peer's record and, through this, to the transport's path
     /// (as a call composes them: `ICEDatagramPath`).
     private let forward: AsyncStream<ICEAgentEvent>.Continuation
@@ -79,6 +84,7 @@ final class TransportPeer: Sendable {
         }
         let dtls = Task { [self] in
             for await event in transport.events {
+                if let until = readHold.withLock({ $0 }), until > .now { try? await Task.sleep(until: until, clock: .continuous) }
                 switch event {
                 case .connected(let profile):
                     let now = ContinuousClock.now
@@ -86,9 +92,13 @@ final class TransportPeer: Sendable {
                         $0.connected = profile
                         $0.dtlsConnectedAt = now
                     }
-                case .rtp(let packet):
-                    record.withLock { $0.rtp.append(packet) }
-                case .rtcp(let packet):
+                case .rtp(let packet, let arrival):
+                    let read = ContinuousClock.now
+                    record.withLock {
+                        $0.rtp.append(packet)
+                        $0.rtpTimes.append((arrival, read))
+                    }
+                case .rtcp(let packet, _):
                     record.withLock { $0.rtcp.append(packet) }
                 case .failed(let error):
                     record.withLock { $0.failure = error }
@@ -102,6 +112,10 @@ final class TransportPeer: Sendable {
     }
 
     var snapshot: Record { record.withLock { $0 } }
+
+    /// Makes the reader of the transport's events a slow consumer: the next event it takes, it
+    /// holds until `until` before recording, while later ones queue up behind it.
+    func holdReading(until: ContinuousClock.Instant) { readHold.withLock { $0 = until } }
 
     /// How the handshake ended for this side: its ``TransportError``, or `nil` if it connected.
     func connectionFailure(_ what: String) async throws -> TransportError? {

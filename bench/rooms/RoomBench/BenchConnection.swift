@@ -94,7 +94,7 @@ final class BenchConnection: Sendable {
                 case .stateChanged(.failed):
                     counters.withLock { $0.failure = $0.failure ?? "ICE failed" }
                     continuation.yield(event)
-                case .dataReceived(let datagram):
+                case .dataReceived(let datagram, _):
                     guard counting, let first = datagram.getInteger(at: datagram.readerIndex, as: UInt8.self), (128...191).contains(first),
                           let second = datagram.getInteger(at: datagram.readerIndex + 1, as: UInt8.self)
                     else {
