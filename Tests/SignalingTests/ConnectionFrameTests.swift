@@ -20,6 +20,10 @@ import Testing
             try channel.pipeline.syncOperations.addHandler(WebSocketFrameEncoder())
             try channel.pipeline.syncOperations.addHandler(handler)
         }
+        // The hub's first frame, its login challenge, comes the same way: one buffer, one frame.
+        let challenge = try await channel.waitForOutboundWrite(as: ByteBuffer.self)
+        #expect(try Self.decode(challenge).contains(#""type":"challenge""#))
+        #expect(try await channel.readOutbound(as: ByteBuffer.self) == nil, "one buffer per frame")
         // 125 and under: the length in the second byte; up to 65,535: 126 and 16 bits; above: 127 and 64 bits.
         for (text, header) in [("hi", 2), (String(repeating: "é", count: 100), 4), (String(repeating: "x", count: 70_000), 10)] {
             try await channel.testingEventLoop.executeInContext {
@@ -29,15 +33,20 @@ import Testing
             let sent = try #require(try await channel.readOutbound(as: ByteBuffer.self))
             #expect(try await channel.readOutbound(as: ByteBuffer.self) == nil, "one buffer per frame")
             #expect(sent.readableBytes == header + text.utf8.count)
-
-            let decoder = EmbeddedChannel(handler: ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 20)))
-            try decoder.writeInbound(sent)
-            let frame = try #require(try decoder.readInbound(as: WebSocketFrame.self))
-            #expect(frame.fin && frame.opcode == .text && frame.maskKey == nil)
-            #expect(String(buffer: frame.data) == text)
-            _ = try decoder.finish()
+            #expect(try Self.decode(sent) == text)
         }
         _ = try await channel.finish()
         await fixture.close()
+    }
+
+    /// The text of the one final, unmasked text frame `bytes` holds, read by NIOWebSocket's decoder.
+    static func decode(_ bytes: ByteBuffer) throws -> String {
+        let decoder = EmbeddedChannel(handler: ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 20)))
+        defer { _ = try? decoder.finish() }
+        try decoder.writeInbound(bytes)
+        let frame = try #require(try decoder.readInbound(as: WebSocketFrame.self))
+        #expect(frame.fin && frame.opcode == .text && frame.maskKey == nil)
+        #expect(try decoder.readInbound(as: WebSocketFrame.self) == nil, "nothing after the frame")
+        return String(buffer: frame.data)
     }
 }
