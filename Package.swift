@@ -170,8 +170,7 @@ let package = Package(
         .testTarget(name: "DTLSSRTPTests", dependencies: ["DTLSSRTP", "SDP", "RTP", "Certificates", "TestSupport", nio("NIOCore")]),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs", "TestSupport", nio("NIOCore")]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "Codecs", "RTP", "SDP", "TestSupport", nio("NIOCore")]),
-        .testTarget(name: "SignalingTests", dependencies: ["Signaling", "TestSupport", .product(name: "Logging", package: "swift-log"),
-                                                     nio("NIOCore"), nio("NIOEmbedded"), nio("NIOWebSocket")]),
+        .testTarget(name: "SignalingTests", dependencies: ["Signaling", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         // Cluster mode against a real PostgreSQL (`make test-cluster` starts one; skipped without it).
         .testTarget(
             name: "SignalingClusterTests",

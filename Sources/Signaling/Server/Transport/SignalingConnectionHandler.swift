@@ -42,19 +42,12 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
     /// closed at this many (as the stream-based writer did with a full queue of 4096).
     static let maxUnwritable = 4096
     /// The longest header of a frame the server sends (RFC 6455 §5.2: no mask, a 64-bit length).
-    static let maxHeaderBytes = 10
+    static let headerRoom = 10
     /// How long a client has to answer our Close (RFC 6455 §7.1.1); then the TCP connection is cut.
     static let closeGrace: TimeAmount = .seconds(2)
 
     private let role: Role
     private var context: ChannelHandlerContext?
-    /// NIOWebSocket's frame encoder in this pipeline: a text frame built whole here (header and
-    /// payload in one buffer, ``textFrame(_:allocator:)``) is written from its context, so it
-    /// goes to the socket without passing through it. The encoder cannot put a header in front
-    /// of a frame's payload (it only does when it owns the buffer alone, and the frame it is
-    /// handed always shares it), so each text frame was two buffers: two pipeline writes, two
-    /// iovecs (issue 17). Control frames still go through it. Nil without an encoder (tests).
-    private var frameOutput: ChannelHandlerContext?
     /// The hub's handle of this connection, once `hub.open` has returned; dropped when the
     /// channel goes (it leads back to this handler through ``ChannelOutput``).
     private var connection: ConnectionHandle?
@@ -89,7 +82,6 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
         case .refuse(let code, let reason):
             sendClose(context: context, code: code, reason: reason)
         case .serve(let hub, let drain, let outboxes, let hostHint, let remoteIP):
-            frameOutput = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
             drain.opened()
             let loop = context.eventLoop
             let bound = NIOLoopBound(self, eventLoop: loop)
@@ -256,7 +248,6 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         inactive = true
-        frameOutput = nil
         closeTimer?.cancel()
         waiting.removeAll()
         if case .serve(let hub, let drain, _, _, _) = role {
@@ -301,13 +292,14 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
     /// (no flush is pending yet), false when one is or the frame was not written.
     func write(text: String) -> Bool {
         guard let context, !inactive, !closeSent else { return false }
-        if let frameOutput {
-            // Below the encoder, as the encoder's own writes go: the order of frames holds.
-            frameOutput.write(NIOAny(Self.textFrame(text, allocator: context.channel.allocator)), promise: nil)
-        } else {
-            let payload = context.channel.allocator.buffer(string: text)
-            context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: payload)), promise: nil)
-        }
+        // Room in front for the frame's header: NIOWebSocket's encoder writes it there, and the
+        // frame goes down the pipeline and into `writev` as one buffer instead of a header
+        // buffer and the text (two writes per frame, issue 17).
+        var buffer = context.channel.allocator.buffer(capacity: Self.headerRoom + text.utf8.count)
+        buffer.moveWriterIndex(forwardBy: Self.headerRoom)
+        buffer.moveReaderIndex(forwardBy: Self.headerRoom)
+        buffer.writeString(text)
+        context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: buffer)), promise: nil)
         if !context.channel.isWritable {
             unwritable += 1
             if unwritable >= Self.maxUnwritable {
@@ -318,26 +310,6 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
         guard !flushPending else { return false }
         flushPending = true
         return true
-    }
-
-    /// A final, unmasked text frame carrying `text`, header and payload in one buffer
-    /// (RFC 6455 §5.2: FIN and opcode 0x1; a server never masks; the payload length in 7 bits,
-    /// or 126 and 16 bits, or 127 and 64 bits, in network byte order, the shortest that fits).
-    static func textFrame(_ text: String, allocator: ByteBufferAllocator) -> ByteBuffer {
-        let length = text.utf8.count
-        var buffer = allocator.buffer(capacity: maxHeaderBytes + length)
-        buffer.writeInteger(UInt8(0x81))
-        if length < 126 {
-            buffer.writeInteger(UInt8(length))
-        } else if length <= Int(UInt16.max) {
-            buffer.writeInteger(UInt8(126))
-            buffer.writeInteger(UInt16(length))
-        } else {
-            buffer.writeInteger(UInt8(127))
-            buffer.writeInteger(UInt64(length))
-        }
-        buffer.writeString(text)
-        return buffer
     }
 
     /// Flushes what ``write(text:)`` wrote.
