@@ -7,7 +7,7 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 
 # Build and test dependencies from Debian.
 DEBIAN_PACKAGES := pkg-config libssl-dev libglib2.0-dev libnice-dev libsrtp2-dev libopus-dev \
-                   libvpx-dev libsodium-dev libxcb1-dev libxcb-shm0-dev coturn ca-certificates gcc libc6-dev \
+                   libvpx-dev libsodium-dev libjemalloc-dev libxcb1-dev libxcb-shm0-dev coturn ca-certificates gcc libc6-dev \
                    python3 xvfb x11-xserver-utils ffmpeg nftables
 FUZZ_RUNS ?= 200000
 # The independent WebRTC peer of the transport interop test (Tests/Interop/aiortc_peer.py).

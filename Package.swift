@@ -131,7 +131,13 @@ let package = Package(
                 "MeshNode", "Signaling", "STUN", "ICE", "Codecs", "Media", nio("NIOCore"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            // jemalloc (Debian's libjemalloc2) instead of glibc's malloc for the whole process:
+            // objects made on one thread and freed on another (the store's writer answers what
+            // the event loops read, and the reverse) sent glibc to its slow paths — a fifth of
+            // the event loops' time in _int_malloc and malloc_consolidate at 10,000 chats/s
+            // (issue 17, bench/signaling/README.md). `MALLOC_CONF` tunes it at run time.
+            linkerSettings: [.linkedLibrary("jemalloc", .when(platforms: [.linux]))]
         ),
         // The Swift side of `make bench-media` (bench/media/run): times our codecs and RTP code.
         .executableTarget(
