@@ -838,13 +838,19 @@ def forwarded_page(binary, postgres, workdir, node_key):
     except conformance.Timeout as error:
         raise AssertionError(f"forwarded room call with the page: {error}")
     finally:
-        if driver:
-            driver.stop()
-        for caller in callers:
-            if caller.process.poll() is None:
-                caller.process.kill()
-        for member in members:
-            member.kill()
+        stop_page_scenario(driver, callers, members)
+
+
+def stop_page_scenario(driver, callers, members):
+    """Ends what a scenario with the page started: the browser driver, the CLIs still running,
+    the members."""
+    if driver:
+        driver.stop()
+    for caller in callers:
+        if caller.process.poll() is None:
+            caller.process.kill()
+    for member in members:
+        member.kill()
 
 
 def selected_port(log_path, timeout):
@@ -1000,13 +1006,7 @@ def forwarded_participant_failover(binary, postgres, workdir, node_key):
     except conformance.Timeout as error:
         raise AssertionError(f"forwarded participant failover: {error}")
     finally:
-        if driver:
-            driver.stop()
-        for caller in callers:
-            if caller.process.poll() is None:
-                caller.process.kill()
-        for member in members:
-            member.kill()
+        stop_page_scenario(driver, callers, members)
 
 
 def run_with_postgres(command):
