@@ -26,12 +26,16 @@ public struct ICEDatagramPath: DatagramTransport {
     /// (candidates, pairs) are for the caller, which reads its own copy of them.
     /// - Parameter events: the agent's events, or a copy of them the caller forwards.
     public func datagramEvents(from events: some AsyncSequence<ICEAgentEvent, Never> & Sendable) -> DatagramEvents {
-        events.compactMap { event -> DatagramEvent? in
-            switch event {
-            case .dataReceived(let datagram, let arrival): .received(datagram, arrival: arrival)
-            case .stateChanged(.connected), .stateChanged(.ready): .ready
-            default: nil
-            }
+        events.compactMap(Self.datagramEvent(for:))
+    }
+
+    /// What an agent event is to the path under DTLS-SRTP, if anything: a received datagram, or
+    /// the component's connecting.
+    static func datagramEvent(for event: ICEAgentEvent) -> DatagramEvent? {
+        switch event {
+        case .dataReceived(let datagram, let arrival): .received(datagram, arrival: arrival)
+        case .stateChanged(.connected), .stateChanged(.ready): .ready
+        default: nil
         }
     }
 }
@@ -58,12 +62,7 @@ public final class ICEDatagramFeed: Sendable {
 
     /// Passes a received datagram, or the component's connecting, to the transport.
     public func feed(_ event: ICEAgentEvent) {
-        let pathEvent: DatagramEvent
-        switch event {
-        case .dataReceived(let datagram, let arrival): pathEvent = .received(datagram, arrival: arrival)
-        case .stateChanged(.connected), .stateChanged(.ready): pathEvent = .ready
-        default: return
-        }
+        guard let pathEvent = ICEDatagramPath.datagramEvent(for: event) else { return }
         guard let transport = transport.withLock({ $0 }) else {
             if case .received = pathEvent { early.add(1, ordering: .relaxed) }
             return
