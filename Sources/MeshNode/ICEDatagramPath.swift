@@ -42,36 +42,60 @@ public struct ICEDatagramPath: DatagramTransport {
 
 /// Hands an ICE agent's received datagrams to a DTLS-SRTP transport on the thread that reads the
 /// agent's events (``DTLSSRTPTransport/handle(_:)``), for a reader that reads them for other
-/// news too (the forwarder's session): the alternative, a copy of each datagram through a second
-/// stream read by the transport's own task, wakes one more thread per packet. Datagrams before a
-/// transport is attached are dropped and counted: the forwarder is the DTLS client and sends
-/// first (RFC 5763 §5, `a=setup:active`), so nothing a peer may send comes earlier.
+/// news too (a forwarder's session, a ``Call``): the alternative, a copy of each datagram through
+/// a second stream read by the transport's own task, wakes one more thread per packet.
+///
+/// What arrives before a transport is attached waits (at most ``earlyBound`` datagrams) and is
+/// handed in, in order, when one is: a call that answers as DTLS server may get the peer's
+/// ClientHello (RFC 5763 §5) as soon as ICE connects, before its transport exists. Datagrams
+/// past the bound are dropped and counted, as a full socket buffer drops them.
 public final class ICEDatagramFeed: Sendable {
-    private let transport = Mutex<DTLSSRTPTransport?>(nil)
-    private let early = Atomic<Int>(0)
+    private struct State {
+        var transport: DTLSSRTPTransport?
+        var early: [DatagramEvent] = []
+    }
+
+    private let state = Mutex(State())
+    private let dropped = Atomic<Int>(0)
     private let end: AsyncStream<DatagramEvent>.Continuation
     /// The path's events for the transport's init: nothing but their end (``finish()``); the
     /// datagrams and readiness come through ``feed(_:)``.
     public let events: AsyncStream<DatagramEvent>
 
+    /// How many events may wait for a transport: a DTLS flight or two and the component's
+    /// connecting; nothing else can usefully come before the handshake.
+    public static let earlyBound = 64
+
     /// A feed with no transport yet.
     public init() { (events, end) = AsyncStream.makeStream() }
 
-    /// Datagrams go to `transport` from now on.
-    public func attach(_ transport: DTLSSRTPTransport) { self.transport.withLock { $0 = transport } }
+    /// Datagrams go to `transport` from now on; those that waited for it are handed in first.
+    public func attach(_ transport: DTLSSRTPTransport) {
+        // Handed in under the lock, so a datagram the reader feeds meanwhile waits its turn.
+        state.withLock { state in
+            state.transport = transport
+            for event in state.early { transport.handle(event) }
+            state.early = []
+        }
+    }
 
     /// Passes a received datagram, or the component's connecting, to the transport.
     public func feed(_ event: ICEAgentEvent) {
         guard let pathEvent = ICEDatagramPath.datagramEvent(for: event) else { return }
-        guard let transport = transport.withLock({ $0 }) else {
-            if case .received = pathEvent { early.add(1, ordering: .relaxed) }
-            return
+        let transport = state.withLock { state -> DTLSSRTPTransport? in
+            if let transport = state.transport { return transport }
+            if state.early.count < Self.earlyBound {
+                state.early.append(pathEvent)
+            } else if case .received = pathEvent {
+                dropped.add(1, ordering: .relaxed)
+            }
+            return nil
         }
-        transport.handle(pathEvent)
+        transport?.handle(pathEvent)
     }
 
-    /// Datagrams dropped because they came before a transport was attached.
-    public var droppedBeforeAttach: Int { early.load(ordering: .relaxed) }
+    /// Datagrams dropped because more than ``earlyBound`` came before a transport was attached.
+    public var droppedBeforeAttach: Int { dropped.load(ordering: .relaxed) }
 
     /// The agent's events ended: so does the path.
     public func finish() { end.finish() }
