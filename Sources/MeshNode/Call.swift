@@ -46,7 +46,7 @@ public actor Call {
 
     /// The lifecycle and the ICE restarts; every change of phase goes through ``transition(_:)``.
     private(set) var machine: CallStateMachine
-    /// The agent of the current path, with the copy of its events the DTLS transport reads.
+    /// The agent of the current path, with the feed that hands its datagrams to the DTLS transport.
     var ice: AgentLink?
     var transport: DTLSSRTPTransport?
     /// The engine, reachable from the transport's receive task without hopping onto the actor.

@@ -115,7 +115,7 @@ extension Call {
             })
     }
 
-    /// What every receive queue of the call dropped so far: the ICE agent's (and its copy's, of
+    /// What every receive queue of the call dropped so far: the ICE agent's and its feed's (of
     /// replaced agents too), the DTLS-SRTP transport's, and the media engines' (one per sender
     /// in a forwarded call).
     var receiveQueueDrops: ReceiveQueueDrops {
