@@ -40,15 +40,17 @@ public struct ICEDatagramPath: DatagramTransport {
     }
 }
 
-/// Hands an ICE agent's received datagrams to a DTLS-SRTP transport on the thread that reads the
-/// agent's events (``DTLSSRTPTransport/handle(_:)``), for a reader that reads them for other
+/// Hands an ICE agent's received datagrams to a DTLS-SRTP transport (``DTLSSRTPTransport/handle(_:)``)
+/// on the thread that reads the agent's events, or, tapped (``attach(_:tapping:)``), on the GLib
+/// thread as they come off the socket — for a reader that reads the agent's events for other
 /// news too (a forwarder's session, a ``Call``): the alternative, a copy of each datagram through
 /// a second stream read by the transport's own task, wakes one more thread per packet.
 ///
 /// What arrives before a transport is attached waits (at most ``earlyBound`` datagrams) and is
 /// handed in, in order, when one is: a call that answers as DTLS server may get the peer's
-/// ClientHello (RFC 5763 §5) as soon as ICE connects, before its transport exists. Datagrams
-/// past the bound are dropped and counted, as a full socket buffer drops them.
+/// ClientHello (RFC 5763 §5) as soon as ICE connects, before its transport exists (the
+/// forwarder is the DTLS client and sends first, so nothing is expected there). Datagrams past
+/// the bound are dropped and counted, as a full socket buffer drops them.
 public final class ICEDatagramFeed: Sendable {
     private struct State {
         var transport: DTLSSRTPTransport?
@@ -70,13 +72,21 @@ public final class ICEDatagramFeed: Sendable {
     public init() { (events, end) = AsyncStream.makeStream() }
 
     /// Datagrams go to `transport` from now on; those that waited for it are handed in first.
-    public func attach(_ transport: DTLSSRTPTransport) {
+    /// - Parameter agent: when given, its datagrams from now on skip its event stream and go to
+    ///   the transport on the GLib thread as they come off the socket
+    ///   (``ICEAgent/deliverDatagrams(to:)``): decrypting there, and what the transport's packet
+    ///   handler does, wakes no thread per packet. The tap holds the transport weakly (the
+    ///   transport's path holds the agent).
+    public func attach(_ transport: DTLSSRTPTransport, tapping agent: ICEAgent? = nil) {
         // Handed in under the lock, so a datagram the reader feeds meanwhile waits its turn.
         state.withLock { state in
             state.transport = transport
             for event in state.early { transport.handle(event) }
             state.early = []
         }
+        agent?.deliverDatagrams(to: ICEDatagramTap { [weak transport] datagram, arrival in
+            transport?.handle(.received(datagram, arrival: arrival))
+        })
     }
 
     /// Passes a received datagram, or the component's connecting, to the transport.

@@ -42,6 +42,7 @@ public final class ICEAgent: Sendable {
     public static let receiveQueueBound = 1024
 
     private let object: NiceAgentObject
+    private let sink: NiceEventSink
     private let logger: Logger
 
     /// Creates an agent and its stream; nothing is sent until ``gather()``.
@@ -60,7 +61,17 @@ public final class ICEAgent: Sendable {
         }
         self.configuration = configuration
         self.events = events
+        self.sink = sink
         self.logger = logger
+    }
+
+    /// From now on each received datagram goes to `tap` on the GLib thread as it comes off the
+    /// socket, instead of into ``events`` (nil: into ``events`` again). For a consumer whose work
+    /// per datagram is short and never waits (the forwarder decrypts and forwards there): it
+    /// saves waking a thread per packet. Datagrams already queued stay in ``events``; the other
+    /// events (candidates, states) always go there.
+    public func deliverDatagrams(to tap: ICEDatagramTap?) {
+        sink.tap.withLock { $0 = tap }
     }
 
     /// Starts gathering host, server-reflexive and relay candidates. Each arrives as

@@ -14,6 +14,9 @@ final class NiceEventSink: Sendable {
     let continuation: BoundedEventStream<ICEAgentEvent>.Producer
     let logger: Logger
 
+    /// Where received datagrams go instead of the queue, once set (``ICEAgent/deliverDatagrams(to:)``).
+    let tap = Mutex<ICEDatagramTap?>(nil)
+
     init(continuation: BoundedEventStream<ICEAgentEvent>.Producer, logger: Logger) {
         self.continuation = continuation
         self.logger = logger
@@ -22,6 +25,10 @@ final class NiceEventSink: Sendable {
     /// Queues a packet received at `arrival`; when the consumer is a full queue behind, the
     /// packet is dropped and the drop is logged (the first, then at each doubling).
     func received(_ datagram: ByteBuffer, at arrival: ContinuousClock.Instant) {
+        if let tap = tap.withLock({ $0 }) {
+            tap.deliver(datagram, arrival)
+            return
+        }
         let result = continuation.yield(.dataReceived(datagram, arrival: arrival))
         if result.shouldReport, case .dropped(let total) = result {
             logger.warning("ICE receive queue full: packets dropped", metadata: [

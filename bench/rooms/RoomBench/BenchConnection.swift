@@ -213,7 +213,7 @@ final class BenchConnection: Sendable {
         let iceLink = ICEDatagramPath(agent: agent)
         let transport = try DTLSSRTPTransport(path: iceLink, events: counting ? iceLink.datagramEvents(from: path.stream) : feed.events,
                                               configuration: .init(certificate: certificate, role: role, remoteFingerprint: remote.fingerprint))
-        if !counting { feed.attach(transport) }
+        if !counting { feed.attach(transport, tapping: agent) }
         state.withLock {
             $0.transport = transport
             $0.localSetup = role == .client ? .active : .passive
