@@ -36,7 +36,7 @@ extension Call {
             let link = try await makeAgent(role: isCaller ? .controlling : .controlled)
             agent = link.agent
             transport.replacePath(ICEDatagramPath(agent: agent), events: link.feed.events)
-            link.feed.attach(transport)
+            link.feed.attach(transport, tapping: agent)
             await transition(.localCredentialsRenewed)
             credentials = try await agent.localCredentials()
         } else if restart, let existing = self.agent {
@@ -276,7 +276,7 @@ extension Call {
                 }
             }
         })
-        feed.attach(transport)
+        feed.attach(transport, tapping: agent)
         transport.start()
         // The whole setup, from the call request to media, has a deadline.
         let timeout = options.setupTimeout - (.now - created)

@@ -384,6 +384,7 @@ public actor Call {
         if let engine = media.engine { finalStatistics = await engine.stop() }
         if let share = media.share { _ = await share.stop() }
         await forwardedReceivers.stop()
+        agent?.deliverDatagrams(to: nil)
         transport?.close()
         for task in tasks { task.cancel() }
         await agent?.close()
