@@ -251,11 +251,12 @@ extension Call {
 
     /// Starts DTLS over the agent's component; media starts when the handshake completes.
     ///
-    /// Received packets take two hand-offs, as on the forwarder: libnice's thread queues each
-    /// datagram in the agent's stream; the task that reads it hands it to the transport
-    /// (``ICEDatagramFeed``), which decrypts it and hands the packet to ``CallPacketReceiver``
-    /// on that thread (``DTLSSRTPTransport/deliverPackets(to:)``), which queues it for the media
-    /// engine's thread. The transport's ``DTLSSRTPTransport/events`` carry its state changes.
+    /// Received packets take one hand-off, as on the forwarder: once the transport is attached,
+    /// libnice's GLib thread hands each datagram to it (``ICEDatagramFeed/attach(_:tapping:)``),
+    /// which decrypts it and hands the packet to ``CallPacketReceiver`` on that thread
+    /// (``DTLSSRTPTransport/deliverPackets(to:)``), which queues it for the media engine's
+    /// thread. What came earlier waited in the agent's stream and the feed. The transport's
+    /// ``DTLSSRTPTransport/events`` carry its state changes.
     func startTransport(agent: ICEAgent, local: SDPSetupRole, remote: SDPSetupRole, fingerprint: SDPFingerprint) throws {
         guard transport == nil, let feed = ice?.feed else { return }
         let role = try DTLSRole(local: local, remote: remote)

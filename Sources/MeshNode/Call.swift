@@ -309,7 +309,8 @@ public actor Call {
         let configuration = ICEServerSettings.agentConfiguration(servers: iceServers, role: role, localAddresses: options.localAddresses,
                                                                  relayOnly: options.relayOnly)
         let agent = try await ICEAgent(configuration: configuration, logger: logger)
-        // The agent's own bounded stream is the one queue between libnice's thread and the
+        // Until the transport is attached (then the GLib thread hands datagrams to it directly),
+        // the agent's own bounded stream is the one queue between libnice's thread and the
         // transport: a copy of it read by the transport's task cost a stream and a thread
         // wake-up per packet (docs/calls.md "How a received packet travels").
         let feed = ICEDatagramFeed()

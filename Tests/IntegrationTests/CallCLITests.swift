@@ -21,11 +21,11 @@ import Codecs
         try await peers.expectRecording(of: bob, from: "alice")
     }
 
-    /// The receive path of a call (docs/calls.md "How a received packet travels"): the task that
-    /// reads the ICE agent's events hands each datagram to the DTLS-SRTP transport, which hands
-    /// the decrypted packet to the media engine on that thread. No packet waits in the
-    /// transport's queue for a task of its own (two hand-offs per packet, not four).
-    @Test("CLI ↔ CLI call: every received packet goes from the ICE agent's reader to the media engine, none through the transport's queue")
+    /// The receive path of a call (docs/calls.md "How a received packet travels"): the ICE
+    /// agent's GLib thread hands each datagram to the DTLS-SRTP transport, which hands the
+    /// decrypted packet to the media engine's queue on that thread. No packet waits in the
+    /// transport's queue for a task of its own (one hand-off per packet, not four).
+    @Test("CLI ↔ CLI call: every received packet goes from the ICE agent to the media engine, none through the transport's queue")
     func receivedPacketsHandedStraightOver() async throws {
         let node = try await MeshNodeServer([], bind: ["127.0.0.1"])
         defer { node.stop() }
