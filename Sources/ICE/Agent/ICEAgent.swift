@@ -46,14 +46,17 @@ public final class ICEAgent: Sendable {
     private let logger: Logger
 
     /// Creates an agent and its stream; nothing is sent until ``gather()``.
+    /// - Parameter loop: the GLib loop (and thread) that runs the agent: the shared one, or one
+    ///   of the pool for agents whose datagrams are tapped (``deliverDatagrams(to:)``).
     /// - Throws: ``ICEError`` `invalidConfiguration` when a server or local address
     ///   is not an IP literal, or relay-only is asked for without a TURN server.
-    public init(configuration: ICEAgentConfiguration, logger: Logger = Logger(label: "meshnode.ice.agent")) async throws {
+    public init(configuration: ICEAgentConfiguration, loop: ICEEventLoop = .shared, logger: Logger = Logger(label: "meshnode.ice.agent")) async throws {
         let (events, continuation) = BoundedEventStream<ICEAgentEvent>.makeStream(dataBound: Self.receiveQueueBound, isData: \.isData)
         let sink = NiceEventSink(continuation: continuation, logger: logger)
+        let glib = loop.glib
         do {
-            self.object = try await GLibMainLoop.shared.run {
-                try NiceAgentObject(configuration: configuration, sink: sink)
+            self.object = try await glib.run {
+                try NiceAgentObject(configuration: configuration, sink: sink, loop: glib)
             }
         } catch {
             continuation.finish()
@@ -232,7 +235,7 @@ public final class ICEAgent: Sendable {
     public func close() async {
         let object = self.object
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            GLibMainLoop.shared.invoke {
+            object.loop.invoke {
                 object.close { continuation.resume() }
             }
         }
@@ -240,7 +243,7 @@ public final class ICEAgent: Sendable {
 
     private func onLoop<T: Sendable>(_ body: @escaping @Sendable (OpaquePointer, NiceAgentObject) throws -> T) async throws -> T {
         let object = self.object
-        return try await GLibMainLoop.shared.run {
+        return try await object.loop.run {
             try object.withAgent { agent in try body(agent, object) }
         }
     }

@@ -183,7 +183,9 @@ actor ForwardedSession {
         let offer = try SessionDescription(parsing: text)
         let remote = try SDPTransportParameters(offer)
         let configuration = ICEServerSettings.agentConfiguration(servers: iceServers, role: .controlled, localAddresses: localAddresses, relayOnly: false)
-        let agent = try await ICEAgent(configuration: configuration, logger: logger)
+        // On the pool's loop for this call: its packets are forwarded on that loop's thread
+        // (``ICEDatagramFeed/attach(_:tapping:)``), and other calls on other cores.
+        let agent = try await ICEAgent(configuration: configuration, loop: .pooled(by: forwarded.id), logger: logger)
         self.agent = agent
         // Once the transport exists, the agent's datagrams go to it on the GLib thread as they
         // come off the socket (``ICEDatagramFeed/attach(_:tapping:)``): no thread is woken per
