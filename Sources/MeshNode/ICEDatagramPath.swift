@@ -94,10 +94,14 @@ public final class ICEDatagramFeed: Sendable {
         guard let pathEvent = ICEDatagramPath.datagramEvent(for: event) else { return }
         let transport = state.withLock { state -> DTLSSRTPTransport? in
             if let transport = state.transport { return transport }
-            if state.early.count < Self.earlyBound {
-                state.early.append(pathEvent)
-            } else if case .received = pathEvent {
+            switch pathEvent {
+            case .received where state.early.count >= Self.earlyBound:
                 dropped.add(1, ordering: .relaxed)
+            case .ready where state.early.contains(where: { if case .ready = $0 { true } else { false } }):
+                break  // one is enough: the transport only needs to know the path is up
+            default:
+                // The component's connecting always waits, whatever came before it.
+                state.early.append(pathEvent)
             }
             return nil
         }
