@@ -1,0 +1,40 @@
+import Signaling
+
+/// Whether a CLI participant's room call went well, judged from the reports of every pairwise
+/// call and forwarder call it made (docs/rooms.md "Failure").
+public enum RoomCallVerdict {
+    /// The reason a pairwise call is hung up with once the forwarder's call carries the room.
+    public static let movedToForwarder = "the room call moved to its forwarder"
+
+    public struct Outcome: Sendable {
+        /// The other end: a participant's name, or a forwarder's address.
+        public var remote: String
+        public var forwarded: Bool
+        public var endReason: String?
+        public var ok: Bool
+
+        public init(remote: String, forwarded: Bool, endReason: String?, ok: Bool) {
+            self.remote = remote
+            self.forwarded = forwarded
+            self.endReason = endReason
+            self.ok = ok
+        }
+    }
+
+    /// `outcomes` in the order the calls began. Each participant is judged by its last pairwise
+    /// call: an earlier one may have been replaced (it reloaded and called again) or crossed with
+    /// its call and been answered busy. Calls to forwarders count as one, the last (after a
+    /// failover it carries the room). A pairwise call hung up because the room moved to the
+    /// forwarder is not judged: it may end before its first keyframe, and the forwarder's call
+    /// is only ok when it decoded every other participant.
+    public static func ok(_ outcomes: [Outcome]) -> Bool {
+        let forwarderName = ForwarderAssignment.forwarderName
+        let movedAndCarried = outcomes.contains { $0.forwarded }
+        var last: [String: Bool] = [:]
+        for outcome in outcomes {
+            if !outcome.forwarded, movedAndCarried, outcome.endReason == movedToForwarder { continue }
+            last[outcome.forwarded ? forwarderName : outcome.remote] = outcome.ok
+        }
+        return !last.isEmpty && last.values.allSatisfy { $0 }
+    }
+}
