@@ -1,4 +1,5 @@
 internal import CNice
+internal import CNiceShims
 import NIOCore
 
 // libnice's signals and receive callback, bridged to the event stream. All of them run on
@@ -47,9 +48,10 @@ extension NiceAgentObject {
         let selectedPair: @convention(c) (
             OpaquePointer?, UInt32, UInt32, UnsafeMutablePointer<NiceCandidate>?, UnsafeMutablePointer<NiceCandidate>?,
             UnsafeMutableRawPointer?
-        ) -> Void = { _, _, _, local, remote, data in
+        ) -> Void = { agent, stream, component, local, remote, data in
             guard let local, let remote else { return }
             let sink = NiceEventSink.from(data)
+            sink.stampArrivals(on: Int32(CNiceShims_selected_socket_fd(UnsafeMutableRawPointer(agent), stream, component)))
             let pair = ICESelectedPair(local: ICECandidate(nice: local), remote: ICECandidate(nice: remote))
             sink.logger.debug("selected pair", metadata: ["pair": "\(pair)"])
             sink.continuation.yield(.selectedPair(pair))
@@ -61,11 +63,12 @@ extension NiceAgentObject {
             agent, stream, component, context,
             { _, _, _, length, buffer, data in
                 guard let buffer else { return }
-                // Stamped first, on libnice's thread as it hands the datagram over (a relayed
-                // one too: libnice unwraps TURN before this callback).
-                let arrival = ContinuousClock.now
+                // Stamped first, as the kernel received it (a relayed one too: libnice unwraps
+                // TURN before this callback, and reads one datagram per callback).
+                let now = ContinuousClock.now
+                let sink = NiceEventSink.from(data)
                 let bytes = UnsafeRawBufferPointer(start: buffer, count: Int(length))
-                NiceEventSink.from(data).received(ByteBuffer(bytes: bytes), at: arrival)
+                sink.received(ByteBuffer(bytes: bytes), at: sink.arrival(now: now))
             },
             data
         )
