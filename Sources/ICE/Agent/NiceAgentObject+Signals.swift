@@ -1,5 +1,4 @@
 internal import CNice
-internal import CNiceShims
 import NIOCore
 
 // libnice's signals and receive callback, bridged to the event stream. All of them run on
@@ -48,10 +47,9 @@ extension NiceAgentObject {
         let selectedPair: @convention(c) (
             OpaquePointer?, UInt32, UInt32, UnsafeMutablePointer<NiceCandidate>?, UnsafeMutablePointer<NiceCandidate>?,
             UnsafeMutableRawPointer?
-        ) -> Void = { agent, stream, component, local, remote, data in
+        ) -> Void = { _, _, _, local, remote, data in
             guard let local, let remote else { return }
             let sink = NiceEventSink.from(data)
-            sink.stampArrivals(on: Int32(CNiceShims_selected_socket_fd(UnsafeMutableRawPointer(agent), stream, component)))
             let pair = ICESelectedPair(local: ICECandidate(nice: local), remote: ICECandidate(nice: remote))
             sink.logger.debug("selected pair", metadata: ["pair": "\(pair)"])
             sink.continuation.yield(.selectedPair(pair))
@@ -63,12 +61,11 @@ extension NiceAgentObject {
             agent, stream, component, context,
             { _, _, _, length, buffer, data in
                 guard let buffer else { return }
-                // Stamped first, as the kernel received it (a relayed one too: libnice unwraps
-                // TURN before this callback, and reads one datagram per callback).
-                let now = ContinuousClock.now
-                let sink = NiceEventSink.from(data)
+                // Stamped first, on libnice's thread as it hands the datagram over (a relayed
+                // one too: libnice unwraps TURN before this callback).
+                let arrival = ContinuousClock.now
                 let bytes = UnsafeRawBufferPointer(start: buffer, count: Int(length))
-                sink.received(ByteBuffer(bytes: bytes), at: sink.arrival(now: now))
+                NiceEventSink.from(data).received(ByteBuffer(bytes: bytes), at: arrival)
             },
             data
         )

@@ -17,10 +17,6 @@ final class NiceEventSink: Sendable {
     /// Where received datagrams go instead of the queue, once set (``ICEAgent/deliverDatagrams(to:)``).
     let tap = Mutex<ICEDatagramTap?>(nil)
 
-    /// The selected pair's socket, whose kernel receive stamp dates each datagram (-1 before a
-    /// pair is selected). Written and read on the GLib thread only.
-    let stampedSocket = Atomic<Int32>(-1)
-
     init(continuation: BoundedEventStream<ICEAgentEvent>.Producer, logger: Logger) {
         self.continuation = continuation
         self.logger = logger
@@ -38,28 +34,6 @@ final class NiceEventSink: Sendable {
             logger.warning("ICE receive queue full: packets dropped", metadata: [
                 "dropped": "\(total)", "bound": "\(ICEAgent.receiveQueueBound)"])
         }
-    }
-
-    /// When the datagram just read came off the wire: the kernel's stamp of the selected socket's
-    /// last read, so that a GLib thread busy with other work (a forwarder's copies, other agents)
-    /// does not add its delay to every receive-side estimate (docs/rooms.md "Arrival times are
-    /// taken at the socket"). `now` when the kernel cannot tell or its stamp is implausible
-    /// (older than ``stampHorizon``: the datagram came on another socket).
-    func arrival(now: ContinuousClock.Instant) -> ContinuousClock.Instant {
-        let fd = stampedSocket.load(ordering: .relaxed)
-        guard fd >= 0 else { return now }
-        let age = CNiceShims_receive_age_ns(fd)
-        guard age >= 0, age < Self.stampHorizon else { return now }
-        return now - .nanoseconds(age)
-    }
-
-    /// The oldest kernel stamp taken as a datagram's arrival.
-    static let stampHorizon: Int64 = 2_000_000_000
-
-    /// Dates datagrams by `fd`'s kernel stamps from now on (the first call turns them on).
-    func stampArrivals(on fd: Int32) {
-        if fd >= 0 { _ = CNiceShims_receive_age_ns(fd) }
-        stampedSocket.store(fd, ordering: .relaxed)
     }
 
     static func from(_ data: UnsafeMutableRawPointer?) -> NiceEventSink {

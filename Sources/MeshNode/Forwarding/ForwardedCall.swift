@@ -14,19 +14,17 @@ import Synchronization
 /// DTLS-SRTP per participant, so what the core sees is the clear RTP and RTCP, and what it
 /// returns is protected again with the receiver's keys.
 ///
-/// Packets are decrypted and acknowledged (transport-cc) on the GLib thread that read them off
-/// the socket (``ICEDatagramFeed/attach(_:tapping:)``, ``UplinkStamper``), then forwarded on the
-/// call's own thread (``ForwardingThread``), a batch at a time under one lock that serializes
-/// the core (``ForwardingState``). A thread woken per batch, not a task or an actor per packet:
-/// those woke one per packet, which at five participants cost more than the forwarding
-/// (docs/rooms.md "Cost per packet"). The actor keeps the rest: who is in, their transports'
-/// state changes, the 20 ms tick.
+/// Packets are forwarded where they were decrypted — in a call, on the GLib thread that read
+/// them off the socket (``ICEDatagramFeed/attach(_:tapping:)``) — under one lock that serializes
+/// the core (``ForwardingState``): packets of all participants pass through it one at a time,
+/// on the order of a few microseconds each. No thread is woken per packet; handing each packet
+/// to a task or an actor woke one per packet, which at five participants cost more than the
+/// forwarding (docs/rooms.md "Where a packet is forwarded"). The actor keeps the rest: who is
+/// in, their transports' state changes, the 20 ms tick.
 public actor ForwardedCall {
     /// The room call this forwards (`roomCall` of docs/protocol.md "Room calls").
     public nonisolated let id: String
     private nonisolated let state: Mutex<ForwardingState>
-    /// Where the GLib threads queue decrypted packets for forwarding (``ForwardingThread``).
-    private nonisolated let forwarding = ForwardingThread()
     private var readers: [String: Task<Void, Never>] = [:]
     /// Each participant's receive queue drops on `/metrics`: the transport's, and what its
     /// session reads of the queues before it (the ICE agent's and the copy's).
@@ -72,10 +70,7 @@ public actor ForwardedCall {
         // layer re-reads the participants at each one, so only the newest matter.
         (changes, changeSink) = AsyncStream.makeStream(of: Change.self, bufferingPolicy: .bufferingNewest(Self.maxBufferedChanges))
         metrics.callsChanged(by: 1)
-        forwarding.start(name: "meshnode-fwd") { [weak self] batch in self?.forward(batch) }
     }
-
-    deinit { forwarding.close() }
 
     /// The participants now.
     public var participants: [String] { state.withLock { $0.transports.keys.sorted() } }
@@ -124,8 +119,8 @@ public actor ForwardedCall {
         let uplink = UplinkStamper(
             feedback: UplinkTransportFeedback(reporterSSRC: reporterSSRC, extensionID: extensions.transportWideCC, epoch: epoch),
             transport: transport, states: stateSink,
-            forward: ForwardedPacketSink { [forwarding] event, packet, arrival in
-                forwarding.enqueue(.init(event: event, parsed: packet, participant: participant, arrival: arrival))
+            forward: ForwardedPacketSink { [weak self] event, packet, arrival in
+                self?.forward(event, packet: packet, from: participant, arrival: arrival)
             },
             logger: logger, label: "\(id): \(participant)")
         transport.deliverPackets { [uplink] event in uplink.stamp(event) }
@@ -190,7 +185,6 @@ public actor ForwardedCall {
             return transport
         }
         queueDrops[participant] = nil
-        forwarding.forget(participant)
         stateQueues[participant] = nil
         readers.removeValue(forKey: participant)?.cancel()
         metrics.participantsChanged(by: -1)
@@ -204,28 +198,15 @@ public actor ForwardedCall {
         for participant in state.withLock({ Array($0.transports.keys) }) { remove(participant, reason: "the call ended") }
         ticker?.cancel()
         ticker = nil
-        forwarding.close()
         state.withLock { $0.updateSqueezed() }
         changeSink.finish()
         metrics.callsChanged(by: -1)
     }
 
-    /// Runs `body` holding the forwarding's lock, so that no packet is forwarded meanwhile (tests
-    /// hold up the forwarding with it).
-    nonisolated func withForwardingHeld<T>(_ body: () -> T) -> T {
-        state.withLock { _ in body() }
-    }
-
-    /// Packets queued by the participants' uplinks (``UplinkStamper``), forwarded on the call's
-    /// ``ForwardingThread`` under one lock per batch; each send is stamped when it is made.
-    private nonisolated func forward(_ batch: [ForwardingThread.Packet]) {
-        let epoch = self.epoch
-        state.withLock { state in
-            for packet in batch {
-                state.receive(packet.event, packet: packet.parsed, from: packet.participant, now: ContinuousClock.now - epoch,
-                              arrived: packet.arrival - epoch)
-            }
-        }
+    /// A participant's packet, forwarded on the thread that decrypted it (``UplinkStamper``).
+    private nonisolated func forward(_ event: TransportEvent, packet: RTPPacket?, from participant: String, arrival: ContinuousClock.Instant) {
+        let time = now
+        state.withLock { $0.receive(event, packet: packet, from: participant, now: time, arrived: arrival - epoch) }
     }
 
     /// A state change of a participant's transport; false when the transport is done.
@@ -256,8 +237,7 @@ public actor ForwardedCall {
     private func reportQueueDrops(of participant: String) {
         guard let transport = state.withLock({ $0.transports[participant] }), let upstream = queueDrops[participant]?.upstream else { return }
         var totals = upstream()
-        // The forwarding thread's queue holds decrypted packets, as the transport's did.
-        totals.transport = transport.statistics.receiveQueueDrops + forwarding.dropped(of: participant)
+        totals.transport = transport.statistics.receiveQueueDrops
         queueDrops[participant]?.meter.report(totals)
     }
 }

@@ -6,7 +6,7 @@ import Synchronization
 
 /// The first stop of a participant's received packets on the forwarder: it stamps each packet's
 /// arrival, parses it once, makes the uplink's transport-cc feedback (``UplinkTransportFeedback``)
-/// and hands the packet to the forwarding (``ForwardedPacketSink``: the call's ``ForwardingThread``); the
+/// and hands the packet to the forwarding (``ForwardedPacketSink``), on the same thread; the
 /// transport's state changes go to the ``ForwardedCall`` actor's queue.
 ///
 /// The arrival is the packet's own stamp, taken as its datagram came off the socket

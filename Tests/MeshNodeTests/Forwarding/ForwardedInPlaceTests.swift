@@ -1,5 +1,4 @@
 import DTLSSRTP
-import Foundation
 import Media
 @testable import MeshNode
 import NIOCore
@@ -8,18 +7,16 @@ import Synchronization
 import Testing
 import TestSupport
 
-/// A forwarded call decrypts each packet (and makes its transport-cc feedback) on the thread
-/// that read it, and forwards it on the call's own thread (``ForwardingThread``): while the
-/// forwarding is held up, a participant's transport still takes every datagram in at once, so
-/// the reading thread never falls behind the forwarding and the feedback is never late for it
-/// (docs/rooms.md "Cost per packet"). Forwarding in place, on the reading thread, made a slow
-/// forwarding hold the datagrams in the socket and the senders cut their rates.
-@Suite("Forwarded call: the reading thread does not wait for the forwarding", .serialized, .timeLimit(.minutes(1)))
-struct ForwardingOffReaderTests {
-    @Test("with the forwarding held 20 packets are taken in and none forwarded; released, all 40 copies go out")
-    func readerDoesNotWaitForForwarding() async throws {
+/// A forwarded call forwards each packet on the thread that decrypted it, under the call's lock:
+/// by the time a participant's transport has taken a datagram in (``DTLSSRTPTransport/handle(_:)``,
+/// as the GLib thread's tap calls it), the copies to the others are protected and sent. Handing
+/// packets to a task or the actor instead woke a thread per packet (docs/rooms.md "Cost per packet").
+@Suite("Forwarded call: a packet is forwarded where it is decrypted", .serialized, .timeLimit(.minutes(1)))
+struct ForwardedInPlaceTests {
+    @Test("each of alice's packets handed to her transport is sent to bob and carol before handle(_:) returns")
+    func forwardedBeforeHandleReturns() async throws {
         NodeMetrics.bootstrap()
-        let call = ForwardedCall(id: "rc-off-reader")
+        let call = ForwardedCall(id: "rc-in-place")
         let forwarderCertificate = try DTLSCertificate(commonName: "forwarder")
         // Alice's side: the forwarder's transport reads nothing itself; a feeder hands it her datagrams.
         let aliceCertificate = try DTLSCertificate(commonName: "alice")
@@ -36,14 +33,17 @@ struct ForwardingOffReaderTests {
                            extensions: ForwardingExtensionIDs(transportWideCC: 3))
         let receivers = others.map(\.atForwarder)
         func sent() -> Int { receivers.reduce(0) { $0 + $1.statistics.rtpSent } }
-        // The feeder, as the GLib thread's tap: hands each datagram in and counts alice's SRTP.
-        let taken = Mutex(0)
+        // The feeder: hands each datagram in and, for alice's SRTP, checks that both copies were sent when handle(_:) returned.
         let feeder = Task {
+            var late = 0, checked = 0
             for await event in aliceFar.events {
+                let before = sent()
                 aliceAtForwarder.handle(event)
                 guard case .received(let datagram, _) = event, PacketDemultiplexer.classify(datagram) == .srtp else { continue }
-                taken.withLock { $0 += 1 }
+                checked += 1
+                if sent() < before + 2 { late += 1 }
             }
+            return (late, checked)
         }
         alice.start()
         aliceAtForwarder.start()
@@ -54,29 +54,13 @@ struct ForwardingOffReaderTests {
                 try await call.bind(participant, ssrc: stream.ssrc, ForwardingBinding(mid: stream.from, payloadType: 100, retransmissionPayloadType: 101))
             }
         }
-        // A thread holds the forwarding until told to let go.
-        let holding = Atomic(false), release = Atomic(false)
-        Thread.detachNewThread {
-            call.withForwardingHeld {
-                holding.store(true, ordering: .sequentiallyConsistent)
-                let deadline = ContinuousClock.now + .seconds(10)
-                while !release.load(ordering: .sequentiallyConsistent), ContinuousClock.now < deadline { usleep(1_000) }
-            }
-        }
-        try await waitUntil("the forwarding held") { holding.load(ordering: .sequentiallyConsistent) }
         for sequence: UInt16 in 1...20 { try alice.sendRTP(try ForwardedCallTests.video(sequence, ssrc: 0xA11CE)) }
-        let tookAll = await (try? waitUntil("alice's 20 packets taken in while the forwarding is held", limit: .seconds(5)) {
-            taken.withLock { $0 } >= 20
-        }) != nil
-        let sentWhileHeld = sent()
-        release.store(true, ordering: .sequentiallyConsistent)
-        #expect(tookAll, "the reading thread waited for the forwarding: \(taken.withLock { $0 }) of 20 taken in while it was held")
-        #expect(sentWhileHeld == 0, "\(sentWhileHeld) copies were sent while the forwarding was held")
-        try await waitUntil("bob's and carol's copies sent once released") { sent() >= 40 }
-        #expect(sent() == 40)
+        try await waitUntil("bob's and carol's copies sent") { sent() >= 40 }
 
         aliceFar.continuation.finish()
-        await feeder.value
+        let (late, checked) = await feeder.value
+        #expect(checked == 20)
+        #expect(late == 0, "\(late) of alice's packets were forwarded after handle(_:) returned")
         quietEnd.finish()
         await call.close()
         alice.close()
