@@ -40,13 +40,20 @@ import Testing
         #expect(!RoomCallVerdict.ok([Outcome(remote: "bob", forwarded: false, endReason: RoomCallVerdict.movedToForwarder, ok: false)]))
     }
 
-    @Test("a pairwise call that failed for another reason still counts next to a forwarder")
-    func otherFailureCounts() {
-        let outcomes = [
-            Outcome(remote: "carol", forwarded: false, endReason: "ICE failed", ok: false),
-            Outcome(remote: "forwarder", forwarded: true, endReason: "hung up", ok: true),
+    @Test("pairwise calls before the forwarder's call are not judged, whoever ended them; one after it (back to peer to peer) is")
+    func endedByEitherSide() {
+        // CI: bob hung up for the move, so alice's side ended as hung up by the peer.
+        let peerEnded = [
+            Outcome(remote: "bob@east", forwarded: false, endReason: "the peer hung up", ok: false),
+            Outcome(remote: "forwarder@east", forwarded: true, endReason: "hung up", ok: true),
         ]
-        #expect(!RoomCallVerdict.ok(outcomes))
+        #expect(RoomCallVerdict.ok(peerEnded))
+        let backToPairs = [
+            Outcome(remote: "carol", forwarded: false, endReason: RoomCallVerdict.movedToForwarder, ok: false),
+            Outcome(remote: "forwarder", forwarded: true, endReason: "the room call moved back", ok: true),
+            Outcome(remote: "carol", forwarded: false, endReason: "ICE failed", ok: false),
+        ]
+        #expect(!RoomCallVerdict.ok(backToPairs))
         #expect(!RoomCallVerdict.ok([]))
     }
 }
