@@ -540,7 +540,7 @@ public actor Peer {
         let pairs = roomCallPairs
         roomCallPairs = [:]
         if !pairs.isEmpty { logger.notice("room call moved to the forwarder in \(ContinuousClock.now - began); hanging up \(pairs.count) pairwise call(s)") }
-        for id in pairs.values { await calls[id]?.hangup(reason: RoomCallVerdict.movedToForwarder) }
+        for id in pairs.values { await calls[id]?.hangup(reason: "the room call moved to its forwarder") }
     }
 
     /// Whether `payload` is a `call` of this peer's room call from a participant (by name and

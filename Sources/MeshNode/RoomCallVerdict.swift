@@ -3,20 +3,15 @@ import Signaling
 /// Whether a CLI participant's room call went well, judged from the reports of every pairwise
 /// call and forwarder call it made (docs/rooms.md "Failure").
 public enum RoomCallVerdict {
-    /// The reason a pairwise call is hung up with once the forwarder's call carries the room.
-    public static let movedToForwarder = "the room call moved to its forwarder"
-
     public struct Outcome: Sendable {
         /// The other end: a participant's name, or a forwarder's address.
         public var remote: String
         public var forwarded: Bool
-        public var endReason: String?
         public var ok: Bool
 
-        public init(remote: String, forwarded: Bool, endReason: String?, ok: Bool) {
+        public init(remote: String, forwarded: Bool, ok: Bool) {
             self.remote = remote
             self.forwarded = forwarded
-            self.endReason = endReason
             self.ok = ok
         }
     }

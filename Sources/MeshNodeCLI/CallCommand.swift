@@ -217,7 +217,7 @@ struct CallRunner {
             guard let call = seen[id] else { continue }
             await call.waitUntilEnded()
             let report = finish(await call.report())
-            outcomes.append(.init(remote: call.remote, forwarded: call.forwarded, endReason: await call.endReason, ok: report.ok))
+            outcomes.append(.init(remote: call.remote, forwarded: call.forwarded, ok: report.ok))
         }
         let ok = RoomCallVerdict.ok(outcomes)
         status.clear()

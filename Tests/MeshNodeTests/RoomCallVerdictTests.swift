@@ -5,11 +5,11 @@ import Testing
 @Suite struct RoomCallVerdictTests {
     typealias Outcome = RoomCallVerdict.Outcome
 
-    @Test("a pairwise call hung up for the forwarder before its first keyframe does not fail a forwarded call that decoded everyone")
+    @Test("a pairwise call cut short by the move before its first keyframe does not fail a forwarded call that decoded everyone")
     func movedBeforeKeyframe() {
         let outcomes = [
-            Outcome(remote: "alice@west", forwarded: false, endReason: RoomCallVerdict.movedToForwarder, ok: false),
-            Outcome(remote: "forwarder", forwarded: true, endReason: "hung up", ok: true),
+            Outcome(remote: "alice@west", forwarded: false, ok: false),
+            Outcome(remote: "forwarder", forwarded: true, ok: true),
         ]
         #expect(RoomCallVerdict.ok(outcomes))
     }
@@ -17,41 +17,41 @@ import Testing
     @Test("the forwarder's call decides: it failing fails the run, whatever the pairwise calls did")
     func forwarderFails() {
         let outcomes = [
-            Outcome(remote: "alice", forwarded: false, endReason: RoomCallVerdict.movedToForwarder, ok: true),
-            Outcome(remote: "forwarder", forwarded: true, endReason: "failed", ok: false),
+            Outcome(remote: "alice", forwarded: false, ok: true),
+            Outcome(remote: "forwarder", forwarded: true, ok: false),
         ]
         #expect(!RoomCallVerdict.ok(outcomes))
     }
 
-    @Test("without a forwarder, each participant's last pairwise call counts, whatever its end reason")
+    @Test("without a forwarder, each participant's last pairwise call counts")
     func pairwiseOnly() {
         let replaced = [
-            Outcome(remote: "alice", forwarded: false, endReason: "busy", ok: false),
-            Outcome(remote: "alice", forwarded: false, endReason: "hung up", ok: true),
-            Outcome(remote: "bob", forwarded: false, endReason: "hung up", ok: true),
+            Outcome(remote: "alice", forwarded: false, ok: false),
+            Outcome(remote: "alice", forwarded: false, ok: true),
+            Outcome(remote: "bob", forwarded: false, ok: true),
         ]
         #expect(RoomCallVerdict.ok(replaced))
         let failed = [
-            Outcome(remote: "alice", forwarded: false, endReason: "hung up", ok: true),
-            Outcome(remote: "bob", forwarded: false, endReason: "ICE failed", ok: false),
+            Outcome(remote: "alice", forwarded: false, ok: true),
+            Outcome(remote: "bob", forwarded: false, ok: false),
         ]
         #expect(!RoomCallVerdict.ok(failed))
-        // The move's reason with no forwarder call at all is judged like any other end.
-        #expect(!RoomCallVerdict.ok([Outcome(remote: "bob", forwarded: false, endReason: RoomCallVerdict.movedToForwarder, ok: false)]))
+        // A failed pairwise call with no forwarder call at all fails the run.
+        #expect(!RoomCallVerdict.ok([Outcome(remote: "bob", forwarded: false, ok: false)]))
     }
 
-    @Test("pairwise calls before the forwarder's call are not judged, whoever ended them; one after it (back to peer to peer) is")
+    @Test("pairwise calls before the forwarder's call are not judged, whichever side ended them; one after it (back to peer to peer) is")
     func endedByEitherSide() {
-        // CI: bob hung up for the move, so alice's side ended as hung up by the peer.
+        // CI: bob hung up for the move, so alice's call to him ended from his side.
         let peerEnded = [
-            Outcome(remote: "bob@east", forwarded: false, endReason: "the peer hung up", ok: false),
-            Outcome(remote: "forwarder@east", forwarded: true, endReason: "hung up", ok: true),
+            Outcome(remote: "bob@east", forwarded: false, ok: false),
+            Outcome(remote: "forwarder@east", forwarded: true, ok: true),
         ]
         #expect(RoomCallVerdict.ok(peerEnded))
         let backToPairs = [
-            Outcome(remote: "carol", forwarded: false, endReason: RoomCallVerdict.movedToForwarder, ok: false),
-            Outcome(remote: "forwarder", forwarded: true, endReason: "the room call moved back", ok: true),
-            Outcome(remote: "carol", forwarded: false, endReason: "ICE failed", ok: false),
+            Outcome(remote: "carol", forwarded: false, ok: false),
+            Outcome(remote: "forwarder", forwarded: true, ok: true),
+            Outcome(remote: "carol", forwarded: false, ok: false),
         ]
         #expect(!RoomCallVerdict.ok(backToPairs))
         #expect(!RoomCallVerdict.ok([]))
