@@ -54,15 +54,22 @@ final class StoreWriter: Sendable {
     let queueLimit: Int
     private let queue = Queue()
 
-    /// Opens the writer's connection to `path` and starts its thread.
-    init(path: String, queueLimit: Int) throws(SignalingError) {
+    /// Runs the log's checkpoints, off the commit path.
+    let checkpointer: StoreCheckpointer
+
+    /// Opens the writer's connection to `path` and starts its thread, and the checkpointer's
+    /// (which keeps the log under `walCap` bytes).
+    init(path: String, queueLimit: Int, walCap: Int = StoreCheckpointer.defaultWALCap) throws(SignalingError) {
         self.queueLimit = queueLimit
         let connection = try StoreConnection(path: path)
+        let checkpointer = try StoreCheckpointer(path: path, walCap: walCap)
+        connection.nudgeCheckpoints(checkpointer)
+        self.checkpointer = checkpointer
         let queue = queue
         // The thread holds the queue and the connection, not the writer: a writer dropped
         // without `close()` stops it from `deinit`.
         let thread = Thread {
-            Self.serve(queue: queue, connection: connection)
+            Self.serve(queue: queue, connection: connection, checkpointer: checkpointer)
         }
         thread.name = "store-writer"
         thread.start()
@@ -135,7 +142,7 @@ final class StoreWriter: Sendable {
     }
 
     /// The writer's thread: commits batches until stopped and nothing waits.
-    private static func serve(queue: Queue, connection: StoreConnection) {
+    private static func serve(queue: Queue, connection: StoreConnection, checkpointer: StoreCheckpointer) {
         // The batch's array and the queue's trade places under the lock (no new array of up to
         // `batchLimit` jobs per batch: a large allocation each time, which made glibc's malloc
         // consolidate its free lists on the chat path, issue 17).
@@ -150,6 +157,7 @@ final class StoreWriter: Sendable {
                 queue.stopped.removeAll()
                 queue.condition.unlock()
                 connection.close()
+                checkpointer.stop()
                 for continuation in stopped { continuation.resume() }
                 return
             }
@@ -174,8 +182,7 @@ final class StoreWriter: Sendable {
     /// One transaction holding `batch`; true when it committed.
     private static func commit(_ batch: [Job], connection: StoreConnection) -> Bool {
         do throws(SignalingError) {
-            // IMMEDIATE: take the write lock now, not at the first write inside.
-            try connection.run("BEGIN IMMEDIATE")
+            try connection.execute(.begin)
         } catch {
             for job in batch { job.refuse(error) }
             return false
@@ -183,10 +190,10 @@ final class StoreWriter: Sendable {
         let answers = batch.map { $0.run(connection) }
         var failure: SignalingError?
         do throws(SignalingError) {
-            try connection.run("COMMIT")
+            try connection.execute(.commit)
         } catch {
             failure = error
-            _ = try? connection.run("ROLLBACK")
+            _ = try? connection.execute(.rollback)
             // The ledger recorded what the rollback undid.
             connection.dropLedger()
         }
