@@ -41,12 +41,15 @@ final class StoreConnection: @unchecked Sendable {
         }
         self.handle = handle
         // Readers on the other connection never block a WAL writer; a checkpoint may, briefly.
-        sqlite_nio_sqlite3_busy_timeout(handle, 5000)
+        sqlite_nio_sqlite3_busy_timeout(handle, Self.busyMilliseconds)
         try run("PRAGMA synchronous=FULL")
         // The indexes a chat's insert and ack touch are spread over the file (by sender, by
         // recipient): with SQLite's default 2 MiB cache each batch re-reads pages from the OS.
         try run("PRAGMA cache_size=-\(Self.cacheKiB)")
     }
+
+    /// How long a statement waits for a lock another connection holds.
+    static let busyMilliseconds: Int32 = 5000
 
     /// The writer's page cache, in KiB (64 MiB; the node's readers keep SQLite's default).
     static let cacheKiB = 65_536
@@ -123,19 +126,64 @@ final class StoreConnection: @unchecked Sendable {
         try step(try prepared(statement), statement.sql, binds, body)
     }
 
-    /// Hands every commit's log size to `checkpointer`, which runs the checkpoints: this
+    /// What the writer's `wal_hook` saw of the log, and where to report it. Used on the
+    /// writer's thread only (the hook runs inside its commits).
+    private final class WALWatch {
+        let checkpointer: StoreCheckpointer
+        let walPath: String
+        /// Pages in the log after the last commit.
+        var pages: Int32 = 0
+        /// Pages after which the writer checkpoints next.
+        var due = StoreCheckpointer.restartPages
+        init(_ checkpointer: StoreCheckpointer, walPath: String) {
+            self.checkpointer = checkpointer
+            self.walPath = walPath
+        }
+    }
+    private var walWatch: WALWatch?
+
+    /// Hands every commit's log length to `checkpointer`, which runs the checkpoints: this
     /// connection no longer checkpoints inside its commits (a `wal_hook` replaces SQLite's
-    /// automatic checkpoint, sqlite.org/c3ref/wal_hook.html). `checkpointer` must outlive
-    /// the connection's use.
-    func nudgeCheckpoints(_ checkpointer: StoreCheckpointer) {
+    /// automatic checkpoint, sqlite.org/c3ref/wal_hook.html); ``finishCheckpoint(walCap:)``
+    /// restarts the log between batches.
+    func watchLog(_ checkpointer: StoreCheckpointer, walPath: String) {
         guard let handle else { return }
+        let watch = WALWatch(checkpointer, walPath: walPath)
+        walWatch = watch
         sqlite_nio_sqlite3_wal_hook(handle, { context, _, _, pages in
-            // Called on the writer's thread after the commit and with its lock released.
-            if pages >= StoreCheckpointer.nudgePages, let context {
-                Unmanaged<StoreCheckpointer>.fromOpaque(context).takeUnretainedValue().nudge()
-            }
+            // Called on the writer's thread after the commit, its write lock released.
+            guard let context else { return SQLITE_OK }
+            let watch = Unmanaged<WALWatch>.fromOpaque(context).takeUnretainedValue()
+            watch.pages = pages
+            // The log restarted: the next checkpoint is due at `restartPages` again.
+            if pages < StoreCheckpointer.restartPages { watch.due = StoreCheckpointer.restartPages }
+            watch.checkpointer.committed(pages: pages)
             return SQLITE_OK
-        }, Unmanaged.passUnretained(checkpointer).toOpaque())
+        }, Unmanaged.passUnretained(watch).toOpaque())
+    }
+
+    /// Between two batches, when the log passed `restartPages`: a PASSIVE checkpoint of what the
+    /// checkpointer's thread has not copied yet, so that the next transaction starts the log
+    /// from its beginning; or, when the log's file passed `walCap` bytes (a reader held an old
+    /// snapshot while the log grew), a TRUNCATE checkpoint, which waits up to 200 ms for readers
+    /// and empties the file. Tried again after every `nudgePages` more while it does not finish.
+    func finishCheckpoint(walCap: Int) {
+        guard let handle, let watch = walWatch, watch.pages >= watch.due else { return }
+        watch.due = watch.pages + StoreCheckpointer.nudgePages
+        let truncate = (StoreCheckpointer.walSize(watch.walPath) ?? 0) > walCap
+        var log: Int32 = 0
+        var copied: Int32 = 0
+        let status: Int32
+        if truncate {
+            sqlite_nio_sqlite3_busy_timeout(handle, 200)
+            status = sqlite_nio_sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_TRUNCATE, &log, &copied)
+            sqlite_nio_sqlite3_busy_timeout(handle, Self.busyMilliseconds)
+        } else {
+            status = sqlite_nio_sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, &log, &copied)
+        }
+        if status == SQLITE_OK, log == copied {
+            watch.checkpointer.writerCheckpointed(truncated: truncate)
+        }
     }
 
     /// The row id of the last row inserted on this connection.

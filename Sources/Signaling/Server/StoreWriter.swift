@@ -63,7 +63,7 @@ final class StoreWriter: Sendable {
         self.queueLimit = queueLimit
         let connection = try StoreConnection(path: path)
         let checkpointer = try StoreCheckpointer(path: path, walCap: walCap)
-        connection.nudgeCheckpoints(checkpointer)
+        connection.watchLog(checkpointer, walPath: path + "-wal")
         self.checkpointer = checkpointer
         let queue = queue
         // The thread holds the queue and the connection, not the writer: a writer dropped
@@ -176,6 +176,7 @@ final class StoreWriter: Sendable {
                 }
             }
             batch.removeAll(keepingCapacity: true)
+            connection.finishCheckpoint(walCap: checkpointer.walCap)
         }
     }
 
