@@ -71,6 +71,7 @@ final class StoreCheckpointer: Sendable {
         let state = state
         let connection = Handle(handle)
         let thread = Thread {
+            nameThread("store-checkpoint")
             Self.serve(state: state, connection: connection)
         }
         thread.name = "store-checkpoint"
