@@ -40,8 +40,9 @@ public struct ICEDatagramPath: DatagramTransport {
     }
 }
 
-/// Hands an ICE agent's received datagrams to a DTLS-SRTP transport on the thread that reads the
-/// agent's events (``DTLSSRTPTransport/handle(_:)``), for a reader that reads them for other
+/// Hands an ICE agent's received datagrams to a DTLS-SRTP transport (``DTLSSRTPTransport/handle(_:)``)
+/// on the thread that reads the agent's events, or, tapped (``attach(_:tapping:)``), on the GLib
+/// thread as they come off the socket — for a reader that reads the agent's events for other
 /// news too (the forwarder's session): the alternative, a copy of each datagram through a second
 /// stream read by the transport's own task, wakes one more thread per packet. Datagrams before a
 /// transport is attached are dropped and counted: the forwarder is the DTLS client and sends
@@ -58,7 +59,17 @@ public final class ICEDatagramFeed: Sendable {
     public init() { (events, end) = AsyncStream.makeStream() }
 
     /// Datagrams go to `transport` from now on.
-    public func attach(_ transport: DTLSSRTPTransport) { self.transport.withLock { $0 = transport } }
+    /// - Parameter agent: when given, its datagrams from now on skip its event stream and go to
+    ///   the transport on the GLib thread as they come off the socket
+    ///   (``ICEAgent/deliverDatagrams(to:)``): decrypting there, and what the transport's packet
+    ///   handler does, wakes no thread per packet. The tap holds the transport weakly (the
+    ///   transport's path holds the agent).
+    public func attach(_ transport: DTLSSRTPTransport, tapping agent: ICEAgent? = nil) {
+        self.transport.withLock { $0 = transport }
+        agent?.deliverDatagrams(to: ICEDatagramTap { [weak transport] datagram, arrival in
+            transport?.handle(.received(datagram, arrival: arrival))
+        })
+    }
 
     /// Passes a received datagram, or the component's connecting, to the transport.
     public func feed(_ event: ICEAgentEvent) {

@@ -31,6 +31,18 @@ extension ClusterRouter {
     }
 
     public func roomCallHosts(ofRoomMember name: String) async throws(SignalingError) -> [String: String] {
+        let hosts = try await readHosts(ofRoomMember: name)
+        // As for one room's host (``roomCallHost(room:call:claim:)``): a dead host is reaped now
+        // (its calls go with it), or, while its heartbeat is fresh, refused `unavailable`,
+        // rather than handed messages it cannot answer until the 10 s reaper runs.
+        var reaped = false
+        for host in Set(hosts.values) where host != member {
+            if try await hostIsGone(host) { reaped = true }
+        }
+        return reaped ? try await readHosts(ofRoomMember: name) : hosts
+    }
+
+    private func readHosts(ofRoomMember name: String) async throws(SignalingError) -> [String: String] {
         var hosts: [String: String] = [:]
         for row in try await store.run("SELECT c.room, c.member FROM room_calls c JOIN room_members m ON m.room = c.room WHERE m.member = \(name)") {
             let (room, host) = try store.decode(row, (String, String).self)

@@ -79,9 +79,10 @@ func isUp(_ record: AgentProbe.Record) -> Bool {
 /// Creates two agents that trickle to each other, exchanges credentials and starts
 /// gathering on both; returns once both have a selected pair, with the elapsed time (printed,
 /// never asserted on).
-func connect(_ first: ICEConfigurationPair) async throws -> (AgentProbe, AgentProbe, Duration) {
+/// `loopB` runs B's agent (A's is on the shared loop).
+func connect(_ first: ICEConfigurationPair, loopB: ICEEventLoop = .shared) async throws -> (AgentProbe, AgentProbe, Duration) {
     let a = try await ICEAgent(configuration: first.controlling)
-    let b = try await ICEAgent(configuration: first.controlled)
+    let b = try await ICEAgent(configuration: first.controlled, loop: loopB)
     let probeA = AgentProbe(a, name: "A")
     let probeB = AgentProbe(b, name: "B")
     let start = ContinuousClock.now

@@ -68,4 +68,30 @@ struct RoomCallHostTests {
         #expect(try await db.count("SELECT count(*)::int FROM cluster_members WHERE member = 'b'") == 0)
         #expect(try await db.count("SELECT count(*)::int FROM room_calls WHERE member = 'b'") == 0)
     }
+
+    @Test("the hosts of a name's rooms' calls (a participant's failover): a dead host is reaped at once and not returned")
+    func deadHostLeftOutOfAMembersHosts() async throws {
+        let db = try await TestDatabase.make()
+        let hub = SignalingHub(store: db.store, logger: db.logger, iceServers: { _, _ in [] })
+        let a = db.cluster.router(member: "a", hub: hub)
+        let other = try await PostgresCluster.connect(db.location, limits: StoreLimits(), member: "b", logger: db.logger)
+        let b = other.router(member: "b", hub: hub)
+        #expect(try await b.roomCallHost(room: "#ops", call: "c1", claim: true) == "b")
+        #expect(try await a.roomCallHost(room: "#dev", call: "c2", claim: true) == "a")
+        for sql in ["INSERT INTO room_members (room, member) VALUES ('#ops', 'carol'), ('#dev', 'carol')",
+                    "INSERT INTO cluster_members (member, seen, started) VALUES ('b', now(), now())"] {
+            _ = try await db.admin.query(PostgresQuery(unsafeSQL: sql), logger: db.logger)
+        }
+        #expect(try await a.roomCallHosts(ofRoomMember: "carol") == ["#ops": "b", "#dev": "a"])
+
+        // b dies; while its heartbeat is fresh the lookup is refused rather than routed to it.
+        other.close()
+        let sessions = "SELECT count(*)::int FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'meshnode-member b'"
+        _ = try await waitFor("b's sessions gone") { try await db.count(sessions) == 0 ? true : nil }
+        await #expect(throws: SignalingError.self) { _ = try await a.roomCallHosts(ofRoomMember: "carol") }
+        // Two beats late: reaped by the lookup itself, and its call is no longer a route.
+        _ = try await db.admin.query(PostgresQuery(unsafeSQL: "UPDATE cluster_members SET seen = now() - interval '3 seconds' WHERE member = 'b'"), logger: db.logger)
+        #expect(try await a.roomCallHosts(ofRoomMember: "carol") == ["#dev": "a"])
+        #expect(try await db.count("SELECT count(*)::int FROM cluster_members WHERE member = 'b'") == 0)
+    }
 }

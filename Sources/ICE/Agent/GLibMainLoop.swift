@@ -1,28 +1,36 @@
 internal import CNice
+import Foundation
 
-/// The one GLib main loop of the process, run on a dedicated GLib thread.
+/// A GLib main loop run on a dedicated GLib thread: the process's shared one, or one of a pool
+/// (``ICEEventLoop``).
 ///
 /// libnice drives connectivity checks, keepalives, TURN refreshes and socket reads from
 /// the `GMainContext` its agents are created with; a blocked or unattended context stalls
-/// them. Every `ICEAgent` therefore uses this context, and every libnice call that is not
-/// documented as safe from any thread is made on this thread through ``invoke(_:)``.
+/// them. Every `ICEAgent` therefore uses one loop's context for its whole life, and every
+/// libnice call on it that is not documented as safe from any thread is made on that loop's
+/// thread through ``invoke(_:)``.
 ///
 /// `@unchecked Sendable`: the class owns the C objects `GMainContext` and `GMainLoop`,
 /// which are created once in `init`, never mutated from Swift afterwards and live for the
 /// whole process. `g_main_context_invoke` is documented as callable from any thread.
 final class GLibMainLoop: @unchecked Sendable {
     /// The process-wide loop, started on first use.
-    static let shared = GLibMainLoop()
+    static let shared = GLibMainLoop(name: "meshnode-glib")
+
+    /// A pool of loops, one per core (at most 8), started on first use.
+    static let pool: [GLibMainLoop] = (1...max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))).map {
+        GLibMainLoop(name: "meshnode-glib-\($0)")
+    }
 
     /// The `GMainContext*` libnice agents are bound to.
     let context: OpaquePointer
     private let loop: OpaquePointer
 
-    private init() {
+    private init(name: String) {
         context = g_main_context_new()
         loop = g_main_loop_new(context, 0)
         let thread = g_thread_new(
-            "meshnode-glib",
+            name,
             { data in
                 let mainLoop = Unmanaged<GLibMainLoop>.fromOpaque(data!).takeUnretainedValue()
                 // Thread-default so that async GIO/libnice operations started here
@@ -71,4 +79,31 @@ final class GLibMainLoop: @unchecked Sendable {
 private final class InvocationBox {
     let body: @Sendable () -> Void
     init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+}
+
+/// Which GLib loop, and so which thread, runs an ICE agent: its checks, keepalives, TURN
+/// refreshes and socket reads, and a tap's work on each datagram (``ICEAgent/deliverDatagrams(to:)``).
+///
+/// Most agents share one loop. A forwarded call's agents do all of a packet's work on their
+/// loop's thread (decrypt, forward, protect and send each copy), so every call would be
+/// forwarded on one core if they shared it too: they take a loop of a pool (one per core) by the
+/// call's id instead, so that one call's packets stay on one thread, in turn, and calls spread
+/// over the cores (docs/rooms.md "Cost per packet").
+public struct ICEEventLoop: Sendable {
+    let glib: GLibMainLoop
+
+    /// The process's shared loop.
+    public static var shared: ICEEventLoop { ICEEventLoop(glib: .shared) }
+
+    /// The loop of the pool for `key`: the same one for the same key, for the life of the process.
+    public static func pooled(by key: String) -> ICEEventLoop {
+        let pool = GLibMainLoop.pool
+        // FNV-1a: spreads keys like room call ids evenly and is the same in every run.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return ICEEventLoop(glib: pool[Int(hash % UInt64(pool.count))])
+    }
+
+    /// How many loops the pool has (one per core, at most 8).
+    public static var poolSize: Int { GLibMainLoop.pool.count }
 }

@@ -42,17 +42,21 @@ public final class ICEAgent: Sendable {
     public static let receiveQueueBound = 1024
 
     private let object: NiceAgentObject
+    private let sink: NiceEventSink
     private let logger: Logger
 
     /// Creates an agent and its stream; nothing is sent until ``gather()``.
+    /// - Parameter loop: the GLib loop (and thread) that runs the agent: the shared one, or one
+    ///   of the pool for agents whose datagrams are tapped (``deliverDatagrams(to:)``).
     /// - Throws: ``ICEError`` `invalidConfiguration` when a server or local address
     ///   is not an IP literal, or relay-only is asked for without a TURN server.
-    public init(configuration: ICEAgentConfiguration, logger: Logger = Logger(label: "meshnode.ice.agent")) async throws {
+    public init(configuration: ICEAgentConfiguration, loop: ICEEventLoop = .shared, logger: Logger = Logger(label: "meshnode.ice.agent")) async throws {
         let (events, continuation) = BoundedEventStream<ICEAgentEvent>.makeStream(dataBound: Self.receiveQueueBound, isData: \.isData)
         let sink = NiceEventSink(continuation: continuation, logger: logger)
+        let glib = loop.glib
         do {
-            self.object = try await GLibMainLoop.shared.run {
-                try NiceAgentObject(configuration: configuration, sink: sink)
+            self.object = try await glib.run {
+                try NiceAgentObject(configuration: configuration, sink: sink, loop: glib)
             }
         } catch {
             continuation.finish()
@@ -60,7 +64,17 @@ public final class ICEAgent: Sendable {
         }
         self.configuration = configuration
         self.events = events
+        self.sink = sink
         self.logger = logger
+    }
+
+    /// From now on each received datagram goes to `tap` on the GLib thread as it comes off the
+    /// socket, instead of into ``events`` (nil: into ``events`` again). For a consumer whose work
+    /// per datagram is short and never waits (the forwarder decrypts and forwards there): it
+    /// saves waking a thread per packet. Datagrams already queued stay in ``events``; the other
+    /// events (candidates, states) always go there.
+    public func deliverDatagrams(to tap: ICEDatagramTap?) {
+        sink.tap.withLock { $0 = tap }
     }
 
     /// Starts gathering host, server-reflexive and relay candidates. Each arrives as
@@ -221,7 +235,7 @@ public final class ICEAgent: Sendable {
     public func close() async {
         let object = self.object
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            GLibMainLoop.shared.invoke {
+            object.loop.invoke {
                 object.close { continuation.resume() }
             }
         }
@@ -229,7 +243,7 @@ public final class ICEAgent: Sendable {
 
     private func onLoop<T: Sendable>(_ body: @escaping @Sendable (OpaquePointer, NiceAgentObject) throws -> T) async throws -> T {
         let object = self.object
-        return try await GLibMainLoop.shared.run {
+        return try await object.loop.run {
             try object.withAgent { agent in try body(agent, object) }
         }
     }

@@ -60,3 +60,16 @@ extension ICEAgentEvent {
         if case .dataReceived = self { true } else { false }
     }
 }
+
+/// A synchronous receiver of an agent's datagrams (``ICEAgent/deliverDatagrams(to:)``), called on
+/// the GLib thread with each datagram and the time it came off the socket. It must not block:
+/// every agent's checks and keepalives run on that thread.
+///
+/// A struct rather than a bare closure: kept in a `Mutex` and read per datagram, a bare closure
+/// is re-wrapped in reabstraction thunks at each access (see `DTLSSRTPTransport`'s handler).
+public struct ICEDatagramTap: Sendable {
+    let deliver: @Sendable (ByteBuffer, ContinuousClock.Instant) -> Void
+
+    /// A tap that hands each datagram to `deliver`.
+    public init(_ deliver: @escaping @Sendable (ByteBuffer, ContinuousClock.Instant) -> Void) { self.deliver = deliver }
+}

@@ -6,7 +6,7 @@ import NIOCore
 // NiceEventSink passed as user data.
 
 extension NiceAgentObject {
-    static func connectSignals(_ agent: OpaquePointer, stream: UInt32, component: UInt32, sink: NiceEventSink) {
+    static func connectSignals(_ agent: OpaquePointer, stream: UInt32, component: UInt32, sink: NiceEventSink, context: OpaquePointer) {
         let instance = UnsafeMutableRawPointer(agent)
         // One reference for libnice, released when the NiceAgent is finalised: after that
         // no signal or receive callback can run.
@@ -58,7 +58,7 @@ extension NiceAgentObject {
 
         // STUN is only processed on an attached receive path (FIELD-NOTES): attach it now.
         nice_agent_attach_recv(
-            agent, stream, component, GLibMainLoop.shared.context,
+            agent, stream, component, context,
             { _, _, _, length, buffer, data in
                 guard let buffer else { return }
                 // Stamped first, on libnice's thread as it hands the datagram over (a relayed

@@ -14,6 +14,9 @@ final class NiceEventSink: Sendable {
     let continuation: BoundedEventStream<ICEAgentEvent>.Producer
     let logger: Logger
 
+    /// Where received datagrams go instead of the queue, once set (``ICEAgent/deliverDatagrams(to:)``).
+    let tap = Mutex<ICEDatagramTap?>(nil)
+
     init(continuation: BoundedEventStream<ICEAgentEvent>.Producer, logger: Logger) {
         self.continuation = continuation
         self.logger = logger
@@ -22,6 +25,10 @@ final class NiceEventSink: Sendable {
     /// Queues a packet received at `arrival`; when the consumer is a full queue behind, the
     /// packet is dropped and the drop is logged (the first, then at each doubling).
     func received(_ datagram: ByteBuffer, at arrival: ContinuousClock.Instant) {
+        if let tap = tap.withLock({ $0 }) {
+            tap.deliver(datagram, arrival)
+            return
+        }
         let result = continuation.yield(.dataReceived(datagram, arrival: arrival))
         if result.shouldReport, case .dropped(let total) = result {
             logger.warning("ICE receive queue full: packets dropped", metadata: [
@@ -50,11 +57,14 @@ final class NiceAgentObject: @unchecked Sendable {
     let streamID: UInt32
     let componentID: UInt32 = 1
     private let sink: NiceEventSink
+    /// The loop whose context the agent is bound to; every libnice call but sends runs on its thread.
+    let loop: GLibMainLoop
 
-    /// Creates and configures the agent. Call on the GLib thread.
-    init(configuration config: ICEAgentConfiguration, sink: NiceEventSink) throws {
+    /// Creates and configures the agent. Call on `loop`'s thread.
+    init(configuration config: ICEAgentConfiguration, sink: NiceEventSink, loop: GLibMainLoop) throws {
         try Self.validate(config)
-        let context = GLibMainLoop.shared.context
+        self.loop = loop
+        let context = loop.context
         var options = NICE_AGENT_OPTION_NONE.rawValue
         if config.consentFreshness { options |= NICE_AGENT_OPTION_CONSENT_FRESHNESS.rawValue }
         if config.trickle { options |= NICE_AGENT_OPTION_ICE_TRICKLE.rawValue }
@@ -114,7 +124,7 @@ final class NiceAgentObject: @unchecked Sendable {
         self.agent = agent
         self.streamID = stream
         self.sink = sink
-        Self.connectSignals(agent, stream: stream, component: componentID, sink: sink)
+        Self.connectSignals(agent, stream: stream, component: componentID, sink: sink, context: context)
     }
 
     /// Runs `body` with the agent pointer while holding the lock that `close` takes;
@@ -138,31 +148,32 @@ final class NiceAgentObject: @unchecked Sendable {
             completion?()
             return
         }
-        Self.tearDown(agent, streamID: streamID, componentID: componentID, sink: sink, completion: completion)
+        Self.tearDown(agent, streamID: streamID, componentID: componentID, sink: sink, context: loop.context, completion: completion)
     }
 
     deinit {
         guard !closed.withLock({ $0 }) else { return }
         nonisolated(unsafe) let orphan = agent
-        let (stream, component, sink) = (streamID, componentID, sink)
-        GLibMainLoop.shared.invoke {
-            Self.tearDown(orphan, streamID: stream, componentID: component, sink: sink, completion: nil)
+        let (stream, component, sink, context) = (streamID, componentID, sink, loop.context)
+        nonisolated(unsafe) let boundContext = context
+        loop.invoke {
+            Self.tearDown(orphan, streamID: stream, componentID: component, sink: sink, context: boundContext, completion: nil)
         }
     }
 
     private static func tearDown(
-        _ agent: OpaquePointer, streamID: UInt32, componentID: UInt32, sink: NiceEventSink,
+        _ agent: OpaquePointer, streamID: UInt32, componentID: UInt32, sink: NiceEventSink, context: OpaquePointer,
         completion: (@Sendable () -> Void)?
     ) {
         // The receive path stays attached until the close completes: the TURN server's
         // answers to the deallocating refreshes arrive through it.
-        let box = Unmanaged.passRetained(CloseBox(sink: sink, streamID: streamID, componentID: componentID, completion: completion)).toOpaque()
+        let box = Unmanaged.passRetained(CloseBox(sink: sink, streamID: streamID, componentID: componentID, context: context, completion: completion)).toOpaque()
         nice_agent_close_async(
             agent,
             { source, _, data in
                 let box = Unmanaged<CloseBox>.fromOpaque(data!).takeRetainedValue()
                 if let source {
-                    nice_agent_attach_recv(OpaquePointer(source), box.streamID, box.componentID, GLibMainLoop.shared.context, nil, nil)
+                    nice_agent_attach_recv(OpaquePointer(source), box.streamID, box.componentID, box.context, nil, nil)
                     g_object_unref(UnsafeMutableRawPointer(source))
                 }
                 box.sink.logger.debug("ICE agent closed")
@@ -193,11 +204,13 @@ private final class CloseBox {
     let sink: NiceEventSink
     let streamID: UInt32
     let componentID: UInt32
+    let context: OpaquePointer
     let completion: (@Sendable () -> Void)?
-    init(sink: NiceEventSink, streamID: UInt32, componentID: UInt32, completion: (@Sendable () -> Void)?) {
+    init(sink: NiceEventSink, streamID: UInt32, componentID: UInt32, context: OpaquePointer, completion: (@Sendable () -> Void)?) {
         self.sink = sink
         self.streamID = streamID
         self.componentID = componentID
+        self.context = context
         self.completion = completion
     }
 }

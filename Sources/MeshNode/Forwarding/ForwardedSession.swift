@@ -183,10 +183,14 @@ actor ForwardedSession {
         let offer = try SessionDescription(parsing: text)
         let remote = try SDPTransportParameters(offer)
         let configuration = ICEServerSettings.agentConfiguration(servers: iceServers, role: .controlled, localAddresses: localAddresses, relayOnly: false)
-        let agent = try await ICEAgent(configuration: configuration, logger: logger)
+        // On the pool's loop for this call: its packets are forwarded on that loop's thread
+        // (``ICEDatagramFeed/attach(_:tapping:)``), and other calls on other cores.
+        let agent = try await ICEAgent(configuration: configuration, loop: .pooled(by: forwarded.id), logger: logger)
         self.agent = agent
-        // The agent's datagrams go to the DTLS-SRTP transport on this task as they are read
-        // (``ICEDatagramFeed``); the agent's own stream is the one bounded queue in front of it.
+        // Once the transport exists, the agent's datagrams go to it on the GLib thread as they
+        // come off the socket (``ICEDatagramFeed/attach(_:tapping:)``): no thread is woken per
+        // packet before the forwarding actor's queue. Until then (nothing is expected: the
+        // forwarder is the DTLS client) they come through the agent's stream and are counted.
         let feed = ICEDatagramFeed()
         self.feed = feed
         firstMid = offer.media.first?.mid ?? "0"
@@ -236,7 +240,7 @@ actor ForwardedSession {
         let transport = try DTLSSRTPTransport(path: path, events: feed.events, configuration: .init(
             certificate: certificate, role: role, remoteFingerprint: remote.fingerprint))
         self.transport = transport
-        feed.attach(transport)
+        feed.attach(transport, tapping: agent)
         let agentQueue = agent.events
         try await forwarded.add(participant, transport: transport, sources: sources, extensions: extensions) {
             ReceiveQueueDrops(ice: agentQueue.droppedData, path: feed.droppedBeforeAttach)
@@ -645,6 +649,7 @@ actor ForwardedSession {
         await forwarded.remove(participant, reason: reason)
         for task in tasks { task.cancel() }
         feed?.finish()
+        agent?.deliverDatagrams(to: nil)
         if let agent { Task { await agent.close() } }
         let waiters = endWaiters
         endWaiters = []

@@ -93,11 +93,12 @@ struct ForwardedArrivalStampTests {
 
         let first = try #require(arrivals[1])
         // Reported spacing against sent spacing, in ms (250 µs ticks, and the send's stamp is
-        // taken a few µs after `sent`).
+        // taken a few µs after `sent`, a few ms on a loaded machine: 3.04 ms was seen at load 5).
+        // Stamped at the read instead, the offsets run to −290 ms.
         let offsets = (1...count).map { index -> Double in
             Double(arrivals[UInt16(index)]! - first) / 1000 - (sent[index - 1] - sent[0]) / .milliseconds(1)
         }
         print("reported arrival minus send, relative to the first packet, ms: \(offsets.map { ($0 * 10).rounded() / 10 })")
-        #expect(offsets.allSatisfy { abs($0) <= 3 }, "the feedback reports the packets as they were sent: \(offsets)")
+        #expect(offsets.allSatisfy { abs($0) <= 6 }, "the feedback reports the packets as they were sent: \(offsets)")
     }
 }

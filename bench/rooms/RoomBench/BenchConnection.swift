@@ -56,8 +56,10 @@ final class BenchConnection: Sendable {
 
     /// Creates the agent (host candidates on ``benchAddress`` only: the bench never leaves the
     /// namespace the runner made for it, or loopback) and gathers.
-    static func make(id: String, role: ICEAgentConfiguration.Role, counting: Bool = true) async throws -> BenchConnection {
-        let agent = try await ICEAgent(configuration: ICEAgentConfiguration(role: role, localAddresses: [benchAddress]))
+    /// - Parameter loop: the forwarder host's agents take the pool's loop for its call, as
+    ///   `serve --forwarder`'s do (``ICEEventLoop/pooled(by:)``).
+    static func make(id: String, role: ICEAgentConfiguration.Role, counting: Bool = true, loop: ICEEventLoop = .shared) async throws -> BenchConnection {
+        let agent = try await ICEAgent(configuration: ICEAgentConfiguration(role: role, localAddresses: [benchAddress]), loop: loop)
         let connection = try BenchConnection(id: id, agent: agent, counting: counting)
         connection.readEvents()
         try await agent.gather()
@@ -213,7 +215,7 @@ final class BenchConnection: Sendable {
         let iceLink = ICEDatagramPath(agent: agent)
         let transport = try DTLSSRTPTransport(path: iceLink, events: counting ? iceLink.datagramEvents(from: path.stream) : feed.events,
                                               configuration: .init(certificate: certificate, role: role, remoteFingerprint: remote.fingerprint))
-        if !counting { feed.attach(transport) }
+        if !counting { feed.attach(transport, tapping: agent) }
         state.withLock {
             $0.transport = transport
             $0.localSetup = role == .client ? .active : .passive

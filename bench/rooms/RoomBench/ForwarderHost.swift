@@ -1,5 +1,6 @@
 import DTLSSRTP
 import Foundation
+import ICE
 import Media
 import MeshNode
 import SDP
@@ -32,7 +33,7 @@ final class ForwarderHost: Sendable {
         switch op {
         case "join":
             let offer = try SessionDescription(parsing: command["sdp"] as? String ?? "")
-            let connection = try await BenchConnection.make(id: id, role: .controlled, counting: false)
+            let connection = try await BenchConnection.make(id: id, role: .controlled, counting: false, loop: .pooled(by: call.id))
             try entries.withLock { entries in
                 guard entries.count < ForwardingConfiguration().maxParticipants else { throw BenchError("the forwarder is full") }
                 entries[id] = Entry(connection: connection)
