@@ -392,7 +392,7 @@ public final class SignalingStore: Sendable {
     }
 
     /// ``hasMessage(sender:id:)`` then ``enqueue(sender:id:recipients:frame:room:)`` in one write
-    /// (two prepared statements, no read outside the writer): `then` runs on the writer's
+    /// (two prepared statements, no read outside the writer): `then` runs on the store's answering
     /// thread once the message is durable, or with the error (`store-full`, `store-busy`).
     public func enqueueChat(sender: String, id: String, recipients: [String], frame: String,
                      then: @escaping @Sendable (Result<Enqueued, SignalingError>) -> Void) {
@@ -499,7 +499,7 @@ public final class SignalingStore: Sendable {
         try result.get()
     }
 
-    /// ``markDelivered(recipient:sender:id:)`` without waiting: `then` runs on the writer's
+    /// ``markDelivered(recipient:sender:id:)`` without waiting: `then` runs on the store's answering
     /// thread once it committed, or with the error.
     public func markDelivered(recipient: String, sender: String, id: String, then: @escaping @Sendable (Result<Void, SignalingError>) -> Void) {
         writer.submit({ db throws(SignalingError) -> Void in

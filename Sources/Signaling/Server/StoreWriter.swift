@@ -105,7 +105,7 @@ final class StoreWriter: Sendable {
     /// Writes waiting for the next transaction now.
     var queuedCount: Int { queue.locked { $0.jobs.count } }
 
-    /// Queues `body` for the next transaction and calls `then` on the writer's thread once that
+    /// Queues `body` for the next transaction and calls `then` on the answering thread once that
     /// transaction has committed — with the body's result or error, or with `internalError`
     /// when the commit failed (the body's changes are then rolled back with its batch). A full
     /// queue calls `then` at once with `store-busy`; a closed store with `internalError`.
