@@ -296,10 +296,14 @@ public final class DTLSSRTPTransport: Sendable {
         }
         switch result {
         case .success(let packet):
-            // Counted before it is queued, so a reader that sees the packet sees it counted.
-            counters.withLock { if rtcp { $0.rtcpReceived += 1 } else { $0.rtpReceived += 1 } }
             let event: TransportEvent = rtcp ? .rtcp(packet, arrival: arrival) : .rtp(packet, arrival: arrival)
-            if let handler = packetHandler.withLock({ $0 }) {
+            let handler = packetHandler.withLock { $0 }
+            // Counted before it is handed on, so a reader that sees the packet sees it counted.
+            counters.withLock {
+                if rtcp { $0.rtcpReceived += 1 } else { $0.rtpReceived += 1 }
+                if handler != nil { $0.packetsHandedOver += 1 }
+            }
+            if let handler {
                 handler.deliver(event)
                 return
             }

@@ -33,6 +33,10 @@ public struct TransportStatistics: Sendable, Hashable {
     public var dtlsDatagramsSent = 0
     /// DTLS datagrams received.
     public var dtlsDatagramsReceived = 0
+    /// Of ``rtpReceived`` and ``rtcpReceived``, the packets handed to the handler of
+    /// ``DTLSSRTPTransport/deliverPackets(to:)`` on the thread that received them; the rest
+    /// waited in ``DTLSSRTPTransport/events`` for a reader.
+    public var packetsHandedOver = 0
     /// SRTP/SRTCP packets dropped because their tag did not verify (RFC 3711 §3.3).
     public var authenticationFailures = 0
     /// SRTP/SRTCP packets dropped as replays (RFC 3711 §3.3.2).

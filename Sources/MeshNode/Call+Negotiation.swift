@@ -35,8 +35,8 @@ extension Call {
             // Each side keeps its ICE role across restarts (the caller controls).
             let link = try await makeAgent(role: isCaller ? .controlling : .controlled)
             agent = link.agent
-            let path = ICEDatagramPath(agent: agent)
-            transport.replacePath(path, events: path.datagramEvents(from: link.events))
+            transport.replacePath(ICEDatagramPath(agent: agent), events: link.feed.events)
+            link.feed.attach(transport, tapping: agent)
             await transition(.localCredentialsRenewed)
             credentials = try await agent.localCredentials()
         } else if restart, let existing = self.agent {
@@ -250,42 +250,34 @@ extension Call {
     }
 
     /// Starts DTLS over the agent's component; media starts when the handshake completes.
+    ///
+    /// Received packets take one hand-off, as on the forwarder: once the transport is attached,
+    /// libnice's GLib thread hands each datagram to it (``ICEDatagramFeed/attach(_:tapping:)``),
+    /// which decrypts it and hands the packet to ``CallPacketReceiver`` on that thread
+    /// (``DTLSSRTPTransport/deliverPackets(to:)``), which queues it for the media engine's
+    /// thread. What came earlier waited in the agent's stream and the feed. The transport's
+    /// ``DTLSSRTPTransport/events`` carry its state changes.
     func startTransport(agent: ICEAgent, local: SDPSetupRole, remote: SDPSetupRole, fingerprint: SDPFingerprint) throws {
-        guard transport == nil, let events = ice?.events else { return }
+        guard transport == nil, let feed = ice?.feed else { return }
         let role = try DTLSRole(local: local, remote: remote)
         localSetup = role == .client ? .active : .passive
-        let path = ICEDatagramPath(agent: agent)
-        let transport = try DTLSSRTPTransport(path: path, events: path.datagramEvents(from: events), configuration: .init(
+        let transport = try DTLSSRTPTransport(path: ICEDatagramPath(agent: agent), events: feed.events, configuration: .init(
             certificate: certificate, role: role, remoteFingerprint: fingerprint))
         self.transport = transport
-        let media = self.media
-        let receivers = forwarded ? forwardedReceivers : nil
+        let receiver = CallPacketReceiver(media: media, forwarded: forwarded ? forwardedReceivers : nil, transport: transport)
+        transport.deliverPackets { event in receiver.receive(event) }
         tasks.append(Task { [weak self] in
             for await event in transport.events {
                 switch event {
-                case .rtp(let packet, let arrival):
-                    // A forwarded call: each other participant's streams to its own engine, by the
-                    // SSRCs the forwarder offered; anything else is dropped. Every receive-side
-                    // time is the packet's arrival at the socket, not now (docs/rooms.md
-                    // "Arrival times are taken at the socket").
-                    if let receivers {
-                        // Parsed once, for the transport's feedback and for the sender's engine.
-                        guard let received = receivers.received(rtp: packet, arrival: arrival) else { continue }
-                        if let feedback = received.feedback { try? transport.sendRTCP(feedback) }
-                        receivers.engine(forSSRC: received.packet.ssrc)?.receive(rtp: received.packet, size: packet.readableBytes, arrival: arrival)
-                    } else {
-                        media.engine?.receive(rtp: packet, arrival: arrival)
-                    }
-                case .rtcp(let packet, let arrival):
-                    media.engine?.receive(rtcp: packet, arrival: arrival)
-                    media.share?.receive(rtcp: packet, arrival: arrival)
-                    for engine in receivers?.engines ?? [] { engine.receive(rtcp: packet, arrival: arrival) }
+                // Only packets that arrived before the hand-over began (none, in practice).
+                case .rtp, .rtcp: receiver.receive(event)
                 case .connected: await self?.transition(.transportConnected)
                 case .failed(let error): await self?.end("DTLS failed: \(error.reason)", failed: true)
                 case .closedByPeer: await self?.end("\(self?.remote ?? "the peer") closed the session")
                 }
             }
         })
+        feed.attach(transport, tapping: agent)
         transport.start()
         // The whole setup, from the call request to media, has a deadline.
         let timeout = options.setupTimeout - (.now - created)

@@ -46,7 +46,7 @@ public actor Call {
 
     /// The lifecycle and the ICE restarts; every change of phase goes through ``transition(_:)``.
     private(set) var machine: CallStateMachine
-    /// The agent of the current path, with the copy of its events the DTLS transport reads.
+    /// The agent of the current path, with the feed that hands its datagrams to the DTLS transport.
     var ice: AgentLink?
     var transport: DTLSSRTPTransport?
     /// The engine, reachable from the transport's receive task without hopping onto the actor.
@@ -302,31 +302,30 @@ public actor Call {
 
     // MARK: - ICE
 
-    /// Creates the agent and the task that reads its events: candidates are trickled from here,
-    /// everything is also forwarded to the DTLS transport once it exists.
+    /// Creates the agent and the task that reads its events: received datagrams go from here
+    /// straight into the DTLS-SRTP transport once it exists (``ICEDatagramFeed``), on this task's
+    /// thread; candidates and state changes go to the call.
     func makeAgent(role: ICEAgentConfiguration.Role) async throws -> AgentLink {
         let configuration = ICEServerSettings.agentConfiguration(servers: iceServers, role: role, localAddresses: options.localAddresses,
                                                                  relayOnly: options.relayOnly)
         let agent = try await ICEAgent(configuration: configuration, logger: logger)
-        // The copy is bounded like the agent's own stream: an unbounded copy would let a
-        // flood that the agent's bound stops queue up here instead.
-        let (stream, continuation) = BoundedEventStream<ICEAgentEvent>.makeStream(dataBound: ICEAgent.receiveQueueBound, isData: \.isData)
-        let link = AgentLink(agent: agent, events: stream, forward: continuation)
+        // Until the transport is attached (then the GLib thread hands datagrams to it directly),
+        // the agent's own bounded stream is the one queue between libnice's thread and the
+        // transport: a copy of it read by the transport's task cost a stream and a thread
+        // wake-up per packet (docs/calls.md "How a received packet travels").
+        let feed = ICEDatagramFeed()
+        let link = AgentLink(agent: agent, feed: feed)
         if let old = ice { retiredQueueDrops = retiredQueueDrops + old.queueDrops }
         ice = link
-        let logger = logger
         tasks.append(Task { [weak self] in
             for await event in agent.events {
-                let result = continuation.yield(event)
-                if result.shouldReport, case .dropped(let total) = result {
-                    logger.warning("call receive queue full: packets dropped", metadata: ["dropped": "\(total)"])
-                }
+                feed.feed(event)
                 if case .dataReceived = event { continue }
                 // A replaced agent's last events (its failure, its closing) are not this call's news.
                 guard let self, await self.agent === agent else { continue }
                 await self.iceEvent(event)
             }
-            continuation.finish()
+            feed.finish()
         })
         return link
     }
@@ -386,10 +385,11 @@ public actor Call {
         if let engine = media.engine { finalStatistics = await engine.stop() }
         if let share = media.share { _ = await share.stop() }
         await forwardedReceivers.stop()
+        agent?.deliverDatagrams(to: nil)
         transport?.close()
         for task in tasks { task.cancel() }
         await agent?.close()
-        ice?.forward.finish()
+        ice?.feed.finish()
         stateSink.finish()
         let waiters = endWaiters
         endWaiters = []
@@ -397,19 +397,18 @@ public actor Call {
     }
 }
 
-/// A call's ICE agent, the copy of its events that the DTLS transport reads, and whether it
+/// A call's ICE agent, the feed that hands its datagrams to the DTLS transport, and whether it
 /// has gathered all its candidates. A fresh-agent restart replaces all of it at once.
 struct AgentLink {
     let agent: ICEAgent
-    let events: BoundedEventStream<ICEAgentEvent>
-    let forward: BoundedEventStream<ICEAgentEvent>.Producer
+    let feed: ICEDatagramFeed
     var gatheringDone = false
 
-    /// What the agent's queue and the copy dropped so far.
-    var queueDrops: ReceiveQueueDrops { ReceiveQueueDrops(ice: agent.events.droppedData, path: events.droppedData) }
+    /// What the agent's queue dropped so far, and the feed before the transport was attached.
+    var queueDrops: ReceiveQueueDrops { ReceiveQueueDrops(ice: agent.events.droppedData, path: feed.droppedBeforeAttach) }
 }
 
-/// The call's media engine, readable from the transport's receive task without the actor.
+/// The call's media engine, readable from the thread that hands received packets over, without the actor.
 final class MediaSlot: Sendable {
     private let slot = Mutex<MediaEngine?>(nil)
     private let shareSlot = Mutex<MediaEngine?>(nil)

@@ -48,6 +48,16 @@ public struct CallReport: Codable, Sendable {
     /// Received packets the call's bounded queues dropped because their readers fell behind
     /// (a flood, or a process starved of CPU): the sender saw them as lost.
     public var receiveQueueDrops: ReceiveQueueDrops? = nil
+    /// How the received packets reached the media engines (docs/calls.md "How a received packet
+    /// travels").
+    public var receiveHandOff: ReceiveHandOff? = nil
+
+    /// Decrypted packets handed straight from the thread that read their datagrams to the
+    /// media engines, and those that waited in the DTLS-SRTP transport's queue for a reader task.
+    public struct ReceiveHandOff: Codable, Sendable, Equatable {
+        public var direct: Int
+        public var queued: Int
+    }
 }
 
 extension CallReport {
@@ -97,10 +107,15 @@ extension Call {
             iceRestarts: machine.restarts, restartMs: ms(machine.lastRestartDuration), durationMs: stats.map { ($0.elapsedMilliseconds).rounded() },
             files: stats?.files ?? [], error: error, forwarded: receptions,
             simulcastLayers: stats.flatMap { $0.simulcastLayers.isEmpty ? nil : $0.simulcastLayers },
-            receiveQueueDrops: receiveQueueDrops)
+            receiveQueueDrops: receiveQueueDrops,
+            receiveHandOff: transport.map { transport in
+                let statistics = transport.statistics
+                let direct = statistics.packetsHandedOver
+                return CallReport.ReceiveHandOff(direct: direct, queued: statistics.rtpReceived + statistics.rtcpReceived - direct)
+            })
     }
 
-    /// What every receive queue of the call dropped so far: the ICE agent's (and its copy's, of
+    /// What every receive queue of the call dropped so far: the ICE agent's and its feed's (of
     /// replaced agents too), the DTLS-SRTP transport's, and the media engines' (one per sender
     /// in a forwarded call).
     var receiveQueueDrops: ReceiveQueueDrops {

@@ -43,29 +43,47 @@ public struct ICEDatagramPath: DatagramTransport {
 /// Hands an ICE agent's received datagrams to a DTLS-SRTP transport (``DTLSSRTPTransport/handle(_:)``)
 /// on the thread that reads the agent's events, or, tapped (``attach(_:tapping:)``), on the GLib
 /// thread as they come off the socket — for a reader that reads the agent's events for other
-/// news too (the forwarder's session): the alternative, a copy of each datagram through a second
-/// stream read by the transport's own task, wakes one more thread per packet. Datagrams before a
-/// transport is attached are dropped and counted: the forwarder is the DTLS client and sends
-/// first (RFC 5763 §5, `a=setup:active`), so nothing a peer may send comes earlier.
+/// news too (a forwarder's session, a ``Call``): the alternative, a copy of each datagram through
+/// a second stream read by the transport's own task, wakes one more thread per packet.
+///
+/// What arrives before a transport is attached waits (at most ``earlyBound`` datagrams) and is
+/// handed in, in order, when one is: a call that answers as DTLS server may get the peer's
+/// ClientHello (RFC 5763 §5) as soon as ICE connects, before its transport exists (the
+/// forwarder is the DTLS client and sends first, so nothing is expected there). Datagrams past
+/// the bound are dropped and counted, as a full socket buffer drops them.
 public final class ICEDatagramFeed: Sendable {
-    private let transport = Mutex<DTLSSRTPTransport?>(nil)
-    private let early = Atomic<Int>(0)
+    private struct State {
+        var transport: DTLSSRTPTransport?
+        var early: [DatagramEvent] = []
+    }
+
+    private let state = Mutex(State())
+    private let dropped = Atomic<Int>(0)
     private let end: AsyncStream<DatagramEvent>.Continuation
     /// The path's events for the transport's init: nothing but their end (``finish()``); the
     /// datagrams and readiness come through ``feed(_:)``.
     public let events: AsyncStream<DatagramEvent>
 
+    /// How many events may wait for a transport: a DTLS flight or two and the component's
+    /// connecting; nothing else can usefully come before the handshake.
+    public static let earlyBound = 64
+
     /// A feed with no transport yet.
     public init() { (events, end) = AsyncStream.makeStream() }
 
-    /// Datagrams go to `transport` from now on.
+    /// Datagrams go to `transport` from now on; those that waited for it are handed in first.
     /// - Parameter agent: when given, its datagrams from now on skip its event stream and go to
     ///   the transport on the GLib thread as they come off the socket
     ///   (``ICEAgent/deliverDatagrams(to:)``): decrypting there, and what the transport's packet
     ///   handler does, wakes no thread per packet. The tap holds the transport weakly (the
     ///   transport's path holds the agent).
     public func attach(_ transport: DTLSSRTPTransport, tapping agent: ICEAgent? = nil) {
-        self.transport.withLock { $0 = transport }
+        // Handed in under the lock, so a datagram the reader feeds meanwhile waits its turn.
+        state.withLock { state in
+            state.transport = transport
+            for event in state.early { transport.handle(event) }
+            state.early = []
+        }
         agent?.deliverDatagrams(to: ICEDatagramTap { [weak transport] datagram, arrival in
             transport?.handle(.received(datagram, arrival: arrival))
         })
@@ -74,15 +92,24 @@ public final class ICEDatagramFeed: Sendable {
     /// Passes a received datagram, or the component's connecting, to the transport.
     public func feed(_ event: ICEAgentEvent) {
         guard let pathEvent = ICEDatagramPath.datagramEvent(for: event) else { return }
-        guard let transport = transport.withLock({ $0 }) else {
-            if case .received = pathEvent { early.add(1, ordering: .relaxed) }
-            return
+        let transport = state.withLock { state -> DTLSSRTPTransport? in
+            if let transport = state.transport { return transport }
+            switch pathEvent {
+            case .received where state.early.count >= Self.earlyBound:
+                dropped.add(1, ordering: .relaxed)
+            case .ready where state.early.contains(where: { if case .ready = $0 { true } else { false } }):
+                break  // one is enough: the transport only needs to know the path is up
+            default:
+                // The component's connecting always waits, whatever came before it.
+                state.early.append(pathEvent)
+            }
+            return nil
         }
-        transport.handle(pathEvent)
+        transport?.handle(pathEvent)
     }
 
-    /// Datagrams dropped because they came before a transport was attached.
-    public var droppedBeforeAttach: Int { early.load(ordering: .relaxed) }
+    /// Datagrams dropped because more than ``earlyBound`` came before a transport was attached.
+    public var droppedBeforeAttach: Int { dropped.load(ordering: .relaxed) }
 
     /// The agent's events ended: so does the path.
     public func finish() { end.finish() }

@@ -11,7 +11,8 @@ import Metrics
 public struct ReceiveQueueDrops: Codable, Sendable, Equatable {
     /// The ICE agent's queue of received datagrams, between libnice's thread and the call.
     public var ice = 0
-    /// The call's copy of the agent's events, on their way to the DTLS-SRTP transport.
+    /// Datagrams past ``ICEDatagramFeed/earlyBound`` that came before the DTLS-SRTP transport
+    /// existed (``ICEDatagramFeed/droppedBeforeAttach``).
     public var path = 0
     /// The DTLS-SRTP transport's queue of decrypted packets.
     public var transport = 0

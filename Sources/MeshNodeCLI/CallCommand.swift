@@ -211,18 +211,15 @@ struct CallRunner {
             try? await Task.sleep(for: .milliseconds(250))
         }
         await peerActor.leaveRoomCall()
-        // Judged by the last pairwise call with each participant: an earlier one may have been
-        // replaced (the participant reloaded and called again) or have crossed with its call
-        // and been answered busy (docs/rooms.md "Failure"). Calls to forwarders count as one:
-        // after a failover the last one, to the new forwarder, carries the room.
-        var last: [String: Bool] = [:]
+        // Judged as RoomCallVerdict says: the last call with each participant and with the forwarder.
+        var outcomes: [RoomCallVerdict.Outcome] = []
         for id in order {
             guard let call = seen[id] else { continue }
             await call.waitUntilEnded()
             let report = finish(await call.report())
-            last[call.forwarded ? ForwarderAssignment.forwarderName : call.remote] = report.ok
+            outcomes.append(.init(remote: call.remote, forwarded: call.forwarded, ok: report.ok))
         }
-        let ok = !last.isEmpty && last.values.allSatisfy { $0 }
+        let ok = RoomCallVerdict.ok(outcomes)
         status.clear()
         await peerActor.close()
         return ok

@@ -439,16 +439,22 @@ final class PostgresWriter: Sendable {
 /// committed plus the rows before it in the same batch (the window): a batch cannot take a
 /// queue over its bound. A row of a resend to a new recipient is stored; one to a recipient
 /// that has it already is left alone (`ON CONFLICT DO NOTHING`).
+///
+/// Each recipient's queue is counted through `messages_pending` (a lateral lookup per
+/// recipient): written as one `IN (…)` over the batch's recipients, PostgreSQL's plan for a
+/// batch of a few hundred scanned the whole table, delivered rows included (15–21 ms of a
+/// 97 ms batch at 46,000 rows, growing with the table; bench/cluster/README.md, session 14).
 struct WriteBatch: PostgresPreparedStatement {
-    static let name = "meshnode_write_batch_v1"
+    static let name = "meshnode_write_batch_v2"
     static let sql = """
         WITH jobs AS (SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[]) AS j(job, sender, id, frame)),
         dup AS (SELECT j.job FROM jobs j WHERE EXISTS (SELECT 1 FROM messages m WHERE m.sender = j.sender AND m.id = j.id)),
         wanted AS (SELECT j.job, j.sender, j.id, r.recipient, j.frame, octet_length(j.frame) AS size
                    FROM unnest($5::int8[], $6::text[]) AS r(job, recipient) JOIN jobs j USING (job)
                    WHERE j.job NOT IN (SELECT job FROM dup)),
-        queued AS (SELECT m.recipient, count(*) AS n, sum(octet_length(m.frame)) AS bytes FROM messages m
-                   WHERE NOT m.delivered AND m.recipient IN (SELECT recipient FROM wanted) GROUP BY m.recipient),
+        queued AS (SELECT r.recipient, q.n, q.bytes FROM (SELECT DISTINCT recipient FROM wanted) r
+                   CROSS JOIN LATERAL (SELECT count(*) AS n, sum(octet_length(m.frame)) AS bytes FROM messages m
+                                       WHERE m.recipient = r.recipient AND NOT m.delivered) q),
         fit AS (SELECT w.*, coalesce(q.n, 0) + row_number() OVER win AS n_after, coalesce(q.bytes, 0) + sum(w.size) OVER win AS bytes_after
                 FROM wanted w LEFT JOIN queued q USING (recipient) WINDOW win AS (PARTITION BY w.recipient ORDER BY w.job)),
         ins AS (INSERT INTO messages (sender, id, recipient, frame, created)

@@ -459,20 +459,25 @@ class RoomWatcher(Peer):
             try:
                 return self.client.next(lambda m: self.seen(m) or match(m), remaining, what)
             except conformance.Timeout:
+                # The client's own message names the last slice (up to 1 s), not this wait's limit.
                 if time.monotonic() >= deadline:
-                    raise
+                    raise conformance.Timeout(f"no {what} within {timeout:g} s") from None
 
     def state(self, event, member=None, timeout=30):
         """The first state (already seen or coming) with `event` (by `member`)."""
         def wanted(body):
             return body["event"] == event and (member is None or body["member"] == member)
+        what = f"room-call-state {event}" + (f" of {member}" if member else "")
         deadline = time.monotonic() + timeout
         while True:
             found = [b for b in self.states if wanted(b)]
             if found:
                 return found[0]
-            self.next(lambda m: m["type"] == "room-call-state" and wanted(m["body"]), max(0.01, deadline - time.monotonic()),
-                      f"room-call-state {event}" + (f" of {member}" if member else ""))
+            try:
+                self.next(lambda m: m["type"] == "room-call-state" and wanted(m["body"]), max(0.01, deadline - time.monotonic()), what)
+            except conformance.Timeout:
+                # next() knows only what was left of this wait: report the whole of it.
+                raise conformance.Timeout(f"no {what} within {timeout:g} s") from None
 
     def request(self, action, room, call, kind=None, timeout=10):
         id_ = self.client.send("room-call", signed_room_call(self.key, action, self.name, room, call, kind), to=room)

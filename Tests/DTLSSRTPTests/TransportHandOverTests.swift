@@ -62,6 +62,7 @@ struct TransportHandOverTests {
         }
         #expect(received.sequences.withLock { $0 } == Array(1...20), "in order")
         #expect(server.statistics.rtpReceived == 20 && server.statistics.rtcpReceived == 1)
+        #expect(server.statistics.packetsHandedOver == 21, "each counted as handed over: \(server.statistics)")
         #expect(server.events.queuedData == 0, "a handed-over packet is not also queued")
 
         client.close()

@@ -21,6 +21,30 @@ import Codecs
         try await peers.expectRecording(of: bob, from: "alice")
     }
 
+    /// The receive path of a call (docs/calls.md "How a received packet travels"): the ICE
+    /// agent's GLib thread hands each datagram to the DTLS-SRTP transport, which hands the
+    /// decrypted packet to the media engine's queue on that thread. No packet waits in the
+    /// transport's queue for a task of its own (one hand-off per packet, not four).
+    @Test("CLI ↔ CLI call: every received packet goes from the ICE agent to the media engine, none through the transport's queue")
+    func receivedPacketsHandedStraightOver() async throws {
+        let node = try await MeshNodeServer([], bind: ["127.0.0.1"])
+        defer { node.stop() }
+        let peers = try CallPeers("hand-off")
+        let bob = try await peers.join("bob", node: node.signalingURL)
+        defer { bob.stop() }
+        let report = try await peers.call("alice", to: "bob", node: node.signalingURL, duration: 3)
+        try CallPeers.expectMediaBothWays(report)
+        try await bob.waitForOutput(#""event":"call-ended""#)
+        let answered = try CallPeers.callEndedReport(of: bob)
+        for (side, report) in [("caller", report), ("callee", answered)] {
+            let handOff = try #require(report["receiveHandOff"] as? [String: Int], "\(side): \(report)")
+            let received = (report["streams"] as? [[String: Any]] ?? []).reduce(0) { $0 + ($1["receivedPackets"] as? Int ?? 0) }
+            #expect(received > 0, "\(side) received media: \(report)")
+            #expect((handOff["direct"] ?? 0) >= received, "\(side): every RTP packet handed straight over: \(handOff), \(received) received")
+            #expect(handOff["queued"] == 0, "\(side): none queued in the transport: \(handOff)")
+        }
+    }
+
     @Test("CLI ↔ CLI call between peers on two linked nodes (name@host:port)",
           .enabled(if: Tools.ffmpeg, "ffprobe reads the recordings: install Debian's ffmpeg (`make deps`)"))
     func callThroughLinkedNodes() async throws {

@@ -29,6 +29,7 @@ struct RoomCallForwardedBrowserTests {
     func pageAndFourCLIsMoveToTheForwarder() async throws {
         let node = try await MeshNodeServer(["--forwarder"], bind: ["127.0.0.1"])
         defer { node.stop() }
+        defer { if let dump = ProcessInfo.processInfo.environment["MESHNODE_DUMP_NODE_LOG"] { try? node.process.output.write(toFile: dump, atomically: true, encoding: .utf8) } }
         let peers = try CallPeers("room-call-forwarded-browser")
         // Small pictures: four processes and a browser encode and decode on a shared machine.
         let sources = ["--source", "pattern:320x180@10", "--source", "tone"]

@@ -95,6 +95,14 @@ import FoundationNetworking
             }
             let reports = try RoomCallCLITests.reports(in: output)
             let report = try #require(reports["forwarder"], "\(name) has no report of a call to the forwarder: \(reports.keys.sorted())")
+            // Peer to peer and forwarded, received packets went from the ICE agent's reader to the
+            // engines, none through the transport's queue (docs/calls.md "How a received packet travels").
+            // (A pairwise call hung up before its DTLS handshake has no transport to report.)
+            for (peer, report) in reports where peer == "forwarder" || report["receiveHandOff"] != nil {
+                let handOff = report["receiveHandOff"] as? [String: Int]
+                #expect(handOff?["queued"] == 0, "\(name) ↔ \(peer): \(String(describing: handOff))")
+                if peer == "forwarder" { #expect((handOff?["direct"] ?? 0) > 0, "\(name) ↔ forwarder: \(String(describing: handOff))") }
+            }
             #expect(report["ok"] as? Bool == true, "\(name): \(report)")
             let receptions = try #require(report["forwarded"] as? [[String: Any]], "\(name): \(report)")
             // It left on the goal, not at the deadline.

@@ -10,8 +10,8 @@ import Testing
 /// two-port relay range and a quota of one allocation per user.
 @Suite(.serialized)
 struct TURNAllocationReleaseTests {
-    /// An even relay port below the ephemeral range (as MeshNodeServer picks them) and the next one.
-    let low = Int.random(in: 13_100...16_200) * 2
+    /// An even relay port and the next one, which no other test server of this run holds.
+    let low = MeshNodeServer.nextRelayRange(count: 2).lowerBound
 
     func startServer() async throws -> MeshNodeServer {
         try await MeshNodeServer(["--user", "alice:wonderland", "--user", "bob:builder", "--user-quota", "1",

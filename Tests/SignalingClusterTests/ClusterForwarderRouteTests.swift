@@ -26,7 +26,7 @@ struct ClusterForwarderRouteTests {
         await hub.joinCluster(db.cluster.router(member: "b", hub: hub), online: [:])
         for sql in ["INSERT INTO room_members (room, member) VALUES ('#ops', 'mallory')",
                     "INSERT INTO room_calls (room, member, call) VALUES ('#ops', 'a', 'rc-1')"] {
-            _ = try await db.admin.query(PostgresQuery(unsafeSQL: sql), logger: db.logger)
+            try await db.execute(sql)
         }
         let mallory = try await Connection.login(hub, "mallory", .generate())
         let eve = try await Connection.login(hub, "eve", .generate())

@@ -9,6 +9,9 @@ import TestSupport
 /// call. The calls themselves across three real members are `testnet/cluster`'s part.
 @Suite("room_calls: the host of a room's call", .serialized, .timeLimit(.minutes(1)), .enabled(if: TestServer.available, TestServer.skipped))
 struct RoomCallHostTests {
+    /// Member b's sessions with the database (a member's carry `application_name` `meshnode-member NAME`).
+    static let memberBSessions = "SELECT count(*)::int FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'meshnode-member b'"
+
     @Test("two members starting in one room at once: one host, both are told it; a claim its host never started is released after the grace")
     func claimAndRelease() async throws {
         let db = try await TestDatabase.make()
@@ -31,7 +34,7 @@ struct RoomCallHostTests {
         try await a.syncRoomCalls()
         try await b.syncRoomCalls()
         #expect(try await db.count("SELECT count(*)::int FROM room_calls") == 5)
-        _ = try await db.admin.query(PostgresQuery(unsafeSQL: "UPDATE room_calls SET since = now() - interval '1 minute'"), logger: db.logger)
+        try await db.execute("UPDATE room_calls SET since = now() - interval '1 minute'")
         try await a.syncRoomCalls()
         try await b.syncRoomCalls()
         #expect(try await db.count("SELECT count(*)::int FROM room_calls") == 0)
@@ -48,9 +51,8 @@ struct RoomCallHostTests {
         let other = try await PostgresCluster.connect(db.location, limits: StoreLimits(), member: "b", logger: db.logger)
         let b = other.router(member: "b", hub: hub)
         #expect(try await b.roomCallHost(room: "#ops", call: "c1", claim: true) == "b")
-        _ = try await db.admin.query(PostgresQuery(unsafeSQL: "INSERT INTO cluster_members (member, seen, started) VALUES ('b', now() - interval '5 seconds', now())"), logger: db.logger)
-        let sessions = "SELECT count(*)::int FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'meshnode-member b'"
-        #expect(try await db.count(sessions) > 0)
+        try await db.execute("INSERT INTO cluster_members (member, seen, started) VALUES ('b', now() - interval '5 seconds', now())")
+        #expect(try await db.count(Self.memberBSessions) > 0)
 
         // Late heartbeat, sessions alive (a member slowed down): still the host.
         #expect(try await a.roomCallHost(room: "#ops", call: "c2", claim: true) == "b")
@@ -58,12 +60,12 @@ struct RoomCallHostTests {
 
         // b dies: its connections close (as a kill -9 resets them).
         other.close()
-        _ = try await waitFor("b's sessions gone") { try await db.count(sessions) == 0 ? true : nil }
+        _ = try await waitFor("b's sessions gone") { try await db.count(Self.memberBSessions) == 0 ? true : nil }
         // Heartbeat still fresh: refused `unavailable` at once instead of waiting on a dead host.
-        _ = try await db.admin.query(PostgresQuery(unsafeSQL: "UPDATE cluster_members SET seen = now() WHERE member = 'b'"), logger: db.logger)
+        try await db.execute("UPDATE cluster_members SET seen = now() WHERE member = 'b'")
         await #expect(throws: SignalingError.self) { _ = try await a.roomCallHost(room: "#ops", call: "c2", claim: false) }
         // Two beats late: reaped now, and a start takes the room.
-        _ = try await db.admin.query(PostgresQuery(unsafeSQL: "UPDATE cluster_members SET seen = now() - interval '3 seconds' WHERE member = 'b'"), logger: db.logger)
+        try await db.execute("UPDATE cluster_members SET seen = now() - interval '3 seconds' WHERE member = 'b'")
         #expect(try await a.roomCallHost(room: "#ops", call: "c3", claim: true) == "a")
         #expect(try await db.count("SELECT count(*)::int FROM cluster_members WHERE member = 'b'") == 0)
         #expect(try await db.count("SELECT count(*)::int FROM room_calls WHERE member = 'b'") == 0)
@@ -80,17 +82,16 @@ struct RoomCallHostTests {
         #expect(try await a.roomCallHost(room: "#dev", call: "c2", claim: true) == "a")
         for sql in ["INSERT INTO room_members (room, member) VALUES ('#ops', 'carol'), ('#dev', 'carol')",
                     "INSERT INTO cluster_members (member, seen, started) VALUES ('b', now(), now())"] {
-            _ = try await db.admin.query(PostgresQuery(unsafeSQL: sql), logger: db.logger)
+            try await db.execute(sql)
         }
         #expect(try await a.roomCallHosts(ofRoomMember: "carol") == ["#ops": "b", "#dev": "a"])
 
         // b dies; while its heartbeat is fresh the lookup is refused rather than routed to it.
         other.close()
-        let sessions = "SELECT count(*)::int FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'meshnode-member b'"
-        _ = try await waitFor("b's sessions gone") { try await db.count(sessions) == 0 ? true : nil }
+        _ = try await waitFor("b's sessions gone") { try await db.count(Self.memberBSessions) == 0 ? true : nil }
         await #expect(throws: SignalingError.self) { _ = try await a.roomCallHosts(ofRoomMember: "carol") }
         // Two beats late: reaped by the lookup itself, and its call is no longer a route.
-        _ = try await db.admin.query(PostgresQuery(unsafeSQL: "UPDATE cluster_members SET seen = now() - interval '3 seconds' WHERE member = 'b'"), logger: db.logger)
+        try await db.execute("UPDATE cluster_members SET seen = now() - interval '3 seconds' WHERE member = 'b'")
         #expect(try await a.roomCallHosts(ofRoomMember: "carol") == ["#dev": "a"])
         #expect(try await db.count("SELECT count(*)::int FROM cluster_members WHERE member = 'b'") == 0)
     }

@@ -73,6 +73,13 @@ final class TestDatabase: Sendable {
         }
     }
 
+    /// Runs `sql` as the admin, ignoring its rows (bounded: ``bounded(_:limit:_:)``).
+    func execute(_ sql: String) async throws {
+        try await bounded("\(sql) to run") { [admin, logger] in
+            for try await _ in try await admin.query(PostgresQuery(unsafeSQL: sql), logger: logger) {}
+        }
+    }
+
     /// Holds `messages` locked (EXCLUSIVE: reads pass, every write waits) until `release` is
     /// called: PostgreSQL made slow for certain, without timing.
     func lockMessages() async throws -> TableLock {

@@ -154,10 +154,10 @@ final class NiceAgentObject: @unchecked Sendable {
     deinit {
         guard !closed.withLock({ $0 }) else { return }
         nonisolated(unsafe) let orphan = agent
-        let (stream, component, sink, context) = (streamID, componentID, sink, loop.context)
-        nonisolated(unsafe) let boundContext = context
+        nonisolated(unsafe) let context = loop.context
+        let (stream, component, sink) = (streamID, componentID, sink)
         loop.invoke {
-            Self.tearDown(orphan, streamID: stream, componentID: component, sink: sink, context: boundContext, completion: nil)
+            Self.tearDown(orphan, streamID: stream, componentID: component, sink: sink, context: context, completion: nil)
         }
     }
 

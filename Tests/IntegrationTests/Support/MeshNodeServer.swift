@@ -31,11 +31,11 @@ final class MeshNodeServer: Sendable {
         let http = httpPort ?? Self.nextHTTPPort()
         var arguments = ["serve", "--stun-port", "0", "--tls-port", "0", "--http-port", "\(http)", "--log-level", ProcessInfo.processInfo.environment["MESHNODE_TEST_LOG"] ?? "notice"]
         arguments += bind.flatMap { ["--bind", $0] }
-        // A relay range of its own per server, so parallel tests never share ports, below Linux's
-        // ephemeral range (32768–60999): a port some other socket got from the kernel (a peer's
-        // host candidate, a browser) made an EVEN-PORT reservation fail with 508 now and then.
-        let low = Int.random(in: 26_200...32_400)
-        arguments += ["--relay-ports", "\(low)-\(low + 199)"]
+        // A relay range of its own per server (see `nextRelayRange`), unless the test gives one.
+        if !extra.contains("--relay-ports") {
+            let range = Self.nextRelayRange(count: 200)
+            arguments += ["--relay-ports", "\(range.lowerBound)-\(range.upperBound)"]
+        }
         // A signaling store of its own unless the test gives one.
         if !extra.contains("--data-dir") {
             arguments += ["--data-dir", FileManager.default.temporaryDirectory.appendingPathComponent("meshnode-data-\(UUID().uuidString)").path]
@@ -72,6 +72,24 @@ final class MeshNodeServer: Sendable {
         httpPorts.withLock { port in
             port += 1
             return port
+        }
+    }
+
+    /// Relay port ranges for test nodes, below Linux's ephemeral range (32768–60999): a port some
+    /// other socket got from the kernel (a peer's host candidate, a browser) made an EVEN-PORT
+    /// reservation fail with 508 now and then. Consecutive from a random start and wrapping
+    /// round, so the servers of one test run do not share ports until 6,400 ports have been
+    /// handed out (random ranges overlapped: CI once saw a two-port test range taken by another
+    /// server's relay). The start is even, and so is every count asked for, so EVEN-PORT works.
+    private static let relayPorts = Mutex(Int.random(in: 13_100...16_299) * 2)
+    private static let relayPortSpan = 26_200..<32_600
+
+    static func nextRelayRange(count: Int) -> ClosedRange<Int> {
+        precondition(count > 0 && count % 2 == 0 && count <= relayPortSpan.count)
+        return relayPorts.withLock { next in
+            if next + count > relayPortSpan.upperBound { next = relayPortSpan.lowerBound }
+            defer { next += count }
+            return next...(next + count - 1)
         }
     }
 

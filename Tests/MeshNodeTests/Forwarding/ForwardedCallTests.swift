@@ -81,6 +81,8 @@ struct ForwardedCallTests {
         let videoSSRC: UInt32
         /// The forwarder's end of the link, which sends to the participant.
         let downlink: ForwarderLinkEnd
+        /// The forwarder's transport to the participant.
+        let atForwarder: DTLSSRTPTransport
     }
 
     /// A participant's DTLS client and the forwarder's DTLS server over an in-memory link, both connected.
@@ -107,7 +109,7 @@ struct ForwardedCallTests {
                 }
             }
         }
-        return Participant(name: name, transport: client, inbox: inbox, reader: reader, videoSSRC: videoSSRC, downlink: far)
+        return Participant(name: name, transport: client, inbox: inbox, reader: reader, videoSSRC: videoSSRC, downlink: far, atForwarder: server)
     }
 
     static func video(_ sequence: UInt16, ssrc: UInt32) throws -> ByteBuffer {

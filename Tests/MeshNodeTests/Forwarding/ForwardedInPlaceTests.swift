@@ -27,21 +27,8 @@ struct ForwardedInPlaceTests {
         let aliceAtForwarder = try DTLSSRTPTransport(path: aliceFar, events: quiet, configuration: .init(
             certificate: forwarderCertificate, role: .server, remoteFingerprint: aliceCertificate.fingerprint))
         // Bob and carol: ordinary transports on both ends.
-        var others: [(client: DTLSSRTPTransport, atForwarder: DTLSSRTPTransport)] = []
-        for name in ["bob", "carol"] {
-            let certificate = try DTLSCertificate(commonName: name)
-            let (near, far) = ForwarderLinkEnd.pair()
-            let client = try DTLSSRTPTransport(path: near, events: near.events, configuration: .init(
-                certificate: certificate, role: .client, remoteFingerprint: forwarderCertificate.fingerprint))
-            let atForwarder = try DTLSSRTPTransport(path: far, events: far.events, configuration: .init(
-                certificate: forwarderCertificate, role: .server, remoteFingerprint: certificate.fingerprint))
-            client.start()
-            atForwarder.start()
-            try await call.add(name, transport: atForwarder, sources: [ForwardedSource(kind: .video, ssrc: name == "bob" ? 0xB0B : 0xCA201, payloadType: 96)],
-                               extensions: ForwardingExtensionIDs(transportWideCC: 3))
-            _ = try await withTimeout("\(name) DTLS") { try await client.connected() }
-            others.append((client, atForwarder))
-        }
+        let others = [try await ForwardedCallTests.join("bob", videoSSRC: 0xB0B, call: call),
+                      try await ForwardedCallTests.join("carol", videoSSRC: 0xCA201, call: call)]
         try await call.add("alice", transport: aliceAtForwarder, sources: [ForwardedSource(kind: .video, ssrc: 0xA11CE, payloadType: 96)],
                            extensions: ForwardingExtensionIDs(transportWideCC: 3))
         let receivers = others.map(\.atForwarder)
@@ -77,6 +64,9 @@ struct ForwardedInPlaceTests {
         quietEnd.finish()
         await call.close()
         alice.close()
-        for other in others { other.client.close() }
+        for other in others {
+            other.reader.cancel()
+            other.transport.close()
+        }
     }
 }
