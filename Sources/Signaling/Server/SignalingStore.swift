@@ -44,7 +44,7 @@ public final class SignalingStore: Sendable {
     private init(db: SQLiteConnection, path: String, limits: StoreLimits) throws(SignalingError) {
         self.db = db
         // After the migration: the writer's connection finds the tables made.
-        self.writer = try StoreWriter(path: path, queueLimit: limits.writeQueue)
+        self.writer = try StoreWriter(path: path, queueLimit: limits.writeQueue, walCap: limits.walBytes)
         self.path = path
         self.limits = limits
     }
@@ -392,13 +392,13 @@ public final class SignalingStore: Sendable {
     }
 
     /// ``hasMessage(sender:id:)`` then ``enqueue(sender:id:recipients:frame:room:)`` in one write
-    /// (two prepared statements, no read outside the writer): `then` runs on the writer's
+    /// (two prepared statements, no read outside the writer): `then` runs on the store's answering
     /// thread once the message is durable, or with the error (`store-full`, `store-busy`).
     public func enqueueChat(sender: String, id: String, recipients: [String], frame: String,
                      then: @escaping @Sendable (Result<Enqueued, SignalingError>) -> Void) {
         writer.submit({ [self] db throws(SignalingError) -> Enqueued in
             var sent = false
-            try db.each("SELECT 1 FROM messages WHERE sender = ? AND id = ? LIMIT 1", .text(sender), .text(id)) { _ in sent = true }
+            try db.each(.sentBefore, .text(sender), .text(id)) { _ in sent = true }
             if sent { return .duplicate }
             return .stored(fresh: try insertMessages(db, sender: sender, id: id, recipients: recipients, frame: frame, room: nil))
         }, then: then)
@@ -433,9 +433,7 @@ public final class SignalingStore: Sendable {
             }
             var stored: [String] = []
             for recipient in open {
-                let inserted = try db.execute("""
-                    INSERT INTO messages (sender, id, recipient, frame, created, room) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
-                    """, .text(sender), .text(id), .text(recipient), .text(frame), .real(now), room.map { .text($0) } ?? .null)
+                let inserted = try db.execute(.insertMessage, .text(sender), .text(id), .text(recipient), .text(frame), .real(now), room.map { .text($0) } ?? .null)
                 guard inserted > 0 else { continue }
                 ledger.add(StoreLedger.Key(recipient: recipient, sender: sender, id: id),
                            StoreLedger.Entry(seq: db.lastInsertRowID, bytes: size, room: room))
@@ -501,7 +499,7 @@ public final class SignalingStore: Sendable {
         try result.get()
     }
 
-    /// ``markDelivered(recipient:sender:id:)`` without waiting: `then` runs on the writer's
+    /// ``markDelivered(recipient:sender:id:)`` without waiting: `then` runs on the store's answering
     /// thread once it committed, or with the error.
     public func markDelivered(recipient: String, sender: String, id: String, then: @escaping @Sendable (Result<Void, SignalingError>) -> Void) {
         writer.submit({ db throws(SignalingError) -> Void in
@@ -510,7 +508,7 @@ public final class SignalingStore: Sendable {
                 let key = StoreLedger.Key(recipient: recipient, sender: sender, id: id)
                 guard let entry = ledger.entry(key) else { return }
                 // A delivered row only deduplicates resends: its frame is not needed any more.
-                try db.execute("UPDATE messages SET delivered = 1, frame = '' WHERE seq = ?", .int(entry.seq))
+                try db.execute(.markDelivered, .int(entry.seq))
                 ledger.remove(key)
             }
         }, then: then)
@@ -536,7 +534,7 @@ public final class SignalingStore: Sendable {
                     if let recipient = row.text(1) { handed.append((row.int64(0), recipient)) }
                 }
                 for (seq, recipient) in handed {
-                    try db.execute("UPDATE messages SET delivered = 1, frame = '' WHERE seq = ?", .int(seq))
+                    try db.execute(.markDelivered, .int(seq))
                     ledger.remove(StoreLedger.Key(recipient: recipient, sender: sender, id: id))
                 }
             }

@@ -20,6 +20,9 @@ final class StoreConnection: @unchecked Sendable {
     /// when it holds `cacheLimit`.
     private var statements: [String: OpaquePointer] = [:]
     static let cacheLimit = 128
+    /// The chat path's statements, by ``StoreStatement`` (prepared at first use): no hashing of
+    /// SQL text per message, which was 5–8% of the writer's thread at 10,000/s (issue 17).
+    private var fixed = [OpaquePointer?](repeating: nil, count: StoreStatement.allCases.count)
     /// The writer's view of undelivered messages (``StoreLedger``); nil until the first write
     /// that needs it reads it, and again after a transaction rolled back.
     private var ledger: StoreLedger?
@@ -38,12 +41,15 @@ final class StoreConnection: @unchecked Sendable {
         }
         self.handle = handle
         // Readers on the other connection never block a WAL writer; a checkpoint may, briefly.
-        sqlite_nio_sqlite3_busy_timeout(handle, 5000)
+        sqlite_nio_sqlite3_busy_timeout(handle, Self.busyMilliseconds)
         try run("PRAGMA synchronous=FULL")
         // The indexes a chat's insert and ack touch are spread over the file (by sender, by
         // recipient): with SQLite's default 2 MiB cache each batch re-reads pages from the OS.
         try run("PRAGMA cache_size=-\(Self.cacheKiB)")
     }
+
+    /// How long a statement waits for a lock another connection holds.
+    static let busyMilliseconds: Int32 = 5000
 
     /// The writer's page cache, in KiB (64 MiB; the node's readers keep SQLite's default).
     static let cacheKiB = 65_536
@@ -54,6 +60,8 @@ final class StoreConnection: @unchecked Sendable {
     func close() {
         for statement in statements.values { sqlite_nio_sqlite3_finalize(statement) }
         statements.removeAll()
+        for case let statement? in fixed { sqlite_nio_sqlite3_finalize(statement) }
+        fixed = fixed.map { _ in nil }
         if let handle { sqlite_nio_sqlite3_close_v2(handle) }
         handle = nil
     }
@@ -106,6 +114,78 @@ final class StoreConnection: @unchecked Sendable {
         return Int(sqlite_nio_sqlite3_changes64(handle))
     }
 
+    /// ``execute(_:_:)`` of one of the chat path's statements.
+    @discardableResult
+    func execute(_ statement: StoreStatement, _ binds: StoreBind...) throws(SignalingError) -> Int {
+        try step(try prepared(statement), statement.sql, binds) { _ in }
+        return Int(sqlite_nio_sqlite3_changes64(handle))
+    }
+
+    /// ``each(_:_:body:)`` of one of the chat path's statements.
+    func each(_ statement: StoreStatement, _ binds: StoreBind..., body: (StoreCursor) throws(SignalingError) -> Void) throws(SignalingError) {
+        try step(try prepared(statement), statement.sql, binds, body)
+    }
+
+    /// What the writer's `wal_hook` saw of the log, and where to report it. Used on the
+    /// writer's thread only (the hook runs inside its commits).
+    private final class WALWatch {
+        let checkpointer: StoreCheckpointer
+        let walPath: String
+        /// Pages in the log after the last commit.
+        var pages: Int32 = 0
+        /// Pages after which the writer checkpoints next.
+        var due = StoreCheckpointer.restartPages
+        init(_ checkpointer: StoreCheckpointer, walPath: String) {
+            self.checkpointer = checkpointer
+            self.walPath = walPath
+        }
+    }
+    private var walWatch: WALWatch?
+
+    /// Hands every commit's log length to `checkpointer`, which runs the checkpoints: this
+    /// connection no longer checkpoints inside its commits (a `wal_hook` replaces SQLite's
+    /// automatic checkpoint, sqlite.org/c3ref/wal_hook.html); ``finishCheckpoint(walCap:)``
+    /// restarts the log between batches.
+    func watchLog(_ checkpointer: StoreCheckpointer, walPath: String) {
+        guard let handle else { return }
+        let watch = WALWatch(checkpointer, walPath: walPath)
+        walWatch = watch
+        sqlite_nio_sqlite3_wal_hook(handle, { context, _, _, pages in
+            // Called on the writer's thread after the commit, its write lock released.
+            guard let context else { return SQLITE_OK }
+            let watch = Unmanaged<WALWatch>.fromOpaque(context).takeUnretainedValue()
+            watch.pages = pages
+            // The log restarted: the next checkpoint is due at `restartPages` again.
+            if pages < StoreCheckpointer.restartPages { watch.due = StoreCheckpointer.restartPages }
+            watch.checkpointer.committed(pages: pages)
+            return SQLITE_OK
+        }, Unmanaged.passUnretained(watch).toOpaque())
+    }
+
+    /// Between two batches, when the log passed `restartPages`: a PASSIVE checkpoint of what the
+    /// checkpointer's thread has not copied yet, so that the next transaction starts the log
+    /// from its beginning; or, when the log's file passed `walCap` bytes (a reader held an old
+    /// snapshot while the log grew), a TRUNCATE checkpoint, which waits up to 200 ms for readers
+    /// and empties the file. Tried again after every `nudgePages` more while it does not finish.
+    func finishCheckpoint(walCap: Int) {
+        guard let handle, let watch = walWatch, watch.pages >= watch.due else { return }
+        watch.due = watch.pages + StoreCheckpointer.nudgePages
+        let truncate = (StoreCheckpointer.walSize(watch.walPath) ?? 0) > walCap
+        var log: Int32 = 0
+        var copied: Int32 = 0
+        let status: Int32
+        if truncate {
+            sqlite_nio_sqlite3_busy_timeout(handle, 200)
+            status = sqlite_nio_sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_TRUNCATE, &log, &copied)
+            sqlite_nio_sqlite3_busy_timeout(handle, Self.busyMilliseconds)
+        } else {
+            status = sqlite_nio_sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, &log, &copied)
+        }
+        if status == SQLITE_OK, log == copied {
+            watch.checkpointer.writerCheckpointed(truncated: truncate)
+        }
+    }
+
     /// The row id of the last row inserted on this connection.
     var lastInsertRowID: Int64 {
         handle.map { sqlite_nio_sqlite3_last_insert_rowid($0) } ?? 0
@@ -120,7 +200,11 @@ final class StoreConnection: @unchecked Sendable {
     /// Binds `binds` from the first placeholder on and steps the statement to its end, handing
     /// each row to `row`; the statement is reset for its next use either way.
     private func step(_ sql: String, _ binds: [StoreBind], _ row: (StoreCursor) throws(SignalingError) -> Void) throws(SignalingError) {
-        let statement = try prepared(sql)
+        try step(try prepared(sql), sql, binds, row)
+    }
+
+    private func step(_ statement: OpaquePointer, _ sql: String, _ binds: [StoreBind],
+                      _ row: (StoreCursor) throws(SignalingError) -> Void) throws(SignalingError) {
         defer {
             sqlite_nio_sqlite3_reset(statement)
             sqlite_nio_sqlite3_clear_bindings(statement)
@@ -166,6 +250,16 @@ final class StoreConnection: @unchecked Sendable {
         return statement
     }
 
+    private func prepared(_ statement: StoreStatement) throws(SignalingError) -> OpaquePointer {
+        if let prepared = fixed[statement.rawValue] { return prepared }
+        guard let handle else { throw SignalingError(.internalError, "storage failed: the store is closed") }
+        var prepared: OpaquePointer?
+        let status = sqlite_nio_sqlite3_prepare_v3(handle, statement.sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &prepared, nil)
+        guard status == SQLITE_OK, let prepared else { throw failure(status, statement.sql) }
+        fixed[statement.rawValue] = prepared
+        return prepared
+    }
+
     private func value(_ statement: OpaquePointer, _ column: Int32) -> SQLiteData {
         switch sqlite_nio_sqlite3_column_type(statement, column) {
         case SQLITE_INTEGER: return .integer(SQLiteInt64(sqlite_nio_sqlite3_column_int64(statement, column)))
@@ -187,6 +281,29 @@ final class StoreConnection: @unchecked Sendable {
     fileprivate func failure(_ status: Int32, _ sql: String) -> SignalingError {
         let message = handle.flatMap { sqlite_nio_sqlite3_errmsg($0) }.map { String(cString: $0) } ?? "error \(status)"
         return SignalingError(.internalError, "storage failed: \(message) (\(sql.prefix(60)))")
+    }
+}
+
+/// The statements every chat message runs, prepared once per connection and found by index.
+enum StoreStatement: Int, CaseIterable {
+    case begin, commit, rollback
+    /// Whether the sender used the id before (a resend).
+    case sentBefore
+    case insertMessage
+    /// A recipient's ack, by the row the ledger holds.
+    case markDelivered
+
+    var sql: String {
+        switch self {
+        // IMMEDIATE: take the write lock now, not at the first write inside.
+        case .begin: "BEGIN IMMEDIATE"
+        case .commit: "COMMIT"
+        case .rollback: "ROLLBACK"
+        case .sentBefore: "SELECT 1 FROM messages WHERE sender = ? AND id = ? LIMIT 1"
+        case .insertMessage:
+            "INSERT INTO messages (sender, id, recipient, frame, created, room) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+        case .markDelivered: "UPDATE messages SET delivered = 1, frame = '' WHERE seq = ?"
+        }
     }
 }
 

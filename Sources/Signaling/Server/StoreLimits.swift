@@ -36,6 +36,9 @@ public struct StoreLimits: Sendable, Equatable {
     /// Writes (chat messages, acknowledgements, logins, joins) waiting for the store's writer:
     /// beyond it a write is refused with `store-busy` instead of waiting behind seconds of backlog.
     public var writeQueue = 16_384
+    /// Bytes of write-ahead log beyond which a checkpoint waits for readers and empties the log
+    /// file (``StoreCheckpointer``); below it checkpoints never wait.
+    public var walBytes = 64 << 20
 
     public init() {}
 }
