@@ -20,12 +20,16 @@ import TestSupport
         #"{"type":"ack","id":"a1","from":"","to":"@node","body":{"of":"t1","sender":"b0x0"}}"#,
         #"{"type":"ack","id":"a2","body":{"of":"t1","status":"duplicate","sender":"alice"}}"#,
         #"{"type":"ack","id":"a3","body":{"of":"t1"}}"#,
+        #"{"type":"ping","id":"p","from":"","to":"@node","body":{}}"#,
+        #"{"type":"ping","id":"p9","from":"alice","body":{ }}"#,
         "{\"type\":\"chat\",\"id\":\"\(String(repeating: "i", count: 64))\",\"to\":\"bob\",\"body\":{\"text\":\"64-byte id\"}}",
     ]
 
     /// Frames the scanner leaves to the full decoder (which refuses some, takes others).
     static let left = [
-        #"{"type":"ping","id":"p","from":"","to":"@node","body":{}}"#,
+        #"{"type":"ping","id":"p","to":"@node"}"#,
+        #"{"type":"ping","id":"p","to":"@node","body":{"text":"x"}}"#,
+        #"{"type":"pong","id":"p","to":"@node","body":{}}"#,
         #"{"type":"chat","id":"t","to":"bob","body":{"text":"x","sent":1}}"#,
         #"{"type":"chat","id":"t","to":"bob","extra":"x","body":{"text":"x"}}"#,
         #"{"type":"chat","id":"t","id":"u","to":"bob","body":{"text":"x"}}"#,
@@ -102,6 +106,9 @@ import TestSupport
             #expect(try SignalingCodec.decode(ack)
                     == SignalingMessage(id: "n-x-1", from: SignalingProtocol.nodeAddress, to: "alice", payload: .ack(AckBody(of: "m\\1", status: status))))
         }
+        let pong = SignalingMessage(id: "p\"9", from: SignalingProtocol.nodeAddress, to: "alice", payload: .pong)
+        #expect(ChatFrames.pong(id: "p\"9", to: "alice") == SignalingCodec.encode(pong), "the codec's own bytes")
+        #expect(try SignalingCodec.decode(ChatFrames.pong(id: "p\"9", to: "alice")) == pong)
     }
 
     /// Hands `text` to the fast path of `peer`'s connection; true when it took it (and its
@@ -136,7 +143,9 @@ import TestSupport
             #expect(await !fast(chat(to, from, text), alice), "\(to) \(from)")
         }
         #expect(await !fast(#"{"type":"ack","id":"a","body":{"of":"x"}}"#, alice), "an ack without a sender: the hub refuses it")
-        #expect(await !fast(#"{"type":"ping","id":"p","body":{}}"#, alice))
+        #expect(await !fast(#"{"type":"ping","id":"p","body":{}}"#, stranger), "before login: the hub answers")
+        #expect(await fast(#"{"type":"ping","id":"p","body":{}}"#, alice))
+        #expect(await !fast(#"{"type":"ping","id":"p","from":"mallory","body":{}}"#, alice), "someone else's name: the hub refuses it")
         // A session the hub dropped chats no more, although its channel may still send.
         await node.hub.closed(alice.handle.id)
         #expect(await !fast(chat("bob", "", "after the drop"), alice))

@@ -27,6 +27,16 @@ public enum ChatFrames {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// The node's `pong` to `to`, answering the `ping` whose id was `id` (docs/protocol.md
+    /// "Liveness": the pong carries the ping's id).
+    public static func pong(id: String, to: String) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(64 + id.utf8.count + to.utf8.count)
+        append(#"{"body":{"#, to: &out)
+        appendEnvelope(from: SignalingProtocol.nodeAddress, id: id, to: to, type: "pong", to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
     /// The envelope's keys after `body`, in sorted order, and the closing brace.
     private static func appendEnvelope(from: String, id: String, to recipient: String, type: String, to out: inout [UInt8]) {
         append(#"},"from":"#, to: &out)

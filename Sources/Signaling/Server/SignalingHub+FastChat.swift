@@ -4,14 +4,15 @@ import Foundation
 /// peers' `ack`s are handled on the connection's event loop — one scan of the frame
 /// (``ChatEnvelope``), the rate limit, one store write — and answered from the store's thread
 /// once the write committed: no task, no turn of the hub's actor, no `JSONDecoder` or
-/// `JSONEncoder`. It does what ``chat(_:message:name:reply:)`` and ``recipientAck(_:name:reply:)``
+/// `JSONEncoder`. A logged-in client's `ping` is answered here too, at once: its `pong` needs
+/// nothing from the store, so it may go out before the acks of chats still being written. It does what ``chat(_:message:name:reply:)`` and ``recipientAck(_:name:reply:)``
 /// do for the same frames, with the same answers; every other frame, and every one of these
 /// that would be refused, takes the hub's path (``receive(_:on:)``), which gives the refusal its
 /// code and reason. Messages are acknowledged only once durable (group commit, StoreWriter).
 extension SignalingHub {
     /// Handles `text` from `connection` if it is a frame of the fast path, and returns true;
-    /// `answered` is called exactly once, on the store's thread, when the frame's write has
-    /// been answered, with the frame to send back to the connection (its `ack` or `error`) if
+    /// `answered` is called exactly once, on the store's thread when the frame's write has
+    /// been answered (for a `ping`, before this returns, on the caller's thread), with the frame to send back to the connection (its `ack` or `error`) if
     /// any. Returns false, having changed nothing, when the frame must go to
     /// ``receive(_:on:)`` instead.
     nonisolated func receiveFast(_ text: String, on connection: ConnectionHandle,
@@ -19,6 +20,9 @@ extension SignalingHub {
         guard routes.isEnabled, let name = connection.gate.chatName, let envelope = ChatEnvelope.scan(text),
               envelope.from.isEmpty || envelope.from == name else { return false }
         switch envelope.kind {
+        case .ping:
+            guard connection.gate.admit(now: now()) else { return false }
+            answered(ChatFrames.pong(id: envelope.id, to: name))
         case .chat(let body):
             // A room, a peer of another node, a name never seen here, an oversized text: the hub.
             guard body.utf8.count <= configuration.maxChatBytes, !envelope.to.hasPrefix("#"),
