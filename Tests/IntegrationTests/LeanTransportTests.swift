@@ -75,7 +75,12 @@ import Glibc
         let node = try await MeshNodeServer(["--heartbeat", "600"], bind: ["127.0.0.1"])
         defer { node.stop() }
         let socket = try RawWebSocket(port: node.httpPort)
-        var small: Int32 = 4096
+        // A small receive buffer, so the node's answers pile up soon; not smaller than a
+        // loopback segment (64 KiB). With 4 KiB the node's segments were pruned on arrival
+        // and, on a loaded machine, our frames stopped flowing: the node had read all it got
+        // (its receive queue empty, 132 KB in all) while 4 MB waited in our send queue past
+        // the 20 s timeout below.
+        var small: Int32 = 65_536
         setsockopt(socket.fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
         var timeout = timeval(tv_sec: 20, tv_usec: 0)
         setsockopt(socket.fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
