@@ -170,7 +170,7 @@ let package = Package(
         .testTarget(name: "DTLSSRTPTests", dependencies: ["DTLSSRTP", "SDP", "RTP", "Certificates", "TestSupport", nio("NIOCore")]),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs", "TestSupport", nio("NIOCore")]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "Codecs", "RTP", "SDP", "TestSupport", nio("NIOCore")]),
-        .testTarget(name: "SignalingTests", dependencies: ["Signaling", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "SignalingTests", dependencies: ["Signaling", "TestSupport", .product(name: "Logging", package: "swift-log"), nio("NIOCore")]),
         // Cluster mode against a real PostgreSQL (`make test-cluster` starts one; skipped without it).
         .testTarget(
             name: "SignalingClusterTests",
@@ -207,7 +207,8 @@ if ProcessInfo.processInfo.environment["MESHNODE_FUZZ"] == "1" {
         ("FuzzDemux", "fuzz/Demux", "fuzz-demux", ["DTLSSRTP"]),
         ("FuzzRTP", "fuzz/RTP", "fuzz-rtp", ["RTP"]),
         ("FuzzSDP", "fuzz/SDP", "fuzz-sdp", ["SDP"]),
-        // The signaling message decoder (SignalingCodec): decode, and round trip what decodes.
+        // The signaling message decoder (SignalingCodec): decode, and round trip what decodes;
+        // the WebSocket frame reader: the same messages however the bytes are cut.
         ("FuzzSignaling", "fuzz/Signaling", "fuzz-signaling", ["Signaling"]),
     ]
     let instrumented = ["STUN", "DTLSSRTP", "RTP", "SDP", "Signaling"]

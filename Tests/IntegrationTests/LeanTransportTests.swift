@@ -50,6 +50,21 @@ import Glibc
         #expect(try again.nextFrame().opcode == 0x1)
     }
 
+    @Test("a frame that breaks RFC 6455 (unmasked, §5.1) fails the connection with 1002 and its reason; the node stays up")
+    func protocolError() async throws {
+        let node = try await MeshNodeServer([], bind: ["127.0.0.1"])
+        defer { node.stop() }
+        let socket = try RawWebSocket(port: node.httpPort)
+        #expect(try socket.nextFrame().opcode == 0x1)
+        try socket.sendBytes([0x81, 0x02] + Array("{}".utf8))
+        let close = try socket.nextPayload()
+        #expect(close.opcode == 0x8 && Array(close.payload.prefix(2)) == [0x03, 0xEA])
+        #expect(String(decoding: close.payload.dropFirst(2), as: UTF8.self).contains("unmasked"))
+        #expect(socket.isClosedByPeer())
+        let again = try RawWebSocket(port: node.httpPort)
+        #expect(try again.nextFrame().opcode == 0x1)
+    }
+
     @Test("HTTP around /ws: another path's upgrade and /ws without meshnode.v1 get 400, plain GET /ws 426, a late upgrade on a kept-alive connection 307")
     func httpAroundTheUpgrade() async throws {
         let node = try await MeshNodeServer([], bind: ["127.0.0.1"])

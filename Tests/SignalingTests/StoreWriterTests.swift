@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Logging
 import Testing
 import TestSupport
@@ -66,6 +67,33 @@ import TestSupport
         #expect(try await store.key(of: "alice") == nil)
         #expect(try await store.bind(name: "alice", key: new) == new)
         #expect(try await store.key(of: "alice") == new)
+        await store.close()
+    }
+
+    /// Writes that come one at a time, each soon after the last, share commits: a commit begins
+    /// at most every `commitSpacing` (1 ms). Without the pacing each write found the writer idle
+    /// and took a commit of its own (on tmpfs, where fsync costs nothing, as the bench's memory
+    /// store). On a loaded machine writes only bunch up more, so the bound holds however slow
+    /// the machine is.
+    @Test func writesThatTrickleInShareCommits() async throws {
+        let directory = TemporaryDirectory("paced-commit", in: "/dev/shm")
+        let store = try await SignalingStore.open(directory: directory.path, logger: Logger(label: "test"))
+        let writes = 100
+        let before = store.commitCount
+        let answered = Mutex(0)
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            for n in 0..<writes {
+                store.enqueueChat(sender: "alice", id: "t\(n)", recipients: ["bob"], frame: "{}") { result in
+                    guard case .success = result else { return }
+                    if answered.withLock({ $0 += 1; return $0 }) == writes { done.resume() }
+                }
+                // 300 µs apart: three or four writes per spacing.
+                usleep(300)
+            }
+        }
+        let commits = store.commitCount - before
+        #expect(commits <= writes / 2, "\(commits) commits for \(writes) writes 300 µs apart")
+        #expect(try await store.pending(for: "bob").count == writes)
         await store.close()
     }
 }

@@ -5,8 +5,11 @@ import Foundation
 public final class TemporaryDirectory: Sendable {
     public let path: String
 
-    public init(_ label: String) {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("meshnode-\(label)-\(UUID().uuidString)").path
+    /// A new directory under `base` (the system's temporary directory when nil or absent).
+    public init(_ label: String, in base: String? = nil) {
+        let parent = base.flatMap { FileManager.default.fileExists(atPath: $0) ? URL(fileURLWithPath: $0) : nil }
+            ?? FileManager.default.temporaryDirectory
+        path = parent.appendingPathComponent("meshnode-\(label)-\(UUID().uuidString)").path
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Signaling
 
 /// libFuzzer entry: the signaling message decoder, which the node runs on every text frame a
@@ -6,10 +7,17 @@ import Signaling
 /// throw a `SignalingError` with a protocol code; whatever decodes must encode and decode again
 /// to the same message, and encoding is stable (encode ∘ decode ∘ encode = encode). The chat
 /// fast path's scanner (`ChatEnvelope`) takes a frame only when the decoder makes the same
-/// message of it, and its frames (`ChatFrames`) decode to what they say.
+/// message of it, and its frames (`ChatFrames`) decode to what they say. The same bytes, read as
+/// a client's WebSocket frames (`WebSocketFrameReader`), give the same messages and the same
+/// violation whether they come in one read or cut in two, and no message passes the limits.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzSignaling(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let bytes = Data(bytes: data, count: size)
+    let whole = readFrames([bytes])
+    let cut = size == 0 ? 0 : Int(data[0]) % size
+    let split = readFrames([bytes.prefix(cut), bytes.dropFirst(cut)])
+    precondition(whole.messages == split.messages && whole.violation == split.violation,
+                 "frames read differently when cut at \(cut): \(whole) / \(split)")
     // As the node reads a frame: its text (invalid UTF-8 repaired), scanned, else decoded.
     let frame = String(decoding: bytes, as: UTF8.self)
     if let envelope = ChatEnvelope.scan(frame) {
@@ -47,4 +55,22 @@ public func fuzzSignaling(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     precondition(again == message, "round trip changed the message:\n  \(message)\n  \(again)\n  via \(text)")
     precondition(SignalingCodec.encode(again) == text, "encoding is not stable: \(text)")
     return 0
+}
+
+/// What a frame reader with small limits (so the fuzzer reaches them) makes of `chunks`.
+func readFrames(_ chunks: [Data]) -> (messages: [WebSocketFrameReader.Message], violation: WebSocketFrameReader.Violation?) {
+    var reader = WebSocketFrameReader(maxMessage: 300, maxFragments: 4)
+    var messages: [WebSocketFrameReader.Message] = []
+    for chunk in chunks {
+        do {
+            try reader.read(ByteBuffer(bytes: chunk)) { message in
+                if case .text(let text) = message { precondition(text.utf8.count <= 3 * 300, "a message over the limit") }
+                messages.append(message)
+            }
+        } catch {
+            precondition(error.code == 1002 || error.code == 1009, "an unexpected close code \(error.code)")
+            return (messages, error)
+        }
+    }
+    return (messages, nil)
 }

@@ -1,10 +1,10 @@
 import Logging
 import NIOCore
-import NIOWebSocket
 
 /// One signaling WebSocket connection on plain SwiftNIO, after the upgrade (issue 17): the
-/// last handler of the connection's pipeline, behind NIOWebSocket's frame decoder and
-/// `NIOWebSocketFrameAggregator`. It keeps no task while the connection is idle. A chat to a
+/// last handler of the connection's pipeline, right behind the socket. It reads the frames
+/// itself (``WebSocketFrameReader``) and writes them with their header in front, so a frame is
+/// one hop of the pipeline each way. It keeps no task while the connection is idle. A chat to a
 /// peer of this node and a recipient's ack take the hub's fast path here on the event loop
 /// (SignalingHub+FastChat.swift: no task, no actor), without waiting for the previous one's
 /// commit (``PipelinedWrites``: the store answers them in order); any other text frame goes to
@@ -17,9 +17,9 @@ import NIOWebSocket
 /// ``maxWaiting``; beyond that the socket is not read, which is TCP's back-pressure on the
 /// client), and where the close handshake stands.
 final class SignalingConnectionHandler: ChannelDuplexHandler {
-    typealias InboundIn = WebSocketFrame
-    typealias OutboundIn = WebSocketFrame
-    typealias OutboundOut = WebSocketFrame
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// What this connection is for.
     enum Role {
@@ -41,13 +41,16 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
     /// Frames written while the socket does not take them: a client that stops reading is
     /// closed at this many (as the stream-based writer did with a full queue of 4096).
     static let maxUnwritable = 4096
-    /// The longest header of a frame the server sends (RFC 6455 §5.2: no mask, a 64-bit length).
-    static let headerRoom = 10
+    /// Fragments of one message at most (RFC 6455 §5.4 sets no limit; a client sends one).
+    static let maxFragments = 256
     /// How long a client has to answer our Close (RFC 6455 §7.1.1); then the TCP connection is cut.
     static let closeGrace: TimeAmount = .seconds(2)
 
     private let role: Role
     private var context: ChannelHandlerContext?
+    private var reader = WebSocketFrameReader(maxMessage: SignalingEndpoint.hardFrameLimit, maxFragments: maxFragments)
+    /// The client broke the protocol: its connection is failing and nothing more is read.
+    private var failed = false
     /// The hub's handle of this connection, once `hub.open` has returned; dropped when the
     /// channel goes (it leads back to this handler through ``ChannelOutput``).
     private var connection: ConnectionHandle?
@@ -111,49 +114,73 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        switch frame.opcode {
-        case .text:
-            waiting.append(.text(Self.text(of: frame)))
-            pump()
+        guard !failed else { return }
+        do {
+            try reader.read(unwrapInboundIn(data)) { message in received(message, context: context) }
+        } catch {
+            fail(context: context, error)
+            return
+        }
+        pump()
+    }
+
+    private func received(_ message: WebSocketFrameReader.Message, context: ChannelHandlerContext) {
+        switch message {
+        case .text(let text):
+            waiting.append(.text(text))
         case .binary:
             waiting.append(.binary)
-            pump()
-        case .ping:
+        case .ping(let data):
             // RFC 6455 §5.5.3: a Pong carries the Ping's application data.
             guard !closeSent else { return }
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
-        case .connectionClose:
+            context.writeAndFlush(wrapOutboundOut(Self.frame(opcode: 0xA, data, allocator: context.channel.allocator)), promise: nil)
+        case .pong:
+            break
+        case .close(let code):
             if closeSent {
                 context.close(promise: nil)
                 return
             }
             // RFC 6455 §5.5.1: answer with a Close echoing the status code, then the server
             // closes the TCP connection (§7.1.1).
-            var data = frame.unmaskedData
-            let code = data.readInteger(as: UInt16.self)
             closeSent = true
             var echo = context.channel.allocator.buffer(capacity: 2)
             if let code { echo.writeInteger(code) }
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: echo)))
+            context.writeAndFlush(wrapOutboundOut(Self.frame(opcode: 0x8, echo, allocator: context.channel.allocator)))
                 .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-        default:
-            break
         }
     }
 
-    /// A text frame's payload as a string, unmasked (RFC 6455 §5.3) straight into the string's
-    /// storage: one copy per frame, where `unmaskedData` and then `readString` made two (an
-    /// unmasked buffer, then the string). Invalid UTF-8 is repaired as `readString` does.
-    static func text(of frame: WebSocketFrame) -> String {
-        let data = frame.data
-        guard let key = frame.maskKey else { return String(buffer: data) }
-        return data.withUnsafeReadableBytes { bytes in
-            String(unsafeUninitializedCapacity: bytes.count) { out in
-                for index in 0..<bytes.count { out[index] = bytes[index] ^ key[index & 3] }
-                return bytes.count
-            }
+    /// Fails the connection (RFC 6455 §7.1.7): a Close with the violation's code and reason,
+    /// then TCP closes; what the client sends after it is not read.
+    private func fail(context: ChannelHandlerContext, _ violation: WebSocketFrameReader.Violation) {
+        failed = true
+        waiting.removeAll()
+        guard !closeSent else {
+            context.close(promise: nil)
+            return
         }
+        closeSent = true
+        context.writeAndFlush(wrapOutboundOut(Self.closeFrame(code: Int(violation.code), reason: violation.reason, allocator: context.channel.allocator)))
+            .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
+    /// A server's frame of `payload` (RFC 6455 §5.2).
+    static func frame(opcode: UInt8, _ payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var payload = payload
+        var frame = allocator.buffer(capacity: ByteBuffer.webSocketHeaderLength(payload: payload.readableBytes) + payload.readableBytes)
+        frame.writeWebSocketHeader(opcode: opcode, length: payload.readableBytes)
+        frame.writeBuffer(&payload)
+        return frame
+    }
+
+    /// A Close frame with a status code and a reason (RFC 6455 §5.5.1).
+    static func closeFrame(code: Int, reason: String, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var data = allocator.buffer(capacity: 2 + reason.utf8.count)
+        data.writeInteger(UInt16(truncatingIfNeeded: code))
+        // A control frame's payload is at most 125 bytes (RFC 6455 §5.5).
+        data.writeBytes(reason.utf8.prefix(123))
+        return frame(opcode: 0x8, data, allocator: allocator)
     }
 
     /// Hands the waiting frames on: chats and acks to the fast path, one after the other
@@ -276,8 +303,7 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A frame over the limits (NIOWebSocketFrameAggregator) or a failed socket: the
-        // connection ends; the protocol error handler before us has sent its Close if any.
+        // A failed socket: the connection ends.
         context.close(promise: nil)
     }
 
@@ -292,14 +318,12 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
     /// (no flush is pending yet), false when one is or the frame was not written.
     func write(text: String) -> Bool {
         guard let context, !inactive, !closeSent else { return false }
-        // Room in front for the frame's header: NIOWebSocket's encoder writes it there, and the
-        // frame goes down the pipeline and into `writev` as one buffer instead of a header
-        // buffer and the text (two writes per frame, issue 17).
-        var buffer = context.channel.allocator.buffer(capacity: Self.headerRoom + text.utf8.count)
-        buffer.moveWriterIndex(forwardBy: Self.headerRoom)
-        buffer.moveReaderIndex(forwardBy: Self.headerRoom)
+        // The header and the text in one buffer: one iovec of `writev` per frame.
+        let length = text.utf8.count
+        var buffer = context.channel.allocator.buffer(capacity: ByteBuffer.webSocketHeaderLength(payload: length) + length)
+        buffer.writeWebSocketHeader(opcode: 0x1, length: length)
         buffer.writeString(text)
-        context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: buffer)), promise: nil)
+        context.write(wrapOutboundOut(buffer), promise: nil)
         if !context.channel.isWritable {
             unwritable += 1
             if unwritable >= Self.maxUnwritable {
@@ -337,11 +361,7 @@ final class SignalingConnectionHandler: ChannelDuplexHandler {
     private func sendClose(context: ChannelHandlerContext, code: Int, reason: String) {
         guard !closeSent, !inactive else { return }
         closeSent = true
-        var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
-        data.writeInteger(UInt16(truncatingIfNeeded: code))
-        // A control frame's payload is at most 125 bytes (RFC 6455 §5.5).
-        data.writeBytes(reason.utf8.prefix(123))
-        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: data)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(Self.closeFrame(code: code, reason: reason, allocator: context.channel.allocator)), promise: nil)
         let channel = context.channel
         closeTimer = context.eventLoop.scheduleTask(in: Self.closeGrace) { channel.close(promise: nil) }
     }

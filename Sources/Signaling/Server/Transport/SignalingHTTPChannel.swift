@@ -112,8 +112,7 @@ extension SignalingHTTPChannel {
         // `attempted`: the first request asked for a WebSocket at all.
         let admission = NIOLoopBoundBox<SignalingEndpoint.Admission?>(nil, eventLoop: channel.eventLoop)
         let attempted = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
-        let upgrader = NIOTypedWebSocketServerUpgrader<SignalingHTTPChannel.Negotiated>(
-            maxFrameSize: SignalingEndpoint.hardFrameLimit,
+        let upgrader = SignalingUpgrader(handshake: NIOTypedWebSocketServerUpgrader<SignalingHTTPChannel.Negotiated>(
             shouldUpgrade: { channel, head in
                 attempted.value = true
                 let verdict = endpoint.admit(path: head.uri, protocols: head.headers[canonicalForm: "Sec-WebSocket-Protocol"].map(String.init),
@@ -125,26 +124,23 @@ extension SignalingHTTPChannel {
                 admission.value = verdict
                 return channel.eventLoop.makeSucceededFuture(HTTPHeaders([("Sec-WebSocket-Protocol", SignalingProtocol.subprotocol)]))
             },
-            upgradePipelineHandler: { channel, _ in
-                channel.eventLoop.makeCompletedFuture {
-                    let role: SignalingConnectionHandler.Role = switch admission.value {
-                    case .accepted(let hostHint, let remoteIP)?:
-                        .serve(hub: endpoint.hub, drain: endpoint.drain, outboxes: endpoint.outboxes, hostHint: hostHint, remoteIP: remoteIP)
-                    case .refused(let code, let reason)?:
-                        .refuse(code: code, reason: reason)
-                    case .notSignaling?, nil:
-                        .refuse(code: 1011, reason: "")  // RFC 6455 §7.4.1: an unexpected condition
-                    }
-                    admission.value = nil
-                    let operations = channel.pipeline.syncOperations
-                    // Messages may come in fragments; together at most the frame limit.
-                    try operations.addHandler(NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 256,
-                                                                          maxAccumulatedFrameSize: SignalingEndpoint.hardFrameLimit))
-                    try operations.addHandler(SignalingConnectionHandler(role: role))
-                    return .webSocket
+            // Never called: SignalingUpgrader sets the pipeline up.
+            upgradePipelineHandler: { channel, _ in channel.eventLoop.makeFailedFuture(ChannelError.operationUnsupported) }
+        ), pipeline: { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let role: SignalingConnectionHandler.Role = switch admission.value {
+                case .accepted(let hostHint, let remoteIP)?:
+                    .serve(hub: endpoint.hub, drain: endpoint.drain, outboxes: endpoint.outboxes, hostHint: hostHint, remoteIP: remoteIP)
+                case .refused(let code, let reason)?:
+                    .refuse(code: code, reason: reason)
+                case .notSignaling?, nil:
+                    .refuse(code: 1011, reason: "")  // RFC 6455 §7.4.1: an unexpected condition
                 }
+                admission.value = nil
+                try channel.pipeline.syncOperations.addHandler(SignalingConnectionHandler(role: role))
+                return .webSocket
             }
-        )
+        })
         let notUpgraded = NIOTypedHTTPServerUpgradeConfiguration<SignalingHTTPChannel.Negotiated>(
             upgraders: [upgrader],
             notUpgradingCompletionHandler: { channel in
@@ -169,5 +165,29 @@ extension SignalingHTTPChannel {
         configuration.decoderConfiguration.maxHeaderListSize = http1.httpDecoder.maxHeaderListSize
         configuration.decoderConfiguration.maxHeaderFieldCount = http1.httpDecoder.maxHeaderFieldCount
         return try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: configuration)
+    }
+}
+
+/// The WebSocket upgrade of `/ws`: NIO's upgrader checks the handshake and answers it (RFC 6455
+/// §4.2: the version, the key, `Sec-WebSocket-Accept`); the pipeline after it is ours alone.
+/// NIO's would add its frame encoder, decoder and protocol error handler, and the connection's
+/// handler reads and writes frames itself (``WebSocketFrameReader``): one hop each way per
+/// frame instead of four, and three handlers fewer on every connection (issue 17).
+struct SignalingUpgrader: NIOTypedHTTPServerProtocolUpgrader {
+    let handshake: NIOTypedWebSocketServerUpgrader<SignalingHTTPChannel.Negotiated>
+    /// Sets the connection's pipeline up once the 101 is out; what the client sent meanwhile is
+    /// held back by NIO's upgrade handler until this completes.
+    let pipeline: @Sendable (any Channel) -> EventLoopFuture<SignalingHTTPChannel.Negotiated>
+
+    var supportedProtocol: String { handshake.supportedProtocol }
+    var requiredUpgradeHeaders: [String] { handshake.requiredUpgradeHeaders }
+
+    func buildUpgradeResponse(channel: any Channel, upgradeRequest: HTTPRequestHead,
+                              initialResponseHeaders: HTTPHeaders) -> EventLoopFuture<HTTPHeaders> {
+        handshake.buildUpgradeResponse(channel: channel, upgradeRequest: upgradeRequest, initialResponseHeaders: initialResponseHeaders)
+    }
+
+    func upgrade(channel: any Channel, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<SignalingHTTPChannel.Negotiated> {
+        pipeline(channel)
     }
 }
