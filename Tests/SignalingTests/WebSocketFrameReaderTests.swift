@@ -103,6 +103,17 @@ import Testing
         #expect(Self.read(four, maxFragments: 4).messages == [.text("aaaa")])
     }
 
+    /// An attacker's header announcing a frame within the limit costs the node no more than
+    /// 64 KiB until the bytes come: 20,000 connections doing so must not take 20 GiB.
+    @Test("a header alone does not make the reader set aside the frame's whole size")
+    func headerAloneReservesLittle() {
+        var reader = Reader(maxMessage: 1 << 20, maxFragments: 256)
+        let header: [UInt8] = [0x81, 0xFF] + withUnsafeBytes(of: UInt64(1 << 20).bigEndian, Array.init) + [1, 2, 3, 4]
+        #expect(Self.read([header], reader: &reader).violation == nil)
+        #expect(reader.heldBytes == header.count)
+        #expect(reader.reservedBytes <= Reader.reserveLimit)
+    }
+
     @Test("a frame with a 64-bit length for a small payload is read (§5.2's shortest form is the sender's duty)")
     func longFormLength() {
         #expect(Self.read(Self.frame(0x1, Array("ok".utf8), length64: true)).messages == [.text("ok")])

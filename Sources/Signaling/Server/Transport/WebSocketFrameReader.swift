@@ -7,8 +7,9 @@ public import NIOCore
 /// together from its fragments (§5.4), or a control frame. A frame that breaks the protocol is a
 /// ``Violation`` carrying the close code §7.4.1 gives it; the connection then fails (§7.1.7).
 ///
-/// Memory: bytes of an incomplete frame are kept (the buffer is sized for the whole frame once
-/// its header is in); between frames nothing is, so an idle connection holds no buffer here.
+/// Memory: bytes of an incomplete frame are kept (the buffer sized for the whole frame once its
+/// header is in, up to 64 KiB; it grows as bytes come); between frames nothing is, so an idle
+/// connection holds no buffer here.
 public struct WebSocketFrameReader: Sendable {
     public enum Message: Equatable, Sendable {
         /// A text message, unmasked; invalid UTF-8 repaired (U+FFFD), as NIO's `readString` did.
@@ -43,8 +44,13 @@ public struct WebSocketFrameReader: Sendable {
     /// A fragmented message being put together: its opcode, its payload so far, its fragments.
     private var fragmented: (opcode: UInt8, payload: ByteBuffer, count: Int)?
 
+    /// The most room set aside for an incomplete frame before its bytes have come.
+    static let reserveLimit = 64 * 1024
+
     /// Bytes held between reads: those of an incomplete frame and of an unfinished message.
     var heldBytes: Int { (partial?.readableBytes ?? 0) + (fragmented?.payload.readableBytes ?? 0) }
+    /// Bytes of storage set aside between reads (what ``heldBytes`` has room for).
+    var reservedBytes: Int { (partial?.capacity ?? 0) + (fragmented?.payload.capacity ?? 0) }
 
     public init(maxMessage: Int, maxFragments: Int) {
         self.maxMessage = maxMessage
@@ -70,7 +76,9 @@ public struct WebSocketFrameReader: Sendable {
             case .needs(let total):
                 guard buffer.readableBytes > 0 else { return }
                 // Copied out, so that the socket's receive buffer is not held by a slice of it.
-                var rest = ByteBufferAllocator().buffer(capacity: max(total, buffer.readableBytes))
+                // Room for the whole frame only up to `reserveLimit`: a header alone must not
+                // make the node set aside a megabyte; beyond it, the buffer grows as bytes come.
+                var rest = ByteBufferAllocator().buffer(capacity: max(buffer.readableBytes, min(total, Self.reserveLimit)))
                 rest.writeBuffer(&buffer)
                 partial = rest
                 return
