@@ -82,6 +82,9 @@ import Testing
         ("continuation without a message (§5.4)", WebSocketFrameReaderTests.frame(0x0, [1])),
         ("a message inside another's fragments (§5.4)", WebSocketFrameReaderTests.frame(0x1, [1], fin: false) + WebSocketFrameReaderTests.frame(0x1, [2])),
         ("Close with a 1-byte body (§5.5.1)", WebSocketFrameReaderTests.frame(0x8, [3])),
+        ("Close with 1005, which is never sent (§7.4.1)", WebSocketFrameReaderTests.frame(0x8, [0x03, 0xED])),
+        ("Close with 999, under the range (§7.4.2)", WebSocketFrameReaderTests.frame(0x8, [0x03, 0xE7])),
+        ("Close with 2000, unassigned (§7.4.2)", WebSocketFrameReaderTests.frame(0x8, [0x07, 0xD0])),
         ("64-bit length with its high bit set (§5.2)", [0x81, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1]),
     ])
     func protocolErrors(_ rule: String, _ bytes: [UInt8]) {
@@ -112,6 +115,11 @@ import Testing
         #expect(Self.read([header], reader: &reader).violation == nil)
         #expect(reader.heldBytes == header.count)
         #expect(reader.reservedBytes <= Reader.reserveLimit)
+    }
+
+    @Test("a Close with a code an endpoint may send is read with its code", arguments: [1000, 1001, 1011, 1013, 3000, 4999] as [UInt16])
+    func sendableCloseCodes(_ code: UInt16) {
+        #expect(Self.read(Self.frame(0x8, [UInt8(code >> 8), UInt8(code & 0xff)])).messages == [.close(code: code)])
     }
 
     @Test("a frame with a 64-bit length for a small payload is read (§5.2's shortest form is the sender's duty)")

@@ -183,7 +183,21 @@ public struct WebSocketFrameReader: Sendable {
             Self.unmask(frame.payload, key: frame.key, into: &data)
             // §5.5.1: a Close's body, if any, starts with a 2-byte status code.
             guard data.readableBytes != 1 else { throw .protocolError("a Close with a 1-byte body") }
-            body(.close(code: data.readInteger(as: UInt16.self)))
+            let code = data.readInteger(as: UInt16.self)
+            if let code, !Self.isSendable(closeCode: code) {
+                throw .protocolError("a Close with status code \(code), which no endpoint sends")
+            }
+            body(.close(code: code))
+        }
+    }
+
+    /// Whether an endpoint may send `code` in a Close (§7.4.1, §7.4.2, IANA's registry): 1005,
+    /// 1006 and 1015 only report what happened locally, and codes under 1000 or unassigned in
+    /// 1016–2999 are not used; 3000–4999 belong to libraries and applications.
+    static func isSendable(closeCode code: UInt16) -> Bool {
+        switch code {
+        case 1000...1003, 1007...1014, 3000...4999: true
+        default: false
         }
     }
 
