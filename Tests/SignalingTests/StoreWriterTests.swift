@@ -80,17 +80,24 @@ import TestSupport
         let store = try await SignalingStore.open(directory: directory.path, logger: Logger(label: "test"))
         let writes = 100
         let before = store.commitCount
-        let answered = Mutex(0)
+        // Answers given, and those that were not a success: every answer counts, so a failed
+        // write ends the wait as well and is reported, not left to the time limit.
+        let answered = Mutex((count: 0, failed: 0))
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             for n in 0..<writes {
                 store.enqueueChat(sender: "alice", id: "t\(n)", recipients: ["bob"], frame: "{}") { result in
-                    guard case .success = result else { return }
-                    if answered.withLock({ $0 += 1; return $0 }) == writes { done.resume() }
+                    let count = answered.withLock { answered in
+                        answered.count += 1
+                        if case .failure = result { answered.failed += 1 }
+                        return answered.count
+                    }
+                    if count == writes { done.resume() }
                 }
                 // 300 µs apart: three or four writes per spacing.
                 usleep(300)
             }
         }
+        #expect(answered.withLock { $0.failed } == 0)
         let commits = store.commitCount - before
         #expect(commits <= writes / 2, "\(commits) commits for \(writes) writes 300 µs apart")
         #expect(try await store.pending(for: "bob").count == writes)

@@ -170,9 +170,10 @@ extension SignalingHTTPChannel {
 
 /// The WebSocket upgrade of `/ws`: NIO's upgrader checks the handshake and answers it (RFC 6455
 /// §4.2: the version, the key, `Sec-WebSocket-Accept`); the pipeline after it is ours alone.
-/// NIO's would add its frame encoder, decoder and protocol error handler, and the connection's
-/// handler reads and writes frames itself (``WebSocketFrameReader``): one hop each way per
-/// frame instead of four, and three handlers fewer on every connection (issue 17).
+/// NIO's would add its frame encoder, decoder and protocol error handler (and we added its
+/// fragment aggregator); the connection's handler reads and writes frames itself
+/// (``WebSocketFrameReader``): four handlers fewer on every connection, and a frame is one hop
+/// of the pipeline each way (issue 17).
 struct SignalingUpgrader: NIOTypedHTTPServerProtocolUpgrader {
     let handshake: NIOTypedWebSocketServerUpgrader<SignalingHTTPChannel.Negotiated>
     /// Sets the connection's pipeline up once the 101 is out; what the client sent meanwhile is

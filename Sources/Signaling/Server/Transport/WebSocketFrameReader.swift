@@ -70,7 +70,7 @@ public struct WebSocketFrameReader: Sendable {
             buffer = bytes
         }
         while true {
-            switch try Self.nextFrame(&buffer, maxMessage: maxMessage, fragmentedSoFar: fragmented?.payload.readableBytes) {
+            switch try Self.nextFrame(&buffer, maxMessage: maxMessage, fragmentedSoFar: fragmented?.payload.readableBytes ?? 0) {
             case .frame(let frame):
                 try take(frame, body)
             case .needs(let total):
@@ -90,8 +90,16 @@ public struct WebSocketFrameReader: Sendable {
     struct Frame {
         var fin: Bool
         var opcode: UInt8
-        var key: (UInt8, UInt8, UInt8, UInt8)
+        /// The masking key, its first byte the most significant (as on the wire, §5.3).
+        var key: UInt32
         var payload: ByteBuffer
+
+        /// The payload unmasked, in a buffer of its own.
+        var unmasked: ByteBuffer {
+            var data = ByteBufferAllocator().buffer(capacity: payload.readableBytes)
+            WebSocketFrameReader.unmask(payload, key: key, into: &data)
+            return data
+        }
     }
 
     enum Next {
@@ -103,7 +111,7 @@ public struct WebSocketFrameReader: Sendable {
     /// The frame at the front of `buffer`, taken out of it, once it is complete. The header's
     /// rules are checked as soon as it is in, so a frame announced too big fails before its
     /// payload arrives.
-    static func nextFrame(_ buffer: inout ByteBuffer, maxMessage: Int, fragmentedSoFar: Int?) throws(Violation) -> Next {
+    static func nextFrame(_ buffer: inout ByteBuffer, maxMessage: Int, fragmentedSoFar: Int) throws(Violation) -> Next {
         let start = buffer.readerIndex
         guard let first = buffer.getInteger(at: start, as: UInt8.self),
               let second = buffer.getInteger(at: start + 1, as: UInt8.self) else { return .needs(14) }
@@ -133,20 +141,17 @@ public struct WebSocketFrameReader: Sendable {
             guard fin else { throw .protocolError("a fragmented control frame") }
             guard length <= 125 else { throw .protocolError("a control frame over 125 bytes") }
         case 0x0, 0x1, 0x2:
-            guard length <= maxMessage - (opcode == 0 ? fragmentedSoFar ?? 0 : 0) else {
+            guard length <= maxMessage - (opcode == 0 ? fragmentedSoFar : 0) else {
                 throw .tooBig("a message over \(maxMessage) bytes")
             }
         default:
             throw .protocolError("an unknown opcode \(opcode)")
         }
-        guard let k0 = buffer.getInteger(at: start + header, as: UInt8.self),
-              let k1 = buffer.getInteger(at: start + header + 1, as: UInt8.self),
-              let k2 = buffer.getInteger(at: start + header + 2, as: UInt8.self),
-              let k3 = buffer.getInteger(at: start + header + 3, as: UInt8.self),
+        guard let key = buffer.getInteger(at: start + header, as: UInt32.self),
               buffer.readableBytes >= header + 4 + length else { return .needs(header + 4 + length) }
         buffer.moveReaderIndex(forwardBy: header + 4)
         let payload = buffer.readSlice(length: length)!
-        return .frame(Frame(fin: fin, opcode: opcode, key: (k0, k1, k2, k3), payload: payload))
+        return .frame(Frame(fin: fin, opcode: opcode, key: key, payload: payload))
     }
 
     private mutating func take(_ frame: Frame, _ body: (Message) -> Void) throws(Violation) {
@@ -157,9 +162,7 @@ public struct WebSocketFrameReader: Sendable {
             if frame.fin {
                 body(frame.opcode == 0x1 ? .text(Self.text(frame.payload, key: frame.key)) : .binary)
             } else {
-                var payload = ByteBufferAllocator().buffer(capacity: frame.payload.readableBytes)
-                Self.unmask(frame.payload, key: frame.key, into: &payload)
-                fragmented = (frame.opcode, payload, 1)
+                fragmented = (frame.opcode, frame.unmasked, 1)
             }
         case 0x0:
             guard var message = fragmented else { throw .protocolError("a continuation frame without a message") }
@@ -173,14 +176,11 @@ public struct WebSocketFrameReader: Sendable {
                 fragmented = message
             }
         case 0x9:
-            var data = ByteBufferAllocator().buffer(capacity: frame.payload.readableBytes)
-            Self.unmask(frame.payload, key: frame.key, into: &data)
-            body(.ping(data))
+            body(.ping(frame.unmasked))
         case 0xA:
             body(.pong)
         default:  // 0x8; nextFrame lets no other opcode through
-            var data = ByteBufferAllocator().buffer(capacity: frame.payload.readableBytes)
-            Self.unmask(frame.payload, key: frame.key, into: &data)
+            var data = frame.unmasked
             // §5.5.1: a Close's body, if any, starts with a 2-byte status code.
             guard data.readableBytes != 1 else { throw .protocolError("a Close with a 1-byte body") }
             let code = data.readInteger(as: UInt16.self)
@@ -203,9 +203,9 @@ public struct WebSocketFrameReader: Sendable {
 
     /// A text frame's payload as a string, unmasked (§5.3) straight into the string's storage:
     /// one copy per frame. Invalid UTF-8 is repaired as `String(decoding:as:)` does.
-    static func text(_ payload: ByteBuffer, key: (UInt8, UInt8, UInt8, UInt8)) -> String {
+    static func text(_ payload: ByteBuffer, key: UInt32) -> String {
         payload.withUnsafeReadableBytes { bytes in
-            withUnsafeBytes(of: key) { key in
+            withUnsafeBytes(of: key.bigEndian) { key in
                 String(unsafeUninitializedCapacity: bytes.count) { out in
                     for index in 0..<bytes.count { out[index] = bytes[index] ^ key[index & 3] }
                     return bytes.count
@@ -214,11 +214,11 @@ public struct WebSocketFrameReader: Sendable {
         }
     }
 
-    static func unmask(_ payload: ByteBuffer, key: (UInt8, UInt8, UInt8, UInt8), into out: inout ByteBuffer) {
+    static func unmask(_ payload: ByteBuffer, key: UInt32, into out: inout ByteBuffer) {
         let count = payload.readableBytes
         out.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
             payload.withUnsafeReadableBytes { bytes in
-                withUnsafeBytes(of: key) { key in
+                withUnsafeBytes(of: key.bigEndian) { key in
                     for index in 0..<count { target[index] = bytes[index] ^ key[index & 3] }
                 }
             }
