@@ -10,6 +10,10 @@ DEBIAN_PACKAGES := pkg-config libssl-dev libglib2.0-dev libnice-dev libsrtp2-dev
                    libvpx-dev libsodium-dev libjemalloc-dev libxcb1-dev libxcb-shm0-dev coturn ca-certificates gcc libc6-dev \
                    python3 xvfb x11-xserver-utils ffmpeg nftables
 FUZZ_RUNS ?= 200000
+# Where the fuzz build goes: a folder of its own, so that `make fuzz` leaves the normal build
+# alone. CI fuzzes last and passes FUZZ_SCRATCH=.build: the instrumented build then reuses the
+# dependencies (SwiftNIO, Hummingbird, BoringSSL, SQLite) that `make test` compiled.
+FUZZ_SCRATCH ?= .build-fuzz
 # The independent WebRTC peer of the transport interop test (Tests/Interop/aiortc_peer.py).
 AIORTC_VERSION := 1.16.0
 # Test-only: headless Chromium and its WebDriver for the web page's tests (Tests/Browser, docs/web.md),
@@ -105,17 +109,17 @@ check-layers:
 # parsers, the RFC 7983 demultiplexer with what it feeds (DTLS records, SRTP/SRTCP), and the
 # RTP/RTCP header parsers, and the signaling message decoder (JSON frames from clients and links).
 fuzz: deps
-	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product fuzz-stun
-	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product fuzz-demux
-	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product fuzz-rtp
-	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product fuzz-sdp
-	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product fuzz-signaling
+	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path $(FUZZ_SCRATCH) --product fuzz-stun
+	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path $(FUZZ_SCRATCH) --product fuzz-demux
+	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path $(FUZZ_SCRATCH) --product fuzz-rtp
+	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path $(FUZZ_SCRATCH) --product fuzz-sdp
+	MESHNODE_FUZZ=1 $(SWIFT) build --scratch-path $(FUZZ_SCRATCH) --product fuzz-signaling
 	mkdir -p fuzz/corpus-work/stun fuzz/corpus-work/demux fuzz/corpus-work/rtp fuzz/corpus-work/sdp fuzz/corpus-work/signaling
-	.build-fuzz/debug/fuzz-stun -runs=$(FUZZ_RUNS) -max_len=2048 -timeout=10 fuzz/corpus-work/stun fuzz/corpus/stun
-	.build-fuzz/debug/fuzz-demux -runs=$(FUZZ_RUNS) -max_len=1500 -timeout=10 fuzz/corpus-work/demux
-	.build-fuzz/debug/fuzz-rtp -runs=$(FUZZ_RUNS) -max_len=1500 -timeout=10 fuzz/corpus-work/rtp
-	.build-fuzz/debug/fuzz-sdp -runs=$(FUZZ_RUNS) -max_len=8192 -timeout=10 fuzz/corpus-work/sdp Tests/SDPTests/Fixtures
-	.build-fuzz/debug/fuzz-signaling -runs=$(FUZZ_RUNS) -max_len=4096 -timeout=10 fuzz/corpus-work/signaling fuzz/corpus/signaling
+	$(FUZZ_SCRATCH)/debug/fuzz-stun -runs=$(FUZZ_RUNS) -max_len=2048 -timeout=10 fuzz/corpus-work/stun fuzz/corpus/stun
+	$(FUZZ_SCRATCH)/debug/fuzz-demux -runs=$(FUZZ_RUNS) -max_len=1500 -timeout=10 fuzz/corpus-work/demux
+	$(FUZZ_SCRATCH)/debug/fuzz-rtp -runs=$(FUZZ_RUNS) -max_len=1500 -timeout=10 fuzz/corpus-work/rtp
+	$(FUZZ_SCRATCH)/debug/fuzz-sdp -runs=$(FUZZ_RUNS) -max_len=8192 -timeout=10 fuzz/corpus-work/sdp Tests/SDPTests/Fixtures
+	$(FUZZ_SCRATCH)/debug/fuzz-signaling -runs=$(FUZZ_RUNS) -max_len=4096 -timeout=10 fuzz/corpus-work/signaling fuzz/corpus/signaling
 
 # Signaling benchmark client tools from PyPI, pinned (bench/signaling/README.md).
 WEBSOCKETS_VERSION := 15.0.1
