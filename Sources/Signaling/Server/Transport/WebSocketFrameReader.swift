@@ -205,11 +205,9 @@ public struct WebSocketFrameReader: Sendable {
     /// one copy per frame. Invalid UTF-8 is repaired as `String(decoding:as:)` does.
     static func text(_ payload: ByteBuffer, key: UInt32) -> String {
         payload.withUnsafeReadableBytes { bytes in
-            withUnsafeBytes(of: key.bigEndian) { key in
-                String(unsafeUninitializedCapacity: bytes.count) { out in
-                    for index in 0..<bytes.count { out[index] = bytes[index] ^ key[index & 3] }
-                    return bytes.count
-                }
+            String(unsafeUninitializedCapacity: bytes.count) { out in
+                unmask(bytes, key: key, into: UnsafeMutableRawBufferPointer(out))
+                return bytes.count
             }
         }
     }
@@ -217,12 +215,15 @@ public struct WebSocketFrameReader: Sendable {
     static func unmask(_ payload: ByteBuffer, key: UInt32, into out: inout ByteBuffer) {
         let count = payload.readableBytes
         out.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
-            payload.withUnsafeReadableBytes { bytes in
-                withUnsafeBytes(of: key.bigEndian) { key in
-                    for index in 0..<count { target[index] = bytes[index] ^ key[index & 3] }
-                }
-            }
+            payload.withUnsafeReadableBytes { unmask($0, key: key, into: target) }
             return count
+        }
+    }
+
+    /// §5.3: byte i of the payload XOR byte i mod 4 of the key; `target` has room for `bytes`.
+    private static func unmask(_ bytes: UnsafeRawBufferPointer, key: UInt32, into target: UnsafeMutableRawBufferPointer) {
+        withUnsafeBytes(of: key.bigEndian) { key in
+            for index in 0..<bytes.count { target[index] = bytes[index] ^ key[index & 3] }
         }
     }
 }
